@@ -1,0 +1,28 @@
+/* qb-cli.h — the command-line subcommands of `quantbench`.
+ *
+ * Each returns a process exit status: 0 success, 1 failure (message
+ * printed), 2 usage error.
+ */
+#pragma once
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+typedef int (*QbCliCommand) (int argc, char **argv);
+
+typedef struct {
+  const char   *name;
+  QbCliCommand  run;
+  const char   *summary;
+} QbCliEntry;
+
+/* Prints "quantbench: <message>" to stderr and returns 1. */
+int  qb_cli_fail          (GError *error);
+/* Parses options; prints usage and returns FALSE on error. */
+gboolean qb_cli_parse     (GOptionContext *context, int *argc, char ***argv);
+
+int  qb_cmd_demo          (int argc, char **argv);  /* headless demo */
+int  qb_cmd_inspect       (int argc, char **argv);
+
+G_END_DECLS

@@ -1,0 +1,134 @@
+/* qb-tensor-result.c — histograms and per-tensor results. */
+#include "qb-tensor-result.h"
+
+#include <math.h>
+#include <string.h>
+
+QbHistogram *
+qb_histogram_new (guint n_bins, double lo, double hi)
+{
+  QbHistogram *h = g_new0 (QbHistogram, 1);
+
+  g_return_val_if_fail (n_bins > 0, NULL);
+  /* A degenerate range (constant tensor) still gets a bin of some width. */
+  if (!(hi > lo))
+    {
+      double pad = fabs (lo) > 0 ? fabs (lo) * 1e-3 : 1e-6;
+      lo -= pad;
+      hi += pad;
+    }
+  h->n_bins = n_bins;
+  h->lo = lo;
+  h->hi = hi;
+  h->counts = g_new0 (guint64, n_bins);
+  return h;
+}
+
+QbHistogram *
+qb_histogram_copy (const QbHistogram *h)
+{
+  QbHistogram *c;
+
+  if (h == NULL)
+    return NULL;
+  c = g_new (QbHistogram, 1);
+  *c = *h;
+  c->counts = g_memdup2 (h->counts, sizeof (guint64) * h->n_bins);
+  return c;
+}
+
+void
+qb_histogram_free (QbHistogram *h)
+{
+  if (h == NULL)
+    return;
+  g_free (h->counts);
+  g_free (h);
+}
+
+void
+qb_histogram_add (QbHistogram *h, const float *x, gint64 n)
+{
+  const double scale = h->n_bins / (h->hi - h->lo);
+  const double lo = h->lo;
+  const gint64 last = h->n_bins - 1;
+
+  for (gint64 i = 0; i < n; i++)
+    {
+      double pos = (x[i] - lo) * scale;
+      gint64 bin;
+
+      if (!(pos >= 0))            /* below the range, or NaN */
+        bin = 0;
+      else if (pos >= (double) last)
+        bin = last;
+      else
+        bin = (gint64) pos;
+      h->counts[bin]++;
+    }
+}
+
+void
+qb_histogram_merge (QbHistogram *dst, const QbHistogram *src)
+{
+  g_return_if_fail (dst->n_bins == src->n_bins);
+  for (guint i = 0; i < dst->n_bins; i++)
+    dst->counts[i] += src->counts[i];
+}
+
+guint64
+qb_histogram_total (const QbHistogram *h)
+{
+  guint64 total = 0;
+
+  for (guint i = 0; i < h->n_bins; i++)
+    total += h->counts[i];
+  return total;
+}
+
+QbTensorResult *
+qb_tensor_result_new (void)
+{
+  QbTensorResult *r = g_new0 (QbTensorResult, 1);
+
+  r->metrics.wmse = NAN;
+  r->metrics.out_rel_err = NAN;
+  return r;
+}
+
+QbTensorResult *
+qb_tensor_result_copy (const QbTensorResult *r)
+{
+  QbTensorResult *c = g_new (QbTensorResult, 1);
+
+  *c = *r;
+  c->tensor_name = g_strdup (r->tensor_name);
+  c->format = g_strdup (r->format);
+  c->requested_format = g_strdup (r->requested_format);
+  c->fallback_reason = g_strdup (r->fallback_reason);
+  c->method = g_strdup (r->method);
+  c->hist_original = qb_histogram_copy (r->hist_original);
+  c->hist_quantized = qb_histogram_copy (r->hist_quantized);
+  c->hist_error = qb_histogram_copy (r->hist_error);
+  c->channel_min = g_memdup2 (r->channel_min, sizeof (float) * r->n_channels);
+  c->channel_max = g_memdup2 (r->channel_max, sizeof (float) * r->n_channels);
+  return c;
+}
+
+void
+qb_tensor_result_free (QbTensorResult *r)
+{
+  if (r == NULL)
+    return;
+  g_free (r->tensor_name);
+  g_free (r->format);
+  g_free (r->requested_format);
+  g_free (r->fallback_reason);
+  g_free (r->method);
+  qb_histogram_free (r->hist_original);
+  qb_histogram_free (r->hist_quantized);
+  qb_histogram_free (r->hist_error);
+  g_free (r->channel_min);
+  g_free (r->channel_max);
+  g_free (r);
+}

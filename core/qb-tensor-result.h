@@ -1,0 +1,70 @@
+/* qb-tensor-result.h — what quantizing one tensor measured. */
+#pragma once
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+#define QB_HISTOGRAM_BINS 512
+
+/* Counts over n_bins equal bins from lo to hi; values outside land in the
+ * end bins.  Original and dequantized histograms of a tensor share lo/hi,
+ * so they overlay. */
+typedef struct {
+  guint    n_bins;
+  double   lo;
+  double   hi;
+  guint64 *counts;          /* n_bins */
+} QbHistogram;
+
+QbHistogram *qb_histogram_new   (guint n_bins, double lo, double hi);
+QbHistogram *qb_histogram_copy  (const QbHistogram *h);
+void         qb_histogram_free  (QbHistogram *h);
+void         qb_histogram_add   (QbHistogram *h, const float *x, gint64 n);
+void         qb_histogram_merge (QbHistogram *dst, const QbHistogram *src);
+guint64      qb_histogram_total (const QbHistogram *h);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (QbHistogram, qb_histogram_free)
+
+typedef struct {
+  double mse;              /* mean squared error */
+  double rmse_rel;         /* RMSE / RMS of the original */
+  double sqnr_db;          /* 10 log10(signal power / noise power) */
+  double cosine;           /* cosine similarity of the flattened tensors */
+  double max_abs_err;
+  double wmse;             /* importance-weighted MSE; NAN without importance */
+  double out_rel_err;      /* ‖WX − ŴX‖² / ‖WX‖² from calibration stats; NAN without */
+  /* Of the original weights: */
+  double mean;
+  double std;
+  double min;
+  double max;
+  double kurtosis;         /* excess kurtosis */
+  double outlier_share;    /* share of |w − mean| > 6 std */
+} QbTensorMetrics;
+
+/* Everything stored for one tensor of one run. */
+typedef struct {
+  char            *tensor_name;
+  char            *format;          /* the format used */
+  char            *requested_format;/* what the plan asked for; equal unless a fallback */
+  char            *fallback_reason; /* NULL unless a fallback happened */
+  char            *method;          /* "rtn", "search", "gptq", "keep" */
+  gint64           n_params;
+  guint64          bytes;
+  double           bpw;
+  double           seconds;
+  QbTensorMetrics  metrics;
+  QbHistogram     *hist_original;
+  QbHistogram     *hist_quantized;  /* same edges as hist_original */
+  QbHistogram     *hist_error;
+  guint            n_channels;      /* per-output-channel ranges; bucketed above 4096 */
+  float           *channel_min;
+  float           *channel_max;
+} QbTensorResult;
+
+QbTensorResult *qb_tensor_result_new  (void);
+QbTensorResult *qb_tensor_result_copy (const QbTensorResult *r);
+void            qb_tensor_result_free (QbTensorResult *r);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (QbTensorResult, qb_tensor_result_free)
+
+G_END_DECLS

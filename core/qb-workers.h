@@ -1,0 +1,33 @@
+/* qb-workers.h — a fixed set of worker threads for data-parallel loops.
+ *
+ * The engine splits work into numbered items (row chunks, tensors) and
+ * hands them out in order of an atomic counter; what each item computes
+ * must not depend on which thread ran it, so results are identical for any
+ * thread count.
+ */
+#pragma once
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+typedef struct _QbWorkers QbWorkers;
+
+/* fn runs once per item; thread is in [0, n_threads). */
+typedef void (*QbWorkFunc) (gint64 item, guint thread, gpointer user_data);
+
+/* n_threads == 0 means one per online CPU. */
+QbWorkers *qb_workers_new          (guint       n_threads);
+void       qb_workers_free         (QbWorkers  *workers);
+guint      qb_workers_get_n_threads (QbWorkers *workers);
+/* Runs fn for items 0..n_items-1 on all threads (the caller's included) and
+ * returns when every item is done.  Must not be called from inside fn. */
+void       qb_workers_run          (QbWorkers  *workers,
+                                    gint64      n_items,
+                                    QbWorkFunc  fn,
+                                    gpointer    user_data);
+guint      qb_cpu_count            (void);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (QbWorkers, qb_workers_free)
+
+G_END_DECLS
