@@ -1,0 +1,56 @@
+/* qb-method.h — quantization methods, as plug-ins.
+ *
+ * A method turns rows of float weights into a format's bytes.  "rtn" calls
+ * the format's row quantizer; "search" asks it to search scales; methods
+ * that need activation statistics (GPTQ) declare it and receive them.
+ * Rows are independent given the per-tensor state, so the engine may hand
+ * any chunk of rows to any thread.
+ */
+#pragma once
+
+#include <gio/gio.h>
+
+#include "qb-format.h"
+
+G_BEGIN_DECLS
+
+typedef struct _QbMethod QbMethod;
+
+/* Per-tensor input to a method. */
+typedef struct {
+  const QbMethod *method;
+  const QbFormat *format;
+  const char     *tensor_name;
+  gint64          n_cols;          /* ne[0]: values per row */
+  gint64          n_rows;
+  const float    *importance;      /* n_cols per-column weights, or NULL */
+  const double   *gram;            /* n_cols x n_cols XᵀX (row-major), or NULL */
+  guint64         gram_samples;    /* number of activation rows summed into gram */
+  float           tensor_absmax;   /* max |w| of the whole tensor */
+  GHashTable     *options;         /* method options by name (char* -> char*), may be NULL */
+} QbMethodContext;
+
+struct _QbMethod {
+  const char *name;                /* "rtn", "search", "gptq" */
+  const char *summary;
+  gboolean    needs_gram;          /* needs XᵀX from calibration */
+  gboolean    needs_importance;    /* refuses to run without importance */
+  /* Per-tensor set-up (may be NULL); returns state passed to quantize_rows. */
+  gpointer  (*prepare)       (const QbMethodContext *ctx, GError **error);
+  /* Quantizes n_rows rows (w: n_rows x n_cols floats) into out, which holds
+   * n_rows rows of the format's bytes. */
+  void      (*quantize_rows) (const QbMethodContext *ctx,
+                              gpointer               state,
+                              const float           *w,
+                              gint64                 n_rows,
+                              guint8                *out);
+  void      (*release)       (gpointer state);
+};
+
+guint            qb_method_count    (void);
+const QbMethod  *qb_method_get      (guint index);
+const QbMethod  *qb_method_find     (const char *name);
+/* Adds a method to the registry (calibration methods register at start-up). */
+void             qb_method_register (const QbMethod *method);
+
+G_END_DECLS

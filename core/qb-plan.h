@@ -1,0 +1,114 @@
+/* qb-plan.h — which format and method each tensor gets.
+ *
+ * A plan has a default format and method, an optional llama.cpp-style
+ * preset, ordered name rules (glob or regex, first match wins) and
+ * explicit per-tensor overrides.  Precedence, highest first: override,
+ * first matching rule, 1-D tensors kept as they are (when keep_1d), the
+ * preset's choice, the default.  Plans round-trip through versioned JSON.
+ */
+#pragma once
+
+#include <gio/gio.h>
+
+#include "qb-format.h"
+#include "qb-method.h"
+#include "qb-model.h"
+
+G_BEGIN_DECLS
+
+#define QB_PLAN_ERROR (qb_plan_error_quark ())
+GQuark qb_plan_error_quark (void);
+
+typedef enum {
+  QB_PLAN_ERROR_INVALID,     /* bad JSON, unknown format or method, bad pattern */
+  QB_PLAN_ERROR_VERSION,     /* written by a newer Quantbench */
+} QbPlanError;
+
+typedef enum {
+  QB_RULE_GLOB,
+  QB_RULE_REGEX,
+} QbRuleKind;
+
+/* The format name "keep" means: leave the tensor in its stored type. */
+#define QB_FORMAT_KEEP "keep"
+
+typedef struct {
+  char       *pattern;
+  QbRuleKind  kind;
+  char       *format;    /* a format name or "keep" */
+  char       *method;    /* NULL: the plan's default method */
+} QbPlanRule;
+
+#define QB_TYPE_PLAN (qb_plan_get_type ())
+G_DECLARE_FINAL_TYPE (QbPlan, qb_plan, QB, PLAN, GObject)
+
+QbPlan             *qb_plan_new                (void);
+QbPlan             *qb_plan_copy               (QbPlan       *plan);
+/* Names of the presets ("Q4_K_M", "Q5_K_M", "Q3_K_M", ...), NULL-terminated. */
+const char * const *qb_plan_list_presets       (void);
+const char         *qb_plan_preset_summary     (const char   *preset);
+
+const char         *qb_plan_get_default_format (QbPlan *plan);
+void                qb_plan_set_default_format (QbPlan *plan, const char *format);
+const char         *qb_plan_get_default_method (QbPlan *plan);
+void                qb_plan_set_default_method (QbPlan *plan, const char *method);
+const char         *qb_plan_get_preset         (QbPlan *plan);   /* NULL: none */
+void                qb_plan_set_preset         (QbPlan *plan, const char *preset);
+gboolean            qb_plan_get_keep_1d        (QbPlan *plan);
+void                qb_plan_set_keep_1d        (QbPlan *plan, gboolean keep);
+
+guint               qb_plan_get_n_rules        (QbPlan *plan);
+const QbPlanRule   *qb_plan_get_rule           (QbPlan *plan, guint index);
+/* position -1 appends.  FALSE (and error) when a regex does not compile. */
+gboolean            qb_plan_insert_rule        (QbPlan *plan, int position,
+                                                const char *pattern, QbRuleKind kind,
+                                                const char *format, const char *method,
+                                                GError **error);
+void                qb_plan_remove_rule        (QbPlan *plan, guint index);
+void                qb_plan_move_rule          (QbPlan *plan, guint from, guint to);
+/* TRUE when rule `index` matches the tensor name (for highlighting). */
+gboolean            qb_plan_rule_matches       (QbPlan *plan, guint index, const char *tensor_name);
+
+void                qb_plan_set_override       (QbPlan *plan, const char *tensor_name,
+                                                const char *format, const char *method);
+void                qb_plan_clear_override     (QbPlan *plan, const char *tensor_name);
+/* Returns FALSE when the tensor has no override. */
+gboolean            qb_plan_get_override       (QbPlan *plan, const char *tensor_name,
+                                                const char **format, const char **method);
+void                qb_plan_clear_overrides    (QbPlan *plan);
+
+/* Method options (e.g. GPTQ damp, group order), applied to every tensor. */
+void                qb_plan_set_option         (QbPlan *plan, const char *key, const char *value);
+const char         *qb_plan_get_option         (QbPlan *plan, const char *key);
+
+char               *qb_plan_to_json            (QbPlan *plan);
+QbPlan             *qb_plan_new_from_json      (const char *json, GError **error);
+
+/* The plan applied to one model. */
+typedef struct {
+  const QbFormat *format;           /* NULL: kept in its stored type */
+  const QbFormat *requested;        /* what rules asked for (NULL for keep) */
+  const QbMethod *method;           /* NULL when kept */
+  char           *fallback_reason;  /* set when format != requested */
+  char           *source;           /* "override", "rule 2", "1-D", "preset Q4_K_M", "default" */
+  guint64         bytes;            /* bytes after quantization */
+  double          bpw;
+} QbTensorChoice;
+
+typedef struct {
+  guint           n_tensors;
+  QbTensorChoice *choices;          /* one per model tensor, in model order */
+  guint64         original_bytes;
+  guint64         quantized_bytes;
+  gint64          n_params;
+  double          bpw;              /* quantized_bytes * 8 / n_params */
+  guint           n_fallbacks;
+} QbPlanResolution;
+
+/* Instant: no tensor data is read. */
+QbPlanResolution   *qb_plan_resolve            (QbPlan *plan, QbModel *model, GError **error);
+void                qb_plan_resolution_free    (QbPlanResolution *res);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (QbPlanResolution, qb_plan_resolution_free)
+
+G_END_DECLS
