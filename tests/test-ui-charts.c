@@ -1,0 +1,287 @@
+/* test-ui-charts.c — the Cairo chart widgets: data, zoom, read-out, export. */
+#include <math.h>
+#include <string.h>
+#include <gtk/gtk.h>
+
+#include "qb-channel-range-view.h"
+#include "qb-chart.h"
+#include "qb-histogram-view.h"
+#include "qb-test-ui.h"
+#include "qb-test-util.h"
+
+/* A heavy-ish tailed sample and its 4-bit-like rounding, as histograms with
+ * shared edges (what the engine hands the view). */
+static void
+make_histograms (QbHistogram **original,
+                 QbHistogram **quantized)
+{
+  g_autoptr(GRand) rand = g_rand_new_with_seed (7);
+  g_autofree float *x = g_new (float, 20000);
+  g_autofree float *q = g_new (float, 20000);
+
+  for (int i = 0; i < 20000; i++)
+    {
+      /* Sum of uniforms: roughly normal, std ~0.05. */
+      double s = 0;
+      for (int k = 0; k < 6; k++)
+        s += g_rand_double (rand) - 0.5;
+      x[i] = (float) (s * 0.07);
+      q[i] = roundf (x[i] / 0.02f) * 0.02f;
+    }
+  *original = qb_histogram_new (512, -0.25, 0.25);
+  *quantized = qb_histogram_new (512, -0.25, 0.25);
+  qb_histogram_add (*original, x, 20000);
+  qb_histogram_add (*quantized, q, 20000);
+}
+
+static GtkWidget *
+in_window (GtkWidget *chart)
+{
+  GtkWidget *window = gtk_window_new ();
+
+  gtk_window_set_child (GTK_WINDOW (window), chart);
+  gtk_window_set_default_size (GTK_WINDOW (window), 640, 320);
+  gtk_window_present (GTK_WINDOW (window));
+  return window;
+}
+
+static void
+test_histogram_readout (void)
+{
+  g_autoptr(QbHistogram) original = NULL;
+  g_autoptr(QbHistogram) quantized = NULL;
+  GtkWidget *view = qb_histogram_view_new (QB_HISTOGRAM_KIND_WEIGHTS);
+  GtkWidget *window = in_window (view);
+  g_autofree char *text = NULL;
+  g_autofree char *expect_o = NULL;
+  g_autofree char *expect_q = NULL;
+  guint bin;
+
+  make_histograms (&original, &quantized);
+  g_assert_false (qb_histogram_view_has_data (QB_HISTOGRAM_VIEW (view)));
+  g_assert_null (qb_histogram_view_describe_value (QB_HISTOGRAM_VIEW (view), 0.0));
+
+  qb_histogram_view_set_histograms (QB_HISTOGRAM_VIEW (view), original, quantized);
+  g_assert_true (qb_histogram_view_has_data (QB_HISTOGRAM_VIEW (view)));
+
+  /* The read-out names the bin holding the value and both counts. */
+  bin = (guint) ((0.0201 - original->lo) / ((original->hi - original->lo) / original->n_bins));
+  text = qb_histogram_view_describe_value (QB_HISTOGRAM_VIEW (view), 0.0201);
+  expect_o = g_strdup_printf ("original: %" G_GUINT64_FORMAT, original->counts[bin]);
+  expect_q = g_strdup_printf ("quantized: %" G_GUINT64_FORMAT, quantized->counts[bin]);
+  g_assert_nonnull (strstr (text, expect_o));
+  g_assert_nonnull (strstr (text, expect_q));
+  /* That bin holds the grid level 0.02, so rounding piled values there. */
+  g_assert_cmpuint (quantized->counts[bin], >, original->counts[bin]);
+  /* Outside the data there is nothing to read. */
+  g_assert_null (qb_histogram_view_describe_value (QB_HISTOGRAM_VIEW (view), 1.0));
+
+  gtk_window_destroy (GTK_WINDOW (window));
+}
+
+static void
+test_histogram_zoom (void)
+{
+  g_autoptr(QbHistogram) original = NULL;
+  g_autoptr(QbHistogram) quantized = NULL;
+  GtkWidget *view = qb_histogram_view_new (QB_HISTOGRAM_KIND_WEIGHTS);
+  QbHistogramView *hv = QB_HISTOGRAM_VIEW (view);
+  GtkWidget *window = in_window (view);
+  double lo, hi;
+
+  make_histograms (&original, &quantized);
+  qb_histogram_view_set_histograms (hv, original, quantized);
+  qb_histogram_view_get_range (hv, &lo, &hi);
+  g_assert_cmpfloat_with_epsilon (lo, -0.25, 1e-12);
+  g_assert_cmpfloat_with_epsilon (hi, 0.25, 1e-12);
+
+  /* Zooming 4x around 0.1 keeps 0.1 in place and shrinks the span. */
+  qb_histogram_view_zoom (hv, 0.1, 4.0);
+  qb_histogram_view_get_range (hv, &lo, &hi);
+  g_assert_cmpfloat_with_epsilon (hi - lo, 0.125, 1e-9);
+  g_assert_cmpfloat_with_epsilon ((0.1 - lo) / (hi - lo), (0.1 + 0.25) / 0.5, 1e-9);
+
+  /* Panning past the end stops at the data's edge. */
+  qb_histogram_view_set_range (hv, 0.2, 0.4);
+  qb_histogram_view_get_range (hv, &lo, &hi);
+  g_assert_cmpfloat_with_epsilon (hi, 0.25, 1e-12);
+  g_assert_cmpfloat_with_epsilon (lo, 0.05, 1e-12);
+
+  /* Zooming out past the data shows all of it. */
+  qb_histogram_view_zoom (hv, 0.0, 1e-3);
+  qb_histogram_view_get_range (hv, &lo, &hi);
+  g_assert_cmpfloat_with_epsilon (lo, -0.25, 1e-12);
+  g_assert_cmpfloat_with_epsilon (hi, 0.25, 1e-12);
+
+  /* The same histograms again (a result for the tensor on screen) keep the
+   * zoom; a different range resets it. */
+  qb_histogram_view_zoom (hv, 0.0, 2.0);
+  qb_histogram_view_set_histograms (hv, original, quantized);
+  qb_histogram_view_get_range (hv, &lo, &hi);
+  g_assert_cmpfloat_with_epsilon (hi - lo, 0.25, 1e-9);
+  {
+    g_autoptr(QbHistogram) other = qb_histogram_new (64, -1, 1);
+    qb_histogram_view_set_histograms (hv, other, NULL);
+    qb_histogram_view_get_range (hv, &lo, &hi);
+    g_assert_cmpfloat (lo, ==, -1);
+    g_assert_cmpfloat (hi, ==, 1);
+  }
+
+  qb_histogram_view_set_log_scale (hv, TRUE);
+  g_assert_true (qb_histogram_view_get_log_scale (hv));
+  gtk_window_destroy (GTK_WINDOW (window));
+}
+
+static void
+assert_file_starts_with (const char *path,
+                         const char *magic,
+                         gsize       len)
+{
+  g_autoptr(GBytes) bytes = qb_test_read_file (path);
+
+  g_assert_cmpuint (g_bytes_get_size (bytes), >, len);
+  g_assert_cmpmem (g_bytes_get_data (bytes, NULL), len, magic, len);
+}
+
+/* Counts pixels close to a colour. */
+static guint
+count_color (cairo_surface_t *surface,
+             const GdkRGBA   *color)
+{
+  int w = cairo_image_surface_get_width (surface);
+  int h = cairo_image_surface_get_height (surface);
+  int stride = cairo_image_surface_get_stride (surface);
+  const guint8 *data = cairo_image_surface_get_data (surface);
+  guint n = 0;
+
+  for (int y = 0; y < h; y++)
+    for (int x = 0; x < w; x++)
+      {
+        const guint8 *p = data + y * stride + x * 4;   /* BGRA, premultiplied, opaque here */
+        if (abs (p[2] - (int) (color->red * 255)) < 8 && abs (p[1] - (int) (color->green * 255)) < 8
+            && abs (p[0] - (int) (color->blue * 255)) < 8)
+          n++;
+      }
+  return n;
+}
+
+static void
+test_histogram_export (void)
+{
+  g_autoptr(QbHistogram) original = NULL;
+  g_autoptr(QbHistogram) quantized = NULL;
+  g_autofree char *dir = qb_test_tmpdir ();
+  g_autofree char *png = g_build_filename (dir, "hist.png", NULL);
+  g_autofree char *svg = g_build_filename (dir, "hist.svg", NULL);
+  g_autofree char *pdf = g_build_filename (dir, "hist.PDF", NULL);
+  g_autofree char *bad = g_build_filename (dir, "hist.bmp", NULL);
+  g_autofree char *missing = g_build_filename (dir, "no", "such", "dir.png", NULL);
+  GtkWidget *view = qb_histogram_view_new (QB_HISTOGRAM_KIND_WEIGHTS);
+  GtkWidget *window = in_window (view);
+  g_autoptr(GError) error = NULL;
+  cairo_surface_t *surface;
+  QbChartPalette palette;
+
+  make_histograms (&original, &quantized);
+  qb_histogram_view_set_histograms (QB_HISTOGRAM_VIEW (view), original, quantized);
+
+  g_assert_true (qb_chart_export (QB_CHART (view), png, 400, 250, &error));
+  g_assert_no_error (error);
+  g_assert_true (qb_chart_export (QB_CHART (view), svg, 400, 250, &error));
+  g_assert_no_error (error);
+  g_assert_true (qb_chart_export (QB_CHART (view), pdf, 400, 250, &error));
+  g_assert_no_error (error);
+  assert_file_starts_with (png, "\x89PNG", 4);
+  assert_file_starts_with (svg, "<?xml", 5);
+  assert_file_starts_with (pdf, "%PDF", 4);
+
+  /* The PNG is drawn at twice the size, on the theme's background, with
+   * the quantized outline in the contrast colour. */
+  surface = cairo_image_surface_create_from_png (png);
+  g_assert_cmpint (cairo_surface_status (surface), ==, CAIRO_STATUS_SUCCESS);
+  g_assert_cmpint (cairo_image_surface_get_width (surface), ==, 800);
+  g_assert_cmpint (cairo_image_surface_get_height (surface), ==, 500);
+  qb_chart_palette_init (&palette, view);
+  g_assert_cmpuint (count_color (surface, &palette.bg), >, 800 * 500 / 4);
+  g_assert_cmpuint (count_color (surface, &palette.contrast), >, 100);
+  qb_chart_palette_clear (&palette);
+  cairo_surface_destroy (surface);
+
+  g_assert_false (qb_chart_export (QB_CHART (view), bad, 400, 250, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT);
+  g_clear_error (&error);
+  g_assert_false (qb_chart_export (QB_CHART (view), missing, 400, 250, &error));
+  g_assert_nonnull (error);
+  g_assert_nonnull (strstr (error->message, "dir.png"));
+
+  gtk_window_destroy (GTK_WINDOW (window));
+}
+
+static void
+test_channel_outliers (void)
+{
+  GtkWidget *view = qb_channel_range_view_new ();
+  QbChannelRangeView *cv = QB_CHANNEL_RANGE_VIEW (view);
+  GtkWidget *window = in_window (view);
+  g_autofree char *dir = qb_test_tmpdir ();
+  g_autofree char *png = g_build_filename (dir, "channels.png", NULL);
+  g_autoptr(GError) error = NULL;
+  float min[300], max[300];
+  g_autofree char *text = NULL;
+
+  for (int i = 0; i < 300; i++)
+    {
+      min[i] = -0.1f - 0.001f * (i % 7);
+      max[i] = 0.1f + 0.001f * (i % 5);
+    }
+  max[7] = 0.5f;      /* 5x the typical magnitude */
+  min[211] = -0.35f;  /* 3.5x */
+  max[99] = 0.25f;    /* 2.5x: not an outlier */
+
+  qb_channel_range_view_set_ranges (cv, min, max, 300);
+  g_assert_cmpuint (qb_channel_range_view_get_n_channels (cv), ==, 300);
+  g_assert_cmpuint (qb_channel_range_view_get_n_outliers (cv), ==, 2);
+  g_assert_true (qb_channel_range_view_is_outlier (cv, 7));
+  g_assert_true (qb_channel_range_view_is_outlier (cv, 211));
+  g_assert_false (qb_channel_range_view_is_outlier (cv, 99));
+  g_assert_false (qb_channel_range_view_is_outlier (cv, 300));
+
+  text = qb_channel_range_view_describe (cv, 7);
+  g_assert_nonnull (strstr (text, "channel 7"));
+  g_assert_nonnull (strstr (text, "outlier"));
+  g_assert_null (qb_channel_range_view_describe (cv, 300));
+
+  g_assert_true (qb_chart_export (QB_CHART (view), png, 0, 0, &error));
+  g_assert_no_error (error);
+
+  qb_channel_range_view_set_ranges (cv, NULL, NULL, 0);
+  g_assert_cmpuint (qb_channel_range_view_get_n_channels (cv), ==, 0);
+  gtk_window_destroy (GTK_WINDOW (window));
+}
+
+static void
+test_nice_ticks (void)
+{
+  double t[16];
+  guint n = qb_chart_nice_ticks (-0.23, 0.23, 5, t, 16);
+
+  g_assert_cmpuint (n, ==, 5);
+  g_assert_cmpfloat_with_epsilon (t[0], -0.2, 1e-12);
+  g_assert_cmpfloat (t[2], ==, 0.0);
+  g_assert_cmpfloat_with_epsilon (t[4], 0.2, 1e-12);
+  g_assert_cmpuint (qb_chart_nice_ticks (1, 1, 5, t, 16), ==, 0);
+  g_assert_cmpuint (qb_chart_nice_ticks (0, 1e9, 1000, t, 16), ==, 16);
+}
+
+int
+main (int argc, char **argv)
+{
+  qb_test_ui_init (&argc, &argv);
+
+  g_test_add_func ("/ui/charts/histogram-readout", test_histogram_readout);
+  g_test_add_func ("/ui/charts/histogram-zoom", test_histogram_zoom);
+  g_test_add_func ("/ui/charts/histogram-export", test_histogram_export);
+  g_test_add_func ("/ui/charts/channel-outliers", test_channel_outliers);
+  g_test_add_func ("/ui/charts/nice-ticks", test_nice_ticks);
+  return g_test_run ();
+}
