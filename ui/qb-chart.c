@@ -28,18 +28,23 @@ qb_chart_draw (QbChart              *chart,
   cairo_restore (cr);
 }
 
-/* Named colours of the theme.  GTK 4.8 has no replacement for the style
- * context lookups; they are deprecated from 4.10 on but still work. */
+/* Named colours of the theme: libadwaita-style names first, then GTK 4.8's
+ * built-in theme's.  GTK has no replacement for the style context lookup;
+ * it is deprecated from 4.10 on but still works. */
 static void
 lookup_color (GtkWidget  *widget,
               const char *name,
+              const char *fallback_name,
               const char *fallback,
               GdkRGBA    *out)
 {
+  GtkStyleContext *context;
   gboolean found;
 
   G_GNUC_BEGIN_IGNORE_DEPRECATIONS
-  found = gtk_style_context_lookup_color (gtk_widget_get_style_context (widget), name, out);
+  context = gtk_widget_get_style_context (widget);
+  found = gtk_style_context_lookup_color (context, name, out)
+          || (fallback_name && gtk_style_context_lookup_color (context, fallback_name, out));
   G_GNUC_END_IGNORE_DEPRECATIONS
   if (!found)
     gdk_rgba_parse (out, fallback);
@@ -65,13 +70,14 @@ qb_chart_palette_init (QbChartPalette *palette,
   gtk_style_context_get_color (gtk_widget_get_style_context (widget), &palette->fg);
 #endif
   dark = is_dark (&palette->fg);
-  lookup_color (widget, "view_bg_color", dark ? "#1e1e1e" : "#ffffff", &palette->bg);
-  lookup_color (widget, "accent_color", dark ? "#78aeed" : "#1c71d8", &palette->accent);
+  lookup_color (widget, "view_bg_color", "theme_base_color", dark ? "#1e1e1e" : "#ffffff", &palette->bg);
+  lookup_color (widget, "accent_color", "theme_selected_bg_color", dark ? "#78aeed" : "#1c71d8",
+                &palette->accent);
   /* The quantized series needs to stand out against the accent fill in
    * both styles: orange does against blue. */
   gdk_rgba_parse (&palette->contrast, dark ? "#ffa348" : "#c64600");
-  lookup_color (widget, "error_color", dark ? "#ff7b63" : "#c01c28", &palette->error);
-  lookup_color (widget, "success_color", dark ? "#8ff0a4" : "#1b8553", &palette->success);
+  lookup_color (widget, "error_color", NULL, dark ? "#ff7b63" : "#c01c28", &palette->error);
+  lookup_color (widget, "success_color", NULL, dark ? "#8ff0a4" : "#1b8553", &palette->success);
   palette->font = pango_font_description_copy (pango_context_get_font_description (context));
 }
 
