@@ -17,5 +17,10 @@ void      qb_test_ui_wait_for   (gboolean    (*condition) (gpointer data),
                                  const char   *what);
 /* Lets pending idles and redraws run. */
 void      qb_test_ui_flush      (void);
+/* Renders a widget (a whole window, with its decorations) as it is on
+ * screen and writes it to a PNG file. */
+gboolean  qb_test_ui_save_png   (GtkWidget    *widget,
+                                 const char   *path,
+                                 GError      **error);
 
 G_END_DECLS

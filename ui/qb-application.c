@@ -2,6 +2,7 @@
 #include "qb-application.h"
 
 #include "qb-preferences-dialog.h"
+#include "qb-ui.h"
 #include "qb-window.h"
 
 struct _QbApplication
@@ -104,6 +105,7 @@ load_css (void)
 static void
 qb_application_startup (GApplication *app)
 {
+  qb_ui_ensure_resources ();
   G_APPLICATION_CLASS (qb_application_parent_class)->startup (app);
 
   load_css ();

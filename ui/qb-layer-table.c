@@ -1,5 +1,6 @@
 /* qb-layer-table.c — the tensor table: columns, sorting, filters, groups. */
 #include "qb-layer-table.h"
+#include "qb-ui.h"
 
 #include <math.h>
 
@@ -849,7 +850,7 @@ qb_layer_table_dispose (GObject *object)
     g_signal_handlers_disconnect_by_data (self->document, self);
   g_clear_object (&self->document);
   g_clear_object (&self->focused);
-  gtk_widget_dispose_template (GTK_WIDGET (self), QB_TYPE_LAYER_TABLE);
+  qb_ui_dispose_template (GTK_WIDGET (self), QB_TYPE_LAYER_TABLE);
   g_clear_object (&self->selection);
   g_clear_pointer (&self->layer_choices, g_free);
   g_clear_pointer (&self->role_choices, g_free);
@@ -888,6 +889,7 @@ qb_layer_table_class_init (QbLayerTableClass *klass)
                          G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
   g_object_class_install_properties (object_class, N_PROPS, properties);
 
+  qb_ui_ensure_resources ();
   gtk_widget_class_set_template_from_resource (widget_class, "/org/quantbench/Quantbench/ui/qb-layer-table.ui");
   gtk_widget_class_bind_template_child (widget_class, QbLayerTable, search_entry);
   gtk_widget_class_bind_template_child (widget_class, QbLayerTable, layer_dropdown);

@@ -1,5 +1,6 @@
 /* qb-plan-panel.c — default format, preset, method, rules, overrides. */
 #include "qb-plan-panel.h"
+#include "qb-ui.h"
 
 #include "qb-format-list.h"
 #include "qb-method.h"
@@ -118,7 +119,7 @@ qb_plan_panel_dispose (GObject *object)
   if (self->document)
     g_signal_handlers_disconnect_by_data (self->document, self);
   g_clear_object (&self->document);
-  gtk_widget_dispose_template (GTK_WIDGET (self), QB_TYPE_PLAN_PANEL);
+  qb_ui_dispose_template (GTK_WIDGET (self), QB_TYPE_PLAN_PANEL);
   G_OBJECT_CLASS (qb_plan_panel_parent_class)->dispose (object);
 }
 
@@ -131,6 +132,7 @@ qb_plan_panel_class_init (QbPlanPanelClass *klass)
   object_class->dispose = qb_plan_panel_dispose;
 
   g_type_ensure (QB_TYPE_RULES_EDITOR);
+  qb_ui_ensure_resources ();
   gtk_widget_class_set_template_from_resource (widget_class, "/org/quantbench/Quantbench/ui/qb-plan-panel.ui");
   gtk_widget_class_bind_template_child (widget_class, QbPlanPanel, default_box);
   gtk_widget_class_bind_template_child (widget_class, QbPlanPanel, preset_dropdown);

@@ -1,5 +1,6 @@
 /* qb-preferences-dialog.c — settings bound to GSettings. */
 #include "qb-preferences-dialog.h"
+#include "qb-ui.h"
 
 #include "qb-format-list.h"
 
@@ -89,6 +90,7 @@ qb_preferences_dialog_class_init (QbPreferencesDialogClass *klass)
 
   object_class->dispose = qb_preferences_dialog_dispose;
 
+  qb_ui_ensure_resources ();
   gtk_widget_class_set_template_from_resource (widget_class,
                                                "/org/quantbench/Quantbench/ui/qb-preferences-dialog.ui");
   gtk_widget_class_bind_template_child (widget_class, QbPreferencesDialog, threads_spin);

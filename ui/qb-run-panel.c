@@ -1,5 +1,6 @@
 /* qb-run-panel.c — a run's progress, time and Cancel. */
 #include "qb-run-panel.h"
+#include "qb-ui.h"
 
 #include <math.h>
 
@@ -152,7 +153,7 @@ qb_run_panel_dispose (GObject *object)
     g_signal_handlers_disconnect_by_data (self->run, self);
   g_clear_object (&self->run);
   g_clear_pointer (&self->note, g_free);
-  gtk_widget_dispose_template (GTK_WIDGET (self), QB_TYPE_RUN_PANEL);
+  qb_ui_dispose_template (GTK_WIDGET (self), QB_TYPE_RUN_PANEL);
   G_OBJECT_CLASS (qb_run_panel_parent_class)->dispose (object);
 }
 
@@ -164,6 +165,7 @@ qb_run_panel_class_init (QbRunPanelClass *klass)
 
   object_class->dispose = qb_run_panel_dispose;
 
+  qb_ui_ensure_resources ();
   gtk_widget_class_set_template_from_resource (widget_class, "/org/quantbench/Quantbench/ui/qb-run-panel.ui");
   gtk_widget_class_bind_template_child (widget_class, QbRunPanel, status_label);
   gtk_widget_class_bind_template_child (widget_class, QbRunPanel, time_label);

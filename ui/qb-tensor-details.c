@@ -1,5 +1,6 @@
 /* qb-tensor-details.c — facts, metrics and charts of the selected tensor. */
 #include "qb-tensor-details.h"
+#include "qb-ui.h"
 
 #include <math.h>
 
@@ -249,7 +250,7 @@ qb_tensor_details_dispose (GObject *object)
     g_signal_handlers_disconnect_by_data (self->row, self);
   g_clear_object (&self->row);
   g_clear_object (&self->document);
-  gtk_widget_dispose_template (GTK_WIDGET (self), QB_TYPE_TENSOR_DETAILS);
+  qb_ui_dispose_template (GTK_WIDGET (self), QB_TYPE_TENSOR_DETAILS);
   G_OBJECT_CLASS (qb_tensor_details_parent_class)->dispose (object);
 }
 
@@ -261,6 +262,7 @@ qb_tensor_details_class_init (QbTensorDetailsClass *klass)
 
   object_class->dispose = qb_tensor_details_dispose;
 
+  qb_ui_ensure_resources ();
   gtk_widget_class_set_template_from_resource (widget_class, "/org/quantbench/Quantbench/ui/qb-tensor-details.ui");
   gtk_widget_class_bind_template_child (widget_class, QbTensorDetails, title_label);
   gtk_widget_class_bind_template_child (widget_class, QbTensorDetails, facts_grid);

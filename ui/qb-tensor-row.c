@@ -151,9 +151,9 @@ qb_tensor_row_class_init (QbTensorRowClass *klass)
   properties[PROP_BPW] = g_param_spec_double ("bpw", NULL, NULL, 0, G_MAXDOUBLE, 0, flags);
   properties[PROP_BYTES] = g_param_spec_uint64 ("bytes", NULL, NULL, 0, G_MAXUINT64, 0, flags);
   properties[PROP_HAS_RESULT] = g_param_spec_boolean ("has-result", NULL, NULL, FALSE, flags);
-  properties[PROP_SQNR] = g_param_spec_double ("sqnr", NULL, NULL, -G_MAXDOUBLE, G_MAXDOUBLE, NAN, flags);
-  properties[PROP_RMSE_REL] = g_param_spec_double ("rmse-rel", NULL, NULL, -G_MAXDOUBLE, G_MAXDOUBLE, NAN, flags);
-  properties[PROP_COSINE] = g_param_spec_double ("cosine", NULL, NULL, -G_MAXDOUBLE, G_MAXDOUBLE, NAN, flags);
+  properties[PROP_SQNR] = g_param_spec_double ("sqnr", NULL, NULL, -G_MAXDOUBLE, G_MAXDOUBLE, 0, flags);
+  properties[PROP_RMSE_REL] = g_param_spec_double ("rmse-rel", NULL, NULL, -G_MAXDOUBLE, G_MAXDOUBLE, 0, flags);
+  properties[PROP_COSINE] = g_param_spec_double ("cosine", NULL, NULL, -G_MAXDOUBLE, G_MAXDOUBLE, 0, flags);
   properties[PROP_STALE] = g_param_spec_boolean ("stale", NULL, NULL, FALSE, flags);
   properties[PROP_STATE] = g_param_spec_int ("state", NULL, NULL, QB_TENSOR_ROW_IDLE,
                                              QB_TENSOR_ROW_DONE, QB_TENSOR_ROW_IDLE, flags);

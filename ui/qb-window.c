@@ -1,5 +1,6 @@
 /* qb-window.c — the workbench window: loading models, showing state, runs. */
 #include "qb-window-private.h"
+#include "qb-ui.h"
 
 #define MAX_RECENT 10
 
@@ -332,6 +333,7 @@ qb_window_class_init (QbWindowClass *klass)
   g_type_ensure (QB_TYPE_TENSOR_DETAILS);
   g_type_ensure (QB_TYPE_RUN_PANEL);
 
+  qb_ui_ensure_resources ();
   gtk_widget_class_set_template_from_resource (widget_class, "/org/quantbench/Quantbench/ui/qb-window.ui");
   gtk_widget_class_bind_template_child (widget_class, QbWindow, title_label);
   gtk_widget_class_bind_template_child (widget_class, QbWindow, subtitle_label);
