@@ -271,23 +271,29 @@ qb_chart_nice_ticks (double  lo,
                      double *ticks,
                      guint   max_ticks)
 {
+  static const double multiples[] = { 0.5, 1, 2, 5, 10 };
   double span = hi - lo;
-  double raw, mag, step, first;
+  double base, step = 0, first;
+  double best_score = G_MAXDOUBLE;
   guint n = 0;
 
   if (!(span > 0) || !isfinite (span) || target == 0)
     return 0;
-  raw = span / target;
-  mag = pow (10, floor (log10 (raw)));
-  /* The smallest nice step at least as large as the raw one. */
-  if (raw / mag <= 1)
-    step = mag;
-  else if (raw / mag <= 2)
-    step = 2 * mag;
-  else if (raw / mag <= 5)
-    step = 5 * mag;
-  else
-    step = 10 * mag;
+  /* Of the 1-2-5 steps near span / target, the one whose tick count is
+   * closest to the target, never fewer than two ticks. */
+  base = pow (10, floor (log10 (span / target)));
+  for (gsize i = 0; i < G_N_ELEMENTS (multiples); i++)
+    {
+      double s = multiples[i] * base;
+      double count = floor (hi / s) - ceil (lo / s) + 1;
+      double score = fabs (count - target) + (count < 2 ? 1000 : 0);
+
+      if (score < best_score)
+        {
+          best_score = score;
+          step = s;
+        }
+    }
   first = ceil (lo / step) * step;
   for (double v = first; v <= hi + step * 1e-9 && n < max_ticks; v = first + step * n)
     ticks[n++] = fabs (v) < step * 1e-9 ? 0.0 : v;

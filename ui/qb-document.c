@@ -317,10 +317,10 @@ qb_document_describe_totals (QbDocument *self)
     return g_strdup_printf ("%s params · the plan has an error", params);
   original = g_format_size (r->original_bytes);
   quantized = g_format_size (r->quantized_bytes);
-  return g_strdup_printf ("%s params · %s → %s · %.2f bpw · %.2f× smaller%s", params,
+  return g_strdup_printf ("%s params · %s → %s · %.2f bpw · %.2f× smaller · %u fallback%s", params,
                           original, quantized, r->bpw,
                           r->quantized_bytes ? (double) r->original_bytes / r->quantized_bytes : 0.0,
-                          r->n_fallbacks ? " · fallbacks" : "");
+                          r->n_fallbacks, r->n_fallbacks == 1 ? "" : "s");
 }
 
 void

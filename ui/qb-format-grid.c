@@ -216,6 +216,6 @@ qb_format_grid_levels (const QbFormat     *format,
     }
   g_assert (n <= QB_FORMAT_GRID_MAX_LEVELS);
   if (label)
-    *label = g_strdup_printf ("%s levels (typical block |max| %.3g)", format->name, amax);
+    *label = g_strdup_printf ("%s grid (typical block |max| %.3g)", format->name, amax);
   return n;
 }

@@ -4,6 +4,7 @@
 #include <math.h>
 
 #include "qb-chart.h"
+#include "qb-format-grid.h"
 
 #define MARGIN_LEFT   56.0
 #define MARGIN_RIGHT  12.0
@@ -508,6 +509,22 @@ on_leave (GtkEventControllerMotion *controller,
   gtk_widget_queue_draw (GTK_WIDGET (self));
 }
 
+/* A few far outliers can stretch the value axis so that the bulk of the
+ * weights fills a sliver: start zoomed on the central 99.8 % (with a
+ * margin) when that is much narrower.  Zooming out shows everything. */
+static void
+focus_bulk (QbHistogramView *self)
+{
+  const QbHistogram *h = self->original ? self->original : self->quantized;
+  double lo = qb_histogram_quantile (h, 0.001, FALSE);
+  double hi = qb_histogram_quantile (h, 0.999, FALSE);
+  double margin = (hi - lo) * 0.15 + (h->hi - h->lo) / h->n_bins;
+
+  if (qb_histogram_total (h) == 0 || hi - lo + 2 * margin > 0.6 * (h->hi - h->lo))
+    return;
+  qb_chart_axis_set_view (&self->axis, lo - margin, hi + margin);
+}
+
 static void
 qb_histogram_view_finalize (GObject *object)
 {
@@ -650,7 +667,13 @@ qb_histogram_view_set_histograms (QbHistogramView   *self,
   /* Keep the zoom when the same range comes back (a result arriving for
    * the tensor on screen); reset it for a different tensor. */
   if (data_range (self, &lo, &hi))
-    qb_chart_axis_set_data (&self->axis, lo, hi, TRUE);
+    {
+      gboolean same = lo == self->axis.data_lo && hi == self->axis.data_hi;
+
+      qb_chart_axis_set_data (&self->axis, lo, hi, TRUE);
+      if (!same)
+        focus_bulk (self);
+    }
   update_accessible_description (self);
   gtk_widget_queue_draw (GTK_WIDGET (self));
 }

@@ -1004,6 +1004,10 @@ qb_layer_table_set_document (QbLayerTable *self,
   gtk_filter_list_model_set_model (self->filter_model, document ? qb_document_get_rows (document) : NULL);
   if (document)
     {
+      guint pos = qb_format_list_find (qb_plan_get_default_format (qb_document_get_plan (document)));
+
+      if (pos != GTK_INVALID_LIST_POSITION)
+        gtk_drop_down_set_selected (GTK_DROP_DOWN (self->bulk_format), pos);
       fill_filter_choices (self);
       gtk_filter_changed (GTK_FILTER (self->layer_role_filter), GTK_FILTER_CHANGE_DIFFERENT);
       g_signal_connect (document, "totals-changed", G_CALLBACK (on_totals_changed), self);
