@@ -846,6 +846,9 @@ qb_layer_table_dispose (GObject *object)
 {
   QbLayerTable *self = QB_LAYER_TABLE (object);
 
+  /* The model chain announces its teardown: no one is listening now. */
+  if (self->selection)
+    g_signal_handlers_disconnect_by_data (self->selection, self);
   if (self->document)
     g_signal_handlers_disconnect_by_data (self->document, self);
   g_clear_object (&self->document);
