@@ -6,6 +6,8 @@
 #include "qb-channel-range-view.h"
 #include "qb-chart.h"
 #include "qb-histogram-view.h"
+#include "qb-layer-bars-view.h"
+#include "qb-scatter-view.h"
 #include "qb-test-ui.h"
 #include "qb-test-util.h"
 
@@ -259,6 +261,106 @@ test_channel_outliers (void)
   gtk_window_destroy (GTK_WINDOW (window));
 }
 
+/* A narrow bulk with a far outlier opens zoomed on the bulk; zooming out
+ * still reaches the outlier. */
+static void
+test_histogram_focus (void)
+{
+  g_autoptr(QbHistogram) h = qb_histogram_new (512, -1.0, 1.0);
+  GtkWidget *view = qb_histogram_view_new (QB_HISTOGRAM_KIND_WEIGHTS);
+  GtkWidget *window = in_window (view);
+  float bulk[4000], far = 0.99f;
+  double lo, hi;
+
+  for (int i = 0; i < 4000; i++)
+    bulk[i] = 0.05f * ((i % 200) - 100) / 100.0f;
+  qb_histogram_add (h, bulk, 4000);
+  qb_histogram_add (h, &far, 1);
+  qb_histogram_view_set_histograms (QB_HISTOGRAM_VIEW (view), h, NULL);
+  qb_histogram_view_get_range (QB_HISTOGRAM_VIEW (view), &lo, &hi);
+  g_assert_cmpfloat (lo, <, -0.05);
+  g_assert_cmpfloat (hi, >, 0.05);
+  g_assert_cmpfloat (hi - lo, <, 0.5);
+  qb_histogram_view_reset_zoom (QB_HISTOGRAM_VIEW (view));
+  qb_histogram_view_get_range (QB_HISTOGRAM_VIEW (view), &lo, &hi);
+  g_assert_cmpfloat (lo, ==, -1.0);
+  g_assert_cmpfloat (hi, ==, 1.0);
+  gtk_window_destroy (GTK_WINDOW (window));
+}
+
+static void
+test_pareto_front (void)
+{
+  /* size, error (lower better) */
+  const double x[] = { 1, 2, 3, 4, 2, 5, NAN, 4 };
+  const double y[] = { 5, 3, 4, 1, 3, 1, 0, 0.5 };
+  gboolean front[8];
+
+  g_assert_cmpuint (qb_pareto_front (x, y, 8, FALSE, front), ==, 4);
+  g_assert_true (front[0]);    /* smallest */
+  g_assert_true (front[1]);    /* (2, 3) and its twin (4) */
+  g_assert_true (front[4]);
+  g_assert_false (front[2]);   /* (3, 4) is worse than (2, 3) */
+  g_assert_false (front[3]);   /* (4, 1) is beaten by (4, 0.5) */
+  g_assert_false (front[5]);   /* (5, 1) too */
+  g_assert_false (front[6]);   /* no size: never on it */
+  g_assert_true (front[7]);
+
+  /* Higher-is-better measures (SQNR) flip the y direction. */
+  {
+    const double sx[] = { 4.5, 5.5, 8.5, 6.0 };
+    const double sqnr[] = { 18, 24, 40, 22 };
+    gboolean f[4];
+
+    g_assert_cmpuint (qb_pareto_front (sx, sqnr, 4, TRUE, f), ==, 3);
+    g_assert_true (f[0] && f[1] && f[2]);
+    g_assert_false (f[3]);
+  }
+}
+
+static void
+test_scatter_and_bars (void)
+{
+  const char *labels[] = { "q4_0 all", "q4_k_m", "q8_0 all", "no size" };
+  const double size[] = { 4.5, 4.9, 8.5, NAN };
+  const double err[] = { 0.08, 0.05, 0.01, 0.02 };
+  const char *series[] = { "q4_0 all", "q8_0 all", NULL };
+  const char *groups[] = { "0", "1", "2", NULL };
+  const double values[] = { 20, 21, NAN, 40, 41, 39 };
+  GtkWidget *scatter = qb_scatter_view_new ();
+  GtkWidget *bars = qb_layer_bars_view_new ();
+  GtkWidget *box = gtk_box_new (GTK_ORIENTATION_VERTICAL, 0);
+  GtkWidget *window = in_window (box);
+  g_autofree char *dir = qb_test_tmpdir ();
+  g_autofree char *pdf = g_build_filename (dir, "scatter.pdf", NULL);
+  g_autofree char *png = g_build_filename (dir, "bars.png", NULL);
+  g_autofree char *point = NULL;
+  g_autofree char *bar = NULL;
+  g_autoptr(GError) error = NULL;
+
+  gtk_box_append (GTK_BOX (box), scatter);
+  gtk_box_append (GTK_BOX (box), bars);
+  qb_scatter_view_set_axes (QB_SCATTER_VIEW (scatter), "bits per weight", "relative RMSE", FALSE);
+  qb_scatter_view_set_points (QB_SCATTER_VIEW (scatter), labels, size, err, 4);
+  g_assert_cmpuint (qb_scatter_view_get_n_points (QB_SCATTER_VIEW (scatter)), ==, 3);
+  g_assert_true (qb_scatter_view_is_on_front (QB_SCATTER_VIEW (scatter), 0));
+  g_assert_true (qb_scatter_view_is_on_front (QB_SCATTER_VIEW (scatter), 1));
+  g_assert_true (qb_scatter_view_is_on_front (QB_SCATTER_VIEW (scatter), 2));
+  point = qb_scatter_view_describe_point (QB_SCATTER_VIEW (scatter), 1);
+  g_assert_nonnull (strstr (point, "q4_k_m"));
+  g_assert_nonnull (strstr (point, "Pareto"));
+  g_assert_true (qb_chart_export (QB_CHART (scatter), pdf, 500, 300, &error));
+  g_assert_no_error (error);
+
+  qb_layer_bars_view_set_data (QB_LAYER_BARS_VIEW (bars), 2, series, 3, groups, values, "SQNR (dB)");
+  bar = qb_layer_bars_view_describe (QB_LAYER_BARS_VIEW (bars), 1, 2);
+  g_assert_cmpstr (bar, ==, "2 · q8_0 all: 39");
+  g_assert_null (qb_layer_bars_view_describe (QB_LAYER_BARS_VIEW (bars), 0, 2));
+  g_assert_true (qb_chart_export (QB_CHART (bars), png, 500, 300, &error));
+  g_assert_no_error (error);
+  gtk_window_destroy (GTK_WINDOW (window));
+}
+
 static void
 test_nice_ticks (void)
 {
@@ -271,6 +373,8 @@ test_nice_ticks (void)
   g_assert_cmpfloat_with_epsilon (t[4], 0.2, 1e-12);
   g_assert_cmpuint (qb_chart_nice_ticks (1, 1, 5, t, 16), ==, 0);
   g_assert_cmpuint (qb_chart_nice_ticks (0, 1e9, 1000, t, 16), ==, 16);
+  /* Never a single tick where two fit (a 0.98 span asked for 4). */
+  g_assert_cmpuint (qb_chart_nice_ticks (-0.478, 0.499, 4, t, 16), >=, 3);
 }
 
 int
@@ -282,6 +386,9 @@ main (int argc, char **argv)
   g_test_add_func ("/ui/charts/histogram-zoom", test_histogram_zoom);
   g_test_add_func ("/ui/charts/histogram-export", test_histogram_export);
   g_test_add_func ("/ui/charts/channel-outliers", test_channel_outliers);
+  g_test_add_func ("/ui/charts/histogram-focus", test_histogram_focus);
+  g_test_add_func ("/ui/charts/pareto-front", test_pareto_front);
+  g_test_add_func ("/ui/charts/scatter-and-bars", test_scatter_and_bars);
   g_test_add_func ("/ui/charts/nice-ticks", test_nice_ticks);
   return g_test_run ();
 }

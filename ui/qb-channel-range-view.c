@@ -214,8 +214,8 @@ draw_hover (QbChannelRangeView    *self,
             const QbChartPalette  *palette)
 {
   double c = self->axis.lo + (self->hover_x - r->origin.x) / r->size.width * (self->axis.hi - self->axis.lo);
+  double x = round (self->hover_x) + 0.5;
   g_autofree char *text = NULL;
-  double bx, tw;
 
   if (self->hover_x < r->origin.x || self->hover_x > r->origin.x + r->size.width || c < 0)
     return;
@@ -223,26 +223,10 @@ draw_hover (QbChannelRangeView    *self,
   if (text == NULL)
     return;
   qb_chart_set_color (cr, &palette->fg, 0.5);
-  cairo_move_to (cr, round (self->hover_x) + 0.5, r->origin.y);
-  cairo_line_to (cr, round (self->hover_x) + 0.5, r->origin.y + r->size.height);
+  cairo_move_to (cr, x, r->origin.y);
+  cairo_line_to (cr, x, r->origin.y + r->size.height);
   cairo_stroke (cr);
-
-  /* Measure by drawing transparently, then place the box. */
-  cairo_save (cr);
-  cairo_set_source_rgba (cr, 0, 0, 0, 0);
-  tw = qb_chart_text (cr, palette, text, 0, 0, 0, 0, 1.0);
-  cairo_restore (cr);
-  bx = self->hover_x + 10;
-  if (bx + tw + 12 > r->origin.x + r->size.width)
-    bx = self->hover_x - tw - 22;
-  bx = MAX (bx, r->origin.x + 2);
-  qb_chart_set_color (cr, &palette->bg, 0.92);
-  cairo_rectangle (cr, bx, r->origin.y + 6, tw + 12, 24);
-  cairo_fill_preserve (cr);
-  qb_chart_set_color (cr, &palette->fg, 0.3);
-  cairo_stroke (cr);
-  qb_chart_set_color (cr, &palette->fg, 1.0);
-  qb_chart_text (cr, palette, text, bx + 6, r->origin.y + 18, 0.0, 0.5, 1.0);
+  qb_chart_tooltip (cr, palette, text, x, r->origin.y + 24, r);
 }
 
 static void

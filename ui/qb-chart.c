@@ -264,6 +264,39 @@ qb_chart_text (cairo_t              *cr,
   return w;
 }
 
+void
+qb_chart_tooltip (cairo_t               *cr,
+                  const QbChartPalette  *palette,
+                  const char            *text,
+                  double                 x,
+                  double                 y,
+                  const graphene_rect_t *bounds)
+{
+  PangoLayout *layout = pango_cairo_create_layout (cr);
+  double bx, by, bw, bh;
+  int tw, th;
+
+  pango_layout_set_font_description (layout, palette->font);
+  pango_layout_set_text (layout, text, -1);
+  pango_layout_get_pixel_size (layout, &tw, &th);
+  g_object_unref (layout);
+  bw = tw + 12;
+  bh = th + 8;
+  bx = x + 12;
+  if (bx + bw > bounds->origin.x + bounds->size.width)
+    bx = x - 12 - bw;
+  bx = MAX (bx, bounds->origin.x + 2);
+  by = CLAMP (y - bh / 2, bounds->origin.y + 2, bounds->origin.y + bounds->size.height - bh - 2);
+
+  qb_chart_set_color (cr, &palette->bg, 0.94);
+  cairo_rectangle (cr, bx, by, bw, bh);
+  cairo_fill_preserve (cr);
+  qb_chart_set_color (cr, &palette->fg, 0.3);
+  cairo_stroke (cr);
+  qb_chart_set_color (cr, &palette->fg, 1.0);
+  qb_chart_text (cr, palette, text, bx + 6, by + 4, 0.0, 0.0, 1.0);
+}
+
 guint
 qb_chart_nice_ticks (double  lo,
                      double  hi,

@@ -104,6 +104,14 @@ double    qb_chart_text                (cairo_t              *cr,
                                         double                xalign,
                                         double                yalign,
                                         double                scale);
+/* A read-out box with text next to the point (x, y), on the side away
+ * from it and kept inside bounds. */
+void      qb_chart_tooltip             (cairo_t               *cr,
+                                        const QbChartPalette  *palette,
+                                        const char            *text,
+                                        double                 x,
+                                        double                 y,
+                                        const graphene_rect_t *bounds);
 /* "Nice" tick positions (1, 2, 5 × 10^k steps) covering [lo, hi];
  * returns how many were written (at most max_ticks). */
 guint     qb_chart_nice_ticks          (double                lo,

@@ -317,9 +317,7 @@ draw_hover (QbHistogramView       *self,
             const QbChartPalette  *palette)
 {
   g_autofree char *text = NULL;
-  PangoLayout *layout;
-  int tw, th;
-  double bx, by;
+  double x = round (self->hover_x) + 0.5;
 
   if (self->hover_x < r->origin.x || self->hover_x > r->origin.x + r->size.width)
     return;
@@ -327,31 +325,11 @@ draw_hover (QbHistogramView       *self,
                                            / r->size.width * (self->axis.hi - self->axis.lo));
   if (text == NULL)
     return;
-
   qb_chart_set_color (cr, &palette->fg, 0.5);
-  cairo_move_to (cr, round (self->hover_x) + 0.5, r->origin.y);
-  cairo_line_to (cr, round (self->hover_x) + 0.5, r->origin.y + r->size.height);
+  cairo_move_to (cr, x, r->origin.y);
+  cairo_line_to (cr, x, r->origin.y + r->size.height);
   cairo_stroke (cr);
-
-  layout = pango_cairo_create_layout (cr);
-  pango_layout_set_font_description (layout, palette->font);
-  pango_layout_set_text (layout, text, -1);
-  pango_layout_get_pixel_size (layout, &tw, &th);
-  g_object_unref (layout);
-
-  /* Keep the box inside the plot, on the side away from the pointer. */
-  bx = self->hover_x + 10;
-  if (bx + tw + 12 > r->origin.x + r->size.width)
-    bx = self->hover_x - tw - 22;
-  bx = MAX (bx, r->origin.x + 2);
-  by = r->origin.y + 6;
-  qb_chart_set_color (cr, &palette->bg, 0.92);
-  cairo_rectangle (cr, bx, by, tw + 12, th + 8);
-  cairo_fill_preserve (cr);
-  qb_chart_set_color (cr, &palette->fg, 0.3);
-  cairo_stroke (cr);
-  qb_chart_set_color (cr, &palette->fg, 1.0);
-  qb_chart_text (cr, palette, text, bx + 6, by + 4, 0.0, 0.0, 1.0);
+  qb_chart_tooltip (cr, palette, text, x, r->origin.y + 40, r);
 }
 
 static void
