@@ -4,7 +4,8 @@
 
 #include <math.h>
 
-#include "qb-format-list.h"
+#include "qb-format-button.h"
+#include "qb-metric-cell.h"
 
 /* -- columns -------------------------------------------------------------- */
 
@@ -268,40 +269,31 @@ refresh_status (GtkImage    *image,
 }
 
 static void
-refresh_metric (GtkWidget        *box,
+refresh_metric (GtkWidget        *cell,
                 QbTensorRow      *row,
                 const ColumnSpec *spec)
 {
-  GtkWidget *label = gtk_widget_get_first_child (box);
-  GtkWidget *bar = gtk_widget_get_last_child (box);
+  g_autofree char *text = spec->text (row);
   double v = spec->metric (row);
 
-  refresh_label (GTK_LABEL (label), row, spec);
-  gtk_widget_set_visible (bar, !isnan (v));
-  if (!isnan (v))
-    gtk_level_bar_set_value (GTK_LEVEL_BAR (bar),
-                             CLAMP ((v - spec->bar_lo) / (spec->bar_hi - spec->bar_lo), 0, 1));
+  qb_metric_cell_set_value (QB_METRIC_CELL (cell), text,
+                            isnan (v) ? NAN : CLAMP ((v - spec->bar_lo) / (spec->bar_hi - spec->bar_lo), 0, 1));
   if (qb_tensor_row_get_stale (row))
-    gtk_widget_add_css_class (box, "stale");
+    gtk_widget_add_css_class (cell, "stale");
   else
-    gtk_widget_remove_css_class (box, "stale");
+    gtk_widget_remove_css_class (cell, "stale");
 }
 
 static void
 refresh_format (GtkWidget   *box,
                 QbTensorRow *row)
 {
-  GtkWidget *dropdown = gtk_widget_get_first_child (box);
+  GtkWidget *button = gtk_widget_get_first_child (box);
   GtkWidget *icon = gtk_widget_get_last_child (box);
-  guint pos = qb_format_list_find (qb_tensor_row_get_requested (row));
   const char *fallback = qb_tensor_row_get_fallback (row);
   g_autofree char *tip = NULL;
 
-  /* Setting the selection must not read as the user choosing. */
-  g_object_set_data (G_OBJECT (dropdown), "qb-updating", GINT_TO_POINTER (TRUE));
-  if (pos != GTK_INVALID_LIST_POSITION)
-    gtk_drop_down_set_selected (GTK_DROP_DOWN (dropdown), pos);
-  g_object_set_data (G_OBJECT (dropdown), "qb-updating", NULL);
+  qb_format_button_set_format (QB_FORMAT_BUTTON (button), qb_tensor_row_get_requested (row));
 
   tip = g_strdup_printf ("%s — from %s%s%s", qb_tensor_row_get_format_label (row),
                          qb_tensor_row_get_source (row) ? qb_tensor_row_get_source (row) : "the plan",
@@ -309,9 +301,9 @@ refresh_format (GtkWidget   *box,
   gtk_widget_set_tooltip_text (box, tip);
   gtk_widget_set_visible (icon, fallback != NULL);
   if (qb_tensor_row_get_overridden (row))
-    gtk_widget_add_css_class (dropdown, "overridden");
+    gtk_widget_add_css_class (button, "overridden");
   else
-    gtk_widget_remove_css_class (dropdown, "overridden");
+    gtk_widget_remove_css_class (button, "overridden");
 }
 
 static void
@@ -374,19 +366,15 @@ on_row_notify (QbTensorRow *row,
 }
 
 static void
-on_format_selected (GtkDropDown  *dropdown,
-                    GParamSpec   *pspec,
-                    QbLayerTable *self)
+on_format_chosen (QbFormatButton *button,
+                  const char     *format,
+                  QbLayerTable   *self)
 {
-  QbTensorRow *row = g_object_get_data (G_OBJECT (dropdown), "qb-row");
-  const char *name = qb_format_list_name_at (gtk_drop_down_get_selected (dropdown));
+  QbTensorRow *row = g_object_get_data (G_OBJECT (button), "qb-row");
 
-  if (row == NULL || name == NULL || self->document == NULL
-      || g_object_get_data (G_OBJECT (dropdown), "qb-updating"))
+  if (row == NULL || self->document == NULL)
     return;
-  if (g_ascii_strcasecmp (name, qb_tensor_row_get_requested (row)) == 0)
-    return;
-  qb_document_set_formats (self->document, &row, 1, name);
+  qb_document_set_formats (self->document, &row, 1, format);
 }
 
 static GtkWidget *
@@ -402,35 +390,20 @@ make_cell (QbLayerTable     *self,
       break;
     case CELL_FORMAT:
       {
-        GtkWidget *dropdown = qb_format_list_new_drop_down ();
+        GtkWidget *button = qb_format_button_new ();
         GtkWidget *icon = gtk_image_new_from_icon_name ("dialog-warning-symbolic");
 
         cell = gtk_box_new (GTK_ORIENTATION_HORIZONTAL, 4);
-        gtk_widget_add_css_class (dropdown, "flat");
-        gtk_widget_set_hexpand (dropdown, TRUE);
+        qb_format_button_set_flat (QB_FORMAT_BUTTON (button), TRUE);
+        gtk_widget_set_hexpand (button, TRUE);
         gtk_widget_add_css_class (icon, "warning");
-        gtk_box_append (GTK_BOX (cell), dropdown);
+        gtk_box_append (GTK_BOX (cell), button);
         gtk_box_append (GTK_BOX (cell), icon);
-        g_signal_connect (dropdown, "notify::selected", G_CALLBACK (on_format_selected), self);
+        g_signal_connect (button, "format-chosen", G_CALLBACK (on_format_chosen), self);
       }
       break;
     case CELL_METRIC:
-      {
-        GtkWidget *label = gtk_label_new (NULL);
-        GtkWidget *bar = gtk_level_bar_new ();
-
-        cell = gtk_box_new (GTK_ORIENTATION_HORIZONTAL, 6);
-        gtk_label_set_xalign (GTK_LABEL (label), 1.0);
-        gtk_widget_set_hexpand (label, TRUE);
-        gtk_widget_add_css_class (label, "numeric");
-        gtk_widget_set_size_request (bar, 36, -1);
-        gtk_widget_set_valign (bar, GTK_ALIGN_CENTER);
-        gtk_level_bar_set_mode (GTK_LEVEL_BAR (bar), GTK_LEVEL_BAR_MODE_CONTINUOUS);
-        /* The bar is decoration: the number says it. */
-        gtk_accessible_update_state (GTK_ACCESSIBLE (bar), GTK_ACCESSIBLE_STATE_HIDDEN, TRUE, -1);
-        gtk_box_append (GTK_BOX (cell), label);
-        gtk_box_append (GTK_BOX (cell), bar);
-      }
+      cell = qb_metric_cell_new ();
       break;
     case CELL_GROUP:
     case CELL_TEXT:
@@ -823,7 +796,7 @@ on_items_changed (GListModel   *model,
 static void
 on_bulk_apply (QbLayerTable *self)
 {
-  const char *name = qb_format_list_name_at (gtk_drop_down_get_selected (GTK_DROP_DOWN (self->bulk_format)));
+  const char *name = qb_format_button_get_format (QB_FORMAT_BUTTON (self->bulk_format));
 
   if (name)
     gtk_widget_activate_action (GTK_WIDGET (self), "win.set-format", "s", name);
@@ -953,11 +926,9 @@ qb_layer_table_init (QbLayerTable *self)
   self->layer_filter = QB_LAYER_FILTER_ALL;
   self->role_filter = QB_ROLE_FILTER_ALL;
 
-  self->bulk_format = qb_format_list_new_drop_down ();
+  self->bulk_format = qb_format_button_new ();
   gtk_widget_set_tooltip_text (self->bulk_format, "Format for the selected tensors");
   gtk_box_prepend (self->bulk_box, self->bulk_format);
-  gtk_drop_down_set_selected (GTK_DROP_DOWN (self->bulk_format),
-                              MIN (1, g_list_model_get_n_items (qb_format_list_get ()) - 1));
 
   add_columns (self);
 
@@ -1007,10 +978,8 @@ qb_layer_table_set_document (QbLayerTable *self,
   gtk_filter_list_model_set_model (self->filter_model, document ? qb_document_get_rows (document) : NULL);
   if (document)
     {
-      guint pos = qb_format_list_find (qb_plan_get_default_format (qb_document_get_plan (document)));
-
-      if (pos != GTK_INVALID_LIST_POSITION)
-        gtk_drop_down_set_selected (GTK_DROP_DOWN (self->bulk_format), pos);
+      qb_format_button_set_format (QB_FORMAT_BUTTON (self->bulk_format),
+                                   qb_plan_get_default_format (qb_document_get_plan (document)));
       fill_filter_choices (self);
       gtk_filter_changed (GTK_FILTER (self->layer_role_filter), GTK_FILTER_CHANGE_DIFFERENT);
       g_signal_connect (document, "totals-changed", G_CALLBACK (on_totals_changed), self);

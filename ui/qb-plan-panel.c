@@ -2,7 +2,7 @@
 #include "qb-plan-panel.h"
 #include "qb-ui.h"
 
-#include "qb-format-list.h"
+#include "qb-format-button.h"
 #include "qb-method.h"
 
 struct _QbPlanPanel
@@ -10,7 +10,7 @@ struct _QbPlanPanel
   GtkWidget      parent_instance;
 
   GtkBox        *default_box;
-  GtkWidget     *default_dropdown;
+  GtkWidget     *default_button;
   GtkDropDown   *preset_dropdown;
   GtkDropDown   *method_dropdown;
   QbRulesEditor *rules_editor;
@@ -45,9 +45,7 @@ sync_from_plan (QbPlanPanel *self)
   if (plan == NULL)
     return;
   self->syncing = TRUE;
-  pos = qb_format_list_find (qb_plan_get_default_format (plan));
-  if (pos != GTK_INVALID_LIST_POSITION)
-    gtk_drop_down_set_selected (GTK_DROP_DOWN (self->default_dropdown), pos);
+  qb_format_button_set_format (QB_FORMAT_BUTTON (self->default_button), qb_plan_get_default_format (plan));
   pos = qb_plan_get_preset (plan)
         ? string_list_find (gtk_drop_down_get_model (self->preset_dropdown), qb_plan_get_preset (plan))
         : 0;
@@ -76,14 +74,11 @@ on_totals_changed (QbDocument  *document,
 }
 
 static void
-on_default_selected (GtkDropDown *dropdown,
-                     GParamSpec  *pspec,
-                     QbPlanPanel *self)
+on_default_chosen (QbFormatButton *button,
+                   const char     *format,
+                   QbPlanPanel    *self)
 {
-  const char *name = qb_format_list_name_at (gtk_drop_down_get_selected (dropdown));
-
-  if (!self->syncing && name)
-    gtk_widget_activate_action (GTK_WIDGET (self), "win.set-default-format", "s", name);
+  gtk_widget_activate_action (GTK_WIDGET (self), "win.set-default-format", "s", format);
 }
 
 static void
@@ -151,10 +146,10 @@ qb_plan_panel_init (QbPlanPanel *self)
 
   gtk_widget_init_template (GTK_WIDGET (self));
 
-  self->default_dropdown = qb_format_list_new_drop_down ();
-  gtk_widget_set_hexpand (self->default_dropdown, TRUE);
-  gtk_widget_set_tooltip_text (self->default_dropdown, "Format for tensors no rule, preset or override decides");
-  gtk_box_append (self->default_box, self->default_dropdown);
+  self->default_button = qb_format_button_new ();
+  gtk_widget_set_hexpand (self->default_button, TRUE);
+  gtk_widget_set_tooltip_text (self->default_button, "Format for tensors no rule, preset or override decides");
+  gtk_box_append (self->default_box, self->default_button);
 
   gtk_string_list_append (preset_list, "None");
   for (guint i = 0; presets && presets[i]; i++)
@@ -167,7 +162,7 @@ qb_plan_panel_init (QbPlanPanel *self)
     gtk_string_list_append (method_list, qb_method_get (i)->name);
   gtk_drop_down_set_model (self->method_dropdown, G_LIST_MODEL (method_list));
 
-  g_signal_connect (self->default_dropdown, "notify::selected", G_CALLBACK (on_default_selected), self);
+  g_signal_connect (self->default_button, "format-chosen", G_CALLBACK (on_default_chosen), self);
   g_signal_connect (self->preset_dropdown, "notify::selected", G_CALLBACK (on_preset_selected), self);
   g_signal_connect (self->method_dropdown, "notify::selected", G_CALLBACK (on_method_selected), self);
 }

@@ -2,7 +2,7 @@
 #include "qb-preferences-dialog.h"
 #include "qb-ui.h"
 
-#include "qb-format-list.h"
+#include "qb-format-button.h"
 
 struct _QbPreferencesDialog
 {
@@ -12,34 +12,12 @@ struct _QbPreferencesDialog
   GtkLabel      *threads_hint;
   GtkBox        *format_box;
   GtkEntry      *database_entry;
-  GtkWidget     *format_dropdown;
+  GtkWidget     *format_button;
 
   GSettings     *settings;
 };
 
 G_DEFINE_FINAL_TYPE (QbPreferencesDialog, qb_preferences_dialog, GTK_TYPE_WINDOW)
-
-/* The drop-down's position <-> the format's name. */
-static gboolean
-format_get_mapping (GValue   *value,
-                    GVariant *variant,
-                    gpointer  user_data)
-{
-  guint pos = qb_format_list_find (g_variant_get_string (variant, NULL));
-
-  g_value_set_uint (value, pos == GTK_INVALID_LIST_POSITION ? 0 : pos);
-  return TRUE;
-}
-
-static GVariant *
-format_set_mapping (const GValue       *value,
-                    const GVariantType *expected_type,
-                    gpointer            user_data)
-{
-  const char *name = qb_format_list_name_at (g_value_get_uint (value));
-
-  return name ? g_variant_new_string (name) : NULL;
-}
 
 G_GNUC_BEGIN_IGNORE_DEPRECATIONS   /* GtkFileChooserNative: GtkFileDialog is 4.10+ */
 static void
@@ -108,17 +86,15 @@ qb_preferences_dialog_init (QbPreferencesDialog *self)
 
   gtk_widget_init_template (GTK_WIDGET (self));
 
-  self->format_dropdown = qb_format_list_new_drop_down ();
-  gtk_box_append (self->format_box, self->format_dropdown);
+  self->format_button = qb_format_button_new ();
+  gtk_box_append (self->format_box, self->format_button);
   hint = g_strdup_printf ("0 = one per core (%u here)", g_get_num_processors ());
   gtk_label_set_text (self->threads_hint, hint);
 
   self->settings = g_settings_new ("org.quantbench.Quantbench");
   g_settings_bind (self->settings, "threads", self->threads_spin, "value", G_SETTINGS_BIND_DEFAULT);
   g_settings_bind (self->settings, "database-path", self->database_entry, "text", G_SETTINGS_BIND_DEFAULT);
-  g_settings_bind_with_mapping (self->settings, "default-format", self->format_dropdown, "selected",
-                                G_SETTINGS_BIND_DEFAULT, format_get_mapping, format_set_mapping,
-                                NULL, NULL);
+  g_settings_bind (self->settings, "default-format", self->format_button, "format", G_SETTINGS_BIND_DEFAULT);
 }
 
 GtkWidget *

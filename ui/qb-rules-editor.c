@@ -1,12 +1,12 @@
 /* qb-rules-editor.c — pattern → format rules with live matches. */
 #include "qb-rules-editor.h"
 
-#include "qb-format-list.h"
+#include "qb-format-button.h"
 
 typedef struct {
   GtkEntry    *entry;
   GtkDropDown *kind;
-  GtkDropDown *format;
+  QbFormatButton *format;
   GtkLabel    *count;
   guint        match_count;
   gboolean     error;
@@ -84,7 +84,7 @@ commit_row (QbRulesEditor *self,
   guint index = gtk_list_box_row_get_index (row);
   const char *pattern = gtk_editable_get_text (GTK_EDITABLE (r->entry));
   QbRuleKind kind = gtk_drop_down_get_selected (r->kind) == 1 ? QB_RULE_REGEX : QB_RULE_GLOB;
-  const char *format = qb_format_list_name_at (gtk_drop_down_get_selected (r->format));
+  const char *format = qb_format_button_get_format (r->format);
   const QbPlanRule *old = qb_plan_get_rule (self->plan, index);
   g_autofree char *method = old && old->method ? g_strdup (old->method) : NULL;
   g_autoptr(GError) error = NULL;
@@ -139,9 +139,17 @@ on_entry_changed (GtkEditable   *entry,
 }
 
 static void
-on_dropdown_changed (GtkDropDown   *dropdown,
-                     GParamSpec    *pspec,
-                     GtkListBoxRow *row)
+on_kind_changed (GtkDropDown   *dropdown,
+                 GParamSpec    *pspec,
+                 GtkListBoxRow *row)
+{
+  on_entry_changed (NULL, row);
+}
+
+static void
+on_format_chosen (QbFormatButton *button,
+                  const char     *format,
+                  GtkListBoxRow  *row)
 {
   on_entry_changed (NULL, row);
 }
@@ -188,7 +196,6 @@ make_row (QbRulesEditor    *self,
   RuleRow *r = g_new0 (RuleRow, 1);
   const char *kinds[] = { "glob", "regex", NULL };
   g_autofree char *label = g_strdup_printf ("Rule %u pattern", index + 1);
-  guint pos;
 
   g_object_set_data_full (G_OBJECT (row), "qb-rule", r, g_free);
   gtk_grid_set_column_spacing (GTK_GRID (grid), 4);
@@ -209,10 +216,8 @@ make_row (QbRulesEditor    *self,
   gtk_drop_down_set_selected (r->kind, rule->kind == QB_RULE_REGEX ? 1 : 0);
   gtk_widget_set_tooltip_text (GTK_WIDGET (r->kind), "Shell-style glob, or regular expression");
 
-  r->format = GTK_DROP_DOWN (qb_format_list_new_drop_down ());
-  pos = qb_format_list_find (rule->format);
-  if (pos != GTK_INVALID_LIST_POSITION)
-    gtk_drop_down_set_selected (r->format, pos);
+  r->format = QB_FORMAT_BUTTON (qb_format_button_new ());
+  qb_format_button_set_format (r->format, rule->format);
   gtk_widget_set_hexpand (GTK_WIDGET (r->format), TRUE);
 
   r->count = GTK_LABEL (gtk_label_new (NULL));
@@ -230,8 +235,8 @@ make_row (QbRulesEditor    *self,
   gtk_list_box_row_set_child (GTK_LIST_BOX_ROW (row), grid);
 
   g_signal_connect (r->entry, "changed", G_CALLBACK (on_entry_changed), row);
-  g_signal_connect (r->kind, "notify::selected", G_CALLBACK (on_dropdown_changed), row);
-  g_signal_connect (r->format, "notify::selected", G_CALLBACK (on_dropdown_changed), row);
+  g_signal_connect (r->kind, "notify::selected", G_CALLBACK (on_kind_changed), row);
+  g_signal_connect (r->format, "format-chosen", G_CALLBACK (on_format_chosen), row);
   return row;
 }
 
@@ -254,7 +259,7 @@ rows_match_plan (QbRulesEditor *self)
         continue;
       if (g_strcmp0 (rule->pattern, gtk_editable_get_text (GTK_EDITABLE (r->entry))) != 0
           || (rule->kind == QB_RULE_REGEX) != (gtk_drop_down_get_selected (r->kind) == 1)
-          || g_ascii_strcasecmp (rule->format, qb_format_list_name_at (gtk_drop_down_get_selected (r->format))) != 0)
+          || g_ascii_strcasecmp (rule->format, qb_format_button_get_format (r->format)) != 0)
         return FALSE;
     }
   return TRUE;

@@ -2,9 +2,14 @@
 #include "qb-run.h"
 
 #include <math.h>
+#ifdef __linux__
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 /* Results and progress reach the main loop at most this often. */
-#define DISPATCH_INTERVAL_MS 16
+#define DISPATCH_INTERVAL_MS 100
 
 typedef struct {
   guint           index;
@@ -257,6 +262,45 @@ on_job_tensor_done (guint                 index,
   g_mutex_unlock (&self->lock);
 }
 
+/* The job runs at a lower CPU priority than the UI, so that with every
+ * core quantizing the main loop still gets the CPU as soon as it wants it.
+ * Linux keeps nice values per thread and new threads inherit their
+ * creator's, so the job gets a thread of its own that lowers its priority
+ * before the job starts its workers (a pooled GTask thread would keep the
+ * lower priority for whatever task it runs next). */
+typedef struct {
+  QbJob        *job;
+  GCancellable *cancellable;
+  GError       *error;
+  gboolean      ok;
+} JobCall;
+
+static gpointer
+job_thread (gpointer data)
+{
+  JobCall *call = data;
+
+#ifdef __linux__
+  setpriority (PRIO_PROCESS, (id_t) syscall (SYS_gettid), 10);
+#endif
+  call->ok = qb_job_run (call->job, call->cancellable, &call->error);
+  return NULL;
+}
+
+static QbRunStatus
+run_job (QbJob         *job,
+         GCancellable  *cancellable,
+         GError       **error)
+{
+  JobCall call = { job, cancellable, NULL, FALSE };
+
+  g_thread_join (g_thread_new ("qb-job", job_thread, &call));
+  if (call.ok)
+    return QB_RUN_DONE;
+  g_propagate_error (error, call.error);
+  return g_error_matches (*error, G_IO_ERROR, G_IO_ERROR_CANCELLED) ? QB_RUN_CANCELLED : QB_RUN_FAILED;
+}
+
 static void
 run_thread (GTask        *task,
             gpointer      source_object,
@@ -279,12 +323,7 @@ run_thread (GTask        *task,
       return;
     }
 
-  if (qb_job_run (job, cancellable, &error))
-    status = QB_RUN_DONE;
-  else if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
-    status = QB_RUN_CANCELLED;
-  else
-    status = QB_RUN_FAILED;
+  status = run_job (job, cancellable, &error);
 
   if (self->recorder && self->recorder->finish)
     self->recorder->finish (self->recorder_data, job, status, error);
