@@ -1,6 +1,8 @@
 /* qb-test-ui.c — helpers for the UI tests. */
 #include "qb-test-ui.h"
 
+#include "qb-test-util.h"
+
 void
 qb_test_ui_init (int    *argc,
                  char ***argv)
@@ -68,4 +70,127 @@ qb_test_ui_save_png (GtkWidget   *widget,
       return FALSE;
     }
   return TRUE;
+}
+
+/* -- a window under test ---------------------------------------------------- */
+
+static gboolean
+window_idle (gpointer data)
+{
+  QbTestWindow *f = data;
+  QbRun *run = qb_window_get_run (f->window);
+
+  return !qb_window_is_loading (f->window) && !qb_window_is_busy (f->window)
+         && !(run && qb_run_is_running (run))
+         && !qb_experiments_page_is_busy (qb_window_get_experiments_page (f->window))
+         && !qb_compare_page_is_busy (qb_window_get_compare_page (f->window));
+}
+
+void
+qb_test_window_settle (QbTestWindow *f)
+{
+  qb_test_ui_wait_for (window_idle, f, 120, "the window's background work");
+  qb_test_ui_flush ();
+}
+
+void
+qb_test_window_setup (QbTestWindow  *f,
+                      gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GSettings) settings = g_settings_new ("org.quantbench.Quantbench");
+  g_autofree char *db = NULL;
+
+  f->dir = qb_test_tmpdir ();
+  db = g_build_filename (f->dir, "experiments.db", NULL);
+  g_settings_set_string (settings, "database-path", db);
+  g_settings_set_uint (settings, "threads", 2);
+
+  f->app = qb_application_new ();
+  g_assert_true (g_application_register (G_APPLICATION (f->app), NULL, &error));
+  g_assert_no_error (error);
+  f->window = qb_window_new (GTK_APPLICATION (f->app));
+  gtk_window_set_default_size (GTK_WINDOW (f->window), 1280, 800);
+  gtk_window_present (GTK_WINDOW (f->window));
+  qb_test_window_settle (f);
+  g_assert_true (qb_window_has_store (f->window));
+}
+
+void
+qb_test_window_teardown (QbTestWindow  *f,
+                         gconstpointer  data)
+{
+  QbRun *run = qb_window_get_run (f->window);
+
+  /* A run still going is cancelled; wait for it so no worker is left. */
+  if (run && qb_run_is_running (run))
+    {
+      g_object_ref (run);
+      qb_run_cancel (run);
+      while (qb_run_is_running (run))
+        g_main_context_iteration (NULL, TRUE);
+      g_object_unref (run);
+    }
+  qb_test_window_settle (f);
+  gtk_window_destroy (GTK_WINDOW (f->window));
+  qb_test_ui_flush ();
+  g_clear_object (&f->app);
+  g_free (f->dir);
+}
+
+void
+qb_test_window_activate (QbTestWindow *f,
+                         const char   *action,
+                         GVariant     *param)
+{
+  g_assert_true (g_action_group_get_action_enabled (G_ACTION_GROUP (f->window), action));
+  g_action_group_activate_action (G_ACTION_GROUP (f->window), action, param);
+  qb_test_ui_flush ();
+}
+
+static gboolean
+not_loading (gpointer data)
+{
+  return !qb_window_is_loading (data);
+}
+
+void
+qb_test_window_open (QbTestWindow *f,
+                     const char   *path)
+{
+  qb_test_window_activate (f, "open-file", g_variant_new_string (path));
+  qb_test_ui_wait_for (not_loading, f->window, 60, "the model to load");
+  qb_test_window_settle (f);
+}
+
+gboolean
+qb_test_window_open_shared (QbTestWindow *f,
+                            const char   *relative)
+{
+  g_autofree char *path = qb_test_shared_path (relative);
+
+  if (path == NULL)
+    return FALSE;
+  qb_test_window_open (f, path);
+  g_assert_null (qb_window_get_error_message (f->window));
+  g_assert_nonnull (qb_window_get_document (f->window));
+  return TRUE;
+}
+
+QbRun *
+qb_test_window_run (QbTestWindow *f)
+{
+  qb_test_window_activate (f, "quantize", NULL);
+  qb_test_window_settle (f);
+  return qb_window_get_run (f->window);
+}
+
+QbTensorRow *
+qb_test_window_row (QbTestWindow *f,
+                    const char   *name)
+{
+  QbTensorRow *row = qb_document_find_row (qb_window_get_document (f->window), name);
+
+  g_assert_nonnull (row);
+  return row;
 }

@@ -288,34 +288,43 @@ test_histogram_focus (void)
   gtk_window_destroy (GTK_WINDOW (window));
 }
 
+/* The scatter marks the front as the store defines it (NAN points left
+ * out, the y direction per measure). */
 static void
 test_pareto_front (void)
 {
   /* size, error (lower better) */
+  const char *labels[] = { "a", "b", "c", "d", "e", "f", "g", "h" };
   const double x[] = { 1, 2, 3, 4, 2, 5, NAN, 4 };
   const double y[] = { 5, 3, 4, 1, 3, 1, 0, 0.5 };
-  gboolean front[8];
+  GtkWidget *view = qb_scatter_view_new ();
+  QbScatterView *sv = QB_SCATTER_VIEW (view);
+  GtkWidget *window = in_window (view);
 
-  g_assert_cmpuint (qb_pareto_front (x, y, 8, FALSE, front), ==, 4);
-  g_assert_true (front[0]);    /* smallest */
-  g_assert_true (front[1]);    /* (2, 3) and its twin (4) */
-  g_assert_true (front[4]);
-  g_assert_false (front[2]);   /* (3, 4) is worse than (2, 3) */
-  g_assert_false (front[3]);   /* (4, 1) is beaten by (4, 0.5) */
-  g_assert_false (front[5]);   /* (5, 1) too */
-  g_assert_false (front[6]);   /* no size: never on it */
-  g_assert_true (front[7]);
+  qb_scatter_view_set_axes (sv, "bpw", "error", FALSE);
+  qb_scatter_view_set_points (sv, labels, x, y, 8);
+  g_assert_cmpuint (qb_scatter_view_get_n_points (sv), ==, 7);   /* g has no size */
+  g_assert_true (qb_scatter_view_is_on_front (sv, 0));    /* a: smallest */
+  /* b (2, 3) and its twin e: the store keeps one of equal points. */
+  g_assert_true (qb_scatter_view_is_on_front (sv, 1) != qb_scatter_view_is_on_front (sv, 4));
+  g_assert_false (qb_scatter_view_is_on_front (sv, 2));   /* c (3, 4) is worse than b */
+  g_assert_false (qb_scatter_view_is_on_front (sv, 3));   /* d (4, 1) is beaten by h (4, 0.5) */
+  g_assert_false (qb_scatter_view_is_on_front (sv, 5));   /* f (5, 1) too */
+  g_assert_true (qb_scatter_view_is_on_front (sv, 6));    /* h */
 
   /* Higher-is-better measures (SQNR) flip the y direction. */
   {
     const double sx[] = { 4.5, 5.5, 8.5, 6.0 };
     const double sqnr[] = { 18, 24, 40, 22 };
-    gboolean f[4];
 
-    g_assert_cmpuint (qb_pareto_front (sx, sqnr, 4, TRUE, f), ==, 3);
-    g_assert_true (f[0] && f[1] && f[2]);
-    g_assert_false (f[3]);
+    qb_scatter_view_set_axes (sv, "bpw", "SQNR", TRUE);
+    qb_scatter_view_set_points (sv, labels, sx, sqnr, 4);
+    g_assert_true (qb_scatter_view_is_on_front (sv, 0));
+    g_assert_true (qb_scatter_view_is_on_front (sv, 1));
+    g_assert_true (qb_scatter_view_is_on_front (sv, 2));
+    g_assert_false (qb_scatter_view_is_on_front (sv, 3));
   }
+  gtk_window_destroy (GTK_WINDOW (window));
 }
 
 static void

@@ -12,65 +12,13 @@
 
 #define STORIES "models/stories260K.gguf"
 
-typedef struct {
-  QbApplication *app;
-  QbWindow      *window;
-  char          *dir;
-} Fixture;
+typedef QbTestWindow Fixture;
 
-static void
-fixture_setup (Fixture       *f,
-               gconstpointer  data)
-{
-  g_autoptr(GError) error = NULL;
-
-  f->dir = qb_test_tmpdir ();
-  f->app = qb_application_new ();
-  g_assert_true (g_application_register (G_APPLICATION (f->app), NULL, &error));
-  g_assert_no_error (error);
-  f->window = qb_window_new (GTK_APPLICATION (f->app));
-  gtk_window_set_default_size (GTK_WINDOW (f->window), 1280, 800);
-  gtk_window_present (GTK_WINDOW (f->window));
-  qb_test_ui_flush ();
-}
-
-static void
-fixture_teardown (Fixture       *f,
-                  gconstpointer  data)
-{
-  QbRun *run = qb_window_get_run (f->window);
-
-  /* A run still going is cancelled with the window; wait for it so the
-   * worker is not left behind. */
-  if (run && qb_run_is_running (run))
-    {
-      g_object_ref (run);
-      qb_run_cancel (run);
-      while (qb_run_is_running (run))
-        g_main_context_iteration (NULL, TRUE);
-      g_object_unref (run);
-    }
-  gtk_window_destroy (GTK_WINDOW (f->window));
-  qb_test_ui_flush ();
-  g_clear_object (&f->app);
-  g_free (f->dir);
-}
-
-static void
-activate (Fixture    *f,
-          const char *action,
-          GVariant   *param)
-{
-  g_assert_true (g_action_group_get_action_enabled (G_ACTION_GROUP (f->window), action));
-  g_action_group_activate_action (G_ACTION_GROUP (f->window), action, param);
-  qb_test_ui_flush ();
-}
-
-static gboolean
-not_loading (gpointer data)
-{
-  return !qb_window_is_loading (data);
-}
+#define fixture_setup    qb_test_window_setup
+#define fixture_teardown qb_test_window_teardown
+#define activate         qb_test_window_activate
+#define open_model       qb_test_window_open
+#define row_named        qb_test_window_row
 
 static gboolean
 run_finished (gpointer data)
@@ -86,37 +34,10 @@ has_stats (gpointer data)
   return row && qb_tensor_row_get_stats (row);
 }
 
-/* Opens a model through the action and waits for it. */
-static void
-open_model (Fixture    *f,
-            const char *path)
-{
-  activate (f, "open-file", g_variant_new_string (path));
-  qb_test_ui_wait_for (not_loading, f->window, 60, "the model to load");
-  qb_test_ui_flush ();
-}
-
 static gboolean
 open_stories (Fixture *f)
 {
-  g_autofree char *path = qb_test_shared_path (STORIES);
-
-  if (path == NULL)
-    return FALSE;
-  open_model (f, path);
-  g_assert_null (qb_window_get_error_message (f->window));
-  g_assert_nonnull (qb_window_get_document (f->window));
-  return TRUE;
-}
-
-static QbTensorRow *
-row_named (Fixture    *f,
-           const char *name)
-{
-  QbTensorRow *row = qb_document_find_row (qb_window_get_document (f->window), name);
-
-  g_assert_nonnull (row);
-  return row;
+  return qb_test_window_open_shared (f, STORIES);
 }
 
 /* -- tests ---------------------------------------------------------------- */

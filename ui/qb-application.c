@@ -29,6 +29,7 @@ static const struct {
   { "win.show-page('plan')", { "<Alt>1", NULL } },
   { "win.show-page('experiments')", { "<Alt>2", NULL } },
   { "win.show-page('compare')", { "<Alt>3", NULL } },
+  { "win.compare", { "<Control>d", NULL } },
 };
 
 static QbWindow *

@@ -10,6 +10,7 @@ struct _QbFormatButton
   GtkWidget           parent_instance;
 
   GtkButton          *button;
+  GtkLabel           *label;
   GtkWidget          *popover;      /* built on the first click */
   char               *format;
   GtkSearchEntry     *search;       /* the popover's, once built */
@@ -285,6 +286,10 @@ static void
 qb_format_button_init (QbFormatButton *self)
 {
   self->button = GTK_BUTTON (gtk_button_new ());
+  self->label = GTK_LABEL (gtk_label_new (NULL));
+  gtk_label_set_xalign (self->label, 0);
+  gtk_label_set_ellipsize (self->label, PANGO_ELLIPSIZE_END);
+  gtk_button_set_child (self->button, GTK_WIDGET (self->label));
   g_signal_connect (self->button, "clicked", G_CALLBACK (on_clicked), self);
   gtk_widget_set_parent (GTK_WIDGET (self->button), GTK_WIDGET (self));
   gtk_accessible_update_property (GTK_ACCESSIBLE (self->button), GTK_ACCESSIBLE_PROPERTY_LABEL, "Format", -1);
@@ -312,7 +317,7 @@ qb_format_button_set_format (QbFormatButton *self,
   {
     /* A text arrow: an icon would be another widget per table cell. */
     g_autofree char *label = g_strdup_printf ("%s ▾", format ? format : "");
-    gtk_button_set_label (self->button, label);
+    gtk_label_set_text (self->label, label);
   }
   description = g_strdup_printf ("Format: %s", format ? format : "none");
   gtk_accessible_update_property (GTK_ACCESSIBLE (self->button),

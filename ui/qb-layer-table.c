@@ -147,7 +147,7 @@ static const ColumnSpec columns[] = {
   { "layer", "Layer", "Block index (– outside the repeated blocks)", CELL_NUMBER, { NULL }, text_layer,
     SORT_NUMERIC, "layer", NULL, 0, 0, 56, FALSE },
   { "role", "Role", "What the tensor does", CELL_TEXT, { NULL }, text_role, SORT_STRING, "role",
-    NULL, 0, 0, 90, FALSE },
+    NULL, 0, 0, 104, FALSE },
   { "shape", "Shape", "Row length × rows (ggml order)", CELL_NUMBER, { NULL }, text_shape,
     SORT_NUMERIC, "n-params", NULL, 0, 0, 110, FALSE },
   { "dtype", "Type", "Stored type", CELL_TEXT, { NULL }, text_dtype, SORT_STRING, "dtype",

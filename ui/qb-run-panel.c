@@ -34,6 +34,12 @@ format_duration (double seconds)
   return g_strdup_printf ("%u:%02u", s / 60, s % 60);
 }
 
+static char *
+format_seconds (double seconds)
+{
+  return seconds < 10 ? g_strdup_printf ("%.2f s", seconds) : g_strdup_printf ("%.1f s", seconds);
+}
+
 static void
 update_time (QbRunPanel *self)
 {
@@ -42,7 +48,7 @@ update_time (QbRunPanel *self)
   g_autofree char *text = NULL;
 
   if (!qb_run_is_running (self->run))
-    text = g_strdup_printf ("%.1f s", qb_run_get_elapsed (self->run));
+    text = format_seconds (qb_run_get_elapsed (self->run));
   else if (isnan (remaining))
     text = g_strdup_printf ("%s elapsed", elapsed);
   else
@@ -59,11 +65,12 @@ summary (QbRunPanel *self)
   QbRun *run = self->run;
   guint done = qb_run_get_tensors_done (run), n = qb_run_get_n_tensors (run);
   const char *note = self->note ? self->note : "";
+  g_autofree char *elapsed = format_seconds (qb_run_get_elapsed (run));
 
   switch (qb_run_get_status (run))
     {
     case QB_RUN_DONE:
-      return g_strdup_printf ("Quantized %u tensors in %.1f s%s", done, qb_run_get_elapsed (run), note);
+      return g_strdup_printf ("Quantized %u tensors in %s%s", done, elapsed, note);
     case QB_RUN_CANCELLED:
       return g_strdup_printf ("Cancelled after %u of %u tensors%s", done, n, note);
     case QB_RUN_FAILED:

@@ -2,9 +2,9 @@
 #include "qb-scatter-view.h"
 
 #include <math.h>
-#include <stdlib.h>
 
 #include "qb-chart.h"
+#include "qb-experiment.h"
 
 #define MARGIN_LEFT   70.0
 #define MARGIN_RIGHT  24.0
@@ -35,58 +35,6 @@ static void qb_scatter_view_chart_init (QbChartInterface *iface);
 
 G_DEFINE_FINAL_TYPE_WITH_CODE (QbScatterView, qb_scatter_view, GTK_TYPE_WIDGET,
                                G_IMPLEMENT_INTERFACE (QB_TYPE_CHART, qb_scatter_view_chart_init))
-
-/* -- the front ------------------------------------------------------------ */
-
-typedef struct {
-  double x, y;
-  guint  index;
-} Ranked;
-
-static int
-compare_ranked (const void *a,
-                const void *b)
-{
-  const Ranked *p = a, *q = b;
-
-  if (p->x != q->x)
-    return p->x < q->x ? -1 : 1;
-  return (p->y > q->y) - (p->y < q->y);
-}
-
-guint
-qb_pareto_front (const double *x,
-                 const double *y,
-                 guint         n,
-                 gboolean      y_higher_is_better,
-                 gboolean     *on_front)
-{
-  g_autofree Ranked *r = g_new (Ranked, n);
-  guint m = 0, count = 0;
-  double best = INFINITY, best_x = NAN;
-
-  for (guint i = 0; i < n; i++)
-    {
-      on_front[i] = FALSE;
-      if (isnan (x[i]) || isnan (y[i]))
-        continue;
-      /* Lower is better on both axes from here on. */
-      r[m++] = (Ranked) { x[i], y_higher_is_better ? -y[i] : y[i], i };
-    }
-  qsort (r, m, sizeof (Ranked), compare_ranked);
-  /* Walking by growing x (ties: best y first), a point is on the front
-   * when it is strictly better in y than everything smaller or equal, or
-   * the same point again (equal points do not dominate each other). */
-  for (guint i = 0; i < m; i++)
-    if (r[i].y < best || (r[i].y == best && r[i].x == best_x))
-      {
-        best = r[i].y;
-        best_x = r[i].x;
-        on_front[r[i].index] = TRUE;
-        count++;
-      }
-  return count;
-}
 
 /* -- drawing -------------------------------------------------------------- */
 
@@ -165,6 +113,18 @@ draw_axes (QbScatterView         *self,
     }
 }
 
+typedef struct {
+  double x, y;
+} Corner;
+
+static int
+compare_corner (const void *a,
+                const void *b)
+{
+  const Corner *p = a, *q = b;
+  return (p->x > q->x) - (p->x < q->x);
+}
+
 /* The front as a staircase: what is attainable at each size. */
 static void
 draw_front (QbScatterView         *self,
@@ -173,7 +133,7 @@ draw_front (QbScatterView         *self,
             const QbChartPalette  *palette)
 {
   static const double dash[] = { 5.0, 3.0 };
-  g_autoptr(GArray) front = g_array_new (FALSE, FALSE, sizeof (Ranked));
+  g_autoptr(GArray) front = g_array_new (FALSE, FALSE, sizeof (Corner));
   gboolean first = TRUE;
 
   for (guint i = 0; i < self->points->len; i++)
@@ -181,19 +141,19 @@ draw_front (QbScatterView         *self,
       Point *p = &g_array_index (self->points, Point, i);
       if (p->front)
         {
-          Ranked rk = { p->x, p->y, i };
-          g_array_append_val (front, rk);
+          Corner corner = { p->x, p->y };
+          g_array_append_val (front, corner);
         }
     }
   if (front->len == 0)
     return;
-  g_array_sort (front, compare_ranked);
+  g_array_sort (front, compare_corner);
   qb_chart_set_color (cr, &palette->success, 0.9);
   cairo_set_line_width (cr, 2.0);
   cairo_set_dash (cr, dash, G_N_ELEMENTS (dash), 0);
   for (guint i = 0; i < front->len; i++)
     {
-      Ranked *p = &g_array_index (front, Ranked, i);
+      Corner *p = &g_array_index (front, Corner, i);
       double x = px (self, r, p->x), y = py (self, r, p->y);
 
       if (first)
@@ -470,25 +430,24 @@ static void
 recompute (QbScatterView *self)
 {
   guint n = self->points->len;
-  g_autofree double *x = g_new (double, MAX (n, 1));
-  g_autofree double *y = g_new (double, MAX (n, 1));
-  g_autofree gboolean *front = g_new (gboolean, MAX (n, 1));
+  g_autofree QbParetoPoint *pareto = g_new0 (QbParetoPoint, MAX (n, 1));
 
   self->x_lo = self->y_lo = G_MAXDOUBLE;
   self->x_hi = self->y_hi = -G_MAXDOUBLE;
   for (guint i = 0; i < n; i++)
     {
       Point *p = &g_array_index (self->points, Point, i);
-      x[i] = p->x;
-      y[i] = p->y;
+      pareto[i] = (QbParetoPoint) { i, p->x, p->y, FALSE };
       self->x_lo = MIN (self->x_lo, p->x);
       self->x_hi = MAX (self->x_hi, p->x);
       self->y_lo = MIN (self->y_lo, p->y);
       self->y_hi = MAX (self->y_hi, p->y);
     }
-  qb_pareto_front (x, y, n, self->y_higher_is_better, front);
+  /* The store's definition of the front, so the UI and `quantbench
+   * experiments` agree. */
+  qb_pareto_mark (pareto, n, self->y_higher_is_better);
   for (guint i = 0; i < n; i++)
-    g_array_index (self->points, Point, i).front = front[i];
+    g_array_index (self->points, Point, pareto[i].experiment_id).front = pareto[i].on_front;
   if (n > 0)
     {
       pad_range (&self->x_lo, &self->x_hi);

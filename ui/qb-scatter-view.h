@@ -2,7 +2,7 @@
  * error measure, with the Pareto front drawn and every point labelled.
  *
  * A point is on the front when no other point is at least as small and at
- * least as good with one of the two strictly better.  Hovering reads out
+ * least as good (qb_pareto_mark(), the store's definition).  Hovering reads out
  * the nearest point.
  */
 #pragma once
@@ -37,14 +37,5 @@ guint      qb_scatter_view_get_n_points (QbScatterView      *self);
 /* The read-out for the point nearest (x, y) in data units, or NULL. */
 char      *qb_scatter_view_describe_point (QbScatterView    *self,
                                          guint               index);
-
-/* Marks on_front[i] for the points on the Pareto front of smaller x and
- * smaller (or, when y_higher_is_better, larger) y; NAN points never are.
- * Returns how many are. */
-guint      qb_pareto_front              (const double       *x,
-                                         const double       *y,
-                                         guint               n,
-                                         gboolean            y_higher_is_better,
-                                         gboolean           *on_front);
 
 G_END_DECLS

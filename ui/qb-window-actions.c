@@ -21,7 +21,11 @@ qb_window_update_actions (QbWindow *self)
     "search", "set-format", "clear-format", "clear-overrides", "select-tensor",
     "set-default-format", "set-preset", "set-method", "keep-1d", "add-rule",
     "remove-rule", "move-rule", "reset-zoom", "show-chart", "export-chart",
-    "export-chart-to", "group-by", "log-scale",
+    "export-chart-to", "group-by", "log-scale", "open-experiment",
+  };
+  static const char *need_store[] = {
+    "refresh-experiments", "delete-experiment", "rename-experiment", "set-experiment-notes",
+    "set-experiment-tags", "compare", "compare-experiments",
   };
   gboolean have = self->document != NULL;
   gboolean running = self->run && qb_run_is_running (self->run);
@@ -34,6 +38,9 @@ qb_window_update_actions (QbWindow *self)
   set_enabled (self, "open", !running);
   set_enabled (self, "open-file", !running);
   set_enabled (self, "open-demo", !running);
+  for (guint i = 0; i < G_N_ELEMENTS (need_store); i++)
+    set_enabled (self, need_store[i], self->store != NULL);
+  set_enabled (self, "open-experiment", have && self->store != NULL && !running);
 }
 
 /* -- opening -------------------------------------------------------------- */
@@ -360,9 +367,12 @@ static void
 export_chart_to (QbWindow   *self,
                  const char *path)
 {
+  QbChart *chart = qb_window_get_visible_chart (self);
   g_autoptr(GError) error = NULL;
 
-  if (!qb_chart_export (qb_tensor_details_get_visible_chart (self->details), path, 0, 0, &error))
+  if (chart == NULL)
+    qb_window_show_error (self, "This page has no chart to export.");
+  else if (!qb_chart_export (chart, path, 0, 0, &error))
     qb_window_show_error (self, error->message);
 }
 
@@ -390,8 +400,10 @@ action_export_chart (GSimpleAction *action,
   QbWindow *self = data;
   const char *ext = g_variant_get_string (param, NULL);
   QbTensorRow *row = qb_tensor_details_get_row (self->details);
-  g_autofree char *name = g_strdup_printf ("%s-%s.%s", row ? qb_tensor_row_get_name (row) : "chart",
-                                           qb_tensor_details_get_chart_name (self->details), ext);
+  gboolean compare = g_strcmp0 (gtk_stack_get_visible_child_name (self->page_stack), "compare") == 0;
+  g_autofree char *name = compare ? g_strdup_printf ("comparison.%s", ext)
+                                  : g_strdup_printf ("%s-%s.%s", row ? qb_tensor_row_get_name (row) : "chart",
+                                                     qb_tensor_details_get_chart_name (self->details), ext);
   GtkFileChooserNative *dialog;
 
   dialog = gtk_file_chooser_native_new ("Export Chart", GTK_WINDOW (self), GTK_FILE_CHOOSER_ACTION_SAVE,
@@ -408,6 +420,104 @@ action_export_chart_to (GSimpleAction *action,
                         gpointer       data)
 {
   export_chart_to (data, g_variant_get_string (param, NULL));
+}
+
+/* -- experiments ------------------------------------------------------------ */
+
+static void
+action_refresh_experiments (GSimpleAction *action,
+                            GVariant      *param,
+                            gpointer       data)
+{
+  qb_experiments_page_refresh (QB_WINDOW (data)->experiments_page);
+}
+
+static void
+action_open_experiment (GSimpleAction *action,
+                        GVariant      *param,
+                        gpointer       data)
+{
+  qb_window_open_experiment (data, g_variant_get_int64 (param));
+}
+
+static void
+action_delete_experiment (GSimpleAction *action,
+                          GVariant      *param,
+                          gpointer       data)
+{
+  qb_experiments_page_delete (QB_WINDOW (data)->experiments_page, g_variant_get_int64 (param));
+}
+
+static void
+action_rename_experiment (GSimpleAction *action,
+                          GVariant      *param,
+                          gpointer       data)
+{
+  gint64 id;
+  const char *text;
+
+  g_variant_get (param, "(x&s)", &id, &text);
+  qb_experiments_page_rename (QB_WINDOW (data)->experiments_page, id, text);
+}
+
+static void
+action_set_experiment_notes (GSimpleAction *action,
+                             GVariant      *param,
+                             gpointer       data)
+{
+  gint64 id;
+  const char *text;
+
+  g_variant_get (param, "(x&s)", &id, &text);
+  qb_experiments_page_set_notes (QB_WINDOW (data)->experiments_page, id, text);
+}
+
+static void
+action_set_experiment_tags (GSimpleAction *action,
+                            GVariant      *param,
+                            gpointer       data)
+{
+  gint64 id;
+  const char *text;
+
+  g_variant_get (param, "(x&s)", &id, &text);
+  qb_experiments_page_set_tags (QB_WINDOW (data)->experiments_page, id, text);
+}
+
+static void
+compare_ids (QbWindow     *self,
+             const gint64 *ids,
+             gsize         n)
+{
+  if (n < 2)
+    {
+      qb_window_show_error (self, "Select two or more experiments to compare (Ctrl or Shift and click).");
+      return;
+    }
+  qb_compare_page_compare (self->compare_page, ids, n);
+  gtk_stack_set_visible_child_name (self->page_stack, "compare");
+}
+
+static void
+action_compare (GSimpleAction *action,
+                GVariant      *param,
+                gpointer       data)
+{
+  QbWindow *self = data;
+  g_autoptr(GArray) ids = qb_experiments_page_get_selected_ids (self->experiments_page);
+
+  compare_ids (self, (const gint64 *) ids->data, ids->len);
+}
+
+static void
+action_compare_experiments (GSimpleAction *action,
+                            GVariant      *param,
+                            gpointer       data)
+{
+  gsize n;
+  const gint64 *ids = g_variant_get_fixed_array (param, &n, sizeof (gint64));
+
+  compare_ids (data, ids, n);
 }
 
 /* -- the window ----------------------------------------------------------- */
@@ -470,6 +580,14 @@ static const GActionEntry entries[] = {
   { "show-page", action_show_page, "s" },
   { "show-sidebar", NULL, NULL, "true", change_show_sidebar },
   { "dismiss-error", action_dismiss_error },
+  { "refresh-experiments", action_refresh_experiments },
+  { "open-experiment", action_open_experiment, "x" },
+  { "delete-experiment", action_delete_experiment, "x" },
+  { "rename-experiment", action_rename_experiment, "(xs)" },
+  { "set-experiment-notes", action_set_experiment_notes, "(xs)" },
+  { "set-experiment-tags", action_set_experiment_tags, "(xs)" },
+  { "compare", action_compare },
+  { "compare-experiments", action_compare_experiments, "ax" },
 };
 
 void

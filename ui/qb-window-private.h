@@ -25,6 +25,8 @@ struct _QbWindow
   QbLayerTable         *layer_table;
   QbTensorDetails      *details;
   QbRunPanel           *run_panel;
+  QbExperimentsPage    *experiments_page;
+  QbComparePage        *compare_page;
   GMenu                *recent_section;
 
   GSettings            *settings;
@@ -32,7 +34,10 @@ struct _QbWindow
   GCancellable         *load_cancellable;
   char                 *loading_path;
   QbRun                *run;
+  QbExperimentRecorder *recorder;   /* the current run's; owned by the run */
+  QbStoreHandle        *store;      /* NULL until open, or when it failed */
   char                 *error_message;
+  guint                 n_pending;  /* experiment loads under way */
 };
 
 /* qb-window-actions.c */
@@ -45,5 +50,10 @@ void qb_window_show_error          (QbWindow    *self,
                                     const char  *message);
 void qb_window_clear_error         (QbWindow    *self);
 void qb_window_start_run           (QbWindow    *self);
+/* Loads an experiment's plan and results into the editor (background). */
+void qb_window_open_experiment     (QbWindow    *self,
+                                    gint64       id);
+/* The chart on the visible page, or NULL. */
+QbChart *qb_window_get_visible_chart (QbWindow  *self);
 
 G_END_DECLS

@@ -122,6 +122,7 @@ set_document (QbWindow   *self,
   qb_layer_table_set_document (self->layer_table, document);
   qb_tensor_details_set_document (self->details, document);
   qb_plan_panel_set_document (self->plan_panel, document);
+  qb_experiments_page_set_model (self->experiments_page, model);
 
   gtk_label_set_text (self->title_label, arch->name && *arch->name ? arch->name : base);
   facts = qb_document_describe_arch (document);
@@ -237,6 +238,22 @@ on_run_finished (QbRun    *run,
   qb_window_update_actions (self);
   if (qb_run_get_status (run) == QB_RUN_FAILED && qb_run_get_error (run))
     qb_window_show_error (self, qb_run_get_error (run)->message);
+
+  if (self->recorder == NULL)
+    qb_run_panel_set_note (self->run_panel, "not saved: the experiment database is not open");
+  else if (qb_experiment_recorder_get_error (self->recorder))
+    {
+      g_autofree char *note = g_strdup_printf ("not saved: %s",
+                                               qb_experiment_recorder_get_error (self->recorder)->message);
+      qb_run_panel_set_note (self->run_panel, note);
+    }
+  else
+    {
+      g_autofree char *note = g_strdup_printf ("saved as experiment #%" G_GINT64_FORMAT,
+                                               qb_experiment_recorder_get_id (self->recorder));
+      qb_run_panel_set_note (self->run_panel, note);
+    }
+  qb_experiments_page_refresh (self->experiments_page);
 }
 
 void
@@ -250,10 +267,193 @@ qb_window_start_run (QbWindow *self)
   if (self->run)
     g_signal_handlers_disconnect_by_data (self->run, self);
   g_set_object (&self->run, run);
+  self->recorder = NULL;
+  if (self->store)
+    {
+      self->recorder = qb_experiment_recorder_new (self->store, NULL);
+      qb_experiment_recorder_attach (self->recorder, run);
+    }
   g_signal_connect (run, "finished", G_CALLBACK (on_run_finished), self);
   qb_run_panel_set_run (self->run_panel, run);
   qb_run_start (run);
   qb_window_update_actions (self);
+}
+
+/* -- the experiment store ------------------------------------------------ */
+
+static void
+open_store_thread (GTask        *task,
+                   gpointer      source,
+                   gpointer      data,
+                   GCancellable *cancellable)
+{
+  const char *path = data;
+  GError *error = NULL;
+  QbStore *store = qb_store_open (*path ? path : NULL, &error);
+
+  if (store)
+    g_task_return_pointer (task, qb_store_handle_new (store), (GDestroyNotify) qb_store_handle_unref);
+  else
+    g_task_return_error (task, error);
+}
+
+static void
+open_store_done (GObject      *source,
+                 GAsyncResult *result,
+                 gpointer      user_data)
+{
+  g_autoptr(QbWindow) self = user_data;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(QbStoreHandle) store = g_task_propagate_pointer (G_TASK (result), &error);
+
+  self->n_pending--;
+  if (gtk_widget_in_destruction (GTK_WIDGET (self)))
+    return;
+  if (store == NULL)
+    {
+      g_autofree char *message = g_strdup_printf ("The experiment database could not be opened, so runs "
+                                                  "are not saved: %s", error->message);
+      qb_window_show_error (self, message);
+      return;
+    }
+  self->store = g_steal_pointer (&store);
+  qb_experiments_page_set_store (self->experiments_page, self->store);
+  qb_compare_page_set_store (self->compare_page, self->store);
+  qb_window_update_actions (self);
+}
+
+/* The database is opened (and migrated if old) off the main thread. */
+static void
+open_store (QbWindow *self)
+{
+  g_autoptr(GTask) task = g_task_new (NULL, NULL, open_store_done, g_object_ref (self));
+
+  self->n_pending++;
+  g_task_set_source_tag (task, open_store);
+  g_task_set_task_data (task, g_settings_get_string (self->settings, "database-path"), g_free);
+  g_task_run_in_thread (task, open_store_thread);
+}
+
+typedef struct {
+  QbStoreHandle *store;
+  gint64         id;
+  QbExperiment  *experiment;
+  GPtrArray     *tensors;       /* QbStoredTensor, with histograms */
+} ExperimentLoad;
+
+static void
+experiment_load_free (ExperimentLoad *load)
+{
+  qb_store_handle_unref (load->store);
+  g_clear_pointer (&load->experiment, qb_experiment_free);
+  g_clear_pointer (&load->tensors, g_ptr_array_unref);
+  g_free (load);
+}
+
+static void
+load_experiment_thread (GTask        *task,
+                        gpointer      source,
+                        gpointer      data,
+                        GCancellable *cancellable)
+{
+  ExperimentLoad *load = data;
+  QbStore *store = qb_store_handle_get (load->store);
+  GError *error = NULL;
+
+  load->experiment = qb_store_get_experiment (store, load->id, &error);
+  if (load->experiment)
+    load->tensors = qb_store_get_tensors (store, load->id, &error);
+  for (guint i = 0; load->tensors && i < load->tensors->len; i++)
+    if (!qb_store_load_tensor_data (store, g_ptr_array_index (load->tensors, i), &error))
+      g_clear_pointer (&load->tensors, g_ptr_array_unref);
+  if (load->tensors)
+    g_task_return_boolean (task, TRUE);
+  else
+    g_task_return_error (task, error);
+}
+
+static void
+load_experiment_done (GObject      *source,
+                      GAsyncResult *result,
+                      gpointer      user_data)
+{
+  g_autoptr(QbWindow) self = user_data;
+  ExperimentLoad *load = g_task_get_task_data (G_TASK (result));
+  g_autoptr(GError) error = NULL;
+  g_autoptr(QbPlan) plan = NULL;
+  QbModel *model;
+
+  self->n_pending--;
+  if (!g_task_propagate_boolean (G_TASK (result), &error))
+    {
+      qb_window_show_error (self, error->message);
+      return;
+    }
+  if (self->document == NULL || gtk_widget_in_destruction (GTK_WIDGET (self)))
+    return;
+  model = qb_document_get_model (self->document);
+  if (g_strcmp0 (load->experiment->model_fingerprint, qb_model_get_fingerprint (model)) != 0)
+    {
+      g_autofree char *message = g_strdup_printf ("“%s” was run on another model (%s): open that model first.",
+                                                  load->experiment->name,
+                                                  load->experiment->model_name ? load->experiment->model_name : "?");
+      qb_window_show_error (self, message);
+      return;
+    }
+  plan = qb_plan_new_from_json (load->experiment->plan_json, &error);
+  if (plan == NULL)
+    {
+      qb_window_show_error (self, error->message);
+      return;
+    }
+  qb_document_set_plan (self->document, plan);
+  qb_document_clear_results (self->document);
+  for (guint i = 0; i < load->tensors->len; i++)
+    {
+      QbStoredTensor *t = g_ptr_array_index (load->tensors, i);
+      qb_document_set_result (self->document, t->position, qb_tensor_result_copy (t->result));
+    }
+  qb_layer_table_refresh_sort (self->layer_table);
+  gtk_stack_set_visible_child_name (self->page_stack, "plan");
+  qb_window_update_actions (self);
+}
+
+void
+qb_window_open_experiment (QbWindow *self,
+                           gint64    id)
+{
+  g_autoptr(GTask) task = NULL;
+  ExperimentLoad *load;
+
+  g_return_if_fail (QB_IS_WINDOW (self));
+  if (self->store == NULL || self->document == NULL)
+    return;
+  load = g_new0 (ExperimentLoad, 1);
+  load->store = qb_store_handle_ref (self->store);
+  load->id = id;
+  self->n_pending++;
+  task = g_task_new (NULL, NULL, load_experiment_done, g_object_ref (self));
+  g_task_set_source_tag (task, qb_window_open_experiment);
+  g_task_set_task_data (task, load, (GDestroyNotify) experiment_load_free);
+  g_task_run_in_thread (task, load_experiment_thread);
+}
+
+static void
+on_page_error (GtkWidget  *page,
+               const char *message,
+               QbWindow   *self)
+{
+  qb_window_show_error (self, message);
+}
+
+QbChart *
+qb_window_get_visible_chart (QbWindow *self)
+{
+  if (g_strcmp0 (gtk_stack_get_visible_child_name (self->page_stack), "compare") == 0)
+    return qb_compare_page_get_visible_chart (self->compare_page);
+  if (g_strcmp0 (gtk_stack_get_visible_child_name (self->page_stack), "plan") == 0)
+    return qb_tensor_details_get_visible_chart (self->details);
+  return NULL;
 }
 
 /* -- drag and drop -------------------------------------------------------- */
@@ -302,6 +502,7 @@ qb_window_dispose (GObject *object)
   if (self->document)
     g_signal_handlers_disconnect_by_data (self->document, self);
   g_clear_object (&self->document);
+  g_clear_pointer (&self->store, qb_store_handle_unref);
   if (self->settings)
     g_signal_handlers_disconnect_by_data (self->settings, self);
   g_clear_object (&self->settings);
@@ -332,6 +533,8 @@ qb_window_class_init (QbWindowClass *klass)
   g_type_ensure (QB_TYPE_LAYER_TABLE);
   g_type_ensure (QB_TYPE_TENSOR_DETAILS);
   g_type_ensure (QB_TYPE_RUN_PANEL);
+  g_type_ensure (QB_TYPE_EXPERIMENTS_PAGE);
+  g_type_ensure (QB_TYPE_COMPARE_PAGE);
 
   qb_ui_ensure_resources ();
   gtk_widget_class_set_template_from_resource (widget_class, "/org/quantbench/Quantbench/ui/qb-window.ui");
@@ -349,6 +552,8 @@ qb_window_class_init (QbWindowClass *klass)
   gtk_widget_class_bind_template_child (widget_class, QbWindow, layer_table);
   gtk_widget_class_bind_template_child (widget_class, QbWindow, details);
   gtk_widget_class_bind_template_child (widget_class, QbWindow, run_panel);
+  gtk_widget_class_bind_template_child (widget_class, QbWindow, experiments_page);
+  gtk_widget_class_bind_template_child (widget_class, QbWindow, compare_page);
   gtk_widget_class_bind_template_child (widget_class, QbWindow, recent_section);
 }
 
@@ -376,9 +581,12 @@ qb_window_init (QbWindow *self)
   gtk_widget_add_controller (GTK_WIDGET (self), GTK_EVENT_CONTROLLER (drop));
 
   g_signal_connect (self->layer_table, "notify::focused-row", G_CALLBACK (on_focused_row), self);
+  g_signal_connect (self->experiments_page, "error", G_CALLBACK (on_page_error), self);
+  g_signal_connect (self->compare_page, "error", G_CALLBACK (on_page_error), self);
 
   qb_window_install_actions (self);
   show_status (self, "Open a model to begin", FALSE);
+  open_store (self);
   qb_window_update_actions (self);
 }
 
@@ -396,6 +604,11 @@ QbLayerTable    *qb_window_get_layer_table (QbWindow *self) { return self->layer
 QbTensorDetails *qb_window_get_details     (QbWindow *self) { return self->details; }
 QbPlanPanel     *qb_window_get_plan_panel  (QbWindow *self) { return self->plan_panel; }
 QbRunPanel      *qb_window_get_run_panel   (QbWindow *self) { return self->run_panel; }
+
+QbExperimentsPage *qb_window_get_experiments_page (QbWindow *self) { return self->experiments_page; }
+QbComparePage   *qb_window_get_compare_page (QbWindow *self) { return self->compare_page; }
+gboolean         qb_window_has_store       (QbWindow *self) { return self->store != NULL; }
+gboolean         qb_window_is_busy         (QbWindow *self) { return self->n_pending > 0; }
 
 const char *
 qb_window_get_totals_text (QbWindow *self)

@@ -7,7 +7,10 @@
 
 #include <gtk/gtk.h>
 
+#include "qb-compare-page.h"
 #include "qb-document.h"
+#include "qb-experiment-recorder.h"
+#include "qb-experiments-page.h"
 #include "qb-layer-table.h"
 #include "qb-plan-panel.h"
 #include "qb-run.h"
@@ -36,6 +39,12 @@ QbTensorDetails *qb_window_get_details       (QbWindow       *self);
 QbPlanPanel     *qb_window_get_plan_panel    (QbWindow       *self);
 QbRunPanel      *qb_window_get_run_panel     (QbWindow       *self);
 const char      *qb_window_get_totals_text   (QbWindow       *self);
+QbExperimentsPage *qb_window_get_experiments_page (QbWindow  *self);
+QbComparePage   *qb_window_get_compare_page  (QbWindow       *self);
+/* The experiment database is open. */
+gboolean         qb_window_has_store         (QbWindow       *self);
+/* Opening the database or an experiment is under way. */
+gboolean         qb_window_is_busy           (QbWindow       *self);
 const char      *qb_window_get_subtitle_text (QbWindow       *self);
 
 G_END_DECLS
