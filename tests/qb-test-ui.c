@@ -10,6 +10,9 @@ qb_test_ui_init (int    *argc,
   /* The default backend talks to AT-SPI over the session bus, which Xvfb
    * runs lack; the test backend keeps every property for inspection. */
   g_setenv ("GTK_A11Y", "test", TRUE);
+  /* Xvfb has no GPU: GL would run in software, slower than cairo, and
+   * compiling its shaders costs seconds per process. */
+  g_setenv ("GSK_RENDERER", "cairo", FALSE);
   gtk_test_init (argc, argv, NULL);
 }
 
