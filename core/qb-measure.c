@@ -1,0 +1,364 @@
+/* qb-measure.c — per-element loops for the tensor metrics (see the header). */
+#include "qb-measure-private.h"
+#include "qb-dtype.h"
+
+#include <math.h>
+#include <string.h>
+
+#define LANES 16
+
+/* AVX2 clones for the hot loops; baseline x86-64 keeps the SSE2 default.
+ * "avx2" does not imply FMA, so both clones round identically. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__)
+#define QB_HOT __attribute__ ((target_clones ("avx2", "default")))
+#else
+#define QB_HOT
+#endif
+
+static inline double
+lanes_sum (const float *l)
+{
+  double s = 0;
+
+  for (int i = 0; i < LANES; i++)
+    s += l[i];
+  return s;
+}
+
+void
+qb_measure_moments_init (QbMoments *m)
+{
+  memset (m, 0, sizeof *m);
+  m->min = INFINITY;
+  m->max = -INFINITY;
+}
+
+static double
+stripe_sum (const float *x, gint64 n)
+{
+  float acc[LANES] = { 0 };
+  gint64 i = 0;
+
+  for (; i + LANES <= n; i += LANES)
+    for (int l = 0; l < LANES; l++)
+      acc[l] += x[i + l];
+  for (; i < n; i++)
+    acc[0] += x[i];
+  return lanes_sum (acc);
+}
+
+QB_HOT void
+qb_measure_moments (const float *x, gint64 n, QbMoments *m)
+{
+  float mn[LANES], mx[LANES];
+  double sum = 0, s2 = 0, s3 = 0, s4 = 0;
+  float mean;
+
+  qb_measure_moments_init (m);
+  if (n <= 0)
+    return;
+
+  /* Mean first, then powers of the deviations from it: stable even for
+   * values far from zero (norm weights near 1). */
+  for (gint64 i0 = 0; i0 < n; i0 += QB_MEASURE_STRIPE)
+    sum += stripe_sum (x + i0, MIN (QB_MEASURE_STRIPE, n - i0));
+  mean = (float) (sum / n);
+
+  for (int l = 0; l < LANES; l++)
+    {
+      mn[l] = INFINITY;
+      mx[l] = -INFINITY;
+    }
+  for (gint64 i0 = 0; i0 < n; i0 += QB_MEASURE_STRIPE)
+    {
+      const float *p = x + i0;
+      gint64 len = MIN (QB_MEASURE_STRIPE, n - i0);
+      float a2[LANES] = { 0 }, a3[LANES] = { 0 }, a4[LANES] = { 0 };
+      gint64 i = 0;
+
+      for (; i + LANES <= len; i += LANES)
+        for (int l = 0; l < LANES; l++)
+          {
+            float v = p[i + l];
+            float d = v - mean;
+            float d2 = d * d;
+            a2[l] += d2;
+            a3[l] += d2 * d;
+            a4[l] += d2 * d2;
+            mn[l] = v < mn[l] ? v : mn[l];
+            mx[l] = v > mx[l] ? v : mx[l];
+          }
+      for (; i < len; i++)
+        {
+          float v = p[i];
+          float d = v - mean;
+          float d2 = d * d;
+          a2[0] += d2;
+          a3[0] += d2 * d;
+          a4[0] += d2 * d2;
+          mn[0] = v < mn[0] ? v : mn[0];
+          mx[0] = v > mx[0] ? v : mx[0];
+        }
+      s2 += lanes_sum (a2);
+      s3 += lanes_sum (a3);
+      s4 += lanes_sum (a4);
+    }
+
+  /* The sums are about the float-rounded mean; shift them to the exact
+   * one (d = x - mean_f, exact mean = mean_f + delta). */
+  {
+    double delta = sum / n - mean;
+    double d1 = sum - (double) mean * n;   /* sum of deviations = n delta */
+    double c2 = s2 - 2 * delta * d1 + n * delta * delta;
+    double c3 = s3 - 3 * delta * s2 + 3 * delta * delta * d1 - n * delta * delta * delta;
+    double c4 = s4 - 4 * delta * s3 + 6 * delta * delta * s2
+                - 4 * delta * delta * delta * d1 + n * delta * delta * delta * delta;
+
+    m->n = n;
+    m->mean = sum / n;
+    m->m2 = MAX (c2, 0.0);
+    m->m3 = c3;
+    m->m4 = MAX (c4, 0.0);
+  }
+  for (int l = 0; l < LANES; l++)
+    {
+      m->min = MIN (m->min, mn[l]);
+      m->max = MAX (m->max, mx[l]);
+    }
+}
+
+/* Pébay's pairwise update of central moments. */
+void
+qb_measure_moments_merge (QbMoments *a, const QbMoments *b)
+{
+  double na = a->n, nb = b->n, n = na + nb;
+  double d, d2, mean, m2, m3, m4;
+
+  if (b->n == 0)
+    return;
+  if (a->n == 0)
+    {
+      *a = *b;
+      return;
+    }
+  d = b->mean - a->mean;
+  d2 = d * d;
+  mean = a->mean + d * nb / n;
+  m2 = a->m2 + b->m2 + d2 * na * nb / n;
+  m3 = a->m3 + b->m3 + d2 * d * na * nb * (na - nb) / (n * n)
+       + 3 * d * (na * b->m2 - nb * a->m2) / n;
+  m4 = a->m4 + b->m4 + d2 * d2 * na * nb * (na * na - na * nb + nb * nb) / (n * n * n)
+       + 6 * d2 * (na * na * b->m2 + nb * nb * a->m2) / (n * n)
+       + 4 * d * (na * b->m3 - nb * a->m3) / n;
+  a->n += b->n;
+  a->mean = mean;
+  a->m2 = m2;
+  a->m3 = m3;
+  a->m4 = m4;
+  a->min = MIN (a->min, b->min);
+  a->max = MAX (a->max, b->max);
+}
+
+QB_HOT void
+qb_measure_error_row (const float *x, const float *y, const float *w,
+                      gint64 n, float out_lo, float out_hi, QbErrorSums *s)
+{
+  float me[LANES] = { 0 };
+  gint32 no[LANES] = { 0 };
+
+  for (gint64 i0 = 0; i0 < n; i0 += QB_MEASURE_STRIPE)
+    {
+      const float *px = x + i0, *py = y + i0;
+      gint64 len = MIN (QB_MEASURE_STRIPE, n - i0);
+      float xx[LANES] = { 0 }, yy[LANES] = { 0 }, xy[LANES] = { 0 };
+      float ee[LANES] = { 0 }, wee[LANES] = { 0 };
+      gint64 i = 0;
+
+      for (; i + LANES <= len; i += LANES)
+        for (int l = 0; l < LANES; l++)
+          {
+            float a = px[i + l], b = py[i + l], e = a - b;
+            float ae = fabsf (e);
+            xx[l] += a * a;
+            yy[l] += b * b;
+            xy[l] += a * b;
+            ee[l] += e * e;
+            me[l] = ae > me[l] ? ae : me[l];
+            no[l] += (a < out_lo) | (a > out_hi);
+          }
+      for (; i < len; i++)
+        {
+          float a = px[i], b = py[i], e = a - b;
+          float ae = fabsf (e);
+          xx[0] += a * a;
+          yy[0] += b * b;
+          xy[0] += a * b;
+          ee[0] += e * e;
+          me[0] = ae > me[0] ? ae : me[0];
+          no[0] += (a < out_lo) | (a > out_hi);
+        }
+      if (w != NULL)
+        {
+          const float *pw = w + i0;
+          for (i = 0; i + LANES <= len; i += LANES)
+            for (int l = 0; l < LANES; l++)
+              {
+                float e = px[i + l] - py[i + l];
+                wee[l] += pw[i + l] * (e * e);
+              }
+          for (; i < len; i++)
+            {
+              float e = px[i] - py[i];
+              wee[0] += pw[i] * (e * e);
+            }
+          s->s_wee += lanes_sum (wee);
+        }
+      s->s_xx += lanes_sum (xx);
+      s->s_yy += lanes_sum (yy);
+      s->s_xy += lanes_sum (xy);
+      s->s_ee += lanes_sum (ee);
+    }
+  for (int l = 0; l < LANES; l++)
+    {
+      s->max_err = MAX (s->max_err, me[l]);
+      s->n_out += no[l];
+    }
+}
+
+void
+qb_measure_error_merge (QbErrorSums *a, const QbErrorSums *b)
+{
+  a->s_xx += b->s_xx;
+  a->s_yy += b->s_yy;
+  a->s_xy += b->s_xy;
+  a->s_ee += b->s_ee;
+  a->s_wee += b->s_wee;
+  a->max_err = MAX (a->max_err, b->max_err);
+  a->n_out += b->n_out;
+}
+
+QB_HOT float
+qb_measure_max_err (const float *x, const float *y, gint64 n)
+{
+  float me[LANES] = { 0 };
+  float m = 0;
+  gint64 i = 0;
+
+  for (; i + LANES <= n; i += LANES)
+    for (int l = 0; l < LANES; l++)
+      {
+        float ae = fabsf (x[i + l] - y[i + l]);
+        me[l] = ae > me[l] ? ae : me[l];
+      }
+  for (; i < n; i++)
+    {
+      float ae = fabsf (x[i] - y[i]);
+      me[0] = ae > me[0] ? ae : me[0];
+    }
+  for (int l = 0; l < LANES; l++)
+    m = MAX (m, me[l]);
+  return m;
+}
+
+QB_HOT void
+qb_measure_range (const float *x, gint64 n, float *min, float *max)
+{
+  float mn[LANES], mx[LANES];
+  gint64 i = 0;
+
+  for (int l = 0; l < LANES; l++)
+    {
+      mn[l] = INFINITY;
+      mx[l] = -INFINITY;
+    }
+  for (; i + LANES <= n; i += LANES)
+    for (int l = 0; l < LANES; l++)
+      {
+        float v = x[i + l];
+        mn[l] = v < mn[l] ? v : mn[l];
+        mx[l] = v > mx[l] ? v : mx[l];
+      }
+  for (; i < n; i++)
+    {
+      mn[0] = x[i] < mn[0] ? x[i] : mn[0];
+      mx[0] = x[i] > mx[0] ? x[i] : mx[0];
+    }
+  *min = INFINITY;
+  *max = -INFINITY;
+  for (int l = 0; l < LANES; l++)
+    {
+      *min = MIN (*min, mn[l]);
+      *max = MAX (*max, mx[l]);
+    }
+}
+
+void
+qb_hist_acc_init (QbHistAcc *acc, guint n_bins, double lo, double hi)
+{
+  acc->n_bins = n_bins;
+  acc->lo = (float) lo;
+  acc->scale = (float) (n_bins / (hi - lo));
+  acc->counts = g_new0 (guint64, (gsize) QB_MEASURE_SUBHIST * n_bins);
+}
+
+void
+qb_hist_acc_clear (QbHistAcc *acc)
+{
+  g_clear_pointer (&acc->counts, g_free);
+}
+
+QB_HOT static void
+compute_bins (const float *x, const float *y, gint64 n, float lo, float scale,
+              float last, guint32 *bins)
+{
+  /* p > 0 fails for NaN, which therefore lands in bin 0, as in
+   * qb_histogram_add. */
+  if (y == NULL)
+    for (gint64 i = 0; i < n; i++)
+      {
+        float p = (x[i] - lo) * scale;
+        p = p > 0.0f ? p : 0.0f;
+        p = p < last ? p : last;
+        bins[i] = (guint32) (gint32) p;
+      }
+  else
+    for (gint64 i = 0; i < n; i++)
+      {
+        float p = ((x[i] - y[i]) - lo) * scale;
+        p = p > 0.0f ? p : 0.0f;
+        p = p < last ? p : last;
+        bins[i] = (guint32) (gint32) p;
+      }
+}
+
+void
+qb_hist_acc_add (QbHistAcc *acc, const float *x, const float *y, gint64 n,
+                 guint32 *bins)
+{
+  guint64 *c0 = acc->counts, *c1 = acc->counts + acc->n_bins;
+  gint64 i = 0;
+
+  compute_bins (x, y, n, acc->lo, acc->scale, (float) (acc->n_bins - 1), bins);
+  for (; i + 2 <= n; i += 2)
+    {
+      c0[bins[i]]++;
+      c1[bins[i + 1]]++;
+    }
+  for (; i < n; i++)
+    c0[bins[i]]++;
+}
+
+void
+qb_hist_acc_collect (const QbHistAcc *acc, guint64 *counts)
+{
+  for (guint s = 0; s < QB_MEASURE_SUBHIST; s++)
+    for (guint b = 0; b < acc->n_bins; b++)
+      counts[b] += acc->counts[(gsize) s * acc->n_bins + b];
+}
+
+void
+qb_measure_to_f16 (const float *x, guint16 *dst, gint64 n)
+{
+  for (gint64 i = 0; i < n; i++)
+    dst[i] = qb_fp32_to_fp16 (x[i]);
+}
