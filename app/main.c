@@ -11,6 +11,9 @@
 static const QbCliEntry commands[] = {
   { "demo",        qb_cmd_demo,        "Run the headless demo on the built-in model" },
   { "inspect",     qb_cmd_inspect,     "Show a model's architecture and tensors" },
+  { "quantize",    qb_cmd_quantize,    "Quantize a model with a plan, measure the error, export" },
+  { "plan",        qb_cmd_plan,        "Show a plan's format per tensor and its size, instantly" },
+  { "formats",     qb_cmd_formats,     "List the quantization formats and methods" },
 };
 
 static void

@@ -24,5 +24,8 @@ gboolean qb_cli_parse     (GOptionContext *context, int *argc, char ***argv);
 
 int  qb_cmd_demo          (int argc, char **argv);  /* headless demo */
 int  qb_cmd_inspect       (int argc, char **argv);
+int  qb_cmd_quantize      (int argc, char **argv);
+int  qb_cmd_plan          (int argc, char **argv);
+int  qb_cmd_formats       (int argc, char **argv);
 
 G_END_DECLS
