@@ -17,6 +17,8 @@ typedef enum {
   QB_EXPORT_CONVERT_F32, /* kept, but the stored type has no place in the file */
   QB_EXPORT_NATIVE,      /* the format's own bytes (a ggml type, or F32/F16/BF16) */
   QB_EXPORT_FAKE_F16,    /* quantized, dequantized, rounded to F16 */
+  QB_EXPORT_FAKE_F32,    /* GGUF 1-D tensors: quantized, dequantized, as F32
+                          * (llama.cpp multiplies norms and biases in F32) */
 } QbExportTensorKind;
 
 typedef struct _QbExporter QbExporter;

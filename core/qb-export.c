@@ -5,6 +5,8 @@
  * = 2 and quantbench.plan (the plan as JSON).  Tensors keep their names,
  * shapes and order; each is stored in its format's ggml type, kept tensors
  * as they were, and formats with no ggml type as fake-quantized F16.
+ * A 1-D tensor (norm, bias) that the plan quantizes is stored
+ * fake-quantized as F32: llama.cpp only multiplies those in F32.
  *
  * safetensors: an 8-byte little-endian header length, the JSON header
  * (name -> dtype, shape [outer..inner], data_offsets; "__metadata__" with
@@ -98,6 +100,11 @@ plan_tensor (QbExporter *ex, guint i, const QbTensorChoice *c, GError **error)
           return FALSE;
         }
     }
+  else if (gguf && t->ne[1] == 1 && t->ne[2] == 1 && t->ne[3] == 1 && c->format->dtype != QB_DTYPE_F32)
+    {
+      ex->tensor_kind[i] = QB_EXPORT_FAKE_F32;
+      ex->file_dtype[i] = QB_DTYPE_F32;
+    }
   else if (gguf ? (c->format->dtype != QB_DTYPE_INVALID && qb_dtype_info (c->format->dtype)
                    && qb_dtype_info (c->format->dtype)->is_ggml)
                 : is_float_dtype (c->format->dtype))
@@ -127,7 +134,7 @@ static char *
 build_summary (QbExporter *ex, const QbPlanResolution *res)
 {
   GString *s = g_string_new (ex->kind == QB_EXPORT_GGUF ? "GGUF" : "safetensors");
-  guint counts[4] = { 0 };
+  guint counts[5] = { 0 };
   guint listed = 0;
 
   for (guint i = 0; i < ex->n_tensors; i++)
@@ -138,6 +145,9 @@ build_summary (QbExporter *ex, const QbPlanResolution *res)
   g_string_append_printf (s, ", %u kept as stored", counts[QB_EXPORT_COPY]);
   if (counts[QB_EXPORT_CONVERT_F32])
     g_string_append_printf (s, ", %u kept but converted to F32", counts[QB_EXPORT_CONVERT_F32]);
+  if (counts[QB_EXPORT_FAKE_F32])
+    g_string_append_printf (s, ", %u 1-D tensors quantized and stored dequantized as F32 "
+                            "(llama.cpp needs F32 norms)", counts[QB_EXPORT_FAKE_F32]);
   g_string_append_printf (s, ", %u fake-quantized (quantized, dequantized, stored as F16)",
                           counts[QB_EXPORT_FAKE_F16]);
   for (guint i = 0; i < ex->n_tensors; i++)

@@ -688,7 +688,10 @@ qb_imatrix_save_gguf (QbImatrix *im, const char *path, GError **error)
   qb_gguf_writer_set_uint32 (w, "imatrix.chunk_size", im->chunk_size);
 
   /* Sorted by name, as llama.cpp writes them. */
-  sorted = g_ptr_array_copy (im->entries, NULL, NULL);
+  /* A plain copy would share the entries' free function. */
+  sorted = g_ptr_array_sized_new (im->entries->len);
+  for (guint i = 0; i < im->entries->len; i++)
+    g_ptr_array_add (sorted, g_ptr_array_index (im->entries, i));
   g_ptr_array_sort (sorted, compare_entries);
   for (guint i = 0; i < sorted->len; i++)
     {

@@ -269,6 +269,7 @@ run_tensor (QbJob *job, QbWorkers *workers, QbExporter *ex, guint index,
   QbExportTensorKind kind = ex ? qb_exporter_tensor_kind (ex, index) : QB_EXPORT_COPY;
   g_autofree guint8 *data = NULL;
   g_autofree guint16 *f16 = NULL;
+  g_autofree float *f32 = NULL;
   g_autoptr(GBytes) bytes = NULL;
   QbQuantizeSpec spec = { 0 };
   QbQuantizeOutput output = { 0 };
@@ -290,8 +291,11 @@ run_tensor (QbJob *job, QbWorkers *workers, QbExporter *ex, guint index,
         goto oom;
       if (kind == QB_EXPORT_FAKE_F16 && (f16 = g_try_new (guint16, MAX (t->n_params, 1))) == NULL)
         goto oom;
+      if (kind == QB_EXPORT_FAKE_F32 && (f32 = g_try_new (float, MAX (t->n_params, 1))) == NULL)
+        goto oom;
       output.data = data;
       output.f16 = f16;
+      output.f32 = f32;
     }
 
   r = qb_tensor_quantize (job->model, index, &spec, workers, &output,
@@ -313,6 +317,9 @@ run_tensor (QbJob *job, QbWorkers *workers, QbExporter *ex, guint index,
     bytes = g_bytes_new_take (g_steal_pointer (&data), c->bytes);
   if (kind == QB_EXPORT_FAKE_F16
       && !qb_exporter_write (ex, index, f16, sizeof (guint16) * t->n_params, error))
+    return FALSE;
+  if (kind == QB_EXPORT_FAKE_F32
+      && !qb_exporter_write (ex, index, f32, sizeof (float) * t->n_params, error))
     return FALSE;
   if (kind == QB_EXPORT_NATIVE && !export_bytes (ex, index, bytes, error))
     return FALSE;

@@ -401,6 +401,8 @@ main_chunk (Pass *pass, gint64 chunk, guint thread, float *x,
   quantize_chunk (pass, qt, s, x, row0, n_rows);
   if (qt->output && qt->output->f16)
     qb_measure_to_f16 (s->y, qt->output->f16 + row0 * n_cols, n_rows * n_cols);
+  if (qt->output && qt->output->f32)
+    memcpy (qt->output->f32 + row0 * n_cols, s->y, sizeof (float) * n_rows * n_cols);
 
   for (gint64 r = 0; r < n_rows; r++)
     {

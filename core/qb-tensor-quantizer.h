@@ -36,10 +36,11 @@ typedef struct {
   GHashTable     *options;      /* method options (char* -> char*), or NULL */
 } QbQuantizeSpec;
 
-/* Where the results go; either may be NULL. */
+/* Where the results go; any may be NULL. */
 typedef struct {
   guint8  *data;   /* qb_format_tensor_bytes() bytes: the tensor in the format */
   guint16 *f16;    /* n_params halves: the dequantized tensor rounded to F16 */
+  float   *f32;    /* n_params floats: the dequantized tensor */
 } QbQuantizeOutput;
 
 /* Called from worker threads, one call at a time, with the share of the
