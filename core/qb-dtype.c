@@ -87,7 +87,7 @@ f32_to_float (const void *src, float *dst, gint64 n)
 }
 
 static void
-f16_to_float (const void *src, float *dst, gint64 n)
+f16_to_float_scalar (const void *src, float *dst, gint64 n)
 {
   const guint8 *s = src;
   for (gint64 i = 0; i < n; i++)
@@ -97,6 +97,42 @@ f16_to_float (const void *src, float *dst, gint64 n)
       dst[i] = qb_fp16_to_fp32 (h);
     }
 }
+
+/* Reading F16 weights is the first step of every quantization pass: with
+ * F16C (every x86-64 CPU since 2012) it is one instruction per 8 values.
+ * The conversion is exact either way, so both paths give the same floats. */
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+
+__attribute__ ((target ("avx,f16c"))) static void
+f16_to_float_f16c (const void *src, float *dst, gint64 n)
+{
+  const guint8 *s = src;
+  gint64 i = 0;
+
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps (dst + i, _mm256_cvtph_ps (_mm_loadu_si128 ((const __m128i *) (s + 2 * i))));
+  f16_to_float_scalar (s + 2 * i, dst + i, n - i);
+}
+
+static void
+f16_to_float (const void *src, float *dst, gint64 n)
+{
+  static int have_f16c = -1;
+
+  if (G_UNLIKELY (have_f16c < 0))
+    {
+      __builtin_cpu_init ();
+      have_f16c = __builtin_cpu_supports ("f16c") && __builtin_cpu_supports ("avx");
+    }
+  if (have_f16c)
+    f16_to_float_f16c (src, dst, n);
+  else
+    f16_to_float_scalar (src, dst, n);
+}
+#else
+#define f16_to_float f16_to_float_scalar
+#endif
 
 static void
 bf16_to_float (const void *src, float *dst, gint64 n)

@@ -12,6 +12,8 @@
 
 #include <glib.h>
 
+#include "qb-tensor-result.h"
+
 G_BEGIN_DECLS
 
 #define QB_MEASURE_STRIPE 256
@@ -43,35 +45,39 @@ typedef struct {
   gint64 n_out;    /* values of x outside [out_lo, out_hi] */
 } QbErrorSums;
 
+/* Adds one row to s, and gives the row's min and max of x. */
 void   qb_measure_error_row      (const float *x, const float *y, const float *w,
                                   gint64 n, float out_lo, float out_hi,
-                                  QbErrorSums *s);
+                                  QbErrorSums *s, float *row_min, float *row_max);
 void   qb_measure_error_merge    (QbErrorSums *into, const QbErrorSums *s);
 /* max |x - y| only (for sizing the error histogram). */
 float  qb_measure_max_err        (const float *x, const float *y, gint64 n);
-void   qb_measure_range          (const float *x, gint64 n, float *min, float *max);
 
-/* Histogram binning as QbHistogram defines it (values outside the range
- * and NaN land in the end bins), in float arithmetic.  counts holds
- * QB_MEASURE_SUBHIST copies of n_bins counters, summed by _hist_collect:
- * spreading increments over copies keeps a run of equal bins (a coarse
- * quantization grid) from serializing on one counter. */
-#define QB_MEASURE_SUBHIST 2
+/* Histograms as QbHistogram bins them (values outside the range and NaN
+ * land in the end bins), in float arithmetic: one histogram of x, or three
+ * at once of x, y and x - y.  Bins are computed for a whole row first (a
+ * vectorized loop), then counted; counts are kept in 32 bits (a small,
+ * cache-resident table) and flushed into 64-bit totals. */
+#define QB_HIST_MAX 3
 
 typedef struct {
-  guint    n_bins;
-  float    lo;
-  float    scale;    /* n_bins / (hi - lo) */
-  guint64 *counts;   /* QB_MEASURE_SUBHIST * n_bins */
-} QbHistAcc;
+  guint     n_hist;
+  guint     n_bins;
+  float     lo[QB_HIST_MAX];
+  float     scale[QB_HIST_MAX];   /* n_bins / (hi - lo) */
+  guint32  *counts;               /* n_hist * n_bins */
+  guint64  *totals;               /* n_hist * n_bins */
+  guint16  *bins;                 /* n_hist * bins_cap scratch */
+  gint64    bins_cap;
+  gint64    pending;              /* values since the last flush */
+} QbHistSet;
 
-void   qb_hist_acc_init          (QbHistAcc *acc, guint n_bins, double lo, double hi);
-void   qb_hist_acc_clear         (QbHistAcc *acc);
-/* Adds x, or x - y when y is not NULL.  bins: scratch of n values. */
-void   qb_hist_acc_add           (QbHistAcc *acc, const float *x, const float *y,
-                                  gint64 n, guint32 *bins);
-/* Adds the counts into h (same n_bins). */
-void   qb_hist_acc_collect       (const QbHistAcc *acc, guint64 *counts);
+void   qb_hist_set_init          (QbHistSet *set, guint n_hist, QbHistogram * const *edges);
+void   qb_hist_set_clear         (QbHistSet *set);
+/* n_hist == 1: adds x.  n_hist == 3: adds x, y and x - y. */
+void   qb_hist_set_add           (QbHistSet *set, const float *x, const float *y, gint64 n);
+/* Adds the counts into the histograms (same bins as at init). */
+void   qb_hist_set_collect       (QbHistSet *set, QbHistogram * const *into);
 
 /* F32 -> F16 for a run of values (round to nearest even). */
 void   qb_measure_to_f16         (const float *x, guint16 *dst, gint64 n);

@@ -161,11 +161,17 @@ qb_measure_moments_merge (QbMoments *a, const QbMoments *b)
 
 QB_HOT void
 qb_measure_error_row (const float *x, const float *y, const float *w,
-                      gint64 n, float out_lo, float out_hi, QbErrorSums *s)
+                      gint64 n, float out_lo, float out_hi, QbErrorSums *s,
+                      float *row_min, float *row_max)
 {
-  float me[LANES] = { 0 };
+  float me[LANES] = { 0 }, mn[LANES], mx[LANES];
   gint32 no[LANES] = { 0 };
 
+  for (int l = 0; l < LANES; l++)
+    {
+      mn[l] = INFINITY;
+      mx[l] = -INFINITY;
+    }
   for (gint64 i0 = 0; i0 < n; i0 += QB_MEASURE_STRIPE)
     {
       const float *px = x + i0, *py = y + i0;
@@ -184,6 +190,8 @@ qb_measure_error_row (const float *x, const float *y, const float *w,
             xy[l] += a * b;
             ee[l] += e * e;
             me[l] = ae > me[l] ? ae : me[l];
+            mn[l] = a < mn[l] ? a : mn[l];
+            mx[l] = a > mx[l] ? a : mx[l];
             no[l] += (a < out_lo) | (a > out_hi);
           }
       for (; i < len; i++)
@@ -195,6 +203,8 @@ qb_measure_error_row (const float *x, const float *y, const float *w,
           xy[0] += a * b;
           ee[0] += e * e;
           me[0] = ae > me[0] ? ae : me[0];
+          mn[0] = a < mn[0] ? a : mn[0];
+          mx[0] = a > mx[0] ? a : mx[0];
           no[0] += (a < out_lo) | (a > out_hi);
         }
       if (w != NULL)
@@ -218,10 +228,14 @@ qb_measure_error_row (const float *x, const float *y, const float *w,
       s->s_xy += lanes_sum (xy);
       s->s_ee += lanes_sum (ee);
     }
+  *row_min = INFINITY;
+  *row_max = -INFINITY;
   for (int l = 0; l < LANES; l++)
     {
       s->max_err = MAX (s->max_err, me[l]);
       s->n_out += no[l];
+      *row_min = MIN (*row_min, mn[l]);
+      *row_max = MAX (*row_max, mx[l]);
     }
 }
 
@@ -260,100 +274,125 @@ qb_measure_max_err (const float *x, const float *y, gint64 n)
   return m;
 }
 
-QB_HOT void
-qb_measure_range (const float *x, gint64 n, float *min, float *max)
-{
-  float mn[LANES], mx[LANES];
-  gint64 i = 0;
+#define FLUSH_AT ((gint64) 1 << 30)
 
-  for (int l = 0; l < LANES; l++)
+void
+qb_hist_set_init (QbHistSet *set, guint n_hist, QbHistogram * const *edges)
+{
+  g_return_if_fail (n_hist == 1 || n_hist == 3);
+  memset (set, 0, sizeof *set);
+  set->n_hist = n_hist;
+  set->n_bins = edges[0]->n_bins;
+  g_return_if_fail (set->n_bins > 0 && set->n_bins <= 65536);
+  for (guint h = 0; h < n_hist; h++)
     {
-      mn[l] = INFINITY;
-      mx[l] = -INFINITY;
+      g_return_if_fail (edges[h]->n_bins == set->n_bins);
+      set->lo[h] = (float) edges[h]->lo;
+      set->scale[h] = (float) (edges[h]->n_bins / (edges[h]->hi - edges[h]->lo));
     }
-  for (; i + LANES <= n; i += LANES)
-    for (int l = 0; l < LANES; l++)
-      {
-        float v = x[i + l];
-        mn[l] = v < mn[l] ? v : mn[l];
-        mx[l] = v > mx[l] ? v : mx[l];
-      }
-  for (; i < n; i++)
-    {
-      mn[0] = x[i] < mn[0] ? x[i] : mn[0];
-      mx[0] = x[i] > mx[0] ? x[i] : mx[0];
-    }
-  *min = INFINITY;
-  *max = -INFINITY;
-  for (int l = 0; l < LANES; l++)
-    {
-      *min = MIN (*min, mn[l]);
-      *max = MAX (*max, mx[l]);
-    }
+  set->counts = g_new0 (guint32, (gsize) n_hist * set->n_bins);
+  set->totals = g_new0 (guint64, (gsize) n_hist * set->n_bins);
 }
 
 void
-qb_hist_acc_init (QbHistAcc *acc, guint n_bins, double lo, double hi)
+qb_hist_set_clear (QbHistSet *set)
 {
-  acc->n_bins = n_bins;
-  acc->lo = (float) lo;
-  acc->scale = (float) (n_bins / (hi - lo));
-  acc->counts = g_new0 (guint64, (gsize) QB_MEASURE_SUBHIST * n_bins);
+  g_clear_pointer (&set->counts, g_free);
+  g_clear_pointer (&set->totals, g_free);
+  g_clear_pointer (&set->bins, g_free);
 }
 
-void
-qb_hist_acc_clear (QbHistAcc *acc)
+static void
+hist_flush (QbHistSet *set)
 {
-  g_clear_pointer (&acc->counts, g_free);
+  gsize n = (gsize) set->n_hist * set->n_bins;
+
+  for (gsize b = 0; b < n; b++)
+    set->totals[b] += set->counts[b];
+  memset (set->counts, 0, sizeof (guint32) * n);
+  set->pending = 0;
+}
+
+/* p > 0 fails for NaN, which therefore lands in bin 0, as in
+ * qb_histogram_add. */
+static inline guint16
+bin_of (float v, float lo, float scale, float last)
+{
+  float p = (v - lo) * scale;
+  p = p > 0.0f ? p : 0.0f;
+  p = p < last ? p : last;
+  return (guint16) (gint32) p;
 }
 
 QB_HOT static void
-compute_bins (const float *x, const float *y, gint64 n, float lo, float scale,
-              float last, guint32 *bins)
+bins_x (const float *x, gint64 n, float lo, float scale, float last, guint16 *b)
 {
-  /* p > 0 fails for NaN, which therefore lands in bin 0, as in
-   * qb_histogram_add. */
-  if (y == NULL)
-    for (gint64 i = 0; i < n; i++)
-      {
-        float p = (x[i] - lo) * scale;
-        p = p > 0.0f ? p : 0.0f;
-        p = p < last ? p : last;
-        bins[i] = (guint32) (gint32) p;
-      }
-  else
-    for (gint64 i = 0; i < n; i++)
-      {
-        float p = ((x[i] - y[i]) - lo) * scale;
-        p = p > 0.0f ? p : 0.0f;
-        p = p < last ? p : last;
-        bins[i] = (guint32) (gint32) p;
-      }
+  for (gint64 i = 0; i < n; i++)
+    b[i] = bin_of (x[i], lo, scale, last);
+}
+
+QB_HOT static void
+bins_xye (const float *x, const float *y, gint64 n, const float *lo, const float *scale,
+          float last, guint16 *bx, guint16 *by, guint16 *be)
+{
+  for (gint64 i = 0; i < n; i++)
+    {
+      bx[i] = bin_of (x[i], lo[0], scale[0], last);
+      by[i] = bin_of (y[i], lo[1], scale[1], last);
+      be[i] = bin_of (x[i] - y[i], lo[2], scale[2], last);
+    }
 }
 
 void
-qb_hist_acc_add (QbHistAcc *acc, const float *x, const float *y, gint64 n,
-                 guint32 *bins)
+qb_hist_set_add (QbHistSet *set, const float *x, const float *y, gint64 n)
 {
-  guint64 *c0 = acc->counts, *c1 = acc->counts + acc->n_bins;
+  guint nb = set->n_bins;
+  float last = (float) (nb - 1);
+  guint32 *c = set->counts;
   gint64 i = 0;
 
-  compute_bins (x, y, n, acc->lo, acc->scale, (float) (acc->n_bins - 1), bins);
-  for (; i + 2 <= n; i += 2)
+  if (n <= 0)
+    return;
+  if (set->bins_cap < n)
     {
-      c0[bins[i]]++;
-      c1[bins[i + 1]]++;
+      g_free (set->bins);
+      set->bins = g_new (guint16, (gsize) set->n_hist * n);
+      set->bins_cap = n;
     }
-  for (; i < n; i++)
-    c0[bins[i]]++;
+  if (set->pending + n >= FLUSH_AT)
+    hist_flush (set);
+  set->pending += n;
+
+  if (set->n_hist == 1)
+    {
+      guint16 *b = set->bins;
+      bins_x (x, n, set->lo[0], set->scale[0], last, b);
+      for (; i < n; i++)
+        c[b[i]]++;
+      return;
+    }
+
+  {
+    guint16 *bx = set->bins, *by = bx + set->bins_cap, *be = by + set->bins_cap;
+    guint32 *cx = c, *cy = c + nb, *ce = c + 2 * nb;
+
+    bins_xye (x, y, n, set->lo, set->scale, last, bx, by, be);
+    for (; i < n; i++)
+      {
+        cx[bx[i]]++;
+        cy[by[i]]++;
+        ce[be[i]]++;
+      }
+  }
 }
 
 void
-qb_hist_acc_collect (const QbHistAcc *acc, guint64 *counts)
+qb_hist_set_collect (QbHistSet *set, QbHistogram * const *into)
 {
-  for (guint s = 0; s < QB_MEASURE_SUBHIST; s++)
-    for (guint b = 0; b < acc->n_bins; b++)
-      counts[b] += acc->counts[(gsize) s * acc->n_bins + b];
+  hist_flush (set);
+  for (guint h = 0; h < set->n_hist; h++)
+    for (guint b = 0; b < set->n_bins; b++)
+      into[h]->counts[b] += set->totals[(gsize) h * set->n_bins + b];
 }
 
 void

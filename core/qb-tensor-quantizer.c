@@ -10,7 +10,8 @@
  * scratch per thread. */
 #define CHUNK_VALUES   (64 * 1024)
 #define MAX_CHANNELS   4096
-#define N_SAMPLE_CHUNKS 4
+/* Rows quantized up front to size the error histogram. */
+#define N_SAMPLE_ROWS  32
 /* Share of the progress bar given to the pre-pass. */
 #define PREPASS_SHARE  0.2
 
@@ -33,8 +34,7 @@ typedef struct {
   float    *x;          /* chunk_rows * n_cols originals */
   float    *y;          /* chunk_rows * n_cols dequantized */
   guint8   *q;          /* chunk_rows * row_bytes when not writing in place */
-  guint32  *bins;       /* n_cols */
-  QbHistAcc hist[3];    /* original, dequantized, error */
+  QbHistSet hist;       /* original (, dequantized, error) */
   float    *ch_min;     /* per-thread channel buckets */
   float    *ch_max;
   gboolean  hist_ready;
@@ -52,9 +52,6 @@ struct _Pass {
   Scratch        *scratch;     /* one per worker thread */
   guint           n_threads;
 
-  /* Chunk list: all chunks, or a sample. */
-  const gint64   *chunk_list;
-  gint64          n_list;
   ChunkFunc       func;
   gpointer        data;
 
@@ -103,11 +100,9 @@ pass_clear (Pass *pass)
       g_free (s->x);
       g_free (s->y);
       g_free (s->q);
-      g_free (s->bins);
       g_free (s->ch_min);
       g_free (s->ch_max);
-      for (int h = 0; h < 3; h++)
-        qb_hist_acc_clear (&s->hist[h]);
+      qb_hist_set_clear (&s->hist);
     }
   g_free (pass->scratch);
   g_clear_error (&pass->error);
@@ -147,7 +142,7 @@ pass_item (gint64 item, guint thread, gpointer user_data)
 {
   Pass *pass = user_data;
   Scratch *s = &pass->scratch[thread];
-  gint64 chunk = pass->chunk_list ? pass->chunk_list[item] : item;
+  gint64 chunk = item;
   gint64 row0 = chunk * pass->chunk_rows;
   gint64 n_rows = MIN (pass->chunk_rows, pass->n_rows - row0);
   GError *error = NULL;
@@ -170,27 +165,23 @@ pass_item (gint64 item, guint thread, gpointer user_data)
   pass->func (pass, chunk, thread, s->x, row0, n_rows);
 
   done = __atomic_add_fetch (&pass->done, 1, __ATOMIC_RELAXED);
-  if (done % pass->report_every == 0 || done == pass->n_list)
-    pass_report (pass, done, pass->n_list);
+  if (done % pass->report_every == 0 || done == pass->n_chunks)
+    pass_report (pass, done, pass->n_chunks);
 }
 
-/* Runs func over the chunks (all when list is NULL).  FALSE on error or
- * cancel, with error set. */
+/* Runs func over every chunk.  FALSE on error or cancel, with error set. */
 static gboolean
-pass_run (Pass *pass, QbWorkers *workers, const gint64 *list, gint64 n_list,
-          ChunkFunc func, gpointer data, double progress_base,
-          double progress_span, GError **error)
+pass_run (Pass *pass, QbWorkers *workers, ChunkFunc func, gpointer data,
+          double progress_base, double progress_span, GError **error)
 {
-  pass->chunk_list = list;
-  pass->n_list = list ? n_list : pass->n_chunks;
   pass->func = func;
   pass->data = data;
   pass->done = 0;
-  pass->report_every = MAX (1, pass->n_list / 64);
+  pass->report_every = MAX (1, pass->n_chunks / 64);
   pass->progress_base = progress_base;
   pass->progress_span = progress_span;
 
-  qb_workers_run (workers, pass->n_list, pass_item, pass);
+  qb_workers_run (workers, pass->n_chunks, pass_item, pass);
 
   if (pass->error != NULL)
     {
@@ -220,8 +211,7 @@ run_prepass (Pass *pass, QbWorkers *workers, QbTensorStats *stats,
   g_autofree QbMoments *per_chunk = g_new0 (QbMoments, MAX (pass->n_chunks, 1));
   QbMoments all;
 
-  if (!pass_run (pass, workers, NULL, 0, moments_chunk, per_chunk, 0,
-                 progress_span, error))
+  if (!pass_run (pass, workers, moments_chunk, per_chunk, 0, progress_span, error))
     return FALSE;
 
   qb_measure_moments_init (&all);
@@ -268,17 +258,15 @@ original_hist_chunk (Pass *pass, gint64 chunk, guint thread, float *x,
                      gint64 row0, gint64 n_rows)
 {
   Scratch *s = &pass->scratch[thread];
-  const QbHistogram *h = pass->data;
-  gint64 n = n_rows * pass->n_cols;
+  QbHistogram *h = pass->data;
 
   if (!s->hist_ready)
     {
-      qb_hist_acc_init (&s->hist[0], h->n_bins, h->lo, h->hi);
-      s->bins = g_new (guint32, pass->n_cols);
+      qb_hist_set_init (&s->hist, 1, &h);
       s->hist_ready = TRUE;
     }
-  for (gint64 i = 0; i < n; i += pass->n_cols)
-    qb_hist_acc_add (&s->hist[0], x + i, NULL, pass->n_cols, s->bins);
+  for (gint64 r = 0; r < n_rows; r++)
+    qb_hist_set_add (&s->hist, x + r * pass->n_cols, NULL, pass->n_cols);
 }
 
 QbHistogram *
@@ -296,10 +284,10 @@ qb_tensor_original_histogram (QbModel *model, guint index, QbWorkers *workers,
   if (ok)
     {
       h = histogram_for (&stats);
-      ok = pass_run (&pass, workers, NULL, 0, original_hist_chunk, h, 0.5, 0.5, error);
+      ok = pass_run (&pass, workers, original_hist_chunk, h, 0.5, 0.5, error);
       for (guint t = 0; ok && t < pass.n_threads; t++)
         if (pass.scratch[t].hist_ready)
-          qb_hist_acc_collect (&pass.scratch[t].hist[0], h->counts);
+          qb_hist_set_collect (&pass.scratch[t].hist, &h);
     }
   pass_clear (&pass);
   return ok ? g_steal_pointer (&h) : NULL;
@@ -321,7 +309,6 @@ typedef struct {
   QbErrorSums            *per_chunk;
   QbHistogram            *hists[3];
   guint                   n_channels;
-  float                  *sample_err;  /* per sampled chunk */
 } Quant;
 
 /* Quantizes and dequantizes a chunk: q is where the bytes go, y gets the
@@ -356,28 +343,11 @@ quantize_chunk (Pass *pass, Quant *qt, Scratch *s, const float *x,
 }
 
 static void
-sample_chunk (Pass *pass, gint64 chunk, guint thread, float *x,
-              gint64 row0, gint64 n_rows)
-{
-  Quant *qt = pass->data;
-  Scratch *s = &pass->scratch[thread];
-  gint64 slot;
-
-  quantize_chunk (pass, qt, s, x, row0, n_rows);
-  /* The sample list is sorted, so a chunk's slot is its place in it. */
-  for (slot = 0; pass->chunk_list[slot] != chunk; slot++)
-    ;
-  qt->sample_err[slot] = qb_measure_max_err (x, s->y, n_rows * pass->n_cols);
-}
-
-static void
 scratch_prepare_main (Pass *pass, Quant *qt, Scratch *s)
 {
   if (s->hist_ready)
     return;
-  for (int h = 0; h < 3; h++)
-    qb_hist_acc_init (&s->hist[h], qt->hists[h]->n_bins, qt->hists[h]->lo, qt->hists[h]->hi);
-  s->bins = g_new (guint32, pass->n_cols);
+  qb_hist_set_init (&s->hist, 3, qt->hists);
   s->ch_min = g_new (float, qt->n_channels);
   s->ch_max = g_new (float, qt->n_channels);
   for (guint c = 0; c < qt->n_channels; c++)
@@ -411,26 +381,13 @@ main_chunk (Pass *pass, gint64 chunk, guint thread, float *x,
       guint bucket = (guint) (row * qt->n_channels / pass->n_rows);
       float mn, mx;
 
-      qb_measure_error_row (xr, yr, qt->row_weights, n_cols, qt->out_lo, qt->out_hi, &sums);
-      qb_hist_acc_add (&s->hist[0], xr, NULL, n_cols, s->bins);
-      qb_hist_acc_add (&s->hist[1], yr, NULL, n_cols, s->bins);
-      qb_hist_acc_add (&s->hist[2], xr, yr, n_cols, s->bins);
-      qb_measure_range (xr, n_cols, &mn, &mx);
+      qb_measure_error_row (xr, yr, qt->row_weights, n_cols, qt->out_lo, qt->out_hi,
+                            &sums, &mn, &mx);
+      qb_hist_set_add (&s->hist, xr, yr, n_cols);
       s->ch_min[bucket] = MIN (s->ch_min[bucket], mn);
       s->ch_max[bucket] = MAX (s->ch_max[bucket], mx);
     }
   qt->per_chunk[chunk] = sums;
-}
-
-/* Up to N_SAMPLE_CHUNKS chunks spread over the tensor, ascending. */
-static gint64
-sample_chunks (gint64 n_chunks, gint64 *list)
-{
-  gint64 n = MIN (n_chunks, N_SAMPLE_CHUNKS);
-
-  for (gint64 k = 0; k < n; k++)
-    list[k] = n == 1 ? 0 : k * (n_chunks - 1) / (n - 1);
-  return n;
 }
 
 static gboolean
@@ -486,23 +443,31 @@ prepare_method (Pass *pass, Quant *qt, const char *name, GError **error)
   return TRUE;
 }
 
-/* Error histogram edges: the largest error in a sample of chunks, with a
- * margin; errors beyond land in the end bins (max_abs_err stays exact). */
+/* Error histogram edges: the largest error over a few rows spread through
+ * the tensor, with a margin; larger errors land in the end bins
+ * (max_abs_err stays exact).  Rows are independent, so quantizing them
+ * here gives the same bytes as in the main pass. */
 static gboolean
-size_error_histogram (Pass *pass, QbWorkers *workers, Quant *qt, GError **error)
+size_error_histogram (Pass *pass, Quant *qt, GError **error)
 {
-  gint64 list[N_SAMPLE_CHUNKS];
-  float sample_err[N_SAMPLE_CHUNKS] = { 0 };
-  gint64 n = sample_chunks (pass->n_chunks, list);
+  gint64 n = MIN (pass->n_rows, N_SAMPLE_ROWS);
   double e = 0;
 
   if (qt->spec->format != NULL && n > 0)
     {
-      qt->sample_err = sample_err;
-      if (!pass_run (pass, workers, list, n, sample_chunk, qt, PREPASS_SHARE, 0, error))
-        return FALSE;
+      g_autofree float *x = g_new (float, pass->n_cols);
+      g_autofree float *y = g_new (float, pass->n_cols);
+      g_autofree guint8 *q = g_malloc (MAX (qt->ctx.row_bytes, 1));
+
       for (gint64 k = 0; k < n; k++)
-        e = MAX (e, sample_err[k]);
+        {
+          gint64 row = n == 1 ? 0 : k * (pass->n_rows - 1) / (n - 1);
+          if (!qb_model_read_rows (pass->model, pass->index, row, 1, x, error))
+            return FALSE;
+          qt->ctx.method->quantize_rows (&qt->ctx, qt->state, x, 1, q);
+          qt->spec->format->dequantize_row (&qt->params, q, y, pass->n_cols);
+          e = MAX (e, qb_measure_max_err (x, y, pass->n_cols));
+        }
       e *= 1.25;
     }
   if (!(e > 0) || !isfinite (e))
@@ -544,10 +509,9 @@ fill_result (Pass *pass, Quant *qt, QbTensorResult *r)
   m->kurtosis = st->kurtosis;
   m->outlier_share = all.n_out / n;
 
-  for (int h = 0; h < 3; h++)
-    for (guint t = 0; t < pass->n_threads; t++)
-      if (pass->scratch[t].hist_ready)
-        qb_hist_acc_collect (&pass->scratch[t].hist[h], qt->hists[h]->counts);
+  for (guint t = 0; t < pass->n_threads; t++)
+    if (pass->scratch[t].hist_ready)
+      qb_hist_set_collect (&pass->scratch[t].hist, qt->hists);
   r->hist_original = g_steal_pointer (&qt->hists[0]);
   r->hist_quantized = g_steal_pointer (&qt->hists[1]);
   r->hist_error = g_steal_pointer (&qt->hists[2]);
@@ -615,13 +579,13 @@ qb_tensor_quantize (QbModel *model, guint index, const QbQuantizeSpec *spec,
       ok = prepare_method (&pass, &qt, t->name, error);
     }
   if (ok)
-    ok = size_error_histogram (&pass, workers, &qt, error);
+    ok = size_error_histogram (&pass, &qt, error);
   if (ok)
     {
       qt.hists[0] = histogram_for (&qt.stats);
       qt.hists[1] = histogram_for (&qt.stats);
       qt.per_chunk = g_new0 (QbErrorSums, MAX (pass.n_chunks, 1));
-      ok = pass_run (&pass, workers, NULL, 0, main_chunk, &qt, PREPASS_SHARE,
+      ok = pass_run (&pass, workers, main_chunk, &qt, PREPASS_SHARE,
                      1.0 - PREPASS_SHARE, error);
     }
   if (ok)

@@ -2,8 +2,8 @@
  *
  * One tensor, one (format, method, importance).  A cheap pre-pass reads
  * the tensor once for its range and moments (the shared histogram edges,
- * the absmax of per-tensor formats, kurtosis); a short sample pass
- * quantizes a few chunks to size the error histogram; the main pass then
+ * the absmax of per-tensor formats, kurtosis); 32 rows spread over the
+ * tensor are quantized to size the error histogram; the main pass then
  * goes over fixed chunks of rows on the worker threads: read as float32,
  * quantize through the method, dequantize, and accumulate every metric and
  * histogram in the same sweep.
