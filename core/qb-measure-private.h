@@ -19,7 +19,7 @@ G_BEGIN_DECLS
 #define QB_MEASURE_STRIPE 256
 
 /* Moments of a run of values, centered on their own mean (merge with
- * qb_measure_moments_merge, which is exact in the order it is called). */
+ * qb_chunk_moments_merge, which is exact in the order it is called). */
 typedef struct {
   gint64 n;
   double mean;
@@ -28,11 +28,11 @@ typedef struct {
   double m4;
   float  min;
   float  max;
-} QbMoments;
+} QbChunkMoments;
 
-void   qb_measure_moments        (const float *x, gint64 n, QbMoments *m);
-void   qb_measure_moments_merge  (QbMoments *into, const QbMoments *m);
-void   qb_measure_moments_init   (QbMoments *m);
+void   qb_chunk_moments        (const float *x, gint64 n, QbChunkMoments *m);
+void   qb_chunk_moments_merge  (QbChunkMoments *into, const QbChunkMoments *m);
+void   qb_chunk_moments_init   (QbChunkMoments *m);
 
 /* Error sums of one row; w is NULL or one weight per value. */
 typedef struct {

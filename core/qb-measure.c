@@ -26,7 +26,7 @@ lanes_sum (const float *l)
 }
 
 void
-qb_measure_moments_init (QbMoments *m)
+qb_chunk_moments_init (QbChunkMoments *m)
 {
   memset (m, 0, sizeof *m);
   m->min = INFINITY;
@@ -48,13 +48,13 @@ stripe_sum (const float *x, gint64 n)
 }
 
 QB_HOT void
-qb_measure_moments (const float *x, gint64 n, QbMoments *m)
+qb_chunk_moments (const float *x, gint64 n, QbChunkMoments *m)
 {
   float mn[LANES], mx[LANES];
   double sum = 0, s2 = 0, s3 = 0, s4 = 0;
   float mean;
 
-  qb_measure_moments_init (m);
+  qb_chunk_moments_init (m);
   if (n <= 0)
     return;
 
@@ -129,7 +129,7 @@ qb_measure_moments (const float *x, gint64 n, QbMoments *m)
 
 /* Pébay's pairwise update of central moments. */
 void
-qb_measure_moments_merge (QbMoments *a, const QbMoments *b)
+qb_chunk_moments_merge (QbChunkMoments *a, const QbChunkMoments *b)
 {
   double na = a->n, nb = b->n, n = na + nb;
   double d, d2, mean, m2, m3, m4;

@@ -199,24 +199,24 @@ static void
 moments_chunk (Pass *pass, gint64 chunk, guint thread, float *x,
                gint64 row0, gint64 n_rows)
 {
-  QbMoments *per_chunk = pass->data;
+  QbChunkMoments *per_chunk = pass->data;
 
-  qb_measure_moments (x, n_rows * pass->n_cols, &per_chunk[chunk]);
+  qb_chunk_moments (x, n_rows * pass->n_cols, &per_chunk[chunk]);
 }
 
 static gboolean
-run_prepass (Pass *pass, QbWorkers *workers, QbTensorStats *stats,
+run_prepass (Pass *pass, QbWorkers *workers, QbTensorScan *stats,
              double progress_span, GError **error)
 {
-  g_autofree QbMoments *per_chunk = g_new0 (QbMoments, MAX (pass->n_chunks, 1));
-  QbMoments all;
+  g_autofree QbChunkMoments *per_chunk = g_new0 (QbChunkMoments, MAX (pass->n_chunks, 1));
+  QbChunkMoments all;
 
   if (!pass_run (pass, workers, moments_chunk, per_chunk, 0, progress_span, error))
     return FALSE;
 
-  qb_measure_moments_init (&all);
+  qb_chunk_moments_init (&all);
   for (gint64 c = 0; c < pass->n_chunks; c++)
-    qb_measure_moments_merge (&all, &per_chunk[c]);
+    qb_chunk_moments_merge (&all, &per_chunk[c]);
 
   memset (stats, 0, sizeof *stats);
   stats->n = all.n;
@@ -232,8 +232,8 @@ run_prepass (Pass *pass, QbWorkers *workers, QbTensorStats *stats,
 }
 
 gboolean
-qb_tensor_stats (QbModel *model, guint index, QbWorkers *workers,
-                 GCancellable *cancellable, QbTensorStats *stats, GError **error)
+qb_tensor_scan (QbModel *model, guint index, QbWorkers *workers,
+                 GCancellable *cancellable, QbTensorScan *stats, GError **error)
 {
   Pass pass;
   gboolean ok;
@@ -248,7 +248,7 @@ qb_tensor_stats (QbModel *model, guint index, QbWorkers *workers,
 /* The histogram edges of a tensor: its range, so every run of the tensor
  * (and the histogram shown before any run) bins the same way. */
 static QbHistogram *
-histogram_for (const QbTensorStats *stats)
+histogram_for (const QbTensorScan *stats)
 {
   return qb_histogram_new (QB_HISTOGRAM_BINS, stats->min, stats->max);
 }
@@ -274,7 +274,7 @@ qb_tensor_original_histogram (QbModel *model, guint index, QbWorkers *workers,
                               GCancellable *cancellable, GError **error)
 {
   g_autoptr(QbHistogram) h = NULL;
-  QbTensorStats stats;
+  QbTensorScan stats;
   Pass pass;
   gboolean ok;
 
@@ -301,7 +301,7 @@ typedef struct {
   QbMethodContext         ctx;
   gpointer                state;
   QbQuantParams           params;      /* for dequantizing */
-  QbTensorStats           stats;
+  QbTensorScan           stats;
   float                   out_lo;      /* outlier bounds: mean -+ 6 std */
   float                   out_hi;
   const float            *row_weights; /* importance, or NULL */
@@ -479,7 +479,7 @@ size_error_histogram (Pass *pass, Quant *qt, GError **error)
 static void
 fill_result (Pass *pass, Quant *qt, QbTensorResult *r)
 {
-  const QbTensorStats *st = &qt->stats;
+  const QbTensorScan *st = &qt->stats;
   QbTensorMetrics *m = &r->metrics;
   QbErrorSums all = { 0 };
   double n = (double) MAX (st->n, 1);

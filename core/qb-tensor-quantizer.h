@@ -56,18 +56,18 @@ typedef struct {
   double mean;
   double std;        /* population standard deviation */
   double kurtosis;   /* excess kurtosis; 0 for a constant tensor */
-} QbTensorStats;
+} QbTensorScan;
 
 /* Rows per work item for a tensor of rows of n_cols values: fixed by the
  * shape alone, so results never depend on the thread count. */
 gint64           qb_tensor_chunk_rows           (gint64 n_cols);
 
 /* Reads the tensor once (on the workers) for its range and moments. */
-gboolean         qb_tensor_stats                (QbModel        *model,
+gboolean         qb_tensor_scan                (QbModel        *model,
                                                  guint           index,
                                                  QbWorkers      *workers,
                                                  GCancellable   *cancellable,
-                                                 QbTensorStats  *stats,
+                                                 QbTensorScan  *stats,
                                                  GError        **error);
 
 /* The histogram of the stored values, over the same edges a quantization
