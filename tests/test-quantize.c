@@ -249,7 +249,7 @@ test_keep_and_original_histogram (Fixture *f, gconstpointer data)
   guint index = tensor_index (f->model, "token_embd.weight");
   QbQuantizeSpec keep = { 0 };
   QbQuantizeSpec spec = { .format = qb_format_find ("Q8_0") };
-  QbTensorStats stats;
+  QbTensorScan stats;
 
   kept = qb_tensor_quantize (f->model, index, &keep, workers, NULL, NULL, NULL, NULL, &error);
   g_assert_no_error (error);
@@ -272,7 +272,7 @@ test_keep_and_original_histogram (Fixture *f, gconstpointer data)
   g_assert_cmpfloat (h->hi, ==, q8->hist_original->hi);
   g_assert_cmpmem (h->counts, 8 * h->n_bins, q8->hist_original->counts, 8 * h->n_bins);
 
-  g_assert_true (qb_tensor_stats (f->model, index, workers, NULL, &stats, &error));
+  g_assert_true (qb_tensor_scan (f->model, index, workers, NULL, &stats, &error));
   g_assert_cmpint (stats.n, ==, qb_model_get_tensor (f->model, index)->n_params);
   g_assert_cmpfloat (stats.min, ==, h->lo);
   g_assert_cmpfloat (stats.absmax, ==, MAX (-stats.min, stats.max));
