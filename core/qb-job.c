@@ -5,6 +5,7 @@
 #include "qb-tensor-quantizer.h"
 #include "qb-workers.h"
 
+#include <math.h>
 #include <string.h>
 
 struct _QbJob {
@@ -478,4 +479,21 @@ qb_job_get_tensor_data (QbJob *job, guint tensor_index, const QbFormat **format)
   if (format)
     *format = job->data_format[tensor_index];
   return job->data[tensor_index] ? g_bytes_ref (job->data[tensor_index]) : NULL;
+}
+
+gboolean
+qb_job_get_dequant_params (QbJob *job, guint tensor_index, QbQuantParams *params)
+{
+  const QbTensorResult *r;
+
+  g_return_val_if_fail (tensor_index < job->n_tensors, FALSE);
+  memset (params, 0, sizeof *params);
+  r = job->results[tensor_index];
+  if (job->data[tensor_index] == NULL || job->data_format[tensor_index] == NULL || r == NULL)
+    return FALSE;
+  params->format = job->data_format[tensor_index];
+  /* The run quantized against the absmax of the stored values, which the
+   * result keeps as min and max. */
+  params->tensor_absmax = (float) MAX (fabs (r->metrics.min), fabs (r->metrics.max));
+  return TRUE;
 }

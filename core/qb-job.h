@@ -91,6 +91,11 @@ const QbPlanResolution *qb_job_get_resolution (QbJob *job);
  * NULL when not kept or not done.  Free with g_bytes_unref. */
 GBytes         *qb_job_get_tensor_data   (QbJob *job, guint tensor_index,
                                           const QbFormat **format);
+/* What the format's dequantize_row needs for that data: the format and,
+ * for per-tensor formats, the tensor absmax the run used.  FALSE when the
+ * tensor's data is not kept or has no format. */
+gboolean        qb_job_get_dequant_params (QbJob *job, guint tensor_index,
+                                           QbQuantParams *params);
 double          qb_job_get_seconds       (QbJob *job);
 /* Totals over finished tensors. */
 guint64         qb_job_get_original_bytes  (QbJob *job);

@@ -190,10 +190,8 @@ dequantize_data (QbJob *job, QbModel *model, guint i)
 
   g_assert_nonnull (format);
   g_assert_true (qb_format_row_bytes (format, t->ne[0], &row_bytes));
-  params.format = format;
-  /* Per-tensor formats: the absmax the job used is in the result's stats. */
-  params.tensor_absmax = (float) MAX (fabs (qb_job_get_result (job, i)->metrics.min),
-                                      fabs (qb_job_get_result (job, i)->metrics.max));
+  g_assert_true (qb_job_get_dequant_params (job, i, &params));
+  g_assert_true (params.format == format);
   for (gint64 r = 0; r < n_rows; r++)
     format->dequantize_row (&params, q + r * row_bytes, y + r * t->ne[0], t->ne[0]);
   return y;
