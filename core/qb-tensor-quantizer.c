@@ -63,6 +63,7 @@ struct _Pass {
   QbQuantizeProgressFunc progress;
   gpointer        progress_data;
   GMutex          progress_lock;
+  double          reported;    /* the last fraction reported, under the lock */
 
   /* First error, by chunk order so the message is deterministic too. */
   GMutex          error_lock;
@@ -126,14 +127,20 @@ pass_fail (Pass *pass, gint64 chunk, GError *error)
   __atomic_store_n (&pass->stop, TRUE, __ATOMIC_RELAXED);
 }
 
+/* Threads finish chunks in any order: report only progress forward. */
 static void
 pass_report (Pass *pass, gint64 done, gint64 total)
 {
+  double fraction = pass->progress_base + pass->progress_span * done / (double) total;
+
   if (pass->progress == NULL)
     return;
   g_mutex_lock (&pass->progress_lock);
-  pass->progress (pass->progress_base + pass->progress_span * done / (double) total,
-                  pass->progress_data);
+  if (fraction > pass->reported)
+    {
+      pass->reported = fraction;
+      pass->progress (fraction, pass->progress_data);
+    }
   g_mutex_unlock (&pass->progress_lock);
 }
 
