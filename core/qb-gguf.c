@@ -82,17 +82,30 @@ qb_gguf_type_name (QbGgufType type)
 char *
 qb_gguf_quote_name (const char *name)
 {
-  const char *end = name;
-  guint n = 0;
+  gboolean valid = g_utf8_validate (name, -1, NULL);
+  GString *s = g_string_new ("'");
+  const char *p = name;
 
-  while (*end && n < 80)
+  /* Names that failed validation are quoted too: escape what a terminal
+   * would interpret (and any byte of invalid UTF-8); keep messages short. */
+  for (guint n = 0; *p; n++)
     {
-      end = g_utf8_next_char (end);
-      n++;
+      guchar c = (guchar) *p;
+      const char *next = valid ? g_utf8_next_char (p) : p + 1;
+
+      if (n == 80)
+        {
+          g_string_append (s, "…");
+          break;
+        }
+      if (c < 0x20 || c == 0x7f || (!valid && c >= 0x80))
+        g_string_append_printf (s, "\\x%02x", c);
+      else
+        g_string_append_len (s, p, next - p);
+      p = next;
     }
-  if (*end == '\0')
-    return g_strdup_printf ("'%s'", name);
-  return g_strdup_printf ("'%.*s…'", (int) (end - name), name);
+  g_string_append_c (s, '\'');
+  return g_string_free (s, FALSE);
 }
 
 /* ---- messages ---------------------------------------------------------- */

@@ -278,7 +278,7 @@ parse_shape (Parse *p, const char *name, JsonNode *node, QbSafetensorsTensor *t,
         return tensor_fail (p, name, "shape", "dimension %u is not a non-negative integer", i);
       if (__builtin_mul_overflow (*n_elements, v, n_elements))
         return tensor_fail (p, name, "shape", "the element count overflows");
-      if (d < 4)
+      if (d < 3)
         t->ne[d] = v;
       else
         t->ne[3] *= v;          /* fold outer dimensions; the product is checked above */
