@@ -8,107 +8,120 @@
 #include "qb-ggml-quants.h"
 #include "qb-ggml-search-private.h"
 
-#define NL 8   /* groups of 32 searched side by side */
-
 /* The 16 levels (ggml's kvalues_iq4nl). */
 static const gint8 iq4_levels[16] = {
   -127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113,
 };
 
-/* Midpoints between neighbouring levels. */
+/* Midpoints between neighbouring levels, and the gaps between them. */
 static const float iq4_midpoints[15] = {
   -115.5f, -93.5f, -74.0f, -57.0f, -42.0f, -28.5f, -16.0f, -4.5f,
   7.0f, 19.0f, 31.5f, 45.5f, 61.0f, 79.0f, 101.0f,
 };
+static const float iq4_gaps[15] = {
+  23, 21, 18, 16, 14, 13, 12, 11, 12, 12, 13, 15, 16, 20, 24,
+};
 
 /* Index of the level nearest to v.  ggml bisects and picks the lower level
  * only when v is strictly closer to it, so the upper one wins exactly at a
- * midpoint: the index is the number of midpoints <= v.  Near a midpoint
- * ggml's differences v - lo and hi - v are exact, so the comparison agrees.
- * Counted as 15 minus the midpoints above v, a NaN lands on 15 as in ggml. */
-QB_INLINE int
-nearest_level (float v)
+ * midpoint: the index is the number of midpoints <= v.  (Near a midpoint
+ * ggml's differences v - lo and hi - v are exact, so the comparison
+ * agrees.)  Counted as 15 minus the midpoints above v, a NaN lands on 15
+ * as in ggml.  Comparison masks are -1, hence the additions. */
+QB_INLINE QbLanesI
+lanes_level_index (QbLanes v)
 {
-  int above = 0;
+  QbLanesI idx = (QbLanesI) { 0 } + 15;
   for (int k = 0; k < 15; k++)
-    above += v < iq4_midpoints[k];
-  return 15 - above;
+    idx += v < iq4_midpoints[k];
+  return idx;
+}
+
+/* The nearest level itself: 113 less the gaps above v.  All small integers,
+ * so every step is exact. */
+QB_INLINE QbLanes
+lanes_level (QbLanes v)
+{
+  QbLanes q = (QbLanes) { 0 } + 113.0f;
+  for (int k = 0; k < 15; k++)
+    q -= (QbLanes) ((v < iq4_midpoints[k]) & (QbLanesI) ((QbLanes) { 0 } + iq4_gaps[k]));
+  return q;
 }
 
 /* Σ w q x and Σ w q² with q the level nearest to id · x. */
 QB_INLINE void
-lanes_iq4_sums (const float *xt, const float *wt, const float *id, float *sumqx, float *sumq2)
+lanes_iq4_sums (const QbLanes *xt, const QbLanes *wt, QbLanes id, QbLanes *sumqx_out, QbLanes *sumq2_out)
 {
-  for (int b = 0; b < NL; b++)
-    sumqx[b] = sumq2[b] = 0;
+  QbLanes sumqx = { 0 }, sumq2 = { 0 };
   for (int j = 0; j < 32; j++)
-    for (int b = 0; b < NL; b++)
-      {
-        float x = xt[j * NL + b], w = wt[j * NL + b];
-        float q = iq4_levels[nearest_level (id[b] * x)];
-        sumqx[b] += w * q * x;
-        sumq2[b] += w * q * q;
-      }
+    {
+      QbLanes q = lanes_level (id * xt[j]);
+      sumqx += wt[j] * q * xt[j];
+      sumq2 += wt[j] * q * q;
+    }
+  *sumqx_out = sumqx;
+  *sumq2_out = sumq2;
 }
 
-/* Scale search of 8 groups of 32 (ggml's quantize_row_iq4_nl_impl, first
- * part): d from -max/-127, refined by weighted least squares over the
- * levels, then 15 candidates id = (k - 127) / max, k = -7..7.  Lanes of
- * all-zero groups get scale 0. */
-QB_INLINE void
-lanes_iq4_scales (const float *xt, const float *wt, float *scale)
+/* Scale search of eight groups of 32 (the first part of ggml's
+ * quantize_row_iq4_nl_impl): d = -max / -127 refined by weighted least
+ * squares over the levels, then 15 candidates id = (k - 127) / max,
+ * k = -7..7.  All-zero groups get scale 0. */
+QB_INLINE QbLanes
+lanes_iq4_scales (const QbLanes *xt, const QbLanes *wt)
 {
-  float amax[NL], max[NL], id[NL], sumqx[NL], sumq2[NL], best[NL];
+  QbLanes amax, max, sumqx, sumq2, scale, best;
 
-  qb_lanes_signed_max (32, NL, xt, amax, max);
-
-  for (int b = 0; b < NL; b++)
-    id[b] = 1 / (-max[b] / iq4_levels[0]);
-  lanes_iq4_sums (xt, wt, id, sumqx, sumq2);
-  for (int b = 0; b < NL; b++)
-    {
-      scale[b] = sumqx[b] / sumq2[b];
-      best[b] = scale[b] * sumqx[b];
-    }
-
+  qb_lanes_signed_max (xt, 32, &amax, &max);
+  lanes_iq4_sums (xt, wt, 1.0f / (-max / (float) iq4_levels[0]), &sumqx, &sumq2);
+  scale = sumqx / sumq2;
+  best = scale * sumqx;
   for (int itry = -7; itry <= 7; itry++)
     {
-      for (int b = 0; b < NL; b++)
-        id[b] = (itry + iq4_levels[0]) / max[b];
-      lanes_iq4_sums (xt, wt, id, sumqx, sumq2);
-      for (int b = 0; b < NL; b++)
-        {
-          float d = sumqx[b] / sumq2[b];
-          gboolean take = sumq2[b] > 0 && sumqx[b] * sumqx[b] > best[b] * sumq2[b];
-          scale[b] = take ? d : scale[b];
-          best[b] = take ? d * sumqx[b] : best[b];
-        }
+      QbLanes d;
+      QbLanesI take;
+
+      lanes_iq4_sums (xt, wt, (float) (itry + iq4_levels[0]) / max, &sumqx, &sumq2);
+      d = sumqx / sumq2;
+      take = (sumq2 > 0.0f) & (sumqx * sumqx > best * sumq2);
+      scale = qb_lanes_select (take, d, scale);
+      best = qb_lanes_select (take, d * sumqx, best);
     }
-  for (int b = 0; b < NL; b++)
-    scale[b] = amax[b] < QB_GROUP_MAX_EPS ? 0.0f : scale[b];
+  return qb_lanes_select (amax < QB_GROUP_MAX_EPS, (QbLanes) { 0 }, scale);
 }
 
-/* Element-major values and weights of n_groups consecutive groups of 32
- * (spare lanes zero): importance · sqrt(σ² + x²), or x² without importance. */
+/* Weights importance · sqrt(σ² + x²) (group b's importance at
+ * qw + 32 b), or x² without importance. */
 QB_INLINE void
-load_groups (const float *x, const float *qw, const float *sigma2, int n_groups,
-             float *xt, float *wt)
+lanes_iq4_weights (const QbLanes *xt, const float *qw, QbLanes sigma2, QbLanes *wt)
 {
-  for (int b = 0; b < NL; b++)
-    for (int j = 0; j < 32; j++)
-      {
-        float v = b < n_groups ? x[b * 32 + j] : 0;
-        float w = b >= n_groups ? 0 : qw ? qw[b * 32 + j] * sqrtf (sigma2[b] + v * v) : v * v;
-        xt[j * NL + b] = v;
-        wt[j * NL + b] = w;
-      }
+  for (int j = 0; j < 32; j++)
+    {
+      float w[QB_LANES];
+      if (qw == NULL)
+        {
+          wt[j] = xt[j] * xt[j];
+          continue;
+        }
+      for (int b = 0; b < QB_LANES; b++)
+        w[b] = qw[32 * b + j] * sqrtf (sigma2[b] + xt[j][b] * xt[j][b]);
+      memcpy (&wt[j], w, sizeof w);
+    }
 }
 
-static void
-pack_nibbles (const guint8 *L, guint8 *q4)
+/* Codes of the levels nearest to id · x, two to a byte per group of 32. */
+QB_INLINE void
+lanes_iq4_pack (const QbLanes *xt, QbLanes id, int n_groups, guint8 *q4, gsize stride)
 {
-  for (int j = 0; j < 16; j++)
-    q4[j] = L[j] | L[j + 16] << 4;
+  QbLanesI Lt[32];
+  guint8 L[32 * QB_LANES];
+
+  for (int j = 0; j < 32; j++)
+    Lt[j] = lanes_level_index (id * xt[j]);
+  qb_lanes_store_codes (Lt, 32, n_groups, L);
+  for (int b = 0; b < n_groups; b++)
+    for (int j = 0; j < 16; j++)
+      q4[b * stride + j] = L[32 * b + j] | L[32 * b + j + 16] << 4;
 }
 
 /* ---- IQ4_NL -------------------------------------------------------------- */
@@ -116,26 +129,20 @@ pack_nibbles (const guint8 *L, guint8 *q4)
 QB_KERNEL static void
 iq4_nl_row (const float *x, QbBlockIQ4_NL *y, gint64 nb, const float *qw)
 {
-  for (gint64 ib = 0; ib < nb; ib += NL)
+  for (gint64 ib = 0; ib < nb; ib += QB_LANES)
     {
-      int n_groups = (int) MIN (NL, nb - ib);
-      float xt[32 * NL], wt[32 * NL], sigma2[NL], scale[NL];
+      int n_groups = (int) MIN (QB_LANES, nb - ib);
+      QbLanes xt[32], wt[32], sigma2, scale, id;
 
-      /* Each IQ4_NL block is its own super-block: σ² over its 32 values. */
+      /* Each IQ4_NL block is a super-block of its own: σ² of its 32 values. */
+      qb_lanes_load (x + ib * 32, 32, 32, n_groups, xt);
+      sigma2 = qb_lanes_sum_squares (xt, 32) * (2.f / 32);
+      lanes_iq4_weights (xt, qw ? qw + ib * 32 : NULL, sigma2, wt);
+      scale = lanes_iq4_scales (xt, wt);
+      id = qb_lanes_select (scale != 0.0f, 1.0f / scale, (QbLanes) { 0 });
       for (int b = 0; b < n_groups; b++)
-        sigma2[b] = qb_sum_squares (x + (ib + b) * 32, 32) * (2.f / 32);
-      load_groups (x + ib * 32, qw ? qw + ib * 32 : NULL, sigma2, n_groups, xt, wt);
-      lanes_iq4_scales (xt, wt, scale);
-
-      for (int b = 0; b < n_groups; b++)
-        {
-          float id = scale[b] != 0 ? 1 / scale[b] : 0;
-          guint8 L[32];
-          qb_put_f16 (y[ib + b].d, scale[b]);
-          for (int j = 0; j < 32; j++)
-            L[j] = (guint8) nearest_level (id * x[(ib + b) * 32 + j]);
-          pack_nibbles (L, y[ib + b].qs);
-        }
+        qb_put_f16 (y[ib + b].d, scale[b]);
+      lanes_iq4_pack (xt, id, n_groups, y[ib].qs, sizeof (QbBlockIQ4_NL));
     }
 }
 
@@ -147,14 +154,14 @@ iq4_xs_row (const float *x, QbBlockIQ4_XS *y, gint64 nb, const float *qw)
   for (gint64 i = 0; i < nb; i++, x += QB_QK_K, qw = qw ? qw + QB_QK_K : NULL)
     {
       float sigma2 = qb_sum_squares (x, QB_QK_K) * (2.f / QB_QK_K);
-      float sigma2s[NL], xt[QB_QK_K], wt[QB_QK_K], scale[NL], max_scale = 0, amax_scale = 0, d, id;
+      float max_scale = 0, amax_scale = 0, d, id;
+      QbLanes xt[32], wt[32], scale, idl;
       guint16 scales_h = 0;
 
-      for (int b = 0; b < NL; b++)
-        sigma2s[b] = sigma2;
-      load_groups (x, qw, sigma2s, NL, xt, wt);
-      lanes_iq4_scales (xt, wt, scale);
-      for (int b = 0; b < NL; b++)
+      qb_lanes_load (x, 32, 32, QB_LANES, xt);
+      lanes_iq4_weights (xt, qw, (QbLanes) { 0 } + sigma2, wt);
+      scale = lanes_iq4_scales (xt, wt);
+      for (int b = 0; b < QB_LANES; b++)
         if (fabsf (scale[b]) > amax_scale)
           {
             amax_scale = fabsf (scale[b]);
@@ -162,27 +169,23 @@ iq4_xs_row (const float *x, QbBlockIQ4_XS *y, gint64 nb, const float *qw)
           }
 
       /* Group scales to 6 bits against d = -max_scale / 32; the values are
-       * then requantized with the group scale as stored. */
+       * requantized with each group's scale as stored. */
       d = -max_scale / 32;
       id = d != 0 ? 1 / d : 0.f;
       qb_put_f16 (y[i].d, d);
       memset (y[i].scales_l, 0, sizeof y[i].scales_l);
-      for (int b = 0; b < NL; b++)
+      for (int b = 0; b < QB_LANES; b++)
         {
           int l = qb_clampi (qb_nearest_int (id * scale[b]), -32, 31);
           float dl = d * l;
-          float idl = dl != 0 ? 1 / dl : 0.f;
-          guint8 L[32];
-
-          for (int j = 0; j < 32; j++)
-            L[j] = (guint8) nearest_level (idl * x[32 * b + j]);
-          pack_nibbles (L, y[i].qs + 16 * b);
+          idl[b] = dl != 0 ? 1 / dl : 0.f;
           l += 32;
           y[i].scales_l[b / 2] |= (l & 0xf) << (4 * (b % 2));
           scales_h |= (guint16) ((l >> 4) << (2 * b));
         }
       y[i].scales_h[0] = scales_h & 0xff;
       y[i].scales_h[1] = scales_h >> 8;
+      lanes_iq4_pack (xt, idl, QB_LANES, y[i].qs, 16);
     }
 }
 

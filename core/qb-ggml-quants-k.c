@@ -12,38 +12,18 @@
 
 /* ---- helpers ------------------------------------------------------------- */
 
-/* x (n_groups groups of n) into element-major xt, with per-value weights
- * w = qw · sqrt(σ² + x²) when qw is given (ggml's imatrix weighting). */
+/* Weights of ggml's K-quant imatrix paths: qw · sqrt(σ² + x²). */
 QB_INLINE void
-weights_imatrix (const float *x, const float *qw, float sigma2, int n, int n_groups,
-                 float *xt, float *wt)
+lanes_weights_imatrix (const QbLanes *xt, const float *qw, gint64 stride, int n, float sigma2,
+                       QbLanes *wt)
 {
-  for (int b = 0; b < n_groups; b++)
-    for (int i = 0; i < n; i++)
-      {
-        float v = x[b * n + i];
-        xt[i * n_groups + b] = v;
-        wt[i * n_groups + b] = qw[b * n + i] * sqrtf (sigma2 + v * v);
-      }
-}
-
-/* Σ w per group, in order. */
-QB_INLINE void
-lane_sums (const float *wt, int n, int nl, float *sw)
-{
-  for (int b = 0; b < nl; b++)
-    sw[b] = 0;
   for (int i = 0; i < n; i++)
-    for (int b = 0; b < nl; b++)
-      sw[b] += wt[i * nl + b];
-}
-
-QB_INLINE void
-untranspose_codes (const guint8 *Lt, int n, int nl, guint8 *L)
-{
-  for (int b = 0; b < nl; b++)
-    for (int i = 0; i < n; i++)
-      L[b * n + i] = Lt[i * nl + b];
+    {
+      float w[QB_LANES];
+      for (int b = 0; b < QB_LANES; b++)
+        w[b] = qw[b * stride + i] * sqrtf (sigma2 + xt[i][b] * xt[i][b]);
+      memcpy (&wt[i], w, sizeof w);
+    }
 }
 
 /* Codes 0..3 of 256 values, four to a byte as Q2_K and Q3_K keep them. */
@@ -194,65 +174,109 @@ qp_quants (int n, int nmax, const float *x, guint8 *L, const float *w)
 
 /* Q3_K's fit without importance (llama.cpp's make_q3_quants, rmse on):
  * codes l in [-4, 3] from iscale = -4 / max with weights x², then up to five
- * rounds of moving single codes while that improves the fit.  16 groups of
- * 16 in lanes; a lane stops when a round changes nothing in it. */
-QB_INLINE void
-lanes_q3_quants (const float *xt, guint8 *Lt, float *scale)
+ * rounds of moving single codes while that improves the fit.  A lane stops
+ * after a round that changes nothing in it, as ggml's loop does.  Lt gets
+ * l + 4; returns the scale. */
+QB_INLINE QbLanes
+lanes_q3_quants (const QbLanes *xt, QbLanesI *Lt)
 {
-  enum { N = 16, NL = 16, NMAX = 4 };
-  float amax[NL], max[NL], sumlx[NL], suml2[NL];
-  int L[N * NL];
-  gboolean active[NL];
+  enum { N = 16, NMAX = 4 };
+  QbLanes amax, max, iscale, sumlx = { 0 }, suml2 = { 0 };
+  QbLanesI L[N], zero, active = ~(QbLanesI) { 0 };
 
-  qb_lanes_signed_max (N, NL, xt, amax, max);
-  for (int b = 0; b < NL; b++)
-    {
-      sumlx[b] = suml2[b] = 0;
-      active[b] = TRUE;
-    }
+  qb_lanes_signed_max (xt, N, &amax, &max);
+  zero = amax < QB_GROUP_MAX_EPS;
+  iscale = (float) -NMAX / max;
   for (int i = 0; i < N; i++)
-    for (int b = 0; b < NL; b++)
-      {
-        float x = xt[i * NL + b], w = x * x;
-        int l = qb_clampi (qb_nearest_int (-NMAX / max[b] * x), -NMAX, NMAX - 1);
-        L[i * NL + b] = l;
-        sumlx[b] += w * x * l;
-        suml2[b] += w * l * l;
-      }
+    {
+      QbLanes w = xt[i] * xt[i], l;
+      L[i] = qb_lanes_qx_code (iscale, xt[i], NMAX);
+      l = qb_lanes_float (L[i]);
+      sumlx += w * xt[i] * l;
+      suml2 += w * l * l;
+    }
   for (int itry = 0; itry < 5; itry++)
     {
-      int n_changed[NL] = { 0 };
+      QbLanesI changed = { 0 };
       gboolean any = FALSE;
 
       for (int i = 0; i < N; i++)
-        for (int b = 0; b < NL; b++)
-          {
-            float x = xt[i * NL + b], w = x * x;
-            int l = L[i * NL + b];
-            float slx = sumlx[b] - w * x * l;
-            float sl2 = suml2[b] - w * l * l;
-            int new_l = qb_clampi (qb_nearest_int (x * sl2 / slx), -NMAX, NMAX - 1);
-            float slx2 = slx + w * x * new_l;
-            float sl22 = sl2 + w * new_l * new_l;
-            gboolean take = active[b] && slx > 0 && new_l != l && sl22 > 0
-                            && slx2 * slx2 * suml2[b] > sumlx[b] * sumlx[b] * sl22;
-            L[i * NL + b] = take ? new_l : l;
-            sumlx[b] = take ? slx2 : sumlx[b];
-            suml2[b] = take ? sl22 : suml2[b];
-            n_changed[b] += take;
-          }
-      for (int b = 0; b < NL; b++)
         {
-          active[b] = active[b] && n_changed[b] > 0;
-          any |= active[b];
+          QbLanes x = xt[i], w = x * x, l = qb_lanes_float (L[i]);
+          QbLanes slx = sumlx - w * x * l;
+          QbLanes sl2 = suml2 - w * l * l;
+          QbLanesI new_l = qb_lanes_clamp (qb_lanes_nearest_int (x * sl2 / slx), -NMAX, NMAX - 1);
+          QbLanes nl = qb_lanes_float (new_l);
+          QbLanes slx2 = slx + w * x * nl;
+          QbLanes sl22 = sl2 + w * nl * nl;
+          QbLanesI take = active & (slx > 0.0f) & (new_l != L[i]) & (sl22 > 0.0f)
+                          & (slx2 * slx2 * suml2 > sumlx * sumlx * sl22);
+          L[i] = qb_lanes_selecti (take, new_l, L[i]);
+          sumlx = qb_lanes_select (take, slx2, sumlx);
+          suml2 = qb_lanes_select (take, sl22, suml2);
+          changed |= take;
         }
+      active &= changed;
+      for (int b = 0; b < QB_LANES; b++)
+        any |= active[b] != 0;
       if (!any)
         break;
     }
-  for (int i = 0; i < N * NL; i++)
-    Lt[i] = amax[i % NL] < QB_GROUP_MAX_EPS ? 0 : (guint8) (L[i] + NMAX);
-  for (int b = 0; b < NL; b++)
-    scale[b] = amax[b] < QB_GROUP_MAX_EPS ? 0.0f : sumlx[b] / suml2[b];
+  for (int i = 0; i < N; i++)
+    Lt[i] = ~zero & (L[i] + NMAX);
+  return qb_lanes_select (zero, (QbLanes) { 0 }, sumlx / suml2);
+}
+
+/* Fits the 16 groups of 16 of a super-block, eight at a time: fit (8
+ * groups in lanes, their weights) -> scales, codes.  Weights are the
+ * importance (Q6_K), qw · sqrt(σ² + x²) (sigma2 >= 0), or x² (qw NULL). */
+typedef enum { FIT_QX, FIT_Q3, FIT_QKX_MAD, FIT_QKX3 } Fit16;
+
+QB_INLINE void
+fit_groups16 (const float *x, const float *qw, float sigma2, Fit16 fit, int nmax,
+              float *scales, float *mins, float *sw, guint8 *L)
+{
+  for (int h = 0; h < 2; h++)
+    {
+      QbLanes xt[16], wt[16], scale, the_min = { 0 }, sum;
+      QbLanesI Lt[16];
+
+      qb_lanes_load (x + 128 * h, 16, 16, QB_LANES, xt);
+      if (qw != NULL && sigma2 < 0)
+        qb_lanes_load (qw + 128 * h, 16, 16, QB_LANES, wt);
+      else if (qw != NULL)
+        lanes_weights_imatrix (xt, qw + 128 * h, 16, 16, sigma2, wt);
+      else
+        for (int i = 0; i < 16; i++)
+          wt[i] = fit == FIT_QKX_MAD ? qb_lanes_abs (xt[i]) : xt[i] * xt[i];
+
+      switch (fit)
+        {
+        case FIT_QX:
+          scale = qb_lanes_qx_quants (xt, wt, 16, nmax, Lt);
+          break;
+        case FIT_Q3:
+          scale = lanes_q3_quants (xt, Lt);
+          break;
+        case FIT_QKX_MAD:
+          scale = qb_lanes_qkx_quants (xt, wt, 16, 3, -0.5f, 0.1f, 15, TRUE, Lt, &the_min);
+          break;
+        case FIT_QKX3:
+        default:
+          scale = qb_lanes_qkx_quants (xt, wt, 16, 3, -0.9f, 0.05f, 36, FALSE, Lt, &the_min);
+          break;
+        }
+      sum = qb_lanes_sum (wt, 16);
+      for (int b = 0; b < QB_LANES; b++)
+        {
+          scales[8 * h + b] = scale[b];
+          if (mins)
+            mins[8 * h + b] = the_min[b];
+          if (sw)
+            sw[8 * h + b] = sum[b];
+        }
+      qb_lanes_store_codes (Lt, 16, QB_LANES, L + 128 * h);
+    }
 }
 
 /* ---- Q2_K ---------------------------------------------------------------- */
@@ -281,15 +305,10 @@ q2_K_ref (const float *x, QbBlockQ2_K *y, gint64 nb)
 {
   for (gint64 i = 0; i < nb; i++, x += QB_QK_K)
     {
-      float xt[QB_QK_K], wt[QB_QK_K], scales[16], mins[16];
-      float max_scale = 0, max_min = 0;
-      guint8 Lt[QB_QK_K], L[QB_QK_K];
+      float scales[16], mins[16], max_scale = 0, max_min = 0;
+      guint8 L[QB_QK_K];
 
-      qb_transpose_in (x, 16, 16, 16, xt);
-      for (int k = 0; k < QB_QK_K; k++)
-        wt[k] = fabsf (xt[k]);
-      qb_lanes_qkx_quants (16, 16, 3, xt, wt, -0.5f, 0.1f, 15, TRUE, Lt, scales, mins);
-      untranspose_codes (Lt, 16, 16, L);
+      fit_groups16 (x, NULL, 0, FIT_QKX_MAD, 3, scales, mins, NULL, L);
 
       for (int j = 0; j < 16; j++)
         {
@@ -327,13 +346,10 @@ q2_K_imatrix (const float *x, QbBlockQ2_K *y, gint64 nb, const float *qw)
   for (gint64 i = 0; i < nb; i++, x += QB_QK_K, qw += QB_QK_K)
     {
       float sigma2 = qb_sum_squares (x, QB_QK_K) / QB_QK_K;
-      float xt[QB_QK_K], wt[QB_QK_K], scales[16], mins[16], sw[16], dm, mm;
-      guint8 Lt[QB_QK_K], L[QB_QK_K], Ls[16], Lm[16];
+      float scales[16], mins[16], sw[16], dm, mm;
+      guint8 L[QB_QK_K], Ls[16], Lm[16];
 
-      weights_imatrix (x, qw, sigma2, 16, 16, xt, wt);
-      lane_sums (wt, 16, 16, sw);
-      qb_lanes_qkx_quants (16, 16, 3, xt, wt, -0.9f, 0.05f, 36, FALSE, Lt, scales, mins);
-      untranspose_codes (Lt, 16, 16, L);
+      fit_groups16 (x, qw, sigma2, FIT_QKX3, 3, scales, mins, sw, L);
 
       dm = qp_quants (16, 15, scales, Ls, sw);
       mm = qp_quants (16, 15, mins, Lm, sw);
@@ -377,12 +393,10 @@ q3_K_ref (const float *x, QbBlockQ3_K *y, gint64 nb)
 {
   for (gint64 i = 0; i < nb; i++, x += QB_QK_K)
     {
-      float xt[QB_QK_K], scales[16], max_scale = 0, amax = 0;
-      guint8 Lt[QB_QK_K], L[QB_QK_K];
+      float scales[16], max_scale = 0, amax = 0;
+      guint8 L[QB_QK_K];
 
-      qb_transpose_in (x, 16, 16, 16, xt);
-      lanes_q3_quants (xt, Lt, scales);
-      untranspose_codes (Lt, 16, 16, L);
+      fit_groups16 (x, NULL, 0, FIT_Q3, 4, scales, NULL, NULL, L);
 
       for (int j = 0; j < 16; j++)
         if (fabsf (scales[j]) > amax)
@@ -417,21 +431,22 @@ q3_K_imatrix (const float *x, QbBlockQ3_K *y, gint64 nb, const float *qw)
   for (gint64 i = 0; i < nb; i++, x += QB_QK_K, qw += QB_QK_K)
     {
       float sigma2 = 2 * qb_sum_squares (x, QB_QK_K) / QB_QK_K;
-      float xt[QB_QK_K], wt[QB_QK_K], scales[16], sw[16], d_block;
-      guint8 Lt[QB_QK_K], L[QB_QK_K], Ls[16];
+      float scales[16], sw[16];
+      QbLanes st[16], swt[16], d_block;
+      QbLanesI Ls[16];
+      guint8 L[QB_QK_K];
       int l32[16];
 
-      weights_imatrix (x, qw, sigma2, 16, 16, xt, wt);
-      lane_sums (wt, 16, 16, sw);
-      qb_lanes_qx_quants (16, 16, 4, xt, wt, Lt, scales);
-      untranspose_codes (Lt, 16, 16, L);
+      fit_groups16 (x, qw, sigma2, FIT_QX, 4, scales, NULL, sw, L);
 
       /* The 16 group scales are one more group of 16, weighted by Σ w. */
-      qb_lanes_qx_quants (16, 1, 32, scales, sw, Ls, &d_block);
+      qb_lanes_load (scales, 0, 16, 1, st);
+      qb_lanes_load (sw, 0, 16, 1, swt);
+      d_block = qb_lanes_qx_quants (st, swt, 16, 32, Ls);
       for (int j = 0; j < 16; j++)
-        l32[j] = Ls[j];
+        l32[j] = Ls[j][0];
       put_scales_q3 (l32, y[i].scales);
-      qb_put_f16 (y[i].d, d_block);
+      qb_put_f16 (y[i].d, d_block[0]);
       finish_q3_K (x, &y[i], L);
     }
 }
@@ -440,17 +455,16 @@ q3_K_imatrix (const float *x, QbBlockQ3_K *y, gint64 nb, const float *qw)
 
 /* Without importance each group of 32 is weighted by its RMS plus |x|. */
 QB_INLINE void
-weights_rms_abs (const float *xt, float *wt)
+lanes_weights_rms_abs (const QbLanes *xt, QbLanes *wt)
 {
-  float sum_x2[8] = { 0 };
+  QbLanes sum_x2 = { 0 }, av_x = { 0 };
   for (int i = 0; i < 32; i++)
-    for (int b = 0; b < 8; b++)
-      sum_x2[b] += xt[i * 8 + b] * xt[i * 8 + b];
-  for (int b = 0; b < 8; b++)
-    sum_x2[b] = sqrtf (sum_x2[b] / 32);
+    sum_x2 += xt[i] * xt[i];
+  sum_x2 = sum_x2 / 32.0f;
+  for (int b = 0; b < QB_LANES; b++)
+    av_x[b] = sqrtf (sum_x2[b]);
   for (int i = 0; i < 32; i++)
-    for (int b = 0; b < 8; b++)
-      wt[i * 8 + b] = sum_x2[b] + fabsf (xt[i * 8 + b]);
+    wt[i] = av_x + qb_lanes_abs (xt[i]);
 }
 
 /* Group scales and minimums of Q4_K/Q5_K without importance: both
@@ -549,26 +563,35 @@ QB_INLINE void
 fit_groups_k4 (const float *x, const float *qw, int nmax, guint8 *L,
                float *scales, float *mins, float *sw)
 {
-  float xt[QB_QK_K], wt[QB_QK_K];
-  guint8 Lt[QB_QK_K];
+  QbLanes xt[32], wt[32], scale, the_min, sum;
+  QbLanesI Lt[32];
 
+  qb_lanes_load (x, 32, 32, QB_LANES, xt);
   if (qw == NULL)
     {
-      qb_transpose_in (x, 32, 32, 8, xt);
-      weights_rms_abs (xt, wt);
+      lanes_weights_rms_abs (xt, wt);
       if (nmax == 15)
-        qb_lanes_qkx_quants (32, 8, 15, xt, wt, -1.f, 0.1f, 20, FALSE, Lt, scales, mins);
+        scale = qb_lanes_qkx_quants (xt, wt, 32, 15, -1.f, 0.1f, 20, FALSE, Lt, &the_min);
       else
-        qb_lanes_qkx_quants (32, 8, 31, xt, wt, -0.5f, 0.1f, 15, FALSE, Lt, scales, mins);
+        scale = qb_lanes_qkx_quants (xt, wt, 32, 31, -0.5f, 0.1f, 15, FALSE, Lt, &the_min);
     }
   else
     {
       float sigma2 = 2 * qb_sum_squares (x, QB_QK_K) / QB_QK_K;
-      weights_imatrix (x, qw, sigma2, 32, 8, xt, wt);
-      lane_sums (wt, 32, 8, sw);
-      qb_lanes_qkx_quants (32, 8, nmax, xt, wt, -0.9f, 0.05f, 36, FALSE, Lt, scales, mins);
+      lanes_weights_imatrix (xt, qw, 32, 32, sigma2, wt);
+      if (nmax == 15)
+        scale = qb_lanes_qkx_quants (xt, wt, 32, 15, -0.9f, 0.05f, 36, FALSE, Lt, &the_min);
+      else
+        scale = qb_lanes_qkx_quants (xt, wt, 32, 31, -0.9f, 0.05f, 36, FALSE, Lt, &the_min);
     }
-  untranspose_codes (Lt, 32, 8, L);
+  sum = qb_lanes_sum (wt, 32);
+  for (int b = 0; b < QB_LANES; b++)
+    {
+      scales[b] = scale[b];
+      mins[b] = the_min[b];
+      sw[b] = sum[b];
+    }
+  qb_lanes_store_codes (Lt, 32, QB_LANES, L);
 }
 
 QB_KERNEL static void
@@ -618,18 +641,12 @@ q6_K_quantize (const float *x, QbBlockQ6_K *y, gint64 nb, const float *qw)
 {
   for (gint64 i = 0; i < nb; i++, x += QB_QK_K, qw = qw ? qw + QB_QK_K : NULL)
     {
-      float xt[QB_QK_K], wt[QB_QK_K], scales[16], max_scale = 0, max_abs_scale = 0, iscale, d_all;
-      guint8 Lt[QB_QK_K], L[QB_QK_K];
+      float scales[16], max_scale = 0, max_abs_scale = 0, iscale, d_all;
+      guint8 L[QB_QK_K];
       guint8 *ql = y[i].ql, *qh = y[i].qh;
 
-      qb_transpose_in (x, 16, 16, 16, xt);
-      if (qw != NULL)
-        qb_transpose_in (qw, 16, 16, 16, wt);
-      else
-        for (int k = 0; k < QB_QK_K; k++)
-          wt[k] = xt[k] * xt[k];
-      qb_lanes_qx_quants (16, 16, 32, xt, wt, Lt, scales);
-      untranspose_codes (Lt, 16, 16, L);
+      /* Weights x², or the importance itself (sigma2 < 0). */
+      fit_groups16 (x, qw, -1, FIT_QX, 32, scales, NULL, NULL, L);
 
       for (int ib = 0; ib < 16; ib++)
         if (fabsf (scales[ib]) > max_abs_scale)

@@ -9,8 +9,6 @@
 #include "qb-ggml-quants.h"
 #include "qb-ggml-search-private.h"
 
-#define GROUP_LANES 8   /* blocks searched side by side */
-
 /* ---- block statistics -------------------------------------------------- */
 
 /* Largest |x| of a block.  The maximum is exact whatever the order. */
@@ -246,19 +244,15 @@ q5_1_ref (const float *x, void *vy, gint64 nb)
 /* Per value weight of ggml's legacy imatrix paths: qw · sqrt(σ² + x²),
  * σ² the mean square of the whole row. */
 QB_INLINE void
-weights_transposed (const float *x, const float *qw, float sigma2, int nl, float *xt, float *wt)
+lanes_weights (const QbLanes *xt, const float *qw, float sigma2, int n_groups, QbLanes *wt)
 {
-  for (int b = 0; b < nl; b++)
-    for (int j = 0; j < QB_QK; j++)
-      {
-        float v = x[b * QB_QK + j];
-        xt[j * GROUP_LANES + b] = v;
-        wt[j * GROUP_LANES + b] = qw[b * QB_QK + j] * sqrtf (sigma2 + v * v);
-      }
-  /* Spare lanes hold zero groups, which the searches skip. */
-  for (int b = nl; b < GROUP_LANES; b++)
-    for (int j = 0; j < QB_QK; j++)
-      xt[j * GROUP_LANES + b] = wt[j * GROUP_LANES + b] = 0;
+  for (int j = 0; j < QB_QK; j++)
+    {
+      float w[QB_LANES];
+      for (int b = 0; b < QB_LANES; b++)
+        w[b] = b < n_groups ? qw[b * QB_QK + j] * sqrtf (sigma2 + xt[j][b] * xt[j][b]) : 0.0f;
+      memcpy (&wt[j], w, sizeof w);
+    }
 }
 
 typedef void (*StoreBlockFunc) (guint8 *block, const guint8 *L, float d, float m);
@@ -308,27 +302,24 @@ legacy_row_weighted (const float *x, guint8 *y, gint64 n, const float *qw,
 {
   float sigma2 = qb_sum_squares (x, n) / n;
 
-  for (gint64 ib = 0; ib < n / QB_QK; ib += GROUP_LANES)
+  for (gint64 ib = 0; ib < n / QB_QK; ib += QB_LANES)
     {
-      int nl = (int) MIN (GROUP_LANES, n / QB_QK - ib);
-      float xt[QB_QK * GROUP_LANES], wt[QB_QK * GROUP_LANES];
-      float scale[GROUP_LANES], the_min[GROUP_LANES];
-      guint8 Lt[QB_QK * GROUP_LANES];
+      int n_groups = (int) MIN (QB_LANES, n / QB_QK - ib);
+      QbLanes xt[QB_QK], wt[QB_QK], scale, the_min = { 0 };
+      QbLanesI Lt[QB_QK];
+      guint8 L[QB_QK * QB_LANES];
 
-      weights_transposed (x + ib * QB_QK, qw + ib * QB_QK, sigma2, nl, xt, wt);
+      /* Spare lanes hold zero groups, which the searches pass over. */
+      qb_lanes_load (x + ib * QB_QK, QB_QK, QB_QK, n_groups, xt);
+      lanes_weights (xt, qw + ib * QB_QK, sigma2, n_groups, wt);
       if (asymmetric)
-        qb_lanes_qkx_quants (QB_QK, GROUP_LANES, nmax, xt, wt, -0.9f, 0.05f, 36, FALSE,
-                             Lt, scale, the_min);
+        scale = qb_lanes_qkx_quants (xt, wt, QB_QK, nmax, -0.9f, 0.05f, 36, FALSE, Lt, &the_min);
       else
-        qb_lanes_qx_quants (QB_QK, GROUP_LANES, nmax, xt, wt, Lt, scale);
+        scale = qb_lanes_qx_quants (xt, wt, QB_QK, nmax, Lt);
 
-      for (int b = 0; b < nl; b++)
-        {
-          guint8 L[QB_QK];
-          for (int j = 0; j < QB_QK; j++)
-            L[j] = Lt[j * GROUP_LANES + b];
-          store (y + (ib + b) * block_bytes, L, scale[b], asymmetric ? -the_min[b] : 0);
-        }
+      qb_lanes_store_codes (Lt, QB_QK, n_groups, L);
+      for (int b = 0; b < n_groups; b++)
+        store (y + (ib + b) * block_bytes, L + b * QB_QK, scale[b], -the_min[b]);
     }
 }
 

@@ -1,16 +1,17 @@
-/* qb-ggml-search-private.h — ggml's scale searches, run on several groups at
+/* qb-ggml-search-private.h — ggml's scale searches, run on eight groups at
  * once.
  *
  * ggml fits each group of 16 or 32 values on its own, trying a row of
- * candidate scales and keeping the best.  Here n_lanes independent groups
- * sit side by side (element-major: xt[i * n_lanes + b] is value i of group
- * b), and every step runs for all lanes in one loop that GCC vectorizes.
- * Each lane performs exactly the scalar algorithm: same operations, same
- * order of summation, same strict comparisons; where ggml branches, a lane
- * computes both sides and selects.  So the results are ggml's, bit for bit.
+ * candidate scales and keeping the best.  Here eight independent groups
+ * sit in the eight lanes of a GCC vector (QbLanes: xt[i] holds value i of
+ * every group), and each step runs for all of them with one vector
+ * operation.  Every lane performs exactly the scalar algorithm: the same
+ * IEEE operations in the same order, the same strict comparisons; where
+ * ggml branches, a lane computes both sides and selects.  So each group
+ * gets ggml's result bit for bit, and no sum is ever reordered.
  *
- * These are always inlined so that the group size and lane count are
- * constants in each kernel that uses them.
+ * The vector type is generic: GCC emits SSE2 pairs for baseline x86-64 and
+ * single AVX registers in the cloned kernels.
  */
 #pragma once
 
@@ -18,209 +19,265 @@
 
 G_BEGIN_DECLS
 
-#define QB_LANES_MAX 16
+#define QB_LANES 8
+
+typedef float  QbLanes  __attribute__ ((vector_size (QB_LANES * sizeof (float))));
+typedef gint32 QbLanesI __attribute__ ((vector_size (QB_LANES * sizeof (gint32))));
+
+QB_INLINE QbLanes
+qb_lanes_select (QbLanesI mask, QbLanes a, QbLanes b)
+{
+  return (QbLanes) ((mask & (QbLanesI) a) | (~mask & (QbLanesI) b));
+}
+
+QB_INLINE QbLanesI
+qb_lanes_selecti (QbLanesI mask, QbLanesI a, QbLanesI b)
+{
+  return (mask & a) | (~mask & b);
+}
+
+QB_INLINE QbLanes
+qb_lanes_abs (QbLanes v)
+{
+  return (QbLanes) ((QbLanesI) v & 0x7fffffff);
+}
+
+QB_INLINE QbLanes
+qb_lanes_float (QbLanesI v)
+{
+  return __builtin_convertvector (v, QbLanes);
+}
+
+/* qb_nearest_int() in every lane. */
+QB_INLINE QbLanesI
+qb_lanes_nearest_int (QbLanes f)
+{
+  QbLanesI i = (QbLanesI) (f + 12582912.f);
+  return (i & 0x007fffff) - 0x00400000;
+}
+
+QB_INLINE QbLanesI
+qb_lanes_clamp (QbLanesI v, int lo, int hi)
+{
+  QbLanesI vlo = (QbLanesI) { 0 } + lo, vhi = (QbLanesI) { 0 } + hi;
+  v = qb_lanes_selecti (v < vlo, vlo, v);
+  return qb_lanes_selecti (v > vhi, vhi, v);
+}
+
+/* n_groups groups of n values, group b at x + b * stride, into lanes
+ * (spare lanes zero). */
+QB_INLINE void
+qb_lanes_load (const float *x, gint64 stride, int n, int n_groups, QbLanes *xt)
+{
+  for (int i = 0; i < n; i++)
+    {
+      float v[QB_LANES];
+      for (int b = 0; b < QB_LANES; b++)
+        v[b] = b < n_groups ? x[b * stride + i] : 0.0f;
+      memcpy (&xt[i], v, sizeof v);
+    }
+}
+
+/* Codes of lane b back to group b at L + b * n. */
+QB_INLINE void
+qb_lanes_store_codes (const QbLanesI *Lt, int n, int n_groups, guint8 *L)
+{
+  for (int b = 0; b < n_groups; b++)
+    for (int i = 0; i < n; i++)
+      L[b * n + i] = (guint8) Lt[i][b];
+}
+
+/* Σ v per lane, in order. */
+QB_INLINE QbLanes
+qb_lanes_sum (const QbLanes *v, int n)
+{
+  QbLanes s = { 0 };
+  for (int i = 0; i < n; i++)
+    s += v[i];
+  return s;
+}
+
+/* Σ v² per lane, in order. */
+QB_INLINE QbLanes
+qb_lanes_sum_squares (const QbLanes *v, int n)
+{
+  QbLanes s = { 0 };
+  for (int i = 0; i < n; i++)
+    s += v[i] * v[i];
+  return s;
+}
 
 /* The value of largest magnitude per lane (the first one on ties), as ggml
- * finds it: amax starts at 0 and grows on strict comparison. */
+ * finds it: amax starts at +0 and grows on strict comparison. */
 QB_INLINE void
-qb_lanes_signed_max (int n, int nl, const float *xt, float *amax, float *max)
+qb_lanes_signed_max (const QbLanes *xt, int n, QbLanes *amax_out, QbLanes *max_out)
 {
-  for (int b = 0; b < nl; b++)
-    amax[b] = max[b] = 0.0f;
+  QbLanes amax = { 0 }, max = { 0 };
   for (int i = 0; i < n; i++)
-    for (int b = 0; b < nl; b++)
-      {
-        float v = xt[i * nl + b];
-        float a = fabsf (v);
-        gboolean gt = a > amax[b];
-        amax[b] = gt ? a : amax[b];
-        max[b] = gt ? v : max[b];
-      }
+    {
+      QbLanes a = qb_lanes_abs (xt[i]);
+      QbLanesI gt = a > amax;
+      amax = qb_lanes_select (gt, a, amax);
+      max = qb_lanes_select (gt, xt[i], max);
+    }
+  *amax_out = amax;
+  *max_out = max;
+}
+
+/* Codes l in [-nmax, nmax-1] of round (iscale · x). */
+QB_INLINE QbLanesI
+qb_lanes_qx_code (QbLanes iscale, QbLanes x, int nmax)
+{
+  return qb_lanes_clamp (qb_lanes_nearest_int (iscale * x), -nmax, nmax - 1);
 }
 
 /* Σ w x l and Σ w l² of the symmetric codes for one candidate iscale. */
 QB_INLINE void
-qb_lanes_qx_sums (int n, int nl, int nmax, const float *xt, const float *wt,
-                  const float *iscale, float *sumlx, float *suml2)
+qb_lanes_qx_sums (const QbLanes *xt, const QbLanes *wt, int n, int nmax, QbLanes iscale,
+                  QbLanes *sumlx_out, QbLanes *suml2_out)
 {
-  for (int b = 0; b < nl; b++)
-    sumlx[b] = suml2[b] = 0;
+  QbLanes sumlx = { 0 }, suml2 = { 0 };
   for (int i = 0; i < n; i++)
-    for (int b = 0; b < nl; b++)
-      {
-        float x = xt[i * nl + b], w = wt[i * nl + b];
-        int l = qb_clampi (qb_nearest_int (iscale[b] * x), -nmax, nmax - 1);
-        sumlx[b] += w * x * l;
-        suml2[b] += w * l * l;
-      }
+    {
+      QbLanes l = qb_lanes_float (qb_lanes_qx_code (iscale, xt[i], nmax));
+      sumlx += wt[i] * xt[i] * l;
+      suml2 += wt[i] * l * l;
+    }
+  *sumlx_out = sumlx;
+  *suml2_out = suml2;
 }
 
-/* Symmetric codes l in [-nmax, nmax-1] with x ≈ scale * l, minimizing
+/* Symmetric codes l in [-nmax, nmax-1] with x ≈ scale · l, minimizing
  * Σ w (x - scale l)² (llama.cpp's make_qx_quants with rmse_type 1).  The
  * candidates are iscale = -nmax / max, then -(nmax + 0.1 k) / max for
- * k = -9..9, k ≠ 0.  Lt gets l + nmax; scale[b] is the least-squares scale
- * of the winner, 0 for an all-zero group. */
-QB_INLINE void
-qb_lanes_qx_quants (int n, int nl, int nmax, const float *xt, const float *wt,
-                    guint8 *Lt, float *scale)
+ * k = -9..9, k ≠ 0.  Lt gets l + nmax; the least-squares scale of the
+ * winner is returned, 0 for an all-zero group. */
+QB_INLINE QbLanes
+qb_lanes_qx_quants (const QbLanes *xt, const QbLanes *wt, int n, int nmax, QbLanesI *Lt)
 {
-  float amax[QB_LANES_MAX], max[QB_LANES_MAX];
-  float iscale[QB_LANES_MAX], sumlx[QB_LANES_MAX], suml2[QB_LANES_MAX];
-  float best[QB_LANES_MAX], best_iscale[QB_LANES_MAX];
+  QbLanes amax, max, iscale, sumlx, suml2, scale, best, best_iscale;
+  QbLanesI zero;
 
-  qb_lanes_signed_max (n, nl, xt, amax, max);
+  qb_lanes_signed_max (xt, n, &amax, &max);
+  zero = amax < QB_GROUP_MAX_EPS;
 
-  for (int b = 0; b < nl; b++)
-    iscale[b] = -nmax / max[b];
-  qb_lanes_qx_sums (n, nl, nmax, xt, wt, iscale, sumlx, suml2);
-  for (int b = 0; b < nl; b++)
-    {
-      scale[b] = suml2[b] != 0 ? sumlx[b] / suml2[b] : 0.0f;
-      best[b] = scale[b] * sumlx[b];
-      best_iscale[b] = iscale[b];
-    }
+  iscale = (float) -nmax / max;
+  qb_lanes_qx_sums (xt, wt, n, nmax, iscale, &sumlx, &suml2);
+  scale = qb_lanes_select (suml2 != 0.0f, sumlx / suml2, (QbLanes) { 0 });
+  best = scale * sumlx;
+  best_iscale = iscale;
 
   for (int is = -9; is <= 9; is++)
     {
+      QbLanesI take;
+      QbLanes s;
+
       if (is == 0)
         continue;
-      for (int b = 0; b < nl; b++)
-        iscale[b] = -(nmax + 0.1f * is) / max[b];
-      qb_lanes_qx_sums (n, nl, nmax, xt, wt, iscale, sumlx, suml2);
-      for (int b = 0; b < nl; b++)
-        {
-          float s = sumlx[b] / suml2[b];
-          gboolean take = suml2[b] > 0 && sumlx[b] * sumlx[b] > best[b] * suml2[b];
-          scale[b] = take ? s : scale[b];
-          best[b] = take ? s * sumlx[b] : best[b];
-          best_iscale[b] = take ? iscale[b] : best_iscale[b];
-        }
+      iscale = -(nmax + 0.1f * is) / max;
+      qb_lanes_qx_sums (xt, wt, n, nmax, iscale, &sumlx, &suml2);
+      s = sumlx / suml2;
+      take = (suml2 > 0.0f) & (sumlx * sumlx > best * suml2);
+      scale = qb_lanes_select (take, s, scale);
+      best = qb_lanes_select (take, s * sumlx, best);
+      best_iscale = qb_lanes_select (take, iscale, best_iscale);
     }
 
   for (int i = 0; i < n; i++)
-    for (int b = 0; b < nl; b++)
-      {
-        int l = qb_clampi (qb_nearest_int (best_iscale[b] * xt[i * nl + b]), -nmax, nmax - 1);
-        Lt[i * nl + b] = amax[b] < QB_GROUP_MAX_EPS ? 0 : (guint8) (l + nmax);
-      }
-  for (int b = 0; b < nl; b++)
-    scale[b] = amax[b] < QB_GROUP_MAX_EPS ? 0.0f : scale[b];
+    Lt[i] = ~zero & (qb_lanes_qx_code (best_iscale, xt[i], nmax) + nmax);
+  return qb_lanes_select (zero, (QbLanes) { 0 }, scale);
 }
 
-/* Asymmetric codes l in [0, nmax] with x ≈ scale * l - the_min, minimizing
- * Σ w d(x, scale l - the_min), d the squared or (use_mad) absolute
- * difference (llama.cpp's make_qkx2_quants / make_qkx3_quants with
- * weights).  Candidates iscale = (rmin + rdelta k + nmax) / (max - min),
- * k = 0..nstep, each refined by weighted least squares.  As in ggml, a
- * taken candidate's minimum feeds the following candidates, so candidates
- * run one after the other and lanes carry their own minimum. */
-QB_INLINE void
-qb_lanes_qkx_quants (int n, int nl, int nmax, const float *xt, const float *wt,
-                     float rmin, float rdelta, int nstep, gboolean use_mad,
-                     guint8 *Lt, float *scale, float *the_min)
+/* Codes l in [0, nmax] of round (iscale · (x - min)). */
+QB_INLINE QbLanesI
+qb_lanes_qkx_code (QbLanes iscale, QbLanes x, QbLanes min, int nmax)
 {
-  float min[QB_LANES_MAX], max[QB_LANES_MAX], sum_w[QB_LANES_MAX], sum_x[QB_LANES_MAX];
-  float best_mad[QB_LANES_MAX], best_iscale[QB_LANES_MAX], best_origin[QB_LANES_MAX];
-  float min0[QB_LANES_MAX];
-  gboolean flat[QB_LANES_MAX];
+  return qb_lanes_clamp (qb_lanes_nearest_int (iscale * (x - min)), 0, nmax);
+}
 
-  for (int b = 0; b < nl; b++)
-    {
-      min[b] = max[b] = xt[b];
-      sum_w[b] = wt[b];
-      sum_x[b] = sum_w[b] * xt[b];
-    }
-  for (int i = 1; i < n; i++)
-    for (int b = 0; b < nl; b++)
-      {
-        float x = xt[i * nl + b], w = wt[i * nl + b];
-        min[b] = x < min[b] ? x : min[b];
-        max[b] = x > max[b] ? x : max[b];
-        sum_w[b] += w;
-        sum_x[b] += w * x;
-      }
-  for (int b = 0; b < nl; b++)
-    {
-      min[b] = min[b] > 0 ? 0.0f : min[b];
-      flat[b] = max[b] == min[b];
-      min0[b] = min[b];
-      best_iscale[b] = nmax / (max[b] - min[b]);
-      best_origin[b] = min[b];
-      scale[b] = 1 / best_iscale[b];
-      best_mad[b] = 0;
-    }
+/* Σ w·d(x, scale·l + min) with d the squared or (use_mad) absolute
+ * difference. */
+QB_INLINE QbLanes
+qb_lanes_qkx_error (const QbLanes *xt, const QbLanes *wt, int n, int nmax, gboolean use_mad,
+                    QbLanes iscale, QbLanes origin, QbLanes scale, QbLanes min)
+{
+  QbLanes err = { 0 };
   for (int i = 0; i < n; i++)
-    for (int b = 0; b < nl; b++)
-      {
-        float x = xt[i * nl + b];
-        int l = qb_clampi (qb_nearest_int (best_iscale[b] * (x - min[b])), 0, nmax);
-        float diff = scale[b] * l + min[b] - x;
-        best_mad[b] += wt[i * nl + b] * (use_mad ? fabsf (diff) : diff * diff);
-      }
+    {
+      QbLanes l = qb_lanes_float (qb_lanes_qkx_code (iscale, xt[i], origin, nmax));
+      QbLanes diff = scale * l + min - xt[i];
+      err += wt[i] * (use_mad ? qb_lanes_abs (diff) : diff * diff);
+    }
+  return err;
+}
+
+/* Asymmetric codes l in [0, nmax] with x ≈ scale · l - the_min, minimizing
+ * Σ w·d(x, scale l - the_min) (llama.cpp's make_qkx2_quants, and
+ * make_qkx3_quants with weights).  Candidates iscale = (rmin + rdelta k +
+ * nmax) / (max - min), k = 0..nstep, each refined by weighted least
+ * squares.  As in ggml, a taken candidate's minimum is where the following
+ * candidates round from, so candidates run one after the other and each
+ * lane carries its own minimum.  Returns the scale (0 for a flat group). */
+QB_INLINE QbLanes
+qb_lanes_qkx_quants (const QbLanes *xt, const QbLanes *wt, int n, int nmax,
+                     float rmin, float rdelta, int nstep, gboolean use_mad,
+                     QbLanesI *Lt, QbLanes *the_min)
+{
+  QbLanes min = xt[0], max = xt[0], sum_w = wt[0], sum_x = wt[0] * xt[0];
+  QbLanes scale, best_mad, best_iscale, best_origin, min0;
+  QbLanesI flat;
+
+  for (int i = 1; i < n; i++)
+    {
+      min = qb_lanes_select (xt[i] < min, xt[i], min);
+      max = qb_lanes_select (xt[i] > max, xt[i], max);
+      sum_w += wt[i];
+      sum_x += wt[i] * xt[i];
+    }
+  min = qb_lanes_select (min > 0.0f, (QbLanes) { 0 }, min);
+  flat = max == min;
+  min0 = min;
+
+  best_iscale = (float) nmax / (max - min);
+  best_origin = min;
+  scale = 1.0f / best_iscale;
+  best_mad = qb_lanes_qkx_error (xt, wt, n, nmax, use_mad, best_iscale, min, scale, min);
 
   for (int is = 0; is <= nstep; is++)
     {
-      float iscale[QB_LANES_MAX], sum_l[QB_LANES_MAX], sum_l2[QB_LANES_MAX], sum_xl[QB_LANES_MAX];
-      float this_scale[QB_LANES_MAX], this_min[QB_LANES_MAX], D[QB_LANES_MAX], mad[QB_LANES_MAX];
+      QbLanes iscale = (rmin + rdelta * is + nmax) / (max - min);
+      QbLanes sum_l = { 0 }, sum_l2 = { 0 }, sum_xl = { 0 }, D, this_scale, this_min, mad;
+      QbLanesI pos, take;
 
-      for (int b = 0; b < nl; b++)
-        {
-          iscale[b] = (rmin + rdelta * is + nmax) / (max[b] - min[b]);
-          sum_l[b] = sum_l2[b] = sum_xl[b] = 0;
-        }
       for (int i = 0; i < n; i++)
-        for (int b = 0; b < nl; b++)
-          {
-            float x = xt[i * nl + b];
-            int l = qb_clampi (qb_nearest_int (iscale[b] * (x - min[b])), 0, nmax);
-            float wl = wt[i * nl + b] * l;
-            sum_l[b] += wl;
-            sum_l2[b] += wl * l;
-            sum_xl[b] += wl * x;
-          }
-      for (int b = 0; b < nl; b++)
         {
-          gboolean pos;
-          D[b] = sum_w[b] * sum_l2[b] - sum_l[b] * sum_l[b];
-          this_scale[b] = (sum_w[b] * sum_xl[b] - sum_x[b] * sum_l[b]) / D[b];
-          this_min[b] = (sum_l2[b] * sum_x[b] - sum_l[b] * sum_xl[b]) / D[b];
-          pos = this_min[b] > 0;
-          this_scale[b] = pos ? sum_xl[b] / sum_l2[b] : this_scale[b];
-          this_min[b] = pos ? 0.0f : this_min[b];
-          mad[b] = 0;
+          QbLanes l = qb_lanes_float (qb_lanes_qkx_code (iscale, xt[i], min, nmax));
+          QbLanes wl = wt[i] * l;
+          sum_l += wl;
+          sum_l2 += wl * l;
+          sum_xl += wl * xt[i];
         }
-      for (int i = 0; i < n; i++)
-        for (int b = 0; b < nl; b++)
-          {
-            float x = xt[i * nl + b];
-            int l = qb_clampi (qb_nearest_int (iscale[b] * (x - min[b])), 0, nmax);
-            float diff = this_scale[b] * l + this_min[b] - x;
-            mad[b] += wt[i * nl + b] * (use_mad ? fabsf (diff) : diff * diff);
-          }
-      for (int b = 0; b < nl; b++)
-        {
-          gboolean take = D[b] > 0 && mad[b] < best_mad[b];
-          best_mad[b] = take ? mad[b] : best_mad[b];
-          best_iscale[b] = take ? iscale[b] : best_iscale[b];
-          best_origin[b] = take ? min[b] : best_origin[b];
-          scale[b] = take ? this_scale[b] : scale[b];
-          min[b] = take ? this_min[b] : min[b];
-        }
+      D = sum_w * sum_l2 - sum_l * sum_l;
+      this_scale = (sum_w * sum_xl - sum_x * sum_l) / D;
+      this_min = (sum_l2 * sum_x - sum_l * sum_xl) / D;
+      pos = this_min > 0.0f;
+      this_scale = qb_lanes_select (pos, sum_xl / sum_l2, this_scale);
+      this_min = qb_lanes_select (pos, (QbLanes) { 0 }, this_min);
+
+      mad = qb_lanes_qkx_error (xt, wt, n, nmax, use_mad, iscale, min, this_scale, this_min);
+      take = (D > 0.0f) & (mad < best_mad);
+      best_mad = qb_lanes_select (take, mad, best_mad);
+      best_iscale = qb_lanes_select (take, iscale, best_iscale);
+      best_origin = qb_lanes_select (take, min, best_origin);
+      scale = qb_lanes_select (take, this_scale, scale);
+      min = qb_lanes_select (take, this_min, min);
     }
 
-  /* A flat group (max == min after clamping min to 0) keeps zero codes. */
+  /* A flat group (max == min once min is clamped to 0) keeps zero codes. */
   for (int i = 0; i < n; i++)
-    for (int b = 0; b < nl; b++)
-      {
-        int l = qb_clampi (qb_nearest_int (best_iscale[b] * (xt[i * nl + b] - best_origin[b])), 0, nmax);
-        Lt[i * nl + b] = flat[b] ? 0 : (guint8) l;
-      }
-  for (int b = 0; b < nl; b++)
-    {
-      scale[b] = flat[b] ? 0.0f : scale[b];
-      min[b] = flat[b] ? min0[b] : min[b];
-      the_min[b] = -min[b];
-    }
+    Lt[i] = ~flat & qb_lanes_qkx_code (best_iscale, xt[i], best_origin, nmax);
+  *the_min = -qb_lanes_select (flat, min0, min);
+  return qb_lanes_select (flat, (QbLanes) { 0 }, scale);
 }
 
 G_END_DECLS
