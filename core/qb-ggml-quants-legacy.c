@@ -9,35 +9,95 @@
 #include "qb-ggml-quants.h"
 #include "qb-ggml-search-private.h"
 
-/* ---- block statistics -------------------------------------------------- */
+/* ---- a block of 32 as four vectors of 8 ---------------------------------- */
 
-/* Largest |x| of a block.  The maximum is exact whatever the order. */
-QB_INLINE float
-block_absmax (const float *x)
+typedef guint8 QbLanesU8 __attribute__ ((vector_size (QB_LANES)));
+typedef gint8  QbLanesS8 __attribute__ ((vector_size (QB_LANES)));
+
+static const QbLanesI lane_index = { 0, 1, 2, 3, 4, 5, 6, 7 };
+
+QB_INLINE QbLanes
+lanes_max (QbLanes a, QbLanes b)
 {
-  float m[8] = { 0 };
-  for (int j = 0; j < QB_QK; j += 8)
-    for (int k = 0; k < 8; k++)
-      {
-        float a = fabsf (x[j + k]);
-        m[k] = a > m[k] ? a : m[k];
-      }
-  for (int k = 1; k < 8; k++)
-    m[0] = m[k] > m[0] ? m[k] : m[0];
-  return m[0];
+  return qb_lanes_select (a > b, a, b);
+}
+
+QB_INLINE QbLanes
+lanes_min (QbLanes a, QbLanes b)
+{
+  return qb_lanes_select (a < b, a, b);
+}
+
+/* Largest lane.  Maxima and minima are exact in any order (no NaN). */
+QB_INLINE float
+lanes_hmax (QbLanes v)
+{
+  v = lanes_max (v, __builtin_shuffle (v, (QbLanesI) { 4, 5, 6, 7, 0, 1, 2, 3 }));
+  v = lanes_max (v, __builtin_shuffle (v, (QbLanesI) { 2, 3, 0, 1, 6, 7, 4, 5 }));
+  v = lanes_max (v, __builtin_shuffle (v, (QbLanesI) { 1, 0, 3, 2, 5, 4, 7, 6 }));
+  return v[0];
+}
+
+QB_INLINE float
+lanes_hmin (QbLanes v)
+{
+  v = lanes_min (v, __builtin_shuffle (v, (QbLanesI) { 4, 5, 6, 7, 0, 1, 2, 3 }));
+  v = lanes_min (v, __builtin_shuffle (v, (QbLanesI) { 2, 3, 0, 1, 6, 7, 4, 5 }));
+  v = lanes_min (v, __builtin_shuffle (v, (QbLanesI) { 1, 0, 3, 2, 5, 4, 7, 6 }));
+  return v[0];
+}
+
+QB_INLINE QbLanesI
+lanes_mini (QbLanesI a, QbLanesI b)
+{
+  return qb_lanes_selecti (a < b, a, b);
+}
+
+QB_INLINE int
+lanes_hmini (QbLanesI v)
+{
+  v = lanes_mini (v, __builtin_shuffle (v, (QbLanesI) { 4, 5, 6, 7, 0, 1, 2, 3 }));
+  v = lanes_mini (v, __builtin_shuffle (v, (QbLanesI) { 2, 3, 0, 1, 6, 7, 4, 5 }));
+  v = lanes_mini (v, __builtin_shuffle (v, (QbLanesI) { 1, 0, 3, 2, 5, 4, 7, 6 }));
+  return v[0];
+}
+
+QB_INLINE guint32
+lanes_hor (QbLanesI v)
+{
+  guint32 r = 0;
+  for (int b = 0; b < QB_LANES; b++)
+    r |= (guint32) v[b];
+  return r;
+}
+
+QB_INLINE void
+block_load (const float *x, QbLanes *v)
+{
+  memcpy (v, x, 4 * sizeof (QbLanes));
+}
+
+QB_INLINE float
+block_absmax (const QbLanes *v)
+{
+  QbLanes m = lanes_max (lanes_max (qb_lanes_abs (v[0]), qb_lanes_abs (v[1])),
+                         lanes_max (qb_lanes_abs (v[2]), qb_lanes_abs (v[3])));
+  return lanes_hmax (m);
 }
 
 /* The value of largest magnitude, the first one on ties, 0 for a zero block
  * (ggml's scan starts from +0 and replaces it only on a strict increase). */
 QB_INLINE float
-block_signed_max (const float *x)
+block_signed_max (const float *x, const QbLanes *v)
 {
-  float amax = block_absmax (x);
+  float amax = block_absmax (v);
+  QbLanesI first = (QbLanesI) { 0 } + QB_QK;
+
   if (amax == 0)
     return 0.0f;
-  for (int j = 0; ; j++)
-    if (fabsf (x[j]) == amax)
-      return x[j];
+  for (int k = 3; k >= 0; k--)
+    first = qb_lanes_selecti (qb_lanes_abs (v[k]) == amax, lane_index + 8 * k, first);
+  return x[lanes_hmini (first)];
 }
 
 static float
@@ -53,39 +113,38 @@ first_zero (const float *x)
  * but the sign of a zero does: when an extreme is ±0, take the first one as
  * ggml's sequential scan does. */
 QB_INLINE void
-block_min_max (const float *x, float *min_out, float *max_out)
+block_min_max (const float *x, const QbLanes *v, float *min_out, float *max_out)
 {
-  float mn[8], mx[8];
-  for (int k = 0; k < 8; k++)
-    mn[k] = mx[k] = x[k];
-  for (int j = 8; j < QB_QK; j += 8)
-    for (int k = 0; k < 8; k++)
-      {
-        float v = x[j + k];
-        mn[k] = v < mn[k] ? v : mn[k];
-        mx[k] = v > mx[k] ? v : mx[k];
-      }
-  for (int k = 1; k < 8; k++)
-    {
-      mn[0] = mn[k] < mn[0] ? mn[k] : mn[0];
-      mx[0] = mx[k] > mx[0] ? mx[k] : mx[0];
-    }
-  if (mn[0] == 0)
-    mn[0] = first_zero (x);
-  if (mx[0] == 0)
-    mx[0] = first_zero (x);
-  *min_out = mn[0];
-  *max_out = mx[0];
+  float mn = lanes_hmin (lanes_min (lanes_min (v[0], v[1]), lanes_min (v[2], v[3])));
+  float mx = lanes_hmax (lanes_max (lanes_max (v[0], v[1]), lanes_max (v[2], v[3])));
+
+  *min_out = mn == 0 ? first_zero (x) : mn;
+  *max_out = mx == 0 ? first_zero (x) : mx;
 }
 
 /* roundf (v): truncate, then step away from zero when the dropped fraction
- * is at least one half.  v - trunc (v) is exact. */
-QB_INLINE int
-round_half_away (float v)
+ * is at least one half (masks are -1).  v - trunc (v) is exact. */
+QB_INLINE QbLanesI
+lanes_round_half_away (QbLanes v)
 {
-  int t = (int) v;
-  float f = v - (float) t;
-  return t + (f >= 0.5f) - (f <= -0.5f);
+  QbLanesI t = __builtin_convertvector (v, QbLanesI);
+  QbLanes f = v - qb_lanes_float (t);
+  return t - (f >= 0.5f) + (f <= -0.5f);
+}
+
+/* Truncation toward zero of v, cut at top (codes are never negative). */
+QB_INLINE QbLanesI
+lanes_code (QbLanes v, int top)
+{
+  QbLanesI c = __builtin_convertvector (v, QbLanesI);
+  return qb_lanes_selecti (c > top, (QbLanesI) { 0 } + top, c);
+}
+
+QB_INLINE void
+store_bytes (guint8 *p, QbLanesI v)
+{
+  QbLanesU8 b = __builtin_convertvector (v, QbLanesU8);
+  memcpy (p, &b, sizeof b);
 }
 
 static void
@@ -103,52 +162,98 @@ get_u32_le (const guint8 *p)
   return (guint32) p[0] | (guint32) p[1] << 8 | (guint32) p[2] << 16 | (guint32) p[3] << 24;
 }
 
-/* Low nibbles of 32 five-bit codes into qs, fifth bits into qh. */
+/* Codes c[k] (values 8k..8k+7) two to a byte: value j low, j + 16 high. */
 QB_INLINE void
-pack_5bit (const guint8 *L, guint8 *qs, guint8 *qh)
+pack_4bit (const QbLanesI *c, guint8 *qs)
 {
-  guint32 h = 0;
-  for (int j = 0; j < 16; j++)
-    {
-      qs[j] = (L[j] & 0x0f) | (L[j + 16] & 0x0f) << 4;
-      h |= (guint32) ((L[j] & 0x10) >> 4) << j;
-      h |= (guint32) ((L[j + 16] & 0x10) >> 4) << (j + 16);
-    }
-  put_u32_le (qh, h);
+  store_bytes (qs, c[0] | c[2] << 4);
+  store_bytes (qs + 8, c[1] | c[3] << 4);
 }
 
-/* ---- rounding against the block extreme (no importance) ------------------ */
+/* Low nibbles into qs, fifth bits into the 32-bit mask qh. */
+QB_INLINE void
+pack_5bit (const QbLanesI *c, guint8 *qs, guint8 *qh)
+{
+  QbLanesI h = { 0 }, low[4];
+
+  for (int k = 0; k < 4; k++)
+    {
+      h |= ((c[k] >> 4) & 1) << (lane_index + 8 * k);
+      low[k] = c[k] & 0x0f;
+    }
+  pack_4bit (low, qs);
+  put_u32_le (qh, lanes_hor (h));
+}
+
+/* ---- rounding against the block extreme (no importance) ------------------
+ *
+ * Blocks go in batches of eight: first the extremes of each block, then the
+ * eight scales, their inverses and their f16 bits in vector lanes, then the
+ * codes.  Batching keeps the two divisions per block off the critical path.
+ */
+
+/* Inverse scale as ggml takes it: 1/d, or 0 for d = 0. */
+QB_INLINE QbLanes
+lanes_inverse (QbLanes d)
+{
+  return qb_lanes_select (d != 0.0f, 1.0f / d, (QbLanes) { 0 });
+}
 
 QB_KERNEL static void
 q8_0_ref (const float *x, void *vy, gint64 nb)
 {
   QbBlockQ8_0 *y = vy;
 
-  for (gint64 i = 0; i < nb; i++, x += QB_QK)
+  for (gint64 i = 0; i < nb; i += QB_LANES, x += QB_LANES * QB_QK)
     {
-      float d = block_absmax (x) / 127;
-      float id = d != 0 ? 1.0f / d : 0.0f;
+      int n = (int) MIN (QB_LANES, nb - i);
+      QbLanes v[4], amax = { 0 }, d, id;
+      QbLanesI h;
 
-      qb_put_f16 (y[i].d, d);
-      for (int j = 0; j < QB_QK; j++)
-        y[i].qs[j] = (gint8) round_half_away (x[j] * id);
+      for (int b = 0; b < n; b++)
+        {
+          block_load (x + b * QB_QK, v);
+          amax[b] = block_absmax (v);
+        }
+      d = amax / 127.0f;
+      id = lanes_inverse (d);
+      h = qb_lanes_fp16_bits (d);
+      for (int b = 0; b < n; b++)
+        {
+          qb_put_f16_bits (y[i + b].d, h[b]);
+          block_load (x + b * QB_QK, v);
+          for (int k = 0; k < 4; k++)
+            {
+              QbLanesS8 q = __builtin_convertvector (lanes_round_half_away (v[k] * id[b]), QbLanesS8);
+              memcpy (y[i + b].qs + 8 * k, &q, sizeof q);
+            }
+        }
     }
 }
 
 /* Q4_0 and Q5_0: d = max / -2^(bits-1), codes (x/d + offset + 0.5) cut at
- * the top code. */
+ * the top code.  Stores d and leaves block b's codes in c[4 b..4 b + 3]. */
 QB_INLINE void
-symmetric_codes (const float *x, int half, float *d_out, guint8 *L)
+symmetric_batch (const float *x, int n, int half, guint8 *y, gsize block_bytes, QbLanesI *c)
 {
-  float d = block_signed_max (x) / -half;
-  float id = d != 0 ? 1.0f / d : 0.0f;
+  QbLanes v[4], max = { 0 }, d, id;
+  QbLanesI h;
 
-  for (int j = 0; j < QB_QK; j++)
+  for (int b = 0; b < n; b++)
     {
-      int v = (int) (x[j] * id + (half + 0.5f));
-      L[j] = (guint8) (v < 2 * half - 1 ? v : 2 * half - 1);
+      block_load (x + b * QB_QK, v);
+      max[b] = block_signed_max (x + b * QB_QK, v);
     }
-  *d_out = d;
+  d = max / (float) -half;
+  id = lanes_inverse (d);
+  h = qb_lanes_fp16_bits (d);
+  for (int b = 0; b < n; b++)
+    {
+      qb_put_f16_bits (y + b * block_bytes, h[b]);
+      block_load (x + b * QB_QK, v);
+      for (int k = 0; k < 4; k++)
+        c[4 * b + k] = lanes_code (v[k] * id[b] + (half + 0.5f), 2 * half - 1);
+    }
 }
 
 QB_KERNEL static void
@@ -156,15 +261,14 @@ q4_0_ref (const float *x, void *vy, gint64 nb)
 {
   QbBlockQ4_0 *y = vy;
 
-  for (gint64 i = 0; i < nb; i++, x += QB_QK)
+  for (gint64 i = 0; i < nb; i += QB_LANES, x += QB_LANES * QB_QK)
     {
-      guint8 L[QB_QK];
-      float d;
+      int n = (int) MIN (QB_LANES, nb - i);
+      QbLanesI c[4 * QB_LANES];
 
-      symmetric_codes (x, 8, &d, L);
-      qb_put_f16 (y[i].d, d);
-      for (int j = 0; j < 16; j++)
-        y[i].qs[j] = L[j] | L[j + 16] << 4;
+      symmetric_batch (x, n, 8, y[i].d, sizeof (QbBlockQ4_0), c);
+      for (int b = 0; b < n; b++)
+        pack_4bit (c + 4 * b, y[i + b].qs);
     }
 }
 
@@ -173,33 +277,43 @@ q5_0_ref (const float *x, void *vy, gint64 nb)
 {
   QbBlockQ5_0 *y = vy;
 
-  for (gint64 i = 0; i < nb; i++, x += QB_QK)
+  for (gint64 i = 0; i < nb; i += QB_LANES, x += QB_LANES * QB_QK)
     {
-      guint8 L[QB_QK];
-      float d;
+      int n = (int) MIN (QB_LANES, nb - i);
+      QbLanesI c[4 * QB_LANES];
 
-      symmetric_codes (x, 16, &d, L);
-      qb_put_f16 (y[i].d, d);
-      pack_5bit (L, y[i].qs, y[i].qh);
+      symmetric_batch (x, n, 16, y[i].d, sizeof (QbBlockQ5_0), c);
+      for (int b = 0; b < n; b++)
+        pack_5bit (c + 4 * b, y[i + b].qs, y[i + b].qh);
     }
 }
 
-/* Q4_1 and Q5_1: d = (max - min) / nmax, m = min. */
+/* Q4_1 and Q5_1: d = (max - min) / nmax, m = min.  (ggml does not cut
+ * Q5_1's codes at 31, but (x - min) / d never reaches 31.5, so the cut
+ * changes nothing.)  Stores d and m (the first two halves of the block). */
 QB_INLINE void
-asymmetric_codes (const float *x, int nmax, float *d_out, float *m_out, guint8 *L)
+asymmetric_batch (const float *x, int n, int nmax, guint8 *y, gsize block_bytes, QbLanesI *c)
 {
-  float min, max, d, id;
+  QbLanes v[4], min = { 0 }, max = { 0 }, d, id;
+  QbLanesI hd, hm;
 
-  block_min_max (x, &min, &max);
-  d = (max - min) / nmax;
-  id = d != 0 ? 1.0f / d : 0.0f;
-  for (int j = 0; j < QB_QK; j++)
+  for (int b = 0; b < n; b++)
     {
-      int v = (int) ((x[j] - min) * id + 0.5f);
-      L[j] = (guint8) (v < nmax ? v : nmax);
+      block_load (x + b * QB_QK, v);
+      block_min_max (x + b * QB_QK, v, &min[b], &max[b]);
     }
-  *d_out = d;
-  *m_out = min;
+  d = (max - min) / (float) nmax;
+  id = lanes_inverse (d);
+  hd = qb_lanes_fp16_bits (d);
+  hm = qb_lanes_fp16_bits (min);
+  for (int b = 0; b < n; b++)
+    {
+      qb_put_f16_bits (y + b * block_bytes, hd[b]);
+      qb_put_f16_bits (y + b * block_bytes + 2, hm[b]);
+      block_load (x + b * QB_QK, v);
+      for (int k = 0; k < 4; k++)
+        c[4 * b + k] = lanes_code ((v[k] - min[b]) * id[b] + 0.5f, nmax);
+    }
 }
 
 QB_KERNEL static void
@@ -207,35 +321,30 @@ q4_1_ref (const float *x, void *vy, gint64 nb)
 {
   QbBlockQ4_1 *y = vy;
 
-  for (gint64 i = 0; i < nb; i++, x += QB_QK)
+  for (gint64 i = 0; i < nb; i += QB_LANES, x += QB_LANES * QB_QK)
     {
-      guint8 L[QB_QK];
-      float d, m;
+      int n = (int) MIN (QB_LANES, nb - i);
+      QbLanesI c[4 * QB_LANES];
 
-      asymmetric_codes (x, 15, &d, &m, L);
-      qb_put_f16 (y[i].d, d);
-      qb_put_f16 (y[i].m, m);
-      for (int j = 0; j < 16; j++)
-        y[i].qs[j] = L[j] | L[j + 16] << 4;
+      asymmetric_batch (x, n, 15, y[i].d, sizeof (QbBlockQ4_1), c);
+      for (int b = 0; b < n; b++)
+        pack_4bit (c + 4 * b, y[i + b].qs);
     }
 }
 
-/* ggml does not cut Q5_1's codes at 31, but (x - min) / d never reaches
- * 31.5, so the cut in asymmetric_codes() changes nothing. */
 QB_KERNEL static void
 q5_1_ref (const float *x, void *vy, gint64 nb)
 {
   QbBlockQ5_1 *y = vy;
 
-  for (gint64 i = 0; i < nb; i++, x += QB_QK)
+  for (gint64 i = 0; i < nb; i += QB_LANES, x += QB_LANES * QB_QK)
     {
-      guint8 L[QB_QK];
-      float d, m;
+      int n = (int) MIN (QB_LANES, nb - i);
+      QbLanesI c[4 * QB_LANES];
 
-      asymmetric_codes (x, 31, &d, &m, L);
-      qb_put_f16 (y[i].d, d);
-      qb_put_f16 (y[i].m, m);
-      pack_5bit (L, y[i].qs, y[i].qh);
+      asymmetric_batch (x, n, 31, y[i].d, sizeof (QbBlockQ5_1), c);
+      for (int b = 0; b < n; b++)
+        pack_5bit (c + 4 * b, y[i + b].qs, y[i + b].qh);
     }
 }
 
@@ -255,42 +364,40 @@ lanes_weights (const QbLanes *xt, const float *qw, float sigma2, int n_groups, Q
     }
 }
 
-typedef void (*StoreBlockFunc) (guint8 *block, const guint8 *L, float d, float m);
+typedef void (*StoreBlockFunc) (guint8 *block, const QbLanesI *c, float d, float m);
 
 static void
-store_q4_0 (guint8 *block, const guint8 *L, float d, float m)
+store_q4_0 (guint8 *block, const QbLanesI *c, float d, float m)
 {
   QbBlockQ4_0 *y = (QbBlockQ4_0 *) block;
   qb_put_f16 (y->d, d);
-  for (int j = 0; j < 16; j++)
-    y->qs[j] = L[j] | L[j + 16] << 4;
+  pack_4bit (c, y->qs);
 }
 
 static void
-store_q5_0 (guint8 *block, const guint8 *L, float d, float m)
+store_q5_0 (guint8 *block, const QbLanesI *c, float d, float m)
 {
   QbBlockQ5_0 *y = (QbBlockQ5_0 *) block;
   qb_put_f16 (y->d, d);
-  pack_5bit (L, y->qs, y->qh);
+  pack_5bit (c, y->qs, y->qh);
 }
 
 static void
-store_q4_1 (guint8 *block, const guint8 *L, float d, float m)
+store_q4_1 (guint8 *block, const QbLanesI *c, float d, float m)
 {
   QbBlockQ4_1 *y = (QbBlockQ4_1 *) block;
   qb_put_f16 (y->d, d);
   qb_put_f16 (y->m, m);
-  for (int j = 0; j < 16; j++)
-    y->qs[j] = L[j] | L[j + 16] << 4;
+  pack_4bit (c, y->qs);
 }
 
 static void
-store_q5_1 (guint8 *block, const guint8 *L, float d, float m)
+store_q5_1 (guint8 *block, const QbLanesI *c, float d, float m)
 {
   QbBlockQ5_1 *y = (QbBlockQ5_1 *) block;
   qb_put_f16 (y->d, d);
   qb_put_f16 (y->m, m);
-  pack_5bit (L, y->qs, y->qh);
+  pack_5bit (c, y->qs, y->qh);
 }
 
 /* One row with importance weights: symmetric formats search with
@@ -307,7 +414,6 @@ legacy_row_weighted (const float *x, guint8 *y, gint64 n, const float *qw,
       int n_groups = (int) MIN (QB_LANES, n / QB_QK - ib);
       QbLanes xt[QB_QK], wt[QB_QK], scale, the_min = { 0 };
       QbLanesI Lt[QB_QK];
-      guint8 L[QB_QK * QB_LANES];
 
       /* Spare lanes hold zero groups, which the searches pass over. */
       qb_lanes_load (x + ib * QB_QK, QB_QK, QB_QK, n_groups, xt);
@@ -317,9 +423,14 @@ legacy_row_weighted (const float *x, guint8 *y, gint64 n, const float *qw,
       else
         scale = qb_lanes_qx_quants (xt, wt, QB_QK, nmax, Lt);
 
-      qb_lanes_store_codes (Lt, QB_QK, n_groups, L);
       for (int b = 0; b < n_groups; b++)
-        store (y + (ib + b) * block_bytes, L + b * QB_QK, scale[b], -the_min[b]);
+        {
+          QbLanesI c[4];
+          for (int k = 0; k < 4; k++)
+            for (int l = 0; l < QB_LANES; l++)
+              c[k][l] = Lt[8 * k + l][b];
+          store (y + (ib + b) * block_bytes, c, scale[b], -the_min[b]);
+        }
     }
 }
 

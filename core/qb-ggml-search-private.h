@@ -64,6 +64,31 @@ qb_lanes_clamp (QbLanesI v, int lo, int hi)
   return qb_lanes_selecti (v > vhi, vhi, v);
 }
 
+/* qb_fp32_to_fp16() in every lane (round to nearest even, NaN kept quiet,
+ * overflow to infinity); each case computed, then selected. */
+QB_INLINE QbLanesI
+qb_lanes_fp16_bits (QbLanes f)
+{
+  typedef guint32 QbLanesU __attribute__ ((vector_size (sizeof (QbLanesI))));
+  QbLanesU x = (QbLanesU) f;
+  QbLanesI sign = (QbLanesI) ((x >> 16) & 0x8000);
+  QbLanesI a = (QbLanesI) (x & 0x7fffffff);
+  QbLanesI normal = (QbLanesI) (((x & 0x7fffffff) + 0xc8000fffu + ((x >> 13) & 1)) >> 13 & 0xffff);
+  QbLanesI subnormal = (QbLanesI) ((QbLanes) a + 0.5f) - 0x3f000000;
+  QbLanesI h = qb_lanes_selecti (a < 0x38800000, subnormal, normal);
+
+  h = qb_lanes_selecti (a >= 0x477ff000, (QbLanesI) { 0 } + 0x7c00, h);
+  h = qb_lanes_selecti (a > 0x7f800000, (QbLanesI) { 0 } + 0x7e00, h);
+  return sign | h;
+}
+
+QB_INLINE void
+qb_put_f16_bits (guint8 *p, gint32 h)
+{
+  p[0] = h & 0xff;
+  p[1] = (h >> 8) & 0xff;
+}
+
 /* n_groups groups of n values, group b at x + b * stride, into lanes
  * (spare lanes zero). */
 QB_INLINE void
