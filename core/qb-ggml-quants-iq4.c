@@ -213,6 +213,21 @@ qb_quantize_iq4_xs (const float *src, void *dst, gint64 n_rows, gint64 n_per_row
   return (gsize) (n_rows * nb) * sizeof (QbBlockIQ4_XS);
 }
 
+/* ---- a block with a given scale (for searches) ----------------------------- */
+
+void
+qb_ggml_encode_iq4_nl (const float *x, float d, void *block)
+{
+  QbBlockIQ4_NL *y = block;
+  QbLanes xt[32];
+  float dd;
+
+  qb_put_f16 (y->d, d);
+  dd = qb_get_f16 (y->d);
+  qb_lanes_load (x, 0, 32, 1, xt);
+  lanes_iq4_pack (xt, (QbLanes) { 0 } + (dd != 0 ? 1.0f / dd : 0.0f), 1, y->qs, 0);
+}
+
 /* ---- dequantization ------------------------------------------------------ */
 
 QB_KERNEL void

@@ -495,6 +495,62 @@ qb_quantize_q8_0 (const float *src, void *dst, gint64 n_rows, gint64 n_per_row, 
                           q8_0_ref, 0, FALSE, NULL);
 }
 
+/* ---- blocks with a given scale (for searches) ------------------------------ */
+
+void
+qb_ggml_encode_block (QbDType dtype, const float *x, float d, float m, void *block)
+{
+  QbBlockQ4_0 *q = block;   /* every legacy block starts with its f16 d */
+  QbLanes v[4];
+  QbLanesI c[4];
+  int lo = 0, hi = 15, offset = 8;
+  float dd, mm = 0, id;
+
+  qb_put_f16 (q->d, d);
+  dd = qb_get_f16 (q->d);
+  id = dd != 0 ? 1.0f / dd : 0.0f;
+  if (dtype == QB_DTYPE_Q4_1 || dtype == QB_DTYPE_Q5_1)
+    {
+      qb_put_f16 (((QbBlockQ4_1 *) block)->m, m);
+      mm = qb_get_f16 (((QbBlockQ4_1 *) block)->m);
+      offset = 0;
+      hi = dtype == QB_DTYPE_Q4_1 ? 15 : 31;
+    }
+  else if (dtype == QB_DTYPE_Q5_0)
+    hi = 31, offset = 16;
+  else if (dtype == QB_DTYPE_Q8_0)
+    lo = -128, hi = 127, offset = 0;
+
+  block_load (x, v);
+  for (int k = 0; k < 4; k++)
+    c[k] = qb_lanes_clamp (qb_lanes_nearest_int ((v[k] - mm) * id) + offset, lo, hi);
+
+  switch (dtype)
+    {
+    case QB_DTYPE_Q4_0:
+      pack_4bit (c, q->qs);
+      break;
+    case QB_DTYPE_Q4_1:
+      pack_4bit (c, ((QbBlockQ4_1 *) block)->qs);
+      break;
+    case QB_DTYPE_Q5_0:
+      pack_5bit (c, ((QbBlockQ5_0 *) block)->qs, ((QbBlockQ5_0 *) block)->qh);
+      break;
+    case QB_DTYPE_Q5_1:
+      pack_5bit (c, ((QbBlockQ5_1 *) block)->qs, ((QbBlockQ5_1 *) block)->qh);
+      break;
+    case QB_DTYPE_Q8_0:
+      for (int k = 0; k < 4; k++)
+        {
+          QbLanesS8 b = __builtin_convertvector (c[k], QbLanesS8);
+          memcpy (((QbBlockQ8_0 *) block)->qs + 8 * k, &b, sizeof b);
+        }
+      break;
+    default:
+      g_return_if_reached ();
+    }
+}
+
 /* ---- dequantization ------------------------------------------------------ */
 
 QB_KERNEL void

@@ -116,4 +116,11 @@ qb_sum_squares (const float *x, gint64 n)
   return s;
 }
 
+/* One block of 32 coded against a given scale d (and minimum m for Q4_1
+ * and Q5_1): d and m are stored as f16 and the codes round against the
+ * stored values, clamped to the valid range.  Used by the scale searches
+ * of qb-format-ggml.c.  Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 and IQ4_NL. */
+void qb_ggml_encode_block      (QbDType dtype, const float *x, float d, float m, void *block);
+void qb_ggml_encode_iq4_nl     (const float *x, float d, void *block);
+
 G_END_DECLS

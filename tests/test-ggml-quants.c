@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "qb-dtype.h"
+#include "qb-format.h"
 #include "qb-ggml-quants.h"
 #include "qb-test-util.h"
 
@@ -150,6 +151,82 @@ test_kernel_imatrix (gconstpointer data)
   check_kernel (kc, kc->has_imatrix);
 }
 
+/* The registry's row of the type, one row at a time, is the same kernel:
+ * with importance it must give the -IMATRIX bytes (Q8_0 ignores it). */
+static void
+test_registry_row (gconstpointer data)
+{
+  const KernelCase *kc = data;
+  const QbFormat *f = qb_format_find (kc->name);
+  Golden g = { 0 };
+  g_autoptr(GBytes) want = NULL;
+  g_autofree guint8 *got = NULL;
+  g_autofree float *deq = NULL;
+  guint64 row_bytes = 0;
+  QbQuantParams p = { f, NULL, FALSE, 0 };
+  const float *input;
+
+  g_assert_nonnull (f);
+  g_assert_cmpint (f->dtype, ==, kc->dtype);
+  if (!golden_load (&g))
+    return;
+  want = golden_file (kc->name, kc->has_imatrix, ".bin");
+  if (want == NULL)
+    {
+      golden_clear (&g);
+      return;
+    }
+  input = g_bytes_get_data (g.input, NULL);
+  p.importance = g_bytes_get_data (g.imatrix, NULL);
+  g_assert_true (qb_format_row_bytes (f, N_COLS, &row_bytes));
+  got = g_malloc (N_ROWS * row_bytes);
+  for (int r = 0; r < N_ROWS; r++)
+    f->quantize_row (&p, input + (gsize) r * N_COLS, got + r * row_bytes, N_COLS);
+  assert_same_bytes (kc->name, got, g_bytes_get_data (want, NULL), N_ROWS * row_bytes, row_bytes);
+
+  deq = g_new (float, N_COLS);
+  f->dequantize_row (&p, got, deq, N_COLS);
+  for (int j = 0; j < N_COLS; j++)
+    g_assert_true (isfinite (deq[j]));
+  golden_clear (&g);
+}
+
+/* F16 and BF16 through the registry: ggml's conversions, and back. */
+static void
+test_float_golden (gconstpointer data)
+{
+  const char *name = data;
+  const QbFormat *f = qb_format_find (name);
+  QbQuantParams p = { f, NULL, FALSE, 0 };
+  Golden g = { 0 };
+  g_autoptr(GBytes) want = NULL;
+  g_autoptr(GBytes) want_f32 = NULL;
+  g_autofree guint8 *got = NULL;
+  g_autofree float *deq = NULL;
+  const float *input;
+
+  if (!golden_load (&g))
+    return;
+  want = golden_file (name, FALSE, ".bin");
+  want_f32 = golden_file (name, FALSE, ".dequant.f32");
+  if (want == NULL || want_f32 == NULL)
+    {
+      golden_clear (&g);
+      return;
+    }
+  input = g_bytes_get_data (g.input, NULL);
+  got = g_malloc (N_ROWS * N_COLS * 2);
+  deq = g_new (float, N_ROWS * N_COLS);
+  for (int r = 0; r < N_ROWS; r++)
+    {
+      f->quantize_row (&p, input + (gsize) r * N_COLS, got + r * N_COLS * 2, N_COLS);
+      f->dequantize_row (&p, got + r * N_COLS * 2, deq + (gsize) r * N_COLS, N_COLS);
+    }
+  assert_same_bytes (name, got, g_bytes_get_data (want, NULL), N_ROWS * N_COLS * 2, N_COLS * 2);
+  assert_same_floats (name, deq, g_bytes_get_data (want_f32, NULL), N_ROWS * N_COLS);
+  golden_clear (&g);
+}
+
 /* Quantizing rows one at a time, or all at once, or with rows in another
  * order gives the same bytes per row: rows are independent. */
 static void
@@ -249,7 +326,13 @@ main (int argc, char **argv)
           g_test_add_data_func (p2, kc, test_kernel_imatrix);
         }
       g_test_add_data_func (p3, kc, test_row_independence);
+      {
+        g_autofree char *p5 = g_strdup_printf ("/ggml-quants/registry/%s", kc->name);
+        g_test_add_data_func (p5, kc, test_registry_row);
+      }
       g_test_add_data_func (p4, kc, test_degenerate_blocks);
     }
+  g_test_add_data_func ("/ggml-quants/golden/F16", "F16", test_float_golden);
+  g_test_add_data_func ("/ggml-quants/golden/BF16", "BF16", test_float_golden);
   return g_test_run ();
 }
