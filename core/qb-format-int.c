@@ -55,8 +55,9 @@ QB_KERNEL static double
 int_codes (const IntSpec *s, const float *x, const float *w, gint64 n, float d, int z,
            guint8 *codes)
 {
+  const int top = s->top;
   float id = d != 0 ? 1.0f / d : 0.0f;
-  float lo = (float) -z - 1, hi = (float) (s->top - z) + 1;
+  float lo = (float) -z - 1, hi = (float) (top - z) + 1;
   float part[8] = { 0 };
   double err = 0;
   gint64 i = 0;
@@ -64,14 +65,14 @@ int_codes (const IntSpec *s, const float *x, const float *w, gint64 n, float d, 
   for (; i + 8 <= n; i += 8)
     for (int k = 0; k < 8; k++)
       {
-        int u = int_code (x[i + k] * id, lo, hi, z, s->top);
+        int u = int_code (x[i + k] * id, lo, hi, z, top);
         float diff = x[i + k] - d * (u - z);
         codes[i + k] = (guint8) u;
         part[k] += (w ? w[i + k] : 1.0f) * diff * diff;
       }
   for (; i < n; i++)
     {
-      int u = int_code (x[i] * id, lo, hi, z, s->top);
+      int u = int_code (x[i] * id, lo, hi, z, top);
       float diff = x[i] - d * (u - z);
       codes[i] = (guint8) u;
       part[0] += (w ? w[i] : 1.0f) * diff * diff;
@@ -79,6 +80,20 @@ int_codes (const IntSpec *s, const float *x, const float *w, gint64 n, float d, 
   for (int k = 0; k < 8; k++)
     err += part[k];
   return err;
+}
+
+/* Codes only, for plain rounding. */
+QB_KERNEL static void
+int_codes_plain (const IntSpec *s, const float *x, gint64 n, float d, int z, guint8 *codes)
+{
+  /* Locals: a store to codes[] could alias *s otherwise, and that would
+   * stop the vectorizer. */
+  const int top = s->top;
+  float id = d != 0 ? 1.0f / d : 0.0f;
+  float lo = (float) -z - 1, hi = (float) (top - z) + 1;
+
+  for (gint64 i = 0; i < n; i++)
+    codes[i] = (guint8) int_code (x[i] * id, lo, hi, z, top);
 }
 
 /* Weighted least-squares scale for fixed codes: Σ w x q / Σ w q². */
@@ -124,52 +139,62 @@ zero_point (const IntSpec *s, float lo, float d)
   return d != 0 ? qb_clampi (qb_nearest_int (-lo / d), 0, s->top) : 0;
 }
 
-/* Chooses d (and z) for a group and fills its codes. */
+/* Plain rounding: absmax / (2^(n-1) - 1), or the range [min (x, 0),
+ * max (x, 0)] over 2^n - 1 with a rounded zero point. */
+static Choice
+plain_group (const IntSpec *s, const float *x, gint64 n, guint8 *codes)
+{
+  Choice c = { 0, s->half, 0 };
+
+  if (!s->asymmetric)
+    c.d = round_f16 (qb_format_absmax (x, n) / (s->half - 1 > 0 ? s->half - 1 : 1));
+  else
+    {
+      float lo, hi;
+      qb_format_min_max (x, n, &lo, &hi);
+      c.d = round_f16 ((hi - lo) / s->top);
+      c.z = zero_point (s, lo, c.d);
+    }
+  int_codes_plain (s, x, n, c.d, c.z, codes);
+  return c;
+}
+
+/* Tries scale d with zero z, then the least-squares scale of the codes d
+ * gave (try_scale leaves them in scratch). */
+static void
+try_scale_and_refit (const IntSpec *s, const float *x, const float *w, gint64 n, float d, int z,
+                     guint8 *scratch, Choice *best, guint8 *codes)
+{
+  try_scale (s, x, w, n, d, z, scratch, best, codes);
+  try_scale (s, x, w, n, refit_scale (x, w, scratch, n, z), z, scratch, best, codes);
+}
+
+/* Chooses d (and z) for a group and fills its codes.  The first candidate
+ * of the search is exactly plain rounding's. */
 static Choice
 quantize_group (const IntSpec *s, const float *x, const float *w, gint64 n, gboolean search,
                 guint8 *codes, guint8 *scratch)
 {
   Choice best = { 0, s->half, INFINITY };
 
+  if (!search)
+    return plain_group (s, x, n, codes);
   if (!s->asymmetric)
     {
       float d0 = qb_format_absmax (x, n) / (s->half - 1 > 0 ? s->half - 1 : 1);
-
-      try_scale (s, x, w, n, d0, s->half, scratch, &best, codes);
-      for (int k = 1; search && k < QB_SEARCH_STEPS; k++)
-        try_scale (s, x, w, n, d0 * qb_search_factor (k), s->half, scratch, &best, codes);
-      if (search)
-        for (int k = 0; k < QB_SEARCH_STEPS; k++)
-          {
-            float dd = round_f16 (d0 * qb_search_factor (k));
-            int_codes (s, x, w, n, dd, s->half, scratch);
-            try_scale (s, x, w, n, refit_scale (x, w, scratch, n, s->half), s->half,
-                       scratch, &best, codes);
-          }
+      for (int k = 0; k < QB_SEARCH_STEPS; k++)
+        try_scale_and_refit (s, x, w, n, d0 * qb_search_factor (k), s->half, scratch, &best, codes);
     }
   else
     {
-      float lo = 0, hi = 0;
-      int ends = search ? QB_SEARCH_ENDS : 1;
-
-      for (gint64 i = 0; i < n; i++)
-        {
-          lo = MIN (lo, x[i]);
-          hi = MAX (hi, x[i]);
-        }
-      for (int a = 0; a < ends; a++)
-        for (int b = 0; b < ends; b++)
+      float lo, hi;
+      qb_format_min_max (x, n, &lo, &hi);
+      for (int a = 0; a < QB_SEARCH_ENDS; a++)
+        for (int b = 0; b < QB_SEARCH_ENDS; b++)
           {
             float l = lo * qb_search_end_factor (a), h = hi * qb_search_end_factor (b);
             float dd = round_f16 ((h - l) / s->top);
-            int z = zero_point (s, l, dd);
-
-            try_scale (s, x, w, n, dd, z, scratch, &best, codes);
-            if (search)
-              {
-                int_codes (s, x, w, n, dd, z, scratch);
-                try_scale (s, x, w, n, refit_scale (x, w, scratch, n, z), z, scratch, &best, codes);
-              }
+            try_scale_and_refit (s, x, w, n, dd, zero_point (s, l, dd), scratch, &best, codes);
           }
     }
   return best;
@@ -224,7 +249,7 @@ qb_format_int_quantize_row (const QbQuantParams *p, const float *x, void *y, gin
     case QB_SCOPE_TENSOR:
       {
         float d = round_f16 (p->tensor_absmax / (s.half - 1 > 0 ? s.half - 1 : 1));
-        int_codes (&s, x, NULL, n, d, s.half, codes);
+        int_codes_plain (&s, x, n, d, s.half, codes);
         qb_pack_bits (codes, n, s.bits, out);
         break;
       }

@@ -11,6 +11,7 @@
  * the spec's also tried, smallest Σ w (x - x̂)² wins, the spec's first.
  */
 #include "qb-format-private.h"
+#include "qb-ggml-quants-private.h"
 
 #include <math.h>
 #include <string.h>
@@ -19,6 +20,11 @@
 #define MX_BYTES 17
 
 static const float e2m1_values[8] = { 0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 3.0f, 4.0f, 6.0f };
+/* All 16 codes, sign included. */
+static const float e2m1_signed[16] = {
+  0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 3.0f, 4.0f, 6.0f,
+  -0.0f, -0.5f, -1.0f, -1.5f, -2.0f, -3.0f, -4.0f, -6.0f,
+};
 
 /* Magnitude index of |v| rounded to nearest E2M1, ties to the even
  * mantissa (an even index): a tie goes up where the upper neighbour is
@@ -40,11 +46,33 @@ spec_exponent (float absmax)
   return CLAMP (e - 1 - 2, -127, 127);
 }
 
+/* 2^e for e in [-127, 127], exactly (2^-127 is subnormal). */
+static float
+pow2 (int e)
+{
+  return ldexpf (1.0f, e);
+}
+
+static inline int
+e2m1_code (float x, float inv)
+{
+  return (signbit (x) != 0) << 3 | e2m1_index (fabsf (x) * inv);
+}
+
+/* Plain rounding against 2^e, straight into the packed bytes. */
+QB_KERNEL static void
+mx_plain (const float *x, int e, guint8 *packed)
+{
+  float inv = pow2 (-e);
+  for (int j = 0; j < MX_BLOCK / 2; j++)
+    packed[j] = (guint8) (e2m1_code (x[2 * j], inv) | e2m1_code (x[2 * j + 1], inv) << 4);
+}
+
 /* Codes of x against 2^e, and Σ w (x - x̂)². */
 static double
 mx_codes (const float *x, const float *w, int e, guint8 *codes)
 {
-  float scale = ldexpf (1.0f, e), inv = ldexpf (1.0f, -e);
+  float scale = pow2 (e), inv = pow2 (-e);
   double err = 0;
 
   for (int i = 0; i < MX_BLOCK; i++)
@@ -71,9 +99,16 @@ qb_format_mxfp4_quantize_row (const QbQuantParams *p, const float *x, void *y, g
       const float *xb = x + i, *w = p->importance ? p->importance + i : NULL;
       int e0 = spec_exponent (qb_format_absmax (xb, MX_BLOCK)), best_e = e0;
       guint8 codes[MX_BLOCK], scratch[MX_BLOCK];
-      double best_err = mx_codes (xb, w, e0, codes);
+      double best_err;
 
-      for (int de = -1; search && de <= 1; de += 2)
+      if (!search)
+        {
+          out[0] = (guint8) (e0 + 127);
+          mx_plain (xb, e0, out + 1);
+          continue;
+        }
+      best_err = mx_codes (xb, w, e0, codes);
+      for (int de = -1; de <= 1; de += 2)
         {
           int e = e0 + de;
           double err;
@@ -93,7 +128,7 @@ qb_format_mxfp4_quantize_row (const QbQuantParams *p, const float *x, void *y, g
     }
 }
 
-void
+QB_KERNEL void
 qb_format_mxfp4_dequantize_row (const QbQuantParams *p, const void *y, float *x, gint64 n)
 {
   const guint8 *in = y;
@@ -101,12 +136,11 @@ qb_format_mxfp4_dequantize_row (const QbQuantParams *p, const void *y, float *x,
   for (gint64 i = 0; i < n; i += MX_BLOCK, in += MX_BYTES, x += MX_BLOCK)
     {
       /* E8M0 255 is NaN; everything else is an exact power of two. */
-      float scale = in[0] == 255 ? NAN : ldexpf (1.0f, in[0] - 127);
-      for (int j = 0; j < MX_BLOCK; j++)
+      float scale = in[0] == 255 ? NAN : pow2 (in[0] - 127);
+      for (int j = 0; j < MX_BLOCK / 2; j++)
         {
-          guint8 c = j % 2 ? in[1 + j / 2] >> 4 : in[1 + j / 2] & 0xf;
-          float v = e2m1_values[c & 7] * scale;
-          x[j] = c & 8 ? -v : v;
+          x[2 * j] = e2m1_signed[in[1 + j] & 0xf] * scale;
+          x[2 * j + 1] = e2m1_signed[in[1 + j] >> 4] * scale;
         }
     }
 }

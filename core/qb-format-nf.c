@@ -42,6 +42,15 @@ nf4_index (float v)
   return idx;
 }
 
+/* Plain rounding against absmax, straight into the packed bytes. */
+QB_KERNEL static void
+nf4_plain (const float *x, float absmax, guint8 *packed)
+{
+  float inv = absmax != 0 ? 1.0f / absmax : 0.0f;
+  for (int j = 0; j < NF4_BLOCK / 2; j++)
+    packed[j] = (guint8) (nf4_index (x[2 * j] * inv) << 4 | nf4_index (x[2 * j + 1] * inv));
+}
+
 /* Indices of x against scale s, and Σ w (x - s·level)². */
 QB_KERNEL static double
 nf4_codes (const float *x, const float *w, float s, guint8 *codes)
@@ -76,6 +85,15 @@ nf4_refit (const float *x, const float *w, const guint8 *codes)
 }
 
 static void
+put_f32 (guint8 *p, float f)
+{
+  guint32 bits;
+  memcpy (&bits, &f, 4);
+  for (int b = 0; b < 4; b++)
+    p[b] = (bits >> (8 * b)) & 0xff;
+}
+
+static void
 nf4_try (const float *x, const float *w, float s, guint8 *scratch,
          float *best_s, double *best_err, guint8 *codes)
 {
@@ -101,25 +119,27 @@ qb_format_nf4_quantize_row (const QbQuantParams *p, const float *x, void *y, gin
       float absmax = qb_format_absmax (xb, NF4_BLOCK), best_s = 0;
       double best_err = INFINITY;
       guint8 codes[NF4_BLOCK], scratch[NF4_BLOCK];
-      guint32 bits;
 
+      if (!search)
+        {
+          put_f32 (out, absmax);
+          nf4_plain (xb, absmax, out + 4);
+          continue;
+        }
       nf4_try (xb, w, absmax, scratch, &best_s, &best_err, codes);
-      for (int k = 1; search && k < QB_SEARCH_STEPS; k++)
+      for (int k = 1; k < QB_SEARCH_STEPS; k++)
         nf4_try (xb, w, absmax * qb_search_factor (k), scratch, &best_s, &best_err, codes);
-      for (int k = 0; search && k < QB_SEARCH_STEPS; k++)
+      for (int k = 0; k < QB_SEARCH_STEPS; k++)
         {
           nf4_codes (xb, w, absmax * qb_search_factor (k), scratch);
           nf4_try (xb, w, nf4_refit (xb, w, scratch), scratch, &best_s, &best_err, codes);
         }
 
-      memcpy (&bits, &best_s, 4);
-      for (int b = 0; b < 4; b++)
-        out[b] = (bits >> (8 * b)) & 0xff;
+      put_f32 (out, best_s);
       for (int j = 0; j < NF4_BLOCK / 2; j++)
         out[4 + j] = codes[2 * j] << 4 | codes[2 * j + 1];
     }
 }
-
 QB_KERNEL void
 qb_format_nf4_dequantize_row (const QbQuantParams *p, const void *y, float *x, gint64 n)
 {
@@ -129,12 +149,14 @@ qb_format_nf4_dequantize_row (const QbQuantParams *p, const void *y, float *x, g
     {
       guint32 bits = (guint32) in[0] | (guint32) in[1] << 8 | (guint32) in[2] << 16
                      | (guint32) in[3] << 24;
-      float s;
+      float s, scaled[16];
       memcpy (&s, &bits, 4);
+      for (int k = 0; k < 16; k++)
+        scaled[k] = nf4_levels[k] * s;
       for (int j = 0; j < NF4_BLOCK / 2; j++)
         {
-          x[2 * j] = nf4_levels[in[4 + j] >> 4] * s;
-          x[2 * j + 1] = nf4_levels[in[4 + j] & 0xf] * s;
+          x[2 * j] = scaled[in[4 + j] >> 4];
+          x[2 * j + 1] = scaled[in[4 + j] & 0xf];
         }
     }
 }

@@ -41,7 +41,9 @@ qb_search_end_factor (int k)
 double qb_format_weighted_sse (const float *x, const float *y, const float *w, gint64 n);
 
 /* Largest |x|. */
-float  qb_format_absmax (const float *x, gint64 n);
+float  qb_format_absmax  (const float *x, gint64 n);
+/* min (x, 0) and max (x, 0). */
+void   qb_format_min_max (const float *x, gint64 n, float *lo, float *hi);
 
 /* Code packing: n codes of bits bits, LSB first. */
 void   qb_pack_bits   (const guint8 *codes, gint64 n, guint bits, guint8 *out);

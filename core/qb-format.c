@@ -5,6 +5,7 @@
  * block size and scope, so a family's rows share them.
  */
 #include "qb-format-private.h"
+#include "qb-ggml-quants-private.h"
 
 #include <math.h>
 #include <string.h>
@@ -225,7 +226,7 @@ qb_format_family_name (QbFormatFamily family)
 
 /* Eight partial sums keep the loop vectorizable; the order is fixed, so
  * the result is deterministic. */
-double
+QB_KERNEL double
 qb_format_weighted_sse (const float *x, const float *y, const float *w, gint64 n)
 {
   float part[8] = { 0 };
@@ -248,7 +249,7 @@ qb_format_weighted_sse (const float *x, const float *y, const float *w, gint64 n
   return sum;
 }
 
-float
+QB_KERNEL float
 qb_format_absmax (const float *x, gint64 n)
 {
   float part[8] = { 0 };
@@ -267,7 +268,33 @@ qb_format_absmax (const float *x, gint64 n)
   return part[0];
 }
 
-void
+QB_KERNEL void
+qb_format_min_max (const float *x, gint64 n, float *lo, float *hi)
+{
+  float mn[8] = { 0 }, mx[8] = { 0 };
+  gint64 i = 0;
+
+  for (; i + 8 <= n; i += 8)
+    for (int k = 0; k < 8; k++)
+      {
+        mn[k] = x[i + k] < mn[k] ? x[i + k] : mn[k];
+        mx[k] = x[i + k] > mx[k] ? x[i + k] : mx[k];
+      }
+  for (; i < n; i++)
+    {
+      mn[0] = x[i] < mn[0] ? x[i] : mn[0];
+      mx[0] = x[i] > mx[0] ? x[i] : mx[0];
+    }
+  for (int k = 1; k < 8; k++)
+    {
+      mn[0] = mn[k] < mn[0] ? mn[k] : mn[0];
+      mx[0] = mx[k] > mx[0] ? mx[k] : mx[0];
+    }
+  *lo = mn[0];
+  *hi = mx[0];
+}
+
+QB_KERNEL void
 qb_pack_bits (const guint8 *codes, gint64 n, guint bits, guint8 *out)
 {
   guint64 acc = 0;
@@ -281,10 +308,10 @@ qb_pack_bits (const guint8 *codes, gint64 n, guint bits, guint8 *out)
     }
   if (bits == 4)
     {
-      for (; i + 2 <= n; i += 2)
-        out[i / 2] = codes[i] | codes[i + 1] << 4;
-      if (i < n)
-        out[i / 2] = codes[i];
+      for (gint64 j = 0; j < n / 2; j++)
+        out[j] = codes[2 * j] | codes[2 * j + 1] << 4;
+      if (n % 2)
+        out[n / 2] = codes[n - 1];
       return;
     }
   for (; i < n; i++)
@@ -302,7 +329,7 @@ qb_pack_bits (const guint8 *codes, gint64 n, guint bits, guint8 *out)
     *out = acc & 0xff;
 }
 
-void
+QB_KERNEL void
 qb_unpack_bits (const guint8 *in, gint64 n, guint bits, guint8 *codes)
 {
   guint64 acc = 0;
@@ -317,13 +344,13 @@ qb_unpack_bits (const guint8 *in, gint64 n, guint bits, guint8 *codes)
     }
   if (bits == 4)
     {
-      for (; i + 2 <= n; i += 2)
+      for (gint64 j = 0; j < n / 2; j++)
         {
-          codes[i] = in[i / 2] & 0xf;
-          codes[i + 1] = in[i / 2] >> 4;
+          codes[2 * j] = in[j] & 0xf;
+          codes[2 * j + 1] = in[j] >> 4;
         }
-      if (i < n)
-        codes[i] = in[i / 2] & 0xf;
+      if (n % 2)
+        codes[n - 1] = in[n / 2] & 0xf;
       return;
     }
   for (; i < n; i++)
