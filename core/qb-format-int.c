@@ -50,38 +50,6 @@ int_code (float v, float lo, float hi, int z, int top)
   return qb_clampi (qb_nearest_int (v) + z, 0, top);
 }
 
-/* Codes against the stored scale d and zero z, and Σ w (x - d (u - z))². */
-QB_KERNEL static double
-int_codes (const IntSpec *s, const float *x, const float *w, gint64 n, float d, int z,
-           guint8 *codes)
-{
-  const int top = s->top;
-  float id = d != 0 ? 1.0f / d : 0.0f;
-  float lo = (float) -z - 1, hi = (float) (top - z) + 1;
-  float part[8] = { 0 };
-  double err = 0;
-  gint64 i = 0;
-
-  for (; i + 8 <= n; i += 8)
-    for (int k = 0; k < 8; k++)
-      {
-        int u = int_code (x[i + k] * id, lo, hi, z, top);
-        float diff = x[i + k] - d * (u - z);
-        codes[i + k] = (guint8) u;
-        part[k] += (w ? w[i + k] : 1.0f) * diff * diff;
-      }
-  for (; i < n; i++)
-    {
-      int u = int_code (x[i] * id, lo, hi, z, top);
-      float diff = x[i] - d * (u - z);
-      codes[i] = (guint8) u;
-      part[0] += (w ? w[i] : 1.0f) * diff * diff;
-    }
-  for (int k = 0; k < 8; k++)
-    err += part[k];
-  return err;
-}
-
 /* Codes only, for plain rounding. */
 QB_KERNEL static void
 int_codes_plain (const IntSpec *s, const float *x, gint64 n, float d, int z, guint8 *codes)
@@ -94,6 +62,15 @@ int_codes_plain (const IntSpec *s, const float *x, gint64 n, float d, int z, gui
 
   for (gint64 i = 0; i < n; i++)
     codes[i] = (guint8) int_code (x[i] * id, lo, hi, z, top);
+}
+
+/* Codes against the stored scale d and zero z, and Σ w (x - d (u - z))². */
+static double
+int_codes (const IntSpec *s, const float *x, const float *w, gint64 n, float d, int z,
+           guint8 *codes)
+{
+  int_codes_plain (s, x, n, d, z, codes);
+  return qb_format_codes_sse (x, w, codes, n, d, (float) z);
 }
 
 /* Weighted least-squares scale for fixed codes: Σ w x q / Σ w q². */

@@ -40,6 +40,10 @@ qb_search_end_factor (int k)
 /* Σ w (x - y)², w NULL meaning 1. */
 double qb_format_weighted_sse (const float *x, const float *y, const float *w, gint64 n);
 
+/* Σ w (x - d·(codes - z))², w NULL meaning 1. */
+double qb_format_codes_sse (const float *x, const float *w, const guint8 *codes, gint64 n,
+                            float d, float z);
+
 /* Largest |x|. */
 float  qb_format_absmax  (const float *x, gint64 n);
 /* min (x, 0) and max (x, 0). */

@@ -226,27 +226,65 @@ qb_format_family_name (QbFormatFamily family)
 
 /* Eight partial sums keep the loop vectorizable; the order is fixed, so
  * the result is deterministic. */
+/* Sixteen partial sums keep the loops vectorizable; the order is fixed,
+ * so the result is deterministic. */
+#define PARTS 16
+
+static double
+sum_parts (const float *part)
+{
+  double sum = 0;
+  for (int k = 0; k < PARTS; k++)
+    sum += part[k];
+  return sum;
+}
+
 QB_KERNEL double
 qb_format_weighted_sse (const float *x, const float *y, const float *w, gint64 n)
 {
-  float part[8] = { 0 };
-  double sum = 0;
+  float part[PARTS] = { 0 };
   gint64 i = 0;
 
-  for (; i + 8 <= n; i += 8)
-    for (int k = 0; k < 8; k++)
-      {
-        float d = x[i + k] - y[i + k];
-        part[k] += (w ? w[i + k] : 1.0f) * d * d;
-      }
+  if (w == NULL)
+    for (; i + PARTS <= n; i += PARTS)
+      for (int k = 0; k < PARTS; k++)
+        part[k] += (x[i + k] - y[i + k]) * (x[i + k] - y[i + k]);
+  else
+    for (; i + PARTS <= n; i += PARTS)
+      for (int k = 0; k < PARTS; k++)
+        part[k] += w[i + k] * (x[i + k] - y[i + k]) * (x[i + k] - y[i + k]);
+  for (; i < n; i++)
+    part[0] += (w ? w[i] : 1.0f) * (x[i] - y[i]) * (x[i] - y[i]);
+  return sum_parts (part);
+}
+
+QB_KERNEL double
+qb_format_codes_sse (const float *x, const float *w, const guint8 *codes, gint64 n,
+                     float d, float z)
+{
+  float part[PARTS] = { 0 };
+  gint64 i = 0;
+
+  if (w == NULL)
+    for (; i + PARTS <= n; i += PARTS)
+      for (int k = 0; k < PARTS; k++)
+        {
+          float e = x[i + k] - d * (codes[i + k] - z);
+          part[k] += e * e;
+        }
+  else
+    for (; i + PARTS <= n; i += PARTS)
+      for (int k = 0; k < PARTS; k++)
+        {
+          float e = x[i + k] - d * (codes[i + k] - z);
+          part[k] += w[i + k] * e * e;
+        }
   for (; i < n; i++)
     {
-      float d = x[i] - y[i];
-      part[0] += (w ? w[i] : 1.0f) * d * d;
+      float e = x[i] - d * (codes[i] - z);
+      part[0] += (w ? w[i] : 1.0f) * e * e;
     }
-  for (int k = 0; k < 8; k++)
-    sum += part[k];
-  return sum;
+  return sum_parts (part);
 }
 
 QB_KERNEL float
