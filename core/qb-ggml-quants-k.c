@@ -27,7 +27,7 @@ lanes_weights_imatrix (const QbLanes *xt, const float *qw, gint64 stride, int n,
 }
 
 /* Codes 0..3 of 256 values, four to a byte as Q2_K and Q3_K keep them. */
-static void
+QB_INLINE void
 pack_2bit (const guint8 *L, guint8 *qs)
 {
   for (int j = 0; j < QB_QK_K; j += 128)
@@ -69,7 +69,7 @@ put_scale_min_k4 (int j, guint8 ls, guint8 lm, guint8 *q)
 }
 
 /* Signed 6-bit group scales of Q3_K, stored as l + 32 in 12 bytes. */
-static void
+QB_INLINE void
 put_scales_q3 (const int *l32, guint8 *scales)
 {
   memset (scales, 0, 12);
@@ -283,7 +283,7 @@ fit_groups16 (const float *x, const float *qw, float sigma2, Fit16 fit, int nmax
 
 /* Requantizes with the stored scales and packs.  Groups whose scale is 0
  * keep the codes of the fit. */
-static void
+QB_INLINE void
 finish_q2_K (const float *x, QbBlockQ2_K *y, guint8 *L)
 {
   float d_all = qb_get_f16 (y->d), m_all = qb_get_f16 (y->dmin);
@@ -365,7 +365,7 @@ q2_K_imatrix (const float *x, QbBlockQ2_K *y, gint64 nb, const float *qw)
 
 /* Requantizes with the stored scales; high bits into hmask, the low two
  * into qs. */
-static void
+QB_INLINE void
 finish_q3_K (const float *x, QbBlockQ3_K *y, guint8 *L)
 {
   float d_all = qb_get_f16 (y->d);
@@ -378,12 +378,14 @@ finish_q3_K (const float *x, QbBlockQ3_K *y, guint8 *L)
       for (int ii = 0; ii < 16; ii++)
         L[16 * j + ii] = (guint8) (qb_clampi (qb_nearest_int (x[16 * j + ii] / d), -4, 3) + 4);
     }
+  /* High bit of value j into bit j / 32 of hmask[j % 32]. */
   memset (y->hmask, 0, sizeof y->hmask);
-  for (int j = 0; j < QB_QK_K; j++)
-    if (L[j] > 3)
+  for (int bit = 0; bit < 8; bit++)
+    for (int m = 0; m < 32; m++)
       {
-        y->hmask[j % 32] |= 1 << (j / 32);
-        L[j] -= 4;
+        int high = L[32 * bit + m] > 3;
+        y->hmask[m] |= high << bit;
+        L[32 * bit + m] -= 4 * high;
       }
   pack_2bit (L, y->qs);
 }
@@ -469,7 +471,7 @@ lanes_weights_rms_abs (const QbLanes *xt, QbLanes *wt)
 
 /* Group scales and minimums of Q4_K/Q5_K without importance: both
  * quantized to 6 bits against their maximum. */
-static void
+QB_INLINE void
 put_scales_k4_max (const float *scales, const float *mins, guint8 *packed, guint8 *d, guint8 *dmin)
 {
   float max_scale = 0, max_min = 0, inv_scale, inv_min;
@@ -492,7 +494,7 @@ put_scales_k4_max (const float *scales, const float *mins, guint8 *packed, guint
 }
 
 /* With importance: scales and minimums fitted by qp_quants. */
-static void
+QB_INLINE void
 put_scales_k4_fit (const float *scales, const float *mins, const float *sw,
                    gboolean cut, guint8 *packed, guint8 *d, guint8 *dmin)
 {
@@ -507,7 +509,7 @@ put_scales_k4_fit (const float *scales, const float *mins, const float *sw,
 }
 
 /* Codes 0..nmax from the stored 6-bit scales and minimums. */
-static void
+QB_INLINE void
 requantize_k4 (const float *x, const guint8 *packed, const guint8 *d16, const guint8 *dmin16,
                int nmax, guint8 *L)
 {
@@ -527,7 +529,7 @@ requantize_k4 (const float *x, const guint8 *packed, const guint8 *d16, const gu
     }
 }
 
-static void
+QB_INLINE void
 pack_q4_K (const guint8 *L, guint8 *q)
 {
   for (int j = 0; j < QB_QK_K; j += 64, q += 32)
@@ -535,7 +537,7 @@ pack_q4_K (const guint8 *L, guint8 *q)
       q[l] = L[j + l] | L[j + l + 32] << 4;
 }
 
-static void
+QB_INLINE void
 pack_q5_K (const guint8 *L, guint8 *ql, guint8 *qh)
 {
   memset (qh, 0, 32);
