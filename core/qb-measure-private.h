@@ -18,22 +18,6 @@ G_BEGIN_DECLS
 
 #define QB_MEASURE_STRIPE 256
 
-/* Moments of a run of values, centered on their own mean (merge with
- * qb_chunk_moments_merge, which is exact in the order it is called). */
-typedef struct {
-  gint64 n;
-  double mean;
-  double m2;       /* sum of (x - mean)^2 */
-  double m3;
-  double m4;
-  float  min;
-  float  max;
-} QbChunkMoments;
-
-void   qb_chunk_moments        (const float *x, gint64 n, QbChunkMoments *m);
-void   qb_chunk_moments_merge  (QbChunkMoments *into, const QbChunkMoments *m);
-void   qb_chunk_moments_init   (QbChunkMoments *m);
-
 /* Error sums of one row; w is NULL or one weight per value. */
 typedef struct {
   double s_xx;     /* sum x^2 */

@@ -1,6 +1,7 @@
 /* qb-tensor-quantizer.c — one tensor: pre-pass, sample, main pass. */
 #include "qb-tensor-quantizer.h"
 #include "qb-measure-private.h"
+#include "qb-moments.h"
 
 #include <math.h>
 #include <string.h>
@@ -206,35 +207,40 @@ static void
 moments_chunk (Pass *pass, gint64 chunk, guint thread, float *x,
                gint64 row0, gint64 n_rows)
 {
-  QbChunkMoments *per_chunk = pass->data;
+  QbMoments *per_chunk = pass->data;
 
-  qb_chunk_moments (x, n_rows * pass->n_cols, &per_chunk[chunk]);
+  qb_moments_init (&per_chunk[chunk]);
+  qb_moments_add (&per_chunk[chunk], x, n_rows * pass->n_cols);
 }
 
+/* Moments per chunk, merged in chunk order: the same figures for any
+ * number of threads.  NaN and infinities are left out (qb-moments). */
 static gboolean
-run_prepass (Pass *pass, QbWorkers *workers, QbTensorScan *stats,
+run_prepass (Pass *pass, QbWorkers *workers, QbTensorScan *scan,
              double progress_span, GError **error)
 {
-  g_autofree QbChunkMoments *per_chunk = g_new0 (QbChunkMoments, MAX (pass->n_chunks, 1));
-  QbChunkMoments all;
+  g_autofree QbMoments *per_chunk = g_new0 (QbMoments, MAX (pass->n_chunks, 1));
+  QbMoments all;
 
   if (!pass_run (pass, workers, moments_chunk, per_chunk, 0, progress_span, error))
     return FALSE;
 
-  qb_chunk_moments_init (&all);
+  qb_moments_init (&all);
   for (gint64 c = 0; c < pass->n_chunks; c++)
-    qb_chunk_moments_merge (&all, &per_chunk[c]);
+    qb_moments_merge (&all, &per_chunk[c]);
 
-  memset (stats, 0, sizeof *stats);
-  stats->n = all.n;
+  memset (scan, 0, sizeof *scan);
+  scan->n = all.n;
+  scan->n_nonfinite = all.n_nonfinite;
   if (all.n == 0)
     return TRUE;
-  stats->min = all.min;
-  stats->max = all.max;
-  stats->absmax = MAX (fabs (stats->min), fabs (stats->max));
-  stats->mean = all.mean;
-  stats->std = sqrt (all.m2 / all.n);
-  stats->kurtosis = all.m2 > 0 ? all.n * all.m4 / (all.m2 * all.m2) - 3.0 : 0.0;
+  scan->min = all.min;
+  scan->max = all.max;
+  scan->absmax = MAX (fabs (scan->min), fabs (scan->max));
+  scan->mean = all.mean;
+  scan->std = qb_moments_std (&all);
+  scan->kurtosis = qb_moments_kurtosis (&all);
+  scan->outlier_radius = qb_moments_outlier_radius (&all);
   return TRUE;
 }
 
@@ -539,19 +545,33 @@ fill_result (Pass *pass, Quant *qt, QbTensorResult *r)
     }
 }
 
-/* Per-tensor formats keep their scale after the rows: the tensor absmax as
- * little-endian float32, the value every row was quantized against. */
+/* Per-tensor formats store their one scale after the rows, as the layout
+ * in qb-format.h gives it: INTn_T the f16 step d = absmax / (2^(n-1) - 1),
+ * FP8_*_T the f32 scale absmax / (largest finite value). */
 static void
-write_tensor_tail (const QbFormat *format, Pass *pass, Quant *qt, guint8 *data)
+write_tensor_scale (const QbFormat *format, Pass *pass, Quant *qt, guint8 *data)
 {
-  guint64 total = 0, rows = qt->ctx.row_bytes * (guint64) pass->n_rows;
+  guint8 *tail = data + qt->ctx.row_bytes * (guint64) pass->n_rows;
   float absmax = qt->ctx.tensor_absmax;
 
-  if (!qb_format_tensor_bytes (format, pass->n_cols, pass->n_rows, &total) || total <= rows)
+  if (format->scope != QB_SCOPE_TENSOR)
     return;
-  memset (data + rows, 0, total - rows);
-  if (total - rows >= sizeof absmax)
-    memcpy (data + rows, &absmax, sizeof absmax);
+  memset (tail, 0, format->scale_bytes);
+  if (format->family == QB_FAMILY_INT && format->scale_bytes == 2)
+    {
+      int top = (1 << (format->bits - 1)) - 1;
+      guint16 h = GUINT16_TO_LE (qb_fp32_to_fp16 (absmax / MAX (top, 1)));
+      memcpy (tail, &h, 2);
+    }
+  else if (format->family == QB_FAMILY_FP8 && format->scale_bytes == 4)
+    {
+      float max = g_str_has_prefix (format->name, "FP8_E4M3") ? 448.0f : 57344.0f;
+      float scale = absmax > 0 && isfinite (absmax) ? absmax / max : 1.0f;
+      guint32 bits;
+      memcpy (&bits, &scale, 4);
+      bits = GUINT32_TO_LE (bits);
+      memcpy (tail, &bits, 4);
+    }
 }
 
 QbTensorResult *
@@ -581,8 +601,8 @@ qb_tensor_quantize (QbModel *model, guint index, const QbQuantizeSpec *spec,
   ok = run_prepass (&pass, workers, &qt.stats, PREPASS_SHARE, error);
   if (ok)
     {
-      qt.out_lo = (float) (qt.stats.mean - 6 * qt.stats.std);
-      qt.out_hi = (float) (qt.stats.mean + 6 * qt.stats.std);
+      qt.out_lo = (float) (qt.stats.mean - qt.stats.outlier_radius);
+      qt.out_hi = (float) (qt.stats.mean + qt.stats.outlier_radius);
       ok = prepare_method (&pass, &qt, t->name, error);
     }
   if (ok)
@@ -606,7 +626,7 @@ qb_tensor_quantize (QbModel *model, guint index, const QbQuantizeSpec *spec,
           r->method = g_strdup (qt.ctx.method->name);
           qb_format_tensor_bytes (spec->format, pass.n_cols, pass.n_rows, &r->bytes);
           if (output && output->data)
-            write_tensor_tail (spec->format, &pass, &qt, output->data);
+            write_tensor_scale (spec->format, &pass, &qt, output->data);
         }
       else
         {

@@ -36,7 +36,9 @@ typedef struct {
   GHashTable     *options;      /* method options (char* -> char*), or NULL */
 } QbQuantizeSpec;
 
-/* Where the results go; any may be NULL. */
+/* Where the results go; any may be NULL.  data holds the rows in the
+ * format, then (per-tensor formats) the tensor's scale as qb-format.h lays
+ * it out. */
 typedef struct {
   guint8  *data;   /* qb_format_tensor_bytes() bytes: the tensor in the format */
   guint16 *f16;    /* n_params halves: the dequantized tensor rounded to F16 */
@@ -47,15 +49,17 @@ typedef struct {
  * tensor done (0..1). */
 typedef void (*QbQuantizeProgressFunc) (double fraction, gpointer user_data);
 
-/* The pre-pass: facts of the stored values. */
+/* The pre-pass: facts of the stored values (finite ones; qb-moments). */
 typedef struct {
-  gint64 n;
-  double min;
-  double max;
-  double absmax;
-  double mean;
-  double std;        /* population standard deviation */
-  double kurtosis;   /* excess kurtosis; 0 for a constant tensor */
+  guint64 n;
+  guint64 n_nonfinite;
+  double  min;
+  double  max;
+  double  absmax;
+  double  mean;
+  double  std;             /* population standard deviation */
+  double  kurtosis;        /* excess kurtosis; NAN for a constant tensor */
+  double  outlier_radius;  /* |w - mean| beyond this is an outlier (6 std) */
 } QbTensorScan;
 
 /* Rows per work item for a tensor of rows of n_cols values: fixed by the

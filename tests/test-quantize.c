@@ -194,6 +194,27 @@ check_against_direct (QbModel *model, guint index, const QbFormat *format,
     }
 }
 
+/* The scale stored after the rows of a per-tensor format (qb-format.h). */
+static void
+check_tensor_scale (const QbFormat *format, const QbTensorResult *r, const guint8 *tail)
+{
+  float absmax = (float) MAX (fabs (r->metrics.min), fabs (r->metrics.max));
+
+  if (format->family == QB_FAMILY_INT)
+    {
+      guint16 h;
+      memcpy (&h, tail, 2);
+      g_assert_cmpuint (h, ==, qb_fp32_to_fp16 (absmax / ((1 << (format->bits - 1)) - 1)));
+    }
+  else
+    {
+      float s;
+      g_assert_cmpint (format->family, ==, QB_FAMILY_FP8);
+      memcpy (&s, tail, 4);
+      g_assert_cmpfloat (s, ==, absmax / (strstr (format->name, "E4M3") ? 448.0f : 57344.0f));
+    }
+}
+
 static void
 test_metrics_direct (Fixture *f, gconstpointer data)
 {
@@ -229,8 +250,9 @@ test_metrics_direct (Fixture *f, gconstpointer data)
           g_assert_cmpstr (r->format, ==, format->name);
           g_assert_cmpstr (r->method, ==, "rtn");
           g_assert_cmpuint (r->bytes, ==, bytes);
-          check_against_direct (f->model, index, format, spec.importance, r,
-                                format->scope == QB_SCOPE_TENSOR ? NULL : out);
+          check_against_direct (f->model, index, format, spec.importance, r, out);
+          if (format->scope == QB_SCOPE_TENSOR)
+            check_tensor_scale (format, r, out + bytes - format->scale_bytes);
           n_checked++;
         }
     }
