@@ -32,9 +32,9 @@ typedef void (*ChunkFunc) (Pass *pass, gint64 chunk, guint thread,
 
 /* Per-thread scratch. */
 typedef struct {
-  float    *x;          /* chunk_rows * n_cols originals */
-  float    *y;          /* chunk_rows * n_cols dequantized */
-  guint8   *q;          /* chunk_rows * row_bytes when not writing in place */
+  float    *x;          /* scratch_rows * n_cols originals */
+  float    *y;          /* scratch_rows * n_cols dequantized */
+  guint8   *q;          /* scratch_rows * row_bytes when not writing in place */
   QbHistSet hist;       /* original (, dequantized, error) */
   float    *ch_min;     /* per-thread channel buckets */
   float    *ch_max;
@@ -48,6 +48,7 @@ struct _Pass {
   gint64          n_cols;
   gint64          n_rows;
   gint64          chunk_rows;
+  gint64          scratch_rows; /* rows of a chunk, at most the tensor's */
   gint64          n_chunks;
   GCancellable   *cancellable;
   Scratch        *scratch;     /* one per worker thread */
@@ -85,6 +86,7 @@ pass_init (Pass *pass, QbModel *model, guint index, QbWorkers *workers,
   pass->n_rows = qb_tensor_n_rows (pass->tensor);
   pass->chunk_rows = qb_tensor_chunk_rows (pass->n_cols);
   pass->n_chunks = (pass->n_rows + pass->chunk_rows - 1) / pass->chunk_rows;
+  pass->scratch_rows = MAX (1, MIN (pass->chunk_rows, pass->n_rows));
   pass->cancellable = cancellable;
   pass->n_threads = qb_workers_get_n_threads (workers);
   pass->scratch = g_new0 (Scratch, pass->n_threads);
@@ -164,7 +166,7 @@ pass_item (gint64 item, guint thread, gpointer user_data)
       return;
     }
   if (s->x == NULL)
-    s->x = g_new (float, pass->chunk_rows * pass->n_cols);
+    s->x = g_new (float, pass->scratch_rows * pass->n_cols);
   if (!qb_model_read_rows (pass->model, pass->index, row0, n_rows, s->x, &error))
     {
       pass_fail (pass, chunk, error);
@@ -334,7 +336,7 @@ quantize_chunk (Pass *pass, Quant *qt, Scratch *s, const float *x,
   guint8 *q;
 
   if (s->y == NULL)
-    s->y = g_new (float, pass->chunk_rows * pass->n_cols);
+    s->y = g_new (float, pass->scratch_rows * pass->n_cols);
   if (qt->spec->format == NULL)
     {
       memcpy (s->y, x, sizeof (float) * n_rows * pass->n_cols);
@@ -345,7 +347,7 @@ quantize_chunk (Pass *pass, Quant *qt, Scratch *s, const float *x,
   else
     {
       if (s->q == NULL)
-        s->q = g_malloc (pass->chunk_rows * row_bytes);
+        s->q = g_malloc (pass->scratch_rows * row_bytes);
       q = s->q;
     }
   qt->ctx.method->quantize_rows (&qt->ctx, qt->state, x, n_rows, q);
