@@ -179,6 +179,23 @@ tensor_progress (double fraction, gpointer user_data)
 
 /* ---- one tensor ------------------------------------------------------------ */
 
+/* The importance entry of a tensor: by its own name, else (a Hugging Face
+ * model with an imatrix from llama.cpp) by the GGUF name of its role. */
+static const float *
+lookup_importance (QbImatrix *im, const QbTensor *t, guint *n)
+{
+  const float *imp = qb_imatrix_get (im, t->name, n);
+  g_autofree char *gguf_name = NULL;
+
+  if (imp != NULL || t->role == QB_ROLE_OTHER || t->is_bias)
+    return imp;
+  if (t->layer >= 0)
+    gguf_name = g_strdup_printf ("blk.%d.%s.weight", t->layer, qb_tensor_role_name (t->role));
+  else
+    gguf_name = g_strdup_printf ("%s.weight", qb_tensor_role_name (t->role));
+  return qb_imatrix_get (im, gguf_name, n);
+}
+
 static gboolean
 find_importance (QbJob *job, const QbTensor *t, const float **importance, GError **error)
 {
@@ -188,7 +205,7 @@ find_importance (QbJob *job, const QbTensor *t, const float **importance, GError
   *importance = NULL;
   if (job->imatrix == NULL)
     return TRUE;
-  imp = qb_imatrix_get (job->imatrix, t->name, &n);
+  imp = lookup_importance (job->imatrix, t, &n);
   if (imp == NULL)
     return TRUE;
   if ((gint64) n == t->ne[0])

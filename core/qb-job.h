@@ -62,8 +62,10 @@ typedef struct _QbJob QbJob;
 QbJob          *qb_job_new               (QbModel *model, QbPlan *plan);
 void            qb_job_free              (QbJob *job);
 void            qb_job_set_threads       (QbJob *job, guint n_threads);   /* 0 = cores */
-/* Importance by tensor name; a tensor whose entry has another length than
- * its rows is an error (except token embeddings, quantized without). */
+/* Importance by tensor name (for Hugging Face names, also by the GGUF name
+ * of the tensor's layer and role, as llama.cpp's imatrix names them); a
+ * tensor whose entry has another length than its rows is an error (except
+ * token embeddings, quantized without). */
 void            qb_job_set_imatrix       (QbJob *job, QbImatrix *imatrix);
 void            qb_job_set_gram_func     (QbJob *job, QbJobGramFunc func, gpointer user_data);
 void            qb_job_set_export        (QbJob *job, QbExportKind kind, const char *path);

@@ -434,6 +434,41 @@ test_importance (Fixture *f, gconstpointer data)
   g_assert_nonnull (strstr (error->message, "blk.1.attn_q.weight"));
 }
 
+/* A Hugging Face name finds llama.cpp's imatrix entry by layer and role. */
+static void
+test_importance_hf_names (Fixture *f, gconstpointer data)
+{
+  g_autoptr(QbGgufWriter) w = qb_gguf_writer_new ();
+  g_autoptr(QbModel) model = NULL;
+  g_autoptr(QbPlan) plan = qb_plan_new ();
+  g_autoptr(QbImatrix) im = qb_imatrix_new ();
+  g_autoptr(QbJob) job = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *path = g_build_filename (f->dir, "hf-names.gguf", NULL);
+  gint64 ne[2] = { 64, 4 };
+  float x[256], sum2[64];
+  guint64 state = 9;
+
+  qb_test_gaussian (&state, x, 256, 0.02f);
+  for (guint j = 0; j < 64; j++)
+    sum2[j] = 1 + j;
+  qb_gguf_writer_add_tensor (w, "model.layers.2.mlp.down_proj.weight", 2, ne, QB_DTYPE_F32);
+  g_assert_true (qb_gguf_writer_begin (w, path, &error));
+  g_assert_true (qb_gguf_writer_write_tensor (w, 0, x, sizeof x, &error));
+  g_assert_true (qb_gguf_writer_finish (w, &error));
+  model = qb_model_open (path, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (qb_model_get_tensor (model, 0)->role, ==, QB_ROLE_FFN_DOWN);
+
+  qb_imatrix_set (im, "blk.2.ffn_down.weight", sum2, 64, 4);
+  qb_plan_set_default_format (plan, "Q4_0");
+  job = qb_job_new (model, plan);
+  qb_job_set_imatrix (job, im);
+  g_assert_true (qb_job_run (job, NULL, &error));
+  g_assert_no_error (error);
+  g_assert_false (isnan (qb_job_get_result (job, 0)->metrics.wmse));
+}
+
 /* A plug-in method: round to nearest, counting its calls. */
 static gint prepared, released, rows_seen;
 
@@ -538,6 +573,7 @@ main (int argc, char **argv)
   FIX ("/job/export-gguf-reopen", test_export_gguf_reopen);
   FIX ("/job/export-safetensors", test_export_safetensors);
   FIX ("/job/importance", test_importance);
+  FIX ("/job/importance-hf-names", test_importance_hf_names);
   FIX ("/job/plugin-method", test_plugin_method);
 #undef FIX
   g_test_add_func ("/job/stories260K-export", test_stories_export);
