@@ -62,6 +62,17 @@ test_parse_size (void)
   g_assert_false (qb_demo_model_parse_size (NULL, &v));
 }
 
+/* Field by field: the struct has padding. */
+static gboolean
+stats_equal (const QbTensorStats *a, const QbTensorStats *b, guint n)
+{
+  for (guint i = 0; i < n; i++)
+    if (a[i].readable != b[i].readable || a[i].n_outliers != b[i].n_outliers ||
+        memcmp (&a[i].moments, &b[i].moments, sizeof a[i].moments) != 0)
+      return FALSE;
+  return TRUE;
+}
+
 static char *
 write_demo (const char *dir, const char *name, QbDType dtype, guint64 seed, guint threads)
 {
@@ -183,6 +194,14 @@ test_weight_statistics (void)
   g_assert_no_error (error);
   stats = g_new (QbTensorStats, qb_model_get_n_tensors (model));
   g_assert_true (qb_model_compute_stats (model, workers, stats, NULL, NULL, NULL, &error));
+
+  /* The same to the bit with another thread count. */
+  {
+    g_autoptr(QbWorkers) three = qb_workers_new (3);
+    g_autofree QbTensorStats *again = g_new (QbTensorStats, qb_model_get_n_tensors (model));
+    g_assert_true (qb_model_compute_stats (model, three, again, NULL, NULL, NULL, &error));
+    g_assert_true (stats_equal (stats, again, qb_model_get_n_tensors (model)));
+  }
 
   for (guint i = 0; i < qb_model_get_n_tensors (model); i++)
     {
