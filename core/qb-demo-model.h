@@ -60,7 +60,9 @@ gboolean  qb_demo_model_write         (const QbDemoModelSpec  *spec,
                                        GError                **error);
 
 /* The tiny default model in the user's cache folder
- * ($XDG_CACHE_HOME/quantbench/), generated on first use. */
+ * ($XDG_CACHE_HOME/quantbench/), generated on first use (a fraction of a
+ * second, most of it fsync: call it off the UI thread).  Concurrent first
+ * uses each write their own temporary file; the last rename wins. */
 char     *qb_demo_model_get_default   (GCancellable           *cancellable,
                                        GError                **error);
 
