@@ -11,6 +11,7 @@
 static const QbCliEntry commands[] = {
   { "demo",        qb_cmd_demo,        "Run the headless demo on the built-in model" },
   { "inspect",     qb_cmd_inspect,     "Show a model's architecture and tensors" },
+  { "experiments", qb_cmd_experiments, "List, compare, export and import stored experiments" },
 };
 
 static void

@@ -24,5 +24,6 @@ gboolean qb_cli_parse     (GOptionContext *context, int *argc, char ***argv);
 
 int  qb_cmd_demo          (int argc, char **argv);  /* headless demo */
 int  qb_cmd_inspect       (int argc, char **argv);
+int  qb_cmd_experiments   (int argc, char **argv);  /* qb-cmd-experiments.c */
 
 G_END_DECLS
