@@ -273,26 +273,28 @@ qb_store_get_experiment (QbStore *store, gint64 id, GError **error)
 
 /* -- lists --------------------------------------------------------------------- */
 
+/* nullable: the column may be NULL, so NULLs are sorted last explicitly. */
 static const struct {
   const char *name;
   const char *expr;
+  gboolean    nullable;
 } sorts[QB_SORT_N] = {
   [QB_SORT_CREATED]     = { "created",     "e.created" },
   [QB_SORT_NAME]        = { "name",        "e.name COLLATE NOCASE" },
   [QB_SORT_MODEL]       = { "model",       "coalesce (m.name, m.path) COLLATE NOCASE" },
   [QB_SORT_STATUS]      = { "status",      "e.status" },
   [QB_SORT_TENSORS]     = { "tensors",     "e.n_tensors_done" },
-  [QB_SORT_SIZE]        = { "size",        "e.quantized_bytes" },
-  [QB_SORT_BPW]         = { "bpw",         "e.bpw" },
-  [QB_SORT_COMPRESSION] = { "compression", "e.compression" },
-  [QB_SORT_SECONDS]     = { "seconds",     "e.seconds" },
-  [QB_SORT_SQNR]        = { "sqnr",        "e.sqnr_db" },
-  [QB_SORT_RMSE_REL]    = { "rmse",        "e.rmse_rel" },
-  [QB_SORT_COSINE_MIN]  = { "cosine",      "e.cosine_min" },
-  [QB_SORT_MAX_ABS_ERR] = { "maxerr",      "e.max_abs_err" },
-  [QB_SORT_OUT_REL_ERR] = { "outerr",      "e.out_rel_err" },
-  [QB_SORT_PERPLEXITY]  = { "ppl",         "v.perplexity" },
-  [QB_SORT_KLD_MEAN]    = { "kld",         "v.kld_mean" },
+  [QB_SORT_SIZE]        = { "size",        "e.quantized_bytes", TRUE },
+  [QB_SORT_BPW]         = { "bpw",         "e.bpw", TRUE },
+  [QB_SORT_COMPRESSION] = { "compression", "e.compression", TRUE },
+  [QB_SORT_SECONDS]     = { "seconds",     "e.seconds", TRUE },
+  [QB_SORT_SQNR]        = { "sqnr",        "e.sqnr_db", TRUE },
+  [QB_SORT_RMSE_REL]    = { "rmse",        "e.rmse_rel", TRUE },
+  [QB_SORT_COSINE_MIN]  = { "cosine",      "e.cosine_min", TRUE },
+  [QB_SORT_MAX_ABS_ERR] = { "maxerr",      "e.max_abs_err", TRUE },
+  [QB_SORT_OUT_REL_ERR] = { "outerr",      "e.out_rel_err", TRUE },
+  [QB_SORT_PERPLEXITY]  = { "ppl",         "v.perplexity", TRUE },
+  [QB_SORT_KLD_MEAN]    = { "kld",         "v.kld_mean", TRUE },
   [QB_SORT_ID]          = { "id",          "e.id" },
 };
 
@@ -369,6 +371,7 @@ qb_store_list_experiments (QbStore *store, const QbExperimentQuery *query, GErro
   g_autoptr(GPtrArray) list = g_ptr_array_new_with_free_func ((GDestroyNotify) qb_experiment_free);
   g_autoptr(QbStmt) stmt = NULL;
   g_autofree char *sql = NULL;
+  QbExperimentSort sort;
   const char *expr, *dir;
   int rc;
 
@@ -377,12 +380,14 @@ qb_store_list_experiments (QbStore *store, const QbExperimentQuery *query, GErro
       qb_experiment_query_init (&defaults);
       q = &defaults;
     }
-  expr = sorts[(guint) q->sort < QB_SORT_N ? q->sort : QB_SORT_CREATED].expr;
+  sort = (guint) q->sort < QB_SORT_N ? q->sort : QB_SORT_CREATED;
+  expr = sorts[sort].expr;
   dir = q->descending ? "DESC" : "ASC";
   /* One statement per sort column and direction, cached like the rest. */
   sql = g_strdup_printf (EXPERIMENT_SELECT ("NULL") EXPERIMENT_FILTER
-                         "ORDER BY (%s) IS NULL, %s %s, e.id %s LIMIT ?5 OFFSET ?6",
-                         expr, expr, dir, dir);
+                         "ORDER BY %s%s%s%s %s, e.id %s LIMIT ?5 OFFSET ?6",
+                         sorts[sort].nullable ? "(" : "", sorts[sort].nullable ? expr : "",
+                         sorts[sort].nullable ? ") IS NULL, " : "", expr, dir, dir);
   if ((stmt = qb_store_stmt (store, sql, error)) == NULL)
     return NULL;
   bind_filter (stmt, q);

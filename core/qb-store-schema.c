@@ -12,7 +12,8 @@
  * Version 2: calibration sets, linked from experiments; per-tensor and
  * total output error from calibration statistics; evaluations with
  * per-chunk results; a stored-tensor count on each experiment (filled in
- * for existing experiments); an index for a model's experiments by date.
+ * for existing experiments); indexes for listing experiments by date, all
+ * of them or a model's, without sorting.
  */
 #include "qb-store-private.h"
 
@@ -139,6 +140,7 @@ static const char migration_v2[] =
   "ALTER TABLE tensor_result ADD COLUMN out_rel_err REAL;"
   "DROP INDEX experiment_model;"
   "CREATE INDEX experiment_model_created ON experiment (model_id, created);"
+  "CREATE INDEX experiment_created ON experiment (created);"
   "CREATE INDEX experiment_calibration ON experiment (calibration_set_id);"
   "CREATE TABLE evaluation ("
   "  id              INTEGER PRIMARY KEY,"
