@@ -32,8 +32,8 @@
 #define HIST_TAG        'H'
 #define CHANNELS_TAG    'C'
 #define BLOB_VERSION    1
-#define MAX_BINS        (1u << 20)
-#define MAX_CHANNELS    (1u << 24)
+#define MAX_BINS        QB_STORE_MAX_BINS
+#define MAX_CHANNELS    QB_STORE_MAX_CHANNELS
 
 static void
 put_varint (GByteArray *out, guint64 v)

@@ -332,24 +332,28 @@ full_experiment_clear (FullExperiment *f)
   g_clear_pointer (&f->tensors, g_ptr_array_unref);
 }
 
+/* A CSV summary needs no tensors; only JSON needs their data. */
 static gboolean
-load_full (QbStore *store, gint64 id, gboolean with_data, FullExperiment *f, GError **error)
+load_full (QbStore *store, gint64 id, QbStoreExportFormat format, FullExperiment *f,
+           GError **error)
 {
   QB_STORE_LOCK (store);
+  gboolean with_data = format == QB_STORE_EXPORT_JSON;
   gboolean ok;
 
-  if (sqlite3_exec (store->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
-    return qb_store_fail (store, error, "starting a read");
+  if (!qb_store_begin_read (store, error))
+    return FALSE;
   ok = (f->experiment = qb_store_get_experiment_locked (store, id, error)) != NULL &&
        (f->model = qb_store_get_model (store, f->experiment->model_id, error)) != NULL &&
        (f->experiment->calibration_set_id == 0 ||
         (f->calibration = qb_store_get_calibration_set (store, f->experiment->calibration_set_id,
                                                         error)) != NULL) &&
        (f->evaluations = qb_store_list_evaluations_locked (store, id, error)) != NULL &&
-       (f->tensors = qb_store_get_tensors_locked (store, id, error)) != NULL;
+       (format == QB_STORE_EXPORT_CSV ||
+        (f->tensors = qb_store_get_tensors_locked (store, id, error)) != NULL);
   for (guint i = 0; ok && with_data && i < f->tensors->len; i++)
     ok = qb_store_load_tensor_data_locked (store, g_ptr_array_index (f->tensors, i), error);
-  sqlite3_exec (store->db, "COMMIT", NULL, NULL, NULL);
+  qb_store_end_read (store);
   return ok;
 }
 
@@ -553,7 +557,7 @@ export_one (QbStore *store, gint64 id, QbStoreExportFormat format, GError **erro
   FullExperiment f = { 0 };
   GString *s;
 
-  if (!load_full (store, id, format == QB_STORE_EXPORT_JSON, &f, error))
+  if (!load_full (store, id, format, &f, error))
     {
       full_experiment_clear (&f);
       return NULL;
@@ -1209,6 +1213,20 @@ insert_imported (QbStore *store, const QbExperiment *e, gint64 model_id, gint64 
   return sqlite3_last_insert_rowid (store->db);
 }
 
+/* The stored-tensor count is what is there, whatever the file said. */
+static gboolean
+count_tensors (QbStore *store, gint64 id, GError **error)
+{
+  g_autoptr(QbStmt) stmt = qb_store_stmt (store, "UPDATE experiment SET n_tensors_done = "
+                                          "(SELECT count(*) FROM tensor_result WHERE "
+                                          "experiment_id = ?1) WHERE id = ?1", error);
+
+  if (stmt == NULL)
+    return FALSE;
+  sqlite3_bind_int64 (stmt, 1, id);
+  return qb_store_exec_step (store, stmt, error, "counting imported tensors");
+}
+
 /* Inside the import's transaction: one experiment, its id in *id (0 when
  * it was already there). */
 static gboolean
@@ -1274,7 +1292,7 @@ import_experiment (QbStore *store, Ctx *c, JsonObject *o, const char *where, gin
           !qb_store_write_tensor_locked (store, *id, t, c->error))
         return FALSE;
     }
-  return TRUE;
+  return count_tensors (store, *id, c->error);
 }
 
 static JsonArray *

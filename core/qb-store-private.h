@@ -40,6 +40,8 @@ gboolean  qb_store_exec_step   (QbStore *store, QbStmt *stmt, GError **error, co
 gboolean  qb_store_begin       (QbStore *store, GError **error);
 gboolean  qb_store_commit      (QbStore *store, GError **error);
 void      qb_store_rollback    (QbStore *store);
+gboolean  qb_store_begin_read  (QbStore *store, GError **error);
+void      qb_store_end_read    (QbStore *store);
 void      qb_bind_text         (QbStmt *stmt, int index, const char *text);   /* NULL: NULL */
 double    qb_column_double     (QbStmt *stmt, int index);                     /* NULL: NAN */
 char     *qb_column_strdup     (QbStmt *stmt, int index);                     /* NULL: NULL */
@@ -70,6 +72,8 @@ gboolean  qb_store_schema_check    (const char *path, int *version, GError **err
 gboolean  qb_store_schema_migrate  (sqlite3 *db, const char *path, int target, GError **error);
 
 /* qb-store-blob.c — the compact BLOB encodings (documented there). */
+#define QB_STORE_MAX_BINS     (1u << 20)
+#define QB_STORE_MAX_CHANNELS (1u << 24)
 void          qb_histogram_encode      (const QbHistogram *h, GByteArray *out);
 QbHistogram  *qb_histogram_decode      (const guint8 *data, gsize len, GError **error);
 void          qb_channel_ranges_encode (guint n, const float *min, const float *max,

@@ -102,6 +102,10 @@ qb_store_find_model (QbStore *store, const char *spec, GError **error)
 
   if (models == NULL)
     return 0;
+  /* A number that is a model's id means that model. */
+  for (guint i = 0; end != spec && *end == '\0' && i < models->len; i++)
+    if (((QbModelRecord *) models->pdata[i])->id == id)
+      return id;
   for (guint i = 0; i < models->len; i++)
     {
       QbModelRecord *m = g_ptr_array_index (models, i);
@@ -573,14 +577,11 @@ qb_store_get_tensors (QbStore *store, gint64 experiment_id, GError **error)
   GPtrArray *tensors;
 
   /* One read transaction: the experiment and its tensors from one snapshot. */
-  if (sqlite3_exec (store->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
-    {
-      qb_store_fail (store, error, "starting a read");
-      return NULL;
-    }
+  if (!qb_store_begin_read (store, error))
+    return NULL;
   e = qb_store_get_experiment_locked (store, experiment_id, error);
   tensors = e ? qb_store_get_tensors_locked (store, experiment_id, error) : NULL;
-  sqlite3_exec (store->db, "COMMIT", NULL, NULL, NULL);
+  qb_store_end_read (store);
   return tensors;
 }
 

@@ -113,7 +113,21 @@ void
 qb_store_rollback (QbStore *store)
 {
   if (!sqlite3_get_autocommit (store->db))
-    sqlite3_exec (store->db, "ROLLBACK", NULL, NULL, NULL);
+    exec_sql (store, "ROLLBACK", NULL);
+}
+
+/* A read transaction: several queries see one snapshot. */
+gboolean
+qb_store_begin_read (QbStore *store, GError **error)
+{
+  return exec_sql (store, "BEGIN", error);
+}
+
+void
+qb_store_end_read (QbStore *store)
+{
+  if (!sqlite3_get_autocommit (store->db))
+    exec_sql (store, "COMMIT", NULL);
 }
 
 void
@@ -810,6 +824,35 @@ bind_blob (QbStmt *stmt, int index, GByteArray *buf)
 }
 
 static gboolean
+result_is_valid (QbStore *store, const QbTensorResult *r, GError **error)
+{
+  const QbHistogram *hists[3] = { r->hist_original, r->hist_quantized, r->hist_error };
+
+  if (r->tensor_name == NULL || *r->tensor_name == '\0')
+    {
+      g_set_error (error, QB_STORE_ERROR, QB_STORE_ERROR_INVALID, "a tensor result needs a name");
+      return FALSE;
+    }
+  for (guint i = 0; i < 3; i++)
+    if (hists[i] != NULL && (hists[i]->n_bins == 0 || hists[i]->n_bins > QB_STORE_MAX_BINS ||
+                             hists[i]->counts == NULL))
+      {
+        g_set_error (error, QB_STORE_ERROR, QB_STORE_ERROR_INVALID,
+                     "tensor %s: a histogram of %u bins cannot be stored (1 to %u)",
+                     r->tensor_name, hists[i]->n_bins, QB_STORE_MAX_BINS);
+        return FALSE;
+      }
+  if (r->n_channels > QB_STORE_MAX_CHANNELS ||
+      (r->n_channels > 0 && (r->channel_min == NULL || r->channel_max == NULL)))
+    {
+      g_set_error (error, QB_STORE_ERROR, QB_STORE_ERROR_INVALID,
+                   "tensor %s: %u channel ranges cannot be stored", r->tensor_name, r->n_channels);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static gboolean
 write_tensor_data (QbStore *store, gint64 tensor_id, const QbTensorResult *r, GError **error)
 {
   g_autoptr(QbStmt) stmt = NULL;
@@ -849,11 +892,8 @@ qb_store_write_tensor_locked (QbStore *store, gint64 experiment_id, const QbStor
   g_autoptr(QbStmt) remove = NULL;
   g_autoptr(QbStmt) stmt = NULL;
 
-  if (r->tensor_name == NULL || *r->tensor_name == '\0')
-    {
-      g_set_error (error, QB_STORE_ERROR, QB_STORE_ERROR_INVALID, "a tensor result needs a name");
-      return FALSE;
-    }
+  if (!result_is_valid (store, r, error))
+    return FALSE;
   remove = qb_store_stmt (store, "DELETE FROM tensor_result WHERE experiment_id = ?1 AND name = ?2",
                           error);
   if (remove == NULL)

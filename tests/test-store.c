@@ -260,6 +260,27 @@ test_failed_and_bad_input (void)
   /* A failed run keeps its message; an unnamed run gets a dated name. */
   id = qb_store_begin_experiment (store, model, &spec, &error);
   g_assert_no_error (error);
+  /* A result the store could not read back is refused, and nothing of it kept. */
+  {
+    g_autoptr(QbTensorResult) r = qb_test_tensor_result ("t", 1, TRUE, 4);
+    g_autoptr(QbTensorResult) unnamed = qb_test_tensor_result ("", 1, FALSE, 0);
+    g_autoptr(GPtrArray) tensors = NULL;
+
+    r->hist_error->n_bins = 0;
+    g_assert_false (qb_store_add_tensor_result (store, id, 0, 0, r, &error));
+    g_assert_error (error, QB_STORE_ERROR, QB_STORE_ERROR_INVALID);
+    g_clear_error (&error);
+    r->hist_error->n_bins = QB_HISTOGRAM_BINS;
+    g_clear_pointer (&r->channel_max, g_free);
+    g_assert_false (qb_store_add_tensor_result (store, id, 0, 0, r, &error));
+    g_assert_error (error, QB_STORE_ERROR, QB_STORE_ERROR_INVALID);
+    g_clear_error (&error);
+    g_assert_false (qb_store_add_tensor_result (store, id, 0, 0, unnamed, &error));
+    g_assert_error (error, QB_STORE_ERROR, QB_STORE_ERROR_INVALID);
+    g_clear_error (&error);
+    tensors = qb_store_get_tensors (store, id, &error);
+    g_assert_cmpuint (tensors->len, ==, 0);
+  }
   qb_store_finish_experiment (store, id, QB_EXPERIMENT_FAILED, 0.5, "out of memory", &error);
   g_assert_no_error (error);
   e = qb_store_get_experiment (store, id, &error);

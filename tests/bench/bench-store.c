@@ -255,7 +255,16 @@ bench_run (const char *dir, const QbModelRecord *model)
   check (qb_store_import_file (other, json, NULL, NULL, &error), error);
   t = span_end (t);
   g_free (a);
-  printf ("  import that JSON into another database         %s\n\n", a = span_text (&t, 1));
+  printf ("  import that JSON into another database         %s\n", a = span_text (&t, 1));
+  g_clear_pointer (&store, qb_store_close);
+  g_stat (path, &st);
+  t = span_start ();
+  store = qb_store_open (path, &error);
+  t = span_end (t);
+  check (store != NULL, error);
+  g_free (a);
+  printf ("  open the %.1f MiB database (checks, quick_check) %s\n\n", st.st_size / 1048576.0,
+          a = span_text (&t, 1));
 }
 
 /* -- listing ----------------------------------------------------------------------------- */
