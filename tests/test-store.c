@@ -6,6 +6,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <json-glib/json-glib.h>
+
 #include "qb-store-private.h"
 #include "qb-test-store.h"
 #include "qb-test-util.h"
@@ -997,6 +999,54 @@ test_models (void)
   g_assert_error (error, QB_STORE_ERROR, QB_STORE_ERROR_INVALID);
 }
 
+/* A real model's record: what the UI stores when it runs a plan on it. */
+static void
+test_model_record_from_model (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *path = qb_test_shared_path ("models/stories260K.gguf");
+  g_autoptr(QbModel) model = NULL;
+  g_autoptr(QbModelRecord) m = NULL;
+  g_autoptr(QbModelRecord) again = NULL;
+  g_autoptr(QbModelRecord) stored = NULL;
+  g_autoptr(QbStore) store = NULL;
+  g_autoptr(JsonParser) parser = json_parser_new ();
+  JsonObject *arch;
+  gint64 id = 0, id2 = 0;
+
+  if (path == NULL)
+    return;
+  model = qb_model_open (path, &error);
+  g_assert_no_error (error);
+  m = qb_model_record_new_from_model (model);
+  g_assert_cmpstr (m->path, ==, path);
+  g_assert_cmpuint (strlen (m->fingerprint), ==, 64);
+  g_assert_cmpuint (m->n_tensors, ==, 48);
+  g_assert_cmpint (m->n_params, >, 200000);
+  g_assert_cmpuint (m->file_size, >, 0);
+  g_assert_cmpstr (m->family, ==, "llama");
+  g_assert_true (json_parser_load_from_data (parser, m->arch_json, -1, &error));
+  arch = json_node_get_object (json_parser_get_root (parser));
+  g_assert_cmpint (json_object_get_int_member (arch, "n_layer"), ==, 5);
+  g_assert_cmpint (json_object_get_int_member (arch, "n_embd"), ==, 64);
+  g_assert_cmpint (json_object_get_int_member (arch, "n_head_kv"), ==, 4);
+  g_assert_cmpfloat_with_epsilon (json_object_get_double_member (arch, "rms_eps"), 1e-5, 1e-12);
+
+  /* Opened again, the same model is the same record. */
+  g_clear_object (&model);
+  model = qb_model_open (path, &error);
+  again = qb_model_record_new_from_model (model);
+  g_assert_cmpstr (again->fingerprint, ==, m->fingerprint);
+  store = new_store ();
+  qb_store_add_model (store, m, &id, &error);
+  g_assert_no_error (error);
+  qb_store_add_model (store, again, &id2, &error);
+  g_assert_cmpint (id, ==, id2);
+  stored = qb_store_get_model (store, id, &error);
+  g_assert_cmpstr (stored->name, ==, m->name);
+  g_assert_cmpint (stored->n_params, ==, m->n_params);
+}
+
 /* -- BLOB encodings ------------------------------------------------------------------------- */
 
 static void
@@ -1439,6 +1489,7 @@ main (int argc, char **argv)
   g_test_add_func ("/store/evaluation", test_evaluation);
   g_test_add_func ("/store/calibration", test_calibration);
   g_test_add_func ("/store/models", test_models);
+  g_test_add_func ("/store/models/from-model", test_model_record_from_model);
   g_test_add_func ("/store/blob/codec", test_blob);
   g_test_add_func ("/store/blob/damaged-in-db", test_blob_damaged_in_db);
   g_test_add_func ("/store/threads/reader-during-write", test_reader_during_write);
