@@ -9,7 +9,14 @@ qb_test_ui_init (int    *argc,
 {
   /* The default backend talks to AT-SPI over the session bus, which Xvfb
    * runs lack; the test backend keeps every property for inspection. */
+  g_autofree char *home = NULL;
+
   g_setenv ("GTK_A11Y", "test", TRUE);
+  /* The demo model goes to the cache folder and the default database to
+   * the data folder: keep both inside the test's temporary folder. */
+  home = qb_test_tmpdir ();
+  g_setenv ("XDG_CACHE_HOME", home, TRUE);
+  g_setenv ("XDG_DATA_HOME", home, TRUE);
   /* Xvfb has no GPU: GL would run in software, slower than cairo, and
    * compiling its shaders costs seconds per process. */
   g_setenv ("GSK_RENDERER", "cairo", FALSE);

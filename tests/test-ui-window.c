@@ -422,6 +422,48 @@ test_charts (Fixture       *f,
   g_assert_nonnull (strstr (qb_window_get_error_message (f->window), ".png"));
 }
 
+static gboolean
+has_document (gpointer data)
+{
+  GtkWindow *window = gtk_application_get_active_window (data);
+  return window && qb_window_get_document (QB_WINDOW (window)) && !qb_window_is_loading (QB_WINDOW (window));
+}
+
+/* The first launch opens the built-in demo model; later ones the last model. */
+static void
+test_first_launch (Fixture       *f,
+                   gconstpointer  data)
+{
+  g_autoptr(GSettings) settings = g_settings_new ("org.quantbench.Quantbench");
+  g_autoptr(QbApplication) app = qb_application_new ();
+  g_autoptr(GError) error = NULL;
+  QbWindow *window;
+  QbModel *model;
+  g_autofree char *demo_path = NULL;
+  g_auto(GStrv) recent = NULL;
+
+  g_settings_set_boolean (settings, "first-run", TRUE);
+  g_assert_true (g_application_register (G_APPLICATION (app), NULL, &error));
+  g_application_activate (G_APPLICATION (app));
+  qb_test_ui_wait_for (has_document, app, 120, "the demo model");
+  window = QB_WINDOW (gtk_application_get_active_window (GTK_APPLICATION (app)));
+  model = qb_document_get_model (qb_window_get_document (window));
+  g_assert_cmpstr (qb_model_get_arch (model)->family, ==, "llama");
+  g_assert_cmpuint (qb_model_get_n_tensors (model), >, 10);
+  demo_path = g_strdup (qb_model_get_path (model));
+  g_assert_nonnull (strstr (demo_path, "quantbench"));
+  g_assert_false (g_settings_get_boolean (settings, "first-run"));
+  recent = g_settings_get_strv (settings, "recent-files");
+  g_assert_cmpstr (recent[0], ==, demo_path);
+  gtk_window_destroy (GTK_WINDOW (window));
+  qb_test_ui_flush ();
+
+  /* The same through the window's action. */
+  activate (f, "open-demo", NULL);
+  qb_test_window_settle (f);
+  g_assert_cmpstr (qb_model_get_path (qb_document_get_model (qb_window_get_document (f->window))), ==, demo_path);
+}
+
 static void
 test_shortcuts (Fixture       *f,
                 gconstpointer  data)
@@ -480,6 +522,7 @@ main (int argc, char **argv)
 
 #define ADD(path, func) g_test_add ("/ui/window/" path, Fixture, NULL, fixture_setup, func, fixture_teardown)
   ADD ("shortcuts", test_shortcuts);
+  ADD ("first-launch", test_first_launch);
   ADD ("preferences", test_preferences);
   ADD ("open-model", test_open_model);
   ADD ("set-formats", test_set_formats);

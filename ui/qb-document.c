@@ -3,6 +3,10 @@
 
 #include <math.h>
 
+#include "qb-demo-model.h"
+#include "qb-moments.h"
+#include "qb-tensor-quantizer.h"
+
 #define STATS_CHUNK_VALUES (1 << 20)   /* floats read at a time: 4 MiB */
 #define STATS_MAX_CHANNELS 4096
 
@@ -163,8 +167,21 @@ load_thread (GTask        *task,
              GCancellable *cancellable)
 {
   const char *path = task_data;
+  g_autofree char *demo = NULL;
   GError *error = NULL;
-  QbModel *model = qb_model_open (path, &error);
+  QbModel *model;
+
+  /* No path: the built-in demo model, generated on first use. */
+  if (path == NULL)
+    {
+      path = demo = qb_demo_model_get_default (cancellable, &error);
+      if (path == NULL)
+        {
+          g_task_return_error (task, error);
+          return;
+        }
+    }
+  model = qb_model_open (path, &error);
 
   if (model == NULL)
     g_task_return_error (task, error);
@@ -422,18 +439,12 @@ qb_document_clear_results (QbDocument *self)
 
 /* -- original statistics ------------------------------------------------ */
 
-typedef struct {
-  double  sum, sum2, sum3, sum4;
-  double  min, max;
-  gint64  n;
-} Moments;
-
 /* Reads the tensor in chunks of whole rows and calls visit on each. */
 static gboolean
 for_each_chunk (QbModel       *model,
                 guint          index,
                 GCancellable  *cancellable,
-                gboolean     (*visit) (const float *x, gint64 row, gint64 n_rows, gint64 n_cols, gpointer data),
+                void         (*visit) (const float *x, gint64 row, gint64 n_rows, gint64 n_cols, gpointer data),
                 gpointer       data,
                 GError       **error)
 {
@@ -463,16 +474,15 @@ for_each_chunk (QbModel       *model,
 }
 
 typedef struct {
-  Moments  m;
-  float   *ch_min;
-  float   *ch_max;
-  gint64   rows_per_channel;
-  QbHistogram *hist;
-  double   mean, std;
-  gint64   outliers;
+  QbMoments  moments;
+  float     *ch_min;
+  float     *ch_max;
+  gint64     rows_per_channel;
+  double     center, radius;
+  guint64    outliers;
 } StatsPass;
 
-static gboolean
+static void
 visit_moments (const float *x,
                gint64       row,
                gint64       n_rows,
@@ -481,56 +491,39 @@ visit_moments (const float *x,
 {
   StatsPass *p = data;
 
+  qb_moments_add (&p->moments, x, n_rows * n_cols);
   for (gint64 r = 0; r < n_rows; r++)
     {
       const float *v = x + r * n_cols;
       guint ch = (guint) ((row + r) / p->rows_per_channel);
       float lo = v[0], hi = v[0];
-      double s = 0, s2 = 0, s3 = 0, s4 = 0;
 
-      for (gint64 c = 0; c < n_cols; c++)
+      for (gint64 c = 1; c < n_cols; c++)
         {
-          double d = v[c], d2 = d * d;
           lo = MIN (lo, v[c]);
           hi = MAX (hi, v[c]);
-          s += d;
-          s2 += d2;
-          s3 += d2 * d;
-          s4 += d2 * d2;
         }
       p->ch_min[ch] = MIN (p->ch_min[ch], lo);
       p->ch_max[ch] = MAX (p->ch_max[ch], hi);
-      p->m.min = MIN (p->m.min, lo);
-      p->m.max = MAX (p->m.max, hi);
-      p->m.sum += s;
-      p->m.sum2 += s2;
-      p->m.sum3 += s3;
-      p->m.sum4 += s4;
-      p->m.n += n_cols;
     }
-  return TRUE;
 }
 
-static gboolean
-visit_histogram (const float *x,
-                 gint64       row,
-                 gint64       n_rows,
-                 gint64       n_cols,
-                 gpointer     data)
+static void
+visit_outliers (const float *x,
+                gint64       row,
+                gint64       n_rows,
+                gint64       n_cols,
+                gpointer     data)
 {
   StatsPass *p = data;
-  gint64 n = n_rows * n_cols;
-  double limit = 6 * p->std;
 
-  qb_histogram_add (p->hist, x, n);
-  for (gint64 i = 0; i < n; i++)
-    p->outliers += fabs (x[i] - p->mean) > limit;
-  return TRUE;
+  p->outliers += qb_moments_count_outliers (x, n_rows * n_cols, p->center, p->radius);
 }
 
 QbTensorResult *
 qb_document_compute_stats (QbModel       *model,
                            guint          index,
+                           QbWorkers     *workers,
                            GCancellable  *cancellable,
                            GError       **error)
 {
@@ -539,7 +532,6 @@ qb_document_compute_stats (QbModel       *model,
   gint64 n_rows = MAX (qb_tensor_n_rows (t), 1);
   StatsPass p = { 0 };
   guint n_channels;
-  double n, var;
 
   p.rows_per_channel = (n_rows + STATS_MAX_CHANNELS - 1) / STATS_MAX_CHANNELS;
   n_channels = (guint) ((n_rows + p.rows_per_channel - 1) / p.rows_per_channel);
@@ -550,8 +542,7 @@ qb_document_compute_stats (QbModel       *model,
       p.ch_min[c] = G_MAXFLOAT;
       p.ch_max[c] = -G_MAXFLOAT;
     }
-  p.m.min = G_MAXDOUBLE;
-  p.m.max = -G_MAXDOUBLE;
+  qb_moments_init (&p.moments);
 
   r->tensor_name = g_strdup (t->name);
   r->n_params = t->n_params;
@@ -561,30 +552,25 @@ qb_document_compute_stats (QbModel       *model,
 
   if (!for_each_chunk (model, index, cancellable, visit_moments, &p, error))
     return NULL;
-
-  n = MAX (p.m.n, 1);
-  p.mean = p.m.sum / n;
-  var = MAX (p.m.sum2 / n - p.mean * p.mean, 0);
-  p.std = sqrt (var);
-  r->metrics.mean = p.mean;
-  r->metrics.std = p.std;
-  r->metrics.min = p.m.n ? p.m.min : 0;
-  r->metrics.max = p.m.n ? p.m.max : 0;
-  if (var > 0)
-    {
-      /* Fourth central moment from the raw ones. */
-      double m4 = p.m.sum4 / n - 4 * p.mean * p.m.sum3 / n + 6 * p.mean * p.mean * p.m.sum2 / n
-                  - 3 * pow (p.mean, 4);
-      r->metrics.kurtosis = m4 / (var * var) - 3;
-    }
-
-  p.hist = qb_histogram_new (QB_HISTOGRAM_BINS, r->metrics.min, r->metrics.max);
-  r->hist_original = p.hist;
-  if (!for_each_chunk (model, index, cancellable, visit_histogram, &p, error))
+  p.center = p.moments.mean;
+  p.radius = qb_moments_outlier_radius (&p.moments);
+  if (!for_each_chunk (model, index, cancellable, visit_outliers, &p, error))
     return NULL;
-  r->metrics.outlier_share = (double) p.outliers / n;
+
+  r->metrics.mean = p.moments.mean;
+  r->metrics.std = qb_moments_std (&p.moments);
+  r->metrics.min = p.moments.n ? p.moments.min : 0;
+  r->metrics.max = p.moments.n ? p.moments.max : 0;
+  r->metrics.kurtosis = qb_moments_kurtosis (&p.moments);
+  r->metrics.outlier_share = p.moments.n ? (double) p.outliers / p.moments.n : 0;
   r->metrics.mse = r->metrics.rmse_rel = r->metrics.sqnr_db = r->metrics.cosine = NAN;
   r->metrics.max_abs_err = r->metrics.wmse = r->metrics.out_rel_err = NAN;
+
+  /* The engine's histogram: the same bin edges a run of this tensor uses,
+   * so the overlay after a run lines up with what was shown before. */
+  r->hist_original = qb_tensor_original_histogram (model, index, workers, cancellable, error);
+  if (r->hist_original == NULL)
+    return NULL;
   return g_steal_pointer (&r);
 }
 
@@ -607,8 +593,9 @@ stats_thread (GTask        *task,
               GCancellable *cancellable)
 {
   StatsRequest *req = task_data;
+  g_autoptr(QbWorkers) workers = qb_workers_new (0);
   GError *error = NULL;
-  QbTensorResult *stats = qb_document_compute_stats (req->model, req->index, cancellable, &error);
+  QbTensorResult *stats = qb_document_compute_stats (req->model, req->index, workers, cancellable, &error);
 
   if (stats == NULL)
     g_task_return_error (task, error);

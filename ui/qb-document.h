@@ -12,13 +12,15 @@
 #include "qb-model.h"
 #include "qb-plan.h"
 #include "qb-tensor-row.h"
+#include "qb-workers.h"
 
 G_BEGIN_DECLS
 
 #define QB_TYPE_DOCUMENT (qb_document_get_type ())
 G_DECLARE_FINAL_TYPE (QbDocument, qb_document, QB, DOCUMENT, GObject)
 
-/* Opens a model file on a worker thread. */
+/* Opens a model file on a worker thread; path NULL opens the built-in
+ * demo model (generated into the user's cache on first use). */
 void              qb_document_load_async        (const char           *path,
                                                  const char           *default_format,
                                                  GCancellable         *cancellable,
@@ -80,10 +82,11 @@ void              qb_document_request_stats     (QbDocument           *self,
 gboolean          qb_document_is_computing_stats (QbDocument          *self);
 
 /* The statistics themselves, for any caller on any thread: the original
- * weights' histogram (QB_HISTOGRAM_BINS bins from min to max), per-channel
- * ranges (bucketed above 4096 channels), and moments. */
+ * weights' histogram (the engine's, over the bin edges a run uses),
+ * per-channel ranges (bucketed above 4096 channels), and moments. */
 QbTensorResult   *qb_document_compute_stats     (QbModel              *model,
                                                  guint                 index,
+                                                 QbWorkers            *workers,
                                                  GCancellable         *cancellable,
                                                  GError              **error);
 

@@ -38,8 +38,7 @@ static void
 sync_from_plan (QbPlanPanel *self)
 {
   QbPlan *plan = self->document ? qb_document_get_plan (self->document) : NULL;
-  GListModel *rows;
-  guint n, overridden = 0, pos;
+  guint overridden, pos;
   g_autofree char *text = NULL;
 
   if (plan == NULL)
@@ -55,10 +54,7 @@ sync_from_plan (QbPlanPanel *self)
     gtk_drop_down_set_selected (self->method_dropdown, pos);
   self->syncing = FALSE;
 
-  rows = qb_document_get_rows (self->document);
-  n = g_list_model_get_n_items (rows);
-  for (guint i = 0; i < n; i++)
-    overridden += qb_tensor_row_get_overridden (qb_document_get_row (self->document, i));
+  overridden = qb_plan_get_n_overrides (plan);
   if (overridden == 0)
     text = g_strdup ("No per-tensor overrides");
   else

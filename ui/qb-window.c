@@ -177,7 +177,8 @@ load_done (GObject      *source,
 
   if (document == NULL)
     {
-      g_autofree char *message = g_strdup_printf ("Could not open %s: %s", path, error->message);
+      g_autofree char *message = g_strdup_printf ("Could not open %s: %s", path ? path : "the demo model",
+                                                  error->message);
       show_status (self, "Open a model to begin", FALSE);
       qb_window_show_error (self, message);
       return;
@@ -198,7 +199,6 @@ qb_window_open_path (QbWindow   *self,
   g_autofree char *format = NULL;
 
   g_return_if_fail (QB_IS_WINDOW (self));
-  g_return_if_fail (path != NULL);
 
   if (self->run && qb_run_is_running (self->run))
     {
@@ -212,7 +212,7 @@ qb_window_open_path (QbWindow   *self,
   g_free (self->loading_path);
   self->loading_path = g_strdup (path);
 
-  base = g_path_get_basename (path);
+  base = path ? g_path_get_basename (path) : g_strdup ("the demo model");
   text = g_strdup_printf ("Opening %s…", base);
   show_status (self, text, TRUE);
   format = g_settings_get_string (self->settings, "default-format");
@@ -224,8 +224,7 @@ void
 qb_window_open_demo (QbWindow *self)
 {
   g_return_if_fail (QB_IS_WINDOW (self));
-  /* The built-in demo model comes with the model-files work. */
-  qb_window_show_error (self, "The built-in demo model is not available in this build.");
+  qb_window_open_path (self, NULL);
 }
 
 /* -- runs ----------------------------------------------------------------- */

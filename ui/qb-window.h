@@ -23,7 +23,8 @@ G_BEGIN_DECLS
 G_DECLARE_FINAL_TYPE (QbWindow, qb_window, QB, WINDOW, GtkApplicationWindow)
 
 QbWindow        *qb_window_new               (GtkApplication *application);
-/* Opens a model in the background; errors show in the window. */
+/* Opens a model in the background; errors show in the window.  path NULL
+ * opens the built-in demo model. */
 void             qb_window_open_path         (QbWindow       *self,
                                               const char     *path);
 void             qb_window_open_demo         (QbWindow       *self);
