@@ -255,7 +255,7 @@ qb_channel_range_view_draw (QbChart              *chart,
   draw_bars (self, cr, &r, palette);
   cairo_restore (cr);
   draw_title (self, cr, &r, palette);
-  if (self->hover_x >= 0)
+  if (!palette->for_export && self->hover_x >= 0)
     draw_hover (self, cr, &r, palette);
 }
 

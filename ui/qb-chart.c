@@ -79,6 +79,7 @@ qb_chart_palette_init (QbChartPalette *palette,
   lookup_color (widget, "error_color", NULL, dark ? "#ff7b63" : "#c01c28", &palette->error);
   lookup_color (widget, "success_color", NULL, dark ? "#8ff0a4" : "#1b8553", &palette->success);
   palette->font = pango_font_description_copy (pango_context_get_font_description (context));
+  palette->for_export = FALSE;
 }
 
 void
@@ -181,6 +182,7 @@ qb_chart_export (QbChart     *chart,
     }
 
   qb_chart_palette_init (&palette, GTK_WIDGET (chart));
+  palette.for_export = TRUE;
   switch (format)
     {
     case QB_CHART_FORMAT_PNG:

@@ -19,6 +19,7 @@ typedef struct {
   GdkRGBA error;     /* errors, outliers */
   GdkRGBA success;
   PangoFontDescription *font;   /* owned */
+  gboolean for_export;           /* a file, not the screen: no hover read-outs */
 } QbChartPalette;
 
 #define QB_TYPE_CHART (qb_chart_get_type ())

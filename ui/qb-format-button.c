@@ -288,6 +288,8 @@ qb_format_button_init (QbFormatButton *self)
   self->button = GTK_BUTTON (gtk_button_new ());
   self->label = GTK_LABEL (gtk_label_new (NULL));
   gtk_label_set_xalign (self->label, 0);
+  /* Never narrower than a long name such as "IQ4_XS ▾". */
+  gtk_label_set_width_chars (self->label, 8);
   gtk_label_set_ellipsize (self->label, PANGO_ELLIPSIZE_END);
   gtk_button_set_child (self->button, GTK_WIDGET (self->label));
   g_signal_connect (self->button, "clicked", G_CALLBACK (on_clicked), self);

@@ -386,7 +386,7 @@ qb_histogram_view_draw (QbChart              *chart,
 
   /* Grid ticks sit just under the axis, outside the clip. */
   draw_legend (self, cr, &r, palette);
-  if (self->hover_x >= 0)
+  if (!palette->for_export && self->hover_x >= 0)
     draw_hover (self, cr, &r, palette);
 }
 

@@ -195,7 +195,7 @@ qb_layer_bars_view_draw (QbChart              *chart,
     }
   draw_legend (self, cr, palette, width);
 
-  if (self->hover_series >= 0)
+  if (self->hover_series >= 0 && !palette->for_export)
     {
       g_autofree char *text = qb_layer_bars_view_describe (self, self->hover_series, self->hover_group);
       double x, w;

@@ -274,7 +274,7 @@ qb_scatter_view_draw (QbChart              *chart,
   draw_front (self, cr, &r, palette);
   cairo_restore (cr);
   draw_points (self, cr, &r, palette);
-  if (self->hover >= 0 && (guint) self->hover < self->points->len)
+  if (!palette->for_export && self->hover >= 0 && (guint) self->hover < self->points->len)
     draw_hover (self, cr, &r, palette);
 }
 

@@ -129,7 +129,8 @@ fact_value (const Fact           *fact,
   if (g_str_equal (fact->id, "maxerr"))
     return g_strdup_printf ("%.4g", m->max_abs_err);
   if (g_str_equal (fact->id, "seconds"))
-    return g_strdup_printf ("%.3f s", result->seconds);
+    return result->seconds < 1 ? g_strdup_printf ("%.1f ms", result->seconds * 1e3)
+                               : g_strdup_printf ("%.2f s", result->seconds);
   return NULL;
 }
 
