@@ -64,6 +64,11 @@ test_histogram_readout (void)
   g_assert_null (qb_histogram_view_describe_value (QB_HISTOGRAM_VIEW (view), 0.0));
 
   qb_histogram_view_set_histograms (QB_HISTOGRAM_VIEW (view), original, quantized);
+  /* Assistive technologies get what the picture shows. */
+  gtk_test_accessible_assert_role (GTK_ACCESSIBLE (view), GTK_ACCESSIBLE_ROLE_IMG);
+  gtk_test_accessible_assert_property (GTK_ACCESSIBLE (view), GTK_ACCESSIBLE_PROPERTY_LABEL, "Weight histogram");
+  gtk_test_accessible_assert_property (GTK_ACCESSIBLE (view), GTK_ACCESSIBLE_PROPERTY_DESCRIPTION,
+                                       "512 bins from -0.25 to 0.25, original and quantized, linear counts");
   g_assert_true (qb_histogram_view_has_data (QB_HISTOGRAM_VIEW (view)));
 
   /* The read-out names the bin holding the value and both counts. */

@@ -6,6 +6,7 @@
 
 #include "qb-application.h"
 #include "qb-preferences-dialog.h"
+#include "qb-test-model.h"
 #include "qb-test-ui.h"
 #include "qb-test-util.h"
 #include "qb-window.h"
@@ -515,6 +516,78 @@ test_preferences (Fixture       *f,
   gtk_window_destroy (GTK_WINDOW (dialog));
 }
 
+/* Thousands of tensors: the table filters, groups, selects and bulk-edits
+ * them; only the rows on screen have widgets. */
+static void
+test_many_tensors (Fixture       *f,
+                   gconstpointer  data)
+{
+  QbTestLlama spec = { 400, 64, 128, 256, 4, 4, FALSE, QB_DTYPE_F16, 3 };
+  g_autofree char *path = qb_test_write_llama (f->dir, "many.gguf", &spec);
+  QbLayerTable *table;
+  GListModel *visible;
+  QbDocument *doc;
+  const QbPlanResolution *res;
+  guint n;
+
+  open_model (f, path);
+  doc = qb_window_get_document (f->window);
+  g_assert_nonnull (doc);
+  n = g_list_model_get_n_items (qb_document_get_rows (doc));
+  g_assert_cmpuint (n, ==, 400 * 9 + 3);
+  table = qb_window_get_layer_table (f->window);
+  visible = qb_layer_table_get_visible_rows (table);
+  g_assert_cmpuint (g_list_model_get_n_items (visible), ==, n);
+
+  /* The last tensor can be selected (and scrolled to). */
+  activate (f, "select-tensor", g_variant_new_string ("blk.399.ffn_down.weight"));
+  g_assert_true (qb_layer_table_get_focused_row (table) == row_named (f, "blk.399.ffn_down.weight"));
+
+  qb_layer_table_set_search (table, "blk.399.");
+  g_assert_cmpuint (g_list_model_get_n_items (visible), ==, 9);
+  qb_layer_table_set_search (table, "");
+  activate (f, "group-by", g_variant_new_string ("layer"));
+  {
+    /* Rows outside the blocks (3) come first, then 9 per layer. */
+    g_autofree char *label = qb_layer_table_get_group_label (table, 3 + 9 * 399);
+    g_autofree char *inside = qb_layer_table_get_group_label (table, 3 + 9 * 399 + 1);
+    g_assert_cmpstr (label, ==, "layer 399");
+    g_assert_null (inside);
+  }
+
+  /* Every tensor at once: one re-resolve, totals add up. */
+  qb_layer_table_select_all (table);
+  activate (f, "set-format", g_variant_new_string ("Q8_0"));
+  res = qb_document_get_resolution (doc);
+  g_assert_cmpuint (qb_plan_get_n_overrides (qb_document_get_plan (doc)), ==, n);
+  {
+    guint64 sum = 0;
+    for (guint i = 0; i < n; i++)
+      sum += qb_tensor_row_get_bytes (qb_document_get_row (doc, i));
+    g_assert_cmpuint (sum, ==, res->quantized_bytes);
+  }
+  g_assert_cmpstr (qb_tensor_row_get_requested (row_named (f, "blk.200.attn_k.weight")), ==, "Q8_0");
+}
+
+/* The window fits 1024×700 with a model open. */
+static void
+test_small_screen (Fixture       *f,
+                   gconstpointer  data)
+{
+  int min_w, min_h;
+
+  if (!open_stories (f))
+    return;
+  gtk_widget_measure (GTK_WIDGET (f->window), GTK_ORIENTATION_HORIZONTAL, -1, &min_w, NULL, NULL, NULL);
+  gtk_widget_measure (GTK_WIDGET (f->window), GTK_ORIENTATION_VERTICAL, min_w, &min_h, NULL, NULL, NULL);
+  g_test_message ("minimum window size %d × %d", min_w, min_h);
+  g_assert_cmpint (min_w, <=, 1024);
+  g_assert_cmpint (min_h, <=, 700);
+  activate (f, "show-page", g_variant_new_string ("experiments"));
+  gtk_widget_measure (GTK_WIDGET (f->window), GTK_ORIENTATION_HORIZONTAL, -1, &min_w, NULL, NULL, NULL);
+  g_assert_cmpint (min_w, <=, 1024);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -532,6 +605,8 @@ main (int argc, char **argv)
   ADD ("cancel", test_cancel);
   ADD ("damaged-file", test_damaged_file);
   ADD ("charts", test_charts);
+  ADD ("many-tensors", test_many_tensors);
+  ADD ("small-screen", test_small_screen);
 #undef ADD
   return g_test_run ();
 }
