@@ -461,6 +461,12 @@ qb_channel_range_view_set_ranges (QbChannelRangeView *self,
           self->lo -= 1e-6;
           self->hi += 1e-6;
         }
+      {
+        /* Room above and below the longest bars. */
+        double pad = (self->hi - self->lo) * 0.04;
+        self->lo -= pad;
+        self->hi += pad;
+      }
       find_outliers (self);
       qb_chart_axis_set_data (&self->axis, 0, n, TRUE);
       description = g_strdup_printf ("%u channels, weights from %g to %g, %u outlier channels",

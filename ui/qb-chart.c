@@ -50,11 +50,27 @@ lookup_color (GtkWidget  *widget,
     gdk_rgba_parse (out, fallback);
 }
 
+static double
+luminance (const GdkRGBA *c)
+{
+  return 0.299 * c->red + 0.587 * c->green + 0.114 * c->blue;
+}
+
+/* Mixes a colour toward white. */
+static void
+lighten (GdkRGBA *c,
+         double   amount)
+{
+  c->red += (1 - c->red) * amount;
+  c->green += (1 - c->green) * amount;
+  c->blue += (1 - c->blue) * amount;
+}
+
 static gboolean
 is_dark (const GdkRGBA *fg)
 {
   /* Light text means a dark background. */
-  return 0.299 * fg->red + 0.587 * fg->green + 0.114 * fg->blue > 0.5;
+  return luminance (fg) > 0.5;
 }
 
 void
@@ -73,6 +89,10 @@ qb_chart_palette_init (QbChartPalette *palette,
   lookup_color (widget, "view_bg_color", "theme_base_color", dark ? "#1e1e1e" : "#ffffff", &palette->bg);
   lookup_color (widget, "accent_color", "theme_selected_bg_color", dark ? "#78aeed" : "#1c71d8",
                 &palette->accent);
+  /* A selection colour made for white text is too dark to draw with on a
+   * dark background. */
+  if (dark && luminance (&palette->accent) < 0.45)
+    lighten (&palette->accent, 0.45);
   /* The quantized series needs to stand out against the accent fill in
    * both styles: orange does against blue. */
   gdk_rgba_parse (&palette->contrast, dark ? "#ffa348" : "#c64600");
