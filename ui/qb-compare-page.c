@@ -412,7 +412,8 @@ compare_done (GObject      *object,
   QbComparison *c = g_task_propagate_pointer (G_TASK (result), &error);
 
   self->n_pending--;
-  if (req->generation != self->generation)
+  /* Closed while the task ran, or superseded by a newer comparison. */
+  if (req->generation != self->generation || self->format_names == NULL)
     {
       g_clear_pointer (&c, qb_comparison_free);
       return;
@@ -474,6 +475,8 @@ qb_compare_page_dispose (GObject *object)
 
   g_clear_pointer (&self->store, qb_store_handle_unref);
   qb_ui_dispose_template (GTK_WIDGET (self), QB_TYPE_COMPARE_PAGE);
+  g_clear_object (&self->format_rows);
+  self->format_names = NULL;    /* owned by format_rows */
   g_clear_pointer (&self->row_by_name, g_hash_table_unref);
   g_clear_pointer (&self->comparison, qb_comparison_free);
   G_OBJECT_CLASS (qb_compare_page_parent_class)->dispose (object);

@@ -476,6 +476,9 @@ op_done (GObject      *object,
   g_autoptr(GError) error = NULL;
 
   self->n_pending--;
+  /* The page may have been closed while the task ran. */
+  if (self->rows == NULL)
+    return;
   if (op->kind == OP_LIST)
     {
       g_autoptr(GPtrArray) list = g_task_propagate_pointer (G_TASK (result), &error);
