@@ -15,11 +15,6 @@
 
 typedef QbTestWindow Fixture;
 
-#define fixture_setup    qb_test_window_setup
-#define fixture_teardown qb_test_window_teardown
-#define activate         qb_test_window_activate
-#define open_model       qb_test_window_open
-#define row_named        qb_test_window_row
 
 static gboolean
 run_finished (gpointer data)
@@ -89,14 +84,14 @@ test_set_formats (Fixture       *f,
   doc = qb_window_get_document (f->window);
   table = qb_window_get_layer_table (f->window);
 
-  activate (f, "set-default-format", g_variant_new_string ("Q4_0"));
+  qb_test_window_activate (f, "set-default-format", g_variant_new_string ("Q4_0"));
   before = qb_document_get_resolution (doc)->quantized_bytes;
 
-  activate (f, "select-tensor", g_variant_new_string ("blk.0.attn_q.weight"));
-  g_assert_true (qb_layer_table_get_focused_row (table) == row_named (f, "blk.0.attn_q.weight"));
-  activate (f, "set-format", g_variant_new_string ("Q8_0"));
+  qb_test_window_activate (f, "select-tensor", g_variant_new_string ("blk.0.attn_q.weight"));
+  g_assert_true (qb_layer_table_get_focused_row (table) == qb_test_window_row (f, "blk.0.attn_q.weight"));
+  qb_test_window_activate (f, "set-format", g_variant_new_string ("Q8_0"));
 
-  q = row_named (f, "blk.0.attn_q.weight");
+  q = qb_test_window_row (f, "blk.0.attn_q.weight");
   g_assert_cmpstr (qb_tensor_row_get_requested (q), ==, "Q8_0");
   g_assert_true (qb_tensor_row_get_overridden (q));
   g_assert_cmpstr (qb_tensor_row_get_source (q), ==, "override");
@@ -110,11 +105,11 @@ test_set_formats (Fixture       *f,
   /* Several rows at once. */
   qb_layer_table_set_search (table, "attn_k");
   qb_layer_table_select_all (table);
-  activate (f, "set-format", g_variant_new_string ("Q5_0"));
+  qb_test_window_activate (f, "set-format", g_variant_new_string ("Q5_0"));
   for (guint l = 0; l < 5; l++)
     {
       g_autofree char *name = g_strdup_printf ("blk.%u.attn_k.weight", l);
-      k = row_named (f, name);
+      k = qb_test_window_row (f, name);
       g_assert_cmpstr (qb_tensor_row_get_requested (k), ==, "Q5_0");
     }
   g_assert_cmpstr (qb_tensor_row_get_requested (q), ==, "Q8_0");
@@ -127,13 +122,13 @@ test_set_formats (Fixture       *f,
   g_assert_nonnull (strstr (qb_window_get_totals_text (f->window), "bpw"));
 
   /* A preset decides what overrides do not. */
-  activate (f, "clear-overrides", NULL);
+  qb_test_window_activate (f, "clear-overrides", NULL);
   g_assert_false (qb_tensor_row_get_overridden (q));
-  activate (f, "set-preset", g_variant_new_string ("Q4_K_M"));
-  g_assert_cmpstr (qb_tensor_row_get_source (row_named (f, "output.weight")), ==, "preset Q4_K_M");
+  qb_test_window_activate (f, "set-preset", g_variant_new_string ("Q4_K_M"));
+  g_assert_cmpstr (qb_tensor_row_get_source (qb_test_window_row (f, "output.weight")), ==, "preset Q4_K_M");
 
   /* An unknown format is refused with a message, not applied. */
-  activate (f, "set-format", g_variant_new_string ("Q9_9"));
+  qb_test_window_activate (f, "set-format", g_variant_new_string ("Q9_9"));
   g_assert_nonnull (strstr (qb_window_get_error_message (f->window), "Q9_9"));
 }
 
@@ -151,25 +146,25 @@ test_rules (Fixture       *f,
   plan = qb_document_get_plan (doc);
   editor = qb_plan_panel_get_rules_editor (qb_window_get_plan_panel (f->window));
 
-  activate (f, "add-rule", g_variant_new ("(sss)", "blk.*.attn_v.weight", "glob", "Q8_0"));
+  qb_test_window_activate (f, "add-rule", g_variant_new ("(sss)", "blk.*.attn_v.weight", "glob", "Q8_0"));
   g_assert_cmpuint (qb_plan_get_n_rules (plan), ==, 1);
   g_assert_cmpuint (qb_rules_editor_get_n_rows (editor), ==, 1);
   g_assert_cmpint (qb_rules_editor_get_active (editor), ==, 0);
   /* The new rule is the active one: its matches are highlighted. */
   g_assert_cmpuint (qb_rules_editor_get_match_count (editor, 0), ==, 5);
   g_assert_cmpuint (qb_document_count_highlighted (doc), ==, 5);
-  g_assert_true (qb_tensor_row_get_highlighted (row_named (f, "blk.3.attn_v.weight")));
-  g_assert_cmpstr (qb_tensor_row_get_source (row_named (f, "blk.3.attn_v.weight")), ==, "rule 1");
+  g_assert_true (qb_tensor_row_get_highlighted (qb_test_window_row (f, "blk.3.attn_v.weight")));
+  g_assert_cmpstr (qb_tensor_row_get_source (qb_test_window_row (f, "blk.3.attn_v.weight")), ==, "rule 1");
 
   /* Typing updates the plan and the highlight as you go. */
   qb_rules_editor_set_pattern_text (editor, 0, "blk.1.*");
   qb_test_ui_flush ();
   g_assert_cmpstr (qb_plan_get_rule (plan, 0)->pattern, ==, "blk.1.*");
   g_assert_cmpuint (qb_document_count_highlighted (doc), ==, 9);
-  g_assert_false (qb_tensor_row_get_highlighted (row_named (f, "blk.3.attn_v.weight")));
+  g_assert_false (qb_tensor_row_get_highlighted (qb_test_window_row (f, "blk.3.attn_v.weight")));
 
   /* A regex that does not compile is marked and kept out of the plan. */
-  activate (f, "add-rule", g_variant_new ("(sss)", "ffn_(up|gate)", "regex", "Q5_0"));
+  qb_test_window_activate (f, "add-rule", g_variant_new ("(sss)", "ffn_(up|gate)", "regex", "Q5_0"));
   g_assert_cmpuint (qb_document_count_highlighted (doc), ==, 10);
   qb_rules_editor_set_pattern_text (editor, 1, "ffn_(up");
   qb_test_ui_flush ();
@@ -182,18 +177,18 @@ test_rules (Fixture       *f,
   g_assert_cmpuint (qb_document_count_highlighted (doc), ==, 5);
 
   /* First match wins: blk.1.ffn_up matches both; rule 1 decides. */
-  g_assert_cmpstr (qb_tensor_row_get_source (row_named (f, "blk.1.ffn_up.weight")), ==, "rule 1");
-  g_assert_cmpstr (qb_tensor_row_get_source (row_named (f, "blk.4.ffn_up.weight")), ==, "rule 2");
-  activate (f, "move-rule", g_variant_new ("(uu)", 1, 0));
+  g_assert_cmpstr (qb_tensor_row_get_source (qb_test_window_row (f, "blk.1.ffn_up.weight")), ==, "rule 1");
+  g_assert_cmpstr (qb_tensor_row_get_source (qb_test_window_row (f, "blk.4.ffn_up.weight")), ==, "rule 2");
+  qb_test_window_activate (f, "move-rule", g_variant_new ("(uu)", 1, 0));
   g_assert_cmpstr (qb_plan_get_rule (plan, 0)->pattern, ==, "ffn_up");
-  g_assert_cmpstr (qb_tensor_row_get_source (row_named (f, "blk.1.ffn_up.weight")), ==, "rule 1");
-  g_assert_cmpstr (qb_tensor_row_get_source (row_named (f, "blk.1.ffn_down.weight")), ==, "rule 2");
+  g_assert_cmpstr (qb_tensor_row_get_source (qb_test_window_row (f, "blk.1.ffn_up.weight")), ==, "rule 1");
+  g_assert_cmpstr (qb_tensor_row_get_source (qb_test_window_row (f, "blk.1.ffn_down.weight")), ==, "rule 2");
   g_assert_cmpuint (qb_rules_editor_get_n_rows (editor), ==, 2);
 
-  activate (f, "remove-rule", g_variant_new_uint32 (0));
+  qb_test_window_activate (f, "remove-rule", g_variant_new_uint32 (0));
   g_assert_cmpuint (qb_plan_get_n_rules (plan), ==, 1);
   g_assert_cmpuint (qb_rules_editor_get_n_rows (editor), ==, 1);
-  g_assert_cmpstr (qb_tensor_row_get_source (row_named (f, "blk.4.ffn_up.weight")), !=, "rule 1");
+  g_assert_cmpstr (qb_tensor_row_get_source (qb_test_window_row (f, "blk.4.ffn_up.weight")), !=, "rule 1");
 }
 
 static void
@@ -224,7 +219,7 @@ test_table_filters (Fixture       *f,
   g_assert_cmpuint (g_list_model_get_n_items (visible), ==, 48);
 
   /* Grouped by role: rows of a role together, labelled on their first row. */
-  activate (f, "group-by", g_variant_new_string ("role"));
+  qb_test_window_activate (f, "group-by", g_variant_new_string ("role"));
   g_assert_cmpint (qb_layer_table_get_group_by (table), ==, QB_GROUP_ROLE);
   first = qb_layer_table_get_group_label (table, 0);
   g_assert_cmpstr (first, ==, "token_embd");
@@ -240,7 +235,7 @@ test_table_filters (Fixture       *f,
   }
 
   /* Sorting within groups by a column. */
-  activate (f, "group-by", g_variant_new_string ("none"));
+  qb_test_window_activate (f, "group-by", g_variant_new_string ("none"));
   g_assert_true (qb_layer_table_sort_by (table, "params", GTK_SORT_DESCENDING));
   {
     guint n = g_list_model_get_n_items (visible);
@@ -267,7 +262,7 @@ test_run_to_completion (Fixture       *f,
   if (!open_stories (f))
     return;
   doc = qb_window_get_document (f->window);
-  activate (f, "set-default-format", g_variant_new_string ("Q8_0"));
+  qb_test_window_activate (f, "set-default-format", g_variant_new_string ("Q8_0"));
   g_assert_false (g_action_group_get_action_enabled (G_ACTION_GROUP (f->window), "cancel"));
 
   /* Right after starting, before the loop runs: one run at a time. */
@@ -309,8 +304,8 @@ test_run_to_completion (Fixture       *f,
   g_assert_cmpuint (with_result, ==, qb_run_get_n_tensors (run));
 
   /* The details pane shows the selected tensor's numbers from the run. */
-  activate (f, "select-tensor", g_variant_new_string ("blk.2.attn_output.weight"));
-  row = row_named (f, "blk.2.attn_output.weight");
+  qb_test_window_activate (f, "select-tensor", g_variant_new_string ("blk.2.attn_output.weight"));
+  row = qb_test_window_row (f, "blk.2.attn_output.weight");
   details = qb_window_get_details (f->window);
   g_assert_true (qb_tensor_details_get_row (details) == row);
   expect = g_strdup_printf ("%.2f dB", qb_tensor_row_get_sqnr (row));
@@ -319,7 +314,7 @@ test_run_to_completion (Fixture       *f,
   g_assert_cmpuint (qb_channel_range_view_get_n_channels (qb_tensor_details_get_channel_view (details)), ==, 64);
 
   /* Changing the format afterwards marks the result stale. */
-  activate (f, "set-format", g_variant_new_string ("Q4_0"));
+  qb_test_window_activate (f, "set-format", g_variant_new_string ("Q4_0"));
   g_assert_true (qb_tensor_row_get_stale (row));
 }
 
@@ -364,16 +359,16 @@ test_damaged_file (Fixture       *f,
   const char *message;
 
   g_assert_true (g_file_set_contents (bad, (const char *) bytes, sizeof bytes, NULL));
-  open_model (f, bad);
+  qb_test_window_open (f, bad);
   message = qb_window_get_error_message (f->window);
   g_assert_nonnull (message);
   g_assert_nonnull (strstr (message, "damaged.gguf"));
   g_assert_null (qb_window_get_document (f->window));
   g_assert_false (g_action_group_get_action_enabled (G_ACTION_GROUP (f->window), "quantize"));
 
-  activate (f, "dismiss-error", NULL);
+  qb_test_window_activate (f, "dismiss-error", NULL);
   g_assert_null (qb_window_get_error_message (f->window));
-  open_model (f, missing);
+  qb_test_window_open (f, missing);
   g_assert_nonnull (strstr (qb_window_get_error_message (f->window), "missing.gguf"));
 
   /* The window still works: a good model opens and clears the error. */
@@ -382,7 +377,7 @@ test_damaged_file (Fixture       *f,
   g_assert_true (g_action_group_get_action_enabled (G_ACTION_GROUP (f->window), "quantize"));
 
   /* And a bad file after a good one keeps the good one open. */
-  open_model (f, bad);
+  qb_test_window_open (f, bad);
   g_assert_nonnull (qb_window_get_error_message (f->window));
   g_assert_nonnull (qb_window_get_document (f->window));
 }
@@ -399,27 +394,27 @@ test_charts (Fixture       *f,
   if (!open_stories (f))
     return;
   details = qb_window_get_details (f->window);
-  activate (f, "select-tensor", g_variant_new_string ("blk.1.ffn_up.weight"));
+  qb_test_window_activate (f, "select-tensor", g_variant_new_string ("blk.1.ffn_up.weight"));
   qb_test_ui_wait_for (has_stats, f->window, 30, "the original histogram");
   g_assert_cmpuint (qb_channel_range_view_get_n_channels (qb_tensor_details_get_channel_view (details)), ==, 172);
   g_assert_nonnull (strstr (qb_tensor_details_get_fact (details, "kurtosis"), "."));
 
-  activate (f, "log-scale", NULL);
+  qb_test_window_activate (f, "log-scale", NULL);
   g_assert_true (qb_histogram_view_get_log_scale (qb_tensor_details_get_histogram (details)));
-  activate (f, "show-chart", g_variant_new_string ("channels"));
+  qb_test_window_activate (f, "show-chart", g_variant_new_string ("channels"));
   g_assert_cmpstr (qb_tensor_details_get_chart_name (details), ==, "channels");
 
   svg = g_build_filename (f->dir, "channels.svg", NULL);
-  activate (f, "export-chart-to", g_variant_new_string (svg));
+  qb_test_window_activate (f, "export-chart-to", g_variant_new_string (svg));
   g_assert_true (g_file_test (svg, G_FILE_TEST_IS_REGULAR));
-  activate (f, "show-chart", g_variant_new_string ("histogram"));
+  qb_test_window_activate (f, "show-chart", g_variant_new_string ("histogram"));
   png = g_build_filename (f->dir, "histogram.png", NULL);
-  activate (f, "export-chart-to", g_variant_new_string (png));
+  qb_test_window_activate (f, "export-chart-to", g_variant_new_string (png));
   g_assert_true (g_file_test (png, G_FILE_TEST_IS_REGULAR));
   g_assert_null (qb_window_get_error_message (f->window));
 
   bad = g_build_filename (f->dir, "chart.txt", NULL);
-  activate (f, "export-chart-to", g_variant_new_string (bad));
+  qb_test_window_activate (f, "export-chart-to", g_variant_new_string (bad));
   g_assert_nonnull (strstr (qb_window_get_error_message (f->window), ".png"));
 }
 
@@ -460,7 +455,7 @@ test_first_launch (Fixture       *f,
   qb_test_ui_flush ();
 
   /* The same through the window's action. */
-  activate (f, "open-demo", NULL);
+  qb_test_window_activate (f, "open-demo", NULL);
   qb_test_window_settle (f);
   g_assert_cmpstr (qb_model_get_path (qb_document_get_model (qb_window_get_document (f->window))), ==, demo_path);
 }
@@ -530,7 +525,7 @@ test_many_tensors (Fixture       *f,
   const QbPlanResolution *res;
   guint n;
 
-  open_model (f, path);
+  qb_test_window_open (f, path);
   doc = qb_window_get_document (f->window);
   g_assert_nonnull (doc);
   n = g_list_model_get_n_items (qb_document_get_rows (doc));
@@ -540,13 +535,13 @@ test_many_tensors (Fixture       *f,
   g_assert_cmpuint (g_list_model_get_n_items (visible), ==, n);
 
   /* The last tensor can be selected (and scrolled to). */
-  activate (f, "select-tensor", g_variant_new_string ("blk.399.ffn_down.weight"));
-  g_assert_true (qb_layer_table_get_focused_row (table) == row_named (f, "blk.399.ffn_down.weight"));
+  qb_test_window_activate (f, "select-tensor", g_variant_new_string ("blk.399.ffn_down.weight"));
+  g_assert_true (qb_layer_table_get_focused_row (table) == qb_test_window_row (f, "blk.399.ffn_down.weight"));
 
   qb_layer_table_set_search (table, "blk.399.");
   g_assert_cmpuint (g_list_model_get_n_items (visible), ==, 9);
   qb_layer_table_set_search (table, "");
-  activate (f, "group-by", g_variant_new_string ("layer"));
+  qb_test_window_activate (f, "group-by", g_variant_new_string ("layer"));
   {
     /* Rows outside the blocks (3) come first, then 9 per layer. */
     g_autofree char *label = qb_layer_table_get_group_label (table, 3 + 9 * 399);
@@ -557,7 +552,7 @@ test_many_tensors (Fixture       *f,
 
   /* Every tensor at once: one re-resolve, totals add up. */
   qb_layer_table_select_all (table);
-  activate (f, "set-format", g_variant_new_string ("Q8_0"));
+  qb_test_window_activate (f, "set-format", g_variant_new_string ("Q8_0"));
   res = qb_document_get_resolution (doc);
   g_assert_cmpuint (qb_plan_get_n_overrides (qb_document_get_plan (doc)), ==, n);
   {
@@ -566,7 +561,7 @@ test_many_tensors (Fixture       *f,
       sum += qb_tensor_row_get_bytes (qb_document_get_row (doc, i));
     g_assert_cmpuint (sum, ==, res->quantized_bytes);
   }
-  g_assert_cmpstr (qb_tensor_row_get_requested (row_named (f, "blk.200.attn_k.weight")), ==, "Q8_0");
+  g_assert_cmpstr (qb_tensor_row_get_requested (qb_test_window_row (f, "blk.200.attn_k.weight")), ==, "Q8_0");
 }
 
 /* The window fits 1024×700 with a model open. */
@@ -583,7 +578,7 @@ test_small_screen (Fixture       *f,
   g_test_message ("minimum window size %d × %d", min_w, min_h);
   g_assert_cmpint (min_w, <=, 1024);
   g_assert_cmpint (min_h, <=, 700);
-  activate (f, "show-page", g_variant_new_string ("experiments"));
+  qb_test_window_activate (f, "show-page", g_variant_new_string ("experiments"));
   gtk_widget_measure (GTK_WIDGET (f->window), GTK_ORIENTATION_HORIZONTAL, -1, &min_w, NULL, NULL, NULL);
   g_assert_cmpint (min_w, <=, 1024);
 }
@@ -593,7 +588,7 @@ main (int argc, char **argv)
 {
   qb_test_ui_init (&argc, &argv);
 
-#define ADD(path, func) g_test_add ("/ui/window/" path, Fixture, NULL, fixture_setup, func, fixture_teardown)
+#define ADD(path, func) g_test_add ("/ui/window/" path, Fixture, NULL, qb_test_window_setup, func, qb_test_window_teardown)
   ADD ("shortcuts", test_shortcuts);
   ADD ("first-launch", test_first_launch);
   ADD ("preferences", test_preferences);
