@@ -5,7 +5,9 @@
 
 #include "qb-channel-range-view.h"
 #include "qb-chart.h"
+#include "qb-format-button.h"
 #include "qb-histogram-view.h"
+#include "qb-metric-cell.h"
 #include "qb-layer-bars-view.h"
 #include "qb-scatter-view.h"
 #include "qb-test-ui.h"
@@ -376,6 +378,49 @@ test_scatter_and_bars (void)
 }
 
 static void
+on_chosen (QbFormatButton *button,
+           const char     *format,
+           char          **out)
+{
+  g_free (*out);
+  *out = g_strdup (format);
+}
+
+/* The format button shows without announcing; choosing announces. */
+static void
+test_format_button (void)
+{
+  GtkWidget *button = qb_format_button_new ();
+  GtkWidget *window = in_window (button);
+  g_autofree char *chosen = NULL;
+
+  g_signal_connect (button, "format-chosen", G_CALLBACK (on_chosen), &chosen);
+  qb_format_button_set_format (QB_FORMAT_BUTTON (button), "Q4_K");
+  g_assert_null (chosen);
+  g_assert_cmpstr (qb_format_button_get_format (QB_FORMAT_BUTTON (button)), ==, "Q4_K");
+  qb_format_button_choose (QB_FORMAT_BUTTON (button), "Q8_0");
+  g_assert_cmpstr (chosen, ==, "Q8_0");
+  g_assert_cmpstr (qb_format_button_get_format (QB_FORMAT_BUTTON (button)), ==, "Q8_0");
+  gtk_test_accessible_assert_property (GTK_ACCESSIBLE (gtk_widget_get_first_child (button)),
+                                       GTK_ACCESSIBLE_PROPERTY_DESCRIPTION, "Format: Q8_0");
+  gtk_window_destroy (GTK_WINDOW (window));
+}
+
+static void
+test_metric_cell (void)
+{
+  GtkWidget *cell = qb_metric_cell_new ();
+  GtkWidget *window = in_window (cell);
+
+  qb_metric_cell_set_value (QB_METRIC_CELL (cell), "21.3", 0.5);
+  g_assert_cmpstr (qb_metric_cell_get_text (QB_METRIC_CELL (cell)), ==, "21.3");
+  gtk_test_accessible_assert_property (GTK_ACCESSIBLE (cell), GTK_ACCESSIBLE_PROPERTY_LABEL, "21.3");
+  qb_metric_cell_set_value (QB_METRIC_CELL (cell), "", NAN);
+  g_assert_cmpstr (qb_metric_cell_get_text (QB_METRIC_CELL (cell)), ==, "");
+  gtk_window_destroy (GTK_WINDOW (window));
+}
+
+static void
 test_nice_ticks (void)
 {
   double t[16];
@@ -404,5 +449,7 @@ main (int argc, char **argv)
   g_test_add_func ("/ui/charts/pareto-front", test_pareto_front);
   g_test_add_func ("/ui/charts/scatter-and-bars", test_scatter_and_bars);
   g_test_add_func ("/ui/charts/nice-ticks", test_nice_ticks);
+  g_test_add_func ("/ui/widgets/format-button", test_format_button);
+  g_test_add_func ("/ui/widgets/metric-cell", test_metric_cell);
   return g_test_run ();
 }

@@ -12,6 +12,8 @@ struct _QbFormatButton
   GtkButton          *button;
   GtkLabel           *label;
   GtkWidget          *popover;      /* built on the first click */
+  GtkWidget          *reset;        /* the popover's "plan's choice" button */
+  gboolean            resettable;
   char               *format;
   GtkSearchEntry     *search;       /* the popover's, once built */
   GtkFilterListModel *filtered;
@@ -28,6 +30,7 @@ enum {
 
 enum {
   FORMAT_CHOSEN,
+  RESET,
   N_SIGNALS
 };
 
@@ -116,7 +119,16 @@ on_popover_shown (GtkPopover     *popover,
                   QbFormatButton *self)
 {
   gtk_editable_set_text (GTK_EDITABLE (self->search), "");
+  gtk_widget_set_visible (self->reset, self->resettable);
   gtk_widget_grab_focus (GTK_WIDGET (self->search));
+}
+
+static void
+on_reset_clicked (GtkButton      *button,
+                  QbFormatButton *self)
+{
+  gtk_popover_popdown (GTK_POPOVER (self->popover));
+  g_signal_emit (self, signals[RESET], 0);
 }
 
 static void
@@ -152,9 +164,14 @@ build_popover (QbFormatButton *self)
   g_signal_connect (self->search, "search-changed", G_CALLBACK (on_search_changed), self);
   g_signal_connect (self->search, "activate", G_CALLBACK (on_search_activate), self);
 
+  self->reset = gtk_button_new_with_mnemonic ("Use the _Plan's Choice");
+  gtk_widget_set_tooltip_text (self->reset, "Remove the format set by hand for this tensor");
+  g_signal_connect (self->reset, "clicked", G_CALLBACK (on_reset_clicked), self);
+
   box = gtk_box_new (GTK_ORIENTATION_VERTICAL, 6);
   gtk_box_append (GTK_BOX (box), GTK_WIDGET (self->search));
   gtk_box_append (GTK_BOX (box), scroller);
+  gtk_box_append (GTK_BOX (box), self->reset);
 
   self->popover = gtk_popover_new ();
   gtk_popover_set_child (GTK_POPOVER (self->popover), box);
@@ -276,6 +293,10 @@ qb_format_button_class_init (QbFormatButtonClass *klass)
   signals[FORMAT_CHOSEN] =
     g_signal_new ("format-chosen", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
                   0, NULL, NULL, NULL, G_TYPE_NONE, 1, G_TYPE_STRING);
+  /* The user asked to drop the choice made by hand (see set_resettable). */
+  signals[RESET] =
+    g_signal_new ("reset", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
+                  0, NULL, NULL, NULL, G_TYPE_NONE, 0);
 
   widget_class->measure = qb_format_button_measure;
   widget_class->size_allocate = qb_format_button_size_allocate;
@@ -350,4 +371,12 @@ qb_format_button_set_flat (QbFormatButton *self,
 {
   g_return_if_fail (QB_IS_FORMAT_BUTTON (self));
   gtk_button_set_has_frame (self->button, !flat);
+}
+
+void
+qb_format_button_set_resettable (QbFormatButton *self,
+                                 gboolean        resettable)
+{
+  g_return_if_fail (QB_IS_FORMAT_BUTTON (self));
+  self->resettable = !!resettable;
 }

@@ -26,5 +26,9 @@ void        qb_format_button_choose     (QbFormatButton *self,
                                          const char     *format);
 void        qb_format_button_set_flat   (QbFormatButton *self,
                                          gboolean        flat);
+/* Offers "Use the plan's choice" in the list, which emits "reset" (for a
+ * format set by hand). */
+void        qb_format_button_set_resettable (QbFormatButton *self,
+                                         gboolean        resettable);
 
 G_END_DECLS

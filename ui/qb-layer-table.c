@@ -294,6 +294,7 @@ refresh_format (GtkWidget   *box,
   g_autofree char *tip = NULL;
 
   qb_format_button_set_format (QB_FORMAT_BUTTON (button), qb_tensor_row_get_requested (row));
+  qb_format_button_set_resettable (QB_FORMAT_BUTTON (button), qb_tensor_row_get_overridden (row));
 
   tip = g_strdup_printf ("%s — from %s%s%s", qb_tensor_row_get_format_label (row),
                          qb_tensor_row_get_source (row) ? qb_tensor_row_get_source (row) : "the plan",
@@ -377,6 +378,16 @@ on_format_chosen (QbFormatButton *button,
   qb_document_set_formats (self->document, &row, 1, format);
 }
 
+static void
+on_format_reset (QbFormatButton *button,
+                 QbLayerTable   *self)
+{
+  QbTensorRow *row = g_object_get_data (G_OBJECT (button), "qb-row");
+
+  if (row && self->document)
+    qb_document_clear_overrides (self->document, &row, 1);
+}
+
 static GtkWidget *
 make_cell (QbLayerTable     *self,
            const ColumnSpec *spec)
@@ -400,6 +411,7 @@ make_cell (QbLayerTable     *self,
         gtk_box_append (GTK_BOX (cell), button);
         gtk_box_append (GTK_BOX (cell), icon);
         g_signal_connect (button, "format-chosen", G_CALLBACK (on_format_chosen), self);
+        g_signal_connect (button, "reset", G_CALLBACK (on_format_reset), self);
       }
       break;
     case CELL_METRIC:
