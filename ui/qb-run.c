@@ -2,11 +2,8 @@
 #include "qb-run.h"
 
 #include <math.h>
-#ifdef __linux__
-#include <sys/resource.h>
-#include <sys/syscall.h>
-#include <unistd.h>
-#endif
+
+#include "qb-ui.h"
 
 /* Results and progress reach the main loop at most this often. */
 #define DISPATCH_INTERVAL_MS 100
@@ -262,12 +259,7 @@ on_job_tensor_done (guint                 index,
   g_mutex_unlock (&self->lock);
 }
 
-/* The job runs at a lower CPU priority than the UI, so that with every
- * core quantizing the main loop still gets the CPU as soon as it wants it.
- * Linux keeps nice values per thread and new threads inherit their
- * creator's, so the job gets a thread of its own that lowers its priority
- * before the job starts its workers (a pooled GTask thread would keep the
- * lower priority for whatever task it runs next). */
+/* The job runs at a lower CPU priority than the UI (qb-ui.h). */
 typedef struct {
   QbJob        *job;
   GCancellable *cancellable;
@@ -276,13 +268,10 @@ typedef struct {
 } JobCall;
 
 static gpointer
-job_thread (gpointer data)
+job_call (gpointer data)
 {
   JobCall *call = data;
 
-#ifdef __linux__
-  setpriority (PRIO_PROCESS, (id_t) syscall (SYS_gettid), 10);
-#endif
   call->ok = qb_job_run (call->job, call->cancellable, &call->error);
   return NULL;
 }
@@ -294,7 +283,7 @@ run_job (QbJob         *job,
 {
   JobCall call = { job, cancellable, NULL, FALSE };
 
-  g_thread_join (g_thread_new ("qb-job", job_thread, &call));
+  qb_ui_call_at_low_priority (job_call, &call);
   if (call.ok)
     return QB_RUN_DONE;
   g_propagate_error (error, call.error);

@@ -17,4 +17,12 @@ void qb_ui_ensure_resources (void);
 void qb_ui_dispose_template (GtkWidget *widget,
                              GType      type);
 
+/* Calls func(data) on a new thread running at a lower CPU priority than
+ * the UI, and waits for it: for long computations started from a worker
+ * thread (a quantization job, an evaluation), so that with every core busy
+ * the main loop still gets the CPU when it wants it.  Threads func starts
+ * inherit the lower priority (Linux keeps nice values per thread). */
+void qb_ui_call_at_low_priority (GThreadFunc func,
+                                 gpointer    data);
+
 G_END_DECLS
