@@ -317,6 +317,100 @@ test_cancel_saved (Fixture       *f,
   g_assert_cmpuint (e->n_tensors, ==, n);
 }
 
+#ifdef QB_HAVE_EVAL
+static gboolean
+evaluation_over (gpointer data)
+{
+  QbEvaluator *evaluator = qb_window_get_evaluator (data);
+  return evaluator && !qb_evaluator_is_running (evaluator);
+}
+
+/* An experiment evaluated on real text: perplexity and KLD are stored with
+ * it, and the comparison can plot them. */
+static void
+test_evaluate (Fixture       *f,
+               gconstpointer  data)
+{
+  g_autofree char *text = qb_test_shared_path ("text/tinystories-val.txt");
+  const QbExperiment *e8, *e2;
+  gint64 q8, q2;
+  QbComparePage *compare;
+
+  if (text == NULL || !qb_test_window_open_shared (f, STORIES))
+    return;
+  q8 = run_with_default (f, "Q8_0");
+  q2 = run_with_default (f, "INT2_G32");
+
+  qb_test_window_activate (f, "evaluate-experiment", g_variant_new ("(xsuub)", q8, text, 128, 4, TRUE));
+  g_assert_false (g_action_group_get_action_enabled (G_ACTION_GROUP (f->window), "evaluate-experiment"));
+  qb_test_ui_wait_for (evaluation_over, f->window, 300, "the evaluation");
+  g_assert_cmpint (qb_evaluator_get_status (qb_window_get_evaluator (f->window)), ==, QB_EVALUATOR_DONE);
+  qb_test_window_activate (f, "evaluate-experiment", g_variant_new ("(xsuub)", q2, text, 128, 4, TRUE));
+  qb_test_ui_wait_for (evaluation_over, f->window, 300, "the evaluation");
+  qb_test_window_settle (f);
+
+  e8 = experiment (f, q8);
+  e2 = experiment (f, q2);
+  g_assert_nonnull (e8->evaluation);
+  g_assert_nonnull (e2->evaluation);
+  g_assert_cmpuint (e8->evaluation->n_ctx, ==, 128);
+  g_assert_cmpuint (e8->evaluation->n_chunks, ==, 4);
+  g_assert_cmpstr (e8->evaluation->text_name, ==, "tinystories-val.txt");
+  /* Both against the same float model; 8-bit is almost lossless, 2-bit is not. */
+  g_assert_cmpfloat (e8->evaluation->base_perplexity, ==, e2->evaluation->base_perplexity);
+  g_assert_cmpfloat (e8->evaluation->perplexity / e8->evaluation->base_perplexity, <, 1.02);
+  g_assert_cmpfloat (e8->evaluation->kld_mean, >=, 0);
+  g_assert_cmpfloat (e2->evaluation->kld_mean, >, 10 * e8->evaluation->kld_mean);
+  g_assert_cmpfloat (e2->evaluation->perplexity, >, e8->evaluation->perplexity);
+  g_assert_cmpfloat (e8->evaluation->top1_agreement, >, e2->evaluation->top1_agreement);
+
+  /* The comparison plots perplexity and KLD now. */
+  {
+    gint64 ids[] = { q8, q2 };
+    qb_test_window_activate (f, "compare-experiments",
+                             g_variant_new_fixed_array (G_VARIANT_TYPE_INT64, ids, 2, sizeof (gint64)));
+  }
+  qb_test_window_settle (f);
+  compare = qb_window_get_compare_page (f->window);
+  qb_compare_page_set_metric (compare, QB_METRIC_KLD_MEAN);
+  g_assert_cmpuint (qb_scatter_view_get_n_points (qb_compare_page_get_scatter (compare)), ==, 2);
+  qb_compare_page_set_metric (compare, QB_METRIC_PERPLEXITY);
+  g_assert_cmpuint (qb_scatter_view_get_n_points (qb_compare_page_get_scatter (compare)), ==, 2);
+}
+
+/* Cancelled evaluations store nothing. */
+static void
+test_evaluate_cancel (Fixture       *f,
+                      gconstpointer  data)
+{
+  g_autofree char *text = qb_test_shared_path ("text/tinystories-val.txt");
+  QbEvaluator *evaluator;
+  gint64 id;
+
+  if (text == NULL || !qb_test_window_open_shared (f, STORIES))
+    return;
+  id = run_with_default (f, "Q4_0");
+  g_action_group_activate_action (G_ACTION_GROUP (f->window), "evaluate-experiment",
+                                  g_variant_new ("(xsuub)", id, text, 128, 0, TRUE));
+  evaluator = qb_window_get_evaluator (f->window);
+  g_assert_true (qb_evaluator_is_running (evaluator));
+  g_action_group_activate_action (G_ACTION_GROUP (f->window), "cancel-evaluation", NULL);
+  qb_test_ui_wait_for (evaluation_over, f->window, 120, "the evaluation to stop");
+  g_assert_cmpint (qb_evaluator_get_status (evaluator), ==, QB_EVALUATOR_CANCELLED);
+  qb_test_window_settle (f);
+  g_assert_null (experiment (f, id)->evaluation);
+  g_assert_true (g_action_group_get_action_enabled (G_ACTION_GROUP (f->window), "evaluate-experiment"));
+}
+#else
+static void
+test_evaluate (Fixture       *f,
+               gconstpointer  data)
+{
+  g_test_skip ("this build has no evaluation (core/qb-eval.h is absent)");
+}
+#define test_evaluate_cancel test_evaluate
+#endif
+
 int
 main (int argc, char **argv)
 {
@@ -329,6 +423,8 @@ main (int argc, char **argv)
   ADD ("open", test_open_experiment);
   ADD ("compare", test_compare);
   ADD ("cancel-saved", test_cancel_saved);
+  ADD ("evaluate", test_evaluate);
+  ADD ("evaluate-cancel", test_evaluate_cancel);
 #undef ADD
   return g_test_run ();
 }

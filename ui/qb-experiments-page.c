@@ -95,6 +95,10 @@ struct _QbExperimentsPage
   GtkGrid           *facts_grid;
   GtkEntry          *tags_entry;
   GtkTextView       *notes_view;
+  GtkLabel          *evaluation_label;
+  GtkWidget         *evaluation_progress;
+  GtkLabel          *evaluation_status;
+  GtkProgressBar    *evaluation_bar;
 
   GListStore        *rows;
   GtkFilterListModel *filtered;
@@ -105,6 +109,9 @@ struct _QbExperimentsPage
   QbStoreHandle     *store;
   char              *fingerprint;   /* of the open model, NULL: none */
   QbExperimentRow   *focused;
+#ifdef QB_HAVE_EVAL
+  QbEvaluator       *evaluator;
+#endif
   guint              generation;    /* of the latest list request */
   guint              n_pending;
 };
@@ -221,6 +228,55 @@ add_fact (QbExperimentsPage *self,
   g_free (value);
 }
 
+static char *
+describe_evaluation (const QbEvaluation *ev)
+{
+  GString *s = g_string_new (NULL);
+
+  if (ev == NULL)
+    return g_string_free (s, FALSE);
+  g_string_append_printf (s, "PPL %.4f ± %.4f", ev->perplexity, ev->perplexity_err);
+  if (!isnan (ev->base_perplexity))
+    g_string_append_printf (s, " (float %.4f, ×%.4f)", ev->base_perplexity, ev->perplexity / ev->base_perplexity);
+  if (!isnan (ev->kld_mean))
+    g_string_append_printf (s, "\nKLD mean %.5f · median %.5f · p99 %.4f\nsame top token %.2f %% · RMS Δp %.2f %%",
+                            ev->kld_mean, ev->kld_median, ev->kld_p99, 100 * ev->top1_agreement,
+                            100 * ev->dp_rms);
+  g_string_append_printf (s, "\n%s · %u chunks of %u tokens", ev->text_name ? ev->text_name : "?",
+                          ev->n_chunks, ev->n_ctx);
+  return g_string_free (s, FALSE);
+}
+
+/* An evaluation of the shown experiment under way, or how it ended. */
+static void
+show_evaluation_progress (QbExperimentsPage *self)
+{
+#ifdef QB_HAVE_EVAL
+  gboolean show = self->evaluator && self->focused
+                  && qb_evaluator_get_experiment_id (self->evaluator) == qb_experiment_row_get_id (self->focused)
+                  && qb_evaluator_get_status (self->evaluator) != QB_EVALUATOR_DONE;
+
+  gtk_widget_set_visible (self->evaluation_progress, show);
+  if (!show)
+    return;
+  gtk_progress_bar_set_fraction (self->evaluation_bar, qb_evaluator_get_fraction (self->evaluator));
+  switch (qb_evaluator_get_status (self->evaluator))
+    {
+    case QB_EVALUATOR_CANCELLED:
+      gtk_label_set_text (self->evaluation_status, "Evaluation cancelled");
+      break;
+    case QB_EVALUATOR_FAILED:
+      gtk_label_set_text (self->evaluation_status, qb_evaluator_get_error (self->evaluator)->message);
+      break;
+    default:
+      gtk_label_set_text (self->evaluation_status, qb_evaluator_get_text (self->evaluator));
+      break;
+    }
+#else
+  gtk_widget_set_visible (self->evaluation_progress, FALSE);
+#endif
+}
+
 static void
 show_details (QbExperimentsPage *self)
 {
@@ -234,6 +290,8 @@ show_details (QbExperimentsPage *self)
   gtk_widget_set_sensitive (self->details_box, e != NULL);
   if (e == NULL)
     {
+      gtk_widget_set_visible (self->evaluation_progress, FALSE);
+      gtk_label_set_text (self->evaluation_label, "");
       gtk_editable_set_text (GTK_EDITABLE (self->name_entry), "");
       gtk_label_set_text (self->info_label, "Select an experiment");
       gtk_editable_set_text (GTK_EDITABLE (self->tags_entry), "");
@@ -261,11 +319,12 @@ show_details (QbExperimentsPage *self)
   add_fact (self, row++, "Lowest cosine", col_cosine (e));
   add_fact (self, row++, "Max |error|", text_or_dash (e->totals.max_abs_err, "%.4g"));
   add_fact (self, row++, "Fallbacks", g_strdup_printf ("%u", e->totals.n_fallbacks));
-  if (e->evaluation)
-    {
-      add_fact (self, row++, "Perplexity", col_ppl (e));
-      add_fact (self, row++, "KLD", col_kld (e));
-    }
+  {
+    g_autofree char *evaluation = describe_evaluation (e->evaluation);
+    gtk_label_set_text (self->evaluation_label, e->evaluation ? evaluation
+                                                              : "Not evaluated yet.");
+  }
+  show_evaluation_progress (self);
   {
     g_autofree char *tags = col_tags (e);
     gtk_editable_set_text (GTK_EDITABLE (self->tags_entry), tags);
@@ -629,6 +688,11 @@ qb_experiments_page_dispose (GObject *object)
   if (self->selection)
     g_signal_handlers_disconnect_by_data (self->selection, self);
   g_clear_object (&self->focused);
+#ifdef QB_HAVE_EVAL
+  if (self->evaluator)
+    g_signal_handlers_disconnect_by_data (self->evaluator, self);
+  g_clear_object (&self->evaluator);
+#endif
   g_clear_pointer (&self->store, qb_store_handle_unref);
   qb_ui_dispose_template (GTK_WIDGET (self), QB_TYPE_EXPERIMENTS_PAGE);
   g_clear_object (&self->selection);
@@ -666,6 +730,10 @@ qb_experiments_page_class_init (QbExperimentsPageClass *klass)
   gtk_widget_class_bind_template_child (widget_class, QbExperimentsPage, facts_grid);
   gtk_widget_class_bind_template_child (widget_class, QbExperimentsPage, tags_entry);
   gtk_widget_class_bind_template_child (widget_class, QbExperimentsPage, notes_view);
+  gtk_widget_class_bind_template_child (widget_class, QbExperimentsPage, evaluation_label);
+  gtk_widget_class_bind_template_child (widget_class, QbExperimentsPage, evaluation_progress);
+  gtk_widget_class_bind_template_child (widget_class, QbExperimentsPage, evaluation_status);
+  gtk_widget_class_bind_template_child (widget_class, QbExperimentsPage, evaluation_bar);
   gtk_widget_class_bind_template_callback (widget_class, on_search_changed);
   gtk_widget_class_bind_template_callback (widget_class, on_all_models_toggled);
   gtk_widget_class_bind_template_callback (widget_class, on_name_activate);
@@ -829,3 +897,37 @@ qb_experiments_page_delete (QbExperimentsPage *self,
 {
   run_op (self, OP_DELETE, id, NULL);
 }
+
+#ifdef QB_HAVE_EVAL
+static void
+on_evaluator_progress (QbEvaluator       *evaluator,
+                       QbExperimentsPage *self)
+{
+  show_evaluation_progress (self);
+}
+
+static void
+on_evaluator_finished (QbEvaluator       *evaluator,
+                       QbExperimentsPage *self)
+{
+  show_evaluation_progress (self);
+  qb_experiments_page_refresh (self);
+}
+
+void
+qb_experiments_page_set_evaluator (QbExperimentsPage *self,
+                                   QbEvaluator       *evaluator)
+{
+  g_return_if_fail (QB_IS_EXPERIMENTS_PAGE (self));
+
+  if (self->evaluator)
+    g_signal_handlers_disconnect_by_data (self->evaluator, self);
+  g_set_object (&self->evaluator, evaluator);
+  if (evaluator)
+    {
+      g_signal_connect (evaluator, "progress", G_CALLBACK (on_evaluator_progress), self);
+      g_signal_connect (evaluator, "finished", G_CALLBACK (on_evaluator_finished), self);
+    }
+  show_evaluation_progress (self);
+}
+#endif

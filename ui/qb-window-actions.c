@@ -1,6 +1,10 @@
 /* qb-window-actions.c — every command of the window, as a GAction. */
 #include "qb-window-private.h"
 
+#ifdef QB_HAVE_EVAL
+#include "qb-evaluate-dialog.h"
+#endif
+
 G_GNUC_BEGIN_IGNORE_DEPRECATIONS   /* GtkFileChooserNative: GtkFileDialog is 4.10+ */
 
 static void
@@ -41,6 +45,14 @@ qb_window_update_actions (QbWindow *self)
   for (guint i = 0; i < G_N_ELEMENTS (need_store); i++)
     set_enabled (self, need_store[i], self->store != NULL);
   set_enabled (self, "open-experiment", have && self->store != NULL && !running);
+#ifdef QB_HAVE_EVAL
+  {
+    gboolean evaluating = self->evaluator && qb_evaluator_is_running (self->evaluator);
+    set_enabled (self, "evaluate", have && self->store != NULL && !evaluating);
+    set_enabled (self, "evaluate-experiment", have && self->store != NULL && !evaluating);
+    set_enabled (self, "cancel-evaluation", evaluating);
+  }
+#endif
 }
 
 /* -- opening -------------------------------------------------------------- */
@@ -520,6 +532,77 @@ action_compare_experiments (GSimpleAction *action,
   compare_ids (data, ids, n);
 }
 
+/* -- evaluation ------------------------------------------------------------- */
+#ifdef QB_HAVE_EVAL
+
+static void
+action_evaluate (GSimpleAction *action,
+                 GVariant      *param,
+                 gpointer       data)
+{
+  QbWindow *self = data;
+  QbExperimentRow *row = qb_experiments_page_get_focused (self->experiments_page);
+  const QbArchInfo *arch = qb_model_get_arch (qb_document_get_model (self->document));
+
+  if (row == NULL)
+    {
+      qb_window_show_error (self, "Select the experiment to evaluate on the Experiments page.");
+      return;
+    }
+  gtk_window_present (GTK_WINDOW (qb_evaluate_dialog_new (GTK_WINDOW (self),
+                                                          qb_experiment_row_get_experiment (row),
+                                                          arch->n_ctx)));
+}
+
+static void
+on_evaluation_finished (QbEvaluator *evaluator,
+                        QbWindow    *self)
+{
+  if (qb_evaluator_get_status (evaluator) == QB_EVALUATOR_FAILED)
+    qb_window_show_error (self, qb_evaluator_get_error (evaluator)->message);
+  qb_window_update_actions (self);
+}
+
+static void
+action_evaluate_experiment (GSimpleAction *action,
+                            GVariant      *param,
+                            gpointer       data)
+{
+  QbWindow *self = data;
+  g_autoptr(QbEvaluator) evaluator = NULL;
+  QbEvaluatorOptions options = { 0 };
+  gint64 id;
+
+  g_variant_get (param, "(x&suub)", &id, &options.text_path, &options.n_ctx, &options.n_chunks, &options.kld);
+  options.n_threads = g_settings_get_uint (self->settings, "threads");
+  evaluator = qb_evaluator_new (self->store, qb_document_get_model (self->document), id, &options);
+  if (self->evaluator)
+    g_signal_handlers_disconnect_by_data (self->evaluator, self);
+  g_set_object (&self->evaluator, evaluator);
+  g_signal_connect (evaluator, "finished", G_CALLBACK (on_evaluation_finished), self);
+  qb_experiments_page_set_evaluator (self->experiments_page, evaluator);
+  qb_evaluator_start (evaluator);
+  qb_window_update_actions (self);
+}
+
+static void
+action_cancel_evaluation (GSimpleAction *action,
+                          GVariant      *param,
+                          gpointer       data)
+{
+  QbWindow *self = data;
+
+  if (self->evaluator)
+    qb_evaluator_cancel (self->evaluator);
+}
+
+static const GActionEntry eval_entries[] = {
+  { "evaluate", action_evaluate },
+  { "evaluate-experiment", action_evaluate_experiment, "(xsuub)" },
+  { "cancel-evaluation", action_cancel_evaluation },
+};
+#endif
+
 /* -- the window ----------------------------------------------------------- */
 
 static void
@@ -594,6 +677,9 @@ void
 qb_window_install_actions (QbWindow *self)
 {
   g_action_map_add_action_entries (G_ACTION_MAP (self), entries, G_N_ELEMENTS (entries), self);
+#ifdef QB_HAVE_EVAL
+  g_action_map_add_action_entries (G_ACTION_MAP (self), eval_entries, G_N_ELEMENTS (eval_entries), self);
+#endif
 }
 
 G_GNUC_END_IGNORE_DEPRECATIONS
