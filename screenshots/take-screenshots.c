@@ -101,6 +101,9 @@ main (int argc, char **argv)
 
   /* A few experiments to review and compare. */
   run_plan (&f, "", "Q8_0");
+  qb_test_window_activate (&f, "set-experiment-tags", g_variant_new ("(xs)", (gint64) 1, "baseline"));
+  qb_test_window_activate (&f, "set-experiment-notes",
+                           g_variant_new ("(xs)", (gint64) 1, "8 bits everywhere: the reference the others are judged against."));
   run_plan (&f, "", "Q4_1");
   run_plan (&f, "", "Q4_0");
   run_plan (&f, "", "IQ4_NL");
