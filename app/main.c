@@ -10,6 +10,7 @@
 
 static const QbCliEntry commands[] = {
   { "demo",        qb_cmd_demo,        "Run the headless demo on the built-in model" },
+  { "demo-model",  qb_cmd_demo_model,  "Write a LLaMA-architecture demo model (GGUF)" },
   { "inspect",     qb_cmd_inspect,     "Show a model's architecture and tensors" },
   { "quantize",    qb_cmd_quantize,    "Quantize a model with a plan, measure the error, export" },
   { "plan",        qb_cmd_plan,        "Show a plan's format per tensor and its size, instantly" },

@@ -27,5 +27,6 @@ int  qb_cmd_inspect       (int argc, char **argv);
 int  qb_cmd_quantize      (int argc, char **argv);
 int  qb_cmd_plan          (int argc, char **argv);
 int  qb_cmd_formats       (int argc, char **argv);
+int  qb_cmd_demo_model    (int argc, char **argv);  /* write a demo GGUF */
 
 G_END_DECLS
