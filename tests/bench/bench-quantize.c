@@ -12,9 +12,10 @@
  * which plain threads read the mapped weights (the baseline, measured in
  * the same run), then for Q8_0, Q4_0, Q4_K, Q6_K, INT4_G128 and NF4 the
  * rate of a whole quantization job — pre-pass, quantization,
- * dequantization, every metric and the three histograms — on one thread
- * and on all threads, by wall clock and per CPU-second (steadier on a
- * shared machine), with the ratio to the baseline.
+ * dequantization, every metric and the three histograms — and of the
+ * quantization alone (a job with metrics off), on one thread and on all
+ * threads, by wall clock and per CPU-second (steadier on a shared
+ * machine), with the ratio to the baseline.
  *
  * With llama.cpp's llama-quantize (--llama-quantize PATH, or
  * $QB_LLAMA_QUANTIZE), the ggml types are also run through it with --pure
@@ -75,7 +76,8 @@ data_span (QbModel *model, const guint8 **start, gsize *size)
 
 /* The best of repeats runs of a job with one default format. */
 static QbBenchTime
-job_time (QbModel *model, const char *format, guint threads, const char *out, guint repeats)
+job_time (QbModel *model, const char *format, guint threads, const char *out,
+          gboolean metrics, guint repeats)
 {
   QbBenchTime best = { G_MAXDOUBLE, G_MAXDOUBLE };
 
@@ -89,6 +91,7 @@ job_time (QbModel *model, const char *format, guint threads, const char *out, gu
       qb_plan_set_default_format (plan, format);
       job = qb_job_new (model, plan);
       qb_job_set_threads (job, threads);
+      qb_job_set_metrics (job, metrics);
       if (out)
         qb_job_set_export (job, QB_EXPORT_GGUF, out);
       t0 = qb_bench_now ();
@@ -156,7 +159,7 @@ compare_with_llama (const char *tool, const char *path, QbModel *model, char **f
         continue;
       for (guint k = 0; k < (n_all > 1 ? 2u : 1u); k++)
         {
-          QbBenchTime ours = job_time (model, formats[f], counts[k], out, repeats);
+          QbBenchTime ours = job_time (model, formats[f], counts[k], out, TRUE, repeats);
           QbBenchTime theirs;
 
           if (!llama_time (tool, path, formats[f], counts[k], out, repeats, &theirs))
@@ -239,17 +242,23 @@ main (int argc, char **argv)
     g_autofree char *label = g_strdup_printf ("memory read, %u threads (baseline)", n_all);
     qb_bench_print_rate (label, size, &read_all, NULL, 0);
   }
-  for (guint f = 0; formats[f]; f++)
+  /* The whole job, then the quantization alone (--no-metrics). */
+  for (int metrics = 1; metrics >= 0; metrics--)
     {
-      QbBenchTime one = job_time (model, formats[f], 1, NULL, repeats);
-      g_autofree char *label1 = g_strdup_printf ("%s, 1 thread", formats[f]);
-
-      qb_bench_print_rate (label1, bytes, &one, &read1, size);
-      if (n_all > 1)
+      printf ("\n  %s\n", metrics ? "quantize and measure (metrics and histograms):"
+                                  : "quantize only (--no-metrics):");
+      for (guint f = 0; formats[f]; f++)
         {
-          QbBenchTime all = job_time (model, formats[f], n_all, NULL, repeats);
-          g_autofree char *label = g_strdup_printf ("%s, %u threads", formats[f], n_all);
-          qb_bench_print_rate (label, bytes, &all, &read_all, size);
+          QbBenchTime one = job_time (model, formats[f], 1, NULL, metrics, repeats);
+          g_autofree char *label1 = g_strdup_printf ("%s, 1 thread", formats[f]);
+
+          qb_bench_print_rate (label1, bytes, &one, &read1, size);
+          if (n_all > 1)
+            {
+              QbBenchTime all = job_time (model, formats[f], n_all, NULL, metrics, repeats);
+              g_autofree char *label = g_strdup_printf ("%s, %u threads", formats[f], n_all);
+              qb_bench_print_rate (label, bytes, &all, &read_all, size);
+            }
         }
     }
 
