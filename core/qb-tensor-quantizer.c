@@ -653,6 +653,7 @@ quantize_only (Pass *pass, QbWorkers *workers, Quant *qt, const QbTensor *t, GEr
     return FALSE;
   if (!prepare_method (pass, qt, t->name, error))
     return FALSE;
+  pass->prefault = !need_scan;   /* this pass is the first to read the tensor */
   return pass_run (pass, workers, output_chunk, qt, need_scan ? PREPASS_SHARE : 0,
                    need_scan ? 1.0 - PREPASS_SHARE : 1.0, error);
 }
