@@ -27,8 +27,9 @@
  * How close: against llama-quantize (February 2025) on stories260K, the
  * tiny demo model and synthetic LLaMA models of 8, 12 and 16 layers (with
  * GQA 4 and 8, and tied embeddings), every preset picked the same type
- * for every tensor (6552 choices), and Q3_K_M, Q4_K_M and Q5_K_M exports
- * were byte-identical to llama-quantize's files, tensor by tensor.
+ * for every tensor (7254 choices in 84 model and preset pairs), and
+ * Q3_K_M, Q4_K_M and Q5_K_M exports were byte-identical to
+ * llama-quantize's files, tensor by tensor.
  */
 #include "qb-plan-private.h"
 
