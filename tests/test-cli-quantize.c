@@ -72,6 +72,7 @@ static void
 test_plan_and_quantize (void)
 {
   g_autofree char *model = qb_test_shared_path ("models/stories260K.gguf");
+  g_autofree char *exe = model ? quantbench_path () : NULL;
   g_autofree char *dir = NULL;
   g_autofree char *plan_file = NULL;
   g_autofree char *gguf = NULL;
@@ -83,7 +84,7 @@ test_plan_and_quantize (void)
   JsonArray *tensors;
   int status;
 
-  if (model == NULL || quantbench_path () == NULL)
+  if (model == NULL || exe == NULL)
     return;
   dir = qb_test_tmpdir ();
   plan_file = g_build_filename (dir, "plan.json", NULL);
