@@ -94,18 +94,6 @@ qb_clampi (int v, int lo, int hi)
   return v < lo ? lo : v > hi ? hi : v;
 }
 
-/* Copies n_lanes groups of n values (group b at x + b * stride) into
- * element-major order: xt[i * n_lanes + b].  The lane kernels keep one
- * group per vector lane, so every group runs the scalar algorithm exactly,
- * with its sums in their original order. */
-QB_INLINE void
-qb_transpose_in (const float *x, gint64 stride, int n, int n_lanes, float *xt)
-{
-  for (int b = 0; b < n_lanes; b++)
-    for (int i = 0; i < n; i++)
-      xt[i * n_lanes + b] = x[b * stride + i];
-}
-
 /* Sum of squares in order, as ggml's loops do (no reassociation). */
 QB_INLINE float
 qb_sum_squares (const float *x, gint64 n)
