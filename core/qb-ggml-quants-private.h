@@ -26,8 +26,17 @@ G_BEGIN_DECLS
 /* ggml's threshold under which a group counts as all zero. */
 #define QB_GROUP_MAX_EPS 1e-15f
 
+/* Runtime dispatch: GCC builds each kernel for AVX-512, AVX2 and baseline
+ * x86-64 and picks one at load time.  To test a variant on a machine that
+ * would pick another, build with -DQB_KERNEL_NO_AVX512 (AVX2 and baseline)
+ * or -DQB_NO_KERNEL_CLONES (baseline only). */
+#ifdef QB_KERNEL_NO_AVX512
+#define QB_KERNEL_TARGETS "arch=x86-64-v3", "default"
+#else
+#define QB_KERNEL_TARGETS "arch=x86-64-v4", "arch=x86-64-v3", "default"
+#endif
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(QB_NO_KERNEL_CLONES)
-#define QB_KERNEL __attribute__ ((target_clones ("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#define QB_KERNEL __attribute__ ((target_clones (QB_KERNEL_TARGETS)))
 #else
 #define QB_KERNEL
 #endif
