@@ -422,6 +422,11 @@ qb_job_run (QbJob *job, GCancellable *cancellable, GError **error)
       guint index = job->indices ? job->indices[k] : k;
       const QbTensor *t = qb_model_get_tensor (job->model, index);
 
+      if (g_cancellable_set_error_if_cancelled (cancellable, error))
+        {
+          ok = FALSE;
+          break;
+        }
       job->state.current = index;
       job->state.current_name = t->name;
       job->state.current_fraction = 0;
