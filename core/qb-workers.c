@@ -19,6 +19,10 @@ struct _QbWorkers
   gint64      n_items;
   gint64      next_item;     /* atomic */
   guint       n_busy;        /* workers still in this run, under mutex */
+
+  /* n_threads * QB_WORKERS_SCRATCH_SLOTS buffers and their sizes. */
+  gpointer   *scratch;
+  gsize      *scratch_size;
 };
 
 typedef struct
@@ -87,6 +91,8 @@ qb_workers_new (guint n_threads)
   g_cond_init (&w->start_cond);
   g_cond_init (&w->done_cond);
   w->threads = g_new0 (GThread *, w->n_threads);
+  w->scratch = g_new0 (gpointer, w->n_threads * QB_WORKERS_SCRATCH_SLOTS);
+  w->scratch_size = g_new0 (gsize, w->n_threads * QB_WORKERS_SCRATCH_SLOTS);
   for (guint i = 1; i < w->n_threads; i++)
     {
       WorkerArg *arg = g_new (WorkerArg, 1);
@@ -109,6 +115,10 @@ qb_workers_free (QbWorkers *w)
   for (guint i = 1; i < w->n_threads; i++)
     g_thread_join (w->threads[i]);
   g_free (w->threads);
+  for (guint i = 0; i < w->n_threads * QB_WORKERS_SCRATCH_SLOTS; i++)
+    g_aligned_free (w->scratch[i]);
+  g_free (w->scratch);
+  g_free (w->scratch_size);
   g_mutex_clear (&w->mutex);
   g_cond_clear (&w->start_cond);
   g_cond_clear (&w->done_cond);
@@ -119,6 +129,21 @@ guint
 qb_workers_get_n_threads (QbWorkers *w)
 {
   return w->n_threads;
+}
+
+gpointer
+qb_workers_scratch (QbWorkers *w, guint thread, guint slot, gsize size)
+{
+  guint k = thread * QB_WORKERS_SCRATCH_SLOTS + slot;
+
+  g_return_val_if_fail (thread < w->n_threads && slot < QB_WORKERS_SCRATCH_SLOTS, NULL);
+  if (w->scratch_size[k] < size)
+    {
+      g_aligned_free (w->scratch[k]);
+      w->scratch[k] = g_aligned_alloc (MAX (size, 1), 1, 64);
+      w->scratch_size[k] = size;
+    }
+  return w->scratch[k];
 }
 
 void

@@ -28,6 +28,18 @@ void       qb_workers_run          (QbWorkers  *workers,
                                     gpointer    user_data);
 guint      qb_cpu_count            (void);
 
+/* Per-thread scratch memory that lives as long as the pool: a loop run
+ * once per tensor reuses the same pages instead of faulting in fresh ones
+ * for every tensor (a page fault costs more than reading the page).
+ * Returns at least size bytes, 64-byte aligned, contents undefined; the
+ * pointer stays valid until the next call for the same thread and slot.
+ * Call it only from thread's own work function, or between runs. */
+#define QB_WORKERS_SCRATCH_SLOTS 4
+gpointer   qb_workers_scratch      (QbWorkers  *workers,
+                                    guint       thread,
+                                    guint       slot,
+                                    gsize       size);
+
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (QbWorkers, qb_workers_free)
 
 G_END_DECLS

@@ -5,7 +5,8 @@
  *   meson test -C build --benchmark --suite bench -v
  *
  * or directly: ./build/tests/bench/bench-quantize [--params 370M] [--threads N]
- *              [--repeats N] [--formats Q8_0,Q4_K] [--llama-quantize PATH]
+ *              [--repeats N] [--formats Q8_0,Q4_K] [--pass measure|quantize]
+ *              [--llama-quantize PATH]
  *
  * On the ~370M-parameter F16 demo model (generated once into
  * $QB_BENCH_CACHE, shared with bench-inspect), it reports the rate at
@@ -181,6 +182,7 @@ main (int argc, char **argv)
   g_autofree char *model_file = NULL;
   g_autofree char *format_list = NULL;
   g_autofree char *llama = NULL;
+  g_autofree char *only_pass = NULL;
   int threads = 0, repeats = 2;
   const GOptionEntry entries[] = {
     { "params", 0, 0, G_OPTION_ARG_STRING, &params, "Demo model size (default 370M)", "SIZE" },
@@ -188,6 +190,7 @@ main (int argc, char **argv)
     { "threads", 0, 0, G_OPTION_ARG_INT, &threads, "Threads for the parallel runs (default: all CPUs)", "N" },
     { "repeats", 0, 0, G_OPTION_ARG_INT, &repeats, "Runs per figure; the best is kept (default 2)", "N" },
     { "formats", 0, 0, G_OPTION_ARG_STRING, &format_list, "Comma-separated formats", "LIST" },
+    { "pass", 0, 0, G_OPTION_ARG_STRING, &only_pass, "Only the whole job (measure) or only quantization (quantize)", "PASS" },
     { "llama-quantize", 0, 0, G_OPTION_ARG_FILENAME, &llama, "llama.cpp's llama-quantize, to compare with", "PATH" },
     { NULL }
   };
@@ -207,7 +210,8 @@ main (int argc, char **argv)
 
   g_option_context_add_main_entries (context, entries, NULL);
   if (!g_option_context_parse (context, &argc, &argv, &error) ||
-      (params && !qb_demo_model_parse_size (params, &n_params)) || threads < 0 || repeats < 1)
+      (params && !qb_demo_model_parse_size (params, &n_params)) || threads < 0 || repeats < 1
+      || (only_pass && g_strcmp0 (only_pass, "measure") && g_strcmp0 (only_pass, "quantize")))
     {
       fprintf (stderr, "bench-quantize: %s\n", error ? error->message : "bad option");
       return 2;
@@ -245,6 +249,8 @@ main (int argc, char **argv)
   /* The whole job, then the quantization alone (--no-metrics). */
   for (int metrics = 1; metrics >= 0; metrics--)
     {
+      if (only_pass && g_strcmp0 (only_pass, metrics ? "measure" : "quantize"))
+        continue;
       printf ("\n  %s\n", metrics ? "quantize and measure (metrics and histograms):"
                                   : "quantize only (--no-metrics):");
       for (guint f = 0; formats[f]; f++)
