@@ -111,15 +111,10 @@ f16_to_float_portable (const guint8 *s, float *dst, gint64 n)
     }
 }
 
-#if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
-
-/* CPUs with AVX2 all have F16C, which converts eight halves at once, as
- * exactly (signaling NaNs come out quiet).  QB_CPU_BASELINE=1 in the
- * environment turns such runtime-selected paths off, for testing. */
-static gboolean
-cpu_has_f16c (void)
+gboolean
+qb_cpu_has_avx2 (void)
 {
+#if defined(__x86_64__) || defined(__i386__)
   static gsize once = 0;
   static gboolean has;
 
@@ -130,8 +125,16 @@ cpu_has_f16c (void)
       g_once_init_leave (&once, 1);
     }
   return has;
+#else
+  return FALSE;
+#endif
 }
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+
+/* CPUs with AVX2 all have F16C, which converts eight halves at once, as
+ * exactly (signaling NaNs come out quiet). */
 __attribute__ ((target ("avx,f16c")))
 static void
 f16_to_float_f16c (const guint8 *s, float *dst, gint64 n)
@@ -148,7 +151,7 @@ static void
 f16_to_float (const void *src, float *dst, gint64 n)
 {
 #if defined(__x86_64__) || defined(__i386__)
-  if (cpu_has_f16c ())
+  if (qb_cpu_has_avx2 ())
     {
       f16_to_float_f16c (src, dst, n);
       return;

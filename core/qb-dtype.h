@@ -90,4 +90,9 @@ guint16            qb_fp32_to_bf16      (float        f);   /* round to nearest 
 float              qb_fp8_e4m3_to_fp32  (guint8       v);   /* OCP E4M3 (finite, NaN = 0x7f/0xff) */
 float              qb_fp8_e5m2_to_fp32  (guint8       v);
 
+/* TRUE on an x86-64 CPU with AVX2 (and so F16C), for code paths chosen at
+ * run time; QB_CPU_BASELINE=1 in the environment turns them off, for
+ * testing the portable ones. */
+gboolean           qb_cpu_has_avx2      (void);
+
 G_END_DECLS

@@ -272,6 +272,242 @@ q4_0_ref (const float *x, void *vy, gint64 nb)
     }
 }
 
+/* ---- Q8_0 and Q4_0 in AVX2 intrinsics -------------------------------------
+ *
+ * The two formats the engine is asked to run at memory speed.  The same
+ * float operations as q8_0_ref and q4_0_ref, arranged for AVX2: the
+ * extremes of eight blocks come out of one transposed reduction, and
+ * round-half-away-from-zero is trunc (v + copysign (0.49999997, v)),
+ * which equals roundf (v) for every |v| <= 2^23 (checked exhaustively);
+ * codes here are within 128.  Batches holding NaN, infinities or blocks
+ * so small that 1/d overflows go to the portable kernels, which define
+ * what happens then. */
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+
+#define QB_AVX2 __attribute__ ((target ("avx2,f16c")))
+
+/* Lane b: the maximum of the lanes of m[b].  On non-negative floats as
+ * integers, so the maximum is exact and a NaN (above infinity) wins. */
+QB_AVX2 static inline __m256i
+pairwise_max (__m256i a, __m256i b)
+{
+  __m256 fa = _mm256_castsi256_ps (a), fb = _mm256_castsi256_ps (b);
+  __m256i even = _mm256_castps_si256 (_mm256_shuffle_ps (fa, fb, _MM_SHUFFLE (2, 0, 2, 0)));
+  __m256i odd = _mm256_castps_si256 (_mm256_shuffle_ps (fa, fb, _MM_SHUFFLE (3, 1, 3, 1)));
+  return _mm256_max_epi32 (even, odd);
+}
+
+QB_AVX2 static inline __m256i
+transpose_max (const __m256i *m)
+{
+  __m256i a = pairwise_max (pairwise_max (m[0], m[1]), pairwise_max (m[2], m[3]));
+  __m256i b = pairwise_max (pairwise_max (m[4], m[5]), pairwise_max (m[6], m[7]));
+  return _mm256_max_epi32 (_mm256_permute2x128_si256 (a, b, 0x20),
+                           _mm256_permute2x128_si256 (a, b, 0x31));
+}
+
+/* |x| of eight blocks of 32: their bits, and the largest of each block. */
+QB_AVX2 static inline __m256i
+batch_absmax_bits (const float *x)
+{
+  const __m256i abs_mask = _mm256_set1_epi32 (0x7fffffff);
+  __m256i m[8];
+
+  for (int b = 0; b < 8; b++)
+    {
+      const float *p = x + b * QB_QK;
+      __m256i a0 = _mm256_and_si256 (_mm256_loadu_si256 ((const __m256i *) p), abs_mask);
+      __m256i a1 = _mm256_and_si256 (_mm256_loadu_si256 ((const __m256i *) (p + 8)), abs_mask);
+      __m256i a2 = _mm256_and_si256 (_mm256_loadu_si256 ((const __m256i *) (p + 16)), abs_mask);
+      __m256i a3 = _mm256_and_si256 (_mm256_loadu_si256 ((const __m256i *) (p + 24)), abs_mask);
+      m[b] = _mm256_max_epi32 (_mm256_max_epi32 (a0, a1), _mm256_max_epi32 (a2, a3));
+    }
+  return transpose_max (m);
+}
+
+/* FALSE when a block is not finite, or nonzero but under 2^-100 (its
+ * inverse scale could overflow): the portable kernel takes the batch. */
+QB_AVX2 static inline gboolean
+batch_is_plain (__m256i amax_bits)
+{
+  __m256i big = _mm256_cmpgt_epi32 (amax_bits, _mm256_set1_epi32 (0x7f7fffff));
+  __m256i tiny = _mm256_andnot_si256 (_mm256_cmpeq_epi32 (amax_bits, _mm256_setzero_si256 ()),
+                                      _mm256_cmpgt_epi32 (_mm256_set1_epi32 (0x0d800000), amax_bits));
+  return _mm256_testz_si256 (_mm256_or_si256 (big, tiny), _mm256_set1_epi32 (-1));
+}
+
+/* 1/d, or 0 for d = 0, as lanes_inverse. */
+QB_AVX2 static inline __m256
+inverse_or_zero (__m256 d)
+{
+  __m256 nonzero = _mm256_cmp_ps (d, _mm256_setzero_ps (), _CMP_NEQ_OQ);
+  return _mm256_and_ps (nonzero, _mm256_div_ps (_mm256_set1_ps (1.0f), d));
+}
+
+/* The f16 bits of the eight scales into the blocks (round to nearest
+ * even, as qb_lanes_fp16_bits for finite values). */
+QB_AVX2 static inline void
+store_scales (__m256 d, guint8 *y, gsize block_bytes)
+{
+  guint16 h[8];
+
+  _mm_storeu_si128 ((__m128i *) h, _mm256_cvtps_ph (d, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+  for (int b = 0; b < 8; b++)
+    qb_put_f16_bits (y + b * block_bytes, h[b]);
+}
+
+QB_AVX2 static inline __m256i
+round_half_away (__m256 v)
+{
+  const __m256 sign = _mm256_set1_ps (-0.0f), almost_half = _mm256_set1_ps (0.49999997f);
+  return _mm256_cvttps_epi32 (_mm256_add_ps (v, _mm256_or_ps (_mm256_and_ps (v, sign), almost_half)));
+}
+
+QB_AVX2 static void
+q8_0_avx2 (const float *x, void *vy, gint64 nb)
+{
+  QbBlockQ8_0 *y = vy;
+  const __m256i order = _mm256_setr_epi32 (0, 4, 1, 5, 2, 6, 3, 7);
+  gint64 i = 0;
+
+  for (; i + 8 <= nb; i += 8, x += 8 * QB_QK)
+    {
+      __m256i amax = batch_absmax_bits (x);
+      __m256 d, id;
+      float ids[8];
+
+      if (!batch_is_plain (amax))
+        {
+          q8_0_ref (x, y + i, 8);
+          continue;
+        }
+      d = _mm256_div_ps (_mm256_castsi256_ps (amax), _mm256_set1_ps (127.0f));
+      id = inverse_or_zero (d);
+      store_scales (d, y[i].d, sizeof (QbBlockQ8_0));
+      _mm256_storeu_ps (ids, id);
+      for (int b = 0; b < 8; b++)
+        {
+          const float *p = x + b * QB_QK;
+          __m256 s = _mm256_set1_ps (ids[b]);
+          __m256i q0 = round_half_away (_mm256_mul_ps (_mm256_loadu_ps (p), s));
+          __m256i q1 = round_half_away (_mm256_mul_ps (_mm256_loadu_ps (p + 8), s));
+          __m256i q2 = round_half_away (_mm256_mul_ps (_mm256_loadu_ps (p + 16), s));
+          __m256i q3 = round_half_away (_mm256_mul_ps (_mm256_loadu_ps (p + 24), s));
+          /* packs work within 128-bit halves: the permute puts the
+           * dwords of bytes back in order. */
+          __m256i q = _mm256_packs_epi16 (_mm256_packs_epi32 (q0, q1), _mm256_packs_epi32 (q2, q3));
+          _mm256_storeu_si256 ((__m256i *) y[i + b].qs, _mm256_permutevar8x32_epi32 (q, order));
+        }
+    }
+  if (i < nb)
+    q8_0_ref (x, y + i, nb - i);
+}
+
+/* The value of largest magnitude of each block, the first on ties (as
+ * block_signed_max), given the magnitudes' bits. */
+QB_AVX2 static inline __m256
+batch_signed_max (const float *x, __m256i amax)
+{
+  const __m256i abs_mask = _mm256_set1_epi32 (0x7fffffff);
+  gint32 a[8];
+  float max[8];
+
+  _mm256_storeu_si256 ((__m256i *) a, amax);
+  for (int b = 0; b < 8; b++)
+    {
+      const float *p = x + b * QB_QK;
+      __m256i target = _mm256_set1_epi32 (a[b]);
+      guint32 hits = 0;
+
+      if (a[b] == 0)
+        {
+          max[b] = 0.0f;
+          continue;
+        }
+      for (int k = 3; k >= 0; k--)
+        {
+          __m256i v = _mm256_and_si256 (_mm256_loadu_si256 ((const __m256i *) (p + 8 * k)), abs_mask);
+          hits = hits << 8 | (guint32) _mm256_movemask_ps (_mm256_castsi256_ps (_mm256_cmpeq_epi32 (v, target)));
+        }
+      max[b] = p[__builtin_ctz (hits)];
+    }
+  return _mm256_loadu_ps (max);
+}
+
+QB_AVX2 static void
+q4_0_avx2 (const float *x, void *vy, gint64 nb)
+{
+  QbBlockQ4_0 *y = vy;
+  gint64 i = 0;
+
+  for (; i + 8 <= nb; i += 8, x += 8 * QB_QK)
+    {
+      __m256i amax = batch_absmax_bits (x);
+      const __m256 offset = _mm256_set1_ps (8.5f);
+      const __m256i top = _mm256_set1_epi32 (15);
+      __m256 d, id;
+      float ids[8];
+
+      if (!batch_is_plain (amax))
+        {
+          q4_0_ref (x, y + i, 8);
+          continue;
+        }
+      d = _mm256_div_ps (batch_signed_max (x, amax), _mm256_set1_ps (-8.0f));
+      id = inverse_or_zero (d);
+      store_scales (d, y[i].d, sizeof (QbBlockQ4_0));
+      _mm256_storeu_ps (ids, id);
+      for (int b = 0; b < 8; b++)
+        {
+          const float *p = x + b * QB_QK;
+          __m256 s = _mm256_set1_ps (ids[b]);
+          __m256i c[4], lo, hi, w;
+
+          /* Truncation toward zero of x/d + 8.5, cut at 15, as lanes_code. */
+          for (int k = 0; k < 4; k++)
+            c[k] = _mm256_min_epi32 (_mm256_cvttps_epi32 (_mm256_add_ps (_mm256_mul_ps (_mm256_loadu_ps (p + 8 * k), s),
+                                                                         offset)), top);
+          /* Byte j: value j low, value j + 16 high. */
+          lo = _mm256_or_si256 (c[0], _mm256_slli_epi32 (c[2], 4));
+          hi = _mm256_or_si256 (c[1], _mm256_slli_epi32 (c[3], 4));
+          w = _mm256_permute4x64_epi64 (_mm256_packus_epi32 (lo, hi), _MM_SHUFFLE (3, 1, 2, 0));
+          _mm_storeu_si128 ((__m128i *) y[i + b].qs,
+                            _mm_packus_epi16 (_mm256_castsi256_si128 (w), _mm256_extracti128_si256 (w, 1)));
+        }
+    }
+  if (i < nb)
+    q4_0_ref (x, y + i, nb - i);
+}
+#endif
+
+/* The AVX2 kernels where the CPU has them. */
+static void
+q8_0_best (const float *x, void *y, gint64 nb)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (qb_cpu_has_avx2 ())
+    {
+      q8_0_avx2 (x, y, nb);
+      return;
+    }
+#endif
+  q8_0_ref (x, y, nb);
+}
+
+static void
+q4_0_best (const float *x, void *y, gint64 nb)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (qb_cpu_has_avx2 ())
+    {
+      q4_0_avx2 (x, y, nb);
+      return;
+    }
+#endif
+  q4_0_ref (x, y, nb);
+}
+
 QB_KERNEL static void
 q5_0_ref (const float *x, void *vy, gint64 nb)
 {
@@ -463,7 +699,7 @@ gsize
 qb_quantize_q4_0 (const float *src, void *dst, gint64 n_rows, gint64 n_per_row, const float *imatrix)
 {
   return quantize_legacy (src, dst, n_rows, n_per_row, imatrix, sizeof (QbBlockQ4_0),
-                          q4_0_ref, 8, FALSE, store_q4_0);
+                          q4_0_best, 8, FALSE, store_q4_0);
 }
 
 gsize
@@ -492,7 +728,7 @@ gsize
 qb_quantize_q8_0 (const float *src, void *dst, gint64 n_rows, gint64 n_per_row, const float *imatrix)
 {
   return quantize_legacy (src, dst, n_rows, n_per_row, NULL, sizeof (QbBlockQ8_0),
-                          q8_0_ref, 0, FALSE, NULL);
+                          q8_0_best, 0, FALSE, NULL);
 }
 
 /* ---- blocks with a given scale (for searches) ------------------------------ */

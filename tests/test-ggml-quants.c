@@ -351,6 +351,69 @@ test_degenerate_blocks (gconstpointer data)
     }
 }
 
+/* Eight or more blocks go through the batched kernels.  Q8_0 rounds half
+ * away from zero: with the largest value 127 (d = 1), x.5 becomes x + 1
+ * away from zero, just below x.5 stays x. */
+static void
+test_q8_0_rounding (void)
+{
+  const int nb = 9;
+  g_autofree float *x = g_new0 (float, nb * 32);
+  g_autofree guint8 *q = g_malloc (nb * 34);
+
+  for (int b = 0; b < nb; b++)
+    {
+      float *p = x + b * 32;
+      p[0] = 127.0f;
+      for (int j = 1; j < 32; j++)
+        {
+          float half = (j * 4 + b) % 126 + 0.5f;
+          p[j] = (j % 2 ? 1 : -1) * (j % 4 < 2 ? half : nextafterf (half, 0.0f));
+        }
+    }
+  qb_quantize_q8_0 (x, q, 1, nb * 32, NULL);
+  for (int b = 0; b < nb; b++)
+    {
+      const guint8 *blk = q + b * 34;
+      g_assert_cmpuint (blk[0] | blk[1] << 8, ==, 0x3c00);   /* d = 1.0 */
+      for (int j = 0; j < 32; j++)
+        g_assert_cmpint ((gint8) blk[2 + j], ==, (int) roundf (x[b * 32 + j]));
+    }
+}
+
+/* Q4_0 scales by the value of largest magnitude, the first of two equal
+ * magnitudes of opposite sign: d = max / -8. */
+static void
+test_q4_0_signed_max (void)
+{
+  const int nb = 10;
+  g_autofree float *x = g_new0 (float, nb * 32);
+  g_autofree guint8 *q = g_malloc (nb * 18);
+
+  for (int b = 0; b < nb; b++)
+    {
+      float *p = x + b * 32;
+      float first = b % 2 ? 2.0f : -2.0f;
+      for (int j = 0; j < 32; j++)
+        p[j] = 0.1f * (j % 3);
+      p[3 + b] = first;
+      p[20 + b] = -first;
+    }
+  qb_quantize_q4_0 (x, q, 1, nb * 32, NULL);
+  for (int b = 0; b < nb; b++)
+    {
+      const guint8 *blk = q + b * 18;
+      guint h = blk[0] | blk[1] << 8;
+      int j = 3 + b;
+      int code = j < 16 ? blk[2 + j] & 0x0f : blk[2 + j - 16] >> 4;
+
+      /* d = -2 / -8 = 0.25 (0x3400) or 2 / -8 = -0.25 (0xb400); the
+       * first extreme gets code 0 (x/d + 8.5 = 0.5). */
+      g_assert_cmpuint (h, ==, b % 2 ? 0xb400 : 0x3400);
+      g_assert_cmpint (code, ==, 0);
+    }
+}
+
 int
 main (int argc, char **argv)
 {
@@ -380,6 +443,8 @@ main (int argc, char **argv)
         g_test_add_data_func (p6, kc, test_narrow_rows);
       }
     }
+  g_test_add_func ("/ggml-quants/q8_0/rounding", test_q8_0_rounding);
+  g_test_add_func ("/ggml-quants/q4_0/signed-max", test_q4_0_signed_max);
   g_test_add_data_func ("/ggml-quants/golden/F16", "F16", test_float_golden);
   g_test_add_data_func ("/ggml-quants/golden/BF16", "BF16", test_float_golden);
   return g_test_run ();
