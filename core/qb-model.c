@@ -32,6 +32,7 @@ struct _QbModel
   gint64           n_params;
   guint64          n_bytes;
   guint64          file_size;
+  guint8          *first_read_done;   /* per tensor, atomic; allocated on first use */
 };
 
 G_DEFINE_FINAL_TYPE (QbModel, qb_model, G_TYPE_OBJECT)
@@ -56,6 +57,7 @@ qb_model_finalize (GObject *object)
   g_ptr_array_unref (self->shards);
   g_clear_pointer (&self->hf_config, json_object_unref);
   g_free (self->fingerprint);
+  g_free (self->first_read_done);
   G_OBJECT_CLASS (qb_model_parent_class)->finalize (object);
 }
 
@@ -523,6 +525,26 @@ qb_model_read_range (QbModel *self, guint index, gint64 first, gint64 n, float *
   offset = (guint64) (first / info->block_size) * info->type_size;
   info->to_float ((const guint8 *) t->data + offset, dst, n);
   return TRUE;
+}
+
+gboolean
+qb_model_claim_first_read (QbModel *self, guint index)
+{
+  guint8 *done = g_atomic_pointer_get (&self->first_read_done);
+
+  g_return_val_if_fail (index < self->tensors->len, FALSE);
+  if (done == NULL)
+    {
+      guint8 *fresh = g_new0 (guint8, self->tensors->len);
+      if (g_atomic_pointer_compare_and_exchange (&self->first_read_done, NULL, fresh))
+        done = fresh;
+      else
+        {
+          g_free (fresh);
+          done = g_atomic_pointer_get (&self->first_read_done);
+        }
+    }
+  return __atomic_exchange_n (&done[index], 1, __ATOMIC_RELAXED) == 0;
 }
 
 gboolean

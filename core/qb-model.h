@@ -134,6 +134,14 @@ gboolean          qb_model_read_rows         (QbModel      *model,
                                               float        *dst,
                                               GError      **error);
 
+/* TRUE the first time it is asked for a tensor of this model, FALSE after:
+ * the first pass over a tensor maps its pages in bulk (a page fault per
+ * page costs more than reading it), later passes find them mapped and
+ * skip that (walking mapped pages again costs a sixth of a pass).
+ * Thread-safe. */
+gboolean          qb_model_claim_first_read  (QbModel      *model,
+                                              guint         index);
+
 static inline gint64
 qb_tensor_n_rows (const QbTensor *t)
 {

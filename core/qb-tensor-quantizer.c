@@ -270,7 +270,7 @@ run_prepass (Pass *pass, QbWorkers *workers, QbTensorScan *scan,
 
   for (gint64 c = 0; c < pass->n_chunks; c++)
     qb_moments_init (&per_chunk[c]);
-  pass->prefault = TRUE;
+  pass->prefault = qb_model_claim_first_read (pass->model, pass->index);
   ok = pass_run (pass, workers, moments_chunk, per_chunk, 0, progress_span, error);
   pass->prefault = FALSE;
   if (!ok)
@@ -675,7 +675,8 @@ quantize_only (Pass *pass, QbWorkers *workers, Quant *qt, const QbTensor *t, GEr
     return FALSE;
   if (!prepare_method (pass, qt, t->name, error))
     return FALSE;
-  pass->prefault = !need_scan;   /* this pass is the first to read the tensor */
+  /* Unless the scan just read the tensor, this pass may be the first. */
+  pass->prefault = !need_scan && qb_model_claim_first_read (pass->model, pass->index);
   return pass_run (pass, workers, output_chunk, qt, need_scan ? PREPASS_SHARE : 0,
                    need_scan ? 1.0 - PREPASS_SHARE : 1.0, error);
 }
