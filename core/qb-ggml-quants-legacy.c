@@ -404,35 +404,90 @@ q8_0_avx2 (const float *x, void *vy, gint64 nb)
     q8_0_ref (x, y + i, nb - i);
 }
 
-/* The value of largest magnitude of each block, the first on ties (as
- * block_signed_max), given the magnitudes' bits. */
+/* Lane b: the largest and the smallest value of block b (no NaN here). */
 QB_AVX2 static inline __m256
-batch_signed_max (const float *x, __m256i amax)
+pairwise_max_ps (__m256 a, __m256 b)
+{
+  return _mm256_max_ps (_mm256_shuffle_ps (a, b, _MM_SHUFFLE (2, 0, 2, 0)),
+                        _mm256_shuffle_ps (a, b, _MM_SHUFFLE (3, 1, 3, 1)));
+}
+
+QB_AVX2 static inline __m256
+pairwise_min_ps (__m256 a, __m256 b)
+{
+  return _mm256_min_ps (_mm256_shuffle_ps (a, b, _MM_SHUFFLE (2, 0, 2, 0)),
+                        _mm256_shuffle_ps (a, b, _MM_SHUFFLE (3, 1, 3, 1)));
+}
+
+QB_AVX2 static inline void
+batch_max_min (const float *x, __m256 *max_out, __m256 *min_out)
+{
+  __m256 mx[8], mn[8], a, b;
+
+  for (int k = 0; k < 8; k++)
+    {
+      const float *p = x + k * QB_QK;
+      __m256 v0 = _mm256_loadu_ps (p), v1 = _mm256_loadu_ps (p + 8);
+      __m256 v2 = _mm256_loadu_ps (p + 16), v3 = _mm256_loadu_ps (p + 24);
+      mx[k] = _mm256_max_ps (_mm256_max_ps (v0, v1), _mm256_max_ps (v2, v3));
+      mn[k] = _mm256_min_ps (_mm256_min_ps (v0, v1), _mm256_min_ps (v2, v3));
+    }
+  a = pairwise_max_ps (pairwise_max_ps (mx[0], mx[1]), pairwise_max_ps (mx[2], mx[3]));
+  b = pairwise_max_ps (pairwise_max_ps (mx[4], mx[5]), pairwise_max_ps (mx[6], mx[7]));
+  *max_out = _mm256_max_ps (_mm256_permute2f128_ps (a, b, 0x20), _mm256_permute2f128_ps (a, b, 0x31));
+  a = pairwise_min_ps (pairwise_min_ps (mn[0], mn[1]), pairwise_min_ps (mn[2], mn[3]));
+  b = pairwise_min_ps (pairwise_min_ps (mn[4], mn[5]), pairwise_min_ps (mn[6], mn[7]));
+  *min_out = _mm256_min_ps (_mm256_permute2f128_ps (a, b, 0x20), _mm256_permute2f128_ps (a, b, 0x31));
+}
+
+/* The first value of block b whose magnitude is the block's largest. */
+QB_AVX2 static float
+first_extreme (const float *p, gint32 amax_bits)
 {
   const __m256i abs_mask = _mm256_set1_epi32 (0x7fffffff);
-  gint32 a[8];
-  float max[8];
+  __m256i target = _mm256_set1_epi32 (amax_bits);
+  guint32 hits = 0;
 
-  _mm256_storeu_si256 ((__m256i *) a, amax);
-  for (int b = 0; b < 8; b++)
+  for (int k = 3; k >= 0; k--)
     {
-      const float *p = x + b * QB_QK;
-      __m256i target = _mm256_set1_epi32 (a[b]);
-      guint32 hits = 0;
-
-      if (a[b] == 0)
-        {
-          max[b] = 0.0f;
-          continue;
-        }
-      for (int k = 3; k >= 0; k--)
-        {
-          __m256i v = _mm256_and_si256 (_mm256_loadu_si256 ((const __m256i *) (p + 8 * k)), abs_mask);
-          hits = hits << 8 | (guint32) _mm256_movemask_ps (_mm256_castsi256_ps (_mm256_cmpeq_epi32 (v, target)));
-        }
-      max[b] = p[__builtin_ctz (hits)];
+      __m256i v = _mm256_and_si256 (_mm256_loadu_si256 ((const __m256i *) (p + 8 * k)), abs_mask);
+      hits = hits << 8 | (guint32) _mm256_movemask_ps (_mm256_castsi256_ps (_mm256_cmpeq_epi32 (v, target)));
     }
-  return _mm256_loadu_ps (max);
+  return p[__builtin_ctz (hits)];
+}
+
+/* The value of largest magnitude of each block, the first one on ties, 0
+ * for a zero block (as block_signed_max).  The sign comes from the block's
+ * maximum and minimum; only a block holding both +amax and -amax needs
+ * the scan for the first. */
+QB_AVX2 static inline __m256
+batch_signed_max (const float *x, __m256i amax_bits)
+{
+  __m256 amax = _mm256_castsi256_ps (amax_bits), mx, mn, neg_amax, pos, neg, ties;
+  int tie_mask;
+
+  batch_max_min (x, &mx, &mn);
+  neg_amax = _mm256_xor_ps (amax, _mm256_set1_ps (-0.0f));
+  pos = _mm256_cmp_ps (mx, amax, _CMP_EQ_OQ);
+  neg = _mm256_cmp_ps (mn, neg_amax, _CMP_EQ_OQ);
+  ties = _mm256_and_ps (_mm256_and_ps (pos, neg),
+                        _mm256_cmp_ps (amax, _mm256_setzero_ps (), _CMP_NEQ_OQ));
+  /* +amax unless only -amax occurs; +0 for a zero block. */
+  amax = _mm256_blendv_ps (amax, neg_amax, _mm256_andnot_ps (pos, neg));
+  tie_mask = _mm256_movemask_ps (ties);
+  if (G_UNLIKELY (tie_mask != 0))
+    {
+      gint32 bits[8];
+      float max[8];
+
+      _mm256_storeu_si256 ((__m256i *) bits, amax_bits);
+      _mm256_storeu_ps (max, amax);
+      for (int b = 0; b < 8; b++)
+        if (tie_mask & (1 << b))
+          max[b] = first_extreme (x + b * QB_QK, bits[b]);
+      amax = _mm256_loadu_ps (max);
+    }
+  return amax;
 }
 
 QB_AVX2 static void
