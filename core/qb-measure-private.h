@@ -4,9 +4,9 @@
  * vectorizer: sums go into 16 independent float lanes over a stripe of at
  * most QB_MEASURE_STRIPE values and are then added, in a fixed order, into
  * double.  The order of every addition depends only on the data, never on
- * threads, so results are reproducible; the clones for AVX2 do the same
- * arithmetic in the same order (no FMA contraction), so results are the
- * same on every x86-64 machine too.
+ * threads, so results are reproducible; the clones for AVX2 and AVX-512
+ * do the same arithmetic in the same order (no FMA contraction), so
+ * results are the same on every x86-64 machine too.
  */
 #pragma once
 
