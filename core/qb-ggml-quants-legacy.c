@@ -364,44 +364,71 @@ round_half_away (__m256 v)
   return _mm256_cvttps_epi32 (_mm256_add_ps (v, _mm256_or_ps (_mm256_and_ps (v, sign), almost_half)));
 }
 
+/* The scales of a batch of eight blocks.  The kernels work out the next
+ * batch's scales before the current batch's codes, so that the two
+ * dependent divisions overlap the codes' work instead of stalling it. */
+typedef struct {
+  gboolean plain;     /* FALSE: the portable kernel takes the batch */
+  __m256   d;
+  __m256   id;
+} BatchScales;
+
+QB_AVX2 static inline BatchScales
+q8_0_scales (const float *x)
+{
+  __m256i amax = batch_absmax_bits (x);
+  BatchScales s = { batch_is_plain (amax) };
+
+  s.d = _mm256_div_ps (_mm256_castsi256_ps (amax), _mm256_set1_ps (127.0f));
+  s.id = inverse_or_zero (s.d);
+  return s;
+}
+
+QB_AVX2 static inline void
+q8_0_codes (const float *x, QbBlockQ8_0 *y, BatchScales sc)
+{
+  const __m256i order = _mm256_setr_epi32 (0, 4, 1, 5, 2, 6, 3, 7);
+  float ids[8];
+
+  store_scales (sc.d, y[0].d, sizeof (QbBlockQ8_0));
+  _mm256_storeu_ps (ids, sc.id);
+  for (int b = 0; b < 8; b++)
+    {
+      const float *p = x + b * QB_QK;
+      __m256 s = _mm256_set1_ps (ids[b]);
+      __m256i q0 = round_half_away (_mm256_mul_ps (_mm256_loadu_ps (p), s));
+      __m256i q1 = round_half_away (_mm256_mul_ps (_mm256_loadu_ps (p + 8), s));
+      __m256i q2 = round_half_away (_mm256_mul_ps (_mm256_loadu_ps (p + 16), s));
+      __m256i q3 = round_half_away (_mm256_mul_ps (_mm256_loadu_ps (p + 24), s));
+      /* packs work within 128-bit halves: the permute puts the dwords of
+       * bytes back in order. */
+      __m256i q = _mm256_packs_epi16 (_mm256_packs_epi32 (q0, q1), _mm256_packs_epi32 (q2, q3));
+      _mm256_storeu_si256 ((__m256i *) y[b].qs, _mm256_permutevar8x32_epi32 (q, order));
+    }
+}
+
 QB_AVX2 static void
 q8_0_avx2 (const float *x, void *vy, gint64 nb)
 {
   QbBlockQ8_0 *y = vy;
-  const __m256i order = _mm256_setr_epi32 (0, 4, 1, 5, 2, 6, 3, 7);
-  gint64 i = 0;
+  gint64 n8 = nb / 8;
+  BatchScales cur, next;
 
-  for (; i + 8 <= nb; i += 8, x += 8 * QB_QK)
+  if (n8 > 0)
+    cur = q8_0_scales (x);
+  for (gint64 k = 0; k < n8; k++)
     {
-      __m256i amax = batch_absmax_bits (x);
-      __m256 d, id;
-      float ids[8];
-
-      if (!batch_is_plain (amax))
-        {
-          q8_0_ref (x, y + i, 8);
-          continue;
-        }
-      d = _mm256_div_ps (_mm256_castsi256_ps (amax), _mm256_set1_ps (127.0f));
-      id = inverse_or_zero (d);
-      store_scales (d, y[i].d, sizeof (QbBlockQ8_0));
-      _mm256_storeu_ps (ids, id);
-      for (int b = 0; b < 8; b++)
-        {
-          const float *p = x + b * QB_QK;
-          __m256 s = _mm256_set1_ps (ids[b]);
-          __m256i q0 = round_half_away (_mm256_mul_ps (_mm256_loadu_ps (p), s));
-          __m256i q1 = round_half_away (_mm256_mul_ps (_mm256_loadu_ps (p + 8), s));
-          __m256i q2 = round_half_away (_mm256_mul_ps (_mm256_loadu_ps (p + 16), s));
-          __m256i q3 = round_half_away (_mm256_mul_ps (_mm256_loadu_ps (p + 24), s));
-          /* packs work within 128-bit halves: the permute puts the
-           * dwords of bytes back in order. */
-          __m256i q = _mm256_packs_epi16 (_mm256_packs_epi32 (q0, q1), _mm256_packs_epi32 (q2, q3));
-          _mm256_storeu_si256 ((__m256i *) y[i + b].qs, _mm256_permutevar8x32_epi32 (q, order));
-        }
+      const float *xk = x + k * 8 * QB_QK;
+      if (k + 1 < n8)
+        next = q8_0_scales (xk + 8 * QB_QK);
+      if (cur.plain)
+        q8_0_codes (xk, y + 8 * k, cur);
+      else
+        q8_0_ref (xk, y + 8 * k, 8);
+      cur = next;
     }
-  if (i < nb)
-    q8_0_ref (x, y + i, nb - i);
+  if (8 * n8 < nb)
+    q8_0_ref (x + 8 * n8 * QB_QK, y + 8 * n8, nb - 8 * n8);
 }
 
 /* Lane b: the largest and the smallest value of block b (no NaN here). */
@@ -490,49 +517,69 @@ batch_signed_max (const float *x, __m256i amax_bits)
   return amax;
 }
 
+QB_AVX2 static inline BatchScales
+q4_0_scales (const float *x)
+{
+  __m256i amax = batch_absmax_bits (x);
+  BatchScales s = { batch_is_plain (amax) };
+
+  if (!s.plain)
+    return s;
+  s.d = _mm256_div_ps (batch_signed_max (x, amax), _mm256_set1_ps (-8.0f));
+  s.id = inverse_or_zero (s.d);
+  return s;
+}
+
+QB_AVX2 static inline void
+q4_0_codes (const float *x, QbBlockQ4_0 *y, BatchScales sc)
+{
+  const __m256 offset = _mm256_set1_ps (8.5f);
+  const __m256i top = _mm256_set1_epi32 (15);
+  float ids[8];
+
+  store_scales (sc.d, y[0].d, sizeof (QbBlockQ4_0));
+  _mm256_storeu_ps (ids, sc.id);
+  for (int b = 0; b < 8; b++)
+    {
+      const float *p = x + b * QB_QK;
+      __m256 s = _mm256_set1_ps (ids[b]);
+      __m256i c[4], lo, hi, w;
+
+      /* Truncation toward zero of x/d + 8.5, cut at 15, as lanes_code. */
+      for (int k = 0; k < 4; k++)
+        c[k] = _mm256_min_epi32 (_mm256_cvttps_epi32 (_mm256_add_ps (_mm256_mul_ps (_mm256_loadu_ps (p + 8 * k), s),
+                                                                     offset)), top);
+      /* Byte j: value j low, value j + 16 high. */
+      lo = _mm256_or_si256 (c[0], _mm256_slli_epi32 (c[2], 4));
+      hi = _mm256_or_si256 (c[1], _mm256_slli_epi32 (c[3], 4));
+      w = _mm256_permute4x64_epi64 (_mm256_packus_epi32 (lo, hi), _MM_SHUFFLE (3, 1, 2, 0));
+      _mm_storeu_si128 ((__m128i *) y[b].qs,
+                        _mm_packus_epi16 (_mm256_castsi256_si128 (w), _mm256_extracti128_si256 (w, 1)));
+    }
+}
+
 QB_AVX2 static void
 q4_0_avx2 (const float *x, void *vy, gint64 nb)
 {
   QbBlockQ4_0 *y = vy;
-  gint64 i = 0;
+  gint64 n8 = nb / 8;
+  BatchScales cur, next;
 
-  for (; i + 8 <= nb; i += 8, x += 8 * QB_QK)
+  if (n8 > 0)
+    cur = q4_0_scales (x);
+  for (gint64 k = 0; k < n8; k++)
     {
-      __m256i amax = batch_absmax_bits (x);
-      const __m256 offset = _mm256_set1_ps (8.5f);
-      const __m256i top = _mm256_set1_epi32 (15);
-      __m256 d, id;
-      float ids[8];
-
-      if (!batch_is_plain (amax))
-        {
-          q4_0_ref (x, y + i, 8);
-          continue;
-        }
-      d = _mm256_div_ps (batch_signed_max (x, amax), _mm256_set1_ps (-8.0f));
-      id = inverse_or_zero (d);
-      store_scales (d, y[i].d, sizeof (QbBlockQ4_0));
-      _mm256_storeu_ps (ids, id);
-      for (int b = 0; b < 8; b++)
-        {
-          const float *p = x + b * QB_QK;
-          __m256 s = _mm256_set1_ps (ids[b]);
-          __m256i c[4], lo, hi, w;
-
-          /* Truncation toward zero of x/d + 8.5, cut at 15, as lanes_code. */
-          for (int k = 0; k < 4; k++)
-            c[k] = _mm256_min_epi32 (_mm256_cvttps_epi32 (_mm256_add_ps (_mm256_mul_ps (_mm256_loadu_ps (p + 8 * k), s),
-                                                                         offset)), top);
-          /* Byte j: value j low, value j + 16 high. */
-          lo = _mm256_or_si256 (c[0], _mm256_slli_epi32 (c[2], 4));
-          hi = _mm256_or_si256 (c[1], _mm256_slli_epi32 (c[3], 4));
-          w = _mm256_permute4x64_epi64 (_mm256_packus_epi32 (lo, hi), _MM_SHUFFLE (3, 1, 2, 0));
-          _mm_storeu_si128 ((__m128i *) y[i + b].qs,
-                            _mm_packus_epi16 (_mm256_castsi256_si128 (w), _mm256_extracti128_si256 (w, 1)));
-        }
+      const float *xk = x + k * 8 * QB_QK;
+      if (k + 1 < n8)
+        next = q4_0_scales (xk + 8 * QB_QK);
+      if (cur.plain)
+        q4_0_codes (xk, y + 8 * k, cur);
+      else
+        q4_0_ref (xk, y + 8 * k, 8);
+      cur = next;
     }
-  if (i < nb)
-    q4_0_ref (x, y + i, nb - i);
+  if (8 * n8 < nb)
+    q4_0_ref (x + 8 * n8 * QB_QK, y + 8 * n8, nb - 8 * n8);
 }
 #endif
 
