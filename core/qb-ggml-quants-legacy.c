@@ -446,10 +446,12 @@ pairwise_min_ps (__m256 a, __m256 b)
                         _mm256_shuffle_ps (a, b, _MM_SHUFFLE (3, 1, 3, 1)));
 }
 
+/* Also sets *nan when a block holds a NaN (max and min may pass over
+ * one). */
 QB_AVX2 static inline void
-batch_max_min (const float *x, __m256 *max_out, __m256 *min_out)
+batch_max_min (const float *x, __m256 *max_out, __m256 *min_out, gboolean *nan)
 {
-  __m256 mx[8], mn[8], a, b;
+  __m256 mx[8], mn[8], a, b, unordered = _mm256_setzero_ps ();
 
   for (int k = 0; k < 8; k++)
     {
@@ -458,6 +460,8 @@ batch_max_min (const float *x, __m256 *max_out, __m256 *min_out)
       __m256 v2 = _mm256_loadu_ps (p + 16), v3 = _mm256_loadu_ps (p + 24);
       mx[k] = _mm256_max_ps (_mm256_max_ps (v0, v1), _mm256_max_ps (v2, v3));
       mn[k] = _mm256_min_ps (_mm256_min_ps (v0, v1), _mm256_min_ps (v2, v3));
+      unordered = _mm256_or_ps (unordered, _mm256_or_ps (_mm256_cmp_ps (v0, v1, _CMP_UNORD_Q),
+                                                         _mm256_cmp_ps (v2, v3, _CMP_UNORD_Q)));
     }
   a = pairwise_max_ps (pairwise_max_ps (mx[0], mx[1]), pairwise_max_ps (mx[2], mx[3]));
   b = pairwise_max_ps (pairwise_max_ps (mx[4], mx[5]), pairwise_max_ps (mx[6], mx[7]));
@@ -465,6 +469,7 @@ batch_max_min (const float *x, __m256 *max_out, __m256 *min_out)
   a = pairwise_min_ps (pairwise_min_ps (mn[0], mn[1]), pairwise_min_ps (mn[2], mn[3]));
   b = pairwise_min_ps (pairwise_min_ps (mn[4], mn[5]), pairwise_min_ps (mn[6], mn[7]));
   *min_out = _mm256_min_ps (_mm256_permute2f128_ps (a, b, 0x20), _mm256_permute2f128_ps (a, b, 0x31));
+  *nan = _mm256_movemask_ps (unordered) != 0;
 }
 
 /* The first value of block b whose magnitude is the block's largest. */
@@ -488,12 +493,11 @@ first_extreme (const float *p, gint32 amax_bits)
  * maximum and minimum; only a block holding both +amax and -amax needs
  * the scan for the first. */
 QB_AVX2 static inline __m256
-batch_signed_max (const float *x, __m256i amax_bits)
+batch_signed_max (const float *x, __m256i amax_bits, __m256 mx, __m256 mn)
 {
-  __m256 amax = _mm256_castsi256_ps (amax_bits), mx, mn, neg_amax, pos, neg, ties;
+  __m256 amax = _mm256_castsi256_ps (amax_bits), neg_amax, pos, neg, ties;
   int tie_mask;
 
-  batch_max_min (x, &mx, &mn);
   neg_amax = _mm256_xor_ps (amax, _mm256_set1_ps (-0.0f));
   pos = _mm256_cmp_ps (mx, amax, _CMP_EQ_OQ);
   neg = _mm256_cmp_ps (mn, neg_amax, _CMP_EQ_OQ);
@@ -517,15 +521,24 @@ batch_signed_max (const float *x, __m256i amax_bits)
   return amax;
 }
 
+/* The largest magnitude is max (max, -min): no pass over |x| needed
+ * (a NaN anywhere sends the batch to the portable kernel). */
 QB_AVX2 static inline BatchScales
 q4_0_scales (const float *x)
 {
-  __m256i amax = batch_absmax_bits (x);
-  BatchScales s = { batch_is_plain (amax) };
+  __m256 mx, mn;
+  __m256i amax;
+  gboolean nan;
+  BatchScales s;
 
+  batch_max_min (x, &mx, &mn, &nan);
+  /* (and +0, not -0, for a block of +0: clear the sign) */
+  amax = _mm256_castps_si256 (_mm256_andnot_ps (_mm256_set1_ps (-0.0f),
+                                                _mm256_max_ps (mx, _mm256_xor_ps (mn, _mm256_set1_ps (-0.0f)))));
+  s.plain = !nan && batch_is_plain (amax);
   if (!s.plain)
     return s;
-  s.d = _mm256_div_ps (batch_signed_max (x, amax), _mm256_set1_ps (-8.0f));
+  s.d = _mm256_div_ps (batch_signed_max (x, amax, mx, mn), _mm256_set1_ps (-8.0f));
   s.id = inverse_or_zero (s.d);
   return s;
 }

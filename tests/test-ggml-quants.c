@@ -382,7 +382,7 @@ test_q8_0_rounding (void)
 }
 
 /* Q4_0 scales by the value of largest magnitude, the first of two equal
- * magnitudes of opposite sign: d = max / -8. */
+ * magnitudes of opposite sign: d = max / -8; a zero block by +0. */
 static void
 test_q4_0_signed_max (void)
 {
@@ -411,6 +411,17 @@ test_q4_0_signed_max (void)
        * first extreme gets code 0 (x/d + 8.5 = 0.5). */
       g_assert_cmpuint (h, ==, b % 2 ? 0xb400 : 0x3400);
       g_assert_cmpint (code, ==, 0);
+    }
+
+  /* A batch of zero blocks: d = +0 / -8 = -0 (f16 0x8000), codes 8. */
+  memset (x, 0, sizeof (float) * nb * 32);
+  qb_quantize_q4_0 (x, q, 1, nb * 32, NULL);
+  for (int b = 0; b < nb; b++)
+    {
+      const guint8 *blk = q + b * 18;
+      g_assert_cmpuint (blk[0] | blk[1] << 8, ==, 0x8000);
+      for (int j = 0; j < 16; j++)
+        g_assert_cmpuint (blk[2 + j], ==, 0x88);
     }
 }
 
