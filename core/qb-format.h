@@ -3,6 +3,29 @@
  * One table (qb-format.c) lists every format Quantbench can produce: its
  * name, family, bits, block geometry, and the functions that quantize and
  * dequantize a row.  Adding a format is adding a row.
+ *
+ * Row functions take a whole row (ne[0] values): some formats use
+ * statistics of the whole row.  Byte layouts, all little-endian:
+ *
+ *   F32, F16, BF16   plain values.
+ *   ggml types       exactly as in GGUF (llama.cpp's block structs).
+ *   INTn_Gg[_ASYM]   per group of g: f16 scale d, [u8 zero point z,]
+ *                    g codes of n bits packed LSB first (code i in bits
+ *                    n·i .. n·i+n-1 of the group's code bytes).
+ *                    Symmetric: x = d·(u - 2^(n-1)); asymmetric: x = d·(u - z).
+ *   INTn_CH[_ASYM]   per row: f16 d, [u8 z,] the row's codes packed as
+ *                    above, padded to a whole byte.
+ *   INTn_T           per row: the codes only; the tensor's scale
+ *                    d = f16(tensor_absmax / (2^(n-1) - 1)) is stored once
+ *                    (2 bytes, counted by qb_format_tensor_bytes()).
+ *   NF4              per 64: f32 absmax, 32 bytes of 4-bit indices into the
+ *                    16 NormalFloat levels, first value in the high nibble
+ *                    (bitsandbytes' order, no double quantization).
+ *   MXFP4            per 32 (OCP MX): u8 E8M0 scale 2^(e-127), 16 bytes of
+ *                    E2M1 codes, value 2j in the low nibble of byte j.
+ *   FP8_*_CH         per row: f32 scale s, one E4M3/E5M2 byte per value.
+ *   FP8_*_T          one byte per value; s = tensor_absmax / max finite,
+ *                    stored once as f32 (4 bytes, in tensor_bytes).
  */
 #pragma once
 
@@ -33,7 +56,8 @@ typedef struct _QbFormat QbFormat;
 typedef struct {
   const QbFormat *format;
   const float    *importance;    /* per-column weights (ne[0] of them), or NULL */
-  gboolean        search;        /* search scales/clipping instead of plain rounding */
+  gboolean        search;        /* search scales/clipping instead of plain rounding
+                                  * (K-quants and IQ4_XS: their own search, always on) */
   float           tensor_absmax; /* QB_SCOPE_TENSOR: max |w| over the whole tensor */
 } QbQuantParams;
 
@@ -53,6 +77,8 @@ struct _QbFormat {
   guint                block_size;  /* values per block; 0 when the scale is per row or tensor */
   guint                block_bytes; /* bytes per block (scale scope BLOCK) */
   QbScaleScope         scope;
+  guint                scale_bytes; /* CHANNEL: scale (and zero) bytes heading each row;
+                                       TENSOR: bytes of the one per-tensor scale */
   gboolean             asymmetric;  /* has a zero point / minimum */
   const char          *fallback;    /* tried when rows do not fit block_size; NULL = F16 */
   QbQuantizeRowFunc    quantize_row;
@@ -77,10 +103,13 @@ gboolean         qb_format_tensor_bytes (const QbFormat *format,
                                          gint64          n,
                                          gint64          n_rows,
                                          guint64        *bytes);
-/* Nominal bits per weight for rows of n values, scales included. */
+/* Nominal bits per weight for rows of n values, scales included (a
+ * per-tensor scale, a few bytes per tensor, is left out); NAN when rows of
+ * n do not fit. */
 double           qb_format_bpw          (const QbFormat *format,
                                          gint64          n);
-/* Walks the fallback chain until a format fits rows of n values. */
+/* Walks the fallback chain until a format fits rows of n values; a NULL
+ * fallback means F16. */
 const QbFormat  *qb_format_fit          (const QbFormat *format,
                                          gint64          n);
 const char      *qb_format_family_name  (QbFormatFamily  family);

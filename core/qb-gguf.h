@@ -191,6 +191,15 @@ gboolean      qb_gguf_writer_write_tensor    (QbGgufWriter    *w,
                                               gconstpointer    data,
                                               guint64          n_bytes,
                                               GError         **error);
+/* Writes n_bytes of tensor index starting offset bytes into its data, for
+ * tensors produced piece by piece (thread-safe, any order).  finish()
+ * checks that the pieces add up to the whole tensor. */
+gboolean      qb_gguf_writer_write_tensor_range (QbGgufWriter *w,
+                                              guint            index,
+                                              guint64          offset,
+                                              gconstpointer    data,
+                                              guint64          n_bytes,
+                                              GError         **error);
 gboolean      qb_gguf_writer_finish          (QbGgufWriter    *w,
                                               GError         **error);
 void          qb_gguf_writer_abort           (QbGgufWriter    *w);

@@ -115,6 +115,15 @@ struct _JsonObject *qb_model_get_hf_config   (QbModel      *model);
 /* A stable fingerprint of the header and tensor table (hex SHA-256). */
 const char       *qb_model_get_fingerprint   (QbModel      *model);
 
+/* Reads values [first, first+n) of a tensor (flattened; both a multiple of
+ * the block size) as float32 into dst.  For streaming over tensors whose
+ * rows are long or few. */
+gboolean          qb_model_read_range        (QbModel      *model,
+                                              guint         index,
+                                              gint64        first,
+                                              gint64        n,
+                                              float        *dst,
+                                              GError      **error);
 /* Reads rows [row, row+n_rows) of a tensor as float32 into dst
  * (n_rows * ne[0] floats).  Rows are counted over all dims above 0.
  * Fails with QB_MODEL_ERROR_UNREADABLE for types without a converter. */
