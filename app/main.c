@@ -10,6 +10,7 @@
 
 static const QbCliEntry commands[] = {
   { "demo",        qb_cmd_demo,        "Run the headless demo on the built-in model" },
+  { "eval",        qb_cmd_eval,        "Perplexity and KL divergence of a model on a text" },
   { "inspect",     qb_cmd_inspect,     "Show a model's architecture and tensors" },
 };
 

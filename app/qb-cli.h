@@ -24,5 +24,6 @@ gboolean qb_cli_parse     (GOptionContext *context, int *argc, char ***argv);
 
 int  qb_cmd_demo          (int argc, char **argv);  /* headless demo */
 int  qb_cmd_inspect       (int argc, char **argv);
+int  qb_cmd_eval          (int argc, char **argv);  /* perplexity, KL divergence */
 
 G_END_DECLS
