@@ -24,6 +24,10 @@ gboolean qb_cli_parse     (GOptionContext *context, int *argc, char ***argv);
 
 int  qb_cmd_demo          (int argc, char **argv);  /* headless demo */
 int  qb_cmd_inspect       (int argc, char **argv);
+int  qb_cmd_quantize      (int argc, char **argv);
+int  qb_cmd_plan          (int argc, char **argv);
+int  qb_cmd_formats       (int argc, char **argv);
+int  qb_cmd_demo_model    (int argc, char **argv);  /* write a demo GGUF */
 int  qb_cmd_eval          (int argc, char **argv);  /* perplexity, KL divergence */
 
 G_END_DECLS

@@ -601,7 +601,8 @@ check_tensor_data (Reader *r, QbGguf *g, const guint64 *offset_pos)
         extents[n_extents++] = (Extent) { t->offset, i };
     }
 
-  qsort (extents, n_extents, sizeof (Extent), compare_extents);
+  if (n_extents > 1)
+    qsort (extents, n_extents, sizeof (Extent), compare_extents);
   for (guint64 k = 1; k < n_extents; k++)
     {
       const QbGgufTensorInfo *prev = &g->tensors[extents[k - 1].index];

@@ -20,7 +20,9 @@ typedef struct _QbImatrix QbImatrix;
 QbImatrix    *qb_imatrix_new          (void);
 QbImatrix    *qb_imatrix_ref          (QbImatrix *im);
 void          qb_imatrix_unref        (QbImatrix *im);
-/* Detects the format (.dat or GGUF) from the contents. */
+/* Detects the format (.dat or GGUF) from the contents.  Files are
+ * untrusted: every length and count is checked, values must be finite and
+ * not negative, names unique; errors name the file, the field and where. */
 QbImatrix    *qb_imatrix_load         (const char *path, GError **error);
 gboolean      qb_imatrix_save_dat     (QbImatrix *im, const char *path, GError **error);
 gboolean      qb_imatrix_save_gguf    (QbImatrix *im, const char *path, GError **error);
@@ -30,7 +32,9 @@ gboolean      qb_imatrix_save_gguf    (QbImatrix *im, const char *path, GError *
 void          qb_imatrix_set          (QbImatrix *im, const char *tensor_name,
                                        const float *sum2, guint n_cols, guint64 n_samples);
 /* Per-column importance (mean of squares) for a tensor, or NULL.  Looks up
- * by exact name.  Valid while im lives. */
+ * by exact name.  Valid while im lives (and until the entry is set again).
+ * For stacked experts (GGUF entries with n_mat > 1) n_cols counts all
+ * matrices' columns, expert after expert. */
 const float  *qb_imatrix_get          (QbImatrix *im, const char *tensor_name, guint *n_cols);
 guint64       qb_imatrix_get_samples  (QbImatrix *im, const char *tensor_name);
 guint         qb_imatrix_get_n_entries(QbImatrix *im);
@@ -39,6 +43,7 @@ const char   *qb_imatrix_get_name     (QbImatrix *im, guint index);
 void          qb_imatrix_set_dataset  (QbImatrix *im, const char *dataset, guint n_chunks, guint chunk_size);
 const char   *qb_imatrix_get_dataset  (QbImatrix *im);
 guint         qb_imatrix_get_n_chunks (QbImatrix *im);
+guint         qb_imatrix_get_chunk_size (QbImatrix *im);   /* 0 when unknown (.dat) */
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (QbImatrix, qb_imatrix_unref)
 

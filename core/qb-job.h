@@ -6,6 +6,9 @@
  * Memory stays bounded by one tensor's output plus a few row chunks.
  * Cancelling stops within one chunk; an output file is then removed and
  * nothing half-written is left.
+ *
+ * Progress and tensor-done callbacks come one at a time, from the thread
+ * that called qb_job_run or from a worker thread.
  */
 #pragma once
 
@@ -44,28 +47,64 @@ typedef void (*QbJobTensorDoneFunc) (guint                 tensor_index,
                                      const QbTensorResult *result,
                                      gpointer              user_data);
 
+/* Calibration statistics for methods that need them (GPTQ): returns the
+ * n_cols x n_cols XᵀX of the tensor's input (row-major, valid until the
+ * tensor is done) and the number of activation rows in *n_samples, or NULL
+ * when there are none (the tensor then fails with a clear error). */
+typedef const double *(*QbJobGramFunc) (const char *tensor_name,
+                                        gint64      n_cols,
+                                        guint64    *n_samples,
+                                        gpointer    user_data);
+
 typedef struct _QbJob QbJob;
 
+/* Takes a copy of the plan: later edits do not affect the job. */
 QbJob          *qb_job_new               (QbModel *model, QbPlan *plan);
 void            qb_job_free              (QbJob *job);
 void            qb_job_set_threads       (QbJob *job, guint n_threads);   /* 0 = cores */
+/* Importance by tensor name (for Hugging Face names, also by the GGUF name
+ * of the tensor's layer and role, as llama.cpp's imatrix names them); a
+ * tensor whose entry has another length than its rows is an error (except
+ * token embeddings, quantized without). */
 void            qb_job_set_imatrix       (QbJob *job, QbImatrix *imatrix);
+void            qb_job_set_gram_func     (QbJob *job, QbJobGramFunc func, gpointer user_data);
 void            qb_job_set_export        (QbJob *job, QbExportKind kind, const char *path);
 void            qb_job_set_progress_func (QbJob *job, QbJobProgressFunc func, gpointer user_data);
 void            qb_job_set_tensor_func   (QbJob *job, QbJobTensorDoneFunc func, gpointer user_data);
-/* Only these tensors (model indices); default all. */
+/* Only these tensors (model indices); default all.  An export needs all. */
 void            qb_job_set_tensors       (QbJob *job, const guint *indices, guint n);
+/* Keep every tensor's bytes after the run (memory: the whole quantized
+ * model), for qb_job_get_tensor_data. */
+void            qb_job_set_keep_data     (QbJob *job, gboolean keep);
 
 gboolean        qb_job_run               (QbJob *job, GCancellable *cancellable, GError **error);
 
-/* After run (also after a cancel: what finished). */
+/* After run (also after a cancel: what finished).  Results are indexed by
+ * model tensor; n_results counts the finished ones. */
 guint           qb_job_get_n_results     (QbJob *job);
 const QbTensorResult *qb_job_get_result  (QbJob *job, guint tensor_index);  /* NULL if not done */
+/* The plan as resolved for this run (NULL before a run or when it failed
+ * to resolve): requested formats, fallbacks and where each choice came from. */
+const QbPlanResolution *qb_job_get_resolution (QbJob *job);
+/* With keep_data: the tensor's bytes in *format (the plan's format; for a
+ * kept tensor its stored type's format, NULL when the registry has none),
+ * exactly what a GGUF export writes for native types.  Formats with no
+ * ggml type are exported as these values dequantized and rounded to F16.
+ * NULL when not kept or not done.  Free with g_bytes_unref. */
+GBytes         *qb_job_get_tensor_data   (QbJob *job, guint tensor_index,
+                                          const QbFormat **format);
+/* What the format's dequantize_row needs for that data: the format and,
+ * for per-tensor formats, the tensor absmax the run used.  FALSE when the
+ * tensor's data is not kept or has no format. */
+gboolean        qb_job_get_dequant_params (QbJob *job, guint tensor_index,
+                                           QbQuantParams *params);
 double          qb_job_get_seconds       (QbJob *job);
 /* Totals over finished tensors. */
 guint64         qb_job_get_original_bytes  (QbJob *job);
 guint64         qb_job_get_quantized_bytes (QbJob *job);
-/* What the export wrote, for the user ("GGUF with native types", ...). */
+/* What the export wrote, for the user: how many tensors went out in their
+ * own type, kept, or fake-quantized to F16, and which (NULL without a
+ * successful export). */
 const char     *qb_job_get_export_summary  (QbJob *job);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (QbJob, qb_job_free)

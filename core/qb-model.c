@@ -188,6 +188,8 @@ gguf_arch (QbModel *self)
 
   if (name != NULL)
     a->name = g_strdup (name);
+  if (qb_gguf_get_string_array (g, "tokenizer.ggml.tokens", &n_tokens) && n_tokens <= G_MAXUINT)
+    a->n_vocab = (guint) n_tokens;
   if (family == NULL)
     return;
   a->family = g_strdup (family);
@@ -198,10 +200,8 @@ gguf_arch (QbModel *self)
   a->n_ff = gguf_count (g, family, "feed_forward_length");
   a->n_ctx = gguf_count (g, family, "context_length");
   a->head_dim = gguf_count (g, family, "attention.key_length");
-  a->n_vocab = gguf_count (g, family, "vocab_size");
-  if (a->n_vocab == 0 && qb_gguf_get_string_array (g, "tokenizer.ggml.tokens", &n_tokens) &&
-      n_tokens <= G_MAXUINT)
-    a->n_vocab = (guint) n_tokens;
+  if (gguf_count (g, family, "vocab_size"))             /* the stated size wins */
+    a->n_vocab = gguf_count (g, family, "vocab_size");
   a->rms_eps = gguf_number (g, family, "attention.layer_norm_rms_epsilon");
   a->rope_freq_base = gguf_number (g, family, "rope.freq_base");
 }

@@ -5,6 +5,27 @@
  * explicit per-tensor overrides.  Precedence, highest first: override,
  * first matching rule, 1-D tensors kept as they are (when keep_1d), the
  * preset's choice, the default.  Plans round-trip through versioned JSON.
+ *
+ * Globs (GPatternSpec: * and ?) match the whole tensor name; regular
+ * expressions (GRegex) match anywhere in it unless anchored.  A preset
+ * decides every tensor (it keeps what llama-quantize keeps), so with a
+ * preset the default only matters where no preset is set.  A tensor whose
+ * rows do not fit the requested format gets the first format of the
+ * registry's fallback chain that fits, with the reason recorded.  A new
+ * plan: default Q8_0, method rtn, keep_1d, no preset, no rules.
+ * Every edit emits "changed" (and notify for the properties
+ * default-format, default-method, preset, keep-1d).
+ *
+ * JSON (version 1):
+ *   { "version": 1, "default_format": "Q4_K", "default_method": "rtn",
+ *     "preset": "Q4_K_M" | null, "keep_1d": true,
+ *     "rules": [ { "pattern": "*.ffn_down.*", "kind": "glob" | "regex",
+ *                  "format": "Q6_K", "method": "search" (optional) } ],
+ *     "overrides": [ { "tensor": "output.weight", "format": "Q8_0",
+ *                      "method": "rtn" (optional) } ],
+ *     "options": { "gptq.damp": "0.01" } }
+ * A larger version is refused with QB_PLAN_ERROR_VERSION; unknown members
+ * are ignored; unknown formats, methods and presets are refused.
  */
 #pragma once
 
@@ -76,10 +97,16 @@ void                qb_plan_clear_override     (QbPlan *plan, const char *tensor
 gboolean            qb_plan_get_override       (QbPlan *plan, const char *tensor_name,
                                                 const char **format, const char **method);
 void                qb_plan_clear_overrides    (QbPlan *plan);
+guint               qb_plan_get_n_overrides    (QbPlan *plan);
+/* The index-th override in the order they were set: returns the tensor name. */
+const char         *qb_plan_get_override_at    (QbPlan *plan, guint index,
+                                                const char **format, const char **method);
 
 /* Method options (e.g. GPTQ damp, group order), applied to every tensor. */
 void                qb_plan_set_option         (QbPlan *plan, const char *key, const char *value);
 const char         *qb_plan_get_option         (QbPlan *plan, const char *key);
+/* All options (char* -> char*), owned by the plan. */
+GHashTable         *qb_plan_get_options        (QbPlan *plan);
 
 char               *qb_plan_to_json            (QbPlan *plan);
 QbPlan             *qb_plan_new_from_json      (const char *json, GError **error);
@@ -90,7 +117,7 @@ typedef struct {
   const QbFormat *requested;        /* what rules asked for (NULL for keep) */
   const QbMethod *method;           /* NULL when kept */
   char           *fallback_reason;  /* set when format != requested */
-  char           *source;           /* "override", "rule 2", "1-D", "preset Q4_K_M", "default" */
+  char           *source;           /* "override", "rule 2" (1-based), "1-D", "preset Q4_K_M", "default" */
   guint64         bytes;            /* bytes after quantization */
   double          bpw;
 } QbTensorChoice;
@@ -108,6 +135,12 @@ typedef struct {
 /* Instant: no tensor data is read. */
 QbPlanResolution   *qb_plan_resolve            (QbPlan *plan, QbModel *model, GError **error);
 void                qb_plan_resolution_free    (QbPlanResolution *res);
+/* llama.cpp's LLAMA_FTYPE value closest to the resolved plan: the preset's
+ * when there is one, else the file type of the ggml type that holds the
+ * most weights of the quantized matrices (Q4_K counts as Q4_K_M, Q3_K as
+ * Q3_K_M, Q5_K as Q5_K_M); -1 when no ggml type is used. */
+int                 qb_plan_resolution_llama_ftype (QbPlan *plan, QbModel *model,
+                                                    const QbPlanResolution *res);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (QbPlanResolution, qb_plan_resolution_free)
 

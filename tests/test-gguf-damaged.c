@@ -481,6 +481,7 @@ test_bad_tensors (void)
     g_autoptr(GError) error = NULL;
     g_autoptr(QbGguf) g = qb_gguf_new_from_bytes (bytes, "ok.gguf", &error);
     g_assert_no_error (error);
+    g_assert_cmpuint (qb_gguf_get_tensor (g, 0)->n_bytes, ==, 0);
   }
   /* Types that are known but not readable are listed, not refused. */
   b = begin_file (3, 1, 0);

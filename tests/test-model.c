@@ -2,6 +2,7 @@
  * opening by folder, and the cost of opening a huge file.
  */
 #include <fcntl.h>
+#include <math.h>
 #include <glib/gstdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -187,6 +188,42 @@ test_rows_scalar_types (void)
   g_assert_false (qb_model_read_rows (model, G_N_ELEMENTS (types), 0, 1, out, &error));
   g_assert_error (error, QB_MODEL_ERROR, QB_MODEL_ERROR_UNREADABLE);
   g_assert_nonnull (strstr (error->message, "IQ2_XXS"));
+}
+
+/* The F16 row converter agrees with the scalar conversion for every half
+ * (NaNs stay NaN), on the hardware path and on the portable one. */
+static void
+check_f16_rows (void)
+{
+  g_autofree guint16 *halves = g_new (guint16, 65536 + 7);
+  g_autofree float *out = g_new (float, 65536 + 7);
+  const QbDTypeInfo *info = qb_dtype_info (QB_DTYPE_F16);
+
+  for (guint i = 0; i < 65536 + 7; i++)
+    halves[i] = (guint16) (i * 40503u);               /* every half, in scrambled order */
+  info->to_float (halves, out, 65536 + 7);
+  for (guint i = 0; i < 65536 + 7; i++)
+    {
+      float ref = qb_fp16_to_fp32 (halves[i]);
+      if (isnan (ref))
+        g_assert_true (isnan (out[i]));
+      else if (memcmp (&ref, &out[i], 4) != 0)
+        g_error ("half 0x%04x: %g, expected %g", halves[i], out[i], ref);
+    }
+}
+
+static void
+test_f16_rows (void)
+{
+  if (g_test_subprocess ())
+    {
+      g_setenv ("QB_CPU_BASELINE", "1", TRUE);       /* before the first conversion */
+      check_f16_rows ();
+      return;
+    }
+  check_f16_rows ();
+  g_test_trap_subprocess (NULL, 0, G_TEST_SUBPROCESS_DEFAULT);
+  g_test_trap_assert_passed ();
 }
 
 /* ---- tensor names ------------------------------------------------------ */
@@ -427,6 +464,7 @@ main (int argc, char **argv)
   g_test_add_func ("/model/stories/rows", test_stories_rows);
   g_test_add_func ("/model/rows-scalar-types", test_rows_scalar_types);
   g_test_add_func ("/model/names", test_names);
+  g_test_add_func ("/model/f16-rows", test_f16_rows);
   g_test_add_func ("/model/open-paths", test_open_paths);
   g_test_add_func ("/model/huge-sparse", test_huge_sparse);
   return g_test_run ();

@@ -1,0 +1,51 @@
+/* qb-cli-plan.h — plan options shared by `quantize`, `plan` and `demo`. */
+#pragma once
+
+#include <glib.h>
+
+#include "qb-model.h"
+#include "qb-plan.h"
+
+G_BEGIN_DECLS
+
+typedef struct {
+  char     *plan_file;
+  char     *preset;
+  char     *default_format;
+  char     *method;
+  char    **rules;
+  gboolean  quantize_1d;
+  gboolean  list_presets;
+} QbCliPlanOptions;
+
+void      qb_cli_plan_add_entries   (GOptionContext         *context,
+                                     QbCliPlanOptions       *options);
+void      qb_cli_plan_options_clear (QbCliPlanOptions       *options);
+/* The plan the options describe: --plan's file (or a new plan), then the
+ * preset, default, method, 1-D choice and rules on top. */
+QbPlan   *qb_cli_plan_build         (const QbCliPlanOptions *options,
+                                     GError                **error);
+void      qb_cli_print_presets      (void);
+
+typedef struct {
+  char     *imatrix;
+  int       threads;      /* 0: all cores */
+  char     *out;          /* .gguf or .safetensors, or NULL */
+  gboolean  json;
+} QbCliQuantizeOptions;
+
+/* Runs the plan and prints the per-tensor table and totals (or JSON). */
+int       qb_cli_quantize_and_print (QbModel                    *model,
+                                     QbPlan                     *plan,
+                                     const QbCliQuantizeOptions *options);
+/* Resolves the plan and prints it with its totals. */
+int       qb_cli_print_plan         (QbModel                    *model,
+                                     QbPlan                     *plan);
+
+char     *qb_cli_format_size        (guint64                 bytes);
+char     *qb_cli_shape              (const QbTensor         *t);
+void      qb_cli_print_totals       (const QbPlanResolution *res);
+void      qb_cli_print_fallbacks    (QbModel                *model,
+                                     const QbPlanResolution *res);
+
+G_END_DECLS

@@ -1,0 +1,402 @@
+/* qb-cmd-quantize.c — `quantbench quantize`, `quantbench plan`, `quantbench formats`. */
+#include <json-glib/json-glib.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "qb-cli.h"
+#include "qb-cli-plan.h"
+#include "qb-format.h"
+#include "qb-imatrix.h"
+#include "qb-job.h"
+#include "qb-workers.h"
+
+/* ---- quantize ---------------------------------------------------------- */
+
+typedef struct {
+  gint64 last_draw;   /* monotonic µs */
+  gboolean drawn;
+} ProgressBar;
+
+static void
+draw_progress (const QbJobProgress *p, gpointer user_data)
+{
+  ProgressBar *bar = user_data;
+  gint64 now = g_get_monotonic_time ();
+  double frac = p->bytes_total ? (double) p->bytes_done / p->bytes_total : 1.0;
+  char cells[31];
+  int filled = (int) (frac * 30);
+
+  if (now - bar->last_draw < 100000 && p->tensors_done < p->n_tensors)
+    return;
+  bar->last_draw = now;
+  bar->drawn = TRUE;
+  for (int i = 0; i < 30; i++)
+    cells[i] = i < filled ? '#' : '.';
+  cells[30] = '\0';
+  fprintf (stderr, "\r[%s] %3.0f%%  %u/%u  %-40.40s %6.1fs", cells, frac * 100,
+           p->tensors_done, p->n_tensors, p->current_name ? p->current_name : "", p->elapsed);
+  fflush (stderr);
+}
+
+/* A metric in a table cell with the given precision; "inf" for exact. */
+static const char *
+metric (double v, int digits, gboolean general, char *buf, gsize size)
+{
+  if (isinf (v) && v > 0)
+    return "inf";
+  if (isnan (v))
+    return "-";
+  if (general)
+    g_snprintf (buf, size, "%.*g", digits, v);
+  else
+    g_snprintf (buf, size, "%.*f", digits, v);
+  return buf;
+}
+
+static void
+print_table (QbModel *model, QbJob *job)
+{
+  guint n = qb_model_get_n_tensors (model);
+
+  printf ("%-34s %-10s %-9s %7s %10s %8s %9s %9s %9s\n", "tensor", "format", "fallback",
+          "bpw", "size", "SQNR dB", "rel RMSE", "cosine", "max err");
+  for (guint i = 0; i < n; i++)
+    {
+      const QbTensorResult *r = qb_job_get_result (job, i);
+      g_autofree char *size = NULL;
+      g_autofree char *format = NULL;
+      char b1[32], b2[32], b3[32], b4[32];
+      gboolean kept;
+
+      if (r == NULL)
+        continue;
+      kept = g_strcmp0 (r->method, "keep") == 0;
+      size = qb_cli_format_size (r->bytes);
+      format = kept ? g_strdup_printf ("keep:%s", r->format) : g_strdup (r->format);
+      printf ("%-34s %-10s %-9s %7.3f %10s %8s %9s %9s %9s\n", r->tensor_name, format,
+              r->fallback_reason ? r->requested_format : "-", r->bpw, size,
+              kept ? "-" : metric (r->metrics.sqnr_db, 2, FALSE, b1, sizeof b1),
+              kept ? "-" : metric (r->metrics.rmse_rel, 5, FALSE, b2, sizeof b2),
+              kept ? "-" : metric (r->metrics.cosine, 6, FALSE, b3, sizeof b3),
+              kept ? "-" : metric (r->metrics.max_abs_err, 3, TRUE, b4, sizeof b4));
+    }
+}
+
+static void
+add_number (JsonBuilder *b, const char *name, double v)
+{
+  json_builder_set_member_name (b, name);
+  if (isfinite (v))
+    json_builder_add_double_value (b, v);
+  else
+    json_builder_add_null_value (b);
+}
+
+static void
+add_string (JsonBuilder *b, const char *name, const char *v)
+{
+  json_builder_set_member_name (b, name);
+  if (v)
+    json_builder_add_string_value (b, v);
+  else
+    json_builder_add_null_value (b);
+}
+
+static void
+add_result (JsonBuilder *b, const QbTensorResult *r)
+{
+  const QbTensorMetrics *m = &r->metrics;
+
+  json_builder_begin_object (b);
+  add_string (b, "name", r->tensor_name);
+  add_string (b, "format", r->format);
+  add_string (b, "requested_format", r->requested_format);
+  add_string (b, "fallback_reason", r->fallback_reason);
+  add_string (b, "method", r->method);
+  json_builder_set_member_name (b, "n_params");
+  json_builder_add_int_value (b, r->n_params);
+  json_builder_set_member_name (b, "bytes");
+  json_builder_add_int_value (b, (gint64) r->bytes);
+  add_number (b, "bpw", r->bpw);
+  add_number (b, "seconds", r->seconds);
+  add_number (b, "mse", m->mse);
+  add_number (b, "rmse_rel", m->rmse_rel);
+  add_number (b, "sqnr_db", m->sqnr_db);
+  add_number (b, "cosine", m->cosine);
+  add_number (b, "max_abs_err", m->max_abs_err);
+  add_number (b, "wmse", m->wmse);
+  add_number (b, "mean", m->mean);
+  add_number (b, "std", m->std);
+  add_number (b, "kurtosis", m->kurtosis);
+  add_number (b, "outlier_share", m->outlier_share);
+  json_builder_end_object (b);
+}
+
+static void
+print_json (QbModel *model, QbPlan *plan, QbJob *job, guint threads)
+{
+  g_autoptr(JsonBuilder) b = json_builder_new ();
+  g_autoptr(JsonGenerator) gen = json_generator_new ();
+  g_autoptr(JsonNode) root = NULL;
+  g_autofree char *plan_json = qb_plan_to_json (plan);
+  g_autofree char *text = NULL;
+  const QbPlanResolution *res = qb_job_get_resolution (job);
+  guint n = qb_model_get_n_tensors (model);
+
+  json_builder_begin_object (b);
+  add_string (b, "model", qb_model_get_path (model));
+  json_builder_set_member_name (b, "plan");
+  json_builder_add_value (b, json_from_string (plan_json, NULL));
+  json_builder_set_member_name (b, "threads");
+  json_builder_add_int_value (b, threads);
+  add_number (b, "seconds", qb_job_get_seconds (job));
+  json_builder_set_member_name (b, "tensors");
+  json_builder_begin_array (b);
+  for (guint i = 0; i < n; i++)
+    if (qb_job_get_result (job, i))
+      add_result (b, qb_job_get_result (job, i));
+  json_builder_end_array (b);
+  json_builder_set_member_name (b, "totals");
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "original_bytes");
+  json_builder_add_int_value (b, (gint64) qb_job_get_original_bytes (job));
+  json_builder_set_member_name (b, "quantized_bytes");
+  json_builder_add_int_value (b, (gint64) qb_job_get_quantized_bytes (job));
+  json_builder_set_member_name (b, "n_params");
+  json_builder_add_int_value (b, res->n_params);
+  add_number (b, "bpw", res->bpw);
+  json_builder_set_member_name (b, "n_fallbacks");
+  json_builder_add_int_value (b, res->n_fallbacks);
+  json_builder_end_object (b);
+  add_string (b, "export", qb_job_get_export_summary (job));
+  json_builder_end_object (b);
+
+  root = json_builder_get_root (b);
+  json_generator_set_root (gen, root);
+  json_generator_set_pretty (gen, TRUE);
+  text = json_generator_to_data (gen, NULL);
+  printf ("%s\n", text);
+}
+
+static gboolean
+export_kind_for (const char *path, QbExportKind *kind, GError **error)
+{
+  if (path == NULL)
+    *kind = QB_EXPORT_NONE;
+  else if (g_str_has_suffix (path, ".gguf"))
+    *kind = QB_EXPORT_GGUF;
+  else if (g_str_has_suffix (path, ".safetensors"))
+    *kind = QB_EXPORT_SAFETENSORS;
+  else
+    {
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                   "--out %s: the name must end in .gguf or .safetensors", path);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+int
+qb_cli_quantize_and_print (QbModel *model, QbPlan *plan, const QbCliQuantizeOptions *o)
+{
+  g_autoptr(QbJob) job = qb_job_new (model, plan);
+  g_autoptr(QbImatrix) imatrix = NULL;
+  g_autoptr(GError) error = NULL;
+  ProgressBar bar = { 0 };
+  QbExportKind kind;
+  const QbPlanResolution *res;
+  guint threads = o->threads > 0 ? (guint) o->threads : qb_cpu_count ();
+  gboolean ok;
+
+  if (!export_kind_for (o->out, &kind, &error))
+    return qb_cli_fail (error);
+  if (o->imatrix != NULL)
+    {
+      imatrix = qb_imatrix_load (o->imatrix, &error);
+      if (imatrix == NULL)
+        return qb_cli_fail (error);
+      qb_job_set_imatrix (job, imatrix);
+    }
+  qb_job_set_threads (job, threads);
+  qb_job_set_export (job, kind, o->out);
+  if (!o->json && isatty (fileno (stderr)))
+    qb_job_set_progress_func (job, draw_progress, &bar);
+
+  ok = qb_job_run (job, NULL, &error);
+  if (bar.drawn)
+    fprintf (stderr, "\n");
+  if (!ok)
+    return qb_cli_fail (error);
+
+  res = qb_job_get_resolution (job);
+  if (o->json)
+    {
+      print_json (model, plan, job, threads);
+      return 0;
+    }
+  print_table (model, job);
+  qb_cli_print_fallbacks (model, res);
+  qb_cli_print_totals (res);
+  {
+    double s = qb_job_get_seconds (job);
+    printf ("time: %.2f s on %u thread%s (%.2f GB/s of input weights)\n", s, threads,
+            threads == 1 ? "" : "s", s > 0 ? qb_job_get_original_bytes (job) / s / 1e9 : 0.0);
+  }
+  if (qb_job_get_export_summary (job))
+    printf ("wrote %s\n", qb_job_get_export_summary (job));
+  return 0;
+}
+
+int
+qb_cmd_quantize (int argc, char **argv)
+{
+  g_autoptr(GOptionContext) context = g_option_context_new ("MODEL - quantize a model and measure the error");
+  g_autoptr(QbModel) model = NULL;
+  g_autoptr(QbPlan) plan = NULL;
+  g_autoptr(GError) error = NULL;
+  QbCliPlanOptions po = { 0 };
+  QbCliQuantizeOptions qo = { 0 };
+  GOptionEntry entries[] = {
+    { "imatrix", 0, 0, G_OPTION_ARG_FILENAME, &qo.imatrix, "Importance matrix (llama.cpp .dat or GGUF)", "FILE" },
+    { "threads", 't', 0, G_OPTION_ARG_INT, &qo.threads, "Worker threads (default: all cores)", "N" },
+    { "out", 'o', 0, G_OPTION_ARG_FILENAME, &qo.out, "Write the quantized model (.gguf or .safetensors)", "FILE" },
+    { "json", 0, 0, G_OPTION_ARG_NONE, &qo.json, "Print the results as JSON", NULL },
+    { NULL }
+  };
+  int status;
+
+  g_option_context_add_main_entries (context, entries, NULL);
+  qb_cli_plan_add_entries (context, &po);
+  if (!qb_cli_parse (context, &argc, &argv))
+    return 2;
+  if (po.list_presets)
+    {
+      qb_cli_print_presets ();
+      return 0;
+    }
+  if (argc != 2)
+    {
+      fprintf (stderr, "quantbench quantize: expected one MODEL (see --help)\n");
+      return 2;
+    }
+  plan = qb_cli_plan_build (&po, &error);
+  if (plan == NULL)
+    return qb_cli_fail (error);
+  model = qb_model_open (argv[1], &error);
+  if (model == NULL)
+    return qb_cli_fail (error);
+  status = qb_cli_quantize_and_print (model, plan, &qo);
+  qb_cli_plan_options_clear (&po);
+  g_free (qo.imatrix);
+  g_free (qo.out);
+  return status;
+}
+
+/* ---- plan -------------------------------------------------------------- */
+
+int
+qb_cli_print_plan (QbModel *model, QbPlan *plan)
+{
+  g_autoptr(QbPlanResolution) res = NULL;
+  g_autoptr(GError) error = NULL;
+
+  res = qb_plan_resolve (plan, model, &error);
+  if (res == NULL)
+    return qb_cli_fail (error);
+  printf ("%-34s %-14s %-6s %-10s %-9s %-12s %7s %10s\n", "tensor", "shape", "stored",
+          "format", "fallback", "decided by", "bpw", "size");
+  for (guint i = 0; i < res->n_tensors; i++)
+    {
+      const QbTensor *t = qb_model_get_tensor (model, i);
+      const QbTensorChoice *c = &res->choices[i];
+      g_autofree char *shape = qb_cli_shape (t);
+      g_autofree char *size = qb_cli_format_size (c->bytes);
+
+      printf ("%-34s %-14s %-6s %-10s %-9s %-12s %7.3f %10s\n", t->name, shape,
+              qb_dtype_name (t->dtype), c->format ? c->format->name : "keep",
+              c->fallback_reason && c->requested ? c->requested->name : "-",
+              c->source, c->bpw, size);
+    }
+  qb_cli_print_fallbacks (model, res);
+  qb_cli_print_totals (res);
+  return 0;
+}
+
+int
+qb_cmd_plan (int argc, char **argv)
+{
+  g_autoptr(GOptionContext) context = g_option_context_new ("MODEL - show what a plan does to a model, without quantizing");
+  g_autoptr(QbModel) model = NULL;
+  g_autoptr(QbPlan) plan = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *save = NULL;
+  QbCliPlanOptions po = { 0 };
+  GOptionEntry entries[] = {
+    { "save", 0, 0, G_OPTION_ARG_FILENAME, &save, "Also save the plan as JSON", "FILE.json" },
+    { NULL }
+  };
+  int status;
+
+  g_option_context_add_main_entries (context, entries, NULL);
+  qb_cli_plan_add_entries (context, &po);
+  if (!qb_cli_parse (context, &argc, &argv))
+    return 2;
+  if (po.list_presets)
+    {
+      qb_cli_print_presets ();
+      return 0;
+    }
+  if (argc != 2)
+    {
+      fprintf (stderr, "quantbench plan: expected one MODEL (see --help)\n");
+      return 2;
+    }
+  plan = qb_cli_plan_build (&po, &error);
+  qb_cli_plan_options_clear (&po);
+  if (plan == NULL)
+    return qb_cli_fail (error);
+  model = qb_model_open (argv[1], &error);
+  if (model == NULL)
+    return qb_cli_fail (error);
+  status = qb_cli_print_plan (model, plan);
+  if (status == 0 && save != NULL)
+    {
+      g_autofree char *json = qb_plan_to_json (plan);
+      if (!g_file_set_contents (save, json, -1, &error))
+        return qb_cli_fail (error);
+    }
+  return status;
+}
+
+/* ---- formats ------------------------------------------------------------- */
+
+int
+qb_cmd_formats (int argc, char **argv)
+{
+  g_autoptr(GOptionContext) context = g_option_context_new ("- list the quantization formats");
+
+  if (!qb_cli_parse (context, &argc, &argv))
+    return 2;
+  printf ("%-16s %-6s %4s %6s %7s %-7s %s\n", "format", "family", "bits", "block", "bpw",
+          "native", "summary");
+  for (guint i = 0; i < qb_format_count (); i++)
+    {
+      const QbFormat *f = qb_format_get (i);
+      char block[16];
+
+      if (f->scope == QB_SCOPE_BLOCK)
+        g_snprintf (block, sizeof block, "%u", f->block_size);
+      else
+        g_strlcpy (block, f->scope == QB_SCOPE_CHANNEL ? "row" : "tensor", sizeof block);
+      /* bpw of a 4096-wide row: scales per row or tensor amortize there. */
+      printf ("%-16s %-6s %4u %6s %7.3f %-7s %s\n", f->name, qb_format_family_name (f->family),
+              f->bits, block, qb_format_bpw (f, 4096),
+              f->dtype != QB_DTYPE_INVALID ? qb_dtype_name (f->dtype) : "-", f->summary);
+    }
+  printf ("\nMethods:\n");
+  for (guint i = 0; i < qb_method_count (); i++)
+    printf ("  %-8s %s\n", qb_method_get (i)->name, qb_method_get (i)->summary);
+  return 0;
+}

@@ -1,0 +1,558 @@
+/* qb-demo-model.c — the demo model generator.
+ *
+ * Each tensor is cut into chunks of whole rows; a chunk's values come from
+ * its own random stream, seeded by (seed, tensor, first row), so the file
+ * does not depend on which thread made which chunk.
+ */
+#include "qb-demo-model.h"
+
+#include <errno.h>
+#include <glib/gstdio.h>
+#include <math.h>
+#include <string.h>
+
+#include "qb-gguf.h"
+
+#define CHUNK_VALUES 65536
+
+/* ---- sizes ------------------------------------------------------------ */
+
+void
+qb_demo_model_spec_init (QbDemoModelSpec *spec)
+{
+  *spec = (QbDemoModelSpec) { .n_params = 0, .dtype = QB_DTYPE_F16, .seed = 1 };
+}
+
+static guint
+round_up (guint v, guint m)
+{
+  return (v + m - 1) / m * m;
+}
+
+/* Shape rules shared by every size: 64-wide heads (128 from 2560 up),
+ * grouped-query attention with 4 query heads per KV head where that
+ * divides, a SwiGLU FFN of about 8/3 the width, rounded to 256. */
+static void
+dims_for_width (guint n_embd, gint64 n_params, QbDemoModelDims *d)
+{
+  guint head_dim = n_embd >= 2560 ? 128 : 64;
+
+  d->n_embd = n_embd;
+  d->n_head = n_embd / head_dim;
+  d->n_head_kv = d->n_head % 4 == 0 ? d->n_head / 4 : d->n_head;
+  d->n_ff = round_up (n_embd * 8 / 3, 256);
+  d->n_vocab = n_params >= 100000000 ? 32000 : n_params >= 20000000 ? 8192 : 512;
+  d->n_ctx = n_params >= 100000000 ? 2048 : 512;
+  d->n_layer = 1;
+}
+
+gint64
+qb_demo_model_count_params (const QbDemoModelDims *d)
+{
+  gint64 e = d->n_embd, kv = (gint64) d->n_embd / d->n_head * d->n_head_kv;
+  gint64 per_layer = 2 * e * e + 2 * e * kv + 3 * e * d->n_ff + 2 * e;
+
+  return 2 * (gint64) d->n_vocab * e + e + per_layer * d->n_layer;
+}
+
+void
+qb_demo_model_choose_dims (gint64 n_params, QbDemoModelDims *dims)
+{
+  static const guint widths[] = { 256, 512, 768, 1024, 1536, 2048, 2560, 3072, 4096, 5120, 8192 };
+  double best = G_MAXDOUBLE;
+
+  /* The tiny default: four layers, rows of 256 and 768 values. */
+  *dims = (QbDemoModelDims) { .n_layer = 4, .n_embd = 256, .n_ff = 768, .n_head = 4,
+                              .n_head_kv = 2, .n_vocab = 512, .n_ctx = 512 };
+  if (n_params <= qb_demo_model_count_params (dims))
+    return;
+
+  /* Otherwise the width whose layer count comes closest to the usual
+   * proportion of about 64 hidden units per layer. */
+  for (gsize i = 0; i < G_N_ELEMENTS (widths); i++)
+    {
+      QbDemoModelDims d;
+      gint64 fixed, per_layer, layers;
+      double score;
+
+      dims_for_width (widths[i], n_params, &d);
+      d.n_layer = 0;
+      fixed = qb_demo_model_count_params (&d);
+      d.n_layer = 1;
+      per_layer = qb_demo_model_count_params (&d) - fixed;
+      layers = (n_params - fixed + per_layer / 2) / per_layer;
+      if (layers < 2)
+        continue;
+      d.n_layer = (guint) MIN (layers, 1000);
+      score = fabs (log ((double) d.n_embd / (64.0 * d.n_layer)));
+      if (score < best)
+        {
+          best = score;
+          *dims = d;
+        }
+    }
+}
+
+gboolean
+qb_demo_model_parse_size (const char *text, gint64 *n_params)
+{
+  char *end = NULL;
+  double v, scale = 1;
+
+  if (text == NULL || !g_ascii_isdigit (*text))
+    return FALSE;
+  v = g_ascii_strtod (text, &end);
+  switch (g_ascii_toupper (*end))
+    {
+    case 'K': scale = 1e3; end++; break;
+    case 'M': scale = 1e6; end++; break;
+    case 'B': case 'G': scale = 1e9; end++; break;
+    default: break;
+    }
+  if (*end != '\0' || !(v * scale >= 0) || v * scale > 1e13)
+    return FALSE;
+  *n_params = (gint64) (v * scale);
+  return TRUE;
+}
+
+/* ---- vocabulary ------------------------------------------------------- */
+
+static const char *const common_words[] = {
+  "the", "and", "to", "a", "of", "was", "he", "she", "it", "in", "that", "her", "his", "they",
+  "with", "said", "for", "on", "you", "had", "is", "but", "so", "day", "one", "at", "big",
+  "little", "not", "were", "very", "be", "saw", "time", "up", "there", "all", "friends",
+  "happy", "what", "play", "upon", "once", "girl", "boy", "named", "mom", "went", "do", "have",
+  "are", "from", "wanted", "like", "this", "can", "out", "we", "could", "go", "an", "by", "as",
+  "new", "help", "this", "would", "will", "their", "them", "about", "into", "more", "make",
+  "model", "weight", "quant", "bench", "layer", "tensor", "hello", "world",
+};
+
+#define SPIECE_SPACE "\xe2\x96\x81"      /* U+2581, SentencePiece's word boundary */
+
+enum { TOKEN_NORMAL = 1, TOKEN_UNKNOWN = 2, TOKEN_CONTROL = 3, TOKEN_BYTE = 6 };
+
+typedef struct
+{
+  GPtrArray  *tokens;     /* char*, owned */
+  GHashTable *seen;
+  GArray     *scores;     /* float */
+  GArray     *types;      /* gint32 */
+  guint       limit;
+} Vocab;
+
+static void
+vocab_add (Vocab *v, char *token, gint32 type)
+{
+  float score;
+
+  if (v->tokens->len >= v->limit || g_hash_table_contains (v->seen, token))
+    {
+      g_free (token);
+      return;
+    }
+  g_hash_table_add (v->seen, token);
+  score = type == TOKEN_NORMAL ? -(float) v->tokens->len : 0.0f;
+  g_ptr_array_add (v->tokens, token);
+  g_array_append_val (v->scores, score);
+  g_array_append_val (v->types, type);
+}
+
+/* <unk> <s> </s>, the 256 byte tokens, then pieces from most to least
+ * likely: the boundary marker, single characters, common words, then
+ * letter pairs and triples with and without the boundary marker. */
+static void
+build_vocab (Vocab *v, guint n_vocab)
+{
+  static const char chars[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.,!?'\"-:;()";
+
+  v->tokens = g_ptr_array_new_with_free_func (g_free);
+  v->seen = g_hash_table_new (g_str_hash, g_str_equal);
+  v->scores = g_array_new (FALSE, FALSE, sizeof (float));
+  v->types = g_array_new (FALSE, FALSE, sizeof (gint32));
+  v->limit = n_vocab;
+
+  vocab_add (v, g_strdup ("<unk>"), TOKEN_UNKNOWN);
+  vocab_add (v, g_strdup ("<s>"), TOKEN_CONTROL);
+  vocab_add (v, g_strdup ("</s>"), TOKEN_CONTROL);
+  for (guint b = 0; b < 256; b++)
+    vocab_add (v, g_strdup_printf ("<0x%02X>", b), TOKEN_BYTE);
+  vocab_add (v, g_strdup (SPIECE_SPACE), TOKEN_NORMAL);
+  for (const char *c = chars; *c; c++)
+    vocab_add (v, g_strndup (c, 1), TOKEN_NORMAL);
+  for (gsize i = 0; i < G_N_ELEMENTS (common_words); i++)
+    vocab_add (v, g_strconcat (SPIECE_SPACE, common_words[i], NULL), TOKEN_NORMAL);
+  for (int len = 2; len <= 4 && v->tokens->len < n_vocab; len++)
+    for (int space = 1; space >= 0; space--)
+      {
+        guint count = 1;
+        for (int k = 0; k < len; k++)
+          count *= 26;
+        for (guint i = 0; i < count && v->tokens->len < n_vocab; i++)
+          {
+            char piece[8];
+            guint x = i;
+            for (int k = len - 1; k >= 0; k--, x /= 26)
+              piece[k] = (char) ('a' + x % 26);
+            piece[len] = '\0';
+            vocab_add (v, space ? g_strconcat (SPIECE_SPACE, piece, NULL) : g_strdup (piece),
+                       TOKEN_NORMAL);
+          }
+      }
+}
+
+static void
+vocab_clear (Vocab *v)
+{
+  g_hash_table_unref (v->seen);
+  g_ptr_array_unref (v->tokens);
+  g_array_unref (v->scores);
+  g_array_unref (v->types);
+}
+
+/* ---- random values ---------------------------------------------------- */
+
+static inline guint64
+splitmix64 (guint64 *state)
+{
+  guint64 z = (*state += G_GUINT64_CONSTANT (0x9e3779b97f4a7c15));
+  z = (z ^ (z >> 30)) * G_GUINT64_CONSTANT (0xbf58476d1ce4e5b9);
+  z = (z ^ (z >> 27)) * G_GUINT64_CONSTANT (0x94d049bb133111eb);
+  return z ^ (z >> 31);
+}
+
+static inline double
+uniform01 (guint64 *state)
+{
+  return ((double) (splitmix64 (state) >> 11) + 0.5) * (1.0 / 9007199254740992.0);
+}
+
+/* Unit-variance heavy-tailed value: 95% a near-Gaussian (sum of four
+ * uniforms), 5% a Laplace of deviation 3.  Excess kurtosis about 1.4,
+ * before outlier channels add more. */
+static inline float
+heavy_tailed (guint64 *state)
+{
+  guint64 r = splitmix64 (state);
+
+  if ((r & 0xff) < 13)
+    {
+      double mag = -log (uniform01 (state)) * (3.0 / G_SQRT2);
+      return (float) ((r & 0x100) ? mag : -mag) * 0.845f;
+    }
+  {
+    guint64 a = (r >> 8) & 0x3fff, b = (r >> 22) & 0x3fff, c = (r >> 36) & 0x3fff, d = (r >> 50) & 0x3fff;
+    double s = (double) (a + b + c + d) * (1.0 / 16384.0) - 2.0 + 2.0 / 16384.0;
+    return (float) (s * 1.7320508075688772) * 0.845f;
+  }
+}
+
+/* ---- the tensor plan --------------------------------------------------- */
+
+typedef enum { KIND_EMBD, KIND_OUTPUT, KIND_NORM, KIND_Q, KIND_K, KIND_V, KIND_O,
+               KIND_GATE, KIND_UP, KIND_DOWN } Kind;
+
+typedef struct
+{
+  char    name[48];
+  Kind    kind;
+  int     layer;
+  gint64  ne[2];
+  guint   n_dims;
+  QbDType dtype;
+  double  sigma;           /* scale of the values (the norms' spread) */
+} PlannedTensor;
+
+typedef struct
+{
+  guint   tensor;
+  gint64  row;
+  gint64  n_rows;
+} Chunk;
+
+typedef struct
+{
+  QbDemoModelSpec  spec;
+  QbDemoModelDims  dims;
+  GArray          *tensors;          /* PlannedTensor */
+  GArray          *chunks;           /* Chunk */
+  float           *hidden_scale;     /* n_embd: outlier channels of the hidden state */
+  float           *ffn_scale;        /* n_ff: the same inside the FFN */
+  QbGgufWriter    *writer;
+  float          **buffers;          /* per thread: floats of one chunk */
+  guint8         **bytes;            /* per thread: the chunk encoded */
+  GCancellable    *cancellable;
+  GMutex           error_lock;
+  GError          *error;
+} Gen;
+
+static void
+plan_add (Gen *g, Kind kind, int layer, const char *name, gint64 ne0, gint64 ne1, double sigma)
+{
+  PlannedTensor t = { .kind = kind, .layer = layer, .ne = { ne0, ne1 }, .sigma = sigma };
+
+  if (layer >= 0)
+    g_snprintf (t.name, sizeof t.name, "blk.%d.%s.weight", layer, name);
+  else
+    g_snprintf (t.name, sizeof t.name, "%s.weight", name);
+  t.n_dims = ne1 > 0 ? 2 : 1;
+  if (ne1 <= 0)
+    t.ne[1] = 1;
+  t.dtype = t.n_dims == 1 ? QB_DTYPE_F32 : g->spec.dtype;
+  g_array_append_val (g->tensors, t);
+}
+
+/* A few channels of the hidden state carry much larger values in trained
+ * models, the same channels in every layer; the FFN has its own few. */
+static float *
+outlier_scales (guint n, guint64 seed)
+{
+  float *s = g_new (float, n);
+  guint64 state = seed;
+  guint n_outliers = MAX (2, n / 256);
+
+  for (guint i = 0; i < n; i++)
+    s[i] = 1.0f;
+  for (guint k = 0; k < n_outliers; k++)
+    s[splitmix64 (&state) % n] = (float) (3.0 + 3.0 * uniform01 (&state));
+  return s;
+}
+
+static void
+plan_model (Gen *g)
+{
+  const QbDemoModelDims *d = &g->dims;
+  double e = d->n_embd, kv = (double) d->n_embd / d->n_head * d->n_head_kv;
+  guint64 state = g->spec.seed ^ G_GUINT64_CONSTANT (0x5eed);
+  double phase = 6.283 * uniform01 (&state);
+
+  plan_add (g, KIND_EMBD, -1, "token_embd", d->n_embd, d->n_vocab, 0.02);
+  for (guint l = 0; l < d->n_layer; l++)
+    {
+      /* Layer scales wander, and the first and last layers run larger. */
+      double s = (1.0 + 0.2 * sin (1.3 * l + phase)) * (1.0 + 0.1 * uniform01 (&state));
+      if (l == 0 || l + 1 == d->n_layer)
+        s *= 1.25;
+      plan_add (g, KIND_NORM, l, "attn_norm", d->n_embd, 0, 0.05);
+      plan_add (g, KIND_Q, l, "attn_q", d->n_embd, d->n_embd, s / sqrt (e));
+      plan_add (g, KIND_K, l, "attn_k", d->n_embd, (gint64) kv, s / sqrt (e));
+      plan_add (g, KIND_V, l, "attn_v", d->n_embd, (gint64) kv, 0.7 * s / sqrt (e));
+      plan_add (g, KIND_O, l, "attn_output", d->n_embd, d->n_embd, 0.7 * s / sqrt (e));
+      plan_add (g, KIND_NORM, l, "ffn_norm", d->n_embd, 0, 0.05);
+      plan_add (g, KIND_GATE, l, "ffn_gate", d->n_embd, d->n_ff, s / sqrt (e));
+      plan_add (g, KIND_UP, l, "ffn_up", d->n_embd, d->n_ff, s / sqrt (e));
+      plan_add (g, KIND_DOWN, l, "ffn_down", d->n_ff, d->n_embd, 0.7 * s / sqrt ((double) d->n_ff));
+    }
+  plan_add (g, KIND_NORM, -1, "output_norm", d->n_embd, 0, 0.1);
+  plan_add (g, KIND_OUTPUT, -1, "output", d->n_embd, d->n_vocab, 0.5 / sqrt (e));
+
+  for (guint i = 0; i < g->tensors->len; i++)
+    {
+      const PlannedTensor *t = &g_array_index (g->tensors, PlannedTensor, i);
+      gint64 per_chunk = MAX (1, CHUNK_VALUES / t->ne[0]);
+      for (gint64 r = 0; r < t->ne[1]; r += per_chunk)
+        {
+          Chunk c = { i, r, MIN (per_chunk, t->ne[1] - r) };
+          g_array_append_val (g->chunks, c);
+        }
+    }
+}
+
+static void
+fill_chunk (Gen *g, const PlannedTensor *t, const Chunk *c, float *out)
+{
+  guint64 state = g->spec.seed * G_GUINT64_CONSTANT (0x9e3779b97f4a7c15) ^
+                  ((guint64) c->tensor << 40) ^ (guint64) c->row;
+  /* Outlier channels scale the columns of the matrices that read the
+   * hidden state (and of ffn_down, which reads the FFN's). */
+  const float *col = t->kind == KIND_DOWN ? g->ffn_scale :
+                     t->kind == KIND_NORM || t->kind == KIND_O ? NULL : g->hidden_scale;
+
+  splitmix64 (&state);
+  for (gint64 r = 0; r < c->n_rows; r++)
+    {
+      /* Embedding rows (tokens) differ in scale, like frequent and rare words. */
+      double row_scale = t->kind == KIND_EMBD ? 0.6 + 0.8 * uniform01 (&state) : 1.0;
+      float *row = out + r * t->ne[0];
+
+      for (gint64 j = 0; j < t->ne[0]; j++)
+        {
+          float z = heavy_tailed (&state);
+          if (t->kind == KIND_NORM)
+            row[j] = MAX (0.05f, 1.0f + (float) t->sigma * z);
+          else
+            row[j] = (float) (t->sigma * row_scale) * z * (col ? col[j] : 1.0f);
+        }
+    }
+}
+
+static void
+set_error (Gen *g, GError *error)
+{
+  g_mutex_lock (&g->error_lock);
+  if (g->error == NULL)
+    g_atomic_pointer_set (&g->error, error);
+  else
+    g_error_free (error);
+  g_mutex_unlock (&g->error_lock);
+}
+
+static void
+write_chunk (gint64 item, guint thread, gpointer data)
+{
+  Gen *g = data;
+  const Chunk *c = &g_array_index (g->chunks, Chunk, item);
+  const PlannedTensor *t = &g_array_index (g->tensors, PlannedTensor, c->tensor);
+  gint64 n = c->n_rows * t->ne[0];
+  float *values = g->buffers[thread];
+  GError *error = NULL;
+  gconstpointer out = values;
+  guint64 elem = 4;
+
+  if (g_atomic_pointer_get (&g->error) != NULL || g_cancellable_is_cancelled (g->cancellable))
+    return;
+  fill_chunk (g, t, c, values);
+  if (t->dtype == QB_DTYPE_F16)
+    {
+      guint16 *h = (guint16 *) g->bytes[thread];
+      for (gint64 i = 0; i < n; i++)
+        h[i] = qb_fp32_to_fp16 (values[i]);
+      out = h;
+      elem = 2;
+    }
+  if (!qb_gguf_writer_write_tensor_range (g->writer, c->tensor, (guint64) (c->row * t->ne[0]) * elem,
+                                          out, (guint64) n * elem, &error))
+    set_error (g, error);
+}
+
+/* ---- the file --------------------------------------------------------- */
+
+static void
+set_metadata (Gen *g)
+{
+  const QbDemoModelDims *d = &g->dims;
+  QbGgufWriter *w = g->writer;
+  g_autofree char *name = NULL;
+  Vocab v;
+  double millions = qb_demo_model_count_params (d) / 1e6;
+
+  name = millions >= 1000 ? g_strdup_printf ("Quantbench demo %.1fB", millions / 1000)
+         : millions >= 10 ? g_strdup_printf ("Quantbench demo %.0fM", millions)
+         : g_strdup_printf ("Quantbench demo %.1fM", millions);
+  qb_gguf_writer_set_string (w, "general.architecture", "llama");
+  qb_gguf_writer_set_string (w, "general.name", name);
+  qb_gguf_writer_set_uint32 (w, "general.file_type", g->spec.dtype == QB_DTYPE_F16 ? 1 : 0);
+  qb_gguf_writer_set_uint32 (w, "llama.vocab_size", d->n_vocab);
+  qb_gguf_writer_set_uint32 (w, "llama.context_length", d->n_ctx);
+  qb_gguf_writer_set_uint32 (w, "llama.embedding_length", d->n_embd);
+  qb_gguf_writer_set_uint32 (w, "llama.block_count", d->n_layer);
+  qb_gguf_writer_set_uint32 (w, "llama.feed_forward_length", d->n_ff);
+  qb_gguf_writer_set_uint32 (w, "llama.rope.dimension_count", d->n_embd / d->n_head);
+  qb_gguf_writer_set_uint32 (w, "llama.attention.head_count", d->n_head);
+  qb_gguf_writer_set_uint32 (w, "llama.attention.head_count_kv", d->n_head_kv);
+  qb_gguf_writer_set_float32 (w, "llama.attention.layer_norm_rms_epsilon", 1e-5f);
+  qb_gguf_writer_set_float32 (w, "llama.rope.freq_base", 10000.0f);
+  qb_gguf_writer_set_uint32 (w, "quantbench.demo.version", QB_DEMO_MODEL_VERSION);
+  qb_gguf_writer_set_uint64 (w, "quantbench.demo.seed", g->spec.seed);
+
+  build_vocab (&v, d->n_vocab);
+  qb_gguf_writer_set_string (w, "tokenizer.ggml.model", "llama");
+  qb_gguf_writer_set_string_array (w, "tokenizer.ggml.tokens", (const char *const *) v.tokens->pdata,
+                                   v.tokens->len);
+  qb_gguf_writer_set_array (w, "tokenizer.ggml.scores", QB_GGUF_TYPE_FLOAT32, v.scores->data, v.scores->len);
+  qb_gguf_writer_set_array (w, "tokenizer.ggml.token_type", QB_GGUF_TYPE_INT32, v.types->data, v.types->len);
+  qb_gguf_writer_set_uint32 (w, "tokenizer.ggml.unknown_token_id", 0);
+  qb_gguf_writer_set_uint32 (w, "tokenizer.ggml.bos_token_id", 1);
+  qb_gguf_writer_set_uint32 (w, "tokenizer.ggml.eos_token_id", 2);
+  qb_gguf_writer_set_bool (w, "tokenizer.ggml.add_bos_token", TRUE);
+  qb_gguf_writer_set_bool (w, "tokenizer.ggml.add_eos_token", FALSE);
+  g_assert (v.tokens->len == d->n_vocab);
+  vocab_clear (&v);
+}
+
+gboolean
+qb_demo_model_write (const QbDemoModelSpec *spec, const char *path, QbWorkers *workers,
+                     GCancellable *cancellable, GError **error)
+{
+  g_autoptr(QbWorkers) own_workers = NULL;
+  g_autoptr(QbGgufWriter) writer = qb_gguf_writer_new ();
+  Gen g = { .spec = *spec, .writer = writer, .cancellable = cancellable };
+  guint n_threads;
+  gboolean ok = FALSE;
+
+  g_return_val_if_fail (spec->dtype == QB_DTYPE_F16 || spec->dtype == QB_DTYPE_F32, FALSE);
+
+  if (workers == NULL)
+    workers = own_workers = qb_workers_new (0);
+  n_threads = qb_workers_get_n_threads (workers);
+  qb_demo_model_choose_dims (spec->n_params, &g.dims);
+  g.tensors = g_array_new (FALSE, FALSE, sizeof (PlannedTensor));
+  g.chunks = g_array_new (FALSE, FALSE, sizeof (Chunk));
+  g.hidden_scale = outlier_scales (g.dims.n_embd, spec->seed ^ G_GUINT64_CONSTANT (0xa11ce));
+  g.ffn_scale = outlier_scales (g.dims.n_ff, spec->seed ^ G_GUINT64_CONSTANT (0xb0b));
+  g_mutex_init (&g.error_lock);
+  plan_model (&g);
+
+  set_metadata (&g);
+  for (guint i = 0; i < g.tensors->len; i++)
+    {
+      const PlannedTensor *t = &g_array_index (g.tensors, PlannedTensor, i);
+      qb_gguf_writer_add_tensor (writer, t->name, t->n_dims, t->ne, t->dtype);
+    }
+
+  g.buffers = g_new0 (float *, n_threads);
+  g.bytes = g_new0 (guint8 *, n_threads);
+  for (guint i = 0; i < n_threads; i++)
+    {
+      gsize n = MAX (CHUNK_VALUES, MAX (g.dims.n_embd, g.dims.n_ff));
+      g.buffers[i] = g_new (float, n);
+      g.bytes[i] = g_new (guint8, 2 * n);
+    }
+
+  if (qb_gguf_writer_begin (writer, path, error))
+    {
+      qb_workers_run (workers, g.chunks->len, write_chunk, &g);
+      if (g.error != NULL)
+        g_propagate_error (error, g_steal_pointer (&g.error));
+      else if (!g_cancellable_set_error_if_cancelled (cancellable, error))
+        ok = qb_gguf_writer_finish (writer, error);
+      if (!ok)
+        qb_gguf_writer_abort (writer);
+    }
+
+  for (guint i = 0; i < n_threads; i++)
+    {
+      g_free (g.buffers[i]);
+      g_free (g.bytes[i]);
+    }
+  g_free (g.buffers);
+  g_free (g.bytes);
+  g_free (g.hidden_scale);
+  g_free (g.ffn_scale);
+  g_array_unref (g.tensors);
+  g_array_unref (g.chunks);
+  g_mutex_clear (&g.error_lock);
+  return ok;
+}
+
+char *
+qb_demo_model_get_default (GCancellable *cancellable, GError **error)
+{
+  g_autofree char *dir = g_build_filename (g_get_user_cache_dir (), "quantbench", NULL);
+  g_autofree char *name = g_strdup_printf ("demo-v%d-tiny-f16-seed1.gguf", QB_DEMO_MODEL_VERSION);
+  g_autofree char *path = g_build_filename (dir, name, NULL);
+  QbDemoModelSpec spec;
+
+  if (g_file_test (path, G_FILE_TEST_IS_REGULAR))
+    return g_steal_pointer (&path);
+  if (g_mkdir_with_parents (dir, 0755) != 0)
+    {
+      int errsv = errno;
+      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (errsv), "%s: cannot create: %s",
+                   dir, g_strerror (errsv));
+      return NULL;
+    }
+  qb_demo_model_spec_init (&spec);
+  if (!qb_demo_model_write (&spec, path, NULL, cancellable, error))
+    return NULL;
+  return g_steal_pointer (&path);
+}

@@ -1,0 +1,516 @@
+/* qb-job.c — a plan run over a model, tensor by tensor. */
+#include "qb-job.h"
+#include "qb-export-private.h"
+#include "qb-imatrix.h"
+#include "qb-tensor-quantizer.h"
+#include "qb-workers.h"
+
+#include <math.h>
+#include <string.h>
+
+struct _QbJob {
+  QbModel            *model;
+  QbPlan             *plan;          /* a private copy, so edits during a run cannot race */
+  guint               n_threads;
+  QbImatrix          *imatrix;
+  QbExportKind        export_kind;
+  char               *export_path;
+  QbJobProgressFunc   progress;
+  gpointer            progress_data;
+  QbJobTensorDoneFunc tensor_done;
+  gpointer            tensor_done_data;
+  QbJobGramFunc       gram;
+  gpointer            gram_data;
+  guint              *indices;       /* NULL: all tensors */
+  guint               n_indices;
+  gboolean            keep_data;
+
+  /* Results, indexed by model tensor. */
+  guint               n_tensors;
+  QbTensorResult    **results;
+  GBytes            **data;
+  const QbFormat    **data_format;
+  QbPlanResolution   *resolution;
+  guint               n_done;
+  double              seconds;
+  guint64             original_bytes;
+  guint64             quantized_bytes;
+  char               *export_summary;
+
+  /* During a run. */
+  QbJobProgress       state;
+  gint64              start_time;
+  guint64             current_bytes;
+};
+
+QbJob *
+qb_job_new (QbModel *model, QbPlan *plan)
+{
+  QbJob *job;
+
+  g_return_val_if_fail (QB_IS_MODEL (model), NULL);
+  g_return_val_if_fail (QB_IS_PLAN (plan), NULL);
+  job = g_new0 (QbJob, 1);
+  job->model = g_object_ref (model);
+  job->plan = qb_plan_copy (plan);
+  job->n_tensors = qb_model_get_n_tensors (model);
+  job->results = g_new0 (QbTensorResult *, MAX (job->n_tensors, 1));
+  job->data = g_new0 (GBytes *, MAX (job->n_tensors, 1));
+  job->data_format = g_new0 (const QbFormat *, MAX (job->n_tensors, 1));
+  return job;
+}
+
+static void
+clear_results (QbJob *job)
+{
+  for (guint i = 0; i < job->n_tensors; i++)
+    {
+      g_clear_pointer (&job->results[i], qb_tensor_result_free);
+      g_clear_pointer (&job->data[i], g_bytes_unref);
+      job->data_format[i] = NULL;
+    }
+  g_clear_pointer (&job->resolution, qb_plan_resolution_free);
+  g_clear_pointer (&job->export_summary, g_free);
+  job->n_done = 0;
+  job->original_bytes = 0;
+  job->quantized_bytes = 0;
+  job->seconds = 0;
+}
+
+void
+qb_job_free (QbJob *job)
+{
+  if (job == NULL)
+    return;
+  clear_results (job);
+  g_free (job->results);
+  g_free (job->data);
+  g_free (job->data_format);
+  g_object_unref (job->model);
+  g_object_unref (job->plan);
+  g_clear_pointer (&job->imatrix, qb_imatrix_unref);
+  g_free (job->export_path);
+  g_free (job->indices);
+  g_free (job);
+}
+
+void
+qb_job_set_threads (QbJob *job, guint n_threads)
+{
+  job->n_threads = n_threads;
+}
+
+void
+qb_job_set_imatrix (QbJob *job, QbImatrix *imatrix)
+{
+  g_clear_pointer (&job->imatrix, qb_imatrix_unref);
+  job->imatrix = imatrix ? qb_imatrix_ref (imatrix) : NULL;
+}
+
+void
+qb_job_set_export (QbJob *job, QbExportKind kind, const char *path)
+{
+  job->export_kind = path != NULL ? kind : QB_EXPORT_NONE;
+  g_free (job->export_path);
+  job->export_path = g_strdup (path);
+}
+
+void
+qb_job_set_progress_func (QbJob *job, QbJobProgressFunc func, gpointer user_data)
+{
+  job->progress = func;
+  job->progress_data = user_data;
+}
+
+void
+qb_job_set_tensor_func (QbJob *job, QbJobTensorDoneFunc func, gpointer user_data)
+{
+  job->tensor_done = func;
+  job->tensor_done_data = user_data;
+}
+
+void
+qb_job_set_gram_func (QbJob *job, QbJobGramFunc func, gpointer user_data)
+{
+  job->gram = func;
+  job->gram_data = user_data;
+}
+
+void
+qb_job_set_tensors (QbJob *job, const guint *indices, guint n)
+{
+  g_clear_pointer (&job->indices, g_free);
+  job->n_indices = 0;
+  if (indices == NULL)
+    return;
+  job->indices = g_memdup2 (indices, sizeof (guint) * n);
+  job->n_indices = n;
+}
+
+void
+qb_job_set_keep_data (QbJob *job, gboolean keep)
+{
+  job->keep_data = keep;
+}
+
+/* ---- progress ----------------------------------------------------------- */
+
+static void
+report (QbJob *job)
+{
+  if (job->progress == NULL)
+    return;
+  job->state.elapsed = (g_get_monotonic_time () - job->start_time) / 1e6;
+  job->progress (&job->state, job->progress_data);
+}
+
+/* Called by the tensor quantizer, one call at a time. */
+static void
+tensor_progress (double fraction, gpointer user_data)
+{
+  QbJob *job = user_data;
+  guint64 base = job->state.bytes_done;
+
+  job->state.current_fraction = fraction;
+  job->state.bytes_done = base + (guint64) (fraction * job->current_bytes);
+  report (job);
+  job->state.bytes_done = base;
+}
+
+/* ---- one tensor ------------------------------------------------------------ */
+
+/* The importance entry of a tensor: by its own name, else (a Hugging Face
+ * model with an imatrix from llama.cpp) by the GGUF name of its role. */
+static const float *
+lookup_importance (QbImatrix *im, const QbTensor *t, guint *n)
+{
+  const float *imp = qb_imatrix_get (im, t->name, n);
+  g_autofree char *gguf_name = NULL;
+
+  if (imp != NULL || t->role == QB_ROLE_OTHER || t->is_bias)
+    return imp;
+  if (t->layer >= 0)
+    gguf_name = g_strdup_printf ("blk.%d.%s.weight", t->layer, qb_tensor_role_name (t->role));
+  else
+    gguf_name = g_strdup_printf ("%s.weight", qb_tensor_role_name (t->role));
+  return qb_imatrix_get (im, gguf_name, n);
+}
+
+static gboolean
+find_importance (QbJob *job, const QbTensor *t, const float **importance, GError **error)
+{
+  const float *imp;
+  guint n = 0;
+
+  *importance = NULL;
+  if (job->imatrix == NULL)
+    return TRUE;
+  imp = lookup_importance (job->imatrix, t, &n);
+  if (imp == NULL)
+    return TRUE;
+  if ((gint64) n == t->ne[0])
+    {
+      *importance = imp;
+      return TRUE;
+    }
+  /* As llama-quantize: a mismatch is an error, but embeddings (looked up,
+   * not multiplied) are quantized without. */
+  if (t->role == QB_ROLE_TOKEN_EMBD)
+    return TRUE;
+  g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+               "%s: the importance matrix has %u values for this tensor, which has rows of %"
+               G_GINT64_FORMAT, t->name, n, t->ne[0]);
+  return FALSE;
+}
+
+/* The bytes a kept tensor goes out with: stored as is, or as F32. */
+static GBytes *
+kept_bytes (QbJob *job, guint index, gboolean as_f32, GError **error)
+{
+  const QbTensor *t = qb_model_get_tensor (job->model, index);
+  float *f32;
+
+  if (!as_f32)
+    return g_bytes_new_with_free_func (t->data, t->n_bytes, g_object_unref,
+                                       g_object_ref (job->model));
+  f32 = g_try_new (float, MAX (t->n_params, 1));
+  if (f32 == NULL)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_NO_SPACE, "%s: out of memory", t->name);
+      return NULL;
+    }
+  if (!qb_model_read_rows (job->model, index, 0, qb_tensor_n_rows (t), f32, error))
+    {
+      g_free (f32);
+      return NULL;
+    }
+  return g_bytes_new_take (f32, sizeof (float) * t->n_params);
+}
+
+static gboolean
+export_bytes (QbExporter *ex, guint index, GBytes *bytes, GError **error)
+{
+  gsize n;
+  gconstpointer p = g_bytes_get_data (bytes, &n);
+
+  return qb_exporter_write (ex, index, p, n, error);
+}
+
+/* A kept tensor: measured, then handed on as stored (or as F32 when the
+ * file cannot hold its type). */
+static gboolean
+finish_kept (QbJob *job, QbExporter *ex, guint index, GError **error)
+{
+  const QbTensor *t = qb_model_get_tensor (job->model, index);
+
+  if (ex != NULL)
+    {
+      gboolean as_f32 = qb_exporter_tensor_kind (ex, index) == QB_EXPORT_CONVERT_F32;
+      g_autoptr(GBytes) bytes = kept_bytes (job, index, as_f32, error);
+      if (bytes == NULL || !export_bytes (ex, index, bytes, error))
+        return FALSE;
+    }
+  if (job->keep_data)
+    {
+      job->data[index] = kept_bytes (job, index, FALSE, NULL);
+      job->data_format[index] = qb_format_for_dtype (t->dtype);
+    }
+  return TRUE;
+}
+
+static gboolean
+run_tensor (QbJob *job, QbWorkers *workers, QbExporter *ex, guint index,
+            GCancellable *cancellable, GError **error)
+{
+  const QbTensor *t = qb_model_get_tensor (job->model, index);
+  const QbTensorChoice *c = &job->resolution->choices[index];
+  QbExportTensorKind kind = ex ? qb_exporter_tensor_kind (ex, index) : QB_EXPORT_COPY;
+  g_autofree guint8 *data = NULL;
+  g_autofree guint16 *f16 = NULL;
+  g_autofree float *f32 = NULL;
+  g_autoptr(GBytes) bytes = NULL;
+  QbQuantizeSpec spec = { 0 };
+  QbQuantizeOutput output = { 0 };
+  QbTensorResult *r;
+
+  spec.format = c->format;
+  spec.method = c->method;
+  spec.options = qb_plan_get_options (job->plan);
+  if (c->format != NULL)
+    {
+      if (!find_importance (job, t, &spec.importance, error))
+        return FALSE;
+      if (c->method->needs_gram && job->gram != NULL)
+        spec.gram = job->gram (t->name, t->ne[0], &spec.gram_samples, job->gram_data);
+      /* Output buffers only when someone needs the bytes: memory stays at
+       * one tensor's output. */
+      if ((job->keep_data || kind == QB_EXPORT_NATIVE)
+          && (data = g_try_malloc (MAX (c->bytes, 1))) == NULL)
+        goto oom;
+      if (kind == QB_EXPORT_FAKE_F16 && (f16 = g_try_new (guint16, MAX (t->n_params, 1))) == NULL)
+        goto oom;
+      if (kind == QB_EXPORT_FAKE_F32 && (f32 = g_try_new (float, MAX (t->n_params, 1))) == NULL)
+        goto oom;
+      output.data = data;
+      output.f16 = f16;
+      output.f32 = f32;
+    }
+
+  r = qb_tensor_quantize (job->model, index, &spec, workers, &output,
+                          tensor_progress, job, cancellable, error);
+  if (r == NULL)
+    return FALSE;
+  job->results[index] = r;
+  if (c->requested != NULL)
+    {
+      g_free (r->requested_format);
+      r->requested_format = g_strdup (c->requested->name);
+    }
+  r->fallback_reason = g_strdup (c->fallback_reason);
+
+  if (c->format == NULL)
+    return finish_kept (job, ex, index, error);
+
+  if (data != NULL)
+    bytes = g_bytes_new_take (g_steal_pointer (&data), c->bytes);
+  if (kind == QB_EXPORT_FAKE_F16
+      && !qb_exporter_write (ex, index, f16, sizeof (guint16) * t->n_params, error))
+    return FALSE;
+  if (kind == QB_EXPORT_FAKE_F32
+      && !qb_exporter_write (ex, index, f32, sizeof (float) * t->n_params, error))
+    return FALSE;
+  if (kind == QB_EXPORT_NATIVE && !export_bytes (ex, index, bytes, error))
+    return FALSE;
+  if (job->keep_data)
+    {
+      job->data[index] = g_steal_pointer (&bytes);
+      job->data_format[index] = c->format;
+    }
+  return TRUE;
+
+oom:
+  g_set_error (error, G_IO_ERROR, G_IO_ERROR_NO_SPACE,
+               "%s: out of memory for the quantized tensor", t->name);
+  return FALSE;
+}
+
+/* ---- the run -------------------------------------------------------------- */
+
+static gboolean
+check_selection (QbJob *job, GError **error)
+{
+  for (guint k = 0; k < job->n_indices; k++)
+    if (job->indices[k] >= job->n_tensors)
+      {
+        g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                     "tensor index %u is out of range (the model has %u tensors)",
+                     job->indices[k], job->n_tensors);
+        return FALSE;
+      }
+  if (job->indices != NULL && job->export_kind != QB_EXPORT_NONE && job->n_indices != job->n_tensors)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                   "an export needs every tensor, but the job was limited to %u of %u",
+                   job->n_indices, job->n_tensors);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+gboolean
+qb_job_run (QbJob *job, GCancellable *cancellable, GError **error)
+{
+  g_autoptr(QbWorkers) workers = NULL;
+  g_autoptr(QbExporter) ex = NULL;
+  guint n = job->indices ? job->n_indices : job->n_tensors;
+  gboolean ok = TRUE;
+
+  g_return_val_if_fail (job != NULL, FALSE);
+  clear_results (job);
+  job->start_time = g_get_monotonic_time ();
+  if (!check_selection (job, error))
+    return FALSE;
+  job->resolution = qb_plan_resolve (job->plan, job->model, error);
+  if (job->resolution == NULL)
+    return FALSE;
+
+  memset (&job->state, 0, sizeof job->state);
+  job->state.n_tensors = n;
+  for (guint k = 0; k < n; k++)
+    job->state.bytes_total += qb_model_get_tensor (job->model, job->indices ? job->indices[k] : k)->n_bytes;
+
+  if (job->export_kind != QB_EXPORT_NONE)
+    {
+      ex = qb_exporter_begin (job->export_kind, job->export_path, job->model, job->plan,
+                              job->resolution, error);
+      if (ex == NULL)
+        return FALSE;
+      job->export_summary = g_strdup (qb_exporter_summary (ex));
+    }
+
+  workers = qb_workers_new (job->n_threads);
+  for (guint k = 0; k < n && ok; k++)
+    {
+      guint index = job->indices ? job->indices[k] : k;
+      const QbTensor *t = qb_model_get_tensor (job->model, index);
+
+      job->state.current = index;
+      job->state.current_name = t->name;
+      job->state.current_fraction = 0;
+      job->current_bytes = t->n_bytes;
+      report (job);
+
+      ok = run_tensor (job, workers, ex, index, cancellable, error);
+      if (!ok)
+        break;
+      job->n_done++;
+      job->original_bytes += t->n_bytes;
+      job->quantized_bytes += job->results[index]->bytes;
+      job->state.tensors_done++;
+      job->state.bytes_done += t->n_bytes;
+      job->state.current_fraction = 1;
+      report (job);
+      if (job->tensor_done)
+        job->tensor_done (index, job->results[index], job->tensor_done_data);
+    }
+
+  if (ok && ex != NULL)
+    ok = qb_exporter_finish (ex, error);
+  else if (ex != NULL)
+    qb_exporter_abort (ex);
+  job->seconds = (g_get_monotonic_time () - job->start_time) / 1e6;
+  if (!ok)
+    g_clear_pointer (&job->export_summary, g_free);
+  return ok;
+}
+
+/* ---- results ---------------------------------------------------------------- */
+
+guint
+qb_job_get_n_results (QbJob *job)
+{
+  return job->n_done;
+}
+
+const QbTensorResult *
+qb_job_get_result (QbJob *job, guint tensor_index)
+{
+  g_return_val_if_fail (tensor_index < job->n_tensors, NULL);
+  return job->results[tensor_index];
+}
+
+const QbPlanResolution *
+qb_job_get_resolution (QbJob *job)
+{
+  return job->resolution;
+}
+
+double
+qb_job_get_seconds (QbJob *job)
+{
+  return job->seconds;
+}
+
+guint64
+qb_job_get_original_bytes (QbJob *job)
+{
+  return job->original_bytes;
+}
+
+guint64
+qb_job_get_quantized_bytes (QbJob *job)
+{
+  return job->quantized_bytes;
+}
+
+const char *
+qb_job_get_export_summary (QbJob *job)
+{
+  return job->export_summary;
+}
+
+GBytes *
+qb_job_get_tensor_data (QbJob *job, guint tensor_index, const QbFormat **format)
+{
+  g_return_val_if_fail (tensor_index < job->n_tensors, NULL);
+  if (format)
+    *format = job->data_format[tensor_index];
+  return job->data[tensor_index] ? g_bytes_ref (job->data[tensor_index]) : NULL;
+}
+
+gboolean
+qb_job_get_dequant_params (QbJob *job, guint tensor_index, QbQuantParams *params)
+{
+  const QbTensorResult *r;
+
+  g_return_val_if_fail (tensor_index < job->n_tensors, FALSE);
+  memset (params, 0, sizeof *params);
+  r = job->results[tensor_index];
+  if (job->data[tensor_index] == NULL || job->data_format[tensor_index] == NULL || r == NULL)
+    return FALSE;
+  params->format = job->data_format[tensor_index];
+  /* The run quantized against the absmax of the stored values, which the
+   * result keeps as min and max. */
+  params->tensor_absmax = (float) MAX (fabs (r->metrics.min), fabs (r->metrics.max));
+  return TRUE;
+}

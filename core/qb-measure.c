@@ -1,0 +1,269 @@
+/* qb-measure.c — per-element loops for the tensor metrics (see the header). */
+#include "qb-measure-private.h"
+#include "qb-dtype.h"
+
+#include <math.h>
+#include <string.h>
+
+#define LANES 16
+
+/* AVX2 clones for the hot loops; baseline x86-64 keeps the SSE2 default.
+ * "avx2" does not imply FMA, so both clones round identically. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__)
+#define QB_HOT __attribute__ ((target_clones ("avx2", "default")))
+#else
+#define QB_HOT
+#endif
+
+static inline double
+lanes_sum (const float *l)
+{
+  double s = 0;
+
+  for (int i = 0; i < LANES; i++)
+    s += l[i];
+  return s;
+}
+
+QB_HOT void
+qb_measure_error_row (const float *x, const float *y, const float *w,
+                      gint64 n, float out_lo, float out_hi, QbErrorSums *s,
+                      float *row_min, float *row_max)
+{
+  float me[LANES] = { 0 }, mn[LANES], mx[LANES];
+  gint32 no[LANES] = { 0 };
+
+  for (int l = 0; l < LANES; l++)
+    {
+      mn[l] = INFINITY;
+      mx[l] = -INFINITY;
+    }
+  for (gint64 i0 = 0; i0 < n; i0 += QB_MEASURE_STRIPE)
+    {
+      const float *px = x + i0, *py = y + i0;
+      gint64 len = MIN (QB_MEASURE_STRIPE, n - i0);
+      float xx[LANES] = { 0 }, yy[LANES] = { 0 }, xy[LANES] = { 0 };
+      float ee[LANES] = { 0 }, wee[LANES] = { 0 };
+      gint64 i = 0;
+
+      for (; i + LANES <= len; i += LANES)
+        for (int l = 0; l < LANES; l++)
+          {
+            float a = px[i + l], b = py[i + l], e = a - b;
+            float ae = fabsf (e);
+            xx[l] += a * a;
+            yy[l] += b * b;
+            xy[l] += a * b;
+            ee[l] += e * e;
+            me[l] = ae > me[l] ? ae : me[l];
+            mn[l] = a < mn[l] ? a : mn[l];
+            mx[l] = a > mx[l] ? a : mx[l];
+            no[l] += (a < out_lo) | (a > out_hi);
+          }
+      for (; i < len; i++)
+        {
+          float a = px[i], b = py[i], e = a - b;
+          float ae = fabsf (e);
+          xx[0] += a * a;
+          yy[0] += b * b;
+          xy[0] += a * b;
+          ee[0] += e * e;
+          me[0] = ae > me[0] ? ae : me[0];
+          mn[0] = a < mn[0] ? a : mn[0];
+          mx[0] = a > mx[0] ? a : mx[0];
+          no[0] += (a < out_lo) | (a > out_hi);
+        }
+      if (w != NULL)
+        {
+          const float *pw = w + i0;
+          for (i = 0; i + LANES <= len; i += LANES)
+            for (int l = 0; l < LANES; l++)
+              {
+                float e = px[i + l] - py[i + l];
+                wee[l] += pw[i + l] * (e * e);
+              }
+          for (; i < len; i++)
+            {
+              float e = px[i] - py[i];
+              wee[0] += pw[i] * (e * e);
+            }
+          s->s_wee += lanes_sum (wee);
+        }
+      s->s_xx += lanes_sum (xx);
+      s->s_yy += lanes_sum (yy);
+      s->s_xy += lanes_sum (xy);
+      s->s_ee += lanes_sum (ee);
+    }
+  *row_min = INFINITY;
+  *row_max = -INFINITY;
+  for (int l = 0; l < LANES; l++)
+    {
+      s->max_err = MAX (s->max_err, me[l]);
+      s->n_out += no[l];
+      *row_min = MIN (*row_min, mn[l]);
+      *row_max = MAX (*row_max, mx[l]);
+    }
+}
+
+void
+qb_measure_error_merge (QbErrorSums *a, const QbErrorSums *b)
+{
+  a->s_xx += b->s_xx;
+  a->s_yy += b->s_yy;
+  a->s_xy += b->s_xy;
+  a->s_ee += b->s_ee;
+  a->s_wee += b->s_wee;
+  a->max_err = MAX (a->max_err, b->max_err);
+  a->n_out += b->n_out;
+}
+
+QB_HOT float
+qb_measure_max_err (const float *x, const float *y, gint64 n)
+{
+  float me[LANES] = { 0 };
+  float m = 0;
+  gint64 i = 0;
+
+  for (; i + LANES <= n; i += LANES)
+    for (int l = 0; l < LANES; l++)
+      {
+        float ae = fabsf (x[i + l] - y[i + l]);
+        me[l] = ae > me[l] ? ae : me[l];
+      }
+  for (; i < n; i++)
+    {
+      float ae = fabsf (x[i] - y[i]);
+      me[0] = ae > me[0] ? ae : me[0];
+    }
+  for (int l = 0; l < LANES; l++)
+    m = MAX (m, me[l]);
+  return m;
+}
+
+#define FLUSH_AT ((gint64) 1 << 30)
+
+void
+qb_hist_set_init (QbHistSet *set, guint n_hist, QbHistogram * const *edges)
+{
+  g_return_if_fail (n_hist == 1 || n_hist == 3);
+  memset (set, 0, sizeof *set);
+  set->n_hist = n_hist;
+  set->n_bins = edges[0]->n_bins;
+  g_return_if_fail (set->n_bins > 0 && set->n_bins <= 65536);
+  for (guint h = 0; h < n_hist; h++)
+    {
+      g_return_if_fail (edges[h]->n_bins == set->n_bins);
+      set->lo[h] = (float) edges[h]->lo;
+      set->scale[h] = (float) (edges[h]->n_bins / (edges[h]->hi - edges[h]->lo));
+    }
+  set->counts = g_new0 (guint32, (gsize) n_hist * set->n_bins);
+  set->totals = g_new0 (guint64, (gsize) n_hist * set->n_bins);
+}
+
+void
+qb_hist_set_clear (QbHistSet *set)
+{
+  g_clear_pointer (&set->counts, g_free);
+  g_clear_pointer (&set->totals, g_free);
+  g_clear_pointer (&set->bins, g_free);
+}
+
+static void
+hist_flush (QbHistSet *set)
+{
+  gsize n = (gsize) set->n_hist * set->n_bins;
+
+  for (gsize b = 0; b < n; b++)
+    set->totals[b] += set->counts[b];
+  memset (set->counts, 0, sizeof (guint32) * n);
+  set->pending = 0;
+}
+
+/* p > 0 fails for NaN, which therefore lands in bin 0, as in
+ * qb_histogram_add. */
+static inline guint16
+bin_of (float v, float lo, float scale, float last)
+{
+  float p = (v - lo) * scale;
+  p = p > 0.0f ? p : 0.0f;
+  p = p < last ? p : last;
+  return (guint16) (gint32) p;
+}
+
+QB_HOT static void
+bins_x (const float *x, gint64 n, float lo, float scale, float last, guint16 *b)
+{
+  for (gint64 i = 0; i < n; i++)
+    b[i] = bin_of (x[i], lo, scale, last);
+}
+
+QB_HOT static void
+bins_xye (const float *x, const float *y, gint64 n, const float *lo, const float *scale,
+          float last, guint16 *bx, guint16 *by, guint16 *be)
+{
+  for (gint64 i = 0; i < n; i++)
+    {
+      bx[i] = bin_of (x[i], lo[0], scale[0], last);
+      by[i] = bin_of (y[i], lo[1], scale[1], last);
+      be[i] = bin_of (x[i] - y[i], lo[2], scale[2], last);
+    }
+}
+
+void
+qb_hist_set_add (QbHistSet *set, const float *x, const float *y, gint64 n)
+{
+  guint nb = set->n_bins;
+  float last = (float) (nb - 1);
+  guint32 *c = set->counts;
+  gint64 i = 0;
+
+  if (n <= 0)
+    return;
+  if (set->bins_cap < n)
+    {
+      g_free (set->bins);
+      set->bins = g_new (guint16, (gsize) set->n_hist * n);
+      set->bins_cap = n;
+    }
+  if (set->pending + n >= FLUSH_AT)
+    hist_flush (set);
+  set->pending += n;
+
+  if (set->n_hist == 1)
+    {
+      guint16 *b = set->bins;
+      bins_x (x, n, set->lo[0], set->scale[0], last, b);
+      for (; i < n; i++)
+        c[b[i]]++;
+      return;
+    }
+
+  {
+    guint16 *bx = set->bins, *by = bx + set->bins_cap, *be = by + set->bins_cap;
+    guint32 *cx = c, *cy = c + nb, *ce = c + 2 * nb;
+
+    bins_xye (x, y, n, set->lo, set->scale, last, bx, by, be);
+    for (; i < n; i++)
+      {
+        cx[bx[i]]++;
+        cy[by[i]]++;
+        ce[be[i]]++;
+      }
+  }
+}
+
+void
+qb_hist_set_collect (QbHistSet *set, QbHistogram * const *into)
+{
+  hist_flush (set);
+  for (guint h = 0; h < set->n_hist; h++)
+    for (guint b = 0; b < set->n_bins; b++)
+      into[h]->counts[b] += set->totals[(gsize) h * set->n_bins + b];
+}
+
+void
+qb_measure_to_f16 (const float *x, guint16 *dst, gint64 n)
+{
+  for (gint64 i = 0; i < n; i++)
+    dst[i] = qb_fp32_to_fp16 (x[i]);
+}

@@ -1,0 +1,652 @@
+/* qb-tensor-quantizer.c — one tensor: pre-pass, sample, main pass. */
+#include "qb-tensor-quantizer.h"
+#include "qb-measure-private.h"
+#include "qb-moments.h"
+
+#include <math.h>
+#include <string.h>
+
+/* About 64K values per work item: large enough that per-item overhead is
+ * noise, small enough for fine progress, prompt cancellation and a little
+ * scratch per thread. */
+#define CHUNK_VALUES   (64 * 1024)
+#define MAX_CHANNELS   4096
+/* Rows quantized up front to size the error histogram. */
+#define N_SAMPLE_ROWS  32
+/* Share of the progress bar given to the pre-pass. */
+#define PREPASS_SHARE  0.2
+
+gint64
+qb_tensor_chunk_rows (gint64 n_cols)
+{
+  if (n_cols <= 0)
+    return 1;
+  return MAX (1, CHUNK_VALUES / n_cols);
+}
+
+/* ---- the shared frame of a pass over a tensor ------------------------ */
+
+typedef struct _Pass Pass;
+typedef void (*ChunkFunc) (Pass *pass, gint64 chunk, guint thread,
+                           float *x, gint64 row0, gint64 n_rows);
+
+/* Per-thread scratch. */
+typedef struct {
+  float    *x;          /* scratch_rows * n_cols originals */
+  float    *y;          /* scratch_rows * n_cols dequantized */
+  guint8   *q;          /* scratch_rows * row_bytes when not writing in place */
+  QbHistSet hist;       /* original (, dequantized, error) */
+  float    *ch_min;     /* per-thread channel buckets */
+  float    *ch_max;
+  gboolean  hist_ready;
+} Scratch;
+
+struct _Pass {
+  QbModel        *model;
+  guint           index;
+  const QbTensor *tensor;
+  gint64          n_cols;
+  gint64          n_rows;
+  gint64          chunk_rows;
+  gint64          scratch_rows; /* rows of a chunk, at most the tensor's */
+  gint64          n_chunks;
+  GCancellable   *cancellable;
+  Scratch        *scratch;     /* one per worker thread */
+  guint           n_threads;
+
+  ChunkFunc       func;
+  gpointer        data;
+
+  /* Progress: chunks done over the whole pass, reported every few. */
+  gint64          done;        /* atomic */
+  gint64          report_every;
+  double          progress_base;
+  double          progress_span;
+  QbQuantizeProgressFunc progress;
+  gpointer        progress_data;
+  GMutex          progress_lock;
+  double          reported;    /* the last fraction reported, under the lock */
+
+  /* First error, by chunk order so the message is deterministic too. */
+  GMutex          error_lock;
+  gint64          error_chunk;
+  GError         *error;
+  gboolean        stop;        /* atomic: error or cancel */
+};
+
+static void
+pass_init (Pass *pass, QbModel *model, guint index, QbWorkers *workers,
+           GCancellable *cancellable)
+{
+  memset (pass, 0, sizeof *pass);
+  pass->model = model;
+  pass->index = index;
+  pass->tensor = qb_model_get_tensor (model, index);
+  pass->n_cols = pass->tensor->ne[0];
+  pass->n_rows = qb_tensor_n_rows (pass->tensor);
+  pass->chunk_rows = qb_tensor_chunk_rows (pass->n_cols);
+  pass->n_chunks = (pass->n_rows + pass->chunk_rows - 1) / pass->chunk_rows;
+  pass->scratch_rows = MAX (1, MIN (pass->chunk_rows, pass->n_rows));
+  pass->cancellable = cancellable;
+  pass->n_threads = qb_workers_get_n_threads (workers);
+  pass->scratch = g_new0 (Scratch, pass->n_threads);
+  pass->error_chunk = G_MAXINT64;
+  g_mutex_init (&pass->progress_lock);
+  g_mutex_init (&pass->error_lock);
+}
+
+static void
+pass_clear (Pass *pass)
+{
+  for (guint t = 0; t < pass->n_threads; t++)
+    {
+      Scratch *s = &pass->scratch[t];
+      g_free (s->x);
+      g_free (s->y);
+      g_free (s->q);
+      g_free (s->ch_min);
+      g_free (s->ch_max);
+      qb_hist_set_clear (&s->hist);
+    }
+  g_free (pass->scratch);
+  g_clear_error (&pass->error);
+  g_mutex_clear (&pass->progress_lock);
+  g_mutex_clear (&pass->error_lock);
+}
+
+static void
+pass_fail (Pass *pass, gint64 chunk, GError *error)
+{
+  g_mutex_lock (&pass->error_lock);
+  if (chunk < pass->error_chunk)
+    {
+      g_clear_error (&pass->error);
+      pass->error = error;
+      pass->error_chunk = chunk;
+      error = NULL;
+    }
+  g_mutex_unlock (&pass->error_lock);
+  g_clear_error (&error);
+  __atomic_store_n (&pass->stop, TRUE, __ATOMIC_RELAXED);
+}
+
+/* Threads finish chunks in any order: report only progress forward. */
+static void
+pass_report (Pass *pass, gint64 done, gint64 total)
+{
+  double fraction = pass->progress_base + pass->progress_span * done / (double) total;
+
+  if (pass->progress == NULL)
+    return;
+  g_mutex_lock (&pass->progress_lock);
+  if (fraction > pass->reported)
+    {
+      pass->reported = fraction;
+      pass->progress (fraction, pass->progress_data);
+    }
+  g_mutex_unlock (&pass->progress_lock);
+}
+
+static void
+pass_item (gint64 item, guint thread, gpointer user_data)
+{
+  Pass *pass = user_data;
+  Scratch *s = &pass->scratch[thread];
+  gint64 chunk = item;
+  gint64 row0 = chunk * pass->chunk_rows;
+  gint64 n_rows = MIN (pass->chunk_rows, pass->n_rows - row0);
+  GError *error = NULL;
+  gint64 done;
+
+  if (__atomic_load_n (&pass->stop, __ATOMIC_RELAXED))
+    return;
+  if (g_cancellable_is_cancelled (pass->cancellable))
+    {
+      __atomic_store_n (&pass->stop, TRUE, __ATOMIC_RELAXED);
+      return;
+    }
+  if (s->x == NULL)
+    s->x = g_new (float, pass->scratch_rows * pass->n_cols);
+  if (!qb_model_read_rows (pass->model, pass->index, row0, n_rows, s->x, &error))
+    {
+      pass_fail (pass, chunk, error);
+      return;
+    }
+  pass->func (pass, chunk, thread, s->x, row0, n_rows);
+
+  done = __atomic_add_fetch (&pass->done, 1, __ATOMIC_RELAXED);
+  if (done % pass->report_every == 0 || done == pass->n_chunks)
+    pass_report (pass, done, pass->n_chunks);
+}
+
+/* Runs func over every chunk.  FALSE on error or cancel, with error set. */
+static gboolean
+pass_run (Pass *pass, QbWorkers *workers, ChunkFunc func, gpointer data,
+          double progress_base, double progress_span, GError **error)
+{
+  pass->func = func;
+  pass->data = data;
+  pass->done = 0;
+  pass->report_every = MAX (1, pass->n_chunks / 64);
+  pass->progress_base = progress_base;
+  pass->progress_span = progress_span;
+
+  qb_workers_run (workers, pass->n_chunks, pass_item, pass);
+
+  if (pass->error != NULL)
+    {
+      g_propagate_error (error, g_steal_pointer (&pass->error));
+      return FALSE;
+    }
+  if (g_cancellable_set_error_if_cancelled (pass->cancellable, error))
+    return FALSE;
+  return TRUE;
+}
+
+/* ---- pre-pass: range and moments --------------------------------------- */
+
+static void
+moments_chunk (Pass *pass, gint64 chunk, guint thread, float *x,
+               gint64 row0, gint64 n_rows)
+{
+  QbMoments *per_chunk = pass->data;
+
+  qb_moments_init (&per_chunk[chunk]);
+  qb_moments_add (&per_chunk[chunk], x, n_rows * pass->n_cols);
+}
+
+/* Moments per chunk, merged in chunk order: the same figures for any
+ * number of threads.  NaN and infinities are left out (qb-moments). */
+static gboolean
+run_prepass (Pass *pass, QbWorkers *workers, QbTensorScan *scan,
+             double progress_span, GError **error)
+{
+  g_autofree QbMoments *per_chunk = g_new0 (QbMoments, MAX (pass->n_chunks, 1));
+  QbMoments all;
+
+  if (!pass_run (pass, workers, moments_chunk, per_chunk, 0, progress_span, error))
+    return FALSE;
+
+  qb_moments_init (&all);
+  for (gint64 c = 0; c < pass->n_chunks; c++)
+    qb_moments_merge (&all, &per_chunk[c]);
+
+  memset (scan, 0, sizeof *scan);
+  scan->n = all.n;
+  scan->n_nonfinite = all.n_nonfinite;
+  if (all.n == 0)
+    return TRUE;
+  scan->min = all.min;
+  scan->max = all.max;
+  scan->absmax = MAX (fabs (scan->min), fabs (scan->max));
+  scan->mean = all.mean;
+  scan->std = qb_moments_std (&all);
+  scan->kurtosis = qb_moments_kurtosis (&all);
+  scan->outlier_radius = qb_moments_outlier_radius (&all);
+  return TRUE;
+}
+
+gboolean
+qb_tensor_scan (QbModel *model, guint index, QbWorkers *workers,
+                 GCancellable *cancellable, QbTensorScan *stats, GError **error)
+{
+  Pass pass;
+  gboolean ok;
+
+  g_return_val_if_fail (index < qb_model_get_n_tensors (model), FALSE);
+  pass_init (&pass, model, index, workers, cancellable);
+  ok = run_prepass (&pass, workers, stats, 1.0, error);
+  pass_clear (&pass);
+  return ok;
+}
+
+/* The histogram edges of a tensor: its range, so every run of the tensor
+ * (and the histogram shown before any run) bins the same way. */
+static QbHistogram *
+histogram_for (const QbTensorScan *stats)
+{
+  return qb_histogram_new (QB_HISTOGRAM_BINS, stats->min, stats->max);
+}
+
+static void
+original_hist_chunk (Pass *pass, gint64 chunk, guint thread, float *x,
+                     gint64 row0, gint64 n_rows)
+{
+  Scratch *s = &pass->scratch[thread];
+  QbHistogram *h = pass->data;
+
+  if (!s->hist_ready)
+    {
+      qb_hist_set_init (&s->hist, 1, &h);
+      s->hist_ready = TRUE;
+    }
+  for (gint64 r = 0; r < n_rows; r++)
+    qb_hist_set_add (&s->hist, x + r * pass->n_cols, NULL, pass->n_cols);
+}
+
+QbHistogram *
+qb_tensor_original_histogram (QbModel *model, guint index, QbWorkers *workers,
+                              GCancellable *cancellable, GError **error)
+{
+  g_autoptr(QbHistogram) h = NULL;
+  QbTensorScan stats;
+  Pass pass;
+  gboolean ok;
+
+  g_return_val_if_fail (index < qb_model_get_n_tensors (model), NULL);
+  pass_init (&pass, model, index, workers, cancellable);
+  ok = run_prepass (&pass, workers, &stats, 0.5, error);
+  if (ok)
+    {
+      h = histogram_for (&stats);
+      ok = pass_run (&pass, workers, original_hist_chunk, h, 0.5, 0.5, error);
+      for (guint t = 0; ok && t < pass.n_threads; t++)
+        if (pass.scratch[t].hist_ready)
+          qb_hist_set_collect (&pass.scratch[t].hist, &h);
+    }
+  pass_clear (&pass);
+  return ok ? g_steal_pointer (&h) : NULL;
+}
+
+/* ---- quantization ------------------------------------------------------- */
+
+typedef struct {
+  const QbQuantizeSpec   *spec;
+  const QbQuantizeOutput *output;
+  QbMethodContext         ctx;
+  gpointer                state;
+  QbQuantParams           params;      /* for dequantizing */
+  QbTensorScan           stats;
+  float                   out_lo;      /* outlier bounds: mean -+ 6 std */
+  float                   out_hi;
+  const float            *row_weights; /* importance, or NULL */
+  /* Main pass results. */
+  QbErrorSums            *per_chunk;
+  QbHistogram            *hists[3];
+  guint                   n_channels;
+} Quant;
+
+/* Quantizes and dequantizes a chunk: q is where the bytes go, y gets the
+ * dequantized values. */
+static guint8 *
+quantize_chunk (Pass *pass, Quant *qt, Scratch *s, const float *x,
+                gint64 row0, gint64 n_rows)
+{
+  guint64 row_bytes = qt->ctx.row_bytes;
+  guint8 *q;
+
+  if (s->y == NULL)
+    s->y = g_new (float, pass->scratch_rows * pass->n_cols);
+  if (qt->spec->format == NULL)
+    {
+      memcpy (s->y, x, sizeof (float) * n_rows * pass->n_cols);
+      return NULL;
+    }
+  if (qt->output && qt->output->data)
+    q = qt->output->data + row0 * row_bytes;
+  else
+    {
+      if (s->q == NULL)
+        s->q = g_malloc (pass->scratch_rows * row_bytes);
+      q = s->q;
+    }
+  qt->ctx.method->quantize_rows (&qt->ctx, qt->state, x, n_rows, q);
+  for (gint64 r = 0; r < n_rows; r++)
+    qt->spec->format->dequantize_row (&qt->params, q + r * row_bytes,
+                                      s->y + r * pass->n_cols, pass->n_cols);
+  return q;
+}
+
+static void
+scratch_prepare_main (Pass *pass, Quant *qt, Scratch *s)
+{
+  if (s->hist_ready)
+    return;
+  qb_hist_set_init (&s->hist, 3, qt->hists);
+  s->ch_min = g_new (float, qt->n_channels);
+  s->ch_max = g_new (float, qt->n_channels);
+  for (guint c = 0; c < qt->n_channels; c++)
+    {
+      s->ch_min[c] = INFINITY;
+      s->ch_max[c] = -INFINITY;
+    }
+  s->hist_ready = TRUE;
+}
+
+static void
+main_chunk (Pass *pass, gint64 chunk, guint thread, float *x,
+            gint64 row0, gint64 n_rows)
+{
+  Quant *qt = pass->data;
+  Scratch *s = &pass->scratch[thread];
+  QbErrorSums sums = { 0 };
+  gint64 n_cols = pass->n_cols;
+
+  scratch_prepare_main (pass, qt, s);
+  quantize_chunk (pass, qt, s, x, row0, n_rows);
+  if (qt->output && qt->output->f16)
+    qb_measure_to_f16 (s->y, qt->output->f16 + row0 * n_cols, n_rows * n_cols);
+  if (qt->output && qt->output->f32)
+    memcpy (qt->output->f32 + row0 * n_cols, s->y, sizeof (float) * n_rows * n_cols);
+
+  for (gint64 r = 0; r < n_rows; r++)
+    {
+      const float *xr = x + r * n_cols, *yr = s->y + r * n_cols;
+      gint64 row = row0 + r;
+      guint bucket = (guint) (row * qt->n_channels / pass->n_rows);
+      float mn, mx;
+
+      qb_measure_error_row (xr, yr, qt->row_weights, n_cols, qt->out_lo, qt->out_hi,
+                            &sums, &mn, &mx);
+      qb_hist_set_add (&s->hist, xr, yr, n_cols);
+      s->ch_min[bucket] = MIN (s->ch_min[bucket], mn);
+      s->ch_max[bucket] = MAX (s->ch_max[bucket], mx);
+    }
+  qt->per_chunk[chunk] = sums;
+}
+
+static gboolean
+prepare_method (Pass *pass, Quant *qt, const char *name, GError **error)
+{
+  const QbQuantizeSpec *spec = qt->spec;
+  const QbMethod *method = spec->method ? spec->method : qb_method_find ("rtn");
+  QbMethodContext *ctx = &qt->ctx;
+
+  ctx->method = method;
+  ctx->format = spec->format;
+  ctx->tensor_name = name;
+  ctx->n_cols = pass->n_cols;
+  ctx->n_rows = pass->n_rows;
+  ctx->importance = spec->importance;
+  ctx->gram = spec->gram;
+  ctx->gram_samples = spec->gram_samples;
+  ctx->tensor_absmax = (float) qt->stats.absmax;
+  ctx->options = spec->options;
+  qb_method_context_params (ctx, &qt->params);
+
+  if (spec->format == NULL)
+    return TRUE;
+  if (!qb_format_row_bytes (spec->format, pass->n_cols, &ctx->row_bytes))
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                   "%s: rows of %" G_GINT64_FORMAT " values do not fit format %s",
+                   name, pass->n_cols, spec->format->name);
+      return FALSE;
+    }
+  if (method->needs_importance && spec->importance == NULL)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                   "%s: method %s needs an importance matrix", name, method->name);
+      return FALSE;
+    }
+  if (method->needs_gram && spec->gram == NULL)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                   "%s: method %s needs calibration statistics (XᵀX)", name, method->name);
+      return FALSE;
+    }
+  if (method->prepare != NULL)
+    {
+      g_autoptr(GError) local = NULL;
+      qt->state = method->prepare (ctx, &local);
+      if (local != NULL)
+        {
+          g_propagate_prefixed_error (error, g_steal_pointer (&local), "%s: ", name);
+          return FALSE;
+        }
+    }
+  return TRUE;
+}
+
+/* Error histogram edges: the largest error over a few rows spread through
+ * the tensor, with a margin; larger errors land in the end bins
+ * (max_abs_err stays exact).  Rows are independent, so quantizing them
+ * here gives the same bytes as in the main pass. */
+static gboolean
+size_error_histogram (Pass *pass, Quant *qt, GError **error)
+{
+  gint64 n = MIN (pass->n_rows, N_SAMPLE_ROWS);
+  double e = 0;
+
+  if (qt->spec->format != NULL && n > 0)
+    {
+      g_autofree float *x = g_new (float, pass->n_cols);
+      g_autofree float *y = g_new (float, pass->n_cols);
+      g_autofree guint8 *q = g_malloc (MAX (qt->ctx.row_bytes, 1));
+
+      for (gint64 k = 0; k < n; k++)
+        {
+          gint64 row = n == 1 ? 0 : k * (pass->n_rows - 1) / (n - 1);
+          if (!qb_model_read_rows (pass->model, pass->index, row, 1, x, error))
+            return FALSE;
+          qt->ctx.method->quantize_rows (&qt->ctx, qt->state, x, 1, q);
+          qt->spec->format->dequantize_row (&qt->params, q, y, pass->n_cols);
+          e = MAX (e, qb_measure_max_err (x, y, pass->n_cols));
+        }
+      e *= 1.25;
+    }
+  if (!(e > 0) || !isfinite (e))
+    e = qt->stats.absmax > 0 ? qt->stats.absmax * 1e-6 : 1e-9;
+  qt->hists[2] = qb_histogram_new (QB_HISTOGRAM_BINS, -e, e);
+  return TRUE;
+}
+
+static void
+fill_result (Pass *pass, Quant *qt, QbTensorResult *r)
+{
+  const QbTensorScan *st = &qt->stats;
+  QbTensorMetrics *m = &r->metrics;
+  QbErrorSums all = { 0 };
+  double n = (double) MAX (st->n, 1);
+
+  for (gint64 c = 0; c < pass->n_chunks; c++)
+    qb_measure_error_merge (&all, &qt->per_chunk[c]);
+
+  m->mse = all.s_ee / n;
+  m->rmse_rel = all.s_xx > 0 ? sqrt (all.s_ee / all.s_xx) : (all.s_ee > 0 ? INFINITY : 0);
+  m->sqnr_db = all.s_ee > 0 ? 10.0 * log10 (all.s_xx / all.s_ee) : INFINITY;
+  if (all.s_xx > 0 && all.s_yy > 0)
+    m->cosine = all.s_xy / sqrt (all.s_xx * all.s_yy);
+  else
+    m->cosine = all.s_xx == all.s_yy ? 1.0 : 0.0;
+  m->max_abs_err = all.max_err;
+  if (qt->row_weights != NULL)
+    {
+      double wsum = 0;
+      for (gint64 j = 0; j < pass->n_cols; j++)
+        wsum += qt->row_weights[j];
+      m->wmse = wsum > 0 ? all.s_wee / (wsum * pass->n_rows) : NAN;
+    }
+  m->mean = st->mean;
+  m->std = st->std;
+  m->min = st->min;
+  m->max = st->max;
+  m->kurtosis = st->kurtosis;
+  m->outlier_share = all.n_out / n;
+
+  for (guint t = 0; t < pass->n_threads; t++)
+    if (pass->scratch[t].hist_ready)
+      qb_hist_set_collect (&pass->scratch[t].hist, qt->hists);
+  r->hist_original = g_steal_pointer (&qt->hists[0]);
+  r->hist_quantized = g_steal_pointer (&qt->hists[1]);
+  r->hist_error = g_steal_pointer (&qt->hists[2]);
+
+  r->n_channels = qt->n_channels;
+  r->channel_min = g_new (float, qt->n_channels);
+  r->channel_max = g_new (float, qt->n_channels);
+  for (guint c = 0; c < qt->n_channels; c++)
+    {
+      r->channel_min[c] = INFINITY;
+      r->channel_max[c] = -INFINITY;
+      for (guint t = 0; t < pass->n_threads; t++)
+        if (pass->scratch[t].hist_ready)
+          {
+            r->channel_min[c] = MIN (r->channel_min[c], pass->scratch[t].ch_min[c]);
+            r->channel_max[c] = MAX (r->channel_max[c], pass->scratch[t].ch_max[c]);
+          }
+    }
+}
+
+/* Per-tensor formats store their one scale after the rows, as the layout
+ * in qb-format.h gives it: INTn_T the f16 step d = absmax / (2^(n-1) - 1),
+ * FP8_*_T the f32 scale absmax / (largest finite value). */
+static void
+write_tensor_scale (const QbFormat *format, Pass *pass, Quant *qt, guint8 *data)
+{
+  guint8 *tail = data + qt->ctx.row_bytes * (guint64) pass->n_rows;
+  float absmax = qt->ctx.tensor_absmax;
+
+  if (format->scope != QB_SCOPE_TENSOR)
+    return;
+  memset (tail, 0, format->scale_bytes);
+  if (format->family == QB_FAMILY_INT && format->scale_bytes == 2)
+    {
+      int top = (1 << (format->bits - 1)) - 1;
+      guint16 h = GUINT16_TO_LE (qb_fp32_to_fp16 (absmax / MAX (top, 1)));
+      memcpy (tail, &h, 2);
+    }
+  else if (format->family == QB_FAMILY_FP8 && format->scale_bytes == 4)
+    {
+      float max = g_str_has_prefix (format->name, "FP8_E4M3") ? 448.0f : 57344.0f;
+      float scale = absmax > 0 && isfinite (absmax) ? absmax / max : 1.0f;
+      guint32 bits;
+      memcpy (&bits, &scale, 4);
+      bits = GUINT32_TO_LE (bits);
+      memcpy (tail, &bits, 4);
+    }
+}
+
+QbTensorResult *
+qb_tensor_quantize (QbModel *model, guint index, const QbQuantizeSpec *spec,
+                    QbWorkers *workers, const QbQuantizeOutput *output,
+                    QbQuantizeProgressFunc progress, gpointer progress_data,
+                    GCancellable *cancellable, GError **error)
+{
+  g_autoptr(QbTensorResult) r = NULL;
+  const QbTensor *t;
+  gint64 start = g_get_monotonic_time ();
+  Quant qt = { 0 };
+  Pass pass;
+  gboolean ok;
+
+  g_return_val_if_fail (index < qb_model_get_n_tensors (model), NULL);
+  t = qb_model_get_tensor (model, index);
+  pass_init (&pass, model, index, workers, cancellable);
+  pass.progress = progress;
+  pass.progress_data = progress_data;
+  qt.spec = spec;
+  qt.output = output;
+  qt.n_channels = (guint) MIN (pass.n_rows, MAX_CHANNELS);
+  if (spec->importance != NULL && spec->format != NULL)
+    qt.row_weights = spec->importance;
+
+  ok = run_prepass (&pass, workers, &qt.stats, PREPASS_SHARE, error);
+  if (ok)
+    {
+      qt.out_lo = (float) (qt.stats.mean - qt.stats.outlier_radius);
+      qt.out_hi = (float) (qt.stats.mean + qt.stats.outlier_radius);
+      ok = prepare_method (&pass, &qt, t->name, error);
+    }
+  if (ok)
+    ok = size_error_histogram (&pass, &qt, error);
+  if (ok)
+    {
+      qt.hists[0] = histogram_for (&qt.stats);
+      qt.hists[1] = histogram_for (&qt.stats);
+      qt.per_chunk = g_new0 (QbErrorSums, MAX (pass.n_chunks, 1));
+      ok = pass_run (&pass, workers, main_chunk, &qt, PREPASS_SHARE,
+                     1.0 - PREPASS_SHARE, error);
+    }
+  if (ok)
+    {
+      r = qb_tensor_result_new ();
+      r->tensor_name = g_strdup (t->name);
+      r->n_params = t->n_params;
+      if (spec->format != NULL)
+        {
+          r->format = g_strdup (spec->format->name);
+          r->method = g_strdup (qt.ctx.method->name);
+          qb_format_tensor_bytes (spec->format, pass.n_cols, pass.n_rows, &r->bytes);
+          if (output && output->data)
+            write_tensor_scale (spec->format, &pass, &qt, output->data);
+        }
+      else
+        {
+          r->format = g_strdup (qb_dtype_name (t->dtype));
+          r->method = g_strdup ("keep");
+          r->bytes = t->n_bytes;
+        }
+      r->requested_format = g_strdup (r->format);
+      r->bpw = t->n_params > 0 ? r->bytes * 8.0 / t->n_params : 0;
+      fill_result (&pass, &qt, r);
+      r->seconds = (g_get_monotonic_time () - start) / 1e6;
+    }
+
+  if (qt.state != NULL && qt.ctx.method->release != NULL)
+    qt.ctx.method->release (qt.state);
+  for (int h = 0; h < 3; h++)
+    qb_histogram_free (qt.hists[h]);
+  g_free (qt.per_chunk);
+  pass_clear (&pass);
+  return g_steal_pointer (&r);
+}

@@ -1,0 +1,51 @@
+/* qb-bench-util.h — helpers shared by the benchmarks in tests/bench.
+ *
+ * Benchmarks report a rate beside a baseline measured in the same run on
+ * the same machine (here: how fast plain threads can read the same bytes),
+ * so that figures from different machines compare as ratios.
+ */
+#pragma once
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+/* Monotonic seconds. */
+double  qb_bench_now             (void);
+/* CPU seconds used by the process so far, all threads (user + system).
+ * Rates per CPU-second hold up better than wall-clock rates on a machine
+ * that other work shares. */
+double  qb_bench_cpu_seconds     (void);
+
+/* One timed measurement. */
+typedef struct {
+  double wall;        /* seconds */
+  double cpu;         /* CPU seconds, all threads */
+} QbBenchTime;
+
+/* How long n_threads threads (0: one per CPU) take to read size bytes at
+ * data, each summing its own slices; the best of repeats runs.  Touch the
+ * memory once before timing if it is a fresh mapping. */
+QbBenchTime qb_bench_read_time   (gconstpointer  data,
+                                  gsize          size,
+                                  guint          n_threads,
+                                  guint          repeats);
+
+/* "12.34 GB/s" (decimal gigabytes). */
+char   *qb_bench_format_rate     (double         bytes_per_second);
+
+/* Prints "  label   12.34 GB/s  0.45 x   |  12.00 GB/s  0.40 x" for bytes
+ * processed in t, by wall clock and per CPU-second, with ratios to the
+ * baseline's rates (omitted when baseline is NULL). */
+void    qb_bench_print_rate      (const char        *label,
+                                  double             bytes,
+                                  const QbBenchTime *t,
+                                  const QbBenchTime *baseline,
+                                  double             baseline_bytes);
+void    qb_bench_print_header    (void);
+
+/* Where benchmarks keep generated inputs: $QB_BENCH_CACHE, else
+ * $XDG_CACHE_HOME/quantbench/bench; created if missing. */
+char   *qb_bench_cache_dir       (void);
+
+G_END_DECLS

@@ -1,0 +1,127 @@
+/* qb-test-model.c — synthetic LLaMA-shaped GGUF models for tests. */
+#include "qb-test-model.h"
+#include "qb-gguf.h"
+
+#include <math.h>
+#include <string.h>
+
+static guint32
+next_u32 (guint64 *s)
+{
+  *s = *s * 6364136223846793005ULL + 1442695040888963407ULL;
+  return (guint32) (*s >> 32);
+}
+
+void
+qb_test_gaussian (guint64 *state, float *x, gsize n, float std)
+{
+  for (gsize i = 0; i < n; i += 2)
+    {
+      double u1 = (next_u32 (state) + 1.0) / 4294967297.0;
+      double u2 = next_u32 (state) / 4294967296.0;
+      double r = sqrt (-2.0 * log (u1));
+      x[i] = (float) (std * r * cos (2 * G_PI * u2));
+      if (i + 1 < n)
+        x[i + 1] = (float) (std * r * sin (2 * G_PI * u2));
+    }
+}
+
+typedef struct {
+  char   *name;
+  guint   n_dims;
+  gint64  ne[2];
+  gboolean norm;
+} Spec;
+
+static void
+add (GArray *specs, const char *name, guint n_dims, gint64 ne0, gint64 ne1, gboolean norm)
+{
+  Spec s = { g_strdup (name), n_dims, { ne0, ne1 }, norm };
+  g_array_append_val (specs, s);
+}
+
+char *
+qb_test_write_llama (const char *dir, const char *name, const QbTestLlama *p)
+{
+  g_autoptr(QbGgufWriter) w = qb_gguf_writer_new ();
+  g_autoptr(GArray) specs = g_array_new (FALSE, FALSE, sizeof (Spec));
+  g_autoptr(GError) error = NULL;
+  char *path = g_build_filename (dir, name, NULL);
+  guint n_embd_kv = p->n_embd / p->n_head * p->n_head_kv;
+  guint64 state = p->seed ? p->seed : 1;
+
+  qb_gguf_writer_set_string (w, "general.architecture", "llama");
+  qb_gguf_writer_set_string (w, "general.name", "synthetic");
+  qb_gguf_writer_set_uint32 (w, "llama.block_count", p->n_layer);
+  qb_gguf_writer_set_uint32 (w, "llama.embedding_length", p->n_embd);
+  qb_gguf_writer_set_uint32 (w, "llama.feed_forward_length", p->n_ff);
+  qb_gguf_writer_set_uint32 (w, "llama.attention.head_count", p->n_head);
+  qb_gguf_writer_set_uint32 (w, "llama.attention.head_count_kv", p->n_head_kv);
+  qb_gguf_writer_set_uint32 (w, "llama.context_length", 256);
+  qb_gguf_writer_set_float32 (w, "llama.attention.layer_norm_rms_epsilon", 1e-5f);
+
+  add (specs, "token_embd.weight", 2, p->n_embd, p->n_vocab, FALSE);
+  for (guint l = 0; l < p->n_layer; l++)
+    {
+      char buf[64];
+#define T(suffix, nd, a, b, norm) \
+      (g_snprintf (buf, sizeof buf, "blk.%u." suffix, l), add (specs, buf, nd, a, b, norm))
+      T ("attn_norm.weight", 1, p->n_embd, 1, TRUE);
+      T ("attn_q.weight", 2, p->n_embd, p->n_embd, FALSE);
+      T ("attn_k.weight", 2, p->n_embd, n_embd_kv, FALSE);
+      T ("attn_v.weight", 2, p->n_embd, n_embd_kv, FALSE);
+      T ("attn_output.weight", 2, p->n_embd, p->n_embd, FALSE);
+      T ("ffn_norm.weight", 1, p->n_embd, 1, TRUE);
+      T ("ffn_gate.weight", 2, p->n_embd, p->n_ff, FALSE);
+      T ("ffn_up.weight", 2, p->n_embd, p->n_ff, FALSE);
+      T ("ffn_down.weight", 2, p->n_ff, p->n_embd, FALSE);
+#undef T
+    }
+  add (specs, "output_norm.weight", 1, p->n_embd, 1, TRUE);
+  if (!p->tied)
+    add (specs, "output.weight", 2, p->n_embd, p->n_vocab, FALSE);
+
+  for (guint i = 0; i < specs->len; i++)
+    {
+      Spec *s = &g_array_index (specs, Spec, i);
+      qb_gguf_writer_add_tensor (w, s->name, s->n_dims, s->ne, s->norm ? QB_DTYPE_F32 : p->dtype);
+    }
+  if (!qb_gguf_writer_begin (w, path, &error))
+    g_error ("%s", error->message);
+  for (guint i = 0; i < specs->len; i++)
+    {
+      Spec *s = &g_array_index (specs, Spec, i);
+      gsize n = s->ne[0] * s->ne[1];
+      g_autofree float *x = g_new (float, n);
+      QbDType dtype = s->norm ? QB_DTYPE_F32 : p->dtype;
+
+      if (s->norm)
+        {
+          /* Norm weights sit near 1. */
+          qb_test_gaussian (&state, x, n, 0.05f);
+          for (gsize j = 0; j < n; j++)
+            x[j] += 1.0f;
+        }
+      else
+        {
+          qb_test_gaussian (&state, x, n, 0.02f);
+          /* A few outliers, as real weights have. */
+          for (gsize j = 0; j < n; j += 997)
+            x[j] *= 8.0f;
+        }
+      if (dtype == QB_DTYPE_F16)
+        {
+          g_autofree guint16 *h = g_new (guint16, n);
+          for (gsize j = 0; j < n; j++)
+            h[j] = qb_fp32_to_fp16 (x[j]);
+          if (!qb_gguf_writer_write_tensor (w, i, h, 2 * n, &error))
+            g_error ("%s", error->message);
+        }
+      else if (!qb_gguf_writer_write_tensor (w, i, x, 4 * n, &error))
+        g_error ("%s", error->message);
+      g_free (s->name);
+    }
+  if (!qb_gguf_writer_finish (w, &error))
+    g_error ("%s", error->message);
+  return path;
+}

@@ -1,0 +1,32 @@
+/* qb-test-model.h — synthetic models for the engine tests, written as GGUF
+ * through the project's own writer. */
+#pragma once
+
+#include <glib.h>
+
+#include "qb-dtype.h"
+
+G_BEGIN_DECLS
+
+typedef struct {
+  guint    n_layer;
+  guint    n_embd;
+  guint    n_ff;
+  guint    n_vocab;
+  guint    n_head;
+  guint    n_head_kv;
+  gboolean tied;        /* no output.weight */
+  QbDType  dtype;       /* of the matrices (F32 or F16); norms are F32 */
+  guint32  seed;
+} QbTestLlama;
+
+/* Writes a LLaMA-shaped model (token_embd, per layer attn_norm, attn_q/k/v,
+ * attn_output, ffn_norm, ffn_gate/up/down, then output_norm and output)
+ * with Gaussian weights (std 0.02, a few outliers) to dir/name and
+ * returns its path. */
+char  *qb_test_write_llama (const char *dir, const char *name, const QbTestLlama *spec);
+
+/* Deterministic Gaussian values (Box-Muller over a 64-bit LCG). */
+void   qb_test_gaussian    (guint64 *state, float *x, gsize n, float std);
+
+G_END_DECLS

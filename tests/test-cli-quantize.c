@@ -1,0 +1,149 @@
+/* test-cli-quantize.c — `quantbench quantize | plan | formats` as a user runs them. */
+#include <json-glib/json-glib.h>
+#include <string.h>
+
+#include "qb-test-util.h"
+
+static char *
+quantbench_path (void)
+{
+  const char *build = g_getenv ("QB_BUILD_DIR");
+  char *path;
+
+  if (build == NULL)
+    {
+      g_test_skip ("QB_BUILD_DIR is not set (run through meson test)");
+      return NULL;
+    }
+  path = g_build_filename (build, "app", "quantbench", NULL);
+  if (!g_file_test (path, G_FILE_TEST_IS_EXECUTABLE))
+    {
+      g_test_skip ("the quantbench executable is not built");
+      g_clear_pointer (&path, g_free);
+    }
+  return path;
+}
+
+/* Runs quantbench with args; returns its exit status, output in *out. */
+static int
+run (const char * const *args, char **out, char **err)
+{
+  g_autofree char *exe = quantbench_path ();
+  g_autoptr(GPtrArray) argv = g_ptr_array_new ();
+  g_autoptr(GError) error = NULL;
+  int status;
+
+  if (exe == NULL)
+    return -1;
+  g_ptr_array_add (argv, exe);
+  for (guint i = 0; args[i]; i++)
+    g_ptr_array_add (argv, (gpointer) args[i]);
+  g_ptr_array_add (argv, NULL);
+  g_assert_true (g_spawn_sync (NULL, (char **) argv->pdata, NULL, 0, NULL, NULL,
+                               out, err, &status, &error));
+  g_assert_no_error (error);
+  return WIFEXITED (status) ? WEXITSTATUS (status) : -1;
+}
+
+static void
+test_formats (void)
+{
+  g_autofree char *out = NULL;
+  g_autofree char *err = NULL;
+  const char *args[] = { "formats", NULL };
+  int status = run (args, &out, &err);
+
+  if (status < 0)
+    return;
+  g_assert_cmpint (status, ==, 0);
+  g_assert_nonnull (strstr (out, "Q4_K"));
+  g_assert_nonnull (strstr (out, "rtn"));
+  g_assert_nonnull (strstr (out, "search"));
+}
+
+static void
+test_plan_and_quantize (void)
+{
+  g_autofree char *model = qb_test_shared_path ("models/stories260K.gguf");
+  g_autofree char *dir = NULL;
+  g_autofree char *plan_file = NULL;
+  g_autofree char *gguf = NULL;
+  g_autofree char *out = NULL;
+  g_autofree char *err = NULL;
+  g_autoptr(JsonParser) parser = json_parser_new ();
+  g_autoptr(GError) error = NULL;
+  JsonObject *root;
+  JsonArray *tensors;
+  int status;
+
+  if (model == NULL || quantbench_path () == NULL)
+    return;
+  dir = qb_test_tmpdir ();
+  plan_file = g_build_filename (dir, "plan.json", NULL);
+  gguf = g_build_filename (dir, "out.gguf", NULL);
+
+  {
+    const char *args[] = { "plan", model, "--preset", "Q4_K_M", "--rule", "*.ffn_up.*=Q8_0",
+                           "--save", plan_file, NULL };
+    status = run (args, &out, &err);
+    g_assert_cmpint (status, ==, 0);
+    g_assert_nonnull (strstr (out, "blk.0.ffn_down.weight"));
+    g_assert_nonnull (strstr (out, "fallback: blk.0.ffn_down.weight: rows of 172 values"));
+    g_assert_nonnull (strstr (out, "total: 48 tensors"));
+    g_assert_true (g_file_test (plan_file, G_FILE_TEST_EXISTS));
+    g_clear_pointer (&out, g_free);
+    g_clear_pointer (&err, g_free);
+  }
+  {
+    const char *args[] = { "quantize", model, "--plan", plan_file, "--threads", "2",
+                           "--out", gguf, "--json", NULL };
+    status = run (args, &out, &err);
+    g_assert_cmpint (status, ==, 0);
+  }
+  g_assert_true (json_parser_load_from_data (parser, out, -1, &error));
+  g_assert_no_error (error);
+  root = json_node_get_object (json_parser_get_root (parser));
+  tensors = json_object_get_array_member (root, "tensors");
+  g_assert_cmpuint (json_array_get_length (tensors), ==, 48);
+  for (guint i = 0; i < 48; i++)
+    {
+      JsonObject *t = json_array_get_object_element (tensors, i);
+      if (g_str_has_suffix (json_object_get_string_member (t, "name"), "ffn_up.weight"))
+        g_assert_cmpstr (json_object_get_string_member (t, "format"), ==, "Q8_0");
+    }
+  g_assert_nonnull (strstr (json_object_get_string_member (root, "export"), "GGUF"));
+  g_assert_true (g_file_test (gguf, G_FILE_TEST_EXISTS));
+  g_assert_cmpstr (json_object_get_string_member (json_object_get_object_member (root, "plan"), "preset"),
+                   ==, "Q4_K_M");
+
+  /* Usage errors: a bad rule, an unknown format, a bad output name. */
+  {
+    g_autofree char *o = NULL, *e = NULL;
+    const char *args[] = { "quantize", model, "--rule", "nonsense", NULL };
+    g_assert_cmpint (run (args, &o, &e), ==, 1);
+    g_assert_nonnull (strstr (e, "PATTERN=TYPE"));
+  }
+  {
+    g_autofree char *o = NULL, *e = NULL;
+    const char *args[] = { "plan", model, "--default", "Q9_9", NULL };
+    g_assert_cmpint (run (args, &o, &e), ==, 1);
+    g_assert_nonnull (strstr (e, "Q9_9"));
+  }
+  {
+    g_autofree char *o = NULL, *e = NULL;
+    g_autofree char *bad = g_build_filename (dir, "out.bin", NULL);
+    const char *args[] = { "quantize", model, "--out", bad, NULL };
+    g_assert_cmpint (run (args, &o, &e), ==, 1);
+    g_assert_nonnull (strstr (e, ".gguf or .safetensors"));
+    g_assert_false (g_file_test (bad, G_FILE_TEST_EXISTS));
+  }
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  g_test_add_func ("/cli/formats", test_formats);
+  g_test_add_func ("/cli/plan-and-quantize", test_plan_and_quantize);
+  return g_test_run ();
+}
