@@ -11,6 +11,7 @@
 static const QbCliEntry commands[] = {
   { "demo",        qb_cmd_demo,        "Run the headless demo on the built-in model" },
   { "demo-model",  qb_cmd_demo_model,  "Write a LLaMA-architecture demo model (GGUF)" },
+  { "eval",        qb_cmd_eval,        "Perplexity and KL divergence of a model on a text" },
   { "inspect",     qb_cmd_inspect,     "Show a model's architecture and tensors" },
   { "quantize",    qb_cmd_quantize,    "Quantize a model with a plan, measure the error, export" },
   { "plan",        qb_cmd_plan,        "Show a plan's format per tensor and its size, instantly" },

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #define BLOCK_FLOATS   (1 << 18)   /* about 1 MiB of dequantized rows per block */
+#define BLOCK_ROWS_MAX 128
 #define QUERY_BLOCK    64
 
 /* ---- scratch ---------------------------------------------------------- */
@@ -48,16 +49,15 @@ qb_scratch_clear (QbScratch *s)
   memset (s, 0, sizeof *s);
 }
 
-/* Rows of w per work item: about BLOCK_FLOATS values, at least 16 rows,
- * and enough items to keep every thread busy. */
+/* Rows of w per work item: about BLOCK_FLOATS values, 16 to
+ * BLOCK_ROWS_MAX rows.  Fixed by the shape alone, so the sums of every
+ * output (and so the results) are the same for any thread count. */
 static gint64
 block_rows (QbLlama *llama, const QbWeight *w)
 {
-  gint64 rows = MAX (16, BLOCK_FLOATS / MAX (w->n_cols, 1));
-  gint64 spread = (w->n_rows + 2 * llama->n_threads - 1) / (2 * llama->n_threads);
+  gint64 rows = BLOCK_FLOATS / MAX (w->n_cols, 1);
 
-  rows = MIN (rows, MAX (16, spread));
-  rows = (rows + 15) / 16 * 16;
+  rows = CLAMP (rows, 16, BLOCK_ROWS_MAX) / 16 * 16;
   return MIN (rows, w->n_rows);
 }
 

@@ -203,9 +203,13 @@ find_tensors (QbLlama *llama, guint *rope_freqs, GError **error)
       gboolean is_vector;
       gpointer slot;
 
+      /* GGUF's rope_freqs holds frequency divisors; Hugging Face's per-layer
+       * rotary_emb.inv_freq buffers hold the frequencies themselves, which
+       * follow from rope_theta: those are left alone. */
       if (t->role == QB_ROLE_ROPE_FREQS)
         {
-          *rope_freqs = i;
+          if (t->layer < 0 && qb_model_get_file_kind (model) == QB_MODEL_FILE_GGUF)
+            *rope_freqs = i;
           continue;
         }
       slot = slot_for (llama, t, &is_vector);
@@ -555,9 +559,11 @@ weights_of (QbLlama *llama, guint index, QbWeight **out, QbVector **vec)
 }
 
 static gboolean
-set_override (QbLlama *llama, QbWeight *w, const QbFormat *format, GBytes *bytes, GError **error)
+set_override (QbLlama *llama, QbWeight *w, GBytes *bytes, const QbQuantParams *params,
+              GError **error)
 {
-  guint64 row_bytes = 0, total = 0, rows_total;
+  const QbFormat *format = params->format;
+  guint64 row_bytes = 0, total = 0;
   gsize size = g_bytes_get_size (bytes);
 
   if (!qb_format_row_bytes (format, w->n_cols, &row_bytes)
@@ -572,32 +578,29 @@ set_override (QbLlama *llama, QbWeight *w, const QbFormat *format, GBytes *bytes
   w->format = format;
   w->bytes = g_bytes_ref (bytes);
   w->row_bytes = row_bytes;
-  w->params.format = format;
-  /* Per-tensor formats keep their scale after the rows. */
-  rows_total = row_bytes * (guint64) w->n_rows;
-  if (format->scope == QB_SCOPE_TENSOR && total - rows_total >= sizeof (float))
-    memcpy (&w->params.tensor_absmax, (const guint8 *) g_bytes_get_data (bytes, NULL) + rows_total,
-            sizeof (float));
+  w->params = *params;
+  w->params.importance = NULL;
+  w->params.search = FALSE;
   return TRUE;
 }
 
 gboolean
-qb_llama_set_weight (QbLlama *llama, guint tensor_index, const QbFormat *format, GBytes *bytes,
-                     GError **error)
+qb_llama_set_weight (QbLlama *llama, guint tensor_index, GBytes *bytes,
+                     const QbQuantParams *params, GError **error)
 {
   QbWeight *targets[4];
   QbVector *vec;
   guint n;
 
   g_return_val_if_fail (tensor_index < qb_model_get_n_tensors (llama->model), FALSE);
-  g_return_val_if_fail (format == NULL || bytes != NULL, FALSE);
+  g_return_val_if_fail (bytes == NULL || (params != NULL && params->format != NULL), FALSE);
 
   n = weights_of (llama, tensor_index, targets, &vec);
   for (guint i = 0; i < n; i++)
     {
-      if (format == NULL)
+      if (bytes == NULL)
         weight_clear_override (targets[i]);
-      else if (!set_override (llama, targets[i], format, bytes, error))
+      else if (!set_override (llama, targets[i], bytes, params, error))
         return FALSE;
     }
   /* The tied output reads the embedding: keep its copy in step. */

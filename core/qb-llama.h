@@ -9,7 +9,7 @@
  *
  * Every weight is read in the form it is evaluated in: the model's own
  * stored type (a Q4_K GGUF is run as Q4_K), or bytes in any Quantbench
- * format handed over with qb_llama_set_weight() / qb_llama_use_job(), so
+ * format handed over with qb_llama_set_weight(), so
  * the evaluated model is exactly the quantized one.  Weights are
  * dequantized to float32 just before their matrix product, a block of rows
  * at a time on each worker thread (or a whole matrix, see QbDequantMode),
@@ -107,21 +107,15 @@ guint                qb_llama_get_threads       (QbLlama        *llama);
 void                 qb_llama_set_dequant_mode  (QbLlama        *llama,
                                                  QbDequantMode   mode);
 
-/* Runs the tensor as these bytes in format (the layout qb_job_get_tensor_data
- * gives: rows of the format's row bytes, then a per-tensor scale where the
- * format has one).  The size is checked.  format NULL: back to the stored
- * values. */
+/* Runs the tensor as these bytes (the layout qb_job_get_tensor_data gives:
+ * rows of the format's row bytes, then the per-tensor scale of per-tensor
+ * formats), dequantized with params (format and tensor_absmax, as
+ * qb_job_get_dequant_params gives them).  The size is checked.  bytes NULL:
+ * back to the stored values. */
 gboolean             qb_llama_set_weight        (QbLlama        *llama,
                                                  guint           tensor_index,
-                                                 const QbFormat *format,
                                                  GBytes         *bytes,
-                                                 GError        **error);
-/* Takes every tensor a finished job quantized (run with keep_data); the
- * tensors the plan kept stay in their stored type.  Returns the number of
- * tensors taken in *n_taken (may be NULL). */
-gboolean             qb_llama_use_job           (QbLlama        *llama,
-                                                 QbJob          *job,
-                                                 guint          *n_taken,
+                                                 const QbQuantParams *params,
                                                  GError        **error);
 /* The format a tensor is evaluated in: NULL when it runs in its stored type. */
 const QbFormat      *qb_llama_get_weight_format (QbLlama        *llama,

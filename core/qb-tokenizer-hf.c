@@ -412,3 +412,22 @@ qb_tokenizer_new_from_hf_json (const char *path, GError **error)
   read_specials (tok, path, root);
   return g_steal_pointer (&tok);
 }
+
+QbTokenizer *
+qb_tokenizer_new_for_model (QbModel *model, GError **error)
+{
+  const char *path = qb_model_get_path (model);
+  g_autofree char *dir = NULL, *json = NULL;
+
+  if (qb_model_get_gguf (model) != NULL)
+    return qb_tokenizer_new_from_gguf (qb_model_get_gguf (model), error);
+  dir = g_file_test (path, G_FILE_TEST_IS_DIR) ? g_strdup (path) : g_path_get_dirname (path);
+  json = g_build_filename (dir, "tokenizer.json", NULL);
+  if (!g_file_test (json, G_FILE_TEST_IS_REGULAR))
+    {
+      g_set_error (error, QB_TOKENIZER_ERROR, QB_TOKENIZER_ERROR_MISSING,
+                   "%s: no tokenizer.json beside the model", path);
+      return NULL;
+    }
+  return qb_tokenizer_new_from_hf_json (json, error);
+}

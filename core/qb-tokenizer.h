@@ -23,6 +23,7 @@
 #include <gio/gio.h>
 
 #include "qb-gguf.h"
+#include "qb-model.h"
 
 G_BEGIN_DECLS
 
@@ -66,6 +67,11 @@ QbTokenizer     *qb_tokenizer_new_from_gguf   (QbGguf             *gguf,
                                                GError            **error);
 /* From a Hugging Face tokenizer.json (BPE models). */
 QbTokenizer     *qb_tokenizer_new_from_hf_json (const char        *path,
+                                               GError            **error);
+
+/* The model's own tokenizer: its GGUF metadata, or the tokenizer.json
+ * beside a safetensors model. */
+QbTokenizer     *qb_tokenizer_new_for_model   (QbModel            *model,
                                                GError            **error);
 
 /* Building blocks, for tests and other sources.  tokens are NUL-terminated

@@ -1,0 +1,170 @@
+/* qb-cmd-eval.c — `quantbench eval MODEL --text FILE`: perplexity and KL
+ * divergence with llama.cpp's protocol. */
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "qb-cli.h"
+#include "qb-eval.h"
+#include "qb-llama.h"
+#include "qb-model.h"
+#include "qb-tokenizer.h"
+
+typedef struct {
+  char     *text;
+  int       ctx;
+  int       chunks;
+  gboolean  kld;
+  char     *kld_base;
+  int       threads;
+  gboolean  json;
+  gboolean  no_cache;
+  char     *cache_dir;
+  char     *dequant;
+} EvalOptions;
+
+typedef struct {
+  gint64   last_draw;
+  gboolean drawn;
+} Bar;
+
+static void
+draw_progress (const QbEvalProgress *p, gpointer data)
+{
+  Bar *bar = data;
+  gint64 now = g_get_monotonic_time ();
+  char cells[31];
+  int filled = (int) (p->fraction * 30);
+
+  if (now - bar->last_draw < 100000 && p->fraction < 1)
+    return;
+  bar->last_draw = now;
+  bar->drawn = TRUE;
+  for (int i = 0; i < 30; i++)
+    cells[i] = i < filled ? '#' : '.';
+  cells[30] = '\0';
+  if (p->ppl > 0)
+    fprintf (stderr, "\r[%s] %3.0f%%  chunk %u/%u  PPL %.4f  %.0f tokens/s   ", cells,
+             p->fraction * 100, p->chunk, p->n_chunks, p->ppl, p->tokens_per_second);
+  else
+    fprintf (stderr, "\r[%s] %3.0f%%  %s   ", cells, p->fraction * 100, p->stage);
+  fflush (stderr);
+}
+
+static void
+print_result (QbModel *model, const QbEvalResult *r, const char *text)
+{
+  const QbArchInfo *a = qb_model_get_arch (model);
+
+  printf ("model:  %s (%s, %u layers)\n", qb_model_get_path (model), a->family, a->n_layer);
+  if (text != NULL)
+    printf ("text:   %s\n", text);
+  printf ("chunks: %u of %u tokens, %" G_GUINT64_FORMAT " scored\n", r->n_chunks, r->n_ctx, r->n_scored);
+  printf ("PPL = %.4f +/- %.5f\n", r->ppl, r->ppl_err);
+  printf ("speed:  %.0f tokens/s (%.2f s)\n", r->tokens_per_second, r->seconds);
+  if (!r->has_kld)
+    return;
+  printf ("\nagainst the %s:\n", r->base_from_cache ? "float model (cached)" : "base");
+  printf ("  PPL(base)            %10.4f +/- %.5f\n", r->base_ppl, r->base_ppl_err);
+  printf ("  PPL(Q)/PPL(base)     %10.6f +/- %.6f\n", r->ppl_ratio, r->ppl_ratio_err);
+  printf ("  ln(PPL(Q)/PPL(base)) %10.6f +/- %.6f\n", r->ln_ppl_ratio, r->ln_ppl_ratio_err);
+  printf ("  mean KLD             %10.6f +/- %.6f\n", r->kld_mean, r->kld_mean_err);
+  printf ("  median KLD           %10.6f\n", r->kld_median);
+  printf ("  KLD p90 / p95 / p99  %10.6f / %.6f / %.6f\n", r->kld_p90, r->kld_p95, r->kld_p99);
+  printf ("  max KLD              %10.6f\n", r->kld_max);
+  printf ("  same top token       %9.3f%% +/- %.3f%%\n", 100 * r->same_top, 100 * r->same_top_err);
+  printf ("  mean dp              %9.3f%% +/- %.3f%%\n", 100 * r->dp_mean, 100 * r->dp_mean_err);
+  printf ("  RMS dp               %9.3f%% +/- %.3f%%\n", 100 * r->dp_rms, 100 * r->dp_rms_err);
+}
+
+static int
+run (const char *model_path, EvalOptions *eo)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(QbModel) model = NULL;
+  g_autoptr(QbLlama) llama = NULL;
+  g_autoptr(QbTokenizer) tok = NULL;
+  QbEvalOptions o;
+  QbEvalResult r;
+  Bar bar = { 0, FALSE };
+  gboolean ok;
+
+  model = qb_model_open (model_path, &error);
+  if (model == NULL)
+    return qb_cli_fail (error);
+  llama = qb_llama_new (model, &error);
+  if (llama == NULL)
+    return qb_cli_fail (error);
+  tok = qb_tokenizer_new_for_model (model, &error);
+  if (tok == NULL)
+    return qb_cli_fail (error);
+  qb_llama_set_threads (llama, eo->threads > 0 ? (guint) eo->threads : 0);
+  if (g_strcmp0 (eo->dequant, "matrix") == 0)
+    qb_llama_set_dequant_mode (llama, QB_DEQUANT_MATRIX);
+
+  qb_eval_options_init (&o);
+  o.n_ctx = (guint) MAX (eo->ctx, 0);
+  o.n_chunks = (guint) MAX (eo->chunks, 0);
+  o.kld = eo->kld;
+  o.kld_base = eo->kld_base;
+  o.cache_dir = eo->cache_dir;
+  o.no_cache = eo->no_cache;
+  ok = qb_eval_run (llama, tok, eo->text, &o, isatty (2) ? draw_progress : NULL, &bar, NULL, &r,
+                    &error);
+  if (bar.drawn)
+    fprintf (stderr, "\n");
+  if (!ok)
+    return qb_cli_fail (error);
+
+  if (eo->json)
+    {
+      g_autofree char *json = qb_eval_result_to_json (&r);
+      printf ("%s\n", json);
+    }
+  else
+    print_result (model, &r, eo->kld_base ? NULL : eo->text);
+  return 0;
+}
+
+int
+qb_cmd_eval (int argc, char **argv)
+{
+  EvalOptions eo = { 0 };
+  GOptionEntry entries[] = {
+    { "text", 0, 0, G_OPTION_ARG_FILENAME, &eo.text, "Evaluation text (UTF-8)", "FILE" },
+    { "ctx", 0, 0, G_OPTION_ARG_INT, &eo.ctx, "Tokens per chunk (default 512, or the model's context if shorter)", "N" },
+    { "chunks", 0, 0, G_OPTION_ARG_INT, &eo.chunks, "Chunks to evaluate (default: all)", "N" },
+    { "kld", 0, 0, G_OPTION_ARG_NONE, &eo.kld, "KL divergence against the float model (cached)", NULL },
+    { "kld-base", 0, 0, G_OPTION_ARG_FILENAME, &eo.kld_base, "KL divergence against a llama.cpp --kl-divergence-base file (its tokens are used)", "FILE" },
+    { "threads", 't', 0, G_OPTION_ARG_INT, &eo.threads, "Threads (default: all cores)", "N" },
+    { "json", 0, 0, G_OPTION_ARG_NONE, &eo.json, "Print the result as JSON", NULL },
+    { "no-cache", 0, 0, G_OPTION_ARG_NONE, &eo.no_cache, "Do not read or write the float model's cache", NULL },
+    { "cache-dir", 0, 0, G_OPTION_ARG_FILENAME, &eo.cache_dir, "Cache folder (default $XDG_CACHE_HOME/quantbench/logprobs)", "DIR" },
+    { "dequant", 0, 0, G_OPTION_ARG_STRING, &eo.dequant, "Dequantize per row block (rows, default) or whole matrix (matrix)", "MODE" },
+    { NULL }
+  };
+  g_autoptr(GOptionContext) context = g_option_context_new ("MODEL - perplexity and KL divergence");
+  int status;
+
+  g_option_context_add_main_entries (context, entries, NULL);
+  g_option_context_set_description (context,
+    "Perplexity as llama-perplexity computes it: the text is cut into chunks of --ctx tokens,\n"
+    "each evaluated from scratch with BOS first, and the second half of each is scored.\n"
+    "--kld adds the KL divergence against the float model, whose log-probabilities are\n"
+    "computed once and cached.");
+  if (!qb_cli_parse (context, &argc, &argv))
+    return 2;
+  if (argc != 2 || (eo.text == NULL && eo.kld_base == NULL)
+      || (eo.dequant != NULL && strcmp (eo.dequant, "rows") != 0 && strcmp (eo.dequant, "matrix") != 0))
+    {
+      g_autofree char *help = g_option_context_get_help (context, TRUE, NULL);
+      fprintf (stderr, "%s", help);
+      return 2;
+    }
+  status = run (argv[1], &eo);
+  g_free (eo.text);
+  g_free (eo.kld_base);
+  g_free (eo.cache_dir);
+  g_free (eo.dequant);
+  return status;
+}
