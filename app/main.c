@@ -16,6 +16,7 @@ static const QbCliEntry commands[] = {
   { "quantize",    qb_cmd_quantize,    "Quantize a model with a plan, measure the error, export" },
   { "plan",        qb_cmd_plan,        "Show a plan's format per tensor and its size, instantly" },
   { "formats",     qb_cmd_formats,     "List the quantization formats and methods" },
+  { "imatrix",     qb_cmd_imatrix,     "Compute an importance matrix on calibration text (llama.cpp formats)" },
 };
 
 static void

@@ -27,8 +27,12 @@ QbPlan   *qb_cli_plan_build         (const QbCliPlanOptions *options,
                                      GError                **error);
 void      qb_cli_print_presets      (void);
 
+typedef struct _QbActivationStats QbActivationStats;   /* qb-activation-stats.h */
+
 typedef struct {
   char     *imatrix;
+  QbActivationStats *stats;   /* calibration statistics (importance, XᵀX), or NULL */
+  gboolean  stats_output;     /* with stats: importance for output.weight too */
   int       threads;      /* 0: all cores */
   char     *out;          /* .gguf or .safetensors, or NULL */
   gboolean  json;

@@ -5,7 +5,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "qb-activation-stats.h"
 #include "qb-cli.h"
+#include "qb-cli-calib.h"
 #include "qb-cli-plan.h"
 #include "qb-format.h"
 #include "qb-imatrix.h"
@@ -60,8 +62,20 @@ print_table (QbModel *model, QbJob *job)
 {
   guint n = qb_model_get_n_tensors (model);
 
-  printf ("%-34s %-10s %-9s %7s %10s %8s %9s %9s %9s\n", "tensor", "format", "fallback",
-          "bpw", "size", "SQNR dB", "rel RMSE", "cosine", "max err");
+  gboolean out_err = FALSE, diag = FALSE;
+
+  for (guint i = 0; i < n; i++)
+    {
+      const QbTensorResult *r = qb_job_get_result (job, i);
+      if (r != NULL && !isnan (r->metrics.out_rel_err))
+        {
+          out_err = TRUE;
+          diag |= r->metrics.out_rel_err_diag;
+        }
+    }
+  printf ("%-34s %-10s %-9s %-6s %7s %10s %8s %9s %9s %9s", "tensor", "format", "fallback",
+          "method", "bpw", "size", "SQNR dB", "rel RMSE", "cosine", "max err");
+  printf (out_err ? " %10s\n" : "\n", "out err");
   for (guint i = 0; i < n; i++)
     {
       const QbTensorResult *r = qb_job_get_result (job, i);
@@ -75,13 +89,21 @@ print_table (QbModel *model, QbJob *job)
       kept = g_strcmp0 (r->method, "keep") == 0;
       size = qb_cli_format_size (r->bytes);
       format = kept ? g_strdup_printf ("keep:%s", r->format) : g_strdup (r->format);
-      printf ("%-34s %-10s %-9s %7.3f %10s %8s %9s %9s %9s\n", r->tensor_name, format,
-              r->fallback_reason ? r->requested_format : "-", r->bpw, size,
+      printf ("%-34s %-10s %-9s %-6s %7.3f %10s %8s %9s %9s %9s", r->tensor_name, format,
+              r->fallback_reason ? r->requested_format : "-", kept ? "-" : r->method, r->bpw, size,
               kept ? "-" : metric (r->metrics.sqnr_db, 2, FALSE, b1, sizeof b1),
               kept ? "-" : metric (r->metrics.rmse_rel, 5, FALSE, b2, sizeof b2),
               kept ? "-" : metric (r->metrics.cosine, 6, FALSE, b3, sizeof b3),
               kept ? "-" : metric (r->metrics.max_abs_err, 3, TRUE, b4, sizeof b4));
+      if (out_err)
+        printf (" %9s%s\n", kept ? "-" : metric (r->metrics.out_rel_err, 3, TRUE, b1, sizeof b1),
+                r->metrics.out_rel_err_diag && !kept && !isnan (r->metrics.out_rel_err) ? "~" : " ");
+      else
+        printf ("\n");
     }
+  if (out_err)
+    printf ("out err: ‖WX − ŴX‖² / ‖WX‖² on the calibration inputs, through XᵀX%s\n",
+            diag ? "; ~: estimated from the importance alone (the diagonal of XᵀX)" : "");
 }
 
 static void
@@ -127,6 +149,9 @@ add_result (JsonBuilder *b, const QbTensorResult *r)
   add_number (b, "cosine", m->cosine);
   add_number (b, "max_abs_err", m->max_abs_err);
   add_number (b, "wmse", m->wmse);
+  add_number (b, "out_rel_err", m->out_rel_err);
+  json_builder_set_member_name (b, "out_rel_err_diag");
+  json_builder_add_boolean_value (b, m->out_rel_err_diag);
   add_number (b, "mean", m->mean);
   add_number (b, "std", m->std);
   add_number (b, "kurtosis", m->kurtosis);
@@ -217,8 +242,12 @@ qb_cli_quantize_and_print (QbModel *model, QbPlan *plan, const QbCliQuantizeOpti
       imatrix = qb_imatrix_load (o->imatrix, &error);
       if (imatrix == NULL)
         return qb_cli_fail (error);
-      qb_job_set_imatrix (job, imatrix);
     }
+  if (o->stats != NULL)
+    qb_activation_stats_attach (o->stats, job, o->stats_output);
+  /* An importance matrix file takes the place of the calibration's. */
+  if (imatrix != NULL)
+    qb_job_set_imatrix (job, imatrix);
   qb_job_set_threads (job, threads);
   qb_job_set_export (job, kind, o->out);
   if (!o->json && isatty (fileno (stderr)))
@@ -258,6 +287,7 @@ qb_cmd_quantize (int argc, char **argv)
   g_autoptr(GError) error = NULL;
   QbCliPlanOptions po = { 0 };
   QbCliQuantizeOptions qo = { 0 };
+  QbCliCalibOptions co = { 0 };
   GOptionEntry entries[] = {
     { "imatrix", 0, 0, G_OPTION_ARG_FILENAME, &qo.imatrix, "Importance matrix (llama.cpp .dat or GGUF)", "FILE" },
     { "threads", 't', 0, G_OPTION_ARG_INT, &qo.threads, "Worker threads (default: all cores)", "N" },
@@ -269,6 +299,7 @@ qb_cmd_quantize (int argc, char **argv)
 
   g_option_context_add_main_entries (context, entries, NULL);
   qb_cli_plan_add_entries (context, &po);
+  qb_cli_calib_add_entries (context, &co);
   if (!qb_cli_parse (context, &argc, &argv))
     return 2;
   if (po.list_presets)
@@ -282,12 +313,21 @@ qb_cmd_quantize (int argc, char **argv)
       return 2;
     }
   plan = qb_cli_plan_build (&po, &error);
-  if (plan == NULL)
+  if (plan == NULL || !qb_cli_calib_apply_options (&co, plan, &error))
     return qb_cli_fail (error);
   model = qb_model_open (argv[1], &error);
   if (model == NULL)
     return qb_cli_fail (error);
+  if (co.calib != NULL)
+    {
+      qo.stats = qb_cli_calib_compute (model, plan, &co, qo.threads, qo.json, &error);
+      if (qo.stats == NULL)
+        return qb_cli_fail (error);
+      qo.stats_output = co.process_output;
+    }
   status = qb_cli_quantize_and_print (model, plan, &qo);
+  qb_activation_stats_free (qo.stats);
+  qb_cli_calib_options_clear (&co);
   qb_cli_plan_options_clear (&po);
   g_free (qo.imatrix);
   g_free (qo.out);
