@@ -490,6 +490,23 @@ qb_calibration_get_chunk_index (QbCalibration *c, guint i)
   return c->chunk_index[i];
 }
 
+QbCalibrationSet *
+qb_calibration_to_record (QbCalibration *c)
+{
+  QbCalibrationSet *r = qb_calibration_set_new ();
+
+  r->name = g_strdup (c->name);
+  g_strfreev (r->sources);
+  r->sources = g_strdupv (c->sources);
+  r->hash = g_strdup (c->hash);
+  r->n_tokens = c->n_text_tokens;
+  r->chunk_len = c->n_ctx;
+  r->n_chunks = c->n_chunks;
+  r->seeded = c->random;
+  r->seed = c->seed;
+  return r;
+}
+
 void
 qb_calibration_get_chunk (QbCalibration *c, guint i, gint32 *dst)
 {

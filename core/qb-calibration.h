@@ -18,12 +18,13 @@
  * texts (for their hashes) but does not tokenize them again.
  *
  * The experiment store keeps a calibration set as a record (name, sources,
- * hash, token count, chunking); the getters below give its fields.
+ * hash, token count, chunking): qb_calibration_to_record.
  */
 #pragma once
 
 #include <gio/gio.h>
 
+#include "qb-experiment.h"
 #include "qb-model.h"
 #include "qb-tokenizer.h"
 
@@ -95,6 +96,11 @@ void               qb_calibration_get_chunk     (QbCalibration *calib,
                                                  gint32        *dst);
 /* The tokens came from the cache. */
 gboolean           qb_calibration_get_from_cache (QbCalibration *calib);
+
+/* The experiment store's record of the set (id 0; n_tokens: the joined
+ * texts' tokens); qb_store_add_calibration_set stores it, or finds the one
+ * with the same hash, and its id goes into QbExperimentSpec. */
+QbCalibrationSet  *qb_calibration_to_record     (QbCalibration *calib);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (QbCalibration, qb_calibration_unref)
 

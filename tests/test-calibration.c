@@ -13,6 +13,7 @@
 #include "qb-imatrix.h"
 #include "qb-job.h"
 #include "qb-llama.h"
+#include "qb-store.h"
 #include "qb-test-model.h"
 #include "qb-test-util.h"
 #include "qb-tokenizer.h"
@@ -236,6 +237,45 @@ test_text_and_cache (void)
   g_assert_no_error (error);
   g_assert_cmpstr (qb_calibration_get_hash (c1), !=, qb_calibration_get_hash (c4));
   g_assert_false (qb_calibration_get_from_cache (c4));
+}
+
+/* The store keeps the set's record and finds it again by its hash. */
+static void
+test_store_record (void)
+{
+  g_autofree char *dir = qb_test_tmpdir ();
+  g_autofree char *db = g_build_filename (dir, "experiments.db", NULL);
+  g_autofree gint32 *tokens = random_tokens (2000, 100, 4);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(QbCalibration) c = NULL;
+  g_autoptr(QbCalibrationSet) rec = NULL, back = NULL;
+  g_autoptr(QbStore) store = NULL;
+  QbCalibrationOptions co;
+  gint64 id = 0, id2 = 0;
+
+  qb_calibration_options_init (&co);
+  co.n_ctx = 100;
+  co.n_chunks = 7;
+  co.random = TRUE;
+  co.seed = 99;
+  c = qb_calibration_new_from_tokens (tokens, 2000, 1, &co, &error);
+  g_assert_no_error (error);
+  rec = qb_calibration_to_record (c);
+  store = qb_store_open (db, &error);
+  g_assert_no_error (error);
+  g_assert_true (qb_store_add_calibration_set (store, rec, &id, &error));
+  g_assert_true (qb_store_add_calibration_set (store, rec, &id2, &error));
+  g_assert_cmpint (id, >, 0);
+  g_assert_cmpint (id, ==, id2);
+  back = qb_store_get_calibration_set (store, id, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (back->hash, ==, qb_calibration_get_hash (c));
+  g_assert_cmpstr (back->name, ==, "tokens");
+  g_assert_cmpuint (back->n_tokens, ==, 2000);
+  g_assert_cmpuint (back->chunk_len, ==, 100);
+  g_assert_cmpuint (back->n_chunks, ==, 7);
+  g_assert_true (back->seeded);
+  g_assert_cmpuint (back->seed, ==, 99);
 }
 
 /* ---- statistics against direct computations -------------------------------- */
@@ -862,6 +902,7 @@ main (int argc, char **argv)
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/calibration/chunks", test_chunks);
   g_test_add_func ("/calibration/text-and-cache", test_text_and_cache);
+  g_test_add_func ("/calibration/store-record", test_store_record);
   g_test_add ("/calibration/stats/against-hook", Fixture, NULL, fixture_setup, test_against_hook, fixture_teardown);
   g_test_add ("/calibration/stats/first-layer", Fixture, NULL, fixture_setup, test_first_layer, fixture_teardown);
   g_test_add ("/calibration/stats/cache", Fixture, NULL, fixture_setup, test_cache, fixture_teardown);
