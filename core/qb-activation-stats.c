@@ -237,6 +237,12 @@ typedef struct {
   gsize              xd_floats;
   int                blas_threads;
   GError            *error;
+  /* A pass that only wants some layers' XᵀX stops each forward pass once
+   * it has them: `stop` cancels the rest of the layers. */
+  guint              n_wanted;    /* inputs per forward pass; 0: run every layer */
+  guint              n_seen;
+  GCancellable      *stop;
+  gboolean           stopped;
 } Collect;
 
 static void
@@ -305,7 +311,14 @@ on_activation (const char *weight_name, guint weight_index, const float *x, gint
   if (c->sums)
     add_sums (g, x, n_rows);
   if (g->gram != NULL)
-    add_gram (c, g, x, n_rows);
+    {
+      add_gram (c, g, x, n_rows);
+      if (c->n_wanted > 0 && ++c->n_seen == c->n_wanted)
+        {
+          c->stopped = TRUE;
+          g_cancellable_cancel (c->stop);
+        }
+    }
 }
 
 typedef struct {
@@ -324,6 +337,34 @@ layer_progress (guint done, guint total, gpointer data)
   pr->func (&pr->p, pr->data);
 }
 
+static void
+cancel_stop (GCancellable *cancellable, gpointer stop)
+{
+  g_cancellable_cancel (stop);
+}
+
+/* One forward pass over a chunk, stopped early when the pass has what it
+ * wants from it (and only then: a cancel from the user still cancels). */
+static gboolean
+forward_chunk (QbLlama *llama, Collect *c, const gint32 *tokens, guint n_ctx, guint first,
+               float *logits, Progress *pr, GCancellable *cancellable, GError **error)
+{
+  g_autoptr(GError) local = NULL;
+
+  c->forward++;
+  c->n_seen = 0;
+  c->stopped = FALSE;
+  g_cancellable_reset (c->stop);
+  if (qb_llama_forward (llama, tokens, n_ctx, first, logits, pr->func ? layer_progress : NULL, pr,
+                        c->stop, &local))
+    return TRUE;
+  if (c->stopped && !g_cancellable_is_cancelled (cancellable)
+      && g_error_matches (local, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    return TRUE;
+  g_propagate_error (error, g_steal_pointer (&local));
+  return FALSE;
+}
+
 /* One pass over the calibration chunks with the groups in pass
  * accumulating XᵀX (and Σ x² when sums). */
 static gboolean
@@ -334,7 +375,8 @@ run_pass (QbActivationStats *s, QbLlama *llama, GPtrArray *pass, gboolean sums, 
   gboolean output = sums;
   g_autofree gint32 *tokens = g_new (gint32, n_ctx);
   g_autofree float *logits = NULL;
-  Collect c = { s, sums, 0, NULL, 0, 0, NULL };
+  Collect c = { s, sums, 0, NULL, 0, 0, NULL, 0, 0, NULL, FALSE };
+  gulong handler = 0;
   guint first;
   gboolean ok = TRUE;
 
@@ -359,26 +401,38 @@ run_pass (QbActivationStats *s, QbLlama *llama, GPtrArray *pass, gboolean sums, 
       g->sum2 = g_new0 (double, g->n);
       g->rows = 0;
     }
-  /* The output matrix sees every position only when its input is wanted. */
+  /* The output matrix sees every position only when its input is wanted;
+   * a pass for some layers' XᵀX alone stops after the last of them. */
   first = output ? 0 : n_ctx - 1;
   logits = g_new (float, (gsize) (n_ctx - first) * n_vocab);
+  c.n_wanted = output ? 0 : pass->len;
+  c.stop = g_cancellable_new ();
+  if (cancellable != NULL)
+    handler = g_cancellable_connect (cancellable, G_CALLBACK (cancel_stop), c.stop, NULL);
 
   qb_llama_set_activation_func (llama, on_activation, &c);
   for (guint k = 0; ok && k < qb_calibration_get_n_chunks (s->calib); k++)
     {
       qb_calibration_get_chunk (s->calib, k, tokens);
-      c.forward++;
       pr->p.chunk = k;
-      ok = qb_llama_forward (llama, tokens, n_ctx, first, logits,
-                             pr->func ? layer_progress : NULL, pr, cancellable, error);
+      ok = forward_chunk (llama, &c, tokens, n_ctx, first, logits, pr, cancellable, error);
       s->n_forward += ok;
       if (ok && c.error != NULL)
         {
           g_propagate_error (error, g_steal_pointer (&c.error));
           ok = FALSE;
         }
+      if (ok && c.n_wanted > 0 && c.n_seen != c.n_wanted)
+        {
+          g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED,
+                       "the forward pass saw %u of the %u inputs this pass wants", c.n_seen, c.n_wanted);
+          ok = FALSE;
+        }
     }
   qb_llama_set_activation_func (llama, NULL, NULL);
+  if (handler != 0)
+    g_cancellable_disconnect (cancellable, handler);
+  g_object_unref (c.stop);
   g_clear_error (&c.error);
   g_free (c.xd);
   return ok;

@@ -531,11 +531,19 @@ test_cache (Fixture *f, gconstpointer data)
   qb_activation_stats_free (s);
 }
 
+static void
+count_layers (const QbStatsProgress *p, gpointer data)
+{
+  ((guint *) data)[p->pass]++;
+}
+
 /* XᵀX in bounded memory: one input per pass gives the same bytes as all at
- * once. */
+ * once, and a pass runs only the layers it needs. */
 static void
 test_passes (Fixture *f, gconstpointer data)
 {
+  guint layers[16] = { 0 };
+  g_autoptr(GError) error = NULL;
   static const char *names[] = { "blk.0.attn_q.weight", "blk.0.attn_output.weight",
                                  "blk.0.ffn_up.weight", "blk.0.ffn_down.weight",
                                  "blk.1.attn_k.weight", "blk.1.ffn_down.weight", "output.weight",
@@ -552,7 +560,15 @@ test_passes (Fixture *f, gconstpointer data)
   so.no_cache = FALSE;
   so.cache_dir = f->cache;
   so.max_gram_bytes = 64 * 64 * 8;
-  many = compute (f, &so);
+  many = qb_activation_stats_compute (f->llama, f->calib, &so, count_layers, layers, NULL, &error);
+  g_assert_no_error (error);
+  /* Progress comes once per layer (the output matrix counts as one): the
+   * first pass also sums squares everywhere, the second wants layer 0's
+   * attn_output input only, the last the output matrix's. */
+  g_assert_cmpuint (layers[0], ==, 3 * N_CHUNKS);
+  g_assert_cmpuint (layers[1], ==, 1 * N_CHUNKS);
+  g_assert_cmpuint (layers[5], ==, 2 * N_CHUNKS);
+  g_assert_cmpuint (layers[8], ==, 3 * N_CHUNKS);
   /* 4 inputs per layer and the output's: 9 passes. */
   g_assert_cmpuint (qb_activation_stats_get_n_passes (many), ==, 9);
   g_assert_cmpuint (qb_activation_stats_get_n_forward (many), ==, 9 * N_CHUNKS);

@@ -1,0 +1,222 @@
+/* test-cli-calib.c — `quantbench imatrix` and `quantbench quantize --calib`
+ * as a user runs them, on stories260K and TinyStories (../shared). */
+#include <json-glib/json-glib.h>
+#include <string.h>
+
+#include "qb-imatrix.h"
+#include "qb-test-util.h"
+
+static char *
+quantbench_path (void)
+{
+  const char *build = g_getenv ("QB_BUILD_DIR");
+  char *path;
+
+  if (build == NULL)
+    {
+      g_test_skip ("QB_BUILD_DIR is not set (run through meson test)");
+      return NULL;
+    }
+  path = g_build_filename (build, "app", "quantbench", NULL);
+  if (!g_file_test (path, G_FILE_TEST_IS_EXECUTABLE))
+    {
+      g_test_skip ("the quantbench executable is not built");
+      g_clear_pointer (&path, g_free);
+    }
+  return path;
+}
+
+/* Runs quantbench with args; returns its exit status, output in *out. */
+static int
+run (const char * const *args, char **out, char **err)
+{
+  g_autofree char *exe = quantbench_path ();
+  g_autoptr(GPtrArray) argv = g_ptr_array_new ();
+  g_autoptr(GError) error = NULL;
+  int status;
+
+  g_assert_nonnull (exe);
+  g_ptr_array_add (argv, exe);
+  for (guint i = 0; args[i]; i++)
+    g_ptr_array_add (argv, (gpointer) args[i]);
+  g_ptr_array_add (argv, NULL);
+  g_assert_true (g_spawn_sync (NULL, (char **) argv->pdata, NULL, 0, NULL, NULL,
+                               out, err, &status, &error));
+  g_assert_no_error (error);
+  return WIFEXITED (status) ? WEXITSTATUS (status) : -1;
+}
+
+typedef struct {
+  char *model;
+  char *text;
+  char *dir;
+  char *cache;
+} Setup;
+
+static gboolean
+setup (Setup *s)
+{
+  s->model = qb_test_shared_path ("models/stories260K.gguf");
+  s->text = s->model ? qb_test_shared_path ("text/tinystories-val.txt") : NULL;
+  if (s->text == NULL || quantbench_path () == NULL)
+    return FALSE;
+  s->dir = qb_test_tmpdir ();
+  s->cache = g_build_filename (s->dir, "cache", NULL);
+  return TRUE;
+}
+
+static void
+setup_clear (Setup *s)
+{
+  g_free (s->model);
+  g_free (s->text);
+  g_free (s->dir);
+  g_free (s->cache);
+}
+
+static void
+test_imatrix (void)
+{
+  Setup s = { 0 };
+  g_autofree char *dat = NULL, *gguf = NULL, *out = NULL, *err = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(QbImatrix) a = NULL, b = NULL;
+
+  if (!setup (&s))
+    return;
+  dat = g_build_filename (s.dir, "im.dat", NULL);
+  gguf = g_build_filename (s.dir, "im.gguf", NULL);
+  {
+    const char *args[] = { "imatrix", s.model, "--calib", s.text, "--calib-chunks", "8",
+                           "--calib-skip", "100", "--calib-cache-dir", s.cache, "--out", dat, NULL };
+    g_assert_cmpint (run (args, &out, &err), ==, 0);
+    g_assert_nonnull (strstr (out, "35 entries, 8 chunks of 128 tokens"));
+  }
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+  {
+    const char *args[] = { "imatrix", s.model, "--calib", s.text, "--calib-chunks", "8",
+                           "--calib-skip", "100", "--calib-cache-dir", s.cache, "--out", gguf, NULL };
+    g_assert_cmpint (run (args, &out, &err), ==, 0);
+    /* The second run reads the cached statistics. */
+    g_assert_nonnull (strstr (err, "0 forward passes"));
+  }
+  a = qb_imatrix_load (dat, &error);
+  g_assert_no_error (error);
+  b = qb_imatrix_load (gguf, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (qb_imatrix_get_n_entries (a), ==, 35);
+  g_assert_cmpuint (qb_imatrix_get_n_entries (b), ==, 35);
+  g_assert_null (qb_imatrix_get (a, "output.weight", NULL));
+  g_assert_cmpuint (qb_imatrix_get_samples (b, "blk.3.ffn_down.weight"), ==, 8 * 128);
+  for (guint i = 0; i < 35; i++)
+    {
+      const char *name = qb_imatrix_get_name (a, i);
+      guint n = 0;
+      const float *x = qb_imatrix_get (a, name, &n), *y = qb_imatrix_get (b, name, NULL);
+      g_assert_nonnull (y);
+      for (guint j = 0; j < n; j++)
+        g_assert_cmpfloat_with_epsilon (x[j], y[j], 1e-6 * (1 + y[j]));
+    }
+  setup_clear (&s);
+}
+
+static JsonObject *
+tensor_named (JsonArray *tensors, const char *name)
+{
+  for (guint i = 0; i < json_array_get_length (tensors); i++)
+    {
+      JsonObject *t = json_array_get_object_element (tensors, i);
+      if (strcmp (json_object_get_string_member (t, "name"), name) == 0)
+        return t;
+    }
+  g_assert_not_reached ();
+}
+
+static void
+test_quantize_gptq (void)
+{
+  Setup s = { 0 };
+  g_autofree char *gguf = NULL, *out = NULL, *err = NULL;
+  g_autoptr(JsonParser) parser = json_parser_new ();
+  g_autoptr(GError) error = NULL;
+  JsonArray *tensors;
+  JsonObject *t;
+
+  if (!setup (&s))
+    return;
+  gguf = g_build_filename (s.dir, "gptq.gguf", NULL);
+  {
+    const char *args[] = { "quantize", s.model, "--calib", s.text, "--calib-chunks", "8",
+                           "--calib-skip", "100", "--calib-cache-dir", s.cache,
+                           "--default", "Q8_0", "--rule", "*.ffn_up.*=Q4_0:gptq",
+                           "--gptq-damp", "0.02", "--gptq-act-order", "--json", "--out", gguf, NULL };
+    g_assert_cmpint (run (args, &out, &err), ==, 0);
+  }
+  g_assert_true (json_parser_load_from_data (parser, out, -1, &error));
+  tensors = json_object_get_array_member (json_node_get_object (json_parser_get_root (parser)), "tensors");
+  {
+    JsonObject *plan = json_object_get_object_member (json_node_get_object (json_parser_get_root (parser)), "plan");
+    JsonObject *opts = json_object_get_object_member (plan, "options");
+    g_assert_cmpstr (json_object_get_string_member (opts, "gptq.damp"), ==, "0.02");
+    g_assert_cmpstr (json_object_get_string_member (opts, "gptq.act_order"), ==, "true");
+  }
+  t = tensor_named (tensors, "blk.2.ffn_up.weight");
+  g_assert_cmpstr (json_object_get_string_member (t, "method"), ==, "gptq");
+  g_assert_cmpstr (json_object_get_string_member (t, "format"), ==, "Q4_0");
+  /* XᵀX was computed for it: the exact output error. */
+  g_assert_false (json_object_get_boolean_member (t, "out_rel_err_diag"));
+  g_assert_cmpfloat (json_object_get_double_member (t, "out_rel_err"), >, 0);
+  g_assert_cmpfloat (json_object_get_double_member (t, "out_rel_err"), <, 0.05);
+  /* The others: rounding with the calibration's importance, estimated error. */
+  t = tensor_named (tensors, "blk.2.attn_q.weight");
+  g_assert_cmpstr (json_object_get_string_member (t, "method"), ==, "rtn");
+  g_assert_true (json_object_get_boolean_member (t, "out_rel_err_diag"));
+  g_assert_true (g_file_test (gguf, G_FILE_TEST_IS_REGULAR));
+  setup_clear (&s);
+}
+
+static void
+test_errors (void)
+{
+  Setup s = { 0 };
+
+  if (!setup (&s))
+    return;
+  {
+    g_autofree char *out = NULL, *err = NULL;
+    const char *args[] = { "quantize", s.model, "--calib", s.text, "--calib-chunks", "2",
+                           "--calib-cache-dir", s.cache, "--method", "gptq", "--option",
+                           "gptq.damp=2", NULL };
+    g_assert_cmpint (run (args, &out, &err), ==, 1);
+    g_assert_nonnull (strstr (err, "gptq.damp"));
+  }
+  {
+    g_autofree char *out = NULL, *err = NULL;
+    const char *args[] = { "quantize", s.model, "--default", "Q8_0", "--method", "gptq", NULL };
+    g_assert_cmpint (run (args, &out, &err), ==, 1);
+    g_assert_nonnull (strstr (err, "calibration"));
+  }
+  {
+    g_autofree char *out = NULL, *err = NULL;
+    const char *args[] = { "imatrix", s.model, "--calib", s.text, NULL };
+    g_assert_cmpint (run (args, &out, &err), ==, 2);
+  }
+  {
+    g_autofree char *out = NULL, *err = NULL;
+    const char *args[] = { "quantize", s.model, "--rule", "*.ffn_up.*=Q4_0:nosuch", NULL };
+    g_assert_cmpint (run (args, &out, &err), ==, 1);
+    g_assert_nonnull (strstr (err, "unknown method"));
+  }
+  setup_clear (&s);
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  g_test_add_func ("/cli-calib/imatrix", test_imatrix);
+  g_test_add_func ("/cli-calib/quantize-gptq", test_quantize_gptq);
+  g_test_add_func ("/cli-calib/errors", test_errors);
+  return g_test_run ();
+}
