@@ -12,7 +12,10 @@
 #include <math.h>
 #include <string.h>
 
-#define NB 64   /* block size: the unblocked kernels stay in cache */
+/* Block size: large enough for efficient level-3 calls (128 measured 2-3x
+ * faster than 64 at n = 1536..3000), small enough that the unblocked
+ * kernels stay in cache. */
+#define NB 128
 
 #define A(i, j) a[(gint64) (i) * lda + (j)]
 
@@ -68,10 +71,8 @@ qb_cholesky_lower (double *a, gint64 n)
 
 /* Unblocked inverse of the lower triangular nb × nb block at a. */
 static void
-lower_inverse_block (double *a, gint64 nb, gint64 lda)
+lower_inverse_block (double *a, gint64 nb, gint64 lda, double *x)
 {
-  double x[NB * NB];
-
   for (gint64 j = 0; j < nb; j++)
     {
       x[j * nb + j] = 1.0 / A (j, j);
@@ -92,6 +93,7 @@ void
 qb_lower_inverse (double *a, gint64 n)
 {
   gint64 lda = n;
+  g_autofree double *x = g_new (double, NB * NB);
 
   for (gint64 j = (n - 1) / NB * NB; j >= 0; j -= NB)
     {
@@ -106,7 +108,7 @@ qb_lower_inverse (double *a, gint64 n)
           cblas_dtrsm (CblasRowMajor, CblasRight, CblasLower, CblasNoTrans, CblasNonUnit,
                        (int) rest, (int) jb, -1.0, a11, (int) lda, a21, (int) lda);
         }
-      lower_inverse_block (a11, jb, lda);
+      lower_inverse_block (a11, jb, lda, x);
     }
 }
 
