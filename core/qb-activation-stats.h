@@ -23,6 +23,18 @@
  * done (temporary name, fsync, rename), so a cancelled pass leaves nothing
  * half-written; statistics already cached are not computed again.
  *
+ * What a 7B LLaMA (hidden 4096, FFN 11008, 32 layers) needs: the
+ * importance matrix is 32 × (3 × 4096 + 11008) doubles, 6 MB.  XᵀX per
+ * layer: 128 MiB each for the inputs of Q/K/V, of attn_output and of
+ * gate/up, 924.5 MiB for ffn_down's: 1.28 GiB per layer, 41 GiB for every
+ * linear layer (output included) — on disk, in the cache.  In memory at
+ * once: max_gram_bytes (2 GiB by default: about 1.5 layers per pass, so
+ * some 21 passes, each stopping after the last layer it needs, about 11
+ * full passes' worth of forward work), one chunk's activations in double
+ * for dsyrk (512 × 11008 × 8 B = 43 MiB) and the forward pass's own
+ * working memory.  A pass that wants no output-matrix statistics stops
+ * each chunk's forward pass after its last layer.
+ *
  * qb_activation_stats_compute blocks: call it from a worker thread (GTask).
  * Progress comes on that thread; cancelling stops within one layer.
  */
