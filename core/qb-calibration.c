@@ -276,7 +276,9 @@ tokens_cache_path (const QbCalibrationOptions *opts, const char *hash)
 }
 
 /* Payload: u32 n_ctx, u32 n_chunks, u64 text tokens, n_chunks u32 chunk
- * indices, then the chunks' int32 tokens. */
+ * indices, then the chunks' int32 tokens, all little-endian (the indices
+ * and tokens are copied as they are: a cache stays on the machine that
+ * wrote it, and Quantbench builds for little-endian x86-64). */
 static gboolean
 read_tokens_cache (QbCalibration *c, const char *path, guint n_vocab)
 {
@@ -341,18 +343,16 @@ display_name (const char * const *paths)
   return n > 1 ? g_strdup_printf ("%s + %u more", first, n - 1) : g_steal_pointer (&first);
 }
 
-/* Reads every text for its hash; tokenizes only when need_tokens. */
-static GArray *
-read_texts (const char * const *paths, QbTokenizer *tok, gboolean need_tokens,
-            GPtrArray *hashes, GCancellable *cancellable, GError **error)
+/* Reads every text (a GBytes each) and its SHA-256. */
+static GPtrArray *
+read_texts (const char * const *paths, GPtrArray *hashes, GError **error)
 {
-  g_autoptr(GArray) all = g_array_new (FALSE, FALSE, sizeof (gint32));
+  g_autoptr(GPtrArray) texts = g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref);
 
   for (guint i = 0; paths[i] != NULL; i++)
     {
-      g_autofree char *text = NULL;
       g_autoptr(GError) local = NULL;
-      g_autoptr(GArray) ids = NULL;
+      char *text = NULL;
       gsize len;
 
       if (!g_file_get_contents (paths[i], &text, &len, &local))
@@ -361,9 +361,26 @@ read_texts (const char * const *paths, QbTokenizer *tok, gboolean need_tokens,
           return NULL;
         }
       g_ptr_array_add (hashes, g_compute_checksum_for_data (G_CHECKSUM_SHA256, (const guchar *) text, len));
-      if (!need_tokens)
-        continue;
-      ids = qb_tokenizer_encode (tok, text, len, TRUE, FALSE, cancellable, &local);
+      g_ptr_array_add (texts, g_bytes_new_take (text, len));
+    }
+  return g_steal_pointer (&texts);
+}
+
+/* The texts' tokens, one after the other, each with BOS as the vocabulary
+ * asks (llama-imatrix's tokenization). */
+static GArray *
+tokenize_texts (QbTokenizer *tok, const char * const *paths, GPtrArray *texts,
+                GCancellable *cancellable, GError **error)
+{
+  g_autoptr(GArray) all = g_array_new (FALSE, FALSE, sizeof (gint32));
+
+  for (guint i = 0; i < texts->len; i++)
+    {
+      gsize len;
+      const char *text = g_bytes_get_data (g_ptr_array_index (texts, i), &len);
+      g_autoptr(GError) local = NULL;
+      g_autoptr(GArray) ids = qb_tokenizer_encode (tok, text, len, TRUE, FALSE, cancellable, &local);
+
       if (ids == NULL)
         {
           if (g_error_matches (local, G_IO_ERROR, G_IO_ERROR_CANCELLED))
@@ -385,6 +402,7 @@ qb_calibration_new (QbModel *model, QbTokenizer *tok, const char * const *paths,
   g_autoptr(QbCalibration) c = NULL;
   g_autoptr(GPtrArray) hashes = g_ptr_array_new_with_free_func (g_free);
   g_autoptr(GArray) tokens = NULL;
+  g_autoptr(GPtrArray) texts = NULL;
   g_autofree char *tok_fp = NULL, *cache = NULL;
   guint train = qb_model_get_arch (model)->n_ctx;
   guint requested = opts->n_chunks ? opts->n_chunks : QB_CALIBRATION_DEFAULT_CHUNKS;
@@ -405,7 +423,7 @@ qb_calibration_new (QbModel *model, QbTokenizer *tok, const char * const *paths,
   c->sources = g_strdupv ((char **) paths);
 
   /* Hashes first (cheap), then the cache, then tokens if need be. */
-  if (read_texts (paths, tok, FALSE, hashes, NULL, error) == NULL)
+  if ((texts = read_texts (paths, hashes, error)) == NULL)
     return NULL;
   tok_fp = qb_tokenizer_fingerprint (tok);
   compute_hash (c, tok_fp, hashes, requested);
@@ -416,8 +434,7 @@ qb_calibration_new (QbModel *model, QbTokenizer *tok, const char * const *paths,
       return g_steal_pointer (&c);
     }
 
-  g_ptr_array_set_size (hashes, 0);
-  tokens = read_texts (paths, tok, TRUE, hashes, cancellable, error);
+  tokens = tokenize_texts (tok, paths, texts, cancellable, error);
   if (tokens == NULL)
     return NULL;
   c->n_text_tokens = tokens->len;
