@@ -844,7 +844,8 @@ direct_out_err (QbModel *model, QbJob *job, guint index, const double *gram)
 }
 
 static QbJob *
-run_job (Fixture *f, QbActivationStats *s, const char *format, const char *rule_method)
+run_job_threads (Fixture *f, QbActivationStats *s, const char *format, const char *rule_method,
+                 guint threads)
 {
   g_autoptr(QbPlan) plan = qb_plan_new ();
   g_autoptr(GError) error = NULL;
@@ -854,11 +855,17 @@ run_job (Fixture *f, QbActivationStats *s, const char *format, const char *rule_
   g_assert_true (qb_plan_insert_rule (plan, -1, "*.ffn_up.*", QB_RULE_GLOB, format, rule_method, &error));
   job = qb_job_new (f->model, plan);
   qb_job_set_keep_data (job, TRUE);
-  qb_job_set_threads (job, 2);
+  qb_job_set_threads (job, threads);
   qb_activation_stats_attach (s, job, FALSE);
   g_assert_true (qb_job_run (job, NULL, &error));
   g_assert_no_error (error);
   return job;
+}
+
+static QbJob *
+run_job (Fixture *f, QbActivationStats *s, const char *format, const char *rule_method)
+{
+  return run_job_threads (f, s, format, rule_method, 2);
 }
 
 /* With XᵀX the job's out_rel_err is the exact quadratic form; with the
@@ -908,6 +915,17 @@ test_job_output_error (Fixture *f, gconstpointer data)
     g_assert_true (isfinite (rq->metrics.out_rel_err) && rq->metrics.out_rel_err > 0);
     /* The embedding, which is no layer's input, is rounded without. */
     g_assert_true (isnan (qb_job_get_result (gptq, 0)->metrics.out_rel_err));
+  }
+  /* GPTQ's bytes and the output error do not depend on the thread count. */
+  {
+    g_autoptr(QbJob) one = run_job_threads (f, s, "Q4_0", "gptq", 1);
+    g_autoptr(QbJob) two = run_job_threads (f, s, "Q4_0", "gptq", 2);
+    g_autoptr(GBytes) a = qb_job_get_tensor_data (one, up, NULL);
+    g_autoptr(GBytes) b = qb_job_get_tensor_data (two, up, NULL);
+
+    g_assert_true (g_bytes_equal (a, b));
+    g_assert_cmpfloat (qb_job_get_result (one, up)->metrics.out_rel_err, ==,
+                       qb_job_get_result (two, up)->metrics.out_rel_err);
   }
   qb_activation_stats_free (s);
 }
