@@ -9,7 +9,7 @@
  *
  * Every weight is read in the form it is evaluated in: the model's own
  * stored type (a Q4_K GGUF is run as Q4_K), or bytes in any Quantbench
- * format handed over with qb_llama_set_weight(), so
+ * format handed over with qb_llama_set_weight() / qb_llama_use_job(), so
  * the evaluated model is exactly the quantized one.  Weights are
  * dequantized to float32 just before their matrix product, a block of rows
  * at a time on each worker thread (or a whole matrix, see QbDequantMode),
@@ -116,6 +116,15 @@ gboolean             qb_llama_set_weight        (QbLlama        *llama,
                                                  guint           tensor_index,
                                                  GBytes         *bytes,
                                                  const QbQuantParams *params,
+                                                 GError        **error);
+/* Takes every tensor a job quantized (run with keep_data), with its
+ * dequantization parameters; the tensors the plan kept stay in their stored
+ * type.  Fails, naming the tensor, when one the plan quantizes has no data
+ * (the job was cancelled or ran without keep_data).  *n_taken (may be
+ * NULL): the tensors taken. */
+gboolean             qb_llama_use_job           (QbLlama        *llama,
+                                                 QbJob          *job,
+                                                 guint          *n_taken,
                                                  GError        **error);
 /* The format a tensor is evaluated in: NULL when it runs in its stored type. */
 const QbFormat      *qb_llama_get_weight_format (QbLlama        *llama,

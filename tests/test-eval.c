@@ -22,6 +22,7 @@
 #include "qb-eval.h"
 #include "qb-format.h"
 #include "qb-gguf.h"
+#include "qb-job.h"
 #include "qb-llama.h"
 #include "qb-logprobs.h"
 #include "qb-model.h"
@@ -442,6 +443,78 @@ test_quantized_model (void)
   g_assert_cmpfloat (r8.same_top, >, 0.9);
   g_assert_cmpfloat (r8.same_top, <=, 1.0);
   g_assert_cmpfloat_with_epsilon (r8.base_ppl, r4.base_ppl, 1e-9);
+  stories_close (&s);
+}
+
+/* A plan run by the engine: the evaluated model reads exactly the job's
+ * bytes (the same logits as their dequantized values given as float32),
+ * and equals the GGUF the job exports, opened as a model of its own. */
+static void
+test_job (void)
+{
+  static const gint32 tokens[] = { 1, 415, 261, 365, 285, 269, 260, 307, 353, 272, 319, 293 };
+  guint n = G_N_ELEMENTS (tokens);
+  g_autofree char *dir = qb_test_tmpdir ();
+  g_autofree char *exported = g_build_filename (dir, "q4_0.gguf", NULL);
+  g_autoptr(QbPlan) plan = qb_plan_new ();
+  g_autoptr(QbJob) job = NULL;
+  g_autoptr(QbLlama) floats = NULL, from_file = NULL;
+  g_autoptr(QbModel) exported_model = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree float *a = NULL, *b = NULL, *c = NULL;
+  const QbPlanResolution *res;
+  const QbFormat *f32 = qb_format_find ("F32");
+  guint n_taken = 0, n_quantized = 0;
+  gsize bytes;
+  Stories s;
+
+  if (!stories_open (&s))
+    return;
+  bytes = sizeof (float) * n * qb_llama_get_params (s.llama)->n_vocab;
+  qb_plan_set_default_format (plan, "Q4_0");
+  job = qb_job_new (s.model, plan);
+  qb_job_set_keep_data (job, TRUE);
+  qb_job_set_threads (job, 2);
+  qb_job_set_export (job, QB_EXPORT_GGUF, exported);
+  qb_job_run (job, NULL, &error);
+  g_assert_no_error (error);
+
+  qb_llama_use_job (s.llama, job, &n_taken, &error);
+  g_assert_no_error (error);
+  a = forward_logits (s.llama, tokens, n);
+
+  floats = qb_llama_new (s.model, &error);
+  g_assert_no_error (error);
+  res = qb_job_get_resolution (job);
+  for (guint i = 0; i < res->n_tensors; i++)
+    {
+      QbQuantParams params, f32_params = { f32, NULL, FALSE, 0 };
+      const QbFormat *format;
+      g_autoptr(GBytes) q = NULL, dq = NULL;
+
+      if (res->choices[i].format == NULL)
+        continue;
+      n_quantized++;
+      q = qb_job_get_tensor_data (job, i, &format);
+      g_assert_nonnull (q);
+      g_assert_true (qb_job_get_dequant_params (job, i, &params));
+      g_assert_true (qb_llama_get_weight_format (s.llama, i) == format);
+      dq = dequantize_tensor (s.model, i, q, &params);
+      qb_llama_set_weight (floats, i, dq, &f32_params, &error);
+      g_assert_no_error (error);
+    }
+  g_test_message ("%u tensors quantized by the plan, %u taken", n_quantized, n_taken);
+  g_assert_cmpuint (n_taken, ==, n_quantized);
+  g_assert_cmpuint (n_quantized, ==, 5 * 7 + 2);
+  b = forward_logits (floats, tokens, n);
+  g_assert_cmpmem (a, bytes, b, bytes);
+
+  exported_model = qb_model_open (exported, &error);
+  g_assert_no_error (error);
+  from_file = qb_llama_new (exported_model, &error);
+  g_assert_no_error (error);
+  c = forward_logits (from_file, tokens, n);
+  g_assert_cmpmem (a, bytes, c, bytes);
   stories_close (&s);
 }
 
@@ -1223,6 +1296,7 @@ main (int argc, char **argv)
   g_test_add_func ("/eval/kld/self-and-cache", test_kld_self);
   g_test_add_func ("/eval/quantized/exact-bytes", test_quantized_exact);
   g_test_add_func ("/eval/quantized/model", test_quantized_model);
+  g_test_add_func ("/eval/quantized/job", test_job);
   g_test_add_func ("/eval/threads", test_threads);
   g_test_add_func ("/eval/cancel", test_cancel);
   g_test_add_func ("/eval/activations", test_activations);

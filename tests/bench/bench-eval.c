@@ -1,0 +1,368 @@
+/* bench-eval.c — evaluation speed: tokens per second of a perplexity run.
+ *
+ * Run it with one command from the source root:
+ *
+ *   meson test -C build --benchmark --suite bench -v
+ *
+ * or directly: ./build/tests/bench/bench-eval [--threads N] [--params 370M]
+ *              [--chunks N] [--big-chunks N] [--big-ctx N]
+ *
+ * Models: stories260K (../shared) as float32 and as Q8_0, and a generated
+ * ~370M-parameter demo model as float32 and Q8_0.  The Q8_0 files are
+ * written by Quantbench's own engine (a job with the default Q8_0 plan,
+ * exported to GGUF); the demo model by qb_demo_model_write.  Generated
+ * files are kept in $QB_BENCH_CACHE (default ~/.cache/quantbench/bench):
+ * the 370M float32 model takes about 1.5 GB and is made once.
+ *
+ * For each model it reports Quantbench's evaluation rate (tokens per second
+ * of the forward passes and scoring of a perplexity run, tokenization
+ * excluded, after one warm-up chunk), and beside it, measured in the same
+ * run on the same files and thread count:
+ *  - llama.cpp's llama-perplexity ("prompt eval" tokens per second from its
+ *    timing report), when it is found: $QB_LLAMA_PERPLEXITY, then PATH, then
+ *    llama.cpp/build/bin beside the source tree.  Optional: without it the
+ *    column is left empty.
+ *  - the rate OpenBLAS's sgemm alone would give for the model's matrix
+ *    products (2 × parameters FLOPs per token at the GFLOP/s of one large
+ *    sgemm of the same shape class, timed here): the ceiling of a
+ *    BLAS-based evaluator.
+ * It also compares the two dequantization strategies on the Q8_0 models:
+ * per row block inside each worker (the default) and whole matrix then one
+ * multi-threaded sgemm.
+ */
+#include <cblas.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "qb-bench-util.h"
+#include "qb-demo-model.h"
+#include "qb-eval.h"
+#include "qb-job.h"
+#include "qb-llama.h"
+#include "qb-tokenizer.h"
+#include "qb-workers.h"
+
+typedef struct {
+  guint  threads;
+  char  *params;
+  int    chunks;       /* stories260K, n_ctx 128 */
+  int    big_chunks;   /* demo model */
+  int    big_ctx;
+} Options;
+
+typedef struct {
+  double   tokens_per_second;
+  double   ppl;
+  gboolean ok;
+} Rate;
+
+/* ---- inputs ----------------------------------------------------------- */
+
+static char *
+shared_path (const char *relative)
+{
+  const char *dir = g_getenv ("QB_SHARED_DIR");
+  char *path = g_build_filename (dir ? dir : QB_DEFAULT_SHARED_DIR, relative, NULL);
+
+  if (!g_file_test (path, G_FILE_TEST_EXISTS))
+    {
+      g_free (path);
+      return NULL;
+    }
+  return path;
+}
+
+static char *
+cache_path (const char *name)
+{
+  g_autofree char *dir = qb_bench_cache_dir ();
+  return g_build_filename (dir, name, NULL);
+}
+
+/* A Q8_0 GGUF of model_path, written by the engine. */
+static char *
+q8_0_file (const char *model_path, const char *name, guint threads)
+{
+  char *path = cache_path (name);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(QbModel) model = NULL;
+  g_autoptr(QbPlan) plan = NULL;
+  g_autoptr(QbJob) job = NULL;
+  double t0;
+
+  if (g_file_test (path, G_FILE_TEST_IS_REGULAR))
+    return path;
+  model = qb_model_open (model_path, &error);
+  if (model == NULL)
+    g_error ("%s", error->message);
+  plan = qb_plan_new ();
+  qb_plan_set_default_format (plan, "Q8_0");
+  job = qb_job_new (model, plan);
+  qb_job_set_threads (job, threads);
+  qb_job_set_export (job, QB_EXPORT_GGUF, path);
+  printf ("writing %s ...\n", path);
+  fflush (stdout);
+  t0 = qb_bench_now ();
+  if (!qb_job_run (job, NULL, &error))
+    g_error ("%s", error->message);
+  printf ("  written in %.1f s\n", qb_bench_now () - t0);
+  return path;
+}
+
+static char *
+demo_file (gint64 n_params)
+{
+  g_autofree char *name = g_strdup_printf ("demo-v%d-%" G_GINT64_FORMAT "-f32-seed1.gguf",
+                                           QB_DEMO_MODEL_VERSION, n_params);
+  char *path = cache_path (name);
+  g_autoptr(GError) error = NULL;
+  QbDemoModelSpec spec;
+  double t0;
+
+  if (g_file_test (path, G_FILE_TEST_IS_REGULAR))
+    return path;
+  qb_demo_model_spec_init (&spec);
+  spec.n_params = n_params;
+  spec.dtype = QB_DTYPE_F32;
+  printf ("generating %s ...\n", path);
+  fflush (stdout);
+  t0 = qb_bench_now ();
+  if (!qb_demo_model_write (&spec, path, NULL, NULL, &error))
+    g_error ("%s", error->message);
+  printf ("  generated in %.1f s\n", qb_bench_now () - t0);
+  return path;
+}
+
+/* ---- Quantbench ------------------------------------------------------- */
+
+static Rate
+measure_ours (const char *model_path, const char *text, guint ctx, guint chunks, guint threads,
+              QbDequantMode mode, gint64 *n_params)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(QbModel) model = qb_model_open (model_path, &error);
+  g_autoptr(QbLlama) llama = NULL;
+  g_autoptr(QbTokenizer) tok = NULL;
+  g_autofree gint32 *warm = NULL;
+  g_autofree float *logits = NULL;
+  QbEvalOptions o;
+  QbEvalResult r;
+  Rate rate = { 0, 0, FALSE };
+
+  if (model == NULL || (llama = qb_llama_new (model, &error)) == NULL
+      || (tok = qb_tokenizer_new_for_model (model, &error)) == NULL)
+    g_error ("%s", error->message);
+  qb_llama_set_threads (llama, threads);
+  qb_llama_set_dequant_mode (llama, mode);
+  if (n_params != NULL)
+    *n_params = qb_model_get_n_params (model);
+
+  /* One chunk to warm the mapping, caches and threads, as llama.cpp's own
+   * warm-up run does. */
+  warm = g_new0 (gint32, ctx);
+  logits = g_new (float, (gsize) qb_llama_get_params (llama)->n_vocab * (ctx - ctx / 2));
+  if (!qb_llama_forward (llama, warm, ctx, ctx / 2, logits, NULL, NULL, NULL, &error))
+    g_error ("%s", error->message);
+
+  qb_eval_options_init (&o);
+  o.n_ctx = ctx;
+  o.n_chunks = chunks;
+  o.no_cache = TRUE;
+  if (!qb_eval_run (llama, tok, text, &o, NULL, NULL, NULL, &r, &error))
+    g_error ("%s", error->message);
+  rate.tokens_per_second = r.tokens_per_second;
+  rate.ppl = r.ppl;
+  rate.ok = TRUE;
+  return rate;
+}
+
+/* ---- llama.cpp -------------------------------------------------------- */
+
+static char *
+find_llama_perplexity (void)
+{
+  const char *env = g_getenv ("QB_LLAMA_PERPLEXITY");
+  g_autofree char *in_path = g_find_program_in_path ("llama-perplexity");
+  const char *beside[] = { QB_SOURCE_ROOT "/../llama.cpp/build/bin/llama-perplexity",
+                           QB_SOURCE_ROOT "/../../llama.cpp/build/bin/llama-perplexity" };
+
+  if (env != NULL && g_file_test (env, G_FILE_TEST_IS_EXECUTABLE))
+    return g_strdup (env);
+  if (in_path != NULL)
+    return g_steal_pointer (&in_path);
+  for (gsize i = 0; i < G_N_ELEMENTS (beside); i++)
+    if (g_file_test (beside[i], G_FILE_TEST_IS_EXECUTABLE))
+      return g_canonicalize_filename (beside[i], NULL);
+  return NULL;
+}
+
+/* Runs llama-perplexity and reads "prompt eval time = ... tokens per second"
+ * and "Final estimate: PPL = ..." from its report. */
+static Rate
+measure_llama (const char *exe, const char *model, const char *text, guint ctx, guint chunks,
+               guint threads)
+{
+  g_autofree char *c = g_strdup_printf ("%u", ctx), *n = g_strdup_printf ("%u", chunks);
+  g_autofree char *t = g_strdup_printf ("%u", threads);
+  const char *argv[] = { exe, "-m", model, "-f", text, "-c", c, "--chunks", n, "-t", t, NULL };
+  g_autofree char *out = NULL, *err = NULL;
+  g_autoptr(GError) error = NULL;
+  Rate rate = { 0, 0, FALSE };
+  const char *line;
+  int status = 0;
+
+  if (!g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_DEFAULT, NULL, NULL, &out, &err,
+                     &status, &error) || !g_spawn_check_wait_status (status, NULL))
+    return rate;
+  for (int k = 0; k < 2; k++)
+    {
+      const char *all = k == 0 ? err : out;
+      if ((line = strstr (all, "prompt eval time")) != NULL)
+        {
+          const char *per = strstr (line, "ms per token,");
+          if (per != NULL)
+            rate.tokens_per_second = g_ascii_strtod (per + strlen ("ms per token,"), NULL);
+        }
+      if ((line = strstr (all, "Final estimate: PPL = ")) != NULL)
+        rate.ppl = g_ascii_strtod (line + strlen ("Final estimate: PPL = "), NULL);
+    }
+  rate.ok = rate.tokens_per_second > 0;
+  return rate;
+}
+
+/* ---- the sgemm ceiling ------------------------------------------------ */
+
+/* GFLOP/s of one multi-threaded sgemm of m × n × k, best of three. */
+static double
+sgemm_gflops (int m, int n, int k, guint threads)
+{
+  g_autofree float *a = g_new (float, (gsize) m * k), *b = g_new (float, (gsize) n * k);
+  g_autofree float *c = g_new (float, (gsize) m * n);
+  double best = 1e30;
+
+  for (gsize i = 0; i < (gsize) m * k; i++)
+    a[i] = (float) (i % 7) * 0.1f;
+  for (gsize i = 0; i < (gsize) n * k; i++)
+    b[i] = (float) (i % 5) * 0.1f;
+  openblas_set_num_threads ((int) threads);
+  for (int rep = 0; rep < 3; rep++)
+    {
+      double t0 = qb_bench_now ();
+      cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0f, a, k, b, k, 0.0f, c, n);
+      best = MIN (best, qb_bench_now () - t0);
+    }
+  return 2.0 * m * n * k / best / 1e9;
+}
+
+/* ---- report ----------------------------------------------------------- */
+
+static void
+print_row (const char *label, guint ctx, guint chunks, Rate ours, Rate llama, double ceiling)
+{
+  char llama_rate[32] = "-", ratio[32] = "-", llama_ppl[32] = "-";
+
+  if (llama.ok)
+    {
+      g_snprintf (llama_rate, sizeof llama_rate, "%.0f", llama.tokens_per_second);
+      g_snprintf (ratio, sizeof ratio, "%.2f x", ours.tokens_per_second / llama.tokens_per_second);
+      g_snprintf (llama_ppl, sizeof llama_ppl, "%.4f", llama.ppl);
+    }
+  printf ("%-24s %5u %6u %12.0f %12s %9s %10.0f %7.2f %10.4f %10s\n", label, ctx, chunks,
+          ours.tokens_per_second, llama_rate, ratio, ceiling,
+          ours.tokens_per_second / ceiling, ours.ppl, llama_ppl);
+  fflush (stdout);
+}
+
+static void
+print_header (guint threads)
+{
+  printf ("\n%u threads.  tokens/s: evaluation rate; ceiling: tokens/s if the matrix products ran\n"
+          "at one large sgemm's speed (2 x params FLOPs per token)\n\n", threads);
+  printf ("%-24s %5s %6s %12s %12s %9s %10s %7s %10s %10s\n", "model", "ctx", "chunks",
+          "quantbench", "llama.cpp", "ratio", "ceiling", "of ceil", "PPL qb", "PPL llama");
+}
+
+static void
+bench_model (const char *label, const char *path, const char *text, const char *llama_exe,
+             guint ctx, guint chunks, guint threads, double gflops, gboolean modes)
+{
+  gint64 n_params = 0;
+  Rate ours = measure_ours (path, text, ctx, chunks, threads, QB_DEQUANT_ROWS, &n_params);
+  Rate llama = { 0, 0, FALSE };
+  double ceiling = gflops * 1e9 / (2.0 * n_params);
+
+  if (llama_exe != NULL)
+    llama = measure_llama (llama_exe, path, text, ctx, chunks, threads);
+  print_row (label, ctx, chunks, ours, llama, ceiling);
+  if (modes)
+    {
+      g_autofree char *l2 = g_strdup_printf ("  (whole-matrix dequant)");
+      Rate whole = measure_ours (path, text, ctx, chunks, threads, QB_DEQUANT_MATRIX, NULL);
+      Rate none = { 0, 0, FALSE };
+      print_row (l2, ctx, chunks, whole, none, ceiling);
+      printf ("  per-row-block / whole-matrix dequantization: %.2f x\n",
+              ours.tokens_per_second / whole.tokens_per_second);
+    }
+}
+
+int
+main (int argc, char **argv)
+{
+  Options o = { 0, NULL, 100, 4, 512 };
+  GOptionEntry entries[] = {
+    { "threads", 't', 0, G_OPTION_ARG_INT, &o.threads, "Threads (default: all cores)", "N" },
+    { "params", 0, 0, G_OPTION_ARG_STRING, &o.params, "Size of the generated model (default 370M)", "SIZE" },
+    { "chunks", 0, 0, G_OPTION_ARG_INT, &o.chunks, "stories260K chunks of 128 tokens (default 100)", "N" },
+    { "big-chunks", 0, 0, G_OPTION_ARG_INT, &o.big_chunks, "Generated model's chunks (default 4)", "N" },
+    { "big-ctx", 0, 0, G_OPTION_ARG_INT, &o.big_ctx, "Generated model's context (default 512)", "N" },
+    { NULL }
+  };
+  g_autoptr(GOptionContext) context = g_option_context_new ("- evaluation tokens per second");
+  g_autoptr(GError) error = NULL;
+  g_autofree char *stories = NULL, *text = NULL, *llama = NULL;
+  g_autofree char *stories_q8 = NULL, *demo = NULL, *demo_q8 = NULL;
+  gint64 n_params = 370000000;
+  double gflops_small, gflops_big;
+  QbDemoModelDims dims;
+
+  g_option_context_add_main_entries (context, entries, NULL);
+  if (!g_option_context_parse (context, &argc, &argv, &error))
+    g_error ("%s", error->message);
+  if (o.threads == 0)
+    o.threads = qb_cpu_count ();
+  if (o.params != NULL && !qb_demo_model_parse_size (o.params, &n_params))
+    g_error ("--params %s is not a size", o.params);
+
+  stories = shared_path ("models/stories260K.gguf");
+  text = shared_path ("text/tinystories-val.txt");
+  if (stories == NULL || text == NULL)
+    {
+      printf ("bench-eval: ../shared (stories260K, tinystories-val.txt) is absent; nothing to measure\n");
+      return 0;
+    }
+  llama = find_llama_perplexity ();
+  printf ("llama-perplexity: %s\n", llama ? llama : "not found (set QB_LLAMA_PERPLEXITY)");
+  stories_q8 = q8_0_file (stories, "stories260K-q8_0.gguf", o.threads);
+  demo = demo_file (n_params);
+  {
+    g_autofree char *name = g_strdup_printf ("demo-v%d-%" G_GINT64_FORMAT "-q8_0-seed1.gguf",
+                                             QB_DEMO_MODEL_VERSION, n_params);
+    demo_q8 = q8_0_file (demo, name, o.threads);
+  }
+
+  /* The sgemm ceilings: stories260K's products are 128 × 64 × 64-ish,
+   * the demo model's ctx × n_embd × n_embd. */
+  qb_demo_model_choose_dims (n_params, &dims);
+  gflops_small = sgemm_gflops (128, 512, 64, o.threads);
+  gflops_big = sgemm_gflops (o.big_ctx, (int) dims.n_ff, (int) dims.n_embd, o.threads);
+  printf ("sgemm: %.1f GFLOP/s at 128x512x64, %.1f GFLOP/s at %dx%ux%u\n", gflops_small,
+          gflops_big, o.big_ctx, dims.n_ff, dims.n_embd);
+
+  print_header (o.threads);
+  bench_model ("stories260K F32", stories, text, llama, 128, o.chunks, o.threads, gflops_small, FALSE);
+  bench_model ("stories260K Q8_0", stories_q8, text, llama, 128, o.chunks, o.threads, gflops_small, TRUE);
+  bench_model ("demo F32", demo, text, llama, o.big_ctx, o.big_chunks, o.threads, gflops_big, FALSE);
+  bench_model ("demo Q8_0", demo_q8, text, llama, o.big_ctx, o.big_chunks, o.threads, gflops_big, TRUE);
+  g_free (o.params);
+  return 0;
+}
