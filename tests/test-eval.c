@@ -590,6 +590,78 @@ test_cancel (void)
   stories_close (&s);
 }
 
+/* ---- off the calling thread, and JSON --------------------------------- */
+
+typedef struct {
+  GMainLoop    *loop;
+  GThread      *main_thread;
+  guint         progress_calls;
+  gboolean      done;
+  QbEvalResult  result;
+  GError       *error;
+} AsyncRun;
+
+static void
+async_progress (const QbEvalProgress *p, gpointer data)
+{
+  AsyncRun *a = data;
+
+  g_assert_true (g_thread_self () == a->main_thread);
+  a->progress_calls++;
+}
+
+static void
+async_done (GObject *source, GAsyncResult *res, gpointer data)
+{
+  AsyncRun *a = data;
+
+  qb_eval_run_finish (res, &a->result, &a->error);
+  a->done = TRUE;
+  g_main_loop_quit (a->loop);
+}
+
+static void
+test_async_and_json (void)
+{
+  Stories s;
+  g_autofree char *cache = qb_test_tmpdir ();
+  g_autoptr(GError) error = NULL;
+  g_autofree char *json = NULL;
+  AsyncRun a = { 0 };
+  QbEvalOptions o;
+  QbEvalResult sync, back;
+
+  if (!stories_open (&s))
+    return;
+  options (&o, 12, cache);
+  o.kld = TRUE;
+  qb_eval_run (s.llama, s.tok, s.text, &o, NULL, NULL, NULL, &sync, &error);
+  g_assert_no_error (error);
+
+  a.loop = g_main_loop_new (NULL, FALSE);
+  a.main_thread = g_thread_self ();
+  qb_eval_run_async (s.llama, s.tok, s.text, &o, async_progress, &a, NULL, async_done, &a);
+  g_main_loop_run (a.loop);
+  g_assert_true (a.done);
+  g_assert_no_error (a.error);
+  g_assert_cmpfloat (a.result.ppl, ==, sync.ppl);
+  g_assert_cmpfloat (a.result.kld_mean, ==, sync.kld_mean);
+  g_assert_true (a.result.base_from_cache);
+  g_main_loop_unref (a.loop);
+
+  json = qb_eval_result_to_json (&sync);
+  qb_eval_result_from_json (json, &back, &error);
+  g_assert_no_error (error);
+  g_assert_cmpfloat (back.ppl, ==, sync.ppl);
+  g_assert_cmpfloat (back.kld_p99, ==, sync.kld_p99);
+  g_assert_cmpfloat (back.same_top, ==, sync.same_top);
+  g_assert_cmpuint (back.n_scored, ==, sync.n_scored);
+  g_assert_true (back.has_kld);
+  g_assert_false (qb_eval_result_from_json ("{\"n_ctx\": 3}", &back, &error));
+  g_assert_error (error, QB_EVAL_ERROR, QB_EVAL_ERROR_MISMATCH);
+  stories_close (&s);
+}
+
 /* ---- the calibration hook --------------------------------------------- */
 
 typedef struct {
@@ -1300,6 +1372,7 @@ main (int argc, char **argv)
   g_test_add_func ("/eval/threads", test_threads);
   g_test_add_func ("/eval/cancel", test_cancel);
   g_test_add_func ("/eval/activations", test_activations);
+  g_test_add_func ("/eval/async-and-json", test_async_and_json);
   g_test_add_func ("/eval/reference/llama", test_reference_llama);
   g_test_add_func ("/eval/reference/qwen2", test_reference_qwen2);
   g_test_add_func ("/eval/logprob-files", test_logprob_files);

@@ -35,6 +35,7 @@
 #include <string.h>
 
 #include "qb-bench-util.h"
+#include "qb-blas.h"
 #include "qb-demo-model.h"
 #include "qb-eval.h"
 #include "qb-job.h"
@@ -325,6 +326,8 @@ main (int argc, char **argv)
   double gflops_small, gflops_big;
   QbDemoModelDims dims;
 
+  /* The kernels `quantbench` itself uses (qb-blas.h). */
+  qb_blas_prefer_avx512 (argv);
   g_option_context_add_main_entries (context, entries, NULL);
   if (!g_option_context_parse (context, &argc, &argv, &error))
     g_error ("%s", error->message);
@@ -342,6 +345,7 @@ main (int argc, char **argv)
     }
   llama = find_llama_perplexity ();
   printf ("llama-perplexity: %s\n", llama ? llama : "not found (set QB_LLAMA_PERPLEXITY)");
+  printf ("OpenBLAS kernels: %s\n", qb_blas_get_core_name ());
   stories_q8 = q8_0_file (stories, "stories260K-q8_0.gguf", o.threads);
   demo = demo_file (n_params);
   {
