@@ -526,6 +526,7 @@ setup_float_base (Run *run, QbTokenizer *tok, const char *text_path, const QbEva
 
   if (!read_text (text_path, &text, &len, &sha, error))
     return FALSE;
+  g_strlcpy (result->text_sha256, sha, sizeof result->text_sha256);
   tok_fp = qb_tokenizer_fingerprint (tok);
   path = qb_eval_cache_path (opts->cache_dir, qb_model_get_fingerprint (run->llama->model),
                              tok_fp, sha, run->n_ctx);
@@ -621,6 +622,8 @@ qb_eval_result_to_json (const QbEvalResult *r)
   json_builder_add_int_value (b, r->n_chunks);
   json_builder_set_member_name (b, "n_scored");
   json_builder_add_int_value (b, (gint64) r->n_scored);
+  json_builder_set_member_name (b, "text_sha256");
+  json_builder_add_string_value (b, r->text_sha256);
   add_number (b, "ppl", r->ppl);
   add_number (b, "ppl_err", r->ppl_err);
   add_number (b, "seconds", r->seconds);
@@ -687,6 +690,8 @@ qb_eval_result_from_json (const char *json, QbEvalResult *r, GError **error)
   r->n_ctx = (guint) get_number (o, "n_ctx");
   r->n_chunks = (guint) get_number (o, "n_chunks");
   r->n_scored = (guint64) get_number (o, "n_scored");
+  g_strlcpy (r->text_sha256, json_object_get_string_member_with_default (o, "text_sha256", ""),
+             sizeof r->text_sha256);
   r->ppl = get_number (o, "ppl");
   r->ppl_err = get_number (o, "ppl_err");
   r->nll_mean = r->ppl > 0 ? log (r->ppl) : 0;

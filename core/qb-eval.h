@@ -64,7 +64,8 @@ typedef void (*QbEvalProgressFunc) (const QbEvalProgress *progress, gpointer use
 typedef struct {
   guint    n_ctx;
   guint    n_chunks;
-  guint64  n_text_tokens;      /* of the whole text (0 when tokens came from a base file) */
+  guint64  n_text_tokens;      /* of the whole text (0 when not tokenized: tokens from a base file or the cache) */
+  char     text_sha256[65];    /* of the text file's bytes ("" with a base file) */
   guint64  n_scored;
 
   double   ppl, ppl_err;

@@ -14,8 +14,12 @@
  * dequantized to float32 just before their matrix product, a block of rows
  * at a time on each worker thread (or a whole matrix, see QbDequantMode),
  * and multiplied with OpenBLAS sgemm.  Memory: the activations of one chunk
- * plus one block of dequantized rows per thread; nothing grows with the
- * number of layers.
+ * plus one block of dequantized rows (2 MiB) per thread; nothing grows with
+ * the number of layers, and no float copy of a weight is kept.  For a
+ * LLaMA-2-7B-shaped model and a 512-token chunk that is about 98 MB
+ * (qb_llama_working_bytes), plus the caller's logits (33 MB for the 256
+ * scored positions × 32000); QB_DEQUANT_MATRIX adds the largest matrix in
+ * float32 (the 32000 × 4096 output: 524 MB).
  *
  * RoPE: GGUF LLaMA/Mistral files hold Q and K rows in the interleaved-pair
  * layout (convert_hf_to_gguf.py permutes them); Hugging Face checkpoints

@@ -656,6 +656,8 @@ test_async_and_json (void)
   g_assert_cmpfloat (back.kld_p99, ==, sync.kld_p99);
   g_assert_cmpfloat (back.same_top, ==, sync.same_top);
   g_assert_cmpuint (back.n_scored, ==, sync.n_scored);
+  g_assert_cmpuint (strlen (sync.text_sha256), ==, 64);
+  g_assert_cmpstr (back.text_sha256, ==, sync.text_sha256);
   g_assert_true (back.has_kld);
   g_assert_false (qb_eval_result_from_json ("{\"n_ctx\": 3}", &back, &error));
   g_assert_error (error, QB_EVAL_ERROR, QB_EVAL_ERROR_MISMATCH);
