@@ -17,6 +17,7 @@ static const QbCliEntry commands[] = {
   { "quantize",    qb_cmd_quantize,    "Quantize a model with a plan, measure the error, export" },
   { "plan",        qb_cmd_plan,        "Show a plan's format per tensor and its size, instantly" },
   { "formats",     qb_cmd_formats,     "List the quantization formats and methods" },
+  { "experiments", qb_cmd_experiments, "List, compare, export and import stored experiments" },
 };
 
 static void

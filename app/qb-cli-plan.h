@@ -32,6 +32,7 @@ typedef struct {
   int       threads;      /* 0: all cores */
   char     *out;          /* .gguf or .safetensors, or NULL */
   gboolean  json;
+  gboolean  no_metrics;
 } QbCliQuantizeOptions;
 
 /* Runs the plan and prints the per-tensor table and totals (or JSON). */

@@ -221,6 +221,7 @@ qb_cli_quantize_and_print (QbModel *model, QbPlan *plan, const QbCliQuantizeOpti
     }
   qb_job_set_threads (job, threads);
   qb_job_set_export (job, kind, o->out);
+  qb_job_set_metrics (job, !o->no_metrics);
   if (!o->json && isatty (fileno (stderr)))
     qb_job_set_progress_func (job, draw_progress, &bar);
 
@@ -263,6 +264,8 @@ qb_cmd_quantize (int argc, char **argv)
     { "threads", 't', 0, G_OPTION_ARG_INT, &qo.threads, "Worker threads (default: all cores)", "N" },
     { "out", 'o', 0, G_OPTION_ARG_FILENAME, &qo.out, "Write the quantized model (.gguf or .safetensors)", "FILE" },
     { "json", 0, 0, G_OPTION_ARG_NONE, &qo.json, "Print the results as JSON", NULL },
+    { "no-metrics", 0, 0, G_OPTION_ARG_NONE, &qo.no_metrics,
+      "Only quantize (and export): skip the metrics and histograms", NULL },
     { NULL }
   };
   int status;

@@ -91,9 +91,9 @@ lanes_iq4_scales (const QbLanes *xt, const QbLanes *wt)
 }
 
 /* Weights importance · sqrt(σ² + x²) (group b's importance at
- * qw + 32 b), or x² without importance. */
+ * qw + 32 b, for the first n_groups lanes), or x² without importance. */
 QB_INLINE void
-lanes_iq4_weights (const QbLanes *xt, const float *qw, QbLanes sigma2, QbLanes *wt)
+lanes_iq4_weights (const QbLanes *xt, const float *qw, int n_groups, QbLanes sigma2, QbLanes *wt)
 {
   for (int j = 0; j < 32; j++)
     {
@@ -104,7 +104,7 @@ lanes_iq4_weights (const QbLanes *xt, const float *qw, QbLanes sigma2, QbLanes *
           continue;
         }
       for (int b = 0; b < QB_LANES; b++)
-        w[b] = qw[32 * b + j] * sqrtf (sigma2[b] + xt[j][b] * xt[j][b]);
+        w[b] = b < n_groups ? qw[32 * b + j] * sqrtf (sigma2[b] + xt[j][b] * xt[j][b]) : 0.0f;
       memcpy (&wt[j], w, sizeof w);
     }
 }
@@ -137,7 +137,7 @@ iq4_nl_row (const float *x, QbBlockIQ4_NL *y, gint64 nb, const float *qw)
       /* Each IQ4_NL block is a super-block of its own: σ² of its 32 values. */
       qb_lanes_load (x + ib * 32, 32, 32, n_groups, xt);
       sigma2 = qb_lanes_sum_squares (xt, 32) * (2.f / 32);
-      lanes_iq4_weights (xt, qw ? qw + ib * 32 : NULL, sigma2, wt);
+      lanes_iq4_weights (xt, qw ? qw + ib * 32 : NULL, n_groups, sigma2, wt);
       scale = lanes_iq4_scales (xt, wt);
       id = qb_lanes_select (scale != 0.0f, 1.0f / scale, (QbLanes) { 0 });
       for (int b = 0; b < n_groups; b++)
@@ -159,7 +159,7 @@ iq4_xs_row (const float *x, QbBlockIQ4_XS *y, gint64 nb, const float *qw)
       guint16 scales_h = 0;
 
       qb_lanes_load (x, 32, 32, QB_LANES, xt);
-      lanes_iq4_weights (xt, qw, (QbLanes) { 0 } + sigma2, wt);
+      lanes_iq4_weights (xt, qw, QB_LANES, (QbLanes) { 0 } + sigma2, wt);
       scale = lanes_iq4_scales (xt, wt);
       for (int b = 0; b < QB_LANES; b++)
         if (fabsf (scale[b]) > amax_scale)

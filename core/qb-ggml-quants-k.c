@@ -175,56 +175,69 @@ qp_quants (int n, int nmax, const float *x, guint8 *L, const float *w)
 /* Q3_K's fit without importance (llama.cpp's make_q3_quants, rmse on):
  * codes l in [-4, 3] from iscale = -4 / max with weights x², then up to five
  * rounds of moving single codes while that improves the fit.  A lane stops
- * after a round that changes nothing in it, as ggml's loop does.  Lt gets
- * l + 4; returns the scale. */
-QB_INLINE QbLanes
-lanes_q3_quants (const QbLanes *xt, QbLanesI *Lt)
+ * after a round that changes nothing in it, as ggml's loop does.  Each
+ * step depends on the previous one, so the two halves of the super-block
+ * (xt[h][i], 16 groups) go through the loop together, two independent
+ * chains for the CPU to overlap.  Lt[h][i] gets l + 4; returns the scales. */
+QB_INLINE void
+lanes_q3_quants (QbLanes (*xt)[16], QbLanesI (*Lt)[16], QbLanes *scale)
 {
   enum { N = 16, NMAX = 4 };
-  QbLanes amax, max, iscale, sumlx = { 0 }, suml2 = { 0 };
-  QbLanesI L[N], zero, active = ~(QbLanesI) { 0 };
+  QbLanes amax[2], max[2], sumlx[2] = { { 0 } }, suml2[2] = { { 0 } };
+  QbLanesI L[2][N], zero[2], active[2] = { ~(QbLanesI) { 0 }, ~(QbLanesI) { 0 } };
 
-  qb_lanes_signed_max (xt, N, &amax, &max);
-  zero = amax < QB_GROUP_MAX_EPS;
-  iscale = (float) -NMAX / max;
-  for (int i = 0; i < N; i++)
+  for (int h = 0; h < 2; h++)
     {
-      QbLanes w = xt[i] * xt[i], l;
-      L[i] = qb_lanes_qx_code (iscale, xt[i], NMAX);
-      l = qb_lanes_float (L[i]);
-      sumlx += w * xt[i] * l;
-      suml2 += w * l * l;
+      QbLanes iscale;
+      qb_lanes_signed_max (xt[h], N, &amax[h], &max[h]);
+      zero[h] = amax[h] < QB_GROUP_MAX_EPS;
+      iscale = (float) -NMAX / max[h];
+      for (int i = 0; i < N; i++)
+        {
+          QbLanes w = xt[h][i] * xt[h][i], l;
+          L[h][i] = qb_lanes_qx_code (iscale, xt[h][i], NMAX);
+          l = qb_lanes_float (L[h][i]);
+          sumlx[h] += w * xt[h][i] * l;
+          suml2[h] += w * l * l;
+        }
     }
   for (int itry = 0; itry < 5; itry++)
     {
-      QbLanesI changed = { 0 };
+      QbLanesI changed[2] = { { 0 } };
       gboolean any = FALSE;
 
       for (int i = 0; i < N; i++)
+        for (int h = 0; h < 2; h++)
+          {
+            QbLanes x = xt[h][i], w = x * x, l = qb_lanes_float (L[h][i]);
+            QbLanes slx = sumlx[h] - w * x * l;
+            QbLanes sl2 = suml2[h] - w * l * l;
+            QbLanesI new_l = qb_lanes_clamp (qb_lanes_nearest_int (x * sl2 / slx), -NMAX, NMAX - 1);
+            QbLanes nl = qb_lanes_float (new_l);
+            QbLanes slx2 = slx + w * x * nl;
+            QbLanes sl22 = sl2 + w * nl * nl;
+            QbLanesI take = active[h] & (slx > 0.0f) & (new_l != L[h][i]) & (sl22 > 0.0f)
+                            & (slx2 * slx2 * suml2[h] > sumlx[h] * sumlx[h] * sl22);
+            L[h][i] = qb_lanes_selecti (take, new_l, L[h][i]);
+            sumlx[h] = qb_lanes_select (take, slx2, sumlx[h]);
+            suml2[h] = qb_lanes_select (take, sl22, suml2[h]);
+            changed[h] |= take;
+          }
+      for (int h = 0; h < 2; h++)
         {
-          QbLanes x = xt[i], w = x * x, l = qb_lanes_float (L[i]);
-          QbLanes slx = sumlx - w * x * l;
-          QbLanes sl2 = suml2 - w * l * l;
-          QbLanesI new_l = qb_lanes_clamp (qb_lanes_nearest_int (x * sl2 / slx), -NMAX, NMAX - 1);
-          QbLanes nl = qb_lanes_float (new_l);
-          QbLanes slx2 = slx + w * x * nl;
-          QbLanes sl22 = sl2 + w * nl * nl;
-          QbLanesI take = active & (slx > 0.0f) & (new_l != L[i]) & (sl22 > 0.0f)
-                          & (slx2 * slx2 * suml2 > sumlx * sumlx * sl22);
-          L[i] = qb_lanes_selecti (take, new_l, L[i]);
-          sumlx = qb_lanes_select (take, slx2, sumlx);
-          suml2 = qb_lanes_select (take, sl22, suml2);
-          changed |= take;
+          active[h] &= changed[h];
+          for (int b = 0; b < QB_LANES; b++)
+            any |= active[h][b] != 0;
         }
-      active &= changed;
-      for (int b = 0; b < QB_LANES; b++)
-        any |= active[b] != 0;
       if (!any)
         break;
     }
-  for (int i = 0; i < N; i++)
-    Lt[i] = ~zero & (L[i] + NMAX);
-  return qb_lanes_select (zero, (QbLanes) { 0 }, sumlx / suml2);
+  for (int h = 0; h < 2; h++)
+    {
+      for (int i = 0; i < N; i++)
+        Lt[h][i] = ~zero[h] & (L[h][i] + NMAX);
+      scale[h] = qb_lanes_select (zero[h], (QbLanes) { 0 }, sumlx[h] / suml2[h]);
+    }
 }
 
 /* Fits the 16 groups of 16 of a super-block, eight at a time: fit (8
@@ -236,6 +249,22 @@ QB_INLINE void
 fit_groups16 (const float *x, const float *qw, float sigma2, Fit16 fit, int nmax,
               float *scales, float *mins, float *sw, guint8 *L)
 {
+  if (fit == FIT_Q3)
+    {
+      QbLanes xt[2][16], scale[2];
+      QbLanesI Lt[2][16];
+
+      for (int h = 0; h < 2; h++)
+        qb_lanes_load (x + 128 * h, 16, 16, QB_LANES, xt[h]);
+      lanes_q3_quants (xt, Lt, scale);
+      for (int h = 0; h < 2; h++)
+        {
+          for (int b = 0; b < QB_LANES; b++)
+            scales[8 * h + b] = scale[h][b];
+          qb_lanes_store_codes (Lt[h], 16, QB_LANES, L + 128 * h);
+        }
+      return;
+    }
   for (int h = 0; h < 2; h++)
     {
       QbLanes xt[16], wt[16], scale, the_min = { 0 }, sum;
@@ -254,9 +283,6 @@ fit_groups16 (const float *x, const float *qw, float sigma2, Fit16 fit, int nmax
         {
         case FIT_QX:
           scale = qb_lanes_qx_quants (xt, wt, 16, nmax, Lt);
-          break;
-        case FIT_Q3:
-          scale = lanes_q3_quants (xt, Lt);
           break;
         case FIT_QKX_MAD:
           scale = qb_lanes_qkx_quants (xt, wt, 16, 3, -0.5f, 0.1f, 15, TRUE, Lt, &the_min);

@@ -26,8 +26,17 @@ G_BEGIN_DECLS
 /* ggml's threshold under which a group counts as all zero. */
 #define QB_GROUP_MAX_EPS 1e-15f
 
+/* Runtime dispatch: GCC builds each kernel for AVX-512, AVX2 and baseline
+ * x86-64 and picks one at load time.  To test a variant on a machine that
+ * would pick another, build with -DQB_KERNEL_NO_AVX512 (AVX2 and baseline)
+ * or -DQB_NO_KERNEL_CLONES (baseline only). */
+#ifdef QB_KERNEL_NO_AVX512
+#define QB_KERNEL_TARGETS "arch=x86-64-v3", "default"
+#else
+#define QB_KERNEL_TARGETS "arch=x86-64-v4", "arch=x86-64-v3", "default"
+#endif
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(QB_NO_KERNEL_CLONES)
-#define QB_KERNEL __attribute__ ((target_clones ("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#define QB_KERNEL __attribute__ ((target_clones (QB_KERNEL_TARGETS)))
 #else
 #define QB_KERNEL
 #endif
@@ -92,18 +101,6 @@ QB_INLINE int
 qb_clampi (int v, int lo, int hi)
 {
   return v < lo ? lo : v > hi ? hi : v;
-}
-
-/* Copies n_lanes groups of n values (group b at x + b * stride) into
- * element-major order: xt[i * n_lanes + b].  The lane kernels keep one
- * group per vector lane, so every group runs the scalar algorithm exactly,
- * with its sums in their original order. */
-QB_INLINE void
-qb_transpose_in (const float *x, gint64 stride, int n, int n_lanes, float *xt)
-{
-  for (int b = 0; b < n_lanes; b++)
-    for (int i = 0; i < n; i++)
-      xt[i * n_lanes + b] = x[b * stride + i];
 }
 
 /* Sum of squares in order, as ggml's loops do (no reassociation). */

@@ -6,6 +6,10 @@
  * quantization version 2).  They return the bytes written.
  * Dequantizers convert n values (a multiple of the block size) exactly as
  * ggml's to_float does.
+ *
+ * Exactness is for finite input; NaN or infinite values still give valid
+ * blocks (and never a crash), but not necessarily ggml's bytes.  The
+ * functions keep no state and are safe to call from any thread.
  */
 #pragma once
 

@@ -24,6 +24,7 @@ struct _QbJob {
   guint              *indices;       /* NULL: all tensors */
   guint               n_indices;
   gboolean            keep_data;
+  gboolean            no_metrics;
 
   /* Results, indexed by model tensor. */
   guint               n_tensors;
@@ -151,6 +152,12 @@ void
 qb_job_set_keep_data (QbJob *job, gboolean keep)
 {
   job->keep_data = keep;
+}
+
+void
+qb_job_set_metrics (QbJob *job, gboolean metrics)
+{
+  job->no_metrics = !metrics;
 }
 
 /* ---- progress ----------------------------------------------------------- */
@@ -296,6 +303,7 @@ run_tensor (QbJob *job, QbWorkers *workers, QbExporter *ex, guint index,
   spec.format = c->format;
   spec.method = c->method;
   spec.options = qb_plan_get_options (job->plan);
+  spec.no_metrics = job->no_metrics;
   if (c->format != NULL)
     {
       if (!find_importance (job, t, &spec.importance, error))
@@ -414,6 +422,11 @@ qb_job_run (QbJob *job, GCancellable *cancellable, GError **error)
       guint index = job->indices ? job->indices[k] : k;
       const QbTensor *t = qb_model_get_tensor (job->model, index);
 
+      if (g_cancellable_set_error_if_cancelled (cancellable, error))
+        {
+          ok = FALSE;
+          break;
+        }
       job->state.current = index;
       job->state.current_name = t->name;
       job->state.current_fraction = 0;

@@ -76,6 +76,9 @@ void            qb_job_set_tensors       (QbJob *job, const guint *indices, guin
 /* Keep every tensor's bytes after the run (memory: the whole quantized
  * model), for qb_job_get_tensor_data. */
 void            qb_job_set_keep_data     (QbJob *job, gboolean keep);
+/* FALSE: produce the quantized tensors (to keep or export) without
+ * measuring them: no metrics (NAN), no histograms.  TRUE by default. */
+void            qb_job_set_metrics       (QbJob *job, gboolean metrics);
 
 gboolean        qb_job_run               (QbJob *job, GCancellable *cancellable, GError **error);
 

@@ -12,11 +12,17 @@
 
 #include <glib.h>
 
+#include "qb-moments.h"
 #include "qb-tensor-result.h"
 
 G_BEGIN_DECLS
 
 #define QB_MEASURE_STRIPE 256
+
+/* Moments of a block of values into m (initialized here), as
+ * qb_moments_add() would compute them but in float lanes: merge blocks
+ * with qb_moments_merge(). */
+void   qb_measure_moments        (const float *x, gint64 n, QbMoments *m);
 
 /* Error sums of one row; w is NULL or one weight per value. */
 typedef struct {

@@ -5,6 +5,8 @@
 
 #include <math.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 /* About 64K values per work item: large enough that per-item overhead is
  * noise, small enough for fine progress, prompt cancellation and a little
@@ -56,6 +58,7 @@ struct _Pass {
 
   ChunkFunc       func;
   gpointer        data;
+  gboolean        prefault;    /* the first read of the tensor's mapping */
 
   /* Progress: chunks done over the whole pass, reported every few. */
   gint64          done;        /* atomic */
@@ -147,6 +150,27 @@ pass_report (Pass *pass, gint64 done, gint64 total)
   g_mutex_unlock (&pass->progress_lock);
 }
 
+/* Maps a chunk's pages in one call before the first pass reads them:
+ * faulting them in one at a time costs more than reading them.  Harmless
+ * where the kernel lacks MADV_POPULATE_READ. */
+static void
+prefault_rows (Pass *pass, gint64 row0, gint64 n_rows)
+{
+#ifdef MADV_POPULATE_READ
+  const QbTensor *t = pass->tensor;
+  guint64 row_bytes;
+  guintptr page = (guintptr) sysconf (_SC_PAGESIZE);
+  guintptr start, end;
+
+  if (t->data == NULL || !qb_dtype_bytes (t->dtype, t->ne[0], &row_bytes))
+    return;
+  start = ((guintptr) t->data + row0 * row_bytes) & ~(page - 1);
+  end = (guintptr) t->data + (row0 + n_rows) * row_bytes;
+  if (end > start)
+    madvise ((void *) start, end - start, MADV_POPULATE_READ);
+#endif
+}
+
 static void
 pass_item (gint64 item, guint thread, gpointer user_data)
 {
@@ -167,6 +191,8 @@ pass_item (gint64 item, guint thread, gpointer user_data)
     }
   if (s->x == NULL)
     s->x = g_new (float, pass->scratch_rows * pass->n_cols);
+  if (pass->prefault)
+    prefault_rows (pass, row0, n_rows);
   if (!qb_model_read_rows (pass->model, pass->index, row0, n_rows, s->x, &error))
     {
       pass_fail (pass, chunk, error);
@@ -211,20 +237,23 @@ moments_chunk (Pass *pass, gint64 chunk, guint thread, float *x,
 {
   QbMoments *per_chunk = pass->data;
 
-  qb_moments_init (&per_chunk[chunk]);
-  qb_moments_add (&per_chunk[chunk], x, n_rows * pass->n_cols);
+  qb_measure_moments (x, n_rows * pass->n_cols, &per_chunk[chunk]);
 }
 
-/* Moments per chunk, merged in chunk order: the same figures for any
- * number of threads.  NaN and infinities are left out (qb-moments). */
+/* Moments per chunk, merged in chunk order with qb-moments: the same
+ * figures for any number of threads.  NaN and infinities are left out. */
 static gboolean
 run_prepass (Pass *pass, QbWorkers *workers, QbTensorScan *scan,
              double progress_span, GError **error)
 {
   g_autofree QbMoments *per_chunk = g_new0 (QbMoments, MAX (pass->n_chunks, 1));
   QbMoments all;
+  gboolean ok;
 
-  if (!pass_run (pass, workers, moments_chunk, per_chunk, 0, progress_span, error))
+  pass->prefault = TRUE;
+  ok = pass_run (pass, workers, moments_chunk, per_chunk, 0, progress_span, error);
+  pass->prefault = FALSE;
+  if (!ok)
     return FALSE;
 
   qb_moments_init (&all);
@@ -351,6 +380,8 @@ quantize_chunk (Pass *pass, Quant *qt, Scratch *s, const float *x,
       q = s->q;
     }
   qt->ctx.method->quantize_rows (&qt->ctx, qt->state, x, n_rows, q);
+  if (qt->spec->no_metrics && !(qt->output && (qt->output->f16 || qt->output->f32)))
+    return q;
   for (gint64 r = 0; r < n_rows; r++)
     qt->spec->format->dequantize_row (&qt->params, q + r * row_bytes,
                                       s->y + r * pass->n_cols, pass->n_cols);
@@ -403,6 +434,22 @@ main_chunk (Pass *pass, gint64 chunk, guint thread, float *x,
       s->ch_max[bucket] = MAX (s->ch_max[bucket], mx);
     }
   qt->per_chunk[chunk] = sums;
+}
+
+/* Without metrics: the output only. */
+static void
+output_chunk (Pass *pass, gint64 chunk, guint thread, float *x,
+              gint64 row0, gint64 n_rows)
+{
+  Quant *qt = pass->data;
+  Scratch *s = &pass->scratch[thread];
+  gint64 n_cols = pass->n_cols;
+
+  quantize_chunk (pass, qt, s, x, row0, n_rows);
+  if (qt->output && qt->output->f16)
+    qb_measure_to_f16 (s->y, qt->output->f16 + row0 * n_cols, n_rows * n_cols);
+  if (qt->output && qt->output->f32)
+    memcpy (qt->output->f32 + row0 * n_cols, s->y, sizeof (float) * n_rows * n_cols);
 }
 
 static gboolean
@@ -576,6 +623,57 @@ write_tensor_scale (const QbFormat *format, Pass *pass, Quant *qt, guint8 *data)
     }
 }
 
+static gboolean
+quantize_and_measure (Pass *pass, QbWorkers *workers, Quant *qt, const QbTensor *t,
+                      GError **error)
+{
+  if (!run_prepass (pass, workers, &qt->stats, PREPASS_SHARE, error))
+    return FALSE;
+  qt->out_lo = (float) (qt->stats.mean - qt->stats.outlier_radius);
+  qt->out_hi = (float) (qt->stats.mean + qt->stats.outlier_radius);
+  if (!prepare_method (pass, qt, t->name, error) || !size_error_histogram (pass, qt, error))
+    return FALSE;
+  qt->hists[0] = histogram_for (&qt->stats);
+  qt->hists[1] = histogram_for (&qt->stats);
+  qt->per_chunk = g_new0 (QbErrorSums, MAX (pass->n_chunks, 1));
+  return pass_run (pass, workers, main_chunk, qt, PREPASS_SHARE, 1.0 - PREPASS_SHARE, error);
+}
+
+/* The output alone: the pre-pass only for a per-tensor scale, nothing at
+ * all for a kept tensor. */
+static gboolean
+quantize_only (Pass *pass, QbWorkers *workers, Quant *qt, const QbTensor *t, GError **error)
+{
+  const QbFormat *format = qt->spec->format;
+  gboolean need_scan = format != NULL && format->scope == QB_SCOPE_TENSOR;
+
+  if (format == NULL)
+    return TRUE;
+  if (need_scan && !run_prepass (pass, workers, &qt->stats, PREPASS_SHARE, error))
+    return FALSE;
+  if (!prepare_method (pass, qt, t->name, error))
+    return FALSE;
+  pass->prefault = !need_scan;   /* this pass is the first to read the tensor */
+  return pass_run (pass, workers, output_chunk, qt, need_scan ? PREPASS_SHARE : 0,
+                   need_scan ? 1.0 - PREPASS_SHARE : 1.0, error);
+}
+
+/* Unmeasured: NAN, but the range when the per-tensor scale needed it (the
+ * absmax that dequantizing takes). */
+static void
+fill_unmeasured (Quant *qt, QbTensorResult *r)
+{
+  QbTensorMetrics *m = &r->metrics;
+
+  m->mse = m->rmse_rel = m->sqnr_db = m->cosine = m->max_abs_err = NAN;
+  m->mean = m->std = m->min = m->max = m->kurtosis = m->outlier_share = NAN;
+  if (qt->stats.n > 0)
+    {
+      m->min = qt->stats.min;
+      m->max = qt->stats.max;
+    }
+}
+
 QbTensorResult *
 qb_tensor_quantize (QbModel *model, guint index, const QbQuantizeSpec *spec,
                     QbWorkers *workers, const QbQuantizeOutput *output,
@@ -600,23 +698,10 @@ qb_tensor_quantize (QbModel *model, guint index, const QbQuantizeSpec *spec,
   if (spec->importance != NULL && spec->format != NULL)
     qt.row_weights = spec->importance;
 
-  ok = run_prepass (&pass, workers, &qt.stats, PREPASS_SHARE, error);
-  if (ok)
-    {
-      qt.out_lo = (float) (qt.stats.mean - qt.stats.outlier_radius);
-      qt.out_hi = (float) (qt.stats.mean + qt.stats.outlier_radius);
-      ok = prepare_method (&pass, &qt, t->name, error);
-    }
-  if (ok)
-    ok = size_error_histogram (&pass, &qt, error);
-  if (ok)
-    {
-      qt.hists[0] = histogram_for (&qt.stats);
-      qt.hists[1] = histogram_for (&qt.stats);
-      qt.per_chunk = g_new0 (QbErrorSums, MAX (pass.n_chunks, 1));
-      ok = pass_run (&pass, workers, main_chunk, &qt, PREPASS_SHARE,
-                     1.0 - PREPASS_SHARE, error);
-    }
+  if (spec->no_metrics)
+    ok = quantize_only (&pass, workers, &qt, t, error);
+  else
+    ok = quantize_and_measure (&pass, workers, &qt, t, error);
   if (ok)
     {
       r = qb_tensor_result_new ();
@@ -638,7 +723,10 @@ qb_tensor_quantize (QbModel *model, guint index, const QbQuantizeSpec *spec,
         }
       r->requested_format = g_strdup (r->format);
       r->bpw = t->n_params > 0 ? r->bytes * 8.0 / t->n_params : 0;
-      fill_result (&pass, &qt, r);
+      if (spec->no_metrics)
+        fill_unmeasured (&qt, r);
+      else
+        fill_result (&pass, &qt, r);
       r->seconds = (g_get_monotonic_time () - start) / 1e6;
     }
 

@@ -34,6 +34,9 @@ typedef struct {
   const double   *gram;         /* ne[0] x ne[0] XᵀX for methods that need it, or NULL */
   guint64         gram_samples;
   GHashTable     *options;      /* method options (char* -> char*), or NULL */
+  gboolean        no_metrics;   /* only produce the output: no metrics, no
+                                 * histograms (and no pre-pass unless the
+                                 * format has a per-tensor scale) */
 } QbQuantizeSpec;
 
 /* Where the results go; any may be NULL.  data holds the rows in the
@@ -84,9 +87,10 @@ QbHistogram     *qb_tensor_original_histogram   (QbModel        *model,
                                                  GError        **error);
 
 /* Quantizes and measures one tensor.  Fills everything in the result but
- * requested_format and fallback_reason (the plan's business).  Returns NULL
- * with G_IO_ERROR_CANCELLED when cancelled; output buffers are then only
- * partly written. */
+ * requested_format and fallback_reason (the plan's business); with
+ * no_metrics the metrics are NAN and the histograms and channel ranges
+ * absent.  Returns NULL with G_IO_ERROR_CANCELLED when cancelled; output
+ * buffers are then only partly written. */
 QbTensorResult  *qb_tensor_quantize             (QbModel                 *model,
                                                  guint                    index,
                                                  const QbQuantizeSpec    *spec,

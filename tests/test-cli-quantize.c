@@ -24,9 +24,10 @@ quantbench_path (void)
   return path;
 }
 
-/* Runs quantbench with args; returns its exit status, output in *out. */
+/* Runs quantbench with args (and envp, or the test's environment);
+ * returns its exit status, output in *out. */
 static int
-run (const char * const *args, char **out, char **err)
+run_env (const char * const *args, char **envp, char **out, char **err)
 {
   g_autofree char *exe = quantbench_path ();
   g_autoptr(GPtrArray) argv = g_ptr_array_new ();
@@ -39,10 +40,16 @@ run (const char * const *args, char **out, char **err)
   for (guint i = 0; args[i]; i++)
     g_ptr_array_add (argv, (gpointer) args[i]);
   g_ptr_array_add (argv, NULL);
-  g_assert_true (g_spawn_sync (NULL, (char **) argv->pdata, NULL, 0, NULL, NULL,
+  g_assert_true (g_spawn_sync (NULL, (char **) argv->pdata, envp, 0, NULL, NULL,
                                out, err, &status, &error));
   g_assert_no_error (error);
   return WIFEXITED (status) ? WEXITSTATUS (status) : -1;
+}
+
+static int
+run (const char * const *args, char **out, char **err)
+{
+  return run_env (args, NULL, out, err);
 }
 
 static void
@@ -65,6 +72,7 @@ static void
 test_plan_and_quantize (void)
 {
   g_autofree char *model = qb_test_shared_path ("models/stories260K.gguf");
+  g_autofree char *exe = model ? quantbench_path () : NULL;
   g_autofree char *dir = NULL;
   g_autofree char *plan_file = NULL;
   g_autofree char *gguf = NULL;
@@ -76,7 +84,7 @@ test_plan_and_quantize (void)
   JsonArray *tensors;
   int status;
 
-  if (model == NULL || quantbench_path () == NULL)
+  if (model == NULL || exe == NULL)
     return;
   dir = qb_test_tmpdir ();
   plan_file = g_build_filename (dir, "plan.json", NULL);
@@ -139,11 +147,36 @@ test_plan_and_quantize (void)
   }
 }
 
+/* The headless demo: inspect and a Q4_K_M quantization of the built-in
+ * model, generated into a fresh cache folder. */
+static void
+test_demo (void)
+{
+  g_autofree char *dir = qb_test_tmpdir ();
+  g_auto(GStrv) envp = g_environ_setenv (g_get_environ (), "XDG_CACHE_HOME", dir, TRUE);
+  g_autofree char *out = NULL;
+  g_autofree char *err = NULL;
+  const char *args[] = { "demo", NULL };
+  int status = run_env (args, envp, &out, &err);
+
+  if (status < 0)
+    return;
+  g_assert_cmpint (status, ==, 0);
+  g_assert_nonnull (strstr (out, "$ quantbench inspect"));
+  g_assert_nonnull (strstr (out, "architecture"));
+  g_assert_nonnull (strstr (out, "--preset Q4_K_M"));
+  g_assert_nonnull (strstr (out, "blk.0.attn_v.weight"));
+  g_assert_nonnull (strstr (out, "Q6_K"));
+  g_assert_nonnull (strstr (out, "Q4_K"));
+  g_assert_nonnull (strstr (out, "total: "));
+}
+
 int
 main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/cli/formats", test_formats);
   g_test_add_func ("/cli/plan-and-quantize", test_plan_and_quantize);
+  g_test_add_func ("/cli/demo", test_demo);
   return g_test_run ();
 }

@@ -95,6 +95,44 @@ test_totals_match (Fixture *f, gconstpointer data)
   g_assert_cmpuint (qb_job_get_n_results (job), ==, res->n_tensors);
 }
 
+/* Without metrics the job produces the same bytes, and measures nothing. */
+static void
+test_no_metrics (Fixture *f, gconstpointer data)
+{
+  const char *fake;
+  g_autoptr(QbPlan) plan = mixed_plan (&fake);
+  g_autoptr(QbJob) measured = qb_job_new (f->model, plan);
+  g_autoptr(QbJob) quick = qb_job_new (f->model, plan);
+  g_autoptr(GError) error = NULL;
+
+  qb_job_set_keep_data (measured, TRUE);
+  qb_job_set_keep_data (quick, TRUE);
+  qb_job_set_metrics (quick, FALSE);
+  g_assert_true (qb_job_run (measured, NULL, &error));
+  g_assert_true (qb_job_run (quick, NULL, &error));
+  g_assert_no_error (error);
+  for (guint i = 0; i < qb_model_get_n_tensors (f->model); i++)
+    {
+      g_autoptr(GBytes) a = qb_job_get_tensor_data (measured, i, NULL);
+      g_autoptr(GBytes) b = qb_job_get_tensor_data (quick, i, NULL);
+      const QbTensorResult *r = qb_job_get_result (quick, i);
+      QbQuantParams pa, pb;
+
+      g_assert_true (g_bytes_equal (a, b));
+      g_assert_cmpuint (r->bytes, ==, qb_job_get_result (measured, i)->bytes);
+      g_assert_true (isnan (r->metrics.mse));
+      g_assert_null (r->hist_original);
+      g_assert_null (r->hist_error);
+      if (qb_job_get_dequant_params (measured, i, &pa))
+        {
+          g_assert_true (qb_job_get_dequant_params (quick, i, &pb));
+          if (pa.format->scope == QB_SCOPE_TENSOR)
+            g_assert_cmpfloat (pa.tensor_absmax, ==, pb.tensor_absmax);
+        }
+    }
+  g_assert_cmpuint (qb_job_get_quantized_bytes (quick), ==, qb_job_get_quantized_bytes (measured));
+}
+
 typedef struct {
   GCancellable *cancellable;
   guint         cancel_at;       /* the k-th tensor of the run */
@@ -570,6 +608,7 @@ main (int argc, char **argv)
 #define FIX(path, fn) g_test_add (path, Fixture, NULL, fixture_setup, fn, fixture_teardown)
   FIX ("/job/totals-match-written", test_totals_match);
   FIX ("/job/cancel-mid-tensor", test_cancel_mid_tensor);
+  FIX ("/job/no-metrics", test_no_metrics);
   FIX ("/job/export-gguf-reopen", test_export_gguf_reopen);
   FIX ("/job/export-safetensors", test_export_safetensors);
   FIX ("/job/importance", test_importance);

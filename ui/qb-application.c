@@ -1,7 +1,9 @@
-/* qb-application.c — the GtkApplication: one window, opening files. */
+/* qb-application.c — the GtkApplication: window, shortcuts, app actions. */
 #include "qb-application.h"
 
-#include "qb-model.h"
+#include "qb-preferences-dialog.h"
+#include "qb-ui.h"
+#include "qb-window.h"
 
 struct _QbApplication
 {
@@ -10,20 +12,160 @@ struct _QbApplication
 
 G_DEFINE_FINAL_TYPE (QbApplication, qb_application, GTK_TYPE_APPLICATION)
 
+static const struct {
+  const char *action;
+  const char *accels[3];
+} shortcuts[] = {
+  { "app.quit", { "<Control>q", NULL } },
+  { "app.preferences", { "<Control>comma", NULL } },
+  { "win.open", { "<Control>o", NULL } },
+  { "win.quantize", { "<Control>r", NULL } },
+  { "win.cancel", { "Escape", NULL } },
+  { "win.search", { "<Control>f", NULL } },
+  { "win.show-sidebar", { "F9", NULL } },
+  { "win.log-scale", { "<Control>l", NULL } },
+  { "win.reset-zoom", { "<Control>0", NULL } },
+  { "win.export-chart('png')", { "<Control>e", NULL } },
+  { "win.show-page('plan')", { "<Alt>1", NULL } },
+  { "win.show-page('experiments')", { "<Alt>2", NULL } },
+  { "win.show-page('compare')", { "<Alt>3", NULL } },
+  { "win.compare", { "<Control>d", NULL } },
+};
+
+static QbWindow *
+get_window (QbApplication *self)
+{
+  GtkWindow *window = gtk_application_get_active_window (GTK_APPLICATION (self));
+
+  if (window == NULL)
+    window = GTK_WINDOW (qb_window_new (GTK_APPLICATION (self)));
+  return QB_WINDOW (window);
+}
+
+static void
+action_quit (GSimpleAction *action,
+             GVariant      *param,
+             gpointer       data)
+{
+  GList *windows = gtk_application_get_windows (GTK_APPLICATION (data));
+
+  /* Closing the windows lets a running job be cancelled cleanly. */
+  while (windows)
+    {
+      GList *next = windows->next;
+      gtk_window_destroy (windows->data);
+      windows = next;
+    }
+}
+
+static void
+action_preferences (GSimpleAction *action,
+                    GVariant      *param,
+                    gpointer       data)
+{
+  GtkWindow *parent = gtk_application_get_active_window (GTK_APPLICATION (data));
+
+  gtk_window_present (GTK_WINDOW (qb_preferences_dialog_new (parent)));
+}
+
+static void
+action_about (GSimpleAction *action,
+              GVariant      *param,
+              gpointer       data)
+{
+  static const char *authors[] = { "The Quantbench developers", NULL };
+
+  gtk_show_about_dialog (gtk_application_get_active_window (GTK_APPLICATION (data)),
+                         "program-name", "Quantbench",
+                         "version", PACKAGE_VERSION,
+                         "comments", "A workbench for quantizing neural networks: choose formats per "
+                                     "layer, see what quantization does to the weights, and compare "
+                                     "every run.",
+                         "license-type", GTK_LICENSE_MIT_X11,
+                         "logo-icon-name", "org.quantbench.Quantbench",
+                         "authors", authors,
+                         NULL);
+}
+
+static const GActionEntry app_entries[] = {
+  { "quit", action_quit },
+  { "preferences", action_preferences },
+  { "about", action_about },
+};
+
+static void
+load_css (void)
+{
+  g_autoptr(GtkCssProvider) provider = gtk_css_provider_new ();
+
+  gtk_css_provider_load_from_resource (provider, "/org/quantbench/Quantbench/style.css");
+  gtk_style_context_add_provider_for_display (gdk_display_get_default (), GTK_STYLE_PROVIDER (provider),
+                                              GTK_STYLE_PROVIDER_PRIORITY_APPLICATION);
+}
+
+static void
+qb_application_startup (GApplication *app)
+{
+  qb_ui_ensure_resources ();
+  G_APPLICATION_CLASS (qb_application_parent_class)->startup (app);
+
+  load_css ();
+  g_action_map_add_action_entries (G_ACTION_MAP (app), app_entries, G_N_ELEMENTS (app_entries), app);
+  for (guint i = 0; i < G_N_ELEMENTS (shortcuts); i++)
+    gtk_application_set_accels_for_action (GTK_APPLICATION (app), shortcuts[i].action, shortcuts[i].accels);
+}
+
+/* Without a file: the first launch opens the built-in demo model; later
+ * ones the last model opened, while it still exists. */
+static void
+open_default (QbApplication *self,
+              QbWindow      *window)
+{
+  g_autoptr(GSettings) settings = g_settings_new ("org.quantbench.Quantbench");
+  g_auto(GStrv) recent = g_settings_get_strv (settings, "recent-files");
+
+  if (!g_settings_get_boolean (settings, "first-run") && recent[0]
+      && g_file_test (recent[0], G_FILE_TEST_IS_REGULAR))
+    qb_window_open_path (window, recent[0]);
+  else
+    qb_window_open_demo (window);
+  g_settings_set_boolean (settings, "first-run", FALSE);
+}
+
 static void
 qb_application_activate (GApplication *app)
 {
-  GtkWidget *window = gtk_application_window_new (GTK_APPLICATION (app));
+  QbApplication *self = QB_APPLICATION (app);
+  gboolean fresh = gtk_application_get_active_window (GTK_APPLICATION (app)) == NULL;
+  QbWindow *window = get_window (self);
 
-  gtk_window_set_title (GTK_WINDOW (window), "Quantbench");
-  gtk_window_set_default_size (GTK_WINDOW (window), 1200, 800);
   gtk_window_present (GTK_WINDOW (window));
+  if (fresh)
+    open_default (self, window);
+}
+
+static void
+qb_application_open (GApplication  *app,
+                     GFile        **files,
+                     int            n_files,
+                     const char    *hint)
+{
+  QbWindow *window = get_window (QB_APPLICATION (app));
+  g_autofree char *path = n_files > 0 ? g_file_get_path (files[0]) : NULL;
+
+  gtk_window_present (GTK_WINDOW (window));
+  if (path)
+    qb_window_open_path (window, path);
 }
 
 static void
 qb_application_class_init (QbApplicationClass *klass)
 {
-  G_APPLICATION_CLASS (klass)->activate = qb_application_activate;
+  GApplicationClass *app_class = G_APPLICATION_CLASS (klass);
+
+  app_class->startup = qb_application_startup;
+  app_class->activate = qb_application_activate;
+  app_class->open = qb_application_open;
 }
 
 static void

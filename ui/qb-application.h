@@ -1,4 +1,5 @@
-/* qb-application.h — the GtkApplication. */
+/* qb-application.h — the GtkApplication: one workbench window, app-wide
+ * actions (preferences, about, quit) and keyboard shortcuts. */
 #pragma once
 
 #include <gtk/gtk.h>

@@ -9,11 +9,13 @@
  * the weighted search elsewhere), and dequantize throughput in MB/s of
  * float output.  Baselines measured in the same run over the same
  * buffer: a plain sum (memory read) and memcpy.  Without --all, a
- * representative subset of the INTn rows is measured.
+ * representative subset of the INTn rows is measured.  Times are the
+ * thread's CPU time, so that other load on the machine does not count.
  */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "qb-format.h"
 
@@ -24,24 +26,32 @@ static double seconds_per_case = 0.25;
 
 typedef void (*PassFunc) (gpointer user_data);
 
+static double
+cpu_seconds (void)
+{
+  struct timespec ts;
+  clock_gettime (CLOCK_THREAD_CPUTIME_ID, &ts);
+  return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
 /* Runs pass until at least seconds_per_case have gone by (and at least
  * twice); returns MB/s for bytes per pass. */
 static double
 measure (PassFunc pass, gpointer user_data, double bytes)
 {
-  gint64 start, now;
+  double start, now;
   int n = 0;
 
   pass (user_data);   /* warm caches and pages */
-  start = g_get_monotonic_time ();
+  start = cpu_seconds ();
   do
     {
       pass (user_data);
       n++;
-      now = g_get_monotonic_time ();
+      now = cpu_seconds ();
     }
-  while (n < 2 || (now - start) < seconds_per_case * 1e6);
-  return bytes * n / ((now - start) * 1e-6) / 1e6;
+  while (n < 2 || now - start < seconds_per_case);
+  return bytes * n / (now - start) / 1e6;
 }
 
 typedef struct {

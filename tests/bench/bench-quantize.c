@@ -1,223 +1,276 @@
 /* bench-quantize.c — quantization throughput in GB/s of input weights.
  *
- * On a generated ~370M-parameter F16 LLaMA-shaped model (or --model FILE):
- * the memory-read rate of the same mapped weights, measured in the same
- * run, then for Q8_0, Q4_0, Q4_K, Q6_K, INT4_G128 and NF4 the time of a
- * whole job (pre-pass, quantization, dequantization, every metric and
- * histogram) on 1 thread and on all threads.  When llama.cpp's
- * llama-quantize is given (--llama-quantize PATH or $QB_LLAMA_QUANTIZE),
- * the ggml types are also run through it on the same file and threads, and
- * through our job with a GGUF export, so both sides read, quantize and
- * write a file.
+ * Run it with one command from the source root:
  *
- *   build/tests/bench/bench-quantize [--model FILE] [--threads N] [--runs N]
- *                                    [--llama-quantize PATH]
+ *   meson test -C build --benchmark --suite bench -v
+ *
+ * or directly: ./build/tests/bench/bench-quantize [--params 370M] [--threads N]
+ *              [--repeats N] [--formats Q8_0,Q4_K] [--llama-quantize PATH]
+ *
+ * On the ~370M-parameter F16 demo model (generated once into
+ * $QB_BENCH_CACHE, shared with bench-inspect), it reports the rate at
+ * which plain threads read the mapped weights (the baseline, measured in
+ * the same run), then for Q8_0, Q4_0, Q4_K, Q6_K, INT4_G128 and NF4 the
+ * rate of a whole quantization job — pre-pass, quantization,
+ * dequantization, every metric and the three histograms — and of the
+ * quantization alone (a job with metrics off), on one thread and on all
+ * threads, by wall clock and per CPU-second (steadier on a shared
+ * machine), with the ratio to the baseline.
+ *
+ * With llama.cpp's llama-quantize (--llama-quantize PATH, or
+ * $QB_LLAMA_QUANTIZE), the ggml types are also run through it with --pure
+ * on the same file and thread counts, against our job exporting a GGUF, so
+ * both read the model, quantize and write a file.  Optional: without it
+ * that part is skipped.
  */
 #include <glib/gstdio.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "qb-bench-util.h"
+#include "qb-demo-model.h"
 #include "qb-job.h"
 #include "qb-model.h"
-#include "qb-workers.h"
 
-static const char *formats[] = { "Q8_0", "Q4_0", "Q4_K", "Q6_K", "INT4_G128", "NF4" };
+static const char *default_formats = "Q8_0,Q4_0,Q4_K,Q6_K,INT4_G128,NF4";
 
-typedef struct {
-  QbModel  *model;
-  guint64  *sums;     /* one per thread, so the reads cannot be optimized away */
-  gint64    block;    /* bytes per work item */
-  guint64   total;
-} ReadJob;
+static char *
+demo_model_path (gint64 n_params)
+{
+  g_autofree char *dir = qb_bench_cache_dir ();
+  g_autofree char *name = g_strdup_printf ("demo-v%d-%" G_GINT64_FORMAT "-f16-seed1.gguf",
+                                           QB_DEMO_MODEL_VERSION, n_params);
+  char *path = g_build_filename (dir, name, NULL);
+  g_autoptr(GError) error = NULL;
+  QbDemoModelSpec spec;
 
-/* Item k: the k-th block of the concatenated tensor data. */
+  if (g_file_test (path, G_FILE_TEST_IS_REGULAR))
+    return path;
+  qb_demo_model_spec_init (&spec);
+  spec.n_params = n_params;
+  printf ("generating %s ...\n", path);
+  fflush (stdout);
+  if (!qb_demo_model_write (&spec, path, NULL, NULL, &error))
+    g_error ("%s", error->message);
+  return path;
+}
+
 static void
-read_block (gint64 item, guint thread, gpointer user_data)
+data_span (QbModel *model, const guint8 **start, gsize *size)
 {
-  ReadJob *rj = user_data;
-  guint64 start = (guint64) item * rj->block, end = start + rj->block, at = 0;
-  guint64 s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  const guint8 *lo = NULL, *hi = NULL;
 
-  for (guint i = 0; i < qb_model_get_n_tensors (rj->model); i++)
+  for (guint i = 0; i < qb_model_get_n_tensors (model); i++)
     {
-      const QbTensor *t = qb_model_get_tensor (rj->model, i);
-      guint64 lo = MAX (start, at), hi = MIN (end, at + t->n_bytes);
-
-      if (lo < hi)
-        {
-          const guint8 *p = (const guint8 *) t->data + (lo - at);
-          guint64 n = (hi - lo) / 32;
-          for (guint64 k = 0; k < n; k++)
-            {
-              guint64 w[4];
-              memcpy (w, p + 32 * k, 32);
-              s0 += w[0];
-              s1 += w[1];
-              s2 += w[2];
-              s3 += w[3];
-            }
-        }
-      at += t->n_bytes;
+      const QbTensor *t = qb_model_get_tensor (model, i);
+      const guint8 *p = t->data;
+      if (lo == NULL || p < lo)
+        lo = p;
+      if (hi == NULL || p + t->n_bytes > hi)
+        hi = p + t->n_bytes;
     }
-  rj->sums[thread] += s0 ^ s1 ^ s2 ^ s3;
+  *start = lo;
+  *size = hi - lo;
 }
 
-/* GB/s reading the model's mapped tensor data: best of three warm passes. */
-static double
-memory_read_rate (QbModel *model, guint threads)
+/* The best of repeats runs of a job with one default format. */
+static QbBenchTime
+job_time (QbModel *model, const char *format, guint threads, const char *out,
+          gboolean metrics, guint repeats)
 {
-  g_autoptr(QbWorkers) workers = qb_workers_new (threads);
-  ReadJob rj = { model, g_new0 (guint64, threads), 4 << 20, qb_model_get_n_bytes (model) };
-  gint64 n_items = (rj.total + rj.block - 1) / rj.block;
-  double best = 1e30;
+  QbBenchTime best = { G_MAXDOUBLE, G_MAXDOUBLE };
 
-  for (int pass = 0; pass < 4; pass++)
-    {
-      gint64 t0 = g_get_monotonic_time ();
-      qb_workers_run (workers, n_items, read_block, &rj);
-      if (pass > 0)
-        best = MIN (best, (g_get_monotonic_time () - t0) / 1e6);
-    }
-  g_free (rj.sums);
-  return rj.total / best / 1e9;
-}
-
-static double
-time_job (QbModel *model, const char *format, guint threads, const char *out, int runs)
-{
-  double best = 1e30;
-
-  for (int r = 0; r < runs; r++)
+  for (guint r = 0; r < repeats; r++)
     {
       g_autoptr(QbPlan) plan = qb_plan_new ();
       g_autoptr(QbJob) job = NULL;
       g_autoptr(GError) error = NULL;
+      double t0, c0;
 
       qb_plan_set_default_format (plan, format);
       job = qb_job_new (model, plan);
       qb_job_set_threads (job, threads);
+      qb_job_set_metrics (job, metrics);
       if (out)
         qb_job_set_export (job, QB_EXPORT_GGUF, out);
+      t0 = qb_bench_now ();
+      c0 = qb_bench_cpu_seconds ();
       if (!qb_job_run (job, NULL, &error))
         g_error ("%s: %s", format, error->message);
-      best = MIN (best, qb_job_get_seconds (job));
+      best.wall = MIN (best.wall, qb_bench_now () - t0);
+      best.cpu = MIN (best.cpu, qb_bench_cpu_seconds () - c0);
       if (out)
         g_unlink (out);
     }
   return best;
 }
 
-/* Seconds llama-quantize takes (best of runs), or a negative number. */
 static double
-time_llama (const char *tool, const char *model, const char *format, guint threads,
-            const char *out, int runs)
+children_cpu_seconds (void)
+{
+  struct rusage u;
+
+  getrusage (RUSAGE_CHILDREN, &u);
+  return u.ru_utime.tv_sec + u.ru_utime.tv_usec * 1e-6 + u.ru_stime.tv_sec + u.ru_stime.tv_usec * 1e-6;
+}
+
+/* llama-quantize --pure MODEL OUT TYPE THREADS, best of repeats; FALSE
+ * when it fails. */
+static gboolean
+llama_time (const char *tool, const char *model, const char *format, guint threads,
+            const char *out, guint repeats, QbBenchTime *best)
 {
   g_autofree char *type = g_ascii_strdown (format, -1);
   g_autofree char *nthreads = g_strdup_printf ("%u", threads);
   const char *argv[] = { tool, "--pure", model, out, type, nthreads, NULL };
-  double best = 1e30;
 
-  for (int r = 0; r < runs; r++)
+  best->wall = best->cpu = G_MAXDOUBLE;
+  for (guint r = 0; r < repeats; r++)
     {
-      g_autoptr(GError) error = NULL;
-      gint64 t0 = g_get_monotonic_time ();
+      double t0 = qb_bench_now (), c0 = children_cpu_seconds ();
       int status;
 
-      if (!g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_STDOUT_TO_DEV_NULL | G_SPAWN_STDERR_TO_DEV_NULL,
-                         NULL, NULL, NULL, NULL, &status, &error)
+      if (!g_spawn_sync (NULL, (char **) argv, NULL,
+                         G_SPAWN_STDOUT_TO_DEV_NULL | G_SPAWN_STDERR_TO_DEV_NULL,
+                         NULL, NULL, NULL, NULL, &status, NULL)
           || !g_spawn_check_wait_status (status, NULL))
-        return -1;
-      best = MIN (best, (g_get_monotonic_time () - t0) / 1e6);
+        return FALSE;
+      best->wall = MIN (best->wall, qb_bench_now () - t0);
+      best->cpu = MIN (best->cpu, children_cpu_seconds () - c0);
       g_unlink (out);
     }
-  return best;
+  return TRUE;
+}
+
+static void
+compare_with_llama (const char *tool, const char *path, QbModel *model, char **formats,
+                    guint n_all, guint repeats, const char *out)
+{
+  printf ("\n  against %s --pure (both read the model, quantize and write a GGUF):\n", tool);
+  printf ("  %-10s %7s %12s %12s %9s %12s %12s %9s\n", "format", "threads",
+          "ours wall s", "llama wall s", "speedup", "ours CPU s", "llama CPU s", "speedup");
+  for (guint f = 0; formats[f]; f++)
+    {
+      const QbFormat *fmt = qb_format_find (formats[f]);
+      guint counts[2] = { 1, n_all };
+
+      if (fmt == NULL || fmt->family != QB_FAMILY_GGML)
+        continue;
+      for (guint k = 0; k < (n_all > 1 ? 2u : 1u); k++)
+        {
+          QbBenchTime ours = job_time (model, formats[f], counts[k], out, TRUE, repeats);
+          QbBenchTime theirs;
+
+          if (!llama_time (tool, path, formats[f], counts[k], out, repeats, &theirs))
+            {
+              printf ("  %-10s %7u %12.2f %12s\n", formats[f], counts[k], ours.wall, "failed");
+              continue;
+            }
+          printf ("  %-10s %7u %12.2f %12.2f %8.2fx %12.2f %12.2f %8.2fx\n", formats[f],
+                  counts[k], ours.wall, theirs.wall, theirs.wall / ours.wall, ours.cpu,
+                  theirs.cpu, theirs.cpu / ours.cpu);
+        }
+    }
 }
 
 int
 main (int argc, char **argv)
 {
-  g_autoptr(GOptionContext) context = g_option_context_new ("- quantization throughput");
-  g_autoptr(GError) error = NULL;
-  g_autoptr(QbModel) model = NULL;
-  g_autofree char *model_path = NULL;
+  g_autofree char *params = NULL;
+  g_autofree char *model_file = NULL;
+  g_autofree char *format_list = NULL;
   g_autofree char *llama = NULL;
-  g_autofree char *dir = NULL;
-  g_autofree char *out = NULL;
-  gint threads = 0, runs = 2;
-  GOptionEntry entries[] = {
-    { "model", 0, 0, G_OPTION_ARG_FILENAME, &model_path, "Use this model instead of generating one", "FILE" },
-    { "threads", 't', 0, G_OPTION_ARG_INT, &threads, "All-thread count (default: cores)", "N" },
-    { "runs", 0, 0, G_OPTION_ARG_INT, &runs, "Runs per measurement; the best counts (default 2)", "N" },
-    { "llama-quantize", 0, 0, G_OPTION_ARG_FILENAME, &llama, "llama.cpp's llama-quantize, to compare", "PATH" },
+  int threads = 0, repeats = 2;
+  const GOptionEntry entries[] = {
+    { "params", 0, 0, G_OPTION_ARG_STRING, &params, "Demo model size (default 370M)", "SIZE" },
+    { "model", 0, 0, G_OPTION_ARG_FILENAME, &model_file, "Use this model instead", "FILE" },
+    { "threads", 0, 0, G_OPTION_ARG_INT, &threads, "Threads for the parallel runs (default: all CPUs)", "N" },
+    { "repeats", 0, 0, G_OPTION_ARG_INT, &repeats, "Runs per figure; the best is kept (default 2)", "N" },
+    { "formats", 0, 0, G_OPTION_ARG_STRING, &format_list, "Comma-separated formats", "LIST" },
+    { "llama-quantize", 0, 0, G_OPTION_ARG_FILENAME, &llama, "llama.cpp's llama-quantize, to compare with", "PATH" },
     { NULL }
   };
-  guint all;
-  double read1, readn;
+  g_autoptr(GOptionContext) context = g_option_context_new ("— quantization throughput");
+  g_autoptr(GError) error = NULL;
+  g_autoptr(QbModel) model = NULL;
+  g_auto(GStrv) formats = NULL;
+  g_autofree char *path = NULL;
+  g_autofree char *dir = NULL;
+  g_autofree char *out = NULL;
+  gint64 n_params = 370000000;
+  const guint8 *data;
+  gsize size;
+  guint n_all;
+  QbBenchTime read1, read_all;
+  double bytes;
 
   g_option_context_add_main_entries (context, entries, NULL);
-  if (!g_option_context_parse (context, &argc, &argv, &error))
-    g_error ("%s", error->message);
+  if (!g_option_context_parse (context, &argc, &argv, &error) ||
+      (params && !qb_demo_model_parse_size (params, &n_params)) || threads < 0 || repeats < 1)
+    {
+      fprintf (stderr, "bench-quantize: %s\n", error ? error->message : "bad option");
+      return 2;
+    }
+  n_all = threads ? (guint) threads : qb_cpu_count ();
   if (llama == NULL && g_getenv ("QB_LLAMA_QUANTIZE"))
     llama = g_strdup (g_getenv ("QB_LLAMA_QUANTIZE"));
-  all = threads > 0 ? (guint) threads : qb_cpu_count ();
-  runs = MAX (runs, 1);
+  formats = g_strsplit (format_list ? format_list : default_formats, ",", -1);
+  for (guint f = 0; formats[f]; f++)
+    if (qb_format_find (formats[f]) == NULL)
+      {
+        fprintf (stderr, "bench-quantize: unknown format %s\n", formats[f]);
+        return 2;
+      }
 
-  dir = g_dir_make_tmp ("qb-bench-XXXXXX", &error);
-  g_assert_no_error (error);
-  out = g_build_filename (dir, "out.gguf", NULL);
-  if (model_path == NULL)
-    {
-      model_path = g_build_filename (dir, "model-370M-f16.gguf", NULL);
-      qb_bench_generate_model (model_path, 370000000);
-    }
-  model = qb_model_open (model_path, &error);
+  path = model_file ? g_strdup (model_file) : demo_model_path (n_params);
+  model = qb_model_open (path, &error);
   if (model == NULL)
     g_error ("%s", error->message);
+  printf ("bench-quantize: %s\n  %" G_GINT64_FORMAT " parameters, %.2f GB of tensor data, %u CPUs\n\n",
+          path, qb_model_get_n_params (model), qb_model_get_n_bytes (model) / 1e9, qb_cpu_count ());
 
-  printf ("model: %s, %" G_GINT64_FORMAT " parameters, %.2f GB of weights\n", model_path,
-          qb_model_get_n_params (model), qb_model_get_n_bytes (model) / 1e9);
-  read1 = memory_read_rate (model, 1);
-  readn = memory_read_rate (model, all);
-  printf ("memory read of the mapped weights (warm, best of 3): %.2f GB/s on 1 thread, "
-          "%.2f GB/s on %u threads\n\n", read1, readn, all);
+  data_span (model, &data, &size);
+  bytes = qb_model_get_n_bytes (model);
+  qb_bench_read_time (data, size, n_all, 1);           /* fault the mapping in */
+  read1 = qb_bench_read_time (data, size, 1, 3);
+  read_all = qb_bench_read_time (data, size, n_all, 3);
 
-  printf ("%-10s %8s %9s %8s %9s\n", "format", "threads", "seconds", "GB/s", "of read");
-  for (gsize f = 0; f < G_N_ELEMENTS (formats); f++)
+  qb_bench_print_header ();
+  qb_bench_print_rate ("memory read, 1 thread (baseline)", size, &read1, NULL, 0);
+  {
+    g_autofree char *label = g_strdup_printf ("memory read, %u threads (baseline)", n_all);
+    qb_bench_print_rate (label, size, &read_all, NULL, 0);
+  }
+  /* The whole job, then the quantization alone (--no-metrics). */
+  for (int metrics = 1; metrics >= 0; metrics--)
     {
-      guint counts[2] = { 1, all };
-      for (int k = 0; k < (all > 1 ? 2 : 1); k++)
+      printf ("\n  %s\n", metrics ? "quantize and measure (metrics and histograms):"
+                                  : "quantize only (--no-metrics):");
+      for (guint f = 0; formats[f]; f++)
         {
-          double s = time_job (model, formats[f], counts[k], NULL, runs);
-          double gbs = qb_model_get_n_bytes (model) / s / 1e9;
-          printf ("%-10s %8u %9.3f %8.2f %8.0f%%\n", formats[f], counts[k], s, gbs,
-                  100 * gbs / (k ? readn : read1));
+          QbBenchTime one = job_time (model, formats[f], 1, NULL, metrics, repeats);
+          g_autofree char *label1 = g_strdup_printf ("%s, 1 thread", formats[f]);
+
+          qb_bench_print_rate (label1, bytes, &one, &read1, size);
+          if (n_all > 1)
+            {
+              QbBenchTime all = job_time (model, formats[f], n_all, NULL, metrics, repeats);
+              g_autofree char *label = g_strdup_printf ("%s, %u threads", formats[f], n_all);
+              qb_bench_print_rate (label, bytes, &all, &read_all, size);
+            }
         }
     }
 
   if (llama != NULL)
     {
-      printf ("\nagainst %s (both read the model, quantize and write a GGUF; best of %d):\n", llama, runs);
-      printf ("%-10s %8s %14s %14s %9s\n", "format", "threads", "quantbench s", "llama s", "speedup");
-      for (gsize f = 0; f < 4; f++)
-        {
-          guint counts[2] = { 1, all };
-          for (int k = 0; k < (all > 1 ? 2 : 1); k++)
-            {
-              double ours = time_job (model, formats[f], counts[k], out, runs);
-              double theirs = time_llama (llama, model_path, formats[f], counts[k], out, runs);
-              if (theirs < 0)
-                printf ("%-10s %8u %14.3f %14s\n", formats[f], counts[k], ours, "failed");
-              else
-                printf ("%-10s %8u %14.3f %14.3f %8.2fx\n", formats[f], counts[k], ours, theirs,
-                        theirs / ours);
-            }
-        }
+      dir = g_dir_make_tmp ("qb-bench-XXXXXX", &error);
+      g_assert_no_error (error);
+      out = g_build_filename (dir, "out.gguf", NULL);
+      compare_with_llama (llama, path, model, formats, n_all, repeats, out);
+      g_rmdir (dir);
     }
-
-  g_clear_object (&model);
-  if (strstr (model_path, dir) == model_path)
-    g_unlink (model_path);
-  g_rmdir (dir);
+  else
+    printf ("\n  (llama-quantize comparison skipped: pass --llama-quantize PATH or set QB_LLAMA_QUANTIZE)\n");
   return 0;
 }

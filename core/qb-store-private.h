@@ -1,0 +1,84 @@
+/* qb-store-private.h — what the store's files share; not for the UI. */
+#pragma once
+
+#include <sqlite3.h>
+
+#include "qb-store.h"
+
+G_BEGIN_DECLS
+
+/* PRAGMA application_id of a Quantbench store: "QBST". */
+#define QB_STORE_APPLICATION_ID 0x51425354
+
+struct _QbStore {
+  GRecMutex   lock;      /* serializes calls on this connection */
+  sqlite3    *db;
+  char       *path;
+  GHashTable *stmts;     /* SQL text -> prepared sqlite3_stmt, reused */
+  GByteArray *blob[4];   /* scratch for encoding a tensor's BLOBs */
+};
+
+#define QB_STORE_LOCK(store) \
+  g_autoptr(GRecMutexLocker) G_PASTE (locker_, __LINE__) = g_rec_mutex_locker_new (&(store)->lock)
+
+/* A cached statement; g_autoptr(QbStmt) resets it and clears its
+ * bindings when it goes out of scope, so it is ready for the next use. */
+typedef sqlite3_stmt QbStmt;
+
+static inline void
+qb_stmt_release (QbStmt *stmt)
+{
+  sqlite3_reset (stmt);
+  sqlite3_clear_bindings (stmt);
+}
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (QbStmt, qb_stmt_release)
+
+/* qb-store.c */
+QbStmt   *qb_store_stmt        (QbStore *store, const char *sql, GError **error);
+gboolean  qb_store_fail        (QbStore *store, GError **error, const char *doing);
+gboolean  qb_store_exec_step   (QbStore *store, QbStmt *stmt, GError **error, const char *doing);
+gboolean  qb_store_begin       (QbStore *store, GError **error);
+gboolean  qb_store_commit      (QbStore *store, GError **error);
+void      qb_store_rollback    (QbStore *store);
+gboolean  qb_store_begin_read  (QbStore *store, GError **error);
+void      qb_store_end_read    (QbStore *store);
+void      qb_bind_text         (QbStmt *stmt, int index, const char *text);   /* NULL: NULL */
+double    qb_column_double     (QbStmt *stmt, int index);                     /* NULL: NAN */
+char     *qb_column_strdup     (QbStmt *stmt, int index);                     /* NULL: NULL */
+gint64    qb_store_add_model_locked (QbStore *store, const QbModelRecord *model,
+                                     gboolean update_location, GError **error);
+gint64    qb_store_add_calibration_set_locked (QbStore *store, const QbCalibrationSet *set,
+                                               GError **error);
+gint64    qb_store_find_tag_locked  (QbStore *store, const char *name, gboolean create,
+                                     GError **error);
+gboolean  qb_store_write_tensor_locked (QbStore *store, gint64 experiment_id,
+                                        const QbStoredTensor *t, GError **error);
+gboolean  qb_store_write_evaluation_locked (QbStore *store, gint64 experiment_id,
+                                            const QbEvaluation *ev, gint64 *id,
+                                            GError **error);
+gboolean  qb_store_tag_locked  (QbStore *store, gint64 id, const char * const *tags,
+                                GError **error);
+GPtrArray *qb_store_get_tensors_locked (QbStore *store, gint64 experiment_id, GError **error);
+gboolean   qb_store_load_tensor_data_locked (QbStore *store, QbStoredTensor *t, GError **error);
+QbExperiment *qb_store_get_experiment_locked (QbStore *store, gint64 id, GError **error);
+GPtrArray *qb_store_list_evaluations_locked (QbStore *store, gint64 experiment_id, GError **error);
+gboolean   qb_tag_is_valid     (const char *tag);
+
+/* qb-store-schema.c */
+/* Checks an existing file without writing to it; *version is its schema
+ * version (0 for a new or empty file). */
+gboolean  qb_store_schema_check    (const char *path, int *version, GError **error);
+/* Brings the database to `target`, one transaction per version. */
+gboolean  qb_store_schema_migrate  (sqlite3 *db, const char *path, int target, GError **error);
+
+/* qb-store-blob.c — the compact BLOB encodings (documented there). */
+#define QB_STORE_MAX_BINS     (1u << 20)
+#define QB_STORE_MAX_CHANNELS (1u << 24)
+void          qb_histogram_encode      (const QbHistogram *h, GByteArray *out);
+QbHistogram  *qb_histogram_decode      (const guint8 *data, gsize len, GError **error);
+void          qb_channel_ranges_encode (guint n, const float *min, const float *max,
+                                        GByteArray *out);
+gboolean      qb_channel_ranges_decode (const guint8 *data, gsize len, guint *n,
+                                        float **min, float **max, GError **error);
+
+G_END_DECLS

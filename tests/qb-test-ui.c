@@ -1,0 +1,206 @@
+/* qb-test-ui.c — helpers for the UI tests. */
+#include "qb-test-ui.h"
+
+#include "qb-test-util.h"
+
+void
+qb_test_ui_init (int    *argc,
+                 char ***argv)
+{
+  /* The default backend talks to AT-SPI over the session bus, which Xvfb
+   * runs lack; the test backend keeps every property for inspection. */
+  g_autofree char *home = NULL;
+
+  g_setenv ("GTK_A11Y", "test", TRUE);
+  /* The demo model goes to the cache folder and the default database to
+   * the data folder: keep both inside the test's temporary folder. */
+  home = qb_test_tmpdir ();
+  g_setenv ("XDG_CACHE_HOME", home, TRUE);
+  g_setenv ("XDG_DATA_HOME", home, TRUE);
+  /* Xvfb has no GPU: GL would run in software, slower than cairo, and
+   * compiling its shaders costs seconds per process. */
+  g_setenv ("GSK_RENDERER", "cairo", FALSE);
+  gtk_test_init (argc, argv, NULL);
+}
+
+void
+qb_test_ui_wait_for (gboolean   (*condition) (gpointer data),
+                     gpointer     data,
+                     double       timeout_s,
+                     const char  *what)
+{
+  gint64 deadline = g_get_monotonic_time () + (gint64) (timeout_s * G_USEC_PER_SEC);
+
+  while (!condition (data))
+    {
+      if (g_get_monotonic_time () > deadline)
+        g_error ("timed out after %.0f s waiting for %s", timeout_s, what);
+      g_main_context_iteration (NULL, FALSE);
+      if (!condition (data))
+        g_usleep (1000);
+    }
+}
+
+void
+qb_test_ui_flush (void)
+{
+  for (int i = 0; i < 50 && g_main_context_pending (NULL); i++)
+    g_main_context_iteration (NULL, FALSE);
+}
+
+gboolean
+qb_test_ui_save_png (GtkWidget   *widget,
+                     const char  *path,
+                     GError     **error)
+{
+  g_autoptr(GdkPaintable) paintable = gtk_widget_paintable_new (widget);
+  g_autoptr(GtkSnapshot) snapshot = gtk_snapshot_new ();
+  g_autoptr(GskRenderNode) node = NULL;
+  g_autoptr(GdkTexture) texture = NULL;
+  GskRenderer *renderer = gtk_native_get_renderer (gtk_widget_get_native (widget));
+  int width = gtk_widget_get_width (widget);
+  int height = gtk_widget_get_height (widget);
+
+  if (renderer == NULL || width <= 0 || height <= 0)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED, "the widget is not on screen");
+      return FALSE;
+    }
+  gdk_paintable_snapshot (paintable, snapshot, width, height);
+  node = gtk_snapshot_free_to_node (g_steal_pointer (&snapshot));
+  if (node == NULL)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED, "nothing was drawn");
+      return FALSE;
+    }
+  texture = gsk_renderer_render_texture (renderer, node, &GRAPHENE_RECT_INIT (0, 0, width, height));
+  if (!gdk_texture_save_to_png (texture, path))
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED, "could not write %s", path);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+/* -- a window under test ---------------------------------------------------- */
+
+static gboolean
+window_idle (gpointer data)
+{
+  QbTestWindow *f = data;
+  QbRun *run = qb_window_get_run (f->window);
+
+  return !qb_window_is_loading (f->window) && !qb_window_is_busy (f->window)
+         && !(run && qb_run_is_running (run))
+         && !qb_experiments_page_is_busy (qb_window_get_experiments_page (f->window))
+         && !qb_compare_page_is_busy (qb_window_get_compare_page (f->window));
+}
+
+void
+qb_test_window_settle (QbTestWindow *f)
+{
+  qb_test_ui_wait_for (window_idle, f, 120, "the window's background work");
+  qb_test_ui_flush ();
+}
+
+void
+qb_test_window_setup (QbTestWindow  *f,
+                      gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GSettings) settings = g_settings_new ("org.quantbench.Quantbench");
+  g_autofree char *db = NULL;
+
+  f->dir = qb_test_tmpdir ();
+  db = g_build_filename (f->dir, "experiments.db", NULL);
+  g_settings_set_string (settings, "database-path", db);
+  g_settings_set_uint (settings, "threads", 2);
+
+  f->app = qb_application_new ();
+  g_assert_true (g_application_register (G_APPLICATION (f->app), NULL, &error));
+  g_assert_no_error (error);
+  f->window = qb_window_new (GTK_APPLICATION (f->app));
+  gtk_window_set_default_size (GTK_WINDOW (f->window), 1280, 800);
+  gtk_window_present (GTK_WINDOW (f->window));
+  qb_test_window_settle (f);
+  g_assert_true (qb_window_has_store (f->window));
+}
+
+void
+qb_test_window_teardown (QbTestWindow  *f,
+                         gconstpointer  data)
+{
+  QbRun *run = qb_window_get_run (f->window);
+
+  /* A run still going is cancelled; wait for it so no worker is left. */
+  if (run && qb_run_is_running (run))
+    {
+      g_object_ref (run);
+      qb_run_cancel (run);
+      while (qb_run_is_running (run))
+        g_main_context_iteration (NULL, TRUE);
+      g_object_unref (run);
+    }
+  qb_test_window_settle (f);
+  gtk_window_destroy (GTK_WINDOW (f->window));
+  qb_test_ui_flush ();
+  g_clear_object (&f->app);
+  g_free (f->dir);
+}
+
+void
+qb_test_window_activate (QbTestWindow *f,
+                         const char   *action,
+                         GVariant     *param)
+{
+  g_assert_true (g_action_group_get_action_enabled (G_ACTION_GROUP (f->window), action));
+  g_action_group_activate_action (G_ACTION_GROUP (f->window), action, param);
+  qb_test_ui_flush ();
+}
+
+static gboolean
+not_loading (gpointer data)
+{
+  return !qb_window_is_loading (data);
+}
+
+void
+qb_test_window_open (QbTestWindow *f,
+                     const char   *path)
+{
+  qb_test_window_activate (f, "open-file", g_variant_new_string (path));
+  qb_test_ui_wait_for (not_loading, f->window, 60, "the model to load");
+  qb_test_window_settle (f);
+}
+
+gboolean
+qb_test_window_open_shared (QbTestWindow *f,
+                            const char   *relative)
+{
+  g_autofree char *path = qb_test_shared_path (relative);
+
+  if (path == NULL)
+    return FALSE;
+  qb_test_window_open (f, path);
+  g_assert_null (qb_window_get_error_message (f->window));
+  g_assert_nonnull (qb_window_get_document (f->window));
+  return TRUE;
+}
+
+QbRun *
+qb_test_window_run (QbTestWindow *f)
+{
+  qb_test_window_activate (f, "quantize", NULL);
+  qb_test_window_settle (f);
+  return qb_window_get_run (f->window);
+}
+
+QbTensorRow *
+qb_test_window_row (QbTestWindow *f,
+                    const char   *name)
+{
+  QbTensorRow *row = qb_document_find_row (qb_window_get_document (f->window), name);
+
+  g_assert_nonnull (row);
+  return row;
+}

@@ -1,0 +1,59 @@
+/* qb-test-ui.h — helpers for the UI tests (run under Xvfb). */
+#pragma once
+
+#include <gtk/gtk.h>
+
+#include "qb-application.h"
+#include "qb-window.h"
+
+G_BEGIN_DECLS
+
+/* gtk_test_init() with an accessibility backend that needs no D-Bus and
+ * records what widgets announce, so tests can check it. */
+void      qb_test_ui_init       (int          *argc,
+                                 char       ***argv);
+/* Iterates the main context until condition(data) holds; fails the test
+ * after timeout_s seconds, naming what it waited for. */
+void      qb_test_ui_wait_for   (gboolean    (*condition) (gpointer data),
+                                 gpointer      data,
+                                 double        timeout_s,
+                                 const char   *what);
+/* Lets pending idles and redraws run. */
+void      qb_test_ui_flush      (void);
+/* Renders a widget (a whole window, with its decorations) as it is on
+ * screen and writes it to a PNG file. */
+gboolean  qb_test_ui_save_png   (GtkWidget    *widget,
+                                 const char   *path,
+                                 GError      **error);
+
+/* A workbench window of its own application, with a fresh experiment
+ * database in a temporary folder. */
+typedef struct {
+  QbApplication *app;
+  QbWindow      *window;
+  char          *dir;
+} QbTestWindow;
+
+void      qb_test_window_setup    (QbTestWindow  *f,
+                                   gconstpointer  data);
+void      qb_test_window_teardown (QbTestWindow  *f,
+                                   gconstpointer  data);
+/* Activates a window action (it must be enabled) and lets it settle. */
+void      qb_test_window_activate (QbTestWindow  *f,
+                                   const char    *action,
+                                   GVariant      *param);
+/* Opens a model through the open-file action and waits for it. */
+void      qb_test_window_open     (QbTestWindow  *f,
+                                   const char    *path);
+/* Opens a file of ../shared; FALSE (test skipped) when it is absent. */
+gboolean  qb_test_window_open_shared (QbTestWindow *f,
+                                   const char    *relative);
+/* Quantizes with the current plan and waits for the end of the run and
+ * for the experiments list to show it. */
+QbRun    *qb_test_window_run      (QbTestWindow  *f);
+/* Waits until the window and its pages have no background work left. */
+void      qb_test_window_settle   (QbTestWindow  *f);
+QbTensorRow *qb_test_window_row   (QbTestWindow  *f,
+                                   const char    *name);
+
+G_END_DECLS

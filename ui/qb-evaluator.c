@@ -1,0 +1,383 @@
+/* qb-evaluator.c — evaluates a saved experiment and stores the result. */
+#include "qb-evaluator.h"
+
+#include <math.h>
+
+#include "qb-eval.h"
+#include "qb-job.h"
+#include "qb-llama.h"
+#include "qb-tokenizer.h"
+#include "qb-ui.h"
+
+/* Progress reaches the main loop at most this often. */
+#define RELAY_INTERVAL_MS 100
+
+struct _QbEvaluator
+{
+  GObject            parent_instance;
+
+  QbStoreHandle     *store;
+  QbModel           *model;
+  gint64             id;
+  char              *text_path;
+  guint              n_ctx;
+  guint              n_chunks;
+  gboolean           kld;
+  guint              n_threads;
+
+  GCancellable      *cancellable;
+  QbEvaluatorStatus  status;
+  GError            *error;
+  QbEvaluation      *evaluation;
+
+  /* Written by the worker, read by the main loop, under lock. */
+  GMutex             lock;
+  char              *pending_text;
+  double             pending_fraction;
+  GSource           *relay;
+
+  char              *text;       /* main thread */
+  double             fraction;
+};
+
+G_DEFINE_FINAL_TYPE (QbEvaluator, qb_evaluator, G_TYPE_OBJECT)
+
+enum {
+  PROGRESS,
+  FINISHED,
+  N_SIGNALS
+};
+
+static guint signals[N_SIGNALS];
+
+/* -- progress, worker to main loop ----------------------------------------- */
+
+static gboolean
+relay (gpointer data)
+{
+  QbEvaluator *self = data;
+
+  g_mutex_lock (&self->lock);
+  g_free (self->text);
+  self->text = g_steal_pointer (&self->pending_text);
+  self->fraction = self->pending_fraction;
+  g_clear_pointer (&self->relay, g_source_unref);
+  g_mutex_unlock (&self->lock);
+  g_signal_emit (self, signals[PROGRESS], 0);
+  return G_SOURCE_REMOVE;
+}
+
+/* Takes text. */
+static void
+report (QbEvaluator *self,
+        char        *text,
+        double       fraction)
+{
+  g_mutex_lock (&self->lock);
+  g_free (self->pending_text);
+  self->pending_text = text;
+  self->pending_fraction = fraction;
+  if (self->relay == NULL)
+    {
+      self->relay = g_timeout_source_new (RELAY_INTERVAL_MS);
+      g_source_set_callback (self->relay, relay, g_object_ref (self), g_object_unref);
+      g_source_set_static_name (self->relay, "[quantbench] evaluation progress");
+      g_source_attach (self->relay, NULL);
+    }
+  g_mutex_unlock (&self->lock);
+}
+
+static void
+on_job_progress (const QbJobProgress *p,
+                 gpointer             data)
+{
+  report (data, g_strdup_printf ("Quantizing with the experiment's plan · %u of %u tensors",
+                                 p->tensors_done, p->n_tensors),
+          p->bytes_total ? (double) p->bytes_done / p->bytes_total : 0);
+}
+
+static void
+on_eval_progress (const QbEvalProgress *p,
+                  gpointer              data)
+{
+  if (p->ppl > 0)
+    report (data, g_strdup_printf ("Evaluating · chunk %u of %u · PPL %.4f · %.0f tokens/s",
+                                   p->chunk, p->n_chunks, p->ppl, p->tokens_per_second),
+            p->fraction);
+  else
+    report (data, g_strdup_printf ("Evaluating · %s", p->stage), p->fraction);
+}
+
+/* -- the work ---------------------------------------------------------------- */
+
+typedef struct {
+  QbEvaluator   *self;
+  QbLlama       *llama;
+  QbTokenizer   *tok;
+  QbJob         *job;
+  QbEvalResult   result;
+  GError        *error;
+  gboolean       ok;
+} Work;
+
+static gpointer
+run_job (gpointer data)
+{
+  Work *w = data;
+
+  w->ok = qb_job_run (w->job, w->self->cancellable, &w->error);
+  return NULL;
+}
+
+static gpointer
+run_eval (gpointer data)
+{
+  Work *w = data;
+  QbEvaluator *self = w->self;
+  QbEvalOptions opts;
+
+  qb_eval_options_init (&opts);
+  opts.n_ctx = self->n_ctx;
+  opts.n_chunks = self->n_chunks;
+  opts.kld = self->kld;
+  w->ok = qb_eval_run (w->llama, w->tok, self->text_path, &opts, on_eval_progress, self,
+                       self->cancellable, &w->result, &w->error);
+  return NULL;
+}
+
+static char *
+sha256_of_file (const char  *path,
+                GError     **error)
+{
+  g_autofree char *contents = NULL;
+  gsize length;
+
+  if (!g_file_get_contents (path, &contents, &length, error))
+    return NULL;
+  return g_compute_checksum_for_data (G_CHECKSUM_SHA256, (const guchar *) contents, length);
+}
+
+static QbEvaluation *
+evaluation_from_result (const QbEvalResult *r,
+                        const char         *text_path,
+                        char               *text_hash)   /* takes */
+{
+  QbEvaluation *e = qb_evaluation_new ();
+
+  e->text_name = g_path_get_basename (text_path);
+  e->text_hash = text_hash;
+  e->n_ctx = r->n_ctx;
+  e->n_chunks = r->n_chunks;
+  e->n_tokens = r->n_scored;
+  e->perplexity = r->ppl;
+  e->perplexity_err = r->ppl_err;
+  e->seconds = r->seconds;
+  if (r->has_kld)
+    {
+      e->base_perplexity = r->base_ppl;
+      e->kld_mean = r->kld_mean;
+      e->kld_median = r->kld_median;
+      e->kld_p90 = r->kld_p90;
+      e->kld_p95 = r->kld_p95;
+      e->kld_p99 = r->kld_p99;
+      e->kld_max = r->kld_max;
+      e->top1_agreement = r->same_top;
+      e->dp_mean = r->dp_mean;
+      e->dp_rms = r->dp_rms;
+    }
+  return e;
+}
+
+static gboolean
+evaluate (QbEvaluator   *self,
+          QbStore       *conn,
+          QbEvaluation **out,
+          GError       **error)
+{
+  g_autoptr(QbExperiment) experiment = qb_store_get_experiment (conn, self->id, error);
+  g_autoptr(QbPlan) plan = NULL;
+  g_autoptr(QbJob) job = NULL;
+  g_autoptr(QbLlama) llama = NULL;
+  g_autoptr(QbTokenizer) tok = NULL;
+  g_autofree char *hash = NULL;
+  Work w = { self };
+
+  if (experiment == NULL)
+    return FALSE;
+  if (g_strcmp0 (experiment->model_fingerprint, qb_model_get_fingerprint (self->model)) != 0)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                   "“%s” was run on another model (%s)", experiment->name,
+                   experiment->model_name ? experiment->model_name : "?");
+      return FALSE;
+    }
+  hash = sha256_of_file (self->text_path, error);
+  if (hash == NULL)
+    return FALSE;
+  plan = qb_plan_new_from_json (experiment->plan_json, error);
+  llama = plan ? qb_llama_new (self->model, error) : NULL;
+  tok = llama ? qb_tokenizer_new_for_model (self->model, error) : NULL;
+  if (tok == NULL)
+    return FALSE;
+
+  /* The quantized model is the plan run again, its bytes kept in memory. */
+  job = qb_job_new (self->model, plan);
+  qb_job_set_keep_data (job, TRUE);
+  qb_job_set_threads (job, self->n_threads);
+  qb_job_set_progress_func (job, on_job_progress, self);
+  w.job = job;
+  qb_ui_call_at_low_priority (run_job, &w);
+  if (!w.ok)
+    {
+      g_propagate_error (error, w.error);
+      return FALSE;
+    }
+  qb_llama_set_threads (llama, self->n_threads);
+  if (!qb_llama_use_job (llama, job, NULL, error))
+    return FALSE;
+
+  w.llama = llama;
+  w.tok = tok;
+  qb_ui_call_at_low_priority (run_eval, &w);
+  if (!w.ok)
+    {
+      g_propagate_error (error, w.error);
+      return FALSE;
+    }
+  *out = evaluation_from_result (&w.result, self->text_path, g_steal_pointer (&hash));
+  return qb_store_set_evaluation (conn, self->id, *out, &(*out)->id, error);
+}
+
+static void
+evaluate_thread (GTask        *task,
+                 gpointer      source,
+                 gpointer      data,
+                 GCancellable *cancellable)
+{
+  QbEvaluator *self = source;
+  g_autoptr(QbStore) conn = NULL;
+  QbEvaluation *evaluation = NULL;
+  GError *error = NULL;
+
+  conn = qb_store_open_connection (qb_store_handle_get (self->store), &error);
+  if (conn && evaluate (self, conn, &evaluation, &error))
+    g_task_return_pointer (task, evaluation, (GDestroyNotify) qb_evaluation_free);
+  else
+    {
+      g_clear_pointer (&evaluation, qb_evaluation_free);
+      g_task_return_error (task, error);
+    }
+}
+
+static void
+evaluate_done (GObject      *object,
+               GAsyncResult *result,
+               gpointer      data)
+{
+  QbEvaluator *self = QB_EVALUATOR (object);
+  g_autoptr(GError) error = NULL;
+
+  g_mutex_lock (&self->lock);
+  if (self->relay)
+    {
+      g_source_destroy (self->relay);
+      g_clear_pointer (&self->relay, g_source_unref);
+    }
+  g_mutex_unlock (&self->lock);
+
+  self->evaluation = g_task_propagate_pointer (G_TASK (result), &error);
+  if (self->evaluation)
+    self->status = QB_EVALUATOR_DONE;
+  else if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    self->status = QB_EVALUATOR_CANCELLED;
+  else
+    self->status = QB_EVALUATOR_FAILED;
+  self->error = g_steal_pointer (&error);
+  g_signal_emit (self, signals[FINISHED], 0);
+}
+
+/* -- GObject ------------------------------------------------------------------ */
+
+static void
+qb_evaluator_finalize (GObject *object)
+{
+  QbEvaluator *self = QB_EVALUATOR (object);
+
+  g_clear_pointer (&self->store, qb_store_handle_unref);
+  g_clear_object (&self->model);
+  g_clear_object (&self->cancellable);
+  g_clear_error (&self->error);
+  g_clear_pointer (&self->evaluation, qb_evaluation_free);
+  g_free (self->text_path);
+  g_free (self->pending_text);
+  g_free (self->text);
+  g_mutex_clear (&self->lock);
+  G_OBJECT_CLASS (qb_evaluator_parent_class)->finalize (object);
+}
+
+static void
+qb_evaluator_class_init (QbEvaluatorClass *klass)
+{
+  G_OBJECT_CLASS (klass)->finalize = qb_evaluator_finalize;
+
+  signals[PROGRESS] = g_signal_new ("progress", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
+                                    0, NULL, NULL, NULL, G_TYPE_NONE, 0);
+  signals[FINISHED] = g_signal_new ("finished", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
+                                    0, NULL, NULL, NULL, G_TYPE_NONE, 0);
+}
+
+static void
+qb_evaluator_init (QbEvaluator *self)
+{
+  g_mutex_init (&self->lock);
+  self->cancellable = g_cancellable_new ();
+}
+
+QbEvaluator *
+qb_evaluator_new (QbStoreHandle            *store,
+                  QbModel                  *model,
+                  gint64                    experiment_id,
+                  const QbEvaluatorOptions *options)
+{
+  QbEvaluator *self = g_object_new (QB_TYPE_EVALUATOR, NULL);
+
+  self->store = qb_store_handle_ref (store);
+  self->model = g_object_ref (model);
+  self->id = experiment_id;
+  self->text_path = g_strdup (options->text_path);
+  self->n_ctx = options->n_ctx;
+  self->n_chunks = options->n_chunks;
+  self->kld = options->kld;
+  self->n_threads = options->n_threads;
+  return self;
+}
+
+void
+qb_evaluator_start (QbEvaluator *self)
+{
+  g_autoptr(GTask) task = NULL;
+
+  g_return_if_fail (QB_IS_EVALUATOR (self));
+  g_return_if_fail (self->status == QB_EVALUATOR_READY);
+
+  self->status = QB_EVALUATOR_RUNNING;
+  self->text = g_strdup ("Starting…");
+  task = g_task_new (self, self->cancellable, evaluate_done, NULL);
+  g_task_set_source_tag (task, qb_evaluator_start);
+  g_task_run_in_thread (task, evaluate_thread);
+}
+
+void
+qb_evaluator_cancel (QbEvaluator *self)
+{
+  g_return_if_fail (QB_IS_EVALUATOR (self));
+  g_cancellable_cancel (self->cancellable);
+}
+
+QbEvaluatorStatus   qb_evaluator_get_status   (QbEvaluator *self) { return self->status; }
+gboolean            qb_evaluator_is_running   (QbEvaluator *self) { return self->status == QB_EVALUATOR_RUNNING; }
+gint64              qb_evaluator_get_experiment_id (QbEvaluator *self) { return self->id; }
+const char         *qb_evaluator_get_text     (QbEvaluator *self) { return self->text; }
+double              qb_evaluator_get_fraction (QbEvaluator *self) { return self->fraction; }
+const GError       *qb_evaluator_get_error    (QbEvaluator *self) { return self->error; }
+const QbEvaluation *qb_evaluator_get_evaluation (QbEvaluator *self) { return self->evaluation; }

@@ -1,0 +1,58 @@
+/* qb-histogram-view.h — a weight or error histogram, drawn with Cairo.
+ *
+ * Shows an original distribution (filled) and optionally a quantized one
+ * (outline) over the same bin edges, the quantization grid as marks on the
+ * value axis, linear or log counts.  Scroll zooms the value axis around the
+ * pointer, drag pans, double-click resets; hovering reads out the bin.
+ */
+#pragma once
+
+#include <gtk/gtk.h>
+
+#include "qb-tensor-result.h"
+
+G_BEGIN_DECLS
+
+typedef enum {
+  QB_HISTOGRAM_KIND_WEIGHTS,   /* original filled, quantized outline */
+  QB_HISTOGRAM_KIND_ERROR,     /* one series: dequantized − original */
+} QbHistogramKind;
+
+#define QB_TYPE_HISTOGRAM_VIEW (qb_histogram_view_get_type ())
+G_DECLARE_FINAL_TYPE (QbHistogramView, qb_histogram_view, QB, HISTOGRAM_VIEW, GtkWidget)
+
+GtkWidget  *qb_histogram_view_new             (QbHistogramKind     kind);
+/* The histograms are copied; NULL clears a series. */
+void        qb_histogram_view_set_histograms  (QbHistogramView    *self,
+                                               const QbHistogram  *original,
+                                               const QbHistogram  *quantized);
+/* Values on the value axis where the format can land (already scaled). */
+void        qb_histogram_view_set_grid        (QbHistogramView    *self,
+                                               const double       *levels,
+                                               guint               n_levels,
+                                               const char         *label);
+/* Shown in the middle when there is nothing to draw ("Computing…"). */
+void        qb_histogram_view_set_placeholder (QbHistogramView    *self,
+                                               const char         *text);
+void        qb_histogram_view_set_log_scale   (QbHistogramView    *self,
+                                               gboolean            log_scale);
+gboolean    qb_histogram_view_get_log_scale   (QbHistogramView    *self);
+/* The visible part of the value axis. */
+void        qb_histogram_view_set_range       (QbHistogramView    *self,
+                                               double              lo,
+                                               double              hi);
+void        qb_histogram_view_get_range       (QbHistogramView    *self,
+                                               double             *lo,
+                                               double             *hi);
+void        qb_histogram_view_reset_zoom      (QbHistogramView    *self);
+/* Zooms by factor (> 1 zooms in) around the value at `value`. */
+void        qb_histogram_view_zoom            (QbHistogramView    *self,
+                                               double              value,
+                                               double              factor);
+/* The read-out for the bin holding value ("bin [a, b): ..."), or NULL when
+ * there is no data; the hover read-out shows the same text. */
+char       *qb_histogram_view_describe_value  (QbHistogramView    *self,
+                                               double              value);
+gboolean    qb_histogram_view_has_data        (QbHistogramView    *self);
+
+G_END_DECLS

@@ -1,0 +1,1184 @@
+/* qb-layer-table.c — the tensor table: columns, sorting, filters, groups. */
+#include "qb-layer-table.h"
+#include "qb-ui.h"
+
+#include <math.h>
+
+#include "qb-format-button.h"
+#include "qb-metric-cell.h"
+
+/* -- columns -------------------------------------------------------------- */
+
+typedef enum {
+  CELL_STATUS,
+  CELL_GROUP,
+  CELL_TEXT,
+  CELL_NUMBER,
+  CELL_FORMAT,
+  CELL_METRIC,
+} CellKind;
+
+typedef enum {
+  SORT_NONE,
+  SORT_STRING,
+  SORT_NUMERIC,
+  SORT_METRIC,    /* numeric with missing values (NaN) last */
+} SortKind;
+
+typedef struct {
+  const char  *id;
+  const char  *title;
+  const char  *tooltip;
+  CellKind     kind;
+  const char  *watch[3];            /* row properties the cell follows */
+  char      *(*text) (QbTensorRow *row);
+  SortKind     sort;
+  const char  *sort_property;
+  double     (*metric) (QbTensorRow *row);
+  double       bar_lo, bar_hi;      /* metric value for an empty and a full bar */
+  int          width;
+  gboolean     expand;
+} ColumnSpec;
+
+static char *
+text_name (QbTensorRow *row)
+{
+  return g_strdup (qb_tensor_row_get_name (row));
+}
+
+static char *
+text_layer (QbTensorRow *row)
+{
+  int layer = qb_tensor_row_get_layer (row);
+  return layer < 0 ? g_strdup ("–") : g_strdup_printf ("%d", layer);
+}
+
+static char *
+text_role (QbTensorRow *row)
+{
+  return g_strdup (qb_tensor_row_get_role_name (row));
+}
+
+static char *
+text_shape (QbTensorRow *row)
+{
+  return g_strdup (qb_tensor_row_get_shape (row));
+}
+
+static char *
+text_dtype (QbTensorRow *row)
+{
+  return g_strdup (qb_tensor_row_get_dtype (row));
+}
+
+static char *
+text_params (QbTensorRow *row)
+{
+  gint64 n = qb_tensor_row_get_n_params (row);
+
+  if (n >= 1000000)
+    return g_strdup_printf ("%.2fM", n / 1e6);
+  if (n >= 10000)
+    return g_strdup_printf ("%.1fK", n / 1e3);
+  return g_strdup_printf ("%" G_GINT64_FORMAT, n);
+}
+
+static char *
+text_bpw (QbTensorRow *row)
+{
+  return g_strdup_printf ("%.2f", qb_tensor_row_get_bpw (row));
+}
+
+static char *
+text_size (QbTensorRow *row)
+{
+  return g_format_size (qb_tensor_row_get_bytes (row));
+}
+
+static char *
+text_sqnr (QbTensorRow *row)
+{
+  double v = qb_tensor_row_get_sqnr (row);
+  return isnan (v) ? g_strdup ("") : isinf (v) ? g_strdup ("∞") : g_strdup_printf ("%.1f", v);
+}
+
+static char *
+text_rmse (QbTensorRow *row)
+{
+  double v = qb_tensor_row_get_rmse_rel (row);
+  return isnan (v) ? g_strdup ("") : g_strdup_printf ("%.4f", v);
+}
+
+static char *
+text_cosine (QbTensorRow *row)
+{
+  double v = qb_tensor_row_get_cosine (row);
+  return isnan (v) ? g_strdup ("") : g_strdup_printf ("%.5f", v);
+}
+
+/* Bars grow with quality: SQNR up to 40 dB, RMSE down to 0, cosine to 1
+ * (mapped through 1 − cos, which is what differs between formats). */
+static double
+bar_sqnr (QbTensorRow *row)
+{
+  return qb_tensor_row_get_sqnr (row);
+}
+
+static double
+bar_rmse (QbTensorRow *row)
+{
+  return qb_tensor_row_get_rmse_rel (row);
+}
+
+static double
+bar_cosine (QbTensorRow *row)
+{
+  double c = qb_tensor_row_get_cosine (row);
+  return isnan (c) ? NAN : -log10 (MAX (1.0 - c, 1e-9));
+}
+
+static const ColumnSpec columns[] = {
+  { "status", "", "Run state", CELL_STATUS, { "state", "stale", "highlighted" }, NULL, SORT_NONE, NULL,
+    NULL, 0, 0, 28, FALSE },
+  { "group", "Group", "The group each row belongs to", CELL_GROUP, { NULL }, NULL, SORT_NONE, NULL,
+    NULL, 0, 0, 84, FALSE },
+  { "name", "Tensor", "Tensor name", CELL_TEXT, { "highlighted" }, text_name, SORT_STRING, "name",
+    NULL, 0, 0, 170, TRUE },
+  { "layer", "Layer", "Block index (– outside the repeated blocks)", CELL_NUMBER, { NULL }, text_layer,
+    SORT_NUMERIC, "layer", NULL, 0, 0, 52, FALSE },
+  { "role", "Role", "What the tensor does", CELL_TEXT, { NULL }, text_role, SORT_STRING, "role",
+    NULL, 0, 0, 88, FALSE },
+  { "shape", "Shape", "Row length × rows (ggml order)", CELL_NUMBER, { NULL }, text_shape,
+    SORT_NUMERIC, "n-params", NULL, 0, 0, 84, FALSE },
+  { "dtype", "Type", "Stored type", CELL_TEXT, { NULL }, text_dtype, SORT_STRING, "dtype",
+    NULL, 0, 0, 44, FALSE },
+  { "params", "Params", "Number of weights", CELL_NUMBER, { NULL }, text_params, SORT_NUMERIC, "n-params",
+    NULL, 0, 0, 60, FALSE },
+  { "format", "Format", "Format the plan gives the tensor", CELL_FORMAT, { "requested", "format-label", "source" },
+    NULL, SORT_STRING, "format", NULL, 0, 0, 104, FALSE },
+  { "bpw", "bpw", "Bits per weight, scales included", CELL_NUMBER, { "bpw" }, text_bpw, SORT_NUMERIC, "bpw",
+    NULL, 0, 0, 44, FALSE },
+  { "size", "Size", "Bytes after quantization", CELL_NUMBER, { "bytes" }, text_size, SORT_NUMERIC, "bytes",
+    NULL, 0, 0, 70, FALSE },
+  { "sqnr", "SQNR dB", "Signal-to-quantization-noise ratio of the last run", CELL_METRIC,
+    { "has-result", "stale" }, text_sqnr, SORT_METRIC, "sqnr", bar_sqnr, 0, 40, 80, FALSE },
+  { "rmse", "Rel. RMSE", "RMS error relative to the weights' RMS", CELL_METRIC, { "has-result", "stale" },
+    text_rmse, SORT_METRIC, "rmse-rel", bar_rmse, 0.5, 0, 80, FALSE },
+  { "cosine", "Cosine", "Cosine similarity of original and quantized weights", CELL_METRIC,
+    { "has-result", "stale" }, text_cosine, SORT_METRIC, "cosine", bar_cosine, 0, 6, 88, FALSE },
+};
+
+/* -- the widget ----------------------------------------------------------- */
+
+struct _QbLayerTable
+{
+  GtkWidget           parent_instance;
+
+  GtkSearchEntry     *search_entry;
+  GtkDropDown        *layer_dropdown;
+  GtkDropDown        *role_dropdown;
+  GtkDropDown        *group_dropdown;
+  GtkLabel           *count_label;
+  GtkBox             *bulk_box;
+  GtkWidget          *bulk_format;
+  GtkColumnView      *column_view;
+
+  QbDocument         *document;
+  GtkFilterListModel *filter_model;
+  GtkSortListModel   *sort_model;
+  GtkMultiSelection  *selection;
+  GtkStringFilter    *name_filter;
+  GtkCustomFilter    *layer_role_filter;
+  GtkCustomSorter    *group_sorter;
+  GtkColumnViewColumn *group_column;
+
+  int                 layer_filter;
+  int                 role_filter;
+  QbGroupBy           group_by;
+  int                *layer_choices;    /* layer_dropdown position -> filter value */
+  int                *role_choices;     /* role_dropdown position -> filter value */
+  QbTensorRow        *focused;
+  gboolean            updating_filters;
+};
+
+G_DEFINE_FINAL_TYPE (QbLayerTable, qb_layer_table, GTK_TYPE_WIDGET)
+
+enum {
+  PROP_0,
+  PROP_FOCUSED_ROW,
+  N_PROPS
+};
+
+static GParamSpec *properties[N_PROPS];
+
+static QbTensorRow *
+item_row (GtkListItem *item)
+{
+  return QB_TENSOR_ROW (gtk_list_item_get_item (item));
+}
+
+/* Cells remember their row and spec so notify handlers can refresh them. */
+static const ColumnSpec *
+cell_spec (GtkWidget *cell)
+{
+  return g_object_get_data (G_OBJECT (cell), "qb-spec");
+}
+
+static void
+refresh_label (GtkLabel          *label,
+               QbTensorRow       *row,
+               const ColumnSpec  *spec)
+{
+  g_autofree char *text = spec->text (row);
+
+  gtk_label_set_text (label, text);
+}
+
+static void
+refresh_status (GtkImage    *image,
+                QbTensorRow *row)
+{
+  const char *icon = NULL, *tip = NULL;
+
+  switch (qb_tensor_row_get_state (row))
+    {
+    case QB_TENSOR_ROW_RUNNING:
+      icon = "media-playback-start-symbolic";
+      tip = "Quantizing";
+      break;
+    case QB_TENSOR_ROW_QUEUED:
+      icon = "content-loading-symbolic";
+      tip = "Waiting in the run";
+      break;
+    case QB_TENSOR_ROW_DONE:
+      icon = qb_tensor_row_get_stale (row) ? "view-refresh-symbolic" : "object-select-symbolic";
+      tip = qb_tensor_row_get_stale (row) ? "Result from another format: run again"
+                                          : "Quantized in the last run";
+      break;
+    case QB_TENSOR_ROW_IDLE:
+    default:
+      break;
+    }
+  if (qb_tensor_row_get_highlighted (row))
+    {
+      icon = "go-next-symbolic";
+      tip = "Matched by the rule being edited";
+    }
+  gtk_image_set_from_icon_name (image, icon);
+  gtk_widget_set_tooltip_text (GTK_WIDGET (image), tip);
+}
+
+static void
+refresh_metric (GtkWidget        *cell,
+                QbTensorRow      *row,
+                const ColumnSpec *spec)
+{
+  g_autofree char *text = spec->text (row);
+  double v = spec->metric (row);
+
+  qb_metric_cell_set_value (QB_METRIC_CELL (cell), text,
+                            isnan (v) ? NAN : CLAMP ((v - spec->bar_lo) / (spec->bar_hi - spec->bar_lo), 0, 1));
+  if (qb_tensor_row_get_stale (row))
+    gtk_widget_add_css_class (cell, "stale");
+  else
+    gtk_widget_remove_css_class (cell, "stale");
+}
+
+static void
+refresh_format (GtkWidget   *box,
+                QbTensorRow *row)
+{
+  GtkWidget *button = gtk_widget_get_first_child (box);
+  GtkWidget *icon = gtk_widget_get_last_child (box);
+  const char *fallback = qb_tensor_row_get_fallback (row);
+  g_autofree char *tip = NULL;
+
+  qb_format_button_set_format (QB_FORMAT_BUTTON (button), qb_tensor_row_get_requested (row));
+  qb_format_button_set_resettable (QB_FORMAT_BUTTON (button), qb_tensor_row_get_overridden (row));
+
+  tip = g_strdup_printf ("%s — from %s%s%s", qb_tensor_row_get_format_label (row),
+                         qb_tensor_row_get_source (row) ? qb_tensor_row_get_source (row) : "the plan",
+                         fallback ? "\n" : "", fallback ? fallback : "");
+  gtk_widget_set_tooltip_text (box, tip);
+  gtk_widget_set_visible (icon, fallback != NULL);
+  if (qb_tensor_row_get_overridden (row))
+    gtk_widget_add_css_class (button, "overridden");
+  else
+    gtk_widget_remove_css_class (button, "overridden");
+}
+
+static void
+refresh_name (GtkLabel         *label,
+              QbTensorRow      *row,
+              const ColumnSpec *spec)
+{
+  refresh_label (label, row, spec);
+  if (qb_tensor_row_get_highlighted (row))
+    gtk_widget_add_css_class (GTK_WIDGET (label), "rule-match");
+  else
+    gtk_widget_remove_css_class (GTK_WIDGET (label), "rule-match");
+}
+
+static void
+refresh_cell (GtkWidget   *cell,
+              QbTensorRow *row)
+{
+  const ColumnSpec *spec = cell_spec (cell);
+
+  switch (spec->kind)
+    {
+    case CELL_STATUS:
+      refresh_status (GTK_IMAGE (cell), row);
+      break;
+    case CELL_TEXT:
+      if (g_str_equal (spec->id, "name"))
+        refresh_name (GTK_LABEL (cell), row, spec);
+      else
+        refresh_label (GTK_LABEL (cell), row, spec);
+      break;
+    case CELL_NUMBER:
+      refresh_label (GTK_LABEL (cell), row, spec);
+      break;
+    case CELL_FORMAT:
+      refresh_format (cell, row);
+      break;
+    case CELL_METRIC:
+      refresh_metric (cell, row, spec);
+      break;
+    case CELL_GROUP:
+    default:
+      break;
+    }
+}
+
+static void
+on_row_notify (QbTensorRow *row,
+               GParamSpec  *pspec,
+               GtkWidget   *cell)
+{
+  const ColumnSpec *spec = cell_spec (cell);
+
+  for (guint i = 0; i < G_N_ELEMENTS (spec->watch) && spec->watch[i]; i++)
+    if (g_str_equal (pspec->name, spec->watch[i]))
+      {
+        refresh_cell (cell, row);
+        return;
+      }
+}
+
+static void
+on_format_chosen (QbFormatButton *button,
+                  const char     *format,
+                  QbLayerTable   *self)
+{
+  QbTensorRow *row = g_object_get_data (G_OBJECT (button), "qb-row");
+
+  if (row == NULL || self->document == NULL)
+    return;
+  qb_document_set_formats (self->document, &row, 1, format);
+}
+
+static void
+on_format_reset (QbFormatButton *button,
+                 QbLayerTable   *self)
+{
+  QbTensorRow *row = g_object_get_data (G_OBJECT (button), "qb-row");
+
+  if (row && self->document)
+    qb_document_clear_overrides (self->document, &row, 1);
+}
+
+static GtkWidget *
+make_cell (QbLayerTable     *self,
+           const ColumnSpec *spec)
+{
+  GtkWidget *cell;
+
+  switch (spec->kind)
+    {
+    case CELL_STATUS:
+      cell = gtk_image_new ();
+      break;
+    case CELL_FORMAT:
+      {
+        GtkWidget *button = qb_format_button_new ();
+        GtkWidget *icon = gtk_image_new_from_icon_name ("dialog-warning-symbolic");
+
+        cell = gtk_box_new (GTK_ORIENTATION_HORIZONTAL, 4);
+        qb_format_button_set_flat (QB_FORMAT_BUTTON (button), TRUE);
+        gtk_widget_set_hexpand (button, TRUE);
+        gtk_widget_add_css_class (icon, "warning");
+        gtk_box_append (GTK_BOX (cell), button);
+        gtk_box_append (GTK_BOX (cell), icon);
+        g_signal_connect (button, "format-chosen", G_CALLBACK (on_format_chosen), self);
+        g_signal_connect (button, "reset", G_CALLBACK (on_format_reset), self);
+      }
+      break;
+    case CELL_METRIC:
+      cell = qb_metric_cell_new ();
+      break;
+    case CELL_GROUP:
+    case CELL_TEXT:
+    case CELL_NUMBER:
+    default:
+      cell = gtk_label_new (NULL);
+      gtk_label_set_xalign (GTK_LABEL (cell), spec->kind == CELL_NUMBER ? 1.0 : 0.0);
+      gtk_label_set_ellipsize (GTK_LABEL (cell), spec->kind == CELL_NUMBER ? PANGO_ELLIPSIZE_NONE
+                                                                          : PANGO_ELLIPSIZE_MIDDLE);
+      if (spec->kind == CELL_NUMBER)
+        gtk_widget_add_css_class (cell, "numeric");
+      if (spec->kind == CELL_GROUP)
+        gtk_widget_add_css_class (cell, "group-label");
+      break;
+    }
+  g_object_set_data (G_OBJECT (cell), "qb-spec", (gpointer) spec);
+  return cell;
+}
+
+static void
+on_setup (GtkSignalListItemFactory *factory,
+          GtkListItem              *item,
+          QbLayerTable             *self)
+{
+  gtk_list_item_set_child (item, make_cell (self, g_object_get_data (G_OBJECT (factory), "qb-spec")));
+}
+
+static void refresh_group_cell (QbLayerTable *self, GtkListItem *item);
+static void set_focused        (QbLayerTable *self, QbTensorRow *row);
+
+static void
+on_position_changed (GtkListItem  *item,
+                     GParamSpec   *pspec,
+                     QbLayerTable *self)
+{
+  refresh_group_cell (self, item);
+}
+
+static void
+on_bind (GtkSignalListItemFactory *factory,
+         GtkListItem              *item,
+         QbLayerTable             *self)
+{
+  GtkWidget *cell = gtk_list_item_get_child (item);
+  const ColumnSpec *spec = cell_spec (cell);
+  QbTensorRow *row = item_row (item);
+
+  if (spec->kind == CELL_GROUP)
+    {
+      refresh_group_cell (self, item);
+      g_signal_connect (item, "notify::position", G_CALLBACK (on_position_changed), self);
+      return;
+    }
+  if (spec->kind == CELL_FORMAT)
+    g_object_set_data (G_OBJECT (gtk_widget_get_first_child (cell)), "qb-row", row);
+  refresh_cell (cell, row);
+  if (spec->watch[0])
+    g_signal_connect_object (row, "notify", G_CALLBACK (on_row_notify), cell, 0);
+}
+
+static void
+on_unbind (GtkSignalListItemFactory *factory,
+           GtkListItem              *item,
+           QbLayerTable             *self)
+{
+  GtkWidget *cell = gtk_list_item_get_child (item);
+  const ColumnSpec *spec = cell_spec (cell);
+
+  if (spec->kind == CELL_GROUP)
+    {
+      g_signal_handlers_disconnect_by_func (item, on_position_changed, self);
+      return;
+    }
+  if (spec->kind == CELL_FORMAT)
+    g_object_set_data (G_OBJECT (gtk_widget_get_first_child (cell)), "qb-row", NULL);
+  g_signal_handlers_disconnect_by_func (item_row (item), on_row_notify, cell);
+}
+
+/* -- sorting and grouping ------------------------------------------------- */
+
+static int
+compare_metric (gconstpointer a,
+                gconstpointer b,
+                gpointer      user_data)
+{
+  const ColumnSpec *spec = user_data;
+  double x = spec->metric ((QbTensorRow *) a);
+  double y = spec->metric ((QbTensorRow *) b);
+
+  /* Missing values last in both directions would need the sort order;
+   * treat them as the lowest value, which lists them together. */
+  if (isnan (x) || isnan (y))
+    return isnan (x) && isnan (y) ? GTK_ORDERING_EQUAL : isnan (x) ? GTK_ORDERING_SMALLER
+                                                                    : GTK_ORDERING_LARGER;
+  return x < y ? GTK_ORDERING_SMALLER : x > y ? GTK_ORDERING_LARGER : GTK_ORDERING_EQUAL;
+}
+
+static GtkSorter *
+make_sorter (const ColumnSpec *spec)
+{
+  GtkExpression *expr;
+
+  switch (spec->sort)
+    {
+    case SORT_STRING:
+      expr = gtk_property_expression_new (QB_TYPE_TENSOR_ROW, NULL, spec->sort_property);
+      return GTK_SORTER (gtk_string_sorter_new (expr));
+    case SORT_NUMERIC:
+      expr = gtk_property_expression_new (QB_TYPE_TENSOR_ROW, NULL, spec->sort_property);
+      return GTK_SORTER (gtk_numeric_sorter_new (expr));
+    case SORT_METRIC:
+      return GTK_SORTER (gtk_custom_sorter_new (compare_metric, (gpointer) spec, NULL));
+    case SORT_NONE:
+    default:
+      return NULL;
+    }
+}
+
+/* Tensors outside the blocks (-1) sort before layer 0. */
+static int
+group_key (QbLayerTable *self,
+           QbTensorRow  *row)
+{
+  switch (self->group_by)
+    {
+    case QB_GROUP_LAYER:
+      return qb_tensor_row_get_layer (row);
+    case QB_GROUP_ROLE:
+      return qb_tensor_row_get_role (row);
+    case QB_GROUP_NONE:
+    default:
+      return 0;
+    }
+}
+
+static int
+compare_group (gconstpointer a,
+               gconstpointer b,
+               gpointer      user_data)
+{
+  QbLayerTable *self = user_data;
+  int x = group_key (self, (QbTensorRow *) a);
+  int y = group_key (self, (QbTensorRow *) b);
+
+  return x < y ? GTK_ORDERING_SMALLER : x > y ? GTK_ORDERING_LARGER : GTK_ORDERING_EQUAL;
+}
+
+static char *
+group_name (QbLayerTable *self,
+            QbTensorRow  *row)
+{
+  int layer;
+
+  if (self->group_by == QB_GROUP_ROLE)
+    return g_strdup (qb_tensor_row_get_role_name (row));
+  layer = qb_tensor_row_get_layer (row);
+  return layer < 0 ? g_strdup ("outside") : g_strdup_printf ("layer %d", layer);
+}
+
+char *
+qb_layer_table_get_group_label (QbLayerTable *self,
+                                guint         position)
+{
+  GListModel *model = G_LIST_MODEL (self->sort_model);
+  g_autoptr(QbTensorRow) row = NULL;
+  g_autoptr(QbTensorRow) prev = NULL;
+
+  g_return_val_if_fail (QB_IS_LAYER_TABLE (self), NULL);
+
+  if (self->group_by == QB_GROUP_NONE || model == NULL)
+    return NULL;
+  row = g_list_model_get_item (model, position);
+  if (row == NULL)
+    return NULL;
+  if (position > 0)
+    prev = g_list_model_get_item (model, position - 1);
+  if (prev && group_key (self, prev) == group_key (self, row))
+    return NULL;
+  return group_name (self, row);
+}
+
+static void
+refresh_group_cell (QbLayerTable *self,
+                    GtkListItem  *item)
+{
+  g_autofree char *label = qb_layer_table_get_group_label (self, gtk_list_item_get_position (item));
+
+  gtk_label_set_text (GTK_LABEL (gtk_list_item_get_child (item)), label ? label : "");
+}
+
+/* Re-sorting replaces every item, which would drop the selection: keep it. */
+void
+qb_layer_table_refresh_sort (QbLayerTable *self)
+{
+  g_autoptr(GPtrArray) selected = qb_layer_table_get_selected_rows (self);
+  g_autoptr(QbTensorRow) focused = self->focused ? g_object_ref (self->focused) : NULL;
+  GListModel *model = G_LIST_MODEL (self->sort_model);
+  g_autoptr(GHashTable) wanted = g_hash_table_new (NULL, NULL);
+  g_autoptr(GtkBitset) set = gtk_bitset_new_empty ();
+  g_autoptr(GtkBitset) mask = NULL;
+  guint n;
+
+  gtk_sorter_changed (GTK_SORTER (self->group_sorter), GTK_SORTER_CHANGE_DIFFERENT);
+
+  for (guint i = 0; i < selected->len; i++)
+    g_hash_table_add (wanted, g_ptr_array_index (selected, i));
+  n = g_list_model_get_n_items (model);
+  for (guint i = 0; i < n && g_hash_table_size (wanted) > 0; i++)
+    {
+      g_autoptr(QbTensorRow) row = g_list_model_get_item (model, i);
+      if (g_hash_table_contains (wanted, row))
+        gtk_bitset_add (set, i);
+    }
+  mask = gtk_bitset_new_range (0, n);
+  gtk_selection_model_set_selection (GTK_SELECTION_MODEL (self->selection), set, mask);
+  set_focused (self, focused);
+}
+
+/* -- filters -------------------------------------------------------------- */
+
+static gboolean
+match_layer_role (gpointer item,
+                  gpointer user_data)
+{
+  QbLayerTable *self = user_data;
+  QbTensorRow *row = item;
+
+  if (self->layer_filter != QB_LAYER_FILTER_ALL && qb_tensor_row_get_layer (row) != self->layer_filter)
+    return FALSE;
+  if (self->role_filter != QB_ROLE_FILTER_ALL && (int) qb_tensor_row_get_role (row) != self->role_filter)
+    return FALSE;
+  return TRUE;
+}
+
+static void
+update_count (QbLayerTable *self)
+{
+  g_autoptr(GtkBitset) sel = NULL;
+  g_autofree char *text = NULL;
+  guint shown, total, selected;
+
+  if (self->document == NULL)
+    {
+      gtk_label_set_text (self->count_label, "");
+      return;
+    }
+  shown = g_list_model_get_n_items (G_LIST_MODEL (self->sort_model));
+  total = g_list_model_get_n_items (qb_document_get_rows (self->document));
+  sel = gtk_selection_model_get_selection (GTK_SELECTION_MODEL (self->selection));
+  selected = (guint) gtk_bitset_get_size (sel);
+  if (shown == total)
+    text = g_strdup_printf ("%u tensors · %u selected", total, selected);
+  else
+    text = g_strdup_printf ("%u of %u tensors · %u selected", shown, total, selected);
+  gtk_label_set_text (self->count_label, text);
+  gtk_widget_set_sensitive (GTK_WIDGET (self->bulk_box), selected > 0);
+}
+
+static void
+on_search_changed (QbLayerTable *self)
+{
+  gtk_string_filter_set_search (self->name_filter, gtk_editable_get_text (GTK_EDITABLE (self->search_entry)));
+}
+
+static void
+on_filter_dropdown (GtkDropDown  *dropdown,
+                    GParamSpec   *pspec,
+                    QbLayerTable *self)
+{
+  guint pos = gtk_drop_down_get_selected (dropdown);
+
+  if (self->updating_filters)
+    return;
+  if (dropdown == self->layer_dropdown && self->layer_choices)
+    qb_layer_table_set_layer_filter (self, self->layer_choices[pos]);
+  else if (dropdown == self->role_dropdown && self->role_choices)
+    qb_layer_table_set_role_filter (self, self->role_choices[pos]);
+  else if (dropdown == self->group_dropdown)
+    qb_layer_table_set_group_by (self, (QbGroupBy) pos);
+}
+
+/* Drop-down entries for the layers and roles the model has. */
+static void
+fill_filter_choices (QbLayerTable *self)
+{
+  GListModel *rows = qb_document_get_rows (self->document);
+  guint n = g_list_model_get_n_items (rows);
+  gboolean roles[QB_ROLE_N_ROLES] = { FALSE };
+  gboolean outside = FALSE;
+  int max_layer = -1, k = 0;
+  g_autoptr(GtkStringList) layers = gtk_string_list_new (NULL);
+  g_autoptr(GtkStringList) role_list = gtk_string_list_new (NULL);
+
+  for (guint i = 0; i < n; i++)
+    {
+      g_autoptr(QbTensorRow) row = g_list_model_get_item (rows, i);
+      max_layer = MAX (max_layer, qb_tensor_row_get_layer (row));
+      outside |= qb_tensor_row_get_layer (row) < 0;
+      roles[qb_tensor_row_get_role (row)] = TRUE;
+    }
+
+  g_free (self->layer_choices);
+  self->layer_choices = g_new (int, max_layer + 3);
+  gtk_string_list_append (layers, "All layers");
+  self->layer_choices[k++] = QB_LAYER_FILTER_ALL;
+  if (outside)
+    {
+      gtk_string_list_append (layers, "Outside layers");
+      self->layer_choices[k++] = QB_LAYER_FILTER_NONE;
+    }
+  for (int l = 0; l <= max_layer; l++)
+    {
+      g_autofree char *label = g_strdup_printf ("Layer %d", l);
+      gtk_string_list_append (layers, label);
+      self->layer_choices[k++] = l;
+    }
+
+  g_free (self->role_choices);
+  self->role_choices = g_new (int, QB_ROLE_N_ROLES + 1);
+  k = 0;
+  gtk_string_list_append (role_list, "All roles");
+  self->role_choices[k++] = QB_ROLE_FILTER_ALL;
+  for (int r = 0; r < QB_ROLE_N_ROLES; r++)
+    if (roles[r])
+      {
+        gtk_string_list_append (role_list, qb_tensor_role_name (r));
+        self->role_choices[k++] = r;
+      }
+
+  self->updating_filters = TRUE;
+  gtk_drop_down_set_model (self->layer_dropdown, G_LIST_MODEL (layers));
+  gtk_drop_down_set_model (self->role_dropdown, G_LIST_MODEL (role_list));
+  gtk_drop_down_set_selected (self->layer_dropdown, 0);
+  gtk_drop_down_set_selected (self->role_dropdown, 0);
+  self->updating_filters = FALSE;
+  self->layer_filter = QB_LAYER_FILTER_ALL;
+  self->role_filter = QB_ROLE_FILTER_ALL;
+}
+
+/* -- selection ------------------------------------------------------------ */
+
+static void
+set_focused (QbLayerTable *self,
+             QbTensorRow  *row)
+{
+  if (g_set_object (&self->focused, row))
+    g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_FOCUSED_ROW]);
+}
+
+static void
+on_selection_changed (GtkSelectionModel *model,
+                      guint              position,
+                      guint              n_items,
+                      QbLayerTable      *self)
+{
+  g_autoptr(GtkBitset) sel = gtk_selection_model_get_selection (model);
+  guint64 size = gtk_bitset_get_size (sel);
+
+  if (size == 0)
+    set_focused (self, NULL);
+  else if (size == 1 || self->focused == NULL)
+    {
+      g_autoptr(QbTensorRow) row = g_list_model_get_item (G_LIST_MODEL (model), gtk_bitset_get_minimum (sel));
+      set_focused (self, row);
+    }
+  else
+    {
+      /* Several selected: follow the last click if it is in the changed range. */
+      for (guint i = position; i < position + n_items; i++)
+        if (gtk_bitset_contains (sel, i))
+          {
+            g_autoptr(QbTensorRow) row = g_list_model_get_item (G_LIST_MODEL (model), i);
+            set_focused (self, row);
+            break;
+          }
+    }
+  update_count (self);
+}
+
+static void
+on_items_changed (GListModel   *model,
+                  guint         position,
+                  guint         removed,
+                  guint         added,
+                  QbLayerTable *self)
+{
+  update_count (self);
+}
+
+static void
+on_bulk_apply (QbLayerTable *self)
+{
+  const char *name = qb_format_button_get_format (QB_FORMAT_BUTTON (self->bulk_format));
+
+  if (name)
+    gtk_widget_activate_action (GTK_WIDGET (self), "win.set-format", "s", name);
+}
+
+static void
+on_totals_changed (QbDocument   *document,
+                   QbLayerTable *self)
+{
+  /* Rows may move when sorted by format, bpw or size.  GTK 4.8 does not
+   * say which column sorts, and a stable re-sort of a few thousand rows is
+   * cheap, so always re-sort. */
+  qb_layer_table_refresh_sort (self);
+}
+
+/* -- GObject -------------------------------------------------------------- */
+
+static void
+qb_layer_table_dispose (GObject *object)
+{
+  QbLayerTable *self = QB_LAYER_TABLE (object);
+
+  /* The model chain announces its teardown: no one is listening now. */
+  if (self->selection)
+    g_signal_handlers_disconnect_by_data (self->selection, self);
+  if (self->document)
+    g_signal_handlers_disconnect_by_data (self->document, self);
+  g_clear_object (&self->document);
+  g_clear_object (&self->focused);
+  qb_ui_dispose_template (GTK_WIDGET (self), QB_TYPE_LAYER_TABLE);
+  g_clear_object (&self->selection);
+  g_clear_pointer (&self->layer_choices, g_free);
+  g_clear_pointer (&self->role_choices, g_free);
+  G_OBJECT_CLASS (qb_layer_table_parent_class)->dispose (object);
+}
+
+static void
+qb_layer_table_get_property (GObject    *object,
+                             guint       prop_id,
+                             GValue     *value,
+                             GParamSpec *pspec)
+{
+  QbLayerTable *self = QB_LAYER_TABLE (object);
+
+  switch (prop_id)
+    {
+    case PROP_FOCUSED_ROW:
+      g_value_set_object (value, self->focused);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static void
+qb_layer_table_class_init (QbLayerTableClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+  GtkWidgetClass *widget_class = GTK_WIDGET_CLASS (klass);
+
+  object_class->dispose = qb_layer_table_dispose;
+  object_class->get_property = qb_layer_table_get_property;
+
+  properties[PROP_FOCUSED_ROW] =
+    g_param_spec_object ("focused-row", NULL, NULL, QB_TYPE_TENSOR_ROW,
+                         G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
+  g_object_class_install_properties (object_class, N_PROPS, properties);
+
+  qb_ui_ensure_resources ();
+  gtk_widget_class_set_template_from_resource (widget_class, "/org/quantbench/Quantbench/ui/qb-layer-table.ui");
+  gtk_widget_class_bind_template_child (widget_class, QbLayerTable, search_entry);
+  gtk_widget_class_bind_template_child (widget_class, QbLayerTable, layer_dropdown);
+  gtk_widget_class_bind_template_child (widget_class, QbLayerTable, role_dropdown);
+  gtk_widget_class_bind_template_child (widget_class, QbLayerTable, group_dropdown);
+  gtk_widget_class_bind_template_child (widget_class, QbLayerTable, count_label);
+  gtk_widget_class_bind_template_child (widget_class, QbLayerTable, bulk_box);
+  gtk_widget_class_bind_template_child (widget_class, QbLayerTable, column_view);
+  gtk_widget_class_bind_template_callback (widget_class, on_search_changed);
+  gtk_widget_class_bind_template_callback (widget_class, on_bulk_apply);
+  gtk_widget_class_set_css_name (widget_class, "layertable");
+}
+
+static void
+add_columns (QbLayerTable *self)
+{
+  for (gsize i = 0; i < G_N_ELEMENTS (columns); i++)
+    {
+      const ColumnSpec *spec = &columns[i];
+      GtkListItemFactory *factory = gtk_signal_list_item_factory_new ();
+      GtkColumnViewColumn *column;
+      GtkSorter *sorter;
+
+      g_object_set_data (G_OBJECT (factory), "qb-spec", (gpointer) spec);
+      g_signal_connect (factory, "setup", G_CALLBACK (on_setup), self);
+      g_signal_connect (factory, "bind", G_CALLBACK (on_bind), self);
+      g_signal_connect (factory, "unbind", G_CALLBACK (on_unbind), self);
+
+      column = gtk_column_view_column_new (spec->title, factory);
+      g_object_set_data (G_OBJECT (column), "qb-id", (gpointer) spec->id);
+      gtk_column_view_column_set_resizable (column, spec->kind != CELL_STATUS);
+      gtk_column_view_column_set_expand (column, spec->expand);
+      gtk_column_view_column_set_fixed_width (column, spec->width);
+      sorter = make_sorter (spec);
+      if (sorter)
+        {
+          gtk_column_view_column_set_sorter (column, sorter);
+          g_object_unref (sorter);
+        }
+      if (spec->kind == CELL_GROUP)
+        {
+          self->group_column = column;
+          gtk_column_view_column_set_visible (column, FALSE);
+        }
+      gtk_column_view_append_column (self->column_view, column);
+      g_object_unref (column);
+    }
+}
+
+static void
+qb_layer_table_init (QbLayerTable *self)
+{
+  g_autoptr(GtkMultiSorter) sorter = gtk_multi_sorter_new ();
+  g_autoptr(GtkEveryFilter) filter = gtk_every_filter_new ();
+
+  gtk_widget_init_template (GTK_WIDGET (self));
+
+  self->layer_filter = QB_LAYER_FILTER_ALL;
+  self->role_filter = QB_ROLE_FILTER_ALL;
+
+  self->bulk_format = qb_format_button_new ();
+  gtk_widget_set_tooltip_text (self->bulk_format, "Format for the selected tensors");
+  gtk_box_prepend (self->bulk_box, self->bulk_format);
+
+  add_columns (self);
+
+  /* rows → filter → sort (group key first, then the clicked column) → selection */
+  self->name_filter = gtk_string_filter_new (gtk_property_expression_new (QB_TYPE_TENSOR_ROW, NULL, "name"));
+  gtk_string_filter_set_match_mode (self->name_filter, GTK_STRING_FILTER_MATCH_MODE_SUBSTRING);
+  gtk_string_filter_set_ignore_case (self->name_filter, TRUE);
+  self->layer_role_filter = gtk_custom_filter_new (match_layer_role, self, NULL);
+  gtk_multi_filter_append (GTK_MULTI_FILTER (filter), GTK_FILTER (self->name_filter));
+  gtk_multi_filter_append (GTK_MULTI_FILTER (filter), GTK_FILTER (self->layer_role_filter));
+  self->filter_model = gtk_filter_list_model_new (NULL, GTK_FILTER (g_steal_pointer (&filter)));
+
+  self->group_sorter = gtk_custom_sorter_new (compare_group, self, NULL);
+  gtk_multi_sorter_append (sorter, GTK_SORTER (self->group_sorter));
+  gtk_multi_sorter_append (sorter, GTK_SORTER (g_object_ref (gtk_column_view_get_sorter (self->column_view))));
+  self->sort_model = gtk_sort_list_model_new (G_LIST_MODEL (self->filter_model),
+                                              GTK_SORTER (g_steal_pointer (&sorter)));
+  self->selection = gtk_multi_selection_new (G_LIST_MODEL (self->sort_model));
+  gtk_column_view_set_model (self->column_view, GTK_SELECTION_MODEL (self->selection));
+
+  g_signal_connect (self->selection, "selection-changed", G_CALLBACK (on_selection_changed), self);
+  g_signal_connect (self->selection, "items-changed", G_CALLBACK (on_items_changed), self);
+  g_signal_connect (self->layer_dropdown, "notify::selected", G_CALLBACK (on_filter_dropdown), self);
+  g_signal_connect (self->role_dropdown, "notify::selected", G_CALLBACK (on_filter_dropdown), self);
+  g_signal_connect (self->group_dropdown, "notify::selected", G_CALLBACK (on_filter_dropdown), self);
+  update_count (self);
+}
+
+GtkWidget *
+qb_layer_table_new (void)
+{
+  return g_object_new (QB_TYPE_LAYER_TABLE, NULL);
+}
+
+void
+qb_layer_table_set_document (QbLayerTable *self,
+                             QbDocument   *document)
+{
+  g_return_if_fail (QB_IS_LAYER_TABLE (self));
+
+  if (self->document == document)
+    return;
+  if (self->document)
+    g_signal_handlers_disconnect_by_data (self->document, self);
+  g_set_object (&self->document, document);
+  set_focused (self, NULL);
+  gtk_filter_list_model_set_model (self->filter_model, document ? qb_document_get_rows (document) : NULL);
+  if (document)
+    {
+      qb_format_button_set_format (QB_FORMAT_BUTTON (self->bulk_format),
+                                   qb_plan_get_default_format (qb_document_get_plan (document)));
+      fill_filter_choices (self);
+      gtk_filter_changed (GTK_FILTER (self->layer_role_filter), GTK_FILTER_CHANGE_DIFFERENT);
+      g_signal_connect (document, "totals-changed", G_CALLBACK (on_totals_changed), self);
+    }
+  update_count (self);
+}
+
+QbTensorRow *
+qb_layer_table_get_focused_row (QbLayerTable *self)
+{
+  g_return_val_if_fail (QB_IS_LAYER_TABLE (self), NULL);
+  return self->focused;
+}
+
+GPtrArray *
+qb_layer_table_get_selected_rows (QbLayerTable *self)
+{
+  GPtrArray *rows = g_ptr_array_new_with_free_func (g_object_unref);
+  g_autoptr(GtkBitset) sel = NULL;
+  GtkBitsetIter iter;
+  guint pos;
+
+  g_return_val_if_fail (QB_IS_LAYER_TABLE (self), rows);
+
+  sel = gtk_selection_model_get_selection (GTK_SELECTION_MODEL (self->selection));
+  for (gboolean ok = gtk_bitset_iter_init_first (&iter, sel, &pos); ok;
+       ok = gtk_bitset_iter_next (&iter, &pos))
+    g_ptr_array_add (rows, g_list_model_get_item (G_LIST_MODEL (self->selection), pos));
+  return rows;
+}
+
+/* GTK 4.8 has no gtk_column_view_scroll_to(); its inner list view has the
+ * "list.scroll-to-item" action. */
+static void
+scroll_to (QbLayerTable *self,
+           guint         position)
+{
+  for (GtkWidget *child = gtk_widget_get_first_child (GTK_WIDGET (self->column_view));
+       child; child = gtk_widget_get_next_sibling (child))
+    if (GTK_IS_LIST_VIEW (child))
+      gtk_widget_activate_action (child, "list.scroll-to-item", "u", position);
+}
+
+gboolean
+qb_layer_table_select_row (QbLayerTable *self,
+                           QbTensorRow  *row)
+{
+  GListModel *model = G_LIST_MODEL (self->selection);
+  guint n = g_list_model_get_n_items (model);
+
+  g_return_val_if_fail (QB_IS_LAYER_TABLE (self), FALSE);
+
+  for (guint i = 0; i < n; i++)
+    {
+      g_autoptr(QbTensorRow) item = g_list_model_get_item (model, i);
+      if (item == row)
+        {
+          gtk_selection_model_select_item (GTK_SELECTION_MODEL (self->selection), i, TRUE);
+          scroll_to (self, i);
+          return TRUE;
+        }
+    }
+  return FALSE;
+}
+
+void
+qb_layer_table_select_all (QbLayerTable *self)
+{
+  g_return_if_fail (QB_IS_LAYER_TABLE (self));
+  gtk_selection_model_select_all (GTK_SELECTION_MODEL (self->selection));
+}
+
+void
+qb_layer_table_focus_search (QbLayerTable *self)
+{
+  g_return_if_fail (QB_IS_LAYER_TABLE (self));
+  gtk_widget_grab_focus (GTK_WIDGET (self->search_entry));
+}
+
+void
+qb_layer_table_set_search (QbLayerTable *self,
+                           const char   *text)
+{
+  g_return_if_fail (QB_IS_LAYER_TABLE (self));
+  gtk_editable_set_text (GTK_EDITABLE (self->search_entry), text ? text : "");
+  /* Apply now rather than after the entry's typing delay. */
+  on_search_changed (self);
+}
+
+static guint
+choice_position (const int *choices,
+                 guint      n,
+                 int        value)
+{
+  for (guint i = 0; i < n; i++)
+    if (choices[i] == value)
+      return i;
+  return 0;
+}
+
+void
+qb_layer_table_set_layer_filter (QbLayerTable *self,
+                                 int           layer)
+{
+  g_return_if_fail (QB_IS_LAYER_TABLE (self));
+
+  self->layer_filter = layer;
+  if (self->layer_choices && !self->updating_filters)
+    {
+      self->updating_filters = TRUE;
+      gtk_drop_down_set_selected (self->layer_dropdown,
+                                  choice_position (self->layer_choices,
+                                                   g_list_model_get_n_items (gtk_drop_down_get_model (self->layer_dropdown)),
+                                                   layer));
+      self->updating_filters = FALSE;
+    }
+  gtk_filter_changed (GTK_FILTER (self->layer_role_filter), GTK_FILTER_CHANGE_DIFFERENT);
+}
+
+void
+qb_layer_table_set_role_filter (QbLayerTable *self,
+                                int           role)
+{
+  g_return_if_fail (QB_IS_LAYER_TABLE (self));
+
+  self->role_filter = role;
+  if (self->role_choices && !self->updating_filters)
+    {
+      self->updating_filters = TRUE;
+      gtk_drop_down_set_selected (self->role_dropdown,
+                                  choice_position (self->role_choices,
+                                                   g_list_model_get_n_items (gtk_drop_down_get_model (self->role_dropdown)),
+                                                   role));
+      self->updating_filters = FALSE;
+    }
+  gtk_filter_changed (GTK_FILTER (self->layer_role_filter), GTK_FILTER_CHANGE_DIFFERENT);
+}
+
+void
+qb_layer_table_set_group_by (QbLayerTable *self,
+                             QbGroupBy     group)
+{
+  g_return_if_fail (QB_IS_LAYER_TABLE (self));
+
+  if (self->group_by == group)
+    return;
+  self->group_by = group;
+  if (gtk_drop_down_get_selected (self->group_dropdown) != (guint) group)
+    gtk_drop_down_set_selected (self->group_dropdown, group);
+  gtk_column_view_column_set_visible (self->group_column, group != QB_GROUP_NONE);
+  qb_layer_table_refresh_sort (self);
+}
+
+QbGroupBy
+qb_layer_table_get_group_by (QbLayerTable *self)
+{
+  g_return_val_if_fail (QB_IS_LAYER_TABLE (self), QB_GROUP_NONE);
+  return self->group_by;
+}
+
+gboolean
+qb_layer_table_sort_by (QbLayerTable *self,
+                        const char   *column_id,
+                        GtkSortType   order)
+{
+  GListModel *cols = gtk_column_view_get_columns (self->column_view);
+  guint n = g_list_model_get_n_items (cols);
+
+  g_return_val_if_fail (QB_IS_LAYER_TABLE (self), FALSE);
+
+  for (guint i = 0; i < n; i++)
+    {
+      g_autoptr(GtkColumnViewColumn) column = g_list_model_get_item (cols, i);
+      if (g_strcmp0 (g_object_get_data (G_OBJECT (column), "qb-id"), column_id) == 0)
+        {
+          if (gtk_column_view_column_get_sorter (column) == NULL)
+            return FALSE;
+          gtk_column_view_sort_by_column (self->column_view, column, order);
+          return TRUE;
+        }
+    }
+  return FALSE;
+}
+
+GListModel *
+qb_layer_table_get_visible_rows (QbLayerTable *self)
+{
+  g_return_val_if_fail (QB_IS_LAYER_TABLE (self), NULL);
+  return G_LIST_MODEL (self->sort_model);
+}

@@ -1,0 +1,21 @@
+/* qb-plan-panel.h — the sidebar that edits the plan as a whole: default
+ * format, preset, method, 1-D handling, the rules and the overrides count.
+ * Its controls go through window actions, as menus and tests do. */
+#pragma once
+
+#include <gtk/gtk.h>
+
+#include "qb-document.h"
+#include "qb-rules-editor.h"
+
+G_BEGIN_DECLS
+
+#define QB_TYPE_PLAN_PANEL (qb_plan_panel_get_type ())
+G_DECLARE_FINAL_TYPE (QbPlanPanel, qb_plan_panel, QB, PLAN_PANEL, GtkWidget)
+
+GtkWidget     *qb_plan_panel_new               (void);
+void           qb_plan_panel_set_document      (QbPlanPanel *self,
+                                                QbDocument  *document);
+QbRulesEditor *qb_plan_panel_get_rules_editor  (QbPlanPanel *self);
+
+G_END_DECLS

@@ -1,0 +1,104 @@
+/* qb-preferences-dialog.c — settings bound to GSettings. */
+#include "qb-preferences-dialog.h"
+#include "qb-ui.h"
+
+#include "qb-format-button.h"
+
+struct _QbPreferencesDialog
+{
+  GtkWindow      parent_instance;
+
+  GtkSpinButton *threads_spin;
+  GtkLabel      *threads_hint;
+  GtkBox        *format_box;
+  GtkEntry      *database_entry;
+  GtkWidget     *format_button;
+
+  GSettings     *settings;
+};
+
+G_DEFINE_FINAL_TYPE (QbPreferencesDialog, qb_preferences_dialog, GTK_TYPE_WINDOW)
+
+G_GNUC_BEGIN_IGNORE_DEPRECATIONS   /* GtkFileChooserNative: GtkFileDialog is 4.10+ */
+static void
+on_database_chosen (GtkNativeDialog     *dialog,
+                    int                  response,
+                    QbPreferencesDialog *self)
+{
+  if (response == GTK_RESPONSE_ACCEPT)
+    {
+      g_autoptr(GFile) file = gtk_file_chooser_get_file (GTK_FILE_CHOOSER (dialog));
+      g_autofree char *path = g_file_get_path (file);
+
+      if (path)
+        gtk_editable_set_text (GTK_EDITABLE (self->database_entry), path);
+    }
+  g_object_unref (dialog);
+}
+
+static void
+on_choose_database (QbPreferencesDialog *self)
+{
+  GtkFileChooserNative *dialog;
+
+  dialog = gtk_file_chooser_native_new ("Experiment Database", GTK_WINDOW (self),
+                                        GTK_FILE_CHOOSER_ACTION_SAVE, "_Select", "_Cancel");
+  gtk_file_chooser_set_current_name (GTK_FILE_CHOOSER (dialog), "experiments.sqlite");
+  gtk_native_dialog_set_modal (GTK_NATIVE_DIALOG (dialog), TRUE);
+  g_signal_connect (dialog, "response", G_CALLBACK (on_database_chosen), self);
+  gtk_native_dialog_show (GTK_NATIVE_DIALOG (dialog));
+}
+G_GNUC_END_IGNORE_DEPRECATIONS
+
+static void
+qb_preferences_dialog_dispose (GObject *object)
+{
+  QbPreferencesDialog *self = QB_PREFERENCES_DIALOG (object);
+
+  g_clear_object (&self->settings);
+  gtk_widget_dispose_template (GTK_WIDGET (self), QB_TYPE_PREFERENCES_DIALOG);
+  G_OBJECT_CLASS (qb_preferences_dialog_parent_class)->dispose (object);
+}
+
+static void
+qb_preferences_dialog_class_init (QbPreferencesDialogClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+  GtkWidgetClass *widget_class = GTK_WIDGET_CLASS (klass);
+
+  object_class->dispose = qb_preferences_dialog_dispose;
+
+  qb_ui_ensure_resources ();
+  gtk_widget_class_set_template_from_resource (widget_class,
+                                               "/org/quantbench/Quantbench/ui/qb-preferences-dialog.ui");
+  gtk_widget_class_bind_template_child (widget_class, QbPreferencesDialog, threads_spin);
+  gtk_widget_class_bind_template_child (widget_class, QbPreferencesDialog, threads_hint);
+  gtk_widget_class_bind_template_child (widget_class, QbPreferencesDialog, format_box);
+  gtk_widget_class_bind_template_child (widget_class, QbPreferencesDialog, database_entry);
+  gtk_widget_class_bind_template_callback (widget_class, on_choose_database);
+  gtk_widget_class_add_binding_action (widget_class, GDK_KEY_Escape, 0, "window.close", NULL);
+}
+
+static void
+qb_preferences_dialog_init (QbPreferencesDialog *self)
+{
+  g_autofree char *hint = NULL;
+
+  gtk_widget_init_template (GTK_WIDGET (self));
+
+  self->format_button = qb_format_button_new ();
+  gtk_box_append (self->format_box, self->format_button);
+  hint = g_strdup_printf ("0 = one per core (%u here)", g_get_num_processors ());
+  gtk_label_set_text (self->threads_hint, hint);
+
+  self->settings = g_settings_new ("org.quantbench.Quantbench");
+  g_settings_bind (self->settings, "threads", self->threads_spin, "value", G_SETTINGS_BIND_DEFAULT);
+  g_settings_bind (self->settings, "database-path", self->database_entry, "text", G_SETTINGS_BIND_DEFAULT);
+  g_settings_bind (self->settings, "default-format", self->format_button, "format", G_SETTINGS_BIND_DEFAULT);
+}
+
+GtkWidget *
+qb_preferences_dialog_new (GtkWindow *parent)
+{
+  return g_object_new (QB_TYPE_PREFERENCES_DIALOG, "transient-for", parent, NULL);
+}

@@ -1,0 +1,62 @@
+/* qb-window-private.h — QbWindow's fields, shared by qb-window.c (state,
+ * loading) and qb-window-actions.c (the commands). */
+#pragma once
+
+#include "qb-window.h"
+
+G_BEGIN_DECLS
+
+struct _QbWindow
+{
+  GtkApplicationWindow  parent_instance;
+
+  /* Template children. */
+  GtkLabel             *title_label;
+  GtkLabel             *subtitle_label;
+  GtkRevealer          *banner_revealer;
+  GtkLabel             *banner_label;
+  GtkStack             *content_stack;
+  GtkSpinner           *status_spinner;
+  GtkLabel             *status_label;
+  GtkLabel             *totals_label;
+  GtkStack             *page_stack;
+  GtkPaned             *outer_paned;
+  QbPlanPanel          *plan_panel;
+  QbLayerTable         *layer_table;
+  QbTensorDetails      *details;
+  QbRunPanel           *run_panel;
+  QbExperimentsPage    *experiments_page;
+  QbComparePage        *compare_page;
+  GMenu                *recent_section;
+
+  GSettings            *settings;
+  QbDocument           *document;
+  GCancellable         *load_cancellable;
+  char                 *loading_path;
+  QbRun                *run;
+  QbExperimentRecorder *recorder;   /* the current run's; owned by the run */
+  QbStoreHandle        *store;      /* NULL until open, or when it failed */
+#ifdef QB_HAVE_EVAL
+  QbEvaluator          *evaluator;  /* the latest evaluation, running or not */
+#endif
+  char                 *error_message;
+  guint                 n_pending;  /* experiment loads under way */
+};
+
+/* qb-window-actions.c */
+void qb_window_install_actions     (QbWindow    *self);
+/* Enables the actions that need a document, an idle engine, a run... */
+void qb_window_update_actions      (QbWindow    *self);
+
+/* qb-window.c */
+void qb_window_show_error          (QbWindow    *self,
+                                    const char  *message);
+void qb_window_clear_error         (QbWindow    *self);
+void qb_window_start_run           (QbWindow    *self);
+/* Loads an experiment's plan and results into the editor (background). */
+void qb_window_open_experiment     (QbWindow    *self,
+                                    gint64       id);
+/* The chart on the visible page, or NULL. */
+QbChart *qb_window_get_visible_chart (QbWindow  *self);
+
+G_END_DECLS
