@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "qb-blas.h"
 #include "qb-cli.h"
 #ifdef QB_HAVE_GUI
 #include "qb-application.h"
@@ -59,6 +60,8 @@ has_display (void)
 int
 main (int argc, char **argv)
 {
+  /* May start the program again with OpenBLAS's AVX-512 kernels (qb-blas.h). */
+  qb_blas_prefer_avx512 (argv);
   setlocale (LC_ALL, "");
 
   if (argc >= 2 && argv[1][0] != '-' && !g_file_test (argv[1], G_FILE_TEST_EXISTS))

@@ -1,11 +1,17 @@
-/* qb-cmd-eval.c — `quantbench eval MODEL --text FILE`: perplexity and KL
- * divergence with llama.cpp's protocol. */
+/* qb-cmd-eval.c — `quantbench eval MODEL [plan options] --text FILE`:
+ * perplexity and KL divergence with llama.cpp's protocol.  With plan
+ * options the model is quantized first (in memory) and the quantized
+ * model is evaluated; --kld then compares it with the float model. */
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "qb-blas.h"
 #include "qb-cli.h"
+#include "qb-cli-plan.h"
 #include "qb-eval.h"
+#include "qb-imatrix.h"
+#include "qb-job.h"
 #include "qb-llama.h"
 #include "qb-model.h"
 #include "qb-tokenizer.h"
@@ -21,6 +27,7 @@ typedef struct {
   gboolean  no_cache;
   char     *cache_dir;
   char     *dequant;
+  char     *imatrix;
 } EvalOptions;
 
 typedef struct {
@@ -61,7 +68,8 @@ print_result (QbModel *model, const QbEvalResult *r, const char *text)
     printf ("text:   %s\n", text);
   printf ("chunks: %u of %u tokens, %" G_GUINT64_FORMAT " scored\n", r->n_chunks, r->n_ctx, r->n_scored);
   printf ("PPL = %.4f +/- %.5f\n", r->ppl, r->ppl_err);
-  printf ("speed:  %.0f tokens/s (%.2f s)\n", r->tokens_per_second, r->seconds);
+  printf ("speed:  %.0f tokens/s (%.2f s, OpenBLAS %s kernels)\n", r->tokens_per_second, r->seconds,
+          qb_blas_get_core_name ());
   if (!r->has_kld)
     return;
   printf ("\nagainst the %s:\n", r->base_from_cache ? "float model (cached)" : "base");
@@ -77,8 +85,67 @@ print_result (QbModel *model, const QbEvalResult *r, const char *text)
   printf ("  RMS dp               %9.3f%% +/- %.3f%%\n", 100 * r->dp_rms, 100 * r->dp_rms_err);
 }
 
+static void
+draw_job_progress (const QbJobProgress *p, gpointer data)
+{
+  Bar *bar = data;
+  gint64 now = g_get_monotonic_time ();
+
+  if (now - bar->last_draw < 100000 && p->tensors_done < p->n_tensors)
+    return;
+  bar->last_draw = now;
+  bar->drawn = TRUE;
+  fprintf (stderr, "\rquantizing %u/%u  %-40.40s", p->tensors_done, p->n_tensors,
+           p->current_name ? p->current_name : "");
+  fflush (stderr);
+}
+
+/* Any plan option given: quantize with the plan and run its bytes. */
+static gboolean
+has_plan (const QbCliPlanOptions *po)
+{
+  return po->plan_file || po->preset || po->default_format || po->method || po->rules
+         || po->quantize_1d;
+}
+
+static gboolean
+quantize (QbModel *model, QbLlama *llama, const QbCliPlanOptions *po, EvalOptions *eo,
+          GError **error)
+{
+  g_autoptr(QbPlan) plan = qb_cli_plan_build (po, error);
+  g_autoptr(QbJob) job = NULL;
+  g_autoptr(QbImatrix) imatrix = NULL;
+  Bar bar = { 0, FALSE };
+  guint n_taken = 0;
+  gboolean ok;
+
+  if (plan == NULL)
+    return FALSE;
+  job = qb_job_new (model, plan);
+  qb_job_set_keep_data (job, TRUE);
+  qb_job_set_threads (job, eo->threads > 0 ? (guint) eo->threads : 0);
+  if (eo->imatrix != NULL)
+    {
+      imatrix = qb_imatrix_load (eo->imatrix, error);
+      if (imatrix == NULL)
+        return FALSE;
+      qb_job_set_imatrix (job, imatrix);
+    }
+  if (isatty (2))
+    qb_job_set_progress_func (job, draw_job_progress, &bar);
+  ok = qb_job_run (job, NULL, error);
+  if (bar.drawn)
+    fprintf (stderr, "\n");
+  if (!ok || !qb_llama_use_job (llama, job, &n_taken, error))
+    return FALSE;
+  if (!eo->json)
+    printf ("plan:   %u tensors quantized, %.3f bits per weight, %.2f s\n", n_taken,
+            qb_job_get_resolution (job)->bpw, qb_job_get_seconds (job));
+  return TRUE;
+}
+
 static int
-run (const char *model_path, EvalOptions *eo)
+run (const char *model_path, const QbCliPlanOptions *po, EvalOptions *eo)
 {
   g_autoptr(GError) error = NULL;
   g_autoptr(QbModel) model = NULL;
@@ -101,6 +168,8 @@ run (const char *model_path, EvalOptions *eo)
   qb_llama_set_threads (llama, eo->threads > 0 ? (guint) eo->threads : 0);
   if (g_strcmp0 (eo->dequant, "matrix") == 0)
     qb_llama_set_dequant_mode (llama, QB_DEQUANT_MATRIX);
+  if (has_plan (po) && !quantize (model, llama, po, eo, &error))
+    return qb_cli_fail (error);
 
   qb_eval_options_init (&o);
   o.n_ctx = (guint) MAX (eo->ctx, 0);
@@ -130,6 +199,7 @@ int
 qb_cmd_eval (int argc, char **argv)
 {
   EvalOptions eo = { 0 };
+  QbCliPlanOptions po = { 0 };
   GOptionEntry entries[] = {
     { "text", 0, 0, G_OPTION_ARG_FILENAME, &eo.text, "Evaluation text (UTF-8)", "FILE" },
     { "ctx", 0, 0, G_OPTION_ARG_INT, &eo.ctx, "Tokens per chunk (default 512, or the model's context if shorter)", "N" },
@@ -141,19 +211,27 @@ qb_cmd_eval (int argc, char **argv)
     { "no-cache", 0, 0, G_OPTION_ARG_NONE, &eo.no_cache, "Do not read or write the float model's cache", NULL },
     { "cache-dir", 0, 0, G_OPTION_ARG_FILENAME, &eo.cache_dir, "Cache folder (default $XDG_CACHE_HOME/quantbench/logprobs)", "DIR" },
     { "dequant", 0, 0, G_OPTION_ARG_STRING, &eo.dequant, "Dequantize per row block (rows, default) or whole matrix (matrix)", "MODE" },
+    { "imatrix", 0, 0, G_OPTION_ARG_FILENAME, &eo.imatrix, "Importance matrix for the plan (llama.cpp .dat or GGUF)", "FILE" },
     { NULL }
   };
   g_autoptr(GOptionContext) context = g_option_context_new ("MODEL - perplexity and KL divergence");
   int status;
 
   g_option_context_add_main_entries (context, entries, NULL);
+  qb_cli_plan_add_entries (context, &po);
   g_option_context_set_description (context,
     "Perplexity as llama-perplexity computes it: the text is cut into chunks of --ctx tokens,\n"
     "each evaluated from scratch with BOS first, and the second half of each is scored.\n"
     "--kld adds the KL divergence against the float model, whose log-probabilities are\n"
-    "computed once and cached.");
+    "computed once and cached.  Plan options (--plan, --preset, --default, --rule, ...)\n"
+    "quantize the model in memory first and evaluate exactly the quantized weights.");
   if (!qb_cli_parse (context, &argc, &argv))
     return 2;
+  if (po.list_presets)
+    {
+      qb_cli_print_presets ();
+      return 0;
+    }
   if (argc != 2 || (eo.text == NULL && eo.kld_base == NULL)
       || (eo.dequant != NULL && strcmp (eo.dequant, "rows") != 0 && strcmp (eo.dequant, "matrix") != 0))
     {
@@ -161,7 +239,9 @@ qb_cmd_eval (int argc, char **argv)
       fprintf (stderr, "%s", help);
       return 2;
     }
-  status = run (argv[1], &eo);
+  status = run (argv[1], &po, &eo);
+  qb_cli_plan_options_clear (&po);
+  g_free (eo.imatrix);
   g_free (eo.text);
   g_free (eo.kld_base);
   g_free (eo.cache_dir);

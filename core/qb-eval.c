@@ -526,6 +526,7 @@ setup_float_base (Run *run, QbTokenizer *tok, const char *text_path, const QbEva
 
   if (!read_text (text_path, &text, &len, &sha, error))
     return FALSE;
+  g_strlcpy (result->text_sha256, sha, sizeof result->text_sha256);
   tok_fp = qb_tokenizer_fingerprint (tok);
   path = qb_eval_cache_path (opts->cache_dir, qb_model_get_fingerprint (run->llama->model),
                              tok_fp, sha, run->n_ctx);
@@ -621,6 +622,8 @@ qb_eval_result_to_json (const QbEvalResult *r)
   json_builder_add_int_value (b, r->n_chunks);
   json_builder_set_member_name (b, "n_scored");
   json_builder_add_int_value (b, (gint64) r->n_scored);
+  json_builder_set_member_name (b, "text_sha256");
+  json_builder_add_string_value (b, r->text_sha256);
   add_number (b, "ppl", r->ppl);
   add_number (b, "ppl_err", r->ppl_err);
   add_number (b, "seconds", r->seconds);
@@ -659,4 +662,192 @@ qb_eval_result_to_json (const QbEvalResult *r)
   json_generator_set_root (gen, root);
   json_generator_set_pretty (gen, TRUE);
   return json_generator_to_data (gen, NULL);
+}
+
+static double
+get_number (JsonObject *o, const char *name)
+{
+  JsonNode *n = o ? json_object_get_member (o, name) : NULL;
+  return n && JSON_NODE_HOLDS_VALUE (n) ? json_node_get_double (n) : 0;
+}
+
+gboolean
+qb_eval_result_from_json (const char *json, QbEvalResult *r, GError **error)
+{
+  g_autoptr(JsonParser) parser = json_parser_new ();
+  JsonObject *o, *k;
+
+  memset (r, 0, sizeof *r);
+  if (!json_parser_load_from_data (parser, json, -1, error))
+    return FALSE;
+  o = JSON_NODE_HOLDS_OBJECT (json_parser_get_root (parser))
+      ? json_node_get_object (json_parser_get_root (parser)) : NULL;
+  if (o == NULL || !json_object_has_member (o, "ppl"))
+    {
+      g_set_error (error, QB_EVAL_ERROR, QB_EVAL_ERROR_MISMATCH, "not an evaluation result (no \"ppl\")");
+      return FALSE;
+    }
+  r->n_ctx = (guint) get_number (o, "n_ctx");
+  r->n_chunks = (guint) get_number (o, "n_chunks");
+  r->n_scored = (guint64) get_number (o, "n_scored");
+  g_strlcpy (r->text_sha256, json_object_get_string_member_with_default (o, "text_sha256", ""),
+             sizeof r->text_sha256);
+  r->ppl = get_number (o, "ppl");
+  r->ppl_err = get_number (o, "ppl_err");
+  r->nll_mean = r->ppl > 0 ? log (r->ppl) : 0;
+  r->seconds = get_number (o, "seconds");
+  r->tokens_per_second = get_number (o, "tokens_per_second");
+  k = json_object_has_member (o, "kld") ? json_object_get_object_member (o, "kld") : NULL;
+  if (k == NULL)
+    return TRUE;
+  r->has_kld = TRUE;
+  r->base_ppl = get_number (k, "base_ppl");
+  r->base_ppl_err = get_number (k, "base_ppl_err");
+  r->ppl_ratio = get_number (k, "ppl_ratio");
+  r->ppl_ratio_err = get_number (k, "ppl_ratio_err");
+  r->ln_ppl_ratio = get_number (k, "ln_ppl_ratio");
+  r->ln_ppl_ratio_err = get_number (k, "ln_ppl_ratio_err");
+  r->kld_mean = get_number (k, "mean");
+  r->kld_mean_err = get_number (k, "mean_err");
+  r->kld_median = get_number (k, "median");
+  r->kld_p90 = get_number (k, "p90");
+  r->kld_p95 = get_number (k, "p95");
+  r->kld_p99 = get_number (k, "p99");
+  r->kld_p999 = get_number (k, "p99_9");
+  r->kld_max = get_number (k, "max");
+  r->same_top = get_number (k, "same_top");
+  r->same_top_err = get_number (k, "same_top_err");
+  r->dp_mean = get_number (k, "dp_mean");
+  r->dp_mean_err = get_number (k, "dp_mean_err");
+  r->dp_rms = get_number (k, "dp_rms");
+  r->dp_rms_err = get_number (k, "dp_rms_err");
+  r->base_from_cache = json_object_get_boolean_member_with_default (k, "base_from_cache", FALSE);
+  return TRUE;
+}
+
+/* ---- on a worker thread ----------------------------------------------- */
+
+typedef struct {
+  QbLlama            *llama;
+  QbTokenizer        *tok;
+  char               *text_path;
+  char               *kld_base;
+  char               *cache_dir;
+  QbEvalOptions       opts;
+  QbEvalProgressFunc  progress;
+  gpointer            progress_data;
+  GMainContext       *context;
+  GMutex              lock;
+  QbEvalProgress      latest;
+  gboolean            pending;
+  gint64              last_sent;
+  QbEvalResult        result;
+} AsyncData;
+
+static void
+async_data_free (gpointer p)
+{
+  AsyncData *d = p;
+
+  qb_tokenizer_unref (d->tok);
+  g_free (d->text_path);
+  g_free (d->kld_base);
+  g_free (d->cache_dir);
+  g_main_context_unref (d->context);
+  g_mutex_clear (&d->lock);
+  g_free (d);
+}
+
+static gboolean
+deliver_progress (gpointer data)
+{
+  GTask *task = data;
+  AsyncData *d = g_task_get_task_data (task);
+  QbEvalProgress p;
+
+  g_mutex_lock (&d->lock);
+  p = d->latest;
+  d->pending = FALSE;
+  g_mutex_unlock (&d->lock);
+  if (!g_task_get_completed (task))
+    d->progress (&p, d->progress_data);
+  return G_SOURCE_REMOVE;
+}
+
+/* Keeps the latest progress and wakes the caller's context at most every
+ * 50 ms. */
+static void
+async_progress (const QbEvalProgress *p, gpointer data)
+{
+  GTask *task = data;
+  AsyncData *d = g_task_get_task_data (task);
+  gint64 now = g_get_monotonic_time ();
+  gboolean schedule;
+
+  g_mutex_lock (&d->lock);
+  d->latest = *p;
+  schedule = !d->pending && now - d->last_sent >= 50000;
+  if (schedule)
+    {
+      d->pending = TRUE;
+      d->last_sent = now;
+    }
+  g_mutex_unlock (&d->lock);
+  if (schedule)
+    {
+      GSource *source = g_idle_source_new ();
+      g_source_set_callback (source, deliver_progress, g_object_ref (task), g_object_unref);
+      g_source_attach (source, d->context);
+      g_source_unref (source);
+    }
+}
+
+static void
+eval_thread (GTask *task, gpointer source, gpointer data, GCancellable *cancellable)
+{
+  AsyncData *d = data;
+  GError *error = NULL;
+
+  if (qb_eval_run (d->llama, d->tok, d->text_path, &d->opts, d->progress ? async_progress : NULL,
+                   task, cancellable, &d->result, &error))
+    g_task_return_boolean (task, TRUE);
+  else
+    g_task_return_error (task, error);
+}
+
+void
+qb_eval_run_async (QbLlama *llama, QbTokenizer *tok, const char *text_path,
+                   const QbEvalOptions *opts, QbEvalProgressFunc progress, gpointer progress_data,
+                   GCancellable *cancellable, GAsyncReadyCallback callback, gpointer user_data)
+{
+  g_autoptr(GTask) task = g_task_new (NULL, cancellable, callback, user_data);
+  AsyncData *d = g_new0 (AsyncData, 1);
+
+  d->llama = llama;
+  d->tok = qb_tokenizer_ref (tok);
+  d->text_path = g_strdup (text_path);
+  d->kld_base = g_strdup (opts->kld_base);
+  d->cache_dir = g_strdup (opts->cache_dir);
+  d->opts = *opts;
+  d->opts.kld_base = d->kld_base;
+  d->opts.cache_dir = d->cache_dir;
+  d->progress = progress;
+  d->progress_data = progress_data;
+  d->context = g_main_context_ref_thread_default ();
+  g_mutex_init (&d->lock);
+  g_task_set_source_tag (task, qb_eval_run_async);
+  g_task_set_task_data (task, d, async_data_free);
+  g_task_run_in_thread (task, eval_thread);
+}
+
+gboolean
+qb_eval_run_finish (GAsyncResult *res, QbEvalResult *result, GError **error)
+{
+  GTask *task = G_TASK (res);
+
+  g_return_val_if_fail (g_task_get_source_tag (task) == qb_eval_run_async, FALSE);
+  if (!g_task_propagate_boolean (task, error))
+    return FALSE;
+  *result = ((AsyncData *) g_task_get_task_data (task))->result;
+  return TRUE;
 }

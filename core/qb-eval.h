@@ -64,7 +64,8 @@ typedef void (*QbEvalProgressFunc) (const QbEvalProgress *progress, gpointer use
 typedef struct {
   guint    n_ctx;
   guint    n_chunks;
-  guint64  n_text_tokens;      /* of the whole text (0 when tokens came from a base file) */
+  guint64  n_text_tokens;      /* of the whole text (0 when not tokenized: tokens from a base file or the cache) */
+  char     text_sha256[65];    /* of the text file's bytes ("" with a base file) */
   guint64  n_scored;
 
   double   ppl, ppl_err;
@@ -117,7 +118,28 @@ char     *qb_eval_cache_path   (const char           *cache_dir,
                                 const char           *text_sha256,
                                 guint                 n_ctx);
 
-/* The result as a JSON object (for --json and for storing with an experiment). */
-char     *qb_eval_result_to_json (const QbEvalResult *result);
+/* qb_eval_run on a worker thread, for the UI.  llama and tok must stay
+ * alive until callback runs; opts (and its strings) are copied.  progress
+ * is called in the calling thread's main context (the thread-default one),
+ * at most every 50 ms and once with the final state. */
+void      qb_eval_run_async    (QbLlama              *llama,
+                                QbTokenizer          *tok,
+                                const char           *text_path,
+                                const QbEvalOptions  *opts,
+                                QbEvalProgressFunc    progress,
+                                gpointer              progress_data,
+                                GCancellable         *cancellable,
+                                GAsyncReadyCallback   callback,
+                                gpointer              user_data);
+gboolean  qb_eval_run_finish   (GAsyncResult         *res,
+                                QbEvalResult         *result,
+                                GError              **error);
+
+/* The result as a JSON object (for --json and for storing with an
+ * experiment), and back; from_json fails on JSON without "ppl". */
+char     *qb_eval_result_to_json   (const QbEvalResult *result);
+gboolean  qb_eval_result_from_json (const char         *json,
+                                    QbEvalResult       *result,
+                                    GError            **error);
 
 G_END_DECLS

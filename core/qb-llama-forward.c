@@ -17,8 +17,8 @@
 #include <math.h>
 #include <string.h>
 
-#define BLOCK_FLOATS   (1 << 18)   /* about 1 MiB of dequantized rows per block */
-#define BLOCK_ROWS_MAX 128
+#define BLOCK_FLOATS   (1 << 19)   /* about 2 MiB of dequantized rows per block */
+#define BLOCK_ROWS_MAX 256
 #define QUERY_BLOCK    64
 
 /* ---- scratch ---------------------------------------------------------- */

@@ -609,6 +609,38 @@ qb_llama_set_weight (QbLlama *llama, guint tensor_index, GBytes *bytes,
   return vec == NULL || vector_refresh (llama, vec, error);
 }
 
+gboolean
+qb_llama_use_job (QbLlama *llama, QbJob *job, guint *n_taken, GError **error)
+{
+  const QbPlanResolution *res = qb_job_get_resolution (job);
+  guint n = 0;
+
+  if (res == NULL || res->n_tensors != qb_model_get_n_tensors (llama->model))
+    return invalid (error, llama, "the quantization job has not run on this model");
+  for (guint i = 0; i < res->n_tensors; i++)
+    {
+      QbWeight *targets[4];
+      QbVector *vec;
+      QbQuantParams params;
+      const QbFormat *format = NULL;
+      g_autoptr(GBytes) bytes = NULL;
+
+      /* Kept tensors, and tensors the forward pass does not read. */
+      if (res->choices[i].format == NULL || weights_of (llama, i, targets, &vec) == 0)
+        continue;
+      bytes = qb_job_get_tensor_data (job, i, &format);
+      if (bytes == NULL || !qb_job_get_dequant_params (job, i, &params))
+        return invalid (error, llama, "tensor '%s' has no quantized data (the job did not finish, "
+                        "or ran without keeping its data)", qb_model_get_tensor (llama->model, i)->name);
+      if (!qb_llama_set_weight (llama, i, bytes, &params, error))
+        return FALSE;
+      n++;
+    }
+  if (n_taken != NULL)
+    *n_taken = n;
+  return TRUE;
+}
+
 const QbFormat *
 qb_llama_get_weight_format (QbLlama *llama, guint tensor_index)
 {

@@ -9,13 +9,17 @@
  *
  * Every weight is read in the form it is evaluated in: the model's own
  * stored type (a Q4_K GGUF is run as Q4_K), or bytes in any Quantbench
- * format handed over with qb_llama_set_weight(), so
+ * format handed over with qb_llama_set_weight() / qb_llama_use_job(), so
  * the evaluated model is exactly the quantized one.  Weights are
  * dequantized to float32 just before their matrix product, a block of rows
  * at a time on each worker thread (or a whole matrix, see QbDequantMode),
  * and multiplied with OpenBLAS sgemm.  Memory: the activations of one chunk
- * plus one block of dequantized rows per thread; nothing grows with the
- * number of layers.
+ * plus one block of dequantized rows (2 MiB) per thread; nothing grows with
+ * the number of layers, and no float copy of a weight is kept.  For a
+ * LLaMA-2-7B-shaped model and a 512-token chunk that is about 98 MB
+ * (qb_llama_working_bytes), plus the caller's logits (33 MB for the 256
+ * scored positions × 32000); QB_DEQUANT_MATRIX adds the largest matrix in
+ * float32 (the 32000 × 4096 output: 524 MB).
  *
  * RoPE: GGUF LLaMA/Mistral files hold Q and K rows in the interleaved-pair
  * layout (convert_hf_to_gguf.py permutes them); Hugging Face checkpoints
@@ -116,6 +120,15 @@ gboolean             qb_llama_set_weight        (QbLlama        *llama,
                                                  guint           tensor_index,
                                                  GBytes         *bytes,
                                                  const QbQuantParams *params,
+                                                 GError        **error);
+/* Takes every tensor a job quantized (run with keep_data), with its
+ * dequantization parameters; the tensors the plan kept stay in their stored
+ * type.  Fails, naming the tensor, when one the plan quantizes has no data
+ * (the job was cancelled or ran without keep_data).  *n_taken (may be
+ * NULL): the tensors taken. */
+gboolean             qb_llama_use_job           (QbLlama        *llama,
+                                                 QbJob          *job,
+                                                 guint          *n_taken,
                                                  GError        **error);
 /* The format a tensor is evaluated in: NULL when it runs in its stored type. */
 const QbFormat      *qb_llama_get_weight_format (QbLlama        *llama,

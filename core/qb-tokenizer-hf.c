@@ -305,12 +305,31 @@ config_token (JsonObject *config, const char *name)
   return member_string (config, name);
 }
 
+/* The TemplateProcessing step of a post-processor (LLaMA-3 nests it in a
+ * Sequence after a ByteLevel step). */
+static JsonObject *
+find_template (JsonObject *post)
+{
+  JsonArray *steps = member_array (post, "processors");
+
+  if (g_strcmp0 (member_string (post, "type"), "TemplateProcessing") == 0)
+    return post;
+  for (guint i = 0; steps != NULL && i < json_array_get_length (steps); i++)
+    {
+      JsonNode *n = json_array_get_element (steps, i);
+      JsonObject *found = JSON_NODE_HOLDS_OBJECT (n) ? find_template (json_node_get_object (n)) : NULL;
+      if (found != NULL)
+        return found;
+    }
+  return NULL;
+}
+
 /* BOS/EOS: the post-processor's single-sequence template tells what is
  * added; tokenizer_config.json beside the file has the last word. */
 static void
 read_specials (QbTokenizer *tok, const char *path, JsonObject *root)
 {
-  JsonObject *post = member_object (root, "post_processor");
+  JsonObject *post = find_template (member_object (root, "post_processor"));
   JsonArray *single = member_array (post, "single");
   g_autofree char *dir = g_path_get_dirname (path);
   g_autofree char *config_path = g_build_filename (dir, "tokenizer_config.json", NULL);

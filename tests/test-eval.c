@@ -22,6 +22,7 @@
 #include "qb-eval.h"
 #include "qb-format.h"
 #include "qb-gguf.h"
+#include "qb-job.h"
 #include "qb-llama.h"
 #include "qb-logprobs.h"
 #include "qb-model.h"
@@ -445,6 +446,78 @@ test_quantized_model (void)
   stories_close (&s);
 }
 
+/* A plan run by the engine: the evaluated model reads exactly the job's
+ * bytes (the same logits as their dequantized values given as float32),
+ * and equals the GGUF the job exports, opened as a model of its own. */
+static void
+test_job (void)
+{
+  static const gint32 tokens[] = { 1, 415, 261, 365, 285, 269, 260, 307, 353, 272, 319, 293 };
+  guint n = G_N_ELEMENTS (tokens);
+  g_autofree char *dir = qb_test_tmpdir ();
+  g_autofree char *exported = g_build_filename (dir, "q4_0.gguf", NULL);
+  g_autoptr(QbPlan) plan = qb_plan_new ();
+  g_autoptr(QbJob) job = NULL;
+  g_autoptr(QbLlama) floats = NULL, from_file = NULL;
+  g_autoptr(QbModel) exported_model = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree float *a = NULL, *b = NULL, *c = NULL;
+  const QbPlanResolution *res;
+  const QbFormat *f32 = qb_format_find ("F32");
+  guint n_taken = 0, n_quantized = 0;
+  gsize bytes;
+  Stories s;
+
+  if (!stories_open (&s))
+    return;
+  bytes = sizeof (float) * n * qb_llama_get_params (s.llama)->n_vocab;
+  qb_plan_set_default_format (plan, "Q4_0");
+  job = qb_job_new (s.model, plan);
+  qb_job_set_keep_data (job, TRUE);
+  qb_job_set_threads (job, 2);
+  qb_job_set_export (job, QB_EXPORT_GGUF, exported);
+  qb_job_run (job, NULL, &error);
+  g_assert_no_error (error);
+
+  qb_llama_use_job (s.llama, job, &n_taken, &error);
+  g_assert_no_error (error);
+  a = forward_logits (s.llama, tokens, n);
+
+  floats = qb_llama_new (s.model, &error);
+  g_assert_no_error (error);
+  res = qb_job_get_resolution (job);
+  for (guint i = 0; i < res->n_tensors; i++)
+    {
+      QbQuantParams params, f32_params = { f32, NULL, FALSE, 0 };
+      const QbFormat *format;
+      g_autoptr(GBytes) q = NULL, dq = NULL;
+
+      if (res->choices[i].format == NULL)
+        continue;
+      n_quantized++;
+      q = qb_job_get_tensor_data (job, i, &format);
+      g_assert_nonnull (q);
+      g_assert_true (qb_job_get_dequant_params (job, i, &params));
+      g_assert_true (qb_llama_get_weight_format (s.llama, i) == format);
+      dq = dequantize_tensor (s.model, i, q, &params);
+      qb_llama_set_weight (floats, i, dq, &f32_params, &error);
+      g_assert_no_error (error);
+    }
+  g_test_message ("%u tensors quantized by the plan, %u taken", n_quantized, n_taken);
+  g_assert_cmpuint (n_taken, ==, n_quantized);
+  g_assert_cmpuint (n_quantized, ==, 5 * 7 + 2);
+  b = forward_logits (floats, tokens, n);
+  g_assert_cmpmem (a, bytes, b, bytes);
+
+  exported_model = qb_model_open (exported, &error);
+  g_assert_no_error (error);
+  from_file = qb_llama_new (exported_model, &error);
+  g_assert_no_error (error);
+  c = forward_logits (from_file, tokens, n);
+  g_assert_cmpmem (a, bytes, c, bytes);
+  stories_close (&s);
+}
+
 /* Results do not depend on the thread count. */
 static void
 test_threads (void)
@@ -514,6 +587,80 @@ test_cancel (void)
 
   g_assert_false (qb_llama_forward (s.llama, tokens, 8, 0, logits, NULL, NULL, cancellable, &error));
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  stories_close (&s);
+}
+
+/* ---- off the calling thread, and JSON --------------------------------- */
+
+typedef struct {
+  GMainLoop    *loop;
+  GThread      *main_thread;
+  guint         progress_calls;
+  gboolean      done;
+  QbEvalResult  result;
+  GError       *error;
+} AsyncRun;
+
+static void
+async_progress (const QbEvalProgress *p, gpointer data)
+{
+  AsyncRun *a = data;
+
+  g_assert_true (g_thread_self () == a->main_thread);
+  a->progress_calls++;
+}
+
+static void
+async_done (GObject *source, GAsyncResult *res, gpointer data)
+{
+  AsyncRun *a = data;
+
+  qb_eval_run_finish (res, &a->result, &a->error);
+  a->done = TRUE;
+  g_main_loop_quit (a->loop);
+}
+
+static void
+test_async_and_json (void)
+{
+  Stories s;
+  g_autofree char *cache = qb_test_tmpdir ();
+  g_autoptr(GError) error = NULL;
+  g_autofree char *json = NULL;
+  AsyncRun a = { 0 };
+  QbEvalOptions o;
+  QbEvalResult sync, back;
+
+  if (!stories_open (&s))
+    return;
+  options (&o, 12, cache);
+  o.kld = TRUE;
+  qb_eval_run (s.llama, s.tok, s.text, &o, NULL, NULL, NULL, &sync, &error);
+  g_assert_no_error (error);
+
+  a.loop = g_main_loop_new (NULL, FALSE);
+  a.main_thread = g_thread_self ();
+  qb_eval_run_async (s.llama, s.tok, s.text, &o, async_progress, &a, NULL, async_done, &a);
+  g_main_loop_run (a.loop);
+  g_assert_true (a.done);
+  g_assert_no_error (a.error);
+  g_assert_cmpfloat (a.result.ppl, ==, sync.ppl);
+  g_assert_cmpfloat (a.result.kld_mean, ==, sync.kld_mean);
+  g_assert_true (a.result.base_from_cache);
+  g_main_loop_unref (a.loop);
+
+  json = qb_eval_result_to_json (&sync);
+  qb_eval_result_from_json (json, &back, &error);
+  g_assert_no_error (error);
+  g_assert_cmpfloat (back.ppl, ==, sync.ppl);
+  g_assert_cmpfloat (back.kld_p99, ==, sync.kld_p99);
+  g_assert_cmpfloat (back.same_top, ==, sync.same_top);
+  g_assert_cmpuint (back.n_scored, ==, sync.n_scored);
+  g_assert_cmpuint (strlen (sync.text_sha256), ==, 64);
+  g_assert_cmpstr (back.text_sha256, ==, sync.text_sha256);
+  g_assert_true (back.has_kld);
+  g_assert_false (qb_eval_result_from_json ("{\"n_ctx\": 3}", &back, &error));
+  g_assert_error (error, QB_EVAL_ERROR, QB_EVAL_ERROR_MISMATCH);
   stories_close (&s);
 }
 
@@ -1223,9 +1370,11 @@ main (int argc, char **argv)
   g_test_add_func ("/eval/kld/self-and-cache", test_kld_self);
   g_test_add_func ("/eval/quantized/exact-bytes", test_quantized_exact);
   g_test_add_func ("/eval/quantized/model", test_quantized_model);
+  g_test_add_func ("/eval/quantized/job", test_job);
   g_test_add_func ("/eval/threads", test_threads);
   g_test_add_func ("/eval/cancel", test_cancel);
   g_test_add_func ("/eval/activations", test_activations);
+  g_test_add_func ("/eval/async-and-json", test_async_and_json);
   g_test_add_func ("/eval/reference/llama", test_reference_llama);
   g_test_add_func ("/eval/reference/qwen2", test_reference_qwen2);
   g_test_add_func ("/eval/logprob-files", test_logprob_files);

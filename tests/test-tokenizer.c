@@ -446,9 +446,8 @@ add_byte_level_pre (JsonBuilder *b, gboolean llama3)
 }
 
 static void
-add_bos_template (JsonBuilder *b, const char *bos)
+add_template (JsonBuilder *b, const char *bos)
 {
-  json_builder_set_member_name (b, "post_processor");
   json_builder_begin_object (b);
   add_string (b, "type", "TemplateProcessing");
   json_builder_set_member_name (b, "single");
@@ -465,6 +464,29 @@ add_bos_template (JsonBuilder *b, const char *bos)
   add_string (b, "id", "A");
   json_builder_end_object (b);
   json_builder_end_object (b);
+  json_builder_end_array (b);
+  json_builder_end_object (b);
+}
+
+/* nested: inside a Sequence after a ByteLevel step, as Meta's LLaMA-3
+ * tokenizer.json has it. */
+static void
+add_bos_template (JsonBuilder *b, const char *bos, gboolean nested)
+{
+  json_builder_set_member_name (b, "post_processor");
+  if (!nested)
+    {
+      add_template (b, bos);
+      return;
+    }
+  json_builder_begin_object (b);
+  add_string (b, "type", "Sequence");
+  json_builder_set_member_name (b, "processors");
+  json_builder_begin_array (b);
+  json_builder_begin_object (b);
+  add_string (b, "type", "ByteLevel");
+  json_builder_end_object (b);
+  add_template (b, bos);
   json_builder_end_array (b);
   json_builder_end_object (b);
 }
@@ -512,7 +534,7 @@ write_byte_level_json (const char *dir, gboolean llama3)
   json_builder_add_null_value (b);
   add_byte_level_pre (b, llama3);
   if (llama3)
-    add_bos_template (b, "<|endoftext|>");
+    add_bos_template (b, "<|endoftext|>", TRUE);
   json_builder_set_member_name (b, "model");
   json_builder_begin_object (b);
   add_string (b, "type", "BPE");
@@ -611,7 +633,7 @@ test_hf_metaspace (void)
   json_builder_end_object (b);
   json_builder_end_array (b);
   json_builder_end_object (b);
-  add_bos_template (b, "<s>");
+  add_bos_template (b, "<s>", FALSE);
   json_builder_set_member_name (b, "model");
   json_builder_begin_object (b);
   add_string (b, "type", "BPE");

@@ -1,0 +1,118 @@
+/* test-cli-eval.c — `quantbench eval`, run as a user would run it. */
+#include <json-glib/json-glib.h>
+#include <string.h>
+
+#include "qb-test-util.h"
+
+static char *quantbench;
+
+/* Runs quantbench with the arguments; returns the exit status. */
+static int
+run (char **out, char **err, ...)
+{
+  g_autoptr(GPtrArray) args = g_ptr_array_new ();
+  g_autoptr(GError) error = NULL;
+  const char *arg;
+  int status = 0;
+  va_list ap;
+
+  g_ptr_array_add (args, quantbench);
+  va_start (ap, err);
+  while ((arg = va_arg (ap, const char *)) != NULL)
+    g_ptr_array_add (args, (gpointer) arg);
+  va_end (ap);
+  g_ptr_array_add (args, NULL);
+  g_spawn_sync (NULL, (char **) args->pdata, NULL, G_SPAWN_DEFAULT, NULL, NULL, out, err,
+                &status, &error);
+  g_assert_no_error (error);
+  if (g_spawn_check_wait_status (status, NULL))
+    return 0;
+  return WIFEXITED (status) ? WEXITSTATUS (status) : -1;
+}
+
+static JsonObject *
+parse_json (const char *text)
+{
+  g_autoptr(JsonParser) parser = json_parser_new ();
+  g_autoptr(GError) error = NULL;
+
+  json_parser_load_from_data (parser, text, -1, &error);
+  g_assert_no_error (error);
+  return json_object_ref (json_node_get_object (json_parser_get_root (parser)));
+}
+
+/* The float model and a Q4_0 plan of stories260K over 12 chunks: the
+ * plan's perplexity is higher, its KLD against the float model positive,
+ * and the float model's log-probabilities come from the cache the second
+ * time. */
+static void
+test_eval (void)
+{
+  g_autofree char *model = qb_test_shared_path ("models/stories260K.gguf");
+  g_autofree char *text = NULL, *cache = NULL;
+  g_autofree char *out = NULL, *err = NULL, *out2 = NULL, *err2 = NULL;
+  g_autoptr(JsonObject) f = NULL, q = NULL;
+  JsonObject *kld;
+
+  if (model == NULL || (text = qb_test_shared_path ("text/tinystories-val.txt")) == NULL)
+    return;
+  cache = qb_test_tmpdir ();
+  g_assert_cmpint (run (&out, &err, "eval", model, "--text", text, "--ctx", "128", "--chunks", "12",
+                        "--threads", "2", "--json", NULL), ==, 0);
+  f = parse_json (out);
+  g_assert_cmpint (json_object_get_int_member (f, "n_chunks"), ==, 12);
+  g_assert_cmpint (json_object_get_int_member (f, "n_scored"), ==, 12 * 63);
+  g_assert_false (json_object_has_member (f, "kld"));
+
+  g_assert_cmpint (run (&out2, &err2, "eval", model, "--text", text, "--ctx", "128", "--chunks",
+                        "12", "--default", "Q4_0", "--kld", "--cache-dir", cache, "--json", NULL), ==, 0);
+  q = parse_json (out2);
+  kld = json_object_get_object_member (q, "kld");
+  g_test_message ("float PPL %.4f; Q4_0 PPL %.4f, KLD %.4f, same top %.3f",
+                  json_object_get_double_member (f, "ppl"), json_object_get_double_member (q, "ppl"),
+                  json_object_get_double_member (kld, "mean"), json_object_get_double_member (kld, "same_top"));
+  g_assert_cmpfloat (json_object_get_double_member (q, "ppl"), >, json_object_get_double_member (f, "ppl"));
+  /* The base's figure comes from the cached log-probabilities (1.2e-4 nats). */
+  g_assert_cmpfloat_with_epsilon (json_object_get_double_member (kld, "base_ppl")
+                                  / json_object_get_double_member (f, "ppl"), 1.0, 1e-5);
+  g_assert_cmpfloat (json_object_get_double_member (kld, "mean"), >, 0.01);
+  g_assert_false (json_object_get_boolean_member (kld, "base_from_cache"));
+  g_clear_pointer (&out2, g_free);
+  g_clear_pointer (&err2, g_free);
+  g_clear_pointer (&q, json_object_unref);
+
+  g_assert_cmpint (run (&out2, &err2, "eval", model, "--text", text, "--ctx", "128", "--chunks",
+                        "12", "--default", "Q8_0", "--kld", "--cache-dir", cache, "--json", NULL), ==, 0);
+  q = parse_json (out2);
+  kld = json_object_get_object_member (q, "kld");
+  g_assert_true (json_object_get_boolean_member (kld, "base_from_cache"));
+  g_assert_cmpfloat (json_object_get_double_member (kld, "mean"), <, 0.01);
+}
+
+static void
+test_errors (void)
+{
+  g_autofree char *model = qb_test_shared_path ("models/stories260K.gguf");
+  g_autofree char *out = NULL, *err = NULL, *out2 = NULL, *err2 = NULL;
+
+  if (model == NULL)
+    return;
+  /* No text: usage. */
+  g_assert_cmpint (run (&out, &err, "eval", model, NULL), ==, 2);
+  /* A text that does not exist: a message naming it. */
+  g_assert_cmpint (run (&out2, &err2, "eval", model, "--text", "/nonexistent/t.txt", NULL), ==, 1);
+  g_assert_nonnull (strstr (err2, "/nonexistent/t.txt"));
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  quantbench = g_build_filename (g_getenv ("QB_BUILD_DIR") ? g_getenv ("QB_BUILD_DIR") : ".",
+                                 "app", "quantbench", NULL);
+  if (!g_file_test (quantbench, G_FILE_TEST_IS_EXECUTABLE))
+    g_error ("%s is not built (set QB_BUILD_DIR)", quantbench);
+  g_test_add_func ("/cli/eval", test_eval);
+  g_test_add_func ("/cli/eval-errors", test_errors);
+  return g_test_run ();
+}
