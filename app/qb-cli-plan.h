@@ -37,6 +37,9 @@ typedef struct {
   char     *out;          /* .gguf or .safetensors, or NULL */
   gboolean  json;
   gboolean  no_metrics;
+  gboolean  save;         /* save the run as an experiment */
+  char     *db;           /* that experiment database; NULL: the default */
+  char     *name;         /* the experiment's name; NULL: one from the plan */
 } QbCliQuantizeOptions;
 
 /* Runs the plan and prints the per-tensor table and totals (or JSON). */

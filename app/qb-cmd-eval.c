@@ -1,7 +1,9 @@
-/* qb-cmd-eval.c — `quantbench eval MODEL [plan options] --text FILE`:
- * perplexity and KL divergence with llama.cpp's protocol.  With plan
- * options the model is quantized first (in memory) and the quantized
- * model is evaluated; --kld then compares it with the float model. */
+/* qb-cmd-eval.c — `quantbench eval MODEL [plan options | --experiment ID]
+ * --text FILE`: perplexity and KL divergence with llama.cpp's protocol.
+ * With plan options, or a stored experiment's plan, the model is quantized
+ * first (in memory) and the quantized model is evaluated; --kld then
+ * compares it with the float model.  With --experiment the result is also
+ * stored with that experiment. */
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -14,6 +16,7 @@
 #include "qb-job.h"
 #include "qb-llama.h"
 #include "qb-model.h"
+#include "qb-store.h"
 #include "qb-tokenizer.h"
 
 typedef struct {
@@ -28,6 +31,8 @@ typedef struct {
   char     *cache_dir;
   char     *dequant;
   char     *imatrix;
+  gint64    experiment;
+  char     *db;
 } EvalOptions;
 
 typedef struct {
@@ -109,18 +114,14 @@ has_plan (const QbCliPlanOptions *po)
 }
 
 static gboolean
-quantize (QbModel *model, QbLlama *llama, const QbCliPlanOptions *po, EvalOptions *eo,
-          GError **error)
+quantize (QbModel *model, QbLlama *llama, QbPlan *plan, EvalOptions *eo, GError **error)
 {
-  g_autoptr(QbPlan) plan = qb_cli_plan_build (po, error);
   g_autoptr(QbJob) job = NULL;
   g_autoptr(QbImatrix) imatrix = NULL;
   Bar bar = { 0, FALSE };
   guint n_taken = 0;
   gboolean ok;
 
-  if (plan == NULL)
-    return FALSE;
   job = qb_job_new (model, plan);
   qb_job_set_keep_data (job, TRUE);
   qb_job_set_threads (job, eo->threads > 0 ? (guint) eo->threads : 0);
@@ -144,9 +145,46 @@ quantize (QbModel *model, QbLlama *llama, const QbCliPlanOptions *po, EvalOption
   return TRUE;
 }
 
+/* The plan to evaluate: the experiment's, the plan options', or none
+ * (*plan NULL: the model as it is). */
+static gboolean
+choose_plan (QbModel *model, QbStore *store, const QbCliPlanOptions *po, const EvalOptions *eo,
+             QbPlan **plan, GError **error)
+{
+  g_autoptr(QbExperiment) experiment = NULL;
+
+  *plan = NULL;
+  if (store == NULL)
+    {
+      *plan = has_plan (po) ? qb_cli_plan_build (po, error) : NULL;
+      return *plan != NULL || !has_plan (po);
+    }
+  experiment = qb_store_get_experiment (store, eo->experiment, error);
+  if (experiment == NULL)
+    return FALSE;
+  *plan = qb_eval_plan_of_experiment (experiment, model, error);
+  return *plan != NULL;
+}
+
+/* Attaches the result to the experiment it evaluated. */
+static gboolean
+store_result (QbStore *store, const EvalOptions *eo, const QbEvalResult *r, GError **error)
+{
+  g_autoptr(QbEvaluation) evaluation = qb_eval_result_to_evaluation (r, eo->text);
+
+  if (!qb_store_set_evaluation (store, eo->experiment, evaluation, NULL, error))
+    return FALSE;
+  if (!eo->json)
+    printf ("\nstored with experiment %" G_GINT64_FORMAT " in %s\n", eo->experiment,
+            qb_store_get_path (store));
+  return TRUE;
+}
+
 static int
 run (const char *model_path, const QbCliPlanOptions *po, EvalOptions *eo)
 {
+  g_autoptr(QbStore) store = NULL;
+  g_autoptr(QbPlan) plan = NULL;
   g_autoptr(GError) error = NULL;
   g_autoptr(QbModel) model = NULL;
   g_autoptr(QbLlama) llama = NULL;
@@ -159,6 +197,10 @@ run (const char *model_path, const QbCliPlanOptions *po, EvalOptions *eo)
   model = qb_model_open (model_path, &error);
   if (model == NULL)
     return qb_cli_fail (error);
+  if (eo->experiment > 0 && (store = qb_store_open (eo->db, &error)) == NULL)
+    return qb_cli_fail (error);
+  if (!choose_plan (model, store, po, eo, &plan, &error))
+    return qb_cli_fail (error);
   llama = qb_llama_new (model, &error);
   if (llama == NULL)
     return qb_cli_fail (error);
@@ -168,7 +210,7 @@ run (const char *model_path, const QbCliPlanOptions *po, EvalOptions *eo)
   qb_llama_set_threads (llama, eo->threads > 0 ? (guint) eo->threads : 0);
   if (g_strcmp0 (eo->dequant, "matrix") == 0)
     qb_llama_set_dequant_mode (llama, QB_DEQUANT_MATRIX);
-  if (has_plan (po) && !quantize (model, llama, po, eo, &error))
+  if (plan != NULL && !quantize (model, llama, plan, eo, &error))
     return qb_cli_fail (error);
 
   qb_eval_options_init (&o);
@@ -192,6 +234,8 @@ run (const char *model_path, const QbCliPlanOptions *po, EvalOptions *eo)
     }
   else
     print_result (model, &r, eo->kld_base ? NULL : eo->text);
+  if (store != NULL && !store_result (store, eo, &r, &error))
+    return qb_cli_fail (error);
   return 0;
 }
 
@@ -212,6 +256,8 @@ qb_cmd_eval (int argc, char **argv)
     { "cache-dir", 0, 0, G_OPTION_ARG_FILENAME, &eo.cache_dir, "Cache folder (default $XDG_CACHE_HOME/quantbench/logprobs)", "DIR" },
     { "dequant", 0, 0, G_OPTION_ARG_STRING, &eo.dequant, "Dequantize per row block (rows, default) or whole matrix (matrix)", "MODE" },
     { "imatrix", 0, 0, G_OPTION_ARG_FILENAME, &eo.imatrix, "Importance matrix for the plan (llama.cpp .dat or GGUF)", "FILE" },
+    { "experiment", 0, 0, G_OPTION_ARG_INT64, &eo.experiment, "Evaluate this stored experiment's plan and store the result with it", "ID" },
+    { "db", 0, 0, G_OPTION_ARG_FILENAME, &eo.db, "Experiment database (default: $XDG_DATA_HOME/quantbench/experiments.db)", "FILE" },
     { NULL }
   };
   g_autoptr(GOptionContext) context = g_option_context_new ("MODEL - perplexity and KL divergence");
@@ -224,7 +270,9 @@ qb_cmd_eval (int argc, char **argv)
     "each evaluated from scratch with BOS first, and the second half of each is scored.\n"
     "--kld adds the KL divergence against the float model, whose log-probabilities are\n"
     "computed once and cached.  Plan options (--plan, --preset, --default, --rule, ...)\n"
-    "quantize the model in memory first and evaluate exactly the quantized weights.");
+    "quantize the model in memory first and evaluate exactly the quantized weights;\n"
+    "--experiment ID does the same with a stored experiment's plan and stores the\n"
+    "result with the experiment (`quantbench experiments show ID`).");
   if (!qb_cli_parse (context, &argc, &argv))
     return 2;
   if (po.list_presets)
@@ -233,7 +281,8 @@ qb_cmd_eval (int argc, char **argv)
       return 0;
     }
   if (argc != 2 || (eo.text == NULL && eo.kld_base == NULL)
-      || (eo.dequant != NULL && strcmp (eo.dequant, "rows") != 0 && strcmp (eo.dequant, "matrix") != 0))
+      || (eo.dequant != NULL && strcmp (eo.dequant, "rows") != 0 && strcmp (eo.dequant, "matrix") != 0)
+      || (eo.experiment != 0 && (has_plan (&po) || eo.kld_base != NULL || eo.experiment < 0)))
     {
       g_autofree char *help = g_option_context_get_help (context, TRUE, NULL);
       fprintf (stderr, "%s", help);
@@ -246,5 +295,6 @@ qb_cmd_eval (int argc, char **argv)
   g_free (eo.kld_base);
   g_free (eo.cache_dir);
   g_free (eo.dequant);
+  g_free (eo.db);
   return status;
 }

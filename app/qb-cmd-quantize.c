@@ -1,4 +1,5 @@
 /* qb-cmd-quantize.c — `quantbench quantize`, `quantbench plan`, `quantbench formats`. */
+#include <glib-unix.h>
 #include <json-glib/json-glib.h>
 #include <math.h>
 #include <stdio.h>
@@ -12,6 +13,7 @@
 #include "qb-format.h"
 #include "qb-imatrix.h"
 #include "qb-job.h"
+#include "qb-job-recorder.h"
 #include "qb-workers.h"
 
 /* ---- quantize ---------------------------------------------------------- */
@@ -223,15 +225,120 @@ export_kind_for (const char *path, QbExportKind *kind, GError **error)
   return TRUE;
 }
 
+/* The job runs on a thread of its own while this one waits in a main
+ * loop, so Ctrl-C cancels it cleanly (and the experiment is saved as
+ * cancelled with the tensors it finished) instead of killing the process. */
+typedef struct {
+  QbJob        *job;
+  GCancellable *cancellable;
+  GMainLoop    *loop;
+  GError       *error;
+  gboolean      ok;
+} JobThread;
+
+static gboolean
+quit_loop (gpointer data)
+{
+  g_main_loop_quit (data);
+  return G_SOURCE_REMOVE;
+}
+
+static gpointer
+job_thread (gpointer data)
+{
+  JobThread *w = data;
+
+  w->ok = qb_job_run (w->job, w->cancellable, &w->error);
+  g_idle_add (quit_loop, w->loop);
+  return NULL;
+}
+
+static gboolean
+on_interrupt (gpointer data)
+{
+  fprintf (stderr, "\ninterrupted: cancelling\n");
+  g_cancellable_cancel (data);
+  return G_SOURCE_CONTINUE;
+}
+
+static gboolean
+run_interruptible (QbJob *job, GError **error)
+{
+  g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+  g_autoptr(GMainLoop) loop = g_main_loop_new (NULL, FALSE);
+  JobThread w = { job, cancellable, loop, NULL, FALSE };
+  guint sigint = g_unix_signal_add (SIGINT, on_interrupt, cancellable);
+  guint sigterm = g_unix_signal_add (SIGTERM, on_interrupt, cancellable);
+  GThread *thread = g_thread_new ("quantize", job_thread, &w);
+
+  g_main_loop_run (loop);
+  g_thread_join (thread);
+  g_source_remove (sigint);
+  g_source_remove (sigterm);
+  if (!w.ok)
+    g_propagate_error (error, w.error);
+  return w.ok;
+}
+
+/* Ends the saved experiment the way the run ended, and says where it is. */
+static gboolean
+finish_record (QbJobRecorder *rec, QbStore *store, QbJob *job, const GError *job_error,
+               gboolean quiet)
+{
+  g_autoptr(GError) error = NULL;
+  QbExperimentStatus status = job_error == NULL ? QB_EXPERIMENT_DONE
+                              : g_error_matches (job_error, G_IO_ERROR, G_IO_ERROR_CANCELLED)
+                                ? QB_EXPERIMENT_CANCELLED : QB_EXPERIMENT_FAILED;
+
+  if (qb_job_recorder_get_error (rec) != NULL)
+    fprintf (stderr, "quantbench: could not save every tensor result: %s\n",
+             qb_job_recorder_get_error (rec)->message);
+  if (!qb_job_recorder_finish (rec, job, status,
+                               status == QB_EXPERIMENT_FAILED ? job_error->message : NULL, &error))
+    {
+      fprintf (stderr, "quantbench: could not save the experiment: %s\n", error->message);
+      return FALSE;
+    }
+  if (!quiet || status != QB_EXPERIMENT_DONE)
+    fprintf (status == QB_EXPERIMENT_DONE ? stdout : stderr,
+             "saved as experiment %" G_GINT64_FORMAT "%s in %s\n", qb_job_recorder_get_id (rec),
+             status == QB_EXPERIMENT_DONE ? "" : status == QB_EXPERIMENT_CANCELLED
+                                                ? " (cancelled)" : " (failed)",
+             qb_store_get_path (store));
+  return TRUE;
+}
+
+static int
+print_results (QbModel *model, QbPlan *plan, QbJob *job, guint threads, gboolean json)
+{
+  const QbPlanResolution *res = qb_job_get_resolution (job);
+  double s = qb_job_get_seconds (job);
+
+  if (json)
+    {
+      print_json (model, plan, job, threads);
+      return 0;
+    }
+  print_table (model, job);
+  qb_cli_print_fallbacks (model, res);
+  qb_cli_print_totals (res);
+  printf ("time: %.2f s on %u thread%s (%.2f GB/s of input weights)\n", s, threads,
+          threads == 1 ? "" : "s", s > 0 ? qb_job_get_original_bytes (job) / s / 1e9 : 0.0);
+  if (qb_job_get_export_summary (job))
+    printf ("wrote %s\n", qb_job_get_export_summary (job));
+  return 0;
+}
+
 int
 qb_cli_quantize_and_print (QbModel *model, QbPlan *plan, const QbCliQuantizeOptions *o)
 {
   g_autoptr(QbJob) job = qb_job_new (model, plan);
   g_autoptr(QbImatrix) imatrix = NULL;
+  g_autoptr(QbStore) store = NULL;
+  g_autoptr(QbJobRecorder) rec = NULL;
   g_autoptr(GError) error = NULL;
   ProgressBar bar = { 0 };
   QbExportKind kind;
-  const QbPlanResolution *res;
   guint threads = o->threads > 0 ? (guint) o->threads : qb_cpu_count ();
   gboolean ok;
 
@@ -253,30 +360,25 @@ qb_cli_quantize_and_print (QbModel *model, QbPlan *plan, const QbCliQuantizeOpti
   qb_job_set_metrics (job, !o->no_metrics);
   if (!o->json && isatty (fileno (stderr)))
     qb_job_set_progress_func (job, draw_progress, &bar);
+  if (o->save)
+    {
+      QbExperimentSpec spec = { .name = o->name };
 
-  ok = qb_job_run (job, NULL, &error);
+      store = qb_store_open (o->db, &error);
+      if (store == NULL
+          || (rec = qb_job_recorder_begin (store, model, plan, threads, &spec, &error)) == NULL)
+        return qb_cli_fail (error);
+      qb_job_recorder_attach (rec, job);
+    }
+
+  ok = run_interruptible (job, &error);
   if (bar.drawn)
     fprintf (stderr, "\n");
+  if (rec != NULL && !finish_record (rec, store, job, error, o->json))
+    return 1;
   if (!ok)
-    return qb_cli_fail (error);
-
-  res = qb_job_get_resolution (job);
-  if (o->json)
-    {
-      print_json (model, plan, job, threads);
-      return 0;
-    }
-  print_table (model, job);
-  qb_cli_print_fallbacks (model, res);
-  qb_cli_print_totals (res);
-  {
-    double s = qb_job_get_seconds (job);
-    printf ("time: %.2f s on %u thread%s (%.2f GB/s of input weights)\n", s, threads,
-            threads == 1 ? "" : "s", s > 0 ? qb_job_get_original_bytes (job) / s / 1e9 : 0.0);
-  }
-  if (qb_job_get_export_summary (job))
-    printf ("wrote %s\n", qb_job_get_export_summary (job));
-  return 0;
+    return g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED) ? 130 : qb_cli_fail (error);
+  return print_results (model, plan, job, threads, o->json);
 }
 
 int
@@ -289,6 +391,7 @@ qb_cmd_quantize (int argc, char **argv)
   QbCliPlanOptions po = { 0 };
   QbCliQuantizeOptions qo = { 0 };
   QbCliCalibOptions co = { 0 };
+  gboolean no_save = FALSE;
   GOptionEntry entries[] = {
     { "imatrix", 0, 0, G_OPTION_ARG_FILENAME, &qo.imatrix, "Importance matrix (llama.cpp .dat or GGUF)", "FILE" },
     { "threads", 't', 0, G_OPTION_ARG_INT, &qo.threads, "Worker threads (default: all cores)", "N" },
@@ -296,6 +399,10 @@ qb_cmd_quantize (int argc, char **argv)
     { "json", 0, 0, G_OPTION_ARG_NONE, &qo.json, "Print the results as JSON", NULL },
     { "no-metrics", 0, 0, G_OPTION_ARG_NONE, &qo.no_metrics,
       "Only quantize (and export): skip the metrics and histograms", NULL },
+    { "no-save", 0, 0, G_OPTION_ARG_NONE, &no_save, "Do not save the run as an experiment", NULL },
+    { "db", 0, 0, G_OPTION_ARG_FILENAME, &qo.db,
+      "Experiment database (default: $XDG_DATA_HOME/quantbench/experiments.db)", "FILE" },
+    { "name", 0, 0, G_OPTION_ARG_STRING, &qo.name, "The experiment's name (default: from the plan)", "NAME" },
     { NULL }
   };
   int status;
@@ -328,12 +435,15 @@ qb_cmd_quantize (int argc, char **argv)
         return qb_cli_fail (error);
       qo.stats_output = co.process_output;
     }
+  qo.save = !no_save;
   status = qb_cli_quantize_and_print (model, plan, &qo);
   qb_activation_stats_free (qo.stats);
   qb_cli_calib_options_clear (&co);
   qb_cli_plan_options_clear (&po);
   g_free (qo.imatrix);
   g_free (qo.out);
+  g_free (qo.db);
+  g_free (qo.name);
   return status;
 }
 

@@ -851,3 +851,54 @@ qb_eval_run_finish (GAsyncResult *res, QbEvalResult *result, GError **error)
   *result = ((AsyncData *) g_task_get_task_data (task))->result;
   return TRUE;
 }
+
+QbEvaluation *
+qb_eval_result_to_evaluation (const QbEvalResult *r,
+                              const char         *text_path)
+{
+  QbEvaluation *e = qb_evaluation_new ();
+
+  e->text_name = g_path_get_basename (text_path);
+  e->text_hash = g_strdup (r->text_sha256);
+  e->n_ctx = r->n_ctx;
+  e->n_chunks = r->n_chunks;
+  e->n_tokens = r->n_scored;
+  e->perplexity = r->ppl;
+  e->perplexity_err = r->ppl_err;
+  e->seconds = r->seconds;
+  if (!r->has_kld)
+    return e;
+  e->base_perplexity = r->base_ppl;
+  e->kld_mean = r->kld_mean;
+  e->kld_median = r->kld_median;
+  e->kld_p90 = r->kld_p90;
+  e->kld_p95 = r->kld_p95;
+  e->kld_p99 = r->kld_p99;
+  e->kld_max = r->kld_max;
+  e->top1_agreement = r->same_top;
+  e->dp_mean = r->dp_mean;
+  e->dp_rms = r->dp_rms;
+  return e;
+}
+
+QbPlan *
+qb_eval_plan_of_experiment (const QbExperiment *experiment,
+                            QbModel            *model,
+                            GError            **error)
+{
+  if (g_strcmp0 (experiment->model_fingerprint, qb_model_get_fingerprint (model)) != 0)
+    {
+      g_set_error (error, QB_EVAL_ERROR, QB_EVAL_ERROR_MISMATCH,
+                   "experiment %" G_GINT64_FORMAT " (“%s”) was run on another model (%s)",
+                   experiment->id, experiment->name,
+                   experiment->model_name ? experiment->model_name : "?");
+      return NULL;
+    }
+  if (experiment->plan_json == NULL)
+    {
+      g_set_error (error, QB_EVAL_ERROR, QB_EVAL_ERROR_MISMATCH,
+                   "experiment %" G_GINT64_FORMAT " has no plan", experiment->id);
+      return NULL;
+    }
+  return qb_plan_new_from_json (experiment->plan_json, error);
+}

@@ -26,7 +26,9 @@
 
 #include <gio/gio.h>
 
+#include "qb-experiment.h"
 #include "qb-llama.h"
+#include "qb-plan.h"
 #include "qb-tokenizer.h"
 
 G_BEGIN_DECLS
@@ -141,5 +143,16 @@ char     *qb_eval_result_to_json   (const QbEvalResult *result);
 gboolean  qb_eval_result_from_json (const char         *json,
                                     QbEvalResult       *result,
                                     GError            **error);
+
+/* The record qb_store_set_evaluation stores for a result on text_path
+ * (the text's file name is kept for display, its hash identifies it). */
+QbEvaluation *qb_eval_result_to_evaluation (const QbEvalResult *result,
+                                            const char         *text_path);
+
+/* The plan of a stored experiment (qb_store_get_experiment), to run it
+ * again on model; fails when the experiment was run on another model. */
+QbPlan       *qb_eval_plan_of_experiment   (const QbExperiment *experiment,
+                                            QbModel            *model,
+                                            GError            **error);
 
 G_END_DECLS

@@ -2,6 +2,8 @@
 #include <json-glib/json-glib.h>
 #include <string.h>
 
+#include "qb-model.h"
+#include "qb-store.h"
 #include "qb-test-util.h"
 
 static char *
@@ -171,6 +173,55 @@ test_demo (void)
   g_assert_nonnull (strstr (out, "total: "));
 }
 
+/* Every run is saved as an experiment unless --no-save: a finished one as
+ * done with all its tensors, one whose export fails as failed with the
+ * reason. */
+static void
+test_save (void)
+{
+  g_autofree char *dir = qb_test_tmpdir ();
+  g_autofree char *model_path = g_build_filename (dir, "demo.gguf", NULL);
+  g_autofree char *db = g_build_filename (dir, "runs.db", NULL);
+  g_autofree char *db2 = g_build_filename (dir, "unused.db", NULL);
+  g_autofree char *out = NULL, *err = NULL, *out2 = NULL, *err2 = NULL;
+  g_autofree char *out3 = NULL, *err3 = NULL, *out4 = NULL, *err4 = NULL;
+  const char *make[] = { "demo-model", "--out", model_path, NULL };
+  const char *save[] = { "quantize", model_path, "--default", "Q8_0", "--db", db, "--name", "mine", NULL };
+  const char *no_save[] = { "quantize", model_path, "--default", "Q4_0", "--no-save", "--db", db2, NULL };
+  const char *fail[] = { "quantize", model_path, "--default", "Q4_0", "--db", db,
+                         "--out", "/nonexistent-dir/q.gguf", NULL };
+  g_autoptr(GError) error = NULL;
+  g_autoptr(QbModel) model = NULL;
+  g_autoptr(QbStore) store = NULL;
+  g_autoptr(QbExperiment) done = NULL, failed = NULL;
+
+  if (run (make, &out, &err) < 0)
+    return;
+  g_assert_cmpint (run (save, &out2, &err2), ==, 0);
+  g_assert_nonnull (strstr (out2, "saved as experiment 1 in"));
+  g_assert_cmpint (run (no_save, &out3, &err3), ==, 0);
+  g_assert_null (strstr (out3, "saved as"));
+  g_assert_false (g_file_test (db2, G_FILE_TEST_EXISTS));
+  g_assert_cmpint (run (fail, &out4, &err4), ==, 1);
+  g_assert_nonnull (strstr (err4, "(failed)"));
+
+  model = qb_model_open (model_path, &error);
+  g_assert_no_error (error);
+  store = qb_store_open (db, &error);
+  g_assert_no_error (error);
+  done = qb_store_get_experiment (store, 1, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (done->name, ==, "mine");
+  g_assert_cmpint (done->status, ==, QB_EXPERIMENT_DONE);
+  g_assert_cmpuint (done->n_tensors_done, ==, qb_model_get_n_tensors (model));
+  g_assert_nonnull (strstr (done->plan_json, "Q8_0"));
+  g_assert_cmpfloat (done->totals.bpw, >, 8.0);
+  failed = qb_store_get_experiment (store, 2, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (failed->status, ==, QB_EXPERIMENT_FAILED);
+  g_assert_nonnull (strstr (failed->error_message, "nonexistent-dir"));
+}
+
 int
 main (int argc, char **argv)
 {
@@ -178,5 +229,6 @@ main (int argc, char **argv)
   g_test_add_func ("/cli/formats", test_formats);
   g_test_add_func ("/cli/plan-and-quantize", test_plan_and_quantize);
   g_test_add_func ("/cli/demo", test_demo);
+  g_test_add_func ("/cli/save", test_save);
   return g_test_run ();
 }

@@ -145,49 +145,6 @@ run_eval (gpointer data)
   return NULL;
 }
 
-static char *
-sha256_of_file (const char  *path,
-                GError     **error)
-{
-  g_autofree char *contents = NULL;
-  gsize length;
-
-  if (!g_file_get_contents (path, &contents, &length, error))
-    return NULL;
-  return g_compute_checksum_for_data (G_CHECKSUM_SHA256, (const guchar *) contents, length);
-}
-
-static QbEvaluation *
-evaluation_from_result (const QbEvalResult *r,
-                        const char         *text_path,
-                        char               *text_hash)   /* takes */
-{
-  QbEvaluation *e = qb_evaluation_new ();
-
-  e->text_name = g_path_get_basename (text_path);
-  e->text_hash = text_hash;
-  e->n_ctx = r->n_ctx;
-  e->n_chunks = r->n_chunks;
-  e->n_tokens = r->n_scored;
-  e->perplexity = r->ppl;
-  e->perplexity_err = r->ppl_err;
-  e->seconds = r->seconds;
-  if (r->has_kld)
-    {
-      e->base_perplexity = r->base_ppl;
-      e->kld_mean = r->kld_mean;
-      e->kld_median = r->kld_median;
-      e->kld_p90 = r->kld_p90;
-      e->kld_p95 = r->kld_p95;
-      e->kld_p99 = r->kld_p99;
-      e->kld_max = r->kld_max;
-      e->top1_agreement = r->same_top;
-      e->dp_mean = r->dp_mean;
-      e->dp_rms = r->dp_rms;
-    }
-  return e;
-}
-
 static gboolean
 evaluate (QbEvaluator   *self,
           QbStore       *conn,
@@ -199,22 +156,11 @@ evaluate (QbEvaluator   *self,
   g_autoptr(QbJob) job = NULL;
   g_autoptr(QbLlama) llama = NULL;
   g_autoptr(QbTokenizer) tok = NULL;
-  g_autofree char *hash = NULL;
   Work w = { self };
 
   if (experiment == NULL)
     return FALSE;
-  if (g_strcmp0 (experiment->model_fingerprint, qb_model_get_fingerprint (self->model)) != 0)
-    {
-      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                   "“%s” was run on another model (%s)", experiment->name,
-                   experiment->model_name ? experiment->model_name : "?");
-      return FALSE;
-    }
-  hash = sha256_of_file (self->text_path, error);
-  if (hash == NULL)
-    return FALSE;
-  plan = qb_plan_new_from_json (experiment->plan_json, error);
+  plan = qb_eval_plan_of_experiment (experiment, self->model, error);
   llama = plan ? qb_llama_new (self->model, error) : NULL;
   tok = llama ? qb_tokenizer_new_for_model (self->model, error) : NULL;
   if (tok == NULL)
@@ -244,7 +190,7 @@ evaluate (QbEvaluator   *self,
       g_propagate_error (error, w.error);
       return FALSE;
     }
-  *out = evaluation_from_result (&w.result, self->text_path, g_steal_pointer (&hash));
+  *out = qb_eval_result_to_evaluation (&w.result, self->text_path);
   return qb_store_set_evaluation (conn, self->id, *out, &(*out)->id, error);
 }
 
