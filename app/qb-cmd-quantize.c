@@ -308,6 +308,18 @@ finish_record (QbJobRecorder *rec, QbStore *store, QbJob *job, const GError *job
   return TRUE;
 }
 
+/* The calibration set goes into the store (or is found there by its
+ * hash) and the experiment refers to it. */
+static gboolean
+store_calibration_set (QbStore *store, QbActivationStats *stats, QbExperimentSpec *spec,
+                       GError **error)
+{
+  QbCalibration *calib = qb_activation_stats_get_calibration (stats);
+  g_autoptr(QbCalibrationSet) record = qb_calibration_to_record (calib);
+
+  return qb_store_add_calibration_set (store, record, &spec->calibration_set_id, error);
+}
+
 static int
 print_results (QbModel *model, QbPlan *plan, QbJob *job, guint threads, gboolean json)
 {
@@ -366,6 +378,7 @@ qb_cli_quantize_and_print (QbModel *model, QbPlan *plan, const QbCliQuantizeOpti
 
       store = qb_store_open (o->db, &error);
       if (store == NULL
+          || (o->stats != NULL && !store_calibration_set (store, o->stats, &spec, &error))
           || (rec = qb_job_recorder_begin (store, model, plan, threads, &spec, &error)) == NULL)
         return qb_cli_fail (error);
       qb_job_recorder_attach (rec, job);

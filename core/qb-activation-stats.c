@@ -699,6 +699,12 @@ qb_activation_stats_get_cache_dir (QbActivationStats *s)
   return s->dir;
 }
 
+QbCalibration *
+qb_activation_stats_get_calibration (QbActivationStats *s)
+{
+  return s->calib;
+}
+
 static const double *
 job_gram (const char *tensor_name, gint64 n_cols, guint64 *n_samples, gpointer data)
 {

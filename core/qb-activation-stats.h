@@ -102,6 +102,9 @@ guint               qb_activation_stats_get_n_forward (QbActivationStats *stats)
 guint               qb_activation_stats_get_n_passes (QbActivationStats  *stats);
 /* The cache folder of these statistics (NULL with no_cache). */
 const char         *qb_activation_stats_get_cache_dir (QbActivationStats *stats);
+/* The calibration set the statistics were measured on (owned by stats):
+ * qb_calibration_to_record gives its experiment-store record. */
+QbCalibration      *qb_activation_stats_get_calibration (QbActivationStats *stats);
 
 /* Gives the job the importance matrix and XᵀX (stats must outlive the run). */
 void                qb_activation_stats_attach       (QbActivationStats  *stats,

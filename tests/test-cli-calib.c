@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "qb-imatrix.h"
+#include "qb-store.h"
 #include "qb-test-util.h"
 
 static char *
@@ -176,6 +177,75 @@ test_quantize_gptq (void)
   setup_clear (&s);
 }
 
+/* The calibration set of the newest experiment in db, checked against
+ * what the command line asked for. */
+static QbCalibrationSet *
+calibration_of_latest (const char *db, const Setup *s)
+{
+  g_autoptr(QbStore) store = NULL;
+  g_autoptr(GPtrArray) list = NULL;
+  g_autoptr(GError) error = NULL;
+  QbCalibrationSet *c;
+  const QbExperiment *e;
+  QbExperimentQuery query;
+
+  qb_experiment_query_init (&query);
+  query.sort = QB_SORT_ID;
+  query.descending = TRUE;
+  store = qb_store_open (db, &error);
+  g_assert_no_error (error);
+  list = qb_store_list_experiments (store, &query, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (list->len, >, 0);
+  e = g_ptr_array_index (list, 0);
+  g_assert_cmpint (e->calibration_set_id, >, 0);
+  c = qb_store_get_calibration_set (store, e->calibration_set_id, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (c->name, ==, "tinystories-val.txt");
+  g_assert_cmpstr (c->sources[0], ==, s->text);
+  g_assert_null (c->sources[1]);
+  g_assert_cmpuint (c->chunk_len, ==, 128);
+  g_assert_cmpuint (c->n_chunks, ==, 4);
+  g_assert_true (c->seeded);
+  g_assert_cmpuint (c->seed, ==, 7);
+  g_assert_cmpuint (strlen (c->hash), ==, 64);
+  g_assert_cmpuint (c->n_tokens, >, 100 * 128);
+  return c;
+}
+
+/* A run with --calib stores its calibration set and refers to it; a second
+ * run with another plan finds the same set (and its cached statistics). */
+static void
+test_quantize_stores_set (void)
+{
+  Setup s = { 0 };
+  g_autofree char *db = NULL;
+  g_autoptr(QbCalibrationSet) first = NULL, second = NULL;
+
+  if (!setup (&s))
+    return;
+  db = g_build_filename (s.dir, "experiments.db", NULL);
+  for (guint run_i = 0; run_i < 2; run_i++)
+    {
+      g_autofree char *out = NULL, *err = NULL;
+      const char *args[] = { "quantize", s.model, "--calib", s.text, "--calib-chunks", "4",
+                             "--calib-random", "7", "--calib-cache-dir", s.cache,
+                             "--default", run_i == 0 ? "Q8_0" : "Q4_0",
+                             "--rule", "*.ffn_up.*=Q4_0:gptq", "--db", db, NULL };
+      g_assert_cmpint (run (args, &out, &err), ==, 0);
+      g_assert_nonnull (strstr (out, "saved as experiment"));
+      if (run_i == 1)
+        g_assert_nonnull (strstr (err, "0 forward passes"));
+      if (run_i == 0)
+        first = calibration_of_latest (db, &s);
+      else
+        second = calibration_of_latest (db, &s);
+    }
+  g_assert_cmpint (first->id, ==, second->id);
+  g_assert_cmpstr (first->hash, ==, second->hash);
+  setup_clear (&s);
+}
+
 static void
 test_errors (void)
 {
@@ -217,6 +287,7 @@ main (int argc, char **argv)
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/cli-calib/imatrix", test_imatrix);
   g_test_add_func ("/cli-calib/quantize-gptq", test_quantize_gptq);
+  g_test_add_func ("/cli-calib/quantize-stores-set", test_quantize_stores_set);
   g_test_add_func ("/cli-calib/errors", test_errors);
   return g_test_run ();
 }
