@@ -8,8 +8,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "qb-activation-stats.h"
 #include "qb-blas.h"
 #include "qb-cli.h"
+#include "qb-cli-calib.h"
 #include "qb-cli-plan.h"
 #include "qb-eval.h"
 #include "qb-imatrix.h"
@@ -33,6 +35,7 @@ typedef struct {
   char     *imatrix;
   gint64    experiment;
   char     *db;
+  QbCliCalibOptions calib;   /* --calib: statistics for the plan's methods */
 } EvalOptions;
 
 typedef struct {
@@ -114,7 +117,8 @@ has_plan (const QbCliPlanOptions *po)
 }
 
 static gboolean
-quantize (QbModel *model, QbLlama *llama, QbPlan *plan, EvalOptions *eo, GError **error)
+quantize (QbModel *model, QbLlama *llama, QbPlan *plan, QbActivationStats *stats, EvalOptions *eo,
+          GError **error)
 {
   g_autoptr(QbJob) job = NULL;
   g_autoptr(QbImatrix) imatrix = NULL;
@@ -125,6 +129,8 @@ quantize (QbModel *model, QbLlama *llama, QbPlan *plan, EvalOptions *eo, GError 
   job = qb_job_new (model, plan);
   qb_job_set_keep_data (job, TRUE);
   qb_job_set_threads (job, eo->threads > 0 ? (guint) eo->threads : 0);
+  if (stats != NULL)
+    qb_activation_stats_attach (stats, job, eo->calib.process_output);
   if (eo->imatrix != NULL)
     {
       imatrix = qb_imatrix_load (eo->imatrix, error);
@@ -146,24 +152,68 @@ quantize (QbModel *model, QbLlama *llama, QbPlan *plan, EvalOptions *eo, GError 
 }
 
 /* The plan to evaluate: the experiment's, the plan options', or none
- * (*plan NULL: the model as it is). */
+ * (*plan NULL: the model as it is); *calib_set: the experiment's
+ * calibration set, or NULL. */
 static gboolean
 choose_plan (QbModel *model, QbStore *store, const QbCliPlanOptions *po, const EvalOptions *eo,
-             QbPlan **plan, GError **error)
+             QbPlan **plan, QbCalibrationSet **calib_set, GError **error)
 {
   g_autoptr(QbExperiment) experiment = NULL;
 
   *plan = NULL;
+  *calib_set = NULL;
   if (store == NULL)
     {
       *plan = has_plan (po) ? qb_cli_plan_build (po, error) : NULL;
-      return *plan != NULL || !has_plan (po);
+      return (*plan != NULL || !has_plan (po))
+             && (*plan == NULL || qb_cli_calib_apply_options (&eo->calib, *plan, error));
     }
   experiment = qb_store_get_experiment (store, eo->experiment, error);
   if (experiment == NULL)
     return FALSE;
+  if (experiment->calibration_set_id != 0
+      && (*calib_set = qb_store_get_calibration_set (store, experiment->calibration_set_id,
+                                                      error)) == NULL)
+    return FALSE;
   *plan = qb_eval_plan_of_experiment (experiment, model, error);
   return *plan != NULL;
+}
+
+/* The statistics the plan's methods need: from --calib, or from the
+ * experiment's calibration set (its texts and chunking, checked against
+ * its hash); NULL in *stats when there is neither. */
+static gboolean
+calibrate (QbModel *model, QbPlan *plan, const QbCalibrationSet *set, EvalOptions *eo,
+           QbActivationStats **stats, GError **error)
+{
+  QbCliCalibOptions co = eo->calib;
+  const char *hash;
+
+  *stats = NULL;
+  if (plan == NULL || (co.calib == NULL && set == NULL))
+    return TRUE;
+  if (co.calib == NULL)
+    {
+      co.calib = set->sources;
+      co.ctx = (int) set->chunk_len;
+      co.chunks = (int) set->n_chunks;
+      co.random = set->seeded;
+      co.seed = (gint64) set->seed;
+    }
+  *stats = qb_cli_calib_compute (model, plan, &co, eo->threads, eo->json, error);
+  if (*stats == NULL)
+    return FALSE;
+  hash = qb_calibration_get_hash (qb_activation_stats_get_calibration (*stats));
+  if (eo->calib.calib == NULL && g_strcmp0 (hash, set->hash) != 0)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                   "experiment %" G_GINT64_FORMAT " was calibrated on %s, whose texts or chunking "
+                   "no longer give the same tokens (hash %.12s…, now %.12s…): give the --calib "
+                   "options it was run with", eo->experiment, set->name, set->hash, hash);
+      g_clear_pointer (stats, qb_activation_stats_free);
+      return FALSE;
+    }
+  return TRUE;
 }
 
 /* Attaches the result to the experiment it evaluated. */
@@ -185,6 +235,7 @@ run (const char *model_path, const QbCliPlanOptions *po, EvalOptions *eo)
 {
   g_autoptr(QbStore) store = NULL;
   g_autoptr(QbPlan) plan = NULL;
+  g_autoptr(QbCalibrationSet) calib_set = NULL;
   g_autoptr(GError) error = NULL;
   g_autoptr(QbModel) model = NULL;
   g_autoptr(QbLlama) llama = NULL;
@@ -199,7 +250,7 @@ run (const char *model_path, const QbCliPlanOptions *po, EvalOptions *eo)
     return qb_cli_fail (error);
   if (eo->experiment > 0 && (store = qb_store_open (eo->db, &error)) == NULL)
     return qb_cli_fail (error);
-  if (!choose_plan (model, store, po, eo, &plan, &error))
+  if (!choose_plan (model, store, po, eo, &plan, &calib_set, &error))
     return qb_cli_fail (error);
   llama = qb_llama_new (model, &error);
   if (llama == NULL)
@@ -210,8 +261,16 @@ run (const char *model_path, const QbCliPlanOptions *po, EvalOptions *eo)
   qb_llama_set_threads (llama, eo->threads > 0 ? (guint) eo->threads : 0);
   if (g_strcmp0 (eo->dequant, "matrix") == 0)
     qb_llama_set_dequant_mode (llama, QB_DEQUANT_MATRIX);
-  if (plan != NULL && !quantize (model, llama, plan, eo, &error))
-    return qb_cli_fail (error);
+  if (plan != NULL)
+    {
+      QbActivationStats *stats = NULL;
+
+      ok = calibrate (model, plan, calib_set, eo, &stats, &error)
+           && quantize (model, llama, plan, stats, eo, &error);
+      qb_activation_stats_free (stats);
+      if (!ok)
+        return qb_cli_fail (error);
+    }
 
   qb_eval_options_init (&o);
   o.n_ctx = (guint) MAX (eo->ctx, 0);
@@ -265,6 +324,7 @@ qb_cmd_eval (int argc, char **argv)
 
   g_option_context_add_main_entries (context, entries, NULL);
   qb_cli_plan_add_entries (context, &po);
+  qb_cli_calib_add_entries (context, &eo.calib);
   g_option_context_set_description (context,
     "Perplexity as llama-perplexity computes it: the text is cut into chunks of --ctx tokens,\n"
     "each evaluated from scratch with BOS first, and the second half of each is scored.\n"
@@ -272,7 +332,9 @@ qb_cmd_eval (int argc, char **argv)
     "computed once and cached.  Plan options (--plan, --preset, --default, --rule, ...)\n"
     "quantize the model in memory first and evaluate exactly the quantized weights;\n"
     "--experiment ID does the same with a stored experiment's plan and stores the\n"
-    "result with the experiment (`quantbench experiments show ID`).");
+    "result with the experiment (`quantbench experiments show ID`).  A plan whose methods\n"
+    "use calibration (GPTQ, importance) needs --calib; an experiment that was calibrated\n"
+    "is calibrated again on its stored set (statistics come from the cache).");
   if (!qb_cli_parse (context, &argc, &argv))
     return 2;
   if (po.list_presets)
@@ -296,5 +358,6 @@ qb_cmd_eval (int argc, char **argv)
   g_free (eo.cache_dir);
   g_free (eo.dequant);
   g_free (eo.db);
+  qb_cli_calib_options_clear (&eo.calib);
   return status;
 }

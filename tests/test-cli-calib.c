@@ -246,6 +246,56 @@ test_quantize_stores_set (void)
   setup_clear (&s);
 }
 
+static gint64
+saved_experiment_id (const char *out)
+{
+  const char *at = strstr (out, "saved as experiment ");
+
+  g_assert_nonnull (at);
+  return g_ascii_strtoll (at + strlen ("saved as experiment "), NULL, 10);
+}
+
+/* `eval --experiment` of a GPTQ run calibrates again on the experiment's
+ * stored set (from the cache); a set it cannot rebuild (made with
+ * --calib-skip, which the record does not keep) is a clear error. */
+static void
+test_eval_experiment (void)
+{
+  Setup s = { 0 };
+  g_autofree char *db = NULL;
+
+  if (!setup (&s))
+    return;
+  db = g_build_filename (s.dir, "experiments.db", NULL);
+  for (guint skip = 0; skip < 2; skip++)
+    {
+      g_autofree char *out = NULL, *err = NULL, *eout = NULL, *eerr = NULL, *id = NULL;
+      const char *args[] = { "quantize", s.model, "--calib", s.text, "--calib-chunks", "4",
+                             "--calib-skip", skip ? "3" : "0", "--calib-cache-dir", s.cache,
+                             "--default", "Q8_0", "--rule", "*.ffn_up.*=Q4_0:gptq", "--db", db,
+                             NULL };
+      g_assert_cmpint (run (args, &out, &err), ==, 0);
+      id = g_strdup_printf ("%" G_GINT64_FORMAT, saved_experiment_id (out));
+      {
+        const char *eargs[] = { "eval", s.model, "--experiment", id, "--db", db, "--text", s.text,
+                                "--chunks", "2", "--calib-cache-dir", s.cache, "--no-cache", NULL };
+        int status = run (eargs, &eout, &eerr);
+        if (skip == 0)
+          {
+            g_assert_cmpint (status, ==, 0);
+            g_assert_nonnull (strstr (eerr, "0 forward passes"));
+            g_assert_nonnull (strstr (eout, "stored with experiment"));
+          }
+        else
+          {
+            g_assert_cmpint (status, ==, 1);
+            g_assert_nonnull (strstr (eerr, "give the --calib options"));
+          }
+      }
+    }
+  setup_clear (&s);
+}
+
 static void
 test_errors (void)
 {
@@ -288,6 +338,7 @@ main (int argc, char **argv)
   g_test_add_func ("/cli-calib/imatrix", test_imatrix);
   g_test_add_func ("/cli-calib/quantize-gptq", test_quantize_gptq);
   g_test_add_func ("/cli-calib/quantize-stores-set", test_quantize_stores_set);
+  g_test_add_func ("/cli-calib/eval-experiment", test_eval_experiment);
   g_test_add_func ("/cli-calib/errors", test_errors);
   return g_test_run ();
 }
