@@ -76,24 +76,7 @@ quantize_into (QbModel *model, QbLlama *llama, QbActivationStats *stats, const c
   if (!qb_job_run (job, NULL, error))
     return FALSE;
   *bpw = qb_job_get_resolution (job)->bpw;
-  for (guint i = 0; i < qb_model_get_n_tensors (model); i++)
-    {
-      const QbTensorResult *r = qb_job_get_result (job, i);
-      g_autoptr(GBytes) bytes = NULL;
-      QbQuantParams params;
-
-      if (r == NULL || g_strcmp0 (r->method, "keep") == 0)
-        {
-          if (!qb_llama_set_weight (llama, i, NULL, NULL, error))
-            return FALSE;
-          continue;
-        }
-      bytes = qb_job_get_tensor_data (job, i, NULL);
-      if (!qb_job_get_dequant_params (job, i, &params)
-          || !qb_llama_set_weight (llama, i, bytes, &params, error))
-        return FALSE;
-    }
-  return TRUE;
+  return qb_llama_use_job (llama, job, NULL, error);
 }
 
 int
