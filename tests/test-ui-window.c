@@ -6,6 +6,7 @@
 
 #include "qb-application.h"
 #include "qb-preferences-dialog.h"
+#include "qb-store.h"
 #include "qb-test-model.h"
 #include "qb-test-ui.h"
 #include "qb-test-util.h"
@@ -318,6 +319,71 @@ test_run_to_completion (Fixture       *f,
   g_assert_true (qb_tensor_row_get_stale (row));
 }
 
+/* Calibration texts chosen in the plan panel, GPTQ chosen for a rule: the
+ * run computes the statistics first, the GPTQ tensors get the exact output
+ * error, the others the importance estimate, the table shows the column,
+ * and the experiment refers to its stored calibration set. */
+static void
+test_calibrated_run (Fixture       *f,
+                     gconstpointer  data)
+{
+  g_autofree char *text = NULL, *db = NULL;
+  g_autoptr(QbStore) store = NULL;
+  g_autoptr(QbExperiment) experiment = NULL;
+  g_autoptr(QbCalibrationSet) set = NULL;
+  g_autoptr(GError) error = NULL;
+  QbLayerTable *table;
+  QbRulesEditor *editor;
+  const QbTensorResult *r;
+  QbRun *run;
+
+  if (!open_stories (f) || (text = qb_test_shared_path ("text/tinystories-val.txt")) == NULL)
+    return;
+  table = qb_window_get_layer_table (f->window);
+  editor = qb_plan_panel_get_rules_editor (qb_window_get_plan_panel (f->window));
+  qb_test_window_activate (f, "set-default-format", g_variant_new_string ("Q8_0"));
+  qb_test_window_activate (f, "add-rule", g_variant_new ("(sss)", "*.ffn_up.*", "glob", "Q4_0"));
+  qb_rules_editor_set_method (editor, 0, "gptq");
+  qb_test_ui_flush ();
+  g_assert_cmpstr (qb_plan_get_rule (qb_document_get_plan (qb_window_get_document (f->window)), 0)->method,
+                   ==, "gptq");
+  {
+    const char *paths[] = { text, NULL };
+    qb_plan_panel_set_calibration_files (qb_window_get_plan_panel (f->window), paths);
+  }
+  g_assert_nonnull (qb_document_get_calibration (qb_window_get_document (f->window), NULL));
+  g_assert_false (qb_layer_table_get_column_visible (table, "out-err"));
+
+  run = qb_test_window_run (f);
+  g_assert_cmpint (qb_run_get_status (run), ==, QB_RUN_DONE);
+  g_assert_null (qb_run_get_stage (run));
+  r = qb_tensor_row_get_result (qb_test_window_row (f, "blk.2.ffn_up.weight"));
+  g_assert_cmpstr (r->method, ==, "gptq");
+  g_assert_false (r->metrics.out_rel_err_diag);
+  g_assert_cmpfloat (r->metrics.out_rel_err, >, 0);
+  g_assert_cmpfloat (r->metrics.out_rel_err, <, 0.05);
+  r = qb_tensor_row_get_result (qb_test_window_row (f, "blk.2.attn_q.weight"));
+  g_assert_true (r->metrics.out_rel_err_diag);
+  g_assert_false (isnan (r->metrics.out_rel_err));
+  g_assert_true (qb_layer_table_get_column_visible (table, "out-err"));
+
+  db = g_build_filename (f->dir, "experiments.db", NULL);
+  store = qb_store_open (db, &error);
+  g_assert_no_error (error);
+  {
+    g_autoptr(GPtrArray) list = qb_store_list_experiments (store, NULL, &error);
+    g_assert_no_error (error);
+    g_assert_cmpuint (list->len, ==, 1);
+    experiment = qb_experiment_copy (g_ptr_array_index (list, 0));
+  }
+  g_assert_cmpint (experiment->calibration_set_id, >, 0);
+  set = qb_store_get_calibration_set (store, experiment->calibration_set_id, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (set->sources[0], ==, text);
+  g_assert_cmpuint (set->chunk_len, ==, 128);   /* the model's context */
+  g_assert_cmpuint (set->n_chunks, ==, 128);
+}
+
 static void
 test_cancel (Fixture       *f,
              gconstpointer  data)
@@ -597,6 +663,7 @@ main (int argc, char **argv)
   ADD ("rules", test_rules);
   ADD ("table-filters", test_table_filters);
   ADD ("run-to-completion", test_run_to_completion);
+  ADD ("calibrated-run", test_calibrated_run);
   ADD ("cancel", test_cancel);
   ADD ("damaged-file", test_damaged_file);
   ADD ("charts", test_charts);

@@ -40,6 +40,7 @@ recorder_begin (gpointer   data,
                 QbModel   *model,
                 QbPlan    *plan,
                 guint      n_threads,
+                const QbCalibrationSet *calibration,
                 GError   **error)
 {
   QbExperimentRecorder *self = data;
@@ -52,6 +53,10 @@ recorder_begin (gpointer   data,
       note_error (self, local);
       return TRUE;
     }
+  /* The calibration set is stored once (found again by its hash). */
+  if (calibration != NULL
+      && !qb_store_add_calibration_set (self->conn, calibration, &spec.calibration_set_id, &local))
+    note_error (self, local);
   spec.name = self->name;
   self->job_recorder = qb_job_recorder_begin (self->conn, model, plan, n_threads, &spec, &local);
   if (self->job_recorder == NULL)

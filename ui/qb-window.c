@@ -234,6 +234,7 @@ on_run_finished (QbRun    *run,
                  QbWindow *self)
 {
   qb_layer_table_refresh_sort (self->layer_table);
+  qb_layer_table_update_columns (self->layer_table);
   qb_window_update_actions (self);
   if (qb_run_get_status (run) == QB_RUN_FAILED && qb_run_get_error (run))
     qb_window_show_error (self, qb_run_get_error (run)->message);
@@ -413,6 +414,7 @@ load_experiment_done (GObject      *source,
       qb_document_set_result (self->document, t->position, qb_tensor_result_copy (t->result));
     }
   qb_layer_table_refresh_sort (self->layer_table);
+  qb_layer_table_update_columns (self->layer_table);
   gtk_stack_set_visible_child_name (self->page_stack, "plan");
   qb_window_update_actions (self);
 }
