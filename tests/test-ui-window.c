@@ -382,6 +382,18 @@ test_calibrated_run (Fixture       *f,
   g_assert_cmpstr (set->sources[0], ==, text);
   g_assert_cmpuint (set->chunk_len, ==, 128);   /* the model's context */
   g_assert_cmpuint (set->n_chunks, ==, 128);
+
+  /* The experiments page names the set and shows the output error. */
+  {
+    QbExperimentsPage *page = qb_window_get_experiments_page (f->window);
+    g_autofree char *calibration = NULL, *out_err = NULL;
+
+    g_assert_true (qb_experiments_page_select_id (page, experiment->id, FALSE));
+    calibration = qb_experiments_page_get_fact (page, "Calibration");
+    out_err = qb_experiments_page_get_fact (page, "Output error");
+    g_assert_cmpstr (calibration, ==, "tinystories-val.txt: 128 × 128 tokens, in order");
+    g_assert_nonnull (out_err);
+  }
 }
 
 static void

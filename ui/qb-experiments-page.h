@@ -37,6 +37,9 @@ GListModel      *qb_experiments_page_get_rows         (QbExperimentsPage *self);
 /* Ids of the selected experiments, in list order. */
 GArray          *qb_experiments_page_get_selected_ids (QbExperimentsPage *self);
 QbExperimentRow *qb_experiments_page_get_focused      (QbExperimentsPage *self);
+/* The focused experiment's fact shown as key ("Calibration"), or NULL. */
+char            *qb_experiments_page_get_fact         (QbExperimentsPage *self,
+                                                       const char        *key);
 gboolean         qb_experiments_page_select_id        (QbExperimentsPage *self,
                                                        gint64             id,
                                                        gboolean           extend);
