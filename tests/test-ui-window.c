@@ -396,6 +396,41 @@ test_calibrated_run (Fixture       *f,
   }
 }
 
+/* Cancel while the calibration statistics are computed: the run stops
+ * before the job, no tensor has a result, nothing is saved. */
+static void
+test_cancel_calibration (Fixture       *f,
+                         gconstpointer  data)
+{
+  g_autofree char *text = NULL;
+  QbCalibrationOptions opts;
+  QbDocument *doc;
+  QbRun *run;
+  guint n_rows;
+
+  if (!open_stories (f) || (text = qb_test_shared_path ("text/tinystories-val.txt")) == NULL)
+    return;
+  doc = qb_window_get_document (f->window);
+  qb_calibration_options_init (&opts);
+  opts.n_chunks = 1024;
+  opts.no_cache = TRUE;     /* nothing computed before: the statistics take a while */
+  {
+    const char *paths[] = { text, NULL };
+    qb_document_set_calibration (doc, paths, &opts);
+  }
+  g_action_group_activate_action (G_ACTION_GROUP (f->window), "quantize", NULL);
+  run = qb_window_get_run (f->window);
+  g_action_group_activate_action (G_ACTION_GROUP (f->window), "cancel", NULL);
+  qb_test_ui_wait_for (run_finished, f->window, 60, "the run to stop");
+  g_assert_cmpint (qb_run_get_status (run), ==, QB_RUN_CANCELLED);
+  g_assert_cmpuint (qb_run_get_tensors_done (run), ==, 0);
+  n_rows = g_list_model_get_n_items (qb_document_get_rows (doc));
+  for (guint i = 0; i < n_rows; i++)
+    g_assert_null (qb_tensor_row_get_result (qb_document_get_row (doc, i)));
+  g_assert_nonnull (strstr (qb_run_panel_get_status_text (qb_window_get_run_panel (f->window)), "nothing saved"));
+  g_assert_true (g_action_group_get_action_enabled (G_ACTION_GROUP (f->window), "quantize"));
+}
+
 static void
 test_cancel (Fixture       *f,
              gconstpointer  data)
@@ -677,6 +712,7 @@ main (int argc, char **argv)
   ADD ("run-to-completion", test_run_to_completion);
   ADD ("calibrated-run", test_calibrated_run);
   ADD ("cancel", test_cancel);
+  ADD ("cancel-calibration", test_cancel_calibration);
   ADD ("damaged-file", test_damaged_file);
   ADD ("charts", test_charts);
   ADD ("many-tensors", test_many_tensors);

@@ -247,6 +247,9 @@ on_run_finished (QbRun    *run,
                                                qb_experiment_recorder_get_error (self->recorder)->message);
       qb_run_panel_set_note (self->run_panel, note);
     }
+  else if (qb_experiment_recorder_get_id (self->recorder) == 0)
+    /* It ended while calibrating, before there was anything to save. */
+    qb_run_panel_set_note (self->run_panel, "nothing saved");
   else
     {
       g_autofree char *note = g_strdup_printf ("saved as experiment #%" G_GINT64_FORMAT,
