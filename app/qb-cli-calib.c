@@ -150,6 +150,7 @@ qb_cli_calib_compute (QbModel *model, QbPlan *plan, const QbCliCalibOptions *o, 
   co.seed = (guint64) o->seed;
   co.cache_dir = o->cache_dir;
   co.no_cache = o->no_cache;
+  co.expect_hash = o->expect_hash;
   calib = qb_calibration_new (model, tok, (const char * const *) o->calib, &co, NULL, error);
   if (calib == NULL)
     return NULL;

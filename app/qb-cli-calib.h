@@ -25,6 +25,7 @@ typedef struct {
   gboolean   gptq_act_order;
   int        gptq_block;
   char     **options;         /* --option KEY=VALUE */
+  const char *expect_hash;    /* rebuilding a stored set: its hash (not an option) */
 } QbCliCalibOptions;
 
 void      qb_cli_calib_add_entries   (GOptionContext     *context,

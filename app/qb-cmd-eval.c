@@ -187,33 +187,28 @@ calibrate (QbModel *model, QbPlan *plan, const QbCalibrationSet *set, EvalOption
            QbActivationStats **stats, GError **error)
 {
   QbCliCalibOptions co = eo->calib;
-  const char *hash;
 
   *stats = NULL;
   if (plan == NULL || (co.calib == NULL && set == NULL))
     return TRUE;
   if (co.calib == NULL)
     {
+      QbCalibrationOptions from;
+
+      qb_calibration_options_for_record (&from, set);
       co.calib = set->sources;
-      co.ctx = (int) set->chunk_len;
-      co.chunks = (int) set->n_chunks;
-      co.random = set->seeded;
-      co.seed = (gint64) set->seed;
+      co.ctx = (int) from.n_ctx;
+      co.chunks = (int) from.n_chunks;
+      co.random = from.random;
+      co.seed = (gint64) from.seed;
+      co.expect_hash = from.expect_hash;
     }
   *stats = qb_cli_calib_compute (model, plan, &co, eo->threads, eo->json, error);
-  if (*stats == NULL)
-    return FALSE;
-  hash = qb_calibration_get_hash (qb_activation_stats_get_calibration (*stats));
-  if (eo->calib.calib == NULL && g_strcmp0 (hash, set->hash) != 0)
-    {
-      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-                   "experiment %" G_GINT64_FORMAT " was calibrated on %s, whose texts or chunking "
-                   "no longer give the same tokens (hash %.12s…, now %.12s…): give the --calib "
-                   "options it was run with", eo->experiment, set->name, set->hash, hash);
-      g_clear_pointer (stats, qb_activation_stats_free);
-      return FALSE;
-    }
-  return TRUE;
+  if (*stats == NULL && co.expect_hash != NULL
+      && g_error_matches (*error, QB_CALIBRATION_ERROR, QB_CALIBRATION_ERROR_CHANGED))
+    g_prefix_error (error, "experiment %" G_GINT64_FORMAT ": give the --calib options it was run "
+                    "with: ", eo->experiment);
+  return *stats != NULL;
 }
 
 /* Attaches the result to the experiment it evaluated. */

@@ -2,6 +2,7 @@
  * over a calibration set (see qb-activation-stats.h). */
 #include "qb-activation-stats.h"
 #include "qb-calibration-private.h"
+#include "qb-tokenizer.h"
 
 #include <cblas.h>
 #include <glib/gstdio.h>
@@ -721,6 +722,31 @@ qb_activation_stats_attach (QbActivationStats *s, QbJob *job, gboolean include_o
 
   qb_job_set_imatrix (job, im);
   qb_job_set_gram_func (job, job_gram, s);
+}
+
+QbActivationStats *
+qb_activation_stats_compute_for_plan (QbModel *model, QbPlan *plan, const char * const *paths,
+                                      const QbCalibrationOptions *calib_opts, guint n_threads,
+                                      QbStatsProgressFunc progress, gpointer progress_data,
+                                      GCancellable *cancellable, GError **error)
+{
+  g_autoptr(QbLlama) llama = NULL;
+  g_autoptr(QbTokenizer) tok = NULL;
+  g_autoptr(QbCalibration) calib = NULL;
+  g_auto(GStrv) grams = NULL;
+  QbStatsOptions so;
+
+  if ((llama = qb_llama_new (model, error)) == NULL
+      || (tok = qb_tokenizer_new_for_model (model, error)) == NULL
+      || (calib = qb_calibration_new (model, tok, paths, calib_opts, cancellable, error)) == NULL
+      || (plan != NULL && (grams = qb_activation_stats_gram_tensors (plan, model, error)) == NULL))
+    return NULL;
+  qb_llama_set_threads (llama, n_threads);
+  qb_stats_options_init (&so);
+  so.gram_tensors = (const char * const *) grams;
+  so.cache_dir = calib_opts->cache_dir;
+  so.no_cache = calib_opts->no_cache;
+  return qb_activation_stats_compute (llama, calib, &so, progress, progress_data, cancellable, error);
 }
 
 GStrv

@@ -111,6 +111,21 @@ void                qb_activation_stats_attach       (QbActivationStats  *stats,
                                                       QbJob              *job,
                                                       gboolean            include_output);
 
+/* Everything a run needs, from the texts: the model's tokenizer, the
+ * calibration set, and the statistics the plan's methods need (XᵀX of the
+ * tensors whose method needs it; plan NULL: importance only), measured on
+ * the model's stored weights with n_threads (0: all cores).  Blocks: call
+ * from a worker thread. */
+QbActivationStats  *qb_activation_stats_compute_for_plan (QbModel                 *model,
+                                                      QbPlan                     *plan,
+                                                      const char * const         *paths,
+                                                      const QbCalibrationOptions *calib_opts,
+                                                      guint                       n_threads,
+                                                      QbStatsProgressFunc         progress,
+                                                      gpointer                    progress_data,
+                                                      GCancellable               *cancellable,
+                                                      GError                    **error);
+
 /* Tensors whose resolved method needs XᵀX under the plan (NULL-terminated;
  * empty when none), for QbStatsOptions.gram_tensors. */
 GStrv               qb_activation_stats_gram_tensors (QbPlan             *plan,

@@ -157,6 +157,17 @@ qb_calibration_options_init (QbCalibrationOptions *opts)
   memset (opts, 0, sizeof *opts);
 }
 
+void
+qb_calibration_options_for_record (QbCalibrationOptions *opts, const QbCalibrationSet *record)
+{
+  qb_calibration_options_init (opts);
+  opts->n_ctx = record->chunk_len;
+  opts->n_chunks = record->n_chunks;
+  opts->random = record->seeded;
+  opts->seed = record->seed;
+  opts->expect_hash = record->hash;
+}
+
 static guint64
 splitmix64 (guint64 *state)
 {
@@ -427,6 +438,15 @@ qb_calibration_new (QbModel *model, QbTokenizer *tok, const char * const *paths,
     return NULL;
   tok_fp = qb_tokenizer_fingerprint (tok);
   compute_hash (c, tok_fp, hashes, requested);
+  if (opts->expect_hash != NULL && g_strcmp0 (opts->expect_hash, c->hash) != 0)
+    {
+      g_set_error (error, QB_CALIBRATION_ERROR, QB_CALIBRATION_ERROR_CHANGED,
+                   "calibration set %s: its texts or chunking no longer give the stored set "
+                   "(hash %.12s…, now %.12s…); a text changed, or the set skipped chunks or "
+                   "asked for more than the texts had, which the store does not keep",
+                   c->name, opts->expect_hash, c->hash);
+      return NULL;
+    }
   cache = tokens_cache_path (opts, c->hash);
   if (!opts->no_cache && read_tokens_cache (c, cache, qb_tokenizer_get_n_tokens (tok)))
     {

@@ -36,6 +36,7 @@ GQuark qb_calibration_error_quark (void);
 typedef enum {
   QB_CALIBRATION_ERROR_TEXT,      /* a text unreadable, or too short for one chunk */
   QB_CALIBRATION_ERROR_INVALID,   /* bad options */
+  QB_CALIBRATION_ERROR_CHANGED,   /* not the set expect_hash names */
 } QbCalibrationError;
 
 #define QB_CALIBRATION_DEFAULT_CTX    512
@@ -50,11 +51,18 @@ typedef struct {
   guint64      seed;
   const char  *cache_dir;    /* NULL: $XDG_CACHE_HOME/quantbench/calibration */
   gboolean     no_cache;     /* neither read nor write cached tokens */
+  const char  *expect_hash;  /* when set: fail (before tokenizing) unless the set has this hash */
 } QbCalibrationOptions;
 
 typedef struct _QbCalibration QbCalibration;
 
 void               qb_calibration_options_init  (QbCalibrationOptions *opts);
+/* Options that rebuild a stored set from its record (its chunking, and
+ * expect_hash, borrowed from record): the record keeps no skip_chunks and
+ * no count of chunks asked for beyond those the texts had, so a set made
+ * with either is reported as changed rather than rebuilt differently. */
+void               qb_calibration_options_for_record (QbCalibrationOptions   *opts,
+                                                 const QbCalibrationSet *record);
 
 /* Reads and tokenizes the texts (NULL-terminated paths).  model gives the
  * default context.  Blocks: call from a worker thread; cancellable while

@@ -278,6 +278,91 @@ test_store_record (void)
   g_assert_cmpuint (back->seed, ==, 99);
 }
 
+/* A stored set is rebuilt from its record: the same hash, tokens from the
+ * cache.  One made with skip_chunks (which the record does not keep) is
+ * reported as changed, before tokenizing, instead of rebuilt differently;
+ * so is one whose text changed. */
+static void
+test_rebuild_from_record (void)
+{
+  g_autofree char *dir = qb_test_tmpdir ();
+  g_autofree char *model_path = g_build_filename (dir, "demo.gguf", NULL);
+  g_autofree char *text = g_build_filename (dir, "a.txt", NULL);
+  g_autofree char *cache = g_build_filename (dir, "cache", NULL);
+  g_autoptr(QbModel) model = NULL;
+  g_autoptr(QbTokenizer) tok = NULL;
+  g_autoptr(GString) body = g_string_new (NULL);
+  g_autoptr(GError) error = NULL;
+  const char *paths[] = { text, NULL };
+  QbDemoModelSpec spec;
+
+  qb_demo_model_spec_init (&spec);
+  g_assert_true (qb_demo_model_write (&spec, model_path, NULL, NULL, &error));
+  model = qb_model_open (model_path, &error);
+  g_assert_no_error (error);
+  tok = qb_tokenizer_new_for_model (model, &error);
+  g_assert_no_error (error);
+  for (int i = 0; i < 80; i++)
+    g_string_append_printf (body, "The %d birds sang in the old oak tree by the river.\n", i);
+  g_assert_true (g_file_set_contents (text, body->str, -1, NULL));
+
+  for (guint skip = 0; skip < 2; skip++)
+    {
+      g_autoptr(QbCalibration) made = NULL, again = NULL;
+      g_autoptr(QbCalibrationSet) record = NULL;
+      QbCalibrationOptions co, from;
+
+      qb_calibration_options_init (&co);
+      co.n_ctx = 32;
+      co.n_chunks = 5;
+      co.skip_chunks = skip;
+      co.random = TRUE;
+      co.seed = 11;
+      co.cache_dir = cache;
+      made = qb_calibration_new (model, tok, paths, &co, NULL, &error);
+      g_assert_no_error (error);
+      record = qb_calibration_to_record (made);
+
+      qb_calibration_options_for_record (&from, record);
+      from.cache_dir = cache;
+      again = qb_calibration_new (model, tok, (const char * const *) record->sources, &from, NULL, &error);
+      if (skip == 0)
+        {
+          g_assert_no_error (error);
+          g_assert_cmpstr (qb_calibration_get_hash (again), ==, record->hash);
+          g_assert_true (qb_calibration_get_from_cache (again));
+        }
+      else
+        {
+          g_assert_error (error, QB_CALIBRATION_ERROR, QB_CALIBRATION_ERROR_CHANGED);
+          g_assert_null (again);
+          g_clear_error (&error);
+        }
+    }
+
+  /* The text changed since. */
+  {
+    g_autoptr(QbCalibration) made = NULL, again = NULL;
+    g_autoptr(QbCalibrationSet) record = NULL;
+    QbCalibrationOptions co, from;
+
+    qb_calibration_options_init (&co);
+    co.n_ctx = 32;
+    co.n_chunks = 5;
+    co.cache_dir = cache;
+    made = qb_calibration_new (model, tok, paths, &co, NULL, &error);
+    g_assert_no_error (error);
+    record = qb_calibration_to_record (made);
+    g_string_append (body, "One more line.\n");
+    g_assert_true (g_file_set_contents (text, body->str, -1, NULL));
+    qb_calibration_options_for_record (&from, record);
+    from.cache_dir = cache;
+    again = qb_calibration_new (model, tok, paths, &from, NULL, &error);
+    g_assert_error (error, QB_CALIBRATION_ERROR, QB_CALIBRATION_ERROR_CHANGED);
+    g_assert_nonnull (strstr (error->message, "a.txt"));
+  }
+}
+
 /* ---- statistics against direct computations -------------------------------- */
 
 typedef struct {
@@ -937,6 +1022,7 @@ main (int argc, char **argv)
   g_test_add_func ("/calibration/chunks", test_chunks);
   g_test_add_func ("/calibration/text-and-cache", test_text_and_cache);
   g_test_add_func ("/calibration/store-record", test_store_record);
+  g_test_add_func ("/calibration/rebuild-from-record", test_rebuild_from_record);
   g_test_add ("/calibration/stats/against-hook", Fixture, NULL, fixture_setup, test_against_hook, fixture_teardown);
   g_test_add ("/calibration/stats/first-layer", Fixture, NULL, fixture_setup, test_first_layer, fixture_teardown);
   g_test_add ("/calibration/stats/cache", Fixture, NULL, fixture_setup, test_cache, fixture_teardown);

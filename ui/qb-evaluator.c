@@ -3,6 +3,7 @@
 
 #include <math.h>
 
+#include "qb-activation-stats.h"
 #include "qb-eval.h"
 #include "qb-job.h"
 #include "qb-llama.h"
@@ -97,6 +98,15 @@ on_job_progress (const QbJobProgress *p,
 }
 
 static void
+on_stats_progress (const QbStatsProgress *p,
+                   gpointer               data)
+{
+  report (data, g_strdup_printf ("Calibrating on the experiment's set · chunk %u of %u",
+                                 MIN (p->chunk + 1, p->n_chunks), p->n_chunks),
+          p->fraction);
+}
+
+static void
 on_eval_progress (const QbEvalProgress *p,
                   gpointer              data)
 {
@@ -116,6 +126,9 @@ typedef struct {
   QbTokenizer   *tok;
   QbJob         *job;
   QbEvalResult   result;
+  QbPlan        *plan;
+  const QbCalibrationSet *calibration;
+  QbActivationStats *stats;
   GError        *error;
   gboolean       ok;
 } Work;
@@ -126,6 +139,23 @@ run_job (gpointer data)
   Work *w = data;
 
   w->ok = qb_job_run (w->job, w->self->cancellable, &w->error);
+  return NULL;
+}
+
+/* A calibrated experiment is quantized with the same statistics: its
+ * calibration set is rebuilt from the record (statistics from the cache). */
+static gpointer
+run_stats (gpointer data)
+{
+  Work *w = data;
+  QbCalibrationOptions opts;
+
+  qb_calibration_options_for_record (&opts, w->calibration);
+  w->stats = qb_activation_stats_compute_for_plan (w->self->model, w->plan,
+                                                   (const char * const *) w->calibration->sources,
+                                                   &opts, w->self->n_threads, on_stats_progress,
+                                                   w->self, w->self->cancellable, &w->error);
+  w->ok = w->stats != NULL;
   return NULL;
 }
 
@@ -156,9 +186,15 @@ evaluate (QbEvaluator   *self,
   g_autoptr(QbJob) job = NULL;
   g_autoptr(QbLlama) llama = NULL;
   g_autoptr(QbTokenizer) tok = NULL;
+  g_autoptr(QbCalibrationSet) calibration = NULL;
   Work w = { self };
+  gboolean ok;
 
   if (experiment == NULL)
+    return FALSE;
+  if (experiment->calibration_set_id != 0
+      && (calibration = qb_store_get_calibration_set (conn, experiment->calibration_set_id,
+                                                      error)) == NULL)
     return FALSE;
   plan = qb_eval_plan_of_experiment (experiment, self->model, error);
   llama = plan ? qb_llama_new (self->model, error) : NULL;
@@ -172,8 +208,23 @@ evaluate (QbEvaluator   *self,
   qb_job_set_threads (job, self->n_threads);
   qb_job_set_progress_func (job, on_job_progress, self);
   w.job = job;
+  w.plan = plan;
+  w.calibration = calibration;
+  if (calibration != NULL)
+    {
+      qb_ui_call_at_low_priority (run_stats, &w);
+      if (!w.ok)
+        {
+          g_propagate_error (error, w.error);
+          return FALSE;
+        }
+      qb_activation_stats_attach (w.stats, job, FALSE);
+    }
   qb_ui_call_at_low_priority (run_job, &w);
-  if (!w.ok)
+  ok = w.ok;
+  /* The job's results are its own copies: the statistics can go. */
+  g_clear_pointer (&w.stats, qb_activation_stats_free);
+  if (!ok)
     {
       g_propagate_error (error, w.error);
       return FALSE;

@@ -4,8 +4,6 @@
 #include <math.h>
 
 #include "qb-activation-stats.h"
-#include "qb-llama.h"
-#include "qb-tokenizer.h"
 #include "qb-ui.h"
 
 /* Results and progress reach the main loop at most this often. */
@@ -337,23 +335,12 @@ stats_call (gpointer data)
 {
   StatsCall *call = data;
   QbRun *self = call->run;
-  g_autoptr(QbLlama) llama = NULL;
-  g_autoptr(QbTokenizer) tok = NULL;
-  g_autoptr(QbCalibration) calib = NULL;
-  g_auto(GStrv) grams = NULL;
-  QbStatsOptions so;
 
-  if ((llama = qb_llama_new (self->model, &call->error)) == NULL
-      || (tok = qb_tokenizer_new_for_model (self->model, &call->error)) == NULL
-      || (calib = qb_calibration_new (self->model, tok, (const char * const *) self->calib_paths,
-                                      &self->calib_opts, call->cancellable, &call->error)) == NULL
-      || (grams = qb_activation_stats_gram_tensors (self->plan, self->model, &call->error)) == NULL)
-    return NULL;
-  qb_llama_set_threads (llama, self->n_threads);
-  qb_stats_options_init (&so);
-  so.gram_tensors = (const char * const *) grams;
-  call->stats = qb_activation_stats_compute (llama, calib, &so, on_stats_progress, self,
-                                             call->cancellable, &call->error);
+  call->stats = qb_activation_stats_compute_for_plan (self->model, self->plan,
+                                                      (const char * const *) self->calib_paths,
+                                                      &self->calib_opts, self->n_threads,
+                                                      on_stats_progress, self, call->cancellable,
+                                                      &call->error);
   return NULL;
 }
 
