@@ -676,8 +676,9 @@ qb_document_set_calibration (QbDocument                 *self,
     self->calib_opts = *opts;
   else
     qb_calibration_options_init (&self->calib_opts);
-  /* The document does not own a cache folder name. */
+  /* The document owns no strings of the options. */
   self->calib_opts.cache_dir = NULL;
+  self->calib_opts.expect_hash = NULL;
 }
 
 const char * const *
