@@ -199,6 +199,7 @@ calibrate (QbModel *model, QbPlan *plan, const QbCalibrationSet *set, EvalOption
       co.calib = set->sources;
       co.ctx = (int) from.n_ctx;
       co.chunks = (int) from.n_chunks;
+      co.skip = (int) from.skip_chunks;
       co.random = from.random;
       co.seed = (gint64) from.seed;
       co.expect_hash = from.expect_hash;
@@ -206,8 +207,8 @@ calibrate (QbModel *model, QbPlan *plan, const QbCalibrationSet *set, EvalOption
   *stats = qb_cli_calib_compute (model, plan, &co, eo->threads, eo->json, error);
   if (*stats == NULL && co.expect_hash != NULL
       && g_error_matches (*error, QB_CALIBRATION_ERROR, QB_CALIBRATION_ERROR_CHANGED))
-    g_prefix_error (error, "experiment %" G_GINT64_FORMAT ": give the --calib options it was run "
-                    "with: ", eo->experiment);
+    g_prefix_error (error, "experiment %" G_GINT64_FORMAT ": its calibration texts changed since "
+                    "it ran: ", eo->experiment);
   return *stats != NULL;
 }
 

@@ -163,6 +163,7 @@ qb_calibration_options_for_record (QbCalibrationOptions *opts, const QbCalibrati
   qb_calibration_options_init (opts);
   opts->n_ctx = record->chunk_len;
   opts->n_chunks = record->n_chunks;
+  opts->skip_chunks = record->skip_chunks;
   opts->random = record->seeded;
   opts->seed = record->seed;
   opts->expect_hash = record->hash;
@@ -539,6 +540,7 @@ qb_calibration_to_record (QbCalibration *c)
   r->n_tokens = c->n_text_tokens;
   r->chunk_len = c->n_ctx;
   r->n_chunks = c->n_chunks;
+  r->skip_chunks = c->skip_chunks;
   r->seeded = c->random;
   r->seed = c->seed;
   return r;

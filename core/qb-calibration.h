@@ -57,10 +57,9 @@ typedef struct {
 typedef struct _QbCalibration QbCalibration;
 
 void               qb_calibration_options_init  (QbCalibrationOptions *opts);
-/* Options that rebuild a stored set from its record (its chunking, and
- * expect_hash, borrowed from record): the record keeps no skip_chunks and
- * no count of chunks asked for beyond those the texts had, so a set made
- * with either is reported as changed rather than rebuilt differently. */
+/* Options that rebuild a stored set from its record (its chunking and
+ * skip, and expect_hash, borrowed from record).  Texts that changed since
+ * are reported as changed rather than used differently. */
 void               qb_calibration_options_for_record (QbCalibrationOptions   *opts,
                                                  const QbCalibrationSet *record);
 

@@ -374,32 +374,37 @@ test_refuse_newer (void)
   g_autofree char *files = NULL, *files_after = NULL;
   g_autoptr(QbStore) store = qb_store_open (path, &error);
   g_autoptr(QbModelRecord) model = qb_test_model_record ("0123456789", "m");
+  g_autofree char *newer = g_strdup_printf ("PRAGMA user_version = %d", QB_STORE_SCHEMA_VERSION + 1);
+  g_autofree char *newest = g_strdup_printf ("PRAGMA wal_autocheckpoint = 0; PRAGMA user_version = %d",
+                                             QB_STORE_SCHEMA_VERSION + 2);
   sqlite3 *db;
 
   g_assert_no_error (error);
   qb_test_store_run (store, model, "kept", "Q4_K", 3, QB_EXPERIMENT_DONE);
   qb_store_close (g_steal_pointer (&store));
   db = raw_open (path);
-  exec_ok (db, "PRAGMA user_version = 3");
+  exec_ok (db, newer);
   sqlite3_close (db);                           /* checkpointed: one file */
 
   files = list_folder (path);
   assert_refused (path, QB_STORE_ERROR_NEWER, "newer Quantbench");
   db = raw_open (path);
-  g_assert_cmpint (query_int (db, "PRAGMA user_version"), ==, 3);
+  g_assert_cmpint (query_int (db, "PRAGMA user_version"), ==, QB_STORE_SCHEMA_VERSION + 1);
   g_assert_cmpint (query_int (db, "SELECT count(*) FROM tensor_result"), ==, 3);
   sqlite3_close (db);
 
   /* The newer version is still in the WAL, not yet in the file: SQLite's
    * view decides, and neither file changes. */
   db = raw_open (path);
-  exec_ok (db, "PRAGMA wal_autocheckpoint = 0; PRAGMA user_version = 4");
+  exec_ok (db, newest);
   {
     g_autofree char *wal = g_strconcat (path, "-wal", NULL);
     g_autoptr(GBytes) wal_before = qb_test_file_bytes (wal);
     g_autoptr(GBytes) wal_after = NULL;
 
-    assert_refused (path, QB_STORE_ERROR_NEWER, "schema version 4");
+    g_autofree char *message = g_strdup_printf ("schema version %d", QB_STORE_SCHEMA_VERSION + 2);
+
+    assert_refused (path, QB_STORE_ERROR_NEWER, message);
     wal_after = qb_test_file_bytes (wal);
     g_assert_true (g_bytes_equal (wal_before, wal_after));
   }
