@@ -1,6 +1,7 @@
 /* qb-cli-calib.c — calibration options and the statistics run of the
  * command line. */
 #include "qb-cli-calib.h"
+#include "qb-cli-progress.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -98,29 +99,11 @@ qb_cli_calib_apply_options (const QbCliCalibOptions *o, QbPlan *plan, GError **e
   return TRUE;
 }
 
-typedef struct {
-  gint64   last_draw;
-  gboolean drawn;
-} Bar;
-
 static void
 draw_progress (const QbStatsProgress *p, gpointer data)
 {
-  Bar *bar = data;
-  gint64 now = g_get_monotonic_time ();
-  char cells[31];
-  int filled = (int) (p->fraction * 30);
-
-  if (now - bar->last_draw < 100000 && p->fraction < 1)
-    return;
-  bar->last_draw = now;
-  bar->drawn = TRUE;
-  for (int i = 0; i < 30; i++)
-    cells[i] = i < filled ? '#' : '.';
-  cells[30] = '\0';
-  fprintf (stderr, "\rcalibrating [%s] %3.0f%%  pass %u/%u  chunk %u/%u   ", cells,
-           p->fraction * 100, p->pass + 1, p->n_passes, MIN (p->chunk + 1, p->n_chunks), p->n_chunks);
-  fflush (stderr);
+  qb_cli_progress_draw (data, p->fraction, p->fraction >= 1, "calibrating: pass %u/%u  chunk %u/%u   ",
+                        p->pass + 1, p->n_passes, MIN (p->chunk + 1, p->n_chunks), p->n_chunks);
 }
 
 QbActivationStats *
@@ -134,7 +117,7 @@ qb_cli_calib_compute (QbModel *model, QbPlan *plan, const QbCliCalibOptions *o, 
   QbCalibrationOptions co;
   QbStatsOptions so;
   QbActivationStats *stats;
-  Bar bar = { 0, FALSE };
+  QbCliProgress bar = { 0 };
   guint64 largest = 0, gram_bytes;
 
   if ((llama = qb_llama_new (model, error)) == NULL
@@ -179,8 +162,7 @@ qb_cli_calib_compute (QbModel *model, QbPlan *plan, const QbCliCalibOptions *o, 
     }
   stats = qb_activation_stats_compute (llama, calib, &so, !quiet && isatty (2) ? draw_progress : NULL,
                                        &bar, NULL, error);
-  if (bar.drawn)
-    fprintf (stderr, "\n");
+  qb_cli_progress_end (&bar);
   if (stats != NULL && !quiet)
     fprintf (stderr, "calibration: %u forward passes%s\n", qb_activation_stats_get_n_forward (stats),
              qb_activation_stats_get_n_forward (stats) == 0 ? " (statistics cached)" : "");

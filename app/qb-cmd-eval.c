@@ -11,6 +11,7 @@
 #include "qb-activation-stats.h"
 #include "qb-blas.h"
 #include "qb-cli.h"
+#include "qb-cli-progress.h"
 #include "qb-cli-calib.h"
 #include "qb-cli-plan.h"
 #include "qb-eval.h"
@@ -38,32 +39,14 @@ typedef struct {
   QbCliCalibOptions calib;   /* --calib: statistics for the plan's methods */
 } EvalOptions;
 
-typedef struct {
-  gint64   last_draw;
-  gboolean drawn;
-} Bar;
-
 static void
 draw_progress (const QbEvalProgress *p, gpointer data)
 {
-  Bar *bar = data;
-  gint64 now = g_get_monotonic_time ();
-  char cells[31];
-  int filled = (int) (p->fraction * 30);
-
-  if (now - bar->last_draw < 100000 && p->fraction < 1)
-    return;
-  bar->last_draw = now;
-  bar->drawn = TRUE;
-  for (int i = 0; i < 30; i++)
-    cells[i] = i < filled ? '#' : '.';
-  cells[30] = '\0';
   if (p->ppl > 0)
-    fprintf (stderr, "\r[%s] %3.0f%%  chunk %u/%u  PPL %.4f  %.0f tokens/s   ", cells,
-             p->fraction * 100, p->chunk, p->n_chunks, p->ppl, p->tokens_per_second);
+    qb_cli_progress_draw (data, p->fraction, p->fraction >= 1, "chunk %u/%u  PPL %.4f  %.0f tokens/s   ",
+                          p->chunk, p->n_chunks, p->ppl, p->tokens_per_second);
   else
-    fprintf (stderr, "\r[%s] %3.0f%%  %s   ", cells, p->fraction * 100, p->stage);
-  fflush (stderr);
+    qb_cli_progress_draw (data, p->fraction, p->fraction >= 1, "%s   ", p->stage);
 }
 
 static void
@@ -96,16 +79,9 @@ print_result (QbModel *model, const QbEvalResult *r, const char *text)
 static void
 draw_job_progress (const QbJobProgress *p, gpointer data)
 {
-  Bar *bar = data;
-  gint64 now = g_get_monotonic_time ();
-
-  if (now - bar->last_draw < 100000 && p->tensors_done < p->n_tensors)
-    return;
-  bar->last_draw = now;
-  bar->drawn = TRUE;
-  fprintf (stderr, "\rquantizing %u/%u  %-40.40s", p->tensors_done, p->n_tensors,
-           p->current_name ? p->current_name : "");
-  fflush (stderr);
+  qb_cli_progress_draw (data, p->bytes_total ? (double) p->bytes_done / p->bytes_total : 1,
+                        p->tensors_done == p->n_tensors, "quantizing %u/%u  %-40.40s", p->tensors_done,
+                        p->n_tensors, p->current_name ? p->current_name : "");
 }
 
 /* Any plan option given: quantize with the plan and run its bytes. */
@@ -122,7 +98,7 @@ quantize (QbModel *model, QbLlama *llama, QbPlan *plan, QbActivationStats *stats
 {
   g_autoptr(QbJob) job = NULL;
   g_autoptr(QbImatrix) imatrix = NULL;
-  Bar bar = { 0, FALSE };
+  QbCliProgress bar = { 0 };
   guint n_taken = 0;
   gboolean ok;
 
@@ -141,8 +117,7 @@ quantize (QbModel *model, QbLlama *llama, QbPlan *plan, QbActivationStats *stats
   if (isatty (2))
     qb_job_set_progress_func (job, draw_job_progress, &bar);
   ok = qb_job_run (job, NULL, error);
-  if (bar.drawn)
-    fprintf (stderr, "\n");
+  qb_cli_progress_end (&bar);
   if (!ok || !qb_llama_use_job (llama, job, &n_taken, error))
     return FALSE;
   if (!eo->json)
@@ -238,7 +213,7 @@ run (const char *model_path, const QbCliPlanOptions *po, EvalOptions *eo)
   g_autoptr(QbTokenizer) tok = NULL;
   QbEvalOptions o;
   QbEvalResult r;
-  Bar bar = { 0, FALSE };
+  QbCliProgress bar = { 0 };
   gboolean ok;
 
   model = qb_model_open (model_path, &error);
@@ -277,8 +252,7 @@ run (const char *model_path, const QbCliPlanOptions *po, EvalOptions *eo)
   o.no_cache = eo->no_cache;
   ok = qb_eval_run (llama, tok, eo->text, &o, isatty (2) ? draw_progress : NULL, &bar, NULL, &r,
                     &error);
-  if (bar.drawn)
-    fprintf (stderr, "\n");
+  qb_cli_progress_end (&bar);
   if (!ok)
     return qb_cli_fail (error);
 

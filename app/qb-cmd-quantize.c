@@ -8,6 +8,7 @@
 
 #include "qb-activation-stats.h"
 #include "qb-cli.h"
+#include "qb-cli-progress.h"
 #include "qb-cli-calib.h"
 #include "qb-cli-plan.h"
 #include "qb-format.h"
@@ -18,30 +19,12 @@
 
 /* ---- quantize ---------------------------------------------------------- */
 
-typedef struct {
-  gint64 last_draw;   /* monotonic µs */
-  gboolean drawn;
-} ProgressBar;
-
 static void
-draw_progress (const QbJobProgress *p, gpointer user_data)
+draw_progress (const QbJobProgress *p, gpointer data)
 {
-  ProgressBar *bar = user_data;
-  gint64 now = g_get_monotonic_time ();
-  double frac = p->bytes_total ? (double) p->bytes_done / p->bytes_total : 1.0;
-  char cells[31];
-  int filled = (int) (frac * 30);
-
-  if (now - bar->last_draw < 100000 && p->tensors_done < p->n_tensors)
-    return;
-  bar->last_draw = now;
-  bar->drawn = TRUE;
-  for (int i = 0; i < 30; i++)
-    cells[i] = i < filled ? '#' : '.';
-  cells[30] = '\0';
-  fprintf (stderr, "\r[%s] %3.0f%%  %u/%u  %-40.40s %6.1fs", cells, frac * 100,
-           p->tensors_done, p->n_tensors, p->current_name ? p->current_name : "", p->elapsed);
-  fflush (stderr);
+  qb_cli_progress_draw (data, p->bytes_total ? (double) p->bytes_done / p->bytes_total : 1,
+                        p->tensors_done == p->n_tensors, "%u/%u  %-40.40s %6.1fs", p->tensors_done,
+                        p->n_tensors, p->current_name ? p->current_name : "", p->elapsed);
 }
 
 /* A metric in a table cell with the given precision; "inf" for exact. */
@@ -349,7 +332,7 @@ qb_cli_quantize_and_print (QbModel *model, QbPlan *plan, const QbCliQuantizeOpti
   g_autoptr(QbStore) store = NULL;
   g_autoptr(QbJobRecorder) rec = NULL;
   g_autoptr(GError) error = NULL;
-  ProgressBar bar = { 0 };
+  QbCliProgress bar = { 0 };
   QbExportKind kind;
   guint threads = o->threads > 0 ? (guint) o->threads : qb_cpu_count ();
   gboolean ok;
@@ -385,8 +368,7 @@ qb_cli_quantize_and_print (QbModel *model, QbPlan *plan, const QbCliQuantizeOpti
     }
 
   ok = run_interruptible (job, &error);
-  if (bar.drawn)
-    fprintf (stderr, "\n");
+  qb_cli_progress_end (&bar);
   if (rec != NULL && !finish_record (rec, store, job, error, o->json))
     return 1;
   if (!ok)
