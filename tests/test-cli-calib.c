@@ -7,44 +7,11 @@
 #include "qb-store.h"
 #include "qb-test-util.h"
 
-static char *
-quantbench_path (void)
-{
-  const char *build = g_getenv ("QB_BUILD_DIR");
-  char *path;
-
-  if (build == NULL)
-    {
-      g_test_skip ("QB_BUILD_DIR is not set (run through meson test)");
-      return NULL;
-    }
-  path = g_build_filename (build, "app", "quantbench", NULL);
-  if (!g_file_test (path, G_FILE_TEST_IS_EXECUTABLE))
-    {
-      g_test_skip ("the quantbench executable is not built");
-      g_clear_pointer (&path, g_free);
-    }
-  return path;
-}
-
 /* Runs quantbench with args; returns its exit status, output in *out. */
 static int
 run (const char * const *args, char **out, char **err)
 {
-  g_autofree char *exe = quantbench_path ();
-  g_autoptr(GPtrArray) argv = g_ptr_array_new ();
-  g_autoptr(GError) error = NULL;
-  int status;
-
-  g_assert_nonnull (exe);
-  g_ptr_array_add (argv, exe);
-  for (guint i = 0; args[i]; i++)
-    g_ptr_array_add (argv, (gpointer) args[i]);
-  g_ptr_array_add (argv, NULL);
-  g_assert_true (g_spawn_sync (NULL, (char **) argv->pdata, NULL, 0, NULL, NULL,
-                               out, err, &status, &error));
-  g_assert_no_error (error);
-  return WIFEXITED (status) ? WEXITSTATUS (status) : -1;
+  return qb_test_quantbench_argv (args, NULL, out, err);
 }
 
 typedef struct {
@@ -57,9 +24,11 @@ typedef struct {
 static gboolean
 setup (Setup *s)
 {
+  g_autofree char *exe = NULL;
+
   s->model = qb_test_shared_path ("models/stories260K.gguf");
   s->text = s->model ? qb_test_shared_path ("text/tinystories-val.txt") : NULL;
-  if (s->text == NULL || quantbench_path () == NULL)
+  if (s->text == NULL || (exe = qb_test_quantbench_path ()) == NULL)
     return FALSE;
   s->dir = qb_test_tmpdir ();
   s->cache = g_build_filename (s->dir, "cache", NULL);

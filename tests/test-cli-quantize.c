@@ -6,47 +6,7 @@
 #include "qb-store.h"
 #include "qb-test-util.h"
 
-static char *
-quantbench_path (void)
-{
-  const char *build = g_getenv ("QB_BUILD_DIR");
-  char *path;
-
-  if (build == NULL)
-    {
-      g_test_skip ("QB_BUILD_DIR is not set (run through meson test)");
-      return NULL;
-    }
-  path = g_build_filename (build, "app", "quantbench", NULL);
-  if (!g_file_test (path, G_FILE_TEST_IS_EXECUTABLE))
-    {
-      g_test_skip ("the quantbench executable is not built");
-      g_clear_pointer (&path, g_free);
-    }
-  return path;
-}
-
-/* Runs quantbench with args (and envp, or the test's environment);
- * returns its exit status, output in *out. */
-static int
-run_env (const char * const *args, char **envp, char **out, char **err)
-{
-  g_autofree char *exe = quantbench_path ();
-  g_autoptr(GPtrArray) argv = g_ptr_array_new ();
-  g_autoptr(GError) error = NULL;
-  int status;
-
-  if (exe == NULL)
-    return -1;
-  g_ptr_array_add (argv, exe);
-  for (guint i = 0; args[i]; i++)
-    g_ptr_array_add (argv, (gpointer) args[i]);
-  g_ptr_array_add (argv, NULL);
-  g_assert_true (g_spawn_sync (NULL, (char **) argv->pdata, envp, 0, NULL, NULL,
-                               out, err, &status, &error));
-  g_assert_no_error (error);
-  return WIFEXITED (status) ? WEXITSTATUS (status) : -1;
-}
+#define run_env qb_test_quantbench_argv
 
 static int
 run (const char * const *args, char **out, char **err)
@@ -74,7 +34,7 @@ static void
 test_plan_and_quantize (void)
 {
   g_autofree char *model = qb_test_shared_path ("models/stories260K.gguf");
-  g_autofree char *exe = model ? quantbench_path () : NULL;
+  g_autofree char *exe = model ? qb_test_quantbench_path () : NULL;
   g_autofree char *dir = NULL;
   g_autofree char *plan_file = NULL;
   g_autofree char *gguf = NULL;
