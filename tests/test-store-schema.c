@@ -30,18 +30,6 @@ exec_ok (sqlite3 *db, const char *sql)
     g_error ("%s: %s", sql, message);
 }
 
-static gint64
-query_int (sqlite3 *db, const char *sql)
-{
-  sqlite3_stmt *stmt = NULL;
-  gint64 v;
-
-  g_assert_cmpint (sqlite3_prepare_v2 (db, sql, -1, &stmt, NULL), ==, SQLITE_OK);
-  g_assert_cmpint (sqlite3_step (stmt), ==, SQLITE_ROW);
-  v = sqlite3_column_int64 (stmt, 0);
-  sqlite3_finalize (stmt);
-  return v;
-}
 
 static char *
 query_text (sqlite3 *db, const char *sql)
@@ -145,7 +133,7 @@ make_v1 (const char *path)
   exec_ok (db, "PRAGMA journal_mode = WAL");
   g_assert_true (qb_store_schema_migrate (db, path, 1, &error));
   g_assert_no_error (error);
-  g_assert_cmpint (query_int (db, "PRAGMA user_version"), ==, 1);
+  g_assert_cmpint (qb_test_sql_int (db, "PRAGMA user_version"), ==, 1);
   exec_ok (db, "INSERT INTO model VALUES (1, 'f1f1f1f1f1', '/m/old.gguf', 1000, 'old', 'llama', "
                "260000, 48, '{\"n_layer\":5}', 1600000000000000, 1600000000000001)");
   exec_ok (db, "INSERT INTO experiment (id, uuid, model_id, name, created, updated, finished, "
@@ -193,7 +181,7 @@ test_migrate_v1 (void)
   gint64 set_id = 0;
 
   g_assert_no_error (error);
-  g_assert_cmpint (query_int (store->db, "PRAGMA user_version"), ==, QB_STORE_SCHEMA_VERSION);
+  g_assert_cmpint (qb_test_sql_int (store->db, "PRAGMA user_version"), ==, QB_STORE_SCHEMA_VERSION);
 
   /* Everything version 1 stored is there, exactly. */
   e = qb_store_get_experiment (store, 1, &error);
@@ -286,7 +274,7 @@ test_migrate_each (void)
         }
       store = qb_store_open (path, &error);
       g_assert_no_error (error);
-      g_assert_cmpint (query_int (store->db, "PRAGMA user_version"), ==, QB_STORE_SCHEMA_VERSION);
+      g_assert_cmpint (qb_test_sql_int (store->db, "PRAGMA user_version"), ==, QB_STORE_SCHEMA_VERSION);
     }
 }
 
@@ -328,7 +316,7 @@ test_migrate_concurrently (void)
   g_assert_no_error (error);
   e = qb_store_get_experiment (store, 1, &error);
   g_assert_cmpuint (e->n_tensors_done, ==, 3);
-  g_assert_cmpint (query_int (store->db, "SELECT count(*) FROM tensor_result"), ==, 4);
+  g_assert_cmpint (qb_test_sql_int (store->db, "SELECT count(*) FROM tensor_result"), ==, 4);
 }
 
 /* -- refusals ------------------------------------------------------------------------- */
@@ -389,8 +377,8 @@ test_refuse_newer (void)
   files = list_folder (path);
   assert_refused (path, QB_STORE_ERROR_NEWER, "newer Quantbench");
   db = raw_open (path);
-  g_assert_cmpint (query_int (db, "PRAGMA user_version"), ==, QB_STORE_SCHEMA_VERSION + 1);
-  g_assert_cmpint (query_int (db, "SELECT count(*) FROM tensor_result"), ==, 3);
+  g_assert_cmpint (qb_test_sql_int (db, "PRAGMA user_version"), ==, QB_STORE_SCHEMA_VERSION + 1);
+  g_assert_cmpint (qb_test_sql_int (db, "SELECT count(*) FROM tensor_result"), ==, 3);
   sqlite3_close (db);
 
   /* The newer version is still in the WAL, not yet in the file: SQLite's
@@ -494,7 +482,7 @@ make_store_file (void)
   qb_store_close (g_steal_pointer (&store));
   db = raw_open (path);
   exec_ok (db, "PRAGMA journal_mode = DELETE");   /* one self-contained file */
-  g_assert_cmpint (query_int (db, "PRAGMA page_count"), >, 40);
+  g_assert_cmpint (qb_test_sql_int (db, "PRAGMA page_count"), >, 40);
   sqlite3_close (db);
   return g_steal_pointer (&path);
 }
@@ -557,7 +545,7 @@ test_refuse_other_program (void)
   sqlite3_close (db);
   store = qb_store_open (emptied, &error);
   g_assert_no_error (error);
-  g_assert_cmpint (query_int (store->db, "PRAGMA user_version"), ==, QB_STORE_SCHEMA_VERSION);
+  g_assert_cmpint (qb_test_sql_int (store->db, "PRAGMA user_version"), ==, QB_STORE_SCHEMA_VERSION);
 }
 
 int
