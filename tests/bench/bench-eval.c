@@ -129,30 +129,6 @@ q8_0_file (const char *model_path, const char *name, guint threads)
   return path;
 }
 
-static char *
-demo_file (gint64 n_params)
-{
-  g_autofree char *name = g_strdup_printf ("demo-v%d-%" G_GINT64_FORMAT "-f32-seed1.gguf",
-                                           QB_DEMO_MODEL_VERSION, n_params);
-  char *path = cache_path (name);
-  g_autoptr(GError) error = NULL;
-  QbDemoModelSpec spec;
-  double t0;
-
-  if (g_file_test (path, G_FILE_TEST_IS_REGULAR))
-    return path;
-  qb_demo_model_spec_init (&spec);
-  spec.n_params = n_params;
-  spec.dtype = QB_DTYPE_F32;
-  printf ("generating %s ...\n", path);
-  fflush (stdout);
-  t0 = qb_bench_now ();
-  if (!qb_demo_model_write (&spec, path, NULL, NULL, &error))
-    g_error ("%s", error->message);
-  printf ("  generated in %.1f s\n", qb_bench_now () - t0);
-  return path;
-}
-
 /* ---- Quantbench ------------------------------------------------------- */
 
 /* FLOPs per evaluated token of the matrix products (attention's own are
@@ -427,7 +403,7 @@ main (int argc, char **argv)
   printf ("llama-perplexity: %s\n", llama ? llama : "not found (set QB_LLAMA_PERPLEXITY)");
   printf ("OpenBLAS kernels: %s\n", qb_blas_get_core_name ());
   stories_q8 = q8_0_file (stories, "stories260K-q8_0.gguf", o.threads);
-  demo = demo_file (n_params);
+  demo = qb_bench_demo_model (n_params, QB_DTYPE_F32);
   {
     g_autofree char *name = g_strdup_printf ("demo-v%d-%" G_GINT64_FORMAT "-q8_0-seed1.gguf",
                                              QB_DEMO_MODEL_VERSION, n_params);
