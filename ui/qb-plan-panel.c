@@ -21,6 +21,8 @@ struct _QbPlanPanel
   GtkSpinButton *calib_chunks_spin;
   GtkSpinButton *calib_ctx_spin;
   GtkSwitch     *calib_random_switch;
+  GtkSpinButton *calib_seed_spin;
+  GtkSpinButton *calib_skip_spin;
   char         **calib_paths;  /* chosen texts, or NULL */
 
   QbDocument    *document;
@@ -134,7 +136,8 @@ push_calibration (QbPlanPanel *self)
   opts.n_chunks = (guint) gtk_spin_button_get_value_as_int (self->calib_chunks_spin);
   opts.n_ctx = (guint) gtk_spin_button_get_value_as_int (self->calib_ctx_spin);
   opts.random = gtk_switch_get_active (self->calib_random_switch);
-  opts.seed = 1;
+  opts.seed = (guint64) gtk_spin_button_get_value_as_int (self->calib_seed_spin);
+  opts.skip_chunks = (guint) gtk_spin_button_get_value_as_int (self->calib_skip_spin);
   qb_document_set_calibration (self->document, (const char * const *) self->calib_paths, &opts);
 }
 
@@ -241,6 +244,8 @@ qb_plan_panel_class_init (QbPlanPanelClass *klass)
   gtk_widget_class_bind_template_child (widget_class, QbPlanPanel, calib_clear_button);
   gtk_widget_class_bind_template_child (widget_class, QbPlanPanel, calib_chunks_spin);
   gtk_widget_class_bind_template_child (widget_class, QbPlanPanel, calib_ctx_spin);
+  gtk_widget_class_bind_template_child (widget_class, QbPlanPanel, calib_seed_spin);
+  gtk_widget_class_bind_template_child (widget_class, QbPlanPanel, calib_skip_spin);
   gtk_widget_class_bind_template_child (widget_class, QbPlanPanel, calib_random_switch);
   gtk_widget_class_set_css_name (widget_class, "planpanel");
 }
@@ -278,6 +283,8 @@ qb_plan_panel_init (QbPlanPanel *self)
   g_signal_connect (self->calib_chunks_spin, "notify::value", G_CALLBACK (on_calib_setting), self);
   g_signal_connect (self->calib_ctx_spin, "notify::value", G_CALLBACK (on_calib_setting), self);
   g_signal_connect (self->calib_random_switch, "notify::active", G_CALLBACK (on_calib_setting), self);
+  g_signal_connect (self->calib_seed_spin, "notify::value", G_CALLBACK (on_calib_setting), self);
+  g_signal_connect (self->calib_skip_spin, "notify::value", G_CALLBACK (on_calib_setting), self);
   gtk_widget_set_sensitive (GTK_WIDGET (self->calib_clear_button), FALSE);
 }
 
