@@ -1,6 +1,8 @@
 /* test-cli-quantize.c — `quantbench quantize | plan | formats` as a user runs them. */
 #include <json-glib/json-glib.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/wait.h>
 
 #include "qb-model.h"
 #include "qb-store.h"
@@ -182,6 +184,70 @@ test_save (void)
   g_assert_nonnull (strstr (failed->error_message, "nonexistent-dir"));
 }
 
+/* The experiment's stored-tensor count, read while another process writes
+ * (WAL: a reader never waits for the writer); -1 before it exists. */
+static gint64
+tensors_stored (const char *db)
+{
+  g_autoptr(QbStore) store = NULL;
+  g_autoptr(QbExperiment) e = NULL;
+
+  if (!g_file_test (db, G_FILE_TEST_EXISTS) || (store = qb_store_open (db, NULL)) == NULL
+      || (e = qb_store_get_experiment (store, 1, NULL)) == NULL)
+    return -1;
+  return e->n_tensors_done;
+}
+
+/* SIGINT in the middle of a run: quantize stops cleanly (exit status 130)
+ * and the experiment is kept as cancelled with the tensors it finished. */
+static void
+test_interrupt (void)
+{
+  g_autofree char *dir = qb_test_tmpdir ();
+  g_autofree char *model_path = g_build_filename (dir, "demo.gguf", NULL);
+  g_autofree char *db = g_build_filename (dir, "runs.db", NULL);
+  g_autofree char *exe = qb_test_quantbench_path ();
+  const char *make[] = { "demo-model", "--params", "20M", "--out", model_path, NULL };
+  g_autoptr(GError) error = NULL;
+  g_autoptr(QbStore) store = NULL;
+  g_autoptr(QbExperiment) e = NULL;
+  GPid pid;
+  int wait_status;
+  gint64 deadline;
+
+  if (exe == NULL || qb_test_quantbench_argv (make, NULL, NULL, NULL) != 0)
+    return;
+  {
+    /* Q2_K on one thread: the slowest kernel, so the run lasts. */
+    const char *argv[] = { exe, "quantize", model_path, "--default", "Q2_K", "--threads", "1",
+                           "--db", db, NULL };
+    g_assert_true (g_spawn_async (NULL, (char **) argv, NULL,
+                                  G_SPAWN_DO_NOT_REAP_CHILD | G_SPAWN_STDOUT_TO_DEV_NULL
+                                  | G_SPAWN_STDERR_TO_DEV_NULL, NULL, NULL, &pid, &error));
+  }
+  deadline = g_get_monotonic_time () + 60 * G_USEC_PER_SEC;
+  while (tensors_stored (db) < 1 && g_get_monotonic_time () < deadline)
+    g_usleep (2000);
+  kill (pid, SIGINT);
+  g_assert_cmpint (waitpid (pid, &wait_status, 0), ==, pid);
+  g_spawn_close_pid (pid);
+
+  store = qb_store_open (db, &error);
+  g_assert_no_error (error);
+  e = qb_store_get_experiment (store, 1, &error);
+  g_assert_no_error (error);
+  if (e->status == QB_EXPERIMENT_DONE)
+    {
+      g_test_skip ("the run finished before the signal arrived");
+      return;
+    }
+  g_assert_true (WIFEXITED (wait_status));
+  g_assert_cmpint (WEXITSTATUS (wait_status), ==, 130);
+  g_assert_cmpint (e->status, ==, QB_EXPERIMENT_CANCELLED);
+  g_assert_cmpuint (e->n_tensors_done, >=, 1);
+  g_assert_cmpuint (e->n_tensors_done, <, e->n_tensors);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -190,5 +256,6 @@ main (int argc, char **argv)
   g_test_add_func ("/cli/plan-and-quantize", test_plan_and_quantize);
   g_test_add_func ("/cli/demo", test_demo);
   g_test_add_func ("/cli/save", test_save);
+  g_test_add_func ("/cli/interrupt", test_interrupt);
   return g_test_run ();
 }
