@@ -31,14 +31,12 @@ has_stats (gpointer data)
   return row && qb_tensor_row_get_stats (row);
 }
 
-#ifdef QB_HAVE_EVAL
 static gboolean
 evaluation_over (gpointer data)
 {
   QbEvaluator *evaluator = qb_window_get_evaluator (data);
   return evaluator && !qb_evaluator_is_running (evaluator);
 }
-#endif
 
 static gboolean
 open_stories (Fixture *f)
@@ -404,14 +402,12 @@ test_calibrated_run (Fixture       *f,
     g_assert_nonnull (out_err);
   }
 
-#ifdef QB_HAVE_EVAL
   /* Evaluating it quantizes with the same statistics (GPTQ needs them). */
   qb_test_window_activate (f, "evaluate-experiment",
                            g_variant_new ("(xsuub)", experiment->id, text, 128, 2, FALSE));
   qb_test_ui_wait_for (evaluation_over, f->window, 120, "the evaluation");
   g_assert_cmpint (qb_evaluator_get_status (qb_window_get_evaluator (f->window)), ==, QB_EVALUATOR_DONE);
   g_assert_cmpfloat (qb_evaluator_get_evaluation (qb_window_get_evaluator (f->window))->perplexity, >, 1);
-#endif
 }
 
 /* Cancel while the calibration statistics are computed: the run stops

@@ -109,9 +109,7 @@ struct _QbExperimentsPage
   QbStoreHandle     *store;
   char              *fingerprint;   /* of the open model, NULL: none */
   QbExperimentRow   *focused;
-#ifdef QB_HAVE_EVAL
   QbEvaluator       *evaluator;
-#endif
   guint              generation;    /* of the latest list request */
   guint              n_pending;
   GHashTable        *calibration_sets;  /* id → QbCalibrationSet, from the latest list */
@@ -268,7 +266,6 @@ describe_evaluation (const QbEvaluation *ev)
 static void
 show_evaluation_progress (QbExperimentsPage *self)
 {
-#ifdef QB_HAVE_EVAL
   gboolean show = self->evaluator && self->focused
                   && qb_evaluator_get_experiment_id (self->evaluator) == qb_experiment_row_get_id (self->focused)
                   && qb_evaluator_get_status (self->evaluator) != QB_EVALUATOR_DONE;
@@ -289,9 +286,6 @@ show_evaluation_progress (QbExperimentsPage *self)
       gtk_label_set_text (self->evaluation_status, qb_evaluator_get_text (self->evaluator));
       break;
     }
-#else
-  gtk_widget_set_visible (self->evaluation_progress, FALSE);
-#endif
 }
 
 static void
@@ -739,11 +733,9 @@ qb_experiments_page_dispose (GObject *object)
   if (self->selection)
     g_signal_handlers_disconnect_by_data (self->selection, self);
   g_clear_object (&self->focused);
-#ifdef QB_HAVE_EVAL
   if (self->evaluator)
     g_signal_handlers_disconnect_by_data (self->evaluator, self);
   g_clear_object (&self->evaluator);
-#endif
   g_clear_pointer (&self->store, qb_store_handle_unref);
   qb_ui_dispose_template (GTK_WIDGET (self), QB_TYPE_EXPERIMENTS_PAGE);
   g_clear_object (&self->selection);
@@ -952,7 +944,6 @@ qb_experiments_page_delete (QbExperimentsPage *self,
   run_op (self, OP_DELETE, id, NULL);
 }
 
-#ifdef QB_HAVE_EVAL
 static void
 on_evaluator_progress (QbEvaluator       *evaluator,
                        QbExperimentsPage *self)
@@ -984,7 +975,6 @@ qb_experiments_page_set_evaluator (QbExperimentsPage *self,
     }
   show_evaluation_progress (self);
 }
-#endif
 
 char *
 qb_experiments_page_get_fact (QbExperimentsPage *self,

@@ -10,9 +10,7 @@
 
 #include <gtk/gtk.h>
 
-#ifdef QB_HAVE_EVAL
 #include "qb-evaluator.h"
-#endif
 #include "qb-experiment-row.h"
 #include "qb-model.h"
 #include "qb-store-handle.h"
@@ -58,10 +56,8 @@ void             qb_experiments_page_set_tags         (QbExperimentsPage *self,
                                                        const char        *tags);
 void             qb_experiments_page_delete           (QbExperimentsPage *self,
                                                        gint64             id);
-#ifdef QB_HAVE_EVAL
 /* Shows an evaluation's progress with its experiment; NULL hides it. */
 void             qb_experiments_page_set_evaluator    (QbExperimentsPage *self,
                                                        QbEvaluator       *evaluator);
-#endif
 
 G_END_DECLS

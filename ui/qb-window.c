@@ -506,14 +506,12 @@ qb_window_dispose (GObject *object)
   if (self->document)
     g_signal_handlers_disconnect_by_data (self->document, self);
   g_clear_object (&self->document);
-#ifdef QB_HAVE_EVAL
   if (self->evaluator)
     {
       g_signal_handlers_disconnect_by_data (self->evaluator, self);
       qb_evaluator_cancel (self->evaluator);
     }
   g_clear_object (&self->evaluator);
-#endif
   g_clear_pointer (&self->store, qb_store_handle_unref);
   if (self->settings)
     g_signal_handlers_disconnect_by_data (self->settings, self);
@@ -620,9 +618,7 @@ QbRunPanel      *qb_window_get_run_panel   (QbWindow *self) { return self->run_p
 QbExperimentsPage *qb_window_get_experiments_page (QbWindow *self) { return self->experiments_page; }
 QbComparePage   *qb_window_get_compare_page (QbWindow *self) { return self->compare_page; }
 gboolean         qb_window_has_store       (QbWindow *self) { return self->store != NULL; }
-#ifdef QB_HAVE_EVAL
 QbEvaluator     *qb_window_get_evaluator   (QbWindow *self) { return self->evaluator; }
-#endif
 gboolean         qb_window_is_busy         (QbWindow *self) { return self->n_pending > 0; }
 
 const char *
