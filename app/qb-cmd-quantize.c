@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "qb-activation-stats.h"
+#include "qb-json.h"
 #include "qb-cli.h"
 #include "qb-cli-progress.h"
 #include "qb-cli-calib.h"
@@ -148,7 +149,6 @@ static void
 print_json (QbModel *model, QbPlan *plan, QbJob *job, guint threads)
 {
   g_autoptr(JsonBuilder) b = json_builder_new ();
-  g_autoptr(JsonGenerator) gen = json_generator_new ();
   g_autoptr(JsonNode) root = NULL;
   g_autofree char *plan_json = qb_plan_to_json (plan);
   g_autofree char *text = NULL;
@@ -184,9 +184,8 @@ print_json (QbModel *model, QbPlan *plan, QbJob *job, guint threads)
   json_builder_end_object (b);
 
   root = json_builder_get_root (b);
-  json_generator_set_root (gen, root);
-  json_generator_set_pretty (gen, TRUE);
-  text = json_generator_to_data (gen, NULL);
+  /* qb-json writes every double as valid JSON (json-glib 1.6 may not). */
+  text = qb_json_to_string (root);
   printf ("%s\n", text);
 }
 

@@ -14,6 +14,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "qb-json.h"
 #include "qb-llama-private.h"
 #include "qb-logprobs.h"
 
@@ -612,7 +613,6 @@ char *
 qb_eval_result_to_json (const QbEvalResult *r)
 {
   g_autoptr(JsonBuilder) b = json_builder_new ();
-  g_autoptr(JsonGenerator) gen = json_generator_new ();
   g_autoptr(JsonNode) root = NULL;
 
   json_builder_begin_object (b);
@@ -659,9 +659,8 @@ qb_eval_result_to_json (const QbEvalResult *r)
   json_builder_end_object (b);
 
   root = json_builder_get_root (b);
-  json_generator_set_root (gen, root);
-  json_generator_set_pretty (gen, TRUE);
-  return json_generator_to_data (gen, NULL);
+  /* qb-json writes every double as valid JSON (json-glib 1.6 may not). */
+  return qb_json_to_string (root);
 }
 
 static double
