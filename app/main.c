@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "qb-blas.h"
 #include "qb-cli.h"
 #ifdef QB_HAVE_GUI
 #include "qb-application.h"
@@ -11,10 +12,12 @@
 static const QbCliEntry commands[] = {
   { "demo",        qb_cmd_demo,        "Run the headless demo on the built-in model" },
   { "demo-model",  qb_cmd_demo_model,  "Write a LLaMA-architecture demo model (GGUF)" },
+  { "eval",        qb_cmd_eval,        "Perplexity and KL divergence of a model on a text" },
   { "inspect",     qb_cmd_inspect,     "Show a model's architecture and tensors" },
   { "quantize",    qb_cmd_quantize,    "Quantize a model with a plan, measure the error, export" },
   { "plan",        qb_cmd_plan,        "Show a plan's format per tensor and its size, instantly" },
   { "formats",     qb_cmd_formats,     "List the quantization formats and methods" },
+  { "imatrix",     qb_cmd_imatrix,     "Compute an importance matrix on calibration text (llama.cpp formats)" },
   { "experiments", qb_cmd_experiments, "List, compare, export and import stored experiments" },
 };
 
@@ -57,6 +60,8 @@ has_display (void)
 int
 main (int argc, char **argv)
 {
+  /* May start the program again with OpenBLAS's AVX-512 kernels (qb-blas.h). */
+  qb_blas_prefer_avx512 (argv);
   setlocale (LC_ALL, "");
 
   if (argc >= 2 && argv[1][0] != '-' && !g_file_test (argv[1], G_FILE_TEST_EXISTS))

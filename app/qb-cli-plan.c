@@ -23,8 +23,8 @@ qb_cli_plan_add_entries (GOptionContext *context, QbCliPlanOptions *o)
     { "preset", 0, 0, G_OPTION_ARG_STRING, &o->preset, "A llama.cpp-like mix (see `quantbench plan --list-presets`)", "NAME" },
     { "default", 0, 0, G_OPTION_ARG_STRING, &o->default_format, "Format for tensors no rule or preset decides", "TYPE" },
     { "rule", 0, 0, G_OPTION_ARG_STRING_ARRAY, &o->rules,
-      "PATTERN=TYPE (glob) or re:PATTERN=TYPE (regex); first match wins; TYPE may be 'keep'", "RULE" },
-    { "method", 0, 0, G_OPTION_ARG_STRING, &o->method, "Default method: rtn or search", "NAME" },
+      "PATTERN=TYPE[:METHOD] (glob) or re:PATTERN=TYPE[:METHOD] (regex); first match wins; TYPE may be 'keep'", "RULE" },
+    { "method", 0, 0, G_OPTION_ARG_STRING, &o->method, "Default method: rtn, search or gptq (needs --calib)", "NAME" },
     { "quantize-1d", 0, 0, G_OPTION_ARG_NONE, &o->quantize_1d, "Quantize 1-D tensors (norms, biases) too", NULL },
     { "list-presets", 0, 0, G_OPTION_ARG_NONE, &o->list_presets, "List the presets and exit", NULL },
     { NULL }
@@ -49,7 +49,9 @@ add_rule (QbPlan *plan, const char *spec, GError **error)
 {
   QbRuleKind kind = QB_RULE_GLOB;
   const char *eq = strrchr (spec, '=');
-  g_autofree char *pattern = NULL;
+  g_autofree char *pattern = NULL, *format = NULL;
+  char *colon;
+  const char *method = NULL;
 
   if (g_str_has_prefix (spec, "re:"))
     {
@@ -63,13 +65,26 @@ add_rule (QbPlan *plan, const char *spec, GError **error)
       return FALSE;
     }
   pattern = g_strndup (spec, eq - spec);
-  if (strcmp (eq + 1, QB_FORMAT_KEEP) != 0 && qb_format_find (eq + 1) == NULL)
+  /* TYPE or TYPE:METHOD */
+  format = g_strdup (eq + 1);
+  if ((colon = strchr (format, ':')) != NULL)
+    {
+      *colon = '\0';
+      method = colon + 1;
+      if (qb_method_find (method) == NULL)
+        {
+          g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                       "--rule '%s': unknown method '%s' (see `quantbench formats`)", spec, method);
+          return FALSE;
+        }
+    }
+  if (strcmp (format, QB_FORMAT_KEEP) != 0 && qb_format_find (format) == NULL)
     {
       g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
-                   "--rule '%s': unknown format '%s' (see `quantbench formats`)", spec, eq + 1);
+                   "--rule '%s': unknown format '%s' (see `quantbench formats`)", spec, format);
       return FALSE;
     }
-  return qb_plan_insert_rule (plan, -1, pattern, kind, eq + 1, NULL, error);
+  return qb_plan_insert_rule (plan, -1, pattern, kind, format, method, error);
 }
 
 QbPlan *

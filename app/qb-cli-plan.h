@@ -27,12 +27,19 @@ QbPlan   *qb_cli_plan_build         (const QbCliPlanOptions *options,
                                      GError                **error);
 void      qb_cli_print_presets      (void);
 
+typedef struct _QbActivationStats QbActivationStats;   /* qb-activation-stats.h */
+
 typedef struct {
   char     *imatrix;
+  QbActivationStats *stats;   /* calibration statistics (importance, XᵀX), or NULL */
+  gboolean  stats_output;     /* with stats: importance for output.weight too */
   int       threads;      /* 0: all cores */
   char     *out;          /* .gguf or .safetensors, or NULL */
   gboolean  json;
   gboolean  no_metrics;
+  gboolean  save;         /* save the run as an experiment */
+  char     *db;           /* that experiment database; NULL: the default */
+  char     *name;         /* the experiment's name; NULL: one from the plan */
 } QbCliQuantizeOptions;
 
 /* Runs the plan and prints the per-tensor table and totals (or JSON). */

@@ -27,7 +27,9 @@ int  qb_cmd_inspect       (int argc, char **argv);
 int  qb_cmd_quantize      (int argc, char **argv);
 int  qb_cmd_plan          (int argc, char **argv);
 int  qb_cmd_formats       (int argc, char **argv);
+int  qb_cmd_imatrix       (int argc, char **argv);  /* importance matrix from calibration text */
 int  qb_cmd_demo_model    (int argc, char **argv);  /* write a demo GGUF */
+int  qb_cmd_eval          (int argc, char **argv);  /* perplexity, KL divergence */
 int  qb_cmd_experiments   (int argc, char **argv);  /* qb-cmd-experiments.c */
 
 G_END_DECLS

@@ -40,7 +40,7 @@ qb_cmd_demo (int argc, char **argv)
     return 1;
   fflush (stdout);
 
-  printf ("\n$ quantbench quantize %s --preset Q4_K_M\n", path);
+  printf ("\n$ quantbench quantize %s --preset Q4_K_M --no-save\n", path);
   qb_plan_set_preset (plan, "Q4_K_M");
   return qb_cli_quantize_and_print (model, plan, &options);
 }

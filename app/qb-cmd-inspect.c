@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "qb-cli.h"
+#include "qb-json.h"
 #include "qb-model.h"
 #include "qb-model-stats.h"
 
@@ -248,7 +249,6 @@ static void
 print_json (QbModel *model, const QbTensorStats *stats)
 {
   g_autoptr(JsonBuilder) b = json_builder_new ();
-  g_autoptr(JsonGenerator) gen = json_generator_new ();
   g_autoptr(JsonNode) root = NULL;
   g_autofree char *text = NULL;
 
@@ -302,9 +302,8 @@ print_json (QbModel *model, const QbTensorStats *stats)
   json_builder_end_object (b);
 
   root = json_builder_get_root (b);
-  json_generator_set_root (gen, root);
-  json_generator_set_pretty (gen, TRUE);
-  text = json_generator_to_data (gen, NULL);
+  /* qb-json writes every double as valid JSON (json-glib 1.6 may not). */
+  text = qb_json_to_string (root);
   printf ("%s\n", text);
 }
 

@@ -1,43 +1,31 @@
 /* qb-cmd-quantize.c — `quantbench quantize`, `quantbench plan`, `quantbench formats`. */
+#include <glib-unix.h>
 #include <json-glib/json-glib.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "qb-activation-stats.h"
+#include "qb-json.h"
 #include "qb-cli.h"
+#include "qb-cli-progress.h"
+#include "qb-cli-calib.h"
 #include "qb-cli-plan.h"
 #include "qb-format.h"
 #include "qb-imatrix.h"
 #include "qb-job.h"
+#include "qb-job-recorder.h"
 #include "qb-workers.h"
 
 /* ---- quantize ---------------------------------------------------------- */
 
-typedef struct {
-  gint64 last_draw;   /* monotonic µs */
-  gboolean drawn;
-} ProgressBar;
-
 static void
-draw_progress (const QbJobProgress *p, gpointer user_data)
+draw_progress (const QbJobProgress *p, gpointer data)
 {
-  ProgressBar *bar = user_data;
-  gint64 now = g_get_monotonic_time ();
-  double frac = p->bytes_total ? (double) p->bytes_done / p->bytes_total : 1.0;
-  char cells[31];
-  int filled = (int) (frac * 30);
-
-  if (now - bar->last_draw < 100000 && p->tensors_done < p->n_tensors)
-    return;
-  bar->last_draw = now;
-  bar->drawn = TRUE;
-  for (int i = 0; i < 30; i++)
-    cells[i] = i < filled ? '#' : '.';
-  cells[30] = '\0';
-  fprintf (stderr, "\r[%s] %3.0f%%  %u/%u  %-40.40s %6.1fs", cells, frac * 100,
-           p->tensors_done, p->n_tensors, p->current_name ? p->current_name : "", p->elapsed);
-  fflush (stderr);
+  qb_cli_progress_draw (data, p->bytes_total ? (double) p->bytes_done / p->bytes_total : 1,
+                        p->tensors_done == p->n_tensors, "%u/%u  %-40.40s %6.1fs", p->tensors_done,
+                        p->n_tensors, p->current_name ? p->current_name : "", p->elapsed);
 }
 
 /* A metric in a table cell with the given precision; "inf" for exact. */
@@ -60,8 +48,20 @@ print_table (QbModel *model, QbJob *job)
 {
   guint n = qb_model_get_n_tensors (model);
 
-  printf ("%-34s %-10s %-9s %7s %10s %8s %9s %9s %9s\n", "tensor", "format", "fallback",
-          "bpw", "size", "SQNR dB", "rel RMSE", "cosine", "max err");
+  gboolean out_err = FALSE, diag = FALSE;
+
+  for (guint i = 0; i < n; i++)
+    {
+      const QbTensorResult *r = qb_job_get_result (job, i);
+      if (r != NULL && !isnan (r->metrics.out_rel_err))
+        {
+          out_err = TRUE;
+          diag |= r->metrics.out_rel_err_diag;
+        }
+    }
+  printf ("%-34s %-10s %-9s %-6s %7s %10s %8s %9s %9s %9s", "tensor", "format", "fallback",
+          "method", "bpw", "size", "SQNR dB", "rel RMSE", "cosine", "max err");
+  printf (out_err ? " %10s\n" : "\n", "out err");
   for (guint i = 0; i < n; i++)
     {
       const QbTensorResult *r = qb_job_get_result (job, i);
@@ -75,13 +75,21 @@ print_table (QbModel *model, QbJob *job)
       kept = g_strcmp0 (r->method, "keep") == 0;
       size = qb_cli_format_size (r->bytes);
       format = kept ? g_strdup_printf ("keep:%s", r->format) : g_strdup (r->format);
-      printf ("%-34s %-10s %-9s %7.3f %10s %8s %9s %9s %9s\n", r->tensor_name, format,
-              r->fallback_reason ? r->requested_format : "-", r->bpw, size,
+      printf ("%-34s %-10s %-9s %-6s %7.3f %10s %8s %9s %9s %9s", r->tensor_name, format,
+              r->fallback_reason ? r->requested_format : "-", kept ? "-" : r->method, r->bpw, size,
               kept ? "-" : metric (r->metrics.sqnr_db, 2, FALSE, b1, sizeof b1),
               kept ? "-" : metric (r->metrics.rmse_rel, 5, FALSE, b2, sizeof b2),
               kept ? "-" : metric (r->metrics.cosine, 6, FALSE, b3, sizeof b3),
               kept ? "-" : metric (r->metrics.max_abs_err, 3, TRUE, b4, sizeof b4));
+      if (out_err)
+        printf (" %9s%s\n", kept ? "-" : metric (r->metrics.out_rel_err, 3, TRUE, b1, sizeof b1),
+                r->metrics.out_rel_err_diag && !kept && !isnan (r->metrics.out_rel_err) ? "~" : " ");
+      else
+        printf ("\n");
     }
+  if (out_err)
+    printf ("out err: ‖WX − ŴX‖² / ‖WX‖² on the calibration inputs, through XᵀX%s\n",
+            diag ? "; ~: estimated from the importance alone (the diagonal of XᵀX)" : "");
 }
 
 static void
@@ -127,6 +135,9 @@ add_result (JsonBuilder *b, const QbTensorResult *r)
   add_number (b, "cosine", m->cosine);
   add_number (b, "max_abs_err", m->max_abs_err);
   add_number (b, "wmse", m->wmse);
+  add_number (b, "out_rel_err", m->out_rel_err);
+  json_builder_set_member_name (b, "out_rel_err_diag");
+  json_builder_add_boolean_value (b, m->out_rel_err_diag);
   add_number (b, "mean", m->mean);
   add_number (b, "std", m->std);
   add_number (b, "kurtosis", m->kurtosis);
@@ -138,7 +149,6 @@ static void
 print_json (QbModel *model, QbPlan *plan, QbJob *job, guint threads)
 {
   g_autoptr(JsonBuilder) b = json_builder_new ();
-  g_autoptr(JsonGenerator) gen = json_generator_new ();
   g_autoptr(JsonNode) root = NULL;
   g_autofree char *plan_json = qb_plan_to_json (plan);
   g_autofree char *text = NULL;
@@ -174,9 +184,8 @@ print_json (QbModel *model, QbPlan *plan, QbJob *job, guint threads)
   json_builder_end_object (b);
 
   root = json_builder_get_root (b);
-  json_generator_set_root (gen, root);
-  json_generator_set_pretty (gen, TRUE);
-  text = json_generator_to_data (gen, NULL);
+  /* qb-json writes every double as valid JSON (json-glib 1.6 may not). */
+  text = qb_json_to_string (root);
   printf ("%s\n", text);
 }
 
@@ -198,15 +207,132 @@ export_kind_for (const char *path, QbExportKind *kind, GError **error)
   return TRUE;
 }
 
+/* The job runs on a thread of its own while this one waits in a main
+ * loop, so Ctrl-C cancels it cleanly (and the experiment is saved as
+ * cancelled with the tensors it finished) instead of killing the process. */
+typedef struct {
+  QbJob        *job;
+  GCancellable *cancellable;
+  GMainLoop    *loop;
+  GError       *error;
+  gboolean      ok;
+} JobThread;
+
+static gboolean
+quit_loop (gpointer data)
+{
+  g_main_loop_quit (data);
+  return G_SOURCE_REMOVE;
+}
+
+static gpointer
+job_thread (gpointer data)
+{
+  JobThread *w = data;
+
+  w->ok = qb_job_run (w->job, w->cancellable, &w->error);
+  g_idle_add (quit_loop, w->loop);
+  return NULL;
+}
+
+static gboolean
+on_interrupt (gpointer data)
+{
+  fprintf (stderr, "\ninterrupted: cancelling\n");
+  g_cancellable_cancel (data);
+  return G_SOURCE_CONTINUE;
+}
+
+static gboolean
+run_interruptible (QbJob *job, GError **error)
+{
+  g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+  g_autoptr(GMainLoop) loop = g_main_loop_new (NULL, FALSE);
+  JobThread w = { job, cancellable, loop, NULL, FALSE };
+  guint sigint = g_unix_signal_add (SIGINT, on_interrupt, cancellable);
+  guint sigterm = g_unix_signal_add (SIGTERM, on_interrupt, cancellable);
+  GThread *thread = g_thread_new ("quantize", job_thread, &w);
+
+  g_main_loop_run (loop);
+  g_thread_join (thread);
+  g_source_remove (sigint);
+  g_source_remove (sigterm);
+  if (!w.ok)
+    g_propagate_error (error, w.error);
+  return w.ok;
+}
+
+/* Ends the saved experiment the way the run ended, and says where it is. */
+static gboolean
+finish_record (QbJobRecorder *rec, QbStore *store, QbJob *job, const GError *job_error,
+               gboolean quiet)
+{
+  g_autoptr(GError) error = NULL;
+  QbExperimentStatus status = job_error == NULL ? QB_EXPERIMENT_DONE
+                              : g_error_matches (job_error, G_IO_ERROR, G_IO_ERROR_CANCELLED)
+                                ? QB_EXPERIMENT_CANCELLED : QB_EXPERIMENT_FAILED;
+
+  if (qb_job_recorder_get_error (rec) != NULL)
+    fprintf (stderr, "quantbench: could not save every tensor result: %s\n",
+             qb_job_recorder_get_error (rec)->message);
+  if (!qb_job_recorder_finish (rec, job, status,
+                               status == QB_EXPERIMENT_FAILED ? job_error->message : NULL, &error))
+    {
+      fprintf (stderr, "quantbench: could not save the experiment: %s\n", error->message);
+      return FALSE;
+    }
+  if (!quiet || status != QB_EXPERIMENT_DONE)
+    fprintf (status == QB_EXPERIMENT_DONE ? stdout : stderr,
+             "saved as experiment %" G_GINT64_FORMAT "%s in %s\n", qb_job_recorder_get_id (rec),
+             status == QB_EXPERIMENT_DONE ? "" : status == QB_EXPERIMENT_CANCELLED
+                                                ? " (cancelled)" : " (failed)",
+             qb_store_get_path (store));
+  return TRUE;
+}
+
+/* The calibration set goes into the store (or is found there by its
+ * hash) and the experiment refers to it. */
+static gboolean
+store_calibration_set (QbStore *store, QbActivationStats *stats, QbExperimentSpec *spec,
+                       GError **error)
+{
+  QbCalibration *calib = qb_activation_stats_get_calibration (stats);
+  g_autoptr(QbCalibrationSet) record = qb_calibration_to_record (calib);
+
+  return qb_store_add_calibration_set (store, record, &spec->calibration_set_id, error);
+}
+
+static int
+print_results (QbModel *model, QbPlan *plan, QbJob *job, guint threads, gboolean json)
+{
+  const QbPlanResolution *res = qb_job_get_resolution (job);
+  double s = qb_job_get_seconds (job);
+
+  if (json)
+    {
+      print_json (model, plan, job, threads);
+      return 0;
+    }
+  print_table (model, job);
+  qb_cli_print_fallbacks (model, res);
+  qb_cli_print_totals (res);
+  printf ("time: %.2f s on %u thread%s (%.2f GB/s of input weights)\n", s, threads,
+          threads == 1 ? "" : "s", s > 0 ? qb_job_get_original_bytes (job) / s / 1e9 : 0.0);
+  if (qb_job_get_export_summary (job))
+    printf ("wrote %s\n", qb_job_get_export_summary (job));
+  return 0;
+}
+
 int
 qb_cli_quantize_and_print (QbModel *model, QbPlan *plan, const QbCliQuantizeOptions *o)
 {
   g_autoptr(QbJob) job = qb_job_new (model, plan);
   g_autoptr(QbImatrix) imatrix = NULL;
+  g_autoptr(QbStore) store = NULL;
+  g_autoptr(QbJobRecorder) rec = NULL;
   g_autoptr(GError) error = NULL;
-  ProgressBar bar = { 0 };
+  QbCliProgress bar = { 0 };
   QbExportKind kind;
-  const QbPlanResolution *res;
   guint threads = o->threads > 0 ? (guint) o->threads : qb_cpu_count ();
   gboolean ok;
 
@@ -217,37 +343,36 @@ qb_cli_quantize_and_print (QbModel *model, QbPlan *plan, const QbCliQuantizeOpti
       imatrix = qb_imatrix_load (o->imatrix, &error);
       if (imatrix == NULL)
         return qb_cli_fail (error);
-      qb_job_set_imatrix (job, imatrix);
     }
+  if (o->stats != NULL)
+    qb_activation_stats_attach (o->stats, job, o->stats_output);
+  /* An importance matrix file takes the place of the calibration's. */
+  if (imatrix != NULL)
+    qb_job_set_imatrix (job, imatrix);
   qb_job_set_threads (job, threads);
   qb_job_set_export (job, kind, o->out);
   qb_job_set_metrics (job, !o->no_metrics);
   if (!o->json && isatty (fileno (stderr)))
     qb_job_set_progress_func (job, draw_progress, &bar);
-
-  ok = qb_job_run (job, NULL, &error);
-  if (bar.drawn)
-    fprintf (stderr, "\n");
-  if (!ok)
-    return qb_cli_fail (error);
-
-  res = qb_job_get_resolution (job);
-  if (o->json)
+  if (o->save)
     {
-      print_json (model, plan, job, threads);
-      return 0;
+      QbExperimentSpec spec = { .name = o->name };
+
+      store = qb_store_open (o->db, &error);
+      if (store == NULL
+          || (o->stats != NULL && !store_calibration_set (store, o->stats, &spec, &error))
+          || (rec = qb_job_recorder_begin (store, model, plan, threads, &spec, &error)) == NULL)
+        return qb_cli_fail (error);
+      qb_job_recorder_attach (rec, job);
     }
-  print_table (model, job);
-  qb_cli_print_fallbacks (model, res);
-  qb_cli_print_totals (res);
-  {
-    double s = qb_job_get_seconds (job);
-    printf ("time: %.2f s on %u thread%s (%.2f GB/s of input weights)\n", s, threads,
-            threads == 1 ? "" : "s", s > 0 ? qb_job_get_original_bytes (job) / s / 1e9 : 0.0);
-  }
-  if (qb_job_get_export_summary (job))
-    printf ("wrote %s\n", qb_job_get_export_summary (job));
-  return 0;
+
+  ok = run_interruptible (job, &error);
+  qb_cli_progress_end (&bar);
+  if (rec != NULL && !finish_record (rec, store, job, error, o->json))
+    return 1;
+  if (!ok)
+    return g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED) ? 130 : qb_cli_fail (error);
+  return print_results (model, plan, job, threads, o->json);
 }
 
 int
@@ -259,6 +384,8 @@ qb_cmd_quantize (int argc, char **argv)
   g_autoptr(GError) error = NULL;
   QbCliPlanOptions po = { 0 };
   QbCliQuantizeOptions qo = { 0 };
+  QbCliCalibOptions co = { 0 };
+  gboolean no_save = FALSE;
   GOptionEntry entries[] = {
     { "imatrix", 0, 0, G_OPTION_ARG_FILENAME, &qo.imatrix, "Importance matrix (llama.cpp .dat or GGUF)", "FILE" },
     { "threads", 't', 0, G_OPTION_ARG_INT, &qo.threads, "Worker threads (default: all cores)", "N" },
@@ -266,12 +393,17 @@ qb_cmd_quantize (int argc, char **argv)
     { "json", 0, 0, G_OPTION_ARG_NONE, &qo.json, "Print the results as JSON", NULL },
     { "no-metrics", 0, 0, G_OPTION_ARG_NONE, &qo.no_metrics,
       "Only quantize (and export): skip the metrics and histograms", NULL },
+    { "no-save", 0, 0, G_OPTION_ARG_NONE, &no_save, "Do not save the run as an experiment", NULL },
+    { "db", 0, 0, G_OPTION_ARG_FILENAME, &qo.db,
+      "Experiment database (default: $XDG_DATA_HOME/quantbench/experiments.db)", "FILE" },
+    { "name", 0, 0, G_OPTION_ARG_STRING, &qo.name, "The experiment's name (default: from the plan)", "NAME" },
     { NULL }
   };
   int status;
 
   g_option_context_add_main_entries (context, entries, NULL);
   qb_cli_plan_add_entries (context, &po);
+  qb_cli_calib_add_entries (context, &co);
   if (!qb_cli_parse (context, &argc, &argv))
     return 2;
   if (po.list_presets)
@@ -285,15 +417,27 @@ qb_cmd_quantize (int argc, char **argv)
       return 2;
     }
   plan = qb_cli_plan_build (&po, &error);
-  if (plan == NULL)
+  if (plan == NULL || !qb_cli_calib_apply_options (&co, plan, &error))
     return qb_cli_fail (error);
   model = qb_model_open (argv[1], &error);
   if (model == NULL)
     return qb_cli_fail (error);
+  if (co.calib != NULL)
+    {
+      qo.stats = qb_cli_calib_compute (model, plan, &co, qo.threads, qo.json, &error);
+      if (qo.stats == NULL)
+        return qb_cli_fail (error);
+      qo.stats_output = co.process_output;
+    }
+  qo.save = !no_save;
   status = qb_cli_quantize_and_print (model, plan, &qo);
+  qb_activation_stats_free (qo.stats);
+  qb_cli_calib_options_clear (&co);
   qb_cli_plan_options_clear (&po);
   g_free (qo.imatrix);
   g_free (qo.out);
+  g_free (qo.db);
+  g_free (qo.name);
   return status;
 }
 

@@ -65,6 +65,7 @@ typedef struct {
   guint64   n_tokens;
   guint     chunk_len;    /* tokens per chunk */
   guint     n_chunks;
+  guint     skip_chunks;  /* chunks left out at the start of the joined texts */
   gboolean  seeded;       /* chunks drawn at random with seed; FALSE: sequential */
   guint64   seed;
   gint64    created;

@@ -626,10 +626,21 @@ qb_imatrix_save_dat (QbImatrix *im, const char *path, GError **error)
 
       for (guint m = 0; m < e->n_mat; m++)
         max_count = MAX (max_count, e->counts[m]);
-      /* Readers divide by ncall: store the sums themselves when one count
-       * covers the entry and fits, else importance * ncall. */
-      exact = e->n_mat == 1 && e->counts[0] > 0 && e->counts[0] <= G_MAXINT32;
-      ncall = (gint32) CLAMP (max_count, 1, G_MAXINT32);
+      /* Readers divide by ncall.  llama-imatrix writes ncall = the chunks
+       * it ran and values = importance * ncall, and weighs files by ncall
+       * when it combines them (--in-file): do the same when the chunk
+       * count is known.  Otherwise store the sums themselves when one
+       * count covers the entry and fits, else importance * ncall. */
+      if (im->n_chunks > 0 && im->n_chunks <= G_MAXINT32)
+        {
+          exact = FALSE;
+          ncall = (gint32) im->n_chunks;
+        }
+      else
+        {
+          exact = e->n_mat == 1 && e->counts[0] > 0 && e->counts[0] <= G_MAXINT32;
+          ncall = (gint32) CLAMP (max_count, 1, G_MAXINT32);
+        }
       put_i32 (b, (gint32) strlen (e->name));
       g_byte_array_append (b, (const guint8 *) e->name, strlen (e->name));
       put_i32 (b, ncall);

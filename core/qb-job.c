@@ -308,8 +308,15 @@ run_tensor (QbJob *job, QbWorkers *workers, QbExporter *ex, guint index,
     {
       if (!find_importance (job, t, &spec.importance, error))
         return FALSE;
-      if (c->method->needs_gram && job->gram != NULL)
+      /* Every quantized tensor: methods that need XᵀX get it, and the
+       * output error is measured through it wherever it is at hand. */
+      if (job->gram != NULL)
         spec.gram = job->gram (t->name, t->ne[0], &spec.gram_samples, job->gram_data);
+      /* Embeddings are looked up, not multiplied: no input, nothing for a
+       * calibration method to work with, so they are rounded (as
+       * llama-quantize leaves them without importance). */
+      if (c->method->needs_gram && spec.gram == NULL && t->role == QB_ROLE_TOKEN_EMBD)
+        spec.method = qb_method_find ("rtn");
       /* Output buffers only when someone needs the bytes: memory stays at
        * one tensor's output. */
       if ((job->keep_data || kind == QB_EXPORT_NATIVE)

@@ -47,10 +47,13 @@ typedef void (*QbJobTensorDoneFunc) (guint                 tensor_index,
                                      const QbTensorResult *result,
                                      gpointer              user_data);
 
-/* Calibration statistics for methods that need them (GPTQ): returns the
- * n_cols x n_cols XᵀX of the tensor's input (row-major, valid until the
- * tensor is done) and the number of activation rows in *n_samples, or NULL
- * when there are none (the tensor then fails with a clear error). */
+/* Calibration statistics: returns the n_cols x n_cols XᵀX of the tensor's
+ * input (row-major, both triangles, valid until the tensor is done) and the
+ * number of activation rows in *n_samples, or NULL when there are none.
+ * Asked for every quantized tensor: methods that need it (GPTQ) get it (and
+ * fail with a clear error without it), and each tensor's output error
+ * (QbTensorMetrics.out_rel_err) is measured through it when it is there,
+ * else estimated from the importance. */
 typedef const double *(*QbJobGramFunc) (const char *tensor_name,
                                         gint64      n_cols,
                                         guint64    *n_samples,

@@ -1,5 +1,6 @@
-/* qb-method.c — the method registry: "rtn", "search", and plug-ins. */
+/* qb-method.c — the method registry: "rtn", "search", "gptq", and plug-ins. */
 #include "qb-method.h"
+#include "qb-gptq.h"
 
 #include <string.h>
 
@@ -71,6 +72,8 @@ get_registry (void)
       registry = g_ptr_array_new ();
       g_ptr_array_add (registry, (gpointer) &method_rtn);
       g_ptr_array_add (registry, (gpointer) &method_search);
+      /* The plug-ins that ship with the engine. */
+      g_ptr_array_add (registry, (gpointer) qb_gptq_method ());
     }
   return registry;
 }

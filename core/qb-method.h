@@ -52,6 +52,10 @@ struct _QbMethod {
   const char *summary;
   gboolean    needs_gram;          /* needs XᵀX from calibration */
   gboolean    needs_importance;    /* refuses to run without importance */
+  /* Values per quantize_rows call the method works best with (GPTQ wants
+   * many rows at once); 0: the engine's default chunks.  Chunks still
+   * depend only on the tensor's shape and the method. */
+  gint64      chunk_values;
   /* Per-tensor set-up (may be NULL); returns state passed to quantize_rows. */
   gpointer  (*prepare)       (const QbMethodContext *ctx, GError **error);
   /* Quantizes n_rows rows (w: n_rows x n_cols floats) into out, which holds

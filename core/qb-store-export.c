@@ -126,6 +126,7 @@ add_calibration_set (QbJsonWriter *w, const QbCalibrationSet *c)
   qb_json_write_int (w, "n_tokens", c->n_tokens);
   qb_json_write_int (w, "chunk_len", c->chunk_len);
   qb_json_write_int (w, "n_chunks", c->n_chunks);
+  qb_json_write_int (w, "skip_chunks", c->skip_chunks);
   qb_json_write_bool (w, "seeded", c->seeded);
   qb_json_write_int (w, "seed", (gint64) c->seed);
   add_time (w, "created", c->created);
@@ -875,7 +876,7 @@ read_calibration_set (Ctx *c, JsonObject *o, const char *where)
 {
   g_autoptr(QbCalibrationSet) s = g_new0 (QbCalibrationSet, 1);
   JsonNode *seeded = member (o, "seeded");
-  gint64 n_tokens = 0, chunk_len = 0, n_chunks = 0, seed = 0;
+  gint64 n_tokens = 0, chunk_len = 0, n_chunks = 0, skip_chunks = 0, seed = 0;
 
   if (!get_string (c, o, where, "hash", FALSE, &s->hash) ||
       !get_string (c, o, where, "name", FALSE, &s->name) ||
@@ -884,6 +885,7 @@ read_calibration_set (Ctx *c, JsonObject *o, const char *where)
       !get_int (c, o, where, "chunk_len", 0, &chunk_len) ||
       !get_int (c, o, where, "n_chunks", 0, &n_chunks) ||
       !get_int (c, o, where, "seed", G_MININT64, &seed) ||
+      (member (o, "skip_chunks") != NULL && !get_int (c, o, where, "skip_chunks", 0, &skip_chunks)) ||
       !get_time (c, o, where, "created", FALSE, &s->created))
     return NULL;
   if (seeded == NULL || json_node_get_value_type (seeded) != G_TYPE_BOOLEAN)
@@ -895,6 +897,7 @@ read_calibration_set (Ctx *c, JsonObject *o, const char *where)
   s->n_tokens = n_tokens;
   s->chunk_len = MIN (chunk_len, G_MAXUINT);
   s->n_chunks = MIN (n_chunks, G_MAXUINT);
+  s->skip_chunks = MIN (skip_chunks, G_MAXUINT);
   s->seed = (guint64) seed;
   return g_steal_pointer (&s);
 }

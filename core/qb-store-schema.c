@@ -14,6 +14,8 @@
  * per-chunk results; a stored-tensor count on each experiment (filled in
  * for existing experiments); indexes for listing experiments by date, all
  * of them or a model's, without sorting.
+ * Version 3: the chunks a calibration set skipped at the start of its
+ * texts, so that a set made with a skip can be built again from its record.
  */
 #include "qb-store-private.h"
 
@@ -175,9 +177,13 @@ static const char migration_v2[] =
   "  PRIMARY KEY (evaluation_id, chunk)"
   ") WITHOUT ROWID;";
 
+static const char migration_v3[] =
+  "ALTER TABLE calibration_set ADD COLUMN skip_chunks INTEGER NOT NULL DEFAULT 0;";
+
 static const char * const migrations[] = {
   migration_v1,
   migration_v2,
+  migration_v3,
 };
 
 G_STATIC_ASSERT (G_N_ELEMENTS (migrations) == QB_STORE_SCHEMA_VERSION);

@@ -506,8 +506,8 @@ qb_store_add_calibration_set_locked (QbStore *store, const QbCalibrationSet *set
   /* The no-op update makes RETURNING give the id of an existing set. */
   stmt = qb_store_stmt (store,
                         "INSERT INTO calibration_set (hash, name, sources_json, n_tokens, "
-                        "chunk_len, n_chunks, seeded, seed, created) "
-                        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) "
+                        "chunk_len, n_chunks, seeded, seed, created, skip_chunks) "
+                        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) "
                         "ON CONFLICT (hash) DO UPDATE SET hash = excluded.hash RETURNING id",
                         error);
   if (stmt == NULL)
@@ -522,6 +522,7 @@ qb_store_add_calibration_set_locked (QbStore *store, const QbCalibrationSet *set
   sqlite3_bind_int (stmt, 7, set->seeded != FALSE);
   sqlite3_bind_int64 (stmt, 8, (gint64) set->seed);
   sqlite3_bind_int64 (stmt, 9, set->created ? set->created : g_get_real_time ());
+  sqlite3_bind_int64 (stmt, 10, set->skip_chunks);
   if (sqlite3_step (stmt) != SQLITE_ROW)
     {
       qb_store_fail (store, error, "storing a calibration set");
@@ -545,7 +546,7 @@ qb_store_add_calibration_set (QbStore *store, const QbCalibrationSet *set, gint6
 }
 
 #define CALIBRATION_COLUMNS \
-  "id, hash, name, sources_json, n_tokens, chunk_len, n_chunks, seeded, seed, created"
+  "id, hash, name, sources_json, n_tokens, chunk_len, n_chunks, seeded, seed, created, skip_chunks"
 
 static QbCalibrationSet *
 read_calibration_set (QbStmt *stmt)
@@ -562,6 +563,7 @@ read_calibration_set (QbStmt *stmt)
   c->seeded = sqlite3_column_int (stmt, 7) != 0;
   c->seed = (guint64) sqlite3_column_int64 (stmt, 8);
   c->created = sqlite3_column_int64 (stmt, 9);
+  c->skip_chunks = sqlite3_column_int64 (stmt, 10);
   return c;
 }
 

@@ -42,7 +42,7 @@ typedef enum {
 } QbStoreError;
 
 /* The schema this build reads and writes (PRAGMA user_version). */
-#define QB_STORE_SCHEMA_VERSION 2
+#define QB_STORE_SCHEMA_VERSION 3
 
 typedef struct _QbStore QbStore;
 

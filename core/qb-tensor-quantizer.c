@@ -1,8 +1,10 @@
 /* qb-tensor-quantizer.c — one tensor: pre-pass, sample, main pass. */
 #include "qb-tensor-quantizer.h"
+#include "qb-linalg-private.h"
 #include "qb-measure-private.h"
 #include "qb-moments.h"
 
+#include <cblas.h>
 #include <math.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -125,6 +127,24 @@ pass_clear (Pass *pass)
   g_clear_error (&pass->error);
   g_mutex_clear (&pass->progress_lock);
   g_mutex_clear (&pass->error_lock);
+}
+
+/* Larger chunks for a method that asks for them (before the main pass),
+ * handed to it whole: the per-thread row buffers are sized again on first
+ * use. */
+static void
+pass_set_chunk_rows (Pass *pass, gint64 chunk_rows)
+{
+  for (guint t = 0; t < pass->n_threads; t++)
+    {
+      pass->scratch[t].x = NULL;
+      pass->scratch[t].y = NULL;
+      pass->scratch[t].q = NULL;
+    }
+  pass->chunk_rows = chunk_rows;
+  pass->group_rows = chunk_rows;
+  pass->n_chunks = (pass->n_rows + chunk_rows - 1) / chunk_rows;
+  pass->scratch_rows = MAX (1, MIN (chunk_rows, pass->n_rows));
 }
 
 static void
@@ -371,6 +391,7 @@ typedef struct {
   const float            *row_weights; /* importance, or NULL */
   /* Main pass results. */
   QbErrorSums            *per_chunk;
+  double                 *out_err;     /* per chunk: Σ ΔWᵀGΔW and Σ WᵀGW (or their diagonal) */
   QbHistogram            *hists[3];
   guint                   n_channels;
 } Quant;
@@ -426,6 +447,42 @@ scratch_prepare_main (Pass *pass, Quant *qt, Scratch *s)
   s->hist_ready = TRUE;
 }
 
+/* The chunk's share of the output error ‖(W − Ŵ)X‖² and of ‖WX‖²: with
+ * XᵀX, the quadratic forms of the error rows and of the weight rows; with
+ * importance only, their diagonal Σ imp·Δw² and Σ imp·w². */
+static void
+output_error_chunk (Pass *pass, Quant *qt, const float *x, const float *y, gint64 n_rows,
+                    double *sums)
+{
+  gint64 n = pass->n_cols;
+
+  if (qt->spec->gram != NULL)
+    {
+      g_autofree double *e = g_new (double, (gsize) 2 * n_rows * n);
+      g_autofree double *q = g_new (double, 2 * n_rows);
+
+      for (gint64 i = 0; i < n_rows * n; i++)
+        {
+          e[i] = (double) x[i] - y[i];
+          e[n_rows * n + i] = x[i];
+        }
+      qb_quadratic_forms (qt->spec->gram, e, 2 * n_rows, n, q);
+      for (gint64 r = 0; r < n_rows; r++)
+        {
+          sums[0] += q[r];
+          sums[1] += q[n_rows + r];
+        }
+    }
+  else if (qt->spec->importance != NULL)
+    for (gint64 r = 0; r < n_rows; r++)
+      for (gint64 j = 0; j < n; j++)
+        {
+          double w = qt->spec->importance[j], d = (double) x[r * n + j] - y[r * n + j];
+          sums[0] += w * d * d;
+          sums[1] += w * x[r * n + j] * x[r * n + j];
+        }
+}
+
 static void
 main_chunk (Pass *pass, gint64 chunk, guint thread, float *x,
             gint64 row0, gint64 n_rows)
@@ -456,6 +513,8 @@ main_chunk (Pass *pass, gint64 chunk, guint thread, float *x,
       s->ch_max[bucket] = MAX (s->ch_max[bucket], mx);
     }
   qb_measure_error_merge (&qt->per_chunk[chunk], &sums);
+  if (qt->spec->format != NULL)
+    output_error_chunk (pass, qt, x, s->y, n_rows, qt->out_err + 2 * chunk);
 }
 
 /* Without metrics: the output only. */
@@ -586,6 +645,17 @@ fill_result (Pass *pass, Quant *qt, QbTensorResult *r)
         wsum += qt->row_weights[j];
       m->wmse = wsum > 0 ? all.s_wee / (wsum * pass->n_rows) : NAN;
     }
+  if (qt->spec->format != NULL && (qt->spec->gram != NULL || qt->spec->importance != NULL))
+    {
+      double num = 0, den = 0;
+      for (gint64 c = 0; c < pass->n_chunks; c++)
+        {
+          num += qt->out_err[2 * c];
+          den += qt->out_err[2 * c + 1];
+        }
+      m->out_rel_err = den > 0 ? num / den : (num > 0 ? INFINITY : 0);
+      m->out_rel_err_diag = qt->spec->gram == NULL;
+    }
   m->mean = st->mean;
   m->std = st->std;
   m->min = st->min;
@@ -645,6 +715,34 @@ write_tensor_scale (const QbFormat *format, Pass *pass, Quant *qt, guint8 *data)
     }
 }
 
+/* After prepare: larger chunks for a method that wants them (GPTQ). */
+static void
+method_chunks (Pass *pass, Quant *qt)
+{
+  gint64 rows;
+
+  if (qt->spec->format == NULL || qt->ctx.method->chunk_values <= 0)
+    return;
+  rows = MAX (1, qt->ctx.method->chunk_values / MAX (pass->n_cols, 1));
+  if (rows > pass->chunk_rows)
+    pass_set_chunk_rows (pass, rows);
+}
+
+/* The workers are the parallelism: BLAS calls in a chunk (the output
+ * error, methods) run on one thread each, so sums do not depend on it. */
+static gboolean
+run_main (Pass *pass, QbWorkers *workers, ChunkFunc func, Quant *qt, double base, double span,
+          GError **error)
+{
+  int blas_threads = openblas_get_num_threads ();
+  gboolean ok;
+
+  openblas_set_num_threads (1);
+  ok = pass_run (pass, workers, func, qt, base, span, error);
+  openblas_set_num_threads (blas_threads);
+  return ok;
+}
+
 static gboolean
 quantize_and_measure (Pass *pass, QbWorkers *workers, Quant *qt, const QbTensor *t,
                       GError **error)
@@ -653,12 +751,16 @@ quantize_and_measure (Pass *pass, QbWorkers *workers, Quant *qt, const QbTensor 
     return FALSE;
   qt->out_lo = (float) (qt->stats.mean - qt->stats.outlier_radius);
   qt->out_hi = (float) (qt->stats.mean + qt->stats.outlier_radius);
-  if (!prepare_method (pass, qt, t->name, error) || !size_error_histogram (pass, qt, error))
+  if (!prepare_method (pass, qt, t->name, error))
+    return FALSE;
+  method_chunks (pass, qt);
+  if (!size_error_histogram (pass, qt, error))
     return FALSE;
   qt->hists[0] = histogram_for (&qt->stats);
   qt->hists[1] = histogram_for (&qt->stats);
   qt->per_chunk = g_new0 (QbErrorSums, MAX (pass->n_chunks, 1));
-  return pass_run (pass, workers, main_chunk, qt, PREPASS_SHARE, 1.0 - PREPASS_SHARE, error);
+  qt->out_err = g_new0 (double, 2 * MAX (pass->n_chunks, 1));
+  return run_main (pass, workers, main_chunk, qt, PREPASS_SHARE, 1.0 - PREPASS_SHARE, error);
 }
 
 /* The output alone: the pre-pass only for a per-tensor scale, nothing at
@@ -675,9 +777,10 @@ quantize_only (Pass *pass, QbWorkers *workers, Quant *qt, const QbTensor *t, GEr
     return FALSE;
   if (!prepare_method (pass, qt, t->name, error))
     return FALSE;
+  method_chunks (pass, qt);
   /* Unless the scan just read the tensor, this pass may be the first. */
   pass->prefault = !need_scan && qb_model_claim_first_read (pass->model, pass->index);
-  return pass_run (pass, workers, output_chunk, qt, need_scan ? PREPASS_SHARE : 0,
+  return run_main (pass, workers, output_chunk, qt, need_scan ? PREPASS_SHARE : 0,
                    need_scan ? 1.0 - PREPASS_SHARE : 1.0, error);
 }
 
@@ -758,6 +861,7 @@ qb_tensor_quantize (QbModel *model, guint index, const QbQuantizeSpec *spec,
   for (int h = 0; h < 3; h++)
     qb_histogram_free (qt.hists[h]);
   g_free (qt.per_chunk);
+  g_free (qt.out_err);
   pass_clear (&pass);
   return g_steal_pointer (&r);
 }

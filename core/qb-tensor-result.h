@@ -33,6 +33,8 @@ typedef struct {
   double max_abs_err;
   double wmse;             /* importance-weighted MSE; NAN without importance */
   double out_rel_err;      /* ‖WX − ŴX‖² / ‖WX‖² from calibration stats; NAN without */
+  gboolean out_rel_err_diag; /* TRUE: estimated from the importance alone (the diagonal
+                              * of XᵀX: Σ imp·ΔW² / Σ imp·W²); FALSE: through XᵀX */
   /* Of the original weights: */
   double mean;
   double std;

@@ -3,6 +3,8 @@
  * Drives the real window through its actions, as the UI tests do: opens
  * the built-in demo model (or the model given), quantizes it with a few
  * plans so that experiments exist, and saves what the window shows.
+ * With the reference data (QB_SHARED_DIR), it also evaluates a few plans
+ * of stories260K on TinyStories and shows perplexity and KL divergence.
  * Run by take.sh under Xvfb; writes into the folder given.
  */
 #include <gtk/gtk.h>
@@ -69,11 +71,87 @@ select_tensor (QbTestWindow *f,
   qb_test_ui_wait_for (has_stats, f->window, 60, "the tensor's statistics");
 }
 
+/* Selects every listed experiment, the newest first. */
+static void
+select_all_experiments (QbTestWindow *f)
+{
+  QbExperimentsPage *page = qb_window_get_experiments_page (f->window);
+  GListModel *rows = qb_experiments_page_get_rows (page);
+
+  for (guint i = 0; i < g_list_model_get_n_items (rows); i++)
+    {
+      g_autoptr(QbExperimentRow) row = g_list_model_get_item (rows, i);
+      qb_experiments_page_select_id (page, qb_experiment_row_get_id (row), i > 0);
+    }
+}
+
+static gint64
+newest_experiment (QbTestWindow *f)
+{
+  GListModel *rows = qb_experiments_page_get_rows (qb_window_get_experiments_page (f->window));
+  gint64 id = 0;
+
+  for (guint i = 0; i < g_list_model_get_n_items (rows); i++)
+    {
+      g_autoptr(QbExperimentRow) row = g_list_model_get_item (rows, i);
+      id = MAX (id, qb_experiment_row_get_id (row));
+    }
+  return id;
+}
+
+static gboolean
+evaluation_over (gpointer data)
+{
+  QbEvaluator *evaluator = qb_window_get_evaluator (data);
+  return evaluator && !qb_evaluator_is_running (evaluator);
+}
+
+/* 4. stories260K quantized a few ways, each evaluated against the float
+ * model on TinyStories: the experiments with their perplexity and KLD,
+ * and KLD against bits per weight. */
+static void
+shoot_evaluation (QbTestWindow *f,
+                  const char   *shared)
+{
+  g_autofree char *model = g_build_filename (shared, "models", "stories260K.gguf", NULL);
+  g_autofree char *text = g_build_filename (shared, "text", "tinystories-val.txt", NULL);
+  const char *formats[] = { "Q8_0", "Q5_1", "Q4_0", "INT4_G32", "INT4_G64", "INT3_G32" };
+  QbComparePage *compare;
+
+  if (!g_file_test (model, G_FILE_TEST_EXISTS) || !g_file_test (text, G_FILE_TEST_EXISTS))
+    return;
+  qb_test_window_open (f, model);
+  qb_test_window_activate (f, "set-preset", g_variant_new_string (""));
+  qb_test_window_activate (f, "show-page", g_variant_new_string ("experiments"));
+  for (guint i = 0; i < G_N_ELEMENTS (formats); i++)
+    {
+      gint64 id;
+
+      qb_test_window_activate (f, "set-default-format", g_variant_new_string (formats[i]));
+      if (qb_run_get_status (qb_test_window_run (f)) != QB_RUN_DONE)
+        g_error ("a run did not finish");
+      qb_test_window_settle (f);
+      id = newest_experiment (f);
+      qb_test_window_activate (f, "evaluate-experiment",
+                               g_variant_new ("(xsuub)", id, text, 128, 40, TRUE));
+      qb_test_ui_wait_for (evaluation_over, f->window, 600, "the evaluation");
+      if (qb_evaluator_get_status (qb_window_get_evaluator (f->window)) != QB_EVALUATOR_DONE)
+        g_error ("an evaluation did not finish");
+    }
+  qb_test_window_settle (f);
+  select_all_experiments (f);
+  save_window (f, "evaluation.png");
+  qb_test_window_activate (f, "compare", NULL);
+  qb_test_window_settle (f);
+  compare = qb_window_get_compare_page (f->window);
+  qb_compare_page_set_metric (compare, QB_METRIC_KLD_MEAN);
+  save_window (f, "compare-kld.png");
+}
+
 int
 main (int argc, char **argv)
 {
   QbTestWindow f = { 0 };
-  GArray *ids;
   QbComparePage *compare;
 
   if (argc < 2)
@@ -139,17 +217,7 @@ main (int argc, char **argv)
   /* 3. The experiments and their comparison. */
   qb_test_window_activate (&f, "show-page", g_variant_new_string ("experiments"));
   qb_test_window_settle (&f);
-  ids = qb_experiments_page_get_selected_ids (qb_window_get_experiments_page (f.window));
-  g_array_unref (ids);
-  {
-    GListModel *rows = qb_experiments_page_get_rows (qb_window_get_experiments_page (f.window));
-    for (guint i = 0; i < g_list_model_get_n_items (rows); i++)
-      {
-        g_autoptr(QbExperimentRow) row = g_list_model_get_item (rows, i);
-        qb_experiments_page_select_id (qb_window_get_experiments_page (f.window),
-                                       qb_experiment_row_get_id (row), i > 0);
-      }
-  }
+  select_all_experiments (&f);
   save_window (&f, "experiments.png");
   qb_test_window_activate (&f, "compare", NULL);
   qb_test_window_settle (&f);
@@ -157,6 +225,9 @@ main (int argc, char **argv)
   qb_compare_page_set_metric (compare, QB_METRIC_SQNR);
   save_window (&f, "compare.png");
   save_chart (QB_CHART (qb_compare_page_get_layer_bars (compare)), "compare-layers.png", 1000, 400);
+
+  if (g_getenv ("QB_SHARED_DIR") != NULL)
+    shoot_evaluation (&f, g_getenv ("QB_SHARED_DIR"));
 
   qb_test_window_teardown (&f, NULL);
   return 0;

@@ -6,7 +6,9 @@
 # Builds the screenshot program in BUILD-DIR (default build/), then drives
 # the workbench under a virtual X server: the built-in demo model (or
 # MODEL), a few quantization runs, and the plan, histogram, experiments
-# and comparison views saved as PNG.
+# and comparison views saved as PNG.  With the reference data (../shared,
+# or QB_SHARED_DIR) it also evaluates stories260K's plans on TinyStories
+# (evaluation.png, compare-kld.png).
 set -eu
 cd "$(dirname "$0")/.."
 build=${1:-build}
@@ -15,5 +17,6 @@ build=${1:-build}
 meson compile -C "$build" take-screenshots 2>/dev/null \
   || { meson setup --reconfigure "$build" >/dev/null && meson compile -C "$build" take-screenshots; }
 export GSETTINGS_BACKEND=memory GSETTINGS_SCHEMA_DIR="$PWD/$build/data"
+[ -n "${QB_SHARED_DIR:-}" ] || { [ -d ../shared/models ] && QB_SHARED_DIR="$(cd ../shared && pwd)" && export QB_SHARED_DIR; } || true
 shift $(( $# > 0 ? 1 : 0 ))
 exec xvfb-run -a -s "-screen 0 1920x1080x24" "$build/screenshots/take-screenshots" screenshots "$@"

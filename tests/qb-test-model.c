@@ -1,5 +1,6 @@
 /* qb-test-model.c — synthetic LLaMA-shaped GGUF models for tests. */
 #include "qb-test-model.h"
+#include "qb-test-util.h"
 #include "qb-gguf.h"
 
 #include <math.h>
@@ -124,4 +125,23 @@ qb_test_write_llama (const char *dir, const char *name, const QbTestLlama *p)
   if (!qb_gguf_writer_finish (w, &error))
     g_error ("%s", error->message);
   return path;
+}
+
+void
+qb_test_model_fixture_open (QbTestModelFixture *f, const QbTestLlama *spec)
+{
+  g_autoptr(GError) error = NULL;
+
+  f->dir = qb_test_tmpdir ();
+  f->path = qb_test_write_llama (f->dir, "model.gguf", spec);
+  f->model = qb_model_open (f->path, &error);
+  g_assert_no_error (error);
+}
+
+void
+qb_test_model_fixture_close (QbTestModelFixture *f)
+{
+  g_clear_object (&f->model);
+  g_clear_pointer (&f->path, g_free);
+  g_clear_pointer (&f->dir, g_free);
 }

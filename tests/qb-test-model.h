@@ -5,6 +5,7 @@
 #include <glib.h>
 
 #include "qb-dtype.h"
+#include "qb-model.h"
 
 G_BEGIN_DECLS
 
@@ -25,6 +26,17 @@ typedef struct {
  * with Gaussian weights (std 0.02, a few outliers) to dir/name and
  * returns its path. */
 char  *qb_test_write_llama (const char *dir, const char *name, const QbTestLlama *spec);
+
+/* A model of spec written to a fresh temporary folder and opened: the
+ * fixture of tests that quantize a whole model. */
+typedef struct {
+  char    *dir;
+  char    *path;
+  QbModel *model;
+} QbTestModelFixture;
+
+void   qb_test_model_fixture_open  (QbTestModelFixture *f, const QbTestLlama *spec);
+void   qb_test_model_fixture_close (QbTestModelFixture *f);
 
 /* Deterministic Gaussian values (Box-Muller over a 64-bit LCG). */
 void   qb_test_gaussian    (guint64 *state, float *x, gsize n, float std);

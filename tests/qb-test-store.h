@@ -1,6 +1,8 @@
 /* qb-test-store.h — records for the experiment store's tests. */
 #pragma once
 
+#include <sqlite3.h>
+
 #include "qb-store.h"
 
 G_BEGIN_DECLS
@@ -22,6 +24,8 @@ gboolean        qb_test_same_double   (double a, double b);
 /* Asserts that two results are equal in every field, histograms and
  * channel ranges included. */
 void            qb_test_assert_same_result (const QbTensorResult *a, const QbTensorResult *b);
+/* The integer in the first column of the first row sql gives. */
+gint64          qb_test_sql_int       (sqlite3 *db, const char *sql);
 /* A file's bytes, for byte-identity checks. */
 GBytes         *qb_test_file_bytes    (const char *path);
 

@@ -3,6 +3,7 @@
 
 #include <glib/gstdio.h>
 #include <stdlib.h>
+#include <sys/wait.h>
 
 char *
 qb_test_shared_path (const char *relative)
@@ -79,4 +80,67 @@ qb_test_tmpdir (void)
     }
   g_ptr_array_add (tmpdirs, g_strdup (dir));
   return dir;
+}
+
+char *
+qb_test_quantbench_path (void)
+{
+  const char *build = g_getenv ("QB_BUILD_DIR");
+  g_autofree char *path = NULL;
+
+  if (build == NULL)
+    {
+      g_test_skip ("QB_BUILD_DIR is not set (run through meson test)");
+      return NULL;
+    }
+  path = g_build_filename (build, "app", "quantbench", NULL);
+  if (!g_file_test (path, G_FILE_TEST_IS_EXECUTABLE))
+    {
+      g_test_skip ("the quantbench executable is not built");
+      return NULL;
+    }
+  return g_steal_pointer (&path);
+}
+
+int
+qb_test_quantbench_argv (const char * const *args, char **envp, char **out, char **err)
+{
+  g_autofree char *exe = qb_test_quantbench_path ();
+  g_autoptr(GPtrArray) argv = g_ptr_array_new ();
+  g_autoptr(GError) error = NULL;
+  g_autofree char *stdout_text = NULL, *stderr_text = NULL;
+  int status = -1;
+
+  if (exe == NULL)
+    return -1;
+  g_ptr_array_add (argv, exe);
+  for (guint i = 0; args[i] != NULL; i++)
+    g_ptr_array_add (argv, (gpointer) args[i]);
+  g_ptr_array_add (argv, NULL);
+  g_spawn_sync (NULL, (char **) argv->pdata, envp, G_SPAWN_DEFAULT, NULL, NULL, &stdout_text,
+                &stderr_text, &status, &error);
+  g_assert_no_error (error);
+  if (!WIFEXITED (status) || WEXITSTATUS (status) != 0)
+    g_test_message ("quantbench %s: exit status %d, stderr: %s", args[0] ? args[0] : "", status,
+                    stderr_text);
+  if (out != NULL)
+    *out = g_steal_pointer (&stdout_text);
+  if (err != NULL)
+    *err = g_steal_pointer (&stderr_text);
+  return WIFEXITED (status) ? WEXITSTATUS (status) : -1;
+}
+
+int
+qb_test_quantbench (char **out, char **err, ...)
+{
+  g_autoptr(GPtrArray) args = g_ptr_array_new ();
+  const char *arg;
+  va_list ap;
+
+  va_start (ap, err);
+  while ((arg = va_arg (ap, const char *)) != NULL)
+    g_ptr_array_add (args, (gpointer) arg);
+  va_end (ap);
+  g_ptr_array_add (args, NULL);
+  return qb_test_quantbench_argv ((const char * const *) args->pdata, NULL, out, err);
 }

@@ -13,4 +13,21 @@ GBytes *qb_test_read_file   (const char *path);
 /* A fresh temporary directory, removed with its contents at exit. */
 char   *qb_test_tmpdir      (void);
 
+/* The quantbench executable of this build ($QB_BUILD_DIR/app/quantbench),
+ * or NULL after g_test_skip() when it is not built. */
+char   *qb_test_quantbench_path (void);
+/* Runs quantbench with args (NULL-terminated) in envp (NULL: the test's
+ * own environment); its output lands in *out and *err (either may be
+ * NULL).  Returns the exit status, or -1 when it did not exit normally or
+ * is not built (the test is then skipped).  A failure's stderr goes to the
+ * test log. */
+int     qb_test_quantbench_argv (const char * const *args,
+                                 char              **envp,
+                                 char              **out,
+                                 char              **err);
+/* The same with the arguments listed, then NULL. */
+int     qb_test_quantbench      (char **out,
+                                 char **err,
+                                 ...) G_GNUC_NULL_TERMINATED;
+
 G_END_DECLS

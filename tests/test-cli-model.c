@@ -7,32 +7,7 @@
 #include "qb-gguf.h"
 #include "qb-test-util.h"
 
-static char *quantbench;
-
-/* Runs quantbench with the arguments; returns the exit status. */
-static int
-run (char **out, char **err, ...)
-{
-  g_autoptr(GPtrArray) args = g_ptr_array_new ();
-  g_autoptr(GError) error = NULL;
-  const char *arg;
-  int status = 0;
-  va_list ap;
-
-  g_ptr_array_add (args, quantbench);
-  va_start (ap, err);
-  while ((arg = va_arg (ap, const char *)) != NULL)
-    g_ptr_array_add (args, (gpointer) arg);
-  va_end (ap);
-  g_ptr_array_add (args, NULL);
-
-  g_spawn_sync (NULL, (char **) args->pdata, NULL, G_SPAWN_DEFAULT, NULL, NULL, out, err,
-                &status, &error);
-  g_assert_no_error (error);
-  if (g_spawn_check_wait_status (status, NULL))
-    return 0;
-  return WIFEXITED (status) ? WEXITSTATUS (status) : -1;
-}
+#define run qb_test_quantbench
 
 static JsonObject *
 parse_json (const char *text)
@@ -216,10 +191,6 @@ int
 main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
-  quantbench = g_build_filename (g_getenv ("QB_BUILD_DIR") ? g_getenv ("QB_BUILD_DIR") : ".",
-                                 "app", "quantbench", NULL);
-  if (!g_file_test (quantbench, G_FILE_TEST_IS_EXECUTABLE))
-    g_error ("%s is not built (set QB_BUILD_DIR)", quantbench);
   g_test_add_func ("/cli/inspect-stories", test_inspect_stories);
   g_test_add_func ("/cli/inspect-stats", test_inspect_stats);
   g_test_add_func ("/cli/errors", test_errors);

@@ -1,50 +1,14 @@
 /* test-cli-quantize.c — `quantbench quantize | plan | formats` as a user runs them. */
 #include <json-glib/json-glib.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/wait.h>
 
+#include "qb-model.h"
+#include "qb-store.h"
 #include "qb-test-util.h"
 
-static char *
-quantbench_path (void)
-{
-  const char *build = g_getenv ("QB_BUILD_DIR");
-  char *path;
-
-  if (build == NULL)
-    {
-      g_test_skip ("QB_BUILD_DIR is not set (run through meson test)");
-      return NULL;
-    }
-  path = g_build_filename (build, "app", "quantbench", NULL);
-  if (!g_file_test (path, G_FILE_TEST_IS_EXECUTABLE))
-    {
-      g_test_skip ("the quantbench executable is not built");
-      g_clear_pointer (&path, g_free);
-    }
-  return path;
-}
-
-/* Runs quantbench with args (and envp, or the test's environment);
- * returns its exit status, output in *out. */
-static int
-run_env (const char * const *args, char **envp, char **out, char **err)
-{
-  g_autofree char *exe = quantbench_path ();
-  g_autoptr(GPtrArray) argv = g_ptr_array_new ();
-  g_autoptr(GError) error = NULL;
-  int status;
-
-  if (exe == NULL)
-    return -1;
-  g_ptr_array_add (argv, exe);
-  for (guint i = 0; args[i]; i++)
-    g_ptr_array_add (argv, (gpointer) args[i]);
-  g_ptr_array_add (argv, NULL);
-  g_assert_true (g_spawn_sync (NULL, (char **) argv->pdata, envp, 0, NULL, NULL,
-                               out, err, &status, &error));
-  g_assert_no_error (error);
-  return WIFEXITED (status) ? WEXITSTATUS (status) : -1;
-}
+#define run_env qb_test_quantbench_argv
 
 static int
 run (const char * const *args, char **out, char **err)
@@ -72,7 +36,7 @@ static void
 test_plan_and_quantize (void)
 {
   g_autofree char *model = qb_test_shared_path ("models/stories260K.gguf");
-  g_autofree char *exe = model ? quantbench_path () : NULL;
+  g_autofree char *exe = model ? qb_test_quantbench_path () : NULL;
   g_autofree char *dir = NULL;
   g_autofree char *plan_file = NULL;
   g_autofree char *gguf = NULL;
@@ -171,6 +135,119 @@ test_demo (void)
   g_assert_nonnull (strstr (out, "total: "));
 }
 
+/* Every run is saved as an experiment unless --no-save: a finished one as
+ * done with all its tensors, one whose export fails as failed with the
+ * reason. */
+static void
+test_save (void)
+{
+  g_autofree char *dir = qb_test_tmpdir ();
+  g_autofree char *model_path = g_build_filename (dir, "demo.gguf", NULL);
+  g_autofree char *db = g_build_filename (dir, "runs.db", NULL);
+  g_autofree char *db2 = g_build_filename (dir, "unused.db", NULL);
+  g_autofree char *out = NULL, *err = NULL, *out2 = NULL, *err2 = NULL;
+  g_autofree char *out3 = NULL, *err3 = NULL, *out4 = NULL, *err4 = NULL;
+  const char *make[] = { "demo-model", "--out", model_path, NULL };
+  const char *save[] = { "quantize", model_path, "--default", "Q8_0", "--db", db, "--name", "mine", NULL };
+  const char *no_save[] = { "quantize", model_path, "--default", "Q4_0", "--no-save", "--db", db2, NULL };
+  const char *fail[] = { "quantize", model_path, "--default", "Q4_0", "--db", db,
+                         "--out", "/nonexistent-dir/q.gguf", NULL };
+  g_autoptr(GError) error = NULL;
+  g_autoptr(QbModel) model = NULL;
+  g_autoptr(QbStore) store = NULL;
+  g_autoptr(QbExperiment) done = NULL, failed = NULL;
+
+  if (run (make, &out, &err) < 0)
+    return;
+  g_assert_cmpint (run (save, &out2, &err2), ==, 0);
+  g_assert_nonnull (strstr (out2, "saved as experiment 1 in"));
+  g_assert_cmpint (run (no_save, &out3, &err3), ==, 0);
+  g_assert_null (strstr (out3, "saved as"));
+  g_assert_false (g_file_test (db2, G_FILE_TEST_EXISTS));
+  g_assert_cmpint (run (fail, &out4, &err4), ==, 1);
+  g_assert_nonnull (strstr (err4, "(failed)"));
+
+  model = qb_model_open (model_path, &error);
+  g_assert_no_error (error);
+  store = qb_store_open (db, &error);
+  g_assert_no_error (error);
+  done = qb_store_get_experiment (store, 1, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (done->name, ==, "mine");
+  g_assert_cmpint (done->status, ==, QB_EXPERIMENT_DONE);
+  g_assert_cmpuint (done->n_tensors_done, ==, qb_model_get_n_tensors (model));
+  g_assert_nonnull (strstr (done->plan_json, "Q8_0"));
+  g_assert_cmpfloat (done->totals.bpw, >, 8.0);
+  failed = qb_store_get_experiment (store, 2, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (failed->status, ==, QB_EXPERIMENT_FAILED);
+  g_assert_nonnull (strstr (failed->error_message, "nonexistent-dir"));
+}
+
+/* The experiment's stored-tensor count, read while another process writes
+ * (WAL: a reader never waits for the writer); -1 before it exists. */
+static gint64
+tensors_stored (const char *db)
+{
+  g_autoptr(QbStore) store = NULL;
+  g_autoptr(QbExperiment) e = NULL;
+
+  if (!g_file_test (db, G_FILE_TEST_EXISTS) || (store = qb_store_open (db, NULL)) == NULL
+      || (e = qb_store_get_experiment (store, 1, NULL)) == NULL)
+    return -1;
+  return e->n_tensors_done;
+}
+
+/* SIGINT in the middle of a run: quantize stops cleanly (exit status 130)
+ * and the experiment is kept as cancelled with the tensors it finished. */
+static void
+test_interrupt (void)
+{
+  g_autofree char *dir = qb_test_tmpdir ();
+  g_autofree char *model_path = g_build_filename (dir, "demo.gguf", NULL);
+  g_autofree char *db = g_build_filename (dir, "runs.db", NULL);
+  g_autofree char *exe = qb_test_quantbench_path ();
+  const char *make[] = { "demo-model", "--params", "20M", "--out", model_path, NULL };
+  g_autoptr(GError) error = NULL;
+  g_autoptr(QbStore) store = NULL;
+  g_autoptr(QbExperiment) e = NULL;
+  GPid pid;
+  int wait_status;
+  gint64 deadline;
+
+  if (exe == NULL || qb_test_quantbench_argv (make, NULL, NULL, NULL) != 0)
+    return;
+  {
+    /* Q2_K on one thread: the slowest kernel, so the run lasts. */
+    const char *argv[] = { exe, "quantize", model_path, "--default", "Q2_K", "--threads", "1",
+                           "--db", db, NULL };
+    g_assert_true (g_spawn_async (NULL, (char **) argv, NULL,
+                                  G_SPAWN_DO_NOT_REAP_CHILD | G_SPAWN_STDOUT_TO_DEV_NULL
+                                  | G_SPAWN_STDERR_TO_DEV_NULL, NULL, NULL, &pid, &error));
+  }
+  deadline = g_get_monotonic_time () + 60 * G_USEC_PER_SEC;
+  while (tensors_stored (db) < 1 && g_get_monotonic_time () < deadline)
+    g_usleep (2000);
+  kill (pid, SIGINT);
+  g_assert_cmpint (waitpid (pid, &wait_status, 0), ==, pid);
+  g_spawn_close_pid (pid);
+
+  store = qb_store_open (db, &error);
+  g_assert_no_error (error);
+  e = qb_store_get_experiment (store, 1, &error);
+  g_assert_no_error (error);
+  if (e->status == QB_EXPERIMENT_DONE)
+    {
+      g_test_skip ("the run finished before the signal arrived");
+      return;
+    }
+  g_assert_true (WIFEXITED (wait_status));
+  g_assert_cmpint (WEXITSTATUS (wait_status), ==, 130);
+  g_assert_cmpint (e->status, ==, QB_EXPERIMENT_CANCELLED);
+  g_assert_cmpuint (e->n_tensors_done, >=, 1);
+  g_assert_cmpuint (e->n_tensors_done, <, e->n_tensors);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -178,5 +255,7 @@ main (int argc, char **argv)
   g_test_add_func ("/cli/formats", test_formats);
   g_test_add_func ("/cli/plan-and-quantize", test_plan_and_quantize);
   g_test_add_func ("/cli/demo", test_demo);
+  g_test_add_func ("/cli/save", test_save);
+  g_test_add_func ("/cli/interrupt", test_interrupt);
   return g_test_run ();
 }

@@ -141,6 +141,26 @@ assert_same_importance (QbImatrix *a, QbImatrix *b)
   g_assert_cmpuint (qb_imatrix_get_n_chunks (a), ==, qb_imatrix_get_n_chunks (b));
 }
 
+/* Through .dat the importance is stored times ncall and divided back:
+ * equal to float rounding. */
+static void
+assert_close_importance (QbImatrix *a, QbImatrix *b)
+{
+  g_assert_cmpuint (qb_imatrix_get_n_entries (a), ==, qb_imatrix_get_n_entries (b));
+  for (guint i = 0; i < qb_imatrix_get_n_entries (a); i++)
+    {
+      const char *name = qb_imatrix_get_name (a, i);
+      guint na, nb;
+      const float *va = qb_imatrix_get (a, name, &na);
+      const float *vb = qb_imatrix_get (b, name, &nb);
+
+      g_assert_nonnull (vb);
+      g_assert_cmpuint (na, ==, nb);
+      for (guint j = 0; j < na; j++)
+        g_assert_cmpfloat_with_epsilon (va[j], vb[j], 1e-6 * fabsf (va[j]) + 1e-30);
+    }
+}
+
 static void
 test_dat_round_trip (void)
 {
@@ -157,15 +177,16 @@ test_dat_round_trip (void)
   g_assert_no_error (error);
   back = qb_imatrix_load (path, &error);
   g_assert_no_error (error);
-  assert_same_importance (im, back);
+  assert_close_importance (im, back);
 
-  /* The layout: n_entries, then the first entry's name and ncall. */
+  /* The layout: n_entries, then the first entry's name and ncall (the
+   * chunk count, as llama-imatrix writes it). */
   g_assert_true (g_file_get_contents (path, &contents, &size, NULL));
   g_assert_cmpint (GINT32_FROM_LE (*(gint32 *) contents), ==, 2);
   g_assert_cmpint (GINT32_FROM_LE (*(gint32 *) (contents + 4)), ==, 19);
   g_assert_cmpmem (contents + 8, 19, "blk.1.attn_k.weight", 19);
   memcpy (&ncall, contents + 27, 4);
-  g_assert_cmpint (GINT32_FROM_LE (ncall), ==, 12);
+  g_assert_cmpint (GINT32_FROM_LE (ncall), ==, 42);
   g_assert_cmpuint (size, ==, 4 + (4 + 19 + 8 + 20) + (4 + 19 + 8 + 12) + 8 + 19);
 }
 
@@ -280,7 +301,7 @@ test_gguf_round_trip (void)
   g_assert_true (qb_imatrix_save_dat (back, dat, &error));
   via_dat = qb_imatrix_load (dat, &error);
   g_assert_no_error (error);
-  assert_same_importance (im, via_dat);
+  assert_close_importance (im, via_dat);
 }
 
 static void

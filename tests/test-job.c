@@ -12,31 +12,20 @@
 #include "qb-test-model.h"
 #include "qb-test-util.h"
 
-typedef struct {
-  char    *dir;
-  char    *path;
-  QbModel *model;
-} Fixture;
+typedef QbTestModelFixture Fixture;
 
 static void
 fixture_setup (Fixture *f, gconstpointer data)
 {
   QbTestLlama spec = { .n_layer = 3, .n_embd = 256, .n_ff = 768, .n_vocab = 1024,
                        .n_head = 8, .n_head_kv = 2, .dtype = QB_DTYPE_F16, .seed = 5 };
-  g_autoptr(GError) error = NULL;
-
-  f->dir = qb_test_tmpdir ();
-  f->path = qb_test_write_llama (f->dir, "model.gguf", &spec);
-  f->model = qb_model_open (f->path, &error);
-  g_assert_no_error (error);
+  qb_test_model_fixture_open (f, &spec);
 }
 
 static void
 fixture_teardown (Fixture *f, gconstpointer data)
 {
-  g_clear_object (&f->model);
-  g_free (f->path);
-  g_free (f->dir);
+  qb_test_model_fixture_close (f);
 }
 
 /* A mixed plan: K-quants by preset, Q8_0/Q4_0 rules, and a format with no

@@ -9,11 +9,7 @@
 #include "qb-test-model.h"
 #include "qb-test-util.h"
 
-typedef struct {
-  char    *dir;
-  char    *path;
-  QbModel *model;
-} Fixture;
+typedef QbTestModelFixture Fixture;
 
 static void
 fixture_setup (Fixture *f, gconstpointer data)
@@ -21,20 +17,13 @@ fixture_setup (Fixture *f, gconstpointer data)
   /* token_embd is 256 x 2048: eight chunks of rows. */
   QbTestLlama spec = { .n_layer = 2, .n_embd = 256, .n_ff = 1024, .n_vocab = 2048,
                        .n_head = 4, .n_head_kv = 4, .dtype = QB_DTYPE_F16, .seed = 11 };
-  g_autoptr(GError) error = NULL;
-
-  f->dir = qb_test_tmpdir ();
-  f->path = qb_test_write_llama (f->dir, "model.gguf", &spec);
-  f->model = qb_model_open (f->path, &error);
-  g_assert_no_error (error);
+  qb_test_model_fixture_open (f, &spec);
 }
 
 static void
 fixture_teardown (Fixture *f, gconstpointer data)
 {
-  g_clear_object (&f->model);
-  g_free (f->path);
-  g_free (f->dir);
+  qb_test_model_fixture_close (f);
 }
 
 static guint

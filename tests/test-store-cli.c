@@ -7,47 +7,30 @@
 #include "qb-test-store.h"
 #include "qb-test-util.h"
 
-static char *quantbench;
-
 /* Runs `quantbench experiments --db DB ARGS...`; returns the exit status. */
 static int
 run (const char *db, char **out, char **err, ...)
 {
-  g_autoptr(GPtrArray) argv = g_ptr_array_new ();
-  g_autoptr(GError) error = NULL;
-  g_autofree char *stdout_text = NULL, *stderr_text = NULL;
+  g_autoptr(GPtrArray) args = g_ptr_array_new ();
   const char *arg;
-  int status = -1;
-  va_list args;
+  va_list ap;
 
-  g_ptr_array_add (argv, quantbench);
-  g_ptr_array_add (argv, "experiments");
-  g_ptr_array_add (argv, "--db");
-  g_ptr_array_add (argv, (char *) db);
-  va_start (args, err);
-  while ((arg = va_arg (args, const char *)) != NULL)
-    g_ptr_array_add (argv, (char *) arg);
-  va_end (args);
-  g_ptr_array_add (argv, NULL);
-  g_spawn_sync (NULL, (char **) argv->pdata, NULL, G_SPAWN_DEFAULT, NULL, NULL, &stdout_text,
-                &stderr_text, &status, &error);
-  g_assert_no_error (error);
-  if (!WIFEXITED (status) || WEXITSTATUS (status) != 0)
-    g_test_message ("exit status %d, stderr: %s", status, stderr_text);
-  if (out != NULL)
-    *out = g_steal_pointer (&stdout_text);
-  if (err != NULL)
-    *err = g_steal_pointer (&stderr_text);
-  return WIFEXITED (status) ? WEXITSTATUS (status) : -1;
+  g_ptr_array_add (args, "experiments");
+  g_ptr_array_add (args, "--db");
+  g_ptr_array_add (args, (char *) db);
+  va_start (ap, err);
+  while ((arg = va_arg (ap, const char *)) != NULL)
+    g_ptr_array_add (args, (char *) arg);
+  va_end (ap);
+  g_ptr_array_add (args, NULL);
+  return qb_test_quantbench_argv ((const char * const *) args->pdata, NULL, out, err);
 }
 
 static gboolean
 have_binary (void)
 {
-  if (g_file_test (quantbench, G_FILE_TEST_IS_EXECUTABLE))
-    return TRUE;
-  g_test_skip ("the quantbench executable is not built (QB_BUILD_DIR/app/quantbench)");
-  return FALSE;
+  g_autofree char *exe = qb_test_quantbench_path ();
+  return exe != NULL;
 }
 
 static char *
@@ -218,10 +201,7 @@ test_edit_export_import (void)
 int
 main (int argc, char **argv)
 {
-  const char *build = g_getenv ("QB_BUILD_DIR");
-
   g_test_init (&argc, &argv, NULL);
-  quantbench = g_build_filename (build ? build : ".", "app", "quantbench", NULL);
   g_test_add_func ("/store/cli/list-show", test_list_show);
   g_test_add_func ("/store/cli/compare-pareto", test_compare_pareto);
   g_test_add_func ("/store/cli/edit-export-import", test_edit_export_import);

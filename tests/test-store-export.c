@@ -53,6 +53,7 @@ populate (QbStore *store)
   set->chunk_len = 256;
   set->n_chunks = 32;
   set->seeded = TRUE;
+  set->skip_chunks = 40;
   set->seed = 1234567890123ULL;
   qb_store_add_calibration_set (store, set, &set_id, &error);
   g_assert_no_error (error);
@@ -221,6 +222,7 @@ assert_same_experiment (QbStore *sa, gint64 ida, QbStore *sb, gint64 idb)
       g_assert_cmpuint (ca->chunk_len, ==, cb->chunk_len);
       g_assert_cmpuint (ca->n_chunks, ==, cb->n_chunks);
       g_assert_true (ca->seeded == cb->seeded);
+      g_assert_cmpuint (ca->skip_chunks, ==, cb->skip_chunks);
       g_assert_cmpuint (ca->seed, ==, cb->seed);
       g_assert_cmpint (ca->created, ==, cb->created);
     }

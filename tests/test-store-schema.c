@@ -30,18 +30,6 @@ exec_ok (sqlite3 *db, const char *sql)
     g_error ("%s: %s", sql, message);
 }
 
-static gint64
-query_int (sqlite3 *db, const char *sql)
-{
-  sqlite3_stmt *stmt = NULL;
-  gint64 v;
-
-  g_assert_cmpint (sqlite3_prepare_v2 (db, sql, -1, &stmt, NULL), ==, SQLITE_OK);
-  g_assert_cmpint (sqlite3_step (stmt), ==, SQLITE_ROW);
-  v = sqlite3_column_int64 (stmt, 0);
-  sqlite3_finalize (stmt);
-  return v;
-}
 
 static char *
 query_text (sqlite3 *db, const char *sql)
@@ -145,7 +133,7 @@ make_v1 (const char *path)
   exec_ok (db, "PRAGMA journal_mode = WAL");
   g_assert_true (qb_store_schema_migrate (db, path, 1, &error));
   g_assert_no_error (error);
-  g_assert_cmpint (query_int (db, "PRAGMA user_version"), ==, 1);
+  g_assert_cmpint (qb_test_sql_int (db, "PRAGMA user_version"), ==, 1);
   exec_ok (db, "INSERT INTO model VALUES (1, 'f1f1f1f1f1', '/m/old.gguf', 1000, 'old', 'llama', "
                "260000, 48, '{\"n_layer\":5}', 1600000000000000, 1600000000000001)");
   exec_ok (db, "INSERT INTO experiment (id, uuid, model_id, name, created, updated, finished, "
@@ -193,7 +181,7 @@ test_migrate_v1 (void)
   gint64 set_id = 0;
 
   g_assert_no_error (error);
-  g_assert_cmpint (query_int (store->db, "PRAGMA user_version"), ==, QB_STORE_SCHEMA_VERSION);
+  g_assert_cmpint (qb_test_sql_int (store->db, "PRAGMA user_version"), ==, QB_STORE_SCHEMA_VERSION);
 
   /* Everything version 1 stored is there, exactly. */
   e = qb_store_get_experiment (store, 1, &error);
@@ -286,7 +274,7 @@ test_migrate_each (void)
         }
       store = qb_store_open (path, &error);
       g_assert_no_error (error);
-      g_assert_cmpint (query_int (store->db, "PRAGMA user_version"), ==, QB_STORE_SCHEMA_VERSION);
+      g_assert_cmpint (qb_test_sql_int (store->db, "PRAGMA user_version"), ==, QB_STORE_SCHEMA_VERSION);
     }
 }
 
@@ -328,7 +316,7 @@ test_migrate_concurrently (void)
   g_assert_no_error (error);
   e = qb_store_get_experiment (store, 1, &error);
   g_assert_cmpuint (e->n_tensors_done, ==, 3);
-  g_assert_cmpint (query_int (store->db, "SELECT count(*) FROM tensor_result"), ==, 4);
+  g_assert_cmpint (qb_test_sql_int (store->db, "SELECT count(*) FROM tensor_result"), ==, 4);
 }
 
 /* -- refusals ------------------------------------------------------------------------- */
@@ -374,32 +362,37 @@ test_refuse_newer (void)
   g_autofree char *files = NULL, *files_after = NULL;
   g_autoptr(QbStore) store = qb_store_open (path, &error);
   g_autoptr(QbModelRecord) model = qb_test_model_record ("0123456789", "m");
+  g_autofree char *newer = g_strdup_printf ("PRAGMA user_version = %d", QB_STORE_SCHEMA_VERSION + 1);
+  g_autofree char *newest = g_strdup_printf ("PRAGMA wal_autocheckpoint = 0; PRAGMA user_version = %d",
+                                             QB_STORE_SCHEMA_VERSION + 2);
   sqlite3 *db;
 
   g_assert_no_error (error);
   qb_test_store_run (store, model, "kept", "Q4_K", 3, QB_EXPERIMENT_DONE);
   qb_store_close (g_steal_pointer (&store));
   db = raw_open (path);
-  exec_ok (db, "PRAGMA user_version = 3");
+  exec_ok (db, newer);
   sqlite3_close (db);                           /* checkpointed: one file */
 
   files = list_folder (path);
   assert_refused (path, QB_STORE_ERROR_NEWER, "newer Quantbench");
   db = raw_open (path);
-  g_assert_cmpint (query_int (db, "PRAGMA user_version"), ==, 3);
-  g_assert_cmpint (query_int (db, "SELECT count(*) FROM tensor_result"), ==, 3);
+  g_assert_cmpint (qb_test_sql_int (db, "PRAGMA user_version"), ==, QB_STORE_SCHEMA_VERSION + 1);
+  g_assert_cmpint (qb_test_sql_int (db, "SELECT count(*) FROM tensor_result"), ==, 3);
   sqlite3_close (db);
 
   /* The newer version is still in the WAL, not yet in the file: SQLite's
    * view decides, and neither file changes. */
   db = raw_open (path);
-  exec_ok (db, "PRAGMA wal_autocheckpoint = 0; PRAGMA user_version = 4");
+  exec_ok (db, newest);
   {
     g_autofree char *wal = g_strconcat (path, "-wal", NULL);
     g_autoptr(GBytes) wal_before = qb_test_file_bytes (wal);
     g_autoptr(GBytes) wal_after = NULL;
 
-    assert_refused (path, QB_STORE_ERROR_NEWER, "schema version 4");
+    g_autofree char *message = g_strdup_printf ("schema version %d", QB_STORE_SCHEMA_VERSION + 2);
+
+    assert_refused (path, QB_STORE_ERROR_NEWER, message);
     wal_after = qb_test_file_bytes (wal);
     g_assert_true (g_bytes_equal (wal_before, wal_after));
   }
@@ -489,7 +482,7 @@ make_store_file (void)
   qb_store_close (g_steal_pointer (&store));
   db = raw_open (path);
   exec_ok (db, "PRAGMA journal_mode = DELETE");   /* one self-contained file */
-  g_assert_cmpint (query_int (db, "PRAGMA page_count"), >, 40);
+  g_assert_cmpint (qb_test_sql_int (db, "PRAGMA page_count"), >, 40);
   sqlite3_close (db);
   return g_steal_pointer (&path);
 }
@@ -552,7 +545,7 @@ test_refuse_other_program (void)
   sqlite3_close (db);
   store = qb_store_open (emptied, &error);
   g_assert_no_error (error);
-  g_assert_cmpint (query_int (store->db, "PRAGMA user_version"), ==, QB_STORE_SCHEMA_VERSION);
+  g_assert_cmpint (qb_test_sql_int (store->db, "PRAGMA user_version"), ==, QB_STORE_SCHEMA_VERSION);
 }
 
 int

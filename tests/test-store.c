@@ -31,18 +31,6 @@ new_store (void)
   return store;
 }
 
-static gint64
-pragma_int (sqlite3 *db, const char *sql)
-{
-  sqlite3_stmt *stmt = NULL;
-  gint64 v;
-
-  g_assert_cmpint (sqlite3_prepare_v2 (db, sql, -1, &stmt, NULL), ==, SQLITE_OK);
-  g_assert_cmpint (sqlite3_step (stmt), ==, SQLITE_ROW);
-  v = sqlite3_column_int64 (stmt, 0);
-  sqlite3_finalize (stmt);
-  return v;
-}
 
 static char *
 pragma_text (sqlite3 *db, const char *sql)
@@ -73,10 +61,10 @@ test_create (void)
   g_assert_no_error (error);
   g_assert_true (g_file_test (path, G_FILE_TEST_IS_REGULAR));   /* folders created */
   g_assert_cmpstr (qb_store_get_path (store), ==, path);
-  g_assert_cmpint (pragma_int (store->db, "PRAGMA user_version"), ==, QB_STORE_SCHEMA_VERSION);
-  g_assert_cmpint (pragma_int (store->db, "PRAGMA application_id"), ==, QB_STORE_APPLICATION_ID);
-  g_assert_cmpint (pragma_int (store->db, "PRAGMA foreign_keys"), ==, 1);
-  g_assert_cmpint (pragma_int (store->db, "PRAGMA synchronous"), ==, 1);   /* NORMAL */
+  g_assert_cmpint (qb_test_sql_int (store->db, "PRAGMA user_version"), ==, QB_STORE_SCHEMA_VERSION);
+  g_assert_cmpint (qb_test_sql_int (store->db, "PRAGMA application_id"), ==, QB_STORE_APPLICATION_ID);
+  g_assert_cmpint (qb_test_sql_int (store->db, "PRAGMA foreign_keys"), ==, 1);
+  g_assert_cmpint (qb_test_sql_int (store->db, "PRAGMA synchronous"), ==, 1);   /* NORMAL */
   mode = pragma_text (store->db, "PRAGMA journal_mode");
   g_assert_cmpstr (mode, ==, "wal");
   g_assert_true (qb_store_count_experiments (store, NULL, &count, &error));
@@ -89,7 +77,7 @@ test_create (void)
   /* Opening again changes nothing. */
   store = qb_store_open (path, &error);
   g_assert_no_error (error);
-  g_assert_cmpint (pragma_int (store->db, "PRAGMA user_version"), ==, QB_STORE_SCHEMA_VERSION);
+  g_assert_cmpint (qb_test_sql_int (store->db, "PRAGMA user_version"), ==, QB_STORE_SCHEMA_VERSION);
 }
 
 /* main() points XDG_DATA_HOME at a temporary folder before GLib reads it. */

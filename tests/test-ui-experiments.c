@@ -317,7 +317,6 @@ test_cancel_saved (Fixture       *f,
   g_assert_cmpuint (e->n_tensors, ==, n);
 }
 
-#ifdef QB_HAVE_EVAL
 static gboolean
 evaluation_over (gpointer data)
 {
@@ -401,15 +400,6 @@ test_evaluate_cancel (Fixture       *f,
   g_assert_null (experiment (f, id)->evaluation);
   g_assert_true (g_action_group_get_action_enabled (G_ACTION_GROUP (f->window), "evaluate-experiment"));
 }
-#else
-static void
-test_evaluate (Fixture       *f,
-               gconstpointer  data)
-{
-  g_test_skip ("this build has no evaluation (core/qb-eval.h is absent)");
-}
-#define test_evaluate_cancel test_evaluate
-#endif
 
 int
 main (int argc, char **argv)

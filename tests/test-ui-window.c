@@ -6,6 +6,7 @@
 
 #include "qb-application.h"
 #include "qb-preferences-dialog.h"
+#include "qb-store.h"
 #include "qb-test-model.h"
 #include "qb-test-ui.h"
 #include "qb-test-util.h"
@@ -28,6 +29,13 @@ has_stats (gpointer data)
 {
   QbTensorRow *row = qb_tensor_details_get_row (qb_window_get_details (data));
   return row && qb_tensor_row_get_stats (row);
+}
+
+static gboolean
+evaluation_over (gpointer data)
+{
+  QbEvaluator *evaluator = qb_window_get_evaluator (data);
+  return evaluator && !qb_evaluator_is_running (evaluator);
 }
 
 static gboolean
@@ -318,6 +326,125 @@ test_run_to_completion (Fixture       *f,
   g_assert_true (qb_tensor_row_get_stale (row));
 }
 
+/* Calibration texts chosen in the plan panel, GPTQ chosen for a rule: the
+ * run computes the statistics first, the GPTQ tensors get the exact output
+ * error, the others the importance estimate, the table shows the column,
+ * and the experiment refers to its stored calibration set. */
+static void
+test_calibrated_run (Fixture       *f,
+                     gconstpointer  data)
+{
+  g_autofree char *text = NULL, *db = NULL;
+  g_autoptr(QbStore) store = NULL;
+  g_autoptr(QbExperiment) experiment = NULL;
+  g_autoptr(QbCalibrationSet) set = NULL;
+  g_autoptr(GError) error = NULL;
+  QbLayerTable *table;
+  QbRulesEditor *editor;
+  const QbTensorResult *r;
+  QbRun *run;
+
+  if (!open_stories (f) || (text = qb_test_shared_path ("text/tinystories-val.txt")) == NULL)
+    return;
+  table = qb_window_get_layer_table (f->window);
+  editor = qb_plan_panel_get_rules_editor (qb_window_get_plan_panel (f->window));
+  qb_test_window_activate (f, "set-default-format", g_variant_new_string ("Q8_0"));
+  qb_test_window_activate (f, "add-rule", g_variant_new ("(sss)", "*.ffn_up.*", "glob", "Q4_0"));
+  qb_rules_editor_set_method (editor, 0, "gptq");
+  qb_test_ui_flush ();
+  g_assert_cmpstr (qb_plan_get_rule (qb_document_get_plan (qb_window_get_document (f->window)), 0)->method,
+                   ==, "gptq");
+  {
+    const char *paths[] = { text, NULL };
+    qb_plan_panel_set_calibration_files (qb_window_get_plan_panel (f->window), paths);
+  }
+  g_assert_nonnull (qb_document_get_calibration (qb_window_get_document (f->window), NULL));
+  g_assert_false (qb_layer_table_get_column_visible (table, "out-err"));
+
+  run = qb_test_window_run (f);
+  g_assert_cmpint (qb_run_get_status (run), ==, QB_RUN_DONE);
+  g_assert_null (qb_run_get_stage (run));
+  r = qb_tensor_row_get_result (qb_test_window_row (f, "blk.2.ffn_up.weight"));
+  g_assert_cmpstr (r->method, ==, "gptq");
+  g_assert_false (r->metrics.out_rel_err_diag);
+  g_assert_cmpfloat (r->metrics.out_rel_err, >, 0);
+  g_assert_cmpfloat (r->metrics.out_rel_err, <, 0.05);
+  r = qb_tensor_row_get_result (qb_test_window_row (f, "blk.2.attn_q.weight"));
+  g_assert_true (r->metrics.out_rel_err_diag);
+  g_assert_false (isnan (r->metrics.out_rel_err));
+  g_assert_true (qb_layer_table_get_column_visible (table, "out-err"));
+
+  db = g_build_filename (f->dir, "experiments.db", NULL);
+  store = qb_store_open (db, &error);
+  g_assert_no_error (error);
+  {
+    g_autoptr(GPtrArray) list = qb_store_list_experiments (store, NULL, &error);
+    g_assert_no_error (error);
+    g_assert_cmpuint (list->len, ==, 1);
+    experiment = qb_experiment_copy (g_ptr_array_index (list, 0));
+  }
+  g_assert_cmpint (experiment->calibration_set_id, >, 0);
+  set = qb_store_get_calibration_set (store, experiment->calibration_set_id, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (set->sources[0], ==, text);
+  g_assert_cmpuint (set->chunk_len, ==, 128);   /* the model's context */
+  g_assert_cmpuint (set->n_chunks, ==, 128);
+
+  /* The experiments page names the set and shows the output error. */
+  {
+    QbExperimentsPage *page = qb_window_get_experiments_page (f->window);
+    g_autofree char *calibration = NULL, *out_err = NULL;
+
+    g_assert_true (qb_experiments_page_select_id (page, experiment->id, FALSE));
+    calibration = qb_experiments_page_get_fact (page, "Calibration");
+    out_err = qb_experiments_page_get_fact (page, "Output error");
+    g_assert_cmpstr (calibration, ==, "tinystories-val.txt: 128 × 128 tokens, in order");
+    g_assert_nonnull (out_err);
+  }
+
+  /* Evaluating it quantizes with the same statistics (GPTQ needs them). */
+  qb_test_window_activate (f, "evaluate-experiment",
+                           g_variant_new ("(xsuub)", experiment->id, text, 128, 2, FALSE));
+  qb_test_ui_wait_for (evaluation_over, f->window, 120, "the evaluation");
+  g_assert_cmpint (qb_evaluator_get_status (qb_window_get_evaluator (f->window)), ==, QB_EVALUATOR_DONE);
+  g_assert_cmpfloat (qb_evaluator_get_evaluation (qb_window_get_evaluator (f->window))->perplexity, >, 1);
+}
+
+/* Cancel while the calibration statistics are computed: the run stops
+ * before the job, no tensor has a result, nothing is saved. */
+static void
+test_cancel_calibration (Fixture       *f,
+                         gconstpointer  data)
+{
+  g_autofree char *text = NULL;
+  QbCalibrationOptions opts;
+  QbDocument *doc;
+  QbRun *run;
+  guint n_rows;
+
+  if (!open_stories (f) || (text = qb_test_shared_path ("text/tinystories-val.txt")) == NULL)
+    return;
+  doc = qb_window_get_document (f->window);
+  qb_calibration_options_init (&opts);
+  opts.n_chunks = 1024;
+  opts.no_cache = TRUE;     /* nothing computed before: the statistics take a while */
+  {
+    const char *paths[] = { text, NULL };
+    qb_document_set_calibration (doc, paths, &opts);
+  }
+  g_action_group_activate_action (G_ACTION_GROUP (f->window), "quantize", NULL);
+  run = qb_window_get_run (f->window);
+  g_action_group_activate_action (G_ACTION_GROUP (f->window), "cancel", NULL);
+  qb_test_ui_wait_for (run_finished, f->window, 60, "the run to stop");
+  g_assert_cmpint (qb_run_get_status (run), ==, QB_RUN_CANCELLED);
+  g_assert_cmpuint (qb_run_get_tensors_done (run), ==, 0);
+  n_rows = g_list_model_get_n_items (qb_document_get_rows (doc));
+  for (guint i = 0; i < n_rows; i++)
+    g_assert_null (qb_tensor_row_get_result (qb_document_get_row (doc, i)));
+  g_assert_nonnull (strstr (qb_run_panel_get_status_text (qb_window_get_run_panel (f->window)), "nothing saved"));
+  g_assert_true (g_action_group_get_action_enabled (G_ACTION_GROUP (f->window), "quantize"));
+}
+
 static void
 test_cancel (Fixture       *f,
              gconstpointer  data)
@@ -597,7 +724,9 @@ main (int argc, char **argv)
   ADD ("rules", test_rules);
   ADD ("table-filters", test_table_filters);
   ADD ("run-to-completion", test_run_to_completion);
+  ADD ("calibrated-run", test_calibrated_run);
   ADD ("cancel", test_cancel);
+  ADD ("cancel-calibration", test_cancel_calibration);
   ADD ("damaged-file", test_damaged_file);
   ADD ("charts", test_charts);
   ADD ("many-tensors", test_many_tensors);

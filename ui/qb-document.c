@@ -26,6 +26,9 @@ struct _QbDocument
 
   GCancellable      *stats_cancellable;
   QbTensorRow       *stats_row;      /* the row being computed, owned */
+
+  char             **calib_paths;    /* calibration texts for runs, or NULL */
+  QbCalibrationOptions calib_opts;
 };
 
 G_DEFINE_FINAL_TYPE (QbDocument, qb_document, G_TYPE_OBJECT)
@@ -62,6 +65,7 @@ qb_document_finalize (GObject *object)
 
   g_clear_pointer (&self->resolution, qb_plan_resolution_free);
   g_clear_error (&self->plan_error);
+  g_clear_pointer (&self->calib_paths, g_strfreev);
   G_OBJECT_CLASS (qb_document_parent_class)->finalize (object);
 }
 
@@ -84,6 +88,7 @@ qb_document_init (QbDocument *self)
 {
   self->rows = g_list_store_new (QB_TYPE_TENSOR_ROW);
   self->row_array = g_ptr_array_new ();
+  qb_calibration_options_init (&self->calib_opts);
 }
 
 /* Resolves the plan and pushes each tensor's choice into its row. */
@@ -654,4 +659,34 @@ gboolean
 qb_document_is_computing_stats (QbDocument *self)
 {
   return self->stats_row != NULL;
+}
+
+/* -- calibration ---------------------------------------------------------- */
+
+void
+qb_document_set_calibration (QbDocument                 *self,
+                             const char * const         *paths,
+                             const QbCalibrationOptions *opts)
+{
+  g_return_if_fail (QB_IS_DOCUMENT (self));
+  g_clear_pointer (&self->calib_paths, g_strfreev);
+  if (paths != NULL && paths[0] != NULL)
+    self->calib_paths = g_strdupv ((char **) paths);
+  if (opts != NULL)
+    self->calib_opts = *opts;
+  else
+    qb_calibration_options_init (&self->calib_opts);
+  /* The document owns no strings of the options. */
+  self->calib_opts.cache_dir = NULL;
+  self->calib_opts.expect_hash = NULL;
+}
+
+const char * const *
+qb_document_get_calibration (QbDocument           *self,
+                             QbCalibrationOptions *opts)
+{
+  g_return_val_if_fail (QB_IS_DOCUMENT (self), NULL);
+  if (opts != NULL)
+    *opts = self->calib_opts;
+  return (const char * const *) self->calib_paths;
 }

@@ -9,6 +9,7 @@
 
 #include <gio/gio.h>
 
+#include "qb-calibration.h"
 #include "qb-model.h"
 #include "qb-plan.h"
 #include "qb-tensor-row.h"
@@ -89,5 +90,14 @@ QbTensorResult   *qb_document_compute_stats     (QbModel              *model,
                                                  QbWorkers            *workers,
                                                  GCancellable         *cancellable,
                                                  GError              **error);
+
+/* The calibration texts the next runs compute statistics on (importance,
+ * and XᵀX for GPTQ), and their chunking; paths NULL or empty: none. */
+void              qb_document_set_calibration   (QbDocument                 *self,
+                                                 const char * const         *paths,
+                                                 const QbCalibrationOptions *opts);
+/* The paths (NULL: none); *opts (may be NULL) gets the chunking. */
+const char * const *qb_document_get_calibration (QbDocument                 *self,
+                                                 QbCalibrationOptions       *opts);
 
 G_END_DECLS

@@ -3,6 +3,7 @@
 
 #include <math.h>
 
+#include "qb-activation-stats.h"
 #include "qb-eval.h"
 #include "qb-job.h"
 #include "qb-llama.h"
@@ -97,6 +98,15 @@ on_job_progress (const QbJobProgress *p,
 }
 
 static void
+on_stats_progress (const QbStatsProgress *p,
+                   gpointer               data)
+{
+  report (data, g_strdup_printf ("Calibrating on the experiment's set · chunk %u of %u",
+                                 MIN (p->chunk + 1, p->n_chunks), p->n_chunks),
+          p->fraction);
+}
+
+static void
 on_eval_progress (const QbEvalProgress *p,
                   gpointer              data)
 {
@@ -116,6 +126,9 @@ typedef struct {
   QbTokenizer   *tok;
   QbJob         *job;
   QbEvalResult   result;
+  QbPlan        *plan;
+  const QbCalibrationSet *calibration;
+  QbActivationStats *stats;
   GError        *error;
   gboolean       ok;
 } Work;
@@ -126,6 +139,23 @@ run_job (gpointer data)
   Work *w = data;
 
   w->ok = qb_job_run (w->job, w->self->cancellable, &w->error);
+  return NULL;
+}
+
+/* A calibrated experiment is quantized with the same statistics: its
+ * calibration set is rebuilt from the record (statistics from the cache). */
+static gpointer
+run_stats (gpointer data)
+{
+  Work *w = data;
+  QbCalibrationOptions opts;
+
+  qb_calibration_options_for_record (&opts, w->calibration);
+  w->stats = qb_activation_stats_compute_for_plan (w->self->model, w->plan,
+                                                   (const char * const *) w->calibration->sources,
+                                                   &opts, w->self->n_threads, on_stats_progress,
+                                                   w->self, w->self->cancellable, &w->error);
+  w->ok = w->stats != NULL;
   return NULL;
 }
 
@@ -145,49 +175,6 @@ run_eval (gpointer data)
   return NULL;
 }
 
-static char *
-sha256_of_file (const char  *path,
-                GError     **error)
-{
-  g_autofree char *contents = NULL;
-  gsize length;
-
-  if (!g_file_get_contents (path, &contents, &length, error))
-    return NULL;
-  return g_compute_checksum_for_data (G_CHECKSUM_SHA256, (const guchar *) contents, length);
-}
-
-static QbEvaluation *
-evaluation_from_result (const QbEvalResult *r,
-                        const char         *text_path,
-                        char               *text_hash)   /* takes */
-{
-  QbEvaluation *e = qb_evaluation_new ();
-
-  e->text_name = g_path_get_basename (text_path);
-  e->text_hash = text_hash;
-  e->n_ctx = r->n_ctx;
-  e->n_chunks = r->n_chunks;
-  e->n_tokens = r->n_scored;
-  e->perplexity = r->ppl;
-  e->perplexity_err = r->ppl_err;
-  e->seconds = r->seconds;
-  if (r->has_kld)
-    {
-      e->base_perplexity = r->base_ppl;
-      e->kld_mean = r->kld_mean;
-      e->kld_median = r->kld_median;
-      e->kld_p90 = r->kld_p90;
-      e->kld_p95 = r->kld_p95;
-      e->kld_p99 = r->kld_p99;
-      e->kld_max = r->kld_max;
-      e->top1_agreement = r->same_top;
-      e->dp_mean = r->dp_mean;
-      e->dp_rms = r->dp_rms;
-    }
-  return e;
-}
-
 static gboolean
 evaluate (QbEvaluator   *self,
           QbStore       *conn,
@@ -199,22 +186,17 @@ evaluate (QbEvaluator   *self,
   g_autoptr(QbJob) job = NULL;
   g_autoptr(QbLlama) llama = NULL;
   g_autoptr(QbTokenizer) tok = NULL;
-  g_autofree char *hash = NULL;
+  g_autoptr(QbCalibrationSet) calibration = NULL;
   Work w = { self };
+  gboolean ok;
 
   if (experiment == NULL)
     return FALSE;
-  if (g_strcmp0 (experiment->model_fingerprint, qb_model_get_fingerprint (self->model)) != 0)
-    {
-      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                   "“%s” was run on another model (%s)", experiment->name,
-                   experiment->model_name ? experiment->model_name : "?");
-      return FALSE;
-    }
-  hash = sha256_of_file (self->text_path, error);
-  if (hash == NULL)
+  if (experiment->calibration_set_id != 0
+      && (calibration = qb_store_get_calibration_set (conn, experiment->calibration_set_id,
+                                                      error)) == NULL)
     return FALSE;
-  plan = qb_plan_new_from_json (experiment->plan_json, error);
+  plan = qb_eval_plan_of_experiment (experiment, self->model, error);
   llama = plan ? qb_llama_new (self->model, error) : NULL;
   tok = llama ? qb_tokenizer_new_for_model (self->model, error) : NULL;
   if (tok == NULL)
@@ -226,8 +208,23 @@ evaluate (QbEvaluator   *self,
   qb_job_set_threads (job, self->n_threads);
   qb_job_set_progress_func (job, on_job_progress, self);
   w.job = job;
+  w.plan = plan;
+  w.calibration = calibration;
+  if (calibration != NULL)
+    {
+      qb_ui_call_at_low_priority (run_stats, &w);
+      if (!w.ok)
+        {
+          g_propagate_error (error, w.error);
+          return FALSE;
+        }
+      qb_activation_stats_attach (w.stats, job, FALSE);
+    }
   qb_ui_call_at_low_priority (run_job, &w);
-  if (!w.ok)
+  ok = w.ok;
+  /* The job's results are its own copies: the statistics can go. */
+  g_clear_pointer (&w.stats, qb_activation_stats_free);
+  if (!ok)
     {
       g_propagate_error (error, w.error);
       return FALSE;
@@ -244,7 +241,7 @@ evaluate (QbEvaluator   *self,
       g_propagate_error (error, w.error);
       return FALSE;
     }
-  *out = evaluation_from_result (&w.result, self->text_path, g_steal_pointer (&hash));
+  *out = qb_eval_result_to_evaluation (&w.result, self->text_path);
   return qb_store_set_evaluation (conn, self->id, *out, &(*out)->id, error);
 }
 

@@ -5,8 +5,8 @@ struct _QbExperimentRecorder
 {
   QbStoreHandle *store;
   char          *name;
-  QbModel       *model;    /* for the tensors' original sizes */
   QbStore       *conn;     /* the run's own connection, worker thread only */
+  QbJobRecorder *job_recorder;
   gint64         id;
   GError        *error;    /* the first thing that went wrong saving */
 };
@@ -16,9 +16,9 @@ recorder_free (gpointer data)
 {
   QbExperimentRecorder *self = data;
 
+  g_clear_pointer (&self->job_recorder, qb_job_recorder_free);
   g_clear_pointer (&self->conn, qb_store_close);
   g_clear_pointer (&self->store, qb_store_handle_unref);
-  g_clear_object (&self->model);
   g_clear_error (&self->error);
   g_free (self->name);
   g_free (self);
@@ -40,30 +40,29 @@ recorder_begin (gpointer   data,
                 QbModel   *model,
                 QbPlan    *plan,
                 guint      n_threads,
+                const QbCalibrationSet *calibration,
                 GError   **error)
 {
   QbExperimentRecorder *self = data;
-  g_autoptr(QbModelRecord) record = NULL;
-  g_autofree char *plan_json = qb_plan_to_json (plan);
-  g_autofree char *name = self->name ? g_strdup (self->name) : qb_experiment_name_for_plan (plan);
-  GError *local = NULL;
   QbExperimentSpec spec = { 0 };
+  GError *local = NULL;
 
-  self->model = g_object_ref (model);
   self->conn = qb_store_open_connection (qb_store_handle_get (self->store), &local);
   if (self->conn == NULL)
     {
       note_error (self, local);
       return TRUE;
     }
-  record = qb_model_record_new_from_model (model);
-  spec.name = name;
-  spec.plan_json = plan_json;
-  spec.threads = n_threads;
-  spec.n_tensors = qb_model_get_n_tensors (model);
-  self->id = qb_store_begin_experiment (self->conn, record, &spec, &local);
-  if (self->id == 0)
+  /* The calibration set is stored once (found again by its hash). */
+  if (calibration != NULL
+      && !qb_store_add_calibration_set (self->conn, calibration, &spec.calibration_set_id, &local))
     note_error (self, local);
+  spec.name = self->name;
+  self->job_recorder = qb_job_recorder_begin (self->conn, model, plan, n_threads, &spec, &local);
+  if (self->job_recorder == NULL)
+    note_error (self, local);
+  else
+    self->id = qb_job_recorder_get_id (self->job_recorder);
   return TRUE;
 }
 
@@ -73,13 +72,9 @@ recorder_tensor_done (gpointer              data,
                       const QbTensorResult *result)
 {
   QbExperimentRecorder *self = data;
-  const QbTensor *t = qb_model_get_tensor (self->model, index);
-  GError *local = NULL;
 
-  if (self->id == 0)
-    return;
-  if (!qb_store_add_tensor_result (self->conn, self->id, index, t ? t->n_bytes : 0, result, &local))
-    note_error (self, local);
+  if (self->job_recorder != NULL)
+    qb_job_recorder_tensor_done (self->job_recorder, index, result);
 }
 
 static QbExperimentStatus
@@ -108,13 +103,16 @@ recorder_finish (gpointer      data,
   QbExperimentRecorder *self = data;
   GError *local = NULL;
 
-  if (self->id != 0
-      && !qb_store_finish_experiment (self->conn, self->id, experiment_status (status),
-                                      qb_job_get_seconds (job),
-                                      status == QB_RUN_FAILED && job_error ? job_error->message : NULL,
-                                      &local))
+  if (self->job_recorder == NULL)
+    return;
+  if (qb_job_recorder_get_error (self->job_recorder) != NULL)
+    note_error (self, g_error_copy (qb_job_recorder_get_error (self->job_recorder)));
+  if (!qb_job_recorder_finish (self->job_recorder, job, experiment_status (status),
+                               status == QB_RUN_FAILED && job_error ? job_error->message : NULL,
+                               &local))
     note_error (self, local);
   /* The connection is not needed any more; the main thread reads the id. */
+  g_clear_pointer (&self->job_recorder, qb_job_recorder_free);
   g_clear_pointer (&self->conn, qb_store_close);
 }
 
@@ -152,21 +150,4 @@ const GError *
 qb_experiment_recorder_get_error (QbExperimentRecorder *self)
 {
   return self->error;
-}
-
-char *
-qb_experiment_name_for_plan (QbPlan *plan)
-{
-  GString *s = g_string_new (qb_plan_get_preset (plan) ? qb_plan_get_preset (plan)
-                                                       : qb_plan_get_default_format (plan));
-  guint rules = qb_plan_get_n_rules (plan);
-  guint overrides = qb_plan_get_n_overrides (plan);
-
-  if (g_strcmp0 (qb_plan_get_default_method (plan), "rtn") != 0)
-    g_string_append_printf (s, " %s", qb_plan_get_default_method (plan));
-  if (rules)
-    g_string_append_printf (s, " + %u rule%s", rules, rules == 1 ? "" : "s");
-  if (overrides)
-    g_string_append_printf (s, " + %u override%s", overrides, overrides == 1 ? "" : "s");
-  return g_string_free (s, FALSE);
 }

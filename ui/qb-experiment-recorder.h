@@ -8,6 +8,7 @@
  */
 #pragma once
 
+#include "qb-job-recorder.h"
 #include "qb-run.h"
 #include "qb-store-handle.h"
 
@@ -25,7 +26,5 @@ void                  qb_experiment_recorder_attach    (QbExperimentRecorder *re
  * stored) and why saving failed, if it did. */
 gint64                qb_experiment_recorder_get_id    (QbExperimentRecorder *recorder);
 const GError         *qb_experiment_recorder_get_error (QbExperimentRecorder *recorder);
-/* "Q4_K_M + 2 rules + 3 overrides": what makes a plan, in a few words. */
-char                 *qb_experiment_name_for_plan      (QbPlan               *plan);
 
 G_END_DECLS

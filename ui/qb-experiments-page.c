@@ -109,11 +109,10 @@ struct _QbExperimentsPage
   QbStoreHandle     *store;
   char              *fingerprint;   /* of the open model, NULL: none */
   QbExperimentRow   *focused;
-#ifdef QB_HAVE_EVAL
   QbEvaluator       *evaluator;
-#endif
   guint              generation;    /* of the latest list request */
   guint              n_pending;
+  GHashTable        *calibration_sets;  /* id → QbCalibrationSet, from the latest list */
 };
 
 G_DEFINE_FINAL_TYPE (QbExperimentsPage, qb_experiments_page, GTK_TYPE_WIDGET)
@@ -228,6 +227,22 @@ add_fact (QbExperimentsPage *self,
   g_free (value);
 }
 
+/* "tinystories-val.txt: 128 × 128 tokens, in order" */
+static char *
+describe_calibration (QbExperimentsPage *self,
+                      gint64             id)
+{
+  const QbCalibrationSet *c = self->calibration_sets
+                              ? g_hash_table_lookup (self->calibration_sets, &id) : NULL;
+
+  if (c == NULL)
+    return g_strdup_printf ("set #%" G_GINT64_FORMAT, id);
+  if (c->seeded)
+    return g_strdup_printf ("%s: %u × %u tokens, random (seed %" G_GUINT64_FORMAT ")", c->name,
+                            c->n_chunks, c->chunk_len, c->seed);
+  return g_strdup_printf ("%s: %u × %u tokens, in order", c->name, c->n_chunks, c->chunk_len);
+}
+
 static char *
 describe_evaluation (const QbEvaluation *ev)
 {
@@ -251,7 +266,6 @@ describe_evaluation (const QbEvaluation *ev)
 static void
 show_evaluation_progress (QbExperimentsPage *self)
 {
-#ifdef QB_HAVE_EVAL
   gboolean show = self->evaluator && self->focused
                   && qb_evaluator_get_experiment_id (self->evaluator) == qb_experiment_row_get_id (self->focused)
                   && qb_evaluator_get_status (self->evaluator) != QB_EVALUATOR_DONE;
@@ -272,9 +286,6 @@ show_evaluation_progress (QbExperimentsPage *self)
       gtk_label_set_text (self->evaluation_status, qb_evaluator_get_text (self->evaluator));
       break;
     }
-#else
-  gtk_widget_set_visible (self->evaluation_progress, FALSE);
-#endif
 }
 
 static void
@@ -319,6 +330,10 @@ show_details (QbExperimentsPage *self)
   add_fact (self, row++, "Lowest cosine", col_cosine (e));
   add_fact (self, row++, "Max |error|", text_or_dash (e->totals.max_abs_err, "%.4g"));
   add_fact (self, row++, "Fallbacks", g_strdup_printf ("%u", e->totals.n_fallbacks));
+  if (!isnan (e->totals.out_rel_err))
+    add_fact (self, row++, "Output error", g_strdup_printf ("%.3e", e->totals.out_rel_err));
+  if (e->calibration_set_id != 0)
+    add_fact (self, row++, "Calibration", describe_calibration (self, e->calibration_set_id));
   {
     g_autofree char *evaluation = describe_evaluation (e->evaluation);
     gtk_label_set_text (self->evaluation_label, e->evaluation ? evaluation
@@ -460,6 +475,20 @@ replace_tags (QbStore     *store,
   return tags[0] == NULL || qb_store_add_tags (store, id, (const char * const *) tags, error);
 }
 
+/* What a list operation brings back. */
+typedef struct {
+  GPtrArray *experiments;
+  GPtrArray *calibration_sets;
+} Listed;
+
+static void
+listed_free (Listed *listed)
+{
+  g_clear_pointer (&listed->experiments, g_ptr_array_unref);
+  g_clear_pointer (&listed->calibration_sets, g_ptr_array_unref);
+  g_free (listed);
+}
+
 static void
 op_thread (GTask        *task,
            gpointer      source,
@@ -475,11 +504,18 @@ op_thread (GTask        *task,
     {
     case OP_LIST:
       {
-        GPtrArray *list = list_experiments (store, op->fingerprint, &error);
-        if (list)
-          g_task_return_pointer (task, list, (GDestroyNotify) g_ptr_array_unref);
+        Listed *listed = g_new0 (Listed, 1);
+
+        listed->experiments = list_experiments (store, op->fingerprint, &error);
+        if (listed->experiments)
+          listed->calibration_sets = qb_store_list_calibration_sets (store, &error);
+        if (listed->calibration_sets)
+          g_task_return_pointer (task, listed, (GDestroyNotify) listed_free);
         else
-          g_task_return_error (task, error);
+          {
+            listed_free (listed);
+            g_task_return_error (task, error);
+          }
       }
       return;
     case OP_RENAME:
@@ -505,11 +541,19 @@ op_thread (GTask        *task,
 
 static void
 apply_list (QbExperimentsPage *self,
-            GPtrArray         *list)
+            Listed            *listed)
 {
+  GPtrArray *list = listed->experiments;
   g_autoptr(GArray) keep = qb_experiments_page_get_selected_ids (self);
   g_autoptr(GPtrArray) rows = g_ptr_array_new_with_free_func (g_object_unref);
   gint64 focused = self->focused ? qb_experiment_row_get_id (self->focused) : 0;
+
+  g_hash_table_remove_all (self->calibration_sets);
+  for (guint i = 0; i < listed->calibration_sets->len; i++)
+    {
+      QbCalibrationSet *c = qb_calibration_set_copy (g_ptr_array_index (listed->calibration_sets, i));
+      g_hash_table_insert (self->calibration_sets, &c->id, c);
+    }
 
   for (guint i = 0; i < list->len; i++)
     g_ptr_array_add (rows, qb_experiment_row_new (qb_experiment_copy (g_ptr_array_index (list, i))));
@@ -540,10 +584,11 @@ op_done (GObject      *object,
     return;
   if (op->kind == OP_LIST)
     {
-      g_autoptr(GPtrArray) list = g_task_propagate_pointer (G_TASK (result), &error);
+      Listed *listed = g_task_propagate_pointer (G_TASK (result), &error);
 
-      if (op->generation == self->generation && list)
-        apply_list (self, list);
+      if (op->generation == self->generation && listed)
+        apply_list (self, listed);
+      g_clear_pointer (&listed, listed_free);
       if (error)
         g_signal_emit (self, signals[ERROR], 0, error->message);
       if (op->generation == self->generation)
@@ -688,16 +733,15 @@ qb_experiments_page_dispose (GObject *object)
   if (self->selection)
     g_signal_handlers_disconnect_by_data (self->selection, self);
   g_clear_object (&self->focused);
-#ifdef QB_HAVE_EVAL
   if (self->evaluator)
     g_signal_handlers_disconnect_by_data (self->evaluator, self);
   g_clear_object (&self->evaluator);
-#endif
   g_clear_pointer (&self->store, qb_store_handle_unref);
   qb_ui_dispose_template (GTK_WIDGET (self), QB_TYPE_EXPERIMENTS_PAGE);
   g_clear_object (&self->selection);
   g_clear_object (&self->rows);
   g_clear_pointer (&self->fingerprint, g_free);
+  g_clear_pointer (&self->calibration_sets, g_hash_table_unref);
   G_OBJECT_CLASS (qb_experiments_page_parent_class)->dispose (object);
 }
 
@@ -749,6 +793,8 @@ qb_experiments_page_init (QbExperimentsPage *self)
 {
   gtk_widget_init_template (GTK_WIDGET (self));
 
+  self->calibration_sets = g_hash_table_new_full (g_int64_hash, g_int64_equal, NULL,
+                                                  (GDestroyNotify) qb_calibration_set_free);
   self->rows = g_list_store_new (QB_TYPE_EXPERIMENT_ROW);
   self->filter = gtk_string_filter_new (gtk_property_expression_new (QB_TYPE_EXPERIMENT_ROW, NULL, "name"));
   gtk_string_filter_set_match_mode (self->filter, GTK_STRING_FILTER_MATCH_MODE_SUBSTRING);
@@ -898,7 +944,6 @@ qb_experiments_page_delete (QbExperimentsPage *self,
   run_op (self, OP_DELETE, id, NULL);
 }
 
-#ifdef QB_HAVE_EVAL
 static void
 on_evaluator_progress (QbEvaluator       *evaluator,
                        QbExperimentsPage *self)
@@ -930,4 +975,20 @@ qb_experiments_page_set_evaluator (QbExperimentsPage *self,
     }
   show_evaluation_progress (self);
 }
-#endif
+
+char *
+qb_experiments_page_get_fact (QbExperimentsPage *self,
+                              const char        *key)
+{
+  g_return_val_if_fail (QB_IS_EXPERIMENTS_PAGE (self), NULL);
+  for (int row = 0;; row++)
+    {
+      GtkWidget *k = gtk_grid_get_child_at (self->facts_grid, 0, row);
+      GtkWidget *v = gtk_grid_get_child_at (self->facts_grid, 1, row);
+
+      if (k == NULL || v == NULL)
+        return NULL;
+      if (g_strcmp0 (gtk_label_get_text (GTK_LABEL (k)), key) == 0)
+        return g_strdup (gtk_label_get_text (GTK_LABEL (v)));
+    }
+}

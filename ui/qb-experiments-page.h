@@ -10,9 +10,7 @@
 
 #include <gtk/gtk.h>
 
-#ifdef QB_HAVE_EVAL
 #include "qb-evaluator.h"
-#endif
 #include "qb-experiment-row.h"
 #include "qb-model.h"
 #include "qb-store-handle.h"
@@ -37,6 +35,9 @@ GListModel      *qb_experiments_page_get_rows         (QbExperimentsPage *self);
 /* Ids of the selected experiments, in list order. */
 GArray          *qb_experiments_page_get_selected_ids (QbExperimentsPage *self);
 QbExperimentRow *qb_experiments_page_get_focused      (QbExperimentsPage *self);
+/* The focused experiment's fact shown as key ("Calibration"), or NULL. */
+char            *qb_experiments_page_get_fact         (QbExperimentsPage *self,
+                                                       const char        *key);
 gboolean         qb_experiments_page_select_id        (QbExperimentsPage *self,
                                                        gint64             id,
                                                        gboolean           extend);
@@ -55,10 +56,8 @@ void             qb_experiments_page_set_tags         (QbExperimentsPage *self,
                                                        const char        *tags);
 void             qb_experiments_page_delete           (QbExperimentsPage *self,
                                                        gint64             id);
-#ifdef QB_HAVE_EVAL
 /* Shows an evaluation's progress with its experiment; NULL hides it. */
 void             qb_experiments_page_set_evaluator    (QbExperimentsPage *self,
                                                        QbEvaluator       *evaluator);
-#endif
 
 G_END_DECLS

@@ -116,6 +116,13 @@ text_cosine (QbTensorRow *row)
   return isnan (v) ? g_strdup ("") : g_strdup_printf ("%.5f", v);
 }
 
+static char *
+text_out_err (QbTensorRow *row)
+{
+  double v = qb_tensor_row_get_out_rel_err (row);
+  return isnan (v) ? g_strdup ("") : g_strdup_printf ("%.2e", v);
+}
+
 /* Bars grow with quality: SQNR up to 40 dB, RMSE down to 0, cosine to 1
  * (mapped through 1 − cos, which is what differs between formats). */
 static double
@@ -135,6 +142,14 @@ bar_cosine (QbTensorRow *row)
 {
   double c = qb_tensor_row_get_cosine (row);
   return isnan (c) ? NAN : -log10 (MAX (1.0 - c, 1e-9));
+}
+
+/* Output error: full bar at 1e-4, empty at 1 (relative, squared). */
+static double
+bar_out_err (QbTensorRow *row)
+{
+  double e = qb_tensor_row_get_out_rel_err (row);
+  return isnan (e) ? NAN : -log10 (MAX (e, 1e-12));
 }
 
 static const ColumnSpec columns[] = {
@@ -166,6 +181,11 @@ static const ColumnSpec columns[] = {
     text_rmse, SORT_METRIC, "rmse-rel", bar_rmse, 0.5, 0, 80, FALSE },
   { "cosine", "Cosine", "Cosine similarity of original and quantized weights", CELL_METRIC,
     { "has-result", "stale" }, text_cosine, SORT_METRIC, "cosine", bar_cosine, 0, 6, 88, FALSE },
+  /* Shown only when a result has it (qb_layer_table_update_columns). */
+  { "out-err", "Out err", "Output error ‖WX − ŴX‖² / ‖WX‖² on the calibration inputs "
+    "(what hurts the model; estimated from the importance alone where XᵀX was not kept)",
+    CELL_METRIC, { "has-result", "stale" }, text_out_err, SORT_METRIC, NULL, bar_out_err, 0, 4, 80,
+    FALSE },
 };
 
 /* -- the widget ----------------------------------------------------------- */
@@ -822,6 +842,7 @@ on_totals_changed (QbDocument   *document,
    * say which column sorts, and a stable re-sort of a few thousand rows is
    * cheap, so always re-sort. */
   qb_layer_table_refresh_sort (self);
+  qb_layer_table_update_columns (self);
 }
 
 /* -- GObject -------------------------------------------------------------- */
@@ -922,6 +943,8 @@ add_columns (QbLayerTable *self)
           self->group_column = column;
           gtk_column_view_column_set_visible (column, FALSE);
         }
+      if (g_str_equal (spec->id, "out-err"))
+        gtk_column_view_column_set_visible (column, FALSE);
       gtk_column_view_append_column (self->column_view, column);
       g_object_unref (column);
     }
@@ -1181,4 +1204,46 @@ qb_layer_table_get_visible_rows (QbLayerTable *self)
 {
   g_return_val_if_fail (QB_IS_LAYER_TABLE (self), NULL);
   return G_LIST_MODEL (self->sort_model);
+}
+
+static GtkColumnViewColumn *
+column_by_id (QbLayerTable *self,
+              const char   *id)
+{
+  GListModel *cols = gtk_column_view_get_columns (self->column_view);
+
+  for (guint i = 0; i < g_list_model_get_n_items (cols); i++)
+    {
+      g_autoptr(GtkColumnViewColumn) column = g_list_model_get_item (cols, i);
+      if (g_strcmp0 (g_object_get_data (G_OBJECT (column), "qb-id"), id) == 0)
+        return column;
+    }
+  return NULL;
+}
+
+void
+qb_layer_table_update_columns (QbLayerTable *self)
+{
+  GtkColumnViewColumn *column;
+  gboolean any = FALSE;
+  guint n;
+
+  g_return_if_fail (QB_IS_LAYER_TABLE (self));
+  n = self->document ? g_list_model_get_n_items (qb_document_get_rows (self->document)) : 0;
+  for (guint i = 0; i < n && !any; i++)
+    any = !isnan (qb_tensor_row_get_out_rel_err (qb_document_get_row (self->document, i)));
+  column = column_by_id (self, "out-err");
+  if (column != NULL)
+    gtk_column_view_column_set_visible (column, any);
+}
+
+gboolean
+qb_layer_table_get_column_visible (QbLayerTable *self,
+                                   const char   *column_id)
+{
+  GtkColumnViewColumn *column;
+
+  g_return_val_if_fail (QB_IS_LAYER_TABLE (self), FALSE);
+  column = column_by_id (self, column_id);
+  return column != NULL && gtk_column_view_column_get_visible (column);
 }

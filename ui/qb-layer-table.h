@@ -60,6 +60,10 @@ gboolean     qb_layer_table_sort_by           (QbLayerTable *self,
 /* Sorts again after row values changed (results of a run); keeps the
  * selection. */
 void         qb_layer_table_refresh_sort      (QbLayerTable *self);
+/* Shows the output-error column when a row's result has one. */
+void         qb_layer_table_update_columns    (QbLayerTable *self);
+gboolean     qb_layer_table_get_column_visible (QbLayerTable *self,
+                                               const char   *column_id);
 /* The rows as shown (filtered and sorted), for tests and export. */
 GListModel  *qb_layer_table_get_visible_rows  (QbLayerTable *self);
 /* The group label shown before this row, or NULL inside a group. */

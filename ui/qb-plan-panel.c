@@ -15,6 +15,15 @@ struct _QbPlanPanel
   GtkDropDown   *method_dropdown;
   QbRulesEditor *rules_editor;
   GtkLabel      *overrides_label;
+  GtkButton     *calib_button;
+  GtkLabel      *calib_label;
+  GtkButton     *calib_clear_button;
+  GtkSpinButton *calib_chunks_spin;
+  GtkSpinButton *calib_ctx_spin;
+  GtkSwitch     *calib_random_switch;
+  GtkSpinButton *calib_seed_spin;
+  GtkSpinButton *calib_skip_spin;
+  char         **calib_paths;  /* chosen texts, or NULL */
 
   QbDocument    *document;
   gboolean       syncing;     /* showing the plan, not the user choosing */
@@ -102,6 +111,105 @@ on_method_selected (GtkDropDown *dropdown,
                                 gtk_string_list_get_string (GTK_STRING_LIST (gtk_drop_down_get_model (dropdown)), pos));
 }
 
+/* -- calibration ------------------------------------------------------------ */
+
+/* Hands the chosen texts and chunking to the document, for the next run. */
+static void
+push_calibration (QbPlanPanel *self)
+{
+  QbCalibrationOptions opts;
+  g_autofree char *name = NULL;
+  guint n = self->calib_paths ? g_strv_length (self->calib_paths) : 0;
+
+  if (n == 0)
+    name = g_strdup ("None");
+  else
+    {
+      g_autofree char *first = g_path_get_basename (self->calib_paths[0]);
+      name = n == 1 ? g_strdup (first) : g_strdup_printf ("%s + %u more", first, n - 1);
+    }
+  gtk_label_set_text (self->calib_label, name);
+  gtk_widget_set_sensitive (GTK_WIDGET (self->calib_clear_button), n > 0);
+  if (self->document == NULL)
+    return;
+  qb_calibration_options_init (&opts);
+  opts.n_chunks = (guint) gtk_spin_button_get_value_as_int (self->calib_chunks_spin);
+  opts.n_ctx = (guint) gtk_spin_button_get_value_as_int (self->calib_ctx_spin);
+  opts.random = gtk_switch_get_active (self->calib_random_switch);
+  opts.seed = (guint64) gtk_spin_button_get_value_as_int (self->calib_seed_spin);
+  opts.skip_chunks = (guint) gtk_spin_button_get_value_as_int (self->calib_skip_spin);
+  qb_document_set_calibration (self->document, (const char * const *) self->calib_paths, &opts);
+}
+
+void
+qb_plan_panel_set_calibration_files (QbPlanPanel        *self,
+                                     const char * const *paths)
+{
+  g_return_if_fail (QB_IS_PLAN_PANEL (self));
+  g_strfreev (self->calib_paths);
+  self->calib_paths = paths && paths[0] ? g_strdupv ((char **) paths) : NULL;
+  push_calibration (self);
+}
+
+static void
+on_calib_chosen (GtkNativeDialog *dialog,
+                 int              response,
+                 QbPlanPanel     *self)
+{
+  if (response == GTK_RESPONSE_ACCEPT)
+    {
+      g_autoptr(GListModel) files = gtk_file_chooser_get_files (GTK_FILE_CHOOSER (dialog));
+      g_autoptr(GPtrArray) paths = g_ptr_array_new_with_free_func (g_free);
+
+      for (guint i = 0; i < g_list_model_get_n_items (files); i++)
+        {
+          g_autoptr(GFile) file = g_list_model_get_item (files, i);
+          char *path = g_file_get_path (file);
+          if (path != NULL)
+            g_ptr_array_add (paths, path);
+        }
+      g_ptr_array_add (paths, NULL);
+      qb_plan_panel_set_calibration_files (self, (const char * const *) paths->pdata);
+    }
+  gtk_native_dialog_destroy (dialog);
+  g_object_unref (dialog);
+  g_object_unref (self);
+}
+
+static void
+on_calib_button (GtkButton   *button,
+                 QbPlanPanel *self)
+{
+  GtkRoot *root = gtk_widget_get_root (GTK_WIDGET (self));
+  GtkFileChooserNative *dialog;
+  g_autoptr(GtkFileFilter) text = gtk_file_filter_new ();
+
+  dialog = gtk_file_chooser_native_new ("Calibration Texts", GTK_IS_WINDOW (root) ? GTK_WINDOW (root) : NULL,
+                                        GTK_FILE_CHOOSER_ACTION_OPEN, "_Choose", "_Cancel");
+  gtk_file_chooser_set_select_multiple (GTK_FILE_CHOOSER (dialog), TRUE);
+  gtk_file_filter_set_name (text, "Text files");
+  gtk_file_filter_add_mime_type (text, "text/plain");
+  gtk_file_chooser_add_filter (GTK_FILE_CHOOSER (dialog), text);
+  gtk_native_dialog_set_modal (GTK_NATIVE_DIALOG (dialog), TRUE);
+  g_signal_connect (dialog, "response", G_CALLBACK (on_calib_chosen), g_object_ref (self));
+  gtk_native_dialog_show (GTK_NATIVE_DIALOG (dialog));
+}
+
+static void
+on_calib_clear (GtkButton   *button,
+                QbPlanPanel *self)
+{
+  qb_plan_panel_set_calibration_files (self, NULL);
+}
+
+static void
+on_calib_setting (GObject     *object,
+                  GParamSpec  *pspec,
+                  QbPlanPanel *self)
+{
+  push_calibration (self);
+}
+
 static void
 qb_plan_panel_dispose (GObject *object)
 {
@@ -110,6 +218,7 @@ qb_plan_panel_dispose (GObject *object)
   if (self->document)
     g_signal_handlers_disconnect_by_data (self->document, self);
   g_clear_object (&self->document);
+  g_clear_pointer (&self->calib_paths, g_strfreev);
   qb_ui_dispose_template (GTK_WIDGET (self), QB_TYPE_PLAN_PANEL);
   G_OBJECT_CLASS (qb_plan_panel_parent_class)->dispose (object);
 }
@@ -130,6 +239,14 @@ qb_plan_panel_class_init (QbPlanPanelClass *klass)
   gtk_widget_class_bind_template_child (widget_class, QbPlanPanel, method_dropdown);
   gtk_widget_class_bind_template_child (widget_class, QbPlanPanel, rules_editor);
   gtk_widget_class_bind_template_child (widget_class, QbPlanPanel, overrides_label);
+  gtk_widget_class_bind_template_child (widget_class, QbPlanPanel, calib_button);
+  gtk_widget_class_bind_template_child (widget_class, QbPlanPanel, calib_label);
+  gtk_widget_class_bind_template_child (widget_class, QbPlanPanel, calib_clear_button);
+  gtk_widget_class_bind_template_child (widget_class, QbPlanPanel, calib_chunks_spin);
+  gtk_widget_class_bind_template_child (widget_class, QbPlanPanel, calib_ctx_spin);
+  gtk_widget_class_bind_template_child (widget_class, QbPlanPanel, calib_seed_spin);
+  gtk_widget_class_bind_template_child (widget_class, QbPlanPanel, calib_skip_spin);
+  gtk_widget_class_bind_template_child (widget_class, QbPlanPanel, calib_random_switch);
   gtk_widget_class_set_css_name (widget_class, "planpanel");
 }
 
@@ -161,6 +278,14 @@ qb_plan_panel_init (QbPlanPanel *self)
   g_signal_connect (self->default_button, "format-chosen", G_CALLBACK (on_default_chosen), self);
   g_signal_connect (self->preset_dropdown, "notify::selected", G_CALLBACK (on_preset_selected), self);
   g_signal_connect (self->method_dropdown, "notify::selected", G_CALLBACK (on_method_selected), self);
+  g_signal_connect (self->calib_button, "clicked", G_CALLBACK (on_calib_button), self);
+  g_signal_connect (self->calib_clear_button, "clicked", G_CALLBACK (on_calib_clear), self);
+  g_signal_connect (self->calib_chunks_spin, "notify::value", G_CALLBACK (on_calib_setting), self);
+  g_signal_connect (self->calib_ctx_spin, "notify::value", G_CALLBACK (on_calib_setting), self);
+  g_signal_connect (self->calib_random_switch, "notify::active", G_CALLBACK (on_calib_setting), self);
+  g_signal_connect (self->calib_seed_spin, "notify::value", G_CALLBACK (on_calib_setting), self);
+  g_signal_connect (self->calib_skip_spin, "notify::value", G_CALLBACK (on_calib_setting), self);
+  gtk_widget_set_sensitive (GTK_WIDGET (self->calib_clear_button), FALSE);
 }
 
 GtkWidget *
@@ -182,6 +307,13 @@ qb_plan_panel_set_document (QbPlanPanel *self,
     g_signal_connect (document, "totals-changed", G_CALLBACK (on_totals_changed), self);
   qb_rules_editor_set_document (self->rules_editor, document);
   gtk_widget_set_sensitive (GTK_WIDGET (self), document != NULL);
+  if (document)
+    {
+      /* Chunks no longer than the model's context (512 by default). */
+      guint model_ctx = qb_model_get_arch (qb_document_get_model (document))->n_ctx;
+      gtk_spin_button_set_value (self->calib_ctx_spin, model_ctx > 0 ? MIN (512, model_ctx) : 512);
+    }
+  push_calibration (self);
   sync_from_plan (self);
 }
 

@@ -18,4 +18,8 @@ void           qb_plan_panel_set_document      (QbPlanPanel *self,
                                                 QbDocument  *document);
 QbRulesEditor *qb_plan_panel_get_rules_editor  (QbPlanPanel *self);
 
+/* What choosing calibration texts in the file dialog does (NULL: none). */
+void           qb_plan_panel_set_calibration_files (QbPlanPanel        *self,
+                                                    const char * const *paths);
+
 G_END_DECLS

@@ -2,11 +2,13 @@
 #include "qb-rules-editor.h"
 
 #include "qb-format-button.h"
+#include "qb-method.h"
 
 typedef struct {
   GtkEntry    *entry;
   GtkDropDown *kind;
   QbFormatButton *format;
+  GtkDropDown *method;      /* 0: the plan's method, i: qb_method_get (i - 1) */
   GtkLabel    *count;
   guint        match_count;
   gboolean     error;
@@ -76,6 +78,24 @@ highlight_active (QbRulesEditor *self)
 }
 
 /* Writes a row's pattern, kind and format into the plan at its position. */
+/* The method a row asks for; NULL: the plan's default. */
+static char *
+method_of_row (RuleRow *r)
+{
+  guint i = gtk_drop_down_get_selected (r->method);
+
+  return i == 0 || i == GTK_INVALID_LIST_POSITION ? NULL : g_strdup (qb_method_get (i - 1)->name);
+}
+
+static guint
+method_position (const char *method)
+{
+  for (guint i = 0; method != NULL && i < qb_method_count (); i++)
+    if (g_ascii_strcasecmp (qb_method_get (i)->name, method) == 0)
+      return i + 1;
+  return 0;
+}
+
 static void
 commit_row (QbRulesEditor *self,
             GtkListBoxRow *row)
@@ -85,8 +105,7 @@ commit_row (QbRulesEditor *self,
   const char *pattern = gtk_editable_get_text (GTK_EDITABLE (r->entry));
   QbRuleKind kind = gtk_drop_down_get_selected (r->kind) == 1 ? QB_RULE_REGEX : QB_RULE_GLOB;
   const char *format = qb_format_button_get_format (r->format);
-  const QbPlanRule *old = qb_plan_get_rule (self->plan, index);
-  g_autofree char *method = old && old->method ? g_strdup (old->method) : NULL;
+  g_autofree char *method = method_of_row (r);
   g_autoptr(GError) error = NULL;
 
   if (kind == QB_RULE_REGEX)
@@ -147,6 +166,14 @@ on_kind_changed (GtkDropDown   *dropdown,
 }
 
 static void
+on_method_changed (GtkDropDown   *dropdown,
+                   GParamSpec    *pspec,
+                   GtkListBoxRow *row)
+{
+  on_entry_changed (NULL, row);
+}
+
+static void
 on_format_chosen (QbFormatButton *button,
                   const char     *format,
                   GtkListBoxRow  *row)
@@ -186,6 +213,18 @@ icon_button (const char    *icon,
   return button;
 }
 
+/* "plan's method", then every method by name. */
+static GtkStringList *
+method_list (void)
+{
+  GtkStringList *list = gtk_string_list_new (NULL);
+
+  gtk_string_list_append (list, "plan's method");
+  for (guint i = 0; i < qb_method_count (); i++)
+    gtk_string_list_append (list, qb_method_get (i)->name);
+  return list;
+}
+
 static GtkWidget *
 make_row (QbRulesEditor    *self,
           const QbPlanRule *rule,
@@ -220,23 +259,32 @@ make_row (QbRulesEditor    *self,
   qb_format_button_set_format (r->format, rule->format);
   gtk_widget_set_hexpand (GTK_WIDGET (r->format), TRUE);
 
+  r->method = GTK_DROP_DOWN (gtk_drop_down_new (G_LIST_MODEL (method_list ()), NULL));
+  gtk_drop_down_set_selected (r->method, method_position (rule->method));
+  gtk_widget_set_tooltip_text (GTK_WIDGET (r->method),
+                               "How the matching tensors are quantized (GPTQ and importance need calibration)");
+  gtk_accessible_update_property (GTK_ACCESSIBLE (r->method), GTK_ACCESSIBLE_PROPERTY_LABEL,
+                                  "Rule method", -1);
+
   r->count = GTK_LABEL (gtk_label_new (NULL));
   gtk_widget_add_css_class (GTK_WIDGET (r->count), "dim-label");
   gtk_widget_add_css_class (GTK_WIDGET (r->count), "numeric");
   gtk_label_set_xalign (r->count, 1);
 
-  gtk_grid_attach (GTK_GRID (grid), GTK_WIDGET (r->entry), 0, 0, 4, 1);
-  gtk_grid_attach (GTK_GRID (grid), GTK_WIDGET (r->kind), 4, 0, 1, 1);
+  gtk_grid_attach (GTK_GRID (grid), GTK_WIDGET (r->entry), 0, 0, 5, 1);
+  gtk_grid_attach (GTK_GRID (grid), GTK_WIDGET (r->kind), 5, 0, 1, 1);
   gtk_grid_attach (GTK_GRID (grid), GTK_WIDGET (r->format), 0, 1, 1, 1);
-  gtk_grid_attach (GTK_GRID (grid), GTK_WIDGET (r->count), 1, 1, 1, 1);
-  gtk_grid_attach (GTK_GRID (grid), icon_button ("go-up-symbolic", "Move up", "up", GTK_LIST_BOX_ROW (row)), 2, 1, 1, 1);
-  gtk_grid_attach (GTK_GRID (grid), icon_button ("go-down-symbolic", "Move down", "down", GTK_LIST_BOX_ROW (row)), 3, 1, 1, 1);
-  gtk_grid_attach (GTK_GRID (grid), icon_button ("user-trash-symbolic", "Remove rule", "remove", GTK_LIST_BOX_ROW (row)), 4, 1, 1, 1);
+  gtk_grid_attach (GTK_GRID (grid), GTK_WIDGET (r->method), 1, 1, 1, 1);
+  gtk_grid_attach (GTK_GRID (grid), GTK_WIDGET (r->count), 2, 1, 1, 1);
+  gtk_grid_attach (GTK_GRID (grid), icon_button ("go-up-symbolic", "Move up", "up", GTK_LIST_BOX_ROW (row)), 3, 1, 1, 1);
+  gtk_grid_attach (GTK_GRID (grid), icon_button ("go-down-symbolic", "Move down", "down", GTK_LIST_BOX_ROW (row)), 4, 1, 1, 1);
+  gtk_grid_attach (GTK_GRID (grid), icon_button ("user-trash-symbolic", "Remove rule", "remove", GTK_LIST_BOX_ROW (row)), 5, 1, 1, 1);
   gtk_list_box_row_set_child (GTK_LIST_BOX_ROW (row), grid);
 
   g_signal_connect (r->entry, "changed", G_CALLBACK (on_entry_changed), row);
   g_signal_connect (r->kind, "notify::selected", G_CALLBACK (on_kind_changed), row);
   g_signal_connect (r->format, "format-chosen", G_CALLBACK (on_format_chosen), row);
+  g_signal_connect (r->method, "notify::selected", G_CALLBACK (on_method_changed), row);
   return row;
 }
 
@@ -259,7 +307,8 @@ rows_match_plan (QbRulesEditor *self)
         continue;
       if (g_strcmp0 (rule->pattern, gtk_editable_get_text (GTK_EDITABLE (r->entry))) != 0
           || (rule->kind == QB_RULE_REGEX) != (gtk_drop_down_get_selected (r->kind) == 1)
-          || g_ascii_strcasecmp (rule->format, qb_format_button_get_format (r->format)) != 0)
+          || g_ascii_strcasecmp (rule->format, qb_format_button_get_format (r->format)) != 0
+          || gtk_drop_down_get_selected (r->method) != method_position (rule->method))
         return FALSE;
     }
   return TRUE;
@@ -419,6 +468,18 @@ qb_rules_editor_set_pattern_text (QbRulesEditor *self,
 
   g_return_if_fail (row != NULL);
   gtk_editable_set_text (GTK_EDITABLE (rule_row (row)->entry), text);
+}
+
+/* What picking a method in a rule's list does (NULL: the plan's method). */
+void
+qb_rules_editor_set_method (QbRulesEditor *self,
+                            guint          index,
+                            const char    *method)
+{
+  GtkListBoxRow *row = nth_row (self, index);
+
+  g_return_if_fail (row != NULL);
+  gtk_drop_down_set_selected (rule_row (row)->method, method_position (method));
 }
 
 gboolean

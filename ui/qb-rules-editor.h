@@ -30,6 +30,10 @@ void       qb_rules_editor_set_pattern_text (QbRulesEditor *self,
                                              guint          index,
                                              const char    *text);
 /* TRUE when the rule's pattern is shown as invalid. */
+/* Chooses a rule's method as the user would (NULL: the plan's method). */
+void       qb_rules_editor_set_method       (QbRulesEditor *self,
+                                             guint          index,
+                                             const char    *method);
 gboolean   qb_rules_editor_row_has_error    (QbRulesEditor *self,
                                              guint          index);
 /* The "N tensors" count shown for a rule. */

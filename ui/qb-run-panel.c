@@ -100,8 +100,11 @@ update (QbRunPanel *self)
   gtk_progress_bar_set_fraction (self->overall_bar, qb_run_get_fraction (self->run));
   percent = g_strdup_printf ("%.0f %%", 100 * qb_run_get_fraction (self->run));
   gtk_progress_bar_set_text (self->overall_bar, percent);
-  gtk_label_set_text (self->current_label, qb_run_get_current_name (self->run)
-                                           ? qb_run_get_current_name (self->run) : "");
+  if (qb_run_get_stage (self->run) != NULL)
+    gtk_label_set_text (self->current_label, qb_run_get_stage (self->run));
+  else
+    gtk_label_set_text (self->current_label, qb_run_get_current_name (self->run)
+                                             ? qb_run_get_current_name (self->run) : "");
   gtk_progress_bar_set_fraction (self->current_bar, qb_run_get_current_fraction (self->run));
   gtk_widget_set_visible (self->current_box, running);
   gtk_widget_set_visible (self->cancel_button, running);

@@ -3,6 +3,7 @@
 
 #include <math.h>
 
+#include "qb-activation-stats.h"
 #include "qb-ui.h"
 
 /* Results and progress reach the main loop at most this often. */
@@ -37,10 +38,16 @@ struct _QbRun
   char             *current_name;
   GArray           *finished;       /* Finished */
   GSource          *dispatch;       /* pending dispatch, or NULL */
+  char             *stage;          /* "Calibrating: …", or NULL once the job runs */
+
+  /* Calibration (copied from the document when the run is made). */
+  char            **calib_paths;
+  QbCalibrationOptions calib_opts;
 
   /* Main-thread view of the progress. */
   QbJobProgress     shown;
   char             *shown_name;
+  char             *shown_stage;
   int               running_row;    /* index of the row marked running, or -1 */
 };
 
@@ -86,6 +93,9 @@ qb_run_finalize (GObject *object)
   g_clear_pointer (&self->finished, g_array_unref);
   g_free (self->current_name);
   g_free (self->shown_name);
+  g_free (self->stage);
+  g_free (self->shown_stage);
+  g_strfreev (self->calib_paths);
   g_mutex_clear (&self->lock);
   G_OBJECT_CLASS (qb_run_parent_class)->finalize (object);
 }
@@ -126,6 +136,7 @@ qb_run_new (QbDocument *document,
   self->plan = qb_plan_copy (qb_document_get_plan (document));
   self->n_threads = n_threads;
   self->cancellable = g_cancellable_new ();
+  self->calib_paths = g_strdupv ((char **) qb_document_get_calibration (document, &self->calib_opts));
   return self;
 }
 
@@ -184,6 +195,8 @@ drain (QbRun *self)
       self->shown_name = g_steal_pointer (&self->current_name);
     }
   self->shown.current_name = self->shown_name;
+  g_free (self->shown_stage);
+  self->shown_stage = g_strdup (self->stage);
   g_clear_pointer (&self->dispatch, g_source_unref);
   g_mutex_unlock (&self->lock);
 
@@ -290,6 +303,65 @@ run_job (QbJob         *job,
   return g_error_matches (*error, G_IO_ERROR, G_IO_ERROR_CANCELLED) ? QB_RUN_CANCELLED : QB_RUN_FAILED;
 }
 
+/* -- calibration statistics, before the job ---------------------------------- */
+
+static void
+on_stats_progress (const QbStatsProgress *p,
+                   gpointer               user_data)
+{
+  QbRun *self = user_data;
+
+  g_mutex_lock (&self->lock);
+  g_free (self->stage);
+  if (p->n_passes > 1)
+    self->stage = g_strdup_printf ("Calibrating: pass %u of %u, chunk %u of %u", p->pass + 1,
+                                   p->n_passes, MIN (p->chunk + 1, p->n_chunks), p->n_chunks);
+  else
+    self->stage = g_strdup_printf ("Calibrating: chunk %u of %u", MIN (p->chunk + 1, p->n_chunks),
+                                   p->n_chunks);
+  schedule_dispatch_locked (self);
+  g_mutex_unlock (&self->lock);
+}
+
+typedef struct {
+  QbRun              *run;
+  GCancellable       *cancellable;
+  QbActivationStats  *stats;
+  GError             *error;
+} StatsCall;
+
+static gpointer
+stats_call (gpointer data)
+{
+  StatsCall *call = data;
+  QbRun *self = call->run;
+
+  call->stats = qb_activation_stats_compute_for_plan (self->model, self->plan,
+                                                      (const char * const *) self->calib_paths,
+                                                      &self->calib_opts, self->n_threads,
+                                                      on_stats_progress, self, call->cancellable,
+                                                      &call->error);
+  return NULL;
+}
+
+/* The statistics of the document's calibration texts, or NULL (and
+ * error) when they could not be computed or the run was cancelled. */
+static QbActivationStats *
+compute_stats (QbRun         *self,
+               GCancellable  *cancellable,
+               GError       **error)
+{
+  StatsCall call = { self, cancellable, NULL, NULL };
+
+  qb_ui_call_at_low_priority (stats_call, &call);
+  g_mutex_lock (&self->lock);
+  g_clear_pointer (&self->stage, g_free);
+  g_mutex_unlock (&self->lock);
+  if (call.stats == NULL)
+    g_propagate_error (error, call.error);
+  return call.stats;
+}
+
 static void
 run_thread (GTask        *task,
             gpointer      source_object,
@@ -299,15 +371,31 @@ run_thread (GTask        *task,
   QbRun *self = source_object;
   g_autoptr(QbJob) job = qb_job_new (self->model, self->plan);
   g_autoptr(GError) error = NULL;
+  g_autoptr(QbCalibrationSet) calib_record = NULL;
+  QbActivationStats *stats = NULL;
   QbRunStatus status;
 
   qb_job_set_threads (job, self->n_threads);
   qb_job_set_progress_func (job, on_job_progress, self);
   qb_job_set_tensor_func (job, on_job_tensor_done, self);
 
-  if (self->recorder && self->recorder->begin
-      && !self->recorder->begin (self->recorder_data, self->model, self->plan, self->n_threads, &error))
+  if (self->calib_paths != NULL)
     {
+      stats = compute_stats (self, cancellable, &error);
+      if (stats == NULL)
+        {
+          g_task_return_error (task, g_steal_pointer (&error));
+          return;
+        }
+      qb_activation_stats_attach (stats, job, FALSE);
+      calib_record = qb_calibration_to_record (qb_activation_stats_get_calibration (stats));
+    }
+
+  if (self->recorder && self->recorder->begin
+      && !self->recorder->begin (self->recorder_data, self->model, self->plan, self->n_threads,
+                                 calib_record, &error))
+    {
+      qb_activation_stats_free (stats);
       g_task_return_error (task, g_steal_pointer (&error));
       return;
     }
@@ -316,6 +404,9 @@ run_thread (GTask        *task,
 
   if (self->recorder && self->recorder->finish)
     self->recorder->finish (self->recorder_data, job, status, error);
+  /* The job used the statistics; the results it keeps are copies. */
+  g_clear_pointer (&job, qb_job_free);
+  qb_activation_stats_free (stats);
 
   if (status == QB_RUN_DONE)
     g_task_return_boolean (task, TRUE);
@@ -444,6 +535,12 @@ double
 qb_run_get_current_fraction (QbRun *self)
 {
   return self->shown.current_fraction;
+}
+
+const char *
+qb_run_get_stage (QbRun *self)
+{
+  return self->shown_stage;
 }
 
 const char *

@@ -1,5 +1,10 @@
 /* qb-run.h — one quantization run of the document's plan, in the background.
  *
+ * When the document has calibration texts, the run first computes their
+ * statistics (importance, and XᵀX for the tensors whose method needs it;
+ * from the cache when they were computed before), with progress and
+ * Cancel, and hands them to the job.
+ *
  * A GTask thread calls qb_job_run() on a copy of the plan.  The job's
  * progress and per-tensor results arrive on worker threads; they are queued
  * and handed to the main loop at most once per frame, so a job finishing
@@ -12,6 +17,7 @@
 #include <gio/gio.h>
 
 #include "qb-document.h"
+#include "qb-experiment.h"
 #include "qb-job.h"
 
 G_BEGIN_DECLS
@@ -27,7 +33,9 @@ typedef enum {
 /* Saves a run as it goes; called on the run's worker thread. */
 typedef struct {
   /* Before the first tensor.  Returns FALSE (and error) to refuse the run. */
-  gboolean (*begin)       (gpointer data, QbModel *model, QbPlan *plan, guint n_threads, GError **error);
+  /* calibration: the set the run's statistics came from, or NULL. */
+  gboolean (*begin)       (gpointer data, QbModel *model, QbPlan *plan, guint n_threads,
+                           const QbCalibrationSet *calibration, GError **error);
   void     (*tensor_done) (gpointer data, guint index, const QbTensorResult *result);
   /* After the job; status is DONE, CANCELLED or FAILED. */
   void     (*finish)      (gpointer data, QbJob *job, QbRunStatus status, const GError *job_error);
@@ -60,6 +68,8 @@ double        qb_run_get_elapsed          (QbRun               *self);
 /* Seconds left, estimated from the bytes done; NAN before any. */
 double        qb_run_get_remaining        (QbRun               *self);
 const GError *qb_run_get_error            (QbRun               *self);
+/* "Calibrating: chunk 3 of 128" while statistics are computed, else NULL. */
+const char   *qb_run_get_stage            (QbRun               *self);
 /* How many main-loop dispatches carried progress (for tests of coalescing). */
 guint         qb_run_get_n_dispatches     (QbRun               *self);
 

@@ -333,6 +333,12 @@ qb_tensor_row_get_cosine (QbTensorRow *self)
   return self->result ? self->result->metrics.cosine : NAN;
 }
 
+double
+qb_tensor_row_get_out_rel_err (QbTensorRow *self)
+{
+  return self->result ? self->result->metrics.out_rel_err : NAN;
+}
+
 gboolean
 qb_tensor_row_get_stale (QbTensorRow *self)
 {

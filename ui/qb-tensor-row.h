@@ -64,6 +64,8 @@ const QbTensorResult *qb_tensor_row_get_result       (QbTensorRow           *sel
 double                qb_tensor_row_get_sqnr         (QbTensorRow           *self);
 double                qb_tensor_row_get_rmse_rel     (QbTensorRow           *self);
 double                qb_tensor_row_get_cosine       (QbTensorRow           *self);
+/* ‖WX − ŴX‖² / ‖WX‖² on the calibration inputs; NAN without calibration. */
+double                qb_tensor_row_get_out_rel_err  (QbTensorRow           *self);
 /* TRUE when the plan now asks for another format than the result used. */
 gboolean              qb_tensor_row_get_stale        (QbTensorRow           *self);
 

@@ -1,9 +1,7 @@
 /* qb-window-actions.c — every command of the window, as a GAction. */
 #include "qb-window-private.h"
 
-#ifdef QB_HAVE_EVAL
 #include "qb-evaluate-dialog.h"
-#endif
 
 G_GNUC_BEGIN_IGNORE_DEPRECATIONS   /* GtkFileChooserNative: GtkFileDialog is 4.10+ */
 
@@ -45,14 +43,12 @@ qb_window_update_actions (QbWindow *self)
   for (guint i = 0; i < G_N_ELEMENTS (need_store); i++)
     set_enabled (self, need_store[i], self->store != NULL);
   set_enabled (self, "open-experiment", have && self->store != NULL && !running);
-#ifdef QB_HAVE_EVAL
   {
     gboolean evaluating = self->evaluator && qb_evaluator_is_running (self->evaluator);
     set_enabled (self, "evaluate", have && self->store != NULL && !evaluating);
     set_enabled (self, "evaluate-experiment", have && self->store != NULL && !evaluating);
     set_enabled (self, "cancel-evaluation", evaluating);
   }
-#endif
 }
 
 /* -- opening -------------------------------------------------------------- */
@@ -533,7 +529,6 @@ action_compare_experiments (GSimpleAction *action,
 }
 
 /* -- evaluation ------------------------------------------------------------- */
-#ifdef QB_HAVE_EVAL
 
 static void
 action_evaluate (GSimpleAction *action,
@@ -601,7 +596,6 @@ static const GActionEntry eval_entries[] = {
   { "evaluate-experiment", action_evaluate_experiment, "(xsuub)" },
   { "cancel-evaluation", action_cancel_evaluation },
 };
-#endif
 
 /* -- the window ----------------------------------------------------------- */
 
@@ -677,9 +671,7 @@ void
 qb_window_install_actions (QbWindow *self)
 {
   g_action_map_add_action_entries (G_ACTION_MAP (self), entries, G_N_ELEMENTS (entries), self);
-#ifdef QB_HAVE_EVAL
   g_action_map_add_action_entries (G_ACTION_MAP (self), eval_entries, G_N_ELEMENTS (eval_entries), self);
-#endif
 }
 
 G_GNUC_END_IGNORE_DEPRECATIONS

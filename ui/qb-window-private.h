@@ -36,9 +36,7 @@ struct _QbWindow
   QbRun                *run;
   QbExperimentRecorder *recorder;   /* the current run's; owned by the run */
   QbStoreHandle        *store;      /* NULL until open, or when it failed */
-#ifdef QB_HAVE_EVAL
   QbEvaluator          *evaluator;  /* the latest evaluation, running or not */
-#endif
   char                 *error_message;
   guint                 n_pending;  /* experiment loads under way */
 };

@@ -234,6 +234,7 @@ on_run_finished (QbRun    *run,
                  QbWindow *self)
 {
   qb_layer_table_refresh_sort (self->layer_table);
+  qb_layer_table_update_columns (self->layer_table);
   qb_window_update_actions (self);
   if (qb_run_get_status (run) == QB_RUN_FAILED && qb_run_get_error (run))
     qb_window_show_error (self, qb_run_get_error (run)->message);
@@ -246,6 +247,9 @@ on_run_finished (QbRun    *run,
                                                qb_experiment_recorder_get_error (self->recorder)->message);
       qb_run_panel_set_note (self->run_panel, note);
     }
+  else if (qb_experiment_recorder_get_id (self->recorder) == 0)
+    /* It ended while calibrating, before there was anything to save. */
+    qb_run_panel_set_note (self->run_panel, "nothing saved");
   else
     {
       g_autofree char *note = g_strdup_printf ("saved as experiment #%" G_GINT64_FORMAT,
@@ -413,6 +417,7 @@ load_experiment_done (GObject      *source,
       qb_document_set_result (self->document, t->position, qb_tensor_result_copy (t->result));
     }
   qb_layer_table_refresh_sort (self->layer_table);
+  qb_layer_table_update_columns (self->layer_table);
   gtk_stack_set_visible_child_name (self->page_stack, "plan");
   qb_window_update_actions (self);
 }
@@ -501,14 +506,12 @@ qb_window_dispose (GObject *object)
   if (self->document)
     g_signal_handlers_disconnect_by_data (self->document, self);
   g_clear_object (&self->document);
-#ifdef QB_HAVE_EVAL
   if (self->evaluator)
     {
       g_signal_handlers_disconnect_by_data (self->evaluator, self);
       qb_evaluator_cancel (self->evaluator);
     }
   g_clear_object (&self->evaluator);
-#endif
   g_clear_pointer (&self->store, qb_store_handle_unref);
   if (self->settings)
     g_signal_handlers_disconnect_by_data (self->settings, self);
@@ -615,9 +618,7 @@ QbRunPanel      *qb_window_get_run_panel   (QbWindow *self) { return self->run_p
 QbExperimentsPage *qb_window_get_experiments_page (QbWindow *self) { return self->experiments_page; }
 QbComparePage   *qb_window_get_compare_page (QbWindow *self) { return self->compare_page; }
 gboolean         qb_window_has_store       (QbWindow *self) { return self->store != NULL; }
-#ifdef QB_HAVE_EVAL
 QbEvaluator     *qb_window_get_evaluator   (QbWindow *self) { return self->evaluator; }
-#endif
 gboolean         qb_window_is_busy         (QbWindow *self) { return self->n_pending > 0; }
 
 const char *

@@ -9,9 +9,7 @@
 
 #include "qb-compare-page.h"
 #include "qb-document.h"
-#ifdef QB_HAVE_EVAL
 #include "qb-evaluator.h"
-#endif
 #include "qb-experiment-recorder.h"
 #include "qb-experiments-page.h"
 #include "qb-layer-table.h"
@@ -47,10 +45,8 @@ QbExperimentsPage *qb_window_get_experiments_page (QbWindow  *self);
 QbComparePage   *qb_window_get_compare_page  (QbWindow       *self);
 /* The experiment database is open. */
 gboolean         qb_window_has_store         (QbWindow       *self);
-#ifdef QB_HAVE_EVAL
 /* The latest evaluation (running or finished), or NULL. */
 QbEvaluator     *qb_window_get_evaluator     (QbWindow       *self);
-#endif
 /* Opening the database or an experiment is under way. */
 gboolean         qb_window_is_busy           (QbWindow       *self);
 const char      *qb_window_get_subtitle_text (QbWindow       *self);

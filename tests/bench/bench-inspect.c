@@ -21,49 +21,6 @@
 #include "qb-demo-model.h"
 #include "qb-model-stats.h"
 
-static char *
-demo_model_path (gint64 n_params)
-{
-  g_autofree char *dir = qb_bench_cache_dir ();
-  g_autofree char *name = g_strdup_printf ("demo-v%d-%" G_GINT64_FORMAT "-f16-seed1.gguf",
-                                           QB_DEMO_MODEL_VERSION, n_params);
-  char *path = g_build_filename (dir, name, NULL);
-  g_autoptr(GError) error = NULL;
-  QbDemoModelSpec spec;
-  double t0;
-
-  if (g_file_test (path, G_FILE_TEST_IS_REGULAR))
-    return path;
-  qb_demo_model_spec_init (&spec);
-  spec.n_params = n_params;
-  printf ("generating %s ...\n", path);
-  fflush (stdout);
-  t0 = qb_bench_now ();
-  if (!qb_demo_model_write (&spec, path, NULL, NULL, &error))
-    g_error ("%s", error->message);
-  printf ("  generated in %.1f s\n", qb_bench_now () - t0);
-  return path;
-}
-
-/* The span of the mapping that holds tensor data. */
-static void
-data_span (QbModel *model, const guint8 **start, gsize *size)
-{
-  const guint8 *lo = NULL, *hi = NULL;
-
-  for (guint i = 0; i < qb_model_get_n_tensors (model); i++)
-    {
-      const QbTensor *t = qb_model_get_tensor (model, i);
-      const guint8 *p = t->data;
-      if (lo == NULL || p < lo)
-        lo = p;
-      if (hi == NULL || p + t->n_bytes > hi)
-        hi = p + t->n_bytes;
-    }
-  *start = lo;
-  *size = hi - lo;
-}
-
 static QbBenchTime
 stats_time (QbModel *model, guint n_threads, guint repeats)
 {
@@ -114,7 +71,7 @@ main (int argc, char **argv)
     }
   n_all = threads ? (guint) threads : qb_cpu_count ();
 
-  path = demo_model_path (n_params);
+  path = qb_bench_demo_model (n_params, QB_DTYPE_F16);
   t0 = qb_bench_now ();
   model = qb_model_open (path, &error);
   if (model == NULL)
@@ -123,7 +80,7 @@ main (int argc, char **argv)
           "opened in %.2f ms, %u CPUs\n\n", path, qb_model_get_n_params (model),
           qb_model_get_n_bytes (model) / 1e9, (qb_bench_now () - t0) * 1e3, qb_cpu_count ());
 
-  data_span (model, &data, &size);
+  qb_bench_data_span (model, &data, &size);
   bytes = qb_model_get_n_bytes (model);
   qb_bench_read_time (data, size, n_all, 1);           /* fault the mapping in */
 

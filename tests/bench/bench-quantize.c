@@ -21,10 +21,10 @@
  * or more; a summary says whether this run met it.
  *
  * With llama.cpp's llama-quantize (--llama-quantize PATH, or
- * $QB_LLAMA_QUANTIZE), the ggml types are also run through it with --pure
- * on the same file and thread counts, against our job exporting a GGUF, so
- * both read the model, quantize and write a file.  Optional: without it
- * that part is skipped.
+ * $QB_LLAMA_QUANTIZE, or the one meson found), the ggml types are also
+ * run through it with --pure on the same file and thread counts, against
+ * our job exporting a GGUF, so both read the model, quantize and write a
+ * file.  Optional: without it that part is skipped.
  */
 #include <glib/gstdio.h>
 #include <stdio.h>
@@ -37,45 +37,6 @@
 #include "qb-model.h"
 
 static const char *default_formats = "Q8_0,Q4_0,Q4_K,Q6_K,INT4_G128,NF4";
-
-static char *
-demo_model_path (gint64 n_params)
-{
-  g_autofree char *dir = qb_bench_cache_dir ();
-  g_autofree char *name = g_strdup_printf ("demo-v%d-%" G_GINT64_FORMAT "-f16-seed1.gguf",
-                                           QB_DEMO_MODEL_VERSION, n_params);
-  char *path = g_build_filename (dir, name, NULL);
-  g_autoptr(GError) error = NULL;
-  QbDemoModelSpec spec;
-
-  if (g_file_test (path, G_FILE_TEST_IS_REGULAR))
-    return path;
-  qb_demo_model_spec_init (&spec);
-  spec.n_params = n_params;
-  printf ("generating %s ...\n", path);
-  fflush (stdout);
-  if (!qb_demo_model_write (&spec, path, NULL, NULL, &error))
-    g_error ("%s", error->message);
-  return path;
-}
-
-static void
-data_span (QbModel *model, const guint8 **start, gsize *size)
-{
-  const guint8 *lo = NULL, *hi = NULL;
-
-  for (guint i = 0; i < qb_model_get_n_tensors (model); i++)
-    {
-      const QbTensor *t = qb_model_get_tensor (model, i);
-      const guint8 *p = t->data;
-      if (lo == NULL || p < lo)
-        lo = p;
-      if (hi == NULL || p + t->n_bytes > hi)
-        hi = p + t->n_bytes;
-    }
-  *start = lo;
-  *size = hi - lo;
-}
 
 /* The best of repeats runs of a job with one default format. */
 static QbBenchTime
@@ -222,6 +183,9 @@ main (int argc, char **argv)
   n_all = threads ? (guint) threads : qb_cpu_count ();
   if (llama == NULL && g_getenv ("QB_LLAMA_QUANTIZE"))
     llama = g_strdup (g_getenv ("QB_LLAMA_QUANTIZE"));
+  /* meson's benchmark passes the one it found */
+  if (llama == NULL && g_getenv ("QB_LLAMA_QUANTIZE_FOUND"))
+    llama = g_strdup (g_getenv ("QB_LLAMA_QUANTIZE_FOUND"));
   formats = g_strsplit (format_list ? format_list : default_formats, ",", -1);
   for (guint f = 0; formats[f]; f++)
     if (qb_format_find (formats[f]) == NULL)
@@ -230,14 +194,14 @@ main (int argc, char **argv)
         return 2;
       }
 
-  path = model_file ? g_strdup (model_file) : demo_model_path (n_params);
+  path = model_file ? g_strdup (model_file) : qb_bench_demo_model (n_params, QB_DTYPE_F16);
   model = qb_model_open (path, &error);
   if (model == NULL)
     g_error ("%s", error->message);
   printf ("bench-quantize: %s\n  %" G_GINT64_FORMAT " parameters, %.2f GB of tensor data, %u CPUs\n\n",
           path, qb_model_get_n_params (model), qb_model_get_n_bytes (model) / 1e9, qb_cpu_count ());
 
-  data_span (model, &data, &size);
+  qb_bench_data_span (model, &data, &size);
   bytes = qb_model_get_n_bytes (model);
   qb_bench_read_time (data, size, n_all, 1);           /* fault the mapping in */
   read1 = qb_bench_read_time (data, size, 1, 3);

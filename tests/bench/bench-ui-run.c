@@ -162,27 +162,6 @@ headless_job_seconds (const char *path,
   return qb_bench_now () - t0;
 }
 
-static char *
-demo_model_path (gint64 n_params)
-{
-  g_autofree char *dir = qb_bench_cache_dir ();
-  g_autofree char *name = g_strdup_printf ("demo-v%d-%" G_GINT64_FORMAT "-f16-seed1.gguf",
-                                           QB_DEMO_MODEL_VERSION, n_params);
-  char *path = g_build_filename (dir, name, NULL);
-  g_autoptr(GError) error = NULL;
-  QbDemoModelSpec spec;
-
-  if (g_file_test (path, G_FILE_TEST_IS_REGULAR))
-    return path;
-  qb_demo_model_spec_init (&spec);
-  spec.n_params = n_params;
-  printf ("generating %s ...\n", path);
-  fflush (stdout);
-  if (!qb_demo_model_write (&spec, path, NULL, NULL, &error))
-    g_error ("%s", error->message);
-  return path;
-}
-
 int
 main (int argc, char **argv)
 {
@@ -207,7 +186,7 @@ main (int argc, char **argv)
     }
   if (!qb_demo_model_parse_size (size, &n_params))
     g_error ("not a size: %s", size);
-  path = demo_model_path (n_params);
+  path = qb_bench_demo_model (n_params, QB_DTYPE_F16);
 
   printf ("headless job (no window), %s, all threads ...\n", format);
   fflush (stdout);

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include "qb-demo-model.h"
 #include "qb-workers.h"
 
 #define SLICE (4u << 20)
@@ -119,4 +120,48 @@ qb_bench_cache_dir (void)
 
   g_mkdir_with_parents (dir, 0755);
   return dir;
+}
+
+char *
+qb_bench_demo_model (gint64 n_params, QbDType dtype)
+{
+  g_autofree char *dir = qb_bench_cache_dir ();
+  g_autofree char *name = g_strdup_printf ("demo-v%d-%" G_GINT64_FORMAT "-%s-seed1.gguf",
+                                           QB_DEMO_MODEL_VERSION, n_params,
+                                           dtype == QB_DTYPE_F32 ? "f32" : "f16");
+  char *path = g_build_filename (dir, name, NULL);
+  g_autoptr(GError) error = NULL;
+  QbDemoModelSpec spec;
+  double t0;
+
+  if (g_file_test (path, G_FILE_TEST_IS_REGULAR))
+    return path;
+  qb_demo_model_spec_init (&spec);
+  spec.n_params = n_params;
+  spec.dtype = dtype;
+  printf ("generating %s ...\n", path);
+  fflush (stdout);
+  t0 = qb_bench_now ();
+  if (!qb_demo_model_write (&spec, path, NULL, NULL, &error))
+    g_error ("%s", error->message);
+  printf ("  generated in %.1f s\n", qb_bench_now () - t0);
+  return path;
+}
+
+void
+qb_bench_data_span (QbModel *model, const guint8 **start, gsize *size)
+{
+  const guint8 *lo = NULL, *hi = NULL;
+
+  for (guint i = 0; i < qb_model_get_n_tensors (model); i++)
+    {
+      const QbTensor *t = qb_model_get_tensor (model, i);
+      const guint8 *p = t->data;
+      if (lo == NULL || p < lo)
+        lo = p;
+      if (hi == NULL || p + t->n_bytes > hi)
+        hi = p + t->n_bytes;
+    }
+  *start = lo;
+  *size = hi - lo;
 }

@@ -8,6 +8,8 @@
 
 #include <glib.h>
 
+#include "qb-model.h"
+
 G_BEGIN_DECLS
 
 /* Monotonic seconds. */
@@ -47,5 +49,13 @@ void    qb_bench_print_header    (void);
 /* Where benchmarks keep generated inputs: $QB_BENCH_CACHE, else
  * $XDG_CACHE_HOME/quantbench/bench; created if missing. */
 char   *qb_bench_cache_dir       (void);
+/* The demo model of n_params in dtype (F16 or F32), generated into the
+ * cache folder the first time. */
+char   *qb_bench_demo_model      (gint64             n_params,
+                                  QbDType            dtype);
+/* The span of the model's mapping that holds tensor data. */
+void    qb_bench_data_span       (QbModel           *model,
+                                  const guint8     **start,
+                                  gsize             *size);
 
 G_END_DECLS

@@ -1,0 +1,796 @@
+/* qb-activation-stats.c — importance matrices and XᵀX from forward passes
+ * over a calibration set (see qb-activation-stats.h). */
+#include "qb-activation-stats.h"
+#include "qb-calibration-private.h"
+#include "qb-tokenizer.h"
+
+#include <cblas.h>
+#include <glib/gstdio.h>
+#include <string.h>
+
+#define STATS_VERSION "quantbench-stats-1"
+#define GRAM_MAGIC    "QBGRAM01"
+
+/* One distinct input of linear layers: the weights reading it share its
+ * statistics. */
+typedef struct {
+  char      *key;          /* "blk.3.attn_in", "output_in": names the cache file */
+  gint64     n;            /* columns */
+  GPtrArray *members;      /* tensor names reading this input, in model order */
+  gboolean   is_output;    /* the output matrix's input (llama-imatrix: --process-output) */
+  gboolean   want_gram;
+  gboolean   gram_cached;  /* a valid file is in the cache */
+  /* Σ x² per column and rows (from this run or the cached imatrix). */
+  double    *sum2;
+  guint64    rows;
+  /* XᵀX while its pass runs (after a cache header), or kept (no_cache). */
+  guint8    *gram_buf;
+  double    *gram;
+  guint64    gram_rows;
+  /* The input seen last, to count an input shared by Q, K and V once. */
+  guint64    last_forward;
+  const float *last_x;
+} Group;
+
+struct _QbActivationStats {
+  QbModel       *model;
+  QbCalibration *calib;
+  char          *key;          /* SHA-256 hex of model fingerprint + calibration hash */
+  char          *dir;          /* cache folder, NULL with no_cache */
+  gboolean       no_cache;
+  GPtrArray     *groups;       /* Group*, in model order of their first member */
+  GHashTable    *by_name;      /* tensor name -> Group* */
+  Group        **by_index;     /* model tensor index -> Group* or NULL */
+  gboolean       have_sums;
+  guint          n_forward;
+  guint          n_passes;
+  /* The XᵀX handed out last. */
+  GMappedFile   *mapped;
+  Group         *mapped_group;
+};
+
+void
+qb_stats_options_init (QbStatsOptions *opts)
+{
+  memset (opts, 0, sizeof *opts);
+}
+
+/* ---- groups ------------------------------------------------------------- */
+
+static void
+group_free (gpointer data)
+{
+  Group *g = data;
+
+  g_free (g->key);
+  g_ptr_array_unref (g->members);
+  g_free (g->sum2);
+  g_free (g->gram_buf);
+  g_free (g);
+}
+
+/* Which input a tensor multiplies, by its role: Q, K and V read the
+ * attention norm's output, gate and up the FFN norm's; a tied embedding
+ * serves as the output matrix. */
+static char *
+input_key (const QbTensor *t, gboolean tied)
+{
+  const char *kind;
+
+  if (t->n_dims < 2 || t->is_bias)
+    return NULL;
+  switch (t->role)
+    {
+    case QB_ROLE_ATTN_Q: case QB_ROLE_ATTN_K: case QB_ROLE_ATTN_V: case QB_ROLE_ATTN_QKV:
+      kind = "attn_in";
+      break;
+    case QB_ROLE_ATTN_OUTPUT:
+      kind = "attn_output_in";
+      break;
+    case QB_ROLE_FFN_GATE: case QB_ROLE_FFN_UP:
+      kind = "ffn_in";
+      break;
+    case QB_ROLE_FFN_DOWN:
+      kind = "ffn_down_in";
+      break;
+    case QB_ROLE_OUTPUT:
+      return g_strdup ("output_in");
+    case QB_ROLE_TOKEN_EMBD:
+      return tied ? g_strdup ("output_in") : NULL;
+    default:
+      return NULL;
+    }
+  return t->layer >= 0 ? g_strdup_printf ("blk.%d.%s", t->layer, kind) : g_strdup (t->name);
+}
+
+static void
+build_groups (QbActivationStats *s)
+{
+  g_autoptr(GHashTable) by_key = g_hash_table_new (g_str_hash, g_str_equal);
+  guint n = qb_model_get_n_tensors (s->model);
+  gboolean tied = qb_model_find_tensor (s->model, "output.weight", NULL) == NULL;
+
+  s->groups = g_ptr_array_new_with_free_func (group_free);
+  s->by_name = g_hash_table_new (g_str_hash, g_str_equal);
+  s->by_index = g_new0 (Group *, MAX (n, 1));
+  for (guint i = 0; i < n; i++)
+    {
+      const QbTensor *t = qb_model_get_tensor (s->model, i);
+      g_autofree char *key = input_key (t, tied);
+      Group *g;
+
+      if (key == NULL)
+        continue;
+      g = g_hash_table_lookup (by_key, key);
+      if (g == NULL)
+        {
+          g = g_new0 (Group, 1);
+          g->key = g_steal_pointer (&key);
+          g->n = t->ne[0];
+          g->members = g_ptr_array_new_with_free_func (g_free);
+          g->is_output = strcmp (g->key, "output_in") == 0;
+          g_ptr_array_add (s->groups, g);
+          g_hash_table_insert (by_key, g->key, g);
+        }
+      if (t->ne[0] != g->n)
+        continue;   /* not the same input after all: no statistics */
+      g_ptr_array_add (g->members, g_strdup (t->name));
+      g_hash_table_insert (s->by_name, g_ptr_array_index (g->members, g->members->len - 1), g);
+      s->by_index[i] = g;
+    }
+}
+
+/* ---- the cache ------------------------------------------------------------ */
+
+static char *
+stats_key (QbModel *model, QbCalibration *calib)
+{
+  g_autofree char *text = g_strdup_printf ("%s\n%s\n%s", STATS_VERSION,
+                                           qb_model_get_fingerprint (model),
+                                           qb_calibration_get_hash (calib));
+  return g_compute_checksum_for_string (G_CHECKSUM_SHA256, text, -1);
+}
+
+static char *
+gram_path (QbActivationStats *s, Group *g)
+{
+  g_autofree char *name = g_strdup_printf ("gram-%s.bin", g->key);
+  return g_build_filename (s->dir, name, NULL);
+}
+
+/* Each file's own key: the statistics' key and the input. */
+static char *
+gram_key (QbActivationStats *s, Group *g)
+{
+  g_autofree char *text = g_strdup_printf ("%s\n%s", s->key, g->key);
+  return g_compute_checksum_for_string (G_CHECKSUM_SHA256, text, -1);
+}
+
+/* Maps a group's XᵀX file: NULL when absent, damaged or of another shape. */
+static GMappedFile *
+open_gram (QbActivationStats *s, Group *g, const double **gram, guint64 *rows)
+{
+  g_autofree char *path = gram_path (s, g);
+  g_autofree char *key = gram_key (s, g);
+  g_autoptr(GMappedFile) f = NULL;
+  const guint8 *p;
+  guint64 n, bytes;
+
+  f = qb_cache_open (path, GRAM_MAGIC, key, &p, &bytes);
+  if (f == NULL || bytes < 16)
+    return NULL;
+  memcpy (&n, p, 8);
+  memcpy (rows, p + 8, 8);
+  if ((gint64) n != g->n || bytes != 16 + (guint64) g->n * g->n * sizeof (double) || *rows == 0)
+    return NULL;
+  *gram = (const double *) (const void *) (p + 16);
+  return g_steal_pointer (&f);
+}
+
+static gboolean
+write_gram (QbActivationStats *s, Group *g, GError **error)
+{
+  g_autofree char *path = gram_path (s, g);
+  g_autofree char *key = gram_key (s, g);
+  guint8 *payload = g->gram_buf + QB_CACHE_HEADER_BYTES;
+  guint64 bytes = 16 + (guint64) g->n * g->n * sizeof (double);
+
+  memcpy (payload, &g->n, 8);
+  memcpy (payload + 8, &g->gram_rows, 8);
+  qb_cache_header_fill (g->gram_buf, GRAM_MAGIC, key, payload, bytes);
+  return qb_cache_write (path, g->gram_buf, QB_CACHE_HEADER_BYTES + bytes, error);
+}
+
+/* The cached imatrix, if it has every input of this model. */
+static gboolean
+load_cached_sums (QbActivationStats *s)
+{
+  g_autofree char *path = g_build_filename (s->dir, "imatrix.gguf", NULL);
+  g_autoptr(QbImatrix) im = NULL;
+
+  if (!g_file_test (path, G_FILE_TEST_IS_REGULAR) || (im = qb_imatrix_load (path, NULL)) == NULL)
+    return FALSE;
+  for (guint i = 0; i < s->groups->len; i++)
+    {
+      Group *g = g_ptr_array_index (s->groups, i);
+      const char *name = g_ptr_array_index (g->members, 0);
+      guint n = 0;
+      const float *imp = qb_imatrix_get (im, name, &n);
+      guint64 rows = qb_imatrix_get_samples (im, name);
+
+      if (imp == NULL || n != g->n || rows == 0)
+        return FALSE;
+      g->rows = rows;
+      g->sum2 = g_new (double, g->n);
+      for (gint64 j = 0; j < g->n; j++)
+        g->sum2[j] = (double) imp[j] * rows;
+    }
+  return TRUE;
+}
+
+/* ---- collecting -------------------------------------------------------------- */
+
+typedef struct {
+  QbActivationStats *stats;
+  gboolean           sums;        /* Σ x² this pass */
+  guint64            forward;
+  double            *xd;          /* a chunk's input in double, for dsyrk */
+  gsize              xd_floats;
+  int                blas_threads;
+  GError            *error;
+  /* A pass that only wants some layers' XᵀX stops each forward pass once
+   * it has them: `stop` cancels the rest of the layers. */
+  guint              n_wanted;    /* inputs per forward pass; 0: run every layer */
+  guint              n_seen;
+  GCancellable      *stop;
+  gboolean           stopped;
+} Collect;
+
+static void
+add_gram (Collect *c, Group *g, const float *x, gint64 rows)
+{
+  gsize need = (gsize) rows * g->n;
+  int saved = openblas_get_num_threads ();
+
+  if (c->xd_floats < need)
+    {
+      g_free (c->xd);
+      c->xd = g_new (double, need);
+      c->xd_floats = need;
+    }
+  for (gsize i = 0; i < need; i++)
+    c->xd[i] = x[i];
+  /* The forward pass runs BLAS on one thread; this product wants them all. */
+  openblas_set_num_threads (c->blas_threads);
+  cblas_dsyrk (CblasRowMajor, CblasUpper, CblasTrans, (int) g->n, (int) rows, 1.0, c->xd,
+               (int) g->n, 1.0, g->gram, (int) g->n);
+  openblas_set_num_threads (saved);
+  g->gram_rows += rows;
+}
+
+static void
+add_sums (Group *g, const float *x, gint64 rows)
+{
+  double *s = g->sum2;
+
+  for (gint64 r = 0; r < rows; r++)
+    {
+      const float *xr = x + r * g->n;
+      for (gint64 j = 0; j < g->n; j++)
+        s[j] += (double) xr[j] * xr[j];
+    }
+  g->rows += rows;
+}
+
+static void
+on_activation (const char *weight_name, guint weight_index, const float *x, gint64 n_rows,
+               gint64 n_cols, gpointer data)
+{
+  Collect *c = data;
+  Group *g = weight_index < qb_model_get_n_tensors (c->stats->model) ? c->stats->by_index[weight_index] : NULL;
+
+  if (g == NULL || c->error != NULL)
+    return;
+  if (g->last_forward == c->forward)
+    {
+      /* Q, K and V read one buffer: count it once.  Anything else would
+       * mean the grouping is wrong for this model. */
+      if (g->last_x != x)
+        g_set_error (&c->error, G_IO_ERROR, G_IO_ERROR_FAILED,
+                     "%s: expected the same input as the other weights of %s", weight_name, g->key);
+      return;
+    }
+  g->last_forward = c->forward;
+  g->last_x = x;
+  if (n_cols != g->n)
+    {
+      g_set_error (&c->error, G_IO_ERROR, G_IO_ERROR_FAILED,
+                   "%s: input of %" G_GINT64_FORMAT " columns, expected %" G_GINT64_FORMAT,
+                   weight_name, n_cols, g->n);
+      return;
+    }
+  if (c->sums)
+    add_sums (g, x, n_rows);
+  if (g->gram != NULL)
+    {
+      add_gram (c, g, x, n_rows);
+      if (c->n_wanted > 0 && ++c->n_seen == c->n_wanted)
+        {
+          c->stopped = TRUE;
+          g_cancellable_cancel (c->stop);
+        }
+    }
+}
+
+typedef struct {
+  QbStatsProgressFunc func;
+  gpointer            data;
+  QbStatsProgress     p;
+} Progress;
+
+static void
+layer_progress (guint done, guint total, gpointer data)
+{
+  Progress *pr = data;
+  double units = (double) pr->p.n_passes * pr->p.n_chunks;
+
+  pr->p.fraction = ((double) pr->p.pass * pr->p.n_chunks + pr->p.chunk + (double) done / total) / units;
+  pr->func (&pr->p, pr->data);
+}
+
+static void
+cancel_stop (GCancellable *cancellable, gpointer stop)
+{
+  g_cancellable_cancel (stop);
+}
+
+/* One forward pass over a chunk, stopped early when the pass has what it
+ * wants from it (and only then: a cancel from the user still cancels). */
+static gboolean
+forward_chunk (QbLlama *llama, Collect *c, const gint32 *tokens, guint n_ctx, guint first,
+               float *logits, Progress *pr, GCancellable *cancellable, GError **error)
+{
+  g_autoptr(GError) local = NULL;
+
+  c->forward++;
+  c->n_seen = 0;
+  c->stopped = FALSE;
+  g_cancellable_reset (c->stop);
+  if (qb_llama_forward (llama, tokens, n_ctx, first, logits, pr->func ? layer_progress : NULL, pr,
+                        c->stop, &local))
+    return TRUE;
+  if (c->stopped && !g_cancellable_is_cancelled (cancellable)
+      && g_error_matches (local, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    return TRUE;
+  g_propagate_error (error, g_steal_pointer (&local));
+  return FALSE;
+}
+
+/* One pass over the calibration chunks with the groups in pass
+ * accumulating XᵀX (and Σ x² when sums). */
+static gboolean
+run_pass (QbActivationStats *s, QbLlama *llama, GPtrArray *pass, gboolean sums, Progress *pr,
+          GCancellable *cancellable, GError **error)
+{
+  guint n_ctx = qb_calibration_get_n_ctx (s->calib), n_vocab = qb_llama_get_params (llama)->n_vocab;
+  gboolean output = sums;
+  g_autofree gint32 *tokens = g_new (gint32, n_ctx);
+  g_autofree float *logits = NULL;
+  Collect c = { s, sums, 0, NULL, 0, 0, NULL, 0, 0, NULL, FALSE };
+  gulong handler = 0;
+  guint first;
+  gboolean ok = TRUE;
+
+  c.blas_threads = (int) MAX (qb_llama_get_threads (llama), 1);
+  for (guint i = 0; i < pass->len; i++)
+    {
+      Group *g = g_ptr_array_index (pass, i);
+      output |= g->is_output;
+      g->gram_buf = g_try_malloc0 (QB_CACHE_HEADER_BYTES + 16 + sizeof (double) * g->n * g->n);
+      if (g->gram_buf == NULL)
+        {
+          g_set_error (error, G_IO_ERROR, G_IO_ERROR_NO_SPACE,
+                       "out of memory for XᵀX of %s (%" G_GINT64_FORMAT " columns)", g->key, g->n);
+          return FALSE;
+        }
+      g->gram = (double *) (void *) (g->gram_buf + QB_CACHE_HEADER_BYTES + 16);
+      g->gram_rows = 0;
+    }
+  for (guint i = 0; sums && i < s->groups->len; i++)
+    {
+      Group *g = g_ptr_array_index (s->groups, i);
+      g->sum2 = g_new0 (double, g->n);
+      g->rows = 0;
+    }
+  /* The output matrix sees every position only when its input is wanted;
+   * a pass for some layers' XᵀX alone stops after the last of them. */
+  first = output ? 0 : n_ctx - 1;
+  logits = g_new (float, (gsize) (n_ctx - first) * n_vocab);
+  c.n_wanted = output ? 0 : pass->len;
+  c.stop = g_cancellable_new ();
+  if (cancellable != NULL)
+    handler = g_cancellable_connect (cancellable, G_CALLBACK (cancel_stop), c.stop, NULL);
+
+  qb_llama_set_activation_func (llama, on_activation, &c);
+  for (guint k = 0; ok && k < qb_calibration_get_n_chunks (s->calib); k++)
+    {
+      qb_calibration_get_chunk (s->calib, k, tokens);
+      pr->p.chunk = k;
+      ok = forward_chunk (llama, &c, tokens, n_ctx, first, logits, pr, cancellable, error);
+      s->n_forward += ok;
+      if (ok && c.error != NULL)
+        {
+          g_propagate_error (error, g_steal_pointer (&c.error));
+          ok = FALSE;
+        }
+      if (ok && c.n_wanted > 0 && c.n_seen != c.n_wanted)
+        {
+          g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED,
+                       "the forward pass saw %u of the %u inputs this pass wants", c.n_seen, c.n_wanted);
+          ok = FALSE;
+        }
+    }
+  qb_llama_set_activation_func (llama, NULL, NULL);
+  if (handler != 0)
+    g_cancellable_disconnect (cancellable, handler);
+  g_object_unref (c.stop);
+  g_clear_error (&c.error);
+  g_free (c.xd);
+  return ok;
+}
+
+/* dsyrk filled the upper triangle: mirror it. */
+static void
+symmetrize (double *a, gint64 n)
+{
+  for (gint64 i = 0; i < n; i++)
+    for (gint64 j = 0; j < i; j++)
+      a[i * n + j] = a[j * n + i];
+}
+
+/* After a pass: XᵀX to the cache (or kept in memory). */
+static gboolean
+finish_pass (QbActivationStats *s, GPtrArray *pass, GError **error)
+{
+  for (guint i = 0; i < pass->len; i++)
+    {
+      Group *g = g_ptr_array_index (pass, i);
+
+      symmetrize (g->gram, g->n);
+      if (s->no_cache)
+        continue;
+      if (!write_gram (s, g, error))
+        return FALSE;
+      g->gram_cached = TRUE;
+      g_clear_pointer (&g->gram_buf, g_free);
+      g->gram = NULL;
+    }
+  return TRUE;
+}
+
+static void
+drop_pass (GPtrArray *pass)
+{
+  for (guint i = 0; i < pass->len; i++)
+    {
+      Group *g = g_ptr_array_index (pass, i);
+      g_clear_pointer (&g->gram_buf, g_free);
+      g->gram = NULL;
+    }
+}
+
+/* The importance matrix of every group (output included). */
+static QbImatrix *
+build_imatrix (QbActivationStats *s, gboolean include_output)
+{
+  QbImatrix *im = qb_imatrix_new ();
+
+  for (guint i = 0; i < s->groups->len; i++)
+    {
+      Group *g = g_ptr_array_index (s->groups, i);
+      g_autofree float *sum2 = NULL;
+
+      if (g->rows == 0 || g->sum2 == NULL || (g->is_output && !include_output))
+        continue;
+      sum2 = g_new (float, g->n);
+      for (gint64 j = 0; j < g->n; j++)
+        sum2[j] = (float) g->sum2[j];
+      for (guint m = 0; m < g->members->len; m++)
+        qb_imatrix_set (im, g_ptr_array_index (g->members, m), sum2, (guint) g->n, g->rows);
+    }
+  qb_imatrix_set_dataset (im, qb_calibration_get_name (s->calib),
+                          qb_calibration_get_n_chunks (s->calib), qb_calibration_get_n_ctx (s->calib));
+  return im;
+}
+
+static gboolean
+save_sums (QbActivationStats *s, GError **error)
+{
+  g_autoptr(QbImatrix) im = build_imatrix (s, TRUE);
+  g_autofree char *path = g_build_filename (s->dir, "imatrix.gguf", NULL);
+
+  if (g_mkdir_with_parents (s->dir, 0755) != 0)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED, "%s: cannot create the folder", s->dir);
+      return FALSE;
+    }
+  return qb_imatrix_get_n_entries (im) == 0 || qb_imatrix_save_gguf (im, path, error);
+}
+
+/* ---- planning the passes -------------------------------------------------------- */
+
+static void
+mark_wanted (QbActivationStats *s, const QbStatsOptions *opts)
+{
+  for (guint i = 0; i < s->groups->len; i++)
+    ((Group *) g_ptr_array_index (s->groups, i))->want_gram = opts->gram_all;
+  for (guint i = 0; opts->gram_tensors != NULL && opts->gram_tensors[i] != NULL; i++)
+    {
+      Group *g = g_hash_table_lookup (s->by_name, opts->gram_tensors[i]);
+      if (g != NULL)
+        g->want_gram = TRUE;
+    }
+}
+
+/* Groups still to compute, cut into passes of at most max_bytes of XᵀX
+ * (a group larger than that gets a pass of its own). */
+static GPtrArray *
+plan_passes (QbActivationStats *s, guint64 max_bytes)
+{
+  GPtrArray *passes = g_ptr_array_new_with_free_func ((GDestroyNotify) g_ptr_array_unref);
+  GPtrArray *cur = NULL;
+  guint64 cur_bytes = 0;
+
+  for (guint i = 0; i < s->groups->len; i++)
+    {
+      Group *g = g_ptr_array_index (s->groups, i);
+      guint64 bytes = (guint64) g->n * g->n * sizeof (double);
+      const double *gram;
+      guint64 rows;
+
+      if (!g->want_gram)
+        continue;
+      if (!s->no_cache)
+        {
+          g_autoptr(GMappedFile) f = open_gram (s, g, &gram, &rows);
+          if ((g->gram_cached = f != NULL))
+            continue;
+        }
+      if (cur == NULL || (cur->len > 0 && cur_bytes + bytes > max_bytes))
+        {
+          cur = g_ptr_array_new ();
+          g_ptr_array_add (passes, cur);
+          cur_bytes = 0;
+        }
+      g_ptr_array_add (cur, g);
+      cur_bytes += bytes;
+    }
+  return passes;
+}
+
+/* ---- the computation -------------------------------------------------------------- */
+
+QbActivationStats *
+qb_activation_stats_compute (QbLlama *llama, QbCalibration *calib, const QbStatsOptions *opts,
+                             QbStatsProgressFunc progress, gpointer progress_data,
+                             GCancellable *cancellable, GError **error)
+{
+  QbActivationStats *s = g_new0 (QbActivationStats, 1);
+  g_autoptr(GPtrArray) passes = NULL;
+  Progress pr = { progress, progress_data, { 0 } };
+  g_autofree char *root = NULL;
+  gboolean ok = TRUE;
+
+  s->model = g_object_ref (qb_llama_get_model (llama));
+  s->calib = qb_calibration_ref (calib);
+  s->key = stats_key (s->model, calib);
+  s->no_cache = opts->no_cache;
+  if (!s->no_cache)
+    {
+      root = qb_calibration_cache_dir (opts->cache_dir);
+      s->dir = g_build_filename (root, "stats", s->key, NULL);
+    }
+  build_groups (s);
+  mark_wanted (s, opts);
+
+  s->have_sums = !s->no_cache && load_cached_sums (s);
+  passes = plan_passes (s, opts->max_gram_bytes ? opts->max_gram_bytes : QB_STATS_DEFAULT_GRAM_BYTES);
+  if (!s->have_sums && passes->len == 0)
+    g_ptr_array_add (passes, g_ptr_array_new ());
+  s->n_passes = passes->len;
+  pr.p.n_passes = passes->len;
+  pr.p.n_chunks = qb_calibration_get_n_chunks (calib);
+
+  for (guint p = 0; ok && p < passes->len; p++)
+    {
+      GPtrArray *pass = g_ptr_array_index (passes, p);
+      gboolean sums = !s->have_sums;
+
+      pr.p.pass = p;
+      ok = run_pass (s, llama, pass, sums, &pr, cancellable, error)
+           && finish_pass (s, pass, error);
+      if (!ok)
+        drop_pass (pass);
+      if (ok && sums)
+        {
+          s->have_sums = TRUE;
+          ok = s->no_cache || save_sums (s, error);
+        }
+    }
+  if (!ok)
+    {
+      qb_activation_stats_free (s);
+      return NULL;
+    }
+  return s;
+}
+
+void
+qb_activation_stats_free (QbActivationStats *s)
+{
+  if (s == NULL)
+    return;
+  g_clear_pointer (&s->mapped, g_mapped_file_unref);
+  g_ptr_array_unref (s->groups);
+  g_hash_table_unref (s->by_name);
+  g_free (s->by_index);
+  g_free (s->key);
+  g_free (s->dir);
+  qb_calibration_unref (s->calib);
+  g_object_unref (s->model);
+  g_free (s);
+}
+
+/* ---- results ------------------------------------------------------------------ */
+
+QbImatrix *
+qb_activation_stats_get_imatrix (QbActivationStats *s, gboolean include_output)
+{
+  return build_imatrix (s, include_output);
+}
+
+const double *
+qb_activation_stats_get_gram (QbActivationStats *s, const char *tensor_name, guint64 *n_samples)
+{
+  Group *g = g_hash_table_lookup (s->by_name, tensor_name);
+  const double *gram = NULL;
+  guint64 rows = 0;
+
+  *n_samples = 0;
+  if (g == NULL || !g->want_gram)
+    return NULL;
+  if (g->gram != NULL)   /* kept in memory */
+    {
+      *n_samples = g->gram_rows;
+      return g->gram;
+    }
+  if (s->mapped_group != g)
+    {
+      g_clear_pointer (&s->mapped, g_mapped_file_unref);
+      s->mapped_group = NULL;
+      if (!g->gram_cached || (s->mapped = open_gram (s, g, &gram, &rows)) == NULL)
+        return NULL;
+      s->mapped_group = g;
+    }
+  else
+    {
+      const guint8 *p = (const guint8 *) g_mapped_file_get_contents (s->mapped) + QB_CACHE_HEADER_BYTES;
+      memcpy (&rows, p + 8, 8);
+      gram = (const double *) (const void *) (p + 16);
+    }
+  *n_samples = rows;
+  return gram;
+}
+
+guint
+qb_activation_stats_get_n_forward (QbActivationStats *s)
+{
+  return s->n_forward;
+}
+
+guint
+qb_activation_stats_get_n_passes (QbActivationStats *s)
+{
+  return s->n_passes;
+}
+
+const char *
+qb_activation_stats_get_cache_dir (QbActivationStats *s)
+{
+  return s->dir;
+}
+
+QbCalibration *
+qb_activation_stats_get_calibration (QbActivationStats *s)
+{
+  return s->calib;
+}
+
+static const double *
+job_gram (const char *tensor_name, gint64 n_cols, guint64 *n_samples, gpointer data)
+{
+  const double *gram = qb_activation_stats_get_gram (data, tensor_name, n_samples);
+  Group *g = g_hash_table_lookup (((QbActivationStats *) data)->by_name, tensor_name);
+
+  return gram != NULL && g->n == n_cols ? gram : NULL;
+}
+
+void
+qb_activation_stats_attach (QbActivationStats *s, QbJob *job, gboolean include_output)
+{
+  g_autoptr(QbImatrix) im = qb_activation_stats_get_imatrix (s, include_output);
+
+  qb_job_set_imatrix (job, im);
+  qb_job_set_gram_func (job, job_gram, s);
+}
+
+QbActivationStats *
+qb_activation_stats_compute_for_plan (QbModel *model, QbPlan *plan, const char * const *paths,
+                                      const QbCalibrationOptions *calib_opts, guint n_threads,
+                                      QbStatsProgressFunc progress, gpointer progress_data,
+                                      GCancellable *cancellable, GError **error)
+{
+  g_autoptr(QbLlama) llama = NULL;
+  g_autoptr(QbTokenizer) tok = NULL;
+  g_autoptr(QbCalibration) calib = NULL;
+  g_auto(GStrv) grams = NULL;
+  QbStatsOptions so;
+
+  if ((llama = qb_llama_new (model, error)) == NULL
+      || (tok = qb_tokenizer_new_for_model (model, error)) == NULL
+      || (calib = qb_calibration_new (model, tok, paths, calib_opts, cancellable, error)) == NULL
+      || (plan != NULL && (grams = qb_activation_stats_gram_tensors (plan, model, error)) == NULL))
+    return NULL;
+  qb_llama_set_threads (llama, n_threads);
+  qb_stats_options_init (&so);
+  so.gram_tensors = (const char * const *) grams;
+  so.cache_dir = calib_opts->cache_dir;
+  so.no_cache = calib_opts->no_cache;
+  return qb_activation_stats_compute (llama, calib, &so, progress, progress_data, cancellable, error);
+}
+
+GStrv
+qb_activation_stats_gram_tensors (QbPlan *plan, QbModel *model, GError **error)
+{
+  g_autoptr(QbPlanResolution) res = qb_plan_resolve (plan, model, error);
+  g_autoptr(GStrvBuilder) b = NULL;
+
+  if (res == NULL)
+    return NULL;
+  b = g_strv_builder_new ();
+  for (guint i = 0; i < res->n_tensors; i++)
+    {
+      const QbTensorChoice *c = &res->choices[i];
+      if (c->format != NULL && c->method != NULL && c->method->needs_gram)
+        g_strv_builder_add (b, qb_model_get_tensor (model, i)->name);
+    }
+  return g_strv_builder_end (b);
+}
+
+guint64
+qb_activation_stats_gram_bytes (QbModel *model, const char * const *tensors, guint64 *largest)
+{
+  QbActivationStats s = { 0 };
+  g_autoptr(GHashTable) seen = g_hash_table_new (NULL, NULL);
+  guint64 total = 0, most = 0;
+
+  s.model = model;
+  build_groups (&s);
+  for (guint i = 0; tensors != NULL && tensors[i] != NULL; i++)
+    {
+      Group *g = g_hash_table_lookup (s.by_name, tensors[i]);
+      guint64 bytes;
+
+      if (g == NULL || !g_hash_table_add (seen, g))
+        continue;
+      bytes = (guint64) g->n * g->n * sizeof (double);
+      total += bytes;
+      most = MAX (most, bytes);
+    }
+  g_ptr_array_unref (s.groups);
+  g_hash_table_unref (s.by_name);
+  g_free (s.by_index);
+  if (largest)
+    *largest = most;
+  return total;
+}

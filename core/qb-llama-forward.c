@@ -1,0 +1,574 @@
+/* qb-llama-forward.c — one chunk through the decoder.
+ *
+ * Activations are row-major, one row per token.  The linear layers are
+ * split into blocks of weight rows handed to the workers; each worker
+ * dequantizes its block into its own buffer (or reads stored float32 rows
+ * in place) and multiplies the whole chunk by it with a single-threaded
+ * sgemm, writing its columns of the result.  Residual additions ride on
+ * sgemm's beta.  Attention is split by (head, block of queries); a block
+ * only needs the keys up to its last query, so the masked half is never
+ * computed.  Numerics follow ggml where it matters for matching
+ * llama.cpp: sums of squares and softmax denominators in double, RoPE
+ * angles advanced by repeated multiplication in float.
+ */
+#include "qb-llama-private.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <string.h>
+
+#define BLOCK_FLOATS   (1 << 19)   /* about 2 MiB of dequantized rows per block */
+#define BLOCK_ROWS_MAX 256
+#define QUERY_BLOCK    64
+
+/* ---- scratch ---------------------------------------------------------- */
+
+static void
+free_thread_buffers (float **bufs, guint n)
+{
+  for (guint i = 0; bufs != NULL && i < n; i++)
+    g_free (bufs[i]);
+  g_free (bufs);
+}
+
+void
+qb_scratch_clear (QbScratch *s)
+{
+  g_free (s->x);
+  g_free (s->xn);
+  g_free (s->q);
+  g_free (s->k);
+  g_free (s->v);
+  g_free (s->att);
+  g_free (s->gate);
+  g_free (s->up);
+  g_free (s->rope);
+  g_free (s->matrix);
+  free_thread_buffers (s->thread_buf, s->n_threads);
+  free_thread_buffers (s->thread_scores, s->n_threads);
+  memset (s, 0, sizeof *s);
+}
+
+/* Rows of w per work item: about BLOCK_FLOATS values, 16 to
+ * BLOCK_ROWS_MAX rows.  Fixed by the shape alone, so the sums of every
+ * output (and so the results) are the same for any thread count. */
+static gint64
+block_rows (QbLlama *llama, const QbWeight *w)
+{
+  gint64 rows = BLOCK_FLOATS / MAX (w->n_cols, 1);
+
+  rows = CLAMP (rows, 16, BLOCK_ROWS_MAX) / 16 * 16;
+  return MIN (rows, w->n_rows);
+}
+
+/* Floats of the largest block (or whole matrix) any product needs. */
+static gsize
+largest_block (QbLlama *llama, gboolean whole)
+{
+  const QbWeight *w = &llama->output;
+  gsize most = (gsize) ((whole ? w->n_rows : block_rows (llama, w)) * w->n_cols);
+
+  for (guint i = 0; i < llama->p.n_layer; i++)
+    {
+      QbLayer *l = &llama->layers[i];
+      const QbWeight *m[] = { &l->wq, &l->wk, &l->wv, &l->wo, &l->gate, &l->up, &l->down };
+
+      for (gsize j = 0; j < G_N_ELEMENTS (m); j++)
+        {
+          gint64 rows = whole ? m[j]->n_rows : block_rows (llama, m[j]);
+          most = MAX (most, (gsize) (rows * m[j]->n_cols));
+        }
+    }
+  return most;
+}
+
+static float **
+alloc_thread_buffers (guint n, gsize floats)
+{
+  float **bufs = g_new0 (float *, n);
+
+  for (guint i = 0; i < n; i++)
+    bufs[i] = g_new (float, floats);
+  return bufs;
+}
+
+static void
+scratch_reserve (QbLlama *llama, guint n_tokens)
+{
+  QbScratch *s = &llama->s;
+  const QbLlamaParams *p = &llama->p;
+  gsize T, qd = (gsize) p->n_head * p->head_dim, kvd = (gsize) p->n_head_kv * p->head_dim;
+  gsize buf;
+
+  if (s->n_tokens >= n_tokens && s->n_threads == llama->n_threads && s->x != NULL)
+    return;
+  qb_scratch_clear (s);
+  T = s->n_tokens = n_tokens;
+  s->n_threads = llama->n_threads;
+  s->x = g_new (float, T * p->n_embd);
+  s->xn = g_new (float, T * MAX (p->n_embd, qd));
+  s->q = g_new (float, T * qd);
+  s->k = g_new (float, T * kvd);
+  s->v = g_new (float, T * kvd);
+  s->att = g_new (float, T * qd);
+  s->gate = g_new (float, T * p->n_ff);
+  s->up = g_new (float, T * p->n_ff);
+  s->rope = g_new (float, T * p->n_rot);
+
+  buf = largest_block (llama, FALSE);
+  buf = MAX (buf, (gsize) p->n_embd);
+  if (llama->mode == QB_DEQUANT_MATRIX)
+    {
+      s->matrix_floats = largest_block (llama, TRUE);
+      s->matrix = g_new (float, s->matrix_floats);
+    }
+  s->thread_buf_floats = buf;
+  s->thread_buf = alloc_thread_buffers (s->n_threads, buf);
+  s->thread_scores_floats = (gsize) QUERY_BLOCK * T;
+  s->thread_scores = alloc_thread_buffers (s->n_threads, s->thread_scores_floats);
+}
+
+guint64
+qb_llama_working_bytes (QbLlama *llama, guint n_tokens)
+{
+  const QbLlamaParams *p = &llama->p;
+  guint64 T = n_tokens, qd = (guint64) p->n_head * p->head_dim, kvd = (guint64) p->n_head_kv * p->head_dim;
+  guint64 floats = T * p->n_embd + T * MAX (p->n_embd, qd) + 2 * T * qd + 2 * T * kvd
+                   + 2 * T * p->n_ff + T * p->n_rot;
+
+  floats += (guint64) llama->n_threads * (MAX (largest_block (llama, FALSE), p->n_embd)
+                                          + (guint64) QUERY_BLOCK * T);
+  if (llama->mode == QB_DEQUANT_MATRIX)
+    floats += largest_block (llama, TRUE);
+  return floats * sizeof (float);
+}
+
+/* ---- errors from the workers ------------------------------------------ */
+
+typedef struct {
+  GMutex  lock;
+  GError *error;
+} ErrorSlot;
+
+static void
+error_slot_take (ErrorSlot *slot, GError *e)
+{
+  g_mutex_lock (&slot->lock);
+  if (slot->error == NULL)
+    slot->error = e;
+  else
+    g_error_free (e);
+  g_mutex_unlock (&slot->lock);
+}
+
+/* ---- linear layers ---------------------------------------------------- */
+
+/* y (T × n_rows, row stride n_rows) = beta·y + x (T × n_cols) · Wᵀ */
+typedef struct {
+  const QbWeight *w;
+  const float    *x;
+  float          *y;
+  float           beta;
+  gint64          rows_per_block;
+  gint64          n_blocks;
+} MatTask;
+
+typedef struct {
+  QbLlama   *llama;
+  MatTask   *tasks;
+  guint      n_tasks;
+  gint64     n_tokens;
+  ErrorSlot  err;
+} MatRun;
+
+static void
+matmul_block (gint64 item, guint thread, gpointer data)
+{
+  MatRun *run = data;
+  MatTask *task = run->tasks;
+  const float *rows;
+  GError *error = NULL;
+  gint64 r0, n;
+
+  while (item >= task->n_blocks)
+    item -= (task++)->n_blocks;
+  r0 = item * task->rows_per_block;
+  n = MIN (task->rows_per_block, task->w->n_rows - r0);
+  rows = qb_weight_rows (run->llama, task->w, r0, n, run->llama->s.thread_buf[thread], &error);
+  if (rows == NULL)
+    {
+      error_slot_take (&run->err, error);
+      return;
+    }
+  cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, (int) run->n_tokens, (int) n,
+               (int) task->w->n_cols, 1.0f, task->x, (int) task->w->n_cols, rows,
+               (int) task->w->n_cols, task->beta, task->y + r0, (int) task->w->n_rows);
+}
+
+/* QB_DEQUANT_MATRIX: workers dequantize blocks of the whole matrix. */
+typedef struct {
+  QbLlama        *llama;
+  const QbWeight *w;
+  gint64          rows_per_block;
+  ErrorSlot       err;
+} DequantRun;
+
+static void
+dequant_block (gint64 item, guint thread, gpointer data)
+{
+  DequantRun *run = data;
+  gint64 r0 = item * run->rows_per_block;
+  gint64 n = MIN (run->rows_per_block, run->w->n_rows - r0);
+  float *dst = run->llama->s.matrix + r0 * run->w->n_cols;
+  GError *error = NULL;
+  const float *rows = qb_weight_rows (run->llama, run->w, r0, n, dst, &error);
+
+  if (rows == NULL)
+    error_slot_take (&run->err, error);
+  else if (rows != dst)
+    memcpy (dst, rows, sizeof (float) * n * run->w->n_cols);
+}
+
+static gboolean
+matmul_whole (QbLlama *llama, MatTask *task, gint64 n_tokens, GError **error)
+{
+  const QbWeight *w = task->w;
+  const float *wf = w->f32;
+
+  if (w->format != NULL || wf == NULL)
+    {
+      DequantRun run = { llama, w, block_rows (llama, w), { { 0 }, NULL } };
+
+      g_mutex_init (&run.err.lock);
+      qb_workers_run (llama->workers, (w->n_rows + run.rows_per_block - 1) / run.rows_per_block,
+                      dequant_block, &run);
+      g_mutex_clear (&run.err.lock);
+      if (run.err.error != NULL)
+        {
+          g_propagate_error (error, run.err.error);
+          return FALSE;
+        }
+      wf = llama->s.matrix;
+    }
+  openblas_set_num_threads ((int) llama->n_threads);
+  cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, (int) n_tokens, (int) w->n_rows,
+               (int) w->n_cols, 1.0f, task->x, (int) w->n_cols, wf, (int) w->n_cols,
+               task->beta, task->y, (int) w->n_rows);
+  openblas_set_num_threads (1);
+  return TRUE;
+}
+
+/* Runs several products that read the same chunk as one batch of work. */
+static gboolean
+matmul (QbLlama *llama, MatTask *tasks, guint n_tasks, gint64 n_tokens, GError **error)
+{
+  MatRun run = { llama, tasks, n_tasks, n_tokens, { { 0 }, NULL } };
+  gint64 n_items = 0;
+
+  for (guint i = 0; i < n_tasks; i++)
+    {
+      if (llama->act_func != NULL)
+        llama->act_func (tasks[i].w->t->name, tasks[i].w->index, tasks[i].x, n_tokens,
+                         tasks[i].w->n_cols, llama->act_data);
+      if (llama->mode == QB_DEQUANT_MATRIX)
+        {
+          if (!matmul_whole (llama, &tasks[i], n_tokens, error))
+            return FALSE;
+          continue;
+        }
+      tasks[i].rows_per_block = block_rows (llama, tasks[i].w);
+      tasks[i].n_blocks = (tasks[i].w->n_rows + tasks[i].rows_per_block - 1) / tasks[i].rows_per_block;
+      n_items += tasks[i].n_blocks;
+    }
+  if (llama->mode == QB_DEQUANT_MATRIX)
+    return TRUE;
+
+  g_mutex_init (&run.err.lock);
+  qb_workers_run (llama->workers, n_items, matmul_block, &run);
+  g_mutex_clear (&run.err.lock);
+  if (run.err.error != NULL)
+    {
+      g_propagate_error (error, run.err.error);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+/* ---- element-wise pieces ---------------------------------------------- */
+
+/* y = x / rms(x) * w, row by row (ggml_rms_norm then ggml_mul). */
+static void
+rms_norm (const float *x, const float *w, float *y, gint64 n_rows, gint64 n, float eps)
+{
+  for (gint64 r = 0; r < n_rows; r++)
+    {
+      const float *xr = x + r * n;
+      float *yr = y + r * n;
+      double sum = 0;
+      float scale;
+
+      for (gint64 i = 0; i < n; i++)
+        sum += (double) (xr[i] * xr[i]);
+      scale = 1.0f / sqrtf ((float) (sum / n + eps));
+      for (gint64 i = 0; i < n; i++)
+        yr[i] = (xr[i] * scale) * w[i];
+    }
+}
+
+static void
+fill_rows (float *y, const float *bias, gint64 n_rows, gint64 n)
+{
+  for (gint64 r = 0; r < n_rows; r++)
+    memcpy (y + r * n, bias, sizeof (float) * n);
+}
+
+/* cos/sin of every (position, pair), as ggml_rope_cache_init. */
+static void
+rope_cache (QbLlama *llama, guint n_tokens)
+{
+  const QbLlamaParams *p = &llama->p;
+  float theta_scale = powf (p->rope_base, -2.0f / p->n_rot);
+
+  for (guint t = 0; t < n_tokens; t++)
+    {
+      float *c = llama->s.rope + (gsize) t * p->n_rot;
+      float theta = (float) t;
+
+      for (guint i0 = 0; i0 < p->n_rot; i0 += 2)
+        {
+          float ff = llama->rope_factors ? llama->rope_factors[i0 / 2] : 1.0f;
+          float angle = p->rope_freq_scale * (theta / ff);
+
+          c[i0] = cosf (angle);
+          c[i0 + 1] = sinf (angle);
+          theta *= theta_scale;
+        }
+    }
+}
+
+/* Rotates every head of x (n_tokens × n_heads × head_dim). */
+static void
+rope_apply (QbLlama *llama, float *x, guint n_tokens, guint n_heads)
+{
+  const QbLlamaParams *p = &llama->p;
+  guint half = p->n_rot / 2;
+
+  for (guint t = 0; t < n_tokens; t++)
+    {
+      const float *c = llama->s.rope + (gsize) t * p->n_rot;
+      for (guint h = 0; h < n_heads; h++)
+        {
+          float *v = x + ((gsize) t * n_heads + h) * p->head_dim;
+
+          for (guint i0 = 0; i0 < p->n_rot; i0 += 2)
+            {
+              guint a = p->rope_style == QB_ROPE_NORM ? i0 : i0 / 2;
+              guint b = p->rope_style == QB_ROPE_NORM ? i0 + 1 : i0 / 2 + half;
+              float x0 = v[a], x1 = v[b];
+
+              v[a] = x0 * c[i0] - x1 * c[i0 + 1];
+              v[b] = x0 * c[i0 + 1] + x1 * c[i0];
+            }
+        }
+    }
+}
+
+static void
+swiglu (float *gate, const float *up, gsize n)
+{
+  for (gsize i = 0; i < n; i++)
+    gate[i] = gate[i] / (1.0f + expf (-gate[i])) * up[i];
+}
+
+/* ---- attention -------------------------------------------------------- */
+
+typedef struct {
+  QbLlama *llama;
+  guint    n_tokens;
+  guint    n_qblocks;
+} AttnRun;
+
+/* Softmax of row i of s (query t = a + i) over keys 0..t; keys past t get 0. */
+static void
+softmax_causal (float *s, guint n_keys, guint t)
+{
+  float max = -INFINITY;
+  double sum = 0;
+  float inv;
+
+  for (guint j = 0; j <= t; j++)
+    max = MAX (max, s[j]);
+  for (guint j = 0; j <= t; j++)
+    {
+      float e = expf (s[j] - max);
+      s[j] = e;
+      sum += e;
+    }
+  inv = (float) (1.0 / sum);
+  for (guint j = 0; j <= t; j++)
+    s[j] *= inv;
+  for (guint j = t + 1; j < n_keys; j++)
+    s[j] = 0;
+}
+
+static void
+attention_block (gint64 item, guint thread, gpointer data)
+{
+  AttnRun *run = data;
+  QbLlama *llama = run->llama;
+  const QbLlamaParams *p = &llama->p;
+  guint h = (guint) (item / run->n_qblocks), qb = (guint) (item % run->n_qblocks);
+  guint g = h / (p->n_head / p->n_head_kv);
+  guint a = qb * QUERY_BLOCK, b = MIN (a + QUERY_BLOCK, run->n_tokens);
+  guint hd = p->head_dim;
+  gsize qs = (gsize) p->n_head * hd, ks = (gsize) p->n_head_kv * hd;
+  float *s = llama->s.thread_scores[thread];
+
+  /* scores (b-a) × b = Q[a..b) · K[0..b)ᵀ / sqrt(head_dim) */
+  cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, (int) (b - a), (int) b, (int) hd,
+               1.0f / sqrtf ((float) hd), llama->s.q + a * qs + (gsize) h * hd, (int) qs,
+               llama->s.k + (gsize) g * hd, (int) ks, 0.0f, s, (int) b);
+  for (guint i = 0; i < b - a; i++)
+    softmax_causal (s + (gsize) i * b, b, a + i);
+  /* out[a..b) = P · V[0..b) */
+  cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, (int) (b - a), (int) hd, (int) b,
+               1.0f, s, (int) b, llama->s.v + (gsize) g * hd, (int) ks, 0.0f,
+               llama->s.att + a * qs + (gsize) h * hd, (int) qs);
+}
+
+static void
+attention (QbLlama *llama, guint n_tokens)
+{
+  AttnRun run = { llama, n_tokens, (n_tokens + QUERY_BLOCK - 1) / QUERY_BLOCK };
+
+  qb_workers_run (llama->workers, (gint64) llama->p.n_head * run.n_qblocks, attention_block, &run);
+}
+
+/* ---- the pass --------------------------------------------------------- */
+
+static gboolean
+embed (QbLlama *llama, const gint32 *tokens, guint n_tokens, GError **error)
+{
+  const QbWeight *w = &llama->tok_embd;
+  gint64 E = llama->p.n_embd;
+
+  for (guint t = 0; t < n_tokens; t++)
+    {
+      float *dst = llama->s.x + (gsize) t * E;
+      const float *row = qb_weight_rows (llama, w, tokens[t], 1, dst, error);
+      if (row == NULL)
+        return FALSE;
+      if (row != dst)
+        memcpy (dst, row, sizeof (float) * E);
+    }
+  return TRUE;
+}
+
+static gboolean
+layer_forward (QbLlama *llama, QbLayer *l, guint T, GError **error)
+{
+  const QbLlamaParams *p = &llama->p;
+  QbScratch *s = &llama->s;
+  gint64 E = p->n_embd;
+  gsize qd = (gsize) p->n_head * p->head_dim, kvd = (gsize) p->n_head_kv * p->head_dim;
+  float qkv_beta = p->qkv_bias ? 1.0f : 0.0f;
+  MatTask qkv[3] = {
+    { &l->wq, s->xn, s->q, qkv_beta, 0, 0 },
+    { &l->wk, s->xn, s->k, qkv_beta, 0, 0 },
+    { &l->wv, s->xn, s->v, qkv_beta, 0, 0 },
+  };
+  MatTask out = { &l->wo, s->att, s->x, 1.0f, 0, 0 };
+  MatTask ffn[2] = {
+    { &l->gate, s->xn, s->gate, 0.0f, 0, 0 },
+    { &l->up, s->xn, s->up, 0.0f, 0, 0 },
+  };
+  MatTask down = { &l->down, s->gate, s->x, 1.0f, 0, 0 };
+
+  rms_norm (s->x, l->attn_norm.values, s->xn, T, E, p->rms_eps);
+  if (p->qkv_bias)
+    {
+      fill_rows (s->q, l->bq.values, T, qd);
+      fill_rows (s->k, l->bk.values, T, kvd);
+      fill_rows (s->v, l->bv.values, T, kvd);
+    }
+  if (!matmul (llama, qkv, 3, T, error))
+    return FALSE;
+  rope_apply (llama, s->q, T, p->n_head);
+  rope_apply (llama, s->k, T, p->n_head_kv);
+  attention (llama, T);
+  if (!matmul (llama, &out, 1, T, error))
+    return FALSE;
+
+  rms_norm (s->x, l->ffn_norm.values, s->xn, T, E, p->rms_eps);
+  if (!matmul (llama, ffn, 2, T, error))
+    return FALSE;
+  swiglu (s->gate, s->up, (gsize) T * p->n_ff);
+  return matmul (llama, &down, 1, T, error);
+}
+
+static gboolean
+check_input (QbLlama *llama, const gint32 *tokens, guint n_tokens, guint first_output,
+             GError **error)
+{
+  if (n_tokens == 0 || first_output >= n_tokens)
+    {
+      g_set_error (error, QB_LLAMA_ERROR, QB_LLAMA_ERROR_INPUT,
+                   "nothing to evaluate (%u tokens, outputs from %u)", n_tokens, first_output);
+      return FALSE;
+    }
+  for (guint t = 0; t < n_tokens; t++)
+    if (tokens[t] < 0 || (guint) tokens[t] >= llama->p.n_vocab)
+      {
+        g_set_error (error, QB_LLAMA_ERROR, QB_LLAMA_ERROR_INPUT,
+                     "token %d at position %u is outside the vocabulary of %u",
+                     tokens[t], t, llama->p.n_vocab);
+        return FALSE;
+      }
+  return TRUE;
+}
+
+gboolean
+qb_llama_forward (QbLlama *llama, const gint32 *tokens, guint n_tokens, guint first_output,
+                  float *logits, QbLlamaProgressFunc progress, gpointer progress_data,
+                  GCancellable *cancellable, GError **error)
+{
+  const QbLlamaParams *p = &llama->p;
+  QbScratch *s = &llama->s;
+  guint n_out = n_tokens - first_output;
+  int blas_threads = openblas_get_num_threads ();
+  gboolean ok = FALSE;
+  MatTask head;
+
+  if (!check_input (llama, tokens, n_tokens, first_output, error))
+    return FALSE;
+  scratch_reserve (llama, n_tokens);
+  /* The workers are the parallelism; each sgemm runs on its caller. */
+  openblas_set_num_threads (1);
+
+  rope_cache (llama, n_tokens);
+  if (!embed (llama, tokens, n_tokens, error))
+    goto out;
+  for (guint i = 0; i < p->n_layer; i++)
+    {
+      if (g_cancellable_set_error_if_cancelled (cancellable, error)
+          || !layer_forward (llama, &llama->layers[i], n_tokens, error))
+        goto out;
+      if (progress != NULL)
+        progress (i + 1, p->n_layer + 1, progress_data);
+    }
+  if (g_cancellable_set_error_if_cancelled (cancellable, error))
+    goto out;
+
+  rms_norm (s->x + (gsize) first_output * p->n_embd, llama->output_norm.values, s->xn, n_out,
+            p->n_embd, p->rms_eps);
+  head = (MatTask) { &llama->output, s->xn, logits, 0.0f, 0, 0 };
+  if (!matmul (llama, &head, 1, n_out, error))
+    goto out;
+  if (progress != NULL)
+    progress (p->n_layer + 1, p->n_layer + 1, progress_data);
+  ok = TRUE;
+
+out:
+  openblas_set_num_threads (blas_threads);
+  return ok;
+}

@@ -1,0 +1,81 @@
+/* qb-llama-private.h — the runtime's insides, shared by loading
+ * (qb-llama.c) and the forward pass (qb-llama-forward.c). */
+#pragma once
+
+#include "qb-llama.h"
+#include "qb-workers.h"
+
+G_BEGIN_DECLS
+
+/* One weight tensor as the forward pass reads it. */
+typedef struct {
+  const QbTensor *t;          /* NULL: the model has no such tensor */
+  guint           index;      /* in the model */
+  gint64          n_cols;     /* ne[0] */
+  gint64          n_rows;
+  /* Engine bytes, when set: rows of row_bytes in format (then a per-tensor
+   * tail), dequantized with params. */
+  const QbFormat *format;
+  GBytes         *bytes;
+  guint64         row_bytes;
+  QbQuantParams   params;
+  /* Stored F32 rows that can be read in place (no copy). */
+  const float    *f32;
+} QbWeight;
+
+/* A 1-D weight (norm, bias) kept as floats, refreshed when it changes. */
+typedef struct {
+  QbWeight  w;
+  float    *values;
+} QbVector;
+
+typedef struct {
+  QbVector attn_norm, ffn_norm;
+  QbVector bq, bk, bv;        /* Qwen2; absent otherwise */
+  QbWeight wq, wk, wv, wo;
+  QbWeight gate, up, down;
+} QbLayer;
+
+/* Buffers of one forward pass, kept between calls and grown on demand. */
+typedef struct {
+  guint   n_tokens;            /* capacity in tokens */
+  float  *x, *xn, *q, *k, *v, *att, *gate, *up;
+  float  *rope;                /* n_tokens × n_rot: cos, sin per pair */
+  float **thread_buf;          /* per thread: dequantized rows */
+  gsize   thread_buf_floats;
+  float **thread_scores;       /* per thread: attention scores of a query block */
+  gsize   thread_scores_floats;
+  float  *matrix;              /* QB_DEQUANT_MATRIX: one whole matrix */
+  gsize   matrix_floats;
+  guint   n_threads;
+} QbScratch;
+
+struct _QbLlama {
+  QbModel          *model;
+  QbLlamaParams     p;
+  QbWeight          tok_embd;
+  QbWeight          output;     /* a copy of tok_embd's description when tied */
+  QbVector          output_norm;
+  float            *rope_factors;   /* n_rot / 2 frequency divisors, or NULL */
+  QbLayer          *layers;
+
+  guint             n_threads;
+  QbWorkers        *workers;
+  QbDequantMode     mode;
+  QbActivationFunc  act_func;
+  gpointer          act_data;
+  QbScratch         s;
+};
+
+/* Rows [row, row + n) of w as floats: a pointer into the weight when it can
+ * be read in place, else dequantized into buf (n × n_cols floats). */
+const float *qb_weight_rows     (QbLlama        *llama,
+                                 const QbWeight *w,
+                                 gint64          row,
+                                 gint64          n,
+                                 float          *buf,
+                                 GError        **error);
+
+void         qb_scratch_clear   (QbScratch      *s);
+
+G_END_DECLS

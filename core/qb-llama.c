@@ -1,0 +1,651 @@
+/* qb-llama.c — finding a LLaMA-family model's weights and hyper-parameters,
+ * and swapping weights for quantized ones.  The arithmetic is in
+ * qb-llama-forward.c. */
+#include "qb-llama-private.h"
+
+#include <json-glib/json-glib.h>
+#include <math.h>
+#include <string.h>
+
+G_DEFINE_QUARK (qb-llama-error-quark, qb_llama_error)
+
+static const char * const families[] = { "llama", "mistral", "qwen2" };
+
+static gboolean
+invalid (GError **error, QbLlama *llama, const char *fmt, ...) G_GNUC_PRINTF (3, 4);
+
+static gboolean
+invalid (GError **error, QbLlama *llama, const char *fmt, ...)
+{
+  g_autofree char *msg = NULL;
+  va_list ap;
+
+  va_start (ap, fmt);
+  msg = g_strdup_vprintf (fmt, ap);
+  va_end (ap);
+  g_set_error (error, QB_LLAMA_ERROR, QB_LLAMA_ERROR_INVALID, "%s: %s",
+               qb_model_get_path (llama->model), msg);
+  return FALSE;
+}
+
+/* ---- weights ---------------------------------------------------------- */
+
+static void
+weight_init (QbWeight *w, QbModel *model, guint index)
+{
+  const QbTensor *t = qb_model_get_tensor (model, index);
+
+  memset (w, 0, sizeof *w);
+  w->t = t;
+  w->index = index;
+  w->n_cols = t->ne[0];
+  w->n_rows = qb_tensor_n_rows (t);
+  /* Stored F32 rows are used where they lie (the mapping is page-aligned
+   * and GGUF aligns tensor data; check anyway). */
+  if (t->dtype == QB_DTYPE_F32 && ((guintptr) t->data % sizeof (float)) == 0)
+    w->f32 = t->data;
+}
+
+static void
+weight_clear_override (QbWeight *w)
+{
+  g_clear_pointer (&w->bytes, g_bytes_unref);
+  w->format = NULL;
+  w->row_bytes = 0;
+  memset (&w->params, 0, sizeof w->params);
+}
+
+const float *
+qb_weight_rows (QbLlama *llama, const QbWeight *w, gint64 row, gint64 n, float *buf,
+                GError **error)
+{
+  if (w->format != NULL)
+    {
+      const guint8 *data = g_bytes_get_data (w->bytes, NULL);
+      for (gint64 r = 0; r < n; r++)
+        w->format->dequantize_row (&w->params, data + (guint64) (row + r) * w->row_bytes,
+                                   buf + r * w->n_cols, w->n_cols);
+      return buf;
+    }
+  if (w->f32 != NULL)
+    return w->f32 + row * w->n_cols;
+  if (!qb_model_read_rows (llama->model, w->index, row, n, buf, error))
+    return NULL;
+  return buf;
+}
+
+static gboolean
+vector_refresh (QbLlama *llama, QbVector *v, GError **error)
+{
+  const float *rows;
+
+  if (v->w.t == NULL)
+    return TRUE;
+  if (v->values == NULL)
+    v->values = g_new (float, v->w.n_cols * v->w.n_rows);
+  rows = qb_weight_rows (llama, &v->w, 0, v->w.n_rows, v->values, error);
+  if (rows == NULL)
+    return FALSE;
+  if (rows != v->values)
+    memcpy (v->values, rows, sizeof (float) * v->w.n_cols * v->w.n_rows);
+  return TRUE;
+}
+
+/* ---- finding the tensors ---------------------------------------------- */
+
+/* Where the tensor with this role goes. */
+static gpointer
+slot_for (QbLlama *llama, const QbTensor *t, gboolean *is_vector)
+{
+  QbLayer *l;
+
+  *is_vector = FALSE;
+  if (t->layer < 0)
+    {
+      switch (t->role)
+        {
+        case QB_ROLE_TOKEN_EMBD:  return &llama->tok_embd;
+        case QB_ROLE_OUTPUT:      return &llama->output;
+        case QB_ROLE_OUTPUT_NORM: *is_vector = TRUE; return &llama->output_norm;
+        default:                  return NULL;
+        }
+    }
+  if ((guint) t->layer >= llama->p.n_layer)
+    return NULL;
+  l = &llama->layers[t->layer];
+  if (t->is_bias)
+    {
+      *is_vector = TRUE;
+      switch (t->role)
+        {
+        case QB_ROLE_ATTN_Q: return &l->bq;
+        case QB_ROLE_ATTN_K: return &l->bk;
+        case QB_ROLE_ATTN_V: return &l->bv;
+        default:             return NULL;
+        }
+    }
+  switch (t->role)
+    {
+    case QB_ROLE_ATTN_NORM:   *is_vector = TRUE; return &l->attn_norm;
+    case QB_ROLE_FFN_NORM:    *is_vector = TRUE; return &l->ffn_norm;
+    case QB_ROLE_ATTN_Q:      return &l->wq;
+    case QB_ROLE_ATTN_K:      return &l->wk;
+    case QB_ROLE_ATTN_V:      return &l->wv;
+    case QB_ROLE_ATTN_OUTPUT: return &l->wo;
+    case QB_ROLE_FFN_GATE:    return &l->gate;
+    case QB_ROLE_FFN_UP:      return &l->up;
+    case QB_ROLE_FFN_DOWN:    return &l->down;
+    default:                  return NULL;
+    }
+}
+
+static gboolean
+check_shape (QbLlama *llama, const QbWeight *w, const char *what, gint64 cols, gint64 rows,
+             GError **error)
+{
+  if (w->t == NULL)
+    return invalid (error, llama, "the model has no %s tensor", what);
+  if (w->n_cols != cols || w->n_rows != rows || w->t->n_dims > 2)
+    return invalid (error, llama, "tensor '%s' has shape [%" G_GINT64_FORMAT ", %" G_GINT64_FORMAT
+                    "]; a %s of this model should be [%" G_GINT64_FORMAT ", %" G_GINT64_FORMAT "]",
+                    w->t->name, w->n_cols, w->n_rows, what, cols, rows);
+  return TRUE;
+}
+
+static gboolean
+check_layer (QbLlama *llama, guint i, GError **error)
+{
+  const QbLlamaParams *p = &llama->p;
+  QbLayer *l = &llama->layers[i];
+  gint64 E = p->n_embd, Q = (gint64) p->n_head * p->head_dim, KV = (gint64) p->n_head_kv * p->head_dim;
+  g_autofree char *n_norm = g_strdup_printf ("layer %u attention norm", i);
+  g_autofree char *n_fnorm = g_strdup_printf ("layer %u FFN norm", i);
+  g_autofree char *n_q = g_strdup_printf ("layer %u Q projection", i);
+  g_autofree char *n_k = g_strdup_printf ("layer %u K projection", i);
+  g_autofree char *n_v = g_strdup_printf ("layer %u V projection", i);
+  g_autofree char *n_o = g_strdup_printf ("layer %u attention output", i);
+  g_autofree char *n_g = g_strdup_printf ("layer %u FFN gate", i);
+  g_autofree char *n_u = g_strdup_printf ("layer %u FFN up", i);
+  g_autofree char *n_d = g_strdup_printf ("layer %u FFN down", i);
+  gboolean bias = l->bq.w.t || l->bk.w.t || l->bv.w.t;
+
+  if (!check_shape (llama, &l->attn_norm.w, n_norm, E, 1, error)
+      || !check_shape (llama, &l->ffn_norm.w, n_fnorm, E, 1, error)
+      || !check_shape (llama, &l->wq, n_q, E, Q, error)
+      || !check_shape (llama, &l->wk, n_k, E, KV, error)
+      || !check_shape (llama, &l->wv, n_v, E, KV, error)
+      || !check_shape (llama, &l->wo, n_o, Q, E, error)
+      || !check_shape (llama, &l->gate, n_g, E, p->n_ff, error)
+      || !check_shape (llama, &l->up, n_u, E, p->n_ff, error)
+      || !check_shape (llama, &l->down, n_d, p->n_ff, E, error))
+    return FALSE;
+  if (bias && (!check_shape (llama, &l->bq.w, "Q bias", Q, 1, error)
+               || !check_shape (llama, &l->bk.w, "K bias", KV, 1, error)
+               || !check_shape (llama, &l->bv.w, "V bias", KV, 1, error)))
+    return FALSE;
+  if (i == 0)
+    llama->p.qkv_bias = bias;
+  else if (bias != llama->p.qkv_bias)
+    return invalid (error, llama, "layer %u %s Q/K/V biases unlike layer 0", i,
+                    bias ? "has" : "lacks");
+  return TRUE;
+}
+
+static gboolean
+find_tensors (QbLlama *llama, guint *rope_freqs, GError **error)
+{
+  QbModel *model = llama->model;
+
+  *rope_freqs = G_MAXUINT;
+  for (guint i = 0; i < qb_model_get_n_tensors (model); i++)
+    {
+      const QbTensor *t = qb_model_get_tensor (model, i);
+      gboolean is_vector;
+      gpointer slot;
+
+      /* GGUF's rope_freqs holds frequency divisors; Hugging Face's per-layer
+       * rotary_emb.inv_freq buffers hold the frequencies themselves, which
+       * follow from rope_theta: those are left alone. */
+      if (t->role == QB_ROLE_ROPE_FREQS)
+        {
+          if (t->layer < 0 && qb_model_get_file_kind (model) == QB_MODEL_FILE_GGUF)
+            *rope_freqs = i;
+          continue;
+        }
+      slot = slot_for (llama, t, &is_vector);
+      if (slot == NULL)
+        continue;
+      if (is_vector)
+        weight_init (&((QbVector *) slot)->w, model, i);
+      else
+        weight_init (slot, model, i);
+    }
+  return TRUE;
+}
+
+/* ---- hyper-parameters ------------------------------------------------- */
+
+static double
+json_number (JsonObject *o, const char *name, double fallback)
+{
+  JsonNode *n = o ? json_object_get_member (o, name) : NULL;
+  return n && JSON_NODE_HOLDS_VALUE (n) && json_node_get_value_type (n) != G_TYPE_STRING
+         ? json_node_get_double (n) : fallback;
+}
+
+/* LLaMA 3.1's rope scaling, as convert_hf_to_gguf.py turns it into
+ * rope_freqs: long wavelengths are slowed down by `factor`, short ones
+ * kept, and those between interpolated. */
+static void
+llama3_factors (QbLlama *llama, JsonObject *rs)
+{
+  const QbLlamaParams *p = &llama->p;
+  double factor = json_number (rs, "factor", 8.0);
+  double low = json_number (rs, "low_freq_factor", 1.0);
+  double high = json_number (rs, "high_freq_factor", 4.0);
+  double old_ctx = json_number (rs, "original_max_position_embeddings", 8192);
+  double low_wavelen = old_ctx / low, high_wavelen = old_ctx / high;
+
+  llama->rope_factors = g_new (float, p->n_rot / 2);
+  for (guint i = 0; i < p->n_rot / 2; i++)
+    {
+      double freq = 1.0 / pow (p->rope_base, 2.0 * i / p->n_rot);
+      double wavelen = 2 * G_PI / freq, f;
+
+      if (wavelen < high_wavelen)
+        f = 1;
+      else if (wavelen > low_wavelen)
+        f = factor;
+      else
+        {
+          double smooth = (old_ctx / wavelen - low) / (high - low);
+          f = 1.0 / ((1 - smooth) / factor + smooth);
+        }
+      llama->rope_factors[i] = (float) f;
+    }
+}
+
+static gboolean
+hf_rope_scaling (QbLlama *llama, GError **error)
+{
+  JsonObject *config = (JsonObject *) qb_model_get_hf_config (llama->model);
+  JsonNode *node = config ? json_object_get_member (config, "rope_scaling") : NULL;
+  JsonObject *rs;
+  const char *type;
+
+  if (node == NULL || !JSON_NODE_HOLDS_OBJECT (node))
+    return TRUE;
+  rs = json_node_get_object (node);
+  type = json_object_has_member (rs, "rope_type") ? json_object_get_string_member (rs, "rope_type")
+                                                  : json_object_get_string_member_with_default (rs, "type", NULL);
+  if (g_strcmp0 (type, "linear") == 0)
+    llama->p.rope_freq_scale = (float) (1.0 / json_number (rs, "factor", 1.0));
+  else if (g_strcmp0 (type, "llama3") == 0)
+    llama3_factors (llama, rs);
+  else if (g_strcmp0 (type, "default") != 0)
+    {
+      g_set_error (error, QB_LLAMA_ERROR, QB_LLAMA_ERROR_UNSUPPORTED,
+                   "%s: config.json rope_scaling type '%s' is not supported",
+                   qb_model_get_path (llama->model), type ? type : "(none)");
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static gboolean
+gguf_rope (QbLlama *llama, GError **error)
+{
+  QbGguf *g = qb_model_get_gguf (llama->model);
+  const char *family = qb_model_get_arch (llama->model)->family;
+  g_autofree char *k_rot = g_strdup_printf ("%s.rope.dimension_count", family);
+  g_autofree char *k_type = g_strdup_printf ("%s.rope.scaling.type", family);
+  g_autofree char *k_factor = g_strdup_printf ("%s.rope.scaling.factor", family);
+  g_autofree char *k_linear = g_strdup_printf ("%s.rope.scale_linear", family);
+  const char *type = qb_gguf_get_string (g, k_type);
+  guint64 n_rot;
+  double factor;
+
+  if (qb_gguf_get_uint (g, k_rot, &n_rot) && n_rot > 0 && n_rot <= llama->p.head_dim)
+    llama->p.n_rot = (guint) n_rot;
+  if (qb_gguf_get_double (g, k_linear, &factor) && factor > 0)
+    llama->p.rope_freq_scale = (float) (1.0 / factor);
+  if (type != NULL && strcmp (type, "none") != 0)
+    {
+      if (strcmp (type, "linear") != 0)
+        {
+          g_set_error (error, QB_LLAMA_ERROR, QB_LLAMA_ERROR_UNSUPPORTED,
+                       "%s: RoPE scaling '%s' (%s) is not supported",
+                       qb_model_get_path (llama->model), type, k_type);
+          return FALSE;
+        }
+      if (qb_gguf_get_double (g, k_factor, &factor) && factor > 0)
+        llama->p.rope_freq_scale = (float) (1.0 / factor);
+    }
+  return TRUE;
+}
+
+static gboolean
+read_params (QbLlama *llama, GError **error)
+{
+  const QbArchInfo *a = qb_model_get_arch (llama->model);
+  gboolean gguf = qb_model_get_file_kind (llama->model) == QB_MODEL_FILE_GGUF;
+  QbLlamaParams *p = &llama->p;
+  gboolean known = FALSE;
+
+  for (gsize i = 0; i < G_N_ELEMENTS (families); i++)
+    known |= g_strcmp0 (a->family, families[i]) == 0;
+  if (!known)
+    {
+      g_set_error (error, QB_LLAMA_ERROR, QB_LLAMA_ERROR_UNSUPPORTED,
+                   "%s: architecture '%s' is not a LLaMA-family decoder Quantbench can run "
+                   "(llama, mistral, qwen2)", qb_model_get_path (llama->model), a->family);
+      return FALSE;
+    }
+  if (a->n_layer == 0 || a->n_layer > 4096 || a->n_head == 0 || a->n_head_kv == 0
+      || a->n_head % a->n_head_kv != 0 || a->head_dim == 0 || a->head_dim % 2 != 0
+      || a->head_dim > 1024)
+    return invalid (error, llama, "hyper-parameters out of range (layers %u, heads %u, "
+                    "KV heads %u, head size %u)", a->n_layer, a->n_head, a->n_head_kv, a->head_dim);
+  if (!(a->rms_eps > 0 && a->rms_eps < 1))
+    return invalid (error, llama, "the RMS norm epsilon is missing or out of range (%g)", a->rms_eps);
+
+  p->n_layer = a->n_layer;
+  p->n_head = a->n_head;
+  p->n_head_kv = a->n_head_kv;
+  p->head_dim = a->head_dim;
+  p->n_rot = a->head_dim;
+  p->n_ctx_train = a->n_ctx;
+  p->rms_eps = (float) a->rms_eps;
+  p->rope_base = a->rope_freq_base > 0 ? (float) a->rope_freq_base : 10000.0f;
+  p->rope_freq_scale = 1.0f;
+  /* GGUF LLaMA/Mistral rows are permuted to interleaved pairs; Qwen2 and
+   * safetensors checkpoints are not (see the header). */
+  p->rope_style = gguf && g_strcmp0 (a->family, "qwen2") != 0 ? QB_ROPE_NORM : QB_ROPE_NEOX;
+  return gguf ? gguf_rope (llama, error) : hf_rope_scaling (llama, error);
+}
+
+static gboolean
+read_rope_freqs (QbLlama *llama, guint index, GError **error)
+{
+  QbWeight w;
+  const float *rows;
+  g_autofree float *buf = NULL;
+
+  if (index == G_MAXUINT || llama->rope_factors != NULL)
+    return TRUE;
+  weight_init (&w, llama->model, index);
+  if (w.n_cols * w.n_rows != llama->p.n_rot / 2)
+    return invalid (error, llama, "rope_freqs has %" G_GINT64_FORMAT " values, not %u",
+                    w.n_cols * w.n_rows, llama->p.n_rot / 2);
+  buf = g_new (float, llama->p.n_rot / 2);
+  rows = qb_weight_rows (llama, &w, 0, w.n_rows, buf, error);
+  if (rows == NULL)
+    return FALSE;
+  llama->rope_factors = g_memdup2 (rows, sizeof (float) * (llama->p.n_rot / 2));
+  return TRUE;
+}
+
+static gboolean
+check_model (QbLlama *llama, GError **error)
+{
+  QbLlamaParams *p = &llama->p;
+
+  if (llama->tok_embd.t == NULL)
+    return invalid (error, llama, "the model has no token embedding");
+  p->n_embd = (guint) llama->tok_embd.n_cols;
+  p->n_vocab = (guint) llama->tok_embd.n_rows;
+  if (llama->layers[0].gate.t == NULL)
+    return invalid (error, llama, "layer 0 has no FFN gate");
+  p->n_ff = (guint) llama->layers[0].gate.n_rows;
+  if (p->n_embd == 0 || p->n_vocab == 0 || p->n_ff == 0 || llama->tok_embd.n_rows > G_MAXINT32)
+    return invalid (error, llama, "empty or oversized embedding or FFN");
+
+  for (guint i = 0; i < p->n_layer; i++)
+    if (!check_layer (llama, i, error))
+      return FALSE;
+  if (!check_shape (llama, &llama->output_norm.w, "output norm", p->n_embd, 1, error))
+    return FALSE;
+  p->tied_output = llama->output.t == NULL;
+  if (p->tied_output)
+    llama->output = llama->tok_embd;
+  return check_shape (llama, &llama->output, "output matrix", p->n_embd, p->n_vocab, error);
+}
+
+static gboolean
+read_vectors (QbLlama *llama, GError **error)
+{
+  if (!vector_refresh (llama, &llama->output_norm, error))
+    return FALSE;
+  for (guint i = 0; i < llama->p.n_layer; i++)
+    {
+      QbLayer *l = &llama->layers[i];
+      if (!vector_refresh (llama, &l->attn_norm, error) || !vector_refresh (llama, &l->ffn_norm, error)
+          || !vector_refresh (llama, &l->bq, error) || !vector_refresh (llama, &l->bk, error)
+          || !vector_refresh (llama, &l->bv, error))
+        return FALSE;
+    }
+  return TRUE;
+}
+
+QbLlama *
+qb_llama_new (QbModel *model, GError **error)
+{
+  g_autoptr(QbLlama) llama = g_new0 (QbLlama, 1);
+  guint rope_freqs;
+
+  llama->model = g_object_ref (model);
+  llama->mode = QB_DEQUANT_ROWS;
+  if (!read_params (llama, error))
+    return NULL;
+  llama->layers = g_new0 (QbLayer, llama->p.n_layer);
+  if (!find_tensors (llama, &rope_freqs, error) || !check_model (llama, error)
+      || !read_rope_freqs (llama, rope_freqs, error) || !read_vectors (llama, error))
+    return NULL;
+  qb_llama_set_threads (llama, 0);
+  return g_steal_pointer (&llama);
+}
+
+static void
+vector_free (QbVector *v)
+{
+  weight_clear_override (&v->w);
+  g_clear_pointer (&v->values, g_free);
+}
+
+void
+qb_llama_free (QbLlama *llama)
+{
+  if (llama == NULL)
+    return;
+  for (guint i = 0; llama->layers != NULL && i < llama->p.n_layer; i++)
+    {
+      QbLayer *l = &llama->layers[i];
+      QbWeight *m[] = { &l->wq, &l->wk, &l->wv, &l->wo, &l->gate, &l->up, &l->down };
+      QbVector *v[] = { &l->attn_norm, &l->ffn_norm, &l->bq, &l->bk, &l->bv };
+
+      for (gsize j = 0; j < G_N_ELEMENTS (m); j++)
+        weight_clear_override (m[j]);
+      for (gsize j = 0; j < G_N_ELEMENTS (v); j++)
+        vector_free (v[j]);
+    }
+  g_free (llama->layers);
+  weight_clear_override (&llama->tok_embd);
+  if (!llama->p.tied_output)
+    weight_clear_override (&llama->output);
+  vector_free (&llama->output_norm);
+  g_free (llama->rope_factors);
+  qb_scratch_clear (&llama->s);
+  g_clear_pointer (&llama->workers, qb_workers_free);
+  g_clear_object (&llama->model);
+  g_free (llama);
+}
+
+const QbLlamaParams *
+qb_llama_get_params (QbLlama *llama)
+{
+  return &llama->p;
+}
+
+QbModel *
+qb_llama_get_model (QbLlama *llama)
+{
+  return llama->model;
+}
+
+void
+qb_llama_set_threads (QbLlama *llama, guint n_threads)
+{
+  if (n_threads == 0)
+    n_threads = qb_cpu_count ();
+  if (llama->workers != NULL && n_threads == llama->n_threads)
+    return;
+  g_clear_pointer (&llama->workers, qb_workers_free);
+  llama->workers = qb_workers_new (n_threads);
+  llama->n_threads = qb_workers_get_n_threads (llama->workers);
+  qb_scratch_clear (&llama->s);
+}
+
+guint
+qb_llama_get_threads (QbLlama *llama)
+{
+  return llama->n_threads;
+}
+
+void
+qb_llama_set_dequant_mode (QbLlama *llama, QbDequantMode mode)
+{
+  llama->mode = mode;
+  qb_scratch_clear (&llama->s);
+}
+
+void
+qb_llama_set_activation_func (QbLlama *llama, QbActivationFunc func, gpointer user_data)
+{
+  llama->act_func = func;
+  llama->act_data = user_data;
+}
+
+/* ---- swapping weights ------------------------------------------------- */
+
+/* Every place that reads tensor `index` (two when the output is tied). */
+static guint
+weights_of (QbLlama *llama, guint index, QbWeight **out, QbVector **vec)
+{
+  guint n = 0;
+
+  *vec = NULL;
+  if (llama->tok_embd.index == index)
+    out[n++] = &llama->tok_embd;
+  if (llama->output.index == index && !llama->p.tied_output)
+    out[n++] = &llama->output;
+  if (llama->output_norm.w.index == index)
+    *vec = &llama->output_norm;
+  for (guint i = 0; i < llama->p.n_layer && n == 0 && *vec == NULL; i++)
+    {
+      QbLayer *l = &llama->layers[i];
+      QbWeight *m[] = { &l->wq, &l->wk, &l->wv, &l->wo, &l->gate, &l->up, &l->down };
+      QbVector *v[] = { &l->attn_norm, &l->ffn_norm, &l->bq, &l->bk, &l->bv };
+
+      for (gsize j = 0; j < G_N_ELEMENTS (m); j++)
+        if (m[j]->t != NULL && m[j]->index == index)
+          out[n++] = m[j];
+      for (gsize j = 0; j < G_N_ELEMENTS (v); j++)
+        if (v[j]->w.t != NULL && v[j]->w.index == index)
+          *vec = v[j];
+    }
+  if (*vec != NULL)
+    out[n++] = &(*vec)->w;
+  return n;
+}
+
+static gboolean
+set_override (QbLlama *llama, QbWeight *w, GBytes *bytes, const QbQuantParams *params,
+              GError **error)
+{
+  const QbFormat *format = params->format;
+  guint64 row_bytes = 0, total = 0;
+  gsize size = g_bytes_get_size (bytes);
+
+  if (!qb_format_row_bytes (format, w->n_cols, &row_bytes)
+      || !qb_format_tensor_bytes (format, w->n_cols, w->n_rows, &total))
+    return invalid (error, llama, "tensor '%s': rows of %" G_GINT64_FORMAT " values do not fit %s",
+                    w->t->name, w->n_cols, format->name);
+  if (size != total)
+    return invalid (error, llama, "tensor '%s': %" G_GSIZE_FORMAT " bytes given, %s needs %"
+                    G_GUINT64_FORMAT, w->t->name, size, format->name, total);
+
+  weight_clear_override (w);
+  w->format = format;
+  w->bytes = g_bytes_ref (bytes);
+  w->row_bytes = row_bytes;
+  w->params = *params;
+  w->params.importance = NULL;
+  w->params.search = FALSE;
+  return TRUE;
+}
+
+gboolean
+qb_llama_set_weight (QbLlama *llama, guint tensor_index, GBytes *bytes,
+                     const QbQuantParams *params, GError **error)
+{
+  QbWeight *targets[4];
+  QbVector *vec;
+  guint n;
+
+  g_return_val_if_fail (tensor_index < qb_model_get_n_tensors (llama->model), FALSE);
+  g_return_val_if_fail (bytes == NULL || (params != NULL && params->format != NULL), FALSE);
+
+  n = weights_of (llama, tensor_index, targets, &vec);
+  for (guint i = 0; i < n; i++)
+    {
+      if (bytes == NULL)
+        weight_clear_override (targets[i]);
+      else if (!set_override (llama, targets[i], bytes, params, error))
+        return FALSE;
+    }
+  /* The tied output reads the embedding: keep its copy in step. */
+  if (llama->p.tied_output)
+    llama->output = llama->tok_embd;
+  return vec == NULL || vector_refresh (llama, vec, error);
+}
+
+gboolean
+qb_llama_use_job (QbLlama *llama, QbJob *job, guint *n_taken, GError **error)
+{
+  const QbPlanResolution *res = qb_job_get_resolution (job);
+  guint n = 0;
+
+  if (res == NULL || res->n_tensors != qb_model_get_n_tensors (llama->model))
+    return invalid (error, llama, "the quantization job has not run on this model");
+  for (guint i = 0; i < res->n_tensors; i++)
+    {
+      QbWeight *targets[4];
+      QbVector *vec;
+      QbQuantParams params;
+      const QbFormat *format = NULL;
+      g_autoptr(GBytes) bytes = NULL;
+
+      /* Kept tensors, and tensors the forward pass does not read. */
+      if (res->choices[i].format == NULL || weights_of (llama, i, targets, &vec) == 0)
+        continue;
+      bytes = qb_job_get_tensor_data (job, i, &format);
+      if (bytes == NULL || !qb_job_get_dequant_params (job, i, &params))
+        return invalid (error, llama, "tensor '%s' has no quantized data (the job did not finish, "
+                        "or ran without keeping its data)", qb_model_get_tensor (llama->model, i)->name);
+      if (!qb_llama_set_weight (llama, i, bytes, &params, error))
+        return FALSE;
+      n++;
+    }
+  if (n_taken != NULL)
+    *n_taken = n;
+  return TRUE;
+}
+
+const QbFormat *
+qb_llama_get_weight_format (QbLlama *llama, guint tensor_index)
+{
+  QbWeight *targets[4];
+  QbVector *vec;
+
+  return weights_of (llama, tensor_index, targets, &vec) > 0 ? targets[0]->format : NULL;
+}

@@ -1,0 +1,166 @@
+/* qb-llama.h — the forward pass of LLaMA-family decoders (LLaMA 1/2/3,
+ * Mistral, Qwen2, SmolLM, TinyLlama), for evaluation and calibration.
+ *
+ * A whole chunk of tokens goes through each layer at once: token embedding,
+ * then per layer RMSNorm, Q/K/V projections (with Qwen2's biases when the
+ * model has them), RoPE, grouped-query attention with a causal mask, the
+ * output projection, RMSNorm, and the SwiGLU MLP; a final RMSNorm and the
+ * output matrix (or the tied embedding) give the logits.
+ *
+ * Every weight is read in the form it is evaluated in: the model's own
+ * stored type (a Q4_K GGUF is run as Q4_K), or bytes in any Quantbench
+ * format handed over with qb_llama_set_weight() / qb_llama_use_job(), so
+ * the evaluated model is exactly the quantized one.  Weights are
+ * dequantized to float32 just before their matrix product, a block of rows
+ * at a time on each worker thread (or a whole matrix, see QbDequantMode),
+ * and multiplied with OpenBLAS sgemm.  Memory: the activations of one chunk
+ * plus one block of dequantized rows (2 MiB) per thread; nothing grows with
+ * the number of layers, and no float copy of a weight is kept.  For a
+ * LLaMA-2-7B-shaped model and a 512-token chunk that is about 98 MB
+ * (qb_llama_working_bytes), plus the caller's logits (33 MB for the 256
+ * scored positions × 32000); QB_DEQUANT_MATRIX adds the largest matrix in
+ * float32 (the 32000 × 4096 output: 524 MB).
+ *
+ * RoPE: GGUF LLaMA/Mistral files hold Q and K rows in the interleaved-pair
+ * layout (convert_hf_to_gguf.py permutes them); Hugging Face checkpoints
+ * and Qwen2 keep the rotate-half layout.  Rotating pairs (i, i + d/2) of
+ * the unpermuted rows is the same computation as permuting the rows on load
+ * and rotating (2i, 2i + 1), so safetensors models run unpermuted with the
+ * half-split rotation (QB_ROPE_NEOX) instead of copying the weights.
+ *
+ * Calibration hook: an activation function sees the input of every linear
+ * layer (rows × columns floats, one row per token) just before it is
+ * multiplied, named by the weight tensor; Q, K and V share one input
+ * buffer (and gate/up another), passed once per weight.
+ *
+ * A QbLlama is used from one thread at a time; it drives its own workers.
+ * OpenBLAS's thread count is process-wide: a forward pass sets it (to 1 in
+ * the default mode, where the workers are the parallelism) and restores it.
+ */
+#pragma once
+
+#include <gio/gio.h>
+
+#include "qb-format.h"
+#include "qb-job.h"
+#include "qb-model.h"
+
+G_BEGIN_DECLS
+
+#define QB_LLAMA_ERROR (qb_llama_error_quark ())
+GQuark qb_llama_error_quark (void);
+
+typedef enum {
+  QB_LLAMA_ERROR_UNSUPPORTED,   /* not a LLaMA-family decoder */
+  QB_LLAMA_ERROR_INVALID,       /* missing tensor, wrong shape, bad hyper-parameter */
+  QB_LLAMA_ERROR_INPUT,         /* bad tokens or lengths passed in */
+} QbLlamaError;
+
+typedef enum {
+  QB_ROPE_NORM,   /* pairs (2i, 2i+1): GGUF LLaMA/Mistral */
+  QB_ROPE_NEOX,   /* pairs (i, i + n_rot/2): Qwen2, Hugging Face layout */
+} QbRopeStyle;
+
+typedef struct {
+  guint        n_layer;
+  guint        n_embd;
+  guint        n_head;
+  guint        n_head_kv;
+  guint        head_dim;
+  guint        n_ff;
+  guint        n_vocab;
+  guint        n_ctx_train;
+  guint        n_rot;          /* rotated dimensions of each head */
+  float        rms_eps;
+  float        rope_base;
+  float        rope_freq_scale; /* positions are multiplied by this (linear scaling) */
+  QbRopeStyle  rope_style;
+  gboolean     qkv_bias;
+  gboolean     tied_output;    /* output matrix is token_embd */
+} QbLlamaParams;
+
+typedef enum {
+  QB_DEQUANT_ROWS,     /* each worker dequantizes a block of rows and multiplies it (default) */
+  QB_DEQUANT_MATRIX,   /* workers dequantize the whole matrix, then one multi-threaded sgemm */
+} QbDequantMode;
+
+/* Sees x (n_rows × n_cols floats, row-major, one row per token) before it
+ * is multiplied by the weight tensor `weight_index` of the model.  Runs on
+ * the thread that called qb_llama_forward; x is valid during the call. */
+typedef void (*QbActivationFunc) (const char  *weight_name,
+                                  guint        weight_index,
+                                  const float *x,
+                                  gint64       n_rows,
+                                  gint64       n_cols,
+                                  gpointer     user_data);
+
+typedef struct _QbLlama QbLlama;
+
+/* Checks the architecture, every tensor's presence and shape, and reads
+ * the norms.  Keeps a reference on model. */
+QbLlama             *qb_llama_new               (QbModel        *model,
+                                                 GError        **error);
+void                 qb_llama_free              (QbLlama        *llama);
+const QbLlamaParams *qb_llama_get_params        (QbLlama        *llama);
+QbModel             *qb_llama_get_model         (QbLlama        *llama);
+
+/* 0: one per CPU. */
+void                 qb_llama_set_threads       (QbLlama        *llama,
+                                                 guint           n_threads);
+guint                qb_llama_get_threads       (QbLlama        *llama);
+void                 qb_llama_set_dequant_mode  (QbLlama        *llama,
+                                                 QbDequantMode   mode);
+
+/* Runs the tensor as these bytes (the layout qb_job_get_tensor_data gives:
+ * rows of the format's row bytes, then the per-tensor scale of per-tensor
+ * formats), dequantized with params (format and tensor_absmax, as
+ * qb_job_get_dequant_params gives them).  The size is checked.  bytes NULL:
+ * back to the stored values. */
+gboolean             qb_llama_set_weight        (QbLlama        *llama,
+                                                 guint           tensor_index,
+                                                 GBytes         *bytes,
+                                                 const QbQuantParams *params,
+                                                 GError        **error);
+/* Takes every tensor a job quantized (run with keep_data), with its
+ * dequantization parameters; the tensors the plan kept stay in their stored
+ * type.  Fails, naming the tensor, when one the plan quantizes has no data
+ * (the job was cancelled or ran without keep_data).  *n_taken (may be
+ * NULL): the tensors taken. */
+gboolean             qb_llama_use_job           (QbLlama        *llama,
+                                                 QbJob          *job,
+                                                 guint          *n_taken,
+                                                 GError        **error);
+/* The format a tensor is evaluated in: NULL when it runs in its stored type. */
+const QbFormat      *qb_llama_get_weight_format (QbLlama        *llama,
+                                                 guint           tensor_index);
+
+void                 qb_llama_set_activation_func (QbLlama      *llama,
+                                                 QbActivationFunc func,
+                                                 gpointer        user_data);
+
+/* Called after each layer with layers done / n_layer + 1 (the output
+ * matrix counts as one), on the calling thread. */
+typedef void (*QbLlamaProgressFunc) (guint done, guint total, gpointer user_data);
+
+/* Evaluates tokens[0..n_tokens) at positions 0..n_tokens-1 from an empty
+ * context and writes the logits of positions first_output..n_tokens-1
+ * into logits ((n_tokens - first_output) × n_vocab floats).  Cancelling
+ * stops between layers with G_IO_ERROR_CANCELLED. */
+gboolean             qb_llama_forward           (QbLlama        *llama,
+                                                 const gint32   *tokens,
+                                                 guint           n_tokens,
+                                                 guint           first_output,
+                                                 float          *logits,
+                                                 QbLlamaProgressFunc progress,
+                                                 gpointer        progress_data,
+                                                 GCancellable   *cancellable,
+                                                 GError        **error);
+
+/* Bytes of activations and scratch a forward pass of n_tokens allocates
+ * (excluding the logits the caller passes and the weights' own storage). */
+guint64              qb_llama_working_bytes     (QbLlama        *llama,
+                                                 guint           n_tokens);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (QbLlama, qb_llama_free)
+
+G_END_DECLS
