@@ -547,7 +547,8 @@ QB_AVX2 static inline void
 q4_0_codes (const float *x, QbBlockQ4_0 *y, BatchScales sc)
 {
   const __m256 offset = _mm256_set1_ps (8.5f);
-  const __m256i top = _mm256_set1_epi32 (15);
+  const __m256i top = _mm256_set1_epi8 (15);
+  const __m256i order = _mm256_setr_epi32 (0, 4, 1, 5, 2, 6, 3, 7);
   float ids[8];
 
   store_scales (sc.d, y[0].d, sizeof (QbBlockQ4_0));
@@ -556,18 +557,20 @@ q4_0_codes (const float *x, QbBlockQ4_0 *y, BatchScales sc)
     {
       const float *p = x + b * QB_QK;
       __m256 s = _mm256_set1_ps (ids[b]);
-      __m256i c[4], lo, hi, w;
+      __m256i c[4], b16, nib;
 
-      /* Truncation toward zero of x/d + 8.5, cut at 15, as lanes_code. */
+      /* Truncation toward zero of x/d + 8.5 (0 to 16 here), as lanes_code. */
       for (int k = 0; k < 4; k++)
-        c[k] = _mm256_min_epi32 (_mm256_cvttps_epi32 (_mm256_add_ps (_mm256_mul_ps (_mm256_loadu_ps (p + 8 * k), s),
-                                                                     offset)), top);
-      /* Byte j: value j low, value j + 16 high. */
-      lo = _mm256_or_si256 (c[0], _mm256_slli_epi32 (c[2], 4));
-      hi = _mm256_or_si256 (c[1], _mm256_slli_epi32 (c[3], 4));
-      w = _mm256_permute4x64_epi64 (_mm256_packus_epi32 (lo, hi), _MM_SHUFFLE (3, 1, 2, 0));
-      _mm_storeu_si128 ((__m128i *) y[b].qs,
-                        _mm_packus_epi16 (_mm256_castsi256_si128 (w), _mm256_extracti128_si256 (w, 1)));
+        c[k] = _mm256_cvttps_epi32 (_mm256_add_ps (_mm256_mul_ps (_mm256_loadu_ps (p + 8 * k), s), offset));
+      /* Packed to bytes, each 128-bit half holds values 0-3, 8-11 | 16-19,
+       * 24-27 (low half) and 4-7, 12-15 | 20-23, 28-31 (high half); one
+       * byte minimum cuts them all at 15. */
+      b16 = _mm256_min_epu8 (_mm256_packus_epi16 (_mm256_packs_epi32 (c[0], c[1]),
+                                                  _mm256_packs_epi32 (c[2], c[3])), top);
+      /* Byte j: value j low, value j + 16 high; the dwords put back in order. */
+      nib = _mm256_or_si256 (b16, _mm256_slli_epi16 (_mm256_srli_si256 (b16, 8), 4));
+      nib = _mm256_permutevar8x32_epi32 (nib, order);
+      _mm_storeu_si128 ((__m128i *) y[b].qs, _mm256_castsi256_si128 (nib));
     }
 }
 
