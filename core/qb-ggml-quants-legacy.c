@@ -626,6 +626,37 @@ q4_0_best (const float *x, void *y, gint64 nb)
   q4_0_ref (x, y, nb);
 }
 
+/* (plain functions: the address of a cloned kernel is its resolver's) */
+static void
+q8_0_portable (const float *x, void *y, gint64 nb)
+{
+  q8_0_ref (x, y, nb);
+}
+
+static void
+q4_0_portable (const float *x, void *y, gint64 nb)
+{
+  q4_0_ref (x, y, nb);
+}
+
+gboolean
+qb_ggml_block_kernels (QbDType dtype, QbBlockKernel *portable, QbBlockKernel *selected)
+{
+  switch (dtype)
+    {
+    case QB_DTYPE_Q8_0:
+      *portable = q8_0_portable;
+      *selected = q8_0_best;
+      return TRUE;
+    case QB_DTYPE_Q4_0:
+      *portable = q4_0_portable;
+      *selected = q4_0_best;
+      return TRUE;
+    default:
+      return FALSE;
+    }
+}
+
 QB_KERNEL static void
 q5_0_ref (const float *x, void *vy, gint64 nb)
 {

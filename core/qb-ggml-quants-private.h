@@ -120,4 +120,11 @@ qb_sum_squares (const float *x, gint64 n)
 void qb_ggml_encode_block      (QbDType dtype, const float *x, float d, float m, void *block);
 void qb_ggml_encode_iq4_nl     (const float *x, float d, void *block);
 
+/* For tests: the portable block kernel of Q8_0 or Q4_0 and the one the
+ * CPU selects at run time (the same function where there is no faster
+ * one), to compare on any data.  nb blocks of 32 from x into y.  FALSE
+ * for another type. */
+typedef void (*QbBlockKernel) (const float *x, void *y, gint64 nb);
+gboolean qb_ggml_block_kernels (QbDType dtype, QbBlockKernel *portable, QbBlockKernel *selected);
+
 G_END_DECLS

@@ -10,6 +10,7 @@
 #include "qb-dtype.h"
 #include "qb-format.h"
 #include "qb-ggml-quants.h"
+#include "qb-ggml-quants-private.h"
 #include "qb-test-util.h"
 
 #define N_ROWS 16
@@ -425,6 +426,69 @@ test_q4_0_signed_max (void)
     }
 }
 
+/* One value of an adversarial block: ordinary values over a wide range of
+ * scales, exact halves, ties of opposite sign, zeros of both signs,
+ * subnormals, infinities and NaN. */
+static float
+adversarial_value (GRand *rand, float scale, float tie)
+{
+  switch (g_rand_int_range (rand, 0, 24))
+    {
+    case 0: return tie;
+    case 1: return -tie;
+    case 2: return 0.0f;
+    case 3: return -0.0f;
+    case 4: return scale * (g_rand_int_range (rand, -16, 17) + 0.5f) / 16.0f;
+    case 5: return g_rand_int_range (rand, 0, 400) == 0 ? NAN : scale;
+    case 6: return g_rand_int_range (rand, 0, 400) == 0 ? -INFINITY : -scale;
+    case 7: return 1e-40f * g_rand_int_range (rand, -8, 9);   /* subnormal */
+    default: return scale * (float) g_rand_double_range (rand, -1.0, 1.0);
+    }
+}
+
+/* The run-time selected kernels (AVX2 where the CPU has it) give the same
+ * bytes as the portable ones on any data, whole batches of eight blocks
+ * and tails alike. */
+static void
+test_selected_kernels (gconstpointer data)
+{
+  QbDType dtype = GPOINTER_TO_INT (data);
+  gsize block_bytes = dtype == QB_DTYPE_Q8_0 ? sizeof (QbBlockQ8_0) : sizeof (QbBlockQ4_0);
+  QbBlockKernel portable, selected;
+  g_autoptr(GRand) rand = g_rand_new_with_seed (20261124);
+  g_autofree float *x = g_new (float, 40 * QB_QK);
+  g_autofree guint8 *a = g_malloc (40 * block_bytes);
+  g_autofree guint8 *b = g_malloc (40 * block_bytes);
+
+  g_assert_true (qb_ggml_block_kernels (dtype, &portable, &selected));
+  for (int round = 0; round < 20000; round++)
+    {
+      gint64 nb = g_rand_int_range (rand, 1, 41);
+
+      for (gint64 k = 0; k < nb; k++)
+        {
+          float scale = ldexpf (1.0f, g_rand_int_range (rand, -140, 120));
+          float tie = scale * (float) g_rand_double_range (rand, 0.5, 1.0);
+          gboolean plain = g_rand_boolean (rand);
+
+          for (int j = 0; j < QB_QK; j++)
+            x[k * QB_QK + j] = plain ? scale * (float) g_rand_double_range (rand, -1.0, 1.0)
+                                     : adversarial_value (rand, scale, tie);
+        }
+      memset (a, 0xaa, nb * block_bytes);
+      memset (b, 0x55, nb * block_bytes);
+      portable (x, a, nb);
+      selected (x, b, nb);
+      if (memcmp (a, b, nb * block_bytes) != 0)
+        {
+          for (gint64 k = 0; k < nb; k++)
+            if (memcmp (a + k * block_bytes, b + k * block_bytes, block_bytes) != 0)
+              g_error ("round %d: block %" G_GINT64_FORMAT " of %" G_GINT64_FORMAT
+                       " differs (first value %a)", round, k, nb, x[k * QB_QK]);
+        }
+    }
+}
+
 int
 main (int argc, char **argv)
 {
@@ -456,6 +520,10 @@ main (int argc, char **argv)
     }
   g_test_add_func ("/ggml-quants/q8_0/rounding", test_q8_0_rounding);
   g_test_add_func ("/ggml-quants/q4_0/signed-max", test_q4_0_signed_max);
+  g_test_add_data_func ("/ggml-quants/q8_0/selected-kernel", GINT_TO_POINTER (QB_DTYPE_Q8_0),
+                        test_selected_kernels);
+  g_test_add_data_func ("/ggml-quants/q4_0/selected-kernel", GINT_TO_POINTER (QB_DTYPE_Q4_0),
+                        test_selected_kernels);
   g_test_add_data_func ("/ggml-quants/golden/F16", "F16", test_float_golden);
   g_test_add_data_func ("/ggml-quants/golden/BF16", "BF16", test_float_golden);
   return g_test_run ();
