@@ -123,13 +123,16 @@ block_min_max (const float *x, const QbLanes *v, float *min_out, float *max_out)
 }
 
 /* roundf (v): truncate, then step away from zero when the dropped fraction
- * is at least one half (masks are -1).  v - trunc (v) is exact. */
+ * is at least one half (masks are -1).  v - trunc (v) is exact.  NaN and
+ * values beyond int (a block so small that 1/d overflowed) convert to
+ * INT_MIN, as in ggml's x86 build, and stay there: its low byte is 0. */
 QB_INLINE QbLanesI
 lanes_round_half_away (QbLanes v)
 {
   QbLanesI t = __builtin_convertvector (v, QbLanesI);
   QbLanes f = v - qb_lanes_float (t);
-  return t - (f >= 0.5f) + (f <= -0.5f);
+  QbLanesI in_range = t != G_MININT32;
+  return t - ((f >= 0.5f) & in_range) + ((f <= -0.5f) & in_range);
 }
 
 /* Truncation toward zero of v, cut at top (codes are never negative). */

@@ -426,6 +426,28 @@ test_q4_0_signed_max (void)
     }
 }
 
+/* Blocks so small that 1/d overflows: every x/d is infinite or NaN,
+ * which ggml's x86 build converts to the integer indefinite (low byte 0):
+ * Q8_0 codes 0 and a zero scale, Q4_0 codes 0 (checked against
+ * libggml-base's quantize_row_*_ref on 320,000 such blocks). */
+static void
+test_overflowing_inverse (void)
+{
+  const int nb = 9;
+  g_autofree float *x = g_new (float, nb * 32);
+  g_autofree guint8 *q = g_malloc (nb * 34);
+
+  for (int i = 0; i < nb * 32; i++)
+    x[i] = 1e-40f * ((i * 7) % 11 - 5);
+  qb_quantize_q8_0 (x, q, 1, nb * 32, NULL);
+  for (int i = 0; i < nb * 34; i++)
+    g_assert_cmpuint (q[i], ==, 0);
+  qb_quantize_q4_0 (x, q, 1, nb * 32, NULL);
+  for (int b = 0; b < nb; b++)
+    for (int j = 2; j < 18; j++)
+      g_assert_cmpuint (q[b * 18 + j], ==, 0);
+}
+
 /* One value of an adversarial block: ordinary values over a wide range of
  * scales, exact halves, ties of opposite sign, zeros of both signs,
  * subnormals, infinities and NaN. */
@@ -520,6 +542,7 @@ main (int argc, char **argv)
     }
   g_test_add_func ("/ggml-quants/q8_0/rounding", test_q8_0_rounding);
   g_test_add_func ("/ggml-quants/q4_0/signed-max", test_q4_0_signed_max);
+  g_test_add_func ("/ggml-quants/overflowing-inverse", test_overflowing_inverse);
   g_test_add_data_func ("/ggml-quants/q8_0/selected-kernel", GINT_TO_POINTER (QB_DTYPE_Q8_0),
                         test_selected_kernels);
   g_test_add_data_func ("/ggml-quants/q4_0/selected-kernel", GINT_TO_POINTER (QB_DTYPE_Q4_0),
