@@ -228,13 +228,20 @@ main (int argc, char **argv)
           qb_bench_print_rate (label1, bytes, &one, &read1, size);
           if (n_all > 1)
             {
+              gboolean target = !metrics && (!strcmp (formats[f], "Q8_0") || !strcmp (formats[f], "Q4_0"));
+              /* The target is judged against a memory read taken right
+               * before, so that a shared machine's drift over a long run
+               * does not decide it. */
+              QbBenchTime beside = target ? qb_bench_read_time (data, size, n_all, 3) : read_all;
               QbBenchTime all = job_time (model, formats[f], n_all, NULL, metrics, repeats);
               g_autofree char *label = g_strdup_printf ("%s, %u threads", formats[f], n_all);
               qb_bench_print_rate (label, bytes, &all, &read_all, size);
-              if (!metrics && (!strcmp (formats[f], "Q8_0") || !strcmp (formats[f], "Q4_0")))
-                g_string_append_printf (targets, "  %-10s %5.1f%% of the memory-read rate (target 40%%): %s\n",
-                                        formats[f], 100 * (bytes / all.wall) / (size / read_all.wall),
-                                        (bytes / all.wall) >= 0.4 * (size / read_all.wall) ? "met" : "not met");
+              if (target)
+                g_string_append_printf (targets, "  %-10s %5.1f GB/s, %5.1f%% of the memory-read rate measured"
+                                        " beside it (%.1f GB/s; target 40%%): %s\n",
+                                        formats[f], bytes / all.wall / 1e9,
+                                        100 * (bytes / all.wall) / (size / beside.wall), size / beside.wall / 1e9,
+                                        (bytes / all.wall) >= 0.4 * (size / beside.wall) ? "met" : "not met");
             }
         }
     }
