@@ -388,8 +388,9 @@ q8_0_scales (const float *x)
 }
 
 QB_AVX2 static inline void
-q8_0_codes (const float *x, QbBlockQ8_0 *y, BatchScales sc)
+q8_0_codes (const float *x, guint8 *vy, BatchScales sc)
 {
+  QbBlockQ8_0 *y = (QbBlockQ8_0 *) vy;
   const __m256i order = _mm256_setr_epi32 (0, 4, 1, 5, 2, 6, 3, 7);
   float ids[8];
 
@@ -410,28 +411,44 @@ q8_0_codes (const float *x, QbBlockQ8_0 *y, BatchScales sc)
     }
 }
 
-QB_AVX2 static void
-q8_0_avx2 (const float *x, void *vy, gint64 nb)
+/* Batches of eight blocks, each batch's scales worked out one batch ahead
+ * (see BatchScales); batches the fast path cannot take, and the last
+ * blocks short of a batch, go to the portable kernel.  Inlined into each
+ * format's kernel, so the calls through the pointers are direct. */
+typedef BatchScales (*BatchScalesFunc) (const float *x);
+typedef void        (*BatchCodesFunc)  (const float *x, guint8 *y, BatchScales sc);
+typedef void        (*BlockKernelFunc) (const float *x, void *y, gint64 nb);
+
+QB_AVX2 static inline __attribute__ ((always_inline)) void
+run_batches (const float *x, guint8 *y, gint64 nb, gsize block_bytes,
+             BatchScalesFunc scales, BatchCodesFunc codes, BlockKernelFunc portable)
 {
-  QbBlockQ8_0 *y = vy;
   gint64 n8 = nb / 8;
   BatchScales cur, next;
 
   if (n8 > 0)
-    cur = q8_0_scales (x);
+    cur = scales (x);
   for (gint64 k = 0; k < n8; k++)
     {
       const float *xk = x + k * 8 * QB_QK;
+      guint8 *yk = y + k * 8 * block_bytes;
+
       if (k + 1 < n8)
-        next = q8_0_scales (xk + 8 * QB_QK);
+        next = scales (xk + 8 * QB_QK);
       if (cur.plain)
-        q8_0_codes (xk, y + 8 * k, cur);
+        codes (xk, yk, cur);
       else
-        q8_0_ref (xk, y + 8 * k, 8);
+        portable (xk, yk, 8);
       cur = next;
     }
   if (8 * n8 < nb)
-    q8_0_ref (x + 8 * n8 * QB_QK, y + 8 * n8, nb - 8 * n8);
+    portable (x + 8 * n8 * QB_QK, y + 8 * n8 * block_bytes, nb - 8 * n8);
+}
+
+QB_AVX2 static void
+q8_0_avx2 (const float *x, void *y, gint64 nb)
+{
+  run_batches (x, y, nb, sizeof (QbBlockQ8_0), q8_0_scales, q8_0_codes, q8_0_ref);
 }
 
 /* Lane b: the largest and the smallest value of block b (no NaN here). */
@@ -547,8 +564,9 @@ q4_0_scales (const float *x)
 }
 
 QB_AVX2 static inline void
-q4_0_codes (const float *x, QbBlockQ4_0 *y, BatchScales sc)
+q4_0_codes (const float *x, guint8 *vy, BatchScales sc)
 {
+  QbBlockQ4_0 *y = (QbBlockQ4_0 *) vy;
   const __m256 offset = _mm256_set1_ps (8.5f);
   const __m256i top = _mm256_set1_epi8 (15);
   const __m256i order = _mm256_setr_epi32 (0, 4, 1, 5, 2, 6, 3, 7);
@@ -578,27 +596,9 @@ q4_0_codes (const float *x, QbBlockQ4_0 *y, BatchScales sc)
 }
 
 QB_AVX2 static void
-q4_0_avx2 (const float *x, void *vy, gint64 nb)
+q4_0_avx2 (const float *x, void *y, gint64 nb)
 {
-  QbBlockQ4_0 *y = vy;
-  gint64 n8 = nb / 8;
-  BatchScales cur, next;
-
-  if (n8 > 0)
-    cur = q4_0_scales (x);
-  for (gint64 k = 0; k < n8; k++)
-    {
-      const float *xk = x + k * 8 * QB_QK;
-      if (k + 1 < n8)
-        next = q4_0_scales (xk + 8 * QB_QK);
-      if (cur.plain)
-        q4_0_codes (xk, y + 8 * k, cur);
-      else
-        q4_0_ref (xk, y + 8 * k, 8);
-      cur = next;
-    }
-  if (8 * n8 < nb)
-    q4_0_ref (x + 8 * n8 * QB_QK, y + 8 * n8, nb - 8 * n8);
+  run_batches (x, y, nb, sizeof (QbBlockQ4_0), q4_0_scales, q4_0_codes, q4_0_ref);
 }
 #endif
 
