@@ -99,13 +99,6 @@ newest_experiment (QbTestWindow *f)
   return id;
 }
 
-static gboolean
-evaluation_over (gpointer data)
-{
-  QbEvaluator *evaluator = qb_window_get_evaluator (data);
-  return evaluator && !qb_evaluator_is_running (evaluator);
-}
-
 /* 4. stories260K quantized a few ways, each evaluated against the float
  * model on TinyStories: the experiments with their perplexity and KLD,
  * and KLD against bits per weight. */
@@ -134,7 +127,7 @@ shoot_evaluation (QbTestWindow *f,
       id = newest_experiment (f);
       qb_test_window_activate (f, "evaluate-experiment",
                                g_variant_new ("(xsuub)", id, text, 128, 40, TRUE));
-      qb_test_ui_wait_for (evaluation_over, f->window, 600, "the evaluation");
+      qb_test_window_wait_evaluation (f, 600);
       if (qb_evaluator_get_status (qb_window_get_evaluator (f->window)) != QB_EVALUATOR_DONE)
         g_error ("an evaluation did not finish");
     }

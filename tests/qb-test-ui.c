@@ -204,3 +204,17 @@ qb_test_window_row (QbTestWindow *f,
   g_assert_nonnull (row);
   return row;
 }
+
+static gboolean
+evaluation_over (gpointer data)
+{
+  QbEvaluator *evaluator = qb_window_get_evaluator (data);
+  return evaluator && !qb_evaluator_is_running (evaluator);
+}
+
+void
+qb_test_window_wait_evaluation (QbTestWindow *f,
+                                double        timeout_s)
+{
+  qb_test_ui_wait_for (evaluation_over, f->window, timeout_s, "the evaluation");
+}

@@ -55,5 +55,9 @@ QbRun    *qb_test_window_run      (QbTestWindow  *f);
 void      qb_test_window_settle   (QbTestWindow  *f);
 QbTensorRow *qb_test_window_row   (QbTestWindow  *f,
                                    const char    *name);
+/* Waits until the window's latest evaluation is no longer running (done,
+ * failed or cancelled); fails after timeout_s seconds. */
+void      qb_test_window_wait_evaluation (QbTestWindow *f,
+                                   double         timeout_s);
 
 G_END_DECLS

@@ -317,13 +317,6 @@ test_cancel_saved (Fixture       *f,
   g_assert_cmpuint (e->n_tensors, ==, n);
 }
 
-static gboolean
-evaluation_over (gpointer data)
-{
-  QbEvaluator *evaluator = qb_window_get_evaluator (data);
-  return evaluator && !qb_evaluator_is_running (evaluator);
-}
-
 /* An experiment evaluated on real text: perplexity and KLD are stored with
  * it, and the comparison can plot them. */
 static void
@@ -342,10 +335,10 @@ test_evaluate (Fixture       *f,
 
   qb_test_window_activate (f, "evaluate-experiment", g_variant_new ("(xsuub)", q8, text, 128, 4, TRUE));
   g_assert_false (g_action_group_get_action_enabled (G_ACTION_GROUP (f->window), "evaluate-experiment"));
-  qb_test_ui_wait_for (evaluation_over, f->window, 300, "the evaluation");
+  qb_test_window_wait_evaluation (f, 300);
   g_assert_cmpint (qb_evaluator_get_status (qb_window_get_evaluator (f->window)), ==, QB_EVALUATOR_DONE);
   qb_test_window_activate (f, "evaluate-experiment", g_variant_new ("(xsuub)", q2, text, 128, 4, TRUE));
-  qb_test_ui_wait_for (evaluation_over, f->window, 300, "the evaluation");
+  qb_test_window_wait_evaluation (f, 300);
   qb_test_window_settle (f);
 
   e8 = experiment (f, q8);
@@ -394,7 +387,7 @@ test_evaluate_cancel (Fixture       *f,
   evaluator = qb_window_get_evaluator (f->window);
   g_assert_true (qb_evaluator_is_running (evaluator));
   g_action_group_activate_action (G_ACTION_GROUP (f->window), "cancel-evaluation", NULL);
-  qb_test_ui_wait_for (evaluation_over, f->window, 120, "the evaluation to stop");
+  qb_test_window_wait_evaluation (f, 120);
   g_assert_cmpint (qb_evaluator_get_status (evaluator), ==, QB_EVALUATOR_CANCELLED);
   qb_test_window_settle (f);
   g_assert_null (experiment (f, id)->evaluation);

@@ -32,13 +32,6 @@ has_stats (gpointer data)
 }
 
 static gboolean
-evaluation_over (gpointer data)
-{
-  QbEvaluator *evaluator = qb_window_get_evaluator (data);
-  return evaluator && !qb_evaluator_is_running (evaluator);
-}
-
-static gboolean
 open_stories (Fixture *f)
 {
   return qb_test_window_open_shared (f, STORIES);
@@ -405,7 +398,7 @@ test_calibrated_run (Fixture       *f,
   /* Evaluating it quantizes with the same statistics (GPTQ needs them). */
   qb_test_window_activate (f, "evaluate-experiment",
                            g_variant_new ("(xsuub)", experiment->id, text, 128, 2, FALSE));
-  qb_test_ui_wait_for (evaluation_over, f->window, 120, "the evaluation");
+  qb_test_window_wait_evaluation (f, 120);
   g_assert_cmpint (qb_evaluator_get_status (qb_window_get_evaluator (f->window)), ==, QB_EVALUATOR_DONE);
   g_assert_cmpfloat (qb_evaluator_get_evaluation (qb_window_get_evaluator (f->window))->perplexity, >, 1);
 }

@@ -31,6 +31,7 @@ qb_window_update_actions (QbWindow *self)
   };
   gboolean have = self->document != NULL;
   gboolean running = self->run && qb_run_is_running (self->run);
+  gboolean evaluating = self->evaluator && qb_evaluator_is_running (self->evaluator);
 
   for (guint i = 0; i < G_N_ELEMENTS (need_document); i++)
     set_enabled (self, need_document[i], have);
@@ -43,12 +44,9 @@ qb_window_update_actions (QbWindow *self)
   for (guint i = 0; i < G_N_ELEMENTS (need_store); i++)
     set_enabled (self, need_store[i], self->store != NULL);
   set_enabled (self, "open-experiment", have && self->store != NULL && !running);
-  {
-    gboolean evaluating = self->evaluator && qb_evaluator_is_running (self->evaluator);
-    set_enabled (self, "evaluate", have && self->store != NULL && !evaluating);
-    set_enabled (self, "evaluate-experiment", have && self->store != NULL && !evaluating);
-    set_enabled (self, "cancel-evaluation", evaluating);
-  }
+  set_enabled (self, "evaluate", have && self->store != NULL && !evaluating);
+  set_enabled (self, "evaluate-experiment", have && self->store != NULL && !evaluating);
+  set_enabled (self, "cancel-evaluation", evaluating);
 }
 
 /* -- opening -------------------------------------------------------------- */
