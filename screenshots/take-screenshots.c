@@ -85,20 +85,6 @@ select_all_experiments (QbTestWindow *f)
     }
 }
 
-static gint64
-newest_experiment (QbTestWindow *f)
-{
-  GListModel *rows = qb_experiments_page_get_rows (qb_window_get_experiments_page (f->window));
-  gint64 id = 0;
-
-  for (guint i = 0; i < g_list_model_get_n_items (rows); i++)
-    {
-      g_autoptr(QbExperimentRow) row = g_list_model_get_item (rows, i);
-      id = MAX (id, qb_experiment_row_get_id (row));
-    }
-  return id;
-}
-
 /* 4. stories260K quantized a few ways, each evaluated against the float
  * model on TinyStories: the experiments with their perplexity and KLD,
  * and KLD against bits per weight. */
@@ -124,7 +110,7 @@ shoot_evaluation (QbTestWindow *f,
       if (qb_run_get_status (qb_test_window_run (f)) != QB_RUN_DONE)
         g_error ("a run did not finish");
       qb_test_window_settle (f);
-      id = newest_experiment (f);
+      id = qb_test_window_newest_experiment (f);
       qb_test_window_activate (f, "evaluate-experiment",
                                g_variant_new ("(xsuub)", id, text, 128, 40, TRUE));
       qb_test_window_wait_evaluation (f, 600);

@@ -218,3 +218,17 @@ qb_test_window_wait_evaluation (QbTestWindow *f,
 {
   qb_test_ui_wait_for (evaluation_over, f->window, timeout_s, "the evaluation");
 }
+
+gint64
+qb_test_window_newest_experiment (QbTestWindow *f)
+{
+  GListModel *rows = qb_experiments_page_get_rows (qb_window_get_experiments_page (f->window));
+  gint64 id = 0;
+
+  for (guint i = 0; i < g_list_model_get_n_items (rows); i++)
+    {
+      g_autoptr(QbExperimentRow) row = g_list_model_get_item (rows, i);
+      id = MAX (id, qb_experiment_row_get_id (row));
+    }
+  return id;
+}

@@ -55,6 +55,8 @@ QbRun    *qb_test_window_run      (QbTestWindow  *f);
 void      qb_test_window_settle   (QbTestWindow  *f);
 QbTensorRow *qb_test_window_row   (QbTestWindow  *f,
                                    const char    *name);
+/* The id of the newest experiment in the experiments list, 0 if none. */
+gint64    qb_test_window_newest_experiment (QbTestWindow *f);
 /* Waits until the window's latest evaluation is no longer running (done,
  * failed or cancelled); fails after timeout_s seconds. */
 void      qb_test_window_wait_evaluation (QbTestWindow *f,

@@ -41,20 +41,6 @@ experiment (Fixture *f,
 }
 
 static gint64
-newest_id (Fixture *f)
-{
-  GListModel *rows = qb_experiments_page_get_rows (page (f));
-  gint64 id = 0;
-
-  for (guint i = 0; i < g_list_model_get_n_items (rows); i++)
-    {
-      g_autoptr(QbExperimentRow) row = g_list_model_get_item (rows, i);
-      id = MAX (id, qb_experiment_row_get_id (row));
-    }
-  return id;
-}
-
-static gint64
 run_with_default (Fixture    *f,
                   const char *format)
 {
@@ -63,7 +49,7 @@ run_with_default (Fixture    *f,
   qb_test_window_activate (f, "set-default-format", g_variant_new_string (format));
   run = qb_test_window_run (f);
   g_assert_cmpint (qb_run_get_status (run), ==, QB_RUN_DONE);
-  return newest_id (f);
+  return qb_test_window_newest_experiment (f);
 }
 
 /* -- tests ---------------------------------------------------------------- */
@@ -139,7 +125,7 @@ test_edit_experiment (Fixture       *f,
   qb_test_window_activate (f, "delete-experiment", g_variant_new_int64 (other));
   qb_test_window_settle (f);
   g_assert_cmpuint (n_experiments (f), ==, 1);
-  g_assert_cmpint (newest_id (f), ==, id);
+  g_assert_cmpint (qb_test_window_newest_experiment (f), ==, id);
 }
 
 /* Opening an experiment brings its plan and per-tensor results back. */
@@ -311,7 +297,7 @@ test_cancel_saved (Fixture       *f,
     with_result += qb_tensor_row_get_result (qb_document_get_row (doc, i)) != NULL;
   g_assert_cmpuint (with_result, ==, done);
 
-  e = experiment (f, newest_id (f));
+  e = experiment (f, qb_test_window_newest_experiment (f));
   g_assert_cmpint (e->status, ==, QB_EXPERIMENT_CANCELLED);
   g_assert_cmpuint (e->n_tensors_done, ==, done);
   g_assert_cmpuint (e->n_tensors, ==, n);
