@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # bootstrap.sh — set up, build and run Quantbench on Debian 12.
 #
 #   sh bootstrap.sh run            install what is missing, build, open the GUI on the demo model

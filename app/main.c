@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* main.c — `quantbench`: the GUI without a subcommand, else a command. */
 #include <locale.h>
 #include <stdio.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-cli-calib.c — calibration options and the statistics run of the
  * command line. */
 #include "qb-cli-calib.h"

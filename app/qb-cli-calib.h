@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-cli-calib.h — calibration options shared by `quantize` and `imatrix`. */
 #pragma once
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-cli-plan.c — plan options shared by `quantize` and `plan`, and the
  * table printing both use. */
 #include "qb-cli-plan.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-cli-plan.h — plan options shared by `quantize`, `plan` and `demo`. */
 #pragma once
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-cli-progress.c — a progress bar on stderr. */
 #include "qb-cli-progress.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-cli-progress.h — the one-line progress bar commands draw on a
  * terminal's stderr: "[#####.....]  42%  what is happening". */
 #pragma once

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-cli.h — the command-line subcommands of `quantbench`.
  *
  * Each returns a process exit status: 0 success, 1 failure (message

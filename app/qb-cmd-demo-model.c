@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-cmd-demo-model.c — `quantbench demo-model`: write a demo GGUF model. */
 #include <stdio.h>
 #include <string.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-cmd-demo.c — `quantbench demo`: what a newcomer sees without a display.
  *
  * The built-in demo model (generated into the user's cache on first use),

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-cmd-eval.c — `quantbench eval MODEL [plan options | --experiment ID]
  * --text FILE`: perplexity and KL divergence with llama.cpp's protocol.
  * With plan options, or a stored experiment's plan, the model is quantized

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-cmd-experiments.c — `quantbench experiments`: the experiment store
  * from the command line.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-cmd-imatrix.c — `quantbench imatrix MODEL --calib FILE --out FILE`:
  * an importance matrix in llama.cpp's formats. */
 #include <stdio.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-cmd-inspect.c — `quantbench inspect FILE [--json] [--stats] [--threads N]`. */
 #include <json-glib/json-glib.h>
 #include <math.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-cmd-quantize.c — `quantbench quantize`, `quantbench plan`, `quantbench formats`. */
 #include <glib-unix.h>
 #include <json-glib/json-glib.h>

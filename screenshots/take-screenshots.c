@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* take-screenshots.c — renders the main views of the workbench to PNG.
  *
  * Drives the real window through its actions, as the UI tests do: opens

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # screenshots/take.sh — regenerates the PNGs in this folder.
 #
 #   sh screenshots/take.sh [BUILD-DIR] [MODEL]

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-test-model.c — synthetic LLaMA-shaped GGUF models for tests. */
 #include "qb-test-model.h"
 #include "qb-test-util.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-test-model.h — synthetic models for the engine tests, written as GGUF
  * through the project's own writer. */
 #pragma once

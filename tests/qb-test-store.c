@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-test-store.c — records for the experiment store's tests. */
 #include "qb-test-store.h"
 

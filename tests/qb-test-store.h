@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-test-store.h — records for the experiment store's tests. */
 #pragma once
 

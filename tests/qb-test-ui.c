@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-test-ui.c — helpers for the UI tests. */
 #include "qb-test-ui.h"
 

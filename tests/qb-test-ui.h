@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-test-ui.h — helpers for the UI tests (run under Xvfb). */
 #pragma once
 

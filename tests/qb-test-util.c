@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-test-util.c — helpers shared by the test programs. */
 #include "qb-test-util.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-test-util.h — helpers shared by the test programs. */
 #pragma once
 

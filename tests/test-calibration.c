@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test-calibration.c — calibration sets and activation statistics:
  * chunking and its identity, token and statistics caches, the importance
  * matrix and XᵀX against direct computations, passes in bounded memory,

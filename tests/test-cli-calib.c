@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test-cli-calib.c — `quantbench imatrix` and `quantbench quantize --calib`
  * as a user runs them, on stories260K and TinyStories (../shared). */
 #include <json-glib/json-glib.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test-cli-eval.c — `quantbench eval`, run as a user would run it. */
 #include <json-glib/json-glib.h>
 #include <string.h>

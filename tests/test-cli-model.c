@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test-cli-model.c — `quantbench inspect` and `quantbench demo-model`, run as
  * a user would run them.
  */

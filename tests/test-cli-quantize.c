@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test-cli-quantize.c — `quantbench quantize | plan | formats` as a user runs them. */
 #include <json-glib/json-glib.h>
 #include <signal.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test-demo-model.c — the demo model generator: sizes, determinism, the
  * file it writes, and the statistics of its weights.
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test-dtype.c — the storage type table and scalar conversions. */
 #include <math.h>
 #include <string.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test-eval.c — the forward pass, perplexity and KL divergence.
  *
  * Against llama.cpp: stories260K with n_ctx 128 (../shared/golden/llama-cpp):

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test-formats.c — the format registry: table, accounting, fallbacks, and
  * every format's round trip, importance weighting and search.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test-ggml-quants.c — the ggml kernels against llama.cpp's own output.
  *
  * ../shared/golden/ggml-quants holds 16 rows x 4096 of weight-like data,

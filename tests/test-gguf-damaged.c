@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test-gguf-damaged.c — damaged and hostile GGUF files, built here byte by
  * byte: each must give a GError that names the field, never a crash, and
  * the reader must not allocate anything large on their behalf (outside

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test-gguf.c — the GGUF reader and writer on real and generated files. */
 #include <glib/gstdio.h>
 #include <string.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test-gptq.c — format grids, the Cholesky factor GPTQ uses, and GPTQ on
  * small synthetic layers: never worse than rounding on its objective,
  * clearly better without the guard, valid blocks, act-order. */

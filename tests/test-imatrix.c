@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test-imatrix.c — llama.cpp importance matrices: files built to the
  * documented layouts, round trips, damaged files. */
 #include <glib/gstdio.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test-job.c — jobs: totals, cancellation, export and re-reading, plug-in
  * methods, importance look-up. */
 #include <glib/gstdio.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test-model.c — QbModel over GGUF: facts, tensor roles, row reading,
  * opening by folder, and the cost of opening a huge file.
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test-moments.c — streaming moments against a direct computation, merging,
  * non-finite values, and whole-model statistics for any thread count.
  */

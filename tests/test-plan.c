@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test-plan.c — plan rules, precedence, fallbacks, presets, JSON. */
 #include <string.h>
 

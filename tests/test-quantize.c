@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test-quantize.c — one tensor quantized and measured: metrics against a
  * direct computation, shared histogram edges, thread-count independence. */
 #include <math.h>

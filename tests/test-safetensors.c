@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test-safetensors.c — safetensors files built here: single and sharded,
  * every dtype read back, metadata, config.json facts, and damaged files.
  */

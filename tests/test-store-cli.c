@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test-store-cli.c — `quantbench experiments` on a database the test fills. */
 #include <json-glib/json-glib.h>
 #include <string.h>

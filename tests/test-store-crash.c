@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test-store-crash.c — a process killed with SIGKILL while it writes an
  * experiment leaves a sound database holding every tensor it committed,
  * and the experiment is marked interrupted the next time the database

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test-store-export.c — JSON export and import (lossless, idempotent,
  * all or nothing) and CSV export. */
 #include <gio/gio.h>

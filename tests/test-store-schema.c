@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test-store-schema.c — opening a database: creation, migration from
  * every older version, and refusing — untouched — what must not be
  * written to: a newer schema, a file that is not SQLite, a damaged one,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test-store.c — the experiment store: writing runs, reading them back,
  * lists, comparisons, Pareto fronts, edits, threads, crash recovery. */
 #include <math.h>

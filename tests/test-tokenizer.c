@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test-tokenizer.c — tokenizers against llama.cpp's ids.
  *
  * SentencePiece (SPM): stories260K's vocabulary on the golden texts of

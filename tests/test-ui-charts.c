@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test-ui-charts.c — the Cairo chart widgets: data, zoom, read-out, export. */
 #include <math.h>
 #include <string.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test-ui-experiments.c — runs saved as experiments; review and compare. */
 #include <math.h>
 #include <string.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test-ui-window.c — the workbench window driven through its actions. */
 #include <math.h>
 #include <string.h>

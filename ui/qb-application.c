@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-application.c — the GtkApplication: window, shortcuts, app actions. */
 #include "qb-application.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-application.h — the GtkApplication: one workbench window, app-wide
  * actions (preferences, about, quit) and keyboard shortcuts. */
 #pragma once

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-channel-range-view.c — min/max per output channel, outliers marked. */
 #include "qb-channel-range-view.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-channel-range-view.h — per-output-channel weight ranges.
  *
  * One vertical bar per output channel from its minimum to its maximum

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-chart.c — the chart interface: one draw function for screen and file. */
 #include "qb-chart.h"
 

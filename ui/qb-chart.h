@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-chart.h — what every Quantbench chart widget shares.
  *
  * A chart draws itself through one function, qb_chart_draw(), on any cairo

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-compare-page.c — scatter, per-layer bars and format differences. */
 #include "qb-compare-page.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-compare-page.h — two or more experiments side by side.
  *
  * (a) a scatter of size or bits per weight against an error measure

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-document.c — an open model, its plan, and a row per tensor. */
 #include "qb-document.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-document.h — an open model with the plan being edited for it.
  *
  * Holds the QbModel, the QbPlan, and one QbTensorRow per tensor.  When the

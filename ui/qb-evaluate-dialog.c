@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-evaluate-dialog.c — text, context and chunks for an evaluation. */
 #include "qb-evaluate-dialog.h"
 

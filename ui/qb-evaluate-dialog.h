@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-evaluate-dialog.h — asks which text, context and chunks to evaluate
  * an experiment on, then starts win.evaluate-experiment. */
 #pragma once

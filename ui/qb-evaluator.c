@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-evaluator.c — evaluates a saved experiment and stores the result. */
 #include "qb-evaluator.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-evaluator.h — perplexity and KL divergence of a saved experiment.
  *
  * On a worker thread: the experiment's plan is run again with the tensors'

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-experiment-recorder.c — a run written to the store as it proceeds. */
 #include "qb-experiment-recorder.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-experiment-recorder.h — saves a run in the experiment store as it
  * goes: the experiment is begun before the first tensor, each tensor's
  * result is written as it finishes (so a long run's partial results

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-experiment-row.c — a stored experiment as a list item. */
 #include "qb-experiment-row.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-experiment-row.h — a stored experiment as a list item. */
 #pragma once
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-experiments-page.c — saved experiments: list, details, edits. */
 #include "qb-experiments-page.h"
 

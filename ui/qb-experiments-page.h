@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-experiments-page.h — the saved experiments of the open model.
  *
  * A table (name, date, status, size, bpw, key metrics, tags) and the

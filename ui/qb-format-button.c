@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-format-button.c — a format name that opens a searchable format list. */
 #include "qb-format-button.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-format-button.h — shows a format and lets the user pick another.
  *
  * A flat button with the format's name; clicking opens a searchable list

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-format-grid.c — a format's representable levels for a typical block. */
 #include "qb-format-grid.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-format-grid.h — where a format's values can land, for drawing.
  *
  * A block format represents each value as one of a few levels times the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-format-list.c — the format registry as a shared string list. */
 #include "qb-format-list.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-format-list.h — the format registry as a list for drop-downs.
  *
  * "keep" (leave the tensor as stored) first, then every format of the

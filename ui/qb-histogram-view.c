@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-histogram-view.c — weight and error histograms with zoom, pan, hover. */
 #include "qb-histogram-view.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-histogram-view.h — a weight or error histogram, drawn with Cairo.
  *
  * Shows an original distribution (filled) and optionally a quantized one

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-layer-bars-view.c — grouped bars: a measure per layer per experiment. */
 #include "qb-layer-bars-view.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-layer-bars-view.h — a per-layer measure of several experiments, as
  * bars side by side: one group per layer, one bar (and colour) per
  * experiment.  Hovering reads out the bar. */

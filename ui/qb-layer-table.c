@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-layer-table.c — the tensor table: columns, sorting, filters, groups. */
 #include "qb-layer-table.h"
 #include "qb-ui.h"

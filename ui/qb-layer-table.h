@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-layer-table.h — the model's tensors in a sortable, filterable table.
  *
  * A GtkColumnView over the document's rows: filtered by a search text, a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-metric-cell.c — a right-aligned number over a thin quality bar. */
 #include "qb-metric-cell.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-metric-cell.h — a number with a small bar under it, for table cells.
  *
  * One widget that draws both (a label and a GtkLevelBar would be five

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-plan-panel.c — default format, preset, method, rules, overrides. */
 #include "qb-plan-panel.h"
 #include "qb-ui.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-plan-panel.h — the sidebar that edits the plan as a whole: default
  * format, preset, method, 1-D handling, the rules and the overrides count.
  * Its controls go through window actions, as menus and tests do. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-preferences-dialog.c — settings bound to GSettings. */
 #include "qb-preferences-dialog.h"
 #include "qb-ui.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-preferences-dialog.h — threads, default format, database path, kept
  * in GSettings (org.quantbench.Quantbench). */
 #pragma once

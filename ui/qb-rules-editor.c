@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-rules-editor.c — pattern → format rules with live matches. */
 #include "qb-rules-editor.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-rules-editor.h — the plan's ordered name rules, editable in place.
  *
  * One row per rule: pattern, glob or regex, format, how many tensors it

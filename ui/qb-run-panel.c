@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-run-panel.c — a run's progress, time and Cancel. */
 #include "qb-run-panel.h"
 #include "qb-ui.h"

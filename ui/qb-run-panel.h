@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-run-panel.h — progress of the current run: overall and per tensor,
  * the tensor being worked on, elapsed and remaining time, Cancel.  After
  * the run it keeps a one-line summary until hidden or the next run. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-run.c — a quantization job on a worker thread, reported to the main loop. */
 #include "qb-run.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-run.h — one quantization run of the document's plan, in the background.
  *
  * When the document has calibration texts, the run first computes their

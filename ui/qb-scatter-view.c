@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-scatter-view.c — size against error, Pareto front, labels. */
 #include "qb-scatter-view.h"
 

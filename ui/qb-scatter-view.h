@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-scatter-view.h — experiments as points: size (or bpw) against an
  * error measure, with the Pareto front drawn and every point labelled.
  *

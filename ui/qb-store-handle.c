@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-store-handle.c — a reference-counted QbStore. */
 #include "qb-store-handle.h"
 

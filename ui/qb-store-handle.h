@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-store-handle.h — a shared, reference-counted experiment store.
  *
  * The window, its pages and the background tasks reading or writing

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-tensor-details.c — facts, metrics and charts of the selected tensor. */
 #include "qb-tensor-details.h"
 #include "qb-ui.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-tensor-details.h — the selected tensor: facts, metrics and charts.
  *
  * Shows the weight histogram (original, and quantized once a run has

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-tensor-row.c — one tensor of the open model, for the layer table. */
 #include "qb-tensor-row.h"
 

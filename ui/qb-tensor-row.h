@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-tensor-row.h — one tensor of the open model, as the layer table shows it.
  *
  * Facts from the model (name, layer, role, shape, dtype, size) are fixed at

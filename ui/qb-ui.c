@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-ui.c — set-up shared by every widget of the UI library. */
 #include "qb-ui.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-ui.h — set-up shared by every widget of the UI library. */
 #pragma once
 

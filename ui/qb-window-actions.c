@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-window-actions.c — every command of the window, as a GAction. */
 #include "qb-window-private.h"
 

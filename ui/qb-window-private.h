@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-window-private.h — QbWindow's fields, shared by qb-window.c (state,
  * loading) and qb-window-actions.c (the commands). */
 #pragma once

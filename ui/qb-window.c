@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-window.c — the workbench window: loading models, showing state, runs. */
 #include "qb-window-private.h"
 #include "qb-ui.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-window.h — the workbench window.
  *
  * Every command is a GAction of the window ("win.*") or the application

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-activation-stats.c — importance matrices and XᵀX from forward passes
  * over a calibration set (see qb-activation-stats.h). */
 #include "qb-activation-stats.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-activation-stats.h — what a model's linear layers see on calibration
  * data: the importance matrix and, where a method needs it, XᵀX.
  *

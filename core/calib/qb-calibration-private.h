@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-calibration-private.h — what the calibration set and the activation
  * statistics share: the cache folder and the cache files' frame.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-calibration.c — calibration sets, and the cache files calibration
  * shares with the activation statistics. */
 #include "qb-calibration.h"

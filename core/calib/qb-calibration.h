@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-calibration.h — a calibration set: the token chunks a model is run on
  * to measure its activations.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-eval.c — perplexity and KL divergence over chunks of a text.
  *
  * One chunk at a time: the float model's pass (when its log-probabilities

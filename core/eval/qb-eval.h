@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-eval.h — perplexity and KL divergence, with llama.cpp's protocol.
  *
  * Perplexity (llama-perplexity): the whole text is tokenized once with

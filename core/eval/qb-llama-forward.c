@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-llama-forward.c — one chunk through the decoder.
  *
  * Activations are row-major, one row per token.  The linear layers are

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-llama-private.h — the runtime's insides, shared by loading
  * (qb-llama.c) and the forward pass (qb-llama-forward.c). */
 #pragma once

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-llama.c — finding a LLaMA-family model's weights and hyper-parameters,
  * and swapping weights for quantized ones.  The arithmetic is in
  * qb-llama-forward.c. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-llama.h — the forward pass of LLaMA-family decoders (LLaMA 1/2/3,
  * Mistral, Qwen2, SmolLM, TinyLlama), for evaluation and calibration.
  *

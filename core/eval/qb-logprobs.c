@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-logprobs.c — llama.cpp's log-probability files: encoding, a checked
  * reader over a mapping, and an atomic chunk-by-chunk writer. */
 #include "qb-logprobs.h"

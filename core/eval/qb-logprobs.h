@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-logprobs.h — llama.cpp's log-probability ("logits") files, as written
  * by `llama-perplexity --kl-divergence-base FILE` and read by
  * `--kl-divergence`.  Quantbench caches a float model's log-probabilities

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-tokenizer-bpe.c — byte-level BPE (GPT-2, LLaMA-3, Qwen2, SmolLM), as
  * llama.cpp's BPE tokenizer.
  *

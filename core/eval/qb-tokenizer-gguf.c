@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-tokenizer-gguf.c — a tokenizer from a GGUF file's tokenizer.ggml.*
  * metadata, with llama.cpp's defaults: SPM (model "llama") has BOS 1, EOS 2,
  * UNK 0, adds BOS and a space prefix; BPE (model "gpt2") has BOS = EOS = 11

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-tokenizer-hf.c — a Hugging Face tokenizer.json of a BPE model.
  *
  * Two families are understood:

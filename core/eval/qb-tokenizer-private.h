@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-tokenizer-private.h — the tokenizer's insides, shared by the kinds. */
 #pragma once
 

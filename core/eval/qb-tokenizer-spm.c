@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-tokenizer-spm.c — SentencePiece-style BPE, as llama.cpp's SPM tokenizer.
  *
  * The text (spaces already escaped to "▁") starts as one symbol per UTF-8

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-tokenizer.c — vocabulary, special tokens, and the encode entry point.
  *
  * The algorithms live in qb-tokenizer-spm.c and qb-tokenizer-bpe.c, the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-tokenizer.h — text to token ids, exactly as llama.cpp does it.
  *
  * Two kinds:

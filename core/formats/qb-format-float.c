@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-format-float.c — F32, F16 and BF16 rows.
  *
  * Conversions as ggml_quantize_chunk makes them (round to nearest even;

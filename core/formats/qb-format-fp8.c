@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-format-fp8.c — FP8 E4M3 and E5M2 with a float32 scale.
  *
  * E4M3 is the OCP "fn" variant (no infinities, max 448), E5M2 the IEEE-like

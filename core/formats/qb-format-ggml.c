@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-format-ggml.c — llama.cpp's block types as registry rows.
  *
  * Plain rounding and importance both go straight to the bit-exact kernels

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-format-grid.c — units, levels and code packing of the formats that
  * have a grid (see qb-format-grid.h).
  *

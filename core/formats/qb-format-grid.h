@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-format-grid.h — a format's grid, for methods that round weights one
  * at a time.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-format-int.c — uniform integer formats INTn, n = 2..8.
  *
  * A group (32..256 values, a whole row, or the whole tensor) has a scale d

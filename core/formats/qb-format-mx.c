@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-format-mx.c — MXFP4, the OCP Microscaling FP4 format.
  *
  * Blocks of 32 (OCP MX v1.0): a shared scale X = 2^(e - 127) stored as one

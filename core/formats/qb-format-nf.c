@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-format-nf.c — NF4, the 4-bit NormalFloat of bitsandbytes.
  *
  * Blocks of 64: the block's absmax as f32, then 32 bytes of indices into

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-format-private.h — what the format families share with the table.
  *
  * Each family (qb-format-float.c, -ggml.c, -int.c, -nf.c, -mx.c, -fp8.c)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-format.c — the format table and its queries.
  *
  * Each row names a format and says how it is stored; the row functions

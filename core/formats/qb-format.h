@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-format.h — the registry of quantization formats.
  *
  * One table (qb-format.c) lists every format Quantbench can produce: its

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-dtype.c — the storage type table and scalar float conversions. */
 #include "qb-dtype.h"
 #include "qb-ggml-quants.h"

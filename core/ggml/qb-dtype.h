@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-dtype.h — element types that tensors are stored in.
  *
  * ggml's types keep their ggml ids, so a GGUF type field maps straight onto

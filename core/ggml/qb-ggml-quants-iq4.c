@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-ggml-quants-iq4.c — IQ4_NL and IQ4_XS, bit-exact.
  *
  * Both map groups of 32 onto 16 fixed non-uniform levels times a scale.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-ggml-quants-k.c — Q2_K, Q3_K, Q4_K, Q5_K and Q6_K, bit-exact.
  *
  * A super-block of 256 values holds 16 groups of 16 (Q2_K, Q3_K, Q6_K) or

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-ggml-quants-legacy.c — Q4_0, Q4_1, Q5_0, Q5_1 and Q8_0, bit-exact.
  *
  * Without importance weights ggml rounds each block of 32 against its

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-ggml-quants-private.h — block layouts and helpers shared by the ggml
  * kernels (qb-ggml-quants-*.c).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-ggml-quants.h — llama.cpp's block formats, bit-exact.
  *
  * Quantizers follow ggml_quantize_chunk(): n_per_row is a multiple of the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-ggml-search-private.h — ggml's scale searches, run on eight groups at
  * once.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-demo-model.c — the demo model generator.
  *
  * Each tensor is cut into chunks of whole rows; a chunk's values come from

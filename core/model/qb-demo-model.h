@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-demo-model.h — a built-in generator of LLaMA-architecture GGUF models
  * with realistic-looking weights, for first runs, tests and benchmarks.
  *

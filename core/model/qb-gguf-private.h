@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-gguf-private.h — what the GGUF reader and writer share. */
 #pragma once
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-gguf-writer.c — writes GGUF files atomically.
  *
  * Key/value pairs are encoded when they are set, so writing the header is

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-gguf.c — the GGUF reader: parses the header of a mapped file and
  * checks every count, length and offset before it is used.
  *

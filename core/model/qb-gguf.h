@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-gguf.h — GGUF v2/v3 files: a validating reader over a mapping, and an
  * atomic writer.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-model-stats.c — per-tensor weight statistics over the whole model.
  *
  * The readable tensors are cut into chunks of QB_STATS_CHUNK values; a

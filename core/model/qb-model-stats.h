@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-model-stats.h — weight statistics of every tensor of a model, computed
  * in parallel and streaming: each thread converts one chunk of values at a
  * time into its own small buffer, so memory stays bounded whatever the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-model.c — a model file, whatever its format, as one tensor list.
  *
  * Opening maps the file(s) and reads only headers: the tensor data stays

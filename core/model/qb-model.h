@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-model.h — a model file (GGUF, or safetensors single/sharded), memory
  * mapped, with its architecture facts and tensor list.
  *

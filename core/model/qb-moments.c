@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-moments.c — mergeable central moments.
  *
  * The loops keep LANES independent partial sums so that GCC can vectorize

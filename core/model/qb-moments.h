@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-moments.h — streaming statistics of float data: count, min, max, mean,
  * variance and excess kurtosis, in bounded memory.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-safetensors-private.h — safetensors files, single or sharded, and the
  * Hugging Face config.json beside them.  QbModel is the public face.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-safetensors.c — safetensors headers, shard indexes and config.json.
  *
  * The JSON is parsed by json-glib after a byte scan that bounds what

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-tensor-name.c — layer index and role from a tensor's name.
  *
  * GGUF names ("blk.3.attn_v.weight") and the Hugging Face families'

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-export-private.h — writing a quantized model while a job runs.
  *
  * The exporter declares every tensor up front (name, shape, the type it

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-export.c — GGUF and safetensors output, written atomically.
  *
  * GGUF: every key/value of the source kept (split keys dropped), plus

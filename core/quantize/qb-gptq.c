@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-gptq.c — GPTQ over any format with a grid (see qb-gptq.h). */
 #include "qb-gptq.h"
 #include "qb-format-grid.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-gptq.h — GPTQ (Frantar et al., 2022) as a quantization method.
  *
  * Each row of W is rounded column by column to its format's grid

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-imatrix.c — importance matrices in llama.cpp's two file formats.
  *
  * Legacy .dat (llama.cpp's imatrix tool before GGUF), little-endian:

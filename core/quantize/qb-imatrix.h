@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-imatrix.h — importance matrices: per-column mean squared activation
  * of every linear layer's input, keyed by tensor name.  Reads and writes
  * llama.cpp's formats: the legacy .dat and the GGUF imatrix. */

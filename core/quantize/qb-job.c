@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-job.c — a plan run over a model, tensor by tensor. */
 #include "qb-job.h"
 #include "qb-export-private.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-job.h — running a plan over a model.
  *
  * qb_job_run() blocks: call it from a worker thread (GTask) in the UI.  It

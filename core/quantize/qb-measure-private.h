@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-measure-private.h — the per-element loops behind the tensor metrics.
  *
  * Every loop here runs once per weight, so each is written for the

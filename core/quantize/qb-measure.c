@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-measure.c — per-element loops for the tensor metrics (see the header). */
 #include "qb-measure-private.h"
 #include "qb-dtype.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-method.c — the method registry: "rtn", "search", "gptq", and plug-ins. */
 #include "qb-method.h"
 #include "qb-gptq.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-method.h — quantization methods, as plug-ins.
  *
  * A method turns rows of float weights into a format's bytes.  "rtn" calls

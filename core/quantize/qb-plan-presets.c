@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-plan-presets.c — presets that reproduce llama.cpp's quantization mixes.
  *
  * llama-quantize picks a base type from the file type and then bumps a few

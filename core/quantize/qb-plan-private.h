@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-plan-private.h — llama.cpp-style presets, used by qb-plan.c. */
 #pragma once
 

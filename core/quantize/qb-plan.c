@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-plan.c — which format and method each tensor gets. */
 #include "qb-plan.h"
 #include "qb-plan-private.h"

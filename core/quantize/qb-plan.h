@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-plan.h — which format and method each tensor gets.
  *
  * A plan has a default format and method, an optional llama.cpp-style

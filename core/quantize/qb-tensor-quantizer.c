@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-tensor-quantizer.c — one tensor: pre-pass, sample, main pass. */
 #include "qb-tensor-quantizer.h"
 #include "qb-linalg-private.h"

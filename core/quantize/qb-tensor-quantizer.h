@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-tensor-quantizer.h — quantizing one tensor and measuring it.
  *
  * One tensor, one (format, method, importance).  A cheap pre-pass reads

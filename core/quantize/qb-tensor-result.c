@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-tensor-result.c — histograms and per-tensor results. */
 #include "qb-tensor-result.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-tensor-result.h — what quantizing one tensor measured. */
 #pragma once
 

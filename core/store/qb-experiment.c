@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-experiment.c — the store's records, totals, metrics and Pareto fronts. */
 #include "qb-experiment.h"
 #include "qb-json.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-experiment.h — the records the experiment store keeps.
  *
  * Plain structs with explicit ownership: every char * and array is owned

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-job-recorder.c — a run written to the store as it proceeds. */
 #include "qb-job-recorder.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-job-recorder.h — a quantization run saved in the experiment store as
  * it goes: the experiment is begun before the first tensor, each tensor's
  * result is written when it finishes (one transaction each, so a long

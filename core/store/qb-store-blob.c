@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-store-blob.c — compact encodings of histograms and channel ranges.
  *
  * The store keeps a tensor's three histograms and its per-channel ranges

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-store-export.c — experiments to JSON and CSV, and back from JSON.
  *
  * The JSON export is lossless: an import into another database gives

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-store-model.c — a store record for an open model.
  *
  * Kept apart from qb-experiment.c so that programs using the store

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-store-private.h — what the store's files share; not for the UI. */
 #pragma once
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-store-query.c — reading the experiment store: lists, one experiment,
  * its tensors and histograms, comparisons and Pareto fronts. */
 #include "qb-store-private.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-store-schema.c — checking a database file before use, and the
  * schema's versions with their forward migrations.
  *

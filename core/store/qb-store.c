@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-store.c — opening the experiment store, and writing to it.
  *
  * Connection settings, each for a reason:

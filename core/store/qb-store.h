@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-store.h — the experiment store: every run kept in SQLite.
  *
  * One SQLite file per user by default (qb_store_default_path), in WAL mode

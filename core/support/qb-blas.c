@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-blas.c — choosing OpenBLAS's kernels (see qb-blas.h). */
 #include "qb-blas.h"
 

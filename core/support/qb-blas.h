@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-blas.h — choosing OpenBLAS's kernels.
  *
  * Debian 12's OpenBLAS (0.3.21, built for every x86-64 CPU) picks its

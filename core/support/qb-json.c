@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-json.c — writing JSON text, with numbers written right. */
 #include "qb-json.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-json.h — writing JSON text, with numbers written right.
  *
  * json-glib 1.6 (Debian 12) writes a double whose shortest form has an

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-linalg-private.h — dense symmetric positive definite algebra in
  * double, blocked over OpenBLAS level-3 calls (Debian's OpenBLAS ships no
  * LAPACKE header, so the factorizations are written here).

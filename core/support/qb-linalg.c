@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-linalg.c — blocked Cholesky and triangular inverse in double.
  *
  * Right-looking Cholesky: factor a diagonal block, solve the panel below

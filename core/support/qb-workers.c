@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-workers.c — persistent threads that share loops by an atomic counter. */
 #include "qb-workers.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-workers.h — a fixed set of worker threads for data-parallel loops.
  *
  * The engine splits work into numbered items (row chunks, tensors) and

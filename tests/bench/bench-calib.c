@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bench-calib.c — does calibration pay?  Method × format → KL divergence
  * against the float model, perplexity and top-1 agreement, on
  * stories260K with TinyStories (../shared).

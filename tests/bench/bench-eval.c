@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bench-eval.c — evaluation speed: tokens per second of a perplexity run.
  *
  * Run it with one command from the source root:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bench-inspect.c — throughput of `quantbench inspect --stats`.
  *
  * Run it with one command from the source root:

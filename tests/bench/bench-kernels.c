@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bench-kernels.c — single-thread speed of every row quantizer.
  *
  *   meson test -C build --benchmark kernels -v      (or run the binary)

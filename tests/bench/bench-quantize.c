@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bench-quantize.c — quantization throughput in GB/s of input weights.
  *
  * Run it with one command from the source root:

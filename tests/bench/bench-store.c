@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bench-store.c — how fast the experiment store writes a run and lists runs.
  *
  * Run:   meson test -C build --benchmark --suite store -v

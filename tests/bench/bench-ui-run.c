@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bench-ui-run.c — does the window stay responsive during a large run?
  *
  *   meson test -C build --benchmark --suite bench -v     (needs a display: xvfb-run)

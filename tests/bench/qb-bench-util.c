@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-bench-util.c — timers, the memory-read baseline, rate formatting. */
 #include "qb-bench-util.h"
 

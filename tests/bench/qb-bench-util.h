@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qb-bench-util.h — helpers shared by the benchmarks in tests/bench.
  *
  * Benchmarks report a rate beside a baseline measured in the same run on

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* fuzz-gguf.c — libFuzzer harness for the GGUF reader.
  *
  * Every input must either parse into a consistent file or give a GError in

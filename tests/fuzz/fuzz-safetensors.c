@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* fuzz-safetensors.c — libFuzzer harness for everything that reads JSON
  * describing a model: safetensors headers, shard indexes, config.json.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* gen-fuzz-seeds.c — writes the small seed corpora for the fuzz harnesses:
  *
  *   gen-fuzz-seeds GGUF_DIR SAFETENSORS_DIR
