@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "qb-store-private.h"
+#include "qb-study-record.h"
 #include "qb-test-store.h"
 #include "qb-test-util.h"
 
@@ -253,6 +254,86 @@ test_migrate_v1 (void)
   fresh_schema = query_text (fresh->db, "SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY name");
   g_assert_cmpstr (schema, ==, fresh_schema);
   g_assert_nonnull (strstr (schema, "evaluation_chunk"));
+}
+
+
+/* Version 3 → 4: a database with experiments gains the study tables; a
+ * study and its costs go in and come back, and its deletion cascades. */
+static void
+test_migrate_v3_studies (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *path = new_path ("v3.db");
+  g_autoptr(QbStore) store = NULL;
+  g_autoptr(QbModelRecord) model = qb_test_model_record ("a1b2c3d4e5f6", "tiny");
+  g_autoptr(QbStudyRecord) study = qb_study_record_new ();
+  g_autoptr(QbStudyRecord) back = NULL;
+  g_autoptr(QbStudyCost) cost = qb_study_cost_new ();
+  g_autoptr(GPtrArray) costs = NULL;
+  g_autoptr(GPtrArray) list = NULL;
+  sqlite3 *db = raw_open (path);
+  gint64 id;
+
+  g_assert_true (qb_store_schema_migrate (db, path, 3, &error));
+  sqlite3_close (db);
+  store = qb_store_open (path, &error);
+  g_assert_no_error (error);
+  qb_test_store_run (store, model, "before", "Q4_K", 3, QB_EXPERIMENT_DONE);
+  qb_store_close (g_steal_pointer (&store));
+  /* Back to version 3 on disk, as an older Quantbench would have left it. */
+  db = raw_open (path);
+  exec_ok (db, "DROP TABLE study_cost; DROP TABLE study; PRAGMA user_version = 3");
+  sqlite3_close (db);
+
+  store = qb_store_open (path, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (qb_test_sql_int (store->db, "PRAGMA user_version"), ==, 4);
+  g_assert_cmpint (qb_test_sql_int (store->db, "SELECT count(*) FROM experiment"), ==, 1);
+
+  study->method = g_strdup ("rtn");
+  study->candidates = g_strdup ("Q4_K,Q8_0");
+  study->proxy = g_strdup ("out_err");
+  study->eval_text_hash = g_strdup ("00ff");
+  study->eval_tokens_hash = g_strdup ("11ee");
+  study->eval_n_ctx = 128;
+  study->eval_n_chunks = 2;
+  study->base_ppl = 9.5;
+  id = qb_store_begin_study (store, model, study, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (id, >, 0);
+  cost->position = 3;
+  cost->rung = 1;
+  cost->tensor = g_strdup ("blk.0.attn_q.weight");
+  cost->format = g_strdup ("Q8_0");
+  cost->n_weights = 4096;
+  cost->bytes = 4352;
+  cost->mse = 1e-6;
+  cost->kld = 2.5e-5;
+  g_assert_true (qb_store_add_study_cost (store, id, cost, &error));
+  cost->kld = 3e-5;   /* the same tensor and rung again replaces it */
+  g_assert_true (qb_store_add_study_cost (store, id, cost, &error));
+  g_assert_true (qb_store_finish_study (store, id, QB_EXPERIMENT_DONE, 0.8, 0.9, NAN, 1.5, NULL,
+                                        &error));
+  g_assert_no_error (error);
+
+  back = qb_store_get_study (store, id, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (back->status, ==, QB_EXPERIMENT_DONE);
+  g_assert_cmpstr (back->model_name, ==, "tiny");
+  g_assert_cmpstr (back->candidates, ==, "Q4_K,Q8_0");
+  g_assert_cmpfloat (back->base_ppl, ==, 9.5);
+  g_assert_cmpfloat (back->fit_alpha, ==, 0.8);
+  costs = qb_store_get_study_costs (store, id, &error);
+  g_assert_cmpuint (costs->len, ==, 1);
+  g_assert_cmpfloat (((QbStudyCost *) g_ptr_array_index (costs, 0))->kld, ==, 3e-5);
+  g_assert_true (isnan (((QbStudyCost *) g_ptr_array_index (costs, 0))->wmse));
+  list = qb_store_list_studies (store, 0, &error);
+  g_assert_cmpuint (list->len, ==, 1);
+
+  g_assert_true (qb_store_delete_study (store, id, &error));
+  g_assert_cmpint (qb_test_sql_int (store->db, "SELECT count(*) FROM study_cost"), ==, 0);
+  g_assert_false (qb_store_delete_study (store, id, &error));
+  g_assert_error (error, QB_STORE_ERROR, QB_STORE_ERROR_NOT_FOUND);
 }
 
 /* From every older version (0: a new file, an empty file, version 1). */
@@ -555,6 +636,7 @@ main (int argc, char **argv)
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/store/schema/migrate-v1", test_migrate_v1);
   g_test_add_func ("/store/schema/migrate-each", test_migrate_each);
+  g_test_add_func ("/store/schema/migrate-v3-studies", test_migrate_v3_studies);
   g_test_add_func ("/store/schema/migrate-concurrently", test_migrate_concurrently);
   g_test_add_func ("/store/schema/refuse-newer", test_refuse_newer);
   g_test_add_func ("/store/schema/refuse-not-sqlite", test_refuse_not_sqlite);

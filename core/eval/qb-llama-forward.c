@@ -528,48 +528,108 @@ check_input (QbLlama *llama, const gint32 *tokens, guint n_tokens, guint first_o
   return TRUE;
 }
 
-gboolean
-qb_llama_forward (QbLlama *llama, const gint32 *tokens, guint n_tokens, guint first_output,
-                  float *logits, QbLlamaProgressFunc progress, gpointer progress_data,
-                  GCancellable *cancellable, GError **error)
+/* Layers [first_layer, n_layer) over the residual stream already in s->x,
+ * then the final norm and the output matrix for positions first_output..;
+ * hidden (may be NULL) receives the stream entering each layer from
+ * first_layer on and, last, the one entering the final norm. */
+static gboolean
+forward_layers (QbLlama *llama, guint first_layer, guint n_tokens, guint first_output,
+                float *logits, float *hidden, QbLlamaProgressFunc progress,
+                gpointer progress_data, GCancellable *cancellable, GError **error)
 {
   const QbLlamaParams *p = &llama->p;
   QbScratch *s = &llama->s;
+  gsize stream = (gsize) n_tokens * p->n_embd;
   guint n_out = n_tokens - first_output;
-  int blas_threads = openblas_get_num_threads ();
-  gboolean ok = FALSE;
   MatTask head;
 
-  if (!check_input (llama, tokens, n_tokens, first_output, error))
-    return FALSE;
-  scratch_reserve (llama, n_tokens);
-  /* The workers are the parallelism; each sgemm runs on its caller. */
-  openblas_set_num_threads (1);
-
-  rope_cache (llama, n_tokens);
-  if (!embed (llama, tokens, n_tokens, error))
-    goto out;
-  for (guint i = 0; i < p->n_layer; i++)
+  for (guint i = first_layer; i < p->n_layer; i++)
     {
+      if (hidden != NULL)
+        memcpy (hidden + (i - first_layer) * stream, s->x, sizeof (float) * stream);
       if (g_cancellable_set_error_if_cancelled (cancellable, error)
           || !layer_forward (llama, &llama->layers[i], n_tokens, error))
-        goto out;
+        return FALSE;
       if (progress != NULL)
         progress (i + 1, p->n_layer + 1, progress_data);
     }
+  if (hidden != NULL)
+    memcpy (hidden + (p->n_layer - first_layer) * stream, s->x, sizeof (float) * stream);
   if (g_cancellable_set_error_if_cancelled (cancellable, error))
-    goto out;
+    return FALSE;
 
   rms_norm (s->x + (gsize) first_output * p->n_embd, llama->output_norm.values, s->xn, n_out,
             p->n_embd, p->rms_eps);
   head = (MatTask) { &llama->output, s->xn, logits, 0.0f, 0, 0 };
   if (!matmul (llama, &head, 1, n_out, error))
-    goto out;
+    return FALSE;
   if (progress != NULL)
     progress (p->n_layer + 1, p->n_layer + 1, progress_data);
-  ok = TRUE;
+  return TRUE;
+}
 
-out:
+/* A pass from the tokens (hidden_in NULL) or from the stream entering
+ * first_layer; the workers are the parallelism, each sgemm runs on its
+ * caller. */
+static gboolean
+forward (QbLlama *llama, const gint32 *tokens, guint first_layer, const float *hidden_in,
+         guint n_tokens, guint first_output, float *logits, float *hidden_out,
+         QbLlamaProgressFunc progress, gpointer progress_data, GCancellable *cancellable,
+         GError **error)
+{
+  int blas_threads = openblas_get_num_threads ();
+  gboolean ok;
+
+  scratch_reserve (llama, n_tokens);
+  openblas_set_num_threads (1);
+  rope_cache (llama, n_tokens);
+  if (hidden_in != NULL)
+    {
+      memcpy (llama->s.x, hidden_in, sizeof (float) * n_tokens * llama->p.n_embd);
+      ok = TRUE;
+    }
+  else
+    ok = embed (llama, tokens, n_tokens, error);
+  ok = ok && forward_layers (llama, first_layer, n_tokens, first_output, logits, hidden_out,
+                             progress, progress_data, cancellable, error);
   openblas_set_num_threads (blas_threads);
   return ok;
+}
+
+gboolean
+qb_llama_forward (QbLlama *llama, const gint32 *tokens, guint n_tokens, guint first_output,
+                  float *logits, QbLlamaProgressFunc progress, gpointer progress_data,
+                  GCancellable *cancellable, GError **error)
+{
+  if (!check_input (llama, tokens, n_tokens, first_output, error))
+    return FALSE;
+  return forward (llama, tokens, 0, NULL, n_tokens, first_output, logits, NULL, progress,
+                  progress_data, cancellable, error);
+}
+
+gboolean
+qb_llama_forward_keep (QbLlama *llama, const gint32 *tokens, guint n_tokens, guint first_output,
+                       float *logits, float *hidden, GCancellable *cancellable, GError **error)
+{
+  if (!check_input (llama, tokens, n_tokens, first_output, error))
+    return FALSE;
+  return forward (llama, tokens, 0, NULL, n_tokens, first_output, logits, hidden, NULL, NULL,
+                  cancellable, error);
+}
+
+gboolean
+qb_llama_forward_from (QbLlama *llama, guint first_layer, const float *hidden, guint n_tokens,
+                       guint first_output, float *logits, GCancellable *cancellable,
+                       GError **error)
+{
+  if (first_layer > llama->p.n_layer || hidden == NULL || n_tokens == 0
+      || first_output >= n_tokens)
+    {
+      g_set_error (error, QB_LLAMA_ERROR, QB_LLAMA_ERROR_INPUT,
+                   "cannot run from layer %u of %u (%u tokens, outputs from %u)",
+                   first_layer, llama->p.n_layer, n_tokens, first_output);
+      return FALSE;
+    }
+  return forward (llama, NULL, first_layer, hidden, n_tokens, first_output, logits, NULL, NULL,
+                  NULL, cancellable, error);
 }

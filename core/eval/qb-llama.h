@@ -157,6 +157,34 @@ gboolean             qb_llama_forward           (QbLlama        *llama,
                                                  GCancellable   *cancellable,
                                                  GError        **error);
 
+/* Resuming a pass part-way, for measuring one changed weight without
+ * running the layers before it (the sensitivity study).  The residual
+ * stream entering layer L is n_tokens × n_embd floats; layer n_layer
+ * means the input of the final norm.
+ *
+ * qb_llama_forward_keep: qb_llama_forward that also copies the stream
+ * entering every layer into hidden ((n_layer + 1) × n_tokens × n_embd
+ * floats, layer by layer).  qb_llama_forward_from: runs layers
+ * first_layer.. from such a stream (hidden: the stream entering
+ * first_layer) and writes logits as qb_llama_forward does; with the same
+ * weights it gives the same logits as the whole pass. */
+gboolean             qb_llama_forward_keep      (QbLlama        *llama,
+                                                 const gint32   *tokens,
+                                                 guint           n_tokens,
+                                                 guint           first_output,
+                                                 float          *logits,
+                                                 float          *hidden,
+                                                 GCancellable   *cancellable,
+                                                 GError        **error);
+gboolean             qb_llama_forward_from      (QbLlama        *llama,
+                                                 guint           first_layer,
+                                                 const float    *hidden,
+                                                 guint           n_tokens,
+                                                 guint           first_output,
+                                                 float          *logits,
+                                                 GCancellable   *cancellable,
+                                                 GError        **error);
+
 /* Bytes of activations and scratch a forward pass of n_tokens allocates
  * (excluding the logits the caller passes and the weights' own storage). */
 guint64              qb_llama_working_bytes     (QbLlama        *llama,

@@ -17,6 +17,8 @@
  * of them or a model's, without sorting.
  * Version 3: the chunks a calibration set skipped at the start of its
  * texts, so that a set made with a skip can be built again from its record.
+ * Version 4: sensitivity studies (core/sensitivity/): what a study ran on
+ * and how, and per (tensor, candidate) its proxies and measured KLD.
  */
 #include "qb-store-private.h"
 
@@ -181,10 +183,57 @@ static const char migration_v2[] =
 static const char migration_v3[] =
   "ALTER TABLE calibration_set ADD COLUMN skip_chunks INTEGER NOT NULL DEFAULT 0;";
 
+static const char migration_v4[] =
+  "CREATE TABLE study ("
+  "  id                 INTEGER PRIMARY KEY,"
+  "  uuid               TEXT NOT NULL UNIQUE,"
+  "  model_id           INTEGER NOT NULL REFERENCES model (id),"
+  "  created            INTEGER NOT NULL,"
+  "  updated            INTEGER NOT NULL,"
+  "  status             TEXT NOT NULL CHECK (status IN"
+  "                       ('running', 'done', 'cancelled', 'failed', 'interrupted')),"
+  "  method             TEXT NOT NULL,"
+  "  candidates         TEXT NOT NULL,"
+  "  proxy              TEXT NOT NULL,"
+  "  calibration_set_id INTEGER REFERENCES calibration_set (id) ON DELETE SET NULL,"
+  "  eval_text_name     TEXT,"
+  "  eval_text_hash     TEXT NOT NULL,"
+  "  eval_tokens_hash   TEXT NOT NULL,"
+  "  eval_n_ctx         INTEGER NOT NULL,"
+  "  eval_n_chunks      INTEGER NOT NULL,"
+  "  eval_first_token   INTEGER NOT NULL,"
+  "  base_ppl           REAL,"
+  "  fit_alpha          REAL,"
+  "  fit_spearman       REAL,"
+  "  seconds            REAL,"
+  "  settings_json      TEXT NOT NULL,"
+  "  error              TEXT"
+  ");"
+  "CREATE INDEX study_model ON study (model_id, created);"
+  "CREATE TABLE study_cost ("
+  "  study_id    INTEGER NOT NULL REFERENCES study (id) ON DELETE CASCADE,"
+  "  position    INTEGER NOT NULL,"
+  "  rung        INTEGER NOT NULL,"
+  "  tensor      TEXT NOT NULL,"
+  "  format      TEXT NOT NULL,"
+  "  skipped     INTEGER NOT NULL,"
+  "  note        TEXT,"
+  "  n_weights   INTEGER NOT NULL,"
+  "  bytes       INTEGER NOT NULL,"
+  "  mse         REAL,"
+  "  wmse        REAL,"
+  "  out_err     REAL,"
+  "  kld         REAL,"
+  "  kld_err     REAL,"
+  "  seconds     REAL,"
+  "  PRIMARY KEY (study_id, position, rung)"
+  ") WITHOUT ROWID;";
+
 static const char * const migrations[] = {
   migration_v1,
   migration_v2,
   migration_v3,
+  migration_v4,
 };
 
 G_STATIC_ASSERT (G_N_ELEMENTS (migrations) == QB_STORE_SCHEMA_VERSION);
