@@ -6,8 +6,9 @@
 #include "qb-cli-plan.h"
 #include "qb-format.h"
 
-int
-qb_cli_print_plan (QbModel *model, QbPlan *plan)
+/* Resolves the plan and prints it with its totals. */
+static int
+print_plan (QbModel *model, QbPlan *plan)
 {
   g_autoptr(QbPlanResolution) res = NULL;
   g_autoptr(GError) error = NULL;
@@ -21,7 +22,7 @@ qb_cli_print_plan (QbModel *model, QbPlan *plan)
     {
       const QbTensor *t = qb_model_get_tensor (model, i);
       const QbTensorChoice *c = &res->choices[i];
-      g_autofree char *shape = qb_cli_shape (t);
+      g_autofree char *shape = qb_cli_shape (t, "x");
       g_autofree char *size = qb_cli_format_size (c->bytes);
 
       printf ("%-34s %-14s %-6s %-10s %-9s %-12s %7.3f %10s\n", t->name, shape,
@@ -70,7 +71,7 @@ qb_cmd_plan (int argc, char **argv)
   model = qb_model_open (argv[1], &error);
   if (model == NULL)
     return qb_cli_fail (error);
-  status = qb_cli_print_plan (model, plan);
+  status = print_plan (model, plan);
   if (status == 0 && save != NULL)
     {
       g_autofree char *json = qb_plan_to_json (plan);
