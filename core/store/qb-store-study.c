@@ -149,11 +149,7 @@ update_study (QbStore *store, gint64 id, QbStmt *stmt, const char *doing, GError
   if (!qb_store_exec_step (store, stmt, error, doing))
     return FALSE;
   if (sqlite3_changes (store->db) == 0)
-    {
-      g_set_error (error, QB_STORE_ERROR, QB_STORE_ERROR_NOT_FOUND,
-                   "no study %" G_GINT64_FORMAT, id);
-      return FALSE;
-    }
+    return qb_store_not_found (store, error, "study", id);
   return TRUE;
 }
 
@@ -296,7 +292,7 @@ qb_store_get_study (QbStore *store, gint64 id, GError **error)
   if (rc == SQLITE_ROW)
     return read_study (stmt);
   if (rc == SQLITE_DONE)
-    g_set_error (error, QB_STORE_ERROR, QB_STORE_ERROR_NOT_FOUND, "no study %" G_GINT64_FORMAT, id);
+    qb_store_not_found (store, error, "study", id);
   else
     qb_store_fail (store, error, "reading a study");
   return NULL;
