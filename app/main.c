@@ -19,6 +19,7 @@ static const QbCliEntry commands[] = {
   { "plan",        qb_cmd_plan,        "Show a plan's format per tensor and its size, instantly" },
   { "formats",     qb_cmd_formats,     "List the quantization formats and methods" },
   { "imatrix",     qb_cmd_imatrix,     "Compute an importance matrix on calibration text (llama.cpp formats)" },
+  { "sensitivity", qb_cmd_sensitivity, "Measure each tensor's end-to-end cost in each candidate format (a study)" },
   { "experiments", qb_cmd_experiments, "List, compare, export and import stored experiments" },
 };
 

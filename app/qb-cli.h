@@ -43,5 +43,6 @@ int  qb_cmd_imatrix       (int argc, char **argv);  /* importance matrix from ca
 int  qb_cmd_demo_model    (int argc, char **argv);  /* write a demo GGUF */
 int  qb_cmd_eval          (int argc, char **argv);  /* perplexity, KL divergence */
 int  qb_cmd_experiments   (int argc, char **argv);  /* qb-cmd-experiments.c */
+int  qb_cmd_sensitivity   (int argc, char **argv);  /* per-tensor sensitivity study */
 
 G_END_DECLS

@@ -79,16 +79,6 @@ print_table (QbSensitivityStudy *st)
 }
 
 static void
-add_number (JsonBuilder *b, const char *name, double v)
-{
-  json_builder_set_member_name (b, name);
-  if (isfinite (v))
-    json_builder_add_double_value (b, v);
-  else
-    json_builder_add_null_value (b);
-}
-
-static void
 print_json (QbSensitivityStudy *st)
 {
   const QbStudyRecord *r = st->record;
@@ -115,10 +105,10 @@ print_json (QbSensitivityStudy *st)
   json_builder_add_int_value (b, r->eval_n_chunks);
   json_builder_set_member_name (b, "calibration_set_id");
   json_builder_add_int_value (b, r->calibration_set_id);
-  add_number (b, "base_ppl", r->base_ppl);
-  add_number (b, "alpha", st->alpha);
-  add_number (b, "loo_spearman", st->loo_spearman);
-  add_number (b, "seconds", r->seconds);
+  qb_json_builder_add_number (b, "base_ppl", r->base_ppl);
+  qb_json_builder_add_number (b, "alpha", st->alpha);
+  qb_json_builder_add_number (b, "loo_spearman", st->loo_spearman);
+  qb_json_builder_add_number (b, "seconds", r->seconds);
   json_builder_set_member_name (b, "candidates");
   json_builder_begin_array (b);
   for (guint k = 0; k < st->n_candidates; k++)
@@ -146,13 +136,13 @@ print_json (QbSensitivityStudy *st)
           }
         json_builder_set_member_name (b, "bytes");
         json_builder_add_int_value (b, (gint64) e->cost->bytes);
-        add_number (b, "mse", e->cost->mse);
-        add_number (b, "wmse", e->cost->wmse);
-        add_number (b, "out_err", e->cost->out_err);
-        add_number (b, "kld", e->cost->kld);
-        add_number (b, "kld_err", e->cost->kld_err);
-        add_number (b, "predicted", e->predicted);
-        add_number (b, "cost", e->value);
+        qb_json_builder_add_number (b, "mse", e->cost->mse);
+        qb_json_builder_add_number (b, "wmse", e->cost->wmse);
+        qb_json_builder_add_number (b, "out_err", e->cost->out_err);
+        qb_json_builder_add_number (b, "kld", e->cost->kld);
+        qb_json_builder_add_number (b, "kld_err", e->cost->kld_err);
+        qb_json_builder_add_number (b, "predicted", e->predicted);
+        qb_json_builder_add_number (b, "cost", e->value);
         json_builder_end_object (b);
       }
   json_builder_end_array (b);
