@@ -8,6 +8,8 @@
 #include <math.h>
 #include <string.h>
 
+#include <json-glib/json-glib.h>
+
 #include "qb-activation-stats.h"
 #include "qb-calibration.h"
 #include "qb-job.h"
@@ -521,6 +523,68 @@ test_fit_fills (void)
   real_close (&r);
 }
 
+
+/* ---- the command ------------------------------------------------------ */
+
+static void
+test_cli (void)
+{
+  g_autofree char *model = qb_test_shared_path ("models/stories260K.gguf");
+  g_autofree char *text = qb_test_shared_path ("text/tinystories-val.txt");
+  g_autofree char *exe = NULL, *dir = NULL, *db = NULL, *cache = NULL;
+  g_autofree char *out = NULL, *err = NULL, *shown = NULL, *listed = NULL;
+  g_autoptr(JsonParser) parser = json_parser_new ();
+  g_autoptr(GError) error = NULL;
+  JsonObject *o;
+  JsonArray *costs;
+  guint skipped = 0;
+
+  if (model == NULL || text == NULL || (exe = qb_test_quantbench_path ()) == NULL)
+    return;
+  dir = qb_test_tmpdir ();
+  db = g_build_filename (dir, "qb.db", NULL);
+  cache = g_build_filename (dir, "cache", NULL);
+  {
+    const char *args[] = { "sensitivity", model, "--calib", text, "--calib-chunks", "8",
+                           "--calib-cache-dir", cache, "--eval-text", text, "--eval-chunks", "2",
+                           "--candidates", "Q4_K,Q4_0,INT4_CH", "--db", db, "-t", "2", "--json",
+                           NULL };
+    g_assert_cmpint (qb_test_quantbench_argv (args, NULL, &out, &err), ==, 0);
+  }
+  g_assert_true (json_parser_load_from_data (parser, out, -1, &error));
+  o = json_node_get_object (json_parser_get_root (parser));
+  g_assert_cmpstr (json_object_get_string_member (o, "status"), ==, "done");
+  g_assert_cmpstr (json_object_get_string_member (o, "proxy"), ==, "out_err");
+  g_assert_cmpint (json_object_get_int_member (o, "eval_n_chunks"), ==, 2);
+  g_assert_cmpint (json_object_get_int_member (o, "calibration_set_id"), >, 0);
+  costs = json_object_get_array_member (o, "costs");
+  g_assert_cmpuint (json_array_get_length (costs), ==, 37 * 3);
+  for (guint i = 0; i < json_array_get_length (costs); i++)
+    skipped += json_object_get_boolean_member (json_array_get_object_element (costs, i), "skipped");
+  g_assert_cmpuint (skipped, ==, 37 + 5);
+
+  {
+    const char *args[] = { "sensitivity", "--show", "1", "--db", db, NULL };
+    g_assert_cmpint (qb_test_quantbench_argv (args, NULL, &shown, NULL), ==, 0);
+  }
+  g_assert_nonnull (strstr (shown, "blk.2.ffn_down.weight"));
+  g_assert_nonnull (strstr (shown, "leave-one-out Spearman"));
+  {
+    const char *args[] = { "sensitivity", "--list", "--db", db, NULL };
+    g_assert_cmpint (qb_test_quantbench_argv (args, NULL, &listed, NULL), ==, 0);
+  }
+  g_assert_nonnull (strstr (listed, "Q4_K,Q4_0,INT4_CH"));
+  {
+    /* Calibration over the evaluation tokens is refused. */
+    const char *args[] = { "sensitivity", model, "--calib", text, "--calib-skip", "1",
+                           "--calib-chunks", "4", "--calib-cache-dir", cache, "--eval-text", text,
+                           "--eval-chunks", "2", "--db", db, NULL };
+    g_autofree char *e2 = NULL;
+    g_assert_cmpint (qb_test_quantbench_argv (args, NULL, NULL, &e2), ==, 1);
+    g_assert_nonnull (strstr (e2, "overlaps"));
+  }
+}
+
 int
 main (int argc, char **argv)
 {
@@ -531,5 +595,6 @@ main (int argc, char **argv)
   g_test_add_func ("/sensitivity/cancel-resume", test_cancel_resume);
   g_test_add_func ("/sensitivity/disjoint", test_disjoint);
   g_test_add_func ("/sensitivity/fit-fills", test_fit_fills);
+  g_test_add_func ("/sensitivity/cli", test_cli);
   return g_test_run ();
 }
