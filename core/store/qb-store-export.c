@@ -291,6 +291,10 @@ add_tensor (QbJsonWriter *w, QbStoredTensor *t)
   qb_json_write_string (w, "fallback_reason", r->fallback_reason);
   qb_json_write_string (w, "method", r->method);
   qb_json_write_int (w, "n_params", r->n_params);
+  if (r->n_nonfinite >= 0)
+    qb_json_write_int (w, "n_nonfinite", r->n_nonfinite);
+  else
+    qb_json_write_null (w, "n_nonfinite");
   qb_json_write_int (w, "original_bytes", t->original_bytes);
   qb_json_write_int (w, "bytes", r->bytes);
   add_double (w, "bpw", r->bpw);
@@ -518,7 +522,7 @@ csv_summary_row (GString *s, const QbExperiment *e)
 static const char csv_tensor_header[] =
   "experiment_id,experiment,position,tensor,format,requested_format,fallback_reason,method,"
   "n_params,original_bytes,bytes,bpw,seconds,mse,rmse_rel,sqnr_db,cosine,max_abs_err,wmse,"
-  "out_rel_err,mean,std,min,max,kurtosis,outlier_share\n";
+  "out_rel_err,mean,std,min,max,kurtosis,outlier_share,n_nonfinite\n";
 
 static void
 csv_tensor_row (GString *s, const QbExperiment *e, QbStoredTensor *t)
@@ -541,6 +545,10 @@ csv_tensor_row (GString *s, const QbExperiment *e, QbStoredTensor *t)
   csv_double (s, r->seconds);
   for (guint i = 0; i < G_N_ELEMENTS (metrics); i++)
     csv_double (s, *metrics[i].value);
+  if (r->n_nonfinite >= 0)
+    csv_int (s, r->n_nonfinite);
+  else
+    csv_text (s, "");
   csv_end_row (s);
 }
 
@@ -719,6 +727,18 @@ get_int (Ctx *c, JsonObject *o, const char *where, const char *key, gint64 min, 
     return invalid (c, where, "'%s' is %" G_GINT64_FORMAT ", below %" G_GINT64_FORMAT,
                     key, *out, min);
   return TRUE;
+}
+
+/* Absent or null (exports made before the field): -1. */
+static gboolean
+get_optional_int (Ctx *c, JsonObject *o, const char *where, const char *key, gint64 *out)
+{
+  if (is_null (member (o, key)))
+    {
+      *out = -1;
+      return TRUE;
+    }
+  return get_int (c, o, where, key, 0, out);
 }
 
 static gboolean
@@ -1072,6 +1092,7 @@ read_tensor (Ctx *c, JsonObject *o, const char *where)
       !get_int (c, o, where, "n_params", 0, &n_params) ||
       !get_int (c, o, where, "original_bytes", 0, &original) ||
       !get_int (c, o, where, "bytes", 0, &bytes) ||
+      !get_optional_int (c, o, where, "n_nonfinite", &r->n_nonfinite) ||
       !get_doubles (c, o, where, values, G_N_ELEMENTS (values)) ||
       (m = get_object (c, o, where, "metrics", FALSE)) == NULL ||
       !get_doubles (c, m, metrics_where, metrics, G_N_ELEMENTS (metrics)))
