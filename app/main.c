@@ -21,6 +21,7 @@ static const QbCliEntry commands[] = {
   { "imatrix",     qb_cmd_imatrix,     "Compute an importance matrix on calibration text (llama.cpp formats)" },
   { "sensitivity", qb_cmd_sensitivity, "Measure each tensor's end-to-end cost in each candidate format (a study)" },
   { "experiments", qb_cmd_experiments, "List, compare, export and import stored experiments" },
+  { "devices",     qb_cmd_devices,     "List the OpenCL devices (--device selects one on any command)" },
 };
 
 static void
@@ -66,6 +67,8 @@ main (int argc, char **argv)
   qb_blas_prefer_avx512 (argv);
   setlocale (LC_ALL, "");
 
+  if (!qb_cli_take_device (&argc, argv))
+    return 2;
   if (argc >= 2 && argv[1][0] != '-' && !g_file_test (argv[1], G_FILE_TEST_EXISTS))
     {
       for (gsize i = 0; i < G_N_ELEMENTS (commands); i++)
