@@ -13,6 +13,7 @@
  * angles advanced by repeated multiplication in float.
  */
 #include "qb-llama-private.h"
+#include "qb-llama-device-private.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -583,6 +584,22 @@ forward (QbLlama *llama, const gint32 *tokens, guint first_layer, const float *h
   scratch_reserve (llama, n_tokens);
   openblas_set_num_threads (1);
   rope_cache (llama, n_tokens);
+  /* A whole pass may run on the selected device; a pass that keeps or
+   * starts from the residual stream runs here. */
+  if (hidden_in == NULL && hidden_out == NULL)
+    switch (qb_llama_device_forward (llama, &llama->device, tokens, n_tokens, first_output,
+                                     logits, llama->s.rope, progress, progress_data, cancellable,
+                                     error))
+      {
+      case QB_LLAMA_DEVICE_DONE:
+        openblas_set_num_threads (blas_threads);
+        return TRUE;
+      case QB_LLAMA_DEVICE_FAILED:
+        openblas_set_num_threads (blas_threads);
+        return FALSE;
+      default:
+        break;
+      }
   if (hidden_in != NULL)
     {
       memcpy (llama->s.x, hidden_in, sizeof (float) * n_tokens * llama->p.n_embd);
