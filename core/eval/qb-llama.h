@@ -17,8 +17,8 @@
  * and multiplied with OpenBLAS sgemm.  Memory: the activations of one chunk
  * plus one block of dequantized rows (2 MiB) per thread; nothing grows with
  * the number of layers, and no float copy of a weight is kept.  For a
- * LLaMA-2-7B-shaped model and a 512-token chunk that is about 98 MB
- * (qb_llama_working_bytes), plus the caller's logits (33 MB for the 256
+ * LLaMA-2-7B-shaped model and a 512-token chunk that is about 98 MB,
+ * plus the caller's logits (33 MB for the 256
  * scored positions × 32000); QB_DEQUANT_MATRIX adds the largest matrix in
  * float32 (the 32000 × 4096 output: 524 MB).
  *
@@ -156,11 +156,6 @@ gboolean             qb_llama_forward           (QbLlama        *llama,
                                                  gpointer        progress_data,
                                                  GCancellable   *cancellable,
                                                  GError        **error);
-
-/* Bytes of activations and scratch a forward pass of n_tokens allocates
- * (excluding the logits the caller passes and the weights' own storage). */
-guint64              qb_llama_working_bytes     (QbLlama        *llama,
-                                                 guint           n_tokens);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (QbLlama, qb_llama_free)
 
