@@ -45,6 +45,7 @@
 #include "qb-format.h"
 #include "qb-job.h"
 #include "qb-model.h"
+#include "qb-workers.h"
 
 G_BEGIN_DECLS
 
@@ -109,6 +110,9 @@ QbModel             *qb_llama_get_model         (QbLlama        *llama);
 void                 qb_llama_set_threads       (QbLlama        *llama,
                                                  guint           n_threads);
 guint                qb_llama_get_threads       (QbLlama        *llama);
+/* The workers the forward pass runs on, for the caller's own parallel
+ * work between passes (scoring a chunk's logits). (transfer none) */
+QbWorkers           *qb_llama_get_workers       (QbLlama        *llama);
 void                 qb_llama_set_dequant_mode  (QbLlama        *llama,
                                                  QbDequantMode   mode);
 
