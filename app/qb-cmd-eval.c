@@ -91,7 +91,7 @@ static gboolean
 has_plan (const QbCliPlanOptions *po)
 {
   return po->plan_file || po->preset || po->default_format || po->method || po->rules
-         || po->quantize_1d;
+         || po->quantize_1d || qb_cli_plan_has_target (po);
 }
 
 static gboolean
@@ -130,10 +130,12 @@ quantize (QbModel *model, QbLlama *llama, QbPlan *plan, QbActivationStats *stats
 
 /* The plan the options describe, or none (*plan NULL: the model as it is). */
 static gboolean
-choose_plan (const QbCliPlanOptions *po, const EvalOptions *eo, QbPlan **plan, GError **error)
+choose_plan (QbModel *model, const QbCliPlanOptions *po, const EvalOptions *eo, QbPlan **plan,
+             GError **error)
 {
   *plan = has_plan (po) ? qb_cli_plan_build (po, error) : NULL;
   return (*plan != NULL || !has_plan (po))
+         && (*plan == NULL || qb_cli_plan_apply_target (po, model, *plan, eo->json, error))
          && (*plan == NULL || qb_cli_calib_apply_options (&eo->calib, *plan, error));
 }
 
@@ -285,7 +287,7 @@ run (const char *model_path, const QbCliPlanOptions *po, EvalOptions *eo)
     return qb_cli_fail (error);
   if (eo->experiment > 0)
     return run_experiment (model, eo);
-  if (!choose_plan (po, eo, &plan, &error))
+  if (!choose_plan (model, po, eo, &plan, &error))
     return qb_cli_fail (error);
   llama = qb_llama_new (model, &error);
   if (llama == NULL)
