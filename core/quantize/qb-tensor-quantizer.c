@@ -458,6 +458,7 @@ qb_tensor_describe_original (QbModel *model, guint index, QbWorkers *workers,
       r = qb_tensor_result_new ();
       r->tensor_name = g_strdup (t->name);
       r->n_params = t->n_params;
+      r->n_nonfinite = (gint64) stats.n_nonfinite;
       fill_original (&pass, &o, &stats, r);
     }
   qb_histogram_free (o.hist);
@@ -718,6 +719,16 @@ size_error_histogram (Pass *pass, Quant *qt, GError **error)
   return TRUE;
 }
 
+/* Sums over a NaN or infinity say nothing (a NaN error never compares
+ * greater than zero, which read as a lossless tensor): the error metrics
+ * of such a tensor are undefined. */
+static void
+clear_error_metrics (QbTensorMetrics *m)
+{
+  m->mse = m->rmse_rel = m->sqnr_db = m->cosine = m->max_abs_err = NAN;
+  m->wmse = m->out_rel_err = NAN;
+}
+
 static void
 fill_result (Pass *pass, Quant *qt, QbTensorResult *r)
 {
@@ -761,6 +772,9 @@ fill_result (Pass *pass, Quant *qt, QbTensorResult *r)
   m->max = st->max;
   m->kurtosis = st->kurtosis;
   m->outlier_share = all.n_out / n;
+  r->n_nonfinite = (gint64) st->n_nonfinite;
+  if (st->n_nonfinite > 0 || isnan (all.s_ee) || isnan (all.s_xy))
+    clear_error_metrics (m);
 
   for (guint t = 0; t < pass->n_threads; t++)
     if (pass->scratch[t].hist_ready)
