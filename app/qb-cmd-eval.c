@@ -210,7 +210,7 @@ run_experiment (QbModel *model, EvalOptions *eo)
   g_autoptr(GError) error = NULL;
   QbExperimentEvalOptions o;
   QbExperimentEvalReport report = { 0 };
-  StagedProgress progress = { { 0 }, -1 };
+  StagedProgress progress = { .stage = -1 };
 
   if ((store = qb_store_open (eo->db, &error)) == NULL)
     return qb_cli_fail (error);
