@@ -5,7 +5,7 @@
 #include <math.h>
 
 #include "qb-chart.h"
-#include "qb-format-grid.h"
+#include "qb-format-levels.h"
 
 #define MARGIN_LEFT   56.0
 #define MARGIN_RIGHT  12.0

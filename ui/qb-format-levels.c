@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* qb-format-grid.c — a format's representable levels for a typical block. */
-#include "qb-format-grid.h"
+/* qb-format-levels.c — a format's representable levels for a typical block. */
+#include "qb-format-levels.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -156,7 +156,7 @@ block_size (const QbFormat *format,
 }
 
 guint
-qb_format_grid_levels (const QbFormat     *format,
+qb_format_levels_typical (const QbFormat     *format,
                        const QbHistogram  *original,
                        gint64              row_length,
                        double             *levels,
@@ -215,7 +215,7 @@ qb_format_grid_levels (const QbFormat     *format,
     default:
       return 0;
     }
-  g_assert (n <= QB_FORMAT_GRID_MAX_LEVELS);
+  g_assert (n <= QB_FORMAT_LEVELS_MAX);
   if (label)
     *label = g_strdup_printf ("%s grid (typical block |max| %.3g)", format->name, amax);
   return n;

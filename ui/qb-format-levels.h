@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* qb-format-grid.h — where a format's values can land, for drawing.
+/* qb-format-levels.h — where a format's values can land, for drawing.
  *
  * A block format represents each value as one of a few levels times the
  * block's scale (plus a minimum for asymmetric ones).  The scale differs
@@ -14,12 +14,12 @@
 
 G_BEGIN_DECLS
 
-#define QB_FORMAT_GRID_MAX_LEVELS 65
+#define QB_FORMAT_LEVELS_MAX 65
 
-/* Fills levels (up to QB_FORMAT_GRID_MAX_LEVELS) in value units and returns
+/* Fills levels (up to QB_FORMAT_LEVELS_MAX) in value units and returns
  * how many; 0 for float formats and grids too fine to draw.  *label (may be
  * NULL) gets a legend text such as "Q4_0 levels, typical block |max| 0.031". */
-guint   qb_format_grid_levels     (const QbFormat     *format,
+guint   qb_format_levels_typical  (const QbFormat     *format,
                                    const QbHistogram  *original,
                                    gint64              row_length,
                                    double             *levels,
