@@ -5,7 +5,8 @@
  * block's scale (plus a minimum for asymmetric ones).  The scale differs
  * per block, so the levels drawn are those of a *typical* block: its scale
  * is estimated from the tensor's original histogram as the median of the
- * largest |w| (or min and max) over blocks of the format's size.
+ * largest |w| (or min and max) over blocks of the format's size.  The
+ * levels themselves are the format's own (core's qb-format-grid.h).
  */
 #pragma once
 
@@ -24,10 +25,4 @@ guint   qb_format_levels_typical  (const QbFormat     *format,
                                    gint64              row_length,
                                    double             *levels,
                                    char              **label);
-/* The value below which a fraction q of the histogram's values lie; of |x|
- * when absolute. */
-double  qb_histogram_quantile     (const QbHistogram  *h,
-                                   double              q,
-                                   gboolean            absolute);
-
 G_END_DECLS
