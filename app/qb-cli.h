@@ -34,6 +34,12 @@ char *qb_cli_shape        (const QbTensor *t, const char *separator);
  * "-" for a value not measured (NAN), "inf" or "-inf" for an infinite one. */
 char *qb_cli_number       (double v, int digits, char style);
 
+/* qb-cli-files.c: FALSE (error set) when `out`, given as `option`, is one
+ * of the inputs (NULL entries skipped) or of the texts (NULL-terminated,
+ * may be NULL), or cannot be written in its folder; see qb-file.h. */
+gboolean qb_cli_check_output (const char *out, const char *option, const char * const *inputs,
+                              guint n_inputs, char **texts, GError **error);
+
 int  qb_cmd_demo          (int argc, char **argv);  /* headless demo */
 int  qb_cmd_inspect       (int argc, char **argv);
 int  qb_cmd_quantize      (int argc, char **argv);

@@ -450,6 +450,9 @@ export_ids (QbStore *store, GArray *ids, QbStoreExportFormat format, const char 
 
   if (out_path != NULL)
     {
+      const char *inputs[] = { qb_store_get_path (store) };
+      if (!qb_cli_check_output (out_path, "--out", inputs, 1, NULL, &error))
+        return qb_cli_fail (error);
       if (!qb_store_export_to_file (store, (gint64 *) ids->data, ids->len, format, out_path,
                                     NULL, &error))
         return qb_cli_fail (error);

@@ -40,6 +40,11 @@ qb_cmd_imatrix (int argc, char **argv)
       qb_cli_calib_options_clear (&co);
       return 2;
     }
+  {
+    const char *inputs[] = { argv[1] };
+    if (!qb_cli_check_output (out, "--out", inputs, 1, co.calib, &error))
+      return qb_cli_fail (error);
+  }
   model = qb_model_open (argv[1], &error);
   if (model == NULL)
     return qb_cli_fail (error);

@@ -402,6 +402,11 @@ qb_cmd_quantize (int argc, char **argv)
       fprintf (stderr, "quantbench quantize: expected one MODEL (see --help)\n");
       return 2;
     }
+  {
+    const char *inputs[] = { argv[1], qo.imatrix, po.plan_file, qo.db };
+    if (!qb_cli_check_output (qo.out, "--out", inputs, G_N_ELEMENTS (inputs), co.calib, &error))
+      return qb_cli_fail (error);
+  }
   plan = qb_cli_plan_build (&po, &error);
   if (plan == NULL || !qb_cli_calib_apply_options (&co, plan, &error))
     return qb_cli_fail (error);

@@ -2,6 +2,7 @@
 /* qb-logprobs.c — llama.cpp's log-probability files: encoding, a checked
  * reader over a mapping, and an atomic chunk-by-chunk writer. */
 #include "qb-logprobs.h"
+#include "qb-file.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -130,7 +131,7 @@ qb_logprob_file_open (const char *path, GError **error)
   g_autoptr(GError) local = NULL;
   gsize size, n_tokens;
 
-  f->map = g_mapped_file_new (path, FALSE, &local);
+  f->map = qb_file_map (path, &local);
   if (f->map == NULL)
     {
       g_set_error (error, QB_LOGPROBS_ERROR, QB_LOGPROBS_ERROR_IO, "%s", local->message);

@@ -78,7 +78,7 @@ add_json_text (QbJsonWriter *w, const char *key, const char *json)
 {
   g_autoptr(JsonParser) parser = json_parser_new ();
 
-  if (json != NULL && json_parser_load_from_data (parser, json, -1, NULL))
+  if (json != NULL && qb_json_parser_load (parser, json, -1, QB_JSON_MAX_NESTING, "plan", NULL))
     qb_json_write_node (w, key, json_parser_get_root (parser));
   else
     qb_json_write_null (w, key);
