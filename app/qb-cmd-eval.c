@@ -306,7 +306,7 @@ qb_cmd_eval (int argc, char **argv)
     "result with the experiment (`quantbench experiments show ID`).  A plan whose methods\n"
     "use calibration (GPTQ, importance) needs --calib; an experiment that was calibrated\n"
     "is calibrated again on its stored set (statistics come from the cache).");
-  if (!qb_cli_parse (context, &argc, &argv))
+  if (!qb_cli_parse (context, &argc, &argv) || !qb_cli_check_threads (eo.threads))
     return 2;
   if (po.list_presets)
     {

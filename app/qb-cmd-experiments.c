@@ -210,6 +210,22 @@ open_store (void)
   return store;
 }
 
+/* Reading commands create nothing (a mistyped --db is an error, not a new
+ * database) and write nothing (a read-only folder or full disk is fine);
+ * only the default database is created on first use, as before. */
+static QbStore *
+open_store_for_reading (void)
+{
+  g_autoptr(GError) error = NULL;
+  QbStore *store = qb_store_open_readonly (opt_db, &error);
+
+  if (store == NULL && opt_db == NULL && g_error_matches (error, QB_STORE_ERROR, QB_STORE_ERROR_NOT_FOUND))
+    return open_store ();
+  if (store == NULL)
+    qb_cli_fail (error);
+  return store;
+}
+
 /* 0 (every model) when spec is NULL; -1 after printing an error. */
 static gint64
 resolve_model (QbStore *store, const char *spec)
@@ -296,7 +312,7 @@ cmd_list (int argc, char **argv)
     return usage_error (ctx, "unknown --status");
   if (limit < 0 || offset < 0)
     return usage_error (ctx, "--limit and --offset cannot be negative");
-  if ((store = open_store ()) == NULL || (q.model_id = resolve_model (store, model)) < 0)
+  if ((store = open_store_for_reading ()) == NULL || (q.model_id = resolve_model (store, model)) < 0)
     return 1;
   q.tag = tag;
   q.text = search;
@@ -487,7 +503,7 @@ cmd_show (int argc, char **argv)
     return usage_error (ctx, "show takes one experiment id");
   if ((ids = parse_ids (1, argv + 1)) == NULL)
     return 2;
-  if ((store = open_store ()) == NULL)
+  if ((store = open_store_for_reading ()) == NULL)
     return 1;
   if (opt_json)
     return export_ids (store, ids, QB_STORE_EXPORT_JSON, NULL);
@@ -648,7 +664,7 @@ cmd_compare (int argc, char **argv)
     return usage_error (ctx, "unknown --metric");
   if ((ids = parse_ids (argc - 1, argv + 1)) == NULL)
     return 2;
-  if ((store = open_store ()) == NULL)
+  if ((store = open_store_for_reading ()) == NULL)
     return 1;
   if ((c = qb_store_compare (store, (gint64 *) ids->data, ids->len, &error)) == NULL)
     return qb_cli_fail (error);
@@ -712,7 +728,7 @@ cmd_export (int argc, char **argv)
     return usage_error (ctx, "give experiment ids or --all");
   if (!all && (ids = parse_ids (argc - 1, argv + 1)) == NULL)
     return 2;
-  if ((store = open_store ()) == NULL)
+  if ((store = open_store_for_reading ()) == NULL)
     return 1;
   if (all && (ids = all_ids (store)) == NULL)
     return 1;
@@ -867,7 +883,7 @@ cmd_pareto (int argc, char **argv)
     x = QB_PARETO_X_BPW;
   else if (x_name && g_ascii_strcasecmp (x_name, "size") != 0)
     return usage_error (ctx, "--x must be size or bpw");
-  if ((store = open_store ()) == NULL || (model_id = resolve_model (store, model)) < 0)
+  if ((store = open_store_for_reading ()) == NULL || (model_id = resolve_model (store, model)) < 0)
     return 1;
   if ((points = qb_store_pareto (store, model_id, x, metric, &error)) == NULL)
     return qb_cli_fail (error);
@@ -924,7 +940,7 @@ cmd_models (int argc, char **argv)
 
   if (!qb_cli_parse (ctx, &argc, &argv))
     return 2;
-  if ((store = open_store ()) == NULL)
+  if ((store = open_store_for_reading ()) == NULL)
     return 1;
   if ((models = qb_store_list_models (store, &error)) == NULL)
     return qb_cli_fail (error);

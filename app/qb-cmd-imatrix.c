@@ -31,7 +31,7 @@ qb_cmd_imatrix (int argc, char **argv)
   g_option_context_set_description (context,
     "Runs the model over the calibration chunks and sums, for every linear layer's input,\n"
     "the squares of each column, as llama-imatrix does; llama-quantize --imatrix reads the .dat.");
-  if (!qb_cli_parse (context, &argc, &argv))
+  if (!qb_cli_parse (context, &argc, &argv) || !qb_cli_check_threads (threads))
     return 2;
   if (argc != 2 || co.calib == NULL || out == NULL
       || !(g_str_has_suffix (out, ".dat") || g_str_has_suffix (out, ".gguf")))

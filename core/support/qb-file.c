@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <gio/gio.h>
+#include <signal.h>
 #include <glib/gstdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -215,4 +216,72 @@ qb_file_read (const char *path, gsize max_bytes, char **contents, gsize *length,
   if (length)
     *length = done;
   return TRUE;
+}
+
+/* -- temporary files ---------------------------------------------------------- */
+
+/* The pid in NAME.tmp-PID-XXXXXX, or 0 when name is not one of path's. */
+static pid_t
+temp_owner (const char *base, const char *name)
+{
+  gsize n = strlen (base);
+  const char *p;
+  char *end = NULL;
+  gint64 pid;
+
+  if (strncmp (name, base, n) != 0 || !g_str_has_prefix (name + n, ".tmp-"))
+    return 0;
+  p = name + n + 5;
+  pid = g_ascii_strtoll (p, &end, 10);
+  if (end == p || *end != '-' || strlen (end + 1) != 6 || pid <= 0 || pid > G_MAXINT)
+    return 0;
+  return (pid_t) pid;
+}
+
+static gboolean
+process_alive (pid_t pid)
+{
+  return kill (pid, 0) == 0 || errno == EPERM;
+}
+
+GPtrArray *
+qb_file_clean_stale_temps (const char *path)
+{
+  GPtrArray *removed = g_ptr_array_new_with_free_func (g_free);
+  g_autofree char *dir = g_path_get_dirname (path);
+  g_autofree char *base = g_path_get_basename (path);
+  g_autoptr(GDir) d = g_dir_open (dir, 0, NULL);
+  const char *name;
+
+  while (d != NULL && (name = g_dir_read_name (d)) != NULL)
+    {
+      pid_t pid = temp_owner (base, name);
+      g_autofree char *full = NULL;
+
+      if (pid == 0 || pid == getpid () || process_alive (pid))
+        continue;
+      full = g_build_filename (dir, name, NULL);
+      if (g_unlink (full) == 0)
+        g_ptr_array_add (removed, g_steal_pointer (&full));
+    }
+  return removed;
+}
+
+int
+qb_file_create_temp (const char *path, int mode, char **tmp_path, GError **error)
+{
+  g_autoptr(GPtrArray) stale = qb_file_clean_stale_temps (path);
+  g_autofree char *tmp = g_strdup_printf ("%s.tmp-%d-XXXXXX", path, (int) getpid ());
+  int fd = g_mkstemp_full (tmp, O_RDWR | O_CLOEXEC, mode);
+  int saved;
+
+  if (fd < 0)
+    {
+      saved = errno;
+      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved),
+                   "%s: cannot create a temporary file beside it: %s", path, g_strerror (saved));
+      return -1;
+    }
+  *tmp_path = g_steal_pointer (&tmp);
+  return fd;
 }

@@ -37,6 +37,20 @@ gboolean     qb_file_check_regular (const char          *path,
 GMappedFile *qb_file_map           (const char          *path,
                                     GError             **error);
 
+/* Outputs are written to a temporary file beside them and renamed.  Its
+ * name, PATH.tmp-PID-XXXXXX, says which process writes it: one left by a
+ * process that is gone (killed, or the machine stopped) is stale. */
+
+/* Creates and opens (O_RDWR) a temporary file beside path, after removing
+ * the stale ones of path; *tmp_path gets its name.  -1 with an error. */
+int          qb_file_create_temp   (const char          *path,
+                                    int                  mode,
+                                    char               **tmp_path,
+                                    GError             **error);
+/* Removes path's stale temporary files; returns their names (may be
+ * empty), for the caller to report. */
+GPtrArray   *qb_file_clean_stale_temps (const char      *path);
+
 /* Reads a whole regular file of at most max_bytes, NUL-terminated. */
 gboolean     qb_file_read          (const char          *path,
                                     gsize                max_bytes,
