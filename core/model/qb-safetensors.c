@@ -83,6 +83,12 @@ json_prescan (const char *text, gsize len, const char *name, guint64 base, guint
 
       if (in_string)
         {
+          /* json-glib ends a string at an escaped NUL: two names that differ
+           * after one would become the same tensor. */
+          if (c == '\\' && i + 5 < len && text[i + 1] == 'u'
+              && strncmp (text + i + 2, "0000", 4) == 0)
+            return json_fail (error, name, base + i, QB_MODEL_ERROR_INVALID,
+                              "JSON: a string holds a NUL character (\\u0000)");
           if (c == '\\')
             i++;
           else if (c == '"')
