@@ -6,6 +6,7 @@
 #include "qb-workers.h"
 
 #include <stdio.h>
+#include <string.h>
 
 gboolean
 qb_cli_check_threads (int threads)
@@ -33,4 +34,24 @@ qb_cli_check_output (const char *out, const char *option, const char * const *in
     fprintf (stderr, "quantbench: removed %s, left by an interrupted run\n",
              (const char *) g_ptr_array_index (stale, i));
   return TRUE;
+}
+
+char *
+qb_cli_safe_text (const char *text)
+{
+  g_autofree char *valid = g_utf8_make_valid (text ? text : "", -1);
+  GString *out = g_string_sized_new (strlen (valid));
+
+  /* Control characters (C0, DEL, C1) could move the cursor, retitle the
+   * terminal or hide text: they are shown as escapes. */
+  for (const char *p = valid; *p; p = g_utf8_next_char (p))
+    {
+      gunichar c = g_utf8_get_char (p);
+
+      if (c < 0x20 || c == 0x7f || (c >= 0x80 && c < 0xa0))
+        g_string_append_printf (out, c < 0x80 ? "\\x%02x" : "\\u%04x", c);
+      else
+        g_string_append_len (out, p, g_utf8_next_char (p) - p);
+    }
+  return g_string_free (out, FALSE);
 }

@@ -42,6 +42,9 @@ gboolean qb_cli_check_output (const char *out, const char *option, const char * 
                               guint n_inputs, char **texts, GError **error);
 /* FALSE, with a message, when --threads is out of range (a usage error). */
 gboolean qb_cli_check_threads (int threads);
+/* text for a terminal: valid UTF-8, control characters shown as \xHH or
+ * \uHHHH (names and notes come from files and other users). */
+char    *qb_cli_safe_text     (const char *text);
 
 int  qb_cmd_demo          (int argc, char **argv);  /* headless demo */
 int  qb_cmd_inspect       (int argc, char **argv);

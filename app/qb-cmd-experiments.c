@@ -90,7 +90,12 @@ table_print_free (Table *t)
     {
       char **row = g_ptr_array_index (t->rows, r);
       for (guint c = 0; c < t->n_columns; c++)
-        width[c] = MAX (width[c], g_utf8_strlen (row[c], -1));
+        {
+          char *safe = qb_cli_safe_text (row[c]);
+          g_free (row[c]);
+          row[c] = safe;
+          width[c] = MAX (width[c], g_utf8_strlen (row[c], -1));
+        }
     }
   for (guint r = 0; r < t->rows->len; r++)
     {
@@ -338,8 +343,9 @@ print_field (const char *label, char *value)
 {
   /* Padded by characters, not bytes: labels may hold a Δ. */
   int pad = 16 - (int) g_utf8_strlen (label, -1);
+  g_autofree char *safe = value ? qb_cli_safe_text (value) : NULL;
 
-  printf ("  %s%*s %s\n", label, MAX (pad, 0), "", value ? value : "-");
+  printf ("  %s%*s %s\n", label, MAX (pad, 0), "", safe ? safe : "-");
   g_free (value);
 }
 
@@ -355,8 +361,10 @@ print_evaluation (const QbEvaluation *ev)
   g_autofree char *p99 = qb_cli_number (ev->kld_p99, 5, 'f');
   g_autofree char *max = qb_cli_number (ev->kld_max, 5, 'f');
 
+  g_autofree char *text = qb_cli_safe_text (ev->text_name ? ev->text_name : ev->text_hash);
+
   printf ("  evaluation       %s, ctx %u, %u chunks (%" G_GUINT64_FORMAT " tokens)\n",
-          ev->text_name ? ev->text_name : ev->text_hash, ev->n_ctx, ev->n_chunks, ev->n_tokens);
+          text, ev->n_ctx, ev->n_chunks, ev->n_tokens);
   print_field ("  perplexity", g_strdup_printf ("%s ± %s (float model %s)", ppl, ppl_err, base));
   print_field ("  KLD", g_strdup_printf ("mean %s, median %s, p90 %s, p99 %s, max %s",
                                          mean, median, p90, p99, max));
@@ -397,7 +405,9 @@ print_summary (QbStore *store, const QbExperiment *e)
   g_autofree char *quantized = size_text (t->quantized_bytes);
   g_autofree char *compression = qb_cli_number (t->compression, 2, 'f');
 
-  printf ("Experiment %" G_GINT64_FORMAT ": %s\n", e->id, e->name);
+  g_autofree char *name = qb_cli_safe_text (e->name);
+
+  printf ("Experiment %" G_GINT64_FORMAT ": %s\n", e->id, name);
   print_field ("uuid", g_strdup (e->uuid));
   print_field ("status", g_strdup (qb_experiment_status_name (e->status)));
   if (e->error_message)
