@@ -82,7 +82,8 @@ export_summary (QbRunPanel *self)
         return g_strdup_printf ("Exported %s: %s", name, what);
       }
     case QB_RUN_CANCELLED:
-      return g_strdup_printf ("Export cancelled after %u of %u tensors: %s was not written", done, n, name);
+      return n ? g_strdup_printf ("Export cancelled after %u of %u tensors: %s was not written", done, n, name)
+               : g_strdup_printf ("Export cancelled: %s was not written", name);
     case QB_RUN_FAILED:
       return g_strdup_printf ("The export failed: %s",
                               qb_run_get_error (run) ? qb_run_get_error (run)->message : "unknown error");
