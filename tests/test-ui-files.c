@@ -131,6 +131,31 @@ test_undo_redo (Fixture       *f,
   g_assert_cmpstr (now, ==, with_rule);
 }
 
+/* Ctrl+Z in a text field outside the plan panel undoes the typing there. */
+static void
+test_undo_in_text_field (Fixture       *f,
+                         gconstpointer  data)
+{
+  g_autofree char *path = open_small_model (f, "focus.gguf", 12);
+  GtkWidget *focus;
+
+  qb_test_window_activate (f, "set-default-format", g_variant_new_string ("Q8_0"));
+  qb_test_window_activate (f, "search", NULL);
+  focus = gtk_root_get_focus (GTK_ROOT (f->window));
+  g_assert_true (GTK_IS_TEXT (focus));
+  gtk_editable_set_text (GTK_EDITABLE (focus), "attn");
+  qb_test_ui_flush ();
+  qb_test_window_activate (f, "undo", NULL);
+  g_assert_cmpstr (qb_plan_get_default_format (plan (f)), ==, "Q8_0");
+  g_assert_true (enabled (f, "undo"));
+  /* Focus elsewhere: the plan again. */
+  gtk_widget_grab_focus (GTK_WIDGET (qb_window_get_layer_table (f->window)));
+  if (GTK_IS_TEXT (gtk_root_get_focus (GTK_ROOT (f->window))))
+    gtk_root_set_focus (GTK_ROOT (f->window), NULL);
+  qb_test_window_activate (f, "undo", NULL);
+  g_assert_cmpstr (qb_plan_get_default_format (plan (f)), !=, "Q8_0");
+}
+
 /* Typing a rule's pattern is one step, not one per key. */
 static void
 test_undo_typing (Fixture       *f,
@@ -647,6 +672,7 @@ main (int argc, char **argv)
 #define ADD(path, func) g_test_add ("/ui/files/" path, Fixture, NULL, qb_test_window_setup, func, qb_test_window_teardown)
   ADD ("undo-redo", test_undo_redo);
   ADD ("undo-typing", test_undo_typing);
+  ADD ("undo-in-text-field", test_undo_in_text_field);
   ADD ("plan-files", test_plan_files);
   ADD ("export-model", test_export_model);
   ADD ("export-refuses-model", test_export_refuses_model);
