@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* qb-job-recorder.c — a run written to the store as it proceeds. */
 #include "qb-job-recorder.h"
+#include "qb-device.h"
 
 struct _QbJobRecorder
 {
@@ -54,6 +55,7 @@ qb_job_recorder_begin (QbStore                *store,
   g_autoptr(QbModelRecord) record = qb_model_record_new_from_model (model);
   g_autofree char *plan_json = qb_plan_to_json (plan);
   g_autofree char *name = NULL;
+  g_autofree char *device = qb_device_dup_default_label ();
   QbExperimentSpec spec = { 0 };
   QbJobRecorder *self;
   gint64 id;
@@ -67,6 +69,9 @@ qb_job_recorder_begin (QbStore                *store,
     }
   spec.plan_json = plan_json;
   spec.threads = n_threads;
+  /* The device the ported work runs on ("cpu" or "opencl:N (name)"). */
+  if (spec.backend == NULL)
+    spec.backend = device;
   spec.n_tensors = qb_model_get_n_tensors (model);
   id = qb_store_begin_experiment (store, record, &spec, error);
   if (id == 0)
