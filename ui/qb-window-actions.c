@@ -17,6 +17,14 @@ set_enabled (QbWindow   *self,
     g_simple_action_set_enabled (G_SIMPLE_ACTION (action), enabled);
 }
 
+void
+qb_window_set_enabled (QbWindow   *self,
+                       const char *name,
+                       gboolean    enabled)
+{
+  set_enabled (self, name, enabled);
+}
+
 guint
 qb_window_n_selected_experiments (QbWindow *self)
 {
