@@ -15,6 +15,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "qb-file.h"
 #include "qb-json.h"
 #include "qb-llama.h"
 #include "qb-logprobs.h"
@@ -529,7 +530,8 @@ read_text (const char *path, char **text, gsize *len, char **sha, GError **error
 {
   g_autoptr(GError) local = NULL;
 
-  if (!g_file_get_contents (path, text, len, &local))
+  /* A text is read whole: a FIFO or a folder is refused, not waited on. */
+  if (!qb_file_read (path, (gsize) 1 << 32, text, len, &local))
     {
       g_set_error (error, QB_EVAL_ERROR, QB_EVAL_ERROR_TEXT, "%s", local->message);
       return FALSE;
@@ -693,7 +695,7 @@ qb_eval_result_from_json (const char *json, QbEvalResult *r, GError **error)
   JsonObject *o, *k;
 
   memset (r, 0, sizeof *r);
-  if (!json_parser_load_from_data (parser, json, -1, error))
+  if (!qb_json_parser_load (parser, json, -1, QB_JSON_MAX_NESTING, "evaluation", error))
     return FALSE;
   o = JSON_NODE_HOLDS_OBJECT (json_parser_get_root (parser))
       ? json_node_get_object (json_parser_get_root (parser)) : NULL;
