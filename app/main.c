@@ -20,6 +20,7 @@ static const QbCliEntry commands[] = {
   { "formats",     qb_cmd_formats,     "List the quantization formats and methods" },
   { "imatrix",     qb_cmd_imatrix,     "Compute an importance matrix on calibration text (llama.cpp formats)" },
   { "sensitivity", qb_cmd_sensitivity, "Measure each tensor's end-to-end cost in each candidate format (a study)" },
+  { "sweep",       qb_cmd_sweep,       "Automatic plans from a study for a list of budgets, measured beside uniform formats and presets" },
   { "experiments", qb_cmd_experiments, "List, compare, export and import stored experiments" },
   { "devices",     qb_cmd_devices,     "List the OpenCL devices (--device selects one on any command)" },
 };

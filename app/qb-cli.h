@@ -56,6 +56,7 @@ int  qb_cmd_demo_model    (int argc, char **argv);  /* write a demo GGUF */
 int  qb_cmd_eval          (int argc, char **argv);  /* perplexity, KL divergence */
 int  qb_cmd_experiments   (int argc, char **argv);  /* qb-cmd-experiments.c */
 int  qb_cmd_sensitivity   (int argc, char **argv);  /* per-tensor sensitivity study */
+int  qb_cmd_sweep         (int argc, char **argv);  /* automatic plans per budget, measured */
 int  qb_cmd_devices       (int argc, char **argv);  /* OpenCL devices */
 /* Takes `--device SPEC` out of argv and selects it (qb-cmd-devices.c). */
 gboolean qb_cli_take_device (int *argc, char **argv);
