@@ -1,0 +1,372 @@
+/* SPDX-License-Identifier: MIT */
+/* qb-sensitivity-view.c — heatmap of layers × roles and ranked bars of a
+ * sensitivity study, for one candidate format. */
+#include "qb-sensitivity-view.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+#include "qb-chart.h"
+
+#define MARGIN     12.0
+#define LABEL_W    74.0
+#define HEADER_H   40.0
+#define BAR_LABEL  170.0
+
+/* The roles as heatmap columns; token_embd and output share the last row. */
+static const QbTensorRole columns[] = {
+  QB_ROLE_ATTN_Q, QB_ROLE_ATTN_K, QB_ROLE_ATTN_V, QB_ROLE_ATTN_OUTPUT,
+  QB_ROLE_FFN_GATE, QB_ROLE_FFN_UP, QB_ROLE_FFN_DOWN, QB_ROLE_TOKEN_EMBD, QB_ROLE_OUTPUT,
+};
+static const char *column_labels[] = { "q", "k", "v", "o", "gate", "up", "down", "embd", "output" };
+G_STATIC_ASSERT (G_N_ELEMENTS (columns) == G_N_ELEMENTS (column_labels));
+
+typedef struct {
+  char         *name;
+  int           layer;
+  QbTensorRole  role;
+  double       *cost;       /* per candidate; NAN when skipped */
+  gboolean     *measured;
+} Tensor;
+
+struct _QbSensitivityView
+{
+  GtkWidget  parent_instance;
+
+  guint      n_tensors;
+  Tensor    *tensors;
+  guint      n_candidates;
+  GStrv      candidates;
+  guint      candidate;
+  guint     *order;        /* tensors by cost under the candidate, highest first */
+  int        n_layers;
+  char      *title;
+};
+
+static void qb_sensitivity_view_chart_init (QbChartInterface *iface);
+
+G_DEFINE_FINAL_TYPE_WITH_CODE (QbSensitivityView, qb_sensitivity_view, GTK_TYPE_WIDGET,
+                               G_IMPLEMENT_INTERFACE (QB_TYPE_CHART, qb_sensitivity_view_chart_init))
+
+static void
+clear (QbSensitivityView *self)
+{
+  for (guint i = 0; i < self->n_tensors; i++)
+    {
+      g_free (self->tensors[i].name);
+      g_free (self->tensors[i].cost);
+      g_free (self->tensors[i].measured);
+    }
+  g_clear_pointer (&self->tensors, g_free);
+  g_clear_pointer (&self->candidates, g_strfreev);
+  g_clear_pointer (&self->order, g_free);
+  g_clear_pointer (&self->title, g_free);
+  self->n_tensors = self->n_candidates = 0;
+  self->n_layers = 0;
+}
+
+static double
+cost_of (QbSensitivityView *self, guint t)
+{
+  return self->tensors[t].cost[self->candidate];
+}
+
+static QbSensitivityView *sort_view;   /* qsort has no user data; main thread only */
+
+static int
+compare_cost (const void *a, const void *b)
+{
+  double x = cost_of (sort_view, *(const guint *) a), y = cost_of (sort_view, *(const guint *) b);
+
+  if (isnan (x) != isnan (y))
+    return isnan (x) ? 1 : -1;
+  if (x != y && !isnan (x))
+    return x > y ? -1 : 1;
+  return (*(const guint *) a > *(const guint *) b) - (*(const guint *) a < *(const guint *) b);
+}
+
+static void
+rank (QbSensitivityView *self)
+{
+  g_free (self->order);
+  self->order = g_new (guint, MAX (self->n_tensors, 1));
+  for (guint i = 0; i < self->n_tensors; i++)
+    self->order[i] = i;
+  sort_view = self;
+  qsort (self->order, self->n_tensors, sizeof (guint), compare_cost);
+  sort_view = NULL;
+}
+
+void
+qb_sensitivity_view_set_study (QbSensitivityView *self, QbSensitivityStudy *study)
+{
+  g_return_if_fail (QB_IS_SENSITIVITY_VIEW (self));
+  clear (self);
+  if (study != NULL)
+    {
+      self->n_candidates = study->n_candidates;
+      self->candidates = g_strdupv (study->candidates);
+      self->n_tensors = study->n_tensors;
+      self->tensors = g_new0 (Tensor, MAX (study->n_tensors, 1));
+      for (guint t = 0; t < study->n_tensors; t++)
+        {
+          Tensor *x = &self->tensors[t];
+          gboolean bias = FALSE;
+
+          x->cost = g_new (double, study->n_candidates);
+          x->measured = g_new0 (gboolean, study->n_candidates);
+          for (guint k = 0; k < study->n_candidates; k++)
+            {
+              const QbSensitivityEntry *e = qb_sensitivity_study_get (study, t, k);
+              x->cost[k] = e->cost && !e->cost->skipped ? e->value : NAN;
+              x->measured[k] = e->cost && isfinite (e->cost->kld);
+              if (x->name == NULL && e->cost != NULL)
+                x->name = g_strdup (e->cost->tensor);
+            }
+          qb_tensor_name_parse (x->name ? x->name : "", &x->layer, &x->role, &bias);
+          self->n_layers = MAX (self->n_layers, x->layer + 1);
+        }
+      self->title = g_strdup_printf ("study %" G_GINT64_FORMAT " · %s · %s", study->record->id,
+                                     study->record->model_name ? study->record->model_name : "",
+                                     study->record->method);
+    }
+  self->candidate = 0;
+  rank (self);
+  gtk_widget_queue_draw (GTK_WIDGET (self));
+}
+
+void
+qb_sensitivity_view_set_candidate (QbSensitivityView *self, guint candidate)
+{
+  g_return_if_fail (QB_IS_SENSITIVITY_VIEW (self));
+  if (candidate >= self->n_candidates)
+    return;
+  self->candidate = candidate;
+  rank (self);
+  gtk_widget_queue_draw (GTK_WIDGET (self));
+}
+
+guint
+qb_sensitivity_view_get_candidate (QbSensitivityView *self)
+{
+  return self->candidate;
+}
+
+const char *
+qb_sensitivity_view_get_ranked (QbSensitivityView *self, guint i)
+{
+  return i < self->n_tensors ? self->tensors[self->order[i]].name : NULL;
+}
+
+static int
+find (QbSensitivityView *self, int layer, QbTensorRole role)
+{
+  for (guint t = 0; t < self->n_tensors; t++)
+    if (self->tensors[t].role == role
+        && (self->tensors[t].layer == layer || self->tensors[t].layer < 0))
+      return (int) t;
+  return -1;
+}
+
+char *
+qb_sensitivity_view_describe (QbSensitivityView *self, int layer, QbTensorRole role)
+{
+  int t = find (self, layer, role);
+  double c;
+
+  if (t < 0 || self->n_candidates == 0)
+    return NULL;
+  c = cost_of (self, (guint) t);
+  if (isnan (c))
+    return g_strdup_printf ("%s · %s: does not fit", self->tensors[t].name,
+                            self->candidates[self->candidate]);
+  return g_strdup_printf ("%s · %s: KLD %.2e (%s)", self->tensors[t].name,
+                          self->candidates[self->candidate], c,
+                          self->tensors[t].measured[self->candidate] ? "measured" : "predicted");
+}
+
+/* ---- drawing ---------------------------------------------------------- */
+
+static void
+cost_range (QbSensitivityView *self, double *lo, double *hi)
+{
+  *lo = INFINITY;
+  *hi = -INFINITY;
+  for (guint t = 0; t < self->n_tensors; t++)
+    {
+      double c = cost_of (self, t);
+      if (c > 0 && isfinite (c))
+        {
+          *lo = MIN (*lo, log10 (c));
+          *hi = MAX (*hi, log10 (c));
+        }
+    }
+  if (!isfinite (*lo))
+    *lo = *hi = 0;
+  if (*hi - *lo < 1e-6)
+    *hi = *lo + 1;
+}
+
+/* Low cost pale, high cost the error colour. */
+static void
+heat_color (cairo_t *cr, const QbChartPalette *palette, double f)
+{
+  const GdkRGBA *hot = &palette->error, *cold = &palette->success;
+
+  cairo_set_source_rgba (cr, cold->red + (hot->red - cold->red) * f,
+                         cold->green + (hot->green - cold->green) * f,
+                         cold->blue + (hot->blue - cold->blue) * f, 0.25 + 0.75 * f);
+}
+
+static void
+draw_heatmap (QbSensitivityView *self, cairo_t *cr, const QbChartPalette *palette,
+              const graphene_rect_t *r, double lo, double hi)
+{
+  guint n_rows = (guint) self->n_layers + 1;
+  double cw = (r->size.width - LABEL_W) / G_N_ELEMENTS (columns);
+  double ch = MIN (28.0, (r->size.height - HEADER_H) / n_rows);
+
+  qb_chart_set_color (cr, &palette->fg, 0.8);
+  for (gsize c = 0; c < G_N_ELEMENTS (columns); c++)
+    qb_chart_text (cr, palette, column_labels[c],
+                   r->origin.x + LABEL_W + (c + 0.5) * cw, r->origin.y + HEADER_H - 4, 0.5, 1.0, 0.7);
+  for (guint row = 0; row < n_rows; row++)
+    {
+      double y = r->origin.y + HEADER_H + row * ch;
+      g_autofree char *label = row < (guint) self->n_layers ? g_strdup_printf ("layer %u", row)
+                                                            : g_strdup ("model");
+      qb_chart_set_color (cr, &palette->fg, 0.8);
+      qb_chart_text (cr, palette, label, r->origin.x + LABEL_W - 6, y + ch / 2, 1.0, 0.5, 0.8);
+      for (gsize c = 0; c < G_N_ELEMENTS (columns); c++)
+        {
+          gboolean whole = columns[c] == QB_ROLE_TOKEN_EMBD || columns[c] == QB_ROLE_OUTPUT;
+          int t = (whole == (row == (guint) self->n_layers))
+                  ? find (self, whole ? -1 : (int) row, columns[c]) : -1;
+          double x = r->origin.x + LABEL_W + c * cw, v;
+
+          if (t < 0)
+            continue;
+          v = cost_of (self, (guint) t);
+          if (isnan (v))
+            {
+              /* does not fit: grey, crossed */
+              qb_chart_set_color (cr, &palette->fg, 0.12);
+              cairo_rectangle (cr, x + 1, y + 1, cw - 2, ch - 2);
+              cairo_fill (cr);
+              qb_chart_set_color (cr, &palette->fg, 0.35);
+              cairo_move_to (cr, x + 4, y + ch - 4);
+              cairo_line_to (cr, x + cw - 4, y + 4);
+              cairo_stroke (cr);
+              continue;
+            }
+          heat_color (cr, palette, v > 0 ? CLAMP ((log10 (v) - lo) / (hi - lo), 0, 1) : 0);
+          cairo_rectangle (cr, x + 1, y + 1, cw - 2, ch - 2);
+          cairo_fill (cr);
+          if (cw > 50)
+            {
+              g_autofree char *txt = g_strdup_printf ("%.1e", v);
+              qb_chart_set_color (cr, &palette->fg, 0.9);
+              qb_chart_text (cr, palette, txt, x + cw / 2, y + ch / 2, 0.5, 0.5, 0.65);
+            }
+        }
+    }
+}
+
+static void
+draw_bars (QbSensitivityView *self, cairo_t *cr, const QbChartPalette *palette,
+           const graphene_rect_t *r, double lo, double hi)
+{
+  double bh = 14.0;
+  guint fit = (guint) MAX (0, (r->size.height - HEADER_H) / bh);
+  double w = r->size.width - BAR_LABEL;
+
+  qb_chart_set_color (cr, &palette->fg, 0.8);
+  qb_chart_text (cr, palette, "most sensitive first (log scale)", r->origin.x, r->origin.y + HEADER_H - 4,
+                 0.0, 1.0, 0.75);
+  for (guint i = 0; i < MIN (fit, self->n_tensors); i++)
+    {
+      guint t = self->order[i];
+      double v = cost_of (self, t), y = r->origin.y + HEADER_H + i * bh;
+      double f = v > 0 && isfinite (v) ? CLAMP ((log10 (v) - lo) / (hi - lo), 0, 1) : 0;
+
+      qb_chart_set_color (cr, &palette->fg, isnan (v) ? 0.4 : 0.85);
+      qb_chart_text (cr, palette, self->tensors[t].name, r->origin.x + BAR_LABEL - 6, y + bh / 2,
+                     1.0, 0.5, 0.65);
+      if (isnan (v))
+        {
+          qb_chart_text (cr, palette, "does not fit", r->origin.x + BAR_LABEL, y + bh / 2, 0.0, 0.5, 0.65);
+          continue;
+        }
+      heat_color (cr, palette, f);
+      cairo_rectangle (cr, r->origin.x + BAR_LABEL, y + 2, MAX (2.0, (0.08 + 0.92 * f) * w), bh - 4);
+      cairo_fill (cr);
+    }
+}
+
+static void
+qb_sensitivity_view_draw (QbChart *chart, cairo_t *cr, double width, double height,
+                          const QbChartPalette *palette)
+{
+  QbSensitivityView *self = QB_SENSITIVITY_VIEW (chart);
+  graphene_rect_t left, right;
+  double lo, hi, split = MAX (width * 0.55, 360.0);
+  g_autofree char *head = NULL;
+
+  if (self->n_tensors == 0)
+    {
+      qb_chart_set_color (cr, &palette->fg, 0.6);
+      qb_chart_text (cr, palette, "No sensitivity study: run one with `quantbench sensitivity`.",
+                     width / 2, height / 2, 0.5, 0.5, 1.0);
+      return;
+    }
+  cost_range (self, &lo, &hi);
+  head = g_strdup_printf ("%s — KLD when one tensor alone is %s", self->title,
+                          self->candidates[self->candidate]);
+  qb_chart_set_color (cr, &palette->fg, 0.9);
+  qb_chart_text (cr, palette, head, MARGIN, MARGIN, 0.0, 0.0, 0.9);
+  graphene_rect_init (&left, MARGIN, MARGIN + 8, MAX (1.0, split - 2 * MARGIN), height - 2 * MARGIN - 8);
+  graphene_rect_init (&right, split, MARGIN + 8, MAX (1.0, width - split - MARGIN), height - 2 * MARGIN - 8);
+  draw_heatmap (self, cr, palette, &left, lo, hi);
+  draw_bars (self, cr, palette, &right, lo, hi);
+}
+
+static void
+qb_sensitivity_view_chart_init (QbChartInterface *iface)
+{
+  iface->draw = qb_sensitivity_view_draw;
+}
+
+static void
+qb_sensitivity_view_snapshot (GtkWidget *widget, GtkSnapshot *snapshot)
+{
+  qb_chart_snapshot (QB_CHART (widget), snapshot);
+}
+
+static void
+qb_sensitivity_view_finalize (GObject *object)
+{
+  clear (QB_SENSITIVITY_VIEW (object));
+  G_OBJECT_CLASS (qb_sensitivity_view_parent_class)->finalize (object);
+}
+
+static void
+qb_sensitivity_view_class_init (QbSensitivityViewClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+  GtkWidgetClass *widget_class = GTK_WIDGET_CLASS (klass);
+
+  object_class->finalize = qb_sensitivity_view_finalize;
+  widget_class->snapshot = qb_sensitivity_view_snapshot;
+}
+
+static void
+qb_sensitivity_view_init (QbSensitivityView *self)
+{
+  gtk_widget_set_size_request (GTK_WIDGET (self), 480, 240);
+}
+
+GtkWidget *
+qb_sensitivity_view_new (void)
+{
+  return g_object_new (QB_TYPE_SENSITIVITY_VIEW, NULL);
+}
