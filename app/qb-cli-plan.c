@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* qb-cli-plan.c — plan options shared by `quantize` and `plan`, and the
  * table printing both use. */
+#include "qb-cli.h"
 #include "qb-cli-plan.h"
 
 #include <stdio.h>
@@ -148,22 +149,6 @@ qb_cli_plan_build (const QbCliPlanOptions *o, GError **error)
     if (!add_rule (plan, o->rules[i], error))
       return NULL;
   return g_steal_pointer (&plan);
-}
-
-char *
-qb_cli_format_size (guint64 bytes)
-{
-  return g_format_size_full (bytes, G_FORMAT_SIZE_IEC_UNITS);
-}
-
-char *
-qb_cli_shape (const QbTensor *t)
-{
-  GString *s = g_string_new (NULL);
-
-  for (guint d = 0; d < MAX (t->n_dims, 1); d++)
-    g_string_append_printf (s, "%s%" G_GINT64_FORMAT, d ? "x" : "", t->ne[d]);
-  return g_string_free (s, FALSE);
 }
 
 void

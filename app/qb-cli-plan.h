@@ -47,12 +47,7 @@ typedef struct {
 int       qb_cli_quantize_and_print (QbModel                    *model,
                                      QbPlan                     *plan,
                                      const QbCliQuantizeOptions *options);
-/* Resolves the plan and prints it with its totals. */
-int       qb_cli_print_plan         (QbModel                    *model,
-                                     QbPlan                     *plan);
 
-char     *qb_cli_format_size        (guint64                 bytes);
-char     *qb_cli_shape              (const QbTensor         *t);
 void      qb_cli_print_totals       (const QbPlanResolution *res);
 void      qb_cli_print_fallbacks    (QbModel                *model,
                                      const QbPlanResolution *res);

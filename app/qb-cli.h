@@ -8,6 +8,8 @@
 
 #include <glib.h>
 
+#include "qb-model.h"
+
 G_BEGIN_DECLS
 
 typedef int (*QbCliCommand) (int argc, char **argv);
@@ -22,6 +24,15 @@ typedef struct {
 int  qb_cli_fail          (GError *error);
 /* Parses options; prints usage and returns FALSE on error. */
 gboolean qb_cli_parse     (GOptionContext *context, int *argc, char ***argv);
+
+/* qb-cli-text.c: how every command writes values in its tables. */
+/* A size in IEC units (KiB, MiB, ...). */
+char *qb_cli_format_size  (guint64 bytes);
+/* The tensor's dimensions joined by `separator` ("x" or " x "). */
+char *qb_cli_shape        (const QbTensor *t, const char *separator);
+/* v with `digits` decimals (style 'f') or significant digits ('g');
+ * "-" for a value not measured (NAN), "inf" or "-inf" for an infinite one. */
+char *qb_cli_number       (double v, int digits, char style);
 
 int  qb_cmd_demo          (int argc, char **argv);  /* headless demo */
 int  qb_cmd_inspect       (int argc, char **argv);

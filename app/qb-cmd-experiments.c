@@ -118,24 +118,12 @@ table_print_free (Table *t)
   g_free (t);
 }
 
-/* v with `digits` decimals ('f') or significant digits ('g'); "-" for a
- * value not measured, "inf" for an exact one. */
-static char *
-num (double v, int digits, char style)
-{
-  if (isnan (v))
-    return g_strdup ("-");
-  if (isinf (v))
-    return g_strdup (v > 0 ? "inf" : "-inf");
-  return style == 'g' ? g_strdup_printf ("%.*g", digits, v) : g_strdup_printf ("%.*f", digits, v);
-}
-
 static char *
 size_text (guint64 bytes)
 {
   if (bytes == 0)
     return g_strdup ("-");
-  return g_format_size_full (bytes, G_FORMAT_SIZE_IEC_UNITS);
+  return qb_cli_format_size (bytes);
 }
 
 static char *
@@ -264,9 +252,9 @@ print_experiments (GPtrArray *list)
       table_add (t, g_strdup_printf ("%" G_GINT64_FORMAT, e->id), g_strdup (e->name),
                  g_strdup (e->model_name), g_strdup (qb_experiment_status_name (e->status)),
                  time_text (e->created), tensors_text (e),
-                 size_text (e->totals.quantized_bytes), num (e->totals.bpw, 3, 'f'),
-                 num (e->totals.sqnr_db, 2, 'f'), num (e->totals.rmse_rel, 5, 'f'),
-                 num (ev ? ev->perplexity : NAN, 4, 'f'), num (ev ? ev->kld_mean : NAN, 5, 'f'),
+                 size_text (e->totals.quantized_bytes), qb_cli_number (e->totals.bpw, 3, 'f'),
+                 qb_cli_number (e->totals.sqnr_db, 2, 'f'), qb_cli_number (e->totals.rmse_rel, 5, 'f'),
+                 qb_cli_number (ev ? ev->perplexity : NAN, 4, 'f'), qb_cli_number (ev ? ev->kld_mean : NAN, 5, 'f'),
                  g_strjoinv (",", e->tags));
     }
   table_print_free (t);
@@ -342,22 +330,22 @@ print_field (const char *label, char *value)
 static void
 print_evaluation (const QbEvaluation *ev)
 {
-  g_autofree char *ppl = num (ev->perplexity, 4, 'f');
-  g_autofree char *ppl_err = num (ev->perplexity_err, 4, 'f');
-  g_autofree char *base = num (ev->base_perplexity, 4, 'f');
-  g_autofree char *mean = num (ev->kld_mean, 5, 'f');
-  g_autofree char *median = num (ev->kld_median, 5, 'f');
-  g_autofree char *p90 = num (ev->kld_p90, 5, 'f');
-  g_autofree char *p99 = num (ev->kld_p99, 5, 'f');
-  g_autofree char *max = num (ev->kld_max, 5, 'f');
+  g_autofree char *ppl = qb_cli_number (ev->perplexity, 4, 'f');
+  g_autofree char *ppl_err = qb_cli_number (ev->perplexity_err, 4, 'f');
+  g_autofree char *base = qb_cli_number (ev->base_perplexity, 4, 'f');
+  g_autofree char *mean = qb_cli_number (ev->kld_mean, 5, 'f');
+  g_autofree char *median = qb_cli_number (ev->kld_median, 5, 'f');
+  g_autofree char *p90 = qb_cli_number (ev->kld_p90, 5, 'f');
+  g_autofree char *p99 = qb_cli_number (ev->kld_p99, 5, 'f');
+  g_autofree char *max = qb_cli_number (ev->kld_max, 5, 'f');
 
   printf ("  evaluation       %s, ctx %u, %u chunks (%" G_GUINT64_FORMAT " tokens)\n",
           ev->text_name ? ev->text_name : ev->text_hash, ev->n_ctx, ev->n_chunks, ev->n_tokens);
   print_field ("  perplexity", g_strdup_printf ("%s ± %s (float model %s)", ppl, ppl_err, base));
   print_field ("  KLD", g_strdup_printf ("mean %s, median %s, p90 %s, p99 %s, max %s",
                                          mean, median, p90, p99, max));
-  print_field ("  same top (%)", num (ev->top1_agreement * 100, 2, 'f'));
-  print_field ("  RMS Δp (%)", num (ev->dp_rms * 100, 3, 'f'));
+  print_field ("  same top (%)", qb_cli_number (ev->top1_agreement * 100, 2, 'f'));
+  print_field ("  RMS Δp (%)", qb_cli_number (ev->dp_rms * 100, 3, 'f'));
 }
 
 static void
@@ -368,7 +356,7 @@ print_summary (QbStore *store, const QbExperiment *e)
   g_autoptr(GPtrArray) evaluations = qb_store_list_evaluations (store, e->id, NULL);
   g_autofree char *original = size_text (t->original_bytes);
   g_autofree char *quantized = size_text (t->quantized_bytes);
-  g_autofree char *compression = num (t->compression, 2, 'f');
+  g_autofree char *compression = qb_cli_number (t->compression, 2, 'f');
 
   printf ("Experiment %" G_GINT64_FORMAT ": %s\n", e->id, e->name);
   print_field ("uuid", g_strdup (e->uuid));
@@ -383,13 +371,13 @@ print_summary (QbStore *store, const QbExperiment *e)
   print_field ("threads", g_strdup_printf ("%u (%s)", e->threads, e->backend));
   print_field ("tensors", tensors_text (e));
   print_field ("size", g_strdup_printf ("%s → %s (%s×)", original, quantized, compression));
-  print_field ("bits per weight", num (t->bpw, 4, 'f'));
-  print_field ("seconds", num (t->seconds, 2, 'f'));
-  print_field ("SQNR (dB)", num (t->sqnr_db, 2, 'f'));
-  print_field ("relative RMSE", num (t->rmse_rel, 6, 'f'));
-  print_field ("lowest cosine", num (t->cosine_min, 6, 'f'));
-  print_field ("largest error", num (t->max_abs_err, 4, 'g'));
-  print_field ("output error", num (t->out_rel_err, 6, 'f'));
+  print_field ("bits per weight", qb_cli_number (t->bpw, 4, 'f'));
+  print_field ("seconds", qb_cli_number (t->seconds, 2, 'f'));
+  print_field ("SQNR (dB)", qb_cli_number (t->sqnr_db, 2, 'f'));
+  print_field ("relative RMSE", qb_cli_number (t->rmse_rel, 6, 'f'));
+  print_field ("lowest cosine", qb_cli_number (t->cosine_min, 6, 'f'));
+  print_field ("largest error", qb_cli_number (t->max_abs_err, 4, 'g'));
+  print_field ("output error", qb_cli_number (t->out_rel_err, 6, 'f'));
   print_field ("fallbacks", g_strdup_printf ("%u", t->n_fallbacks));
   if (e->calibration_set_id != 0)
     {
@@ -420,9 +408,9 @@ print_tensors (GPtrArray *tensors)
       table_add (t, g_strdup_printf ("%u", s->position), g_strdup (r->tensor_name),
                  g_strdup (r->format), g_strdup (r->fallback_reason ? r->requested_format : ""),
                  g_strdup (r->method), g_strdup_printf ("%" G_GINT64_FORMAT, r->n_params),
-                 size_text (r->bytes), num (r->bpw, 3, 'f'), num (r->metrics.sqnr_db, 2, 'f'),
-                 num (r->metrics.rmse_rel, 5, 'f'), num (r->metrics.cosine, 6, 'f'),
-                 num (r->metrics.max_abs_err, 4, 'g'));
+                 size_text (r->bytes), qb_cli_number (r->bpw, 3, 'f'), qb_cli_number (r->metrics.sqnr_db, 2, 'f'),
+                 qb_cli_number (r->metrics.rmse_rel, 5, 'f'), qb_cli_number (r->metrics.cosine, 6, 'f'),
+                 qb_cli_number (r->metrics.max_abs_err, 4, 'g'));
     }
   table_print_free (t);
 }
@@ -488,28 +476,32 @@ cmd_show (int argc, char **argv)
 
 /* -- compare ------------------------------------------------------------------------ */
 
+/* A tensor's value of the metric --metric chose (a per-tensor one). */
+static double
+cell_metric (const QbStoredTensor *t, QbMetric metric)
+{
+  const QbTensorMetrics *m = &t->result->metrics;
+
+  switch (metric)
+    {
+    case QB_METRIC_RMSE_REL:    return m->rmse_rel;
+    case QB_METRIC_COSINE_MIN:  return m->cosine;
+    case QB_METRIC_MAX_ABS_ERR: return m->max_abs_err;
+    case QB_METRIC_OUT_REL_ERR: return m->out_rel_err;
+    default:                    return m->sqnr_db;
+    }
+}
+
 static char *
 cell_text (const QbStoredTensor *t, QbMetric metric)
 {
-  const QbTensorMetrics *m;
-  double v;
+  g_autofree char *value = NULL;
 
   if (t == NULL)
     return g_strdup ("(absent)");
-  m = &t->result->metrics;
-  switch (metric)
-    {
-    case QB_METRIC_RMSE_REL:    v = m->rmse_rel; break;
-    case QB_METRIC_COSINE_MIN:  v = m->cosine; break;
-    case QB_METRIC_MAX_ABS_ERR: v = m->max_abs_err; break;
-    case QB_METRIC_OUT_REL_ERR: v = m->out_rel_err; break;
-    default:                    v = m->sqnr_db; break;
-    }
-  {
-    g_autofree char *value = num (v, 4, 'g');
-    return g_strdup_printf ("%s %.2f %s", t->result->format ? t->result->format : "?",
-                            t->result->bpw, value);
-  }
+  value = qb_cli_number (cell_metric (t, metric), 4, 'g');
+  return g_strdup_printf ("%s %.2f %s", t->result->format ? t->result->format : "?",
+                          t->result->bpw, value);
 }
 
 static void
@@ -519,6 +511,7 @@ print_comparison_json (QbComparison *c, QbMetric metric)
   g_autoptr(JsonNode) root = NULL;
 
   json_builder_begin_object (b);
+  qb_json_builder_add_string (b, "metric", qb_metric_name (metric));
   json_builder_set_member_name (b, "experiments");
   json_builder_begin_array (b);
   for (guint i = 0; i < c->n_experiments; i++)
@@ -529,8 +522,7 @@ print_comparison_json (QbComparison *c, QbMetric metric)
   for (guint r = 0; r < c->n_rows; r++)
     {
       json_builder_begin_object (b);
-      json_builder_set_member_name (b, "tensor");
-      json_builder_add_string_value (b, c->rows[r].tensor_name);
+      qb_json_builder_add_string (b, "tensor", c->rows[r].tensor_name);
       json_builder_set_member_name (b, "differs");
       json_builder_add_boolean_value (b, c->rows[r].differs);
       json_builder_set_member_name (b, "cells");
@@ -544,15 +536,11 @@ print_comparison_json (QbComparison *c, QbMetric metric)
               continue;
             }
           json_builder_begin_object (b);
-          json_builder_set_member_name (b, "format");
-          json_builder_add_string_value (b, t->result->format);
-          json_builder_set_member_name (b, "bpw");
-          json_builder_add_double_value (b, t->result->bpw);
-          json_builder_set_member_name (b, "sqnr_db");
-          json_builder_add_double_value (b, isfinite (t->result->metrics.sqnr_db)
-                                            ? t->result->metrics.sqnr_db : 0);
-          json_builder_set_member_name (b, "rmse_rel");
-          json_builder_add_double_value (b, t->result->metrics.rmse_rel);
+          qb_json_builder_add_string (b, "format", t->result->format);
+          qb_json_builder_add_number (b, "bpw", t->result->bpw);
+          qb_json_builder_add_number (b, "sqnr_db", t->result->metrics.sqnr_db);
+          qb_json_builder_add_number (b, "rmse_rel", t->result->metrics.rmse_rel);
+          qb_json_builder_add_number (b, "value", cell_metric (t, metric));
           json_builder_end_object (b);
         }
       json_builder_end_array (b);
@@ -562,7 +550,6 @@ print_comparison_json (QbComparison *c, QbMetric metric)
   json_builder_end_object (b);
   root = json_builder_get_root (b);
   print_json (qb_json_to_string (root));
-  (void) metric;
 }
 
 static void
@@ -598,7 +585,7 @@ print_comparison (QbComparison *c, QbMetric metric, gboolean only_differences)
   for (guint i = 0; i < c->n_experiments; i++)
     {
       g_autofree char *size = size_text (c->experiments[i]->totals.quantized_bytes);
-      g_autofree char *value = num (qb_experiment_metric (c->experiments[i], metric), 4, 'g');
+      g_autofree char *value = qb_cli_number (qb_experiment_metric (c->experiments[i], metric), 4, 'g');
       total[2 + i] = g_strdup_printf ("%s %.3f %s", size, c->experiments[i]->totals.bpw, value);
     }
   g_ptr_array_add (t->rows, total);
@@ -867,15 +854,13 @@ cmd_pareto (int argc, char **argv)
         continue;
       e = qb_store_get_experiment (store, p->experiment_id, NULL);
       table_add (t, g_strdup (p->on_front ? "*" : ""), g_strdup_printf ("%" G_GINT64_FORMAT, p->experiment_id),
-                 x == QB_PARETO_X_BPW ? num (p->x, 4, 'f') : size_text (p->x),
-                 g_strdup (e ? e->name : "?"), num (p->y, 6, 'g'));
+                 x == QB_PARETO_X_BPW ? qb_cli_number (p->x, 4, 'f') : size_text (p->x),
+                 g_strdup (e ? e->name : "?"), qb_cli_number (p->y, 6, 'g'));
       json_builder_begin_object (b);
       json_builder_set_member_name (b, "id");
       json_builder_add_int_value (b, p->experiment_id);
-      json_builder_set_member_name (b, "x");
-      json_builder_add_double_value (b, p->x);
-      json_builder_set_member_name (b, "y");
-      json_builder_add_double_value (b, isfinite (p->y) ? p->y : 0);
+      qb_json_builder_add_number (b, "x", p->x);
+      qb_json_builder_add_number (b, "y", p->y);
       json_builder_set_member_name (b, "on_front");
       json_builder_add_boolean_value (b, p->on_front);
       json_builder_end_object (b);

@@ -22,22 +22,6 @@ printable (const char *s)
   return out;
 }
 
-static char *
-format_size (guint64 bytes)
-{
-  return g_format_size_full (bytes, G_FORMAT_SIZE_IEC_UNITS);
-}
-
-static char *
-format_shape (const QbTensor *t)
-{
-  GString *s = g_string_new (NULL);
-
-  for (guint d = 0; d < MAX (t->n_dims, 1); d++)
-    g_string_append_printf (s, "%s%" G_GINT64_FORMAT, d ? " x " : "", t->ne[d]);
-  return g_string_free (s, FALSE);
-}
-
 static const char *
 format_kind (QbModel *model)
 {
@@ -67,7 +51,7 @@ print_header (QbModel *model)
   g_autofree char *path = printable (qb_model_get_path (model));
   g_autofree char *family = printable (a->family);
   g_autofree char *name = printable (a->name);
-  g_autofree char *size = format_size (qb_model_get_file_size (model));
+  g_autofree char *size = qb_cli_format_size (qb_model_get_file_size (model));
 
   printf ("%s\n", path);
   printf ("  format        %s, %s, fingerprint %.16s\n", format_kind (model), size,
@@ -114,7 +98,7 @@ print_table (QbModel *model, const QbTensorStats *stats)
   for (guint i = 0; i < n; i++)
     {
       const QbTensor *t = qb_model_get_tensor (model, i);
-      g_autofree char *shape = format_shape (t);
+      g_autofree char *shape = qb_cli_shape (t, " x ");
       name_w = MAX (name_w, (int) MIN (g_utf8_strlen (t->name, -1), 60));
       shape_w = MAX (shape_w, (int) strlen (shape));
     }
@@ -128,7 +112,7 @@ print_table (QbModel *model, const QbTensorStats *stats)
   for (guint i = 0; i < n; i++)
     {
       const QbTensor *t = qb_model_get_tensor (model, i);
-      g_autofree char *shape = format_shape (t);
+      g_autofree char *shape = qb_cli_shape (t, " x ");
       char layer[16] = "-";
       int pad = name_w - (int) g_utf8_strlen (t->name, -1);
 
@@ -159,7 +143,7 @@ print_table (QbModel *model, const QbTensorStats *stats)
     }
 
   {
-    g_autofree char *size = format_size (qb_model_get_n_bytes (model));
+    g_autofree char *size = qb_cli_format_size (qb_model_get_n_bytes (model));
     printf ("\n  %u tensors, %" G_GINT64_FORMAT " parameters, %" G_GUINT64_FORMAT
             " bytes of tensor data (%s)\n", n, qb_model_get_n_params (model),
             qb_model_get_n_bytes (model), size);
@@ -172,16 +156,6 @@ print_table (QbModel *model, const QbTensorStats *stats)
 /* ---- JSON ------------------------------------------------------------- */
 
 static void
-add_number (JsonBuilder *b, const char *key, double v)
-{
-  json_builder_set_member_name (b, key);
-  if (isfinite (v))
-    json_builder_add_double_value (b, v);
-  else
-    json_builder_add_null_value (b);
-}
-
-static void
 add_uint (JsonBuilder *b, const char *key, guint64 v)
 {
   json_builder_set_member_name (b, key);
@@ -189,25 +163,12 @@ add_uint (JsonBuilder *b, const char *key, guint64 v)
 }
 
 static void
-add_string (JsonBuilder *b, const char *key, const char *v)
-{
-  json_builder_set_member_name (b, key);
-  if (v)
-    {
-      g_autofree char *valid = g_utf8_make_valid (v, -1);
-      json_builder_add_string_value (b, valid);
-    }
-  else
-    json_builder_add_null_value (b);
-}
-
-static void
 add_arch (JsonBuilder *b, const QbArchInfo *a)
 {
   json_builder_set_member_name (b, "architecture");
   json_builder_begin_object (b);
-  add_string (b, "family", a->family);
-  add_string (b, "name", a->name);
+  qb_json_builder_add_string (b, "family", a->family);
+  qb_json_builder_add_string (b, "name", a->name);
   add_uint (b, "n_layer", a->n_layer);
   add_uint (b, "n_embd", a->n_embd);
   add_uint (b, "n_head", a->n_head);
@@ -216,8 +177,8 @@ add_arch (JsonBuilder *b, const QbArchInfo *a)
   add_uint (b, "n_ff", a->n_ff);
   add_uint (b, "n_vocab", a->n_vocab);
   add_uint (b, "n_ctx", a->n_ctx);
-  add_number (b, "rms_eps", a->rms_eps > 0 ? a->rms_eps : NAN);
-  add_number (b, "rope_freq_base", a->rope_freq_base > 0 ? a->rope_freq_base : NAN);
+  qb_json_builder_add_number (b, "rms_eps", a->rms_eps > 0 ? a->rms_eps : NAN);
+  qb_json_builder_add_number (b, "rope_freq_base", a->rope_freq_base > 0 ? a->rope_freq_base : NAN);
   json_builder_set_member_name (b, "tied_embeddings");
   json_builder_add_boolean_value (b, a->tied_embeddings);
   json_builder_end_object (b);
@@ -237,12 +198,12 @@ add_stats (JsonBuilder *b, const QbTensorStats *s)
   json_builder_begin_object (b);
   add_uint (b, "count", m->n);
   add_uint (b, "nonfinite", m->n_nonfinite);
-  add_number (b, "min", m->n ? m->min : NAN);
-  add_number (b, "max", m->n ? m->max : NAN);
-  add_number (b, "mean", m->n ? m->mean : NAN);
-  add_number (b, "std", m->n ? qb_moments_std (m) : NAN);
-  add_number (b, "kurtosis", qb_moments_kurtosis (m));
-  add_number (b, "outlier_share", qb_tensor_stats_outlier_share (s));
+  qb_json_builder_add_number (b, "min", m->n ? m->min : NAN);
+  qb_json_builder_add_number (b, "max", m->n ? m->max : NAN);
+  qb_json_builder_add_number (b, "mean", m->n ? m->mean : NAN);
+  qb_json_builder_add_number (b, "std", m->n ? qb_moments_std (m) : NAN);
+  qb_json_builder_add_number (b, "kurtosis", qb_moments_kurtosis (m));
+  qb_json_builder_add_number (b, "outlier_share", qb_tensor_stats_outlier_share (s));
   json_builder_end_object (b);
 }
 
@@ -254,12 +215,12 @@ print_json (QbModel *model, const QbTensorStats *stats)
   g_autofree char *text = NULL;
 
   json_builder_begin_object (b);
-  add_string (b, "file", qb_model_get_path (model));
-  add_string (b, "format", qb_model_get_file_kind (model) == QB_MODEL_FILE_GGUF ? "gguf" : "safetensors");
+  qb_json_builder_add_string (b, "file", qb_model_get_path (model));
+  qb_json_builder_add_string (b, "format", qb_model_get_file_kind (model) == QB_MODEL_FILE_GGUF ? "gguf" : "safetensors");
   if (qb_model_get_gguf (model))
     add_uint (b, "gguf_version", qb_gguf_get_version (qb_model_get_gguf (model)));
   add_uint (b, "file_size", qb_model_get_file_size (model));
-  add_string (b, "fingerprint", qb_model_get_fingerprint (model));
+  qb_json_builder_add_string (b, "fingerprint", qb_model_get_fingerprint (model));
   add_arch (b, qb_model_get_arch (model));
 
   json_builder_set_member_name (b, "tensors");
@@ -269,13 +230,13 @@ print_json (QbModel *model, const QbTensorStats *stats)
       const QbTensor *t = qb_model_get_tensor (model, i);
 
       json_builder_begin_object (b);
-      add_string (b, "name", t->name);
+      qb_json_builder_add_string (b, "name", t->name);
       json_builder_set_member_name (b, "layer");
       if (t->layer >= 0)
         json_builder_add_int_value (b, t->layer);
       else
         json_builder_add_null_value (b);
-      add_string (b, "role", qb_tensor_role_name (t->role));
+      qb_json_builder_add_string (b, "role", qb_tensor_role_name (t->role));
       json_builder_set_member_name (b, "is_bias");
       json_builder_add_boolean_value (b, t->is_bias);
       json_builder_set_member_name (b, "shape");
@@ -283,7 +244,7 @@ print_json (QbModel *model, const QbTensorStats *stats)
       for (guint d = 0; d < t->n_dims; d++)
         json_builder_add_int_value (b, t->ne[d]);
       json_builder_end_array (b);
-      add_string (b, "dtype", qb_dtype_name (t->dtype));
+      qb_json_builder_add_string (b, "dtype", qb_dtype_name (t->dtype));
       json_builder_set_member_name (b, "readable");
       json_builder_add_boolean_value (b, qb_dtype_is_readable (t->dtype));
       add_uint (b, "params", (guint64) t->n_params);

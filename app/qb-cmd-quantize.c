@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* qb-cmd-quantize.c — `quantbench quantize`, `quantbench plan`, `quantbench formats`. */
+/* qb-cmd-quantize.c — `quantbench quantize MODEL`: quantize with a plan, measure, export, save. */
 #include <glib-unix.h>
 #include <json-glib/json-glib.h>
 #include <math.h>
@@ -29,21 +29,6 @@ draw_progress (const QbJobProgress *p, gpointer data)
                         p->n_tensors, p->current_name ? p->current_name : "", p->elapsed);
 }
 
-/* A metric in a table cell with the given precision; "inf" for exact. */
-static const char *
-metric (double v, int digits, gboolean general, char *buf, gsize size)
-{
-  if (isinf (v) && v > 0)
-    return "inf";
-  if (isnan (v))
-    return "-";
-  if (general)
-    g_snprintf (buf, size, "%.*g", digits, v);
-  else
-    g_snprintf (buf, size, "%.*f", digits, v);
-  return buf;
-}
-
 static void
 print_table (QbModel *model, QbJob *job)
 {
@@ -66,9 +51,8 @@ print_table (QbModel *model, QbJob *job)
   for (guint i = 0; i < n; i++)
     {
       const QbTensorResult *r = qb_job_get_result (job, i);
-      g_autofree char *size = NULL;
-      g_autofree char *format = NULL;
-      char b1[32], b2[32], b3[32], b4[32];
+      g_autofree char *size = NULL, *format = NULL;
+      g_autofree char *sqnr = NULL, *rmse = NULL, *cosine = NULL, *max_err = NULL, *out = NULL;
       gboolean kept;
 
       if (r == NULL)
@@ -76,14 +60,17 @@ print_table (QbModel *model, QbJob *job)
       kept = g_strcmp0 (r->method, "keep") == 0;
       size = qb_cli_format_size (r->bytes);
       format = kept ? g_strdup_printf ("keep:%s", r->format) : g_strdup (r->format);
+      /* A kept tensor has no error: its metrics read "-". */
+      sqnr = qb_cli_number (kept ? NAN : r->metrics.sqnr_db, 2, 'f');
+      rmse = qb_cli_number (kept ? NAN : r->metrics.rmse_rel, 5, 'f');
+      cosine = qb_cli_number (kept ? NAN : r->metrics.cosine, 6, 'f');
+      max_err = qb_cli_number (kept ? NAN : r->metrics.max_abs_err, 3, 'g');
+      out = qb_cli_number (kept ? NAN : r->metrics.out_rel_err, 3, 'g');
       printf ("%-34s %-10s %-9s %-6s %7.3f %10s %8s %9s %9s %9s", r->tensor_name, format,
               r->fallback_reason ? r->requested_format : "-", kept ? "-" : r->method, r->bpw, size,
-              kept ? "-" : metric (r->metrics.sqnr_db, 2, FALSE, b1, sizeof b1),
-              kept ? "-" : metric (r->metrics.rmse_rel, 5, FALSE, b2, sizeof b2),
-              kept ? "-" : metric (r->metrics.cosine, 6, FALSE, b3, sizeof b3),
-              kept ? "-" : metric (r->metrics.max_abs_err, 3, TRUE, b4, sizeof b4));
+              sqnr, rmse, cosine, max_err);
       if (out_err)
-        printf (" %9s%s\n", kept ? "-" : metric (r->metrics.out_rel_err, 3, TRUE, b1, sizeof b1),
+        printf (" %9s%s\n", out,
                 r->metrics.out_rel_err_diag && !kept && !isnan (r->metrics.out_rel_err) ? "~" : " ");
       else
         printf ("\n");
@@ -94,55 +81,35 @@ print_table (QbModel *model, QbJob *job)
 }
 
 static void
-add_number (JsonBuilder *b, const char *name, double v)
-{
-  json_builder_set_member_name (b, name);
-  if (isfinite (v))
-    json_builder_add_double_value (b, v);
-  else
-    json_builder_add_null_value (b);
-}
-
-static void
-add_string (JsonBuilder *b, const char *name, const char *v)
-{
-  json_builder_set_member_name (b, name);
-  if (v)
-    json_builder_add_string_value (b, v);
-  else
-    json_builder_add_null_value (b);
-}
-
-static void
 add_result (JsonBuilder *b, const QbTensorResult *r)
 {
   const QbTensorMetrics *m = &r->metrics;
 
   json_builder_begin_object (b);
-  add_string (b, "name", r->tensor_name);
-  add_string (b, "format", r->format);
-  add_string (b, "requested_format", r->requested_format);
-  add_string (b, "fallback_reason", r->fallback_reason);
-  add_string (b, "method", r->method);
+  qb_json_builder_add_string (b, "name", r->tensor_name);
+  qb_json_builder_add_string (b, "format", r->format);
+  qb_json_builder_add_string (b, "requested_format", r->requested_format);
+  qb_json_builder_add_string (b, "fallback_reason", r->fallback_reason);
+  qb_json_builder_add_string (b, "method", r->method);
   json_builder_set_member_name (b, "n_params");
   json_builder_add_int_value (b, r->n_params);
   json_builder_set_member_name (b, "bytes");
   json_builder_add_int_value (b, (gint64) r->bytes);
-  add_number (b, "bpw", r->bpw);
-  add_number (b, "seconds", r->seconds);
-  add_number (b, "mse", m->mse);
-  add_number (b, "rmse_rel", m->rmse_rel);
-  add_number (b, "sqnr_db", m->sqnr_db);
-  add_number (b, "cosine", m->cosine);
-  add_number (b, "max_abs_err", m->max_abs_err);
-  add_number (b, "wmse", m->wmse);
-  add_number (b, "out_rel_err", m->out_rel_err);
+  qb_json_builder_add_number (b, "bpw", r->bpw);
+  qb_json_builder_add_number (b, "seconds", r->seconds);
+  qb_json_builder_add_number (b, "mse", m->mse);
+  qb_json_builder_add_number (b, "rmse_rel", m->rmse_rel);
+  qb_json_builder_add_number (b, "sqnr_db", m->sqnr_db);
+  qb_json_builder_add_number (b, "cosine", m->cosine);
+  qb_json_builder_add_number (b, "max_abs_err", m->max_abs_err);
+  qb_json_builder_add_number (b, "wmse", m->wmse);
+  qb_json_builder_add_number (b, "out_rel_err", m->out_rel_err);
   json_builder_set_member_name (b, "out_rel_err_diag");
   json_builder_add_boolean_value (b, m->out_rel_err_diag);
-  add_number (b, "mean", m->mean);
-  add_number (b, "std", m->std);
-  add_number (b, "kurtosis", m->kurtosis);
-  add_number (b, "outlier_share", m->outlier_share);
+  qb_json_builder_add_number (b, "mean", m->mean);
+  qb_json_builder_add_number (b, "std", m->std);
+  qb_json_builder_add_number (b, "kurtosis", m->kurtosis);
+  qb_json_builder_add_number (b, "outlier_share", m->outlier_share);
   json_builder_end_object (b);
 }
 
@@ -157,12 +124,12 @@ print_json (QbModel *model, QbPlan *plan, QbJob *job, guint threads)
   guint n = qb_model_get_n_tensors (model);
 
   json_builder_begin_object (b);
-  add_string (b, "model", qb_model_get_path (model));
+  qb_json_builder_add_string (b, "model", qb_model_get_path (model));
   json_builder_set_member_name (b, "plan");
   json_builder_add_value (b, json_from_string (plan_json, NULL));
   json_builder_set_member_name (b, "threads");
   json_builder_add_int_value (b, threads);
-  add_number (b, "seconds", qb_job_get_seconds (job));
+  qb_json_builder_add_number (b, "seconds", qb_job_get_seconds (job));
   json_builder_set_member_name (b, "tensors");
   json_builder_begin_array (b);
   for (guint i = 0; i < n; i++)
@@ -177,11 +144,11 @@ print_json (QbModel *model, QbPlan *plan, QbJob *job, guint threads)
   json_builder_add_int_value (b, (gint64) qb_job_get_quantized_bytes (job));
   json_builder_set_member_name (b, "n_params");
   json_builder_add_int_value (b, res->n_params);
-  add_number (b, "bpw", res->bpw);
+  qb_json_builder_add_number (b, "bpw", res->bpw);
   json_builder_set_member_name (b, "n_fallbacks");
   json_builder_add_int_value (b, res->n_fallbacks);
   json_builder_end_object (b);
-  add_string (b, "export", qb_job_get_export_summary (job));
+  qb_json_builder_add_string (b, "export", qb_job_get_export_summary (job));
   json_builder_end_object (b);
 
   root = json_builder_get_root (b);
@@ -440,111 +407,4 @@ qb_cmd_quantize (int argc, char **argv)
   g_free (qo.db);
   g_free (qo.name);
   return status;
-}
-
-/* ---- plan -------------------------------------------------------------- */
-
-int
-qb_cli_print_plan (QbModel *model, QbPlan *plan)
-{
-  g_autoptr(QbPlanResolution) res = NULL;
-  g_autoptr(GError) error = NULL;
-
-  res = qb_plan_resolve (plan, model, &error);
-  if (res == NULL)
-    return qb_cli_fail (error);
-  printf ("%-34s %-14s %-6s %-10s %-9s %-12s %7s %10s\n", "tensor", "shape", "stored",
-          "format", "fallback", "decided by", "bpw", "size");
-  for (guint i = 0; i < res->n_tensors; i++)
-    {
-      const QbTensor *t = qb_model_get_tensor (model, i);
-      const QbTensorChoice *c = &res->choices[i];
-      g_autofree char *shape = qb_cli_shape (t);
-      g_autofree char *size = qb_cli_format_size (c->bytes);
-
-      printf ("%-34s %-14s %-6s %-10s %-9s %-12s %7.3f %10s\n", t->name, shape,
-              qb_dtype_name (t->dtype), c->format ? c->format->name : "keep",
-              c->fallback_reason && c->requested ? c->requested->name : "-",
-              c->source, c->bpw, size);
-    }
-  qb_cli_print_fallbacks (model, res);
-  qb_cli_print_totals (res);
-  return 0;
-}
-
-int
-qb_cmd_plan (int argc, char **argv)
-{
-  g_autoptr(GOptionContext) context = g_option_context_new ("MODEL - show what a plan does to a model, without quantizing");
-  g_autoptr(QbModel) model = NULL;
-  g_autoptr(QbPlan) plan = NULL;
-  g_autoptr(GError) error = NULL;
-  g_autofree char *save = NULL;
-  QbCliPlanOptions po = { 0 };
-  GOptionEntry entries[] = {
-    { "save", 0, 0, G_OPTION_ARG_FILENAME, &save, "Also save the plan as JSON", "FILE.json" },
-    { NULL }
-  };
-  int status;
-
-  g_option_context_add_main_entries (context, entries, NULL);
-  qb_cli_plan_add_entries (context, &po);
-  if (!qb_cli_parse (context, &argc, &argv))
-    return 2;
-  if (po.list_presets)
-    {
-      qb_cli_print_presets ();
-      return 0;
-    }
-  if (argc != 2)
-    {
-      fprintf (stderr, "quantbench plan: expected one MODEL (see --help)\n");
-      return 2;
-    }
-  plan = qb_cli_plan_build (&po, &error);
-  qb_cli_plan_options_clear (&po);
-  if (plan == NULL)
-    return qb_cli_fail (error);
-  model = qb_model_open (argv[1], &error);
-  if (model == NULL)
-    return qb_cli_fail (error);
-  status = qb_cli_print_plan (model, plan);
-  if (status == 0 && save != NULL)
-    {
-      g_autofree char *json = qb_plan_to_json (plan);
-      if (!g_file_set_contents (save, json, -1, &error))
-        return qb_cli_fail (error);
-    }
-  return status;
-}
-
-/* ---- formats ------------------------------------------------------------- */
-
-int
-qb_cmd_formats (int argc, char **argv)
-{
-  g_autoptr(GOptionContext) context = g_option_context_new ("- list the quantization formats");
-
-  if (!qb_cli_parse (context, &argc, &argv))
-    return 2;
-  printf ("%-16s %-6s %4s %6s %7s %-7s %s\n", "format", "family", "bits", "block", "bpw",
-          "native", "summary");
-  for (guint i = 0; i < qb_format_count (); i++)
-    {
-      const QbFormat *f = qb_format_get (i);
-      char block[16];
-
-      if (f->scope == QB_SCOPE_BLOCK)
-        g_snprintf (block, sizeof block, "%u", f->block_size);
-      else
-        g_strlcpy (block, f->scope == QB_SCOPE_CHANNEL ? "row" : "tensor", sizeof block);
-      /* bpw of a 4096-wide row: scales per row or tensor amortize there. */
-      printf ("%-16s %-6s %4u %6s %7.3f %-7s %s\n", f->name, qb_format_family_name (f->family),
-              f->bits, block, qb_format_bpw (f, 4096),
-              f->dtype != QB_DTYPE_INVALID ? qb_dtype_name (f->dtype) : "-", f->summary);
-    }
-  printf ("\nMethods:\n");
-  for (guint i = 0; i < qb_method_count (); i++)
-    printf ("  %-8s %s\n", qb_method_get (i)->name, qb_method_get (i)->summary);
-  return 0;
 }

@@ -603,13 +603,6 @@ qb_eval_run (QbLlama *llama, QbTokenizer *tok, const char *text_path, const QbEv
 
 /* ---- JSON ------------------------------------------------------------- */
 
-static void
-add_number (JsonBuilder *b, const char *name, double v)
-{
-  json_builder_set_member_name (b, name);
-  json_builder_add_double_value (b, isfinite (v) ? v : 0);
-}
-
 char *
 qb_eval_result_to_json (const QbEvalResult *r)
 {
@@ -625,34 +618,34 @@ qb_eval_result_to_json (const QbEvalResult *r)
   json_builder_add_int_value (b, (gint64) r->n_scored);
   json_builder_set_member_name (b, "text_sha256");
   json_builder_add_string_value (b, r->text_sha256);
-  add_number (b, "ppl", r->ppl);
-  add_number (b, "ppl_err", r->ppl_err);
-  add_number (b, "seconds", r->seconds);
-  add_number (b, "tokens_per_second", r->tokens_per_second);
+  qb_json_builder_add_number (b, "ppl", r->ppl);
+  qb_json_builder_add_number (b, "ppl_err", r->ppl_err);
+  qb_json_builder_add_number (b, "seconds", r->seconds);
+  qb_json_builder_add_number (b, "tokens_per_second", r->tokens_per_second);
   if (r->has_kld)
     {
       json_builder_set_member_name (b, "kld");
       json_builder_begin_object (b);
-      add_number (b, "base_ppl", r->base_ppl);
-      add_number (b, "base_ppl_err", r->base_ppl_err);
-      add_number (b, "ppl_ratio", r->ppl_ratio);
-      add_number (b, "ppl_ratio_err", r->ppl_ratio_err);
-      add_number (b, "ln_ppl_ratio", r->ln_ppl_ratio);
-      add_number (b, "ln_ppl_ratio_err", r->ln_ppl_ratio_err);
-      add_number (b, "mean", r->kld_mean);
-      add_number (b, "mean_err", r->kld_mean_err);
-      add_number (b, "median", r->kld_median);
-      add_number (b, "p90", r->kld_p90);
-      add_number (b, "p95", r->kld_p95);
-      add_number (b, "p99", r->kld_p99);
-      add_number (b, "p99_9", r->kld_p999);
-      add_number (b, "max", r->kld_max);
-      add_number (b, "same_top", r->same_top);
-      add_number (b, "same_top_err", r->same_top_err);
-      add_number (b, "dp_mean", r->dp_mean);
-      add_number (b, "dp_mean_err", r->dp_mean_err);
-      add_number (b, "dp_rms", r->dp_rms);
-      add_number (b, "dp_rms_err", r->dp_rms_err);
+      qb_json_builder_add_number (b, "base_ppl", r->base_ppl);
+      qb_json_builder_add_number (b, "base_ppl_err", r->base_ppl_err);
+      qb_json_builder_add_number (b, "ppl_ratio", r->ppl_ratio);
+      qb_json_builder_add_number (b, "ppl_ratio_err", r->ppl_ratio_err);
+      qb_json_builder_add_number (b, "ln_ppl_ratio", r->ln_ppl_ratio);
+      qb_json_builder_add_number (b, "ln_ppl_ratio_err", r->ln_ppl_ratio_err);
+      qb_json_builder_add_number (b, "mean", r->kld_mean);
+      qb_json_builder_add_number (b, "mean_err", r->kld_mean_err);
+      qb_json_builder_add_number (b, "median", r->kld_median);
+      qb_json_builder_add_number (b, "p90", r->kld_p90);
+      qb_json_builder_add_number (b, "p95", r->kld_p95);
+      qb_json_builder_add_number (b, "p99", r->kld_p99);
+      qb_json_builder_add_number (b, "p99_9", r->kld_p999);
+      qb_json_builder_add_number (b, "max", r->kld_max);
+      qb_json_builder_add_number (b, "same_top", r->same_top);
+      qb_json_builder_add_number (b, "same_top_err", r->same_top_err);
+      qb_json_builder_add_number (b, "dp_mean", r->dp_mean);
+      qb_json_builder_add_number (b, "dp_mean_err", r->dp_mean_err);
+      qb_json_builder_add_number (b, "dp_rms", r->dp_rms);
+      qb_json_builder_add_number (b, "dp_rms_err", r->dp_rms_err);
       json_builder_set_member_name (b, "base_from_cache");
       json_builder_add_boolean_value (b, r->base_from_cache);
       json_builder_end_object (b);

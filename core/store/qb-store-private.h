@@ -34,10 +34,12 @@ qb_stmt_release (QbStmt *stmt)
 }
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (QbStmt, qb_stmt_release)
 
-/* qb-store.c */
+/* qb-store-sql.c — statements, transactions, errors. */
 QbStmt   *qb_store_stmt        (QbStore *store, const char *sql, GError **error);
 gboolean  qb_store_fail        (QbStore *store, GError **error, const char *doing);
 gboolean  qb_store_exec_step   (QbStore *store, QbStmt *stmt, GError **error, const char *doing);
+/* Runs SQL text that returns no rows (cached like any statement). */
+gboolean  qb_store_exec_sql    (QbStore *store, const char *sql, GError **error);
 gboolean  qb_store_begin       (QbStore *store, GError **error);
 gboolean  qb_store_commit      (QbStore *store, GError **error);
 void      qb_store_rollback    (QbStore *store);
@@ -46,24 +48,54 @@ void      qb_store_end_read    (QbStore *store);
 void      qb_bind_text         (QbStmt *stmt, int index, const char *text);   /* NULL: NULL */
 double    qb_column_double     (QbStmt *stmt, int index);                     /* NULL: NAN */
 char     *qb_column_strdup     (QbStmt *stmt, int index);                     /* NULL: NULL */
+/* Sets NOT_FOUND ("no <what> with id <id>") and returns FALSE. */
+gboolean  qb_store_not_found   (QbStore *store, GError **error, const char *what, gint64 id);
+/* Runs a one-row UPDATE or DELETE of an experiment; NOT_FOUND when no row matched. */
+gboolean  qb_store_update_experiment (QbStore *store, QbStmt *stmt, gint64 id, GError **error,
+                                      const char *doing);
+gboolean  qb_store_experiment_exists (QbStore *store, gint64 id, GError **error);
+
+/* qb-store-owner.c — the process that runs an experiment. */
+typedef struct {
+  gint    pid;
+  char   *host;
+  char   *boot;
+  gint64  start;    /* clock ticks since boot; -1: unknown */
+} QbStoreOwner;
+
+void      qb_store_owner_self  (QbStoreOwner *owner);
+/* Only a process on this host can be checked; one elsewhere is taken to be alive. */
+gboolean  qb_store_owner_alive (const QbStoreOwner *owner, const QbStoreOwner *self);
+void      qb_store_owner_clear (QbStoreOwner *owner);
+
+/* qb-store-query.c — reads inside the caller's lock (and transaction). */
+GPtrArray *qb_store_get_tensors_locked (QbStore *store, gint64 experiment_id, GError **error);
+gboolean   qb_store_load_tensor_data_locked (QbStore *store, QbStoredTensor *t, GError **error);
+QbExperiment *qb_store_get_experiment_locked (QbStore *store, gint64 id, GError **error);
+GPtrArray *qb_store_list_evaluations_locked (QbStore *store, gint64 experiment_id, GError **error);
+
+/* qb-store-write.c — writes inside the caller's transaction. */
 gint64    qb_store_add_model_locked (QbStore *store, const QbModelRecord *model,
                                      gboolean update_location, GError **error);
 gint64    qb_store_add_calibration_set_locked (QbStore *store, const QbCalibrationSet *set,
                                                GError **error);
 gint64    qb_store_find_tag_locked  (QbStore *store, const char *name, gboolean create,
                                      GError **error);
+gboolean  qb_tag_is_valid      (const char *tag);
+/* INVALID unless every tag (trimmed) is valid. */
+gboolean  qb_store_check_tags  (const char * const *tags, GError **error);
+/* Adds the tags, which have passed qb_store_check_tags. */
+gboolean  qb_store_tag_locked  (QbStore *store, gint64 id, const char * const *tags,
+                                GError **error);
 gboolean  qb_store_write_tensor_locked (QbStore *store, gint64 experiment_id,
                                         const QbStoredTensor *t, GError **error);
 gboolean  qb_store_write_evaluation_locked (QbStore *store, gint64 experiment_id,
                                             const QbEvaluation *ev, gint64 *id,
                                             GError **error);
-gboolean  qb_store_tag_locked  (QbStore *store, gint64 id, const char * const *tags,
-                                GError **error);
-GPtrArray *qb_store_get_tensors_locked (QbStore *store, gint64 experiment_id, GError **error);
-gboolean   qb_store_load_tensor_data_locked (QbStore *store, QbStoredTensor *t, GError **error);
-QbExperiment *qb_store_get_experiment_locked (QbStore *store, gint64 id, GError **error);
-GPtrArray *qb_store_list_evaluations_locked (QbStore *store, gint64 experiment_id, GError **error);
-gboolean   qb_tag_is_valid     (const char *tag);
+/* Ends a running experiment with its totals; STATE when it is not running. */
+gboolean  qb_store_finish_locked (QbStore *store, gint64 id, QbExperimentStatus status,
+                                  double seconds, gint64 finished, const char *error_message,
+                                  GError **error);
 
 /* qb-store-schema.c */
 /* Checks an existing file without writing to it; *version is its schema

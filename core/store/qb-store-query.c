@@ -3,16 +3,10 @@
  * its tensors and histograms, comparisons and Pareto fronts. */
 #include "qb-store-private.h"
 
+#include <json-glib/json-glib.h>
+
 #include <math.h>
 #include <string.h>
-
-static gboolean
-not_found (QbStore *store, GError **error, const char *what, gint64 id)
-{
-  g_set_error (error, QB_STORE_ERROR, QB_STORE_ERROR_NOT_FOUND,
-               "%s: no %s with id %" G_GINT64_FORMAT, store->path, what, id);
-  return FALSE;
-}
 
 /* -- models ------------------------------------------------------------------- */
 
@@ -52,7 +46,7 @@ qb_store_get_model (QbStore *store, gint64 id, GError **error)
     case SQLITE_ROW:
       return read_model (stmt);
     case SQLITE_DONE:
-      not_found (store, error, "model", id);
+      qb_store_not_found (store, error, "model", id);
       return NULL;
     default:
       qb_store_fail (store, error, "reading a model");
@@ -260,7 +254,7 @@ qb_store_get_experiment_locked (QbStore *store, gint64 id, GError **error)
     case SQLITE_ROW:
       return read_experiment (stmt);
     case SQLITE_DONE:
-      not_found (store, error, "experiment", id);
+      qb_store_not_found (store, error, "experiment", id);
       return NULL;
     default:
       qb_store_fail (store, error, "reading an experiment");
@@ -796,4 +790,95 @@ qb_store_pareto (QbStore *store, gint64 model_id, QbParetoX x, QbMetric metric, 
     }
   qb_pareto_mark ((QbParetoPoint *) points->data, points->len, qb_metric_higher_is_better (metric));
   return points;
+}
+
+/* -- calibration sets ------------------------------------------------------------ */
+
+static char **
+strv_from_json (const char *json)
+{
+  g_autoptr(JsonParser) parser = json_parser_new ();
+  GPtrArray *strv = g_ptr_array_new ();
+  JsonNode *root;
+
+  if (json != NULL && json_parser_load_from_data (parser, json, -1, NULL) &&
+      (root = json_parser_get_root (parser)) != NULL && JSON_NODE_HOLDS_ARRAY (root))
+    {
+      JsonArray *array = json_node_get_array (root);
+      for (guint i = 0; i < json_array_get_length (array); i++)
+        {
+          const char *s = json_array_get_string_element (array, i);
+          if (s != NULL)
+            g_ptr_array_add (strv, g_strdup (s));
+        }
+    }
+  g_ptr_array_add (strv, NULL);
+  return (char **) g_ptr_array_free (strv, FALSE);
+}
+
+#define CALIBRATION_COLUMNS \
+  "id, hash, name, sources_json, n_tokens, chunk_len, n_chunks, seeded, seed, created, skip_chunks"
+
+static QbCalibrationSet *
+read_calibration_set (QbStmt *stmt)
+{
+  QbCalibrationSet *c = g_new0 (QbCalibrationSet, 1);
+
+  c->id = sqlite3_column_int64 (stmt, 0);
+  c->hash = qb_column_strdup (stmt, 1);
+  c->name = qb_column_strdup (stmt, 2);
+  c->sources = strv_from_json ((const char *) sqlite3_column_text (stmt, 3));
+  c->n_tokens = sqlite3_column_int64 (stmt, 4);
+  c->chunk_len = sqlite3_column_int64 (stmt, 5);
+  c->n_chunks = sqlite3_column_int64 (stmt, 6);
+  c->seeded = sqlite3_column_int (stmt, 7) != 0;
+  c->seed = (guint64) sqlite3_column_int64 (stmt, 8);
+  c->created = sqlite3_column_int64 (stmt, 9);
+  c->skip_chunks = sqlite3_column_int64 (stmt, 10);
+  return c;
+}
+
+QbCalibrationSet *
+qb_store_get_calibration_set (QbStore *store, gint64 id, GError **error)
+{
+  QB_STORE_LOCK (store);
+  g_autoptr(QbStmt) stmt = qb_store_stmt (store, "SELECT " CALIBRATION_COLUMNS
+                                          " FROM calibration_set WHERE id = ?1", error);
+
+  if (stmt == NULL)
+    return NULL;
+  sqlite3_bind_int64 (stmt, 1, id);
+  switch (sqlite3_step (stmt))
+    {
+    case SQLITE_ROW:
+      return read_calibration_set (stmt);
+    case SQLITE_DONE:
+      qb_store_not_found (store, error, "calibration set", id);
+      return NULL;
+    default:
+      qb_store_fail (store, error, "reading a calibration set");
+      return NULL;
+    }
+}
+
+GPtrArray *
+qb_store_list_calibration_sets (QbStore *store, GError **error)
+{
+  QB_STORE_LOCK (store);
+  g_autoptr(QbStmt) stmt = qb_store_stmt (store, "SELECT " CALIBRATION_COLUMNS
+                                          " FROM calibration_set ORDER BY created DESC, id DESC",
+                                          error);
+  g_autoptr(GPtrArray) sets = g_ptr_array_new_with_free_func ((GDestroyNotify) qb_calibration_set_free);
+  int rc;
+
+  if (stmt == NULL)
+    return NULL;
+  while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
+    g_ptr_array_add (sets, read_calibration_set (stmt));
+  if (rc != SQLITE_DONE)
+    {
+      qb_store_fail (store, error, "listing calibration sets");
+      return NULL;
+    }
+  return g_steal_pointer (&sets);
 }

@@ -278,3 +278,39 @@ qb_json_write_node (QbJsonWriter *w, const char *key, JsonNode *node)
   item (w, key);
   qb_json_append_node (w->out, node);
 }
+
+void
+qb_json_write_number (QbJsonWriter *w, const char *key, double value)
+{
+  if (isinf (value))
+    qb_json_write_string (w, key, value > 0 ? "inf" : "-inf");
+  else
+    qb_json_write_double (w, key, value);
+}
+
+void
+qb_json_builder_add_number (JsonBuilder *b, const char *key, double value)
+{
+  if (key != NULL)
+    json_builder_set_member_name (b, key);
+  if (isinf (value))
+    json_builder_add_string_value (b, value > 0 ? "inf" : "-inf");
+  else if (isnan (value))
+    json_builder_add_null_value (b);
+  else
+    json_builder_add_double_value (b, value);
+}
+
+void
+qb_json_builder_add_string (JsonBuilder *b, const char *key, const char *value)
+{
+  if (key != NULL)
+    json_builder_set_member_name (b, key);
+  if (value != NULL)
+    {
+      g_autofree char *valid = g_utf8_make_valid (value, -1);
+      json_builder_add_string_value (b, valid);
+    }
+  else
+    json_builder_add_null_value (b);
+}

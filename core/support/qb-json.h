@@ -7,7 +7,14 @@
  * no tree for large exports) or from a json-glib tree, each double in the
  * fewest digits (15 to 17) that read back to the same value, each float
  * in the fewest (6 to 9) that read back to the same float.  NAN and
- * infinities, which JSON cannot hold, are written as null.
+ * infinities, which JSON cannot hold, are written as null by the plain
+ * double functions.
+ *
+ * A measured number (a metric, a total, a result) follows the one
+ * convention of every JSON Quantbench writes — exports and command-line
+ * output alike: a value not measured (NAN) is null, and an infinite one
+ * (the SQNR of a lossless tensor) is the string "inf" or "-inf".  The
+ * *_number functions write that.
  */
 #pragma once
 
@@ -46,5 +53,13 @@ void   qb_json_write_bool    (QbJsonWriter *w, const char *key, gboolean value);
 void   qb_json_write_null    (QbJsonWriter *w, const char *key);
 /* A json-glib tree as the value (NULL: null). */
 void   qb_json_write_node    (QbJsonWriter *w, const char *key, JsonNode *node);
+/* A measured number: NAN null, infinities "inf" and "-inf" (see above). */
+void   qb_json_write_number  (QbJsonWriter *w, const char *key, double value);
+
+/* The same conventions for a json-glib builder; `key` names the member
+ * inside an object and must be NULL inside an array. */
+void   qb_json_builder_add_number (JsonBuilder *b, const char *key, double value);
+/* NULL: null; text that is not UTF-8 (from a model file) is made valid. */
+void   qb_json_builder_add_string (JsonBuilder *b, const char *key, const char *value);
 
 G_END_DECLS
