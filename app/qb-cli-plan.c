@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "qb-allocation-plan.h"
+
 void
 qb_cli_plan_options_clear (QbCliPlanOptions *o)
 {
@@ -15,6 +17,10 @@ qb_cli_plan_options_clear (QbCliPlanOptions *o)
   g_clear_pointer (&o->default_format, g_free);
   g_clear_pointer (&o->method, g_free);
   g_clear_pointer (&o->rules, g_strfreev);
+  g_clear_pointer (&o->target_bpw, g_free);
+  g_clear_pointer (&o->target_size, g_free);
+  g_clear_pointer (&o->target_kld, g_free);
+  g_clear_pointer (&o->candidates, g_free);
 }
 
 void
@@ -29,6 +35,17 @@ qb_cli_plan_add_entries (GOptionContext *context, QbCliPlanOptions *o)
     { "method", 0, 0, G_OPTION_ARG_STRING, &o->method, "Default method: rtn, search or gptq (needs --calib)", "NAME" },
     { "quantize-1d", 0, 0, G_OPTION_ARG_NONE, &o->quantize_1d, "Quantize 1-D tensors (norms, biases) too", NULL },
     { "list-presets", 0, 0, G_OPTION_ARG_NONE, &o->list_presets, "List the presets and exit", NULL },
+    { "target-bpw", 0, 0, G_OPTION_ARG_STRING, &o->target_bpw,
+      "Automatic plan: the least predicted KLD within N bits per weight", "N" },
+    { "target-size", 0, 0, G_OPTION_ARG_STRING, &o->target_size,
+      "Automatic plan: the least predicted KLD within a size (bytes, or 120M, 3.5G)", "BYTES" },
+    { "target-kld", 0, 0, G_OPTION_ARG_STRING, &o->target_kld,
+      "Automatic plan: the smallest plan with predicted KLD <= X", "X" },
+    { "study", 0, 0, G_OPTION_ARG_INT64, &o->study,
+      "Costs from this stored sensitivity study (default: weight proxies)", "ID" },
+    { "candidates", 0, 0, G_OPTION_ARG_STRING, &o->candidates,
+      "Formats an automatic plan chooses from (default Q2_K,Q3_K,Q4_K,Q5_K,Q6_K,Q8_0,Q4_0,Q5_0,INT4_CH,INT8_CH,F16)",
+      "LIST" },
     { NULL }
   };
   GOptionGroup *group = g_option_group_new ("plan", "Plan options:", "Show plan options", NULL, NULL);
@@ -171,4 +188,121 @@ qb_cli_print_fallbacks (QbModel *model, const QbPlanResolution *res)
     if (res->choices[i].fallback_reason != NULL)
       printf ("  fallback: %s: %s\n", qb_model_get_tensor (model, i)->name,
               res->choices[i].fallback_reason);
+}
+
+/* ---- automatic plans --------------------------------------------------- */
+
+gboolean
+qb_cli_plan_has_target (const QbCliPlanOptions *o)
+{
+  return o->target_bpw || o->target_size || o->target_kld;
+}
+
+static gboolean
+parse_target (const QbCliPlanOptions *o, QbAllocBudget *budget, GError **error)
+{
+  guint n = (o->target_bpw != NULL) + (o->target_size != NULL) + (o->target_kld != NULL);
+  if (n > 1)
+    {
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                   "give one of --target-bpw, --target-size and --target-kld");
+      return FALSE;
+    }
+  gboolean ok = o->target_bpw ? qb_alloc_budget_parse (QB_ALLOC_TARGET_BPW, o->target_bpw, budget, error)
+              : o->target_size ? qb_alloc_budget_parse (QB_ALLOC_TARGET_BYTES, o->target_size, budget, error)
+              : qb_alloc_budget_parse (QB_ALLOC_TARGET_KLD, o->target_kld, budget, error);
+  if (!ok)
+    g_prefix_error (error, "%s: ", o->target_bpw ? "--target-bpw"
+                                   : o->target_size ? "--target-size" : "--target-kld");
+  return ok;
+}
+
+static QbCostTable *
+cost_table_for (const QbCliPlanOptions *o, QbModel *model, char **source, GError **error)
+{
+  g_autofree const QbFormat **candidates = NULL;
+  guint n = 0;
+
+  if (o->study != 0)
+    {
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                   "--study: sensitivity studies are not in this build yet; "
+                   "leave --study out to use weight proxies");
+      return NULL;
+    }
+  if (o->candidates != NULL)
+    candidates = qb_cost_parse_candidates (o->candidates, &n, error);
+  else
+    {
+      g_autofree char *list = g_strjoinv (",", (char **) qb_cost_default_candidates ());
+      candidates = qb_cost_parse_candidates (list, &n, error);
+    }
+  if (candidates == NULL)
+    {
+      g_prefix_error (error, "--candidates: ");
+      return NULL;
+    }
+  *source = g_strdup ("weight proxies");
+  return qb_cost_table_new_proxy (model, candidates, n, NULL, NULL, NULL, error);
+}
+
+static const char *
+target_text (const QbAllocBudget *b, char *buf, gsize size)
+{
+  if (b->target == QB_ALLOC_TARGET_BPW)
+    g_snprintf (buf, size, "%.3g bits per weight", b->value);
+  else if (b->target == QB_ALLOC_TARGET_BYTES)
+    {
+      g_autofree char *s = qb_cli_format_size ((guint64) b->value);
+      g_snprintf (buf, size, "%s", s);
+    }
+  else
+    g_snprintf (buf, size, "predicted KLD <= %g", b->value);
+  return buf;
+}
+
+gboolean
+qb_cli_plan_apply_target (const QbCliPlanOptions *o, QbModel *model, QbPlan *plan,
+                          gboolean to_stderr, GError **error)
+{
+  QbAllocBudget budget;
+  g_autofree char *source = NULL;
+  char buf[64];
+
+  if (!qb_cli_plan_has_target (o))
+    {
+      if (o->study != 0 || o->candidates != NULL)
+        {
+          g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                       "--study and --candidates need --target-bpw, --target-size or --target-kld");
+          return FALSE;
+        }
+      return TRUE;
+    }
+  if (!parse_target (o, &budget, error))
+    return FALSE;
+  g_autoptr(QbCostTable) table = cost_table_for (o, model, &source, error);
+  if (table == NULL)
+    return FALSE;
+  g_autoptr(QbAllocConstraints) constraints = qb_alloc_constraints_from_plan (plan, model, table, error);
+  if (constraints == NULL)
+    return FALSE;
+  double t0 = g_get_monotonic_time ();
+  g_autoptr(QbAllocation) a = qb_allocate (table, &budget, constraints, error);
+  if (a == NULL)
+    return FALSE;
+  double ms = (g_get_monotonic_time () - t0) / 1e3;
+  qb_allocation_apply (table, a, source, plan);
+
+  g_autofree char *size = qb_cli_format_size (a->bytes);
+  FILE *out = to_stderr ? stderr : stdout;
+  fprintf (out, "automatic plan: target %s -> %s, %.3f bits per weight, predicted KLD %.4g "
+           "(%u tensors chosen in %.1f ms%s)\n", target_text (&budget, buf, sizeof buf), size,
+           a->bpw, a->predicted_kld, table->n_tensors, ms, a->exact ? "" : ", not proven optimal");
+  if (g_str_equal (source, "weight proxies"))
+    fprintf (out, "  costs from weight proxies (no --study): relative weight error of sampled rows, "
+             "mapped to KLD by one fixed factor, not measured on this model\n");
+  else
+    fprintf (out, "  costs from %s\n", source);
+  return TRUE;
 }

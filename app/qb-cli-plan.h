@@ -17,6 +17,12 @@ typedef struct {
   char    **rules;
   gboolean  quantize_1d;
   gboolean  list_presets;
+  /* Automatic plans: at most one target; costs from a study or proxies. */
+  char     *target_bpw;
+  char     *target_size;
+  char     *target_kld;
+  gint64    study;
+  char     *candidates;
 } QbCliPlanOptions;
 
 void      qb_cli_plan_add_entries   (GOptionContext         *context,
@@ -27,6 +33,18 @@ void      qb_cli_plan_options_clear (QbCliPlanOptions       *options);
 QbPlan   *qb_cli_plan_build         (const QbCliPlanOptions *options,
                                      GError                **error);
 void      qb_cli_print_presets      (void);
+/* TRUE when the options ask for an automatic plan (--target-*). */
+gboolean  qb_cli_plan_has_target   (const QbCliPlanOptions *options);
+/* With a --target-* option: chooses a format per tensor of the model
+ * under that budget (from --study's costs, else from weight proxies,
+ * saying so) and writes the choice into the plan; prints the target, the
+ * size, bits per weight and predicted KLD (on stderr when to_stderr).
+ * Without one: does nothing, TRUE. */
+gboolean  qb_cli_plan_apply_target (const QbCliPlanOptions *options,
+                                    QbModel                *model,
+                                    QbPlan                 *plan,
+                                    gboolean                to_stderr,
+                                    GError                **error);
 
 typedef struct _QbActivationStats QbActivationStats;   /* qb-activation-stats.h */
 

@@ -90,7 +90,7 @@ static gboolean
 has_plan (const QbCliPlanOptions *po)
 {
   return po->plan_file || po->preset || po->default_format || po->method || po->rules
-         || po->quantize_1d;
+         || po->quantize_1d || qb_cli_plan_has_target (po);
 }
 
 static gboolean
@@ -142,6 +142,7 @@ choose_plan (QbModel *model, QbStore *store, const QbCliPlanOptions *po, const E
     {
       *plan = has_plan (po) ? qb_cli_plan_build (po, error) : NULL;
       return (*plan != NULL || !has_plan (po))
+             && (*plan == NULL || qb_cli_plan_apply_target (po, model, *plan, eo->json, error))
              && (*plan == NULL || qb_cli_calib_apply_options (&eo->calib, *plan, error));
     }
   experiment = qb_store_get_experiment (store, eo->experiment, error);

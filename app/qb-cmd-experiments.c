@@ -348,6 +348,29 @@ print_evaluation (const QbEvaluation *ev)
   print_field ("  RMS Δp (%)", qb_cli_number (ev->dp_rms * 100, 3, 'f'));
 }
 
+/* NaN and infinite weights make a run's error figures undefined: say so. */
+static void
+print_nonfinite (QbStore *store, gint64 id)
+{
+  g_autoptr(GPtrArray) tensors = qb_store_get_tensors (store, id, NULL);
+  gint64 values = 0;
+  guint n = 0;
+
+  for (guint i = 0; tensors && i < tensors->len; i++)
+    {
+      const QbTensorResult *r = ((QbStoredTensor *) g_ptr_array_index (tensors, i))->result;
+      if (r->n_nonfinite > 0)
+        {
+          values += r->n_nonfinite;
+          n++;
+        }
+    }
+  if (n > 0)
+    print_field ("non-finite weights", g_strdup_printf ("%" G_GINT64_FORMAT " NaN or infinite "
+                                                        "values in %u tensor(s): error metrics "
+                                                        "undefined", values, n));
+}
+
 static void
 print_summary (QbStore *store, const QbExperiment *e)
 {
@@ -379,6 +402,7 @@ print_summary (QbStore *store, const QbExperiment *e)
   print_field ("largest error", qb_cli_number (t->max_abs_err, 4, 'g'));
   print_field ("output error", qb_cli_number (t->out_rel_err, 6, 'f'));
   print_field ("fallbacks", g_strdup_printf ("%u", t->n_fallbacks));
+  print_nonfinite (store, e->id);
   if (e->calibration_set_id != 0)
     {
       g_autoptr(QbCalibrationSet) c = qb_store_get_calibration_set (store, e->calibration_set_id, NULL);
@@ -397,8 +421,9 @@ print_summary (QbStore *store, const QbExperiment *e)
 static void
 print_tensors (GPtrArray *tensors)
 {
-  Table *t = table_new ("r....rrrrrrr", "#", "TENSOR", "FORMAT", "REQUESTED", "METHOD",
-                        "PARAMS", "SIZE", "BPW", "SQNR dB", "REL RMSE", "COSINE", "MAX ERR", NULL);
+  Table *t = table_new ("r....rrrrrrrr", "#", "TENSOR", "FORMAT", "REQUESTED", "METHOD",
+                        "PARAMS", "SIZE", "BPW", "SQNR dB", "REL RMSE", "COSINE", "MAX ERR",
+                        "NON-FINITE", NULL);
 
   for (guint i = 0; i < tensors->len; i++)
     {
@@ -410,7 +435,9 @@ print_tensors (GPtrArray *tensors)
                  g_strdup (r->method), g_strdup_printf ("%" G_GINT64_FORMAT, r->n_params),
                  size_text (r->bytes), qb_cli_number (r->bpw, 3, 'f'), qb_cli_number (r->metrics.sqnr_db, 2, 'f'),
                  qb_cli_number (r->metrics.rmse_rel, 5, 'f'), qb_cli_number (r->metrics.cosine, 6, 'f'),
-                 qb_cli_number (r->metrics.max_abs_err, 4, 'g'));
+                 qb_cli_number (r->metrics.max_abs_err, 4, 'g'),
+                 r->n_nonfinite >= 0 ? g_strdup_printf ("%" G_GINT64_FORMAT, r->n_nonfinite)
+                                     : g_strdup ("?"));
     }
   table_print_free (t);
 }

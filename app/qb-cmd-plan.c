@@ -65,12 +65,12 @@ qb_cmd_plan (int argc, char **argv)
       return 2;
     }
   plan = qb_cli_plan_build (&po, &error);
-  qb_cli_plan_options_clear (&po);
   if (plan == NULL)
     return qb_cli_fail (error);
   model = qb_model_open (argv[1], &error);
-  if (model == NULL)
+  if (model == NULL || !qb_cli_plan_apply_target (&po, model, plan, FALSE, &error))
     return qb_cli_fail (error);
+  qb_cli_plan_options_clear (&po);
   status = print_plan (model, plan);
   if (status == 0 && save != NULL)
     {

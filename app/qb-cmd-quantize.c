@@ -35,6 +35,8 @@ print_table (QbModel *model, QbJob *job)
   guint n = qb_model_get_n_tensors (model);
 
   gboolean out_err = FALSE, diag = FALSE;
+  gint64 nonfinite = 0;
+  guint nonfinite_tensors = 0;
 
   for (guint i = 0; i < n; i++)
     {
@@ -44,10 +46,16 @@ print_table (QbModel *model, QbJob *job)
           out_err = TRUE;
           diag |= r->metrics.out_rel_err_diag;
         }
+      if (r != NULL && r->n_nonfinite > 0)
+        {
+          nonfinite += r->n_nonfinite;
+          nonfinite_tensors++;
+        }
     }
   printf ("%-34s %-10s %-9s %-6s %7s %10s %8s %9s %9s %9s", "tensor", "format", "fallback",
           "method", "bpw", "size", "SQNR dB", "rel RMSE", "cosine", "max err");
-  printf (out_err ? " %10s\n" : "\n", "out err");
+  printf (out_err ? " %10s" : "", "out err");
+  printf (nonfinite ? " %10s\n" : "\n", "non-finite");
   for (guint i = 0; i < n; i++)
     {
       const QbTensorResult *r = qb_job_get_result (job, i);
@@ -70,11 +78,16 @@ print_table (QbModel *model, QbJob *job)
               r->fallback_reason ? r->requested_format : "-", kept ? "-" : r->method, r->bpw, size,
               sqnr, rmse, cosine, max_err);
       if (out_err)
-        printf (" %9s%s\n", out,
+        printf (" %9s%s", out,
                 r->metrics.out_rel_err_diag && !kept && !isnan (r->metrics.out_rel_err) ? "~" : " ");
-      else
-        printf ("\n");
+      if (nonfinite)
+        printf (" %10" G_GINT64_FORMAT, MAX (r->n_nonfinite, 0));
+      printf ("\n");
     }
+  if (nonfinite)
+    g_printerr ("warning: %u tensor(s) hold NaN or infinite weights (%" G_GINT64_FORMAT
+                " values): their error metrics are undefined (-), and so are the totals\n",
+                nonfinite_tensors, nonfinite);
   if (out_err)
     printf ("out err: ‖WX − ŴX‖² / ‖WX‖² on the calibration inputs, through XᵀX%s\n",
             diag ? "; ~: estimated from the importance alone (the diagonal of XᵀX)" : "");
@@ -93,6 +106,11 @@ add_result (JsonBuilder *b, const QbTensorResult *r)
   qb_json_builder_add_string (b, "method", r->method);
   json_builder_set_member_name (b, "n_params");
   json_builder_add_int_value (b, r->n_params);
+  json_builder_set_member_name (b, "n_nonfinite");
+  if (r->n_nonfinite >= 0)
+    json_builder_add_int_value (b, r->n_nonfinite);
+  else
+    json_builder_add_null_value (b);
   json_builder_set_member_name (b, "bytes");
   json_builder_add_int_value (b, (gint64) r->bytes);
   qb_json_builder_add_number (b, "bpw", r->bpw);
@@ -162,11 +180,7 @@ export_kind_for (const char *path, QbExportKind *kind, GError **error)
 {
   if (path == NULL)
     *kind = QB_EXPORT_NONE;
-  else if (g_str_has_suffix (path, ".gguf"))
-    *kind = QB_EXPORT_GGUF;
-  else if (g_str_has_suffix (path, ".safetensors"))
-    *kind = QB_EXPORT_SAFETENSORS;
-  else
+  else if (!qb_export_kind_for_path (path, kind))
     {
       g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
                    "--out %s: the name must end in .gguf or .safetensors", path);
@@ -388,7 +402,7 @@ qb_cmd_quantize (int argc, char **argv)
   if (plan == NULL || !qb_cli_calib_apply_options (&co, plan, &error))
     return qb_cli_fail (error);
   model = qb_model_open (argv[1], &error);
-  if (model == NULL)
+  if (model == NULL || !qb_cli_plan_apply_target (&po, model, plan, qo.json, &error))
     return qb_cli_fail (error);
   if (co.calib != NULL)
     {

@@ -129,6 +129,33 @@ qb_test_write_llama (const char *dir, const char *name, const QbTestLlama *p)
 }
 
 void
+qb_test_poison_tensor (const char *path, const char *tensor, gint64 index, float value)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(QbModel) model = qb_model_open (path, &error);
+  g_autofree char *contents = NULL;
+  const QbTensor *t;
+  const char *at;
+  gsize len = 0, width;
+  guint16 h = qb_fp32_to_fp16 (value);
+
+  g_assert_no_error (error);
+  t = qb_model_find_tensor (model, tensor, NULL);
+  g_assert_nonnull (t);
+  g_assert_true (t->dtype == QB_DTYPE_F32 || t->dtype == QB_DTYPE_F16);
+  g_assert_cmpint (index, <, t->n_params);
+  g_assert_true (g_file_get_contents (path, &contents, &len, &error));
+  /* The tensor's bytes are where they occur in the file (unique here). */
+  at = memmem (contents, len, t->data, t->n_bytes);
+  g_assert_nonnull (at);
+  width = t->dtype == QB_DTYPE_F32 ? 4 : 2;
+  memcpy (contents + (at - contents) + index * width, width == 4 ? (const void *) &value
+                                                                 : (const void *) &h, width);
+  g_clear_object (&model);
+  g_assert_true (g_file_set_contents (path, contents, len, &error));
+}
+
+void
 qb_test_model_fixture_open (QbTestModelFixture *f, const QbTestLlama *spec)
 {
   g_autoptr(GError) error = NULL;

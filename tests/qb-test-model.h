@@ -39,6 +39,11 @@ typedef struct {
 void   qb_test_model_fixture_open  (QbTestModelFixture *f, const QbTestLlama *spec);
 void   qb_test_model_fixture_close (QbTestModelFixture *f);
 
+/* Sets value `index` of an F32 or F16 tensor of the model file at path to
+ * value (NaN, an infinity...), in place: the damaged download the
+ * non-finite tests need. */
+void   qb_test_poison_tensor (const char *path, const char *tensor, gint64 index, float value);
+
 /* Deterministic Gaussian values (Box-Muller over a 64-bit LCG). */
 void   qb_test_gaussian    (guint64 *state, float *x, gsize n, float std);
 

@@ -35,6 +35,7 @@ qb_test_tensor_result (const char *name, guint seed, gboolean with_data, guint n
   r->fallback_reason = seed % 5 == 4 ? g_strdup ("rows of 172 values do not fit 256-value blocks") : NULL;
   r->method = g_strdup ("rtn");
   r->n_params = 4096 * (1 + seed % 7);
+  r->n_nonfinite = 0;
   r->bytes = r->n_params * (seed % 5 == 4 ? 34 : 18) / 32;
   r->bpw = r->bytes * 8.0 / r->n_params;
   r->seconds = 0.001 * (1 + seed % 11);
@@ -146,6 +147,7 @@ qb_test_assert_same_result (const QbTensorResult *a, const QbTensorResult *b)
   g_assert_cmpstr (a->fallback_reason, ==, b->fallback_reason);
   g_assert_cmpstr (a->method, ==, b->method);
   g_assert_cmpint (a->n_params, ==, b->n_params);
+  g_assert_cmpint (a->n_nonfinite, ==, b->n_nonfinite);
   g_assert_cmpuint (a->bytes, ==, b->bytes);
   g_assert_true (qb_test_same_double (a->bpw, b->bpw));
   g_assert_true (qb_test_same_double (a->seconds, b->seconds));

@@ -27,6 +27,7 @@
 #include "qb-llama.h"
 #include "qb-logprobs.h"
 #include "qb-model.h"
+#include "qb-test-model.h"
 #include "qb-test-util.h"
 #include "qb-tokenizer.h"
 
@@ -1296,6 +1297,55 @@ test_logprob_files (void)
 
 /* ---- bad input -------------------------------------------------------- */
 
+/* A NaN weight makes every logit NaN: the evaluation fails and says why,
+ * instead of a NaN perplexity and a "perfect" KL divergence of 0. */
+static void
+test_nonfinite_logits (void)
+{
+  g_autofree char *src = qb_test_shared_path ("models/stories260K.gguf");
+  g_autofree char *text = qb_test_shared_path ("text/tinystories-val.txt");
+  g_autofree char *dir = qb_test_tmpdir ();
+  g_autofree char *path = g_build_filename (dir, "nan.gguf", NULL);
+  g_autofree char *bytes = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(QbModel) model = NULL;
+  QbLlama *llama;
+  QbTokenizer *tok;
+  QbEvalOptions o;
+  QbEvalResult r;
+  gsize len = 0;
+
+  if (src == NULL || text == NULL)
+    {
+      g_test_skip ("../shared/models/stories260K.gguf or its text is absent");
+      return;
+    }
+  g_assert_true (g_file_get_contents (src, &bytes, &len, NULL));
+  g_assert_true (g_file_set_contents (path, bytes, len, NULL));
+  qb_test_poison_tensor (path, "blk.0.attn_q.weight", 7, NAN);
+  model = qb_model_open (path, &error);
+  g_assert_no_error (error);
+  llama = qb_llama_new (model, &error);
+  g_assert_no_error (error);
+  tok = qb_tokenizer_new_from_gguf (qb_model_get_gguf (model), &error);
+  g_assert_no_error (error);
+  qb_llama_set_threads (llama, 2);
+
+  for (int kld = 0; kld < 2; kld++)
+    {
+      options (&o, 2, NULL);
+      o.kld = kld;
+      g_assert_false (qb_eval_run (llama, tok, text, &o, NULL, NULL, NULL, &r, &error));
+      g_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA);
+      g_test_message ("%s", error->message);
+      g_assert_nonnull (strstr (error->message, "not finite"));
+      g_assert_nonnull (strstr (error->message, kld ? "original" : "evaluated"));
+      g_clear_error (&error);
+    }
+  qb_tokenizer_unref (tok);
+  qb_llama_free (llama);
+}
+
 static void
 test_errors (void)
 {
@@ -1380,5 +1430,6 @@ main (int argc, char **argv)
   g_test_add_func ("/eval/reference/qwen2", test_reference_qwen2);
   g_test_add_func ("/eval/logprob-files", test_logprob_files);
   g_test_add_func ("/eval/errors", test_errors);
+  g_test_add_func ("/eval/nonfinite-logits", test_nonfinite_logits);
   return g_test_run ();
 }

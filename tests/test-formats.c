@@ -6,6 +6,7 @@
  * outlier columns) and are generated here, so these tests need nothing
  * from ../shared.
  */
+#include <float.h>
 #include <math.h>
 #include <string.h>
 
@@ -687,6 +688,86 @@ test_non_finite (void)
     }
 }
 
+/* Non-finite and extreme values in the last block of an exactly sized
+ * row, for every format: no read past the row (the sanitizer build
+ * checks), no crash, and the row's finite blocks stay finite. */
+static void
+test_non_finite_edges (void)
+{
+  const gint64 n = 256;
+  const float bad[] = { NAN, -NAN, INFINITY, -INFINITY, FLT_MAX, -FLT_MAX, 1e-45f };
+
+  for (guint i = 0; i < qb_format_count (); i++)
+    {
+      const QbFormat *f = qb_format_get (i);
+      guint64 row = 0;
+
+      g_assert_true (qb_format_row_bytes (f, n, &row));
+      for (guint b = 0; b < G_N_ELEMENTS (bad); b++)
+        for (int pos = 0; pos < 3; pos++)
+          for (int search = 0; search < 2; search++)
+            {
+              g_autofree float *x = g_new (float, n);
+              g_autofree float *y = g_new (float, n);
+              g_autofree guint8 *q = g_malloc (row);
+              QbQuantParams p = { f, search ? shared_data->importance : NULL, search, INFINITY };
+              /* first, middle or last value of the last 32, or all of them */
+              int at[] = { 0, 13, 31 };
+
+              memcpy (x, shared_data->x, n * sizeof (float));
+              if (search && pos == 2)
+                for (int j = n - 32; j < n; j++)
+                  x[j] = bad[b];
+              else
+                x[n - 32 + at[pos]] = bad[b];
+              f->quantize_row (&p, x, q, n);
+              f->dequantize_row (&p, q, y, n);
+              if (!search && f->scope == QB_SCOPE_BLOCK && f->family != QB_FAMILY_FLOAT
+                  && f->block_size <= 128 && isfinite (bad[b]))
+                for (int j = 0; j < n - 128; j++)
+                  if (!isfinite (y[j]))
+                    g_error ("%s: value %d is %g", f->name, j, y[j]);
+            }
+    }
+}
+
+/* Q4_0 and Q5_0 take a block's extreme as ggml's scan does, which skips a
+ * NaN: here -5, so -5 comes back exactly, wherever the NaN sits.  (The
+ * vector search once found no lane equal to a NaN maximum and read the
+ * value after the block: here 100, the next block's first.) */
+static void
+test_nan_block_extreme (void)
+{
+  const char *names[] = { "Q4_0", "Q5_0" };
+
+  for (guint i = 0; i < G_N_ELEMENTS (names); i++)
+    for (int nan_at = 0; nan_at < 32; nan_at++)
+      {
+        const QbFormat *f = qb_format_find (names[i]);
+        const gint64 n = 64;
+        const int extreme_at = nan_at == 3 ? 4 : 3;
+        g_autofree float *x = g_new (float, n);
+        g_autofree float *y = g_new (float, n);
+        guint64 row = 0;
+        g_autofree guint8 *q = NULL;
+        QbQuantParams p = { f, NULL, FALSE, INFINITY };
+
+        g_assert_nonnull (f);
+        g_assert_true (qb_format_row_bytes (f, n, &row));
+        q = g_malloc (row);
+        for (int j = 0; j < n; j++)
+          x[j] = 0.25f * (float) ((j % 7) - 3);
+        x[nan_at] = NAN;
+        x[extreme_at] = -5.0f;
+        x[32] = 100.0f;
+        f->quantize_row (&p, x, q, n);
+        f->dequantize_row (&p, q, y, n);
+        if (y[extreme_at] != -5.0f)
+          g_error ("%s, NaN at %d: the extreme came back as %g", names[i], nan_at, y[extreme_at]);
+        g_assert_cmpfloat (y[32], ==, 100.0f);
+      }
+}
+
 int
 main (int argc, char **argv)
 {
@@ -704,6 +785,8 @@ main (int argc, char **argv)
   g_test_add_func ("/formats/mxfp4-rounding", test_mxfp4_rounding);
   g_test_add_func ("/formats/nf4-levels", test_nf4_levels);
   g_test_add_func ("/formats/non-finite", test_non_finite);
+  g_test_add_func ("/formats/non-finite-edges", test_non_finite_edges);
+  g_test_add_func ("/formats/nan-block-extreme", test_nan_block_extreme);
   for (guint i = 0; i < qb_format_count (); i++)
     {
       const QbFormat *f = qb_format_get (i);

@@ -4,6 +4,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "qb-experiment.h"
 #include "qb-job.h"
 #include "qb-model.h"
 #include "qb-tensor-quantizer.h"
@@ -364,6 +365,65 @@ test_thread_independence (Fixture *f, gconstpointer data)
   g_assert_cmpuint (qb_job_get_quantized_bytes (one), ==, qb_job_get_quantized_bytes (three));
 }
 
+/* A tensor holding a NaN and an infinity: the count is reported, the
+ * error metrics are undefined (NAN), never a perfect score, and so are the
+ * run's totals; a clean tensor is measured as before. */
+static void
+test_non_finite_weights (void)
+{
+  QbTestLlama spec = { .n_layer = 1, .n_embd = 256, .n_ff = 512, .n_vocab = 512,
+                       .n_head = 4, .n_head_kv = 4, .dtype = QB_DTYPE_F32, .seed = 5 };
+  const char *formats[] = { "Q4_0", "Q5_0", "Q8_0", "Q4_K", "IQ4_NL", "F16", "INT8_CH", "FP8_E4M3_T" };
+  g_autofree char *dir = qb_test_tmpdir ();
+  g_autofree char *path = qb_test_write_llama (dir, "nan.gguf", &spec);
+  g_autoptr(QbWorkers) workers = qb_workers_new (2);
+  g_autoptr(QbModel) model = NULL;
+  g_autoptr(GError) error = NULL;
+  guint bad, good;
+
+  qb_test_poison_tensor (path, "blk.0.attn_q.weight", 5, NAN);
+  qb_test_poison_tensor (path, "blk.0.attn_q.weight", 300, INFINITY);
+  model = qb_model_open (path, &error);
+  g_assert_no_error (error);
+  bad = tensor_index (model, "blk.0.attn_q.weight");
+  good = tensor_index (model, "blk.0.attn_k.weight");
+  for (guint i = 0; i < G_N_ELEMENTS (formats); i++)
+    {
+      QbQuantizeSpec qs = { .format = qb_format_find (formats[i]) };
+      QbStoredTensor stored[2] = { { 0 } };
+      QbStoredTensor *both[2] = { &stored[0], &stored[1] };
+      QbExperimentTotals totals;
+
+      g_assert_nonnull (qs.format);
+      stored[0].result = qb_tensor_quantize (model, bad, &qs, workers, NULL, NULL, NULL, NULL, &error);
+      g_assert_no_error (error);
+      stored[1].result = qb_tensor_quantize (model, good, &qs, workers, NULL, NULL, NULL, NULL, &error);
+      g_assert_no_error (error);
+
+      g_assert_cmpint (stored[0].result->n_nonfinite, ==, 2);
+      g_assert_true (isnan (stored[0].result->metrics.sqnr_db));
+      g_assert_true (isnan (stored[0].result->metrics.rmse_rel));
+      g_assert_true (isnan (stored[0].result->metrics.mse));
+      g_assert_true (isnan (stored[0].result->metrics.cosine));
+      g_assert_true (isnan (stored[0].result->metrics.max_abs_err));
+      /* The finite weights' statistics are still there. */
+      g_assert_true (isfinite (stored[0].result->metrics.std));
+
+      g_assert_cmpint (stored[1].result->n_nonfinite, ==, 0);
+      g_assert_true (isfinite (stored[1].result->metrics.sqnr_db));
+      g_assert_cmpfloat (stored[1].result->metrics.rmse_rel, >, 0);
+
+      qb_experiment_totals_compute (&totals, both + 1, 1);
+      g_assert_true (isfinite (totals.sqnr_db));
+      qb_experiment_totals_compute (&totals, both, 2);
+      g_assert_true (isnan (totals.sqnr_db));
+      g_assert_true (isnan (totals.rmse_rel));
+      g_assert_true (isnan (totals.cosine_min));
+      qb_tensor_result_free (stored[0].result);
+      qb_tensor_result_free (stored[1].result);
+    }
+}
+
 int
 main (int argc, char **argv)
 {
@@ -373,5 +433,6 @@ main (int argc, char **argv)
   FIX ("/quantize/keep-and-original-histogram", test_keep_and_original_histogram);
   FIX ("/quantize/thread-independence", test_thread_independence);
 #undef FIX
+  g_test_add_func ("/quantize/non-finite-weights", test_non_finite_weights);
   return g_test_run ();
 }

@@ -158,6 +158,7 @@ make_v1 (const char *path)
       QbTensorResult *r = qb_test_tensor_result (name, i, TRUE, 32);
 
       r->metrics.out_rel_err = NAN;          /* version 1 did not have it */
+      r->n_nonfinite = -1;                   /* nor this (version 4): not counted */
       insert_v1_tensor (db, i < 3 ? 1 : 2, i, r);
       g_ptr_array_add (results, r);
     }
@@ -277,6 +278,83 @@ test_migrate_each (void)
       g_assert_no_error (error);
       g_assert_cmpint (qb_test_sql_int (store->db, "PRAGMA user_version"), ==, QB_STORE_SCHEMA_VERSION);
     }
+}
+
+/* Version 4 adds the count of non-finite weights: results stored before
+ * read as "not counted" (-1, never 0), new ones keep their count. */
+static void
+test_migrate_v4_nonfinite (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *path = new_path ("v3.db");
+  g_autoptr(QbModelRecord) model = qb_test_model_record ("f4f4", "m");
+  g_autoptr(QbStore) store = NULL;
+  g_autoptr(GPtrArray) tensors = NULL;
+  g_autoptr(QbTensorResult) r = NULL;
+  gint64 id;
+  sqlite3 *db = raw_open (path);
+
+  /* A version 3 database holding a tensor row (inserted as version 3 did:
+   * no n_nonfinite column). */
+  g_assert_true (qb_store_schema_migrate (db, path, 3, &error));
+  g_assert_no_error (error);
+  exec_ok (db, "INSERT INTO model VALUES (1, 'f3f3', '/m/x.gguf', 10, 'x', 'llama', 4096, 1, "
+               "'{}', 1, 1)");
+  exec_ok (db, "INSERT INTO experiment (id, uuid, model_id, name, created, updated, finished, "
+               "status, plan_json, threads, backend, n_tensors) VALUES (1, 'u3', 1, 'v3', 1, 1, 1, "
+               "'done', '{}', 1, 'cpu', 1)");
+  exec_ok (db, "INSERT INTO tensor_result (experiment_id, position, name, n_params, "
+               "original_bytes, bytes, sqnr_db) VALUES (1, 0, 't', 4096, 16384, 2304, 20.5)");
+  sqlite3_close (db);
+
+  store = qb_store_open (path, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (qb_test_sql_int (store->db, "PRAGMA user_version"), ==, QB_STORE_SCHEMA_VERSION);
+  tensors = qb_store_get_tensors (store, 1, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (tensors->len, ==, 1);
+  g_assert_cmpint (((QbStoredTensor *) tensors->pdata[0])->result->n_nonfinite, ==, -1);
+  g_assert_cmpfloat (((QbStoredTensor *) tensors->pdata[0])->result->metrics.sqnr_db, ==, 20.5);
+  g_clear_pointer (&tensors, g_ptr_array_unref);
+
+  id = qb_test_store_run (store, model, "new", "Q4_K", 0, QB_EXPERIMENT_RUNNING);
+  r = qb_test_tensor_result ("blk.0.attn_q.weight", 1, FALSE, 0);
+  r->n_nonfinite = 3;
+  r->metrics.sqnr_db = r->metrics.rmse_rel = NAN;
+  g_assert_true (qb_store_add_tensor_result (store, id, 0, 1, r, &error));
+  g_assert_no_error (error);
+  g_assert_true (qb_store_finish_experiment (store, id, QB_EXPERIMENT_DONE, 1, NULL, &error));
+  tensors = qb_store_get_tensors (store, id, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (((QbStoredTensor *) tensors->pdata[0])->result->n_nonfinite, ==, 3);
+  {
+    g_autoptr(QbExperiment) e = qb_store_get_experiment (store, id, &error);
+    g_assert_no_error (error);
+    /* Undefined totals: never ranked above a clean run. */
+    g_assert_true (isnan (e->totals.sqnr_db));
+  }
+}
+
+/* A migration step that fails leaves the database at its old version,
+ * unchanged: the step and its version bump are one transaction. */
+static void
+test_migrate_v4_atomic (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *path = new_path ("v3-atomic.db");
+  g_autoptr(QbStore) store = NULL;
+  sqlite3 *db = raw_open (path);
+
+  g_assert_true (qb_store_schema_migrate (db, path, 3, &error));
+  g_assert_no_error (error);
+  /* The column step 4 adds already exists: its ALTER fails. */
+  exec_ok (db, "ALTER TABLE tensor_result ADD COLUMN n_nonfinite INTEGER");
+  g_assert_false (qb_store_schema_migrate (db, path, 4, &error));
+  g_assert_nonnull (error);
+  g_assert_cmpint (qb_test_sql_int (db, "PRAGMA user_version"), ==, 3);
+  g_assert_cmpint (qb_test_sql_int (db, "SELECT count(*) FROM pragma_table_info('tensor_result') "
+                                        "WHERE name = 'n_nonfinite'"), ==, 1);
+  sqlite3_close (db);
 }
 
 typedef struct {
@@ -555,6 +633,8 @@ main (int argc, char **argv)
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/store/schema/migrate-v1", test_migrate_v1);
   g_test_add_func ("/store/schema/migrate-each", test_migrate_each);
+  g_test_add_func ("/store/schema/migrate-v4-nonfinite", test_migrate_v4_nonfinite);
+  g_test_add_func ("/store/schema/migrate-v4-atomic", test_migrate_v4_atomic);
   g_test_add_func ("/store/schema/migrate-concurrently", test_migrate_concurrently);
   g_test_add_func ("/store/schema/refuse-newer", test_refuse_newer);
   g_test_add_func ("/store/schema/refuse-not-sqlite", test_refuse_not_sqlite);

@@ -100,6 +100,10 @@ static char *
 text_sqnr (QbTensorRow *row)
 {
   double v = qb_tensor_row_get_sqnr (row);
+
+  /* Undefined, not empty: the weights hold NaN or infinities. */
+  if (qb_tensor_row_get_n_nonfinite (row) > 0)
+    return g_strdup ("NaN/inf");
   return isnan (v) ? g_strdup ("") : isinf (v) ? g_strdup ("∞") : g_strdup_printf ("%.1f", v);
 }
 

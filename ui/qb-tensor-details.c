@@ -33,6 +33,7 @@ static const Fact facts[] = {
   { "outliers",   "Outliers (>6σ)",   SRC_STATS },
   { "used",       "Run format",       SRC_RESULT },
   { "bpw",        "Bits per weight",  SRC_RESULT },
+  { "nonfinite",  "Non-finite weights", SRC_RESULT },
   { "sqnr",       "SQNR",             SRC_RESULT },
   { "rmse",       "Relative RMSE",    SRC_RESULT },
   { "cosine",     "Cosine",           SRC_RESULT },
@@ -121,8 +122,13 @@ fact_value (const Fact           *fact,
       g_autofree char *size = g_format_size (result->bytes);
       return g_strdup_printf ("%.3f · %s", result->bpw, size);
     }
+  if (g_str_equal (fact->id, "nonfinite"))
+    return result->n_nonfinite > 0
+           ? g_strdup_printf ("%'" G_GINT64_FORMAT " NaN or ±inf (error metrics undefined)",
+                              result->n_nonfinite)
+           : NULL;
   if (g_str_equal (fact->id, "sqnr"))
-    return g_strdup_printf ("%.2f dB", m->sqnr_db);
+    return isnan (m->sqnr_db) ? g_strdup ("undefined") : g_strdup_printf ("%.2f dB", m->sqnr_db);
   if (g_str_equal (fact->id, "rmse"))
     return g_strdup_printf ("%.5f", m->rmse_rel);
   if (g_str_equal (fact->id, "cosine"))

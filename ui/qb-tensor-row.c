@@ -322,6 +322,12 @@ qb_tensor_row_get_sqnr (QbTensorRow *self)
   return self->result ? self->result->metrics.sqnr_db : NAN;
 }
 
+gint64
+qb_tensor_row_get_n_nonfinite (QbTensorRow *self)
+{
+  return self->result ? MAX (self->result->n_nonfinite, 0) : 0;
+}
+
 double
 qb_tensor_row_get_rmse_rel (QbTensorRow *self)
 {

@@ -63,6 +63,8 @@ void                  qb_tensor_row_set_result       (QbTensorRow           *sel
 const QbTensorResult *qb_tensor_row_get_result       (QbTensorRow           *self);
 /* Metrics of the result; NAN without one. */
 double                qb_tensor_row_get_sqnr         (QbTensorRow           *self);
+/* NaN and infinite weights the last run found (0 without a result). */
+gint64                qb_tensor_row_get_n_nonfinite  (QbTensorRow           *self);
 double                qb_tensor_row_get_rmse_rel     (QbTensorRow           *self);
 double                qb_tensor_row_get_cosine       (QbTensorRow           *self);
 /* ‖WX − ŴX‖² / ‖WX‖² on the calibration inputs; NAN without calibration. */

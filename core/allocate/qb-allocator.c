@@ -354,21 +354,152 @@ compare_state_r (const void *a, const void *b)
   return compare_state (a, b);
 }
 
+/* The LP relaxation of the items not yet decided, as a function of the
+ * capacity left: their hull segments in one efficiency order, in a
+ * Fenwick tree of (Δw, Δv) so that an item's segments can be removed as
+ * the dynamic program decides it and the relaxation of the rest read in
+ * O(log n).  Removed segments weigh 0 and save 0. */
+typedef struct {
+  guint   n;          /* segments */
+  guint   top;        /* the highest power of two ≤ n */
+  double *tree_w, *tree_v;
+  double *e;          /* each segment's efficiency, in sorted order */
+  double *dw;         /* its Δw (0 once removed) */
+  GArray *of_item;    /* per free item: its segments' sorted positions (guint) */
+} Relaxation;
+
+static void
+fenwick_add (double *tree, guint n, guint pos, double delta)
+{
+  for (guint i = pos + 1; i <= n; i += i & -i)
+    tree[i] += delta;
+}
+
+static void
+relaxation_init (Relaxation *rx, Item *items, const guint *free_items, guint n_free)
+{
+  g_autoptr(GArray) segs = g_array_new (FALSE, FALSE, sizeof (Segment));
+  for (guint f = 0; f < n_free; f++)
+    hull_segments (&items[free_items[f]], f, segs);
+  g_array_sort (segs, compare_segment);
+  rx->n = segs->len;
+  rx->top = 1;
+  while (rx->top * 2 <= rx->n)
+    rx->top *= 2;
+  rx->tree_w = g_new0 (double, rx->n + 1);
+  rx->tree_v = g_new0 (double, rx->n + 1);
+  rx->e = g_new (double, MAX (rx->n, 1));
+  rx->dw = g_new (double, MAX (rx->n, 1));
+  rx->of_item = g_array_new (FALSE, FALSE, sizeof (GArray *));
+  for (guint f = 0; f < n_free; f++)
+    {
+      GArray *a = g_array_new (FALSE, FALSE, sizeof (guint));
+      g_array_append_val (rx->of_item, a);
+    }
+  for (guint s = 0; s < rx->n; s++)
+    {
+      const Segment *seg = &g_array_index (segs, Segment, s);
+      const Item *it = &items[free_items[seg->item]];
+      rx->e[s] = seg->e;
+      rx->dw[s] = it->opt[seg->to].w - it->opt[seg->from].w;
+      fenwick_add (rx->tree_w, rx->n, s, rx->dw[s]);
+      fenwick_add (rx->tree_v, rx->n, s, it->opt[seg->from].v - it->opt[seg->to].v);
+      g_array_append_val (g_array_index (rx->of_item, GArray *, seg->item), s);
+    }
+}
+
+static void
+relaxation_clear (Relaxation *rx)
+{
+  for (guint f = 0; f < rx->of_item->len; f++)
+    g_array_unref (g_array_index (rx->of_item, GArray *, f));
+  g_array_unref (rx->of_item);
+  g_free (rx->tree_w);
+  g_free (rx->tree_v);
+  g_free (rx->e);
+  g_free (rx->dw);
+}
+
+static void
+relaxation_remove (Relaxation *rx, guint f)
+{
+  GArray *a = g_array_index (rx->of_item, GArray *, f);
+  for (guint i = 0; i < a->len; i++)
+    {
+      guint s = g_array_index (a, guint, i);
+      double dv = rx->e[s] * rx->dw[s];
+      fenwick_add (rx->tree_w, rx->n, s, -rx->dw[s]);
+      fenwick_add (rx->tree_v, rx->n, s, -dv);
+      rx->dw[s] = 0;
+      rx->e[s] = 0;
+    }
+}
+
+/* The most v the remaining segments save with `room` of w (LP). */
+static double
+relaxation_saving (const Relaxation *rx, double room)
+{
+  guint pos = 0;
+  double saved = 0;
+  for (guint step = rx->top; step > 0 && rx->n > 0; step /= 2)
+    if (pos + step <= rx->n && rx->tree_w[pos + step] <= room)
+      {
+        pos += step;
+        room -= rx->tree_w[pos];
+        saved += rx->tree_v[pos];
+      }
+  if (pos < rx->n)
+    saved += room * rx->e[pos];
+  return saved;
+}
+
+/* Merges the runs gen[start[j] .. start[j+1]) (each in w order) into one
+ * list in w order that keeps only non-dominated states (v falling). */
+static State *
+merge_runs (const State *gen, const guint *start, guint n_runs, guint *n_out)
+{
+  g_autofree guint *head = g_memdup2 (start, n_runs * sizeof (guint));
+  State *out = g_new (State, MAX (start[n_runs], 1));
+  guint n = 0;
+  for (;;)
+    {
+      int pick = -1;
+      for (guint j = 0; j < n_runs; j++)
+        if (head[j] < start[j + 1]
+            && (pick < 0 || compare_state (&gen[head[j]], &gen[head[pick]]) < 0))
+          pick = j;
+      if (pick < 0)
+        break;
+      const State *st = &gen[head[pick]++];
+      if (n == 0 || st->v < out[n - 1].v)
+        out[n++] = *st;
+    }
+  *n_out = n;
+  return out;
+}
+
 /* Dynamic program over the free items (those with more than one option
- * left): non-dominated (w, v) states, pruned by capacity and by the bound
- * L + reduced cost ≥ incumbent.  Sets each free item's pos to the best
- * state's path when it beats the incumbent. Returns FALSE when the state
- * limit cut the search (the result is then not proven optimal). */
+ * left): non-dominated (w, v) states, pruned by capacity, by the bound
+ * L + reduced cost, and by each state's own LP bound over the items still
+ * open; a state that cannot beat the incumbent is dropped.  Sets each free
+ * item's pos to the best state's path when it beats the incumbent.
+ * Returns FALSE when the state limit cut the search (the result is then
+ * not proven optimal). */
 static gboolean
 exact_stage (Item *items, const guint *free_items, guint n_free, double base_w, double base_v,
              double capacity, double bound, double *incumbent, double tol)
 {
   g_autofree double *min_w_after = g_new0 (double, n_free + 1);
+  g_autofree double *min_v_after = g_new0 (double, n_free + 1);
   for (guint f = n_free; f-- > 0;)
-    min_w_after[f] = min_w_after[f + 1] + items[free_items[f]].opt[0].w;
+    {
+      min_w_after[f] = min_w_after[f + 1] + items[free_items[f]].opt[0].w;
+      min_v_after[f] = min_v_after[f + 1] + items[free_items[f]].opt[0].v;
+    }
+  Relaxation rx;
+  relaxation_init (&rx, items, free_items, n_free);
 
   GPtrArray *layers = g_ptr_array_new_with_free_func (g_free);
-  guint *layer_len = g_new0 (guint, n_free + 1);
   State *cur = g_new (State, 1);
   cur[0] = (State) { .w = base_w, .v = base_v };
   guint n_cur = 1;
@@ -377,37 +508,43 @@ exact_stage (Item *items, const guint *free_items, guint n_free, double base_w, 
   for (guint f = 0; f < n_free && n_cur > 0; f++)
     {
       const Item *it = &items[free_items[f]];
-      State *next = g_new (State, (gsize) n_cur * it->n);
-      guint n_next = 0;
-      for (guint s = 0; s < n_cur; s++)
-        for (guint j = 0; j < it->n; j++)
-          {
-            const Option *o = &it->opt[j];
-            State st = { .w = cur[s].w + o->w, .v = cur[s].v + o->v, .r = cur[s].r + o->r,
-                         .parent = s, .option = j };
-            if (st.w + min_w_after[f + 1] > capacity || bound + st.r > *incumbent + tol)
-              continue;
-            next[n_next++] = st;
-          }
-      qsort (next, n_next, sizeof (State), compare_state);
-      guint kept = 0;
-      for (guint s = 0; s < n_next; s++)
-        if (kept == 0 || next[s].v < next[kept - 1].v)
-          next[kept++] = next[s];
-      if (kept > MAX_STATES)
+      State *gen = g_new (State, (gsize) n_cur * it->n);
+      g_autofree guint *start = g_new (guint, it->n + 1);
+      guint n_gen = 0;
+      relaxation_remove (&rx, f);
+      /* Per option, the states it extends stay in w order: one run each. */
+      for (guint j = 0; j < it->n; j++)
         {
-          qsort (next, kept, sizeof (State), compare_state_r);
-          kept = MAX_STATES;
+          const Option *o = &it->opt[j];
+          start[j] = n_gen;
+          for (guint s = 0; s < n_cur; s++)
+            {
+              State st = { .w = cur[s].w + o->w, .v = cur[s].v + o->v, .r = cur[s].r + o->r,
+                           .parent = s, .option = j };
+              double room = capacity - st.w - min_w_after[f + 1];
+              if (room < 0 || bound + st.r >= *incumbent - tol)
+                continue;
+              if (st.v + min_v_after[f + 1] - relaxation_saving (&rx, room) >= *incumbent - tol)
+                continue;
+              gen[n_gen++] = st;
+            }
+        }
+      start[it->n] = n_gen;
+      State *next = merge_runs (gen, start, it->n, &n_cur);
+      g_free (gen);
+      if (n_cur > MAX_STATES)
+        {
+          qsort (next, n_cur, sizeof (State), compare_state_r);
+          n_cur = MAX_STATES;
+          qsort (next, n_cur, sizeof (State), compare_state);
           complete = FALSE;
         }
       g_ptr_array_add (layers, cur);
-      layer_len[f] = n_cur;
       cur = next;
-      n_cur = kept;
     }
+  relaxation_clear (&rx);
 
-  /* The best complete state: least v, then least w (states are sorted by w
-   * unless the limit re-sorted them). */
+  /* The best complete state: least v, then least w. */
   guint best = G_MAXUINT;
   if (layers->len == n_free)
     for (guint s = 0; s < n_cur; s++)
@@ -428,7 +565,6 @@ exact_stage (Item *items, const guint *free_items, guint n_free, double base_w, 
         }
     }
   g_free (cur);
-  g_free (layer_len);
   g_ptr_array_unref (layers);
   return complete;
 }

@@ -290,6 +290,25 @@ forward_chunk (Run *run, QbLlama *llama, const gint32 *chunk, GCancellable *canc
   return ok;
 }
 
+/* NaN or infinite logits (weights holding NaN or infinities, or an
+ * overflow) would give a NaN perplexity and a KL divergence of 0: stop. */
+static gboolean
+check_logits (Run *run, const char *which, guint c, GError **error)
+{
+  gsize n = (gsize) run->n_scored * run->n_vocab;
+
+  for (gsize i = 0; i < n; i++)
+    if (!isfinite (run->logits[i]))
+      {
+        g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                     "the %s model's logits are not finite (%g in chunk %u at position %u): "
+                     "its weights hold NaN or infinities, or its activations overflow",
+                     which, run->logits[i], c + 1, run->first + (guint) (i / run->n_vocab));
+        return FALSE;
+      }
+  return TRUE;
+}
+
 static gboolean
 run_chunk (Run *run, guint c, GCancellable *cancellable, GError **error)
 {
@@ -305,7 +324,8 @@ run_chunk (Run *run, guint c, GCancellable *cancellable, GError **error)
   if (run->base != NULL)
     {
       start = g_get_monotonic_time ();
-      if (!forward_chunk (run, run->base, chunk, cancellable, error))
+      if (!forward_chunk (run, run->base, chunk, cancellable, error) ||
+          !check_logits (run, "original", c, error))
         return FALSE;
       qb_workers_run (run->llama->workers, run->n_scored, encode_item, run);
       run->chunk_base = run->records;
@@ -315,7 +335,8 @@ run_chunk (Run *run, guint c, GCancellable *cancellable, GError **error)
     }
 
   start = g_get_monotonic_time ();
-  if (!forward_chunk (run, run->llama, chunk, cancellable, error))
+  if (!forward_chunk (run, run->llama, chunk, cancellable, error) ||
+      !check_logits (run, run->base || run->chunk_base ? "quantized" : "evaluated", c, error))
     return FALSE;
   qb_workers_run (run->llama->workers, run->n_scored, score_item, run);
   run->eval_usec += g_get_monotonic_time () - start;

@@ -86,14 +86,39 @@ block_absmax (const QbLanes *v)
   return lanes_hmax (m);
 }
 
+/* ggml's own scan: a NaN never compares greater, so it is skipped. */
+static float
+scan_signed_max (const float *x)
+{
+  float amax = 0.0f, max = 0.0f;
+
+  for (int j = 0; j < QB_QK; j++)
+    if (amax < fabsf (x[j]))
+      {
+        amax = fabsf (x[j]);
+        max = x[j];
+      }
+  return max;
+}
+
+QB_INLINE gboolean
+block_has_nan (const QbLanes *v)
+{
+  return lanes_hor ((v[0] != v[0]) | (v[1] != v[1]) | (v[2] != v[2]) | (v[3] != v[3])) != 0;
+}
+
 /* The value of largest magnitude, the first one on ties, 0 for a zero block
- * (ggml's scan starts from +0 and replaces it only on a strict increase). */
+ * (ggml's scan starts from +0 and replaces it only on a strict increase).
+ * A block holding a NaN takes the scan: the lane maxima would carry the
+ * NaN (or drop a lane) and no value would equal it. */
 QB_INLINE float
 block_signed_max (const float *x, const QbLanes *v)
 {
   float amax = block_absmax (v);
   QbLanesI first = (QbLanesI) { 0 } + QB_QK;
 
+  if (G_UNLIKELY (block_has_nan (v)))
+    return scan_signed_max (x);
   if (amax == 0)
     return 0.0f;
   for (int k = 3; k >= 0; k--)

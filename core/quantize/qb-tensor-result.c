@@ -92,6 +92,7 @@ qb_tensor_result_new (void)
 {
   QbTensorResult *r = g_new0 (QbTensorResult, 1);
 
+  r->n_nonfinite = -1;
   r->metrics.wmse = NAN;
   r->metrics.out_rel_err = NAN;
   return r;

@@ -53,6 +53,9 @@ typedef struct {
   char            *fallback_reason; /* NULL unless a fallback happened */
   char            *method;          /* "rtn", "search", "gptq", "keep" */
   gint64           n_params;
+  gint64           n_nonfinite;     /* NaN and ±inf among the original weights; -1: not
+                                     * counted.  When > 0 the error metrics are NAN:
+                                     * undefined, never a perfect score. */
   guint64          bytes;
   double           bpw;
   double           seconds;

@@ -282,13 +282,14 @@ is_fallback (const QbTensorResult *r)
 }
 
 /* Weighted means skip tensors without the measure (NAN); SQNR also skips
- * lossless tensors (+inf), which would swamp any mean. */
+ * lossless tensors (+inf), which would swamp any mean.  Any tensor with
+ * non-finite weights leaves the error totals undefined (NAN). */
 void
 qb_experiment_totals_compute (QbExperimentTotals *t, QbStoredTensor * const *tensors, guint n)
 {
   double seconds = t->seconds;
   double sqnr_sum = 0, sqnr_w = 0, rmse_sum = 0, rmse_w = 0, out_sum = 0, out_w = 0;
-  gboolean lossless_seen = FALSE, original_known = n > 0;
+  gboolean lossless_seen = FALSE, original_known = n > 0, nonfinite_seen = FALSE;
 
   qb_experiment_totals_clear (t);
   t->seconds = seconds;
@@ -303,6 +304,7 @@ qb_experiment_totals_compute (QbExperimentTotals *t, QbStoredTensor * const *ten
       t->original_bytes += tensors[i]->original_bytes;
       original_known &= tensors[i]->original_bytes > 0;
       t->n_fallbacks += is_fallback (r);
+      nonfinite_seen |= r->n_nonfinite > 0;
       if (isfinite (m->sqnr_db))
         sqnr_sum += w * m->sqnr_db, sqnr_w += w;
       else if (m->sqnr_db > 0)
@@ -330,6 +332,10 @@ qb_experiment_totals_compute (QbExperimentTotals *t, QbStoredTensor * const *ten
     t->rmse_rel = rmse_sum / rmse_w;
   if (out_w > 0)
     t->out_rel_err = out_sum / out_w;
+  /* A tensor with NaN or infinite weights has no error figures: a mean
+   * over the others would flatter the model (and rank it on a front). */
+  if (nonfinite_seen)
+    t->sqnr_db = t->rmse_rel = t->cosine_min = t->max_abs_err = t->out_rel_err = NAN;
 }
 
 /* -- metrics ------------------------------------------------------------- */

@@ -251,6 +251,10 @@ add_tensor (QbJsonWriter *w, QbStoredTensor *t)
   qb_json_write_string (w, "fallback_reason", r->fallback_reason);
   qb_json_write_string (w, "method", r->method);
   qb_json_write_int (w, "n_params", r->n_params);
+  if (r->n_nonfinite >= 0)
+    qb_json_write_int (w, "n_nonfinite", r->n_nonfinite);
+  else
+    qb_json_write_null (w, "n_nonfinite");
   qb_json_write_int (w, "original_bytes", t->original_bytes);
   qb_json_write_int (w, "bytes", r->bytes);
   qb_json_write_number (w, "bpw", r->bpw);
@@ -478,7 +482,7 @@ csv_summary_row (GString *s, const QbExperiment *e)
 static const char csv_tensor_header[] =
   "experiment_id,experiment,position,tensor,format,requested_format,fallback_reason,method,"
   "n_params,original_bytes,bytes,bpw,seconds,mse,rmse_rel,sqnr_db,cosine,max_abs_err,wmse,"
-  "out_rel_err,mean,std,min,max,kurtosis,outlier_share\n";
+  "out_rel_err,mean,std,min,max,kurtosis,outlier_share,n_nonfinite\n";
 
 static void
 csv_tensor_row (GString *s, const QbExperiment *e, QbStoredTensor *t)
@@ -501,6 +505,10 @@ csv_tensor_row (GString *s, const QbExperiment *e, QbStoredTensor *t)
   csv_double (s, r->seconds);
   for (guint i = 0; i < G_N_ELEMENTS (metrics); i++)
     csv_double (s, *metrics[i].value);
+  if (r->n_nonfinite >= 0)
+    csv_int (s, r->n_nonfinite);
+  else
+    csv_text (s, "");
   csv_end_row (s);
 }
 

@@ -76,6 +76,18 @@ get_int (Ctx *c, JsonObject *o, const char *where, const char *key, gint64 min, 
   return TRUE;
 }
 
+/* Absent or null (exports made before the field): -1. */
+static gboolean
+get_optional_int (Ctx *c, JsonObject *o, const char *where, const char *key, gint64 *out)
+{
+  if (is_null (member (o, key)))
+    {
+      *out = -1;
+      return TRUE;
+    }
+  return get_int (c, o, where, key, 0, out);
+}
+
 static gboolean
 node_double (JsonNode *n, double *out)
 {
@@ -427,6 +439,7 @@ read_tensor (Ctx *c, JsonObject *o, const char *where)
       !get_int (c, o, where, "n_params", 0, &n_params) ||
       !get_int (c, o, where, "original_bytes", 0, &original) ||
       !get_int (c, o, where, "bytes", 0, &bytes) ||
+      !get_optional_int (c, o, where, "n_nonfinite", &r->n_nonfinite) ||
       !get_doubles (c, o, where, values, G_N_ELEMENTS (values)) ||
       (m = get_object (c, o, where, "metrics", FALSE)) == NULL ||
       !get_doubles (c, m, metrics_where, metrics, G_N_ELEMENTS (metrics)))

@@ -535,6 +535,8 @@ read_tensor (QbStmt *stmt)
   r->bytes = sqlite3_column_int64 (stmt, 9);
   for (guint i = 0; i < G_N_ELEMENTS (values); i++)
     *values[i] = qb_column_double (stmt, 10 + i);
+  r->n_nonfinite = sqlite3_column_type (stmt, 25) == SQLITE_NULL ? -1
+                                                                 : sqlite3_column_int64 (stmt, 25);
   return t;
 }
 
@@ -547,7 +549,8 @@ qb_store_get_tensors_locked (QbStore *store, gint64 experiment_id, GError **erro
                                           "requested_format, fallback_reason, method, n_params, "
                                           "bytes, bpw, seconds, mse, rmse_rel, sqnr_db, cosine, "
                                           "max_abs_err, wmse, out_rel_err, w_mean, w_std, w_min, "
-                                          "w_max, kurtosis, outlier_share FROM tensor_result "
+                                          "w_max, kurtosis, outlier_share, n_nonfinite "
+                                          "FROM tensor_result "
                                           "WHERE experiment_id = ?1 ORDER BY position, name", error);
   int rc;
 

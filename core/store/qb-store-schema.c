@@ -17,6 +17,8 @@
  * of them or a model's, without sorting.
  * Version 3: the chunks a calibration set skipped at the start of its
  * texts, so that a set made with a skip can be built again from its record.
+ * Version 4: the count of NaN and infinite weights of each tensor (NULL for
+ * results stored before: not counted).
  */
 #include "qb-store-private.h"
 
@@ -181,10 +183,14 @@ static const char migration_v2[] =
 static const char migration_v3[] =
   "ALTER TABLE calibration_set ADD COLUMN skip_chunks INTEGER NOT NULL DEFAULT 0;";
 
+static const char migration_v4[] =
+  "ALTER TABLE tensor_result ADD COLUMN n_nonfinite INTEGER;";
+
 static const char * const migrations[] = {
   migration_v1,
   migration_v2,
   migration_v3,
+  migration_v4,
 };
 
 G_STATIC_ASSERT (G_N_ELEMENTS (migrations) == QB_STORE_SCHEMA_VERSION);

@@ -461,9 +461,10 @@ qb_store_write_tensor_locked (QbStore *store, gint64 experiment_id, const QbStor
                         "INSERT INTO tensor_result (experiment_id, position, name, format, "
                         "requested_format, fallback_reason, method, n_params, original_bytes, "
                         "bytes, bpw, seconds, mse, rmse_rel, sqnr_db, cosine, max_abs_err, wmse, "
-                        "out_rel_err, w_mean, w_std, w_min, w_max, kurtosis, outlier_share) "
+                        "out_rel_err, w_mean, w_std, w_min, w_max, kurtosis, outlier_share, "
+                        "n_nonfinite) "
                         "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, "
-                        "?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)", error);
+                        "?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)", error);
   if (stmt == NULL)
     return FALSE;
   sqlite3_bind_int64 (stmt, 1, experiment_id);
@@ -478,6 +479,10 @@ qb_store_write_tensor_locked (QbStore *store, gint64 experiment_id, const QbStor
   sqlite3_bind_int64 (stmt, 10, r->bytes);
   for (guint i = 0; i < G_N_ELEMENTS (values); i++)
     sqlite3_bind_double (stmt, 11 + i, values[i]);   /* NAN binds as NULL */
+  if (r->n_nonfinite >= 0)
+    sqlite3_bind_int64 (stmt, 26, r->n_nonfinite);
+  else
+    sqlite3_bind_null (stmt, 26);
   if (!qb_store_exec_step (store, stmt, error, "storing a tensor result"))
     return FALSE;
   return write_tensor_data (store, sqlite3_last_insert_rowid (store->db), r, error);

@@ -1,0 +1,155 @@
+/* SPDX-License-Identifier: MIT */
+/* qb-allocation-plan.c — allocations into plans, pins, predictions. */
+#include <math.h>
+#include <string.h>
+
+#include "qb-allocation-plan.h"
+
+static int
+compare_names (gconstpointer a, gconstpointer b)
+{
+  return strcmp (*(const char * const *) a, *(const char * const *) b);
+}
+
+static GPtrArray *
+pinned_names (QbPlan *plan)
+{
+  const char *value = qb_plan_get_option (plan, QB_PLAN_OPTION_PINNED);
+  GPtrArray *names = g_ptr_array_new_with_free_func (g_free);
+  g_auto(GStrv) parts = value ? g_strsplit (value, ",", -1) : NULL;
+  for (guint i = 0; parts && parts[i]; i++)
+    if (*parts[i] != '\0')
+      g_ptr_array_add (names, g_strdup (parts[i]));
+  return names;
+}
+
+gboolean
+qb_plan_is_pinned (QbPlan *plan, const char *tensor_name)
+{
+  g_autoptr(GPtrArray) names = pinned_names (plan);
+  return g_ptr_array_find_with_equal_func (names, tensor_name, g_str_equal, NULL);
+}
+
+void
+qb_plan_set_pinned (QbPlan *plan, const char *tensor_name, gboolean pinned)
+{
+  g_autoptr(GPtrArray) names = pinned_names (plan);
+  guint index;
+  gboolean has = g_ptr_array_find_with_equal_func (names, tensor_name, g_str_equal, &index);
+
+  if (has == pinned)
+    return;
+  if (pinned)
+    g_ptr_array_add (names, g_strdup (tensor_name));
+  else
+    g_ptr_array_remove_index (names, index);
+  g_ptr_array_sort (names, compare_names);
+  g_ptr_array_add (names, NULL);
+  g_autofree char *joined = g_strjoinv (",", (char **) names->pdata);
+  qb_plan_set_option (plan, QB_PLAN_OPTION_PINNED, *joined ? joined : NULL);
+}
+
+void
+qb_allocation_apply (const QbCostTable *table, const QbAllocation *allocation,
+                     const char *source, QbPlan *plan)
+{
+  g_return_if_fail (allocation->n_tensors == table->n_tensors);
+  for (guint i = 0; i < table->n_tensors; i++)
+    {
+      const QbCostTensor *t = &table->tensors[i];
+      const char *method = NULL;
+      const char *old_format;
+      /* A pinned tensor keeps its method too. */
+      if (!(allocation->pinned[i] && qb_plan_get_override (plan, t->name, &old_format, &method)))
+        method = NULL;
+      g_autofree char *keep_method = g_strdup (method);
+      qb_plan_set_override (plan, t->name, t->candidates[allocation->choice[i]].format->name,
+                            keep_method);
+    }
+  char kld[G_ASCII_DTOSTR_BUF_SIZE];
+  g_ascii_formatd (kld, sizeof kld, "%.6g", allocation->predicted_kld);
+  qb_plan_set_option (plan, QB_PLAN_OPTION_SOURCE, source);
+  qb_plan_set_option (plan, QB_PLAN_OPTION_PREDICTED_KLD, kld);
+}
+
+double
+qb_cost_tensor_cost_of (const QbCostTensor *tensor, const QbFormat *format, gboolean *estimated)
+{
+  if (estimated)
+    *estimated = FALSE;
+  if (format == NULL)
+    return 0.0;
+  const QbCostCandidate *c = qb_cost_tensor_find (tensor, format);
+  if (c != NULL)
+    return c->cost;
+  /* Not in the table: the candidate nearest in bits per weight. */
+  double bpw = qb_format_bpw (format, tensor->row_length), best = INFINITY, cost = 0;
+  for (guint k = 0; k < tensor->n_candidates; k++)
+    {
+      double d = fabs (tensor->candidates[k].bytes * 8.0 / MAX (tensor->n_weights, 1) - bpw);
+      if (d < best)
+        {
+          best = d;
+          cost = tensor->candidates[k].cost;
+        }
+    }
+  if (estimated)
+    *estimated = TRUE;
+  return cost;
+}
+
+double
+qb_cost_table_predict (const QbCostTable *table, QbModel *model,
+                       const QbPlanResolution *res, guint *n_estimated)
+{
+  double sum = 0;
+  guint n_est = 0;
+  for (guint i = 0; i < table->n_tensors; i++)
+    {
+      const QbCostTensor *t = &table->tensors[i];
+      guint index = t->tensor_index;
+      gboolean estimated;
+      if (index >= res->n_tensors
+          || !g_str_equal (qb_model_get_tensor (model, index)->name, t->name))
+        continue;
+      sum += qb_cost_tensor_cost_of (t, res->choices[index].format, &estimated);
+      n_est += estimated;
+    }
+  if (n_estimated)
+    *n_estimated = n_est;
+  return sum;
+}
+
+QbAllocConstraints *
+qb_alloc_constraints_from_plan (QbPlan *plan, QbModel *model, QbCostTable *table, GError **error)
+{
+  g_autoptr(QbAllocConstraints) c = qb_alloc_constraints_new ();
+  g_autoptr(GPtrArray) names = pinned_names (plan);
+  g_autoptr(QbPlanResolution) res = NULL;
+
+  if (names->len == 0)
+    return g_steal_pointer (&c);
+  res = qb_plan_resolve (plan, model, error);
+  if (res == NULL)
+    return NULL;
+  for (guint p = 0; p < names->len; p++)
+    {
+      const char *name = g_ptr_array_index (names, p);
+      guint index;
+      const QbTensor *t = qb_model_find_tensor (model, name, &index);
+      QbCostTensor *ct = (QbCostTensor *) qb_cost_table_find (table, name);
+      const QbFormat *f = t ? res->choices[index].format : NULL;
+      if (ct == NULL || f == NULL)
+        continue;
+      if (qb_cost_tensor_find (ct, f) == NULL)
+        {
+          guint64 bytes;
+          double cost = qb_cost_tensor_cost_of (ct, f, NULL);
+          if (!qb_format_tensor_bytes (f, t->ne[0], qb_tensor_n_rows (t), &bytes))
+            continue;
+          qb_cost_tensor_add_candidate (ct, f, bytes, cost, NAN, FALSE);
+        }
+      qb_alloc_constraints_pin (c, name, f);
+    }
+  return g_steal_pointer (&c);
+}

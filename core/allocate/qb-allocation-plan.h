@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: MIT */
+/* qb-allocation-plan.h — between allocations and plans: writing an
+ * allocation into a plan, pinned tensors, and the predicted KLD of any
+ * plan under a cost table.
+ *
+ * An allocation becomes one override per tensor of the table.  The plan
+ * remembers, in its options (so they survive JSON), which tensors are
+ * pinned ("allocate.pinned": names joined by ','), where the costs came
+ * from ("allocate.source") and the predicted KLD ("allocate.predicted_kld"). */
+#pragma once
+
+#include "qb-allocator.h"
+#include "qb-cost-table.h"
+#include "qb-plan.h"
+
+G_BEGIN_DECLS
+
+#define QB_PLAN_OPTION_PINNED        "allocate.pinned"
+#define QB_PLAN_OPTION_SOURCE        "allocate.source"
+#define QB_PLAN_OPTION_PREDICTED_KLD "allocate.predicted_kld"
+
+/* Sets an override per table tensor to its chosen format (the plan's
+ * default method), and the options above.  source: "weight proxies",
+ * "study 3", ... */
+void      qb_allocation_apply          (const QbCostTable  *table,
+                                        const QbAllocation *allocation,
+                                        const char         *source,
+                                        QbPlan             *plan);
+
+gboolean  qb_plan_is_pinned            (QbPlan             *plan,
+                                        const char         *tensor_name);
+void      qb_plan_set_pinned           (QbPlan             *plan,
+                                        const char         *tensor_name,
+                                        gboolean            pinned);
+
+/* Constraints holding the plan's pins: each pinned tensor keeps the format
+ * the plan resolves it to.  A pinned format the table has no candidate for
+ * is added to the table (bytes from the tensor's shape; cost that of the
+ * candidate nearest in bits, not measured), so a pin never fails for want
+ * of a cost.  Pins on tensors outside the table are ignored. */
+QbAllocConstraints *qb_alloc_constraints_from_plan (QbPlan       *plan,
+                                                    QbModel      *model,
+                                                    QbCostTable  *table,
+                                                    GError      **error);
+
+/* The predicted KLD of a resolved plan: the sum over the table's tensors
+ * of the cost of the format each resolves to.  Tensors kept in their
+ * stored type cost 0; those in a format the table does not hold cost
+ * that of the candidate nearest in bits and are counted in *n_estimated
+ * (may be NULL). */
+double    qb_cost_table_predict        (const QbCostTable       *table,
+                                        QbModel                 *model,
+                                        const QbPlanResolution  *resolution,
+                                        guint                   *n_estimated);
+/* The cost of one tensor of the table in a format (or kept: format NULL),
+ * by the same rule; *estimated set when not in the table (may be NULL). */
+double    qb_cost_tensor_cost_of       (const QbCostTensor      *tensor,
+                                        const QbFormat          *format,
+                                        gboolean                *estimated);
+
+G_END_DECLS
