@@ -123,6 +123,7 @@ compare_tensor (QbModel *model, guint index, const QbFormat *format, QbWorkers *
   assert_same_histogram (fast->hist_quantized, ref->hist_quantized, "quantized histogram", where);
   assert_same_histogram (fast->hist_error, ref->hist_error, "error histogram", where);
   g_assert_cmpuint (qb_histogram_total (fast->hist_original), ==, t->n_params);
+  g_assert_cmpint (fast->n_nonfinite, ==, ref->n_nonfinite);
   g_assert_cmpuint (fast->n_channels, ==, ref->n_channels);
   g_assert_true (memcmp (fast->channel_min, ref->channel_min, sizeof (float) * fast->n_channels) == 0);
   g_assert_true (memcmp (fast->channel_max, ref->channel_max, sizeof (float) * fast->n_channels) == 0);
@@ -276,7 +277,9 @@ test_non_finite (void)
        * a perfect score. */
       g_assert_true (isfinite (fast->metrics.min) && isfinite (fast->metrics.max));
       g_assert_true (isfinite (fast->metrics.std) && fast->metrics.std > 0);
+      g_assert_cmpint (fast->n_nonfinite, ==, 4);
       g_assert_false (fast->metrics.mse == 0);
+      g_assert_false (isinf (fast->metrics.sqnr_db) && fast->metrics.sqnr_db > 0);
       g_assert_cmpuint (qb_histogram_total (fast->hist_original), ==, t->n_params);
     }
   {

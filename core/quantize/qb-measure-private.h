@@ -65,6 +65,8 @@ typedef struct {
 } QbHistSet;
 
 void   qb_hist_set_init          (QbHistSet *set, guint n_hist, QbHistogram * const *edges);
+/* The float origin and bins-per-unit a QbHistSet bins histogram h with. */
+void   qb_hist_edges             (const QbHistogram *h, float *lo, float *scale);
 void   qb_hist_set_clear         (QbHistSet *set);
 /* n_hist == 1: adds x.  n_hist == 2: adds y and x - y.  n_hist == 3:
  * adds x, y and x - y. */

@@ -257,11 +257,17 @@ qb_hist_set_init (QbHistSet *set, guint n_hist, QbHistogram * const *edges)
   for (guint h = 0; h < n_hist; h++)
     {
       g_return_if_fail (edges[h]->n_bins == set->n_bins);
-      set->lo[h] = (float) edges[h]->lo;
-      set->scale[h] = (float) (edges[h]->n_bins / (edges[h]->hi - edges[h]->lo));
+      qb_hist_edges (edges[h], &set->lo[h], &set->scale[h]);
     }
   set->counts = g_new0 (guint32, (gsize) COPIES * n_hist * set->n_bins);
   set->totals = g_new0 (guint64, (gsize) n_hist * set->n_bins);
+}
+
+void
+qb_hist_edges (const QbHistogram *h, float *lo, float *scale)
+{
+  *lo = (float) h->lo;
+  *scale = (float) (h->n_bins / (h->hi - h->lo));
 }
 
 void

@@ -1021,9 +1021,13 @@ device_commit (Pass *pass, Quant *qt, DeviceSlabs *d)
 {
   Scratch *s = &pass->scratch[0];
 
+  gsize skip = (gsize) qt->first_hist * s->hist.n_bins;
+
   memcpy (qt->per_chunk, d->per_chunk, sizeof (QbErrorSums) * pass->n_chunks);
-  for (gsize b = 0; b < 3 * (gsize) s->hist.n_bins; b++)
-    s->hist.totals[b] += d->totals[b];
+  /* The device counts all three histograms; the pre-pass may have given
+   * the original's already (the same counts). */
+  for (gsize b = 0; b < (gsize) s->hist.n_hist * s->hist.n_bins; b++)
+    s->hist.totals[b] += d->totals[skip + b];
   memcpy (s->ch_min, d->ch_min, sizeof (float) * qt->n_channels);
   memcpy (s->ch_max, d->ch_max, sizeof (float) * qt->n_channels);
 }
@@ -1088,10 +1092,7 @@ device_run (Pass *pass, Quant *qt, gboolean measure, double base, double span, G
       m.out_hi = qt->out_hi;
       m.n_bins = s->hist.n_bins;
       for (int h = 0; h < 3; h++)
-        {
-          m.lo[h] = s->hist.lo[h];
-          m.scale[h] = s->hist.scale[h];
-        }
+        qb_hist_edges (qt->hists[h], &m.lo[h], &m.scale[h]);
     }
   dq = qb_device_quantizer_new (dev, qt->spec->format, pass->n_cols, pass->n_rows,
                                 measure ? &m : NULL, &local);
