@@ -13,6 +13,7 @@
  * angles advanced by repeated multiplication in float.
  */
 #include "qb-llama-private.h"
+#include "qb-llama-device-private.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -127,21 +128,6 @@ scratch_reserve (QbLlama *llama, guint n_tokens)
   s->thread_buf = alloc_thread_buffers (s->n_threads, buf);
   s->thread_scores_floats = (gsize) QUERY_BLOCK * T;
   s->thread_scores = alloc_thread_buffers (s->n_threads, s->thread_scores_floats);
-}
-
-guint64
-qb_llama_working_bytes (QbLlama *llama, guint n_tokens)
-{
-  const QbLlamaParams *p = &llama->p;
-  guint64 T = n_tokens, qd = (guint64) p->n_head * p->head_dim, kvd = (guint64) p->n_head_kv * p->head_dim;
-  guint64 floats = T * p->n_embd + T * MAX (p->n_embd, qd) + 2 * T * qd + 2 * T * kvd
-                   + 2 * T * p->n_ff + T * p->n_rot;
-
-  floats += (guint64) llama->n_threads * (MAX (largest_block (llama, FALSE), p->n_embd)
-                                          + (guint64) QUERY_BLOCK * T);
-  if (llama->mode == QB_DEQUANT_MATRIX)
-    floats += largest_block (llama, TRUE);
-  return floats * sizeof (float);
 }
 
 /* ---- errors from the workers ------------------------------------------ */
@@ -547,6 +533,13 @@ qb_llama_forward (QbLlama *llama, const gint32 *tokens, guint n_tokens, guint fi
   openblas_set_num_threads (1);
 
   rope_cache (llama, n_tokens);
+  switch (qb_llama_device_forward (llama, &llama->device, tokens, n_tokens, first_output, logits,
+                                   s->rope, progress, progress_data, cancellable, error))
+    {
+    case QB_LLAMA_DEVICE_DONE:   ok = TRUE; goto out;
+    case QB_LLAMA_DEVICE_FAILED: goto out;
+    default:                     break;
+    }
   if (!embed (llama, tokens, n_tokens, error))
     goto out;
   for (guint i = 0; i < p->n_layer; i++)

@@ -69,14 +69,6 @@ qb_histogram_add (QbHistogram *h, const float *x, gint64 n)
     }
 }
 
-void
-qb_histogram_merge (QbHistogram *dst, const QbHistogram *src)
-{
-  g_return_if_fail (dst->n_bins == src->n_bins);
-  for (guint i = 0; i < dst->n_bins; i++)
-    dst->counts[i] += src->counts[i];
-}
-
 guint64
 qb_histogram_total (const QbHistogram *h)
 {
@@ -85,6 +77,22 @@ qb_histogram_total (const QbHistogram *h)
   for (guint i = 0; i < h->n_bins; i++)
     total += h->counts[i];
   return total;
+}
+
+gint64
+qb_channel_rows_per_bucket (gint64 n_rows)
+{
+  if (n_rows <= QB_CHANNEL_MAX_BUCKETS)
+    return 1;
+  return (n_rows + QB_CHANNEL_MAX_BUCKETS - 1) / QB_CHANNEL_MAX_BUCKETS;
+}
+
+guint
+qb_channel_n_buckets (gint64 n_rows)
+{
+  gint64 per = qb_channel_rows_per_bucket (n_rows);
+
+  return n_rows <= 0 ? 0 : (guint) ((n_rows + per - 1) / per);
 }
 
 QbTensorResult *
