@@ -260,6 +260,7 @@ test_non_finite (void)
   g_assert_true (g_file_set_contents (bad, (char *) file, size, NULL));
   model = qb_model_open (bad, &error);
   g_assert_no_error (error);
+  t = qb_model_get_tensor (model, index);
 
   for (guint f = 0; formats[f]; f++)
     {
