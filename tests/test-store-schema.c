@@ -258,13 +258,13 @@ test_migrate_v1 (void)
 }
 
 
-/* Version 4 → 5: a database with experiments gains the study tables; a
+/* Version 5 → 6: a database with experiments gains the study tables; a
  * study and its costs go in and come back, and its deletion cascades. */
 static void
-test_migrate_v4_studies (void)
+test_migrate_v5_studies (void)
 {
   g_autoptr(GError) error = NULL;
-  g_autofree char *path = new_path ("v4-studies.db");
+  g_autofree char *path = new_path ("v5-studies.db");
   g_autoptr(QbStore) store = NULL;
   g_autoptr(QbModelRecord) model = qb_test_model_record ("a1b2c3d4e5f6", "tiny");
   g_autoptr(QbStudyRecord) study = qb_study_record_new ();
@@ -275,20 +275,20 @@ test_migrate_v4_studies (void)
   sqlite3 *db = raw_open (path);
   gint64 id;
 
-  g_assert_true (qb_store_schema_migrate (db, path, 4, &error));
+  g_assert_true (qb_store_schema_migrate (db, path, 5, &error));
   sqlite3_close (db);
   store = qb_store_open (path, &error);
   g_assert_no_error (error);
   qb_test_store_run (store, model, "before", "Q4_K", 3, QB_EXPERIMENT_DONE);
   qb_store_close (g_steal_pointer (&store));
-  /* Back to version 4 on disk, as an older Quantbench would have left it. */
+  /* Back to version 5 on disk, as an older Quantbench would have left it. */
   db = raw_open (path);
-  exec_ok (db, "DROP TABLE study_cost; DROP TABLE study; PRAGMA user_version = 4");
+  exec_ok (db, "DROP TABLE study_cost; DROP TABLE study; PRAGMA user_version = 5");
   sqlite3_close (db);
 
   store = qb_store_open (path, &error);
   g_assert_no_error (error);
-  g_assert_cmpint (qb_test_sql_int (store->db, "PRAGMA user_version"), ==, 5);
+  g_assert_cmpint (qb_test_sql_int (store->db, "PRAGMA user_version"), ==, 6);
   g_assert_cmpint (qb_test_sql_int (store->db, "SELECT count(*) FROM experiment"), ==, 1);
 
   study->method = g_strdup ("rtn");
@@ -367,7 +367,7 @@ static void
 test_migrate_v4_nonfinite (void)
 {
   g_autoptr(GError) error = NULL;
-  g_autofree char *path = new_path ("v4-studies.db");
+  g_autofree char *path = new_path ("v5-studies.db");
   g_autoptr(QbModelRecord) model = qb_test_model_record ("f4f4", "m");
   g_autoptr(QbStore) store = NULL;
   g_autoptr(GPtrArray) tensors = NULL;
@@ -716,7 +716,7 @@ main (int argc, char **argv)
   g_test_add_func ("/store/schema/migrate-each", test_migrate_each);
   g_test_add_func ("/store/schema/migrate-v4-nonfinite", test_migrate_v4_nonfinite);
   g_test_add_func ("/store/schema/migrate-v4-atomic", test_migrate_v4_atomic);
-  g_test_add_func ("/store/schema/migrate-v4-studies", test_migrate_v4_studies);
+  g_test_add_func ("/store/schema/migrate-v5-studies", test_migrate_v5_studies);
   g_test_add_func ("/store/schema/migrate-concurrently", test_migrate_concurrently);
   g_test_add_func ("/store/schema/refuse-newer", test_refuse_newer);
   g_test_add_func ("/store/schema/refuse-not-sqlite", test_refuse_not_sqlite);

@@ -19,7 +19,7 @@
  * texts, so that a set made with a skip can be built again from its record.
  * Version 4: the count of NaN and infinite weights of each tensor (NULL for
  * results stored before: not counted).
- * Version 5: sensitivity studies (core/sensitivity/): what a study ran on
+ * Version 6: sensitivity studies (core/sensitivity/): what a study ran on
  * and how, and per (tensor, candidate) its proxies and measured KLD.
  */
 #include "qb-store-private.h"
@@ -188,7 +188,11 @@ static const char migration_v3[] =
 static const char migration_v4[] =
   "ALTER TABLE tensor_result ADD COLUMN n_nonfinite INTEGER;";
 
+/* The device that evaluated (issue 13). */
 static const char migration_v5[] =
+  "ALTER TABLE evaluation ADD COLUMN device TEXT;";
+
+static const char migration_v6[] =
   "CREATE TABLE study ("
   "  id                 INTEGER PRIMARY KEY,"
   "  uuid               TEXT NOT NULL UNIQUE,"
@@ -240,6 +244,7 @@ static const char * const migrations[] = {
   migration_v3,
   migration_v4,
   migration_v5,
+  migration_v6,
 };
 
 G_STATIC_ASSERT (G_N_ELEMENTS (migrations) == QB_STORE_SCHEMA_VERSION);
