@@ -14,6 +14,7 @@ cd "$(dirname "$0")"
 
 PACKAGES="build-essential meson ninja-build pkg-config
   libglib2.0-dev libglib2.0-bin libgtk-4-dev libjson-glib-dev libsqlite3-dev libopenblas-dev
+  ocl-icd-opencl-dev opencl-headers libclblast-dev pocl-opencl-icd
   xvfb xauth desktop-file-utils appstream-util
   adwaita-icon-theme fonts-cantarell fonts-dejavu-core"
 

@@ -20,6 +20,7 @@ static const QbCliEntry commands[] = {
   { "formats",     qb_cmd_formats,     "List the quantization formats and methods" },
   { "imatrix",     qb_cmd_imatrix,     "Compute an importance matrix on calibration text (llama.cpp formats)" },
   { "experiments", qb_cmd_experiments, "List, compare, export and import stored experiments" },
+  { "devices",     qb_cmd_devices,     "List the OpenCL devices (--device selects one on any command)" },
 };
 
 static void
@@ -65,6 +66,8 @@ main (int argc, char **argv)
   qb_blas_prefer_avx512 (argv);
   setlocale (LC_ALL, "");
 
+  if (!qb_cli_take_device (&argc, argv))
+    return 2;
   if (argc >= 2 && argv[1][0] != '-' && !g_file_test (argv[1], G_FILE_TEST_EXISTS))
     {
       for (gsize i = 0; i < G_N_ELEMENTS (commands); i++)

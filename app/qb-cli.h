@@ -43,5 +43,8 @@ int  qb_cmd_imatrix       (int argc, char **argv);  /* importance matrix from ca
 int  qb_cmd_demo_model    (int argc, char **argv);  /* write a demo GGUF */
 int  qb_cmd_eval          (int argc, char **argv);  /* perplexity, KL divergence */
 int  qb_cmd_experiments   (int argc, char **argv);  /* qb-cmd-experiments.c */
+int  qb_cmd_devices       (int argc, char **argv);  /* OpenCL devices */
+/* Takes `--device SPEC` out of argv and selects it (qb-cmd-devices.c). */
+gboolean qb_cli_take_device (int *argc, char **argv);
 
 G_END_DECLS

@@ -180,11 +180,7 @@ export_kind_for (const char *path, QbExportKind *kind, GError **error)
 {
   if (path == NULL)
     *kind = QB_EXPORT_NONE;
-  else if (g_str_has_suffix (path, ".gguf"))
-    *kind = QB_EXPORT_GGUF;
-  else if (g_str_has_suffix (path, ".safetensors"))
-    *kind = QB_EXPORT_SAFETENSORS;
-  else
+  else if (!qb_export_kind_for_path (path, kind))
     {
       g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
                    "--out %s: the name must end in .gguf or .safetensors", path);

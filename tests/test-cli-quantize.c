@@ -185,6 +185,53 @@ test_save (void)
   g_assert_nonnull (strstr (failed->error_message, "nonexistent-dir"));
 }
 
+/* `--device`: a run on the OpenCL device writes the same GGUF as the CPU
+ * run and records the device with the experiment; a device that is not
+ * one is a usage error.  (Skips the device run without OpenCL.) */
+static void
+test_device (void)
+{
+  g_autofree char *dir = qb_test_tmpdir ();
+  g_autofree char *model_path = g_build_filename (dir, "demo.gguf", NULL);
+  g_autofree char *db = g_build_filename (dir, "runs.db", NULL);
+  g_autofree char *cpu_gguf = g_build_filename (dir, "cpu.gguf", NULL);
+  g_autofree char *dev_gguf = g_build_filename (dir, "dev.gguf", NULL);
+  g_autofree char *out = NULL, *err = NULL, *list = NULL, *out2 = NULL, *err2 = NULL;
+  g_autofree char *out3 = NULL, *err3 = NULL;
+  const char *make[] = { "demo-model", "--out", model_path, NULL };
+  const char *devices[] = { "devices", NULL };
+  const char *bad[] = { "quantize", model_path, "--default", "Q4_0", "--no-save", "--device", "cuda:0", NULL };
+  const char *cpu[] = { "quantize", model_path, "--default", "Q4_0", "--no-save", "--out", cpu_gguf, NULL };
+  const char *dev[] = { "quantize", model_path, "--default", "Q4_0", "--db", db, "--out", dev_gguf,
+                        "--device", "opencl:0", NULL };
+  g_autoptr(GBytes) a = NULL, b = NULL;
+  g_autoptr(QbStore) store = NULL;
+  g_autoptr(QbExperiment) e = NULL;
+  g_autoptr(GError) error = NULL;
+
+  if (run (make, &out, &err) < 0)
+    return;
+  g_assert_cmpint (run (devices, &list, NULL), ==, 0);
+  g_assert_nonnull (strstr (list, "cpu"));
+  g_assert_cmpint (run (bad, NULL, &err2), ==, 2);
+  g_assert_nonnull (strstr (err2, "cpu, gpu or opencl:N"));
+  if (strstr (list, "opencl:0") == NULL)
+    {
+      g_test_skip ("no OpenCL device (install pocl-opencl-icd)");
+      return;
+    }
+  g_assert_cmpint (run (cpu, NULL, NULL), ==, 0);
+  g_assert_cmpint (run (dev, &out3, &err3), ==, 0);
+  a = qb_test_read_file (cpu_gguf);
+  b = qb_test_read_file (dev_gguf);
+  g_assert_true (g_bytes_equal (a, b));
+  store = qb_store_open (db, &error);
+  g_assert_no_error (error);
+  e = qb_store_get_experiment (store, 1, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_str_has_prefix (e->backend, "opencl:0 ("));
+}
+
 /* The experiment's stored-tensor count, read while another process writes
  * (WAL: a reader never waits for the writer); -1 before it exists. */
 static gint64
@@ -258,5 +305,6 @@ main (int argc, char **argv)
   g_test_add_func ("/cli/demo", test_demo);
   g_test_add_func ("/cli/save", test_save);
   g_test_add_func ("/cli/interrupt", test_interrupt);
+  g_test_add_func ("/cli/device", test_device);
   return g_test_run ();
 }

@@ -10,7 +10,7 @@
 /* The layers, lowest first.  A new folder is added here and to
  * core/README.md; a folder missing from this list fails the test. */
 static const char *const core_layers[] = {
-  "support", "ggml", "model", "formats", "quantize", "allocate", "store", "eval", "calib",
+  "support", "device", "ggml", "model", "formats", "quantize", "allocate", "store", "eval", "calib",
 };
 
 static int

@@ -31,6 +31,11 @@ static const struct {
   { "win.show-page('experiments')", { "<Alt>2", NULL } },
   { "win.show-page('compare')", { "<Alt>3", NULL } },
   { "win.compare", { "<Control>d", NULL } },
+  { "win.undo", { "<Control>z", NULL } },
+  { "win.redo", { "<Control><Shift>z", "<Control>y", NULL } },
+  { "win.open-plan", { "<Control><Shift>o", NULL } },
+  { "win.save-plan", { "<Control>s", NULL } },
+  { "win.export-model", { "<Control><Shift>e", NULL } },
 };
 
 static QbWindow *
@@ -122,7 +127,7 @@ static void
 open_default (QbApplication *self,
               QbWindow      *window)
 {
-  g_autoptr(GSettings) settings = g_settings_new ("org.quantbench.Quantbench");
+  g_autoptr(GSettings) settings = qb_ui_settings_new ();
   g_auto(GStrv) recent = g_settings_get_strv (settings, "recent-files");
 
   if (!g_settings_get_boolean (settings, "first-run") && recent[0]

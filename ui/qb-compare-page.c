@@ -402,6 +402,23 @@ update_title (QbComparePage *self)
   gtk_label_set_text (self->title_label, text);
 }
 
+/* Takes c (NULL: none). */
+static void
+show_comparison (QbComparePage *self,
+                 QbComparison  *c)
+{
+  /* The format rows point into the old comparison: clear them first. */
+  QbComparison *old = g_steal_pointer (&self->comparison);
+
+  update_formats (self);
+  g_clear_pointer (&old, qb_comparison_free);
+  self->comparison = c;
+  update_title (self);
+  update_scatter (self);
+  update_bars (self);
+  update_formats (self);
+}
+
 static void
 compare_done (GObject      *object,
               GAsyncResult *result,
@@ -424,17 +441,7 @@ compare_done (GObject      *object,
       g_signal_emit (self, signals[ERROR], 0, error->message);
       return;
     }
-  /* The format rows point into the old comparison: clear them first. */
-  {
-    QbComparison *old = g_steal_pointer (&self->comparison);
-    update_formats (self);
-    qb_comparison_free (old);
-  }
-  self->comparison = c;
-  update_title (self);
-  update_scatter (self);
-  update_bars (self);
-  update_formats (self);
+  show_comparison (self, c);
 }
 
 /* -- controls --------------------------------------------------------------- */
@@ -594,6 +601,16 @@ qb_compare_page_compare (QbComparePage *self,
   g_task_set_source_tag (task, qb_compare_page_compare);
   g_task_set_task_data (task, req, (GDestroyNotify) request_free);
   g_task_run_in_thread (task, compare_thread);
+}
+
+void
+qb_compare_page_clear (QbComparePage *self)
+{
+  g_return_if_fail (QB_IS_COMPARE_PAGE (self));
+
+  /* A comparison still being read is dropped when it arrives. */
+  self->generation++;
+  show_comparison (self, NULL);
 }
 
 gboolean

@@ -28,6 +28,8 @@ void                qb_compare_page_set_store          (QbComparePage   *self,
 void                qb_compare_page_compare            (QbComparePage   *self,
                                                         const gint64    *ids,
                                                         guint            n);
+/* Forgets the comparison shown (another model was opened). */
+void                qb_compare_page_clear              (QbComparePage   *self);
 gboolean            qb_compare_page_is_busy            (QbComparePage   *self);
 /* NULL before the first comparison. */
 const QbComparison *qb_compare_page_get_comparison     (QbComparePage   *self);

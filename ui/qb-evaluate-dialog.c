@@ -35,7 +35,11 @@ on_evaluate (QbEvaluateDialog *self)
   GtkWindow *parent = gtk_window_get_transient_for (GTK_WINDOW (self));
   const char *path = gtk_editable_get_text (GTK_EDITABLE (self->text_entry));
 
+  /* The next evaluation starts from these. */
   g_settings_set_string (self->settings, "evaluation-text", path);
+  g_settings_set_uint (self->settings, "evaluation-chunks", (guint) gtk_spin_button_get_value_as_int (self->chunks_spin));
+  g_settings_set_uint (self->settings, "evaluation-ctx", (guint) gtk_spin_button_get_value_as_int (self->ctx_spin));
+  g_settings_set_boolean (self->settings, "evaluation-kld", gtk_check_button_get_active (self->kld_check));
   if (parent)
     gtk_widget_activate_action (GTK_WIDGET (parent), "win.evaluate-experiment", "(xsuub)",
                                 self->experiment_id, path,
@@ -114,9 +118,11 @@ qb_evaluate_dialog_init (QbEvaluateDialog *self)
   g_autofree char *text = NULL;
 
   gtk_widget_init_template (GTK_WIDGET (self));
-  self->settings = g_settings_new ("org.quantbench.Quantbench");
+  self->settings = qb_ui_settings_new ();
   text = g_settings_get_string (self->settings, "evaluation-text");
   gtk_editable_set_text (GTK_EDITABLE (self->text_entry), text);
+  gtk_spin_button_set_value (self->chunks_spin, g_settings_get_uint (self->settings, "evaluation-chunks"));
+  gtk_check_button_set_active (self->kld_check, g_settings_get_boolean (self->settings, "evaluation-kld"));
   on_text_changed (self);
 }
 
@@ -132,9 +138,28 @@ qb_evaluate_dialog_new (GtkWindow          *parent,
   gtk_label_set_text (self->subject_label, subject);
   /* llama.cpp's default chunk is 512 tokens, shorter for a short context. */
   if (model_ctx > 0)
-    {
-      gtk_spin_button_set_range (self->ctx_spin, 16, model_ctx);
-      gtk_spin_button_set_value (self->ctx_spin, MIN (512, model_ctx));
-    }
+    gtk_spin_button_set_range (self->ctx_spin, 16, model_ctx);
+  {
+    guint ctx = g_settings_get_uint (self->settings, "evaluation-ctx");
+
+    if (ctx == 0)
+      ctx = model_ctx > 0 ? MIN (512, model_ctx) : 512;
+    gtk_spin_button_set_value (self->ctx_spin, ctx);   /* clamped to the model's */
+  }
   return GTK_WIDGET (self);
+}
+
+void
+qb_evaluate_dialog_get_options (QbEvaluateDialog *self,
+                                const char      **text_path,
+                                guint            *n_ctx,
+                                guint            *n_chunks,
+                                gboolean         *kld)
+{
+  g_return_if_fail (QB_IS_EVALUATE_DIALOG (self));
+
+  *text_path = gtk_editable_get_text (GTK_EDITABLE (self->text_entry));
+  *n_ctx = (guint) gtk_spin_button_get_value_as_int (self->ctx_spin);
+  *n_chunks = (guint) gtk_spin_button_get_value_as_int (self->chunks_spin);
+  *kld = gtk_check_button_get_active (self->kld_check);
 }

@@ -17,5 +17,12 @@ G_DECLARE_FINAL_TYPE (QbEvaluateDialog, qb_evaluate_dialog, QB, EVALUATE_DIALOG,
 GtkWidget *qb_evaluate_dialog_new (GtkWindow          *parent,
                                    const QbExperiment *experiment,
                                    guint               model_ctx);
+/* What the dialog shows: it opens on the last evaluation's text, context,
+ * chunks and KLD choice (remembered in GSettings when Evaluate is pressed). */
+void       qb_evaluate_dialog_get_options (QbEvaluateDialog *self,
+                                           const char      **text_path,
+                                           guint            *n_ctx,
+                                           guint            *n_chunks,
+                                           gboolean         *kld);
 
 G_END_DECLS

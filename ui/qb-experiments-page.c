@@ -87,6 +87,7 @@ struct _QbExperimentsPage
   GtkSearchEntry    *search_entry;
   GtkCheckButton    *all_models_check;
   GtkLabel          *count_label;
+  GtkWidget         *compare_button;
   GtkStack          *list_stack;
   GtkLabel          *empty_label;
   GtkColumnView     *column_view;
@@ -121,6 +122,7 @@ G_DEFINE_FINAL_TYPE (QbExperimentsPage, qb_experiments_page, GTK_TYPE_WIDGET)
 enum {
   ERROR,
   LOADED,
+  SELECTION_CHANGED,
   N_SIGNALS
 };
 
@@ -313,9 +315,12 @@ show_details (QbExperimentsPage *self)
 
   {
     g_autofree char *created = col_created (e);
-    g_autofree char *info = g_strdup_printf ("#%" G_GINT64_FORMAT " · %s · %s · %s · %u threads%s%s", e->id,
+    /* 0: as many threads as cores, whatever the machine had. */
+    g_autofree char *threads = e->threads ? g_strdup_printf ("%u thread%s", e->threads, e->threads == 1 ? "" : "s")
+                                          : g_strdup ("threads: automatic");
+    g_autofree char *info = g_strdup_printf ("#%" G_GINT64_FORMAT " · %s · %s · %s · %s%s%s", e->id,
                                              qb_experiment_status_name (e->status), created,
-                                             e->model_name ? e->model_name : "?", e->threads,
+                                             e->model_name ? e->model_name : "?", threads,
                                              e->error_message ? "\n" : "",
                                              e->error_message ? e->error_message : "");
     gtk_editable_set_text (GTK_EDITABLE (self->name_entry), e->name);
@@ -362,11 +367,18 @@ update_count (QbExperimentsPage *self)
   g_autoptr(GtkBitset) sel = gtk_selection_model_get_selection (GTK_SELECTION_MODEL (self->selection));
   guint shown = g_list_model_get_n_items (G_LIST_MODEL (self->sorted));
   guint selected = (guint) gtk_bitset_get_size (sel);
-  g_autofree char *text = g_strdup_printf ("%u experiment%s · %u selected", shown, shown == 1 ? "" : "s",
-                                           selected);
+  /* Compare is disabled below two: say how to get there. */
+  const char *hint = selected >= 2 ? "" : shown >= 2 ? " · select two or more to compare"
+                                                     : " · run two or more to compare";
+  g_autofree char *text = g_strdup_printf ("%u experiment%s · %u selected%s", shown, shown == 1 ? "" : "s",
+                                           selected, hint);
 
   gtk_label_set_text (self->count_label, text);
+  gtk_widget_set_tooltip_text (self->compare_button,
+                               selected >= 2 ? "Compare the selected experiments (Ctrl+D)"
+                                             : "Select two or more experiments to compare (Ctrl or Shift and click)");
   gtk_stack_set_visible_child_name (self->list_stack, shown > 0 ? "list" : "empty");
+  g_signal_emit (self, signals[SELECTION_CHANGED], 0);
 }
 
 static void
@@ -688,6 +700,13 @@ on_open_clicked (QbExperimentsPage *self)
     gtk_widget_activate_action (GTK_WIDGET (self), "win.open-experiment", "x", focused_id (self));
 }
 
+static void
+on_export_model_clicked (QbExperimentsPage *self)
+{
+  if (focused_id (self))
+    gtk_widget_activate_action (GTK_WIDGET (self), "win.export-experiment-model", "x", focused_id (self));
+}
+
 G_GNUC_BEGIN_IGNORE_DEPRECATIONS   /* GtkMessageDialog: GtkAlertDialog is 4.10+ */
 static void
 on_delete_response (GtkDialog         *dialog,
@@ -757,6 +776,9 @@ qb_experiments_page_class_init (QbExperimentsPageClass *klass)
   /* A read or write failed; the argument is the message. */
   signals[ERROR] = g_signal_new ("error", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
                                  0, NULL, NULL, NULL, G_TYPE_NONE, 1, G_TYPE_STRING);
+  /* The selection changed (what Compare compares). */
+  signals[SELECTION_CHANGED] = g_signal_new ("selection-changed", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
+                                             0, NULL, NULL, NULL, G_TYPE_NONE, 0);
   /* A fresh list is shown. */
   signals[LOADED] = g_signal_new ("loaded", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
                                   0, NULL, NULL, NULL, G_TYPE_NONE, 0);
@@ -766,6 +788,7 @@ qb_experiments_page_class_init (QbExperimentsPageClass *klass)
   gtk_widget_class_bind_template_child (widget_class, QbExperimentsPage, search_entry);
   gtk_widget_class_bind_template_child (widget_class, QbExperimentsPage, all_models_check);
   gtk_widget_class_bind_template_child (widget_class, QbExperimentsPage, count_label);
+  gtk_widget_class_bind_template_child (widget_class, QbExperimentsPage, compare_button);
   gtk_widget_class_bind_template_child (widget_class, QbExperimentsPage, list_stack);
   gtk_widget_class_bind_template_child (widget_class, QbExperimentsPage, empty_label);
   gtk_widget_class_bind_template_child (widget_class, QbExperimentsPage, column_view);
@@ -786,6 +809,7 @@ qb_experiments_page_class_init (QbExperimentsPageClass *klass)
   gtk_widget_class_bind_template_callback (widget_class, on_save_notes);
   gtk_widget_class_bind_template_callback (widget_class, on_open_clicked);
   gtk_widget_class_bind_template_callback (widget_class, on_delete_clicked);
+  gtk_widget_class_bind_template_callback (widget_class, on_export_model_clicked);
   gtk_widget_class_set_css_name (widget_class, "experimentspage");
 }
 
@@ -885,6 +909,13 @@ qb_experiments_page_get_selected_ids (QbExperimentsPage *self)
       g_array_append_val (ids, id);
     }
   return ids;
+}
+
+const char *
+qb_experiments_page_get_count_text (QbExperimentsPage *self)
+{
+  g_return_val_if_fail (QB_IS_EXPERIMENTS_PAGE (self), NULL);
+  return gtk_label_get_text (self->count_label);
 }
 
 QbExperimentRow *

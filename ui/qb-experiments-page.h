@@ -35,6 +35,8 @@ gboolean         qb_experiments_page_is_busy          (QbExperimentsPage *self);
 GListModel      *qb_experiments_page_get_rows         (QbExperimentsPage *self);
 /* Ids of the selected experiments, in list order. */
 GArray          *qb_experiments_page_get_selected_ids (QbExperimentsPage *self);
+/* "5 experiments · 1 selected · select two or more to compare" */
+const char      *qb_experiments_page_get_count_text   (QbExperimentsPage *self);
 QbExperimentRow *qb_experiments_page_get_focused      (QbExperimentsPage *self);
 /* The focused experiment's fact shown as key ("Calibration"), or NULL. */
 char            *qb_experiments_page_get_fact         (QbExperimentsPage *self,

@@ -80,6 +80,36 @@ qb_preferences_dialog_class_init (QbPreferencesDialogClass *klass)
   gtk_widget_class_add_binding_action (widget_class, GDK_KEY_Escape, 0, "window.close", NULL);
 }
 
+/* 0 threads reads "automatic", and typing it back means 0. */
+static gboolean
+on_threads_output (GtkSpinButton *spin,
+                   gpointer       data)
+{
+  int value = gtk_spin_button_get_value_as_int (spin);
+  g_autofree char *text = value == 0 ? g_strdup ("automatic") : g_strdup_printf ("%d", value);
+
+  if (g_strcmp0 (gtk_editable_get_text (GTK_EDITABLE (spin)), text) != 0)
+    gtk_editable_set_text (GTK_EDITABLE (spin), text);
+  return TRUE;
+}
+
+static int
+on_threads_input (GtkSpinButton *spin,
+                  double        *value,
+                  gpointer       data)
+{
+  const char *text = gtk_editable_get_text (GTK_EDITABLE (spin));
+  char *end = NULL;
+
+  if (g_ascii_strncasecmp (text, "auto", 4) == 0)
+    {
+      *value = 0;
+      return TRUE;
+    }
+  *value = g_ascii_strtod (text, &end);
+  return end != text && *end == '\0' ? TRUE : GTK_INPUT_ERROR;
+}
+
 static void
 qb_preferences_dialog_init (QbPreferencesDialog *self)
 {
@@ -89,10 +119,13 @@ qb_preferences_dialog_init (QbPreferencesDialog *self)
 
   self->format_button = qb_format_button_new ();
   gtk_box_append (self->format_box, self->format_button);
-  hint = g_strdup_printf ("0 = one per core (%u here)", g_get_num_processors ());
+  hint = g_strdup_printf ("automatic: one per core (%u here)", g_get_num_processors ());
+  gtk_spin_button_set_numeric (self->threads_spin, FALSE);
+  g_signal_connect (self->threads_spin, "output", G_CALLBACK (on_threads_output), NULL);
+  g_signal_connect (self->threads_spin, "input", G_CALLBACK (on_threads_input), NULL);
   gtk_label_set_text (self->threads_hint, hint);
 
-  self->settings = g_settings_new ("org.quantbench.Quantbench");
+  self->settings = qb_ui_settings_new ();
   g_settings_bind (self->settings, "threads", self->threads_spin, "value", G_SETTINGS_BIND_DEFAULT);
   g_settings_bind (self->settings, "database-path", self->database_entry, "text", G_SETTINGS_BIND_DEFAULT);
   g_settings_bind (self->settings, "default-format", self->format_button, "format", G_SETTINGS_BIND_DEFAULT);

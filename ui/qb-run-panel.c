@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* qb-run-panel.c — a run's progress, time and Cancel. */
 #include "qb-run-panel.h"
+
+#include <string.h>
 #include "qb-ui.h"
 
 #include <math.h>
@@ -61,6 +63,39 @@ update_time (QbRunPanel *self)
 }
 
 static char *
+export_summary (QbRunPanel *self)
+{
+  QbRun *run = self->run;
+  g_autofree char *name = g_path_get_basename (qb_run_get_export_path (run));
+  guint done = qb_run_get_tensors_done (run), n = qb_run_get_n_tensors (run);
+
+  switch (qb_run_get_status (run))
+    {
+    case QB_RUN_DONE:
+      {
+        /* The core says "GGUF PATH: 23 tensors…": the path once, here. */
+        const char *what = qb_run_get_export_summary (run);
+        const char *after = strstr (what, qb_run_get_export_path (run));
+
+        if (after != NULL && g_str_has_prefix (after + strlen (qb_run_get_export_path (run)), ": "))
+          what = after + strlen (qb_run_get_export_path (run)) + 2;
+        return g_strdup_printf ("Exported %s: %s", qb_run_get_export_path (run), what);
+      }
+    case QB_RUN_CANCELLED:
+      return g_strdup_printf ("Export cancelled after %u of %u tensors: %s was not written", done, n, name);
+    case QB_RUN_FAILED:
+      return g_strdup_printf ("The export failed: %s",
+                              qb_run_get_error (run) ? qb_run_get_error (run)->message : "unknown error");
+    case QB_RUN_RUNNING:
+      return n ? g_strdup_printf ("Exporting %s · %u of %u tensors", name, done, n)
+               : g_strdup_printf ("Exporting %s…", name);
+    case QB_RUN_READY:
+    default:
+      return g_strdup ("");
+    }
+}
+
+static char *
 summary (QbRunPanel *self)
 {
   QbRun *run = self->run;
@@ -68,6 +103,8 @@ summary (QbRunPanel *self)
   const char *note = self->note ? self->note : "";
   g_autofree char *elapsed = format_seconds (qb_run_get_elapsed (run));
 
+  if (qb_run_get_export_path (run) != NULL)
+    return export_summary (self);
   switch (qb_run_get_status (run))
     {
     case QB_RUN_DONE:

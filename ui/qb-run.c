@@ -45,6 +45,11 @@ struct _QbRun
   char            **calib_paths;
   QbCalibrationOptions calib_opts;
 
+  /* An export (qb_run_set_export): the document's rows are left alone. */
+  QbExportKind      export_kind;
+  char             *export_path;
+  char             *export_summary;
+
   /* Main-thread view of the progress. */
   QbJobProgress     shown;
   char             *shown_name;
@@ -97,6 +102,8 @@ qb_run_finalize (GObject *object)
   g_free (self->stage);
   g_free (self->shown_stage);
   g_strfreev (self->calib_paths);
+  g_free (self->export_path);
+  g_free (self->export_summary);
   g_mutex_clear (&self->lock);
   G_OBJECT_CLASS (qb_run_parent_class)->finalize (object);
 }
@@ -201,12 +208,12 @@ drain (QbRun *self)
   g_clear_pointer (&self->dispatch, g_source_unref);
   g_mutex_unlock (&self->lock);
 
-  for (guint i = 0; i < finished->len; i++)
+  for (guint i = 0; i < finished->len && self->export_kind == QB_EXPORT_NONE; i++)
     {
       Finished *f = &g_array_index (finished, Finished, i);
       qb_document_set_result (self->document, f->index, g_steal_pointer (&f->result));
     }
-  if (self->status == QB_RUN_RUNNING && self->shown.n_tensors > 0)
+  if (self->status == QB_RUN_RUNNING && self->shown.n_tensors > 0 && self->export_kind == QB_EXPORT_NONE)
     mark_running (self, self->shown.current, self->shown.current_fraction);
 }
 
@@ -378,7 +385,14 @@ run_thread (GTask        *task,
 
   qb_job_set_threads (job, self->n_threads);
   qb_job_set_progress_func (job, on_job_progress, self);
-  qb_job_set_tensor_func (job, on_job_tensor_done, self);
+  if (self->export_kind == QB_EXPORT_NONE)
+    qb_job_set_tensor_func (job, on_job_tensor_done, self);
+  else
+    {
+      /* As `quantbench quantize --no-metrics --out`: the core's exporter. */
+      qb_job_set_export (job, self->export_kind, self->export_path);
+      qb_job_set_metrics (job, FALSE);
+    }
 
   if (self->calib_paths != NULL)
     {
@@ -402,6 +416,8 @@ run_thread (GTask        *task,
     }
 
   status = run_job (job, cancellable, &error);
+  if (status == QB_RUN_DONE && qb_job_get_export_summary (job) != NULL)
+    self->export_summary = g_strdup (qb_job_get_export_summary (job));   /* read after run_done */
 
   if (self->recorder && self->recorder->finish)
     self->recorder->finish (self->recorder_data, job, status, error);
@@ -443,7 +459,7 @@ run_done (GObject      *object,
   g_mutex_unlock (&self->lock);
   drain (self);
 
-  n_rows = g_list_model_get_n_items (qb_document_get_rows (self->document));
+  n_rows = self->export_kind == QB_EXPORT_NONE ? g_list_model_get_n_items (qb_document_get_rows (self->document)) : 0;
   for (guint i = 0; i < n_rows; i++)
     {
       QbTensorRow *row = qb_document_get_row (self->document, i);
@@ -457,6 +473,50 @@ run_done (GObject      *object,
 }
 
 void
+qb_run_set_export (QbRun        *self,
+                   QbExportKind  kind,
+                   const char   *path)
+{
+  g_return_if_fail (QB_IS_RUN (self));
+  g_return_if_fail (self->status == QB_RUN_READY);
+
+  self->export_kind = kind;
+  g_free (self->export_path);
+  self->export_path = g_strdup (path);
+}
+
+void
+qb_run_set_plan (QbRun                      *self,
+                 QbPlan                     *plan,
+                 const char * const         *calib_paths,
+                 const QbCalibrationOptions *calib_opts)
+{
+  g_return_if_fail (QB_IS_RUN (self));
+  g_return_if_fail (self->status == QB_RUN_READY);
+
+  g_clear_object (&self->plan);
+  self->plan = qb_plan_copy (plan);
+  g_strfreev (self->calib_paths);
+  self->calib_paths = calib_paths && calib_paths[0] ? g_strdupv ((char **) calib_paths) : NULL;
+  if (calib_opts != NULL)
+    self->calib_opts = *calib_opts;
+}
+
+const char *
+qb_run_get_export_path (QbRun *self)
+{
+  g_return_val_if_fail (QB_IS_RUN (self), NULL);
+  return self->export_kind == QB_EXPORT_NONE ? NULL : self->export_path;
+}
+
+const char *
+qb_run_get_export_summary (QbRun *self)
+{
+  g_return_val_if_fail (QB_IS_RUN (self), NULL);
+  return self->status == QB_RUN_DONE ? self->export_summary : NULL;
+}
+
+void
 qb_run_start (QbRun *self)
 {
   g_autoptr(GTask) task = NULL;
@@ -467,8 +527,12 @@ qb_run_start (QbRun *self)
 
   self->status = QB_RUN_RUNNING;
   self->timer = g_timer_new ();
-  qb_document_clear_results (self->document);
-  n_rows = g_list_model_get_n_items (qb_document_get_rows (self->document));
+  n_rows = 0;
+  if (self->export_kind == QB_EXPORT_NONE)
+    {
+      qb_document_clear_results (self->document);
+      n_rows = g_list_model_get_n_items (qb_document_get_rows (self->document));
+    }
   for (guint i = 0; i < n_rows; i++)
     qb_tensor_row_set_state (qb_document_get_row (self->document, i), QB_TENSOR_ROW_QUEUED);
 

@@ -52,6 +52,24 @@ void          qb_run_set_recorder         (QbRun               *self,
                                            const QbRunRecorder *recorder,
                                            gpointer             data,
                                            GDestroyNotify       destroy);
+/* Before start: instead of measuring into the document, quantize (no
+ * metrics) and write the model to path with the core's exporter (kind
+ * GGUF or safetensors; a temporary name renamed when complete, removed on
+ * cancel or failure; refused when path is the model itself).  The
+ * document's rows and results are left as they are. */
+void          qb_run_set_export           (QbRun               *self,
+                                           QbExportKind         kind,
+                                           const char          *path);
+/* Before start: run this plan and these calibration texts (a saved
+ * experiment's) instead of the document's. */
+void          qb_run_set_plan             (QbRun               *self,
+                                           QbPlan              *plan,
+                                           const char * const  *calib_paths,
+                                           const QbCalibrationOptions *calib_opts);
+/* The export's path (NULL for a measuring run) and, once done, what it
+ * wrote ("201 tensors: 150 Q4_K, …"). */
+const char   *qb_run_get_export_path      (QbRun               *self);
+const char   *qb_run_get_export_summary   (QbRun               *self);
 void          qb_run_start                (QbRun               *self);
 void          qb_run_cancel               (QbRun               *self);
 

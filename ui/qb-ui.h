@@ -26,4 +26,16 @@ void qb_ui_dispose_template (GtkWidget *widget,
 void qb_ui_call_at_low_priority (GThreadFunc func,
                                  gpointer    data);
 
+/* The application's settings.  The schema comes from the system (or
+ * GSETTINGS_SCHEMA_DIR) when installed there; otherwise, as when
+ * build/app/quantbench is run directly or from a prefix whose schemas were
+ * not compiled, from the copy compiled into the resources. */
+GSettings *qb_ui_settings_new (void);
+
+/* "The file is truncated: key count needs 8 bytes but the file ends 3
+ * bytes later (byte 16, header) — /path/model.gguf": a model that could not
+ * be opened, what is wrong first, the path once (path NULL: the demo). */
+char *qb_ui_describe_open_error (const char   *path,
+                                 const GError *error);
+
 G_END_DECLS

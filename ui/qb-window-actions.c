@@ -19,6 +19,18 @@ set_enabled (QbWindow   *self,
     g_simple_action_set_enabled (G_SIMPLE_ACTION (action), enabled);
 }
 
+guint
+qb_window_n_selected_experiments (QbWindow *self)
+{
+  g_autoptr(GArray) ids = NULL;
+
+  /* The page may outlive a window being disposed. */
+  if (self->experiments_page == NULL)
+    return 0;
+  ids = qb_experiments_page_get_selected_ids (self->experiments_page);
+  return ids->len;
+}
+
 void
 qb_window_update_actions (QbWindow *self)
 {
@@ -30,7 +42,7 @@ qb_window_update_actions (QbWindow *self)
   };
   static const char *need_store[] = {
     "refresh-experiments", "delete-experiment", "rename-experiment", "set-experiment-notes",
-    "set-experiment-tags", "compare", "compare-experiments",
+    "set-experiment-tags", "compare-experiments",
   };
   gboolean have = self->document != NULL;
   gboolean running = self->run && qb_run_is_running (self->run);
@@ -47,9 +59,13 @@ qb_window_update_actions (QbWindow *self)
   for (guint i = 0; i < G_N_ELEMENTS (need_store); i++)
     set_enabled (self, need_store[i], self->store != NULL);
   set_enabled (self, "open-experiment", have && self->store != NULL && !running);
+  /* Disabled below two, and the page says so. */
+  set_enabled (self, "compare", self->store != NULL && qb_window_n_selected_experiments (self) >= 2);
   set_enabled (self, "evaluate", have && self->store != NULL && !evaluating);
   set_enabled (self, "evaluate-experiment", have && self->store != NULL && !evaluating);
   set_enabled (self, "cancel-evaluation", evaluating);
+  qb_window_update_plan_actions (self);
+  qb_window_update_export_actions (self);
 }
 
 /* -- opening -------------------------------------------------------------- */

@@ -3,6 +3,7 @@
  * loading) and qb-window-actions.c (the commands). */
 #pragma once
 
+#include "qb-plan-history.h"
 #include "qb-window.h"
 
 G_BEGIN_DECLS
@@ -38,6 +39,7 @@ struct _QbWindow
   QbExperimentRecorder *recorder;   /* the current run's; owned by the run */
   QbStoreHandle        *store;      /* NULL until open, or when it failed */
   QbEvaluator          *evaluator;  /* the latest evaluation, running or not */
+  QbPlanHistory        *history;    /* undo/redo of the document's plan */
   char                 *error_message;
   guint                 n_pending;  /* experiment loads under way */
 };
@@ -46,6 +48,16 @@ struct _QbWindow
 void qb_window_install_actions     (QbWindow    *self);
 /* Enables the actions that need a document, an idle engine, a run... */
 void qb_window_update_actions      (QbWindow    *self);
+/* How many experiments the Experiments page has selected. */
+guint qb_window_n_selected_experiments (QbWindow  *self);
+
+/* qb-window-plan-actions.c: undo, redo, plan files */
+void qb_window_install_plan_actions (QbWindow   *self);
+void qb_window_update_plan_actions  (QbWindow   *self);
+
+/* qb-window-export.c: the quantized model and experiments to files */
+void qb_window_install_export_actions (QbWindow *self);
+void qb_window_update_export_actions  (QbWindow *self);
 
 /* qb-window.c */
 void qb_window_show_error          (QbWindow    *self,

@@ -105,6 +105,19 @@ on_focused_row (QbLayerTable *table,
   qb_tensor_details_set_row (self->details, qb_layer_table_get_focused_row (table));
 }
 
+/* Another model is open: nothing of the previous one's runs or
+ * comparisons stays on screen. */
+static void
+forget_model_state (QbWindow *self)
+{
+  if (self->run)
+    g_signal_handlers_disconnect_by_data (self->run, self);
+  g_clear_object (&self->run);
+  self->recorder = NULL;
+  qb_run_panel_set_run (self->run_panel, NULL);
+  qb_compare_page_clear (self->compare_page);
+}
+
 static void
 set_document (QbWindow   *self,
               QbDocument *document)
@@ -117,6 +130,12 @@ set_document (QbWindow   *self,
   if (self->document)
     g_signal_handlers_disconnect_by_data (self->document, self);
   g_set_object (&self->document, document);
+  forget_model_state (self);
+  if (self->history)
+    g_signal_handlers_disconnect_by_data (self->history, self);
+  g_clear_object (&self->history);
+  self->history = qb_plan_history_new (document);
+  g_signal_connect_swapped (self->history, "changed", G_CALLBACK (qb_window_update_actions), self);
   g_signal_connect (document, "totals-changed", G_CALLBACK (on_totals_changed), self);
   on_totals_changed (document, self);
 
@@ -178,8 +197,7 @@ load_done (GObject      *source,
 
   if (document == NULL)
     {
-      g_autofree char *message = g_strdup_printf ("Could not open %s: %s", path ? path : "the demo model",
-                                                  error->message);
+      g_autofree char *message = qb_ui_describe_open_error (path, error);
       show_status (self, "Open a model to begin", FALSE);
       qb_window_show_error (self, message);
       return;
@@ -504,6 +522,9 @@ qb_window_dispose (GObject *object)
       qb_run_cancel (self->run);
     }
   g_clear_object (&self->run);
+  if (self->history)
+    g_signal_handlers_disconnect_by_data (self->history, self);
+  g_clear_object (&self->history);
   if (self->document)
     g_signal_handlers_disconnect_by_data (self->document, self);
   g_clear_object (&self->document);
@@ -583,7 +604,7 @@ qb_window_init (QbWindow *self)
 
   gtk_widget_init_template (GTK_WIDGET (self));
 
-  self->settings = g_settings_new ("org.quantbench.Quantbench");
+  self->settings = qb_ui_settings_new ();
   g_signal_connect (self->settings, "changed::recent-files", G_CALLBACK (on_recent_changed), self);
   rebuild_recent_menu (self);
 
@@ -594,8 +615,14 @@ qb_window_init (QbWindow *self)
   g_signal_connect (self->layer_table, "notify::focused-row", G_CALLBACK (on_focused_row), self);
   g_signal_connect (self->experiments_page, "error", G_CALLBACK (on_page_error), self);
   g_signal_connect (self->compare_page, "error", G_CALLBACK (on_page_error), self);
+  /* The page may finish a read after the window is gone: tie the
+   * connection to the window's life. */
+  g_signal_connect_object (self->experiments_page, "selection-changed",
+                           G_CALLBACK (qb_window_update_actions), self, G_CONNECT_SWAPPED);
 
   qb_window_install_actions (self);
+  qb_window_install_plan_actions (self);
+  qb_window_install_export_actions (self);
   show_status (self, "Open a model to begin", FALSE);
   open_store (self);
   qb_window_update_actions (self);

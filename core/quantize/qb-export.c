@@ -374,6 +374,23 @@ safetensors_finish (QbExporter *ex, GError **error)
 
 /* ---- the exporter --------------------------------------------------------- */
 
+/* The output must not be the model being read: renamed over it, the
+ * export would replace the original.  Same device and inode, so a link or
+ * another spelling of the path is caught too. */
+static gboolean
+check_not_model (const char *path, QbModel *model, GError **error)
+{
+  GStatBuf out, in;
+
+  if (g_stat (path, &out) != 0 || g_stat (qb_model_get_path (model), &in) != 0)
+    return TRUE;
+  if (out.st_dev != in.st_dev || out.st_ino != in.st_ino)
+    return TRUE;
+  g_set_error (error, G_IO_ERROR, G_IO_ERROR_EXISTS,
+               "%s is the model being quantized: choose another file for the export", path);
+  return FALSE;
+}
+
 QbExporter *
 qb_exporter_begin (QbExportKind kind, const char *path, QbModel *model, QbPlan *plan,
                    const QbPlanResolution *res, GError **error)
@@ -387,6 +404,8 @@ qb_exporter_begin (QbExportKind kind, const char *path, QbModel *model, QbPlan *
   ex->model = g_object_ref (model);
   ex->fd = -1;
   g_mutex_init (&ex->lock);
+  if (!check_not_model (path, model, error))
+    return NULL;
   ex->n_tensors = res->n_tensors;
   ex->tensor_kind = g_new0 (QbExportTensorKind, MAX (ex->n_tensors, 1));
   ex->file_dtype = g_new0 (QbDType, MAX (ex->n_tensors, 1));

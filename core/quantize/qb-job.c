@@ -535,3 +535,17 @@ qb_job_get_dequant_params (QbJob *job, guint tensor_index, QbQuantParams *params
   params->tensor_absmax = (float) MAX (fabs (r->metrics.min), fabs (r->metrics.max));
   return TRUE;
 }
+
+gboolean
+qb_export_kind_for_path (const char *path, QbExportKind *kind)
+{
+  g_autofree char *lower = g_ascii_strdown (path, -1);
+
+  if (g_str_has_suffix (lower, ".gguf"))
+    *kind = QB_EXPORT_GGUF;
+  else if (g_str_has_suffix (lower, ".safetensors"))
+    *kind = QB_EXPORT_SAFETENSORS;
+  else
+    return FALSE;
+  return TRUE;
+}

@@ -29,6 +29,10 @@ typedef enum {
   QB_EXPORT_SAFETENSORS,   /* fake-quantized (quantized, then dequantized) F16 */
 } QbExportKind;
 
+/* The export a file name asks for: ".gguf" or ".safetensors" (any case);
+ * FALSE for any other name. */
+gboolean qb_export_kind_for_path (const char *path, QbExportKind *kind);
+
 typedef struct {
   guint        n_tensors;
   guint        tensors_done;

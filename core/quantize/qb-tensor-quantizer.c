@@ -4,6 +4,7 @@
 #include "qb-linalg-private.h"
 #include "qb-measure-private.h"
 #include "qb-moments.h"
+#include "qb-quantize-device-private.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -742,6 +743,195 @@ method_chunks (Pass *pass, Quant *qt)
     pass_set_chunk_rows (pass, rows);
 }
 
+/* ---- the main pass on the selected device ------------------------------
+ *
+ * Formats with a device kernel (qb-quantize-device-private.h), plain
+ * rounding without importance, go through the default device in slabs of
+ * whole chunks; the per-stripe sums are added in the order the CPU's
+ * groups add them, the histogram counts and channel ranges go where the
+ * CPU's threads put theirs, so fill_result reads the same figures.
+ * Anything the device cannot take (no kernel, not enough memory, a build
+ * or run error, NaN or infinities in the tensor) sends the tensor to the
+ * CPU pass, with a message when it is the device that failed. */
+
+typedef enum { DEVICE_DECLINED, DEVICE_DONE, DEVICE_FAILED } DeviceOutcome;
+
+typedef struct {
+  QbErrorSums *per_chunk;
+  float       *ch_min;
+  float       *ch_max;
+  guint64     *totals;
+  float       *x, *y;
+  guint8      *q;
+  QbDeviceStripe *stripes;
+} DeviceSlabs;
+
+static void
+device_slabs_clear (DeviceSlabs *d)
+{
+  g_free (d->per_chunk);
+  g_free (d->ch_min);
+  g_free (d->ch_max);
+  g_free (d->totals);
+  g_free (d->x);
+  g_free (d->y);
+  g_free (d->q);
+  g_free (d->stripes);
+}
+
+static gboolean
+device_takes (const Quant *qt)
+{
+  const QbQuantizeSpec *spec = qt->spec;
+
+  return qb_device_quantize_supports (spec->format) && spec->importance == NULL &&
+         spec->gram == NULL && g_str_equal (qt->ctx.method->name, "rtn");
+}
+
+/* Adds the stripes of rows row0.. (whole chunks) as main_chunk would. */
+static void
+device_merge (Pass *pass, Quant *qt, DeviceSlabs *d, gint64 row0, gint64 n_rows)
+{
+  gint64 per_row = qb_device_stripes_per_row (pass->n_cols);
+
+  for (gint64 c0 = row0; c0 < row0 + n_rows; c0 += pass->chunk_rows)
+    {
+      gint64 chunk = c0 / pass->chunk_rows, c_end = MIN (c0 + pass->chunk_rows, pass->n_rows);
+      for (gint64 g0 = c0; g0 < c_end; g0 += pass->group_rows)
+        {
+          QbErrorSums sums = { 0 };
+          for (gint64 row = g0; row < MIN (g0 + pass->group_rows, c_end); row++)
+            {
+              const QbDeviceStripe *st = d->stripes + (row - row0) * per_row;
+              guint bucket = (guint) (row * qt->n_channels / pass->n_rows);
+              for (gint64 k = 0; k < per_row; k++)
+                {
+                  sums.s_xx += st[k].s_xx;
+                  sums.s_yy += st[k].s_yy;
+                  sums.s_xy += st[k].s_xy;
+                  sums.s_ee += st[k].s_ee;
+                  sums.max_err = MAX (sums.max_err, st[k].max_err);
+                  sums.n_out += st[k].n_out;
+                  d->ch_min[bucket] = MIN (d->ch_min[bucket], st[k].min);
+                  d->ch_max[bucket] = MAX (d->ch_max[bucket], st[k].max);
+                }
+            }
+          qb_measure_error_merge (&d->per_chunk[chunk], &sums);
+        }
+    }
+}
+
+/* The results into the places the CPU pass fills. */
+static void
+device_commit (Pass *pass, Quant *qt, DeviceSlabs *d)
+{
+  Scratch *s = &pass->scratch[0];
+
+  memcpy (qt->per_chunk, d->per_chunk, sizeof (QbErrorSums) * pass->n_chunks);
+  for (gsize b = 0; b < 3 * (gsize) s->hist.n_bins; b++)
+    s->hist.totals[b] += d->totals[b];
+  memcpy (s->ch_min, d->ch_min, sizeof (float) * qt->n_channels);
+  memcpy (s->ch_max, d->ch_max, sizeof (float) * qt->n_channels);
+}
+
+static DeviceOutcome
+device_slabs (Pass *pass, Quant *qt, QbDeviceQuantizer *dq, DeviceSlabs *d, gboolean measure,
+              GError **error)
+{
+  const QbQuantizeOutput *out = qt->output;
+  gint64 n_cols = pass->n_cols, slab = qb_device_quantizer_slab_rows (dq);
+  guint64 row_bytes = qt->ctx.row_bytes;
+
+  slab = MAX (pass->chunk_rows, slab - slab % pass->chunk_rows);
+  slab = MIN (slab, qb_device_quantizer_slab_rows (dq));
+  for (gint64 row0 = 0; row0 < pass->n_rows; row0 += slab)
+    {
+      gint64 n = MIN (slab, pass->n_rows - row0);
+      guint8 *q = out && out->data ? out->data + row0 * row_bytes : d->q;
+      float *y = out && out->f32 ? out->f32 + row0 * n_cols : d->y;
+      gboolean nonfinite = FALSE;
+      g_autoptr(GError) local = NULL;
+
+      if (g_cancellable_set_error_if_cancelled (pass->cancellable, error))
+        return DEVICE_FAILED;
+      if (!qb_model_read_rows (pass->model, pass->index, row0, n, d->x, error))
+        return DEVICE_FAILED;
+      if (!qb_device_quantizer_run (dq, d->x, n, q, (measure || (out && (out->f32 || out->f16))) ? y : NULL,
+                                    d->stripes, d->totals, &nonfinite, &local))
+        {
+          g_message ("%s: %s; quantizing it on the CPU", pass->tensor->name, local->message);
+          return DEVICE_DECLINED;
+        }
+      if (nonfinite)
+        return DEVICE_DECLINED;   /* the CPU kernels define NaN's bytes */
+      if (out && out->f16)
+        qb_measure_to_f16 (y, out->f16 + row0 * n_cols, n * n_cols);
+      if (measure)
+        device_merge (pass, qt, d, row0, n);
+      pass_report (pass, row0 + n, pass->n_rows);
+    }
+  return DEVICE_DONE;
+}
+
+static DeviceOutcome
+device_run (Pass *pass, Quant *qt, gboolean measure, double base, double span, GError **error)
+{
+  g_autoptr(QbDevice) dev = qb_device_dup_default ();
+  g_autoptr(QbDeviceQuantizer) dq = NULL;
+  g_autoptr(GError) local = NULL;
+  QbDeviceMeasure m = { 0 };
+  DeviceSlabs d = { 0 };
+  DeviceOutcome outcome;
+  gint64 slab;
+
+  if (dev == NULL || qt->spec->format == NULL || !device_takes (qt) || pass->n_rows == 0)
+    return DEVICE_DECLINED;
+  if (measure)
+    {
+      Scratch *s = &pass->scratch[0];
+      scratch_prepare_main (pass, qt, s);
+      m.out_lo = qt->out_lo;
+      m.out_hi = qt->out_hi;
+      m.n_bins = s->hist.n_bins;
+      for (int h = 0; h < 3; h++)
+        {
+          m.lo[h] = s->hist.lo[h];
+          m.scale[h] = s->hist.scale[h];
+        }
+    }
+  dq = qb_device_quantizer_new (dev, qt->spec->format, pass->n_cols, pass->n_rows,
+                                measure ? &m : NULL, &local);
+  if (dq == NULL)
+    {
+      g_message ("%s: %s; quantizing it on the CPU", pass->tensor->name, local->message);
+      return DEVICE_DECLINED;
+    }
+  slab = qb_device_quantizer_slab_rows (dq);
+  d.x = g_new (float, slab * pass->n_cols);
+  d.y = g_new (float, slab * pass->n_cols);
+  d.q = g_malloc (slab * qt->ctx.row_bytes);
+  if (measure)
+    {
+      d.per_chunk = g_new0 (QbErrorSums, MAX (pass->n_chunks, 1));
+      d.stripes = g_new (QbDeviceStripe, slab * qb_device_stripes_per_row (pass->n_cols));
+      d.totals = g_new0 (guint64, 3 * m.n_bins);
+      d.ch_min = g_new (float, qt->n_channels);
+      d.ch_max = g_new (float, qt->n_channels);
+      for (guint c = 0; c < qt->n_channels; c++)
+        {
+          d.ch_min[c] = INFINITY;
+          d.ch_max[c] = -INFINITY;
+        }
+    }
+  pass->progress_base = base;
+  pass->progress_span = span;
+  outcome = device_slabs (pass, qt, dq, &d, measure, error);
+  if (outcome == DEVICE_DONE && measure)
+    device_commit (pass, qt, &d);
+  device_slabs_clear (&d);
+  return outcome;
+}
+
 /* The workers are the parallelism: BLAS calls in a chunk (the output
  * error, methods) run on one thread each, so sums do not depend on it. */
 static gboolean
@@ -751,6 +941,12 @@ run_main (Pass *pass, QbWorkers *workers, ChunkFunc func, Quant *qt, double base
   int blas_threads = openblas_get_num_threads ();
   gboolean ok;
 
+  switch (device_run (pass, qt, func == main_chunk, base, span, error))
+    {
+    case DEVICE_DONE:   return TRUE;
+    case DEVICE_FAILED: return FALSE;
+    default:            break;
+    }
   openblas_set_num_threads (1);
   ok = pass_run (pass, workers, func, qt, base, span, error);
   openblas_set_num_threads (blas_threads);

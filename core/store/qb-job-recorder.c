@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* qb-job-recorder.c — a run written to the store as it proceeds. */
 #include "qb-job-recorder.h"
+#include "qb-device.h"
 
 struct _QbJobRecorder
 {
@@ -9,6 +10,39 @@ struct _QbJobRecorder
   gint64   id;
   GError  *error;    /* the first tensor that could not be saved */
 };
+
+/* An automatic name no other experiment of the model has: "Q4_K", then
+ * "Q4_K (2)", "Q4_K (3)"... so that two runs never share a legend entry. */
+static char *
+unique_name (QbStore    *store,
+             QbModel    *model,
+             const char *base)
+{
+  g_autoptr(GHashTable) used = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  g_autoptr(GPtrArray) list = NULL;
+  QbExperimentQuery query;
+
+  qb_experiment_query_init (&query);
+  /* A model not stored yet has no experiments: the name is free. */
+  query.model_id = qb_store_find_model (store, qb_model_get_fingerprint (model), NULL);
+  query.text = base;
+  if (query.model_id != 0)
+    list = qb_store_list_experiments (store, &query, NULL);
+  for (guint i = 0; list != NULL && i < list->len; i++)
+    {
+      QbExperiment *e = g_ptr_array_index (list, i);
+      if (e->name != NULL)
+        g_hash_table_add (used, g_strdup (e->name));
+    }
+  if (!g_hash_table_contains (used, base))
+    return g_strdup (base);
+  for (guint n = 2;; n++)
+    {
+      g_autofree char *candidate = g_strdup_printf ("%s (%u)", base, n);
+      if (!g_hash_table_contains (used, candidate))
+        return g_steal_pointer (&candidate);
+    }
+}
 
 QbJobRecorder *
 qb_job_recorder_begin (QbStore                *store,
@@ -21,6 +55,7 @@ qb_job_recorder_begin (QbStore                *store,
   g_autoptr(QbModelRecord) record = qb_model_record_new_from_model (model);
   g_autofree char *plan_json = qb_plan_to_json (plan);
   g_autofree char *name = NULL;
+  g_autofree char *device = qb_device_dup_default_label ();
   QbExperimentSpec spec = { 0 };
   QbJobRecorder *self;
   gint64 id;
@@ -28,9 +63,15 @@ qb_job_recorder_begin (QbStore                *store,
   if (given != NULL)
     spec = *given;
   if (spec.name == NULL)
-    spec.name = name = qb_experiment_name_for_plan (plan);
+    {
+      g_autofree char *base = qb_experiment_name_for_plan (plan);
+      spec.name = name = unique_name (store, model, base);
+    }
   spec.plan_json = plan_json;
   spec.threads = n_threads;
+  /* The device the ported work runs on ("cpu" or "opencl:N (name)"). */
+  if (spec.backend == NULL)
+    spec.backend = device;
   spec.n_tensors = qb_model_get_n_tensors (model);
   id = qb_store_begin_experiment (store, record, &spec, error);
   if (id == 0)
@@ -107,6 +148,32 @@ qb_job_recorder_free (QbJobRecorder *self)
   g_free (self);
 }
 
+/* Appends " + 2 rules (Q6_K, Q8_0)": how many, and the formats they set. */
+static void
+append_choices (GString    *s,
+                guint       n,
+                const char *what,
+                GPtrArray  *formats)
+{
+  if (n == 0)
+    return;
+  g_string_append_printf (s, " + %u %s%s", n, what, n == 1 ? "" : "s");
+  for (guint i = 0; i < formats->len; i++)
+    g_string_append_printf (s, "%s%s", i == 0 ? " (" : ", ", (char *) formats->pdata[i]);
+  if (formats->len > 0)
+    g_string_append_c (s, ')');
+}
+
+static void
+add_format (GPtrArray  *formats,
+            const char *format)
+{
+  for (guint i = 0; i < formats->len; i++)
+    if (g_strcmp0 (formats->pdata[i], format) == 0)
+      return;
+  g_ptr_array_add (formats, (gpointer) format);
+}
+
 char *
 qb_experiment_name_for_plan (QbPlan *plan)
 {
@@ -114,12 +181,22 @@ qb_experiment_name_for_plan (QbPlan *plan)
                                                        : qb_plan_get_default_format (plan));
   guint rules = qb_plan_get_n_rules (plan);
   guint overrides = qb_plan_get_n_overrides (plan);
+  g_autoptr(GPtrArray) rule_formats = g_ptr_array_new ();
+  g_autoptr(GPtrArray) override_formats = g_ptr_array_new ();
 
+  for (guint i = 0; i < rules; i++)
+    add_format (rule_formats, qb_plan_get_rule (plan, i)->format);
+  for (guint i = 0; i < overrides; i++)
+    {
+      const char *format = NULL;
+      qb_plan_get_override_at (plan, i, &format, NULL);
+      add_format (override_formats, format);
+    }
   if (g_strcmp0 (qb_plan_get_default_method (plan), "rtn") != 0)
     g_string_append_printf (s, " %s", qb_plan_get_default_method (plan));
-  if (rules)
-    g_string_append_printf (s, " + %u rule%s", rules, rules == 1 ? "" : "s");
-  if (overrides)
-    g_string_append_printf (s, " + %u override%s", overrides, overrides == 1 ? "" : "s");
+  if (!qb_plan_get_keep_1d (plan))
+    g_string_append (s, ", 1-D quantized");
+  append_choices (s, rules, "rule", rule_formats);
+  append_choices (s, overrides, "override", override_formats);
   return g_string_free (s, FALSE);
 }

@@ -45,7 +45,10 @@ const GError  *qb_job_recorder_get_error    (QbJobRecorder          *recorder);
 void           qb_job_recorder_free         (QbJobRecorder          *recorder);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (QbJobRecorder, qb_job_recorder_free)
 
-/* "Q4_K_M + 2 rules + 3 overrides": what makes a plan, in a few words. */
+/* "Q4_K_M + 2 rules (Q6_K, Q8_0) + 1 override (F16)": what makes a plan,
+ * in a few words.  qb_job_recorder_begin() names an experiment this way
+ * when the spec has no name, with " (2)", " (3)"... when the model already
+ * has an experiment of that name. */
 char          *qb_experiment_name_for_plan  (QbPlan                 *plan);
 
 G_END_DECLS

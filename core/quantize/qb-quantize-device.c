@@ -1,0 +1,352 @@
+/* SPDX-License-Identifier: MIT */
+/* qb-quantize-device.c — slabs of a tensor through the device kernels. */
+#include "qb-quantize-device-private.h"
+#include "qb-device-private.h"
+#include "qb-quantize-device-cl.h"
+
+#include <string.h>
+
+/* About 4M values per slab: 16 MiB of input and as much dequantized, a
+ * size every OpenCL device allocates, and large enough that the
+ * transfers, not the calls, take the time. */
+#define SLAB_VALUES (4 * 1024 * 1024)
+#define GROUP_SIZE  64
+
+/* The device's layout of a stripe: acc_t is double with QB_FP64. */
+typedef struct {
+  double s_xx, s_yy, s_xy, s_ee;
+  float  max_err, min, max;
+  gint32 n_out;
+} StripeD;
+
+typedef struct {
+  float  s_xx, s_yy, s_xy, s_ee;
+  float  max_err, min, max;
+  gint32 n_out;
+} StripeF;
+
+static gint64 slabs_run;   /* atomic */
+
+guint64
+qb_device_quantize_slabs (void)
+{
+  return (guint64) __atomic_load_n (&slabs_run, __ATOMIC_RELAXED);
+}
+
+struct _QbDeviceQuantizer {
+  QbDevice        *device;
+  const QbFormat  *format;
+  gint64           n_cols;
+  gint64           slab_rows;
+  guint64          row_bytes;
+  gboolean         fp64;
+  gboolean         measure;
+  QbDeviceMeasure  m;
+  cl_kernel        quantize;
+  cl_kernel        measure_kernel;
+  cl_mem           x, q, y, stripes, counts, flag;
+  gsize            group;         /* work-group size of the measure kernel */
+};
+
+static const char *
+kernel_name (const QbFormat *format)
+{
+  switch (format->dtype)
+    {
+    case QB_DTYPE_Q8_0: return "quantize_q8_0";
+    case QB_DTYPE_Q4_0: return "quantize_q4_0";
+    case QB_DTYPE_Q4_1: return "quantize_q4_1";
+    case QB_DTYPE_Q5_0: return "quantize_q5_0";
+    case QB_DTYPE_Q5_1: return "quantize_q5_1";
+    default:            return NULL;
+    }
+}
+
+gboolean
+qb_device_quantize_supports (const QbFormat *format)
+{
+  return format != NULL && format->family == QB_FAMILY_GGML && kernel_name (format) != NULL;
+}
+
+gint64
+qb_device_stripes_per_row (gint64 n_cols)
+{
+  return (n_cols + QB_DEVICE_STRIPE - 1) / QB_DEVICE_STRIPE;
+}
+
+void
+qb_device_quantizer_free (QbDeviceQuantizer *dq)
+{
+  cl_mem *mems[] = { &dq->x, &dq->q, &dq->y, &dq->stripes, &dq->counts, &dq->flag };
+
+  if (dq == NULL)
+    return;
+  for (gsize i = 0; i < G_N_ELEMENTS (mems); i++)
+    if (*mems[i] != NULL)
+      clReleaseMemObject (*mems[i]);
+  if (dq->quantize != NULL)
+    clReleaseKernel (dq->quantize);
+  if (dq->measure_kernel != NULL)
+    clReleaseKernel (dq->measure_kernel);
+  qb_device_unref (dq->device);
+  g_free (dq);
+}
+
+static gsize
+stripe_bytes (QbDeviceQuantizer *dq)
+{
+  return dq->fp64 ? sizeof (StripeD) : sizeof (StripeF);
+}
+
+static gboolean
+create_kernels (QbDeviceQuantizer *dq, GError **error)
+{
+  const QbDeviceInfo *info = qb_device_get_info (dq->device);
+  g_autofree char *options = g_strdup_printf ("-cl-std=CL1.2 -cl-fp32-correctly-rounded-divide-sqrt%s",
+                                              dq->fp64 ? " -DQB_FP64" : "");
+  cl_program program;
+  cl_int status = CL_SUCCESS;
+  size_t wg = 0;
+
+  if (!info->exact_float)
+    {
+      g_set_error (error, QB_DEVICE_ERROR, QB_DEVICE_ERROR_UNSUPPORTED,
+                   "%s lacks denormals or correctly rounded division, which the CPU's bytes need",
+                   qb_device_get_label (dq->device));
+      return FALSE;
+    }
+  program = qb_device_get_program (dq->device, qb_quantize_device_source, options, error);
+  if (program == NULL)
+    return FALSE;
+  dq->quantize = clCreateKernel (program, kernel_name (dq->format), &status);
+  if (!qb_device_check (status, "creating the quantize kernel", error))
+    return FALSE;
+  if (!dq->measure)
+    return TRUE;
+  dq->measure_kernel = clCreateKernel (program, "measure", &status);
+  if (!qb_device_check (status, "creating the measure kernel", error))
+    return FALSE;
+  clGetKernelWorkGroupInfo (dq->measure_kernel, qb_device_get_id (dq->device),
+                            CL_KERNEL_WORK_GROUP_SIZE, sizeof wg, &wg, NULL);
+  dq->group = MAX (1, MIN (GROUP_SIZE, wg));
+  return TRUE;
+}
+
+static gboolean
+create_buffers (QbDeviceQuantizer *dq, GError **error)
+{
+  QbDevice *dev = dq->device;
+  gsize values = (gsize) (dq->slab_rows * dq->n_cols);
+  gsize n_stripes = (gsize) (dq->slab_rows * qb_device_stripes_per_row (dq->n_cols));
+
+  dq->x = qb_device_alloc (dev, CL_MEM_READ_ONLY, values * sizeof (float), error);
+  if (dq->x == NULL)
+    return FALSE;
+  dq->q = qb_device_alloc (dev, CL_MEM_WRITE_ONLY, dq->slab_rows * dq->row_bytes, error);
+  if (dq->q == NULL)
+    return FALSE;
+  dq->y = qb_device_alloc (dev, CL_MEM_READ_WRITE, values * sizeof (float), error);
+  if (dq->y == NULL)
+    return FALSE;
+  dq->flag = qb_device_alloc (dev, CL_MEM_READ_WRITE, sizeof (cl_int), error);
+  if (dq->flag == NULL)
+    return FALSE;
+  if (!dq->measure)
+    return TRUE;
+  dq->stripes = qb_device_alloc (dev, CL_MEM_WRITE_ONLY, n_stripes * stripe_bytes (dq), error);
+  if (dq->stripes == NULL)
+    return FALSE;
+  dq->counts = qb_device_alloc (dev, CL_MEM_READ_WRITE, 3 * dq->m.n_bins * sizeof (cl_uint), error);
+  return dq->counts != NULL;
+}
+
+QbDeviceQuantizer *
+qb_device_quantizer_new (QbDevice *device, const QbFormat *format, gint64 n_cols,
+                         gint64 n_rows, const QbDeviceMeasure *measure, GError **error)
+{
+  g_autoptr(QbDeviceQuantizer) dq = NULL;
+
+  g_return_val_if_fail (device != NULL, NULL);
+  if (!qb_device_quantize_supports (format) || n_cols <= 0 || n_cols % format->block_size != 0 ||
+      n_cols > G_MAXINT)
+    {
+      g_set_error (error, QB_DEVICE_ERROR, QB_DEVICE_ERROR_UNSUPPORTED,
+                   "no device kernel for %s rows of %" G_GINT64_FORMAT, format ? format->name : "(none)",
+                   n_cols);
+      return NULL;
+    }
+  dq = g_new0 (QbDeviceQuantizer, 1);
+  dq->device = qb_device_ref (device);
+  dq->format = format;
+  dq->n_cols = n_cols;
+  dq->slab_rows = CLAMP (SLAB_VALUES / n_cols, 1, MAX (n_rows, 1));
+  dq->row_bytes = (guint64) (n_cols / format->block_size) * format->block_bytes;
+  dq->fp64 = qb_device_get_info (device)->fp64;
+  dq->measure = measure != NULL;
+  if (measure != NULL)
+    dq->m = *measure;
+  if (!create_kernels (dq, error) || !create_buffers (dq, error))
+    return NULL;
+  return g_steal_pointer (&dq);
+}
+
+gint64
+qb_device_quantizer_slab_rows (QbDeviceQuantizer *dq)
+{
+  return dq->slab_rows;
+}
+
+static gsize
+round_up (gsize n, gsize to)
+{
+  return (n + to - 1) / to * to;
+}
+
+static cl_int
+run_quantize (QbDeviceQuantizer *dq, gint64 nb, cl_int want_y)
+{
+  cl_command_queue queue = qb_device_get_queue (dq->device);
+  cl_long n = nb;
+  size_t global = round_up ((gsize) nb, GROUP_SIZE);
+  cl_int s = CL_SUCCESS;
+
+  s |= clSetKernelArg (dq->quantize, 0, sizeof (cl_mem), &dq->x);
+  s |= clSetKernelArg (dq->quantize, 1, sizeof (cl_mem), &dq->q);
+  s |= clSetKernelArg (dq->quantize, 2, sizeof (cl_mem), &dq->y);
+  s |= clSetKernelArg (dq->quantize, 3, sizeof n, &n);
+  s |= clSetKernelArg (dq->quantize, 4, sizeof want_y, &want_y);
+  s |= clSetKernelArg (dq->quantize, 5, sizeof (cl_mem), &dq->flag);
+  if (s != CL_SUCCESS)
+    return CL_INVALID_KERNEL_ARGS;
+  return clEnqueueNDRangeKernel (queue, dq->quantize, 1, NULL, &global, NULL, 0, NULL, NULL);
+}
+
+static cl_int
+run_measure (QbDeviceQuantizer *dq, gint64 n_rows)
+{
+  cl_command_queue queue = qb_device_get_queue (dq->device);
+  cl_kernel k = dq->measure_kernel;
+  cl_long rows = n_rows;
+  cl_int cols = (cl_int) dq->n_cols, bins = (cl_int) dq->m.n_bins;
+  size_t local = dq->group;
+  size_t global = round_up ((gsize) (n_rows * qb_device_stripes_per_row (dq->n_cols)), local);
+  cl_int s = CL_SUCCESS;
+  guint a = 0;
+
+  s |= clSetKernelArg (k, a++, sizeof (cl_mem), &dq->x);
+  s |= clSetKernelArg (k, a++, sizeof (cl_mem), &dq->y);
+  s |= clSetKernelArg (k, a++, sizeof rows, &rows);
+  s |= clSetKernelArg (k, a++, sizeof cols, &cols);
+  s |= clSetKernelArg (k, a++, sizeof (float), &dq->m.out_lo);
+  s |= clSetKernelArg (k, a++, sizeof (float), &dq->m.out_hi);
+  for (int h = 0; h < 3; h++)
+    s |= clSetKernelArg (k, a++, sizeof (float), &dq->m.lo[h]);
+  for (int h = 0; h < 3; h++)
+    s |= clSetKernelArg (k, a++, sizeof (float), &dq->m.scale[h]);
+  s |= clSetKernelArg (k, a++, sizeof bins, &bins);
+  s |= clSetKernelArg (k, a++, sizeof (cl_mem), &dq->stripes);
+  s |= clSetKernelArg (k, a++, sizeof (cl_mem), &dq->counts);
+  s |= clSetKernelArg (k, a++, 3 * dq->m.n_bins * sizeof (cl_uint), NULL);
+  if (s != CL_SUCCESS)
+    return CL_INVALID_KERNEL_ARGS;
+  return clEnqueueNDRangeKernel (queue, k, 1, NULL, &global, &local, 0, NULL, NULL);
+}
+
+static void
+convert_stripes (QbDeviceQuantizer *dq, const void *raw, gsize n, QbDeviceStripe *out)
+{
+  for (gsize i = 0; i < n; i++)
+    {
+      QbDeviceStripe *o = &out[i];
+      if (dq->fp64)
+        {
+          const StripeD *s = (const StripeD *) raw + i;
+          *o = (QbDeviceStripe) { s->s_xx, s->s_yy, s->s_xy, s->s_ee, s->max_err, s->min, s->max, s->n_out };
+        }
+      else
+        {
+          const StripeF *s = (const StripeF *) raw + i;
+          *o = (QbDeviceStripe) { s->s_xx, s->s_yy, s->s_xy, s->s_ee, s->max_err, s->min, s->max, s->n_out };
+        }
+    }
+}
+
+/* Enqueues the slab's work and reads the flag; the results are read by
+ * read_results once the flag says they hold. */
+static cl_int
+enqueue_slab (QbDeviceQuantizer *dq, const float *x, gint64 n_rows, gboolean want_y,
+              cl_int *flag)
+{
+  cl_command_queue queue = qb_device_get_queue (dq->device);
+  gsize values = (gsize) (n_rows * dq->n_cols);
+  cl_int zero = 0, s;
+
+  s = clEnqueueWriteBuffer (queue, dq->x, CL_FALSE, 0, values * sizeof (float), x, 0, NULL, NULL);
+  if (s == CL_SUCCESS)
+    s = clEnqueueWriteBuffer (queue, dq->flag, CL_FALSE, 0, sizeof zero, &zero, 0, NULL, NULL);
+  if (s == CL_SUCCESS && dq->measure)
+    s = clEnqueueFillBuffer (queue, dq->counts, &zero, sizeof zero, 0,
+                             3 * dq->m.n_bins * sizeof (cl_uint), 0, NULL, NULL);
+  if (s == CL_SUCCESS)
+    s = run_quantize (dq, values / dq->format->block_size, want_y);
+  if (s == CL_SUCCESS && dq->measure)
+    s = run_measure (dq, n_rows);
+  if (s == CL_SUCCESS)
+    s = clEnqueueReadBuffer (queue, dq->flag, CL_TRUE, 0, sizeof *flag, flag, 0, NULL, NULL);
+  return s;
+}
+
+gboolean
+qb_device_quantizer_run (QbDeviceQuantizer *dq, const float *x, gint64 n_rows, guint8 *q,
+                         float *y, QbDeviceStripe *stripes, guint64 *totals,
+                         gboolean *nonfinite, GError **error)
+{
+  cl_command_queue queue = qb_device_get_queue (dq->device);
+  gsize values = (gsize) (n_rows * dq->n_cols);
+  gsize n_stripes = (gsize) (n_rows * qb_device_stripes_per_row (dq->n_cols));
+  g_autofree void *raw = NULL;
+  g_autofree guint32 *counts = NULL;
+  cl_int flag = 0, s;
+
+  g_return_val_if_fail (n_rows > 0 && n_rows <= dq->slab_rows, FALSE);
+  *nonfinite = FALSE;
+  s = enqueue_slab (dq, x, n_rows, dq->measure || y != NULL, &flag);
+  if (!qb_device_check (s, "quantizing on the device", error))
+    {
+      clFinish (queue);   /* nothing queued may still use x */
+      return FALSE;
+    }
+  if (flag != 0)
+    {
+      *nonfinite = TRUE;
+      return TRUE;
+    }
+  s = clEnqueueReadBuffer (queue, dq->q, CL_FALSE, 0, n_rows * dq->row_bytes, q, 0, NULL, NULL);
+  if (s == CL_SUCCESS && y != NULL)
+    s = clEnqueueReadBuffer (queue, dq->y, CL_FALSE, 0, values * sizeof (float), y, 0, NULL, NULL);
+  if (s == CL_SUCCESS && dq->measure)
+    {
+      raw = g_malloc (n_stripes * stripe_bytes (dq));
+      counts = g_new (guint32, 3 * dq->m.n_bins);
+      s = clEnqueueReadBuffer (queue, dq->stripes, CL_FALSE, 0, n_stripes * stripe_bytes (dq), raw,
+                               0, NULL, NULL);
+      if (s == CL_SUCCESS)
+        s = clEnqueueReadBuffer (queue, dq->counts, CL_FALSE, 0, 3 * dq->m.n_bins * sizeof (guint32),
+                                 counts, 0, NULL, NULL);
+    }
+  if (s == CL_SUCCESS)
+    s = clFinish (queue);
+  if (!qb_device_check (s, "reading the device's results", error))
+    {
+      clFinish (queue);   /* nor write into q, y or raw */
+      return FALSE;
+    }
+  __atomic_add_fetch (&slabs_run, 1, __ATOMIC_RELAXED);
+  if (dq->measure)
+    {
+      convert_stripes (dq, raw, n_stripes, stripes);
+      for (guint b = 0; b < 3 * dq->m.n_bins; b++)
+        totals[b] += counts[b];
+    }
+  return TRUE;
+}

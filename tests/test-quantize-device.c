@@ -1,0 +1,342 @@
+/* SPDX-License-Identifier: MIT */
+/* test-quantize-device.c — quantization, metrics and histograms on an
+ * OpenCL device (PoCL's CPU device in CI) give the CPU path's bytes,
+ * dequantized values, histograms and channel ranges, and its metrics
+ * within float tolerance: on llama.cpp's golden inputs, on adversarial
+ * blocks, on a synthetic F16 model and on stories260K.  The kernels
+ * compile once (PoCL takes ~20 s) and are cached under the build folder. */
+#include <math.h>
+#include <string.h>
+
+#include "qb-device-private.h"
+#include "qb-format.h"
+#include "qb-ggml-quants.h"
+#include "qb-quantize-device-private.h"
+#include "qb-tensor-quantizer.h"
+#include "qb-test-model.h"
+#include "qb-test-util.h"
+
+static const char *const formats[] = { "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1" };
+
+#define GOLDEN_ROWS 16
+#define GOLDEN_COLS 4096
+
+/* The test device, opened once; NULL after g_test_skip when none. */
+static QbDevice *
+test_device (void)
+{
+  static QbDevice *dev;
+  static gboolean tried;
+
+  if (!tried)
+    {
+      g_autoptr(GPtrArray) list = qb_device_list (NULL);
+      g_autoptr(GError) error = NULL;
+      tried = TRUE;
+      if (list->len > 0)
+        {
+          dev = qb_device_open ("opencl:0", &error);
+          g_assert_no_error (error);
+          if (!qb_device_get_info (dev)->exact_float)
+            g_clear_pointer (&dev, qb_device_unref);
+        }
+    }
+  if (dev == NULL)
+    g_test_skip ("no OpenCL device with exact float (install pocl-opencl-icd)");
+  return dev;
+}
+
+/* The CPU's bytes for rows of x. */
+static guint8 *
+cpu_quantize (const QbFormat *f, const float *x, gint64 n_rows, gint64 n_cols)
+{
+  QbQuantParams p = { .format = f };
+  guint64 row_bytes = 0;
+  guint8 *q;
+
+  g_assert_true (qb_format_row_bytes (f, n_cols, &row_bytes));
+  q = g_malloc (row_bytes * n_rows);
+  for (gint64 r = 0; r < n_rows; r++)
+    f->quantize_row (&p, x + r * n_cols, q + r * row_bytes, n_cols);
+  return q;
+}
+
+/* Bytes and dequantized values of the device for rows of x; FALSE when
+ * the device reported non-finite values. */
+static gboolean
+device_quantize (const QbFormat *f, const float *x, gint64 n_rows, gint64 n_cols,
+                 guint8 *q, float *y)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(QbDeviceQuantizer) dq = qb_device_quantizer_new (test_device (), f, n_cols, n_rows,
+                                                             NULL, &error);
+  gint64 slab;
+  guint64 row_bytes = 0;
+  gboolean nonfinite = FALSE;
+
+  g_assert_no_error (error);
+  slab = qb_device_quantizer_slab_rows (dq);
+  qb_format_row_bytes (f, n_cols, &row_bytes);
+  for (gint64 r = 0; r < n_rows; r += slab)
+    {
+      gint64 n = MIN (slab, n_rows - r);
+      g_assert_true (qb_device_quantizer_run (dq, x + r * n_cols, n, q + r * row_bytes,
+                                              y + r * n_cols, NULL, NULL, &nonfinite, &error));
+      g_assert_no_error (error);
+      if (nonfinite)
+        return FALSE;
+    }
+  return TRUE;
+}
+
+static GBytes *
+golden (const char *name)
+{
+  g_autofree char *rel = g_strdup_printf ("golden/ggml-quants/%s", name);
+  g_autofree char *path = qb_test_shared_path (rel);
+
+  return path ? qb_test_read_file (path) : NULL;
+}
+
+/* The device reproduces llama.cpp's TYPE.bin and TYPE.dequant.f32. */
+static void
+test_golden (gconstpointer data)
+{
+  const QbFormat *f = qb_format_find (data);
+  g_autofree char *bin_name = g_strdup_printf ("%s.bin", f->name);
+  g_autofree char *deq_name = g_strdup_printf ("%s.dequant.f32", f->name);
+  g_autoptr(GBytes) input = NULL, bin = NULL, deq = NULL;
+  g_autofree guint8 *q = NULL;
+  g_autofree float *y = NULL;
+  gsize n_bin = 0;
+
+  if (test_device () == NULL || (input = golden ("input.f32")) == NULL)
+    return;
+  bin = golden (bin_name);
+  deq = golden (deq_name);
+  g_assert_cmpuint (g_bytes_get_size (input), ==, sizeof (float) * GOLDEN_ROWS * GOLDEN_COLS);
+  q = g_malloc (g_bytes_get_size (bin));
+  y = g_new (float, GOLDEN_ROWS * GOLDEN_COLS);
+  g_assert_true (device_quantize (f, g_bytes_get_data (input, NULL), GOLDEN_ROWS, GOLDEN_COLS, q, y));
+  g_assert_cmpmem (q, g_bytes_get_size (bin), g_bytes_get_data (bin, &n_bin), n_bin);
+  g_assert_cmpmem (y, sizeof (float) * GOLDEN_ROWS * GOLDEN_COLS,
+                   g_bytes_get_data (deq, NULL), g_bytes_get_size (deq));
+}
+
+/* Values that take every branch of the kernels: exact halves, ties of
+ * opposite sign, zeros of both signs, zero and constant blocks,
+ * subnormals, blocks so small that 1/d overflows, huge values. */
+static float
+awkward_value (GRand *rand, int block)
+{
+  float scale = ldexpf (1.0f, g_rand_int_range (rand, -30, 30));
+
+  switch (block % 8)
+    {
+    case 0: return 0.0f;                                   /* zero block */
+    case 1: return (block & 8) ? -0.0f : 0.25f;            /* constant, or -0 */
+    case 2: return 1e-40f * g_rand_int_range (rand, -8, 9);    /* subnormal block */
+    case 3: return g_rand_boolean (rand) ? 2.0f : -2.0f;   /* opposite-sign ties */
+    case 4: return scale * (g_rand_int_range (rand, -16, 17) + 0.5f) / 16.0f;
+    case 5: return g_rand_int_range (rand, 0, 4) == 0 ? -0.0f : scale * (float) g_rand_double_range (rand, -1, 1);
+    case 6: return 3e37f * (float) g_rand_double_range (rand, -1, 1);
+    default: return (float) g_rand_double_range (rand, -1, 1);
+    }
+}
+
+static void
+test_awkward (gconstpointer data)
+{
+  const QbFormat *f = qb_format_find (data);
+  const gint64 n_rows = 37, n_cols = 32 * 24;
+  g_autoptr(GRand) rand = g_rand_new_with_seed (13);
+  g_autofree float *x = g_new (float, n_rows * n_cols);
+  g_autofree float *y = g_new (float, n_rows * n_cols);
+  g_autofree float *y_cpu = g_new (float, n_rows * n_cols);
+  g_autofree guint8 *q_cpu = NULL, *q = NULL;
+  guint64 row_bytes = 0;
+
+  if (test_device () == NULL)
+    return;
+  for (gint64 i = 0; i < n_rows * n_cols; i++)
+    x[i] = awkward_value (rand, (int) (i / 32 + i / n_cols));
+  q_cpu = cpu_quantize (f, x, n_rows, n_cols);
+  qb_format_row_bytes (f, n_cols, &row_bytes);
+  q = g_malloc (row_bytes * n_rows);
+  g_assert_true (device_quantize (f, x, n_rows, n_cols, q, y));
+  g_assert_cmpmem (q, row_bytes * n_rows, q_cpu, row_bytes * n_rows);
+  for (gint64 r = 0; r < n_rows; r++)
+    f->dequantize_row (&(QbQuantParams) { .format = f }, q_cpu + r * row_bytes, y_cpu + r * n_cols, n_cols);
+  g_assert_cmpmem (y, sizeof (float) * n_rows * n_cols, y_cpu, sizeof (float) * n_rows * n_cols);
+}
+
+/* NaN or an infinity is reported, not quantized: the CPU decides. */
+static void
+test_nonfinite (void)
+{
+  const QbFormat *f = qb_format_find ("Q4_0");
+  float x[64] = { 0 };
+  float y[64];
+  guint8 q[36];
+
+  if (test_device () == NULL)
+    return;
+  x[40] = NAN;
+  g_assert_false (device_quantize (f, x, 1, 64, q, y));
+  x[40] = -INFINITY;
+  g_assert_false (device_quantize (f, x, 1, 64, q, y));
+  x[40] = 1;
+  g_assert_true (device_quantize (f, x, 1, 64, q, y));
+}
+
+/* ---- whole tensors through qb_tensor_quantize ------------------------------ */
+
+static void
+assert_close (double a, double b, const char *what, const char *tensor)
+{
+  if (a == b || (isnan (a) && isnan (b)))
+    return;
+  if (!(fabs (a - b) <= 1e-6 * MAX (fabs (a), fabs (b))))
+    g_error ("%s: %s differs: %.17g on CPU, %.17g on the device", tensor, what, a, b);
+}
+
+static void
+assert_same_histogram (const QbHistogram *a, const QbHistogram *b)
+{
+  g_assert_cmpuint (a->n_bins, ==, b->n_bins);
+  g_assert_cmpfloat (a->lo, ==, b->lo);
+  g_assert_cmpfloat (a->hi, ==, b->hi);
+  g_assert_cmpmem (a->counts, sizeof (guint64) * a->n_bins, b->counts, sizeof (guint64) * b->n_bins);
+}
+
+/* One tensor on the CPU and on the device, measured or not. */
+static void
+compare_tensor (QbModel *model, guint index, const QbFormat *f, QbWorkers *workers,
+                gboolean no_metrics)
+{
+  const QbTensor *t = qb_model_get_tensor (model, index);
+  QbQuantizeSpec spec = { .format = f, .no_metrics = no_metrics };
+  guint64 bytes = 0, slabs;
+  g_autofree guint8 *q_cpu = NULL, *q_dev = NULL;
+  g_autofree float *y_cpu = g_new (float, t->n_params), *y_dev = g_new (float, t->n_params);
+  g_autoptr(QbTensorResult) cpu = NULL, dev = NULL;
+  g_autoptr(GError) error = NULL;
+  const QbTensorMetrics *a, *b;
+
+  g_assert_true (qb_format_tensor_bytes (f, t->ne[0], qb_tensor_n_rows (t), &bytes));
+  q_cpu = g_malloc (bytes);
+  q_dev = g_malloc (bytes);
+
+  g_assert_true (qb_device_set_default ("cpu", NULL));
+  slabs = qb_device_quantize_slabs ();
+  cpu = qb_tensor_quantize (model, index, &spec, workers,
+                            &(QbQuantizeOutput) { .data = q_cpu, .f32 = y_cpu },
+                            NULL, NULL, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (qb_device_quantize_slabs (), ==, slabs);
+
+  g_assert_true (qb_device_set_default ("opencl:0", NULL));
+  dev = qb_tensor_quantize (model, index, &spec, workers,
+                            &(QbQuantizeOutput) { .data = q_dev, .f32 = y_dev },
+                            NULL, NULL, NULL, &error);
+  g_assert_true (qb_device_set_default ("cpu", NULL));
+  g_assert_no_error (error);
+  /* It ran on the device, not on a silent fallback. */
+  g_assert_cmpuint (qb_device_quantize_slabs (), >, slabs);
+
+  g_assert_cmpmem (q_dev, bytes, q_cpu, bytes);
+  g_assert_cmpmem (y_dev, sizeof (float) * t->n_params, y_cpu, sizeof (float) * t->n_params);
+  a = &cpu->metrics;
+  b = &dev->metrics;
+  assert_close (a->mse, b->mse, "mse", t->name);
+  assert_close (a->rmse_rel, b->rmse_rel, "rmse_rel", t->name);
+  assert_close (a->sqnr_db, b->sqnr_db, "sqnr_db", t->name);
+  assert_close (a->cosine, b->cosine, "cosine", t->name);
+  assert_close (a->max_abs_err, b->max_abs_err, "max_abs_err", t->name);
+  assert_close (a->outlier_share, b->outlier_share, "outlier_share", t->name);
+  assert_close (a->kurtosis, b->kurtosis, "kurtosis", t->name);
+  if (no_metrics)
+    {
+      g_assert_null (dev->hist_original);
+      return;
+    }
+  assert_same_histogram (cpu->hist_original, dev->hist_original);
+  assert_same_histogram (cpu->hist_quantized, dev->hist_quantized);
+  assert_same_histogram (cpu->hist_error, dev->hist_error);
+  g_assert_cmpuint (cpu->n_channels, ==, dev->n_channels);
+  g_assert_cmpmem (cpu->channel_min, sizeof (float) * cpu->n_channels,
+                   dev->channel_min, sizeof (float) * dev->n_channels);
+  g_assert_cmpmem (cpu->channel_max, sizeof (float) * cpu->n_channels,
+                   dev->channel_max, sizeof (float) * dev->n_channels);
+}
+
+/* Every tensor whose rows fit the format, in every ported format. */
+static void
+compare_model (QbModel *model, gboolean no_metrics)
+{
+  g_autoptr(QbWorkers) workers = qb_workers_new (2);
+  guint n = 0;
+
+  for (gsize k = 0; k < G_N_ELEMENTS (formats); k++)
+    {
+      const QbFormat *f = qb_format_find (formats[k]);
+      for (guint i = 0; i < qb_model_get_n_tensors (model); i++)
+        {
+          const QbTensor *t = qb_model_get_tensor (model, i);
+          if (t->n_dims < 2 || !qb_format_fits (f, t->ne[0]))
+            continue;
+          compare_tensor (model, i, f, workers, no_metrics);
+          n++;
+        }
+    }
+  g_test_message ("%u tensor×format pairs identical", n);
+  g_assert_cmpuint (n, >, 0);
+}
+
+static void
+test_synthetic_model (void)
+{
+  /* F16 matrices: the host converts as it reads; rows of 288 values end
+   * in a short stripe; 1100 rows of the embedding span two slabs. */
+  QbTestLlama spec = { .n_layer = 1, .n_embd = 288, .n_ff = 512, .n_vocab = 16000,
+                       .n_head = 4, .n_head_kv = 4, .dtype = QB_DTYPE_F16, .seed = 7 };
+  QbTestModelFixture f;
+
+  if (test_device () == NULL)
+    return;
+  qb_test_model_fixture_open (&f, &spec);
+  compare_model (f.model, FALSE);
+  compare_model (f.model, TRUE);
+  qb_test_model_fixture_close (&f);
+}
+
+static void
+test_stories (void)
+{
+  g_autofree char *path = NULL;
+  g_autoptr(QbModel) model = NULL;
+  g_autoptr(GError) error = NULL;
+
+  if (test_device () == NULL || (path = qb_test_shared_path ("models/stories260K.gguf")) == NULL)
+    return;
+  model = qb_model_open (path, &error);
+  g_assert_no_error (error);
+  compare_model (model, FALSE);
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  for (gsize k = 0; k < G_N_ELEMENTS (formats); k++)
+    {
+      g_autofree char *p1 = g_strdup_printf ("/quantize-device/%s/golden", formats[k]);
+      g_autofree char *p2 = g_strdup_printf ("/quantize-device/%s/awkward", formats[k]);
+      g_test_add_data_func (p1, formats[k], test_golden);
+      g_test_add_data_func (p2, formats[k], test_awkward);
+    }
+  g_test_add_func ("/quantize-device/nonfinite", test_nonfinite);
+  g_test_add_func ("/quantize-device/synthetic-model", test_synthetic_model);
+  g_test_add_func ("/quantize-device/stories260K", test_stories);
+  return g_test_run ();
+}
