@@ -233,3 +233,130 @@ qb_test_window_newest_experiment (QbTestWindow *f)
     }
   return id;
 }
+
+/* -- layout ----------------------------------------------------------------- */
+
+static gboolean
+window_has_size (gpointer data)
+{
+  GtkWidget *window = ((gpointer *) data)[0];
+  int width = GPOINTER_TO_INT (((gpointer *) data)[1]);
+  int height = GPOINTER_TO_INT (((gpointer *) data)[2]);
+
+  int w = gtk_widget_get_width (window), h = gtk_widget_get_height (window);
+
+  /* The default size counts the client-side decorations' margins too. */
+  return w <= width && w >= width - 12 && h <= height && h >= height - 12;
+}
+
+void
+qb_test_window_resize (QbTestWindow *f,
+                       int           width,
+                       int           height)
+{
+  gpointer data[3] = { f->window, GINT_TO_POINTER (width), GINT_TO_POINTER (height) };
+
+  /* A mapped window takes a new default size on its next configure: the
+   * round trip through maximize asks the server for one. */
+  gtk_window_set_default_size (GTK_WINDOW (f->window), width, height);
+  gtk_window_maximize (GTK_WINDOW (f->window));
+  qb_test_ui_flush ();
+  gtk_window_unmaximize (GTK_WINDOW (f->window));
+  /* A window whose content needs more keeps its larger size: say so. */
+  for (int i = 0; i < 300 && !window_has_size (data); i++)
+    {
+      qb_test_ui_flush ();
+      g_usleep (10000);
+    }
+  for (int i = 0; i < 5; i++)
+    {
+      qb_test_ui_flush ();
+      g_usleep (10000);
+    }
+  if (!window_has_size (data))
+    {
+      int min_w, min_h;
+      gtk_widget_measure (GTK_WIDGET (f->window), GTK_ORIENTATION_HORIZONTAL, -1, &min_w, NULL, NULL, NULL);
+      gtk_widget_measure (GTK_WIDGET (f->window), GTK_ORIENTATION_VERTICAL, -1, &min_h, NULL, NULL, NULL);
+      g_error ("asked for a %d×%d window, got %d×%d (its content needs at least %d×%d)", width, height,
+               gtk_widget_get_width (GTK_WIDGET (f->window)), gtk_widget_get_height (GTK_WIDGET (f->window)),
+               min_w, min_h);
+    }
+}
+
+static gboolean
+scrolls (GtkWidget *widget)
+{
+  return GTK_IS_SCROLLED_WINDOW (widget) || GTK_IS_VIEWPORT (widget) || GTK_IS_SCROLLABLE (widget);
+}
+
+static void
+describe_widget (GString   *out,
+                 GtkWidget *widget)
+{
+  for (GtkWidget *w = widget; w; w = gtk_widget_get_parent (w))
+    {
+      const char *label = GTK_IS_LABEL (w) ? gtk_label_get_text (GTK_LABEL (w))
+                          : GTK_IS_BUTTON (w) && gtk_button_get_label (GTK_BUTTON (w))
+                            ? gtk_button_get_label (GTK_BUTTON (w)) : NULL;
+
+      g_string_append_printf (out, "%s%s%s%s%s", w == widget ? "" : " < ", G_OBJECT_TYPE_NAME (w),
+                              label ? " \"" : "", label ? label : "", label ? "\"" : "");
+    }
+}
+
+/* Checks one widget and its children: allocated at least its minimum
+ * size, and, unless a scrolling container holds it, inside the window. */
+static void
+check_clipping (GtkWidget *window,
+                GtkWidget *widget,
+                gboolean   in_scroller,
+                gboolean   in_list,
+                GString   *problems)
+{
+  GtkAllocation alloc;
+  int width, height, min_w, min_h;
+  graphene_rect_t bounds;
+
+  if (!gtk_widget_get_mapped (widget) || (GTK_IS_NATIVE (widget) && widget != window))
+    return;
+  /* The allocation is the CSS margin box; measuring counts the margin
+   * properties too. */
+  gtk_widget_get_allocation (widget, &alloc);
+  width = alloc.width + gtk_widget_get_margin_start (widget) + gtk_widget_get_margin_end (widget);
+  height = alloc.height + gtk_widget_get_margin_top (widget) + gtk_widget_get_margin_bottom (widget);
+  gtk_widget_measure (widget, GTK_ORIENTATION_HORIZONTAL, -1, &min_w, NULL, NULL, NULL);
+  gtk_widget_measure (widget, GTK_ORIENTATION_VERTICAL, width, &min_h, NULL, NULL, NULL);
+  /* Scrollables show a part of themselves; list rows are as wide as their
+   * columns, which scroll. */
+  in_list |= GTK_IS_COLUMN_VIEW (widget) || GTK_IS_LIST_VIEW (widget) || GTK_IS_GRID_VIEW (widget);
+  if (!in_list && !GTK_IS_SCROLLABLE (widget) && (width + 1 < min_w || height + 1 < min_h))
+    {
+      g_string_append_printf (problems, "  %d×%d, needs %d×%d: ", width, height, min_w, min_h);
+      describe_widget (problems, widget);
+      g_string_append_c (problems, '\n');
+    }
+  else if (!in_scroller && widget != window && gtk_widget_compute_bounds (widget, window, &bounds)
+           && (bounds.origin.x < -1 || bounds.origin.y < -1
+               || bounds.origin.x + bounds.size.width > gtk_widget_get_width (window) + 1
+               || bounds.origin.y + bounds.size.height > gtk_widget_get_height (window) + 1))
+    {
+      g_string_append_printf (problems, "  at %.0f,%.0f %.0f×%.0f, outside the window: ",
+                              bounds.origin.x, bounds.origin.y, bounds.size.width, bounds.size.height);
+      describe_widget (problems, widget);
+      g_string_append_c (problems, '\n');
+    }
+  in_scroller |= scrolls (widget);
+  for (GtkWidget *child = gtk_widget_get_first_child (widget); child;
+       child = gtk_widget_get_next_sibling (child))
+    check_clipping (window, child, in_scroller, in_list, problems);
+}
+
+char *
+qb_test_window_find_clipped (QbTestWindow *f)
+{
+  g_autoptr(GString) problems = g_string_new (NULL);
+
+  check_clipping (GTK_WIDGET (f->window), GTK_WIDGET (f->window), FALSE, FALSE, problems);
+  return problems->len ? g_string_free (g_steal_pointer (&problems), FALSE) : NULL;
+}

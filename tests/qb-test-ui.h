@@ -63,4 +63,13 @@ gint64    qb_test_window_newest_experiment (QbTestWindow *f);
 void      qb_test_window_wait_evaluation (QbTestWindow *f,
                                    double         timeout_s);
 
+/* Resizes the window and waits until it has that size and is laid out. */
+void      qb_test_window_resize   (QbTestWindow  *f,
+                                   int            width,
+                                   int            height);
+/* The mapped widgets allocated less than their minimum size, or lying
+ * outside the window without a scrolling container around them: one line
+ * each, or NULL when there is none. */
+char     *qb_test_window_find_clipped (QbTestWindow *f);
+
 G_END_DECLS

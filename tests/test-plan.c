@@ -247,8 +247,8 @@ test_precedence (Fixture *f, gconstpointer data)
   qb_plan_set_preset (plan, "Q4_K_M");
   g_assert_true (qb_plan_insert_rule (plan, -1, "*.attn_q.weight", QB_RULE_GLOB, "Q5_0", NULL, &error));
   g_assert_true (qb_plan_insert_rule (plan, -1, "blk\\.[0-3]\\.attn_[qkv]\\.", QB_RULE_REGEX, "Q4_1", "search", &error));
-  /* A rule on a 1-D tensor beats keep_1d (inserted first: the regex above
-   * matches it too). */
+  /* keep_1d beats a rule on a 1-D tensor (inserted first: the regex
+   * above matches it too); the rule applies once keep_1d is off. */
   g_assert_true (qb_plan_insert_rule (plan, 0, "blk.0.attn_norm.weight", QB_RULE_GLOB, "F16", NULL, &error));
   qb_plan_set_override (plan, "blk.0.attn_q.weight", "Q6_K", NULL);
   res = qb_plan_resolve (plan, f->model, &error);
@@ -266,7 +266,8 @@ test_precedence (Fixture *f, gconstpointer data)
   /* Regexes search: blk.7 is not matched, so the preset decides. */
   g_assert_cmpstr (format_of (f->model, res, "blk.7.attn_k.weight"), ==, "Q4_K");
   g_assert_cmpstr (choice_for (f->model, res, "blk.7.attn_k.weight")->source, ==, "preset Q4_K_M");
-  g_assert_cmpstr (format_of (f->model, res, "blk.0.attn_norm.weight"), ==, "F16");
+  g_assert_cmpstr (format_of (f->model, res, "blk.0.attn_norm.weight"), ==, "keep");
+  g_assert_cmpstr (choice_for (f->model, res, "blk.0.attn_norm.weight")->source, ==, "1-D");
   g_assert_cmpstr (format_of (f->model, res, "blk.1.attn_norm.weight"), ==, "keep");
   g_assert_cmpstr (choice_for (f->model, res, "blk.1.attn_norm.weight")->source, ==, "1-D");
 
@@ -284,6 +285,8 @@ test_precedence (Fixture *f, gconstpointer data)
   res = qb_plan_resolve (plan, f->model, &error);
   g_assert_no_error (error);
   g_assert_cmpstr (format_of (f->model, res, "blk.1.attn_norm.weight"), ==, "Q8_0");
+  g_assert_cmpstr (format_of (f->model, res, "blk.0.attn_norm.weight"), ==, "F16");
+  g_assert_cmpstr (choice_for (f->model, res, "blk.0.attn_norm.weight")->source, ==, "rule 1");
 
   /* Rule editing: move the regex first, then blk.1.attn_q is Q4_1. */
   qb_plan_move_rule (plan, 2, 0);
@@ -299,6 +302,19 @@ test_precedence (Fixture *f, gconstpointer data)
   qb_plan_remove_rule (plan, 0);
   g_assert_cmpuint (qb_plan_get_n_rules (plan), ==, 2);
   g_assert_cmpstr (qb_plan_get_rule (plan, 0)->pattern, ==, "blk.0.attn_norm.weight");
+
+  /* Globs take classes ([qkv], ranges, [!…]) and match the whole name. */
+  g_assert_true (qb_plan_insert_rule (plan, -1, "blk.[0-2].attn_[qk].weight", QB_RULE_GLOB, "Q8_0", NULL, &error));
+  g_assert_true (qb_plan_rule_matches (plan, 2, "blk.1.attn_k.weight"));
+  g_assert_true (qb_plan_rule_matches (plan, 2, "blk.0.attn_q.weight"));
+  g_assert_false (qb_plan_rule_matches (plan, 2, "blk.1.attn_v.weight"));
+  g_assert_false (qb_plan_rule_matches (plan, 2, "blk.3.attn_q.weight"));
+  g_assert_false (qb_plan_rule_matches (plan, 2, "blk.1.attn_q.weight.x"));
+  g_assert_true (qb_plan_insert_rule (plan, -1, "*.attn_[!q].weight", QB_RULE_GLOB, "Q8_0", NULL, &error));
+  g_assert_true (qb_plan_rule_matches (plan, 3, "blk.5.attn_v.weight"));
+  g_assert_false (qb_plan_rule_matches (plan, 3, "blk.5.attn_q.weight"));
+  qb_plan_remove_rule (plan, 3);
+  qb_plan_remove_rule (plan, 2);
 
   /* A bad regex is refused. */
   g_assert_false (qb_plan_insert_rule (plan, -1, "blk.(", QB_RULE_REGEX, "Q8_0", NULL, &error));

@@ -365,6 +365,80 @@ test_thread_independence (Fixture *f, gconstpointer data)
   g_assert_cmpuint (qb_job_get_quantized_bytes (one), ==, qb_job_get_quantized_bytes (three));
 }
 
+/* Tall tensors: the channel buckets of core's one rule, the same before a
+ * run (qb_tensor_describe_original) and after it (qb_tensor_quantize). */
+static void
+tall_setup (Fixture *f, gconstpointer data)
+{
+  /* token_embd is 64 x 10000: 3334 buckets of 3 rows, the last of 1. */
+  QbTestLlama spec = { .n_layer = 1, .n_embd = 64, .n_ff = 128, .n_vocab = 10000,
+                       .n_head = 2, .n_head_kv = 2, .dtype = QB_DTYPE_F32, .seed = 5 };
+  qb_test_model_fixture_open (f, &spec);
+}
+
+static void
+test_channel_buckets (Fixture *f, gconstpointer data)
+{
+  g_autoptr(QbWorkers) workers = qb_workers_new (3);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(QbTensorResult) before = NULL;
+  g_autoptr(QbTensorResult) after = NULL;
+  guint index = tensor_index (f->model, "token_embd.weight");
+  QbQuantizeSpec spec = { .format = qb_format_find ("Q8_0") };
+  float x[3 * 64];
+
+  g_assert_cmpint (qb_channel_rows_per_bucket (4096), ==, 1);
+  g_assert_cmpuint (qb_channel_n_buckets (4096), ==, 4096);
+  g_assert_cmpint (qb_channel_rows_per_bucket (4097), ==, 2);
+  g_assert_cmpuint (qb_channel_n_buckets (4097), ==, 2049);
+  g_assert_cmpint (qb_channel_rows_per_bucket (32000), ==, 8);
+  g_assert_cmpuint (qb_channel_n_buckets (32000), ==, 4000);
+  g_assert_cmpuint (qb_channel_n_buckets (0), ==, 0);
+
+  before = qb_tensor_describe_original (f->model, index, workers, NULL, &error);
+  g_assert_no_error (error);
+  after = qb_tensor_quantize (f->model, index, &spec, workers, NULL, NULL, NULL, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (before->n_channels, ==, 3334);
+  g_assert_cmpuint (after->n_channels, ==, before->n_channels);
+  g_assert_cmpmem (before->channel_min, 4 * before->n_channels, after->channel_min, 4 * after->n_channels);
+  g_assert_cmpmem (before->channel_max, 4 * before->n_channels, after->channel_max, 4 * after->n_channels);
+
+  /* Bucket 1 is rows 3..5; the last, row 9999 alone. */
+  g_assert_true (qb_model_read_rows (f->model, index, 3, 3, x, &error));
+  {
+    float mn = INFINITY, mx = -INFINITY;
+    for (guint i = 0; i < G_N_ELEMENTS (x); i++)
+      {
+        mn = MIN (mn, x[i]);
+        mx = MAX (mx, x[i]);
+      }
+    g_assert_cmpfloat (before->channel_min[1], ==, mn);
+    g_assert_cmpfloat (before->channel_max[1], ==, mx);
+  }
+  g_assert_true (qb_model_read_rows (f->model, index, 9999, 1, x, &error));
+  {
+    float mn = INFINITY, mx = -INFINITY;
+    for (guint i = 0; i < 64; i++)
+      {
+        mn = MIN (mn, x[i]);
+        mx = MAX (mx, x[i]);
+      }
+    g_assert_cmpfloat (before->channel_min[3333], ==, mn);
+    g_assert_cmpfloat (before->channel_max[3333], ==, mx);
+  }
+
+  /* The moments and the histogram are the run's too. */
+  g_assert_cmpfloat (before->metrics.mean, ==, after->metrics.mean);
+  g_assert_cmpfloat (before->metrics.std, ==, after->metrics.std);
+  g_assert_cmpfloat (before->metrics.min, ==, after->metrics.min);
+  g_assert_cmpfloat (before->metrics.max, ==, after->metrics.max);
+  g_assert_cmpfloat (before->metrics.outlier_share, ==, after->metrics.outlier_share);
+  g_assert_cmpmem (before->hist_original->counts, 8 * QB_HISTOGRAM_BINS,
+                   after->hist_original->counts, 8 * QB_HISTOGRAM_BINS);
+  g_assert_true (isnan (before->metrics.sqnr_db));
+}
+
 /* A tensor holding a NaN and an infinity: the count is reported, the
  * error metrics are undefined (NAN), never a perfect score, and so are the
  * run's totals; a clean tensor is measured as before. */
@@ -433,6 +507,7 @@ main (int argc, char **argv)
   FIX ("/quantize/keep-and-original-histogram", test_keep_and_original_histogram);
   FIX ("/quantize/thread-independence", test_thread_independence);
 #undef FIX
+  g_test_add ("/quantize/channel-buckets", Fixture, NULL, tall_setup, test_channel_buckets, fixture_teardown);
   g_test_add_func ("/quantize/non-finite-weights", test_non_finite_weights);
   return g_test_run ();
 }

@@ -248,7 +248,7 @@ test_channel_outliers (void)
   min[211] = -0.35f;  /* 3.5x */
   max[99] = 0.25f;    /* 2.5x: not an outlier */
 
-  qb_channel_range_view_set_ranges (cv, min, max, 300);
+  qb_channel_range_view_set_ranges (cv, min, max, 300, 300);
   g_assert_cmpuint (qb_channel_range_view_get_n_channels (cv), ==, 300);
   g_assert_cmpuint (qb_channel_range_view_get_n_outliers (cv), ==, 2);
   g_assert_true (qb_channel_range_view_is_outlier (cv, 7));
@@ -264,7 +264,29 @@ test_channel_outliers (void)
   g_assert_true (qb_chart_export (QB_CHART (view), png, 0, 0, &error));
   g_assert_no_error (error);
 
-  qb_channel_range_view_set_ranges (cv, NULL, NULL, 0);
+  /* Buckets of rows are called so, with the rows they cover. */
+  {
+    g_autofree float *lo = g_new (float, 4000);
+    g_autofree float *hi = g_new (float, 4000);
+    g_autofree char *title = NULL;
+    g_autofree char *hover = NULL;
+
+    for (int i = 0; i < 4000; i++)
+      {
+        lo[i] = -0.1f;
+        hi[i] = 0.1f;
+      }
+    qb_channel_range_view_set_ranges (cv, lo, hi, 4000, 32000);
+    title = qb_channel_range_view_describe_buckets (cv);
+    g_assert_nonnull (strstr (title, "bucket of 8 rows"));
+    g_assert_nonnull (strstr (title, "32000 rows in 4000 buckets"));
+    hover = qb_channel_range_view_describe (cv, 2650);
+    g_assert_nonnull (strstr (hover, "rows 21200–21207 (8 channels)"));
+    g_assert_true (qb_chart_export (QB_CHART (view), png, 0, 0, &error));
+    g_assert_no_error (error);
+  }
+
+  qb_channel_range_view_set_ranges (cv, NULL, NULL, 0, 0);
   g_assert_cmpuint (qb_channel_range_view_get_n_channels (cv), ==, 0);
   gtk_window_destroy (GTK_WINDOW (window));
 }

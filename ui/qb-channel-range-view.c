@@ -2,6 +2,8 @@
 /* qb-channel-range-view.c — min/max per output channel, outliers marked. */
 #include "qb-channel-range-view.h"
 
+#include "qb-tensor-result.h"
+
 #include <math.h>
 #include <stdlib.h>
 
@@ -16,7 +18,8 @@ struct _QbChannelRangeView
 {
   GtkWidget    parent_instance;
 
-  guint        n;
+  guint        n;            /* buckets */
+  gint64       n_rows;       /* rows (output channels) they cover */
   float       *min;
   float       *max;
   guint8      *outlier;      /* one flag per channel */
@@ -24,7 +27,7 @@ struct _QbChannelRangeView
   double       lo, hi;       /* value range over all channels */
   char        *placeholder;
 
-  QbChartAxis  axis;         /* the channel axis, in channel units */
+  QbChartAxis  axis;         /* the channel axis, in bucket units */
   double       hover_x;
 };
 
@@ -88,6 +91,37 @@ find_outliers (QbChannelRangeView *self)
     }
 }
 
+/* The rows bucket c covers: core's bucketing (qb_channel_rows_per_bucket),
+ * or for ranges stored by an older build, which spread rows*n/n_rows,
+ * the rows that formula put in it. */
+static void
+bucket_rows (QbChannelRangeView *self,
+             guint               c,
+             gint64             *first,
+             gint64             *last)
+{
+  gint64 per = qb_channel_rows_per_bucket (self->n_rows);
+
+  if (self->n == qb_channel_n_buckets (self->n_rows))
+    {
+      *first = c * per;
+      *last = MIN (self->n_rows, (c + 1) * per) - 1;
+      return;
+    }
+  *first = ((gint64) c * self->n_rows + self->n - 1) / self->n;
+  *last = (((gint64) c + 1) * self->n_rows + self->n - 1) / self->n - 1;
+}
+
+/* Rows in a bucket, when all buckets but the last hold the same number;
+ * 0 when they differ. */
+static gint64
+rows_per_bucket (QbChannelRangeView *self)
+{
+  if (self->n == qb_channel_n_buckets (self->n_rows))
+    return qb_channel_rows_per_bucket (self->n_rows);
+  return self->n_rows % self->n == 0 ? self->n_rows / self->n : 0;
+}
+
 static void
 draw_axes (QbChannelRangeView    *self,
            cairo_t               *cr,
@@ -98,16 +132,24 @@ draw_axes (QbChannelRangeView    *self,
   double bottom = r->origin.y + r->size.height;
   guint n;
 
-  n = qb_chart_nice_ticks (self->axis.lo, self->axis.hi,
-                           MAX (2, (guint) (r->size.width / 90)), ticks, G_N_ELEMENTS (ticks));
-  for (guint i = 0; i < n; i++)
-    {
-      double x = round (channel_to_x (self, r, ticks[i] + 0.5)) + 0.5;
-      g_autofree char *label = g_strdup_printf ("%.0f", ticks[i]);
+  /* Ticks in rows (the tensor's output channels), whatever the buckets. */
+  {
+    double rows_per = (double) self->n_rows / self->n;
 
-      qb_chart_set_color (cr, &palette->fg, 0.75);
-      qb_chart_text (cr, palette, label, x, bottom + 4, 0.5, 0.0, 0.85);
-    }
+    n = qb_chart_nice_ticks (self->axis.lo * rows_per, self->axis.hi * rows_per,
+                             MAX (2, (guint) (r->size.width / 90)), ticks, G_N_ELEMENTS (ticks));
+    for (guint i = 0; i < n; i++)
+      {
+        double x = round (channel_to_x (self, r, ticks[i] / rows_per)) + 0.5;
+        g_autofree char *label = g_strdup_printf ("%.0f", ticks[i]);
+
+        if (x < r->origin.x - 0.5 || x > r->origin.x + r->size.width + 0.5)
+          continue;
+        qb_chart_set_color (cr, &palette->fg, 0.75);
+        qb_chart_text_clamped (cr, palette, label, x, bottom + 4, 0.0, 0.85,
+                               0, r->origin.x + r->size.width + MARGIN_RIGHT);
+      }
+  }
 
   n = qb_chart_nice_ticks (self->lo, self->hi, MAX (2, (guint) (r->size.height / 40)),
                            ticks, G_N_ELEMENTS (ticks));
@@ -198,11 +240,7 @@ draw_title (QbChannelRangeView    *self,
             const graphene_rect_t *r,
             const QbChartPalette  *palette)
 {
-  g_autofree char *text = g_strdup_printf ("min–max per output channel · %u channels · "
-                                           "%u outlier%s (|w| > %.0f× median)",
-                                           self->n, self->n_outliers,
-                                           self->n_outliers == 1 ? "" : "s",
-                                           QB_CHANNEL_OUTLIER_FACTOR);
+  g_autofree char *text = qb_channel_range_view_describe_buckets (self);
 
   qb_chart_set_color (cr, &palette->fg, 0.85);
   qb_chart_text (cr, palette, text, r->origin.x, MARGIN_TOP / 2, 0.0, 0.5, 0.85);
@@ -437,7 +475,8 @@ void
 qb_channel_range_view_set_ranges (QbChannelRangeView *self,
                                   const float        *min,
                                   const float        *max,
-                                  guint               n)
+                                  guint               n,
+                                  gint64              n_rows)
 {
   g_autofree char *description = NULL;
 
@@ -447,6 +486,7 @@ qb_channel_range_view_set_ranges (QbChannelRangeView *self,
   if (min != NULL && max != NULL && n > 0)
     {
       self->n = n;
+      self->n_rows = MAX (n_rows, (gint64) n);
       self->min = g_memdup2 (min, sizeof (float) * n);
       self->max = g_memdup2 (max, sizeof (float) * n);
       self->outlier = g_new0 (guint8, n);
@@ -470,8 +510,10 @@ qb_channel_range_view_set_ranges (QbChannelRangeView *self,
       }
       find_outliers (self);
       qb_chart_axis_set_data (&self->axis, 0, n, TRUE);
-      description = g_strdup_printf ("%u channels, weights from %g to %g, %u outlier channels",
-                                     n, self->lo, self->hi, self->n_outliers);
+      {
+        g_autofree char *buckets = qb_channel_range_view_describe_buckets (self);
+        description = g_strdup_printf ("%s; weights from %g to %g", buckets, self->lo, self->hi);
+      }
     }
   gtk_accessible_update_property (GTK_ACCESSIBLE (self), GTK_ACCESSIBLE_PROPERTY_DESCRIPTION,
                                   description ? description
@@ -524,11 +566,46 @@ char *
 qb_channel_range_view_describe (QbChannelRangeView *self,
                                 guint               channel)
 {
+  gint64 first, last;
+
   g_return_val_if_fail (QB_IS_CHANNEL_RANGE_VIEW (self), NULL);
 
   if (channel >= self->n)
     return NULL;
-  return g_strdup_printf ("channel %u: min %.4g, max %.4g%s", channel,
+  bucket_rows (self, channel, &first, &last);
+  if (first == last)
+    return g_strdup_printf ("channel %" G_GINT64_FORMAT ": min %.4g, max %.4g%s", first,
+                            self->min[channel], self->max[channel],
+                            self->outlier[channel] ? " · outlier" : "");
+  return g_strdup_printf ("rows %" G_GINT64_FORMAT "–%" G_GINT64_FORMAT " (%" G_GINT64_FORMAT
+                          " channels): min %.4g, max %.4g%s", first, last, last - first + 1,
                           self->min[channel], self->max[channel],
                           self->outlier[channel] ? " · outlier" : "");
+}
+
+char *
+qb_channel_range_view_describe_buckets (QbChannelRangeView *self)
+{
+  gint64 per;
+  const char *what;
+
+  g_return_val_if_fail (QB_IS_CHANNEL_RANGE_VIEW (self), NULL);
+
+  if (self->n == 0)
+    return NULL;
+  per = rows_per_bucket (self);
+  what = self->n_outliers == 1 ? "" : "s";
+  if (self->n == self->n_rows)
+    return g_strdup_printf ("min–max per output channel (row) · %u channels · "
+                            "%u outlier%s (|w| > %.0f× median)",
+                            self->n, self->n_outliers, what, QB_CHANNEL_OUTLIER_FACTOR);
+  if (per > 0)
+    return g_strdup_printf ("min–max per bucket of %" G_GINT64_FORMAT " rows · %" G_GINT64_FORMAT
+                            " rows in %u buckets · %u outlier bucket%s (|w| > %.0f× median)",
+                            per, self->n_rows, self->n, self->n_outliers, what,
+                            QB_CHANNEL_OUTLIER_FACTOR);
+  return g_strdup_printf ("min–max per bucket of %.1f rows on average · %" G_GINT64_FORMAT
+                          " rows in %u buckets · %u outlier bucket%s (|w| > %.0f× median)",
+                          (double) self->n_rows / self->n, self->n_rows, self->n,
+                          self->n_outliers, what, QB_CHANNEL_OUTLIER_FACTOR);
 }

@@ -20,11 +20,13 @@ G_BEGIN_DECLS
 G_DECLARE_FINAL_TYPE (QbChannelRangeView, qb_channel_range_view, QB, CHANNEL_RANGE_VIEW, GtkWidget)
 
 GtkWidget *qb_channel_range_view_new             (void);
-/* Copies n ranges; NULL clears. */
+/* Copies n ranges, buckets of the tensor's n_rows rows as core makes them
+ * (qb_channel_rows_per_bucket); NULL clears. */
 void       qb_channel_range_view_set_ranges      (QbChannelRangeView *self,
                                                   const float        *min,
                                                   const float        *max,
-                                                  guint               n);
+                                                  guint               n,
+                                                  gint64              n_rows);
 void       qb_channel_range_view_set_placeholder (QbChannelRangeView *self,
                                                   const char         *text);
 guint      qb_channel_range_view_get_n_channels  (QbChannelRangeView *self);
@@ -32,8 +34,12 @@ guint      qb_channel_range_view_get_n_outliers  (QbChannelRangeView *self);
 gboolean   qb_channel_range_view_is_outlier      (QbChannelRangeView *self,
                                                   guint               channel);
 void       qb_channel_range_view_reset_zoom      (QbChannelRangeView *self);
-/* "channel 12: min -0.3, max 0.4", or NULL past the end. */
+/* "channel 12: min -0.3, max 0.4" or, for a bucket of several rows,
+ * "rows 96–103 (8 channels): …"; NULL past the end. */
 char      *qb_channel_range_view_describe        (QbChannelRangeView *self,
                                                   guint               channel);
+/* The chart's title: what a bar is, rows, buckets and outliers
+ * ("min–max per bucket of 8 rows · 32000 rows in 4000 buckets · …"). */
+char      *qb_channel_range_view_describe_buckets (QbChannelRangeView *self);
 
 G_END_DECLS

@@ -287,6 +287,35 @@ qb_chart_text (cairo_t              *cr,
   return w;
 }
 
+double
+qb_chart_text_clamped (cairo_t              *cr,
+                       const QbChartPalette *palette,
+                       const char           *text,
+                       double                x,
+                       double                y,
+                       double                yalign,
+                       double                scale,
+                       double                left,
+                       double                right)
+{
+  PangoLayout *layout = pango_cairo_create_layout (cr);
+  PangoFontDescription *font = pango_font_description_copy (palette->font);
+  int w, h;
+
+  if (scale != 1.0)
+    {
+      int size = pango_font_description_get_size (font);
+      pango_font_description_set_size (font, (int) ((size > 0 ? size : 10 * PANGO_SCALE) * scale));
+    }
+  pango_layout_set_font_description (layout, font);
+  pango_layout_set_text (layout, text, -1);
+  pango_layout_get_pixel_size (layout, &w, &h);
+  pango_font_description_free (font);
+  g_object_unref (layout);
+  x = CLAMP (x - w / 2.0, left, MAX (left, right - w));
+  return qb_chart_text (cr, palette, text, x, y, 0.0, yalign, scale);
+}
+
 void
 qb_chart_tooltip (cairo_t               *cr,
                   const QbChartPalette  *palette,

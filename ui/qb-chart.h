@@ -106,6 +106,17 @@ double    qb_chart_text                (cairo_t              *cr,
                                         double                xalign,
                                         double                yalign,
                                         double                scale);
+/* An axis label centred on x but shifted to lie within left..right, so
+ * the last tick's label is never cut at the chart's edge. */
+double    qb_chart_text_clamped        (cairo_t              *cr,
+                                        const QbChartPalette *palette,
+                                        const char           *text,
+                                        double                x,
+                                        double                y,
+                                        double                yalign,
+                                        double                scale,
+                                        double                left,
+                                        double                right);
 /* A read-out box with text next to the point (x, y), on the side away
  * from it and kept inside bounds. */
 void      qb_chart_tooltip             (cairo_t               *cr,

@@ -6,11 +6,7 @@
 
 #include "qb-allocation-plan.h"
 #include "qb-demo-model.h"
-#include "qb-moments.h"
 #include "qb-tensor-quantizer.h"
-
-#define STATS_CHUNK_VALUES (1 << 20)   /* floats read at a time: 4 MiB */
-#define STATS_MAX_CHANNELS 4096
 
 struct _QbDocument
 {
@@ -591,8 +587,11 @@ qb_document_highlight_rule (QbDocument *self,
   for (guint i = 0; i < self->row_array->len; i++)
     {
       QbTensorRow *row = g_ptr_array_index (self->row_array, i);
-      qb_tensor_row_set_highlighted (row, valid && qb_plan_rule_matches (self->plan, index,
-                                                                         qb_tensor_row_get_name (row)));
+      const QbTensor *t = qb_model_get_tensor (self->model, qb_tensor_row_get_index (row));
+
+      /* Where the rule acts: not on the 1-D tensors keep_1d keeps. */
+      qb_tensor_row_set_highlighted (row, valid && qb_plan_rule_matches (self->plan, index, t->name)
+                                          && !qb_plan_keeps_1d_tensor (self->plan, t));
     }
 }
 
@@ -631,141 +630,6 @@ qb_document_clear_results (QbDocument *self)
 
 /* -- original statistics ------------------------------------------------ */
 
-/* Reads the tensor in chunks of whole rows and calls visit on each. */
-static gboolean
-for_each_chunk (QbModel       *model,
-                guint          index,
-                GCancellable  *cancellable,
-                void         (*visit) (const float *x, gint64 row, gint64 n_rows, gint64 n_cols, gpointer data),
-                gpointer       data,
-                GError       **error)
-{
-  const QbTensor *t = qb_model_get_tensor (model, index);
-  gint64 n_cols = MAX (t->ne[0], 1);
-  gint64 n_rows = qb_tensor_n_rows (t);
-  gint64 chunk = MAX (1, STATS_CHUNK_VALUES / n_cols);
-  g_autofree float *buf = g_try_new (float, MIN (chunk, n_rows) * n_cols);
-
-  if (buf == NULL && n_rows > 0)
-    {
-      g_set_error (error, G_IO_ERROR, G_IO_ERROR_NO_SPACE,
-                   "Not enough memory to read a row of tensor “%s”", t->name);
-      return FALSE;
-    }
-  for (gint64 row = 0; row < n_rows; row += chunk)
-    {
-      gint64 rows = MIN (chunk, n_rows - row);
-
-      if (g_cancellable_set_error_if_cancelled (cancellable, error))
-        return FALSE;
-      if (!qb_model_read_rows (model, index, row, rows, buf, error))
-        return FALSE;
-      visit (buf, row, rows, n_cols, data);
-    }
-  return TRUE;
-}
-
-typedef struct {
-  QbMoments  moments;
-  float     *ch_min;
-  float     *ch_max;
-  gint64     rows_per_channel;
-  double     center, radius;
-  guint64    outliers;
-} StatsPass;
-
-static void
-visit_moments (const float *x,
-               gint64       row,
-               gint64       n_rows,
-               gint64       n_cols,
-               gpointer     data)
-{
-  StatsPass *p = data;
-
-  qb_moments_add (&p->moments, x, n_rows * n_cols);
-  for (gint64 r = 0; r < n_rows; r++)
-    {
-      const float *v = x + r * n_cols;
-      guint ch = (guint) ((row + r) / p->rows_per_channel);
-      float lo = v[0], hi = v[0];
-
-      for (gint64 c = 1; c < n_cols; c++)
-        {
-          lo = MIN (lo, v[c]);
-          hi = MAX (hi, v[c]);
-        }
-      p->ch_min[ch] = MIN (p->ch_min[ch], lo);
-      p->ch_max[ch] = MAX (p->ch_max[ch], hi);
-    }
-}
-
-static void
-visit_outliers (const float *x,
-                gint64       row,
-                gint64       n_rows,
-                gint64       n_cols,
-                gpointer     data)
-{
-  StatsPass *p = data;
-
-  p->outliers += qb_moments_count_outliers (x, n_rows * n_cols, p->center, p->radius);
-}
-
-QbTensorResult *
-qb_document_compute_stats (QbModel       *model,
-                           guint          index,
-                           QbWorkers     *workers,
-                           GCancellable  *cancellable,
-                           GError       **error)
-{
-  const QbTensor *t = qb_model_get_tensor (model, index);
-  g_autoptr(QbTensorResult) r = qb_tensor_result_new ();
-  gint64 n_rows = MAX (qb_tensor_n_rows (t), 1);
-  StatsPass p = { 0 };
-  guint n_channels;
-
-  p.rows_per_channel = (n_rows + STATS_MAX_CHANNELS - 1) / STATS_MAX_CHANNELS;
-  n_channels = (guint) ((n_rows + p.rows_per_channel - 1) / p.rows_per_channel);
-  p.ch_min = g_new (float, n_channels);
-  p.ch_max = g_new (float, n_channels);
-  for (guint c = 0; c < n_channels; c++)
-    {
-      p.ch_min[c] = G_MAXFLOAT;
-      p.ch_max[c] = -G_MAXFLOAT;
-    }
-  qb_moments_init (&p.moments);
-
-  r->tensor_name = g_strdup (t->name);
-  r->n_params = t->n_params;
-  r->n_channels = n_channels;
-  r->channel_min = p.ch_min;
-  r->channel_max = p.ch_max;
-
-  if (!for_each_chunk (model, index, cancellable, visit_moments, &p, error))
-    return NULL;
-  p.center = p.moments.mean;
-  p.radius = qb_moments_outlier_radius (&p.moments);
-  if (!for_each_chunk (model, index, cancellable, visit_outliers, &p, error))
-    return NULL;
-
-  r->metrics.mean = p.moments.mean;
-  r->metrics.std = qb_moments_std (&p.moments);
-  r->metrics.min = p.moments.n ? p.moments.min : 0;
-  r->metrics.max = p.moments.n ? p.moments.max : 0;
-  r->metrics.kurtosis = qb_moments_kurtosis (&p.moments);
-  r->metrics.outlier_share = p.moments.n ? (double) p.outliers / p.moments.n : 0;
-  r->metrics.mse = r->metrics.rmse_rel = r->metrics.sqnr_db = r->metrics.cosine = NAN;
-  r->metrics.max_abs_err = r->metrics.wmse = r->metrics.out_rel_err = NAN;
-
-  /* The engine's histogram: the same bin edges a run of this tensor uses,
-   * so the overlay after a run lines up with what was shown before. */
-  r->hist_original = qb_tensor_original_histogram (model, index, workers, cancellable, error);
-  if (r->hist_original == NULL)
-    return NULL;
-  return g_steal_pointer (&r);
-}
-
 typedef struct {
   QbModel *model;
   guint    index;
@@ -787,7 +651,9 @@ stats_thread (GTask        *task,
   StatsRequest *req = task_data;
   g_autoptr(QbWorkers) workers = qb_workers_new (0);
   GError *error = NULL;
-  QbTensorResult *stats = qb_document_compute_stats (req->model, req->index, workers, cancellable, &error);
+  /* The engine's description: the histogram edges and channel buckets a
+   * run of this tensor uses, so the charts after a run line up. */
+  QbTensorResult *stats = qb_tensor_describe_original (req->model, req->index, workers, cancellable, &error);
 
   if (stats == NULL)
     g_task_return_error (task, error);

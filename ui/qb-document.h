@@ -113,15 +113,6 @@ void              qb_document_request_stats     (QbDocument           *self,
 /* Waits-free check for tests: a computation is under way. */
 gboolean          qb_document_is_computing_stats (QbDocument          *self);
 
-/* The statistics themselves, for any caller on any thread: the original
- * weights' histogram (the engine's, over the bin edges a run uses),
- * per-channel ranges (bucketed above 4096 channels), and moments. */
-QbTensorResult   *qb_document_compute_stats     (QbModel              *model,
-                                                 guint                 index,
-                                                 QbWorkers            *workers,
-                                                 GCancellable         *cancellable,
-                                                 GError              **error);
-
 /* The calibration texts the next runs compute statistics on (importance,
  * and XᵀX for GPTQ), and their chunking; paths NULL or empty: none. */
 void              qb_document_set_calibration   (QbDocument                 *self,

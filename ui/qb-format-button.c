@@ -16,9 +16,12 @@ struct _QbFormatButton
   GtkWidget          *reset;        /* the popover's "plan's choice" button */
   gboolean            resettable;
   char               *format;
+  char               *shown;        /* shown instead of format, or NULL */
   GtkSearchEntry     *search;       /* the popover's, once built */
+  GtkWidget          *view;
   GtkFilterListModel *filtered;
   GtkStringFilter    *filter;
+  GtkSingleSelection *selection;
 };
 
 G_DEFINE_FINAL_TYPE (QbFormatButton, qb_format_button, GTK_TYPE_WIDGET)
@@ -101,18 +104,94 @@ on_activate (GtkListView    *view,
   choose_position (self, position);
 }
 
+/* The position of the format that Enter takes for the search text: the
+ * current format when nothing is typed, else an exact match, else the
+ * first format listed. */
+static guint
+pick_position (QbFormatButton *self,
+               const char     *text)
+{
+  GListModel *model = G_LIST_MODEL (self->filtered);
+  guint n = g_list_model_get_n_items (model);
+  const char *wanted = text && *text ? text : self->format;
+
+  for (guint i = 0; i < n && wanted; i++)
+    {
+      g_autoptr(GtkStringObject) item = g_list_model_get_item (model, i);
+      if (g_ascii_strcasecmp (gtk_string_object_get_string (item), wanted) == 0)
+        return i;
+    }
+  return text && *text && n > 0 ? 0 : GTK_INVALID_LIST_POSITION;
+}
+
+/* GTK 4.8 has no gtk_list_view_scroll_to(); the view has an action. */
 static void
-on_search_changed (GtkSearchEntry *entry,
+select_position (QbFormatButton *self,
+                 guint           position)
+{
+  gtk_single_selection_set_selected (self->selection, position);
+  if (position != GTK_INVALID_LIST_POSITION)
+    gtk_widget_activate_action (self->view, "list.scroll-to-item", "u", position);
+}
+
+/* Filters now (the entry's own signal comes after a typing delay, and
+ * Enter must not act on the list as it was before the last key). */
+static void
+apply_search (QbFormatButton *self)
+{
+  const char *text = gtk_editable_get_text (GTK_EDITABLE (self->search));
+
+  gtk_string_filter_set_search (self->filter, text);
+  select_position (self, pick_position (self, text));
+}
+
+static void
+on_search_changed (GtkEditable    *entry,
                    QbFormatButton *self)
 {
-  gtk_string_filter_set_search (self->filter, gtk_editable_get_text (GTK_EDITABLE (entry)));
+  apply_search (self);
 }
 
 static void
 on_search_activate (GtkSearchEntry *entry,
                     QbFormatButton *self)
 {
-  choose_position (self, 0);
+  guint position;
+
+  apply_search (self);
+  position = gtk_single_selection_get_selected (self->selection);
+  if (position == GTK_INVALID_LIST_POSITION)
+    {
+      /* Nothing matches, or nothing typed: keep the format and close. */
+      gtk_widget_error_bell (GTK_WIDGET (entry));
+      if (*gtk_editable_get_text (GTK_EDITABLE (entry)) == '\0')
+        gtk_popover_popdown (GTK_POPOVER (self->popover));
+      return;
+    }
+  choose_position (self, position);
+}
+
+/* Up and Down move through the list while typing goes to the entry. */
+static gboolean
+on_search_key (GtkEventControllerKey *controller,
+               guint                  keyval,
+               guint                  keycode,
+               GdkModifierType        state,
+               QbFormatButton        *self)
+{
+  guint n = g_list_model_get_n_items (G_LIST_MODEL (self->filtered));
+  guint position = gtk_single_selection_get_selected (self->selection);
+
+  if (n == 0 || (keyval != GDK_KEY_Down && keyval != GDK_KEY_Up))
+    return FALSE;
+  if (position == GTK_INVALID_LIST_POSITION)
+    position = 0;
+  else if (keyval == GDK_KEY_Down && position + 1 < n)
+    position++;
+  else if (keyval == GDK_KEY_Up && position > 0)
+    position--;
+  select_position (self, position);
+  return TRUE;
 }
 
 static void
@@ -120,6 +199,7 @@ on_popover_shown (GtkPopover     *popover,
                   QbFormatButton *self)
 {
   gtk_editable_set_text (GTK_EDITABLE (self->search), "");
+  apply_search (self);
   gtk_widget_set_visible (self->reset, self->resettable);
   gtk_widget_grab_focus (GTK_WIDGET (self->search));
 }
@@ -137,19 +217,21 @@ build_popover (QbFormatButton *self)
 {
   GtkWidget *box, *scroller, *view;
   GtkListItemFactory *factory;
-  GtkSingleSelection *selection;
+  GtkEventController *keys;
 
   self->filter = gtk_string_filter_new (gtk_property_expression_new (GTK_TYPE_STRING_OBJECT, NULL, "string"));
   gtk_string_filter_set_match_mode (self->filter, GTK_STRING_FILTER_MATCH_MODE_SUBSTRING);
   self->filtered = gtk_filter_list_model_new (g_object_ref (qb_format_list_get ()),
                                               GTK_FILTER (g_object_ref (self->filter)));
-  selection = gtk_single_selection_new (G_LIST_MODEL (g_object_ref (self->filtered)));
-  gtk_single_selection_set_autoselect (selection, FALSE);
+  self->selection = gtk_single_selection_new (G_LIST_MODEL (g_object_ref (self->filtered)));
+  gtk_single_selection_set_autoselect (self->selection, FALSE);
+  gtk_single_selection_set_can_unselect (self->selection, TRUE);
 
   factory = gtk_signal_list_item_factory_new ();
   g_signal_connect (factory, "setup", G_CALLBACK (setup_item), NULL);
   g_signal_connect (factory, "bind", G_CALLBACK (bind_item), NULL);
-  view = gtk_list_view_new (GTK_SELECTION_MODEL (selection), factory);
+  view = gtk_list_view_new (GTK_SELECTION_MODEL (g_object_ref (self->selection)), factory);
+  self->view = view;
   gtk_list_view_set_single_click_activate (GTK_LIST_VIEW (view), TRUE);
   gtk_accessible_update_property (GTK_ACCESSIBLE (view), GTK_ACCESSIBLE_PROPERTY_LABEL, "Formats", -1);
   g_signal_connect (view, "activate", G_CALLBACK (on_activate), self);
@@ -162,8 +244,11 @@ build_popover (QbFormatButton *self)
 
   self->search = GTK_SEARCH_ENTRY (gtk_search_entry_new ());
   g_object_set (self->search, "placeholder-text", "Search formats", NULL);
-  g_signal_connect (self->search, "search-changed", G_CALLBACK (on_search_changed), self);
+  g_signal_connect (self->search, "changed", G_CALLBACK (on_search_changed), self);
   g_signal_connect (self->search, "activate", G_CALLBACK (on_search_activate), self);
+  keys = gtk_event_controller_key_new ();
+  g_signal_connect (keys, "key-pressed", G_CALLBACK (on_search_key), self);
+  gtk_widget_add_controller (GTK_WIDGET (self->search), keys);
 
   self->reset = gtk_button_new_with_mnemonic ("Use the _Plan's Choice");
   gtk_widget_set_tooltip_text (self->reset, "Remove the format set by hand for this tensor");
@@ -226,6 +311,7 @@ qb_format_button_dispose (GObject *object)
   g_clear_pointer (&self->popover, gtk_widget_unparent);
   g_clear_object (&self->filtered);
   g_clear_object (&self->filter);
+  g_clear_object (&self->selection);
   G_OBJECT_CLASS (qb_format_button_parent_class)->dispose (object);
 }
 
@@ -235,6 +321,7 @@ qb_format_button_finalize (GObject *object)
   QbFormatButton *self = QB_FORMAT_BUTTON (object);
 
   g_free (self->format);
+  g_free (self->shown);
   G_OBJECT_CLASS (qb_format_button_parent_class)->finalize (object);
 }
 
@@ -326,6 +413,15 @@ qb_format_button_new (void)
   return g_object_new (QB_TYPE_FORMAT_BUTTON, NULL);
 }
 
+static void
+update_label (QbFormatButton *self)
+{
+  /* A text arrow: an icon would be another widget per table cell. */
+  g_autofree char *label = g_strdup_printf ("%s ▾", self->shown ? self->shown
+                                                    : self->format ? self->format : "");
+  gtk_label_set_text (self->label, label);
+}
+
 void
 qb_format_button_set_format (QbFormatButton *self,
                              const char     *format)
@@ -338,11 +434,7 @@ qb_format_button_set_format (QbFormatButton *self,
     return;
   g_free (self->format);
   self->format = g_strdup (format);
-  {
-    /* A text arrow: an icon would be another widget per table cell. */
-    g_autofree char *label = g_strdup_printf ("%s ▾", format ? format : "");
-    gtk_label_set_text (self->label, label);
-  }
+  update_label (self);
   description = g_strdup_printf ("Format: %s", format ? format : "none");
   gtk_accessible_update_property (GTK_ACCESSIBLE (self->button),
                                   GTK_ACCESSIBLE_PROPERTY_DESCRIPTION, description, -1);
@@ -380,4 +472,17 @@ qb_format_button_set_resettable (QbFormatButton *self,
 {
   g_return_if_fail (QB_IS_FORMAT_BUTTON (self));
   self->resettable = !!resettable;
+}
+
+void
+qb_format_button_set_shown_label (QbFormatButton *self,
+                                  const char     *label)
+{
+  g_return_if_fail (QB_IS_FORMAT_BUTTON (self));
+
+  if (g_strcmp0 (self->shown, label) == 0)
+    return;
+  g_free (self->shown);
+  self->shown = g_strdup (label);
+  update_label (self);
 }

@@ -32,4 +32,10 @@ void        qb_format_button_set_flat   (QbFormatButton *self,
 void        qb_format_button_set_resettable (QbFormatButton *self,
                                          gboolean        resettable);
 
+/* Text shown in place of the format (the list still opens on the format):
+ * "F16 ← Q6_K" for a tensor whose rows do not fit what was asked.  NULL:
+ * the format. */
+void        qb_format_button_set_shown_label (QbFormatButton *self,
+                                         const char     *label);
+
 G_END_DECLS

@@ -158,7 +158,7 @@ bar_out_err (QbTensorRow *row)
 }
 
 static const ColumnSpec columns[] = {
-  { "status", "", "Run state", CELL_STATUS, { "state", "stale", "highlighted" }, NULL, SORT_NONE, NULL,
+  { "status", "", "Run state", CELL_STATUS, { "state", "stale" }, NULL, SORT_NONE, NULL,
     NULL, 0, 0, 28, FALSE },
   { "group", "Group", "The group each row belongs to", CELL_GROUP, { NULL }, NULL, SORT_NONE, NULL,
     NULL, 0, 0, 84, FALSE },
@@ -284,11 +284,6 @@ refresh_status (GtkImage    *image,
     default:
       break;
     }
-  if (qb_tensor_row_get_highlighted (row))
-    {
-      icon = "go-next-symbolic";
-      tip = "Matched by the rule being edited";
-    }
   gtk_image_set_from_icon_name (image, icon);
   gtk_widget_set_tooltip_text (GTK_WIDGET (image), tip);
 }
@@ -319,6 +314,9 @@ refresh_format (GtkWidget   *box,
   g_autofree char *tip = NULL;
 
   qb_format_button_set_format (QB_FORMAT_BUTTON (button), qb_tensor_row_get_requested (row));
+  /* What the tensor really gets: "F16 ← Q6_K" when its rows do not fit. */
+  qb_format_button_set_shown_label (QB_FORMAT_BUTTON (button),
+                                    fallback ? qb_tensor_row_get_format_label (row) : NULL);
   qb_format_button_set_resettable (QB_FORMAT_BUTTON (button), qb_tensor_row_get_overridden (row));
 
   tip = g_strdup_printf ("%s — from %s%s%s", qb_tensor_row_get_format_label (row),
@@ -337,11 +335,15 @@ refresh_name (GtkLabel         *label,
               QbTensorRow      *row,
               const ColumnSpec *spec)
 {
+  /* The name itself is marked: an arrow in the first column read as a
+   * tree expander. */
   refresh_label (label, row, spec);
   if (qb_tensor_row_get_highlighted (row))
     gtk_widget_add_css_class (GTK_WIDGET (label), "rule-match");
   else
     gtk_widget_remove_css_class (GTK_WIDGET (label), "rule-match");
+  gtk_widget_set_tooltip_text (GTK_WIDGET (label), qb_tensor_row_get_highlighted (row)
+                                                   ? "Matched by the rule being edited" : NULL);
 }
 
 static void
@@ -448,7 +450,8 @@ make_cell (QbLayerTable     *self,
     default:
       cell = gtk_label_new (NULL);
       gtk_label_set_xalign (GTK_LABEL (cell), spec->kind == CELL_NUMBER ? 1.0 : 0.0);
-      gtk_label_set_ellipsize (GTK_LABEL (cell), spec->kind == CELL_NUMBER ? PANGO_ELLIPSIZE_NONE
+      /* A number cut short shows it ("2816 × 10…"), never drops digits silently. */
+      gtk_label_set_ellipsize (GTK_LABEL (cell), spec->kind == CELL_NUMBER ? PANGO_ELLIPSIZE_END
                                                                           : PANGO_ELLIPSIZE_MIDDLE);
       if (spec->kind == CELL_NUMBER)
         gtk_widget_add_css_class (cell, "numeric");
@@ -917,6 +920,67 @@ qb_layer_table_class_init (QbLayerTableClass *klass)
   gtk_widget_class_set_css_name (widget_class, "layertable");
 }
 
+/* GTK 4.8 still counts a hidden column's fixed width when it shares out
+ * the extra space of a wide view, so the last columns (and the row
+ * highlight) stopped short: a hidden column gets no width. */
+static void
+show_column (GtkColumnViewColumn *column,
+             gboolean             shown)
+{
+  int width = GPOINTER_TO_INT (g_object_get_data (G_OBJECT (column), "qb-width"));
+
+  gtk_column_view_column_set_fixed_width (column, shown ? width : 0);
+  gtk_column_view_column_set_visible (column, shown);
+}
+
+/* Widens a column to its widest text, so numbers are never cut (the cells
+ * still ellipsize, visibly, when the user narrows the column). */
+static void
+fit_column (QbLayerTable     *self,
+            const ColumnSpec *spec,
+            int               extra)
+{
+  GListModel *rows = qb_document_get_rows (self->document);
+  GListModel *cols = gtk_column_view_get_columns (self->column_view);
+  guint n = g_list_model_get_n_items (rows);
+  int widest = 0;
+
+  for (guint i = 0; i < n; i++)
+    {
+      g_autoptr(QbTensorRow) row = g_list_model_get_item (rows, i);
+      g_autofree char *text = spec->text ? spec->text (row) : g_strdup (qb_tensor_row_get_format_label (row));
+      g_autoptr(PangoLayout) layout = gtk_widget_create_pango_layout (GTK_WIDGET (self->column_view), text);
+      int w;
+
+      pango_layout_get_pixel_size (layout, &w, NULL);
+      widest = MAX (widest, w);
+    }
+  for (guint i = 0; i < g_list_model_get_n_items (cols); i++)
+    {
+      g_autoptr(GtkColumnViewColumn) column = g_list_model_get_item (cols, i);
+
+      if (g_strcmp0 (g_object_get_data (G_OBJECT (column), "qb-id"), spec->id) != 0)
+        continue;
+      /* Cell padding and a little air around the text. */
+      widest = MAX (spec->width, widest + 20 + extra);
+      g_object_set_data (G_OBJECT (column), "qb-width", GINT_TO_POINTER (widest));
+      if (gtk_column_view_column_get_visible (column))
+        gtk_column_view_column_set_fixed_width (column, widest);
+    }
+}
+
+static void
+fit_columns (QbLayerTable *self)
+{
+  for (gsize i = 0; i < G_N_ELEMENTS (columns); i++)
+    if (g_str_equal (columns[i].id, "role") || g_str_equal (columns[i].id, "shape")
+        || g_str_equal (columns[i].id, "params") || g_str_equal (columns[i].id, "layer")
+        || g_str_equal (columns[i].id, "bpw") || g_str_equal (columns[i].id, "size"))
+      fit_column (self, &columns[i], 0);
+    else if (g_str_equal (columns[i].id, "format"))
+      fit_column (self, &columns[i], 40);   /* the arrow, the frame, the warning icon */
+}
+
 static void
 add_columns (QbLayerTable *self)
 {
@@ -937,6 +1001,7 @@ add_columns (QbLayerTable *self)
       gtk_column_view_column_set_resizable (column, spec->kind != CELL_STATUS);
       gtk_column_view_column_set_expand (column, spec->expand);
       gtk_column_view_column_set_fixed_width (column, spec->width);
+      g_object_set_data (G_OBJECT (column), "qb-width", GINT_TO_POINTER (spec->width));
       sorter = make_sorter (spec);
       if (sorter)
         {
@@ -946,10 +1011,10 @@ add_columns (QbLayerTable *self)
       if (spec->kind == CELL_GROUP)
         {
           self->group_column = column;
-          gtk_column_view_column_set_visible (column, FALSE);
+          show_column (column, FALSE);
         }
       if (g_str_equal (spec->id, "out-err"))
-        gtk_column_view_column_set_visible (column, FALSE);
+        show_column (column, FALSE);
       gtk_column_view_append_column (self->column_view, column);
       g_object_unref (column);
     }
@@ -1021,6 +1086,7 @@ qb_layer_table_set_document (QbLayerTable *self,
       qb_format_button_set_format (QB_FORMAT_BUTTON (self->bulk_format),
                                    qb_plan_get_default_format (qb_document_get_plan (document)));
       fill_filter_choices (self);
+      fit_columns (self);
       gtk_filter_changed (GTK_FILTER (self->layer_role_filter), GTK_FILTER_CHANGE_DIFFERENT);
       g_signal_connect (document, "totals-changed", G_CALLBACK (on_totals_changed), self);
     }
@@ -1169,7 +1235,7 @@ qb_layer_table_set_group_by (QbLayerTable *self,
   self->group_by = group;
   if (gtk_drop_down_get_selected (self->group_dropdown) != (guint) group)
     gtk_drop_down_set_selected (self->group_dropdown, group);
-  gtk_column_view_column_set_visible (self->group_column, group != QB_GROUP_NONE);
+  show_column (self->group_column, group != QB_GROUP_NONE);
   qb_layer_table_refresh_sort (self);
 }
 
@@ -1238,8 +1304,8 @@ qb_layer_table_update_columns (QbLayerTable *self)
   for (guint i = 0; i < n && !any; i++)
     any = !isnan (qb_tensor_row_get_out_rel_err (qb_document_get_row (self->document, i)));
   column = column_by_id (self, "out-err");
-  if (column != NULL)
-    gtk_column_view_column_set_visible (column, any);
+  if (column != NULL && gtk_column_view_column_get_visible (column) != any)
+    show_column (column, any);
 }
 
 gboolean

@@ -49,23 +49,37 @@ update_count (QbRulesEditor *self,
 {
   GtkListBoxRow *row = nth_row (self, index);
   RuleRow *r = row ? rule_row (row) : NULL;
-  GListModel *rows;
-  guint n, matches = 0;
+  QbModel *model;
+  guint n, matches = 0, kept = 0;
   g_autofree char *text = NULL;
 
   if (r == NULL || self->document == NULL)
     return;
-  if (!r->error)
+  model = qb_document_get_model (self->document);
+  n = r->error ? 0 : qb_model_get_n_tensors (model);
+  for (guint i = 0; i < n; i++)
     {
-      rows = qb_document_get_rows (self->document);
-      n = g_list_model_get_n_items (rows);
-      for (guint i = 0; i < n; i++)
-        matches += qb_plan_rule_matches (self->plan, index,
-                                         qb_tensor_row_get_name (qb_document_get_row (self->document, i)));
+      const QbTensor *t = qb_model_get_tensor (model, i);
+
+      if (!qb_plan_rule_matches (self->plan, index, t->name))
+        continue;
+      if (qb_plan_keeps_1d_tensor (self->plan, t))
+        kept++;
+      else
+        matches++;
     }
   r->match_count = matches;
-  text = r->error ? g_strdup ("invalid") : g_strdup_printf ("%u tensor%s", matches, matches == 1 ? "" : "s");
+  if (r->error)
+    text = g_strdup ("invalid");
+  else if (kept > 0)
+    text = g_strdup_printf ("%u tensor%s (%u 1-D kept)", matches, matches == 1 ? "" : "s", kept);
+  else
+    text = g_strdup_printf ("%u tensor%s", matches, matches == 1 ? "" : "s");
   gtk_label_set_text (r->count, text);
+  gtk_widget_set_tooltip_text (GTK_WIDGET (r->count),
+                               kept > 0 ? "“Keep 1-D tensors” is on: the 1-D tensors this pattern matches "
+                                          "(norms, biases) stay as stored. Turn it off to quantize them by rule."
+                                        : NULL);
 }
 
 static void
@@ -250,11 +264,15 @@ make_row (QbRulesEditor    *self,
   gtk_entry_set_placeholder_text (r->entry, "blk.*.ffn_down.*");
   gtk_widget_add_css_class (GTK_WIDGET (r->entry), "monospace");
   gtk_widget_set_hexpand (GTK_WIDGET (r->entry), TRUE);
+  gtk_editable_set_width_chars (GTK_EDITABLE (r->entry), 8);
   gtk_accessible_update_property (GTK_ACCESSIBLE (r->entry), GTK_ACCESSIBLE_PROPERTY_LABEL, label, -1);
 
   r->kind = GTK_DROP_DOWN (gtk_drop_down_new_from_strings (kinds));
   gtk_drop_down_set_selected (r->kind, rule->kind == QB_RULE_REGEX ? 1 : 0);
-  gtk_widget_set_tooltip_text (GTK_WIDGET (r->kind), "Shell-style glob, or regular expression");
+  gtk_widget_set_tooltip_text (GTK_WIDGET (r->kind),
+                               "glob: the whole name, with * (any text), ? (one character) and "
+                               "[qkv] or [0-3] (one of these characters); "
+                               "regex: a regular expression found anywhere in the name");
 
   r->format = QB_FORMAT_BUTTON (qb_format_button_new ());
   qb_format_button_set_format (r->format, rule->format);
@@ -262,6 +280,7 @@ make_row (QbRulesEditor    *self,
 
   r->method = GTK_DROP_DOWN (gtk_drop_down_new (G_LIST_MODEL (method_list ()), NULL));
   gtk_drop_down_set_selected (r->method, method_position (rule->method));
+  gtk_widget_set_hexpand (GTK_WIDGET (r->method), TRUE);
   gtk_widget_set_tooltip_text (GTK_WIDGET (r->method),
                                "How the matching tensors are quantized (GPTQ and importance need calibration)");
   gtk_accessible_update_property (GTK_ACCESSIBLE (r->method), GTK_ACCESSIBLE_PROPERTY_LABEL,
@@ -270,16 +289,20 @@ make_row (QbRulesEditor    *self,
   r->count = GTK_LABEL (gtk_label_new (NULL));
   gtk_widget_add_css_class (GTK_WIDGET (r->count), "dim-label");
   gtk_widget_add_css_class (GTK_WIDGET (r->count), "numeric");
-  gtk_label_set_xalign (r->count, 1);
+  gtk_widget_set_hexpand (GTK_WIDGET (r->count), TRUE);
+  gtk_label_set_xalign (r->count, 0);
+  gtk_label_set_wrap (r->count, TRUE);
 
-  gtk_grid_attach (GTK_GRID (grid), GTK_WIDGET (r->entry), 0, 0, 5, 1);
-  gtk_grid_attach (GTK_GRID (grid), GTK_WIDGET (r->kind), 5, 0, 1, 1);
-  gtk_grid_attach (GTK_GRID (grid), GTK_WIDGET (r->format), 0, 1, 1, 1);
-  gtk_grid_attach (GTK_GRID (grid), GTK_WIDGET (r->method), 1, 1, 1, 1);
-  gtk_grid_attach (GTK_GRID (grid), GTK_WIDGET (r->count), 2, 1, 1, 1);
-  gtk_grid_attach (GTK_GRID (grid), icon_button ("go-up-symbolic", "Move up", "up", GTK_LIST_BOX_ROW (row)), 3, 1, 1, 1);
-  gtk_grid_attach (GTK_GRID (grid), icon_button ("go-down-symbolic", "Move down", "down", GTK_LIST_BOX_ROW (row)), 4, 1, 1, 1);
-  gtk_grid_attach (GTK_GRID (grid), icon_button ("user-trash-symbolic", "Remove rule", "remove", GTK_LIST_BOX_ROW (row)), 5, 1, 1, 1);
+  /* Three short lines (pattern; format and method; matches and buttons)
+   * keep the sidebar narrow: one line of everything needed ~480 px. */
+  gtk_grid_attach (GTK_GRID (grid), GTK_WIDGET (r->entry), 0, 0, 3, 1);
+  gtk_grid_attach (GTK_GRID (grid), GTK_WIDGET (r->kind), 3, 0, 2, 1);
+  gtk_grid_attach (GTK_GRID (grid), GTK_WIDGET (r->format), 0, 1, 2, 1);
+  gtk_grid_attach (GTK_GRID (grid), GTK_WIDGET (r->method), 2, 1, 3, 1);
+  gtk_grid_attach (GTK_GRID (grid), GTK_WIDGET (r->count), 0, 2, 2, 1);
+  gtk_grid_attach (GTK_GRID (grid), icon_button ("go-up-symbolic", "Move up", "up", GTK_LIST_BOX_ROW (row)), 2, 2, 1, 1);
+  gtk_grid_attach (GTK_GRID (grid), icon_button ("go-down-symbolic", "Move down", "down", GTK_LIST_BOX_ROW (row)), 3, 2, 1, 1);
+  gtk_grid_attach (GTK_GRID (grid), icon_button ("user-trash-symbolic", "Remove rule", "remove", GTK_LIST_BOX_ROW (row)), 4, 2, 1, 1);
   gtk_list_box_row_set_child (GTK_LIST_BOX_ROW (row), grid);
 
   g_signal_connect (r->entry, "changed", G_CALLBACK (on_entry_changed), row);
@@ -347,6 +370,13 @@ on_totals_changed (QbDocument    *document,
     g_set_object (&self->plan, qb_document_get_plan (document));
   if (!self->editing && !rows_match_plan (self))
     rebuild (self);
+  else if (!self->editing)
+    {
+      /* keep_1d may have changed what the rules reach. */
+      for (guint i = 0; i < qb_rules_editor_get_n_rows (self); i++)
+        update_count (self, i);
+      highlight_active (self);
+    }
 }
 
 static void

@@ -152,6 +152,8 @@ refresh_facts (QbTensorDetails *self)
       g_autofree char *value = self->row ? fact_value (&facts[i], self->row, stats, result) : NULL;
 
       gtk_label_set_text (self->fact_labels[i], value ? value : "");
+      /* The whole value on hover, for one the pane's width cut. */
+      gtk_widget_set_tooltip_text (GTK_WIDGET (self->fact_labels[i]), value);
       gtk_widget_set_visible (GTK_WIDGET (self->fact_labels[i]), value != NULL);
       gtk_widget_set_visible (GTK_WIDGET (self->fact_keys[i]), value != NULL);
     }
@@ -189,7 +191,7 @@ refresh_charts (QbTensorDetails *self)
       qb_histogram_view_set_grid (hist, NULL, 0, NULL);
       qb_histogram_view_set_histograms (err, NULL, NULL);
       qb_histogram_view_set_placeholder (err, "Select a tensor");
-      qb_channel_range_view_set_ranges (ch, NULL, NULL, 0);
+      qb_channel_range_view_set_ranges (ch, NULL, NULL, 0, 0);
       qb_channel_range_view_set_placeholder (ch, "Select a tensor");
       return;
     }
@@ -219,10 +221,12 @@ refresh_charts (QbTensorDetails *self)
 
   ranges = result && result->n_channels ? result : stats;
   if (ranges && ranges->n_channels)
-    qb_channel_range_view_set_ranges (ch, ranges->channel_min, ranges->channel_max, ranges->n_channels);
+    qb_channel_range_view_set_ranges (ch, ranges->channel_min, ranges->channel_max, ranges->n_channels,
+                                      qb_tensor_row_get_n_params (self->row)
+                                      / MAX (1, qb_tensor_row_get_row_length (self->row)));
   else
     {
-      qb_channel_range_view_set_ranges (ch, NULL, NULL, 0);
+      qb_channel_range_view_set_ranges (ch, NULL, NULL, 0, 0);
       qb_channel_range_view_set_placeholder (ch, stats || result ? "No channel ranges"
                                                                  : "Computing channel ranges…");
     }
@@ -310,7 +314,16 @@ qb_tensor_details_init (QbTensorDetails *self)
       gtk_widget_add_css_class (key, "dim-label");
       gtk_label_set_xalign (GTK_LABEL (value), 0);
       gtk_label_set_selectable (GTK_LABEL (value), TRUE);
-      gtk_label_set_ellipsize (GTK_LABEL (value), PANGO_ELLIPSIZE_END);
+      if (g_str_equal (facts[i].id, "fallback"))
+        {
+          /* A reason is a sentence: read in full, on as many lines as it takes. */
+          gtk_label_set_wrap (GTK_LABEL (value), TRUE);
+          gtk_label_set_wrap_mode (GTK_LABEL (value), PANGO_WRAP_WORD_CHAR);
+          gtk_label_set_width_chars (GTK_LABEL (value), 12);
+          gtk_label_set_max_width_chars (GTK_LABEL (value), 40);
+        }
+      else
+        gtk_label_set_ellipsize (GTK_LABEL (value), PANGO_ELLIPSIZE_END);
       gtk_widget_set_hexpand (value, TRUE);
       gtk_widget_add_css_class (value, "numeric");
       gtk_widget_set_tooltip_text (value, NULL);

@@ -13,6 +13,7 @@
  * angles advanced by repeated multiplication in float.
  */
 #include "qb-llama-private.h"
+#include "qb-llama-device-private.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -547,6 +548,13 @@ qb_llama_forward (QbLlama *llama, const gint32 *tokens, guint n_tokens, guint fi
   openblas_set_num_threads (1);
 
   rope_cache (llama, n_tokens);
+  switch (qb_llama_device_forward (llama, &llama->device, tokens, n_tokens, first_output, logits,
+                                   s->rope, progress, progress_data, cancellable, error))
+    {
+    case QB_LLAMA_DEVICE_DONE:   ok = TRUE; goto out;
+    case QB_LLAMA_DEVICE_FAILED: goto out;
+    default:                     break;
+    }
   if (!embed (llama, tokens, n_tokens, error))
     goto out;
   for (guint i = 0; i < p->n_layer; i++)

@@ -51,6 +51,8 @@ typedef struct {
   guint   n_threads;
 } QbScratch;
 
+typedef struct _QbLlamaDevice QbLlamaDevice;   /* qb-llama-device-private.h */
+
 struct _QbLlama {
   QbModel          *model;
   QbLlamaParams     p;
@@ -66,6 +68,7 @@ struct _QbLlama {
   QbActivationFunc  act_func;
   gpointer          act_data;
   QbScratch         s;
+  QbLlamaDevice    *device;     /* weights on the default device, or NULL */
 };
 
 /* Rows [row, row + n) of w as floats: a pointer into the weight when it can

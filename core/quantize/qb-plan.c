@@ -4,6 +4,7 @@
 #include "qb-plan-private.h"
 
 #include <json-glib/json-glib.h>
+#include <fnmatch.h>
 #include <string.h>
 
 #define QB_PLAN_VERSION 1
@@ -13,7 +14,7 @@ G_DEFINE_QUARK (qb-plan-error-quark, qb_plan_error)
 /* A rule: the public part first, so qb_plan_get_rule can hand it out. */
 typedef struct {
   QbPlanRule    pub;
-  GPatternSpec *glob;
+  char         *glob;
   GRegex       *regex;
 } Rule;
 
@@ -63,8 +64,7 @@ rule_free (gpointer data)
   g_free (r->pub.pattern);
   g_free (r->pub.format);
   g_free (r->pub.method);
-  if (r->glob)
-    g_pattern_spec_free (r->glob);
+  g_free (r->glob);
   if (r->regex)
     g_regex_unref (r->regex);
   g_free (r);
@@ -323,7 +323,7 @@ rule_new (const char *pattern, QbRuleKind kind, const char *format,
         }
     }
   else
-    r->glob = g_pattern_spec_new (pattern);
+    r->glob = g_strdup (pattern);
   return r;
 }
 
@@ -376,7 +376,7 @@ rule_matches (const Rule *r, const char *name)
 {
   if (r->regex)
     return g_regex_match (r->regex, name, 0, NULL);
-  return g_pattern_spec_match_string (r->glob, name);
+  return fnmatch (r->glob, name, 0) == 0;
 }
 
 gboolean
@@ -941,6 +941,13 @@ is_1d (const QbTensor *t)
   return t->ne[1] == 1 && t->ne[2] == 1 && t->ne[3] == 1;
 }
 
+gboolean
+qb_plan_keeps_1d_tensor (QbPlan *plan, const QbTensor *tensor)
+{
+  g_return_val_if_fail (QB_IS_PLAN (plan), FALSE);
+  return plan->keep_1d && is_1d (tensor);
+}
+
 /* "rows of 172 values do not fit Q4_K (blocks of 256); Q5_0 does not fit
  * either (blocks of 32); using F16". */
 static char *
@@ -995,6 +1002,12 @@ plan_ask (QbPlan *plan, QbPresetContext *preset, const QbTensor *t, guint index,
       *source = g_strdup ("override");
       return;
     }
+  if (plan->keep_1d && is_1d (t))
+    {
+      *format = QB_FORMAT_KEEP;
+      *source = g_strdup ("1-D");
+      return;
+    }
   for (guint i = 0; i < plan->rules->len; i++)
     {
       const Rule *r = g_ptr_array_index (plan->rules, i);
@@ -1005,12 +1018,6 @@ plan_ask (QbPlan *plan, QbPresetContext *preset, const QbTensor *t, guint index,
           *source = g_strdup_printf ("rule %u", i + 1);
           return;
         }
-    }
-  if (plan->keep_1d && is_1d (t))
-    {
-      *format = QB_FORMAT_KEEP;
-      *source = g_strdup ("1-D");
-      return;
     }
   if (preset != NULL)
     {

@@ -4,11 +4,16 @@
  * A plan has a default format and method, an optional llama.cpp-style
  * preset, ordered name rules (glob or regex, first match wins) and
  * explicit per-tensor overrides.  Precedence, highest first: override,
- * first matching rule, 1-D tensors kept as they are (when keep_1d), the
- * preset's choice, the default.  Plans round-trip through versioned JSON.
+ * 1-D tensors kept as they are (when keep_1d), first matching rule, the
+ * preset's choice, the default.  So a broad rule such as blk.*.attn_*
+ * never quantizes norm vectors behind keep_1d's back: to quantize 1-D
+ * tensors by rule, turn keep_1d off (an override by hand still applies).
+ * Plans round-trip through versioned JSON.
  *
- * Globs (GPatternSpec: * and ?) match the whole tensor name; regular
- * expressions (GRegex) match anywhere in it unless anchored.  A preset
+ * Globs (fnmatch(3): *, ?, classes such as [qkv] or [0-3], [!…] for
+ * "none of") match the whole tensor name; a backslash quotes the next
+ * character.  Regular expressions (GRegex) match anywhere in the name
+ * unless anchored.  A preset
  * decides every tensor (it keeps what llama-quantize keeps), so with a
  * preset the default only matters where no preset is set.  A tensor whose
  * rows do not fit the requested format gets the first format of the
@@ -77,6 +82,8 @@ void                qb_plan_set_default_method (QbPlan *plan, const char *method
 const char         *qb_plan_get_preset         (QbPlan *plan);   /* NULL: none */
 void                qb_plan_set_preset         (QbPlan *plan, const char *preset);
 gboolean            qb_plan_get_keep_1d        (QbPlan *plan);
+/* TRUE when keep_1d keeps this tensor whatever the rules say. */
+gboolean            qb_plan_keeps_1d_tensor    (QbPlan *plan, const QbTensor *tensor);
 void                qb_plan_set_keep_1d        (QbPlan *plan, gboolean keep);
 
 guint               qb_plan_get_n_rules        (QbPlan *plan);

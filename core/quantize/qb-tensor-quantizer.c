@@ -20,7 +20,6 @@
  * values (16 KiB of floats), so that the values read, quantized,
  * dequantized and measured stay in the L1 cache between the steps. */
 #define GROUP_VALUES   (4 * 1024)
-#define MAX_CHANNELS   4096
 /* Rows quantized up front to size the error histogram. */
 #define N_SAMPLE_ROWS  32
 /* Share of the progress bar given to the pre-pass. */
@@ -339,44 +338,143 @@ histogram_for (const QbTensorScan *stats)
   return qb_histogram_new (QB_HISTOGRAM_BINS, stats->min, stats->max);
 }
 
+/* The stored values before any run: histogram, channel ranges and the
+ * count of outliers, on the run's histogram edges and channel buckets. */
+typedef struct {
+  QbHistogram *hist;
+  guint        n_channels;
+  gint64       rows_per_bucket;
+  double       center, radius;
+  guint64     *outliers;       /* per thread */
+} Original;
+
 static void
-original_hist_chunk (Pass *pass, gint64 chunk, guint thread, float *x,
-                     gint64 row0, gint64 n_rows)
+scratch_prepare_original (Scratch *s, Original *o)
+{
+  if (s->hist_ready)
+    return;
+  qb_hist_set_init (&s->hist, 1, &o->hist);
+  s->ch_min = g_new (float, o->n_channels);
+  s->ch_max = g_new (float, o->n_channels);
+  for (guint c = 0; c < o->n_channels; c++)
+    {
+      s->ch_min[c] = INFINITY;
+      s->ch_max[c] = -INFINITY;
+    }
+  s->hist_ready = TRUE;
+}
+
+static void
+original_chunk (Pass *pass, gint64 chunk, guint thread, float *x,
+                gint64 row0, gint64 n_rows)
 {
   Scratch *s = &pass->scratch[thread];
-  QbHistogram *h = pass->data;
+  Original *o = pass->data;
 
-  if (!s->hist_ready)
-    {
-      qb_hist_set_init (&s->hist, 1, &h);
-      s->hist_ready = TRUE;
-    }
+  scratch_prepare_original (s, o);
   for (gint64 r = 0; r < n_rows; r++)
-    qb_hist_set_add (&s->hist, x + r * pass->n_cols, NULL, pass->n_cols);
+    {
+      const float *xr = x + r * pass->n_cols;
+      guint bucket = (guint) ((row0 + r) / o->rows_per_bucket);
+      float mn = INFINITY, mx = -INFINITY;
+
+      qb_hist_set_add (&s->hist, xr, NULL, pass->n_cols);
+      /* As the run's error pass does: NaN left out. */
+      for (gint64 j = 0; j < pass->n_cols; j++)
+        {
+          mn = xr[j] < mn ? xr[j] : mn;
+          mx = xr[j] > mx ? xr[j] : mx;
+        }
+      s->ch_min[bucket] = MIN (s->ch_min[bucket], mn);
+      s->ch_max[bucket] = MAX (s->ch_max[bucket], mx);
+    }
+  o->outliers[thread] += qb_moments_count_outliers (x, n_rows * pass->n_cols, o->center, o->radius);
+}
+
+static void
+fill_original (Pass *pass, Original *o, const QbTensorScan *st, QbTensorResult *r)
+{
+  QbTensorMetrics *m = &r->metrics;
+  guint64 outliers = 0;
+
+  m->mse = m->rmse_rel = m->sqnr_db = m->cosine = NAN;
+  m->max_abs_err = m->wmse = m->out_rel_err = NAN;
+  m->mean = st->mean;
+  m->std = st->std;
+  m->min = st->min;
+  m->max = st->max;
+  m->kurtosis = st->kurtosis;
+
+  r->n_channels = o->n_channels;
+  r->channel_min = g_new (float, o->n_channels);
+  r->channel_max = g_new (float, o->n_channels);
+  for (guint c = 0; c < o->n_channels; c++)
+    {
+      r->channel_min[c] = INFINITY;
+      r->channel_max[c] = -INFINITY;
+    }
+  for (guint t = 0; t < pass->n_threads; t++)
+    {
+      outliers += o->outliers[t];
+      if (!pass->scratch[t].hist_ready)
+        continue;
+      qb_hist_set_collect (&pass->scratch[t].hist, &o->hist);
+      for (guint c = 0; c < o->n_channels; c++)
+        {
+          r->channel_min[c] = MIN (r->channel_min[c], pass->scratch[t].ch_min[c]);
+          r->channel_max[c] = MAX (r->channel_max[c], pass->scratch[t].ch_max[c]);
+        }
+    }
+  m->outlier_share = st->n > 0 ? (double) outliers / st->n : 0;
+  r->hist_original = g_steal_pointer (&o->hist);
+}
+
+QbTensorResult *
+qb_tensor_describe_original (QbModel *model, guint index, QbWorkers *workers,
+                             GCancellable *cancellable, GError **error)
+{
+  g_autoptr(QbTensorResult) r = NULL;
+  const QbTensor *t;
+  QbTensorScan stats;
+  Original o = { 0 };
+  Pass pass;
+  gboolean ok;
+
+  g_return_val_if_fail (index < qb_model_get_n_tensors (model), NULL);
+  t = qb_model_get_tensor (model, index);
+  pass_init (&pass, model, index, workers, cancellable);
+  ok = run_prepass (&pass, workers, &stats, 0.5, error);
+  if (ok)
+    {
+      o.hist = histogram_for (&stats);
+      o.n_channels = qb_channel_n_buckets (pass.n_rows);
+      o.rows_per_bucket = qb_channel_rows_per_bucket (pass.n_rows);
+      o.center = stats.mean;
+      o.radius = stats.outlier_radius;
+      o.outliers = g_new0 (guint64, pass.n_threads);
+      ok = pass_run (&pass, workers, original_chunk, &o, 0.5, 0.5, error);
+    }
+  if (ok)
+    {
+      r = qb_tensor_result_new ();
+      r->tensor_name = g_strdup (t->name);
+      r->n_params = t->n_params;
+      r->n_nonfinite = (gint64) stats.n_nonfinite;
+      fill_original (&pass, &o, &stats, r);
+    }
+  qb_histogram_free (o.hist);
+  g_free (o.outliers);
+  pass_clear (&pass);
+  return g_steal_pointer (&r);
 }
 
 QbHistogram *
 qb_tensor_original_histogram (QbModel *model, guint index, QbWorkers *workers,
                               GCancellable *cancellable, GError **error)
 {
-  g_autoptr(QbHistogram) h = NULL;
-  QbTensorScan stats;
-  Pass pass;
-  gboolean ok;
+  g_autoptr(QbTensorResult) r = qb_tensor_describe_original (model, index, workers, cancellable, error);
 
-  g_return_val_if_fail (index < qb_model_get_n_tensors (model), NULL);
-  pass_init (&pass, model, index, workers, cancellable);
-  ok = run_prepass (&pass, workers, &stats, 0.5, error);
-  if (ok)
-    {
-      h = histogram_for (&stats);
-      ok = pass_run (&pass, workers, original_hist_chunk, h, 0.5, 0.5, error);
-      for (guint t = 0; ok && t < pass.n_threads; t++)
-        if (pass.scratch[t].hist_ready)
-          qb_hist_set_collect (&pass.scratch[t].hist, &h);
-    }
-  pass_clear (&pass);
-  return ok ? g_steal_pointer (&h) : NULL;
+  return r ? g_steal_pointer (&r->hist_original) : NULL;
 }
 
 /* ---- quantization ------------------------------------------------------- */
@@ -396,6 +494,7 @@ typedef struct {
   double                 *out_err;     /* per chunk: Σ ΔWᵀGΔW and Σ WᵀGW (or their diagonal) */
   QbHistogram            *hists[3];
   guint                   n_channels;
+  gint64                  rows_per_bucket;
 } Quant;
 
 /* Quantizes and dequantizes a chunk: q is where the bytes go, y gets the
@@ -505,7 +604,7 @@ main_chunk (Pass *pass, gint64 chunk, guint thread, float *x,
     {
       const float *xr = x + r * n_cols, *yr = s->y + r * n_cols;
       gint64 row = row0 + r;
-      guint bucket = (guint) (row * qt->n_channels / pass->n_rows);
+      guint bucket = (guint) (row / qt->rows_per_bucket);
       float mn, mx;
 
       qb_measure_error_row (xr, yr, qt->row_weights, n_cols, qt->out_lo, qt->out_hi,
@@ -1030,7 +1129,8 @@ qb_tensor_quantize (QbModel *model, guint index, const QbQuantizeSpec *spec,
   pass.progress_data = progress_data;
   qt.spec = spec;
   qt.output = output;
-  qt.n_channels = (guint) MIN (pass.n_rows, MAX_CHANNELS);
+  qt.n_channels = qb_channel_n_buckets (pass.n_rows);
+  qt.rows_per_bucket = qb_channel_rows_per_bucket (pass.n_rows);
   if (spec->importance != NULL && spec->format != NULL)
     qt.row_weights = spec->importance;
 

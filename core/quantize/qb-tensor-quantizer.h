@@ -78,9 +78,17 @@ gboolean         qb_tensor_scan                (QbModel        *model,
                                                  QbTensorScan  *stats,
                                                  GError        **error);
 
-/* The histogram of the stored values, over the same edges a quantization
- * run of this tensor uses (so it can be shown before any run and overlaid
- * later).  Two reads of the tensor. */
+/* The stored values before any run: their moments, range and outlier
+ * share, their histogram over the same edges a quantization run of this
+ * tensor uses, and their channel ranges in the run's buckets (so both can
+ * be shown before any run and overlaid later).  Two reads of the tensor;
+ * the quality metrics are NAN. */
+QbTensorResult  *qb_tensor_describe_original    (QbModel        *model,
+                                                 guint           index,
+                                                 QbWorkers      *workers,
+                                                 GCancellable   *cancellable,
+                                                 GError        **error);
+/* Its histogram alone. */
 QbHistogram     *qb_tensor_original_histogram   (QbModel        *model,
                                                  guint           index,
                                                  QbWorkers      *workers,

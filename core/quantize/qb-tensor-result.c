@@ -87,6 +87,22 @@ qb_histogram_total (const QbHistogram *h)
   return total;
 }
 
+gint64
+qb_channel_rows_per_bucket (gint64 n_rows)
+{
+  if (n_rows <= QB_CHANNEL_MAX_BUCKETS)
+    return 1;
+  return (n_rows + QB_CHANNEL_MAX_BUCKETS - 1) / QB_CHANNEL_MAX_BUCKETS;
+}
+
+guint
+qb_channel_n_buckets (gint64 n_rows)
+{
+  gint64 per = qb_channel_rows_per_bucket (n_rows);
+
+  return n_rows <= 0 ? 0 : (guint) ((n_rows + per - 1) / per);
+}
+
 QbTensorResult *
 qb_tensor_result_new (void)
 {

@@ -63,10 +63,20 @@ typedef struct {
   QbHistogram     *hist_original;
   QbHistogram     *hist_quantized;  /* same edges as hist_original */
   QbHistogram     *hist_error;
-  guint            n_channels;      /* per-output-channel ranges; bucketed above 4096 */
+  guint            n_channels;      /* per-output-channel ranges, in buckets of
+                                     * qb_channel_rows_per_bucket() rows */
   float           *channel_min;
   float           *channel_max;
 } QbTensorResult;
+
+/* Channel ranges: one bucket per row (output channel) up to
+ * QB_CHANNEL_MAX_BUCKETS rows; a taller tensor gets buckets of the same
+ * number of consecutive rows, the last one possibly shorter.  A 32,000-row
+ * tensor: 4,000 buckets of 8 rows.  The one bucketing, before and after a
+ * run. */
+#define QB_CHANNEL_MAX_BUCKETS 4096
+gint64          qb_channel_rows_per_bucket (gint64 n_rows);
+guint           qb_channel_n_buckets       (gint64 n_rows);
 
 QbTensorResult *qb_tensor_result_new  (void);
 QbTensorResult *qb_tensor_result_copy (const QbTensorResult *r);
