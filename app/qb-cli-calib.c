@@ -100,8 +100,8 @@ qb_cli_calib_apply_options (const QbCliCalibOptions *o, QbPlan *plan, GError **e
   return TRUE;
 }
 
-static void
-draw_progress (const QbStatsProgress *p, gpointer data)
+void
+qb_cli_calib_draw_progress (const QbStatsProgress *p, gpointer data)
 {
   qb_cli_progress_draw (data, p->fraction, p->fraction >= 1, "calibrating: pass %u/%u  chunk %u/%u   ",
                         p->pass + 1, p->n_passes, MIN (p->chunk + 1, p->n_chunks), p->n_chunks);
@@ -161,7 +161,7 @@ qb_cli_calib_compute (QbModel *model, QbPlan *plan, const QbCliCalibOptions *o, 
           fprintf (stderr, "calibration: XᵀX for GPTQ: %s in all, %s the largest\n", t, l);
         }
     }
-  stats = qb_activation_stats_compute (llama, calib, &so, !quiet && isatty (2) ? draw_progress : NULL,
+  stats = qb_activation_stats_compute (llama, calib, &so, !quiet && isatty (2) ? qb_cli_calib_draw_progress : NULL,
                                        &bar, NULL, error);
   qb_cli_progress_end (&bar);
   if (stats != NULL && !quiet)

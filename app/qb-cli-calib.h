@@ -47,4 +47,8 @@ QbActivationStats *qb_cli_calib_compute (QbModel                 *model,
                                          gboolean                 quiet,
                                          GError                 **error);
 
+/* Draws calibration progress on a QbCliProgress (the data). */
+void      qb_cli_calib_draw_progress (const QbStatsProgress *progress,
+                                      gpointer               bar);
+
 G_END_DECLS

@@ -16,6 +16,7 @@
 #include "qb-cli-calib.h"
 #include "qb-cli-plan.h"
 #include "qb-eval.h"
+#include "qb-experiment-eval.h"
 #include "qb-imatrix.h"
 #include "qb-job.h"
 #include "qb-llama.h"
@@ -127,88 +128,151 @@ quantize (QbModel *model, QbLlama *llama, QbPlan *plan, QbActivationStats *stats
   return TRUE;
 }
 
-/* The plan to evaluate: the experiment's, the plan options', or none
- * (*plan NULL: the model as it is); *calib_set: the experiment's
- * calibration set, or NULL. */
+/* The plan the options describe, or none (*plan NULL: the model as it is). */
 static gboolean
-choose_plan (QbModel *model, QbStore *store, const QbCliPlanOptions *po, const EvalOptions *eo,
-             QbPlan **plan, QbCalibrationSet **calib_set, GError **error)
+choose_plan (QbModel *model, const QbCliPlanOptions *po, const EvalOptions *eo, QbPlan **plan,
+             GError **error)
 {
-  g_autoptr(QbExperiment) experiment = NULL;
-
-  *plan = NULL;
-  *calib_set = NULL;
-  if (store == NULL)
-    {
-      *plan = has_plan (po) ? qb_cli_plan_build (po, error) : NULL;
-      return (*plan != NULL || !has_plan (po))
-             && (*plan == NULL || qb_cli_plan_apply_target (po, model, *plan, eo->json, error))
-             && (*plan == NULL || qb_cli_calib_apply_options (&eo->calib, *plan, error));
-    }
-  experiment = qb_store_get_experiment (store, eo->experiment, error);
-  if (experiment == NULL)
-    return FALSE;
-  if (experiment->calibration_set_id != 0
-      && (*calib_set = qb_store_get_calibration_set (store, experiment->calibration_set_id,
-                                                      error)) == NULL)
-    return FALSE;
-  *plan = qb_eval_plan_of_experiment (experiment, model, error);
-  return *plan != NULL;
+  *plan = has_plan (po) ? qb_cli_plan_build (po, error) : NULL;
+  return (*plan != NULL || !has_plan (po))
+         && (*plan == NULL || qb_cli_plan_apply_target (po, model, *plan, eo->json, error))
+         && (*plan == NULL || qb_cli_calib_apply_options (&eo->calib, *plan, error));
 }
 
-/* The statistics the plan's methods need: from --calib, or from the
- * experiment's calibration set (its texts and chunking, checked against
- * its hash); NULL in *stats when there is neither. */
+/* The statistics the plan's methods need, from --calib; NULL in *stats
+ * without it. */
 static gboolean
-calibrate (QbModel *model, QbPlan *plan, const QbCalibrationSet *set, EvalOptions *eo,
-           QbActivationStats **stats, GError **error)
+calibrate (QbModel *model, QbPlan *plan, EvalOptions *eo, QbActivationStats **stats,
+           GError **error)
 {
-  QbCliCalibOptions co = eo->calib;
-
   *stats = NULL;
-  if (plan == NULL || (co.calib == NULL && set == NULL))
+  if (plan == NULL || eo->calib.calib == NULL)
     return TRUE;
-  if (co.calib == NULL)
-    {
-      QbCalibrationOptions from;
-
-      qb_calibration_options_for_record (&from, set);
-      co.calib = set->sources;
-      co.ctx = (int) from.n_ctx;
-      co.chunks = (int) from.n_chunks;
-      co.skip = (int) from.skip_chunks;
-      co.random = from.random;
-      co.seed = (gint64) from.seed;
-      co.expect_hash = from.expect_hash;
-    }
-  *stats = qb_cli_calib_compute (model, plan, &co, eo->threads, eo->json, error);
-  if (*stats == NULL && co.expect_hash != NULL
-      && g_error_matches (*error, QB_CALIBRATION_ERROR, QB_CALIBRATION_ERROR_CHANGED))
-    g_prefix_error (error, "experiment %" G_GINT64_FORMAT ": its calibration texts changed since "
-                    "it ran: ", eo->experiment);
+  *stats = qb_cli_calib_compute (model, plan, &eo->calib, eo->threads, eo->json, error);
   return *stats != NULL;
 }
 
-/* Attaches the result to the experiment it evaluated. */
-static gboolean
-store_result (QbStore *store, const EvalOptions *eo, const QbEvalResult *r, GError **error)
-{
-  g_autoptr(QbEvaluation) evaluation = qb_eval_result_to_evaluation (r, eo->text);
+/* ---- --experiment: qb_experiment_evaluate, with the command's output -- */
 
-  if (!qb_store_set_evaluation (store, eo->experiment, evaluation, NULL, error))
-    return FALSE;
-  if (!eo->json)
-    printf ("\nstored with experiment %" G_GINT64_FORMAT " in %s\n", eo->experiment,
-            qb_store_get_path (store));
-  return TRUE;
+typedef struct {
+  QbCliProgress bar;
+  int           stage;   /* 0 calibrating, 1 quantizing, 2 evaluating */
+} StagedProgress;
+
+/* A new stage starts on a new line. */
+static QbCliProgress *
+stage_bar (StagedProgress *p, int stage)
+{
+  if (p->stage != stage)
+    qb_cli_progress_end (&p->bar);
+  p->stage = stage;
+  return &p->bar;
+}
+
+static void
+draw_experiment_stats (const QbStatsProgress *p, gpointer data)
+{
+  qb_cli_calib_draw_progress (p, stage_bar (data, 0));
+}
+
+static void
+draw_experiment_job (const QbJobProgress *p, gpointer data)
+{
+  draw_job_progress (p, stage_bar (data, 1));
+}
+
+static void
+draw_experiment_eval (const QbEvalProgress *p, gpointer data)
+{
+  draw_progress (p, stage_bar (data, 2));
+}
+
+static void
+print_calibration (const QbExperimentEvalReport *report, const EvalOptions *eo)
+{
+  const QbCalibrationSet *c = report->calibration;
+
+  if (eo->json || !report->calibrated)
+    return;
+  if (eo->calib.calib == NULL && c != NULL)
+    fprintf (stderr, "calibration: %s, %u chunks of %u tokens (%s), the experiment's set\n",
+             c->name, c->n_chunks, c->chunk_len, c->seeded ? "random" : "in order");
+  fprintf (stderr, "calibration: %u forward passes%s\n", report->n_forward,
+           report->n_forward == 0 ? " (statistics cached)" : "");
+}
+
+static int
+run_experiment (QbModel *model, EvalOptions *eo)
+{
+  g_autoptr(QbStore) store = NULL;
+  g_autoptr(QbImatrix) imatrix = NULL;
+  g_autoptr(QbEvaluation) evaluation = NULL;
+  g_autoptr(GError) error = NULL;
+  QbExperimentEvalOptions o;
+  QbExperimentEvalReport report = { 0 };
+  StagedProgress progress = { { 0 }, -1 };
+
+  if ((store = qb_store_open (eo->db, &error)) == NULL)
+    return qb_cli_fail (error);
+  if (eo->imatrix != NULL && (imatrix = qb_imatrix_load (eo->imatrix, &error)) == NULL)
+    return qb_cli_fail (error);
+  qb_experiment_eval_options_init (&o);
+  o.text_path = eo->text;
+  o.eval.n_ctx = (guint) MAX (eo->ctx, 0);
+  o.eval.n_chunks = (guint) MAX (eo->chunks, 0);
+  o.eval.kld = eo->kld;
+  o.eval.cache_dir = eo->cache_dir;
+  o.eval.no_cache = eo->no_cache;
+  o.n_threads = eo->threads > 0 ? (guint) eo->threads : 0;
+  o.dequant = g_strcmp0 (eo->dequant, "matrix") == 0 ? QB_DEQUANT_MATRIX : QB_DEQUANT_ROWS;
+  /* --calib in place of the experiment's set, with its chunking. */
+  o.calib_sources = (const char * const *) eo->calib.calib;
+  o.calib.n_ctx = (guint) MAX (eo->calib.ctx, 0);
+  o.calib.n_chunks = (guint) MAX (eo->calib.chunks, 0);
+  o.calib.skip_chunks = (guint) MAX (eo->calib.skip, 0);
+  o.calib.random = eo->calib.random;
+  o.calib.seed = (guint64) eo->calib.seed;
+  o.calib.cache_dir = eo->calib.cache_dir;
+  o.calib.no_cache = eo->calib.no_cache;
+  o.stats_output = eo->calib.process_output;
+  o.imatrix = imatrix;
+  if (isatty (2))
+    {
+      if (!eo->json)
+        o.stats_progress = draw_experiment_stats;
+      o.job_progress = draw_experiment_job;
+      o.eval_progress = draw_experiment_eval;
+      o.progress_data = &progress;
+    }
+  evaluation = qb_experiment_evaluate (store, eo->experiment, model, &o, &report, NULL, &error);
+  qb_cli_progress_end (&progress.bar);
+  print_calibration (&report, eo);
+  if (evaluation == NULL)
+    {
+      qb_experiment_eval_report_clear (&report);
+      return qb_cli_fail (error);
+    }
+  if (eo->json)
+    {
+      g_autofree char *json = qb_eval_result_to_json (&report.result);
+      printf ("%s\n", json);
+    }
+  else
+    {
+      printf ("plan:   %u tensors quantized, %.3f bits per weight, %.2f s\n", report.n_quantized,
+              report.bpw, report.quantize_seconds);
+      print_result (model, &report.result, eo->text);
+      printf ("\nstored with experiment %" G_GINT64_FORMAT " in %s\n", eo->experiment,
+              qb_store_get_path (store));
+    }
+  qb_experiment_eval_report_clear (&report);
+  return 0;
 }
 
 static int
 run (const char *model_path, const QbCliPlanOptions *po, EvalOptions *eo)
 {
-  g_autoptr(QbStore) store = NULL;
   g_autoptr(QbPlan) plan = NULL;
-  g_autoptr(QbCalibrationSet) calib_set = NULL;
   g_autoptr(GError) error = NULL;
   g_autoptr(QbModel) model = NULL;
   g_autoptr(QbLlama) llama = NULL;
@@ -221,9 +285,9 @@ run (const char *model_path, const QbCliPlanOptions *po, EvalOptions *eo)
   model = qb_model_open (model_path, &error);
   if (model == NULL)
     return qb_cli_fail (error);
-  if (eo->experiment > 0 && (store = qb_store_open (eo->db, &error)) == NULL)
-    return qb_cli_fail (error);
-  if (!choose_plan (model, store, po, eo, &plan, &calib_set, &error))
+  if (eo->experiment > 0)
+    return run_experiment (model, eo);
+  if (!choose_plan (model, po, eo, &plan, &error))
     return qb_cli_fail (error);
   llama = qb_llama_new (model, &error);
   if (llama == NULL)
@@ -238,7 +302,7 @@ run (const char *model_path, const QbCliPlanOptions *po, EvalOptions *eo)
     {
       QbActivationStats *stats = NULL;
 
-      ok = calibrate (model, plan, calib_set, eo, &stats, &error)
+      ok = calibrate (model, plan, eo, &stats, &error)
            && quantize (model, llama, plan, stats, eo, &error);
       qb_activation_stats_free (stats);
       if (!ok)
@@ -265,8 +329,6 @@ run (const char *model_path, const QbCliPlanOptions *po, EvalOptions *eo)
     }
   else
     print_result (model, &r, eo->kld_base ? NULL : eo->text);
-  if (store != NULL && !store_result (store, eo, &r, &error))
-    return qb_cli_fail (error);
   return 0;
 }
 

@@ -11,6 +11,7 @@
  * core/README.md; a folder missing from this list fails the test. */
 static const char *const core_layers[] = {
   "support", "device", "ggml", "model", "formats", "quantize", "allocate", "store", "eval", "calib",
+  "workflow",
 };
 
 static int

@@ -466,7 +466,7 @@ test_bad_options (void)
 
       ctx.options = opts;
       g_assert_null (ctx.method->prepare (&ctx, &error));
-      g_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT);
+      g_assert_error (error, QB_GPTQ_ERROR, QB_GPTQ_ERROR_OPTION);
       g_assert_nonnull (strstr (error->message, bad[i][0]));
     }
   /* No statistics: a clear error, not a crash. */
@@ -475,7 +475,7 @@ test_bad_options (void)
     ctx.options = NULL;
     ctx.gram = NULL;
     g_assert_null (ctx.method->prepare (&ctx, &error));
-    g_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT);
+    g_assert_error (error, QB_GPTQ_ERROR, QB_GPTQ_ERROR_NO_STATISTICS);
   }
   layer_clear (&l);
 }

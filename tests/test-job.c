@@ -460,7 +460,7 @@ test_importance (Fixture *f, gconstpointer data)
   job = qb_job_new (f->model, plan);
   qb_job_set_imatrix (job, im);
   g_assert_false (qb_job_run (job, NULL, &error));
-  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA);
+  g_assert_error (error, QB_JOB_ERROR, QB_JOB_ERROR_IMATRIX);
   g_assert_nonnull (strstr (error->message, "blk.1.attn_q.weight"));
 }
 

@@ -794,6 +794,44 @@ test_edit (void)
 
 /* -- evaluations and calibration sets ------------------------------------------------------- */
 
+/* Replacing the tags is one transaction: one invalid tag keeps the old ones. */
+static void
+test_set_tags (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(QbStore) store = new_store ();
+  g_autoptr(QbModelRecord) model = qb_test_model_record ("5e7da65", "m");
+  g_autoptr(QbExperiment) e = NULL;
+  g_auto(GStrv) tags = NULL;
+  gint64 id = qb_test_store_run (store, model, "tagged", "Q4_K", 2, QB_EXPERIMENT_DONE);
+
+  g_assert_true (qb_store_set_tags (store, id, (const char *[]) { "old", "kept", NULL }, &error));
+  g_assert_no_error (error);
+  g_assert_false (qb_store_set_tags (store, id, (const char *[]) { "new", "bad\x01", NULL },
+                                     &error));
+  g_assert_error (error, QB_STORE_ERROR, QB_STORE_ERROR_INVALID);
+  g_clear_error (&error);
+  e = qb_store_get_experiment (store, id, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstrv (e->tags, ((const char *[]) { "kept", "old", NULL }));
+  g_clear_pointer (&e, qb_experiment_free);
+
+  g_assert_true (qb_store_set_tags (store, id, (const char *[]) { " new ", "kept", NULL }, &error));
+  g_assert_no_error (error);
+  e = qb_store_get_experiment (store, id, &error);
+  g_assert_cmpstrv (e->tags, ((const char *[]) { "kept", "new", NULL }));
+  g_clear_pointer (&e, qb_experiment_free);
+  tags = qb_store_list_tags (store, &error);
+  g_assert_cmpstrv (tags, ((const char *[]) { "kept", "new", NULL }));   /* "old" went */
+  g_clear_pointer (&tags, g_strfreev);
+
+  g_assert_true (qb_store_set_tags (store, id, (const char *[]) { NULL }, &error));
+  e = qb_store_get_experiment (store, id, &error);
+  g_assert_cmpuint (g_strv_length (e->tags), ==, 0);
+  g_assert_false (qb_store_set_tags (store, 999, (const char *[]) { "x", NULL }, &error));
+  g_assert_error (error, QB_STORE_ERROR, QB_STORE_ERROR_NOT_FOUND);
+}
+
 static void
 test_evaluation (void)
 {
@@ -1475,6 +1513,7 @@ main (int argc, char **argv)
   g_test_add_func ("/store/pareto/mark", test_pareto_mark);
   g_test_add_func ("/store/pareto/store", test_pareto_store);
   g_test_add_func ("/store/edit", test_edit);
+  g_test_add_func ("/store/edit/set-tags", test_set_tags);
   g_test_add_func ("/store/evaluation", test_evaluation);
   g_test_add_func ("/store/calibration", test_calibration);
   g_test_add_func ("/store/models", test_models);

@@ -642,6 +642,37 @@ test_preferences (Fixture       *f,
   g_assert_cmpuint (g_settings_get_uint (settings, "threads"), ==, 3);
   g_settings_set_uint (settings, "threads", 0);
   g_assert_cmpfloat (gtk_spin_button_get_value (GTK_SPIN_BUTTON (spin)), ==, 0);
+
+  /* The devices are listed off the main thread, CPU first and selected;
+   * choosing one writes its specification. */
+  {
+    GtkDropDown *drop = NULL;
+    GListModel *model = NULL;
+    gint64 until = g_get_monotonic_time () + 20 * G_USEC_PER_SEC;
+
+    for (GtkWidget *w = gtk_widget_get_first_child (gtk_window_get_child (GTK_WINDOW (dialog)));
+         w && !drop; w = gtk_widget_get_next_sibling (w))
+      if (GTK_IS_DROP_DOWN (w))
+        drop = GTK_DROP_DOWN (w);
+    g_assert_nonnull (drop);
+    while ((model = gtk_drop_down_get_model (drop)) == NULL && g_get_monotonic_time () < until)
+      g_main_context_iteration (NULL, FALSE);
+    g_assert_nonnull (model);
+    g_assert_cmpstr (gtk_string_list_get_string (GTK_STRING_LIST (model), 0), ==, "CPU threads (default)");
+    g_assert_cmpuint (gtk_drop_down_get_selected (drop), ==, 0);
+    if (g_list_model_get_n_items (model) > 1)
+      {
+        g_autofree char *chosen = NULL;
+        gtk_drop_down_set_selected (drop, 1);
+        chosen = g_settings_get_string (settings, "device");
+        g_assert_cmpstr (chosen, ==, "opencl:0");
+        gtk_drop_down_set_selected (drop, 0);
+      }
+    {
+      g_autofree char *back = g_settings_get_string (settings, "device");
+      g_assert_cmpstr (back, ==, "cpu");
+    }
+  }
   gtk_window_destroy (GTK_WINDOW (dialog));
 }
 

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* qb-application.c — the GtkApplication: window, shortcuts, app actions. */
 #include "qb-application.h"
+#include "qb-device.h"
 
 #include "qb-preferences-dialog.h"
 #include "qb-ui.h"
@@ -9,6 +10,7 @@
 struct _QbApplication
 {
   GtkApplication parent_instance;
+  GSettings     *settings;   /* watched for the device preference */
 };
 
 G_DEFINE_FINAL_TYPE (QbApplication, qb_application, GTK_TYPE_APPLICATION)
@@ -109,11 +111,41 @@ load_css (void)
                                               GTK_STYLE_PROVIDER_PRIORITY_APPLICATION);
 }
 
+/* Opening a device (context, queue) can take a while: off the main thread.
+ * A device that cannot be used prints why and leaves the CPU. */
+static void
+apply_device_thread (GTask *task, gpointer source, gpointer spec, GCancellable *cancellable)
+{
+  qb_device_set_default (spec, NULL);
+  g_task_return_boolean (task, TRUE);
+}
+
+static void
+apply_device (QbApplication *self)
+{
+  g_autoptr(GTask) task = g_task_new (NULL, NULL, NULL, NULL);
+
+  g_task_set_task_data (task, g_settings_get_string (self->settings, "device"), g_free);
+  g_task_run_in_thread (task, apply_device_thread);
+}
+
+static void
+on_device_changed (GSettings *settings, const char *key, QbApplication *self)
+{
+  apply_device (self);
+}
+
 static void
 qb_application_startup (GApplication *app)
 {
   qb_ui_ensure_resources ();
   G_APPLICATION_CLASS (qb_application_parent_class)->startup (app);
+  /* The device preference, unless --device or QB_DEVICE chose for this
+   * session; a change in the preferences applies at once. */
+  QB_APPLICATION (app)->settings = qb_ui_settings_new ();
+  if (!qb_device_default_is_explicit ())
+    apply_device (QB_APPLICATION (app));
+  g_signal_connect (QB_APPLICATION (app)->settings, "changed::device", G_CALLBACK (on_device_changed), app);
 
   load_css ();
   g_action_map_add_action_entries (G_ACTION_MAP (app), app_entries, G_N_ELEMENTS (app_entries), app);
@@ -165,10 +197,18 @@ qb_application_open (GApplication  *app,
 }
 
 static void
+qb_application_dispose (GObject *object)
+{
+  g_clear_object (&QB_APPLICATION (object)->settings);
+  G_OBJECT_CLASS (qb_application_parent_class)->dispose (object);
+}
+
+static void
 qb_application_class_init (QbApplicationClass *klass)
 {
   GApplicationClass *app_class = G_APPLICATION_CLASS (klass);
 
+  G_OBJECT_CLASS (klass)->dispose = qb_application_dispose;
   app_class->startup = qb_application_startup;
   app_class->activate = qb_application_activate;
   app_class->open = qb_application_open;

@@ -4,11 +4,7 @@
 
 #include <math.h>
 
-#include "qb-activation-stats.h"
-#include "qb-eval.h"
-#include "qb-job.h"
-#include "qb-llama.h"
-#include "qb-tokenizer.h"
+#include "qb-experiment-eval.h"
 #include "qb-ui.h"
 
 /* Progress reaches the main loop at most this often. */
@@ -123,127 +119,32 @@ on_eval_progress (const QbEvalProgress *p,
 
 typedef struct {
   QbEvaluator   *self;
-  QbLlama       *llama;
-  QbTokenizer   *tok;
-  QbJob         *job;
-  QbEvalResult   result;
-  QbPlan        *plan;
-  const QbCalibrationSet *calibration;
-  QbActivationStats *stats;
+  QbStore       *conn;
+  QbEvaluation  *evaluation;
   GError        *error;
-  gboolean       ok;
 } Work;
 
+/* The whole evaluation runs at low priority: the window stays responsive. */
 static gpointer
-run_job (gpointer data)
-{
-  Work *w = data;
-
-  w->ok = qb_job_run (w->job, w->self->cancellable, &w->error);
-  return NULL;
-}
-
-/* A calibrated experiment is quantized with the same statistics: its
- * calibration set is rebuilt from the record (statistics from the cache). */
-static gpointer
-run_stats (gpointer data)
-{
-  Work *w = data;
-  QbCalibrationOptions opts;
-
-  qb_calibration_options_for_record (&opts, w->calibration);
-  w->stats = qb_activation_stats_compute_for_plan (w->self->model, w->plan,
-                                                   (const char * const *) w->calibration->sources,
-                                                   &opts, w->self->n_threads, on_stats_progress,
-                                                   w->self, w->self->cancellable, &w->error);
-  w->ok = w->stats != NULL;
-  return NULL;
-}
-
-static gpointer
-run_eval (gpointer data)
+run_evaluation (gpointer data)
 {
   Work *w = data;
   QbEvaluator *self = w->self;
-  QbEvalOptions opts;
+  QbExperimentEvalOptions opts;
 
-  qb_eval_options_init (&opts);
-  opts.n_ctx = self->n_ctx;
-  opts.n_chunks = self->n_chunks;
-  opts.kld = self->kld;
-  w->ok = qb_eval_run (w->llama, w->tok, self->text_path, &opts, on_eval_progress, self,
-                       self->cancellable, &w->result, &w->error);
+  qb_experiment_eval_options_init (&opts);
+  opts.text_path = self->text_path;
+  opts.eval.n_ctx = self->n_ctx;
+  opts.eval.n_chunks = self->n_chunks;
+  opts.eval.kld = self->kld;
+  opts.n_threads = self->n_threads;
+  opts.stats_progress = on_stats_progress;
+  opts.job_progress = on_job_progress;
+  opts.eval_progress = on_eval_progress;
+  opts.progress_data = self;
+  w->evaluation = qb_experiment_evaluate (w->conn, self->id, self->model, &opts, NULL,
+                                          self->cancellable, &w->error);
   return NULL;
-}
-
-static gboolean
-evaluate (QbEvaluator   *self,
-          QbStore       *conn,
-          QbEvaluation **out,
-          GError       **error)
-{
-  g_autoptr(QbExperiment) experiment = qb_store_get_experiment (conn, self->id, error);
-  g_autoptr(QbPlan) plan = NULL;
-  g_autoptr(QbJob) job = NULL;
-  g_autoptr(QbLlama) llama = NULL;
-  g_autoptr(QbTokenizer) tok = NULL;
-  g_autoptr(QbCalibrationSet) calibration = NULL;
-  Work w = { self };
-  gboolean ok;
-
-  if (experiment == NULL)
-    return FALSE;
-  if (experiment->calibration_set_id != 0
-      && (calibration = qb_store_get_calibration_set (conn, experiment->calibration_set_id,
-                                                      error)) == NULL)
-    return FALSE;
-  plan = qb_eval_plan_of_experiment (experiment, self->model, error);
-  llama = plan ? qb_llama_new (self->model, error) : NULL;
-  tok = llama ? qb_tokenizer_new_for_model (self->model, error) : NULL;
-  if (tok == NULL)
-    return FALSE;
-
-  /* The quantized model is the plan run again, its bytes kept in memory. */
-  job = qb_job_new (self->model, plan);
-  qb_job_set_keep_data (job, TRUE);
-  qb_job_set_threads (job, self->n_threads);
-  qb_job_set_progress_func (job, on_job_progress, self);
-  w.job = job;
-  w.plan = plan;
-  w.calibration = calibration;
-  if (calibration != NULL)
-    {
-      qb_ui_call_at_low_priority (run_stats, &w);
-      if (!w.ok)
-        {
-          g_propagate_error (error, w.error);
-          return FALSE;
-        }
-      qb_activation_stats_attach (w.stats, job, FALSE);
-    }
-  qb_ui_call_at_low_priority (run_job, &w);
-  ok = w.ok;
-  /* The job's results are its own copies: the statistics can go. */
-  g_clear_pointer (&w.stats, qb_activation_stats_free);
-  if (!ok)
-    {
-      g_propagate_error (error, w.error);
-      return FALSE;
-    }
-  qb_llama_set_threads (llama, self->n_threads);
-  if (!qb_llama_use_job (llama, job, NULL, error))
-    return FALSE;
-
-  w.llama = llama;
-  w.tok = tok;
-  qb_ui_call_at_low_priority (run_eval, &w);
-  if (!w.ok)
-    {
-      g_propagate_error (error, w.error);
-      return FALSE;
-    }
-  *out = qb_eval_result_to_evaluation (&w.result, self->text_path);
-  return qb_store_set_evaluation (conn, self->id, *out, &(*out)->id, error);
 }
 
 static void
@@ -254,17 +155,18 @@ evaluate_thread (GTask        *task,
 {
   QbEvaluator *self = source;
   g_autoptr(QbStore) conn = NULL;
-  QbEvaluation *evaluation = NULL;
-  GError *error = NULL;
+  Work w = { self };
 
-  conn = qb_store_open_connection (qb_store_handle_get (self->store), &error);
-  if (conn && evaluate (self, conn, &evaluation, &error))
-    g_task_return_pointer (task, evaluation, (GDestroyNotify) qb_evaluation_free);
-  else
+  conn = qb_store_open_connection (qb_store_handle_get (self->store), &w.error);
+  if (conn != NULL)
     {
-      g_clear_pointer (&evaluation, qb_evaluation_free);
-      g_task_return_error (task, error);
+      w.conn = conn;
+      qb_ui_call_at_low_priority (run_evaluation, &w);
     }
+  if (w.evaluation != NULL)
+    g_task_return_pointer (task, w.evaluation, (GDestroyNotify) qb_evaluation_free);
+  else
+    g_task_return_error (task, w.error);
 }
 
 static void

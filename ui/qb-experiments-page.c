@@ -469,13 +469,10 @@ replace_tags (QbStore     *store,
               const char  *text,
               GError     **error)
 {
-  g_autoptr(QbExperiment) e = qb_store_get_experiment (store, id, error);
   g_auto(GStrv) parts = g_strsplit (text, ",", -1);
   g_autoptr(GStrvBuilder) builder = g_strv_builder_new ();
   g_auto(GStrv) tags = NULL;
 
-  if (e == NULL)
-    return FALSE;
   for (guint i = 0; parts[i]; i++)
     {
       g_strstrip (parts[i]);
@@ -483,9 +480,7 @@ replace_tags (QbStore     *store,
         g_strv_builder_add (builder, parts[i]);
     }
   tags = g_strv_builder_end (builder);
-  if (e->tags[0] && !qb_store_remove_tags (store, id, (const char * const *) e->tags, error))
-    return FALSE;
-  return tags[0] == NULL || qb_store_add_tags (store, id, (const char * const *) tags, error);
+  return qb_store_set_tags (store, id, (const char * const *) tags, error);
 }
 
 /* What a list operation brings back. */

@@ -392,15 +392,3 @@ qb_layer_bars_view_describe (QbLayerBarsView *self,
     return NULL;
   return g_strdup_printf ("%s · %s: %.4g", self->groups[group], self->series[series], v);
 }
-
-void
-qb_layer_bars_view_series_color (QbLayerBarsView *self,
-                                 guint            series,
-                                 GdkRGBA         *color)
-{
-  QbChartPalette palette;
-
-  qb_chart_palette_init (&palette, GTK_WIDGET (self));
-  series_color (&palette, series, color);
-  qb_chart_palette_clear (&palette);
-}

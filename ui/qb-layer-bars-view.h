@@ -27,9 +27,5 @@ void       qb_layer_bars_view_set_placeholder (QbLayerBarsView  *self,
 char      *qb_layer_bars_view_describe     (QbLayerBarsView     *self,
                                             guint                series,
                                             guint                group);
-/* The colour series s is drawn in (from the palette of the chart). */
-void       qb_layer_bars_view_series_color (QbLayerBarsView     *self,
-                                            guint                series,
-                                            GdkRGBA             *color);
 
 G_END_DECLS

@@ -3,6 +3,7 @@
 #include "qb-preferences-dialog.h"
 #include "qb-ui.h"
 
+#include "qb-device.h"
 #include "qb-format-button.h"
 
 struct _QbPreferencesDialog
@@ -14,6 +15,10 @@ struct _QbPreferencesDialog
   GtkBox        *format_box;
   GtkEntry      *database_entry;
   GtkWidget     *format_button;
+  GtkDropDown   *device_drop;
+  GtkLabel      *device_hint;
+  GStrv          device_specs;   /* per entry of device_drop: "cpu", "opencl:N" */
+  GCancellable  *cancellable;
 
   GSettings     *settings;
 };
@@ -56,6 +61,9 @@ qb_preferences_dialog_dispose (GObject *object)
 {
   QbPreferencesDialog *self = QB_PREFERENCES_DIALOG (object);
 
+  g_cancellable_cancel (self->cancellable);
+  g_clear_object (&self->cancellable);
+  g_clear_pointer (&self->device_specs, g_strfreev);
   g_clear_object (&self->settings);
   gtk_widget_dispose_template (GTK_WIDGET (self), QB_TYPE_PREFERENCES_DIALOG);
   G_OBJECT_CLASS (qb_preferences_dialog_parent_class)->dispose (object);
@@ -76,6 +84,8 @@ qb_preferences_dialog_class_init (QbPreferencesDialogClass *klass)
   gtk_widget_class_bind_template_child (widget_class, QbPreferencesDialog, threads_hint);
   gtk_widget_class_bind_template_child (widget_class, QbPreferencesDialog, format_box);
   gtk_widget_class_bind_template_child (widget_class, QbPreferencesDialog, database_entry);
+  gtk_widget_class_bind_template_child (widget_class, QbPreferencesDialog, device_drop);
+  gtk_widget_class_bind_template_child (widget_class, QbPreferencesDialog, device_hint);
   gtk_widget_class_bind_template_callback (widget_class, on_choose_database);
   gtk_widget_class_add_binding_action (widget_class, GDK_KEY_Escape, 0, "window.close", NULL);
 }
@@ -110,6 +120,60 @@ on_threads_input (GtkSpinButton *spin,
   return end != text && *end == '\0' ? TRUE : GTK_INPUT_ERROR;
 }
 
+/* -- the device list: OpenCL discovery loads drivers, so off the main thread */
+
+static void
+list_devices_thread (GTask *task, gpointer source, gpointer data, GCancellable *cancellable)
+{
+  g_task_return_pointer (task, qb_device_list (NULL), (GDestroyNotify) g_ptr_array_unref);
+}
+
+static void
+on_device_selected (QbPreferencesDialog *self)
+{
+  guint i = gtk_drop_down_get_selected (self->device_drop);
+
+  if (self->device_specs != NULL && i < g_strv_length (self->device_specs))
+    g_settings_set_string (self->settings, "device", self->device_specs[i]);
+}
+
+static void
+on_devices_listed (GObject *source, GAsyncResult *result, gpointer data)
+{
+  g_autoptr(GPtrArray) list = g_task_propagate_pointer (G_TASK (result), NULL);
+  QbPreferencesDialog *self;
+  g_autoptr(GStrvBuilder) specs = g_strv_builder_new ();
+  g_autoptr(GtkStringList) names = gtk_string_list_new (NULL);
+  g_autofree char *current = NULL;
+  guint selected = 0;
+
+  if (list == NULL || g_task_had_error (G_TASK (result)) || g_cancellable_is_cancelled (g_task_get_cancellable (G_TASK (result))))
+    return;
+  self = data;
+  current = g_settings_get_string (self->settings, "device");
+  gtk_string_list_append (names, "CPU threads (default)");
+  g_strv_builder_add (specs, "cpu");
+  for (guint i = 0; i < list->len; i++)
+    {
+      const QbDeviceInfo *d = g_ptr_array_index (list, i);
+      g_autofree char *spec = g_strdup_printf ("opencl:%u", d->index);
+      g_autofree char *name = g_strdup_printf ("%s — %s, %" G_GUINT64_FORMAT " MiB%s", d->name, d->version,
+                                               d->global_mem >> 20, d->is_gpu ? "" : " (CPU device)");
+      gtk_string_list_append (names, name);
+      g_strv_builder_add (specs, spec);
+      if (g_strcmp0 (current, spec) == 0)
+        selected = i + 1;
+    }
+  self->device_specs = g_strv_builder_end (specs);
+  gtk_drop_down_set_model (self->device_drop, G_LIST_MODEL (names));
+  gtk_drop_down_set_selected (self->device_drop, selected);
+  g_signal_connect_swapped (self->device_drop, "notify::selected", G_CALLBACK (on_device_selected), self);
+  gtk_label_set_text (self->device_hint,
+                      list->len == 0 ? "No OpenCL device found: everything runs on the CPU."
+                                     : "The device quantizes Q8_0, Q4_0, Q4_1, Q5_0 and Q5_1 (with their metrics) "
+                                       "and evaluates models, with the CPU's results; the rest runs on the CPU.");
+}
+
 static void
 qb_preferences_dialog_init (QbPreferencesDialog *self)
 {
@@ -129,6 +193,13 @@ qb_preferences_dialog_init (QbPreferencesDialog *self)
   g_settings_bind (self->settings, "threads", self->threads_spin, "value", G_SETTINGS_BIND_DEFAULT);
   g_settings_bind (self->settings, "database-path", self->database_entry, "text", G_SETTINGS_BIND_DEFAULT);
   g_settings_bind (self->settings, "default-format", self->format_button, "format", G_SETTINGS_BIND_DEFAULT);
+
+  {
+    g_autoptr(GTask) task = NULL;
+    self->cancellable = g_cancellable_new ();
+    task = g_task_new (NULL, self->cancellable, on_devices_listed, self);
+    g_task_run_in_thread (task, list_devices_thread);
+  }
 }
 
 GtkWidget *

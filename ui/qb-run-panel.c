@@ -278,9 +278,3 @@ qb_run_panel_get_status_text (QbRunPanel *self)
 {
   return gtk_label_get_text (self->status_label);
 }
-
-const char *
-qb_run_panel_get_current_text (QbRunPanel *self)
-{
-  return gtk_label_get_text (self->current_label);
-}

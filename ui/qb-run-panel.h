@@ -20,6 +20,5 @@ void        qb_run_panel_set_run         (QbRunPanel *self,
 void        qb_run_panel_set_note        (QbRunPanel *self,
                                           const char *note);
 const char *qb_run_panel_get_status_text (QbRunPanel *self);
-const char *qb_run_panel_get_current_text (QbRunPanel *self);
 
 G_END_DECLS

@@ -562,18 +562,6 @@ qb_run_is_running (QbRun *self)
   return self->status == QB_RUN_RUNNING;
 }
 
-QbDocument *
-qb_run_get_document (QbRun *self)
-{
-  return self->document;
-}
-
-QbPlan *
-qb_run_get_plan (QbRun *self)
-{
-  return self->plan;
-}
-
 guint
 qb_run_get_n_tensors (QbRun *self)
 {

@@ -75,8 +75,6 @@ void          qb_run_cancel               (QbRun               *self);
 
 QbRunStatus   qb_run_get_status           (QbRun               *self);
 gboolean      qb_run_is_running           (QbRun               *self);
-QbDocument   *qb_run_get_document         (QbRun               *self);
-QbPlan       *qb_run_get_plan             (QbRun               *self);   /* the copy run */
 guint         qb_run_get_n_tensors        (QbRun               *self);
 guint         qb_run_get_tensors_done     (QbRun               *self);
 /* Overall progress by input bytes, 0..1. */

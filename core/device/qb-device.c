@@ -488,6 +488,17 @@ qb_device_set_default (const char *spec, GError **error)
   return ok;
 }
 
+gboolean
+qb_device_default_is_explicit (void)
+{
+  gboolean chosen;
+
+  g_mutex_lock (&default_lock);
+  chosen = default_chosen;
+  g_mutex_unlock (&default_lock);
+  return chosen || g_getenv ("QB_DEVICE") != NULL;
+}
+
 QbDevice *
 qb_device_dup_default (void)
 {

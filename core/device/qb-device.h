@@ -82,6 +82,9 @@ const char   *qb_device_get_label      (QbDevice     *device);
  * Returns FALSE (with error) when spec is not valid or cannot be opened. */
 gboolean      qb_device_set_default    (const char   *spec,
                                         GError      **error);
+/* TRUE when the default was set (qb_device_set_default) or QB_DEVICE is in
+ * the environment: a preference applied at startup then yields to it. */
+gboolean      qb_device_default_is_explicit (void);
 /* A new reference to the default device, or NULL for the CPU. */
 QbDevice     *qb_device_dup_default    (void);
 /* "cpu" or the default device's label: what results record. */

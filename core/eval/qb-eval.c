@@ -16,7 +16,7 @@
 #include <string.h>
 
 #include "qb-json.h"
-#include "qb-llama-private.h"
+#include "qb-llama.h"
 #include "qb-logprobs.h"
 
 G_DEFINE_QUARK (qb-eval-error-quark, qb_eval_error)
@@ -327,7 +327,7 @@ run_chunk (Run *run, guint c, GCancellable *cancellable, GError **error)
       if (!forward_chunk (run, run->base, chunk, cancellable, error) ||
           !check_logits (run, "original", c, error))
         return FALSE;
-      qb_workers_run (run->llama->workers, run->n_scored, encode_item, run);
+      qb_workers_run (qb_llama_get_workers (run->llama), run->n_scored, encode_item, run);
       run->chunk_base = run->records;
       run->base_usec += g_get_monotonic_time () - start;
       if (run->writer != NULL && !qb_logprob_writer_add_chunk (run->writer, run->records, error))
@@ -338,7 +338,7 @@ run_chunk (Run *run, guint c, GCancellable *cancellable, GError **error)
   if (!forward_chunk (run, run->llama, chunk, cancellable, error) ||
       !check_logits (run, run->base || run->chunk_base ? "quantized" : "evaluated", c, error))
     return FALSE;
-  qb_workers_run (run->llama->workers, run->n_scored, score_item, run);
+  qb_workers_run (qb_llama_get_workers (run->llama), run->n_scored, score_item, run);
   run->eval_usec += g_get_monotonic_time () - start;
   for (guint i = 0; i < run->n_scored; i++)
     stats_add (&run->stats, &run->scores[i], run->chunk_base != NULL);
@@ -351,7 +351,7 @@ run_chunks (Run *run, GCancellable *cancellable, QbEvalResult *result, GError **
 {
   gboolean ok = TRUE;
 
-  run->n_vocab = run->llama->p.n_vocab;
+  run->n_vocab = qb_llama_get_params (run->llama)->n_vocab;
   run->first = run->n_ctx / 2;
   run->n_scored = qb_logprobs_n_scored (run->n_ctx);
   run->record_len = qb_logprobs_record_len (run->n_vocab);
@@ -446,7 +446,7 @@ qb_eval_cache_path (const char *cache_dir, const char *model_fingerprint,
 static guint
 default_ctx (QbLlama *llama, const QbEvalOptions *opts)
 {
-  guint train = llama->p.n_ctx_train;
+  guint train = qb_llama_get_params (llama)->n_ctx_train;
 
   if (opts->n_ctx > 0)
     return opts->n_ctx;
@@ -506,14 +506,14 @@ setup_base_file (Run *run, const QbEvalOptions *opts, GError **error)
   if (f == NULL)
     return FALSE;
   run->base_file = f;
-  if (qb_logprob_file_get_n_vocab (f) != run->llama->p.n_vocab
+  if (qb_logprob_file_get_n_vocab (f) != qb_llama_get_params (run->llama)->n_vocab
       || (opts->n_ctx != 0 && opts->n_ctx != qb_logprob_file_get_n_ctx (f)))
     {
       g_set_error (error, QB_EVAL_ERROR, QB_EVAL_ERROR_MISMATCH,
                    "%s was computed with n_ctx %u and %u tokens in the vocabulary; "
                    "this evaluation has n_ctx %u and %u", opts->kld_base,
                    qb_logprob_file_get_n_ctx (f), qb_logprob_file_get_n_vocab (f),
-                   opts->n_ctx ? opts->n_ctx : qb_logprob_file_get_n_ctx (f), run->llama->p.n_vocab);
+                   opts->n_ctx ? opts->n_ctx : qb_logprob_file_get_n_ctx (f), qb_llama_get_params (run->llama)->n_vocab);
       return FALSE;
     }
   run->n_ctx = qb_logprob_file_get_n_ctx (f);
@@ -551,10 +551,10 @@ setup_float_base (Run *run, QbTokenizer *tok, const char *text_path, const QbEva
     return FALSE;
   g_strlcpy (result->text_sha256, sha, sizeof result->text_sha256);
   tok_fp = qb_tokenizer_fingerprint (tok);
-  path = qb_eval_cache_path (opts->cache_dir, qb_model_get_fingerprint (run->llama->model),
+  path = qb_eval_cache_path (opts->cache_dir, qb_model_get_fingerprint (qb_llama_get_model (run->llama)),
                              tok_fp, sha, run->n_ctx);
   if (opts->kld && !opts->no_cache && opts->n_chunks > 0)
-    run->base_file = open_cache (path, run->n_ctx, run->llama->p.n_vocab, opts->n_chunks, NULL);
+    run->base_file = open_cache (path, run->n_ctx, qb_llama_get_params (run->llama)->n_vocab, opts->n_chunks, NULL);
 
   if (run->base_file == NULL)
     {
@@ -567,7 +567,7 @@ setup_float_base (Run *run, QbTokenizer *tok, const char *text_path, const QbEva
         return FALSE;
       run->tokens = (const gint32 *) (void *) (*tokens)->data;
       if (opts->kld && !opts->no_cache)
-        run->base_file = open_cache (path, run->n_ctx, run->llama->p.n_vocab, run->n_chunks, *tokens);
+        run->base_file = open_cache (path, run->n_ctx, qb_llama_get_params (run->llama)->n_vocab, run->n_chunks, *tokens);
     }
   else
     {
@@ -578,16 +578,16 @@ setup_float_base (Run *run, QbTokenizer *tok, const char *text_path, const QbEva
   if (!opts->kld || run->base_file != NULL)
     return TRUE;
 
-  run->base = qb_llama_new (run->llama->model, error);
+  run->base = qb_llama_new (qb_llama_get_model (run->llama), error);
   if (run->base == NULL)
     return FALSE;
-  qb_llama_set_threads (run->base, run->llama->n_threads);
+  qb_llama_set_threads (run->base, qb_llama_get_threads (run->llama));
   if (opts->no_cache)
     return TRUE;
   dir = g_path_get_dirname (path);
   if (g_mkdir_with_parents (dir, 0700) != 0)
     return TRUE;   /* no cache this time; the evaluation itself can go on */
-  run->writer = qb_logprob_writer_new (path, run->n_ctx, run->llama->p.n_vocab, run->n_chunks,
+  run->writer = qb_logprob_writer_new (path, run->n_ctx, qb_llama_get_params (run->llama)->n_vocab, run->n_chunks,
                                        run->tokens, NULL);
   return TRUE;
 }

@@ -130,21 +130,6 @@ scratch_reserve (QbLlama *llama, guint n_tokens)
   s->thread_scores = alloc_thread_buffers (s->n_threads, s->thread_scores_floats);
 }
 
-guint64
-qb_llama_working_bytes (QbLlama *llama, guint n_tokens)
-{
-  const QbLlamaParams *p = &llama->p;
-  guint64 T = n_tokens, qd = (guint64) p->n_head * p->head_dim, kvd = (guint64) p->n_head_kv * p->head_dim;
-  guint64 floats = T * p->n_embd + T * MAX (p->n_embd, qd) + 2 * T * qd + 2 * T * kvd
-                   + 2 * T * p->n_ff + T * p->n_rot;
-
-  floats += (guint64) llama->n_threads * (MAX (largest_block (llama, FALSE), p->n_embd)
-                                          + (guint64) QUERY_BLOCK * T);
-  if (llama->mode == QB_DEQUANT_MATRIX)
-    floats += largest_block (llama, TRUE);
-  return floats * sizeof (float);
-}
-
 /* ---- errors from the workers ------------------------------------------ */
 
 typedef struct {

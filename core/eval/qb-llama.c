@@ -514,6 +514,12 @@ qb_llama_get_threads (QbLlama *llama)
   return llama->n_threads;
 }
 
+QbWorkers *
+qb_llama_get_workers (QbLlama *llama)
+{
+  return llama->workers;
+}
+
 void
 qb_llama_set_dequant_mode (QbLlama *llama, QbDequantMode mode)
 {

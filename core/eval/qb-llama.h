@@ -17,8 +17,8 @@
  * and multiplied with OpenBLAS sgemm.  Memory: the activations of one chunk
  * plus one block of dequantized rows (2 MiB) per thread; nothing grows with
  * the number of layers, and no float copy of a weight is kept.  For a
- * LLaMA-2-7B-shaped model and a 512-token chunk that is about 98 MB
- * (qb_llama_working_bytes), plus the caller's logits (33 MB for the 256
+ * LLaMA-2-7B-shaped model and a 512-token chunk that is about 98 MB,
+ * plus the caller's logits (33 MB for the 256
  * scored positions × 32000); QB_DEQUANT_MATRIX adds the largest matrix in
  * float32 (the 32000 × 4096 output: 524 MB).
  *
@@ -45,6 +45,7 @@
 #include "qb-format.h"
 #include "qb-job.h"
 #include "qb-model.h"
+#include "qb-workers.h"
 
 G_BEGIN_DECLS
 
@@ -109,6 +110,9 @@ QbModel             *qb_llama_get_model         (QbLlama        *llama);
 void                 qb_llama_set_threads       (QbLlama        *llama,
                                                  guint           n_threads);
 guint                qb_llama_get_threads       (QbLlama        *llama);
+/* The workers the forward pass runs on, for the caller's own parallel
+ * work between passes (scoring a chunk's logits). (transfer none) */
+QbWorkers           *qb_llama_get_workers       (QbLlama        *llama);
 void                 qb_llama_set_dequant_mode  (QbLlama        *llama,
                                                  QbDequantMode   mode);
 
@@ -156,11 +160,6 @@ gboolean             qb_llama_forward           (QbLlama        *llama,
                                                  gpointer        progress_data,
                                                  GCancellable   *cancellable,
                                                  GError        **error);
-
-/* Bytes of activations and scratch a forward pass of n_tokens allocates
- * (excluding the logits the caller passes and the weights' own storage). */
-guint64              qb_llama_working_bytes     (QbLlama        *llama,
-                                                 guint           n_tokens);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (QbLlama, qb_llama_free)
 

@@ -49,13 +49,6 @@ ensure_byte_map (void)
   g_once (&once, init_byte_map, NULL);
 }
 
-const char *
-qb_bpe_byte_char (guint8 b)
-{
-  ensure_byte_map ();
-  return byte_chars[b];
-}
-
 int
 qb_bpe_char_byte (gunichar c)
 {

@@ -106,10 +106,8 @@ gboolean     qb_bpe_encode             (QbTokenizer        *tok,
                                         GCancellable       *cancellable,
                                         GError            **error);
 
-/* GPT-2's byte-level map: the UTF-8 text of the character standing for
- * byte b (at most 2 bytes + NUL), and the inverse (-1 when the character
+/* GPT-2's byte-level map: the byte a character stands for (-1 when it
  * stands for no byte). */
-const char  *qb_bpe_byte_char          (guint8              b);
 int          qb_bpe_char_byte          (gunichar            c);
 
 G_END_DECLS

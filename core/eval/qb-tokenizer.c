@@ -273,21 +273,6 @@ qb_tokenizer_add_pattern (QbTokenizer *tok, const char *pattern, GError **error)
 }
 
 QbTokenizer *
-qb_tokenizer_new_spm (const char * const *tokens, const float *scores, const int *types,
-                      guint n_tokens, GError **error)
-{
-  QbTokenizer *tok = qb_tokenizer_alloc (QB_TOKENIZER_SPM, tokens, NULL, scores, types, n_tokens, error);
-
-  if (tok == NULL)
-    return NULL;
-  tok->escape_spaces = TRUE;
-  tok->add_space_prefix = TRUE;
-  tok->byte_fallback = TRUE;
-  qb_tokenizer_set_special (tok, 1, 2, 0, TRUE, FALSE);
-  return tok;
-}
-
-QbTokenizer *
 qb_tokenizer_new_bpe (const char * const *tokens, const int *types, guint n_tokens,
                       const char * const *merges, guint n_merges,
                       const char * const *patterns, gboolean byte_level, GError **error)
@@ -349,12 +334,6 @@ gint32          qb_tokenizer_get_bos      (QbTokenizer *tok) { return tok->bos; 
 gint32          qb_tokenizer_get_eos      (QbTokenizer *tok) { return tok->eos; }
 gboolean        qb_tokenizer_get_add_bos  (QbTokenizer *tok) { return tok->add_bos; }
 gboolean        qb_tokenizer_get_add_eos  (QbTokenizer *tok) { return tok->add_eos; }
-
-const char *
-qb_tokenizer_get_text (QbTokenizer *tok, gint32 id)
-{
-  return id >= 0 && (guint) id < tok->n_tokens ? tok->tokens[id].text : NULL;
-}
 
 /* ---- encoding --------------------------------------------------------- */
 

@@ -77,13 +77,8 @@ QbTokenizer     *qb_tokenizer_new_for_model   (QbModel            *model,
 
 /* Building blocks, for tests and other sources.  tokens are NUL-terminated
  * texts (a GGUF vocabulary may not contain NUL); scores and types may be
- * NULL (0 and NORMAL).  The tokenizer copies what it needs. */
-QbTokenizer     *qb_tokenizer_new_spm         (const char * const *tokens,
-                                               const float        *scores,
-                                               const int          *types,
-                                               guint               n_tokens,
-                                               GError            **error);
-/* merges: "left right" strings, highest priority first; patterns: the
+ * NULL (0 and NORMAL).  The tokenizer copies what it needs.
+ * merges: "left right" strings, highest priority first; patterns: the
  * pre-tokenizer's regular expressions applied in turn (NULL-terminated;
  * NULL or empty for none); byte_level: map bytes to GPT-2's characters. */
 QbTokenizer     *qb_tokenizer_new_bpe         (const char * const *tokens,
@@ -112,9 +107,6 @@ gint32           qb_tokenizer_get_bos         (QbTokenizer        *tok);   /* -1
 gint32           qb_tokenizer_get_eos         (QbTokenizer        *tok);
 gboolean         qb_tokenizer_get_add_bos     (QbTokenizer        *tok);
 gboolean         qb_tokenizer_get_add_eos     (QbTokenizer        *tok);
-/* The token's text as stored in the vocabulary; NULL out of range. */
-const char      *qb_tokenizer_get_text        (QbTokenizer        *tok,
-                                               gint32              id);
 
 /* Encodes len bytes of text (-1: NUL-terminated).  add_special puts BOS
  * (and EOS) as the vocabulary asks; parse_special turns the text of control

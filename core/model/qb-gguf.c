@@ -701,13 +701,6 @@ qb_gguf_open (const char *path, GError **error)
   return qb_gguf_new_from_bytes (bytes, path, error);
 }
 
-QbGguf *
-qb_gguf_ref (QbGguf *g)
-{
-  g_atomic_int_inc (&g->ref_count);
-  return g;
-}
-
 void
 qb_gguf_unref (QbGguf *g)
 {

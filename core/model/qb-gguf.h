@@ -94,7 +94,6 @@ QbGguf                 *qb_gguf_open             (const char   *path,
 QbGguf                 *qb_gguf_new_from_bytes   (GBytes       *bytes,
                                                   const char   *name,
                                                   GError      **error);
-QbGguf                 *qb_gguf_ref              (QbGguf       *gguf);
 void                    qb_gguf_unref            (QbGguf       *gguf);
 
 const char             *qb_gguf_get_path         (QbGguf       *gguf);

@@ -32,9 +32,6 @@ QbExporter         *qb_exporter_begin        (QbExportKind             kind,
                                               GError                 **error);
 QbExportTensorKind  qb_exporter_tensor_kind  (QbExporter              *ex,
                                               guint                    index);
-/* Bytes of tensor index in the file's type. */
-guint64             qb_exporter_tensor_bytes (QbExporter              *ex,
-                                              guint                    index);
 gboolean            qb_exporter_write        (QbExporter              *ex,
                                               guint                    index,
                                               gconstpointer            data,

@@ -434,13 +434,6 @@ qb_exporter_tensor_kind (QbExporter *ex, guint index)
   return ex->tensor_kind[index];
 }
 
-guint64
-qb_exporter_tensor_bytes (QbExporter *ex, guint index)
-{
-  g_return_val_if_fail (index < ex->n_tensors, 0);
-  return ex->file_bytes[index];
-}
-
 gboolean
 qb_exporter_write (QbExporter *ex, guint index, gconstpointer data, guint64 n_bytes,
                    GError **error)

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+G_DEFINE_QUARK (qb-gptq-error-quark, qb_gptq_error)
+
 /* About a million values per call: enough rows that the lazy updates are
  * real matrix products, few enough that a call's scratch stays small. */
 #define GPTQ_CHUNK_VALUES (1 << 20)
@@ -55,7 +57,7 @@ parse_bool (const char *v, gboolean *out)
 static gboolean
 bad_option (const char *key, const char *value, const char *expected, GError **error)
 {
-  g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+  g_set_error (error, QB_GPTQ_ERROR, QB_GPTQ_ERROR_OPTION,
                "option %s = '%s': expected %s", key, value, expected);
   return FALSE;
 }
@@ -189,7 +191,7 @@ factor_hessian (Gptq *g, const QbMethodContext *ctx, GError **error)
 
   if (h == NULL || (g->u = g_try_new (float, (gsize) n * n)) == NULL)
     {
-      g_set_error (error, G_IO_ERROR, G_IO_ERROR_NO_SPACE,
+      g_set_error (error, QB_GPTQ_ERROR, QB_GPTQ_ERROR_NO_MEMORY,
                    "out of memory for the %" G_GINT64_FORMAT "² Hessian", n);
       return FALSE;
     }
@@ -200,7 +202,7 @@ factor_hessian (Gptq *g, const QbMethodContext *ctx, GError **error)
         break;
       if (damp >= MAX_DAMP)
         {
-          g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+          g_set_error (error, QB_GPTQ_ERROR, QB_GPTQ_ERROR_NOT_POSITIVE,
                        "the Hessian (XᵀX) is not positive definite even with dampening %g "
                        "(are the calibration statistics finite?)", MAX_DAMP);
           return FALSE;
@@ -226,7 +228,7 @@ gptq_prepare (const QbMethodContext *ctx, GError **error)
     return g;
   if (ctx->gram == NULL || ctx->gram_samples == 0)
     {
-      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+      g_set_error (error, QB_GPTQ_ERROR, QB_GPTQ_ERROR_NO_STATISTICS,
                    "GPTQ needs the Gram matrix XᵀX of the layer's input (calibration statistics)");
       goto fail;
     }

@@ -46,6 +46,16 @@
 
 G_BEGIN_DECLS
 
+#define QB_GPTQ_ERROR (qb_gptq_error_quark ())
+GQuark qb_gptq_error_quark (void);
+
+typedef enum {
+  QB_GPTQ_ERROR_OPTION,           /* a gptq.* option with a bad value */
+  QB_GPTQ_ERROR_NO_STATISTICS,    /* no XᵀX of the layer's input: calibrate first */
+  QB_GPTQ_ERROR_NOT_POSITIVE,     /* XᵀX not positive definite even dampened */
+  QB_GPTQ_ERROR_NO_MEMORY,
+} QbGptqError;
+
 #define QB_GPTQ_DEFAULT_DAMP   0.01
 #define QB_GPTQ_DEFAULT_BLOCK  128
 

@@ -9,6 +9,8 @@
 #include <math.h>
 #include <string.h>
 
+G_DEFINE_QUARK (qb-job-error-quark, qb_job_error)
+
 struct _QbJob {
   QbModel            *model;
   QbPlan             *plan;          /* a private copy, so edits during a run cannot race */
@@ -22,8 +24,6 @@ struct _QbJob {
   gpointer            tensor_done_data;
   QbJobGramFunc       gram;
   gpointer            gram_data;
-  guint              *indices;       /* NULL: all tensors */
-  guint               n_indices;
   gboolean            keep_data;
   gboolean            no_metrics;
 
@@ -92,7 +92,6 @@ qb_job_free (QbJob *job)
   g_object_unref (job->plan);
   g_clear_pointer (&job->imatrix, qb_imatrix_unref);
   g_free (job->export_path);
-  g_free (job->indices);
   g_free (job);
 }
 
@@ -136,17 +135,6 @@ qb_job_set_gram_func (QbJob *job, QbJobGramFunc func, gpointer user_data)
 {
   job->gram = func;
   job->gram_data = user_data;
-}
-
-void
-qb_job_set_tensors (QbJob *job, const guint *indices, guint n)
-{
-  g_clear_pointer (&job->indices, g_free);
-  job->n_indices = 0;
-  if (indices == NULL)
-    return;
-  job->indices = g_memdup2 (indices, sizeof (guint) * n);
-  job->n_indices = n;
 }
 
 void
@@ -225,7 +213,7 @@ find_importance (QbJob *job, const QbTensor *t, const float **importance, GError
    * not multiplied) are quantized without. */
   if (t->role == QB_ROLE_TOKEN_EMBD)
     return TRUE;
-  g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+  g_set_error (error, QB_JOB_ERROR, QB_JOB_ERROR_IMATRIX,
                "%s: the importance matrix has %u values for this tensor, which has rows of %"
                G_GINT64_FORMAT, t->name, n, t->ne[0]);
   return FALSE;
@@ -244,7 +232,7 @@ kept_bytes (QbJob *job, guint index, gboolean as_f32, GError **error)
   f32 = g_try_new (float, MAX (t->n_params, 1));
   if (f32 == NULL)
     {
-      g_set_error (error, G_IO_ERROR, G_IO_ERROR_NO_SPACE, "%s: out of memory", t->name);
+      g_set_error (error, QB_JOB_ERROR, QB_JOB_ERROR_NO_MEMORY, "%s: out of memory", t->name);
       return NULL;
     }
   if (!qb_model_read_rows (job->model, index, 0, qb_tensor_n_rows (t), f32, error))
@@ -365,47 +353,24 @@ run_tensor (QbJob *job, QbWorkers *workers, QbExporter *ex, guint index,
   return TRUE;
 
 oom:
-  g_set_error (error, G_IO_ERROR, G_IO_ERROR_NO_SPACE,
+  g_set_error (error, QB_JOB_ERROR, QB_JOB_ERROR_NO_MEMORY,
                "%s: out of memory for the quantized tensor", t->name);
   return FALSE;
 }
 
 /* ---- the run -------------------------------------------------------------- */
 
-static gboolean
-check_selection (QbJob *job, GError **error)
-{
-  for (guint k = 0; k < job->n_indices; k++)
-    if (job->indices[k] >= job->n_tensors)
-      {
-        g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                     "tensor index %u is out of range (the model has %u tensors)",
-                     job->indices[k], job->n_tensors);
-        return FALSE;
-      }
-  if (job->indices != NULL && job->export_kind != QB_EXPORT_NONE && job->n_indices != job->n_tensors)
-    {
-      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                   "an export needs every tensor, but the job was limited to %u of %u",
-                   job->n_indices, job->n_tensors);
-      return FALSE;
-    }
-  return TRUE;
-}
-
 gboolean
 qb_job_run (QbJob *job, GCancellable *cancellable, GError **error)
 {
   g_autoptr(QbWorkers) workers = NULL;
   g_autoptr(QbExporter) ex = NULL;
-  guint n = job->indices ? job->n_indices : job->n_tensors;
+  guint n = job->n_tensors;
   gboolean ok = TRUE;
 
   g_return_val_if_fail (job != NULL, FALSE);
   clear_results (job);
   job->start_time = g_get_monotonic_time ();
-  if (!check_selection (job, error))
-    return FALSE;
   job->resolution = qb_plan_resolve (job->plan, job->model, error);
   if (job->resolution == NULL)
     return FALSE;
@@ -413,7 +378,7 @@ qb_job_run (QbJob *job, GCancellable *cancellable, GError **error)
   memset (&job->state, 0, sizeof job->state);
   job->state.n_tensors = n;
   for (guint k = 0; k < n; k++)
-    job->state.bytes_total += qb_model_get_tensor (job->model, job->indices ? job->indices[k] : k)->n_bytes;
+    job->state.bytes_total += qb_model_get_tensor (job->model, k)->n_bytes;
 
   if (job->export_kind != QB_EXPORT_NONE)
     {
@@ -427,7 +392,7 @@ qb_job_run (QbJob *job, GCancellable *cancellable, GError **error)
   workers = qb_workers_new (job->n_threads);
   for (guint k = 0; k < n && ok; k++)
     {
-      guint index = job->indices ? job->indices[k] : k;
+      guint index = k;
       const QbTensor *t = qb_model_get_tensor (job->model, index);
 
       if (g_cancellable_set_error_if_cancelled (cancellable, error))

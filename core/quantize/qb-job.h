@@ -21,6 +21,16 @@
 
 G_BEGIN_DECLS
 
+/* A job's own failures; a cancelled job fails with G_IO_ERROR_CANCELLED,
+ * and the model reader, exporter and methods with their own domains. */
+#define QB_JOB_ERROR (qb_job_error_quark ())
+GQuark qb_job_error_quark (void);
+
+typedef enum {
+  QB_JOB_ERROR_IMATRIX,     /* an importance matrix entry that does not fit its tensor */
+  QB_JOB_ERROR_NO_MEMORY,   /* a tensor's buffers could not be allocated */
+} QbJobError;
+
 typedef struct _QbImatrix QbImatrix;   /* qb-imatrix.h */
 
 typedef enum {
@@ -79,8 +89,6 @@ void            qb_job_set_gram_func     (QbJob *job, QbJobGramFunc func, gpoint
 void            qb_job_set_export        (QbJob *job, QbExportKind kind, const char *path);
 void            qb_job_set_progress_func (QbJob *job, QbJobProgressFunc func, gpointer user_data);
 void            qb_job_set_tensor_func   (QbJob *job, QbJobTensorDoneFunc func, gpointer user_data);
-/* Only these tensors (model indices); default all.  An export needs all. */
-void            qb_job_set_tensors       (QbJob *job, const guint *indices, guint n);
 /* Keep every tensor's bytes after the run (memory: the whole quantized
  * model), for qb_job_get_tensor_data. */
 void            qb_job_set_keep_data     (QbJob *job, gboolean keep);

@@ -69,14 +69,6 @@ qb_histogram_add (QbHistogram *h, const float *x, gint64 n)
     }
 }
 
-void
-qb_histogram_merge (QbHistogram *dst, const QbHistogram *src)
-{
-  g_return_if_fail (dst->n_bins == src->n_bins);
-  for (guint i = 0; i < dst->n_bins; i++)
-    dst->counts[i] += src->counts[i];
-}
-
 guint64
 qb_histogram_total (const QbHistogram *h)
 {

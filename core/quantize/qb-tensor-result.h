@@ -22,7 +22,6 @@ QbHistogram *qb_histogram_new   (guint n_bins, double lo, double hi);
 QbHistogram *qb_histogram_copy  (const QbHistogram *h);
 void         qb_histogram_free  (QbHistogram *h);
 void         qb_histogram_add   (QbHistogram *h, const float *x, gint64 n);
-void         qb_histogram_merge (QbHistogram *dst, const QbHistogram *src);
 guint64      qb_histogram_total (const QbHistogram *h);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (QbHistogram, qb_histogram_free)
 

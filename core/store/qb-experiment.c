@@ -47,20 +47,6 @@ qb_model_record_new (void)
   return m;
 }
 
-QbModelRecord *
-qb_model_record_copy (const QbModelRecord *m)
-{
-  QbModelRecord *c = g_new (QbModelRecord, 1);
-
-  *c = *m;
-  c->fingerprint = g_strdup (m->fingerprint);
-  c->path = g_strdup (m->path);
-  c->name = g_strdup (m->name);
-  c->family = g_strdup (m->family);
-  c->arch_json = g_strdup (m->arch_json);
-  return c;
-}
-
 void
 qb_model_record_free (QbModelRecord *m)
 {

@@ -47,7 +47,6 @@ typedef struct {
 } QbModelRecord;
 
 QbModelRecord *qb_model_record_new   (void);
-QbModelRecord *qb_model_record_copy  (const QbModelRecord *m);
 void           qb_model_record_free  (QbModelRecord       *m);
 /* The architecture facts as a JSON object. */
 char          *qb_arch_info_to_json  (const QbArchInfo    *arch);

@@ -97,6 +97,33 @@ fail:
   return FALSE;
 }
 
+/* One transaction: a tag that is not valid leaves the old tags as they were. */
+gboolean
+qb_store_set_tags (QbStore *store, gint64 id, const char * const *tags, GError **error)
+{
+  QB_STORE_LOCK (store);
+  g_autoptr(QbStmt) clear = NULL;
+
+  if (!qb_store_check_tags (tags, error) || !qb_store_begin (store, error))
+    return FALSE;
+  if (!qb_store_experiment_exists (store, id, error) ||
+      (clear = qb_store_stmt (store, "DELETE FROM experiment_tag WHERE experiment_id = ?1",
+                              error)) == NULL)
+    goto fail;
+  sqlite3_bind_int64 (clear, 1, id);
+  if (!qb_store_exec_step (store, clear, error, "untagging an experiment"))
+    goto fail;
+  g_clear_pointer (&clear, qb_stmt_release);
+  if (!qb_store_tag_locked (store, id, tags, error) ||
+      !drop_unused_tags (store, error) || !qb_store_commit (store, error))
+    goto fail;
+  return TRUE;
+
+fail:
+  qb_store_rollback (store);
+  return FALSE;
+}
+
 gboolean
 qb_store_delete_experiment (QbStore *store, gint64 id, GError **error)
 {

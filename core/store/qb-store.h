@@ -247,6 +247,8 @@ gboolean  qb_store_set_notes          (QbStore *store, gint64 id, const char *no
 /* Tags are trimmed; empty tags and control characters are refused. */
 gboolean  qb_store_add_tags           (QbStore *store, gint64 id, const char * const *tags, GError **error);
 gboolean  qb_store_remove_tags        (QbStore *store, gint64 id, const char * const *tags, GError **error);
+/* Replaces every tag of the experiment, in one transaction. */
+gboolean  qb_store_set_tags           (QbStore *store, gint64 id, const char * const *tags, GError **error);
 /* Deletes the experiment with its tensors, histograms, evaluations and tags. */
 gboolean  qb_store_delete_experiment  (QbStore *store, gint64 id, GError **error);
 

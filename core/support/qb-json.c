@@ -252,13 +252,6 @@ qb_json_write_double (QbJsonWriter *w, const char *key, double value)
 }
 
 void
-qb_json_write_float (QbJsonWriter *w, const char *key, float value)
-{
-  item (w, key);
-  qb_json_append_float (w->out, value);
-}
-
-void
 qb_json_write_bool (QbJsonWriter *w, const char *key, gboolean value)
 {
   item (w, key);

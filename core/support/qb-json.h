@@ -48,7 +48,6 @@ void   qb_json_write_string  (QbJsonWriter *w, const char *key, const char *valu
 void   qb_json_write_int     (QbJsonWriter *w, const char *key, gint64 value);
 void   qb_json_write_uint    (QbJsonWriter *w, const char *key, guint64 value);
 void   qb_json_write_double  (QbJsonWriter *w, const char *key, double value);
-void   qb_json_write_float   (QbJsonWriter *w, const char *key, float value);
 void   qb_json_write_bool    (QbJsonWriter *w, const char *key, gboolean value);
 void   qb_json_write_null    (QbJsonWriter *w, const char *key);
 /* A json-glib tree as the value (NULL: null). */

@@ -1,0 +1,216 @@
+/* SPDX-License-Identifier: MIT */
+/* bench-device.c — the OpenCL device against the CPU, in one run.
+ *
+ *   meson test -C build --benchmark --suite bench -v device
+ *   ./build/tests/bench/bench-device [--device opencl:N|gpu] [--params 370M] [--threads N]
+ *
+ * For stories260K and a generated demo model (default 25M parameters, F16;
+ * --params 370M for the issue's figure, which takes long on PoCL): the
+ * quantization rate in GB/s of input weights for Q8_0 and Q4_0, with and
+ * without metrics and histograms, every tensor through qb_tensor_quantize,
+ * on the CPU threads and on the device; then the evaluation rate in
+ * tokens/s of a perplexity run (stories260K, 10 chunks of 128; demo model,
+ * 2 chunks of 256) on both.  The device's kernels are built once before
+ * any timing (their compile time is printed).  The device counters say
+ * how much of each run really ran there.
+ *
+ * On PoCL (a CPU OpenCL device sharing the same cores) these figures only
+ * show the path works; they say nothing about a GPU.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "qb-bench-util.h"
+#include "qb-demo-model.h"
+#include "qb-device.h"
+#include "qb-eval.h"
+#include "qb-format.h"
+#include "qb-llama.h"
+#include "qb-llama-device-private.h"
+#include "qb-quantize-device-private.h"
+#include "qb-tensor-quantizer.h"
+#include "qb-tokenizer.h"
+#include "qb-workers.h"
+
+static char *
+shared_path (const char *rel)
+{
+  const char *dir = g_getenv ("QB_SHARED_DIR");
+  g_autofree char *path = g_build_filename (dir ? dir : QB_DEFAULT_SHARED_DIR, rel, NULL);
+
+  return g_file_test (path, G_FILE_TEST_EXISTS) ? g_steal_pointer (&path) : NULL;
+}
+
+/* Every tensor whose rows fit the format, quantized; seconds taken. */
+static double
+quantize_all (QbModel *model, const QbFormat *f, gboolean metrics, QbWorkers *workers,
+              guint64 *bytes_in)
+{
+  double t0 = qb_bench_now ();
+
+  *bytes_in = 0;
+  for (guint i = 0; i < qb_model_get_n_tensors (model); i++)
+    {
+      const QbTensor *t = qb_model_get_tensor (model, i);
+      QbQuantizeSpec spec = { .format = f, .no_metrics = !metrics };
+      guint64 size = 0;
+      g_autofree guint8 *out = NULL;
+      g_autoptr(QbTensorResult) r = NULL;
+      g_autoptr(GError) error = NULL;
+
+      if (t->n_dims < 2 || !qb_format_fits (f, t->ne[0]) ||
+          !qb_format_tensor_bytes (f, t->ne[0], qb_tensor_n_rows (t), &size))
+        continue;
+      out = g_malloc (size);
+      r = qb_tensor_quantize (model, i, &spec, workers, &(QbQuantizeOutput) { .data = out },
+                              NULL, NULL, NULL, &error);
+      if (r == NULL)
+        g_error ("%s: %s", t->name, error->message);
+      *bytes_in += t->n_bytes;
+    }
+  return qb_bench_now () - t0;
+}
+
+static void
+bench_quantize (const char *label, const char *path, const char *device, QbWorkers *workers)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(QbModel) model = qb_model_open (path, &error);
+  const char *formats[] = { "Q8_0", "Q4_0" };
+
+  if (model == NULL)
+    g_error ("%s", error->message);
+  for (gsize k = 0; k < G_N_ELEMENTS (formats); k++)
+    for (int metrics = 1; metrics >= 0; metrics--)
+      {
+        const QbFormat *f = qb_format_find (formats[k]);
+        guint64 bytes = 0, slabs;
+        double cpu, dev;
+
+        qb_device_set_default ("cpu", NULL);
+        quantize_all (model, f, metrics, workers, &bytes);   /* pages in, warm */
+        cpu = quantize_all (model, f, metrics, workers, &bytes);
+        qb_device_set_default (device, NULL);
+        slabs = qb_device_quantize_slabs ();
+        dev = quantize_all (model, f, metrics, workers, &bytes);
+        printf ("%-18s quantize %-5s %-10s %8.3f GB/s %8.3f GB/s %7.2f x   (%" G_GUINT64_FORMAT " slabs on the device)\n",
+                label, f->name, metrics ? "+ metrics" : "output only", bytes / cpu / 1e9,
+                bytes / dev / 1e9, cpu / dev, qb_device_quantize_slabs () - slabs);
+        fflush (stdout);
+      }
+  qb_device_set_default ("cpu", NULL);
+}
+
+static double
+eval_rate (const char *path, const char *text, guint ctx, guint chunks, const char *device,
+           guint threads, double *ppl)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(QbModel) model = qb_model_open (path, &error);
+  QbLlama *llama;
+  QbTokenizer *tok;
+  QbEvalOptions o;
+  QbEvalResult r;
+
+  if (model == NULL || (llama = qb_llama_new (model, &error)) == NULL ||
+      (tok = qb_tokenizer_new_from_gguf (qb_model_get_gguf (model), &error)) == NULL)
+    g_error ("%s", error->message);
+  qb_llama_set_threads (llama, threads);
+  qb_device_set_default (device, NULL);
+  qb_eval_options_init (&o);
+  o.n_ctx = ctx;
+  o.n_chunks = chunks;
+  o.no_cache = TRUE;
+  if (!qb_eval_run (llama, tok, text, &o, NULL, NULL, NULL, &r, &error))
+    g_error ("%s", error->message);
+  qb_device_set_default ("cpu", NULL);
+  qb_llama_free (llama);
+  qb_tokenizer_unref (tok);
+  *ppl = r.ppl;
+  return r.tokens_per_second;
+}
+
+static void
+bench_eval (const char *label, const char *path, const char *text, guint ctx, guint chunks,
+            const char *device, guint threads)
+{
+  double ppl_cpu, ppl_dev, cpu, dev;
+  guint64 passes;
+
+  cpu = eval_rate (path, text, ctx, chunks, "cpu", threads, &ppl_cpu);
+  passes = qb_llama_device_passes ();
+  dev = eval_rate (path, text, ctx, chunks, device, threads, &ppl_dev);
+  printf ("%-18s eval     ctx %-4u %2u chunks %8.0f tok/s %8.0f tok/s %7.2f x   (PPL %.6f / %.6f, %" G_GUINT64_FORMAT " passes on the device)\n",
+          label, ctx, chunks, cpu, dev, dev / cpu, ppl_cpu, ppl_dev, qb_llama_device_passes () - passes);
+  fflush (stdout);
+}
+
+int
+main (int argc, char **argv)
+{
+  g_autofree char *device = NULL, *params = NULL;
+  int threads = 0;
+  GOptionEntry entries[] = {
+    { "device", 0, 0, G_OPTION_ARG_STRING, &device, "Device to compare (default opencl:0)", "SPEC" },
+    { "params", 0, 0, G_OPTION_ARG_STRING, &params, "Demo model size (default 25M)", "N" },
+    { "threads", 0, 0, G_OPTION_ARG_INT, &threads, "CPU threads (default: all)", "N" },
+    { NULL }
+  };
+  g_autoptr(GOptionContext) context = g_option_context_new ("- device against CPU");
+  g_autoptr(GError) error = NULL;
+  g_autoptr(QbWorkers) workers = NULL;
+  g_autoptr(QbDevice) dev = NULL;
+  g_autofree char *stories = NULL, *text = NULL, *demo = NULL;
+  gint64 n_params = 25000000;
+  double t0;
+
+  g_option_context_add_main_entries (context, entries, NULL);
+  if (!g_option_context_parse (context, &argc, &argv, &error) ||
+      (params && !qb_demo_model_parse_size (params, &n_params)) || threads < 0)
+    {
+      fprintf (stderr, "bench-device: %s\n", error ? error->message : "bad option");
+      return 2;
+    }
+  if (device == NULL)
+    device = g_strdup ("opencl:0");
+  dev = qb_device_open (device, &error);
+  if (dev == NULL)
+    {
+      printf ("bench-device: %s; nothing to compare\n", error ? error->message : "cpu is no device");
+      return 0;
+    }
+  printf ("device: %s, %s, %s\n", qb_device_get_label (dev), qb_device_get_info (dev)->platform,
+          qb_device_get_info (dev)->version);
+  workers = qb_workers_new ((guint) threads);
+  threads = (int) qb_workers_get_n_threads (workers);
+  printf ("CPU: %d threads.  Columns: CPU, device, device/CPU speed.\n", threads);
+
+  stories = shared_path ("models/stories260K.gguf");
+  text = shared_path ("text/tinystories-val.txt");
+  demo = qb_bench_demo_model (n_params, QB_DTYPE_F16);
+
+  /* Kernels compiled (or read from the cache) before any timing. */
+  t0 = qb_bench_now ();
+  qb_device_set_default (device, NULL);
+  if (stories != NULL && text != NULL)
+    {
+      double ppl;
+      g_autoptr(QbModel) m = qb_model_open (stories, NULL);
+      guint64 b;
+      quantize_all (m, qb_format_find ("Q4_0"), TRUE, workers, &b);
+      eval_rate (stories, text, 128, 1, device, (guint) threads, &ppl);
+    }
+  printf ("kernels ready in %.1f s (built, or read from the cache)\n\n", qb_bench_now () - t0);
+
+  if (stories != NULL)
+    bench_quantize ("stories260K", stories, device, workers);
+  bench_quantize (params ? params : "demo 25M", demo, device, workers);
+  if (stories != NULL && text != NULL)
+    {
+      bench_eval ("stories260K", stories, text, 128, 10, device, (guint) threads);
+      bench_eval (params ? params : "demo 25M", demo, text, 256, 2, device, (guint) threads);
+    }
+  else
+    printf ("../shared is absent: no evaluation figures\n");
+  return 0;
+}
