@@ -19,6 +19,7 @@ struct _QbPlanPanel
   GtkGrid       *settings_grid;
   GtkSpinButton *budget_spin;
   GtkLabel      *budget_label;
+  GtkWidget     *budget_fill;
   GtkButton     *calib_button;
   GtkLabel      *calib_label;
   GtkButton     *calib_clear_button;
@@ -53,16 +54,23 @@ static void
 sync_budget (QbPlanPanel *self)
 {
   const char *source = self->document ? qb_document_get_cost_source (self->document) : NULL;
-  g_autofree char *text = NULL;
+  gboolean proxies = g_strcmp0 (source, "weight proxies") == 0;
+  g_autofree char *text = NULL, *tip = NULL;
   double kld;
 
   if (source == NULL)
-    text = g_strdup ("Predicted KLD: costs being computed…");
+    text = g_strdup ("Costs being computed…");
   else if (qb_document_get_predicted_kld (self->document, &kld, NULL))
-    text = g_strdup_printf ("Predicted KLD %.4f, from %s", kld, source);
+    {
+      text = g_strdup_printf ("KLD %.4f (%s)", kld, proxies ? "proxies" : source);
+      tip = g_strdup_printf ("Predicted KLD %.4f, from %s%s", kld, source,
+                             proxies ? ": relative weight errors mapped by one fixed factor, "
+                                       "not measured on this model" : "");
+    }
   else
     text = g_strdup_printf ("Costs from %s", source);
   gtk_label_set_text (self->budget_label, text);
+  gtk_widget_set_tooltip_text (GTK_WIDGET (self->budget_label), tip ? tip : text);
 }
 
 static void
@@ -82,6 +90,7 @@ add_budget_row (QbPlanPanel *self)
 
   self->budget_spin = GTK_SPIN_BUTTON (gtk_spin_button_new_with_range (1.0, 32.0, 0.25));
   gtk_spin_button_set_digits (self->budget_spin, 2);
+  gtk_editable_set_width_chars (GTK_EDITABLE (self->budget_spin), 4);
   gtk_spin_button_set_value (self->budget_spin, 4.5);
   gtk_widget_set_hexpand (GTK_WIDGET (self->budget_spin), TRUE);
   gtk_widget_set_tooltip_text (GTK_WIDGET (self->budget_spin), "Bits per weight for the whole model");
@@ -92,15 +101,19 @@ add_budget_row (QbPlanPanel *self)
   gtk_widget_set_tooltip_text (fill, "Choose every tensor's format: the least predicted KLD "
                                      "within the budget; pinned tensors keep theirs");
   g_signal_connect (fill, "clicked", G_CALLBACK (on_budget_fill), self);
-  gtk_box_append (GTK_BOX (box), GTK_WIDGET (self->budget_spin));
-  gtk_box_append (GTK_BOX (box), fill);
+  self->budget_fill = fill;
+  /* Spin on the budget's row; the prediction and Fill on the next, so the
+   * sidebar gets no wider. */
   self->budget_label = GTK_LABEL (gtk_label_new (NULL));
   gtk_label_set_xalign (self->budget_label, 0);
-  gtk_label_set_wrap (self->budget_label, TRUE);
+  gtk_label_set_ellipsize (self->budget_label, PANGO_ELLIPSIZE_END);
+  gtk_widget_set_hexpand (GTK_WIDGET (self->budget_label), TRUE);
   gtk_widget_add_css_class (GTK_WIDGET (self->budget_label), "dim-label");
+  gtk_box_append (GTK_BOX (box), GTK_WIDGET (self->budget_label));
+  gtk_box_append (GTK_BOX (box), fill);
   gtk_grid_attach (self->settings_grid, label, 0, 90, 1, 1);
-  gtk_grid_attach (self->settings_grid, box, 1, 90, 1, 1);
-  gtk_grid_attach (self->settings_grid, GTK_WIDGET (self->budget_label), 0, 91, 2, 1);
+  gtk_grid_attach (self->settings_grid, GTK_WIDGET (self->budget_spin), 1, 90, 1, 1);
+  gtk_grid_attach (self->settings_grid, box, 0, 91, 2, 1);
 }
 
 static void
@@ -385,6 +398,13 @@ qb_plan_panel_get_budget_spin (QbPlanPanel *self)
 {
   g_return_val_if_fail (QB_IS_PLAN_PANEL (self), NULL);
   return self->budget_spin;
+}
+
+GtkWidget *
+qb_plan_panel_get_budget_fill (QbPlanPanel *self)
+{
+  g_return_val_if_fail (QB_IS_PLAN_PANEL (self), NULL);
+  return self->budget_fill;
 }
 
 const char *
