@@ -128,6 +128,29 @@ shoot_evaluation (QbTestWindow *f,
   save_window (f, "compare-kld.png");
 }
 
+static gboolean
+run_over (gpointer data)
+{
+  QbRun *run = qb_window_get_run (data);
+  return run && !qb_run_is_running (run);
+}
+
+/* The plan written out as a quantized GGUF from the window: the run panel
+ * says what went where; the sidebar's undo, redo, open and save above. */
+static void
+shoot_export (QbTestWindow *f)
+{
+  g_autofree char *out = g_build_filename (f->dir, "demo-Q4_K_M.gguf", NULL);
+
+  qb_test_window_activate (f, "show-page", g_variant_new_string ("plan"));
+  qb_test_window_activate (f, "export-model-to", g_variant_new_string (out));
+  qb_test_window_settle (f);
+  qb_test_ui_wait_for (run_over, f->window, 120, "the export");
+  if (qb_run_get_status (qb_window_get_run (f->window)) != QB_RUN_DONE)
+    g_error ("the export did not finish");
+  save_window (f, "export.png");
+}
+
 int
 main (int argc, char **argv)
 {
@@ -180,6 +203,19 @@ main (int argc, char **argv)
   select_tensor (&f, "blk.1.attn_q.weight");
   save_window (&f, "plan.png");
 
+  /* The same at the smallest size supported and at full HD. */
+  qb_test_window_resize (&f, 1024, 700);
+  save_window (&f, "plan-1024x700.png");
+  qb_test_window_activate (&f, "show-page", g_variant_new_string ("experiments"));
+  qb_test_window_settle (&f);
+  save_window (&f, "experiments-1024x700.png");
+  qb_test_window_resize (&f, 1920, 1080);
+  save_window (&f, "experiments-1920x1080.png");
+  qb_test_window_activate (&f, "show-page", g_variant_new_string ("plan"));
+  qb_test_window_settle (&f);
+  save_window (&f, "plan-1920x1080.png");
+  qb_test_window_resize (&f, 1440, 900);
+
   /* 2. The histogram overlay on its own, light and dark. */
   qb_histogram_view_set_log_scale (qb_tensor_details_get_histogram (qb_window_get_details (f.window)), FALSE);
   save_chart (QB_CHART (qb_tensor_details_get_histogram (qb_window_get_details (f.window))),
@@ -205,6 +241,8 @@ main (int argc, char **argv)
   qb_compare_page_set_metric (compare, QB_METRIC_SQNR);
   save_window (&f, "compare.png");
   save_chart (QB_CHART (qb_compare_page_get_layer_bars (compare)), "compare-layers.png", 1000, 400);
+
+  shoot_export (&f);
 
   if (g_getenv ("QB_SHARED_DIR") != NULL)
     shoot_evaluation (&f, g_getenv ("QB_SHARED_DIR"));

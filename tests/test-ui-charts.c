@@ -7,6 +7,7 @@
 #include "qb-channel-range-view.h"
 #include "qb-chart.h"
 #include "qb-format-button.h"
+#include "qb-format-levels.h"
 #include "qb-histogram-view.h"
 #include "qb-metric-cell.h"
 #include "qb-layer-bars-view.h"
@@ -311,10 +312,64 @@ test_histogram_focus (void)
   g_assert_cmpfloat (lo, <, -0.05);
   g_assert_cmpfloat (hi, >, 0.05);
   g_assert_cmpfloat (hi - lo, <, 0.5);
+  /* The far value is out of view, and the chart counts it. */
+  {
+    guint64 left, right;
+    qb_histogram_view_get_hidden (QB_HISTOGRAM_VIEW (view), &left, &right);
+    g_assert_cmpuint (left, ==, 0);
+    g_assert_cmpuint (right, ==, 1);
+  }
   qb_histogram_view_reset_zoom (QB_HISTOGRAM_VIEW (view));
   qb_histogram_view_get_range (QB_HISTOGRAM_VIEW (view), &lo, &hi);
   g_assert_cmpfloat (lo, ==, -1.0);
   g_assert_cmpfloat (hi, ==, 1.0);
+  {
+    guint64 left, right;
+    qb_histogram_view_get_hidden (QB_HISTOGRAM_VIEW (view), &left, &right);
+    g_assert_cmpuint (left + right, ==, 0);
+  }
+  gtk_window_destroy (GTK_WINDOW (window));
+}
+
+/* A quantized curve on the original is detected and the difference view
+ * offered; a narrow export wraps the legend instead of cutting it. */
+static void
+test_histogram_difference (void)
+{
+  g_autoptr(QbHistogram) a = qb_histogram_new (512, -1.0, 1.0);
+  g_autoptr(QbHistogram) b = NULL;
+  GtkWidget *view = qb_histogram_view_new (QB_HISTOGRAM_KIND_WEIGHTS);
+  QbHistogramView *hv = QB_HISTOGRAM_VIEW (view);
+  GtkWidget *window = in_window (view);
+  g_autofree char *dir = qb_test_tmpdir ();
+  g_autofree char *png = g_build_filename (dir, "narrow.png", NULL);
+  g_autoptr(GError) error = NULL;
+  double levels[] = { -0.5, 0, 0.5 };
+  float x[2000];
+
+  for (int i = 0; i < 2000; i++)
+    x[i] = 0.3f * ((i % 400) - 200) / 200.0f;
+  qb_histogram_add (a, x, 2000);
+  b = qb_histogram_copy (a);
+  b->counts[200] += 5;      /* 0.5 % of the values moved */
+  b->counts[300] -= 5;
+  qb_histogram_view_set_histograms (hv, a, b);
+  g_assert_true (qb_histogram_view_curves_coincide (hv));
+  qb_histogram_view_set_difference (hv, TRUE);
+  g_assert_true (qb_histogram_view_get_difference (hv));
+  g_assert_true (qb_chart_export (QB_CHART (view), png, 300, 200, &error));
+  g_assert_no_error (error);
+
+  qb_histogram_view_set_difference (hv, FALSE);
+  qb_histogram_view_set_grid (hv, levels, 3, "Q4_K grid (typical block |max| 0.117)");
+  qb_histogram_view_set_title (hv, "blk.1.attn_q.weight");
+  g_assert_true (qb_chart_export (QB_CHART (view), png, 300, 200, &error));
+  g_assert_no_error (error);
+
+  /* Far apart: not on each other. */
+  b->counts[250] += 1000;
+  qb_histogram_view_set_histograms (hv, a, b);
+  g_assert_false (qb_histogram_view_curves_coincide (hv));
   gtk_window_destroy (GTK_WINDOW (window));
 }
 
@@ -459,6 +514,46 @@ test_nice_ticks (void)
   g_assert_cmpuint (qb_chart_nice_ticks (-0.478, 0.499, 4, t, 16), >=, 3);
 }
 
+/* A format's levels for a typical block come from the format itself (core's
+ * grid): as many as its codes, sorted, inside the typical range. */
+static void
+test_format_levels (void)
+{
+  g_autoptr(QbHistogram) h = qb_histogram_new (1024, -0.1, 0.1);
+  g_autofree float *x = g_new (float, 100000);
+  static const struct { const char *format; guint n; } cases[] = {
+    { "Q4_0", 16 }, { "Q4_K", 16 }, { "Q3_K", 8 }, { "IQ4_NL", 16 }, { "NF4", 16 },
+    { "MXFP4", 15 }, { "INT3_G32", 8 }, { "Q8_0", 0 }, { "F16", 0 },
+  };
+
+  /* A bell-shaped tensor: the sum of three uniforms. */
+  for (guint i = 0; i < 100000; i++)
+    x[i] = (float) ((g_test_rand_double () + g_test_rand_double () + g_test_rand_double () - 1.5)
+                    * 0.04);
+  qb_histogram_add (h, x, 100000);
+  for (gsize c = 0; c < G_N_ELEMENTS (cases); c++)
+    {
+      const QbFormat *f = qb_format_find (cases[c].format);
+      double levels[QB_FORMAT_LEVELS_MAX];
+      g_autofree char *label = NULL;
+      guint n;
+
+      g_assert_nonnull (f);
+      n = qb_format_levels_typical (f, h, 4096, levels, &label);
+      g_test_message ("%s: %u levels, %s", cases[c].format, n, label ? label : "-");
+      g_assert_cmpuint (n, ==, cases[c].n);
+      for (guint k = 1; k < n; k++)
+        g_assert_cmpfloat (levels[k - 1], <, levels[k]);
+      if (n > 0)
+        {
+          g_assert_nonnull (strstr (label, cases[c].format));
+          g_assert_cmpfloat (levels[0], <, 0);
+          g_assert_cmpfloat (levels[n - 1], >, 0);
+          g_assert_cmpfloat (fabs (levels[0]), <, 0.1);
+        }
+    }
+}
+
 int
 main (int argc, char **argv)
 {
@@ -469,9 +564,11 @@ main (int argc, char **argv)
   g_test_add_func ("/ui/charts/histogram-export", test_histogram_export);
   g_test_add_func ("/ui/charts/channel-outliers", test_channel_outliers);
   g_test_add_func ("/ui/charts/histogram-focus", test_histogram_focus);
+  g_test_add_func ("/ui/charts/histogram-difference", test_histogram_difference);
   g_test_add_func ("/ui/charts/pareto-front", test_pareto_front);
   g_test_add_func ("/ui/charts/scatter-and-bars", test_scatter_and_bars);
   g_test_add_func ("/ui/charts/nice-ticks", test_nice_ticks);
+  g_test_add_func ("/ui/charts/format-levels", test_format_levels);
   g_test_add_func ("/ui/widgets/format-button", test_format_button);
   g_test_add_func ("/ui/widgets/metric-cell", test_metric_cell);
   return g_test_run ();

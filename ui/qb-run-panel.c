@@ -79,10 +79,11 @@ export_summary (QbRunPanel *self)
 
         if (after != NULL && g_str_has_prefix (after + strlen (qb_run_get_export_path (run)), ": "))
           what = after + strlen (qb_run_get_export_path (run)) + 2;
-        return g_strdup_printf ("Exported %s: %s", qb_run_get_export_path (run), what);
+        return g_strdup_printf ("Exported %s: %s", name, what);
       }
     case QB_RUN_CANCELLED:
-      return g_strdup_printf ("Export cancelled after %u of %u tensors: %s was not written", done, n, name);
+      return n ? g_strdup_printf ("Export cancelled after %u of %u tensors: %s was not written", done, n, name)
+               : g_strdup_printf ("Export cancelled: %s was not written", name);
     case QB_RUN_FAILED:
       return g_strdup_printf ("The export failed: %s",
                               qb_run_get_error (run) ? qb_run_get_error (run)->message : "unknown error");
@@ -135,6 +136,14 @@ update (QbRunPanel *self)
   running = qb_run_is_running (self->run);
   status = summary (self);
   gtk_label_set_text (self->status_label, status);
+  /* The line may be cut: the whole of it, and the full path of an export. */
+  if (qb_run_get_export_path (self->run) != NULL)
+    {
+      g_autofree char *tip = g_strdup_printf ("%s\n%s", status, qb_run_get_export_path (self->run));
+      gtk_widget_set_tooltip_text (GTK_WIDGET (self->status_label), tip);
+    }
+  else
+    gtk_widget_set_tooltip_text (GTK_WIDGET (self->status_label), status);
   gtk_progress_bar_set_fraction (self->overall_bar, qb_run_get_fraction (self->run));
   percent = g_strdup_printf ("%.0f %%", 100 * qb_run_get_fraction (self->run));
   gtk_progress_bar_set_text (self->overall_bar, percent);

@@ -5,7 +5,7 @@
 
 #include <math.h>
 
-#include "qb-format-grid.h"
+#include "qb-format-levels.h"
 
 typedef enum {
   SRC_ROW,      /* known from the model and plan */
@@ -168,9 +168,9 @@ refresh_grid (QbTensorDetails      *self,
 {
   const char *name = result && result->format ? result->format : qb_tensor_row_get_format (self->row);
   const QbFormat *format = qb_format_find (name);
-  double levels[QB_FORMAT_GRID_MAX_LEVELS];
+  double levels[QB_FORMAT_LEVELS_MAX];
   g_autofree char *label = NULL;
-  guint n = qb_format_grid_levels (format, original, qb_tensor_row_get_row_length (self->row),
+  guint n = qb_format_levels_typical (format, original, qb_tensor_row_get_row_length (self->row),
                                    levels, &label);
 
   qb_histogram_view_set_grid (QB_HISTOGRAM_VIEW (self->histogram), levels, n, label);
@@ -235,7 +235,12 @@ refresh_charts (QbTensorDetails *self)
 static void
 refresh (QbTensorDetails *self)
 {
-  gtk_label_set_text (self->title_label, self->row ? qb_tensor_row_get_name (self->row) : "");
+  const char *name = self->row ? qb_tensor_row_get_name (self->row) : NULL;
+
+  gtk_label_set_text (self->title_label, name ? name : "");
+  /* Exported images carry the tensor's name. */
+  qb_histogram_view_set_title (QB_HISTOGRAM_VIEW (self->histogram), name);
+  qb_histogram_view_set_title (QB_HISTOGRAM_VIEW (self->error_view), name);
   refresh_facts (self);
   refresh_charts (self);
 }
@@ -425,6 +430,13 @@ qb_tensor_details_set_log_scale (QbTensorDetails *self,
 {
   qb_histogram_view_set_log_scale (QB_HISTOGRAM_VIEW (self->histogram), log_scale);
   qb_histogram_view_set_log_scale (QB_HISTOGRAM_VIEW (self->error_view), log_scale);
+}
+
+void
+qb_tensor_details_set_difference (QbTensorDetails *self,
+                                  gboolean         difference)
+{
+  qb_histogram_view_set_difference (QB_HISTOGRAM_VIEW (self->histogram), difference);
 }
 
 void

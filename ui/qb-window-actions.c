@@ -5,6 +5,7 @@
 #include "qb-window-private.h"
 
 #include "qb-evaluate-dialog.h"
+#include "qb-file.h"
 
 G_GNUC_BEGIN_IGNORE_DEPRECATIONS   /* GtkFileChooserNative: GtkFileDialog is 4.10+ */
 
@@ -17,6 +18,14 @@ set_enabled (QbWindow   *self,
 
   if (action)
     g_simple_action_set_enabled (G_SIMPLE_ACTION (action), enabled);
+}
+
+void
+qb_window_set_enabled (QbWindow   *self,
+                       const char *name,
+                       gboolean    enabled)
+{
+  set_enabled (self, name, enabled);
 }
 
 guint
@@ -38,7 +47,8 @@ qb_window_update_actions (QbWindow *self)
     "search", "set-format", "clear-format", "clear-overrides", "select-tensor",
     "set-default-format", "set-preset", "set-method", "keep-1d", "add-rule",
     "remove-rule", "move-rule", "reset-zoom", "show-chart", "export-chart",
-    "export-chart-to", "group-by", "log-scale", "open-experiment", "allocate", "pin-tensors",
+    "export-chart-to", "group-by", "log-scale", "histogram-difference", "open-experiment",
+    "allocate", "pin-tensors",
   };
   static const char *need_store[] = {
     "refresh-experiments", "delete-experiment", "rename-experiment", "set-experiment-notes",
@@ -397,6 +407,17 @@ change_log_scale (GSimpleAction *action,
 }
 
 static void
+change_histogram_difference (GSimpleAction *action,
+                             GVariant      *value,
+                             gpointer       data)
+{
+  QbWindow *self = data;
+
+  qb_tensor_details_set_difference (self->details, g_variant_get_boolean (value));
+  g_simple_action_set_state (action, value);
+}
+
+static void
 action_reset_zoom (GSimpleAction *action,
                    GVariant      *param,
                    gpointer       data)
@@ -420,10 +441,16 @@ export_chart_to (QbWindow   *self,
                  const char *path)
 {
   QbChart *chart = qb_window_get_visible_chart (self);
+  QbModel *model = qb_document_get_model (self->document);
+  const char *inputs[] = { model ? qb_model_get_path (model) : NULL,
+                           self->store ? qb_store_get_path (qb_store_handle_get (self->store)) : NULL };
   g_autoptr(GError) error = NULL;
 
   if (chart == NULL)
     qb_window_show_error (self, "This page has no chart to export.");
+  /* Never over the open model or the experiment database. */
+  else if (!qb_file_check_output (path, "Export", inputs, G_N_ELEMENTS (inputs), &error))
+    qb_window_show_error (self, error->message);
   else if (!qb_chart_export (chart, path, 0, 0, &error))
     qb_window_show_error (self, error->message);
 }
@@ -707,6 +734,7 @@ static const GActionEntry entries[] = {
   { "remove-rule", action_remove_rule, "u" },
   { "move-rule", action_move_rule, "(uu)" },
   { "log-scale", NULL, NULL, "false", change_log_scale },
+  { "histogram-difference", NULL, NULL, "false", change_histogram_difference },
   { "reset-zoom", action_reset_zoom },
   { "show-chart", action_show_chart, "s" },
   { "export-chart", action_export_chart, "s" },

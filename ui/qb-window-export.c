@@ -10,31 +10,20 @@
 
 G_GNUC_BEGIN_IGNORE_DEPRECATIONS   /* GtkFileChooserNative: GtkFileDialog is 4.10+ */
 
-static void
-set_enabled (QbWindow   *self,
-             const char *name,
-             gboolean    enabled)
-{
-  GAction *action = g_action_map_lookup_action (G_ACTION_MAP (self), name);
-
-  if (action)
-    g_simple_action_set_enabled (G_SIMPLE_ACTION (action), enabled);
-}
-
 void
 qb_window_update_export_actions (QbWindow *self)
 {
   gboolean running = self->run && qb_run_is_running (self->run);
   gboolean idle_doc = self->document != NULL && !running;
 
-  set_enabled (self, "export-model", idle_doc);
-  set_enabled (self, "export-model-to", idle_doc);
-  set_enabled (self, "export-experiment-model", idle_doc && self->store != NULL);
-  set_enabled (self, "export-experiment-model-to", idle_doc && self->store != NULL);
-  set_enabled (self, "export-experiments", self->store != NULL && qb_window_n_selected_experiments (self) > 0);
-  set_enabled (self, "export-experiments-to", self->store != NULL);
-  set_enabled (self, "import-experiments", self->store != NULL);
-  set_enabled (self, "import-experiments-file", self->store != NULL);
+  qb_window_set_enabled (self, "export-model", idle_doc);
+  qb_window_set_enabled (self, "export-model-to", idle_doc);
+  qb_window_set_enabled (self, "export-experiment-model", idle_doc && self->store != NULL);
+  qb_window_set_enabled (self, "export-experiment-model-to", idle_doc && self->store != NULL);
+  qb_window_set_enabled (self, "export-experiments", self->store != NULL && qb_window_n_selected_experiments (self) > 0);
+  qb_window_set_enabled (self, "export-experiments-to", self->store != NULL);
+  qb_window_set_enabled (self, "import-experiments", self->store != NULL);
+  qb_window_set_enabled (self, "import-experiments-file", self->store != NULL);
 }
 
 /* -- file choosers -------------------------------------------------------- */

@@ -8,28 +8,17 @@
 
 G_GNUC_BEGIN_IGNORE_DEPRECATIONS   /* GtkFileChooserNative: GtkFileDialog is 4.10+ */
 
-static void
-set_enabled (QbWindow   *self,
-             const char *name,
-             gboolean    enabled)
-{
-  GAction *action = g_action_map_lookup_action (G_ACTION_MAP (self), name);
-
-  if (action)
-    g_simple_action_set_enabled (G_SIMPLE_ACTION (action), enabled);
-}
-
 void
 qb_window_update_plan_actions (QbWindow *self)
 {
   gboolean running = self->run && qb_run_is_running (self->run);
 
-  set_enabled (self, "undo", self->history && qb_plan_history_can_undo (self->history) && !running);
-  set_enabled (self, "redo", self->history && qb_plan_history_can_redo (self->history) && !running);
-  set_enabled (self, "save-plan", self->document != NULL);
-  set_enabled (self, "save-plan-to", self->document != NULL);
-  set_enabled (self, "open-plan", self->document != NULL && !running);
-  set_enabled (self, "open-plan-file", self->document != NULL && !running);
+  qb_window_set_enabled (self, "undo", self->history && qb_plan_history_can_undo (self->history) && !running);
+  qb_window_set_enabled (self, "redo", self->history && qb_plan_history_can_redo (self->history) && !running);
+  qb_window_set_enabled (self, "save-plan", self->document != NULL);
+  qb_window_set_enabled (self, "save-plan-to", self->document != NULL);
+  qb_window_set_enabled (self, "open-plan", self->document != NULL && !running);
+  qb_window_set_enabled (self, "open-plan-file", self->document != NULL && !running);
 }
 
 /* -- undo and redo -------------------------------------------------------- */

@@ -48,6 +48,10 @@ struct _QbWindow
 void qb_window_install_actions     (QbWindow    *self);
 /* Enables the actions that need a document, an idle engine, a run... */
 void qb_window_update_actions      (QbWindow    *self);
+/* Enables or disables the window action `name` (if it exists). */
+void qb_window_set_enabled         (QbWindow    *self,
+                                    const char  *name,
+                                    gboolean     enabled);
 /* How many experiments the Experiments page has selected. */
 guint qb_window_n_selected_experiments (QbWindow  *self);
 

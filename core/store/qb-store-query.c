@@ -2,6 +2,7 @@
 /* qb-store-query.c — reading the experiment store: lists, one experiment,
  * its tensors and histograms, comparisons and Pareto fronts. */
 #include "qb-store-private.h"
+#include "qb-json.h"
 
 #include <json-glib/json-glib.h>
 
@@ -135,7 +136,7 @@ qb_store_find_model (QbStore *store, const char *spec, GError **error)
   v "id, " v "created, " v "text_name, " v "text_hash, " v "n_ctx, " v "n_chunks, " \
   v "n_tokens, " v "perplexity, " v "perplexity_err, " v "base_perplexity, " v "kld_mean, " \
   v "kld_median, " v "kld_p90, " v "kld_p95, " v "kld_p99, " v "kld_max, " v "top1_agreement, " \
-  v "dp_mean, " v "dp_rms, " v "seconds"
+  v "dp_mean, " v "dp_rms, " v "seconds, " v "device"
 
 /* The evaluation whose columns start at `col`. */
 static QbEvaluation *
@@ -157,6 +158,7 @@ read_evaluation (QbStmt *stmt, int col)
   e->n_tokens = sqlite3_column_int64 (stmt, col + 6);
   for (guint i = 0; i < G_N_ELEMENTS (values); i++)
     *values[i] = qb_column_double (stmt, col + 7 + i);
+  e->device = qb_column_strdup (stmt, col + 7 + G_N_ELEMENTS (values));
   return e;
 }
 
@@ -804,7 +806,7 @@ strv_from_json (const char *json)
   GPtrArray *strv = g_ptr_array_new ();
   JsonNode *root;
 
-  if (json != NULL && json_parser_load_from_data (parser, json, -1, NULL) &&
+  if (json != NULL && qb_json_parser_load (parser, json, -1, QB_JSON_MAX_NESTING, "plan", NULL) &&
       (root = json_parser_get_root (parser)) != NULL && JSON_NODE_HOLDS_ARRAY (root))
     {
       JsonArray *array = json_node_get_array (root);
