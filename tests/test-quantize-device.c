@@ -301,8 +301,9 @@ static void
 test_synthetic_model (void)
 {
   /* F16 matrices: the host converts as it reads; rows of 288 values end
-   * in a short stripe; 1100 rows of the embedding span two slabs. */
-  QbTestLlama spec = { .n_layer = 1, .n_embd = 288, .n_ff = 512, .n_vocab = 16000,
+   * in a short stripe; the 16001 rows of the embedding span two slabs and
+   * share channel buckets of 4 rows, the last one short. */
+  QbTestLlama spec = { .n_layer = 1, .n_embd = 288, .n_ff = 512, .n_vocab = 16001,
                        .n_head = 4, .n_head_kv = 4, .dtype = QB_DTYPE_F16, .seed = 7 };
   QbTestModelFixture f;
 

@@ -151,20 +151,30 @@ init_thread (gpointer data)
   return NULL;
 }
 
-static void
+/* FALSE when no thread could be started (a process out of threads): then
+ * there is no OpenCL for this process, and everything runs on the CPU. */
+static gboolean
 ensure_initialized (void)
 {
   static gsize once;
+  static gboolean usable;
 
   if (g_once_init_enter (&once))
     {
-      g_thread_unref (g_thread_new ("qb-opencl-init", init_thread, NULL));
-      g_mutex_lock (&init_lock);
-      while (!init_done)
-        g_cond_wait (&init_cond, &init_lock);
-      g_mutex_unlock (&init_lock);
+      GThread *thread = g_thread_try_new ("qb-opencl-init", init_thread, NULL, NULL);
+
+      usable = thread != NULL;
+      if (thread != NULL)
+        {
+          g_thread_unref (thread);
+          g_mutex_lock (&init_lock);
+          while (!init_done)
+            g_cond_wait (&init_cond, &init_lock);
+          g_mutex_unlock (&init_lock);
+        }
       g_once_init_leave (&once, 1);
     }
+  return usable;
 }
 
 /* Every (platform, device) pair, in order; ids into *ids when not NULL. */
@@ -175,8 +185,8 @@ enumerate (GArray *ids)
   cl_uint n_platforms = 0;
   g_autofree cl_platform_id *platforms = NULL;
 
-  ensure_initialized ();
-  if (clGetPlatformIDs (0, NULL, &n_platforms) != CL_SUCCESS || n_platforms == 0)
+  if (!ensure_initialized () ||
+      clGetPlatformIDs (0, NULL, &n_platforms) != CL_SUCCESS || n_platforms == 0)
     return list;
   platforms = g_new0 (cl_platform_id, n_platforms);
   if (clGetPlatformIDs (n_platforms, platforms, NULL) != CL_SUCCESS)
