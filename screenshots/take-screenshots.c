@@ -210,6 +210,19 @@ main (int argc, char **argv)
   select_tensor (&f, "blk.1.attn_q.weight");
   save_window (&f, "plan.png");
 
+  /* The same at the smallest size supported and at full HD. */
+  qb_test_window_resize (&f, 1024, 700);
+  save_window (&f, "plan-1024x700.png");
+  qb_test_window_activate (&f, "show-page", g_variant_new_string ("experiments"));
+  qb_test_window_settle (&f);
+  save_window (&f, "experiments-1024x700.png");
+  qb_test_window_resize (&f, 1920, 1080);
+  save_window (&f, "experiments-1920x1080.png");
+  qb_test_window_activate (&f, "show-page", g_variant_new_string ("plan"));
+  qb_test_window_settle (&f);
+  save_window (&f, "plan-1920x1080.png");
+  qb_test_window_resize (&f, 1440, 900);
+
   /* 2. The histogram overlay on its own, light and dark. */
   qb_histogram_view_set_log_scale (qb_tensor_details_get_histogram (qb_window_get_details (f.window)), FALSE);
   save_chart (QB_CHART (qb_tensor_details_get_histogram (qb_window_get_details (f.window))),

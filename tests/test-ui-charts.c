@@ -311,10 +311,64 @@ test_histogram_focus (void)
   g_assert_cmpfloat (lo, <, -0.05);
   g_assert_cmpfloat (hi, >, 0.05);
   g_assert_cmpfloat (hi - lo, <, 0.5);
+  /* The far value is out of view, and the chart counts it. */
+  {
+    guint64 left, right;
+    qb_histogram_view_get_hidden (QB_HISTOGRAM_VIEW (view), &left, &right);
+    g_assert_cmpuint (left, ==, 0);
+    g_assert_cmpuint (right, ==, 1);
+  }
   qb_histogram_view_reset_zoom (QB_HISTOGRAM_VIEW (view));
   qb_histogram_view_get_range (QB_HISTOGRAM_VIEW (view), &lo, &hi);
   g_assert_cmpfloat (lo, ==, -1.0);
   g_assert_cmpfloat (hi, ==, 1.0);
+  {
+    guint64 left, right;
+    qb_histogram_view_get_hidden (QB_HISTOGRAM_VIEW (view), &left, &right);
+    g_assert_cmpuint (left + right, ==, 0);
+  }
+  gtk_window_destroy (GTK_WINDOW (window));
+}
+
+/* A quantized curve on the original is detected and the difference view
+ * offered; a narrow export wraps the legend instead of cutting it. */
+static void
+test_histogram_difference (void)
+{
+  g_autoptr(QbHistogram) a = qb_histogram_new (512, -1.0, 1.0);
+  g_autoptr(QbHistogram) b = NULL;
+  GtkWidget *view = qb_histogram_view_new (QB_HISTOGRAM_KIND_WEIGHTS);
+  QbHistogramView *hv = QB_HISTOGRAM_VIEW (view);
+  GtkWidget *window = in_window (view);
+  g_autofree char *dir = qb_test_tmpdir ();
+  g_autofree char *png = g_build_filename (dir, "narrow.png", NULL);
+  g_autoptr(GError) error = NULL;
+  double levels[] = { -0.5, 0, 0.5 };
+  float x[2000];
+
+  for (int i = 0; i < 2000; i++)
+    x[i] = 0.3f * ((i % 400) - 200) / 200.0f;
+  qb_histogram_add (a, x, 2000);
+  b = qb_histogram_copy (a);
+  b->counts[200] += 5;      /* 0.5 % of the values moved */
+  b->counts[300] -= 5;
+  qb_histogram_view_set_histograms (hv, a, b);
+  g_assert_true (qb_histogram_view_curves_coincide (hv));
+  qb_histogram_view_set_difference (hv, TRUE);
+  g_assert_true (qb_histogram_view_get_difference (hv));
+  g_assert_true (qb_chart_export (QB_CHART (view), png, 300, 200, &error));
+  g_assert_no_error (error);
+
+  qb_histogram_view_set_difference (hv, FALSE);
+  qb_histogram_view_set_grid (hv, levels, 3, "Q4_K grid (typical block |max| 0.117)");
+  qb_histogram_view_set_title (hv, "blk.1.attn_q.weight");
+  g_assert_true (qb_chart_export (QB_CHART (view), png, 300, 200, &error));
+  g_assert_no_error (error);
+
+  /* Far apart: not on each other. */
+  b->counts[250] += 1000;
+  qb_histogram_view_set_histograms (hv, a, b);
+  g_assert_false (qb_histogram_view_curves_coincide (hv));
   gtk_window_destroy (GTK_WINDOW (window));
 }
 
@@ -469,6 +523,7 @@ main (int argc, char **argv)
   g_test_add_func ("/ui/charts/histogram-export", test_histogram_export);
   g_test_add_func ("/ui/charts/channel-outliers", test_channel_outliers);
   g_test_add_func ("/ui/charts/histogram-focus", test_histogram_focus);
+  g_test_add_func ("/ui/charts/histogram-difference", test_histogram_difference);
   g_test_add_func ("/ui/charts/pareto-front", test_pareto_front);
   g_test_add_func ("/ui/charts/scatter-and-bars", test_scatter_and_bars);
   g_test_add_func ("/ui/charts/nice-ticks", test_nice_ticks);

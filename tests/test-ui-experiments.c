@@ -357,6 +357,35 @@ test_evaluate (Fixture       *f,
   g_assert_cmpuint (qb_scatter_view_get_n_points (qb_compare_page_get_scatter (compare)), ==, 2);
   qb_compare_page_set_metric (compare, QB_METRIC_PERPLEXITY);
   g_assert_cmpuint (qb_scatter_view_get_n_points (qb_compare_page_get_scatter (compare)), ==, 2);
+  g_assert_nonnull (strstr (qb_scatter_view_get_note (qb_compare_page_get_scatter (compare)),
+                            "tinystories-val.txt, 4 chunks of 128 tokens"));
+
+  /* Another chunking is not plotted with them, an experiment without an
+   * evaluation neither, and the chart says so. */
+  {
+    gint64 q4 = run_with_default (f, "Q4_0");
+    gint64 q5 = run_with_default (f, "Q5_0");
+    gint64 ids[4];
+    const char *note;
+
+    qb_test_window_activate (f, "evaluate-experiment", g_variant_new ("(xsuub)", q4, text, 128, 2, TRUE));
+    qb_test_window_wait_evaluation (f, 300);
+    qb_test_window_settle (f);
+    ids[0] = q8, ids[1] = q2, ids[2] = q4, ids[3] = q5;
+    qb_test_window_activate (f, "compare-experiments",
+                             g_variant_new_fixed_array (G_VARIANT_TYPE_INT64, ids, 4, sizeof (gint64)));
+    qb_test_window_settle (f);
+    qb_compare_page_set_metric (compare, QB_METRIC_KLD_MEAN);
+    g_assert_cmpuint (qb_scatter_view_get_n_points (qb_compare_page_get_scatter (compare)), ==, 2);
+    note = qb_scatter_view_get_note (qb_compare_page_get_scatter (compare));
+    g_assert_nonnull (strstr (note, "4 chunks of 128 tokens"));
+    g_assert_nonnull (strstr (note, "1 experiment left out: no evaluation"));
+    g_assert_nonnull (strstr (note, "1 left out: evaluated on another text or chunking"));
+    /* Measures of the run itself have every experiment. */
+    qb_compare_page_set_metric (compare, QB_METRIC_SQNR);
+    g_assert_cmpuint (qb_scatter_view_get_n_points (qb_compare_page_get_scatter (compare)), ==, 4);
+    g_assert_null (qb_scatter_view_get_note (qb_compare_page_get_scatter (compare)));
+  }
 }
 
 /* Cancelled evaluations store nothing. */

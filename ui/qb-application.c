@@ -27,6 +27,7 @@ static const struct {
   { "win.search", { "<Control>f", NULL } },
   { "win.show-sidebar", { "F9", NULL } },
   { "win.log-scale", { "<Control>l", NULL } },
+  { "win.histogram-difference", { "<Control><Shift>d", NULL } },
   { "win.reset-zoom", { "<Control>0", NULL } },
   { "win.export-chart('png')", { "<Control>e", NULL } },
   { "win.show-page('plan')", { "<Alt>1", NULL } },

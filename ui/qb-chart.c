@@ -288,6 +288,34 @@ qb_chart_text (cairo_t              *cr,
 }
 
 double
+qb_chart_text_width (cairo_t              *cr,
+                     const QbChartPalette *palette,
+                     const char           *text,
+                     double                scale)
+{
+  PangoLayout *layout = pango_cairo_create_layout (cr);
+  PangoFontDescription *font = pango_font_description_copy (palette->font);
+  PangoAttrList *attrs = pango_attr_list_new ();
+  int w;
+
+  if (scale != 1.0)
+    {
+      int size = pango_font_description_get_size (font);
+      pango_font_description_set_size (font, (int) ((size > 0 ? size : 10 * PANGO_SCALE) * scale));
+    }
+  /* As qb_chart_text draws it: tabular figures. */
+  pango_attr_list_insert (attrs, pango_attr_font_features_new ("tnum"));
+  pango_layout_set_attributes (layout, attrs);
+  pango_layout_set_font_description (layout, font);
+  pango_layout_set_text (layout, text, -1);
+  pango_layout_get_pixel_size (layout, &w, NULL);
+  pango_attr_list_unref (attrs);
+  pango_font_description_free (font);
+  g_object_unref (layout);
+  return w;
+}
+
+double
 qb_chart_text_clamped (cairo_t              *cr,
                        const QbChartPalette *palette,
                        const char           *text,
@@ -298,20 +326,8 @@ qb_chart_text_clamped (cairo_t              *cr,
                        double                left,
                        double                right)
 {
-  PangoLayout *layout = pango_cairo_create_layout (cr);
-  PangoFontDescription *font = pango_font_description_copy (palette->font);
-  int w, h;
+  double w = qb_chart_text_width (cr, palette, text, scale);
 
-  if (scale != 1.0)
-    {
-      int size = pango_font_description_get_size (font);
-      pango_font_description_set_size (font, (int) ((size > 0 ? size : 10 * PANGO_SCALE) * scale));
-    }
-  pango_layout_set_font_description (layout, font);
-  pango_layout_set_text (layout, text, -1);
-  pango_layout_get_pixel_size (layout, &w, &h);
-  pango_font_description_free (font);
-  g_object_unref (layout);
   x = CLAMP (x - w / 2.0, left, MAX (left, right - w));
   return qb_chart_text (cr, palette, text, x, y, 0.0, yalign, scale);
 }

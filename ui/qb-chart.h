@@ -106,6 +106,11 @@ double    qb_chart_text                (cairo_t              *cr,
                                         double                xalign,
                                         double                yalign,
                                         double                scale);
+/* The width qb_chart_text would give the text. */
+double    qb_chart_text_width          (cairo_t              *cr,
+                                        const QbChartPalette *palette,
+                                        const char           *text,
+                                        double                scale);
 /* An axis label centred on x but shifted to lie within left..right, so
  * the last tick's label is never cut at the chart's edge. */
 double    qb_chart_text_clamped        (cairo_t              *cr,

@@ -55,36 +55,135 @@ current_metric (QbComparePage *self)
   return pos < QB_METRIC_N ? (QbMetric) pos : QB_METRIC_SQNR;
 }
 
+/* Perplexity, KLD and the rest come from an evaluation, which depends on
+ * its text, context and number of chunks. */
+static gboolean
+metric_is_evaluation (QbMetric metric)
+{
+  return metric == QB_METRIC_PERPLEXITY || metric == QB_METRIC_KLD_MEAN || metric == QB_METRIC_KLD_P99
+         || metric == QB_METRIC_TOP1 || metric == QB_METRIC_DP_RMS;
+}
+
+static char *
+evaluation_key (const QbExperiment *e)
+{
+  const QbEvaluation *ev = e->evaluation;
+
+  return g_strdup_printf ("%s|%u|%u", ev->text_hash ? ev->text_hash : "", ev->n_ctx, ev->n_chunks);
+}
+
+/* The evaluation setting most of the experiments share (the first one's
+ * on a tie): only evaluations on the same text, context and chunks are
+ * comparable. */
+static const QbExperiment *
+common_setting (QbComparison *c,
+                QbMetric      metric)
+{
+  g_autoptr(GHashTable) counts = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  const QbExperiment *best = NULL;
+  guint best_n = 0;
+
+  for (guint i = 0; i < c->n_experiments; i++)
+    {
+      const QbExperiment *e = c->experiments[i];
+      char *key;
+      guint n;
+
+      if (e->evaluation == NULL || isnan (qb_experiment_metric (e, metric)))
+        continue;
+      key = evaluation_key (e);
+      n = GPOINTER_TO_UINT (g_hash_table_lookup (counts, key)) + 1;
+      g_hash_table_replace (counts, key, GUINT_TO_POINTER (n));
+      if (n > best_n)
+        {
+          best_n = n;
+          best = e;
+        }
+    }
+  return best;
+}
+
+/* Says what the points are and which experiments are not among them. */
+static char *
+describe_left_out (const QbExperiment *setting,
+                   guint               no_value,
+                   guint               other_setting,
+                   gboolean            evaluation)
+{
+  GString *s = g_string_new (NULL);
+
+  if (setting)
+    g_string_append_printf (s, "Evaluated on %s, %u chunks of %u tokens",
+                            setting->evaluation->text_name ? setting->evaluation->text_name : "?",
+                            setting->evaluation->n_chunks, setting->evaluation->n_ctx);
+  if (no_value > 0)
+    g_string_append_printf (s, "%s%u experiment%s left out: %s", s->len ? " · " : "", no_value,
+                            no_value == 1 ? "" : "s", evaluation ? "no evaluation" : "no value");
+  if (other_setting > 0)
+    g_string_append_printf (s, "%s%u left out: evaluated on another text or chunking",
+                            s->len ? " · " : "", other_setting);
+  return g_string_free (s, s->len == 0);
+}
+
 static void
 update_scatter (QbComparePage *self)
 {
   QbComparison *c = self->comparison;
   QbMetric metric = current_metric (self);
   gboolean bytes = gtk_drop_down_get_selected (self->x_dropdown) == 1;
+  gboolean evaluation = metric_is_evaluation (metric);
+  const QbExperiment *setting = NULL;
+  g_autofree char *setting_key = NULL;
+  g_autofree char *note = NULL;
   g_autofree const char **labels = NULL;
   g_autofree double *x = NULL;
   g_autofree double *y = NULL;
+  guint n = 0, no_value = 0, other_setting = 0;
 
   qb_scatter_view_set_axes (QB_SCATTER_VIEW (self->scatter), bytes ? "size (MB)" : "bits per weight",
                             qb_metric_label (metric), qb_metric_higher_is_better (metric));
   if (c == NULL)
     {
       qb_scatter_view_set_points (QB_SCATTER_VIEW (self->scatter), NULL, NULL, NULL, 0);
+      qb_scatter_view_set_note (QB_SCATTER_VIEW (self->scatter), NULL);
       return;
     }
+  if (evaluation && (setting = common_setting (c, metric)) != NULL)
+    setting_key = evaluation_key (setting);
   labels = g_new (const char *, c->n_experiments);
   x = g_new (double, c->n_experiments);
   y = g_new (double, c->n_experiments);
   for (guint i = 0; i < c->n_experiments; i++)
     {
       const QbExperiment *e = c->experiments[i];
-      labels[i] = e->name;
-      x[i] = bytes ? e->totals.quantized_bytes / 1e6 : e->totals.bpw;
-      y[i] = qb_experiment_metric (e, metric);
+      double v = qb_experiment_metric (e, metric);
+
+      if (isnan (v))
+        {
+          no_value++;
+          continue;
+        }
+      if (setting_key)
+        {
+          g_autofree char *key = evaluation_key (e);
+          if (!g_str_equal (key, setting_key))
+            {
+              other_setting++;
+              continue;
+            }
+        }
+      labels[n] = e->name;
+      x[n] = bytes ? e->totals.quantized_bytes / 1e6 : e->totals.bpw;
+      y[n] = v;
+      n++;
     }
-  qb_scatter_view_set_points (QB_SCATTER_VIEW (self->scatter), labels, x, y, c->n_experiments);
+  qb_scatter_view_set_points (QB_SCATTER_VIEW (self->scatter), labels, x, y, n);
+  note = describe_left_out (setting, no_value, other_setting, evaluation);
+  qb_scatter_view_set_note (QB_SCATTER_VIEW (self->scatter), note);
   qb_scatter_view_set_placeholder (QB_SCATTER_VIEW (self->scatter),
-                                   "None of these experiments has this measure");
+                                   evaluation ? "None of these experiments has been evaluated: "
+                                                "Evaluate… on the Experiments page"
+                                              : "None of these experiments has this measure");
 }
 
 /* -- (b) per layer ------------------------------------------------------------ */

@@ -44,6 +44,17 @@ static char *col_ppl (const QbExperiment *e) { return text_or_dash (qb_experimen
 static char *col_kld (const QbExperiment *e) { return text_or_dash (qb_experiment_metric (e, QB_METRIC_KLD_MEAN), "%.5f"); }
 static char *col_tags (const QbExperiment *e) { return g_strjoinv (", ", e->tags); }
 
+/* "tinystories-val.txt · 40 × 128": what the PPL and KLD were measured on. */
+static char *
+col_eval (const QbExperiment *e)
+{
+  const QbEvaluation *ev = e->evaluation;
+
+  if (ev == NULL)
+    return g_strdup ("–");
+  return g_strdup_printf ("%s · %u × %u", ev->text_name ? ev->text_name : "?", ev->n_chunks, ev->n_ctx);
+}
+
 static char *
 col_created (const QbExperiment *e)
 {
@@ -64,18 +75,19 @@ static double key_kld (const QbExperiment *e) { return qb_experiment_metric (e, 
 
 static const Column columns[] = {
   { "Name", "Experiment name", col_name, NULL, FALSE, 200, TRUE },
-  { "Created", "When the run started", col_created, key_created, FALSE, 130, FALSE },
-  { "Model", "The model it quantized", col_model, NULL, FALSE, 110, FALSE },
-  { "Status", "done, cancelled, failed, interrupted or running", col_status, NULL, FALSE, 80, FALSE },
-  { "Tensors", "Tensors stored / planned", col_tensors, key_tensors, TRUE, 70, FALSE },
-  { "Size", "Quantized size", col_size, key_size, TRUE, 80, FALSE },
   { "bpw", "Bits per weight", col_bpw, key_bpw, TRUE, 56, FALSE },
+  { "Size", "Quantized size", col_size, key_size, TRUE, 80, FALSE },
   { "SQNR dB", "Parameter-weighted mean SQNR", col_sqnr, key_sqnr, TRUE, 70, FALSE },
+  { "PPL", "Perplexity of the latest evaluation (its setting: Evaluated on)", col_ppl, key_ppl, TRUE, 64, FALSE },
+  { "KLD", "Mean KL divergence to the float model, latest evaluation (its setting: Evaluated on)", col_kld, key_kld, TRUE, 70, FALSE },
+  { "Evaluated on", "The text and chunking of the latest evaluation: compare PPL and KLD only between equal settings", col_eval, NULL, FALSE, 150, FALSE },
   { "Rel. RMSE", "Parameter-weighted mean relative RMSE", col_rmse, key_rmse, TRUE, 76, FALSE },
   { "Min cos", "Lowest cosine similarity of any tensor", col_cosine, key_cosine, TRUE, 76, FALSE },
-  { "PPL", "Perplexity of the latest evaluation", col_ppl, key_ppl, TRUE, 64, FALSE },
-  { "KLD", "Mean KL divergence to the float model", col_kld, key_kld, TRUE, 70, FALSE },
   { "Tags", "Tags", col_tags, NULL, FALSE, 110, FALSE },
+  { "Status", "done, cancelled, failed, interrupted or running", col_status, NULL, FALSE, 80, FALSE },
+  { "Tensors", "Tensors stored / planned", col_tensors, key_tensors, TRUE, 70, FALSE },
+  { "Created", "When the run started", col_created, key_created, FALSE, 130, FALSE },
+  { "Model", "The model it quantized", col_model, NULL, FALSE, 110, FALSE },
 };
 
 /* -- the widget ----------------------------------------------------------- */

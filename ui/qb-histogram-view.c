@@ -7,10 +7,11 @@
 #include "qb-chart.h"
 #include "qb-format-grid.h"
 
-#define MARGIN_LEFT   56.0
+#define MARGIN_LEFT   66.0      /* tick labels and the rotated axis title */
 #define MARGIN_RIGHT  12.0
-#define MARGIN_TOP    26.0
-#define MARGIN_BOTTOM 26.0
+#define MARGIN_TOP    26.0      /* one legend line; more when it wraps */
+#define LEGEND_LINE   16.0
+#define MARGIN_BOTTOM 42.0      /* tick labels and the axis title */
 #define MAX_ZOOM      4096.0
 
 struct _QbHistogramView
@@ -24,7 +25,10 @@ struct _QbHistogramView
   guint            n_grid;
   char            *grid_label;
   char            *placeholder;
+  char            *title;        /* the tensor's name, drawn in exports */
   gboolean         log_scale;
+  gboolean         difference;   /* quantized − original counts instead of both */
+  double           top;          /* the top margin as last drawn (legend lines) */
 
   QbChartAxis      axis;         /* the value axis */
   double           hover_x;      /* widget x of the pointer, or -1 */
@@ -63,11 +67,12 @@ data_range (QbHistogramView *self,
 static void
 plot_rect (double            width,
            double            height,
+           double            top,
            graphene_rect_t  *rect)
 {
-  graphene_rect_init (rect, MARGIN_LEFT, MARGIN_TOP,
+  graphene_rect_init (rect, MARGIN_LEFT, top,
                       MAX (1.0, width - MARGIN_LEFT - MARGIN_RIGHT),
-                      MAX (1.0, height - MARGIN_TOP - MARGIN_BOTTOM));
+                      MAX (1.0, height - top - MARGIN_BOTTOM));
 }
 
 static double
@@ -85,7 +90,7 @@ x_to_value (QbHistogramView *self,
 {
   graphene_rect_t r;
 
-  plot_rect (width, 1000, &r);
+  plot_rect (width, 1000, MARGIN_TOP, &r);
   return self->axis.lo + (x - r.origin.x) / r.size.width * (self->axis.hi - self->axis.lo);
 }
 
@@ -158,6 +163,46 @@ path_series (QbHistogramView       *self,
   cairo_line_to (cr, value_to_x (self, r, h->lo + (last + 1) * w), bottom);
 }
 
+/* The difference series, as bars from the zero line (mid-height). */
+static void
+draw_difference (QbHistogramView       *self,
+                 cairo_t               *cr,
+                 const graphene_rect_t *r,
+                 double                 dmax,
+                 const QbChartPalette  *palette)
+{
+  const QbHistogram *o = self->original, *q = self->quantized;
+  double zero = r->origin.y + r->size.height / 2;
+  double w = bin_width (o);
+  guint first, last;
+
+  visible_bins (self, o, &first, &last);
+  qb_chart_set_color (cr, &palette->contrast, 0.8);
+  for (guint i = first; i <= last; i++)
+    {
+      double d = (double) q->counts[i] - (double) o->counts[i];
+      double x0 = value_to_x (self, r, o->lo + i * w);
+      double x1 = value_to_x (self, r, o->lo + (i + 1) * w);
+      double y = zero - d / dmax * (r->size.height / 2);
+
+      if (d != 0)
+        cairo_rectangle (cr, x0, MIN (y, zero), MAX (1.0, x1 - x0), fabs (y - zero));
+    }
+  cairo_fill (cr);
+}
+
+static double
+visible_difference_max (QbHistogramView *self)
+{
+  guint first, last;
+  double max = 0;
+
+  visible_bins (self, self->original, &first, &last);
+  for (guint i = first; i <= last; i++)
+    max = MAX (max, fabs ((double) self->quantized->counts[i] - (double) self->original->counts[i]));
+  return max > 0 ? max * 1.05 : 1;
+}
+
 static void
 draw_axes (QbHistogramView       *self,
            cairo_t               *cr,
@@ -182,14 +227,18 @@ draw_axes (QbHistogramView       *self,
       cairo_line_to (cr, x, bottom);
       cairo_stroke (cr);
       qb_chart_set_color (cr, &palette->fg, 0.75);
-      qb_chart_text (cr, palette, label, x, bottom + 4, 0.5, 0.0, 0.85);
+      qb_chart_text_clamped (cr, palette, label, x, bottom + 4, 0.0, 0.85,
+                             0, r->origin.x + r->size.width + MARGIN_RIGHT);
     }
 
-  /* Count axis. */
-  n = qb_chart_nice_ticks (0, ymax, MAX (2, (guint) (r->size.height / 40)), ticks, G_N_ELEMENTS (ticks));
+  /* Count axis: 0..ymax, or -ymax..ymax for the difference. */
+  {
+    double ylo = self->difference ? -ymax : 0;
+
+  n = qb_chart_nice_ticks (ylo, ymax, MAX (2, (guint) (r->size.height / 40)), ticks, G_N_ELEMENTS (ticks));
   for (guint i = 0; i < n; i++)
     {
-      double y = round (bottom - ticks[i] / ymax * r->size.height) + 0.5;
+      double y = round (bottom - (ticks[i] - ylo) / (ymax - ylo) * r->size.height) + 0.5;
       g_autofree char *label = NULL;
 
       if (self->log_scale)
@@ -203,6 +252,7 @@ draw_axes (QbHistogramView       *self,
       qb_chart_set_color (cr, &palette->fg, 0.75);
       qb_chart_text (cr, palette, label, r->origin.x - 6, y, 1.0, 0.5, 0.85);
     }
+  }
 
   qb_chart_set_color (cr, &palette->fg, 0.45);
   cairo_rectangle (cr, r->origin.x + 0.5, r->origin.y + 0.5, r->size.width - 1, r->size.height - 1);
@@ -250,65 +300,195 @@ draw_grid_marks (QbHistogramView       *self,
   cairo_fill (cr);
 }
 
-static void
-draw_legend_entry (cairo_t              *cr,
-                   const QbChartPalette *palette,
-                   double               *x,
-                   double                y,
-                   const GdkRGBA        *color,
-                   gboolean              filled,
-                   const char           *text)
-{
-  if (filled)
-    {
-      qb_chart_set_color (cr, color, 0.45);
-      cairo_rectangle (cr, *x, y - 5, 14, 10);
-      cairo_fill (cr);
-    }
-  else
-    {
-      qb_chart_set_color (cr, color, 1.0);
-      cairo_set_line_width (cr, 2.0);
-      cairo_move_to (cr, *x, y);
-      cairo_line_to (cr, *x + 14, y);
-      cairo_stroke (cr);
-      cairo_set_line_width (cr, 1.0);
-    }
-  qb_chart_set_color (cr, &palette->fg, 0.85);
-  *x += 20 + qb_chart_text (cr, palette, text, *x + 18, y, 0.0, 0.5, 0.85) + 12;
-}
+typedef enum {
+  MARK_FILL,
+  MARK_LINE,
+  MARK_DASH,
+} Mark;
 
-static void
-draw_legend (QbHistogramView       *self,
-             cairo_t               *cr,
-             const graphene_rect_t *r,
-             const QbChartPalette  *palette)
+typedef struct {
+  Mark           mark;
+  const GdkRGBA *color;
+  const char    *text;
+} LegendEntry;
+
+static guint
+legend_entries (QbHistogramView      *self,
+                const QbChartPalette *palette,
+                LegendEntry          *out)
 {
-  double x = r->origin.x;
-  double y = MARGIN_TOP / 2;
+  guint n = 0;
 
   if (self->kind == QB_HISTOGRAM_KIND_ERROR)
     {
-      draw_legend_entry (cr, palette, &x, y, &palette->error, TRUE, "error (quantized − original)");
-      return;
+      out[n++] = (LegendEntry) { MARK_FILL, &palette->error, "error (quantized − original)" };
+      return n;
+    }
+  if (self->difference && self->original && self->quantized)
+    {
+      out[n++] = (LegendEntry) { MARK_FILL, &palette->contrast, "quantized − original, per bin" };
+      return n;
     }
   if (self->original)
-    draw_legend_entry (cr, palette, &x, y, &palette->accent, TRUE, "original");
+    out[n++] = (LegendEntry) { MARK_FILL, &palette->accent, "original" };
   if (self->quantized)
-    draw_legend_entry (cr, palette, &x, y, &palette->contrast, FALSE, "quantized");
+    out[n++] = (LegendEntry) { MARK_LINE, &palette->contrast, "quantized" };
   if (self->n_grid > 0 && self->grid_label)
-    {
-      static const double dash[] = { 3.0, 3.0 };
+    out[n++] = (LegendEntry) { MARK_DASH, &palette->contrast, self->grid_label };
+  return n;
+}
 
-      qb_chart_set_color (cr, &palette->contrast, 0.8);
+static void
+draw_mark (cairo_t           *cr,
+           const LegendEntry *e,
+           double             x,
+           double             y)
+{
+  static const double dash[] = { 3.0, 3.0 };
+
+  switch (e->mark)
+    {
+    case MARK_FILL:
+      qb_chart_set_color (cr, e->color, 0.45);
+      cairo_rectangle (cr, x, y - 5, 14, 10);
+      cairo_fill (cr);
+      break;
+    case MARK_LINE:
+      qb_chart_set_color (cr, e->color, 1.0);
+      cairo_set_line_width (cr, 2.0);
+      cairo_move_to (cr, x, y);
+      cairo_line_to (cr, x + 14, y);
+      cairo_stroke (cr);
+      cairo_set_line_width (cr, 1.0);
+      break;
+    case MARK_DASH:
+    default:
+      qb_chart_set_color (cr, e->color, 0.8);
       cairo_set_dash (cr, dash, G_N_ELEMENTS (dash), 0);
       cairo_move_to (cr, x + 7.5, y - 6);
       cairo_line_to (cr, x + 7.5, y + 6);
       cairo_stroke (cr);
       cairo_set_dash (cr, NULL, 0, 0);
-      qb_chart_set_color (cr, &palette->fg, 0.85);
-      qb_chart_text (cr, palette, self->grid_label, x + 14, y, 0.0, 0.5, 0.85);
+      break;
     }
+}
+
+/* The legend from (left, y), on as many lines as the width needs: an entry
+ * is never cut.  Draws only when draw is set; returns the lines used. */
+static guint
+layout_legend (QbHistogramView      *self,
+               cairo_t              *cr,
+               const QbChartPalette *palette,
+               double                left,
+               double                right,
+               double                y,
+               gboolean              draw)
+{
+  LegendEntry entries[4];
+  guint n = legend_entries (self, palette, entries), lines = n > 0 ? 1 : 0;
+  double x = left;
+
+  for (guint i = 0; i < n; i++)
+    {
+      double w = 18 + qb_chart_text_width (cr, palette, entries[i].text, 0.85);
+
+      if (x > left && x + w > right)
+        {
+          x = left;
+          y += LEGEND_LINE;
+          lines++;
+        }
+      if (draw)
+        {
+          draw_mark (cr, &entries[i], x, y);
+          qb_chart_set_color (cr, &palette->fg, 0.85);
+          qb_chart_text (cr, palette, entries[i].text, x + 18, y, 0.0, 0.5, 0.85);
+        }
+      x += w + 14;
+    }
+  return lines;
+}
+
+/* Counts of the series beyond the visible range, left and right: the view
+ * starts on the bulk and may hide a few far values. */
+static void
+hidden_counts (QbHistogramView   *self,
+               const QbHistogram *h,
+               guint64           *left,
+               guint64           *right)
+{
+  double w = bin_width (h);
+
+  *left = *right = 0;
+  for (guint i = 0; i < h->n_bins; i++)
+    {
+      if (h->lo + (i + 1) * w <= self->axis.lo)
+        *left += h->counts[i];
+      else if (h->lo + i * w >= self->axis.hi)
+        *right += h->counts[i];
+    }
+}
+
+static void
+draw_hidden_marks (QbHistogramView       *self,
+                   cairo_t               *cr,
+                   const graphene_rect_t *r,
+                   const QbChartPalette  *palette)
+{
+  const QbHistogram *h = self->original ? self->original : self->quantized;
+  guint64 left, right;
+
+  hidden_counts (self, h, &left, &right);
+  qb_chart_set_color (cr, &palette->error, 1.0);
+  if (left > 0)
+    {
+      g_autofree char *text = g_strdup_printf ("◀ %" G_GUINT64_FORMAT " beyond", left);
+      qb_chart_text (cr, palette, text, r->origin.x + 4, r->origin.y + 4, 0.0, 0.0, 0.85);
+    }
+  if (right > 0)
+    {
+      g_autofree char *text = g_strdup_printf ("%" G_GUINT64_FORMAT " beyond ▶", right);
+      qb_chart_text (cr, palette, text, r->origin.x + r->size.width - 4, r->origin.y + 4, 1.0, 0.0, 0.85);
+    }
+}
+
+/* TRUE when the quantized curve lies on the original (within 5 % of the
+ * counts): the overlay then shows nothing, the difference does. */
+static gboolean
+curves_coincide (QbHistogramView *self)
+{
+  guint64 moved = 0, total = 0;
+
+  if (self->original == NULL || self->quantized == NULL
+      || self->original->n_bins != self->quantized->n_bins)
+    return FALSE;
+  for (guint i = 0; i < self->original->n_bins; i++)
+    {
+      guint64 a = self->original->counts[i], b = self->quantized->counts[i];
+      moved += a > b ? a - b : b - a;
+      total += a;
+    }
+  return total > 0 && moved < 0.05 * total;
+}
+
+static void
+draw_axis_titles (QbHistogramView       *self,
+                  cairo_t               *cr,
+                  const graphene_rect_t *r,
+                  const QbChartPalette  *palette)
+{
+  const char *x_title = self->kind == QB_HISTOGRAM_KIND_ERROR ? "error (quantized − original)" : "weight value";
+  const char *y_title = self->difference && self->quantized ? "count difference"
+                        : self->log_scale ? "count (log scale)" : "count";
+
+  qb_chart_set_color (cr, &palette->fg, 0.85);
+  qb_chart_text (cr, palette, x_title, r->origin.x + r->size.width / 2,
+                 r->origin.y + r->size.height + 22, 0.5, 0.0, 0.85);
+  cairo_save (cr);
+  cairo_translate (cr, 10, r->origin.y + r->size.height / 2);
+  cairo_rotate (cr, -G_PI / 2);
+  qb_chart_text (cr, palette, y_title, 0, 0, 0.5, 0.5, 0.85);
+  cairo_restore (cr);
 }
 
 static void
@@ -342,8 +522,12 @@ qb_histogram_view_draw (QbChart              *chart,
 {
   QbHistogramView *self = QB_HISTOGRAM_VIEW (chart);
   const GdkRGBA *fill = self->kind == QB_HISTOGRAM_KIND_ERROR ? &palette->error : &palette->accent;
+  gboolean difference = self->difference && self->original && self->quantized;
+  gboolean titled = palette->for_export && self->title;
+  double legend_y = titled ? MARGIN_TOP / 2 + 18 : MARGIN_TOP / 2;
   graphene_rect_t r;
   double ymax;
+  guint lines;
 
   cairo_set_line_width (cr, 1.0);
   if (!qb_histogram_view_has_data (self))
@@ -354,18 +538,34 @@ qb_histogram_view_draw (QbChart              *chart,
       return;
     }
 
-  plot_rect (width, height, &r);
-  ymax = MAX (visible_max (self, self->original), visible_max (self, self->quantized));
-  if (!(ymax > 0))
-    ymax = 1;
-  ymax *= 1.05;
+  /* An exported chart says which tensor it shows. */
+  if (titled)
+    {
+      qb_chart_set_color (cr, &palette->fg, 1.0);
+      qb_chart_text (cr, palette, self->title, MARGIN_LEFT, MARGIN_TOP / 2, 0.0, 0.5, 1.0);
+    }
+  lines = layout_legend (self, cr, palette, MARGIN_LEFT, width - MARGIN_RIGHT, legend_y, FALSE);
+  self->top = legend_y - MARGIN_TOP / 2 + MARGIN_TOP + (MAX (lines, 1) - 1) * LEGEND_LINE;
+  plot_rect (width, height, self->top, &r);
+  if (difference)
+    ymax = visible_difference_max (self);
+  else
+    {
+      ymax = MAX (visible_max (self, self->original), visible_max (self, self->quantized));
+      if (!(ymax > 0))
+        ymax = 1;
+      ymax *= 1.05;
+    }
 
   draw_axes (self, cr, &r, ymax, palette);
+  draw_axis_titles (self, cr, &r, palette);
 
   cairo_save (cr);
   cairo_rectangle (cr, r.origin.x, r.origin.y, r.size.width, r.size.height);
   cairo_clip (cr);
-  if (self->original)
+  if (difference)
+    draw_difference (self, cr, &r, ymax, palette);
+  else if (self->original)
     {
       path_series (self, cr, &r, self->original, ymax);
       qb_chart_set_color (cr, fill, 0.35);
@@ -375,7 +575,7 @@ qb_histogram_view_draw (QbChart              *chart,
     }
   if (self->n_grid > 0)
     draw_grid_marks (self, cr, &r, palette);
-  if (self->quantized)
+  if (self->quantized && !difference)
     {
       path_series (self, cr, &r, self->quantized, ymax);
       qb_chart_set_color (cr, &palette->contrast, 1.0);
@@ -383,10 +583,21 @@ qb_histogram_view_draw (QbChart              *chart,
       cairo_stroke (cr);
       cairo_set_line_width (cr, 1.0);
     }
+  draw_hidden_marks (self, cr, &r, palette);
+  if (!difference && self->kind == QB_HISTOGRAM_KIND_WEIGHTS && curves_coincide (self))
+    {
+      const char *hint = "The curves nearly coincide: Diff (Ctrl+Shift+D) shows what moved";
+
+      /* Under the out-of-view marks, shortened where the plot is narrow. */
+      if (qb_chart_text_width (cr, palette, hint, 0.85) > r.size.width - 8)
+        hint = "Curves coincide: see Diff";
+      qb_chart_set_color (cr, &palette->fg, 0.7);
+      qb_chart_text (cr, palette, hint, r.origin.x + r.size.width / 2, r.origin.y + 22, 0.5, 0.0, 0.85);
+    }
   cairo_restore (cr);
 
   /* Grid ticks sit just under the axis, outside the clip. */
-  draw_legend (self, cr, &r, palette);
+  layout_legend (self, cr, palette, MARGIN_LEFT, width - MARGIN_RIGHT, legend_y, TRUE);
   if (!palette->for_export && self->hover_x >= 0)
     draw_hover (self, cr, &r, palette);
 }
@@ -454,7 +665,7 @@ on_drag_update (GtkGestureDrag  *gesture,
 {
   graphene_rect_t r;
 
-  plot_rect (gtk_widget_get_width (GTK_WIDGET (self)), 100, &r);
+  plot_rect (gtk_widget_get_width (GTK_WIDGET (self)), 100, MARGIN_TOP, &r);
   qb_chart_axis_drag_update (&self->axis, dx / r.size.width);
   gtk_widget_queue_draw (GTK_WIDGET (self));
 }
@@ -514,6 +725,7 @@ qb_histogram_view_finalize (GObject *object)
   g_clear_pointer (&self->grid, g_free);
   g_clear_pointer (&self->grid_label, g_free);
   g_clear_pointer (&self->placeholder, g_free);
+  g_clear_pointer (&self->title, g_free);
   G_OBJECT_CLASS (qb_histogram_view_parent_class)->finalize (object);
 }
 
@@ -800,4 +1012,51 @@ qb_histogram_view_has_data (QbHistogramView *self)
 {
   g_return_val_if_fail (QB_IS_HISTOGRAM_VIEW (self), FALSE);
   return self->original != NULL || self->quantized != NULL;
+}
+
+void
+qb_histogram_view_set_title (QbHistogramView *self,
+                             const char      *title)
+{
+  g_return_if_fail (QB_IS_HISTOGRAM_VIEW (self));
+  g_free (self->title);
+  self->title = g_strdup (title);
+}
+
+void
+qb_histogram_view_set_difference (QbHistogramView *self,
+                                  gboolean         difference)
+{
+  g_return_if_fail (QB_IS_HISTOGRAM_VIEW (self));
+  self->difference = !!difference;
+  update_accessible_description (self);
+  gtk_widget_queue_draw (GTK_WIDGET (self));
+}
+
+gboolean
+qb_histogram_view_get_difference (QbHistogramView *self)
+{
+  g_return_val_if_fail (QB_IS_HISTOGRAM_VIEW (self), FALSE);
+  return self->difference;
+}
+
+void
+qb_histogram_view_get_hidden (QbHistogramView *self,
+                              guint64         *left,
+                              guint64         *right)
+{
+  const QbHistogram *h;
+
+  g_return_if_fail (QB_IS_HISTOGRAM_VIEW (self));
+  h = self->original ? self->original : self->quantized;
+  *left = *right = 0;
+  if (h)
+    hidden_counts (self, h, left, right);
+}
+
+gboolean
+qb_histogram_view_curves_coincide (QbHistogramView *self)
+{
+  g_return_val_if_fail (QB_IS_HISTOGRAM_VIEW (self), FALSE);
+  return curves_coincide (self);
 }

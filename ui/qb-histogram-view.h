@@ -56,4 +56,19 @@ char       *qb_histogram_view_describe_value  (QbHistogramView    *self,
                                                double              value);
 gboolean    qb_histogram_view_has_data        (QbHistogramView    *self);
 
+/* The tensor's name, drawn at the top of exported images. */
+void        qb_histogram_view_set_title       (QbHistogramView    *self,
+                                               const char         *title);
+/* Quantized − original counts per bin instead of the two curves: shows
+ * what moved where the curves lie on each other. */
+void        qb_histogram_view_set_difference  (QbHistogramView    *self,
+                                               gboolean            difference);
+gboolean    qb_histogram_view_get_difference  (QbHistogramView    *self);
+/* Counts beyond the visible range on each side (marked on the chart). */
+void        qb_histogram_view_get_hidden      (QbHistogramView    *self,
+                                               guint64            *left,
+                                               guint64            *right);
+/* TRUE when the quantized curve lies on the original (within 5 %). */
+gboolean    qb_histogram_view_curves_coincide (QbHistogramView    *self);
+
 G_END_DECLS

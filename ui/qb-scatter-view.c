@@ -28,6 +28,9 @@ struct _QbScatterView
   char      *y_title;
   gboolean   y_higher_is_better;
   char      *placeholder;
+  char      *note;           /* under the chart: what was left out, and why */
+  double     margin_left;    /* as last drawn: wide enough for the y labels */
+  double     y_label_width;  /* the widest y tick label, as last drawn */
   double     x_lo, x_hi, y_lo, y_hi;
   int        hover;          /* index into points, or -1 */
 };
@@ -39,14 +42,43 @@ G_DEFINE_FINAL_TYPE_WITH_CODE (QbScatterView, qb_scatter_view, GTK_TYPE_WIDGET,
 
 /* -- drawing -------------------------------------------------------------- */
 
+/* A note takes a line under the x axis title. */
+#define NOTE_HEIGHT 18.0
+
 static void
-plot_rect (double           width,
+plot_rect (QbScatterView   *self,
+           double           width,
            double           height,
            graphene_rect_t *rect)
 {
-  graphene_rect_init (rect, MARGIN_LEFT, MARGIN_TOP,
-                      MAX (1.0, width - MARGIN_LEFT - MARGIN_RIGHT),
-                      MAX (1.0, height - MARGIN_TOP - MARGIN_BOTTOM));
+  double left = MAX (MARGIN_LEFT, self->margin_left);
+  double bottom = MARGIN_BOTTOM + (self->note ? NOTE_HEIGHT : 0);
+
+  graphene_rect_init (rect, left, MARGIN_TOP,
+                      MAX (1.0, width - left - MARGIN_RIGHT),
+                      MAX (1.0, height - MARGIN_TOP - bottom));
+}
+
+/* The left margin the y tick labels and the rotated title need: the title
+ * sits left of the widest label, never on it. */
+static double
+needed_left_margin (QbScatterView        *self,
+                    cairo_t              *cr,
+                    double                height,
+                    const QbChartPalette *palette)
+{
+  double ticks[16], widest = 0;
+  double plot_h = MAX (1.0, height - MARGIN_TOP - MARGIN_BOTTOM - (self->note ? NOTE_HEIGHT : 0));
+  guint n = qb_chart_nice_ticks (self->y_lo, self->y_hi, MAX (2, (guint) (plot_h / 45)), ticks, 16);
+
+  for (guint i = 0; i < n; i++)
+    {
+      g_autofree char *label = qb_chart_format_value (ticks[i], n > 1 ? ticks[1] - ticks[0] : 0);
+      widest = MAX (widest, qb_chart_text_width (cr, palette, label, 0.85));
+    }
+  self->y_label_width = widest;
+  /* 6 px gap to the axis, 8 px between labels and title, the title's line. */
+  return MAX (MARGIN_LEFT, widest + 6 + 8 + 18);
 }
 
 static double
@@ -104,10 +136,18 @@ draw_axes (QbScatterView         *self,
   qb_chart_set_color (cr, &palette->fg, 0.85);
   if (self->x_title)
     qb_chart_text (cr, palette, self->x_title, r->origin.x + r->size.width / 2, bottom + 22, 0.5, 0.0, 0.9);
+  if (self->note)
+    {
+      qb_chart_set_color (cr, &palette->fg, 0.65);
+      qb_chart_text (cr, palette, self->note, r->origin.x, bottom + 40, 0.0, 0.0, 0.85);
+      qb_chart_set_color (cr, &palette->fg, 0.85);
+    }
   if (self->y_title)
     {
       cairo_save (cr);
-      cairo_translate (cr, 14, r->origin.y + r->size.height / 2);
+      /* Centred on the space left of the widest tick label. */
+      cairo_translate (cr, MAX (9.0, (r->origin.x - 6 - self->y_label_width - 8) / 2),
+                       r->origin.y + r->size.height / 2);
       cairo_rotate (cr, -G_PI / 2);
       qb_chart_text (cr, palette, self->y_title, 0, 0, 0.5, 0.5, 0.9);
       cairo_restore (cr);
@@ -266,7 +306,8 @@ qb_scatter_view_draw (QbChart              *chart,
                      width / 2, height / 2, 0.5, 0.5, 1.0);
       return;
     }
-  plot_rect (width, height, &r);
+  self->margin_left = needed_left_margin (self, cr, height, palette);
+  plot_rect (self, width, height, &r);
   draw_axes (self, cr, &r, palette);
   draw_legend (self, cr, palette);
   cairo_save (cr);
@@ -304,7 +345,7 @@ on_motion (GtkEventControllerMotion *controller,
   double best = HOVER_RADIUS * HOVER_RADIUS;
   int hover = -1;
 
-  plot_rect (gtk_widget_get_width (GTK_WIDGET (self)), gtk_widget_get_height (GTK_WIDGET (self)), &r);
+  plot_rect (self, gtk_widget_get_width (GTK_WIDGET (self)), gtk_widget_get_height (GTK_WIDGET (self)), &r);
   for (guint i = 0; i < self->points->len; i++)
     {
       Point *p = &g_array_index (self->points, Point, i);
@@ -348,6 +389,7 @@ qb_scatter_view_finalize (GObject *object)
   g_free (self->x_title);
   g_free (self->y_title);
   g_free (self->placeholder);
+  g_free (self->note);
   G_OBJECT_CLASS (qb_scatter_view_parent_class)->finalize (object);
 }
 
@@ -538,4 +580,21 @@ qb_scatter_view_describe_point (QbScatterView *self,
                           self->x_title ? self->x_title : "x", p->x,
                           self->y_title ? self->y_title : "y", p->y,
                           p->front ? "\non the Pareto front" : "");
+}
+
+void
+qb_scatter_view_set_note (QbScatterView *self,
+                          const char    *note)
+{
+  g_return_if_fail (QB_IS_SCATTER_VIEW (self));
+  g_free (self->note);
+  self->note = note && *note ? g_strdup (note) : NULL;
+  gtk_widget_queue_draw (GTK_WIDGET (self));
+}
+
+const char *
+qb_scatter_view_get_note (QbScatterView *self)
+{
+  g_return_val_if_fail (QB_IS_SCATTER_VIEW (self), NULL);
+  return self->note;
 }

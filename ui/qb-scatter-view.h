@@ -39,4 +39,10 @@ guint      qb_scatter_view_get_n_points (QbScatterView      *self);
 char      *qb_scatter_view_describe_point (QbScatterView    *self,
                                          guint               index);
 
+/* A line under the chart (and in its exports): what the points are and
+ * which experiments were left out, and why.  NULL: none. */
+void        qb_scatter_view_set_note     (QbScatterView    *self,
+                                          const char       *note);
+const char *qb_scatter_view_get_note     (QbScatterView    *self);
+
 G_END_DECLS

@@ -235,7 +235,12 @@ refresh_charts (QbTensorDetails *self)
 static void
 refresh (QbTensorDetails *self)
 {
-  gtk_label_set_text (self->title_label, self->row ? qb_tensor_row_get_name (self->row) : "");
+  const char *name = self->row ? qb_tensor_row_get_name (self->row) : NULL;
+
+  gtk_label_set_text (self->title_label, name ? name : "");
+  /* Exported images carry the tensor's name. */
+  qb_histogram_view_set_title (QB_HISTOGRAM_VIEW (self->histogram), name);
+  qb_histogram_view_set_title (QB_HISTOGRAM_VIEW (self->error_view), name);
   refresh_facts (self);
   refresh_charts (self);
 }
@@ -425,6 +430,13 @@ qb_tensor_details_set_log_scale (QbTensorDetails *self,
 {
   qb_histogram_view_set_log_scale (QB_HISTOGRAM_VIEW (self->histogram), log_scale);
   qb_histogram_view_set_log_scale (QB_HISTOGRAM_VIEW (self->error_view), log_scale);
+}
+
+void
+qb_tensor_details_set_difference (QbTensorDetails *self,
+                                  gboolean         difference)
+{
+  qb_histogram_view_set_difference (QB_HISTOGRAM_VIEW (self->histogram), difference);
 }
 
 void

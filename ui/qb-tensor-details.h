@@ -36,6 +36,8 @@ QbHistogramView    *qb_tensor_details_get_error_view    (QbTensorDetails *self);
 QbChannelRangeView *qb_tensor_details_get_channel_view  (QbTensorDetails *self);
 void                qb_tensor_details_set_log_scale     (QbTensorDetails *self,
                                                          gboolean         log_scale);
+void                qb_tensor_details_set_difference (QbTensorDetails *self,
+                                                      gboolean         difference);
 void                qb_tensor_details_reset_zoom        (QbTensorDetails *self);
 /* The value shown for a fact ("sqnr", "format", "kurtosis", ...). */
 const char         *qb_tensor_details_get_fact          (QbTensorDetails *self,

@@ -44,7 +44,7 @@ qb_window_update_actions (QbWindow *self)
     "search", "set-format", "clear-format", "clear-overrides", "select-tensor",
     "set-default-format", "set-preset", "set-method", "keep-1d", "add-rule",
     "remove-rule", "move-rule", "reset-zoom", "show-chart", "export-chart",
-    "export-chart-to", "group-by", "log-scale", "open-experiment",
+    "export-chart-to", "group-by", "log-scale", "histogram-difference", "open-experiment",
   };
   static const char *need_store[] = {
     "refresh-experiments", "delete-experiment", "rename-experiment", "set-experiment-notes",
@@ -376,6 +376,17 @@ change_log_scale (GSimpleAction *action,
 }
 
 static void
+change_histogram_difference (GSimpleAction *action,
+                             GVariant      *value,
+                             gpointer       data)
+{
+  QbWindow *self = data;
+
+  qb_tensor_details_set_difference (self->details, g_variant_get_boolean (value));
+  g_simple_action_set_state (action, value);
+}
+
+static void
 action_reset_zoom (GSimpleAction *action,
                    GVariant      *param,
                    gpointer       data)
@@ -673,6 +684,7 @@ static const GActionEntry entries[] = {
   { "remove-rule", action_remove_rule, "u" },
   { "move-rule", action_move_rule, "(uu)" },
   { "log-scale", NULL, NULL, "false", change_log_scale },
+  { "histogram-difference", NULL, NULL, "false", change_histogram_difference },
   { "reset-zoom", action_reset_zoom },
   { "show-chart", action_show_chart, "s" },
   { "export-chart", action_export_chart, "s" },
