@@ -3,6 +3,7 @@
  * table printing both use. */
 #include "qb-cli.h"
 #include "qb-cli-plan.h"
+#include "qb-file.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -114,7 +115,8 @@ qb_cli_plan_build (const QbCliPlanOptions *o, GError **error)
   if (o->plan_file != NULL)
     {
       g_autofree char *json = NULL;
-      if (!g_file_get_contents (o->plan_file, &json, NULL, error))
+      /* A plan is a few KiB; 16 MiB is far more than any model needs. */
+      if (!qb_file_read (o->plan_file, 16 << 20, &json, NULL, error))
         return NULL;
       plan = qb_plan_new_from_json (json, error);
       if (plan == NULL)

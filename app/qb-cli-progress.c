@@ -10,14 +10,12 @@
 void
 qb_cli_progress_draw (QbCliProgress *bar, double fraction, gboolean final, const char *format, ...)
 {
-  gint64 now = g_get_monotonic_time ();
   int filled = (int) (CLAMP (fraction, 0.0, 1.0) * BAR_CELLS);
   char cells[BAR_CELLS + 1];
   va_list ap;
 
-  if (now - bar->last_draw < 100000 && !final)
+  if (!qb_rate_limit_pass (&bar->limit, 100, final))
     return;
-  bar->last_draw = now;
   bar->drawn = TRUE;
   for (int i = 0; i < BAR_CELLS; i++)
     cells[i] = i < filled ? '#' : '.';

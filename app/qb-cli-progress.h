@@ -5,10 +5,12 @@
 
 #include <glib.h>
 
+#include "qb-relay.h"
+
 G_BEGIN_DECLS
 
 typedef struct {
-  gint64   last_draw;   /* monotonic µs */
+  QbRateLimit limit;    /* of the redraws */
   gboolean drawn;
 } QbCliProgress;
 

@@ -34,6 +34,18 @@ char *qb_cli_shape        (const QbTensor *t, const char *separator);
  * "-" for a value not measured (NAN), "inf" or "-inf" for an infinite one. */
 char *qb_cli_number       (double v, int digits, char style);
 
+/* qb-cli-check.c: FALSE (error set) when `out`, given as `option`, is one
+ * of the inputs (NULL entries skipped) or of the texts (NULL-terminated,
+ * may be NULL), or cannot be written in its folder; see qb-file.h.  Then
+ * removes, and names, the temporary files a killed run left beside out. */
+gboolean qb_cli_check_output (const char *out, const char *option, const char * const *inputs,
+                              guint n_inputs, char **texts, GError **error);
+/* FALSE, with a message, when --threads is out of range (a usage error). */
+gboolean qb_cli_check_threads (int threads);
+/* text for a terminal: valid UTF-8, control characters shown as \xHH or
+ * \uHHHH (names and notes come from files and other users). */
+char    *qb_cli_safe_text     (const char *text);
+
 int  qb_cmd_demo          (int argc, char **argv);  /* headless demo */
 int  qb_cmd_inspect       (int argc, char **argv);
 int  qb_cmd_quantize      (int argc, char **argv);

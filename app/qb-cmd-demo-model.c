@@ -28,7 +28,7 @@ qb_cmd_demo_model (int argc, char **argv)
   gint64 t0;
 
   g_option_context_add_main_entries (context, entries, NULL);
-  if (!qb_cli_parse (context, &argc, &argv))
+  if (!qb_cli_parse (context, &argc, &argv) || !qb_cli_check_threads (threads))
     return 2;
   qb_demo_model_spec_init (&spec);
   if (out == NULL || argc > 1 || threads < 0 || seed < 0 ||

@@ -19,6 +19,7 @@
 #include "qb-experiment-eval.h"
 #include "qb-imatrix.h"
 #include "qb-job.h"
+#include "qb-json.h"
 #include "qb-llama.h"
 #include "qb-model.h"
 #include "qb-store.h"
@@ -39,7 +40,32 @@ typedef struct {
   gint64    experiment;
   char     *db;
   QbCliCalibOptions calib;   /* --calib: statistics for the plan's methods */
+  JsonNode *fallbacks;       /* the plan's fallbacks (an array), once quantized */
 } EvalOptions;
+
+/* What the evaluated weights really are: tensors the plan could not hold
+ * in the format it asked for (a Q4_K plan on rows of 64 is a Q5_0/F16 mix). */
+static JsonNode *
+fallbacks_json (QbModel *model, const QbPlanResolution *res)
+{
+  g_autoptr(JsonBuilder) b = json_builder_new ();
+
+  json_builder_begin_array (b);
+  for (guint i = 0; i < res->n_tensors; i++)
+    {
+      const QbTensorChoice *c = &res->choices[i];
+      if (c->fallback_reason == NULL)
+        continue;
+      json_builder_begin_object (b);
+      qb_json_builder_add_string (b, "tensor", qb_model_get_tensor (model, i)->name);
+      qb_json_builder_add_string (b, "requested", c->requested ? c->requested->name : NULL);
+      qb_json_builder_add_string (b, "format", c->format ? c->format->name : NULL);
+      qb_json_builder_add_string (b, "reason", c->fallback_reason);
+      json_builder_end_object (b);
+    }
+  json_builder_end_array (b);
+  return json_builder_get_root (b);
+}
 
 static void
 draw_progress (const QbEvalProgress *p, gpointer data)
@@ -122,9 +148,15 @@ quantize (QbModel *model, QbLlama *llama, QbPlan *plan, QbActivationStats *stats
   qb_cli_progress_end (&bar);
   if (!ok || !qb_llama_use_job (llama, job, &n_taken, error))
     return FALSE;
+  eo->fallbacks = fallbacks_json (model, qb_job_get_resolution (job));
   if (!eo->json)
-    printf ("plan:   %u tensors quantized, %.3f bits per weight, %.2f s\n", n_taken,
-            qb_job_get_resolution (job)->bpw, qb_job_get_seconds (job));
+    {
+      const QbPlanResolution *res = qb_job_get_resolution (job);
+      printf ("plan:   %u tensors quantized, %.3f bits per weight, %.2f s, %u fallback%s\n",
+              n_taken, res->bpw, qb_job_get_seconds (job), res->n_fallbacks,
+              res->n_fallbacks == 1 ? "" : "s");
+      qb_cli_print_fallbacks (model, res);
+    }
   return TRUE;
 }
 
@@ -210,7 +242,7 @@ run_experiment (QbModel *model, EvalOptions *eo)
   g_autoptr(GError) error = NULL;
   QbExperimentEvalOptions o;
   QbExperimentEvalReport report = { 0 };
-  StagedProgress progress = { { 0 }, -1 };
+  StagedProgress progress = { .stage = -1 };
 
   if ((store = qb_store_open (eo->db, &error)) == NULL)
     return qb_cli_fail (error);
@@ -309,6 +341,13 @@ run (const char *model_path, const QbCliPlanOptions *po, EvalOptions *eo)
         return qb_cli_fail (error);
     }
 
+  /* Positions past the trained context are extrapolation: PPL 910 at 8192
+   * on a 128-context model says nothing about the quantization. */
+  if (eo->ctx > 0 && qb_model_get_arch (model)->n_ctx > 0
+      && (guint) eo->ctx > qb_model_get_arch (model)->n_ctx)
+    fprintf (stderr, "quantbench: warning: --ctx %d is above the model's trained context (%u); "
+             "its perplexity measures extrapolation, not the quantization\n",
+             eo->ctx, qb_model_get_arch (model)->n_ctx);
   qb_eval_options_init (&o);
   o.n_ctx = (guint) MAX (eo->ctx, 0);
   o.n_chunks = (guint) MAX (eo->chunks, 0);
@@ -325,7 +364,21 @@ run (const char *model_path, const QbCliPlanOptions *po, EvalOptions *eo)
   if (eo->json)
     {
       g_autofree char *json = qb_eval_result_to_json (&r);
-      printf ("%s\n", json);
+      g_autoptr(JsonParser) parser = json_parser_new ();
+      g_autofree char *text = NULL;
+      JsonObject *o;
+
+      /* The result, and what the evaluated weights were (plan fallbacks). */
+      if (eo->fallbacks != NULL && json_parser_load_from_data (parser, json, -1, NULL)
+          && JSON_NODE_HOLDS_OBJECT (json_parser_get_root (parser)))
+        {
+          o = json_node_get_object (json_parser_get_root (parser));
+          json_object_set_int_member (o, "n_fallbacks",
+                                      json_array_get_length (json_node_get_array (eo->fallbacks)));
+          json_object_set_member (o, "fallbacks", json_node_copy (eo->fallbacks));
+          text = qb_json_to_string (json_parser_get_root (parser));
+        }
+      printf ("%s\n", text ? text : json);
     }
   else
     print_result (model, &r, eo->kld_base ? NULL : eo->text);
@@ -369,12 +422,17 @@ qb_cmd_eval (int argc, char **argv)
     "result with the experiment (`quantbench experiments show ID`).  A plan whose methods\n"
     "use calibration (GPTQ, importance) needs --calib; an experiment that was calibrated\n"
     "is calibrated again on its stored set (statistics come from the cache).");
-  if (!qb_cli_parse (context, &argc, &argv))
+  if (!qb_cli_parse (context, &argc, &argv) || !qb_cli_check_threads (eo.threads))
     return 2;
   if (po.list_presets)
     {
       qb_cli_print_presets ();
       return 0;
+    }
+  if (eo.ctx < 0 || eo.ctx > 1 << 20 || eo.chunks < 0)
+    {
+      fprintf (stderr, "quantbench: --ctx takes 1 to %d tokens, --chunks a count\n", 1 << 20);
+      return 2;
     }
   if (argc != 2 || (eo.text == NULL && eo.kld_base == NULL)
       || (eo.dequant != NULL && strcmp (eo.dequant, "rows") != 0 && strcmp (eo.dequant, "matrix") != 0)
@@ -386,6 +444,7 @@ qb_cmd_eval (int argc, char **argv)
     }
   status = run (argv[1], &po, &eo);
   qb_cli_plan_options_clear (&po);
+  g_clear_pointer (&eo.fallbacks, json_node_unref);
   g_free (eo.imatrix);
   g_free (eo.text);
   g_free (eo.kld_base);

@@ -90,7 +90,12 @@ table_print_free (Table *t)
     {
       char **row = g_ptr_array_index (t->rows, r);
       for (guint c = 0; c < t->n_columns; c++)
-        width[c] = MAX (width[c], g_utf8_strlen (row[c], -1));
+        {
+          char *safe = qb_cli_safe_text (row[c]);
+          g_free (row[c]);
+          row[c] = safe;
+          width[c] = MAX (width[c], g_utf8_strlen (row[c], -1));
+        }
     }
   for (guint r = 0; r < t->rows->len; r++)
     {
@@ -210,6 +215,22 @@ open_store (void)
   return store;
 }
 
+/* Reading commands create nothing (a mistyped --db is an error, not a new
+ * database) and write nothing (a read-only folder or full disk is fine);
+ * only the default database is created on first use, as before. */
+static QbStore *
+open_store_for_reading (void)
+{
+  g_autoptr(GError) error = NULL;
+  QbStore *store = qb_store_open_readonly (opt_db, &error);
+
+  if (store == NULL && opt_db == NULL && g_error_matches (error, QB_STORE_ERROR, QB_STORE_ERROR_NOT_FOUND))
+    return open_store ();
+  if (store == NULL)
+    qb_cli_fail (error);
+  return store;
+}
+
 /* 0 (every model) when spec is NULL; -1 after printing an error. */
 static gint64
 resolve_model (QbStore *store, const char *spec)
@@ -296,7 +317,7 @@ cmd_list (int argc, char **argv)
     return usage_error (ctx, "unknown --status");
   if (limit < 0 || offset < 0)
     return usage_error (ctx, "--limit and --offset cannot be negative");
-  if ((store = open_store ()) == NULL || (q.model_id = resolve_model (store, model)) < 0)
+  if ((store = open_store_for_reading ()) == NULL || (q.model_id = resolve_model (store, model)) < 0)
     return 1;
   q.tag = tag;
   q.text = search;
@@ -322,8 +343,9 @@ print_field (const char *label, char *value)
 {
   /* Padded by characters, not bytes: labels may hold a Δ. */
   int pad = 16 - (int) g_utf8_strlen (label, -1);
+  g_autofree char *safe = value ? qb_cli_safe_text (value) : NULL;
 
-  printf ("  %s%*s %s\n", label, MAX (pad, 0), "", value ? value : "-");
+  printf ("  %s%*s %s\n", label, MAX (pad, 0), "", safe ? safe : "-");
   g_free (value);
 }
 
@@ -339,8 +361,10 @@ print_evaluation (const QbEvaluation *ev)
   g_autofree char *p99 = qb_cli_number (ev->kld_p99, 5, 'f');
   g_autofree char *max = qb_cli_number (ev->kld_max, 5, 'f');
 
+  g_autofree char *text = qb_cli_safe_text (ev->text_name ? ev->text_name : ev->text_hash);
+
   printf ("  evaluation       %s, ctx %u, %u chunks (%" G_GUINT64_FORMAT " tokens)\n",
-          ev->text_name ? ev->text_name : ev->text_hash, ev->n_ctx, ev->n_chunks, ev->n_tokens);
+          text, ev->n_ctx, ev->n_chunks, ev->n_tokens);
   print_field ("  perplexity", g_strdup_printf ("%s ± %s (float model %s)", ppl, ppl_err, base));
   print_field ("  KLD", g_strdup_printf ("mean %s, median %s, p90 %s, p99 %s, max %s",
                                          mean, median, p90, p99, max));
@@ -381,7 +405,9 @@ print_summary (QbStore *store, const QbExperiment *e)
   g_autofree char *quantized = size_text (t->quantized_bytes);
   g_autofree char *compression = qb_cli_number (t->compression, 2, 'f');
 
-  printf ("Experiment %" G_GINT64_FORMAT ": %s\n", e->id, e->name);
+  g_autofree char *name = qb_cli_safe_text (e->name);
+
+  printf ("Experiment %" G_GINT64_FORMAT ": %s\n", e->id, name);
   print_field ("uuid", g_strdup (e->uuid));
   print_field ("status", g_strdup (qb_experiment_status_name (e->status)));
   if (e->error_message)
@@ -450,6 +476,9 @@ export_ids (QbStore *store, GArray *ids, QbStoreExportFormat format, const char 
 
   if (out_path != NULL)
     {
+      const char *inputs[] = { qb_store_get_path (store) };
+      if (!qb_cli_check_output (out_path, "--out", inputs, 1, NULL, &error))
+        return qb_cli_fail (error);
       if (!qb_store_export_to_file (store, (gint64 *) ids->data, ids->len, format, out_path,
                                     NULL, &error))
         return qb_cli_fail (error);
@@ -484,7 +513,7 @@ cmd_show (int argc, char **argv)
     return usage_error (ctx, "show takes one experiment id");
   if ((ids = parse_ids (1, argv + 1)) == NULL)
     return 2;
-  if ((store = open_store ()) == NULL)
+  if ((store = open_store_for_reading ()) == NULL)
     return 1;
   if (opt_json)
     return export_ids (store, ids, QB_STORE_EXPORT_JSON, NULL);
@@ -645,7 +674,7 @@ cmd_compare (int argc, char **argv)
     return usage_error (ctx, "unknown --metric");
   if ((ids = parse_ids (argc - 1, argv + 1)) == NULL)
     return 2;
-  if ((store = open_store ()) == NULL)
+  if ((store = open_store_for_reading ()) == NULL)
     return 1;
   if ((c = qb_store_compare (store, (gint64 *) ids->data, ids->len, &error)) == NULL)
     return qb_cli_fail (error);
@@ -709,7 +738,7 @@ cmd_export (int argc, char **argv)
     return usage_error (ctx, "give experiment ids or --all");
   if (!all && (ids = parse_ids (argc - 1, argv + 1)) == NULL)
     return 2;
-  if ((store = open_store ()) == NULL)
+  if ((store = open_store_for_reading ()) == NULL)
     return 1;
   if (all && (ids = all_ids (store)) == NULL)
     return 1;
@@ -864,7 +893,7 @@ cmd_pareto (int argc, char **argv)
     x = QB_PARETO_X_BPW;
   else if (x_name && g_ascii_strcasecmp (x_name, "size") != 0)
     return usage_error (ctx, "--x must be size or bpw");
-  if ((store = open_store ()) == NULL || (model_id = resolve_model (store, model)) < 0)
+  if ((store = open_store_for_reading ()) == NULL || (model_id = resolve_model (store, model)) < 0)
     return 1;
   if ((points = qb_store_pareto (store, model_id, x, metric, &error)) == NULL)
     return qb_cli_fail (error);
@@ -921,7 +950,7 @@ cmd_models (int argc, char **argv)
 
   if (!qb_cli_parse (ctx, &argc, &argv))
     return 2;
-  if ((store = open_store ()) == NULL)
+  if ((store = open_store_for_reading ()) == NULL)
     return 1;
   if ((models = qb_store_list_models (store, &error)) == NULL)
     return qb_cli_fail (error);

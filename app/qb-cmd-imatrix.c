@@ -31,7 +31,7 @@ qb_cmd_imatrix (int argc, char **argv)
   g_option_context_set_description (context,
     "Runs the model over the calibration chunks and sums, for every linear layer's input,\n"
     "the squares of each column, as llama-imatrix does; llama-quantize --imatrix reads the .dat.");
-  if (!qb_cli_parse (context, &argc, &argv))
+  if (!qb_cli_parse (context, &argc, &argv) || !qb_cli_check_threads (threads))
     return 2;
   if (argc != 2 || co.calib == NULL || out == NULL
       || !(g_str_has_suffix (out, ".dat") || g_str_has_suffix (out, ".gguf")))
@@ -40,6 +40,11 @@ qb_cmd_imatrix (int argc, char **argv)
       qb_cli_calib_options_clear (&co);
       return 2;
     }
+  {
+    const char *inputs[] = { argv[1] };
+    if (!qb_cli_check_output (out, "--out", inputs, 1, co.calib, &error))
+      return qb_cli_fail (error);
+  }
   model = qb_model_open (argv[1], &error);
   if (model == NULL)
     return qb_cli_fail (error);

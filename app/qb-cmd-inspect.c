@@ -292,7 +292,7 @@ qb_cmd_inspect (int argc, char **argv)
   g_option_context_add_main_entries (context, entries, NULL);
   g_option_context_set_description (context,
     "FILE is a .gguf, a .safetensors, a model.safetensors.index.json, or a folder holding one.");
-  if (!qb_cli_parse (context, &argc, &argv))
+  if (!qb_cli_parse (context, &argc, &argv) || !qb_cli_check_threads (threads))
     return 2;
   if (files == NULL || files[0] == NULL || files[1] != NULL || threads < 0)
     {

@@ -64,6 +64,16 @@ qb_cmd_plan (int argc, char **argv)
       fprintf (stderr, "quantbench plan: expected one MODEL (see --help)\n");
       return 2;
     }
+  if (save != NULL && !g_str_has_suffix (save, ".json"))
+    {
+      fprintf (stderr, "quantbench plan: --save %s: the name must end in .json\n", save);
+      return 2;
+    }
+  {
+    const char *inputs[] = { argv[1], po.plan_file };
+    if (!qb_cli_check_output (save, "--save", inputs, G_N_ELEMENTS (inputs), NULL, &error))
+      return qb_cli_fail (error);
+  }
   plan = qb_cli_plan_build (&po, &error);
   if (plan == NULL)
     return qb_cli_fail (error);

@@ -231,14 +231,23 @@ run_interruptible (QbJob *job, GError **error)
   g_autoptr(GCancellable) cancellable = g_cancellable_new ();
   g_autoptr(GMainLoop) loop = g_main_loop_new (NULL, FALSE);
   JobThread w = { job, cancellable, loop, NULL, FALSE };
+  /* A closed terminal (SIGHUP) ends the run as cleanly as Ctrl-C: no
+   * temporary output left behind, the experiment marked cancelled. */
   guint sigint = g_unix_signal_add (SIGINT, on_interrupt, cancellable);
   guint sigterm = g_unix_signal_add (SIGTERM, on_interrupt, cancellable);
-  GThread *thread = g_thread_new ("quantize", job_thread, &w);
+  guint sighup = g_unix_signal_add (SIGHUP, on_interrupt, cancellable);
+  GThread *thread = g_thread_try_new ("quantize", job_thread, &w, error);
 
-  g_main_loop_run (loop);
-  g_thread_join (thread);
+  if (thread != NULL)
+    {
+      g_main_loop_run (loop);
+      g_thread_join (thread);
+    }
   g_source_remove (sigint);
   g_source_remove (sigterm);
+  g_source_remove (sighup);
+  if (thread == NULL)
+    return FALSE;
   if (!w.ok)
     g_propagate_error (error, w.error);
   return w.ok;
@@ -250,15 +259,24 @@ finish_record (QbJobRecorder *rec, QbStore *store, QbJob *job, const GError *job
                gboolean quiet)
 {
   g_autoptr(GError) error = NULL;
+  const GError *lost = qb_job_recorder_get_error (rec);
   QbExperimentStatus status = job_error == NULL ? QB_EXPERIMENT_DONE
                               : g_error_matches (job_error, G_IO_ERROR, G_IO_ERROR_CANCELLED)
                                 ? QB_EXPERIMENT_CANCELLED : QB_EXPERIMENT_FAILED;
+  g_autofree char *message = lost ? g_strdup_printf ("could not save every tensor result: %s",
+                                                     lost->message) : NULL;
 
-  if (qb_job_recorder_get_error (rec) != NULL)
-    fprintf (stderr, "quantbench: could not save every tensor result: %s\n",
-             qb_job_recorder_get_error (rec)->message);
+  /* A run whose results did not all reach the store (a full disk) is not
+   * done: it is stored as failed, and the command fails. */
+  if (lost != NULL)
+    {
+      fprintf (stderr, "quantbench: %s\n", message);
+      if (status == QB_EXPERIMENT_DONE)
+        status = QB_EXPERIMENT_FAILED;
+    }
   if (!qb_job_recorder_finish (rec, job, status,
-                               status == QB_EXPERIMENT_FAILED ? job_error->message : NULL, &error))
+                               status != QB_EXPERIMENT_FAILED ? NULL
+                               : job_error ? job_error->message : message, &error))
     {
       fprintf (stderr, "quantbench: could not save the experiment: %s\n", error->message);
       return FALSE;
@@ -269,7 +287,7 @@ finish_record (QbJobRecorder *rec, QbStore *store, QbJob *job, const GError *job
              status == QB_EXPERIMENT_DONE ? "" : status == QB_EXPERIMENT_CANCELLED
                                                 ? " (cancelled)" : " (failed)",
              qb_store_get_path (store));
-  return TRUE;
+  return lost == NULL;
 }
 
 /* The calibration set goes into the store (or is found there by its
@@ -386,7 +404,7 @@ qb_cmd_quantize (int argc, char **argv)
   g_option_context_add_main_entries (context, entries, NULL);
   qb_cli_plan_add_entries (context, &po);
   qb_cli_calib_add_entries (context, &co);
-  if (!qb_cli_parse (context, &argc, &argv))
+  if (!qb_cli_parse (context, &argc, &argv) || !qb_cli_check_threads (qo.threads))
     return 2;
   if (po.list_presets)
     {
@@ -398,6 +416,11 @@ qb_cmd_quantize (int argc, char **argv)
       fprintf (stderr, "quantbench quantize: expected one MODEL (see --help)\n");
       return 2;
     }
+  {
+    const char *inputs[] = { argv[1], qo.imatrix, po.plan_file, qo.db };
+    if (!qb_cli_check_output (qo.out, "--out", inputs, G_N_ELEMENTS (inputs), co.calib, &error))
+      return qb_cli_fail (error);
+  }
   plan = qb_cli_plan_build (&po, &error);
   if (plan == NULL || !qb_cli_calib_apply_options (&co, plan, &error))
     return qb_cli_fail (error);

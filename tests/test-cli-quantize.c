@@ -165,8 +165,11 @@ test_save (void)
   g_assert_cmpint (run (no_save, &out3, &err3), ==, 0);
   g_assert_null (strstr (out3, "saved as"));
   g_assert_false (g_file_test (db2, G_FILE_TEST_EXISTS));
+  /* An --out that cannot be written is refused before any work, and
+   * leaves no experiment (a run failing later is stored as failed: see
+   * test-adversarial's full disk). */
   g_assert_cmpint (run (fail, &out4, &err4), ==, 1);
-  g_assert_nonnull (strstr (err4, "(failed)"));
+  g_assert_nonnull (strstr (err4, "nonexistent-dir"));
 
   model = qb_model_open (model_path, &error);
   g_assert_no_error (error);
@@ -180,9 +183,8 @@ test_save (void)
   g_assert_nonnull (strstr (done->plan_json, "Q8_0"));
   g_assert_cmpfloat (done->totals.bpw, >, 8.0);
   failed = qb_store_get_experiment (store, 2, &error);
-  g_assert_no_error (error);
-  g_assert_cmpint (failed->status, ==, QB_EXPERIMENT_FAILED);
-  g_assert_nonnull (strstr (failed->error_message, "nonexistent-dir"));
+  g_assert_null (failed);
+  g_clear_error (&error);
 }
 
 /* Automatic names say what the plan is and never repeat for one model;

@@ -533,6 +533,9 @@ test_damaged (void)
     { "\"w\":{\"dtype\":\"F32\",\"shape\":[99999999999999999999999],\"data_offsets\":[0,8]}", 8, { "" } },
     { "\"w\":[1]", 8, { "tensor 'w'", "not a JSON object" } },
     { "\"a\\u001bb\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}", 8, { "control characters" } },
+    /* Names that json-glib would cut at the NUL, into one tensor. */
+    { "\"w\\u0000A\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+      "\"w\\u0000B\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,16]}", 16, { "NUL" } },
     { "\"__metadata__\":[1]", 0, { "__metadata__" } },
     { "\"w\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}]", 8, { "JSON" } },
     { "\"w\":\"\xff\"", 0, { "UTF-8" } },

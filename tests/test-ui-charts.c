@@ -7,6 +7,7 @@
 #include "qb-channel-range-view.h"
 #include "qb-chart.h"
 #include "qb-format-button.h"
+#include "qb-format-levels.h"
 #include "qb-histogram-view.h"
 #include "qb-metric-cell.h"
 #include "qb-layer-bars-view.h"
@@ -513,6 +514,46 @@ test_nice_ticks (void)
   g_assert_cmpuint (qb_chart_nice_ticks (-0.478, 0.499, 4, t, 16), >=, 3);
 }
 
+/* A format's levels for a typical block come from the format itself (core's
+ * grid): as many as its codes, sorted, inside the typical range. */
+static void
+test_format_levels (void)
+{
+  g_autoptr(QbHistogram) h = qb_histogram_new (1024, -0.1, 0.1);
+  g_autofree float *x = g_new (float, 100000);
+  static const struct { const char *format; guint n; } cases[] = {
+    { "Q4_0", 16 }, { "Q4_K", 16 }, { "Q3_K", 8 }, { "IQ4_NL", 16 }, { "NF4", 16 },
+    { "MXFP4", 15 }, { "INT3_G32", 8 }, { "Q8_0", 0 }, { "F16", 0 },
+  };
+
+  /* A bell-shaped tensor: the sum of three uniforms. */
+  for (guint i = 0; i < 100000; i++)
+    x[i] = (float) ((g_test_rand_double () + g_test_rand_double () + g_test_rand_double () - 1.5)
+                    * 0.04);
+  qb_histogram_add (h, x, 100000);
+  for (gsize c = 0; c < G_N_ELEMENTS (cases); c++)
+    {
+      const QbFormat *f = qb_format_find (cases[c].format);
+      double levels[QB_FORMAT_LEVELS_MAX];
+      g_autofree char *label = NULL;
+      guint n;
+
+      g_assert_nonnull (f);
+      n = qb_format_levels_typical (f, h, 4096, levels, &label);
+      g_test_message ("%s: %u levels, %s", cases[c].format, n, label ? label : "-");
+      g_assert_cmpuint (n, ==, cases[c].n);
+      for (guint k = 1; k < n; k++)
+        g_assert_cmpfloat (levels[k - 1], <, levels[k]);
+      if (n > 0)
+        {
+          g_assert_nonnull (strstr (label, cases[c].format));
+          g_assert_cmpfloat (levels[0], <, 0);
+          g_assert_cmpfloat (levels[n - 1], >, 0);
+          g_assert_cmpfloat (fabs (levels[0]), <, 0.1);
+        }
+    }
+}
+
 int
 main (int argc, char **argv)
 {
@@ -527,6 +568,7 @@ main (int argc, char **argv)
   g_test_add_func ("/ui/charts/pareto-front", test_pareto_front);
   g_test_add_func ("/ui/charts/scatter-and-bars", test_scatter_and_bars);
   g_test_add_func ("/ui/charts/nice-ticks", test_nice_ticks);
+  g_test_add_func ("/ui/charts/format-levels", test_format_levels);
   g_test_add_func ("/ui/widgets/format-button", test_format_button);
   g_test_add_func ("/ui/widgets/metric-cell", test_metric_cell);
   return g_test_run ();

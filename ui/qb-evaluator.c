@@ -5,6 +5,7 @@
 #include <math.h>
 
 #include "qb-experiment-eval.h"
+#include "qb-relay.h"
 #include "qb-ui.h"
 
 /* Progress reaches the main loop at most this often. */
@@ -32,7 +33,7 @@ struct _QbEvaluator
   GMutex             lock;
   char              *pending_text;
   double             pending_fraction;
-  GSource           *relay;
+  QbRelay           *relay;       /* the pending text to the main loop */
 
   char              *text;       /* main thread */
   double             fraction;
@@ -56,10 +57,12 @@ relay (gpointer data)
   QbEvaluator *self = data;
 
   g_mutex_lock (&self->lock);
-  g_free (self->text);
-  self->text = g_steal_pointer (&self->pending_text);
+  if (self->pending_text != NULL)
+    {
+      g_free (self->text);
+      self->text = g_steal_pointer (&self->pending_text);
+    }
   self->fraction = self->pending_fraction;
-  g_clear_pointer (&self->relay, g_source_unref);
   g_mutex_unlock (&self->lock);
   g_signal_emit (self, signals[PROGRESS], 0);
   return G_SOURCE_REMOVE;
@@ -75,14 +78,8 @@ report (QbEvaluator *self,
   g_free (self->pending_text);
   self->pending_text = text;
   self->pending_fraction = fraction;
-  if (self->relay == NULL)
-    {
-      self->relay = g_timeout_source_new (RELAY_INTERVAL_MS);
-      g_source_set_callback (self->relay, relay, g_object_ref (self), g_object_unref);
-      g_source_set_static_name (self->relay, "[quantbench] evaluation progress");
-      g_source_attach (self->relay, NULL);
-    }
   g_mutex_unlock (&self->lock);
+  qb_relay_schedule (self->relay);
 }
 
 static void
@@ -177,13 +174,7 @@ evaluate_done (GObject      *object,
   QbEvaluator *self = QB_EVALUATOR (object);
   g_autoptr(GError) error = NULL;
 
-  g_mutex_lock (&self->lock);
-  if (self->relay)
-    {
-      g_source_destroy (self->relay);
-      g_clear_pointer (&self->relay, g_source_unref);
-    }
-  g_mutex_unlock (&self->lock);
+  qb_relay_cancel (self->relay);
 
   self->evaluation = g_task_propagate_pointer (G_TASK (result), &error);
   if (self->evaluation)
@@ -209,6 +200,7 @@ qb_evaluator_finalize (GObject *object)
   g_clear_error (&self->error);
   g_clear_pointer (&self->evaluation, qb_evaluation_free);
   g_free (self->text_path);
+  qb_relay_free (self->relay);
   g_free (self->pending_text);
   g_free (self->text);
   g_mutex_clear (&self->lock);
@@ -231,6 +223,8 @@ qb_evaluator_init (QbEvaluator *self)
 {
   g_mutex_init (&self->lock);
   self->cancellable = g_cancellable_new ();
+  self->relay = qb_relay_new (NULL, RELAY_INTERVAL_MS, "[quantbench] evaluation progress", relay,
+                              self, g_object_ref, g_object_unref);
 }
 
 QbEvaluator *

@@ -5,7 +5,7 @@
 #include <math.h>
 
 #include "qb-chart.h"
-#include "qb-format-grid.h"
+#include "qb-format-levels.h"
 
 #define MARGIN_LEFT   66.0      /* tick labels and the rotated axis title */
 #define MARGIN_RIGHT  12.0

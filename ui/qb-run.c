@@ -5,6 +5,7 @@
 #include <math.h>
 
 #include "qb-activation-stats.h"
+#include "qb-relay.h"
 #include "qb-ui.h"
 
 /* Results and progress reach the main loop at most this often. */
@@ -38,7 +39,7 @@ struct _QbRun
   QbJobProgress     progress;       /* current_name points into current_name */
   char             *current_name;
   GArray           *finished;       /* Finished */
-  GSource          *dispatch;       /* pending dispatch, or NULL */
+  QbRelay          *dispatch;       /* the worker's news to the main loop */
   char             *stage;          /* "Calibrating: …", or NULL once the job runs */
 
   /* Calibration (copied from the document when the run is made). */
@@ -104,6 +105,7 @@ qb_run_finalize (GObject *object)
   g_strfreev (self->calib_paths);
   g_free (self->export_path);
   g_free (self->export_summary);
+  qb_relay_free (self->dispatch);
   g_mutex_clear (&self->lock);
   G_OBJECT_CLASS (qb_run_parent_class)->finalize (object);
 }
@@ -124,10 +126,14 @@ qb_run_class_init (QbRunClass *klass)
                                     0, NULL, NULL, NULL, G_TYPE_NONE, 0);
 }
 
+static gboolean dispatch (gpointer data);
+
 static void
 qb_run_init (QbRun *self)
 {
   g_mutex_init (&self->lock);
+  self->dispatch = qb_relay_new (NULL, DISPATCH_INTERVAL_MS, "[quantbench] run progress", dispatch,
+                                 self, g_object_ref, g_object_unref);
   self->finished = g_array_new (FALSE, FALSE, sizeof (Finished));
   g_array_set_clear_func (self->finished, (GDestroyNotify) clear_finished);
   self->running_row = -1;
@@ -205,7 +211,6 @@ drain (QbRun *self)
   self->shown.current_name = self->shown_name;
   g_free (self->shown_stage);
   self->shown_stage = g_strdup (self->stage);
-  g_clear_pointer (&self->dispatch, g_source_unref);
   g_mutex_unlock (&self->lock);
 
   for (guint i = 0; i < finished->len && self->export_kind == QB_EXPORT_NONE; i++)
@@ -234,12 +239,7 @@ dispatch (gpointer data)
 static void
 schedule_dispatch_locked (QbRun *self)
 {
-  if (self->dispatch != NULL)
-    return;
-  self->dispatch = g_timeout_source_new (DISPATCH_INTERVAL_MS);
-  g_source_set_callback (self->dispatch, dispatch, g_object_ref (self), g_object_unref);
-  g_source_set_static_name (self->dispatch, "[quantbench] run progress");
-  g_source_attach (self->dispatch, NULL);
+  qb_relay_schedule (self->dispatch);
 }
 
 static void
@@ -450,13 +450,7 @@ run_done (GObject      *object,
   self->error = g_steal_pointer (&error);
 
   /* Results still queued belong to this run. */
-  g_mutex_lock (&self->lock);
-  if (self->dispatch)
-    {
-      g_source_destroy (self->dispatch);
-      g_clear_pointer (&self->dispatch, g_source_unref);
-    }
-  g_mutex_unlock (&self->lock);
+  qb_relay_cancel (self->dispatch);
   drain (self);
 
   n_rows = self->export_kind == QB_EXPORT_NONE ? g_list_model_get_n_items (qb_document_get_rows (self->document)) : 0;

@@ -5,7 +5,7 @@
 
 #include <math.h>
 
-#include "qb-format-grid.h"
+#include "qb-format-levels.h"
 
 typedef enum {
   SRC_ROW,      /* known from the model and plan */
@@ -168,9 +168,9 @@ refresh_grid (QbTensorDetails      *self,
 {
   const char *name = result && result->format ? result->format : qb_tensor_row_get_format (self->row);
   const QbFormat *format = qb_format_find (name);
-  double levels[QB_FORMAT_GRID_MAX_LEVELS];
+  double levels[QB_FORMAT_LEVELS_MAX];
   g_autofree char *label = NULL;
-  guint n = qb_format_grid_levels (format, original, qb_tensor_row_get_row_length (self->row),
+  guint n = qb_format_levels_typical (format, original, qb_tensor_row_get_row_length (self->row),
                                    levels, &label);
 
   qb_histogram_view_set_grid (QB_HISTOGRAM_VIEW (self->histogram), levels, n, label);

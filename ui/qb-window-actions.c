@@ -3,6 +3,7 @@
 #include "qb-window-private.h"
 
 #include "qb-evaluate-dialog.h"
+#include "qb-file.h"
 
 G_GNUC_BEGIN_IGNORE_DEPRECATIONS   /* GtkFileChooserNative: GtkFileDialog is 4.10+ */
 
@@ -410,10 +411,16 @@ export_chart_to (QbWindow   *self,
                  const char *path)
 {
   QbChart *chart = qb_window_get_visible_chart (self);
+  QbModel *model = qb_document_get_model (self->document);
+  const char *inputs[] = { model ? qb_model_get_path (model) : NULL,
+                           self->store ? qb_store_get_path (qb_store_handle_get (self->store)) : NULL };
   g_autoptr(GError) error = NULL;
 
   if (chart == NULL)
     qb_window_show_error (self, "This page has no chart to export.");
+  /* Never over the open model or the experiment database. */
+  else if (!qb_file_check_output (path, "Export", inputs, G_N_ELEMENTS (inputs), &error))
+    qb_window_show_error (self, error->message);
   else if (!qb_chart_export (chart, path, 0, 0, &error))
     qb_window_show_error (self, error->message);
 }

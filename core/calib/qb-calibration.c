@@ -2,6 +2,7 @@
 /* qb-calibration.c — calibration sets, and the cache files calibration
  * shares with the activation statistics. */
 #include "qb-calibration.h"
+#include "qb-file.h"
 #include "qb-calibration-private.h"
 
 #include <errno.h>
@@ -129,7 +130,7 @@ qb_cache_open (const char *path, const char *magic, const char *key, const guint
 
   if (!g_file_test (path, G_FILE_TEST_IS_REGULAR))
     return NULL;
-  file = g_mapped_file_new (path, FALSE, NULL);
+  file = qb_file_map (path, NULL);
   if (file == NULL)
     return NULL;
   data = (const guint8 *) g_mapped_file_get_contents (file);
@@ -368,7 +369,7 @@ read_texts (const char * const *paths, GPtrArray *hashes, GError **error)
       char *text = NULL;
       gsize len;
 
-      if (!g_file_get_contents (paths[i], &text, &len, &local))
+      if (!qb_file_read (paths[i], (gsize) 1 << 32, &text, &len, &local))
         {
           g_set_error (error, QB_CALIBRATION_ERROR, QB_CALIBRATION_ERROR_TEXT, "%s", local->message);
           return NULL;

@@ -15,9 +15,11 @@
 #include <math.h>
 #include <string.h>
 
+#include "qb-file.h"
 #include "qb-json.h"
 #include "qb-llama.h"
 #include "qb-logprobs.h"
+#include "qb-relay.h"
 
 G_DEFINE_QUARK (qb-eval-error-quark, qb_eval_error)
 
@@ -528,7 +530,8 @@ read_text (const char *path, char **text, gsize *len, char **sha, GError **error
 {
   g_autoptr(GError) local = NULL;
 
-  if (!g_file_get_contents (path, text, len, &local))
+  /* A text is read whole: a FIFO or a folder is refused, not waited on. */
+  if (!qb_file_read (path, (gsize) 1 << 32, text, len, &local))
     {
       g_set_error (error, QB_EVAL_ERROR, QB_EVAL_ERROR_TEXT, "%s", local->message);
       return FALSE;
@@ -692,7 +695,7 @@ qb_eval_result_from_json (const char *json, QbEvalResult *r, GError **error)
   JsonObject *o, *k;
 
   memset (r, 0, sizeof *r);
-  if (!json_parser_load_from_data (parser, json, -1, error))
+  if (!qb_json_parser_load (parser, json, -1, QB_JSON_MAX_NESTING, "evaluation", error))
     return FALSE;
   o = JSON_NODE_HOLDS_OBJECT (json_parser_get_root (parser))
       ? json_node_get_object (json_parser_get_root (parser)) : NULL;
@@ -753,8 +756,7 @@ typedef struct {
   GMainContext       *context;
   GMutex              lock;
   QbEvalProgress      latest;
-  gboolean            pending;
-  gint64              last_sent;
+  QbRelay            *relay;      /* latest to the caller's context */
   QbEvalResult        result;
 } AsyncData;
 
@@ -767,6 +769,7 @@ async_data_free (gpointer p)
   g_free (d->text_path);
   g_free (d->kld_base);
   g_free (d->cache_dir);
+  qb_relay_free (d->relay);
   g_main_context_unref (d->context);
   g_mutex_clear (&d->lock);
   g_free (d);
@@ -781,39 +784,23 @@ deliver_progress (gpointer data)
 
   g_mutex_lock (&d->lock);
   p = d->latest;
-  d->pending = FALSE;
   g_mutex_unlock (&d->lock);
   if (!g_task_get_completed (task))
     d->progress (&p, d->progress_data);
   return G_SOURCE_REMOVE;
 }
 
-/* Keeps the latest progress and wakes the caller's context at most every
+/* Keeps the latest progress; the caller's context sees it at most every
  * 50 ms. */
 static void
 async_progress (const QbEvalProgress *p, gpointer data)
 {
-  GTask *task = data;
-  AsyncData *d = g_task_get_task_data (task);
-  gint64 now = g_get_monotonic_time ();
-  gboolean schedule;
+  AsyncData *d = g_task_get_task_data (data);
 
   g_mutex_lock (&d->lock);
   d->latest = *p;
-  schedule = !d->pending && now - d->last_sent >= 50000;
-  if (schedule)
-    {
-      d->pending = TRUE;
-      d->last_sent = now;
-    }
   g_mutex_unlock (&d->lock);
-  if (schedule)
-    {
-      GSource *source = g_idle_source_new ();
-      g_source_set_callback (source, deliver_progress, g_object_ref (task), g_object_unref);
-      g_source_attach (source, d->context);
-      g_source_unref (source);
-    }
+  qb_relay_schedule (d->relay);
 }
 
 static void
@@ -849,6 +836,8 @@ qb_eval_run_async (QbLlama *llama, QbTokenizer *tok, const char *text_path,
   d->progress_data = progress_data;
   d->context = g_main_context_ref_thread_default ();
   g_mutex_init (&d->lock);
+  d->relay = qb_relay_new (d->context, 50, "[quantbench] evaluation progress", deliver_progress,
+                           task, g_object_ref, g_object_unref);
   g_task_set_source_tag (task, qb_eval_run_async);
   g_task_set_task_data (task, d, async_data_free);
   g_task_run_in_thread (task, eval_thread);

@@ -2,6 +2,7 @@
 /* qb-logprobs.c — llama.cpp's log-probability files: encoding, a checked
  * reader over a mapping, and an atomic chunk-by-chunk writer. */
 #include "qb-logprobs.h"
+#include "qb-file.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -130,7 +131,7 @@ qb_logprob_file_open (const char *path, GError **error)
   g_autoptr(GError) local = NULL;
   gsize size, n_tokens;
 
-  f->map = g_mapped_file_new (path, FALSE, &local);
+  f->map = qb_file_map (path, &local);
   if (f->map == NULL)
     {
       g_set_error (error, QB_LOGPROBS_ERROR, QB_LOGPROBS_ERROR_IO, "%s", local->message);
@@ -222,19 +223,18 @@ qb_logprob_writer_new (const char *path, guint n_ctx, guint n_vocab, guint n_chu
 
   w->fd = -1;
   w->path = g_strdup (path);
-  w->tmp_path = g_strdup_printf ("%s.XXXXXX", path);
   w->n_ctx = n_ctx;
   w->n_vocab = n_vocab;
   w->n_chunks = n_chunks;
-  w->fd = g_mkstemp (w->tmp_path);
-  if (w->fd < 0)
-    {
-      int saved = errno;
-      g_set_error (error, QB_LOGPROBS_ERROR, QB_LOGPROBS_ERROR_IO, "creating %s: %s",
-                   w->tmp_path, g_strerror (saved));
-      g_clear_pointer (&w->tmp_path, g_free);
-      return NULL;
-    }
+  {
+    g_autoptr(GError) local = NULL;
+    w->fd = qb_file_create_temp (path, 0600, &w->tmp_path, &local);
+    if (w->fd < 0)
+      {
+        g_set_error (error, QB_LOGPROBS_ERROR, QB_LOGPROBS_ERROR_IO, "%s", local->message);
+        return NULL;
+      }
+  }
   if (!write_all (w, MAGIC, 8, error) || !write_all (w, header, sizeof header, error)
       || !write_all (w, tokens, sizeof (gint32) * n_ctx * n_chunks, error))
     return NULL;

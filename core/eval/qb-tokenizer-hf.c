@@ -14,6 +14,8 @@
  * message naming the part of the file.
  */
 #include "qb-tokenizer-private.h"
+#include "qb-file.h"
+#include "qb-json.h"
 
 #include <json-glib/json-glib.h>
 #include <string.h>
@@ -25,6 +27,20 @@ typedef struct {
   gboolean    escape_spaces;
   gboolean    space_prefix;
 } PreTok;
+
+/* tokenizer.json comes with a downloaded model: a regular file of bounded
+ * size (the largest vocabularies take tens of MiB) and nesting. */
+#define TOKENIZER_JSON_MAX_BYTES ((gsize) 512 << 20)
+
+static gboolean
+load_json (JsonParser *parser, const char *path, GError **error)
+{
+  g_autofree char *text = NULL;
+  gsize len = 0;
+
+  return qb_file_read (path, TOKENIZER_JSON_MAX_BYTES, &text, &len, error) &&
+         qb_json_parser_load (parser, text, (gssize) len, QB_JSON_MAX_NESTING, path, error);
+}
 
 static gboolean
 unsupported (GError **error, const char *path, const char *what, const char *name)
@@ -359,7 +375,7 @@ read_specials (QbTokenizer *tok, const char *path, JsonObject *root)
     }
 
   if (g_file_test (config_path, G_FILE_TEST_IS_REGULAR)
-      && json_parser_load_from_file (parser, config_path, NULL)
+      && load_json (parser, config_path, NULL)
       && JSON_NODE_HOLDS_OBJECT (json_parser_get_root (parser)))
     config = json_node_get_object (json_parser_get_root (parser));
   if (config != NULL)
@@ -389,7 +405,7 @@ qb_tokenizer_new_from_hf_json (const char *path, GError **error)
   JsonObject *root, *model;
   gboolean ok;
 
-  if (!json_parser_load_from_file (parser, path, &local))
+  if (!load_json (parser, path, &local))
     {
       g_set_error (error, QB_TOKENIZER_ERROR, QB_TOKENIZER_ERROR_INVALID,
                    "%s: %s", path, local->message);

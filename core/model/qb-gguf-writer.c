@@ -12,6 +12,7 @@
  * renamed over the target only when every byte is there.
  */
 #include "qb-gguf-private.h"
+#include "qb-file.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -455,15 +456,16 @@ qb_gguf_writer_begin (QbGgufWriter *w, const char *path, GError **error)
     return set_io_error (error, path, "size", EFBIG);
 
   w->path = g_strdup (path);
-  w->tmp_path = g_strdup_printf ("%s.tmp-XXXXXX", path);
-  w->fd = g_mkstemp_full (w->tmp_path, O_RDWR | O_CLOEXEC, 0666);
-  if (w->fd < 0)
-    {
-      int errsv = errno;
-      g_clear_pointer (&w->tmp_path, g_free);
-      g_clear_pointer (&w->path, g_free);
-      return set_io_error (error, path, "cannot create a temporary file beside it", errsv);
-    }
+  {
+    g_autoptr(GError) local = NULL;
+    w->fd = qb_file_create_temp (path, 0666, &w->tmp_path, &local);
+    if (w->fd < 0)
+      {
+        g_clear_pointer (&w->path, g_free);
+        g_set_error_literal (error, QB_GGUF_ERROR, QB_GGUF_ERROR_IO, local->message);
+        return FALSE;
+      }
+  }
 
   /* Reserve the space now so that a full disk shows at once; the unwritten
    * gaps read as zeros, which is the padding GGUF wants. */

@@ -12,6 +12,7 @@
  * most a small multiple of its own size.
  */
 #include "qb-gguf-private.h"
+#include "qb-file.h"
 
 #include <string.h>
 
@@ -691,7 +692,7 @@ qb_gguf_open (const char *path, GError **error)
       g_set_error (error, QB_GGUF_ERROR, QB_GGUF_ERROR_IO, "%s: is a folder, not a GGUF file", path);
       return NULL;
     }
-  file = g_mapped_file_new (path, FALSE, &local_error);
+  file = qb_file_map (path, &local_error);
   if (file == NULL)
     {
       g_set_error (error, QB_GGUF_ERROR, QB_GGUF_ERROR_IO, "%s", local_error->message);

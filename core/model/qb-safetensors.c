@@ -8,6 +8,7 @@
  * no two tensors sharing a byte.
  */
 #include "qb-safetensors-private.h"
+#include "qb-file.h"
 
 #include <string.h>
 
@@ -82,6 +83,12 @@ json_prescan (const char *text, gsize len, const char *name, guint64 base, guint
 
       if (in_string)
         {
+          /* json-glib ends a string at an escaped NUL: two names that differ
+           * after one would become the same tensor. */
+          if (c == '\\' && i + 5 < len && text[i + 1] == 'u'
+              && strncmp (text + i + 2, "0000", 4) == 0)
+            return json_fail (error, name, base + i, QB_MODEL_ERROR_INVALID,
+                              "JSON: a string holds a NUL character (\\u0000)");
           if (c == '\\')
             i++;
           else if (c == '"')
@@ -176,7 +183,7 @@ static JsonNode *
 json_load_file (const char *path, guint max_depth, GError **error)
 {
   g_autoptr(GError) local_error = NULL;
-  g_autoptr(GMappedFile) file = g_mapped_file_new (path, FALSE, &local_error);
+  g_autoptr(GMappedFile) file = qb_file_map (path, &local_error);
   gsize len;
 
   if (file == NULL)
@@ -488,7 +495,7 @@ qb_safetensors_open (const char *path, GError **error)
       g_set_error (error, QB_MODEL_ERROR, QB_MODEL_ERROR_IO, "%s: is a folder", path);
       return NULL;
     }
-  file = g_mapped_file_new (path, FALSE, &local_error);
+  file = qb_file_map (path, &local_error);
   if (file == NULL)
     {
       g_set_error (error, QB_MODEL_ERROR, QB_MODEL_ERROR_IO, "%s", local_error->message);
@@ -605,7 +612,7 @@ gboolean
 qb_safetensors_read_index (const char *path, GStrv *shards, GHashTable **weight_map, GError **error)
 {
   g_autoptr(GError) local_error = NULL;
-  g_autoptr(GMappedFile) file = g_mapped_file_new (path, FALSE, &local_error);
+  g_autoptr(GMappedFile) file = qb_file_map (path, &local_error);
   gsize len;
 
   if (file == NULL)

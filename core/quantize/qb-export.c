@@ -17,6 +17,7 @@
  * converted to F32.
  */
 #include "qb-export-private.h"
+#include "qb-file.h"
 #include "qb-gguf.h"
 
 #include <errno.h>
@@ -307,16 +308,9 @@ safetensors_begin (QbExporter *ex, QbPlan *plan, GError **error)
   for (guint i = 0; i < ex->n_tensors; i++)
     total += ex->file_bytes[i];
 
-  ex->tmp_path = g_strconcat (ex->path, ".XXXXXX", NULL);
-  ex->fd = g_mkstemp_full (ex->tmp_path, O_RDWR | O_CLOEXEC, 0644);
+  ex->fd = qb_file_create_temp (ex->path, 0644, &ex->tmp_path, error);
   if (ex->fd < 0)
-    {
-      int saved = errno;
-      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved),
-                   "%s: cannot create a temporary file: %s", ex->path, g_strerror (saved));
-      g_clear_pointer (&ex->tmp_path, g_free);
-      return FALSE;
-    }
+    return FALSE;
   ex->open = TRUE;
   len = GUINT64_TO_LE ((guint64) padded->len);
   if (ftruncate (ex->fd, (off_t) (ex->data_start + total)) != 0)

@@ -16,6 +16,7 @@
  * importance 1, as llama-quantize does.
  */
 #include "qb-imatrix.h"
+#include "qb-file.h"
 #include "qb-gguf.h"
 
 #include <errno.h>
@@ -581,7 +582,7 @@ qb_imatrix_load (const char *path, GError **error)
   gsize size;
 
   g_return_val_if_fail (path != NULL, NULL);
-  file = g_mapped_file_new (path, FALSE, &local);
+  file = qb_file_map (path, &local);
   if (file == NULL)
     {
       g_set_error (error, QB_IMATRIX_ERROR, QB_IMATRIX_ERROR_IO, "%s", local->message);

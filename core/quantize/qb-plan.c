@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* qb-plan.c — which format and method each tensor gets. */
 #include "qb-plan.h"
+#include "qb-json.h"
 #include "qb-plan-private.h"
 
 #include <json-glib/json-glib.h>
@@ -880,7 +881,7 @@ qb_plan_new_from_json (const char *json, GError **error)
   const char *format, *method, *preset;
 
   g_return_val_if_fail (json != NULL, NULL);
-  if (!json_parser_load_from_data (parser, json, -1, &local))
+  if (!qb_json_parser_load (parser, json, -1, QB_JSON_MAX_NESTING, "plan", &local))
     {
       g_set_error (error, QB_PLAN_ERROR, QB_PLAN_ERROR_INVALID, "plan: not valid JSON: %s",
                    local->message);

@@ -3,6 +3,7 @@
 #include "qb-tensor-result.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 QbHistogram *
@@ -77,6 +78,43 @@ qb_histogram_total (const QbHistogram *h)
   for (guint i = 0; i < h->n_bins; i++)
     total += h->counts[i];
   return total;
+}
+
+typedef struct {
+  double  key;
+  guint64 count;
+} KeyCount;
+
+static int
+compare_key (const void *a, const void *b)
+{
+  double x = ((const KeyCount *) a)->key, y = ((const KeyCount *) b)->key;
+  return (x > y) - (x < y);
+}
+
+double
+qb_histogram_quantile (const QbHistogram *h, double q, gboolean absolute)
+{
+  g_autofree KeyCount *bins = g_new (KeyCount, h->n_bins);
+  double w = (h->hi - h->lo) / h->n_bins;
+  guint64 total = qb_histogram_total (h), target, seen = 0;
+
+  for (guint i = 0; i < h->n_bins; i++)
+    {
+      double center = h->lo + (i + 0.5) * w;
+      bins[i].key = absolute ? fabs (center) : center;
+      bins[i].count = h->counts[i];
+    }
+  if (absolute)
+    qsort (bins, h->n_bins, sizeof (KeyCount), compare_key);
+  target = (guint64) ceil (CLAMP (q, 0, 1) * total);
+  for (guint i = 0; i < h->n_bins; i++)
+    {
+      seen += bins[i].count;
+      if (seen >= target && seen > 0)
+        return bins[i].key;
+    }
+  return bins[h->n_bins - 1].key;
 }
 
 gint64

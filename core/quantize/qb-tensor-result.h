@@ -23,6 +23,9 @@ QbHistogram *qb_histogram_copy  (const QbHistogram *h);
 void         qb_histogram_free  (QbHistogram *h);
 void         qb_histogram_add   (QbHistogram *h, const float *x, gint64 n);
 guint64      qb_histogram_total (const QbHistogram *h);
+/* The value below which a fraction q of the histogram's values lie (bin
+ * centres); of |x| when absolute. */
+double       qb_histogram_quantile (const QbHistogram *h, double q, gboolean absolute);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (QbHistogram, qb_histogram_free)
 
 typedef struct {

@@ -29,6 +29,7 @@
  * `running` is imported as `interrupted`: its process lives elsewhere.
  */
 #include "qb-store-export-private.h"
+#include "qb-file.h"
 #include "qb-json.h"
 
 #include <errno.h>
@@ -78,7 +79,7 @@ add_json_text (QbJsonWriter *w, const char *key, const char *json)
 {
   g_autoptr(JsonParser) parser = json_parser_new ();
 
-  if (json != NULL && json_parser_load_from_data (parser, json, -1, NULL))
+  if (json != NULL && qb_json_parser_load (parser, json, -1, QB_JSON_MAX_NESTING, "plan", NULL))
     qb_json_write_node (w, key, json_parser_get_root (parser));
   else
     qb_json_write_null (w, key);
@@ -591,15 +592,15 @@ gboolean
 qb_store_export_to_file (QbStore *store, const gint64 *ids, guint n, QbStoreExportFormat format,
                          const char *path, GCancellable *cancellable, GError **error)
 {
-  g_autofree char *tmp = g_strdup_printf ("%s.XXXXXX", path);
+  g_autofree char *tmp = NULL;
   g_autoptr(GOutputStream) out = NULL;
+  g_autoptr(GError) local = NULL;
   gboolean ok;
-  int fd = g_mkstemp_full (tmp, O_WRONLY | O_CLOEXEC, 0644);
+  int fd = qb_file_create_temp (path, 0644, &tmp, &local);
 
   if (fd < 0)
     {
-      g_set_error (error, QB_STORE_ERROR, QB_STORE_ERROR_FAILED, "%s: cannot create: %s",
-                   tmp, g_strerror (errno));
+      g_set_error (error, QB_STORE_ERROR, QB_STORE_ERROR_FAILED, "%s", local->message);
       return FALSE;
     }
   out = g_unix_output_stream_new (fd, FALSE);

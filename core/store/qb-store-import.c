@@ -5,6 +5,7 @@
  * again (its tags are merged); one exported while running comes in as
  * interrupted. */
 #include "qb-store-export-private.h"
+#include "qb-file.h"
 #include "qb-json.h"
 
 #include <json-glib/json-glib.h>
@@ -711,7 +712,7 @@ qb_store_import_json (QbStore *store, const char *json, gssize length, const cha
   JsonArray *experiments;
   guint skipped = 0;
 
-  if (!json_parser_load_from_data (parser, json, length, &local))
+  if (!qb_json_parser_load (parser, json, length, QB_JSON_MAX_NESTING, c.origin, &local))
     {
       g_set_error (error, QB_STORE_ERROR, QB_STORE_ERROR_INVALID, "%s: not valid JSON: %s",
                    c.origin, local->message);
@@ -758,13 +759,13 @@ qb_store_import_file (QbStore *store, const char *path, GArray **new_ids, guint 
                       GError **error)
 {
   g_autoptr(GError) local = NULL;
-  g_autofree char *contents = NULL;
-  gsize len = 0;
+  g_autoptr(GMappedFile) file = qb_file_map (path, &local);
 
-  if (!g_file_get_contents (path, &contents, &len, &local))
+  if (file == NULL)
     {
       g_set_error (error, QB_STORE_ERROR, QB_STORE_ERROR_FAILED, "%s", local->message);
       return FALSE;
     }
-  return qb_store_import_json (store, contents, len, path, new_ids, n_skipped, error);
+  return qb_store_import_json (store, g_mapped_file_get_length (file) ? g_mapped_file_get_contents (file) : "",
+                               g_mapped_file_get_length (file), path, new_ids, n_skipped, error);
 }

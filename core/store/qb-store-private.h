@@ -101,6 +101,14 @@ gboolean  qb_store_finish_locked (QbStore *store, gint64 id, QbExperimentStatus 
 /* Checks an existing file without writing to it; *version is its schema
  * version (0 for a new or empty file). */
 gboolean  qb_store_schema_check    (const char *path, int *version, GError **error);
+/* Opens path read-only (never creating it).  A WAL database in a folder
+ * this process cannot write (a read-only mount) cannot get its -shm file:
+ * it is then opened immutable — nothing can be writing it either. */
+int       qb_store_schema_open_readonly (const char *path, sqlite3 **db);
+/* The error for a failed read: "damaged" only when SQLite says the file
+ * is (CORRUPT, NOTADB); otherwise the real cause (read-only, full, I/O). */
+gboolean  qb_store_schema_read_failed (sqlite3 *db, const char *path, const char *detail,
+                                       GError **error);
 /* Brings the database to `target`, one transaction per version. */
 gboolean  qb_store_schema_migrate  (sqlite3 *db, const char *path, int target, GError **error);
 

@@ -2,6 +2,7 @@
 /* qb-store-query.c — reading the experiment store: lists, one experiment,
  * its tensors and histograms, comparisons and Pareto fronts. */
 #include "qb-store-private.h"
+#include "qb-json.h"
 
 #include <json-glib/json-glib.h>
 
@@ -804,7 +805,7 @@ strv_from_json (const char *json)
   GPtrArray *strv = g_ptr_array_new ();
   JsonNode *root;
 
-  if (json != NULL && json_parser_load_from_data (parser, json, -1, NULL) &&
+  if (json != NULL && qb_json_parser_load (parser, json, -1, QB_JSON_MAX_NESTING, "plan", NULL) &&
       (root = json_parser_get_root (parser)) != NULL && JSON_NODE_HOLDS_ARRAY (root))
     {
       JsonArray *array = json_node_get_array (root);

@@ -259,11 +259,59 @@ check_integrity (sqlite3 *db, const char *path, GError **error)
         problem = g_strdup (verdict ? verdict : "quick_check failed");
     }
   else
-    problem = g_strdup (sqlite3_errmsg (db));
+    {
+      /* Not a verdict: the check could not run (I/O, a read-only folder). */
+      sqlite3_finalize (stmt);
+      return qb_store_schema_read_failed (db, path, NULL, error);
+    }
   sqlite3_finalize (stmt);
   if (problem != NULL)
     return damaged (db, path, problem, error);
   return TRUE;
+}
+
+gboolean
+qb_store_schema_read_failed (sqlite3 *db, const char *path, const char *detail, GError **error)
+{
+  int rc = sqlite3_errcode (db) & 0xff;
+
+  if (rc == SQLITE_CORRUPT || rc == SQLITE_NOTADB)
+    return damaged (db, path, detail, error);
+  g_set_error (error, QB_STORE_ERROR, QB_STORE_ERROR_FAILED,
+               "%s: cannot read the database: %s%s", path, detail ? detail : sqlite3_errmsg (db),
+               rc == SQLITE_CANTOPEN || rc == SQLITE_READONLY || rc == SQLITE_PERM
+               ? " (is its folder read-only or not yours?)"
+               : rc == SQLITE_FULL || rc == SQLITE_IOERR ? " (is the disk full or failing?)" : "");
+  return FALSE;
+}
+
+static gboolean
+usable (sqlite3 *db)
+{
+  gint64 n = 0;
+
+  return query_int (db, "SELECT count(*) FROM sqlite_master", &n);
+}
+
+int
+qb_store_schema_open_readonly (const char *path, sqlite3 **db)
+{
+  g_autofree char *dir = g_path_get_dirname (path);
+  g_autofree char *escaped = NULL, *uri = NULL;
+  int rc = sqlite3_open_v2 (path, db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
+
+  if (rc == SQLITE_OK)
+    sqlite3_busy_timeout (*db, 10000);
+  if (rc != SQLITE_OK || usable (*db) || access (dir, W_OK) == 0)
+    return rc;
+  escaped = g_uri_escape_string (path, "/", FALSE);
+  uri = g_strconcat ("file:", escaped, "?immutable=1", NULL);
+  sqlite3_close (*db);
+  *db = NULL;
+  rc = sqlite3_open_v2 (uri, db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI, NULL);
+  if (rc == SQLITE_OK)
+    sqlite3_busy_timeout (*db, 10000);
+  return rc;
 }
 
 /* Every question is asked through a read-only connection, so nothing in
@@ -276,18 +324,17 @@ check_database (const char *path, int *version, GError **error)
   gint64 app_id = 0, user_version = 0, n_objects = 0;
   gboolean ok = FALSE;
 
-  if (sqlite3_open_v2 (path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
+  if (qb_store_schema_open_readonly (path, &db) != SQLITE_OK)
     {
       g_set_error (error, QB_STORE_ERROR, QB_STORE_ERROR_FAILED, "%s: cannot open: %s",
                    path, db ? sqlite3_errmsg (db) : "out of memory");
       sqlite3_close (db);
       return FALSE;
     }
-  sqlite3_busy_timeout (db, 10000);
   if (!query_int (db, "PRAGMA application_id", &app_id) ||
       !query_int (db, "PRAGMA user_version", &user_version) ||
       !query_int (db, "SELECT count(*) FROM sqlite_master", &n_objects))
-    damaged (db, path, NULL, error);
+    qb_store_schema_read_failed (db, path, NULL, error);
   else if (app_id != QB_STORE_APPLICATION_ID && !(app_id == 0 && n_objects == 0))
     g_set_error (error, QB_STORE_ERROR, QB_STORE_ERROR_NOT_DATABASE,
                  "%s is a SQLite database of another program, not a Quantbench experiment "

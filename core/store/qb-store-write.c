@@ -21,7 +21,7 @@ normalize_json_object (const char *json, const char *what, GError **error)
 
   if (json == NULL)
     json = "{}";
-  if (!json_parser_load_from_data (parser, json, -1, &local))
+  if (!qb_json_parser_load (parser, json, -1, QB_JSON_MAX_NESTING, "plan", &local))
     {
       g_set_error (error, QB_STORE_ERROR, QB_STORE_ERROR_INVALID,
                    "%s is not valid JSON: %s", what, local->message);

@@ -35,6 +35,7 @@
 
 #include <errno.h>
 #include <glib/gstdio.h>
+#include <unistd.h>
 
 #define BUSY_TIMEOUT_MS 10000
 
@@ -117,12 +118,56 @@ qb_store_open (const char *path, GError **error)
    * for writing. */
   if (!qb_store_schema_check (path, &version, error))
     return NULL;
+  /* SQLite would only say "unable to open database file". */
+  if (access (dir, W_OK | X_OK) != 0)
+    {
+      int saved = errno;
+      g_set_error (error, QB_STORE_ERROR, QB_STORE_ERROR_FAILED,
+                   "%s: cannot write in the folder %s (%s); the database is fine, but saving "
+                   "needs a writable folder", path, dir, g_strerror (saved));
+      return NULL;
+    }
   if ((store = connect (path, error)) == NULL)
     return NULL;
   if (!qb_store_schema_migrate (store->db, path, QB_STORE_SCHEMA_VERSION, error))
     return NULL;
   if (!qb_store_recover_interrupted (store, NULL, error))
     return NULL;
+  return g_steal_pointer (&store);
+}
+
+QbStore *
+qb_store_open_readonly (const char *path, GError **error)
+{
+  g_autofree char *default_path = NULL;
+  g_autoptr(QbStore) store = NULL;
+  int version = 0;
+
+  if (path == NULL)
+    path = default_path = qb_store_default_path ();
+  if (!g_file_test (path, G_FILE_TEST_EXISTS))
+    {
+      g_set_error (error, QB_STORE_ERROR, QB_STORE_ERROR_NOT_FOUND,
+                   "%s: no experiment database there (none was created)", path);
+      return NULL;
+    }
+  if (!qb_store_schema_check (path, &version, error))
+    return NULL;
+  if (version < QB_STORE_SCHEMA_VERSION)
+    return qb_store_open (path, error);
+  store = g_new0 (QbStore, 1);
+  g_rec_mutex_init (&store->lock);
+  store->path = g_strdup (path);
+  store->stmts = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, finalize_stmt);
+  for (guint i = 0; i < G_N_ELEMENTS (store->blob); i++)
+    store->blob[i] = g_byte_array_new ();
+  if (qb_store_schema_open_readonly (path, &store->db) != SQLITE_OK)
+    {
+      g_set_error (error, QB_STORE_ERROR, QB_STORE_ERROR_FAILED, "%s: cannot open: %s", path,
+                   store->db ? sqlite3_errmsg (store->db) : "out of memory");
+      return NULL;
+    }
+  sqlite3_extended_result_codes (store->db, FALSE);
   return g_steal_pointer (&store);
 }
 

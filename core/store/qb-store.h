@@ -54,6 +54,12 @@ char     *qb_store_default_path     (void);
  * experiments whose process died as interrupted. */
 QbStore  *qb_store_open             (const char   *path,
                                      GError      **error);
+/* For commands that only read (list, show, compare, export): never
+ * creates a file (NOT_FOUND when there is none), never writes (works in a
+ * read-only folder and on a full disk); an older schema is migrated first
+ * (qb_store_open) when the folder allows it. */
+QbStore  *qb_store_open_readonly    (const char   *path,
+                                     GError      **error);
 /* Another connection to the same database, for another thread; skips the
  * checks the first open made. */
 QbStore  *qb_store_open_connection  (QbStore      *store,

@@ -307,3 +307,48 @@ qb_json_builder_add_string (JsonBuilder *b, const char *key, const char *value)
   else
     json_builder_add_null_value (b);
 }
+
+/* -- reading ---------------------------------------------------------------- */
+
+gboolean
+qb_json_check_depth (const char *text, gssize len, guint max_depth, const char *name,
+                     GError **error)
+{
+  gsize n = len < 0 ? strlen (text) : (gsize) len;
+  gboolean in_string = FALSE;
+  guint depth = 0;
+
+  for (gsize i = 0; i < n; i++)
+    {
+      char c = text[i];
+
+      if (in_string)
+        {
+          if (c == '\\')
+            i++;
+          else if (c == '"')
+            in_string = FALSE;
+          continue;
+        }
+      if (c == '"')
+        in_string = TRUE;
+      else if ((c == '[' || c == '{') && ++depth > max_depth)
+        {
+          g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                       "%s: JSON nested deeper than %u levels (at byte %" G_GSIZE_FORMAT ")",
+                       name, max_depth, i);
+          return FALSE;
+        }
+      else if ((c == ']' || c == '}') && depth > 0)
+        depth--;
+    }
+  return TRUE;
+}
+
+gboolean
+qb_json_parser_load (JsonParser *parser, const char *text, gssize len, guint max_depth,
+                     const char *name, GError **error)
+{
+  return qb_json_check_depth (text, len, max_depth, name, error) &&
+         json_parser_load_from_data (parser, text, len, error);
+}

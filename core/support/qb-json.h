@@ -61,4 +61,18 @@ void   qb_json_builder_add_number (JsonBuilder *b, const char *key, double value
 /* NULL: null; text that is not UTF-8 (from a model file) is made valid. */
 void   qb_json_builder_add_string (JsonBuilder *b, const char *key, const char *value);
 
+/* Reading.  json-glib's parser recurses once per level of nesting, so text
+ * nested tens of thousands deep overflows the stack: every JSON input is
+ * checked first.  No input Quantbench reads needs more than a few levels. */
+#define QB_JSON_MAX_NESTING 64
+
+/* FALSE, with an error (G_IO_ERROR_INVALID_DATA) naming `name` and the
+ * byte, when arrays and objects nest deeper than max_depth (strings are
+ * skipped; len -1: NUL-terminated). */
+gboolean qb_json_check_depth (const char *text, gssize len, guint max_depth,
+                              const char *name, GError **error);
+/* json_parser_load_from_data after qb_json_check_depth. */
+gboolean qb_json_parser_load (JsonParser *parser, const char *text, gssize len, guint max_depth,
+                              const char *name, GError **error);
+
 G_END_DECLS

@@ -87,7 +87,7 @@ qb_workers_new (guint n_threads)
 {
   QbWorkers *w = g_new0 (QbWorkers, 1);
 
-  w->n_threads = n_threads ? n_threads : qb_cpu_count ();
+  w->n_threads = MIN (n_threads ? n_threads : qb_cpu_count (), QB_WORKERS_MAX_THREADS);
   g_mutex_init (&w->mutex);
   g_cond_init (&w->start_cond);
   g_cond_init (&w->done_cond);
@@ -99,7 +99,14 @@ qb_workers_new (guint n_threads)
       WorkerArg *arg = g_new (WorkerArg, 1);
       arg->workers = w;
       arg->index = i;
-      w->threads[i] = g_thread_new ("qb-worker", worker_main, arg);
+      w->threads[i] = g_thread_try_new ("qb-worker", worker_main, arg, NULL);
+      if (w->threads[i] == NULL)
+        {
+          /* Refused (EAGAIN under a process limit): fewer threads, not an abort. */
+          g_free (arg);
+          w->n_threads = i;
+          break;
+        }
     }
   return w;
 }

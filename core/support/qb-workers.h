@@ -17,7 +17,13 @@ typedef struct _QbWorkers QbWorkers;
 /* fn runs once per item; thread is in [0, n_threads). */
 typedef void (*QbWorkFunc) (gint64 item, guint thread, gpointer user_data);
 
-/* n_threads == 0 means one per online CPU. */
+/* More threads than this never help (and each costs a stack). */
+#define QB_WORKERS_MAX_THREADS 1024
+
+/* n_threads == 0 means one per online CPU; more than
+ * QB_WORKERS_MAX_THREADS are cut to it.  When the system refuses a thread
+ * (a process limit), the set runs with the threads it got: see
+ * qb_workers_get_n_threads(). */
 QbWorkers *qb_workers_new          (guint       n_threads);
 void       qb_workers_free         (QbWorkers  *workers);
 guint      qb_workers_get_n_threads (QbWorkers *workers);

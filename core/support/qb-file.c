@@ -1,0 +1,287 @@
+/* SPDX-License-Identifier: MIT */
+/* qb-file.c — safe opening of inputs, outputs kept off inputs (see the header). */
+#include "qb-file.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <gio/gio.h>
+#include <signal.h>
+#include <glib/gstdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+gboolean
+qb_file_same (const char *a, const char *b)
+{
+  GStatBuf sa, sb;
+
+  if (a == NULL || b == NULL || g_stat (a, &sa) != 0 || g_stat (b, &sb) != 0)
+    return FALSE;
+  return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+/* TRUE when a file of folder dir is the file st describes. */
+static gboolean
+folder_holds (const char *dir, const GStatBuf *st)
+{
+  g_autoptr(GDir) d = g_dir_open (dir, 0, NULL);
+  const char *name;
+
+  while (d != NULL && (name = g_dir_read_name (d)) != NULL)
+    {
+      g_autofree char *path = g_build_filename (dir, name, NULL);
+      GStatBuf s;
+
+      if (g_stat (path, &s) == 0 && S_ISREG (s.st_mode)
+          && s.st_dev == st->st_dev && s.st_ino == st->st_ino)
+        return TRUE;
+    }
+  return FALSE;
+}
+
+static gboolean
+output_is_input (const char *out, const GStatBuf *st, const char *input)
+{
+  GStatBuf in;
+
+  if (g_stat (input, &in) != 0)
+    return FALSE;
+  if (in.st_dev == st->st_dev && in.st_ino == st->st_ino)
+    return TRUE;
+  if (S_ISDIR (in.st_mode))
+    return folder_holds (input, st);
+  if (g_str_has_suffix (input, ".index.json"))
+    {
+      g_autofree char *dir = g_path_get_dirname (input);
+      return folder_holds (dir, st);
+    }
+  return FALSE;
+}
+
+/* The folder must exist and take files: found out before the work, not
+ * after hours of it. */
+static gboolean
+check_folder (const char *out, const char *option, GError **error)
+{
+  g_autofree char *dir = g_path_get_dirname (out);
+  GStatBuf st;
+  int saved;
+
+  if (g_stat (dir, &st) != 0 || !S_ISDIR (st.st_mode))
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND, "%s %s: the folder %s does not exist",
+                   option, out, dir);
+      return FALSE;
+    }
+  if (access (dir, W_OK | X_OK) != 0)
+    {
+      saved = errno;
+      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved),
+                   "%s %s: cannot write in the folder %s: %s", option, out, dir, g_strerror (saved));
+      return FALSE;
+    }
+  return TRUE;
+}
+
+gboolean
+qb_file_check_output (const char *out, const char *option, const char * const *inputs,
+                      guint n_inputs, GError **error)
+{
+  GStatBuf st;
+
+  if (out == NULL)
+    return TRUE;
+  if (!check_folder (out, option, error))
+    return FALSE;
+  /* A file that does not exist yet is no input. */
+  if (g_stat (out, &st) != 0)
+    return TRUE;
+  if (S_ISDIR (st.st_mode))
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_IS_DIRECTORY, "%s %s is a folder, not a file name",
+                   option, out);
+      return FALSE;
+    }
+  for (guint i = 0; i < n_inputs; i++)
+    if (inputs[i] != NULL && output_is_input (out, &st, inputs[i]))
+      {
+        g_set_error (error, G_IO_ERROR, G_IO_ERROR_EXISTS,
+                     "%s %s is the input %s (the same file): refusing to overwrite an input; "
+                     "choose another name", option, out, inputs[i]);
+        return FALSE;
+      }
+  return TRUE;
+}
+
+static gboolean
+not_regular (const char *path, mode_t mode, GError **error)
+{
+  const char *what = S_ISDIR (mode) ? "a folder" : S_ISFIFO (mode) ? "a FIFO (named pipe)"
+                     : S_ISCHR (mode) || S_ISBLK (mode) ? "a device" : S_ISSOCK (mode) ? "a socket"
+                     : "not a regular file";
+
+  g_set_error (error, G_IO_ERROR, S_ISDIR (mode) ? G_IO_ERROR_IS_DIRECTORY
+                                                 : G_IO_ERROR_NOT_REGULAR_FILE,
+               "%s is %s, not a file", path, what);
+  return FALSE;
+}
+
+gboolean
+qb_file_check_regular (const char *path, GError **error)
+{
+  GStatBuf st;
+
+  if (g_stat (path, &st) != 0 || S_ISREG (st.st_mode))
+    return TRUE;
+  return not_regular (path, st.st_mode, error);
+}
+
+/* Opened non-blocking (a FIFO opens at once, and is then refused). */
+static int
+open_regular (const char *path, GStatBuf *st, GError **error)
+{
+  int fd = g_open (path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY, 0);
+  int saved;
+
+  if (fd < 0)
+    {
+      saved = errno;
+      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved), "%s: %s", path,
+                   g_strerror (saved));
+      return -1;
+    }
+  if (fstat (fd, st) != 0 || !S_ISREG (st->st_mode))
+    {
+      not_regular (path, st->st_mode, error);
+      close (fd);
+      return -1;
+    }
+  return fd;
+}
+
+GMappedFile *
+qb_file_map (const char *path, GError **error)
+{
+  GStatBuf st;
+  int fd = open_regular (path, &st, error);
+  GMappedFile *file;
+
+  if (fd < 0)
+    return NULL;
+  file = g_mapped_file_new_from_fd (fd, FALSE, error);
+  close (fd);
+  if (file == NULL && error != NULL && *error != NULL)
+    g_prefix_error (error, "%s: ", path);
+  return file;
+}
+
+gboolean
+qb_file_read (const char *path, gsize max_bytes, char **contents, gsize *length, GError **error)
+{
+  GStatBuf st;
+  int fd = open_regular (path, &st, error);
+  g_autofree char *buf = NULL;
+  gsize done = 0;
+
+  if (fd < 0)
+    return FALSE;
+  if ((guint64) st.st_size > max_bytes)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                   "%s: %" G_GUINT64_FORMAT " bytes is more than the %" G_GSIZE_FORMAT
+                   " this input may have", path, (guint64) st.st_size, max_bytes);
+      close (fd);
+      return FALSE;
+    }
+  buf = g_malloc ((gsize) st.st_size + 1);
+  while (done < (gsize) st.st_size)
+    {
+      gssize n = read (fd, buf + done, (gsize) st.st_size - done);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n <= 0)
+        {
+          int saved = n < 0 ? errno : EIO;
+          g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved), "%s: %s", path,
+                       n < 0 ? g_strerror (saved) : "the file shrank while being read");
+          close (fd);
+          return FALSE;
+        }
+      done += n;
+    }
+  close (fd);
+  buf[done] = '\0';
+  *contents = g_steal_pointer (&buf);
+  if (length)
+    *length = done;
+  return TRUE;
+}
+
+/* -- temporary files ---------------------------------------------------------- */
+
+/* The pid in NAME.tmp-PID-XXXXXX, or 0 when name is not one of path's. */
+static pid_t
+temp_owner (const char *base, const char *name)
+{
+  gsize n = strlen (base);
+  const char *p;
+  char *end = NULL;
+  gint64 pid;
+
+  if (strncmp (name, base, n) != 0 || !g_str_has_prefix (name + n, ".tmp-"))
+    return 0;
+  p = name + n + 5;
+  pid = g_ascii_strtoll (p, &end, 10);
+  if (end == p || *end != '-' || strlen (end + 1) != 6 || pid <= 0 || pid > G_MAXINT)
+    return 0;
+  return (pid_t) pid;
+}
+
+static gboolean
+process_alive (pid_t pid)
+{
+  return kill (pid, 0) == 0 || errno == EPERM;
+}
+
+GPtrArray *
+qb_file_clean_stale_temps (const char *path)
+{
+  GPtrArray *removed = g_ptr_array_new_with_free_func (g_free);
+  g_autofree char *dir = g_path_get_dirname (path);
+  g_autofree char *base = g_path_get_basename (path);
+  g_autoptr(GDir) d = g_dir_open (dir, 0, NULL);
+  const char *name;
+
+  while (d != NULL && (name = g_dir_read_name (d)) != NULL)
+    {
+      pid_t pid = temp_owner (base, name);
+      g_autofree char *full = NULL;
+
+      if (pid == 0 || pid == getpid () || process_alive (pid))
+        continue;
+      full = g_build_filename (dir, name, NULL);
+      if (g_unlink (full) == 0)
+        g_ptr_array_add (removed, g_steal_pointer (&full));
+    }
+  return removed;
+}
+
+int
+qb_file_create_temp (const char *path, int mode, char **tmp_path, GError **error)
+{
+  g_autoptr(GPtrArray) stale = qb_file_clean_stale_temps (path);
+  g_autofree char *tmp = g_strdup_printf ("%s.tmp-%d-XXXXXX", path, (int) getpid ());
+  int fd = g_mkstemp_full (tmp, O_RDWR | O_CLOEXEC, mode);
+  int saved;
+
+  if (fd < 0)
+    {
+      saved = errno;
+      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved),
+                   "%s: cannot create a temporary file beside it: %s", path, g_strerror (saved));
+      return -1;
+    }
+  *tmp_path = g_steal_pointer (&tmp);
+  return fd;
+}
