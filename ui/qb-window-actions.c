@@ -413,7 +413,7 @@ export_chart_to (QbWindow   *self,
   QbChart *chart = qb_window_get_visible_chart (self);
   QbModel *model = qb_document_get_model (self->document);
   const char *inputs[] = { model ? qb_model_get_path (model) : NULL,
-                           self->store ? qb_store_get_path (qb_store_handle_get (self->store)) : NULL };
+                           self->store ? qb_store_get_path (self->store) : NULL };
   g_autoptr(GError) error = NULL;
 
   if (chart == NULL)

@@ -172,7 +172,7 @@ action_export_model_to (GSimpleAction *action,
 /* An experiment's plan and calibration texts, read from the store off the
  * main thread, then exported like the current plan. */
 typedef struct {
-  QbStoreHandle    *store;
+  QbStore          *store;
   gint64            id;
   char             *path;
   QbModel          *model;
@@ -184,7 +184,7 @@ typedef struct {
 static void
 experiment_export_free (ExperimentExport *e)
 {
-  qb_store_handle_unref (e->store);
+  qb_store_unref (e->store);
   g_free (e->path);
   g_clear_object (&e->model);
   g_clear_pointer (&e->experiment, qb_experiment_free);
@@ -200,7 +200,7 @@ read_experiment_thread (GTask        *task,
                         GCancellable *cancellable)
 {
   ExperimentExport *e = data;
-  QbStore *store = qb_store_handle_get (e->store);
+  QbStore *store = e->store;
   GError *error = NULL;
 
   e->experiment = qb_store_get_experiment (store, e->id, &error);
@@ -254,7 +254,7 @@ export_experiment_model_to (QbWindow   *self,
   if (self->store == NULL || self->document == NULL)
     return;
   e = g_new0 (ExperimentExport, 1);
-  e->store = qb_store_handle_ref (self->store);
+  e->store = qb_store_ref (self->store);
   e->id = id;
   e->path = g_strdup (path);
   e->model = g_object_ref (qb_document_get_model (self->document));
@@ -292,7 +292,7 @@ action_export_experiment_model_to (GSimpleAction *action,
 /* -- experiments to and from files ----------------------------------------- */
 
 typedef struct {
-  QbStoreHandle       *store;
+  QbStore             *store;
   GArray              *ids;       /* gint64; export */
   QbStoreExportFormat  format;
   char                *path;
@@ -303,7 +303,7 @@ typedef struct {
 static void
 transfer_free (Transfer *t)
 {
-  qb_store_handle_unref (t->store);
+  qb_store_unref (t->store);
   g_clear_pointer (&t->ids, g_array_unref);
   g_clear_pointer (&t->new_ids, g_array_unref);
   g_free (t->path);
@@ -317,7 +317,7 @@ transfer_thread (GTask        *task,
                  GCancellable *cancellable)
 {
   Transfer *t = data;
-  QbStore *store = qb_store_handle_get (t->store);
+  QbStore *store = t->store;
   GError *error = NULL;
   gboolean ok = t->ids != NULL
                 ? qb_store_export_to_file (store, (const gint64 *) t->ids->data, t->ids->len, t->format,
@@ -361,7 +361,7 @@ start_transfer (QbWindow *self,
 {
   g_autoptr(GTask) task = g_task_new (NULL, NULL, transfer_done, g_object_ref (self));
 
-  t->store = qb_store_handle_ref (self->store);
+  t->store = qb_store_ref (self->store);
   self->n_pending++;
   g_task_set_source_tag (task, start_transfer);
   g_task_set_task_data (task, t, (GDestroyNotify) transfer_free);

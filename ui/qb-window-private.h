@@ -37,7 +37,7 @@ struct _QbWindow
   char                 *loading_path;
   QbRun                *run;
   QbExperimentRecorder *recorder;   /* the current run's; owned by the run */
-  QbStoreHandle        *store;      /* NULL until open, or when it failed */
+  QbStore              *store;      /* NULL until open, or when it failed */
   QbEvaluator          *evaluator;  /* the latest evaluation, running or not */
   QbPlanHistory        *history;    /* undo/redo of the document's plan */
   char                 *error_message;

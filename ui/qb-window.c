@@ -314,7 +314,7 @@ open_store_thread (GTask        *task,
   QbStore *store = qb_store_open (*path ? path : NULL, &error);
 
   if (store)
-    g_task_return_pointer (task, qb_store_handle_new (store), (GDestroyNotify) qb_store_handle_unref);
+    g_task_return_pointer (task, store, (GDestroyNotify) qb_store_unref);
   else
     g_task_return_error (task, error);
 }
@@ -326,7 +326,7 @@ open_store_done (GObject      *source,
 {
   g_autoptr(QbWindow) self = user_data;
   g_autoptr(GError) error = NULL;
-  g_autoptr(QbStoreHandle) store = g_task_propagate_pointer (G_TASK (result), &error);
+  g_autoptr(QbStore) store = g_task_propagate_pointer (G_TASK (result), &error);
 
   self->n_pending--;
   if (gtk_widget_in_destruction (GTK_WIDGET (self)))
@@ -357,7 +357,7 @@ open_store (QbWindow *self)
 }
 
 typedef struct {
-  QbStoreHandle *store;
+  QbStore       *store;
   gint64         id;
   QbExperiment  *experiment;
   GPtrArray     *tensors;       /* QbStoredTensor, with histograms */
@@ -366,7 +366,7 @@ typedef struct {
 static void
 experiment_load_free (ExperimentLoad *load)
 {
-  qb_store_handle_unref (load->store);
+  qb_store_unref (load->store);
   g_clear_pointer (&load->experiment, qb_experiment_free);
   g_clear_pointer (&load->tensors, g_ptr_array_unref);
   g_free (load);
@@ -379,7 +379,7 @@ load_experiment_thread (GTask        *task,
                         GCancellable *cancellable)
 {
   ExperimentLoad *load = data;
-  QbStore *store = qb_store_handle_get (load->store);
+  QbStore *store = load->store;
   GError *error = NULL;
 
   load->experiment = qb_store_get_experiment (store, load->id, &error);
@@ -452,7 +452,7 @@ qb_window_open_experiment (QbWindow *self,
   if (self->store == NULL || self->document == NULL)
     return;
   load = g_new0 (ExperimentLoad, 1);
-  load->store = qb_store_handle_ref (self->store);
+  load->store = qb_store_ref (self->store);
   load->id = id;
   self->n_pending++;
   task = g_task_new (NULL, NULL, load_experiment_done, g_object_ref (self));
@@ -534,7 +534,7 @@ qb_window_dispose (GObject *object)
       qb_evaluator_cancel (self->evaluator);
     }
   g_clear_object (&self->evaluator);
-  g_clear_pointer (&self->store, qb_store_handle_unref);
+  g_clear_pointer (&self->store, qb_store_unref);
   if (self->settings)
     g_signal_handlers_disconnect_by_data (self->settings, self);
   g_clear_object (&self->settings);

@@ -12,6 +12,7 @@ G_BEGIN_DECLS
 #define QB_STORE_APPLICATION_ID 0x51425354
 
 struct _QbStore {
+  gint        ref_count;
   GRecMutex   lock;      /* serializes calls on this connection */
   sqlite3    *db;
   char       *path;
