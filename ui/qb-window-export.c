@@ -11,19 +11,19 @@
 G_GNUC_BEGIN_IGNORE_DEPRECATIONS   /* GtkFileChooserNative: GtkFileDialog is 4.10+ */
 
 void
-qb_window_update_export_actions (QbWindow *self)
+_qb_window_update_export_actions (QbWindow *self)
 {
   gboolean running = self->run && qb_run_is_running (self->run);
   gboolean idle_doc = self->document != NULL && !running;
 
-  qb_window_set_enabled (self, "export-model", idle_doc);
-  qb_window_set_enabled (self, "export-model-to", idle_doc);
-  qb_window_set_enabled (self, "export-experiment-model", idle_doc && self->store != NULL);
-  qb_window_set_enabled (self, "export-experiment-model-to", idle_doc && self->store != NULL);
-  qb_window_set_enabled (self, "export-experiments", self->store != NULL && qb_window_n_selected_experiments (self) > 0);
-  qb_window_set_enabled (self, "export-experiments-to", self->store != NULL);
-  qb_window_set_enabled (self, "import-experiments", self->store != NULL);
-  qb_window_set_enabled (self, "import-experiments-file", self->store != NULL);
+  _qb_window_set_enabled (self, "export-model", idle_doc);
+  _qb_window_set_enabled (self, "export-model-to", idle_doc);
+  _qb_window_set_enabled (self, "export-experiment-model", idle_doc && self->store != NULL);
+  _qb_window_set_enabled (self, "export-experiment-model-to", idle_doc && self->store != NULL);
+  _qb_window_set_enabled (self, "export-experiments", self->store != NULL && _qb_window_n_selected_experiments (self) > 0);
+  _qb_window_set_enabled (self, "export-experiments-to", self->store != NULL);
+  _qb_window_set_enabled (self, "import-experiments", self->store != NULL);
+  _qb_window_set_enabled (self, "import-experiments-file", self->store != NULL);
 }
 
 /* -- file choosers -------------------------------------------------------- */
@@ -44,7 +44,7 @@ on_chosen (GtkNativeDialog *dialog,
       g_autofree char *path = g_file_get_path (file);
 
       if (path == NULL)
-        qb_window_show_error (self, "Only local files can be used.");
+        _qb_window_show_error (self, "Only local files can be used.");
       else
         func (self, path, *id);
     }
@@ -103,8 +103,8 @@ on_export_finished (QbRun    *run,
                     QbWindow *self)
 {
   if (qb_run_get_status (run) == QB_RUN_FAILED && qb_run_get_error (run))
-    qb_window_show_error (self, qb_run_get_error (run)->message);
-  qb_window_update_actions (self);
+    _qb_window_show_error (self, qb_run_get_error (run)->message);
+  _qb_window_update_actions (self);
 }
 
 /* Writes the model quantized with plan (NULL: the document's, with its
@@ -125,7 +125,7 @@ start_export (QbWindow                   *self,
     {
       g_autofree char *message = g_strdup_printf ("The quantized model was not exported: the name must end "
                                                   "in .gguf or .safetensors — %s", path);
-      qb_window_show_error (self, message);
+      _qb_window_show_error (self, message);
       return;
     }
   run = qb_run_new (self->document, g_settings_get_uint (self->settings, "threads"));
@@ -139,7 +139,7 @@ start_export (QbWindow                   *self,
   g_signal_connect (run, "finished", G_CALLBACK (on_export_finished), self);
   qb_run_panel_set_run (self->run_panel, run);
   qb_run_start (run);
-  qb_window_update_actions (self);
+  _qb_window_update_actions (self);
 }
 
 static void
@@ -230,7 +230,7 @@ read_experiment_done (GObject      *source,
   if (!g_task_propagate_boolean (G_TASK (result), &error))
     {
       g_autofree char *message = g_strdup_printf ("The experiment was not exported: %s", error->message);
-      qb_window_show_error (self, message);
+      _qb_window_show_error (self, message);
       return;
     }
   /* Another model was opened meanwhile: its document cannot run this plan. */
@@ -347,12 +347,12 @@ transfer_done (GObject      *source,
       g_autofree char *message = g_strdup_printf ("%s: %s", t->ids ? "The experiments were not exported"
                                                                    : "The experiments were not imported",
                                                   error->message);
-      qb_window_show_error (self, message);
+      _qb_window_show_error (self, message);
       return;
     }
   if (t->ids == NULL)
     qb_experiments_page_refresh (self->experiments_page);
-  qb_window_update_actions (self);
+  _qb_window_update_actions (self);
 }
 
 static void
@@ -383,14 +383,14 @@ export_experiments_to (QbWindow   *self,
     return;
   if (ids->len == 0)
     {
-      qb_window_show_error (self, "Select the experiments to export on the Experiments page.");
+      _qb_window_show_error (self, "Select the experiments to export on the Experiments page.");
       return;
     }
   if (!g_str_has_suffix (lower, ".json") && !g_str_has_suffix (lower, ".csv"))
     {
       g_autofree char *message = g_strdup_printf ("The experiments were not exported: the name must end in "
                                                   ".json or .csv — %s", path);
-      qb_window_show_error (self, message);
+      _qb_window_show_error (self, message);
       return;
     }
   t = g_new0 (Transfer, 1);
@@ -463,7 +463,7 @@ static const GActionEntry entries[] = {
 };
 
 void
-qb_window_install_export_actions (QbWindow *self)
+_qb_window_install_export_actions (QbWindow *self)
 {
   g_action_map_add_action_entries (G_ACTION_MAP (self), entries, G_N_ELEMENTS (entries), self);
 }
