@@ -87,8 +87,11 @@ print_result (QbModel *model, const QbEvalResult *r, const char *text)
     printf ("text:   %s\n", text);
   printf ("chunks: %u of %u tokens, %" G_GUINT64_FORMAT " scored\n", r->n_chunks, r->n_ctx, r->n_scored);
   printf ("PPL = %.4f +/- %.5f\n", r->ppl, r->ppl_err);
-  printf ("speed:  %.0f tokens/s (%.2f s, OpenBLAS %s kernels)\n", r->tokens_per_second, r->seconds,
-          qb_blas_get_core_name ());
+  if (r->device[0] != '\0' && strcmp (r->device, "cpu") != 0)
+    printf ("speed:  %.0f tokens/s (%.2f s on %s)\n", r->tokens_per_second, r->seconds, r->device);
+  else
+    printf ("speed:  %.0f tokens/s (%.2f s, OpenBLAS %s kernels)\n", r->tokens_per_second, r->seconds,
+            qb_blas_get_core_name ());
   if (!r->has_kld)
     return;
   printf ("\nagainst the %s:\n", r->base_from_cache ? "float model (cached)" : "base");

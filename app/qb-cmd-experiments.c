@@ -369,6 +369,7 @@ print_evaluation (const QbEvaluation *ev)
   print_field ("  KLD", g_strdup_printf ("mean %s, median %s, p90 %s, p99 %s, max %s",
                                          mean, median, p90, p99, max));
   print_field ("  same top (%)", qb_cli_number (ev->top1_agreement * 100, 2, 'f'));
+  print_field ("  device", g_strdup (ev->device ? ev->device : "cpu (not recorded)"));
   print_field ("  RMS Δp (%)", qb_cli_number (ev->dp_rms * 100, 3, 'f'));
 }
 

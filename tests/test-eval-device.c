@@ -73,7 +73,12 @@ ppl (Stories *s, const char *device)
   o.no_cache = TRUE;
   qb_eval_run (s->llama, s->tok, s->text, &o, NULL, NULL, NULL, &r, &error);
   g_assert_no_error (error);
-  g_test_message ("%s: PPL %.6f, %.0f tokens/s", device, r.ppl, r.tokens_per_second);
+  g_test_message ("%s: PPL %.6f, %.0f tokens/s on %s", device, r.ppl, r.tokens_per_second, r.device);
+  /* The result says what ran it. */
+  if (g_str_equal (device, "cpu"))
+    g_assert_cmpstr (r.device, ==, "cpu");
+  else
+    g_assert_true (g_str_has_prefix (r.device, device));
   /* The device pass ran (no silent fallback); the CPU run used none. */
   if (g_str_equal (device, "cpu"))
     g_assert_cmpuint (qb_llama_device_passes (), ==, passes);

@@ -107,6 +107,7 @@ populate (QbStore *store)
       ev->dp_mean = -0.001;
       ev->dp_rms = 0.02;
       ev->seconds = 0.5;
+      ev->device = g_strdup ("cpu");
       qb_evaluation_set_chunks (ev, 3, ppl, kld);
       qb_store_set_evaluation (store, id, ev, NULL, &error);
       g_assert_no_error (error);
@@ -142,6 +143,7 @@ assert_same_evaluation (const QbEvaluation *a, const QbEvaluation *b, gboolean c
   g_assert_true (qb_test_same_double (a->dp_mean, b->dp_mean));
   g_assert_true (qb_test_same_double (a->dp_rms, b->dp_rms));
   g_assert_true (qb_test_same_double (a->seconds, b->seconds));
+  g_assert_cmpstr (a->device, ==, b->device);
   if (!chunks)
     return;
   g_assert_cmpuint (a->n_chunk_results, ==, b->n_chunk_results);

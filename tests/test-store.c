@@ -869,6 +869,7 @@ test_evaluation (void)
   ev->kld_max = 0.4;
   ev->top1_agreement = 0.93;
   ev->dp_rms = 0.021;
+  ev->device = g_strdup ("opencl:0 (Some GPU)");
   qb_evaluation_set_chunks (ev, 3, ppl, kld);
   qb_store_set_evaluation (store, id, ev, &first, &error);
   g_assert_no_error (error);
@@ -904,6 +905,7 @@ test_evaluation (void)
     g_assert_cmpuint (got->n_tokens, ==, 381);
     g_assert_cmpfloat (got->kld_p99, ==, 0.09);
     g_assert_cmpfloat (got->top1_agreement, ==, 0.93);
+    g_assert_cmpstr (got->device, ==, "opencl:0 (Some GPU)");
     g_assert_true (isnan (got->base_perplexity));
     g_assert_cmpuint (got->n_chunk_results, ==, 3);
     g_assert_cmpmem (got->chunk_ppl, 3 * sizeof (double), ppl, 3 * sizeof (double));

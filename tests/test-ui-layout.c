@@ -98,6 +98,18 @@ test_sizes (Fixture       *f,
         }
       qb_test_window_activate (f, "show-page", g_variant_new_string ("plan"));
     }
+
+  /* Grouped by layer with one group folded: the summaries fit too. */
+  qb_test_window_activate (f, "group-by", g_variant_new_string ("layer"));
+  {
+    QbLayerTable *table = qb_window_get_layer_table (f->window);
+    g_autoptr(QbTensorRow) first = g_list_model_get_item (qb_layer_table_get_visible_rows (table), 1);
+
+    qb_layer_table_set_group_collapsed (table, first, TRUE);
+    qb_test_window_settle (f);
+    maybe_save (f, "plan-grouped-1920x1080.png");
+    assert_unclipped (f, "plan page, grouped");
+  }
 }
 
 /* The string of the format list's selected item, or NULL. */

@@ -241,6 +241,28 @@ test_table_filters (Fixture       *f,
     g_assert_cmpint (qb_tensor_row_get_role (r7), ==, QB_ROLE_ATTN_NORM);
   }
 
+  /* Each group's first row sums it up; folding shows that row alone. */
+  {
+    g_autoptr(QbTensorRow) r3 = g_list_model_get_item (visible, 3);
+    g_autofree char *summary = qb_layer_table_get_group_summary (table, 3);
+
+    g_assert_nonnull (strstr (summary, "▾ attn_norm · 5 tensors · "));
+    g_assert_nonnull (strstr (summary, " bpw"));
+    qb_layer_table_set_group_collapsed (table, r3, TRUE);
+    g_assert_cmpuint (g_list_model_get_n_items (visible), ==, 48 - 4);
+    g_clear_pointer (&summary, g_free);
+    summary = qb_layer_table_get_group_summary (table, 3);
+    g_assert_nonnull (strstr (summary, "▸ attn_norm · 5 tensors"));
+    {
+      /* The next row starts the next group. */
+      g_autofree char *next = qb_layer_table_get_group_label (table, 4);
+      g_assert_nonnull (next);
+      g_assert_cmpstr (next, !=, "attn_norm");
+    }
+    qb_layer_table_set_group_collapsed (table, r3, FALSE);
+    g_assert_cmpuint (g_list_model_get_n_items (visible), ==, 48);
+  }
+
   /* Sorting within groups by a column. */
   qb_test_window_activate (f, "group-by", g_variant_new_string ("none"));
   g_assert_true (qb_layer_table_sort_by (table, "params", GTK_SORT_DESCENDING));

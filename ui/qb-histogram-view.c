@@ -591,7 +591,13 @@ qb_histogram_view_draw (QbChart              *chart,
       /* Under the out-of-view marks, shortened where the plot is narrow. */
       if (qb_chart_text_width (cr, palette, hint, 0.85) > r.size.width - 8)
         hint = "Curves coincide: see Diff";
-      qb_chart_set_color (cr, &palette->fg, 0.7);
+      double w = qb_chart_text_width (cr, palette, hint, 0.85);
+
+      /* On a backing, so that the curve under it does not cross the words. */
+      qb_chart_set_color (cr, &palette->bg, 0.85);
+      cairo_rectangle (cr, r.origin.x + (r.size.width - w) / 2 - 4, r.origin.y + 20, w + 8, 18);
+      cairo_fill (cr);
+      qb_chart_set_color (cr, &palette->fg, 0.75);
       qb_chart_text (cr, palette, hint, r.origin.x + r.size.width / 2, r.origin.y + 22, 0.5, 0.0, 0.85);
     }
   cairo_restore (cr);

@@ -160,8 +160,9 @@ bar_out_err (QbTensorRow *row)
 static const ColumnSpec columns[] = {
   { "status", "", "Run state", CELL_STATUS, { "state", "stale" }, NULL, SORT_NONE, NULL,
     NULL, 0, 0, 28, FALSE },
-  { "group", "Group", "The group each row belongs to", CELL_GROUP, { NULL }, NULL, SORT_NONE, NULL,
-    NULL, 0, 0, 84, FALSE },
+  { "group", "Group", "The group each row belongs to, with its tensors, size and bits per weight; "
+    "click to fold or unfold it", CELL_GROUP, { NULL }, NULL, SORT_NONE, NULL,
+    NULL, 0, 0, 330, FALSE },
   { "name", "Tensor", "Tensor name", CELL_TEXT, { "highlighted" }, text_name, SORT_STRING, "name",
     NULL, 0, 0, 170, TRUE },
   { "layer", "Layer", "Block index (– outside the repeated blocks)", CELL_NUMBER, { NULL }, text_layer,
@@ -224,7 +225,19 @@ struct _QbLayerTable
   int                *role_choices;     /* role_dropdown position -> filter value */
   QbTensorRow        *focused;
   gboolean            updating_filters;
+  GHashTable         *subtotals;        /* group key + 2 -> Subtotal */
+  GHashTable         *collapsed;        /* group keys + 2 folded to their first row */
+  GHashTable         *group_items;      /* the bound GtkListItems of the group column */
 };
+
+/* A group's tensors, planned size and parameters, and the row that stands
+ * for it when folded (the first in model order). */
+typedef struct {
+  guint   n;
+  gint64  params;
+  guint64 bytes;
+  guint   first_index;
+} Subtotal;
 
 G_DEFINE_FINAL_TYPE (QbLayerTable, qb_layer_table, GTK_TYPE_WIDGET)
 
@@ -415,6 +428,8 @@ on_format_reset (QbFormatButton *button,
     qb_document_clear_overrides (self->document, &row, 1);
 }
 
+static void on_group_clicked (GtkButton *button, QbLayerTable *self);
+
 static GtkWidget *
 make_cell (QbLayerTable     *self,
            const ColumnSpec *spec)
@@ -445,6 +460,19 @@ make_cell (QbLayerTable     *self,
       cell = qb_metric_cell_new ();
       break;
     case CELL_GROUP:
+      {
+        GtkWidget *label = gtk_label_new (NULL);
+
+        gtk_label_set_xalign (GTK_LABEL (label), 0);
+        gtk_label_set_ellipsize (GTK_LABEL (label), PANGO_ELLIPSIZE_END);
+        gtk_widget_add_css_class (label, "group-label");
+        cell = gtk_button_new ();
+        gtk_button_set_child (GTK_BUTTON (cell), label);
+        gtk_button_set_has_frame (GTK_BUTTON (cell), FALSE);
+        gtk_widget_add_css_class (cell, "group-button");
+        g_signal_connect (cell, "clicked", G_CALLBACK (on_group_clicked), self);
+      }
+      break;
     case CELL_TEXT:
     case CELL_NUMBER:
     default:
@@ -455,8 +483,6 @@ make_cell (QbLayerTable     *self,
                                                                           : PANGO_ELLIPSIZE_MIDDLE);
       if (spec->kind == CELL_NUMBER)
         gtk_widget_add_css_class (cell, "numeric");
-      if (spec->kind == CELL_GROUP)
-        gtk_widget_add_css_class (cell, "group-label");
       break;
     }
   g_object_set_data (G_OBJECT (cell), "qb-spec", (gpointer) spec);
@@ -494,6 +520,7 @@ on_bind (GtkSignalListItemFactory *factory,
   if (spec->kind == CELL_GROUP)
     {
       refresh_group_cell (self, item);
+      g_hash_table_add (self->group_items, item);
       g_signal_connect (item, "notify::position", G_CALLBACK (on_position_changed), self);
       return;
     }
@@ -515,6 +542,8 @@ on_unbind (GtkSignalListItemFactory *factory,
   if (spec->kind == CELL_GROUP)
     {
       g_signal_handlers_disconnect_by_func (item, on_position_changed, self);
+      if (self->group_items)
+        g_hash_table_remove (self->group_items, item);
       return;
     }
   if (spec->kind == CELL_FORMAT)
@@ -625,13 +654,148 @@ qb_layer_table_get_group_label (QbLayerTable *self,
   return group_name (self, row);
 }
 
+static int
+group_slot (QbLayerTable *self,
+            QbTensorRow  *row)
+{
+  return group_key (self, row) + 2;   /* layers start at -1: keep 0 out of the tables */
+}
+
+/* Per group: tensors, planned bytes and parameters, over every row of the
+ * model (filters do not change a group's total). */
+static void
+compute_subtotals (QbLayerTable *self)
+{
+  guint n = self->document ? g_list_model_get_n_items (qb_document_get_rows (self->document)) : 0;
+
+  g_hash_table_remove_all (self->subtotals);
+  if (self->group_by == QB_GROUP_NONE)
+    return;
+  for (guint i = 0; i < n; i++)
+    {
+      QbTensorRow *row = qb_document_get_row (self->document, i);
+      gpointer slot = GINT_TO_POINTER (group_slot (self, row));
+      Subtotal *t = g_hash_table_lookup (self->subtotals, slot);
+
+      if (t == NULL)
+        {
+          t = g_new0 (Subtotal, 1);
+          t->first_index = qb_tensor_row_get_index (row);
+          g_hash_table_insert (self->subtotals, slot, t);
+        }
+      t->n++;
+      t->params += qb_tensor_row_get_n_params (row);
+      t->bytes += qb_tensor_row_get_bytes (row);
+      t->first_index = MIN (t->first_index, qb_tensor_row_get_index (row));
+    }
+}
+
+char *
+qb_layer_table_get_group_summary (QbLayerTable *self,
+                                  guint         position)
+{
+  g_autoptr(QbTensorRow) row = NULL;
+  g_autofree char *name = qb_layer_table_get_group_label (self, position);
+  g_autofree char *size = NULL;
+  Subtotal *t;
+  gboolean folded;
+
+  g_return_val_if_fail (QB_IS_LAYER_TABLE (self), NULL);
+
+  if (name == NULL || self->subtotals == NULL)
+    return g_steal_pointer (&name);
+  row = g_list_model_get_item (G_LIST_MODEL (self->sort_model), position);
+  t = g_hash_table_lookup (self->subtotals, GINT_TO_POINTER (group_slot (self, row)));
+  if (t == NULL)
+    return g_steal_pointer (&name);
+  folded = g_hash_table_contains (self->collapsed, GINT_TO_POINTER (group_slot (self, row)));
+  size = g_format_size (t->bytes);
+  return g_strdup_printf ("%s %s · %u tensor%s · %s · %.2f bpw", folded ? "▸" : "▾", name, t->n,
+                          t->n == 1 ? "" : "s", size, t->params > 0 ? t->bytes * 8.0 / t->params : 0);
+}
+
+static int
+needed_group_width (QbLayerTable *self,
+                    const char   *text)
+{
+  g_autoptr(PangoLayout) layout = gtk_widget_create_pango_layout (GTK_WIDGET (self->column_view), text);
+  int w;
+
+  pango_layout_get_pixel_size (layout, &w, NULL);
+  return (int) (w * 1.3) + 48;
+}
+
 static void
 refresh_group_cell (QbLayerTable *self,
                     GtkListItem  *item)
 {
-  g_autofree char *label = qb_layer_table_get_group_label (self, gtk_list_item_get_position (item));
+  GtkWidget *button = gtk_list_item_get_child (item);
+  g_autofree char *label = qb_layer_table_get_group_summary (self, gtk_list_item_get_position (item));
 
-  gtk_label_set_text (GTK_LABEL (gtk_list_item_get_child (item)), label ? label : "");
+  gtk_label_set_text (GTK_LABEL (gtk_button_get_child (GTK_BUTTON (button))), label ? label : "");
+  gtk_widget_set_visible (button, label != NULL);
+  if (label && gtk_column_view_column_get_fixed_width (self->group_column) < needed_group_width (self, label))
+    {
+      /* Wide enough for the summaries (bold, an arrow, the button's padding). */
+      int width = needed_group_width (self, label);
+      g_object_set_data (G_OBJECT (self->group_column), "qb-width", GINT_TO_POINTER (width));
+      gtk_column_view_column_set_fixed_width (self->group_column, width);
+    }
+  g_object_set_data (G_OBJECT (button), "qb-row", label ? gtk_list_item_get_item (item) : NULL);
+  gtk_widget_set_tooltip_text (button, label ? "Fold or unfold this group" : NULL);
+}
+
+/* Summaries change without their row moving (folding, new totals). */
+static void
+refresh_group_cells (QbLayerTable *self)
+{
+  GHashTableIter iter;
+  gpointer item;
+
+  g_hash_table_iter_init (&iter, self->group_items);
+  while (g_hash_table_iter_next (&iter, &item, NULL))
+    refresh_group_cell (self, item);
+}
+
+static void
+on_group_clicked (GtkButton    *button,
+                  QbLayerTable *self)
+{
+  QbTensorRow *row = g_object_get_data (G_OBJECT (button), "qb-row");
+
+  if (row)
+    qb_layer_table_set_group_collapsed (self, row, !qb_layer_table_get_group_collapsed (self, row));
+}
+
+gboolean
+qb_layer_table_get_group_collapsed (QbLayerTable *self,
+                                    QbTensorRow  *row)
+{
+  g_return_val_if_fail (QB_IS_LAYER_TABLE (self), FALSE);
+  return self->group_by != QB_GROUP_NONE
+         && g_hash_table_contains (self->collapsed, GINT_TO_POINTER (group_slot (self, row)));
+}
+
+void
+qb_layer_table_set_group_collapsed (QbLayerTable *self,
+                                    QbTensorRow  *row,
+                                    gboolean      collapsed)
+{
+  gpointer slot;
+
+  g_return_if_fail (QB_IS_LAYER_TABLE (self));
+
+  if (self->group_by == QB_GROUP_NONE || row == NULL)
+    return;
+  slot = GINT_TO_POINTER (group_slot (self, row));
+  if (collapsed)
+    g_hash_table_add (self->collapsed, slot);
+  else
+    g_hash_table_remove (self->collapsed, slot);
+  gtk_filter_changed (GTK_FILTER (self->layer_role_filter),
+                      collapsed ? GTK_FILTER_CHANGE_MORE_STRICT : GTK_FILTER_CHANGE_LESS_STRICT);
+  qb_layer_table_refresh_sort (self);
+  refresh_group_cells (self);
 }
 
 /* Re-sorting replaces every item, which would drop the selection: keep it. */
@@ -675,6 +839,13 @@ match_layer_role (gpointer item,
     return FALSE;
   if (self->role_filter != QB_ROLE_FILTER_ALL && (int) qb_tensor_row_get_role (row) != self->role_filter)
     return FALSE;
+  /* A folded group shows one row, which carries the group's summary. */
+  if (self->group_by != QB_GROUP_NONE
+      && g_hash_table_contains (self->collapsed, GINT_TO_POINTER (group_slot (self, row))))
+    {
+      Subtotal *t = g_hash_table_lookup (self->subtotals, GINT_TO_POINTER (group_slot (self, row)));
+      return t == NULL || t->first_index == qb_tensor_row_get_index (row);
+    }
   return TRUE;
 }
 
@@ -849,8 +1020,10 @@ on_totals_changed (QbDocument   *document,
   /* Rows may move when sorted by format, bpw or size.  GTK 4.8 does not
    * say which column sorts, and a stable re-sort of a few thousand rows is
    * cheap, so always re-sort. */
+  compute_subtotals (self);
   qb_layer_table_refresh_sort (self);
   qb_layer_table_update_columns (self);
+  refresh_group_cells (self);
 }
 
 /* -- GObject -------------------------------------------------------------- */
@@ -871,6 +1044,9 @@ qb_layer_table_dispose (GObject *object)
   g_clear_object (&self->selection);
   g_clear_pointer (&self->layer_choices, g_free);
   g_clear_pointer (&self->role_choices, g_free);
+  g_clear_pointer (&self->subtotals, g_hash_table_unref);
+  g_clear_pointer (&self->collapsed, g_hash_table_unref);
+  g_clear_pointer (&self->group_items, g_hash_table_unref);
   G_OBJECT_CLASS (qb_layer_table_parent_class)->dispose (object);
 }
 
@@ -1030,6 +1206,9 @@ qb_layer_table_init (QbLayerTable *self)
 
   self->layer_filter = QB_LAYER_FILTER_ALL;
   self->role_filter = QB_ROLE_FILTER_ALL;
+  self->subtotals = g_hash_table_new_full (NULL, NULL, NULL, g_free);
+  self->collapsed = g_hash_table_new (NULL, NULL);
+  self->group_items = g_hash_table_new (NULL, NULL);
 
   self->bulk_format = qb_format_button_new ();
   gtk_widget_set_tooltip_text (self->bulk_format, "Format for the selected tensors");
@@ -1087,6 +1266,8 @@ qb_layer_table_set_document (QbLayerTable *self,
                                    qb_plan_get_default_format (qb_document_get_plan (document)));
       fill_filter_choices (self);
       fit_columns (self);
+      g_hash_table_remove_all (self->collapsed);
+      compute_subtotals (self);
       gtk_filter_changed (GTK_FILTER (self->layer_role_filter), GTK_FILTER_CHANGE_DIFFERENT);
       g_signal_connect (document, "totals-changed", G_CALLBACK (on_totals_changed), self);
     }
@@ -1233,6 +1414,9 @@ qb_layer_table_set_group_by (QbLayerTable *self,
   if (self->group_by == group)
     return;
   self->group_by = group;
+  g_hash_table_remove_all (self->collapsed);
+  compute_subtotals (self);
+  gtk_filter_changed (GTK_FILTER (self->layer_role_filter), GTK_FILTER_CHANGE_DIFFERENT);
   if (gtk_drop_down_get_selected (self->group_dropdown) != (guint) group)
     gtk_drop_down_set_selected (self->group_dropdown, group);
   show_column (self->group_column, group != QB_GROUP_NONE);

@@ -70,5 +70,16 @@ GListModel  *qb_layer_table_get_visible_rows  (QbLayerTable *self);
 /* The group label shown before this row, or NULL inside a group. */
 char        *qb_layer_table_get_group_label   (QbLayerTable *self,
                                                guint         position);
+/* What the group's first row shows: "▾ layer 3 · 9 tensors · 1.2 MB ·
+ * 4.52 bpw" (▸ when folded), or NULL inside a group. */
+char        *qb_layer_table_get_group_summary (QbLayerTable *self,
+                                               guint         position);
+/* A folded group shows its first row only (clicking the summary folds
+ * and unfolds); regrouping unfolds every group. */
+void         qb_layer_table_set_group_collapsed (QbLayerTable *self,
+                                               QbTensorRow  *row,
+                                               gboolean      collapsed);
+gboolean     qb_layer_table_get_group_collapsed (QbLayerTable *self,
+                                               QbTensorRow  *row);
 
 G_END_DECLS

@@ -18,6 +18,7 @@
 #include "qb-file.h"
 #include "qb-json.h"
 #include "qb-llama.h"
+#include "qb-llama-device-private.h"
 #include "qb-logprobs.h"
 #include "qb-relay.h"
 
@@ -380,6 +381,7 @@ run_chunks (Run *run, GCancellable *cancellable, QbEvalResult *result, GError **
       result->base_seconds = run->base_usec / 1e6;
       result->tokens_per_second = result->seconds > 0
                                   ? (double) run->n_chunks * run->n_ctx / result->seconds : 0;
+      g_strlcpy (result->device, qb_llama_device_label (run->llama), sizeof result->device);
     }
   g_free (run->logits);
   g_free (run->scores);
@@ -646,6 +648,8 @@ qb_eval_result_to_json (const QbEvalResult *r)
   qb_json_builder_add_number (b, "ppl_err", r->ppl_err);
   qb_json_builder_add_number (b, "seconds", r->seconds);
   qb_json_builder_add_number (b, "tokens_per_second", r->tokens_per_second);
+  json_builder_set_member_name (b, "device");
+  json_builder_add_string_value (b, r->device[0] ? r->device : "cpu");
   if (r->has_kld)
     {
       json_builder_set_member_name (b, "kld");
@@ -714,6 +718,7 @@ qb_eval_result_from_json (const char *json, QbEvalResult *r, GError **error)
   r->nll_mean = r->ppl > 0 ? log (r->ppl) : 0;
   r->seconds = get_number (o, "seconds");
   r->tokens_per_second = get_number (o, "tokens_per_second");
+  g_strlcpy (r->device, json_object_get_string_member_with_default (o, "device", "cpu"), sizeof r->device);
   k = json_object_has_member (o, "kld") ? json_object_get_object_member (o, "kld") : NULL;
   if (k == NULL)
     return TRUE;
@@ -869,6 +874,7 @@ qb_eval_result_to_evaluation (const QbEvalResult *r,
   e->perplexity = r->ppl;
   e->perplexity_err = r->ppl_err;
   e->seconds = r->seconds;
+  e->device = g_strdup (r->device[0] ? r->device : "cpu");
   if (!r->has_kld)
     return e;
   e->base_perplexity = r->base_ppl;

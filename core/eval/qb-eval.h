@@ -88,6 +88,7 @@ typedef struct {
   double   seconds;            /* the evaluated model's forward passes and scoring */
   double   base_seconds;       /* computing the float model (0 when cached) */
   double   tokens_per_second;  /* n_chunks × n_ctx / seconds */
+  char     device[128];        /* what ran the evaluated model: "cpu" or "opencl:N (name)" */
 } QbEvalResult;
 
 void      qb_eval_options_init (QbEvalOptions *opts);

@@ -29,6 +29,8 @@ QbLlamaDeviceOutcome qb_llama_device_forward (QbLlama              *llama,
                                               GCancellable         *cancellable,
                                               GError              **error);
 void                 qb_llama_device_free    (QbLlamaDevice        *state);
+/* "opencl:N (name)" when the last pass of llama ran on a device, else "cpu". */
+const char          *qb_llama_device_label   (QbLlama              *llama);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (QbLlamaDevice, qb_llama_device_free)
 
 /* Forward passes done on any device since the process started: lets tests

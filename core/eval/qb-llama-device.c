@@ -43,7 +43,16 @@ struct _QbLlamaDevice {
   cl_mem      x, xn, q, k, v, att, gate, up, rope_cache, scores, logits, norm;
   guint       logits_rows;
   gboolean    failed;         /* an error happened: stay on the CPU */
+  gboolean    ran;            /* the last pass ran here */
 };
+
+const char *
+qb_llama_device_label (QbLlama *llama)
+{
+  QbLlamaDevice *d = llama->device;
+
+  return d != NULL && !d->failed && d->ran ? qb_device_get_label (d->device) : "cpu";
+}
 
 static void
 device_weight_free (gpointer data)
@@ -472,6 +481,8 @@ qb_llama_device_forward (QbLlama *llama, QbLlamaDevice **state, const gint32 *to
   guint n_out = T - first_output;
   Run r = { llama, NULL, NULL, CL_SUCCESS, CLBlastSuccess, &local };
 
+  if (*state != NULL)
+    (*state)->ran = FALSE;
   if (device == NULL || llama->act_func != NULL)
     return QB_LLAMA_DEVICE_DECLINED;
   if (*state != NULL && ((*state)->device != device || (*state)->failed))
@@ -514,6 +525,7 @@ qb_llama_device_forward (QbLlama *llama, QbLlamaDevice **state, const gint32 *to
       goto declined;
     }
   __atomic_add_fetch (&passes, 1, __ATOMIC_RELAXED);
+  r.d->ran = TRUE;
   if (progress != NULL)
     progress (p->n_layer + 1, p->n_layer + 1, progress_data);
   return QB_LLAMA_DEVICE_DONE;

@@ -232,7 +232,7 @@ qb_ggml_encode_iq4_nl (const float *x, float d, void *block)
 /* ---- dequantization ------------------------------------------------------ */
 
 QB_KERNEL void
-qb_dequantize_row_iq4_nl (const void *src, float *y, gint64 n)
+qb_dequantize_row_iq4_nl (const void *restrict src, float *restrict y, gint64 n)
 {
   const QbBlockIQ4_NL *x = src;
   for (gint64 i = 0; i < n / QB_QK; i++, y += QB_QK)
@@ -247,7 +247,7 @@ qb_dequantize_row_iq4_nl (const void *src, float *y, gint64 n)
 }
 
 QB_KERNEL void
-qb_dequantize_row_iq4_xs (const void *src, float *y, gint64 n)
+qb_dequantize_row_iq4_xs (const void *restrict src, float *restrict y, gint64 n)
 {
   const QbBlockIQ4_XS *x = src;
   for (gint64 i = 0; i < n / QB_QK_K; i++)

@@ -767,7 +767,7 @@ qb_quantize_q6_K (const float *src, void *dst, gint64 n_rows, gint64 n_per_row, 
 /* ---- dequantization ------------------------------------------------------ */
 
 QB_KERNEL void
-qb_dequantize_row_q2_K (const void *src, float *y, gint64 n)
+qb_dequantize_row_q2_K (const void *restrict src, float *restrict y, gint64 n)
 {
   const QbBlockQ2_K *x = src;
   for (gint64 i = 0; i < n / QB_QK_K; i++)
@@ -788,7 +788,7 @@ qb_dequantize_row_q2_K (const void *src, float *y, gint64 n)
 }
 
 QB_KERNEL void
-qb_dequantize_row_q3_K (const void *src, float *y, gint64 n)
+qb_dequantize_row_q3_K (const void *restrict src, float *restrict y, gint64 n)
 {
   const QbBlockQ3_K *x = src;
   for (gint64 i = 0; i < n / QB_QK_K; i++)
@@ -811,7 +811,7 @@ qb_dequantize_row_q3_K (const void *src, float *y, gint64 n)
 }
 
 QB_KERNEL void
-qb_dequantize_row_q4_K (const void *src, float *y, gint64 n)
+qb_dequantize_row_q4_K (const void *restrict src, float *restrict y, gint64 n)
 {
   const QbBlockQ4_K *x = src;
   for (gint64 i = 0; i < n / QB_QK_K; i++)
@@ -837,7 +837,7 @@ qb_dequantize_row_q4_K (const void *src, float *y, gint64 n)
 }
 
 QB_KERNEL void
-qb_dequantize_row_q5_K (const void *src, float *y, gint64 n)
+qb_dequantize_row_q5_K (const void *restrict src, float *restrict y, gint64 n)
 {
   const QbBlockQ5_K *x = src;
   for (gint64 i = 0; i < n / QB_QK_K; i++)
@@ -863,7 +863,7 @@ qb_dequantize_row_q5_K (const void *src, float *y, gint64 n)
 }
 
 QB_KERNEL void
-qb_dequantize_row_q6_K (const void *src, float *y, gint64 n)
+qb_dequantize_row_q6_K (const void *restrict src, float *restrict y, gint64 n)
 {
   const QbBlockQ6_K *x = src;
   for (gint64 i = 0; i < n / QB_QK_K; i++)

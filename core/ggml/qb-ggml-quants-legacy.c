@@ -968,7 +968,7 @@ qb_ggml_encode_block (QbDType dtype, const float *x, float d, float m, void *blo
 /* ---- dequantization ------------------------------------------------------ */
 
 QB_KERNEL void
-qb_dequantize_row_q4_0 (const void *src, float *y, gint64 n)
+qb_dequantize_row_q4_0 (const void *restrict src, float *restrict y, gint64 n)
 {
   const QbBlockQ4_0 *x = src;
   for (gint64 i = 0; i < n / QB_QK; i++, y += QB_QK)
@@ -983,7 +983,7 @@ qb_dequantize_row_q4_0 (const void *src, float *y, gint64 n)
 }
 
 QB_KERNEL void
-qb_dequantize_row_q4_1 (const void *src, float *y, gint64 n)
+qb_dequantize_row_q4_1 (const void *restrict src, float *restrict y, gint64 n)
 {
   const QbBlockQ4_1 *x = src;
   for (gint64 i = 0; i < n / QB_QK; i++, y += QB_QK)
@@ -998,7 +998,7 @@ qb_dequantize_row_q4_1 (const void *src, float *y, gint64 n)
 }
 
 QB_KERNEL void
-qb_dequantize_row_q5_0 (const void *src, float *y, gint64 n)
+qb_dequantize_row_q5_0 (const void *restrict src, float *restrict y, gint64 n)
 {
   const QbBlockQ5_0 *x = src;
   for (gint64 i = 0; i < n / QB_QK; i++, y += QB_QK)
@@ -1015,7 +1015,7 @@ qb_dequantize_row_q5_0 (const void *src, float *y, gint64 n)
 }
 
 QB_KERNEL void
-qb_dequantize_row_q5_1 (const void *src, float *y, gint64 n)
+qb_dequantize_row_q5_1 (const void *restrict src, float *restrict y, gint64 n)
 {
   const QbBlockQ5_1 *x = src;
   for (gint64 i = 0; i < n / QB_QK; i++, y += QB_QK)
@@ -1032,7 +1032,7 @@ qb_dequantize_row_q5_1 (const void *src, float *y, gint64 n)
 }
 
 QB_KERNEL void
-qb_dequantize_row_q8_0 (const void *src, float *y, gint64 n)
+qb_dequantize_row_q8_0 (const void *restrict src, float *restrict y, gint64 n)
 {
   const QbBlockQ8_0 *x = src;
   for (gint64 i = 0; i < n / QB_QK; i++, y += QB_QK)

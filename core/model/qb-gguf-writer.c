@@ -504,6 +504,13 @@ qb_gguf_writer_write_tensor_range (QbGgufWriter *w, guint index, guint64 offset,
     }
   if (!pwrite_all (w->fd, data, n_bytes, w->data_offset + t->offset + offset))
     return set_io_error (error, w->path, "cannot write", errno);
+#ifdef SYNC_FILE_RANGE_WRITE
+  /* Starts writing these pages to disk now, without waiting: the fsync at
+   * the end then finds little left, as the disk worked while the next
+   * tensors were quantized. */
+  sync_file_range (w->fd, (off64_t) (w->data_offset + t->offset + offset), (off64_t) n_bytes,
+                   SYNC_FILE_RANGE_WRITE);
+#endif
   __atomic_fetch_add (&t->written, n_bytes, __ATOMIC_RELAXED);
   return TRUE;
 }

@@ -45,8 +45,9 @@ void   qb_measure_error_merge    (QbErrorSums *into, const QbErrorSums *s);
 float  qb_measure_max_err        (const float *x, const float *y, gint64 n);
 
 /* Histograms as QbHistogram bins them (values outside the range and NaN
- * land in the end bins), in float arithmetic: one histogram of x, or three
- * at once of x, y and x - y.  Bins are computed for a whole row first (a
+ * land in the end bins), in float arithmetic: one histogram of x, two of
+ * y and x - y (when x's own histogram is counted elsewhere), or three at
+ * once of x, y and x - y.  Bins are computed for a whole row first (a
  * vectorized loop), then counted; counts are kept in 32 bits (a small,
  * cache-resident table) and flushed into 64-bit totals. */
 #define QB_HIST_MAX 3
@@ -64,11 +65,22 @@ typedef struct {
 } QbHistSet;
 
 void   qb_hist_set_init          (QbHistSet *set, guint n_hist, QbHistogram * const *edges);
+/* The float origin and bins-per-unit a QbHistSet bins histogram h with. */
+void   qb_hist_edges             (const QbHistogram *h, float *lo, float *scale);
 void   qb_hist_set_clear         (QbHistSet *set);
-/* n_hist == 1: adds x.  n_hist == 3: adds x, y and x - y. */
+/* n_hist == 1: adds x.  n_hist == 2: adds y and x - y.  n_hist == 3:
+ * adds x, y and x - y. */
 void   qb_hist_set_add           (QbHistSet *set, const float *x, const float *y, gint64 n);
+/* n_hist == 1: adds counts[i] values equal to values[i], for i < n (the
+ * histogram of a 16-bit source from its pattern counts). */
+void   qb_hist_set_add_counts    (QbHistSet *set, const float *values, const guint32 *counts,
+                                  gint64 n);
 /* Adds the counts into the histograms (same bins as at init). */
 void   qb_hist_set_collect       (QbHistSet *set, QbHistogram * const *into);
+
+/* counts[p[i]]++ for i < n: the raw 16-bit patterns of an F16 or BF16
+ * source, from which its moments and histogram follow exactly. */
+void   qb_measure_count_u16      (const guint16 *p, gint64 n, guint32 *counts);
 
 /* F32 -> F16 for a run of values (round to nearest even). */
 void   qb_measure_to_f16         (const float *x, guint16 *dst, gint64 n);

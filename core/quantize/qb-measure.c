@@ -240,11 +240,16 @@ qb_measure_max_err (const float *x, const float *y, gint64 n)
 }
 
 #define FLUSH_AT ((gint64) 1 << 30)
+/* Each histogram is counted in two tables, even values into one and odd
+ * into the other: runs of values in the same bin (common in the
+ * dequantized and error histograms) then do not wait on each other's
+ * increment. */
+#define COPIES 2
 
 void
 qb_hist_set_init (QbHistSet *set, guint n_hist, QbHistogram * const *edges)
 {
-  g_return_if_fail (n_hist == 1 || n_hist == 3);
+  g_return_if_fail (n_hist >= 1 && n_hist <= QB_HIST_MAX);
   memset (set, 0, sizeof *set);
   set->n_hist = n_hist;
   set->n_bins = edges[0]->n_bins;
@@ -252,11 +257,17 @@ qb_hist_set_init (QbHistSet *set, guint n_hist, QbHistogram * const *edges)
   for (guint h = 0; h < n_hist; h++)
     {
       g_return_if_fail (edges[h]->n_bins == set->n_bins);
-      set->lo[h] = (float) edges[h]->lo;
-      set->scale[h] = (float) (edges[h]->n_bins / (edges[h]->hi - edges[h]->lo));
+      qb_hist_edges (edges[h], &set->lo[h], &set->scale[h]);
     }
-  set->counts = g_new0 (guint32, (gsize) n_hist * set->n_bins);
+  set->counts = g_new0 (guint32, (gsize) COPIES * n_hist * set->n_bins);
   set->totals = g_new0 (guint64, (gsize) n_hist * set->n_bins);
+}
+
+void
+qb_hist_edges (const QbHistogram *h, float *lo, float *scale)
+{
+  *lo = (float) h->lo;
+  *scale = (float) (h->n_bins / (h->hi - h->lo));
 }
 
 void
@@ -273,8 +284,8 @@ hist_flush (QbHistSet *set)
   gsize n = (gsize) set->n_hist * set->n_bins;
 
   for (gsize b = 0; b < n; b++)
-    set->totals[b] += set->counts[b];
-  memset (set->counts, 0, sizeof (guint32) * n);
+    set->totals[b] += (guint64) set->counts[COPIES * b] + set->counts[COPIES * b + 1];
+  memset (set->counts, 0, sizeof (guint32) * COPIES * n);
   set->pending = 0;
 }
 
@@ -301,6 +312,21 @@ bins_x (const float *restrict x, gint64 n, float lo, float scale, float last,
 }
 
 QB_HOT static void
+bins_ye (const float *restrict x, const float *restrict y, gint64 n,
+         const float *lo, const float *scale, float last,
+         guint16 *restrict by, guint16 *restrict be)
+{
+  const float lo0 = lo[0], lo1 = lo[1];
+  const float s0 = scale[0], s1 = scale[1];
+
+  for (gint64 i = 0; i < n; i++)
+    {
+      by[i] = bin_of (y[i], lo0, s0, last);
+      be[i] = bin_of (x[i] - y[i], lo1, s1, last);
+    }
+}
+
+QB_HOT static void
 bins_xye (const float *restrict x, const float *restrict y, gint64 n,
           const float *lo, const float *scale, float last,
           guint16 *restrict bx, guint16 *restrict by, guint16 *restrict be)
@@ -316,13 +342,28 @@ bins_xye (const float *restrict x, const float *restrict y, gint64 n,
     }
 }
 
+/* Counts bins b[0..n) into the two tables of one histogram (c holds bin
+ * k's two counts at COPIES * k). */
+static inline void
+count_bins (guint32 *restrict c, const guint16 *restrict b, gint64 n)
+{
+  gint64 i = 0;
+
+  for (; i + 2 <= n; i += 2)
+    {
+      c[COPIES * b[i]]++;
+      c[COPIES * b[i + 1] + 1]++;
+    }
+  if (i < n)
+    c[COPIES * b[i]]++;
+}
+
 void
 qb_hist_set_add (QbHistSet *set, const float *x, const float *y, gint64 n)
 {
-  guint nb = set->n_bins;
-  float last = (float) (nb - 1);
-  guint32 *c = set->counts;
-  gint64 i = 0;
+  gsize stride = (gsize) COPIES * set->n_bins;
+  float last = (float) (set->n_bins - 1);
+  guint16 *b0, *b1, *b2;
 
   if (n <= 0)
     return;
@@ -336,27 +377,30 @@ qb_hist_set_add (QbHistSet *set, const float *x, const float *y, gint64 n)
     hist_flush (set);
   set->pending += n;
 
+  b0 = set->bins;
+  b1 = b0 + set->bins_cap;
+  b2 = b1 + set->bins_cap;
   if (set->n_hist == 1)
-    {
-      guint16 *b = set->bins;
-      bins_x (x, n, set->lo[0], set->scale[0], last, b);
-      for (; i < n; i++)
-        c[b[i]]++;
-      return;
-    }
+    bins_x (x, n, set->lo[0], set->scale[0], last, b0);
+  else if (set->n_hist == 2)
+    bins_ye (x, y, n, set->lo, set->scale, last, b0, b1);
+  else
+    bins_xye (x, y, n, set->lo, set->scale, last, b0, b1, b2);
+  for (guint h = 0; h < set->n_hist; h++)
+    count_bins (set->counts + h * stride, set->bins + h * set->bins_cap, n);
+}
 
-  {
-    guint16 *bx = set->bins, *by = bx + set->bins_cap, *be = by + set->bins_cap;
-    guint32 *cx = c, *cy = c + nb, *ce = c + 2 * nb;
+void
+qb_hist_set_add_counts (QbHistSet *set, const float *values, const guint32 *counts, gint64 n)
+{
+  float last = (float) (set->n_bins - 1);
 
-    bins_xye (x, y, n, set->lo, set->scale, last, bx, by, be);
-    for (; i < n; i++)
-      {
-        cx[bx[i]]++;
-        cy[by[i]]++;
-        ce[be[i]]++;
-      }
-  }
+  g_return_if_fail (set->n_hist == 1);
+  /* Flushed first, so that the 32-bit table cannot overflow. */
+  hist_flush (set);
+  for (gint64 i = 0; i < n; i++)
+    if (counts[i] != 0)
+      set->totals[bin_of (values[i], set->lo[0], set->scale[0], last)] += counts[i];
 }
 
 void
@@ -366,6 +410,13 @@ qb_hist_set_collect (QbHistSet *set, QbHistogram * const *into)
   for (guint h = 0; h < set->n_hist; h++)
     for (guint b = 0; b < set->n_bins; b++)
       into[h]->counts[b] += set->totals[(gsize) h * set->n_bins + b];
+}
+
+void
+qb_measure_count_u16 (const guint16 *restrict p, gint64 n, guint32 *restrict counts)
+{
+  for (gint64 i = 0; i < n; i++)
+    counts[p[i]]++;
 }
 
 void

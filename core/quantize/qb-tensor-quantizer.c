@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* qb-tensor-quantizer.c — one tensor: pre-pass, sample, main pass. */
 #include "qb-tensor-quantizer.h"
+#include "qb-tensor-quantizer-private.h"
 #include "qb-linalg-private.h"
 #include "qb-measure-private.h"
 #include "qb-moments.h"
@@ -24,6 +25,19 @@
 #define N_SAMPLE_ROWS  32
 /* Share of the progress bar given to the pre-pass. */
 #define PREPASS_SHARE  0.2
+/* 16-bit sources of at least this many values are measured from their
+ * pattern counts: below it, going over 65,536 counters costs more than
+ * the values. */
+#define PATTERN_MIN_VALUES (16 * 1024)
+#define N_PATTERNS     65536
+
+static QbMeasurePath measure_path = QB_MEASURE_PATH_AUTO;
+
+void
+qb_tensor_quantizer_set_measure_path (QbMeasurePath path)
+{
+  measure_path = path;
+}
 
 gint64
 qb_tensor_chunk_rows (gint64 n_cols)
@@ -43,12 +57,13 @@ typedef void (*ChunkFunc) (Pass *pass, gint64 chunk, guint thread,
 
 /* Per-thread scratch.  The three buffers come from the pool's per-thread
  * scratch (qb_workers_scratch), reused from tensor to tensor. */
-enum { SLOT_X, SLOT_Y, SLOT_Q };
+enum { SLOT_X, SLOT_Y, SLOT_Q, SLOT_PATTERNS };
 
 typedef struct {
   float    *x;          /* scratch_rows * n_cols originals */
   float    *y;          /* scratch_rows * n_cols dequantized */
   guint8   *q;          /* scratch_rows * row_bytes when not writing in place */
+  guint32  *patterns;   /* N_PATTERNS counts of raw 16-bit values, or NULL */
   QbHistSet hist;       /* original (, dequantized, error) */
   float    *ch_min;     /* per-thread channel buckets */
   float    *ch_max;
@@ -73,6 +88,7 @@ struct _Pass {
   ChunkFunc       func;
   gpointer        data;
   gboolean        prefault;    /* the first read of the tensor's mapping */
+  gboolean        raw;         /* func reads the stored rows itself (x is NULL) */
 
   /* Progress: chunks done over the whole pass, reported every few. */
   gint64          done;        /* atomic */
@@ -220,21 +236,26 @@ pass_item (gint64 item, guint thread, gpointer user_data)
       __atomic_store_n (&pass->stop, TRUE, __ATOMIC_RELAXED);
       return;
     }
-  if (s->x == NULL)
-    s->x = qb_workers_scratch (pass->workers, thread, SLOT_X,
-                               sizeof (float) * pass->scratch_rows * pass->n_cols);
   if (pass->prefault)
     prefault_rows (pass, row0, n_rows);
-  for (gint64 r = 0; r < n_rows; r += pass->group_rows)
+  if (pass->raw)
+    pass->func (pass, chunk, thread, NULL, row0, n_rows);
+  else
     {
-      gint64 n = MIN (pass->group_rows, n_rows - r);
-
-      if (!qb_model_read_rows (pass->model, pass->index, row0 + r, n, s->x, &error))
+      if (s->x == NULL)
+        s->x = qb_workers_scratch (pass->workers, thread, SLOT_X,
+                                   sizeof (float) * pass->scratch_rows * pass->n_cols);
+      for (gint64 r = 0; r < n_rows; r += pass->group_rows)
         {
-          pass_fail (pass, chunk, error);
-          return;
+          gint64 n = MIN (pass->group_rows, n_rows - r);
+
+          if (!qb_model_read_rows (pass->model, pass->index, row0 + r, n, s->x, &error))
+            {
+              pass_fail (pass, chunk, error);
+              return;
+            }
+          pass->func (pass, chunk, thread, s->x, row0 + r, n);
         }
-      pass->func (pass, chunk, thread, s->x, row0 + r, n);
     }
 
   done = __atomic_add_fetch (&pass->done, 1, __ATOMIC_RELAXED);
@@ -279,11 +300,28 @@ moments_chunk (Pass *pass, gint64 chunk, guint thread, float *x,
   qb_moments_merge (&per_chunk[chunk], &m);
 }
 
+static void
+scan_from_moments (const QbMoments *all, QbTensorScan *scan)
+{
+  memset (scan, 0, sizeof *scan);
+  scan->n = all->n;
+  scan->n_nonfinite = all->n_nonfinite;
+  if (all->n == 0)
+    return;
+  scan->min = all->min;
+  scan->max = all->max;
+  scan->absmax = MAX (fabs (scan->min), fabs (scan->max));
+  scan->mean = all->mean;
+  scan->std = qb_moments_std (all);
+  scan->kurtosis = qb_moments_kurtosis (all);
+  scan->outlier_radius = qb_moments_outlier_radius (all);
+}
+
 /* Moments per chunk, merged in chunk order with qb-moments: the same
  * figures for any number of threads.  NaN and infinities are left out. */
 static gboolean
-run_prepass (Pass *pass, QbWorkers *workers, QbTensorScan *scan,
-             double progress_span, GError **error)
+run_moments_prepass (Pass *pass, QbWorkers *workers, QbTensorScan *scan,
+                     double progress_span, GError **error)
 {
   g_autofree QbMoments *per_chunk = g_new (QbMoments, MAX (pass->n_chunks, 1));
   QbMoments all;
@@ -300,20 +338,175 @@ run_prepass (Pass *pass, QbWorkers *workers, QbTensorScan *scan,
   qb_moments_init (&all);
   for (gint64 c = 0; c < pass->n_chunks; c++)
     qb_moments_merge (&all, &per_chunk[c]);
-
-  memset (scan, 0, sizeof *scan);
-  scan->n = all.n;
-  scan->n_nonfinite = all.n_nonfinite;
-  if (all.n == 0)
-    return TRUE;
-  scan->min = all.min;
-  scan->max = all.max;
-  scan->absmax = MAX (fabs (scan->min), fabs (scan->max));
-  scan->mean = all.mean;
-  scan->std = qb_moments_std (&all);
-  scan->kurtosis = qb_moments_kurtosis (&all);
-  scan->outlier_radius = qb_moments_outlier_radius (&all);
+  scan_from_moments (&all, scan);
   return TRUE;
+}
+
+/* ---- pre-pass of 16-bit sources: counts of the raw patterns -------------- */
+
+/* F16 and BF16 stored little-endian and aligned, as the mapping holds
+ * them; at most 2^32 - 1 values so that 32-bit counts cannot overflow. */
+static gboolean
+counts_patterns (Pass *pass)
+{
+  const QbTensor *t = pass->tensor;
+
+  if (measure_path == QB_MEASURE_PATH_REFERENCE || G_BYTE_ORDER != G_LITTLE_ENDIAN)
+    return FALSE;
+  if ((t->dtype != QB_DTYPE_F16 && t->dtype != QB_DTYPE_BF16) || t->data == NULL
+      || (guintptr) t->data % 2 != 0 || t->n_params > G_MAXUINT32
+      || t->n_bytes < (guint64) t->n_params * 2)
+    return FALSE;
+  return measure_path == QB_MEASURE_PATH_PATTERNS || t->n_params >= PATTERN_MIN_VALUES;
+}
+
+/* The value of each of the 65,536 patterns of an F16 or BF16, computed
+ * once per type by the type's own conversion. */
+static const float *
+pattern_values (QbDType dtype)
+{
+  static float *tables[2];
+  float **table = &tables[dtype == QB_DTYPE_BF16];
+
+  if (g_once_init_enter (table))
+    {
+      g_autofree guint16 *all = g_new (guint16, N_PATTERNS);
+      float *values = g_new (float, N_PATTERNS);
+
+      for (guint p = 0; p < N_PATTERNS; p++)
+        all[p] = GUINT16_TO_LE ((guint16) p);
+      qb_dtype_info (dtype)->to_float ((const guint8 *) all, values, N_PATTERNS);
+      g_once_init_leave (table, values);
+    }
+  return *table;
+}
+
+static void
+patterns_chunk (Pass *pass, gint64 chunk, guint thread, float *x,
+                gint64 row0, gint64 n_rows)
+{
+  Scratch *s = &pass->scratch[thread];
+  const guint16 *p = (const guint16 *) pass->tensor->data + row0 * pass->n_cols;
+
+  if (s->patterns == NULL)
+    {
+      s->patterns = qb_workers_scratch (pass->workers, thread, SLOT_PATTERNS,
+                                        sizeof (guint32) * N_PATTERNS);
+      memset (s->patterns, 0, sizeof (guint32) * N_PATTERNS);
+    }
+  qb_measure_count_u16 (p, n_rows * pass->n_cols, s->patterns);
+}
+
+/* Moments about the exact mean, in double, pattern by pattern in a fixed
+ * order: the same figures for any number of threads. */
+static void
+moments_from_patterns (const float *values, const guint32 *counts, QbMoments *m)
+{
+  double sum = 0, s2 = 0, s3 = 0, s4 = 0;
+
+  qb_moments_init (m);
+  for (guint p = 0; p < N_PATTERNS; p++)
+    {
+      float v = values[p];
+
+      if (counts[p] == 0)
+        continue;
+      if (!isfinite (v))
+        {
+          m->n_nonfinite += counts[p];
+          continue;
+        }
+      m->n += counts[p];
+      sum += (double) counts[p] * v;
+      m->min = MIN (m->min, v);
+      m->max = MAX (m->max, v);
+    }
+  if (m->n == 0)
+    return;
+  m->mean = sum / (double) m->n;
+  for (guint p = 0; p < N_PATTERNS; p++)
+    if (counts[p] != 0 && isfinite (values[p]))
+      {
+        double d = (double) values[p] - m->mean, d2 = d * d, c = counts[p];
+        s2 += c * d2;
+        s3 += c * d2 * d;
+        s4 += c * d2 * d2;
+      }
+  m->m2 = s2;
+  m->m3 = s3;
+  m->m4 = s4;
+}
+
+static QbHistogram *histogram_for (const QbTensorScan *stats);
+
+/* Counts every raw pattern on the workers; the scan and (when original is
+ * not NULL) the histogram of the stored values follow from the counts. */
+static gboolean
+run_patterns_prepass (Pass *pass, QbWorkers *workers, QbTensorScan *scan,
+                      QbHistogram **original, double progress_span, GError **error)
+{
+  const float *values = pattern_values (pass->tensor->dtype);
+  guint32 *counts = NULL;
+  QbMoments all;
+  gboolean ok;
+
+  pass->prefault = qb_model_claim_first_read (pass->model, pass->index);
+  pass->raw = TRUE;
+  ok = pass_run (pass, workers, patterns_chunk, NULL, 0, progress_span, error);
+  pass->raw = FALSE;
+  pass->prefault = FALSE;
+  if (!ok)
+    return FALSE;
+
+  /* Into the first thread's table: the sum fits, as the tensor does. */
+  for (guint t = 0; t < pass->n_threads; t++)
+    {
+      guint32 *c = pass->scratch[t].patterns;
+
+      if (c == NULL)
+        continue;
+      if (counts == NULL)
+        counts = c;
+      else
+        for (guint p = 0; p < N_PATTERNS; p++)
+          counts[p] += c[p];
+      pass->scratch[t].patterns = NULL;
+    }
+  if (counts == NULL)
+    {
+      qb_moments_init (&all);
+      scan_from_moments (&all, scan);
+      if (original)
+        *original = histogram_for (scan);
+      return TRUE;
+    }
+  moments_from_patterns (values, counts, &all);
+  scan_from_moments (&all, scan);
+  if (original)
+    {
+      QbHistSet set;
+
+      *original = histogram_for (scan);
+      qb_hist_set_init (&set, 1, original);
+      qb_hist_set_add_counts (&set, values, counts, N_PATTERNS);
+      qb_hist_set_collect (&set, original);
+      qb_hist_set_clear (&set);
+    }
+  return TRUE;
+}
+
+/* The range and moments of the stored values, and their histogram when
+ * original is not NULL and the source's patterns give it for free
+ * (*original is left NULL otherwise). */
+static gboolean
+run_prepass (Pass *pass, QbWorkers *workers, QbTensorScan *scan, QbHistogram **original,
+             double progress_span, GError **error)
+{
+  if (original)
+    *original = NULL;
+  if (counts_patterns (pass))
+    return run_patterns_prepass (pass, workers, scan, original, progress_span, error);
+  return run_moments_prepass (pass, workers, scan, progress_span, error);
 }
 
 gboolean
@@ -325,7 +518,7 @@ qb_tensor_scan (QbModel *model, guint index, QbWorkers *workers,
 
   g_return_val_if_fail (index < qb_model_get_n_tensors (model), FALSE);
   pass_init (&pass, model, index, workers, cancellable);
-  ok = run_prepass (&pass, workers, stats, 1.0, error);
+  ok = run_prepass (&pass, workers, stats, NULL, 1.0, error);
   pass_clear (&pass);
   return ok;
 }
@@ -443,7 +636,7 @@ qb_tensor_describe_original (QbModel *model, guint index, QbWorkers *workers,
   g_return_val_if_fail (index < qb_model_get_n_tensors (model), NULL);
   t = qb_model_get_tensor (model, index);
   pass_init (&pass, model, index, workers, cancellable);
-  ok = run_prepass (&pass, workers, &stats, 0.5, error);
+  ok = run_prepass (&pass, workers, &stats, NULL, 0.5, error);
   if (ok)
     {
       o.hist = histogram_for (&stats);
@@ -492,7 +685,8 @@ typedef struct {
   /* Main pass results. */
   QbErrorSums            *per_chunk;
   double                 *out_err;     /* per chunk: Σ ΔWᵀGΔW and Σ WᵀGW (or their diagonal) */
-  QbHistogram            *hists[3];
+  QbHistogram            *hists[3];    /* original, dequantized, error */
+  guint                   first_hist;  /* 1 when the pre-pass gave the original's */
   guint                   n_channels;
   gint64                  rows_per_bucket;
 } Quant;
@@ -537,7 +731,7 @@ scratch_prepare_main (Pass *pass, Quant *qt, Scratch *s)
 {
   if (s->hist_ready)
     return;
-  qb_hist_set_init (&s->hist, 3, qt->hists);
+  qb_hist_set_init (&s->hist, 3 - qt->first_hist, qt->hists + qt->first_hist);
   s->ch_min = g_new (float, qt->n_channels);
   s->ch_max = g_new (float, qt->n_channels);
   for (guint c = 0; c < qt->n_channels; c++)
@@ -779,7 +973,7 @@ fill_result (Pass *pass, Quant *qt, QbTensorResult *r)
 
   for (guint t = 0; t < pass->n_threads; t++)
     if (pass->scratch[t].hist_ready)
-      qb_hist_set_collect (&pass->scratch[t].hist, qt->hists);
+      qb_hist_set_collect (&pass->scratch[t].hist, qt->hists + qt->first_hist);
   r->hist_original = g_steal_pointer (&qt->hists[0]);
   r->hist_quantized = g_steal_pointer (&qt->hists[1]);
   r->hist_error = g_steal_pointer (&qt->hists[2]);
@@ -926,9 +1120,13 @@ device_commit (Pass *pass, Quant *qt, DeviceSlabs *d)
 {
   Scratch *s = &pass->scratch[0];
 
+  gsize skip = (gsize) qt->first_hist * s->hist.n_bins;
+
   memcpy (qt->per_chunk, d->per_chunk, sizeof (QbErrorSums) * pass->n_chunks);
-  for (gsize b = 0; b < 3 * (gsize) s->hist.n_bins; b++)
-    s->hist.totals[b] += d->totals[b];
+  /* The device counts all three histograms; the pre-pass may have given
+   * the original's already (the same counts). */
+  for (gsize b = 0; b < (gsize) s->hist.n_hist * s->hist.n_bins; b++)
+    s->hist.totals[b] += d->totals[skip + b];
   memcpy (s->ch_min, d->ch_min, sizeof (float) * qt->n_channels);
   memcpy (s->ch_max, d->ch_max, sizeof (float) * qt->n_channels);
 }
@@ -993,10 +1191,7 @@ device_run (Pass *pass, Quant *qt, gboolean measure, double base, double span, G
       m.out_hi = qt->out_hi;
       m.n_bins = s->hist.n_bins;
       for (int h = 0; h < 3; h++)
-        {
-          m.lo[h] = s->hist.lo[h];
-          m.scale[h] = s->hist.scale[h];
-        }
+        qb_hist_edges (qt->hists[h], &m.lo[h], &m.scale[h]);
     }
   dq = qb_device_quantizer_new (dev, qt->spec->format, pass->n_cols, pass->n_rows,
                                 measure ? &m : NULL, &local);
@@ -1056,8 +1251,9 @@ static gboolean
 quantize_and_measure (Pass *pass, QbWorkers *workers, Quant *qt, const QbTensor *t,
                       GError **error)
 {
-  if (!run_prepass (pass, workers, &qt->stats, PREPASS_SHARE, error))
+  if (!run_prepass (pass, workers, &qt->stats, &qt->hists[0], PREPASS_SHARE, error))
     return FALSE;
+  qt->first_hist = qt->hists[0] != NULL;
   qt->out_lo = (float) (qt->stats.mean - qt->stats.outlier_radius);
   qt->out_hi = (float) (qt->stats.mean + qt->stats.outlier_radius);
   if (!prepare_method (pass, qt, t->name, error))
@@ -1065,7 +1261,8 @@ quantize_and_measure (Pass *pass, QbWorkers *workers, Quant *qt, const QbTensor 
   method_chunks (pass, qt);
   if (!size_error_histogram (pass, qt, error))
     return FALSE;
-  qt->hists[0] = histogram_for (&qt->stats);
+  if (qt->hists[0] == NULL)
+    qt->hists[0] = histogram_for (&qt->stats);
   qt->hists[1] = histogram_for (&qt->stats);
   qt->per_chunk = g_new0 (QbErrorSums, MAX (pass->n_chunks, 1));
   qt->out_err = g_new0 (double, 2 * MAX (pass->n_chunks, 1));
@@ -1082,7 +1279,7 @@ quantize_only (Pass *pass, QbWorkers *workers, Quant *qt, const QbTensor *t, GEr
 
   if (format == NULL)
     return TRUE;
-  if (need_scan && !run_prepass (pass, workers, &qt->stats, PREPASS_SHARE, error))
+  if (need_scan && !run_prepass (pass, workers, &qt->stats, NULL, PREPASS_SHARE, error))
     return FALSE;
   if (!prepare_method (pass, qt, t->name, error))
     return FALSE;

@@ -150,6 +150,7 @@ qb_evaluation_copy (const QbEvaluation *e)
   *c = *e;
   c->text_name = g_strdup (e->text_name);
   c->text_hash = g_strdup (e->text_hash);
+  c->device = g_strdup (e->device);
   c->chunk_ppl = g_memdup2 (e->chunk_ppl, sizeof (double) * e->n_chunk_results);
   c->chunk_kld = g_memdup2 (e->chunk_kld, sizeof (double) * e->n_chunk_results);
   return c;
@@ -162,6 +163,7 @@ qb_evaluation_free (QbEvaluation *e)
     return;
   g_free (e->text_name);
   g_free (e->text_hash);
+  g_free (e->device);
   g_free (e->chunk_ppl);
   g_free (e->chunk_kld);
   g_free (e);

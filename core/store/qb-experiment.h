@@ -103,6 +103,7 @@ typedef struct {
   double   dp_mean;          /* mean Δp of the correct token (quantized − float) */
   double   dp_rms;           /* RMS of that Δp */
   double   seconds;
+  char    *device;           /* what ran the forward passes: "cpu" or "opencl:N (name)"; NULL: not recorded */
   guint    n_chunk_results;  /* per-chunk results, may be 0: */
   double  *chunk_ppl;        /* n_chunk_results perplexities */
   double  *chunk_kld;        /* n_chunk_results mean KLDs (NAN without KLD) */

@@ -143,6 +143,7 @@ add_evaluation (QbJsonWriter *w, const char *key, QbEvaluation *e, gboolean with
   qb_json_write_int (w, "n_chunks", e->n_chunks);
   qb_json_write_int (w, "n_tokens", e->n_tokens);
   add_doubles (w, values, G_N_ELEMENTS (values));
+  qb_json_write_string (w, "device", e->device);
   if (with_chunks)
     {
       qb_json_begin_object (w, "chunks");

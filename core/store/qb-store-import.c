@@ -305,6 +305,7 @@ read_evaluation (Ctx *c, JsonObject *o, const char *where)
       !get_int (c, o, where, "n_chunks", 0, &n_chunks) ||
       !get_int (c, o, where, "n_tokens", 0, &n_tokens) ||
       !get_doubles (c, o, where, values, G_N_ELEMENTS (values)) ||
+      !get_string (c, o, where, "device", TRUE, &e->device) ||
       (chunks = get_object (c, o, where, "chunks", FALSE)) == NULL ||
       (ppl = get_array (c, chunks, chunks_where, "perplexity")) == NULL)
     return NULL;

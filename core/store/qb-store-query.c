@@ -136,7 +136,7 @@ qb_store_find_model (QbStore *store, const char *spec, GError **error)
   v "id, " v "created, " v "text_name, " v "text_hash, " v "n_ctx, " v "n_chunks, " \
   v "n_tokens, " v "perplexity, " v "perplexity_err, " v "base_perplexity, " v "kld_mean, " \
   v "kld_median, " v "kld_p90, " v "kld_p95, " v "kld_p99, " v "kld_max, " v "top1_agreement, " \
-  v "dp_mean, " v "dp_rms, " v "seconds"
+  v "dp_mean, " v "dp_rms, " v "seconds, " v "device"
 
 /* The evaluation whose columns start at `col`. */
 static QbEvaluation *
@@ -158,6 +158,7 @@ read_evaluation (QbStmt *stmt, int col)
   e->n_tokens = sqlite3_column_int64 (stmt, col + 6);
   for (guint i = 0; i < G_N_ELEMENTS (values); i++)
     *values[i] = qb_column_double (stmt, col + 7 + i);
+  e->device = qb_column_strdup (stmt, col + 7 + G_N_ELEMENTS (values));
   return e;
 }
 

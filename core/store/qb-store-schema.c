@@ -186,11 +186,16 @@ static const char migration_v3[] =
 static const char migration_v4[] =
   "ALTER TABLE tensor_result ADD COLUMN n_nonfinite INTEGER;";
 
+/* The device that evaluated (issue 13). */
+static const char migration_v5[] =
+  "ALTER TABLE evaluation ADD COLUMN device TEXT;";
+
 static const char * const migrations[] = {
   migration_v1,
   migration_v2,
   migration_v3,
   migration_v4,
+  migration_v5,
 };
 
 G_STATIC_ASSERT (G_N_ELEMENTS (migrations) == QB_STORE_SCHEMA_VERSION);

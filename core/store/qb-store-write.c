@@ -652,8 +652,8 @@ qb_store_write_evaluation_locked (QbStore *store, gint64 experiment_id, const Qb
                         "INSERT INTO evaluation (experiment_id, created, text_name, text_hash, "
                         "n_ctx, n_chunks, n_tokens, perplexity, perplexity_err, base_perplexity, "
                         "kld_mean, kld_median, kld_p90, kld_p95, kld_p99, kld_max, top1_agreement, "
-                        "dp_mean, dp_rms, seconds) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
-                        "?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20) "
+                        "dp_mean, dp_rms, seconds, device) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
+                        "?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21) "
                         "ON CONFLICT (experiment_id, text_hash, n_ctx, n_chunks) DO UPDATE SET "
                         "created = excluded.created, text_name = excluded.text_name, "
                         "n_tokens = excluded.n_tokens, perplexity = excluded.perplexity, "
@@ -663,7 +663,7 @@ qb_store_write_evaluation_locked (QbStore *store, gint64 experiment_id, const Qb
                         "kld_p95 = excluded.kld_p95, kld_p99 = excluded.kld_p99, "
                         "kld_max = excluded.kld_max, top1_agreement = excluded.top1_agreement, "
                         "dp_mean = excluded.dp_mean, dp_rms = excluded.dp_rms, "
-                        "seconds = excluded.seconds RETURNING id", error);
+                        "seconds = excluded.seconds, device = excluded.device RETURNING id", error);
   if (stmt == NULL)
     return FALSE;
   sqlite3_bind_int64 (stmt, 1, experiment_id);
@@ -675,6 +675,7 @@ qb_store_write_evaluation_locked (QbStore *store, gint64 experiment_id, const Qb
   sqlite3_bind_int64 (stmt, 7, ev->n_tokens);
   for (guint i = 0; i < G_N_ELEMENTS (values); i++)
     sqlite3_bind_double (stmt, 8 + i, values[i]);
+  qb_bind_text (stmt, 21, ev->device);
   if (sqlite3_step (stmt) != SQLITE_ROW)
     return qb_store_fail (store, error, "storing an evaluation");
   evaluation_id = sqlite3_column_int64 (stmt, 0);

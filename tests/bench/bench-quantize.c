@@ -7,7 +7,7 @@
  *
  * or directly: ./build/tests/bench/bench-quantize [--params 370M] [--threads N]
  *              [--repeats N] [--formats Q8_0,Q4_K] [--pass measure|quantize]
- *              [--llama-quantize PATH]
+ *              [--llama-quantize PATH] [--quantbench PATH] [--process-only]
  *
  * On the ~370M-parameter F16 demo model (generated once into
  * $QB_BENCH_CACHE, shared with bench-inspect), it reports the rate at
@@ -21,6 +21,16 @@
  * and Q4_0 quantized alone on all threads at 40% of the memory-read rate
  * or more; a summary says whether this run met it.
  *
+ * Whole process, as a user runs it: the quantbench executable (the one
+ * meson built, or --quantbench PATH) on the same file, the default command
+ * (`quantize --default F --out FILE`: metrics, three histograms, the
+ * experiment saved to a database in a temporary folder) beside the bare
+ * one (`--no-metrics --no-save`), run alternately, best of --repeats each,
+ * with the machine's load average beside each pair; the target is the
+ * default at most 1.3 times the bare run for Q8_0, Q4_0, Q4_K and Q6_K,
+ * and at most half of llama-quantize's time for Q4_0 and Q8_0 when it is
+ * at hand (said so when it is not).  --process-only runs only this part.
+ *
  * With llama.cpp's llama-quantize (--llama-quantize PATH, or
  * $QB_LLAMA_QUANTIZE, or the one meson found), the ggml types are also
  * run through it with --pure on the same file and thread counts, against
@@ -28,6 +38,7 @@
  * file.  Optional: without it that part is skipped.
  */
 #include <glib/gstdio.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -108,6 +119,127 @@ llama_time (const char *tool, const char *model, const char *format, guint threa
   return TRUE;
 }
 
+static double
+load_average (void)
+{
+  g_autofree char *text = NULL;
+
+  if (!g_file_get_contents ("/proc/loadavg", &text, NULL, NULL))
+    return NAN;
+  return g_ascii_strtod (text, NULL);
+}
+
+/* Runs argv (NULL-terminated) once; FALSE when it fails. */
+static gboolean
+spawn_time (const char * const *argv, QbBenchTime *t)
+{
+  double t0 = qb_bench_now (), c0 = children_cpu_seconds ();
+  g_autoptr(GError) error = NULL;
+  int status;
+
+  if (!g_spawn_sync (NULL, (char **) argv, NULL,
+                     G_SPAWN_STDOUT_TO_DEV_NULL | G_SPAWN_STDERR_TO_DEV_NULL,
+                     NULL, NULL, NULL, NULL, &status, &error)
+      || !g_spawn_check_wait_status (status, &error))
+    {
+      fprintf (stderr, "bench-quantize: %s: %s\n", argv[0], error->message);
+      return FALSE;
+    }
+  t->wall = qb_bench_now () - t0;
+  t->cpu = children_cpu_seconds () - c0;
+  return TRUE;
+}
+
+static void
+keep_best (QbBenchTime *best, const QbBenchTime *t)
+{
+  best->wall = MIN (best->wall, t->wall);
+  best->cpu = MIN (best->cpu, t->cpu);
+}
+
+/* The quantbench executable: the default command beside the bare one
+ * (and llama-quantize when at hand), as whole processes. */
+static void
+whole_process (const char *quantbench, const char *llama, const char *path, char **formats,
+               guint threads, guint repeats, GString *targets)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *dir = g_dir_make_tmp ("qb-bench-XXXXXX", &error);
+  g_autofree char *out = NULL;
+  g_autofree char *db = NULL;
+  g_autofree char *nthreads = g_strdup_printf ("%u", threads);
+
+  g_assert_no_error (error);
+  out = g_build_filename (dir, "out.gguf", NULL);
+  db = g_build_filename (dir, "experiments.db", NULL);
+  printf ("\n  whole process, %s, %u threads, best of %u (wall s | CPU s, all threads):\n",
+          quantbench, threads, repeats);
+  printf ("  %-8s %7s %15s %15s %7s %15s %7s\n", "format", "load",
+          "bare", "default", "ratio", llama ? "llama-quantize" : "", llama ? "ratio" : "");
+  for (guint f = 0; formats[f]; f++)
+    {
+      const QbFormat *fmt = qb_format_find (formats[f]);
+      gboolean ggml = fmt->family == QB_FAMILY_GGML;
+      g_autofree char *type = g_ascii_strdown (formats[f], -1);
+      const char *bare_argv[] = { quantbench, "quantize", path, "--default", formats[f],
+                                  "--threads", nthreads, "--out", out,
+                                  "--no-metrics", "--no-save", NULL };
+      const char *default_argv[] = { quantbench, "quantize", path, "--default", formats[f],
+                                     "--threads", nthreads, "--out", out, "--db", db, NULL };
+      const char *llama_argv[] = { llama, "--pure", path, out, type, nthreads, NULL };
+      QbBenchTime bare = { G_MAXDOUBLE, G_MAXDOUBLE }, def = bare, theirs = bare, t;
+      gboolean with_llama = llama != NULL && ggml, ok = TRUE;
+      double load = load_average ();
+
+      for (guint r = 0; r < repeats && ok; r++)
+        {
+          ok = spawn_time (bare_argv, &t);
+          keep_best (&bare, &t);
+          ok = ok && spawn_time (default_argv, &t);
+          keep_best (&def, &t);
+          if (ok && with_llama)
+            {
+              with_llama = spawn_time (llama_argv, &t);
+              keep_best (&theirs, &t);
+            }
+          g_unlink (out);
+        }
+      if (!ok)
+        {
+          printf ("  %-8s failed\n", formats[f]);
+          continue;
+        }
+      load = (load + load_average ()) / 2;
+      printf ("  %-8s %7.1f %7.2f |%6.2f %7.2f |%6.2f %6.2fx", formats[f], load,
+              bare.wall, bare.cpu, def.wall, def.cpu, def.wall / bare.wall);
+      if (with_llama)
+        printf (" %7.2f |%6.2f %6.2fx", theirs.wall, theirs.cpu, def.wall / theirs.wall);
+      printf ("\n");
+      g_string_append_printf (targets, "  %-8s default %.2f s = %.2fx the bare run's %.2f s (target 1.3x): %s"
+                              "  [load %.1f]\n", formats[f], def.wall, def.wall / bare.wall,
+                              bare.wall, def.wall <= 1.3 * bare.wall ? "met" : "not met", load);
+      if (!g_strcmp0 (formats[f], "Q4_0") || !g_strcmp0 (formats[f], "Q8_0"))
+        {
+          if (with_llama)
+            g_string_append_printf (targets, "  %-8s default %.2f s = %.2fx llama-quantize's %.2f s"
+                                    " (target 0.5x): %s\n", formats[f], def.wall,
+                                    def.wall / theirs.wall, theirs.wall,
+                                    def.wall <= 0.5 * theirs.wall ? "met" : "not met");
+          else
+            g_string_append_printf (targets, "  %-8s against llama-quantize: not measured (%s)\n",
+                                    formats[f], llama ? "it failed" : "llama-quantize is not built");
+        }
+    }
+  g_unlink (db);
+  {
+    g_autofree char *wal = g_strconcat (db, "-wal", NULL);
+    g_autofree char *shm = g_strconcat (db, "-shm", NULL);
+    g_unlink (wal);
+    g_unlink (shm);
+  }
+  g_rmdir (dir);
+}
+
 static void
 compare_with_llama (const char *tool, const char *path, QbModel *model, char **formats,
                     guint n_all, guint repeats, const char *out)
@@ -147,6 +279,8 @@ main (int argc, char **argv)
   g_autofree char *format_list = NULL;
   g_autofree char *llama = NULL;
   g_autofree char *only_pass = NULL;
+  g_autofree char *quantbench = NULL;
+  gboolean process_only = FALSE;
   int threads = 0, repeats = 2;
   const GOptionEntry entries[] = {
     { "params", 0, 0, G_OPTION_ARG_STRING, &params, "Demo model size (default 370M)", "SIZE" },
@@ -156,6 +290,8 @@ main (int argc, char **argv)
     { "formats", 0, 0, G_OPTION_ARG_STRING, &format_list, "Comma-separated formats", "LIST" },
     { "pass", 0, 0, G_OPTION_ARG_STRING, &only_pass, "Only the whole job (measure) or only quantization (quantize)", "PASS" },
     { "llama-quantize", 0, 0, G_OPTION_ARG_FILENAME, &llama, "llama.cpp's llama-quantize, to compare with", "PATH" },
+    { "quantbench", 0, 0, G_OPTION_ARG_FILENAME, &quantbench, "The quantbench executable for the whole-process figures", "PATH" },
+    { "process-only", 0, 0, G_OPTION_ARG_NONE, &process_only, "Only the whole-process figures", NULL },
     { NULL }
   };
   g_autoptr(GOptionContext) context = g_option_context_new ("— quantization throughput");
@@ -163,6 +299,7 @@ main (int argc, char **argv)
   g_autoptr(QbModel) model = NULL;
   g_auto(GStrv) formats = NULL;
   g_autoptr(GString) targets = g_string_new (NULL);
+  g_autoptr(GString) process_targets = g_string_new (NULL);
   g_autofree char *path = NULL;
   g_autofree char *dir = NULL;
   g_autofree char *out = NULL;
@@ -187,6 +324,8 @@ main (int argc, char **argv)
   /* meson's benchmark passes the one it found */
   if (llama == NULL && g_getenv ("QB_LLAMA_QUANTIZE_FOUND"))
     llama = g_strdup (g_getenv ("QB_LLAMA_QUANTIZE_FOUND"));
+  if (quantbench == NULL && g_getenv ("QB_QUANTBENCH"))
+    quantbench = g_strdup (g_getenv ("QB_QUANTBENCH"));
   formats = g_strsplit (format_list ? format_list : default_formats, ",", -1);
   for (guint f = 0; formats[f]; f++)
     if (qb_format_find (formats[f]) == NULL)
@@ -201,6 +340,18 @@ main (int argc, char **argv)
     g_error ("%s", error->message);
   printf ("bench-quantize: %s\n  %" G_GINT64_FORMAT " parameters, %.2f GB of tensor data, %u CPUs\n\n",
           path, qb_model_get_n_params (model), qb_model_get_n_bytes (model) / 1e9, qb_cpu_count ());
+
+  /* The whole process first, while the model is not yet mapped here. */
+  if (quantbench != NULL)
+    {
+      whole_process (quantbench, llama, path, formats, n_all, repeats, process_targets);
+      printf ("\n  whole process, default command against the bare one (and llama-quantize):\n%s",
+              process_targets->str);
+    }
+  else
+    printf ("  (whole-process figures skipped: pass --quantbench PATH or set QB_QUANTBENCH)\n");
+  if (process_only)
+    return 0;
 
   qb_bench_data_span (model, &data, &size);
   bytes = qb_model_get_n_bytes (model);

@@ -1,0 +1,342 @@
+/* SPDX-License-Identifier: MIT */
+/* test-measure-paths.c — the fast measurement of F16 and BF16 tensors
+ * (counts of raw 16-bit patterns, two histograms in the main pass) against
+ * the reference path every other source type takes: the same bytes, the
+ * same histograms, the same error metrics bit for bit, the same range and
+ * counts, and moments that agree to rounding (the fast path sums exactly
+ * in double, the reference in float lanes).
+ *
+ * On stories260K (../shared) converted to F16 and to BF16, on a generated
+ * demo model (QB_TEST_DEMO_PARAMS=370M for the benchmark's model; a small
+ * one by default), and on a tensor holding NaN and infinities. */
+#include <glib/gstdio.h>
+#include <math.h>
+#include <string.h>
+
+#include "qb-demo-model.h"
+#include "qb-job.h"
+#include "qb-model.h"
+#include "qb-tensor-quantizer.h"
+#include "qb-tensor-quantizer-private.h"
+#include "qb-test-util.h"
+
+static const char *formats[] = { "Q8_0", "Q4_0", "Q4_K", "Q6_K", NULL };
+
+/* Both NaN, or the same bits. */
+static void
+assert_same (double got, double want, const char *what, const char *where)
+{
+  if (isnan (got) && isnan (want))
+    return;
+  if (memcmp (&got, &want, sizeof got) != 0 && got != want)
+    g_error ("%s: %s: fast path %.17g, reference %.17g", where, what, got, want);
+}
+
+static void
+assert_close (double got, double want, double rel, const char *what, const char *where)
+{
+  if (isnan (got) && isnan (want))
+    return;
+  if (!(fabs (got - want) <= rel * fabs (want) + 1e-300))
+    g_error ("%s: %s: fast path %.17g, reference %.17g", where, what, got, want);
+}
+
+static void
+assert_same_histogram (const QbHistogram *a, const QbHistogram *b, const char *what,
+                       const char *where)
+{
+  g_assert_nonnull (a);
+  g_assert_nonnull (b);
+  g_assert_cmpuint (a->n_bins, ==, b->n_bins);
+  assert_same (a->lo, b->lo, what, where);
+  assert_same (a->hi, b->hi, what, where);
+  for (guint k = 0; k < a->n_bins; k++)
+    if (a->counts[k] != b->counts[k])
+      g_error ("%s: %s bin %u: fast path %" G_GUINT64_FORMAT ", reference %" G_GUINT64_FORMAT,
+               where, what, k, a->counts[k], b->counts[k]);
+}
+
+static QbTensorResult *
+quantize (QbModel *model, guint index, const QbFormat *format, QbWorkers *workers,
+          QbMeasurePath path, guint8 *data)
+{
+  QbQuantizeSpec spec = { .format = format };
+  QbQuantizeOutput output = { .data = data };
+  g_autoptr(GError) error = NULL;
+  QbTensorResult *r;
+
+  qb_tensor_quantizer_set_measure_path (path);
+  r = qb_tensor_quantize (model, index, &spec, workers, &output, NULL, NULL, NULL, &error);
+  qb_tensor_quantizer_set_measure_path (QB_MEASURE_PATH_AUTO);
+  g_assert_no_error (error);
+  g_assert_nonnull (r);
+  return r;
+}
+
+/* One tensor in one format (NULL: kept) by both paths. */
+static void
+compare_tensor (QbModel *model, guint index, const QbFormat *format, QbWorkers *workers,
+                QbMeasurePath fast_path)
+{
+  const QbTensor *t = qb_model_get_tensor (model, index);
+  g_autofree char *where = g_strdup_printf ("%s %s", t->name, format ? format->name : "keep");
+  g_autoptr(QbTensorResult) fast = NULL;
+  g_autoptr(QbTensorResult) ref = NULL;
+  g_autofree guint8 *fast_bytes = NULL;
+  g_autofree guint8 *ref_bytes = NULL;
+  const QbTensorMetrics *a, *b;
+  guint64 bytes = 0;
+
+  if (format != NULL)
+    {
+      if (!qb_format_tensor_bytes (format, t->ne[0], qb_tensor_n_rows (t), &bytes))
+        return;   /* rows that do not fit the format */
+      fast_bytes = g_malloc0 (MAX (bytes, 1));
+      ref_bytes = g_malloc0 (MAX (bytes, 1));
+    }
+  fast = quantize (model, index, format, workers, fast_path, fast_bytes);
+  ref = quantize (model, index, format, workers, QB_MEASURE_PATH_REFERENCE, ref_bytes);
+  if (bytes > 0)
+    g_assert_true (memcmp (fast_bytes, ref_bytes, bytes) == 0);
+
+  a = &fast->metrics;
+  b = &ref->metrics;
+  assert_same (a->mse, b->mse, "mse", where);
+  assert_same (a->rmse_rel, b->rmse_rel, "rmse_rel", where);
+  assert_same (a->sqnr_db, b->sqnr_db, "sqnr_db", where);
+  assert_same (a->cosine, b->cosine, "cosine", where);
+  assert_same (a->max_abs_err, b->max_abs_err, "max_abs_err", where);
+  assert_same (a->wmse, b->wmse, "wmse", where);
+  assert_same (a->out_rel_err, b->out_rel_err, "out_rel_err", where);
+  assert_same (a->min, b->min, "min", where);
+  assert_same (a->max, b->max, "max", where);
+  assert_same (a->outlier_share, b->outlier_share, "outlier_share", where);
+  /* The reference sums in float lanes over groups of 4K values: its
+   * moments carry float rounding, the fast path's do not. */
+  assert_close (a->mean, b->mean, 1e-5, "mean", where);
+  assert_close (a->std, b->std, 1e-6, "std", where);
+  /* kurtosis + 3 = n m4 / m2^2: relative to that, as excess kurtosis
+   * may be near 0 */
+  assert_close (a->kurtosis + 3, b->kurtosis + 3, 1e-5, "kurtosis", where);
+
+  assert_same_histogram (fast->hist_original, ref->hist_original, "original histogram", where);
+  assert_same_histogram (fast->hist_quantized, ref->hist_quantized, "quantized histogram", where);
+  assert_same_histogram (fast->hist_error, ref->hist_error, "error histogram", where);
+  g_assert_cmpuint (qb_histogram_total (fast->hist_original), ==, t->n_params);
+  g_assert_cmpint (fast->n_nonfinite, ==, ref->n_nonfinite);
+  g_assert_cmpuint (fast->n_channels, ==, ref->n_channels);
+  g_assert_true (memcmp (fast->channel_min, ref->channel_min, sizeof (float) * fast->n_channels) == 0);
+  g_assert_true (memcmp (fast->channel_max, ref->channel_max, sizeof (float) * fast->n_channels) == 0);
+}
+
+/* Every 16-bit tensor of the model, kept and in each format. */
+static guint
+compare_model (QbModel *model, QbMeasurePath fast_path, guint n_threads)
+{
+  g_autoptr(QbWorkers) workers = qb_workers_new (n_threads);
+  guint n_compared = 0;
+
+  for (guint i = 0; i < qb_model_get_n_tensors (model); i++)
+    {
+      const QbTensor *t = qb_model_get_tensor (model, i);
+
+      if (t->dtype != QB_DTYPE_F16 && t->dtype != QB_DTYPE_BF16)
+        continue;
+      compare_tensor (model, i, NULL, workers, fast_path);
+      for (guint f = 0; formats[f]; f++)
+        compare_tensor (model, i, qb_format_find (formats[f]), workers, fast_path);
+      n_compared++;
+    }
+  return n_compared;
+}
+
+/* stories260K with every tensor (norms included) stored as dtype. */
+static char *
+convert_stories (const char *dir, const char *dtype)
+{
+  g_autofree char *src = qb_test_shared_path ("models/stories260K.gguf");
+  g_autofree char *name = NULL;
+  g_autoptr(QbModel) model = NULL;
+  g_autoptr(QbPlan) plan = NULL;
+  g_autoptr(QbJob) job = NULL;
+  g_autoptr(GError) error = NULL;
+  char *out;
+
+  if (src == NULL)
+    return NULL;
+  model = qb_model_open (src, &error);
+  g_assert_no_error (error);
+  plan = qb_plan_new ();
+  qb_plan_set_default_format (plan, dtype);
+  qb_plan_set_keep_1d (plan, FALSE);
+  name = g_strdup_printf ("stories260K-%s.gguf", dtype);
+  out = g_build_filename (dir, name, NULL);
+  job = qb_job_new (model, plan);
+  qb_job_set_metrics (job, FALSE);
+  qb_job_set_export (job, QB_EXPORT_GGUF, out);
+  g_assert_true (qb_job_run (job, NULL, &error));
+  g_assert_no_error (error);
+  return out;
+}
+
+static void
+test_stories (gconstpointer data)
+{
+  const char *dtype = data;
+  g_autofree char *dir = qb_test_tmpdir ();
+  g_autofree char *path = convert_stories (dir, dtype);
+  g_autoptr(QbModel) model = NULL;
+  g_autoptr(GError) error = NULL;
+
+  if (path == NULL)
+    return;   /* skipped: no ../shared */
+  model = qb_model_open (path, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (qb_model_get_tensor (model, 0)->dtype, ==,
+                    g_str_equal (dtype, "F16") ? QB_DTYPE_F16 : QB_DTYPE_BF16);
+  /* Every tensor is small: force the pattern path on all of them (the
+   * 37 matrices; the export keeps the norms F32). */
+  g_assert_cmpuint (compare_model (model, QB_MEASURE_PATH_PATTERNS, 1), >=, 37);
+  compare_model (model, QB_MEASURE_PATH_PATTERNS, 3);
+}
+
+/* The generated demo model as the benchmark runs it: the automatic
+ * choice (patterns for the large tensors) on all CPUs. */
+static void
+test_demo (void)
+{
+  g_autofree char *dir = qb_test_tmpdir ();
+  g_autofree char *path = g_build_filename (dir, "demo.gguf", NULL);
+  const char *size = g_getenv ("QB_TEST_DEMO_PARAMS");
+  g_autoptr(QbModel) model = NULL;
+  g_autoptr(GError) error = NULL;
+  QbDemoModelSpec spec;
+
+  qb_demo_model_spec_init (&spec);
+  if (size != NULL)
+    g_assert_true (qb_demo_model_parse_size (size, &spec.n_params));
+  g_assert_true (qb_demo_model_write (&spec, path, NULL, NULL, &error));
+  g_assert_no_error (error);
+  model = qb_model_open (path, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (compare_model (model, QB_MEASURE_PATH_AUTO, 0), >, 0);
+}
+
+/* A copy of stories260K in F16 with NaN and infinities in one tensor:
+ * counted as the reference counts them, and never a perfect score. */
+static void
+test_non_finite (void)
+{
+  g_autofree char *dir = qb_test_tmpdir ();
+  g_autofree char *path = convert_stories (dir, "F16");
+  g_autofree char *bad = NULL;
+  g_autofree guint8 *file = NULL;
+  g_autoptr(QbModel) model = NULL;
+  g_autoptr(QbWorkers) workers = qb_workers_new (2);
+  g_autoptr(GError) error = NULL;
+  const guint16 specials[] = { 0x7e00, 0x7c00, 0xfc00, 0xfe01 };   /* NaN, +inf, -inf, NaN */
+  const QbTensor *t;
+  gsize size;
+  guint index;
+  guint8 *at;
+
+  if (path == NULL)
+    return;
+  model = qb_model_open (path, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (qb_model_find_tensor (model, "blk.0.ffn_gate.weight", &index));
+  t = qb_model_get_tensor (model, index);
+  /* The tensor's bytes in the file: where its first 256 bytes are. */
+  g_assert_true (g_file_get_contents (path, (char **) &file, &size, NULL));
+  at = memmem (file, size, t->data, 256);
+  g_assert_nonnull (at);
+  for (guint k = 0; k < G_N_ELEMENTS (specials); k++)
+    {
+      guint16 v = GUINT16_TO_LE (specials[k]);
+      memcpy (at + 2 * (1000 * k + 7), &v, 2);
+    }
+  g_clear_object (&model);
+  bad = g_build_filename (dir, "non-finite.gguf", NULL);
+  g_assert_true (g_file_set_contents (bad, (char *) file, size, NULL));
+  model = qb_model_open (bad, &error);
+  g_assert_no_error (error);
+  t = qb_model_get_tensor (model, index);
+
+  for (guint f = 0; formats[f]; f++)
+    {
+      const QbFormat *format = qb_format_find (formats[f]);
+      g_autoptr(QbTensorResult) fast = NULL;
+      g_autoptr(QbTensorResult) ref = NULL;
+      guint64 bytes;
+
+      if (!qb_format_tensor_bytes (format, t->ne[0], qb_tensor_n_rows (t), &bytes))
+        continue;
+      fast = quantize (model, index, format, workers, QB_MEASURE_PATH_PATTERNS, NULL);
+      ref = quantize (model, index, format, workers, QB_MEASURE_PATH_REFERENCE, NULL);
+      compare_tensor (model, index, format, workers, QB_MEASURE_PATH_PATTERNS);
+      /* The range and moments are of the finite values; the errors are not
+       * a perfect score. */
+      g_assert_true (isfinite (fast->metrics.min) && isfinite (fast->metrics.max));
+      g_assert_true (isfinite (fast->metrics.std) && fast->metrics.std > 0);
+      g_assert_cmpint (fast->n_nonfinite, ==, 4);
+      g_assert_false (fast->metrics.mse == 0);
+      g_assert_false (isinf (fast->metrics.sqnr_db) && fast->metrics.sqnr_db > 0);
+      g_assert_cmpuint (qb_histogram_total (fast->hist_original), ==, t->n_params);
+    }
+  {
+    QbTensorScan fast, ref;
+
+    qb_tensor_quantizer_set_measure_path (QB_MEASURE_PATH_PATTERNS);
+    g_assert_true (qb_tensor_scan (model, index, workers, NULL, &fast, &error));
+    qb_tensor_quantizer_set_measure_path (QB_MEASURE_PATH_REFERENCE);
+    g_assert_true (qb_tensor_scan (model, index, workers, NULL, &ref, &error));
+    qb_tensor_quantizer_set_measure_path (QB_MEASURE_PATH_AUTO);
+    g_assert_cmpuint (fast.n_nonfinite, ==, 4);
+    g_assert_cmpuint (ref.n_nonfinite, ==, 4);
+    g_assert_cmpuint (fast.n, ==, ref.n);
+    g_assert_cmpuint (fast.n + fast.n_nonfinite, ==, t->n_params);
+  }
+}
+
+/* The original-weights histogram on its own (shown before any run) is the
+ * one a run gives. */
+static void
+test_original_histogram (void)
+{
+  g_autofree char *dir = qb_test_tmpdir ();
+  g_autofree char *path = convert_stories (dir, "F16");
+  g_autoptr(QbModel) model = NULL;
+  g_autoptr(QbWorkers) workers = qb_workers_new (2);
+  g_autoptr(GError) error = NULL;
+
+  if (path == NULL)
+    return;
+  model = qb_model_open (path, &error);
+  g_assert_no_error (error);
+  for (guint i = 0; i < qb_model_get_n_tensors (model); i++)
+    {
+      g_autoptr(QbHistogram) fast = NULL;
+      g_autoptr(QbHistogram) ref = NULL;
+
+      qb_tensor_quantizer_set_measure_path (QB_MEASURE_PATH_PATTERNS);
+      fast = qb_tensor_original_histogram (model, i, workers, NULL, &error);
+      g_assert_no_error (error);
+      qb_tensor_quantizer_set_measure_path (QB_MEASURE_PATH_REFERENCE);
+      ref = qb_tensor_original_histogram (model, i, workers, NULL, &error);
+      g_assert_no_error (error);
+      qb_tensor_quantizer_set_measure_path (QB_MEASURE_PATH_AUTO);
+      assert_same_histogram (fast, ref, "original histogram", qb_model_get_tensor (model, i)->name);
+    }
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  g_test_add_data_func ("/measure-paths/stories260K-F16", "F16", test_stories);
+  g_test_add_data_func ("/measure-paths/stories260K-BF16", "BF16", test_stories);
+  g_test_add_func ("/measure-paths/demo-model", test_demo);
+  g_test_add_func ("/measure-paths/non-finite", test_non_finite);
+  g_test_add_func ("/measure-paths/original-histogram", test_original_histogram);
+  return g_test_run ();
+}
