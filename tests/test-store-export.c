@@ -300,6 +300,55 @@ test_round_trip (void)
   g_assert_cmpuint (count, ==, 3);
 }
 
+/* The import walks the text and parses one experiment at a time: the
+ * same result whatever the layout — pretty-printed, "experiments" first,
+ * names holding brackets, quotes and commas — and a damaged element late
+ * in the array still rolls the whole import back. */
+static void
+test_import_streamed (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *dir = qb_test_tmpdir ();
+  g_autoptr(QbStore) a = open_in (dir, "a.db");
+  g_autoptr(QbStore) b = open_in (dir, "b.db");
+  g_autoptr(QbStore) c = open_in (dir, "c.db");
+  g_autoptr(GArray) ids = populate (a);
+  g_autoptr(GArray) new_ids = NULL;
+  g_autoptr(JsonParser) parser = json_parser_new ();
+  g_autofree char *json = NULL, *pretty = NULL, *broken = NULL, *experiments = NULL;
+  JsonObject *root;
+  guint count = 0;
+
+  g_assert_true (qb_store_rename_experiment (a, g_array_index (ids, gint64, 0),
+                                             "odd ]},[{\"name\": \"x\"", &error));
+  g_assert_no_error (error);
+  json = export_to_string (a, ids, QB_STORE_EXPORT_JSON);
+  g_assert_true (json_parser_load_from_data (parser, json, -1, &error));
+  root = json_node_get_object (json_parser_get_root (parser));
+  /* experiments first, spaced out, then the envelope's other members */
+  experiments = qb_json_to_string (json_object_get_member (root, "experiments"));
+  pretty = g_strdup_printf ("\n {\n  \"experiments\" :\t%s ,\r\n  \"format\" : \"%s\",\n"
+                            "  \"version\" : %" G_GINT64_FORMAT "\n}\n", experiments,
+                            json_object_get_string_member (root, "format"),
+                            json_object_get_int_member (root, "version"));
+
+  g_assert_true (qb_store_import_json (b, pretty, -1, "pretty.json", &new_ids, NULL, &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (new_ids->len, ==, 3);
+  for (guint i = 0; i < 3; i++)
+    assert_same_experiment (a, g_array_index (ids, gint64, i), b, g_array_index (new_ids, gint64, i));
+
+  /* The last experiment damaged (its tensors renamed away), after two
+   * were written: nothing of them stays. */
+  broken = g_strdup (json);
+  memcpy (g_strrstr (broken, "\"tensors\":"), "\"tensorz\":", 10);
+  g_assert_false (qb_store_import_json (c, broken, -1, "broken.json", NULL, NULL, &error));
+  g_assert_error (error, QB_STORE_ERROR, QB_STORE_ERROR_INVALID);
+  g_test_message ("%s", error->message);
+  g_assert_true (qb_store_count_experiments (c, NULL, &count, NULL));
+  g_assert_cmpuint (count, ==, 0);
+}
+
 /* Imported twice after a colleague added a tag: the tag is merged, the
  * local name and notes kept. */
 static void
@@ -654,6 +703,7 @@ main (int argc, char **argv)
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/store/export/round-trip", test_round_trip);
   g_test_add_func ("/store/export/import-merges", test_import_merges);
+  g_test_add_func ("/store/export/import-streamed", test_import_streamed);
   g_test_add_func ("/store/export/import-running", test_import_running);
   g_test_add_func ("/store/export/import-bad", test_import_bad);
   g_test_add_func ("/store/export/csv", test_csv);

@@ -212,6 +212,76 @@ test_format_picker (Fixture       *f,
   gtk_popover_popdown (GTK_POPOVER (popover));
 }
 
+/* Every label under root whose text contains needle, in tree order. */
+static void
+collect_labels (GtkWidget  *root,
+                const char *needle,
+                GPtrArray  *out)
+{
+  if (GTK_IS_LABEL (root) && gtk_widget_get_mapped (root)
+      && strstr (gtk_label_get_text (GTK_LABEL (root)), needle))
+    g_ptr_array_add (out, root);
+  for (GtkWidget *child = gtk_widget_get_first_child (root); child; child = gtk_widget_get_next_sibling (child))
+    collect_labels (child, needle, out);
+}
+
+/* The label shows its whole text: not ellipsized, not cut. */
+static void
+assert_label_whole (GtkWidget *label)
+{
+  g_autoptr(PangoLayout) layout = gtk_widget_create_pango_layout (label, gtk_label_get_text (GTK_LABEL (label)));
+  int w;
+
+  pango_layout_get_pixel_size (layout, &w, NULL);
+  if (gtk_widget_get_width (label) + 1 < w || pango_layout_is_ellipsized (gtk_label_get_layout (GTK_LABEL (label))))
+    g_error ("“%s” is %d px wide, needs %d", gtk_label_get_text (GTK_LABEL (label)),
+             gtk_widget_get_width (label), w);
+}
+
+/* stories260K: its 172-wide rows do not fit Q4_K.  The cell shows what the
+ * tensor gets ("Q5_0 ← Q4_K" or so), shapes are never cut, and the
+ * sidebar gives back the width a long rule took. */
+static void
+test_table_cells (Fixture       *f,
+                  gconstpointer  data)
+{
+  QbLayerTable *table;
+  GtkWidget *panel;
+  g_autoptr(GPtrArray) shapes = g_ptr_array_new ();
+  g_autoptr(GPtrArray) fallbacks = g_ptr_array_new ();
+  int width;
+
+  if (!qb_test_window_open_shared (f, "models/stories260K.gguf"))
+    return;
+  qb_test_window_resize (f, 1024, 700);
+  qb_test_window_activate (f, "set-default-format", g_variant_new_string ("Q4_K"));
+  qb_test_window_activate (f, "select-tensor", g_variant_new_string ("blk.0.ffn_down.weight"));
+  qb_test_window_settle (f);
+  table = qb_window_get_layer_table (f->window);
+  g_assert_nonnull (qb_tensor_row_get_fallback (qb_test_window_row (f, "blk.0.ffn_down.weight")));
+
+  collect_labels (GTK_WIDGET (table), "← Q4_K", fallbacks);
+  g_assert_cmpuint (fallbacks->len, >, 0);
+  collect_labels (GTK_WIDGET (table), " × ", shapes);
+  g_assert_cmpuint (shapes->len, >, 0);
+  for (guint i = 0; i < shapes->len; i++)
+    assert_label_whole (g_ptr_array_index (shapes, i));
+  /* The reason, whole, in the details pane. */
+  g_assert_nonnull (strstr (qb_tensor_details_get_fact (qb_window_get_details (f->window), "fallback"),
+                            "do not fit"));
+
+  panel = find_widget (GTK_WIDGET (f->window), QB_TYPE_PLAN_PANEL);
+  width = gtk_widget_get_width (panel);
+  qb_test_window_activate (f, "add-rule", g_variant_new ("(sss)", "blk.*.ffn_[gu]*.weight_with_a_long_tail",
+                                                         "glob", "Q6_K"));
+  qb_test_window_resize (f, 1024, 700);
+  g_assert_cmpint (gtk_widget_get_width (panel), <=, width + 40);
+  assert_unclipped (f, "plan page with a rule");
+  qb_test_window_activate (f, "remove-rule", g_variant_new_uint32 (0));
+  qb_test_window_resize (f, 1024, 700);
+  g_assert_cmpint (gtk_widget_get_width (panel), ==, width);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -219,6 +289,7 @@ main (int argc, char **argv)
 #define ADD(path, fn) g_test_add ("/ui-layout/" path, Fixture, NULL, qb_test_window_setup, fn, qb_test_window_teardown)
   ADD ("sizes", test_sizes);
   ADD ("format-picker", test_format_picker);
+  ADD ("table-cells", test_table_cells);
 #undef ADD
   return g_test_run ();
 }

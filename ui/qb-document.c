@@ -4,6 +4,7 @@
 
 #include <math.h>
 
+#include "qb-allocation-plan.h"
 #include "qb-demo-model.h"
 #include "qb-tensor-quantizer.h"
 
@@ -26,6 +27,14 @@ struct _QbDocument
 
   char             **calib_paths;    /* calibration texts for runs, or NULL */
   QbCalibrationOptions calib_opts;
+
+  QbCostTable       *costs;          /* NULL until computed */
+  char              *cost_source;
+  GCancellable      *costs_cancellable;
+  gboolean           predicted_valid;
+  double             predicted, delta;
+  char              *measured_plan;  /* JSON of the plan last evaluated */
+  double             measured_kld;
 };
 
 G_DEFINE_FINAL_TYPE (QbDocument, qb_document, G_TYPE_OBJECT)
@@ -46,6 +55,9 @@ qb_document_dispose (GObject *object)
     g_cancellable_cancel (self->stats_cancellable);
   g_clear_object (&self->stats_cancellable);
   g_clear_object (&self->stats_row);
+  if (self->costs_cancellable)
+    g_cancellable_cancel (self->costs_cancellable);
+  g_clear_object (&self->costs_cancellable);
   if (self->plan && self->plan_changed_id)
     g_clear_signal_handler (&self->plan_changed_id, self->plan);
   g_clear_object (&self->plan);
@@ -63,6 +75,9 @@ qb_document_finalize (GObject *object)
   g_clear_pointer (&self->resolution, qb_plan_resolution_free);
   g_clear_error (&self->plan_error);
   g_clear_pointer (&self->calib_paths, g_strfreev);
+  g_clear_pointer (&self->costs, qb_cost_table_free);
+  g_free (self->cost_source);
+  g_free (self->measured_plan);
   G_OBJECT_CLASS (qb_document_parent_class)->finalize (object);
 }
 
@@ -88,6 +103,21 @@ qb_document_init (QbDocument *self)
   qb_calibration_options_init (&self->calib_opts);
 }
 
+/* The prediction of the plan just resolved, and the change from the last. */
+static void
+update_prediction (QbDocument *self)
+{
+  if (self->costs == NULL || self->resolution == NULL)
+    {
+      self->predicted_valid = FALSE;
+      return;
+    }
+  double p = qb_cost_table_predict (self->costs, self->model, self->resolution, NULL);
+  self->delta = self->predicted_valid ? p - self->predicted : 0.0;
+  self->predicted = p;
+  self->predicted_valid = TRUE;
+}
+
 /* Resolves the plan and pushes each tensor's choice into its row. */
 static void
 resolve (QbDocument *self)
@@ -108,15 +138,20 @@ resolve (QbDocument *self)
     self->plan_error = g_steal_pointer (&error);
   else
     {
+      g_autoptr(GHashTable) pinned = qb_plan_get_pinned_set (self->plan);
       self->resolution = res;
       for (guint i = 0; i < res->n_tensors && i < self->row_array->len; i++)
         {
           QbTensorRow *row = g_ptr_array_index (self->row_array, i);
-          gboolean overridden = qb_plan_get_override (self->plan, qb_tensor_row_get_name (row),
-                                                      NULL, NULL);
-          qb_tensor_row_set_choice (row, &res->choices[i], overridden);
+          const char *name = qb_tensor_row_get_name (row);
+          gboolean overridden = qb_plan_get_override (self->plan, name, NULL, NULL);
+          QbTensorChoice choice = res->choices[i];
+          if (g_hash_table_contains (pinned, name))
+            choice.source = (char *) "pinned";
+          qb_tensor_row_set_choice (row, &choice, overridden);
         }
     }
+  update_prediction (self);
   g_signal_emit (self, signals[TOTALS_CHANGED], 0);
 }
 
@@ -135,6 +170,145 @@ take_plan (QbDocument *self,
     g_clear_signal_handler (&self->plan_changed_id, self->plan);
   g_set_object (&self->plan, plan);
   self->plan_changed_id = g_signal_connect (plan, "changed", G_CALLBACK (on_plan_changed), self);
+}
+
+/* -- predicted KLD ----------------------------------------------------------- */
+
+static void
+costs_thread (GTask *task, gpointer source, gpointer task_data, GCancellable *cancellable)
+{
+  QbModel *model = task_data;
+  g_autofree char *list = g_strjoinv (",", (char **) qb_cost_default_candidates ());
+  guint n = 0;
+  GError *error = NULL;
+  g_autofree const QbFormat **candidates = qb_cost_parse_candidates (list, &n, &error);
+  QbCostTable *table = candidates ? qb_cost_table_new_proxy (model, candidates, n, NULL, NULL,
+                                                             cancellable, &error)
+                                  : NULL;
+  if (table == NULL)
+    g_task_return_error (task, error);
+  else
+    g_task_return_pointer (task, table, (GDestroyNotify) qb_cost_table_free);
+}
+
+static void
+costs_done (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr(GError) error = NULL;
+  QbCostTable *table = g_task_propagate_pointer (G_TASK (result), &error);
+
+  if (table == NULL)
+    {
+      if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+        g_warning ("predicted KLD unavailable: %s", error->message);
+      return;
+    }
+  /* The task holds the document until here, so it is alive. */
+  QbDocument *self = QB_DOCUMENT (source);
+  if (self->costs == NULL)
+    qb_document_set_cost_table (self, table, "weight proxies");
+  else
+    qb_cost_table_free (table);
+}
+
+static void
+start_costs (QbDocument *self)
+{
+  self->costs_cancellable = g_cancellable_new ();
+  g_autoptr(GTask) task = g_task_new (self, self->costs_cancellable, costs_done, NULL);
+  g_task_set_task_data (task, g_object_ref (self->model), g_object_unref);
+  g_task_run_in_thread (task, costs_thread);
+}
+
+const QbCostTable *
+qb_document_get_cost_table (QbDocument *self)
+{
+  g_return_val_if_fail (QB_IS_DOCUMENT (self), NULL);
+  return self->costs;
+}
+
+const char *
+qb_document_get_cost_source (QbDocument *self)
+{
+  g_return_val_if_fail (QB_IS_DOCUMENT (self), NULL);
+  return self->cost_source;
+}
+
+void
+qb_document_set_cost_table (QbDocument *self, QbCostTable *table, const char *source)
+{
+  g_return_if_fail (QB_IS_DOCUMENT (self));
+  g_clear_pointer (&self->costs, qb_cost_table_free);
+  self->costs = table;
+  g_free (self->cost_source);
+  self->cost_source = g_strdup (source);
+  self->predicted_valid = FALSE;
+  update_prediction (self);
+  g_signal_emit (self, signals[TOTALS_CHANGED], 0);
+}
+
+gboolean
+qb_document_get_predicted_kld (QbDocument *self, double *kld, double *delta)
+{
+  g_return_val_if_fail (QB_IS_DOCUMENT (self), FALSE);
+  if (!self->predicted_valid)
+    return FALSE;
+  if (kld)
+    *kld = self->predicted;
+  if (delta)
+    *delta = self->delta;
+  return TRUE;
+}
+
+gboolean
+qb_document_allocate (QbDocument *self, const QbAllocBudget *budget, GError **error)
+{
+  g_return_val_if_fail (QB_IS_DOCUMENT (self), FALSE);
+  if (self->costs == NULL)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_PENDING,
+                   "The tensors' costs are still being computed; try again in a moment.");
+      return FALSE;
+    }
+  g_autoptr(QbAllocConstraints) constraints =
+    qb_alloc_constraints_from_plan (self->plan, self->model, self->costs, error);
+  if (constraints == NULL)
+    return FALSE;
+  g_autoptr(QbAllocation) a = qb_allocate (self->costs, budget, constraints, error);
+  if (a == NULL)
+    return FALSE;
+  qb_document_begin_bulk_edit (self);
+  qb_allocation_apply (self->costs, a, self->cost_source, self->plan);
+  qb_document_end_bulk_edit (self);
+  return TRUE;
+}
+
+void
+qb_document_set_pinned (QbDocument *self, QbTensorRow **rows, guint n_rows, gboolean pinned)
+{
+  g_return_if_fail (QB_IS_DOCUMENT (self));
+  qb_document_begin_bulk_edit (self);
+  for (guint i = 0; i < n_rows; i++)
+    {
+      const char *name = qb_tensor_row_get_name (rows[i]);
+      /* A pin holds the format the tensor has now, as an override. */
+      if (pinned && !qb_plan_get_override (self->plan, name, NULL, NULL))
+        qb_plan_set_override (self->plan, name, qb_tensor_row_get_format (rows[i]), NULL);
+      qb_plan_set_pinned (self->plan, name, pinned);
+    }
+  qb_document_end_bulk_edit (self);
+}
+
+void
+qb_document_set_measured_kld (QbDocument *self, const char *plan_json, double kld)
+{
+  g_return_if_fail (QB_IS_DOCUMENT (self));
+  /* In the plan's own JSON layout, to compare with the plan being edited. */
+  g_autoptr(QbPlan) plan = qb_plan_new_from_json (plan_json, NULL);
+  g_free (self->measured_plan);
+  self->measured_plan = plan ? qb_plan_to_json (plan) : NULL;
+  self->measured_kld = kld;
+  g_signal_emit (self, signals[TOTALS_CHANGED], 0);
 }
 
 QbDocument *
@@ -159,6 +333,7 @@ qb_document_new (QbModel    *model,
     g_ptr_array_add (self->row_array, g_ptr_array_index (rows, i));
 
   resolve (self);
+  start_costs (self);
   return self;
 }
 
@@ -336,10 +511,21 @@ qb_document_describe_totals (QbDocument *self)
     return g_strdup_printf ("%s params · the plan has an error", params);
   original = g_format_size (r->original_bytes);
   quantized = g_format_size (r->quantized_bytes);
-  return g_strdup_printf ("%s params · %s → %s · %.2f bpw · %.2f× smaller · %u fallback%s", params,
-                          original, quantized, r->bpw,
+  GString *s = g_string_new (NULL);
+  g_string_printf (s, "%s params · %s → %s · %.2f bpw", params, original, quantized, r->bpw);
+  if (self->predicted_valid)
+    {
+      g_string_append_printf (s, " · predicted KLD %.4f", self->predicted);
+      if (self->delta != 0)
+        g_string_append_printf (s, " (Δ %+.4f)", self->delta);
+      g_autofree char *json = self->measured_plan ? qb_plan_to_json (self->plan) : NULL;
+      if (json && g_str_equal (json, self->measured_plan))
+        g_string_append_printf (s, " · measured %.4f", self->measured_kld);
+    }
+  g_string_append_printf (s, " · %.2f× smaller · %u fallback%s",
                           r->quantized_bytes ? (double) r->original_bytes / r->quantized_bytes : 0.0,
                           r->n_fallbacks, r->n_fallbacks == 1 ? "" : "s");
+  return g_string_free (s, FALSE);
 }
 
 void

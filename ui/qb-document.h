@@ -10,7 +10,9 @@
 
 #include <gio/gio.h>
 
+#include "qb-allocator.h"
 #include "qb-calibration.h"
+#include "qb-cost-table.h"
 #include "qb-model.h"
 #include "qb-plan.h"
 #include "qb-tensor-row.h"
@@ -63,6 +65,34 @@ void              qb_document_clear_overrides   (QbDocument           *self,
 /* Runs several plan edits with one re-resolve at the end. */
 void              qb_document_begin_bulk_edit   (QbDocument           *self);
 void              qb_document_end_bulk_edit     (QbDocument           *self);
+
+/* Predicted KLD.  A document computes a proxy-only cost table for its
+ * model in the background when it opens ("totals-changed" follows); a
+ * study's table may replace it.  NULL while none is ready. */
+const QbCostTable *qb_document_get_cost_table  (QbDocument           *self);
+const char       *qb_document_get_cost_source   (QbDocument           *self);
+void              qb_document_set_cost_table    (QbDocument           *self,
+                                                 QbCostTable          *table,
+                                                 const char           *source);
+/* The current plan's predicted KLD, and how much the last edit changed
+ * it; FALSE when no cost table is ready or the plan has an error. */
+gboolean          qb_document_get_predicted_kld (QbDocument           *self,
+                                                 double               *kld,
+                                                 double               *delta);
+/* Fills the plan from the cost table: the least predicted KLD within the
+ * budget, pinned tensors kept.  One edit. */
+gboolean          qb_document_allocate          (QbDocument           *self,
+                                                 const QbAllocBudget  *budget,
+                                                 GError              **error);
+void              qb_document_set_pinned        (QbDocument           *self,
+                                                 QbTensorRow         **rows,
+                                                 guint                 n_rows,
+                                                 gboolean              pinned);
+/* An evaluation's measured KLD of a plan (its JSON): shown beside the
+ * prediction while the plan being edited is that plan. */
+void              qb_document_set_measured_kld  (QbDocument           *self,
+                                                 const char           *plan_json,
+                                                 double                kld);
 
 /* Marks the rows the plan's rule `index` matches (-1: none). */
 void              qb_document_highlight_rule    (QbDocument           *self,

@@ -102,15 +102,27 @@ recorder_finish (gpointer      data,
                  const GError *job_error)
 {
   QbExperimentRecorder *self = data;
+  const GError *lost;
+  QbExperimentStatus stored;
+  const char *message;
   GError *local = NULL;
 
   if (self->job_recorder == NULL)
     return;
-  if (qb_job_recorder_get_error (self->job_recorder) != NULL)
-    note_error (self, g_error_copy (qb_job_recorder_get_error (self->job_recorder)));
-  if (!qb_job_recorder_finish (self->job_recorder, job, experiment_status (status),
-                               status == QB_RUN_FAILED && job_error ? job_error->message : NULL,
-                               &local))
+  lost = qb_job_recorder_get_error (self->job_recorder);
+  stored = experiment_status (status);
+  message = status == QB_RUN_FAILED && job_error ? job_error->message : NULL;
+  if (lost != NULL)
+    {
+      note_error (self, g_error_copy (lost));
+      /* Not every result reached the store (a full disk): not done. */
+      if (stored == QB_EXPERIMENT_DONE)
+        {
+          stored = QB_EXPERIMENT_FAILED;
+          message = lost->message;
+        }
+    }
+  if (!qb_job_recorder_finish (self->job_recorder, job, stored, message, &local))
     note_error (self, local);
   /* The connection is not needed any more; the main thread reads the id. */
   g_clear_pointer (&self->job_recorder, qb_job_recorder_free);

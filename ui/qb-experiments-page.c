@@ -77,7 +77,7 @@ static const Column columns[] = {
   { "Name", "Experiment name", col_name, NULL, FALSE, 200, TRUE },
   { "bpw", "Bits per weight", col_bpw, key_bpw, TRUE, 56, FALSE },
   { "Size", "Quantized size", col_size, key_size, TRUE, 80, FALSE },
-  { "SQNR dB", "Parameter-weighted mean SQNR", col_sqnr, key_sqnr, TRUE, 70, FALSE },
+  { "SQNR dB", "Parameter-weighted mean SQNR", col_sqnr, key_sqnr, TRUE, 80, FALSE },
   { "PPL", "Perplexity of the latest evaluation (its setting: Evaluated on)", col_ppl, key_ppl, TRUE, 64, FALSE },
   { "KLD", "Mean KL divergence to the float model, latest evaluation (its setting: Evaluated on)", col_kld, key_kld, TRUE, 70, FALSE },
   { "Evaluated on", "The text and chunking of the latest evaluation: compare PPL and KLD only between equal settings", col_eval, NULL, FALSE, 150, FALSE },

@@ -16,6 +16,10 @@ struct _QbPlanPanel
   GtkDropDown   *method_dropdown;
   QbRulesEditor *rules_editor;
   GtkLabel      *overrides_label;
+  GtkGrid       *settings_grid;
+  GtkSpinButton *budget_spin;
+  GtkLabel      *budget_label;
+  GtkWidget     *budget_fill;
   GtkButton     *calib_button;
   GtkLabel      *calib_label;
   GtkButton     *calib_clear_button;
@@ -44,6 +48,74 @@ string_list_find (GListModel *list,
   return GTK_INVALID_LIST_POSITION;
 }
 
+/* -- budget: fill the plan for a number of bits per weight ------------------ */
+
+static void
+sync_budget (QbPlanPanel *self)
+{
+  const char *source = self->document ? qb_document_get_cost_source (self->document) : NULL;
+  gboolean proxies = g_strcmp0 (source, "weight proxies") == 0;
+  g_autofree char *text = NULL, *tip = NULL;
+  double kld;
+
+  if (source == NULL)
+    text = g_strdup ("Costs being computed…");
+  else if (qb_document_get_predicted_kld (self->document, &kld, NULL))
+    {
+      text = g_strdup_printf ("KLD %.4f (%s)", kld, proxies ? "proxies" : source);
+      tip = g_strdup_printf ("Predicted KLD %.4f, from %s%s", kld, source,
+                             proxies ? ": relative weight errors mapped by one fixed factor, "
+                                       "not measured on this model" : "");
+    }
+  else
+    text = g_strdup_printf ("Costs from %s", source);
+  gtk_label_set_text (self->budget_label, text);
+  gtk_widget_set_tooltip_text (GTK_WIDGET (self->budget_label), tip ? tip : text);
+}
+
+static void
+on_budget_fill (GtkButton   *button,
+                QbPlanPanel *self)
+{
+  gtk_widget_activate_action (GTK_WIDGET (self), "win.allocate", "d",
+                              gtk_spin_button_get_value (self->budget_spin));
+}
+
+static void
+add_budget_row (QbPlanPanel *self)
+{
+  GtkWidget *label = gtk_label_new_with_mnemonic ("_Budget");
+  GtkWidget *box = gtk_box_new (GTK_ORIENTATION_HORIZONTAL, 6);
+  GtkWidget *fill = gtk_button_new_with_mnemonic ("_Fill");
+
+  self->budget_spin = GTK_SPIN_BUTTON (gtk_spin_button_new_with_range (1.0, 32.0, 0.25));
+  gtk_spin_button_set_digits (self->budget_spin, 2);
+  gtk_editable_set_width_chars (GTK_EDITABLE (self->budget_spin), 4);
+  gtk_spin_button_set_value (self->budget_spin, 4.5);
+  gtk_widget_set_hexpand (GTK_WIDGET (self->budget_spin), TRUE);
+  gtk_widget_set_tooltip_text (GTK_WIDGET (self->budget_spin), "Bits per weight for the whole model");
+  gtk_accessible_update_property (GTK_ACCESSIBLE (self->budget_spin),
+                                  GTK_ACCESSIBLE_PROPERTY_LABEL, "Budget in bits per weight", -1);
+  gtk_label_set_mnemonic_widget (GTK_LABEL (label), GTK_WIDGET (self->budget_spin));
+  gtk_label_set_xalign (GTK_LABEL (label), 0);
+  gtk_widget_set_tooltip_text (fill, "Choose every tensor's format: the least predicted KLD "
+                                     "within the budget; pinned tensors keep theirs");
+  g_signal_connect (fill, "clicked", G_CALLBACK (on_budget_fill), self);
+  self->budget_fill = fill;
+  /* Spin on the budget's row; the prediction and Fill on the next, so the
+   * sidebar gets no wider. */
+  self->budget_label = GTK_LABEL (gtk_label_new (NULL));
+  gtk_label_set_xalign (self->budget_label, 0);
+  gtk_label_set_ellipsize (self->budget_label, PANGO_ELLIPSIZE_END);
+  gtk_widget_set_hexpand (GTK_WIDGET (self->budget_label), TRUE);
+  gtk_widget_add_css_class (GTK_WIDGET (self->budget_label), "dim-label");
+  gtk_box_append (GTK_BOX (box), GTK_WIDGET (self->budget_label));
+  gtk_box_append (GTK_BOX (box), fill);
+  gtk_grid_attach (self->settings_grid, label, 0, 90, 1, 1);
+  gtk_grid_attach (self->settings_grid, GTK_WIDGET (self->budget_spin), 1, 90, 1, 1);
+  gtk_grid_attach (self->settings_grid, box, 0, 91, 2, 1);
+}
+
 static void
 sync_from_plan (QbPlanPanel *self)
 {
@@ -70,6 +142,7 @@ sync_from_plan (QbPlanPanel *self)
   else
     text = g_strdup_printf ("%u tensor%s with a format set by hand", overridden, overridden == 1 ? "" : "s");
   gtk_label_set_text (self->overrides_label, text);
+  sync_budget (self);
 }
 
 static void
@@ -240,6 +313,7 @@ qb_plan_panel_class_init (QbPlanPanelClass *klass)
   gtk_widget_class_bind_template_child (widget_class, QbPlanPanel, method_dropdown);
   gtk_widget_class_bind_template_child (widget_class, QbPlanPanel, rules_editor);
   gtk_widget_class_bind_template_child (widget_class, QbPlanPanel, overrides_label);
+  gtk_widget_class_bind_template_child (widget_class, QbPlanPanel, settings_grid);
   gtk_widget_class_bind_template_child (widget_class, QbPlanPanel, calib_button);
   gtk_widget_class_bind_template_child (widget_class, QbPlanPanel, calib_label);
   gtk_widget_class_bind_template_child (widget_class, QbPlanPanel, calib_clear_button);
@@ -264,6 +338,7 @@ qb_plan_panel_init (QbPlanPanel *self)
   gtk_widget_set_hexpand (self->default_button, TRUE);
   gtk_widget_set_tooltip_text (self->default_button, "Format for tensors no rule, preset or override decides");
   gtk_box_append (self->default_box, self->default_button);
+  add_budget_row (self);
 
   gtk_string_list_append (preset_list, "None");
   for (guint i = 0; presets && presets[i]; i++)
@@ -316,6 +391,27 @@ qb_plan_panel_set_document (QbPlanPanel *self,
     }
   push_calibration (self);
   sync_from_plan (self);
+}
+
+GtkSpinButton *
+qb_plan_panel_get_budget_spin (QbPlanPanel *self)
+{
+  g_return_val_if_fail (QB_IS_PLAN_PANEL (self), NULL);
+  return self->budget_spin;
+}
+
+GtkWidget *
+qb_plan_panel_get_budget_fill (QbPlanPanel *self)
+{
+  g_return_val_if_fail (QB_IS_PLAN_PANEL (self), NULL);
+  return self->budget_fill;
+}
+
+const char *
+qb_plan_panel_get_budget_text (QbPlanPanel *self)
+{
+  g_return_val_if_fail (QB_IS_PLAN_PANEL (self), NULL);
+  return gtk_label_get_text (self->budget_label);
 }
 
 QbRulesEditor *

@@ -18,6 +18,11 @@ GtkWidget     *qb_plan_panel_new               (void);
 void           qb_plan_panel_set_document      (QbPlanPanel *self,
                                                 QbDocument  *document);
 QbRulesEditor *qb_plan_panel_get_rules_editor  (QbPlanPanel *self);
+/* The budget control (bits per weight; its Fill button runs win.allocate)
+ * and the line under it (predicted KLD and where the costs come from). */
+GtkSpinButton *qb_plan_panel_get_budget_spin   (QbPlanPanel *self);
+GtkWidget     *qb_plan_panel_get_budget_fill   (QbPlanPanel *self);
+const char    *qb_plan_panel_get_budget_text   (QbPlanPanel *self);
 
 /* What choosing calibration texts in the file dialog does (NULL: none). */
 void           qb_plan_panel_set_calibration_files (QbPlanPanel        *self,

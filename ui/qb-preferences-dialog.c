@@ -170,7 +170,7 @@ on_devices_listed (GObject *source, GAsyncResult *result, gpointer data)
   g_signal_connect_swapped (self->device_drop, "notify::selected", G_CALLBACK (on_device_selected), self);
   gtk_label_set_text (self->device_hint,
                       list->len == 0 ? "No OpenCL device found: everything runs on the CPU."
-                                     : "The device quantizes Q8_0, Q4_0, Q4_1, Q5_0 and Q5_1 (with their metrics) "
+                                     : "The device quantizes Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 and INTn group formats (with their metrics) "
                                        "and evaluates models, with the CPU's results; the rest runs on the CPU.");
 }
 

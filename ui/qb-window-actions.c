@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* qb-window-actions.c — every command of the window, as a GAction. */
+#include <math.h>
+
 #include "qb-window-private.h"
 
 #include "qb-evaluate-dialog.h"
@@ -46,6 +48,7 @@ _qb_window_update_actions (QbWindow *self)
     "set-default-format", "set-preset", "set-method", "keep-1d", "add-rule",
     "remove-rule", "move-rule", "reset-zoom", "show-chart", "export-chart",
     "export-chart-to", "group-by", "log-scale", "histogram-difference", "open-experiment",
+    "allocate", "pin-tensors",
   };
   static const char *need_store[] = {
     "refresh-experiments", "delete-experiment", "rename-experiment", "set-experiment-notes",
@@ -209,6 +212,33 @@ action_set_format (GSimpleAction *action,
       return;
     }
   qb_document_set_formats (self->document, (QbTensorRow **) rows->pdata, rows->len, format);
+}
+
+/* Fills the plan: the least predicted KLD within the bits per weight. */
+static void
+action_allocate (GSimpleAction *action,
+                 GVariant      *param,
+                 gpointer       data)
+{
+  QbWindow *self = data;
+  QbAllocBudget budget = { QB_ALLOC_TARGET_BPW, g_variant_get_double (param) };
+  g_autoptr(GError) error = NULL;
+
+  if (!qb_document_allocate (self->document, &budget, &error))
+    _qb_window_show_error (self, error->message);
+}
+
+/* Pins (TRUE) or unpins the selected tensors: a budget fill keeps them. */
+static void
+action_pin_tensors (GSimpleAction *action,
+                    GVariant      *param,
+                    gpointer       data)
+{
+  QbWindow *self = data;
+  g_autoptr(GPtrArray) rows = qb_layer_table_get_selected_rows (self->layer_table);
+
+  qb_document_set_pinned (self->document, (QbTensorRow **) rows->pdata, rows->len,
+                          g_variant_get_boolean (param));
 }
 
 static void
@@ -594,8 +624,19 @@ static void
 on_evaluation_finished (QbEvaluator *evaluator,
                         QbWindow    *self)
 {
+  const QbEvaluation *evaluation = qb_evaluator_get_evaluation (evaluator);
+
   if (qb_evaluator_get_status (evaluator) == QB_EVALUATOR_FAILED)
     _qb_window_show_error (self, qb_evaluator_get_error (evaluator)->message);
+  /* Measured beside predicted, while the plan is the one evaluated. */
+  if (evaluation && isfinite (evaluation->kld_mean) && self->document && self->store)
+    {
+      g_autoptr(QbExperiment) e = qb_store_get_experiment (self->store,
+                                                           qb_evaluator_get_experiment_id (evaluator),
+                                                           NULL);
+      if (e && e->plan_json)
+        qb_document_set_measured_kld (self->document, e->plan_json, evaluation->kld_mean);
+    }
   _qb_window_update_actions (self);
 }
 
@@ -681,6 +722,8 @@ static const GActionEntry entries[] = {
   { "select-tensor", action_select_tensor, "s" },
   { "set-format", action_set_format, "s" },
   { "clear-format", action_clear_format },
+  { "allocate", action_allocate, "d" },
+  { "pin-tensors", action_pin_tensors, "b" },
   { "clear-overrides", action_clear_overrides },
   { "group-by", NULL, "s", "'none'", change_group_by },
   { "set-default-format", action_set_default_format, "s" },

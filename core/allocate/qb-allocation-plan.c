@@ -30,6 +30,16 @@ qb_plan_is_pinned (QbPlan *plan, const char *tensor_name)
   return g_ptr_array_find_with_equal_func (names, tensor_name, g_str_equal, NULL);
 }
 
+GHashTable *
+qb_plan_get_pinned_set (QbPlan *plan)
+{
+  g_autoptr(GPtrArray) names = pinned_names (plan);
+  GHashTable *set = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  for (guint i = 0; i < names->len; i++)
+    g_hash_table_add (set, g_strdup (g_ptr_array_index (names, i)));
+  return set;
+}
+
 void
 qb_plan_set_pinned (QbPlan *plan, const char *tensor_name, gboolean pinned)
 {

@@ -29,6 +29,8 @@ void      qb_allocation_apply          (const QbCostTable  *table,
 
 gboolean  qb_plan_is_pinned            (QbPlan             *plan,
                                         const char         *tensor_name);
+/* The pinned tensors' names as a set (char * keys, owned by the table). */
+GHashTable *qb_plan_get_pinned_set     (QbPlan             *plan);
 void      qb_plan_set_pinned           (QbPlan             *plan,
                                         const char         *tensor_name,
                                         gboolean            pinned);

@@ -328,6 +328,7 @@ greedy_fill (Item *items, guint n, double capacity, double *used)
 
 typedef struct {
   double w, v, r;    /* r: reduced cost so far */
+  double lb;         /* v plus the LP relaxation of the items still open */
   guint  parent;     /* index in the previous layer */
   guint  option;     /* option index in this layer's item */
 } State;
@@ -365,6 +366,8 @@ typedef struct {
   double *tree_w, *tree_v;
   double *e;          /* each segment's efficiency, in sorted order */
   double *dw;         /* its Δw (0 once removed) */
+  guint  *item;       /* its free item, and the options it goes between */
+  guint  *from, *to;
   GArray *of_item;    /* per free item: its segments' sorted positions (guint) */
 } Relaxation;
 
@@ -390,6 +393,9 @@ relaxation_init (Relaxation *rx, Item *items, const guint *free_items, guint n_f
   rx->tree_v = g_new0 (double, rx->n + 1);
   rx->e = g_new (double, MAX (rx->n, 1));
   rx->dw = g_new (double, MAX (rx->n, 1));
+  rx->item = g_new (guint, MAX (rx->n, 1));
+  rx->from = g_new (guint, MAX (rx->n, 1));
+  rx->to = g_new (guint, MAX (rx->n, 1));
   rx->of_item = g_array_new (FALSE, FALSE, sizeof (GArray *));
   for (guint f = 0; f < n_free; f++)
     {
@@ -402,6 +408,9 @@ relaxation_init (Relaxation *rx, Item *items, const guint *free_items, guint n_f
       const Item *it = &items[free_items[seg->item]];
       rx->e[s] = seg->e;
       rx->dw[s] = it->opt[seg->to].w - it->opt[seg->from].w;
+      rx->item[s] = seg->item;
+      rx->from[s] = seg->from;
+      rx->to[s] = seg->to;
       fenwick_add (rx->tree_w, rx->n, s, rx->dw[s]);
       fenwick_add (rx->tree_v, rx->n, s, it->opt[seg->from].v - it->opt[seg->to].v);
       g_array_append_val (g_array_index (rx->of_item, GArray *, seg->item), s);
@@ -418,6 +427,9 @@ relaxation_clear (Relaxation *rx)
   g_free (rx->tree_v);
   g_free (rx->e);
   g_free (rx->dw);
+  g_free (rx->item);
+  g_free (rx->from);
+  g_free (rx->to);
 }
 
 static void
@@ -451,6 +463,39 @@ relaxation_saving (const Relaxation *rx, double room)
   if (pos < rx->n)
     saved += room * rx->e[pos];
   return saved;
+}
+
+/* Completes a state of layer f greedily: the open items start at their
+ * lightest option and take hull segments in efficiency order while they
+ * fit.  When that beats the incumbent, it becomes the incumbent and best
+ * (one option per free item) records it. */
+static void
+complete_greedily (const Relaxation *rx, GPtrArray *layers, const State *state, guint f,
+                   guint n_free, double room, double v, guint *scratch, guint *best,
+                   double *incumbent, double tol)
+{
+  memset (scratch, 0, n_free * sizeof (guint));
+  for (guint s = 0; s < rx->n; s++)
+    if (rx->dw[s] > 0 && scratch[rx->item[s]] == rx->from[s] && rx->dw[s] <= room)
+      {
+        room -= rx->dw[s];
+        v -= rx->e[s] * rx->dw[s];
+        scratch[rx->item[s]] = rx->to[s];
+      }
+  if (v >= *incumbent - tol)
+    return;
+  *incumbent = v;
+  for (guint g = f + 1; g < n_free; g++)
+    best[g] = scratch[g];
+  /* The state's own path, back through the layers. */
+  best[f] = state->option;
+  guint parent = state->parent;
+  for (guint g = f; g-- > 0;)
+    {
+      const State *prev = &((State *) g_ptr_array_index (layers, g + 1))[parent];
+      best[g] = prev->option;
+      parent = prev->parent;
+    }
 }
 
 /* Merges the runs gen[start[j] .. start[j+1]) (each in w order) into one
@@ -499,6 +544,10 @@ exact_stage (Item *items, const guint *free_items, guint n_free, double base_w, 
   Relaxation rx;
   relaxation_init (&rx, items, free_items, n_free);
 
+  g_autofree guint *scratch = g_new (guint, n_free);
+  g_autofree guint *best_pos = g_new (guint, n_free);
+  for (guint f = 0; f < n_free; f++)
+    best_pos[f] = items[free_items[f]].pos;
   GPtrArray *layers = g_ptr_array_new_with_free_func (g_free);
   State *cur = g_new (State, 1);
   cur[0] = (State) { .w = base_w, .v = base_v };
@@ -524,7 +573,8 @@ exact_stage (Item *items, const guint *free_items, guint n_free, double base_w, 
               double room = capacity - st.w - min_w_after[f + 1];
               if (room < 0 || bound + st.r >= *incumbent - tol)
                 continue;
-              if (st.v + min_v_after[f + 1] - relaxation_saving (&rx, room) >= *incumbent - tol)
+              st.lb = st.v + min_v_after[f + 1] - relaxation_saving (&rx, room);
+              if (st.lb >= *incumbent - tol)
                 continue;
               gen[n_gen++] = st;
             }
@@ -541,6 +591,15 @@ exact_stage (Item *items, const guint *free_items, guint n_free, double base_w, 
         }
       g_ptr_array_add (layers, cur);
       cur = next;
+      /* The most promising state, completed, may lower the incumbent. */
+      guint top = 0;
+      for (guint s = 1; s < n_cur; s++)
+        if (cur[s].lb < cur[top].lb)
+          top = s;
+      if (n_cur > 0)
+        complete_greedily (&rx, layers, &cur[top], f, n_free,
+                           capacity - cur[top].w - min_w_after[f + 1],
+                           cur[top].v + min_v_after[f + 1], scratch, best_pos, incumbent, tol);
     }
   relaxation_clear (&rx);
 
@@ -559,11 +618,13 @@ exact_stage (Item *items, const guint *free_items, guint n_free, double base_w, 
       State *layer = cur;
       for (guint f = n_free; f-- > 0;)
         {
-          items[free_items[f]].pos = layer[s].option;
+          best_pos[f] = layer[s].option;
           s = layer[s].parent;
           layer = g_ptr_array_index (layers, f);
         }
     }
+  for (guint f = 0; f < n_free; f++)
+    items[free_items[f]].pos = best_pos[f];
   g_free (cur);
   g_ptr_array_unref (layers);
   return complete;

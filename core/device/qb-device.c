@@ -119,6 +119,64 @@ describe (cl_platform_id platform, cl_device_id id, guint index)
   return info;
 }
 
+/* The OpenCL driver may install an alternate signal stack in the thread
+ * that first enumerates devices (PoCL's LLVM does); AddressSanitizer then
+ * aborts when that thread exits.  So the first enumeration runs on a
+ * thread kept, parked, for the life of the process, never on a worker. */
+static GMutex init_lock;
+static GCond  init_cond;
+static gboolean init_done;
+
+static gpointer
+init_thread (gpointer data)
+{
+  cl_uint n_platforms = 0;
+  g_autofree cl_platform_id *platforms = NULL;
+
+  if (clGetPlatformIDs (0, NULL, &n_platforms) == CL_SUCCESS && n_platforms > 0)
+    {
+      platforms = g_new0 (cl_platform_id, n_platforms);
+      if (clGetPlatformIDs (n_platforms, platforms, NULL) == CL_SUCCESS)
+        for (cl_uint p = 0; p < n_platforms; p++)
+          {
+            cl_uint n = 0;
+            clGetDeviceIDs (platforms[p], CL_DEVICE_TYPE_ALL, 0, NULL, &n);
+          }
+    }
+  g_mutex_lock (&init_lock);
+  init_done = TRUE;
+  g_cond_broadcast (&init_cond);
+  while (TRUE)
+    g_cond_wait (&init_cond, &init_lock);
+  return NULL;
+}
+
+/* FALSE when no thread could be started (a process out of threads): then
+ * there is no OpenCL for this process, and everything runs on the CPU. */
+static gboolean
+ensure_initialized (void)
+{
+  static gsize once;
+  static gboolean usable;
+
+  if (g_once_init_enter (&once))
+    {
+      GThread *thread = g_thread_try_new ("qb-opencl-init", init_thread, NULL, NULL);
+
+      usable = thread != NULL;
+      if (thread != NULL)
+        {
+          g_thread_unref (thread);
+          g_mutex_lock (&init_lock);
+          while (!init_done)
+            g_cond_wait (&init_cond, &init_lock);
+          g_mutex_unlock (&init_lock);
+        }
+      g_once_init_leave (&once, 1);
+    }
+  return usable;
+}
+
 /* Every (platform, device) pair, in order; ids into *ids when not NULL. */
 static GPtrArray *
 enumerate (GArray *ids)
@@ -127,7 +185,8 @@ enumerate (GArray *ids)
   cl_uint n_platforms = 0;
   g_autofree cl_platform_id *platforms = NULL;
 
-  if (clGetPlatformIDs (0, NULL, &n_platforms) != CL_SUCCESS || n_platforms == 0)
+  if (!ensure_initialized () ||
+      clGetPlatformIDs (0, NULL, &n_platforms) != CL_SUCCESS || n_platforms == 0)
     return list;
   platforms = g_new0 (cl_platform_id, n_platforms);
   if (clGetPlatformIDs (n_platforms, platforms, NULL) != CL_SUCCESS)

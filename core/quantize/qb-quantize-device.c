@@ -51,6 +51,8 @@ struct _QbDeviceQuantizer {
 static const char *
 kernel_name (const QbFormat *format)
 {
+  if (format->family == QB_FAMILY_INT)
+    return format->scope == QB_SCOPE_BLOCK ? "quantize_int" : NULL;
   switch (format->dtype)
     {
     case QB_DTYPE_Q8_0: return "quantize_q8_0";
@@ -65,7 +67,8 @@ kernel_name (const QbFormat *format)
 gboolean
 qb_device_quantize_supports (const QbFormat *format)
 {
-  return format != NULL && format->family == QB_FAMILY_GGML && kernel_name (format) != NULL;
+  return format != NULL && (format->family == QB_FAMILY_GGML || format->family == QB_FAMILY_INT) &&
+         kernel_name (format) != NULL;
 }
 
 gint64
@@ -216,6 +219,16 @@ run_quantize (QbDeviceQuantizer *dq, gint64 nb, cl_int want_y)
   s |= clSetKernelArg (dq->quantize, 3, sizeof n, &n);
   s |= clSetKernelArg (dq->quantize, 4, sizeof want_y, &want_y);
   s |= clSetKernelArg (dq->quantize, 5, sizeof (cl_mem), &dq->flag);
+  if (dq->format->family == QB_FAMILY_INT)
+    {
+      const QbFormat *f = dq->format;
+      cl_int group = (cl_int) f->block_size, bits = (cl_int) f->bits, asym = f->asymmetric;
+      cl_int block_bytes = (cl_int) f->block_bytes;
+      s |= clSetKernelArg (dq->quantize, 6, sizeof group, &group);
+      s |= clSetKernelArg (dq->quantize, 7, sizeof bits, &bits);
+      s |= clSetKernelArg (dq->quantize, 8, sizeof asym, &asym);
+      s |= clSetKernelArg (dq->quantize, 9, sizeof block_bytes, &block_bytes);
+    }
   if (s != CL_SUCCESS)
     return CL_INVALID_KERNEL_ARGS;
   return clEnqueueNDRangeKernel (queue, dq->quantize, 1, NULL, &global, NULL, 0, NULL, NULL);

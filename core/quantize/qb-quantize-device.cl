@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
-/* qb-quantize-device.cl — Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 quantization and the
+/* qb-quantize-device.cl — Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 and INTn_Gg quantization and the
  * error metrics and histograms, on an OpenCL device, with the CPU's bytes.
  *
  * The same IEEE operations as core/ggml/qb-ggml-quants-legacy.c and
- * core/quantize/qb-measure.c, in the same order: no contraction (the
+ * core/formats/qb-format-int.c and core/quantize/qb-measure.c, in the same order: no contraction (the
  * pragma, and the host builds without -cl-mad-enable), division correctly
  * rounded (-cl-fp32-correctly-rounded-divide-sqrt; the host requires a
  * device that supports it and denormals).  Float to int conversions are
@@ -357,6 +357,107 @@ quantize_q5_1 (__global const float *x, __global uchar *q, __global float *y,
       int h0 = ((qh >> j) << 4) & 0x10, h1 = (qh >> (j + 12)) & 0x10;
       y[i * QK + j] = convert_float (((int) b[8 + j] & 0x0f) | h0) * d + m;
       y[i * QK + j + 16] = convert_float (((int) b[8 + j] >> 4) | h1) * d + m;
+    }
+}
+
+/* ---- INTn_Gg: one group per work-item ----------------------------------------
+ *
+ * As qb-format-int.c's plain rounding: symmetric d = f16 (absmax /
+ * (2^(n-1) - 1)), z = 2^(n-1); asymmetric over [min (x, 0), max (x, 0)],
+ * d = f16 ((hi - lo) / (2^n - 1)), z = round (-lo / d).  Codes
+ * clamp (nearest (clamp (x / d)) + z, 0, 2^n - 1), packed LSB first after
+ * the f16 d and the u8 z. */
+
+/* qb_nearest_int: the float adder rounds to nearest even. */
+static int
+nearest_int (float f)
+{
+  float v = f + 12582912.0f;
+  return (int) (as_uint (v) & 0x007fffffu) - 0x00400000;
+}
+
+static int
+clampi (int v, int lo, int hi)
+{
+  return v < lo ? lo : v > hi ? hi : v;
+}
+
+static float
+round_f16 (float v)
+{
+  return f16_to_f32 (f32_to_f16 (v));
+}
+
+__kernel void
+quantize_int (__global const float *x, __global uchar *q, __global float *y,
+              const long n_groups, const int want_y, __global int *nonfinite,
+              const int group, const int bits, const int asym, const int block_bytes)
+{
+  long i = get_global_id (0);
+  __global const float *xg;
+  __global uchar *b, *out;
+  int top = (1 << bits) - 1, mid = 1 << (bits - 1), z = mid, hdr = asym ? 3 : 2;
+  float d, id, lo_c, hi_c;
+  bool finite = true;
+  ulong acc = 0;
+  int fill = 0;
+
+  if (i >= n_groups)
+    return;
+  xg = x + i * group;
+  b = q + i * block_bytes;
+  if (!asym)
+    {
+      float amax = 0.0f;
+      for (int j = 0; j < group; j++)
+        {
+          float a = fabs (xg[j]);
+          finite = finite && isfinite (xg[j]);
+          amax = a > amax ? a : amax;
+        }
+      d = round_f16 (amax / convert_float (mid - 1 > 0 ? mid - 1 : 1));
+    }
+  else
+    {
+      float mn = 0.0f, mx = 0.0f;
+      for (int j = 0; j < group; j++)
+        {
+          float v = xg[j];
+          finite = finite && isfinite (v);
+          mn = v < mn ? v : mn;
+          mx = v > mx ? v : mx;
+        }
+      d = round_f16 ((mx - mn) / convert_float (top));
+      z = d != 0.0f ? clampi (nearest_int (-mn / d), 0, top) : 0;
+    }
+  if (!finite)
+    {
+      atomic_or (nonfinite, 1);
+      return;
+    }
+  put_f16 (b, f32_to_f16 (d));
+  if (asym)
+    b[2] = (uchar) z;
+  id = d != 0.0f ? 1.0f / d : 0.0f;
+  lo_c = convert_float (-z - 1);
+  hi_c = convert_float (top - z + 1);
+  out = b + hdr;
+  for (int j = 0; j < group; j++)
+    {
+      float v = xg[j] * id;
+      int c;
+      v = v < lo_c ? lo_c : v > hi_c ? hi_c : v;
+      c = clampi (nearest_int (v) + z, 0, top);
+      if (want_y)
+        y[i * group + j] = d * convert_float (c - z);
+      acc |= (ulong) c << fill;
+      fill += bits;
+      while (fill >= 8)
+        {
+          *out++ = (uchar) (acc & 0xffu);
+          acc >>= 8;
+          fill -= 8;
+        }
     }
 }
 

@@ -1096,7 +1096,7 @@ device_merge (Pass *pass, Quant *qt, DeviceSlabs *d, gint64 row0, gint64 n_rows)
           for (gint64 row = g0; row < MIN (g0 + pass->group_rows, c_end); row++)
             {
               const QbDeviceStripe *st = d->stripes + (row - row0) * per_row;
-              guint bucket = (guint) (row * qt->n_channels / pass->n_rows);
+              guint bucket = (guint) (row / qt->rows_per_bucket);
               for (gint64 k = 0; k < per_row; k++)
                 {
                   sums.s_xx += st[k].s_xx;

@@ -679,6 +679,146 @@ read_envelope (Ctx *c, JsonParser *parser)
   return get_array (c, o, "top level", "experiments");
 }
 
+/* -- streaming ------------------------------------------------------------------
+ *
+ * An export of hundreds of MB would be a json-glib tree of many GB: the
+ * text is walked instead (its nesting checked first), the envelope parsed
+ * with an empty "experiments" array, then each experiment parsed alone —
+ * memory for one experiment at a time. */
+
+static gsize
+skip_space (const char *t, gsize len, gsize i)
+{
+  while (i < len && (t[i] == ' ' || t[i] == '\t' || t[i] == '\n' || t[i] == '\r'))
+    i++;
+  return i;
+}
+
+/* The end of the value starting at i (len when the text ends first). */
+static gsize
+value_end (const char *t, gsize len, gsize i)
+{
+  guint depth = 0;
+  gboolean in_string = FALSE;
+
+  if (i < len && t[i] != '"' && t[i] != '{' && t[i] != '[')
+    {
+      while (i < len && !strchr (",}] \t\r\n", t[i]))
+        i++;
+      return i;
+    }
+  for (; i < len; i++)
+    {
+      char c = t[i];
+      if (in_string)
+        {
+          if (c == '\\')
+            i++;
+          else if (c == '"')
+            {
+              in_string = FALSE;
+              if (depth == 0)
+                return i + 1;
+            }
+        }
+      else if (c == '"')
+        in_string = TRUE;
+      else if (c == '{' || c == '[')
+        depth++;
+      else if ((c == '}' || c == ']') && --depth == 0)
+        return i + 1;
+    }
+  return len;
+}
+
+/* The byte range of the top-level member `key`'s value. */
+static gboolean
+find_member (const char *t, gsize len, const char *key, gsize *start, gsize *end)
+{
+  gsize i = skip_space (t, len, 0), klen = strlen (key);
+
+  if (i >= len || t[i] != '{')
+    return FALSE;
+  for (i++;;)
+    {
+      gsize k, k_end, v;
+
+      i = skip_space (t, len, i);
+      if (i >= len || t[i] != '"')
+        return FALSE;
+      k = i + 1;
+      k_end = value_end (t, len, i);     /* after the closing quote */
+      i = skip_space (t, len, k_end);
+      if (i >= len || t[i] != ':')
+        return FALSE;
+      v = skip_space (t, len, i + 1);
+      i = value_end (t, len, v);
+      if (k_end - k == klen + 1 && strncmp (t + k, key, klen) == 0)
+        {
+          *start = v;
+          *end = i;
+          return i <= len && i > v;
+        }
+      i = skip_space (t, len, i);
+      if (i >= len || t[i] != ',')
+        return FALSE;
+      i++;
+    }
+}
+
+static gboolean
+parse_text (Ctx *c, JsonParser *parser, const char *text, gsize len, const char *where)
+{
+  g_autoptr(GError) local = NULL;
+
+  if (json_parser_load_from_data (parser, text, (gssize) len, &local))
+    return TRUE;
+  g_set_error (c->error, QB_STORE_ERROR, QB_STORE_ERROR_INVALID, "%s: %s: not valid JSON: %s",
+               c->origin, where, local->message);
+  return FALSE;
+}
+
+static gboolean
+import_node (QbStore *store, Ctx *c, JsonNode *n, const char *where, GArray *ids, guint *skipped)
+{
+  gint64 id = 0;
+
+  if (n == NULL || !JSON_NODE_HOLDS_OBJECT (n))
+    return invalid (c, where, "must be an object");
+  if (!import_experiment (store, c, json_node_get_object (n), where, &id))
+    return FALSE;
+  if (id > 0)
+    g_array_append_val (ids, id);
+  else
+    (*skipped)++;
+  return TRUE;
+}
+
+/* Imports the elements of the array at t[start..end), one parse each. */
+static gboolean
+import_array (QbStore *store, Ctx *c, const char *t, gsize start, gsize end, GArray *ids,
+              guint *skipped)
+{
+  gsize i = skip_space (t, end, start + 1);
+
+  for (guint n = 0; i < end && t[i] != ']'; n++)
+    {
+      g_autofree char *where = g_strdup_printf ("experiments[%u]", n);
+      g_autoptr(JsonParser) parser = json_parser_new ();
+      gsize e = value_end (t, end, i);
+
+      if (!parse_text (c, parser, t + i, e - i, where) ||
+          !import_node (store, c, json_parser_get_root (parser), where, ids, skipped))
+        return FALSE;
+      i = skip_space (t, end, e);
+      if (i < end && t[i] == ',')
+        i = skip_space (t, end, i + 1);
+      else if (i >= end || t[i] != ']')
+        return invalid (c, "experiments", "expected ',' or ']' at byte %" G_GSIZE_FORMAT, i);
+    }
+  return TRUE;
+}
+
 gboolean
 qb_store_import_json (QbStore *store, const char *json, gssize length, const char *origin,
                       GArray **new_ids, guint *n_skipped, GError **error)
@@ -687,38 +827,47 @@ qb_store_import_json (QbStore *store, const char *json, gssize length, const cha
   g_autoptr(JsonParser) parser = json_parser_new ();
   g_autoptr(GArray) ids = g_array_new (FALSE, FALSE, sizeof (gint64));
   g_autoptr(GError) local = NULL;
+  g_autoptr(GString) envelope = NULL;
   Ctx c = { origin ? origin : "import", error };
-  JsonArray *experiments;
+  gsize len = length < 0 ? strlen (json) : (gsize) length, start = 0, end = 0;
+  JsonArray *whole;
   guint skipped = 0;
+  gboolean ok = TRUE;
 
-  if (!qb_json_parser_load (parser, json, length, QB_JSON_MAX_NESTING, c.origin, &local))
+  if (!qb_json_check_depth (json, (gssize) len, QB_JSON_MAX_NESTING, c.origin, &local))
     {
       g_set_error (error, QB_STORE_ERROR, QB_STORE_ERROR_INVALID, "%s: not valid JSON: %s",
                    c.origin, local->message);
       return FALSE;
     }
-  if ((experiments = read_envelope (&c, parser)) == NULL)
+  /* The envelope without its experiments (they are read one by one); a
+   * text that is not laid out so is parsed whole, for its error. */
+  if (find_member (json, len, "experiments", &start, &end) && json[start] == '[')
+    {
+      envelope = g_string_new_len (json, start);
+      g_string_append (envelope, "[]");
+      g_string_append_len (envelope, json + end, len - end);
+    }
+  else
+    start = end = 0;
+  if (!parse_text (&c, parser, envelope ? envelope->str : json, envelope ? envelope->len : len,
+                   "top level") ||
+      (whole = read_envelope (&c, parser)) == NULL)
     return FALSE;
   /* All or nothing: a bad experiment anywhere leaves the database as it was. */
   if (!qb_store_begin (store, error))
     return FALSE;
-  for (guint i = 0; i < json_array_get_length (experiments); i++)
+  if (envelope != NULL)
+    ok = import_array (store, &c, json, start, end, ids, &skipped);
+  for (guint i = 0; ok && envelope == NULL && i < json_array_get_length (whole); i++)
     {
       g_autofree char *where = g_strdup_printf ("experiments[%u]", i);
-      JsonNode *n = json_array_get_element (experiments, i);
-      gint64 id = 0;
-
-      if (!JSON_NODE_HOLDS_OBJECT (n))
-        {
-          invalid (&c, where, "must be an object");
-          goto fail;
-        }
-      if (!import_experiment (store, &c, json_node_get_object (n), where, &id))
-        goto fail;
-      if (id > 0)
-        g_array_append_val (ids, id);
-      else
-        skipped++;
+      ok = import_node (store, &c, json_array_get_element (whole, i), where, ids, &skipped);
+    }
+  if (!ok)
+    {
+      qb_store_rollback (store);
+      return FALSE;
     }
   if (!qb_store_commit (store, error))
     return FALSE;
@@ -727,10 +876,6 @@ qb_store_import_json (QbStore *store, const char *json, gssize length, const cha
   if (n_skipped != NULL)
     *n_skipped = skipped;
   return TRUE;
-
-fail:
-  qb_store_rollback (store);
-  return FALSE;
 }
 
 gboolean
