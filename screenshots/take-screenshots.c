@@ -149,6 +149,13 @@ shoot_export (QbTestWindow *f)
   if (qb_run_get_status (qb_window_get_run (f->window)) != QB_RUN_DONE)
     g_error ("the export did not finish");
   save_window (f, "export.png");
+
+  /* One experiment selected: its model can be exported; Compare waits
+   * for a second one and says so. */
+  qb_test_window_activate (f, "show-page", g_variant_new_string ("experiments"));
+  qb_experiments_page_select_id (qb_window_get_experiments_page (f->window),
+                                 qb_test_window_newest_experiment (f), FALSE);
+  save_window (f, "experiments-actions.png");
 }
 
 int

@@ -187,6 +187,51 @@ test_save (void)
   g_clear_error (&error);
 }
 
+/* Automatic names say what the plan is and never repeat for one model;
+ * --out naming the model itself is refused before anything is written. */
+static void
+test_names_and_self (void)
+{
+  g_autofree char *dir = qb_test_tmpdir ();
+  g_autofree char *model_path = g_build_filename (dir, "demo.gguf", NULL);
+  g_autofree char *db = g_build_filename (dir, "runs.db", NULL);
+  g_autofree char *out = NULL, *err = NULL, *before = NULL, *after = NULL;
+  const char *make[] = { "demo-model", "--out", model_path, NULL };
+  const char *again[] = { "quantize", model_path, "--default", "Q4_0", "--rule", "blk.*.ffn_down.weight=Q6_K",
+                          "--db", db, "--no-metrics", NULL };
+  const char *self[] = { "quantize", model_path, "--default", "Q4_0", "--no-save", "--out", model_path, NULL };
+  g_autoptr(GError) error = NULL;
+  g_autoptr(QbStore) store = NULL;
+  g_autoptr(QbExperiment) first = NULL, second = NULL;
+  gsize n_before, n_after;
+
+  if (run (make, &out, &err) < 0)
+    return;
+  for (int i = 0; i < 2; i++)
+    {
+      g_clear_pointer (&out, g_free);
+      g_clear_pointer (&err, g_free);
+      g_assert_cmpint (run (again, &out, &err), ==, 0);
+    }
+  store = qb_store_open (db, &error);
+  g_assert_no_error (error);
+  first = qb_store_get_experiment (store, 1, &error);
+  g_assert_no_error (error);
+  second = qb_store_get_experiment (store, 2, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (first->name, ==, "Q4_0 + 1 rule (Q6_K)");
+  g_assert_cmpstr (second->name, ==, "Q4_0 + 1 rule (Q6_K) (2)");
+
+  g_assert_true (g_file_get_contents (model_path, &before, &n_before, NULL));
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+  g_assert_cmpint (run (self, &out, &err), ==, 1);
+  g_assert_nonnull (strstr (err, "(the same file): refusing to overwrite an input"));
+  g_assert_true (g_file_get_contents (model_path, &after, &n_after, NULL));
+  g_assert_cmpuint (n_after, ==, n_before);
+  g_assert_true (memcmp (before, after, n_before) == 0);
+}
+
 /* `--device`: a run on the OpenCL device writes the same GGUF as the CPU
  * run and records the device with the experiment; a device that is not
  * one is a usage error.  (Skips the device run without OpenCL.) */
@@ -306,6 +351,7 @@ main (int argc, char **argv)
   g_test_add_func ("/cli/plan-and-quantize", test_plan_and_quantize);
   g_test_add_func ("/cli/demo", test_demo);
   g_test_add_func ("/cli/save", test_save);
+  g_test_add_func ("/cli/names-and-self", test_names_and_self);
   g_test_add_func ("/cli/interrupt", test_interrupt);
   g_test_add_func ("/cli/device", test_device);
   return g_test_run ();

@@ -11,14 +11,14 @@ G_GNUC_BEGIN_IGNORE_DEPRECATIONS   /* GtkFileChooserNative: GtkFileDialog is 4.1
 void
 _qb_window_update_plan_actions (QbWindow *self)
 {
-  gboolean running = self->run && qb_run_is_running (self->run);
-
-  _qb_window_set_enabled (self, "undo", self->history && qb_plan_history_can_undo (self->history) && !running);
-  _qb_window_set_enabled (self, "redo", self->history && qb_plan_history_can_redo (self->history) && !running);
+  /* A run works on a copy of the plan: editing it, as these do, is fine
+   * while one goes on. */
+  _qb_window_set_enabled (self, "undo", self->history && qb_plan_history_can_undo (self->history));
+  _qb_window_set_enabled (self, "redo", self->history && qb_plan_history_can_redo (self->history));
   _qb_window_set_enabled (self, "save-plan", self->document != NULL);
   _qb_window_set_enabled (self, "save-plan-to", self->document != NULL);
-  _qb_window_set_enabled (self, "open-plan", self->document != NULL && !running);
-  _qb_window_set_enabled (self, "open-plan-file", self->document != NULL && !running);
+  _qb_window_set_enabled (self, "open-plan", self->document != NULL);
+  _qb_window_set_enabled (self, "open-plan-file", self->document != NULL);
 }
 
 /* -- undo and redo -------------------------------------------------------- */

@@ -369,20 +369,14 @@ safetensors_finish (QbExporter *ex, GError **error)
 /* ---- the exporter --------------------------------------------------------- */
 
 /* The output must not be the model being read: renamed over it, the
- * export would replace the original.  Same device and inode, so a link or
- * another spelling of the path is caught too. */
+ * export would replace the original.  Checked here (device and inode, a
+ * link or a shard included) so that every caller, the window too, gets it. */
 static gboolean
 check_not_model (const char *path, QbModel *model, GError **error)
 {
-  GStatBuf out, in;
+  const char *inputs[] = { qb_model_get_path (model) };
 
-  if (g_stat (path, &out) != 0 || g_stat (qb_model_get_path (model), &in) != 0)
-    return TRUE;
-  if (out.st_dev != in.st_dev || out.st_ino != in.st_ino)
-    return TRUE;
-  g_set_error (error, G_IO_ERROR, G_IO_ERROR_EXISTS,
-               "%s is the model being quantized: choose another file for the export", path);
-  return FALSE;
+  return qb_file_check_output (path, "The output", inputs, G_N_ELEMENTS (inputs), error);
 }
 
 QbExporter *
