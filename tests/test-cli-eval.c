@@ -152,7 +152,7 @@ test_experiment (void)
                         id_text, "--default", "Q8_0", NULL), ==, 2);
   /* The experiment's model fingerprint is not the demo model's. */
   other = g_build_filename (dir, "other.gguf", NULL);
-  qb_store_close (g_steal_pointer (&store));
+  qb_store_unref (g_steal_pointer (&store));
   {
     g_autofree char *o = NULL, *e2 = NULL;
     g_assert_cmpint (run (&o, &e2, "demo-model", "--out", other, NULL), ==, 0);

@@ -168,7 +168,7 @@ test_edit_export_import (void)
   g_assert_cmpstr (e->notes, ==, "ship this one");
   g_assert_true (qb_store_count_experiments (store, NULL, &count, &error));
   g_assert_cmpuint (count, ==, 2);
-  g_clear_pointer (&store, qb_store_close);
+  g_clear_pointer (&store, qb_store_unref);
 
   json = g_strconcat (db, ".json", NULL);
   csv = g_strconcat (db, ".csv", NULL);

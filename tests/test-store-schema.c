@@ -449,7 +449,7 @@ open_in_thread (gpointer data)
   OpenJob *job = data;
   QbStore *store = qb_store_open (job->path, &job->error);
 
-  qb_store_close (store);
+  qb_store_unref (store);
   return NULL;
 }
 
@@ -529,7 +529,7 @@ test_refuse_newer (void)
 
   g_assert_no_error (error);
   qb_test_store_run (store, model, "kept", "Q4_K", 3, QB_EXPERIMENT_DONE);
-  qb_store_close (g_steal_pointer (&store));
+  qb_store_unref (g_steal_pointer (&store));
   db = raw_open (path);
   exec_ok (db, newer);
   sqlite3_close (db);                           /* checkpointed: one file */
@@ -639,7 +639,7 @@ make_store_file (void)
         }
       qb_store_finish_experiment (store, id, QB_EXPERIMENT_DONE, 1, NULL, &error);
     }
-  qb_store_close (g_steal_pointer (&store));
+  qb_store_unref (g_steal_pointer (&store));
   db = raw_open (path);
   exec_ok (db, "PRAGMA journal_mode = DELETE");   /* one self-contained file */
   g_assert_cmpint (qb_test_sql_int (db, "PRAGMA page_count"), >, 40);

@@ -73,7 +73,15 @@ test_create (void)
   tags = qb_store_list_tags (store, &error);
   g_assert_nonnull (tags);
   g_assert_cmpuint (g_strv_length (tags), ==, 0);
-  qb_store_close (g_steal_pointer (&store));
+  /* A second reference keeps the connection open after the first goes. */
+  {
+    QbStore *shared = qb_store_ref (store);
+
+    qb_store_unref (g_steal_pointer (&store));
+    g_assert_true (qb_store_count_experiments (shared, NULL, &count, &error));
+    g_assert_no_error (error);
+    qb_store_unref (shared);
+  }
 
   /* Opening again changes nothing. */
   store = qb_store_open (path, &error);
@@ -330,7 +338,7 @@ list_fixture_setup (ListFixture *f, gconstpointer data)
 static void
 list_fixture_teardown (ListFixture *f, gconstpointer data)
 {
-  qb_store_close (f->store);
+  qb_store_unref (f->store);
 }
 
 static GPtrArray *
@@ -1390,8 +1398,8 @@ test_writers_and_readers (void)
       g_assert_cmpint (e->status, ==, QB_EXPERIMENT_DONE);
       g_assert_cmpuint (e->n_tensors_done, ==, 40);
       g_assert_cmpuint (readers[i].n_reads, >, 0);
-      qb_store_close (writers[i].store);
-      qb_store_close (readers[i].store);
+      qb_store_unref (writers[i].store);
+      qb_store_unref (readers[i].store);
     }
 }
 

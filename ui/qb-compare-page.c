@@ -30,7 +30,7 @@ struct _QbComparePage
   GtkFilterListModel *format_rows;
   GtkCustomFilter   *diff_filter;
 
-  QbStoreHandle     *store;
+  QbStore           *store;
   QbComparison      *comparison;
   GHashTable        *row_by_name;      /* tensor name -> QbCompareRow* */
   guint              generation;
@@ -452,7 +452,7 @@ update_formats (QbComparePage *self)
 /* -- loading ------------------------------------------------------------- */
 
 typedef struct {
-  QbStoreHandle *store;
+  QbStore       *store;
   gint64        *ids;
   guint          n;
   guint          generation;
@@ -461,7 +461,7 @@ typedef struct {
 static void
 request_free (CompareRequest *req)
 {
-  qb_store_handle_unref (req->store);
+  qb_store_unref (req->store);
   g_free (req->ids);
   g_free (req);
 }
@@ -474,7 +474,7 @@ compare_thread (GTask        *task,
 {
   CompareRequest *req = data;
   GError *error = NULL;
-  QbComparison *c = qb_store_compare (qb_store_handle_get (req->store), req->ids, req->n, &error);
+  QbComparison *c = qb_store_compare (req->store, req->ids, req->n, &error);
 
   if (c)
     g_task_return_pointer (task, c, (GDestroyNotify) qb_comparison_free);
@@ -580,7 +580,7 @@ qb_compare_page_dispose (GObject *object)
 {
   QbComparePage *self = QB_COMPARE_PAGE (object);
 
-  g_clear_pointer (&self->store, qb_store_handle_unref);
+  g_clear_pointer (&self->store, qb_store_unref);
   qb_ui_dispose_template (GTK_WIDGET (self), QB_TYPE_COMPARE_PAGE);
   g_clear_object (&self->format_rows);
   self->format_names = NULL;    /* owned by format_rows */
@@ -669,13 +669,13 @@ qb_compare_page_new (void)
 
 void
 qb_compare_page_set_store (QbComparePage *self,
-                           QbStoreHandle *store)
+                           QbStore       *store)
 {
   g_return_if_fail (QB_IS_COMPARE_PAGE (self));
 
-  g_clear_pointer (&self->store, qb_store_handle_unref);
+  g_clear_pointer (&self->store, qb_store_unref);
   if (store)
-    self->store = qb_store_handle_ref (store);
+    self->store = qb_store_ref (store);
 }
 
 void
@@ -691,7 +691,7 @@ qb_compare_page_compare (QbComparePage *self,
   if (self->store == NULL || n == 0)
     return;
   req = g_new0 (CompareRequest, 1);
-  req->store = qb_store_handle_ref (self->store);
+  req->store = qb_store_ref (self->store);
   req->ids = g_memdup2 (ids, sizeof (gint64) * n);
   req->n = n;
   req->generation = ++self->generation;

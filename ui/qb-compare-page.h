@@ -14,7 +14,7 @@
 #include "qb-chart.h"
 #include "qb-layer-bars-view.h"
 #include "qb-scatter-view.h"
-#include "qb-store-handle.h"
+#include "qb-store.h"
 
 G_BEGIN_DECLS
 
@@ -23,7 +23,7 @@ G_DECLARE_FINAL_TYPE (QbComparePage, qb_compare_page, QB, COMPARE_PAGE, GtkWidge
 
 GtkWidget          *qb_compare_page_new                (void);
 void                qb_compare_page_set_store          (QbComparePage   *self,
-                                                        QbStoreHandle   *store);
+                                                        QbStore         *store);
 /* Reads and shows the comparison of these experiments. */
 void                qb_compare_page_compare            (QbComparePage   *self,
                                                         const gint64    *ids,

@@ -15,7 +15,7 @@ struct _QbEvaluator
 {
   GObject            parent_instance;
 
-  QbStoreHandle     *store;
+  QbStore           *store;
   QbModel           *model;
   gint64             id;
   char              *text_path;
@@ -154,7 +154,7 @@ evaluate_thread (GTask        *task,
   g_autoptr(QbStore) conn = NULL;
   Work w = { self };
 
-  conn = qb_store_open_connection (qb_store_handle_get (self->store), &w.error);
+  conn = qb_store_open_connection (self->store, &w.error);
   if (conn != NULL)
     {
       w.conn = conn;
@@ -194,7 +194,7 @@ qb_evaluator_finalize (GObject *object)
 {
   QbEvaluator *self = QB_EVALUATOR (object);
 
-  g_clear_pointer (&self->store, qb_store_handle_unref);
+  g_clear_pointer (&self->store, qb_store_unref);
   g_clear_object (&self->model);
   g_clear_object (&self->cancellable);
   g_clear_error (&self->error);
@@ -228,14 +228,14 @@ qb_evaluator_init (QbEvaluator *self)
 }
 
 QbEvaluator *
-qb_evaluator_new (QbStoreHandle            *store,
+qb_evaluator_new (QbStore                  *store,
                   QbModel                  *model,
                   gint64                    experiment_id,
                   const QbEvaluatorOptions *options)
 {
   QbEvaluator *self = g_object_new (QB_TYPE_EVALUATOR, NULL);
 
-  self->store = qb_store_handle_ref (store);
+  self->store = qb_store_ref (store);
   self->model = g_object_ref (model);
   self->id = experiment_id;
   self->text_path = g_strdup (options->text_path);

@@ -13,7 +13,7 @@
 #include <gio/gio.h>
 
 #include "qb-model.h"
-#include "qb-store-handle.h"
+#include "qb-store.h"
 
 G_BEGIN_DECLS
 
@@ -37,7 +37,7 @@ typedef struct {
 G_DECLARE_FINAL_TYPE (QbEvaluator, qb_evaluator, QB, EVALUATOR, GObject)
 
 /* model must be the experiment's model. */
-QbEvaluator        *qb_evaluator_new           (QbStoreHandle            *store,
+QbEvaluator        *qb_evaluator_new           (QbStore                  *store,
                                                 QbModel                  *model,
                                                 gint64                    experiment_id,
                                                 const QbEvaluatorOptions *options);

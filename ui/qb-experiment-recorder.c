@@ -4,7 +4,7 @@
 
 struct _QbExperimentRecorder
 {
-  QbStoreHandle *store;
+  QbStore       *store;
   char          *name;
   QbStore       *conn;     /* the run's own connection, worker thread only */
   QbJobRecorder *job_recorder;
@@ -18,8 +18,8 @@ recorder_free (gpointer data)
   QbExperimentRecorder *self = data;
 
   g_clear_pointer (&self->job_recorder, qb_job_recorder_free);
-  g_clear_pointer (&self->conn, qb_store_close);
-  g_clear_pointer (&self->store, qb_store_handle_unref);
+  g_clear_pointer (&self->conn, qb_store_unref);
+  g_clear_pointer (&self->store, qb_store_unref);
   g_clear_error (&self->error);
   g_free (self->name);
   g_free (self);
@@ -48,7 +48,7 @@ recorder_begin (gpointer   data,
   QbExperimentSpec spec = { 0 };
   GError *local = NULL;
 
-  self->conn = qb_store_open_connection (qb_store_handle_get (self->store), &local);
+  self->conn = qb_store_open_connection (self->store, &local);
   if (self->conn == NULL)
     {
       note_error (self, local);
@@ -126,7 +126,7 @@ recorder_finish (gpointer      data,
     note_error (self, local);
   /* The connection is not needed any more; the main thread reads the id. */
   g_clear_pointer (&self->job_recorder, qb_job_recorder_free);
-  g_clear_pointer (&self->conn, qb_store_close);
+  g_clear_pointer (&self->conn, qb_store_unref);
 }
 
 static const QbRunRecorder recorder_vtable = {
@@ -136,12 +136,12 @@ static const QbRunRecorder recorder_vtable = {
 };
 
 QbExperimentRecorder *
-qb_experiment_recorder_new (QbStoreHandle *store,
+qb_experiment_recorder_new (QbStore       *store,
                             const char    *name)
 {
   QbExperimentRecorder *self = g_new0 (QbExperimentRecorder, 1);
 
-  self->store = qb_store_handle_ref (store);
+  self->store = qb_store_ref (store);
   self->name = g_strdup (name);
   return self;
 }

@@ -11,14 +11,14 @@
 
 #include "qb-job-recorder.h"
 #include "qb-run.h"
-#include "qb-store-handle.h"
+#include "qb-store.h"
 
 G_BEGIN_DECLS
 
 typedef struct _QbExperimentRecorder QbExperimentRecorder;
 
 /* name may be NULL (the plan gives one). */
-QbExperimentRecorder *qb_experiment_recorder_new       (QbStoreHandle        *store,
+QbExperimentRecorder *qb_experiment_recorder_new       (QbStore              *store,
                                                         const char           *name);
 /* Hands the recorder to the run, which frees it. */
 void                  qb_experiment_recorder_attach    (QbExperimentRecorder *recorder,

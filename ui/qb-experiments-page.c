@@ -120,7 +120,7 @@ struct _QbExperimentsPage
   GtkMultiSelection *selection;
   GtkStringFilter   *filter;
 
-  QbStoreHandle     *store;
+  QbStore           *store;
   char              *fingerprint;   /* of the open model, NULL: none */
   QbExperimentRow   *focused;
   QbEvaluator       *evaluator;
@@ -431,7 +431,7 @@ typedef enum {
 
 typedef struct {
   OpKind         kind;
-  QbStoreHandle *store;
+  QbStore       *store;
   gint64         id;
   char          *text;
   char          *fingerprint;   /* OP_LIST: NULL for every model */
@@ -441,7 +441,7 @@ typedef struct {
 static void
 op_free (Op *op)
 {
-  qb_store_handle_unref (op->store);
+  qb_store_unref (op->store);
   g_free (op->text);
   g_free (op->fingerprint);
   g_free (op);
@@ -516,7 +516,7 @@ op_thread (GTask        *task,
            GCancellable *cancellable)
 {
   Op *op = data;
-  QbStore *store = qb_store_handle_get (op->store);
+  QbStore *store = op->store;
   GError *error = NULL;
   gboolean ok = FALSE;
 
@@ -633,7 +633,7 @@ run_op (QbExperimentsPage *self,
     return;
   op = g_new0 (Op, 1);
   op->kind = kind;
-  op->store = qb_store_handle_ref (self->store);
+  op->store = qb_store_ref (self->store);
   op->id = id;
   op->text = g_strdup (text);
   if (kind == OP_LIST)
@@ -763,7 +763,7 @@ qb_experiments_page_dispose (GObject *object)
   if (self->evaluator)
     g_signal_handlers_disconnect_by_data (self->evaluator, self);
   g_clear_object (&self->evaluator);
-  g_clear_pointer (&self->store, qb_store_handle_unref);
+  g_clear_pointer (&self->store, qb_store_unref);
   qb_ui_dispose_template (GTK_WIDGET (self), QB_TYPE_EXPERIMENTS_PAGE);
   g_clear_object (&self->selection);
   g_clear_object (&self->rows);
@@ -850,13 +850,13 @@ qb_experiments_page_new (void)
 
 void
 qb_experiments_page_set_store (QbExperimentsPage *self,
-                               QbStoreHandle     *store)
+                               QbStore           *store)
 {
   g_return_if_fail (QB_IS_EXPERIMENTS_PAGE (self));
 
-  g_clear_pointer (&self->store, qb_store_handle_unref);
+  g_clear_pointer (&self->store, qb_store_unref);
   if (store)
-    self->store = qb_store_handle_ref (store);
+    self->store = qb_store_ref (store);
   gtk_label_set_text (self->empty_label, store ? "No experiments yet. Every run of Quantize is kept here."
                                                : "The experiment database is not open.");
   qb_experiments_page_refresh (self);

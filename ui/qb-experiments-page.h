@@ -14,7 +14,7 @@
 #include "qb-evaluator.h"
 #include "qb-experiment-row.h"
 #include "qb-model.h"
-#include "qb-store-handle.h"
+#include "qb-store.h"
 
 G_BEGIN_DECLS
 
@@ -24,7 +24,7 @@ G_DECLARE_FINAL_TYPE (QbExperimentsPage, qb_experiments_page, QB, EXPERIMENTS_PA
 GtkWidget       *qb_experiments_page_new              (void);
 /* NULL store: nothing to show (no database). */
 void             qb_experiments_page_set_store        (QbExperimentsPage *self,
-                                                       QbStoreHandle     *store);
+                                                       QbStore           *store);
 /* Lists this model's experiments (all models when NULL or "All models"). */
 void             qb_experiments_page_set_model        (QbExperimentsPage *self,
                                                        QbModel           *model);

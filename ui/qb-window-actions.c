@@ -21,7 +21,7 @@ set_enabled (QbWindow   *self,
 }
 
 void
-qb_window_set_enabled (QbWindow   *self,
+_qb_window_set_enabled (QbWindow   *self,
                        const char *name,
                        gboolean    enabled)
 {
@@ -29,7 +29,7 @@ qb_window_set_enabled (QbWindow   *self,
 }
 
 guint
-qb_window_n_selected_experiments (QbWindow *self)
+_qb_window_n_selected_experiments (QbWindow *self)
 {
   g_autoptr(GArray) ids = NULL;
 
@@ -41,7 +41,7 @@ qb_window_n_selected_experiments (QbWindow *self)
 }
 
 void
-qb_window_update_actions (QbWindow *self)
+_qb_window_update_actions (QbWindow *self)
 {
   static const char *need_document[] = {
     "search", "set-format", "clear-format", "clear-overrides", "select-tensor",
@@ -70,12 +70,12 @@ qb_window_update_actions (QbWindow *self)
     set_enabled (self, need_store[i], self->store != NULL);
   set_enabled (self, "open-experiment", have && self->store != NULL && !running);
   /* Disabled below two, and the page says so. */
-  set_enabled (self, "compare", self->store != NULL && qb_window_n_selected_experiments (self) >= 2);
+  set_enabled (self, "compare", self->store != NULL && _qb_window_n_selected_experiments (self) >= 2);
   set_enabled (self, "evaluate", have && self->store != NULL && !evaluating);
   set_enabled (self, "evaluate-experiment", have && self->store != NULL && !evaluating);
   set_enabled (self, "cancel-evaluation", evaluating);
-  qb_window_update_plan_actions (self);
-  qb_window_update_export_actions (self);
+  _qb_window_update_plan_actions (self);
+  _qb_window_update_export_actions (self);
 }
 
 /* -- opening -------------------------------------------------------------- */
@@ -93,7 +93,7 @@ on_open_response (GtkNativeDialog *dialog,
       if (path)
         qb_window_open_path (self, path);
       else
-        qb_window_show_error (self, "Only local files can be opened.");
+        _qb_window_show_error (self, "Only local files can be opened.");
     }
   g_object_unref (dialog);
 }
@@ -153,7 +153,7 @@ action_quantize (GSimpleAction *action,
                  GVariant      *param,
                  gpointer       data)
 {
-  qb_window_start_run (data);
+  _qb_window_start_run (data);
 }
 
 static void
@@ -192,7 +192,7 @@ action_select_tensor (GSimpleAction *action,
     {
       g_autofree char *message = g_strdup_printf ("No tensor named “%s” is shown.",
                                                   g_variant_get_string (param, NULL));
-      qb_window_show_error (self, message);
+      _qb_window_show_error (self, message);
     }
 }
 
@@ -208,7 +208,7 @@ action_set_format (GSimpleAction *action,
   if (g_ascii_strcasecmp (format, QB_FORMAT_KEEP) != 0 && qb_format_find (format) == NULL)
     {
       g_autofree char *message = g_strdup_printf ("Unknown format “%s”.", format);
-      qb_window_show_error (self, message);
+      _qb_window_show_error (self, message);
       return;
     }
   qb_document_set_formats (self->document, (QbTensorRow **) rows->pdata, rows->len, format);
@@ -225,7 +225,7 @@ action_allocate (GSimpleAction *action,
   g_autoptr(GError) error = NULL;
 
   if (!qb_document_allocate (self->document, &budget, &error))
-    qb_window_show_error (self, error->message);
+    _qb_window_show_error (self, error->message);
 }
 
 /* Pins (TRUE) or unpins the selected tensors: a budget fill keeps them. */
@@ -290,7 +290,7 @@ check_format (QbWindow   *self,
   if (g_ascii_strcasecmp (format, QB_FORMAT_KEEP) == 0 || qb_format_find (format))
     return TRUE;
   message = g_strdup_printf ("Unknown format “%s”.", format);
-  qb_window_show_error (self, message);
+  _qb_window_show_error (self, message);
   return FALSE;
 }
 
@@ -356,7 +356,7 @@ action_add_rule (GSimpleAction *action,
   if (!qb_plan_insert_rule (plan, -1, pattern, g_str_equal (kind, "regex") ? QB_RULE_REGEX : QB_RULE_GLOB,
                             format, NULL, &error))
     {
-      qb_window_show_error (self, error->message);
+      _qb_window_show_error (self, error->message);
       return;
     }
   qb_rules_editor_set_active (qb_plan_panel_get_rules_editor (self->plan_panel),
@@ -440,19 +440,19 @@ static void
 export_chart_to (QbWindow   *self,
                  const char *path)
 {
-  QbChart *chart = qb_window_get_visible_chart (self);
+  QbChart *chart = _qb_window_get_visible_chart (self);
   QbModel *model = qb_document_get_model (self->document);
   const char *inputs[] = { model ? qb_model_get_path (model) : NULL,
-                           self->store ? qb_store_get_path (qb_store_handle_get (self->store)) : NULL };
+                           self->store ? qb_store_get_path (self->store) : NULL };
   g_autoptr(GError) error = NULL;
 
   if (chart == NULL)
-    qb_window_show_error (self, "This page has no chart to export.");
+    _qb_window_show_error (self, "This page has no chart to export.");
   /* Never over the open model or the experiment database. */
   else if (!qb_file_check_output (path, "Export", inputs, G_N_ELEMENTS (inputs), &error))
-    qb_window_show_error (self, error->message);
+    _qb_window_show_error (self, error->message);
   else if (!qb_chart_export (chart, path, 0, 0, &error))
-    qb_window_show_error (self, error->message);
+    _qb_window_show_error (self, error->message);
 }
 
 static void
@@ -516,7 +516,7 @@ action_open_experiment (GSimpleAction *action,
                         GVariant      *param,
                         gpointer       data)
 {
-  qb_window_open_experiment (data, g_variant_get_int64 (param));
+  _qb_window_open_experiment (data, g_variant_get_int64 (param));
 }
 
 static void
@@ -570,7 +570,7 @@ compare_ids (QbWindow     *self,
 {
   if (n < 2)
     {
-      qb_window_show_error (self, "Select two or more experiments to compare (Ctrl or Shift and click).");
+      _qb_window_show_error (self, "Select two or more experiments to compare (Ctrl or Shift and click).");
       return;
     }
   qb_compare_page_compare (self->compare_page, ids, n);
@@ -612,7 +612,7 @@ action_evaluate (GSimpleAction *action,
 
   if (row == NULL)
     {
-      qb_window_show_error (self, "Select the experiment to evaluate on the Experiments page.");
+      _qb_window_show_error (self, "Select the experiment to evaluate on the Experiments page.");
       return;
     }
   gtk_window_present (GTK_WINDOW (qb_evaluate_dialog_new (GTK_WINDOW (self),
@@ -627,17 +627,17 @@ on_evaluation_finished (QbEvaluator *evaluator,
   const QbEvaluation *evaluation = qb_evaluator_get_evaluation (evaluator);
 
   if (qb_evaluator_get_status (evaluator) == QB_EVALUATOR_FAILED)
-    qb_window_show_error (self, qb_evaluator_get_error (evaluator)->message);
+    _qb_window_show_error (self, qb_evaluator_get_error (evaluator)->message);
   /* Measured beside predicted, while the plan is the one evaluated. */
   if (evaluation && isfinite (evaluation->kld_mean) && self->document && self->store)
     {
-      g_autoptr(QbExperiment) e = qb_store_get_experiment (qb_store_handle_get (self->store),
+      g_autoptr(QbExperiment) e = qb_store_get_experiment (self->store,
                                                            qb_evaluator_get_experiment_id (evaluator),
                                                            NULL);
       if (e && e->plan_json)
         qb_document_set_measured_kld (self->document, e->plan_json, evaluation->kld_mean);
     }
-  qb_window_update_actions (self);
+  _qb_window_update_actions (self);
 }
 
 static void
@@ -659,7 +659,7 @@ action_evaluate_experiment (GSimpleAction *action,
   g_signal_connect (evaluator, "finished", G_CALLBACK (on_evaluation_finished), self);
   qb_experiments_page_set_evaluator (self->experiments_page, evaluator);
   qb_evaluator_start (evaluator);
-  qb_window_update_actions (self);
+  _qb_window_update_actions (self);
 }
 
 static void
@@ -709,7 +709,7 @@ action_dismiss_error (GSimpleAction *action,
                       GVariant      *param,
                       gpointer       data)
 {
-  qb_window_clear_error (data);
+  _qb_window_clear_error (data);
 }
 
 static const GActionEntry entries[] = {
@@ -753,7 +753,7 @@ static const GActionEntry entries[] = {
 };
 
 void
-qb_window_install_actions (QbWindow *self)
+_qb_window_install_actions (QbWindow *self)
 {
   g_action_map_add_action_entries (G_ACTION_MAP (self), entries, G_N_ELEMENTS (entries), self);
   g_action_map_add_action_entries (G_ACTION_MAP (self), eval_entries, G_N_ELEMENTS (eval_entries), self);

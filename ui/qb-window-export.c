@@ -11,19 +11,19 @@
 G_GNUC_BEGIN_IGNORE_DEPRECATIONS   /* GtkFileChooserNative: GtkFileDialog is 4.10+ */
 
 void
-qb_window_update_export_actions (QbWindow *self)
+_qb_window_update_export_actions (QbWindow *self)
 {
   gboolean running = self->run && qb_run_is_running (self->run);
   gboolean idle_doc = self->document != NULL && !running;
 
-  qb_window_set_enabled (self, "export-model", idle_doc);
-  qb_window_set_enabled (self, "export-model-to", idle_doc);
-  qb_window_set_enabled (self, "export-experiment-model", idle_doc && self->store != NULL);
-  qb_window_set_enabled (self, "export-experiment-model-to", idle_doc && self->store != NULL);
-  qb_window_set_enabled (self, "export-experiments", self->store != NULL && qb_window_n_selected_experiments (self) > 0);
-  qb_window_set_enabled (self, "export-experiments-to", self->store != NULL);
-  qb_window_set_enabled (self, "import-experiments", self->store != NULL);
-  qb_window_set_enabled (self, "import-experiments-file", self->store != NULL);
+  _qb_window_set_enabled (self, "export-model", idle_doc);
+  _qb_window_set_enabled (self, "export-model-to", idle_doc);
+  _qb_window_set_enabled (self, "export-experiment-model", idle_doc && self->store != NULL);
+  _qb_window_set_enabled (self, "export-experiment-model-to", idle_doc && self->store != NULL);
+  _qb_window_set_enabled (self, "export-experiments", self->store != NULL && _qb_window_n_selected_experiments (self) > 0);
+  _qb_window_set_enabled (self, "export-experiments-to", self->store != NULL);
+  _qb_window_set_enabled (self, "import-experiments", self->store != NULL);
+  _qb_window_set_enabled (self, "import-experiments-file", self->store != NULL);
 }
 
 /* -- file choosers -------------------------------------------------------- */
@@ -44,7 +44,7 @@ on_chosen (GtkNativeDialog *dialog,
       g_autofree char *path = g_file_get_path (file);
 
       if (path == NULL)
-        qb_window_show_error (self, "Only local files can be used.");
+        _qb_window_show_error (self, "Only local files can be used.");
       else
         func (self, path, *id);
     }
@@ -103,8 +103,8 @@ on_export_finished (QbRun    *run,
                     QbWindow *self)
 {
   if (qb_run_get_status (run) == QB_RUN_FAILED && qb_run_get_error (run))
-    qb_window_show_error (self, qb_run_get_error (run)->message);
-  qb_window_update_actions (self);
+    _qb_window_show_error (self, qb_run_get_error (run)->message);
+  _qb_window_update_actions (self);
 }
 
 /* Writes the model quantized with plan (NULL: the document's, with its
@@ -125,7 +125,7 @@ start_export (QbWindow                   *self,
     {
       g_autofree char *message = g_strdup_printf ("The quantized model was not exported: the name must end "
                                                   "in .gguf or .safetensors — %s", path);
-      qb_window_show_error (self, message);
+      _qb_window_show_error (self, message);
       return;
     }
   run = qb_run_new (self->document, g_settings_get_uint (self->settings, "threads"));
@@ -139,7 +139,7 @@ start_export (QbWindow                   *self,
   g_signal_connect (run, "finished", G_CALLBACK (on_export_finished), self);
   qb_run_panel_set_run (self->run_panel, run);
   qb_run_start (run);
-  qb_window_update_actions (self);
+  _qb_window_update_actions (self);
 }
 
 static void
@@ -172,7 +172,7 @@ action_export_model_to (GSimpleAction *action,
 /* An experiment's plan and calibration texts, read from the store off the
  * main thread, then exported like the current plan. */
 typedef struct {
-  QbStoreHandle    *store;
+  QbStore          *store;
   gint64            id;
   char             *path;
   QbModel          *model;
@@ -184,7 +184,7 @@ typedef struct {
 static void
 experiment_export_free (ExperimentExport *e)
 {
-  qb_store_handle_unref (e->store);
+  qb_store_unref (e->store);
   g_free (e->path);
   g_clear_object (&e->model);
   g_clear_pointer (&e->experiment, qb_experiment_free);
@@ -200,7 +200,7 @@ read_experiment_thread (GTask        *task,
                         GCancellable *cancellable)
 {
   ExperimentExport *e = data;
-  QbStore *store = qb_store_handle_get (e->store);
+  QbStore *store = e->store;
   GError *error = NULL;
 
   e->experiment = qb_store_get_experiment (store, e->id, &error);
@@ -230,7 +230,7 @@ read_experiment_done (GObject      *source,
   if (!g_task_propagate_boolean (G_TASK (result), &error))
     {
       g_autofree char *message = g_strdup_printf ("The experiment was not exported: %s", error->message);
-      qb_window_show_error (self, message);
+      _qb_window_show_error (self, message);
       return;
     }
   /* Another model was opened meanwhile: its document cannot run this plan. */
@@ -254,7 +254,7 @@ export_experiment_model_to (QbWindow   *self,
   if (self->store == NULL || self->document == NULL)
     return;
   e = g_new0 (ExperimentExport, 1);
-  e->store = qb_store_handle_ref (self->store);
+  e->store = qb_store_ref (self->store);
   e->id = id;
   e->path = g_strdup (path);
   e->model = g_object_ref (qb_document_get_model (self->document));
@@ -292,7 +292,7 @@ action_export_experiment_model_to (GSimpleAction *action,
 /* -- experiments to and from files ----------------------------------------- */
 
 typedef struct {
-  QbStoreHandle       *store;
+  QbStore             *store;
   GArray              *ids;       /* gint64; export */
   QbStoreExportFormat  format;
   char                *path;
@@ -303,7 +303,7 @@ typedef struct {
 static void
 transfer_free (Transfer *t)
 {
-  qb_store_handle_unref (t->store);
+  qb_store_unref (t->store);
   g_clear_pointer (&t->ids, g_array_unref);
   g_clear_pointer (&t->new_ids, g_array_unref);
   g_free (t->path);
@@ -317,7 +317,7 @@ transfer_thread (GTask        *task,
                  GCancellable *cancellable)
 {
   Transfer *t = data;
-  QbStore *store = qb_store_handle_get (t->store);
+  QbStore *store = t->store;
   GError *error = NULL;
   gboolean ok = t->ids != NULL
                 ? qb_store_export_to_file (store, (const gint64 *) t->ids->data, t->ids->len, t->format,
@@ -347,12 +347,12 @@ transfer_done (GObject      *source,
       g_autofree char *message = g_strdup_printf ("%s: %s", t->ids ? "The experiments were not exported"
                                                                    : "The experiments were not imported",
                                                   error->message);
-      qb_window_show_error (self, message);
+      _qb_window_show_error (self, message);
       return;
     }
   if (t->ids == NULL)
     qb_experiments_page_refresh (self->experiments_page);
-  qb_window_update_actions (self);
+  _qb_window_update_actions (self);
 }
 
 static void
@@ -361,7 +361,7 @@ start_transfer (QbWindow *self,
 {
   g_autoptr(GTask) task = g_task_new (NULL, NULL, transfer_done, g_object_ref (self));
 
-  t->store = qb_store_handle_ref (self->store);
+  t->store = qb_store_ref (self->store);
   self->n_pending++;
   g_task_set_source_tag (task, start_transfer);
   g_task_set_task_data (task, t, (GDestroyNotify) transfer_free);
@@ -383,14 +383,14 @@ export_experiments_to (QbWindow   *self,
     return;
   if (ids->len == 0)
     {
-      qb_window_show_error (self, "Select the experiments to export on the Experiments page.");
+      _qb_window_show_error (self, "Select the experiments to export on the Experiments page.");
       return;
     }
   if (!g_str_has_suffix (lower, ".json") && !g_str_has_suffix (lower, ".csv"))
     {
       g_autofree char *message = g_strdup_printf ("The experiments were not exported: the name must end in "
                                                   ".json or .csv — %s", path);
-      qb_window_show_error (self, message);
+      _qb_window_show_error (self, message);
       return;
     }
   t = g_new0 (Transfer, 1);
@@ -463,7 +463,7 @@ static const GActionEntry entries[] = {
 };
 
 void
-qb_window_install_export_actions (QbWindow *self)
+_qb_window_install_export_actions (QbWindow *self)
 {
   g_action_map_add_action_entries (G_ACTION_MAP (self), entries, G_N_ELEMENTS (entries), self);
 }

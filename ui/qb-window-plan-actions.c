@@ -9,16 +9,16 @@
 G_GNUC_BEGIN_IGNORE_DEPRECATIONS   /* GtkFileChooserNative: GtkFileDialog is 4.10+ */
 
 void
-qb_window_update_plan_actions (QbWindow *self)
+_qb_window_update_plan_actions (QbWindow *self)
 {
   /* A run works on a copy of the plan: editing it, as these do, is fine
    * while one goes on. */
-  qb_window_set_enabled (self, "undo", self->history && qb_plan_history_can_undo (self->history));
-  qb_window_set_enabled (self, "redo", self->history && qb_plan_history_can_redo (self->history));
-  qb_window_set_enabled (self, "save-plan", self->document != NULL);
-  qb_window_set_enabled (self, "save-plan-to", self->document != NULL);
-  qb_window_set_enabled (self, "open-plan", self->document != NULL);
-  qb_window_set_enabled (self, "open-plan-file", self->document != NULL);
+  _qb_window_set_enabled (self, "undo", self->history && qb_plan_history_can_undo (self->history));
+  _qb_window_set_enabled (self, "redo", self->history && qb_plan_history_can_redo (self->history));
+  _qb_window_set_enabled (self, "save-plan", self->document != NULL);
+  _qb_window_set_enabled (self, "save-plan-to", self->document != NULL);
+  _qb_window_set_enabled (self, "open-plan", self->document != NULL);
+  _qb_window_set_enabled (self, "open-plan-file", self->document != NULL);
 }
 
 /* -- undo and redo -------------------------------------------------------- */
@@ -72,7 +72,7 @@ save_plan_to (QbWindow   *self,
   if (!g_file_set_contents_full (path, json, -1, G_FILE_SET_CONTENTS_CONSISTENT, 0644, &error))
     {
       g_autofree char *message = g_strdup_printf ("The plan was not saved: %s", error->message);
-      qb_window_show_error (self, message);
+      _qb_window_show_error (self, message);
     }
 }
 
@@ -95,7 +95,7 @@ open_plan_file (QbWindow   *self,
   if (plan == NULL)
     {
       g_autofree char *message = g_strdup_printf ("The plan could not be opened: %s — %s", error->message, path);
-      qb_window_show_error (self, message);
+      _qb_window_show_error (self, message);
       return;
     }
   /* A step of the history like any edit: Ctrl+Z gives the old plan back. */
@@ -117,7 +117,7 @@ on_chosen (GtkNativeDialog *dialog,
       g_autofree char *path = g_file_get_path (file);
 
       if (path == NULL)
-        qb_window_show_error (self, "Only local files can be used.");
+        _qb_window_show_error (self, "Only local files can be used.");
       else if (self->document != NULL)
         func (self, path);
     }
@@ -198,7 +198,7 @@ static const GActionEntry entries[] = {
 };
 
 void
-qb_window_install_plan_actions (QbWindow *self)
+_qb_window_install_plan_actions (QbWindow *self)
 {
   g_action_map_add_action_entries (G_ACTION_MAP (self), entries, G_N_ELEMENTS (entries), self);
 }

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* qb-window-private.h — QbWindow's fields, shared by qb-window.c (state,
- * loading) and qb-window-actions.c (the commands). */
+ * loading) and qb-window-actions.c (the commands).  Functions private to
+ * the window's files are named _qb_window_*, as GNOME Text Editor does. */
 #pragma once
 
 #include "qb-plan-history.h"
@@ -37,7 +38,7 @@ struct _QbWindow
   char                 *loading_path;
   QbRun                *run;
   QbExperimentRecorder *recorder;   /* the current run's; owned by the run */
-  QbStoreHandle        *store;      /* NULL until open, or when it failed */
+  QbStore              *store;      /* NULL until open, or when it failed */
   QbEvaluator          *evaluator;  /* the latest evaluation, running or not */
   QbPlanHistory        *history;    /* undo/redo of the document's plan */
   char                 *error_message;
@@ -45,33 +46,33 @@ struct _QbWindow
 };
 
 /* qb-window-actions.c */
-void qb_window_install_actions     (QbWindow    *self);
+void _qb_window_install_actions     (QbWindow    *self);
 /* Enables the actions that need a document, an idle engine, a run... */
-void qb_window_update_actions      (QbWindow    *self);
+void _qb_window_update_actions      (QbWindow    *self);
 /* Enables or disables the window action `name` (if it exists). */
-void qb_window_set_enabled         (QbWindow    *self,
+void _qb_window_set_enabled         (QbWindow    *self,
                                     const char  *name,
                                     gboolean     enabled);
 /* How many experiments the Experiments page has selected. */
-guint qb_window_n_selected_experiments (QbWindow  *self);
+guint _qb_window_n_selected_experiments (QbWindow  *self);
 
 /* qb-window-plan-actions.c: undo, redo, plan files */
-void qb_window_install_plan_actions (QbWindow   *self);
-void qb_window_update_plan_actions  (QbWindow   *self);
+void _qb_window_install_plan_actions (QbWindow   *self);
+void _qb_window_update_plan_actions  (QbWindow   *self);
 
 /* qb-window-export.c: the quantized model and experiments to files */
-void qb_window_install_export_actions (QbWindow *self);
-void qb_window_update_export_actions  (QbWindow *self);
+void _qb_window_install_export_actions (QbWindow *self);
+void _qb_window_update_export_actions  (QbWindow *self);
 
 /* qb-window.c */
-void qb_window_show_error          (QbWindow    *self,
+void _qb_window_show_error          (QbWindow    *self,
                                     const char  *message);
-void qb_window_clear_error         (QbWindow    *self);
-void qb_window_start_run           (QbWindow    *self);
+void _qb_window_clear_error         (QbWindow    *self);
+void _qb_window_start_run           (QbWindow    *self);
 /* Loads an experiment's plan and results into the editor (background). */
-void qb_window_open_experiment     (QbWindow    *self,
+void _qb_window_open_experiment     (QbWindow    *self,
                                     gint64       id);
 /* The chart on the visible page, or NULL. */
-QbChart *qb_window_get_visible_chart (QbWindow  *self);
+QbChart *_qb_window_get_visible_chart (QbWindow  *self);
 
 G_END_DECLS

@@ -10,22 +10,22 @@ G_DEFINE_FINAL_TYPE (QbWindow, qb_window, GTK_TYPE_APPLICATION_WINDOW)
 /* -- errors --------------------------------------------------------------- */
 
 void
-qb_window_show_error (QbWindow   *self,
+_qb_window_show_error (QbWindow   *self,
                       const char *message)
 {
   g_free (self->error_message);
   self->error_message = g_strdup (message);
   gtk_label_set_text (self->banner_label, message);
   gtk_revealer_set_reveal_child (self->banner_revealer, TRUE);
-  qb_window_update_actions (self);
+  _qb_window_update_actions (self);
 }
 
 void
-qb_window_clear_error (QbWindow *self)
+_qb_window_clear_error (QbWindow *self)
 {
   g_clear_pointer (&self->error_message, g_free);
   gtk_revealer_set_reveal_child (self->banner_revealer, FALSE);
-  qb_window_update_actions (self);
+  _qb_window_update_actions (self);
 }
 
 /* -- recent files --------------------------------------------------------- */
@@ -83,7 +83,7 @@ update_totals (QbWindow *self)
   gtk_label_set_text (self->totals_label, totals);
   error = qb_document_get_plan_error (self->document);
   if (error)
-    qb_window_show_error (self, error->message);
+    _qb_window_show_error (self, error->message);
 }
 
 static void
@@ -135,7 +135,7 @@ set_document (QbWindow   *self,
     g_signal_handlers_disconnect_by_data (self->history, self);
   g_clear_object (&self->history);
   self->history = qb_plan_history_new (document);
-  g_signal_connect_swapped (self->history, "changed", G_CALLBACK (qb_window_update_actions), self);
+  g_signal_connect_swapped (self->history, "changed", G_CALLBACK (_qb_window_update_actions), self);
   g_signal_connect (document, "totals-changed", G_CALLBACK (on_totals_changed), self);
   on_totals_changed (document, self);
 
@@ -199,14 +199,14 @@ load_done (GObject      *source,
     {
       g_autofree char *message = qb_ui_describe_open_error (path, error);
       show_status (self, "Open a model to begin", FALSE);
-      qb_window_show_error (self, message);
+      _qb_window_show_error (self, message);
       return;
     }
-  qb_window_clear_error (self);
+  _qb_window_clear_error (self);
   set_document (self, document);
   remember_recent (self, qb_model_get_path (qb_document_get_model (document)));
   show_status (self, "", FALSE);
-  qb_window_update_actions (self);
+  _qb_window_update_actions (self);
 }
 
 void
@@ -221,7 +221,7 @@ qb_window_open_path (QbWindow   *self,
 
   if (self->run && qb_run_is_running (self->run))
     {
-      qb_window_show_error (self, "Cancel the running quantization before opening another model.");
+      _qb_window_show_error (self, "Cancel the running quantization before opening another model.");
       return;
     }
   if (self->load_cancellable)
@@ -236,7 +236,7 @@ qb_window_open_path (QbWindow   *self,
   show_status (self, text, TRUE);
   format = g_settings_get_string (self->settings, "default-format");
   qb_document_load_async (path, format, self->load_cancellable, load_done, g_object_ref (self));
-  qb_window_update_actions (self);
+  _qb_window_update_actions (self);
 }
 
 void
@@ -254,9 +254,9 @@ on_run_finished (QbRun    *run,
 {
   qb_layer_table_refresh_sort (self->layer_table);
   qb_layer_table_update_columns (self->layer_table);
-  qb_window_update_actions (self);
+  _qb_window_update_actions (self);
   if (qb_run_get_status (run) == QB_RUN_FAILED && qb_run_get_error (run))
-    qb_window_show_error (self, qb_run_get_error (run)->message);
+    _qb_window_show_error (self, qb_run_get_error (run)->message);
 
   if (self->recorder == NULL)
     qb_run_panel_set_note (self->run_panel, "not saved: the experiment database is not open");
@@ -279,7 +279,7 @@ on_run_finished (QbRun    *run,
 }
 
 void
-qb_window_start_run (QbWindow *self)
+_qb_window_start_run (QbWindow *self)
 {
   g_autoptr(QbRun) run = NULL;
 
@@ -298,7 +298,7 @@ qb_window_start_run (QbWindow *self)
   g_signal_connect (run, "finished", G_CALLBACK (on_run_finished), self);
   qb_run_panel_set_run (self->run_panel, run);
   qb_run_start (run);
-  qb_window_update_actions (self);
+  _qb_window_update_actions (self);
 }
 
 /* -- the experiment store ------------------------------------------------ */
@@ -314,7 +314,7 @@ open_store_thread (GTask        *task,
   QbStore *store = qb_store_open (*path ? path : NULL, &error);
 
   if (store)
-    g_task_return_pointer (task, qb_store_handle_new (store), (GDestroyNotify) qb_store_handle_unref);
+    g_task_return_pointer (task, store, (GDestroyNotify) qb_store_unref);
   else
     g_task_return_error (task, error);
 }
@@ -326,7 +326,7 @@ open_store_done (GObject      *source,
 {
   g_autoptr(QbWindow) self = user_data;
   g_autoptr(GError) error = NULL;
-  g_autoptr(QbStoreHandle) store = g_task_propagate_pointer (G_TASK (result), &error);
+  g_autoptr(QbStore) store = g_task_propagate_pointer (G_TASK (result), &error);
 
   self->n_pending--;
   if (gtk_widget_in_destruction (GTK_WIDGET (self)))
@@ -335,13 +335,13 @@ open_store_done (GObject      *source,
     {
       g_autofree char *message = g_strdup_printf ("The experiment database could not be opened, so runs "
                                                   "are not saved: %s", error->message);
-      qb_window_show_error (self, message);
+      _qb_window_show_error (self, message);
       return;
     }
   self->store = g_steal_pointer (&store);
   qb_experiments_page_set_store (self->experiments_page, self->store);
   qb_compare_page_set_store (self->compare_page, self->store);
-  qb_window_update_actions (self);
+  _qb_window_update_actions (self);
 }
 
 /* The database is opened (and migrated if old) off the main thread. */
@@ -357,7 +357,7 @@ open_store (QbWindow *self)
 }
 
 typedef struct {
-  QbStoreHandle *store;
+  QbStore       *store;
   gint64         id;
   QbExperiment  *experiment;
   GPtrArray     *tensors;       /* QbStoredTensor, with histograms */
@@ -366,7 +366,7 @@ typedef struct {
 static void
 experiment_load_free (ExperimentLoad *load)
 {
-  qb_store_handle_unref (load->store);
+  qb_store_unref (load->store);
   g_clear_pointer (&load->experiment, qb_experiment_free);
   g_clear_pointer (&load->tensors, g_ptr_array_unref);
   g_free (load);
@@ -379,7 +379,7 @@ load_experiment_thread (GTask        *task,
                         GCancellable *cancellable)
 {
   ExperimentLoad *load = data;
-  QbStore *store = qb_store_handle_get (load->store);
+  QbStore *store = load->store;
   GError *error = NULL;
 
   load->experiment = qb_store_get_experiment (store, load->id, &error);
@@ -408,7 +408,7 @@ load_experiment_done (GObject      *source,
   self->n_pending--;
   if (!g_task_propagate_boolean (G_TASK (result), &error))
     {
-      qb_window_show_error (self, error->message);
+      _qb_window_show_error (self, error->message);
       return;
     }
   if (self->document == NULL || gtk_widget_in_destruction (GTK_WIDGET (self)))
@@ -419,13 +419,13 @@ load_experiment_done (GObject      *source,
       g_autofree char *message = g_strdup_printf ("“%s” was run on another model (%s): open that model first.",
                                                   load->experiment->name,
                                                   load->experiment->model_name ? load->experiment->model_name : "?");
-      qb_window_show_error (self, message);
+      _qb_window_show_error (self, message);
       return;
     }
   plan = qb_plan_new_from_json (load->experiment->plan_json, &error);
   if (plan == NULL)
     {
-      qb_window_show_error (self, error->message);
+      _qb_window_show_error (self, error->message);
       return;
     }
   qb_document_set_plan (self->document, plan);
@@ -438,11 +438,11 @@ load_experiment_done (GObject      *source,
   qb_layer_table_refresh_sort (self->layer_table);
   qb_layer_table_update_columns (self->layer_table);
   gtk_stack_set_visible_child_name (self->page_stack, "plan");
-  qb_window_update_actions (self);
+  _qb_window_update_actions (self);
 }
 
 void
-qb_window_open_experiment (QbWindow *self,
+_qb_window_open_experiment (QbWindow *self,
                            gint64    id)
 {
   g_autoptr(GTask) task = NULL;
@@ -452,11 +452,11 @@ qb_window_open_experiment (QbWindow *self,
   if (self->store == NULL || self->document == NULL)
     return;
   load = g_new0 (ExperimentLoad, 1);
-  load->store = qb_store_handle_ref (self->store);
+  load->store = qb_store_ref (self->store);
   load->id = id;
   self->n_pending++;
   task = g_task_new (NULL, NULL, load_experiment_done, g_object_ref (self));
-  g_task_set_source_tag (task, qb_window_open_experiment);
+  g_task_set_source_tag (task, _qb_window_open_experiment);
   g_task_set_task_data (task, load, (GDestroyNotify) experiment_load_free);
   g_task_run_in_thread (task, load_experiment_thread);
 }
@@ -466,11 +466,11 @@ on_page_error (GtkWidget  *page,
                const char *message,
                QbWindow   *self)
 {
-  qb_window_show_error (self, message);
+  _qb_window_show_error (self, message);
 }
 
 QbChart *
-qb_window_get_visible_chart (QbWindow *self)
+_qb_window_get_visible_chart (QbWindow *self)
 {
   if (g_strcmp0 (gtk_stack_get_visible_child_name (self->page_stack), "compare") == 0)
     return qb_compare_page_get_visible_chart (self->compare_page);
@@ -499,7 +499,7 @@ on_drop (GtkDropTarget *target,
   path = g_file_get_path (files->data);
   if (path == NULL)
     {
-      qb_window_show_error (self, "Only local files can be opened.");
+      _qb_window_show_error (self, "Only local files can be opened.");
       return FALSE;
     }
   qb_window_open_path (self, path);
@@ -534,7 +534,7 @@ qb_window_dispose (GObject *object)
       qb_evaluator_cancel (self->evaluator);
     }
   g_clear_object (&self->evaluator);
-  g_clear_pointer (&self->store, qb_store_handle_unref);
+  g_clear_pointer (&self->store, qb_store_unref);
   if (self->settings)
     g_signal_handlers_disconnect_by_data (self->settings, self);
   g_clear_object (&self->settings);
@@ -618,14 +618,14 @@ qb_window_init (QbWindow *self)
   /* The page may finish a read after the window is gone: tie the
    * connection to the window's life. */
   g_signal_connect_object (self->experiments_page, "selection-changed",
-                           G_CALLBACK (qb_window_update_actions), self, G_CONNECT_SWAPPED);
+                           G_CALLBACK (_qb_window_update_actions), self, G_CONNECT_SWAPPED);
 
-  qb_window_install_actions (self);
-  qb_window_install_plan_actions (self);
-  qb_window_install_export_actions (self);
+  _qb_window_install_actions (self);
+  _qb_window_install_plan_actions (self);
+  _qb_window_install_export_actions (self);
   show_status (self, "Open a model to begin", FALSE);
   open_store (self);
-  qb_window_update_actions (self);
+  _qb_window_update_actions (self);
 }
 
 QbWindow *

@@ -76,7 +76,7 @@ typedef struct _QbActivationStats QbActivationStats;
 
 void                qb_stats_options_init            (QbStatsOptions     *opts);
 
-/* Runs llama (its stored weights, or whatever was set on it) over calib. */
+/* Runs llama (its stored weights, or whatever was set on it) over calib. (transfer full) */
 QbActivationStats  *qb_activation_stats_compute      (QbLlama            *llama,
                                                       QbCalibration      *calib,
                                                       const QbStatsOptions *opts,
@@ -88,7 +88,7 @@ void                qb_activation_stats_free         (QbActivationStats  *stats)
 
 /* The importance matrix, one entry per weight of the repeated blocks, plus
  * output.weight when include_output; dataset facts from the calibration
- * set.  A new reference. */
+ * set.  A new reference. (transfer full) */
 QbImatrix          *qb_activation_stats_get_imatrix  (QbActivationStats  *stats,
                                                       gboolean            include_output);
 /* XᵀX of the tensor's input (n × n, both triangles), or NULL when it was
@@ -104,7 +104,7 @@ guint               qb_activation_stats_get_n_passes (QbActivationStats  *stats)
 /* The cache folder of these statistics (NULL with no_cache). */
 const char         *qb_activation_stats_get_cache_dir (QbActivationStats *stats);
 /* The calibration set the statistics were measured on (owned by stats):
- * qb_calibration_to_record gives its experiment-store record. */
+ * qb_calibration_to_record gives its experiment-store record. (transfer none) */
 QbCalibration      *qb_activation_stats_get_calibration (QbActivationStats *stats);
 
 /* Gives the job the importance matrix and XᵀX (stats must outlive the run). */
@@ -116,7 +116,7 @@ void                qb_activation_stats_attach       (QbActivationStats  *stats,
  * calibration set, and the statistics the plan's methods need (XᵀX of the
  * tensors whose method needs it; plan NULL: importance only), measured on
  * the model's stored weights with n_threads (0: all cores).  Blocks: call
- * from a worker thread. */
+ * from a worker thread. (transfer full) */
 QbActivationStats  *qb_activation_stats_compute_for_plan (QbModel                 *model,
                                                       QbPlan                     *plan,
                                                       const char * const         *paths,
@@ -128,7 +128,7 @@ QbActivationStats  *qb_activation_stats_compute_for_plan (QbModel               
                                                       GError                    **error);
 
 /* Tensors whose resolved method needs XᵀX under the plan (NULL-terminated;
- * empty when none), for QbStatsOptions.gram_tensors. */
+ * empty when none), for QbStatsOptions.gram_tensors. (transfer full) */
 GStrv               qb_activation_stats_gram_tensors (QbPlan             *plan,
                                                       QbModel            *model,
                                                       GError            **error);

@@ -66,7 +66,7 @@ void               qb_calibration_options_for_record (QbCalibrationOptions   *op
 
 /* Reads and tokenizes the texts (NULL-terminated paths).  model gives the
  * default context.  Blocks: call from a worker thread; cancellable while
- * tokenizing. */
+ * tokenizing. (transfer full) */
 QbCalibration     *qb_calibration_new           (QbModel                    *model,
                                                  QbTokenizer                *tok,
                                                  const char * const         *paths,
@@ -74,12 +74,13 @@ QbCalibration     *qb_calibration_new           (QbModel                    *mod
                                                  GCancellable               *cancellable,
                                                  GError                    **error);
 /* From tokens already at hand (tests, other sources); bos -1 keeps each
- * chunk's first token.  The hash covers the tokens themselves. */
+ * chunk's first token.  The hash covers the tokens themselves. (transfer full) */
 QbCalibration     *qb_calibration_new_from_tokens (const gint32             *tokens,
                                                  gsize                       n_tokens,
                                                  gint32                      bos,
                                                  const QbCalibrationOptions *opts,
                                                  GError                    **error);
+/* (transfer full) */
 QbCalibration     *qb_calibration_ref           (QbCalibration *calib);
 void               qb_calibration_unref         (QbCalibration *calib);
 
@@ -107,7 +108,7 @@ gboolean           qb_calibration_get_from_cache (QbCalibration *calib);
 
 /* The experiment store's record of the set (id 0; n_tokens: the joined
  * texts' tokens); qb_store_add_calibration_set stores it, or finds the one
- * with the same hash, and its id goes into QbExperimentSpec. */
+ * with the same hash, and its id goes into QbExperimentSpec. (transfer full) */
 QbCalibrationSet  *qb_calibration_to_record     (QbCalibration *calib);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (QbCalibration, qb_calibration_unref)

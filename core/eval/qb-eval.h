@@ -115,7 +115,7 @@ gboolean  qb_eval_tokens       (QbLlama              *llama,
                                 QbEvalResult         *result,
                                 GError              **error);
 
-/* Where the float model's log-probabilities for these keys are cached. */
+/* Where the float model's log-probabilities for these keys are cached. (transfer full) */
 char     *qb_eval_cache_path   (const char           *cache_dir,
                                 const char           *model_fingerprint,
                                 const char           *tokenizer_fingerprint,
@@ -140,19 +140,19 @@ gboolean  qb_eval_run_finish   (GAsyncResult         *res,
                                 GError              **error);
 
 /* The result as a JSON object (for --json and for storing with an
- * experiment), and back; from_json fails on JSON without "ppl". */
+ * experiment), and back; from_json fails on JSON without "ppl". (transfer full) */
 char     *qb_eval_result_to_json   (const QbEvalResult *result);
 gboolean  qb_eval_result_from_json (const char         *json,
                                     QbEvalResult       *result,
                                     GError            **error);
 
 /* The record qb_store_set_evaluation stores for a result on text_path
- * (the text's file name is kept for display, its hash identifies it). */
+ * (the text's file name is kept for display, its hash identifies it). (transfer full) */
 QbEvaluation *qb_eval_result_to_evaluation (const QbEvalResult *result,
                                             const char         *text_path);
 
 /* The plan of a stored experiment (qb_store_get_experiment), to run it
- * again on model; fails when the experiment was run on another model. */
+ * again on model; fails when the experiment was run on another model. (transfer full) */
 QbPlan       *qb_eval_plan_of_experiment   (const QbExperiment *experiment,
                                             QbModel            *model,
                                             GError            **error);

@@ -99,11 +99,12 @@ typedef void (*QbActivationFunc) (const char  *weight_name,
 typedef struct _QbLlama QbLlama;
 
 /* Checks the architecture, every tensor's presence and shape, and reads
- * the norms.  Keeps a reference on model. */
+ * the norms.  Keeps a reference on model. (transfer full) */
 QbLlama             *qb_llama_new               (QbModel        *model,
                                                  GError        **error);
 void                 qb_llama_free              (QbLlama        *llama);
 const QbLlamaParams *qb_llama_get_params        (QbLlama        *llama);
+/* (transfer none) */
 QbModel             *qb_llama_get_model         (QbLlama        *llama);
 
 /* 0: one per CPU. */

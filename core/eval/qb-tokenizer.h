@@ -63,7 +63,7 @@ typedef enum {
 
 typedef struct _QbTokenizer QbTokenizer;
 
-/* From a GGUF file's tokenizer.ggml.* metadata. */
+/* From a GGUF file's tokenizer.ggml.* metadata. (transfer full) */
 QbTokenizer     *qb_tokenizer_new_from_gguf   (QbGguf             *gguf,
                                                GError            **error);
 /* From a Hugging Face tokenizer.json (BPE models). */
@@ -71,7 +71,7 @@ QbTokenizer     *qb_tokenizer_new_from_hf_json (const char        *path,
                                                GError            **error);
 
 /* The model's own tokenizer: its GGUF metadata, or the tokenizer.json
- * beside a safetensors model. */
+ * beside a safetensors model. (transfer full) */
 QbTokenizer     *qb_tokenizer_new_for_model   (QbModel            *model,
                                                GError            **error);
 
@@ -80,7 +80,7 @@ QbTokenizer     *qb_tokenizer_new_for_model   (QbModel            *model,
  * NULL (0 and NORMAL).  The tokenizer copies what it needs.
  * merges: "left right" strings, highest priority first; patterns: the
  * pre-tokenizer's regular expressions applied in turn (NULL-terminated;
- * NULL or empty for none); byte_level: map bytes to GPT-2's characters. */
+ * NULL or empty for none); byte_level: map bytes to GPT-2's characters. (transfer full) */
 QbTokenizer     *qb_tokenizer_new_bpe         (const char * const *tokens,
                                                const int          *types,
                                                guint               n_tokens,
@@ -98,6 +98,7 @@ void             qb_tokenizer_set_special     (QbTokenizer        *tok,
                                                gboolean            add_bos,
                                                gboolean            add_eos);
 
+/* (transfer full) */
 QbTokenizer     *qb_tokenizer_ref             (QbTokenizer        *tok);
 void             qb_tokenizer_unref           (QbTokenizer        *tok);
 
@@ -112,7 +113,7 @@ gboolean         qb_tokenizer_get_add_eos     (QbTokenizer        *tok);
  * (and EOS) as the vocabulary asks; parse_special turns the text of control
  * tokens into those tokens.  Returns an array of gint32, or NULL with
  * QB_TOKENIZER_ERROR_TEXT (BPE needs valid UTF-8) or G_IO_ERROR_CANCELLED
- * (checked as the work goes, so a long text stops soon). */
+ * (checked as the work goes, so a long text stops soon). (transfer full) */
 GArray          *qb_tokenizer_encode          (QbTokenizer        *tok,
                                                const char         *text,
                                                gssize              len,
@@ -121,7 +122,7 @@ GArray          *qb_tokenizer_encode          (QbTokenizer        *tok,
                                                GCancellable       *cancellable,
                                                GError            **error);
 /* A hex SHA-256 of everything that decides the ids (vocabulary, scores,
- * types, merges, patterns, flags), for cache keys.  Free with g_free. */
+ * types, merges, patterns, flags), for cache keys.  Free with g_free. (transfer full) */
 char            *qb_tokenizer_fingerprint     (QbTokenizer        *tok);
 /* The text of a run of tokens (byte tokens and "▁" turned back). */
 char            *qb_tokenizer_decode          (QbTokenizer        *tok,

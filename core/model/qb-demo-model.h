@@ -63,7 +63,7 @@ gboolean  qb_demo_model_write         (const QbDemoModelSpec  *spec,
 /* The tiny default model in the user's cache folder
  * ($XDG_CACHE_HOME/quantbench/), generated on first use (a fraction of a
  * second, most of it fsync: call it off the UI thread).  Concurrent first
- * uses each write their own temporary file; the last rename wins. */
+ * uses each write their own temporary file; the last rename wins. (transfer full) */
 char     *qb_demo_model_get_default   (GCancellable           *cancellable,
                                        GError                **error);
 

@@ -94,7 +94,7 @@ typedef struct {
 G_DECLARE_FINAL_TYPE (QbModel, qb_model, QB, MODEL, GObject)
 
 /* Opens a .gguf, a .safetensors, a model.safetensors.index.json, or a folder
- * holding one of those (plus config.json). */
+ * holding one of those (plus config.json). (transfer full) */
 QbModel          *qb_model_open              (const char   *path,
                                               GError      **error);
 const char       *qb_model_get_path          (QbModel      *model);
@@ -109,9 +109,10 @@ const QbTensor   *qb_model_find_tensor       (QbModel      *model,
 gint64            qb_model_get_n_params      (QbModel      *model);
 guint64           qb_model_get_n_bytes       (QbModel      *model);   /* tensor data */
 guint64           qb_model_get_file_size     (QbModel      *model);   /* all files */
-/* The parsed GGUF for GGUF models (metadata, tokenizer); NULL otherwise. */
+/* The parsed GGUF for GGUF models (metadata, tokenizer); NULL otherwise. (transfer none) */
 QbGguf           *qb_model_get_gguf          (QbModel      *model);
-/* config.json / tokenizer.json beside a safetensors model, parsed; NULL when absent. */
+/* config.json / tokenizer.json beside a safetensors model, parsed; NULL when absent.
+ * (transfer none) */
 struct _JsonObject *qb_model_get_hf_config   (QbModel      *model);
 /* A stable fingerprint of the header and tensor table (hex SHA-256). */
 const char       *qb_model_get_fingerprint   (QbModel      *model);

@@ -18,12 +18,13 @@ typedef enum {
 
 typedef struct _QbImatrix QbImatrix;
 
+/* (transfer full) */
 QbImatrix    *qb_imatrix_new          (void);
 QbImatrix    *qb_imatrix_ref          (QbImatrix *im);
 void          qb_imatrix_unref        (QbImatrix *im);
 /* Detects the format (.dat or GGUF) from the contents.  Files are
  * untrusted: every length and count is checked, values must be finite and
- * not negative, names unique; errors name the file, the field and where. */
+ * not negative, names unique; errors name the file, the field and where. (transfer full) */
 QbImatrix    *qb_imatrix_load         (const char *path, GError **error);
 gboolean      qb_imatrix_save_dat     (QbImatrix *im, const char *path, GError **error);
 gboolean      qb_imatrix_save_gguf    (QbImatrix *im, const char *path, GError **error);

@@ -76,7 +76,7 @@ typedef const double *(*QbJobGramFunc) (const char *tensor_name,
 
 typedef struct _QbJob QbJob;
 
-/* Takes a copy of the plan: later edits do not affect the job. */
+/* Takes a copy of the plan: later edits do not affect the job. (transfer full) */
 QbJob          *qb_job_new               (QbModel *model, QbPlan *plan);
 void            qb_job_free              (QbJob *job);
 void            qb_job_set_threads       (QbJob *job, guint n_threads);   /* 0 = cores */
@@ -109,7 +109,7 @@ const QbPlanResolution *qb_job_get_resolution (QbJob *job);
  * kept tensor its stored type's format, NULL when the registry has none),
  * exactly what a GGUF export writes for native types.  Formats with no
  * ggml type are exported as these values dequantized and rounded to F16.
- * NULL when not kept or not done.  Free with g_bytes_unref. */
+ * NULL when not kept or not done.  Free with g_bytes_unref. (transfer full) */
 GBytes         *qb_job_get_tensor_data   (QbJob *job, guint tensor_index,
                                           const QbFormat **format);
 /* What the format's dequantize_row needs for that data: the format and,

@@ -69,6 +69,7 @@ typedef struct {
 #define QB_TYPE_PLAN (qb_plan_get_type ())
 G_DECLARE_FINAL_TYPE (QbPlan, qb_plan, QB, PLAN, GObject)
 
+/* (transfer full) */
 QbPlan             *qb_plan_new                (void);
 QbPlan             *qb_plan_copy               (QbPlan       *plan);
 /* Names of the presets ("Q4_K_M", "Q5_K_M", "Q3_K_M", ...), NULL-terminated. */
@@ -113,7 +114,7 @@ const char         *qb_plan_get_override_at    (QbPlan *plan, guint index,
 /* Method options (e.g. GPTQ damp, group order), applied to every tensor. */
 void                qb_plan_set_option         (QbPlan *plan, const char *key, const char *value);
 const char         *qb_plan_get_option         (QbPlan *plan, const char *key);
-/* All options (char* -> char*), owned by the plan. */
+/* All options (char* -> char*), owned by the plan. (transfer none) */
 GHashTable         *qb_plan_get_options        (QbPlan *plan);
 
 char               *qb_plan_to_json            (QbPlan *plan);
@@ -140,7 +141,7 @@ typedef struct {
   guint           n_fallbacks;
 } QbPlanResolution;
 
-/* Instant: no tensor data is read. */
+/* Instant: no tensor data is read. (transfer full) */
 QbPlanResolution   *qb_plan_resolve            (QbPlan *plan, QbModel *model, GError **error);
 void                qb_plan_resolution_free    (QbPlanResolution *res);
 /* llama.cpp's LLAMA_FTYPE value closest to the resolved plan: the preset's

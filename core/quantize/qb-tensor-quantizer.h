@@ -82,13 +82,13 @@ gboolean         qb_tensor_scan                (QbModel        *model,
  * share, their histogram over the same edges a quantization run of this
  * tensor uses, and their channel ranges in the run's buckets (so both can
  * be shown before any run and overlaid later).  Two reads of the tensor;
- * the quality metrics are NAN. */
+ * the quality metrics are NAN. (transfer full) */
 QbTensorResult  *qb_tensor_describe_original    (QbModel        *model,
                                                  guint           index,
                                                  QbWorkers      *workers,
                                                  GCancellable   *cancellable,
                                                  GError        **error);
-/* Its histogram alone. */
+/* Its histogram alone. (transfer full) */
 QbHistogram     *qb_tensor_original_histogram   (QbModel        *model,
                                                  guint           index,
                                                  QbWorkers      *workers,
@@ -99,7 +99,7 @@ QbHistogram     *qb_tensor_original_histogram   (QbModel        *model,
  * requested_format and fallback_reason (the plan's business); with
  * no_metrics the metrics are NAN and the histograms and channel ranges
  * absent.  Returns NULL with G_IO_ERROR_CANCELLED when cancelled; output
- * buffers are then only partly written. */
+ * buffers are then only partly written. (transfer full) */
 QbTensorResult  *qb_tensor_quantize             (QbModel                 *model,
                                                  guint                    index,
                                                  const QbQuantizeSpec    *spec,

@@ -18,6 +18,7 @@ typedef struct {
   guint64 *counts;          /* n_bins */
 } QbHistogram;
 
+/* (transfer full) */
 QbHistogram *qb_histogram_new   (guint n_bins, double lo, double hi);
 QbHistogram *qb_histogram_copy  (const QbHistogram *h);
 void         qb_histogram_free  (QbHistogram *h);
@@ -80,6 +81,7 @@ typedef struct {
 gint64          qb_channel_rows_per_bucket (gint64 n_rows);
 guint           qb_channel_n_buckets       (gint64 n_rows);
 
+/* (transfer full) */
 QbTensorResult *qb_tensor_result_new  (void);
 QbTensorResult *qb_tensor_result_copy (const QbTensorResult *r);
 void            qb_tensor_result_free (QbTensorResult *r);

@@ -46,12 +46,13 @@ typedef struct {
   gint64   first_seen;
 } QbModelRecord;
 
+/* (transfer full) */
 QbModelRecord *qb_model_record_new   (void);
 void           qb_model_record_free  (QbModelRecord       *m);
 /* The architecture facts as a JSON object. */
 char          *qb_arch_info_to_json  (const QbArchInfo    *arch);
 /* A record describing an open model (qb-store-model.c, the only part of
- * the store that needs QbModel's implementation). */
+ * the store that needs QbModel's implementation). (transfer full) */
 QbModelRecord *qb_model_record_new_from_model (QbModel *model);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (QbModelRecord, qb_model_record_free)
 
@@ -71,6 +72,7 @@ typedef struct {
   gint64    created;
 } QbCalibrationSet;
 
+/* (transfer full) */
 QbCalibrationSet *qb_calibration_set_new  (void);
 QbCalibrationSet *qb_calibration_set_copy (const QbCalibrationSet *c);
 void              qb_calibration_set_free (QbCalibrationSet       *c);
@@ -107,6 +109,7 @@ typedef struct {
   double  *chunk_kld;        /* n_chunk_results mean KLDs (NAN without KLD) */
 } QbEvaluation;
 
+/* (transfer full) */
 QbEvaluation *qb_evaluation_new        (void);   /* every measure NAN */
 QbEvaluation *qb_evaluation_copy       (const QbEvaluation *e);
 void          qb_evaluation_free       (QbEvaluation       *e);
@@ -164,6 +167,7 @@ typedef struct {
   char               *owner_host;
 } QbExperiment;
 
+/* (transfer full) */
 QbExperiment *qb_experiment_new  (void);
 QbExperiment *qb_experiment_copy (const QbExperiment *e);
 void          qb_experiment_free (QbExperiment       *e);
@@ -190,6 +194,7 @@ typedef struct {
   QbTensorResult *result;
 } QbStoredTensor;
 
+/* (transfer full) */
 QbStoredTensor *qb_stored_tensor_new  (void);
 void            qb_stored_tensor_free (QbStoredTensor *t);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (QbStoredTensor, qb_stored_tensor_free)

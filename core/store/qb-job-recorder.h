@@ -20,7 +20,7 @@ typedef struct _QbJobRecorder QbJobRecorder;
 
 /* Begins the experiment.  spec may be NULL; its name (NULL: one made from
  * the plan), notes, tags and calibration set are used, the rest comes from
- * the plan, the model and n_threads.  store must outlive the recorder. */
+ * the plan, the model and n_threads.  store must outlive the recorder. (transfer full) */
 QbJobRecorder *qb_job_recorder_begin        (QbStore                *store,
                                              QbModel                *model,
                                              QbPlan                 *plan,
@@ -48,7 +48,7 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (QbJobRecorder, qb_job_recorder_free)
 /* "Q4_K_M + 2 rules (Q6_K, Q8_0) + 1 override (F16)": what makes a plan,
  * in a few words.  qb_job_recorder_begin() names an experiment this way
  * when the spec has no name, with " (2)", " (3)"... when the model already
- * has an experiment of that name. */
+ * has an experiment of that name. (transfer full) */
 char          *qb_experiment_name_for_plan  (QbPlan                 *plan);
 
 G_END_DECLS

@@ -472,16 +472,7 @@ find_by_uuid (QbStore *store, const char *uuid, GError **error)
   if (stmt == NULL)
     return -1;
   qb_bind_text (stmt, 1, uuid);
-  switch (sqlite3_step (stmt))
-    {
-    case SQLITE_ROW:
-      return sqlite3_column_int64 (stmt, 0);
-    case SQLITE_DONE:
-      return 0;
-    default:
-      qb_store_fail (store, error, "looking up an experiment");
-      return -1;
-    }
+  return qb_store_step_id (store, stmt, error, "looking up an experiment");
 }
 
 /* The summary fields of an exported experiment. */
@@ -588,19 +579,6 @@ insert_imported (QbStore *store, const QbExperiment *e, gint64 model_id, gint64 
 }
 
 /* The stored-tensor count is what is there, whatever the file said. */
-static gboolean
-count_tensors (QbStore *store, gint64 id, GError **error)
-{
-  g_autoptr(QbStmt) stmt = qb_store_stmt (store, "UPDATE experiment SET n_tensors_done = "
-                                          "(SELECT count(*) FROM tensor_result WHERE "
-                                          "experiment_id = ?1) WHERE id = ?1", error);
-
-  if (stmt == NULL)
-    return FALSE;
-  sqlite3_bind_int64 (stmt, 1, id);
-  return qb_store_exec_step (store, stmt, error, "counting imported tensors");
-}
-
 /* Inside the import's transaction: one experiment, its id in *id (0 when
  * it was already there). */
 static gboolean
@@ -666,7 +644,7 @@ import_experiment (QbStore *store, Ctx *c, JsonObject *o, const char *where, gin
           !qb_store_write_tensor_locked (store, *id, t, c->error))
         return FALSE;
     }
-  return count_tensors (store, *id, c->error);
+  return qb_store_count_tensors_locked (store, *id, c->error);
 }
 
 static JsonArray *

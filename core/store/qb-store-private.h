@@ -12,6 +12,7 @@ G_BEGIN_DECLS
 #define QB_STORE_APPLICATION_ID 0x51425354
 
 struct _QbStore {
+  gint        ref_count;
   GRecMutex   lock;      /* serializes calls on this connection */
   sqlite3    *db;
   char       *path;
@@ -38,6 +39,8 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (QbStmt, qb_stmt_release)
 QbStmt   *qb_store_stmt        (QbStore *store, const char *sql, GError **error);
 gboolean  qb_store_fail        (QbStore *store, GError **error, const char *doing);
 gboolean  qb_store_exec_step   (QbStore *store, QbStmt *stmt, GError **error, const char *doing);
+/* Steps a query of one integer (an id): it, 0 when no row, -1 on failure. */
+gint64    qb_store_step_id     (QbStore *store, QbStmt *stmt, GError **error, const char *doing);
 /* Runs SQL text that returns no rows (cached like any statement). */
 gboolean  qb_store_exec_sql    (QbStore *store, const char *sql, GError **error);
 gboolean  qb_store_begin       (QbStore *store, GError **error);
@@ -92,6 +95,8 @@ gboolean  qb_store_write_tensor_locked (QbStore *store, gint64 experiment_id,
 gboolean  qb_store_write_evaluation_locked (QbStore *store, gint64 experiment_id,
                                             const QbEvaluation *ev, gint64 *id,
                                             GError **error);
+/* Sets an experiment's count of stored tensors from its rows. */
+gboolean  qb_store_count_tensors_locked (QbStore *store, gint64 experiment_id, GError **error);
 /* Ends a running experiment with its totals; STATE when it is not running. */
 gboolean  qb_store_finish_locked (QbStore *store, gint64 id, QbExperimentStatus status,
                                   double seconds, gint64 finished, const char *error_message,

@@ -136,6 +136,23 @@ qb_store_update_experiment (QbStore *store, QbStmt *stmt, gint64 id, GError **er
   return TRUE;
 }
 
+/* Steps a statement that returns at most one row of one integer (an id):
+ * the integer, 0 when there is no row, -1 (error set) on failure. */
+gint64
+qb_store_step_id (QbStore *store, QbStmt *stmt, GError **error, const char *doing)
+{
+  switch (sqlite3_step (stmt))
+    {
+    case SQLITE_ROW:
+      return sqlite3_column_int64 (stmt, 0);
+    case SQLITE_DONE:
+      return 0;
+    default:
+      qb_store_fail (store, error, doing);
+      return -1;
+    }
+}
+
 /* NOT_FOUND when there is no experiment `id`. */
 gboolean
 qb_store_experiment_exists (QbStore *store, gint64 id, GError **error)
@@ -145,13 +162,13 @@ qb_store_experiment_exists (QbStore *store, gint64 id, GError **error)
   if (stmt == NULL)
     return FALSE;
   sqlite3_bind_int64 (stmt, 1, id);
-  switch (sqlite3_step (stmt))
+  switch (qb_store_step_id (store, stmt, error, "looking up an experiment"))
     {
-    case SQLITE_ROW:
-      return TRUE;
-    case SQLITE_DONE:
+    case 0:
       return qb_store_not_found (store, error, "experiment", id);
+    case -1:
+      return FALSE;
     default:
-      return qb_store_fail (store, error, "looking up an experiment");
+      return TRUE;
     }
 }

@@ -82,17 +82,8 @@ qb_store_add_model_locked (QbStore *store, const QbModelRecord *m, gboolean upda
   if ((find = qb_store_stmt (store, "SELECT id FROM model WHERE fingerprint = ?1", error)) == NULL)
     return 0;
   qb_bind_text (find, 1, m->fingerprint);
-  switch (sqlite3_step (find))
-    {
-    case SQLITE_ROW:
-      id = sqlite3_column_int64 (find, 0);
-      break;
-    case SQLITE_DONE:
-      break;
-    default:
-      qb_store_fail (store, error, "looking up a model");
-      return 0;
-    }
+  if ((id = qb_store_step_id (store, find, error, "looking up a model")) < 0)
+    return 0;
   if (id != 0 && !update_location)
     return id;
   if (id != 0)
@@ -251,16 +242,7 @@ qb_store_find_tag_locked (QbStore *store, const char *name, gboolean create, GEr
   if ((stmt = qb_store_stmt (store, sql, error)) == NULL)
     return -1;
   qb_bind_text (stmt, 1, name);
-  switch (sqlite3_step (stmt))
-    {
-    case SQLITE_ROW:
-      return sqlite3_column_int64 (stmt, 0);
-    case SQLITE_DONE:
-      return 0;
-    default:
-      qb_store_fail (store, error, "looking up a tag");
-      return -1;
-    }
+  return qb_store_step_id (store, stmt, error, "looking up a tag");
 }
 
 gboolean
@@ -488,6 +470,15 @@ qb_store_write_tensor_locked (QbStore *store, gint64 experiment_id, const QbStor
   return write_tensor_data (store, sqlite3_last_insert_rowid (store->db), r, error);
 }
 
+static gboolean
+not_running (QbStore *store, GError **error, gint64 id)
+{
+  g_set_error (error, QB_STORE_ERROR, QB_STORE_ERROR_STATE,
+               "%s: experiment %" G_GINT64_FORMAT " is not running (missing or finished)",
+               store->path, id);
+  return FALSE;
+}
+
 gboolean
 qb_store_add_tensor_result (QbStore *store, gint64 experiment_id, guint position,
                             guint64 original_bytes, const QbTensorResult *result, GError **error)
@@ -509,20 +500,13 @@ qb_store_add_tensor_result (QbStore *store, gint64 experiment_id, guint position
     goto fail;
   if (sqlite3_changes (store->db) == 0)
     {
-      g_set_error (error, QB_STORE_ERROR, QB_STORE_ERROR_STATE,
-                   "%s: experiment %" G_GINT64_FORMAT " is not running (missing or finished)",
-                   store->path, experiment_id);
+      not_running (store, error, experiment_id);
       goto fail;
     }
   g_clear_pointer (&touch, qb_stmt_release);
   if (!qb_store_write_tensor_locked (store, experiment_id, &t, error))
     goto fail;
-  touch = qb_store_stmt (store, "UPDATE experiment SET n_tensors_done = (SELECT count(*) "
-                                "FROM tensor_result WHERE experiment_id = ?1) WHERE id = ?1", error);
-  if (touch == NULL)
-    goto fail;
-  sqlite3_bind_int64 (touch, 1, experiment_id);
-  if (!qb_store_exec_step (store, touch, error, "counting stored tensors") ||
+  if (!qb_store_count_tensors_locked (store, experiment_id, error) ||
       !qb_store_commit (store, error))
     goto fail;
   return TRUE;
@@ -530,6 +514,19 @@ qb_store_add_tensor_result (QbStore *store, gint64 experiment_id, guint position
 fail:
   qb_store_rollback (store);
   return FALSE;
+}
+
+gboolean
+qb_store_count_tensors_locked (QbStore *store, gint64 experiment_id, GError **error)
+{
+  g_autoptr(QbStmt) stmt = qb_store_stmt (store, "UPDATE experiment SET n_tensors_done = "
+                                          "(SELECT count(*) FROM tensor_result WHERE "
+                                          "experiment_id = ?1) WHERE id = ?1", error);
+
+  if (stmt == NULL)
+    return FALSE;
+  sqlite3_bind_int64 (stmt, 1, experiment_id);
+  return qb_store_exec_step (store, stmt, error, "counting stored tensors");
 }
 
 /* Inside a transaction: totals over the stored tensors, and the end. */
@@ -573,10 +570,7 @@ qb_store_finish_locked (QbStore *store, gint64 id, QbExperimentStatus status, do
     return FALSE;
   if (sqlite3_changes (store->db) == 0)
     {
-      g_set_error (error, QB_STORE_ERROR, QB_STORE_ERROR_STATE,
-                   "%s: experiment %" G_GINT64_FORMAT " is not running (missing or finished)",
-                   store->path, id);
-      return FALSE;
+      return not_running (store, error, id);
     }
   return TRUE;
 }

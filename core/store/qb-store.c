@@ -55,10 +55,25 @@ finalize_stmt (gpointer stmt)
   sqlite3_finalize (stmt);
 }
 
+/* A store with no connection yet, one reference. */
+static QbStore *
+store_new (const char *path)
+{
+  QbStore *store = g_new0 (QbStore, 1);
+
+  store->ref_count = 1;
+  g_rec_mutex_init (&store->lock);
+  store->path = g_strdup (path);
+  store->stmts = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, finalize_stmt);
+  for (guint i = 0; i < G_N_ELEMENTS (store->blob); i++)
+    store->blob[i] = g_byte_array_new ();
+  return store;
+}
+
 static QbStore *
 connect (const char *path, GError **error)
 {
-  QbStore *store = g_new0 (QbStore, 1);
+  QbStore *store = store_new (path);
   static const char * const settings[] = {
     "PRAGMA journal_mode = WAL",
     "PRAGMA synchronous = NORMAL",
@@ -67,11 +82,6 @@ connect (const char *path, GError **error)
     "PRAGMA cache_size = -16384",
   };
 
-  g_rec_mutex_init (&store->lock);
-  store->path = g_strdup (path);
-  store->stmts = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, finalize_stmt);
-  for (guint i = 0; i < G_N_ELEMENTS (store->blob); i++)
-    store->blob[i] = g_byte_array_new ();
   /* Calls on a QbStore are serialized by its lock, so SQLite's own
    * per-connection mutex is not needed. */
   if (sqlite3_open_v2 (path, &store->db,
@@ -80,7 +90,7 @@ connect (const char *path, GError **error)
     {
       g_set_error (error, QB_STORE_ERROR, QB_STORE_ERROR_FAILED, "%s: cannot open: %s", path,
                    store->db ? sqlite3_errmsg (store->db) : "out of memory");
-      qb_store_close (store);
+      qb_store_unref (store);
       return NULL;
     }
   sqlite3_extended_result_codes (store->db, FALSE);
@@ -91,7 +101,7 @@ connect (const char *path, GError **error)
     if (sqlite3_exec (store->db, settings[i], NULL, NULL, NULL) != SQLITE_OK)
       {
         qb_store_fail (store, error, settings[i]);
-        qb_store_close (store);
+        qb_store_unref (store);
         return NULL;
       }
   return store;
@@ -155,12 +165,7 @@ qb_store_open_readonly (const char *path, GError **error)
     return NULL;
   if (version < QB_STORE_SCHEMA_VERSION)
     return qb_store_open (path, error);
-  store = g_new0 (QbStore, 1);
-  g_rec_mutex_init (&store->lock);
-  store->path = g_strdup (path);
-  store->stmts = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, finalize_stmt);
-  for (guint i = 0; i < G_N_ELEMENTS (store->blob); i++)
-    store->blob[i] = g_byte_array_new ();
+  store = store_new (path);
   if (qb_store_schema_open_readonly (path, &store->db) != SQLITE_OK)
     {
       g_set_error (error, QB_STORE_ERROR, QB_STORE_ERROR_FAILED, "%s: cannot open: %s", path,
@@ -177,10 +182,17 @@ qb_store_open_connection (QbStore *store, GError **error)
   return connect (store->path, error);
 }
 
-void
-qb_store_close (QbStore *store)
+QbStore *
+qb_store_ref (QbStore *store)
 {
-  if (store == NULL)
+  g_atomic_int_inc (&store->ref_count);
+  return store;
+}
+
+void
+qb_store_unref (QbStore *store)
+{
+  if (store == NULL || !g_atomic_int_dec_and_test (&store->ref_count))
     return;
   g_clear_pointer (&store->stmts, g_hash_table_unref);   /* finalizes the statements */
   if (store->db != NULL)

@@ -47,24 +47,28 @@ typedef enum {
 
 typedef struct _QbStore QbStore;
 
-/* $XDG_DATA_HOME/quantbench/experiments.db */
+/* $XDG_DATA_HOME/quantbench/experiments.db (transfer full) */
 char     *qb_store_default_path     (void);
 /* Opens (creating it and its folder if needed) the database at path, or
  * the default one when path is NULL; checks, migrates, and marks
- * experiments whose process died as interrupted. */
+ * experiments whose process died as interrupted. (transfer full) */
 QbStore  *qb_store_open             (const char   *path,
                                      GError      **error);
 /* For commands that only read (list, show, compare, export): never
  * creates a file (NOT_FOUND when there is none), never writes (works in a
  * read-only folder and on a full disk); an older schema is migrated first
- * (qb_store_open) when the folder allows it. */
+ * (qb_store_open) when the folder allows it. (transfer full) */
 QbStore  *qb_store_open_readonly    (const char   *path,
                                      GError      **error);
 /* Another connection to the same database, for another thread; skips the
- * checks the first open made. */
+ * checks the first open made. (transfer full) */
 QbStore  *qb_store_open_connection  (QbStore      *store,
                                      GError      **error);
-void      qb_store_close            (QbStore      *store);
+/* A store is shared by reference: the window, its pages and the tasks
+ * that read or write hold one each, so the connection closes with the
+ * last, never under a worker thread.  (transfer full) */
+QbStore  *qb_store_ref              (QbStore      *store);
+void      qb_store_unref            (QbStore      *store);
 const char *qb_store_get_path       (QbStore      *store);
 /* Marks `running` experiments whose owning process is gone (same host)
  * as interrupted, with totals over what they stored.  Done by
@@ -73,7 +77,7 @@ gboolean  qb_store_recover_interrupted (QbStore   *store,
                                         guint     *n_marked,
                                         GError   **error);
 
-G_DEFINE_AUTOPTR_CLEANUP_FUNC (QbStore, qb_store_close)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (QbStore, qb_store_unref)
 
 /* -- models and calibration sets ---------------------------------------- */
 
@@ -83,10 +87,11 @@ gboolean          qb_store_add_model            (QbStore  *store,
                                                  const QbModelRecord *model,
                                                  gint64   *id,
                                                  GError  **error);
+/* (transfer full) */
 QbModelRecord    *qb_store_get_model            (QbStore  *store,
                                                  gint64    id,
                                                  GError  **error);
-/* Of QbModelRecord, most recently seen first. */
+/* Of QbModelRecord, most recently seen first. (transfer full) */
 GPtrArray        *qb_store_list_models          (QbStore  *store,
                                                  GError  **error);
 /* Resolves what a user typed: an id, a fingerprint prefix (6+ hex digits),
@@ -100,6 +105,7 @@ gboolean          qb_store_add_calibration_set  (QbStore  *store,
                                                  const QbCalibrationSet *set,
                                                  gint64   *id,
                                                  GError  **error);
+/* (transfer full) */
 QbCalibrationSet *qb_store_get_calibration_set  (QbStore  *store,
                                                  gint64    id,
                                                  GError  **error);
@@ -187,7 +193,7 @@ typedef struct {
 /* Every experiment, newest first. */
 void        qb_experiment_query_init  (QbExperimentQuery *query);
 
-/* Of QbExperiment, without plans; missing values (NAN) sort last. */
+/* Of QbExperiment, without plans; missing values (NAN) sort last. (transfer full) */
 GPtrArray  *qb_store_list_experiments (QbStore                 *store,
                                        const QbExperimentQuery *query,
                                        GError                 **error);
@@ -195,15 +201,15 @@ gboolean    qb_store_count_experiments (QbStore                 *store,
                                         const QbExperimentQuery *query,
                                         guint                   *count,
                                         GError                 **error);
-/* One experiment with its plan, tags and latest evaluation. */
+/* One experiment with its plan, tags and latest evaluation. (transfer full) */
 QbExperiment *qb_store_get_experiment (QbStore  *store,
                                        gint64    id,
                                        GError  **error);
-/* Every evaluation of an experiment with per-chunk results, newest first. */
+/* Every evaluation of an experiment with per-chunk results, newest first. (transfer full) */
 GPtrArray  *qb_store_list_evaluations (QbStore  *store,
                                        gint64    experiment_id,
                                        GError  **error);
-/* Of QbStoredTensor in model order, without histograms (fast). */
+/* Of QbStoredTensor in model order, without histograms (fast). (transfer full) */
 GPtrArray  *qb_store_get_tensors      (QbStore  *store,
                                        gint64    experiment_id,
                                        GError  **error);
@@ -211,7 +217,7 @@ GPtrArray  *qb_store_get_tensors      (QbStore  *store,
 gboolean    qb_store_load_tensor_data (QbStore        *store,
                                        QbStoredTensor *t,
                                        GError        **error);
-/* Every tag in use, sorted. */
+/* Every tag in use, sorted. (transfer full) */
 GStrv       qb_store_list_tags        (QbStore  *store,
                                        GError  **error);
 
@@ -230,6 +236,7 @@ typedef struct {
   QbCompareRow  *rows;          /* in model order */
 } QbComparison;
 
+/* (transfer full) */
 QbComparison *qb_store_compare    (QbStore       *store,
                                    const gint64  *ids,
                                    guint          n,
@@ -239,7 +246,7 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (QbComparison, qb_comparison_free)
 
 /* The finished (`done`) experiments of a model (0: all models) as points
  * of x against the metric, with on_front set; experiments without the
- * metric are left out.  A GArray of QbParetoPoint sorted by x. */
+ * metric are left out.  A GArray of QbParetoPoint sorted by x. (transfer full) */
 GArray       *qb_store_pareto     (QbStore       *store,
                                    gint64         model_id,
                                    QbParetoX      x,
@@ -300,7 +307,7 @@ gboolean  qb_store_import_file     (QbStore             *store,
                                     GArray             **new_ids,
                                     guint               *n_skipped,
                                     GError             **error);
-/* Summaries (no plans, tensors or histograms) as a JSON array. */
+/* Summaries (no plans, tensors or histograms) as a JSON array. (transfer full) */
 char     *qb_experiments_to_json   (GPtrArray           *experiments);
 
 G_END_DECLS

@@ -26,7 +26,7 @@ void   qb_json_append_double (GString *out, double value);
 void   qb_json_append_float  (GString *out, float value);
 void   qb_json_append_string (GString *out, const char *text);
 void   qb_json_append_node   (GString *out, JsonNode *node);
-/* The node as compact JSON text; free with g_free. */
+/* The node as compact JSON text; free with g_free. (transfer full) */
 char  *qb_json_to_string     (JsonNode *node);
 
 /* A streaming writer: it puts the commas and colons.  `key` names the

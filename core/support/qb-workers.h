@@ -23,7 +23,7 @@ typedef void (*QbWorkFunc) (gint64 item, guint thread, gpointer user_data);
 /* n_threads == 0 means one per online CPU; more than
  * QB_WORKERS_MAX_THREADS are cut to it.  When the system refuses a thread
  * (a process limit), the set runs with the threads it got: see
- * qb_workers_get_n_threads(). */
+ * qb_workers_get_n_threads(). (transfer full) */
 QbWorkers *qb_workers_new          (guint       n_threads);
 void       qb_workers_free         (QbWorkers  *workers);
 guint      qb_workers_get_n_threads (QbWorkers *workers);

@@ -257,7 +257,7 @@ bench_run (const char *dir, const QbModelRecord *model)
   t = span_end (t);
   g_free (a);
   printf ("  import that JSON into another database         %s\n", a = span_text (&t, 1));
-  g_clear_pointer (&store, qb_store_close);
+  g_clear_pointer (&store, qb_store_unref);
   g_stat (path, &st);
   t = span_start ();
   store = qb_store_open (path, &error);
@@ -360,14 +360,14 @@ bench_list (const char *dir, const QbModelRecord *model)
       t_sqnr[r] = list_once (store, QB_SORT_SQNR);
       t_raw[r] = raw_select (store);
     }
-  g_clear_pointer (&store, qb_store_close);
+  g_clear_pointer (&store, qb_store_unref);
   for (guint r = 0; r < REPEATS; r++)
     {
       t_open[r] = span_start ();
       store = qb_store_open (path, &error);
       t_open[r] = span_end (t_open[r]);
       check (store != NULL, error);
-      g_clear_pointer (&store, qb_store_close);
+      g_clear_pointer (&store, qb_store_unref);
     }
   g_stat (path, &st);
   printf ("  list, newest first                             %s\n", a = span_text (t_list, REPEATS));
