@@ -100,7 +100,7 @@ real_open (Real *r)
 static void
 real_close (Real *r)
 {
-  g_clear_pointer (&r->store, qb_store_close);
+  g_clear_pointer (&r->store, qb_store_unref);
   g_clear_pointer (&r->tok, qb_tokenizer_unref);
   g_clear_object (&r->model);
   g_free (r->text);

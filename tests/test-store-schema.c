@@ -280,7 +280,7 @@ test_migrate_v5_studies (void)
   store = qb_store_open (path, &error);
   g_assert_no_error (error);
   qb_test_store_run (store, model, "before", "Q4_K", 3, QB_EXPERIMENT_DONE);
-  qb_store_close (g_steal_pointer (&store));
+  qb_store_unref (g_steal_pointer (&store));
   /* Back to version 5 on disk, as an older Quantbench would have left it. */
   db = raw_open (path);
   exec_ok (db, "DROP TABLE study_cost; DROP TABLE study; PRAGMA user_version = 5");
