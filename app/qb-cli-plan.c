@@ -9,6 +9,8 @@
 #include <string.h>
 
 #include "qb-allocation-plan.h"
+#include "qb-sensitivity-table.h"
+#include "qb-store.h"
 
 void
 qb_cli_plan_options_clear (QbCliPlanOptions *o)
@@ -219,6 +221,38 @@ parse_target (const QbCliPlanOptions *o, QbAllocBudget *budget, GError **error)
   return ok;
 }
 
+/* The costs of a stored sensitivity study: measured KLD where measured,
+ * else the study's fitted mapping of its proxies. */
+static QbCostTable *
+cost_table_from_study (const QbCliPlanOptions *o, QbModel *model, char **source, GError **error)
+{
+  if (o->candidates != NULL)
+    {
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                   "--candidates: a study's candidates are the ones it measured; "
+                   "leave --candidates out with --study");
+      return NULL;
+    }
+  g_autoptr(QbStore) store = qb_store_open_readonly (o->study_db, error);
+  if (store == NULL)
+    return NULL;
+  QbSensitivityStudy *study = qb_sensitivity_study_load (store, o->study, error);
+  if (study == NULL)
+    {
+      g_prefix_error (error, "--study %" G_GINT64_FORMAT ": ", o->study);
+      return NULL;
+    }
+  QbCostTable *table = qb_sensitivity_study_to_cost_table (study, model, error);
+  if (table == NULL)
+    g_prefix_error (error, "--study %" G_GINT64_FORMAT ": ", o->study);
+  else
+    *source = g_strdup_printf ("sensitivity study %" G_GINT64_FORMAT " (%u of its costs measured "
+                               "end to end, the rest from its fitted proxy mapping)",
+                               o->study, study->n_measured);
+  qb_sensitivity_study_free (study);
+  return table;
+}
+
 static QbCostTable *
 cost_table_for (const QbCliPlanOptions *o, QbModel *model, char **source, GError **error)
 {
@@ -226,12 +260,7 @@ cost_table_for (const QbCliPlanOptions *o, QbModel *model, char **source, GError
   guint n = 0;
 
   if (o->study != 0)
-    {
-      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
-                   "--study: sensitivity studies are not in this build yet; "
-                   "leave --study out to use weight proxies");
-      return NULL;
-    }
+    return cost_table_from_study (o, model, source, error);
   if (o->candidates != NULL)
     candidates = qb_cost_parse_candidates (o->candidates, &n, error);
   else

@@ -23,6 +23,7 @@ typedef struct {
   char     *target_kld;
   gint64    study;
   char     *candidates;
+  const char *study_db;   /* borrowed: the command's --db, where --study is read; NULL: the default */
 } QbCliPlanOptions;
 
 void      qb_cli_plan_add_entries   (GOptionContext         *context,

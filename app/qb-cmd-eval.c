@@ -168,9 +168,11 @@ static gboolean
 choose_plan (QbModel *model, const QbCliPlanOptions *po, const EvalOptions *eo, QbPlan **plan,
              GError **error)
 {
+  QbCliPlanOptions target = *po;   /* --study is read from eval's --db */
+  target.study_db = eo->db;
   *plan = has_plan (po) ? qb_cli_plan_build (po, error) : NULL;
   return (*plan != NULL || !has_plan (po))
-         && (*plan == NULL || qb_cli_plan_apply_target (po, model, *plan, eo->json, error))
+         && (*plan == NULL || qb_cli_plan_apply_target (&target, model, *plan, eo->json, error))
          && (*plan == NULL || qb_cli_calib_apply_options (&eo->calib, *plan, error));
 }
 

@@ -43,9 +43,11 @@ qb_cmd_plan (int argc, char **argv)
   g_autoptr(QbPlan) plan = NULL;
   g_autoptr(GError) error = NULL;
   g_autofree char *save = NULL;
+  g_autofree char *db = NULL;
   QbCliPlanOptions po = { 0 };
   GOptionEntry entries[] = {
     { "save", 0, 0, G_OPTION_ARG_FILENAME, &save, "Also save the plan as JSON", "FILE.json" },
+    { "db", 0, 0, G_OPTION_ARG_FILENAME, &db, "Experiment database holding --study (default: $XDG_DATA_HOME/quantbench/experiments.db)", "FILE" },
     { NULL }
   };
   int status;
@@ -77,6 +79,7 @@ qb_cmd_plan (int argc, char **argv)
   plan = qb_cli_plan_build (&po, &error);
   if (plan == NULL)
     return qb_cli_fail (error);
+  po.study_db = db;
   model = qb_model_open (argv[1], &error);
   if (model == NULL || !qb_cli_plan_apply_target (&po, model, plan, FALSE, &error))
     return qb_cli_fail (error);

@@ -424,6 +424,7 @@ qb_cmd_quantize (int argc, char **argv)
   plan = qb_cli_plan_build (&po, &error);
   if (plan == NULL || !qb_cli_calib_apply_options (&co, plan, &error))
     return qb_cli_fail (error);
+  po.study_db = qo.db;
   model = qb_model_open (argv[1], &error);
   if (model == NULL || !qb_cli_plan_apply_target (&po, model, plan, qo.json, &error))
     return qb_cli_fail (error);

@@ -143,6 +143,22 @@ test_cli (void)
   g_assert_nonnull (strstr (out, "auto 4.40 bpw"));
   g_assert_nonnull (strstr (out, "uniform INT4_CH"));
   g_assert_nonnull (strstr (out, "best baseline at or below"));
+
+  /* The study's costs drive --target-bpw on plan (and quantize, eval). */
+  {
+    g_autofree char *plan_out = NULL;
+    const char *args[] = { "plan", model, "--target-bpw", "4.4", "--study", "1", "--db", db, NULL };
+    g_assert_cmpint (qb_test_quantbench_argv (args, NULL, &plan_out, NULL), ==, 0);
+    g_assert_nonnull (strstr (plan_out, "costs from sensitivity study 1"));
+    g_assert_null (strstr (plan_out, "weight proxies"));
+    g_assert_nonnull (strstr (plan_out, "predicted KLD"));
+  }
+  {
+    g_autofree char *err = NULL;
+    const char *args[] = { "plan", model, "--target-bpw", "4.4", "--study", "99", "--db", db, NULL };
+    g_assert_cmpint (qb_test_quantbench_argv (args, NULL, NULL, &err), ==, 1);
+    g_assert_nonnull (strstr (err, "--study 99"));
+  }
 }
 
 int
