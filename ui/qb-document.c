@@ -708,12 +708,6 @@ qb_document_request_stats (QbDocument  *self,
   g_task_run_in_thread (task, stats_thread);
 }
 
-gboolean
-qb_document_is_computing_stats (QbDocument *self)
-{
-  return self->stats_row != NULL;
-}
-
 /* -- calibration ---------------------------------------------------------- */
 
 void

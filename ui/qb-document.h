@@ -110,8 +110,6 @@ void              qb_document_clear_results     (QbDocument           *self);
  * Only the latest request is kept: earlier pending ones are cancelled. */
 void              qb_document_request_stats     (QbDocument           *self,
                                                  QbTensorRow          *row);
-/* Waits-free check for tests: a computation is under way. */
-gboolean          qb_document_is_computing_stats (QbDocument          *self);
 
 /* The calibration texts the next runs compute statistics on (importance,
  * and XᵀX for GPTQ), and their chunking; paths NULL or empty: none. */
