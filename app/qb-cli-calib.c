@@ -107,24 +107,52 @@ qb_cli_calib_draw_progress (const QbStatsProgress *p, gpointer data)
                         p->pass + 1, p->n_passes, MIN (p->chunk + 1, p->n_chunks), p->n_chunks);
 }
 
+typedef struct {
+  QbCliProgress bar;
+  gboolean      quiet;
+  QbModel      *model;
+} CalibRun;
+
+/* Says what is about to run, once the set is ready. */
+static void
+print_calibration_set (QbCalibration *calib, const QbStatsOptions *so, gpointer data)
+{
+  CalibRun *run = data;
+  guint64 largest = 0, gram_bytes;
+
+  if (run->quiet)
+    return;
+  fprintf (stderr, "calibration: %s, %u chunks of %u tokens (%s)%s\n",
+           qb_calibration_get_name (calib), qb_calibration_get_n_chunks (calib),
+           qb_calibration_get_n_ctx (calib),
+           qb_calibration_get_random (calib) ? "random" : "in order",
+           qb_calibration_get_from_cache (calib) ? ", tokens cached" : "");
+  gram_bytes = qb_activation_stats_gram_bytes (run->model, so->gram_tensors, &largest);
+  if (gram_bytes > 0)
+    {
+      g_autofree char *t = g_format_size_full (gram_bytes, G_FORMAT_SIZE_IEC_UNITS);
+      g_autofree char *l = g_format_size_full (largest, G_FORMAT_SIZE_IEC_UNITS);
+      fprintf (stderr, "calibration: XᵀX for GPTQ: %s in all, %s the largest\n", t, l);
+    }
+}
+
+static void
+draw_calibration (const QbStatsProgress *p, gpointer data)
+{
+  CalibRun *run = data;
+
+  if (!run->quiet && isatty (2))
+    qb_cli_calib_draw_progress (p, &run->bar);
+}
+
 QbActivationStats *
 qb_cli_calib_compute (QbModel *model, QbPlan *plan, const QbCliCalibOptions *o, int threads,
                       gboolean quiet, GError **error)
 {
-  g_autoptr(QbLlama) llama = NULL;
-  g_autoptr(QbTokenizer) tok = NULL;
-  g_autoptr(QbCalibration) calib = NULL;
-  g_auto(GStrv) grams = NULL;
+  CalibRun run = { .quiet = quiet, .model = model };
   QbCalibrationOptions co;
   QbStatsOptions so;
   QbActivationStats *stats;
-  QbCliProgress bar = { 0 };
-  guint64 largest = 0, gram_bytes;
-
-  if ((llama = qb_llama_new (model, error)) == NULL
-      || (tok = qb_tokenizer_new_for_model (model, error)) == NULL)
-    return NULL;
-  qb_llama_set_threads (llama, threads > 0 ? (guint) threads : 0);
 
   qb_calibration_options_init (&co);
   co.n_ctx = (guint) MAX (o->ctx, 0);
@@ -135,35 +163,14 @@ qb_cli_calib_compute (QbModel *model, QbPlan *plan, const QbCliCalibOptions *o, 
   co.cache_dir = o->cache_dir;
   co.no_cache = o->no_cache;
   co.expect_hash = o->expect_hash;
-  calib = qb_calibration_new (model, tok, (const char * const *) o->calib, &co, NULL, error);
-  if (calib == NULL)
-    return NULL;
-
   qb_stats_options_init (&so);
-  if (plan != NULL && (grams = qb_activation_stats_gram_tensors (plan, model, error)) == NULL)
-    return NULL;
-  so.gram_tensors = (const char * const *) grams;
   so.gram_all = o->gram_all;
-  so.cache_dir = o->cache_dir;
-  so.no_cache = o->no_cache;
-  gram_bytes = qb_activation_stats_gram_bytes (model, so.gram_tensors, &largest);
-  if (!quiet)
-    {
-      fprintf (stderr, "calibration: %s, %u chunks of %u tokens (%s)%s\n",
-               qb_calibration_get_name (calib), qb_calibration_get_n_chunks (calib),
-               qb_calibration_get_n_ctx (calib),
-               qb_calibration_get_random (calib) ? "random" : "in order",
-               qb_calibration_get_from_cache (calib) ? ", tokens cached" : "");
-      if (gram_bytes > 0)
-        {
-          g_autofree char *t = g_format_size_full (gram_bytes, G_FORMAT_SIZE_IEC_UNITS);
-          g_autofree char *l = g_format_size_full (largest, G_FORMAT_SIZE_IEC_UNITS);
-          fprintf (stderr, "calibration: XᵀX for GPTQ: %s in all, %s the largest\n", t, l);
-        }
-    }
-  stats = qb_activation_stats_compute (llama, calib, &so, !quiet && isatty (2) ? qb_cli_calib_draw_progress : NULL,
-                                       &bar, NULL, error);
-  qb_cli_progress_end (&bar);
+
+  stats = qb_activation_stats_compute_for_plan_full (model, plan, (const char * const *) o->calib,
+                                                     &co, &so, threads > 0 ? (guint) threads : 0,
+                                                     print_calibration_set, draw_calibration, &run,
+                                                     NULL, error);
+  qb_cli_progress_end (&run.bar);
   if (stats != NULL && !quiet)
     fprintf (stderr, "calibration: %u forward passes%s\n", qb_activation_stats_get_n_forward (stats),
              qb_activation_stats_get_n_forward (stats) == 0 ? " (statistics cached)" : "");

@@ -731,6 +731,17 @@ qb_activation_stats_compute_for_plan (QbModel *model, QbPlan *plan, const char *
                                       QbStatsProgressFunc progress, gpointer progress_data,
                                       GCancellable *cancellable, GError **error)
 {
+  return qb_activation_stats_compute_for_plan_full (model, plan, paths, calib_opts, NULL, n_threads,
+                                                    NULL, progress, progress_data, cancellable, error);
+}
+
+QbActivationStats *
+qb_activation_stats_compute_for_plan_full (QbModel *model, QbPlan *plan, const char * const *paths,
+                                           const QbCalibrationOptions *calib_opts,
+                                           const QbStatsOptions *base, guint n_threads,
+                                           QbStatsReadyFunc ready, QbStatsProgressFunc progress,
+                                           gpointer data, GCancellable *cancellable, GError **error)
+{
   g_autoptr(QbLlama) llama = NULL;
   g_autoptr(QbTokenizer) tok = NULL;
   g_autoptr(QbCalibration) calib = NULL;
@@ -743,11 +754,16 @@ qb_activation_stats_compute_for_plan (QbModel *model, QbPlan *plan, const char *
       || (plan != NULL && (grams = qb_activation_stats_gram_tensors (plan, model, error)) == NULL))
     return NULL;
   qb_llama_set_threads (llama, n_threads);
-  qb_stats_options_init (&so);
+  if (base != NULL)
+    so = *base;
+  else
+    qb_stats_options_init (&so);
   so.gram_tensors = (const char * const *) grams;
   so.cache_dir = calib_opts->cache_dir;
   so.no_cache = calib_opts->no_cache;
-  return qb_activation_stats_compute (llama, calib, &so, progress, progress_data, cancellable, error);
+  if (ready != NULL)
+    ready (calib, &so, data);
+  return qb_activation_stats_compute (llama, calib, &so, progress, data, cancellable, error);
 }
 
 GStrv

@@ -127,6 +127,28 @@ QbActivationStats  *qb_activation_stats_compute_for_plan (QbModel               
                                                       GCancellable               *cancellable,
                                                       GError                    **error);
 
+/* Called once the calibration set is ready, before the first pass, with
+ * the options the passes will use (to say what is about to run). */
+typedef void (*QbStatsReadyFunc) (QbCalibration        *calib,
+                                  const QbStatsOptions *opts,
+                                  gpointer              data);
+
+/* The same, with options to start from (base: NULL for the defaults; its
+ * gram_tensors, cache_dir and no_cache are replaced by the plan's and
+ * calib_opts'), and ready called before the passes; data goes to both
+ * callbacks. (transfer full) */
+QbActivationStats  *qb_activation_stats_compute_for_plan_full (QbModel              *model,
+                                                      QbPlan                     *plan,
+                                                      const char * const         *paths,
+                                                      const QbCalibrationOptions *calib_opts,
+                                                      const QbStatsOptions       *base,
+                                                      guint                       n_threads,
+                                                      QbStatsReadyFunc            ready,
+                                                      QbStatsProgressFunc         progress,
+                                                      gpointer                    data,
+                                                      GCancellable               *cancellable,
+                                                      GError                    **error);
+
 /* Tensors whose resolved method needs XᵀX under the plan (NULL-terminated;
  * empty when none), for QbStatsOptions.gram_tensors. (transfer full) */
 GStrv               qb_activation_stats_gram_tensors (QbPlan             *plan,
