@@ -131,25 +131,14 @@ quantize (QbModel *model, QbLlama *llama, QbPlan *plan, QbActivationStats *stats
   g_autoptr(QbImatrix) imatrix = NULL;
   QbCliProgress bar = { 0 };
   guint n_taken = 0;
-  gboolean ok;
 
-  job = qb_job_new (model, plan);
-  qb_job_set_keep_data (job, TRUE);
-  qb_job_set_threads (job, eo->threads > 0 ? (guint) eo->threads : 0);
-  if (stats != NULL)
-    qb_activation_stats_attach (stats, job, eo->calib.process_output);
-  if (eo->imatrix != NULL)
-    {
-      imatrix = qb_imatrix_load (eo->imatrix, error);
-      if (imatrix == NULL)
-        return FALSE;
-      qb_job_set_imatrix (job, imatrix);
-    }
-  if (isatty (2))
-    qb_job_set_progress_func (job, draw_job_progress, &bar);
-  ok = qb_job_run (job, NULL, error);
+  if (eo->imatrix != NULL && (imatrix = qb_imatrix_load (eo->imatrix, error)) == NULL)
+    return FALSE;
+  job = qb_quantize_for_eval (model, llama, plan, stats, eo->calib.process_output, imatrix,
+                              eo->threads > 0 ? (guint) eo->threads : 0,
+                              isatty (2) ? draw_job_progress : NULL, &bar, NULL, &n_taken, error);
   qb_cli_progress_end (&bar);
-  if (!ok || !qb_llama_use_job (llama, job, &n_taken, error))
+  if (job == NULL)
     return FALSE;
   eo->fallbacks = fallbacks_json (model, qb_job_get_resolution (job));
   if (!eo->json)

@@ -50,24 +50,42 @@ calibrate (QbModel *model, QbPlan *plan, gint64 id, const QbCalibrationSet *set,
   return *stats != NULL;
 }
 
+QbJob *
+qb_quantize_for_eval (QbModel *model, QbLlama *llama, QbPlan *plan, QbActivationStats *stats,
+                      gboolean stats_output, QbImatrix *imatrix, guint n_threads,
+                      QbJobProgressFunc progress, gpointer progress_data,
+                      GCancellable *cancellable, guint *n_quantized, GError **error)
+{
+  g_autoptr(QbJob) job = qb_job_new (model, plan);
+  guint n_taken = 0;
+
+  qb_job_set_keep_data (job, TRUE);
+  qb_job_set_threads (job, n_threads);
+  if (stats != NULL)
+    qb_activation_stats_attach (stats, job, stats_output);
+  if (imatrix != NULL)
+    qb_job_set_imatrix (job, imatrix);
+  if (progress != NULL)
+    qb_job_set_progress_func (job, progress, progress_data);
+  if (!qb_job_run (job, cancellable, error)
+      || !qb_llama_use_job (llama, job, &n_taken, error))
+    return NULL;
+  if (n_quantized != NULL)
+    *n_quantized = n_taken;
+  return g_steal_pointer (&job);
+}
+
 /* The plan run again, its bytes kept in memory and handed to llama. */
 static gboolean
 quantize (QbModel *model, QbLlama *llama, QbPlan *plan, QbActivationStats *stats,
           const QbExperimentEvalOptions *o, QbExperimentEvalReport *report,
           GCancellable *cancellable, GError **error)
 {
-  g_autoptr(QbJob) job = qb_job_new (model, plan);
-
-  qb_job_set_keep_data (job, TRUE);
-  qb_job_set_threads (job, o->n_threads);
-  if (stats != NULL)
-    qb_activation_stats_attach (stats, job, o->stats_output);
-  if (o->imatrix != NULL)
-    qb_job_set_imatrix (job, o->imatrix);
-  if (o->job_progress != NULL)
-    qb_job_set_progress_func (job, o->job_progress, o->progress_data);
-  if (!qb_job_run (job, cancellable, error)
-      || !qb_llama_use_job (llama, job, &report->n_quantized, error))
+  g_autoptr(QbJob) job = qb_quantize_for_eval (model, llama, plan, stats, o->stats_output,
+                                               o->imatrix, o->n_threads, o->job_progress,
+                                               o->progress_data, cancellable,
+                                               &report->n_quantized, error);
+  if (job == NULL)
     return FALSE;
   report->bpw = qb_job_get_resolution (job)->bpw;
   report->quantize_seconds = qb_job_get_seconds (job);

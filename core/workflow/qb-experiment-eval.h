@@ -33,6 +33,23 @@ typedef struct {
 
 void qb_experiment_eval_options_init (QbExperimentEvalOptions *options);
 
+/* Runs plan over model in memory (stats attached when not NULL, or
+ * imatrix) and hands the quantized weights to llama, which evaluates them
+ * from then on; *n_quantized (may be NULL) counts the tensors it took.
+ * The finished job, for its resolution and timing, or NULL. (transfer full) */
+QbJob *qb_quantize_for_eval (QbModel            *model,
+                             QbLlama            *llama,
+                             QbPlan             *plan,
+                             QbActivationStats  *stats,
+                             gboolean            stats_output,
+                             QbImatrix          *imatrix,
+                             guint               n_threads,
+                             QbJobProgressFunc   progress,
+                             gpointer            progress_data,
+                             GCancellable       *cancellable,
+                             guint              *n_quantized,
+                             GError            **error);
+
 /* What the run did, for a report. */
 typedef struct {
   QbEvalResult      result;
