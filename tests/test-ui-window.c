@@ -664,6 +664,21 @@ test_preferences (Fixture       *f,
   g_assert_cmpuint (g_settings_get_uint (settings, "threads"), ==, 3);
   g_settings_set_uint (settings, "threads", 0);
   g_assert_cmpfloat (gtk_spin_button_get_value (GTK_SPIN_BUTTON (spin)), ==, 0);
+  /* 0 reads "automatic", shown whole (the field once showed "autom"). */
+  g_assert_cmpstr (gtk_editable_get_text (GTK_EDITABLE (spin)), ==, "automatic");
+  qb_test_ui_flush ();
+  {
+    GtkWidget *text = gtk_widget_get_first_child (spin);
+    g_autoptr(PangoLayout) layout = NULL;
+    int width = 0;
+
+    while (text && !GTK_IS_TEXT (text))
+      text = gtk_widget_get_next_sibling (text);
+    g_assert_nonnull (text);
+    layout = gtk_widget_create_pango_layout (text, "automatic");
+    pango_layout_get_pixel_size (layout, &width, NULL);
+    g_assert_cmpint (width, <=, gtk_widget_get_width (text));
+  }
 
   /* The devices are listed off the main thread, CPU first and selected;
    * choosing one writes its specification. */
