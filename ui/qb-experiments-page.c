@@ -386,6 +386,7 @@ update_count (QbExperimentsPage *self)
                                            selected, hint);
 
   gtk_label_set_text (self->count_label, text);
+  gtk_widget_set_tooltip_text (GTK_WIDGET (self->count_label), text);   /* whole when ellipsized */
   gtk_widget_set_tooltip_text (self->compare_button,
                                selected >= 2 ? "Compare the selected experiments (Ctrl+D)"
                                              : "Select two or more experiments to compare (Ctrl or Shift and click)");
