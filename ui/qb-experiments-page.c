@@ -198,6 +198,20 @@ compare_column (gconstpointer a,
     }
 }
 
+/* A column never narrower than its title with the sort arrow beside it
+ * (a clipped "SQNR dB" read "SQNR dE"). */
+static int
+column_width (QbExperimentsPage *self, const Column *col)
+{
+  g_autoptr(PangoLayout) layout = gtk_widget_create_pango_layout (GTK_WIDGET (self->column_view), NULL);
+  g_autofree char *markup = g_markup_printf_escaped ("<b>%s</b>", col->title);
+  int title = 0;
+
+  pango_layout_set_markup (layout, markup, -1);
+  pango_layout_get_pixel_size (layout, &title, NULL);
+  return MAX (col->width, title + 36);
+}
+
 static void
 add_columns (QbExperimentsPage *self)
 {
@@ -211,7 +225,7 @@ add_columns (QbExperimentsPage *self)
       g_signal_connect (factory, "bind", G_CALLBACK (on_bind), (gpointer) &columns[i]);
       column = gtk_column_view_column_new (columns[i].title, factory);
       gtk_column_view_column_set_resizable (column, TRUE);
-      gtk_column_view_column_set_fixed_width (column, columns[i].width);
+      gtk_column_view_column_set_fixed_width (column, column_width (self, &columns[i]));
       gtk_column_view_column_set_expand (column, columns[i].expand);
       sorter = GTK_SORTER (gtk_custom_sorter_new (compare_column, (gpointer) &columns[i], NULL));
       gtk_column_view_column_set_sorter (column, sorter);
