@@ -83,6 +83,7 @@ struct _QbLlama {
   QbScratch         s;
   QbLlamaDevice    *device;     /* weights on the default device, or NULL */
   gboolean          device_told; /* said once why the device declined this model */
+  gboolean          family_override;  /* qb_llama_new_as: unused tensors are ignored */
 };
 
 /* Rows [row, row + n) of w as floats: a pointer into the weight when it can
@@ -95,5 +96,12 @@ const float *qb_weight_rows     (QbLlama        *llama,
                                  GError        **error);
 
 void         qb_scratch_clear   (QbScratch      *s);
+
+/* qb_llama_new running the model as another family's pass, whatever its
+ * architecture says; tensors that family does not use are ignored.  For
+ * tests: a family with one piece switched off. */
+QbLlama     *qb_llama_new_as    (QbModel        *model,
+                                 const QbFamily *family,
+                                 GError        **error);
 
 G_END_DECLS

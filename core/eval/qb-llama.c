@@ -170,7 +170,7 @@ check_optional (QbLlama *llama, QbVector *v, gboolean used, const char *what, gu
 
   if (used)
     return check_shape (llama, &v->w, name, n, 1, error);
-  if (v->w.t != NULL)
+  if (v->w.t != NULL && !llama->family_override)
     return invalid (error, llama, "tensor '%s' (%s) is not part of a %s model", v->w.t->name,
                     what, llama->p.family->arch);
   return TRUE;
@@ -527,7 +527,8 @@ read_params (QbLlama *llama, GError **error)
   gboolean gguf = qb_model_get_file_kind (llama->model) == QB_MODEL_FILE_GGUF;
   QbLlamaParams *p = &llama->p;
 
-  p->family = qb_family_lookup (a->family);
+  if (p->family == NULL)
+    p->family = qb_family_lookup (a->family);
   if (p->family == NULL)
     {
       g_set_error (error, QB_LLAMA_ERROR, QB_LLAMA_ERROR_UNSUPPORTED,
@@ -633,10 +634,18 @@ read_vectors (QbLlama *llama, GError **error)
 QbLlama *
 qb_llama_new (QbModel *model, GError **error)
 {
+  return qb_llama_new_as (model, NULL, error);
+}
+
+QbLlama *
+qb_llama_new_as (QbModel *model, const QbFamily *family, GError **error)
+{
   g_autoptr(QbLlama) llama = g_new0 (QbLlama, 1);
   guint rope_freqs;
 
   llama->model = g_object_ref (model);
+  llama->p.family = family;
+  llama->family_override = family != NULL;
   llama->mode = QB_DEQUANT_ROWS;
   if (!read_params (llama, error))
     return NULL;

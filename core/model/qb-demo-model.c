@@ -12,6 +12,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "qb-family.h"
 #include "qb-gguf.h"
 
 #define CHUNK_VALUES 65536
@@ -21,7 +22,7 @@
 void
 qb_demo_model_spec_init (QbDemoModelSpec *spec)
 {
-  *spec = (QbDemoModelSpec) { .n_params = 0, .dtype = QB_DTYPE_F16, .seed = 1 };
+  *spec = (QbDemoModelSpec) { .n_params = 0, .dtype = QB_DTYPE_F16, .seed = 1, .arch = "llama" };
 }
 
 static guint
@@ -53,7 +54,7 @@ qb_demo_model_count_params (const QbDemoModelDims *d)
   gint64 e = d->n_embd, kv = (gint64) d->n_embd / d->n_head * d->n_head_kv;
   gint64 per_layer = 2 * e * e + 2 * e * kv + 3 * e * d->n_ff + 2 * e;
 
-  return 2 * (gint64) d->n_vocab * e + e + per_layer * d->n_layer;
+  return (d->tied ? 1 : 2) * (gint64) d->n_vocab * e + e + per_layer * d->n_layer;
 }
 
 void
@@ -90,6 +91,50 @@ qb_demo_model_choose_dims (gint64 n_params, QbDemoModelDims *dims)
         {
           best = score;
           *dims = d;
+        }
+    }
+}
+
+gboolean
+qb_demo_model_arch_known (const char *arch)
+{
+  return qb_family_lookup (arch) != NULL && strcmp (qb_family_lookup (arch)->arch, arch) == 0;
+}
+
+void
+qb_demo_model_choose_dims_for (const char *arch, gint64 n_params, QbDemoModelDims *dims)
+{
+  const QbFamily *f = qb_family_lookup (arch ? arch : "llama");
+  /* llama.cpp's snapshot aborts on Gemma 2 sizes it does not know. */
+  guint fixed_layers = f != NULL && strcmp (f->arch, "gemma2") == 0 ? 26 : 0;
+  guint min_layers = f != NULL && f->swa == QB_SWA_PERIOD ? f->swa_period : 0;
+  gboolean tied = f != NULL && f->tied_output;
+
+  qb_demo_model_choose_dims (n_params, dims);
+  dims->tied = tied;
+  dims->n_layer = MAX (dims->n_layer, min_layers);
+  if (fixed_layers == 0 || dims->n_layer == fixed_layers)
+    return;
+  dims->n_layer = fixed_layers;
+  if (n_params > qb_demo_model_count_params (dims))
+    {
+      static const guint widths[] = { 256, 512, 768, 1024, 1536, 2048, 2560, 3072, 4096 };
+      double best = G_MAXDOUBLE;
+
+      for (gsize i = 0; i < G_N_ELEMENTS (widths); i++)
+        {
+          QbDemoModelDims d;
+          double score;
+
+          dims_for_width (widths[i], n_params, &d);
+          d.n_layer = fixed_layers;
+          d.tied = tied;
+          score = fabs (log ((double) qb_demo_model_count_params (&d) / n_params));
+          if (score < best)
+            {
+              best = score;
+              *dims = d;
+            }
         }
     }
 }
@@ -162,7 +207,7 @@ vocab_add (Vocab *v, char *token, gint32 type)
  * likely: the boundary marker, single characters, common words, then
  * letter pairs and triples with and without the boundary marker. */
 static void
-build_vocab (Vocab *v, guint n_vocab)
+build_vocab (Vocab *v, guint n_vocab, const char *arch)
 {
   static const char chars[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.,!?'\"-:;()";
 
@@ -175,6 +220,10 @@ build_vocab (Vocab *v, guint n_vocab)
   vocab_add (v, g_strdup ("<unk>"), TOKEN_UNKNOWN);
   vocab_add (v, g_strdup ("<s>"), TOKEN_CONTROL);
   vocab_add (v, g_strdup ("</s>"), TOKEN_CONTROL);
+  /* llama.cpp sets attributes on Phi-3's <|endoftext|> (it looks the
+   * token up when the model's name says Phi-3). */
+  if (strcmp (arch, "phi3") == 0)
+    vocab_add (v, g_strdup ("<|endoftext|>"), TOKEN_CONTROL);
   for (guint b = 0; b < 256; b++)
     vocab_add (v, g_strdup_printf ("<0x%02X>", b), TOKEN_BYTE);
   vocab_add (v, g_strdup (SPIECE_SPACE), TOKEN_NORMAL);
@@ -250,7 +299,7 @@ heavy_tailed (guint64 *state)
 /* ---- the tensor plan --------------------------------------------------- */
 
 typedef enum { KIND_EMBD, KIND_OUTPUT, KIND_NORM, KIND_Q, KIND_K, KIND_V, KIND_O,
-               KIND_GATE, KIND_UP, KIND_DOWN } Kind;
+               KIND_GATE, KIND_UP, KIND_DOWN, KIND_BIAS, KIND_QKV, KIND_GATE_UP } Kind;
 
 typedef struct
 {
@@ -261,6 +310,8 @@ typedef struct
   guint   n_dims;
   QbDType dtype;
   double  sigma;           /* scale of the values (the norms' spread) */
+  double  gain;            /* norms: values around this (1 but for the output norm) */
+  guint64 stream;          /* seeds the values: the same (role, layer) in every family */
 } PlannedTensor;
 
 typedef struct
@@ -273,6 +324,7 @@ typedef struct
 typedef struct
 {
   QbDemoModelSpec  spec;
+  const QbFamily  *family;
   QbDemoModelDims  dims;
   GArray          *tensors;          /* PlannedTensor */
   GArray          *chunks;           /* Chunk */
@@ -286,20 +338,46 @@ typedef struct
   GError          *error;
 } Gen;
 
-static void
-plan_add (Gen *g, Kind kind, int layer, const char *name, gint64 ne0, gint64 ne1, double sigma)
+/* stream: for the LLaMA tensors, their index in the LLaMA plan (so the
+ * LLaMA file is what it always was); other tensors count from 1 << 20. */
+static PlannedTensor *
+plan_add_stream (Gen *g, Kind kind, int layer, const char *name, gint64 ne0, gint64 ne1,
+                 double sigma, guint64 stream)
 {
-  PlannedTensor t = { .kind = kind, .layer = layer, .ne = { ne0, ne1 }, .sigma = sigma };
+  PlannedTensor t = { .kind = kind, .layer = layer, .ne = { ne0, ne1 }, .sigma = sigma,
+                      .gain = 1.0, .stream = stream };
 
   if (layer >= 0)
-    g_snprintf (t.name, sizeof t.name, "blk.%d.%s.weight", layer, name);
+    g_snprintf (t.name, sizeof t.name, "blk.%d.%s", layer, name);
   else
-    g_snprintf (t.name, sizeof t.name, "%s.weight", name);
+    g_snprintf (t.name, sizeof t.name, "%s", name);
+  if (strchr (name, '.') == NULL)
+    g_strlcat (t.name, ".weight", sizeof t.name);
   t.n_dims = ne1 > 0 ? 2 : 1;
   if (ne1 <= 0)
     t.ne[1] = 1;
   t.dtype = t.n_dims == 1 ? QB_DTYPE_F32 : g->spec.dtype;
   g_array_append_val (g->tensors, t);
+  return &g_array_index (g->tensors, PlannedTensor, g->tensors->len - 1);
+}
+
+/* A tensor of the LLaMA plan: slot 0..8 of its layer (-1: outside). */
+static PlannedTensor *
+plan_add (Gen *g, Kind kind, int layer, int slot, const char *name, gint64 ne0, gint64 ne1,
+          double sigma)
+{
+  guint64 stream = layer < 0 ? (guint64) slot : 1 + (guint64) layer * 9 + (guint64) slot;
+
+  return plan_add_stream (g, kind, layer, name, ne0, ne1, sigma, stream);
+}
+
+/* A tensor only some families have: its own stream per (extra, layer). */
+static PlannedTensor *
+plan_extra (Gen *g, Kind kind, int layer, int extra, const char *name, gint64 ne0, gint64 ne1,
+            double sigma)
+{
+  return plan_add_stream (g, kind, layer, name, ne0, ne1, sigma,
+                          (G_GUINT64_CONSTANT (1) << 20) + (guint64) (layer + 1) * 16 + (guint64) extra);
 }
 
 /* A few channels of the hidden state carry much larger values in trained
@@ -319,32 +397,75 @@ outlier_scales (guint n, guint64 seed)
 }
 
 static void
+plan_layer (Gen *g, guint l, double s)
+{
+  const QbDemoModelDims *d = &g->dims;
+  const QbFamily *f = g->family;
+  double e = d->n_embd;
+  gint64 kv = (gint64) d->n_embd / d->n_head * d->n_head_kv, hd = d->n_embd / d->n_head;
+
+  plan_add (g, KIND_NORM, l, 0, "attn_norm", d->n_embd, 0, 0.05);
+  if (f->fused_qkv)
+    plan_extra (g, KIND_QKV, l, 0, "attn_qkv", d->n_embd, d->n_embd + 2 * kv, s / sqrt (e));
+  else
+    {
+      plan_add (g, KIND_Q, l, 1, "attn_q", d->n_embd, d->n_embd, s / sqrt (e));
+      plan_add (g, KIND_K, l, 2, "attn_k", d->n_embd, kv, s / sqrt (e));
+      plan_add (g, KIND_V, l, 3, "attn_v", d->n_embd, kv, 0.7 * s / sqrt (e));
+    }
+  if (f->qkv_bias)
+    {
+      plan_extra (g, KIND_BIAS, l, 1, "attn_q.bias", d->n_embd, 0, 0.1);
+      plan_extra (g, KIND_BIAS, l, 2, "attn_k.bias", kv, 0, 0.1);
+      plan_extra (g, KIND_BIAS, l, 3, "attn_v.bias", kv, 0, 0.1);
+    }
+  if (f->qk_norm)
+    {
+      plan_extra (g, KIND_NORM, l, 4, "attn_q_norm", hd, 0, 0.2);
+      plan_extra (g, KIND_NORM, l, 5, "attn_k_norm", hd, 0, 0.2);
+    }
+  plan_add (g, KIND_O, l, 4, "attn_output", d->n_embd, d->n_embd, 0.7 * s / sqrt (e));
+  if (f->post_norms)
+    plan_extra (g, KIND_NORM, l, 6, "post_attention_norm", d->n_embd, 0, 0.05);
+  plan_add (g, KIND_NORM, l, 5, "ffn_norm", d->n_embd, 0, 0.05);
+  if (f->fused_gate_up)
+    plan_extra (g, KIND_GATE_UP, l, 7, "ffn_up", d->n_embd, 2 * (gint64) d->n_ff, s / sqrt (e));
+  else
+    {
+      plan_add (g, KIND_GATE, l, 6, "ffn_gate", d->n_embd, d->n_ff, s / sqrt (e));
+      plan_add (g, KIND_UP, l, 7, "ffn_up", d->n_embd, d->n_ff, s / sqrt (e));
+    }
+  plan_add (g, KIND_DOWN, l, 8, "ffn_down", d->n_ff, d->n_embd, 0.7 * s / sqrt ((double) d->n_ff));
+  if (f->post_norms)
+    plan_extra (g, KIND_NORM, l, 8, "post_ffw_norm", d->n_embd, 0, 0.05);
+}
+
+static void
 plan_model (Gen *g)
 {
   const QbDemoModelDims *d = &g->dims;
-  double e = d->n_embd, kv = (double) d->n_embd / d->n_head * d->n_head_kv;
+  double e = d->n_embd;
   guint64 state = g->spec.seed ^ G_GUINT64_CONSTANT (0x5eed);
   double phase = 6.283 * uniform01 (&state);
+  double out_sigma = d->tied ? 0.02 : 0.5 / sqrt (e);
+  PlannedTensor *norm;
 
-  plan_add (g, KIND_EMBD, -1, "token_embd", d->n_embd, d->n_vocab, 0.02);
+  plan_add (g, KIND_EMBD, -1, 0, "token_embd", d->n_embd, d->n_vocab, 0.02);
   for (guint l = 0; l < d->n_layer; l++)
     {
       /* Layer scales wander, and the first and last layers run larger. */
       double s = (1.0 + 0.2 * sin (1.3 * l + phase)) * (1.0 + 0.1 * uniform01 (&state));
       if (l == 0 || l + 1 == d->n_layer)
         s *= 1.25;
-      plan_add (g, KIND_NORM, l, "attn_norm", d->n_embd, 0, 0.05);
-      plan_add (g, KIND_Q, l, "attn_q", d->n_embd, d->n_embd, s / sqrt (e));
-      plan_add (g, KIND_K, l, "attn_k", d->n_embd, (gint64) kv, s / sqrt (e));
-      plan_add (g, KIND_V, l, "attn_v", d->n_embd, (gint64) kv, 0.7 * s / sqrt (e));
-      plan_add (g, KIND_O, l, "attn_output", d->n_embd, d->n_embd, 0.7 * s / sqrt (e));
-      plan_add (g, KIND_NORM, l, "ffn_norm", d->n_embd, 0, 0.05);
-      plan_add (g, KIND_GATE, l, "ffn_gate", d->n_embd, d->n_ff, s / sqrt (e));
-      plan_add (g, KIND_UP, l, "ffn_up", d->n_embd, d->n_ff, s / sqrt (e));
-      plan_add (g, KIND_DOWN, l, "ffn_down", d->n_ff, d->n_embd, 0.7 * s / sqrt ((double) d->n_ff));
+      plan_layer (g, l, s);
     }
-  plan_add (g, KIND_NORM, -1, "output_norm", d->n_embd, 0, 0.1);
-  plan_add (g, KIND_OUTPUT, -1, "output", d->n_embd, d->n_vocab, 0.5 / sqrt (e));
+  norm = plan_add (g, KIND_NORM, -1, 1 + 9 * (int) d->n_layer, "output_norm", d->n_embd, 0, 0.1);
+  /* Every family but LLaMA's original demo: logits of about 3 nats'
+   * spread, so that perplexity shows errors in the pass. */
+  if (strcmp (g->family->arch, "llama") != 0)
+    norm->gain = 3.0 / (sqrt (e) * out_sigma);
+  if (!d->tied)
+    plan_add (g, KIND_OUTPUT, -1, 2 + 9 * (int) d->n_layer, "output", d->n_embd, d->n_vocab, out_sigma);
 
   for (guint i = 0; i < g->tensors->len; i++)
     {
@@ -362,11 +483,12 @@ static void
 fill_chunk (Gen *g, const PlannedTensor *t, const Chunk *c, float *out)
 {
   guint64 state = g->spec.seed * G_GUINT64_CONSTANT (0x9e3779b97f4a7c15) ^
-                  ((guint64) c->tensor << 40) ^ (guint64) c->row;
+                  (t->stream << 40) ^ (guint64) c->row;
   /* Outlier channels scale the columns of the matrices that read the
    * hidden state (and of ffn_down, which reads the FFN's). */
   const float *col = t->kind == KIND_DOWN ? g->ffn_scale :
-                     t->kind == KIND_NORM || t->kind == KIND_O ? NULL : g->hidden_scale;
+                     t->kind == KIND_NORM || t->kind == KIND_O || t->kind == KIND_BIAS ? NULL
+                     : g->hidden_scale;
 
   splitmix64 (&state);
   for (gint64 r = 0; r < c->n_rows; r++)
@@ -379,7 +501,7 @@ fill_chunk (Gen *g, const PlannedTensor *t, const Chunk *c, float *out)
         {
           float z = heavy_tailed (&state);
           if (t->kind == KIND_NORM)
-            row[j] = MAX (0.05f, 1.0f + (float) t->sigma * z);
+            row[j] = (float) t->gain * MAX (0.05f, 1.0f + (float) t->sigma * z);
           else
             row[j] = (float) (t->sigma * row_scale) * z * (col ? col[j] : 1.0f);
         }
@@ -428,6 +550,57 @@ write_chunk (gint64 item, guint thread, gpointer data)
 /* ---- the file --------------------------------------------------------- */
 
 static void
+set_key_uint32 (QbGgufWriter *w, const char *arch, const char *suffix, guint32 v)
+{
+  g_autofree char *key = g_strdup_printf ("%s.%s", arch, suffix);
+  qb_gguf_writer_set_uint32 (w, key, v);
+}
+
+static void
+set_key_float32 (QbGgufWriter *w, const char *arch, const char *suffix, float v)
+{
+  g_autofree char *key = g_strdup_printf ("%s.%s", arch, suffix);
+  qb_gguf_writer_set_float32 (w, key, v);
+}
+
+/* The architecture's keys as llama.cpp reads them (llama-arch.cpp). */
+static void
+set_arch_metadata (Gen *g)
+{
+  const QbDemoModelDims *d = &g->dims;
+  const QbFamily *f = g->family;
+  const char *arch = f->arch;
+  QbGgufWriter *w = g->writer;
+  guint head_dim = d->n_embd / d->n_head;
+  gboolean gemma = f->embd_scale;
+
+  set_key_uint32 (w, arch, "vocab_size", d->n_vocab);
+  set_key_uint32 (w, arch, "context_length", d->n_ctx);
+  set_key_uint32 (w, arch, "embedding_length", d->n_embd);
+  set_key_uint32 (w, arch, "block_count", d->n_layer);
+  set_key_uint32 (w, arch, "feed_forward_length", d->n_ff);
+  set_key_uint32 (w, arch, "rope.dimension_count", head_dim);
+  set_key_uint32 (w, arch, "attention.head_count", d->n_head);
+  set_key_uint32 (w, arch, "attention.head_count_kv", d->n_head_kv);
+  set_key_float32 (w, arch, "attention.layer_norm_rms_epsilon", gemma ? 1e-6f : 1e-5f);
+  /* Qwen3 and Gemma 3 use a base of 10⁶ (Gemma 3's local layers 10⁴). */
+  set_key_float32 (w, arch, "rope.freq_base",
+                   f->qk_norm ? 1000000.0f : 10000.0f);
+  if (gemma)
+    {
+      set_key_uint32 (w, arch, "attention.key_length", head_dim);
+      set_key_uint32 (w, arch, "attention.value_length", head_dim);
+    }
+  /* Windows and caps small enough to act in short evaluations. */
+  if (f->swa != QB_SWA_NONE)
+    set_key_uint32 (w, arch, "attention.sliding_window", d->n_ctx / 8);
+  if (f->attn_softcap > 0)
+    set_key_float32 (w, arch, "attn_logit_softcapping", 4.0f);
+  if (f->final_softcap > 0)
+    set_key_float32 (w, arch, "final_logit_softcapping", 15.0f);
+}
+
+static void
 set_metadata (Gen *g)
 {
   const QbDemoModelDims *d = &g->dims;
@@ -435,27 +608,20 @@ set_metadata (Gen *g)
   g_autofree char *name = NULL;
   Vocab v;
   double millions = qb_demo_model_count_params (d) / 1e6;
+  const char *arch = g->family->arch;
+  g_autofree char *label = strcmp (arch, "llama") == 0 ? g_strdup ("") : g_strdup_printf (" %s", arch);
 
-  name = millions >= 1000 ? g_strdup_printf ("Quantbench demo %.1fB", millions / 1000)
-         : millions >= 10 ? g_strdup_printf ("Quantbench demo %.0fM", millions)
-         : g_strdup_printf ("Quantbench demo %.1fM", millions);
-  qb_gguf_writer_set_string (w, "general.architecture", "llama");
+  name = millions >= 1000 ? g_strdup_printf ("Quantbench demo%s %.1fB", label, millions / 1000)
+         : millions >= 10 ? g_strdup_printf ("Quantbench demo%s %.0fM", label, millions)
+         : g_strdup_printf ("Quantbench demo%s %.1fM", label, millions);
+  qb_gguf_writer_set_string (w, "general.architecture", arch);
   qb_gguf_writer_set_string (w, "general.name", name);
   qb_gguf_writer_set_uint32 (w, "general.file_type", g->spec.dtype == QB_DTYPE_F16 ? 1 : 0);
-  qb_gguf_writer_set_uint32 (w, "llama.vocab_size", d->n_vocab);
-  qb_gguf_writer_set_uint32 (w, "llama.context_length", d->n_ctx);
-  qb_gguf_writer_set_uint32 (w, "llama.embedding_length", d->n_embd);
-  qb_gguf_writer_set_uint32 (w, "llama.block_count", d->n_layer);
-  qb_gguf_writer_set_uint32 (w, "llama.feed_forward_length", d->n_ff);
-  qb_gguf_writer_set_uint32 (w, "llama.rope.dimension_count", d->n_embd / d->n_head);
-  qb_gguf_writer_set_uint32 (w, "llama.attention.head_count", d->n_head);
-  qb_gguf_writer_set_uint32 (w, "llama.attention.head_count_kv", d->n_head_kv);
-  qb_gguf_writer_set_float32 (w, "llama.attention.layer_norm_rms_epsilon", 1e-5f);
-  qb_gguf_writer_set_float32 (w, "llama.rope.freq_base", 10000.0f);
+  set_arch_metadata (g);
   qb_gguf_writer_set_uint32 (w, "quantbench.demo.version", QB_DEMO_MODEL_VERSION);
   qb_gguf_writer_set_uint64 (w, "quantbench.demo.seed", g->spec.seed);
 
-  build_vocab (&v, d->n_vocab);
+  build_vocab (&v, d->n_vocab, arch);
   qb_gguf_writer_set_string (w, "tokenizer.ggml.model", "llama");
   qb_gguf_writer_set_string_array (w, "tokenizer.ggml.tokens", (const char *const *) v.tokens->pdata,
                                    v.tokens->len);
@@ -482,10 +648,19 @@ qb_demo_model_write (const QbDemoModelSpec *spec, const char *path, QbWorkers *w
 
   g_return_val_if_fail (spec->dtype == QB_DTYPE_F16 || spec->dtype == QB_DTYPE_F32, FALSE);
 
+  g.family = qb_family_lookup (spec->arch ? spec->arch : "llama");
+  if (g.family == NULL || !qb_demo_model_arch_known (spec->arch ? spec->arch : "llama"))
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                   "no demo model for architecture '%s' (known: %s)", spec->arch, qb_family_names ());
+      return FALSE;
+    }
   if (workers == NULL)
     workers = own_workers = qb_workers_new (0);
   n_threads = qb_workers_get_n_threads (workers);
-  qb_demo_model_choose_dims (spec->n_params, &g.dims);
+  qb_demo_model_choose_dims_for (g.family->arch, spec->n_params, &g.dims);
+  if (spec->n_layer > 0)
+    g.dims.n_layer = spec->n_layer;
   g.tensors = g_array_new (FALSE, FALSE, sizeof (PlannedTensor));
   g.chunks = g_array_new (FALSE, FALSE, sizeof (Chunk));
   g.hidden_scale = outlier_scales (g.dims.n_embd, spec->seed ^ G_GUINT64_CONSTANT (0xa11ce));

@@ -1,0 +1,407 @@
+/* SPDX-License-Identifier: MIT */
+/* test-families.c — the decoder families of qb-family.h in the forward pass.
+ *
+ * Against llama.cpp, for the families its Feb-2025 snapshot runs (gemma2,
+ * phi3): the demo models below, generated here exactly as
+ *   quantbench demo-model --arch ARCH --dtype f32 -o ARCH.gguf
+ * writes them (seed 1, the tiny size: phi3 4 layers, gemma2 26 layers,
+ * hidden 256, ffn 768, vocab 512, sliding window 64, gemma2 caps 4 and 15),
+ * were evaluated by llama.cpp commit c392e50 (CPU build, 2 threads):
+ *   llama-perplexity -m ARCH.gguf -f ../shared/text/tinystories-val.txt \
+ *       -c 128 --chunks 4 -t 2 -ctk f32 -ctv f32
+ * and, for the F16 plan, on Quantbench's own export:
+ *   quantbench quantize ARCH.gguf --default F16 -o ARCH-F16.gguf --no-save
+ *   llama-perplexity -m ARCH-F16.gguf (same options)
+ * which also shows llama.cpp loads that export.  The KV cache is F32 so
+ * that llama.cpp's attention is not rounded to half precision; with its
+ * default F16 cache it gives phi3 193259.8579 (−0.064 %) and gemma2
+ * 45578.3142 (+0.015 %).  The demo models' logits spread over about 3
+ * nats, so their perplexity is large (the weights are random) and moves
+ * with any error in the pass: switching off the sliding window alone moves
+ * it by more than 1 % (checked below).
+ *
+ * Not compared: a Q8_0 or Q4_0 plan.  llama.cpp's CPU kernels quantize the
+ * activations to 8 bits before multiplying them by such weights, which
+ * this pass does not do; on these models that alone moves perplexity by
+ * 0.5 % (phi3 Q8_0: Quantbench 190297.67, llama.cpp 189256.60) to 1.5 %
+ * (gemma2 Q8_0: 48132.54 against 47437.44).  The F16 plan, whose
+ * activations llama.cpp rounds to half precision only, agrees within
+ * 0.04 %.
+ *
+ * Families newer than that snapshot (qwen3, gemma3) are derived from
+ * covered ones: with its new pieces switched off, a qwen3 model gives the
+ * logits of the qwen2 model with the same weights and zero biases, and a
+ * gemma3 model those of the gemma2 model with the same weights; with each
+ * piece switched on alone, they differ.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "qb-demo-model.h"
+#include "qb-eval.h"
+#include "qb-family.h"
+#include "qb-format.h"
+#include "qb-job.h"
+#include "qb-llama-private.h"
+#include "qb-model.h"
+#include "qb-test-util.h"
+#include "qb-tokenizer.h"
+
+#define CTX     128
+#define CHUNKS  4
+
+typedef struct {
+  const char *arch;
+  double      ppl_f32;       /* llama-perplexity on the F32 demo model */
+  double      ppl_f16;       /* on Quantbench's F16 export of it */
+} Reference;
+
+static const Reference references[] = {
+  { "phi3",   193382.8289, 193505.7431 },
+  { "gemma2",  45571.5201,  45558.7259 },
+};
+
+static char *
+write_demo (const char *dir, const char *arch, guint n_layer)
+{
+  g_autofree char *name = g_strdup_printf ("%s-%u.gguf", arch, n_layer);
+  char *path = g_build_filename (dir, name, NULL);
+  g_autoptr(GError) error = NULL;
+  QbDemoModelSpec spec;
+
+  qb_demo_model_spec_init (&spec);
+  spec.arch = arch;
+  spec.dtype = QB_DTYPE_F32;
+  spec.n_layer = n_layer;
+  qb_demo_model_write (&spec, path, NULL, NULL, &error);
+  g_assert_no_error (error);
+  return path;
+}
+
+static QbModel *
+open_model (const char *path)
+{
+  g_autoptr(GError) error = NULL;
+  QbModel *model = qb_model_open (path, &error);
+
+  g_assert_no_error (error);
+  return model;
+}
+
+static QbLlama *
+open_llama (QbModel *model, const QbFamily *family)
+{
+  g_autoptr(GError) error = NULL;
+  QbLlama *llama = qb_llama_new_as (model, family, &error);
+
+  g_assert_no_error (error);
+  qb_llama_set_threads (llama, 2);
+  return llama;
+}
+
+static double
+perplexity (QbLlama *llama, QbTokenizer *tok, const char *text)
+{
+  g_autoptr(GError) error = NULL;
+  QbEvalOptions o;
+  QbEvalResult r;
+
+  qb_eval_options_init (&o);
+  o.n_ctx = CTX;
+  o.n_chunks = CHUNKS;
+  o.no_cache = TRUE;
+  qb_eval_run (llama, tok, text, &o, NULL, NULL, NULL, &r, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (r.n_scored, ==, CHUNKS * (CTX / 2 - 1));
+  return r.ppl;
+}
+
+/* ---- every family loads, runs, and is what its descriptor says --------- */
+
+/* 96 tokens: longer than the demo models' window of 64. */
+#define N_TOKENS 96
+
+static const gint32 *
+test_tokens (void)
+{
+  static gint32 tokens[N_TOKENS];
+
+  tokens[0] = 1;
+  for (guint i = 1; i < N_TOKENS; i++)
+    tokens[i] = (gint32) (3 + (i * 2654435761u) % 509);
+  return tokens;
+}
+
+static float *
+logits_of (QbLlama *llama)
+{
+  float *logits = g_new (float, (gsize) N_TOKENS * qb_llama_get_params (llama)->n_vocab);
+  g_autoptr(GError) error = NULL;
+
+  qb_llama_forward (llama, test_tokens (), N_TOKENS, 0, logits, NULL, NULL, NULL, &error);
+  g_assert_no_error (error);
+  return logits;
+}
+
+static double
+max_diff (const float *a, const float *b, gsize n)
+{
+  double m = 0;
+
+  for (gsize i = 0; i < n; i++)
+    m = MAX (m, fabs ((double) a[i] - b[i]));
+  return m;
+}
+
+static void
+test_demo_families (void)
+{
+  static const char *const archs[] = { "llama", "mistral", "qwen2", "qwen3", "phi3", "gemma2", "gemma3" };
+  g_autofree char *dir = qb_test_tmpdir ();
+
+  for (gsize i = 0; i < G_N_ELEMENTS (archs); i++)
+    {
+      g_autofree char *path = write_demo (dir, archs[i], strcmp (archs[i], "gemma3") == 0 ? 6 : 2);
+      g_autoptr(QbModel) model = open_model (path);
+      g_autoptr(QbLlama) llama = open_llama (model, NULL);
+      const QbLlamaParams *p = qb_llama_get_params (llama);
+      g_autofree float *logits = logits_of (llama);
+      gsize n = N_TOKENS * (gsize) p->n_vocab;
+
+      g_test_message ("%s: %u layers, window %u, caps %g/%g, tied %d", archs[i], p->n_layer,
+                      p->swa_window, p->attn_softcap, p->final_softcap, p->tied_output);
+      g_assert_cmpstr (p->family->arch, ==, archs[i]);
+      g_assert_cmpstr (qb_model_get_arch (model)->family, ==, archs[i]);
+      for (gsize j = 0; j < n; j++)
+        g_assert_true (isfinite (logits[j]));
+      g_assert_cmpint (p->tied_output, ==, p->family->tied_output);
+      g_assert_cmpint (p->qkv_bias, ==, p->family->qkv_bias);
+      g_assert_cmpuint (p->swa_window, ==, p->family->swa != QB_SWA_NONE ? 512 / 8 : 0);
+      if (p->final_softcap > 0)
+        for (gsize j = 0; j < n; j++)
+          g_assert_cmpfloat (fabsf (logits[j]), <=, p->final_softcap);
+    }
+}
+
+/* The sliding layers each pattern gives, and the local RoPE base. */
+static void
+test_sliding_patterns (void)
+{
+  g_autofree char *dir = qb_test_tmpdir ();
+  g_autofree char *g2 = write_demo (dir, "gemma2", 4), *g3 = write_demo (dir, "gemma3", 12);
+  g_autofree char *phi = write_demo (dir, "phi3", 3), *qw = write_demo (dir, "qwen3", 2);
+  g_autoptr(QbModel) m2 = open_model (g2), m3 = open_model (g3), mp = open_model (phi), mq = open_model (qw);
+  g_autoptr(QbLlama) l2 = open_llama (m2, NULL), l3 = open_llama (m3, NULL);
+  g_autoptr(QbLlama) lp = open_llama (mp, NULL), lq = open_llama (mq, NULL);
+
+  for (guint i = 0; i < 4; i++)
+    g_assert_cmpint (l2->layers[i].sliding, ==, i % 2 == 0);
+  for (guint i = 0; i < 12; i++)
+    g_assert_cmpint (l3->layers[i].sliding, ==, i != 5 && i != 11);
+  for (guint i = 0; i < 3; i++)
+    g_assert_true (lp->layers[i].sliding);
+  g_assert_false (lq->layers[0].sliding);
+  g_assert_cmpfloat (l3->p.rope_base, ==, 1000000.0f);
+  g_assert_cmpfloat (l3->p.rope_base_local, ==, 10000.0f);
+  g_assert_cmpfloat (l2->p.attn_softcap, ==, 4.0f);
+  g_assert_cmpfloat (l2->p.final_softcap, ==, 15.0f);
+  g_assert_cmpfloat (l3->p.attn_softcap, ==, 0.0f);
+  /* Phi-3's fused tensors as views: Q, K, V rows of one attn_qkv. */
+  g_assert_true (lp->layers[0].wq.t == lp->layers[0].wv.t);
+  g_assert_cmpint (lp->layers[0].wk.row0, ==, 256);
+  g_assert_cmpint (lp->layers[0].up.row0, ==, lp->p.n_ff);
+}
+
+/* ---- against llama.cpp -------------------------------------------------- */
+
+static void
+test_llama_cpp (gconstpointer data)
+{
+  const Reference *ref = data;
+  g_autofree char *text = qb_test_shared_path ("text/tinystories-val.txt");
+  g_autofree char *dir = NULL, *path = NULL;
+  g_autoptr(QbModel) model = NULL;
+  g_autoptr(QbLlama) llama = NULL, no_window = NULL;
+  g_autoptr(QbTokenizer) tok = NULL;
+  g_autoptr(QbPlan) plan = qb_plan_new ();
+  g_autoptr(QbJob) job = NULL;
+  g_autoptr(GError) error = NULL;
+  QbFamily without_window;
+  double ppl, ppl_f16, ppl_no_window;
+
+  if (text == NULL)
+    return;
+  dir = qb_test_tmpdir ();
+  path = write_demo (dir, ref->arch, 0);
+  model = open_model (path);
+  tok = qb_tokenizer_new_from_gguf (qb_model_get_gguf (model), &error);
+  g_assert_no_error (error);
+  llama = open_llama (model, NULL);
+
+  ppl = perplexity (llama, tok, text);
+  g_test_message ("%s F32: PPL %.4f, llama.cpp %.4f (%+.4f %%)", ref->arch, ppl, ref->ppl_f32,
+                  100 * (ppl / ref->ppl_f32 - 1));
+  g_assert_cmpfloat_with_epsilon (ppl / ref->ppl_f32, 1.0, 0.001);
+
+  /* The comparison can fail: without its sliding window the same model
+   * is far off. */
+  without_window = *qb_family_lookup (ref->arch);
+  without_window.swa = QB_SWA_NONE;
+  no_window = open_llama (model, &without_window);
+  ppl_no_window = perplexity (no_window, tok, text);
+  g_test_message ("%s without the sliding window: PPL %.4f", ref->arch, ppl_no_window);
+  g_assert_cmpfloat (fabs (ppl_no_window / ref->ppl_f32 - 1), >, 0.01);
+
+  qb_plan_set_default_format (plan, "F16");
+  job = qb_job_new (model, plan);
+  qb_job_set_keep_data (job, TRUE);
+  qb_job_set_threads (job, 2);
+  qb_job_run (job, NULL, &error);
+  g_assert_no_error (error);
+  qb_llama_use_job (llama, job, NULL, &error);
+  g_assert_no_error (error);
+  ppl_f16 = perplexity (llama, tok, text);
+  g_test_message ("%s F16 plan: PPL %.4f, llama.cpp %.4f (%+.4f %%)", ref->arch, ppl_f16,
+                  ref->ppl_f16, 100 * (ppl_f16 / ref->ppl_f16 - 1));
+  g_assert_cmpfloat_with_epsilon (ppl_f16 / ref->ppl_f16, 1.0, 0.001);
+}
+
+/* ---- newer families from covered ones ---------------------------------- */
+
+/* Zero biases through the weight-swapping path (F32 bytes). */
+static void
+zero_biases (QbLlama *llama)
+{
+  const QbFormat *f32 = qb_format_find ("F32");
+  QbQuantParams params = { f32, NULL, FALSE, 0 };
+  QbModel *model = qb_llama_get_model (llama);
+
+  for (guint i = 0; i < qb_model_get_n_tensors (model); i++)
+    {
+      const QbTensor *t = qb_model_get_tensor (model, i);
+      g_autoptr(GBytes) zeros = NULL;
+      g_autoptr(GError) error = NULL;
+
+      if (!t->is_bias)
+        continue;
+      zeros = g_bytes_new_take (g_malloc0 (sizeof (float) * t->n_params), sizeof (float) * t->n_params);
+      qb_llama_set_weight (llama, i, zeros, &params, &error);
+      g_assert_no_error (error);
+    }
+}
+
+static void
+test_qwen3_from_qwen2 (void)
+{
+  g_autofree char *dir = qb_test_tmpdir ();
+  g_autofree char *p2 = write_demo (dir, "qwen2", 3), *p3 = write_demo (dir, "qwen3", 3);
+  g_autoptr(QbModel) m2 = open_model (p2), m3 = open_model (p3);
+  QbFamily no_qk_norm = *qb_family_lookup ("qwen3");
+  g_autoptr(QbLlama) qwen2 = open_llama (m2, NULL), qwen3 = open_llama (m3, NULL);
+  g_autoptr(QbLlama) qwen3_off = NULL;
+  g_autofree float *a = NULL, *b = NULL, *c = NULL, *d = NULL;
+  gsize n = N_TOKENS * (gsize) qwen2->p.n_vocab;
+
+  no_qk_norm.qk_norm = FALSE;
+  qwen3_off = open_llama (m3, &no_qk_norm);
+  g_assert_true (qwen2->p.qkv_bias);
+  g_assert_false (qwen3->p.qkv_bias);
+  /* The qwen2 model with qwen3's RoPE base (10⁶) and its biases zeroed. */
+  qwen2->p.rope_base = qwen3->p.rope_base;
+  a = logits_of (qwen2);
+  zero_biases (qwen2);
+  b = logits_of (qwen2);
+  c = logits_of (qwen3_off);
+  d = logits_of (qwen3);
+  g_test_message ("qwen2 biases: %g; qwen3 without QK-norm against qwen2: %g; with: %g",
+                  max_diff (a, b, n), max_diff (b, c, n), max_diff (b, d, n));
+  g_assert_cmpfloat (max_diff (a, b, n), >, 0.01);
+  g_assert_cmpfloat (max_diff (b, c, n), ==, 0.0);
+  g_assert_cmpfloat (max_diff (b, d, n), >, 0.01);
+}
+
+static void
+test_gemma3_from_gemma2 (void)
+{
+  g_autofree char *dir = qb_test_tmpdir ();
+  g_autofree char *p2 = write_demo (dir, "gemma2", 6), *p3 = write_demo (dir, "gemma3", 6);
+  g_autoptr(QbModel) m2 = open_model (p2), m3 = open_model (p3);
+  g_autoptr(QbLlama) gemma2 = open_llama (m2, NULL);
+  g_autofree float *ref = NULL;
+  gsize n = N_TOKENS * (gsize) gemma2->p.n_vocab;
+  /* gemma3 with all three new pieces off, then each one on alone. */
+  struct { const char *what; gboolean qk_norm, pattern, local_base; } cases[] = {
+    { "none", FALSE, FALSE, FALSE },
+    { "QK-norm", TRUE, FALSE, FALSE },
+    { "5:1 pattern", FALSE, TRUE, FALSE },
+    { "local RoPE base", FALSE, FALSE, TRUE },
+  };
+
+  /* The gemma2 model without what gemma3 dropped (soft-capping), at
+   * gemma3's global RoPE base. */
+  gemma2->p.attn_softcap = gemma2->p.final_softcap = 0;
+  gemma2->p.rope_base = 1000000.0f;
+  ref = logits_of (gemma2);
+  for (gsize i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      QbFamily f = *qb_family_lookup ("gemma3");
+      g_autoptr(QbLlama) gemma3 = NULL;
+      g_autofree float *logits = NULL;
+
+      f.qk_norm = cases[i].qk_norm;
+      if (!cases[i].pattern)
+        f.swa = QB_SWA_EVEN;
+      if (!cases[i].local_base)
+        f.rope_base_local = 0;
+      gemma3 = open_llama (m3, &f);
+      logits = logits_of (gemma3);
+      g_test_message ("gemma3 with %s on: %g from gemma2", cases[i].what, max_diff (ref, logits, n));
+      if (i == 0)
+        g_assert_cmpfloat (max_diff (ref, logits, n), ==, 0.0);
+      else
+        g_assert_cmpfloat (max_diff (ref, logits, n), >, 1e-3);
+    }
+}
+
+/* ---- what cannot be run ----------------------------------------------- */
+
+static void
+test_unsupported (void)
+{
+  g_autofree char *dir = qb_test_tmpdir ();
+  g_autofree char *path = write_demo (dir, "llama", 2);
+  g_autoptr(QbModel) model = open_model (path);
+  g_autoptr(GError) error = NULL;
+  QbLlama *llama;
+
+  g_assert_null (qb_family_lookup ("gpt2"));
+  g_assert_nonnull (strstr (qb_family_names (), "gemma3"));
+  g_assert_true (qb_family_lookup ("gemma3_text") == qb_family_lookup ("gemma3"));
+  /* A model without the Q/K norms its family needs is refused, by name. */
+  llama = qb_llama_new_as (model, qb_family_lookup ("qwen3"), &error);
+  g_assert_null (llama);
+  g_assert_error (error, QB_LLAMA_ERROR, QB_LLAMA_ERROR_INVALID);
+  g_test_message ("%s", error->message);
+  g_assert_nonnull (strstr (error->message, "layer 0 Q norm"));
+  g_clear_error (&error);
+  llama = qb_llama_new_as (model, qb_family_lookup ("gemma2"), &error);
+  g_assert_null (llama);
+  g_assert_nonnull (strstr (error->message, "attention output norm"));
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  g_test_add_func ("/families/demo", test_demo_families);
+  g_test_add_func ("/families/sliding", test_sliding_patterns);
+  for (gsize i = 0; i < G_N_ELEMENTS (references); i++)
+    {
+      g_autofree char *name = g_strdup_printf ("/families/llama-cpp/%s", references[i].arch);
+      g_test_add_data_func (name, &references[i], test_llama_cpp);
+    }
+  g_test_add_func ("/families/qwen3-from-qwen2", test_qwen3_from_qwen2);
+  g_test_add_func ("/families/gemma3-from-gemma2", test_gemma3_from_gemma2);
+  g_test_add_func ("/families/unsupported", test_unsupported);
+  return g_test_run ();
+}
