@@ -363,6 +363,179 @@ test_gemma3_from_gemma2 (void)
     }
 }
 
+/* ---- the same models as Hugging Face checkpoints ---------------------- */
+
+/* The Hugging Face name of a GGUF tensor (convert_hf_to_gguf.py's map,
+ * backwards). */
+static char *
+hf_name (const QbTensor *t, const QbFamily *f)
+{
+  static const char *const map[][2] = {
+    { "attn_norm", "input_layernorm" }, { "attn_q", "self_attn.q_proj" },
+    { "attn_k", "self_attn.k_proj" }, { "attn_v", "self_attn.v_proj" },
+    { "attn_qkv", "self_attn.qkv_proj" }, { "attn_output", "self_attn.o_proj" },
+    { "attn_q_norm", "self_attn.q_norm" }, { "attn_k_norm", "self_attn.k_norm" },
+    { "post_attention_norm", "post_attention_layernorm" },
+    { "post_ffw_norm", "post_feedforward_layernorm" }, { "ffn_gate", "mlp.gate_proj" },
+    { "ffn_down", "mlp.down_proj" },
+  };
+  const char *suffix = t->is_bias ? "bias" : "weight";
+  g_auto(GStrv) parts = g_strsplit (t->name, ".", -1);
+
+  if (t->layer < 0)
+    return g_strdup (t->role == QB_ROLE_TOKEN_EMBD ? "model.embed_tokens.weight"
+                     : t->role == QB_ROLE_OUTPUT_NORM ? "model.norm.weight" : "lm_head.weight");
+  if (strcmp (parts[2], "ffn_norm") == 0)
+    return g_strdup_printf ("model.layers.%d.%s.%s", t->layer,
+                            f->post_norms ? "pre_feedforward_layernorm" : "post_attention_layernorm", suffix);
+  if (strcmp (parts[2], "ffn_up") == 0)
+    return g_strdup_printf ("model.layers.%d.mlp.%s.%s", t->layer,
+                            f->fused_gate_up ? "gate_up_proj" : "up_proj", suffix);
+  for (gsize i = 0; i < G_N_ELEMENTS (map); i++)
+    if (strcmp (parts[2], map[i][0]) == 0)
+      return g_strdup_printf ("model.layers.%d.%s.%s", t->layer, map[i][1], suffix);
+  g_assert_not_reached ();
+}
+
+/* Writes the model's tensors as model.safetensors + config.json, Gemma's
+ * norms as w − 1 the way Hugging Face stores them. */
+static char *
+write_hf (const char *parent, QbLlama *llama, const char *model_type)
+{
+  QbModel *model = qb_llama_get_model (llama);
+  const QbLlamaParams *p = qb_llama_get_params (llama);
+  g_autofree char *dir = g_build_filename (parent, model_type, NULL);
+  g_autofree char *st = g_build_filename (dir, "model.safetensors", NULL);
+  g_autofree char *cfg = g_build_filename (dir, "config.json", NULL);
+  g_autofree char *config = NULL;
+  g_autoptr(GString) header = g_string_new ("{");
+  g_autoptr(GByteArray) data = g_byte_array_new ();
+  g_autoptr(GByteArray) file = g_byte_array_new ();
+  g_autoptr(GError) error = NULL;
+  guint64 header_len;
+
+  g_mkdir_with_parents (dir, 0700);
+  for (guint i = 0; i < qb_model_get_n_tensors (model); i++)
+    {
+      const QbTensor *t = qb_model_get_tensor (model, i);
+      g_autofree char *name = hf_name (t, p->family);
+      g_autofree float *v = g_new (float, t->n_params);
+      gboolean norm = t->n_dims == 1 && !t->is_bias;
+
+      qb_model_read_rows (model, i, 0, qb_tensor_n_rows (t), v, &error);
+      g_assert_no_error (error);
+      for (gint64 j = 0; norm && p->family->hf_norm_offset && j < t->n_params; j++)
+        v[j] -= 1.0f;
+      if (t->n_dims == 1)
+        g_string_append_printf (header, "%s\"%s\":{\"dtype\":\"F32\",\"shape\":[%" G_GINT64_FORMAT "],",
+                                i ? "," : "", name, t->ne[0]);
+      else
+        g_string_append_printf (header, "%s\"%s\":{\"dtype\":\"F32\",\"shape\":[%" G_GINT64_FORMAT
+                                ",%" G_GINT64_FORMAT "],", i ? "," : "", name, t->ne[1], t->ne[0]);
+      g_string_append_printf (header, "\"data_offsets\":[%u,%" G_GUINT64_FORMAT "]}", data->len,
+                              data->len + sizeof (float) * t->n_params);
+      g_byte_array_append (data, (const guint8 *) v, sizeof (float) * t->n_params);
+    }
+  g_string_append (header, "}");
+  while (header->len % 8 != 0)
+    g_string_append_c (header, ' ');
+  header_len = GUINT64_TO_LE (header->len);
+  g_byte_array_append (file, (const guint8 *) &header_len, 8);
+  g_byte_array_append (file, (const guint8 *) header->str, header->len);
+  g_byte_array_append (file, data->data, data->len);
+  g_file_set_contents (st, (const char *) file->data, file->len, &error);
+  g_assert_no_error (error);
+
+  config = g_strdup_printf (
+    "{\"model_type\":\"%s\",\"hidden_size\":%u,\"num_attention_heads\":%u,"
+    "\"num_key_value_heads\":%u,\"num_hidden_layers\":%u,\"head_dim\":%u,"
+    "\"intermediate_size\":%u,\"vocab_size\":%u,\"rms_norm_eps\":%g,\"rope_theta\":%g,"
+    "\"max_position_embeddings\":512,\"tie_word_embeddings\":%s,\"sliding_window\":%u,"
+    "\"attn_logit_softcapping\":%s,\"final_logit_softcapping\":%s,"
+    "\"query_pre_attn_scalar\":%u,\"rope_local_base_freq\":%g,\"sliding_window_pattern\":6}",
+    model_type, p->n_embd, p->n_head, p->n_head_kv, p->n_layer, p->head_dim, p->n_ff, p->n_vocab,
+    p->rms_eps, p->rope_base, p->tied_output ? "true" : "false", p->swa_window,
+    p->attn_softcap > 0 ? "4.0" : "null", p->final_softcap > 0 ? "15.0" : "null", p->head_dim,
+    p->rope_base_local);
+  g_file_set_contents (cfg, config, -1, &error);
+  g_assert_no_error (error);
+  return g_steal_pointer (&dir);
+}
+
+static void
+test_safetensors (void)
+{
+  static const char *const families[][2] = {
+    { "qwen3", "qwen3" }, { "phi3", "phi3" }, { "gemma2", "gemma2" }, { "gemma3", "gemma3_text" },
+  };
+  g_autofree char *dir = qb_test_tmpdir ();
+
+  for (gsize i = 0; i < G_N_ELEMENTS (families); i++)
+    {
+      g_autofree char *path = write_demo (dir, families[i][0], 6);
+      g_autoptr(QbModel) model = open_model (path);
+      g_autoptr(QbLlama) gguf = open_llama (model, NULL);
+      g_autofree char *hf_dir = write_hf (dir, gguf, families[i][1]);
+      g_autoptr(QbModel) hf_model = open_model (hf_dir);
+      g_autoptr(QbLlama) hf = open_llama (hf_model, NULL);
+      g_autofree float *a = logits_of (gguf), *b = logits_of (hf);
+      double d = max_diff (a, b, N_TOKENS * (gsize) gguf->p.n_vocab);
+
+      g_test_message ("%s: safetensors against GGUF: %g", families[i][1], d);
+      g_assert_true (hf->p.family == gguf->p.family);
+      g_assert_cmpfloat (hf->p.attn_scale, ==, gguf->p.attn_scale);
+      g_assert_cmpuint (hf->p.swa_window, ==, gguf->p.swa_window);
+      for (guint l = 0; l < gguf->p.n_layer; l++)
+        g_assert_cmpint (hf->layers[l].sliding, ==, gguf->layers[l].sliding);
+      g_assert_cmpfloat (d, <, 1e-3);
+    }
+}
+
+/* ---- calibration sees every matrix's input once ------------------------ */
+
+static void
+count_inputs (const char *name, guint index, const float *x, gint64 n_rows, gint64 n_cols,
+              gpointer data)
+{
+  GHashTable *seen = data;
+
+  g_assert_cmpint (n_rows, ==, N_TOKENS);
+  g_assert_cmpint (n_cols, >, 0);
+  g_hash_table_insert (seen, g_strdup (name),
+                       GUINT_TO_POINTER (GPOINTER_TO_UINT (g_hash_table_lookup (seen, name)) + 1));
+}
+
+static void
+test_activation_hook (void)
+{
+  g_autofree char *dir = qb_test_tmpdir ();
+
+  for (guint k = 0; k < 2; k++)
+    {
+      const char *arch = k == 0 ? "phi3" : "gemma2";
+      g_autofree char *path = write_demo (dir, arch, 2);
+      g_autoptr(QbModel) model = open_model (path);
+      g_autoptr(QbLlama) llama = open_llama (model, NULL);
+      g_autoptr(GHashTable) seen = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+      g_autofree float *logits = NULL;
+      guint matrices = 0;
+
+      qb_llama_set_activation_func (llama, count_inputs, seen);
+      logits = logits_of (llama);
+      for (guint i = 0; i < qb_model_get_n_tensors (model); i++)
+        {
+          const QbTensor *t = qb_model_get_tensor (model, i);
+          if (t->n_dims == 2 && t->role != QB_ROLE_TOKEN_EMBD)
+            {
+              matrices++;
+              g_assert_cmpuint (GPOINTER_TO_UINT (g_hash_table_lookup (seen, t->name)), ==, 1);
+            }
+        }
+      /* gemma2's tied output reads token_embd as its output matrix. */
+      g_assert_cmpuint (g_hash_table_size (seen), ==, matrices + (k == 1));
+    }
+}
+
 /* ---- what cannot be run ----------------------------------------------- */
 
 static void
@@ -403,5 +576,7 @@ main (int argc, char **argv)
   g_test_add_func ("/families/qwen3-from-qwen2", test_qwen3_from_qwen2);
   g_test_add_func ("/families/gemma3-from-gemma2", test_gemma3_from_gemma2);
   g_test_add_func ("/families/unsupported", test_unsupported);
+  g_test_add_func ("/families/safetensors", test_safetensors);
+  g_test_add_func ("/families/activation-hook", test_activation_hook);
   return g_test_run ();
 }
