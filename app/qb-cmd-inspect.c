@@ -7,6 +7,7 @@
 
 #include "qb-cli.h"
 #include "qb-json.h"
+#include "qb-llama.h"
 #include "qb-model.h"
 #include "qb-model-stats.h"
 
@@ -31,6 +32,22 @@ format_kind (QbModel *model)
     return "safetensors";
   g_snprintf (buf, sizeof buf, "GGUF v%u", qb_gguf_get_version (qb_model_get_gguf (model)));
   return buf;
+}
+
+/* Whether the forward pass (eval, calibration, GPTQ, sensitivity) can run
+ * the model; why not when it cannot.  NULL: it can. (transfer full) */
+static char *
+why_not_evaluable (QbModel *model)
+{
+  g_autoptr(GError) error = NULL;
+  QbLlama *llama = qb_llama_new (model, &error);
+
+  if (llama != NULL)
+    {
+      qb_llama_free (llama);
+      return NULL;
+    }
+  return g_strdup (error->message);
 }
 
 /* ---- text ------------------------------------------------------------- */
@@ -76,7 +93,19 @@ print_header (QbModel *model)
     printf ("  rope-base %g", a->rope_freq_base);
   else
     printf ("  rope-base -");
-  printf ("  tied-embeddings %s\n\n", a->tied_embeddings ? "yes" : "no");
+  printf ("  tied-embeddings %s\n", a->tied_embeddings ? "yes" : "no");
+}
+
+static void
+print_evaluable (QbModel *model)
+{
+  g_autofree char *why = why_not_evaluable (model);
+  g_autofree char *text = why ? printable (why) : NULL;
+
+  if (why == NULL)
+    printf ("  evaluation    yes: perplexity, KLD, calibration and GPTQ run on this model\n\n");
+  else
+    printf ("  evaluation    no (quantizing works): %s\n\n", text);
 }
 
 static void
@@ -222,6 +251,12 @@ print_json (QbModel *model, const QbTensorStats *stats)
   add_uint (b, "file_size", qb_model_get_file_size (model));
   qb_json_builder_add_string (b, "fingerprint", qb_model_get_fingerprint (model));
   add_arch (b, qb_model_get_arch (model));
+  {
+    g_autofree char *why = why_not_evaluable (model);
+    json_builder_set_member_name (b, "evaluable");
+    json_builder_add_boolean_value (b, why == NULL);
+    qb_json_builder_add_string (b, "not_evaluable_because", why);
+  }
 
   json_builder_set_member_name (b, "tensors");
   json_builder_begin_array (b);
@@ -318,6 +353,7 @@ qb_cmd_inspect (int argc, char **argv)
   else
     {
       print_header (model);
+      print_evaluable (model);
       print_table (model, stats);
     }
   return 0;

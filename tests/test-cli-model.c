@@ -157,11 +157,16 @@ test_unreadable (void)
   g_assert_cmpint (run (&out, &err, "inspect", "--stats", path, NULL), ==, 0);
   g_assert_nonnull (strstr (out, "not readable: no converter for IQ2_XXS"));
   g_assert_nonnull (strstr (out, "--stats skipped 1 tensor"));
+  /* No architecture: inspect says why it cannot be evaluated. */
+  g_assert_nonnull (strstr (out, "evaluation    no (quantizing works): "));
+  g_assert_nonnull (strstr (out, "architecture 'unknown' is not a decoder family"));
   g_clear_pointer (&out, g_free);
   g_clear_pointer (&err, g_free);
 
   g_assert_cmpint (run (&out, &err, "inspect", "--stats", "--json", path, NULL), ==, 0);
   root = parse_json (out);
+  g_assert_false (json_object_get_boolean_member (root, "evaluable"));
+  g_assert_nonnull (strstr (json_object_get_string_member (root, "not_evaluable_because"), "gemma2"));
   t = json_array_get_object_element (json_object_get_array_member (root, "tensors"), 1);
   g_assert_false (json_object_get_boolean_member (t, "readable"));
   g_assert_true (JSON_NODE_HOLDS_NULL (json_object_get_member (t, "stats")));
@@ -188,11 +193,43 @@ test_demo_model (void)
                                                   "name"), ==, "Quantbench demo 3.4M");
 }
 
+/* --arch: each family, as inspect sees it. */
+static void
+test_demo_model_arch (void)
+{
+  static const char *const archs[][2] = { { "qwen3", "47" }, { "phi3", "27" }, { "gemma2", "288" } };
+  g_autofree char *dir = qb_test_tmpdir ();
+  g_autofree char *out = NULL, *err = NULL;
+
+  for (gsize i = 0; i < G_N_ELEMENTS (archs); i++)
+    {
+      g_autofree char *path = g_strdup_printf ("%s/%s.gguf", dir, archs[i][0]);
+      g_autoptr(JsonObject) root = NULL;
+      JsonObject *arch;
+
+      g_assert_cmpint (run (&out, &err, "demo-model", "--arch", archs[i][0], "--out", path, NULL), ==, 0);
+      g_clear_pointer (&out, g_free);
+      g_clear_pointer (&err, g_free);
+      g_assert_cmpint (run (&out, &err, "inspect", "--json", path, NULL), ==, 0);
+      root = parse_json (out);
+      arch = json_object_get_object_member (root, "architecture");
+      g_assert_cmpstr (json_object_get_string_member (arch, "family"), ==, archs[i][0]);
+      g_assert_true (json_object_get_boolean_member (root, "evaluable"));
+      g_assert_cmpuint (json_array_get_length (json_object_get_array_member (root, "tensors")), ==,
+                        g_ascii_strtoull (archs[i][1], NULL, 10));
+      g_clear_pointer (&out, g_free);
+      g_clear_pointer (&err, g_free);
+    }
+  g_assert_cmpint (run (&out, &err, "demo-model", "--arch", "gpt2", "--out", "x.gguf", NULL), ==, 2);
+  g_assert_nonnull (strstr (err, "no demo model for architecture 'gpt2'"));
+}
+
 int
 main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/cli/inspect-stories", test_inspect_stories);
+  g_test_add_func ("/cli/demo-model-arch", test_demo_model_arch);
   g_test_add_func ("/cli/inspect-stats", test_inspect_stats);
   g_test_add_func ("/cli/errors", test_errors);
   g_test_add_func ("/cli/unreadable", test_unreadable);

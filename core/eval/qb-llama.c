@@ -268,6 +268,14 @@ check_layer (QbLlama *llama, guint i, GError **error)
 static gboolean
 unsupported_tensor (QbLlama *llama, const QbTensor *t, GError **error)
 {
+  if (strstr (t->name, "_exps.") != NULL || strstr (t->name, "ffn_gate_inp") != NULL
+      || strstr (t->name, ".experts.") != NULL)
+    {
+      g_set_error (error, QB_LLAMA_ERROR, QB_LLAMA_ERROR_UNSUPPORTED,
+                   "%s: '%s': mixture-of-experts layers are not supported by the forward pass yet",
+                   qb_model_get_path (llama->model), t->name);
+      return TRUE;
+    }
   if (g_str_has_prefix (t->name, "rope_factors_"))
     {
       g_set_error (error, QB_LLAMA_ERROR, QB_LLAMA_ERROR_UNSUPPORTED,
