@@ -36,6 +36,7 @@ typedef struct {
   gboolean  no_cache;
   char     *cache_dir;
   char     *dequant;
+  gboolean  ggml_activations;
   char     *imatrix;
   gint64    experiment;
   char     *db;
@@ -324,6 +325,7 @@ run (const char *model_path, const QbCliPlanOptions *po, EvalOptions *eo)
   qb_llama_set_threads (llama, eo->threads > 0 ? (guint) eo->threads : 0);
   if (g_strcmp0 (eo->dequant, "matrix") == 0)
     qb_llama_set_dequant_mode (llama, QB_DEQUANT_MATRIX);
+  qb_llama_set_ggml_activations (llama, eo->ggml_activations);
   if (plan != NULL)
     {
       QbActivationStats *stats = NULL;
@@ -395,6 +397,7 @@ qb_cmd_eval (int argc, char **argv)
     { "no-cache", 0, 0, G_OPTION_ARG_NONE, &eo.no_cache, "Do not read or write the float model's cache", NULL },
     { "cache-dir", 0, 0, G_OPTION_ARG_FILENAME, &eo.cache_dir, "Cache folder (default $XDG_CACHE_HOME/quantbench/logprobs)", "DIR" },
     { "dequant", 0, 0, G_OPTION_ARG_STRING, &eo.dequant, "Dequantize per row block (rows, default) or whole matrix (matrix)", "MODE" },
+    { "ggml-activations", 0, 0, G_OPTION_ARG_NONE, &eo.ggml_activations, "Round each product's input as llama.cpp's CPU kernels do (8-bit blocks for quantized weights), to reproduce llama-perplexity", NULL },
     { "imatrix", 0, 0, G_OPTION_ARG_FILENAME, &eo.imatrix, "Importance matrix for the plan (llama.cpp .dat or GGUF)", "FILE" },
     { "experiment", 0, 0, G_OPTION_ARG_INT64, &eo.experiment, "Evaluate this stored experiment's plan and store the result with it", "ID" },
     { "db", 0, 0, G_OPTION_ARG_FILENAME, &eo.db, "Experiment database (default: $XDG_DATA_HOME/quantbench/experiments.db)", "FILE" },

@@ -20,13 +20,19 @@
  * with any error in the pass: switching off the sliding window alone moves
  * it by more than 1 % (checked below).
  *
- * Not compared: a Q8_0 or Q4_0 plan.  llama.cpp's CPU kernels quantize the
- * activations to 8 bits before multiplying them by such weights, which
- * this pass does not do; on these models that alone moves perplexity by
- * 0.5 % (phi3 Q8_0: Quantbench 190297.67, llama.cpp 189256.60) to 1.5 %
- * (gemma2 Q8_0: 48132.54 against 47437.44).  The F16 plan, whose
- * activations llama.cpp rounds to half precision only, agrees within
- * 0.04 %.
+ * Q8_0 plans: llama.cpp's CPU kernels round the activations to 8-bit
+ * blocks before multiplying them by such weights, which Quantbench's
+ * default pass does not do; on these sensitive models that alone moves
+ * perplexity by 0.5 % (phi3 Q8_0: Quantbench 190297.67, llama.cpp
+ * 189256.60) to 1.5 % (gemma2 Q8_0: 48132.54 against 47437.44).  With
+ * qb_llama_set_ggml_activations() (eval --ggml-activations) the pass
+ * rounds them the same way, and phi3's Q8_0 export then agrees within
+ * 0.01 % (checked below; reference from the same command line on
+ * `quantbench quantize phi3.gguf --default Q8_0`).  gemma2's Q8_0 export
+ * still does not (47848.03 against 47437.44, +0.87 %; its embedding alone
+ * in Q8_0 agrees within 0.01 %, its 26 layers' matrices alone differ by
+ * 0.44 %), nor does phi3's Q4_0 one (126660.17 against 127252.88,
+ * −0.47 %): not explained yet, so not asserted.
  *
  * Families newer than that snapshot (qwen3, gemma3) are derived from
  * covered ones: with its new pieces switched off, a qwen3 model gives the
@@ -54,11 +60,12 @@ typedef struct {
   const char *arch;
   double      ppl_f32;       /* llama-perplexity on the F32 demo model */
   double      ppl_f16;       /* on Quantbench's F16 export of it */
+  double      ppl_q8_0;      /* on its Q8_0 export (0: not asserted, see above) */
 } Reference;
 
 static const Reference references[] = {
-  { "phi3",   193382.8289, 193505.7431 },
-  { "gemma2",  45571.5201,  45558.7259 },
+  { "phi3",   193382.8289, 193505.7431, 189256.6028 },
+  { "gemma2",  45571.5201,  45558.7259, 0 },
 };
 
 static char *
@@ -227,7 +234,7 @@ test_llama_cpp (gconstpointer data)
   g_autoptr(QbJob) job = NULL;
   g_autoptr(GError) error = NULL;
   QbFamily without_window;
-  double ppl, ppl_f16, ppl_no_window;
+  double ppl, ppl_f16, ppl_no_window, ppl_q8, ppl_q8_ggml;
 
   if (text == NULL)
     return;
@@ -264,6 +271,26 @@ test_llama_cpp (gconstpointer data)
   g_test_message ("%s F16 plan: PPL %.4f, llama.cpp %.4f (%+.4f %%)", ref->arch, ppl_f16,
                   ref->ppl_f16, 100 * (ppl_f16 / ref->ppl_f16 - 1));
   g_assert_cmpfloat_with_epsilon (ppl_f16 / ref->ppl_f16, 1.0, 0.001);
+  if (ref->ppl_q8_0 == 0)
+    return;
+
+  g_clear_pointer (&job, qb_job_free);
+  qb_plan_set_default_format (plan, "Q8_0");
+  job = qb_job_new (model, plan);
+  qb_job_set_keep_data (job, TRUE);
+  qb_job_set_threads (job, 2);
+  qb_job_run (job, NULL, &error);
+  g_assert_no_error (error);
+  qb_llama_use_job (llama, job, NULL, &error);
+  g_assert_no_error (error);
+  ppl_q8 = perplexity (llama, tok, text);
+  qb_llama_set_ggml_activations (llama, TRUE);
+  ppl_q8_ggml = perplexity (llama, tok, text);
+  g_test_message ("%s Q8_0 plan: PPL %.4f, with llama.cpp's activation rounding %.4f, llama.cpp %.4f "
+                  "(%+.4f %%)", ref->arch, ppl_q8, ppl_q8_ggml, ref->ppl_q8_0,
+                  100 * (ppl_q8_ggml / ref->ppl_q8_0 - 1));
+  g_assert_cmpfloat_with_epsilon (ppl_q8_ggml / ref->ppl_q8_0, 1.0, 0.001);
+  g_assert_cmpfloat (fabs (ppl_q8 / ref->ppl_q8_0 - 1), >, 0.002);
 }
 
 /* ---- newer families from covered ones ---------------------------------- */

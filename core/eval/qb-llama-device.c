@@ -477,6 +477,8 @@ device_lacks (QbLlama *llama)
   const QbLlamaParams *p = &llama->p;
   const QbFamily *f = p->family;
 
+  if (llama->ggml_activations)
+    return "llama.cpp's activation rounding";
   if (f->qk_norm)
     return "Q/K norms";
   if (f->post_norms)
@@ -513,7 +515,7 @@ qb_llama_device_forward (QbLlama *llama, QbLlamaDevice **state, const gint32 *to
   if (device_lacks (llama) != NULL)
     {
       if (!llama->device_told)
-        g_message ("the device forward pass has no %s (%s models); evaluating on the CPU",
+        g_message ("the device forward pass has no %s (for this %s model); evaluating on the CPU",
                    device_lacks (llama), llama->p.family->arch);
       llama->device_told = TRUE;
       return QB_LLAMA_DEVICE_DECLINED;

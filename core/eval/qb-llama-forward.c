@@ -248,19 +248,137 @@ matmul_whole (QbLlama *llama, MatTask *task, gint64 n_tokens, GError **error)
   return TRUE;
 }
 
+/* ---- llama.cpp's rounding of activations (opt-in) -------------------- */
+
+/* What llama.cpp's CPU kernels round a product's input to before
+ * multiplying it by a weight of this type (ggml's vec_dot_type). */
+typedef enum { ROUND_NONE, ROUND_F16, ROUND_BF16, ROUND_Q8_0, ROUND_Q8_K } ActRounding;
+
+static ActRounding
+act_rounding (const QbWeight *w)
+{
+  switch (w->format != NULL ? w->format->dtype : w->t->dtype)
+    {
+    case QB_DTYPE_F32:     return ROUND_NONE;
+    case QB_DTYPE_BF16:    return ROUND_BF16;
+    case QB_DTYPE_Q4_0: case QB_DTYPE_Q4_1: case QB_DTYPE_Q5_0: case QB_DTYPE_Q5_1:
+    case QB_DTYPE_Q8_0: case QB_DTYPE_IQ4_NL:
+      return ROUND_Q8_0;   /* Q8_1 for the _1 types: the same values */
+    case QB_DTYPE_F16:
+    case QB_DTYPE_INVALID: /* formats llama.cpp lacks are exported as F16 */
+      return ROUND_F16;
+    default:               return ROUND_Q8_K;   /* K-quants, i-quants */
+    }
+}
+
+/* Blocks of 32: scale amax/127 stored in half precision, values rounded
+ * to nearest even (ggml's AVX quantize_row_q8_0). */
+static void
+round_q8_0 (const float *x, float *y, gint64 n)
+{
+  for (gint64 b = 0; b + 32 <= n; b += 32)
+    {
+      float amax = 0, d, id;
+
+      for (int j = 0; j < 32; j++)
+        amax = MAX (amax, fabsf (x[b + j]));
+      d = qb_fp16_to_fp32 (qb_fp32_to_fp16 (amax / 127.0f));
+      id = amax != 0 ? 127.0f / amax : 0.0f;
+      for (int j = 0; j < 32; j++)
+        y[b + j] = d * nearbyintf (x[b + j] * id);
+    }
+}
+
+/* Blocks of 256 scaled by the signed extreme (quantize_row_q8_K). */
+static void
+round_q8_k (const float *x, float *y, gint64 n)
+{
+  for (gint64 b = 0; b + 256 <= n; b += 256)
+    {
+      float amax = 0, max = 0, iscale;
+
+      for (int j = 0; j < 256; j++)
+        if (fabsf (x[b + j]) > amax)
+          {
+            amax = fabsf (x[b + j]);
+            max = x[b + j];
+          }
+      if (amax == 0)
+        {
+          memset (y + b, 0, sizeof (float) * 256);
+          continue;
+        }
+      iscale = -127.0f / max;
+      for (int j = 0; j < 256; j++)
+        y[b + j] = MIN (127.0f, nearbyintf (iscale * x[b + j])) * (1 / iscale);
+    }
+}
+
+/* x rounded for w as llama.cpp would, or NULL when it is used as is
+ * (rows that do not fit the blocks are left alone: llama.cpp cannot
+ * run them either). */
+static float *
+ggml_rounded_input (const QbWeight *w, const float *x, gint64 n_tokens)
+{
+  ActRounding r = act_rounding (w);
+  gint64 n = w->n_cols;
+  float *y;
+
+  if (r == ROUND_NONE || (r == ROUND_Q8_0 && n % 32 != 0) || (r == ROUND_Q8_K && n % 256 != 0))
+    return NULL;
+  y = g_new (float, (gsize) n_tokens * n);
+  for (gint64 t = 0; t < n_tokens; t++)
+    {
+      const float *xr = x + t * n;
+      float *yr = y + t * n;
+
+      if (r == ROUND_Q8_0)
+        round_q8_0 (xr, yr, n);
+      else if (r == ROUND_Q8_K)
+        round_q8_k (xr, yr, n);
+      else
+        for (gint64 j = 0; j < n; j++)
+          yr[j] = r == ROUND_F16 ? qb_fp16_to_fp32 (qb_fp32_to_fp16 (xr[j]))
+                                 : qb_bf16_to_fp32 (qb_fp32_to_bf16 (xr[j]));
+    }
+  return y;
+}
+
+static gboolean matmul_run (QbLlama *llama, MatTask *tasks, guint n_tasks, gint64 n_tokens,
+                            GError **error);
+
 /* Runs several products that read the same chunk as one batch of work. */
 static gboolean
 matmul (QbLlama *llama, MatTask *tasks, guint n_tasks, gint64 n_tokens, GError **error)
 {
-  MatRun run = { llama, tasks, n_tasks, n_tokens, { { 0 }, NULL } };
-  gint64 n_items = 0;
+  float *rounded[4] = { NULL };
+  gboolean ok;
 
+  g_assert (n_tasks <= G_N_ELEMENTS (rounded));
   for (guint i = 0; i < n_tasks; i++)
     {
       /* A fused tensor's views share one input: the hook sees it once. */
       if (llama->act_func != NULL && tasks[i].w->row0 == 0)
         llama->act_func (tasks[i].w->t->name, tasks[i].w->index, tasks[i].x, n_tokens,
                          tasks[i].w->n_cols, llama->act_data);
+      if (llama->ggml_activations
+          && (rounded[i] = ggml_rounded_input (tasks[i].w, tasks[i].x, n_tokens)) != NULL)
+        tasks[i].x = rounded[i];
+    }
+  ok = matmul_run (llama, tasks, n_tasks, n_tokens, error);
+  for (guint i = 0; i < n_tasks; i++)
+    g_free (rounded[i]);
+  return ok;
+}
+
+static gboolean
+matmul_run (QbLlama *llama, MatTask *tasks, guint n_tasks, gint64 n_tokens, GError **error)
+{
+  MatRun run = { llama, tasks, n_tasks, n_tokens, { { 0 }, NULL } };
+  gint64 n_items = 0;
+
+  for (guint i = 0; i < n_tasks; i++)
+    {
       if (llama->mode == QB_DEQUANT_MATRIX)
         {
           if (!matmul_whole (llama, &tasks[i], n_tokens, error))
@@ -385,16 +503,35 @@ swiglu (float *gate, const float *up, gsize n)
     gate[i] = gate[i] / (1.0f + expf (-gate[i])) * up[i];
 }
 
-/* GELU, tanh approximation (ggml_gelu, Gemma's gelu_pytorch_tanh). */
-static void
-geglu (float *gate, const float *up, gsize n)
+static inline float
+gelu_tanh (float x)
 {
   const float sqrt_2_over_pi = 0.79788456080286535587989211986876f;
 
+  return 0.5f * x * (1.0f + tanhf (sqrt_2_over_pi * x * (1.0f + 0.044715f * x * x)));
+}
+
+static inline float
+half (float x)
+{
+  return qb_fp16_to_fp32 (qb_fp32_to_fp16 (x));
+}
+
+/* GELU, tanh approximation (ggml_gelu, Gemma's gelu_pytorch_tanh).  With
+ * llama.cpp's rounding, as its CPU table: the GELU of x rounded to half
+ * precision, itself rounded to half, x itself past ±10. */
+static void
+geglu (float *gate, const float *up, gsize n, gboolean ggml)
+{
   for (gsize i = 0; i < n; i++)
     {
-      float x = gate[i];
-      gate[i] = 0.5f * x * (1.0f + tanhf (sqrt_2_over_pi * x * (1.0f + 0.044715f * x * x))) * up[i];
+      float x = gate[i], g;
+
+      if (!ggml)
+        g = gelu_tanh (x);
+      else
+        g = x <= -10.0f ? 0.0f : x >= 10.0f ? x : half (gelu_tanh (half (x)));
+      gate[i] = g * up[i];
     }
 }
 
@@ -578,7 +715,7 @@ ffn_forward (QbLlama *llama, QbLayer *l, guint T, GError **error)
   if (!matmul (llama, ffn, 2, T, error))
     return FALSE;
   if (p->family->ffn == QB_FFN_GEGLU)
-    geglu (s->gate, s->up, (gsize) T * p->n_ff);
+    geglu (s->gate, s->up, (gsize) T * p->n_ff, llama->ggml_activations);
   else
     swiglu (s->gate, s->up, (gsize) T * p->n_ff);
   if (!matmul (llama, &down, 1, T, error))

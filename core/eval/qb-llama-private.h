@@ -78,6 +78,7 @@ struct _QbLlama {
   guint             n_threads;
   QbWorkers        *workers;
   QbDequantMode     mode;
+  gboolean          ggml_activations;   /* qb_llama_set_ggml_activations */
   QbActivationFunc  act_func;
   gpointer          act_data;
   QbScratch         s;

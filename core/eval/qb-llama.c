@@ -745,6 +745,12 @@ qb_llama_set_dequant_mode (QbLlama *llama, QbDequantMode mode)
 }
 
 void
+qb_llama_set_ggml_activations (QbLlama *llama, gboolean on)
+{
+  llama->ggml_activations = on;
+}
+
+void
 qb_llama_set_activation_func (QbLlama *llama, QbActivationFunc func, gpointer user_data)
 {
   llama->act_func = func;

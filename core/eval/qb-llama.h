@@ -147,6 +147,17 @@ gboolean             qb_llama_use_job           (QbLlama        *llama,
 const QbFormat      *qb_llama_get_weight_format (QbLlama        *llama,
                                                  guint           tensor_index);
 
+/* Rounds the input of every matrix product as llama.cpp's CPU kernels do
+ * before multiplying it by the weight (ggml's vec_dot_type): to blocks of
+ * 32 8-bit values for Q4_0..Q8_0 and IQ4_NL weights, of 256 for K- and
+ * i-quants, to half precision for F16 weights (and for formats llama.cpp
+ * lacks, which are exported as F16).  Off by default: Quantbench measures
+ * what the weights do; on, its perplexity reproduces llama-perplexity's
+ * on the exported file (the activation rounding alone moves a sensitive
+ * model's perplexity by a percent). */
+void                 qb_llama_set_ggml_activations (QbLlama     *llama,
+                                                 gboolean        on);
+
 void                 qb_llama_set_activation_func (QbLlama      *llama,
                                                  QbActivationFunc func,
                                                  gpointer        user_data);
