@@ -190,6 +190,29 @@ test_demo_families (void)
     }
 }
 
+/* The ~1B sizes for benchmarks: near the target, in llama.cpp's shapes. */
+static void
+test_demo_sizes (void)
+{
+  static const char *const archs[] = { "qwen3", "phi3", "gemma2", "gemma3" };
+
+  for (gsize i = 0; i < G_N_ELEMENTS (archs); i++)
+    {
+      QbDemoModelDims d;
+      gint64 n;
+
+      qb_demo_model_choose_dims_for (archs[i], 1000000000, &d);
+      n = qb_demo_model_count_params (&d);
+      g_test_message ("%s 1B: %.2fB, %u layers, hidden %u", archs[i], n / 1e9, d.n_layer, d.n_embd);
+      g_assert_cmpfloat (fabs (log (n / 1e9)), <, log (1.3));
+      g_assert_cmpint (d.n_embd % 256, ==, 0);
+      g_assert_cmpint (d.n_ff % 256, ==, 0);
+      if (strcmp (archs[i], "gemma2") == 0)
+        g_assert_cmpuint (d.n_layer, ==, 26);
+      g_assert_cmpint (d.tied, ==, qb_family_lookup (archs[i])->tied_output);
+    }
+}
+
 /* The sliding layers each pattern gives, and the local RoPE base. */
 static void
 test_sliding_patterns (void)
@@ -595,6 +618,7 @@ main (int argc, char **argv)
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/families/demo", test_demo_families);
   g_test_add_func ("/families/sliding", test_sliding_patterns);
+  g_test_add_func ("/families/demo-sizes", test_demo_sizes);
   for (gsize i = 0; i < G_N_ELEMENTS (references); i++)
     {
       g_autofree char *name = g_strdup_printf ("/families/llama-cpp/%s", references[i].arch);
