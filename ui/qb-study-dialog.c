@@ -52,10 +52,11 @@ on_start (QbStudyDialog *self)
 
   g_settings_set_string (self->settings, "evaluation-text", eval);
   if (parent)
-    gtk_widget_activate_action (GTK_WIDGET (parent), "win.start-study", "(ssssuux)",
+    gtk_widget_activate_action (GTK_WIDGET (parent), "win.start-study", "(ssssuuux)",
                                 gtk_editable_get_text (GTK_EDITABLE (self->calib_entry)), eval,
                                 gtk_editable_get_text (GTK_EDITABLE (self->candidates_entry)),
                                 methods[method < G_N_ELEMENTS (methods) - 1 ? method : 0],
+                                (guint32) 0,
                                 (guint32) gtk_spin_button_get_value_as_int (self->eval_chunks_spin),
                                 (guint32) gtk_spin_button_get_value_as_int (self->calib_chunks_spin),
                                 (gint64) 0);

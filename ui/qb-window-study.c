@@ -56,7 +56,8 @@ start_study (QbWindow              *self,
   _qb_window_update_actions (self);
 }
 
-/* (calibration text, evaluation text, candidates, method, evaluation
+/* (calibration text, evaluation text, candidates, method, tokens per
+ * evaluation chunk (0: the model's context, at most 512), evaluation
  * chunks, calibration chunks, study to resume or 0) */
 static void
 action_start_study (GSimpleAction *action,
@@ -65,8 +66,8 @@ action_start_study (GSimpleAction *action,
 {
   QbStudySettings s = { 0 };
 
-  g_variant_get (param, "(&s&s&s&suux)", &s.calib_path, &s.eval_path, &s.candidates, &s.method,
-                 &s.eval_chunks, &s.calib_chunks, &s.resume_id);
+  g_variant_get (param, "(&s&s&s&suuux)", &s.calib_path, &s.eval_path, &s.candidates, &s.method,
+                 &s.eval_ctx, &s.eval_chunks, &s.calib_chunks, &s.resume_id);
   s.n_threads = g_settings_get_uint (QB_WINDOW (data)->settings, "threads");
   start_study (data, &s);
 }
@@ -190,7 +191,7 @@ action_set_embedding_floor (GSimpleAction *action,
 
 static const GActionEntry study_entries[] = {
   { "run-study", action_run_study },
-  { "start-study", action_start_study, "(ssssuux)" },
+  { "start-study", action_start_study, "(ssssuuux)" },
   { "resume-study", action_resume_study, "x" },
   { "allocate", action_allocate, "d" },
   { "set-allowed-formats", action_set_allowed_formats, "(ss)" },
