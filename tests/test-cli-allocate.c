@@ -171,6 +171,94 @@ test_errors (void)
   fixture_close (&f);
 }
 
+/* The bits per weight of the format a resolved plan gives a tensor. */
+static double
+chosen_bpw (QbModel *model, const QbPlanResolution *res, const char *name, const char **format)
+{
+  for (guint i = 0; i < res->n_tensors; i++)
+    {
+      const QbTensor *t = qb_model_get_tensor (model, i);
+      if (strcmp (t->name, name) != 0)
+        continue;
+      g_assert_nonnull (res->choices[i].format);
+      *format = res->choices[i].format->name;
+      return res->choices[i].bpw;
+    }
+  g_error ("%s not in the model", name);
+}
+
+static QbPlanResolution *
+plan_with (Fixture *f, QbModel *model, const char *name, const char * const *extra)
+{
+  g_autofree char *plan_file = g_strdup_printf ("%s/%s.json", f->dir, name);
+  g_autoptr(GPtrArray) args = g_ptr_array_new ();
+  const char *head[] = { "plan", f->model, "--target-bpw", "4.5", "--candidates", GGML_LADDER,
+                         "--save", plan_file };
+  for (guint i = 0; i < G_N_ELEMENTS (head); i++)
+    g_ptr_array_add (args, (gpointer) head[i]);
+  for (guint i = 0; extra[i]; i++)
+    g_ptr_array_add (args, (gpointer) extra[i]);
+  g_ptr_array_add (args, NULL);
+  g_autofree char *out = NULL, *err = NULL;
+  if (qb_test_quantbench_argv ((const char * const *) args->pdata, NULL, &out, &err) != 0)
+    g_error ("plan %s failed: %s", name, err);
+  QbPlanResolution *res = resolve_saved (plan_file, model);
+  g_assert_cmpfloat (res->bpw, <=, 4.5);
+  return res;
+}
+
+/* --allow ROLE=TYPE,TYPE and --embedding-floor N: without them the 4.5-bpw
+ * plan gives embeddings and attn_v few bits; with them every attn_v takes
+ * an allowed type and token_embd/output at least the floor. */
+static void
+test_constraints (void)
+{
+  Fixture f = { 0 };
+  if (!fixture_open (&f))
+    return;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(QbModel) model = qb_model_open (f.model, &error);
+  g_assert_no_error (error);
+  const char *fmt = NULL;
+
+  const char *none[] = { NULL };
+  g_autoptr(QbPlanResolution) free_res = plan_with (&f, model, "free", none);
+  g_assert_cmpfloat (chosen_bpw (model, free_res, "token_embd.weight", &fmt), <, 6.0);
+  g_assert_cmpstr (fmt, !=, "Q8_0");
+  chosen_bpw (model, free_res, "blk.0.attn_v.weight", &fmt);
+  g_assert_cmpstr (fmt, !=, "Q8_0");
+
+  const char *extra[] = { "--allow", "attn_v=Q8_0", "--allow", "ffn_down=Q2_K,Q3_K",
+                          "--embedding-floor", "6", NULL };
+  g_autoptr(QbPlanResolution) res = plan_with (&f, model, "constrained", extra);
+  g_assert_cmpfloat (chosen_bpw (model, res, "token_embd.weight", &fmt), >=, 6.0);
+  g_assert_cmpfloat (chosen_bpw (model, res, "output.weight", &fmt), >=, 6.0);
+  for (guint l = 0; l < 2; l++)
+    {
+      g_autofree char *v = g_strdup_printf ("blk.%u.attn_v.weight", l);
+      g_autofree char *down = g_strdup_printf ("blk.%u.ffn_down.weight", l);
+      chosen_bpw (model, res, v, &fmt);
+      g_assert_cmpstr (fmt, ==, "Q8_0");
+      chosen_bpw (model, res, down, &fmt);
+      g_assert_true (g_str_equal (fmt, "Q2_K") || g_str_equal (fmt, "Q3_K"));
+    }
+
+  const char *role[] = { "plan", f.model, "--target-bpw", "5", "--allow", "attn_x=Q4_K", NULL };
+  expect_failure (role, "unknown role");
+  const char *form[] = { "plan", f.model, "--target-bpw", "5", "--allow", "attn_v", NULL };
+  expect_failure (form, "expected ROLE=TYPE");
+  const char *type[] = { "plan", f.model, "--target-bpw", "5", "--allow", "attn_v=Q9_X", NULL };
+  expect_failure (type, "Q9_X");
+  const char *floor_[] = { "plan", f.model, "--target-bpw", "5", "--embedding-floor", "six", NULL };
+  expect_failure (floor_, "--embedding-floor");
+  const char *alone[] = { "plan", f.model, "--allow", "attn_v=Q4_K", NULL };
+  expect_failure (alone, "need --target");
+  const char *tight[] = { "plan", f.model, "--target-bpw", "3", "--candidates", GGML_LADDER,
+                          "--allow", "ffn_up=F16", NULL };
+  expect_failure (tight, "smallest plan");
+  fixture_close (&f);
+}
+
 /* eval --target-bpw on stories260K: the automatic plan is evaluated. */
 static void
 test_eval (void)
@@ -195,6 +283,7 @@ main (int argc, char **argv)
   g_test_add_func ("/cli-allocate/target-bpw-exports", test_target_bpw_exports);
   g_test_add_func ("/cli-allocate/target-kld", test_target_kld);
   g_test_add_func ("/cli-allocate/errors", test_errors);
+  g_test_add_func ("/cli-allocate/constraints", test_constraints);
   g_test_add_func ("/cli-allocate/eval", test_eval);
   return g_test_run ();
 }
