@@ -260,6 +260,37 @@ cost_table_from_study (const QbCliPlanOptions *o, QbModel *model, char **source,
   return table;
 }
 
+static gboolean
+is_ggml_format (const QbFormat *f)
+{
+  const QbDTypeInfo *info = f->dtype != QB_DTYPE_INVALID ? qb_dtype_info (f->dtype) : NULL;
+  return info != NULL && info->is_ggml;
+}
+
+/* Written to GGUF, a format with no ggml type is stored as F16, so the
+ * file would not keep the budget: a tensor that some quantized ggml type
+ * fits takes only ggml types.  (Rows no ggml block fits, e.g. 172 wide,
+ * keep INTn_CH, stored as F16.) */
+static void
+keep_ggml_candidates (QbCostTable *table)
+{
+  for (guint i = 0; i < table->n_tensors; i++)
+    {
+      QbCostTensor *t = &table->tensors[i];
+      gboolean quantized_ggml = FALSE;
+      for (guint k = 0; k < t->n_candidates; k++)
+        quantized_ggml |= is_ggml_format (t->candidates[k].format)
+                          && qb_format_bpw (t->candidates[k].format, t->row_length) < 16;
+      if (!quantized_ggml)
+        continue;
+      guint kept = 0;
+      for (guint k = 0; k < t->n_candidates; k++)
+        if (is_ggml_format (t->candidates[k].format))
+          t->candidates[kept++] = t->candidates[k];
+      t->n_candidates = kept;
+    }
+}
+
 static QbCostTable *
 cost_table_for (const QbCliPlanOptions *o, QbModel *model, char **source, GError **error)
 {
@@ -281,7 +312,10 @@ cost_table_for (const QbCliPlanOptions *o, QbModel *model, char **source, GError
       return NULL;
     }
   *source = g_strdup ("weight proxies");
-  return qb_cost_table_new_proxy (model, candidates, n, NULL, NULL, NULL, error);
+  QbCostTable *table = qb_cost_table_new_proxy (model, candidates, n, NULL, NULL, NULL, error);
+  if (table != NULL && o->ggml_only && o->candidates == NULL)
+    keep_ggml_candidates (table);
+  return table;
 }
 
 static const char *
@@ -385,6 +419,8 @@ qb_cli_plan_apply_target (const QbCliPlanOptions *o, QbModel *model, QbPlan *pla
   if (g_str_equal (source, "weight proxies"))
     fprintf (out, "  costs from weight proxies (no --study): relative weight error of sampled rows, "
              "mapped to KLD by one fixed factor, not measured on this model\n");
+  if (o->ggml_only && o->candidates == NULL && o->study == 0)
+    fprintf (out, "  candidates: formats with a ggml type wherever a quantized one fits the rows (the output is GGUF)\n");
   else
     fprintf (out, "  costs from %s\n", source);
   return TRUE;
