@@ -65,6 +65,7 @@ typedef struct {
 } QbScratch;
 
 typedef struct _QbLlamaDevice QbLlamaDevice;   /* qb-llama-device-private.h */
+typedef struct _QbLlamaScoring QbLlamaScoring; /* qb-llama-device-private.h */
 
 struct _QbLlama {
   QbModel          *model;
@@ -83,6 +84,7 @@ struct _QbLlama {
   gpointer          act_data;
   QbScratch         s;
   QbLlamaDevice    *device;     /* weights on the default device, or NULL */
+  QbLlamaScoring   *scoring;    /* set around a pass by qb-eval.c, else NULL */
   gboolean          device_told; /* said once why the device declined this model */
   gboolean          family_override;  /* qb_llama_new_as: unused tensors are ignored */
 };
