@@ -11,7 +11,7 @@
 
 G_DEFINE_QUARK (qb-llama-error-quark, qb_llama_error)
 
-static const char * const families[] = { "llama", "mistral", "qwen2" };
+static const char * const families[] = { "llama", "mistral", "qwen2", "qwen2moe" };
 
 static gboolean
 invalid (GError **error, QbLlama *llama, const char *fmt, ...) G_GNUC_PRINTF (3, 4);
@@ -61,6 +61,7 @@ const float *
 qb_weight_rows (QbLlama *llama, const QbWeight *w, gint64 row, gint64 n, float *buf,
                 GError **error)
 {
+  row += w->row0;
   if (w->format != NULL)
     {
       const guint8 *data = g_bytes_get_data (w->bytes, NULL);
@@ -126,6 +127,10 @@ slot_for (QbLlama *llama, const QbTensor *t, gboolean *is_vector)
         default:             return NULL;
         }
     }
+  /* Per-expert matrices of a safetensors checkpoint are not assembled
+   * (the model is refused: the layer has no FFN). */
+  if (t->expert >= 0)
+    return NULL;
   switch (t->role)
     {
     case QB_ROLE_ATTN_NORM:   *is_vector = TRUE; return &l->attn_norm;
@@ -137,6 +142,14 @@ slot_for (QbLlama *llama, const QbTensor *t, gboolean *is_vector)
     case QB_ROLE_FFN_GATE:    return &l->gate;
     case QB_ROLE_FFN_UP:      return &l->up;
     case QB_ROLE_FFN_DOWN:    return &l->down;
+    case QB_ROLE_FFN_GATE_INP:   return &l->gate_inp;
+    case QB_ROLE_FFN_GATE_EXPS:  return &l->gate_exps;
+    case QB_ROLE_FFN_UP_EXPS:    return &l->up_exps;
+    case QB_ROLE_FFN_DOWN_EXPS:  return &l->down_exps;
+    case QB_ROLE_FFN_GATE_SHEXP: return &l->gate_shexp;
+    case QB_ROLE_FFN_UP_SHEXP:   return &l->up_shexp;
+    case QB_ROLE_FFN_DOWN_SHEXP: return &l->down_shexp;
+    case QB_ROLE_FFN_GATE_INP_SHEXP: *is_vector = TRUE; return &l->gate_inp_shexp;
     default:                  return NULL;
     }
 }
@@ -152,6 +165,51 @@ check_shape (QbLlama *llama, const QbWeight *w, const char *what, gint64 cols, g
                     "]; a %s of this model should be [%" G_GINT64_FORMAT ", %" G_GINT64_FORMAT "]",
                     w->t->name, w->n_cols, w->n_rows, what, cols, rows);
   return TRUE;
+}
+
+/* A 3-D expert tensor: n_expert matrices of cols × rows. */
+static gboolean
+check_experts (QbLlama *llama, const QbWeight *w, guint layer, const char *what, gint64 cols,
+               gint64 rows, GError **error)
+{
+  gint64 n = llama->p.n_expert;
+
+  if (w->t == NULL)
+    return invalid (error, llama, "layer %u has no %s tensor", layer, what);
+  if (w->t->n_dims != 3 || w->t->ne[0] != cols || w->t->ne[1] != rows || w->t->ne[2] != n)
+    return invalid (error, llama, "tensor '%s' has shape [%" G_GINT64_FORMAT ", %" G_GINT64_FORMAT
+                    ", %" G_GINT64_FORMAT "]; the %s of this model should be [%" G_GINT64_FORMAT
+                    ", %" G_GINT64_FORMAT ", %" G_GINT64_FORMAT "]", w->t->name, w->t->ne[0],
+                    w->t->ne[1], w->t->ne[2], what, cols, rows, n);
+  return TRUE;
+}
+
+static gboolean
+check_moe_layer (QbLlama *llama, guint i, GError **error)
+{
+  const QbLlamaParams *p = &llama->p;
+  QbLayer *l = &llama->layers[i];
+  gint64 E = p->n_embd, F = p->n_ff_exp, S = p->n_ff_shexp;
+  g_autofree char *n_r = g_strdup_printf ("layer %u router", i);
+  g_autofree char *n_sg = g_strdup_printf ("layer %u shared expert gate", i);
+  g_autofree char *n_s1 = g_strdup_printf ("layer %u shared expert FFN gate", i);
+  g_autofree char *n_s2 = g_strdup_printf ("layer %u shared expert FFN up", i);
+  g_autofree char *n_s3 = g_strdup_printf ("layer %u shared expert FFN down", i);
+
+  if (l->gate.t != NULL || l->up.t != NULL || l->down.t != NULL)
+    return invalid (error, llama, "layer %u has both a dense FFN and experts", i);
+  if (!check_shape (llama, &l->gate_inp, n_r, E, p->n_expert, error)
+      || !check_experts (llama, &l->gate_exps, i, "expert FFN gate", E, F, error)
+      || !check_experts (llama, &l->up_exps, i, "expert FFN up", E, F, error)
+      || !check_experts (llama, &l->down_exps, i, "expert FFN down", F, E, error))
+    return FALSE;
+  if (S == 0)
+    return l->gate_shexp.t == NULL ? TRUE
+           : invalid (error, llama, "layer %u has a shared expert the metadata does not announce", i);
+  return check_shape (llama, &l->gate_inp_shexp.w, n_sg, E, 1, error)
+         && check_shape (llama, &l->gate_shexp, n_s1, E, S, error)
+         && check_shape (llama, &l->up_shexp, n_s2, E, S, error)
+         && check_shape (llama, &l->down_shexp, n_s3, S, E, error);
 }
 
 static gboolean
@@ -176,10 +234,16 @@ check_layer (QbLlama *llama, guint i, GError **error)
       || !check_shape (llama, &l->wq, n_q, E, Q, error)
       || !check_shape (llama, &l->wk, n_k, E, KV, error)
       || !check_shape (llama, &l->wv, n_v, E, KV, error)
-      || !check_shape (llama, &l->wo, n_o, Q, E, error)
-      || !check_shape (llama, &l->gate, n_g, E, p->n_ff, error)
-      || !check_shape (llama, &l->up, n_u, E, p->n_ff, error)
-      || !check_shape (llama, &l->down, n_d, p->n_ff, E, error))
+      || !check_shape (llama, &l->wo, n_o, Q, E, error))
+    return FALSE;
+  if (p->n_expert > 0)
+    {
+      if (!check_moe_layer (llama, i, error))
+        return FALSE;
+    }
+  else if (!check_shape (llama, &l->gate, n_g, E, p->n_ff, error)
+           || !check_shape (llama, &l->up, n_u, E, p->n_ff, error)
+           || !check_shape (llama, &l->down, n_d, p->n_ff, E, error))
     return FALSE;
   if (bias && (!check_shape (llama, &l->bq.w, "Q bias", Q, 1, error)
                || !check_shape (llama, &l->bk.w, "K bias", KV, 1, error)
@@ -326,6 +390,32 @@ gguf_rope (QbLlama *llama, GError **error)
   return TRUE;
 }
 
+/* Mixtral (llama with experts) and Qwen3-MoE renormalise the top-k
+ * weights; Qwen2-MoE GGUFs do not (llama.cpp's build_qwen2moe). */
+static gboolean
+read_moe_params (QbLlama *llama, const QbArchInfo *a, GError **error)
+{
+  QbLlamaParams *p = &llama->p;
+
+  if (a->n_expert == 0)
+    {
+      if (g_strcmp0 (a->family, "qwen2moe") == 0)
+        return invalid (error, llama, "a qwen2moe model without an expert count");
+      return TRUE;
+    }
+  if (a->n_expert > 4096 || a->n_expert_used == 0 || a->n_expert_used > a->n_expert
+      || a->n_ff_exp == 0 || a->n_ff_exp > (1u << 20) || a->n_ff_shexp > (1u << 20))
+    return invalid (error, llama, "mixture-of-experts hyper-parameters out of range (%u experts, "
+                    "%u per token, expert width %u, shared expert width %u)", a->n_expert,
+                    a->n_expert_used, a->n_ff_exp, a->n_ff_shexp);
+  p->n_expert = a->n_expert;
+  p->n_expert_used = a->n_expert_used;
+  p->n_ff_exp = a->n_ff_exp;
+  p->n_ff_shexp = a->n_ff_shexp;
+  p->moe_norm_topk = g_strcmp0 (a->family, "qwen2moe") != 0;
+  return TRUE;
+}
+
 static gboolean
 read_params (QbLlama *llama, GError **error)
 {
@@ -340,7 +430,7 @@ read_params (QbLlama *llama, GError **error)
     {
       g_set_error (error, QB_LLAMA_ERROR, QB_LLAMA_ERROR_UNSUPPORTED,
                    "%s: architecture '%s' is not a LLaMA-family decoder Quantbench can run "
-                   "(llama, mistral, qwen2)", qb_model_get_path (llama->model), a->family);
+                   "(llama with or without experts, mistral, qwen2, qwen2moe)", qb_model_get_path (llama->model), a->family);
       return FALSE;
     }
   if (a->n_layer == 0 || a->n_layer > 4096 || a->n_head == 0 || a->n_head_kv == 0
@@ -362,7 +452,10 @@ read_params (QbLlama *llama, GError **error)
   p->rope_freq_scale = 1.0f;
   /* GGUF LLaMA/Mistral rows are permuted to interleaved pairs; Qwen2 and
    * safetensors checkpoints are not (see the header). */
-  p->rope_style = gguf && g_strcmp0 (a->family, "qwen2") != 0 ? QB_ROPE_NORM : QB_ROPE_NEOX;
+  p->rope_style = gguf && g_strcmp0 (a->family, "qwen2") != 0
+                   && g_strcmp0 (a->family, "qwen2moe") != 0 ? QB_ROPE_NORM : QB_ROPE_NEOX;
+  if (!read_moe_params (llama, a, error))
+    return FALSE;
   return gguf ? gguf_rope (llama, error) : hf_rope_scaling (llama, error);
 }
 
@@ -396,9 +489,14 @@ check_model (QbLlama *llama, GError **error)
     return invalid (error, llama, "the model has no token embedding");
   p->n_embd = (guint) llama->tok_embd.n_cols;
   p->n_vocab = (guint) llama->tok_embd.n_rows;
-  if (llama->layers[0].gate.t == NULL)
-    return invalid (error, llama, "layer 0 has no FFN gate");
-  p->n_ff = (guint) llama->layers[0].gate.n_rows;
+  if (p->n_expert > 0)
+    p->n_ff = MAX (p->n_ff_exp, p->n_ff_shexp);
+  else if (llama->layers[0].gate.t == NULL)
+    return invalid (error, llama, llama->layers[0].gate_exps.t || llama->layers[0].gate_inp.t
+                    ? "layer 0 has experts but the metadata gives no expert count"
+                    : "layer 0 has no FFN gate");
+  else
+    p->n_ff = (guint) llama->layers[0].gate.n_rows;
   if (p->n_embd == 0 || p->n_vocab == 0 || p->n_ff == 0 || llama->tok_embd.n_rows > G_MAXINT32)
     return invalid (error, llama, "empty or oversized embedding or FFN");
 
@@ -423,7 +521,8 @@ read_vectors (QbLlama *llama, GError **error)
       QbLayer *l = &llama->layers[i];
       if (!vector_refresh (llama, &l->attn_norm, error) || !vector_refresh (llama, &l->ffn_norm, error)
           || !vector_refresh (llama, &l->bq, error) || !vector_refresh (llama, &l->bk, error)
-          || !vector_refresh (llama, &l->bv, error))
+          || !vector_refresh (llama, &l->bv, error)
+          || !vector_refresh (llama, &l->gate_inp_shexp, error))
         return FALSE;
     }
   return TRUE;
@@ -437,6 +536,7 @@ qb_llama_new (QbModel *model, GError **error)
 
   llama->model = g_object_ref (model);
   llama->mode = QB_DEQUANT_ROWS;
+  llama->act_expert = -1;
   if (!read_params (llama, error))
     return NULL;
   llama->layers = g_new0 (QbLayer, llama->p.n_layer);
@@ -462,8 +562,8 @@ qb_llama_free (QbLlama *llama)
   for (guint i = 0; llama->layers != NULL && i < llama->p.n_layer; i++)
     {
       QbLayer *l = &llama->layers[i];
-      QbWeight *m[] = { &l->wq, &l->wk, &l->wv, &l->wo, &l->gate, &l->up, &l->down };
-      QbVector *v[] = { &l->attn_norm, &l->ffn_norm, &l->bq, &l->bk, &l->bv };
+      QbWeight *m[] = QB_LAYER_MATRICES (l);
+      QbVector *v[] = QB_LAYER_VECTORS (l);
 
       for (gsize j = 0; j < G_N_ELEMENTS (m); j++)
         weight_clear_override (m[j]);
@@ -534,6 +634,12 @@ qb_llama_set_activation_func (QbLlama *llama, QbActivationFunc func, gpointer us
   llama->act_data = user_data;
 }
 
+int
+qb_llama_get_activation_expert (QbLlama *llama)
+{
+  return llama->act_expert;
+}
+
 /* ---- swapping weights ------------------------------------------------- */
 
 /* Every place that reads tensor `index` (two when the output is tied). */
@@ -552,8 +658,8 @@ weights_of (QbLlama *llama, guint index, QbWeight **out, QbVector **vec)
   for (guint i = 0; i < llama->p.n_layer && n == 0 && *vec == NULL; i++)
     {
       QbLayer *l = &llama->layers[i];
-      QbWeight *m[] = { &l->wq, &l->wk, &l->wv, &l->wo, &l->gate, &l->up, &l->down };
-      QbVector *v[] = { &l->attn_norm, &l->ffn_norm, &l->bq, &l->bk, &l->bv };
+      QbWeight *m[] = QB_LAYER_MATRICES (l);
+      QbVector *v[] = QB_LAYER_VECTORS (l);
 
       for (gsize j = 0; j < G_N_ELEMENTS (m); j++)
         if (m[j]->t != NULL && m[j]->index == index)

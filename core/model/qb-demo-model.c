@@ -371,7 +371,7 @@ plan_moe_ffn (Gen *g, guint l, double s)
   const QbDemoModelDims *d = &g->dims;
   double e = d->n_embd;
 
-  plan_add (g, KIND_ROUTER, l, "ffn_gate_inp", d->n_embd, d->n_expert, 2.0 / sqrt (e));
+  plan_add (g, KIND_ROUTER, l, "ffn_gate_inp", d->n_embd, d->n_expert, 6.0 / sqrt (e));
   plan_add3 (g, KIND_GATE, l, "ffn_gate_exps", d->n_embd, d->n_ff_exp, d->n_expert, s / sqrt (e));
   plan_add3 (g, KIND_UP, l, "ffn_up_exps", d->n_embd, d->n_ff_exp, d->n_expert, s / sqrt (e));
   plan_add3 (g, KIND_DOWN, l, "ffn_down_exps", d->n_ff_exp, d->n_embd, d->n_expert,
