@@ -14,7 +14,10 @@ typedef struct {
   guint           index;      /* in the model */
   gint64          n_cols;     /* ne[0] */
   gint64          n_rows;
-  gint64          row0;       /* an expert's view of a 3-D tensor: its first row */
+  /* A fused tensor (Phi-3's attn_qkv, ffn_up) or one expert of a 3-D
+   * expert tensor is read as views of its rows: this one starts at row0
+   * of the tensor. */
+  gint64          row0;
   /* Engine bytes, when set: rows of row_bytes in format (then a per-tensor
    * tail), dequantized with params. */
   const QbFormat *format;
@@ -29,11 +32,14 @@ typedef struct {
 typedef struct {
   QbWeight  w;
   float    *values;
+  float     offset;   /* added to every value: Gemma's Hugging Face norms store w − 1 */
 } QbVector;
 
 typedef struct {
   QbVector attn_norm, ffn_norm;
   QbVector bq, bk, bv;        /* Qwen2; absent otherwise */
+  QbVector q_norm, k_norm;    /* Qwen3, Gemma 3: head_dim values */
+  QbVector attn_post_norm, ffn_post_norm;   /* Gemma 2/3 */
   QbWeight wq, wk, wv, wo;
   QbWeight gate, up, down;
   /* A mixture of experts instead of gate/up/down: the router, the experts
@@ -41,14 +47,16 @@ typedef struct {
   QbWeight gate_inp, gate_exps, up_exps, down_exps;
   QbWeight gate_shexp, up_shexp, down_shexp;
   QbVector gate_inp_shexp;
+  gboolean sliding;           /* attends to the last swa_window tokens only */
 } QbLayer;
 
-/* Every matrix of a layer, for loops over them; absent ones have t NULL. */
+/* Every matrix and vector of a layer, for walking them alike; absent ones
+ * have t NULL. */
 #define QB_LAYER_MATRICES(l) { &(l)->wq, &(l)->wk, &(l)->wv, &(l)->wo, &(l)->gate, &(l)->up, \
     &(l)->down, &(l)->gate_inp, &(l)->gate_exps, &(l)->up_exps, &(l)->down_exps, \
     &(l)->gate_shexp, &(l)->up_shexp, &(l)->down_shexp }
-#define QB_LAYER_VECTORS(l) { &(l)->attn_norm, &(l)->ffn_norm, &(l)->bq, &(l)->bk, &(l)->bv, \
-    &(l)->gate_inp_shexp }
+#define QB_LAYER_VECTORS(l)  { &(l)->attn_norm, &(l)->ffn_norm, &(l)->bq, &(l)->bk, &(l)->bv, \
+    &(l)->q_norm, &(l)->k_norm, &(l)->attn_post_norm, &(l)->ffn_post_norm, &(l)->gate_inp_shexp }
 
 /* Buffers of one forward pass, kept between calls and grown on demand. */
 typedef struct {
@@ -63,6 +71,7 @@ typedef struct {
   gint32 *moe_expert, *moe_tokens;
   float  *moe_token_weight;
   gint32 *moe_offsets;         /* n_expert + 1: each expert's share of moe_tokens */
+  float  *rope_local;          /* the same for sliding layers with their own base, or NULL */
   float **thread_buf;          /* per thread: dequantized rows */
   gsize   thread_buf_floats;
   float **thread_scores;       /* per thread: attention scores of a query block */
@@ -91,6 +100,7 @@ struct _QbLlama {
   int               act_expert; /* the expert act_func is seeing the tokens of, or -1 */
   QbScratch         s;
   QbLlamaDevice    *device;     /* weights on the default device, or NULL */
+  gboolean          device_told; /* said once why the device declined this model */
 };
 
 /* Rows [row, row + n) of w as floats: a pointer into the weight when it can
