@@ -300,8 +300,9 @@ matmul (QbLlama *llama, MatTask *tasks, guint n_tasks, gint64 n_tokens, GError *
 
   for (guint i = 0; i < n_tasks; i++)
     {
-      /* A fused tensor's views share one input: the hook sees it once. */
-      if (llama->act_func != NULL && tasks[i].w->row0 == 0)
+      /* A fused tensor's views share one input: the hook sees it once;
+       * each expert of a 3-D tensor has inputs of its own. */
+      if (llama->act_func != NULL && (tasks[i].w->row0 == 0 || tasks[i].w->t->n_dims == 3))
         llama->act_func (tasks[i].w->t->name, tasks[i].w->index, tasks[i].x, n_tokens,
                          tasks[i].w->n_cols, llama->act_data);
       if (llama->mode == QB_DEQUANT_MATRIX)
