@@ -221,7 +221,7 @@ test_demo_model_arch (void)
       g_clear_pointer (&err, g_free);
     }
   g_assert_cmpint (run (&out, &err, "demo-model", "--arch", "gpt2", "--out", "x.gguf", NULL), ==, 2);
-  g_assert_nonnull (strstr (err, "no demo model for architecture 'gpt2'"));
+  g_assert_nonnull (strstr (err, "--arch"));   /* the usage, with the families */
 }
 
 int

@@ -603,7 +603,8 @@ qb_llama_device_forward (QbLlama *llama, QbLlamaDevice **state, const gint32 *to
 
   if (*state != NULL)
     (*state)->ran = FALSE;
-  if (device == NULL || llama->act_func != NULL)
+  /* Mixtures of experts run on the CPU. */
+  if (device == NULL || llama->act_func != NULL || p->n_expert > 0)
     return QB_LLAMA_DEVICE_DECLINED;
   if (device_lacks (llama) != NULL)
     {

@@ -22,7 +22,7 @@
 void
 qb_demo_model_spec_init (QbDemoModelSpec *spec)
 {
-  *spec = (QbDemoModelSpec) { .n_params = 0, .dtype = QB_DTYPE_F16, .seed = 1, .arch = "llama" };
+  *spec = (QbDemoModelSpec) { .n_params = 0, .dtype = QB_DTYPE_F16, .seed = 1 };
 }
 
 static guint
@@ -39,6 +39,7 @@ dims_for_width (guint n_embd, gint64 n_params, QbDemoModelDims *d)
 {
   guint head_dim = n_embd >= 2560 ? 128 : 64;
 
+  memset (d, 0, sizeof *d);
   d->n_embd = n_embd;
   d->n_head = n_embd / head_dim;
   d->n_head_kv = d->n_head % 4 == 0 ? d->n_head / 4 : d->n_head;
@@ -48,13 +49,63 @@ dims_for_width (guint n_embd, gint64 n_params, QbDemoModelDims *d)
   d->n_layer = 1;
 }
 
+/* Biases and QK-norm weights (a few thousand values) are left out. */
 gint64
 qb_demo_model_count_params (const QbDemoModelDims *d)
 {
   gint64 e = d->n_embd, kv = (gint64) d->n_embd / d->n_head * d->n_head_kv;
-  gint64 per_layer = 2 * e * e + 2 * e * kv + 3 * e * d->n_ff + 2 * e;
+  gint64 per_layer = 2 * e * e + 2 * e * kv + 2 * e;
 
+  if (d->n_expert == 0)
+    per_layer += 3 * e * d->n_ff;
+  else
+    per_layer += e * d->n_expert + 3 * e * d->n_ff_exp * d->n_expert
+                 + (d->n_ff_shexp > 0 ? 3 * e * d->n_ff_shexp + e : 0);
   return (d->tied ? 1 : 2) * (gint64) d->n_vocab * e + e + per_layer * d->n_layer;
+}
+
+static const char *const known_archs[] = { "llama", "mixtral", "qwen2moe", "qwen3moe" };
+
+gboolean
+qb_demo_model_arch_known (const char *arch)
+{
+  for (gsize i = 0; i < G_N_ELEMENTS (known_archs); i++)
+    if (g_strcmp0 (arch, known_archs[i]) == 0)
+      return TRUE;
+  /* The dense families of qb-family.h, by their GGUF names. */
+  return arch == NULL || (qb_family_lookup (arch) != NULL
+                          && strcmp (qb_family_lookup (arch)->arch, arch) == 0);
+}
+
+static gboolean
+arch_is (const QbDemoModelSpec *spec, const char *arch)
+{
+  return g_strcmp0 (spec->arch, arch) == 0;
+}
+
+static gboolean
+arch_is_moe (const QbDemoModelSpec *spec)
+{
+  return arch_is (spec, "mixtral") || arch_is (spec, "qwen2moe") || arch_is (spec, "qwen3moe");
+}
+
+/* A mixture of experts of the same width: n_expert experts of a third of
+ * the dense FFN (at least 256, so every format fits), a shared expert as
+ * wide as the dense FFN for Qwen2-MoE. */
+void
+qb_demo_model_spec_dims (const QbDemoModelSpec *spec, QbDemoModelDims *d)
+{
+  qb_demo_model_choose_dims_for (spec->arch, spec->n_params, d);
+  if (spec->n_layer > 0)
+    d->n_layer = spec->n_layer;
+  if (!arch_is_moe (spec))
+    return;
+  d->n_expert = spec->n_expert > 0 ? spec->n_expert : 8;
+  d->n_expert_used = MIN (spec->n_expert_used > 0 ? spec->n_expert_used : 2, d->n_expert);
+  d->n_ff_exp = MAX (256, d->n_ff / 3 / 256 * 256);
+  d->n_ff_shexp = arch_is (spec, "qwen2moe") ? d->n_ff : 0;
+  if (arch_is (spec, "mixtral"))          /* llama.feed_forward_length is the expert's */
+    d->n_ff = d->n_ff_exp;
 }
 
 void
@@ -93,12 +144,6 @@ qb_demo_model_choose_dims (gint64 n_params, QbDemoModelDims *dims)
           *dims = d;
         }
     }
-}
-
-gboolean
-qb_demo_model_arch_known (const char *arch)
-{
-  return qb_family_lookup (arch) != NULL && strcmp (qb_family_lookup (arch)->arch, arch) == 0;
 }
 
 void
@@ -222,7 +267,7 @@ build_vocab (Vocab *v, guint n_vocab, const char *arch)
   vocab_add (v, g_strdup ("</s>"), TOKEN_CONTROL);
   /* llama.cpp sets attributes on Phi-3's <|endoftext|> (it looks the
    * token up when the model's name says Phi-3). */
-  if (strcmp (arch, "phi3") == 0)
+  if (g_strcmp0 (arch, "phi3") == 0)
     vocab_add (v, g_strdup ("<|endoftext|>"), TOKEN_CONTROL);
   for (guint b = 0; b < 256; b++)
     vocab_add (v, g_strdup_printf ("<0x%02X>", b), TOKEN_BYTE);
@@ -299,19 +344,22 @@ heavy_tailed (guint64 *state)
 /* ---- the tensor plan --------------------------------------------------- */
 
 typedef enum { KIND_EMBD, KIND_OUTPUT, KIND_NORM, KIND_Q, KIND_K, KIND_V, KIND_O,
-               KIND_GATE, KIND_UP, KIND_DOWN, KIND_BIAS, KIND_QKV, KIND_GATE_UP } Kind;
+               KIND_GATE, KIND_UP, KIND_DOWN, KIND_BIAS, KIND_ROUTER, KIND_SHEXP_GATE,
+               KIND_QKV, KIND_GATE_UP } Kind;
 
 typedef struct
 {
   char    name[48];
   Kind    kind;
   int     layer;
-  gint64  ne[2];
+  gint64  ne[3];
+  gint64  n_rows;          /* ne[1] * ne[2] */
   guint   n_dims;
   QbDType dtype;
   double  sigma;           /* scale of the values (the norms' spread) */
-  double  gain;            /* norms: values around this (1 but for the output norm) */
-  guint64 stream;          /* seeds the values: the same (role, layer) in every family */
+  double  gain;            /* norms: values around this (1 but for a dense family's output norm) */
+  guint64 stream;          /* seeds the values: the tensor's index, or (role, layer) in the
+                              dense families (see plan_dense) */
 } PlannedTensor;
 
 typedef struct
@@ -324,7 +372,7 @@ typedef struct
 typedef struct
 {
   QbDemoModelSpec  spec;
-  const QbFamily  *family;
+  const QbFamily  *family;           /* a dense family other than llama, or NULL */
   QbDemoModelDims  dims;
   GArray          *tensors;          /* PlannedTensor */
   GArray          *chunks;           /* Chunk */
@@ -338,46 +386,53 @@ typedef struct
   GError          *error;
 } Gen;
 
-/* stream: for the LLaMA tensors, their index in the LLaMA plan (so the
- * LLaMA file is what it always was); other tensors count from 1 << 20. */
+/* A tensor of ne0 × ne1 × ne2 (ne1, ne2 0 for fewer dimensions); names
+ * end in .weight unless they say otherwise. */
 static PlannedTensor *
-plan_add_stream (Gen *g, Kind kind, int layer, const char *name, gint64 ne0, gint64 ne1,
-                 double sigma, guint64 stream)
+plan_add3 (Gen *g, Kind kind, int layer, const char *name, gint64 ne0, gint64 ne1, gint64 ne2,
+           double sigma)
 {
-  PlannedTensor t = { .kind = kind, .layer = layer, .ne = { ne0, ne1 }, .sigma = sigma,
-                      .gain = 1.0, .stream = stream };
+  PlannedTensor t = { .kind = kind, .layer = layer, .ne = { ne0, MAX (ne1, 1), MAX (ne2, 1) },
+                      .sigma = sigma, .gain = 1.0, .stream = g->tensors->len };
+  const char *suffix = strchr (name, '.') ? "" : ".weight";
 
   if (layer >= 0)
-    g_snprintf (t.name, sizeof t.name, "blk.%d.%s", layer, name);
+    g_snprintf (t.name, sizeof t.name, "blk.%d.%s%s", layer, name, suffix);
   else
-    g_snprintf (t.name, sizeof t.name, "%s", name);
-  if (strchr (name, '.') == NULL)
-    g_strlcat (t.name, ".weight", sizeof t.name);
-  t.n_dims = ne1 > 0 ? 2 : 1;
-  if (ne1 <= 0)
-    t.ne[1] = 1;
-  t.dtype = t.n_dims == 1 ? QB_DTYPE_F32 : g->spec.dtype;
+    g_snprintf (t.name, sizeof t.name, "%s%s", name, suffix);
+  t.n_dims = ne2 > 0 ? 3 : ne1 > 0 ? 2 : 1;
+  t.n_rows = t.ne[1] * t.ne[2];
+  t.dtype = t.n_dims == 1 || kind == KIND_ROUTER ? QB_DTYPE_F32 : g->spec.dtype;
   g_array_append_val (g->tensors, t);
   return &g_array_index (g->tensors, PlannedTensor, g->tensors->len - 1);
 }
 
-/* A tensor of the LLaMA plan: slot 0..8 of its layer (-1: outside). */
-static PlannedTensor *
-plan_add (Gen *g, Kind kind, int layer, int slot, const char *name, gint64 ne0, gint64 ne1,
-          double sigma)
+static void
+plan_add (Gen *g, Kind kind, int layer, const char *name, gint64 ne0, gint64 ne1, double sigma)
 {
-  guint64 stream = layer < 0 ? (guint64) slot : 1 + (guint64) layer * 9 + (guint64) slot;
-
-  return plan_add_stream (g, kind, layer, name, ne0, ne1, sigma, stream);
+  plan_add3 (g, kind, layer, name, ne0, ne1, 0, sigma);
 }
 
-/* A tensor only some families have: its own stream per (extra, layer). */
-static PlannedTensor *
-plan_extra (Gen *g, Kind kind, int layer, int extra, const char *name, gint64 ne0, gint64 ne1,
-            double sigma)
+/* The FFN of a mixture of experts: the router (F32, as convert_hf_to_gguf
+ * keeps it), the experts as 3-D tensors, the shared expert and its gate. */
+static void
+plan_moe_ffn (Gen *g, guint l, double s)
 {
-  return plan_add_stream (g, kind, layer, name, ne0, ne1, sigma,
-                          (G_GUINT64_CONSTANT (1) << 20) + (guint64) (layer + 1) * 16 + (guint64) extra);
+  const QbDemoModelDims *d = &g->dims;
+  double e = d->n_embd;
+
+  plan_add (g, KIND_ROUTER, l, "ffn_gate_inp", d->n_embd, d->n_expert, 6.0 / sqrt (e));
+  plan_add3 (g, KIND_GATE, l, "ffn_gate_exps", d->n_embd, d->n_ff_exp, d->n_expert, s / sqrt (e));
+  plan_add3 (g, KIND_UP, l, "ffn_up_exps", d->n_embd, d->n_ff_exp, d->n_expert, s / sqrt (e));
+  plan_add3 (g, KIND_DOWN, l, "ffn_down_exps", d->n_ff_exp, d->n_embd, d->n_expert,
+             0.7 * s / sqrt ((double) d->n_ff_exp));
+  if (d->n_ff_shexp == 0)
+    return;
+  plan_add (g, KIND_SHEXP_GATE, l, "ffn_gate_inp_shexp", d->n_embd, 0, 1.0 / sqrt (e));
+  plan_add (g, KIND_GATE, l, "ffn_gate_shexp", d->n_embd, d->n_ff_shexp, s / sqrt (e));
+  plan_add (g, KIND_UP, l, "ffn_up_shexp", d->n_embd, d->n_ff_shexp, s / sqrt (e));
+  plan_add (g, KIND_DOWN, l, "ffn_down_shexp", d->n_ff_shexp, d->n_embd,
+            0.7 * s / sqrt ((double) d->n_ff_shexp));
 }
 
 /* A few channels of the hidden state carry much larger values in trained
@@ -396,22 +451,48 @@ outlier_scales (guint n, guint64 seed)
   return s;
 }
 
+/* ---- the dense families of qb-family.h -------------------------------- */
+
+/* A tensor the LLaMA plan has, seeded as slot 0..8 of its layer (-1:
+ * outside) in that plan, so that every family of one size and seed shares
+ * it. */
+static PlannedTensor *
+plan_slot (Gen *g, Kind kind, int layer, int slot, const char *name, gint64 ne0, gint64 ne1,
+           double sigma)
+{
+  PlannedTensor *t = plan_add3 (g, kind, layer, name, ne0, ne1, 0, sigma);
+
+  t->stream = layer < 0 ? (guint64) slot : 1 + (guint64) layer * 9 + (guint64) slot;
+  return t;
+}
+
+/* A tensor only some families have: its own stream per (extra, layer). */
+static PlannedTensor *
+plan_extra (Gen *g, Kind kind, int layer, int extra, const char *name, gint64 ne0, gint64 ne1,
+            double sigma)
+{
+  PlannedTensor *t = plan_add3 (g, kind, layer, name, ne0, ne1, 0, sigma);
+
+  t->stream = (G_GUINT64_CONSTANT (1) << 20) + (guint64) (layer + 1) * 16 + (guint64) extra;
+  return t;
+}
+
 static void
-plan_layer (Gen *g, guint l, double s)
+plan_dense_layer (Gen *g, guint l, double s)
 {
   const QbDemoModelDims *d = &g->dims;
   const QbFamily *f = g->family;
   double e = d->n_embd;
   gint64 kv = (gint64) d->n_embd / d->n_head * d->n_head_kv, hd = d->n_embd / d->n_head;
 
-  plan_add (g, KIND_NORM, l, 0, "attn_norm", d->n_embd, 0, 0.05);
+  plan_slot (g, KIND_NORM, l, 0, "attn_norm", d->n_embd, 0, 0.05);
   if (f->fused_qkv)
     plan_extra (g, KIND_QKV, l, 0, "attn_qkv", d->n_embd, d->n_embd + 2 * kv, s / sqrt (e));
   else
     {
-      plan_add (g, KIND_Q, l, 1, "attn_q", d->n_embd, d->n_embd, s / sqrt (e));
-      plan_add (g, KIND_K, l, 2, "attn_k", d->n_embd, kv, s / sqrt (e));
-      plan_add (g, KIND_V, l, 3, "attn_v", d->n_embd, kv, 0.7 * s / sqrt (e));
+      plan_slot (g, KIND_Q, l, 1, "attn_q", d->n_embd, d->n_embd, s / sqrt (e));
+      plan_slot (g, KIND_K, l, 2, "attn_k", d->n_embd, kv, s / sqrt (e));
+      plan_slot (g, KIND_V, l, 3, "attn_v", d->n_embd, kv, 0.7 * s / sqrt (e));
     }
   if (f->qkv_bias)
     {
@@ -424,56 +505,103 @@ plan_layer (Gen *g, guint l, double s)
       plan_extra (g, KIND_NORM, l, 4, "attn_q_norm", hd, 0, 0.2);
       plan_extra (g, KIND_NORM, l, 5, "attn_k_norm", hd, 0, 0.2);
     }
-  plan_add (g, KIND_O, l, 4, "attn_output", d->n_embd, d->n_embd, 0.7 * s / sqrt (e));
+  plan_slot (g, KIND_O, l, 4, "attn_output", d->n_embd, d->n_embd, 0.7 * s / sqrt (e));
   if (f->post_norms)
     plan_extra (g, KIND_NORM, l, 6, "post_attention_norm", d->n_embd, 0, 0.05);
-  plan_add (g, KIND_NORM, l, 5, "ffn_norm", d->n_embd, 0, 0.05);
+  plan_slot (g, KIND_NORM, l, 5, "ffn_norm", d->n_embd, 0, 0.05);
   if (f->fused_gate_up)
     plan_extra (g, KIND_GATE_UP, l, 7, "ffn_up", d->n_embd, 2 * (gint64) d->n_ff, s / sqrt (e));
   else
     {
-      plan_add (g, KIND_GATE, l, 6, "ffn_gate", d->n_embd, d->n_ff, s / sqrt (e));
-      plan_add (g, KIND_UP, l, 7, "ffn_up", d->n_embd, d->n_ff, s / sqrt (e));
+      plan_slot (g, KIND_GATE, l, 6, "ffn_gate", d->n_embd, d->n_ff, s / sqrt (e));
+      plan_slot (g, KIND_UP, l, 7, "ffn_up", d->n_embd, d->n_ff, s / sqrt (e));
     }
-  plan_add (g, KIND_DOWN, l, 8, "ffn_down", d->n_ff, d->n_embd, 0.7 * s / sqrt ((double) d->n_ff));
+  plan_slot (g, KIND_DOWN, l, 8, "ffn_down", d->n_ff, d->n_embd, 0.7 * s / sqrt ((double) d->n_ff));
   if (f->post_norms)
     plan_extra (g, KIND_NORM, l, 8, "post_ffw_norm", d->n_embd, 0, 0.05);
+}
+
+/* Logits of about 3 nats' spread (the output norm's gain), so that
+ * perplexity shows errors in the pass. */
+static void
+plan_dense (Gen *g, double *layer_scales)
+{
+  const QbDemoModelDims *d = &g->dims;
+  double e = d->n_embd, out_sigma = d->tied ? 0.02 : 0.5 / sqrt (e);
+  PlannedTensor *norm;
+
+  plan_slot (g, KIND_EMBD, -1, 0, "token_embd", d->n_embd, d->n_vocab, 0.02);
+  for (guint l = 0; l < d->n_layer; l++)
+    plan_dense_layer (g, l, layer_scales[l]);
+  norm = plan_slot (g, KIND_NORM, -1, 1 + 9 * (int) d->n_layer, "output_norm", d->n_embd, 0, 0.1);
+  norm->gain = 3.0 / (sqrt (e) * out_sigma);
+  if (!d->tied)
+    plan_slot (g, KIND_OUTPUT, -1, 2 + 9 * (int) d->n_layer, "output", d->n_embd, d->n_vocab, out_sigma);
 }
 
 static void
 plan_model (Gen *g)
 {
   const QbDemoModelDims *d = &g->dims;
-  double e = d->n_embd;
+  double e = d->n_embd, kv = (double) d->n_embd / d->n_head * d->n_head_kv;
   guint64 state = g->spec.seed ^ G_GUINT64_CONSTANT (0x5eed);
   double phase = 6.283 * uniform01 (&state);
-  double out_sigma = d->tied ? 0.02 : 0.5 / sqrt (e);
-  PlannedTensor *norm;
 
-  plan_add (g, KIND_EMBD, -1, 0, "token_embd", d->n_embd, d->n_vocab, 0.02);
+  g_autofree double *scales = g_new (double, MAX (d->n_layer, 1));
+
+  /* Layer scales wander, and the first and last layers run larger. */
   for (guint l = 0; l < d->n_layer; l++)
     {
-      /* Layer scales wander, and the first and last layers run larger. */
-      double s = (1.0 + 0.2 * sin (1.3 * l + phase)) * (1.0 + 0.1 * uniform01 (&state));
+      scales[l] = (1.0 + 0.2 * sin (1.3 * l + phase)) * (1.0 + 0.1 * uniform01 (&state));
       if (l == 0 || l + 1 == d->n_layer)
-        s *= 1.25;
-      plan_layer (g, l, s);
+        scales[l] *= 1.25;
     }
-  norm = plan_add (g, KIND_NORM, -1, 1 + 9 * (int) d->n_layer, "output_norm", d->n_embd, 0, 0.1);
-  /* Every family but LLaMA's original demo: logits of about 3 nats'
-   * spread, so that perplexity shows errors in the pass. */
-  if (strcmp (g->family->arch, "llama") != 0)
-    norm->gain = 3.0 / (sqrt (e) * out_sigma);
-  if (!d->tied)
-    plan_add (g, KIND_OUTPUT, -1, 2 + 9 * (int) d->n_layer, "output", d->n_embd, d->n_vocab, out_sigma);
+  if (g->family != NULL)
+    plan_dense (g, scales);
+  else
+    plan_add (g, KIND_EMBD, -1, "token_embd", d->n_embd, d->n_vocab, 0.02);
+  for (guint l = 0; l < d->n_layer && g->family == NULL; l++)
+    {
+      double s = scales[l];
+      plan_add (g, KIND_NORM, l, "attn_norm", d->n_embd, 0, 0.05);
+      plan_add (g, KIND_Q, l, "attn_q", d->n_embd, d->n_embd, s / sqrt (e));
+      plan_add (g, KIND_K, l, "attn_k", d->n_embd, (gint64) kv, s / sqrt (e));
+      plan_add (g, KIND_V, l, "attn_v", d->n_embd, (gint64) kv, 0.7 * s / sqrt (e));
+      if (arch_is (&g->spec, "qwen2moe"))
+        {
+          plan_add (g, KIND_BIAS, l, "attn_q.bias", d->n_embd, 0, 0.1);
+          plan_add (g, KIND_BIAS, l, "attn_k.bias", (gint64) kv, 0, 0.1);
+          plan_add (g, KIND_BIAS, l, "attn_v.bias", (gint64) kv, 0, 0.1);
+        }
+      if (arch_is (&g->spec, "qwen3moe"))
+        {
+          plan_add (g, KIND_NORM, l, "attn_q_norm", d->n_embd / d->n_head, 0, 0.05);
+          plan_add (g, KIND_NORM, l, "attn_k_norm", d->n_embd / d->n_head, 0, 0.05);
+        }
+      plan_add (g, KIND_O, l, "attn_output", d->n_embd, d->n_embd, 0.7 * s / sqrt (e));
+      plan_add (g, KIND_NORM, l, "ffn_norm", d->n_embd, 0, 0.05);
+      if (d->n_expert > 0)
+        {
+          plan_moe_ffn (g, l, s);
+          continue;
+        }
+      plan_add (g, KIND_GATE, l, "ffn_gate", d->n_embd, d->n_ff, s / sqrt (e));
+      plan_add (g, KIND_UP, l, "ffn_up", d->n_embd, d->n_ff, s / sqrt (e));
+      plan_add (g, KIND_DOWN, l, "ffn_down", d->n_ff, d->n_embd, 0.7 * s / sqrt ((double) d->n_ff));
+    }
+  if (g->family == NULL)
+    {
+      plan_add (g, KIND_NORM, -1, "output_norm", d->n_embd, 0, 0.1);
+      plan_add (g, KIND_OUTPUT, -1, "output", d->n_embd, d->n_vocab, 0.5 / sqrt (e));
+    }
 
   for (guint i = 0; i < g->tensors->len; i++)
     {
       const PlannedTensor *t = &g_array_index (g->tensors, PlannedTensor, i);
       gint64 per_chunk = MAX (1, CHUNK_VALUES / t->ne[0]);
-      for (gint64 r = 0; r < t->ne[1]; r += per_chunk)
+      for (gint64 r = 0; r < t->n_rows; r += per_chunk)
         {
-          Chunk c = { i, r, MIN (per_chunk, t->ne[1] - r) };
+          Chunk c = { i, r, MIN (per_chunk, t->n_rows - r) };
           g_array_append_val (g->chunks, c);
         }
     }
@@ -487,8 +615,8 @@ fill_chunk (Gen *g, const PlannedTensor *t, const Chunk *c, float *out)
   /* Outlier channels scale the columns of the matrices that read the
    * hidden state (and of ffn_down, which reads the FFN's). */
   const float *col = t->kind == KIND_DOWN ? g->ffn_scale :
-                     t->kind == KIND_NORM || t->kind == KIND_O || t->kind == KIND_BIAS ? NULL
-                     : g->hidden_scale;
+                     t->kind == KIND_NORM || t->kind == KIND_O || t->kind == KIND_BIAS
+                     ? NULL : g->hidden_scale;
 
   splitmix64 (&state);
   for (gint64 r = 0; r < c->n_rows; r++)
@@ -550,57 +678,6 @@ write_chunk (gint64 item, guint thread, gpointer data)
 /* ---- the file --------------------------------------------------------- */
 
 static void
-set_key_uint32 (QbGgufWriter *w, const char *arch, const char *suffix, guint32 v)
-{
-  g_autofree char *key = g_strdup_printf ("%s.%s", arch, suffix);
-  qb_gguf_writer_set_uint32 (w, key, v);
-}
-
-static void
-set_key_float32 (QbGgufWriter *w, const char *arch, const char *suffix, float v)
-{
-  g_autofree char *key = g_strdup_printf ("%s.%s", arch, suffix);
-  qb_gguf_writer_set_float32 (w, key, v);
-}
-
-/* The architecture's keys as llama.cpp reads them (llama-arch.cpp). */
-static void
-set_arch_metadata (Gen *g)
-{
-  const QbDemoModelDims *d = &g->dims;
-  const QbFamily *f = g->family;
-  const char *arch = f->arch;
-  QbGgufWriter *w = g->writer;
-  guint head_dim = d->n_embd / d->n_head;
-  gboolean gemma = f->embd_scale;
-
-  set_key_uint32 (w, arch, "vocab_size", d->n_vocab);
-  set_key_uint32 (w, arch, "context_length", d->n_ctx);
-  set_key_uint32 (w, arch, "embedding_length", d->n_embd);
-  set_key_uint32 (w, arch, "block_count", d->n_layer);
-  set_key_uint32 (w, arch, "feed_forward_length", d->n_ff);
-  set_key_uint32 (w, arch, "rope.dimension_count", head_dim);
-  set_key_uint32 (w, arch, "attention.head_count", d->n_head);
-  set_key_uint32 (w, arch, "attention.head_count_kv", d->n_head_kv);
-  set_key_float32 (w, arch, "attention.layer_norm_rms_epsilon", gemma ? 1e-6f : 1e-5f);
-  /* Qwen3 and Gemma 3 use a base of 10⁶ (Gemma 3's local layers 10⁴). */
-  set_key_float32 (w, arch, "rope.freq_base",
-                   f->qk_norm ? 1000000.0f : 10000.0f);
-  if (gemma)
-    {
-      set_key_uint32 (w, arch, "attention.key_length", head_dim);
-      set_key_uint32 (w, arch, "attention.value_length", head_dim);
-    }
-  /* Windows and caps small enough to act in short evaluations. */
-  if (f->swa != QB_SWA_NONE)
-    set_key_uint32 (w, arch, "attention.sliding_window", d->n_ctx / 8);
-  if (f->attn_softcap > 0)
-    set_key_float32 (w, arch, "attn_logit_softcapping", 4.0f);
-  if (f->final_softcap > 0)
-    set_key_float32 (w, arch, "final_logit_softcapping", 15.0f);
-}
-
-static void
 set_metadata (Gen *g)
 {
   const QbDemoModelDims *d = &g->dims;
@@ -608,20 +685,60 @@ set_metadata (Gen *g)
   g_autofree char *name = NULL;
   Vocab v;
   double millions = qb_demo_model_count_params (d) / 1e6;
-  const char *arch = g->family->arch;
-  g_autofree char *label = strcmp (arch, "llama") == 0 ? g_strdup ("") : g_strdup_printf (" %s", arch);
+  /* Mixtral-style models are "llama" with experts, as in llama.cpp. */
+  const char *family = g->spec.arch == NULL || arch_is (&g->spec, "mixtral") ? "llama"
+                       : g->spec.arch;
+  char key[96];
 
-  name = millions >= 1000 ? g_strdup_printf ("Quantbench demo%s %.1fB", label, millions / 1000)
-         : millions >= 10 ? g_strdup_printf ("Quantbench demo%s %.0fM", label, millions)
-         : g_strdup_printf ("Quantbench demo%s %.1fM", label, millions);
-  qb_gguf_writer_set_string (w, "general.architecture", arch);
+  const char *label = g->family != NULL ? g->family->arch : NULL;
+
+  name = millions >= 1000 ? g_strdup_printf ("Quantbench demo%s%s %.1fB", label ? " " : "", label ? label : "", millions / 1000)
+         : millions >= 10 ? g_strdup_printf ("Quantbench demo%s%s %.0fM", label ? " " : "", label ? label : "", millions)
+         : g_strdup_printf ("Quantbench demo%s%s %.1fM", label ? " " : "", label ? label : "", millions);
+  qb_gguf_writer_set_string (w, "general.architecture", family);
   qb_gguf_writer_set_string (w, "general.name", name);
   qb_gguf_writer_set_uint32 (w, "general.file_type", g->spec.dtype == QB_DTYPE_F16 ? 1 : 0);
-  set_arch_metadata (g);
+#define KEY(k) (g_snprintf (key, sizeof key, "%s." k, family), key)
+  qb_gguf_writer_set_uint32 (w, KEY ("vocab_size"), d->n_vocab);
+  qb_gguf_writer_set_uint32 (w, KEY ("context_length"), d->n_ctx);
+  qb_gguf_writer_set_uint32 (w, KEY ("embedding_length"), d->n_embd);
+  qb_gguf_writer_set_uint32 (w, KEY ("block_count"), d->n_layer);
+  qb_gguf_writer_set_uint32 (w, KEY ("feed_forward_length"), d->n_ff);
+  qb_gguf_writer_set_uint32 (w, KEY ("rope.dimension_count"), d->n_embd / d->n_head);
+  qb_gguf_writer_set_uint32 (w, KEY ("attention.head_count"), d->n_head);
+  qb_gguf_writer_set_uint32 (w, KEY ("attention.head_count_kv"), d->n_head_kv);
+  /* Gemma's epsilon is 10⁻⁶; Qwen3 and Gemma 3 use a RoPE base of 10⁶
+   * (Gemma 3's local layers 10⁴). */
+  qb_gguf_writer_set_float32 (w, KEY ("attention.layer_norm_rms_epsilon"),
+                              g->family && g->family->embd_scale ? 1e-6f : 1e-5f);
+  qb_gguf_writer_set_float32 (w, KEY ("rope.freq_base"),
+                              g->family && g->family->qk_norm ? 1000000.0f : 10000.0f);
+  if (g->family != NULL && g->family->embd_scale)
+    {
+      qb_gguf_writer_set_uint32 (w, KEY ("attention.key_length"), d->n_embd / d->n_head);
+      qb_gguf_writer_set_uint32 (w, KEY ("attention.value_length"), d->n_embd / d->n_head);
+    }
+  /* Windows and caps small enough to act in short evaluations. */
+  if (g->family != NULL && g->family->swa != QB_SWA_NONE)
+    qb_gguf_writer_set_uint32 (w, KEY ("attention.sliding_window"), d->n_ctx / 8);
+  if (g->family != NULL && g->family->attn_softcap > 0)
+    qb_gguf_writer_set_float32 (w, KEY ("attn_logit_softcapping"), 4.0f);
+  if (g->family != NULL && g->family->final_softcap > 0)
+    qb_gguf_writer_set_float32 (w, KEY ("final_logit_softcapping"), 15.0f);
+  if (d->n_expert > 0)
+    {
+      qb_gguf_writer_set_uint32 (w, KEY ("expert_count"), d->n_expert);
+      qb_gguf_writer_set_uint32 (w, KEY ("expert_used_count"), d->n_expert_used);
+      if (strcmp (family, "llama") != 0)
+        qb_gguf_writer_set_uint32 (w, KEY ("expert_feed_forward_length"), d->n_ff_exp);
+      if (d->n_ff_shexp > 0)
+        qb_gguf_writer_set_uint32 (w, KEY ("expert_shared_feed_forward_length"), d->n_ff_shexp);
+    }
+#undef KEY
   qb_gguf_writer_set_uint32 (w, "quantbench.demo.version", QB_DEMO_MODEL_VERSION);
   qb_gguf_writer_set_uint64 (w, "quantbench.demo.seed", g->spec.seed);
 
-  build_vocab (&v, d->n_vocab, arch);
+  build_vocab (&v, d->n_vocab, family);
   qb_gguf_writer_set_string (w, "tokenizer.ggml.model", "llama");
   qb_gguf_writer_set_string_array (w, "tokenizer.ggml.tokens", (const char *const *) v.tokens->pdata,
                                    v.tokens->len);
@@ -643,28 +760,29 @@ qb_demo_model_write (const QbDemoModelSpec *spec, const char *path, QbWorkers *w
   g_autoptr(QbWorkers) own_workers = NULL;
   g_autoptr(QbGgufWriter) writer = qb_gguf_writer_new ();
   Gen g = { .spec = *spec, .writer = writer, .cancellable = cancellable };
-  guint n_threads;
+  guint n_threads, ffn_width;
   gboolean ok = FALSE;
 
   g_return_val_if_fail (spec->dtype == QB_DTYPE_F16 || spec->dtype == QB_DTYPE_F32, FALSE);
-
-  g.family = qb_family_lookup (spec->arch ? spec->arch : "llama");
-  if (g.family == NULL || !qb_demo_model_arch_known (spec->arch ? spec->arch : "llama"))
+  if (!qb_demo_model_arch_known (spec->arch))
     {
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                   "no demo model for architecture '%s' (known: %s)", spec->arch, qb_family_names ());
+                   "demo model: unknown family '%s' (known: %s, mixtral, qwen2moe, qwen3moe)",
+                   spec->arch, qb_family_names ());
       return FALSE;
     }
+
   if (workers == NULL)
     workers = own_workers = qb_workers_new (0);
   n_threads = qb_workers_get_n_threads (workers);
-  qb_demo_model_choose_dims_for (g.family->arch, spec->n_params, &g.dims);
-  if (spec->n_layer > 0)
-    g.dims.n_layer = spec->n_layer;
+  qb_demo_model_spec_dims (spec, &g.dims);
+  if (!arch_is_moe (spec) && qb_family_lookup (spec->arch) != NULL && !arch_is (spec, "llama"))
+    g.family = qb_family_lookup (spec->arch);
+  ffn_width = MAX (g.dims.n_ff, MAX (g.dims.n_ff_exp, g.dims.n_ff_shexp));
   g.tensors = g_array_new (FALSE, FALSE, sizeof (PlannedTensor));
   g.chunks = g_array_new (FALSE, FALSE, sizeof (Chunk));
   g.hidden_scale = outlier_scales (g.dims.n_embd, spec->seed ^ G_GUINT64_CONSTANT (0xa11ce));
-  g.ffn_scale = outlier_scales (g.dims.n_ff, spec->seed ^ G_GUINT64_CONSTANT (0xb0b));
+  g.ffn_scale = outlier_scales (ffn_width, spec->seed ^ G_GUINT64_CONSTANT (0xb0b));
   g_mutex_init (&g.error_lock);
   plan_model (&g);
 
@@ -679,7 +797,7 @@ qb_demo_model_write (const QbDemoModelSpec *spec, const char *path, QbWorkers *w
   g.bytes = g_new0 (guint8 *, n_threads);
   for (guint i = 0; i < n_threads; i++)
     {
-      gsize n = MAX (CHUNK_VALUES, MAX (g.dims.n_embd, g.dims.n_ff));
+      gsize n = MAX (CHUNK_VALUES, MAX (g.dims.n_embd, ffn_width));
       g.buffers[i] = g_new (float, n);
       g.bytes[i] = g_new (guint8, 2 * n);
     }

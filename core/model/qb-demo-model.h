@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* qb-demo-model.h — a built-in generator of decoder GGUF models (LLaMA by
- * default; any family of qb-family.h) with realistic-looking weights, for
- * first runs, tests and benchmarks.
+/* qb-demo-model.h — a built-in generator of LLaMA-architecture GGUF models
+ * with realistic-looking weights, for first runs, tests and benchmarks.
  *
  * The weights are random but shaped like trained ones: heavy-tailed values
  * (a Gaussian-like core mixed with a wide Laplace tail), a few outlier
@@ -9,17 +8,6 @@
  * their hidden dimension), per-layer scale variation, RMS-norm weights
  * near 1.  A SentencePiece-style vocabulary with byte fallback makes the
  * file loadable by llama.cpp (which will produce gibberish with it).
- *
- * Other families get their own tensors (Qwen2 biases, Q/K norms, Gemma's
- * post-norms, Phi-3's fused attn_qkv and gate-up ffn_up, no output matrix
- * where the family ties it) and the metadata llama.cpp reads for that
- * architecture.  A tensor's values depend on its role and layer, not on
- * the family: two families of the same size and seed share every tensor
- * they both have (a qwen3 model is a qwen2 model's weights plus Q/K norms
- * minus the biases).  Their output logits are scaled to a spread of about
- * 3 nats, so that perplexity reacts to any error in the pass; Gemma 2's
- * soft-caps (attention 4, output 15) and the sliding window (n_ctx / 8)
- * are set so they act at short contexts.
  *
  * Everything is a pure function of the spec: the same seed gives the same
  * bytes, whatever the thread count.  Tensors are generated in row chunks
@@ -41,8 +29,25 @@ typedef struct {
   gint64      n_params;  /* target size; 0 for the tiny default (~3.4M) */
   QbDType     dtype;     /* QB_DTYPE_F16 or QB_DTYPE_F32 for the matrices (norms are F32) */
   guint64     seed;
-  const char *arch;      /* a family of qb-family.h; NULL: "llama" */
-  guint       n_layer;   /* 0: as the size and family choose */
+  /* The family: NULL or "llama" (dense), or a mixture of experts as
+   * llama.cpp lays it out (one 3-D tensor per layer and projection):
+   * "mixtral" (general.architecture "llama" with experts: softmax router,
+   * top-k renormalised), "qwen2moe" (Q/K/V biases, a shared expert with a
+   * sigmoid gate, top-k not renormalised), "qwen3moe" (QK-norm, top-k
+   * renormalised, no shared expert); or a dense family of qb-family.h
+   * ("mistral", "qwen2", "qwen3", "phi3", "gemma2", "gemma3") with its
+   * own tensors (Qwen2 biases, Q/K norms, Gemma's post-norms, Phi-3's
+   * fused attn_qkv and gate-up ffn_up, no output matrix where the family
+   * ties it) and the metadata llama.cpp reads for it.  In those dense
+   * families a tensor's values depend on its role and layer only, so two
+   * families of one size and seed share every tensor they both have; their
+   * logits spread over about 3 nats (perplexity reacts to any error), and
+   * Gemma 2's caps (attention 4, output 15) and the sliding window
+   * (n_ctx / 8) act at short contexts. */
+  const char *arch;
+  guint       n_layer;   /* 0: from n_params */
+  guint       n_expert;  /* 0: the family's default (8) */
+  guint       n_expert_used;  /* 0: the family's default (2) */
 } QbDemoModelSpec;
 
 typedef struct {
@@ -54,6 +59,11 @@ typedef struct {
   guint n_vocab;
   guint n_ctx;
   gboolean tied;         /* no output matrix (Gemma) */
+  /* Mixtures of experts; 0 for a dense model. */
+  guint n_expert;
+  guint n_expert_used;
+  guint n_ff_exp;        /* an expert's FFN width */
+  guint n_ff_shexp;      /* the shared expert's; 0: none */
 } QbDemoModelDims;
 
 /* The tiny default: F16, seed 1. */
@@ -62,15 +72,18 @@ void      qb_demo_model_spec_init     (QbDemoModelSpec        *spec);
  * matrix row is a multiple of 256 values, so every ggml format applies. */
 void      qb_demo_model_choose_dims   (gint64                  n_params,
                                        QbDemoModelDims        *dims);
-/* The same for a family (NULL: llama).  Gemma 2 always has 26 layers
- * (llama.cpp's snapshot runs only its 26/42/46-layer sizes), Gemma 3 at
- * least 6 (one global layer in six). */
+/* The same for a dense family of qb-family.h (NULL: llama).  Gemma 2
+ * always has 26 layers (llama.cpp's snapshot runs only its 26/42/46-layer
+ * sizes), Gemma 3 at least 6 (one global layer in six). */
 void      qb_demo_model_choose_dims_for (const char           *arch,
                                        gint64                  n_params,
                                        QbDemoModelDims        *dims);
-/* The families the generator writes (qb-family.h's table). */
-gboolean  qb_demo_model_arch_known    (const char             *arch);
 gint64    qb_demo_model_count_params  (const QbDemoModelDims  *dims);
+/* The dimensions the spec's model gets: its size, family and overrides. */
+void      qb_demo_model_spec_dims     (const QbDemoModelSpec  *spec,
+                                       QbDemoModelDims        *dims);
+/* TRUE for the families qb_demo_model_write() knows. */
+gboolean  qb_demo_model_arch_known    (const char             *arch);
 /* "370M", "1B", "1.5B", "500K", "5000000"; FALSE when not a size. */
 gboolean  qb_demo_model_parse_size    (const char             *text,
                                        gint64                 *n_params);
