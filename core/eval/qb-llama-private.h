@@ -82,6 +82,7 @@ typedef struct {
 } QbScratch;
 
 typedef struct _QbLlamaDevice QbLlamaDevice;   /* qb-llama-device-private.h */
+typedef struct _QbLlamaScoring QbLlamaScoring; /* qb-llama-device-private.h */
 
 struct _QbLlama {
   QbModel          *model;
@@ -100,6 +101,7 @@ struct _QbLlama {
   int               act_expert; /* the expert act_func is seeing the tokens of, or -1 */
   QbScratch         s;
   QbLlamaDevice    *device;     /* weights on the default device, or NULL */
+  QbLlamaScoring   *scoring;    /* set around a pass by qb-eval.c, else NULL */
   gboolean          device_told; /* said once why the device declined this model */
 };
 

@@ -6,6 +6,7 @@
 #include "qb-measure-private.h"
 #include "qb-moments.h"
 #include "qb-quantize-device-private.h"
+#include "qb-scan-cache-private.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -497,16 +498,29 @@ run_patterns_prepass (Pass *pass, QbWorkers *workers, QbTensorScan *scan,
 
 /* The range and moments of the stored values, and their histogram when
  * original is not NULL and the source's patterns give it for free
- * (*original is left NULL otherwise). */
+ * (*original is left NULL otherwise); from the scan cache when a run has
+ * counted the patterns before (the tensor is then not read here). */
 static gboolean
 run_prepass (Pass *pass, QbWorkers *workers, QbTensorScan *scan, QbHistogram **original,
              double progress_span, GError **error)
 {
+  QbHistogram *hist = NULL;
+
   if (original)
     *original = NULL;
-  if (counts_patterns (pass))
-    return run_patterns_prepass (pass, workers, scan, original, progress_span, error);
-  return run_moments_prepass (pass, workers, scan, progress_span, error);
+  if (!counts_patterns (pass))
+    return run_moments_prepass (pass, workers, scan, progress_span, error);
+  /* The patterns' figures do not depend on the plan: kept across runs. */
+  if (qb_scan_cache_load (pass->model, pass->index, scan, original))
+    return TRUE;
+  if (!run_patterns_prepass (pass, workers, scan, &hist, progress_span, error))
+    return FALSE;
+  qb_scan_cache_store (pass->model, pass->index, scan, hist);
+  if (original)
+    *original = hist;
+  else
+    qb_histogram_free (hist);
+  return TRUE;
 }
 
 gboolean
@@ -645,6 +659,7 @@ qb_tensor_describe_original (QbModel *model, guint index, QbWorkers *workers,
       o.center = stats.mean;
       o.radius = stats.outlier_radius;
       o.outliers = g_new0 (guint64, pass.n_threads);
+      pass.prefault = qb_model_claim_first_read (model, index);
       ok = pass_run (&pass, workers, original_chunk, &o, 0.5, 0.5, error);
     }
   if (ok)
@@ -1339,6 +1354,8 @@ quantize_and_measure (Pass *pass, QbWorkers *workers, Quant *qt, const QbTensor 
   qt->hists[1] = histogram_for (&qt->stats);
   qt->per_chunk = g_new0 (QbErrorSums, MAX (pass->n_chunks, 1));
   qt->out_err = g_new0 (double, 2 * MAX (pass->n_chunks, 1));
+  /* The first read when the pre-pass came from the scan cache. */
+  pass->prefault = qb_model_claim_first_read (pass->model, pass->index);
   return run_main (pass, workers, main_chunk, qt, PREPASS_SHARE, 1.0 - PREPASS_SHARE, error);
 }
 
@@ -1358,7 +1375,7 @@ quantize_only (Pass *pass, QbWorkers *workers, Quant *qt, const QbTensor *t, GEr
     return FALSE;
   method_chunks (pass, qt);
   /* Unless the scan just read the tensor, this pass may be the first. */
-  pass->prefault = !need_scan && qb_model_claim_first_read (pass->model, pass->index);
+  pass->prefault = qb_model_claim_first_read (pass->model, pass->index);
   return run_main (pass, workers, output_chunk, qt, need_scan ? PREPASS_SHARE : 0,
                    need_scan ? 1.0 - PREPASS_SHARE : 1.0, error);
 }
