@@ -289,7 +289,7 @@ test_run_cancel_resume (Fixture *f, gconstpointer data)
   g_assert_cmpuint (kept, >, 0);
   g_assert_cmpint (qb_sensitivity_page_get_study_id (page), ==, id);
   g_assert_cmpint (qb_sensitivity_page_get_study_status (page), ==, QB_EXPERIMENT_CANCELLED);
-  g_assert_nonnull (strstr (qb_sensitivity_page_get_info_text (page), "studied"));
+  g_assert_nonnull (strstr (qb_sensitivity_page_get_info_text (page), "Cancelled after"));
   g_assert_false (qb_document_costs_are_proxies (qb_window_get_document (f->window)));
 
   /* Resumed: only what was missing, then complete. */
@@ -304,7 +304,7 @@ test_run_cancel_resume (Fixture *f, gconstpointer data)
   g_assert_cmpuint (total % N_LADDER, ==, 0);
   g_assert_cmpint (qb_sensitivity_page_get_study_status (page), ==, QB_EXPERIMENT_DONE);
   g_assert_nonnull (strstr (qb_run_panel_get_status_text (panel), "done"));
-  g_assert_null (strstr (qb_sensitivity_page_get_info_text (page), "studied"));
+  g_assert_null (strstr (qb_sensitivity_page_get_info_text (page), "Resume"));
 }
 
 /* A study cancelled elsewhere (the command line, another session) is
