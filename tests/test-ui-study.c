@@ -12,6 +12,7 @@
 
 #include "qb-allocation-plan.h"
 #include "qb-sensitivity.h"
+#include "qb-study-dialog.h"
 #include "qb-test-ui.h"
 #include "qb-test-util.h"
 #include "qb-window.h"
@@ -346,6 +347,70 @@ test_resume_stored (Fixture *f, gconstpointer data)
   g_assert_nonnull (strstr (qb_window_get_error_message (f->window), "tinystories-val.txt"));
 }
 
+static GtkWidget *
+find_button (GtkWidget *root, const char *label)
+{
+  if (GTK_IS_BUTTON (root) && g_strcmp0 (gtk_button_get_label (GTK_BUTTON (root)), label) == 0)
+    return root;
+  for (GtkWidget *c = gtk_widget_get_first_child (root); c; c = gtk_widget_get_next_sibling (c))
+    {
+      GtkWidget *found = find_button (c, label);
+      if (found)
+        return found;
+    }
+  return NULL;
+}
+
+static GtkWindow *
+find_dialog (void)
+{
+  GListModel *windows = gtk_window_get_toplevels ();   /* (transfer none) */
+  for (guint i = 0; i < g_list_model_get_n_items (windows); i++)
+    {
+      g_autoptr(GObject) w = g_list_model_get_item (windows, i);
+      if (QB_IS_STUDY_DIALOG (w))
+        return GTK_WINDOW (w);
+    }
+  return NULL;
+}
+
+/* The dialog of win.run-study: the evaluation text remembered, the
+ * default ladder and RTN offered; Start starts the study with them. */
+static void
+test_dialog (Fixture *f, gconstpointer data)
+{
+  g_autofree char *model = NULL, *text = NULL;
+  if (!shared_inputs (&model, &text))
+    return;
+  g_autoptr(GSettings) settings = g_settings_new ("org.quantbench.Quantbench");
+  g_settings_set_string (settings, "evaluation-text", text);
+  qb_test_window_open (f, model);
+
+  qb_test_window_activate (f, "run-study", NULL);
+  GtkWindow *dialog = find_dialog ();
+  g_assert_nonnull (dialog);
+  GtkWidget *start = find_button (GTK_WIDGET (dialog), "_Start");
+  g_assert_nonnull (start);
+  g_assert_true (gtk_widget_get_sensitive (start));
+  g_signal_emit_by_name (start, "clicked");
+  qb_test_ui_flush ();
+  g_assert_null (find_dialog ());
+
+  QbStudyRunner *study = qb_window_get_study (f->window);
+  g_assert_nonnull (study);
+  const QbStudySettings *s = qb_study_runner_get_settings (study);
+  g_autofree char *ladder = g_strjoinv (",", (char **) qb_cost_default_candidates ());
+  g_assert_cmpstr (s->eval_path, ==, text);
+  g_assert_cmpstr (s->calib_path, ==, text);   /* no plan calibration: the evaluation text, skipped past */
+  g_assert_cmpstr (s->candidates, ==, ladder);
+  g_assert_cmpstr (s->method, ==, "rtn");
+  g_assert_cmpuint (s->eval_chunks, ==, QB_SENSITIVITY_DEFAULT_CHUNKS);
+  qb_test_window_activate (f, "cancel", NULL);
+  qb_test_ui_wait_for (study_over, f->window, 120, "the study to stop");
+  g_assert_cmpint (qb_study_runner_get_status (study), !=, QB_RUN_FAILED);
+  qb_test_window_settle (f);
+}
+
 /* The popover beside Fill: allowed formats per role and the floor. */
 static void
 test_constraints (Fixture *f, gconstpointer data)
@@ -414,6 +479,7 @@ main (int argc, char **argv)
   ADD ("stored-study", test_stored_study);
   ADD ("run-cancel-resume", test_run_cancel_resume);
   ADD ("resume-stored", test_resume_stored);
+  ADD ("dialog", test_dialog);
   ADD ("constraints", test_constraints);
   return g_test_run ();
 }
