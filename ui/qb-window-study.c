@@ -5,6 +5,7 @@
 
 #include "qb-allocation-plan.h"
 #include "qb-study-record.h"
+#include "qb-ui.h"
 #include "qb-study-dialog.h"
 
 /* -- studies ---------------------------------------------------------------- */
@@ -106,16 +107,6 @@ resume_lookup_free (ResumeLookup *r)
   g_free (r);
 }
 
-static char *
-sha_of (const char *path)
-{
-  g_autofree char *text = NULL;
-  gsize len = 0;
-
-  return g_file_get_contents (path, &text, &len, NULL)
-         ? g_compute_checksum_for_data (G_CHECKSUM_SHA256, (const guchar *) text, len) : NULL;
-}
-
 /* The study's settings from the store; its evaluation text found by its
  * hash among the calibration texts and the texts the window knows. */
 static void
@@ -144,7 +135,7 @@ resume_lookup_thread (GTask *task, gpointer source, gpointer data, GCancellable 
     g_ptr_array_add (texts, r->texts[i]);
   for (guint i = 0; i < texts->len && r->settings.eval_path == NULL; i++)
     {
-      g_autofree char *hash = sha_of (g_ptr_array_index (texts, i));
+      g_autofree char *hash = qb_ui_file_sha256 (g_ptr_array_index (texts, i));
       if (g_strcmp0 (hash, rec->eval_text_hash) == 0)
         r->settings.eval_path = g_strdup (g_ptr_array_index (texts, i));
     }
