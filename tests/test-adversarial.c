@@ -9,6 +9,7 @@
  * unreadable files) are skipped with a message otherwise.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <glib/gstdio.h>
 #include <json-glib/json-glib.h>
 #include <math.h>
@@ -18,6 +19,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "qb-demo-model.h"
@@ -845,6 +847,74 @@ test_signals_eval_imatrix (void)
   inputs_clear (&in);
 }
 
+/* Temporaries in the naming of earlier versions (OUT.tmp-XXXXXX, no PID)
+ * are named on the next run to that output; removed only when provably
+ * left over (this user's, older than the run, open nowhere — as root,
+ * where every process's open files can be seen), kept otherwise. */
+static char *
+make_file (const Inputs *in, const char *name, gint64 age_seconds)
+{
+  char *path = path_in (in, name);
+  struct timespec times[2];
+
+  g_assert_true (g_file_set_contents (path, "partial output", -1, NULL));
+  clock_gettime (CLOCK_REALTIME, &times[0]);
+  times[0].tv_sec -= age_seconds;
+  times[1] = times[0];
+  g_assert_no_errno (utimensat (AT_FDCWD, path, times, 0));
+  return path;
+}
+
+static void
+test_old_temporaries (void)
+{
+  Inputs in;
+  g_autofree char *out = NULL, *err = NULL, *stale = NULL, *busy = NULL, *fresh = NULL;
+  g_autofree char *foreign = NULL, *other = NULL;
+  gboolean root = geteuid () == 0;
+  int fd;
+
+  if (qb_test_quantbench_path () == NULL)
+    return;
+  inputs_make (&in);
+  out = path_in (&in, "q.gguf");
+  stale = make_file (&in, "q.gguf.tmp-Ab12Cd", 3600);
+  busy = make_file (&in, "q.gguf.tmp-Xy34Zw", 3600);     /* held open below */
+  fresh = make_file (&in, "q.gguf.tmp-Fr35h1", -3600);   /* newer than the run */
+  other = make_file (&in, "q.gguf.tmp-notes", 3600);     /* not the pattern: a user's file */
+  if (root)
+    {
+      foreign = make_file (&in, "q.gguf.tmp-N0b0dy", 3600);
+      g_assert_no_errno (chown (foreign, NOBODY, NOBODY));
+    }
+  fd = open (busy, O_RDONLY);
+  g_assert_cmpint (fd, >=, 0);
+
+  g_assert_cmpint (run (&err, "quantize", in.model, "--default", "Q4_0", "--no-save", "--out", out),
+                   ==, 0);
+  close (fd);
+  /* Every one is named; the user's own file is not. */
+  g_assert_nonnull (strstr (err, stale));
+  g_assert_nonnull (strstr (err, busy));
+  g_assert_nonnull (strstr (err, fresh));
+  g_assert_null (strstr (err, other));
+  if (root)
+    {
+      g_assert_nonnull (strstr (err, foreign));
+      g_assert_true (g_file_test (foreign, G_FILE_TEST_EXISTS));
+      /* Provably left over: removed, and said so. */
+      g_assert_false (g_file_test (stale, G_FILE_TEST_EXISTS));
+      g_assert_nonnull (strstr (err, "removed"));
+    }
+  else
+    g_test_message ("not root: other users' open files cannot be seen, so nothing is removed");
+  g_assert_true (g_file_test (busy, G_FILE_TEST_EXISTS));
+  g_assert_true (g_file_test (fresh, G_FILE_TEST_EXISTS));
+  g_assert_true (g_file_test (other, G_FILE_TEST_EXISTS));
+  g_assert_true (g_file_test (out, G_FILE_TEST_IS_REGULAR));
+  inputs_clear (&in);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -858,5 +928,6 @@ main (int argc, char **argv)
   g_test_add_func ("/adversarial/read-only", test_read_only);
   g_test_add_func ("/adversarial/signals", test_signals);
   g_test_add_func ("/adversarial/signals-eval-imatrix", test_signals_eval_imatrix);
+  g_test_add_func ("/adversarial/old-temporaries", test_old_temporaries);
   return g_test_run ();
 }
