@@ -19,6 +19,7 @@
 /* The ggml formats have llama.cpp's golden files; the INTn group formats
  * on the models are a sample (every one of them on awkward blocks). */
 static const char *const formats[] = { "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1",
+                                       "Q4_K", "Q5_K", "Q6_K", "NF4",
                                        "INT4_G128", "INT4_G32_ASYM", "INT8_G32", "INT3_G64",
                                        "INT2_G256_ASYM", "INT5_G128_ASYM", "INT6_G32", "INT7_G64_ASYM" };
 
@@ -172,6 +173,41 @@ test_awkward (gconstpointer data)
   for (gint64 r = 0; r < n_rows; r++)
     f->dequantize_row (&(QbQuantParams) { .format = f }, q_cpu + r * row_bytes, y_cpu + r * n_cols, n_cols);
   g_assert_cmpmem (y, sizeof (float) * n_rows * n_cols, y_cpu, sizeof (float) * n_rows * n_cols);
+}
+
+/* NF4 sends a value exactly on a midpoint between two levels down: blocks
+ * of midpoints (and their neighbours) against absmax 1 and 2. */
+static void
+test_nf4_midpoints (void)
+{
+  const QbFormat *f = qb_format_find ("NF4");
+  const QbQuantParams p = { .format = f };
+  guint8 unit[36] = { 0 };
+  float levels[64], x[4 * 64], y[4 * 64], y_cpu[4 * 64];
+  g_autofree guint8 *q_cpu = NULL;
+  guint8 q[4 * 36];
+
+  if (test_device () == NULL)
+    return;
+  /* The levels, read back from a block of scale 1 holding indices 0..15. */
+  memcpy (unit, &(float) { 1.0f }, sizeof (float));
+  for (int j = 0; j < 32; j++)
+    unit[4 + j] = (guint8) (((2 * j) % 16) << 4 | ((2 * j + 1) % 16));
+  f->dequantize_row (&p, unit, levels, 64);
+  for (int b = 0; b < 4; b++)
+    for (int j = 0; j < 64; j++)
+      {
+        int k = j % 15;
+        float mid = (levels[k] + levels[k + 1]) / 2, scale = b % 2 ? 2.0f : 1.0f;
+        float v = j == 0 ? 1.0f : b < 2 ? mid : nextafterf (mid, j % 2 ? 2.0f : -2.0f);
+        x[b * 64 + j] = scale * v;
+      }
+  q_cpu = cpu_quantize (f, x, 4, 64);
+  g_assert_true (device_quantize (f, x, 4, 64, q, y));
+  g_assert_cmpmem (q, sizeof q, q_cpu, sizeof q);
+  for (int b = 0; b < 4; b++)
+    f->dequantize_row (&p, q_cpu + 36 * b, y_cpu + 64 * b, 64);
+  g_assert_cmpmem (y, sizeof y, y_cpu, sizeof y_cpu);
 }
 
 /* NaN or an infinity is reported, not quantized: the CPU decides. */
@@ -329,6 +365,60 @@ test_stories (void)
   compare_model (model, FALSE);
 }
 
+/* stories260K's rows are 64 and 172 values long, shorter than a
+ * K-quant super-block: its weights, each tensor read whole and cut into
+ * rows of 256, go through every ported format on both sides. */
+static void
+test_stories_regrouped (void)
+{
+  g_autofree char *path = NULL;
+  g_autoptr(QbModel) model = NULL;
+  g_autoptr(GError) error = NULL;
+  const gint64 n_cols = 256;
+  guint n = 0;
+
+  if (test_device () == NULL || (path = qb_test_shared_path ("models/stories260K.gguf")) == NULL)
+    return;
+  model = qb_model_open (path, &error);
+  g_assert_no_error (error);
+  for (guint i = 0; i < qb_model_get_n_tensors (model); i++)
+    {
+      const QbTensor *t = qb_model_get_tensor (model, i);
+      gint64 n_rows = t->n_params / n_cols;
+      g_autofree float *x = NULL, *y = NULL, *y_cpu = NULL;
+
+      if (t->n_dims < 2 || t->n_params % n_cols != 0)
+        continue;
+      x = g_new (float, t->n_params);
+      y = g_new (float, t->n_params);
+      y_cpu = g_new (float, t->n_params);
+      g_assert_true (qb_model_read_rows (model, i, 0, qb_tensor_n_rows (t), x, &error));
+      g_assert_no_error (error);
+      for (guint k = 0; k < qb_format_count (); k++)
+        {
+          const QbFormat *f = qb_format_get (k);
+          g_autofree guint8 *q_cpu = NULL, *q = NULL;
+          guint64 row_bytes = 0;
+
+          if (!qb_device_quantize_supports (f) || n_cols % f->block_size != 0)
+            continue;
+          q_cpu = cpu_quantize (f, x, n_rows, n_cols);
+          qb_format_row_bytes (f, n_cols, &row_bytes);
+          q = g_malloc (row_bytes * n_rows);
+          g_assert_true (device_quantize (f, x, n_rows, n_cols, q, y));
+          if (memcmp (q, q_cpu, row_bytes * n_rows) != 0)
+            g_error ("%s in %s: the device's bytes differ from the CPU's", t->name, f->name);
+          for (gint64 r = 0; r < n_rows; r++)
+            f->dequantize_row (&(QbQuantParams) { .format = f }, q_cpu + r * row_bytes,
+                               y_cpu + r * n_cols, n_cols);
+          g_assert_cmpmem (y, sizeof (float) * t->n_params, y_cpu, sizeof (float) * t->n_params);
+          n++;
+        }
+    }
+  g_test_message ("%u tensor×format pairs identical", n);
+  g_assert_cmpuint (n, >, 0);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -348,7 +438,9 @@ main (int argc, char **argv)
         g_test_add_data_func (p, f->name, test_awkward);
     }
   g_test_add_func ("/quantize-device/nonfinite", test_nonfinite);
+  g_test_add_func ("/quantize-device/nf4-midpoints", test_nf4_midpoints);
   g_test_add_func ("/quantize-device/synthetic-model", test_synthetic_model);
   g_test_add_func ("/quantize-device/stories260K", test_stories);
+  g_test_add_func ("/quantize-device/stories260K-regrouped", test_stories_regrouped);
   return g_test_run ();
 }

@@ -345,6 +345,19 @@ test_evaluate (Fixture       *f,
   g_assert_cmpfloat (e2->evaluation->perplexity, >, e8->evaluation->perplexity);
   g_assert_cmpfloat (e8->evaluation->top1_agreement, >, e2->evaluation->top1_agreement);
 
+  /* The page shows the device of the quantization and of the evaluation. */
+  {
+    g_autofree char *device = NULL, *eval_device = NULL;
+
+    g_assert_true (qb_experiments_page_select_id (page (f), q8, FALSE));
+    device = qb_experiments_page_get_fact (page (f), "Device");
+    eval_device = qb_experiments_page_get_fact (page (f), "Evaluation device");
+    g_assert_nonnull (e8->evaluation->device);
+    g_assert_cmpstr (device, ==, e8->backend ? e8->backend : "cpu");
+    g_assert_cmpstr (eval_device, ==, e8->evaluation->device);
+    g_assert_true (g_str_equal (eval_device, "cpu") || g_str_has_prefix (eval_device, "opencl:"));
+  }
+
   /* The comparison plots perplexity and KLD now. */
   {
     gint64 ids[] = { q8, q2 };

@@ -362,6 +362,11 @@ show_details (QbExperimentsPage *self)
   add_fact (self, row++, "Lowest cosine", col_cosine (e));
   add_fact (self, row++, "Max |error|", text_or_dash (e->totals.max_abs_err, "%.4g"));
   add_fact (self, row++, "Fallbacks", g_strdup_printf ("%u", e->totals.n_fallbacks));
+  /* What ran the quantization and the latest evaluation: "cpu" or
+   * "opencl:N (name)", recorded since schema v5. */
+  add_fact (self, row++, "Device", g_strdup (e->backend ? e->backend : "cpu"));
+  if (e->evaluation != NULL && e->evaluation->device != NULL)
+    add_fact (self, row++, "Evaluation device", g_strdup (e->evaluation->device));
   if (!isnan (e->totals.out_rel_err))
     add_fact (self, row++, "Output error", g_strdup_printf ("%.3e", e->totals.out_rel_err));
   if (e->calibration_set_id != 0)

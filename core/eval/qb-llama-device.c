@@ -469,6 +469,31 @@ run_failed (Run *r, GError **error)
     qb_device_check (r->status, "evaluating on the device", error);
 }
 
+/* The device pass has the LLaMA/Mistral/Qwen2 pieces only; NULL when it
+ * can run this model, else what it lacks. */
+static const char *
+device_lacks (QbLlama *llama)
+{
+  const QbLlamaParams *p = &llama->p;
+  const QbFamily *f = p->family;
+
+  if (f->qk_norm)
+    return "Q/K norms";
+  if (f->post_norms)
+    return "post-norms";
+  if (f->embd_scale)
+    return "embedding scaling";
+  if (f->ffn != QB_FFN_SWIGLU)
+    return "GeGLU";
+  if (p->attn_softcap > 0 || p->final_softcap > 0)
+    return "soft-capping";
+  if (p->swa_window > 0)
+    return "sliding-window attention";
+  if (p->attn_scale != 1.0f / sqrtf ((float) p->head_dim))
+    return "its query scale";
+  return NULL;
+}
+
 QbLlamaDeviceOutcome
 qb_llama_device_forward (QbLlama *llama, QbLlamaDevice **state, const gint32 *tokens,
                          guint T, guint first_output, float *logits, const float *rope_table,
@@ -485,6 +510,14 @@ qb_llama_device_forward (QbLlama *llama, QbLlamaDevice **state, const gint32 *to
     (*state)->ran = FALSE;
   if (device == NULL || llama->act_func != NULL)
     return QB_LLAMA_DEVICE_DECLINED;
+  if (device_lacks (llama) != NULL)
+    {
+      if (!llama->device_told)
+        g_message ("the device forward pass has no %s (%s models); evaluating on the CPU",
+                   device_lacks (llama), llama->p.family->arch);
+      llama->device_told = TRUE;
+      return QB_LLAMA_DEVICE_DECLINED;
+    }
   if (*state != NULL && ((*state)->device != device || (*state)->failed))
     {
       if ((*state)->device == device)

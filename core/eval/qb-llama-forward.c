@@ -46,6 +46,7 @@ qb_scratch_clear (QbScratch *s)
   g_free (s->gate);
   g_free (s->up);
   g_free (s->rope);
+  g_free (s->rope_local);
   g_free (s->matrix);
   free_thread_buffers (s->thread_buf, s->n_threads);
   free_thread_buffers (s->thread_scores, s->n_threads);
@@ -74,7 +75,7 @@ largest_block (QbLlama *llama, gboolean whole)
   for (guint i = 0; i < llama->p.n_layer; i++)
     {
       QbLayer *l = &llama->layers[i];
-      const QbWeight *m[] = { &l->wq, &l->wk, &l->wv, &l->wo, &l->gate, &l->up, &l->down };
+      const QbWeight *m[] = QB_LAYER_MATRICES (l);
 
       for (gsize j = 0; j < G_N_ELEMENTS (m); j++)
         {
@@ -117,6 +118,8 @@ scratch_reserve (QbLlama *llama, guint n_tokens)
   s->gate = g_new (float, T * p->n_ff);
   s->up = g_new (float, T * p->n_ff);
   s->rope = g_new (float, T * p->n_rot);
+  if (p->family->rope_base_local > 0)
+    s->rope_local = g_new (float, T * p->n_rot);
 
   buf = largest_block (llama, FALSE);
   buf = MAX (buf, (gsize) p->n_embd);
@@ -255,7 +258,8 @@ matmul (QbLlama *llama, MatTask *tasks, guint n_tasks, gint64 n_tokens, GError *
 
   for (guint i = 0; i < n_tasks; i++)
     {
-      if (llama->act_func != NULL)
+      /* A fused tensor's views share one input: the hook sees it once. */
+      if (llama->act_func != NULL && tasks[i].w->row0 == 0)
         llama->act_func (tasks[i].w->t->name, tasks[i].w->index, tasks[i].x, n_tokens,
                          tasks[i].w->n_cols, llama->act_data);
       if (llama->mode == QB_DEQUANT_MATRIX)
@@ -310,22 +314,23 @@ fill_rows (float *y, const float *bias, gint64 n_rows, gint64 n)
     memcpy (y + r * n, bias, sizeof (float) * n);
 }
 
-/* cos/sin of every (position, pair), as ggml_rope_cache_init. */
+/* cos/sin of every (position, pair) into table, as ggml_rope_cache_init. */
 static void
-rope_cache (QbLlama *llama, guint n_tokens)
+rope_cache_fill (QbLlama *llama, float *table, guint n_tokens, float base, float freq_scale,
+                 const float *factors)
 {
   const QbLlamaParams *p = &llama->p;
-  float theta_scale = powf (p->rope_base, -2.0f / p->n_rot);
+  float theta_scale = powf (base, -2.0f / p->n_rot);
 
   for (guint t = 0; t < n_tokens; t++)
     {
-      float *c = llama->s.rope + (gsize) t * p->n_rot;
+      float *c = table + (gsize) t * p->n_rot;
       float theta = (float) t;
 
       for (guint i0 = 0; i0 < p->n_rot; i0 += 2)
         {
-          float ff = llama->rope_factors ? llama->rope_factors[i0 / 2] : 1.0f;
-          float angle = p->rope_freq_scale * (theta / ff);
+          float ff = factors ? factors[i0 / 2] : 1.0f;
+          float angle = freq_scale * (theta / ff);
 
           c[i0] = cosf (angle);
           c[i0 + 1] = sinf (angle);
@@ -334,16 +339,29 @@ rope_cache (QbLlama *llama, guint n_tokens)
     }
 }
 
+/* The global table, and the sliding layers' own (Gemma 3: another base,
+ * no scaling) when the family has one. */
+static void
+rope_cache (QbLlama *llama, guint n_tokens)
+{
+  const QbLlamaParams *p = &llama->p;
+
+  rope_cache_fill (llama, llama->s.rope, n_tokens, p->rope_base, p->rope_freq_scale,
+                   llama->rope_factors);
+  if (llama->s.rope_local != NULL)
+    rope_cache_fill (llama, llama->s.rope_local, n_tokens, p->rope_base_local, 1.0f, NULL);
+}
+
 /* Rotates every head of x (n_tokens × n_heads × head_dim). */
 static void
-rope_apply (QbLlama *llama, float *x, guint n_tokens, guint n_heads)
+rope_apply (QbLlama *llama, const float *table, float *x, guint n_tokens, guint n_heads)
 {
   const QbLlamaParams *p = &llama->p;
   guint half = p->n_rot / 2;
 
   for (guint t = 0; t < n_tokens; t++)
     {
-      const float *c = llama->s.rope + (gsize) t * p->n_rot;
+      const float *c = table + (gsize) t * p->n_rot;
       for (guint h = 0; h < n_heads; h++)
         {
           float *v = x + ((gsize) t * n_heads + h) * p->head_dim;
@@ -368,33 +386,70 @@ swiglu (float *gate, const float *up, gsize n)
     gate[i] = gate[i] / (1.0f + expf (-gate[i])) * up[i];
 }
 
+/* GELU, tanh approximation (ggml_gelu, Gemma's gelu_pytorch_tanh). */
+static void
+geglu (float *gate, const float *up, gsize n)
+{
+  const float sqrt_2_over_pi = 0.79788456080286535587989211986876f;
+
+  for (gsize i = 0; i < n; i++)
+    {
+      float x = gate[i];
+      gate[i] = 0.5f * x * (1.0f + tanhf (sqrt_2_over_pi * x * (1.0f + 0.044715f * x * x))) * up[i];
+    }
+}
+
+/* cap · tanh(x / cap), as ggml scale, tanh, scale. */
+static void
+softcap (float *x, gsize n, float cap)
+{
+  float inv = 1.0f / cap;
+
+  for (gsize i = 0; i < n; i++)
+    x[i] = tanhf (x[i] * inv) * cap;
+}
+
+static void
+add_rows (float *x, const float *y, gsize n)
+{
+  for (gsize i = 0; i < n; i++)
+    x[i] += y[i];
+}
+
 /* ---- attention -------------------------------------------------------- */
 
 typedef struct {
   QbLlama *llama;
   guint    n_tokens;
   guint    n_qblocks;
-  guint    qb0, qb1;    /* the slab of query blocks being run */
+  guint    window;     /* keys a query sees, itself included; 0: all earlier ones */
+  guint    qb0, qb1;   /* the slab of query blocks being run */
 } AttnRun;
 
-/* Softmax of row i of s (query t = a + i) over keys 0..t; keys past t get 0. */
+/* Softmax of row i of s (query t = a + i) over keys lo..t (lo > 0 in a
+ * sliding window); the other keys get 0. */
 static void
-softmax_causal (float *s, guint n_keys, guint t)
+softmax_causal (float *s, guint n_keys, guint t, guint window, float cap)
 {
+  guint lo = window > 0 && t + 1 > window ? t + 1 - window : 0;
   float max = -INFINITY;
   double sum = 0;
   float inv;
 
-  for (guint j = 0; j <= t; j++)
+  if (cap > 0)
+    softcap (s + lo, t + 1 - lo, cap);
+  for (guint j = lo; j <= t; j++)
     max = MAX (max, s[j]);
-  for (guint j = 0; j <= t; j++)
+  for (guint j = lo; j <= t; j++)
     {
       float e = expf (s[j] - max);
       s[j] = e;
       sum += e;
     }
   inv = (float) (1.0 / sum);
-  for (guint j = 0; j <= t; j++)
+  for (guint j = 0; j < lo; j++)
+    s[j] = 0;
+  for (guint j = lo; j <= t; j++)
     s[j] *= inv;
   for (guint j = t + 1; j < n_keys; j++)
     s[j] = 0;
@@ -414,12 +469,12 @@ attention_block (gint64 item, guint thread, gpointer data)
   gsize qs = (gsize) p->n_head * hd, ks = (gsize) p->n_head_kv * hd;
   float *s = llama->s.thread_scores[thread];
 
-  /* scores (b-a) × b = Q[a..b) · K[0..b)ᵀ / sqrt(head_dim) */
+  /* scores (b-a) × b = Q[a..b) · K[0..b)ᵀ · attn_scale (1/sqrt(head_dim) for most) */
   cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, (int) (b - a), (int) b, (int) hd,
-               1.0f / sqrtf ((float) hd), llama->s.q + a * qs + (gsize) h * hd, (int) qs,
+               p->attn_scale, llama->s.q + a * qs + (gsize) h * hd, (int) qs,
                llama->s.k + (gsize) g * hd, (int) ks, 0.0f, s, (int) b);
   for (guint i = 0; i < b - a; i++)
-    softmax_causal (s + (gsize) i * b, b, a + i);
+    softmax_causal (s + (gsize) i * b, b, a + i, run->window, p->attn_softcap);
   /* out[a..b) = P · V[0..b) */
   cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, (int) (b - a), (int) hd, (int) b,
                1.0f, s, (int) b, llama->s.v + (gsize) g * hd, (int) ks, 0.0f,
@@ -478,9 +533,10 @@ pass_step (PassProgress *pp, guint step, GError **error)
 }
 
 static gboolean
-attention (QbLlama *llama, guint n_tokens, PassProgress *pp, GError **error)
+attention (QbLlama *llama, guint n_tokens, gboolean sliding, PassProgress *pp, GError **error)
 {
-  AttnRun run = { llama, n_tokens, (n_tokens + QUERY_BLOCK - 1) / QUERY_BLOCK, 0, 0 };
+  AttnRun run = { llama, n_tokens, (n_tokens + QUERY_BLOCK - 1) / QUERY_BLOCK,
+                  sliding ? llama->p.swa_window : 0, 0, 0 };
   guint slab = attention_slab (llama, n_tokens), step = 1;
 
   for (run.qb0 = 0; run.qb0 < run.n_qblocks; run.qb0 = run.qb1)
@@ -511,28 +567,33 @@ embed (QbLlama *llama, const gint32 *tokens, guint n_tokens, GError **error)
       if (row != dst)
         memcpy (dst, row, sizeof (float) * E);
     }
+  if (llama->p.family->embd_scale)
+    {
+      float scale = sqrtf ((float) E);
+      for (gsize i = 0; i < (gsize) n_tokens * E; i++)
+        llama->s.x[i] *= scale;
+    }
   return TRUE;
 }
 
+/* The attention half of a layer: x += [post-norm] (attention (norm (x)) · Wo). */
 static gboolean
-layer_forward (QbLlama *llama, QbLayer *l, guint T, PassProgress *pp, GError **error)
+attention_forward (QbLlama *llama, QbLayer *l, guint T, PassProgress *pp, GError **error)
 {
   const QbLlamaParams *p = &llama->p;
   QbScratch *s = &llama->s;
   gint64 E = p->n_embd;
   gsize qd = (gsize) p->n_head * p->head_dim, kvd = (gsize) p->n_head_kv * p->head_dim;
   float qkv_beta = p->qkv_bias ? 1.0f : 0.0f;
+  gboolean post = p->family->post_norms;
+  const float *rope = l->sliding && s->rope_local != NULL ? s->rope_local : s->rope;
   MatTask qkv[3] = {
     { &l->wq, s->xn, s->q, qkv_beta, 0, 0 },
     { &l->wk, s->xn, s->k, qkv_beta, 0, 0 },
     { &l->wv, s->xn, s->v, qkv_beta, 0, 0 },
   };
-  MatTask out = { &l->wo, s->att, s->x, 1.0f, 0, 0 };
-  MatTask ffn[2] = {
-    { &l->gate, s->xn, s->gate, 0.0f, 0, 0 },
-    { &l->up, s->xn, s->up, 0.0f, 0, 0 },
-  };
-  MatTask down = { &l->down, s->gate, s->x, 1.0f, 0, 0 };
+  /* With a post-norm the output goes through xn before the residual. */
+  MatTask out = { &l->wo, s->att, post ? s->xn : s->x, post ? 0.0f : 1.0f, 0, 0 };
 
   rms_norm (s->x, l->attn_norm.values, s->xn, T, E, p->rms_eps);
   if (p->qkv_bias)
@@ -543,16 +604,59 @@ layer_forward (QbLlama *llama, QbLayer *l, guint T, PassProgress *pp, GError **e
     }
   if (!matmul (llama, qkv, 3, T, error) || !pass_step (pp, 1, error))
     return FALSE;
-  rope_apply (llama, s->q, T, p->n_head);
-  rope_apply (llama, s->k, T, p->n_head_kv);
-  if (!attention (llama, T, pp, error) || !matmul (llama, &out, 1, T, error))
+  if (p->family->qk_norm)
+    {
+      /* Each head of Q and K on its own (rows of head_dim values). */
+      rms_norm (s->q, l->q_norm.values, s->q, (gint64) T * p->n_head, p->head_dim, p->rms_eps);
+      rms_norm (s->k, l->k_norm.values, s->k, (gint64) T * p->n_head_kv, p->head_dim, p->rms_eps);
+    }
+  rope_apply (llama, rope, s->q, T, p->n_head);
+  rope_apply (llama, rope, s->k, T, p->n_head_kv);
+  if (!attention (llama, T, l->sliding, pp, error) || !matmul (llama, &out, 1, T, error))
     return FALSE;
+  if (post)
+    {
+      rms_norm (s->xn, l->attn_post_norm.values, s->xn, T, E, p->rms_eps);
+      add_rows (s->x, s->xn, (gsize) T * E);
+    }
+  return TRUE;
+}
+
+/* The FFN half: x += [post-norm] (down (act (gate (norm (x))) · up (norm (x)))). */
+static gboolean
+ffn_forward (QbLlama *llama, QbLayer *l, guint T, GError **error)
+{
+  const QbLlamaParams *p = &llama->p;
+  QbScratch *s = &llama->s;
+  gint64 E = p->n_embd;
+  gboolean post = p->family->post_norms;
+  MatTask ffn[2] = {
+    { &l->gate, s->xn, s->gate, 0.0f, 0, 0 },
+    { &l->up, s->xn, s->up, 0.0f, 0, 0 },
+  };
+  MatTask down = { &l->down, s->gate, post ? s->xn : s->x, post ? 0.0f : 1.0f, 0, 0 };
 
   rms_norm (s->x, l->ffn_norm.values, s->xn, T, E, p->rms_eps);
   if (!matmul (llama, ffn, 2, T, error))
     return FALSE;
-  swiglu (s->gate, s->up, (gsize) T * p->n_ff);
-  return matmul (llama, &down, 1, T, error);
+  if (p->family->ffn == QB_FFN_GEGLU)
+    geglu (s->gate, s->up, (gsize) T * p->n_ff);
+  else
+    swiglu (s->gate, s->up, (gsize) T * p->n_ff);
+  if (!matmul (llama, &down, 1, T, error))
+    return FALSE;
+  if (post)
+    {
+      rms_norm (s->xn, l->ffn_post_norm.values, s->xn, T, E, p->rms_eps);
+      add_rows (s->x, s->xn, (gsize) T * E);
+    }
+  return TRUE;
+}
+
+static gboolean
+layer_forward (QbLlama *llama, QbLayer *l, guint T, PassProgress *pp, GError **error)
+{
+  return attention_forward (llama, l, T, pp, error) && ffn_forward (llama, l, T, error);
 }
 
 static gboolean
@@ -614,6 +718,8 @@ forward_layers (QbLlama *llama, guint first_layer, guint n_tokens, guint first_o
   head = (MatTask) { &llama->output, s->xn, logits, 0.0f, 0, 0 };
   if (!matmul (llama, &head, 1, n_out, error))
     return FALSE;
+  if (p->final_softcap > 0)
+    softcap (logits, (gsize) n_out * p->n_vocab, p->final_softcap);
   if (progress != NULL)
     progress (pp.total, pp.total, progress_data);
   return TRUE;

@@ -14,6 +14,9 @@ typedef struct {
   guint           index;      /* in the model */
   gint64          n_cols;     /* ne[0] */
   gint64          n_rows;
+  /* A fused tensor (Phi-3's attn_qkv, ffn_up) is read as views of its
+   * rows: this one starts at row0 of the tensor. */
+  gint64          row0;
   /* Engine bytes, when set: rows of row_bytes in format (then a per-tensor
    * tail), dequantized with params. */
   const QbFormat *format;
@@ -28,20 +31,30 @@ typedef struct {
 typedef struct {
   QbWeight  w;
   float    *values;
+  float     offset;   /* added to every value: Gemma's Hugging Face norms store w − 1 */
 } QbVector;
 
 typedef struct {
   QbVector attn_norm, ffn_norm;
   QbVector bq, bk, bv;        /* Qwen2; absent otherwise */
+  QbVector q_norm, k_norm;    /* Qwen3, Gemma 3: head_dim values */
+  QbVector attn_post_norm, ffn_post_norm;   /* Gemma 2/3 */
   QbWeight wq, wk, wv, wo;
   QbWeight gate, up, down;
+  gboolean sliding;           /* attends to the last swa_window tokens only */
 } QbLayer;
+
+/* Every matrix and vector of a layer, for walking them alike. */
+#define QB_LAYER_MATRICES(l) { &(l)->wq, &(l)->wk, &(l)->wv, &(l)->wo, &(l)->gate, &(l)->up, &(l)->down }
+#define QB_LAYER_VECTORS(l)  { &(l)->attn_norm, &(l)->ffn_norm, &(l)->bq, &(l)->bk, &(l)->bv, \
+                               &(l)->q_norm, &(l)->k_norm, &(l)->attn_post_norm, &(l)->ffn_post_norm }
 
 /* Buffers of one forward pass, kept between calls and grown on demand. */
 typedef struct {
   guint   n_tokens;            /* capacity in tokens */
   float  *x, *xn, *q, *k, *v, *att, *gate, *up;
   float  *rope;                /* n_tokens × n_rot: cos, sin per pair */
+  float  *rope_local;          /* the same for sliding layers with their own base, or NULL */
   float **thread_buf;          /* per thread: dequantized rows */
   gsize   thread_buf_floats;
   float **thread_scores;       /* per thread: attention scores of a query block */
@@ -69,6 +82,7 @@ struct _QbLlama {
   gpointer          act_data;
   QbScratch         s;
   QbLlamaDevice    *device;     /* weights on the default device, or NULL */
+  gboolean          device_told; /* said once why the device declined this model */
 };
 
 /* Rows [row, row + n) of w as floats: a pointer into the weight when it can

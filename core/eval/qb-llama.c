@@ -11,8 +11,6 @@
 
 G_DEFINE_QUARK (qb-llama-error-quark, qb_llama_error)
 
-static const char * const families[] = { "llama", "mistral", "qwen2" };
-
 static gboolean
 invalid (GError **error, QbLlama *llama, const char *fmt, ...) G_GNUC_PRINTF (3, 4);
 
@@ -61,6 +59,7 @@ const float *
 qb_weight_rows (QbLlama *llama, const QbWeight *w, gint64 row, gint64 n, float *buf,
                 GError **error)
 {
+  row += w->row0;
   if (w->format != NULL)
     {
       const guint8 *data = g_bytes_get_data (w->bytes, NULL);
@@ -90,6 +89,8 @@ vector_refresh (QbLlama *llama, QbVector *v, GError **error)
     return FALSE;
   if (rows != v->values)
     memcpy (v->values, rows, sizeof (float) * v->w.n_cols * v->w.n_rows);
+  for (gint64 i = 0; v->offset != 0 && i < v->w.n_cols * v->w.n_rows; i++)
+    v->values[i] += v->offset;
   return TRUE;
 }
 
@@ -130,6 +131,11 @@ slot_for (QbLlama *llama, const QbTensor *t, gboolean *is_vector)
     {
     case QB_ROLE_ATTN_NORM:   *is_vector = TRUE; return &l->attn_norm;
     case QB_ROLE_FFN_NORM:    *is_vector = TRUE; return &l->ffn_norm;
+    case QB_ROLE_ATTN_Q_NORM: *is_vector = TRUE; return &l->q_norm;
+    case QB_ROLE_ATTN_K_NORM: *is_vector = TRUE; return &l->k_norm;
+    case QB_ROLE_ATTN_POST_NORM: *is_vector = TRUE; return &l->attn_post_norm;
+    case QB_ROLE_FFN_POST_NORM:  *is_vector = TRUE; return &l->ffn_post_norm;
+    case QB_ROLE_ATTN_QKV:    return &l->wq;      /* split into views by split_fused () */
     case QB_ROLE_ATTN_Q:      return &l->wq;
     case QB_ROLE_ATTN_K:      return &l->wk;
     case QB_ROLE_ATTN_V:      return &l->wv;
@@ -154,10 +160,67 @@ check_shape (QbLlama *llama, const QbWeight *w, const char *what, gint64 cols, g
   return TRUE;
 }
 
+/* A norm the layer must have when its family uses it, and must not have
+ * when the family does not (it would be silently ignored). */
+static gboolean
+check_optional (QbLlama *llama, QbVector *v, gboolean used, const char *what, guint layer,
+                gint64 n, GError **error)
+{
+  g_autofree char *name = g_strdup_printf ("layer %u %s", layer, what);
+
+  if (used)
+    return check_shape (llama, &v->w, name, n, 1, error);
+  if (v->w.t != NULL)
+    return invalid (error, llama, "tensor '%s' (%s) is not part of a %s model", v->w.t->name,
+                    what, llama->p.family->arch);
+  return TRUE;
+}
+
+static void
+weight_view (QbWeight *view, const QbWeight *whole, gint64 row0, gint64 n_rows)
+{
+  *view = *whole;
+  view->row0 = row0;
+  view->n_rows = n_rows;
+}
+
+/* Phi-3's attn_qkv (Q, K, V rows) and ffn_up (gate rows, then up rows)
+ * become views, so every product and hook runs as for separate tensors. */
+static gboolean
+split_fused (QbLlama *llama, QbLayer *l, guint i, GError **error)
+{
+  const QbLlamaParams *p = &llama->p;
+  gint64 Q = (gint64) p->n_head * p->head_dim, KV = (gint64) p->n_head_kv * p->head_dim;
+
+  if (l->wq.t != NULL && l->wq.t->role == QB_ROLE_ATTN_QKV)
+    {
+      QbWeight whole = l->wq;
+      if (l->wk.t != NULL || l->wv.t != NULL || whole.n_rows != Q + 2 * KV || whole.t->n_dims > 2)
+        return invalid (error, llama, "tensor '%s' has %" G_GINT64_FORMAT " rows; a fused Q/K/V "
+                        "projection of this model has %" G_GINT64_FORMAT, whole.t->name,
+                        whole.n_rows, Q + 2 * KV);
+      weight_view (&l->wq, &whole, 0, Q);
+      weight_view (&l->wk, &whole, Q, KV);
+      weight_view (&l->wv, &whole, Q + KV, KV);
+    }
+  if (l->gate.t == NULL && l->up.t != NULL && llama->p.family->fused_gate_up)
+    {
+      QbWeight whole = l->up;
+      if (whole.n_rows != 2 * (gint64) p->n_ff || whole.t->n_dims > 2)
+        return invalid (error, llama, "layer %u: tensor '%s' has %" G_GINT64_FORMAT " rows; a "
+                        "fused gate and up projection of this model has %" G_GINT64_FORMAT,
+                        i, whole.t->name, whole.n_rows, 2 * (gint64) p->n_ff);
+      weight_view (&l->gate, &whole, 0, p->n_ff);
+      weight_view (&l->up, &whole, p->n_ff, p->n_ff);
+    }
+  return TRUE;
+}
+
 static gboolean
 check_layer (QbLlama *llama, guint i, GError **error)
 {
   const QbLlamaParams *p = &llama->p;
+  const QbFamily *f = p->family;
   QbLayer *l = &llama->layers[i];
   gint64 E = p->n_embd, Q = (gint64) p->n_head * p->head_dim, KV = (gint64) p->n_head_kv * p->head_dim;
   g_autofree char *n_norm = g_strdup_printf ("layer %u attention norm", i);
@@ -169,8 +232,11 @@ check_layer (QbLlama *llama, guint i, GError **error)
   g_autofree char *n_g = g_strdup_printf ("layer %u FFN gate", i);
   g_autofree char *n_u = g_strdup_printf ("layer %u FFN up", i);
   g_autofree char *n_d = g_strdup_printf ("layer %u FFN down", i);
-  gboolean bias = l->bq.w.t || l->bk.w.t || l->bv.w.t;
+  gboolean bias;
 
+  if (!split_fused (llama, l, i, error))
+    return FALSE;
+  bias = l->bq.w.t || l->bk.w.t || l->bv.w.t;
   if (!check_shape (llama, &l->attn_norm.w, n_norm, E, 1, error)
       || !check_shape (llama, &l->ffn_norm.w, n_fnorm, E, 1, error)
       || !check_shape (llama, &l->wq, n_q, E, Q, error)
@@ -179,7 +245,11 @@ check_layer (QbLlama *llama, guint i, GError **error)
       || !check_shape (llama, &l->wo, n_o, Q, E, error)
       || !check_shape (llama, &l->gate, n_g, E, p->n_ff, error)
       || !check_shape (llama, &l->up, n_u, E, p->n_ff, error)
-      || !check_shape (llama, &l->down, n_d, p->n_ff, E, error))
+      || !check_shape (llama, &l->down, n_d, p->n_ff, E, error)
+      || !check_optional (llama, &l->q_norm, f->qk_norm, "Q norm", i, p->head_dim, error)
+      || !check_optional (llama, &l->k_norm, f->qk_norm, "K norm", i, p->head_dim, error)
+      || !check_optional (llama, &l->attn_post_norm, f->post_norms, "attention output norm", i, E, error)
+      || !check_optional (llama, &l->ffn_post_norm, f->post_norms, "FFN output norm", i, E, error))
     return FALSE;
   if (bias && (!check_shape (llama, &l->bq.w, "Q bias", Q, 1, error)
                || !check_shape (llama, &l->bk.w, "K bias", KV, 1, error)
@@ -193,10 +263,26 @@ check_layer (QbLlama *llama, guint i, GError **error)
   return TRUE;
 }
 
+/* Tensors the pass does not read but whose absence would change the
+ * result: refuse rather than evaluate something else. */
+static gboolean
+unsupported_tensor (QbLlama *llama, const QbTensor *t, GError **error)
+{
+  if (g_str_has_prefix (t->name, "rope_factors_"))
+    {
+      g_set_error (error, QB_LLAMA_ERROR, QB_LLAMA_ERROR_UNSUPPORTED,
+                   "%s: '%s': LongRoPE frequency factors (Phi-3 128k) are not supported",
+                   qb_model_get_path (llama->model), t->name);
+      return TRUE;
+    }
+  return FALSE;
+}
+
 static gboolean
 find_tensors (QbLlama *llama, guint *rope_freqs, GError **error)
 {
   QbModel *model = llama->model;
+  gboolean hf = qb_model_get_file_kind (model) == QB_MODEL_FILE_SAFETENSORS;
 
   *rope_freqs = G_MAXUINT;
   for (guint i = 0; i < qb_model_get_n_tensors (model); i++)
@@ -205,12 +291,14 @@ find_tensors (QbLlama *llama, guint *rope_freqs, GError **error)
       gboolean is_vector;
       gpointer slot;
 
+      if (unsupported_tensor (llama, t, error))
+        return FALSE;
       /* GGUF's rope_freqs holds frequency divisors; Hugging Face's per-layer
        * rotary_emb.inv_freq buffers hold the frequencies themselves, which
        * follow from rope_theta: those are left alone. */
       if (t->role == QB_ROLE_ROPE_FREQS)
         {
-          if (t->layer < 0 && qb_model_get_file_kind (model) == QB_MODEL_FILE_GGUF)
+          if (t->layer < 0 && !hf)
             *rope_freqs = i;
           continue;
         }
@@ -218,7 +306,12 @@ find_tensors (QbLlama *llama, guint *rope_freqs, GError **error)
       if (slot == NULL)
         continue;
       if (is_vector)
-        weight_init (&((QbVector *) slot)->w, model, i);
+        {
+          QbVector *v = slot;
+          weight_init (&v->w, model, i);
+          /* Every vector but a bias is an RMSNorm weight. */
+          v->offset = hf && llama->p.family->hf_norm_offset && !t->is_bias ? 1.0f : 0.0f;
+        }
       else
         weight_init (slot, model, i);
     }
@@ -326,21 +419,120 @@ gguf_rope (QbLlama *llama, GError **error)
   return TRUE;
 }
 
+/* config.json's language-model part (multimodal configs nest it). */
+static JsonObject *
+hf_text_config (QbLlama *llama)
+{
+  JsonObject *config = (JsonObject *) qb_model_get_hf_config (llama->model);
+  JsonNode *text = config ? json_object_get_member (config, "text_config") : NULL;
+
+  if (text != NULL && JSON_NODE_HOLDS_OBJECT (text) && !json_object_has_member (config, "num_hidden_layers"))
+    return json_node_get_object (text);
+  return config;
+}
+
+static double
+gguf_value (QbLlama *llama, const char *suffix, double fallback)
+{
+  QbGguf *g = qb_model_get_gguf (llama->model);
+  g_autofree char *key = g_strdup_printf ("%s.%s", qb_model_get_arch (llama->model)->family, suffix);
+  double v;
+
+  return qb_gguf_get_double (g, key, &v) ? v : fallback;
+}
+
+/* A config.json number that may also be null (no cap, no window). */
+static double
+hf_value (JsonObject *o, const char *name, double fallback)
+{
+  JsonNode *n = o ? json_object_get_member (o, name) : NULL;
+
+  if (n != NULL && JSON_NODE_HOLDS_NULL (n))
+    return 0;
+  return json_number (o, name, fallback);
+}
+
+/* Which layers slide: the family's pattern, or config.json's layer_types. */
+static void
+choose_sliding_layers (QbLlama *llama, JsonObject *hf)
+{
+  const QbLlamaParams *p = &llama->p;
+  JsonNode *types = hf ? json_object_get_member (hf, "layer_types") : NULL;
+  JsonArray *a = types && JSON_NODE_HOLDS_ARRAY (types) ? json_node_get_array (types) : NULL;
+
+  for (guint i = 0; i < p->n_layer; i++)
+    {
+      gboolean sliding;
+
+      switch (p->family->swa)
+        {
+        case QB_SWA_ALL:    sliding = TRUE; break;
+        case QB_SWA_EVEN:   sliding = i % 2 == 0; break;
+        case QB_SWA_PERIOD: sliding = p->swa_period == 0 || (i + 1) % p->swa_period != 0; break;
+        default:            sliding = FALSE; break;
+        }
+      if (a != NULL && i < json_array_get_length (a))
+        sliding = g_strcmp0 (json_array_get_string_element (a, i), "sliding_attention") == 0;
+      llama->layers[i].sliding = sliding && p->swa_window > 0;
+    }
+}
+
+/* The family's pieces whose sizes the file gives: caps, window, local
+ * RoPE base, the query scale. */
+static gboolean
+read_family_params (QbLlama *llama, gboolean gguf, GError **error)
+{
+  QbLlamaParams *p = &llama->p;
+  const QbFamily *f = p->family;
+  const QbArchInfo *a = qb_model_get_arch (llama->model);
+  JsonObject *hf = gguf ? NULL : hf_text_config (llama);
+  double window = 0, scalar;
+
+  p->attn_softcap = f->attn_softcap;
+  p->final_softcap = f->final_softcap;
+  p->swa_period = f->swa_period;
+  p->rope_base_local = f->rope_base_local > 0 ? f->rope_base_local : p->rope_base;
+  /* Gemma's 27B models scale queries by n_embd / n_head (llama.cpp tells
+   * them by layer count; config.json says query_pre_attn_scalar). */
+  scalar = f->wide_query_layers != 0 && a->n_layer == f->wide_query_layers && a->n_embd > 0
+           ? (double) a->n_embd / a->n_head : p->head_dim;
+  if (gguf)
+    {
+      p->attn_softcap = (float) gguf_value (llama, "attn_logit_softcapping", p->attn_softcap);
+      p->final_softcap = (float) gguf_value (llama, "final_logit_softcapping", p->final_softcap);
+      window = f->swa != QB_SWA_NONE ? gguf_value (llama, "attention.sliding_window", f->swa_window) : 0;
+    }
+  else if (hf != NULL)
+    {
+      p->attn_softcap = (float) hf_value (hf, "attn_logit_softcapping", p->attn_softcap);
+      p->final_softcap = (float) hf_value (hf, "final_logit_softcapping", p->final_softcap);
+      window = f->swa != QB_SWA_NONE ? hf_value (hf, "sliding_window", f->swa_window) : 0;
+      p->rope_base_local = (float) hf_value (hf, "rope_local_base_freq", p->rope_base_local);
+      p->swa_period = (guint) hf_value (hf, "sliding_window_pattern", p->swa_period);
+      scalar = hf_value (hf, "query_pre_attn_scalar", scalar);
+    }
+  if (!(p->attn_softcap >= 0 && p->final_softcap >= 0 && window >= 0 && window < G_MAXUINT
+        && scalar > 0 && p->rope_base_local > 0 && p->n_rot > 0))
+    return invalid (error, llama, "soft-capping, sliding window, query scale or RoPE out of range");
+  p->swa_window = (guint) window;
+  p->attn_scale = (float) (1.0 / sqrt (scalar));
+  choose_sliding_layers (llama, hf);
+  return TRUE;
+}
+
 static gboolean
 read_params (QbLlama *llama, GError **error)
 {
   const QbArchInfo *a = qb_model_get_arch (llama->model);
   gboolean gguf = qb_model_get_file_kind (llama->model) == QB_MODEL_FILE_GGUF;
   QbLlamaParams *p = &llama->p;
-  gboolean known = FALSE;
 
-  for (gsize i = 0; i < G_N_ELEMENTS (families); i++)
-    known |= g_strcmp0 (a->family, families[i]) == 0;
-  if (!known)
+  p->family = qb_family_lookup (a->family);
+  if (p->family == NULL)
     {
       g_set_error (error, QB_LLAMA_ERROR, QB_LLAMA_ERROR_UNSUPPORTED,
-                   "%s: architecture '%s' is not a LLaMA-family decoder Quantbench can run "
-                   "(llama, mistral, qwen2)", qb_model_get_path (llama->model), a->family);
+                   "%s: architecture '%s' is not a decoder family Quantbench can run (%s)",
+                   qb_model_get_path (llama->model), a->family, qb_family_names ());
       return FALSE;
     }
   if (a->n_layer == 0 || a->n_layer > 4096 || a->n_head == 0 || a->n_head_kv == 0
@@ -360,10 +552,15 @@ read_params (QbLlama *llama, GError **error)
   p->rms_eps = (float) a->rms_eps;
   p->rope_base = a->rope_freq_base > 0 ? (float) a->rope_freq_base : 10000.0f;
   p->rope_freq_scale = 1.0f;
-  /* GGUF LLaMA/Mistral rows are permuted to interleaved pairs; Qwen2 and
-   * safetensors checkpoints are not (see the header). */
-  p->rope_style = gguf && g_strcmp0 (a->family, "qwen2") != 0 ? QB_ROPE_NORM : QB_ROPE_NEOX;
-  return gguf ? gguf_rope (llama, error) : hf_rope_scaling (llama, error);
+  /* GGUF LLaMA/Mistral rows are permuted to interleaved pairs; the other
+   * families and safetensors checkpoints are not (see the header). */
+  p->rope_style = gguf ? p->family->gguf_rope : QB_ROPE_NEOX;
+  if (!gguf && json_number (hf_text_config (llama), "partial_rotary_factor", 1) < 1)
+    p->n_rot = (guint) (p->head_dim * json_number (hf_text_config (llama), "partial_rotary_factor", 1)) / 2 * 2;
+  llama->layers = g_new0 (QbLayer, p->n_layer);
+  if (!(gguf ? gguf_rope (llama, error) : hf_rope_scaling (llama, error)))
+    return FALSE;
+  return read_family_params (llama, gguf, error);
 }
 
 static gboolean
@@ -396,9 +593,12 @@ check_model (QbLlama *llama, GError **error)
     return invalid (error, llama, "the model has no token embedding");
   p->n_embd = (guint) llama->tok_embd.n_cols;
   p->n_vocab = (guint) llama->tok_embd.n_rows;
-  if (llama->layers[0].gate.t == NULL)
+  if (llama->layers[0].gate.t != NULL)
+    p->n_ff = (guint) llama->layers[0].gate.n_rows;
+  else if (llama->p.family->fused_gate_up && llama->layers[0].up.t != NULL)
+    p->n_ff = (guint) (llama->layers[0].up.n_rows / 2);
+  else
     return invalid (error, llama, "layer 0 has no FFN gate");
-  p->n_ff = (guint) llama->layers[0].gate.n_rows;
   if (p->n_embd == 0 || p->n_vocab == 0 || p->n_ff == 0 || llama->tok_embd.n_rows > G_MAXINT32)
     return invalid (error, llama, "empty or oversized embedding or FFN");
 
@@ -421,10 +621,11 @@ read_vectors (QbLlama *llama, GError **error)
   for (guint i = 0; i < llama->p.n_layer; i++)
     {
       QbLayer *l = &llama->layers[i];
-      if (!vector_refresh (llama, &l->attn_norm, error) || !vector_refresh (llama, &l->ffn_norm, error)
-          || !vector_refresh (llama, &l->bq, error) || !vector_refresh (llama, &l->bk, error)
-          || !vector_refresh (llama, &l->bv, error))
-        return FALSE;
+      QbVector *v[] = QB_LAYER_VECTORS (l);
+
+      for (gsize j = 0; j < G_N_ELEMENTS (v); j++)
+        if (!vector_refresh (llama, v[j], error))
+          return FALSE;
     }
   return TRUE;
 }
@@ -439,7 +640,6 @@ qb_llama_new (QbModel *model, GError **error)
   llama->mode = QB_DEQUANT_ROWS;
   if (!read_params (llama, error))
     return NULL;
-  llama->layers = g_new0 (QbLayer, llama->p.n_layer);
   if (!find_tensors (llama, &rope_freqs, error) || !check_model (llama, error)
       || !read_rope_freqs (llama, rope_freqs, error) || !read_vectors (llama, error))
     return NULL;
@@ -462,8 +662,8 @@ qb_llama_free (QbLlama *llama)
   for (guint i = 0; llama->layers != NULL && i < llama->p.n_layer; i++)
     {
       QbLayer *l = &llama->layers[i];
-      QbWeight *m[] = { &l->wq, &l->wk, &l->wv, &l->wo, &l->gate, &l->up, &l->down };
-      QbVector *v[] = { &l->attn_norm, &l->ffn_norm, &l->bq, &l->bk, &l->bv };
+      QbWeight *m[] = QB_LAYER_MATRICES (l);
+      QbVector *v[] = QB_LAYER_VECTORS (l);
 
       for (gsize j = 0; j < G_N_ELEMENTS (m); j++)
         weight_clear_override (m[j]);
@@ -552,8 +752,8 @@ weights_of (QbLlama *llama, guint index, QbWeight **out, QbVector **vec)
   for (guint i = 0; i < llama->p.n_layer && n == 0 && *vec == NULL; i++)
     {
       QbLayer *l = &llama->layers[i];
-      QbWeight *m[] = { &l->wq, &l->wk, &l->wv, &l->wo, &l->gate, &l->up, &l->down };
-      QbVector *v[] = { &l->attn_norm, &l->ffn_norm, &l->bq, &l->bk, &l->bv };
+      QbWeight *m[] = QB_LAYER_MATRICES (l);
+      QbVector *v[] = QB_LAYER_VECTORS (l);
 
       for (gsize j = 0; j < G_N_ELEMENTS (m); j++)
         if (m[j]->t != NULL && m[j]->index == index)
@@ -575,8 +775,9 @@ set_override (QbLlama *llama, QbWeight *w, GBytes *bytes, const QbQuantParams *p
   guint64 row_bytes = 0, total = 0;
   gsize size = g_bytes_get_size (bytes);
 
+  /* A view (row0, n_rows) of a fused tensor takes the whole tensor's bytes. */
   if (!qb_format_row_bytes (format, w->n_cols, &row_bytes)
-      || !qb_format_tensor_bytes (format, w->n_cols, w->n_rows, &total))
+      || !qb_format_tensor_bytes (format, w->n_cols, qb_tensor_n_rows (w->t), &total))
     return invalid (error, llama, "tensor '%s': rows of %" G_GINT64_FORMAT " values do not fit %s",
                     w->t->name, w->n_cols, format->name);
   if (size != total)

@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* qb-llama.h — the forward pass of LLaMA-family decoders (LLaMA 1/2/3,
- * Mistral, Qwen2, SmolLM, TinyLlama), for evaluation and calibration.
+ * Mistral, Qwen2, Qwen3, Gemma 2/3, Phi-3, SmolLM, TinyLlama), for
+ * evaluation and calibration.  What sets the families apart (Q/K norms,
+ * post-norms, soft-capping, sliding windows, GeGLU, fused projections) is
+ * the data of qb-family.h; this one pass reads it.
  *
  * A whole chunk of tokens goes through each layer at once: token embedding,
  * then per layer RMSNorm, Q/K/V projections (with Qwen2's biases when the
@@ -42,6 +45,7 @@
 
 #include <gio/gio.h>
 
+#include "qb-family.h"
 #include "qb-format.h"
 #include "qb-job.h"
 #include "qb-model.h"
@@ -58,10 +62,6 @@ typedef enum {
   QB_LLAMA_ERROR_INPUT,         /* bad tokens or lengths passed in */
 } QbLlamaError;
 
-typedef enum {
-  QB_ROPE_NORM,   /* pairs (2i, 2i+1): GGUF LLaMA/Mistral */
-  QB_ROPE_NEOX,   /* pairs (i, i + n_rot/2): Qwen2, Hugging Face layout */
-} QbRopeStyle;
 
 typedef struct {
   guint        n_layer;
@@ -79,6 +79,13 @@ typedef struct {
   QbRopeStyle  rope_style;
   gboolean     qkv_bias;
   gboolean     tied_output;    /* output matrix is token_embd */
+  const QbFamily *family;      /* the family's optional pieces (qb-family.h) */
+  float        attn_scale;     /* Q·K is multiplied by this (1/sqrt(head_dim) for most) */
+  float        attn_softcap;   /* attention scores → cap·tanh(s/cap); 0: none */
+  float        final_softcap;  /* the same for the output logits */
+  guint        swa_window;     /* keys a sliding layer sees (itself included); 0: none */
+  guint        swa_period;     /* QB_SWA_PERIOD's period */
+  float        rope_base_local; /* RoPE base of sliding layers */
 } QbLlamaParams;
 
 typedef enum {

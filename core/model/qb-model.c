@@ -113,6 +113,25 @@ add_tensor (QbModel *self, const char *name, guint n_dims, const gint64 *ne, QbD
   return TRUE;
 }
 
+/* Gemma 2/3 checkpoints name the attention output's norm
+ * "post_attention_layernorm", which in every other family is the FFN's
+ * input norm; their FFN input norm is "pre_feedforward_layernorm". */
+static void
+fix_post_attention_roles (QbModel *self)
+{
+  gboolean pre_ffn = FALSE;
+
+  for (guint i = 0; i < self->tensors->len && !pre_ffn; i++)
+    pre_ffn = strstr (g_array_index (self->tensors, QbTensor, i).name,
+                      "pre_feedforward_layernorm") != NULL;
+  for (guint i = 0; i < self->tensors->len && pre_ffn; i++)
+    {
+      QbTensor *t = &g_array_index (self->tensors, QbTensor, i);
+      if (t->role == QB_ROLE_FFN_NORM && strstr (t->name, "post_attention_layernorm") != NULL)
+        t->role = QB_ROLE_ATTN_POST_NORM;
+    }
+}
+
 /* Facts the metadata left out, from the tensors themselves. */
 static void
 infer_arch_from_tensors (QbModel *self)
@@ -121,6 +140,7 @@ infer_arch_from_tensors (QbModel *self)
   int max_layer = -1;
   gboolean has_output = FALSE;
 
+  fix_post_attention_roles (self);
   for (guint i = 0; i < self->tensors->len; i++)
     {
       const QbTensor *t = &g_array_index (self->tensors, QbTensor, i);

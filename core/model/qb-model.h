@@ -47,6 +47,10 @@ typedef enum {
   QB_ROLE_FFN_UP,
   QB_ROLE_FFN_DOWN,
   QB_ROLE_ROPE_FREQS,
+  QB_ROLE_ATTN_Q_NORM,     /* per-head RMSNorm of Q (Qwen3, Gemma 3) */
+  QB_ROLE_ATTN_K_NORM,
+  QB_ROLE_ATTN_POST_NORM,  /* norm of the attention output before the residual (Gemma 2/3) */
+  QB_ROLE_FFN_POST_NORM,   /* norm of the FFN output before the residual (Gemma 2/3) */
   QB_ROLE_N_ROLES
 } QbTensorRole;
 

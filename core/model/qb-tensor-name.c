@@ -26,6 +26,10 @@ static const char *const role_names[QB_ROLE_N_ROLES] = {
   [QB_ROLE_FFN_UP]      = "ffn_up",
   [QB_ROLE_FFN_DOWN]    = "ffn_down",
   [QB_ROLE_ROPE_FREQS]  = "rope_freqs",
+  [QB_ROLE_ATTN_Q_NORM] = "attn_q_norm",
+  [QB_ROLE_ATTN_K_NORM] = "attn_k_norm",
+  [QB_ROLE_ATTN_POST_NORM] = "post_attention_norm",
+  [QB_ROLE_FFN_POST_NORM] = "post_ffw_norm",
 };
 
 typedef struct
@@ -41,12 +45,21 @@ static const RoleAlias layer_roles[] = {
   { "attn_v", QB_ROLE_ATTN_V }, { "attn_qkv", QB_ROLE_ATTN_QKV },
   { "attn_output", QB_ROLE_ATTN_OUTPUT }, { "ffn_norm", QB_ROLE_FFN_NORM },
   { "ffn_gate", QB_ROLE_FFN_GATE }, { "ffn_up", QB_ROLE_FFN_UP }, { "ffn_down", QB_ROLE_FFN_DOWN },
+  { "attn_q_norm", QB_ROLE_ATTN_Q_NORM }, { "attn_k_norm", QB_ROLE_ATTN_K_NORM },
+  { "post_attention_norm", QB_ROLE_ATTN_POST_NORM }, { "post_ffw_norm", QB_ROLE_FFN_POST_NORM },
   /* LLaMA-style Hugging Face (Llama, Mistral, Qwen, Gemma, Phi-3, ...) */
   { "input_layernorm", QB_ROLE_ATTN_NORM }, { "post_attention_layernorm", QB_ROLE_FFN_NORM },
   { "self_attn.q_proj", QB_ROLE_ATTN_Q }, { "self_attn.k_proj", QB_ROLE_ATTN_K },
   { "self_attn.v_proj", QB_ROLE_ATTN_V }, { "self_attn.o_proj", QB_ROLE_ATTN_OUTPUT },
   { "self_attn.qkv_proj", QB_ROLE_ATTN_QKV }, { "mlp.gate_proj", QB_ROLE_FFN_GATE },
   { "mlp.up_proj", QB_ROLE_FFN_UP }, { "mlp.down_proj", QB_ROLE_FFN_DOWN },
+  { "mlp.gate_up_proj", QB_ROLE_FFN_UP }, { "self_attn.q_norm", QB_ROLE_ATTN_Q_NORM },
+  { "self_attn.k_norm", QB_ROLE_ATTN_K_NORM },
+  /* Gemma 2/3 name the FFN's input norm "pre_feedforward" and use
+   * "post_attention_layernorm" for the attention output's norm: QbModel
+   * renames that role when it sees a pre_feedforward_layernorm. */
+  { "pre_feedforward_layernorm", QB_ROLE_FFN_NORM },
+  { "post_feedforward_layernorm", QB_ROLE_FFN_POST_NORM },
   { "self_attn.rotary_emb.inv_freq", QB_ROLE_ROPE_FREQS },
   /* GPT-2 */
   { "ln_1", QB_ROLE_ATTN_NORM }, { "ln_2", QB_ROLE_FFN_NORM }, { "attn.c_attn", QB_ROLE_ATTN_QKV },

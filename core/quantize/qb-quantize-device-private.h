@@ -2,9 +2,12 @@
 /* qb-quantize-device-private.h — quantization, metrics and histograms on
  * an OpenCL device (qb-quantize-device.cl), for the tensor quantizer.
  *
- * Ported: Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 and every INTn_Gg[_ASYM] (groups
- * of 32..256, n = 2..8) with plain rounding (method rtn, no importance):
- * the same bytes and the same dequantized values as the CPU kernels.  Per stripe of QB_DEVICE_STRIPE values of a row the device
+ * Ported: Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K (ggml's scale
+ * searches included), NF4 and every INTn_Gg[_ASYM] (groups of 32..256,
+ * n = 2..8) with plain rounding (method rtn, no importance: importance
+ * changes the searches' weights, and those tensors stay on the CPU): the
+ * same bytes and the same dequantized values as the CPU kernels.  Per
+ * stripe of QB_DEVICE_STRIPE values of a row the device
  * gives the sums qb_measure_error_row adds (in double where the device
  * has it, so the host can add them in the CPU's order), and it counts the
  * three histograms as qb_hist_set_add bins them.

@@ -53,6 +53,8 @@ kernel_name (const QbFormat *format)
 {
   if (format->family == QB_FAMILY_INT)
     return format->scope == QB_SCOPE_BLOCK ? "quantize_int" : NULL;
+  if (format->family == QB_FAMILY_NF)
+    return g_str_equal (format->name, "NF4") ? "quantize_nf4" : NULL;
   switch (format->dtype)
     {
     case QB_DTYPE_Q8_0: return "quantize_q8_0";
@@ -60,6 +62,9 @@ kernel_name (const QbFormat *format)
     case QB_DTYPE_Q4_1: return "quantize_q4_1";
     case QB_DTYPE_Q5_0: return "quantize_q5_0";
     case QB_DTYPE_Q5_1: return "quantize_q5_1";
+    case QB_DTYPE_Q4_K: return "quantize_q4_k";
+    case QB_DTYPE_Q5_K: return "quantize_q5_k";
+    case QB_DTYPE_Q6_K: return "quantize_q6_k";
     default:            return NULL;
     }
 }
@@ -67,7 +72,9 @@ kernel_name (const QbFormat *format)
 gboolean
 qb_device_quantize_supports (const QbFormat *format)
 {
-  return format != NULL && (format->family == QB_FAMILY_GGML || format->family == QB_FAMILY_INT) &&
+  return format != NULL &&
+         (format->family == QB_FAMILY_GGML || format->family == QB_FAMILY_INT ||
+          format->family == QB_FAMILY_NF) &&
          kernel_name (format) != NULL;
 }
 

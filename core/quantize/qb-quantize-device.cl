@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
-/* qb-quantize-device.cl — Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 and INTn_Gg quantization and the
- * error metrics and histograms, on an OpenCL device, with the CPU's bytes.
+/* qb-quantize-device.cl — Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K, NF4 and
+ * INTn_Gg quantization and the error metrics and histograms, on an OpenCL
+ * device, with the CPU's bytes.
  *
  * The same IEEE operations as core/ggml/qb-ggml-quants-legacy.c and
- * core/formats/qb-format-int.c and core/quantize/qb-measure.c, in the same order: no contraction (the
+ * qb-ggml-quants-k.c, core/formats/qb-format-int.c, qb-format-nf.c and
+ * core/quantize/qb-measure.c, in the same order: no contraction (the
  * pragma, and the host builds without -cl-mad-enable), division correctly
  * rounded (-cl-fp32-correctly-rounded-divide-sqrt; the host requires a
  * device that supports it and denormals).  Float to int conversions are
@@ -458,6 +460,513 @@ quantize_int (__global const float *x, __global uchar *q, __global float *y,
           acc >>= 8;
           fill -= 8;
         }
+    }
+}
+
+/* ---- K-quants: Q4_K, Q5_K, Q6_K, one super-block of 256 per work-item -----
+ *
+ * As core/ggml/qb-ggml-quants-k.c without importance: each group is
+ * fitted by ggml's scale search (make_qkx2_quants for the 8 groups of 32
+ * of Q4_K and Q5_K, make_qx_quants for the 16 groups of 16 of Q6_K),
+ * the candidates tried in the same order with the same strict
+ * comparisons; then the group scales are quantized against the
+ * super-block's and the values requantized against the scales as
+ * stored.  The CPU runs eight groups in vector lanes and selects where
+ * ggml branches; a lane is this scalar code operation for operation. */
+
+#define QK_K 256
+
+/* nearest_int where a NaN may come in: x86 makes every invalid operation's
+ * NaN 0xffc00000, which the CPU's trick turns into 0; other devices make
+ * other NaNs, so the CPU's answer is given outright. */
+static int
+nearest_int_nan (float f)
+{
+  return isnan (f) ? 0 : nearest_int (f);
+}
+
+/* make_qkx2_quants without importance (the weights given), one group of
+ * n: codes in L, returns the scale, *the_min the (negated) minimum. */
+static float
+qkx_quants (const float *x, const float *w, int n, int nmax, float rmin, float rdelta,
+            int nstep, uchar *L, float *the_min)
+{
+  float min = x[0], max = x[0], sum_w = w[0], sum_x = w[0] * x[0];
+  float scale, best_mad, best_iscale, best_origin;
+
+  for (int i = 1; i < n; i++)
+    {
+      min = x[i] < min ? x[i] : min;
+      max = x[i] > max ? x[i] : max;
+      sum_w += w[i];
+      sum_x += w[i] * x[i];
+    }
+  if (min > 0.0f)
+    min = 0.0f;
+  if (max == min)
+    {
+      for (int i = 0; i < n; i++)
+        L[i] = 0;
+      *the_min = -min;
+      return 0.0f;
+    }
+
+  best_iscale = convert_float (nmax) / (max - min);
+  best_origin = min;
+  scale = 1.0f / best_iscale;
+  best_mad = 0.0f;
+  for (int i = 0; i < n; i++)
+    {
+      float l = convert_float (clampi (nearest_int_nan (best_iscale * (x[i] - min)), 0, nmax));
+      float diff = scale * l + min - x[i];
+      best_mad += w[i] * (diff * diff);
+    }
+
+  for (int is = 0; is <= nstep; is++)
+    {
+      float iscale = (rmin + rdelta * convert_float (is) + convert_float (nmax)) / (max - min);
+      float sum_l = 0.0f, sum_l2 = 0.0f, sum_xl = 0.0f, D, this_scale, this_min, mad = 0.0f;
+
+      for (int i = 0; i < n; i++)
+        {
+          float l = convert_float (clampi (nearest_int_nan (iscale * (x[i] - min)), 0, nmax));
+          float wl = w[i] * l;
+          sum_l += wl;
+          sum_l2 += wl * l;
+          sum_xl += wl * x[i];
+        }
+      D = sum_w * sum_l2 - sum_l * sum_l;
+      this_scale = (sum_w * sum_xl - sum_x * sum_l) / D;
+      this_min = (sum_l2 * sum_x - sum_l * sum_xl) / D;
+      if (this_min > 0.0f)
+        {
+          this_scale = sum_xl / sum_l2;
+          this_min = 0.0f;
+        }
+      for (int i = 0; i < n; i++)
+        {
+          float l = convert_float (clampi (nearest_int_nan (iscale * (x[i] - min)), 0, nmax));
+          float diff = this_scale * l + this_min - x[i];
+          mad += w[i] * (diff * diff);
+        }
+      if (D > 0.0f && mad < best_mad)
+        {
+          best_mad = mad;
+          best_iscale = iscale;
+          best_origin = min;
+          scale = this_scale;
+          min = this_min;
+        }
+    }
+  for (int i = 0; i < n; i++)
+    L[i] = (uchar) clampi (nearest_int_nan (best_iscale * (x[i] - best_origin)), 0, nmax);
+  *the_min = -min;
+  return scale;
+}
+
+static void
+put_scale_min_k4 (int j, uint ls, uint lm, __global uchar *q)
+{
+  if (j < 4)
+    {
+      q[j] = (uchar) ls;
+      q[j + 4] = (uchar) lm;
+    }
+  else
+    {
+      q[j + 4] = (uchar) ((ls & 0xfu) | ((lm & 0xfu) << 4));
+      q[j - 4] |= (uchar) ((ls >> 4) << 6);
+      q[j] |= (uchar) ((lm >> 4) << 6);
+    }
+}
+
+static void
+get_scale_min_k4 (int j, __global const uchar *q, uint *d, uint *m)
+{
+  if (j < 4)
+    {
+      *d = q[j] & 63u;
+      *m = q[j + 4] & 63u;
+    }
+  else
+    {
+      *d = (q[j + 4] & 0xfu) | ((uint) (q[j - 4] >> 6) << 4);
+      *m = (uint) (q[j + 4] >> 4) | ((uint) (q[j] >> 6) << 4);
+    }
+}
+
+static uint
+get_f16 (__global const uchar *p)
+{
+  return (uint) p[0] | (uint) p[1] << 8;
+}
+
+/* Q4_K (nmax 15) and Q5_K (nmax 31): d, dmin, 12 bytes of scales at b;
+ * the codes in L. */
+static void
+k4_superblock (__global const float *xb, int nmax, __global uchar *b, uchar *L)
+{
+  float scales[8], mins[8], max_scale = 0.0f, max_min = 0.0f, inv_scale, inv_min, d_all, m_all;
+  __global uchar *packed = b + 4;
+
+  for (int j = 0; j < 8; j++)
+    {
+      float x[32], w[32], sum_x2 = 0.0f, av_x;
+      for (int i = 0; i < 32; i++)
+        x[i] = xb[32 * j + i];
+      for (int i = 0; i < 32; i++)
+        sum_x2 += x[i] * x[i];
+      sum_x2 = sum_x2 / 32.0f;
+      av_x = sqrt (sum_x2);
+      for (int i = 0; i < 32; i++)
+        w[i] = av_x + fabs (x[i]);
+      if (nmax == 15)
+        scales[j] = qkx_quants (x, w, 32, 15, -1.0f, 0.1f, 20, L + 32 * j, &mins[j]);
+      else
+        scales[j] = qkx_quants (x, w, 32, 31, -0.5f, 0.1f, 15, L + 32 * j, &mins[j]);
+    }
+
+  for (int j = 0; j < 8; j++)
+    {
+      max_scale = scales[j] > max_scale ? scales[j] : max_scale;
+      max_min = mins[j] > max_min ? mins[j] : max_min;
+    }
+  inv_scale = max_scale > 0.0f ? 63.0f / max_scale : 0.0f;
+  inv_min = max_min > 0.0f ? 63.0f / max_min : 0.0f;
+  for (int j = 0; j < 12; j++)
+    packed[j] = 0;
+  for (int j = 0; j < 8; j++)
+    {
+      uint ls = (uint) nearest_int_nan (inv_scale * scales[j]) & 0xffu;
+      uint lm = (uint) nearest_int_nan (inv_min * mins[j]) & 0xffu;
+      put_scale_min_k4 (j, min (63u, ls), min (63u, lm), packed);
+    }
+  put_f16 (b, f32_to_f16 (max_scale / 63.0f));
+  put_f16 (b + 2, f32_to_f16 (max_min / 63.0f));
+
+  d_all = f16_to_f32 (get_f16 (b));
+  m_all = f16_to_f32 (get_f16 (b + 2));
+  for (int j = 0; j < 8; j++)
+    {
+      uint sc, m;
+      float d, dm;
+      get_scale_min_k4 (j, packed, &sc, &m);
+      d = d_all * convert_float (sc);
+      if (d == 0.0f)
+        continue;
+      dm = m_all * convert_float (m);
+      for (int i = 0; i < 32; i++)
+        L[32 * j + i] = (uchar) clampi (nearest_int_nan ((xb[32 * j + i] + dm) / d), 0, nmax);
+    }
+}
+
+/* Loads a super-block's finiteness; FALSE (and the flag raised) when it
+ * holds NaN or inf. */
+static bool
+superblock_finite (__global const float *xb, __global int *nonfinite)
+{
+  bool finite = true;
+
+  for (int i = 0; i < QK_K; i++)
+    finite = finite && isfinite (xb[i]);
+  if (!finite)
+    atomic_or (nonfinite, 1);
+  return finite;
+}
+
+__kernel void
+quantize_q4_k (__global const float *x, __global uchar *q, __global float *y,
+               const long nb, const int want_y, __global int *nonfinite)
+{
+  long i = get_global_id (0);
+  __global const float *xb = x + i * QK_K;
+  __global uchar *b = q + i * 144, *qs = b + 16;
+  uchar L[QK_K];
+  float d, mn;
+
+  if (i >= nb || !superblock_finite (xb, nonfinite))
+    return;
+  k4_superblock (xb, 15, b, L);
+  for (int j = 0; j < QK_K; j += 64, qs += 32)
+    for (int l = 0; l < 32; l++)
+      qs[l] = (uchar) (L[j + l] | L[j + l + 32] << 4);
+  if (!want_y)
+    return;
+  d = f16_to_f32 (get_f16 (b));
+  mn = f16_to_f32 (get_f16 (b + 2));
+  qs = b + 16;
+  for (int is = 0; is < 8; is += 2, qs += 32)
+    {
+      __global float *yb = y + i * QK_K + 32 * is;
+      uint sc, m;
+      float d1, m1, d2, m2;
+      get_scale_min_k4 (is, b + 4, &sc, &m);
+      d1 = d * convert_float (sc);
+      m1 = mn * convert_float (m);
+      get_scale_min_k4 (is + 1, b + 4, &sc, &m);
+      d2 = d * convert_float (sc);
+      m2 = mn * convert_float (m);
+      for (int l = 0; l < 32; l++)
+        yb[l] = d1 * convert_float (qs[l] & 0xf) - m1;
+      for (int l = 0; l < 32; l++)
+        yb[32 + l] = d2 * convert_float (qs[l] >> 4) - m2;
+    }
+}
+
+__kernel void
+quantize_q5_k (__global const float *x, __global uchar *q, __global float *y,
+               const long nb, const int want_y, __global int *nonfinite)
+{
+  long i = get_global_id (0);
+  __global const float *xb = x + i * QK_K;
+  __global uchar *b = q + i * 176, *qh = b + 16, *ql = b + 48;
+  uchar L[QK_K];
+  float d, mn;
+
+  if (i >= nb || !superblock_finite (xb, nonfinite))
+    return;
+  k4_superblock (xb, 31, b, L);
+  for (int j = 0; j < 32; j++)
+    qh[j] = 0;
+  for (int n = 0, s = 0; n < QK_K; n += 64, s += 2, ql += 32)
+    for (int j = 0; j < 32; j++)
+      {
+        int l1 = L[n + j], l2 = L[n + j + 32];
+        if (l1 > 15)
+          {
+            l1 -= 16;
+            qh[j] |= (uchar) (1 << s);
+          }
+        if (l2 > 15)
+          {
+            l2 -= 16;
+            qh[j] |= (uchar) (2 << s);
+          }
+        ql[j] = (uchar) (l1 | l2 << 4);
+      }
+  if (!want_y)
+    return;
+  d = f16_to_f32 (get_f16 (b));
+  mn = f16_to_f32 (get_f16 (b + 2));
+  ql = b + 48;
+  for (int is = 0; is < 8; is += 2, ql += 32)
+    {
+      __global float *yb = y + i * QK_K + 32 * is;
+      uint sc, m;
+      float d1, m1, d2, m2;
+      get_scale_min_k4 (is, b + 4, &sc, &m);
+      d1 = d * convert_float (sc);
+      m1 = mn * convert_float (m);
+      get_scale_min_k4 (is + 1, b + 4, &sc, &m);
+      d2 = d * convert_float (sc);
+      m2 = mn * convert_float (m);
+      for (int l = 0; l < 32; l++)
+        yb[l] = d1 * convert_float ((ql[l] & 0xf) + ((qh[l] >> is) & 1 ? 16 : 0)) - m1;
+      for (int l = 0; l < 32; l++)
+        yb[32 + l] = d2 * convert_float ((ql[l] >> 4) + ((qh[l] >> (is + 1)) & 1 ? 16 : 0)) - m2;
+    }
+}
+
+/* make_qx_quants (rmse_type 1) on a group of 16 with weights x², nmax 32:
+ * codes l + 32 in L, returns the scale. */
+static float
+qx_quants16 (const float *x, uchar *L)
+{
+  const int nmax = 32;
+  float w[16], amax = 0.0f, max = 0.0f, iscale, sumlx, suml2, scale, best, best_iscale;
+
+  for (int i = 0; i < 16; i++)
+    {
+      float a = fabs (x[i]);
+      w[i] = x[i] * x[i];
+      if (a > amax)
+        {
+          amax = a;
+          max = x[i];
+        }
+    }
+  if (amax < 1e-15f)
+    {
+      for (int i = 0; i < 16; i++)
+        L[i] = 0;
+      return 0.0f;
+    }
+  iscale = convert_float (-nmax) / max;
+  sumlx = suml2 = 0.0f;
+  for (int i = 0; i < 16; i++)
+    {
+      float l = convert_float (clampi (nearest_int_nan (iscale * x[i]), -nmax, nmax - 1));
+      sumlx += w[i] * x[i] * l;
+      suml2 += w[i] * l * l;
+    }
+  scale = suml2 != 0.0f ? sumlx / suml2 : 0.0f;
+  best = scale * sumlx;
+  best_iscale = iscale;
+  for (int is = -9; is <= 9; is++)
+    {
+      float s;
+      if (is == 0)
+        continue;
+      iscale = -(convert_float (nmax) + 0.1f * convert_float (is)) / max;
+      sumlx = suml2 = 0.0f;
+      for (int i = 0; i < 16; i++)
+        {
+          float l = convert_float (clampi (nearest_int_nan (iscale * x[i]), -nmax, nmax - 1));
+          sumlx += w[i] * x[i] * l;
+          suml2 += w[i] * l * l;
+        }
+      s = sumlx / suml2;
+      if (suml2 > 0.0f && sumlx * sumlx > best * suml2)
+        {
+          scale = s;
+          best = s * sumlx;
+          best_iscale = iscale;
+        }
+    }
+  for (int i = 0; i < 16; i++)
+    L[i] = (uchar) (clampi (nearest_int_nan (best_iscale * x[i]), -nmax, nmax - 1) + nmax);
+  return scale;
+}
+
+__kernel void
+quantize_q6_k (__global const float *x, __global uchar *q, __global float *y,
+               const long nb, const int want_y, __global int *nonfinite)
+{
+  long i = get_global_id (0);
+  __global const float *xb = x + i * QK_K;
+  __global uchar *b = q + i * 210, *ql = b, *qh = b + 128, *dh = b + 208;
+  __global char *sc = (__global char *) (b + 192);
+  uchar L[QK_K];
+  float scales[16], max_scale = 0.0f, max_abs_scale = 0.0f, iscale, d_all;
+
+  if (i >= nb || !superblock_finite (xb, nonfinite))
+    return;
+  for (int ib = 0; ib < 16; ib++)
+    {
+      float v[16];
+      for (int k = 0; k < 16; k++)
+        v[k] = xb[16 * ib + k];
+      scales[ib] = qx_quants16 (v, L + 16 * ib);
+    }
+  for (int ib = 0; ib < 16; ib++)
+    if (fabs (scales[ib]) > max_abs_scale)
+      {
+        max_abs_scale = fabs (scales[ib]);
+        max_scale = scales[ib];
+      }
+  if (max_abs_scale < 1e-15f)
+    {
+      for (int k = 0; k < 210; k++)
+        b[k] = 0;
+    }
+  else
+    {
+      iscale = -128.0f / max_scale;
+      put_f16 (dh, f32_to_f16 (1.0f / iscale));
+      for (int ib = 0; ib < 16; ib++)
+        sc[ib] = (char) min (127, nearest_int_nan (iscale * scales[ib]));
+      d_all = f16_to_f32 (get_f16 (dh));
+      for (int j = 0; j < 16; j++)
+        {
+          float d = d_all * convert_float ((int) sc[j]);
+          if (d == 0.0f)
+            continue;
+          for (int k = 0; k < 16; k++)
+            L[16 * j + k] = (uchar) (clampi (nearest_int_nan (xb[16 * j + k] / d), -32, 31) + 32);
+        }
+      for (int j = 0; j < QK_K; j += 128, ql += 64, qh += 32)
+        for (int l = 0; l < 32; l++)
+          {
+            ql[l] = (uchar) ((L[j + l] & 0xf) | (L[j + l + 64] & 0xf) << 4);
+            ql[l + 32] = (uchar) ((L[j + l + 32] & 0xf) | (L[j + l + 96] & 0xf) << 4);
+            qh[l] = (uchar) ((L[j + l] >> 4) | (L[j + l + 32] >> 4) << 2
+                             | (L[j + l + 64] >> 4) << 4 | (L[j + l + 96] >> 4) << 6);
+          }
+    }
+  if (!want_y)
+    return;
+  {
+    float d = f16_to_f32 (get_f16 (dh));
+    __global float *yb = y + i * QK_K;
+    ql = b;
+    qh = b + 128;
+    for (int k = 0; k < QK_K; k += 128, yb += 128, ql += 64, qh += 32, sc += 8)
+      for (int l = 0; l < 32; l++)
+        {
+          int is = l / 16;
+          int q1 = ((ql[l] & 0xf) | ((qh[l] >> 0) & 3) << 4) - 32;
+          int q2 = ((ql[l + 32] & 0xf) | ((qh[l] >> 2) & 3) << 4) - 32;
+          int q3 = ((ql[l] >> 4) | ((qh[l] >> 4) & 3) << 4) - 32;
+          int q4 = ((ql[l + 32] >> 4) | ((qh[l] >> 6) & 3) << 4) - 32;
+          yb[l] = d * convert_float ((int) sc[is]) * convert_float (q1);
+          yb[l + 32] = d * convert_float ((int) sc[is + 2]) * convert_float (q2);
+          yb[l + 64] = d * convert_float ((int) sc[is + 4]) * convert_float (q3);
+          yb[l + 96] = d * convert_float ((int) sc[is + 6]) * convert_float (q4);
+        }
+  }
+}
+
+/* ---- NF4: blocks of 64, plain rounding against absmax ----------------------
+ *
+ * As core/formats/qb-format-nf.c: the f32 absmax, then indices into the
+ * 16 levels, a value going to the level above a midpoint only when
+ * strictly greater; first of each pair in the high nibble. */
+
+__constant float nf4_levels[16] = {
+  -1.0f, -0.6961928009986877f, -0.5250730514526367f, -0.39491748809814453f,
+  -0.28444138169288635f, -0.18477343022823334f, -0.09105003625154495f, 0.0f,
+  0.07958029955625534f, 0.16093020141124725f, 0.24611230790615082f, 0.33791524171829224f,
+  0.44070982933044434f, 0.5626170039176941f, 0.7229568362236023f, 1.0f,
+};
+
+static int
+nf4_index (float v, const float *mid)
+{
+  int idx = 0;
+  for (int k = 0; k < 15; k++)
+    idx += v > mid[k];
+  return idx;
+}
+
+__kernel void
+quantize_nf4 (__global const float *x, __global uchar *q, __global float *y,
+              const long nb, const int want_y, __global int *nonfinite)
+{
+  long i = get_global_id (0);
+  __global const float *xb = x + i * 64;
+  __global uchar *b = q + i * 36;
+  float mid[15], absmax = 0.0f, inv, s;
+  bool finite = true;
+  uint bits;
+
+  if (i >= nb)
+    return;
+  for (int j = 0; j < 64; j++)
+    {
+      float a = fabs (xb[j]);
+      finite = finite && isfinite (xb[j]);
+      absmax = a > absmax ? a : absmax;
+    }
+  if (!finite)
+    {
+      atomic_or (nonfinite, 1);
+      return;
+    }
+  for (int k = 0; k < 15; k++)
+    mid[k] = (nf4_levels[k] + nf4_levels[k + 1]) / 2.0f;
+  bits = as_uint (absmax);
+  for (int k = 0; k < 4; k++)
+    b[k] = (uchar) ((bits >> (8 * k)) & 0xffu);
+  inv = absmax != 0.0f ? 1.0f / absmax : 0.0f;
+  for (int j = 0; j < 32; j++)
+    b[4 + j] = (uchar) (nf4_index (xb[2 * j] * inv, mid) << 4 | nf4_index (xb[2 * j + 1] * inv, mid));
+  if (!want_y)
+    return;
+  s = absmax;
+  for (int j = 0; j < 32; j++)
+    {
+      y[i * 64 + 2 * j] = nf4_levels[b[4 + j] >> 4] * s;
+      y[i * 64 + 2 * j + 1] = nf4_levels[b[4 + j] & 0xf] * s;
     }
 }
 
