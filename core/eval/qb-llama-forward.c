@@ -497,7 +497,10 @@ attention_slab (QbLlama *llama, guint n_tokens)
 }
 
 /* Units of progress: per layer, its products before attention, each slab
- * of attention and the rest; the output matrix counts as a layer. */
+ * of attention and the rest; the output matrix counts as a layer.  A cancel
+ * is seen at every unit; units within a layer are reported only when its
+ * attention has several slabs (a long context): a short one reports once
+ * per layer. */
 typedef struct {
   QbLlamaProgressFunc  func;
   gpointer             data;
@@ -505,6 +508,7 @@ typedef struct {
   guint                layer;
   guint                n_steps;     /* per layer */
   guint                total;
+  gboolean             within;      /* report units within a layer */
 } PassProgress;
 
 static void
@@ -520,6 +524,7 @@ pass_progress_init (PassProgress *pp, QbLlama *llama, guint n_tokens,
   pp->layer = 0;
   pp->n_steps = (n_qblocks + slab - 1) / slab + 2;
   pp->total = (llama->p.n_layer + 1) * pp->n_steps;
+  pp->within = pp->n_steps > 3;
 }
 
 /* step units of the current layer are done: reported; FALSE (error set)
@@ -527,7 +532,7 @@ pass_progress_init (PassProgress *pp, QbLlama *llama, guint n_tokens,
 static gboolean
 pass_step (PassProgress *pp, guint step, GError **error)
 {
-  if (pp->func != NULL)
+  if (pp->func != NULL && pp->within)
     pp->func (pp->layer * pp->n_steps + step, pp->total, pp->data);
   return !g_cancellable_set_error_if_cancelled (pp->cancellable, error);
 }

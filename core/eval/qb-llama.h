@@ -152,9 +152,10 @@ void                 qb_llama_set_activation_func (QbLlama      *llama,
                                                  gpointer        user_data);
 
 /* Called with units of the pass done of total, on the calling thread:
- * after each layer and, within a layer, after its first products and each
- * slab of its attention (at long contexts, quadratic, most of the pass);
- * the output matrix counts as a layer.  done/total is the fraction. */
+ * after each layer (the output matrix counts as one) and, at long contexts
+ * — where attention, quadratic, is most of the pass and runs in several
+ * slabs — also within a layer, after its first products and each slab.
+ * done/total is the fraction. */
 typedef void (*QbLlamaProgressFunc) (guint done, guint total, gpointer user_data);
 
 /* Evaluates tokens[0..n_tokens) at positions 0..n_tokens-1 from an empty
