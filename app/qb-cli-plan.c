@@ -24,6 +24,8 @@ qb_cli_plan_options_clear (QbCliPlanOptions *o)
   g_clear_pointer (&o->target_size, g_free);
   g_clear_pointer (&o->target_kld, g_free);
   g_clear_pointer (&o->candidates, g_free);
+  g_clear_pointer (&o->allow, g_strfreev);
+  g_clear_pointer (&o->embedding_floor, g_free);
 }
 
 void
@@ -49,6 +51,11 @@ qb_cli_plan_add_entries (GOptionContext *context, QbCliPlanOptions *o)
     { "candidates", 0, 0, G_OPTION_ARG_STRING, &o->candidates,
       "Formats an automatic plan chooses from (default Q2_K,Q3_K,Q4_K,Q5_K,Q6_K,Q8_0,Q4_0,Q5_0,INT4_CH,INT8_CH,F16)",
       "LIST" },
+    { "allow", 0, 0, G_OPTION_ARG_STRING_ARRAY, &o->allow,
+      "Automatic plan: tensors of ROLE (attn_v, ffn_down, token_embd, output, ...) take only these formats (repeatable)",
+      "ROLE=TYPE,TYPE" },
+    { "embedding-floor", 0, 0, G_OPTION_ARG_STRING, &o->embedding_floor,
+      "Automatic plan: token_embd and output get at least N bits per weight", "N" },
     { NULL }
   };
   GOptionGroup *group = g_option_group_new ("plan", "Plan options:", "Show plan options", NULL, NULL);
@@ -253,6 +260,37 @@ cost_table_from_study (const QbCliPlanOptions *o, QbModel *model, char **source,
   return table;
 }
 
+static gboolean
+is_ggml_format (const QbFormat *f)
+{
+  const QbDTypeInfo *info = f->dtype != QB_DTYPE_INVALID ? qb_dtype_info (f->dtype) : NULL;
+  return info != NULL && info->is_ggml;
+}
+
+/* Written to GGUF, a format with no ggml type is stored as F16, so the
+ * file would not keep the budget: a tensor that some quantized ggml type
+ * fits takes only ggml types.  (Rows no ggml block fits, e.g. 172 wide,
+ * keep INTn_CH, stored as F16.) */
+static void
+keep_ggml_candidates (QbCostTable *table)
+{
+  for (guint i = 0; i < table->n_tensors; i++)
+    {
+      QbCostTensor *t = &table->tensors[i];
+      gboolean quantized_ggml = FALSE;
+      for (guint k = 0; k < t->n_candidates; k++)
+        quantized_ggml |= is_ggml_format (t->candidates[k].format)
+                          && qb_format_bpw (t->candidates[k].format, t->row_length) < 16;
+      if (!quantized_ggml)
+        continue;
+      guint kept = 0;
+      for (guint k = 0; k < t->n_candidates; k++)
+        if (is_ggml_format (t->candidates[k].format))
+          t->candidates[kept++] = t->candidates[k];
+      t->n_candidates = kept;
+    }
+}
+
 static QbCostTable *
 cost_table_for (const QbCliPlanOptions *o, QbModel *model, char **source, GError **error)
 {
@@ -274,7 +312,10 @@ cost_table_for (const QbCliPlanOptions *o, QbModel *model, char **source, GError
       return NULL;
     }
   *source = g_strdup ("weight proxies");
-  return qb_cost_table_new_proxy (model, candidates, n, NULL, NULL, NULL, error);
+  QbCostTable *table = qb_cost_table_new_proxy (model, candidates, n, NULL, NULL, NULL, error);
+  if (table != NULL && o->ggml_only && o->candidates == NULL)
+    keep_ggml_candidates (table);
+  return table;
 }
 
 static const char *
@@ -292,6 +333,50 @@ target_text (const QbAllocBudget *b, char *buf, gsize size)
   return buf;
 }
 
+/* --allow ROLE=TYPE,TYPE and --embedding-floor N on top of the plan's pins. */
+static gboolean
+add_cli_constraints (const QbCliPlanOptions *o, QbAllocConstraints *c, GError **error)
+{
+  for (guint i = 0; o->allow && o->allow[i]; i++)
+    {
+      const char *eq = strchr (o->allow[i], '=');
+      g_autofree char *role_name = eq ? g_strndup (o->allow[i], eq - o->allow[i]) : NULL;
+      QbTensorRole role = role_name ? qb_tensor_role_from_name (role_name) : QB_ROLE_OTHER;
+      if (role == QB_ROLE_OTHER || role == QB_ROLE_N_ROLES)
+        {
+          g_autoptr(GString) roles = g_string_new (NULL);
+          for (guint r = QB_ROLE_OTHER + 1; r < QB_ROLE_N_ROLES; r++)
+            g_string_append_printf (roles, "%s%s", roles->len ? ", " : "", qb_tensor_role_name (r));
+          g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                       eq ? "--allow '%s': unknown role (one of %s)"
+                          : "--allow '%s': expected ROLE=TYPE,TYPE (roles: %s)", o->allow[i], roles->str);
+          return FALSE;
+        }
+      guint n = 0;
+      g_autofree const QbFormat **formats = qb_cost_parse_candidates (eq + 1, &n, error);
+      if (formats == NULL)
+        {
+          g_prefix_error (error, "--allow '%s': ", o->allow[i]);
+          return FALSE;
+        }
+      qb_alloc_constraints_allow (c, role, formats, n);
+    }
+  if (o->embedding_floor != NULL)
+    {
+      char *end = NULL;
+      double bpw = g_ascii_strtod (o->embedding_floor, &end);
+      if (end == o->embedding_floor || *end != '\0' || !(bpw > 0 && bpw <= 32))
+        {
+          g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                       "--embedding-floor '%s': expected bits per weight between 0 and 32",
+                       o->embedding_floor);
+          return FALSE;
+        }
+      qb_alloc_constraints_set_embedding_floor (c, bpw);
+    }
+  return TRUE;
+}
+
 gboolean
 qb_cli_plan_apply_target (const QbCliPlanOptions *o, QbModel *model, QbPlan *plan,
                           gboolean to_stderr, GError **error)
@@ -302,10 +387,11 @@ qb_cli_plan_apply_target (const QbCliPlanOptions *o, QbModel *model, QbPlan *pla
 
   if (!qb_cli_plan_has_target (o))
     {
-      if (o->study != 0 || o->candidates != NULL)
+      if (o->study != 0 || o->candidates != NULL || o->allow != NULL || o->embedding_floor != NULL)
         {
           g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
-                       "--study and --candidates need --target-bpw, --target-size or --target-kld");
+                       "--study, --candidates, --allow and --embedding-floor need --target-bpw, "
+                       "--target-size or --target-kld");
           return FALSE;
         }
       return TRUE;
@@ -316,7 +402,7 @@ qb_cli_plan_apply_target (const QbCliPlanOptions *o, QbModel *model, QbPlan *pla
   if (table == NULL)
     return FALSE;
   g_autoptr(QbAllocConstraints) constraints = qb_alloc_constraints_from_plan (plan, model, table, error);
-  if (constraints == NULL)
+  if (constraints == NULL || !add_cli_constraints (o, constraints, error))
     return FALSE;
   double t0 = g_get_monotonic_time ();
   g_autoptr(QbAllocation) a = qb_allocate (table, &budget, constraints, error);
@@ -333,6 +419,8 @@ qb_cli_plan_apply_target (const QbCliPlanOptions *o, QbModel *model, QbPlan *pla
   if (g_str_equal (source, "weight proxies"))
     fprintf (out, "  costs from weight proxies (no --study): relative weight error of sampled rows, "
              "mapped to KLD by one fixed factor, not measured on this model\n");
+  if (o->ggml_only && o->candidates == NULL && o->study == 0)
+    fprintf (out, "  candidates: formats with a ggml type wherever a quantized one fits the rows (the output is GGUF)\n");
   else
     fprintf (out, "  costs from %s\n", source);
   return TRUE;

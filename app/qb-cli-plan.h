@@ -23,6 +23,9 @@ typedef struct {
   char     *target_kld;
   gint64    study;
   char     *candidates;
+  char    **allow;            /* ROLE=FMT,FMT...: the formats a role may take */
+  char     *embedding_floor;  /* bits per weight token_embd and output stay at or above */
+  gboolean  ggml_only;        /* set by quantize -o X.gguf: the default ladder keeps only ggml types */
   const char *study_db;   /* borrowed: the command's --db, where --study is read; NULL: the default */
 } QbCliPlanOptions;
 

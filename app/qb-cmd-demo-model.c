@@ -9,18 +9,22 @@
 int
 qb_cmd_demo_model (int argc, char **argv)
 {
-  g_autofree char *params = NULL, *dtype = NULL, *out = NULL;
+  g_autofree char *params = NULL, *dtype = NULL, *out = NULL, *arch = NULL;
   gint64 seed = 1;
-  int threads = 0;
+  int threads = 0, layers = 0, experts = 0, experts_used = 0;
   const GOptionEntry entries[] = {
     { "params", 0, 0, G_OPTION_ARG_STRING, &params, "Approximate size: 370M, 1B, 5M, ... (default: the tiny model, about 3.4M)", "SIZE" },
     { "dtype", 0, 0, G_OPTION_ARG_STRING, &dtype, "f16 (default) or f32 for the weight matrices", "TYPE" },
     { "seed", 0, 0, G_OPTION_ARG_INT64, &seed, "Random seed (default 1); the same seed gives the same file", "N" },
+    { "arch", 0, 0, G_OPTION_ARG_STRING, &arch, "Family: llama (default), mixtral, qwen2moe, qwen3moe", "FAMILY" },
+    { "layers", 0, 0, G_OPTION_ARG_INT, &layers, "Number of layers (default: from the size)", "N" },
+    { "experts", 0, 0, G_OPTION_ARG_INT, &experts, "Experts per layer of a mixture (default 8)", "N" },
+    { "experts-used", 0, 0, G_OPTION_ARG_INT, &experts_used, "Experts per token (default 2)", "N" },
     { "threads", 0, 0, G_OPTION_ARG_INT, &threads, "Threads (default: all CPUs)", "N" },
     { "out", 'o', 0, G_OPTION_ARG_FILENAME, &out, "Where to write the .gguf file", "FILE" },
     { NULL }
   };
-  g_autoptr(GOptionContext) context = g_option_context_new ("— write a LLaMA-architecture demo model");
+  g_autoptr(GOptionContext) context = g_option_context_new ("— write a demo model (LLaMA architecture, or a mixture of experts)");
   g_autoptr(GError) error = NULL;
   g_autoptr(QbWorkers) workers = NULL;
   QbDemoModelSpec spec;
@@ -31,7 +35,9 @@ qb_cmd_demo_model (int argc, char **argv)
   if (!qb_cli_parse (context, &argc, &argv) || !qb_cli_check_threads (threads))
     return 2;
   qb_demo_model_spec_init (&spec);
-  if (out == NULL || argc > 1 || threads < 0 || seed < 0 ||
+  if (out == NULL || argc > 1 || threads < 0 || seed < 0 || layers < 0 || layers > 4096 ||
+      experts < 0 || experts > 1024 || experts_used < 0 || experts_used > 1024 ||
+      !qb_demo_model_arch_known (arch) ||
       (params && !qb_demo_model_parse_size (params, &spec.n_params)) ||
       (dtype && g_ascii_strcasecmp (dtype, "f16") != 0 && g_ascii_strcasecmp (dtype, "f32") != 0))
     {
@@ -42,7 +48,11 @@ qb_cmd_demo_model (int argc, char **argv)
   if (dtype && g_ascii_strcasecmp (dtype, "f32") == 0)
     spec.dtype = QB_DTYPE_F32;
   spec.seed = (guint64) seed;
-  qb_demo_model_choose_dims (spec.n_params, &dims);
+  spec.arch = arch;
+  spec.n_layer = (guint) layers;
+  spec.n_expert = (guint) experts;
+  spec.n_expert_used = (guint) experts_used;
+  qb_demo_model_spec_dims (&spec, &dims);
 
   workers = qb_workers_new ((guint) threads);
   t0 = g_get_monotonic_time ();
@@ -54,5 +64,8 @@ qb_cmd_demo_model (int argc, char **argv)
           out, qb_demo_model_count_params (&dims) / 1e6, qb_dtype_name (spec.dtype), dims.n_layer,
           dims.n_embd, dims.n_ff, dims.n_head, dims.n_head_kv, dims.n_vocab, spec.seed,
           (g_get_monotonic_time () - t0) / 1e6);
+  if (dims.n_expert > 0)
+    printf ("  %s: %u experts per layer of width %u, %u per token, shared expert %u\n",
+            arch, dims.n_expert, dims.n_ff_exp, dims.n_expert_used, dims.n_ff_shexp);
   return 0;
 }

@@ -400,6 +400,10 @@ qb_cmd_quantize (int argc, char **argv)
   if (plan == NULL || !qb_cli_calib_apply_options (&co, plan, &error))
     return qb_cli_fail (error);
   po.study_db = qo.db;
+  {
+    QbExportKind kind = QB_EXPORT_NONE;
+    po.ggml_only = qo.out != NULL && qb_export_kind_for_path (qo.out, &kind) && kind == QB_EXPORT_GGUF;
+  }
   model = qb_model_open (argv[1], &error);
   if (model == NULL || !qb_cli_plan_apply_target (&po, model, plan, qo.json, &error))
     return qb_cli_fail (error);

@@ -335,6 +335,91 @@ test_deterministic (void)
   g_assert_cmpfloat (a->lower_bound, <=, a->predicted_kld + 1e-9);
 }
 
+/* Tables of copies of one or two tensors (the program takes alike tensors
+ * as one unit): the brute-force optimum on small ones; on 400 copies of
+ * one tensor with three options, the optimum over how many take each
+ * (with collinear options every composition ties, the most to list). */
+static void
+add_copy (QbCostTable *table, guint i, const guint64 *bytes, const double *cost, guint k)
+{
+  g_autofree char *name = g_strdup_printf ("blk.%u.ffn_up.weight", i);
+  QbCostTensor *t = qb_cost_table_add_tensor (table, name, i, 256 * 16, 256);
+  for (guint j = 0; j < k; j++)
+    g_assert_nonnull (qb_cost_tensor_add_candidate (t, nth_format (j), bytes[j], cost[j], cost[j], FALSE));
+}
+
+static void
+test_alike (void)
+{
+  g_autoptr(GRand) rng = g_rand_new_with_seed (7);
+  for (guint round = 0; round < 400; round++)
+    {
+      gboolean ties = round % 2;
+      guint64 bytes[2][4];
+      double cost[2][4];
+      guint k[2], n = g_rand_int_range (rng, 2, 9);
+      for (guint m = 0; m < 2; m++)
+        {
+          k[m] = g_rand_int_range (rng, 2, 5);
+          for (guint j = 0; j < k[m]; j++)
+            {
+              bytes[m][j] = ties ? 100 * (j + 1) : (guint64) g_rand_int_range (rng, 50, 5000);
+              cost[m][j] = ties ? 0.25 * (k[m] - j) : g_rand_double (rng);
+            }
+        }
+      g_autoptr(QbCostTable) table = qb_cost_table_new ();
+      guint64 lo = 0, hi = 0;
+      for (guint i = 0; i < n; i++)
+        {
+          guint m = round % 3 == 0 ? 0 : g_rand_int_range (rng, 0, 2);
+          add_copy (table, i, bytes[m], cost[m], k[m]);
+          guint64 mn = G_MAXUINT64, mx = 0;
+          for (guint j = 0; j < k[m]; j++)
+            {
+              mn = MIN (mn, bytes[m][j]);
+              mx = MAX (mx, bytes[m][j]);
+            }
+          lo += mn;
+          hi += mx;
+        }
+      QbAllocBudget budget = { QB_ALLOC_TARGET_BYTES, lo + (hi - lo) * g_rand_double (rng) };
+      double best_cost = 0;
+      guint64 best_bytes = 0;
+      g_assert_true (brute_force (table, NULL, FALSE, budget.value, &best_cost, &best_bytes));
+      g_autoptr(GError) error = NULL;
+      g_autoptr(QbAllocation) a = qb_allocate (table, &budget, NULL, &error);
+      g_assert_no_error (error);
+      g_assert_true (a->exact);
+      g_assert_cmpfloat ((double) a->bytes, <=, budget.value);
+      g_assert_cmpfloat_with_epsilon (a->predicted_kld, best_cost, 1e-9);
+    }
+
+  for (guint collinear = 0; collinear < 2; collinear++)
+    {
+      const guint64 bytes[3] = { 100, 200, 300 };
+      const double cost[3] = { 2.0, collinear ? 1.0 : 0.7, 0.0 };
+      const guint n = 400;
+      g_autoptr(QbCostTable) table = qb_cost_table_new ();
+      for (guint i = 0; i < n; i++)
+        add_copy (table, i, bytes, cost, 3);
+      QbAllocBudget budget = { QB_ALLOC_TARGET_BYTES, 200 * n + 50 + 17 * collinear };
+      double best = INFINITY;
+      for (guint c0 = 0; c0 <= n; c0++)
+        for (guint c1 = 0; c0 + c1 <= n; c1++)
+          {
+            guint c2 = n - c0 - c1;
+            if (c0 * bytes[0] + c1 * bytes[1] + c2 * bytes[2] <= budget.value)
+              best = MIN (best, c0 * cost[0] + c1 * cost[1] + c2 * cost[2]);
+          }
+      g_autoptr(GError) error = NULL;
+      g_autoptr(QbAllocation) a = qb_allocate (table, &budget, NULL, &error);
+      g_assert_no_error (error);
+      g_assert_true (a->exact);
+      g_assert_cmpfloat ((double) a->bytes, <=, budget.value);
+      g_assert_cmpfloat_with_epsilon (a->predicted_kld, best, 1e-9);
+    }
+}
+
 /* A candidate the tensor's rows cannot take (256-blocks on rows of 172),
  * put in the table behind its back, is never chosen however cheap. */
 static void
@@ -446,6 +531,7 @@ main (int argc, char **argv)
   g_test_add_func ("/cost-table/proxy", test_proxy_table);
   g_test_add_func ("/allocator/brute-force", test_brute_force);
   g_test_add_func ("/allocator/deterministic", test_deterministic);
+  g_test_add_func ("/allocator/alike", test_alike);
   g_test_add_func ("/allocator/incompatible", test_incompatible);
   g_test_add_func ("/allocator/constraints", test_constraints);
   g_test_add_func ("/allocator/budget-parse", test_budget_parse);

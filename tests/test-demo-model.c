@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "qb-demo-model.h"
+#include "qb-model.h"
 #include "qb-model-stats.h"
 #include "qb-test-util.h"
 
@@ -41,6 +42,90 @@ test_sizes (void)
       g_assert_cmpuint (d.n_embd % d.n_head, ==, 0);
       g_assert_cmpuint (d.n_head % d.n_head_kv, ==, 0);
     }
+}
+
+/* Each mixture family: llama.cpp's tensor names, 3-D experts, the
+ * metadata that says so, and QbModel's reading of them. */
+static void
+test_moe (void)
+{
+  static const struct { const char *arch, *family; guint per_layer; gboolean shexp, bias, qk_norm; }
+  cases[] = {
+    { "mixtral", "llama", 10, FALSE, FALSE, FALSE },
+    { "qwen2moe", "qwen2moe", 17, TRUE, TRUE, FALSE },
+    { "qwen3moe", "qwen3moe", 12, FALSE, FALSE, TRUE },
+  };
+  g_autofree char *dir = qb_test_tmpdir ();
+
+  for (gsize i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      g_autofree char *path = g_build_filename (dir, cases[i].arch, NULL);
+      g_autoptr(GError) error = NULL;
+      g_autoptr(QbModel) model = NULL;
+      const QbArchInfo *a;
+      const QbTensor *t;
+      QbDemoModelSpec spec;
+      QbDemoModelDims d;
+
+      qb_demo_model_spec_init (&spec);
+      spec.arch = cases[i].arch;
+      spec.n_layer = 2;
+      spec.n_expert = 4;
+      qb_demo_model_spec_dims (&spec, &d);
+      g_assert_cmpuint (d.n_expert, ==, 4);
+      g_assert_cmpuint (d.n_expert_used, ==, 2);
+      g_assert_true (qb_demo_model_write (&spec, path, NULL, NULL, &error));
+      g_assert_no_error (error);
+      model = qb_model_open (path, &error);
+      g_assert_no_error (error);
+      a = qb_model_get_arch (model);
+      g_assert_cmpstr (a->family, ==, cases[i].family);
+      g_assert_cmpuint (a->n_layer, ==, 2);
+      g_assert_cmpuint (a->n_expert, ==, 4);
+      g_assert_cmpuint (a->n_expert_used, ==, 2);
+      g_assert_cmpuint (a->n_ff_exp, ==, d.n_ff_exp);
+      g_assert_cmpuint (a->n_ff_shexp, ==, cases[i].shexp ? d.n_ff : 0);
+      g_assert_cmpuint (qb_model_get_n_tensors (model), ==, 3 + 2 * cases[i].per_layer);
+      g_assert_cmpint (qb_model_get_n_params (model), >=, qb_demo_model_count_params (&d));
+
+      t = qb_model_find_tensor (model, "blk.1.ffn_down_exps.weight", NULL);
+      g_assert_nonnull (t);
+      g_assert_cmpuint (t->n_dims, ==, 3);
+      g_assert_cmpint (t->ne[0], ==, d.n_ff_exp);
+      g_assert_cmpint (t->ne[1], ==, d.n_embd);
+      g_assert_cmpint (t->ne[2], ==, 4);
+      g_assert_cmpint (t->role, ==, QB_ROLE_FFN_DOWN_EXPS);
+      g_assert_cmpint (t->layer, ==, 1);
+      g_assert_cmpint (qb_tensor_n_experts (t), ==, 4);
+      g_assert_cmpint (qb_tensor_n_rows (t), ==, 4 * (gint64) d.n_embd);
+      t = qb_model_find_tensor (model, "blk.0.ffn_gate_inp.weight", NULL);
+      g_assert_nonnull (t);
+      g_assert_cmpint (t->role, ==, QB_ROLE_FFN_GATE_INP);
+      g_assert_cmpint (t->dtype, ==, QB_DTYPE_F32);
+      g_assert_cmpint (t->ne[1], ==, 4);
+      g_assert_cmpint (qb_tensor_n_experts (t), ==, 1);
+      g_assert_true ((qb_model_find_tensor (model, "blk.0.ffn_up_shexp.weight", NULL) != NULL)
+                     == cases[i].shexp);
+      g_assert_true ((qb_model_find_tensor (model, "blk.0.ffn_gate_inp_shexp.weight", NULL) != NULL)
+                     == cases[i].shexp);
+      g_assert_true ((qb_model_find_tensor (model, "blk.0.attn_k.bias", NULL) != NULL)
+                     == cases[i].bias);
+      g_assert_true ((qb_model_find_tensor (model, "blk.1.attn_k_norm.weight", NULL) != NULL)
+                     == cases[i].qk_norm);
+      g_assert_null (qb_model_find_tensor (model, "blk.0.ffn_up.weight", NULL));
+    }
+
+  {
+    QbDemoModelSpec spec;
+    g_autoptr(GError) error = NULL;
+    g_autofree char *path = g_build_filename (dir, "bad.gguf", NULL);
+
+    qb_demo_model_spec_init (&spec);
+    spec.arch = "gpt5";
+    g_assert_false (qb_demo_model_write (&spec, path, NULL, NULL, &error));
+    g_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT);
+    g_assert_false (g_file_test (path, G_FILE_TEST_EXISTS));
+  }
 }
 
 static void
@@ -323,6 +408,7 @@ main (int argc, char **argv)
   g_setenv ("XDG_CACHE_HOME", cache, TRUE);
 
   g_test_add_func ("/demo-model/sizes", test_sizes);
+  g_test_add_func ("/demo-model/moe", test_moe);
   g_test_add_func ("/demo-model/parse-size", test_parse_size);
   g_test_add_func ("/demo-model/deterministic", test_deterministic);
   g_test_add_func ("/demo-model/file", test_file);

@@ -2,7 +2,8 @@
 /* test-eval-device.c — the LLaMA forward pass on an OpenCL device (PoCL's
  * CPU device in CI) against the CPU pass on stories260K: perplexity within
  * 1e-4 relative, mean KL divergence between the two passes' logits under
- * 1e-6, and a weight swapped by a plan reaches the device. */
+ * 1e-6, a weight swapped by a plan reaches the device, and the device's
+ * own scoring (NLL, KLD against the float model) matches the CPU's. */
 #include <math.h>
 #include <string.h>
 
@@ -10,6 +11,7 @@
 #include "qb-eval.h"
 #include "qb-format.h"
 #include "qb-llama-device-private.h"
+#include "qb-logprobs.h"
 #include "qb-test-util.h"
 #include "qb-tokenizer.h"
 
@@ -153,6 +155,54 @@ test_swapped_weights (void)
   stories_close (&s);
 }
 
+/* A KLD evaluation against the float model on device, in result. */
+static void
+eval_kld (Stories *s, const char *device, QbEvalResult *r)
+{
+  QbEvalOptions o;
+  g_autoptr(GError) error = NULL;
+
+  g_assert_true (qb_device_set_default (device, NULL));
+  qb_eval_options_init (&o);
+  o.n_ctx = CTX;
+  o.n_chunks = 10;
+  o.kld = TRUE;
+  o.no_cache = TRUE;
+  qb_eval_run (s->llama, s->tok, s->text, &o, NULL, NULL, NULL, r, &error);
+  g_assert_no_error (error);
+  g_test_message ("%s: PPL %.6f (float %.6f), KLD %.9f, same top %.4f", r->device, r->ppl,
+                  r->base_ppl, r->kld_mean, r->same_top);
+}
+
+/* The device scores the positions of both passes (log-softmax, NLL, KL
+ * divergence, the float model's records) and no logits come back; the
+ * figures are the CPU's within rounding. */
+static void
+test_scores (void)
+{
+  Stories s;
+  QbEvalResult cpu, dev;
+  guint64 scored, rows;
+
+  if (!stories_open (&s))
+    return;
+  use_q4_0 (&s);
+  eval_kld (&s, "cpu", &cpu);
+  scored = qb_llama_device_scored ();
+  rows = qb_llama_device_logit_rows ();
+  eval_kld (&s, "opencl:0", &dev);
+  g_assert_cmpuint (qb_llama_device_scored (), ==, scored + 2 * 10 * qb_logprobs_n_scored (CTX));
+  g_assert_cmpuint (qb_llama_device_logit_rows (), ==, rows);
+  g_assert_cmpfloat (fabs (dev.ppl - cpu.ppl), <=, 1e-4 * cpu.ppl);
+  g_assert_cmpfloat (fabs (dev.base_ppl - cpu.base_ppl), <=, 1e-4 * cpu.base_ppl);
+  g_assert_cmpfloat (cpu.kld_mean, >, 1e-3);   /* Q4_0 is far from the float model */
+  g_assert_cmpfloat (fabs (dev.kld_mean - cpu.kld_mean), <, 1e-6);
+  g_assert_cmpfloat (fabs (dev.kld_max - cpu.kld_max), <, 1e-5);
+  g_assert_cmpfloat (fabs (dev.same_top - cpu.same_top), <=, 0.01);
+  g_assert_cmpfloat (fabs (dev.dp_rms - cpu.dp_rms), <, 1e-5);
+  stories_close (&s);
+}
+
 /* log-softmax of a row, in double. */
 static void
 log_softmax (const float *x, guint n, double *out)
@@ -221,5 +271,6 @@ main (int argc, char **argv)
   g_test_add_func ("/eval-device/ppl", test_ppl);
   g_test_add_func ("/eval-device/kld", test_kld);
   g_test_add_func ("/eval-device/swapped-weights", test_swapped_weights);
+  g_test_add_func ("/eval-device/scores", test_scores);
   return g_test_run ();
 }

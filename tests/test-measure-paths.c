@@ -8,7 +8,8 @@
  *
  * On stories260K (../shared) converted to F16 and to BF16, on a generated
  * demo model (QB_TEST_DEMO_PARAMS=370M for the benchmark's model; a small
- * one by default), and on a tensor holding NaN and infinities. */
+ * one by default), and on a tensor holding NaN and infinities; and the
+ * scan cache (the pre-pass kept across runs) against no cache. */
 #include <glib/gstdio.h>
 #include <math.h>
 #include <string.h>
@@ -18,6 +19,7 @@
 #include "qb-model.h"
 #include "qb-tensor-quantizer.h"
 #include "qb-tensor-quantizer-private.h"
+#include "qb-scan-cache-private.h"
 #include "qb-test-util.h"
 
 static const char *formats[] = { "Q8_0", "Q4_0", "Q4_K", "Q6_K", NULL };
@@ -197,7 +199,10 @@ test_stories (gconstpointer data)
   /* Every tensor is small: force the pattern path on all of them (the
    * 37 matrices; the export keeps the norms F32). */
   g_assert_cmpuint (compare_model (model, QB_MEASURE_PATH_PATTERNS, 1), >=, 37);
+  /* The pre-pass itself on 3 threads, not its figures from the scan cache. */
+  g_setenv ("QB_SCAN_CACHE", "0", TRUE);
   compare_model (model, QB_MEASURE_PATH_PATTERNS, 3);
+  g_unsetenv ("QB_SCAN_CACHE");
 }
 
 /* The generated demo model as the benchmark runs it: the automatic
@@ -329,6 +334,150 @@ test_original_histogram (void)
     }
 }
 
+/* Every field of two results, bit for bit. */
+static void
+assert_same_result (const QbTensorResult *a, const QbTensorResult *b, const char *where)
+{
+  const QbTensorMetrics *m = &a->metrics, *n = &b->metrics;
+
+  assert_same (m->mse, n->mse, "mse", where);
+  assert_same (m->sqnr_db, n->sqnr_db, "sqnr_db", where);
+  assert_same (m->cosine, n->cosine, "cosine", where);
+  assert_same (m->max_abs_err, n->max_abs_err, "max_abs_err", where);
+  assert_same (m->mean, n->mean, "mean", where);
+  assert_same (m->std, n->std, "std", where);
+  assert_same (m->min, n->min, "min", where);
+  assert_same (m->max, n->max, "max", where);
+  assert_same (m->kurtosis, n->kurtosis, "kurtosis", where);
+  assert_same (m->outlier_share, n->outlier_share, "outlier_share", where);
+  g_assert_cmpint (a->n_nonfinite, ==, b->n_nonfinite);
+  assert_same_histogram (a->hist_original, b->hist_original, "original histogram", where);
+  assert_same_histogram (a->hist_quantized, b->hist_quantized, "quantized histogram", where);
+  assert_same_histogram (a->hist_error, b->hist_error, "error histogram", where);
+}
+
+static guint
+count_entries (const char *dir)
+{
+  g_autoptr(GDir) d = dir ? g_dir_open (dir, 0, NULL) : NULL;
+  guint n = 0;
+
+  while (d != NULL && g_dir_read_name (d) != NULL)
+    n++;
+  return n;
+}
+
+/* Quantizes tensor index of the model at path, with the scan cache on
+ * (cache) or off. */
+static QbTensorResult *
+quantize_file (const char *path, guint index, const QbFormat *format, gboolean cache,
+               char **cache_dir)
+{
+  g_autoptr(QbModel) model = NULL;
+  g_autoptr(QbWorkers) workers = qb_workers_new (2);
+  g_autoptr(GError) error = NULL;
+  QbTensorResult *r;
+
+  if (!cache)
+    g_setenv ("QB_SCAN_CACHE", "0", TRUE);
+  model = qb_model_open (path, &error);
+  g_assert_no_error (error);
+  r = quantize (model, index, format, workers, QB_MEASURE_PATH_PATTERNS, NULL);
+  if (cache_dir)
+    *cache_dir = qb_scan_cache_dir (model);
+  g_unsetenv ("QB_SCAN_CACHE");
+  return r;
+}
+
+/* The scan cache: a second run takes the pre-pass from it and gives the
+ * same figures bit for bit; a rewritten model file, a damaged entry and
+ * QB_SCAN_CACHE=0 each mean the tensor is read again. */
+static void
+test_scan_cache (void)
+{
+  g_autofree char *dir = qb_test_tmpdir ();
+  g_autofree char *path = convert_stories (dir, "F16");
+  g_autofree char *cache_home = g_build_filename (dir, "cache", NULL);
+  g_autofree char *old_home = g_strdup (g_getenv ("XDG_CACHE_HOME"));
+  g_autofree char *cache_dir = NULL;
+  g_autofree char *second_dir = NULL;
+  g_autofree char *entry = NULL;
+  g_autofree guint8 *file = NULL;
+  g_autoptr(QbModel) model = NULL;
+  g_autoptr(GError) error = NULL;
+  const QbFormat *q4 = qb_format_find ("Q4_0");
+  const QbTensor *t;
+  guint index;
+  gsize size;
+
+  if (path == NULL)
+    return;
+  g_setenv ("XDG_CACHE_HOME", cache_home, TRUE);
+  model = qb_model_open (path, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (qb_model_find_tensor (model, "blk.1.ffn_up.weight", &index));
+  t = qb_model_get_tensor (model, index);
+  g_assert_cmpuint (t->dtype, ==, QB_DTYPE_F16);
+
+  {
+    g_autoptr(QbTensorResult) off = quantize_file (path, index, q4, FALSE, NULL);
+    g_autoptr(QbTensorResult) first = NULL;
+    g_autoptr(QbTensorResult) second = NULL;
+    g_autoptr(QbTensorResult) kept = NULL;
+
+    /* off: nothing written */
+    g_assert_false (g_file_test (cache_home, G_FILE_TEST_EXISTS));
+    first = quantize_file (path, index, q4, TRUE, &cache_dir);
+    g_assert_nonnull (cache_dir);
+    g_assert_cmpuint (count_entries (cache_dir), ==, 1);
+    second = quantize_file (path, index, q4, TRUE, NULL);
+    kept = quantize_file (path, index, NULL, TRUE, NULL);
+    assert_same_result (first, off, "first run with the cache");
+    assert_same_result (second, off, "second run, from the cache");
+    assert_same_histogram (kept->hist_original, off->hist_original, "original (kept)", "cache");
+  }
+
+  /* A damaged entry (one count changed) is not used. */
+  {
+    g_autofree char *name = g_strdup_printf ("%u.scan", index);
+    g_autofree char *bytes = NULL;
+    g_autoptr(QbTensorResult) off = quantize_file (path, index, q4, FALSE, NULL);
+    g_autoptr(QbTensorResult) r = NULL;
+
+    entry = g_build_filename (cache_dir, name, NULL);
+    g_assert_true (g_file_get_contents (entry, &bytes, &size, NULL));
+    bytes[200] ^= 1;
+    g_assert_true (g_file_set_contents (entry, bytes, size, NULL));
+    r = quantize_file (path, index, q4, TRUE, NULL);
+    assert_same_result (r, off, "damaged cache entry");
+  }
+
+  /* The file rewritten (one weight of the tensor changed): a new key, and
+   * the new figures. */
+  g_assert_true (g_file_get_contents (path, (char **) &file, &size, NULL));
+  {
+    guint8 *at = memmem (file, size, t->data, 256);
+    g_autoptr(QbTensorResult) before = quantize_file (path, index, q4, TRUE, NULL);
+    g_autoptr(QbTensorResult) after = NULL;
+    g_autoptr(QbTensorResult) off = NULL;
+    guint16 v = GUINT16_TO_LE (0x5640);   /* 100.0, a new maximum */
+
+    g_assert_nonnull (at);
+    memcpy (at + 2 * 5, &v, 2);
+    g_clear_object (&model);
+    g_usleep (20000);
+    g_assert_true (g_file_set_contents (path, (char *) file, size, NULL));
+    after = quantize_file (path, index, q4, TRUE, &second_dir);
+    off = quantize_file (path, index, q4, FALSE, NULL);
+    g_assert_nonnull (second_dir);
+    g_assert_cmpstr (second_dir, !=, cache_dir);
+    g_assert_cmpfloat (after->metrics.max, ==, 100.0);
+    g_assert_cmpfloat (before->metrics.max, <, 100.0);
+    assert_same_result (after, off, "rewritten model file");
+  }
+  g_setenv ("XDG_CACHE_HOME", old_home, TRUE);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -338,5 +487,6 @@ main (int argc, char **argv)
   g_test_add_func ("/measure-paths/demo-model", test_demo);
   g_test_add_func ("/measure-paths/non-finite", test_non_finite);
   g_test_add_func ("/measure-paths/original-histogram", test_original_histogram);
+  g_test_add_func ("/measure-paths/scan-cache", test_scan_cache);
   return g_test_run ();
 }

@@ -285,6 +285,30 @@ test_names (void)
     { "tok_embeddings.weight", -1, QB_ROLE_TOKEN_EMBD, FALSE },
     { "gpt_neox.layers.1.attention.query_key_value.weight", 1, QB_ROLE_ATTN_QKV, FALSE },
     { "gpt_neox.layers.1.mlp.dense_4h_to_h.weight", 1, QB_ROLE_FFN_DOWN, FALSE },
+    /* Mixtures of experts: GGUF, Mixtral, Qwen2/3-MoE, DeepSeek. */
+    { "blk.2.ffn_gate_inp.weight", 2, QB_ROLE_FFN_GATE_INP, FALSE },
+    { "blk.2.ffn_gate_exps.weight", 2, QB_ROLE_FFN_GATE_EXPS, FALSE },
+    { "blk.2.ffn_up_exps.weight", 2, QB_ROLE_FFN_UP_EXPS, FALSE },
+    { "blk.2.ffn_down_exps.weight", 2, QB_ROLE_FFN_DOWN_EXPS, FALSE },
+    { "blk.2.ffn_gate_shexp.weight", 2, QB_ROLE_FFN_GATE_SHEXP, FALSE },
+    { "blk.2.ffn_up_shexp.weight", 2, QB_ROLE_FFN_UP_SHEXP, FALSE },
+    { "blk.2.ffn_down_shexp.weight", 2, QB_ROLE_FFN_DOWN_SHEXP, FALSE },
+    { "blk.2.ffn_gate_inp_shexp.weight", 2, QB_ROLE_FFN_GATE_INP_SHEXP, FALSE },
+    { "model.layers.4.block_sparse_moe.gate.weight", 4, QB_ROLE_FFN_GATE_INP, FALSE },
+    { "model.layers.4.block_sparse_moe.experts.7.w1.weight", 4, QB_ROLE_FFN_GATE_EXPS, FALSE },
+    { "model.layers.4.block_sparse_moe.experts.17.w2.weight", 4, QB_ROLE_FFN_DOWN_EXPS, FALSE },
+    { "model.layers.4.block_sparse_moe.experts.0.w3.weight", 4, QB_ROLE_FFN_UP_EXPS, FALSE },
+    { "model.layers.1.mlp.gate.weight", 1, QB_ROLE_FFN_GATE_INP, FALSE },
+    { "model.layers.1.mlp.experts.59.gate_proj.weight", 1, QB_ROLE_FFN_GATE_EXPS, FALSE },
+    { "model.layers.1.mlp.experts.3.up_proj.weight", 1, QB_ROLE_FFN_UP_EXPS, FALSE },
+    { "model.layers.1.mlp.experts.3.down_proj.weight", 1, QB_ROLE_FFN_DOWN_EXPS, FALSE },
+    { "model.layers.1.mlp.shared_expert.gate_proj.weight", 1, QB_ROLE_FFN_GATE_SHEXP, FALSE },
+    { "model.layers.1.mlp.shared_expert.up_proj.weight", 1, QB_ROLE_FFN_UP_SHEXP, FALSE },
+    { "model.layers.1.mlp.shared_expert.down_proj.weight", 1, QB_ROLE_FFN_DOWN_SHEXP, FALSE },
+    { "model.layers.1.mlp.shared_expert_gate.weight", 1, QB_ROLE_FFN_GATE_INP_SHEXP, FALSE },
+    { "model.layers.1.mlp.shared_experts.down_proj.weight", 1, QB_ROLE_FFN_DOWN_SHEXP, FALSE },
+    { "model.layers.1.mlp.experts.x.up_proj.weight", 1, QB_ROLE_OTHER, FALSE },
+    { "model.layers.1.mlp.experts.3", 1, QB_ROLE_OTHER, FALSE },
     /* Not layers: a number without a container word, a container without a number. */
     { "vision.patch.3.proj.weight", -1, QB_ROLE_OTHER, FALSE },
     { "blk.x.attn_q.weight", -1, QB_ROLE_OTHER, FALSE },
@@ -313,6 +337,15 @@ test_names (void)
   g_assert_cmpstr (qb_tensor_role_name (QB_ROLE_ATTN_V), ==, "attn_v");
   g_assert_cmpint (qb_tensor_role_from_name ("nonsense"), ==, QB_ROLE_OTHER);
   g_assert_cmpstr (qb_tensor_role_name (999), ==, "other");
+
+  g_assert_cmpint (qb_tensor_name_expert ("model.layers.4.block_sparse_moe.experts.17.w2.weight"), ==, 17);
+  g_assert_cmpint (qb_tensor_name_expert ("model.layers.1.mlp.experts.0.up_proj.weight"), ==, 0);
+  g_assert_cmpint (qb_tensor_name_expert ("blk.1.ffn_up_exps.weight"), ==, -1);
+  g_assert_cmpint (qb_tensor_name_expert ("model.layers.1.mlp.experts.3"), ==, -1);
+  g_assert_cmpint (qb_tensor_name_expert ("model.layers.1.mlp.myexperts.3.up.weight"), ==, -1);
+  g_assert_true (qb_tensor_role_is_expert (QB_ROLE_FFN_DOWN_EXPS));
+  g_assert_false (qb_tensor_role_is_expert (QB_ROLE_FFN_DOWN_SHEXP));
+  g_assert_false (qb_tensor_role_is_expert (QB_ROLE_FFN_GATE_INP));
 }
 
 /* ---- opening ---------------------------------------------------------- */

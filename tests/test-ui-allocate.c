@@ -20,6 +20,12 @@ costs_ready (gpointer data)
   return qb_document_get_cost_table (qb_window_get_document (data)) != NULL;
 }
 
+static gboolean
+allocated (gpointer data)
+{
+  return !qb_document_is_allocating (qb_window_get_document (data));
+}
+
 static const char *
 format_of (Fixture *f, const char *name)
 {
@@ -35,6 +41,8 @@ fill_budget (Fixture *f, double bpw)
   g_assert_true (GTK_IS_BUTTON (fill));
   gtk_spin_button_set_value (spin, bpw);
   g_signal_emit_by_name (fill, "clicked");
+  /* The allocation runs on a worker thread. */
+  qb_test_ui_wait_for (allocated, f->window, 30, "the budget fill");
   qb_test_ui_flush ();
 }
 

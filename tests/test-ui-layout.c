@@ -79,7 +79,7 @@ test_sizes (Fixture       *f,
     { 960, 1040, "half-tile" },
     { 1920, 1080, "1920x1080" },
   };
-  const char *pages[] = { "plan", "experiments", "compare" };
+  const char *pages[] = { "plan", "sensitivity", "experiments", "compare" };
 
   open_and_run (f);
   for (guint s = 0; s < G_N_ELEMENTS (sizes); s++)

@@ -28,9 +28,12 @@ struct _QbDocument
   char             **calib_paths;    /* calibration texts for runs, or NULL */
   QbCalibrationOptions calib_opts;
 
-  QbCostTable       *costs;          /* NULL until computed */
+  QbCostTable       *costs;          /* in use: a study's, else the proxies'; NULL until computed */
   char              *cost_source;
+  QbCostTable       *proxy_costs;    /* the weight proxies' (NULL until computed) */
+  gboolean           costs_are_proxies;
   GCancellable      *costs_cancellable;
+  guint              n_allocating;   /* allocations under way */
   gboolean           predicted_valid;
   double             predicted, delta;
   char              *measured_plan;  /* JSON of the plan last evaluated */
@@ -75,7 +78,9 @@ qb_document_finalize (GObject *object)
   g_clear_pointer (&self->resolution, qb_plan_resolution_free);
   g_clear_error (&self->plan_error);
   g_clear_pointer (&self->calib_paths, g_strfreev);
-  g_clear_pointer (&self->costs, qb_cost_table_free);
+  if (self->costs != self->proxy_costs)
+    g_clear_pointer (&self->costs, qb_cost_table_free);
+  g_clear_pointer (&self->proxy_costs, qb_cost_table_free);
   g_free (self->cost_source);
   g_free (self->measured_plan);
   G_OBJECT_CLASS (qb_document_parent_class)->finalize (object);
@@ -205,10 +210,11 @@ costs_done (GObject *source, GAsyncResult *result, gpointer user_data)
     }
   /* The task holds the document until here, so it is alive. */
   QbDocument *self = QB_DOCUMENT (source);
+  g_clear_pointer (&self->proxy_costs, qb_cost_table_free);
+  self->proxy_costs = table;
+  /* A study's table, set meanwhile, stays in use. */
   if (self->costs == NULL)
-    qb_document_set_cost_table (self, table, "weight proxies");
-  else
-    qb_cost_table_free (table);
+    qb_document_set_cost_table (self, NULL, NULL);
 }
 
 static void
@@ -234,14 +240,23 @@ qb_document_get_cost_source (QbDocument *self)
   return self->cost_source;
 }
 
+gboolean
+qb_document_costs_are_proxies (QbDocument *self)
+{
+  g_return_val_if_fail (QB_IS_DOCUMENT (self), FALSE);
+  return self->costs != NULL && self->costs_are_proxies;
+}
+
 void
 qb_document_set_cost_table (QbDocument *self, QbCostTable *table, const char *source)
 {
   g_return_if_fail (QB_IS_DOCUMENT (self));
-  g_clear_pointer (&self->costs, qb_cost_table_free);
-  self->costs = table;
+  if (self->costs != self->proxy_costs)
+    g_clear_pointer (&self->costs, qb_cost_table_free);
+  self->costs = table ? table : self->proxy_costs;
+  self->costs_are_proxies = table == NULL;
   g_free (self->cost_source);
-  self->cost_source = g_strdup (source);
+  self->cost_source = g_strdup (table ? source : self->proxy_costs ? "weight proxies" : NULL);
   self->predicted_valid = FALSE;
   update_prediction (self);
   g_signal_emit (self, signals[TOTALS_CHANGED], 0);
@@ -260,27 +275,119 @@ qb_document_get_predicted_kld (QbDocument *self, double *kld, double *delta)
   return TRUE;
 }
 
-gboolean
-qb_document_allocate (QbDocument *self, const QbAllocBudget *budget, GError **error)
+/* A copy the allocation may extend (pinned formats the table lacks) on
+ * its thread while the document keeps using its own. */
+static QbCostTable *
+copy_cost_table (const QbCostTable *src)
 {
-  g_return_val_if_fail (QB_IS_DOCUMENT (self), FALSE);
+  QbCostTable *copy = qb_cost_table_new ();
+
+  for (guint i = 0; i < src->n_tensors; i++)
+    {
+      const QbCostTensor *t = &src->tensors[i];
+      QbCostTensor *c = qb_cost_table_add_tensor (copy, t->name, t->tensor_index, t->n_weights,
+                                                  t->row_length);
+      for (guint k = 0; k < t->n_candidates; k++)
+        {
+          const QbCostCandidate *k_ = &t->candidates[k];
+          qb_cost_tensor_add_candidate (c, k_->format, k_->bytes, k_->cost, k_->proxy, k_->measured);
+        }
+    }
+  qb_cost_table_add_fixed (copy, src->fixed_bytes, src->fixed_weights);
+  return copy;
+}
+
+typedef struct {
+  QbCostTable        *table;
+  QbAllocConstraints *constraints;
+  QbAllocBudget       budget;
+  char               *source;
+  QbAllocation       *allocation;
+} AllocateCall;
+
+static void
+allocate_call_free (AllocateCall *call)
+{
+  qb_cost_table_free (call->table);
+  qb_alloc_constraints_free (call->constraints);
+  g_free (call->source);
+  g_clear_pointer (&call->allocation, qb_allocation_free);
+  g_free (call);
+}
+
+static void
+allocate_thread (GTask *task, gpointer source, gpointer task_data, GCancellable *cancellable)
+{
+  AllocateCall *call = task_data;
+  GError *error = NULL;
+
+  call->allocation = qb_allocate (call->table, &call->budget, call->constraints, &error);
+  if (call->allocation == NULL)
+    g_task_return_error (task, error);
+  else
+    g_task_return_boolean (task, TRUE);
+}
+
+void
+qb_document_allocate_async (QbDocument          *self,
+                            const QbAllocBudget *budget,
+                            GCancellable        *cancellable,
+                            GAsyncReadyCallback  callback,
+                            gpointer             user_data)
+{
+  g_autoptr(GTask) task = NULL;
+  g_autoptr(GError) error = NULL;
+  AllocateCall *call;
+
+  g_return_if_fail (QB_IS_DOCUMENT (self));
+  task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (task, qb_document_allocate_async);
   if (self->costs == NULL)
     {
-      g_set_error (error, G_IO_ERROR, G_IO_ERROR_PENDING,
-                   "The tensors' costs are still being computed; try again in a moment.");
-      return FALSE;
+      g_task_return_new_error (task, G_IO_ERROR, G_IO_ERROR_PENDING,
+                               "The tensors' costs are still being computed; try again in a moment.");
+      return;
     }
-  g_autoptr(QbAllocConstraints) constraints =
-    qb_alloc_constraints_from_plan (self->plan, self->model, self->costs, error);
-  if (constraints == NULL)
-    return FALSE;
-  g_autoptr(QbAllocation) a = qb_allocate (self->costs, budget, constraints, error);
-  if (a == NULL)
+  call = g_new0 (AllocateCall, 1);
+  call->table = copy_cost_table (self->costs);
+  call->budget = *budget;
+  call->source = g_strdup (self->cost_source);
+  g_task_set_task_data (task, call, (GDestroyNotify) allocate_call_free);
+  /* Pins and rules are read now: the plan as the user filled it. */
+  call->constraints = qb_alloc_constraints_from_plan (self->plan, self->model, call->table, &error);
+  if (call->constraints == NULL)
+    {
+      g_task_return_error (task, g_steal_pointer (&error));
+      return;
+    }
+  self->n_allocating++;
+  g_task_run_in_thread (task, allocate_thread);
+}
+
+gboolean
+qb_document_allocate_finish (QbDocument    *self,
+                             GAsyncResult  *result,
+                             GError       **error)
+{
+  AllocateCall *call;
+
+  g_return_val_if_fail (g_task_is_valid (result, self), FALSE);
+  call = g_task_get_task_data (G_TASK (result));
+  if (call != NULL && call->constraints != NULL && self->n_allocating > 0)
+    self->n_allocating--;
+  if (!g_task_propagate_boolean (G_TASK (result), error))
     return FALSE;
   qb_document_begin_bulk_edit (self);
-  qb_allocation_apply (self->costs, a, self->cost_source, self->plan);
+  qb_allocation_apply (call->table, call->allocation, call->source, self->plan);
   qb_document_end_bulk_edit (self);
   return TRUE;
+}
+
+gboolean
+qb_document_is_allocating (QbDocument *self)
+{
+  g_return_val_if_fail (QB_IS_DOCUMENT (self), FALSE);
+  return self->n_allocating > 0;
 }
 
 void
@@ -515,7 +622,8 @@ qb_document_describe_totals (QbDocument *self)
   g_string_printf (s, "%s params · %s → %s · %.2f bpw", params, original, quantized, r->bpw);
   if (self->predicted_valid)
     {
-      g_string_append_printf (s, " · predicted KLD %.4f", self->predicted);
+      g_string_append_printf (s, " · predicted KLD %.4f (%s)", self->predicted,
+                              self->costs_are_proxies ? "proxies" : self->cost_source);
       if (self->delta != 0)
         g_string_append_printf (s, " (Δ %+.4f)", self->delta);
       g_autofree char *json = self->measured_plan ? qb_plan_to_json (self->plan) : NULL;
@@ -526,6 +634,22 @@ qb_document_describe_totals (QbDocument *self)
                           r->quantized_bytes ? (double) r->original_bytes / r->quantized_bytes : 0.0,
                           r->n_fallbacks, r->n_fallbacks == 1 ? "" : "s");
   return g_string_free (s, FALSE);
+}
+
+char *
+qb_document_describe_prediction (QbDocument *self)
+{
+  g_return_val_if_fail (QB_IS_DOCUMENT (self), NULL);
+  if (self->costs == NULL)
+    return g_strdup ("The predicted KLD appears when the tensors' costs are computed.");
+  if (!self->predicted_valid)
+    return g_strdup_printf ("Costs from %s; the plan has an error.", self->cost_source);
+  if (self->costs_are_proxies)
+    return g_strdup_printf ("Predicted KLD %.4f from weight proxies: an estimate not measured on this "
+                            "model.  Run a sensitivity study (Sensitivity page) for measured costs.",
+                            self->predicted);
+  return g_strdup_printf ("Predicted KLD %.4f from %s: each tensor's measured end-to-end KLD in its "
+                          "format, summed.", self->predicted, self->cost_source);
 }
 
 void

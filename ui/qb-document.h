@@ -54,6 +54,9 @@ char             *qb_document_describe_arch     (QbDocument           *self);
 /* "260K params · 1.0 MB → 0.3 MB · 4.9 bpw · 3.4× smaller" */
 char             *qb_document_describe_totals   (QbDocument           *self);
 
+/* Where the predicted KLD in the totals comes from, in a sentence. */
+char             *qb_document_describe_prediction (QbDocument         *self);
+
 /* Plan edits that go through overrides.  format may be QB_FORMAT_KEEP. */
 void              qb_document_set_formats       (QbDocument           *self,
                                                  QbTensorRow         **rows,
@@ -68,9 +71,12 @@ void              qb_document_end_bulk_edit     (QbDocument           *self);
 
 /* Predicted KLD.  A document computes a proxy-only cost table for its
  * model in the background when it opens ("totals-changed" follows); a
- * study's table may replace it.  NULL while none is ready. */
+ * study's table may replace it (set_cost_table takes it; NULL goes back
+ * to the proxies' table).  NULL while none is ready. */
 const QbCostTable *qb_document_get_cost_table  (QbDocument           *self);
+/* "weight proxies", "study 3", ... */
 const char       *qb_document_get_cost_source   (QbDocument           *self);
+gboolean          qb_document_costs_are_proxies (QbDocument           *self);
 void              qb_document_set_cost_table    (QbDocument           *self,
                                                  QbCostTable          *table,
                                                  const char           *source);
@@ -80,10 +86,18 @@ gboolean          qb_document_get_predicted_kld (QbDocument           *self,
                                                  double               *kld,
                                                  double               *delta);
 /* Fills the plan from the cost table: the least predicted KLD within the
- * budget, pinned tensors kept.  One edit. */
-gboolean          qb_document_allocate          (QbDocument           *self,
+ * budget and the plan's constraints (pins, formats allowed per role,
+ * embedding floor).  The allocation runs on a worker thread over a copy
+ * of the table; finish writes it into the plan as one edit. */
+void              qb_document_allocate_async    (QbDocument           *self,
                                                  const QbAllocBudget  *budget,
+                                                 GCancellable         *cancellable,
+                                                 GAsyncReadyCallback   callback,
+                                                 gpointer              user_data);
+gboolean          qb_document_allocate_finish   (QbDocument           *self,
+                                                 GAsyncResult         *result,
                                                  GError              **error);
+gboolean          qb_document_is_allocating     (QbDocument           *self);
 void              qb_document_set_pinned        (QbDocument           *self,
                                                  QbTensorRow         **rows,
                                                  guint                 n_rows,

@@ -3,6 +3,7 @@
 #include "qb-plan-panel.h"
 #include "qb-ui.h"
 
+#include "qb-constraints-popover.h"
 #include "qb-format-button.h"
 #include "qb-method.h"
 
@@ -20,6 +21,8 @@ struct _QbPlanPanel
   GtkSpinButton *budget_spin;
   GtkLabel      *budget_label;
   GtkWidget     *budget_fill;
+  GtkMenuButton *constraints_button;
+  QbConstraintsPopover *constraints;
   GtkButton     *calib_button;
   GtkLabel      *calib_label;
   GtkButton     *calib_clear_button;
@@ -54,8 +57,8 @@ static void
 sync_budget (QbPlanPanel *self)
 {
   const char *source = self->document ? qb_document_get_cost_source (self->document) : NULL;
-  gboolean proxies = g_strcmp0 (source, "weight proxies") == 0;
-  g_autofree char *text = NULL, *tip = NULL;
+  gboolean proxies = self->document && qb_document_costs_are_proxies (self->document);
+  g_autofree char *text = NULL, *tip = NULL, *constraints = NULL;
   double kld;
 
   if (source == NULL)
@@ -63,14 +66,23 @@ sync_budget (QbPlanPanel *self)
   else if (qb_document_get_predicted_kld (self->document, &kld, NULL))
     {
       text = g_strdup_printf ("KLD %.4f (%s)", kld, proxies ? "proxies" : source);
-      tip = g_strdup_printf ("Predicted KLD %.4f, from %s%s", kld, source,
-                             proxies ? ": relative weight errors mapped by one fixed factor, "
-                                       "not measured on this model" : "");
+      tip = qb_document_describe_prediction (self->document);
     }
   else
     text = g_strdup_printf ("Costs from %s", source);
   gtk_label_set_text (self->budget_label, text);
   gtk_widget_set_tooltip_text (GTK_WIDGET (self->budget_label), tip ? tip : text);
+
+  constraints = self->document ? qb_constraints_describe (qb_document_get_plan (self->document)) : NULL;
+  {
+    g_autofree char *ctip = g_strdup_printf ("Constraints of a fill: %s",
+                                             constraints ? constraints : "none (any candidate format)");
+    gtk_widget_set_tooltip_text (GTK_WIDGET (self->constraints_button), ctip);
+  }
+  if (constraints)
+    gtk_widget_add_css_class (GTK_WIDGET (self->constraints_button), "accent");
+  else
+    gtk_widget_remove_css_class (GTK_WIDGET (self->constraints_button), "accent");
 }
 
 static void
@@ -109,7 +121,14 @@ add_budget_row (QbPlanPanel *self)
   gtk_label_set_ellipsize (self->budget_label, PANGO_ELLIPSIZE_END);
   gtk_widget_set_hexpand (GTK_WIDGET (self->budget_label), TRUE);
   gtk_widget_add_css_class (GTK_WIDGET (self->budget_label), "dim-label");
+  self->constraints = QB_CONSTRAINTS_POPOVER (qb_constraints_popover_new ());
+  self->constraints_button = GTK_MENU_BUTTON (gtk_menu_button_new ());
+  gtk_menu_button_set_icon_name (self->constraints_button, "emblem-system-symbolic");
+  gtk_menu_button_set_popover (self->constraints_button, GTK_WIDGET (self->constraints));
+  gtk_accessible_update_property (GTK_ACCESSIBLE (self->constraints_button),
+                                  GTK_ACCESSIBLE_PROPERTY_LABEL, "Constraints of a fill", -1);
   gtk_box_append (GTK_BOX (box), GTK_WIDGET (self->budget_label));
+  gtk_box_append (GTK_BOX (box), GTK_WIDGET (self->constraints_button));
   gtk_box_append (GTK_BOX (box), fill);
   gtk_grid_attach (self->settings_grid, label, 0, 90, 1, 1);
   gtk_grid_attach (self->settings_grid, GTK_WIDGET (self->budget_spin), 1, 90, 1, 1);
@@ -382,6 +401,7 @@ qb_plan_panel_set_document (QbPlanPanel *self,
   if (document)
     g_signal_connect (document, "totals-changed", G_CALLBACK (on_totals_changed), self);
   qb_rules_editor_set_document (self->rules_editor, document);
+  qb_constraints_popover_set_document (self->constraints, document);
   gtk_widget_set_sensitive (GTK_WIDGET (self), document != NULL);
   if (document)
     {
@@ -398,6 +418,13 @@ qb_plan_panel_get_budget_spin (QbPlanPanel *self)
 {
   g_return_val_if_fail (QB_IS_PLAN_PANEL (self), NULL);
   return self->budget_spin;
+}
+
+QbConstraintsPopover *
+qb_plan_panel_get_constraints (QbPlanPanel *self)
+{
+  g_return_val_if_fail (QB_IS_PLAN_PANEL (self), NULL);
+  return self->constraints;
 }
 
 GtkWidget *

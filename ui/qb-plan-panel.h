@@ -6,6 +6,7 @@
 
 #include <gtk/gtk.h>
 
+#include "qb-constraints-popover.h"
 #include "qb-document.h"
 #include "qb-rules-editor.h"
 
@@ -23,6 +24,8 @@ QbRulesEditor *qb_plan_panel_get_rules_editor  (QbPlanPanel *self);
 GtkSpinButton *qb_plan_panel_get_budget_spin   (QbPlanPanel *self);
 GtkWidget     *qb_plan_panel_get_budget_fill   (QbPlanPanel *self);
 const char    *qb_plan_panel_get_budget_text   (QbPlanPanel *self);
+/* The popover of the button beside Fill: allowed formats per role, floor. */
+QbConstraintsPopover *qb_plan_panel_get_constraints (QbPlanPanel *self);
 
 /* What choosing calibration texts in the file dialog does (NULL: none). */
 void           qb_plan_panel_set_calibration_files (QbPlanPanel        *self,

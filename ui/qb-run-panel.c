@@ -21,6 +21,7 @@ struct _QbRunPanel
   GtkWidget      *close_button;
 
   QbRun          *run;
+  QbStudyRunner  *study;          /* or a study, not both */
   guint           tick_id;
   char           *note;
 };
@@ -46,10 +47,23 @@ format_seconds (double seconds)
 static void
 update_time (QbRunPanel *self)
 {
-  g_autofree char *elapsed = format_duration (qb_run_get_elapsed (self->run));
-  double remaining = qb_run_get_remaining (self->run);
+  g_autofree char *elapsed = NULL;
+  double remaining;
   g_autofree char *text = NULL;
 
+  if (self->study != NULL)
+    {
+      double seconds = qb_study_runner_get_elapsed (self->study);
+      g_autofree char *spent = format_duration (seconds);
+      text = qb_study_runner_is_running (self->study) ? g_strdup_printf ("%s elapsed", spent)
+                                                       : format_seconds (seconds);
+      gtk_label_set_text (self->time_label, text);
+      return;
+    }
+  if (self->run == NULL)
+    return;
+  elapsed = format_duration (qb_run_get_elapsed (self->run));
+  remaining = qb_run_get_remaining (self->run);
   if (!qb_run_is_running (self->run))
     text = format_seconds (qb_run_get_elapsed (self->run));
   else if (isnan (remaining))
@@ -124,6 +138,70 @@ summary (QbRunPanel *self)
     }
 }
 
+static char *
+study_summary (QbRunPanel *self)
+{
+  QbStudyRunner *study = self->study;
+  gint64 id = qb_study_runner_get_study_id (study);
+  const GError *error = qb_study_runner_get_error (study);
+
+  switch (qb_study_runner_get_status (study))
+    {
+    case QB_RUN_DONE:
+      return g_strdup_printf ("Sensitivity study %" G_GINT64_FORMAT " done", id);
+    case QB_RUN_CANCELLED:
+      return id > 0 ? g_strdup_printf ("Study %" G_GINT64_FORMAT " cancelled: what it measured is kept "
+                                       "(Resume on the Sensitivity page)", id)
+                    : g_strdup ("Study cancelled before it began");
+    case QB_RUN_FAILED:
+      return g_strdup_printf ("The study failed: %s", error ? error->message : "unknown error");
+    case QB_RUN_RUNNING:
+      return g_strdup (qb_study_runner_get_text (study));
+    case QB_RUN_READY:
+    default:
+      return g_strdup ("");
+    }
+}
+
+/* The widgets as a run or study has them: status line, bars, buttons. */
+static void
+show_state (QbRunPanel *self,
+            const char *status,
+            double      fraction,
+            const char *current,
+            double      current_fraction,
+            gboolean    running,
+            gboolean    failed)
+{
+  g_autofree char *percent = g_strdup_printf ("%.0f %%", 100 * fraction);
+
+  gtk_label_set_text (self->status_label, status);
+  gtk_progress_bar_set_fraction (self->overall_bar, fraction);
+  gtk_progress_bar_set_text (self->overall_bar, percent);
+  gtk_label_set_text (self->current_label, current ? current : "");
+  gtk_progress_bar_set_fraction (self->current_bar, current_fraction);
+  gtk_widget_set_visible (self->current_box, running);
+  gtk_widget_set_visible (self->cancel_button, running);
+  gtk_widget_set_visible (self->close_button, !running);
+  if (failed)
+    gtk_widget_add_css_class (GTK_WIDGET (self->status_label), "error");
+  else
+    gtk_widget_remove_css_class (GTK_WIDGET (self->status_label), "error");
+  update_time (self);
+}
+
+static void
+update_study (QbRunPanel *self)
+{
+  g_autofree char *status = study_summary (self);
+  double fraction = qb_study_runner_get_fraction (self->study);
+
+  gtk_widget_set_tooltip_text (GTK_WIDGET (self->status_label), status);
+  show_state (self, status, fraction, qb_study_runner_get_tensor (self->study), fraction,
+              qb_study_runner_is_running (self->study),
+              qb_study_runner_get_status (self->study) == QB_RUN_FAILED);
+}
+
 static void
 update (QbRunPanel *self)
 {
@@ -131,6 +209,11 @@ update (QbRunPanel *self)
   g_autofree char *percent = NULL;
   gboolean running;
 
+  if (self->study != NULL)
+    {
+      update_study (self);
+      return;
+    }
   if (self->run == NULL)
     return;
   running = qb_run_is_running (self->run);
@@ -180,14 +263,14 @@ stop_ticking (QbRunPanel *self)
 }
 
 static void
-on_progress (QbRun      *run,
+on_progress (GObject    *run,
              QbRunPanel *self)
 {
   update (self);
 }
 
 static void
-on_finished (QbRun      *run,
+on_finished (GObject    *run,
              QbRunPanel *self)
 {
   stop_ticking (self);
@@ -209,6 +292,9 @@ qb_run_panel_dispose (GObject *object)
   if (self->run)
     g_signal_handlers_disconnect_by_data (self->run, self);
   g_clear_object (&self->run);
+  if (self->study)
+    g_signal_handlers_disconnect_by_data (self->study, self);
+  g_clear_object (&self->study);
   g_clear_pointer (&self->note, g_free);
   qb_ui_dispose_template (GTK_WIDGET (self), QB_TYPE_RUN_PANEL);
   G_OBJECT_CLASS (qb_run_panel_parent_class)->dispose (object);
@@ -259,6 +345,9 @@ qb_run_panel_set_run (QbRunPanel *self,
   stop_ticking (self);
   if (self->run)
     g_signal_handlers_disconnect_by_data (self->run, self);
+  if (self->study)
+    g_signal_handlers_disconnect_by_data (self->study, self);
+  g_clear_object (&self->study);
   g_set_object (&self->run, run);
   g_clear_pointer (&self->note, g_free);
   gtk_widget_set_visible (GTK_WIDGET (self), run != NULL);
@@ -267,6 +356,24 @@ qb_run_panel_set_run (QbRunPanel *self,
   g_signal_connect (run, "progress", G_CALLBACK (on_progress), self);
   g_signal_connect (run, "finished", G_CALLBACK (on_finished), self);
   if (qb_run_is_running (run))
+    self->tick_id = g_timeout_add (500, on_tick, self);
+  update (self);
+}
+
+void
+qb_run_panel_set_study (QbRunPanel    *self,
+                        QbStudyRunner *study)
+{
+  g_return_if_fail (QB_IS_RUN_PANEL (self));
+
+  qb_run_panel_set_run (self, NULL);
+  g_set_object (&self->study, study);
+  gtk_widget_set_visible (GTK_WIDGET (self), study != NULL);
+  if (study == NULL)
+    return;
+  g_signal_connect (study, "progress", G_CALLBACK (on_progress), self);
+  g_signal_connect (study, "finished", G_CALLBACK (on_finished), self);
+  if (qb_study_runner_is_running (study))
     self->tick_id = g_timeout_add (500, on_tick, self);
   update (self);
 }

@@ -7,6 +7,7 @@
 #include <gtk/gtk.h>
 
 #include "qb-run.h"
+#include "qb-study-runner.h"
 
 G_BEGIN_DECLS
 
@@ -16,6 +17,9 @@ G_DECLARE_FINAL_TYPE (QbRunPanel, qb_run_panel, QB, RUN_PANEL, GtkWidget)
 GtkWidget  *qb_run_panel_new             (void);
 void        qb_run_panel_set_run         (QbRunPanel *self,
                                           QbRun      *run);
+/* A sensitivity study's progress instead of a run's (NULL: neither). */
+void        qb_run_panel_set_study       (QbRunPanel    *self,
+                                          QbStudyRunner *study);
 /* Appended to the summary ("saved as experiment 4"). */
 void        qb_run_panel_set_note        (QbRunPanel *self,
                                           const char *note);

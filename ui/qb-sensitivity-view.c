@@ -48,6 +48,13 @@ static void qb_sensitivity_view_chart_init (QbChartInterface *iface);
 G_DEFINE_FINAL_TYPE_WITH_CODE (QbSensitivityView, qb_sensitivity_view, GTK_TYPE_WIDGET,
                                G_IMPLEMENT_INTERFACE (QB_TYPE_CHART, qb_sensitivity_view_chart_init))
 
+enum {
+  TENSOR_ACTIVATED,
+  N_SIGNALS
+};
+
+static guint signals[N_SIGNALS];
+
 static void
 clear (QbSensitivityView *self)
 {
@@ -303,20 +310,146 @@ draw_bars (QbSensitivityView *self, cairo_t *cr, const QbChartPalette *palette,
     }
 }
 
+/* Where the heatmap and the bars lie for a size: draw and hit testing
+ * share it. */
+static void
+split_rects (double width, double height, graphene_rect_t *left, graphene_rect_t *right)
+{
+  double split = MAX (width * 0.55, 360.0);
+
+  graphene_rect_init (left, MARGIN, MARGIN + 8, MAX (1.0, split - 2 * MARGIN), height - 2 * MARGIN - 8);
+  graphene_rect_init (right, split, MARGIN + 8, MAX (1.0, width - split - MARGIN), height - 2 * MARGIN - 8);
+}
+
+static int
+heatmap_hit (QbSensitivityView *self, const graphene_rect_t *r, double x, double y)
+{
+  guint n_rows = (guint) self->n_layers + 1;
+  double cw = (r->size.width - LABEL_W) / G_N_ELEMENTS (columns);
+  double ch = MIN (28.0, (r->size.height - HEADER_H) / n_rows);
+  double cx = x - r->origin.x - LABEL_W, cy = y - r->origin.y - HEADER_H;
+  guint row, c;
+  gboolean whole;
+
+  if (cx < 0 || cy < 0 || cw <= 0 || ch <= 0)
+    return -1;
+  c = (guint) (cx / cw);
+  row = (guint) (cy / ch);
+  if (c >= G_N_ELEMENTS (columns) || row >= n_rows)
+    return -1;
+  whole = columns[c] == QB_ROLE_TOKEN_EMBD || columns[c] == QB_ROLE_OUTPUT;
+  if (whole != (row == (guint) self->n_layers))
+    return -1;
+  return find (self, whole ? -1 : (int) row, columns[c]);
+}
+
+static int
+bars_hit (QbSensitivityView *self, const graphene_rect_t *r, double x, double y)
+{
+  double bh = 14.0, cy = y - r->origin.y - HEADER_H;
+  guint fit = (guint) MAX (0, (r->size.height - HEADER_H) / bh), i;
+
+  if (x < r->origin.x || x > r->origin.x + r->size.width || cy < 0)
+    return -1;
+  i = (guint) (cy / bh);
+  return i < MIN (fit, self->n_tensors) ? (int) self->order[i] : -1;
+}
+
+/* The tensor under a point of the widget: a heatmap cell or a bar. */
+static int
+tensor_at (QbSensitivityView *self, double x, double y)
+{
+  graphene_rect_t left, right;
+  int t;
+
+  if (self->n_tensors == 0)
+    return -1;
+  split_rects (gtk_widget_get_width (GTK_WIDGET (self)), gtk_widget_get_height (GTK_WIDGET (self)),
+               &left, &right);
+  t = heatmap_hit (self, &left, x, y);
+  return t >= 0 ? t : bars_hit (self, &right, x, y);
+}
+
+const char *
+qb_sensitivity_view_get_tensor_at (QbSensitivityView *self, double x, double y)
+{
+  int t;
+
+  g_return_val_if_fail (QB_IS_SENSITIVITY_VIEW (self), NULL);
+  t = tensor_at (self, x, y);
+  return t >= 0 ? self->tensors[t].name : NULL;
+}
+
+gboolean
+qb_sensitivity_view_get_tensor_point (QbSensitivityView *self, const char *name, double *x, double *y)
+{
+  graphene_rect_t left, right;
+  double bh = 14.0;
+  guint fit;
+
+  g_return_val_if_fail (QB_IS_SENSITIVITY_VIEW (self), FALSE);
+  split_rects (gtk_widget_get_width (GTK_WIDGET (self)), gtk_widget_get_height (GTK_WIDGET (self)),
+               &left, &right);
+  fit = (guint) MAX (0, (right.size.height - HEADER_H) / bh);
+  for (guint i = 0; i < MIN (fit, self->n_tensors); i++)
+    if (g_strcmp0 (self->tensors[self->order[i]].name, name) == 0)
+      {
+        *x = right.origin.x + BAR_LABEL + 4;
+        *y = right.origin.y + HEADER_H + (i + 0.5) * bh;
+        return TRUE;
+      }
+  return FALSE;
+}
+
+static void
+on_released (GtkGestureClick   *gesture,
+             int                n_press,
+             double             x,
+             double             y,
+             QbSensitivityView *self)
+{
+  int t = tensor_at (self, x, y);
+
+  if (t >= 0 && self->tensors[t].name)
+    g_signal_emit (self, signals[TENSOR_ACTIVATED], 0, self->tensors[t].name);
+}
+
+static gboolean
+on_query_tooltip (GtkWidget         *widget,
+                  int                x,
+                  int                y,
+                  gboolean           keyboard,
+                  GtkTooltip        *tooltip,
+                  QbSensitivityView *self)
+{
+  int t = tensor_at (self, x, y);
+  g_autofree char *text = NULL;
+
+  if (t < 0)
+    return FALSE;
+  text = qb_sensitivity_view_describe (self, self->tensors[t].layer, self->tensors[t].role);
+  if (text == NULL)
+    return FALSE;
+  {
+    g_autofree char *full = g_strdup_printf ("%s\nClick: select it in the plan", text);
+    gtk_tooltip_set_text (tooltip, full);
+  }
+  return TRUE;
+}
+
 static void
 qb_sensitivity_view_draw (QbChart *chart, cairo_t *cr, double width, double height,
                           const QbChartPalette *palette)
 {
   QbSensitivityView *self = QB_SENSITIVITY_VIEW (chart);
   graphene_rect_t left, right;
-  double lo, hi, split = MAX (width * 0.55, 360.0);
+  double lo, hi;
   g_autofree char *head = NULL;
 
   if (self->n_tensors == 0)
     {
       qb_chart_set_color (cr, &palette->fg, 0.6);
-      qb_chart_text (cr, palette, "No sensitivity study: run one with `quantbench sensitivity`.",
-                     width / 2, height / 2, 0.5, 0.5, 1.0);
+      qb_chart_text (cr, palette, "No sensitivity study to show.", width / 2, height / 2, 0.5, 0.5, 1.0);
       return;
     }
   cost_range (self, &lo, &hi);
@@ -324,8 +457,7 @@ qb_sensitivity_view_draw (QbChart *chart, cairo_t *cr, double width, double heig
                           self->candidates[self->candidate]);
   qb_chart_set_color (cr, &palette->fg, 0.9);
   qb_chart_text (cr, palette, head, MARGIN, MARGIN, 0.0, 0.0, 0.9);
-  graphene_rect_init (&left, MARGIN, MARGIN + 8, MAX (1.0, split - 2 * MARGIN), height - 2 * MARGIN - 8);
-  graphene_rect_init (&right, split, MARGIN + 8, MAX (1.0, width - split - MARGIN), height - 2 * MARGIN - 8);
+  split_rects (width, height, &left, &right);
   draw_heatmap (self, cr, palette, &left, lo, hi);
   draw_bars (self, cr, palette, &right, lo, hi);
 }
@@ -357,12 +489,23 @@ qb_sensitivity_view_class_init (QbSensitivityViewClass *klass)
 
   object_class->finalize = qb_sensitivity_view_finalize;
   widget_class->snapshot = qb_sensitivity_view_snapshot;
+
+  /* A heatmap cell or bar was clicked: the tensor's name. */
+  signals[TENSOR_ACTIVATED] =
+    g_signal_new ("tensor-activated", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
+                  0, NULL, NULL, NULL, G_TYPE_NONE, 1, G_TYPE_STRING);
 }
 
 static void
 qb_sensitivity_view_init (QbSensitivityView *self)
 {
+  GtkGesture *click = gtk_gesture_click_new ();
+
   gtk_widget_set_size_request (GTK_WIDGET (self), 480, 240);
+  g_signal_connect (click, "released", G_CALLBACK (on_released), self);
+  gtk_widget_add_controller (GTK_WIDGET (self), GTK_EVENT_CONTROLLER (click));
+  gtk_widget_set_has_tooltip (GTK_WIDGET (self), TRUE);
+  g_signal_connect (self, "query-tooltip", G_CALLBACK (on_query_tooltip), self);
 }
 
 GtkWidget *

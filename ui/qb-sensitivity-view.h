@@ -33,4 +33,15 @@ char       *qb_sensitivity_view_describe      (QbSensitivityView  *self,
                                                int                 layer,
                                                QbTensorRole        role);
 
+/* The tensor drawn at a point of the widget (heatmap cell or bar), or
+ * NULL; and a point inside a tensor's bar (FALSE when it has none shown).
+ * A click on a tensor emits "tensor-activated" with its name. */
+const char *qb_sensitivity_view_get_tensor_at (QbSensitivityView *self,
+                                               double             x,
+                                               double             y);
+gboolean    qb_sensitivity_view_get_tensor_point (QbSensitivityView *self,
+                                               const char        *name,
+                                               double            *x,
+                                               double            *y);
+
 G_END_DECLS

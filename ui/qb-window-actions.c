@@ -48,14 +48,15 @@ _qb_window_update_actions (QbWindow *self)
     "set-default-format", "set-preset", "set-method", "keep-1d", "add-rule",
     "remove-rule", "move-rule", "reset-zoom", "show-chart", "export-chart",
     "export-chart-to", "group-by", "log-scale", "histogram-difference", "open-experiment",
-    "allocate", "pin-tensors",
+    "pin-tensors",
   };
   static const char *need_store[] = {
     "refresh-experiments", "delete-experiment", "rename-experiment", "set-experiment-notes",
     "set-experiment-tags", "compare-experiments",
   };
   gboolean have = self->document != NULL;
-  gboolean running = self->run && qb_run_is_running (self->run);
+  gboolean studying = self->study && qb_study_runner_is_running (self->study);
+  gboolean running = (self->run && qb_run_is_running (self->run)) || studying;
   gboolean evaluating = self->evaluator && qb_evaluator_is_running (self->evaluator);
 
   for (guint i = 0; i < G_N_ELEMENTS (need_document); i++)
@@ -76,6 +77,7 @@ _qb_window_update_actions (QbWindow *self)
   set_enabled (self, "cancel-evaluation", evaluating);
   _qb_window_update_plan_actions (self);
   _qb_window_update_export_actions (self);
+  _qb_window_update_study_actions (self);
 }
 
 /* -- opening -------------------------------------------------------------- */
@@ -165,6 +167,8 @@ action_cancel (GSimpleAction *action,
 
   if (self->run)
     qb_run_cancel (self->run);
+  if (self->study)
+    qb_study_runner_cancel (self->study);
 }
 
 /* -- the table ------------------------------------------------------------ */
@@ -212,20 +216,6 @@ action_set_format (GSimpleAction *action,
       return;
     }
   qb_document_set_formats (self->document, (QbTensorRow **) rows->pdata, rows->len, format);
-}
-
-/* Fills the plan: the least predicted KLD within the bits per weight. */
-static void
-action_allocate (GSimpleAction *action,
-                 GVariant      *param,
-                 gpointer       data)
-{
-  QbWindow *self = data;
-  QbAllocBudget budget = { QB_ALLOC_TARGET_BPW, g_variant_get_double (param) };
-  g_autoptr(GError) error = NULL;
-
-  if (!qb_document_allocate (self->document, &budget, &error))
-    _qb_window_show_error (self, error->message);
 }
 
 /* Pins (TRUE) or unpins the selected tensors: a budget fill keeps them. */
@@ -722,7 +712,6 @@ static const GActionEntry entries[] = {
   { "select-tensor", action_select_tensor, "s" },
   { "set-format", action_set_format, "s" },
   { "clear-format", action_clear_format },
-  { "allocate", action_allocate, "d" },
   { "pin-tensors", action_pin_tensors, "b" },
   { "clear-overrides", action_clear_overrides },
   { "group-by", NULL, "s", "'none'", change_group_by },

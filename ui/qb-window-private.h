@@ -5,6 +5,8 @@
 #pragma once
 
 #include "qb-plan-history.h"
+#include "qb-sensitivity-page.h"
+#include "qb-study-runner.h"
 #include "qb-window.h"
 
 G_BEGIN_DECLS
@@ -30,6 +32,7 @@ struct _QbWindow
   QbRunPanel           *run_panel;
   QbExperimentsPage    *experiments_page;
   QbComparePage        *compare_page;
+  QbSensitivityPage    *sensitivity_page;
   GMenu                *recent_section;
 
   GSettings            *settings;
@@ -40,6 +43,9 @@ struct _QbWindow
   QbExperimentRecorder *recorder;   /* the current run's; owned by the run */
   QbStore              *store;      /* NULL until open, or when it failed */
   QbEvaluator          *evaluator;  /* the latest evaluation, running or not */
+  QbStudyRunner        *study;      /* the latest sensitivity study run, running or not */
+  GHashTable           *study_runs; /* study id -> the QbStudyRunner that ran it (its settings) */
+  GCancellable         *allocate_cancellable;
   QbPlanHistory        *history;    /* undo/redo of the document's plan */
   char                 *error_message;
   guint                 n_pending;  /* experiment loads under way */
@@ -63,6 +69,12 @@ void _qb_window_update_plan_actions  (QbWindow   *self);
 /* qb-window-export.c: the quantized model and experiments to files */
 void _qb_window_install_export_actions (QbWindow *self);
 void _qb_window_update_export_actions  (QbWindow *self);
+
+/* qb-window-study.c: sensitivity studies and the budget fill */
+void _qb_window_install_study_actions (QbWindow *self);
+void _qb_window_update_study_actions  (QbWindow *self);
+/* Cancels a running study and forgets the model's (another one opens). */
+void _qb_window_forget_studies        (QbWindow *self);
 
 /* qb-window.c */
 void _qb_window_show_error          (QbWindow    *self,

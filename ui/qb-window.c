@@ -81,6 +81,11 @@ update_totals (QbWindow *self)
     return;
   totals = qb_document_describe_totals (self->document);
   gtk_label_set_text (self->totals_label, totals);
+  {
+    g_autofree char *source = qb_document_describe_prediction (self->document);
+    g_autofree char *tip = g_strdup_printf ("%s\n%s", totals, source);
+    gtk_widget_set_tooltip_text (GTK_WIDGET (self->totals_label), tip);
+  }
   error = qb_document_get_plan_error (self->document);
   if (error)
     _qb_window_show_error (self, error->message);
@@ -114,6 +119,7 @@ forget_model_state (QbWindow *self)
     g_signal_handlers_disconnect_by_data (self->run, self);
   g_clear_object (&self->run);
   self->recorder = NULL;
+  _qb_window_forget_studies (self);
   qb_run_panel_set_run (self->run_panel, NULL);
   qb_compare_page_clear (self->compare_page);
 }
@@ -143,6 +149,7 @@ set_document (QbWindow   *self,
   qb_tensor_details_set_document (self->details, document);
   qb_plan_panel_set_document (self->plan_panel, document);
   qb_experiments_page_set_model (self->experiments_page, model);
+  qb_sensitivity_page_set_document (self->sensitivity_page, document);
 
   gtk_label_set_text (self->title_label, arch->name && *arch->name ? arch->name : base);
   facts = qb_document_describe_arch (document);
@@ -222,6 +229,11 @@ qb_window_open_path (QbWindow   *self,
   if (self->run && qb_run_is_running (self->run))
     {
       _qb_window_show_error (self, "Cancel the running quantization before opening another model.");
+      return;
+    }
+  if (self->study && qb_study_runner_is_running (self->study))
+    {
+      _qb_window_show_error (self, "Cancel the running sensitivity study before opening another model.");
       return;
     }
   if (self->load_cancellable)
@@ -314,7 +326,8 @@ _qb_window_start_run (QbWindow *self)
 {
   g_autoptr(QbRun) run = NULL;
 
-  if (self->document == NULL || (self->run && qb_run_is_running (self->run)))
+  if (self->document == NULL || (self->run && qb_run_is_running (self->run))
+      || (self->study && qb_study_runner_is_running (self->study)))
     return;
   run = qb_run_new (self->document, g_settings_get_uint (self->settings, "threads"));
   if (self->run)
@@ -372,6 +385,7 @@ open_store_done (GObject      *source,
   self->store = g_steal_pointer (&store);
   qb_experiments_page_set_store (self->experiments_page, self->store);
   qb_compare_page_set_store (self->compare_page, self->store);
+  qb_sensitivity_page_set_store (self->sensitivity_page, self->store);
   _qb_window_update_actions (self);
 }
 
@@ -553,6 +567,8 @@ qb_window_dispose (GObject *object)
       qb_run_cancel (self->run);
     }
   g_clear_object (&self->run);
+  _qb_window_forget_studies (self);
+  g_clear_pointer (&self->study_runs, g_hash_table_unref);
   if (self->history)
     g_signal_handlers_disconnect_by_data (self->history, self);
   g_clear_object (&self->history);
@@ -598,6 +614,7 @@ qb_window_class_init (QbWindowClass *klass)
   g_type_ensure (QB_TYPE_RUN_PANEL);
   g_type_ensure (QB_TYPE_EXPERIMENTS_PAGE);
   g_type_ensure (QB_TYPE_COMPARE_PAGE);
+  g_type_ensure (QB_TYPE_SENSITIVITY_PAGE);
 
   qb_ui_ensure_resources ();
   gtk_widget_class_set_template_from_resource (widget_class, "/org/quantbench/Quantbench/ui/qb-window.ui");
@@ -617,6 +634,7 @@ qb_window_class_init (QbWindowClass *klass)
   gtk_widget_class_bind_template_child (widget_class, QbWindow, run_panel);
   gtk_widget_class_bind_template_child (widget_class, QbWindow, experiments_page);
   gtk_widget_class_bind_template_child (widget_class, QbWindow, compare_page);
+  gtk_widget_class_bind_template_child (widget_class, QbWindow, sensitivity_page);
   gtk_widget_class_bind_template_child (widget_class, QbWindow, recent_section);
 }
 
@@ -646,6 +664,7 @@ qb_window_init (QbWindow *self)
   g_signal_connect (self->layer_table, "notify::focused-row", G_CALLBACK (on_focused_row), self);
   g_signal_connect (self->experiments_page, "error", G_CALLBACK (on_page_error), self);
   g_signal_connect (self->compare_page, "error", G_CALLBACK (on_page_error), self);
+  g_signal_connect (self->sensitivity_page, "error", G_CALLBACK (on_page_error), self);
   /* The page may finish a read after the window is gone: tie the
    * connection to the window's life. */
   g_signal_connect_object (self->experiments_page, "selection-changed",
@@ -654,6 +673,7 @@ qb_window_init (QbWindow *self)
   _qb_window_install_actions (self);
   _qb_window_install_plan_actions (self);
   _qb_window_install_export_actions (self);
+  _qb_window_install_study_actions (self);
   show_status (self, "Open a model to begin", FALSE);
   open_store (self);
   _qb_window_update_actions (self);
@@ -676,9 +696,16 @@ QbRunPanel      *qb_window_get_run_panel   (QbWindow *self) { return self->run_p
 
 QbExperimentsPage *qb_window_get_experiments_page (QbWindow *self) { return self->experiments_page; }
 QbComparePage   *qb_window_get_compare_page (QbWindow *self) { return self->compare_page; }
+QbSensitivityPage *qb_window_get_sensitivity_page (QbWindow *self) { return self->sensitivity_page; }
+QbStudyRunner   *qb_window_get_study       (QbWindow *self) { return self->study; }
 gboolean         qb_window_has_store       (QbWindow *self) { return self->store != NULL; }
 QbEvaluator     *qb_window_get_evaluator   (QbWindow *self) { return self->evaluator; }
-gboolean         qb_window_is_busy         (QbWindow *self) { return self->n_pending > 0; }
+gboolean
+qb_window_is_busy (QbWindow *self)
+{
+  return self->n_pending > 0 || qb_sensitivity_page_is_loading (self->sensitivity_page)
+         || (self->document && qb_document_is_allocating (self->document));
+}
 
 const char *
 qb_window_get_totals_text (QbWindow *self)

@@ -17,6 +17,8 @@
 #include "qb-plan-panel.h"
 #include "qb-run.h"
 #include "qb-run-panel.h"
+#include "qb-sensitivity-page.h"
+#include "qb-study-runner.h"
 #include "qb-tensor-details.h"
 
 G_BEGIN_DECLS
@@ -44,6 +46,9 @@ QbRunPanel      *qb_window_get_run_panel     (QbWindow       *self);
 const char      *qb_window_get_totals_text   (QbWindow       *self);
 QbExperimentsPage *qb_window_get_experiments_page (QbWindow  *self);
 QbComparePage   *qb_window_get_compare_page  (QbWindow       *self);
+QbSensitivityPage *qb_window_get_sensitivity_page (QbWindow     *self);
+/* The latest sensitivity study run from the window (NULL: none). */
+QbStudyRunner   *qb_window_get_study         (QbWindow       *self);
 /* The experiment database is open. */
 gboolean         qb_window_has_store         (QbWindow       *self);
 /* The latest evaluation (running or finished), or NULL. */

@@ -130,6 +130,108 @@ qb_cost_table_predict (const QbCostTable *table, QbModel *model,
   return sum;
 }
 
+static char *
+allow_key (QbTensorRole role)
+{
+  return g_strconcat (QB_PLAN_OPTION_ALLOW_PREFIX, qb_tensor_role_name (role), NULL);
+}
+
+/* "Q4_K, Q8_0" as formats (a new array, *n entries); NULL on an unknown name. */
+static const QbFormat **
+parse_formats (const char *list, guint *n, GError **error)
+{
+  g_auto(GStrv) parts = g_strsplit (list, ",", -1);
+  g_autofree const QbFormat **formats = g_new0 (const QbFormat *, g_strv_length (parts) + 1);
+
+  *n = 0;
+  for (guint i = 0; parts[i]; i++)
+    {
+      const char *name = g_strstrip (parts[i]);
+      const QbFormat *f;
+      if (*name == '\0')
+        continue;
+      f = qb_format_find (name);
+      if (f == NULL)
+        {
+          g_set_error (error, QB_ALLOC_ERROR, QB_ALLOC_ERROR_INVALID,
+                       "Unknown format “%s” among the allowed formats.", name);
+          return NULL;
+        }
+      formats[(*n)++] = f;
+    }
+  return g_steal_pointer (&formats);
+}
+
+gboolean
+qb_plan_set_allowed_formats (QbPlan *plan, QbTensorRole role, const char *formats, GError **error)
+{
+  g_autofree char *key = allow_key (role);
+  guint n = 0;
+  g_autofree const QbFormat **parsed = formats ? parse_formats (formats, &n, error) : NULL;
+  g_autoptr(GStrvBuilder) names = g_strv_builder_new ();
+  g_auto(GStrv) list = NULL;
+  g_autofree char *joined = NULL;
+
+  if (formats && parsed == NULL)
+    return FALSE;
+  for (guint i = 0; i < n; i++)
+    g_strv_builder_add (names, parsed[i]->name);
+  list = g_strv_builder_end (names);
+  joined = g_strjoinv (",", list);
+  qb_plan_set_option (plan, key, *joined ? joined : NULL);
+  return TRUE;
+}
+
+const char *
+qb_plan_get_allowed_formats (QbPlan *plan, QbTensorRole role)
+{
+  g_autofree char *key = allow_key (role);
+  return qb_plan_get_option (plan, key);
+}
+
+void
+qb_plan_set_embedding_floor (QbPlan *plan, double bpw)
+{
+  char text[G_ASCII_DTOSTR_BUF_SIZE];
+
+  if (!(bpw > 0))
+    {
+      qb_plan_set_option (plan, QB_PLAN_OPTION_EMBEDDING_FLOOR, NULL);
+      return;
+    }
+  g_ascii_formatd (text, sizeof text, "%.4g", bpw);
+  qb_plan_set_option (plan, QB_PLAN_OPTION_EMBEDDING_FLOOR, text);
+}
+
+double
+qb_plan_get_embedding_floor (QbPlan *plan)
+{
+  const char *text = qb_plan_get_option (plan, QB_PLAN_OPTION_EMBEDDING_FLOOR);
+  double bpw = text ? g_ascii_strtod (text, NULL) : 0;
+  return isfinite (bpw) && bpw > 0 ? bpw : 0;
+}
+
+/* The plan's allowed formats per role and embedding floor. */
+static gboolean
+add_role_constraints (QbPlan *plan, QbAllocConstraints *c, GError **error)
+{
+  for (int role = 0; role < QB_ROLE_N_ROLES; role++)
+    {
+      const char *list = qb_plan_get_allowed_formats (plan, role);
+      guint n = 0;
+      g_autofree const QbFormat **formats = NULL;
+      if (list == NULL || *list == '\0')
+        continue;
+      formats = parse_formats (list, &n, error);
+      if (formats == NULL)
+        return FALSE;
+      if (n > 0)
+        qb_alloc_constraints_allow (c, role, formats, n);
+    }
+  qb_alloc_constraints_set_embedding_floor (c, qb_plan_get_embedding_floor (plan));
+  return TRUE;
+}
+
 QbAllocConstraints *
 qb_alloc_constraints_from_plan (QbPlan *plan, QbModel *model, QbCostTable *table, GError **error)
 {
@@ -137,6 +239,8 @@ qb_alloc_constraints_from_plan (QbPlan *plan, QbModel *model, QbCostTable *table
   g_autoptr(GPtrArray) names = pinned_names (plan);
   g_autoptr(QbPlanResolution) res = NULL;
 
+  if (!add_role_constraints (plan, c, error))
+    return NULL;
   if (names->len == 0)
     return g_steal_pointer (&c);
   res = qb_plan_resolve (plan, model, error);

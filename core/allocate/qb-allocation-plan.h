@@ -18,6 +18,12 @@ G_BEGIN_DECLS
 #define QB_PLAN_OPTION_PINNED        "allocate.pinned"
 #define QB_PLAN_OPTION_SOURCE        "allocate.source"
 #define QB_PLAN_OPTION_PREDICTED_KLD "allocate.predicted_kld"
+/* The allocation's constraints a plan carries: "allocate.allow.ROLE"
+ * (ROLE as qb_tensor_role_name writes it) = formats joined by ',', the
+ * only ones a tensor of that role may take; "allocate.embedding_floor" =
+ * bits per weight below which token_embd and output take no candidate. */
+#define QB_PLAN_OPTION_ALLOW_PREFIX     "allocate.allow."
+#define QB_PLAN_OPTION_EMBEDDING_FLOOR  "allocate.embedding_floor"
 
 /* Sets an override per table tensor to its chosen format (the plan's
  * default method), and the options above.  source: "weight proxies",
@@ -35,7 +41,21 @@ void      qb_plan_set_pinned           (QbPlan             *plan,
                                         const char         *tensor_name,
                                         gboolean            pinned);
 
-/* Constraints holding the plan's pins: each pinned tensor keeps the format
+/* Formats allowed for a role (NULL or empty: any); refuses unknown names. */
+gboolean  qb_plan_set_allowed_formats  (QbPlan             *plan,
+                                        QbTensorRole        role,
+                                        const char         *formats,
+                                        GError            **error);
+const char *qb_plan_get_allowed_formats (QbPlan            *plan,
+                                        QbTensorRole        role);
+/* The floor in bits per weight for token_embd and output (0: none). */
+void      qb_plan_set_embedding_floor  (QbPlan             *plan,
+                                        double              bpw);
+double    qb_plan_get_embedding_floor  (QbPlan             *plan);
+
+/* Constraints holding the plan's pins, allowed formats per role and
+ * embedding floor (see the options above; an unknown format name in
+ * them is an error): each pinned tensor keeps the format
  * the plan resolves it to.  A pinned format the table has no candidate for
  * is added to the table (bytes from the tensor's shape; cost that of the
  * candidate nearest in bits, not measured), so a pin never fails for want

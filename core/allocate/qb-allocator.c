@@ -465,14 +465,161 @@ relaxation_saving (const Relaxation *rx, double room)
   return saved;
 }
 
-/* Completes a state of layer f greedily: the open items start at their
- * lightest option and take hull segments in efficiency order while they
- * fit.  When that beats the incumbent, it becomes the incumbent and best
- * (one option per free item) records it. */
+/* Free items with the same options (equal w, v and reduced cost for every
+ * option) are interchangeable, so the dynamic program may take a run of
+ * them as one unit and decide only how many take each option: m such
+ * items give O(m) states in one layer instead of O(m) states in each of m
+ * layers.  A unit's compositions (counts per option, summing to its size)
+ * are listed once, pruned by reduced cost; a unit too large to list
+ * within the limits below is split. */
+#define MAX_COMPOSITIONS (1 << 14)
+#define MAX_GENERATED    (1 << 22)
+
+typedef struct {
+  guint   first, m, k;     /* positions [first, first + m) of the free order; options each */
+  guint   n;               /* compositions */
+  GArray *w, *v, *r;       /* per composition (double): summed over the unit */
+  GArray *count;           /* n × k (guint): how many of the unit take each option */
+} Unit;
+
 static void
-complete_greedily (const Relaxation *rx, GPtrArray *layers, const State *state, guint f,
-                   guint n_free, double room, double v, guint *scratch, guint *best,
-                   double *incumbent, double tol)
+unit_clear (Unit *u)
+{
+  g_clear_pointer (&u->w, g_array_unref);
+  g_clear_pointer (&u->v, g_array_unref);
+  g_clear_pointer (&u->r, g_array_unref);
+  g_clear_pointer (&u->count, g_array_unref);
+}
+
+static gboolean
+compose (Unit *u, const Item *it, guint j, guint left, double w, double v, double r,
+         guint *count, double r_limit)
+{
+  if (j + 1 == it->n)
+    {
+      count[j] = left;
+      w += left * it->opt[j].w;
+      v += left * it->opt[j].v;
+      r += left * it->opt[j].r;
+      if (r >= r_limit && r > 0)
+        return TRUE;
+      if (u->n == MAX_COMPOSITIONS)
+        return FALSE;
+      g_array_append_val (u->w, w);
+      g_array_append_val (u->v, v);
+      g_array_append_val (u->r, r);
+      g_array_append_vals (u->count, count, it->n);
+      u->n++;
+      return TRUE;
+    }
+  for (guint c = 0; c <= left; c++)
+    {
+      double rc = r + c * it->opt[j].r;
+      if (rc >= r_limit && rc > 0)
+        break;
+      count[j] = c;
+      if (!compose (u, it, j + 1, left - c, w + c * it->opt[j].w, v + c * it->opt[j].v, rc,
+                    count, r_limit))
+        return FALSE;
+    }
+  return TRUE;
+}
+
+/* The compositions of m items like `it` from position first whose
+ * reduced cost stays below r_limit; FALSE when there are too many. */
+static gboolean
+unit_init (Unit *u, const Item *it, guint first, guint m, double r_limit)
+{
+  g_autofree guint *count = g_new0 (guint, it->n);
+  *u = (Unit) { .first = first, .m = m, .k = it->n,
+                .w = g_array_new (FALSE, FALSE, sizeof (double)),
+                .v = g_array_new (FALSE, FALSE, sizeof (double)),
+                .r = g_array_new (FALSE, FALSE, sizeof (double)),
+                .count = g_array_new (FALSE, FALSE, sizeof (guint)) };
+  return compose (u, it, 0, m, 0, 0, 0, count, r_limit);
+}
+
+static guint
+item_hash (gconstpointer p)
+{
+  const Item *it = p;
+  guint h = it->n;
+  for (guint j = 0; j < it->n; j++)
+    h = (h * 31 + g_double_hash (&it->opt[j].w)) * 31 + g_double_hash (&it->opt[j].v);
+  return h;
+}
+
+static gboolean
+item_equal (gconstpointer a, gconstpointer b)
+{
+  const Item *x = a, *y = b;
+  if (x->n != y->n)
+    return FALSE;
+  for (guint j = 0; j < x->n; j++)
+    if (x->opt[j].w != y->opt[j].w || x->opt[j].v != y->opt[j].v || x->opt[j].r != y->opt[j].r)
+      return FALSE;
+  return TRUE;
+}
+
+/* The free items in the order the program takes them: alike items next to
+ * each other (each kind where its first item was).  run_end[p]: the end of
+ * the run of items like the one at position p. */
+static void
+order_alike (Item *items, const guint *free_items, guint n_free, guint *order, guint *run_end)
+{
+  g_autoptr(GHashTable) kinds = g_hash_table_new (item_hash, item_equal);
+  g_autofree guint *kind = g_new (guint, MAX (n_free, 1));
+  g_autofree guint *size = g_new0 (guint, MAX (n_free, 1));
+  g_autofree guint *start = g_new0 (guint, MAX (n_free, 1) + 1);
+  guint n_kinds = 0;
+
+  for (guint f = 0; f < n_free; f++)
+    {
+      gpointer found;
+      if (!g_hash_table_lookup_extended (kinds, &items[free_items[f]], NULL, &found))
+        {
+          found = GUINT_TO_POINTER (n_kinds++);
+          g_hash_table_insert (kinds, &items[free_items[f]], found);
+        }
+      kind[f] = GPOINTER_TO_UINT (found);
+      size[kind[f]]++;
+    }
+  for (guint g = 0; g < n_kinds; g++)
+    start[g + 1] = start[g] + size[g];
+  memset (size, 0, n_free * sizeof (guint));
+  for (guint f = 0; f < n_free; f++)
+    {
+      guint p = start[kind[f]] + size[kind[f]]++;
+      order[p] = free_items[f];
+      run_end[p] = start[kind[f] + 1];
+    }
+}
+
+/* The positions' options along the path of a state of unit `last`. */
+static void
+trace_path (GPtrArray *layers, GArray *units, guint last, const State *state, guint *best)
+{
+  for (guint u = last + 1; u-- > 0;)
+    {
+      const Unit *un = &g_array_index (units, Unit, u);
+      const guint *c = &g_array_index (un->count, guint, (gsize) state->option * un->k);
+      guint q = un->first;
+      for (guint j = 0; j < un->k; j++)
+        for (guint x = 0; x < c[j]; x++)
+          best[q++] = j;
+      if (u > 0)
+        state = &((State *) g_ptr_array_index (layers, u))[state->parent];
+    }
+}
+
+/* Completes a state of unit `last` greedily: the open items (positions
+ * from `next`) start at their lightest option and take hull segments in
+ * efficiency order while they fit.  When that beats the incumbent, it
+ * becomes the incumbent and best (one option per position) records it. */
+static void
+complete_greedily (const Relaxation *rx, GPtrArray *layers, GArray *units, guint last,
+                   const State *state, guint next, guint n_free, double room, double v,
+                   guint *scratch, guint *best, double *incumbent, double tol)
 {
   memset (scratch, 0, n_free * sizeof (guint));
   for (guint s = 0; s < rx->n; s++)
@@ -485,27 +632,29 @@ complete_greedily (const Relaxation *rx, GPtrArray *layers, const State *state, 
   if (v >= *incumbent - tol)
     return;
   *incumbent = v;
-  for (guint g = f + 1; g < n_free; g++)
+  for (guint g = next; g < n_free; g++)
     best[g] = scratch[g];
-  /* The state's own path, back through the layers. */
-  best[f] = state->option;
-  guint parent = state->parent;
-  for (guint g = f; g-- > 0;)
-    {
-      const State *prev = &((State *) g_ptr_array_index (layers, g + 1))[parent];
-      best[g] = prev->option;
-      parent = prev->parent;
-    }
+  trace_path (layers, units, last, state, best);
 }
 
 /* Merges the runs gen[start[j] .. start[j+1]) (each in w order) into one
  * list in w order that keeps only non-dominated states (v falling). */
 static State *
-merge_runs (const State *gen, const guint *start, guint n_runs, guint *n_out)
+merge_runs (State *gen, const guint *start, guint n_runs, guint *n_out)
 {
-  g_autofree guint *head = g_memdup2 (start, n_runs * sizeof (guint));
   State *out = g_new (State, MAX (start[n_runs], 1));
   guint n = 0;
+  if (n_runs > 8)
+    {
+      /* Many runs: one sort is cheaper than picking among the heads. */
+      qsort (gen, start[n_runs], sizeof (State), compare_state);
+      for (guint i = 0; i < start[n_runs]; i++)
+        if (n == 0 || gen[i].v < out[n - 1].v)
+          out[n++] = gen[i];
+      *n_out = n;
+      return out;
+    }
+  g_autofree guint *head = g_memdup2 (start, n_runs * sizeof (guint));
   for (;;)
     {
       int pick = -1;
@@ -523,89 +672,113 @@ merge_runs (const State *gen, const guint *start, guint n_runs, guint *n_out)
   return out;
 }
 
+/* The next unit from position p: as many alike items as its limits allow. */
+static void
+next_unit (Unit *u, const Item *items, const guint *order, const guint *run_end, guint p,
+           guint n_cur, double r_limit)
+{
+  const Item *it = &items[order[p]];
+  for (guint m = run_end[p] - p;; m = (m + 1) / 2)
+    {
+      if ((unit_init (u, it, p, m, r_limit) && (guint64) u->n * n_cur <= MAX_GENERATED) || m == 1)
+        return;
+      unit_clear (u);
+    }
+}
+
 /* Dynamic program over the free items (those with more than one option
- * left): non-dominated (w, v) states, pruned by capacity, by the bound
- * L + reduced cost, and by each state's own LP bound over the items still
- * open; a state that cannot beat the incumbent is dropped.  Sets each free
- * item's pos to the best state's path when it beats the incumbent.
- * Returns FALSE when the state limit cut the search (the result is then
- * not proven optimal). */
+ * left), unit by unit: non-dominated (w, v) states, pruned by capacity,
+ * by the bound L + reduced cost, and by each state's own LP bound over
+ * the items still open; a state that cannot beat the incumbent is
+ * dropped.  Sets each free item's pos to the best state's path when it
+ * beats the incumbent.  Returns FALSE when the state limit cut the search
+ * (the result is then not proven optimal). */
 static gboolean
 exact_stage (Item *items, const guint *free_items, guint n_free, double base_w, double base_v,
              double capacity, double bound, double *incumbent, double tol)
 {
+  g_autofree guint *order = g_new (guint, n_free);
+  g_autofree guint *run_end = g_new (guint, n_free);
+  order_alike (items, free_items, n_free, order, run_end);
   g_autofree double *min_w_after = g_new0 (double, n_free + 1);
   g_autofree double *min_v_after = g_new0 (double, n_free + 1);
   for (guint f = n_free; f-- > 0;)
     {
-      min_w_after[f] = min_w_after[f + 1] + items[free_items[f]].opt[0].w;
-      min_v_after[f] = min_v_after[f + 1] + items[free_items[f]].opt[0].v;
+      min_w_after[f] = min_w_after[f + 1] + items[order[f]].opt[0].w;
+      min_v_after[f] = min_v_after[f + 1] + items[order[f]].opt[0].v;
     }
   Relaxation rx;
-  relaxation_init (&rx, items, free_items, n_free);
+  relaxation_init (&rx, items, order, n_free);
 
   g_autofree guint *scratch = g_new (guint, n_free);
   g_autofree guint *best_pos = g_new (guint, n_free);
   for (guint f = 0; f < n_free; f++)
-    best_pos[f] = items[free_items[f]].pos;
+    best_pos[f] = items[order[f]].pos;
   GPtrArray *layers = g_ptr_array_new_with_free_func (g_free);
+  GArray *units = g_array_new (FALSE, FALSE, sizeof (Unit));
   State *cur = g_new (State, 1);
   cur[0] = (State) { .w = base_w, .v = base_v };
-  guint n_cur = 1;
+  guint n_cur = 1, p = 0;
   gboolean complete = TRUE;
 
-  for (guint f = 0; f < n_free && n_cur > 0; f++)
+  while (p < n_free && n_cur > 0)
     {
-      const Item *it = &items[free_items[f]];
-      State *gen = g_new (State, (gsize) n_cur * it->n);
-      g_autofree guint *start = g_new (guint, it->n + 1);
+      Unit u;
+      next_unit (&u, items, order, run_end, p, n_cur, *incumbent - tol - bound);
+      g_array_append_val (units, u);
+      guint next = p + u.m;
+      State *gen = g_new (State, MAX ((gsize) n_cur * u.n, 1));
+      g_autofree guint *start = g_new (guint, u.n + 1);
       guint n_gen = 0;
-      relaxation_remove (&rx, f);
-      /* Per option, the states it extends stay in w order: one run each. */
-      for (guint j = 0; j < it->n; j++)
+      for (guint q = p; q < next; q++)
+        relaxation_remove (&rx, q);
+      /* Per composition, the states it extends stay in w order: one run each. */
+      for (guint c = 0; c < u.n; c++)
         {
-          const Option *o = &it->opt[j];
-          start[j] = n_gen;
+          double cw = g_array_index (u.w, double, c), cv = g_array_index (u.v, double, c);
+          double cr = g_array_index (u.r, double, c);
+          start[c] = n_gen;
           for (guint s = 0; s < n_cur; s++)
             {
-              State st = { .w = cur[s].w + o->w, .v = cur[s].v + o->v, .r = cur[s].r + o->r,
-                           .parent = s, .option = j };
-              double room = capacity - st.w - min_w_after[f + 1];
+              State st = { .w = cur[s].w + cw, .v = cur[s].v + cv, .r = cur[s].r + cr,
+                           .parent = s, .option = c };
+              double room = capacity - st.w - min_w_after[next];
               if (room < 0 || bound + st.r >= *incumbent - tol)
                 continue;
-              st.lb = st.v + min_v_after[f + 1] - relaxation_saving (&rx, room);
+              st.lb = st.v + min_v_after[next] - relaxation_saving (&rx, room);
               if (st.lb >= *incumbent - tol)
                 continue;
               gen[n_gen++] = st;
             }
         }
-      start[it->n] = n_gen;
-      State *next = merge_runs (gen, start, it->n, &n_cur);
+      start[u.n] = n_gen;
+      State *kept = merge_runs (gen, start, u.n, &n_cur);
       g_free (gen);
       if (n_cur > MAX_STATES)
         {
-          qsort (next, n_cur, sizeof (State), compare_state_r);
+          qsort (kept, n_cur, sizeof (State), compare_state_r);
           n_cur = MAX_STATES;
-          qsort (next, n_cur, sizeof (State), compare_state);
+          qsort (kept, n_cur, sizeof (State), compare_state);
           complete = FALSE;
         }
       g_ptr_array_add (layers, cur);
-      cur = next;
+      cur = kept;
+      p = next;
       /* The most promising state, completed, may lower the incumbent. */
       guint top = 0;
       for (guint s = 1; s < n_cur; s++)
         if (cur[s].lb < cur[top].lb)
           top = s;
       if (n_cur > 0)
-        complete_greedily (&rx, layers, &cur[top], f, n_free,
-                           capacity - cur[top].w - min_w_after[f + 1],
-                           cur[top].v + min_v_after[f + 1], scratch, best_pos, incumbent, tol);
+        complete_greedily (&rx, layers, units, units->len - 1, &cur[top], next, n_free,
+                           capacity - cur[top].w - min_w_after[next],
+                           cur[top].v + min_v_after[next], scratch, best_pos, incumbent, tol);
     }
   relaxation_clear (&rx);
 
   /* The best complete state: least v, then least w. */
   guint best = G_MAXUINT;
-  if (layers->len == n_free)
+  if (p == n_free)
     for (guint s = 0; s < n_cur; s++)
       if (cur[s].w <= capacity
           && (best == G_MAXUINT || cur[s].v < cur[best].v
@@ -614,17 +787,13 @@ exact_stage (Item *items, const guint *free_items, guint n_free, double base_w, 
   if (best != G_MAXUINT && cur[best].v < *incumbent)
     {
       *incumbent = cur[best].v;
-      guint s = best;
-      State *layer = cur;
-      for (guint f = n_free; f-- > 0;)
-        {
-          best_pos[f] = layer[s].option;
-          s = layer[s].parent;
-          layer = g_ptr_array_index (layers, f);
-        }
+      trace_path (layers, units, units->len - 1, &cur[best], best_pos);
     }
   for (guint f = 0; f < n_free; f++)
-    items[free_items[f]].pos = best_pos[f];
+    items[order[f]].pos = best_pos[f];
+  for (guint u = 0; u < units->len; u++)
+    unit_clear (&g_array_index (units, Unit, u));
+  g_array_unref (units);
   g_free (cur);
   g_ptr_array_unref (layers);
   return complete;

@@ -9,7 +9,8 @@
  * whose reduced cost c + λ·b − min(c + λ·b) exceeds the gap between the
  * two cannot be in a better plan and is dropped; the tensors left with a
  * choice are solved exactly by a dynamic program over non-dominated
- * (bytes, cost) states, pruned by the same bound.  The result equals a
+ * (bytes, cost) states, pruned by the same bound; tensors whose options
+ * are identical are decided together, by how many take each option.  The result equals a
  * brute-force search (tests/test-allocator.c).  With the budget "KLD ≤ x"
  * the roles swap: the fewest bytes with predicted KLD ≤ x.  Ties go to the
  * candidate listed first and the tensor listed first, so the same inputs

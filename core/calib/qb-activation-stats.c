@@ -21,9 +21,13 @@ typedef struct {
   gboolean   is_output;    /* the output matrix's input (llama-imatrix: --process-output) */
   gboolean   want_gram;
   gboolean   gram_cached;  /* a valid file is in the cache */
-  /* Σ x² per column and rows (from this run or the cached imatrix). */
-  double    *sum2;
+  /* Σ x² per column and rows (from this run or the cached imatrix); an
+   * expert tensor's input has a set per expert (n_mat), each with the
+   * rows routed to that expert, as llama-imatrix keeps them. */
+  guint      n_mat;
+  double    *sum2;         /* n × n_mat */
   guint64    rows;
+  guint64   *mat_rows;     /* n_mat */
   /* XᵀX while its pass runs (after a cache header), or kept (no_cache). */
   guint8    *gram_buf;
   double    *gram;
@@ -31,6 +35,7 @@ typedef struct {
   /* The input seen last, to count an input shared by Q, K and V once. */
   guint64    last_forward;
   const float *last_x;
+  int        last_expert;
 } Group;
 
 struct _QbActivationStats {
@@ -66,6 +71,7 @@ group_free (gpointer data)
   g_free (g->key);
   g_ptr_array_unref (g->members);
   g_free (g->sum2);
+  g_free (g->mat_rows);
   g_free (g->gram_buf);
   g_free (g);
 }
@@ -89,10 +95,21 @@ input_key (const QbTensor *t, gboolean tied)
       kind = "attn_output_in";
       break;
     case QB_ROLE_FFN_GATE: case QB_ROLE_FFN_UP:
+    case QB_ROLE_FFN_GATE_INP: case QB_ROLE_FFN_GATE_SHEXP: case QB_ROLE_FFN_UP_SHEXP:
       kind = "ffn_in";
       break;
     case QB_ROLE_FFN_DOWN:
       kind = "ffn_down_in";
+      break;
+    case QB_ROLE_FFN_DOWN_SHEXP:
+      kind = "ffn_down_shexp_in";
+      break;
+    /* Each expert's tokens: a set of statistics per expert. */
+    case QB_ROLE_FFN_GATE_EXPS: case QB_ROLE_FFN_UP_EXPS:
+      kind = "ffn_exps_in";
+      break;
+    case QB_ROLE_FFN_DOWN_EXPS:
+      kind = "ffn_down_exps_in";
       break;
     case QB_ROLE_OUTPUT:
       return g_strdup ("output_in");
@@ -128,12 +145,13 @@ build_groups (QbActivationStats *s)
           g = g_new0 (Group, 1);
           g->key = g_steal_pointer (&key);
           g->n = t->ne[0];
+          g->n_mat = (guint) qb_tensor_n_experts (t);
           g->members = g_ptr_array_new_with_free_func (g_free);
           g->is_output = strcmp (g->key, "output_in") == 0;
           g_ptr_array_add (s->groups, g);
           g_hash_table_insert (by_key, g->key, g);
         }
-      if (t->ne[0] != g->n)
+      if (t->ne[0] != g->n || qb_tensor_n_experts (t) != g->n_mat)
         continue;   /* not the same input after all: no statistics */
       g_ptr_array_add (g->members, g_strdup (t->name));
       g_hash_table_insert (s->by_name, g_ptr_array_index (g->members, g->members->len - 1), g);
@@ -217,14 +235,23 @@ load_cached_sums (QbActivationStats *s)
       const char *name = g_ptr_array_index (g->members, 0);
       guint n = 0;
       const float *imp = qb_imatrix_get (im, name, &n);
-      guint64 rows = qb_imatrix_get_samples (im, name);
+      guint n_mat = 0;
+      const guint64 *counts = qb_imatrix_get_counts (im, name, &n_mat);
 
-      if (imp == NULL || n != g->n || rows == 0)
+      if (imp == NULL || n != g->n * g->n_mat || n_mat != g->n_mat)
         return FALSE;
-      g->rows = rows;
-      g->sum2 = g_new (double, g->n);
-      for (gint64 j = 0; j < g->n; j++)
-        g->sum2[j] = (double) imp[j] * rows;
+      g->rows = 0;
+      g->sum2 = g_new (double, g->n * g->n_mat);
+      g->mat_rows = g_new (guint64, g->n_mat);
+      for (guint m = 0; m < g->n_mat; m++)
+        {
+          if (counts[m] == 0)
+            return FALSE;
+          g->mat_rows[m] = counts[m];
+          g->rows += counts[m];
+          for (gint64 j = 0; j < g->n; j++)
+            g->sum2[m * g->n + j] = (double) imp[m * g->n + j] * counts[m];
+        }
     }
   return TRUE;
 }
@@ -245,6 +272,7 @@ typedef struct {
   guint              n_seen;
   GCancellable      *stop;
   gboolean           stopped;
+  QbLlama           *llama;       /* whose expert an input belongs to */
 } Collect;
 
 static void
@@ -270,9 +298,9 @@ add_gram (Collect *c, Group *g, const float *x, gint64 rows)
 }
 
 static void
-add_sums (Group *g, const float *x, gint64 rows)
+add_sums (Group *g, const float *x, gint64 rows, guint mat)
 {
-  double *s = g->sum2;
+  double *s = g->sum2 + (gsize) mat * g->n;
 
   for (gint64 r = 0; r < rows; r++)
     {
@@ -281,6 +309,7 @@ add_sums (Group *g, const float *x, gint64 rows)
         s[j] += (double) xr[j] * xr[j];
     }
   g->rows += rows;
+  g->mat_rows[mat] += rows;
 }
 
 static void
@@ -289,10 +318,18 @@ on_activation (const char *weight_name, guint weight_index, const float *x, gint
 {
   Collect *c = data;
   Group *g = weight_index < qb_model_get_n_tensors (c->stats->model) ? c->stats->by_index[weight_index] : NULL;
+  int expert = g != NULL && g->n_mat > 1 ? qb_llama_get_activation_expert (c->llama) : 0;
 
   if (g == NULL || c->error != NULL)
     return;
-  if (g->last_forward == c->forward)
+  if (expert < 0 || (guint) expert >= g->n_mat)
+    {
+      g_set_error (&c->error, G_IO_ERROR, G_IO_ERROR_FAILED,
+                   "%s: input of expert %d, the tensor has %u", weight_name, expert, g->n_mat);
+      return;
+    }
+  /* Each expert's gate and up read one gathered buffer: count it once. */
+  if (g->last_forward == c->forward && g->last_expert == expert)
     {
       /* Q, K and V read one buffer: count it once.  Anything else would
        * mean the grouping is wrong for this model. */
@@ -303,6 +340,7 @@ on_activation (const char *weight_name, guint weight_index, const float *x, gint
     }
   g->last_forward = c->forward;
   g->last_x = x;
+  g->last_expert = expert;
   if (n_cols != g->n)
     {
       g_set_error (&c->error, G_IO_ERROR, G_IO_ERROR_FAILED,
@@ -311,7 +349,7 @@ on_activation (const char *weight_name, guint weight_index, const float *x, gint
       return;
     }
   if (c->sums)
-    add_sums (g, x, n_rows);
+    add_sums (g, x, n_rows, (guint) expert);
   if (g->gram != NULL)
     {
       add_gram (c, g, x, n_rows);
@@ -377,7 +415,7 @@ run_pass (QbActivationStats *s, QbLlama *llama, GPtrArray *pass, gboolean sums, 
   gboolean output = sums;
   g_autofree gint32 *tokens = g_new (gint32, n_ctx);
   g_autofree float *logits = NULL;
-  Collect c = { s, sums, 0, NULL, 0, 0, NULL, 0, 0, NULL, FALSE };
+  Collect c = { s, sums, 0, NULL, 0, 0, NULL, 0, 0, NULL, FALSE, llama };
   gulong handler = 0;
   guint first;
   gboolean ok = TRUE;
@@ -400,8 +438,12 @@ run_pass (QbActivationStats *s, QbLlama *llama, GPtrArray *pass, gboolean sums, 
   for (guint i = 0; sums && i < s->groups->len; i++)
     {
       Group *g = g_ptr_array_index (s->groups, i);
-      g->sum2 = g_new0 (double, g->n);
+      g_free (g->sum2);
+      g_free (g->mat_rows);
+      g->sum2 = g_new0 (double, g->n * g->n_mat);
+      g->mat_rows = g_new0 (guint64, g->n_mat);
       g->rows = 0;
+      g->last_expert = -1;
     }
   /* The output matrix sees every position only when its input is wanted;
    * a pass for some layers' XᵀX alone stops after the last of them. */
@@ -491,13 +533,21 @@ build_imatrix (QbActivationStats *s, gboolean include_output)
       Group *g = g_ptr_array_index (s->groups, i);
       g_autofree float *sum2 = NULL;
 
+      gboolean every_expert = TRUE;
+
       if (g->rows == 0 || g->sum2 == NULL || (g->is_output && !include_output))
         continue;
-      sum2 = g_new (float, g->n);
-      for (gint64 j = 0; j < g->n; j++)
+      /* As llama-imatrix: an expert no token reached leaves the entry out. */
+      for (guint m = 0; m < g->n_mat; m++)
+        every_expert &= g->mat_rows[m] > 0;
+      if (!every_expert)
+        continue;
+      sum2 = g_new (float, g->n * g->n_mat);
+      for (gint64 j = 0; j < g->n * g->n_mat; j++)
         sum2[j] = (float) g->sum2[j];
       for (guint m = 0; m < g->members->len; m++)
-        qb_imatrix_set (im, g_ptr_array_index (g->members, m), sum2, (guint) g->n, g->rows);
+        qb_imatrix_set_stacked (im, g_ptr_array_index (g->members, m), sum2, (guint) g->n,
+                                g->n_mat, g->mat_rows);
     }
   qb_imatrix_set_dataset (im, qb_calibration_get_name (s->calib),
                           qb_calibration_get_n_chunks (s->calib), qb_calibration_get_n_ctx (s->calib));
@@ -523,12 +573,17 @@ save_sums (QbActivationStats *s, GError **error)
 static void
 mark_wanted (QbActivationStats *s, const QbStatsOptions *opts)
 {
+  /* XᵀX is one matrix per input: not for experts' inputs (GPTQ on
+   * experts would need one per expert). */
   for (guint i = 0; i < s->groups->len; i++)
-    ((Group *) g_ptr_array_index (s->groups, i))->want_gram = opts->gram_all;
+    {
+      Group *g = g_ptr_array_index (s->groups, i);
+      g->want_gram = opts->gram_all && g->n_mat == 1;
+    }
   for (guint i = 0; opts->gram_tensors != NULL && opts->gram_tensors[i] != NULL; i++)
     {
       Group *g = g_hash_table_lookup (s->by_name, opts->gram_tensors[i]);
-      if (g != NULL)
+      if (g != NULL && g->n_mat == 1)
         g->want_gram = TRUE;
     }
 }

@@ -229,6 +229,7 @@ typedef struct {
   float              *logits;       /* (n_ctx - first) × n_vocab */
   guint16            *records;      /* base records of the current chunk */
   PosScore           *scores;       /* n_scored */
+  QbLlamaScore       *device_scores;   /* n_scored, when a device scores */
   const guint16      *chunk_base;   /* the current chunk's base records, or NULL */
   const gint32       *chunk_tokens;
 
@@ -283,32 +284,73 @@ layer_done (guint done, guint total, gpointer data)
   report (data, (double) done / total);
 }
 
+/* One pass over the chunk.  A device that runs it scores the positions
+ * itself (against base, making records when asked: *scored) and keeps the
+ * logits; on the CPU the logits come back. */
 static gboolean
-forward_chunk (Run *run, QbLlama *llama, const gint32 *chunk, GCancellable *cancellable,
-               GError **error)
+forward_chunk (Run *run, QbLlama *llama, const gint32 *chunk, const guint16 *base,
+               guint16 *records, gboolean *scored, GCancellable *cancellable, GError **error)
 {
-  gboolean ok = qb_llama_forward (llama, chunk, run->n_ctx, run->first, run->logits,
-                                  layer_done, run, cancellable, error);
+  QbLlamaScoring scoring = { run->n_scored, run->chunk_tokens + run->first + 1, base, records,
+                             (guint) run->record_len, run->device_scores, FALSE };
+  gboolean ok;
+
+  llama->scoring = &scoring;
+  ok = qb_llama_forward (llama, chunk, run->n_ctx, run->first, run->logits,
+                         layer_done, run, cancellable, error);
+  llama->scoring = NULL;
   run->units_done += ok;
+  *scored = ok && scoring.done;
   return ok;
+}
+
+/* A device's scores into the host's, as score_position gives them. */
+static void
+take_device_scores (Run *run, gboolean with_base)
+{
+  for (guint i = 0; i < run->n_scored; i++)
+    {
+      const QbLlamaScore *d = &run->device_scores[i];
+      PosScore *p = &run->scores[i];
+
+      p->nll = d->nll;
+      if (!with_base)
+        continue;
+      p->nll_base = d->nll_base;
+      p->kld = d->kld;
+      p->same_top = d->top == d->top_base;
+      p->dp = expf ((float) -p->nll) - expf ((float) -p->nll_base);
+    }
 }
 
 /* NaN or infinite logits (weights holding NaN or infinities, or an
  * overflow) would give a NaN perplexity and a KL divergence of 0: stop. */
 static gboolean
-check_logits (Run *run, const char *which, guint c, GError **error)
+logits_not_finite (const char *which, float value, guint c, guint position, GError **error)
+{
+  g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+               "the %s model's logits are not finite (%g in chunk %u at position %u): "
+               "its weights hold NaN or infinities, or its activations overflow",
+               which, value, c + 1, position);
+  return FALSE;
+}
+
+/* The logits on the host, or as the device's scores counted them. */
+static gboolean
+check_logits (Run *run, gboolean scored, const char *which, guint c, GError **error)
 {
   gsize n = (gsize) run->n_scored * run->n_vocab;
 
+  if (scored)
+    {
+      for (guint i = 0; i < run->n_scored; i++)
+        if (run->device_scores[i].n_bad > 0)
+          return logits_not_finite (which, run->device_scores[i].bad, c, run->first + i, error);
+      return TRUE;
+    }
   for (gsize i = 0; i < n; i++)
     if (!isfinite (run->logits[i]))
-      {
-        g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-                     "the %s model's logits are not finite (%g in chunk %u at position %u): "
-                     "its weights hold NaN or infinities, or its activations overflow",
-                     which, run->logits[i], c + 1, run->first + (guint) (i / run->n_vocab));
-        return FALSE;
-      }
+      return logits_not_finite (which, run->logits[i], c, run->first + (guint) (i / run->n_vocab), error);
   return TRUE;
 }
 
@@ -318,6 +360,7 @@ run_chunk (Run *run, guint c, GCancellable *cancellable, GError **error)
   g_autofree gint32 *chunk = g_memdup2 (run->tokens + (gsize) c * run->n_ctx,
                                         sizeof (gint32) * run->n_ctx);
   gint64 start;
+  gboolean scored;
 
   if (run->bos >= 0)
     chunk[0] = run->bos;
@@ -327,10 +370,11 @@ run_chunk (Run *run, guint c, GCancellable *cancellable, GError **error)
   if (run->base != NULL)
     {
       start = g_get_monotonic_time ();
-      if (!forward_chunk (run, run->base, chunk, cancellable, error) ||
-          !check_logits (run, "original", c, error))
+      if (!forward_chunk (run, run->base, chunk, NULL, run->records, &scored, cancellable, error) ||
+          !check_logits (run, scored, "original", c, error))
         return FALSE;
-      qb_workers_run (qb_llama_get_workers (run->llama), run->n_scored, encode_item, run);
+      if (!scored)
+        qb_workers_run (qb_llama_get_workers (run->llama), run->n_scored, encode_item, run);
       run->chunk_base = run->records;
       run->base_usec += g_get_monotonic_time () - start;
       if (run->writer != NULL && !qb_logprob_writer_add_chunk (run->writer, run->records, error))
@@ -338,10 +382,13 @@ run_chunk (Run *run, guint c, GCancellable *cancellable, GError **error)
     }
 
   start = g_get_monotonic_time ();
-  if (!forward_chunk (run, run->llama, chunk, cancellable, error) ||
-      !check_logits (run, run->base || run->chunk_base ? "quantized" : "evaluated", c, error))
+  if (!forward_chunk (run, run->llama, chunk, run->chunk_base, NULL, &scored, cancellable, error) ||
+      !check_logits (run, scored, run->base || run->chunk_base ? "quantized" : "evaluated", c, error))
     return FALSE;
-  qb_workers_run (qb_llama_get_workers (run->llama), run->n_scored, score_item, run);
+  if (scored)
+    take_device_scores (run, run->chunk_base != NULL);
+  else
+    qb_workers_run (qb_llama_get_workers (run->llama), run->n_scored, score_item, run);
   run->eval_usec += g_get_monotonic_time () - start;
   for (guint i = 0; i < run->n_scored; i++)
     stats_add (&run->stats, &run->scores[i], run->chunk_base != NULL);
@@ -360,6 +407,7 @@ run_chunks (Run *run, GCancellable *cancellable, QbEvalResult *result, GError **
   run->record_len = qb_logprobs_record_len (run->n_vocab);
   run->logits = g_new (float, (gsize) (run->n_ctx - run->first) * run->n_vocab);
   run->scores = g_new0 (PosScore, run->n_scored);
+  run->device_scores = g_new0 (QbLlamaScore, run->n_scored);
   if (run->base != NULL)
     run->records = g_new (guint16, (gsize) run->n_scored * run->record_len);
   run->stats.kld_values = g_array_new (FALSE, FALSE, sizeof (float));
@@ -385,6 +433,7 @@ run_chunks (Run *run, GCancellable *cancellable, QbEvalResult *result, GError **
     }
   g_free (run->logits);
   g_free (run->scores);
+  g_free (run->device_scores);
   g_free (run->records);
   g_array_unref (run->stats.kld_values);
   g_array_unref (run->stats.dp_values);

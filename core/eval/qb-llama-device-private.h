@@ -7,6 +7,32 @@
 
 G_BEGIN_DECLS
 
+/* One scored position, as the device reduces its logits (qb-eval.c's
+ * score_position). */
+typedef struct {
+  double nll;        /* of the next token */
+  double nll_base;   /* of the next token under the base record */
+  double kld;        /* KL divergence from the base record */
+  gint32 top;        /* the first largest logit */
+  gint32 top_base;   /* the base record's */
+  gint32 n_bad;      /* logits that are NaN or infinite (then nothing else is set) */
+  float  bad;        /* the first of them */
+} QbLlamaScore;
+
+/* Asked of a pass by qb-eval.c (QbLlama.scoring): when the pass runs on
+ * the device it scores the positions from first_output there and the
+ * logits never come back; on the CPU done stays FALSE and the logits are
+ * returned as usual. */
+struct _QbLlamaScoring {
+  guint          n_positions;   /* from first_output */
+  const gint32  *targets;       /* n_positions next tokens */
+  const guint16 *base;          /* n_positions records to compare with, or NULL */
+  guint16       *records;       /* out: these logits' records, or NULL */
+  guint          record_len;    /* of a record, in uint16 */
+  QbLlamaScore  *scores;        /* out: n_positions */
+  gboolean       done;          /* the device scored */
+};
+
 typedef enum {
   QB_LLAMA_DEVICE_DECLINED,   /* no device, or it cannot: run on the CPU */
   QB_LLAMA_DEVICE_DONE,
@@ -36,5 +62,9 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (QbLlamaDevice, qb_llama_device_free)
 /* Forward passes done on any device since the process started: lets tests
  * tell the device path from a silent CPU fallback. */
 guint64              qb_llama_device_passes  (void);
+/* Positions scored on a device, and rows of logits read back from one,
+ * since the process started. */
+guint64              qb_llama_device_scored  (void);
+guint64              qb_llama_device_logit_rows (void);
 
 G_END_DECLS

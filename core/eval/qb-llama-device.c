@@ -18,13 +18,28 @@
 #include <math.h>
 #include <string.h>
 
-static gint64 passes;   /* atomic */
+static gint64 passes, scored, logit_rows;   /* atomic */
 
 guint64
 qb_llama_device_passes (void)
 {
   return (guint64) __atomic_load_n (&passes, __ATOMIC_RELAXED);
 }
+
+guint64
+qb_llama_device_scored (void)
+{
+  return (guint64) __atomic_load_n (&scored, __ATOMIC_RELAXED);
+}
+
+guint64
+qb_llama_device_logit_rows (void)
+{
+  return (guint64) __atomic_load_n (&logit_rows, __ATOMIC_RELAXED);
+}
+
+/* Work-items per scored position: SCORE_GROUP in qb-llama-device.cl. */
+#define SCORE_GROUP 64
 
 /* A weight as uploaded: what it was made from, so a swap is noticed. */
 typedef struct {
@@ -38,6 +53,7 @@ typedef struct {
 struct _QbLlamaDevice {
   QbDevice   *device;
   cl_kernel   rms_norm, fill_rows, rope, softmax, swiglu;
+  cl_kernel   score;          /* NULL: the host scores (no fp64, small groups) */
   GHashTable *weights;        /* QbWeight* -> DeviceWeight* */
   guint       n_tokens;       /* capacity of the activations */
   cl_mem      x, xn, q, k, v, att, gate, up, rope_cache, scores, logits, norm;
@@ -88,14 +104,15 @@ release_activations (QbLlamaDevice *d)
 void
 qb_llama_device_free (QbLlamaDevice *d)
 {
-  cl_kernel k[5];
+  cl_kernel k[6];
 
   if (d == NULL)
     return;
   k[0] = d->rms_norm, k[1] = d->fill_rows, k[2] = d->rope, k[3] = d->softmax, k[4] = d->swiglu;
+  k[5] = d->score;
   release_activations (d);
   g_clear_pointer (&d->weights, g_hash_table_destroy);
-  for (int i = 0; i < 5; i++)
+  for (int i = 0; i < 6; i++)
     if (k[i] != NULL)
       clReleaseKernel (k[i]);
   qb_device_unref (d->device);
@@ -126,6 +143,15 @@ device_new (QbDevice *device, GError **error)
     d->swiglu = clCreateKernel (program, "swiglu", &s);
   if (!qb_device_check (s, "creating the evaluation kernels", error))
     return NULL;
+  if (qb_device_get_info (device)->fp64)
+    {
+      size_t wg = 0;
+      d->score = clCreateKernel (program, "score_positions", &s);
+      if (d->score != NULL &&
+          (clGetKernelWorkGroupInfo (d->score, qb_device_get_id (device), CL_KERNEL_WORK_GROUP_SIZE,
+                                     sizeof wg, &wg, NULL) != CL_SUCCESS || wg < SCORE_GROUP))
+        g_clear_pointer (&d->score, clReleaseKernel);
+    }
   return g_steal_pointer (&d);
 }
 
@@ -469,6 +495,73 @@ run_failed (Run *r, GError **error)
     qb_device_check (r->status, "evaluating on the device", error);
 }
 
+/* The positions scored on the device from the logits there (the
+ * scoring's inputs uploaded, its scores and records read back). */
+static void
+score (Run *r, QbLlamaScoring *sc, guint n_vocab)
+{
+  QbDevice *dev = r->d->device;
+  gsize n = sc->n_positions, rec = (gsize) n * sc->record_len * sizeof (guint16);
+  cl_mem targets = NULL, base = NULL, records = NULL, scores = NULL;
+  cl_kernel k = r->d->score;
+  cl_int nv = (cl_int) n_vocab, len = (cl_int) sc->record_len;
+  size_t local = SCORE_GROUP, global = n * SCORE_GROUP;
+  guint a = 0;
+
+  if (!ok (r) || n == 0)
+    return;
+  for (gsize i = 0; i < n; i++)
+    if (sc->targets[i] < 0 || (guint) sc->targets[i] >= n_vocab)
+      return;   /* not a token: the logits go to the host */
+  targets = qb_device_alloc (dev, CL_MEM_READ_ONLY, n * sizeof (gint32), r->error);
+  scores = qb_device_alloc (dev, CL_MEM_WRITE_ONLY, n * sizeof (QbLlamaScore), r->error);
+  if (sc->base != NULL && targets != NULL)
+    base = qb_device_alloc (dev, CL_MEM_READ_ONLY, rec, r->error);
+  if (sc->records != NULL && targets != NULL)
+    records = qb_device_alloc (dev, CL_MEM_WRITE_ONLY, rec, r->error);
+  if (targets == NULL || scores == NULL || (sc->base && base == NULL) || (sc->records && records == NULL))
+    r->status = CL_MEM_OBJECT_ALLOCATION_FAILURE;
+  if (ok (r))
+    r->status = clEnqueueWriteBuffer (r->queue, targets, CL_FALSE, 0, n * sizeof (gint32), sc->targets,
+                                      0, NULL, NULL);
+  if (ok (r) && base != NULL)
+    r->status = clEnqueueWriteBuffer (r->queue, base, CL_FALSE, 0, rec, sc->base, 0, NULL, NULL);
+  if (ok (r))
+    {
+      cl_int s = CL_SUCCESS;
+      s |= clSetKernelArg (k, a++, sizeof (cl_mem), &r->d->logits);
+      s |= ARG (k, a++, nv);
+      s |= clSetKernelArg (k, a++, sizeof (cl_mem), &targets);
+      s |= clSetKernelArg (k, a++, sizeof (cl_mem), base != NULL ? &base : NULL);
+      s |= clSetKernelArg (k, a++, sizeof (cl_mem), records != NULL ? &records : NULL);
+      s |= ARG (k, a++, len);
+      s |= clSetKernelArg (k, a++, sizeof (cl_mem), &scores);
+      r->status = s != CL_SUCCESS ? CL_INVALID_KERNEL_ARGS
+                  : clEnqueueNDRangeKernel (r->queue, k, 1, NULL, &global, &local, 0, NULL, NULL);
+    }
+  if (ok (r))
+    r->status = clEnqueueReadBuffer (r->queue, scores, CL_FALSE, 0, n * sizeof (QbLlamaScore),
+                                     sc->scores, 0, NULL, NULL);
+  if (ok (r) && records != NULL)
+    r->status = clEnqueueReadBuffer (r->queue, records, CL_FALSE, 0, rec, sc->records, 0, NULL, NULL);
+  /* Nothing may still use the host's arrays or the buffers below. */
+  if (ok (r))
+    r->status = clFinish (r->queue);
+  else
+    clFinish (r->queue);
+  {
+    cl_mem mems[] = { targets, base, records, scores };
+    for (gsize i = 0; i < G_N_ELEMENTS (mems); i++)
+      if (mems[i] != NULL)
+        clReleaseMemObject (mems[i]);
+  }
+  if (ok (r))
+    {
+      sc->done = TRUE;
+      __atomic_add_fetch (&scored, (gint64) n, __ATOMIC_RELAXED);
+    }
+}
+
 /* The device pass has the LLaMA/Mistral/Qwen2 pieces only; NULL when it
  * can run this model, else what it lacks. */
 static const char *
@@ -508,7 +601,8 @@ qb_llama_device_forward (QbLlama *llama, QbLlamaDevice **state, const gint32 *to
 
   if (*state != NULL)
     (*state)->ran = FALSE;
-  if (device == NULL || llama->act_func != NULL)
+  /* Mixtures of experts run on the CPU. */
+  if (device == NULL || llama->act_func != NULL || p->n_expert > 0)
     return QB_LLAMA_DEVICE_DECLINED;
   if (device_lacks (llama) != NULL)
     {
@@ -548,9 +642,14 @@ qb_llama_device_forward (QbLlama *llama, QbLlamaDevice **state, const gint32 *to
     }
   rms_norm (&r, r.d->x, first_output, &llama->output_norm, r.d->xn, n_out);
   gemm_w (&r, &llama->output, r.d->xn, n_out, r.d->logits, 0.0f);
-  if (ok (&r))
-    r.status = clEnqueueReadBuffer (r.queue, r.d->logits, CL_TRUE, 0,
-                                    sizeof (float) * n_out * p->n_vocab, logits, 0, NULL, NULL);
+  if (llama->scoring != NULL && r.d->score != NULL && llama->scoring->n_positions <= n_out)
+    score (&r, llama->scoring, p->n_vocab);
+  if (ok (&r) && (llama->scoring == NULL || !llama->scoring->done))
+    {
+      r.status = clEnqueueReadBuffer (r.queue, r.d->logits, CL_TRUE, 0,
+                                      sizeof (float) * n_out * p->n_vocab, logits, 0, NULL, NULL);
+      __atomic_add_fetch (&logit_rows, (gint64) n_out, __ATOMIC_RELAXED);
+    }
   if (!ok (&r))
     {
       run_failed (&r, &local);

@@ -46,6 +46,16 @@ qb_scratch_clear (QbScratch *s)
   g_free (s->gate);
   g_free (s->up);
   g_free (s->rope);
+  g_free (s->moe_logits);
+  g_free (s->moe_weight);
+  g_free (s->moe_x);
+  g_free (s->moe_y);
+  g_free (s->moe_out);
+  g_free (s->moe_shgate);
+  g_free (s->moe_expert);
+  g_free (s->moe_tokens);
+  g_free (s->moe_token_weight);
+  g_free (s->moe_offsets);
   g_free (s->rope_local);
   g_free (s->matrix);
   free_thread_buffers (s->thread_buf, s->n_threads);
@@ -65,7 +75,19 @@ block_rows (QbLlama *llama, const QbWeight *w)
   return MIN (rows, w->n_rows);
 }
 
-/* Floats of the largest block (or whole matrix) any product needs. */
+/* Expert e's matrix of a 3-D expert tensor, as a weight of its own. */
+static QbWeight
+expert_view (const QbWeight *w, guint e)
+{
+  QbWeight v = *w;
+
+  v.n_rows = w->t->ne[1];
+  v.row0 = (gint64) e * v.n_rows;
+  return v;
+}
+
+/* Floats of the largest block (or whole matrix) any product needs; an
+ * expert tensor is multiplied one expert at a time. */
 static gsize
 largest_block (QbLlama *llama, gboolean whole)
 {
@@ -79,8 +101,14 @@ largest_block (QbLlama *llama, gboolean whole)
 
       for (gsize j = 0; j < G_N_ELEMENTS (m); j++)
         {
-          gint64 rows = whole ? m[j]->n_rows : block_rows (llama, m[j]);
-          most = MAX (most, (gsize) (rows * m[j]->n_cols));
+          QbWeight v;
+          gint64 rows;
+
+          if (m[j]->t == NULL)
+            continue;
+          v = m[j]->t->n_dims == 3 ? expert_view (m[j], 0) : *m[j];
+          rows = whole ? v.n_rows : block_rows (llama, &v);
+          most = MAX (most, (gsize) (rows * v.n_cols));
         }
     }
   return most;
@@ -118,6 +146,21 @@ scratch_reserve (QbLlama *llama, guint n_tokens)
   s->gate = g_new (float, T * p->n_ff);
   s->up = g_new (float, T * p->n_ff);
   s->rope = g_new (float, T * p->n_rot);
+  if (p->n_expert > 0)
+    {
+      gsize K = p->n_expert_used;
+
+      s->moe_logits = g_new (float, T * p->n_expert);
+      s->moe_weight = g_new (float, T * K);
+      s->moe_expert = g_new (gint32, T * K);
+      s->moe_tokens = g_new (gint32, T * K);
+      s->moe_token_weight = g_new (float, T * K);
+      s->moe_offsets = g_new (gint32, p->n_expert + 1);
+      s->moe_x = g_new (float, T * p->n_embd);
+      s->moe_y = g_new (float, T * p->n_embd);
+      s->moe_out = g_new (float, T * p->n_embd);
+      s->moe_shgate = g_new (float, T);
+    }
   if (p->family->rope_base_local > 0)
     s->rope_local = g_new (float, T * p->n_rot);
 
@@ -224,7 +267,7 @@ static gboolean
 matmul_whole (QbLlama *llama, MatTask *task, gint64 n_tokens, GError **error)
 {
   const QbWeight *w = task->w;
-  const float *wf = w->f32;
+  const float *wf = w->f32 ? w->f32 + w->row0 * w->n_cols : NULL;
 
   if (w->format != NULL || wf == NULL)
     {
@@ -258,8 +301,9 @@ matmul (QbLlama *llama, MatTask *tasks, guint n_tasks, gint64 n_tokens, GError *
 
   for (guint i = 0; i < n_tasks; i++)
     {
-      /* A fused tensor's views share one input: the hook sees it once. */
-      if (llama->act_func != NULL && tasks[i].w->row0 == 0)
+      /* A fused tensor's views share one input: the hook sees it once;
+       * each expert of a 3-D tensor has inputs of its own. */
+      if (llama->act_func != NULL && (tasks[i].w->row0 == 0 || tasks[i].w->t->n_dims == 3))
         llama->act_func (tasks[i].w->t->name, tasks[i].w->index, tasks[i].x, n_tokens,
                          tasks[i].w->n_cols, llama->act_data);
       if (llama->mode == QB_DEQUANT_MATRIX)
@@ -555,6 +599,198 @@ attention (QbLlama *llama, guint n_tokens, gboolean sliding, PassProgress *pp, G
   return TRUE;
 }
 
+/* ---- mixtures of experts ---------------------------------------------- */
+
+/* Each token's experts and weights from its router logits, as llama.cpp's
+ * build_moe_ffn: softmax over all experts (ggml_soft_max: float exps, a
+ * double sum), the n_expert_used most probable (ties to the lower index),
+ * their probabilities renormalised to sum 1 where the family does. */
+static void
+moe_route (QbLlama *llama, guint T)
+{
+  const QbLlamaParams *p = &llama->p;
+  QbScratch *s = &llama->s;
+  guint N = p->n_expert, K = p->n_expert_used;
+
+  for (guint t = 0; t < T; t++)
+    {
+      float *lg = s->moe_logits + (gsize) t * N;
+      gint32 *sel = s->moe_expert + (gsize) t * K;
+      float *w = s->moe_weight + (gsize) t * K;
+      float max = -INFINITY, inv, sum = 0;
+      double total = 0;
+
+      for (guint e = 0; e < N; e++)
+        max = MAX (max, lg[e]);
+      for (guint e = 0; e < N; e++)
+        {
+          lg[e] = expf (lg[e] - max);
+          total += lg[e];
+        }
+      inv = (float) (1.0 / total);
+      for (guint e = 0; e < N; e++)
+        lg[e] *= inv;
+      for (guint k = 0; k < K; k++)
+        {
+          gint32 best = -1;
+          for (guint e = 0; e < N; e++)
+            {
+              gboolean taken = FALSE;
+              for (guint j = 0; j < k; j++)
+                taken |= sel[j] == (gint32) e;
+              if (!taken && (best < 0 || lg[e] > lg[best]))
+                best = (gint32) e;
+            }
+          sel[k] = best;
+          w[k] = lg[best];
+          sum += w[k];
+        }
+      if (p->moe_norm_topk)
+        for (guint k = 0; k < K; k++)
+          w[k] /= sum;
+    }
+}
+
+/* The tokens of each expert, in token order: moe_tokens[offsets[e] ..
+ * offsets[e + 1]) with their weights. */
+static void
+moe_group (QbLlama *llama, guint T)
+{
+  const QbLlamaParams *p = &llama->p;
+  QbScratch *s = &llama->s;
+  guint N = p->n_expert, K = p->n_expert_used;
+  gint32 *off = s->moe_offsets;
+
+  memset (off, 0, sizeof (gint32) * (N + 1));
+  for (gsize i = 0; i < (gsize) T * K; i++)
+    off[s->moe_expert[i] + 1]++;
+  for (guint e = 0; e < N; e++)
+    off[e + 1] += off[e];
+  for (guint t = 0; t < T; t++)
+    for (guint k = 0; k < K; k++)
+      {
+        gint32 e = s->moe_expert[(gsize) t * K + k];
+        gint32 slot = off[e]++;
+        s->moe_tokens[slot] = (gint32) t;
+        s->moe_token_weight[slot] = s->moe_weight[(gsize) t * K + k];
+      }
+  /* off[e] now ends expert e: shift back. */
+  for (guint e = N; e > 0; e--)
+    off[e] = off[e - 1];
+  off[0] = 0;
+}
+
+/* SwiGLU FFN of rows x (n × E) through gate/up/down into y (n × E). */
+static gboolean
+moe_expert_ffn (QbLlama *llama, const QbWeight *gate, const QbWeight *up, const QbWeight *down,
+                const float *x, float *y, gint64 n, GError **error)
+{
+  QbScratch *s = &llama->s;
+  MatTask gu[2] = {
+    { gate, x, s->gate, 0.0f, 0, 0 },
+    { up, x, s->up, 0.0f, 0, 0 },
+  };
+  MatTask d = { down, s->gate, y, 0.0f, 0, 0 };
+
+  if (!matmul (llama, gu, 2, n, error))
+    return FALSE;
+  swiglu (s->gate, s->up, (gsize) n * gate->n_rows);
+  return matmul (llama, &d, 1, n, error);
+}
+
+/* Each expert over the tokens routed to it (gathered into one product),
+ * its output added to theirs by their weights. */
+static gboolean
+moe_experts (QbLlama *llama, QbLayer *l, GError **error)
+{
+  const QbLlamaParams *p = &llama->p;
+  QbScratch *s = &llama->s;
+  gint64 E = p->n_embd;
+  gboolean ok = TRUE;
+
+  for (guint e = 0; e < p->n_expert && ok; e++)
+    {
+      gint32 a = s->moe_offsets[e], n = s->moe_offsets[e + 1] - a;
+      QbWeight g, u, d;
+
+      if (n == 0)
+        continue;
+      g = expert_view (&l->gate_exps, e);
+      u = expert_view (&l->up_exps, e);
+      d = expert_view (&l->down_exps, e);
+      for (gint32 r = 0; r < n; r++)
+        memcpy (s->moe_x + r * E, s->xn + s->moe_tokens[a + r] * E, sizeof (float) * E);
+      llama->act_expert = (int) e;
+      ok = moe_expert_ffn (llama, &g, &u, &d, s->moe_x, s->moe_y, n, error);
+      llama->act_expert = -1;
+      for (gint32 r = 0; ok && r < n; r++)
+        {
+          float w = s->moe_token_weight[a + r];
+          float *out = s->moe_out + s->moe_tokens[a + r] * E;
+          const float *y = s->moe_y + r * E;
+
+          for (gint64 i = 0; i < E; i++)
+            out[i] += w * y[i];
+        }
+    }
+  return ok;
+}
+
+/* Qwen2-MoE's shared expert: every token, scaled by sigmoid(xn · gate). */
+static gboolean
+moe_shared (QbLlama *llama, QbLayer *l, guint T, GError **error)
+{
+  const QbLlamaParams *p = &llama->p;
+  QbScratch *s = &llama->s;
+  gint64 E = p->n_embd;
+  const float *gw = l->gate_inp_shexp.values;
+
+  for (guint t = 0; t < T; t++)
+    {
+      const float *x = s->xn + (gsize) t * E;
+      double dot = 0;
+      for (gint64 i = 0; i < E; i++)
+        dot += (double) x[i] * gw[i];
+      s->moe_shgate[t] = 1.0f / (1.0f + expf (-(float) dot));
+    }
+  if (!moe_expert_ffn (llama, &l->gate_shexp, &l->up_shexp, &l->down_shexp, s->xn, s->moe_y, T,
+                       error))
+    return FALSE;
+  for (guint t = 0; t < T; t++)
+    {
+      float g = s->moe_shgate[t];
+      float *out = s->moe_out + (gsize) t * E;
+      const float *y = s->moe_y + (gsize) t * E;
+
+      for (gint64 i = 0; i < E; i++)
+        out[i] += g * y[i];
+    }
+  return TRUE;
+}
+
+/* The FFN of a mixture-of-experts layer over xn, added to the stream. */
+static gboolean
+moe_ffn (QbLlama *llama, QbLayer *l, guint T, GError **error)
+{
+  const QbLlamaParams *p = &llama->p;
+  QbScratch *s = &llama->s;
+  gsize n = (gsize) T * p->n_embd;
+  MatTask router = { &l->gate_inp, s->xn, s->moe_logits, 0.0f, 0, 0 };
+
+  if (!matmul (llama, &router, 1, T, error))
+    return FALSE;
+  moe_route (llama, T);
+  moe_group (llama, T);
+  memset (s->moe_out, 0, sizeof (float) * n);
+  if (!moe_experts (llama, l, error))
+    return FALSE;
+  if (p->n_ff_shexp > 0 && !moe_shared (llama, l, T, error))
+    return FALSE;
+  for (gsize i = 0; i < n; i++)
+    s->x[i] += s->moe_out[i];
+  return TRUE;
+}
+
 /* ---- the pass --------------------------------------------------------- */
 
 static gboolean
@@ -642,6 +878,8 @@ ffn_forward (QbLlama *llama, QbLayer *l, guint T, GError **error)
   MatTask down = { &l->down, s->gate, post ? s->xn : s->x, post ? 0.0f : 1.0f, 0, 0 };
 
   rms_norm (s->x, l->ffn_norm.values, s->xn, T, E, p->rms_eps);
+  if (p->n_expert > 0)
+    return moe_ffn (llama, l, T, error);
   if (!matmul (llama, ffn, 2, T, error))
     return FALSE;
   if (p->family->ffn == QB_FFN_GEGLU)

@@ -14,8 +14,9 @@ typedef struct {
   guint           index;      /* in the model */
   gint64          n_cols;     /* ne[0] */
   gint64          n_rows;
-  /* A fused tensor (Phi-3's attn_qkv, ffn_up) is read as views of its
-   * rows: this one starts at row0 of the tensor. */
+  /* A fused tensor (Phi-3's attn_qkv, ffn_up) or one expert of a 3-D
+   * expert tensor is read as views of its rows: this one starts at row0
+   * of the tensor. */
   gint64          row0;
   /* Engine bytes, when set: rows of row_bytes in format (then a per-tensor
    * tail), dequantized with params. */
@@ -41,19 +42,35 @@ typedef struct {
   QbVector attn_post_norm, ffn_post_norm;   /* Gemma 2/3 */
   QbWeight wq, wk, wv, wo;
   QbWeight gate, up, down;
+  /* A mixture of experts instead of gate/up/down: the router, the experts
+   * (3-D: n_ff_exp rows per expert), the shared expert and its gate. */
+  QbWeight gate_inp, gate_exps, up_exps, down_exps;
+  QbWeight gate_shexp, up_shexp, down_shexp;
+  QbVector gate_inp_shexp;
   gboolean sliding;           /* attends to the last swa_window tokens only */
 } QbLayer;
 
-/* Every matrix and vector of a layer, for walking them alike. */
-#define QB_LAYER_MATRICES(l) { &(l)->wq, &(l)->wk, &(l)->wv, &(l)->wo, &(l)->gate, &(l)->up, &(l)->down }
+/* Every matrix and vector of a layer, for walking them alike; absent ones
+ * have t NULL. */
+#define QB_LAYER_MATRICES(l) { &(l)->wq, &(l)->wk, &(l)->wv, &(l)->wo, &(l)->gate, &(l)->up, \
+    &(l)->down, &(l)->gate_inp, &(l)->gate_exps, &(l)->up_exps, &(l)->down_exps, \
+    &(l)->gate_shexp, &(l)->up_shexp, &(l)->down_shexp }
 #define QB_LAYER_VECTORS(l)  { &(l)->attn_norm, &(l)->ffn_norm, &(l)->bq, &(l)->bk, &(l)->bv, \
-                               &(l)->q_norm, &(l)->k_norm, &(l)->attn_post_norm, &(l)->ffn_post_norm }
+    &(l)->q_norm, &(l)->k_norm, &(l)->attn_post_norm, &(l)->ffn_post_norm, &(l)->gate_inp_shexp }
 
 /* Buffers of one forward pass, kept between calls and grown on demand. */
 typedef struct {
   guint   n_tokens;            /* capacity in tokens */
   float  *x, *xn, *q, *k, *v, *att, *gate, *up;
   float  *rope;                /* n_tokens × n_rot: cos, sin per pair */
+  /* Mixtures of experts: router logits (n_tokens × n_expert), the chosen
+   * experts and their weights (n_tokens × n_expert_used), one expert's
+   * tokens gathered, its output, the layer's FFN output, the shared
+   * expert's gate. */
+  float  *moe_logits, *moe_weight, *moe_x, *moe_y, *moe_out, *moe_shgate;
+  gint32 *moe_expert, *moe_tokens;
+  float  *moe_token_weight;
+  gint32 *moe_offsets;         /* n_expert + 1: each expert's share of moe_tokens */
   float  *rope_local;          /* the same for sliding layers with their own base, or NULL */
   float **thread_buf;          /* per thread: dequantized rows */
   gsize   thread_buf_floats;
@@ -65,6 +82,7 @@ typedef struct {
 } QbScratch;
 
 typedef struct _QbLlamaDevice QbLlamaDevice;   /* qb-llama-device-private.h */
+typedef struct _QbLlamaScoring QbLlamaScoring; /* qb-llama-device-private.h */
 
 struct _QbLlama {
   QbModel          *model;
@@ -80,8 +98,10 @@ struct _QbLlama {
   QbDequantMode     mode;
   QbActivationFunc  act_func;
   gpointer          act_data;
+  int               act_expert; /* the expert act_func is seeing the tokens of, or -1 */
   QbScratch         s;
   QbLlamaDevice    *device;     /* weights on the default device, or NULL */
+  QbLlamaScoring   *scoring;    /* set around a pass by qb-eval.c, else NULL */
   gboolean          device_told; /* said once why the device declined this model */
 };
 

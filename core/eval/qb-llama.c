@@ -127,6 +127,10 @@ slot_for (QbLlama *llama, const QbTensor *t, gboolean *is_vector)
         default:             return NULL;
         }
     }
+  /* Per-expert matrices of a safetensors checkpoint are not assembled
+   * (the model is refused: the layer has no FFN). */
+  if (t->expert >= 0)
+    return NULL;
   switch (t->role)
     {
     case QB_ROLE_ATTN_NORM:   *is_vector = TRUE; return &l->attn_norm;
@@ -143,6 +147,14 @@ slot_for (QbLlama *llama, const QbTensor *t, gboolean *is_vector)
     case QB_ROLE_FFN_GATE:    return &l->gate;
     case QB_ROLE_FFN_UP:      return &l->up;
     case QB_ROLE_FFN_DOWN:    return &l->down;
+    case QB_ROLE_FFN_GATE_INP:   return &l->gate_inp;
+    case QB_ROLE_FFN_GATE_EXPS:  return &l->gate_exps;
+    case QB_ROLE_FFN_UP_EXPS:    return &l->up_exps;
+    case QB_ROLE_FFN_DOWN_EXPS:  return &l->down_exps;
+    case QB_ROLE_FFN_GATE_SHEXP: return &l->gate_shexp;
+    case QB_ROLE_FFN_UP_SHEXP:   return &l->up_shexp;
+    case QB_ROLE_FFN_DOWN_SHEXP: return &l->down_shexp;
+    case QB_ROLE_FFN_GATE_INP_SHEXP: *is_vector = TRUE; return &l->gate_inp_shexp;
     default:                  return NULL;
     }
 }
@@ -216,6 +228,73 @@ split_fused (QbLlama *llama, QbLayer *l, guint i, GError **error)
   return TRUE;
 }
 
+/* A 3-D expert tensor: n_expert matrices of cols × rows. */
+static gboolean
+check_experts (QbLlama *llama, const QbWeight *w, guint layer, const char *what, gint64 cols,
+               gint64 rows, GError **error)
+{
+  gint64 n = llama->p.n_expert;
+
+  if (w->t == NULL)
+    return invalid (error, llama, "layer %u has no %s tensor", layer, what);
+  if (w->t->n_dims != 3 || w->t->ne[0] != cols || w->t->ne[1] != rows || w->t->ne[2] != n)
+    return invalid (error, llama, "tensor '%s' has shape [%" G_GINT64_FORMAT ", %" G_GINT64_FORMAT
+                    ", %" G_GINT64_FORMAT "]; the %s of this model should be [%" G_GINT64_FORMAT
+                    ", %" G_GINT64_FORMAT ", %" G_GINT64_FORMAT "]", w->t->name, w->t->ne[0],
+                    w->t->ne[1], w->t->ne[2], what, cols, rows, n);
+  return TRUE;
+}
+
+/* The FFN of a mixture-of-experts layer: router, experts, and the shared
+ * expert exactly when the metadata announces one. */
+static gboolean
+check_moe_layer (QbLlama *llama, guint i, GError **error)
+{
+  const QbLlamaParams *p = &llama->p;
+  QbLayer *l = &llama->layers[i];
+  gint64 E = p->n_embd, F = p->n_ff_exp, S = p->n_ff_shexp;
+  g_autofree char *n_r = g_strdup_printf ("layer %u router", i);
+  g_autofree char *n_sg = g_strdup_printf ("layer %u shared expert gate", i);
+  g_autofree char *n_s1 = g_strdup_printf ("layer %u shared expert FFN gate", i);
+  g_autofree char *n_s2 = g_strdup_printf ("layer %u shared expert FFN up", i);
+  g_autofree char *n_s3 = g_strdup_printf ("layer %u shared expert FFN down", i);
+
+  if (l->gate.t != NULL || l->up.t != NULL || l->down.t != NULL)
+    return invalid (error, llama, "layer %u has both a dense FFN and experts", i);
+  if (!check_shape (llama, &l->gate_inp, n_r, E, p->n_expert, error)
+      || !check_experts (llama, &l->gate_exps, i, "expert FFN gate", E, F, error)
+      || !check_experts (llama, &l->up_exps, i, "expert FFN up", E, F, error)
+      || !check_experts (llama, &l->down_exps, i, "expert FFN down", F, E, error))
+    return FALSE;
+  if (S == 0)
+    return l->gate_shexp.t == NULL ? TRUE
+           : invalid (error, llama, "layer %u has a shared expert the metadata does not announce", i);
+  return check_shape (llama, &l->gate_inp_shexp.w, n_sg, E, 1, error)
+         && check_shape (llama, &l->gate_shexp, n_s1, E, S, error)
+         && check_shape (llama, &l->up_shexp, n_s2, E, S, error)
+         && check_shape (llama, &l->down_shexp, n_s3, S, E, error);
+}
+
+/* The dense FFN, or the mixture of experts. */
+static gboolean
+check_ffn (QbLlama *llama, guint i, GError **error)
+{
+  const QbLlamaParams *p = &llama->p;
+  QbLayer *l = &llama->layers[i];
+  gint64 E = p->n_embd;
+  g_autofree char *n_g = g_strdup_printf ("layer %u FFN gate", i);
+  g_autofree char *n_u = g_strdup_printf ("layer %u FFN up", i);
+  g_autofree char *n_d = g_strdup_printf ("layer %u FFN down", i);
+
+  if (p->n_expert > 0)
+    return check_moe_layer (llama, i, error);
+  if (l->gate_inp.t != NULL || l->gate_exps.t != NULL)
+    return invalid (error, llama, "layer %u has experts but the metadata gives no expert count", i);
+  return check_shape (llama, &l->gate, n_g, E, p->n_ff, error)
+         && check_shape (llama, &l->up, n_u, E, p->n_ff, error)
+         && check_shape (llama, &l->down, n_d, p->n_ff, E, error);
+}
+
 static gboolean
 check_layer (QbLlama *llama, guint i, GError **error)
 {
@@ -229,9 +308,6 @@ check_layer (QbLlama *llama, guint i, GError **error)
   g_autofree char *n_k = g_strdup_printf ("layer %u K projection", i);
   g_autofree char *n_v = g_strdup_printf ("layer %u V projection", i);
   g_autofree char *n_o = g_strdup_printf ("layer %u attention output", i);
-  g_autofree char *n_g = g_strdup_printf ("layer %u FFN gate", i);
-  g_autofree char *n_u = g_strdup_printf ("layer %u FFN up", i);
-  g_autofree char *n_d = g_strdup_printf ("layer %u FFN down", i);
   gboolean bias;
 
   if (!split_fused (llama, l, i, error))
@@ -243,9 +319,7 @@ check_layer (QbLlama *llama, guint i, GError **error)
       || !check_shape (llama, &l->wk, n_k, E, KV, error)
       || !check_shape (llama, &l->wv, n_v, E, KV, error)
       || !check_shape (llama, &l->wo, n_o, Q, E, error)
-      || !check_shape (llama, &l->gate, n_g, E, p->n_ff, error)
-      || !check_shape (llama, &l->up, n_u, E, p->n_ff, error)
-      || !check_shape (llama, &l->down, n_d, p->n_ff, E, error)
+      || !check_ffn (llama, i, error)
       || !check_optional (llama, &l->q_norm, f->qk_norm, "Q norm", i, p->head_dim, error)
       || !check_optional (llama, &l->k_norm, f->qk_norm, "K norm", i, p->head_dim, error)
       || !check_optional (llama, &l->attn_post_norm, f->post_norms, "attention output norm", i, E, error)
@@ -520,6 +594,33 @@ read_family_params (QbLlama *llama, gboolean gguf, GError **error)
   return TRUE;
 }
 
+/* Whether the top-k weights are renormalised is the family's
+ * (moe_norm_topk: Mixtral-style llama and Qwen3-MoE yes, Qwen2-MoE GGUFs
+ * no, as llama.cpp's graphs do). */
+static gboolean
+read_moe_params (QbLlama *llama, const QbArchInfo *a, GError **error)
+{
+  QbLlamaParams *p = &llama->p;
+
+  if (a->n_expert == 0)
+    {
+      if (p->family->moe)
+        return invalid (error, llama, "a %s model without an expert count", p->family->arch);
+      return TRUE;
+    }
+  if (a->n_expert > 4096 || a->n_expert_used == 0 || a->n_expert_used > a->n_expert
+      || a->n_ff_exp == 0 || a->n_ff_exp > (1u << 20) || a->n_ff_shexp > (1u << 20))
+    return invalid (error, llama, "mixture-of-experts hyper-parameters out of range (%u experts, "
+                    "%u per token, expert width %u, shared expert width %u)", a->n_expert,
+                    a->n_expert_used, a->n_ff_exp, a->n_ff_shexp);
+  p->n_expert = a->n_expert;
+  p->n_expert_used = a->n_expert_used;
+  p->n_ff_exp = a->n_ff_exp;
+  p->n_ff_shexp = a->n_ff_shexp;
+  p->moe_norm_topk = p->family->moe_norm_topk;
+  return TRUE;
+}
+
 static gboolean
 read_params (QbLlama *llama, GError **error)
 {
@@ -558,6 +659,8 @@ read_params (QbLlama *llama, GError **error)
   if (!gguf && json_number (hf_text_config (llama), "partial_rotary_factor", 1) < 1)
     p->n_rot = (guint) (p->head_dim * json_number (hf_text_config (llama), "partial_rotary_factor", 1)) / 2 * 2;
   llama->layers = g_new0 (QbLayer, p->n_layer);
+  if (!read_moe_params (llama, a, error))
+    return FALSE;
   if (!(gguf ? gguf_rope (llama, error) : hf_rope_scaling (llama, error)))
     return FALSE;
   return read_family_params (llama, gguf, error);
@@ -593,7 +696,9 @@ check_model (QbLlama *llama, GError **error)
     return invalid (error, llama, "the model has no token embedding");
   p->n_embd = (guint) llama->tok_embd.n_cols;
   p->n_vocab = (guint) llama->tok_embd.n_rows;
-  if (llama->layers[0].gate.t != NULL)
+  if (p->n_expert > 0)
+    p->n_ff = MAX (p->n_ff_exp, p->n_ff_shexp);
+  else if (llama->layers[0].gate.t != NULL)
     p->n_ff = (guint) llama->layers[0].gate.n_rows;
   else if (llama->p.family->fused_gate_up && llama->layers[0].up.t != NULL)
     p->n_ff = (guint) (llama->layers[0].up.n_rows / 2);
@@ -638,6 +743,7 @@ qb_llama_new (QbModel *model, GError **error)
 
   llama->model = g_object_ref (model);
   llama->mode = QB_DEQUANT_ROWS;
+  llama->act_expert = -1;
   if (!read_params (llama, error))
     return NULL;
   if (!find_tensors (llama, &rope_freqs, error) || !check_model (llama, error)
@@ -732,6 +838,12 @@ qb_llama_set_activation_func (QbLlama *llama, QbActivationFunc func, gpointer us
 {
   llama->act_func = func;
   llama->act_data = user_data;
+}
+
+int
+qb_llama_get_activation_expert (QbLlama *llama)
+{
+  return llama->act_expert;
 }
 
 /* ---- swapping weights ------------------------------------------------- */

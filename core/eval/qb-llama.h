@@ -86,6 +86,17 @@ typedef struct {
   guint        swa_window;     /* keys a sliding layer sees (itself included); 0: none */
   guint        swa_period;     /* QB_SWA_PERIOD's period */
   float        rope_base_local; /* RoPE base of sliding layers */
+  /* Mixtures of experts (n_expert 0: a dense FFN).  Each token goes
+   * through the n_expert_used experts of highest router probability
+   * (softmax over all experts), weighted by those probabilities,
+   * renormalised to sum 1 when moe_norm_topk (Mixtral, Qwen3-MoE; not
+   * Qwen2-MoE), plus the shared expert (n_ff_shexp > 0) scaled by the
+   * sigmoid of its gate. */
+  guint        n_expert;
+  guint        n_expert_used;
+  guint        n_ff_exp;
+  guint        n_ff_shexp;
+  gboolean     moe_norm_topk;
 } QbLlamaParams;
 
 typedef enum {
@@ -150,6 +161,9 @@ const QbFormat      *qb_llama_get_weight_format (QbLlama        *llama,
 void                 qb_llama_set_activation_func (QbLlama      *llama,
                                                  QbActivationFunc func,
                                                  gpointer        user_data);
+/* During an activation callback for a 3-D expert tensor: the expert whose
+ * tokens x holds (only the tokens routed to it); -1 for other tensors. */
+int                  qb_llama_get_activation_expert (QbLlama    *llama);
 
 /* Called with units of the pass done of total, on the calling thread:
  * after each layer (the output matrix counts as one) and, at long contexts

@@ -38,6 +38,7 @@ dims_for_width (guint n_embd, gint64 n_params, QbDemoModelDims *d)
 {
   guint head_dim = n_embd >= 2560 ? 128 : 64;
 
+  memset (d, 0, sizeof *d);
   d->n_embd = n_embd;
   d->n_head = n_embd / head_dim;
   d->n_head_kv = d->n_head % 4 == 0 ? d->n_head / 4 : d->n_head;
@@ -47,13 +48,61 @@ dims_for_width (guint n_embd, gint64 n_params, QbDemoModelDims *d)
   d->n_layer = 1;
 }
 
+/* Biases and QK-norm weights (a few thousand values) are left out. */
 gint64
 qb_demo_model_count_params (const QbDemoModelDims *d)
 {
   gint64 e = d->n_embd, kv = (gint64) d->n_embd / d->n_head * d->n_head_kv;
-  gint64 per_layer = 2 * e * e + 2 * e * kv + 3 * e * d->n_ff + 2 * e;
+  gint64 per_layer = 2 * e * e + 2 * e * kv + 2 * e;
 
+  if (d->n_expert == 0)
+    per_layer += 3 * e * d->n_ff;
+  else
+    per_layer += e * d->n_expert + 3 * e * d->n_ff_exp * d->n_expert
+                 + (d->n_ff_shexp > 0 ? 3 * e * d->n_ff_shexp + e : 0);
   return 2 * (gint64) d->n_vocab * e + e + per_layer * d->n_layer;
+}
+
+static const char *const known_archs[] = { "llama", "mixtral", "qwen2moe", "qwen3moe" };
+
+gboolean
+qb_demo_model_arch_known (const char *arch)
+{
+  for (gsize i = 0; i < G_N_ELEMENTS (known_archs); i++)
+    if (g_strcmp0 (arch, known_archs[i]) == 0)
+      return TRUE;
+  return arch == NULL;
+}
+
+static gboolean
+arch_is (const QbDemoModelSpec *spec, const char *arch)
+{
+  return g_strcmp0 (spec->arch, arch) == 0;
+}
+
+static gboolean
+arch_is_moe (const QbDemoModelSpec *spec)
+{
+  return arch_is (spec, "mixtral") || arch_is (spec, "qwen2moe") || arch_is (spec, "qwen3moe");
+}
+
+/* A mixture of experts of the same width: n_expert experts of a third of
+ * the dense FFN (at least 256, so every format fits), a shared expert as
+ * wide as the dense FFN for Qwen2-MoE. */
+void
+qb_demo_model_spec_dims (const QbDemoModelSpec *spec, QbDemoModelDims *d)
+{
+  qb_demo_model_choose_dims (spec->n_params, d);
+  if (spec->n_layer > 0)
+    d->n_layer = spec->n_layer;
+  if (!arch_is_moe (spec))
+    return;
+  d->n_expert = spec->n_expert > 0 ? spec->n_expert : 8;
+  d->n_expert_used = MIN (spec->n_expert_used > 0 ? spec->n_expert_used : 2, d->n_expert);
+  d->n_ff_exp = MAX (256, d->n_ff / 3 / 256 * 256);
+  d->n_ff_shexp = arch_is (spec, "qwen2moe") ? d->n_ff : 0;
+  if (arch_is (spec, "mixtral"))          /* llama.feed_forward_length is the expert's */
+    d->n_ff = d->n_ff_exp;
 }
 
 void
@@ -250,14 +299,15 @@ heavy_tailed (guint64 *state)
 /* ---- the tensor plan --------------------------------------------------- */
 
 typedef enum { KIND_EMBD, KIND_OUTPUT, KIND_NORM, KIND_Q, KIND_K, KIND_V, KIND_O,
-               KIND_GATE, KIND_UP, KIND_DOWN } Kind;
+               KIND_GATE, KIND_UP, KIND_DOWN, KIND_BIAS, KIND_ROUTER, KIND_SHEXP_GATE } Kind;
 
 typedef struct
 {
   char    name[48];
   Kind    kind;
   int     layer;
-  gint64  ne[2];
+  gint64  ne[3];
+  gint64  n_rows;          /* ne[1] * ne[2] */
   guint   n_dims;
   QbDType dtype;
   double  sigma;           /* scale of the values (the norms' spread) */
@@ -286,20 +336,53 @@ typedef struct
   GError          *error;
 } Gen;
 
+/* A tensor of ne0 × ne1 × ne2 (ne1, ne2 0 for fewer dimensions); names
+ * end in .weight unless they say otherwise. */
+static PlannedTensor *
+plan_add3 (Gen *g, Kind kind, int layer, const char *name, gint64 ne0, gint64 ne1, gint64 ne2,
+           double sigma)
+{
+  PlannedTensor t = { .kind = kind, .layer = layer, .ne = { ne0, MAX (ne1, 1), MAX (ne2, 1) },
+                      .sigma = sigma };
+  const char *suffix = strchr (name, '.') ? "" : ".weight";
+
+  if (layer >= 0)
+    g_snprintf (t.name, sizeof t.name, "blk.%d.%s%s", layer, name, suffix);
+  else
+    g_snprintf (t.name, sizeof t.name, "%s%s", name, suffix);
+  t.n_dims = ne2 > 0 ? 3 : ne1 > 0 ? 2 : 1;
+  t.n_rows = t.ne[1] * t.ne[2];
+  t.dtype = t.n_dims == 1 || kind == KIND_ROUTER ? QB_DTYPE_F32 : g->spec.dtype;
+  g_array_append_val (g->tensors, t);
+  return &g_array_index (g->tensors, PlannedTensor, g->tensors->len - 1);
+}
+
 static void
 plan_add (Gen *g, Kind kind, int layer, const char *name, gint64 ne0, gint64 ne1, double sigma)
 {
-  PlannedTensor t = { .kind = kind, .layer = layer, .ne = { ne0, ne1 }, .sigma = sigma };
+  plan_add3 (g, kind, layer, name, ne0, ne1, 0, sigma);
+}
 
-  if (layer >= 0)
-    g_snprintf (t.name, sizeof t.name, "blk.%d.%s.weight", layer, name);
-  else
-    g_snprintf (t.name, sizeof t.name, "%s.weight", name);
-  t.n_dims = ne1 > 0 ? 2 : 1;
-  if (ne1 <= 0)
-    t.ne[1] = 1;
-  t.dtype = t.n_dims == 1 ? QB_DTYPE_F32 : g->spec.dtype;
-  g_array_append_val (g->tensors, t);
+/* The FFN of a mixture of experts: the router (F32, as convert_hf_to_gguf
+ * keeps it), the experts as 3-D tensors, the shared expert and its gate. */
+static void
+plan_moe_ffn (Gen *g, guint l, double s)
+{
+  const QbDemoModelDims *d = &g->dims;
+  double e = d->n_embd;
+
+  plan_add (g, KIND_ROUTER, l, "ffn_gate_inp", d->n_embd, d->n_expert, 6.0 / sqrt (e));
+  plan_add3 (g, KIND_GATE, l, "ffn_gate_exps", d->n_embd, d->n_ff_exp, d->n_expert, s / sqrt (e));
+  plan_add3 (g, KIND_UP, l, "ffn_up_exps", d->n_embd, d->n_ff_exp, d->n_expert, s / sqrt (e));
+  plan_add3 (g, KIND_DOWN, l, "ffn_down_exps", d->n_ff_exp, d->n_embd, d->n_expert,
+             0.7 * s / sqrt ((double) d->n_ff_exp));
+  if (d->n_ff_shexp == 0)
+    return;
+  plan_add (g, KIND_SHEXP_GATE, l, "ffn_gate_inp_shexp", d->n_embd, 0, 1.0 / sqrt (e));
+  plan_add (g, KIND_GATE, l, "ffn_gate_shexp", d->n_embd, d->n_ff_shexp, s / sqrt (e));
+  plan_add (g, KIND_UP, l, "ffn_up_shexp", d->n_embd, d->n_ff_shexp, s / sqrt (e));
+  plan_add (g, KIND_DOWN, l, "ffn_down_shexp", d->n_ff_shexp, d->n_embd,
+            0.7 * s / sqrt ((double) d->n_ff_shexp));
 }
 
 /* A few channels of the hidden state carry much larger values in trained
@@ -337,8 +420,24 @@ plan_model (Gen *g)
       plan_add (g, KIND_Q, l, "attn_q", d->n_embd, d->n_embd, s / sqrt (e));
       plan_add (g, KIND_K, l, "attn_k", d->n_embd, (gint64) kv, s / sqrt (e));
       plan_add (g, KIND_V, l, "attn_v", d->n_embd, (gint64) kv, 0.7 * s / sqrt (e));
+      if (arch_is (&g->spec, "qwen2moe"))
+        {
+          plan_add (g, KIND_BIAS, l, "attn_q.bias", d->n_embd, 0, 0.1);
+          plan_add (g, KIND_BIAS, l, "attn_k.bias", (gint64) kv, 0, 0.1);
+          plan_add (g, KIND_BIAS, l, "attn_v.bias", (gint64) kv, 0, 0.1);
+        }
+      if (arch_is (&g->spec, "qwen3moe"))
+        {
+          plan_add (g, KIND_NORM, l, "attn_q_norm", d->n_embd / d->n_head, 0, 0.05);
+          plan_add (g, KIND_NORM, l, "attn_k_norm", d->n_embd / d->n_head, 0, 0.05);
+        }
       plan_add (g, KIND_O, l, "attn_output", d->n_embd, d->n_embd, 0.7 * s / sqrt (e));
       plan_add (g, KIND_NORM, l, "ffn_norm", d->n_embd, 0, 0.05);
+      if (d->n_expert > 0)
+        {
+          plan_moe_ffn (g, l, s);
+          continue;
+        }
       plan_add (g, KIND_GATE, l, "ffn_gate", d->n_embd, d->n_ff, s / sqrt (e));
       plan_add (g, KIND_UP, l, "ffn_up", d->n_embd, d->n_ff, s / sqrt (e));
       plan_add (g, KIND_DOWN, l, "ffn_down", d->n_ff, d->n_embd, 0.7 * s / sqrt ((double) d->n_ff));
@@ -350,9 +449,9 @@ plan_model (Gen *g)
     {
       const PlannedTensor *t = &g_array_index (g->tensors, PlannedTensor, i);
       gint64 per_chunk = MAX (1, CHUNK_VALUES / t->ne[0]);
-      for (gint64 r = 0; r < t->ne[1]; r += per_chunk)
+      for (gint64 r = 0; r < t->n_rows; r += per_chunk)
         {
-          Chunk c = { i, r, MIN (per_chunk, t->ne[1] - r) };
+          Chunk c = { i, r, MIN (per_chunk, t->n_rows - r) };
           g_array_append_val (g->chunks, c);
         }
     }
@@ -366,7 +465,8 @@ fill_chunk (Gen *g, const PlannedTensor *t, const Chunk *c, float *out)
   /* Outlier channels scale the columns of the matrices that read the
    * hidden state (and of ffn_down, which reads the FFN's). */
   const float *col = t->kind == KIND_DOWN ? g->ffn_scale :
-                     t->kind == KIND_NORM || t->kind == KIND_O ? NULL : g->hidden_scale;
+                     t->kind == KIND_NORM || t->kind == KIND_O || t->kind == KIND_BIAS
+                     ? NULL : g->hidden_scale;
 
   splitmix64 (&state);
   for (gint64 r = 0; r < c->n_rows; r++)
@@ -435,23 +535,38 @@ set_metadata (Gen *g)
   g_autofree char *name = NULL;
   Vocab v;
   double millions = qb_demo_model_count_params (d) / 1e6;
+  /* Mixtral-style models are "llama" with experts, as in llama.cpp. */
+  const char *family = g->spec.arch == NULL || arch_is (&g->spec, "mixtral") ? "llama"
+                       : g->spec.arch;
+  char key[96];
 
   name = millions >= 1000 ? g_strdup_printf ("Quantbench demo %.1fB", millions / 1000)
          : millions >= 10 ? g_strdup_printf ("Quantbench demo %.0fM", millions)
          : g_strdup_printf ("Quantbench demo %.1fM", millions);
-  qb_gguf_writer_set_string (w, "general.architecture", "llama");
+  qb_gguf_writer_set_string (w, "general.architecture", family);
   qb_gguf_writer_set_string (w, "general.name", name);
   qb_gguf_writer_set_uint32 (w, "general.file_type", g->spec.dtype == QB_DTYPE_F16 ? 1 : 0);
-  qb_gguf_writer_set_uint32 (w, "llama.vocab_size", d->n_vocab);
-  qb_gguf_writer_set_uint32 (w, "llama.context_length", d->n_ctx);
-  qb_gguf_writer_set_uint32 (w, "llama.embedding_length", d->n_embd);
-  qb_gguf_writer_set_uint32 (w, "llama.block_count", d->n_layer);
-  qb_gguf_writer_set_uint32 (w, "llama.feed_forward_length", d->n_ff);
-  qb_gguf_writer_set_uint32 (w, "llama.rope.dimension_count", d->n_embd / d->n_head);
-  qb_gguf_writer_set_uint32 (w, "llama.attention.head_count", d->n_head);
-  qb_gguf_writer_set_uint32 (w, "llama.attention.head_count_kv", d->n_head_kv);
-  qb_gguf_writer_set_float32 (w, "llama.attention.layer_norm_rms_epsilon", 1e-5f);
-  qb_gguf_writer_set_float32 (w, "llama.rope.freq_base", 10000.0f);
+#define KEY(k) (g_snprintf (key, sizeof key, "%s." k, family), key)
+  qb_gguf_writer_set_uint32 (w, KEY ("vocab_size"), d->n_vocab);
+  qb_gguf_writer_set_uint32 (w, KEY ("context_length"), d->n_ctx);
+  qb_gguf_writer_set_uint32 (w, KEY ("embedding_length"), d->n_embd);
+  qb_gguf_writer_set_uint32 (w, KEY ("block_count"), d->n_layer);
+  qb_gguf_writer_set_uint32 (w, KEY ("feed_forward_length"), d->n_ff);
+  qb_gguf_writer_set_uint32 (w, KEY ("rope.dimension_count"), d->n_embd / d->n_head);
+  qb_gguf_writer_set_uint32 (w, KEY ("attention.head_count"), d->n_head);
+  qb_gguf_writer_set_uint32 (w, KEY ("attention.head_count_kv"), d->n_head_kv);
+  qb_gguf_writer_set_float32 (w, KEY ("attention.layer_norm_rms_epsilon"), 1e-5f);
+  qb_gguf_writer_set_float32 (w, KEY ("rope.freq_base"), 10000.0f);
+  if (d->n_expert > 0)
+    {
+      qb_gguf_writer_set_uint32 (w, KEY ("expert_count"), d->n_expert);
+      qb_gguf_writer_set_uint32 (w, KEY ("expert_used_count"), d->n_expert_used);
+      if (strcmp (family, "llama") != 0)
+        qb_gguf_writer_set_uint32 (w, KEY ("expert_feed_forward_length"), d->n_ff_exp);
+      if (d->n_ff_shexp > 0)
+        qb_gguf_writer_set_uint32 (w, KEY ("expert_shared_feed_forward_length"), d->n_ff_shexp);
+    }
+#undef KEY
   qb_gguf_writer_set_uint32 (w, "quantbench.demo.version", QB_DEMO_MODEL_VERSION);
   qb_gguf_writer_set_uint64 (w, "quantbench.demo.seed", g->spec.seed);
 
@@ -477,19 +592,27 @@ qb_demo_model_write (const QbDemoModelSpec *spec, const char *path, QbWorkers *w
   g_autoptr(QbWorkers) own_workers = NULL;
   g_autoptr(QbGgufWriter) writer = qb_gguf_writer_new ();
   Gen g = { .spec = *spec, .writer = writer, .cancellable = cancellable };
-  guint n_threads;
+  guint n_threads, ffn_width;
   gboolean ok = FALSE;
 
   g_return_val_if_fail (spec->dtype == QB_DTYPE_F16 || spec->dtype == QB_DTYPE_F32, FALSE);
+  if (!qb_demo_model_arch_known (spec->arch))
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                   "demo model: unknown family '%s' (known: llama, mixtral, qwen2moe, qwen3moe)",
+                   spec->arch);
+      return FALSE;
+    }
 
   if (workers == NULL)
     workers = own_workers = qb_workers_new (0);
   n_threads = qb_workers_get_n_threads (workers);
-  qb_demo_model_choose_dims (spec->n_params, &g.dims);
+  qb_demo_model_spec_dims (spec, &g.dims);
+  ffn_width = MAX (g.dims.n_ff, MAX (g.dims.n_ff_exp, g.dims.n_ff_shexp));
   g.tensors = g_array_new (FALSE, FALSE, sizeof (PlannedTensor));
   g.chunks = g_array_new (FALSE, FALSE, sizeof (Chunk));
   g.hidden_scale = outlier_scales (g.dims.n_embd, spec->seed ^ G_GUINT64_CONSTANT (0xa11ce));
-  g.ffn_scale = outlier_scales (g.dims.n_ff, spec->seed ^ G_GUINT64_CONSTANT (0xb0b));
+  g.ffn_scale = outlier_scales (ffn_width, spec->seed ^ G_GUINT64_CONSTANT (0xb0b));
   g_mutex_init (&g.error_lock);
   plan_model (&g);
 
@@ -504,7 +627,7 @@ qb_demo_model_write (const QbDemoModelSpec *spec, const char *path, QbWorkers *w
   g.bytes = g_new0 (guint8 *, n_threads);
   for (guint i = 0; i < n_threads; i++)
     {
-      gsize n = MAX (CHUNK_VALUES, MAX (g.dims.n_embd, g.dims.n_ff));
+      gsize n = MAX (CHUNK_VALUES, MAX (g.dims.n_embd, ffn_width));
       g.buffers[i] = g_new (float, n);
       g.bytes[i] = g_new (guint8, 2 * n);
     }

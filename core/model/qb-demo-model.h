@@ -26,9 +26,19 @@ G_BEGIN_DECLS
 #define QB_DEMO_MODEL_VERSION 1
 
 typedef struct {
-  gint64   n_params;     /* target size; 0 for the tiny default (~3.4M) */
-  QbDType  dtype;        /* QB_DTYPE_F16 or QB_DTYPE_F32 for the matrices (norms are F32) */
-  guint64  seed;
+  gint64      n_params;  /* target size; 0 for the tiny default (~3.4M) */
+  QbDType     dtype;     /* QB_DTYPE_F16 or QB_DTYPE_F32 for the matrices (norms are F32) */
+  guint64     seed;
+  /* The family: NULL or "llama" (dense), or a mixture of experts as
+   * llama.cpp lays it out (one 3-D tensor per layer and projection):
+   * "mixtral" (general.architecture "llama" with experts: softmax router,
+   * top-k renormalised), "qwen2moe" (Q/K/V biases, a shared expert with a
+   * sigmoid gate, top-k not renormalised), "qwen3moe" (QK-norm, top-k
+   * renormalised, no shared expert). */
+  const char *arch;
+  guint       n_layer;   /* 0: from n_params */
+  guint       n_expert;  /* 0: the family's default (8) */
+  guint       n_expert_used;  /* 0: the family's default (2) */
 } QbDemoModelSpec;
 
 typedef struct {
@@ -39,6 +49,11 @@ typedef struct {
   guint n_head_kv;
   guint n_vocab;
   guint n_ctx;
+  /* Mixtures of experts; 0 for a dense model. */
+  guint n_expert;
+  guint n_expert_used;
+  guint n_ff_exp;        /* an expert's FFN width */
+  guint n_ff_shexp;      /* the shared expert's; 0: none */
 } QbDemoModelDims;
 
 /* The tiny default: F16, seed 1. */
@@ -48,6 +63,11 @@ void      qb_demo_model_spec_init     (QbDemoModelSpec        *spec);
 void      qb_demo_model_choose_dims   (gint64                  n_params,
                                        QbDemoModelDims        *dims);
 gint64    qb_demo_model_count_params  (const QbDemoModelDims  *dims);
+/* The dimensions the spec's model gets: its size, family and overrides. */
+void      qb_demo_model_spec_dims     (const QbDemoModelSpec  *spec,
+                                       QbDemoModelDims        *dims);
+/* TRUE for the families qb_demo_model_write() knows. */
+gboolean  qb_demo_model_arch_known    (const char             *arch);
 /* "370M", "1B", "1.5B", "500K", "5000000"; FALSE when not a size. */
 gboolean  qb_demo_model_parse_size    (const char             *text,
                                        gint64                 *n_params);

@@ -14,12 +14,23 @@
 #include <string.h>
 
 static const QbFamily families[] = {
+  /* With llama.expert_count, a Mixtral-style mixture: softmax router,
+   * top-k renormalised (llama.cpp's build_llama). */
   { .arch = "llama", .hf_types = { "llama" }, .gguf_rope = QB_ROPE_NORM,
-    .ffn = QB_FFN_SWIGLU, .snapshot_supported = TRUE },
+    .ffn = QB_FFN_SWIGLU, .snapshot_supported = TRUE, .moe_norm_topk = TRUE },
   { .arch = "mistral", .hf_types = { "mistral" }, .gguf_rope = QB_ROPE_NORM,
     .ffn = QB_FFN_SWIGLU, .snapshot_supported = TRUE },
   { .arch = "qwen2", .hf_types = { "qwen2" }, .gguf_rope = QB_ROPE_NEOX, .qkv_bias = TRUE,
     .ffn = QB_FFN_SWIGLU, .snapshot_supported = TRUE },
+  /* Qwen2-MoE: Qwen2's attention; softmax router, top-k weights not
+   * renormalised (norm_topk_prob false; llama.cpp's build_qwen2moe), and
+   * a shared expert scaled by the sigmoid of its own gate. */
+  { .arch = "qwen2moe", .hf_types = { "qwen2_moe" }, .gguf_rope = QB_ROPE_NEOX, .qkv_bias = TRUE,
+    .ffn = QB_FFN_SWIGLU, .snapshot_supported = TRUE, .moe = TRUE },
+  /* Qwen3-MoE: Qwen3's attention (QK-norm, no biases), softmax router with
+   * the top-k renormalised (norm_topk_prob true), no shared expert. */
+  { .arch = "qwen3moe", .hf_types = { "qwen3_moe" }, .gguf_rope = QB_ROPE_NEOX, .qk_norm = TRUE,
+    .ffn = QB_FFN_SWIGLU, .moe = TRUE, .moe_norm_topk = TRUE },
   /* Qwen3: Qwen2 without the Q/K/V biases, with a per-head RMSNorm of Q and K. */
   { .arch = "qwen3", .hf_types = { "qwen3" }, .gguf_rope = QB_ROPE_NEOX, .qk_norm = TRUE,
     .ffn = QB_FFN_SWIGLU },

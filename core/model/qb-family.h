@@ -66,6 +66,11 @@ typedef struct {
    * layer count.  0: always the head size. */
   guint            wide_query_layers;
   gboolean         snapshot_supported; /* llama.cpp's Feb-2025 snapshot (c392e50) runs it */
+  /* Mixtures of experts: the family always has experts (a llama model has
+   * them when its metadata gives an expert count), and renormalises each
+   * token's top-k router probabilities to sum 1. */
+  gboolean         moe;
+  gboolean         moe_norm_topk;
 } QbFamily;
 
 /* The family of a GGUF architecture or a config.json model_type; NULL when

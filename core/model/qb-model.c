@@ -97,6 +97,7 @@ add_tensor (QbModel *self, const char *name, guint n_dims, const gint64 *ne, QbD
   t.n_bytes = n_bytes;
   t.data = data;
   qb_tensor_name_parse (name, &t.layer, &t.role, &t.is_bias);
+  t.expert = qb_tensor_role_is_expert (t.role) ? qb_tensor_name_expert (name) : -1;
   g_array_append_val (self->tensors, t);
 
   if (!g_hash_table_insert (self->tensor_index, g_array_index (self->tensors, QbTensor,
@@ -162,6 +163,8 @@ infer_arch_from_tensors (QbModel *self)
     }
   if (a->n_layer == 0 && max_layer >= 0)
     a->n_layer = (guint) max_layer + 1;
+  if (a->n_expert > 0 && a->n_ff_exp == 0)
+    a->n_ff_exp = a->n_ff;
   if (a->n_head_kv == 0)
     a->n_head_kv = a->n_head;
   if (a->head_dim == 0 && a->n_head > 0)
@@ -227,6 +230,10 @@ gguf_arch (QbModel *self)
     a->n_vocab = gguf_count (g, family, "vocab_size");
   a->rms_eps = gguf_number (g, family, "attention.layer_norm_rms_epsilon");
   a->rope_freq_base = gguf_number (g, family, "rope.freq_base");
+  a->n_expert = gguf_count (g, family, "expert_count");
+  a->n_expert_used = gguf_count (g, family, "expert_used_count");
+  a->n_ff_exp = gguf_count (g, family, "expert_feed_forward_length");
+  a->n_ff_shexp = gguf_count (g, family, "expert_shared_feed_forward_length");
 }
 
 static gboolean

@@ -51,6 +51,17 @@ typedef enum {
   QB_ROLE_ATTN_K_NORM,
   QB_ROLE_ATTN_POST_NORM,  /* norm of the attention output before the residual (Gemma 2/3) */
   QB_ROLE_FFN_POST_NORM,   /* norm of the FFN output before the residual (Gemma 2/3) */
+  /* Mixtures of experts: the router, the routed experts (GGUF: one 3-D
+   * tensor per layer, ne = [in, out, n_expert]; safetensors: one matrix
+   * per expert), the shared expert and its gate (Qwen-MoE). */
+  QB_ROLE_FFN_GATE_INP,
+  QB_ROLE_FFN_GATE_EXPS,
+  QB_ROLE_FFN_UP_EXPS,
+  QB_ROLE_FFN_DOWN_EXPS,
+  QB_ROLE_FFN_GATE_SHEXP,
+  QB_ROLE_FFN_UP_SHEXP,
+  QB_ROLE_FFN_DOWN_SHEXP,
+  QB_ROLE_FFN_GATE_INP_SHEXP,
   QB_ROLE_N_ROLES
 } QbTensorRole;
 
@@ -63,6 +74,11 @@ void          qb_tensor_name_parse     (const char  *name,
                                         int         *layer,
                                         QbTensorRole *role,
                                         gboolean    *is_bias);
+/* The expert of a per-expert safetensors matrix
+ * ("model.layers.3.block_sparse_moe.experts.5.w1.weight": 5), else -1. */
+int           qb_tensor_name_expert    (const char  *name);
+/* TRUE for the routed experts' roles (ffn_{gate,up,down}_exps). */
+gboolean      qb_tensor_role_is_expert (QbTensorRole role);
 
 typedef struct {
   char         *name;
@@ -74,6 +90,7 @@ typedef struct {
   int           layer;          /* -1: not in a repeated block */
   QbTensorRole  role;
   gboolean      is_bias;
+  int           expert;         /* one expert's matrix of a per-expert layout; else -1 */
   gconstpointer data;           /* in the mapping; n_bytes long */
 } QbTensor;
 
@@ -92,6 +109,11 @@ typedef struct {
   double   rms_eps;
   double   rope_freq_base;
   gboolean tied_embeddings;  /* no separate output matrix */
+  /* Mixtures of experts (0 for a dense model): */
+  guint    n_expert;         /* routed experts per layer */
+  guint    n_expert_used;    /* experts each token goes through (top-k) */
+  guint    n_ff_exp;         /* an expert's FFN width (n_ff when not said) */
+  guint    n_ff_shexp;       /* the shared expert's FFN width; 0: none */
 } QbArchInfo;
 
 #define QB_TYPE_MODEL (qb_model_get_type ())
@@ -152,6 +174,14 @@ static inline gint64
 qb_tensor_n_rows (const QbTensor *t)
 {
   return t->ne[0] > 0 ? t->n_params / t->ne[0] : 0;
+}
+
+/* The experts a tensor holds, each a row set of its own: ne[2] of a 3-D
+ * tensor (GGUF's ffn_*_exps), else 1. */
+static inline gint64
+qb_tensor_n_experts (const QbTensor *t)
+{
+  return t->n_dims == 3 && t->ne[2] > 1 ? t->ne[2] : 1;
 }
 
 G_END_DECLS

@@ -706,6 +706,10 @@ qb_hf_config_get_arch (JsonObject *config, QbArchInfo *arch)
   SET (n_vocab, "vocab_size");
   SET (n_ctx, "max_position_embeddings", "n_positions", "seq_length");
   SET (head_dim, "head_dim");
+  SET (n_expert, "num_local_experts", "num_experts", "n_routed_experts");
+  SET (n_expert_used, "num_experts_per_tok");
+  SET (n_ff_exp, "moe_intermediate_size");
+  SET (n_ff_shexp, "shared_expert_intermediate_size");
 #undef SET
   if (arch->rms_eps == 0)
     arch->rms_eps = get_number (o, "rms_norm_eps");

@@ -30,6 +30,14 @@ static const char *const role_names[QB_ROLE_N_ROLES] = {
   [QB_ROLE_ATTN_K_NORM] = "attn_k_norm",
   [QB_ROLE_ATTN_POST_NORM] = "post_attention_norm",
   [QB_ROLE_FFN_POST_NORM] = "post_ffw_norm",
+  [QB_ROLE_FFN_GATE_INP]   = "ffn_gate_inp",
+  [QB_ROLE_FFN_GATE_EXPS]  = "ffn_gate_exps",
+  [QB_ROLE_FFN_UP_EXPS]    = "ffn_up_exps",
+  [QB_ROLE_FFN_DOWN_EXPS]  = "ffn_down_exps",
+  [QB_ROLE_FFN_GATE_SHEXP] = "ffn_gate_shexp",
+  [QB_ROLE_FFN_UP_SHEXP]   = "ffn_up_shexp",
+  [QB_ROLE_FFN_DOWN_SHEXP] = "ffn_down_shexp",
+  [QB_ROLE_FFN_GATE_INP_SHEXP] = "ffn_gate_inp_shexp",
 };
 
 typedef struct
@@ -47,6 +55,27 @@ static const RoleAlias layer_roles[] = {
   { "ffn_gate", QB_ROLE_FFN_GATE }, { "ffn_up", QB_ROLE_FFN_UP }, { "ffn_down", QB_ROLE_FFN_DOWN },
   { "attn_q_norm", QB_ROLE_ATTN_Q_NORM }, { "attn_k_norm", QB_ROLE_ATTN_K_NORM },
   { "post_attention_norm", QB_ROLE_ATTN_POST_NORM }, { "post_ffw_norm", QB_ROLE_FFN_POST_NORM },
+  { "ffn_gate_inp", QB_ROLE_FFN_GATE_INP }, { "ffn_gate_exps", QB_ROLE_FFN_GATE_EXPS },
+  { "ffn_up_exps", QB_ROLE_FFN_UP_EXPS }, { "ffn_down_exps", QB_ROLE_FFN_DOWN_EXPS },
+  { "ffn_gate_shexp", QB_ROLE_FFN_GATE_SHEXP }, { "ffn_up_shexp", QB_ROLE_FFN_UP_SHEXP },
+  { "ffn_down_shexp", QB_ROLE_FFN_DOWN_SHEXP },
+  { "ffn_gate_inp_shexp", QB_ROLE_FFN_GATE_INP_SHEXP },
+  /* Mixtral's Hugging Face names (the expert number replaced by "*") */
+  { "block_sparse_moe.gate", QB_ROLE_FFN_GATE_INP },
+  { "block_sparse_moe.experts.*.w1", QB_ROLE_FFN_GATE_EXPS },
+  { "block_sparse_moe.experts.*.w2", QB_ROLE_FFN_DOWN_EXPS },
+  { "block_sparse_moe.experts.*.w3", QB_ROLE_FFN_UP_EXPS },
+  /* Qwen2-MoE, Qwen3-MoE (and DeepSeek's plural shared experts) */
+  { "mlp.gate", QB_ROLE_FFN_GATE_INP }, { "mlp.experts.*.gate_proj", QB_ROLE_FFN_GATE_EXPS },
+  { "mlp.experts.*.up_proj", QB_ROLE_FFN_UP_EXPS },
+  { "mlp.experts.*.down_proj", QB_ROLE_FFN_DOWN_EXPS },
+  { "mlp.shared_expert.gate_proj", QB_ROLE_FFN_GATE_SHEXP },
+  { "mlp.shared_expert.up_proj", QB_ROLE_FFN_UP_SHEXP },
+  { "mlp.shared_expert.down_proj", QB_ROLE_FFN_DOWN_SHEXP },
+  { "mlp.shared_experts.gate_proj", QB_ROLE_FFN_GATE_SHEXP },
+  { "mlp.shared_experts.up_proj", QB_ROLE_FFN_UP_SHEXP },
+  { "mlp.shared_experts.down_proj", QB_ROLE_FFN_DOWN_SHEXP },
+  { "mlp.shared_expert_gate", QB_ROLE_FFN_GATE_INP_SHEXP },
   /* LLaMA-style Hugging Face (Llama, Mistral, Qwen, Gemma, Phi-3, ...) */
   { "input_layernorm", QB_ROLE_ATTN_NORM }, { "post_attention_layernorm", QB_ROLE_FFN_NORM },
   { "self_attn.q_proj", QB_ROLE_ATTN_Q }, { "self_attn.k_proj", QB_ROLE_ATTN_K },
@@ -117,6 +146,63 @@ lookup (const RoleAlias *table, gsize n, const char *name, gsize len)
   return QB_ROLE_OTHER;
 }
 
+gboolean
+qb_tensor_role_is_expert (QbTensorRole role)
+{
+  return role == QB_ROLE_FFN_GATE_EXPS || role == QB_ROLE_FFN_UP_EXPS
+         || role == QB_ROLE_FFN_DOWN_EXPS;
+}
+
+/* Where "experts.N." starts its number in name[0..len), and the number;
+ * -1 when there is none. */
+static int
+find_expert (const char *name, gsize len, gsize *digits, gsize *n_digits)
+{
+  static const char word[] = "experts.";
+  const gsize wl = sizeof word - 1;
+
+  for (gsize i = 0; i + wl < len; i++)
+    {
+      gsize j = i + wl;
+      gint64 e = 0;
+
+      if ((i > 0 && name[i - 1] != '.') || memcmp (name + i, word, wl) != 0
+          || !g_ascii_isdigit (name[j]))
+        continue;
+      while (j < len && g_ascii_isdigit (name[j]) && e < 1000000)
+        e = e * 10 + (name[j++] - '0');
+      if (e < 1000000 && j < len && name[j] == '.')
+        {
+          *digits = i + wl;
+          *n_digits = j - *digits;
+          return (int) e;
+        }
+    }
+  return -1;
+}
+
+int
+qb_tensor_name_expert (const char *name)
+{
+  gsize digits, n_digits;
+
+  return find_expert (name, strlen (name), &digits, &n_digits);
+}
+
+/* A layer role, the expert number (if any) read as "*". */
+static QbTensorRole
+lookup_layer_role (const char *rest, gsize len)
+{
+  gsize digits, n_digits;
+  g_autofree char *key = NULL;
+
+  if (find_expert (rest, len, &digits, &n_digits) < 0)
+    return lookup (layer_roles, G_N_ELEMENTS (layer_roles), rest, len);
+  key = g_strdup_printf ("%.*s*%.*s", (int) digits, rest, (int) (len - digits - n_digits),
+                         rest + digits + n_digits);
+  return lookup (layer_roles, G_N_ELEMENTS (layer_roles), key, strlen (key));
+}
+
 static gboolean
 is_container (const char *s, gsize len)
 {
@@ -174,7 +260,7 @@ qb_tensor_name_parse (const char *name, int *layer_out, QbTensorRole *role_out, 
 
   layer = find_layer (name, len, &rest);
   if (layer >= 0)
-    role = lookup (layer_roles, G_N_ELEMENTS (layer_roles), name + rest, len - rest);
+    role = lookup_layer_role (name + rest, len - rest);
   else
     {
       /* Try ever shorter dotted tails: "language_model.model.norm" -> "model.norm". */

@@ -141,6 +141,28 @@ qb_imatrix_set (QbImatrix *im, const char *tensor_name, const float *sum2,
   set_entry (im, tensor_name, g_memdup2 (sum2, sizeof (float) * n_cols), n_cols, counts, 1);
 }
 
+void
+qb_imatrix_set_stacked (QbImatrix *im, const char *tensor_name, const float *sum2, guint n_cols,
+                        guint n_mat, const guint64 *counts)
+{
+  g_return_if_fail (im != NULL && tensor_name != NULL && sum2 != NULL && counts != NULL);
+  g_return_if_fail (n_cols > 0 && n_mat > 0 && n_mat <= MAX_VALUES / n_cols);
+  set_entry (im, tensor_name, g_memdup2 (sum2, sizeof (float) * n_cols * n_mat), n_cols * n_mat,
+             g_memdup2 (counts, sizeof (guint64) * n_mat), n_mat);
+}
+
+const guint64 *
+qb_imatrix_get_counts (QbImatrix *im, const char *tensor_name, guint *n_mat)
+{
+  Entry *e;
+
+  g_return_val_if_fail (im != NULL, NULL);
+  e = g_hash_table_lookup (im->by_name, tensor_name);
+  if (n_mat)
+    *n_mat = e ? e->n_mat : 0;
+  return e ? e->counts : NULL;
+}
+
 const float *
 qb_imatrix_get (QbImatrix *im, const char *tensor_name, guint *n_cols)
 {

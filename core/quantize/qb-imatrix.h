@@ -33,6 +33,14 @@ gboolean      qb_imatrix_save_gguf    (QbImatrix *im, const char *path, GError *
  * holds n_cols values) — the stored form; importance = sum2 / n_samples. */
 void          qb_imatrix_set          (QbImatrix *im, const char *tensor_name,
                                        const float *sum2, guint n_cols, guint64 n_samples);
+/* The same for a stack of n_mat matrices (a 3-D expert tensor): sum2
+ * holds n_cols values per matrix, matrix after matrix, counts the rows each
+ * one summed (llama-imatrix's per-expert counts). */
+void          qb_imatrix_set_stacked  (QbImatrix *im, const char *tensor_name,
+                                       const float *sum2, guint n_cols, guint n_mat,
+                                       const guint64 *counts);
+/* The rows each matrix of an entry summed (n_mat of them), or NULL. */
+const guint64 *qb_imatrix_get_counts  (QbImatrix *im, const char *tensor_name, guint *n_mat);
 /* Per-column importance (mean of squares) for a tensor, or NULL.  Looks up
  * by exact name.  Valid while im lives (and until the entry is set again).
  * For stacked experts (GGUF entries with n_mat > 1) n_cols counts all

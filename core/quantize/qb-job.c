@@ -193,21 +193,27 @@ lookup_importance (QbImatrix *im, const QbTensor *t, guint *n)
   return qb_imatrix_get (im, gguf_name, n);
 }
 
+/* A 3-D expert tensor takes one set of ne[0] values per expert, as
+ * llama-imatrix writes them (and llama-quantize reads them). */
 static gboolean
-find_importance (QbJob *job, const QbTensor *t, const float **importance, GError **error)
+find_importance (QbJob *job, const QbTensor *t, const float **importance, guint *sets,
+                 GError **error)
 {
   const float *imp;
   guint n = 0;
+  gint64 experts = qb_tensor_n_experts (t);
 
   *importance = NULL;
+  *sets = 0;
   if (job->imatrix == NULL)
     return TRUE;
   imp = lookup_importance (job->imatrix, t, &n);
   if (imp == NULL)
     return TRUE;
-  if ((gint64) n == t->ne[0])
+  if ((gint64) n == t->ne[0] || (experts > 1 && (gint64) n == t->ne[0] * experts))
     {
       *importance = imp;
+      *sets = (gint64) n == t->ne[0] ? 1 : (guint) experts;
       return TRUE;
     }
   /* As llama-quantize: a mismatch is an error, but embeddings (looked up,
@@ -216,7 +222,8 @@ find_importance (QbJob *job, const QbTensor *t, const float **importance, GError
     return TRUE;
   g_set_error (error, QB_JOB_ERROR, QB_JOB_ERROR_IMATRIX,
                "%s: the importance matrix has %u values for this tensor, which has rows of %"
-               G_GINT64_FORMAT, t->name, n, t->ne[0]);
+               G_GINT64_FORMAT "%s", t->name, n, t->ne[0],
+               experts > 1 ? " (one set per expert expected)" : "");
   return FALSE;
 }
 
@@ -296,7 +303,7 @@ run_tensor (QbJob *job, QbWorkers *workers, QbExporter *ex, guint index,
   spec.no_metrics = job->no_metrics;
   if (c->format != NULL)
     {
-      if (!find_importance (job, t, &spec.importance, error))
+      if (!find_importance (job, t, &spec.importance, &spec.importance_sets, error))
         return FALSE;
       /* Every quantized tensor: methods that need XᵀX get it, and the
        * output error is measured through it wherever it is at hand. */

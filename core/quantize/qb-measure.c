@@ -240,11 +240,10 @@ qb_measure_max_err (const float *x, const float *y, gint64 n)
 }
 
 #define FLUSH_AT ((gint64) 1 << 30)
-/* Each histogram is counted in two tables, even values into one and odd
- * into the other: runs of values in the same bin (common in the
- * dequantized and error histograms) then do not wait on each other's
- * increment. */
-#define COPIES 2
+/* Each histogram is counted in COPIES tables, value i into table
+ * i % COPIES: runs of values in the same bin (common in the dequantized
+ * and error histograms) then do not wait on each other's increment. */
+#define COPIES 4
 
 void
 qb_hist_set_init (QbHistSet *set, guint n_hist, QbHistogram * const *edges)
@@ -284,7 +283,8 @@ hist_flush (QbHistSet *set)
   gsize n = (gsize) set->n_hist * set->n_bins;
 
   for (gsize b = 0; b < n; b++)
-    set->totals[b] += (guint64) set->counts[COPIES * b] + set->counts[COPIES * b + 1];
+    for (int k = 0; k < COPIES; k++)
+      set->totals[b] += set->counts[COPIES * b + k];
   memset (set->counts, 0, sizeof (guint32) * COPIES * n);
   set->pending = 0;
 }
@@ -342,20 +342,39 @@ bins_xye (const float *restrict x, const float *restrict y, gint64 n,
     }
 }
 
-/* Counts bins b[0..n) into the two tables of one histogram (c holds bin
- * k's two counts at COPIES * k). */
+/* Counts bins b[0..n) into the tables of one histogram (c holds bin k's
+ * counts at COPIES * k). */
 static inline void
 count_bins (guint32 *restrict c, const guint16 *restrict b, gint64 n)
 {
   gint64 i = 0;
 
-  for (; i + 2 <= n; i += 2)
-    {
-      c[COPIES * b[i]]++;
-      c[COPIES * b[i + 1] + 1]++;
-    }
-  if (i < n)
+  for (; i + COPIES <= n; i += COPIES)
+    for (int k = 0; k < COPIES; k++)
+      c[COPIES * b[i + k] + k]++;
+  for (; i < n; i++)
     c[COPIES * b[i]]++;
+}
+
+/* Two histograms in one loop: twice the independent increments in
+ * flight. */
+static inline void
+count_bins2 (guint32 *restrict c0, const guint16 *restrict b0,
+             guint32 *restrict c1, const guint16 *restrict b1, gint64 n)
+{
+  gint64 i = 0;
+
+  for (; i + COPIES <= n; i += COPIES)
+    for (int k = 0; k < COPIES; k++)
+      {
+        c0[COPIES * b0[i + k] + k]++;
+        c1[COPIES * b1[i + k] + k]++;
+      }
+  for (; i < n; i++)
+    {
+      c0[COPIES * b0[i]]++;
+      c1[COPIES * b1[i]]++;
+    }
 }
 
 void
@@ -386,8 +405,12 @@ qb_hist_set_add (QbHistSet *set, const float *x, const float *y, gint64 n)
     bins_ye (x, y, n, set->lo, set->scale, last, b0, b1);
   else
     bins_xye (x, y, n, set->lo, set->scale, last, b0, b1, b2);
-  for (guint h = 0; h < set->n_hist; h++)
-    count_bins (set->counts + h * stride, set->bins + h * set->bins_cap, n);
+  if (set->n_hist == 1)
+    count_bins (set->counts, b0, n);
+  else
+    count_bins2 (set->counts, b0, set->counts + stride, b1, n);
+  if (set->n_hist == 3)
+    count_bins (set->counts + 2 * stride, b2, n);
 }
 
 void

@@ -942,11 +942,19 @@ is_1d (const QbTensor *t)
   return t->ne[1] == 1 && t->ne[2] == 1 && t->ne[3] == 1;
 }
 
+/* A mixture's router: small, and a rounding error there changes which
+ * experts a token goes to; llama-quantize never quantizes it either. */
+static gboolean
+is_router (const QbTensor *t)
+{
+  return t->role == QB_ROLE_FFN_GATE_INP || t->role == QB_ROLE_FFN_GATE_INP_SHEXP;
+}
+
 gboolean
 qb_plan_keeps_1d_tensor (QbPlan *plan, const QbTensor *tensor)
 {
   g_return_val_if_fail (QB_IS_PLAN (plan), FALSE);
-  return plan->keep_1d && is_1d (tensor);
+  return plan->keep_1d && (is_1d (tensor) || is_router (tensor));
 }
 
 /* "rows of 172 values do not fit Q4_K (blocks of 256); Q5_0 does not fit
@@ -1003,10 +1011,10 @@ plan_ask (QbPlan *plan, QbPresetContext *preset, const QbTensor *t, guint index,
       *source = g_strdup ("override");
       return;
     }
-  if (plan->keep_1d && is_1d (t))
+  if (plan->keep_1d && (is_1d (t) || is_router (t)))
     {
       *format = QB_FORMAT_KEEP;
-      *source = g_strdup ("1-D");
+      *source = g_strdup (is_1d (t) ? "1-D" : "router");
       return;
     }
   for (guint i = 0; i < plan->rules->len; i++)

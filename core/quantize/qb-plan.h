@@ -83,7 +83,8 @@ void                qb_plan_set_default_method (QbPlan *plan, const char *method
 const char         *qb_plan_get_preset         (QbPlan *plan);   /* NULL: none */
 void                qb_plan_set_preset         (QbPlan *plan, const char *preset);
 gboolean            qb_plan_get_keep_1d        (QbPlan *plan);
-/* TRUE when keep_1d keeps this tensor whatever the rules say. */
+/* TRUE when keep_1d keeps this tensor whatever the rules say (1-D tensors,
+ * and a mixture of experts' routers, which llama-quantize keeps too). */
 gboolean            qb_plan_keeps_1d_tensor    (QbPlan *plan, const QbTensor *tensor);
 void                qb_plan_set_keep_1d        (QbPlan *plan, gboolean keep);
 

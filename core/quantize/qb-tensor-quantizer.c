@@ -6,6 +6,7 @@
 #include "qb-measure-private.h"
 #include "qb-moments.h"
 #include "qb-quantize-device-private.h"
+#include "qb-scan-cache-private.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -497,16 +498,29 @@ run_patterns_prepass (Pass *pass, QbWorkers *workers, QbTensorScan *scan,
 
 /* The range and moments of the stored values, and their histogram when
  * original is not NULL and the source's patterns give it for free
- * (*original is left NULL otherwise). */
+ * (*original is left NULL otherwise); from the scan cache when a run has
+ * counted the patterns before (the tensor is then not read here). */
 static gboolean
 run_prepass (Pass *pass, QbWorkers *workers, QbTensorScan *scan, QbHistogram **original,
              double progress_span, GError **error)
 {
+  QbHistogram *hist = NULL;
+
   if (original)
     *original = NULL;
-  if (counts_patterns (pass))
-    return run_patterns_prepass (pass, workers, scan, original, progress_span, error);
-  return run_moments_prepass (pass, workers, scan, progress_span, error);
+  if (!counts_patterns (pass))
+    return run_moments_prepass (pass, workers, scan, progress_span, error);
+  /* The patterns' figures do not depend on the plan: kept across runs. */
+  if (qb_scan_cache_load (pass->model, pass->index, scan, original))
+    return TRUE;
+  if (!run_patterns_prepass (pass, workers, scan, &hist, progress_span, error))
+    return FALSE;
+  qb_scan_cache_store (pass->model, pass->index, scan, hist);
+  if (original)
+    *original = hist;
+  else
+    qb_histogram_free (hist);
+  return TRUE;
 }
 
 gboolean
@@ -645,6 +659,7 @@ qb_tensor_describe_original (QbModel *model, guint index, QbWorkers *workers,
       o.center = stats.mean;
       o.radius = stats.outlier_radius;
       o.outliers = g_new0 (guint64, pass.n_threads);
+      pass.prefault = qb_model_claim_first_read (model, index);
       ok = pass_run (&pass, workers, original_chunk, &o, 0.5, 0.5, error);
     }
   if (ok)
@@ -682,6 +697,7 @@ typedef struct {
   float                   out_lo;      /* outlier bounds: mean -+ 6 std */
   float                   out_hi;
   const float            *row_weights; /* importance, or NULL */
+  gint64                  rows_per_set; /* rows sharing one set of importance (an expert's) */
   /* Main pass results. */
   QbErrorSums            *per_chunk;
   double                 *out_err;     /* per chunk: Σ ΔWᵀGΔW and Σ WᵀGW (or their diagonal) */
@@ -690,6 +706,33 @@ typedef struct {
   guint                   n_channels;
   gint64                  rows_per_bucket;
 } Quant;
+
+/* The importance of a row: its expert's set (spec->importance_sets). */
+static const float *
+row_importance (const Quant *qt, const float *base, gint64 n_cols, gint64 row)
+{
+  if (base == NULL || qt->rows_per_set <= 0)
+    return base;
+  return base + (row / qt->rows_per_set) * n_cols;
+}
+
+/* Rows row0.. through the method, split where the importance set changes
+ * (each expert's rows of a 3-D tensor with its own importance). */
+static void
+method_quantize (Quant *qt, const float *x, gint64 row0, gint64 n_rows, guint8 *q)
+{
+  QbMethodContext ctx = qt->ctx;
+  gint64 per = qt->rows_per_set > 0 ? qt->rows_per_set : n_rows;
+
+  for (gint64 r = 0; r < n_rows; )
+    {
+      gint64 n = MIN (n_rows - r, per - (row0 + r) % per);
+
+      ctx.importance = row_importance (qt, qt->ctx.importance, ctx.n_cols, row0 + r);
+      qt->ctx.method->quantize_rows (&ctx, qt->state, x + r * ctx.n_cols, n, q + r * ctx.row_bytes);
+      r += n;
+    }
+}
 
 /* Quantizes and dequantizes a chunk: q is where the bytes go, y gets the
  * dequantized values. */
@@ -717,7 +760,7 @@ quantize_chunk (Pass *pass, Quant *qt, guint thread, const float *x,
         s->q = qb_workers_scratch (pass->workers, thread, SLOT_Q, pass->scratch_rows * row_bytes);
       q = s->q;
     }
-  qt->ctx.method->quantize_rows (&qt->ctx, qt->state, x, n_rows, q);
+  method_quantize (qt, x, row0, n_rows, q);
   if (qt->spec->no_metrics && !(qt->output && (qt->output->f16 || qt->output->f32)))
     return q;
   for (gint64 r = 0; r < n_rows; r++)
@@ -746,8 +789,8 @@ scratch_prepare_main (Pass *pass, Quant *qt, Scratch *s)
  * XᵀX, the quadratic forms of the error rows and of the weight rows; with
  * importance only, their diagonal Σ imp·Δw² and Σ imp·w². */
 static void
-output_error_chunk (Pass *pass, Quant *qt, const float *x, const float *y, gint64 n_rows,
-                    double *sums)
+output_error_chunk (Pass *pass, Quant *qt, const float *x, const float *y, gint64 row0,
+                    gint64 n_rows, double *sums)
 {
   gint64 n = pass->n_cols;
 
@@ -772,7 +815,8 @@ output_error_chunk (Pass *pass, Quant *qt, const float *x, const float *y, gint6
     for (gint64 r = 0; r < n_rows; r++)
       for (gint64 j = 0; j < n; j++)
         {
-          double w = qt->spec->importance[j], d = (double) x[r * n + j] - y[r * n + j];
+          const float *imp = row_importance (qt, qt->spec->importance, n, row0 + r);
+          double w = imp[j], d = (double) x[r * n + j] - y[r * n + j];
           sums[0] += w * d * d;
           sums[1] += w * x[r * n + j] * x[r * n + j];
         }
@@ -801,15 +845,15 @@ main_chunk (Pass *pass, gint64 chunk, guint thread, float *x,
       guint bucket = (guint) (row / qt->rows_per_bucket);
       float mn, mx;
 
-      qb_measure_error_row (xr, yr, qt->row_weights, n_cols, qt->out_lo, qt->out_hi,
-                            &sums, &mn, &mx);
+      qb_measure_error_row (xr, yr, row_importance (qt, qt->row_weights, n_cols, row), n_cols,
+                            qt->out_lo, qt->out_hi, &sums, &mn, &mx);
       qb_hist_set_add (&s->hist, xr, yr, n_cols);
       s->ch_min[bucket] = MIN (s->ch_min[bucket], mn);
       s->ch_max[bucket] = MAX (s->ch_max[bucket], mx);
     }
   qb_measure_error_merge (&qt->per_chunk[chunk], &sums);
   if (qt->spec->format != NULL)
-    output_error_chunk (pass, qt, x, s->y, n_rows, qt->out_err + 2 * chunk);
+    output_error_chunk (pass, qt, x, s->y, row0, n_rows, qt->out_err + 2 * chunk);
 }
 
 /* Without metrics: the output only. */
@@ -902,7 +946,7 @@ size_error_histogram (Pass *pass, Quant *qt, GError **error)
           gint64 row = n == 1 ? 0 : k * (pass->n_rows - 1) / (n - 1);
           if (!qb_model_read_rows (pass->model, pass->index, row, 1, x, error))
             return FALSE;
-          qt->ctx.method->quantize_rows (&qt->ctx, qt->state, x, 1, q);
+          method_quantize (qt, x, row, 1, q);
           qt->spec->format->dequantize_row (&qt->params, q, y, pass->n_cols);
           e = MAX (e, qb_measure_max_err (x, y, pass->n_cols));
         }
@@ -945,10 +989,12 @@ fill_result (Pass *pass, Quant *qt, QbTensorResult *r)
   m->max_abs_err = all.max_err;
   if (qt->row_weights != NULL)
     {
+      /* Σ over rows of the row's importance sum. */
       double wsum = 0;
-      for (gint64 j = 0; j < pass->n_cols; j++)
+      gint64 sets = qt->rows_per_set > 0 ? pass->n_rows / qt->rows_per_set : 1;
+      for (gint64 j = 0; j < pass->n_cols * sets; j++)
         wsum += qt->row_weights[j];
-      m->wmse = wsum > 0 ? all.s_wee / (wsum * pass->n_rows) : NAN;
+      m->wmse = wsum > 0 ? all.s_wee / (wsum * (pass->n_rows / sets)) : NAN;
     }
   if (qt->spec->format != NULL && (qt->spec->gram != NULL || qt->spec->importance != NULL))
     {
@@ -1266,6 +1312,8 @@ quantize_and_measure (Pass *pass, QbWorkers *workers, Quant *qt, const QbTensor 
   qt->hists[1] = histogram_for (&qt->stats);
   qt->per_chunk = g_new0 (QbErrorSums, MAX (pass->n_chunks, 1));
   qt->out_err = g_new0 (double, 2 * MAX (pass->n_chunks, 1));
+  /* The first read when the pre-pass came from the scan cache. */
+  pass->prefault = qb_model_claim_first_read (pass->model, pass->index);
   return run_main (pass, workers, main_chunk, qt, PREPASS_SHARE, 1.0 - PREPASS_SHARE, error);
 }
 
@@ -1285,7 +1333,7 @@ quantize_only (Pass *pass, QbWorkers *workers, Quant *qt, const QbTensor *t, GEr
     return FALSE;
   method_chunks (pass, qt);
   /* Unless the scan just read the tensor, this pass may be the first. */
-  pass->prefault = !need_scan && qb_model_claim_first_read (pass->model, pass->index);
+  pass->prefault = qb_model_claim_first_read (pass->model, pass->index);
   return run_main (pass, workers, output_chunk, qt, need_scan ? PREPASS_SHARE : 0,
                    need_scan ? 1.0 - PREPASS_SHARE : 1.0, error);
 }
@@ -1330,6 +1378,18 @@ qb_tensor_quantize (QbModel *model, guint index, const QbQuantizeSpec *spec,
   qt.rows_per_bucket = qb_channel_rows_per_bucket (pass.n_rows);
   if (spec->importance != NULL && spec->format != NULL)
     qt.row_weights = spec->importance;
+  if (spec->importance_sets > 1)
+    {
+      if (pass.n_rows % spec->importance_sets != 0)
+        {
+          g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                       "%s: %" G_GINT64_FORMAT " rows do not split into %u importance sets",
+                       t->name, pass.n_rows, spec->importance_sets);
+          pass_clear (&pass);
+          return NULL;
+        }
+      qt.rows_per_set = pass.n_rows / spec->importance_sets;
+    }
 
   if (spec->no_metrics)
     ok = quantize_only (&pass, workers, &qt, t, error);

@@ -32,6 +32,10 @@ typedef struct {
   const QbFormat *format;       /* NULL: keep the stored values, measure only */
   const QbMethod *method;       /* NULL: rtn */
   const float    *importance;   /* ne[0] per-column weights, or NULL */
+  /* 0 or 1: the importance applies to every row; n > 1: a 3-D expert
+   * tensor's rows split into n equal sets (its experts), each with its own
+   * ne[0] weights, n × ne[0] in all (llama-imatrix's layout). */
+  guint           importance_sets;
   const double   *gram;         /* ne[0] x ne[0] XᵀX for methods that need it, or NULL */
   guint64         gram_samples;
   GHashTable     *options;      /* method options (char* -> char*), or NULL */

@@ -442,7 +442,11 @@ study_candidate (Study *s, guint index, const QbFormat *format, gboolean measure
   if (uses_stats && s->imatrix != NULL)
     {
       spec.importance = qb_imatrix_get (s->imatrix, t->name, &n_imp);
-      if (spec.importance != NULL && n_imp != (guint) t->ne[0])
+      spec.importance_sets = 1;
+      if (spec.importance != NULL && qb_tensor_n_experts (t) > 1
+          && n_imp == (guint) (t->ne[0] * qb_tensor_n_experts (t)))
+        spec.importance_sets = (guint) qb_tensor_n_experts (t);   /* one set per expert */
+      else if (spec.importance != NULL && n_imp != (guint) t->ne[0])
         spec.importance = NULL;
     }
   if (s->opts->stats != NULL)
