@@ -94,31 +94,20 @@ run_va (const Child *child, char **out_text, char **err, const char *first, va_l
 }
 
 static int
-run_as (const Child *child, char **err, const char *first, ...)
+run_full (const Child *child, char **out, char **err, const char *first, ...)
 {
   va_list ap;
   int status;
 
   va_start (ap, first);
-  status = run_va (child, NULL, err, first, ap);
+  status = run_va (child, out, err, first, ap);
   va_end (ap);
   return status;
 }
 
-static int
-run_json_as (const Child *child, char **out, const char *first, ...)
-{
-  va_list ap;
-  int status;
-
-  va_start (ap, first);
-  status = run_va (child, out, NULL, first, ap);
-  va_end (ap);
-  return status;
-}
-
-#define run(err, ...) run_as (NULL, err, __VA_ARGS__, NULL)
-#define run_json(child, out, ...) run_json_as (child, out, __VA_ARGS__, NULL)
+#define run(err, ...) run_full (NULL, NULL, err, __VA_ARGS__, NULL)
+#define run_as(child, err, ...) run_full (child, NULL, err, __VA_ARGS__)
+#define run_json(child, out, ...) run_full (child, out, NULL, __VA_ARGS__, NULL)
 
 static JsonObject *
 parse_object (const char *text)
