@@ -76,7 +76,12 @@ print_header (QbModel *model)
     printf ("  rope-base %g", a->rope_freq_base);
   else
     printf ("  rope-base -");
-  printf ("  tied-embeddings %s\n\n", a->tied_embeddings ? "yes" : "no");
+  printf ("  tied-embeddings %s\n", a->tied_embeddings ? "yes" : "no");
+  if (a->n_expert > 0)
+    printf ("  experts       %u per layer, %u per token, width %u, shared expert %s%.0u\n",
+            a->n_expert, a->n_expert_used, a->n_ff_exp, a->n_ff_shexp ? "width " : "none",
+            a->n_ff_shexp);
+  printf ("\n");
 }
 
 static void
@@ -92,7 +97,7 @@ static void
 print_table (QbModel *model, const QbTensorStats *stats)
 {
   guint n = qb_model_get_n_tensors (model);
-  int name_w = 4, shape_w = 5;
+  int name_w = 4, shape_w = 5, role_w = 12;
   guint n_unreadable = 0;
 
   for (guint i = 0; i < n; i++)
@@ -101,10 +106,11 @@ print_table (QbModel *model, const QbTensorStats *stats)
       g_autofree char *shape = qb_cli_shape (t, " x ");
       name_w = MAX (name_w, (int) MIN (g_utf8_strlen (t->name, -1), 60));
       shape_w = MAX (shape_w, (int) strlen (shape));
+      role_w = MAX (role_w, (int) strlen (qb_tensor_role_name (t->role)));
     }
 
-  printf ("  %4s  %-*s %5s  %-12s %-*s %-7s %10s %12s", "#", name_w, "name", "layer", "role",
-          shape_w, "shape", "dtype", "params", "bytes");
+  printf ("  %4s  %-*s %5s  %-*s %-*s %-7s %10s %12s", "#", name_w, "name", "layer", role_w,
+          "role", shape_w, "shape", "dtype", "params", "bytes");
   if (stats)
     printf (" %10s %10s %10s %10s %10s %10s", "min", "max", "mean", "std", "kurtosis", "outliers%");
   printf ("\n");
@@ -118,8 +124,8 @@ print_table (QbModel *model, const QbTensorStats *stats)
 
       if (t->layer >= 0)
         g_snprintf (layer, sizeof layer, "%d", t->layer);
-      printf ("  %4u  %s%*s %5s  %-12s %-*s %-7s %10" G_GINT64_FORMAT " %12" G_GUINT64_FORMAT,
-              i, t->name, MAX (pad, 0), "", layer,
+      printf ("  %4u  %s%*s %5s  %-*s %-*s %-7s %10" G_GINT64_FORMAT " %12" G_GUINT64_FORMAT,
+              i, t->name, MAX (pad, 0), "", layer, role_w,
               t->is_bias ? "bias" : qb_tensor_role_name (t->role), shape_w, shape,
               qb_dtype_name (t->dtype), t->n_params, t->n_bytes);
       if (stats && stats[i].readable)

@@ -127,6 +127,20 @@ add_result (JsonBuilder *b, const QbTensorResult *r)
   qb_json_builder_add_number (b, "std", m->std);
   qb_json_builder_add_number (b, "kurtosis", m->kurtosis);
   qb_json_builder_add_number (b, "outlier_share", m->outlier_share);
+  if (r->n_experts > 0)
+    {
+      /* A 3-D expert tensor: each expert's own figures. */
+      json_builder_set_member_name (b, "experts");
+      json_builder_begin_array (b);
+      for (guint e = 0; e < r->n_experts; e++)
+        {
+          json_builder_begin_object (b);
+          qb_json_builder_add_number (b, "sqnr_db", r->expert_sqnr_db[e]);
+          qb_json_builder_add_number (b, "rmse_rel", r->expert_rmse_rel[e]);
+          json_builder_end_object (b);
+        }
+      json_builder_end_array (b);
+    }
   json_builder_end_object (b);
 }
 

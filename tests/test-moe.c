@@ -330,6 +330,20 @@ test_expert_importance (void)
   r = qb_tensor_quantize (model, index, &spec, workers, &out, NULL, NULL, NULL, &error);
   g_assert_no_error (error);
   g_assert_true (isfinite (r->metrics.wmse) && r->metrics.wmse > 0);
+  /* Each expert's figures: the whole tensor's SQNR lies among them. */
+  g_assert_cmpuint (r->n_experts, ==, 4);
+  {
+    double lo = INFINITY, hi = -INFINITY;
+    for (guint e = 0; e < 4; e++)
+      {
+        g_assert_true (isfinite (r->expert_sqnr_db[e]) && r->expert_rmse_rel[e] > 0);
+        g_assert_cmpfloat_with_epsilon (r->expert_sqnr_db[e], -20 * log10 (r->expert_rmse_rel[e]), 1e-9);
+        lo = MIN (lo, r->expert_sqnr_db[e]);
+        hi = MAX (hi, r->expert_sqnr_db[e]);
+      }
+    g_assert_cmpfloat (r->metrics.sqnr_db, >=, lo - 1e-9);
+    g_assert_cmpfloat (r->metrics.sqnr_db, <=, hi + 1e-9);
+  }
 
   rows = g_new (float, n_cols * per_expert);
   row = g_malloc (row_bytes);

@@ -12,6 +12,7 @@
 
 #include "qb-allocation-plan.h"
 #include "qb-sensitivity.h"
+#include "qb-study-dialog.h"
 #include "qb-test-ui.h"
 #include "qb-test-util.h"
 #include "qb-window.h"
@@ -44,10 +45,25 @@ open_store (Fixture *f)
   return store;
 }
 
+typedef struct {
+  GCancellable *cancellable;
+  guint         stop_after;   /* pairs; 0: never */
+} StopAt;
+
+static void
+stop_at (const QbSensitivityProgress *p, gpointer data)
+{
+  StopAt *stop = data;
+
+  if (stop->stop_after > 0 && p->done >= stop->stop_after)
+    g_cancellable_cancel (stop->cancellable);
+}
+
 /* A study of stories260K stored with the core API, as the command line
- * stores one. */
+ * stores one; cancelled after stop_after (tensor, candidate) pairs
+ * unless 0. */
 static gint64
-store_study (Fixture *f, const char *model_path, const char *text)
+store_study_until (Fixture *f, const char *model_path, const char *text, guint stop_after)
 {
   g_autoptr(QbStore) store = open_store (f);
   g_autoptr(GError) error = NULL;
@@ -56,7 +72,10 @@ store_study (Fixture *f, const char *model_path, const char *text)
   guint n = 0;
   g_autofree const QbFormat **ladder = qb_cost_parse_candidates (LADDER, &n, &error);
   QbSensitivityOptions o;
+  g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+  StopAt stop = { cancellable, stop_after };
   gint64 id = 0;
+  gboolean ok;
 
   g_assert_no_error (error);
   qb_sensitivity_options_init (&o);
@@ -66,9 +85,20 @@ store_study (Fixture *f, const char *model_path, const char *text)
   o.eval_n_ctx = 64;
   o.eval_n_chunks = 2;
   o.n_threads = 2;
-  g_assert_true (qb_sensitivity_run (model, tok, store, &o, NULL, NULL, NULL, &id, &error));
-  g_assert_no_error (error);
+  ok = qb_sensitivity_run (model, tok, store, &o, stop_at, &stop, cancellable, &id, &error);
+  if (stop_after > 0)
+    g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  else
+    g_assert_no_error (error);
+  g_assert_true (ok == (stop_after == 0));
+  g_assert_cmpint (id, >, 0);
   return id;
+}
+
+static gint64
+store_study (Fixture *f, const char *model_path, const char *text)
+{
+  return store_study_until (f, model_path, text, 0);
 }
 
 static guint
@@ -260,7 +290,7 @@ test_run_cancel_resume (Fixture *f, gconstpointer data)
   g_assert_cmpuint (kept, >, 0);
   g_assert_cmpint (qb_sensitivity_page_get_study_id (page), ==, id);
   g_assert_cmpint (qb_sensitivity_page_get_study_status (page), ==, QB_EXPERIMENT_CANCELLED);
-  g_assert_nonnull (strstr (qb_sensitivity_page_get_info_text (page), "studied"));
+  g_assert_nonnull (strstr (qb_sensitivity_page_get_info_text (page), "Cancelled after"));
   g_assert_false (qb_document_costs_are_proxies (qb_window_get_document (f->window)));
 
   /* Resumed: only what was missing, then complete. */
@@ -275,7 +305,110 @@ test_run_cancel_resume (Fixture *f, gconstpointer data)
   g_assert_cmpuint (total % N_LADDER, ==, 0);
   g_assert_cmpint (qb_sensitivity_page_get_study_status (page), ==, QB_EXPERIMENT_DONE);
   g_assert_nonnull (strstr (qb_run_panel_get_status_text (panel), "done"));
-  g_assert_null (strstr (qb_sensitivity_page_get_info_text (page), "studied"));
+  g_assert_null (strstr (qb_sensitivity_page_get_info_text (page), "Resume"));
+}
+
+/* A study cancelled elsewhere (the command line, another session) is
+ * resumed from the page: its settings come from the store, its
+ * evaluation text is found by its hash. */
+static void
+test_resume_stored (Fixture *f, gconstpointer data)
+{
+  g_autofree char *model = NULL, *text = NULL;
+  if (!shared_inputs (&model, &text))
+    return;
+  gint64 id = store_study_until (f, model, text, 20);
+  guint kept = count_costs (f, id);
+  g_assert_cmpuint (kept, >=, 20);
+  g_autoptr(GSettings) settings = g_settings_new ("org.quantbench.Quantbench");
+  g_settings_set_string (settings, "evaluation-text", text);
+
+  qb_test_window_open (f, model);
+  QbSensitivityPage *page = qb_window_get_sensitivity_page (f->window);
+  g_assert_cmpint (qb_sensitivity_page_get_study_id (page), ==, id);
+  g_assert_cmpint (qb_sensitivity_page_get_study_status (page), ==, QB_EXPERIMENT_CANCELLED);
+  qb_test_window_activate (f, "resume-study", g_variant_new_int64 (id));
+  qb_test_ui_wait_for (study_over, f->window, 300, "the resumed study");
+  QbStudyRunner *study = qb_window_get_study (f->window);
+  g_assert_cmpint (qb_study_runner_get_status (study), ==, QB_RUN_DONE);
+  g_assert_cmpint (qb_study_runner_get_study_id (study), ==, id);
+  qb_test_window_settle (f);
+  g_assert_cmpuint (count_costs (f, id), >, kept);
+  g_assert_cmpint (qb_sensitivity_page_get_study_status (page), ==, QB_EXPERIMENT_DONE);
+
+  /* Without the text anywhere known: refused, saying which text. */
+  g_settings_set_string (settings, "evaluation-text", "");
+  gint64 other = store_study_until (f, model, text, 10);
+  qb_sensitivity_page_reload (page, other);
+  qb_test_window_settle (f);
+  qb_test_window_activate (f, "resume-study", g_variant_new_int64 (other));
+  qb_test_window_settle (f);
+  g_assert_nonnull (qb_window_get_error_message (f->window));
+  g_assert_nonnull (strstr (qb_window_get_error_message (f->window), "tinystories-val.txt"));
+}
+
+static GtkWidget *
+find_button (GtkWidget *root, const char *label)
+{
+  if (GTK_IS_BUTTON (root) && g_strcmp0 (gtk_button_get_label (GTK_BUTTON (root)), label) == 0)
+    return root;
+  for (GtkWidget *c = gtk_widget_get_first_child (root); c; c = gtk_widget_get_next_sibling (c))
+    {
+      GtkWidget *found = find_button (c, label);
+      if (found)
+        return found;
+    }
+  return NULL;
+}
+
+static GtkWindow *
+find_dialog (void)
+{
+  GListModel *windows = gtk_window_get_toplevels ();   /* (transfer none) */
+  for (guint i = 0; i < g_list_model_get_n_items (windows); i++)
+    {
+      g_autoptr(GObject) w = g_list_model_get_item (windows, i);
+      if (QB_IS_STUDY_DIALOG (w))
+        return GTK_WINDOW (w);
+    }
+  return NULL;
+}
+
+/* The dialog of win.run-study: the evaluation text remembered, the
+ * default ladder and RTN offered; Start starts the study with them. */
+static void
+test_dialog (Fixture *f, gconstpointer data)
+{
+  g_autofree char *model = NULL, *text = NULL;
+  if (!shared_inputs (&model, &text))
+    return;
+  g_autoptr(GSettings) settings = g_settings_new ("org.quantbench.Quantbench");
+  g_settings_set_string (settings, "evaluation-text", text);
+  qb_test_window_open (f, model);
+
+  qb_test_window_activate (f, "run-study", NULL);
+  GtkWindow *dialog = find_dialog ();
+  g_assert_nonnull (dialog);
+  GtkWidget *start = find_button (GTK_WIDGET (dialog), "_Start");
+  g_assert_nonnull (start);
+  g_assert_true (gtk_widget_get_sensitive (start));
+  g_signal_emit_by_name (start, "clicked");
+  qb_test_ui_flush ();
+  g_assert_null (find_dialog ());
+
+  QbStudyRunner *study = qb_window_get_study (f->window);
+  g_assert_nonnull (study);
+  const QbStudySettings *s = qb_study_runner_get_settings (study);
+  g_autofree char *ladder = g_strjoinv (",", (char **) qb_cost_default_candidates ());
+  g_assert_cmpstr (s->eval_path, ==, text);
+  g_assert_cmpstr (s->calib_path, ==, text);   /* no plan calibration: the evaluation text, skipped past */
+  g_assert_cmpstr (s->candidates, ==, ladder);
+  g_assert_cmpstr (s->method, ==, "rtn");
+  g_assert_cmpuint (s->eval_chunks, ==, QB_SENSITIVITY_DEFAULT_CHUNKS);
+  qb_test_window_activate (f, "cancel", NULL);
+  qb_test_ui_wait_for (study_over, f->window, 120, "the study to stop");
+  g_assert_cmpint (qb_study_runner_get_status (study), !=, QB_RUN_FAILED);
+  qb_test_window_settle (f);
 }
 
 /* The popover beside Fill: allowed formats per role and the floor. */
@@ -345,6 +478,8 @@ main (int argc, char **argv)
 #define ADD(path, fn) g_test_add ("/ui-study/" path, Fixture, NULL, qb_test_window_setup, fn, qb_test_window_teardown)
   ADD ("stored-study", test_stored_study);
   ADD ("run-cancel-resume", test_run_cancel_resume);
+  ADD ("resume-stored", test_resume_stored);
+  ADD ("dialog", test_dialog);
   ADD ("constraints", test_constraints);
   return g_test_run ();
 }

@@ -115,16 +115,18 @@ static char *
 describe_study (QbSensitivityStudy *st)
 {
   const QbStudyRecord *r = st->record;
-  guint studied = 0, total = st->n_tensors * st->n_candidates;
+  guint studied = 0;
   GString *s = g_string_new (NULL);
 
   for (guint t = 0; t < st->n_tensors; t++)
     for (guint k = 0; k < st->n_candidates; k++)
       studied += qb_sensitivity_study_get (st, t, k)->cost != NULL;
-  g_string_printf (s, "%u tensors × %u candidates · %u measured end to end", st->n_tensors,
-                   st->n_candidates, st->n_measured);
-  if (studied < total)
-    g_string_append_printf (s, " · %u of %u studied", studied, total);
+  /* A study stopped early lists only the tensors it reached. */
+  if (r->status != QB_EXPERIMENT_DONE && r->status != QB_EXPERIMENT_RUNNING)
+    g_string_append_printf (s, "%s after %u costs (Resume measures the rest) · ",
+                            r->status == QB_EXPERIMENT_CANCELLED ? "Cancelled" : "Stopped", studied);
+  g_string_append_printf (s, "%u tensors × %u candidates · %u measured end to end", st->n_tensors,
+                          st->n_candidates, st->n_measured);
   if (isfinite (st->alpha))
     g_string_append_printf (s, " · fit α %.2f", st->alpha);
   if (isfinite (st->loo_spearman))

@@ -110,16 +110,6 @@ on_study_progress (const QbSensitivityProgress *p,
 
 /* -- the work ---------------------------------------------------------------- */
 
-static char *
-sha_of (const char *path)
-{
-  g_autofree char *text = NULL;
-  gsize len = 0;
-
-  return g_file_get_contents (path, &text, &len, NULL)
-         ? g_compute_checksum_for_data (G_CHECKSUM_SHA256, (const guchar *) text, len) : NULL;
-}
-
 /* The model's default chunk: its context, at most 512 tokens. */
 static guint
 default_ctx (QbModel *model)
@@ -135,8 +125,8 @@ static guint
 calibration_skip (QbStudyRunner *self)
 {
   const QbStudySettings *s = &self->settings;
-  g_autofree char *a = sha_of (s->calib_path);
-  g_autofree char *b = sha_of (s->eval_path);
+  g_autofree char *a = qb_ui_file_sha256 (s->calib_path);
+  g_autofree char *b = qb_ui_file_sha256 (s->eval_path);
   guint ctx = default_ctx (self->model);
   guint64 eval_tokens;
 

@@ -36,6 +36,7 @@ static const Fact facts[] = {
   { "nonfinite",  "Non-finite weights", SRC_RESULT },
   { "sqnr",       "SQNR",             SRC_RESULT },
   { "rmse",       "Relative RMSE",    SRC_RESULT },
+  { "experts",    "Experts' SQNR",    SRC_RESULT },
   { "cosine",     "Cosine",           SRC_RESULT },
   { "maxerr",     "Max |error|",      SRC_RESULT },
   { "seconds",    "Time",             SRC_RESULT },
@@ -67,6 +68,31 @@ static char *
 no_metric (const QbTensorResult *result)
 {
   return g_strdup (result->n_nonfinite > 0 ? "undefined" : "not measured");
+}
+
+/* A 3-D expert tensor's experts: the spread of their SQNR and the worst. */
+static char *
+experts_value (const QbTensorResult *result)
+{
+  guint worst = 0;
+  double lo = INFINITY, hi = -INFINITY;
+
+  if (result->n_experts == 0 || result->expert_sqnr_db == NULL)
+    return NULL;
+  for (guint e = 0; e < result->n_experts; e++)
+    {
+      double v = result->expert_sqnr_db[e];
+      if (v < lo)
+        {
+          lo = v;
+          worst = e;
+        }
+      hi = MAX (hi, v);
+    }
+  if (isnan (lo) || isnan (hi))
+    return g_strdup ("undefined");
+  return g_strdup_printf ("%.2f … %.2f dB · worst: expert %u of %u", lo, hi, worst,
+                          result->n_experts);
 }
 
 static char *
@@ -140,6 +166,8 @@ fact_value (const Fact           *fact,
     return isnan (m->sqnr_db) ? no_metric (result) : g_strdup_printf ("%.2f dB", m->sqnr_db);
   if (g_str_equal (fact->id, "rmse"))
     return isnan (m->rmse_rel) ? no_metric (result) : g_strdup_printf ("%.5f", m->rmse_rel);
+  if (g_str_equal (fact->id, "experts"))
+    return experts_value (result);
   if (g_str_equal (fact->id, "cosine"))
     return isnan (m->cosine) ? no_metric (result) : g_strdup_printf ("%.6f", m->cosine);
   if (g_str_equal (fact->id, "maxerr"))

@@ -172,3 +172,13 @@ qb_ui_describe_open_error (const char   *path,
                           detail, at ? " (at " : "", at ? at : "", at ? ")" : "",
                           path ? path : "the demo model");
 }
+
+char *
+qb_ui_file_sha256 (const char *path)
+{
+  g_autofree char *text = NULL;
+  gsize len = 0;
+
+  return g_file_get_contents (path, &text, &len, NULL)
+         ? g_compute_checksum_for_data (G_CHECKSUM_SHA256, (const guchar *) text, len) : NULL;
+}

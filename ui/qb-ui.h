@@ -38,4 +38,8 @@ GSettings *qb_ui_settings_new (void);
 char *qb_ui_describe_open_error (const char   *path,
                                  const GError *error);
 
+/* The hex SHA-256 of a file's bytes (a text's identity, as studies and
+ * evaluations record it), or NULL when it cannot be read.  Blocks. */
+char *qb_ui_file_sha256 (const char *path);
+
 G_END_DECLS

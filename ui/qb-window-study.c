@@ -4,6 +4,8 @@
 #include "qb-window-private.h"
 
 #include "qb-allocation-plan.h"
+#include "qb-study-record.h"
+#include "qb-ui.h"
 #include "qb-study-dialog.h"
 
 /* -- studies ---------------------------------------------------------------- */
@@ -84,7 +86,99 @@ action_run_study (GSimpleAction *action,
                                                        calib && calib[0] ? calib[0] : NULL)));
 }
 
-/* Resumes a study this window ran, with the same texts and settings. */
+/* -- resuming a study run before (another session, or the command line) --- */
+
+typedef struct {
+  QbStore  *store;
+  gint64    id;
+  GStrv     texts;          /* where the evaluation text may be */
+  QbStudySettings settings; /* strings owned */
+} ResumeLookup;
+
+static void
+resume_lookup_free (ResumeLookup *r)
+{
+  qb_store_unref (r->store);
+  g_strfreev (r->texts);
+  g_free ((char *) r->settings.calib_path);
+  g_free ((char *) r->settings.eval_path);
+  g_free ((char *) r->settings.candidates);
+  g_free ((char *) r->settings.method);
+  g_free (r);
+}
+
+/* The study's settings from the store; its evaluation text found by its
+ * hash among the calibration texts and the texts the window knows. */
+static void
+resume_lookup_thread (GTask *task, gpointer source, gpointer data, GCancellable *cancellable)
+{
+  ResumeLookup *r = data;
+  GError *error = NULL;
+  g_autoptr(QbStudyRecord) rec = qb_store_get_study (r->store, r->id, &error);
+  g_autoptr(QbCalibrationSet) set = NULL;
+  g_autoptr(GPtrArray) texts = g_ptr_array_new ();
+
+  if (rec == NULL)
+    {
+      g_task_return_error (task, error);
+      return;
+    }
+  if (rec->calibration_set_id > 0
+      && (set = qb_store_get_calibration_set (r->store, rec->calibration_set_id, &error)) == NULL)
+    {
+      g_task_return_error (task, error);
+      return;
+    }
+  for (guint i = 0; set && set->sources && set->sources[i]; i++)
+    g_ptr_array_add (texts, set->sources[i]);
+  for (guint i = 0; r->texts[i]; i++)
+    g_ptr_array_add (texts, r->texts[i]);
+  for (guint i = 0; i < texts->len && r->settings.eval_path == NULL; i++)
+    {
+      g_autofree char *hash = qb_ui_file_sha256 (g_ptr_array_index (texts, i));
+      if (g_strcmp0 (hash, rec->eval_text_hash) == 0)
+        r->settings.eval_path = g_strdup (g_ptr_array_index (texts, i));
+    }
+  if (r->settings.eval_path == NULL)
+    {
+      g_task_return_new_error (task, G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
+                               "Study %" G_GINT64_FORMAT " was measured on “%s”, which is not among the "
+                               "texts known here: run a New Study with it once (or `quantbench "
+                               "sensitivity --resume %" G_GINT64_FORMAT "`).", r->id,
+                               rec->eval_text_name ? rec->eval_text_name : "?", r->id);
+      return;
+    }
+  r->settings.calib_path = set && set->sources && set->sources[0] ? g_strdup (set->sources[0]) : NULL;
+  r->settings.calib_chunks = set ? set->n_chunks : 0;
+  r->settings.candidates = g_strdup (rec->candidates);
+  r->settings.method = g_strdup (rec->method);
+  r->settings.eval_ctx = rec->eval_n_ctx;
+  r->settings.eval_chunks = rec->eval_n_chunks;
+  r->settings.resume_id = r->id;
+  g_task_return_boolean (task, TRUE);
+}
+
+static void
+resume_lookup_done (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr(QbWindow) self = user_data;
+  ResumeLookup *r = g_task_get_task_data (G_TASK (result));
+  g_autoptr(GError) error = NULL;
+
+  self->n_pending--;
+  if (gtk_widget_in_destruction (GTK_WIDGET (self)))
+    return;
+  if (!g_task_propagate_boolean (G_TASK (result), &error))
+    {
+      _qb_window_show_error (self, error->message);
+      return;
+    }
+  r->settings.n_threads = g_settings_get_uint (self->settings, "threads");
+  start_study (self, &r->settings);
+}
+
+/* Resumes a study: with the settings it ran with when this window ran it,
+ * else with what the store says (the core refuses any mismatch). */
 static void
 action_resume_study (GSimpleAction *action,
                      GVariant      *param,
@@ -93,19 +187,32 @@ action_resume_study (GSimpleAction *action,
   QbWindow *self = data;
   gint64 id = g_variant_get_int64 (param);
   QbStudyRunner *before = g_hash_table_lookup (self->study_runs, &id);
-  QbStudySettings s;
+  g_autoptr(GStrvBuilder) texts = g_strv_builder_new ();
+  g_autofree char *eval = g_settings_get_string (self->settings, "evaluation-text");
+  const char * const *calib = qb_document_get_calibration (self->document, NULL);
+  g_autoptr(GTask) task = NULL;
+  ResumeLookup *r;
 
-  if (before == NULL)
+  if (before != NULL)
     {
-      g_autofree char *message = g_strdup_printf ("Study %" G_GINT64_FORMAT " was not run from this window: "
-                                                  "resume it with `quantbench sensitivity --resume %"
-                                                  G_GINT64_FORMAT "` and the same texts.", id, id);
-      _qb_window_show_error (self, message);
+      QbStudySettings s = *qb_study_runner_get_settings (before);
+      s.resume_id = id;
+      start_study (self, &s);
       return;
     }
-  s = *qb_study_runner_get_settings (before);
-  s.resume_id = id;
-  start_study (self, &s);
+  if (*eval)
+    g_strv_builder_add (texts, eval);
+  for (guint i = 0; calib && calib[i]; i++)
+    g_strv_builder_add (texts, calib[i]);
+  r = g_new0 (ResumeLookup, 1);
+  r->store = qb_store_ref (self->store);
+  r->id = id;
+  r->texts = g_strv_builder_end (texts);
+  self->n_pending++;
+  task = g_task_new (NULL, NULL, resume_lookup_done, g_object_ref (self));
+  g_task_set_source_tag (task, action_resume_study);
+  g_task_set_task_data (task, r, (GDestroyNotify) resume_lookup_free);
+  g_task_run_in_thread (task, resume_lookup_thread);
 }
 
 void

@@ -680,6 +680,14 @@ moe_group (QbLlama *llama, guint T)
   off[0] = 0;
 }
 
+/* out += w · y over n values. */
+static void
+add_scaled (float *out, const float *y, float w, gint64 n)
+{
+  for (gint64 i = 0; i < n; i++)
+    out[i] += w * y[i];
+}
+
 /* SwiGLU FFN of rows x (n × E) through gate/up/down into y (n × E). */
 static gboolean
 moe_expert_ffn (QbLlama *llama, const QbWeight *gate, const QbWeight *up, const QbWeight *down,
@@ -724,14 +732,8 @@ moe_experts (QbLlama *llama, QbLayer *l, GError **error)
       ok = moe_expert_ffn (llama, &g, &u, &d, s->moe_x, s->moe_y, n, error);
       llama->act_expert = -1;
       for (gint32 r = 0; ok && r < n; r++)
-        {
-          float w = s->moe_token_weight[a + r];
-          float *out = s->moe_out + s->moe_tokens[a + r] * E;
-          const float *y = s->moe_y + r * E;
-
-          for (gint64 i = 0; i < E; i++)
-            out[i] += w * y[i];
-        }
+        add_scaled (s->moe_out + s->moe_tokens[a + r] * E, s->moe_y + r * E,
+                    s->moe_token_weight[a + r], E);
     }
   return ok;
 }
@@ -757,14 +759,7 @@ moe_shared (QbLlama *llama, QbLayer *l, guint T, GError **error)
                        error))
     return FALSE;
   for (guint t = 0; t < T; t++)
-    {
-      float g = s->moe_shgate[t];
-      float *out = s->moe_out + (gsize) t * E;
-      const float *y = s->moe_y + (gsize) t * E;
-
-      for (gint64 i = 0; i < E; i++)
-        out[i] += g * y[i];
-    }
+    add_scaled (s->moe_out + (gsize) t * E, s->moe_y + (gsize) t * E, s->moe_shgate[t], E);
   return TRUE;
 }
 

@@ -660,6 +660,17 @@ k4_superblock (__global const float *xb, int nmax, __global uchar *b, uchar *L)
     }
 }
 
+/* Scale and minimum of group j of a Q4_K/Q5_K block b as dequantized. */
+static float2
+k4_group (__global const uchar *b, int j)
+{
+  uint sc, m;
+
+  get_scale_min_k4 (j, b + 4, &sc, &m);
+  return (float2) (f16_to_f32 (get_f16 (b)) * convert_float (sc),
+                   f16_to_f32 (get_f16 (b + 2)) * convert_float (m));
+}
+
 /* Loads a super-block's finiteness; FALSE (and the flag raised) when it
  * holds NaN or inf. */
 static bool
@@ -682,7 +693,6 @@ quantize_q4_k (__global const float *x, __global uchar *q, __global float *y,
   __global const float *xb = x + i * QK_K;
   __global uchar *b = q + i * 144, *qs = b + 16;
   uchar L[QK_K];
-  float d, mn;
 
   if (i >= nb || !superblock_finite (xb, nonfinite))
     return;
@@ -692,24 +702,15 @@ quantize_q4_k (__global const float *x, __global uchar *q, __global float *y,
       qs[l] = (uchar) (L[j + l] | L[j + l + 32] << 4);
   if (!want_y)
     return;
-  d = f16_to_f32 (get_f16 (b));
-  mn = f16_to_f32 (get_f16 (b + 2));
   qs = b + 16;
   for (int is = 0; is < 8; is += 2, qs += 32)
     {
       __global float *yb = y + i * QK_K + 32 * is;
-      uint sc, m;
-      float d1, m1, d2, m2;
-      get_scale_min_k4 (is, b + 4, &sc, &m);
-      d1 = d * convert_float (sc);
-      m1 = mn * convert_float (m);
-      get_scale_min_k4 (is + 1, b + 4, &sc, &m);
-      d2 = d * convert_float (sc);
-      m2 = mn * convert_float (m);
+      float2 g1 = k4_group (b, is), g2 = k4_group (b, is + 1);
       for (int l = 0; l < 32; l++)
-        yb[l] = d1 * convert_float (qs[l] & 0xf) - m1;
+        yb[l] = g1.x * convert_float (qs[l] & 0xf) - g1.y;
       for (int l = 0; l < 32; l++)
-        yb[32 + l] = d2 * convert_float (qs[l] >> 4) - m2;
+        yb[32 + l] = g2.x * convert_float (qs[l] >> 4) - g2.y;
     }
 }
 
@@ -721,7 +722,6 @@ quantize_q5_k (__global const float *x, __global uchar *q, __global float *y,
   __global const float *xb = x + i * QK_K;
   __global uchar *b = q + i * 176, *qh = b + 16, *ql = b + 48;
   uchar L[QK_K];
-  float d, mn;
 
   if (i >= nb || !superblock_finite (xb, nonfinite))
     return;
@@ -746,24 +746,15 @@ quantize_q5_k (__global const float *x, __global uchar *q, __global float *y,
       }
   if (!want_y)
     return;
-  d = f16_to_f32 (get_f16 (b));
-  mn = f16_to_f32 (get_f16 (b + 2));
   ql = b + 48;
   for (int is = 0; is < 8; is += 2, ql += 32)
     {
       __global float *yb = y + i * QK_K + 32 * is;
-      uint sc, m;
-      float d1, m1, d2, m2;
-      get_scale_min_k4 (is, b + 4, &sc, &m);
-      d1 = d * convert_float (sc);
-      m1 = mn * convert_float (m);
-      get_scale_min_k4 (is + 1, b + 4, &sc, &m);
-      d2 = d * convert_float (sc);
-      m2 = mn * convert_float (m);
+      float2 g1 = k4_group (b, is), g2 = k4_group (b, is + 1);
       for (int l = 0; l < 32; l++)
-        yb[l] = d1 * convert_float ((ql[l] & 0xf) + ((qh[l] >> is) & 1 ? 16 : 0)) - m1;
+        yb[l] = g1.x * convert_float ((ql[l] & 0xf) + ((qh[l] >> is) & 1 ? 16 : 0)) - g1.y;
       for (int l = 0; l < 32; l++)
-        yb[32 + l] = d2 * convert_float ((ql[l] >> 4) + ((qh[l] >> (is + 1)) & 1 ? 16 : 0)) - m2;
+        yb[32 + l] = g2.x * convert_float ((ql[l] >> 4) + ((qh[l] >> (is + 1)) & 1 ? 16 : 0)) - g2.y;
     }
 }
 

@@ -698,6 +698,8 @@ typedef struct {
   float                   out_hi;
   const float            *row_weights; /* importance, or NULL */
   gint64                  rows_per_set; /* rows sharing one set of importance (an expert's) */
+  gint64                  n_experts;    /* of a 3-D expert tensor, else 1 */
+  double                 *row_err;      /* n_experts > 1: per row, Σ (x − y)² and Σ x² */
   /* Main pass results. */
   QbErrorSums            *per_chunk;
   double                 *out_err;     /* per chunk: Σ ΔWᵀGΔW and Σ WᵀGW (or their diagonal) */
@@ -847,6 +849,18 @@ main_chunk (Pass *pass, gint64 chunk, guint thread, float *x,
 
       qb_measure_error_row (xr, yr, row_importance (qt, qt->row_weights, n_cols, row), n_cols,
                             qt->out_lo, qt->out_hi, &sums, &mn, &mx);
+      if (qt->row_err != NULL)
+        {
+          double ee = 0, xx = 0;
+          for (gint64 j = 0; j < n_cols; j++)
+            {
+              double d = (double) xr[j] - yr[j];
+              ee += d * d;
+              xx += (double) xr[j] * xr[j];
+            }
+          qt->row_err[2 * row] = ee;
+          qt->row_err[2 * row + 1] = xx;
+        }
       qb_hist_set_add (&s->hist, xr, yr, n_cols);
       s->ch_min[bucket] = MIN (s->ch_min[bucket], mn);
       s->ch_max[bucket] = MAX (s->ch_max[bucket], mx);
@@ -968,6 +982,31 @@ clear_error_metrics (QbTensorMetrics *m)
   m->wmse = m->out_rel_err = NAN;
 }
 
+/* Each expert's SQNR and relative RMSE from its rows' sums (in row order:
+ * the same for any thread count). */
+static void
+fill_expert_metrics (Pass *pass, Quant *qt, QbTensorResult *r)
+{
+  gint64 per = pass->n_rows / qt->n_experts;
+
+  r->n_experts = (guint) qt->n_experts;
+  r->expert_sqnr_db = g_new (double, r->n_experts);
+  r->expert_rmse_rel = g_new (double, r->n_experts);
+  for (guint e = 0; e < r->n_experts; e++)
+    {
+      double ee = 0, xx = 0;
+      for (gint64 row = e * per; row < (e + 1) * per; row++)
+        {
+          ee += qt->row_err[2 * row];
+          xx += qt->row_err[2 * row + 1];
+        }
+      r->expert_sqnr_db[e] = ee > 0 ? 10.0 * log10 (xx / ee) : INFINITY;
+      r->expert_rmse_rel[e] = xx > 0 ? sqrt (ee / xx) : (ee > 0 ? INFINITY : 0);
+      if (isnan (ee) || isnan (xx))
+        r->expert_sqnr_db[e] = r->expert_rmse_rel[e] = NAN;
+    }
+}
+
 static void
 fill_result (Pass *pass, Quant *qt, QbTensorResult *r)
 {
@@ -1020,6 +1059,8 @@ fill_result (Pass *pass, Quant *qt, QbTensorResult *r)
   for (guint t = 0; t < pass->n_threads; t++)
     if (pass->scratch[t].hist_ready)
       qb_hist_set_collect (&pass->scratch[t].hist, qt->hists + qt->first_hist);
+  if (qt->row_err != NULL)
+    fill_expert_metrics (pass, qt, r);
   r->hist_original = g_steal_pointer (&qt->hists[0]);
   r->hist_quantized = g_steal_pointer (&qt->hists[1]);
   r->hist_error = g_steal_pointer (&qt->hists[2]);
@@ -1123,8 +1164,9 @@ device_takes (const Quant *qt)
 {
   const QbQuantizeSpec *spec = qt->spec;
 
+  /* Per-expert metrics are summed row by row on the CPU. */
   return qb_device_quantize_supports (spec->format) && spec->importance == NULL &&
-         spec->gram == NULL && g_str_equal (qt->ctx.method->name, "rtn");
+         spec->gram == NULL && g_str_equal (qt->ctx.method->name, "rtn") && qt->row_err == NULL;
 }
 
 /* Adds the stripes of rows row0.. (whole chunks) as main_chunk would. */
@@ -1390,6 +1432,9 @@ qb_tensor_quantize (QbModel *model, guint index, const QbQuantizeSpec *spec,
         }
       qt.rows_per_set = pass.n_rows / spec->importance_sets;
     }
+  qt.n_experts = qb_tensor_n_experts (t);
+  if (qt.n_experts > 1 && !spec->no_metrics && pass.n_rows % qt.n_experts == 0)
+    qt.row_err = g_new0 (double, 2 * pass.n_rows);
 
   if (spec->no_metrics)
     ok = quantize_only (&pass, workers, &qt, t, error);
@@ -1429,6 +1474,7 @@ qb_tensor_quantize (QbModel *model, guint index, const QbQuantizeSpec *spec,
     qb_histogram_free (qt.hists[h]);
   g_free (qt.per_chunk);
   g_free (qt.out_err);
+  g_free (qt.row_err);
   pass_clear (&pass);
   return g_steal_pointer (&r);
 }

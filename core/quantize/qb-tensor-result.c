@@ -160,6 +160,8 @@ qb_tensor_result_copy (const QbTensorResult *r)
   c->hist_error = qb_histogram_copy (r->hist_error);
   c->channel_min = g_memdup2 (r->channel_min, sizeof (float) * r->n_channels);
   c->channel_max = g_memdup2 (r->channel_max, sizeof (float) * r->n_channels);
+  c->expert_sqnr_db = g_memdup2 (r->expert_sqnr_db, sizeof (double) * r->n_experts);
+  c->expert_rmse_rel = g_memdup2 (r->expert_rmse_rel, sizeof (double) * r->n_experts);
   return c;
 }
 
@@ -178,5 +180,7 @@ qb_tensor_result_free (QbTensorResult *r)
   qb_histogram_free (r->hist_error);
   g_free (r->channel_min);
   g_free (r->channel_max);
+  g_free (r->expert_sqnr_db);
+  g_free (r->expert_rmse_rel);
   g_free (r);
 }

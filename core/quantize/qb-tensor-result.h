@@ -70,6 +70,12 @@ typedef struct {
                                      * qb_channel_rows_per_bucket() rows */
   float           *channel_min;
   float           *channel_max;
+  /* A 3-D expert tensor's experts, each a row set of its own: their SQNR
+   * and relative RMSE (n_experts 0 otherwise, or without metrics).  Kept
+   * with the run in memory and shown; not stored in the database. */
+  guint            n_experts;
+  double          *expert_sqnr_db;
+  double          *expert_rmse_rel;
 } QbTensorResult;
 
 /* Channel ranges: one bucket per row (output channel) up to
