@@ -42,6 +42,15 @@ qb_cli_fail (GError *error)
   return 1;
 }
 
+int
+qb_cli_fail_or_cancelled (GError *error)
+{
+  if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    return qb_cli_fail (error);
+  fprintf (stderr, "quantbench: cancelled\n");
+  return 130;
+}
+
 gboolean
 qb_cli_parse (GOptionContext *context, int *argc, char ***argv)
 {

@@ -147,7 +147,7 @@ draw_calibration (const QbStatsProgress *p, gpointer data)
 
 QbActivationStats *
 qb_cli_calib_compute (QbModel *model, QbPlan *plan, const QbCliCalibOptions *o, int threads,
-                      gboolean quiet, GError **error)
+                      gboolean quiet, GCancellable *cancellable, GError **error)
 {
   CalibRun run = { .quiet = quiet, .model = model };
   QbCalibrationOptions co;
@@ -169,7 +169,7 @@ qb_cli_calib_compute (QbModel *model, QbPlan *plan, const QbCliCalibOptions *o, 
   stats = qb_activation_stats_compute_for_plan_full (model, plan, (const char * const *) o->calib,
                                                      &co, &so, threads > 0 ? (guint) threads : 0,
                                                      print_calibration_set, draw_calibration, &run,
-                                                     NULL, error);
+                                                     cancellable, error);
   qb_cli_progress_end (&run.bar);
   if (stats != NULL && !quiet)
     fprintf (stderr, "calibration: %u forward passes%s\n", qb_activation_stats_get_n_forward (stats),

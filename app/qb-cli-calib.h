@@ -45,6 +45,7 @@ QbActivationStats *qb_cli_calib_compute (QbModel                 *model,
                                          const QbCliCalibOptions *options,
                                          int                      threads,
                                          gboolean                 quiet,
+                                         GCancellable            *cancellable,
                                          GError                 **error);
 
 /* Draws calibration progress on a QbCliProgress (the data). */

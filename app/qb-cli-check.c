@@ -23,16 +23,23 @@ qb_cli_check_output (const char *out, const char *option, const char * const *in
                      guint n_inputs, char **texts, GError **error)
 {
   g_autoptr(GPtrArray) stale = NULL;
+  g_autoptr(GPtrArray) left = NULL;
 
   if (!qb_file_check_output (out, option, inputs, n_inputs, error) ||
       (texts != NULL && !qb_file_check_output (out, option, (const char * const *) texts,
                                                g_strv_length (texts), error)))
     return FALSE;
   /* What a killed run left beside the output goes now, and is named. */
-  stale = out ? qb_file_clean_stale_temps (out) : NULL;
+  stale = out ? qb_file_clean_stale_temps (out, &left) : NULL;
   for (guint i = 0; stale && i < stale->len; i++)
     fprintf (stderr, "quantbench: removed %s, left by an interrupted run\n",
              (const char *) g_ptr_array_index (stale, i));
+  /* An earlier version's temporary that may still be in use (or is not
+   * this user's, or is newer than this run) stays: the user decides. */
+  for (guint i = 0; left && i < left->len; i++)
+    fprintf (stderr, "quantbench: %s looks like a temporary file of an earlier run of an older "
+             "version; it is kept (it may be in use); remove it once no program writes %s\n",
+             (const char *) g_ptr_array_index (left, i), out);
   return TRUE;
 }
 

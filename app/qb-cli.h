@@ -6,7 +6,7 @@
  */
 #pragma once
 
-#include <glib.h>
+#include <gio/gio.h>
 
 #include "qb-model.h"
 
@@ -22,6 +22,9 @@ typedef struct {
 
 /* Prints "quantbench: <message>" to stderr and returns 1. */
 int  qb_cli_fail          (GError *error);
+/* qb_cli_fail, except for a cancelled run (G_IO_ERROR_CANCELLED: a
+ * signal): "cancelled", and 130 as a shell gives for Ctrl-C. */
+int  qb_cli_fail_or_cancelled (GError *error);
 /* Parses options; prints usage and returns FALSE on error. */
 gboolean qb_cli_parse     (GOptionContext *context, int *argc, char ***argv);
 
@@ -40,6 +43,11 @@ char *qb_cli_number       (double v, int digits, char style);
  * removes, and names, the temporary files a killed run left beside out. */
 gboolean qb_cli_check_output (const char *out, const char *option, const char * const *inputs,
                               guint n_inputs, char **texts, GError **error);
+/* qb-cli-interrupt.c: runs func (returning an exit status) on a thread of
+ * its own; SIGINT, SIGTERM and SIGHUP cancel its cancellable meanwhile,
+ * and it is expected to end cleanly (qb_cli_fail_or_cancelled: 130). */
+typedef int (*QbCliWorkFunc) (gpointer data, GCancellable *cancellable);
+int      qb_cli_run_interruptible (QbCliWorkFunc func, gpointer data);
 /* FALSE, with a message, when --threads is out of range (a usage error). */
 gboolean qb_cli_check_threads (int threads);
 /* text for a terminal: valid UTF-8, control characters shown as \xHH or

@@ -108,6 +108,27 @@ print_result (QbModel *model, const QbEvalResult *r, const char *text)
   printf ("  RMS dp               %9.3f%% +/- %.3f%%\n", 100 * r->dp_rms, 100 * r->dp_rms_err);
 }
 
+/* The result, and what the evaluated weights were (the plan's fallbacks,
+ * when a plan was run). */
+static void
+print_json (const QbEvalResult *r, JsonNode *fallbacks)
+{
+  g_autofree char *json = qb_eval_result_to_json (r);
+  g_autoptr(JsonParser) parser = json_parser_new ();
+  g_autofree char *text = NULL;
+  JsonObject *o;
+
+  if (fallbacks != NULL && json_parser_load_from_data (parser, json, -1, NULL)
+      && JSON_NODE_HOLDS_OBJECT (json_parser_get_root (parser)))
+    {
+      o = json_node_get_object (json_parser_get_root (parser));
+      json_object_set_int_member (o, "n_fallbacks", json_array_get_length (json_node_get_array (fallbacks)));
+      json_object_set_member (o, "fallbacks", json_node_copy (fallbacks));
+      text = qb_json_to_string (json_parser_get_root (parser));
+    }
+  printf ("%s\n", text ? text : json);
+}
+
 static void
 draw_job_progress (const QbJobProgress *p, gpointer data)
 {
@@ -126,7 +147,7 @@ has_plan (const QbCliPlanOptions *po)
 
 static gboolean
 quantize (QbModel *model, QbLlama *llama, QbPlan *plan, QbActivationStats *stats, EvalOptions *eo,
-          GError **error)
+          GCancellable *cancellable, GError **error)
 {
   g_autoptr(QbJob) job = NULL;
   g_autoptr(QbImatrix) imatrix = NULL;
@@ -137,7 +158,8 @@ quantize (QbModel *model, QbLlama *llama, QbPlan *plan, QbActivationStats *stats
     return FALSE;
   job = qb_quantize_for_eval (model, llama, plan, stats, eo->calib.process_output, imatrix,
                               eo->threads > 0 ? (guint) eo->threads : 0,
-                              isatty (2) ? draw_job_progress : NULL, &bar, NULL, &n_taken, error);
+                              isatty (2) ? draw_job_progress : NULL, &bar, cancellable, &n_taken,
+                              error);
   qb_cli_progress_end (&bar);
   if (job == NULL)
     return FALSE;
@@ -170,12 +192,13 @@ choose_plan (QbModel *model, const QbCliPlanOptions *po, const EvalOptions *eo, 
  * without it. */
 static gboolean
 calibrate (QbModel *model, QbPlan *plan, EvalOptions *eo, QbActivationStats **stats,
-           GError **error)
+           GCancellable *cancellable, GError **error)
 {
   *stats = NULL;
   if (plan == NULL || eo->calib.calib == NULL)
     return TRUE;
-  *stats = qb_cli_calib_compute (model, plan, &eo->calib, eo->threads, eo->json, error);
+  *stats = qb_cli_calib_compute (model, plan, &eo->calib, eo->threads, eo->json, cancellable,
+                                 error);
   return *stats != NULL;
 }
 
@@ -229,12 +252,13 @@ print_calibration (const QbExperimentEvalReport *report, const EvalOptions *eo)
 }
 
 static int
-run_experiment (QbModel *model, EvalOptions *eo)
+run_experiment (QbModel *model, EvalOptions *eo, GCancellable *cancellable)
 {
   g_autoptr(QbStore) store = NULL;
   g_autoptr(QbImatrix) imatrix = NULL;
   g_autoptr(QbEvaluation) evaluation = NULL;
   g_autoptr(GError) error = NULL;
+  g_autoptr(JsonNode) fallbacks = NULL;
   QbExperimentEvalOptions o;
   QbExperimentEvalReport report = { 0 };
   StagedProgress progress = { .stage = -1 };
@@ -271,23 +295,27 @@ run_experiment (QbModel *model, EvalOptions *eo)
       o.eval_progress = draw_experiment_eval;
       o.progress_data = &progress;
     }
-  evaluation = qb_experiment_evaluate (store, eo->experiment, model, &o, &report, NULL, &error);
+  evaluation = qb_experiment_evaluate (store, eo->experiment, model, &o, &report, cancellable,
+                                       &error);
   qb_cli_progress_end (&progress.bar);
   print_calibration (&report, eo);
   if (evaluation == NULL)
     {
       qb_experiment_eval_report_clear (&report);
-      return qb_cli_fail (error);
+      return qb_cli_fail_or_cancelled (error);
     }
+  fallbacks = report.resolution ? fallbacks_json (model, report.resolution) : NULL;
   if (eo->json)
-    {
-      g_autofree char *json = qb_eval_result_to_json (&report.result);
-      printf ("%s\n", json);
-    }
+    print_json (&report.result, fallbacks);
   else
     {
-      printf ("plan:   %u tensors quantized, %.3f bits per weight, %.2f s\n", report.n_quantized,
-              report.bpw, report.quantize_seconds);
+      guint n_fallbacks = report.resolution ? report.resolution->n_fallbacks : 0;
+
+      printf ("plan:   %u tensors quantized, %.3f bits per weight, %.2f s, %u fallback%s\n",
+              report.n_quantized, report.bpw, report.quantize_seconds, n_fallbacks,
+              n_fallbacks == 1 ? "" : "s");
+      if (report.resolution != NULL)
+        qb_cli_print_fallbacks (model, report.resolution);
       print_result (model, &report.result, eo->text);
       printf ("\nstored with experiment %" G_GINT64_FORMAT " in %s\n", eo->experiment,
               qb_store_get_path (store));
@@ -297,7 +325,7 @@ run_experiment (QbModel *model, EvalOptions *eo)
 }
 
 static int
-run (const char *model_path, const QbCliPlanOptions *po, EvalOptions *eo)
+run (const char *model_path, const QbCliPlanOptions *po, EvalOptions *eo, GCancellable *cancellable)
 {
   g_autoptr(QbPlan) plan = NULL;
   g_autoptr(GError) error = NULL;
@@ -313,7 +341,7 @@ run (const char *model_path, const QbCliPlanOptions *po, EvalOptions *eo)
   if (model == NULL)
     return qb_cli_fail (error);
   if (eo->experiment > 0)
-    return run_experiment (model, eo);
+    return run_experiment (model, eo, cancellable);
   if (!choose_plan (model, po, eo, &plan, &error))
     return qb_cli_fail (error);
   llama = qb_llama_new (model, &error);
@@ -330,11 +358,11 @@ run (const char *model_path, const QbCliPlanOptions *po, EvalOptions *eo)
     {
       QbActivationStats *stats = NULL;
 
-      ok = calibrate (model, plan, eo, &stats, &error)
-           && quantize (model, llama, plan, stats, eo, &error);
+      ok = calibrate (model, plan, eo, &stats, cancellable, &error)
+           && quantize (model, llama, plan, stats, eo, cancellable, &error);
       qb_activation_stats_free (stats);
       if (!ok)
-        return qb_cli_fail (error);
+        return qb_cli_fail_or_cancelled (error);
     }
 
   /* Positions past the trained context are extrapolation: PPL 910 at 8192
@@ -351,34 +379,34 @@ run (const char *model_path, const QbCliPlanOptions *po, EvalOptions *eo)
   o.kld_base = eo->kld_base;
   o.cache_dir = eo->cache_dir;
   o.no_cache = eo->no_cache;
-  ok = qb_eval_run (llama, tok, eo->text, &o, isatty (2) ? draw_progress : NULL, &bar, NULL, &r,
-                    &error);
+  ok = qb_eval_run (llama, tok, eo->text, &o, isatty (2) ? draw_progress : NULL, &bar, cancellable,
+                    &r, &error);
   qb_cli_progress_end (&bar);
   if (!ok)
-    return qb_cli_fail (error);
+    return qb_cli_fail_or_cancelled (error);
 
   if (eo->json)
-    {
-      g_autofree char *json = qb_eval_result_to_json (&r);
-      g_autoptr(JsonParser) parser = json_parser_new ();
-      g_autofree char *text = NULL;
-      JsonObject *o;
-
-      /* The result, and what the evaluated weights were (plan fallbacks). */
-      if (eo->fallbacks != NULL && json_parser_load_from_data (parser, json, -1, NULL)
-          && JSON_NODE_HOLDS_OBJECT (json_parser_get_root (parser)))
-        {
-          o = json_node_get_object (json_parser_get_root (parser));
-          json_object_set_int_member (o, "n_fallbacks",
-                                      json_array_get_length (json_node_get_array (eo->fallbacks)));
-          json_object_set_member (o, "fallbacks", json_node_copy (eo->fallbacks));
-          text = qb_json_to_string (json_parser_get_root (parser));
-        }
-      printf ("%s\n", text ? text : json);
-    }
+    print_json (&r, eo->fallbacks);
   else
     print_result (model, &r, eo->kld_base ? NULL : eo->text);
   return 0;
+}
+
+/* The command's work, on a thread of its own: a signal cancels it (the
+ * float model's cache being written is removed, nothing is stored) and
+ * the command exits 130. */
+typedef struct {
+  const char             *model_path;
+  const QbCliPlanOptions *po;
+  EvalOptions            *eo;
+} EvalCommand;
+
+static int
+run_command (gpointer data, GCancellable *cancellable)
+{
+  EvalCommand *c = data;
+
+  return run (c->model_path, c->po, c->eo, cancellable);
 }
 
 int
@@ -439,7 +467,10 @@ qb_cmd_eval (int argc, char **argv)
       fprintf (stderr, "%s", help);
       return 2;
     }
-  status = run (argv[1], &po, &eo);
+  {
+    EvalCommand command = { argv[1], &po, &eo };
+    status = qb_cli_run_interruptible (run_command, &command);
+  }
   qb_cli_plan_options_clear (&po);
   g_clear_pointer (&eo.fallbacks, json_node_unref);
   g_free (eo.imatrix);

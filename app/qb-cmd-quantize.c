@@ -1,6 +1,5 @@
 /* SPDX-License-Identifier: MIT */
 /* qb-cmd-quantize.c — `quantbench quantize MODEL`: quantize with a plan, measure, export, save. */
-#include <glib-unix.h>
 #include <json-glib/json-glib.h>
 #include <math.h>
 #include <stdio.h>
@@ -146,7 +145,7 @@ add_result (JsonBuilder *b, const QbTensorResult *r)
 }
 
 static void
-print_json (QbModel *model, QbPlan *plan, QbJob *job, guint threads)
+print_json (QbModel *model, QbPlan *plan, QbJob *job, guint requested)
 {
   g_autoptr(JsonBuilder) b = json_builder_new ();
   g_autoptr(JsonNode) root = NULL;
@@ -159,8 +158,15 @@ print_json (QbModel *model, QbPlan *plan, QbJob *job, guint threads)
   qb_json_builder_add_string (b, "model", qb_model_get_path (model));
   json_builder_set_member_name (b, "plan");
   json_builder_add_value (b, json_from_string (plan_json, NULL));
+  /* The threads the run had; the requested count too when the system
+   * gave fewer (a process limit). */
   json_builder_set_member_name (b, "threads");
-  json_builder_add_int_value (b, threads);
+  json_builder_add_int_value (b, qb_job_get_n_threads_run (job));
+  if (requested != qb_job_get_n_threads_run (job))
+    {
+      json_builder_set_member_name (b, "threads_requested");
+      json_builder_add_int_value (b, requested);
+    }
   qb_json_builder_add_number (b, "seconds", qb_job_get_seconds (job));
   json_builder_set_member_name (b, "tensors");
   json_builder_begin_array (b);
@@ -203,68 +209,34 @@ export_kind_for (const char *path, QbExportKind *kind, GError **error)
   return TRUE;
 }
 
-/* The job runs on a thread of its own while this one waits in a main
- * loop, so Ctrl-C cancels it cleanly (and the experiment is saved as
- * cancelled with the tensors it finished) instead of killing the process. */
+/* The job runs on a thread of its own (qb_cli_run_interruptible), so
+ * Ctrl-C, SIGTERM or a closed terminal (SIGHUP) cancel it cleanly: no
+ * temporary output left behind, the experiment saved as cancelled with
+ * the tensors it finished. */
 typedef struct {
-  QbJob        *job;
-  GCancellable *cancellable;
-  GMainLoop    *loop;
-  GError       *error;
-  gboolean      ok;
-} JobThread;
+  QbJob  *job;
+  GError *error;
+} JobRun;
 
-static gboolean
-quit_loop (gpointer data)
+static int
+run_job (gpointer data, GCancellable *cancellable)
 {
-  g_main_loop_quit (data);
-  return G_SOURCE_REMOVE;
-}
+  JobRun *w = data;
 
-static gpointer
-job_thread (gpointer data)
-{
-  JobThread *w = data;
-
-  w->ok = qb_job_run (w->job, w->cancellable, &w->error);
-  g_idle_add (quit_loop, w->loop);
-  return NULL;
-}
-
-static gboolean
-on_interrupt (gpointer data)
-{
-  fprintf (stderr, "\ninterrupted: cancelling\n");
-  g_cancellable_cancel (data);
-  return G_SOURCE_CONTINUE;
+  return qb_job_run (w->job, cancellable, &w->error) ? 0 : 1;
 }
 
 static gboolean
 run_interruptible (QbJob *job, GError **error)
 {
-  g_autoptr(GCancellable) cancellable = g_cancellable_new ();
-  g_autoptr(GMainLoop) loop = g_main_loop_new (NULL, FALSE);
-  JobThread w = { job, cancellable, loop, NULL, FALSE };
-  /* A closed terminal (SIGHUP) ends the run as cleanly as Ctrl-C: no
-   * temporary output left behind, the experiment marked cancelled. */
-  guint sigint = g_unix_signal_add (SIGINT, on_interrupt, cancellable);
-  guint sigterm = g_unix_signal_add (SIGTERM, on_interrupt, cancellable);
-  guint sighup = g_unix_signal_add (SIGHUP, on_interrupt, cancellable);
-  GThread *thread = g_thread_try_new ("quantize", job_thread, &w, error);
+  JobRun w = { job, NULL };
 
-  if (thread != NULL)
-    {
-      g_main_loop_run (loop);
-      g_thread_join (thread);
-    }
-  g_source_remove (sigint);
-  g_source_remove (sigterm);
-  g_source_remove (sighup);
-  if (thread == NULL)
-    return FALSE;
-  if (!w.ok)
-    g_propagate_error (error, w.error);
-  return w.ok;
+  if (qb_cli_run_interruptible (run_job, &w) == 0)
+    return TRUE;
+  if (w.error == NULL)   /* no thread for the run: said already */
+    g_set_error (&w.error, G_IO_ERROR, G_IO_ERROR_FAILED, "could not start the run");
+  g_propagate_error (error, w.error);
+  return FALSE;
 }
 
 /* Ends the saved experiment the way the run ended, and says where it is. */
@@ -317,14 +289,15 @@ store_calibration_set (QbStore *store, QbActivationStats *stats, QbExperimentSpe
 }
 
 static int
-print_results (QbModel *model, QbPlan *plan, QbJob *job, guint threads, gboolean json)
+print_results (QbModel *model, QbPlan *plan, QbJob *job, guint requested, gboolean json)
 {
   const QbPlanResolution *res = qb_job_get_resolution (job);
   double s = qb_job_get_seconds (job);
+  guint threads = qb_job_get_n_threads_run (job);
 
   if (json)
     {
-      print_json (model, plan, job, threads);
+      print_json (model, plan, job, requested);
       return 0;
     }
   print_table (model, job);
@@ -332,6 +305,8 @@ print_results (QbModel *model, QbPlan *plan, QbJob *job, guint threads, gboolean
   qb_cli_print_totals (res);
   printf ("time: %.2f s on %u thread%s (%.2f GB/s of input weights)\n", s, threads,
           threads == 1 ? "" : "s", s > 0 ? qb_job_get_original_bytes (job) / s / 1e9 : 0.0);
+  if (threads != requested)
+    printf ("threads: %u requested; the system gave %u (a process limit)\n", requested, threads);
   if (qb_job_get_export_summary (job))
     printf ("wrote %s\n", qb_job_get_export_summary (job));
   return 0;
@@ -448,7 +423,7 @@ qb_cmd_quantize (int argc, char **argv)
     return qb_cli_fail (error);
   if (co.calib != NULL)
     {
-      qo.stats = qb_cli_calib_compute (model, plan, &co, qo.threads, qo.json, &error);
+      qo.stats = qb_cli_calib_compute (model, plan, &co, qo.threads, qo.json, NULL, &error);
       if (qo.stats == NULL)
         return qb_cli_fail (error);
       qo.stats_output = co.process_output;

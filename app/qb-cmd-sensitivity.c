@@ -272,7 +272,7 @@ run (const char *model_path, SensOptions *so)
       default_skip (model, so);
       so->calib.gram_all = !so->no_gram;
       so->calib.process_output = TRUE;
-      stats = qb_cli_calib_compute (model, NULL, &so->calib, so->threads, so->json, &error);
+      stats = qb_cli_calib_compute (model, NULL, &so->calib, so->threads, so->json, NULL, &error);
       if (stats == NULL)
         return qb_cli_fail (error);
       record = qb_calibration_to_record (qb_activation_stats_get_calibration (stats));

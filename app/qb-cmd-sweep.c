@@ -206,7 +206,7 @@ study_stats (QbModel *model, QbStore *store, gint64 study_id, const SweepOptions
   co.expect_hash = from.expect_hash;
   co.gram_all = TRUE;
   co.process_output = TRUE;
-  return qb_cli_calib_compute (model, NULL, &co, so->threads, so->json, error);
+  return qb_cli_calib_compute (model, NULL, &co, so->threads, so->json, NULL, error);
 }
 
 static void

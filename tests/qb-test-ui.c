@@ -108,12 +108,22 @@ void
 qb_test_window_setup (QbTestWindow  *f,
                       gconstpointer  data)
 {
-  g_autoptr(GError) error = NULL;
-  g_autoptr(GSettings) settings = g_settings_new ("org.quantbench.Quantbench");
   g_autofree char *db = NULL;
 
   f->dir = qb_test_tmpdir ();
   db = g_build_filename (f->dir, "experiments.db", NULL);
+  qb_test_window_setup_with_db (f, db);
+}
+
+void
+qb_test_window_setup_with_db (QbTestWindow *f,
+                              const char   *db)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GSettings) settings = g_settings_new ("org.quantbench.Quantbench");
+
+  if (f->dir == NULL)
+    f->dir = qb_test_tmpdir ();
   g_settings_set_string (settings, "database-path", db);
   g_settings_set_uint (settings, "threads", 2);
 

@@ -37,6 +37,10 @@ typedef struct {
 
 void      qb_test_window_setup    (QbTestWindow  *f,
                                    gconstpointer  data);
+/* The same with the experiment database at db (f->dir: a temporary
+ * folder, made when not set yet). */
+void      qb_test_window_setup_with_db (QbTestWindow *f,
+                                   const char    *db);
 void      qb_test_window_teardown (QbTestWindow  *f,
                                    gconstpointer  data);
 /* Activates a window action (it must be enabled) and lets it settle. */

@@ -9,6 +9,7 @@
  * unreadable files) are skipped with a message otherwise.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <glib/gstdio.h>
 #include <json-glib/json-glib.h>
 #include <math.h>
@@ -18,6 +19,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "qb-demo-model.h"
@@ -53,9 +55,10 @@ child_setup (gpointer data)
     _exit (99);
 }
 
-/* quantbench args under `timeout` (a hang is exit 124); stderr into *err. */
+/* quantbench args under `timeout` (a hang is exit 124); stderr into *err,
+ * stdout into *out_text. */
 static int
-run_as (const Child *child, char **err, const char *first, ...)
+run_va (const Child *child, char **out_text, char **err, const char *first, va_list ap)
 {
   g_autofree char *exe = qb_test_quantbench_path ();
   g_autoptr(GPtrArray) argv = g_ptr_array_new ();
@@ -63,7 +66,6 @@ run_as (const Child *child, char **err, const char *first, ...)
   g_autofree char *out = NULL, *err_text = NULL;
   Child none = { 0 };
   const char *arg;
-  va_list ap;
   int status = -1;
 
   if (exe == NULL)
@@ -71,10 +73,8 @@ run_as (const Child *child, char **err, const char *first, ...)
   g_ptr_array_add (argv, (gpointer) "timeout");
   g_ptr_array_add (argv, (gpointer) "60");
   g_ptr_array_add (argv, exe);
-  va_start (ap, first);
   for (arg = first; arg != NULL; arg = va_arg (ap, const char *))
     g_ptr_array_add (argv, (gpointer) arg);
-  va_end (ap);
   g_ptr_array_add (argv, NULL);
   g_spawn_sync (NULL, (char **) argv->pdata, NULL, G_SPAWN_SEARCH_PATH, child_setup,
                 child ? (gpointer) child : &none, &out, &err_text, &status, &error);
@@ -88,10 +88,38 @@ run_as (const Child *child, char **err, const char *first, ...)
   g_assert_null (strstr (err_text, "runtime error"));
   if (err != NULL)
     *err = g_steal_pointer (&err_text);
+  if (out_text != NULL)
+    *out_text = g_steal_pointer (&out);
   return WEXITSTATUS (status);
 }
 
-#define run(err, ...) run_as (NULL, err, __VA_ARGS__, NULL)
+static int
+run_full (const Child *child, char **out, char **err, const char *first, ...)
+{
+  va_list ap;
+  int status;
+
+  va_start (ap, first);
+  status = run_va (child, out, err, first, ap);
+  va_end (ap);
+  return status;
+}
+
+#define run(err, ...) run_full (NULL, NULL, err, __VA_ARGS__, NULL)
+#define run_as(child, err, ...) run_full (child, NULL, err, __VA_ARGS__)
+#define run_json(child, out, ...) run_full (child, out, NULL, __VA_ARGS__, NULL)
+
+static JsonObject *
+parse_object (const char *text)
+{
+  g_autoptr(JsonParser) parser = json_parser_new ();
+  g_autoptr(GError) error = NULL;
+
+  json_parser_load_from_data (parser, text, -1, &error);
+  g_assert_no_error (error);
+  g_assert_true (JSON_NODE_HOLDS_OBJECT (json_parser_get_root (parser)));
+  return json_object_ref (json_node_get_object (json_parser_get_root (parser)));
+}
 
 static gboolean
 is_root (const char *what)
@@ -409,6 +437,17 @@ test_threads (void)
       g_assert_cmpint (run (NULL, "imatrix", in.model, "--calib", in.text, "--out", out,
                             "--threads", bad[i]), ==, 2);
     }
+  {
+    /* Without a limit the run has what it asked for, and says only that. */
+    g_autofree char *json = NULL;
+    g_autoptr(JsonObject) o = NULL;
+
+    g_assert_cmpint (run_json (NULL, &json, "quantize", in.model, "--default", "Q4_0", "--no-save",
+                               "--json", "--threads", "3"), ==, 0);
+    o = parse_object (json);
+    g_assert_cmpint (json_object_get_int_member (o, "threads"), ==, 3);
+    g_assert_false (json_object_has_member (o, "threads_requested"));
+  }
   if (!is_root ("process limits: not root (RLIMIT_NPROC is tested as another user)"))
     {
       inputs_clear (&in);
@@ -418,6 +457,19 @@ test_threads (void)
     /* 64 threads under a limit of 30 processes for the user. */
     Child limited = { TRUE, 30 };
     g_autoptr(QbExperiment) e = NULL;
+    g_autofree char *json = NULL;
+    g_autoptr(JsonObject) o = NULL;
+
+    /* --json says how many threads the run had, and what was asked. */
+    g_assert_cmpint (run_json (&limited, &json, "quantize", in.model, "--default", "Q4_0",
+                               "--no-save", "--json", "--threads", "64"), ==, 0);
+    o = parse_object (json);
+    g_test_message ("under RLIMIT_NPROC 30: %" G_GINT64_FORMAT " threads of %" G_GINT64_FORMAT,
+                    json_object_get_int_member (o, "threads"),
+                    json_object_get_int_member_with_default (o, "threads_requested", -1));
+    g_assert_cmpint (json_object_get_int_member (o, "threads"), >=, 1);
+    g_assert_cmpint (json_object_get_int_member (o, "threads"), <=, 30);
+    g_assert_cmpint (json_object_get_int_member (o, "threads_requested"), ==, 64);
 
     g_assert_cmpint (run_as (&limited, NULL, "quantize", in.model, "--default", "Q4_0", "--db", db,
                              "--out", out, "--threads", "64", NULL), ==, 0);
@@ -579,6 +631,17 @@ has_temporary (const char *dir)
   return FALSE;
 }
 
+static guint
+count_entries (const char *dir)
+{
+  g_autoptr(GDir) d = g_dir_open (dir, 0, NULL);
+  guint n = 0;
+
+  while (d && g_dir_read_name (d) != NULL)
+    n++;
+  return n;
+}
+
 /* SIGINT, SIGTERM and SIGHUP while the output is being written: exit 130,
  * no temporary file, the experiment cancelled.  SIGKILL leaves one, which
  * the next run removes and names. */
@@ -654,6 +717,193 @@ test_signals (void)
   inputs_clear (&in);
 }
 
+/* TRUE once process pid handles sig (its SigCgt mask in /proc): the
+ * command has installed its handlers and started its work. */
+static gboolean
+handles_signal (GPid pid, int sig)
+{
+  g_autofree char *path = g_strdup_printf ("/proc/%d/status", (int) pid);
+  g_autofree char *status = NULL;
+  const char *line;
+
+  if (!g_file_get_contents (path, &status, NULL, NULL)
+      || (line = strstr (status, "\nSigCgt:")) == NULL)
+    return FALSE;
+  return (g_ascii_strtoull (line + 8, NULL, 16) >> (sig - 1)) & 1;
+}
+
+static GPid
+spawn (const char * const *args)
+{
+  g_autofree char *exe = qb_test_quantbench_path ();
+  g_autoptr(GPtrArray) argv = g_ptr_array_new ();
+  g_autoptr(GError) error = NULL;
+  GPid pid = 0;
+
+  g_ptr_array_add (argv, exe);
+  for (guint i = 0; args[i] != NULL; i++)
+    g_ptr_array_add (argv, (gpointer) args[i]);
+  g_ptr_array_add (argv, NULL);
+  g_spawn_async (NULL, (char **) argv->pdata, NULL,
+                 G_SPAWN_DO_NOT_REAP_CHILD | G_SPAWN_STDOUT_TO_DEV_NULL | G_SPAWN_STDERR_TO_DEV_NULL,
+                 NULL, NULL, &pid, &error);
+  g_assert_no_error (error);
+  return pid;
+}
+
+/* Sends sig once the command handles it and `ready` (may be NULL) says
+ * its work is under way; the exit status, or -1 when the command ended
+ * before (the case is then incomplete, not passed). */
+static int
+signal_when_ready (GPid pid, int sig, gboolean (*ready) (const char *), const char *dir)
+{
+  int status = 0;
+
+  for (int k = 0; k < 4000 && !(handles_signal (pid, sig) && (ready == NULL || ready (dir))); k++)
+    g_usleep (5000);
+  if (!handles_signal (pid, sig) || (ready != NULL && !ready (dir)))
+    {
+      waitpid (pid, &status, 0);
+      g_test_incomplete ("the command ended before it could be signalled");
+      return -1;
+    }
+  if (ready == NULL)
+    g_usleep (300 * 1000);   /* into the work: the model is read, the text tokenized */
+  kill (pid, sig);
+  g_assert_cmpint (waitpid (pid, &status, 0), ==, pid);
+  g_test_message ("signal %d: status %d", sig, status);
+  g_assert_true (WIFEXITED (status));
+  return WEXITSTATUS (status);
+}
+
+/* eval and imatrix --out stop as quantize does: SIGINT, SIGTERM and SIGHUP
+ * cancel the work, exit 130, and leave no temporary file — the float
+ * model's log-probability cache being written is removed, no importance
+ * matrix is written — and nothing is stored with the experiment. */
+static void
+test_signals_eval_imatrix (void)
+{
+  Inputs in;
+  const int sigs[] = { SIGINT, SIGTERM, SIGHUP };
+  g_autofree char *big = NULL, *cache = NULL, *im = NULL, *db = NULL, *id = NULL;
+  QbDemoModelSpec spec;
+  g_autoptr(GError) error = NULL;
+
+  if (qb_test_quantbench_path () == NULL)
+    return;
+  inputs_make (&in);
+  big = path_in (&in, "big.gguf");
+  cache = path_in (&in, "cache");
+  im = path_in (&in, "im.dat");
+  db = path_in (&in, "e.db");
+  qb_demo_model_spec_init (&spec);
+  spec.n_params = 40 * 1000 * 1000;   /* seconds of work, to be caught in */
+  g_assert_true (qb_demo_model_write (&spec, big, NULL, NULL, &error));
+  g_assert_no_error (error);
+  g_assert_no_errno (g_mkdir (cache, 0700));
+  g_assert_cmpint (run (NULL, "quantize", big, "--default", "Q8_0", "--db", db), ==, 0);
+
+  for (guint i = 0; i < G_N_ELEMENTS (sigs); i++)
+    {
+      /* --kld writes the float model's cache as it goes: signalled once
+       * its temporary file is there. */
+      const char *eval[] = { "eval", big, "--text", in.text, "--ctx", "64", "--kld",
+                             "--cache-dir", cache, "--threads", "2", NULL };
+      const char *eval_experiment[] = { "eval", big, "--text", in.text, "--ctx", "64", "--kld",
+                                        "--cache-dir", cache, "--db", db, "--experiment", "1",
+                                        "--threads", "2", NULL };
+      const char *imatrix[] = { "imatrix", big, "--calib", in.text, "--out", im, "--threads", "2",
+                                "--calib-no-cache", NULL };
+      int status;
+
+      status = signal_when_ready (spawn (i == 1 ? eval_experiment : eval), sigs[i], has_temporary,
+                                  cache);
+      if (status >= 0)
+        g_assert_cmpint (status, ==, 130);
+      assert_no_temporaries (cache);
+      g_assert_cmpuint (count_entries (cache), ==, 0);
+
+      status = signal_when_ready (spawn (imatrix), sigs[i], NULL, NULL);
+      if (status >= 0)
+        g_assert_cmpint (status, ==, 130);
+      assert_no_temporaries (in.dir);
+      g_assert_false (g_file_test (im, G_FILE_TEST_EXISTS));
+    }
+  {
+    g_autoptr(QbExperiment) e = only_experiment (db);
+    g_assert_null (e->evaluation);   /* the signalled evaluation stored nothing */
+  }
+  inputs_clear (&in);
+}
+
+/* Temporaries in the naming of earlier versions (OUT.tmp-XXXXXX, no PID)
+ * are named on the next run to that output; removed only when provably
+ * left over (this user's, older than the run, open nowhere — as root,
+ * where every process's open files can be seen), kept otherwise. */
+static char *
+make_file (const Inputs *in, const char *name, gint64 age_seconds)
+{
+  char *path = path_in (in, name);
+  struct timespec times[2];
+
+  g_assert_true (g_file_set_contents (path, "partial output", -1, NULL));
+  clock_gettime (CLOCK_REALTIME, &times[0]);
+  times[0].tv_sec -= age_seconds;
+  times[1] = times[0];
+  g_assert_no_errno (utimensat (AT_FDCWD, path, times, 0));
+  return path;
+}
+
+static void
+test_old_temporaries (void)
+{
+  Inputs in;
+  g_autofree char *out = NULL, *err = NULL, *stale = NULL, *busy = NULL, *fresh = NULL;
+  g_autofree char *foreign = NULL, *other = NULL;
+  gboolean root = geteuid () == 0;
+  int fd;
+
+  if (qb_test_quantbench_path () == NULL)
+    return;
+  inputs_make (&in);
+  out = path_in (&in, "q.gguf");
+  stale = make_file (&in, "q.gguf.tmp-Ab12Cd", 3600);
+  busy = make_file (&in, "q.gguf.tmp-Xy34Zw", 3600);     /* held open below */
+  fresh = make_file (&in, "q.gguf.tmp-Fr35h1", -3600);   /* newer than the run */
+  other = make_file (&in, "q.gguf.tmp-notes", 3600);     /* not the pattern: a user's file */
+  if (root)
+    {
+      foreign = make_file (&in, "q.gguf.tmp-N0b0dy", 3600);
+      g_assert_no_errno (chown (foreign, NOBODY, NOBODY));
+    }
+  fd = open (busy, O_RDONLY);
+  g_assert_cmpint (fd, >=, 0);
+
+  g_assert_cmpint (run (&err, "quantize", in.model, "--default", "Q4_0", "--no-save", "--out", out),
+                   ==, 0);
+  close (fd);
+  /* Every one is named; the user's own file is not. */
+  g_assert_nonnull (strstr (err, stale));
+  g_assert_nonnull (strstr (err, busy));
+  g_assert_nonnull (strstr (err, fresh));
+  g_assert_null (strstr (err, other));
+  if (root)
+    {
+      g_assert_nonnull (strstr (err, foreign));
+      g_assert_true (g_file_test (foreign, G_FILE_TEST_EXISTS));
+      /* Provably left over: removed, and said so. */
+      g_assert_false (g_file_test (stale, G_FILE_TEST_EXISTS));
+      g_assert_nonnull (strstr (err, "removed"));
+    }
+  else
+    g_test_message ("not root: other users' open files cannot be seen, so nothing is removed");
+  g_assert_true (g_file_test (busy, G_FILE_TEST_EXISTS));
+  g_assert_true (g_file_test (fresh, G_FILE_TEST_EXISTS));
+  g_assert_true (g_file_test (other, G_FILE_TEST_EXISTS));
+  g_assert_true (g_file_test (out, G_FILE_TEST_IS_REGULAR));
+  inputs_clear (&in);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -666,5 +916,7 @@ main (int argc, char **argv)
   g_test_add_func ("/adversarial/full-disk", test_full_disk);
   g_test_add_func ("/adversarial/read-only", test_read_only);
   g_test_add_func ("/adversarial/signals", test_signals);
+  g_test_add_func ("/adversarial/signals-eval-imatrix", test_signals_eval_imatrix);
+  g_test_add_func ("/adversarial/old-temporaries", test_old_temporaries);
   return g_test_run ();
 }

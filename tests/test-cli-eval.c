@@ -162,6 +162,60 @@ test_experiment (void)
   g_assert_nonnull (strstr (err3, "was run on another model"));
 }
 
+/* What was evaluated is said: a Q4_K plan on stories260K (rows of 64
+ * values) is a mix of fallbacks, and eval names them — with plan options
+ * and with a stored experiment's plan, as text and in --json. */
+static void
+assert_fallbacks_json (const char *out)
+{
+  g_autoptr(JsonObject) r = parse_json (out);
+  JsonArray *list;
+  JsonObject *first;
+
+  g_assert_true (json_object_has_member (r, "fallbacks"));
+  list = json_object_get_array_member (r, "fallbacks");
+  g_assert_cmpint (json_object_get_int_member (r, "n_fallbacks"), >, 0);
+  g_assert_cmpint (json_object_get_int_member (r, "n_fallbacks"), ==, json_array_get_length (list));
+  first = json_array_get_object_element (list, 0);
+  g_assert_cmpstr (json_object_get_string_member (first, "requested"), ==, "Q4_K");
+  g_assert_cmpstr (json_object_get_string_member (first, "format"), !=, "Q4_K");
+  g_assert_nonnull (json_object_get_string_member (first, "reason"));
+}
+
+static void
+test_fallbacks (void)
+{
+  g_autofree char *model = qb_test_shared_path ("models/stories260K.gguf");
+  g_autofree char *text = NULL, *dir = NULL, *db = NULL, *id_text = NULL;
+  const char *common[] = { "--ctx", "128", "--chunks", "2", "--threads", "2" };
+
+  if (model == NULL || (text = qb_test_shared_path ("text/tinystories-val.txt")) == NULL)
+    return;
+  dir = qb_test_tmpdir ();
+  db = g_build_filename (dir, "experiments.db", NULL);
+  id_text = g_strdup_printf ("%" G_GINT64_FORMAT, store_experiment (db, model, "Q4_K"));
+  for (int json = 0; json < 2; json++)
+    for (int experiment = 0; experiment < 2; experiment++)
+      {
+        g_autofree char *out = NULL, *err = NULL;
+
+        g_assert_cmpint (run (&out, &err, "eval", model, "--text", text, common[0], common[1],
+                              common[2], common[3], common[4], common[5],
+                              experiment ? "--db" : "--default", experiment ? db : "Q4_K",
+                              experiment ? "--experiment" : "--no-cache",
+                              experiment ? id_text : "--no-cache",
+                              json ? "--json" : NULL, NULL), ==, 0);
+        g_test_message ("json %d, experiment %d:\n%s", json, experiment, out);
+        if (json)
+          assert_fallbacks_json (out);
+        else
+          {
+            g_assert_nonnull (strstr (out, "fallback: "));
+            g_assert_null (strstr (out, " 0 fallbacks"));
+          }
+      }
+}
+
 int
 main (int argc, char **argv)
 {
@@ -169,5 +223,6 @@ main (int argc, char **argv)
   g_test_add_func ("/cli/eval", test_eval);
   g_test_add_func ("/cli/eval-errors", test_errors);
   g_test_add_func ("/cli/eval-experiment", test_experiment);
+  g_test_add_func ("/cli/eval-fallbacks", test_fallbacks);
   return g_test_run ();
 }

@@ -592,6 +592,61 @@ test_cancel (void)
   stories_close (&s);
 }
 
+/* A long context: one chunk of 2048 tokens on stories260K.  Its layers'
+ * attention runs in slabs, so progress moves within the first layer
+ * (before it, the first report came after a whole layer), and a cancel
+ * there stops the pass inside that layer: no later report, CANCELLED. */
+typedef struct {
+  GCancellable *cancel;          /* cancelled at the first report, or NULL */
+  guint         calls;           /* "evaluating" reports inside the chunk */
+  double        first;           /* the first one's fraction */
+} ChunkProgress;
+
+static void
+watch_chunk (const QbEvalProgress *p, gpointer data)
+{
+  ChunkProgress *c = data;
+
+  if (g_strcmp0 (p->stage, "evaluating") != 0 || p->chunk > 0)
+    return;
+  if (c->calls++ == 0)
+    c->first = p->fraction;
+  if (c->cancel != NULL)
+    g_cancellable_cancel (c->cancel);
+}
+
+static void
+test_progress_within_chunk (void)
+{
+  Stories s;
+  g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+  g_autoptr(GError) error = NULL;
+  ChunkProgress all = { NULL, 0, 0 }, cancelled = { cancellable, 0, 0 };
+  QbEvalOptions o;
+  QbEvalResult r;
+  double layer;
+
+  if (!stories_open (&s))
+    return;
+  layer = 1.0 / (qb_llama_get_params (s.llama)->n_layer + 1);
+  options (&o, 1, NULL);
+  o.n_ctx = 2048;
+  g_assert_true (qb_eval_run (s.llama, s.tok, s.text, &o, watch_chunk, &all, NULL, &r, &error));
+  g_assert_no_error (error);
+  g_test_message ("%u reports inside one chunk of %u tokens, the first at %.4f (a layer is %.4f)",
+                  all.calls, o.n_ctx, all.first, layer);
+  g_assert_cmpuint (all.calls, >, qb_llama_get_params (s.llama)->n_layer + 1);
+  g_assert_cmpfloat (all.first, <, layer);
+
+  g_assert_false (qb_eval_run (s.llama, s.tok, s.text, &o, watch_chunk, &cancelled, cancellable,
+                               &r, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  /* Stopped at the first report, inside the first layer. */
+  g_assert_cmpuint (cancelled.calls, ==, 1);
+  g_assert_cmpfloat (cancelled.first, <, layer);
+  stories_close (&s);
+}
+
 /* ---- off the calling thread, and JSON --------------------------------- */
 
 typedef struct {
@@ -1424,6 +1479,7 @@ main (int argc, char **argv)
   g_test_add_func ("/eval/quantized/job", test_job);
   g_test_add_func ("/eval/threads", test_threads);
   g_test_add_func ("/eval/cancel", test_cancel);
+  g_test_add_func ("/eval/progress-within-chunk", test_progress_within_chunk);
   g_test_add_func ("/eval/activations", test_activations);
   g_test_add_func ("/eval/async-and-json", test_async_and_json);
   g_test_add_func ("/eval/reference/llama", test_reference_llama);

@@ -449,6 +449,50 @@ test_expert_imatrix (void)
   qb_activation_stats_free (stats);
 }
 
+/* A sensitivity study measures the experts and the shared expert end to
+ * end like any matrix (the router stays as stored). */
+static void
+test_sensitivity (void)
+{
+  g_autofree char *whole = qb_test_shared_path ("text/tinystories-val.txt");
+  g_autofree char *dir = NULL, *path = NULL, *db = NULL, *out = NULL, *err = NULL;
+  g_autoptr(JsonObject) o = NULL;
+  g_autofree char *exe = NULL;
+  JsonArray *costs;
+  gboolean experts = FALSE, shexp = FALSE, router = FALSE;
+
+  if (whole == NULL || (exe = qb_test_quantbench_path ()) == NULL)
+    return;
+  dir = qb_test_tmpdir ();
+  path = write_model (dir, "qwen2moe", 1, 4, 2);
+  db = g_build_filename (dir, "study.db", NULL);
+  if (qb_test_quantbench (&out, &err, "sensitivity", path, "--calib", whole, "--calib-chunks", "1",
+                          "--calib-ctx", "64", "--eval-text", whole, "--eval-chunks", "1",
+                          "--eval-ctx", "64", "--candidates", "Q8_0", "--db", db, "--threads", "2",
+                          "--json", NULL) != 0)
+    g_error ("quantbench sensitivity failed: %s", err);
+  o = parse_json (out);
+  costs = json_object_get_array_member (o, "costs");
+  for (guint i = 0; i < json_array_get_length (costs); i++)
+    {
+      JsonObject *c = json_array_get_object_element (costs, i);
+      const char *name = json_object_get_string_member (c, "tensor");
+
+      if (strstr (name, "ffn_gate_inp"))
+        router = TRUE;
+      if (strstr (name, "_exps") || strstr (name, "_shexp"))
+        {
+          g_assert_false (json_object_get_boolean_member (c, "skipped"));
+          g_assert_cmpfloat (json_object_get_double_member (c, "kld"), >=, 0);
+        }
+      experts |= strstr (name, "ffn_down_exps") != NULL;
+      shexp |= strstr (name, "ffn_down_shexp") != NULL;
+    }
+  g_assert_true (experts);
+  g_assert_true (shexp);
+  g_assert_false (router);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -466,5 +510,6 @@ main (int argc, char **argv)
   g_test_add_func ("/eval-moe/params", test_params);
   g_test_add_func ("/quantize-moe/expert-importance", test_expert_importance);
   g_test_add_func ("/calib-moe/expert-imatrix", test_expert_imatrix);
+  g_test_add_func ("/sensitivity-moe/experts", test_sensitivity);
   return g_test_run ();
 }

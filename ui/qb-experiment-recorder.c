@@ -10,6 +10,8 @@ struct _QbExperimentRecorder
   QbJobRecorder *job_recorder;
   gint64         id;
   GError        *error;    /* the first thing that went wrong saving */
+  gboolean       end_stored;
+  QbExperimentStatus end_status;
 };
 
 static void
@@ -122,7 +124,12 @@ recorder_finish (gpointer      data,
           message = lost->message;
         }
     }
-  if (!qb_job_recorder_finish (self->job_recorder, job, stored, message, &local))
+  if (qb_job_recorder_finish (self->job_recorder, job, stored, message, &local))
+    {
+      self->end_stored = TRUE;
+      self->end_status = stored;
+    }
+  else
     note_error (self, local);
   /* The connection is not needed any more; the main thread reads the id. */
   g_clear_pointer (&self->job_recorder, qb_job_recorder_free);
@@ -163,4 +170,12 @@ const GError *
 qb_experiment_recorder_get_error (QbExperimentRecorder *self)
 {
   return self->error;
+}
+
+gboolean
+qb_experiment_recorder_get_end (QbExperimentRecorder *self,
+                                QbExperimentStatus   *status)
+{
+  *status = self->end_status;
+  return self->end_stored;
 }

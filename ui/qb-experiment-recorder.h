@@ -27,5 +27,12 @@ void                  qb_experiment_recorder_attach    (QbExperimentRecorder *re
  * stored) and why saving failed, if it did. */
 gint64                qb_experiment_recorder_get_id    (QbExperimentRecorder *recorder);
 const GError         *qb_experiment_recorder_get_error (QbExperimentRecorder *recorder);
+/* After "finished": whether the run's end was stored, and as what (done,
+ * cancelled, or failed when not every result was saved); FALSE when even
+ * that write failed (a full disk): the experiment then stays marked
+ * running until a store is opened, with room to write, after the process
+ * is gone, which marks it interrupted. */
+gboolean              qb_experiment_recorder_get_end (QbExperimentRecorder *recorder,
+                                                      QbExperimentStatus   *status);
 
 G_END_DECLS

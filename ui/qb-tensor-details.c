@@ -61,6 +61,15 @@ struct _QbTensorDetails
 
 G_DEFINE_FINAL_TYPE (QbTensorDetails, qb_tensor_details, GTK_TYPE_WIDGET)
 
+/* What an error metric that is NaN means: "undefined" when the weights
+ * hold NaN or infinities (never a number that looks measured), "not
+ * measured" for a run without metrics. */
+static char *
+no_metric (const QbTensorResult *result)
+{
+  return g_strdup (result->n_nonfinite > 0 ? "undefined" : "not measured");
+}
+
 /* A 3-D expert tensor's experts: the spread of their SQNR and the worst. */
 static char *
 experts_value (const QbTensorResult *result)
@@ -154,15 +163,16 @@ fact_value (const Fact           *fact,
                               result->n_nonfinite)
            : NULL;
   if (g_str_equal (fact->id, "sqnr"))
-    return isnan (m->sqnr_db) ? g_strdup ("undefined") : g_strdup_printf ("%.2f dB", m->sqnr_db);
+    return isnan (m->sqnr_db) ? no_metric (result) : g_strdup_printf ("%.2f dB", m->sqnr_db);
   if (g_str_equal (fact->id, "rmse"))
-    return g_strdup_printf ("%.5f", m->rmse_rel);
+    return isnan (m->rmse_rel) ? no_metric (result) : g_strdup_printf ("%.5f", m->rmse_rel);
   if (g_str_equal (fact->id, "experts"))
     return experts_value (result);
   if (g_str_equal (fact->id, "cosine"))
-    return g_strdup_printf ("%.6f", m->cosine);
+    return isnan (m->cosine) ? no_metric (result) : g_strdup_printf ("%.6f", m->cosine);
   if (g_str_equal (fact->id, "maxerr"))
-    return g_strdup_printf ("%.4g", m->max_abs_err);
+    return isnan (m->max_abs_err) ? no_metric (result)
+                                  : g_strdup_printf ("%.4g", m->max_abs_err);
   if (g_str_equal (fact->id, "seconds"))
     return result->seconds < 1 ? g_strdup_printf ("%.1f ms", result->seconds * 1e3)
                                : g_strdup_printf ("%.2f s", result->seconds);

@@ -274,9 +274,40 @@ on_run_finished (QbRun    *run,
     qb_run_panel_set_note (self->run_panel, "not saved: the experiment database is not open");
   else if (qb_experiment_recorder_get_error (self->recorder))
     {
-      g_autofree char *note = g_strdup_printf ("not saved: %s",
-                                               qb_experiment_recorder_get_error (self->recorder)->message);
+      const char *why = qb_experiment_recorder_get_error (self->recorder)->message;
+      gint64 id = qb_experiment_recorder_get_id (self->recorder);
+      QbExperimentStatus end;
+      gboolean end_stored = qb_experiment_recorder_get_end (self->recorder, &end);
+      g_autofree char *note = NULL, *message = NULL;
+
+      /* Results that did not all reach the store (a full disk): the
+       * experiment is stored as failed, and that is said where it shows;
+       * when even its end could not be written, that is said instead. */
+      if (id != 0 && !end_stored)
+        {
+          note = g_strdup_printf ("experiment #%" G_GINT64_FORMAT " incomplete, its end not "
+                                  "stored: %s", id, why);
+          message = g_strdup_printf ("Not every result of this run could be saved, nor its end: "
+                                     "experiment #%" G_GINT64_FORMAT " is incomplete and stays "
+                                     "marked running until the database is opened again after "
+                                     "Quantbench quits, with room to write, which marks it "
+                                     "interrupted: %s", id, why);
+        }
+      else if (id != 0)
+        {
+          note = g_strdup_printf ("experiment #%" G_GINT64_FORMAT " stored as %s: %s", id,
+                                  qb_experiment_status_name (end), why);
+          message = g_strdup_printf ("Not everything of this run could be saved; experiment "
+                                     "#%" G_GINT64_FORMAT " is stored as %s: %s", id,
+                                     qb_experiment_status_name (end), why);
+        }
+      else
+        {
+          note = g_strdup_printf ("not saved: %s", why);
+          message = g_strdup_printf ("This run could not be saved: %s", why);
+        }
       qb_run_panel_set_note (self->run_panel, note);
+      _qb_window_show_error (self, message);
     }
   else if (qb_experiment_recorder_get_id (self->recorder) == 0)
     /* It ended while calibrating, before there was anything to save. */

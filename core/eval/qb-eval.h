@@ -20,8 +20,9 @@
  * of the correct token), and the PPL ratio with its ±.
  *
  * qb_eval_run blocks; call it from a worker thread.  Progress comes on that
- * thread; cancelling stops within one layer of one chunk, and a cache file
- * being written is then removed.
+ * thread, also within a chunk (per layer, and per slab of a layer's
+ * attention: a long context moves); cancelling stops within a layer of one
+ * chunk, and a cache file being written is then removed.
  */
 #pragma once
 

@@ -22,6 +22,7 @@
 #define BLOCK_FLOATS   (1 << 19)   /* about 2 MiB of dequantized rows per block */
 #define BLOCK_ROWS_MAX 256
 #define QUERY_BLOCK    64
+#define ATTN_SLABS_MAX 16          /* parts of a layer's attention seen by progress and cancel */
 
 /* ---- scratch ---------------------------------------------------------- */
 
@@ -603,6 +604,7 @@ typedef struct {
   guint    n_tokens;
   guint    n_qblocks;
   guint    window;     /* keys a query sees, itself included; 0: all earlier ones */
+  guint    qb0, qb1;   /* the slab of query blocks being run */
 } AttnRun;
 
 /* Softmax of row i of s (query t = a + i) over keys lo..t (lo > 0 in a
@@ -640,7 +642,8 @@ attention_block (gint64 item, guint thread, gpointer data)
   AttnRun *run = data;
   QbLlama *llama = run->llama;
   const QbLlamaParams *p = &llama->p;
-  guint h = (guint) (item / run->n_qblocks), qb = (guint) (item % run->n_qblocks);
+  guint slab = run->qb1 - run->qb0;
+  guint h = (guint) (item / slab), qb = run->qb0 + (guint) (item % slab);
   guint g = h / (p->n_head / p->n_head_kv);
   guint a = qb * QUERY_BLOCK, b = MIN (a + QUERY_BLOCK, run->n_tokens);
   guint hd = p->head_dim;
@@ -659,13 +662,78 @@ attention_block (gint64 item, guint thread, gpointer data)
                llama->s.att + a * qs + (gsize) h * hd, (int) qs);
 }
 
+/* ---- progress within a pass ------------------------------------------- */
+
+/* Attention is quadratic in the context: at long contexts one layer is
+ * most of a pass, so a layer's attention runs in slabs of query blocks,
+ * each a unit of progress and a point where a cancel is seen.  A slab
+ * keeps every thread busy (4 items each); short contexts are one slab. */
+static guint
+attention_slab (QbLlama *llama, guint n_tokens)
+{
+  guint n_qblocks = (n_tokens + QUERY_BLOCK - 1) / QUERY_BLOCK;
+  guint busy = (4 * llama->n_threads + llama->p.n_head - 1) / llama->p.n_head;
+
+  return MAX ((n_qblocks + ATTN_SLABS_MAX - 1) / ATTN_SLABS_MAX, MAX (busy, 1));
+}
+
+/* Units of progress: per layer, its products before attention, each slab
+ * of attention and the rest; the output matrix counts as a layer.  A cancel
+ * is seen at every unit; units within a layer are reported only when its
+ * attention has several slabs (a long context): a short one reports once
+ * per layer. */
+typedef struct {
+  QbLlamaProgressFunc  func;
+  gpointer             data;
+  GCancellable        *cancellable;
+  guint                layer;
+  guint                n_steps;     /* per layer */
+  guint                total;
+  gboolean             within;      /* report units within a layer */
+} PassProgress;
+
 static void
-attention (QbLlama *llama, guint n_tokens, gboolean sliding)
+pass_progress_init (PassProgress *pp, QbLlama *llama, guint n_tokens,
+                    QbLlamaProgressFunc func, gpointer data, GCancellable *cancellable)
+{
+  guint n_qblocks = (n_tokens + QUERY_BLOCK - 1) / QUERY_BLOCK;
+  guint slab = attention_slab (llama, n_tokens);
+
+  pp->func = func;
+  pp->data = data;
+  pp->cancellable = cancellable;
+  pp->layer = 0;
+  pp->n_steps = (n_qblocks + slab - 1) / slab + 2;
+  pp->total = (llama->p.n_layer + 1) * pp->n_steps;
+  pp->within = pp->n_steps > 3;
+}
+
+/* step units of the current layer are done: reported; FALSE (error set)
+ * when the pass is cancelled. */
+static gboolean
+pass_step (PassProgress *pp, guint step, GError **error)
+{
+  if (pp->func != NULL && pp->within)
+    pp->func (pp->layer * pp->n_steps + step, pp->total, pp->data);
+  return !g_cancellable_set_error_if_cancelled (pp->cancellable, error);
+}
+
+static gboolean
+attention (QbLlama *llama, guint n_tokens, gboolean sliding, PassProgress *pp, GError **error)
 {
   AttnRun run = { llama, n_tokens, (n_tokens + QUERY_BLOCK - 1) / QUERY_BLOCK,
-                  sliding ? llama->p.swa_window : 0 };
+                  sliding ? llama->p.swa_window : 0, 0, 0 };
+  guint slab = attention_slab (llama, n_tokens), step = 1;
 
-  qb_workers_run (llama->workers, (gint64) llama->p.n_head * run.n_qblocks, attention_block, &run);
+  for (run.qb0 = 0; run.qb0 < run.n_qblocks; run.qb0 = run.qb1)
+    {
+      run.qb1 = MIN (run.qb0 + slab, run.n_qblocks);
+      qb_workers_run (llama->workers, (gint64) llama->p.n_head * (run.qb1 - run.qb0),
+                      attention_block, &run);
+      if (!pass_step (pp, ++step, error))
+        return FALSE;
+    }
+  return TRUE;
 }
 
 /* ---- mixtures of experts ---------------------------------------------- */
@@ -883,7 +951,7 @@ embed (QbLlama *llama, const gint32 *tokens, guint n_tokens, GError **error)
 
 /* The attention half of a layer: x += [post-norm] (attention (norm (x)) · Wo). */
 static gboolean
-attention_forward (QbLlama *llama, QbLayer *l, guint T, GError **error)
+attention_forward (QbLlama *llama, QbLayer *l, guint T, PassProgress *pp, GError **error)
 {
   const QbLlamaParams *p = &llama->p;
   QbScratch *s = &llama->s;
@@ -907,7 +975,7 @@ attention_forward (QbLlama *llama, QbLayer *l, guint T, GError **error)
       fill_rows (s->k, l->bk.values, T, kvd);
       fill_rows (s->v, l->bv.values, T, kvd);
     }
-  if (!matmul (llama, qkv, 3, T, error))
+  if (!matmul (llama, qkv, 3, T, error) || !pass_step (pp, 1, error))
     return FALSE;
   if (p->family->qk_norm)
     {
@@ -917,8 +985,7 @@ attention_forward (QbLlama *llama, QbLayer *l, guint T, GError **error)
     }
   rope_apply (llama, rope, s->q, T, p->n_head);
   rope_apply (llama, rope, s->k, T, p->n_head_kv);
-  attention (llama, T, l->sliding);
-  if (!matmul (llama, &out, 1, T, error))
+  if (!attention (llama, T, l->sliding, pp, error) || !matmul (llama, &out, 1, T, error))
     return FALSE;
   if (post)
     {
@@ -962,9 +1029,9 @@ ffn_forward (QbLlama *llama, QbLayer *l, guint T, GError **error)
 }
 
 static gboolean
-layer_forward (QbLlama *llama, QbLayer *l, guint T, GError **error)
+layer_forward (QbLlama *llama, QbLayer *l, guint T, PassProgress *pp, GError **error)
 {
-  return attention_forward (llama, l, T, error) && ffn_forward (llama, l, T, error);
+  return attention_forward (llama, l, T, pp, error) && ffn_forward (llama, l, T, error);
 }
 
 static gboolean
@@ -1002,16 +1069,19 @@ forward_layers (QbLlama *llama, guint first_layer, guint n_tokens, guint first_o
   gsize stream = (gsize) n_tokens * p->n_embd;
   guint n_out = n_tokens - first_output;
   MatTask head;
+  PassProgress pp;
 
+  pass_progress_init (&pp, llama, n_tokens, progress, progress_data, cancellable);
   for (guint i = first_layer; i < p->n_layer; i++)
     {
       if (hidden != NULL)
         memcpy (hidden + (i - first_layer) * stream, s->x, sizeof (float) * stream);
+      pp.layer = i;
       if (g_cancellable_set_error_if_cancelled (cancellable, error)
-          || !layer_forward (llama, &llama->layers[i], n_tokens, error))
+          || !layer_forward (llama, &llama->layers[i], n_tokens, &pp, error))
         return FALSE;
       if (progress != NULL)
-        progress (i + 1, p->n_layer + 1, progress_data);
+        progress ((i + 1) * pp.n_steps, pp.total, progress_data);
     }
   if (hidden != NULL)
     memcpy (hidden + (p->n_layer - first_layer) * stream, s->x, sizeof (float) * stream);
@@ -1026,7 +1096,7 @@ forward_layers (QbLlama *llama, guint first_layer, guint n_tokens, guint first_o
   if (p->final_softcap > 0)
     softcap (logits, (gsize) n_out * p->n_vocab, p->final_softcap);
   if (progress != NULL)
-    progress (p->n_layer + 1, p->n_layer + 1, progress_data);
+    progress (pp.total, pp.total, progress_data);
   return TRUE;
 }
 

@@ -176,14 +176,18 @@ void                 qb_llama_set_activation_func (QbLlama      *llama,
  * tokens x holds (only the tokens routed to it); -1 for other tensors. */
 int                  qb_llama_get_activation_expert (QbLlama    *llama);
 
-/* Called after each layer with layers done / n_layer + 1 (the output
- * matrix counts as one), on the calling thread. */
+/* Called with units of the pass done of total, on the calling thread:
+ * after each layer (the output matrix counts as one) and, at long contexts
+ * — where attention, quadratic, is most of the pass and runs in several
+ * slabs — also within a layer, after its first products and each slab.
+ * done/total is the fraction. */
 typedef void (*QbLlamaProgressFunc) (guint done, guint total, gpointer user_data);
 
 /* Evaluates tokens[0..n_tokens) at positions 0..n_tokens-1 from an empty
  * context and writes the logits of positions first_output..n_tokens-1
  * into logits ((n_tokens - first_output) × n_vocab floats).  Cancelling
- * stops between layers with G_IO_ERROR_CANCELLED. */
+ * stops at the next unit of progress (within a layer) with
+ * G_IO_ERROR_CANCELLED. */
 gboolean             qb_llama_forward           (QbLlama        *llama,
                                                  const gint32   *tokens,
                                                  guint           n_tokens,

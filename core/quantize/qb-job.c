@@ -15,6 +15,7 @@ struct _QbJob {
   QbModel            *model;
   QbPlan             *plan;          /* a private copy, so edits during a run cannot race */
   guint               n_threads;
+  guint               n_threads_run;   /* what the last run got */
   QbImatrix          *imatrix;
   QbExportKind        export_kind;
   char               *export_path;
@@ -397,6 +398,7 @@ qb_job_run (QbJob *job, GCancellable *cancellable, GError **error)
     }
 
   workers = qb_workers_new (job->n_threads);
+  job->n_threads_run = qb_workers_get_n_threads (workers);
   for (guint k = 0; k < n && ok; k++)
     {
       guint index = k;
@@ -438,6 +440,12 @@ qb_job_run (QbJob *job, GCancellable *cancellable, GError **error)
 }
 
 /* ---- results ---------------------------------------------------------------- */
+
+guint
+qb_job_get_n_threads_run (QbJob *job)
+{
+  return job->n_threads_run;
+}
 
 guint
 qb_job_get_n_results (QbJob *job)

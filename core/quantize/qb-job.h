@@ -118,6 +118,9 @@ GBytes         *qb_job_get_tensor_data   (QbJob *job, guint tensor_index,
 gboolean        qb_job_get_dequant_params (QbJob *job, guint tensor_index,
                                            QbQuantParams *params);
 double          qb_job_get_seconds       (QbJob *job);
+/* The worker threads the last run had: fewer than set under a process
+ * limit (qb_workers_new); 0 before a run. */
+guint           qb_job_get_n_threads_run (QbJob *job);
 /* Totals over finished tensors. */
 guint64         qb_job_get_original_bytes  (QbJob *job);
 guint64         qb_job_get_quantized_bytes (QbJob *job);

@@ -103,6 +103,14 @@ qb_sensitivity_is_quantizable (const QbTensor *t)
     case QB_ROLE_FFN_GATE:
     case QB_ROLE_FFN_UP:
     case QB_ROLE_FFN_DOWN:
+    /* A mixture's experts (a 3-D tensor, all its experts in one format)
+     * and shared expert; the router stays as stored. */
+    case QB_ROLE_FFN_GATE_EXPS:
+    case QB_ROLE_FFN_UP_EXPS:
+    case QB_ROLE_FFN_DOWN_EXPS:
+    case QB_ROLE_FFN_GATE_SHEXP:
+    case QB_ROLE_FFN_UP_SHEXP:
+    case QB_ROLE_FFN_DOWN_SHEXP:
       return t->layer >= 0;
     default:
       return FALSE;

@@ -244,8 +244,104 @@ process_alive (pid_t pid)
   return kill (pid, 0) == 0 || errno == EPERM;
 }
 
+/* NAME.tmp-XXXXXX (g_mkstemp's six letters and digits): the naming of
+ * versions before the PID was in it. */
+static gboolean
+is_old_temp (const char *base, const char *name)
+{
+  gsize n = strlen (base);
+  const char *p;
+
+  if (strncmp (name, base, n) != 0 || !g_str_has_prefix (name + n, ".tmp-"))
+    return FALSE;
+  p = name + n + 5;
+  if (strlen (p) != 6)
+    return FALSE;
+  for (int i = 0; i < 6; i++)
+    if (!g_ascii_isalnum (p[i]))
+      return FALSE;
+  return TRUE;
+}
+
+/* When this process started, in seconds since the epoch; 0 when unknown. */
+static gint64
+process_start (void)
+{
+  g_autofree char *stat = NULL, *sys = NULL;
+  const char *p, *btime;
+  guint64 ticks;
+  long hz = sysconf (_SC_CLK_TCK);
+
+  if (hz <= 0 || !g_file_get_contents ("/proc/self/stat", &stat, NULL, NULL)
+      || !g_file_get_contents ("/proc/stat", &sys, NULL, NULL)
+      || (p = strrchr (stat, ')')) == NULL || (btime = strstr (sys, "\nbtime ")) == NULL)
+    return 0;
+  /* After "pid (comm)": state is field 3, starttime field 22. */
+  for (int field = 2; field < 22 && p != NULL; field++)
+    p = strchr (p + 1, ' ');
+  if (p == NULL)
+    return 0;
+  ticks = g_ascii_strtoull (p + 1, NULL, 10);
+  return g_ascii_strtoll (btime + 7, NULL, 10) + (gint64) (ticks / (guint64) hz);
+}
+
+/* TRUE when some process has the file st open; *complete is FALSE when
+ * the open files of some process could not be read (another user's). */
+static gboolean
+open_by_any_process (const GStatBuf *st, gboolean *complete)
+{
+  g_autoptr(GDir) proc = g_dir_open ("/proc", 0, NULL);
+  const char *pid;
+
+  *complete = proc != NULL;
+  while (proc != NULL && (pid = g_dir_read_name (proc)) != NULL)
+    {
+      g_autofree char *fd_dir = NULL;
+      g_autoptr(GDir) fds = NULL;
+      const char *fd;
+
+      if (!g_ascii_isdigit (pid[0]))
+        continue;
+      fd_dir = g_build_filename ("/proc", pid, "fd", NULL);
+      if ((fds = g_dir_open (fd_dir, 0, NULL)) == NULL)
+        {
+          /* A process that ended meanwhile is no reader; one we may not
+           * look into could be. */
+          if (g_file_test (fd_dir, G_FILE_TEST_EXISTS))
+            *complete = FALSE;
+          continue;
+        }
+      while ((fd = g_dir_read_name (fds)) != NULL)
+        {
+          g_autofree char *link = g_build_filename (fd_dir, fd, NULL);
+          GStatBuf target;
+
+          if (g_stat (link, &target) == 0 && target.st_dev == st->st_dev
+              && target.st_ino == st->st_ino)
+            return TRUE;
+        }
+    }
+  return FALSE;
+}
+
+/* An old-naming temporary is removed only when it is provably a leftover:
+ * a regular file of this user, last written before this process started,
+ * and open in no process (every process's open files were seen). */
+static gboolean
+old_temp_is_stale (const char *full)
+{
+  GStatBuf st;
+  gint64 start = process_start ();
+  gboolean complete = FALSE;
+
+  if (g_lstat (full, &st) != 0 || !S_ISREG (st.st_mode) || st.st_uid != geteuid ()
+      || start == 0 || (gint64) st.st_mtime >= start)
+    return FALSE;
+  return !open_by_any_process (&st, &complete) && complete;
+}
+
 GPtrArray *
-qb_file_clean_stale_temps (const char *path)
+qb_file_clean_stale_temps (const char *path, GPtrArray **left)
 {
   GPtrArray *removed = g_ptr_array_new_with_free_func (g_free);
   g_autofree char *dir = g_path_get_dirname (path);
@@ -253,11 +349,22 @@ qb_file_clean_stale_temps (const char *path)
   g_autoptr(GDir) d = g_dir_open (dir, 0, NULL);
   const char *name;
 
+  if (left != NULL)
+    *left = g_ptr_array_new_with_free_func (g_free);
   while (d != NULL && (name = g_dir_read_name (d)) != NULL)
     {
       pid_t pid = temp_owner (base, name);
       g_autofree char *full = NULL;
 
+      if (is_old_temp (base, name))
+        {
+          full = g_build_filename (dir, name, NULL);
+          if (old_temp_is_stale (full) && g_unlink (full) == 0)
+            g_ptr_array_add (removed, g_steal_pointer (&full));
+          else if (left != NULL)
+            g_ptr_array_add (*left, g_steal_pointer (&full));
+          continue;
+        }
       if (pid == 0 || pid == getpid () || process_alive (pid))
         continue;
       full = g_build_filename (dir, name, NULL);
@@ -270,7 +377,7 @@ qb_file_clean_stale_temps (const char *path)
 int
 qb_file_create_temp (const char *path, int mode, char **tmp_path, GError **error)
 {
-  g_autoptr(GPtrArray) stale = qb_file_clean_stale_temps (path);
+  g_autoptr(GPtrArray) stale = qb_file_clean_stale_temps (path, NULL);
   g_autofree char *tmp = g_strdup_printf ("%s.tmp-%d-XXXXXX", path, (int) getpid ());
   int fd = g_mkstemp_full (tmp, O_RDWR | O_CLOEXEC, mode);
   int saved;

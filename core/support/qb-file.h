@@ -39,7 +39,11 @@ GMappedFile *qb_file_map           (const char          *path,
 
 /* Outputs are written to a temporary file beside them and renamed.  Its
  * name, PATH.tmp-PID-XXXXXX, says which process writes it: one left by a
- * process that is gone (killed, or the machine stopped) is stale. */
+ * process that is gone (killed, or the machine stopped) is stale.  Earlier
+ * versions named it PATH.tmp-XXXXXX: such a file is removed only when it
+ * is provably a leftover (this user's regular file, last written before
+ * this process started, open in no process — every process looked at),
+ * and otherwise left where it is, for the caller to name. */
 
 /* Creates and opens (O_RDWR) a temporary file beside path, after removing
  * the stale ones of path; *tmp_path gets its name.  -1 with an error. */
@@ -48,8 +52,10 @@ int          qb_file_create_temp   (const char          *path,
                                     char               **tmp_path,
                                     GError             **error);
 /* Removes path's stale temporary files; returns their names (may be
- * empty), for the caller to report. */
-GPtrArray   *qb_file_clean_stale_temps (const char      *path);
+ * empty), for the caller to report.  left (may be NULL) receives the
+ * old-naming temporaries that were not provably stale, kept. */
+GPtrArray   *qb_file_clean_stale_temps (const char      *path,
+                                        GPtrArray      **left);
 
 /* Reads a whole regular file of at most max_bytes, NUL-terminated. */
 gboolean     qb_file_read          (const char          *path,

@@ -17,6 +17,7 @@ void
 qb_experiment_eval_report_clear (QbExperimentEvalReport *report)
 {
   g_clear_pointer (&report->calibration, qb_calibration_set_free);
+  g_clear_pointer (&report->resolution, qb_plan_resolution_free);
 }
 
 /* The statistics the plan's methods need: from the experiment's stored
@@ -89,6 +90,9 @@ quantize (QbModel *model, QbLlama *llama, QbPlan *plan, QbActivationStats *stats
     return FALSE;
   report->bpw = qb_job_get_resolution (job)->bpw;
   report->quantize_seconds = qb_job_get_seconds (job);
+  /* The evaluated weights may not be what the plan asked for (a Q4_K plan
+   * on rows of 64 is a Q5_0/F16 mix): the caller reports the fallbacks. */
+  report->resolution = qb_plan_resolve (plan, model, NULL);
   return TRUE;
 }
 

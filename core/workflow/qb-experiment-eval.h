@@ -59,6 +59,7 @@ typedef struct {
   guint             n_quantized;   /* tensors whose quantized bytes were evaluated */
   double            bpw;
   double            quantize_seconds;
+  QbPlanResolution *resolution;    /* what the plan became on the model: its fallbacks (NULL before quantizing) */
 } QbExperimentEvalReport;
 
 void qb_experiment_eval_report_clear (QbExperimentEvalReport *report);
