@@ -244,6 +244,24 @@ test_sliding_patterns (void)
 
 /* ---- against llama.cpp -------------------------------------------------- */
 
+/* Every tensor the plan quantizes, in one format, evaluated as quantized. */
+static void
+use_uniform_plan (QbLlama *llama, const char *format)
+{
+  g_autoptr(QbPlan) plan = qb_plan_new ();
+  g_autoptr(QbJob) job = NULL;
+  g_autoptr(GError) error = NULL;
+
+  qb_plan_set_default_format (plan, format);
+  job = qb_job_new (qb_llama_get_model (llama), plan);
+  qb_job_set_keep_data (job, TRUE);
+  qb_job_set_threads (job, 2);
+  qb_job_run (job, NULL, &error);
+  g_assert_no_error (error);
+  qb_llama_use_job (llama, job, NULL, &error);
+  g_assert_no_error (error);
+}
+
 static void
 test_llama_cpp (gconstpointer data)
 {
@@ -253,8 +271,6 @@ test_llama_cpp (gconstpointer data)
   g_autoptr(QbModel) model = NULL;
   g_autoptr(QbLlama) llama = NULL, no_window = NULL;
   g_autoptr(QbTokenizer) tok = NULL;
-  g_autoptr(QbPlan) plan = qb_plan_new ();
-  g_autoptr(QbJob) job = NULL;
   g_autoptr(GError) error = NULL;
   QbFamily without_window;
   double ppl, ppl_f16, ppl_no_window, ppl_q8, ppl_q8_ggml;
@@ -282,14 +298,7 @@ test_llama_cpp (gconstpointer data)
   g_test_message ("%s without the sliding window: PPL %.4f", ref->arch, ppl_no_window);
   g_assert_cmpfloat (fabs (ppl_no_window / ref->ppl_f32 - 1), >, 0.01);
 
-  qb_plan_set_default_format (plan, "F16");
-  job = qb_job_new (model, plan);
-  qb_job_set_keep_data (job, TRUE);
-  qb_job_set_threads (job, 2);
-  qb_job_run (job, NULL, &error);
-  g_assert_no_error (error);
-  qb_llama_use_job (llama, job, NULL, &error);
-  g_assert_no_error (error);
+  use_uniform_plan (llama, "F16");
   ppl_f16 = perplexity (llama, tok, text);
   g_test_message ("%s F16 plan: PPL %.4f, llama.cpp %.4f (%+.4f %%)", ref->arch, ppl_f16,
                   ref->ppl_f16, 100 * (ppl_f16 / ref->ppl_f16 - 1));
@@ -297,15 +306,7 @@ test_llama_cpp (gconstpointer data)
   if (ref->ppl_q8_0 == 0)
     return;
 
-  g_clear_pointer (&job, qb_job_free);
-  qb_plan_set_default_format (plan, "Q8_0");
-  job = qb_job_new (model, plan);
-  qb_job_set_keep_data (job, TRUE);
-  qb_job_set_threads (job, 2);
-  qb_job_run (job, NULL, &error);
-  g_assert_no_error (error);
-  qb_llama_use_job (llama, job, NULL, &error);
-  g_assert_no_error (error);
+  use_uniform_plan (llama, "Q8_0");
   ppl_q8 = perplexity (llama, tok, text);
   qb_llama_set_ggml_activations (llama, TRUE);
   ppl_q8_ggml = perplexity (llama, tok, text);
