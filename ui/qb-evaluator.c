@@ -5,6 +5,7 @@
 #include <math.h>
 
 #include "qb-experiment-eval.h"
+#include "qb-progress-note.h"
 #include "qb-relay.h"
 #include "qb-ui.h"
 
@@ -29,11 +30,8 @@ struct _QbEvaluator
   GError            *error;
   QbEvaluation      *evaluation;
 
-  /* Written by the worker, read by the main loop, under lock. */
-  GMutex             lock;
-  char              *pending_text;
-  double             pending_fraction;
-  QbRelay           *relay;       /* the pending text to the main loop */
+  QbProgressNote     note;        /* the worker's progress ... */
+  QbRelay           *relay;       /* ... taken by the main loop */
 
   char              *text;       /* main thread */
   double             fraction;
@@ -56,14 +54,7 @@ relay (gpointer data)
 {
   QbEvaluator *self = data;
 
-  g_mutex_lock (&self->lock);
-  if (self->pending_text != NULL)
-    {
-      g_free (self->text);
-      self->text = g_steal_pointer (&self->pending_text);
-    }
-  self->fraction = self->pending_fraction;
-  g_mutex_unlock (&self->lock);
+  qb_progress_note_take (&self->note);
   g_signal_emit (self, signals[PROGRESS], 0);
   return G_SOURCE_REMOVE;
 }
@@ -74,11 +65,7 @@ report (QbEvaluator *self,
         char        *text,
         double       fraction)
 {
-  g_mutex_lock (&self->lock);
-  g_free (self->pending_text);
-  self->pending_text = text;
-  self->pending_fraction = fraction;
-  g_mutex_unlock (&self->lock);
+  qb_progress_note_post (&self->note, text, NULL, fraction);
   qb_relay_schedule (self->relay);
 }
 
@@ -201,9 +188,7 @@ qb_evaluator_finalize (GObject *object)
   g_clear_pointer (&self->evaluation, qb_evaluation_free);
   g_free (self->text_path);
   qb_relay_free (self->relay);
-  g_free (self->pending_text);
-  g_free (self->text);
-  g_mutex_clear (&self->lock);
+  qb_progress_note_clear (&self->note);
   G_OBJECT_CLASS (qb_evaluator_parent_class)->finalize (object);
 }
 
@@ -221,7 +206,7 @@ qb_evaluator_class_init (QbEvaluatorClass *klass)
 static void
 qb_evaluator_init (QbEvaluator *self)
 {
-  g_mutex_init (&self->lock);
+  qb_progress_note_init (&self->note);
   self->cancellable = g_cancellable_new ();
   self->relay = qb_relay_new (NULL, RELAY_INTERVAL_MS, "[quantbench] evaluation progress", relay,
                               self, g_object_ref, g_object_unref);
@@ -255,7 +240,7 @@ qb_evaluator_start (QbEvaluator *self)
   g_return_if_fail (self->status == QB_EVALUATOR_READY);
 
   self->status = QB_EVALUATOR_RUNNING;
-  self->text = g_strdup ("Starting…");
+  self->note.text = g_strdup ("Starting…");
   task = g_task_new (self, self->cancellable, evaluate_done, NULL);
   g_task_set_source_tag (task, qb_evaluator_start);
   g_task_run_in_thread (task, evaluate_thread);
@@ -271,7 +256,7 @@ qb_evaluator_cancel (QbEvaluator *self)
 QbEvaluatorStatus   qb_evaluator_get_status   (QbEvaluator *self) { return self->status; }
 gboolean            qb_evaluator_is_running   (QbEvaluator *self) { return self->status == QB_EVALUATOR_RUNNING; }
 gint64              qb_evaluator_get_experiment_id (QbEvaluator *self) { return self->id; }
-const char         *qb_evaluator_get_text     (QbEvaluator *self) { return self->text; }
-double              qb_evaluator_get_fraction (QbEvaluator *self) { return self->fraction; }
+const char         *qb_evaluator_get_text     (QbEvaluator *self) { return self->note.text; }
+double              qb_evaluator_get_fraction (QbEvaluator *self) { return self->note.fraction; }
 const GError       *qb_evaluator_get_error    (QbEvaluator *self) { return self->error; }
 const QbEvaluation *qb_evaluator_get_evaluation (QbEvaluator *self) { return self->evaluation; }

@@ -5,6 +5,7 @@
 #include <math.h>
 
 #include "qb-cost-table.h"
+#include "qb-progress-note.h"
 #include "qb-relay.h"
 #include "qb-sensitivity.h"
 #include "qb-tokenizer.h"
@@ -27,16 +28,8 @@ struct _QbStudyRunner
   gint64           study_id;
   GTimer          *timer;
 
-  /* Written by the worker, read by the main loop, under lock. */
-  GMutex           lock;
-  char            *pending_text;
-  char            *pending_tensor;
-  double           pending_fraction;
-  QbRelay         *relay;
-
-  char            *text;          /* main thread */
-  char            *tensor;
-  double           fraction;
+  QbProgressNote   note;          /* the worker's progress ... */
+  QbRelay         *relay;         /* ... taken by the main loop */
 };
 
 G_DEFINE_FINAL_TYPE (QbStudyRunner, qb_study_runner, G_TYPE_OBJECT)
@@ -56,16 +49,7 @@ relay (gpointer data)
 {
   QbStudyRunner *self = data;
 
-  g_mutex_lock (&self->lock);
-  if (self->pending_text != NULL)
-    {
-      g_free (self->text);
-      self->text = g_steal_pointer (&self->pending_text);
-      g_free (self->tensor);
-      self->tensor = g_steal_pointer (&self->pending_tensor);
-    }
-  self->fraction = self->pending_fraction;
-  g_mutex_unlock (&self->lock);
+  qb_progress_note_take (&self->note);
   g_signal_emit (self, signals[PROGRESS], 0);
   return G_SOURCE_REMOVE;
 }
@@ -77,13 +61,7 @@ report (QbStudyRunner *self,
         const char    *tensor,
         double         fraction)
 {
-  g_mutex_lock (&self->lock);
-  g_free (self->pending_text);
-  self->pending_text = text;
-  g_free (self->pending_tensor);
-  self->pending_tensor = g_strdup (tensor);
-  self->pending_fraction = fraction;
-  g_mutex_unlock (&self->lock);
+  qb_progress_note_post (&self->note, text, tensor, fraction);
   qb_relay_schedule (self->relay);
 }
 
@@ -251,7 +229,7 @@ study_done (GObject      *object,
   else
     self->status = QB_RUN_FAILED;
   self->error = g_steal_pointer (&error);
-  self->fraction = self->status == QB_RUN_DONE ? 1.0 : self->fraction;
+  self->note.fraction = self->status == QB_RUN_DONE ? 1.0 : self->note.fraction;
   g_signal_emit (self, signals[FINISHED], 0);
 }
 
@@ -272,11 +250,7 @@ qb_study_runner_finalize (GObject *object)
   g_free ((char *) self->settings.method);
   qb_relay_free (self->relay);
   g_timer_destroy (self->timer);
-  g_free (self->pending_text);
-  g_free (self->pending_tensor);
-  g_free (self->text);
-  g_free (self->tensor);
-  g_mutex_clear (&self->lock);
+  qb_progress_note_clear (&self->note);
   G_OBJECT_CLASS (qb_study_runner_parent_class)->finalize (object);
 }
 
@@ -294,7 +268,7 @@ qb_study_runner_class_init (QbStudyRunnerClass *klass)
 static void
 qb_study_runner_init (QbStudyRunner *self)
 {
-  g_mutex_init (&self->lock);
+  qb_progress_note_init (&self->note);
   self->cancellable = g_cancellable_new ();
   self->timer = g_timer_new ();
   g_timer_stop (self->timer);
@@ -330,7 +304,7 @@ qb_study_runner_start (QbStudyRunner *self)
   g_return_if_fail (self->status == QB_RUN_READY);
 
   self->status = QB_RUN_RUNNING;
-  self->text = g_strdup (self->settings.resume_id > 0 ? "Resuming the study…" : "Starting the study…");
+  self->note.text = g_strdup (self->settings.resume_id > 0 ? "Resuming the study…" : "Starting the study…");
   g_timer_start (self->timer);
   task = g_task_new (self, self->cancellable, study_done, NULL);
   g_task_set_source_tag (task, qb_study_runner_start);
@@ -347,9 +321,9 @@ qb_study_runner_cancel (QbStudyRunner *self)
 QbRunStatus   qb_study_runner_get_status   (QbStudyRunner *self) { return self->status; }
 gboolean      qb_study_runner_is_running   (QbStudyRunner *self) { return self->status == QB_RUN_RUNNING; }
 gint64        qb_study_runner_get_study_id (QbStudyRunner *self) { return self->study_id; }
-const char   *qb_study_runner_get_text     (QbStudyRunner *self) { return self->text; }
-const char   *qb_study_runner_get_tensor   (QbStudyRunner *self) { return self->tensor; }
-double        qb_study_runner_get_fraction (QbStudyRunner *self) { return self->fraction; }
+const char   *qb_study_runner_get_text     (QbStudyRunner *self) { return self->note.text; }
+const char   *qb_study_runner_get_tensor   (QbStudyRunner *self) { return self->note.tensor; }
+double        qb_study_runner_get_fraction (QbStudyRunner *self) { return self->note.fraction; }
 double        qb_study_runner_get_elapsed  (QbStudyRunner *self) { return g_timer_elapsed (self->timer, NULL); }
 const GError *qb_study_runner_get_error    (QbStudyRunner *self) { return self->error; }
 const QbStudySettings *qb_study_runner_get_settings (QbStudyRunner *self) { return &self->settings; }
