@@ -28,6 +28,7 @@ typedef struct {
   gboolean  no_presets;
   double    nearby;
   int       swaps;
+  double    refine;
   int       threads;
   gboolean  json;
   char     *db;
@@ -43,6 +44,7 @@ kind_name (QbSweepKind kind)
     case QB_SWEEP_UNIFORM: return "uniform";
     case QB_SWEEP_PRESET:  return "preset";
     case QB_SWEEP_SWAP:    return "swap";
+    case QB_SWEEP_REFINED: return "refined";
     default:               return "?";
     }
 }
@@ -131,6 +133,13 @@ print_json (GPtrArray *points)
       qb_json_builder_add_number (b, "top1", p->top1);
       json_builder_set_member_name (b, "experiment");
       json_builder_add_int_value (b, p->experiment_id);
+      if (p->kind == QB_SWEEP_REFINED)
+        {
+          json_builder_set_member_name (b, "swaps_tried");
+          json_builder_add_int_value (b, p->n_tried);
+          json_builder_set_member_name (b, "swaps_kept");
+          json_builder_add_int_value (b, p->n_kept);
+        }
       if (base != NULL)
         {
           qb_json_builder_add_string (b, "best_baseline", base->label);
@@ -247,6 +256,7 @@ run (const char *model_path, SweepOptions *so)
   o.presets = !so->no_presets;
   o.nearby = so->nearby;
   o.n_swaps = (guint) MAX (so->swaps, 0);
+  o.refine_seconds = MAX (so->refine, 0);
   o.stats = stats;
   o.eval_text = so->eval_text;
   o.cache_dir = so->cache_dir;
@@ -276,6 +286,7 @@ qb_cmd_sweep (int argc, char **argv)
     { "no-presets", 0, 0, G_OPTION_ARG_NONE, &so.no_presets, "Leave out the llama.cpp presets", NULL },
     { "nearby", 0, 0, G_OPTION_ARG_DOUBLE, &so.nearby, "Only baselines within this many bpw of the budgets (default: all)", "BPW" },
     { "swaps", 0, 0, G_OPTION_ARG_INT, &so.swaps, "Single-tensor swaps of the middle budget's plan, to test the additive model", "N" },
+    { "refine", 0, 0, G_OPTION_ARG_DOUBLE, &so.refine, "Refine the middle budget's plan with measured budget-neutral swaps for this many seconds", "SECONDS" },
     { "threads", 't', 0, G_OPTION_ARG_INT, &so.threads, "Threads (default: all cores)", "N" },
     { "json", 0, 0, G_OPTION_ARG_NONE, &so.json, "Print the points as JSON", NULL },
     { "db", 0, 0, G_OPTION_ARG_FILENAME, &so.db, "Experiment database (default: $XDG_DATA_HOME/quantbench/experiments.db)", "FILE" },
@@ -295,7 +306,7 @@ qb_cmd_sweep (int argc, char **argv)
     "format or preset at or below the same bits per weight.");
   if (!qb_cli_parse (context, &argc, &argv))
     return 2;
-  if (argc != 2 || so.study <= 0 || so.eval_text == NULL || so.swaps < 0 || so.nearby < 0)
+  if (argc != 2 || so.study <= 0 || so.eval_text == NULL || so.swaps < 0 || so.nearby < 0 || so.refine < 0)
     {
       g_autofree char *help = g_option_context_get_help (context, TRUE, NULL);
       fprintf (stderr, "%s", help);

@@ -2,8 +2,9 @@
 /* test-sweep.c — a sweep on stories260K: the automatic plan for a budget
  * stays within it and beats the uniform format of the same candidates at
  * or below its size; every plan is stored as an experiment tagged with the
- * study, with its evaluation; predicted KLD is close to measured; the
- * `sweep` command prints the comparison. */
+ * study, with its evaluation; predicted KLD is close to measured; measured
+ * refinement keeps the budget and never ends above the plan it started
+ * from; the `sweep` command prints the comparison. */
 #include <math.h>
 #include <string.h>
 
@@ -31,7 +32,7 @@ test_sweep (void)
   QbSensitivityOptions so;
   QbSweepOptions o;
   gint64 id = 0;
-  guint n_auto = 0, n_uniform = 0, n_swap = 0;
+  guint n_auto = 0, n_uniform = 0, n_swap = 0, n_refined = 0;
 
   if (path == NULL || text == NULL)
     return;
@@ -59,6 +60,7 @@ test_sweep (void)
   o.n_budgets = G_N_ELEMENTS (budgets);
   o.presets = FALSE;
   o.n_swaps = 4;
+  o.refine_seconds = 4;
   o.eval_text = text;
   o.cache_dir = cache;
   o.n_threads = 2;
@@ -92,10 +94,26 @@ test_sweep (void)
       n_auto += p->kind == QB_SWEEP_AUTO;
       n_uniform += p->kind == QB_SWEEP_UNIFORM;
       n_swap += p->kind == QB_SWEEP_SWAP;
-      if (p->kind == QB_SWEEP_AUTO)
+      n_refined += p->kind == QB_SWEEP_REFINED;
+      if (p->kind == QB_SWEEP_AUTO || p->kind == QB_SWEEP_REFINED)
         g_assert_cmpfloat (p->bpw, <=, p->target_bpw + 1e-9);
     }
   g_assert_cmpuint (n_auto, ==, 2);
+  g_assert_cmpuint (n_refined, ==, 1);
+  /* Refinement of the middle (5.5 bpw) plan: pairs were measured; a kept
+   * pair lowered the measured KLD, none kept leaves the plan as it was. */
+  {
+    const QbSweepPoint *start = g_ptr_array_index (points, 1);
+    const QbSweepPoint *refined = g_ptr_array_index (points, 2);
+    g_assert_cmpint (refined->kind, ==, QB_SWEEP_REFINED);
+    g_assert_cmpfloat (refined->target_bpw, ==, start->target_bpw);
+    g_assert_cmpuint (refined->n_tried, >, 0);
+    g_assert_cmpuint (refined->n_kept, <=, refined->n_tried);
+    if (refined->n_kept > 0)
+      g_assert_cmpfloat (refined->kld, <, start->kld);
+    else
+      g_assert_cmpfloat (fabs (refined->kld - start->kld), <=, 1e-9 * start->kld);
+  }
   g_assert_cmpuint (n_uniform, ==, 5);
   g_assert_cmpuint (n_swap, ==, 4);
   /* At 4.5 bpw the plan beats every uniform format at or below 4.5 bpw. */

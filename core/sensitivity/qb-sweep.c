@@ -67,10 +67,11 @@ new_point (QbSweepKind kind, const char *label, double target)
   return p;
 }
 
-/* Quantizes the plan (stored as an experiment), runs the quantized model
- * on the study's evaluation chunks and fills the point. */
+/* Quantizes the plan (stored as an experiment when store), runs the
+ * quantized model on the study's evaluation chunks and fills the point. */
 static gboolean
-measure_plan (Sweep *s, QbPlan *plan, QbSweepPoint *pt, GCancellable *cancellable, GError **error)
+measure_plan (Sweep *s, QbPlan *plan, QbSweepPoint *pt, gboolean store, GCancellable *cancellable,
+              GError **error)
 {
   const QbStudyRecord *rec = s->study->record;
   g_autoptr(QbJob) job = qb_job_new (s->model, plan);
@@ -93,20 +94,24 @@ measure_plan (Sweep *s, QbPlan *plan, QbSweepPoint *pt, GCancellable *cancellabl
   qb_job_set_threads (job, s->opts->n_threads);
   if (s->opts->stats != NULL)
     qb_activation_stats_attach (s->opts->stats, job, TRUE);
-  recorder = qb_job_recorder_begin (s->store, s->model, plan, s->opts->n_threads, &spec, error);
-  if (recorder == NULL)
-    return FALSE;
-  qb_job_recorder_attach (recorder, job);
+  if (store)
+    {
+      recorder = qb_job_recorder_begin (s->store, s->model, plan, s->opts->n_threads, &spec, error);
+      if (recorder == NULL)
+        return FALSE;
+      qb_job_recorder_attach (recorder, job);
+    }
   ok = qb_job_run (job, cancellable, &local);
-  if (!qb_job_recorder_finish (recorder, job, ok ? QB_EXPERIMENT_DONE : QB_EXPERIMENT_FAILED,
-                               local ? local->message : NULL, ok ? error : NULL) && ok)
+  if (recorder != NULL
+      && !qb_job_recorder_finish (recorder, job, ok ? QB_EXPERIMENT_DONE : QB_EXPERIMENT_FAILED,
+                                  local ? local->message : NULL, ok ? error : NULL) && ok)
     return FALSE;
   if (!ok)
     {
       g_propagate_error (error, g_steal_pointer (&local));
       return FALSE;
     }
-  pt->experiment_id = qb_job_recorder_get_id (recorder);
+  pt->experiment_id = recorder ? qb_job_recorder_get_id (recorder) : 0;
   pt->bpw = qb_job_get_resolution (job)->bpw;
   pt->bytes = qb_job_get_resolution (job)->quantized_bytes;
   pt->predicted_kld = qb_cost_table_predict (s->table, s->model, qb_job_get_resolution (job),
@@ -127,6 +132,8 @@ measure_plan (Sweep *s, QbPlan *plan, QbSweepPoint *pt, GCancellable *cancellabl
   pt->kld_err = r.kld_mean_err;
   pt->ppl = r.ppl;
   pt->top1 = r.same_top;
+  if (!store)
+    return TRUE;
   evaluation = qb_eval_result_to_evaluation (&r, s->opts->eval_text);
   s->p.done++;
   return qb_store_set_evaluation (s->store, pt->experiment_id, evaluation, NULL, error);
@@ -135,7 +142,7 @@ measure_plan (Sweep *s, QbPlan *plan, QbSweepPoint *pt, GCancellable *cancellabl
 static gboolean
 add_point (Sweep *s, QbPlan *plan, QbSweepPoint *pt, GCancellable *cancellable, GError **error)
 {
-  if (!measure_plan (s, plan, pt, cancellable, error))
+  if (!measure_plan (s, plan, pt, TRUE, cancellable, error))
     {
       qb_sweep_point_free (pt);
       return FALSE;
@@ -251,6 +258,173 @@ run_swaps (Sweep *s, GCancellable *cancellable, GError **error)
   return TRUE;
 }
 
+/* ---- measured refinement ------------------------------------------------ */
+
+typedef struct {
+  guint  up, down;   /* table tensors: one a candidate up in bytes, one down */
+  guint  to_up, to_down;
+  double delta;      /* predicted change of the KLD */
+} Pair;
+
+static int
+compare_pairs (gconstpointer a, gconstpointer b)
+{
+  const Pair *x = a, *y = b;
+
+  if (x->delta != y->delta)
+    return x->delta < y->delta ? -1 : 1;
+  if (x->up != y->up)
+    return x->up < y->up ? -1 : 1;
+  return (x->down > y->down) - (x->down < y->down);
+}
+
+/* The candidate nearest in bytes above (up) or below the chosen one; -1: none. */
+static int
+next_candidate (const QbCostTensor *ct, guint now, gboolean up)
+{
+  guint64 n = ct->candidates[now].bytes;
+  int best = -1;
+
+  for (guint k = 0; k < ct->n_candidates; k++)
+    {
+      guint64 b = ct->candidates[k].bytes;
+      if ((up ? b > n : b < n)
+          && (best < 0 || (up ? b < ct->candidates[best].bytes : b > ct->candidates[best].bytes)))
+        best = (int) k;
+    }
+  return best;
+}
+
+/* Every pair that keeps the allocation within limit bytes, least predicted
+ * harm first (the allocator's plan is optimal for the additive model, so
+ * none is predicted to help: measurement says where the model is wrong). */
+static GArray *
+budget_neutral_pairs (const QbCostTable *table, const QbAllocation *a, guint64 limit)
+{
+  GArray *pairs = g_array_new (FALSE, FALSE, sizeof (Pair));
+
+  for (guint u = 0; u < table->n_tensors; u++)
+    {
+      const QbCostTensor *tu = &table->tensors[u];
+      int ku = a->pinned[u] ? -1 : next_candidate (tu, a->choice[u], TRUE);
+      if (ku < 0)
+        continue;
+      guint64 grow = tu->candidates[ku].bytes - tu->candidates[a->choice[u]].bytes;
+      for (guint d = 0; d < table->n_tensors; d++)
+        {
+          const QbCostTensor *td = &table->tensors[d];
+          int kd = d == u || a->pinned[d] ? -1 : next_candidate (td, a->choice[d], FALSE);
+          if (kd < 0)
+            continue;
+          guint64 shrink = td->candidates[a->choice[d]].bytes - td->candidates[kd].bytes;
+          if (a->bytes + grow - shrink > limit)
+            continue;
+          Pair p = { u, d, (guint) ku, (guint) kd,
+                     tu->candidates[ku].cost - tu->candidates[a->choice[u]].cost
+                     + td->candidates[kd].cost - td->candidates[a->choice[d]].cost };
+          g_array_append_val (pairs, p);
+        }
+    }
+  g_array_sort (pairs, compare_pairs);
+  return pairs;
+}
+
+static void
+set_choice (const QbCostTable *table, QbAllocation *a, guint t, guint k, double weights)
+{
+  const QbCostCandidate *was = &table->tensors[t].candidates[a->choice[t]];
+  const QbCostCandidate *now = &table->tensors[t].candidates[k];
+
+  a->bytes = a->bytes - was->bytes + now->bytes;
+  a->predicted_kld += now->cost - was->cost;
+  a->bpw = a->bytes * 8.0 / weights;
+  a->choice[t] = k;
+}
+
+static QbPlan *
+allocation_plan (Sweep *s, const QbAllocation *a)
+{
+  g_autofree char *source = g_strdup_printf ("study %" G_GINT64_FORMAT " refined",
+                                             s->study->record->id);
+  QbPlan *plan = new_plan (s);
+
+  qb_allocation_apply (s->table, a, source, plan);
+  return plan;
+}
+
+/* Tries the pairs in order until one lowers the measured KLD by more than
+ * its standard error (kept: TRUE) or the time is up.  Trials are measured,
+ * not stored. */
+static gboolean
+try_pairs (Sweep *s, QbAllocation *a, guint64 limit, double weights, GTimer *timer, double *kld,
+           guint *tried, gboolean *kept, GCancellable *cancellable, GError **error)
+{
+  g_autoptr(GArray) pairs = budget_neutral_pairs (s->table, a, limit);
+
+  *kept = FALSE;
+  for (guint i = 0; i < pairs->len && g_timer_elapsed (timer, NULL) < s->opts->refine_seconds; i++)
+    {
+      const Pair *p = &g_array_index (pairs, Pair, i);
+      guint was_up = a->choice[p->up], was_down = a->choice[p->down];
+      QbSweepPoint *pt = new_point (QB_SWEEP_REFINED, "refining", NAN);
+      g_autoptr(QbPlan) trial = NULL;
+      gboolean ok;
+
+      set_choice (s->table, a, p->up, p->to_up, weights);
+      set_choice (s->table, a, p->down, p->to_down, weights);
+      trial = allocation_plan (s, a);
+      ok = measure_plan (s, trial, pt, FALSE, cancellable, error);
+      (*tried)++;
+      /* Kept only when the fall exceeds the measurement's standard error:
+       * smaller falls are noise of the evaluation chunks and do not hold
+       * on other text. */
+      *kept = ok && pt->kld < *kld - (isfinite (pt->kld_err) ? pt->kld_err : 0);
+      if (*kept)
+        *kld = pt->kld;
+      qb_sweep_point_free (pt);
+      if (!ok || *kept)
+        return ok;
+      set_choice (s->table, a, p->up, was_up, weights);
+      set_choice (s->table, a, p->down, was_down, weights);
+    }
+  return TRUE;
+}
+
+/* The middle budget's plan (start, already measured), refined within the
+ * time limit; the final plan is stored as a point of its own. */
+static gboolean
+run_refine (Sweep *s, const QbSweepPoint *start, GCancellable *cancellable, GError **error)
+{
+  double bpw = start->target_bpw, kld = start->kld, weights = (double) s->table->fixed_weights;
+  g_autoptr(QbAllocation) a = NULL;
+  g_autoptr(QbPlan) plan = auto_plan (s, bpw, &a, error);
+  g_autoptr(GTimer) timer = g_timer_new ();
+  g_autofree char *label = NULL;
+  guint tried = 0, kept = 0;
+  gboolean more = TRUE;
+  QbSweepPoint *pt;
+
+  if (plan == NULL)
+    return FALSE;
+  for (guint t = 0; t < s->table->n_tensors; t++)
+    weights += (double) s->table->tensors[t].n_weights;
+  guint64 limit = (guint64) floor (bpw * weights / 8.0);
+  while (more && g_timer_elapsed (timer, NULL) < s->opts->refine_seconds)
+    {
+      if (!try_pairs (s, a, limit, weights, timer, &kld, &tried, &more, cancellable, error))
+        return FALSE;
+      kept += more;
+    }
+  g_clear_object (&plan);
+  plan = allocation_plan (s, a);
+  label = g_strdup_printf ("refined %.2f bpw (study %" G_GINT64_FORMAT "): %u of %u kept", bpw,
+                           s->study->record->id, kept, tried);
+  pt = new_point (QB_SWEEP_REFINED, label, bpw);
+  pt->n_tried = tried;
+  pt->n_kept = kept;
+  return add_point (s, plan, pt, cancellable, error);
+}
+
 GPtrArray *
 qb_sweep_run (QbModel *model, QbTokenizer *tok, QbStore *store, gint64 study_id,
               const QbSweepOptions *opts, QbSweepProgressFunc progress, gpointer progress_data,
@@ -301,7 +475,7 @@ qb_sweep_run (QbModel *model, QbTokenizer *tok, QbStore *store, gint64 study_id,
   s.points = g_ptr_array_new_with_free_func ((GDestroyNotify) qb_sweep_point_free);
   s.progress = progress;
   s.progress_data = progress_data;
-  s.p.total = opts->n_budgets + opts->n_swaps
+  s.p.total = opts->n_budgets + opts->n_swaps + (opts->refine_seconds > 0 && opts->n_budgets > 0)
               + (opts->uniform ? study->n_candidates : 0)
               + (opts->presets ? g_strv_length ((char **) qb_plan_list_presets ()) : 0);
 
@@ -315,6 +489,8 @@ qb_sweep_run (QbModel *model, QbTokenizer *tok, QbStore *store, gint64 study_id,
            && add_point (&s, plan, new_point (QB_SWEEP_AUTO, label, opts->budgets[i]),
                          cancellable, error);
     }
+  ok = ok && (opts->refine_seconds <= 0 || opts->n_budgets == 0
+              || run_refine (&s, g_ptr_array_index (s.points, opts->n_budgets / 2), cancellable, error));
   ok = ok && run_baselines (&s, cancellable, error);
   ok = ok && (opts->n_swaps == 0 || opts->n_budgets == 0 || run_swaps (&s, cancellable, error));
   for (guint i = 0; i < G_N_ELEMENTS (s.tags); i++)

@@ -33,11 +33,13 @@ typedef enum {
   QB_SWEEP_UNIFORM,   /* one candidate format everywhere */
   QB_SWEEP_PRESET,    /* a llama.cpp preset */
   QB_SWEEP_SWAP,      /* an automatic plan with one tensor's format changed */
+  QB_SWEEP_REFINED,   /* the middle budget's plan after measured refinement */
 } QbSweepKind;
 
 typedef struct {
   QbSweepKind  kind;
-  char        *label;          /* "auto 4.50", "uniform Q4_0", "preset Q4_K_M", "swap …" */
+  char        *label;          /* "auto 4.50", "uniform Q4_0", "preset Q4_K_M", "swap …",
+                                * "refined …" */
   double       target_bpw;     /* auto and swaps: the budget; NAN otherwise */
   double       bpw;            /* of the resolved plan, every tensor counted */
   guint64      bytes;
@@ -47,6 +49,8 @@ typedef struct {
   double       kld, kld_err;   /* measured */
   double       ppl, top1;
   gint64       experiment_id;
+  guint        n_tried;        /* refined: swap pairs measured */
+  guint        n_kept;         /* refined: of those, kept (the measured KLD fell) */
 } QbSweepPoint;
 
 typedef struct {
@@ -57,6 +61,8 @@ typedef struct {
   double              nearby;       /* keep uniform/presets within this many bpw of the
                                      * budgets' range; 0: all */
   guint               n_swaps;      /* single-tensor swaps of the middle budget's plan */
+  double              refine_seconds; /* refine the middle budget's plan with measured
+                                     * budget-neutral swaps for this long; 0: none */
   QbActivationStats  *stats;        /* for calibrated methods; NULL otherwise */
   const char         *eval_text;    /* the study's evaluation text (checked by hash) */
   const char         *cache_dir;    /* the float log-probabilities' cache; NULL: default */
@@ -74,8 +80,15 @@ typedef void (*QbSweepProgressFunc) (const QbSweepProgress *progress, gpointer u
 void          qb_sweep_options_init (QbSweepOptions *opts);
 void          qb_sweep_point_free   (QbSweepPoint   *point);
 
-/* The points (QbSweepPoint), budgets first, then uniform, presets and
- * swaps, each measured and stored. */
+/* The points (QbSweepPoint), budgets first, then the refined plan, uniform,
+ * presets and swaps, each measured and stored.
+ *
+ * Refinement starts from the middle budget's automatic plan and tries
+ * pairs (one tensor a candidate up in bytes, another one down) that keep
+ * the plan within the budget, least predicted harm first; each pair is
+ * measured on the evaluation chunks and kept when the measured KLD falls.
+ * The trials are not stored; the final plan is, with its predicted and
+ * measured KLD. */
 GPtrArray    *qb_sweep_run          (QbModel               *model,
                                      QbTokenizer           *tok,
                                      QbStore               *store,
