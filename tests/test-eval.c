@@ -20,6 +20,7 @@
 #include <glib/gstdio.h>
 #include <json-glib/json-glib.h>
 
+#include "qb-device.h"
 #include "qb-eval.h"
 #include "qb-format.h"
 #include "qb-gguf.h"
@@ -624,8 +625,11 @@ test_progress_within_chunk (void)
   ChunkProgress all = { NULL, 0, 0 }, cancelled = { cancellable, 0, 0 };
   QbEvalOptions o;
   QbEvalResult r;
+  const char *device = g_getenv ("QB_DEVICE");
   double layer;
 
+  /* The CPU pass: the OpenCL pass reports and cancels per layer only. */
+  g_assert_true (qb_device_set_default ("cpu", NULL));
   if (!stories_open (&s))
     return;
   layer = 1.0 / (qb_llama_get_params (s.llama)->n_layer + 1);
@@ -645,6 +649,7 @@ test_progress_within_chunk (void)
   g_assert_cmpuint (cancelled.calls, ==, 1);
   g_assert_cmpfloat (cancelled.first, <, layer);
   stories_close (&s);
+  g_assert_true (qb_device_set_default (device ? device : "cpu", NULL));
 }
 
 /* ---- off the calling thread, and JSON --------------------------------- */
