@@ -32,9 +32,6 @@ struct _QbEvaluator
 
   QbProgressNote     note;        /* the worker's progress ... */
   QbRelay           *relay;       /* ... taken by the main loop */
-
-  char              *text;       /* main thread */
-  double             fraction;
 };
 
 G_DEFINE_FINAL_TYPE (QbEvaluator, qb_evaluator, G_TYPE_OBJECT)

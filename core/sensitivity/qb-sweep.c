@@ -151,20 +151,30 @@ add_point (Sweep *s, QbPlan *plan, QbSweepPoint *pt, GCancellable *cancellable, 
   return TRUE;
 }
 
+/* The plan of an allocation over the study's costs; note (may be NULL)
+ * follows the study in the plan's source. */
+static QbPlan *
+allocation_plan (Sweep *s, const QbAllocation *a, const char *note)
+{
+  g_autofree char *source = g_strdup_printf ("study %" G_GINT64_FORMAT "%s%s", s->study->record->id,
+                                             note ? " " : "", note ? note : "");
+  QbPlan *plan = new_plan (s);
+
+  qb_allocation_apply (s->table, a, source, plan);
+  return plan;
+}
+
 /* The allocator's plan for one budget; *allocation (may be NULL) keeps it. */
 static QbPlan *
 auto_plan (Sweep *s, double bpw, QbAllocation **allocation, GError **error)
 {
   QbAllocBudget budget = { QB_ALLOC_TARGET_BPW, bpw };
   g_autoptr(QbAllocation) a = qb_allocate (s->table, &budget, NULL, error);
-  g_autofree char *source = NULL;
   QbPlan *plan;
 
   if (a == NULL)
     return NULL;
-  plan = new_plan (s);
-  source = g_strdup_printf ("study %" G_GINT64_FORMAT, s->study->record->id);
-  qb_allocation_apply (s->table, a, source, plan);
+  plan = allocation_plan (s, a, NULL);
   if (allocation != NULL)
     *allocation = g_steal_pointer (&a);
   return plan;
@@ -216,6 +226,23 @@ run_baselines (Sweep *s, GCancellable *cancellable, GError **error)
   return TRUE;
 }
 
+/* The candidate nearest in bytes above (up) or below the chosen one; -1: none. */
+static int
+next_candidate (const QbCostTensor *ct, guint now, gboolean up)
+{
+  guint64 n = ct->candidates[now].bytes;
+  int best = -1;
+
+  for (guint k = 0; k < ct->n_candidates; k++)
+    {
+      guint64 b = ct->candidates[k].bytes;
+      if ((up ? b > n : b < n)
+          && (best < 0 || (up ? b < ct->candidates[best].bytes : b > ct->candidates[best].bytes)))
+        best = (int) k;
+    }
+  return best;
+}
+
 /* Swaps of one tensor each in the middle budget's plan, spread over the
  * table: tensor i·(prime) mod n takes its next candidate up or down in
  * bytes, alternately. */
@@ -233,21 +260,13 @@ run_swaps (Sweep *s, GCancellable *cancellable, GError **error)
       guint t = (guint) (((guint64) i * 7919 + 3) % s->table->n_tensors);
       const QbCostTensor *ct = &s->table->tensors[t];
       const QbCostCandidate *now = &ct->candidates[a->choice[t]];
-      const QbCostCandidate *to = NULL;
+      int k = next_candidate (ct, a->choice[t], i % 2 == 0);   /* up for even i */
       g_autoptr(QbPlan) plan = NULL;
       g_autofree char *label = NULL;
 
-      /* the candidate nearest in bytes above (even i) or below (odd i) */
-      for (guint k = 0; k < ct->n_candidates; k++)
-        {
-          const QbCostCandidate *c = &ct->candidates[k];
-          gboolean up = i % 2 == 0;
-          if ((up && c->bytes > now->bytes && (to == NULL || c->bytes < to->bytes))
-              || (!up && c->bytes < now->bytes && (to == NULL || c->bytes > to->bytes)))
-            to = c;
-        }
-      if (to == NULL)
+      if (k < 0)
         continue;
+      const QbCostCandidate *to = &ct->candidates[k];
       plan = qb_plan_copy (base);
       qb_plan_set_override (plan, ct->name, to->format->name, NULL);
       label = g_strdup_printf ("swap %.2f %s %s->%s", bpw, ct->name, now->format->name,
@@ -276,23 +295,6 @@ compare_pairs (gconstpointer a, gconstpointer b)
   if (x->up != y->up)
     return x->up < y->up ? -1 : 1;
   return (x->down > y->down) - (x->down < y->down);
-}
-
-/* The candidate nearest in bytes above (up) or below the chosen one; -1: none. */
-static int
-next_candidate (const QbCostTensor *ct, guint now, gboolean up)
-{
-  guint64 n = ct->candidates[now].bytes;
-  int best = -1;
-
-  for (guint k = 0; k < ct->n_candidates; k++)
-    {
-      guint64 b = ct->candidates[k].bytes;
-      if ((up ? b > n : b < n)
-          && (best < 0 || (up ? b < ct->candidates[best].bytes : b > ct->candidates[best].bytes)))
-        best = (int) k;
-    }
-  return best;
 }
 
 /* Every pair that keeps the allocation within limit bytes, least predicted
@@ -341,17 +343,6 @@ set_choice (const QbCostTable *table, QbAllocation *a, guint t, guint k, double 
   a->choice[t] = k;
 }
 
-static QbPlan *
-allocation_plan (Sweep *s, const QbAllocation *a)
-{
-  g_autofree char *source = g_strdup_printf ("study %" G_GINT64_FORMAT " refined",
-                                             s->study->record->id);
-  QbPlan *plan = new_plan (s);
-
-  qb_allocation_apply (s->table, a, source, plan);
-  return plan;
-}
-
 /* Tries the pairs in order until one lowers the measured KLD by more than
  * its standard error (kept: TRUE) or the time is up.  Trials are measured,
  * not stored. */
@@ -372,7 +363,7 @@ try_pairs (Sweep *s, QbAllocation *a, guint64 limit, double weights, GTimer *tim
 
       set_choice (s->table, a, p->up, p->to_up, weights);
       set_choice (s->table, a, p->down, p->to_down, weights);
-      trial = allocation_plan (s, a);
+      trial = allocation_plan (s, a, "refined");
       ok = measure_plan (s, trial, pt, FALSE, cancellable, error);
       (*tried)++;
       /* Kept only when the fall exceeds the measurement's standard error:
@@ -395,28 +386,27 @@ try_pairs (Sweep *s, QbAllocation *a, guint64 limit, double weights, GTimer *tim
 static gboolean
 run_refine (Sweep *s, const QbSweepPoint *start, GCancellable *cancellable, GError **error)
 {
-  double bpw = start->target_bpw, kld = start->kld, weights = (double) s->table->fixed_weights;
-  g_autoptr(QbAllocation) a = NULL;
-  g_autoptr(QbPlan) plan = auto_plan (s, bpw, &a, error);
+  double bpw = start->target_bpw, kld = start->kld;
+  double weights = (double) qb_cost_table_n_weights (s->table);
+  guint64 limit = (guint64) floor (bpw * weights / 8.0);   /* as the allocator's budget */
+  QbAllocBudget budget = { QB_ALLOC_TARGET_BPW, bpw };
+  g_autoptr(QbAllocation) a = qb_allocate (s->table, &budget, NULL, error);
   g_autoptr(GTimer) timer = g_timer_new ();
+  g_autoptr(QbPlan) plan = NULL;
   g_autofree char *label = NULL;
   guint tried = 0, kept = 0;
   gboolean more = TRUE;
   QbSweepPoint *pt;
 
-  if (plan == NULL)
+  if (a == NULL)
     return FALSE;
-  for (guint t = 0; t < s->table->n_tensors; t++)
-    weights += (double) s->table->tensors[t].n_weights;
-  guint64 limit = (guint64) floor (bpw * weights / 8.0);
   while (more && g_timer_elapsed (timer, NULL) < s->opts->refine_seconds)
     {
       if (!try_pairs (s, a, limit, weights, timer, &kld, &tried, &more, cancellable, error))
         return FALSE;
       kept += more;
     }
-  g_clear_object (&plan);
-  plan = allocation_plan (s, a);
+  plan = allocation_plan (s, a, "refined");
   label = g_strdup_printf ("refined %.2f bpw (study %" G_GINT64_FORMAT "): %u of %u kept", bpw,
                            s->study->record->id, kept, tried);
   pt = new_point (QB_SWEEP_REFINED, label, bpw);
