@@ -8,10 +8,13 @@
  * the scores, the causal softmax, and a product per head with V.  The
  * logits the caller asked for come back to the host.  A model whose
  * float32 weights do not fit the device, calibration hooks (activation
- * callbacks) and any device error send the pass back to the CPU.
+ * callbacks) and any device error send the pass back to the CPU; with
+ * activation statistics on the device (qb-llama-accum.c) each product's
+ * input is added to them and such a pass fails instead.
  */
 #include "qb-llama-device-private.h"
 #include "qb-device-private.h"
+#include "qb-llama-accum-private.h"
 #include "qb-llama-device-cl.h"
 
 #include <clblast_c.h>
@@ -312,7 +315,9 @@ gemm_w (Run *r, const QbWeight *w, cl_mem x, guint T, cl_mem y, float beta)
 
   if (!ok (r))
     return;
-  if ((wm = upload_weight (r->llama, r->d, w, r->error)) == NULL)
+  if ((wm = upload_weight (r->llama, r->d, w, r->error)) == NULL
+      || (r->llama->accum != NULL
+          && !qb_llama_accum_see (r->llama->accum, r->queue, w->index, x, T, r->error)))
     {
       r->status = CL_OUT_OF_RESOURCES;
       return;
@@ -600,9 +605,18 @@ qb_llama_device_forward (QbLlama *llama, QbLlamaDevice **state, const gint32 *to
   const QbLlamaParams *p = &llama->p;
   guint n_out = T - first_output;
   Run r = { llama, NULL, NULL, CL_SUCCESS, CLBlastSuccess, &local };
+  QbLlamaAccum *accum = llama->accum;
+  guint n_layer = accum != NULL ? MIN (p->n_layer, qb_llama_accum_get_spec (accum)->last_layer + 1) : p->n_layer;
 
   if (*state != NULL)
     (*state)->ran = FALSE;
+  if (accum != NULL && (device != qb_llama_accum_get_device (accum) || device_lacks (llama) != NULL))
+    {
+      g_set_error (error, QB_DEVICE_ERROR, QB_DEVICE_ERROR_UNSUPPORTED, "%s",
+                   device != qb_llama_accum_get_device (accum) ? "the selected device changed"
+                   : device_lacks (llama));
+      return QB_LLAMA_DEVICE_FAILED;
+    }
   /* Mixtures of experts run on the CPU. */
   if (device == NULL || llama->act_func != NULL || p->n_expert > 0)
     return QB_LLAMA_DEVICE_DECLINED;
@@ -616,7 +630,7 @@ qb_llama_device_forward (QbLlama *llama, QbLlamaDevice **state, const gint32 *to
     }
   if (*state != NULL && ((*state)->device != device || (*state)->failed))
     {
-      if ((*state)->device == device)
+      if ((*state)->device == device && accum == NULL)
         return QB_LLAMA_DEVICE_DECLINED;   /* failed before: CPU for good */
       g_clear_pointer (state, qb_llama_device_free);
     }
@@ -629,7 +643,9 @@ qb_llama_device_forward (QbLlama *llama, QbLlamaDevice **state, const gint32 *to
   r.queue = qb_device_get_queue (device);
   if (!reserve (llama, r.d, T, n_out, &local) || !upload_inputs (&r, tokens, T, rope_table, &local))
     goto declined;
-  for (guint i = 0; i < p->n_layer && ok (&r); i++)
+  if (accum != NULL)
+    qb_llama_accum_new_pass (accum);
+  for (guint i = 0; i < n_layer && ok (&r); i++)
     {
       if (g_cancellable_set_error_if_cancelled (cancellable, error))
         {
@@ -642,6 +658,9 @@ qb_llama_device_forward (QbLlama *llama, QbLlamaDevice **state, const gint32 *to
       if (progress != NULL && ok (&r))
         progress (i + 1, p->n_layer + 1, progress_data);
     }
+  /* Statistics that do not want the output matrix's input stop here. */
+  if (accum != NULL && !qb_llama_accum_get_spec (accum)->output)
+    goto done;
   rms_norm (&r, r.d->x, first_output, &llama->output_norm, r.d->xn, n_out);
   gemm_w (&r, &llama->output, r.d->xn, n_out, r.d->logits, 0.0f);
   if (llama->scoring != NULL && r.d->score != NULL && llama->scoring->n_positions <= n_out)
@@ -652,6 +671,7 @@ qb_llama_device_forward (QbLlama *llama, QbLlamaDevice **state, const gint32 *to
                                       sizeof (float) * n_out * p->n_vocab, logits, 0, NULL, NULL);
       __atomic_add_fetch (&logit_rows, (gint64) n_out, __ATOMIC_RELAXED);
     }
+done:
   if (!ok (&r))
     {
       run_failed (&r, &local);
@@ -660,11 +680,19 @@ qb_llama_device_forward (QbLlama *llama, QbLlamaDevice **state, const gint32 *to
     }
   __atomic_add_fetch (&passes, 1, __ATOMIC_RELAXED);
   r.d->ran = TRUE;
-  if (progress != NULL)
+  /* A pass stopped early for statistics ends without its last unit, as on the CPU. */
+  if (progress != NULL && (accum == NULL || qb_llama_accum_get_spec (accum)->output))
     progress (p->n_layer + 1, p->n_layer + 1, progress_data);
   return QB_LLAMA_DEVICE_DONE;
 
 declined:
+  if (accum != NULL)
+    {
+      g_propagate_error (error, g_steal_pointer (&local));
+      if (error != NULL && *error == NULL)
+        g_set_error (error, QB_DEVICE_ERROR, QB_DEVICE_ERROR_FAILED, "the device pass failed");
+      return QB_LLAMA_DEVICE_FAILED;
+    }
   g_message ("%s; evaluating on the CPU", local ? local->message : "device evaluation failed");
   if (*state != NULL)
     (*state)->failed = TRUE;
