@@ -3,6 +3,7 @@
  *
  *   meson test -C build --benchmark --suite bench -v device
  *   ./build/tests/bench/bench-device [--device opencl:N|gpu] [--params 370M] [--threads N]
+ *                                    [--eval-only]
  *
  * For stories260K and a generated demo model (default 25M parameters, F16;
  * --params 370M for the issue's figure, which takes long on PoCL): the
@@ -11,7 +12,10 @@
  * without metrics and histograms, every tensor through qb_tensor_quantize,
  * on the CPU threads and on the device; then the evaluation rate in
  * tokens/s of a perplexity run (stories260K, 10 chunks of 128; demo model,
- * 2 chunks of 256) on both.  The device's kernels are built once before
+ * 2 chunks of 256) on both, with the weights as stored and quantized
+ * (stories260K Q4_0, the demo model Q4_K, F16 where rows do not fit: the
+ * device dequantizes their blocks), with the device memory the weights
+ * take there.  The device's kernels are built once before
  * any timing (their compile time is printed).  The device counters say
  * how much of each run really ran there.
  *
@@ -107,9 +111,43 @@ bench_quantize (const char *label, const char *path, const char *device, QbWorke
   qb_device_set_default ("cpu", NULL);
 }
 
+/* Every matrix of llama swapped for its bytes in format (or the first
+ * of its fallbacks that fits its rows), as a plan's quantization does. */
+static void
+quantize_weights (QbLlama *llama, QbModel *model, const QbFormat *format)
+{
+  for (guint i = 0; i < qb_model_get_n_tensors (model); i++)
+    {
+      const QbTensor *t = qb_model_get_tensor (model, i);
+      const QbFormat *f = qb_format_fit (format, t->ne[0]);
+      QbQuantParams params = { .format = f };
+      gint64 rows = qb_tensor_n_rows (t);
+      guint64 row_bytes = 0;
+      g_autofree float *x = NULL;
+      guint8 *q;
+      g_autoptr(GBytes) bytes = NULL;
+      g_autoptr(GError) error = NULL;
+
+      if (t->n_dims < 2 || !qb_format_row_bytes (f, t->ne[0], &row_bytes))
+        continue;
+      x = g_new (float, t->n_params);
+      if (!qb_model_read_rows (model, i, 0, rows, x, &error))
+        g_error ("%s", error->message);
+      q = g_malloc (row_bytes * rows);
+      for (gint64 r = 0; r < rows; r++)
+        f->quantize_row (&params, x + r * t->ne[0], q + r * row_bytes, t->ne[0]);
+      bytes = g_bytes_new_take (q, row_bytes * rows);
+      if (!qb_llama_set_weight (llama, i, bytes, &params, &error))
+        g_error ("%s", error->message);
+    }
+}
+
+/* Tokens/s of a perplexity run of the model (its weights in format when
+ * not NULL) on device; its perplexity in *ppl, and the device memory its
+ * weights take there in *weight_bytes. */
 static double
 eval_rate (const char *path, const char *text, guint ctx, guint chunks, const char *device,
-           guint threads, double *ppl)
+           guint threads, const QbFormat *format, double *ppl, guint64 *weight_bytes)
 {
   g_autoptr(GError) error = NULL;
   g_autoptr(QbModel) model = qb_model_open (path, &error);
@@ -122,6 +160,13 @@ eval_rate (const char *path, const char *text, guint ctx, guint chunks, const ch
       (tok = qb_tokenizer_new_from_gguf (qb_model_get_gguf (model), &error)) == NULL)
     g_error ("%s", error->message);
   qb_llama_set_threads (llama, threads);
+  if (format != NULL)
+    quantize_weights (llama, model, format);
+  if (weight_bytes != NULL)
+    {
+      guint64 fixed, largest;
+      qb_llama_device_needs (llama, ctx, ctx / 2, &fixed, &largest, weight_bytes);
+    }
   qb_device_set_default (device, NULL);
   qb_eval_options_init (&o);
   o.n_ctx = ctx;
@@ -138,16 +183,22 @@ eval_rate (const char *path, const char *text, guint ctx, guint chunks, const ch
 
 static void
 bench_eval (const char *label, const char *path, const char *text, guint ctx, guint chunks,
-            const char *device, guint threads)
+            const char *device, guint threads, const char *format_name)
 {
+  const QbFormat *format = format_name ? qb_format_find (format_name) : NULL;
   double ppl_cpu, ppl_dev, cpu, dev;
-  guint64 passes;
+  guint64 passes, dequantized, weights = 0;
 
-  cpu = eval_rate (path, text, ctx, chunks, "cpu", threads, &ppl_cpu);
+  cpu = eval_rate (path, text, ctx, chunks, "cpu", threads, format, &ppl_cpu, NULL);
   passes = qb_llama_device_passes ();
-  dev = eval_rate (path, text, ctx, chunks, device, threads, &ppl_dev);
-  printf ("%-18s eval     ctx %-4u %2u chunks %8.0f tok/s %8.0f tok/s %7.2f x   (PPL %.6f / %.6f, %" G_GUINT64_FORMAT " passes on the device)\n",
-          label, ctx, chunks, cpu, dev, dev / cpu, ppl_cpu, ppl_dev, qb_llama_device_passes () - passes);
+  dequantized = qb_llama_device_dequantized ();
+  dev = eval_rate (path, text, ctx, chunks, device, threads, format, &ppl_dev, &weights);
+  printf ("%-18s eval %-5s ctx %-4u %2u chunks %8.0f tok/s %8.0f tok/s %7.2f x   (PPL %.6f / %.6f, %"
+          G_GUINT64_FORMAT " passes on the device, %" G_GUINT64_FORMAT
+          " products dequantized there, weights %.1f MiB there)\n",
+          label, format ? format->name : "as is", ctx, chunks, cpu, dev, dev / cpu, ppl_cpu, ppl_dev,
+          qb_llama_device_passes () - passes, qb_llama_device_dequantized () - dequantized,
+          weights / 1048576.0);
   fflush (stdout);
 }
 
@@ -156,7 +207,9 @@ main (int argc, char **argv)
 {
   g_autofree char *device = NULL, *params = NULL;
   int threads = 0;
+  gboolean eval_only = FALSE;
   GOptionEntry entries[] = {
+    { "eval-only", 0, 0, G_OPTION_ARG_NONE, &eval_only, "Only the evaluation figures", NULL },
     { "device", 0, 0, G_OPTION_ARG_STRING, &device, "Device to compare (default opencl:0)", "SPEC" },
     { "params", 0, 0, G_OPTION_ARG_STRING, &params, "Demo model size (default 25M)", "N" },
     { "threads", 0, 0, G_OPTION_ARG_INT, &threads, "CPU threads (default: all)", "N" },
@@ -204,17 +257,20 @@ main (int argc, char **argv)
       g_autoptr(QbModel) m = qb_model_open (stories, NULL);
       guint64 b;
       quantize_all (m, qb_format_find ("Q4_0"), TRUE, workers, &b);
-      eval_rate (stories, text, 128, 1, device, (guint) threads, &ppl);
+      eval_rate (stories, text, 128, 1, device, (guint) threads, qb_format_find ("Q4_0"), &ppl, NULL);
     }
   printf ("kernels ready in %.1f s (built, or read from the cache)\n\n", qb_bench_now () - t0);
 
-  if (stories != NULL)
+  if (stories != NULL && !eval_only)
     bench_quantize ("stories260K", stories, device, workers);
-  bench_quantize (params ? params : "demo 25M", demo, device, workers);
+  if (!eval_only)
+    bench_quantize (params ? params : "demo 25M", demo, device, workers);
   if (stories != NULL && text != NULL)
     {
-      bench_eval ("stories260K", stories, text, 128, 10, device, (guint) threads);
-      bench_eval (params ? params : "demo 25M", demo, text, 256, 2, device, (guint) threads);
+      bench_eval ("stories260K", stories, text, 128, 10, device, (guint) threads, NULL);
+      bench_eval ("stories260K", stories, text, 128, 10, device, (guint) threads, "Q4_0");
+      bench_eval (params ? params : "demo 25M", demo, text, 256, 2, device, (guint) threads, NULL);
+      bench_eval (params ? params : "demo 25M", demo, text, 256, 2, device, (guint) threads, "Q4_K");
     }
   else
     printf ("../shared is absent: no evaluation figures\n");
