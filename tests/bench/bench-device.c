@@ -12,10 +12,10 @@
  * without metrics and histograms, every tensor through qb_tensor_quantize,
  * on the CPU threads and on the device; then the evaluation rate in
  * tokens/s of a perplexity run (stories260K, 10 chunks of 128; demo model,
- * 2 chunks of 256) on both, with the weights as stored and quantized
- * (stories260K Q4_0, the demo model Q4_K, F16 where rows do not fit: the
- * device dequantizes their blocks), with the device memory the weights
- * take there.  The device's kernels are built once before
+ * 2 chunks of 256) on both, with the weights as stored and quantized by
+ * a Q4_K_M plan (on stories260K, whose rows no K-quant fits, its
+ * fallbacks), whose blocks the device dequantizes; with the device memory
+ * the weights take there.  The device's kernels are built once before
  * any timing (their compile time is printed).  The device counters say
  * how much of each run really ran there.
  *
@@ -30,6 +30,8 @@
 #include "qb-device.h"
 #include "qb-eval.h"
 #include "qb-format.h"
+#include "qb-job.h"
+#include "qb-plan.h"
 #include "qb-llama.h"
 #include "qb-llama-device-private.h"
 #include "qb-quantize-device-private.h"
@@ -111,43 +113,32 @@ bench_quantize (const char *label, const char *path, const char *device, QbWorke
   qb_device_set_default ("cpu", NULL);
 }
 
-/* Every matrix of llama swapped for its bytes in format (or the first
- * of its fallbacks that fits its rows), as a plan's quantization does. */
+/* llama's weights quantized by a plan with this preset, as an
+ * experiment's evaluation runs them (the quantization itself on the CPU,
+ * untimed). */
 static void
-quantize_weights (QbLlama *llama, QbModel *model, const QbFormat *format)
+quantize_weights (QbLlama *llama, QbModel *model, const char *preset, guint threads)
 {
-  for (guint i = 0; i < qb_model_get_n_tensors (model); i++)
-    {
-      const QbTensor *t = qb_model_get_tensor (model, i);
-      const QbFormat *f = qb_format_fit (format, t->ne[0]);
-      QbQuantParams params = { .format = f };
-      gint64 rows = qb_tensor_n_rows (t);
-      guint64 row_bytes = 0;
-      g_autofree float *x = NULL;
-      guint8 *q;
-      g_autoptr(GBytes) bytes = NULL;
-      g_autoptr(GError) error = NULL;
+  g_autoptr(QbPlan) plan = qb_plan_new ();
+  g_autoptr(QbJob) job = NULL;
+  g_autoptr(GError) error = NULL;
 
-      if (t->n_dims < 2 || !qb_format_row_bytes (f, t->ne[0], &row_bytes))
-        continue;
-      x = g_new (float, t->n_params);
-      if (!qb_model_read_rows (model, i, 0, rows, x, &error))
-        g_error ("%s", error->message);
-      q = g_malloc (row_bytes * rows);
-      for (gint64 r = 0; r < rows; r++)
-        f->quantize_row (&params, x + r * t->ne[0], q + r * row_bytes, t->ne[0]);
-      bytes = g_bytes_new_take (q, row_bytes * rows);
-      if (!qb_llama_set_weight (llama, i, bytes, &params, &error))
-        g_error ("%s", error->message);
-    }
+  qb_plan_set_preset (plan, preset);
+  job = qb_job_new (model, plan);
+  qb_job_set_keep_data (job, TRUE);
+  qb_job_set_metrics (job, FALSE);
+  qb_job_set_threads (job, threads);
+  qb_device_set_default ("cpu", NULL);
+  if (!qb_job_run (job, NULL, &error) || !qb_llama_use_job (llama, job, NULL, &error))
+    g_error ("%s", error->message);
 }
 
-/* Tokens/s of a perplexity run of the model (its weights in format when
- * not NULL) on device; its perplexity in *ppl, and the device memory its
+/* Tokens/s of a perplexity run of the model (its weights quantized with
+ * preset when not NULL) on device; its perplexity in *ppl, and the device memory its
  * weights take there in *weight_bytes. */
 static double
 eval_rate (const char *path, const char *text, guint ctx, guint chunks, const char *device,
-           guint threads, const QbFormat *format, double *ppl, guint64 *weight_bytes)
+           guint threads, const char *preset, double *ppl, guint64 *weight_bytes)
 {
   g_autoptr(GError) error = NULL;
   g_autoptr(QbModel) model = qb_model_open (path, &error);
@@ -160,8 +151,8 @@ eval_rate (const char *path, const char *text, guint ctx, guint chunks, const ch
       (tok = qb_tokenizer_new_from_gguf (qb_model_get_gguf (model), &error)) == NULL)
     g_error ("%s", error->message);
   qb_llama_set_threads (llama, threads);
-  if (format != NULL)
-    quantize_weights (llama, model, format);
+  if (preset != NULL)
+    quantize_weights (llama, model, preset, threads);
   if (weight_bytes != NULL)
     {
       guint64 fixed, largest;
@@ -183,20 +174,19 @@ eval_rate (const char *path, const char *text, guint ctx, guint chunks, const ch
 
 static void
 bench_eval (const char *label, const char *path, const char *text, guint ctx, guint chunks,
-            const char *device, guint threads, const char *format_name)
+            const char *device, guint threads, const char *preset)
 {
-  const QbFormat *format = format_name ? qb_format_find (format_name) : NULL;
   double ppl_cpu, ppl_dev, cpu, dev;
   guint64 passes, dequantized, weights = 0;
 
-  cpu = eval_rate (path, text, ctx, chunks, "cpu", threads, format, &ppl_cpu, NULL);
+  cpu = eval_rate (path, text, ctx, chunks, "cpu", threads, preset, &ppl_cpu, NULL);
   passes = qb_llama_device_passes ();
   dequantized = qb_llama_device_dequantized ();
-  dev = eval_rate (path, text, ctx, chunks, device, threads, format, &ppl_dev, &weights);
-  printf ("%-18s eval %-5s ctx %-4u %2u chunks %8.0f tok/s %8.0f tok/s %7.2f x   (PPL %.6f / %.6f, %"
+  dev = eval_rate (path, text, ctx, chunks, device, threads, preset, &ppl_dev, &weights);
+  printf ("%-18s eval %-6s ctx %-4u %2u chunks %8.0f tok/s %8.0f tok/s %7.2f x   (PPL %.6f / %.6f, %"
           G_GUINT64_FORMAT " passes on the device, %" G_GUINT64_FORMAT
           " products dequantized there, weights %.1f MiB there)\n",
-          label, format ? format->name : "as is", ctx, chunks, cpu, dev, dev / cpu, ppl_cpu, ppl_dev,
+          label, preset ? preset : "as is", ctx, chunks, cpu, dev, dev / cpu, ppl_cpu, ppl_dev,
           qb_llama_device_passes () - passes, qb_llama_device_dequantized () - dequantized,
           weights / 1048576.0);
   fflush (stdout);
@@ -257,7 +247,7 @@ main (int argc, char **argv)
       g_autoptr(QbModel) m = qb_model_open (stories, NULL);
       guint64 b;
       quantize_all (m, qb_format_find ("Q4_0"), TRUE, workers, &b);
-      eval_rate (stories, text, 128, 1, device, (guint) threads, qb_format_find ("Q4_0"), &ppl, NULL);
+      eval_rate (stories, text, 128, 1, device, (guint) threads, NULL, &ppl, NULL);
     }
   printf ("kernels ready in %.1f s (built, or read from the cache)\n\n", qb_bench_now () - t0);
 
@@ -268,9 +258,9 @@ main (int argc, char **argv)
   if (stories != NULL && text != NULL)
     {
       bench_eval ("stories260K", stories, text, 128, 10, device, (guint) threads, NULL);
-      bench_eval ("stories260K", stories, text, 128, 10, device, (guint) threads, "Q4_0");
+      bench_eval ("stories260K", stories, text, 128, 10, device, (guint) threads, "Q4_K_M");
       bench_eval (params ? params : "demo 25M", demo, text, 256, 2, device, (guint) threads, NULL);
-      bench_eval (params ? params : "demo 25M", demo, text, 256, 2, device, (guint) threads, "Q4_K");
+      bench_eval (params ? params : "demo 25M", demo, text, 256, 2, device, (guint) threads, "Q4_K_M");
     }
   else
     printf ("../shared is absent: no evaluation figures\n");
