@@ -426,7 +426,8 @@ plan (QbLlama *llama, QbLlamaDevice *d, guint T, guint n_out, GError **error)
         {
           g_set_error (error, QB_DEVICE_ERROR, QB_DEVICE_ERROR_NO_MEMORY,
                        "%s: not even one layer fits: its weights (%" G_GUINT64_FORMAT
-                       " KiB) and the activations (%" G_GUINT64_FORMAT " KiB) need more than the %"
+                       " KiB), the activations and the dequantization scratch (%" G_GUINT64_FORMAT
+                       " KiB) need more than the %"
                        G_GUINT64_FORMAT " KiB available", qb_device_get_label (d->device),
                        largest >> 10, fixed >> 10, budget >> 10);
           return FALSE;
@@ -766,14 +767,24 @@ swiglu (Run *r, guint T)
   launch (r, d->swiglu, n);
 }
 
+/* Half of a layer: the attention (ffn FALSE) or the feed-forward. */
 static void
-layer (Run *r, QbLayer *l, guint T)
+layer_half (Run *r, QbLayer *l, guint T, gboolean ffn)
 {
   QbLlamaDevice *d = r->d;
   const QbLlamaParams *p = &r->llama->p;
   gsize qd = (gsize) p->n_head * p->head_dim, kvd = (gsize) p->n_head_kv * p->head_dim;
   float qkv_beta = p->qkv_bias ? 1.0f : 0.0f;
 
+  if (ffn)
+    {
+      rms_norm (r, d->x, 0, &l->ffn_norm, d->xn, T);
+      gemm_w (r, &l->gate, d->xn, T, d->gate, 0.0f);
+      gemm_w (r, &l->up, d->xn, T, d->up, 0.0f);
+      swiglu (r, T);
+      gemm_w (r, &l->down, d->gate, T, d->x, 1.0f);
+      return;
+    }
   rms_norm (r, d->x, 0, &l->attn_norm, d->xn, T);
   if (p->qkv_bias)
     {
@@ -788,11 +799,6 @@ layer (Run *r, QbLayer *l, guint T)
   rope (r, d->k, T, p->n_head_kv);
   attention (r, T);
   gemm_w (r, &l->wo, d->att, T, d->x, 1.0f);
-  rms_norm (r, d->x, 0, &l->ffn_norm, d->xn, T);
-  gemm_w (r, &l->gate, d->xn, T, d->gate, 0.0f);
-  gemm_w (r, &l->up, d->xn, T, d->up, 0.0f);
-  swiglu (r, T);
-  gemm_w (r, &l->down, d->gate, T, d->x, 1.0f);
 }
 
 /* The embedding rows of the tokens and the RoPE table, from the host. */
@@ -975,19 +981,22 @@ qb_llama_device_forward (QbLlama *llama, QbLlamaDevice **state, const gint32 *to
     goto declined;
   if (accum != NULL)
     qb_llama_accum_new_pass (accum);
-  for (guint i = 0; i < n_layer && ok (&r); i++)
+  /* Progress and cancel after each half of a layer: steps of
+   * 2 × (n_layer + 1), the output head the last two. */
+  for (guint step = 0; step < 2 * n_layer && ok (&r); step++)
     {
       if (g_cancellable_set_error_if_cancelled (cancellable, error))
         {
           clFinish (r.queue);
           return QB_LLAMA_DEVICE_FAILED;
         }
-      stream_unit (&r, i);
-      layer (&r, &llama->layers[i], T);
+      if (step % 2 == 0)
+        stream_unit (&r, step / 2);
+      layer_half (&r, &llama->layers[step / 2], T, step % 2);
       if (ok (&r))
         r.status = clFinish (r.queue);
       if (progress != NULL && ok (&r))
-        progress (i + 1, p->n_layer + 1, progress_data);
+        progress (step + 1, 2 * (p->n_layer + 1), progress_data);
     }
   /* Statistics that do not want the output matrix's input stop here. */
   if (accum != NULL && !qb_llama_accum_get_spec (accum)->output)
@@ -1014,7 +1023,7 @@ done:
   r.d->ran = TRUE;
   /* A pass stopped early for statistics ends without its last unit, as on the CPU. */
   if (progress != NULL && (accum == NULL || qb_llama_accum_get_spec (accum)->output))
-    progress (p->n_layer + 1, p->n_layer + 1, progress_data);
+    progress (2 * (p->n_layer + 1), 2 * (p->n_layer + 1), progress_data);
   return QB_LLAMA_DEVICE_DONE;
 
 declined:
