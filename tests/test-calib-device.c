@@ -2,8 +2,9 @@
 /* test-calib-device.c — calibration statistics and GPTQ on an OpenCL device
  * (PoCL's CPU device in CI) against the CPU on stories260K: the importance
  * matrix and XᵀX within tolerance, GPTQ's output in the same formats and
- * layout with its output error within tolerance, cancel midway, and a
- * device failure (injected) that falls back to the CPU with a message. */
+ * layout with its output error within tolerance, cancel midway, a device
+ * failure (injected) that falls back to the CPU with a message, and the
+ * sensitivity study's passes (kept and resumed residual streams) there. */
 #include <math.h>
 #include <string.h>
 
@@ -236,6 +237,56 @@ test_fault (void)
   stories_close (&s);
 }
 
+/* ---- the sensitivity study's passes ------------------------------------------ */
+
+/* Passes that keep the residual stream, and passes from it (what a
+ * sensitivity study runs), on the device: the streams within float
+ * rounding of the CPU's, a pass from a kept stream gives the whole pass's
+ * logits bit for bit, and both ran there. */
+static void
+test_resumable (void)
+{
+  Stories s;
+  g_autoptr(GError) error = NULL;
+  const QbLlamaParams *p;
+  gint32 tokens[CTX];
+  gsize stream, V;
+  g_autofree float *hc = NULL, *hd = NULL, *lc = NULL, *ld = NULL, *again = NULL;
+  guint64 passes;
+  double worst = 0, scale = 0;
+
+  if (!stories_open (&s))
+    return;
+  p = qb_llama_get_params (s.llama);
+  stream = (gsize) CTX * p->n_embd;
+  V = p->n_vocab;
+  hc = g_new (float, stream * (p->n_layer + 1));
+  hd = g_new (float, stream * (p->n_layer + 1));
+  lc = g_new (float, 16 * V);
+  ld = g_new (float, 16 * V);
+  again = g_new (float, 16 * V);
+  qb_calibration_get_chunk (s.calib, 0, tokens);
+  g_assert_true (qb_device_set_default ("cpu", NULL));
+  g_assert_true (qb_llama_forward_keep (s.llama, tokens, CTX, CTX - 16, lc, hc, NULL, &error));
+  g_assert_true (qb_device_set_default ("opencl:0", NULL));
+  passes = qb_llama_device_passes ();
+  g_assert_true (qb_llama_forward_keep (s.llama, tokens, CTX, CTX - 16, ld, hd, NULL, &error));
+  g_assert_no_error (error);
+  for (gsize i = 0; i < stream * (p->n_layer + 1); i++)
+    {
+      worst = MAX (worst, fabs (hc[i] - hd[i]));
+      scale = MAX (scale, fabs (hc[i]));
+    }
+  g_test_message ("kept streams: device within %.3g of the CPU's (largest value %.3g)", worst, scale);
+  g_assert_cmpfloat (worst, <=, 1e-4 * scale);
+  g_assert_true (qb_llama_forward_from (s.llama, 2, hd + 2 * stream, CTX, CTX - 16, again, NULL,
+                                        &error));
+  g_assert_no_error (error);
+  g_assert_cmpmem (ld, sizeof (float) * 16 * V, again, sizeof (float) * 16 * V);
+  g_assert_cmpuint (qb_llama_device_passes () - passes, ==, 2);
+  stories_close (&s);
+}
+
 /* ---- GPTQ ------------------------------------------------------------------- */
 
 static QbJob *
@@ -369,6 +420,7 @@ main (int argc, char **argv)
   g_test_add_func ("/calib-device/stats", test_stats);
   g_test_add_func ("/calib-device/cancel", test_cancel);
   g_test_add_func ("/calib-device/fault", test_fault);
+  g_test_add_func ("/calib-device/resumable", test_resumable);
   g_test_add_func ("/calib-device/gptq", test_gptq);
   g_test_add_func ("/calib-device/gptq-fault", test_gptq_fault);
   return g_test_run ();

@@ -803,13 +803,14 @@ layer_half (Run *r, QbLayer *l, guint T, gboolean ffn)
 
 /* The embedding rows of the tokens and the RoPE table, from the host. */
 static gboolean
-upload_inputs (Run *r, const gint32 *tokens, guint T, const float *rope_table, GError **error)
+upload_inputs (Run *r, const gint32 *tokens, const float *hidden, guint T, const float *rope_table,
+               GError **error)
 {
   QbLlama *llama = r->llama;
   gint64 E = llama->p.n_embd;
-  g_autofree float *x = g_new (float, (gsize) T * E);
+  g_autofree float *x = hidden != NULL ? NULL : g_new (float, (gsize) T * E);
 
-  for (guint t = 0; t < T; t++)
+  for (guint t = 0; hidden == NULL && t < T; t++)
     {
       float *dst = x + (gsize) t * E;
       const float *row = qb_weight_rows (llama, &llama->tok_embd, tokens[t], 1, dst, error);
@@ -818,11 +819,23 @@ upload_inputs (Run *r, const gint32 *tokens, guint T, const float *rope_table, G
       if (row != dst)
         memcpy (dst, row, sizeof (float) * E);
     }
-  r->status = clEnqueueWriteBuffer (r->queue, r->d->x, CL_TRUE, 0, sizeof (float) * T * E, x, 0, NULL, NULL);
+  r->status = clEnqueueWriteBuffer (r->queue, r->d->x, CL_TRUE, 0, sizeof (float) * T * E,
+                                    hidden != NULL ? hidden : x, 0, NULL, NULL);
   if (ok (r))
     r->status = clEnqueueWriteBuffer (r->queue, r->d->rope_cache, CL_TRUE, 0,
                                       sizeof (float) * T * llama->p.n_rot, rope_table, 0, NULL, NULL);
   return TRUE;
+}
+
+/* The stream entering unit i of the pass, into hidden (when kept). */
+static void
+keep_stream (Run *r, float *hidden, guint i, guint T)
+{
+  gsize stream = (gsize) T * r->llama->p.n_embd;
+
+  if (hidden != NULL && ok (r))
+    r->status = clEnqueueReadBuffer (r->queue, r->d->x, CL_TRUE, 0, sizeof (float) * stream,
+                                     hidden + i * stream, 0, NULL, NULL);
 }
 
 static void
@@ -932,7 +945,7 @@ device_lacks (QbLlama *llama)
 
 QbLlamaDeviceOutcome
 qb_llama_device_forward (QbLlama *llama, QbLlamaDevice **state, const gint32 *tokens,
-                         guint T, guint first_output, float *logits, const float *rope_table,
+                         guint first_layer, const float *hidden_in, float *hidden_out, guint T, guint first_output, float *logits, const float *rope_table,
                          QbLlamaProgressFunc progress, gpointer progress_data,
                          GCancellable *cancellable, GError **error)
 {
@@ -977,14 +990,16 @@ qb_llama_device_forward (QbLlama *llama, QbLlamaDevice **state, const gint32 *to
     }
   r.d = *state;
   r.queue = qb_device_get_queue (device);
-  if (!plan (llama, r.d, T, n_out, &local) || !reserve (llama, r.d, T, n_out, &local) || !upload_inputs (&r, tokens, T, rope_table, &local))
+  if (!plan (llama, r.d, T, n_out, &local) || !reserve (llama, r.d, T, n_out, &local) || !upload_inputs (&r, tokens, hidden_in, T, rope_table, &local))
     goto declined;
   if (accum != NULL)
     qb_llama_accum_new_pass (accum);
   /* Progress and cancel after each half of a layer: steps of
    * 2 × (n_layer + 1), the output head the last two. */
-  for (guint step = 0; step < 2 * n_layer && ok (&r); step++)
+  for (guint step = 2 * first_layer; step < 2 * n_layer && ok (&r); step++)
     {
+      if (step % 2 == 0)
+        keep_stream (&r, hidden_out, step / 2 - first_layer, T);
       if (g_cancellable_set_error_if_cancelled (cancellable, error))
         {
           clFinish (r.queue);
@@ -998,6 +1013,7 @@ qb_llama_device_forward (QbLlama *llama, QbLlamaDevice **state, const gint32 *to
       if (progress != NULL && ok (&r))
         progress (step + 1, 2 * (p->n_layer + 1), progress_data);
     }
+  keep_stream (&r, hidden_out, n_layer - first_layer, T);
   /* Statistics that do not want the output matrix's input stop here. */
   if (accum != NULL && !qb_llama_accum_get_spec (accum)->output)
     goto done;

@@ -1116,20 +1116,11 @@ forward (QbLlama *llama, const gint32 *tokens, guint first_layer, const float *h
   scratch_reserve (llama, n_tokens);
   openblas_set_num_threads (1);
   rope_cache (llama, n_tokens);
-  /* A whole pass may run on the selected device; a pass that keeps or
-   * starts from the residual stream runs here (but not one whose
-   * statistics live on the device). */
-  if (llama->accum != NULL && (hidden_in != NULL || hidden_out != NULL))
-    {
-      g_set_error (error, QB_DEVICE_ERROR, QB_DEVICE_ERROR_UNSUPPORTED,
-                   "statistics on the device need whole passes");
-      openblas_set_num_threads (blas_threads);
-      return FALSE;
-    }
-  if (hidden_in == NULL && hidden_out == NULL)
-    switch (qb_llama_device_forward (llama, &llama->device, tokens, n_tokens, first_output,
-                                     logits, llama->s.rope, progress, progress_data, cancellable,
-                                     error))
+  /* A pass may run on the selected device, from the tokens or from the
+   * residual stream (the sensitivity study's passes). */
+  switch (qb_llama_device_forward (llama, &llama->device, tokens, first_layer, hidden_in,
+                                   hidden_out, n_tokens, first_output, logits, llama->s.rope,
+                                   progress, progress_data, cancellable, error))
       {
       case QB_LLAMA_DEVICE_DONE:
         openblas_set_num_threads (blas_threads);
