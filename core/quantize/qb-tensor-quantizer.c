@@ -1198,14 +1198,12 @@ write_tensor_scale (const QbFormat *format, Pass *pass, Quant *qt, guint8 *data)
   memset (tail, 0, format->scale_bytes);
   if (format->family == QB_FAMILY_INT && format->scale_bytes == 2)
     {
-      int top = (1 << (format->bits - 1)) - 1;
-      guint16 h = GUINT16_TO_LE (qb_fp32_to_fp16 (absmax / MAX (top, 1)));
+      guint16 h = GUINT16_TO_LE (qb_fp32_to_fp16 (qb_format_tensor_scale (format, absmax)));
       memcpy (tail, &h, 2);
     }
   else if (format->family == QB_FAMILY_FP8 && format->scale_bytes == 4)
     {
-      float max = g_str_has_prefix (format->name, "FP8_E4M3") ? 448.0f : 57344.0f;
-      float scale = absmax > 0 && isfinite (absmax) ? absmax / max : 1.0f;
+      float scale = qb_format_tensor_scale (format, absmax);
       guint32 bits;
       memcpy (&bits, &scale, 4);
       bits = GUINT32_TO_LE (bits);
@@ -1385,7 +1383,7 @@ device_run (Pass *pass, Quant *qt, gboolean measure, double base, double span, G
         qb_hist_edges (qt->hists[h], &m.lo[h], &m.scale[h]);
     }
   dq = qb_device_quantizer_new (dev, qt->spec->format, pass->n_cols, pass->n_rows,
-                                measure ? &m : NULL, &local);
+                                qt->ctx.tensor_absmax, measure ? &m : NULL, &local);
   if (dq == NULL)
     {
       g_message ("%s: %s; quantizing it on the CPU", pass->tensor->name, local->message);
