@@ -34,10 +34,29 @@ typedef struct {
   gint64    show;
   gint64    resume;
   gboolean  list;
+  gboolean  per_expert;
   QbCliCalibOptions calib;
 } SensOptions;
 
 /* ---- printing --------------------------------------------------------- */
+
+/* A study run per expert: each expert alone in each measured candidate. */
+static void
+print_experts (QbSensitivityStudy *st)
+{
+  if (st->expert_costs->len == 0)
+    return;
+  printf ("\nexperts: mean KLD with that expert alone quantized (the tensor's other experts "
+          "float); the plan keeps one format per tensor\n\n");
+  printf ("%-32s %-8s %11s %11s %11s\n", "tensor #expert", "format", "kld", "± err", "mse");
+  for (guint i = 0; i < st->expert_costs->len; i++)
+    {
+      const QbStudyCost *c = g_ptr_array_index (st->expert_costs, i);
+      g_autofree char *name = g_strdup_printf ("%s #%d", c->tensor, c->expert);
+
+      printf ("%-32s %-8s %11.3e %11.1e %11.3e\n", name, c->format, c->kld, c->kld_err, c->mse);
+    }
+}
 
 static void
 print_table (QbSensitivityStudy *st)
@@ -76,6 +95,7 @@ print_table (QbSensitivityStudy *st)
         }
       printf ("\n");
     }
+  print_experts (st);
 }
 
 static void
@@ -145,6 +165,27 @@ print_json (QbSensitivityStudy *st)
         qb_json_builder_add_number (b, "cost", e->value);
         json_builder_end_object (b);
       }
+  json_builder_end_array (b);
+  json_builder_set_member_name (b, "expert_costs");
+  json_builder_begin_array (b);
+  for (guint i = 0; i < st->expert_costs->len; i++)
+    {
+      const QbStudyCost *c = g_ptr_array_index (st->expert_costs, i);
+
+      json_builder_begin_object (b);
+      json_builder_set_member_name (b, "tensor");
+      json_builder_add_string_value (b, c->tensor);
+      json_builder_set_member_name (b, "expert");
+      json_builder_add_int_value (b, c->expert);
+      json_builder_set_member_name (b, "format");
+      json_builder_add_string_value (b, c->format);
+      json_builder_set_member_name (b, "bytes");
+      json_builder_add_int_value (b, (gint64) c->bytes);
+      qb_json_builder_add_number (b, "mse", c->mse);
+      qb_json_builder_add_number (b, "kld", c->kld);
+      qb_json_builder_add_number (b, "kld_err", c->kld_err);
+      json_builder_end_object (b);
+    }
   json_builder_end_array (b);
   json_builder_end_object (b);
   root = json_builder_get_root (b);
@@ -296,6 +337,7 @@ run (const char *model_path, SensOptions *so)
   o.measure = (guint) MAX (so->measure, 0);
   o.n_threads = (guint) MAX (so->threads, 0);
   o.resume_id = so->resume;
+  o.per_expert = so->per_expert;
   ok = qb_sensitivity_run (model, tok, store, &o, isatty (2) && !so->json ? draw_progress : NULL,
                            &bar, NULL, &id, &error);
   qb_cli_progress_end (&bar);
@@ -330,6 +372,7 @@ qb_cmd_sensitivity (int argc, char **argv)
     { "show", 0, 0, G_OPTION_ARG_INT64, &so.show, "Print a stored study (no MODEL needed)", "ID" },
     { "resume", 0, 0, G_OPTION_ARG_INT64, &so.resume, "Resume a cancelled or failed study with the same inputs", "ID" },
     { "list", 0, 0, G_OPTION_ARG_NONE, &so.list, "List the stored studies", NULL },
+    { "per-expert", 0, 0, G_OPTION_ARG_NONE, &so.per_expert, "Mixtures of experts: also measure each expert alone (KLD passes × experts for expert tensors)", NULL },
     { NULL }
   };
   g_autoptr(GOptionContext) context = g_option_context_new ("MODEL - per-tensor sensitivity study");
@@ -345,7 +388,9 @@ qb_cmd_sensitivity (int argc, char **argv)
     "(--measure N) get kld ≈ S_t · proxy^α fitted per tensor.  --calib texts give the proxies and\n"
     "the statistics GPTQ needs; when the first is the evaluation text its first chunks are\n"
     "skipped, so calibration and evaluation never overlap.  A candidate a tensor's rows do not\n"
-    "fit is recorded as skipped.  The study is stored (Ctrl-C keeps what was measured: --resume\n"
+    "fit is recorded as skipped.  --per-expert also measures each expert of a 3-D expert tensor\n"
+    "alone (its rows in the candidate, the other experts float), shown as \"tensor #expert\" rows;\n"
+    "the plan still gives the whole tensor one format.  The study is stored (Ctrl-C keeps what was measured: --resume\n"
     "ID) and serves `plan --target-bpw N --study ID` and `sweep`.");
   if (!qb_cli_parse (context, &argc, &argv))
     return 2;

@@ -17,7 +17,11 @@
 #include "qb-gguf.h"
 #include "qb-llama.h"
 #include "qb-model.h"
+#include "qb-sensitivity.h"
+#include "qb-store.h"
+#include "qb-study-record.h"
 #include "qb-tensor-quantizer.h"
+#include "qb-tokenizer.h"
 #include "qb-test-util.h"
 
 /* llama.cpp's perplexities, from its Feb-2025 snapshot (commit c392e50),
@@ -524,7 +528,8 @@ test_expert_imatrix (void)
 }
 
 /* A sensitivity study measures the experts and the shared expert end to
- * end like any matrix (the router stays as stored). */
+ * end like any matrix (the router stays as stored); --per-expert adds each
+ * expert alone to the JSON. */
 static void
 test_sensitivity (void)
 {
@@ -543,7 +548,7 @@ test_sensitivity (void)
   if (qb_test_quantbench (&out, &err, "sensitivity", path, "--calib", whole, "--calib-chunks", "1",
                           "--calib-ctx", "64", "--eval-text", whole, "--eval-chunks", "1",
                           "--eval-ctx", "64", "--candidates", "Q8_0", "--db", db, "--threads", "2",
-                          "--json", NULL) != 0)
+                          "--per-expert", "--json", NULL) != 0)
     g_error ("quantbench sensitivity failed: %s", err);
   o = parse_json (out);
   costs = json_object_get_array_member (o, "costs");
@@ -565,6 +570,164 @@ test_sensitivity (void)
   g_assert_true (experts);
   g_assert_true (shexp);
   g_assert_false (router);
+
+  /* --per-expert: each expert of gate, up and down alone, in order. */
+  costs = json_object_get_array_member (o, "expert_costs");
+  g_assert_cmpuint (json_array_get_length (costs), ==, 3 * 4);
+  for (guint i = 0; i < json_array_get_length (costs); i++)
+    {
+      JsonObject *c = json_array_get_object_element (costs, i);
+
+      g_assert_nonnull (strstr (json_object_get_string_member (c, "tensor"), "_exps"));
+      g_assert_cmpint (json_object_get_int_member (c, "expert"), ==, i % 4);
+      g_assert_cmpstr (json_object_get_string_member (c, "format"), ==, "Q8_0");
+      g_assert_cmpfloat (json_object_get_double_member (c, "kld"), >, 0);
+      g_assert_cmpint (json_object_get_int_member (c, "bytes"), >, 0);
+    }
+}
+
+/* ---- a study per expert ------------------------------------------------ */
+
+typedef struct {
+  GCancellable *cancel;
+  guint         seen;     /* "studying experts" reports */
+  guint         at;
+} ExpertCancel;
+
+static void
+cancel_in_experts (const QbSensitivityProgress *p, gpointer data)
+{
+  ExpertCancel *c = data;
+
+  if (g_strcmp0 (p->stage, "studying experts") == 0 && ++c->seen == c->at)
+    g_cancellable_cancel (c->cancel);
+}
+
+static const QbStudyCost *
+find_cost (GPtrArray *costs, guint position, guint rung, int expert)
+{
+  for (guint i = 0; i < costs->len; i++)
+    {
+      const QbStudyCost *c = g_ptr_array_index (costs, i);
+      if (c->position == position && c->rung == rung && c->expert == expert)
+        return c;
+    }
+  return NULL;
+}
+
+/* Each expert of a 3-D expert tensor measured alone: finite, positive,
+ * different from expert to expert, its MSE a quarter of the tensor's
+ * squared error, its KLD not above the whole tensor's (beyond noise); a
+ * cancel inside the experts keeps the stored ones and resume completes
+ * them as they were; the per-tensor table (the allocator's) is unchanged. */
+static void
+test_sensitivity_per_expert (void)
+{
+  g_autofree char *dir = qb_test_tmpdir ();
+  g_autofree char *path = write_model (dir, "mixtral", 1, 4, 2);
+  g_autofree char *text = g_build_filename (dir, "eval.txt", NULL);
+  g_autofree char *db = g_build_filename (dir, "study.db", NULL);
+  g_autoptr(GString) words = g_string_new (NULL);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(QbModel) model = NULL;
+  g_autoptr(QbTokenizer) tok = NULL;
+  g_autoptr(QbStore) store = NULL;
+  g_autoptr(GCancellable) cancel = g_cancellable_new ();
+  g_autoptr(GPtrArray) before = NULL;
+  g_autoptr(QbSensitivityStudy) st = NULL;
+  const QbFormat *cands[] = { qb_format_find ("Q4_0"), qb_format_find ("Q8_0") };
+  ExpertCancel at = { cancel, 0, 6 };
+  QbSensitivityOptions o;
+  gint64 id = 0, id2 = 0;
+  guint n_exps = 0;
+
+  for (guint i = 0; i < 400; i++)
+    g_string_append_printf (words, "The little %s saw %u birds by the river. ",
+                            i % 3 ? "cat" : "dog", (i * 7) % 13);
+  g_assert_true (g_file_set_contents (text, words->str, words->len, &error));
+  model = qb_model_open (path, &error);
+  g_assert_no_error (error);
+  tok = qb_tokenizer_new_for_model (model, &error);
+  g_assert_no_error (error);
+  store = qb_store_open (db, &error);
+  g_assert_no_error (error);
+
+  qb_sensitivity_options_init (&o);
+  o.candidates = cands;
+  o.n_candidates = G_N_ELEMENTS (cands);
+  o.eval_text = text;
+  o.eval_n_ctx = 64;
+  o.eval_n_chunks = 2;
+  o.n_threads = 2;
+  o.per_expert = TRUE;
+  /* Cancelled inside the first expert tensor's experts. */
+  g_assert_false (qb_sensitivity_run (model, tok, store, &o, cancel_in_experts, &at, cancel, &id,
+                                      &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  g_clear_error (&error);
+  before = qb_store_get_study_expert_costs (store, id, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (before->len, >=, 4);
+  g_assert_cmpuint (before->len, <, 3 * 4 * 2);
+
+  o.resume_id = id;
+  g_assert_true (qb_sensitivity_run (model, tok, store, &o, NULL, NULL, NULL, &id2, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (id2, ==, id);
+  st = qb_sensitivity_study_load (store, id, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (st->expert_costs->len, ==, 3 * 4 * 2);   /* gate, up, down × 4 × 2 */
+  /* Kept as they were measured before the cancel. */
+  for (guint i = 0; i < before->len; i++)
+    {
+      const QbStudyCost *b = g_ptr_array_index (before, i);
+      const QbStudyCost *a = find_cost (st->expert_costs, b->position, b->rung, b->expert);
+      g_assert_nonnull (a);
+      g_assert_cmpfloat (a->kld, ==, b->kld);
+    }
+
+  for (guint t = 0; t < st->n_tensors; t++)
+    {
+      guint pos = st->positions[t];
+      const QbTensor *tensor = qb_model_get_tensor (model, pos);
+
+      if (qb_tensor_n_experts (tensor) == 1)
+        continue;
+      n_exps++;
+      for (guint r = 0; r < G_N_ELEMENTS (cands); r++)
+        {
+          const QbStudyCost *whole = qb_sensitivity_study_get (st, t, r)->cost;
+          double lo = INFINITY, hi = 0, mse_sum = 0;
+
+          g_assert_nonnull (whole);
+          g_assert_cmpint (whole->expert, ==, -1);
+          for (int e = 0; e < 4; e++)
+            {
+              const QbStudyCost *c = find_cost (st->expert_costs, pos, r, e);
+
+              g_assert_nonnull (c);
+              g_assert_cmpstr (c->tensor, ==, tensor->name);
+              g_assert_cmpint (c->n_weights, ==, tensor->n_params / 4);
+              g_assert_true (isfinite (c->kld) && c->kld > 0);
+              g_assert_true (isfinite (c->kld_err));
+              /* One expert of the tensor changed: no more than all of them. */
+              g_assert_cmpfloat (c->kld, <=, whole->kld + 3 * (c->kld_err + whole->kld_err));
+              g_test_message ("%s %s expert %d: kld %.4e ± %.1e (whole %.4e)", c->tensor,
+                              c->format, e, c->kld, c->kld_err, whole->kld);
+              lo = MIN (lo, c->kld);
+              hi = MAX (hi, c->kld);
+              mse_sum += c->mse;
+            }
+          g_assert_cmpfloat (hi, >, lo * 1.001);          /* the experts differ */
+          /* Equal slices: the experts' mean squared error is the tensor's. */
+          g_assert_cmpfloat (fabs (mse_sum / 4 - whole->mse), <=, 1e-3 * whole->mse);
+        }
+    }
+  g_assert_cmpuint (n_exps, ==, 3);
+  /* Only expert tensors get expert rows. */
+  for (guint i = 0; i < st->expert_costs->len; i++)
+    g_assert_nonnull (strstr (((QbStudyCost *) g_ptr_array_index (st->expert_costs, i))->tensor,
+                              "_exps"));
 }
 
 int
@@ -586,5 +749,6 @@ main (int argc, char **argv)
   g_test_add_func ("/quantize-moe/expert-histograms", test_expert_histograms);
   g_test_add_func ("/calib-moe/expert-imatrix", test_expert_imatrix);
   g_test_add_func ("/sensitivity-moe/experts", test_sensitivity);
+  g_test_add_func ("/sensitivity-moe/per-expert", test_sensitivity_per_expert);
   return g_test_run ();
 }

@@ -283,7 +283,8 @@ test_migrate_v5_studies (void)
   qb_store_unref (g_steal_pointer (&store));
   /* Back to version 5 on disk, as an older Quantbench would have left it. */
   db = raw_open (path);
-  exec_ok (db, "DROP TABLE expert_result; DROP TABLE study_cost; DROP TABLE study; "
+  exec_ok (db, "DROP TABLE study_expert_cost; DROP TABLE expert_result; DROP TABLE study_cost; "
+               "DROP TABLE study; "
                "PRAGMA user_version = 5");
   sqlite3_close (db);
 
@@ -336,6 +337,117 @@ test_migrate_v5_studies (void)
   g_assert_cmpint (qb_test_sql_int (store->db, "SELECT count(*) FROM study_cost"), ==, 0);
   g_assert_false (qb_store_delete_study (store, id, &error));
   g_assert_error (error, QB_STORE_ERROR, QB_STORE_ERROR_NOT_FOUND);
+}
+
+/* A study cost row of tensor position 5, rung 0 (expert -1: the whole tensor). */
+static QbStudyCost *
+expert_cost (int expert, double kld)
+{
+  QbStudyCost *c = qb_study_cost_new ();
+
+  c->position = 5;
+  c->rung = 0;
+  c->expert = expert;
+  c->tensor = g_strdup ("blk.0.ffn_down_exps.weight");
+  c->format = g_strdup ("Q4_K");
+  c->n_weights = 65536;
+  c->bytes = 36864;
+  c->mse = 1e-5;
+  c->kld = kld;
+  c->kld_err = kld / 10;
+  return c;
+}
+
+/* Version 7 → 8: a study stored before keeps its costs and has no expert
+ * rows; expert rows go in (the same expert again replaces it), a row
+ * without an expert is refused, they come back after reopening, apart
+ * from the whole tensor's, and the study's deletion cascades. */
+static void
+test_migrate_v7_study_experts (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *path = new_path ("v7-study-experts.db");
+  g_autoptr(QbStore) store = NULL;
+  g_autoptr(QbModelRecord) model = qb_test_model_record ("a1b2c3d4e5f6", "moe");
+  g_autoptr(QbStudyRecord) study = qb_study_record_new ();
+  g_autoptr(QbStudyCost) whole = expert_cost (-1, 4e-3);
+  g_autoptr(GPtrArray) costs = NULL;
+  g_autoptr(GPtrArray) experts = NULL;
+  sqlite3 *db;
+  gint64 id;
+
+  study->method = g_strdup ("rtn");
+  study->candidates = g_strdup ("Q4_K");
+  study->proxy = g_strdup ("mse");
+  study->eval_text_hash = g_strdup ("00ff");
+  study->eval_tokens_hash = g_strdup ("11ee");
+  study->eval_n_ctx = 64;
+  study->eval_n_chunks = 1;
+  store = qb_store_open (path, &error);
+  g_assert_no_error (error);
+  id = qb_store_begin_study (store, model, study, &error);
+  g_assert_no_error (error);
+  g_assert_true (qb_store_add_study_cost (store, id, whole, &error));
+  qb_store_unref (g_steal_pointer (&store));
+  /* Back to version 7 on disk, as the previous Quantbench left it. */
+  db = raw_open (path);
+  exec_ok (db, "DROP TABLE study_expert_cost; PRAGMA user_version = 7");
+  sqlite3_close (db);
+
+  store = qb_store_open (path, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (qb_test_sql_int (store->db, "PRAGMA user_version"), ==, QB_STORE_SCHEMA_VERSION);
+  costs = qb_store_get_study_costs (store, id, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (costs->len, ==, 1);
+  g_assert_cmpint (((QbStudyCost *) g_ptr_array_index (costs, 0))->expert, ==, -1);
+  experts = qb_store_get_study_expert_costs (store, id, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (experts->len, ==, 0);
+  g_clear_pointer (&experts, g_ptr_array_unref);
+
+  for (int e = 3; e >= 0; e--)
+    {
+      g_autoptr(QbStudyCost) c = expert_cost (e, 1e-3 * (e + 1));
+      g_assert_true (qb_store_add_study_expert_cost (store, id, c, &error));
+      g_assert_no_error (error);
+    }
+  {
+    g_autoptr(QbStudyCost) again = expert_cost (2, NAN);   /* replaces expert 2 */
+    g_autoptr(QbStudyCost) none = expert_cost (-1, 1e-3);
+
+    g_assert_true (qb_store_add_study_expert_cost (store, id, again, &error));
+    g_assert_false (qb_store_add_study_expert_cost (store, id, none, &error));
+    g_assert_error (error, QB_STORE_ERROR, QB_STORE_ERROR_INVALID);
+    g_clear_error (&error);
+  }
+  qb_store_unref (g_steal_pointer (&store));
+
+  store = qb_store_open_readonly (path, &error);
+  g_assert_no_error (error);
+  experts = qb_store_get_study_expert_costs (store, id, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (experts->len, ==, 4);
+  for (guint e = 0; e < 4; e++)
+    {
+      const QbStudyCost *c = g_ptr_array_index (experts, e);
+      g_assert_cmpint (c->expert, ==, e);
+      g_assert_cmpstr (c->tensor, ==, "blk.0.ffn_down_exps.weight");
+      g_assert_cmpint (c->n_weights, ==, 65536);
+      if (e == 2)
+        g_assert_true (isnan (c->kld));
+      else
+        g_assert_cmpfloat (c->kld, ==, 1e-3 * (e + 1));
+    }
+  g_clear_pointer (&costs, g_ptr_array_unref);
+  costs = qb_store_get_study_costs (store, id, &error);
+  g_assert_cmpuint (costs->len, ==, 1);   /* the whole tensor's row alone */
+  qb_store_unref (g_steal_pointer (&store));
+
+  store = qb_store_open (path, &error);
+  g_assert_no_error (error);
+  g_assert_true (qb_store_delete_study (store, id, &error));
+  g_assert_cmpint (qb_test_sql_int (store->db, "SELECT count(*) FROM study_expert_cost"), ==, 0);
 }
 
 /* A result of a 3-D expert tensor: 4 experts with their own figures and
@@ -409,12 +521,12 @@ test_migrate_v6_experts (void)
   qb_store_unref (g_steal_pointer (&store));
   /* Back to version 6 on disk, as the previous Quantbench left it. */
   db = raw_open (path);
-  exec_ok (db, "DROP TABLE expert_result; PRAGMA user_version = 6");
+  exec_ok (db, "DROP TABLE study_expert_cost; DROP TABLE expert_result; PRAGMA user_version = 6");
   sqlite3_close (db);
 
   store = qb_store_open (path, &error);
   g_assert_no_error (error);
-  g_assert_cmpint (qb_test_sql_int (store->db, "PRAGMA user_version"), ==, 7);
+  g_assert_cmpint (qb_test_sql_int (store->db, "PRAGMA user_version"), ==, QB_STORE_SCHEMA_VERSION);
   tensors = qb_store_get_tensors (store, old_id, &error);
   g_assert_no_error (error);
   g_assert_cmpuint (tensors->len, ==, 3);
@@ -854,6 +966,7 @@ main (int argc, char **argv)
   g_test_add_func ("/store/schema/migrate-v4-atomic", test_migrate_v4_atomic);
   g_test_add_func ("/store/schema/migrate-v5-studies", test_migrate_v5_studies);
   g_test_add_func ("/store/schema/migrate-v6-experts", test_migrate_v6_experts);
+  g_test_add_func ("/store/schema/migrate-v7-study-experts", test_migrate_v7_study_experts);
   g_test_add_func ("/store/schema/migrate-concurrently", test_migrate_concurrently);
   g_test_add_func ("/store/schema/refuse-newer", test_refuse_newer);
   g_test_add_func ("/store/schema/refuse-not-sqlite", test_refuse_not_sqlite);

@@ -84,6 +84,7 @@ qb_sensitivity_study_free (QbSensitivityStudy *st)
     return;
   qb_study_record_free (st->record);
   g_clear_pointer (&st->costs, g_ptr_array_unref);
+  g_clear_pointer (&st->expert_costs, g_ptr_array_unref);
   g_strfreev (st->candidates);
   g_free (st->positions);
   g_free (st->entries);
@@ -282,7 +283,8 @@ qb_sensitivity_study_load (QbStore *store, gint64 id, GError **error)
   guint nc;
 
   if ((st->record = qb_store_get_study (store, id, error)) == NULL
-      || (st->costs = qb_store_get_study_costs (store, id, error)) == NULL)
+      || (st->costs = qb_store_get_study_costs (store, id, error)) == NULL
+      || (st->expert_costs = qb_store_get_study_expert_costs (store, id, error)) == NULL)
     return NULL;
   st->candidates = g_strsplit (st->record->candidates, ",", -1);
   st->n_candidates = nc = g_strv_length (st->candidates);

@@ -20,6 +20,11 @@ qb_sensitivity_study_to_cost_table (QbSensitivityStudy *st, QbModel *model, GErr
     }
   table = qb_cost_table_new ();
   in_table = g_new0 (gboolean, n);
+  /* One row per tensor: a 3-D expert tensor's cost is the whole tensor's
+   * measurement (all experts in the candidate at once), not a sum of its
+   * per-expert rows (st->expert_costs) — llama.cpp stores one type per 3-D
+   * tensor, so the allocator chooses for all experts together, and the
+   * whole-tensor KLD includes how the experts' errors combine. */
   for (guint t = 0; t < st->n_tensors; t++)
     {
       const QbTensor *tensor = st->positions[t] < n ? qb_model_get_tensor (model, st->positions[t])

@@ -58,6 +58,7 @@ typedef struct {
   QbSensitivityProgressFunc progress;
   gpointer    progress_data;
   QbSensitivityProgress p;
+  gboolean    per_expert;   /* asked for, or the resumed study ran so */
 } Study;
 
 QbActivationStats *
@@ -424,6 +425,116 @@ report (Study *s, const char *stage, const char *tensor)
   s->progress (&s->p, s->progress_data);
 }
 
+/* ---- experts one by one ------------------------------------------------ */
+
+static gboolean
+wants_experts (Study *s, const QbTensor *t)
+{
+  return s->per_expert && qb_tensor_n_experts (t) > 1;
+}
+
+static char *
+expert_key (guint position, guint rung, gint64 expert)
+{
+  return g_strdup_printf ("%u/%u/%" G_GINT64_FORMAT, position, rung, expert);
+}
+
+/* Every expert's row of this tensor and rung is stored. */
+static gboolean
+experts_done (Study *s, guint position, guint rung, const QbTensor *t)
+{
+  for (gint64 e = 0; e < qb_tensor_n_experts (t); e++)
+    {
+      g_autofree char *key = expert_key (position, rung, e);
+      if (!g_hash_table_contains (s->done, key))
+        return FALSE;
+    }
+  return TRUE;
+}
+
+/* Expert e alone in the candidate: the tensor's float values with e's rows
+ * replaced by their dequantized candidate values, run as F32 (the same
+ * products as running those rows in the candidate).  Rows are quantized one
+ * by one, so e's rows of the whole tensor's quantization are e quantized
+ * alone; a per-tensor scale stays the whole tensor's, as in a file, where
+ * llama.cpp stores one type (and scale) per 3-D tensor. */
+static gboolean
+study_expert (Study *s, guint index, const QbStudyCost *whole, const float *orig, const float *deq,
+              gint64 e, GCancellable *cancellable, GError **error)
+{
+  const QbTensor *t = qb_model_get_tensor (s->model, index);
+  gint64 n_experts = qb_tensor_n_experts (t);
+  gsize per_expert = (gsize) (t->n_params / n_experts), first = (gsize) e * per_expert;
+  QbQuantParams params = { .format = qb_format_find ("F32") };
+  g_autoptr(QbStudyCost) c = qb_study_cost_new ();
+  g_autoptr(GBytes) bytes = NULL;
+  gint64 start = g_get_monotonic_time ();
+  float *mix = g_try_new (float, MAX (t->n_params, 1));
+  double sum = 0;
+  gboolean ok;
+
+  if (mix == NULL)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_NO_SPACE, "%s: not enough memory", t->name);
+      return FALSE;
+    }
+  memcpy (mix, orig, sizeof (float) * t->n_params);
+  memcpy (mix + first, deq + first, sizeof (float) * per_expert);
+  for (gsize i = first; i < first + per_expert; i++)
+    sum += ((double) orig[i] - deq[i]) * ((double) orig[i] - deq[i]);
+  bytes = g_bytes_new_take (mix, sizeof (float) * t->n_params);
+  c->position = whole->position;
+  c->rung = whole->rung;
+  c->expert = (int) e;
+  c->tensor = g_strdup (whole->tensor);
+  c->format = g_strdup (whole->format);
+  c->n_weights = (gint64) per_expert;
+  c->bytes = whole->bytes / (guint64) n_experts;
+  c->mse = sum / MAX (per_expert, 1);
+  if (!qb_llama_set_weight (s->llama, index, bytes, &params, error))
+    return FALSE;
+  ok = measure_kld (s, first_layer_of (s, t), &c->kld, &c->kld_err, cancellable, error);
+  if (!qb_llama_set_weight (s->llama, index, NULL, NULL, ok ? error : NULL) && ok)
+    return FALSE;
+  if (!ok)
+    return FALSE;
+  c->seconds = (g_get_monotonic_time () - start) / 1e6;
+  return qb_store_add_study_expert_cost (s->store, s->id, c, error);
+}
+
+/* Each expert not yet stored, alone in the candidate (deq: the whole
+ * tensor's dequantized values). */
+static gboolean
+study_experts (Study *s, guint index, const QbStudyCost *whole, const float *deq,
+               GCancellable *cancellable, GError **error)
+{
+  const QbTensor *t = qb_model_get_tensor (s->model, index);
+  g_autofree float *orig = g_try_new (float, MAX (t->n_params, 1));
+
+  if (orig == NULL)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_NO_SPACE, "%s: not enough memory", t->name);
+      return FALSE;
+    }
+  if (!qb_model_read_rows (s->model, index, 0, qb_tensor_n_rows (t), orig, error))
+    return FALSE;
+  for (gint64 e = 0; e < qb_tensor_n_experts (t); e++)
+    {
+      g_autofree char *key = expert_key (whole->position, whole->rung, e);
+
+      if (g_hash_table_contains (s->done, key))
+        continue;
+      report (s, "studying experts", t->name);
+      if (!study_expert (s, index, whole, orig, deq, e, cancellable, error))
+        {
+          g_prefix_error (error, "expert %" G_GINT64_FORMAT ": ", e);
+          return FALSE;
+        }
+      g_hash_table_add (s->done, g_steal_pointer (&key));
+    }
+  return TRUE;
+}
+
 /* Quantizes tensor `index` in the candidate, takes its proxies and, when
  * asked, its end-to-end KLD; the row is filled in c. */
 static gboolean
@@ -481,6 +592,11 @@ study_candidate (Study *s, guint index, const QbFormat *format, gboolean measure
   c->out_err = spec.gram != NULL ? r->metrics.out_rel_err : NAN;
   if (!weighted_mse (s, index, t, deq, &c->wmse, error))
     return FALSE;
+  /* The experts first: the whole tensor's row, stored after them, marks the
+   * candidate done. */
+  if (measure && wants_experts (s, t)
+      && !study_experts (s, index, c, deq, cancellable, error))
+    return FALSE;
   g_clear_pointer (&deq, g_free);
 
   if (measure)
@@ -520,7 +636,9 @@ study_tensor (Study *s, guint index, GCancellable *cancellable, GError **error)
       g_autoptr(QbStudyCost) c = NULL;
       const QbFormat *f = o->candidates[r];
 
-      if (g_hash_table_contains (s->done, key))
+      if (g_hash_table_contains (s->done, key)
+          && (!measured[r] || !wants_experts (s, t) || !qb_format_fits (f, t->ne[0])
+              || experts_done (s, index, r, t)))
         {
           s->p.done++;
           continue;
@@ -565,6 +683,8 @@ settings_json (Study *s)
   json_builder_add_string_value (b, "exact float KL(float ‖ quantized), mean over scored positions");
   json_builder_set_member_name (b, "positions");
   json_builder_add_string_value (b, "n_ctx/2 .. n_ctx-2 of each chunk, BOS first");
+  json_builder_set_member_name (b, "per_expert");
+  json_builder_add_boolean_value (b, s->per_expert);
   json_builder_set_member_name (b, "n_tensors");
   json_builder_add_int_value (b, s->n_tensors);
   json_builder_end_object (b);
@@ -604,6 +724,22 @@ mismatch (GError **error, const char *what)
   return FALSE;
 }
 
+/* The study was run per expert (its settings say so). */
+static gboolean
+stored_per_expert (const QbStudyRecord *rec)
+{
+  g_autoptr(JsonParser) parser = json_parser_new ();
+  JsonNode *root;
+
+  if (rec->settings_json == NULL
+      || !json_parser_load_from_data (parser, rec->settings_json, -1, NULL))
+    return FALSE;
+  root = json_parser_get_root (parser);
+  return root != NULL && JSON_NODE_HOLDS_OBJECT (root)
+         && json_object_get_boolean_member_with_default (json_node_get_object (root),
+                                                         "per_expert", FALSE);
+}
+
 /* Resuming: the same inputs, and what is already stored. */
 static gboolean
 begin_resume (Study *s, const char *candidates, GError **error)
@@ -632,6 +768,15 @@ begin_resume (Study *s, const char *candidates, GError **error)
       if (isfinite (c->kld))
         s->p.measured++;
     }
+  g_ptr_array_unref (costs);
+  if ((costs = qb_store_get_study_expert_costs (s->store, rec->id, error)) == NULL)
+    return FALSE;
+  for (guint i = 0; i < costs->len; i++)
+    {
+      const QbStudyCost *c = g_ptr_array_index (costs, i);
+      g_hash_table_add (s->done, expert_key (c->position, c->rung, c->expert));
+    }
+  s->per_expert |= stored_per_expert (rec);
   s->id = rec->id;
   s->proxy = g_intern_string (rec->proxy);
   return qb_store_resume_study (s->store, s->id, error);
@@ -713,6 +858,7 @@ set_up (Study *s, GCancellable *cancellable, GError **error)
   s->pos_kld = g_new (double, s->n_scored);
   s->proxy = choose_proxy (s);
   s->p.total = s->n_tensors * o->n_candidates;
+  s->per_expert = o->per_expert;
   return TRUE;
 }
 

@@ -27,6 +27,11 @@
  * chunk must start after the evaluated tokens (use skip_chunks), and a
  * later calibration text equal to the evaluation text is refused.
  *
+ * With per_expert, each expert of a 3-D expert tensor is also measured
+ * alone for the candidates measured end to end (its rows in the candidate,
+ * the other experts float): one more KLD pass per expert, stored as
+ * per-expert rows (study->expert_costs); the cost table stays per tensor.
+ *
  * Everything goes to the store as it is measured, one cost row per
  * transaction; cancelling (at any moment) leaves a `cancelled` study with
  * what it measured, and resuming it (resume_id) measures only what is
@@ -78,6 +83,11 @@ typedef struct {
   guint               measure;       /* candidates measured end to end per tensor; 0: all */
   guint               n_threads;     /* 0: all cores */
   gint64              resume_id;     /* > 0: resume this study */
+  /* Mixtures of experts: also measure each expert of a 3-D expert tensor
+   * alone (that expert's rows in the candidate, the other experts float),
+   * for the candidates measured end to end.  Off by default: it multiplies
+   * those tensors' KLD passes by their number of experts. */
+  gboolean            per_expert;
 } QbSensitivityOptions;
 
 typedef struct {
@@ -143,6 +153,11 @@ typedef struct {
   double              alpha;
   double              loo_spearman; /* leave-one-out, predicted vs measured; NAN with too few */
   guint               n_measured;
+  /* Per-expert rows (QbStudyCost with expert ≥ 0, by position, rung,
+   * expert), empty unless the study ran per expert.  Not part of the fit
+   * nor of entries: the allocator's cost stays per tensor, since llama.cpp
+   * stores one type per 3-D tensor. */
+  GPtrArray          *expert_costs;
 } QbSensitivityStudy;
 
 /* Reads a study and fits its proxy → KLD mapping. */

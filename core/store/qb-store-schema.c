@@ -252,6 +252,25 @@ static const char migration_v7[] =
   "  PRIMARY KEY (tensor_id, expert)"
   ") WITHOUT ROWID;";
 
+/* A study's per-expert measurements: one row per expert of a 3-D expert
+ * tensor and candidate, that expert alone quantized (the others float). */
+static const char migration_v8[] =
+  "CREATE TABLE study_expert_cost ("
+  "  study_id    INTEGER NOT NULL REFERENCES study (id) ON DELETE CASCADE,"
+  "  position    INTEGER NOT NULL,"
+  "  rung        INTEGER NOT NULL,"
+  "  expert      INTEGER NOT NULL,"
+  "  tensor      TEXT NOT NULL,"
+  "  format      TEXT NOT NULL,"
+  "  n_weights   INTEGER NOT NULL,"
+  "  bytes       INTEGER NOT NULL,"
+  "  mse         REAL,"
+  "  kld         REAL,"
+  "  kld_err     REAL,"
+  "  seconds     REAL,"
+  "  PRIMARY KEY (study_id, position, rung, expert)"
+  ") WITHOUT ROWID;";
+
 static const char * const migrations[] = {
   migration_v1,
   migration_v2,
@@ -260,6 +279,7 @@ static const char * const migrations[] = {
   migration_v5,
   migration_v6,
   migration_v7,
+  migration_v8,
 };
 
 G_STATIC_ASSERT (G_N_ELEMENTS (migrations) == QB_STORE_SCHEMA_VERSION);

@@ -40,6 +40,7 @@ qb_study_cost_new (void)
   QbStudyCost *c = g_new0 (QbStudyCost, 1);
 
   c->mse = c->wmse = c->out_err = c->kld = c->kld_err = c->seconds = NAN;
+  c->expert = -1;
   return c;
 }
 
@@ -359,6 +360,86 @@ qb_store_get_study_costs (QbStore *store, gint64 id, GError **error)
   if (rc != SQLITE_DONE)
     {
       qb_store_fail (store, error, "reading a study's costs");
+      return NULL;
+    }
+  return g_steal_pointer (&list);
+}
+
+gboolean
+qb_store_add_study_expert_cost (QbStore *store, gint64 id, const QbStudyCost *c, GError **error)
+{
+  QB_STORE_LOCK (store);
+  g_autoptr(QbStmt) stmt = NULL;
+
+  if (c->tensor == NULL || c->format == NULL || c->expert < 0)
+    {
+      g_set_error (error, QB_STORE_ERROR, QB_STORE_ERROR_INVALID,
+                   "an expert's study cost needs its tensor, format and expert");
+      return FALSE;
+    }
+  stmt = qb_store_stmt (store,
+                        "INSERT OR REPLACE INTO study_expert_cost (study_id, position, rung, "
+                        "expert, tensor, format, n_weights, bytes, mse, kld, kld_err, seconds) "
+                        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)", error);
+  if (stmt == NULL)
+    return FALSE;
+  sqlite3_bind_int64 (stmt, 1, id);
+  sqlite3_bind_int64 (stmt, 2, c->position);
+  sqlite3_bind_int64 (stmt, 3, c->rung);
+  sqlite3_bind_int64 (stmt, 4, c->expert);
+  qb_bind_text (stmt, 5, c->tensor);
+  qb_bind_text (stmt, 6, c->format);
+  sqlite3_bind_int64 (stmt, 7, c->n_weights);
+  sqlite3_bind_int64 (stmt, 8, (gint64) c->bytes);
+  bind_double (stmt, 9, c->mse);
+  bind_double (stmt, 10, c->kld);
+  bind_double (stmt, 11, c->kld_err);
+  bind_double (stmt, 12, c->seconds);
+  /* A single statement is its own transaction. */
+  return qb_store_exec_step (store, stmt, error, "storing an expert's study cost");
+}
+
+GPtrArray *
+qb_store_get_study_expert_costs (QbStore *store, gint64 id, GError **error)
+{
+  QB_STORE_LOCK (store);
+  g_autoptr(QbStmt) stmt = qb_store_stmt (store,
+                                          "SELECT position, rung, expert, tensor, format, "
+                                          "n_weights, bytes, mse, kld, kld_err, seconds "
+                                          "FROM study_expert_cost WHERE study_id = ?1 "
+                                          "ORDER BY position, rung, expert", error);
+  g_autoptr(GPtrArray) list = g_ptr_array_new_with_free_func ((GDestroyNotify) qb_study_cost_free);
+  int rc;
+
+  if (stmt == NULL)
+    return NULL;
+  sqlite3_bind_int64 (stmt, 1, id);
+  while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
+    {
+      QbStudyCost *c = qb_study_cost_new ();
+
+      c->position = (guint) sqlite3_column_int64 (stmt, 0);
+      c->rung = (guint) sqlite3_column_int64 (stmt, 1);
+      c->expert = (int) MIN (sqlite3_column_int64 (stmt, 2), G_MAXINT);
+      c->tensor = qb_column_strdup (stmt, 3);
+      c->format = qb_column_strdup (stmt, 4);
+      c->n_weights = sqlite3_column_int64 (stmt, 5);
+      c->bytes = (guint64) sqlite3_column_int64 (stmt, 6);
+      c->mse = qb_column_double (stmt, 7);
+      c->kld = qb_column_double (stmt, 8);
+      c->kld_err = qb_column_double (stmt, 9);
+      c->seconds = qb_column_double (stmt, 10);
+      g_ptr_array_add (list, c);
+      if (c->tensor == NULL || c->format == NULL || c->expert < 0)
+        {
+          g_set_error (error, QB_STORE_ERROR, QB_STORE_ERROR_CORRUPT,
+                       "study %" G_GINT64_FORMAT ": a damaged expert cost row", id);
+          return NULL;
+        }
+    }
+  if (rc != SQLITE_DONE)
+    {
+      qb_store_fail (store, error, "reading a study's expert costs");
       return NULL;
     }
   return g_steal_pointer (&list);

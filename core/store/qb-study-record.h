@@ -62,6 +62,8 @@ typedef struct {
   double    kld;           /* measured end to end; NAN when not measured */
   double    kld_err;       /* its standard error */
   double    seconds;
+  int       expert;        /* -1: the whole tensor; else that expert of a 3-D expert tensor
+                            * alone quantized (kept apart: qb_store_*_study_expert_cost*) */
 } QbStudyCost;
 
 QbStudyRecord *qb_study_record_new  (void);
@@ -108,6 +110,18 @@ GPtrArray     *qb_store_list_studies    (QbStore             *store,
                                          GError             **error);
 /* Of QbStudyCost, by position then rung. */
 GPtrArray     *qb_store_get_study_costs (QbStore             *store,
+                                         gint64               id,
+                                         GError             **error);
+/* One expert's row (cost->expert ≥ 0: tensor, format, n_weights, bytes,
+ * mse, kld, kld_err and seconds are kept), in one transaction; the same
+ * tensor, rung and expert again replaces it. */
+gboolean       qb_store_add_study_expert_cost (QbStore           *store,
+                                         gint64               id,
+                                         const QbStudyCost   *cost,
+                                         GError             **error);
+/* Of QbStudyCost, by position, rung, then expert; empty for a study
+ * measured tensor by tensor only. */
+GPtrArray     *qb_store_get_study_expert_costs (QbStore          *store,
                                          gint64               id,
                                          GError             **error);
 gboolean       qb_store_delete_study    (QbStore             *store,
