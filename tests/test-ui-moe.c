@@ -6,7 +6,8 @@
  * expands into a row per expert under it, an expert's row shows its own
  * SQNR and, selected, its own histograms, and the stored experiment
  * brings them back.  The main loop's latency while the model opens and
- * while the plan runs is reported (measured, not asserted).  With
+ * while the plan runs is reported (measured, not asserted).  A study per
+ * expert shows each expert's bar on the Sensitivity page.  With
  * QB_MOE_SCREENSHOTS=DIR the window is saved there at 1024×700 and
  * 1920×1080.
  */
@@ -303,11 +304,102 @@ test_moe_window (Fixture *f, gconstpointer data)
     }
 }
 
+static gboolean
+study_over (gpointer data)
+{
+  QbStudyRunner *study = qb_window_get_study (data);
+  return study && !qb_study_runner_is_running (study);
+}
+
+/* A study per expert from the window: the Sensitivity page ranks each
+ * expert alone ("blk.1.ffn_down_exps.weight #2") beside the tensors, and
+ * clicking one selects that expert's row in the plan's table.  With
+ * QB_SCREENSHOT_DIR the page is saved there at 1024×700. */
+static void
+test_moe_study_per_expert (Fixture *f, gconstpointer data)
+{
+  g_autofree char *path = g_build_filename (f->dir, "small-moe.gguf", NULL);
+  g_autofree char *text = g_build_filename (f->dir, "eval.txt", NULL);
+  g_autoptr(GString) words = g_string_new (NULL);
+  g_autoptr(GError) error = NULL;
+  const char *shots = g_getenv ("QB_SCREENSHOT_DIR");
+  const char *name = "blk.1.ffn_down_exps.weight #2";
+  QbSensitivityPage *page = qb_window_get_sensitivity_page (f->window);
+  QbSensitivityView *view = qb_sensitivity_page_get_view (page);
+  QbDemoModelSpec spec;
+  QbTensorRow *row;
+  guint n_expert_bars = 0, n_bars = 0;
+  double x, y;
+  g_autofree char *tip = NULL;
+
+  qb_demo_model_spec_init (&spec);
+  spec.arch = "qwen2moe";
+  spec.n_layer = 2;
+  spec.n_expert = 4;
+  g_assert_true (qb_demo_model_write (&spec, path, NULL, NULL, &error));
+  g_assert_no_error (error);
+  for (guint i = 0; i < 200; i++)
+    g_string_append_printf (words, "The little %s saw %u birds by the river. ",
+                            i % 3 ? "cat" : "dog", (i * 7) % 13);
+  g_assert_true (g_file_set_contents (text, words->str, words->len, &error));
+  qb_test_window_open (f, path);
+  qb_test_window_settle (f);
+
+  qb_test_window_activate (f, "start-study",
+                           g_variant_new ("(ssssuuuxb)", "", text, "Q8_0", "rtn", 64, 1, 0,
+                                          (gint64) 0, TRUE));
+  qb_test_ui_wait_for (study_over, f->window, 300, "the study per expert");
+  g_assert_cmpint (qb_study_runner_get_status (qb_window_get_study (f->window)), ==, QB_RUN_DONE);
+  qb_test_window_settle (f);
+  qb_test_window_activate (f, "show-page", g_variant_new_string ("sensitivity"));
+  qb_test_window_settle (f);
+  g_assert_cmpint (qb_sensitivity_page_get_study_id (page), ==,
+                   qb_study_runner_get_study_id (qb_window_get_study (f->window)));
+
+  /* 2 layers × gate, up, down × 4 experts, ranked among the tensors. */
+  for (const char *t; (t = qb_sensitivity_view_get_ranked (view, n_bars)) != NULL; n_bars++)
+    n_expert_bars += strstr (t, "_exps.weight #") != NULL;
+  g_assert_cmpuint (n_expert_bars, ==, 2 * 3 * 4);
+  g_assert_cmpuint (n_bars, >, n_expert_bars);
+  g_assert_nonnull (strstr (qb_sensitivity_page_get_info_text (page), "+ 24 per-expert measurements"));
+
+  if (shots != NULL)
+    {
+      g_autofree char *shot = g_build_filename (shots, "moe-study-experts-1024x700.png", NULL);
+
+      qb_test_window_resize (f, 1024, 700);
+      for (int i = 0; i < 20; i++)
+        {
+          qb_test_ui_flush ();
+          g_usleep (10000);
+        }
+      g_assert_true (qb_test_ui_save_png (GTK_WIDGET (f->window), shot, &error));
+      g_assert_no_error (error);
+      g_test_message ("wrote %s", shot);
+    }
+
+  /* The expert's bar, where a click lands, names it; the click selects its row. */
+  qb_test_window_resize (f, 1920, 1080);
+  qb_test_ui_flush ();
+  if (qb_sensitivity_view_get_tensor_point (view, name, &x, &y))
+    g_assert_cmpstr (qb_sensitivity_view_get_tensor_at (view, x, y), ==, name);
+  g_signal_emit_by_name (view, "tensor-activated", name);
+  qb_test_window_settle (f);
+  row = qb_tensor_details_get_row (qb_window_get_details (f->window));
+  g_assert_nonnull (row);
+  g_assert_cmpint (qb_tensor_row_get_expert (row), ==, 2);
+  g_assert_cmpstr (qb_tensor_row_get_name (qb_tensor_row_get_parent (row)), ==,
+                   "blk.1.ffn_down_exps.weight");
+  g_assert_true (qb_layer_table_get_experts_expanded (qb_window_get_layer_table (f->window), row));
+}
+
 int
 main (int argc, char **argv)
 {
   qb_test_ui_init (&argc, &argv);
   g_test_add ("/ui/moe/window", Fixture, NULL, qb_test_window_setup, test_moe_window,
               qb_test_window_teardown);
+  g_test_add ("/ui/moe/study-per-expert", Fixture, NULL, qb_test_window_setup,
+              test_moe_study_per_expert, qb_test_window_teardown);
   return g_test_run ();
 }

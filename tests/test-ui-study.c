@@ -269,7 +269,7 @@ test_run_cancel_resume (Fixture *f, gconstpointer data)
   /* The calibration text is the evaluation text: its chunks start after
    * the evaluated ones.  8 evaluation chunks so there is time to cancel. */
   qb_test_window_activate (f, "start-study",
-                           g_variant_new ("(ssssuuux)", text, text, LADDER, "rtn", 64, 8, 4, (gint64) 0));
+                           g_variant_new ("(ssssuuuxb)", text, text, LADDER, "rtn", 64, 8, 4, (gint64) 0, FALSE));
   g_assert_nonnull (qb_window_get_study (f->window));
   g_assert_false (g_action_group_get_action_enabled (G_ACTION_GROUP (f->window), "quantize"));
   g_assert_false (g_action_group_get_action_enabled (G_ACTION_GROUP (f->window), "run-study"));

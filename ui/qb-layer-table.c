@@ -1640,6 +1640,29 @@ qb_layer_table_select_row (QbLayerTable *self,
   return FALSE;
 }
 
+gboolean
+qb_layer_table_select_expert (QbLayerTable *self,
+                              QbTensorRow  *row,
+                              guint         expert)
+{
+  guint n = g_list_model_get_n_items (G_LIST_MODEL (self->expert_rows));
+
+  g_return_val_if_fail (QB_IS_LAYER_TABLE (self), FALSE);
+
+  row = tensor_of (row);
+  if (expert >= qb_tensor_row_get_n_experts (row))
+    return FALSE;
+  qb_layer_table_set_group_collapsed (self, row, FALSE);
+  qb_layer_table_set_experts_expanded (self, row, TRUE);
+  for (guint i = 0; i < n; i++)
+    {
+      g_autoptr(QbTensorRow) item = g_list_model_get_item (G_LIST_MODEL (self->expert_rows), i);
+      if (qb_tensor_row_get_parent (item) == row && qb_tensor_row_get_expert (item) == (int) expert)
+        return qb_layer_table_select_row (self, item);
+    }
+  return FALSE;
+}
+
 void
 qb_layer_table_select_all (QbLayerTable *self)
 {

@@ -43,6 +43,11 @@ GPtrArray   *qb_layer_table_get_selected_rows (QbLayerTable *self);
 /* Selects only this row and scrolls to it; FALSE when it is filtered out. */
 gboolean     qb_layer_table_select_row        (QbLayerTable *self,
                                                QbTensorRow  *row);
+/* Selects one expert's row of a 3-D expert tensor (row: the tensor's),
+ * unfolding its group and showing its experts; FALSE when there is none. */
+gboolean     qb_layer_table_select_expert     (QbLayerTable *self,
+                                               QbTensorRow  *row,
+                                               guint         expert);
 void         qb_layer_table_select_all        (QbLayerTable *self);
 void         qb_layer_table_focus_search      (QbLayerTable *self);
 void         qb_layer_table_set_search        (QbLayerTable *self,

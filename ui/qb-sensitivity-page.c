@@ -127,6 +127,8 @@ describe_study (QbSensitivityStudy *st)
                             r->status == QB_EXPERIMENT_CANCELLED ? "Cancelled" : "Stopped", studied);
   g_string_append_printf (s, "%u tensors × %u candidates · %u measured end to end", st->n_tensors,
                           st->n_candidates, st->n_measured);
+  if (st->expert_costs->len > 0)
+    g_string_append_printf (s, " + %u per-expert measurements (bars “tensor #expert”)", st->expert_costs->len);
   if (isfinite (st->alpha))
     g_string_append_printf (s, " · fit α %.2f", st->alpha);
   if (isfinite (st->loo_spearman))

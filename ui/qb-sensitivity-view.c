@@ -5,6 +5,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "qb-chart.h"
 
@@ -27,6 +28,7 @@ typedef struct {
   QbTensorRole  role;
   double       *cost;       /* per candidate; NAN when skipped */
   gboolean     *measured;
+  int           expert;     /* -1: a tensor; else that expert alone ("name #expert") */
 } Tensor;
 
 struct _QbSensitivityView
@@ -104,6 +106,48 @@ rank (QbSensitivityView *self)
   sort_view = NULL;
 }
 
+/* A study run per expert: each expert alone becomes a bar of its own
+ * ("blk.3.ffn_down_exps.weight #5"), measured candidates only (NAN: not
+ * measured).  The heatmap keeps one cell per tensor. */
+static void
+add_experts (QbSensitivityView *self, QbSensitivityStudy *study)
+{
+  GPtrArray *costs = study->expert_costs;
+
+  if (costs->len == 0)
+    return;
+  /* at most a bar per row */
+  self->tensors = g_renew (Tensor, self->tensors, self->n_tensors + costs->len);
+  for (guint i = 0; i < costs->len; i++)
+    {
+      const QbStudyCost *c = g_ptr_array_index (costs, i);
+      Tensor *x = NULL;
+      gboolean bias = FALSE;
+
+      /* rows come by position, rung, expert: find this expert's bar */
+      for (guint t = self->n_tensors; t-- > study->n_tensors && x == NULL;)
+        if (self->tensors[t].expert == c->expert && g_str_has_prefix (self->tensors[t].name, c->tensor)
+            && self->tensors[t].name[strlen (c->tensor)] == ' ')
+          x = &self->tensors[t];
+      if (x == NULL)
+        {
+          x = &self->tensors[self->n_tensors++];
+          x->name = g_strdup_printf ("%s #%d", c->tensor, c->expert);
+          x->expert = c->expert;
+          x->cost = g_new (double, self->n_candidates);
+          x->measured = g_new0 (gboolean, self->n_candidates);
+          for (guint k = 0; k < self->n_candidates; k++)
+            x->cost[k] = NAN;
+          qb_tensor_name_parse (c->tensor, &x->layer, &x->role, &bias);
+        }
+      if (c->rung < self->n_candidates)
+        {
+          x->cost[c->rung] = c->kld;
+          x->measured[c->rung] = isfinite (c->kld);
+        }
+    }
+}
+
 void
 qb_sensitivity_view_set_study (QbSensitivityView *self, QbSensitivityStudy *study)
 {
@@ -131,8 +175,10 @@ qb_sensitivity_view_set_study (QbSensitivityView *self, QbSensitivityStudy *stud
                 x->name = g_strdup (e->cost->tensor);
             }
           qb_tensor_name_parse (x->name ? x->name : "", &x->layer, &x->role, &bias);
+          x->expert = -1;
           self->n_layers = MAX (self->n_layers, x->layer + 1);
         }
+      add_experts (self, study);
       self->title = g_strdup_printf ("study %" G_GINT64_FORMAT " · %s · %s", study->record->id,
                                      study->record->model_name ? study->record->model_name : "",
                                      study->record->method);
@@ -169,27 +215,35 @@ static int
 find (QbSensitivityView *self, int layer, QbTensorRole role)
 {
   for (guint t = 0; t < self->n_tensors; t++)
-    if (self->tensors[t].role == role
+    if (self->tensors[t].role == role && self->tensors[t].expert < 0
         && (self->tensors[t].layer == layer || self->tensors[t].layer < 0))
       return (int) t;
   return -1;
 }
 
-char *
-qb_sensitivity_view_describe (QbSensitivityView *self, int layer, QbTensorRole role)
+static char *
+describe_tensor (QbSensitivityView *self, int t)
 {
-  int t = find (self, layer, role);
   double c;
 
   if (t < 0 || self->n_candidates == 0)
     return NULL;
   c = cost_of (self, (guint) t);
   if (isnan (c))
-    return g_strdup_printf ("%s · %s: does not fit", self->tensors[t].name,
-                            self->candidates[self->candidate]);
+    return g_strdup_printf ("%s · %s: %s", self->tensors[t].name, self->candidates[self->candidate],
+                            self->tensors[t].expert >= 0 ? "not measured" : "does not fit");
+  if (self->tensors[t].expert >= 0)
+    return g_strdup_printf ("%s · %s: KLD %.2e with this expert alone quantized (measured)",
+                            self->tensors[t].name, self->candidates[self->candidate], c);
   return g_strdup_printf ("%s · %s: KLD %.2e (%s)", self->tensors[t].name,
                           self->candidates[self->candidate], c,
                           self->tensors[t].measured[self->candidate] ? "measured" : "predicted");
+}
+
+char *
+qb_sensitivity_view_describe (QbSensitivityView *self, int layer, QbTensorRole role)
+{
+  return describe_tensor (self, find (self, layer, role));
 }
 
 /* ---- drawing ---------------------------------------------------------- */
@@ -301,7 +355,8 @@ draw_bars (QbSensitivityView *self, cairo_t *cr, const QbChartPalette *palette,
                      1.0, 0.5, 0.65);
       if (isnan (v))
         {
-          qb_chart_text (cr, palette, "does not fit", r->origin.x + BAR_LABEL, y + bh / 2, 0.0, 0.5, 0.65);
+          qb_chart_text (cr, palette, self->tensors[t].expert >= 0 ? "not measured" : "does not fit",
+                         r->origin.x + BAR_LABEL, y + bh / 2, 0.0, 0.5, 0.65);
           continue;
         }
       heat_color (cr, palette, f);
@@ -427,7 +482,7 @@ on_query_tooltip (GtkWidget         *widget,
 
   if (t < 0)
     return FALSE;
-  text = qb_sensitivity_view_describe (self, self->tensors[t].layer, self->tensors[t].role);
+  text = describe_tensor (self, t);
   if (text == NULL)
     return FALSE;
   {

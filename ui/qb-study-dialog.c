@@ -16,6 +16,7 @@ struct _QbStudyDialog
   GtkSpinButton *calib_chunks_spin;
   GtkEntry      *candidates_entry;
   GtkDropDown   *method_dropdown;
+  GtkCheckButton *per_expert_check;
   GtkWidget     *start_button;
   GSettings     *settings;
 };
@@ -52,14 +53,15 @@ on_start (QbStudyDialog *self)
 
   g_settings_set_string (self->settings, "evaluation-text", eval);
   if (parent)
-    gtk_widget_activate_action (GTK_WIDGET (parent), "win.start-study", "(ssssuuux)",
+    gtk_widget_activate_action (GTK_WIDGET (parent), "win.start-study", "(ssssuuuxb)",
                                 gtk_editable_get_text (GTK_EDITABLE (self->calib_entry)), eval,
                                 gtk_editable_get_text (GTK_EDITABLE (self->candidates_entry)),
                                 methods[method < G_N_ELEMENTS (methods) - 1 ? method : 0],
                                 (guint32) 0,
                                 (guint32) gtk_spin_button_get_value_as_int (self->eval_chunks_spin),
                                 (guint32) gtk_spin_button_get_value_as_int (self->calib_chunks_spin),
-                                (gint64) 0);
+                                (gint64) 0,
+                                gtk_check_button_get_active (self->per_expert_check));
   gtk_window_destroy (GTK_WINDOW (self));
 }
 
@@ -164,6 +166,7 @@ qb_study_dialog_init (QbStudyDialog *self)
                                     "evaluation text's first chunks.  Calibration chunks never overlap "
                                     "them.  A study can be cancelled and resumed.");
   GtkWidget *reset = gtk_button_new_from_icon_name ("edit-undo-symbolic");
+  GtkWidget *expert_note;
   g_autofree char *ladder = default_ladder ();
   g_autofree char *eval = NULL;
 
@@ -217,6 +220,19 @@ qb_study_dialog_init (QbStudyDialog *self)
   g_signal_connect_swapped (self->method_dropdown, "notify::selected", G_CALLBACK (on_changed), self);
   add_row (GTK_GRID (grid), 6, "_Method", GTK_WIDGET (self->method_dropdown), NULL,
            "How each tensor is quantized: round to nearest, or GPTQ (needs a calibration text)");
+  self->per_expert_check = GTK_CHECK_BUTTON (gtk_check_button_new_with_mnemonic (
+                                                "Per e_xpert (mixtures of experts)"));
+  gtk_widget_set_tooltip_text (GTK_WIDGET (self->per_expert_check),
+                               "Also quantize each expert of a 3-D expert tensor alone and measure it");
+  gtk_grid_attach (GTK_GRID (grid), GTK_WIDGET (self->per_expert_check), 1, 7, 2, 1);
+  expert_note = gtk_label_new ("Each expert tensor is measured once more per expert (8 experts: 9 "
+                               "measurements instead of 1).  The plan still gives a tensor one "
+                               "format for all its experts.  No effect on models without experts.");
+  gtk_label_set_wrap (GTK_LABEL (expert_note), TRUE);
+  gtk_label_set_max_width_chars (GTK_LABEL (expert_note), 60);
+  gtk_label_set_xalign (GTK_LABEL (expert_note), 0);
+  gtk_widget_add_css_class (expert_note, "dim-label");
+  gtk_grid_attach (GTK_GRID (grid), expert_note, 1, 8, 2, 1);
   gtk_window_set_child (GTK_WINDOW (self), grid);
 
   eval = g_settings_get_string (self->settings, "evaluation-text");

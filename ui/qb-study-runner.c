@@ -176,6 +176,7 @@ run_study (gpointer data)
   opts.calibration_set_id = set_id;
   opts.n_threads = s->n_threads;
   opts.resume_id = s->resume_id;
+  opts.per_expert = s->per_expert;
   qb_sensitivity_run (self->model, tok, w->conn, &opts, on_study_progress, self, self->cancellable,
                       &w->id, &w->error);
   qb_activation_stats_free (stats);

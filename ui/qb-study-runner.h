@@ -30,6 +30,7 @@ typedef struct {
   const char *method;       /* NULL: "rtn" */
   guint       n_threads;    /* 0: all cores */
   gint64      resume_id;    /* > 0: resume this study */
+  gboolean    per_expert;   /* each expert of a 3-D expert tensor alone too */
 } QbStudySettings;
 
 #define QB_TYPE_STUDY_RUNNER (qb_study_runner_get_type ())

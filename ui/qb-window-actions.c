@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* qb-window-actions.c — every command of the window, as a GAction. */
 #include <math.h>
+#include <string.h>
 
 #include "qb-window-private.h"
 
@@ -190,9 +191,21 @@ action_select_tensor (GSimpleAction *action,
                       gpointer       data)
 {
   QbWindow *self = data;
-  QbTensorRow *row = qb_document_find_row (self->document, g_variant_get_string (param, NULL));
+  const char *name = g_variant_get_string (param, NULL);
+  const char *mark = strrchr (name, '#');
+  g_autofree char *tensor = NULL;
+  guint64 expert = 0;
+  QbTensorRow *row;
+  gboolean found;
 
-  if (row == NULL || !qb_layer_table_select_row (self->layer_table, row))
+  /* "blk.3.ffn_down_exps.weight #5": that expert's row. */
+  if (mark != NULL && mark > name && mark[-1] == ' '
+      && g_ascii_string_to_unsigned (mark + 1, 10, 0, G_MAXUINT, &expert, NULL))
+    tensor = g_strndup (name, (gsize) (mark - 1 - name));
+  row = qb_document_find_row (self->document, tensor ? tensor : name);
+  found = row != NULL && (tensor ? qb_layer_table_select_expert (self->layer_table, row, (guint) expert)
+                                 : qb_layer_table_select_row (self->layer_table, row));
+  if (!found)
     {
       g_autofree char *message = g_strdup_printf ("No tensor named “%s” is shown.",
                                                   g_variant_get_string (param, NULL));

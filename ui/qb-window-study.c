@@ -60,7 +60,7 @@ start_study (QbWindow              *self,
 
 /* (calibration text, evaluation text, candidates, method, tokens per
  * evaluation chunk (0: the model's context, at most 512), evaluation
- * chunks, calibration chunks, study to resume or 0) */
+ * chunks, calibration chunks, study to resume or 0, each expert alone too) */
 static void
 action_start_study (GSimpleAction *action,
                     GVariant      *param,
@@ -68,8 +68,8 @@ action_start_study (GSimpleAction *action,
 {
   QbStudySettings s = { 0 };
 
-  g_variant_get (param, "(&s&s&s&suuux)", &s.calib_path, &s.eval_path, &s.candidates, &s.method,
-                 &s.eval_ctx, &s.eval_chunks, &s.calib_chunks, &s.resume_id);
+  g_variant_get (param, "(&s&s&s&suuuxb)", &s.calib_path, &s.eval_path, &s.candidates, &s.method,
+                 &s.eval_ctx, &s.eval_chunks, &s.calib_chunks, &s.resume_id, &s.per_expert);
   s.n_threads = g_settings_get_uint (QB_WINDOW (data)->settings, "threads");
   start_study (data, &s);
 }
@@ -298,7 +298,7 @@ action_set_embedding_floor (GSimpleAction *action,
 
 static const GActionEntry study_entries[] = {
   { "run-study", action_run_study },
-  { "start-study", action_start_study, "(ssssuuux)" },
+  { "start-study", action_start_study, "(ssssuuuxb)" },
   { "resume-study", action_resume_study, "x" },
   { "allocate", action_allocate, "d" },
   { "set-allowed-formats", action_set_allowed_formats, "(ss)" },
