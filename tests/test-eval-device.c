@@ -26,29 +26,44 @@ typedef struct {
   char        *text;
 } Stories;
 
-static gboolean
-stories_open (Stories *s)
+/* The model at path, its llama and tokenizer, into s. */
+static void
+open_llama (Stories *s, const char *path)
 {
-  g_autofree char *model_path = NULL;
-  g_autoptr(GPtrArray) devices = qb_device_list (NULL);
   g_autoptr(GError) error = NULL;
 
-  memset (s, 0, sizeof *s);
-  if (devices->len == 0)
-    {
-      g_test_skip ("no OpenCL device (install pocl-opencl-icd)");
-      return FALSE;
-    }
-  if ((model_path = qb_test_shared_path ("models/stories260K.gguf")) == NULL
-      || (s->text = qb_test_shared_path ("text/tinystories-val.txt")) == NULL)
-    return FALSE;
-  s->model = qb_model_open (model_path, &error);
+  s->model = qb_model_open (path, &error);
   g_assert_no_error (error);
   s->llama = qb_llama_new (s->model, &error);
   g_assert_no_error (error);
   s->tok = qb_tokenizer_new_from_gguf (qb_model_get_gguf (s->model), &error);
   g_assert_no_error (error);
   qb_llama_set_threads (s->llama, 2);
+}
+
+/* FALSE (skipped) without an OpenCL device. */
+static gboolean
+have_device (void)
+{
+  g_autoptr(GPtrArray) devices = qb_device_list (NULL);
+
+  if (devices->len == 0)
+    g_test_skip ("no OpenCL device (install pocl-opencl-icd)");
+  return devices->len > 0;
+}
+
+static gboolean
+stories_open (Stories *s)
+{
+  g_autofree char *model_path = NULL;
+
+  memset (s, 0, sizeof *s);
+  if (!have_device ())
+    return FALSE;
+  if ((model_path = qb_test_shared_path ("models/stories260K.gguf")) == NULL
+      || (s->text = qb_test_shared_path ("text/tinystories-val.txt")) == NULL)
+    return FALSE;
+  open_llama (s, model_path);
   return TRUE;
 }
 
@@ -59,17 +74,11 @@ static gboolean
 family_open (Stories *s, const char *arch)
 {
   g_autofree char *dir = NULL, *path = NULL, *name = g_strdup_printf ("%s.gguf", arch);
-  g_autoptr(GPtrArray) devices = qb_device_list (NULL);
   g_autoptr(GError) error = NULL;
   QbDemoModelSpec spec;
 
   memset (s, 0, sizeof *s);
-  if (devices->len == 0)
-    {
-      g_test_skip ("no OpenCL device (install pocl-opencl-icd)");
-      return FALSE;
-    }
-  if ((s->text = qb_test_shared_path ("text/tinystories-val.txt")) == NULL)
+  if (!have_device () || (s->text = qb_test_shared_path ("text/tinystories-val.txt")) == NULL)
     return FALSE;
   dir = qb_test_tmpdir ();
   path = g_build_filename (dir, name, NULL);
@@ -79,13 +88,7 @@ family_open (Stories *s, const char *arch)
   spec.n_layer = g_str_equal (arch, "gemma3") ? 6 : 2;
   qb_demo_model_write (&spec, path, NULL, NULL, &error);
   g_assert_no_error (error);
-  s->model = qb_model_open (path, &error);
-  g_assert_no_error (error);
-  s->llama = qb_llama_new (s->model, &error);
-  g_assert_no_error (error);
-  s->tok = qb_tokenizer_new_from_gguf (qb_model_get_gguf (s->model), &error);
-  g_assert_no_error (error);
-  qb_llama_set_threads (s->llama, 2);
+  open_llama (s, path);
   return TRUE;
 }
 

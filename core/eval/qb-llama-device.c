@@ -175,21 +175,15 @@ device_new (QbDevice *device, GError **error)
   program = qb_device_get_program (device, qb_llama_device_source, options, error);
   if (program == NULL)
     return NULL;
-  d->rms_norm = clCreateKernel (program, "rms_norm", &s);
-  if (s == CL_SUCCESS)
-    d->fill_rows = clCreateKernel (program, "fill_rows", &s);
-  if (s == CL_SUCCESS)
-    d->rope = clCreateKernel (program, "rope", &s);
-  if (s == CL_SUCCESS)
-    d->softmax = clCreateKernel (program, "softmax_causal", &s);
-  if (s == CL_SUCCESS)
-    d->swiglu = clCreateKernel (program, "swiglu", &s);
-  if (s == CL_SUCCESS)
-    d->geglu = clCreateKernel (program, "geglu", &s);
-  if (s == CL_SUCCESS)
-    d->add_rows = clCreateKernel (program, "add_rows", &s);
-  if (s == CL_SUCCESS)
-    d->softcap = clCreateKernel (program, "softcap", &s);
+  {
+    struct { cl_kernel *k; const char *name; } kernels[] = {
+      { &d->rms_norm, "rms_norm" }, { &d->fill_rows, "fill_rows" }, { &d->rope, "rope" },
+      { &d->softmax, "softmax_causal" }, { &d->swiglu, "swiglu" }, { &d->geglu, "geglu" },
+      { &d->add_rows, "add_rows" }, { &d->softcap, "softcap" },
+    };
+    for (gsize i = 0; i < G_N_ELEMENTS (kernels) && s == CL_SUCCESS; i++)
+      *kernels[i].k = clCreateKernel (program, kernels[i].name, &s);
+  }
   if (!qb_device_check (s, "creating the evaluation kernels", error))
     return NULL;
   if ((d->dequant = qb_dequant_device_new (device, error)) == NULL)
