@@ -423,7 +423,8 @@ plan (QbLlama *llama, QbLlamaDevice *d, guint T, guint n_out, GError **error)
         {
           g_set_error (error, QB_DEVICE_ERROR, QB_DEVICE_ERROR_NO_MEMORY,
                        "%s: not even one layer fits: its weights (%" G_GUINT64_FORMAT
-                       " KiB) and the activations (%" G_GUINT64_FORMAT " KiB) need more than the %"
+                       " KiB), the activations and the dequantization scratch (%" G_GUINT64_FORMAT
+                       " KiB) need more than the %"
                        G_GUINT64_FORMAT " KiB available", qb_device_get_label (d->device),
                        largest >> 10, fixed >> 10, budget >> 10);
           return FALSE;
@@ -789,22 +790,46 @@ gate_activation (Run *r, guint T)
                (gsize) T * p->n_ff, NULL);
 }
 
-/* One layer as qb-llama-forward.c's attention_forward and ffn_forward:
- * the family's pieces (Q/K norms, the sliding layers' window and RoPE
- * table, post-norms, the gate activation) read from its descriptor. */
+/* With post-norms (Gemma), a half's output in xn is normalized and then
+ * added to the residual stream. */
 static void
-layer (Run *r, QbLayer *l, guint T)
+post_norm (Run *r, const QbVector *norm, guint T)
+{
+  QbLlamaDevice *d = r->d;
+  const QbLlamaParams *p = &r->llama->p;
+
+  if (!p->family->post_norms)
+    return;
+  rms_norm (r, d->xn, 0, norm, d->xn, T);
+  elementwise (r, d->add_rows, d->x, d->xn, (gsize) T * p->n_embd, NULL);
+}
+
+/* Half of a layer as qb-llama-forward.c's attention_forward (ffn FALSE)
+ * or ffn_forward: the family's pieces (Q/K norms, the sliding layers'
+ * window and RoPE table, post-norms, the gate activation) read from its
+ * descriptor. */
+static void
+layer_half (Run *r, QbLayer *l, guint T, gboolean ffn)
 {
   QbLlamaDevice *d = r->d;
   const QbLlamaParams *p = &r->llama->p;
   const QbFamily *f = p->family;
   gsize qd = (gsize) p->n_head * p->head_dim, kvd = (gsize) p->n_head_kv * p->head_dim;
-  gsize stream = (gsize) T * p->n_embd;
   float qkv_beta = p->qkv_bias ? 1.0f : 0.0f, residual = f->post_norms ? 0.0f : 1.0f;
   cl_mem table = l->sliding && r->llama->s.rope_local != NULL ? d->rope_local : d->rope_cache;
   /* With post-norms a half's output goes through xn before the residual. */
   cl_mem out = f->post_norms ? d->xn : d->x;
 
+  if (ffn)
+    {
+      rms_norm (r, d->x, 0, &l->ffn_norm, d->xn, T);
+      gemm_w (r, &l->gate, d->xn, T, d->gate, 0.0f);
+      gemm_w (r, &l->up, d->xn, T, d->up, 0.0f);
+      gate_activation (r, T);
+      gemm_w (r, &l->down, d->gate, T, out, residual);
+      post_norm (r, &l->ffn_post_norm, T);
+      return;
+    }
   rms_norm (r, d->x, 0, &l->attn_norm, d->xn, T);
   if (p->qkv_bias)
     {
@@ -824,21 +849,7 @@ layer (Run *r, QbLayer *l, guint T)
   rope (r, d->k, table, T, p->n_head_kv);
   attention (r, T, l->sliding);
   gemm_w (r, &l->wo, d->att, T, out, residual);
-  if (f->post_norms)
-    {
-      rms_norm (r, d->xn, 0, &l->attn_post_norm, d->xn, T);
-      elementwise (r, d->add_rows, d->x, d->xn, stream, NULL);
-    }
-  rms_norm (r, d->x, 0, &l->ffn_norm, d->xn, T);
-  gemm_w (r, &l->gate, d->xn, T, d->gate, 0.0f);
-  gemm_w (r, &l->up, d->xn, T, d->up, 0.0f);
-  gate_activation (r, T);
-  gemm_w (r, &l->down, d->gate, T, out, residual);
-  if (f->post_norms)
-    {
-      rms_norm (r, d->xn, 0, &l->ffn_post_norm, d->xn, T);
-      elementwise (r, d->add_rows, d->x, d->xn, stream, NULL);
-    }
+  post_norm (r, &l->attn_post_norm, T);
 }
 
 /* The embedding rows of the tokens and the RoPE table, from the host. */
@@ -1004,19 +1015,22 @@ qb_llama_device_forward (QbLlama *llama, QbLlamaDevice **state, const gint32 *to
   r.queue = qb_device_get_queue (device);
   if (!plan (llama, r.d, T, n_out, &local) || !reserve (llama, r.d, T, n_out, &local) || !upload_inputs (&r, tokens, T, rope_table, &local))
     goto declined;
-  for (guint i = 0; i < p->n_layer && ok (&r); i++)
+  /* Progress and cancel after each half of a layer: steps of
+   * 2 × (n_layer + 1), the output head the last two. */
+  for (guint step = 0; step < 2 * p->n_layer && ok (&r); step++)
     {
       if (g_cancellable_set_error_if_cancelled (cancellable, error))
         {
           clFinish (r.queue);
           return QB_LLAMA_DEVICE_FAILED;
         }
-      stream_unit (&r, i);
-      layer (&r, &llama->layers[i], T);
+      if (step % 2 == 0)
+        stream_unit (&r, step / 2);
+      layer_half (&r, &llama->layers[step / 2], T, step % 2);
       if (ok (&r))
         r.status = clFinish (r.queue);
       if (progress != NULL && ok (&r))
-        progress (i + 1, p->n_layer + 1, progress_data);
+        progress (step + 1, 2 * (p->n_layer + 1), progress_data);
     }
   rms_norm (&r, r.d->x, first_output, &llama->output_norm, r.d->xn, n_out);
   stream_unit (&r, p->n_layer);
@@ -1040,7 +1054,7 @@ qb_llama_device_forward (QbLlama *llama, QbLlamaDevice **state, const gint32 *to
   __atomic_add_fetch (&passes, 1, __ATOMIC_RELAXED);
   r.d->ran = TRUE;
   if (progress != NULL)
-    progress (p->n_layer + 1, p->n_layer + 1, progress_data);
+    progress (2 * (p->n_layer + 1), 2 * (p->n_layer + 1), progress_data);
   return QB_LLAMA_DEVICE_DONE;
 
 declined:
