@@ -17,6 +17,7 @@
 #include "qb-gguf.h"
 #include "qb-llama.h"
 #include "qb-model.h"
+#include "qb-plan.h"
 #include "qb-tensor-quantizer.h"
 #include "qb-test-util.h"
 
@@ -493,6 +494,79 @@ test_sensitivity (void)
   g_assert_false (router);
 }
 
+/* llama.cpp's presets on mixtures of experts (llama_tensor_get_type in the
+ * Feb-2025 snapshot's src/llama-quant.cpp): "ffn_down" anywhere in a name
+ * takes the ffn_down rules, by the layer in the name; 8 experts put attn_k
+ * and attn_v in Q8_0 and give attn_output Q5_K for the lower presets (and
+ * not the dense bumps).  Checked by hand against llama-quantize on the demo
+ * models (Mixtral-style 8 layers × 8 experts, Qwen2-MoE 8 layers × 8 and
+ * × 4 experts, 14 presets each: every tensor's type the same); the
+ * expectations below are those files' types. */
+static const char *
+preset_format (QbModel *model, const char *preset, const char *name)
+{
+  g_autoptr(QbPlan) plan = qb_plan_new ();
+  g_autoptr(QbPlanResolution) res = NULL;
+  g_autoptr(GError) error = NULL;
+  const QbTensorChoice *c;
+  guint index;
+
+  qb_plan_set_preset (plan, preset);
+  res = qb_plan_resolve (plan, model, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (qb_model_find_tensor (model, name, &index));
+  c = &res->choices[index];
+  return c->format ? c->format->name : "keep";
+}
+
+static void
+test_presets (void)
+{
+  /* use_more_bits (i, 8): layers 0, 3, 6, 7. */
+  static const gboolean more_bits[8] = { TRUE, FALSE, FALSE, TRUE, FALSE, FALSE, TRUE, TRUE };
+  g_autofree char *dir = qb_test_tmpdir ();
+  g_autofree char *mix_path = write_model (dir, "mixtral", 8, 8, 2);
+  g_autofree char *qw_path = write_model (dir, "qwen2moe", 8, 4, 2);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(QbModel) mix = qb_model_open (mix_path, &error);
+  g_autoptr(QbModel) qw = NULL;
+  char name[64];
+
+  g_assert_no_error (error);
+  qw = qb_model_open (qw_path, &error);
+  g_assert_no_error (error);
+  for (guint i = 0; i < 8; i++)
+    {
+      const char *bumped = more_bits[i] ? "Q6_K" : "Q4_K";
+
+      g_snprintf (name, sizeof name, "blk.%u.ffn_down_exps.weight", i);
+      g_assert_cmpstr (preset_format (mix, "Q4_K_M", name), ==, bumped);
+      g_assert_cmpstr (preset_format (qw, "Q4_K_M", name), ==, bumped);
+      g_snprintf (name, sizeof name, "blk.%u.ffn_down_shexp.weight", i);
+      g_assert_cmpstr (preset_format (qw, "Q4_K_M", name), ==, bumped);
+      g_snprintf (name, sizeof name, "blk.%u.ffn_gate_exps.weight", i);
+      g_assert_cmpstr (preset_format (mix, "Q4_K_M", name), ==, "Q4_K");
+      /* Q4_K_S: Q5_K in the first eighth (layer 0). */
+      g_snprintf (name, sizeof name, "blk.%u.ffn_down_exps.weight", i);
+      g_assert_cmpstr (preset_format (mix, "Q4_K_S", name), ==, i == 0 ? "Q5_K" : "Q4_K");
+    }
+  /* 8 experts: attn_k and attn_v Q8_0 whatever the preset; attn_output
+   * Q5_K for Q3_K_M and Q4_K_M, the base for Q3_K_L and Q5_K_M. */
+  g_assert_cmpstr (preset_format (mix, "Q4_K_M", "blk.1.attn_k.weight"), ==, "Q8_0");
+  g_assert_cmpstr (preset_format (mix, "Q3_K_S", "blk.1.attn_v.weight"), ==, "Q8_0");
+  g_assert_cmpstr (preset_format (mix, "Q4_K_M", "blk.1.attn_output.weight"), ==, "Q5_K");
+  g_assert_cmpstr (preset_format (mix, "Q3_K_M", "blk.1.attn_output.weight"), ==, "Q5_K");
+  g_assert_cmpstr (preset_format (mix, "Q3_K_L", "blk.1.attn_output.weight"), ==, "Q3_K");
+  g_assert_cmpstr (preset_format (mix, "Q5_K_M", "blk.1.attn_output.weight"), ==, "Q5_K");
+  g_assert_cmpstr (preset_format (mix, "Q4_K_M", "blk.0.ffn_gate_inp.weight"), ==, "keep");
+  /* 4 experts: the dense rules. */
+  g_assert_cmpstr (preset_format (qw, "Q4_K_M", "blk.1.attn_k.weight"), ==, "Q4_K");
+  g_assert_cmpstr (preset_format (qw, "Q4_K_M", "blk.1.attn_v.weight"), ==, "Q4_K");
+  g_assert_cmpstr (preset_format (qw, "Q4_K_M", "blk.0.attn_v.weight"), ==, "Q6_K");
+  g_assert_cmpstr (preset_format (qw, "Q3_K_L", "blk.1.attn_output.weight"), ==, "Q5_K");
+  g_assert_cmpstr (preset_format (qw, "Q3_K_M", "blk.0.ffn_down_shexp.weight"), ==, "Q4_K");
+}
+
 int
 main (int argc, char **argv)
 {
@@ -511,5 +585,6 @@ main (int argc, char **argv)
   g_test_add_func ("/quantize-moe/expert-importance", test_expert_importance);
   g_test_add_func ("/calib-moe/expert-imatrix", test_expert_imatrix);
   g_test_add_func ("/sensitivity-moe/experts", test_sensitivity);
+  g_test_add_func ("/plan-moe/presets", test_presets);
   return g_test_run ();
 }
