@@ -50,6 +50,7 @@
 #include "qb-job.h"
 #include "qb-llama-private.h"
 #include "qb-model.h"
+#include "qb-test-model.h"
 #include "qb-test-util.h"
 #include "qb-tokenizer.h"
 
@@ -459,11 +460,8 @@ write_hf (const char *parent, QbLlama *llama, const char *model_type)
   g_autofree char *st = g_build_filename (dir, "model.safetensors", NULL);
   g_autofree char *cfg = g_build_filename (dir, "config.json", NULL);
   g_autofree char *config = NULL;
-  g_autoptr(GString) header = g_string_new ("{");
-  g_autoptr(GByteArray) data = g_byte_array_new ();
-  g_autoptr(GByteArray) file = g_byte_array_new ();
+  QbTestSafetensors *out = qb_test_safetensors_new ();
   g_autoptr(GError) error = NULL;
-  guint64 header_len;
 
   g_mkdir_with_parents (dir, 0700);
   for (guint i = 0; i < qb_model_get_n_tensors (model); i++)
@@ -475,27 +473,13 @@ write_hf (const char *parent, QbLlama *llama, const char *model_type)
 
       qb_model_read_rows (model, i, 0, qb_tensor_n_rows (t), v, &error);
       g_assert_no_error (error);
+      gint64 shape[2] = { t->n_dims == 1 ? t->ne[0] : t->ne[1], t->ne[0] };
+
       for (gint64 j = 0; norm && p->family->hf_norm_offset && j < t->n_params; j++)
         v[j] -= 1.0f;
-      if (t->n_dims == 1)
-        g_string_append_printf (header, "%s\"%s\":{\"dtype\":\"F32\",\"shape\":[%" G_GINT64_FORMAT "],",
-                                i ? "," : "", name, t->ne[0]);
-      else
-        g_string_append_printf (header, "%s\"%s\":{\"dtype\":\"F32\",\"shape\":[%" G_GINT64_FORMAT
-                                ",%" G_GINT64_FORMAT "],", i ? "," : "", name, t->ne[1], t->ne[0]);
-      g_string_append_printf (header, "\"data_offsets\":[%u,%" G_GUINT64_FORMAT "]}", data->len,
-                              data->len + sizeof (float) * t->n_params);
-      g_byte_array_append (data, (const guint8 *) v, sizeof (float) * t->n_params);
+      qb_test_safetensors_add (out, name, t->n_dims == 1 ? 1 : 2, shape, v);
     }
-  g_string_append (header, "}");
-  while (header->len % 8 != 0)
-    g_string_append_c (header, ' ');
-  header_len = GUINT64_TO_LE (header->len);
-  g_byte_array_append (file, (const guint8 *) &header_len, 8);
-  g_byte_array_append (file, (const guint8 *) header->str, header->len);
-  g_byte_array_append (file, data->data, data->len);
-  g_file_set_contents (st, (const char *) file->data, file->len, &error);
-  g_assert_no_error (error);
+  qb_test_safetensors_write (out, st);
 
   config = g_strdup_printf (
     "{\"model_type\":\"%s\",\"hidden_size\":%u,\"num_attention_heads\":%u,"

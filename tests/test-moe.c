@@ -19,6 +19,7 @@
 #include "qb-model.h"
 #include "qb-plan.h"
 #include "qb-tensor-quantizer.h"
+#include "qb-test-model.h"
 #include "qb-test-util.h"
 
 /* llama.cpp's perplexities, from its Feb-2025 snapshot (commit c392e50),
@@ -494,6 +495,180 @@ test_sensitivity (void)
   g_assert_false (router);
 }
 
+/* ---- Hugging Face checkpoints with one matrix per expert --------------- */
+
+/* The Hugging Face name of a GGUF tensor of a Mixtral-style (mixtral) or
+ * Qwen2-MoE (qwen) model; expert e of a 3-D tensor. */
+static char *
+hf_moe_name (const QbTensor *t, gboolean mixtral, guint e)
+{
+  static const char *const attn[][2] = {
+    { "attn_norm", "input_layernorm" }, { "ffn_norm", "post_attention_layernorm" },
+    { "attn_q", "self_attn.q_proj" }, { "attn_k", "self_attn.k_proj" },
+    { "attn_v", "self_attn.v_proj" }, { "attn_output", "self_attn.o_proj" },
+    { "ffn_gate_shexp", "mlp.shared_expert.gate_proj" }, { "ffn_up_shexp", "mlp.shared_expert.up_proj" },
+    { "ffn_down_shexp", "mlp.shared_expert.down_proj" }, { "ffn_gate_inp_shexp", "mlp.shared_expert_gate" },
+  };
+  static const char *const experts[][3] = {   /* GGUF, Mixtral, Qwen2-MoE */
+    { "ffn_gate_exps", "w1", "gate_proj" }, { "ffn_up_exps", "w3", "up_proj" },
+    { "ffn_down_exps", "w2", "down_proj" },
+  };
+  const char *suffix = t->is_bias ? "bias" : "weight";
+  g_auto(GStrv) parts = g_strsplit (t->name, ".", -1);
+
+  if (t->layer < 0)
+    return g_strdup (t->role == QB_ROLE_TOKEN_EMBD ? "model.embed_tokens.weight"
+                     : t->role == QB_ROLE_OUTPUT_NORM ? "model.norm.weight" : "lm_head.weight");
+  if (strcmp (parts[2], "ffn_gate_inp") == 0)
+    return g_strdup_printf ("model.layers.%d.%s.weight", t->layer,
+                            mixtral ? "block_sparse_moe.gate" : "mlp.gate");
+  for (gsize i = 0; i < G_N_ELEMENTS (experts); i++)
+    if (strcmp (parts[2], experts[i][0]) == 0)
+      return g_strdup_printf ("model.layers.%d.%s.%u.%s.weight", t->layer,
+                              mixtral ? "block_sparse_moe.experts" : "mlp.experts", e,
+                              experts[i][mixtral ? 1 : 2]);
+  for (gsize i = 0; i < G_N_ELEMENTS (attn); i++)
+    if (strcmp (parts[2], attn[i][0]) == 0)
+      return g_strdup_printf ("model.layers.%d.%s.%s", t->layer, attn[i][1], suffix);
+  g_assert_not_reached ();
+}
+
+/* GGUF's LLaMA Q/K rows pair (2i, 2i+1) within a head; Hugging Face's
+ * pair (i, i + head_dim/2): the rows as the checkpoint stores them. */
+static void
+unpermute_rows (float *w, gint64 n_rows, gint64 n_cols, guint head_dim)
+{
+  g_autofree float *copy = g_memdup2 (w, sizeof (float) * n_rows * n_cols);
+
+  for (gint64 r = 0; r < n_rows; r++)
+    {
+      gint64 h = r / head_dim, j = r % head_dim;
+      gint64 half = head_dim / 2, from = h * head_dim + (j % half) * 2 + j / half;
+      memcpy (w + r * n_cols, copy + from * n_cols, sizeof (float) * n_cols);
+    }
+}
+
+/* The GGUF demo model as a Hugging Face folder: model.safetensors with
+ * one matrix per expert, and config.json. */
+static char *
+write_hf_moe (const char *parent, QbModel *model, gboolean mixtral)
+{
+  const QbArchInfo *a = qb_model_get_arch (model);
+  char *dir = g_build_filename (parent, mixtral ? "hf-mixtral" : "hf-qwen2moe", NULL);
+  g_autofree char *st_path = g_build_filename (dir, "model.safetensors", NULL);
+  g_autofree char *cfg_path = g_build_filename (dir, "config.json", NULL);
+  g_autofree char *config = NULL;
+  QbTestSafetensors *st = qb_test_safetensors_new ();
+  g_autoptr(GError) error = NULL;
+
+  g_mkdir_with_parents (dir, 0700);
+  for (guint i = 0; i < qb_model_get_n_tensors (model); i++)
+    {
+      const QbTensor *t = qb_model_get_tensor (model, i);
+      gint64 rows = t->n_dims == 1 ? 1 : t->ne[1];
+      guint n_mats = t->n_dims == 3 ? (guint) t->ne[2] : 1;
+      g_autofree float *v = g_new (float, t->n_params);
+
+      g_assert_true (qb_model_read_rows (model, i, 0, qb_tensor_n_rows (t), v, &error));
+      if (mixtral && !t->is_bias && (t->role == QB_ROLE_ATTN_Q || t->role == QB_ROLE_ATTN_K))
+        unpermute_rows (v, rows, t->ne[0], a->head_dim);
+      for (guint e = 0; e < n_mats; e++)
+        {
+          g_autofree char *name = hf_moe_name (t, mixtral, e);
+          gint64 shape[2] = { t->n_dims == 1 && t->role != QB_ROLE_FFN_GATE_INP_SHEXP ? t->ne[0] : rows,
+                              t->ne[0] };
+
+          qb_test_safetensors_add (st, name, t->n_dims == 1 && t->role != QB_ROLE_FFN_GATE_INP_SHEXP ? 1 : 2,
+                                   shape, v + (gsize) e * rows * t->ne[0]);
+        }
+    }
+  qb_test_safetensors_write (st, st_path);
+  config = g_strdup_printf (
+    "{\"model_type\":\"%s\",\"hidden_size\":%u,\"num_attention_heads\":%u,"
+    "\"num_key_value_heads\":%u,\"num_hidden_layers\":%u,\"intermediate_size\":%u,"
+    "\"vocab_size\":%u,\"rms_norm_eps\":%g,\"rope_theta\":%g,\"max_position_embeddings\":%u,"
+    "\"tie_word_embeddings\":false,\"%s\":%u,\"num_experts_per_tok\":%u,"
+    "\"moe_intermediate_size\":%u,\"shared_expert_intermediate_size\":%u,\"norm_topk_prob\":%s}",
+    mixtral ? "mixtral" : "qwen2_moe", a->n_embd, a->n_head, a->n_head_kv, a->n_layer,
+    mixtral ? a->n_ff_exp : a->n_ff, a->n_vocab, a->rms_eps, a->rope_freq_base, a->n_ctx,
+    mixtral ? "num_local_experts" : "num_experts", a->n_expert, a->n_expert_used, a->n_ff_exp,
+    a->n_ff_shexp, mixtral ? "true" : "false");
+  g_assert_true (g_file_set_contents (cfg_path, config, -1, &error));
+  g_assert_no_error (error);
+  return dir;
+}
+
+/* A Hugging Face checkpoint with one matrix per expert evaluates, read in
+ * place, to the logits of the GGUF file llama.cpp's converter makes of it
+ * (3-D expert tensors); quantized expert by expert, each expert's matrix
+ * takes its own bytes. */
+static void
+test_safetensors_experts (gconstpointer data)
+{
+  const char *arch = data;
+  gboolean mixtral = strcmp (arch, "mixtral") == 0;
+  g_autofree char *dir = qb_test_tmpdir ();
+  g_autofree char *path = write_model (dir, arch, 2, 4, 2);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(QbModel) gguf = qb_model_open (path, &error);
+  g_autoptr(QbModel) hf = NULL;
+  g_autoptr(QbLlama) a = NULL, b = NULL;
+  g_autofree char *hf_dir = NULL;
+  g_autofree float *la = NULL, *lb = NULL;
+  gint32 tokens[48];
+  guint n_vocab, index;
+  double worst = 0;
+  const QbTensor *t;
+
+  g_assert_no_error (error);
+  hf_dir = write_hf_moe (dir, gguf, mixtral);
+  hf = qb_model_open (hf_dir, &error);
+  g_assert_no_error (error);
+  t = qb_model_find_tensor (hf, mixtral ? "model.layers.1.block_sparse_moe.experts.3.w2.weight"
+                                        : "model.layers.1.mlp.experts.3.down_proj.weight", &index);
+  g_assert_nonnull (t);
+  g_assert_cmpint (t->expert, ==, 3);
+  g_assert_cmpint (t->role, ==, QB_ROLE_FFN_DOWN_EXPS);
+  a = qb_llama_new (gguf, &error);
+  g_assert_no_error (error);
+  b = qb_llama_new (hf, &error);
+  g_assert_no_error (error);
+  qb_llama_set_threads (a, 2);
+  qb_llama_set_threads (b, 2);
+  g_assert_cmpuint (qb_llama_get_params (b)->n_expert, ==, 4);
+  g_assert_cmpint (qb_llama_get_params (b)->moe_norm_topk, ==, qb_llama_get_params (a)->moe_norm_topk);
+
+  n_vocab = qb_llama_get_params (a)->n_vocab;
+  for (guint i = 0; i < G_N_ELEMENTS (tokens); i++)
+    tokens[i] = (gint32) ((i * 37 + 1) % n_vocab);
+  la = g_new (float, G_N_ELEMENTS (tokens) * n_vocab);
+  lb = g_new (float, G_N_ELEMENTS (tokens) * n_vocab);
+  g_assert_true (qb_llama_forward (a, tokens, G_N_ELEMENTS (tokens), 0, la, NULL, NULL, NULL, &error));
+  g_assert_true (qb_llama_forward (b, tokens, G_N_ELEMENTS (tokens), 0, lb, NULL, NULL, NULL, &error));
+  for (gsize i = 0; i < G_N_ELEMENTS (tokens) * n_vocab; i++)
+    worst = MAX (worst, fabs (la[i] - lb[i]));
+  g_test_message ("%s: one matrix per expert against 3-D tensors: largest logit difference %.3g",
+                  arch, worst);
+  g_assert_cmpfloat (worst, <, 1e-4);
+
+  /* One expert's down matrix zeroed changes the logits: each matrix is
+   * read from its own place. */
+  {
+    QbQuantParams params = { qb_format_find ("F32"), NULL, FALSE, 0 };
+    g_autoptr(GBytes) zeros = g_bytes_new_take (g_malloc0 (sizeof (float) * t->n_params),
+                                                sizeof (float) * t->n_params);
+    double moved = 0;
+
+    g_assert_true (qb_llama_set_weight (b, index, zeros, &params, &error));
+    g_assert_no_error (error);
+    g_assert_true (qb_llama_forward (b, tokens, G_N_ELEMENTS (tokens), 0, lb, NULL, NULL, NULL, &error));
+    for (gsize i = 0; i < G_N_ELEMENTS (tokens) * n_vocab; i++)
+      moved = MAX (moved, fabs (la[i] - lb[i]));
+    g_test_message ("%s: expert 3's down matrix zeroed: %.3g", arch, moved);
+    g_assert_cmpfloat (moved, >, 1e-3);
+  }
+}
+
 /* llama.cpp's presets on mixtures of experts (llama_tensor_get_type in the
  * Feb-2025 snapshot's src/llama-quant.cpp): "ffn_down" anywhere in a name
  * takes the ffn_down rules, by the layer in the name; 8 experts put attn_k
@@ -586,5 +761,7 @@ main (int argc, char **argv)
   g_test_add_func ("/calib-moe/expert-imatrix", test_expert_imatrix);
   g_test_add_func ("/sensitivity-moe/experts", test_sensitivity);
   g_test_add_func ("/plan-moe/presets", test_presets);
+  g_test_add_data_func ("/eval-moe/safetensors/mixtral", "mixtral", test_safetensors_experts);
+  g_test_add_data_func ("/eval-moe/safetensors/qwen2moe", "qwen2moe", test_safetensors_experts);
   return g_test_run ();
 }
