@@ -376,6 +376,79 @@ test_expert_importance (void)
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT);
 }
 
+/* The .dat bytes as llama-quantize's load_imatrix reads them (its
+ * Feb-2025 snapshot): int32 entry count; per entry int32 name length,
+ * the name, int32 ncall, int32 value count, the values (each one's mean
+ * times ncall); then int32 chunk count and the dataset's name.  A 3-D
+ * expert tensor's entry holds ne[0] values per expert, expert by expert,
+ * each expert's mean over the tokens routed to it. */
+static gint32
+read_i32 (const guint8 **at, const guint8 *end)
+{
+  gint32 v;
+
+  g_assert_cmpint (end - *at, >=, 4);
+  memcpy (&v, *at, 4);
+  *at += 4;
+  return GINT32_FROM_LE (v);
+}
+
+static void
+check_dat_layout (const char *dat, QbImatrix *im, QbModel *model)
+{
+  g_autofree char *contents = NULL;
+  g_autoptr(GError) error = NULL;
+  const guint8 *at, *end;
+  gsize len;
+  gint32 n_entries;
+  gboolean seen_experts = FALSE;
+
+  g_assert_true (g_file_get_contents (dat, &contents, &len, &error));
+  at = (const guint8 *) contents;
+  end = at + len;
+  n_entries = read_i32 (&at, end);
+  g_assert_cmpint (n_entries, >, 0);
+  for (gint32 i = 0; i < n_entries; i++)
+    {
+      gint32 name_len = read_i32 (&at, end), ncall, nval;
+      g_autofree char *name = NULL;
+      const QbTensor *t;
+      const float *mean;
+      guint n_mean = 0;
+
+      g_assert_cmpint (name_len, >, 0);
+      g_assert_cmpint (end - at, >=, name_len);
+      name = g_strndup ((const char *) at, name_len);
+      at += name_len;
+      ncall = read_i32 (&at, end);
+      nval = read_i32 (&at, end);
+      t = qb_model_find_tensor (model, name, NULL);
+      g_assert_nonnull (t);
+      g_assert_cmpint (ncall, ==, 4);                      /* the chunks */
+      g_assert_cmpint (nval, ==, t->ne[0] * qb_tensor_n_experts (t));
+      mean = qb_imatrix_get (im, name, &n_mean);
+      g_assert_cmpint (n_mean, ==, nval);
+      g_assert_cmpint (end - at, >=, 4 * (gint64) nval);
+      for (gint32 j = 0; j < nval; j++)
+        {
+          float v;
+          memcpy (&v, at + 4 * j, 4);
+          g_assert_cmpfloat (fabs (v / ncall - mean[j]), <=, 1e-5 * mean[j]);
+        }
+      if (t->role == QB_ROLE_FFN_DOWN_EXPS)
+        {
+          /* Each expert its own values: expert 1's differ from expert 0's. */
+          g_assert_cmpint (qb_tensor_n_experts (t), ==, 4);
+          g_assert_true (memcmp (at, at + 4 * t->ne[0], 4 * t->ne[0]) != 0);
+          seen_experts = TRUE;
+        }
+      at += 4 * (gsize) nval;
+    }
+  g_assert_true (seen_experts);
+  g_assert_cmpint (read_i32 (&at, end), ==, 4);          /* llama-imatrix's last call */
+  g_assert_cmpint (read_i32 (&at, end), ==, end - at);   /* the dataset's name, to the end */
+}
+
 /* Calibration counts importance per expert: the entries of a 3-D expert
  * tensor hold a set per expert with the rows routed to it (together
  * tokens × experts per token), the router and the shared expert one set
@@ -448,6 +521,7 @@ test_expert_imatrix (void)
   g_assert_cmpuint (n_back, ==, n);
   for (guint j = 0; j < n; j++)
     g_assert_cmpfloat (fabs (imp_back[j] - imp[j]), <=, 1e-5 * imp[j]);
+  check_dat_layout (dat, im, model);
   qb_activation_stats_free (stats);
 }
 
