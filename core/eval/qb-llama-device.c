@@ -423,7 +423,8 @@ plan (QbLlama *llama, QbLlamaDevice *d, guint T, guint n_out, GError **error)
         {
           g_set_error (error, QB_DEVICE_ERROR, QB_DEVICE_ERROR_NO_MEMORY,
                        "%s: not even one layer fits: its weights (%" G_GUINT64_FORMAT
-                       " KiB) and the activations (%" G_GUINT64_FORMAT " KiB) need more than the %"
+                       " KiB), the activations and the dequantization scratch (%" G_GUINT64_FORMAT
+                       " KiB) need more than the %"
                        G_GUINT64_FORMAT " KiB available", qb_device_get_label (d->device),
                        largest >> 10, fixed >> 10, budget >> 10);
           return FALSE;
@@ -761,14 +762,24 @@ swiglu (Run *r, guint T)
   launch (r, d->swiglu, n);
 }
 
+/* Half of a layer: the attention (ffn FALSE) or the feed-forward. */
 static void
-layer (Run *r, QbLayer *l, guint T)
+layer_half (Run *r, QbLayer *l, guint T, gboolean ffn)
 {
   QbLlamaDevice *d = r->d;
   const QbLlamaParams *p = &r->llama->p;
   gsize qd = (gsize) p->n_head * p->head_dim, kvd = (gsize) p->n_head_kv * p->head_dim;
   float qkv_beta = p->qkv_bias ? 1.0f : 0.0f;
 
+  if (ffn)
+    {
+      rms_norm (r, d->x, 0, &l->ffn_norm, d->xn, T);
+      gemm_w (r, &l->gate, d->xn, T, d->gate, 0.0f);
+      gemm_w (r, &l->up, d->xn, T, d->up, 0.0f);
+      swiglu (r, T);
+      gemm_w (r, &l->down, d->gate, T, d->x, 1.0f);
+      return;
+    }
   rms_norm (r, d->x, 0, &l->attn_norm, d->xn, T);
   if (p->qkv_bias)
     {
@@ -783,11 +794,6 @@ layer (Run *r, QbLayer *l, guint T)
   rope (r, d->k, T, p->n_head_kv);
   attention (r, T);
   gemm_w (r, &l->wo, d->att, T, d->x, 1.0f);
-  rms_norm (r, d->x, 0, &l->ffn_norm, d->xn, T);
-  gemm_w (r, &l->gate, d->xn, T, d->gate, 0.0f);
-  gemm_w (r, &l->up, d->xn, T, d->up, 0.0f);
-  swiglu (r, T);
-  gemm_w (r, &l->down, d->gate, T, d->x, 1.0f);
 }
 
 /* The embedding rows of the tokens and the RoPE table, from the host. */
@@ -959,19 +965,22 @@ qb_llama_device_forward (QbLlama *llama, QbLlamaDevice **state, const gint32 *to
   r.queue = qb_device_get_queue (device);
   if (!plan (llama, r.d, T, n_out, &local) || !reserve (llama, r.d, T, n_out, &local) || !upload_inputs (&r, tokens, T, rope_table, &local))
     goto declined;
-  for (guint i = 0; i < p->n_layer && ok (&r); i++)
+  /* Progress and cancel after each half of a layer: steps of
+   * 2 × (n_layer + 1), the output head the last two. */
+  for (guint step = 0; step < 2 * p->n_layer && ok (&r); step++)
     {
       if (g_cancellable_set_error_if_cancelled (cancellable, error))
         {
           clFinish (r.queue);
           return QB_LLAMA_DEVICE_FAILED;
         }
-      stream_unit (&r, i);
-      layer (&r, &llama->layers[i], T);
+      if (step % 2 == 0)
+        stream_unit (&r, step / 2);
+      layer_half (&r, &llama->layers[step / 2], T, step % 2);
       if (ok (&r))
         r.status = clFinish (r.queue);
       if (progress != NULL && ok (&r))
-        progress (i + 1, p->n_layer + 1, progress_data);
+        progress (step + 1, 2 * (p->n_layer + 1), progress_data);
     }
   rms_norm (&r, r.d->x, first_output, &llama->output_norm, r.d->xn, n_out);
   stream_unit (&r, p->n_layer);
@@ -993,7 +1002,7 @@ qb_llama_device_forward (QbLlama *llama, QbLlamaDevice **state, const gint32 *to
   __atomic_add_fetch (&passes, 1, __ATOMIC_RELAXED);
   r.d->ran = TRUE;
   if (progress != NULL)
-    progress (p->n_layer + 1, p->n_layer + 1, progress_data);
+    progress (2 * (p->n_layer + 1), 2 * (p->n_layer + 1), progress_data);
   return QB_LLAMA_DEVICE_DONE;
 
 declined:

@@ -3,6 +3,7 @@
  *
  *   meson test -C build --benchmark --suite bench -v device
  *   ./build/tests/bench/bench-device [--device opencl:N|gpu] [--params 370M] [--threads N]
+ *                                    [--eval-only]
  *
  * For stories260K and a generated demo model (default 25M parameters, F16;
  * --params 370M for the issue's figure, which takes long on PoCL): the
@@ -12,7 +13,10 @@
  * without metrics and histograms, every tensor through qb_tensor_quantize,
  * on the CPU threads and on the device; then the evaluation rate in
  * tokens/s of a perplexity run (stories260K, 10 chunks of 128; demo model,
- * 2 chunks of 256) on both.  The device's kernels are built once before
+ * 2 chunks of 256) on both, with the weights as stored and quantized by
+ * a Q4_K_M plan (on stories260K, whose rows no K-quant fits, its
+ * fallbacks), whose blocks the device dequantizes; with the device memory
+ * the weights take there.  The device's kernels are built once before
  * any timing (their compile time is printed).  The device counters say
  * how much of each run really ran there.
  *
@@ -27,6 +31,8 @@
 #include "qb-device.h"
 #include "qb-eval.h"
 #include "qb-format.h"
+#include "qb-job.h"
+#include "qb-plan.h"
 #include "qb-llama.h"
 #include "qb-llama-device-private.h"
 #include "qb-quantize-device-private.h"
@@ -109,9 +115,32 @@ bench_quantize (const char *label, const char *path, const char *device, QbWorke
   qb_device_set_default ("cpu", NULL);
 }
 
+/* llama's weights quantized by a plan with this preset, as an
+ * experiment's evaluation runs them (the quantization itself on the CPU,
+ * untimed). */
+static void
+quantize_weights (QbLlama *llama, QbModel *model, const char *preset, guint threads)
+{
+  g_autoptr(QbPlan) plan = qb_plan_new ();
+  g_autoptr(QbJob) job = NULL;
+  g_autoptr(GError) error = NULL;
+
+  qb_plan_set_preset (plan, preset);
+  job = qb_job_new (model, plan);
+  qb_job_set_keep_data (job, TRUE);
+  qb_job_set_metrics (job, FALSE);
+  qb_job_set_threads (job, threads);
+  qb_device_set_default ("cpu", NULL);
+  if (!qb_job_run (job, NULL, &error) || !qb_llama_use_job (llama, job, NULL, &error))
+    g_error ("%s", error->message);
+}
+
+/* Tokens/s of a perplexity run of the model (its weights quantized with
+ * preset when not NULL) on device; its perplexity in *ppl, and the device memory its
+ * weights take there in *weight_bytes. */
 static double
 eval_rate (const char *path, const char *text, guint ctx, guint chunks, const char *device,
-           guint threads, double *ppl)
+           guint threads, const char *preset, double *ppl, guint64 *weight_bytes)
 {
   g_autoptr(GError) error = NULL;
   g_autoptr(QbModel) model = qb_model_open (path, &error);
@@ -124,6 +153,13 @@ eval_rate (const char *path, const char *text, guint ctx, guint chunks, const ch
       (tok = qb_tokenizer_new_from_gguf (qb_model_get_gguf (model), &error)) == NULL)
     g_error ("%s", error->message);
   qb_llama_set_threads (llama, threads);
+  if (preset != NULL)
+    quantize_weights (llama, model, preset, threads);
+  if (weight_bytes != NULL)
+    {
+      guint64 fixed, largest;
+      qb_llama_device_needs (llama, ctx, ctx / 2, &fixed, &largest, weight_bytes);
+    }
   qb_device_set_default (device, NULL);
   qb_eval_options_init (&o);
   o.n_ctx = ctx;
@@ -140,16 +176,21 @@ eval_rate (const char *path, const char *text, guint ctx, guint chunks, const ch
 
 static void
 bench_eval (const char *label, const char *path, const char *text, guint ctx, guint chunks,
-            const char *device, guint threads)
+            const char *device, guint threads, const char *preset)
 {
   double ppl_cpu, ppl_dev, cpu, dev;
-  guint64 passes;
+  guint64 passes, dequantized, weights = 0;
 
-  cpu = eval_rate (path, text, ctx, chunks, "cpu", threads, &ppl_cpu);
+  cpu = eval_rate (path, text, ctx, chunks, "cpu", threads, preset, &ppl_cpu, NULL);
   passes = qb_llama_device_passes ();
-  dev = eval_rate (path, text, ctx, chunks, device, threads, &ppl_dev);
-  printf ("%-18s eval     ctx %-4u %2u chunks %8.0f tok/s %8.0f tok/s %7.2f x   (PPL %.6f / %.6f, %" G_GUINT64_FORMAT " passes on the device)\n",
-          label, ctx, chunks, cpu, dev, dev / cpu, ppl_cpu, ppl_dev, qb_llama_device_passes () - passes);
+  dequantized = qb_llama_device_dequantized ();
+  dev = eval_rate (path, text, ctx, chunks, device, threads, preset, &ppl_dev, &weights);
+  printf ("%-18s eval %-6s ctx %-4u %2u chunks %8.0f tok/s %8.0f tok/s %7.2f x   (PPL %.6f / %.6f, %"
+          G_GUINT64_FORMAT " passes on the device, %" G_GUINT64_FORMAT
+          " products dequantized there, weights %.1f MiB there)\n",
+          label, preset ? preset : "as is", ctx, chunks, cpu, dev, dev / cpu, ppl_cpu, ppl_dev,
+          qb_llama_device_passes () - passes, qb_llama_device_dequantized () - dequantized,
+          weights / 1048576.0);
   fflush (stdout);
 }
 
@@ -158,7 +199,9 @@ main (int argc, char **argv)
 {
   g_autofree char *device = NULL, *params = NULL;
   int threads = 0;
+  gboolean eval_only = FALSE;
   GOptionEntry entries[] = {
+    { "eval-only", 0, 0, G_OPTION_ARG_NONE, &eval_only, "Only the evaluation figures", NULL },
     { "device", 0, 0, G_OPTION_ARG_STRING, &device, "Device to compare (default opencl:0)", "SPEC" },
     { "params", 0, 0, G_OPTION_ARG_STRING, &params, "Demo model size (default 25M)", "N" },
     { "threads", 0, 0, G_OPTION_ARG_INT, &threads, "CPU threads (default: all)", "N" },
@@ -206,17 +249,20 @@ main (int argc, char **argv)
       g_autoptr(QbModel) m = qb_model_open (stories, NULL);
       guint64 b;
       quantize_all (m, qb_format_find ("Q4_0"), TRUE, workers, &b);
-      eval_rate (stories, text, 128, 1, device, (guint) threads, &ppl);
+      eval_rate (stories, text, 128, 1, device, (guint) threads, NULL, &ppl, NULL);
     }
   printf ("kernels ready in %.1f s (built, or read from the cache)\n\n", qb_bench_now () - t0);
 
-  if (stories != NULL)
+  if (stories != NULL && !eval_only)
     bench_quantize ("stories260K", stories, device, workers);
-  bench_quantize (params ? params : "demo 25M", demo, device, workers);
+  if (!eval_only)
+    bench_quantize (params ? params : "demo 25M", demo, device, workers);
   if (stories != NULL && text != NULL)
     {
-      bench_eval ("stories260K", stories, text, 128, 10, device, (guint) threads);
-      bench_eval (params ? params : "demo 25M", demo, text, 256, 2, device, (guint) threads);
+      bench_eval ("stories260K", stories, text, 128, 10, device, (guint) threads, NULL);
+      bench_eval ("stories260K", stories, text, 128, 10, device, (guint) threads, "Q4_K_M");
+      bench_eval (params ? params : "demo 25M", demo, text, 256, 2, device, (guint) threads, NULL);
+      bench_eval (params ? params : "demo 25M", demo, text, 256, 2, device, (guint) threads, "Q4_K_M");
     }
   else
     printf ("../shared is absent: no evaluation figures\n");
