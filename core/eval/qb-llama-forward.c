@@ -14,6 +14,7 @@
  */
 #include "qb-llama-private.h"
 #include "qb-llama-device-private.h"
+#include "qb-device.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -1131,12 +1132,11 @@ forward (QbLlama *llama, const gint32 *tokens, guint first_layer, const float *h
   scratch_reserve (llama, n_tokens);
   openblas_set_num_threads (1);
   rope_cache (llama, n_tokens);
-  /* A whole pass may run on the selected device; a pass that keeps or
-   * starts from the residual stream runs here. */
-  if (hidden_in == NULL && hidden_out == NULL)
-    switch (qb_llama_device_forward (llama, &llama->device, tokens, n_tokens, first_output,
-                                     logits, llama->s.rope, progress, progress_data, cancellable,
-                                     error))
+  /* A pass may run on the selected device, from the tokens or from the
+   * residual stream (the sensitivity study's passes). */
+  switch (qb_llama_device_forward (llama, &llama->device, tokens, first_layer, hidden_in,
+                                   hidden_out, n_tokens, first_output, logits, llama->s.rope,
+                                   progress, progress_data, cancellable, error))
       {
       case QB_LLAMA_DEVICE_DONE:
         openblas_set_num_threads (blas_threads);

@@ -93,6 +93,7 @@ typedef struct {
 
 typedef struct _QbLlamaDevice QbLlamaDevice;   /* qb-llama-device-private.h */
 typedef struct _QbLlamaScoring QbLlamaScoring; /* qb-llama-device-private.h */
+typedef struct _QbLlamaAccum QbLlamaAccum;     /* qb-llama-accum-private.h */
 
 struct _QbLlama {
   QbModel          *model;
@@ -113,6 +114,7 @@ struct _QbLlama {
   QbScratch         s;
   QbLlamaDevice    *device;     /* weights on the default device, or NULL */
   QbLlamaScoring   *scoring;    /* set around a pass by qb-eval.c, else NULL */
+  QbLlamaAccum     *accum;      /* activation statistics on the device, or NULL */
   gboolean          device_told; /* said once why the device declined this model */
   gboolean          family_override;  /* qb_llama_new_as: unused tensors are ignored */
 };

@@ -3,6 +3,7 @@
  * and swapping weights for quantized ones.  The arithmetic is in
  * qb-llama-forward.c. */
 #include "qb-llama-private.h"
+#include "qb-llama-accum-private.h"
 #include "qb-llama-device-private.h"
 
 #include <json-glib/json-glib.h>
@@ -842,6 +843,7 @@ qb_llama_free (QbLlama *llama)
   g_free (llama->rope_factors);
   qb_scratch_clear (&llama->s);
   g_clear_pointer (&llama->device, qb_llama_device_free);
+  g_clear_pointer (&llama->accum, qb_llama_accum_free);
   g_clear_pointer (&llama->workers, qb_workers_free);
   g_clear_object (&llama->model);
   g_free (llama);
