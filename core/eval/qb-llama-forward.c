@@ -87,6 +87,16 @@ expert_view (const QbWeight *w, guint e)
   return v;
 }
 
+QbWeight
+qb_layer_expert (const QbLayer *l, QbExpertMat which, guint e, guint n_expert)
+{
+  const QbWeight *whole[] = { &l->gate_exps, &l->up_exps, &l->down_exps };
+
+  if (l->expert_mats != NULL)
+    return l->expert_mats[which * n_expert + e];
+  return expert_view (whole[which], e);
+}
+
 /* Floats of the largest block (or whole matrix) any product needs; an
  * expert tensor is multiplied one expert at a time. */
 static gsize
@@ -110,6 +120,12 @@ largest_block (QbLlama *llama, gboolean whole)
           v = m[j]->t->n_dims == 3 ? expert_view (m[j], 0) : *m[j];
           rows = whole ? v.n_rows : block_rows (llama, &v);
           most = MAX (most, (gsize) (rows * v.n_cols));
+        }
+      for (guint j = 0; l->expert_mats != NULL && j < QB_EXPERT_N_MATS * llama->p.n_expert; j++)
+        {
+          const QbWeight *v = &l->expert_mats[j];
+          gint64 rows = whole ? v->n_rows : block_rows (llama, v);
+          most = MAX (most, (gsize) (rows * v->n_cols));
         }
     }
   return most;
@@ -861,9 +877,9 @@ moe_experts (QbLlama *llama, QbLayer *l, GError **error)
 
       if (n == 0)
         continue;
-      g = expert_view (&l->gate_exps, e);
-      u = expert_view (&l->up_exps, e);
-      d = expert_view (&l->down_exps, e);
+      g = qb_layer_expert (l, QB_EXPERT_GATE, e, p->n_expert);
+      u = qb_layer_expert (l, QB_EXPERT_UP, e, p->n_expert);
+      d = qb_layer_expert (l, QB_EXPERT_DOWN, e, p->n_expert);
       for (gint32 r = 0; r < n; r++)
         memcpy (s->moe_x + r * E, s->xn + s->moe_tokens[a + r] * E, sizeof (float) * E);
       llama->act_expert = (int) e;
