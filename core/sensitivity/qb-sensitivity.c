@@ -425,6 +425,23 @@ report (Study *s, const char *stage, const char *tensor)
   s->progress (&s->p, s->progress_data);
 }
 
+/* The KLD with tensor `index` run as these bytes (the stored values
+ * again afterwards, also on failure) into c. */
+static gboolean
+measure_with (Study *s, guint index, GBytes *bytes, const QbQuantParams *params, QbStudyCost *c,
+              GCancellable *cancellable, GError **error)
+{
+  const QbTensor *t = qb_model_get_tensor (s->model, index);
+  gboolean ok;
+
+  if (!qb_llama_set_weight (s->llama, index, bytes, params, error))
+    return FALSE;
+  ok = measure_kld (s, first_layer_of (s, t), &c->kld, &c->kld_err, cancellable, error);
+  if (!qb_llama_set_weight (s->llama, index, NULL, NULL, ok ? error : NULL) && ok)
+    return FALSE;
+  return ok;
+}
+
 /* ---- experts one by one ------------------------------------------------ */
 
 static gboolean
@@ -471,7 +488,6 @@ study_expert (Study *s, guint index, const QbStudyCost *whole, const float *orig
   gint64 start = g_get_monotonic_time ();
   float *mix = g_try_new (float, MAX (t->n_params, 1));
   double sum = 0;
-  gboolean ok;
 
   if (mix == NULL)
     {
@@ -491,12 +507,7 @@ study_expert (Study *s, guint index, const QbStudyCost *whole, const float *orig
   c->n_weights = (gint64) per_expert;
   c->bytes = whole->bytes / (guint64) n_experts;
   c->mse = sum / MAX (per_expert, 1);
-  if (!qb_llama_set_weight (s->llama, index, bytes, &params, error))
-    return FALSE;
-  ok = measure_kld (s, first_layer_of (s, t), &c->kld, &c->kld_err, cancellable, error);
-  if (!qb_llama_set_weight (s->llama, index, NULL, NULL, ok ? error : NULL) && ok)
-    return FALSE;
-  if (!ok)
+  if (!measure_with (s, index, bytes, &params, c, cancellable, error))
     return FALSE;
   c->seconds = (g_get_monotonic_time () - start) / 1e6;
   return qb_store_add_study_expert_cost (s->store, s->id, c, error);
@@ -551,7 +562,6 @@ study_candidate (Study *s, guint index, const QbFormat *format, gboolean measure
   QbQuantParams params = { 0 };
   gint64 start = g_get_monotonic_time ();
   guint n_imp = 0;
-  gboolean ok;
 
   spec.format = format;
   spec.method = s->method;
@@ -603,12 +613,7 @@ study_candidate (Study *s, guint index, const QbFormat *format, gboolean measure
     {
       params.format = format;
       params.tensor_absmax = (float) MAX (fabs (r->metrics.min), fabs (r->metrics.max));
-      if (!qb_llama_set_weight (s->llama, index, bytes, &params, error))
-        return FALSE;
-      ok = measure_kld (s, first_layer_of (s, t), &c->kld, &c->kld_err, cancellable, error);
-      if (!qb_llama_set_weight (s->llama, index, NULL, NULL, ok ? error : NULL) && ok)
-        return FALSE;
-      if (!ok)
+      if (!measure_with (s, index, bytes, &params, c, cancellable, error))
         return FALSE;
       s->p.measured++;
     }
