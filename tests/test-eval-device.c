@@ -103,17 +103,18 @@ test_ppl (void)
   stories_close (&s);
 }
 
-/* Every matrix whose rows fit Q4_0 swapped for its Q4_0 bytes. */
-static void
-use_q4_0 (Stories *s)
+/* Every matrix swapped for its bytes in the format pick gives it (NULL:
+ * left as stored); returns how many were swapped. */
+static guint
+use_formats (Stories *s, const QbFormat *(*pick) (const QbTensor *t))
 {
-  const QbFormat *f = qb_format_find ("Q4_0");
-  QbQuantParams params = { .format = f };
   guint n = 0;
 
   for (guint i = 0; i < qb_model_get_n_tensors (s->model); i++)
     {
       const QbTensor *t = qb_model_get_tensor (s->model, i);
+      const QbFormat *f = t->n_dims < 2 ? NULL : pick (t);
+      QbQuantParams params = { .format = f };
       gint64 rows = qb_tensor_n_rows (t);
       guint64 row_bytes = 0;
       g_autofree float *x = NULL;
@@ -121,7 +122,7 @@ use_q4_0 (Stories *s)
       g_autoptr(GBytes) bytes = NULL;
       g_autoptr(GError) error = NULL;
 
-      if (t->n_dims < 2 || !qb_format_row_bytes (f, t->ne[0], &row_bytes))
+      if (f == NULL || !qb_format_row_bytes (f, t->ne[0], &row_bytes))
         continue;
       x = g_new (float, t->n_params);
       g_assert_true (qb_model_read_rows (s->model, i, 0, rows, x, &error));
@@ -133,7 +134,45 @@ use_q4_0 (Stories *s)
       g_assert_no_error (error);
       n++;
     }
-  g_assert_cmpuint (n, >, 0);
+  return n;
+}
+
+static const QbFormat *
+pick_q4_0 (const QbTensor *t)
+{
+  return qb_format_find ("Q4_0");
+}
+
+static void
+use_q4_0 (Stories *s)
+{
+  g_assert_cmpuint (use_formats (s, pick_q4_0), >, 0);
+}
+
+/* A mix in the spirit of Q4_K_M for rows that no K-quant fits (64 and
+ * 172 values): more bits for V and the output, a format of each family
+ * the device dequantizes on the others; the 172-wide down projections
+ * in F16. */
+static const QbFormat *
+pick_mix (const QbTensor *t)
+{
+  switch (t->role)
+    {
+    case QB_ROLE_ATTN_Q:   return qb_format_find ("Q4_0");
+    case QB_ROLE_ATTN_K:   return qb_format_find ("IQ4_NL");
+    case QB_ROLE_ATTN_V:   return qb_format_find ("Q5_1");
+    case QB_ROLE_ATTN_OUTPUT: return qb_format_find ("Q4_1");
+    case QB_ROLE_FFN_GATE: return qb_format_find ("Q5_0");
+    case QB_ROLE_FFN_UP:   return qb_format_find ("Q4_0");
+    case QB_ROLE_FFN_DOWN: return qb_format_find ("F16");
+    default:               return qb_format_find ("Q8_0");   /* the embedding and output */
+    }
+}
+
+static void
+use_mix (Stories *s)
+{
+  g_assert_cmpuint (use_formats (s, pick_mix), >=, 7 * 5);
 }
 
 /* Weights swapped after the device holds the float ones are uploaded
@@ -217,60 +256,276 @@ log_softmax (const float *x, guint n, double *out)
     out[i] = x[i] - max - log (sum);
 }
 
-static void
-test_kld (void)
+/* The first CTX tokens of the text. */
+static GArray *
+first_tokens (Stories *s)
 {
-  Stories s;
   g_autoptr(GError) error = NULL;
-  g_autoptr(GArray) ids = NULL;
-  const gint32 *tokens;
-  g_autofree float *a = NULL, *b = NULL;
-  g_autofree double *la = NULL, *lb = NULL;
   g_autofree char *text = NULL;
-  guint n_vocab, n = 0, first = 8;
+  GArray *ids;
   gsize len = 0;
-  double kld = 0;
 
-  if (!stories_open (&s))
-    return;
-  n_vocab = qb_llama_get_params (s.llama)->n_vocab;
-  g_assert_true (g_file_get_contents (s.text, &text, &len, NULL));
+  g_assert_true (g_file_get_contents (s->text, &text, &len, NULL));
   text[MIN (len, 4000)] = '\0';
-  ids = qb_tokenizer_encode (s.tok, text, -1, TRUE, FALSE, NULL, &error);
+  ids = qb_tokenizer_encode (s->tok, text, -1, TRUE, FALSE, NULL, &error);
   g_assert_no_error (error);
   g_assert_cmpuint (ids->len, >=, CTX);
-  tokens = (const gint32 *) ids->data;
-  n = CTX;
-  a = g_new (float, (gsize) (n - first) * n_vocab);
-  b = g_new (float, (gsize) (n - first) * n_vocab);
-  g_assert_true (qb_device_set_default ("cpu", NULL));
-  g_assert_true (qb_llama_forward (s.llama, tokens, n, first, a, NULL, NULL, NULL, &error));
-  g_assert_true (qb_device_set_default ("opencl:0", NULL));
-  g_assert_true (qb_llama_forward (s.llama, tokens, n, first, b, NULL, NULL, NULL, &error));
+  return ids;
+}
+
+#define FIRST 8
+
+/* The logits of positions FIRST..CTX-1 on device. */
+static float *
+logits_on (Stories *s, const gint32 *tokens, const char *device)
+{
+  guint n_vocab = qb_llama_get_params (s->llama)->n_vocab;
+  float *out = g_new (float, (gsize) (CTX - FIRST) * n_vocab);
+  g_autoptr(GError) error = NULL;
+
+  g_assert_true (qb_device_set_default (device, NULL));
+  g_assert_true (qb_llama_forward (s->llama, tokens, CTX, FIRST, out, NULL, NULL, NULL, &error));
   g_assert_no_error (error);
-  la = g_new (double, n_vocab);
-  lb = g_new (double, n_vocab);
-  for (guint t = 0; t < n - first; t++)
+  return out;
+}
+
+/* Mean KLD(CPU ‖ device) of the logits of one chunk. */
+static double
+logits_kld (Stories *s)
+{
+  g_autoptr(GArray) ids = first_tokens (s);
+  guint n_vocab = qb_llama_get_params (s->llama)->n_vocab;
+  g_autofree float *a = logits_on (s, (const gint32 *) ids->data, "cpu");
+  g_autofree float *b = logits_on (s, (const gint32 *) ids->data, "opencl:0");
+  g_autofree double *la = g_new (double, n_vocab), *lb = g_new (double, n_vocab);
+  double kld = 0;
+
+  for (guint t = 0; t < CTX - FIRST; t++)
     {
       log_softmax (a + (gsize) t * n_vocab, n_vocab, la);
       log_softmax (b + (gsize) t * n_vocab, n_vocab, lb);
       for (guint i = 0; i < n_vocab; i++)
         kld += exp (la[i]) * (la[i] - lb[i]);
     }
-  kld /= n - first;
-  g_test_message ("mean KLD(CPU || device) over %u positions: %.3g", n - first, kld);
+  kld /= CTX - FIRST;
+  g_test_message ("mean KLD(CPU || device) over %u positions: %.3g", CTX - FIRST, kld);
+  return kld;
+}
+
+static void
+test_kld (void)
+{
+  Stories s;
+  double kld;
+
+  if (!stories_open (&s))
+    return;
+  kld = logits_kld (&s);
   g_assert_cmpfloat (kld, <, 1e-6);
   g_assert_cmpfloat (kld, >=, -1e-12);
+  stories_close (&s);
+}
+
+/* A mixed plan's blocks go to the device as they are and are dequantized
+ * there: perplexity within 1e-4 of the CPU's, the logits' KLD under 1e-6,
+ * and every product of a quantized weight dequantized on the device. */
+static void
+test_quantized_plan (void)
+{
+  Stories s;
+  double cpu, dev, kld;
+  guint64 dequantized;
+
+  if (!stories_open (&s))
+    return;
+  use_mix (&s);
+  cpu = ppl (&s, "cpu");
+  dequantized = qb_llama_device_dequantized ();
+  dev = ppl (&s, "opencl:0");
+  /* 10 chunks × 5 layers × 7 matrices, and the output head. */
+  g_assert_cmpuint (qb_llama_device_dequantized (), >=, dequantized + 10 * (5 * 7 + 1));
+  g_assert_cmpfloat (fabs (dev - cpu), <=, 1e-4 * cpu);
+  kld = logits_kld (&s);
+  g_assert_cmpfloat (kld, <, 1e-6);
+  g_assert_cmpfloat (kld, >=, -1e-12);
+  stories_close (&s);
+}
+
+/* Caps the device memory so that the device holds the activations, the
+ * streaming slot and extra more bytes of weights; returns the bytes all
+ * units need. */
+static guint64
+cap_memory (Stories *s, guint64 extra)
+{
+  guint64 fixed, largest, all;
+
+  qb_llama_device_needs (s->llama, CTX, CTX - FIRST, &fixed, &largest, &all);
+  qb_llama_device_set_mem_limit (fixed + largest + extra);
+  g_test_message ("activations and scratch %" G_GUINT64_FORMAT " B, largest unit %" G_GUINT64_FORMAT
+                  " B, all units %" G_GUINT64_FORMAT " B: cap %" G_GUINT64_FORMAT " B",
+                  fixed, largest, all, fixed + largest + extra);
+  return all;
+}
+
+/* With the memory capped below the model's weights, the layers that do
+ * not fit are streamed: the logits are bit for bit those of the fully
+ * resident pass, for the float model and for the mixed plan, and the
+ * perplexity is the CPU's. */
+static void
+streamed (gboolean quantized)
+{
+  Stories s;
+  g_autoptr(GArray) ids = NULL;
+  g_autofree float *resident = NULL, *a = NULL, *b = NULL;
+  gsize n;
+  guint64 count, all;
+  double cpu, dev;
+
+  if (!stories_open (&s))
+    return;
+  if (quantized)
+    use_mix (&s);
+  ids = first_tokens (&s);
+  n = (gsize) (CTX - FIRST) * qb_llama_get_params (s.llama)->n_vocab * sizeof (float);
+  count = qb_llama_device_streamed ();
+  resident = logits_on (&s, (const gint32 *) ids->data, "opencl:0");
+  g_assert_cmpuint (qb_llama_device_streamed (), ==, count);
+
+  /* Nothing resident but the slot; then two units' worth more. */
+  all = cap_memory (&s, 0);
+  a = logits_on (&s, (const gint32 *) ids->data, "opencl:0");
+  g_assert_cmpuint (qb_llama_device_streamed (), >=, count + 6);   /* 5 layers and the head */
+  g_assert_cmpmem (a, n, resident, n);
+  count = qb_llama_device_streamed ();
+  g_assert_cmpuint (cap_memory (&s, all / 3), ==, all);
+  b = logits_on (&s, (const gint32 *) ids->data, "opencl:0");
+  g_assert_cmpuint (qb_llama_device_streamed (), >, count);
+  g_assert_cmpuint (qb_llama_device_streamed (), <, count + 6);
+  g_assert_cmpmem (b, n, resident, n);
+
+  count = qb_llama_device_streamed ();
+  dev = ppl (&s, "opencl:0");
+  g_assert_cmpuint (qb_llama_device_streamed (), >=, count + 10);
+  qb_llama_device_set_mem_limit (0);
+  cpu = ppl (&s, "cpu");
+  g_assert_cmpfloat (fabs (dev - cpu), <=, 1e-4 * cpu);
+  stories_close (&s);
+}
+
+static void
+test_streamed_float (void)
+{
+  streamed (FALSE);
+}
+
+static void
+test_streamed_quantized (void)
+{
+  streamed (TRUE);
+}
+
+/* Messages logged, kept for tests that expect one. */
+static GString *messages;
+
+static GLogWriterOutput
+keep_messages (GLogLevelFlags level, const GLogField *fields, gsize n_fields, gpointer data)
+{
+  for (gsize i = 0; i < n_fields; i++)
+    if (g_str_equal (fields[i].key, "MESSAGE") && fields[i].length < 0)
+      g_string_append_printf (messages, "%s\n", (const char *) fields[i].value);
+  return g_log_writer_default (level, fields, n_fields, data);
+}
+
+/* A cap too small for one layer: a message says so and the evaluation
+ * runs on the CPU with the CPU's result. */
+static void
+test_too_small (void)
+{
+  Stories s;
+  QbEvalOptions o;
+  QbEvalResult r;
+  g_autoptr(GError) error = NULL;
+  guint64 passes = qb_llama_device_passes ();
+  double cpu;
+
+  if (!stories_open (&s))
+    return;
+  cpu = ppl (&s, "cpu");
+  g_string_truncate (messages, 0);
+  qb_llama_device_set_mem_limit (64 << 10);
+  g_assert_true (qb_device_set_default ("opencl:0", NULL));
+  qb_eval_options_init (&o);
+  o.n_ctx = CTX;
+  o.n_chunks = 10;
+  o.no_cache = TRUE;
+  qb_eval_run (s.llama, s.tok, s.text, &o, NULL, NULL, NULL, &r, &error);
+  qb_llama_device_set_mem_limit (0);
+  g_assert_no_error (error);
+  g_test_message ("logged: %s", messages->str);
+  g_assert_nonnull (strstr (messages->str, "not even one layer fits"));
+  g_assert_nonnull (strstr (messages->str, "evaluating on the CPU"));
+  g_assert_cmpstr (r.device, ==, "cpu");
+  g_assert_cmpuint (qb_llama_device_passes (), ==, passes);
+  g_assert_cmpfloat (r.ppl, ==, cpu);
+  stories_close (&s);
+}
+
+static void
+cancel_at_layer_2 (guint done, guint total, gpointer data)
+{
+  if (done == 2)
+    g_cancellable_cancel (data);
+}
+
+/* Cancelling a streamed pass stops it with G_IO_ERROR_CANCELLED; the
+ * device is still used, with the same logits, by the next pass. */
+static void
+test_streamed_cancel (void)
+{
+  Stories s;
+  g_autoptr(GArray) ids = NULL;
+  g_autoptr(GCancellable) cancel = g_cancellable_new ();
+  g_autoptr(GError) error = NULL;
+  g_autofree float *resident = NULL, *out = NULL, *again = NULL;
+  gsize n;
+  guint64 passes, count;
+
+  if (!stories_open (&s))
+    return;
+  use_mix (&s);
+  ids = first_tokens (&s);
+  n = (gsize) (CTX - FIRST) * qb_llama_get_params (s.llama)->n_vocab;
+  resident = logits_on (&s, (const gint32 *) ids->data, "opencl:0");
+  cap_memory (&s, 0);
+  out = g_new (float, n);
+  passes = qb_llama_device_passes ();
+  count = qb_llama_device_streamed ();
+  g_assert_false (qb_llama_forward (s.llama, (const gint32 *) ids->data, CTX, FIRST, out,
+                                    cancel_at_layer_2, cancel, cancel, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  g_assert_cmpuint (qb_llama_device_passes (), ==, passes);
+  g_assert_cmpuint (qb_llama_device_streamed (), ==, count + 2);   /* stopped at layer 2 */
+  again = logits_on (&s, (const gint32 *) ids->data, "opencl:0");
+  qb_llama_device_set_mem_limit (0);
+  g_assert_cmpuint (qb_llama_device_passes (), ==, passes + 1);
+  g_assert_cmpmem (again, n * sizeof (float), resident, n * sizeof (float));
   stories_close (&s);
 }
 
 int
 main (int argc, char **argv)
 {
+  messages = g_string_new (NULL);
+  g_log_set_writer_func (keep_messages, NULL, NULL);
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/eval-device/ppl", test_ppl);
   g_test_add_func ("/eval-device/kld", test_kld);
   g_test_add_func ("/eval-device/swapped-weights", test_swapped_weights);
   g_test_add_func ("/eval-device/scores", test_scores);
+  g_test_add_func ("/eval-device/quantized-plan", test_quantized_plan);
+  g_test_add_func ("/eval-device/streamed-float", test_streamed_float);
+  g_test_add_func ("/eval-device/streamed-quantized", test_streamed_quantized);
+  g_test_add_func ("/eval-device/too-small", test_too_small);
+  g_test_add_func ("/eval-device/streamed-cancel", test_streamed_cancel);
   return g_test_run ();
 }

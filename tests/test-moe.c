@@ -374,6 +374,80 @@ test_expert_importance (void)
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT);
 }
 
+/* Each expert's histograms: its own rows binned over the tensor's edges
+ * (four bins to one), summing over the experts to the tensor's, the same
+ * for any thread count. */
+static void
+test_expert_histograms (void)
+{
+  g_autofree char *dir = qb_test_tmpdir ();
+  g_autofree char *path = write_model (dir, "mixtral", 1, 4, 2);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(QbModel) model = qb_model_open (path, &error);
+  g_autoptr(QbWorkers) one = qb_workers_new (1);
+  g_autoptr(QbWorkers) three = qb_workers_new (3);
+  g_autoptr(QbTensorResult) r = NULL, r3 = NULL;
+  QbQuantizeSpec spec = { .format = qb_format_find ("Q4_K") };
+  g_autofree float *rows = NULL;
+  const QbTensor *t;
+  guint index;
+  gint64 n_cols, per_expert;
+
+  g_assert_no_error (error);
+  t = qb_model_find_tensor (model, "blk.0.ffn_down_exps.weight", &index);
+  n_cols = t->ne[0];
+  per_expert = t->ne[1];
+  r = qb_tensor_quantize (model, index, &spec, one, NULL, NULL, NULL, NULL, &error);
+  g_assert_no_error (error);
+  r3 = qb_tensor_quantize (model, index, &spec, three, NULL, NULL, NULL, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (r->n_experts, ==, 4);
+  g_assert_nonnull (r->expert_hists);
+
+  rows = g_new (float, n_cols * per_expert);
+  for (guint k = 0; k < 3; k++)
+    {
+      const QbHistogram *whole[3] = { r->hist_original, r->hist_quantized, r->hist_error };
+      g_autoptr(QbHistogram) sum = qb_histogram_coarsen (whole[k], 4);
+      g_autoptr(QbHistogram) added = qb_histogram_new (QB_EXPERT_HISTOGRAM_BINS, sum->lo, sum->hi);
+
+      for (guint e = 0; e < 4; e++)
+        {
+          const QbHistogram *h = qb_tensor_result_expert_histogram (r, e, k);
+          g_assert_nonnull (h);
+          g_assert_cmpuint (h->n_bins, ==, QB_EXPERT_HISTOGRAM_BINS);
+          g_assert_cmpfloat (h->lo, ==, whole[k]->lo);
+          g_assert_cmpfloat (h->hi, ==, whole[k]->hi);
+          g_assert_cmpuint (qb_histogram_total (h), ==, (guint64) (n_cols * per_expert));
+          g_assert_cmpmem (h->counts, h->n_bins * 8, r3->expert_hists[3 * e + k]->counts,
+                           h->n_bins * 8);
+          for (guint b = 0; b < h->n_bins; b++)
+            added->counts[b] += h->counts[b];
+        }
+      g_assert_cmpmem (added->counts, added->n_bins * 8, sum->counts, sum->n_bins * 8);
+    }
+
+  /* The original's bins are the expert's own values, binned as the
+   * measurement bins them (float arithmetic, ends clamped). */
+  for (guint e = 0; e < 4; e++)
+    {
+      const QbHistogram *h = qb_tensor_result_expert_histogram (r, e, 0);
+      const QbHistogram *w = r->hist_original;
+      g_autofree guint64 *counts = g_new0 (guint64, h->n_bins);
+      float lo = (float) w->lo, scale = (float) (w->n_bins / (w->hi - w->lo));
+
+      g_assert_true (qb_model_read_rows (model, index, e * per_expert, per_expert, rows, &error));
+      for (gint64 i = 0; i < n_cols * per_expert; i++)
+        {
+          float p = (rows[i] - lo) * scale;
+          p = p > 0.0f ? p : 0.0f;
+          p = p < (float) (w->n_bins - 1) ? p : (float) (w->n_bins - 1);
+          counts[(gint32) p / 4]++;
+        }
+      g_assert_cmpmem (counts, h->n_bins * 8, h->counts, h->n_bins * 8);
+    }
+}
+
 /* Calibration counts importance per expert: the entries of a 3-D expert
  * tensor hold a set per expert with the rows routed to it (together
  * tokens × experts per token), the router and the shared expert one set
@@ -509,6 +583,7 @@ main (int argc, char **argv)
     }
   g_test_add_func ("/eval-moe/params", test_params);
   g_test_add_func ("/quantize-moe/expert-importance", test_expert_importance);
+  g_test_add_func ("/quantize-moe/expert-histograms", test_expert_histograms);
   g_test_add_func ("/calib-moe/expert-imatrix", test_expert_imatrix);
   g_test_add_func ("/sensitivity-moe/experts", test_sensitivity);
   return g_test_run ();

@@ -283,12 +283,13 @@ test_migrate_v5_studies (void)
   qb_store_unref (g_steal_pointer (&store));
   /* Back to version 5 on disk, as an older Quantbench would have left it. */
   db = raw_open (path);
-  exec_ok (db, "DROP TABLE study_cost; DROP TABLE study; PRAGMA user_version = 5");
+  exec_ok (db, "DROP TABLE expert_result; DROP TABLE study_cost; DROP TABLE study; "
+               "PRAGMA user_version = 5");
   sqlite3_close (db);
 
   store = qb_store_open (path, &error);
   g_assert_no_error (error);
-  g_assert_cmpint (qb_test_sql_int (store->db, "PRAGMA user_version"), ==, 6);
+  g_assert_cmpint (qb_test_sql_int (store->db, "PRAGMA user_version"), ==, QB_STORE_SCHEMA_VERSION);
   g_assert_cmpint (qb_test_sql_int (store->db, "SELECT count(*) FROM experiment"), ==, 1);
 
   study->method = g_strdup ("rtn");
@@ -335,6 +336,141 @@ test_migrate_v5_studies (void)
   g_assert_cmpint (qb_test_sql_int (store->db, "SELECT count(*) FROM study_cost"), ==, 0);
   g_assert_false (qb_store_delete_study (store, id, &error));
   g_assert_error (error, QB_STORE_ERROR, QB_STORE_ERROR_NOT_FOUND);
+}
+
+/* A result of a 3-D expert tensor: 4 experts with their own figures and
+ * histograms (of 128 bins, as the quantizer keeps them). */
+static QbTensorResult *
+expert_result (void)
+{
+  QbTensorResult *r = qb_test_tensor_result ("blk.0.ffn_down_exps.weight", 1, FALSE, 0);
+
+  qb_tensor_result_set_n_experts (r, 4);
+  qb_tensor_result_set_n_experts_hists (r);
+  for (guint e = 0; e < 4; e++)
+    {
+      r->expert_sqnr_db[e] = 20.0 + e;
+      r->expert_rmse_rel[e] = 0.1 / (e + 1);
+      for (guint k = 0; k < 3; k++)
+        {
+          QbHistogram *h = qb_histogram_new (QB_EXPERT_HISTOGRAM_BINS, -1.0 - k, 1.0 + e);
+          h->counts[e * 7 + k] = 100 + e;
+          h->counts[QB_EXPERT_HISTOGRAM_BINS - 1] = k;
+          r->expert_hists[3 * e + k] = h;
+        }
+    }
+  r->expert_sqnr_db[3] = INFINITY;     /* an expert quantized without loss */
+  r->expert_rmse_rel[2] = NAN;         /* not measured */
+  return r;
+}
+
+static void
+assert_experts_equal (const QbTensorResult *a, const QbTensorResult *b, gboolean hists)
+{
+  g_assert_cmpuint (a->n_experts, ==, b->n_experts);
+  for (guint e = 0; e < a->n_experts; e++)
+    {
+      g_assert_true (qb_test_same_double (a->expert_sqnr_db[e], b->expert_sqnr_db[e]));
+      g_assert_true (qb_test_same_double (a->expert_rmse_rel[e], b->expert_rmse_rel[e]));
+      for (guint k = 0; hists && k < 3; k++)
+        {
+          const QbHistogram *x = qb_tensor_result_expert_histogram (a, e, k);
+          const QbHistogram *y = qb_tensor_result_expert_histogram (b, e, k);
+          g_assert_nonnull (x);
+          g_assert_nonnull (y);
+          g_assert_cmpuint (x->n_bins, ==, y->n_bins);
+          g_assert_cmpfloat (x->lo, ==, y->lo);
+          g_assert_cmpfloat (x->hi, ==, y->hi);
+          g_assert_cmpmem (x->counts, x->n_bins * 8, y->counts, y->n_bins * 8);
+        }
+    }
+}
+
+/* Version 6 → 7: a database with experiments gains the experts' table;
+ * older tensors read back without experts; an expert tensor's experts go
+ * in, survive closing and opening again, and go with their experiment. */
+static void
+test_migrate_v6_experts (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *path = new_path ("v6-experts.db");
+  g_autoptr(QbStore) store = NULL;
+  g_autoptr(QbModelRecord) model = qb_test_model_record ("a1b2c3d4e5f6", "moe");
+  g_autoptr(QbTensorResult) r = expert_result ();
+  g_autoptr(GPtrArray) tensors = NULL;
+  QbExperimentSpec spec = { .name = "experts", .plan_json = "{}", .threads = 1, .n_tensors = 1 };
+  QbStoredTensor *t;
+  sqlite3 *db;
+  gint64 old_id, id;
+
+  store = qb_store_open (path, &error);
+  g_assert_no_error (error);
+  old_id = qb_test_store_run (store, model, "before", "Q4_K", 3, QB_EXPERIMENT_DONE);
+  qb_store_unref (g_steal_pointer (&store));
+  /* Back to version 6 on disk, as the previous Quantbench left it. */
+  db = raw_open (path);
+  exec_ok (db, "DROP TABLE expert_result; PRAGMA user_version = 6");
+  sqlite3_close (db);
+
+  store = qb_store_open (path, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (qb_test_sql_int (store->db, "PRAGMA user_version"), ==, 7);
+  tensors = qb_store_get_tensors (store, old_id, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (tensors->len, ==, 3);
+  g_assert_cmpuint (((QbStoredTensor *) g_ptr_array_index (tensors, 0))->result->n_experts, ==, 0);
+  g_clear_pointer (&tensors, g_ptr_array_unref);
+
+  id = qb_store_begin_experiment (store, model, &spec, &error);
+  g_assert_no_error (error);
+  g_assert_true (qb_store_add_tensor_result (store, id, 0, 4096, r, &error));
+  g_assert_no_error (error);
+  /* Stored again: replaced, experts included, never doubled. */
+  g_assert_true (qb_store_add_tensor_result (store, id, 0, 4096, r, &error));
+  g_assert_true (qb_store_finish_experiment (store, id, QB_EXPERIMENT_DONE, 1.0, NULL, &error));
+  g_assert_cmpint (qb_test_sql_int (store->db, "SELECT count(*) FROM expert_result"), ==, 4);
+  qb_store_unref (g_steal_pointer (&store));
+
+  store = qb_store_open_readonly (path, &error);
+  g_assert_no_error (error);
+  tensors = qb_store_get_tensors (store, id, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (tensors->len, ==, 1);
+  t = g_ptr_array_index (tensors, 0);
+  assert_experts_equal (r, t->result, FALSE);
+  g_assert_null (t->result->expert_hists);          /* metrics only, until asked */
+  g_assert_true (qb_store_load_tensor_data (store, t, &error));
+  g_assert_no_error (error);
+  assert_experts_equal (r, t->result, TRUE);
+  qb_store_unref (g_steal_pointer (&store));
+
+  /* The JSON export (experiments show --json) carries them to another database. */
+  {
+    g_autofree char *other_path = new_path ("v6-experts-import.db");
+    g_autoptr(QbStore) other = qb_store_open (other_path, &error);
+    g_autoptr(GOutputStream) out = g_memory_output_stream_new_resizable ();
+    g_autoptr(GArray) new_ids = NULL;
+    g_autoptr(GPtrArray) imported = NULL;
+    g_autofree char *json = NULL;
+
+    g_assert_no_error (error);
+    store = qb_store_open (path, &error);
+    g_assert_true (qb_store_export (store, &id, 1, QB_STORE_EXPORT_JSON, out, NULL, &error));
+    g_assert_no_error (error);
+    g_assert_true (g_output_stream_write_all (out, "", 1, NULL, NULL, NULL));
+    g_output_stream_close (out, NULL, NULL);
+    json = g_memory_output_stream_steal_data (G_MEMORY_OUTPUT_STREAM (out));
+    g_assert_nonnull (strstr (json, "\"experts\""));
+    g_assert_true (qb_store_import_json (other, json, -1, "experts.json", &new_ids, NULL, &error));
+    g_assert_no_error (error);
+    imported = qb_store_get_tensors (other, g_array_index (new_ids, gint64, 0), &error);
+    g_assert_no_error (error);
+    g_assert_true (qb_store_load_tensor_data (other, g_ptr_array_index (imported, 0), &error));
+    assert_experts_equal (r, ((QbStoredTensor *) g_ptr_array_index (imported, 0))->result, TRUE);
+  }
+
+  g_assert_true (qb_store_delete_experiment (store, id, &error));
+  g_assert_cmpint (qb_test_sql_int (store->db, "SELECT count(*) FROM expert_result"), ==, 0);
 }
 
 /* From every older version (0: a new file, an empty file, version 1). */
@@ -717,6 +853,7 @@ main (int argc, char **argv)
   g_test_add_func ("/store/schema/migrate-v4-nonfinite", test_migrate_v4_nonfinite);
   g_test_add_func ("/store/schema/migrate-v4-atomic", test_migrate_v4_atomic);
   g_test_add_func ("/store/schema/migrate-v5-studies", test_migrate_v5_studies);
+  g_test_add_func ("/store/schema/migrate-v6-experts", test_migrate_v6_experts);
   g_test_add_func ("/store/schema/migrate-concurrently", test_migrate_concurrently);
   g_test_add_func ("/store/schema/refuse-newer", test_refuse_newer);
   g_test_add_func ("/store/schema/refuse-not-sqlite", test_refuse_not_sqlite);

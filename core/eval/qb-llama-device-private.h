@@ -66,5 +66,24 @@ guint64              qb_llama_device_passes  (void);
  * since the process started. */
 guint64              qb_llama_device_scored  (void);
 guint64              qb_llama_device_logit_rows (void);
+/* Layers (and output heads) uploaded into the streaming slot since the
+ * process started: the device held too few of the model's layers. */
+guint64              qb_llama_device_streamed (void);
+/* Weight products whose weight was dequantized on a device (in slabs:
+ * once per slab) since the process started. */
+guint64              qb_llama_device_dequantized (void);
+/* Caps the device memory the forward pass may use at bytes (0: no cap
+ * but QB_DEVICE_MEM_LIMIT's); for tests, which cannot set the variable
+ * once threads run. */
+void                 qb_llama_device_set_mem_limit (guint64 bytes);
+/* The device memory a pass of n_tokens with n_out logit rows needs:
+ * activations and scratch (fixed), the largest unit (a layer's matrices,
+ * or the output head) and all units, as the device holds them. */
+void                 qb_llama_device_needs    (QbLlama  *llama,
+                                               guint     n_tokens,
+                                               guint     n_out,
+                                               guint64  *fixed,
+                                               guint64  *largest_unit,
+                                               guint64  *all_units);
 
 G_END_DECLS

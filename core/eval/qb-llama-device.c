@@ -1,24 +1,32 @@
 /* SPDX-License-Identifier: MIT */
 /* qb-llama-device.c — the forward pass on an OpenCL device.
  *
- * Weights are dequantized on the host once and uploaded as float32, then
- * stay on the device for every later chunk (a weight swapped by a plan is
- * uploaded again); products go through CLBlast's SGEMM, the element-wise
- * steps through qb-llama-device.cl; attention is a product per head for
- * the scores, the causal softmax, and a product per head with V.  The
- * logits the caller asked for come back to the host.  A model whose
- * float32 weights do not fit the device, calibration hooks (activation
- * callbacks) and any device error send the pass back to the CPU.
+ * Weights go to the device as they are stored: the blocks of a plan's
+ * format or of the model file's type, dequantized there (qb-dequant-
+ * device.cl) into a float32 scratch right before each product; float32
+ * weights, and types without a device kernel (dequantized on the host),
+ * as float32.  They stay on the device for every later chunk (a weight
+ * swapped by a plan is uploaded again).  A model whose weights do not fit
+ * the device's memory (or QB_DEVICE_MEM_LIMIT) keeps as many layers as fit
+ * and streams the others through one slot, each uploaded right before its
+ * layer runs; the products are the same either way.  Products go through
+ * CLBlast's SGEMM, the element-wise steps through qb-llama-device.cl;
+ * attention is a product per head for the scores, the causal softmax, and
+ * a product per head with V.  The positions are scored on the device when
+ * asked (qb-eval.c), else the logits come back.  Calibration hooks
+ * (activation callbacks), a model of which not even one layer fits, and
+ * any device error send the pass back to the CPU.
  */
 #include "qb-llama-device-private.h"
 #include "qb-device-private.h"
+#include "qb-dequant-device-private.h"
 #include "qb-llama-device-cl.h"
 
 #include <clblast_c.h>
 #include <math.h>
 #include <string.h>
 
-static gint64 passes, scored, logit_rows;   /* atomic */
+static gint64 passes, scored, logit_rows, streamed, dequantized;   /* atomic */
 
 guint64
 qb_llama_device_passes (void)
@@ -33,6 +41,18 @@ qb_llama_device_scored (void)
 }
 
 guint64
+qb_llama_device_streamed (void)
+{
+  return (guint64) __atomic_load_n (&streamed, __ATOMIC_RELAXED);
+}
+
+guint64
+qb_llama_device_dequantized (void)
+{
+  return (guint64) __atomic_load_n (&dequantized, __ATOMIC_RELAXED);
+}
+
+guint64
 qb_llama_device_logit_rows (void)
 {
   return (guint64) __atomic_load_n (&logit_rows, __ATOMIC_RELAXED);
@@ -41,7 +61,8 @@ qb_llama_device_logit_rows (void)
 /* Work-items per scored position: SCORE_GROUP in qb-llama-device.cl. */
 #define SCORE_GROUP 64
 
-/* A weight as uploaded: what it was made from, so a swap is noticed. */
+/* A resident weight as uploaded: what it was made from, so a swap is
+ * noticed. */
 typedef struct {
   cl_mem          mem;
   const QbFormat *format;
@@ -50,11 +71,30 @@ typedef struct {
   const QbTensor *t;
 } DeviceWeight;
 
+/* What a weight becomes on the device: its blocks (dequantized there into
+ * the scratch right before each product) or float32 rows. */
+typedef struct {
+  QbDType      dtype;   /* F32: floats, multiplied in place; else blocks */
+  const void  *host;    /* the bytes to upload; NULL: dequantized on the host first */
+  guint64      size;    /* bytes on the device */
+} WeightSource;
+
+/* Weights are grouped in units: a layer's matrices, then the output head
+ * (unit n_layer).  Units that do not fit the device's memory are streamed:
+ * uploaded into one slot right before they are needed. */
+#define UNIT_ALIGN 256
+
 struct _QbLlamaDevice {
   QbDevice   *device;
   cl_kernel   rms_norm, fill_rows, rope, softmax, swiglu;
   cl_kernel   score;          /* NULL: the host scores (no fp64, small groups) */
-  GHashTable *weights;        /* QbWeight* -> DeviceWeight* */
+  QbDequantDevice *dequant;
+  GHashTable *weights;        /* QbWeight* -> DeviceWeight*: the resident ones */
+  guint       n_resident;     /* units 0..n_resident-1 stay on the device */
+  cl_mem      slot;           /* the streamed unit of the moment */
+  guint64     slot_size;
+  cl_mem      scratch;        /* a weight's float32 values, dequantized */
+  guint64     scratch_floats;
   guint       n_tokens;       /* capacity of the activations */
   cl_mem      x, xn, q, k, v, att, gate, up, rope_cache, scores, logits, norm;
   guint       logits_rows;
@@ -111,7 +151,10 @@ qb_llama_device_free (QbLlamaDevice *d)
   k[0] = d->rms_norm, k[1] = d->fill_rows, k[2] = d->rope, k[3] = d->softmax, k[4] = d->swiglu;
   k[5] = d->score;
   release_activations (d);
+  release_mem (&d->slot);
+  release_mem (&d->scratch);
   g_clear_pointer (&d->weights, g_hash_table_destroy);
+  g_clear_pointer (&d->dequant, qb_dequant_device_free);
   for (int i = 0; i < 6; i++)
     if (k[i] != NULL)
       clReleaseKernel (k[i]);
@@ -143,6 +186,8 @@ device_new (QbDevice *device, GError **error)
     d->swiglu = clCreateKernel (program, "swiglu", &s);
   if (!qb_device_check (s, "creating the evaluation kernels", error))
     return NULL;
+  if ((d->dequant = qb_dequant_device_new (device, error)) == NULL)
+    return NULL;
   if (qb_device_get_info (device)->fp64)
     {
       size_t wg = 0;
@@ -157,76 +202,283 @@ device_new (QbDevice *device, GError **error)
 
 /* ---- weights ---------------------------------------------------------------- */
 
-static guint64
-weight_bytes (const QbWeight *w)
+static void
+weight_source (const QbWeight *w, WeightSource *src)
 {
-  return w->t != NULL ? (guint64) w->n_rows * w->n_cols * sizeof (float) : 0;
+  QbDType dtype = w->format != NULL ? w->format->dtype : w->f32 != NULL ? QB_DTYPE_F32 : w->t->dtype;
+  const QbDTypeInfo *info = qb_dtype_info (dtype);
+  const guint8 *base;
+  guint64 row_bytes;
+
+  src->dtype = QB_DTYPE_F32;
+  src->host = NULL;
+  src->size = (guint64) w->n_rows * w->n_cols * sizeof (float);
+  if (w->format == NULL && w->f32 != NULL)
+    {
+      src->host = w->f32 + w->row0 * w->n_cols;
+      return;
+    }
+  /* Types without a device kernel are dequantized on the host. */
+  if (info == NULL || (dtype != QB_DTYPE_F32 && !qb_dequant_device_has (dtype)) ||
+      w->n_cols % info->block_size != 0)
+    return;
+  row_bytes = (guint64) (w->n_cols / info->block_size) * info->type_size;
+  if (w->format != NULL && w->row_bytes != row_bytes)
+    return;
+  base = w->format != NULL ? g_bytes_get_data (w->bytes, NULL) : w->t->data;
+  src->dtype = dtype;
+  src->host = base + (guint64) w->row0 * row_bytes;
+  src->size = (guint64) w->n_rows * row_bytes;
 }
 
-/* Every matrix as float32, and the activations, must fit. */
-static gboolean
-fits (QbLlama *llama, QbDevice *device, guint n_tokens, GError **error)
-{
-  const QbLlamaParams *p = &llama->p;
-  const QbDeviceInfo *info = qb_device_get_info (device);
-  guint64 total = weight_bytes (&llama->output), T = n_tokens;
+#define UNIT_MAX 7
 
-  if (!p->tied_output)
-    total += weight_bytes (&llama->tok_embd);
-  for (guint i = 0; i < p->n_layer; i++)
+/* The matrices of unit u: layer u's, or the output head's (u = n_layer). */
+static guint
+unit_weights (QbLlama *llama, guint u, const QbWeight **m)
+{
+  QbLayer *l;
+
+  if (u == llama->p.n_layer)
     {
-      QbLayer *l = &llama->layers[i];
-      const QbWeight *m[] = { &l->wq, &l->wk, &l->wv, &l->wo, &l->gate, &l->up, &l->down };
-      for (gsize j = 0; j < G_N_ELEMENTS (m); j++)
+      m[0] = &llama->output;
+      return 1;
+    }
+  l = &llama->layers[u];
+  m[0] = &l->wq, m[1] = &l->wk, m[2] = &l->wv, m[3] = &l->wo;
+  m[4] = &l->gate, m[5] = &l->up, m[6] = &l->down;
+  return UNIT_MAX;
+}
+
+static guint64
+align_unit (guint64 size)
+{
+  return (size + UNIT_ALIGN - 1) / UNIT_ALIGN * UNIT_ALIGN;
+}
+
+static guint64
+unit_bytes (QbLlama *llama, guint u)
+{
+  const QbWeight *m[UNIT_MAX];
+  guint n = unit_weights (llama, u, m);
+  guint64 total = 0;
+
+  for (guint i = 0; i < n; i++)
+    if (m[i]->t != NULL)
+      {
+        WeightSource src;
+        weight_source (m[i], &src);
+        total += align_unit (src.size);
+      }
+  return total;
+}
+
+/* Enqueues w's device form into mem at offset (the host's bytes as they
+ * are, or its rows dequantized on the host). */
+static gboolean
+upload (QbLlama *llama, cl_command_queue queue, const QbWeight *w, cl_mem mem, guint64 offset,
+        GError **error)
+{
+  g_autofree float *buf = NULL;
+  WeightSource src;
+  const void *host;
+
+  weight_source (w, &src);
+  host = src.host;
+  if (host == NULL)
+    {
+      if ((buf = g_try_new (float, (gsize) w->n_rows * w->n_cols)) == NULL)
         {
-          total += weight_bytes (m[j]);
-          if (weight_bytes (m[j]) > info->max_alloc)
-            total = G_MAXUINT64 / 2;
+          g_set_error (error, QB_DEVICE_ERROR, QB_DEVICE_ERROR_NO_MEMORY,
+                       "no host memory to upload %s", w->t->name);
+          return FALSE;
+        }
+      if ((host = qb_weight_rows (llama, w, 0, w->n_rows, buf, error)) == NULL)
+        return FALSE;
+    }
+  /* The host's own bytes outlive the pass, which ends with clFinish. */
+  return qb_device_check (clEnqueueWriteBuffer (queue, mem, buf != NULL, offset, src.size, host,
+                                                0, NULL, NULL),
+                          "uploading weights", error);
+}
+
+/* Floats of the scratch a weight is dequantized into: the largest layer
+ * matrix that needs it; the output head goes through in slabs of that
+ * many values (at least 64 rows).  0 when every weight is float32.
+ * Fixed by the model alone, so that streamed and resident passes make
+ * the same products. */
+static guint64
+scratch_floats (QbLlama *llama)
+{
+  guint64 layer_most = 0, most = 0;
+
+  for (guint u = 0; u <= llama->p.n_layer; u++)
+    {
+      const QbWeight *m[UNIT_MAX];
+      guint n = unit_weights (llama, u, m);
+
+      for (guint i = 0; i < n; i++)
+        {
+          WeightSource src;
+          guint64 floats;
+
+          if (m[i]->t == NULL)
+            continue;
+          weight_source (m[i], &src);
+          floats = (guint64) m[i]->n_rows * m[i]->n_cols;
+          if (u < llama->p.n_layer)
+            layer_most = MAX (layer_most, floats);
+          if (src.dtype == QB_DTYPE_F32)
+            continue;
+          if (u == llama->p.n_layer)
+            floats = MIN (floats, MAX (layer_most, 64 * (guint64) m[i]->n_cols));
+          most = MAX (most, floats);
         }
     }
-  total += sizeof (float) * (T * T + T * p->n_vocab + 8 * T * MAX (p->n_ff, p->n_embd));
-  if (total <= info->global_mem / 10 * 9 && weight_bytes (&llama->output) <= info->max_alloc)
-    return TRUE;
-  g_set_error (error, QB_DEVICE_ERROR, QB_DEVICE_ERROR_NO_MEMORY,
-               "%s: the model's float32 weights and activations (%" G_GUINT64_FORMAT
-               " MiB) do not fit its %" G_GUINT64_FORMAT " MiB", qb_device_get_label (device),
-               total >> 20, info->global_mem >> 20);
-  return FALSE;
+  return most;
 }
 
-/* The weight on the device, uploaded unless it already is as it stands. */
+static guint64 mem_limit;   /* atomic; 0: none */
+
+void
+qb_llama_device_set_mem_limit (guint64 bytes)
+{
+  __atomic_store_n (&mem_limit, bytes, __ATOMIC_RELAXED);
+}
+
+/* The device's memory for this pass: 90 % of it, or less when capped by
+ * qb_llama_device_set_mem_limit or QB_DEVICE_MEM_LIMIT (bytes, with K, M
+ * or G). */
+static guint64
+device_budget (QbDevice *device)
+{
+  guint64 budget = qb_device_get_info (device)->global_mem / 10 * 9;
+  guint64 limit = __atomic_load_n (&mem_limit, __ATOMIC_RELAXED);
+  const char *cap = g_getenv ("QB_DEVICE_MEM_LIMIT");
+  char *end = NULL;
+  guint64 v;
+
+  if (limit > 0)
+    return MIN (budget, limit);
+  if (cap == NULL || *cap == '\0')
+    return budget;
+  v = g_ascii_strtoull (cap, &end, 10);
+  switch (g_ascii_toupper (*end))
+    {
+    case 'G': v <<= 10; /* fall through */
+    case 'M': v <<= 10; /* fall through */
+    case 'K': v <<= 10; break;
+    case '\0': break;
+    default:
+      g_warning ("QB_DEVICE_MEM_LIMIT=%s is not a size (bytes, or with K, M, G); ignored", cap);
+      return budget;
+    }
+  return MIN (budget, v);
+}
+
+/* Bytes of the activations of a pass of T tokens with n_out logit rows
+ * (reserve), and CLBlast's temporary buffer for the largest product. */
+static guint64
+activation_bytes (QbLlama *llama, guint T, guint n_out)
+{
+  const QbLlamaParams *p = &llama->p;
+  guint64 qd = (guint64) p->n_head * p->head_dim, kvd = (guint64) p->n_head_kv * p->head_dim;
+  guint64 floats = (guint64) T * (p->n_embd + MAX (p->n_embd, qd) + 2 * qd + 2 * kvd +
+                                  2 * (guint64) p->n_ff + p->n_rot + T)
+                   + p->n_embd + (guint64) n_out * p->n_vocab;
+
+  return floats * sizeof (float);
+}
+
+void
+qb_llama_device_needs (QbLlama *llama, guint n_tokens, guint n_out, guint64 *fixed,
+                       guint64 *largest_unit, guint64 *all_units)
+{
+  *fixed = activation_bytes (llama, n_tokens, n_out) + scratch_floats (llama) * sizeof (float);
+  *largest_unit = *all_units = 0;
+  for (guint u = 0; u <= llama->p.n_layer; u++)
+    {
+      *all_units += unit_bytes (llama, u);
+      *largest_unit = MAX (*largest_unit, unit_bytes (llama, u));
+    }
+}
+
+/* Which units stay on the device for this pass: all when they fit the
+ * budget beside the activations and the scratch; else as many as fit
+ * beside one slot for the largest unit, the others streamed through it.
+ * FALSE when not even one unit fits. */
+static gboolean
+plan (QbLlama *llama, QbLlamaDevice *d, guint T, guint n_out, GError **error)
+{
+  guint n_units = llama->p.n_layer + 1, resident = n_units;
+  guint64 budget = device_budget (d->device), sf = scratch_floats (llama);
+  guint64 fixed, all, largest, slot = 0;
+
+  qb_llama_device_needs (llama, T, n_out, &fixed, &largest, &all);
+  if (fixed + all > budget)
+    {
+      guint64 room;
+
+      if (fixed + largest > budget)
+        {
+          g_set_error (error, QB_DEVICE_ERROR, QB_DEVICE_ERROR_NO_MEMORY,
+                       "%s: not even one layer fits: its weights (%" G_GUINT64_FORMAT
+                       " KiB) and the activations (%" G_GUINT64_FORMAT " KiB) need more than the %"
+                       G_GUINT64_FORMAT " KiB available", qb_device_get_label (d->device),
+                       largest >> 10, fixed >> 10, budget >> 10);
+          return FALSE;
+        }
+      room = budget - fixed - largest;
+      for (resident = 0; resident < n_units && unit_bytes (llama, resident) <= room; resident++)
+        room -= unit_bytes (llama, resident);
+      slot = largest;
+    }
+  /* Units no longer resident give their buffers back. */
+  for (guint u = resident; u < d->n_resident; u++)
+    {
+      const QbWeight *m[UNIT_MAX];
+      guint n = unit_weights (llama, u, m);
+      for (guint i = 0; i < n; i++)
+        g_hash_table_remove (d->weights, m[i]);
+    }
+  d->n_resident = resident;
+  if (d->slot_size != slot)
+    {
+      release_mem (&d->slot);
+      d->slot_size = 0;
+      if (slot > 0 && (d->slot = qb_device_alloc (d->device, CL_MEM_READ_ONLY, slot, error)) == NULL)
+        return FALSE;
+      d->slot_size = slot;
+    }
+  if (d->scratch_floats != sf)
+    {
+      release_mem (&d->scratch);
+      d->scratch_floats = 0;
+      if (sf > 0 && (d->scratch = qb_device_alloc (d->device, CL_MEM_READ_WRITE, sf * sizeof (float),
+                                                   error)) == NULL)
+        return FALSE;
+      d->scratch_floats = sf;
+    }
+  return TRUE;
+}
+
+/* A resident weight on the device, uploaded unless it already is as it
+ * stands. */
 static cl_mem
-upload_weight (QbLlama *llama, QbLlamaDevice *d, const QbWeight *w, GError **error)
+resident_weight (QbLlama *llama, QbLlamaDevice *d, const QbWeight *w, GError **error)
 {
   DeviceWeight *dw = g_hash_table_lookup (d->weights, w);
-  g_autofree float *buf = NULL;
-  const float *rows;
-  cl_int s;
+  WeightSource src;
 
   if (dw != NULL && dw->format == w->format && dw->bytes == w->bytes && dw->f32 == w->f32 &&
       dw->t == w->t)
     return dw->mem;
   g_hash_table_remove (d->weights, w);
-  buf = g_try_new (float, (gsize) w->n_rows * w->n_cols);
-  if (buf == NULL)
-    {
-      g_set_error (error, QB_DEVICE_ERROR, QB_DEVICE_ERROR_NO_MEMORY, "no host memory to upload %s",
-                   w->t->name);
-      return NULL;
-    }
-  rows = qb_weight_rows (llama, w, 0, w->n_rows, buf, error);
-  if (rows == NULL)
-    return NULL;
+  weight_source (w, &src);
   dw = g_new0 (DeviceWeight, 1);
-  dw->mem = qb_device_alloc (d->device, CL_MEM_READ_ONLY, weight_bytes (w), error);
-  if (dw->mem == NULL)
-    {
-      device_weight_free (dw);
-      return NULL;
-    }
-  s = clEnqueueWriteBuffer (qb_device_get_queue (d->device), dw->mem, CL_TRUE, 0, weight_bytes (w),
-                            rows, 0, NULL, NULL);
-  if (!qb_device_check (s, "uploading weights", error))
+  dw->mem = qb_device_alloc (d->device, CL_MEM_READ_ONLY, src.size, error);
+  if (dw->mem == NULL ||
+      !upload (llama, qb_device_get_queue (d->device), w, dw->mem, 0, error))
     {
       device_weight_free (dw);
       return NULL;
@@ -285,6 +537,10 @@ typedef struct {
   cl_int         status;       /* the first error */
   CLBlastStatusCode blas;
   GError       **error;
+  /* The streamed unit now in the slot: its weights and their offsets. */
+  const QbWeight *streamed[UNIT_MAX];
+  guint64        streamed_at[UNIT_MAX];
+  guint          n_streamed;
 } Run;
 
 static gboolean
@@ -304,22 +560,96 @@ launch (Run *r, cl_kernel k, gsize n)
 
 #define ARG(k, i, v) clSetKernelArg ((k), (i), sizeof (v), &(v))
 
-/* y (T × n_rows, offset y_off, row stride ldy) = beta·y + x (T × n_cols) · Wᵀ */
+/* Unit u's weights into the slot when it is streamed (the in-order queue
+ * runs the uploads after the products that read the previous unit). */
+static void
+stream_unit (Run *r, guint u)
+{
+  const QbWeight *m[UNIT_MAX];
+  guint n;
+  guint64 offset = 0;
+
+  r->n_streamed = 0;
+  if (!ok (r) || u < r->d->n_resident)
+    return;
+  n = unit_weights (r->llama, u, m);
+  for (guint i = 0; i < n; i++)
+    {
+      WeightSource src;
+
+      if (m[i]->t == NULL)
+        continue;
+      if (!upload (r->llama, r->queue, m[i], r->d->slot, offset, r->error))
+        {
+          r->status = CL_OUT_OF_RESOURCES;
+          return;
+        }
+      weight_source (m[i], &src);
+      r->streamed[r->n_streamed] = m[i];
+      r->streamed_at[r->n_streamed++] = offset;
+      offset += align_unit (src.size);
+    }
+  __atomic_add_fetch (&streamed, 1, __ATOMIC_RELAXED);
+}
+
+/* Where w is on the device: the slot or its own buffer. */
+static cl_mem
+place (Run *r, const QbWeight *w, guint64 *offset)
+{
+  for (guint i = 0; i < r->n_streamed; i++)
+    if (r->streamed[i] == w)
+      {
+        *offset = r->streamed_at[i];
+        return r->d->slot;
+      }
+  *offset = 0;
+  return resident_weight (r->llama, r->d, w, r->error);
+}
+
+/* y (T × n_rows, row stride n_rows) = beta·y + x (T × n_cols) · Wᵀ; a
+ * weight held as blocks is dequantized into the scratch first, in slabs
+ * of rows when it is larger. */
 static void
 gemm_w (Run *r, const QbWeight *w, cl_mem x, guint T, cl_mem y, float beta)
 {
+  QbLlamaDevice *d = r->d;
+  WeightSource src;
+  const QbDTypeInfo *info;
+  guint64 offset = 0, row_bytes;
+  gint64 slab;
   cl_mem wm;
 
   if (!ok (r))
     return;
-  if ((wm = upload_weight (r->llama, r->d, w, r->error)) == NULL)
+  if ((wm = place (r, w, &offset)) == NULL)
     {
       r->status = CL_OUT_OF_RESOURCES;
       return;
     }
-  r->blas = CLBlastSgemm (CLBlastLayoutRowMajor, CLBlastTransposeNo, CLBlastTransposeYes,
-                          T, w->n_rows, w->n_cols, 1.0f, x, 0, w->n_cols, wm, 0, w->n_cols,
-                          beta, y, 0, w->n_rows, &r->queue, NULL);
+  weight_source (w, &src);
+  if (src.dtype == QB_DTYPE_F32)
+    {
+      r->blas = CLBlastSgemm (CLBlastLayoutRowMajor, CLBlastTransposeNo, CLBlastTransposeYes,
+                              T, w->n_rows, w->n_cols, 1.0f, x, 0, w->n_cols, wm,
+                              offset / sizeof (float), w->n_cols, beta, y, 0, w->n_rows,
+                              &r->queue, NULL);
+      return;
+    }
+  __atomic_add_fetch (&dequantized, 1, __ATOMIC_RELAXED);
+  info = qb_dtype_info (src.dtype);
+  row_bytes = (guint64) (w->n_cols / info->block_size) * info->type_size;
+  slab = MIN (w->n_rows, (gint64) (d->scratch_floats / w->n_cols));
+  for (gint64 r0 = 0; r0 < w->n_rows && ok (r); r0 += slab)
+    {
+      gint64 n = MIN (slab, w->n_rows - r0);
+
+      r->status = qb_dequant_device_enqueue (d->dequant, r->queue, src.dtype, wm,
+                                             offset + r0 * row_bytes, d->scratch, 0, n * w->n_cols);
+      if (ok (r))
+        r->blas = CLBlastSgemm (CLBlastLayoutRowMajor, CLBlastTransposeNo, CLBlastTransposeYes,
+                                T, n, w->n_cols, 1.0f, x, 0, w->n_cols, d->scratch, 0, w->n_cols,
+                                beta, y, r0, w->n_rows, &r->queue, NULL);
+    }
 }
 
 static void
@@ -622,12 +952,12 @@ qb_llama_device_forward (QbLlama *llama, QbLlamaDevice **state, const gint32 *to
     }
   if (*state == NULL)
     {
-      if (!fits (llama, device, T, &local) || (*state = device_new (device, &local)) == NULL)
+      if ((*state = device_new (device, &local)) == NULL)
         goto declined;
     }
   r.d = *state;
   r.queue = qb_device_get_queue (device);
-  if (!reserve (llama, r.d, T, n_out, &local) || !upload_inputs (&r, tokens, T, rope_table, &local))
+  if (!plan (llama, r.d, T, n_out, &local) || !reserve (llama, r.d, T, n_out, &local) || !upload_inputs (&r, tokens, T, rope_table, &local))
     goto declined;
   for (guint i = 0; i < p->n_layer && ok (&r); i++)
     {
@@ -636,6 +966,7 @@ qb_llama_device_forward (QbLlama *llama, QbLlamaDevice **state, const gint32 *to
           clFinish (r.queue);
           return QB_LLAMA_DEVICE_FAILED;
         }
+      stream_unit (&r, i);
       layer (&r, &llama->layers[i], T);
       if (ok (&r))
         r.status = clFinish (r.queue);
@@ -643,6 +974,7 @@ qb_llama_device_forward (QbLlama *llama, QbLlamaDevice **state, const gint32 *to
         progress (i + 1, p->n_layer + 1, progress_data);
     }
   rms_norm (&r, r.d->x, first_output, &llama->output_norm, r.d->xn, n_out);
+  stream_unit (&r, p->n_layer);
   gemm_w (&r, &llama->output, r.d->xn, n_out, r.d->logits, 0.0f);
   if (llama->scoring != NULL && r.d->score != NULL && llama->scoring->n_positions <= n_out)
     score (&r, llama->scoring, p->n_vocab);

@@ -151,7 +151,7 @@ qb_format_fp8_quantize_row (const QbQuantParams *p, const float *x, void *y, gin
 
   if (p->format->scope == QB_SCOPE_TENSOR)
     {
-      fp8_codes_plain (s, x, n, plain_scale (s, p->tensor_absmax), out);
+      fp8_codes_plain (s, x, n, qb_format_tensor_scale (p->format, p->tensor_absmax), out);
       return;
     }
   else
@@ -193,7 +193,7 @@ qb_format_fp8_dequantize_row (const QbQuantParams *p, const void *y, float *x, g
   float scale;
 
   if (p->format->scope == QB_SCOPE_TENSOR)
-    scale = plain_scale (s, p->tensor_absmax);
+    scale = qb_format_tensor_scale (p->format, p->tensor_absmax);
   else
     {
       scale = get_f32 (in);

@@ -226,7 +226,7 @@ qb_format_int_quantize_row (const QbQuantParams *p, const float *x, void *y, gin
       }
     case QB_SCOPE_TENSOR:
       {
-        float d = round_f16 (p->tensor_absmax / (s.half - 1 > 0 ? s.half - 1 : 1));
+        float d = qb_format_tensor_scale (f, p->tensor_absmax);
         int_codes_plain (&s, x, n, d, s.half, codes);
         qb_pack_bits (codes, n, s.bits, out);
         break;
@@ -269,8 +269,7 @@ qb_format_int_dequantize_row (const QbQuantParams *p, const void *y, float *x, g
       break;
     case QB_SCOPE_TENSOR:
       qb_unpack_bits (in, n, s.bits, codes);
-      int_dequantize (codes, n, round_f16 (p->tensor_absmax / (s.half - 1 > 0 ? s.half - 1 : 1)),
-                      s.half, x);
+      int_dequantize (codes, n, qb_format_tensor_scale (f, p->tensor_absmax), s.half, x);
       break;
     }
 }

@@ -18,17 +18,18 @@
     .quantize_row = qb_format_float_quantize_row,                             \
     .dequantize_row = qb_format_float_dequantize_row }
 
-#define GGML_ROW(dt, nbits, bs, bb, asym, fb, text)                           \
+#define GGML_ROW(dt, nbits, bs, bb, asym, fb, kernel, text)                   \
   { .name = #dt, .family = QB_FAMILY_GGML, .summary = text,                   \
     .dtype = QB_DTYPE_##dt, .bits = nbits, .block_size = bs,                  \
     .block_bytes = bb, .scope = QB_SCOPE_BLOCK, .asymmetric = asym,           \
-    .fallback = fb,                                                           \
+    .fallback = fb, .device_kernel = kernel,                                  \
     .quantize_row = qb_format_ggml_quantize_row,                              \
     .dequantize_row = qb_format_ggml_dequantize_row }
 
 /* INTn rows.  Groups: f16 scale (+ u8 zero) and g·n/8 code bytes. */
 #define INT_FIELDS(n)                                                         \
   .family = QB_FAMILY_INT, .dtype = QB_DTYPE_INVALID, .bits = n,              \
+  .device_kernel = "quantize_int",                                            \
   .quantize_row = qb_format_int_quantize_row,                                 \
   .dequantize_row = qb_format_int_dequantize_row
 
@@ -66,31 +67,33 @@
     .summary = "FP8 " #nm " (" text "), f32 scale per tensor",                \
     .dtype = QB_DTYPE_INVALID, .bits = 8, .scope = QB_SCOPE_TENSOR,           \
     .scale_bytes = 4, .quantize_row = qb_format_fp8_quantize_row,             \
-    .dequantize_row = qb_format_fp8_dequantize_row },                         \
+    .dequantize_row = qb_format_fp8_dequantize_row,                           \
+    .device_kernel = "quantize_fp8" },                                        \
   { .name = "FP8_" #nm "_CH", .family = QB_FAMILY_FP8,                        \
     .summary = "FP8 " #nm " (" text "), f32 scale per row (output channel)",  \
     .dtype = QB_DTYPE_INVALID, .bits = 8, .scope = QB_SCOPE_CHANNEL,          \
     .scale_bytes = 4, .quantize_row = qb_format_fp8_quantize_row,             \
-    .dequantize_row = qb_format_fp8_dequantize_row }
+    .dequantize_row = qb_format_fp8_dequantize_row,                           \
+    .device_kernel = "quantize_fp8" }
 
 static const QbFormat formats[] = {
   FLOAT_ROW ("F32",  F32,  32, "32-bit float, unchanged"),
   FLOAT_ROW ("F16",  F16,  16, "IEEE half, rounded to nearest even"),
   FLOAT_ROW ("BF16", BF16, 16, "bfloat16, rounded to nearest even"),
 
-  /*        type    bits block bytes asym  fallback   */
-  GGML_ROW (Q4_0,   4,   32,   18,   FALSE, NULL,     "llama.cpp 4-bit, f16 scale per 32"),
-  GGML_ROW (Q4_1,   4,   32,   20,   TRUE,  NULL,     "llama.cpp 4-bit, f16 scale and minimum per 32"),
-  GGML_ROW (Q5_0,   5,   32,   22,   FALSE, NULL,     "llama.cpp 5-bit, f16 scale per 32"),
-  GGML_ROW (Q5_1,   5,   32,   24,   TRUE,  NULL,     "llama.cpp 5-bit, f16 scale and minimum per 32"),
-  GGML_ROW (Q8_0,   8,   32,   34,   FALSE, NULL,     "llama.cpp 8-bit, f16 scale per 32"),
-  GGML_ROW (Q2_K,   2,   256,  84,   TRUE,  "IQ4_NL", "K-quant 2-bit, 4-bit scales and minimums per 16"),
-  GGML_ROW (Q3_K,   3,   256,  110,  FALSE, "IQ4_NL", "K-quant 3-bit, 6-bit scales per 16"),
-  GGML_ROW (Q4_K,   4,   256,  144,  TRUE,  "Q5_0",   "K-quant 4-bit, 6-bit scales and minimums per 32"),
-  GGML_ROW (Q5_K,   5,   256,  176,  TRUE,  "Q5_1",   "K-quant 5-bit, 6-bit scales and minimums per 32"),
-  GGML_ROW (Q6_K,   6,   256,  210,  FALSE, "Q8_0",   "K-quant 6-bit, 8-bit scales per 16"),
-  GGML_ROW (IQ4_NL, 4,   32,   18,   FALSE, NULL,     "non-linear 4-bit levels, f16 scale per 32"),
-  GGML_ROW (IQ4_XS, 4,   256,  136,  FALSE, "IQ4_NL", "non-linear 4-bit levels, 6-bit scales per 32"),
+  /*        type    bits block bytes asym   fallback  device kernel */
+  GGML_ROW (Q4_0,   4,   32,   18,   FALSE, NULL,     "quantize_q4_0",   "llama.cpp 4-bit, f16 scale per 32"),
+  GGML_ROW (Q4_1,   4,   32,   20,   TRUE,  NULL,     "quantize_q4_1",   "llama.cpp 4-bit, f16 scale and minimum per 32"),
+  GGML_ROW (Q5_0,   5,   32,   22,   FALSE, NULL,     "quantize_q5_0",   "llama.cpp 5-bit, f16 scale per 32"),
+  GGML_ROW (Q5_1,   5,   32,   24,   TRUE,  NULL,     "quantize_q5_1",   "llama.cpp 5-bit, f16 scale and minimum per 32"),
+  GGML_ROW (Q8_0,   8,   32,   34,   FALSE, NULL,     "quantize_q8_0",   "llama.cpp 8-bit, f16 scale per 32"),
+  GGML_ROW (Q2_K,   2,   256,  84,   TRUE,  "IQ4_NL", "quantize_q2_k",   "K-quant 2-bit, 4-bit scales and minimums per 16"),
+  GGML_ROW (Q3_K,   3,   256,  110,  FALSE, "IQ4_NL", "quantize_q3_k",   "K-quant 3-bit, 6-bit scales per 16"),
+  GGML_ROW (Q4_K,   4,   256,  144,  TRUE,  "Q5_0",   "quantize_q4_k",   "K-quant 4-bit, 6-bit scales and minimums per 32"),
+  GGML_ROW (Q5_K,   5,   256,  176,  TRUE,  "Q5_1",   "quantize_q5_k",   "K-quant 5-bit, 6-bit scales and minimums per 32"),
+  GGML_ROW (Q6_K,   6,   256,  210,  FALSE, "Q8_0",   "quantize_q6_k",   "K-quant 6-bit, 8-bit scales per 16"),
+  GGML_ROW (IQ4_NL, 4,   32,   18,   FALSE, NULL,     "quantize_iq4_nl", "non-linear 4-bit levels, f16 scale per 32"),
+  GGML_ROW (IQ4_XS, 4,   256,  136,  FALSE, "IQ4_NL", "quantize_iq4_xs", "non-linear 4-bit levels, 6-bit scales per 32"),
 
   INT_ROWS (2), INT_ROWS (3), INT_ROWS (4), INT_ROWS (5),
   INT_ROWS (6), INT_ROWS (7), INT_ROWS (8),
@@ -100,13 +103,15 @@ static const QbFormat formats[] = {
     .bits = 4, .block_size = 64, .block_bytes = 36, .scope = QB_SCOPE_BLOCK,
     .fallback = "INT4_G32",
     .quantize_row = qb_format_nf4_quantize_row,
-    .dequantize_row = qb_format_nf4_dequantize_row },
+    .dequantize_row = qb_format_nf4_dequantize_row,
+    .device_kernel = "quantize_nf4" },
   { .name = "MXFP4", .family = QB_FAMILY_MX, .dtype = QB_DTYPE_INVALID,
     .summary = "OCP MX FP4: E2M1 values, E8M0 power-of-two scale per 32",
     .bits = 4, .block_size = 32, .block_bytes = 17, .scope = QB_SCOPE_BLOCK,
     .fallback = "INT4_CH",
     .quantize_row = qb_format_mxfp4_quantize_row,
-    .dequantize_row = qb_format_mxfp4_dequantize_row },
+    .dequantize_row = qb_format_mxfp4_dequantize_row,
+    .device_kernel = "quantize_mxfp4" },
 
   FP8_ROWS (E4M3, "max 448"),
   FP8_ROWS (E5M2, "max 57344"),
@@ -168,6 +173,22 @@ qb_format_row_bytes (const QbFormat *format, gint64 n, guint64 *bytes)
   code_bytes = ((guint64) n * format->bits + 7) / 8;
   *bytes = code_bytes + (format->scope == QB_SCOPE_CHANNEL ? format->scale_bytes : 0);
   return TRUE;
+}
+
+float
+qb_format_tensor_scale (const QbFormat *format, float tensor_absmax)
+{
+  if (format->family == QB_FAMILY_INT)
+    {
+      int top = (1 << (format->bits - 1)) - 1;
+      return qb_fp16_to_fp32 (qb_fp32_to_fp16 (tensor_absmax / (top > 0 ? top : 1)));
+    }
+  if (format->family == QB_FAMILY_FP8)
+    {
+      float max = g_str_has_prefix (format->name, "FP8_E4M3") ? 448.0f : 57344.0f;
+      return tensor_absmax > 0 && isfinite (tensor_absmax) ? tensor_absmax / max : 1.0f;
+    }
+  return 1.0f;
 }
 
 gboolean

@@ -84,6 +84,9 @@ struct _QbFormat {
   const char          *fallback;    /* tried when rows do not fit block_size; NULL = F16 */
   QbQuantizeRowFunc    quantize_row;
   QbDequantizeRowFunc  dequantize_row;
+  const char          *device_kernel; /* the OpenCL kernel (core/quantize/qb-quantize-device.cl)
+                                         that rounds this format on a device with the CPU's
+                                         bytes, or NULL: the CPU only */
 };
 
 guint            qb_format_count        (void);
@@ -104,6 +107,11 @@ gboolean         qb_format_tensor_bytes (const QbFormat *format,
                                          gint64          n,
                                          gint64          n_rows,
                                          guint64        *bytes);
+/* The one scale of a per-tensor format (INTn_T's step
+ * f16 (absmax / (2^(n-1) - 1)), FP8_*_T's absmax / largest finite value,
+ * 1 for a zero tensor) as its rows are rounded against it. */
+float            qb_format_tensor_scale (const QbFormat *format,
+                                         float           tensor_absmax);
 /* Nominal bits per weight for rows of n values, scales included (a
  * per-tensor scale, a few bytes per tensor, is left out); NAN when rows of
  * n do not fit. */

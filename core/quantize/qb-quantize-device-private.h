@@ -2,11 +2,12 @@
 /* qb-quantize-device-private.h — quantization, metrics and histograms on
  * an OpenCL device (qb-quantize-device.cl), for the tensor quantizer.
  *
- * Ported: Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K (ggml's scale
- * searches included), NF4 and every INTn_Gg[_ASYM] (groups of 32..256,
- * n = 2..8) with plain rounding (method rtn, no importance: importance
- * changes the searches' weights, and those tensors stay on the CPU): the
- * same bytes and the same dequantized values as the CPU kernels.  Per
+ * Ported: every format whose row in the format table names a device
+ * kernel (QbFormat.device_kernel: the ggml types, K-quants and IQ4 with
+ * ggml's scale searches, NF4, MXFP4, FP8 and every INTn), with plain
+ * rounding (method rtn, no importance: importance changes the searches'
+ * weights, and those tensors stay on the CPU): the same bytes and the same
+ * dequantized values as the CPU kernels.  Per
  * stripe of QB_DEVICE_STRIPE values of a row the device
  * gives the sums qb_measure_error_row adds (in double where the device
  * has it, so the host can add them in the CPU's order), and it counts the
@@ -52,12 +53,14 @@ gboolean            qb_device_quantize_supports   (const QbFormat           *for
 gint64              qb_device_stripes_per_row     (gint64                    n_cols);
 
 /* Builds (or finds) the kernels and the slab buffers for rows of n_cols
- * values; measure NULL: the output only.  NULL with a QB_DEVICE_ERROR
+ * values; tensor_absmax: max |x| of the whole tensor (per-tensor formats'
+ * scale); measure NULL: the output only.  NULL with a QB_DEVICE_ERROR
  * when the device cannot take it. */
 QbDeviceQuantizer  *qb_device_quantizer_new       (QbDevice                 *device,
                                                    const QbFormat           *format,
                                                    gint64                    n_cols,
                                                    gint64                    n_rows,
+                                                   float                     tensor_absmax,
                                                    const QbDeviceMeasure    *measure,
                                                    GError                  **error);
 void                qb_device_quantizer_free      (QbDeviceQuantizer        *dq);

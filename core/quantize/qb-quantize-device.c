@@ -37,6 +37,9 @@ struct _QbDeviceQuantizer {
   QbDevice        *device;
   const QbFormat  *format;
   gint64           n_cols;
+  gint64           unit;          /* values per work-item: a block, or a row */
+  guint64          unit_bytes;
+  float            tensor_scale;  /* per-tensor formats: their one scale */
   gint64           slab_rows;
   guint64          row_bytes;
   gboolean         fp64;
@@ -48,34 +51,10 @@ struct _QbDeviceQuantizer {
   gsize            group;         /* work-group size of the measure kernel */
 };
 
-static const char *
-kernel_name (const QbFormat *format)
-{
-  if (format->family == QB_FAMILY_INT)
-    return format->scope == QB_SCOPE_BLOCK ? "quantize_int" : NULL;
-  if (format->family == QB_FAMILY_NF)
-    return g_str_equal (format->name, "NF4") ? "quantize_nf4" : NULL;
-  switch (format->dtype)
-    {
-    case QB_DTYPE_Q8_0: return "quantize_q8_0";
-    case QB_DTYPE_Q4_0: return "quantize_q4_0";
-    case QB_DTYPE_Q4_1: return "quantize_q4_1";
-    case QB_DTYPE_Q5_0: return "quantize_q5_0";
-    case QB_DTYPE_Q5_1: return "quantize_q5_1";
-    case QB_DTYPE_Q4_K: return "quantize_q4_k";
-    case QB_DTYPE_Q5_K: return "quantize_q5_k";
-    case QB_DTYPE_Q6_K: return "quantize_q6_k";
-    default:            return NULL;
-    }
-}
-
 gboolean
 qb_device_quantize_supports (const QbFormat *format)
 {
-  return format != NULL &&
-         (format->family == QB_FAMILY_GGML || format->family == QB_FAMILY_INT ||
-          format->family == QB_FAMILY_NF) &&
-         kernel_name (format) != NULL;
+  return format != NULL && format->device_kernel != NULL;
 }
 
 gint64
@@ -128,7 +107,7 @@ create_kernels (QbDeviceQuantizer *dq, GError **error)
   program = qb_device_get_program (dq->device, qb_quantize_device_source, options, error);
   if (program == NULL)
     return FALSE;
-  dq->quantize = clCreateKernel (program, kernel_name (dq->format), &status);
+  dq->quantize = clCreateKernel (program, dq->format->device_kernel, &status);
   if (!qb_device_check (status, "creating the quantize kernel", error))
     return FALSE;
   if (!dq->measure)
@@ -172,13 +151,15 @@ create_buffers (QbDeviceQuantizer *dq, GError **error)
 
 QbDeviceQuantizer *
 qb_device_quantizer_new (QbDevice *device, const QbFormat *format, gint64 n_cols,
-                         gint64 n_rows, const QbDeviceMeasure *measure, GError **error)
+                         gint64 n_rows, float tensor_absmax, const QbDeviceMeasure *measure,
+                         GError **error)
 {
   g_autoptr(QbDeviceQuantizer) dq = NULL;
+  guint64 row_bytes = 0;
 
   g_return_val_if_fail (device != NULL, NULL);
-  if (!qb_device_quantize_supports (format) || n_cols <= 0 || n_cols % format->block_size != 0 ||
-      n_cols > G_MAXINT)
+  if (!qb_device_quantize_supports (format) || n_cols <= 0 || n_cols > G_MAXINT ||
+      !qb_format_row_bytes (format, n_cols, &row_bytes))
     {
       g_set_error (error, QB_DEVICE_ERROR, QB_DEVICE_ERROR_UNSUPPORTED,
                    "no device kernel for %s rows of %" G_GINT64_FORMAT, format ? format->name : "(none)",
@@ -189,8 +170,12 @@ qb_device_quantizer_new (QbDevice *device, const QbFormat *format, gint64 n_cols
   dq->device = qb_device_ref (device);
   dq->format = format;
   dq->n_cols = n_cols;
+  dq->unit = format->scope == QB_SCOPE_BLOCK ? format->block_size : n_cols;
+  dq->row_bytes = row_bytes;
+  dq->unit_bytes = format->scope == QB_SCOPE_BLOCK ? format->block_bytes : row_bytes;
+  dq->tensor_scale = format->scope == QB_SCOPE_TENSOR ? qb_format_tensor_scale (format, tensor_absmax)
+                                                      : 0.0f;
   dq->slab_rows = CLAMP (SLAB_VALUES / n_cols, 1, MAX (n_rows, 1));
-  dq->row_bytes = (guint64) (n_cols / format->block_size) * format->block_bytes;
   dq->fp64 = qb_device_get_info (device)->fp64;
   dq->measure = measure != NULL;
   if (measure != NULL)
@@ -212,6 +197,49 @@ round_up (gsize n, gsize to)
   return (n + to - 1) / to * to;
 }
 
+/* INTn: the group (a block or a row), its bytes, and the tensor's step. */
+static cl_int
+int_args (QbDeviceQuantizer *dq)
+{
+  const QbFormat *f = dq->format;
+  cl_int group = (cl_int) dq->unit, bits = (cl_int) f->bits, asym = f->asymmetric;
+  cl_int unit_bytes = (cl_int) dq->unit_bytes, tensor = f->scope == QB_SCOPE_TENSOR;
+  cl_int s = CL_SUCCESS;
+
+  s |= clSetKernelArg (dq->quantize, 6, sizeof group, &group);
+  s |= clSetKernelArg (dq->quantize, 7, sizeof bits, &bits);
+  s |= clSetKernelArg (dq->quantize, 8, sizeof asym, &asym);
+  s |= clSetKernelArg (dq->quantize, 9, sizeof unit_bytes, &unit_bytes);
+  s |= clSetKernelArg (dq->quantize, 10, sizeof tensor, &tensor);
+  s |= clSetKernelArg (dq->quantize, 11, sizeof (float), &dq->tensor_scale);
+  return s;
+}
+
+/* FP8: E4M3 ("fn": max 448, no infinities) or E5M2 (max 57344), as
+ * qb-format-fp8.c encodes them; the row, its bytes, the tensor's scale. */
+static cl_int
+fp8_args (QbDeviceQuantizer *dq)
+{
+  const QbFormat *f = dq->format;
+  gboolean e4m3 = g_str_has_prefix (f->name, "FP8_E4M3");
+  cl_int n = (cl_int) dq->n_cols, mbits = e4m3 ? 3 : 2, bias = e4m3 ? 7 : 15;
+  cl_int max_code = e4m3 ? 0x7e : 0x7b, nan_code = e4m3 ? 0x7f : 0x7e;
+  cl_int row_bytes = (cl_int) dq->row_bytes, tensor = f->scope == QB_SCOPE_TENSOR;
+  float max = e4m3 ? 448.0f : 57344.0f;
+  cl_int s = CL_SUCCESS;
+
+  s |= clSetKernelArg (dq->quantize, 6, sizeof n, &n);
+  s |= clSetKernelArg (dq->quantize, 7, sizeof mbits, &mbits);
+  s |= clSetKernelArg (dq->quantize, 8, sizeof bias, &bias);
+  s |= clSetKernelArg (dq->quantize, 9, sizeof max, &max);
+  s |= clSetKernelArg (dq->quantize, 10, sizeof max_code, &max_code);
+  s |= clSetKernelArg (dq->quantize, 11, sizeof nan_code, &nan_code);
+  s |= clSetKernelArg (dq->quantize, 12, sizeof row_bytes, &row_bytes);
+  s |= clSetKernelArg (dq->quantize, 13, sizeof tensor, &tensor);
+  s |= clSetKernelArg (dq->quantize, 14, sizeof (float), &dq->tensor_scale);
+  return s;
+}
+
 static cl_int
 run_quantize (QbDeviceQuantizer *dq, gint64 nb, cl_int want_y)
 {
@@ -227,15 +255,9 @@ run_quantize (QbDeviceQuantizer *dq, gint64 nb, cl_int want_y)
   s |= clSetKernelArg (dq->quantize, 4, sizeof want_y, &want_y);
   s |= clSetKernelArg (dq->quantize, 5, sizeof (cl_mem), &dq->flag);
   if (dq->format->family == QB_FAMILY_INT)
-    {
-      const QbFormat *f = dq->format;
-      cl_int group = (cl_int) f->block_size, bits = (cl_int) f->bits, asym = f->asymmetric;
-      cl_int block_bytes = (cl_int) f->block_bytes;
-      s |= clSetKernelArg (dq->quantize, 6, sizeof group, &group);
-      s |= clSetKernelArg (dq->quantize, 7, sizeof bits, &bits);
-      s |= clSetKernelArg (dq->quantize, 8, sizeof asym, &asym);
-      s |= clSetKernelArg (dq->quantize, 9, sizeof block_bytes, &block_bytes);
-    }
+    s |= int_args (dq);
+  else if (dq->format->family == QB_FAMILY_FP8)
+    s |= fp8_args (dq);
   if (s != CL_SUCCESS)
     return CL_INVALID_KERNEL_ARGS;
   return clEnqueueNDRangeKernel (queue, dq->quantize, 1, NULL, &global, NULL, 0, NULL, NULL);
@@ -308,7 +330,7 @@ enqueue_slab (QbDeviceQuantizer *dq, const float *x, gint64 n_rows, gboolean wan
     s = clEnqueueFillBuffer (queue, dq->counts, &zero, sizeof zero, 0,
                              3 * dq->m.n_bins * sizeof (cl_uint), 0, NULL, NULL);
   if (s == CL_SUCCESS)
-    s = run_quantize (dq, values / dq->format->block_size, want_y);
+    s = run_quantize (dq, values / dq->unit, want_y);
   if (s == CL_SUCCESS && dq->measure)
     s = run_measure (dq, n_rows);
   if (s == CL_SUCCESS)

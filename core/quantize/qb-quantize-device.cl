@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: MIT */
-/* qb-quantize-device.cl — Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K, NF4 and
- * INTn_Gg quantization and the error metrics and histograms, on an OpenCL
- * device, with the CPU's bytes.
+/* qb-quantize-device.cl — plain rounding to Q8_0, Q4_0, Q4_1, Q5_0, Q5_1,
+ * Q2_K…Q6_K, IQ4_NL, IQ4_XS, NF4, MXFP4, FP8 and every INTn, and the error
+ * metrics and histograms, on an OpenCL device, with the CPU's bytes.  The
+ * format table (core/formats/qb-format.c) names each format's kernel.
  *
- * The same IEEE operations as core/ggml/qb-ggml-quants-legacy.c and
- * qb-ggml-quants-k.c, core/formats/qb-format-int.c, qb-format-nf.c and
+ * The same IEEE operations as core/ggml/qb-ggml-quants-legacy.c,
+ * qb-ggml-quants-k.c and qb-ggml-quants-iq4.c, core/formats/qb-format-int.c,
+ * qb-format-nf.c, qb-format-mx.c, qb-format-fp8.c and
  * core/quantize/qb-measure.c, in the same order: no contraction (the
  * pragma, and the host builds without -cl-mad-enable), division correctly
  * rounded (-cl-fp32-correctly-rounded-divide-sqrt; the host requires a
@@ -362,9 +364,10 @@ quantize_q5_1 (__global const float *x, __global uchar *q, __global float *y,
     }
 }
 
-/* ---- INTn_Gg: one group per work-item ----------------------------------------
+/* ---- INTn: one group (INTn_Gg) or one row (INTn_CH, INTn_T) per work-item ---
  *
- * As qb-format-int.c's plain rounding: symmetric d = f16 (absmax /
+ * As qb-format-int.c's plain rounding (a row is one group with its header;
+ * INTn_T rows have no header and the tensor's step): symmetric d = f16 (absmax /
  * (2^(n-1) - 1)), z = 2^(n-1); asymmetric over [min (x, 0), max (x, 0)],
  * d = f16 ((hi - lo) / (2^n - 1)), z = round (-lo / d).  Codes
  * clamp (nearest (clamp (x / d)) + z, 0, 2^n - 1), packed LSB first after
@@ -393,12 +396,14 @@ round_f16 (float v)
 __kernel void
 quantize_int (__global const float *x, __global uchar *q, __global float *y,
               const long n_groups, const int want_y, __global int *nonfinite,
-              const int group, const int bits, const int asym, const int block_bytes)
+              const int group, const int bits, const int asym, const int block_bytes,
+              const int tensor_scope, const float tensor_d)
 {
   long i = get_global_id (0);
   __global const float *xg;
   __global uchar *b, *out;
-  int top = (1 << bits) - 1, mid = 1 << (bits - 1), z = mid, hdr = asym ? 3 : 2;
+  int top = (1 << bits) - 1, mid = 1 << (bits - 1), z = mid;
+  int hdr = tensor_scope ? 0 : asym ? 3 : 2;
   float d, id, lo_c, hi_c;
   bool finite = true;
   ulong acc = 0;
@@ -408,7 +413,14 @@ quantize_int (__global const float *x, __global uchar *q, __global float *y,
     return;
   xg = x + i * group;
   b = q + i * block_bytes;
-  if (!asym)
+  if (tensor_scope)
+    {
+      /* INTn_T: the tensor's step, computed by the host as the CPU does. */
+      for (int j = 0; j < group; j++)
+        finite = finite && isfinite (xg[j]);
+      d = tensor_d;
+    }
+  else if (!asym)
     {
       float amax = 0.0f;
       for (int j = 0; j < group; j++)
@@ -437,7 +449,8 @@ quantize_int (__global const float *x, __global uchar *q, __global float *y,
       atomic_or (nonfinite, 1);
       return;
     }
-  put_f16 (b, f32_to_f16 (d));
+  if (!tensor_scope)
+    put_f16 (b, f32_to_f16 (d));
   if (asym)
     b[2] = (uchar) z;
   id = d != 0.0f ? 1.0f / d : 0.0f;
@@ -461,6 +474,8 @@ quantize_int (__global const float *x, __global uchar *q, __global float *y,
           fill -= 8;
         }
     }
+  if (fill > 0)   /* a whole row (INTn_CH, INTn_T): padded to a byte */
+    *out = (uchar) (acc & 0xffu);
 }
 
 /* ---- K-quants: Q4_K, Q5_K, Q6_K, one super-block of 256 per work-item -----
@@ -486,10 +501,11 @@ nearest_int_nan (float f)
 }
 
 /* make_qkx2_quants without importance (the weights given), one group of
- * n: codes in L, returns the scale, *the_min the (negated) minimum. */
+ * n, on squared or (use_mad, Q2_K) absolute differences: codes in L,
+ * returns the scale, *the_min the (negated) minimum. */
 static float
 qkx_quants (const float *x, const float *w, int n, int nmax, float rmin, float rdelta,
-            int nstep, uchar *L, float *the_min)
+            int nstep, bool use_mad, uchar *L, float *the_min)
 {
   float min = x[0], max = x[0], sum_w = w[0], sum_x = w[0] * x[0];
   float scale, best_mad, best_iscale, best_origin;
@@ -519,7 +535,7 @@ qkx_quants (const float *x, const float *w, int n, int nmax, float rmin, float r
     {
       float l = convert_float (clampi (nearest_int_nan (best_iscale * (x[i] - min)), 0, nmax));
       float diff = scale * l + min - x[i];
-      best_mad += w[i] * (diff * diff);
+      best_mad += w[i] * (use_mad ? fabs (diff) : diff * diff);
     }
 
   for (int is = 0; is <= nstep; is++)
@@ -547,7 +563,7 @@ qkx_quants (const float *x, const float *w, int n, int nmax, float rmin, float r
         {
           float l = convert_float (clampi (nearest_int_nan (iscale * (x[i] - min)), 0, nmax));
           float diff = this_scale * l + this_min - x[i];
-          mad += w[i] * (diff * diff);
+          mad += w[i] * (use_mad ? fabs (diff) : diff * diff);
         }
       if (D > 0.0f && mad < best_mad)
         {
@@ -621,9 +637,9 @@ k4_superblock (__global const float *xb, int nmax, __global uchar *b, uchar *L)
       for (int i = 0; i < 32; i++)
         w[i] = av_x + fabs (x[i]);
       if (nmax == 15)
-        scales[j] = qkx_quants (x, w, 32, 15, -1.0f, 0.1f, 20, L + 32 * j, &mins[j]);
+        scales[j] = qkx_quants (x, w, 32, 15, -1.0f, 0.1f, 20, false, L + 32 * j, &mins[j]);
       else
-        scales[j] = qkx_quants (x, w, 32, 31, -0.5f, 0.1f, 15, L + 32 * j, &mins[j]);
+        scales[j] = qkx_quants (x, w, 32, 31, -0.5f, 0.1f, 15, false, L + 32 * j, &mins[j]);
     }
 
   for (int j = 0; j < 8; j++)
@@ -958,6 +974,577 @@ quantize_nf4 (__global const float *x, __global uchar *q, __global float *y,
     {
       y[i * 64 + 2 * j] = nf4_levels[b[4 + j] >> 4] * s;
       y[i * 64 + 2 * j + 1] = nf4_levels[b[4 + j] & 0xf] * s;
+    }
+}
+
+/* ---- Q2_K and Q3_K: one super-block of 256 per work-item --------------------
+ *
+ * As core/ggml/qb-ggml-quants-k.c without importance.  Q2_K: each group of
+ * 16 fitted by make_qkx2_quants on absolute differences (weights |x|, nmax 3,
+ * rmin -0.5, rdelta 0.1, 15 steps), scales and minimums to 4 bits against
+ * their maximum.  Q3_K: make_q3_quants (codes -4..3 from -4 / max with
+ * weights x², then up to five rounds moving single codes while the fit
+ * improves; a group stops after a round that changes nothing in it), the
+ * scales to signed 6 bits against the largest in magnitude.  Both then
+ * requantize the values against the scales as stored. */
+
+/* Codes 0..3 of 256 values, four to a byte. */
+static void
+pack_2bit (const uchar *L, __global uchar *qs)
+{
+  for (int j = 0; j < QK_K; j += 128)
+    for (int l = 0; l < 32; l++)
+      qs[j / 4 + l] = (uchar) (L[j + l] | L[j + l + 32] << 2 | L[j + l + 64] << 4 | L[j + l + 96] << 6);
+}
+
+__kernel void
+quantize_q2_k (__global const float *x, __global uchar *q, __global float *y,
+               const long nb, const int want_y, __global int *nonfinite)
+{
+  long i = get_global_id (0);
+  __global const float *xb = x + i * QK_K;
+  __global uchar *b = q + i * 84, *sc = b, *qs = b + 16;
+  float scales[16], mins[16], max_scale = 0.0f, max_min = 0.0f, d_all, m_all;
+  uchar L[QK_K];
+
+  if (i >= nb || !superblock_finite (xb, nonfinite))
+    return;
+  for (int j = 0; j < 16; j++)
+    {
+      float v[16], w[16];
+      for (int k = 0; k < 16; k++)
+        {
+          v[k] = xb[16 * j + k];
+          w[k] = fabs (v[k]);
+        }
+      scales[j] = qkx_quants (v, w, 16, 3, -0.5f, 0.1f, 15, true, L + 16 * j, &mins[j]);
+    }
+  for (int j = 0; j < 16; j++)
+    {
+      max_scale = scales[j] > max_scale ? scales[j] : max_scale;
+      max_min = mins[j] > max_min ? mins[j] : max_min;
+    }
+  if (max_scale > 0.0f)
+    {
+      float iscale = 15.0f / max_scale;
+      for (int j = 0; j < 16; j++)
+        sc[j] = (uchar) (nearest_int_nan (iscale * scales[j]) & 0xff);
+      put_f16 (b + 80, f32_to_f16 (max_scale / 15.0f));
+    }
+  else
+    {
+      for (int j = 0; j < 16; j++)
+        sc[j] = 0;
+      put_f16 (b + 80, f32_to_f16 (0.0f));
+    }
+  if (max_min > 0.0f)
+    {
+      float iscale = 15.0f / max_min;
+      for (int j = 0; j < 16; j++)
+        sc[j] |= (uchar) ((nearest_int_nan (iscale * mins[j]) << 4) & 0xff);
+      put_f16 (b + 82, f32_to_f16 (max_min / 15.0f));
+    }
+  else
+    put_f16 (b + 82, f32_to_f16 (0.0f));
+
+  d_all = f16_to_f32 (get_f16 (b + 80));
+  m_all = f16_to_f32 (get_f16 (b + 82));
+  for (int j = 0; j < 16; j++)
+    {
+      float d = d_all * convert_float (sc[j] & 0xf), m;
+      if (d == 0.0f)
+        continue;
+      m = m_all * convert_float (sc[j] >> 4);
+      for (int k = 0; k < 16; k++)
+        L[16 * j + k] = (uchar) clampi (nearest_int_nan ((xb[16 * j + k] + m) / d), 0, 3);
+    }
+  pack_2bit (L, qs);
+  if (!want_y)
+    return;
+  {
+    __global float *yb = y + i * QK_K;
+    int is = 0;
+    for (int k = 0; k < QK_K; k += 128, qs += 32)
+      for (int shift = 0; shift < 8; shift += 2)
+        for (int hf = 0; hf < 2; hf++)
+          {
+            uint s = sc[is++];
+            float dl = d_all * convert_float (s & 0xfu), ml = m_all * convert_float (s >> 4);
+            for (int l = 0; l < 16; l++)
+              *yb++ = dl * convert_float ((qs[l + 16 * hf] >> shift) & 3) - ml;
+          }
+  }
+}
+
+/* make_q3_quants (rmse on) on a group of 16: codes l + 4 in L (0 for a
+ * group whose largest magnitude is below 1e-15), returns the scale. */
+static float
+q3_quants16 (const float *x, uchar *L)
+{
+  const int nmax = 4;
+  float amax = 0.0f, max = 0.0f, iscale, sumlx = 0.0f, suml2 = 0.0f;
+  int l[16];
+
+  for (int i = 0; i < 16; i++)
+    {
+      float a = fabs (x[i]);
+      if (a > amax)
+        {
+          amax = a;
+          max = x[i];
+        }
+    }
+  iscale = convert_float (-nmax) / max;
+  for (int i = 0; i < 16; i++)
+    {
+      float w = x[i] * x[i], lf;
+      l[i] = clampi (nearest_int_nan (iscale * x[i]), -nmax, nmax - 1);
+      lf = convert_float (l[i]);
+      sumlx += w * x[i] * lf;
+      suml2 += w * lf * lf;
+    }
+  for (int itry = 0; itry < 5; itry++)
+    {
+      int n_changed = 0;
+      for (int i = 0; i < 16; i++)
+        {
+          float w = x[i] * x[i], lf = convert_float (l[i]);
+          float slx = sumlx - w * x[i] * lf;
+          float sl2 = suml2 - w * lf * lf;
+          int new_l = clampi (nearest_int_nan (x[i] * sl2 / slx), -nmax, nmax - 1);
+          float nl = convert_float (new_l);
+          float slx2 = slx + w * x[i] * nl;
+          float sl22 = sl2 + w * nl * nl;
+          if (slx > 0.0f && new_l != l[i] && sl22 > 0.0f
+              && slx2 * slx2 * suml2 > sumlx * sumlx * sl22)
+            {
+              l[i] = new_l;
+              sumlx = slx2;
+              suml2 = sl22;
+              n_changed++;
+            }
+        }
+      if (n_changed == 0)
+        break;
+    }
+  if (amax < 1e-15f)
+    {
+      for (int i = 0; i < 16; i++)
+        L[i] = 0;
+      return 0.0f;
+    }
+  for (int i = 0; i < 16; i++)
+    L[i] = (uchar) (l[i] + nmax);
+  return sumlx / suml2;
+}
+
+static int
+get_scale_q3 (__global const uchar *scales, int j)
+{
+  int sc = j < 8 ? scales[j] & 0xf : scales[j - 8] >> 4;
+  return (sc | (((scales[8 + j % 4] >> (2 * (j / 4))) & 3) << 4)) - 32;
+}
+
+__kernel void
+quantize_q3_k (__global const float *x, __global uchar *q, __global float *y,
+               const long nb, const int want_y, __global int *nonfinite)
+{
+  long i = get_global_id (0);
+  __global const float *xb = x + i * QK_K;
+  __global uchar *b = q + i * 110, *hmask = b, *qs = b + 32, *scales = b + 96;
+  float sc[16], max_scale = 0.0f, amax = 0.0f, d_all;
+  uchar L[QK_K];
+
+  if (i >= nb || !superblock_finite (xb, nonfinite))
+    return;
+  for (int j = 0; j < 16; j++)
+    {
+      float v[16];
+      for (int k = 0; k < 16; k++)
+        v[k] = xb[16 * j + k];
+      sc[j] = q3_quants16 (v, L + 16 * j);
+    }
+  for (int j = 0; j < 16; j++)
+    if (fabs (sc[j]) > amax)
+      {
+        amax = fabs (sc[j]);
+        max_scale = sc[j];
+      }
+  for (int j = 0; j < 12; j++)
+    scales[j] = 0;
+  if (max_scale != 0.0f)
+    {
+      float iscale = -32.0f / max_scale;
+      for (int j = 0; j < 16; j++)
+        {
+          int l = (int) (char) (nearest_int_nan (iscale * sc[j]) & 0xff);
+          l = clampi (l, -32, 31) + 32;
+          if (j < 8)
+            scales[j] = (uchar) (l & 0xf);
+          else
+            scales[j - 8] |= (uchar) ((l & 0xf) << 4);
+          scales[j % 4 + 8] |= (uchar) ((l >> 4) << (2 * (j / 4)));
+        }
+      put_f16 (b + 108, f32_to_f16 (1.0f / iscale));
+    }
+  else
+    put_f16 (b + 108, f32_to_f16 (0.0f));
+
+  d_all = f16_to_f32 (get_f16 (b + 108));
+  for (int j = 0; j < 16; j++)
+    {
+      float d = d_all * convert_float (get_scale_q3 (scales, j));
+      if (d == 0.0f)
+        continue;
+      for (int k = 0; k < 16; k++)
+        L[16 * j + k] = (uchar) (clampi (nearest_int_nan (xb[16 * j + k] / d), -4, 3) + 4);
+    }
+  for (int m = 0; m < 32; m++)
+    hmask[m] = 0;
+  for (int bit = 0; bit < 8; bit++)
+    for (int m = 0; m < 32; m++)
+      {
+        int high = L[32 * bit + m] > 3;
+        hmask[m] |= (uchar) (high << bit);
+        L[32 * bit + m] -= (uchar) (4 * high);
+      }
+  pack_2bit (L, qs);
+  if (!want_y)
+    return;
+  {
+    __global float *yb = y + i * QK_K;
+    int is = 0;
+    for (int k = 0, bit = 0; k < QK_K; k += 128, qs += 32)
+      for (int shift = 0; shift < 8; shift += 2, bit++)
+        for (int hf = 0; hf < 2; hf++)
+          {
+            float dl = d_all * convert_float (get_scale_q3 (scales, is++));
+            for (int l = 0; l < 16; l++)
+              {
+                int hi = (hmask[l + 16 * hf] >> bit) & 1;
+                *yb++ = dl * convert_float (((qs[l + 16 * hf] >> shift) & 3) - (hi ? 0 : 4));
+              }
+          }
+  }
+}
+
+/* ---- IQ4_NL (blocks of 32) and IQ4_XS (super-blocks of 256) ----------------
+ *
+ * As core/ggml/qb-ggml-quants-iq4.c without importance: the 16 levels,
+ * weights x², the scale -max / -127 refined by weighted least squares and
+ * 15 candidates (k - 127) / max, k = -7..7, taken on a strictly better
+ * fit; IQ4_XS then puts the 8 group scales on 6 bits against
+ * -max_scale / 32 and rounds each group against its scale as stored. */
+
+__constant float iq4_levels[16] = {
+  -127.0f, -104.0f, -83.0f, -65.0f, -49.0f, -35.0f, -22.0f, -10.0f,
+  1.0f, 13.0f, 25.0f, 38.0f, 53.0f, 69.0f, 89.0f, 113.0f,
+};
+__constant float iq4_midpoints[15] = {
+  -115.5f, -93.5f, -74.0f, -57.0f, -42.0f, -28.5f, -16.0f, -4.5f,
+  7.0f, 19.0f, 31.5f, 45.5f, 61.0f, 79.0f, 101.0f,
+};
+__constant float iq4_gaps[15] = {
+  23.0f, 21.0f, 18.0f, 16.0f, 14.0f, 13.0f, 12.0f, 11.0f,
+  12.0f, 12.0f, 13.0f, 15.0f, 16.0f, 20.0f, 24.0f,
+};
+
+/* The index of the nearest level: the midpoints <= v (NaN: 15). */
+static int
+iq4_index (float v)
+{
+  int idx = 15;
+  for (int k = 0; k < 15; k++)
+    idx -= v < iq4_midpoints[k];
+  return idx;
+}
+
+/* The nearest level, 113 less the gaps above v, every step exact. */
+static float
+iq4_level (float v)
+{
+  float q = 113.0f;
+  for (int k = 0; k < 15; k++)
+    if (v < iq4_midpoints[k])
+      q -= iq4_gaps[k];
+  return q;
+}
+
+static void
+iq4_sums (__global const float *x, float id, float *sumqx, float *sumq2)
+{
+  float sqx = 0.0f, sq2 = 0.0f;
+  for (int j = 0; j < 32; j++)
+    {
+      float w = x[j] * x[j], q = iq4_level (id * x[j]);
+      sqx += w * q * x[j];
+      sq2 += w * q * q;
+    }
+  *sumqx = sqx;
+  *sumq2 = sq2;
+}
+
+/* The scale of a group of 32 (0 for an all-but-zero group). */
+static float
+iq4_scale (__global const float *x)
+{
+  float amax = 0.0f, max = 0.0f, sumqx, sumq2, scale, best;
+
+  for (int j = 0; j < 32; j++)
+    {
+      float a = fabs (x[j]);
+      if (a > amax)
+        {
+          amax = a;
+          max = x[j];
+        }
+    }
+  iq4_sums (x, 1.0f / (-max / -127.0f), &sumqx, &sumq2);
+  scale = sumqx / sumq2;
+  best = scale * sumqx;
+  for (int itry = -7; itry <= 7; itry++)
+    {
+      float d;
+      iq4_sums (x, convert_float (itry - 127) / max, &sumqx, &sumq2);
+      d = sumqx / sumq2;
+      if (sumq2 > 0.0f && sumqx * sumqx > best * sumq2)
+        {
+          scale = d;
+          best = d * sumqx;
+        }
+    }
+  return amax < 1e-15f ? 0.0f : scale;
+}
+
+static void
+iq4_pack (__global const float *x, float id, __global uchar *qs)
+{
+  for (int j = 0; j < 16; j++)
+    qs[j] = (uchar) (iq4_index (id * x[j]) | iq4_index (id * x[j + 16]) << 4);
+}
+
+static void
+iq4_unpack (__global const uchar *qs, float d, __global float *y)
+{
+  for (int j = 0; j < 16; j++)
+    {
+      y[j] = d * iq4_levels[qs[j] & 0xf];
+      y[j + 16] = d * iq4_levels[qs[j] >> 4];
+    }
+}
+
+__kernel void
+quantize_iq4_nl (__global const float *x, __global uchar *q, __global float *y,
+                 const long nb, const int want_y, __global int *nonfinite)
+{
+  long i = get_global_id (0);
+  __global const float *xb = x + i * QK;
+  __global uchar *b = q + i * 18;
+  float v[QK], scale;
+
+  if (i >= nb || !load_block (xb, v, nonfinite))
+    return;
+  scale = iq4_scale (xb);
+  put_f16 (b, f32_to_f16 (scale));
+  iq4_pack (xb, scale != 0.0f ? 1.0f / scale : 0.0f, b + 2);
+  if (want_y)
+    iq4_unpack (b + 2, f16_to_f32 (get_f16 (b)), y + i * QK);
+}
+
+__kernel void
+quantize_iq4_xs (__global const float *x, __global uchar *q, __global float *y,
+                 const long nb, const int want_y, __global int *nonfinite)
+{
+  long i = get_global_id (0);
+  __global const float *xb = x + i * QK_K;
+  __global uchar *b = q + i * 136, *scales_l = b + 4, *qs = b + 8;
+  float scale[8], max_scale = 0.0f, amax_scale = 0.0f, d, id, dd;
+  uint scales_h = 0;
+
+  if (i >= nb || !superblock_finite (xb, nonfinite))
+    return;
+  for (int g = 0; g < 8; g++)
+    {
+      scale[g] = iq4_scale (xb + 32 * g);
+      if (fabs (scale[g]) > amax_scale)
+        {
+          amax_scale = fabs (scale[g]);
+          max_scale = scale[g];
+        }
+    }
+  d = -max_scale / 32.0f;
+  id = d != 0.0f ? 1.0f / d : 0.0f;
+  put_f16 (b, f32_to_f16 (d));
+  for (int k = 0; k < 4; k++)
+    scales_l[k] = 0;
+  for (int g = 0; g < 8; g++)
+    {
+      int l = clampi (nearest_int_nan (id * scale[g]), -32, 31);
+      float dl = d * convert_float (l);
+      l += 32;
+      scales_l[g / 2] |= (uchar) ((l & 0xf) << (4 * (g % 2)));
+      scales_h |= (uint) ((l >> 4) << (2 * g));
+      iq4_pack (xb + 32 * g, dl != 0.0f ? 1.0f / dl : 0.0f, qs + 16 * g);
+    }
+  b[2] = (uchar) (scales_h & 0xffu);
+  b[3] = (uchar) (scales_h >> 8);
+  if (!want_y)
+    return;
+  dd = f16_to_f32 (get_f16 (b));
+  for (int g = 0; g < 8; g++)
+    {
+      int ls = ((scales_l[g / 2] >> (4 * (g % 2))) & 0xf) | ((scales_h >> (2 * g)) & 3) << 4;
+      iq4_unpack (qs + 16 * g, dd * convert_float (ls - 32), y + i * QK_K + 32 * g);
+    }
+}
+
+/* ---- MXFP4: blocks of 32, plain rounding ----------------------------------
+ *
+ * As core/formats/qb-format-mx.c: the shared exponent floor (log2 absmax)
+ * - 2 (frexp's, read from the bits), clamped to [-127, 127], stored +127;
+ * elements |x| / 2^e rounded to the nearest E2M1 magnitude, ties to the
+ * even one, the sign bit kept (−0 too), value 2j in the low nibble. */
+
+__constant float e2m1_signed[16] = {
+  0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 3.0f, 4.0f, 6.0f,
+  -0.0f, -0.5f, -1.0f, -1.5f, -2.0f, -3.0f, -4.0f, -6.0f,
+};
+
+/* 2^e exactly for e in [-149, 127]. */
+static float
+pow2 (int e)
+{
+  return e >= -126 ? as_float ((uint) (e + 127) << 23) : as_float (1u << (e + 149));
+}
+
+/* frexp's exponent of a finite non-zero a: a = m·2^e, m in [0.5, 1). */
+static int
+frexp_exponent (float a)
+{
+  uint bits = as_uint (a) & 0x7fffffffu;
+  int e = (int) (bits >> 23);
+  return e != 0 ? e - 126 : -149 + (32 - (int) clz (bits));
+}
+
+static int
+e2m1_code (float v, float inv)
+{
+  float a = fabs (v) * inv;
+  int idx = (a > 0.25f) + (a >= 0.75f) + (a > 1.25f) + (a >= 1.75f)
+            + (a > 2.5f) + (a >= 3.5f) + (a > 5.0f);
+  return (signbit (v) ? 8 : 0) | idx;
+}
+
+__kernel void
+quantize_mxfp4 (__global const float *x, __global uchar *q, __global float *y,
+                const long nb, const int want_y, __global int *nonfinite)
+{
+  long i = get_global_id (0);
+  __global uchar *b = q + i * 17;
+  float v[QK], amax = 0.0f, inv, scale;
+  int e;
+
+  if (i >= nb || !load_block (x + i * QK, v, nonfinite))
+    return;
+  for (int j = 0; j < QK; j++)
+    amax = fabs (v[j]) > amax ? fabs (v[j]) : amax;
+  e = amax == 0.0f ? -127 : clampi (frexp_exponent (amax) - 1 - 2, -127, 127);
+  b[0] = (uchar) (e + 127);
+  inv = pow2 (-e);
+  for (int j = 0; j < QK / 2; j++)
+    b[1 + j] = (uchar) (e2m1_code (v[2 * j], inv) | e2m1_code (v[2 * j + 1], inv) << 4);
+  if (!want_y)
+    return;
+  scale = pow2 (e);
+  for (int j = 0; j < QK / 2; j++)
+    {
+      y[i * QK + 2 * j] = e2m1_signed[b[1 + j] & 0xf] * scale;
+      y[i * QK + 2 * j + 1] = e2m1_signed[b[1 + j] >> 4] * scale;
+    }
+}
+
+/* ---- FP8 E4M3 / E5M2: one row per work-item --------------------------------
+ *
+ * As core/formats/qb-format-fp8.c's plain rounding: the scale absmax / max
+ * finite (1 for a zero row), the row's own ahead of it as f32 (…_CH) or
+ * the tensor's from the host (…_T); x · (1 / s) rounded to nearest even,
+ * saturating at the largest finite value: the normal case on the bits,
+ * the subnormal one a multiple of 2^(1 - bias - mbits). */
+
+static uint
+fp8_encode (float v, int mbits, int bias, float max, uint max_code, uint nan_code)
+{
+  uint bits = as_uint (v), a = bits & 0x7fffffffu, max_bits = as_uint (max);
+  uint min_normal = (uint) (128 - bias) << 23;
+  int shift = 23 - mbits;
+  uint normal = ((a + (1u << (shift - 1)) - 1u + ((a >> shift) & 1u)) >> shift)
+                - ((uint) (127 - bias) << mbits);
+  float sub_scale = convert_float (1 << (bias - 1 + mbits));
+  uint code = a < min_normal ? (uint) nearest_int (fabs (v) * sub_scale) & 0xffu : normal & 0xffu;
+
+  code = a >= max_bits ? max_code : code;
+  code = a > 0x7f800000u ? nan_code : code;
+  return ((bits >> 24) & 0x80u) | code;
+}
+
+/* qb_fp8_e4m3_to_fp32 / qb_fp8_e5m2_to_fp32 of a finite code. */
+static float
+fp8_decode (uint c, int mbits)
+{
+  uint sign = c >> 7, e = (c >> 3) & 0xfu, m = c & 7u;
+  float r;
+
+  if (mbits == 2)
+    return f16_to_f32 (c << 8);
+  r = e == 0 ? convert_float (m) * pow2 (-9) : (1.0f + convert_float (m) / 8.0f) * pow2 ((int) e - 7);
+  return sign ? -r : r;
+}
+
+__kernel void
+quantize_fp8 (__global const float *x, __global uchar *q, __global float *y,
+              const long n_rows, const int want_y, __global int *nonfinite,
+              const int n, const int mbits, const int bias, const float max_finite,
+              const int max_code, const int nan_code, const int row_bytes,
+              const int tensor_scope, const float tensor_scale)
+{
+  long i = get_global_id (0);
+  __global const float *xr = x + i * n;
+  __global uchar *b = q + i * row_bytes, *codes = tensor_scope ? b : b + 4;
+  float amax = 0.0f, s, inv;
+  bool finite = true;
+
+  if (i >= n_rows)
+    return;
+  for (int j = 0; j < n; j++)
+    {
+      float a = fabs (xr[j]);
+      finite = finite && isfinite (xr[j]);
+      amax = a > amax ? a : amax;
+    }
+  if (!finite)
+    {
+      atomic_or (nonfinite, 1);
+      return;
+    }
+  s = tensor_scope ? tensor_scale : amax > 0.0f ? amax / max_finite : 1.0f;
+  if (!tensor_scope)
+    {
+      uint bits = as_uint (s);
+      for (int k = 0; k < 4; k++)
+        b[k] = (uchar) ((bits >> (8 * k)) & 0xffu);
+    }
+  inv = 1.0f / s;
+  for (int j = 0; j < n; j++)
+    {
+      float t = xr[j] * inv;
+      uint c;
+      /* 0 · inf where a row's scale underflowed: x86's NaN is 0xffc00000. */
+      if (isnan (t))
+        t = as_float (0xffc00000u);
+      c = fp8_encode (t, mbits, bias, max_finite, (uint) max_code, (uint) nan_code);
+      codes[j] = (uchar) c;
+      if (want_y)
+        y[i * n + j] = fp8_decode (c, mbits) * s;
     }
 }
 

@@ -687,6 +687,14 @@ qb_tensor_original_histogram (QbModel *model, guint index, QbWorkers *workers,
 
 /* ---- quantization ------------------------------------------------------- */
 
+/* A thread's counts of one expert's rows (x, y and x − y), drained into
+ * that expert's histograms when its rows move on: a chunk's rows may
+ * cross an expert's boundary. */
+typedef struct {
+  QbHistSet set;
+  gint64    expert;            /* whose rows set holds; -1: none */
+} ExpertHist;
+
 typedef struct {
   const QbQuantizeSpec   *spec;
   const QbQuantizeOutput *output;
@@ -700,6 +708,9 @@ typedef struct {
   gint64                  rows_per_set; /* rows sharing one set of importance (an expert's) */
   gint64                  n_experts;    /* of a 3-D expert tensor, else 1 */
   double                 *row_err;      /* n_experts > 1: per row, Σ (x − y)² and Σ x² */
+  ExpertHist             *expert_sets;  /* n_experts > 1: one per thread */
+  QbHistogram           **expert_hists; /* n_experts × 3, the tensor's bins */
+  GMutex                  expert_lock;
   /* Main pass results. */
   QbErrorSums            *per_chunk;
   double                 *out_err;     /* per chunk: Σ ΔWᵀGΔW and Σ WᵀGW (or their diagonal) */
@@ -825,6 +836,40 @@ output_error_chunk (Pass *pass, Quant *qt, const float *x, const float *y, gint6
 }
 
 static void
+expert_hist_drain (Quant *qt, ExpertHist *eh)
+{
+  if (eh->expert < 0)
+    return;
+  g_mutex_lock (&qt->expert_lock);
+  qb_hist_set_collect (&eh->set, qt->expert_hists + 3 * eh->expert);
+  g_mutex_unlock (&qt->expert_lock);
+  memset (eh->set.totals, 0, sizeof (guint64) * eh->set.n_hist * eh->set.n_bins);
+  eh->expert = -1;
+}
+
+/* A row of an expert tensor goes to its expert's histograms only; the
+ * tensor's are their sums (fill_result). */
+static void
+expert_hist_add (Quant *qt, guint thread, gint64 row, gint64 n_rows_total,
+                 const float *xr, const float *yr, gint64 n_cols)
+{
+  ExpertHist *eh = &qt->expert_sets[thread];
+  gint64 e = row / (n_rows_total / qt->n_experts);
+
+  if (eh->set.counts == NULL)
+    {
+      qb_hist_set_init (&eh->set, 3, qt->hists);
+      eh->expert = -1;
+    }
+  if (eh->expert != e)
+    {
+      expert_hist_drain (qt, eh);
+      eh->expert = e;
+    }
+  qb_hist_set_add (&eh->set, xr, yr, n_cols);
+}
+
+static void
 main_chunk (Pass *pass, gint64 chunk, guint thread, float *x,
             gint64 row0, gint64 n_rows)
 {
@@ -861,10 +906,15 @@ main_chunk (Pass *pass, gint64 chunk, guint thread, float *x,
           qt->row_err[2 * row] = ee;
           qt->row_err[2 * row + 1] = xx;
         }
-      qb_hist_set_add (&s->hist, xr, yr, n_cols);
+      if (qt->expert_sets != NULL)
+        expert_hist_add (qt, thread, row, pass->n_rows, xr, yr, n_cols);
+      else
+        qb_hist_set_add (&s->hist, xr, yr, n_cols);
       s->ch_min[bucket] = MIN (s->ch_min[bucket], mn);
       s->ch_max[bucket] = MAX (s->ch_max[bucket], mx);
     }
+  if (qt->expert_sets != NULL)
+    expert_hist_drain (qt, &qt->expert_sets[thread]);
   qb_measure_error_merge (&qt->per_chunk[chunk], &sums);
   if (qt->spec->format != NULL)
     output_error_chunk (pass, qt, x, s->y, row0, n_rows, qt->out_err + 2 * chunk);
@@ -1005,6 +1055,59 @@ fill_expert_metrics (Pass *pass, Quant *qt, QbTensorResult *r)
       if (isnan (ee) || isnan (xx))
         r->expert_sqnr_db[e] = r->expert_rmse_rel[e] = NAN;
     }
+  if (qt->expert_hists == NULL)
+    return;
+  /* The tensor's histograms are the experts' sums; each expert keeps its
+   * own in coarser bins. */
+  r->expert_hists = g_new0 (QbHistogram *, 3 * (gsize) r->n_experts);
+  for (gsize i = 0; i < 3 * (gsize) r->n_experts; i++)
+    {
+      guint k = i % 3;
+      if (k >= qt->first_hist)
+        for (guint b = 0; b < qt->hists[k]->n_bins; b++)
+          qt->hists[k]->counts[b] += qt->expert_hists[i]->counts[b];
+      r->expert_hists[i] = qb_histogram_coarsen (qt->expert_hists[i],
+                                                 QB_HISTOGRAM_BINS / QB_EXPERT_HISTOGRAM_BINS);
+    }
+}
+
+/* Histogram edges exist once the main pass starts; the experts' are made
+ * then (expert_hists_create). */
+static void
+expert_measure_init (Quant *qt, Pass *pass)
+{
+  qt->row_err = g_new0 (double, 2 * pass->n_rows);
+  qt->expert_sets = g_new0 (ExpertHist, pass->n_threads);
+  g_mutex_init (&qt->expert_lock);
+}
+
+static void
+expert_hists_create (Quant *qt)
+{
+  if (qt->expert_sets == NULL)
+    return;
+  qt->expert_hists = g_new0 (QbHistogram *, 3 * (gsize) qt->n_experts);
+  for (gsize i = 0; i < 3 * (gsize) qt->n_experts; i++)
+    {
+      const QbHistogram *edges = qt->hists[i % 3];
+      qt->expert_hists[i] = qb_histogram_new (edges->n_bins, edges->lo, edges->hi);
+    }
+}
+
+static void
+expert_measure_clear (Quant *qt, Pass *pass)
+{
+  g_free (qt->row_err);
+  if (qt->expert_sets == NULL)
+    return;
+  for (guint t = 0; t < pass->n_threads; t++)
+    qb_hist_set_clear (&qt->expert_sets[t].set);
+  g_free (qt->expert_sets);
+  if (qt->expert_hists != NULL)
+    for (gsize i = 0; i < 3 * (gsize) qt->n_experts; i++)
+      qb_histogram_free (qt->expert_hists[i]);
+  g_free (qt->expert_hists);
+  g_mutex_clear (&qt->expert_lock);
 }
 
 static void
@@ -1095,14 +1198,12 @@ write_tensor_scale (const QbFormat *format, Pass *pass, Quant *qt, guint8 *data)
   memset (tail, 0, format->scale_bytes);
   if (format->family == QB_FAMILY_INT && format->scale_bytes == 2)
     {
-      int top = (1 << (format->bits - 1)) - 1;
-      guint16 h = GUINT16_TO_LE (qb_fp32_to_fp16 (absmax / MAX (top, 1)));
+      guint16 h = GUINT16_TO_LE (qb_fp32_to_fp16 (qb_format_tensor_scale (format, absmax)));
       memcpy (tail, &h, 2);
     }
   else if (format->family == QB_FAMILY_FP8 && format->scale_bytes == 4)
     {
-      float max = g_str_has_prefix (format->name, "FP8_E4M3") ? 448.0f : 57344.0f;
-      float scale = absmax > 0 && isfinite (absmax) ? absmax / max : 1.0f;
+      float scale = qb_format_tensor_scale (format, absmax);
       guint32 bits;
       memcpy (&bits, &scale, 4);
       bits = GUINT32_TO_LE (bits);
@@ -1282,7 +1383,7 @@ device_run (Pass *pass, Quant *qt, gboolean measure, double base, double span, G
         qb_hist_edges (qt->hists[h], &m.lo[h], &m.scale[h]);
     }
   dq = qb_device_quantizer_new (dev, qt->spec->format, pass->n_cols, pass->n_rows,
-                                measure ? &m : NULL, &local);
+                                qt->ctx.tensor_absmax, measure ? &m : NULL, &local);
   if (dq == NULL)
     {
       g_message ("%s: %s; quantizing it on the CPU", pass->tensor->name, local->message);
@@ -1354,6 +1455,7 @@ quantize_and_measure (Pass *pass, QbWorkers *workers, Quant *qt, const QbTensor 
   qt->hists[1] = histogram_for (&qt->stats);
   qt->per_chunk = g_new0 (QbErrorSums, MAX (pass->n_chunks, 1));
   qt->out_err = g_new0 (double, 2 * MAX (pass->n_chunks, 1));
+  expert_hists_create (qt);
   /* The first read when the pre-pass came from the scan cache. */
   pass->prefault = qb_model_claim_first_read (pass->model, pass->index);
   return run_main (pass, workers, main_chunk, qt, PREPASS_SHARE, 1.0 - PREPASS_SHARE, error);
@@ -1434,7 +1536,7 @@ qb_tensor_quantize (QbModel *model, guint index, const QbQuantizeSpec *spec,
     }
   qt.n_experts = qb_tensor_n_experts (t);
   if (qt.n_experts > 1 && !spec->no_metrics && pass.n_rows % qt.n_experts == 0)
-    qt.row_err = g_new0 (double, 2 * pass.n_rows);
+    expert_measure_init (&qt, &pass);
 
   if (spec->no_metrics)
     ok = quantize_only (&pass, workers, &qt, t, error);
@@ -1474,7 +1576,7 @@ qb_tensor_quantize (QbModel *model, guint index, const QbQuantizeSpec *spec,
     qb_histogram_free (qt.hists[h]);
   g_free (qt.per_chunk);
   g_free (qt.out_err);
-  g_free (qt.row_err);
+  expert_measure_clear (&qt, &pass);
   pass_clear (&pass);
   return g_steal_pointer (&r);
 }

@@ -162,7 +162,23 @@ qb_tensor_result_copy (const QbTensorResult *r)
   c->channel_max = g_memdup2 (r->channel_max, sizeof (float) * r->n_channels);
   c->expert_sqnr_db = g_memdup2 (r->expert_sqnr_db, sizeof (double) * r->n_experts);
   c->expert_rmse_rel = g_memdup2 (r->expert_rmse_rel, sizeof (double) * r->n_experts);
+  if (r->expert_hists != NULL)
+    {
+      c->expert_hists = g_new0 (QbHistogram *, 3 * (gsize) r->n_experts);
+      for (gsize i = 0; i < 3 * (gsize) r->n_experts; i++)
+        c->expert_hists[i] = qb_histogram_copy (r->expert_hists[i]);
+    }
   return c;
+}
+
+static void
+free_expert_hists (QbTensorResult *r)
+{
+  if (r->expert_hists == NULL)
+    return;
+  for (gsize i = 0; i < 3 * (gsize) r->n_experts; i++)
+    qb_histogram_free (r->expert_hists[i]);
+  g_clear_pointer (&r->expert_hists, g_free);
 }
 
 void
@@ -182,5 +198,47 @@ qb_tensor_result_free (QbTensorResult *r)
   g_free (r->channel_max);
   g_free (r->expert_sqnr_db);
   g_free (r->expert_rmse_rel);
+  free_expert_hists (r);
   g_free (r);
+}
+
+const QbHistogram *
+qb_tensor_result_expert_histogram (const QbTensorResult *r, guint e, guint k)
+{
+  if (r == NULL || r->expert_hists == NULL || e >= r->n_experts || k > 2)
+    return NULL;
+  return r->expert_hists[3 * (gsize) e + k];
+}
+
+void
+qb_tensor_result_set_n_experts (QbTensorResult *r, guint n)
+{
+  free_expert_hists (r);
+  g_free (r->expert_sqnr_db);
+  g_free (r->expert_rmse_rel);
+  r->n_experts = n;
+  r->expert_sqnr_db = n ? g_new (double, n) : NULL;
+  r->expert_rmse_rel = n ? g_new (double, n) : NULL;
+  for (guint e = 0; e < n; e++)
+    r->expert_sqnr_db[e] = r->expert_rmse_rel[e] = NAN;
+}
+
+void
+qb_tensor_result_set_n_experts_hists (QbTensorResult *r)
+{
+  free_expert_hists (r);
+  if (r->n_experts > 0)
+    r->expert_hists = g_new0 (QbHistogram *, 3 * (gsize) r->n_experts);
+}
+
+QbHistogram *
+qb_histogram_coarsen (const QbHistogram *h, guint factor)
+{
+  QbHistogram *c;
+
+  g_return_val_if_fail (h != NULL && factor > 0 && h->n_bins % factor == 0, NULL);
+  c = qb_histogram_new (h->n_bins / factor, h->lo, h->hi);
+  for (guint b = 0; b < h->n_bins; b++)
+    c->counts[b / factor] += h->counts[b];
+  return c;
 }

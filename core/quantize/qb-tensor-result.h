@@ -71,12 +71,28 @@ typedef struct {
   float           *channel_min;
   float           *channel_max;
   /* A 3-D expert tensor's experts, each a row set of its own: their SQNR
-   * and relative RMSE (n_experts 0 otherwise, or without metrics).  Kept
-   * with the run in memory and shown; not stored in the database. */
+   * and relative RMSE (n_experts 0 otherwise, or without metrics), and
+   * their histograms: expert_hists[3 e + k], k = 0 original, 1 quantized,
+   * 2 error, over the tensor's own ranges in QB_EXPERT_HISTOGRAM_BINS
+   * bins (NULL when not measured, or not loaded from the store yet). */
   guint            n_experts;
   double          *expert_sqnr_db;
   double          *expert_rmse_rel;
+  QbHistogram    **expert_hists;
 } QbTensorResult;
+
+/* An expert's histograms are the tensor's bins four at a time: 128 of
+ * them keep 3 histograms of 128 experts of 48 layers near 60 MB. */
+#define QB_EXPERT_HISTOGRAM_BINS (QB_HISTOGRAM_BINS / 4)
+
+/* The histogram k (0 original, 1 quantized, 2 error) of expert e, or NULL. */
+const QbHistogram *qb_tensor_result_expert_histogram (const QbTensorResult *r, guint e, guint k);
+/* Gives r room for n experts' metrics (NAN) and no histograms. */
+void            qb_tensor_result_set_n_experts (QbTensorResult *r, guint n);
+/* Empty histogram slots for r's experts (the old ones freed). */
+void            qb_tensor_result_set_n_experts_hists (QbTensorResult *r);
+/* h with its bins summed `factor` at a time over the same range. (transfer full) */
+QbHistogram    *qb_histogram_coarsen (const QbHistogram *h, guint factor);
 
 /* Channel ranges: one bucket per row (output channel) up to
  * QB_CHANNEL_MAX_BUCKETS rows; a taller tensor gets buckets of the same

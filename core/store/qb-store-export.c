@@ -14,7 +14,10 @@
  *                        "tensors": [ { ..., "metrics": {...},
  *                                       "hist_original": { "lo", "hi", "counts": [...] },
  *                                       "channels": { "n", "encoding": "f32le-base64",
- *                                                     "min": "...", "max": "..." } } ] } ] }
+ *                                                     "min": "...", "max": "..." },
+ *                                       "experts": [ { "sqnr_db", "rmse_rel", "hist_original",
+ *                                                      "hist_quantized", "hist_error" } ]
+ *                                       (3-D expert tensors only) } ] } ] }
  *
  * Times are ISO 8601 in UTC with microseconds.  Doubles are written in the
  * fewest digits that read back exactly; a measure not taken (NAN) is
@@ -239,6 +242,25 @@ add_floats (QbJsonWriter *w, const char *key, const float *x, guint n)
   qb_json_write_string (w, key, text);
 }
 
+/* A 3-D expert tensor's experts, in order: metrics and histograms. */
+static void
+add_experts (QbJsonWriter *w, const QbTensorResult *r)
+{
+  static const char * const keys[3] = { "hist_original", "hist_quantized", "hist_error" };
+
+  qb_json_begin_array (w, "experts");
+  for (guint e = 0; e < r->n_experts; e++)
+    {
+      qb_json_begin_object (w, NULL);
+      qb_json_write_number (w, "sqnr_db", r->expert_sqnr_db[e]);
+      qb_json_write_number (w, "rmse_rel", r->expert_rmse_rel[e]);
+      for (guint k = 0; k < 3; k++)
+        add_histogram (w, keys[k], qb_tensor_result_expert_histogram (r, e, k));
+      qb_json_end_object (w);
+    }
+  qb_json_end_array (w);
+}
+
 static void
 add_tensor (QbJsonWriter *w, QbStoredTensor *t)
 {
@@ -278,6 +300,8 @@ add_tensor (QbJsonWriter *w, QbStoredTensor *t)
     }
   else
     qb_json_write_null (w, "channels");
+  if (r->n_experts > 0)
+    add_experts (w, r);
   qb_json_end_object (w);
 }
 

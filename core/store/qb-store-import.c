@@ -420,6 +420,48 @@ read_channels (Ctx *c, JsonObject *o, const char *where, QbTensorResult *r)
   return TRUE;
 }
 
+/* A 3-D expert tensor's experts (absent for other tensors and in exports
+ * made before experts were stored). */
+static gboolean
+read_experts (Ctx *c, JsonObject *o, const char *where, QbTensorResult *r)
+{
+  static const char * const keys[3] = { "hist_original", "hist_quantized", "hist_error" };
+  JsonArray *a;
+  guint n;
+
+  if (is_null (member (o, "experts")))
+    return TRUE;
+  if ((a = get_array (c, o, where, "experts")) == NULL)
+    return FALSE;
+  n = json_array_get_length (a);
+  if (n > (1u << 16))
+    return invalid (c, where, "%u experts is too many", n);
+  qb_tensor_result_set_n_experts (r, n);
+  qb_tensor_result_set_n_experts_hists (r);
+  for (guint e = 0; e < n; e++)
+    {
+      g_autofree char *here = g_strdup_printf ("%s.experts[%u]", where, e);
+      JsonNode *node = json_array_get_element (a, e);
+      const NamedDouble values[] = { { "sqnr_db", &r->expert_sqnr_db[e] },
+                                     { "rmse_rel", &r->expert_rmse_rel[e] } };
+      JsonObject *x;
+      gboolean ok;
+
+      if (!JSON_NODE_HOLDS_OBJECT (node))
+        return invalid (c, here, "must be an object");
+      x = json_node_get_object (node);
+      if (!get_doubles (c, x, here, values, G_N_ELEMENTS (values)))
+        return FALSE;
+      for (guint k = 0; k < 3; k++)
+        {
+          r->expert_hists[3 * e + k] = read_histogram (c, x, here, keys[k], &ok);
+          if (!ok)
+            return FALSE;
+        }
+    }
+  return TRUE;
+}
+
 static QbStoredTensor *
 read_tensor (Ctx *c, JsonObject *o, const char *where)
 {
@@ -457,7 +499,7 @@ read_tensor (Ctx *c, JsonObject *o, const char *where)
   if (!ok)
     return NULL;
   r->hist_error = read_histogram (c, o, where, "hist_error", &ok);
-  if (!ok || !read_channels (c, o, where, r))
+  if (!ok || !read_channels (c, o, where, r) || !read_experts (c, o, where, r))
     return NULL;
   return g_steal_pointer (&t);
 }

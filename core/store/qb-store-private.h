@@ -120,6 +120,7 @@ gboolean  qb_store_schema_migrate  (sqlite3 *db, const char *path, int target, G
 /* qb-store-blob.c — the compact BLOB encodings (documented there). */
 #define QB_STORE_MAX_BINS     (1u << 20)
 #define QB_STORE_MAX_CHANNELS (1u << 24)
+#define QB_STORE_MAX_EXPERTS  (1u << 16)
 void          qb_histogram_encode      (const QbHistogram *h, GByteArray *out);
 QbHistogram  *qb_histogram_decode      (const guint8 *data, gsize len, GError **error);
 void          qb_channel_ranges_encode (guint n, const float *min, const float *max,

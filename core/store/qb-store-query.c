@@ -542,6 +542,79 @@ read_tensor (QbStmt *stmt)
   return t;
 }
 
+/* A run of one tensor's expert rows, 0..n-1 in order, into its result. */
+static gboolean
+set_experts (QbStore *store, GHashTable *by_id, gint64 tensor_id, GArray *values, GError **error)
+{
+  QbStoredTensor *t = g_hash_table_lookup (by_id, &tensor_id);
+
+  if (t == NULL || values->len == 0)
+    return TRUE;
+  if (values->len / 3 > QB_STORE_MAX_EXPERTS)
+    {
+      g_set_error (error, QB_STORE_ERROR, QB_STORE_ERROR_CORRUPT,
+                   "%s: tensor %s: %u experts stored", store->path, t->result->tensor_name,
+                   values->len / 3);
+      return FALSE;
+    }
+  qb_tensor_result_set_n_experts (t->result, values->len / 3);
+  for (guint e = 0; e < values->len / 3; e++)
+    {
+      if (g_array_index (values, double, 3 * e) != e)
+        {
+          g_set_error (error, QB_STORE_ERROR, QB_STORE_ERROR_CORRUPT,
+                       "%s: tensor %s: expert %u is missing", store->path,
+                       t->result->tensor_name, e);
+          return FALSE;
+        }
+      t->result->expert_sqnr_db[e] = g_array_index (values, double, 3 * e + 1);
+      t->result->expert_rmse_rel[e] = g_array_index (values, double, 3 * e + 2);
+    }
+  return TRUE;
+}
+
+/* Each tensor's experts' metrics (their histograms come with
+ * qb_store_load_tensor_data). */
+static gboolean
+read_experts (QbStore *store, gint64 experiment_id, GPtrArray *tensors, GError **error)
+{
+  g_autoptr(GHashTable) by_id = g_hash_table_new (g_int64_hash, g_int64_equal);
+  g_autoptr(GArray) values = g_array_new (FALSE, FALSE, sizeof (double));
+  g_autoptr(QbStmt) stmt = qb_store_stmt (store,
+                                          "SELECT e.tensor_id, e.expert, e.sqnr_db, e.rmse_rel "
+                                          "FROM expert_result e JOIN tensor_result t "
+                                          "ON t.id = e.tensor_id WHERE t.experiment_id = ?1 "
+                                          "ORDER BY e.tensor_id, e.expert", error);
+  gint64 current = 0;
+  int rc;
+
+  if (stmt == NULL)
+    return FALSE;
+  for (guint i = 0; i < tensors->len; i++)
+    {
+      QbStoredTensor *t = g_ptr_array_index (tensors, i);
+      g_hash_table_insert (by_id, &t->id, t);
+    }
+  sqlite3_bind_int64 (stmt, 1, experiment_id);
+  while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
+    {
+      gint64 id = sqlite3_column_int64 (stmt, 0);
+      double row[3] = { (double) sqlite3_column_int64 (stmt, 1), qb_column_double (stmt, 2),
+                        qb_column_double (stmt, 3) };
+      if (id != current)
+        {
+          if (!set_experts (store, by_id, current, values, error))
+            return FALSE;
+          g_array_set_size (values, 0);
+          current = id;
+        }
+      g_array_append_vals (values, row, 3);
+    }
+  if (rc != SQLITE_DONE)
+    return qb_store_fail (store, error, "reading experts' results");
+  return set_experts (store, by_id, current, values, error);
+}
+
 GPtrArray *
 qb_store_get_tensors_locked (QbStore *store, gint64 experiment_id, GError **error)
 {
@@ -566,6 +639,9 @@ qb_store_get_tensors_locked (QbStore *store, gint64 experiment_id, GError **erro
       qb_store_fail (store, error, "reading tensor results");
       return NULL;
     }
+  g_clear_pointer (&stmt, qb_stmt_release);
+  if (!read_experts (store, experiment_id, list, error))
+    return NULL;
   return g_steal_pointer (&list);
 }
 
@@ -597,6 +673,40 @@ decode_histogram (QbStmt *stmt, int col, QbHistogram **out, GError **error)
   return *out != NULL;
 }
 
+/* The experts' histograms, into a result whose experts' metrics are read. */
+static gboolean
+load_expert_hists (QbStore *store, QbStoredTensor *t, GError **error)
+{
+  QbTensorResult *r = t->result;
+  g_autoptr(QbStmt) stmt = NULL;
+  int rc;
+
+  if (r->n_experts == 0)
+    return TRUE;
+  stmt = qb_store_stmt (store, "SELECT expert, hist_original, hist_quantized, hist_error "
+                               "FROM expert_result WHERE tensor_id = ?1 ORDER BY expert", error);
+  if (stmt == NULL)
+    return FALSE;
+  qb_tensor_result_set_n_experts_hists (r);
+  sqlite3_bind_int64 (stmt, 1, t->id);
+  while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
+    {
+      gint64 e = sqlite3_column_int64 (stmt, 0);
+      if (e < 0 || e >= r->n_experts)
+        continue;               /* rows changed since the metrics were read */
+      for (guint k = 0; k < 3; k++)
+        if (!decode_histogram (stmt, 1 + k, &r->expert_hists[3 * e + k], error))
+          {
+            g_prefix_error (error, "%s: tensor %s, expert %" G_GINT64_FORMAT ": ", store->path,
+                            r->tensor_name, e);
+            return FALSE;
+          }
+    }
+  if (rc != SQLITE_DONE)
+    return qb_store_fail (store, error, "reading experts' histograms");
+  return TRUE;
+}
+
 gboolean
 qb_store_load_tensor_data_locked (QbStore *store, QbStoredTensor *t, GError **error)
 {
@@ -619,7 +729,7 @@ qb_store_load_tensor_data_locked (QbStore *store, QbStoredTensor *t, GError **er
   sqlite3_bind_int64 (stmt, 1, t->id);
   rc = sqlite3_step (stmt);
   if (rc == SQLITE_DONE)
-    return TRUE;                /* stored without histograms */
+    return load_expert_hists (store, t, error);   /* stored without histograms */
   if (rc != SQLITE_ROW)
     return qb_store_fail (store, error, "reading histograms");
   for (guint i = 0; i < 3; i++)
@@ -635,7 +745,8 @@ qb_store_load_tensor_data_locked (QbStore *store, QbStoredTensor *t, GError **er
       g_prefix_error (error, "%s: tensor %s: ", store->path, r->tensor_name);
       return FALSE;
     }
-  return TRUE;
+  g_clear_pointer (&stmt, qb_stmt_release);
+  return load_expert_hists (store, t, error);
 }
 
 gboolean

@@ -21,6 +21,8 @@
  * results stored before: not counted).
  * Version 6: sensitivity studies (core/sensitivity/): what a study ran on
  * and how, and per (tensor, candidate) its proxies and measured KLD.
+ * Version 7: the experts of a 3-D mixture-of-experts tensor, one row each
+ * under its tensor result: SQNR, relative RMSE and the three histograms.
  */
 #include "qb-store-private.h"
 
@@ -238,6 +240,18 @@ static const char migration_v6[] =
   "  PRIMARY KEY (study_id, position, rung)"
   ") WITHOUT ROWID;";
 
+static const char migration_v7[] =
+  "CREATE TABLE expert_result ("
+  "  tensor_id      INTEGER NOT NULL REFERENCES tensor_result (id) ON DELETE CASCADE,"
+  "  expert         INTEGER NOT NULL,"
+  "  sqnr_db        REAL,"
+  "  rmse_rel       REAL,"
+  "  hist_original  BLOB,"
+  "  hist_quantized BLOB,"
+  "  hist_error     BLOB,"
+  "  PRIMARY KEY (tensor_id, expert)"
+  ") WITHOUT ROWID;";
+
 static const char * const migrations[] = {
   migration_v1,
   migration_v2,
@@ -245,6 +259,7 @@ static const char * const migrations[] = {
   migration_v4,
   migration_v5,
   migration_v6,
+  migration_v7,
 };
 
 G_STATIC_ASSERT (G_N_ELEMENTS (migrations) == QB_STORE_SCHEMA_VERSION);

@@ -379,6 +379,22 @@ result_is_valid (QbStore *store, const QbTensorResult *r, GError **error)
                      r->tensor_name, hists[i]->n_bins, QB_STORE_MAX_BINS);
         return FALSE;
       }
+  if (r->n_experts > QB_STORE_MAX_EXPERTS ||
+      (r->n_experts > 0 && (r->expert_sqnr_db == NULL || r->expert_rmse_rel == NULL)))
+    {
+      g_set_error (error, QB_STORE_ERROR, QB_STORE_ERROR_INVALID,
+                   "tensor %s: %u experts cannot be stored", r->tensor_name, r->n_experts);
+      return FALSE;
+    }
+  for (guint i = 0; r->expert_hists != NULL && i < 3 * r->n_experts; i++)
+    if (r->expert_hists[i] != NULL &&
+        (r->expert_hists[i]->n_bins == 0 || r->expert_hists[i]->n_bins > QB_STORE_MAX_BINS))
+      {
+        g_set_error (error, QB_STORE_ERROR, QB_STORE_ERROR_INVALID,
+                     "tensor %s: an expert's histogram of %u bins cannot be stored",
+                     r->tensor_name, r->expert_hists[i]->n_bins);
+        return FALSE;
+      }
   if (r->n_channels > QB_STORE_MAX_CHANNELS ||
       (r->n_channels > 0 && (r->channel_min == NULL || r->channel_max == NULL)))
     {
@@ -414,6 +430,36 @@ write_tensor_data (QbStore *store, gint64 tensor_id, const QbTensorResult *r, GE
   return qb_store_exec_step (store, stmt, error, "storing histograms");
 }
 
+/* Each expert's metrics and histograms, one row per expert. */
+static gboolean
+write_experts (QbStore *store, gint64 tensor_id, const QbTensorResult *r, GError **error)
+{
+  for (guint e = 0; e < r->n_experts; e++)
+    {
+      g_autoptr(QbStmt) stmt = qb_store_stmt (store, "INSERT INTO expert_result (tensor_id, expert, "
+                                              "sqnr_db, rmse_rel, hist_original, hist_quantized, "
+                                              "hist_error) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                                              error);
+      if (stmt == NULL)
+        return FALSE;
+      sqlite3_bind_int64 (stmt, 1, tensor_id);
+      sqlite3_bind_int64 (stmt, 2, e);
+      sqlite3_bind_double (stmt, 3, r->expert_sqnr_db[e]);
+      sqlite3_bind_double (stmt, 4, r->expert_rmse_rel[e]);
+      for (guint k = 0; k < 3; k++)
+        {
+          const QbHistogram *h = qb_tensor_result_expert_histogram (r, e, k);
+          g_byte_array_set_size (store->blob[k], 0);
+          if (h != NULL)
+            qb_histogram_encode (h, store->blob[k]);
+          bind_blob (stmt, 5 + k, store->blob[k]);
+        }
+      if (!qb_store_exec_step (store, stmt, error, "storing an expert's result"))
+        return FALSE;
+    }
+  return TRUE;
+}
+
 /* Inside a transaction: the tensor's row and its data, replacing any
  * earlier row of the same name. */
 gboolean
@@ -428,6 +474,7 @@ qb_store_write_tensor_locked (QbStore *store, gint64 experiment_id, const QbStor
   };
   g_autoptr(QbStmt) remove = NULL;
   g_autoptr(QbStmt) stmt = NULL;
+  gint64 tensor_id;
 
   if (!result_is_valid (store, r, error))
     return FALSE;
@@ -467,7 +514,9 @@ qb_store_write_tensor_locked (QbStore *store, gint64 experiment_id, const QbStor
     sqlite3_bind_null (stmt, 26);
   if (!qb_store_exec_step (store, stmt, error, "storing a tensor result"))
     return FALSE;
-  return write_tensor_data (store, sqlite3_last_insert_rowid (store->db), r, error);
+  tensor_id = sqlite3_last_insert_rowid (store->db);
+  return write_tensor_data (store, tensor_id, r, error) &&
+         write_experts (store, tensor_id, r, error);
 }
 
 static gboolean

@@ -6,8 +6,9 @@
  *
  * For stories260K and a generated demo model (default 25M parameters, F16;
  * --params 370M for the issue's figure, which takes long on PoCL): the
- * quantization rate in GB/s of input weights for Q8_0, Q4_0, Q4_K, Q6_K and
- * NF4 (stories260K's rows are too short for the K-quants), with and
+ * quantization rate in GB/s of input weights for Q8_0, Q4_0, the K-quants,
+ * IQ4_NL/XS, NF4, MXFP4, FP8 and per-row and per-tensor INT
+ * (stories260K's rows are too short for the K-quants), with and
  * without metrics and histograms, every tensor through qb_tensor_quantize,
  * on the CPU threads and on the device; then the evaluation rate in
  * tokens/s of a perplexity run (stories260K, 10 chunks of 128; demo model,
@@ -77,7 +78,8 @@ bench_quantize (const char *label, const char *path, const char *device, QbWorke
 {
   g_autoptr(GError) error = NULL;
   g_autoptr(QbModel) model = qb_model_open (path, &error);
-  const char *formats[] = { "Q8_0", "Q4_0", "Q4_K", "Q6_K", "NF4" };
+  const char *formats[] = { "Q8_0", "Q4_0", "Q2_K", "Q3_K", "Q4_K", "Q6_K", "IQ4_NL", "IQ4_XS",
+                            "NF4", "MXFP4", "FP8_E4M3_CH", "FP8_E5M2_T", "INT4_CH", "INT8_T" };
 
   if (model == NULL)
     g_error ("%s", error->message);
@@ -96,10 +98,10 @@ bench_quantize (const char *label, const char *path, const char *device, QbWorke
         dev = quantize_all (model, f, metrics, workers, &bytes);
         if (bytes == 0)
           {
-            printf ("%-18s quantize %-5s no tensor's rows fit\n", label, f->name);
+            printf ("%-18s quantize %-11s no tensor's rows fit\n", label, f->name);
             break;
           }
-        printf ("%-18s quantize %-5s %-10s %8.3f GB/s %8.3f GB/s %7.2f x   (%" G_GUINT64_FORMAT " slabs on the device)\n",
+        printf ("%-18s quantize %-11s %-10s %8.3f GB/s %8.3f GB/s %7.2f x   (%" G_GUINT64_FORMAT " slabs on the device)\n",
                 label, f->name, metrics ? "+ metrics" : "output only", bytes / cpu / 1e9,
                 bytes / dev / 1e9, cpu / dev, qb_device_quantize_slabs () - slabs);
         fflush (stdout);
