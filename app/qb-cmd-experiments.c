@@ -465,6 +465,15 @@ print_tensors (GPtrArray *tensors)
                  qb_cli_number (r->metrics.max_abs_err, 4, 'g'),
                  r->n_nonfinite >= 0 ? g_strdup_printf ("%" G_GINT64_FORMAT, r->n_nonfinite)
                                      : g_strdup ("?"));
+      /* A 3-D expert tensor's experts, each on a line of its own. */
+      for (guint e = 0; e < r->n_experts; e++)
+        table_add (t, g_strdup (""), g_strdup_printf ("  expert %u of %u", e, r->n_experts),
+                   g_strdup (r->format), g_strdup (""), g_strdup (""),
+                   g_strdup_printf ("%" G_GINT64_FORMAT, r->n_params / r->n_experts),
+                   size_text (r->bytes / r->n_experts), qb_cli_number (r->bpw, 3, 'f'),
+                   qb_cli_number (r->expert_sqnr_db[e], 2, 'f'),
+                   qb_cli_number (r->expert_rmse_rel[e], 5, 'f'), g_strdup (""), g_strdup (""),
+                   g_strdup (""));
     }
   table_print_free (t);
 }

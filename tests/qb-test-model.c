@@ -173,3 +173,57 @@ qb_test_model_fixture_close (QbTestModelFixture *f)
   g_clear_pointer (&f->path, g_free);
   g_clear_pointer (&f->dir, g_free);
 }
+
+struct _QbTestSafetensors {
+  GString    *header;
+  GByteArray *data;
+};
+
+QbTestSafetensors *
+qb_test_safetensors_new (void)
+{
+  QbTestSafetensors *st = g_new0 (QbTestSafetensors, 1);
+
+  st->header = g_string_new ("{");
+  st->data = g_byte_array_new ();
+  return st;
+}
+
+void
+qb_test_safetensors_add (QbTestSafetensors *st, const char *name, guint n_dims,
+                         const gint64 *shape, const float *values)
+{
+  gint64 n = 1;
+
+  g_string_append_printf (st->header, "%s\"%s\":{\"dtype\":\"F32\",\"shape\":[",
+                          st->header->len > 1 ? "," : "", name);
+  for (guint i = 0; i < n_dims; i++)
+    {
+      g_string_append_printf (st->header, "%s%" G_GINT64_FORMAT, i ? "," : "", shape[i]);
+      n *= shape[i];
+    }
+  g_string_append_printf (st->header, "],\"data_offsets\":[%u,%" G_GUINT64_FORMAT "]}",
+                          st->data->len, st->data->len + sizeof (float) * (guint64) n);
+  g_byte_array_append (st->data, (const guint8 *) values, (guint) (sizeof (float) * n));
+}
+
+void
+qb_test_safetensors_write (QbTestSafetensors *st, const char *path)
+{
+  g_autoptr(GByteArray) file = g_byte_array_new ();
+  g_autoptr(GError) error = NULL;
+  guint64 header_len;
+
+  g_string_append (st->header, "}");
+  while (st->header->len % 8 != 0)
+    g_string_append_c (st->header, ' ');
+  header_len = GUINT64_TO_LE (st->header->len);
+  g_byte_array_append (file, (const guint8 *) &header_len, 8);
+  g_byte_array_append (file, (const guint8 *) st->header->str, st->header->len);
+  g_byte_array_append (file, st->data->data, st->data->len);
+  g_assert_true (g_file_set_contents (path, (const char *) file->data, file->len, &error));
+  g_assert_no_error (error);
+  g_string_free (st->header, TRUE);
+  g_byte_array_unref (st->data);
+  g_free (st);
+}

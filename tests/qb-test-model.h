@@ -44,6 +44,18 @@ void   qb_test_model_fixture_close (QbTestModelFixture *f);
  * non-finite tests need. */
 void   qb_test_poison_tensor (const char *path, const char *tensor, gint64 index, float value);
 
+/* A safetensors file of F32 tensors, written in the order added: shapes
+ * as Hugging Face gives them (outermost first, [rows, cols] for a
+ * matrix). */
+typedef struct _QbTestSafetensors QbTestSafetensors;
+
+QbTestSafetensors *qb_test_safetensors_new   (void);
+void               qb_test_safetensors_add   (QbTestSafetensors *st, const char *name,
+                                              guint n_dims, const gint64 *shape,
+                                              const float *values);
+/* Writes path and frees st. */
+void               qb_test_safetensors_write (QbTestSafetensors *st, const char *path);
+
 /* Deterministic Gaussian values (Box-Muller over a 64-bit LCG). */
 void   qb_test_gaussian    (guint64 *state, float *x, gsize n, float std);
 

@@ -37,6 +37,15 @@ qb_test_read_file (const char *path)
   return g_bytes_new_take (contents, len);
 }
 
+GBytes *
+qb_test_golden (const char *name)
+{
+  g_autofree char *rel = g_strdup_printf ("golden/ggml-quants/%s", name);
+  g_autofree char *path = qb_test_shared_path (rel);
+
+  return path ? qb_test_read_file (path) : NULL;
+}
+
 static GPtrArray *tmpdirs;
 
 static void

@@ -11,6 +11,9 @@ G_BEGIN_DECLS
 char   *qb_test_shared_path (const char *relative);
 /* Reads a whole file into memory; fails the test when it cannot. */
 GBytes *qb_test_read_file   (const char *path);
+/* A file of llama.cpp's golden quantization data (../shared/golden/
+ * ggml-quants/NAME), or NULL after g_test_skip() when it is absent. */
+GBytes *qb_test_golden      (const char *name);
 /* A fresh temporary directory, removed with its contents at exit. */
 char   *qb_test_tmpdir      (void);
 

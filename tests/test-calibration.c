@@ -10,6 +10,7 @@
 #include "qb-activation-stats.h"
 #include "qb-calibration.h"
 #include "qb-demo-model.h"
+#include "qb-device.h"
 #include "qb-gguf.h"
 #include "qb-imatrix.h"
 #include "qb-job.h"
@@ -409,7 +410,11 @@ test_against_hook (Fixture *f, gconstpointer data)
   QbActivationStats *s;
   GHashTableIter iter;
   gpointer key, value;
+  const char *device = g_getenv ("QB_DEVICE");
 
+  /* The statistics against the hook on the same (CPU) pass, to 1e-10:
+   * test-calibration-device compares the device's with the CPU's. */
+  g_assert_true (qb_device_set_default ("cpu", NULL));
   qb_stats_options_init (&so);
   so.gram_all = TRUE;
   so.no_cache = TRUE;
@@ -464,6 +469,7 @@ test_against_hook (Fixture *f, gconstpointer data)
   qb_activation_stats_free (s);
   g_hash_table_unref (d.sums);
   g_hash_table_unref (d.grams);
+  g_assert_true (qb_device_set_default (device ? device : "cpu", NULL));
 }
 
 /* The first layer's input straight from the weights, without the forward
@@ -628,7 +634,11 @@ test_passes (Fixture *f, gconstpointer data)
                                  NULL };
   QbStatsOptions so;
   QbActivationStats *one, *many;
+  const char *device = g_getenv ("QB_DEVICE");
 
+  /* The CPU pass's progress (one unit per layer; the device pass reports
+   * half layers): test-calib-device runs the passes on the device. */
+  g_assert_true (qb_device_set_default ("cpu", NULL));
   qb_stats_options_init (&so);
   so.gram_all = TRUE;
   so.no_cache = TRUE;
@@ -660,7 +670,7 @@ test_passes (Fixture *f, gconstpointer data)
       g_assert_cmpmem (a, n * n * 8, b, n * n * 8);
     }
   qb_activation_stats_free (one);
-  qb_activation_stats_free (many);
+  qb_activation_stats_free (many);  g_assert_true (qb_device_set_default (device ? device : "cpu", NULL));
 }
 
 typedef struct {

@@ -109,15 +109,6 @@ check (Fixture *f, QbDType dtype, const guint8 *blocks, gint64 n, const char *wh
   assert_same (dev, cpu, n, what);
 }
 
-static GBytes *
-golden (const char *name)
-{
-  g_autofree char *rel = g_strdup_printf ("golden/ggml-quants/%s", name);
-  g_autofree char *path = qb_test_shared_path (rel);
-
-  return path ? qb_test_read_file (path) : NULL;
-}
-
 /* llama.cpp's blocks (plain and importance-weighted) give its values. */
 static void
 test_golden (gconstpointer data)
@@ -135,13 +126,13 @@ test_golden (gconstpointer data)
     {
       g_autofree char *bin_name = g_strdup_printf ("%s%s.bin", info->name, suffixes[s]);
       g_autofree char *deq_name = g_strdup_printf ("%s%s.dequant.f32", info->name, suffixes[s]);
-      g_autoptr(GBytes) bin = golden (bin_name), deq = NULL;
+      g_autoptr(GBytes) bin = qb_test_golden (bin_name), deq = NULL;
       g_autofree float *dev = NULL;
       gint64 n;
 
       if (bin == NULL)
         return;   /* skipped: no shared folder */
-      deq = golden (deq_name);
+      deq = qb_test_golden (deq_name);
       g_assert_nonnull (deq);
       n = (gint64) g_bytes_get_size (deq) / 4;
       g_assert_cmpuint (g_bytes_get_size (bin), ==, (gsize) (n / info->block_size) * info->type_size);

@@ -20,19 +20,39 @@
  * with any error in the pass: switching off the sliding window alone moves
  * it by more than 1 % (checked below).
  *
- * Q8_0 plans: llama.cpp's CPU kernels round the activations to 8-bit
- * blocks before multiplying them by such weights, which Quantbench's
- * default pass does not do; on these sensitive models that alone moves
- * perplexity by 0.5 % (phi3 Q8_0: Quantbench 190297.67, llama.cpp
- * 189256.60) to 1.5 % (gemma2 Q8_0: 48132.54 against 47437.44).  With
- * qb_llama_set_ggml_activations() (eval --ggml-activations) the pass
- * rounds them the same way, and phi3's Q8_0 export then agrees within
- * 0.01 % (checked below; reference from the same command line on
- * `quantbench quantize phi3.gguf --default Q8_0`).  gemma2's Q8_0 export
- * still does not (47848.03 against 47437.44, +0.87 %; its embedding alone
- * in Q8_0 agrees within 0.01 %, its 26 layers' matrices alone differ by
- * 0.44 %), nor does phi3's Q4_0 one (126660.17 against 127252.88,
- * −0.47 %): not explained yet, so not asserted.
+ * Quantized plans: llama.cpp's CPU kernels round the activations to 8-bit
+ * blocks before multiplying them by such weights (Q8_0 for Q4_0..Q8_0,
+ * Q8_K for K-quants), which Quantbench's default pass does not do; on
+ * these sensitive models that alone moves perplexity by 0.5 % (phi3 Q8_0:
+ * Quantbench 190297.67, llama.cpp 189256.60) to 1.5 % (gemma2 Q8_0:
+ * 48132.54 against 47437.44).  qb_llama_set_ggml_activations() (eval
+ * --ggml-activations) rounds them the same way.  Compared tensor by tensor
+ * (llama.cpp's graph dumped through its eval callback on the same tokens),
+ * every product of llama.cpp then equals Quantbench's rounding of that
+ * product's input times the weights to within float rounding (2e-7
+ * relative, Q8_0, Q4_0 in its repacked x86 layout, Q4_K), so nothing of
+ * the kernels is left to reproduce.  What remains is chaotic: the two
+ * programs sum in other orders (attention, products), which differ by
+ * 1e-7; an activation that close to a rounding boundary rounds the other
+ * way, changes its product by a whole 8-bit step, and the difference grows
+ * layer by layer until it is the size of the rounding itself (gemma2 Q8_0:
+ * 1e-4 after layer 1, 2 % by layer 11).  Perplexity over a few chunks then
+ * differs by what two draws of the rounding noise differ by: nudging
+ * Quantbench's activations by one ulp moves gemma2 Q8_0 over 4 chunks
+ * between 47567 and 47855 (llama.cpp: 47437; llama.cpp itself moves to
+ * 47512 with -ub 1), phi3 Q4_K over 100 chunks between 108968 and 109085
+ * (llama.cpp: 108924).  The noise shrinks with the tokens compared: over
+ * 100 chunks phi3's Q8_0 export is within −0.072 %, Q4_0 −0.056 %, Q5_0
+ * +0.058 % (Q4_K +0.149 %, Q6_K −0.127 %), gemma2 Q8_0 −0.104 %
+ * (31198.5531 against 31231.0505); over 20 chunks gemma2's Q4_0 is
+ * +0.011 %, Q5_0 −0.061 %, Q6_K +0.032 %, Q4_K +0.201 %.  Asserted below
+ * (references from the same command line with -c 128 --chunks N on
+ * `quantbench quantize ARCH.gguf --default T`): phi3 Q8_0 over the 4
+ * chunks (+0.004 %), gemma2 Q4_0 over 20 (+0.011 %), and in slow mode
+ * (-m slow) gemma2 Q8_0 over 100 within 0.15 %.  These are single draws
+ * of that noise: a change that sums in another order can move them by the
+ * spreads above without being wrong (nudge the activations to see the
+ * spread before believing a failure here).
  *
  * Families newer than that snapshot (qwen3, gemma3) are derived from
  * covered ones: with its new pieces switched off, a qwen3 model gives the
@@ -50,22 +70,33 @@
 #include "qb-job.h"
 #include "qb-llama-private.h"
 #include "qb-model.h"
+#include "qb-test-model.h"
 #include "qb-test-util.h"
 #include "qb-tokenizer.h"
 
 #define CTX     128
 #define CHUNKS  4
 
+/* A quantized plan's export against llama-perplexity over n_chunks. */
 typedef struct {
-  const char *arch;
-  double      ppl_f32;       /* llama-perplexity on the F32 demo model */
-  double      ppl_f16;       /* on Quantbench's F16 export of it */
-  double      ppl_q8_0;      /* on its Q8_0 export (0: not asserted, see above) */
+  const char *format;
+  guint       n_chunks;
+  double      ppl;
+  double      within;        /* relative tolerance (see above) */
+  gboolean    slow;          /* run in slow mode only (-m slow) */
+} PlanReference;
+
+typedef struct {
+  const char   *arch;
+  double        ppl_f32;     /* llama-perplexity on the F32 demo model */
+  double        ppl_f16;     /* on Quantbench's F16 export of it */
+  PlanReference plans[2];
 } Reference;
 
 static const Reference references[] = {
-  { "phi3",   193382.8289, 193505.7431, 189256.6028 },
-  { "gemma2",  45571.5201,  45558.7259, 0 },
+  { "phi3",   193382.8289, 193505.7431, { { "Q8_0", CHUNKS, 189256.6028, 0.001, FALSE } } },
+  { "gemma2",  45571.5201,  45558.7259, { { "Q4_0", 20, 26747.4463, 0.001, FALSE },
+                                          { "Q8_0", 100, 31231.0505, 0.0015, TRUE } } },
 };
 
 static char *
@@ -107,7 +138,7 @@ open_llama (QbModel *model, const QbFamily *family)
 }
 
 static double
-perplexity (QbLlama *llama, QbTokenizer *tok, const char *text)
+perplexity_over (QbLlama *llama, QbTokenizer *tok, const char *text, guint n_chunks)
 {
   g_autoptr(GError) error = NULL;
   QbEvalOptions o;
@@ -115,12 +146,18 @@ perplexity (QbLlama *llama, QbTokenizer *tok, const char *text)
 
   qb_eval_options_init (&o);
   o.n_ctx = CTX;
-  o.n_chunks = CHUNKS;
+  o.n_chunks = n_chunks;
   o.no_cache = TRUE;
   qb_eval_run (llama, tok, text, &o, NULL, NULL, NULL, &r, &error);
   g_assert_no_error (error);
-  g_assert_cmpuint (r.n_scored, ==, CHUNKS * (CTX / 2 - 1));
+  g_assert_cmpuint (r.n_scored, ==, n_chunks * (CTX / 2 - 1));
   return r.ppl;
+}
+
+static double
+perplexity (QbLlama *llama, QbTokenizer *tok, const char *text)
+{
+  return perplexity_over (llama, tok, text, CHUNKS);
 }
 
 /* ---- every family loads, runs, and is what its descriptor says --------- */
@@ -262,6 +299,35 @@ use_uniform_plan (QbLlama *llama, const char *format)
   g_assert_no_error (error);
 }
 
+/* The plan evaluated as llama.cpp computes (activations rounded), and,
+ * over the short run, farther off without that rounding. */
+static void
+check_plan (QbLlama *llama, QbTokenizer *tok, const char *text, const char *arch,
+            const PlanReference *ref)
+{
+  double ppl, plain;
+
+  if (ref->slow && !g_test_slow ())
+    {
+      g_test_message ("%s %s plan over %u chunks: slow mode only (-m slow)", arch, ref->format,
+                      ref->n_chunks);
+      return;
+    }
+  use_uniform_plan (llama, ref->format);
+  qb_llama_set_ggml_activations (llama, TRUE);
+  ppl = perplexity_over (llama, tok, text, ref->n_chunks);
+  qb_llama_set_ggml_activations (llama, FALSE);
+  g_test_message ("%s %s plan with llama.cpp's activation rounding, %u chunks: PPL %.4f, "
+                  "llama.cpp %.4f (%+.4f %%)", arch, ref->format, ref->n_chunks, ppl, ref->ppl,
+                  100 * (ppl / ref->ppl - 1));
+  g_assert_cmpfloat (fabs (ppl / ref->ppl - 1), <, ref->within);
+  if (ref->n_chunks != CHUNKS)
+    return;
+  plain = perplexity (llama, tok, text);
+  g_test_message ("%s %s plan without it: PPL %.4f", arch, ref->format, plain);
+  g_assert_cmpfloat (fabs (plain / ref->ppl - 1), >, 0.002);
+}
+
 static void
 test_llama_cpp (gconstpointer data)
 {
@@ -273,7 +339,7 @@ test_llama_cpp (gconstpointer data)
   g_autoptr(QbTokenizer) tok = NULL;
   g_autoptr(GError) error = NULL;
   QbFamily without_window;
-  double ppl, ppl_f16, ppl_no_window, ppl_q8, ppl_q8_ggml;
+  double ppl, ppl_f16, ppl_no_window;
 
   if (text == NULL)
     return;
@@ -303,18 +369,8 @@ test_llama_cpp (gconstpointer data)
   g_test_message ("%s F16 plan: PPL %.4f, llama.cpp %.4f (%+.4f %%)", ref->arch, ppl_f16,
                   ref->ppl_f16, 100 * (ppl_f16 / ref->ppl_f16 - 1));
   g_assert_cmpfloat_with_epsilon (ppl_f16 / ref->ppl_f16, 1.0, 0.001);
-  if (ref->ppl_q8_0 == 0)
-    return;
-
-  use_uniform_plan (llama, "Q8_0");
-  ppl_q8 = perplexity (llama, tok, text);
-  qb_llama_set_ggml_activations (llama, TRUE);
-  ppl_q8_ggml = perplexity (llama, tok, text);
-  g_test_message ("%s Q8_0 plan: PPL %.4f, with llama.cpp's activation rounding %.4f, llama.cpp %.4f "
-                  "(%+.4f %%)", ref->arch, ppl_q8, ppl_q8_ggml, ref->ppl_q8_0,
-                  100 * (ppl_q8_ggml / ref->ppl_q8_0 - 1));
-  g_assert_cmpfloat_with_epsilon (ppl_q8_ggml / ref->ppl_q8_0, 1.0, 0.001);
-  g_assert_cmpfloat (fabs (ppl_q8 / ref->ppl_q8_0 - 1), >, 0.002);
+  for (guint i = 0; i < G_N_ELEMENTS (ref->plans) && ref->plans[i].format != NULL; i++)
+    check_plan (llama, tok, text, ref->arch, &ref->plans[i]);
 }
 
 /* ---- newer families from covered ones ---------------------------------- */
@@ -459,11 +515,8 @@ write_hf (const char *parent, QbLlama *llama, const char *model_type)
   g_autofree char *st = g_build_filename (dir, "model.safetensors", NULL);
   g_autofree char *cfg = g_build_filename (dir, "config.json", NULL);
   g_autofree char *config = NULL;
-  g_autoptr(GString) header = g_string_new ("{");
-  g_autoptr(GByteArray) data = g_byte_array_new ();
-  g_autoptr(GByteArray) file = g_byte_array_new ();
+  QbTestSafetensors *out = qb_test_safetensors_new ();
   g_autoptr(GError) error = NULL;
-  guint64 header_len;
 
   g_mkdir_with_parents (dir, 0700);
   for (guint i = 0; i < qb_model_get_n_tensors (model); i++)
@@ -475,27 +528,13 @@ write_hf (const char *parent, QbLlama *llama, const char *model_type)
 
       qb_model_read_rows (model, i, 0, qb_tensor_n_rows (t), v, &error);
       g_assert_no_error (error);
+      gint64 shape[2] = { t->n_dims == 1 ? t->ne[0] : t->ne[1], t->ne[0] };
+
       for (gint64 j = 0; norm && p->family->hf_norm_offset && j < t->n_params; j++)
         v[j] -= 1.0f;
-      if (t->n_dims == 1)
-        g_string_append_printf (header, "%s\"%s\":{\"dtype\":\"F32\",\"shape\":[%" G_GINT64_FORMAT "],",
-                                i ? "," : "", name, t->ne[0]);
-      else
-        g_string_append_printf (header, "%s\"%s\":{\"dtype\":\"F32\",\"shape\":[%" G_GINT64_FORMAT
-                                ",%" G_GINT64_FORMAT "],", i ? "," : "", name, t->ne[1], t->ne[0]);
-      g_string_append_printf (header, "\"data_offsets\":[%u,%" G_GUINT64_FORMAT "]}", data->len,
-                              data->len + sizeof (float) * t->n_params);
-      g_byte_array_append (data, (const guint8 *) v, sizeof (float) * t->n_params);
+      qb_test_safetensors_add (out, name, t->n_dims == 1 ? 1 : 2, shape, v);
     }
-  g_string_append (header, "}");
-  while (header->len % 8 != 0)
-    g_string_append_c (header, ' ');
-  header_len = GUINT64_TO_LE (header->len);
-  g_byte_array_append (file, (const guint8 *) &header_len, 8);
-  g_byte_array_append (file, (const guint8 *) header->str, header->len);
-  g_byte_array_append (file, data->data, data->len);
-  g_file_set_contents (st, (const char *) file->data, file->len, &error);
-  g_assert_no_error (error);
+  qb_test_safetensors_write (out, st);
 
   config = g_strdup_printf (
     "{\"model_type\":\"%s\",\"hidden_size\":%u,\"num_attention_heads\":%u,"

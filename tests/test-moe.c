@@ -17,29 +17,41 @@
 #include "qb-gguf.h"
 #include "qb-llama.h"
 #include "qb-model.h"
+#include "qb-plan.h"
 #include "qb-tensor-quantizer.h"
+#include "qb-test-model.h"
 #include "qb-test-util.h"
 
 /* llama.cpp's perplexities, from its Feb-2025 snapshot (commit c392e50),
- * CPU, 2 threads.  The models: `quantbench demo-model --arch A --dtype f32
- * -o m.gguf` (seed 1, 4 layers of 256, 8 experts of 256, 2 per token; the
- * Qwen2-MoE one with a shared expert of 768); the text: the first 20,000
- * bytes of ../shared/text/tinystories-val.txt (`head -c 20000`).
- *   F32:  llama-perplexity -m m.gguf -f t20k.txt -c 128 -t 2 --chunks 20
- *   Q8_0: quantbench quantize m.gguf --default Q8_0 -o q.gguf --no-save
- *         llama-perplexity -m q.gguf -f t20k.txt -c 128 -t 2   (all 149 chunks)
- * The quantized figure is taken over the whole text: llama.cpp multiplies
- * quantized weights by activations it rounds to 8 bits, which moves a few
- * tokens to other experts; over 20 chunks that alone is 0.1-0.2 %. */
+ * CPU, 2 threads, KV cache in F32 (`-ctk f32 -ctv f32`: its default F16
+ * cache rounds attention, which Quantbench does not).  The models:
+ * `quantbench demo-model --arch A --dtype f32 -o m.gguf` (seed 1, 4 layers
+ * of 256, 8 experts of 256, 2 per token; the Qwen2-MoE one with a shared
+ * expert of 768); the text: the first 20,000 bytes of
+ * ../shared/text/tinystories-val.txt (`head -c 20000`); 20 chunks of 128:
+ *   F32:  llama-perplexity -m m.gguf -f t20k.txt -c 128 -t 2 --chunks 20 -ctk f32 -ctv f32
+ *   T:    quantbench quantize m.gguf --default T -o q.gguf --no-save
+ *         llama-perplexity -m q.gguf (the same options)
+ * Quantbench evaluates the quantized plans with --ggml-activations, as
+ * llama.cpp's CPU kernels compute (activations rounded to 8-bit blocks
+ * before each product with Q8_0/K-quant weights).  Without that rounding the
+ * quantized plans differ by 0.1-0.3 % over these 20 chunks (Mixtral-style
+ * Q8_0 635.2187, Q4_K 649.7869; Qwen2-MoE Q8_0 674.3090, Q4_K 692.8219), which
+ * is what needed 149 chunks to average out before: the rounding moves a
+ * few tokens to other experts.  What remains is chaotic: the two programs
+ * sum in other orders, so a few roundings fall the other way and move
+ * the tokens after them (nudging Quantbench's activations by one ulp moves
+ * these figures by up to 0.05 %). */
 typedef struct {
   const char *arch;
-  double      ppl_f32_20;
-  double      ppl_q8_0_all;
+  double      ppl_f32;
+  double      ppl_q8_0;
+  double      ppl_q4_k;
 } Reference;
 
 static const Reference references[] = {
-  { "mixtral",  635.7547, 661.4771 },
-  { "qwen2moe", 674.0005, 661.4061 },
+  { "mixtral",  635.8695, 636.7014, 647.6692 },
+  { "qwen2moe", 673.9397, 673.5100, 690.1206 },
 };
 
 #define TEXT_BYTES 20000
@@ -74,13 +86,14 @@ write_model (const char *dir, const char *arch, guint n_layer, guint n_expert, g
 }
 
 static double
-eval_ppl (const char *model, const char *text, const char *chunks, const char *format)
+eval_ppl (const char *model, const char *text, const char *format, gboolean ggml)
 {
   g_autofree char *out = NULL, *err = NULL;
   g_autoptr(JsonObject) o = NULL;
   const char *args[] = { "eval", model, "--text", text, "--ctx", "128", "--threads", "2",
-                         "--no-cache", "--json", chunks ? "--chunks" : NULL, chunks,
-                         format ? "--default" : NULL, format, NULL };
+                         "--no-cache", "--json", "--chunks", "20",
+                         ggml ? "--ggml-activations" : NULL, format ? "--default" : NULL, format,
+                         NULL };
   /* Close the gaps a missing option left. */
   const char *argv[G_N_ELEMENTS (args)];
   guint n = 0;
@@ -105,7 +118,7 @@ check_llama_cpp (gconstpointer data)
   g_autoptr(GError) error = NULL;
   g_autoptr(QbModel) q = NULL;
   gsize len;
-  double f32, q8;
+  double f32;
   const QbTensor *t;
 
   if (whole == NULL)
@@ -119,13 +132,20 @@ check_llama_cpp (gconstpointer data)
   if (qb_test_quantbench_path () == NULL)
     return;
 
-  f32 = eval_ppl (model, text, "20", NULL);
-  q8 = eval_ppl (model, text, NULL, "Q8_0");
-  g_test_message ("%s: F32 PPL %.4f (llama.cpp %.4f, %+.3f %%), Q8_0 %.4f (llama.cpp %.4f, %+.3f %%)",
-                  ref->arch, f32, ref->ppl_f32_20, 100 * (f32 / ref->ppl_f32_20 - 1), q8,
-                  ref->ppl_q8_0_all, 100 * (q8 / ref->ppl_q8_0_all - 1));
-  g_assert_cmpfloat (fabs (f32 / ref->ppl_f32_20 - 1), <, 0.001);
-  g_assert_cmpfloat (fabs (q8 / ref->ppl_q8_0_all - 1), <, 0.001);
+  f32 = eval_ppl (model, text, NULL, FALSE);
+  g_test_message ("%s: F32 PPL %.4f (llama.cpp %.4f, %+.3f %%)", ref->arch, f32, ref->ppl_f32,
+                  100 * (f32 / ref->ppl_f32 - 1));
+  g_assert_cmpfloat (fabs (f32 / ref->ppl_f32 - 1), <, 0.001);
+  for (guint k = 0; k < 2; k++)
+    {
+      const char *format = k == 0 ? "Q8_0" : "Q4_K";
+      double expect = k == 0 ? ref->ppl_q8_0 : ref->ppl_q4_k;
+      double plain = eval_ppl (model, text, format, FALSE), ggml = eval_ppl (model, text, format, TRUE);
+
+      g_test_message ("%s: %s PPL %.4f, with llama.cpp's activation rounding %.4f (llama.cpp %.4f, "
+                      "%+.3f %%)", ref->arch, format, plain, ggml, expect, 100 * (ggml / expect - 1));
+      g_assert_cmpfloat (fabs (ggml / expect - 1), <, 0.001);
+    }
 
   /* The export llama.cpp evaluated: 3-D experts in Q8_0 under their own
    * names, the router kept in F32. */
@@ -374,6 +394,79 @@ test_expert_importance (void)
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT);
 }
 
+/* The .dat bytes as llama-quantize's load_imatrix reads them (its
+ * Feb-2025 snapshot): int32 entry count; per entry int32 name length,
+ * the name, int32 ncall, int32 value count, the values (each one's mean
+ * times ncall); then int32 chunk count and the dataset's name.  A 3-D
+ * expert tensor's entry holds ne[0] values per expert, expert by expert,
+ * each expert's mean over the tokens routed to it. */
+static gint32
+read_i32 (const guint8 **at, const guint8 *end)
+{
+  gint32 v;
+
+  g_assert_cmpint (end - *at, >=, 4);
+  memcpy (&v, *at, 4);
+  *at += 4;
+  return GINT32_FROM_LE (v);
+}
+
+static void
+check_dat_layout (const char *dat, QbImatrix *im, QbModel *model)
+{
+  g_autofree char *contents = NULL;
+  g_autoptr(GError) error = NULL;
+  const guint8 *at, *end;
+  gsize len;
+  gint32 n_entries;
+  gboolean seen_experts = FALSE;
+
+  g_assert_true (g_file_get_contents (dat, &contents, &len, &error));
+  at = (const guint8 *) contents;
+  end = at + len;
+  n_entries = read_i32 (&at, end);
+  g_assert_cmpint (n_entries, >, 0);
+  for (gint32 i = 0; i < n_entries; i++)
+    {
+      gint32 name_len = read_i32 (&at, end), ncall, nval;
+      g_autofree char *name = NULL;
+      const QbTensor *t;
+      const float *mean;
+      guint n_mean = 0;
+
+      g_assert_cmpint (name_len, >, 0);
+      g_assert_cmpint (end - at, >=, name_len);
+      name = g_strndup ((const char *) at, name_len);
+      at += name_len;
+      ncall = read_i32 (&at, end);
+      nval = read_i32 (&at, end);
+      t = qb_model_find_tensor (model, name, NULL);
+      g_assert_nonnull (t);
+      g_assert_cmpint (ncall, ==, 4);                      /* the chunks */
+      g_assert_cmpint (nval, ==, t->ne[0] * qb_tensor_n_experts (t));
+      mean = qb_imatrix_get (im, name, &n_mean);
+      g_assert_cmpint (n_mean, ==, nval);
+      g_assert_cmpint (end - at, >=, 4 * (gint64) nval);
+      for (gint32 j = 0; j < nval; j++)
+        {
+          float v;
+          memcpy (&v, at + 4 * j, 4);
+          g_assert_cmpfloat (fabs (v / ncall - mean[j]), <=, 1e-5 * mean[j]);
+        }
+      if (t->role == QB_ROLE_FFN_DOWN_EXPS)
+        {
+          /* Each expert its own values: expert 1's differ from expert 0's. */
+          g_assert_cmpint (qb_tensor_n_experts (t), ==, 4);
+          g_assert_true (memcmp (at, at + 4 * t->ne[0], 4 * t->ne[0]) != 0);
+          seen_experts = TRUE;
+        }
+      at += 4 * (gsize) nval;
+    }
+  g_assert_true (seen_experts);
+  g_assert_cmpint (read_i32 (&at, end), ==, 4);          /* llama-imatrix's last call */
+  g_assert_cmpint (read_i32 (&at, end), ==, end - at);   /* the dataset's name, to the end */
+}
+
 /* Each expert's histograms: its own rows binned over the tensor's edges
  * (four bins to one), summing over the experts to the tensor's, the same
  * for any thread count. */
@@ -520,6 +613,7 @@ test_expert_imatrix (void)
   g_assert_cmpuint (n_back, ==, n);
   for (guint j = 0; j < n; j++)
     g_assert_cmpfloat (fabs (imp_back[j] - imp[j]), <=, 1e-5 * imp[j]);
+  check_dat_layout (dat, im, model);
   qb_activation_stats_free (stats);
 }
 
@@ -567,6 +661,253 @@ test_sensitivity (void)
   g_assert_false (router);
 }
 
+/* ---- Hugging Face checkpoints with one matrix per expert --------------- */
+
+/* The Hugging Face name of a GGUF tensor of a Mixtral-style (mixtral) or
+ * Qwen2-MoE (qwen) model; expert e of a 3-D tensor. */
+static char *
+hf_moe_name (const QbTensor *t, gboolean mixtral, guint e)
+{
+  static const char *const attn[][2] = {
+    { "attn_norm", "input_layernorm" }, { "ffn_norm", "post_attention_layernorm" },
+    { "attn_q", "self_attn.q_proj" }, { "attn_k", "self_attn.k_proj" },
+    { "attn_v", "self_attn.v_proj" }, { "attn_output", "self_attn.o_proj" },
+    { "ffn_gate_shexp", "mlp.shared_expert.gate_proj" }, { "ffn_up_shexp", "mlp.shared_expert.up_proj" },
+    { "ffn_down_shexp", "mlp.shared_expert.down_proj" }, { "ffn_gate_inp_shexp", "mlp.shared_expert_gate" },
+  };
+  static const char *const experts[][3] = {   /* GGUF, Mixtral, Qwen2-MoE */
+    { "ffn_gate_exps", "w1", "gate_proj" }, { "ffn_up_exps", "w3", "up_proj" },
+    { "ffn_down_exps", "w2", "down_proj" },
+  };
+  const char *suffix = t->is_bias ? "bias" : "weight";
+  g_auto(GStrv) parts = g_strsplit (t->name, ".", -1);
+
+  if (t->layer < 0)
+    return g_strdup (t->role == QB_ROLE_TOKEN_EMBD ? "model.embed_tokens.weight"
+                     : t->role == QB_ROLE_OUTPUT_NORM ? "model.norm.weight" : "lm_head.weight");
+  if (strcmp (parts[2], "ffn_gate_inp") == 0)
+    return g_strdup_printf ("model.layers.%d.%s.weight", t->layer,
+                            mixtral ? "block_sparse_moe.gate" : "mlp.gate");
+  for (gsize i = 0; i < G_N_ELEMENTS (experts); i++)
+    if (strcmp (parts[2], experts[i][0]) == 0)
+      return g_strdup_printf ("model.layers.%d.%s.%u.%s.weight", t->layer,
+                              mixtral ? "block_sparse_moe.experts" : "mlp.experts", e,
+                              experts[i][mixtral ? 1 : 2]);
+  for (gsize i = 0; i < G_N_ELEMENTS (attn); i++)
+    if (strcmp (parts[2], attn[i][0]) == 0)
+      return g_strdup_printf ("model.layers.%d.%s.%s", t->layer, attn[i][1], suffix);
+  g_assert_not_reached ();
+}
+
+/* GGUF's LLaMA Q/K rows pair (2i, 2i+1) within a head; Hugging Face's
+ * pair (i, i + head_dim/2): the rows as the checkpoint stores them. */
+static void
+unpermute_rows (float *w, gint64 n_rows, gint64 n_cols, guint head_dim)
+{
+  g_autofree float *copy = g_memdup2 (w, sizeof (float) * n_rows * n_cols);
+
+  for (gint64 r = 0; r < n_rows; r++)
+    {
+      gint64 h = r / head_dim, j = r % head_dim;
+      gint64 half = head_dim / 2, from = h * head_dim + (j % half) * 2 + j / half;
+      memcpy (w + r * n_cols, copy + from * n_cols, sizeof (float) * n_cols);
+    }
+}
+
+/* The GGUF demo model as a Hugging Face folder: model.safetensors with
+ * one matrix per expert, and config.json. */
+static char *
+write_hf_moe (const char *parent, QbModel *model, gboolean mixtral)
+{
+  const QbArchInfo *a = qb_model_get_arch (model);
+  char *dir = g_build_filename (parent, mixtral ? "hf-mixtral" : "hf-qwen2moe", NULL);
+  g_autofree char *st_path = g_build_filename (dir, "model.safetensors", NULL);
+  g_autofree char *cfg_path = g_build_filename (dir, "config.json", NULL);
+  g_autofree char *config = NULL;
+  QbTestSafetensors *st = qb_test_safetensors_new ();
+  g_autoptr(GError) error = NULL;
+
+  g_mkdir_with_parents (dir, 0700);
+  for (guint i = 0; i < qb_model_get_n_tensors (model); i++)
+    {
+      const QbTensor *t = qb_model_get_tensor (model, i);
+      gint64 rows = t->n_dims == 1 ? 1 : t->ne[1];
+      guint n_mats = t->n_dims == 3 ? (guint) t->ne[2] : 1;
+      g_autofree float *v = g_new (float, t->n_params);
+
+      g_assert_true (qb_model_read_rows (model, i, 0, qb_tensor_n_rows (t), v, &error));
+      if (mixtral && !t->is_bias && (t->role == QB_ROLE_ATTN_Q || t->role == QB_ROLE_ATTN_K))
+        unpermute_rows (v, rows, t->ne[0], a->head_dim);
+      for (guint e = 0; e < n_mats; e++)
+        {
+          g_autofree char *name = hf_moe_name (t, mixtral, e);
+          gint64 shape[2] = { t->n_dims == 1 && t->role != QB_ROLE_FFN_GATE_INP_SHEXP ? t->ne[0] : rows,
+                              t->ne[0] };
+
+          qb_test_safetensors_add (st, name, t->n_dims == 1 && t->role != QB_ROLE_FFN_GATE_INP_SHEXP ? 1 : 2,
+                                   shape, v + (gsize) e * rows * t->ne[0]);
+        }
+    }
+  qb_test_safetensors_write (st, st_path);
+  config = g_strdup_printf (
+    "{\"model_type\":\"%s\",\"hidden_size\":%u,\"num_attention_heads\":%u,"
+    "\"num_key_value_heads\":%u,\"num_hidden_layers\":%u,\"intermediate_size\":%u,"
+    "\"vocab_size\":%u,\"rms_norm_eps\":%g,\"rope_theta\":%g,\"max_position_embeddings\":%u,"
+    "\"tie_word_embeddings\":false,\"%s\":%u,\"num_experts_per_tok\":%u,"
+    "\"moe_intermediate_size\":%u,\"shared_expert_intermediate_size\":%u,\"norm_topk_prob\":%s}",
+    mixtral ? "mixtral" : "qwen2_moe", a->n_embd, a->n_head, a->n_head_kv, a->n_layer,
+    mixtral ? a->n_ff_exp : a->n_ff, a->n_vocab, a->rms_eps, a->rope_freq_base, a->n_ctx,
+    mixtral ? "num_local_experts" : "num_experts", a->n_expert, a->n_expert_used, a->n_ff_exp,
+    a->n_ff_shexp, mixtral ? "true" : "false");
+  g_assert_true (g_file_set_contents (cfg_path, config, -1, &error));
+  g_assert_no_error (error);
+  return dir;
+}
+
+/* A Hugging Face checkpoint with one matrix per expert evaluates, read in
+ * place, to the logits of the GGUF file llama.cpp's converter makes of it
+ * (3-D expert tensors); quantized expert by expert, each expert's matrix
+ * takes its own bytes. */
+static void
+test_safetensors_experts (gconstpointer data)
+{
+  const char *arch = data;
+  gboolean mixtral = strcmp (arch, "mixtral") == 0;
+  g_autofree char *dir = qb_test_tmpdir ();
+  g_autofree char *path = write_model (dir, arch, 2, 4, 2);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(QbModel) gguf = qb_model_open (path, &error);
+  g_autoptr(QbModel) hf = NULL;
+  g_autoptr(QbLlama) a = NULL, b = NULL;
+  g_autofree char *hf_dir = NULL;
+  g_autofree float *la = NULL, *lb = NULL;
+  gint32 tokens[48];
+  guint n_vocab, index;
+  double worst = 0;
+  const QbTensor *t;
+
+  g_assert_no_error (error);
+  hf_dir = write_hf_moe (dir, gguf, mixtral);
+  hf = qb_model_open (hf_dir, &error);
+  g_assert_no_error (error);
+  t = qb_model_find_tensor (hf, mixtral ? "model.layers.1.block_sparse_moe.experts.3.w2.weight"
+                                        : "model.layers.1.mlp.experts.3.down_proj.weight", &index);
+  g_assert_nonnull (t);
+  g_assert_cmpint (t->expert, ==, 3);
+  g_assert_cmpint (t->role, ==, QB_ROLE_FFN_DOWN_EXPS);
+  a = qb_llama_new (gguf, &error);
+  g_assert_no_error (error);
+  b = qb_llama_new (hf, &error);
+  g_assert_no_error (error);
+  qb_llama_set_threads (a, 2);
+  qb_llama_set_threads (b, 2);
+  g_assert_cmpuint (qb_llama_get_params (b)->n_expert, ==, 4);
+  g_assert_cmpint (qb_llama_get_params (b)->moe_norm_topk, ==, qb_llama_get_params (a)->moe_norm_topk);
+
+  n_vocab = qb_llama_get_params (a)->n_vocab;
+  for (guint i = 0; i < G_N_ELEMENTS (tokens); i++)
+    tokens[i] = (gint32) ((i * 37 + 1) % n_vocab);
+  la = g_new (float, G_N_ELEMENTS (tokens) * n_vocab);
+  lb = g_new (float, G_N_ELEMENTS (tokens) * n_vocab);
+  g_assert_true (qb_llama_forward (a, tokens, G_N_ELEMENTS (tokens), 0, la, NULL, NULL, NULL, &error));
+  g_assert_true (qb_llama_forward (b, tokens, G_N_ELEMENTS (tokens), 0, lb, NULL, NULL, NULL, &error));
+  for (gsize i = 0; i < G_N_ELEMENTS (tokens) * n_vocab; i++)
+    worst = MAX (worst, fabs (la[i] - lb[i]));
+  g_test_message ("%s: one matrix per expert against 3-D tensors: largest logit difference %.3g",
+                  arch, worst);
+  g_assert_cmpfloat (worst, <, 1e-4);
+
+  /* One expert's down matrix zeroed changes the logits: each matrix is
+   * read from its own place. */
+  {
+    QbQuantParams params = { qb_format_find ("F32"), NULL, FALSE, 0 };
+    g_autoptr(GBytes) zeros = g_bytes_new_take (g_malloc0 (sizeof (float) * t->n_params),
+                                                sizeof (float) * t->n_params);
+    double moved = 0;
+
+    g_assert_true (qb_llama_set_weight (b, index, zeros, &params, &error));
+    g_assert_no_error (error);
+    g_assert_true (qb_llama_forward (b, tokens, G_N_ELEMENTS (tokens), 0, lb, NULL, NULL, NULL, &error));
+    for (gsize i = 0; i < G_N_ELEMENTS (tokens) * n_vocab; i++)
+      moved = MAX (moved, fabs (la[i] - lb[i]));
+    g_test_message ("%s: expert 3's down matrix zeroed: %.3g", arch, moved);
+    g_assert_cmpfloat (moved, >, 1e-3);
+  }
+}
+
+/* llama.cpp's presets on mixtures of experts (llama_tensor_get_type in the
+ * Feb-2025 snapshot's src/llama-quant.cpp): "ffn_down" anywhere in a name
+ * takes the ffn_down rules, by the layer in the name; 8 experts put attn_k
+ * and attn_v in Q8_0 and give attn_output Q5_K for the lower presets (and
+ * not the dense bumps).  Checked by hand against llama-quantize on the demo
+ * models (Mixtral-style 8 layers × 8 experts, Qwen2-MoE 8 layers × 8 and
+ * × 4 experts, 14 presets each: every tensor's type the same); the
+ * expectations below are those files' types. */
+static const char *
+preset_format (QbModel *model, const char *preset, const char *name)
+{
+  g_autoptr(QbPlan) plan = qb_plan_new ();
+  g_autoptr(QbPlanResolution) res = NULL;
+  g_autoptr(GError) error = NULL;
+  const QbTensorChoice *c;
+  guint index;
+
+  qb_plan_set_preset (plan, preset);
+  res = qb_plan_resolve (plan, model, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (qb_model_find_tensor (model, name, &index));
+  c = &res->choices[index];
+  return c->format ? c->format->name : "keep";
+}
+
+static void
+test_presets (void)
+{
+  /* use_more_bits (i, 8): layers 0, 3, 6, 7. */
+  static const gboolean more_bits[8] = { TRUE, FALSE, FALSE, TRUE, FALSE, FALSE, TRUE, TRUE };
+  g_autofree char *dir = qb_test_tmpdir ();
+  g_autofree char *mix_path = write_model (dir, "mixtral", 8, 8, 2);
+  g_autofree char *qw_path = write_model (dir, "qwen2moe", 8, 4, 2);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(QbModel) mix = qb_model_open (mix_path, &error);
+  g_autoptr(QbModel) qw = NULL;
+  char name[64];
+
+  g_assert_no_error (error);
+  qw = qb_model_open (qw_path, &error);
+  g_assert_no_error (error);
+  for (guint i = 0; i < 8; i++)
+    {
+      const char *bumped = more_bits[i] ? "Q6_K" : "Q4_K";
+
+      g_snprintf (name, sizeof name, "blk.%u.ffn_down_exps.weight", i);
+      g_assert_cmpstr (preset_format (mix, "Q4_K_M", name), ==, bumped);
+      g_assert_cmpstr (preset_format (qw, "Q4_K_M", name), ==, bumped);
+      g_snprintf (name, sizeof name, "blk.%u.ffn_down_shexp.weight", i);
+      g_assert_cmpstr (preset_format (qw, "Q4_K_M", name), ==, bumped);
+      g_snprintf (name, sizeof name, "blk.%u.ffn_gate_exps.weight", i);
+      g_assert_cmpstr (preset_format (mix, "Q4_K_M", name), ==, "Q4_K");
+      /* Q4_K_S: Q5_K in the first eighth (layer 0). */
+      g_snprintf (name, sizeof name, "blk.%u.ffn_down_exps.weight", i);
+      g_assert_cmpstr (preset_format (mix, "Q4_K_S", name), ==, i == 0 ? "Q5_K" : "Q4_K");
+    }
+  /* 8 experts: attn_k and attn_v Q8_0 whatever the preset; attn_output
+   * Q5_K for Q3_K_M and Q4_K_M, the base for Q3_K_L and Q5_K_M. */
+  g_assert_cmpstr (preset_format (mix, "Q4_K_M", "blk.1.attn_k.weight"), ==, "Q8_0");
+  g_assert_cmpstr (preset_format (mix, "Q3_K_S", "blk.1.attn_v.weight"), ==, "Q8_0");
+  g_assert_cmpstr (preset_format (mix, "Q4_K_M", "blk.1.attn_output.weight"), ==, "Q5_K");
+  g_assert_cmpstr (preset_format (mix, "Q3_K_M", "blk.1.attn_output.weight"), ==, "Q5_K");
+  g_assert_cmpstr (preset_format (mix, "Q3_K_L", "blk.1.attn_output.weight"), ==, "Q3_K");
+  g_assert_cmpstr (preset_format (mix, "Q5_K_M", "blk.1.attn_output.weight"), ==, "Q5_K");
+  g_assert_cmpstr (preset_format (mix, "Q4_K_M", "blk.0.ffn_gate_inp.weight"), ==, "keep");
+  /* 4 experts: the dense rules. */
+  g_assert_cmpstr (preset_format (qw, "Q4_K_M", "blk.1.attn_k.weight"), ==, "Q4_K");
+  g_assert_cmpstr (preset_format (qw, "Q4_K_M", "blk.1.attn_v.weight"), ==, "Q4_K");
+  g_assert_cmpstr (preset_format (qw, "Q4_K_M", "blk.0.attn_v.weight"), ==, "Q6_K");
+  g_assert_cmpstr (preset_format (qw, "Q3_K_L", "blk.1.attn_output.weight"), ==, "Q5_K");
+  g_assert_cmpstr (preset_format (qw, "Q3_K_M", "blk.0.ffn_down_shexp.weight"), ==, "Q4_K");
+}
+
 int
 main (int argc, char **argv)
 {
@@ -586,5 +927,8 @@ main (int argc, char **argv)
   g_test_add_func ("/quantize-moe/expert-histograms", test_expert_histograms);
   g_test_add_func ("/calib-moe/expert-imatrix", test_expert_imatrix);
   g_test_add_func ("/sensitivity-moe/experts", test_sensitivity);
+  g_test_add_func ("/plan-moe/presets", test_presets);
+  g_test_add_data_func ("/eval-moe/safetensors/mixtral", "mixtral", test_safetensors_experts);
+  g_test_add_data_func ("/eval-moe/safetensors/qwen2moe", "qwen2moe", test_safetensors_experts);
   return g_test_run ();
 }

@@ -108,15 +108,6 @@ device_quantize (const QbFormat *f, const float *x, gint64 n_rows, gint64 n_cols
   return TRUE;
 }
 
-static GBytes *
-golden (const char *name)
-{
-  g_autofree char *rel = g_strdup_printf ("golden/ggml-quants/%s", name);
-  g_autofree char *path = qb_test_shared_path (rel);
-
-  return path ? qb_test_read_file (path) : NULL;
-}
-
 /* The device reproduces llama.cpp's TYPE.bin and TYPE.dequant.f32. */
 static void
 test_golden (gconstpointer data)
@@ -129,10 +120,10 @@ test_golden (gconstpointer data)
   g_autofree float *y = NULL;
   gsize n_bin = 0;
 
-  if (test_device () == NULL || (input = golden ("input.f32")) == NULL)
+  if (test_device () == NULL || (input = qb_test_golden ("input.f32")) == NULL)
     return;
-  bin = golden (bin_name);
-  deq = golden (deq_name);
+  bin = qb_test_golden (bin_name);
+  deq = qb_test_golden (deq_name);
   g_assert_cmpuint (g_bytes_get_size (input), ==, sizeof (float) * GOLDEN_ROWS * GOLDEN_COLS);
   q = g_malloc (g_bytes_get_size (bin));
   y = g_new (float, GOLDEN_ROWS * GOLDEN_COLS);

@@ -369,6 +369,24 @@ bind_name (GtkSignalListItemFactory *factory,
                       gtk_string_object_get_string (gtk_list_item_get_item (item)));
 }
 
+/* A stored 3-D expert tensor's experts: "experts 41.2…42.9 dB", or NULL. */
+static char *
+experts_range (const QbStoredTensor *cell)
+{
+  const QbTensorResult *r = cell ? cell->result : NULL;
+  double lo = INFINITY, hi = -INFINITY;
+
+  if (r == NULL || r->n_experts == 0)
+    return NULL;
+  for (guint x = 0; x < r->n_experts; x++)
+    if (!isnan (r->expert_sqnr_db[x]))
+      {
+        lo = MIN (lo, r->expert_sqnr_db[x]);
+        hi = MAX (hi, r->expert_sqnr_db[x]);
+      }
+  return lo <= hi ? g_strdup_printf ("%u experts %.1f…%.1f dB", r->n_experts, lo, hi) : NULL;
+}
+
 /* A cell differing from the first experiment's is marked. */
 static void
 bind_format (GtkSignalListItemFactory *factory,
@@ -380,8 +398,10 @@ bind_format (GtkSignalListItemFactory *factory,
   QbCompareRow *row = row_for_item (self, gtk_list_item_get_item (item));
   GtkWidget *label = gtk_list_item_get_child (item);
   const char *format = row ? cell_format (row, e) : "";
+  g_autofree char *experts = row ? experts_range (row->cells[e]) : NULL;
+  g_autofree char *text = experts ? g_strdup_printf ("%s · %s", format, experts) : NULL;
 
-  gtk_label_set_text (GTK_LABEL (label), format);
+  gtk_label_set_text (GTK_LABEL (label), text ? text : format);
   if (row && e > 0 && g_strcmp0 (format, cell_format (row, 0)) != 0)
     gtk_widget_add_css_class (label, "format-diff");
   else

@@ -847,6 +847,13 @@ qb_histogram_view_new (QbHistogramKind kind)
   return GTK_WIDGET (self);
 }
 
+const QbHistogram *
+qb_histogram_view_get_histogram (QbHistogramView *self)
+{
+  g_return_val_if_fail (QB_IS_HISTOGRAM_VIEW (self), NULL);
+  return self->original;
+}
+
 void
 qb_histogram_view_set_histograms (QbHistogramView   *self,
                                   const QbHistogram *original,

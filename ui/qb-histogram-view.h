@@ -38,6 +38,8 @@ void        qb_histogram_view_set_placeholder (QbHistogramView    *self,
 void        qb_histogram_view_set_log_scale   (QbHistogramView    *self,
                                                gboolean            log_scale);
 gboolean    qb_histogram_view_get_log_scale   (QbHistogramView    *self);
+/* The original histogram shown (a copy of the one given), or NULL. */
+const QbHistogram *qb_histogram_view_get_histogram (QbHistogramView *self);
 /* The visible part of the value axis. */
 void        qb_histogram_view_set_range       (QbHistogramView    *self,
                                                double              lo,

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* qb-layer-table.c — the tensor table: columns, sorting, filters, groups. */
 #include "qb-layer-table.h"
+
 #include "qb-ui.h"
 
 #include <math.h>
@@ -162,7 +163,7 @@ static const ColumnSpec columns[] = {
     NULL, 0, 0, 28, FALSE },
   { "group", "Group", "The group each row belongs to, with its tensors, size and bits per weight; "
     "click to fold or unfold it", CELL_GROUP, { NULL }, NULL, SORT_NONE, NULL,
-    NULL, 0, 0, 330, FALSE },
+    NULL, 0, 0, 180, FALSE },
   { "name", "Tensor", "Tensor name", CELL_TEXT, { "highlighted" }, text_name, SORT_STRING, "name",
     NULL, 0, 0, 170, TRUE },
   { "layer", "Layer", "Block index (– outside the repeated blocks)", CELL_NUMBER, { NULL }, text_layer,
@@ -228,6 +229,10 @@ struct _QbLayerTable
   GHashTable         *subtotals;        /* group key + 2 -> Subtotal */
   GHashTable         *collapsed;        /* group keys + 2 folded to their first row */
   GHashTable         *group_items;      /* the bound GtkListItems of the group column */
+  GListStore         *expert_rows;      /* every 3-D expert tensor's experts' rows */
+  GHashTable         *expanded;         /* tensor rows showing their experts */
+  GtkSorter          *row_sorter;       /* group, then the clicked column, over tensors */
+  GtkCustomSorter    *family_sorter;    /* keeps experts under their tensor */
 };
 
 /* A group's tensors, planned size and parameters, and the row that stands
@@ -253,6 +258,40 @@ static QbTensorRow *
 item_row (GtkListItem *item)
 {
   return QB_TENSOR_ROW (gtk_list_item_get_item (item));
+}
+
+/* A cell's tooltip is kept as data and handed to GTK when asked for
+ * (query-tooltip): gtk_widget_set_tooltip_text () on every bind asked
+ * the display server where the pointer was, one round trip per cell —
+ * seconds of a stalled window for a 1,000-tensor model's first screen. */
+static gboolean
+on_cell_query_tooltip (GtkWidget  *widget,
+                       int         x,
+                       int         y,
+                       gboolean    keyboard,
+                       GtkTooltip *tooltip,
+                       gpointer    data)
+{
+  const char *tip = g_object_get_data (G_OBJECT (widget), "qb-tip");
+
+  if (tip == NULL || *tip == '\0')
+    return FALSE;
+  gtk_tooltip_set_text (tooltip, tip);
+  return TRUE;
+}
+
+static void
+enable_cell_tip (GtkWidget *widget)
+{
+  gtk_widget_set_has_tooltip (widget, TRUE);
+  g_signal_connect (widget, "query-tooltip", G_CALLBACK (on_cell_query_tooltip), NULL);
+}
+
+static void
+set_cell_tip (GtkWidget  *widget,
+              const char *tip)
+{
+  g_object_set_data_full (G_OBJECT (widget), "qb-tip", g_strdup (tip), g_free);
 }
 
 /* Cells remember their row and spec so notify handlers can refresh them. */
@@ -298,7 +337,7 @@ refresh_status (GtkImage    *image,
       break;
     }
   gtk_image_set_from_icon_name (image, icon);
-  gtk_widget_set_tooltip_text (GTK_WIDGET (image), tip);
+  set_cell_tip (GTK_WIDGET (image), tip);
 }
 
 static void
@@ -324,8 +363,26 @@ refresh_format (GtkWidget   *box,
   GtkWidget *button = gtk_widget_get_first_child (box);
   GtkWidget *icon = gtk_widget_get_last_child (box);
   const char *fallback = qb_tensor_row_get_fallback (row);
+  gboolean expert = qb_tensor_row_get_expert (row) >= 0;
   g_autofree char *tip = NULL;
 
+  if (expert)
+    {
+      /* llama.cpp keeps a layer's experts in one tensor of one type. */
+      g_autofree char *shown = g_strdup_printf ("%s · all experts", qb_tensor_row_get_format_label (row));
+      g_autofree char *why = g_strdup_printf ("%s for all %u experts: llama.cpp stores them as one "
+                                              "3-D tensor of one type (change it on the tensor's row)",
+                                              qb_tensor_row_get_format_label (row),
+                                              qb_tensor_row_get_n_experts (row));
+      qb_format_button_set_format (QB_FORMAT_BUTTON (button), qb_tensor_row_get_requested (row));
+      qb_format_button_set_shown_label (QB_FORMAT_BUTTON (button), shown);
+      gtk_widget_set_sensitive (button, FALSE);
+      set_cell_tip (box, why);
+      gtk_widget_set_visible (icon, FALSE);
+      gtk_widget_remove_css_class (button, "overridden");
+      return;
+    }
+  gtk_widget_set_sensitive (button, TRUE);
   qb_format_button_set_format (QB_FORMAT_BUTTON (button), qb_tensor_row_get_requested (row));
   /* What the tensor really gets: "F16 ← Q6_K" when its rows do not fit. */
   qb_format_button_set_shown_label (QB_FORMAT_BUTTON (button),
@@ -335,7 +392,7 @@ refresh_format (GtkWidget   *box,
   tip = g_strdup_printf ("%s — from %s%s%s", qb_tensor_row_get_format_label (row),
                          qb_tensor_row_get_source (row) ? qb_tensor_row_get_source (row) : "the plan",
                          fallback ? "\n" : "", fallback ? fallback : "");
-  gtk_widget_set_tooltip_text (box, tip);
+  set_cell_tip (box, tip);
   gtk_widget_set_visible (icon, fallback != NULL);
   if (qb_tensor_row_get_overridden (row))
     gtk_widget_add_css_class (button, "overridden");
@@ -343,11 +400,43 @@ refresh_format (GtkWidget   *box,
     gtk_widget_remove_css_class (button, "overridden");
 }
 
+/* The name cell: an expert tensor's button that shows or hides its
+ * experts, then the name; an expert's row says which expert it is,
+ * indented under its tensor. */
 static void
-refresh_name (GtkLabel         *label,
+refresh_name (GtkWidget        *box,
               QbTensorRow      *row,
               const ColumnSpec *spec)
 {
+  QbLayerTable *self = g_object_get_data (G_OBJECT (box), "qb-table");
+  GtkWidget *button = gtk_widget_get_first_child (box);
+  GtkLabel *label = GTK_LABEL (gtk_widget_get_last_child (box));
+  guint n_experts = qb_tensor_row_get_n_experts (row);
+  int expert = qb_tensor_row_get_expert (row);
+
+  gtk_widget_set_visible (button, n_experts > 0 && expert < 0);
+  if (n_experts > 0 && expert < 0)
+    {
+      gboolean open = qb_layer_table_get_experts_expanded (self, row);
+      g_autofree char *tip = g_strdup_printf ("%s its %u experts, each a row of its own",
+                                              open ? "Hide" : "Show", n_experts);
+      gtk_button_set_icon_name (GTK_BUTTON (button), open ? "pan-down-symbolic" : "pan-end-symbolic");
+      set_cell_tip (button, tip);
+    }
+  if (expert >= 0)
+    {
+      g_autofree char *text = g_strdup_printf ("expert %d of %u", expert, n_experts);
+      g_autofree char *tip = g_strdup_printf ("Expert %d of %s: its own rows of the 3-D tensor, "
+                                              "measured on their own", expert,
+                                              qb_tensor_row_get_name (row));
+      gtk_label_set_text (label, text);
+      gtk_widget_set_margin_start (GTK_WIDGET (label), 28);
+      gtk_widget_add_css_class (GTK_WIDGET (label), "expert-row");
+      set_cell_tip (GTK_WIDGET (label), tip);
+      return;
+    }
+  gtk_widget_set_margin_start (GTK_WIDGET (label), 0);
+  gtk_widget_remove_css_class (GTK_WIDGET (label), "expert-row");
   /* The name itself is marked: an arrow in the first column read as a
    * tree expander. */
   refresh_label (label, row, spec);
@@ -355,8 +444,8 @@ refresh_name (GtkLabel         *label,
     gtk_widget_add_css_class (GTK_WIDGET (label), "rule-match");
   else
     gtk_widget_remove_css_class (GTK_WIDGET (label), "rule-match");
-  gtk_widget_set_tooltip_text (GTK_WIDGET (label), qb_tensor_row_get_highlighted (row)
-                                                   ? "Matched by the rule being edited" : NULL);
+  set_cell_tip (GTK_WIDGET (label), qb_tensor_row_get_highlighted (row)
+                                    ? "Matched by the rule being edited" : NULL);
 }
 
 static void
@@ -372,7 +461,7 @@ refresh_cell (GtkWidget   *cell,
       break;
     case CELL_TEXT:
       if (g_str_equal (spec->id, "name"))
-        refresh_name (GTK_LABEL (cell), row, spec);
+        refresh_name (cell, row, spec);
       else
         refresh_label (GTK_LABEL (cell), row, spec);
       break;
@@ -415,6 +504,8 @@ on_format_chosen (QbFormatButton *button,
 
   if (row == NULL || self->document == NULL)
     return;
+  if (qb_tensor_row_get_parent (row))
+    row = qb_tensor_row_get_parent (row);
   qb_document_set_formats (self->document, &row, 1, format);
 }
 
@@ -430,6 +521,38 @@ on_format_reset (QbFormatButton *button,
 
 static void on_group_clicked (GtkButton *button, QbLayerTable *self);
 
+static void
+on_experts_clicked (GtkButton    *button,
+                    QbLayerTable *self)
+{
+  QbTensorRow *row = g_object_get_data (G_OBJECT (button), "qb-row");
+
+  if (row)
+    qb_layer_table_set_experts_expanded (self, row, !qb_layer_table_get_experts_expanded (self, row));
+}
+
+static GtkWidget *
+make_name_cell (QbLayerTable *self)
+{
+  GtkWidget *box = gtk_box_new (GTK_ORIENTATION_HORIZONTAL, 2);
+  GtkWidget *button = gtk_button_new_from_icon_name ("pan-end-symbolic");
+  GtkWidget *label = gtk_label_new (NULL);
+
+  gtk_button_set_has_frame (GTK_BUTTON (button), FALSE);
+  gtk_widget_add_css_class (button, "experts-button");
+  enable_cell_tip (button);
+  enable_cell_tip (label);
+  gtk_widget_set_visible (button, FALSE);
+  g_signal_connect (button, "clicked", G_CALLBACK (on_experts_clicked), self);
+  gtk_label_set_xalign (GTK_LABEL (label), 0);
+  gtk_label_set_ellipsize (GTK_LABEL (label), PANGO_ELLIPSIZE_MIDDLE);
+  gtk_widget_set_hexpand (label, TRUE);
+  gtk_box_append (GTK_BOX (box), button);
+  gtk_box_append (GTK_BOX (box), label);
+  g_object_set_data (G_OBJECT (box), "qb-table", self);
+  return box;
+}
+
 static GtkWidget *
 make_cell (QbLayerTable     *self,
            const ColumnSpec *spec)
@@ -440,6 +563,7 @@ make_cell (QbLayerTable     *self,
     {
     case CELL_STATUS:
       cell = gtk_image_new ();
+      enable_cell_tip (cell);
       break;
     case CELL_FORMAT:
       {
@@ -447,6 +571,7 @@ make_cell (QbLayerTable     *self,
         GtkWidget *icon = gtk_image_new_from_icon_name ("dialog-warning-symbolic");
 
         cell = gtk_box_new (GTK_ORIENTATION_HORIZONTAL, 4);
+        enable_cell_tip (cell);
         qb_format_button_set_flat (QB_FORMAT_BUTTON (button), TRUE);
         gtk_widget_set_hexpand (button, TRUE);
         gtk_widget_add_css_class (icon, "warning");
@@ -470,10 +595,17 @@ make_cell (QbLayerTable     *self,
         gtk_button_set_child (GTK_BUTTON (cell), label);
         gtk_button_set_has_frame (GTK_BUTTON (cell), FALSE);
         gtk_widget_add_css_class (cell, "group-button");
+        enable_cell_tip (cell);
         g_signal_connect (cell, "clicked", G_CALLBACK (on_group_clicked), self);
       }
       break;
     case CELL_TEXT:
+      if (g_str_equal (spec->id, "name"))
+        {
+          cell = make_name_cell (self);
+          break;
+        }
+      G_GNUC_FALLTHROUGH;
     case CELL_NUMBER:
     default:
       cell = gtk_label_new (NULL);
@@ -524,7 +656,7 @@ on_bind (GtkSignalListItemFactory *factory,
       g_signal_connect (item, "notify::position", G_CALLBACK (on_position_changed), self);
       return;
     }
-  if (spec->kind == CELL_FORMAT)
+  if (spec->kind == CELL_FORMAT || g_str_equal (spec->id, "name"))
     g_object_set_data (G_OBJECT (gtk_widget_get_first_child (cell)), "qb-row", row);
   refresh_cell (cell, row);
   if (spec->watch[0])
@@ -546,7 +678,7 @@ on_unbind (GtkSignalListItemFactory *factory,
         g_hash_table_remove (self->group_items, item);
       return;
     }
-  if (spec->kind == CELL_FORMAT)
+  if (spec->kind == CELL_FORMAT || g_str_equal (spec->id, "name"))
     g_object_set_data (G_OBJECT (gtk_widget_get_first_child (cell)), "qb-row", NULL);
   g_signal_handlers_disconnect_by_func (item_row (item), on_row_notify, cell);
 }
@@ -589,6 +721,46 @@ make_sorter (const ColumnSpec *spec)
     default:
       return NULL;
     }
+}
+
+static QbTensorRow *
+tensor_of (QbTensorRow *row)
+{
+  QbTensorRow *parent = qb_tensor_row_get_parent (row);
+
+  return parent ? parent : row;
+}
+
+/* Tensors by the group and the clicked column (ties in model order);
+ * an expert's row right under its tensor's, experts in order. */
+static int
+compare_family (gconstpointer a,
+                gconstpointer b,
+                gpointer      user_data)
+{
+  QbLayerTable *self = user_data;
+  QbTensorRow *x = (QbTensorRow *) a, *y = (QbTensorRow *) b;
+  QbTensorRow *tx = tensor_of (x), *ty = tensor_of (y);
+  int ex = qb_tensor_row_get_expert (x), ey = qb_tensor_row_get_expert (y);
+
+  if (tx != ty)
+    {
+      GtkOrdering o = gtk_sorter_compare (self->row_sorter, tx, ty);
+      guint ix = qb_tensor_row_get_index (tx), iy = qb_tensor_row_get_index (ty);
+
+      if (o != GTK_ORDERING_EQUAL)
+        return o;
+      return ix < iy ? GTK_ORDERING_SMALLER : ix > iy ? GTK_ORDERING_LARGER : GTK_ORDERING_EQUAL;
+    }
+  return ex < ey ? GTK_ORDERING_SMALLER : ex > ey ? GTK_ORDERING_LARGER : GTK_ORDERING_EQUAL;
+}
+
+static void
+on_row_sorter_changed (GtkSorter       *sorter,
+                       GtkSorterChange  change,
+                       QbLayerTable    *self)
+{
+  gtk_sorter_changed (GTK_SORTER (self->family_sorter), change);
 }
 
 /* Tensors outside the blocks (-1) sort before layer 0. */
@@ -714,6 +886,11 @@ qb_layer_table_get_group_summary (QbLayerTable *self,
                           t->n == 1 ? "" : "s", size, t->params > 0 ? t->bytes * 8.0 / t->params : 0);
 }
 
+/* The group column grows with its summaries up to this, and its cells
+ * cut the rest (in their tooltips in full): wider, it squeezed the
+ * tensors' names in a 1024-px window. */
+#define GROUP_WIDTH_MAX 240
+
 static int
 needed_group_width (QbLayerTable *self,
                     const char   *text)
@@ -722,7 +899,7 @@ needed_group_width (QbLayerTable *self,
   int w;
 
   pango_layout_get_pixel_size (layout, &w, NULL);
-  return (int) (w * 1.3) + 48;
+  return MIN ((int) (w * 1.3) + 48, GROUP_WIDTH_MAX);
 }
 
 static void
@@ -742,7 +919,10 @@ refresh_group_cell (QbLayerTable *self,
       gtk_column_view_column_set_fixed_width (self->group_column, width);
     }
   g_object_set_data (G_OBJECT (button), "qb-row", label ? gtk_list_item_get_item (item) : NULL);
-  gtk_widget_set_tooltip_text (button, label ? "Fold or unfold this group" : NULL);
+  {
+    g_autofree char *tip = label ? g_strdup_printf ("%s\nClick to fold or unfold this group", label) : NULL;
+    set_cell_tip (button, tip);
+  }
 }
 
 /* Summaries change without their row moving (folding, new totals). */
@@ -834,7 +1014,14 @@ match_layer_role (gpointer item,
 {
   QbLayerTable *self = user_data;
   QbTensorRow *row = item;
+  QbTensorRow *parent = qb_tensor_row_get_parent (row);
 
+  /* An expert's row shows under its tensor's, when asked for. */
+  if (parent && !g_hash_table_contains (self->expanded, parent))
+    return FALSE;
+  if (parent && self->group_by != QB_GROUP_NONE
+      && g_hash_table_contains (self->collapsed, GINT_TO_POINTER (group_slot (self, row))))
+    return FALSE;
   if (self->layer_filter != QB_LAYER_FILTER_ALL && qb_tensor_row_get_layer (row) != self->layer_filter)
     return FALSE;
   if (self->role_filter != QB_ROLE_FILTER_ALL && (int) qb_tensor_row_get_role (row) != self->role_filter)
@@ -849,6 +1036,23 @@ match_layer_role (gpointer item,
   return TRUE;
 }
 
+/* Rows shown, experts' rows not counted: they are not tensors. */
+static guint
+count_shown_tensors (QbLayerTable *self)
+{
+  GListModel *model = G_LIST_MODEL (self->sort_model);
+  guint n = g_list_model_get_n_items (model), experts = 0;
+
+  if (g_hash_table_size (self->expanded) == 0)
+    return n;
+  for (guint i = 0; i < n; i++)
+    {
+      g_autoptr(QbTensorRow) row = g_list_model_get_item (model, i);
+      experts += qb_tensor_row_get_parent (row) != NULL;
+    }
+  return n - experts;
+}
+
 static void
 update_count (QbLayerTable *self)
 {
@@ -861,7 +1065,7 @@ update_count (QbLayerTable *self)
       gtk_label_set_text (self->count_label, "");
       return;
     }
-  shown = g_list_model_get_n_items (G_LIST_MODEL (self->sort_model));
+  shown = count_shown_tensors (self);
   total = g_list_model_get_n_items (qb_document_get_rows (self->document));
   sel = gtk_selection_model_get_selection (GTK_SELECTION_MODEL (self->selection));
   selected = (guint) gtk_bitset_get_size (sel);
@@ -1047,6 +1251,11 @@ qb_layer_table_dispose (GObject *object)
   g_clear_pointer (&self->subtotals, g_hash_table_unref);
   g_clear_pointer (&self->collapsed, g_hash_table_unref);
   g_clear_pointer (&self->group_items, g_hash_table_unref);
+  g_clear_pointer (&self->expanded, g_hash_table_unref);
+  g_clear_object (&self->expert_rows);
+  if (self->row_sorter)
+    g_signal_handlers_disconnect_by_data (self->row_sorter, self);
+  g_clear_object (&self->row_sorter);
   G_OBJECT_CLASS (qb_layer_table_parent_class)->dispose (object);
 }
 
@@ -1109,23 +1318,43 @@ show_column (GtkColumnViewColumn *column,
   gtk_column_view_column_set_visible (column, shown);
 }
 
+/* Texts measured per column: the longest by characters (a layout per
+ * row of a 1,000-tensor model held the main loop for ~0.2 s). */
+#define FIT_SAMPLES 8
+
+static int
+compare_length (gconstpointer a,
+                gconstpointer b)
+{
+  glong x = g_utf8_strlen (*(char * const *) a, -1), y = g_utf8_strlen (*(char * const *) b, -1);
+  return x > y ? -1 : x < y;
+}
+
 /* Widens a column to its widest text, so numbers are never cut (the cells
- * still ellipsize, visibly, when the user narrows the column). */
+ * still ellipsize, visibly, when the user narrows the column); at most
+ * `most` pixels (0: no limit). */
 static void
 fit_column (QbLayerTable     *self,
             const ColumnSpec *spec,
-            int               extra)
+            int               extra,
+            int               most)
 {
   GListModel *rows = qb_document_get_rows (self->document);
   GListModel *cols = gtk_column_view_get_columns (self->column_view);
   guint n = g_list_model_get_n_items (rows);
+  g_autoptr(GPtrArray) texts = g_ptr_array_new_full (n, g_free);
   int widest = 0;
 
   for (guint i = 0; i < n; i++)
     {
       g_autoptr(QbTensorRow) row = g_list_model_get_item (rows, i);
-      g_autofree char *text = spec->text ? spec->text (row) : g_strdup (qb_tensor_row_get_format_label (row));
-      g_autoptr(PangoLayout) layout = gtk_widget_create_pango_layout (GTK_WIDGET (self->column_view), text);
+      g_ptr_array_add (texts, spec->text ? spec->text (row) : g_strdup (qb_tensor_row_get_format_label (row)));
+    }
+  g_ptr_array_sort (texts, compare_length);
+  for (guint i = 0; i < MIN (texts->len, FIT_SAMPLES); i++)
+    {
+      g_autoptr(PangoLayout) layout = gtk_widget_create_pango_layout (GTK_WIDGET (self->column_view),
+                                                                      g_ptr_array_index (texts, i));
       int w;
 
       pango_layout_get_pixel_size (layout, &w, NULL);
@@ -1139,6 +1368,8 @@ fit_column (QbLayerTable     *self,
         continue;
       /* Cell padding and a little air around the text. */
       widest = MAX (spec->width, widest + 20 + extra);
+      if (most > 0)
+        widest = MIN (widest, most);
       g_object_set_data (G_OBJECT (column), "qb-width", GINT_TO_POINTER (widest));
       if (gtk_column_view_column_get_visible (column))
         gtk_column_view_column_set_fixed_width (column, widest);
@@ -1152,9 +1383,11 @@ fit_columns (QbLayerTable *self)
     if (g_str_equal (columns[i].id, "role") || g_str_equal (columns[i].id, "shape")
         || g_str_equal (columns[i].id, "params") || g_str_equal (columns[i].id, "layer")
         || g_str_equal (columns[i].id, "bpw") || g_str_equal (columns[i].id, "size"))
-      fit_column (self, &columns[i], 0);
+      fit_column (self, &columns[i], 0, 0);
     else if (g_str_equal (columns[i].id, "format"))
-      fit_column (self, &columns[i], 40);   /* the arrow, the frame, the warning icon */
+      fit_column (self, &columns[i], 40, 0);   /* the arrow, the frame, the warning icon */
+    else if (g_str_equal (columns[i].id, "name"))
+      fit_column (self, &columns[i], 24, 320);   /* the experts' arrow; still expands */
 }
 
 static void
@@ -1209,6 +1442,8 @@ qb_layer_table_init (QbLayerTable *self)
   self->subtotals = g_hash_table_new_full (NULL, NULL, NULL, g_free);
   self->collapsed = g_hash_table_new (NULL, NULL);
   self->group_items = g_hash_table_new (NULL, NULL);
+  self->expanded = g_hash_table_new_full (NULL, NULL, g_object_unref, NULL);
+  self->expert_rows = g_list_store_new (QB_TYPE_TENSOR_ROW);
 
   self->bulk_format = qb_format_button_new ();
   gtk_widget_set_tooltip_text (self->bulk_format, "Format for the selected tensors");
@@ -1216,7 +1451,8 @@ qb_layer_table_init (QbLayerTable *self)
 
   add_columns (self);
 
-  /* rows → filter → sort (group key first, then the clicked column) → selection */
+  /* tensors' rows + experts' rows → filter → sort (group key first, then
+   * the clicked column, experts under their tensor) → selection */
   self->name_filter = gtk_string_filter_new (gtk_property_expression_new (QB_TYPE_TENSOR_ROW, NULL, "name"));
   gtk_string_filter_set_match_mode (self->name_filter, GTK_STRING_FILTER_MATCH_MODE_SUBSTRING);
   gtk_string_filter_set_ignore_case (self->name_filter, TRUE);
@@ -1224,12 +1460,17 @@ qb_layer_table_init (QbLayerTable *self)
   gtk_multi_filter_append (GTK_MULTI_FILTER (filter), GTK_FILTER (self->name_filter));
   gtk_multi_filter_append (GTK_MULTI_FILTER (filter), GTK_FILTER (self->layer_role_filter));
   self->filter_model = gtk_filter_list_model_new (NULL, GTK_FILTER (g_steal_pointer (&filter)));
+  g_object_set_data_full (G_OBJECT (self->filter_model), "qb-sources",
+                          g_list_store_new (G_TYPE_LIST_MODEL), g_object_unref);
 
   self->group_sorter = gtk_custom_sorter_new (compare_group, self, NULL);
   gtk_multi_sorter_append (sorter, GTK_SORTER (self->group_sorter));
   gtk_multi_sorter_append (sorter, GTK_SORTER (g_object_ref (gtk_column_view_get_sorter (self->column_view))));
+  self->row_sorter = GTK_SORTER (g_steal_pointer (&sorter));
+  g_signal_connect (self->row_sorter, "changed", G_CALLBACK (on_row_sorter_changed), self);
+  self->family_sorter = gtk_custom_sorter_new (compare_family, self, NULL);
   self->sort_model = gtk_sort_list_model_new (G_LIST_MODEL (self->filter_model),
-                                              GTK_SORTER (g_steal_pointer (&sorter)));
+                                              GTK_SORTER (self->family_sorter));
   self->selection = gtk_multi_selection_new (G_LIST_MODEL (self->sort_model));
   gtk_column_view_set_model (self->column_view, GTK_SELECTION_MODEL (self->selection));
 
@@ -1247,6 +1488,65 @@ qb_layer_table_new (void)
   return g_object_new (QB_TYPE_LAYER_TABLE, NULL);
 }
 
+/* The table's rows: the document's, then every expert's row of its 3-D
+ * expert tensors (hidden until their tensor is expanded). */
+static void
+set_rows (QbLayerTable *self,
+          QbDocument   *document)
+{
+  GListStore *sources = g_object_get_data (G_OBJECT (self->filter_model), "qb-sources");
+  g_autoptr(GPtrArray) experts = g_ptr_array_new_with_free_func (g_object_unref);
+  g_autoptr(GtkFlattenListModel) flat = NULL;
+  guint n = document ? g_list_model_get_n_items (qb_document_get_rows (document)) : 0;
+
+  for (guint i = 0; i < n; i++)
+    {
+      QbTensorRow *row = qb_document_get_row (document, i);
+      for (guint e = 0; e < qb_tensor_row_get_n_experts (row); e++)
+        g_ptr_array_add (experts, qb_tensor_row_new_expert (row, e));
+    }
+  g_list_store_remove_all (self->expert_rows);
+  g_list_store_splice (self->expert_rows, 0, 0, experts->pdata, experts->len);
+  g_list_store_remove_all (sources);
+  if (document == NULL)
+    {
+      gtk_filter_list_model_set_model (self->filter_model, NULL);
+      return;
+    }
+  g_list_store_append (sources, qb_document_get_rows (document));
+  g_list_store_append (sources, self->expert_rows);
+  flat = gtk_flatten_list_model_new (G_LIST_MODEL (g_object_ref (sources)));
+  gtk_filter_list_model_set_model (self->filter_model, G_LIST_MODEL (flat));
+}
+
+void
+qb_layer_table_set_experts_expanded (QbLayerTable *self,
+                                     QbTensorRow  *row,
+                                     gboolean      expanded)
+{
+  g_return_if_fail (QB_IS_LAYER_TABLE (self));
+
+  row = tensor_of (row);
+  if (qb_tensor_row_get_n_experts (row) == 0 || expanded == qb_layer_table_get_experts_expanded (self, row))
+    return;
+  if (expanded)
+    g_hash_table_add (self->expanded, g_object_ref (row));
+  else
+    g_hash_table_remove (self->expanded, row);
+  gtk_filter_changed (GTK_FILTER (self->layer_role_filter),
+                      expanded ? GTK_FILTER_CHANGE_LESS_STRICT : GTK_FILTER_CHANGE_MORE_STRICT);
+  /* The tensor's own cell shows the other arrow. */
+  g_object_notify (G_OBJECT (row), "highlighted");
+}
+
+gboolean
+qb_layer_table_get_experts_expanded (QbLayerTable *self,
+                                     QbTensorRow  *row)
+{
+  g_return_val_if_fail (QB_IS_LAYER_TABLE (self), FALSE);
+  return row != NULL && g_hash_table_contains (self->expanded, tensor_of (row));
+}
+
 void
 qb_layer_table_set_document (QbLayerTable *self,
                              QbDocument   *document)
@@ -1259,7 +1559,8 @@ qb_layer_table_set_document (QbLayerTable *self,
     g_signal_handlers_disconnect_by_data (self->document, self);
   g_set_object (&self->document, document);
   set_focused (self, NULL);
-  gtk_filter_list_model_set_model (self->filter_model, document ? qb_document_get_rows (document) : NULL);
+  g_hash_table_remove_all (self->expanded);
+  set_rows (self, document);
   if (document)
     {
       qb_format_button_set_format (QB_FORMAT_BUTTON (self->bulk_format),
@@ -1294,7 +1595,14 @@ qb_layer_table_get_selected_rows (QbLayerTable *self)
   sel = gtk_selection_model_get_selection (GTK_SELECTION_MODEL (self->selection));
   for (gboolean ok = gtk_bitset_iter_init_first (&iter, sel, &pos); ok;
        ok = gtk_bitset_iter_next (&iter, &pos))
-    g_ptr_array_add (rows, g_list_model_get_item (G_LIST_MODEL (self->selection), pos));
+    {
+      g_autoptr(QbTensorRow) row = g_list_model_get_item (G_LIST_MODEL (self->selection), pos);
+      QbTensorRow *tensor = tensor_of (row);
+
+      /* An expert's row stands for its tensor (once). */
+      if (!g_ptr_array_find (rows, tensor, NULL))
+        g_ptr_array_add (rows, g_object_ref (tensor));
+    }
   return rows;
 }
 

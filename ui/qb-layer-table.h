@@ -65,7 +65,8 @@ void         qb_layer_table_refresh_sort      (QbLayerTable *self);
 void         qb_layer_table_update_columns    (QbLayerTable *self);
 gboolean     qb_layer_table_get_column_visible (QbLayerTable *self,
                                                const char   *column_id);
-/* The rows as shown (filtered and sorted), for tests and export. */
+/* The rows as shown (filtered and sorted; experts' rows under their
+ * tensor's when expanded), for tests and export. */
 GListModel  *qb_layer_table_get_visible_rows  (QbLayerTable *self);
 /* The group label shown before this row, or NULL inside a group. */
 char        *qb_layer_table_get_group_label   (QbLayerTable *self,
@@ -81,5 +82,12 @@ void         qb_layer_table_set_group_collapsed (QbLayerTable *self,
                                                gboolean      collapsed);
 gboolean     qb_layer_table_get_group_collapsed (QbLayerTable *self,
                                                QbTensorRow  *row);
+/* A 3-D expert tensor's row shows its experts' rows right under it (its
+ * expert rows or its own row may be given). */
+void         qb_layer_table_set_experts_expanded (QbLayerTable *self,
+                                                QbTensorRow  *row,
+                                                gboolean      expanded);
+gboolean     qb_layer_table_get_experts_expanded (QbLayerTable *self,
+                                                QbTensorRow  *row);
 
 G_END_DECLS

@@ -95,6 +95,44 @@ experts_value (const QbTensorResult *result)
                           result->n_experts);
 }
 
+/* Facts an expert's row shows its own way: TRUE with *value set (NULL:
+ * hidden).  The moments and the other error measures are its tensor's, so
+ * not shown; the format is one for all experts. */
+static gboolean
+expert_fact_value (const Fact           *fact,
+                   QbTensorRow          *row,
+                   const QbTensorResult *result,
+                   char                **value)
+{
+  guint e = (guint) qb_tensor_row_get_expert (row);
+  double sqnr = qb_tensor_row_get_sqnr (row), rmse = qb_tensor_row_get_rmse_rel (row);
+  const char *id = fact->id;
+
+  *value = NULL;
+  if (g_str_equal (id, "format"))
+    *value = g_strdup_printf ("%s · one format for all %u experts (llama.cpp's 3-D tensor)",
+                              qb_tensor_row_get_format_label (row), qb_tensor_row_get_n_experts (row));
+  else if (fact->source == SRC_ROW)
+    return FALSE;
+  else if (fact->source == SRC_STATS || result == NULL)
+    return TRUE;
+  else if (g_str_equal (id, "sqnr"))
+    *value = isnan (sqnr) ? no_metric (result) : g_strdup_printf ("%.2f dB", sqnr);
+  else if (g_str_equal (id, "rmse"))
+    *value = isnan (rmse) ? no_metric (result) : g_strdup_printf ("%.5f", rmse);
+  else if (g_str_equal (id, "experts") && e < result->n_experts)
+    *value = g_strdup_printf ("expert %u of %u · whole tensor %.2f dB", e, result->n_experts,
+                              result->metrics.sqnr_db);
+  else if (g_str_equal (id, "bpw") && result->n_experts > 0)
+    {
+      g_autofree char *size = g_format_size (result->bytes / result->n_experts);
+      *value = g_strdup_printf ("%.3f · %s", result->bpw, size);
+    }
+  else if (g_str_equal (id, "used") || g_str_equal (id, "nonfinite"))
+    return FALSE;
+  return TRUE;
+}
+
 static char *
 fact_value (const Fact           *fact,
             QbTensorRow          *row,
@@ -102,7 +140,10 @@ fact_value (const Fact           *fact,
             const QbTensorResult *result)
 {
   const QbTensorMetrics *m;
+  char *expert_value = NULL;
 
+  if (qb_tensor_row_get_expert (row) >= 0 && expert_fact_value (fact, row, result, &expert_value))
+    return expert_value;
   if (fact->source == SRC_ROW)
     {
       if (g_str_equal (fact->id, "shape"))
@@ -214,6 +255,63 @@ refresh_grid (QbTensorDetails      *self,
   qb_histogram_view_set_grid (QB_HISTOGRAM_VIEW (self->histogram), levels, n, label);
 }
 
+/* An expert's rows among its tensor's channel buckets, when the buckets
+ * do not straddle experts. */
+static gboolean
+expert_buckets (QbTensorRow *row, const QbTensorResult *ranges, guint *first, guint *n)
+{
+  guint e = (guint) qb_tensor_row_get_expert (row), n_experts = qb_tensor_row_get_n_experts (row);
+  gint64 n_rows = qb_tensor_row_get_n_params (row) / MAX (1, qb_tensor_row_get_row_length (row));
+  gint64 per_bucket = qb_channel_rows_per_bucket (n_rows * n_experts);
+
+  if (ranges == NULL || ranges->n_channels == 0 || n_rows % per_bucket != 0)
+    return FALSE;
+  *n = (guint) (n_rows / per_bucket);
+  *first = e * *n;
+  return *first + *n <= ranges->n_channels;
+}
+
+/* An expert's own histograms once a run measured it; before, its
+ * tensor's (of all its experts), and the charts say so. */
+static void
+refresh_expert_charts (QbTensorDetails      *self,
+                       const QbTensorResult *stats,
+                       const QbTensorResult *result)
+{
+  QbHistogramView *hist = QB_HISTOGRAM_VIEW (self->histogram);
+  QbHistogramView *err = QB_HISTOGRAM_VIEW (self->error_view);
+  QbChannelRangeView *ch = QB_CHANNEL_RANGE_VIEW (self->channel_view);
+  guint e = (guint) qb_tensor_row_get_expert (self->row), first = 0, n = 0;
+  const QbHistogram *original = qb_tensor_result_expert_histogram (result, e, 0);
+  const QbTensorResult *ranges = result && result->n_channels ? result : stats;
+
+  if (original != NULL)
+    {
+      qb_histogram_view_set_histograms (hist, original, qb_tensor_result_expert_histogram (result, e, 1));
+      refresh_grid (self, original, result);
+      qb_histogram_view_set_histograms (err, qb_tensor_result_expert_histogram (result, e, 2), NULL);
+    }
+  else
+    {
+      qb_histogram_view_set_histograms (hist, NULL, NULL);
+      qb_histogram_view_set_grid (hist, NULL, 0, NULL);
+      qb_histogram_view_set_placeholder (hist, result ? "This run kept no histograms of this expert"
+                                                      : "Quantize to see this expert's own weights");
+      qb_histogram_view_set_histograms (err, NULL, NULL);
+    }
+  qb_histogram_view_set_placeholder (err, "Quantize to see the error of this expert");
+  if (expert_buckets (self->row, ranges, &first, &n))
+    qb_channel_range_view_set_ranges (ch, ranges->channel_min + first, ranges->channel_max + first, n,
+                                      qb_tensor_row_get_n_params (self->row)
+                                      / MAX (1, qb_tensor_row_get_row_length (self->row)));
+  else
+    {
+      qb_channel_range_view_set_ranges (ch, NULL, NULL, 0, 0);
+      qb_channel_range_view_set_placeholder (ch, ranges ? "No channel ranges of this expert alone"
+                                                        : "Computing channel ranges…");
+    }
+}
+
 static void
 refresh_charts (QbTensorDetails *self)
 {
@@ -237,6 +335,11 @@ refresh_charts (QbTensorDetails *self)
   stats = qb_tensor_row_get_stats (self->row);
   result = qb_tensor_row_get_result (self->row);
 
+  if (qb_tensor_row_get_expert (self->row) >= 0)
+    {
+      refresh_expert_charts (self, stats, result);
+      return;
+    }
   if (result && result->hist_original)
     {
       qb_histogram_view_set_histograms (hist, result->hist_original, result->hist_quantized);
@@ -273,7 +376,10 @@ refresh_charts (QbTensorDetails *self)
 static void
 refresh (QbTensorDetails *self)
 {
-  const char *name = self->row ? qb_tensor_row_get_name (self->row) : NULL;
+  int expert = self->row ? qb_tensor_row_get_expert (self->row) : -1;
+  g_autofree char *name = !self->row ? NULL
+                          : expert < 0 ? g_strdup (qb_tensor_row_get_name (self->row))
+                          : g_strdup_printf ("%s · expert %d", qb_tensor_row_get_name (self->row), expert);
 
   gtk_label_set_text (self->title_label, name ? name : "");
   /* Exported images carry the tensor's name. */

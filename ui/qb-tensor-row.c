@@ -36,9 +36,23 @@ struct _QbTensorRow
 
   gboolean          highlighted;
   QbTensorResult   *stats;
+
+  /* A 3-D expert tensor's experts (n_experts > 1); an expert's row has its
+   * tensor's row as parent and follows it: one format for all experts. */
+  guint             n_experts;
+  QbTensorRow      *parent;
+  int               expert;
 };
 
 G_DEFINE_FINAL_TYPE (QbTensorRow, qb_tensor_row, G_TYPE_OBJECT)
+
+/* The plan, the run and the rule highlight are the tensor's: an expert's
+ * row reads them from its parent. */
+static QbTensorRow *
+src (QbTensorRow *self)
+{
+  return self->parent ? self->parent : self;
+}
 
 enum {
   PROP_0,
@@ -85,6 +99,7 @@ qb_tensor_row_finalize (GObject *object)
   g_free (self->fallback);
   g_clear_pointer (&self->result, qb_tensor_result_free);
   g_clear_pointer (&self->stats, qb_tensor_result_free);
+  g_clear_object (&self->parent);
   G_OBJECT_CLASS (qb_tensor_row_parent_class)->finalize (object);
 }
 
@@ -106,22 +121,22 @@ qb_tensor_row_get_property (GObject    *object,
     case PROP_DTYPE:          g_value_set_string (value, qb_tensor_row_get_dtype (self)); break;
     case PROP_N_PARAMS:       g_value_set_int64 (value, self->n_params); break;
     case PROP_ORIGINAL_BYTES: g_value_set_uint64 (value, self->original_bytes); break;
-    case PROP_REQUESTED:      g_value_set_string (value, self->requested); break;
-    case PROP_FORMAT:         g_value_set_string (value, self->format); break;
-    case PROP_FORMAT_LABEL:   g_value_set_string (value, self->format_label); break;
-    case PROP_SOURCE:         g_value_set_string (value, self->source); break;
-    case PROP_OVERRIDDEN:     g_value_set_boolean (value, self->overridden); break;
-    case PROP_BPW:            g_value_set_double (value, self->bpw); break;
-    case PROP_BYTES:          g_value_set_uint64 (value, self->bytes); break;
-    case PROP_HAS_RESULT:     g_value_set_boolean (value, self->result != NULL); break;
+    case PROP_REQUESTED:      g_value_set_string (value, qb_tensor_row_get_requested (self)); break;
+    case PROP_FORMAT:         g_value_set_string (value, qb_tensor_row_get_format (self)); break;
+    case PROP_FORMAT_LABEL:   g_value_set_string (value, qb_tensor_row_get_format_label (self)); break;
+    case PROP_SOURCE:         g_value_set_string (value, qb_tensor_row_get_source (self)); break;
+    case PROP_OVERRIDDEN:     g_value_set_boolean (value, qb_tensor_row_get_overridden (self)); break;
+    case PROP_BPW:            g_value_set_double (value, qb_tensor_row_get_bpw (self)); break;
+    case PROP_BYTES:          g_value_set_uint64 (value, qb_tensor_row_get_bytes (self)); break;
+    case PROP_HAS_RESULT:     g_value_set_boolean (value, qb_tensor_row_get_result (self) != NULL); break;
     case PROP_SQNR:           g_value_set_double (value, qb_tensor_row_get_sqnr (self)); break;
     case PROP_RMSE_REL:       g_value_set_double (value, qb_tensor_row_get_rmse_rel (self)); break;
     case PROP_COSINE:         g_value_set_double (value, qb_tensor_row_get_cosine (self)); break;
     case PROP_STALE:          g_value_set_boolean (value, qb_tensor_row_get_stale (self)); break;
-    case PROP_STATE:          g_value_set_int (value, self->state); break;
-    case PROP_PROGRESS:       g_value_set_double (value, self->progress); break;
-    case PROP_HIGHLIGHTED:    g_value_set_boolean (value, self->highlighted); break;
-    case PROP_HAS_STATS:      g_value_set_boolean (value, self->stats != NULL); break;
+    case PROP_STATE:          g_value_set_int (value, qb_tensor_row_get_state (self)); break;
+    case PROP_PROGRESS:       g_value_set_double (value, qb_tensor_row_get_progress (self)); break;
+    case PROP_HIGHLIGHTED:    g_value_set_boolean (value, qb_tensor_row_get_highlighted (self)); break;
+    case PROP_HAS_STATS:      g_value_set_boolean (value, src (self)->stats != NULL); break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
     }
@@ -168,6 +183,7 @@ static void
 qb_tensor_row_init (QbTensorRow *self)
 {
   self->layer = -1;
+  self->expert = -1;
 }
 
 static char *
@@ -200,8 +216,47 @@ qb_tensor_row_new (guint           index,
   self->format_label = g_strdup (qb_dtype_name (tensor->dtype));
   self->bpw = tensor->n_params > 0 ? tensor->n_bytes * 8.0 / tensor->n_params : 0;
   self->bytes = tensor->n_bytes;
+  self->n_experts = qb_tensor_n_experts (tensor) > 1 ? (guint) qb_tensor_n_experts (tensor) : 0;
   return self;
 }
+
+/* The parent's changes are the expert row's changes. */
+static void
+on_parent_notify (QbTensorRow *parent,
+                  GParamSpec  *pspec,
+                  QbTensorRow *self)
+{
+  g_object_notify_by_pspec (G_OBJECT (self), pspec);
+}
+
+QbTensorRow *
+qb_tensor_row_new_expert (QbTensorRow *parent,
+                          guint        expert)
+{
+  QbTensorRow *self;
+
+  g_return_val_if_fail (QB_IS_TENSOR_ROW (parent) && parent->parent == NULL, NULL);
+  g_return_val_if_fail (expert < parent->n_experts, NULL);
+  self = g_object_new (QB_TYPE_TENSOR_ROW, NULL);
+  self->parent = g_object_ref (parent);
+  self->expert = (int) expert;
+  self->index = parent->index;
+  self->name = g_strdup (parent->name);
+  self->layer = parent->layer;
+  self->role = parent->role;
+  self->dtype = parent->dtype;
+  self->row_length = parent->row_length;
+  self->n_params = parent->n_params / parent->n_experts;
+  self->original_bytes = parent->original_bytes / parent->n_experts;
+  self->shape = g_strdup_printf ("%" G_GINT64_FORMAT " × %" G_GINT64_FORMAT, parent->row_length,
+                                 parent->row_length > 0 ? self->n_params / parent->row_length : 0);
+  g_signal_connect_object (parent, "notify", G_CALLBACK (on_parent_notify), self, 0);
+  return self;
+}
+
+QbTensorRow *qb_tensor_row_get_parent    (QbTensorRow *self) { return self->parent; }
+int          qb_tensor_row_get_expert    (QbTensorRow *self) { return self->expert; }
+guint        qb_tensor_row_get_n_experts (QbTensorRow *self) { return src (self)->n_experts; }
 
 guint        qb_tensor_row_get_index          (QbTensorRow *self) { return self->index; }
 const char  *qb_tensor_row_get_name           (QbTensorRow *self) { return self->name; }
@@ -211,19 +266,22 @@ const char  *qb_tensor_row_get_shape          (QbTensorRow *self) { return self-
 gint64       qb_tensor_row_get_n_params       (QbTensorRow *self) { return self->n_params; }
 gint64       qb_tensor_row_get_row_length     (QbTensorRow *self) { return self->row_length; }
 guint64      qb_tensor_row_get_original_bytes (QbTensorRow *self) { return self->original_bytes; }
-const char  *qb_tensor_row_get_requested      (QbTensorRow *self) { return self->requested; }
-const char  *qb_tensor_row_get_format         (QbTensorRow *self) { return self->format; }
-const char  *qb_tensor_row_get_format_label   (QbTensorRow *self) { return self->format_label; }
-const char  *qb_tensor_row_get_source         (QbTensorRow *self) { return self->source; }
-const char  *qb_tensor_row_get_fallback       (QbTensorRow *self) { return self->fallback; }
-gboolean     qb_tensor_row_get_overridden     (QbTensorRow *self) { return self->overridden; }
-double       qb_tensor_row_get_bpw            (QbTensorRow *self) { return self->bpw; }
-guint64      qb_tensor_row_get_bytes          (QbTensorRow *self) { return self->bytes; }
-const QbTensorResult *qb_tensor_row_get_result (QbTensorRow *self) { return self->result; }
-QbTensorRowState qb_tensor_row_get_state      (QbTensorRow *self) { return self->state; }
-double       qb_tensor_row_get_progress       (QbTensorRow *self) { return self->progress; }
-gboolean     qb_tensor_row_get_highlighted    (QbTensorRow *self) { return self->highlighted; }
-const QbTensorResult *qb_tensor_row_get_stats (QbTensorRow *self) { return self->stats; }
+const char  *qb_tensor_row_get_requested      (QbTensorRow *self) { return src (self)->requested; }
+const char  *qb_tensor_row_get_format         (QbTensorRow *self) { return src (self)->format; }
+const char  *qb_tensor_row_get_format_label   (QbTensorRow *self) { return src (self)->format_label; }
+const char  *qb_tensor_row_get_source         (QbTensorRow *self) { return src (self)->source; }
+const char  *qb_tensor_row_get_fallback       (QbTensorRow *self) { return src (self)->fallback; }
+gboolean     qb_tensor_row_get_overridden     (QbTensorRow *self) { return src (self)->overridden; }
+double       qb_tensor_row_get_bpw            (QbTensorRow *self) { return src (self)->bpw; }
+guint64      qb_tensor_row_get_bytes          (QbTensorRow *self)
+{
+  return self->parent ? self->parent->bytes / self->parent->n_experts : self->bytes;
+}
+const QbTensorResult *qb_tensor_row_get_result (QbTensorRow *self) { return src (self)->result; }
+QbTensorRowState qb_tensor_row_get_state      (QbTensorRow *self) { return src (self)->state; }
+double       qb_tensor_row_get_progress       (QbTensorRow *self) { return src (self)->progress; }
+gboolean     qb_tensor_row_get_highlighted    (QbTensorRow *self) { return src (self)->highlighted; }
+const QbTensorResult *qb_tensor_row_get_stats (QbTensorRow *self) { return src (self)->stats; }
 
 const char *
 qb_tensor_row_get_role_name (QbTensorRow *self)
@@ -316,39 +374,59 @@ qb_tensor_row_set_result (QbTensorRow    *self,
   g_object_thaw_notify (G_OBJECT (self));
 }
 
+/* An expert's own figure from its tensor's result, NAN where the result
+ * has none for it. */
+static double
+expert_value (QbTensorRow *self, const double *values)
+{
+  const QbTensorResult *r = self->parent->result;
+
+  if (r == NULL || values == NULL || (guint) self->expert >= r->n_experts)
+    return NAN;
+  return values[self->expert];
+}
+
 double
 qb_tensor_row_get_sqnr (QbTensorRow *self)
 {
+  if (self->parent)
+    return self->parent->result ? expert_value (self, self->parent->result->expert_sqnr_db) : NAN;
   return self->result ? self->result->metrics.sqnr_db : NAN;
 }
 
 gint64
 qb_tensor_row_get_n_nonfinite (QbTensorRow *self)
 {
-  return self->result ? MAX (self->result->n_nonfinite, 0) : 0;
+  const QbTensorResult *r = src (self)->result;
+
+  return r ? MAX (r->n_nonfinite, 0) : 0;
 }
 
 double
 qb_tensor_row_get_rmse_rel (QbTensorRow *self)
 {
+  if (self->parent)
+    return self->parent->result ? expert_value (self, self->parent->result->expert_rmse_rel) : NAN;
   return self->result ? self->result->metrics.rmse_rel : NAN;
 }
 
+/* Not measured per expert. */
 double
 qb_tensor_row_get_cosine (QbTensorRow *self)
 {
-  return self->result ? self->result->metrics.cosine : NAN;
+  return self->result && !self->parent ? self->result->metrics.cosine : NAN;
 }
 
 double
 qb_tensor_row_get_out_rel_err (QbTensorRow *self)
 {
-  return self->result ? self->result->metrics.out_rel_err : NAN;
+  return self->result && !self->parent ? self->result->metrics.out_rel_err : NAN;
 }
 
 gboolean
 qb_tensor_row_get_stale (QbTensorRow *self)
 {
+  self = src (self);
   if (self->result == NULL)
     return FALSE;
   /* Both sides are after any fallback, so a fallback is not a change. */
@@ -400,6 +478,8 @@ qb_tensor_row_set_stats (QbTensorRow    *self,
 {
   g_return_if_fail (QB_IS_TENSOR_ROW (self));
 
+  /* An expert's row shows its tensor's until a run measures it. */
+  self = src (self);
   g_clear_pointer (&self->stats, qb_tensor_result_free);
   self->stats = stats;
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_HAS_STATS]);

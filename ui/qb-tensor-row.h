@@ -30,6 +30,17 @@ G_DECLARE_FINAL_TYPE (QbTensorRow, qb_tensor_row, QB, TENSOR_ROW, GObject)
 QbTensorRow          *qb_tensor_row_new              (guint                  index,
                                                       const QbTensor        *tensor);
 
+/* One expert of a 3-D expert tensor's row: its own index, size and
+ * metrics (from its tensor's result), everything else its tensor's. */
+QbTensorRow          *qb_tensor_row_new_expert       (QbTensorRow           *parent,
+                                                      guint                  expert);
+/* The tensor's row of an expert's row; NULL for a tensor's. */
+QbTensorRow          *qb_tensor_row_get_parent       (QbTensorRow           *self);
+/* The expert an expert's row stands for; -1 for a tensor's. */
+int                   qb_tensor_row_get_expert       (QbTensorRow           *self);
+/* Experts of a 3-D expert tensor (of its row and its experts'); 0 otherwise. */
+guint                 qb_tensor_row_get_n_experts    (QbTensorRow           *self);
+
 guint                 qb_tensor_row_get_index        (QbTensorRow           *self);
 const char           *qb_tensor_row_get_name         (QbTensorRow           *self);
 int                   qb_tensor_row_get_layer        (QbTensorRow           *self);
@@ -85,7 +96,8 @@ void                  qb_tensor_row_set_highlighted  (QbTensorRow           *sel
 gboolean              qb_tensor_row_get_highlighted  (QbTensorRow           *self);
 
 /* Statistics of the original weights (hist_original, channel ranges and the
- * original's moments of a QbTensorResult), owned by the row. */
+ * original's moments of a QbTensorResult), owned by the row; an expert's
+ * row has its tensor's (of all experts). */
 void                  qb_tensor_row_set_stats        (QbTensorRow           *self,
                                                       QbTensorResult        *stats);
 const QbTensorResult *qb_tensor_row_get_stats        (QbTensorRow           *self);

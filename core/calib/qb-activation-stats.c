@@ -3,6 +3,7 @@
  * over a calibration set (see qb-activation-stats.h). */
 #include "qb-activation-stats.h"
 #include "qb-calibration-private.h"
+#include "qb-device.h"
 #include "qb-tokenizer.h"
 
 #include <cblas.h>
@@ -16,6 +17,8 @@
  * statistics. */
 typedef struct {
   char      *key;          /* "blk.3.attn_in", "output_in": names the cache file */
+  guint      index;        /* in groups */
+  int        layer;        /* of its tensors; -1 for the output matrix */
   gint64     n;            /* columns */
   GPtrArray *members;      /* tensor names reading this input, in model order */
   gboolean   is_output;    /* the output matrix's input (llama-imatrix: --process-output) */
@@ -144,6 +147,8 @@ build_groups (QbActivationStats *s)
         {
           g = g_new0 (Group, 1);
           g->key = g_steal_pointer (&key);
+          g->index = s->groups->len;
+          g->layer = t->layer;
           g->n = t->ne[0];
           g->n_mat = (guint) qb_tensor_n_experts (t);
           g->members = g_ptr_array_new_with_free_func (g_free);
@@ -391,6 +396,10 @@ forward_chunk (QbLlama *llama, Collect *c, const gint32 *tokens, guint n_ctx, gu
 {
   g_autoptr(GError) local = NULL;
 
+  /* stop is reset for each chunk: a cancel that came after the last
+   * check of the previous chunk is seen here. */
+  if (g_cancellable_set_error_if_cancelled (cancellable, error))
+    return FALSE;
   c->forward++;
   c->n_seen = 0;
   c->stopped = FALSE;
@@ -405,6 +414,113 @@ forward_chunk (QbLlama *llama, Collect *c, const gint32 *tokens, guint n_ctx, gu
   return FALSE;
 }
 
+/* Zero sums (when sums) and the pass's XᵀX: a pass starting over. */
+static void
+reset_pass (QbActivationStats *s, GPtrArray *pass, gboolean sums)
+{
+  for (guint i = 0; i < pass->len; i++)
+    {
+      Group *g = g_ptr_array_index (pass, i);
+      memset (g->gram, 0, sizeof (double) * g->n * g->n);
+      g->gram_rows = 0;
+    }
+  for (guint i = 0; sums && i < s->groups->len; i++)
+    {
+      Group *g = g_ptr_array_index (s->groups, i);
+      memset (g->sum2, 0, sizeof (double) * g->n * g->n_mat);
+      memset (g->mat_rows, 0, sizeof (guint64) * g->n_mat);
+      g->rows = 0;
+      g->last_expert = -1;
+      g->last_forward = 0;
+    }
+}
+
+/* ---- the pass on the device ----------------------------------------------------- */
+
+/* The statistics the pass wants, kept on the selected device by its
+ * forward pass; FALSE (error set) when it cannot. */
+static gboolean
+device_begin (QbActivationStats *s, QbLlama *llama, GPtrArray *pass, gboolean sums,
+              gboolean output, GError **error)
+{
+  guint n_tensors = qb_model_get_n_tensors (s->model), n = s->groups->len;
+  g_autofree gint *input_of = g_new (gint, MAX (n_tensors, 1));
+  g_autofree gint64 *n_cols = g_new (gint64, MAX (n, 1));
+  g_autofree gboolean *gram = g_new0 (gboolean, MAX (n, 1));
+  QbLlamaStatsSpec spec = { n, input_of, n_cols, gram, sums, 0, output };
+  int last = -1;
+
+  for (guint t = 0; t < n_tensors; t++)
+    input_of[t] = s->by_index[t] != NULL ? (gint) s->by_index[t]->index : -1;
+  for (guint i = 0; i < n; i++)
+    n_cols[i] = ((Group *) g_ptr_array_index (s->groups, i))->n;
+  for (guint i = 0; i < pass->len; i++)
+    {
+      Group *g = g_ptr_array_index (pass, i);
+      gram[g->index] = TRUE;
+      last = MAX (last, g->layer);
+    }
+  spec.last_layer = output || last < 0 ? qb_llama_get_params (llama)->n_layer - 1 : (guint) last;
+  return qb_llama_stats_begin (llama, &spec, error);
+}
+
+/* The device's statistics into the groups; every input the pass wants
+ * must have seen each chunk's rows. */
+static gboolean
+device_collect (QbActivationStats *s, QbLlama *llama, GPtrArray *pass, gboolean sums, guint first,
+                GError **error)
+{
+  guint n_ctx = qb_calibration_get_n_ctx (s->calib), n_chunks = qb_calibration_get_n_chunks (s->calib);
+
+  for (guint i = 0; i < s->groups->len; i++)
+    {
+      Group *g = g_ptr_array_index (s->groups, i);
+      guint64 rows = 0, expect = (guint64) n_chunks * (g->is_output ? n_ctx - first : n_ctx);
+
+      if (!sums && g->gram == NULL)
+        continue;
+      if (!qb_llama_stats_read (llama, i, sums ? g->sum2 : NULL, g->gram, &rows, error))
+        return FALSE;
+      if (g->gram != NULL)
+        {
+          if (rows != expect)
+            {
+              g_set_error (error, QB_DEVICE_ERROR, QB_DEVICE_ERROR_FAILED,
+                           "the device pass saw %" G_GUINT64_FORMAT " rows of %s, expected %"
+                           G_GUINT64_FORMAT, rows, g->key, expect);
+              return FALSE;
+            }
+          g->gram_rows = rows;
+        }
+      if (sums)
+        {
+          g->rows = rows;
+          g->mat_rows[0] = rows;
+        }
+    }
+  return TRUE;
+}
+
+/* The chunks through the device pass, its statistics read back at the end. */
+static gboolean
+device_pass (QbActivationStats *s, QbLlama *llama, Collect *c, GPtrArray *pass, guint first,
+             gint32 *tokens, float *logits, Progress *pr, GCancellable *cancellable, GError **error)
+{
+  guint n_ctx = qb_calibration_get_n_ctx (s->calib);
+  gboolean ok = TRUE;
+
+  for (guint k = 0; ok && k < qb_calibration_get_n_chunks (s->calib); k++)
+    {
+      qb_calibration_get_chunk (s->calib, k, tokens);
+      pr->p.chunk = k;
+      ok = forward_chunk (llama, c, tokens, n_ctx, first, logits, pr, cancellable, error);
+      s->n_forward += ok;
+    }
+  ok = ok && device_collect (s, llama, pass, c->sums, first, error);
+  qb_llama_stats_end (llama);
+  return ok;
+}
+
 /* One pass over the calibration chunks with the groups in pass
  * accumulating XᵀX (and Σ x² when sums). */
 static gboolean
@@ -416,9 +532,10 @@ run_pass (QbActivationStats *s, QbLlama *llama, GPtrArray *pass, gboolean sums, 
   g_autofree gint32 *tokens = g_new (gint32, n_ctx);
   g_autofree float *logits = NULL;
   Collect c = { s, sums, 0, NULL, 0, 0, NULL, 0, 0, NULL, FALSE, llama };
+  g_autoptr(GError) local = NULL;
   gulong handler = 0;
   guint first;
-  gboolean ok = TRUE;
+  gboolean ok = TRUE, device;
 
   c.blas_threads = (int) MAX (qb_llama_get_threads (llama), 1);
   for (guint i = 0; i < pass->len; i++)
@@ -449,11 +566,28 @@ run_pass (QbActivationStats *s, QbLlama *llama, GPtrArray *pass, gboolean sums, 
    * a pass for some layers' XᵀX alone stops after the last of them. */
   first = output ? 0 : n_ctx - 1;
   logits = g_new (float, (gsize) (n_ctx - first) * n_vocab);
-  c.n_wanted = output ? 0 : pass->len;
   c.stop = g_cancellable_new ();
   if (cancellable != NULL)
     handler = g_cancellable_connect (cancellable, G_CALLBACK (cancel_stop), c.stop, NULL);
 
+  /* On the selected device the statistics stay there until the pass is
+   * done; a device that cannot, or fails midway, leaves the pass to the
+   * CPU from its first chunk. */
+  device = device_begin (s, llama, pass, sums, output, &local);
+  if (device && device_pass (s, llama, &c, pass, first, tokens, logits, pr, cancellable, &local))
+    goto done;
+  if (local->domain != QB_DEVICE_ERROR)   /* cancelled, bad input: not the device's doing */
+    {
+      g_propagate_error (error, g_steal_pointer (&local));
+      ok = FALSE;
+      goto done;
+    }
+  if (local->code != QB_DEVICE_ERROR_NOT_FOUND)
+    g_message ("%s; calibrating on the CPU", local->message);
+  if (device)
+    reset_pass (s, pass, sums);
+  ok = TRUE;
+  c.n_wanted = output ? 0 : pass->len;
   qb_llama_set_activation_func (llama, on_activation, &c);
   for (guint k = 0; ok && k < qb_calibration_get_n_chunks (s->calib); k++)
     {
@@ -474,6 +608,7 @@ run_pass (QbActivationStats *s, QbLlama *llama, GPtrArray *pass, gboolean sums, 
         }
     }
   qb_llama_set_activation_func (llama, NULL, NULL);
+done:
   if (handler != 0)
     g_cancellable_disconnect (cancellable, handler);
   g_object_unref (c.stop);

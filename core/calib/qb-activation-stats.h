@@ -36,6 +36,15 @@
  * working memory.  A pass that wants no output-matrix statistics stops
  * each chunk's forward pass after its last layer.
  *
+ * On the selected device (QB_DEVICE, --device; qb-device.h) the forward
+ * pass accumulates Σ x² and XᵀX there (qb_llama_stats_begin: double
+ * sums, CLBlast DSYRK on the inputs widened to double, as the CPU does
+ * with OpenBLAS) and they come back once per pass, not per chunk; the
+ * files and caches are the same.  A device that cannot (no fp64, not
+ * enough memory, a mixture of experts, a family the device pass lacks) or
+ * that fails midway prints why, and the pass runs on the CPU from its
+ * first chunk.
+ *
  * qb_activation_stats_compute blocks: call it from a worker thread (GTask).
  * Progress comes on that thread; cancelling stops within one layer.
  */

@@ -46,4 +46,11 @@ cl_mem            qb_device_alloc        (QbDevice     *device,
                                           gsize         size,
                                           GError      **error);
 
+/* Fault injection for tests: the n-th device step from now (a buffer
+ * allocation, or a qb_device_fault_due call in the engine's device code)
+ * fails as a device out of resources would; 0 disarms. */
+void              qb_device_inject_fault (guint         n);
+/* Counts a step; TRUE when the injected fault is due at it. */
+gboolean          qb_device_fault_due    (void);
+
 G_END_DECLS

@@ -372,11 +372,36 @@ qb_device_unlock (QbDevice *device)
   g_mutex_unlock (&device->lock);
 }
 
+static gint fault_countdown;   /* atomic; 0: no fault armed */
+
+void
+qb_device_inject_fault (guint n)
+{
+  g_atomic_int_set (&fault_countdown, (gint) n);
+}
+
+gboolean
+qb_device_fault_due (void)
+{
+  gint n = g_atomic_int_get (&fault_countdown);
+
+  while (n > 0 && !g_atomic_int_compare_and_exchange (&fault_countdown, n, n - 1))
+    n = g_atomic_int_get (&fault_countdown);
+  return n == 1;
+}
+
 cl_mem
 qb_device_alloc (QbDevice *device, cl_mem_flags flags, gsize size, GError **error)
 {
   cl_int status = CL_SUCCESS;
   cl_mem mem;
+
+  if (qb_device_fault_due ())
+    {
+      qb_device_check (CL_MEM_OBJECT_ALLOCATION_FAILURE, "allocating device memory (injected fault)",
+                       error);
+      return NULL;
+    }
 
   if (size > device->info->max_alloc || size > device->info->global_mem)
     {

@@ -39,13 +39,19 @@ typedef enum {
   QB_LLAMA_DEVICE_FAILED,     /* cancelled (error set) */
 } QbLlamaDeviceOutcome;
 
-/* One chunk on the default device, as qb_llama_forward; *state holds the
+/* One chunk on the default device, as qb_llama_forward (from layer
+ * first_layer with hidden_in the stream entering it instead of tokens, and
+ * the stream entering each layer, then the last one's output, into
+ * hidden_out when given: qb_llama_forward_from and _keep); *state holds the
  * uploaded weights between calls (created here, freed with the llama).
  * rope_table: n_tokens × n_rot cos/sin as the CPU pass computed them.  A
  * device that fails prints why and is not tried again for this llama. */
 QbLlamaDeviceOutcome qb_llama_device_forward (QbLlama              *llama,
                                               QbLlamaDevice       **state,
                                               const gint32         *tokens,
+                                              guint                 first_layer,
+                                              const float          *hidden_in,
+                                              float                *hidden_out,
                                               guint                 n_tokens,
                                               guint                 first_output,
                                               float                *logits,

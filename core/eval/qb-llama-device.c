@@ -15,11 +15,14 @@
  * a product per head with V.  The positions are scored on the device when
  * asked (qb-eval.c), else the logits come back.  Calibration hooks
  * (activation callbacks), a model of which not even one layer fits, and
- * any device error send the pass back to the CPU.
+ * any device error send the pass back to the CPU; with activation
+ * statistics on the device (qb-llama-accum.c) each product's input is
+ * added to them and such a pass fails instead.
  */
 #include "qb-llama-device-private.h"
 #include "qb-device-private.h"
 #include "qb-dequant-device-private.h"
+#include "qb-llama-accum-private.h"
 #include "qb-llama-device-cl.h"
 
 #include <clblast_c.h>
@@ -423,7 +426,8 @@ plan (QbLlama *llama, QbLlamaDevice *d, guint T, guint n_out, GError **error)
         {
           g_set_error (error, QB_DEVICE_ERROR, QB_DEVICE_ERROR_NO_MEMORY,
                        "%s: not even one layer fits: its weights (%" G_GUINT64_FORMAT
-                       " KiB) and the activations (%" G_GUINT64_FORMAT " KiB) need more than the %"
+                       " KiB), the activations and the dequantization scratch (%" G_GUINT64_FORMAT
+                       " KiB) need more than the %"
                        G_GUINT64_FORMAT " KiB available", qb_device_get_label (d->device),
                        largest >> 10, fixed >> 10, budget >> 10);
           return FALSE;
@@ -621,7 +625,9 @@ gemm_w (Run *r, const QbWeight *w, cl_mem x, guint T, cl_mem y, float beta)
 
   if (!ok (r))
     return;
-  if ((wm = place (r, w, &offset)) == NULL)
+  if ((wm = place (r, w, &offset)) == NULL
+      || (r->llama->accum != NULL
+          && !qb_llama_accum_see (r->llama->accum, r->queue, w->index, x, T, r->error)))
     {
       r->status = CL_OUT_OF_RESOURCES;
       return;
@@ -761,14 +767,24 @@ swiglu (Run *r, guint T)
   launch (r, d->swiglu, n);
 }
 
+/* Half of a layer: the attention (ffn FALSE) or the feed-forward. */
 static void
-layer (Run *r, QbLayer *l, guint T)
+layer_half (Run *r, QbLayer *l, guint T, gboolean ffn)
 {
   QbLlamaDevice *d = r->d;
   const QbLlamaParams *p = &r->llama->p;
   gsize qd = (gsize) p->n_head * p->head_dim, kvd = (gsize) p->n_head_kv * p->head_dim;
   float qkv_beta = p->qkv_bias ? 1.0f : 0.0f;
 
+  if (ffn)
+    {
+      rms_norm (r, d->x, 0, &l->ffn_norm, d->xn, T);
+      gemm_w (r, &l->gate, d->xn, T, d->gate, 0.0f);
+      gemm_w (r, &l->up, d->xn, T, d->up, 0.0f);
+      swiglu (r, T);
+      gemm_w (r, &l->down, d->gate, T, d->x, 1.0f);
+      return;
+    }
   rms_norm (r, d->x, 0, &l->attn_norm, d->xn, T);
   if (p->qkv_bias)
     {
@@ -783,22 +799,18 @@ layer (Run *r, QbLayer *l, guint T)
   rope (r, d->k, T, p->n_head_kv);
   attention (r, T);
   gemm_w (r, &l->wo, d->att, T, d->x, 1.0f);
-  rms_norm (r, d->x, 0, &l->ffn_norm, d->xn, T);
-  gemm_w (r, &l->gate, d->xn, T, d->gate, 0.0f);
-  gemm_w (r, &l->up, d->xn, T, d->up, 0.0f);
-  swiglu (r, T);
-  gemm_w (r, &l->down, d->gate, T, d->x, 1.0f);
 }
 
 /* The embedding rows of the tokens and the RoPE table, from the host. */
 static gboolean
-upload_inputs (Run *r, const gint32 *tokens, guint T, const float *rope_table, GError **error)
+upload_inputs (Run *r, const gint32 *tokens, const float *hidden, guint T, const float *rope_table,
+               GError **error)
 {
   QbLlama *llama = r->llama;
   gint64 E = llama->p.n_embd;
-  g_autofree float *x = g_new (float, (gsize) T * E);
+  g_autofree float *x = hidden != NULL ? NULL : g_new (float, (gsize) T * E);
 
-  for (guint t = 0; t < T; t++)
+  for (guint t = 0; hidden == NULL && t < T; t++)
     {
       float *dst = x + (gsize) t * E;
       const float *row = qb_weight_rows (llama, &llama->tok_embd, tokens[t], 1, dst, error);
@@ -807,11 +819,23 @@ upload_inputs (Run *r, const gint32 *tokens, guint T, const float *rope_table, G
       if (row != dst)
         memcpy (dst, row, sizeof (float) * E);
     }
-  r->status = clEnqueueWriteBuffer (r->queue, r->d->x, CL_TRUE, 0, sizeof (float) * T * E, x, 0, NULL, NULL);
+  r->status = clEnqueueWriteBuffer (r->queue, r->d->x, CL_TRUE, 0, sizeof (float) * T * E,
+                                    hidden != NULL ? hidden : x, 0, NULL, NULL);
   if (ok (r))
     r->status = clEnqueueWriteBuffer (r->queue, r->d->rope_cache, CL_TRUE, 0,
                                       sizeof (float) * T * llama->p.n_rot, rope_table, 0, NULL, NULL);
   return TRUE;
+}
+
+/* The stream entering unit i of the pass, into hidden (when kept). */
+static void
+keep_stream (Run *r, float *hidden, guint i, guint T)
+{
+  gsize stream = (gsize) T * r->llama->p.n_embd;
+
+  if (hidden != NULL && ok (r))
+    r->status = clEnqueueReadBuffer (r->queue, r->d->x, CL_TRUE, 0, sizeof (float) * stream,
+                                     hidden + i * stream, 0, NULL, NULL);
 }
 
 static void
@@ -921,7 +945,7 @@ device_lacks (QbLlama *llama)
 
 QbLlamaDeviceOutcome
 qb_llama_device_forward (QbLlama *llama, QbLlamaDevice **state, const gint32 *tokens,
-                         guint T, guint first_output, float *logits, const float *rope_table,
+                         guint first_layer, const float *hidden_in, float *hidden_out, guint T, guint first_output, float *logits, const float *rope_table,
                          QbLlamaProgressFunc progress, gpointer progress_data,
                          GCancellable *cancellable, GError **error)
 {
@@ -930,9 +954,18 @@ qb_llama_device_forward (QbLlama *llama, QbLlamaDevice **state, const gint32 *to
   const QbLlamaParams *p = &llama->p;
   guint n_out = T - first_output;
   Run r = { llama, NULL, NULL, CL_SUCCESS, CLBlastSuccess, &local };
+  QbLlamaAccum *accum = llama->accum;
+  guint n_layer = accum != NULL ? MIN (p->n_layer, qb_llama_accum_get_spec (accum)->last_layer + 1) : p->n_layer;
 
   if (*state != NULL)
     (*state)->ran = FALSE;
+  if (accum != NULL && (device != qb_llama_accum_get_device (accum) || device_lacks (llama) != NULL))
+    {
+      g_set_error (error, QB_DEVICE_ERROR, QB_DEVICE_ERROR_UNSUPPORTED, "%s",
+                   device != qb_llama_accum_get_device (accum) ? "the selected device changed"
+                   : device_lacks (llama));
+      return QB_LLAMA_DEVICE_FAILED;
+    }
   /* Mixtures of experts run on the CPU. */
   if (device == NULL || llama->act_func != NULL || p->n_expert > 0)
     return QB_LLAMA_DEVICE_DECLINED;
@@ -946,7 +979,7 @@ qb_llama_device_forward (QbLlama *llama, QbLlamaDevice **state, const gint32 *to
     }
   if (*state != NULL && ((*state)->device != device || (*state)->failed))
     {
-      if ((*state)->device == device)
+      if ((*state)->device == device && accum == NULL)
         return QB_LLAMA_DEVICE_DECLINED;   /* failed before: CPU for good */
       g_clear_pointer (state, qb_llama_device_free);
     }
@@ -957,22 +990,33 @@ qb_llama_device_forward (QbLlama *llama, QbLlamaDevice **state, const gint32 *to
     }
   r.d = *state;
   r.queue = qb_device_get_queue (device);
-  if (!plan (llama, r.d, T, n_out, &local) || !reserve (llama, r.d, T, n_out, &local) || !upload_inputs (&r, tokens, T, rope_table, &local))
+  if (!plan (llama, r.d, T, n_out, &local) || !reserve (llama, r.d, T, n_out, &local) || !upload_inputs (&r, tokens, hidden_in, T, rope_table, &local))
     goto declined;
-  for (guint i = 0; i < p->n_layer && ok (&r); i++)
+  if (accum != NULL)
+    qb_llama_accum_new_pass (accum);
+  /* Progress and cancel after each half of a layer: steps of
+   * 2 × (n_layer + 1), the output head the last two. */
+  for (guint step = 2 * first_layer; step < 2 * n_layer && ok (&r); step++)
     {
+      if (step % 2 == 0)
+        keep_stream (&r, hidden_out, step / 2 - first_layer, T);
       if (g_cancellable_set_error_if_cancelled (cancellable, error))
         {
           clFinish (r.queue);
           return QB_LLAMA_DEVICE_FAILED;
         }
-      stream_unit (&r, i);
-      layer (&r, &llama->layers[i], T);
+      if (step % 2 == 0)
+        stream_unit (&r, step / 2);
+      layer_half (&r, &llama->layers[step / 2], T, step % 2);
       if (ok (&r))
         r.status = clFinish (r.queue);
       if (progress != NULL && ok (&r))
-        progress (i + 1, p->n_layer + 1, progress_data);
+        progress (step + 1, 2 * (p->n_layer + 1), progress_data);
     }
+  keep_stream (&r, hidden_out, n_layer - first_layer, T);
+  /* Statistics that do not want the output matrix's input stop here. */
+  if (accum != NULL && !qb_llama_accum_get_spec (accum)->output)
+    goto done;
   rms_norm (&r, r.d->x, first_output, &llama->output_norm, r.d->xn, n_out);
   stream_unit (&r, p->n_layer);
   gemm_w (&r, &llama->output, r.d->xn, n_out, r.d->logits, 0.0f);
@@ -984,6 +1028,7 @@ qb_llama_device_forward (QbLlama *llama, QbLlamaDevice **state, const gint32 *to
                                       sizeof (float) * n_out * p->n_vocab, logits, 0, NULL, NULL);
       __atomic_add_fetch (&logit_rows, (gint64) n_out, __ATOMIC_RELAXED);
     }
+done:
   if (!ok (&r))
     {
       run_failed (&r, &local);
@@ -992,11 +1037,19 @@ qb_llama_device_forward (QbLlama *llama, QbLlamaDevice **state, const gint32 *to
     }
   __atomic_add_fetch (&passes, 1, __ATOMIC_RELAXED);
   r.d->ran = TRUE;
-  if (progress != NULL)
-    progress (p->n_layer + 1, p->n_layer + 1, progress_data);
+  /* A pass stopped early for statistics ends without its last unit, as on the CPU. */
+  if (progress != NULL && (accum == NULL || qb_llama_accum_get_spec (accum)->output))
+    progress (2 * (p->n_layer + 1), 2 * (p->n_layer + 1), progress_data);
   return QB_LLAMA_DEVICE_DONE;
 
 declined:
+  if (accum != NULL)
+    {
+      g_propagate_error (error, g_steal_pointer (&local));
+      if (error != NULL && *error == NULL)
+        g_set_error (error, QB_DEVICE_ERROR, QB_DEVICE_ERROR_FAILED, "the device pass failed");
+      return QB_LLAMA_DEVICE_FAILED;
+    }
   g_message ("%s; evaluating on the CPU", local ? local->message : "device evaluation failed");
   if (*state != NULL)
     (*state)->failed = TRUE;

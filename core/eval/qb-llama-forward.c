@@ -14,6 +14,7 @@
  */
 #include "qb-llama-private.h"
 #include "qb-llama-device-private.h"
+#include "qb-device.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -86,6 +87,16 @@ expert_view (const QbWeight *w, guint e)
   return v;
 }
 
+QbWeight
+qb_layer_expert (const QbLayer *l, QbExpertMat which, guint e, guint n_expert)
+{
+  const QbWeight *whole[] = { &l->gate_exps, &l->up_exps, &l->down_exps };
+
+  if (l->expert_mats != NULL)
+    return l->expert_mats[which * n_expert + e];
+  return expert_view (whole[which], e);
+}
+
 /* Floats of the largest block (or whole matrix) any product needs; an
  * expert tensor is multiplied one expert at a time. */
 static gsize
@@ -109,6 +120,12 @@ largest_block (QbLlama *llama, gboolean whole)
           v = m[j]->t->n_dims == 3 ? expert_view (m[j], 0) : *m[j];
           rows = whole ? v.n_rows : block_rows (llama, &v);
           most = MAX (most, (gsize) (rows * v.n_cols));
+        }
+      for (guint j = 0; l->expert_mats != NULL && j < QB_EXPERT_N_MATS * llama->p.n_expert; j++)
+        {
+          const QbWeight *v = &l->expert_mats[j];
+          gint64 rows = whole ? v->n_rows : block_rows (llama, v);
+          most = MAX (most, (gsize) (rows * v->n_cols));
         }
     }
   return most;
@@ -865,9 +882,9 @@ moe_experts (QbLlama *llama, QbLayer *l, GError **error)
 
       if (n == 0)
         continue;
-      g = expert_view (&l->gate_exps, e);
-      u = expert_view (&l->up_exps, e);
-      d = expert_view (&l->down_exps, e);
+      g = qb_layer_expert (l, QB_EXPERT_GATE, e, p->n_expert);
+      u = qb_layer_expert (l, QB_EXPERT_UP, e, p->n_expert);
+      d = qb_layer_expert (l, QB_EXPERT_DOWN, e, p->n_expert);
       for (gint32 r = 0; r < n; r++)
         memcpy (s->moe_x + r * E, s->xn + s->moe_tokens[a + r] * E, sizeof (float) * E);
       llama->act_expert = (int) e;
@@ -1120,12 +1137,11 @@ forward (QbLlama *llama, const gint32 *tokens, guint first_layer, const float *h
   scratch_reserve (llama, n_tokens);
   openblas_set_num_threads (1);
   rope_cache (llama, n_tokens);
-  /* A whole pass may run on the selected device; a pass that keeps or
-   * starts from the residual stream runs here. */
-  if (hidden_in == NULL && hidden_out == NULL)
-    switch (qb_llama_device_forward (llama, &llama->device, tokens, n_tokens, first_output,
-                                     logits, llama->s.rope, progress, progress_data, cancellable,
-                                     error))
+  /* A pass may run on the selected device, from the tokens or from the
+   * residual stream (the sensitivity study's passes). */
+  switch (qb_llama_device_forward (llama, &llama->device, tokens, first_layer, hidden_in,
+                                   hidden_out, n_tokens, first_output, logits, llama->s.rope,
+                                   progress, progress_data, cancellable, error))
       {
       case QB_LLAMA_DEVICE_DONE:
         openblas_set_num_threads (blas_threads);

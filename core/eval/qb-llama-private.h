@@ -47,8 +47,18 @@ typedef struct {
   QbWeight gate_inp, gate_exps, up_exps, down_exps;
   QbWeight gate_shexp, up_shexp, down_shexp;
   QbVector gate_inp_shexp;
+  /* A Hugging Face checkpoint's experts, one matrix each: QB_EXPERT_* ×
+   * n_expert weights read where they lie (gate_exps etc. then absent);
+   * NULL for GGUF's 3-D tensors. */
+  QbWeight *expert_mats;
   gboolean sliding;           /* attends to the last swa_window tokens only */
 } QbLayer;
+
+typedef enum { QB_EXPERT_GATE, QB_EXPERT_UP, QB_EXPERT_DOWN, QB_EXPERT_N_MATS } QbExpertMat;
+
+/* Expert e's gate, up or down matrix: its own tensor, or its rows of the
+ * 3-D tensor. */
+QbWeight qb_layer_expert (const QbLayer *l, QbExpertMat which, guint e, guint n_expert);
 
 /* Every matrix and vector of a layer, for walking them alike; absent ones
  * have t NULL. */
@@ -83,6 +93,7 @@ typedef struct {
 
 typedef struct _QbLlamaDevice QbLlamaDevice;   /* qb-llama-device-private.h */
 typedef struct _QbLlamaScoring QbLlamaScoring; /* qb-llama-device-private.h */
+typedef struct _QbLlamaAccum QbLlamaAccum;     /* qb-llama-accum-private.h */
 
 struct _QbLlama {
   QbModel          *model;
@@ -104,6 +115,7 @@ struct _QbLlama {
   QbScratch         s;
   QbLlamaDevice    *device;     /* weights on the default device, or NULL */
   QbLlamaScoring   *scoring;    /* set around a pass by qb-eval.c, else NULL */
+  QbLlamaAccum     *accum;      /* activation statistics on the device, or NULL */
   gboolean          device_told; /* said once why the device declined this model */
   gboolean          family_override;  /* qb_llama_new_as: unused tensors are ignored */
 };

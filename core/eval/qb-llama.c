@@ -3,6 +3,7 @@
  * and swapping weights for quantized ones.  The arithmetic is in
  * qb-llama-forward.c. */
 #include "qb-llama-private.h"
+#include "qb-llama-accum-private.h"
 #include "qb-llama-device-private.h"
 
 #include <json-glib/json-glib.h>
@@ -127,10 +128,17 @@ slot_for (QbLlama *llama, const QbTensor *t, gboolean *is_vector)
         default:             return NULL;
         }
     }
-  /* Per-expert matrices of a safetensors checkpoint are not assembled
-   * (the model is refused: the layer has no FFN). */
+  /* A Hugging Face checkpoint's expert matrices, each in its place
+   * (find_tensors has checked the expert index). */
   if (t->expert >= 0)
-    return NULL;
+    {
+      QbExpertMat which = t->role == QB_ROLE_FFN_GATE_EXPS ? QB_EXPERT_GATE
+                          : t->role == QB_ROLE_FFN_UP_EXPS ? QB_EXPERT_UP : QB_EXPERT_DOWN;
+
+      if (l->expert_mats == NULL)
+        l->expert_mats = g_new0 (QbWeight, QB_EXPERT_N_MATS * llama->p.n_expert);
+      return &l->expert_mats[which * llama->p.n_expert + (guint) t->expert];
+    }
   switch (t->role)
     {
     case QB_ROLE_ATTN_NORM:   *is_vector = TRUE; return &l->attn_norm;
@@ -245,6 +253,30 @@ check_experts (QbLlama *llama, const QbWeight *w, guint layer, const char *what,
   return TRUE;
 }
 
+/* A Hugging Face checkpoint's experts: every expert's gate, up and down,
+ * each a matrix, and no 3-D tensor beside them. */
+static gboolean
+check_expert_mats (QbLlama *llama, QbLayer *l, guint i, GError **error)
+{
+  static const char *const what[] = { "FFN gate", "FFN up", "FFN down" };
+  const QbLlamaParams *p = &llama->p;
+  gint64 E = p->n_embd, F = p->n_ff_exp;
+
+  if (l->gate_exps.t != NULL || l->up_exps.t != NULL || l->down_exps.t != NULL)
+    return invalid (error, llama, "layer %u has both 3-D expert tensors and one matrix per expert", i);
+  for (guint m = 0; m < QB_EXPERT_N_MATS; m++)
+    for (guint e = 0; e < p->n_expert; e++)
+      {
+        g_autofree char *name = g_strdup_printf ("layer %u expert %u %s", i, e, what[m]);
+        gboolean down = m == QB_EXPERT_DOWN;
+
+        if (!check_shape (llama, &l->expert_mats[m * p->n_expert + e], name, down ? F : E,
+                          down ? E : F, error))
+          return FALSE;
+      }
+  return TRUE;
+}
+
 /* The FFN of a mixture-of-experts layer: router, experts, and the shared
  * expert exactly when the metadata announces one. */
 static gboolean
@@ -261,10 +293,16 @@ check_moe_layer (QbLlama *llama, guint i, GError **error)
 
   if (l->gate.t != NULL || l->up.t != NULL || l->down.t != NULL)
     return invalid (error, llama, "layer %u has both a dense FFN and experts", i);
-  if (!check_shape (llama, &l->gate_inp, n_r, E, p->n_expert, error)
-      || !check_experts (llama, &l->gate_exps, i, "expert FFN gate", E, F, error)
-      || !check_experts (llama, &l->up_exps, i, "expert FFN up", E, F, error)
-      || !check_experts (llama, &l->down_exps, i, "expert FFN down", F, E, error))
+  if (!check_shape (llama, &l->gate_inp, n_r, E, p->n_expert, error))
+    return FALSE;
+  if (l->expert_mats != NULL)
+    {
+      if (!check_expert_mats (llama, l, i, error))
+        return FALSE;
+    }
+  else if (!check_experts (llama, &l->gate_exps, i, "expert FFN gate", E, F, error)
+           || !check_experts (llama, &l->up_exps, i, "expert FFN up", E, F, error)
+           || !check_experts (llama, &l->down_exps, i, "expert FFN down", F, E, error))
     return FALSE;
   if (S == 0)
     return l->gate_shexp.t == NULL ? TRUE
@@ -342,11 +380,13 @@ check_layer (QbLlama *llama, guint i, GError **error)
 static gboolean
 unsupported_tensor (QbLlama *llama, const QbTensor *t, GError **error)
 {
-  if (strstr (t->name, ".experts.") != NULL)
+  if (t->expert >= 0 && (t->layer < 0 || (guint) t->expert >= llama->p.n_expert
+                         || (t->role != QB_ROLE_FFN_GATE_EXPS && t->role != QB_ROLE_FFN_UP_EXPS
+                             && t->role != QB_ROLE_FFN_DOWN_EXPS)))
     {
-      g_set_error (error, QB_LLAMA_ERROR, QB_LLAMA_ERROR_UNSUPPORTED,
-                   "%s: '%s': checkpoints with one matrix per expert are not evaluated yet "
-                   "(GGUF's 3-D expert tensors are)", qb_model_get_path (llama->model), t->name);
+      g_set_error (error, QB_LLAMA_ERROR, QB_LLAMA_ERROR_INVALID,
+                   "%s: '%s' is expert %d; the model has %u experts", qb_model_get_path (llama->model),
+                   t->name, t->expert, llama->p.n_expert);
       return TRUE;
     }
   return FALSE;
@@ -896,6 +936,9 @@ qb_llama_free (QbLlama *llama)
 
       for (gsize j = 0; j < G_N_ELEMENTS (m); j++)
         weight_clear_override (m[j]);
+      for (guint j = 0; l->expert_mats != NULL && j < QB_EXPERT_N_MATS * llama->p.n_expert; j++)
+        weight_clear_override (&l->expert_mats[j]);
+      g_free (l->expert_mats);
       for (gsize j = 0; j < G_N_ELEMENTS (v); j++)
         vector_free (v[j]);
     }
@@ -908,6 +951,7 @@ qb_llama_free (QbLlama *llama)
   g_free (llama->rope_factors_long);
   qb_scratch_clear (&llama->s);
   g_clear_pointer (&llama->device, qb_llama_device_free);
+  g_clear_pointer (&llama->accum, qb_llama_accum_free);
   g_clear_pointer (&llama->workers, qb_workers_free);
   g_clear_object (&llama->model);
   g_free (llama);
@@ -1000,6 +1044,9 @@ weights_of (QbLlama *llama, guint index, QbWeight **out, QbVector **vec)
       for (gsize j = 0; j < G_N_ELEMENTS (m); j++)
         if (m[j]->t != NULL && m[j]->index == index)
           out[n++] = m[j];
+      for (guint j = 0; l->expert_mats != NULL && n == 0 && j < QB_EXPERT_N_MATS * llama->p.n_expert; j++)
+        if (l->expert_mats[j].t != NULL && l->expert_mats[j].index == index)
+          out[n++] = &l->expert_mats[j];
       for (gsize j = 0; j < G_N_ELEMENTS (v); j++)
         if (v[j]->w.t != NULL && v[j]->w.index == index)
           *vec = v[j];

@@ -181,6 +181,44 @@ void                 qb_llama_set_activation_func (QbLlama      *llama,
  * tokens x holds (only the tokens routed to it); -1 for other tensors. */
 int                  qb_llama_get_activation_expert (QbLlama    *llama);
 
+/* Activation statistics gathered by the pass on the selected device,
+ * where they stay until read: calibration without a hook, whose inputs
+ * would otherwise come back to the host for every product of every chunk
+ * (qb-llama-accum.c).  Per distinct input of the linear layers: Σ x² per
+ * column (when sums) and the rows, in double, and XᵀX (double, upper
+ * triangle, through CLBlast's DSYRK) for the inputs gram asks for.
+ * input_of gives for each tensor of the model the input it reads
+ * (0..n_inputs-1) or -1; tensors sharing an input (Q, K, V) count it once
+ * per pass, as the activation hook's users do.  While statistics are set,
+ * a pass runs on the device or fails (QB_DEVICE_ERROR: the caller goes
+ * back to the hook on the CPU), never silently on the CPU; it stops after
+ * layer last_layer, and runs the output matrix only when output is set. */
+typedef struct {
+  guint           n_inputs;
+  const gint     *input_of;    /* n_tensors entries */
+  const gint64   *n_cols;      /* n_inputs */
+  const gboolean *gram;        /* n_inputs */
+  gboolean        sums;
+  guint           last_layer;
+  gboolean        output;
+} QbLlamaStatsSpec;
+
+/* FALSE (error set) when no device is selected (QB_DEVICE_ERROR_NOT_FOUND)
+ * or it cannot hold them (no fp64, not enough memory, a build failure). */
+gboolean             qb_llama_stats_begin       (QbLlama        *llama,
+                                                 const QbLlamaStatsSpec *spec,
+                                                 GError        **error);
+/* Reads input's statistics back: sum2 (n_cols, may be NULL), gram (n_cols²,
+ * may be NULL: the upper triangle is written), rows. */
+gboolean             qb_llama_stats_read        (QbLlama        *llama,
+                                                 guint           input,
+                                                 double         *sum2,
+                                                 double         *gram,
+                                                 guint64        *rows,
+                                                 GError        **error);
+/* Frees the device's statistics; passes run as usual again. */
+void                 qb_llama_stats_end         (QbLlama        *llama);
+
 /* Called with units of the pass done of total, on the calling thread:
  * after each layer (the output matrix counts as one) and, at long contexts
  * — where attention, quadratic, is most of the pass and runs in several

@@ -16,7 +16,7 @@
 static const QbFamily families[] = {
   /* With llama.expert_count, a Mixtral-style mixture: softmax router,
    * top-k renormalised (llama.cpp's build_llama). */
-  { .arch = "llama", .hf_types = { "llama" }, .gguf_rope = QB_ROPE_NORM,
+  { .arch = "llama", .hf_types = { "llama", "mixtral" }, .gguf_rope = QB_ROPE_NORM,
     .ffn = QB_FFN_SWIGLU, .snapshot_supported = TRUE, .moe_norm_topk = TRUE },
   { .arch = "mistral", .hf_types = { "mistral" }, .gguf_rope = QB_ROPE_NORM,
     .ffn = QB_FFN_SWIGLU, .snapshot_supported = TRUE },

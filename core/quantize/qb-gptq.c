@@ -2,6 +2,7 @@
 /* qb-gptq.c — GPTQ over any format with a grid (see qb-gptq.h). */
 #include "qb-gptq.h"
 #include "qb-format-grid.h"
+#include "qb-gptq-device-private.h"
 #include "qb-linalg-private.h"
 
 #include <cblas.h>
@@ -35,6 +36,7 @@ typedef struct {
   gint64       block;         /* lazy batch width */
   gboolean     fix_up_front;  /* every unit fixed from the original weights */
   int          blas_threads;  /* restored by release */
+  QbGptqDevice *device;       /* the updates on the selected device, or NULL */
 } Gptq;
 
 /* ---- options ------------------------------------------------------------ */
@@ -101,6 +103,7 @@ gptq_free (Gptq *g)
 {
   if (g == NULL)
     return;
+  qb_gptq_device_free (g->device);
   g_free (g->u);
   g_free (g->order);
   g_free (g->importance);
@@ -245,6 +248,10 @@ gptq_prepare (const QbMethodContext *ctx, GError **error)
   g->block = g->opt.block;
   if (!g->fix_up_front)
     g->block = MAX (1, (g->block + g->grid.unit - 1) / g->grid.unit) * g->grid.unit;
+  /* The updates (and the guard's products) on the selected device, when
+   * there are batches after the first. */
+  if (g->block < g->n)
+    g->device = qb_gptq_device_new (ctx->tensor_name, g->u, g->opt.guard ? ctx->gram : NULL, g->n);
 
   /* quantize_rows runs on the engine's workers: one BLAS thread each. */
   g->blas_threads = openblas_get_num_threads ();
@@ -321,14 +328,25 @@ round_column (Rows *rw, gint64 p, gint64 i1, gint64 i2)
 }
 
 static void
-gptq_rows (Rows *rw, const float *w)
+to_work_order (const Gptq *g, const float *w, gint64 R, float *dst)
+{
+  gint64 n = g->n;
+
+  for (gint64 r = 0; r < R; r++)
+    for (gint64 c = 0; c < n; c++)
+      dst[r * n + c] = w[r * n + (g->order ? g->order[c] : c)];
+}
+
+/* The rows through every batch; with dr, W lives on the device, the
+ * batch's columns come back before they are rounded and the updates run
+ * there.  FALSE (error set) when the device failed. */
+static gboolean
+gptq_rows (Rows *rw, const float *w, QbGptqDeviceRows *dr, GError **error)
 {
   Gptq *g = rw->g;
   gint64 n = g->n, R = rw->n_rows, unit = g->grid.unit;
 
-  for (gint64 r = 0; r < R; r++)
-    for (gint64 c = 0; c < n; c++)
-      rw->w[r * n + c] = w[r * n + (g->order ? g->order[c] : c)];
+  to_work_order (g, w, R, rw->w);
   if (g->fix_up_front)
     for (gint64 r = 0; r < R; r++)
       for (gint64 u = 0; u < n / unit; u++)
@@ -338,10 +356,14 @@ gptq_rows (Rows *rw, const float *w)
     {
       gint64 i2 = MIN (i1 + g->block, n);
 
+      if (dr != NULL && i1 > 0 && !qb_gptq_device_rows_fetch (dr, rw->w, i1, i2, error))
+        return FALSE;
       for (gint64 p = i1; p < i2; p++)
         round_column (rw, p, i1, i2);
       /* The batch's errors reach every later column at once. */
-      if (i2 < n)
+      if (i2 < n && dr != NULL && !qb_gptq_device_rows_update (dr, rw->err, i1, i2, error))
+        return FALSE;
+      if (i2 < n && dr == NULL)
         cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, (int) R, (int) (n - i2),
                      (int) (i2 - i1), -1.0f, rw->err, (int) g->block, g->u + i1 * n + i2, (int) n,
                      1.0f, rw->w + i2, (int) n);
@@ -351,14 +373,51 @@ gptq_rows (Rows *rw, const float *w)
     for (gint64 u = 0; u < n / unit; u++)
       qb_format_grid_pack (&g->grid, rw->codes + r * n + u * unit,
                            rw->out + r * rw->ctx->row_bytes + u * g->grid.unit_bytes);
+  return TRUE;
+}
+
+/* On the device when there is one; a device that fails leaves this chunk
+ * (done again from the start) and the tensor's others to the CPU. */
+static void
+gptq_rows_anywhere (Rows *rw, const float *w)
+{
+  Gptq *g = rw->g;
+  g_autoptr(GError) error = NULL;
+
+  if (qb_gptq_device_usable (g->device))
+    {
+      g_autoptr(QbGptqDeviceRows) dr = NULL;
+
+      /* W goes up in work order (gptq_rows starts its host copy alike). */
+      to_work_order (g, w, rw->n_rows, rw->w);
+      dr = qb_gptq_device_rows_new (g->device, rw->w, rw->n_rows, g->block, &error);
+      if (dr != NULL && gptq_rows (rw, w, dr, &error))
+        return;
+      qb_gptq_device_failed (g->device, error);
+    }
+  gptq_rows (rw, w, NULL, NULL);
 }
 
 /* ---- the guard --------------------------------------------------------------- */
 
+static gboolean
+quadratic_forms_device (Gptq *g, const double *e, gint64 m, double *out)
+{
+  g_autoptr(GError) error = NULL;
+
+  if (!qb_gptq_device_usable (g->device))
+    return FALSE;
+  if (qb_gptq_device_quadratic_forms (g->device, e, m, out, &error))
+    return TRUE;
+  if (error != NULL)
+    qb_gptq_device_failed (g->device, error);
+  return FALSE;
+}
+
 /* Replaces the rows where rounding ("rtn", same importance) leaves a
  * smaller output error than GPTQ did. */
 static void
-guard_rows (const QbMethodContext *ctx, const float *w, gint64 R, guint8 *out)
+guard_rows (const QbMethodContext *ctx, Gptq *g, const float *w, gint64 R, guint8 *out)
 {
   gint64 n = ctx->n_cols;
   guint64 rb = ctx->row_bytes;
@@ -381,7 +440,8 @@ guard_rows (const QbMethodContext *ctx, const float *w, gint64 R, guint8 *out)
       for (gint64 j = 0; j < n; j++)
         e[(R + r) * n + j] = (double) wr[j] - y[j];
     }
-  qb_quadratic_forms (ctx->gram, e, 2 * R, n, obj);
+  if (!quadratic_forms_device (g, e, 2 * R, obj))
+    qb_quadratic_forms (ctx->gram, e, 2 * R, n, obj);
   for (gint64 r = 0; r < R; r++)
     if (obj[R + r] < obj[r])
       memcpy (out + r * rb, rtn + r * rb, rb);
@@ -407,9 +467,9 @@ gptq_quantize_rows (const QbMethodContext *ctx, gpointer state, const float *w,
   rw.err = g_new (float, (gsize) n_rows * g->block);
   rw.levels = g_new (float, (gsize) n_rows * n * g->lf);
   rw.codes = g_new (guint8, (gsize) n_rows * n);
-  gptq_rows (&rw, w);
+  gptq_rows_anywhere (&rw, w);
   if (g->opt.guard)
-    guard_rows (ctx, w, n_rows, out);
+    guard_rows (ctx, g, w, n_rows, out);
   g_free (rw.w);
   g_free (rw.err);
   g_free (rw.levels);

@@ -34,6 +34,10 @@
  *    same importance) is replaced by the rounding, so GPTQ never does
  *    worse than rounding on the objective it minimizes.  It costs two
  *    quadratic forms per row (about as much as GPTQ itself).
+ * On the selected device (qb-gptq-device-private.h) the lazy batch updates
+ * and the guard's products run through CLBlast, the rounding of each
+ * column on the host: the same formats and layout, errors within float
+ * rounding of the CPU's; a device that fails leaves the tensor to the CPU.
  * Formats without a grid (F32, F16, BF16, FP8) are rounded value by value,
  * which is what any method does for them.
  *

@@ -14,8 +14,16 @@
  *     use_more_bits: the first and last eighth plus every third layer).
  *   attn_v of a 70B-class model (80 layers, grouped-query attention):
  *     Q3_K/Q4_K raised to Q5_K.
+ *   Mixtures of experts: llama.cpp matches "ffn_down" anywhere in a name,
+ *     so the routed experts (ffn_down_exps, or each expert's matrix of a
+ *     Hugging Face checkpoint) and the shared expert (ffn_down_shexp) take
+ *     the ffn_down rules, by the layer in their name when the model has
+ *     more than one expert.  With exactly 8 experts (Mixtral): attn_v and
+ *     attn_k Q8_0, and attn_output Q5_K for Q2_K, Q3_K_S, Q3_K_M, Q4_K_S,
+ *     Q4_K_M, IQ4_NL and IQ4_XS (the base otherwise: the dense attn_output
+ *     rules do not apply).
  * Tensors llama.cpp never quantizes (1-D, norms, MoE routers, positional
- * embeddings) are kept.  Not reproduced: the MoE (n_expert == 8) bumps, the
+ * embeddings) are kept.  Not reproduced: the
  * IQ1/IQ2/IQ3 file types (their formats are not in the registry), and the
  * choices that depend on an importance matrix being present (Q4_0/Q5_0
  * ffn_down, IQ4 ffn_down): presets follow llama.cpp without one.  Rows that
@@ -61,25 +69,26 @@ typedef struct {
   QbPosRule   ffn_down;
   const char *attn_output;
   const char *attn_qkv;
+  gboolean    moe8_attn_output;  /* attn_output Q5_K in an 8-expert model */
 } QbPreset;
 
 #define NO_RULE { POS_NONE, 0, NULL, NULL }
 
 static const QbPreset presets[] = {
   { "Q2_K", 10, "Q2_K", "llama.cpp Q2_K: Q2_K, attn_v Q3_K (Q4_K with GQA >= 4), ffn_down and attn_output Q3_K, output Q6_K",
-    { POS_ALL, 0, "Q3_K", NULL }, "Q4_K", { POS_ALL, 0, "Q3_K", NULL }, "Q3_K", NULL },
+    { POS_ALL, 0, "Q3_K", NULL }, "Q4_K", { POS_ALL, 0, "Q3_K", NULL }, "Q3_K", NULL, TRUE },
   { "Q3_K_S", 11, "Q3_K", "llama.cpp Q3_K_S: Q3_K everywhere, output Q6_K",
-    NO_RULE, NULL, NO_RULE, NULL, NULL },
+    NO_RULE, NULL, NO_RULE, NULL, NULL, TRUE },
   { "Q3_K_M", 12, "Q3_K", "llama.cpp Q3_K_M: Q3_K; attn_v Q5_K in the first 2 layers else Q4_K; "
                           "ffn_down Q5_K in the first 1/16 else Q4_K; attn_output Q4_K; output Q6_K",
-    { POS_FIRST, 2, "Q5_K", "Q4_K" }, NULL, { POS_FIRST_FRAC, 16, "Q5_K", "Q4_K" }, "Q4_K", "Q4_K" },
+    { POS_FIRST, 2, "Q5_K", "Q4_K" }, NULL, { POS_FIRST_FRAC, 16, "Q5_K", "Q4_K" }, "Q4_K", "Q4_K", TRUE },
   { "Q3_K_L", 13, "Q3_K", "llama.cpp Q3_K_L: Q3_K; attn_v, ffn_down and attn_output Q5_K; output Q6_K",
     { POS_ALL, 0, "Q5_K", NULL }, NULL, { POS_ALL, 0, "Q5_K", NULL }, "Q5_K", "Q4_K" },
   { "Q4_K_S", 14, "Q4_K", "llama.cpp Q4_K_S: Q4_K; attn_v Q5_K in the first 4 layers, ffn_down Q5_K in the first 1/8; output Q6_K",
-    { POS_FIRST, 4, "Q5_K", NULL }, NULL, { POS_FIRST_FRAC, 8, "Q5_K", NULL }, NULL, NULL },
+    { POS_FIRST, 4, "Q5_K", NULL }, NULL, { POS_FIRST_FRAC, 8, "Q5_K", NULL }, NULL, NULL, TRUE },
   { "Q4_K_M", 15, "Q4_K", "llama.cpp Q4_K_M: Q4_K; attn_v and ffn_down Q6_K in the first and last eighth "
                           "and every third layer; output Q6_K",
-    { POS_MORE_BITS, 0, "Q6_K", NULL }, NULL, { POS_MORE_BITS, 0, "Q6_K", NULL }, NULL, "Q5_K" },
+    { POS_MORE_BITS, 0, "Q6_K", NULL }, NULL, { POS_MORE_BITS, 0, "Q6_K", NULL }, NULL, "Q5_K", TRUE },
   { "Q5_K_S", 16, "Q5_K", "llama.cpp Q5_K_S: Q5_K everywhere, output Q6_K",
     NO_RULE, NULL, NO_RULE, NULL, NULL },
   { "Q5_K_M", 17, "Q5_K", "llama.cpp Q5_K_M: Q5_K; attn_v and ffn_down Q6_K in the first and last eighth "
@@ -99,10 +108,10 @@ static const QbPreset presets[] = {
     NO_RULE, NULL, NO_RULE, NULL, NULL },
   { "IQ4_NL", 25, "IQ4_NL", "llama.cpp IQ4_NL: IQ4_NL; attn_v Q5_K with GQA >= 4, "
                             "ffn_down Q5_K in the first 1/8 (no imatrix); output Q6_K",
-    NO_RULE, "Q5_K", { POS_FIRST_FRAC, 8, "Q5_K", NULL }, NULL, NULL },
+    NO_RULE, "Q5_K", { POS_FIRST_FRAC, 8, "Q5_K", NULL }, NULL, NULL, TRUE },
   { "IQ4_XS", 30, "IQ4_XS", "llama.cpp IQ4_XS: IQ4_XS; attn_v Q5_K with GQA >= 4, "
                             "ffn_down Q5_K in the first 1/8 (no imatrix); output Q6_K",
-    NO_RULE, "Q5_K", { POS_FIRST_FRAC, 8, "Q5_K", NULL }, NULL, NULL },
+    NO_RULE, "Q5_K", { POS_FIRST_FRAC, 8, "Q5_K", NULL }, NULL, NULL, TRUE },
   { "F16", 1, "F16", "llama.cpp F16: F16 everywhere but 1-D tensors",
     NO_RULE, NULL, NO_RULE, NULL, NULL },
   { "BF16", 32, "BF16", "llama.cpp BF16: BF16 everywhere but 1-D tensors",
@@ -186,6 +195,7 @@ struct _QbPresetContext {
   gboolean        falcon;
   gboolean        large_gqa;     /* 70B-class: 80 layers with GQA */
   guint           n_gqa;
+  guint           n_expert;
   int             n_attn_v;      /* llama.cpp's n_attention_wv */
   int             n_layer;
   int            *attn_v_rank;   /* per tensor: i_attention_wv, or -1 */
@@ -208,10 +218,13 @@ is_attn_v (const QbTensor *t)
   return t->role == QB_ROLE_ATTN_V && !t->is_bias;
 }
 
+/* llama.cpp's name.find ("ffn_down"): the dense FFN, the routed experts
+ * and the shared expert alike. */
 static gboolean
 is_ffn_down (const QbTensor *t)
 {
-  return t->role == QB_ROLE_FFN_DOWN && !t->is_bias;
+  return (t->role == QB_ROLE_FFN_DOWN || t->role == QB_ROLE_FFN_DOWN_EXPS
+          || t->role == QB_ROLE_FFN_DOWN_SHEXP) && !t->is_bias;
 }
 
 /* llama.cpp visits tensors ordered by layer, then by name. */
@@ -270,6 +283,7 @@ qb_preset_context_new (const char *preset, QbModel *model)
   n_head_kv = arch->n_head_kv ? arch->n_head_kv : arch->n_head;
   pc->n_gqa = n_head_kv ? arch->n_head / n_head_kv : 0;
   pc->large_gqa = arch->n_layer == 80 && arch->n_head != n_head_kv;
+  pc->n_expert = arch->n_expert;
 
   rank_tensors (pc, is_attn_v, pc->attn_v_rank, &pc->n_attn_v);
   /* n_attention_wv also counts fused QKV tensors. */
@@ -381,10 +395,16 @@ qb_preset_choose (QbPresetContext *pc, guint index)
         type = p->attn_v_gqa4;
       if (pc->large_gqa && (strcmp (type, "Q3_K") == 0 || strcmp (type, "Q4_K") == 0))
         type = "Q5_K";
+      if (pc->n_expert == 8)
+        type = "Q8_0";
     }
+  else if (t->role == QB_ROLE_ATTN_K && !t->is_bias && pc->n_expert == 8)
+    type = "Q8_0";
   else if (is_ffn_down (t))
     {
-      int i = pc->ffn_down_rank[index];
+      /* With several experts llama.cpp reads the layer from the name (a
+       * layer has more than one ffn_down then). */
+      int i = pc->n_expert > 1 && t->layer >= 0 ? t->layer : pc->ffn_down_rank[index];
       if (pc->falcon && strcmp (p->name, "Q4_K_M") == 0)
         type = i < pc->n_layer / 16 ? "Q6_K" : use_more_bits (i, pc->n_layer) ? "Q5_K" : "Q4_K";
       else if (pc->falcon && strcmp (p->name, "Q3_K_M") == 0)
@@ -396,6 +416,8 @@ qb_preset_choose (QbPresetContext *pc, guint index)
       else
         type = apply_pos_rule (&p->ffn_down, i, pc->n_layer, type);
     }
+  else if (t->role == QB_ROLE_ATTN_OUTPUT && !t->is_bias && !pc->falcon && pc->n_expert == 8)
+    type = p->moe8_attn_output ? "Q5_K" : type;
   else if (t->role == QB_ROLE_ATTN_OUTPUT && !t->is_bias && p->attn_output)
     {
       if (!pc->falcon)

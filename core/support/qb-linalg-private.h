@@ -33,5 +33,12 @@ void     qb_quadratic_forms         (const double *gram,
                                      gint64        m,
                                      gint64        n,
                                      double       *out);
+/* out[i] = Σ_j a[i][j]·b[i][j] for m rows of n (the last step of the
+ * quadratic forms once G·eᵢ is known). */
+void     qb_row_dots                (const double *a,
+                                     const double *b,
+                                     gint64        m,
+                                     gint64        n,
+                                     double       *out);
 
 G_END_DECLS

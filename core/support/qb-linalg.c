@@ -143,11 +143,17 @@ qb_quadratic_forms (const double *gram, const double *e, gint64 m, gint64 n, dou
 
   cblas_dgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, (int) m, (int) n, (int) n, 1.0, e,
                (int) n, gram, (int) n, 0.0, ge, (int) n);
+  qb_row_dots (ge, e, m, n, out);
+}
+
+void
+qb_row_dots (const double *a, const double *b, gint64 m, gint64 n, double *out)
+{
   for (gint64 i = 0; i < m; i++)
     {
       double s = 0;
       for (gint64 j = 0; j < n; j++)
-        s += ge[i * n + j] * e[i * n + j];
+        s += a[i * n + j] * b[i * n + j];
       out[i] = s;
     }
 }

@@ -3,6 +3,7 @@
  *
  *   meson test -C build --benchmark --suite bench -v device
  *   ./build/tests/bench/bench-device [--device opencl:N|gpu] [--params 370M] [--threads N]
+ *                                    [--eval-only]
  *
  * For stories260K and a generated demo model (default 25M parameters, F16;
  * --params 370M for the issue's figure, which takes long on PoCL): the
@@ -12,7 +13,15 @@
  * without metrics and histograms, every tensor through qb_tensor_quantize,
  * on the CPU threads and on the device; then the evaluation rate in
  * tokens/s of a perplexity run (stories260K, 10 chunks of 128; demo model,
- * 2 chunks of 256) on both.  The device's kernels are built once before
+ * 2 chunks of 256) on both, with the weights as stored and quantized by
+ * a Q4_K_M plan (on stories260K, whose rows no K-quant fits, its
+ * fallbacks), whose blocks the device dequantizes; with the device memory
+ * the weights take there; then calibration (the importance matrix and
+ * XᵀX of every linear layer's input, 8 chunks of 128 tokens on
+ * stories260K, 4 of 256 on the demo model) and GPTQ (Q4_0, every tensor
+ * whose rows fit, with that XᵀX), seconds on both.  --only quantize|eval|
+ * calib runs one part (--eval-only: eval).  The device's kernels are
+ * built once before
  * any timing (their compile time is printed).  The device counters say
  * how much of each run really ran there.
  *
@@ -22,11 +31,15 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "qb-activation-stats.h"
 #include "qb-bench-util.h"
 #include "qb-demo-model.h"
 #include "qb-device.h"
 #include "qb-eval.h"
 #include "qb-format.h"
+#include "qb-gptq-device-private.h"
+#include "qb-job.h"
+#include "qb-plan.h"
 #include "qb-llama.h"
 #include "qb-llama-device-private.h"
 #include "qb-quantize-device-private.h"
@@ -109,9 +122,32 @@ bench_quantize (const char *label, const char *path, const char *device, QbWorke
   qb_device_set_default ("cpu", NULL);
 }
 
+/* llama's weights quantized by a plan with this preset, as an
+ * experiment's evaluation runs them (the quantization itself on the CPU,
+ * untimed). */
+static void
+quantize_weights (QbLlama *llama, QbModel *model, const char *preset, guint threads)
+{
+  g_autoptr(QbPlan) plan = qb_plan_new ();
+  g_autoptr(QbJob) job = NULL;
+  g_autoptr(GError) error = NULL;
+
+  qb_plan_set_preset (plan, preset);
+  job = qb_job_new (model, plan);
+  qb_job_set_keep_data (job, TRUE);
+  qb_job_set_metrics (job, FALSE);
+  qb_job_set_threads (job, threads);
+  qb_device_set_default ("cpu", NULL);
+  if (!qb_job_run (job, NULL, &error) || !qb_llama_use_job (llama, job, NULL, &error))
+    g_error ("%s", error->message);
+}
+
+/* Tokens/s of a perplexity run of the model (its weights quantized with
+ * preset when not NULL) on device; its perplexity in *ppl, and the device memory its
+ * weights take there in *weight_bytes. */
 static double
 eval_rate (const char *path, const char *text, guint ctx, guint chunks, const char *device,
-           guint threads, double *ppl)
+           guint threads, const char *preset, double *ppl, guint64 *weight_bytes)
 {
   g_autoptr(GError) error = NULL;
   g_autoptr(QbModel) model = qb_model_open (path, &error);
@@ -124,6 +160,13 @@ eval_rate (const char *path, const char *text, guint ctx, guint chunks, const ch
       (tok = qb_tokenizer_new_from_gguf (qb_model_get_gguf (model), &error)) == NULL)
     g_error ("%s", error->message);
   qb_llama_set_threads (llama, threads);
+  if (preset != NULL)
+    quantize_weights (llama, model, preset, threads);
+  if (weight_bytes != NULL)
+    {
+      guint64 fixed, largest;
+      qb_llama_device_needs (llama, ctx, ctx / 2, &fixed, &largest, weight_bytes);
+    }
   qb_device_set_default (device, NULL);
   qb_eval_options_init (&o);
   o.n_ctx = ctx;
@@ -140,28 +183,124 @@ eval_rate (const char *path, const char *text, guint ctx, guint chunks, const ch
 
 static void
 bench_eval (const char *label, const char *path, const char *text, guint ctx, guint chunks,
-            const char *device, guint threads)
+            const char *device, guint threads, const char *preset)
 {
   double ppl_cpu, ppl_dev, cpu, dev;
-  guint64 passes;
+  guint64 passes, dequantized, weights = 0;
 
-  cpu = eval_rate (path, text, ctx, chunks, "cpu", threads, &ppl_cpu);
+  cpu = eval_rate (path, text, ctx, chunks, "cpu", threads, preset, &ppl_cpu, NULL);
   passes = qb_llama_device_passes ();
-  dev = eval_rate (path, text, ctx, chunks, device, threads, &ppl_dev);
-  printf ("%-18s eval     ctx %-4u %2u chunks %8.0f tok/s %8.0f tok/s %7.2f x   (PPL %.6f / %.6f, %" G_GUINT64_FORMAT " passes on the device)\n",
-          label, ctx, chunks, cpu, dev, dev / cpu, ppl_cpu, ppl_dev, qb_llama_device_passes () - passes);
+  dequantized = qb_llama_device_dequantized ();
+  dev = eval_rate (path, text, ctx, chunks, device, threads, preset, &ppl_dev, &weights);
+  printf ("%-18s eval %-6s ctx %-4u %2u chunks %8.0f tok/s %8.0f tok/s %7.2f x   (PPL %.6f / %.6f, %"
+          G_GUINT64_FORMAT " passes on the device, %" G_GUINT64_FORMAT
+          " products dequantized there, weights %.1f MiB there)\n",
+          label, preset ? preset : "as is", ctx, chunks, cpu, dev, dev / cpu, ppl_cpu, ppl_dev,
+          qb_llama_device_passes () - passes, qb_llama_device_dequantized () - dequantized,
+          weights / 1048576.0);
   fflush (stdout);
+}
+
+/* ---- calibration and GPTQ ------------------------------------------------------ */
+
+/* Every input's importance and XᵀX on device; seconds, and the stats. */
+static double
+calib_time (QbLlama *llama, QbCalibration *calib, const char *device, QbActivationStats **stats)
+{
+  g_autoptr(GError) error = NULL;
+  QbStatsOptions so;
+  double t0;
+
+  qb_device_set_default (device, NULL);
+  qb_stats_options_init (&so);
+  so.gram_all = TRUE;
+  so.no_cache = TRUE;
+  t0 = qb_bench_now ();
+  *stats = qb_activation_stats_compute (llama, calib, &so, NULL, NULL, NULL, &error);
+  if (*stats == NULL)
+    g_error ("%s", error->message);
+  return qb_bench_now () - t0;
+}
+
+/* GPTQ to Q4_0 of every tensor whose rows fit; seconds. */
+static double
+gptq_time (QbModel *model, QbActivationStats *stats, const char *device, guint threads)
+{
+  g_autoptr(QbPlan) plan = qb_plan_new ();
+  g_autoptr(QbJob) job = NULL;
+  g_autoptr(GError) error = NULL;
+  double t0;
+
+  qb_device_set_default (device, NULL);
+  qb_plan_set_default_format (plan, "Q4_0");
+  qb_plan_set_default_method (plan, "gptq");
+  job = qb_job_new (model, plan);
+  qb_job_set_threads (job, threads);
+  qb_activation_stats_attach (stats, job, FALSE);
+  t0 = qb_bench_now ();
+  if (!qb_job_run (job, NULL, &error))
+    g_error ("%s", error->message);
+  return qb_bench_now () - t0;
+}
+
+/* label NULL: a silent run that builds the kernels. */
+static void
+bench_calib (const char *label, const char *path, const char *text, guint ctx, guint chunks,
+             const char *device, guint threads)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(QbModel) model = qb_model_open (path, &error);
+  g_autoptr(QbTokenizer) tok = NULL;
+  g_autoptr(QbCalibration) calib = NULL;
+  QbActivationStats *sc = NULL, *sd = NULL;
+  const char *paths[] = { text, NULL };
+  QbCalibrationOptions co;
+  QbLlama *llama;
+  double cpu, dev;
+  guint64 passes, updates;
+
+  if (model == NULL || (llama = qb_llama_new (model, &error)) == NULL
+      || (tok = qb_tokenizer_new_for_model (model, &error)) == NULL)
+    g_error ("%s", error->message);
+  qb_llama_set_threads (llama, threads);
+  qb_calibration_options_init (&co);
+  co.n_ctx = ctx;
+  co.n_chunks = chunks;
+  co.no_cache = TRUE;
+  if ((calib = qb_calibration_new (model, tok, paths, &co, NULL, &error)) == NULL)
+    g_error ("%s", error->message);
+  cpu = calib_time (llama, calib, "cpu", &sc);
+  passes = qb_llama_device_passes ();
+  dev = calib_time (llama, calib, device, &sd);
+  if (label != NULL)
+    printf ("%-18s calib    ctx %-4u %2u chunks %8.2f s      %8.2f s      %7.2f x   (imatrix + XᵀX of every input, %" G_GUINT64_FORMAT " passes on the device)\n",
+          label, ctx, chunks, cpu, dev, cpu / dev, qb_llama_device_passes () - passes);
+  fflush (stdout);
+  cpu = gptq_time (model, sc, "cpu", threads);
+  updates = qb_gptq_device_updates ();
+  dev = gptq_time (model, sc, device, threads);
+  if (label != NULL)
+    printf ("%-18s gptq     Q4_0                %8.2f s      %8.2f s      %7.2f x   (%" G_GUINT64_FORMAT " batch updates and guard products on the device)\n",
+          label, cpu, dev, cpu / dev, qb_gptq_device_updates () - updates);
+  fflush (stdout);
+  qb_device_set_default ("cpu", NULL);
+  qb_activation_stats_free (sc);
+  qb_activation_stats_free (sd);
+  qb_llama_free (llama);
 }
 
 int
 main (int argc, char **argv)
 {
-  g_autofree char *device = NULL, *params = NULL;
+  g_autofree char *device = NULL, *params = NULL, *only = NULL;
   int threads = 0;
+  gboolean eval_only = FALSE;
   GOptionEntry entries[] = {
+    { "eval-only", 0, 0, G_OPTION_ARG_NONE, &eval_only, "Only the evaluation figures", NULL },
     { "device", 0, 0, G_OPTION_ARG_STRING, &device, "Device to compare (default opencl:0)", "SPEC" },
     { "params", 0, 0, G_OPTION_ARG_STRING, &params, "Demo model size (default 25M)", "N" },
     { "threads", 0, 0, G_OPTION_ARG_INT, &threads, "CPU threads (default: all)", "N" },
+    { "only", 0, 0, G_OPTION_ARG_STRING, &only, "One part: quantize, eval or calib", "PART" },
     { NULL }
   };
   g_autoptr(GOptionContext) context = g_option_context_new ("- device against CPU");
@@ -179,6 +318,8 @@ main (int argc, char **argv)
       fprintf (stderr, "bench-device: %s\n", error ? error->message : "bad option");
       return 2;
     }
+  if (eval_only && only == NULL)
+    only = g_strdup ("eval");
   if (device == NULL)
     device = g_strdup ("opencl:0");
   dev = qb_device_open (device, &error);
@@ -206,19 +347,44 @@ main (int argc, char **argv)
       g_autoptr(QbModel) m = qb_model_open (stories, NULL);
       guint64 b;
       quantize_all (m, qb_format_find ("Q4_0"), TRUE, workers, &b);
-      eval_rate (stories, text, 128, 1, device, (guint) threads, &ppl);
+      eval_rate (stories, text, 128, 1, device, (guint) threads, NULL, &ppl, NULL);
+    }
+  /* CLBlast builds its kernels per routine, precision and shape class:
+   * one chunk of each model's calibration and GPTQ before timing them. */
+  if (text != NULL && (only == NULL || g_str_equal (only, "calib")))
+    {
+      if (stories != NULL)
+        bench_calib (NULL, stories, text, 128, 1, device, (guint) threads);
+      bench_calib (NULL, demo, text, 256, 1, device, (guint) threads);
     }
   printf ("kernels ready in %.1f s (built, or read from the cache)\n\n", qb_bench_now () - t0);
 
-  if (stories != NULL)
-    bench_quantize ("stories260K", stories, device, workers);
-  bench_quantize (params ? params : "demo 25M", demo, device, workers);
-  if (stories != NULL && text != NULL)
+  if (only == NULL || g_str_equal (only, "quantize"))
     {
-      bench_eval ("stories260K", stories, text, 128, 10, device, (guint) threads);
-      bench_eval (params ? params : "demo 25M", demo, text, 256, 2, device, (guint) threads);
+      if (stories != NULL)
+        bench_quantize ("stories260K", stories, device, workers);
+      bench_quantize (params ? params : "demo 25M", demo, device, workers);
     }
-  else
-    printf ("../shared is absent: no evaluation figures\n");
+  if (text == NULL)
+    {
+      printf ("../shared is absent: no evaluation or calibration figures\n");
+      return 0;
+    }
+  if (only == NULL || g_str_equal (only, "eval"))
+    {
+      if (stories != NULL)
+        {
+          bench_eval ("stories260K", stories, text, 128, 10, device, (guint) threads, NULL);
+          bench_eval ("stories260K", stories, text, 128, 10, device, (guint) threads, "Q4_K_M");
+        }
+      bench_eval (params ? params : "demo 25M", demo, text, 256, 2, device, (guint) threads, NULL);
+      bench_eval (params ? params : "demo 25M", demo, text, 256, 2, device, (guint) threads, "Q4_K_M");
+    }
+  if (only == NULL || g_str_equal (only, "calib"))
+    {
+      if (stories != NULL)
+        bench_calib ("stories260K", stories, text, 128, 8, device, (guint) threads);
+      bench_calib (params ? params : "demo 25M", demo, text, 256, 4, device, (guint) threads);
+    }
   return 0;
 }
