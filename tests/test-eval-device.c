@@ -1,12 +1,14 @@
 /* SPDX-License-Identifier: MIT */
-/* test-eval-device.c — the LLaMA forward pass on an OpenCL device (PoCL's
- * CPU device in CI) against the CPU pass on stories260K: perplexity within
- * 1e-4 relative, mean KL divergence between the two passes' logits under
- * 1e-6, a weight swapped by a plan reaches the device, and the device's
- * own scoring (NLL, KLD against the float model) matches the CPU's. */
+/* test-eval-device.c — the forward pass on an OpenCL device (PoCL's CPU
+ * device in CI) against the CPU pass on stories260K and on each family's
+ * demo model: perplexity within 1e-4 relative, mean KL divergence between
+ * the two passes' logits under 1e-6, a weight swapped by a plan reaches
+ * the device, and the device's own scoring (NLL, KLD against the float
+ * model) matches the CPU's. */
 #include <math.h>
 #include <string.h>
 
+#include "qb-demo-model.h"
 #include "qb-device.h"
 #include "qb-eval.h"
 #include "qb-format.h"
@@ -24,29 +26,69 @@ typedef struct {
   char        *text;
 } Stories;
 
-static gboolean
-stories_open (Stories *s)
+/* The model at path, its llama and tokenizer, into s. */
+static void
+open_llama (Stories *s, const char *path)
 {
-  g_autofree char *model_path = NULL;
-  g_autoptr(GPtrArray) devices = qb_device_list (NULL);
   g_autoptr(GError) error = NULL;
 
-  memset (s, 0, sizeof *s);
-  if (devices->len == 0)
-    {
-      g_test_skip ("no OpenCL device (install pocl-opencl-icd)");
-      return FALSE;
-    }
-  if ((model_path = qb_test_shared_path ("models/stories260K.gguf")) == NULL
-      || (s->text = qb_test_shared_path ("text/tinystories-val.txt")) == NULL)
-    return FALSE;
-  s->model = qb_model_open (model_path, &error);
+  s->model = qb_model_open (path, &error);
   g_assert_no_error (error);
   s->llama = qb_llama_new (s->model, &error);
   g_assert_no_error (error);
   s->tok = qb_tokenizer_new_from_gguf (qb_model_get_gguf (s->model), &error);
   g_assert_no_error (error);
   qb_llama_set_threads (s->llama, 2);
+}
+
+/* FALSE (skipped) without an OpenCL device. */
+static gboolean
+have_device (void)
+{
+  g_autoptr(GPtrArray) devices = qb_device_list (NULL);
+
+  if (devices->len == 0)
+    g_test_skip ("no OpenCL device (install pocl-opencl-icd)");
+  return devices->len > 0;
+}
+
+static gboolean
+stories_open (Stories *s)
+{
+  g_autofree char *model_path = NULL;
+
+  memset (s, 0, sizeof *s);
+  if (!have_device ())
+    return FALSE;
+  if ((model_path = qb_test_shared_path ("models/stories260K.gguf")) == NULL
+      || (s->text = qb_test_shared_path ("text/tinystories-val.txt")) == NULL)
+    return FALSE;
+  open_llama (s, model_path);
+  return TRUE;
+}
+
+/* A family's demo model (`quantbench demo-model --arch ARCH`, its default
+ * small size; gemma3 with 6 layers for one global layer), evaluated on the
+ * TinyStories text with its own demo vocabulary. */
+static gboolean
+family_open (Stories *s, const char *arch)
+{
+  g_autofree char *dir = NULL, *path = NULL, *name = g_strdup_printf ("%s.gguf", arch);
+  g_autoptr(GError) error = NULL;
+  QbDemoModelSpec spec;
+
+  memset (s, 0, sizeof *s);
+  if (!have_device () || (s->text = qb_test_shared_path ("text/tinystories-val.txt")) == NULL)
+    return FALSE;
+  dir = qb_test_tmpdir ();
+  path = g_build_filename (dir, name, NULL);
+  qb_demo_model_spec_init (&spec);
+  spec.arch = arch;
+  spec.dtype = QB_DTYPE_F32;
+  spec.n_layer = g_str_equal (arch, "gemma3") ? 6 : 2;
+  qb_demo_model_write (&spec, path, NULL, NULL, &error);
+  g_assert_no_error (error);
+  open_llama (s, path);
   return TRUE;
 }
 
@@ -516,6 +558,33 @@ test_streamed_cancel (void)
   stories_close (&s);
 }
 
+/* A family whose pieces the device pass takes from the descriptor (Q/K
+ * norms, post-norms, embedding scale, GeGLU, soft-caps, sliding windows,
+ * local RoPE base, query scale): perplexity within 1e-4 of the CPU's (the
+ * device pass ran every chunk: ppl checks the counter), the logits' mean
+ * KLD under 1e-6. */
+static void
+test_family (gconstpointer data)
+{
+  const char *arch = data;
+  const QbLlamaParams *p;
+  Stories s;
+  double cpu, dev, kld;
+
+  if (!family_open (&s, arch))
+    return;
+  p = qb_llama_get_params (s.llama);
+  g_test_message ("%s: window %u, caps %g/%g, query scale %g", arch, p->swa_window,
+                  p->attn_softcap, p->final_softcap, p->attn_scale);
+  cpu = ppl (&s, "cpu");
+  dev = ppl (&s, "opencl:0");
+  g_assert_cmpfloat (fabs (dev - cpu), <=, 1e-4 * cpu);
+  kld = logits_kld (&s);
+  g_assert_cmpfloat (kld, <, 1e-6);
+  g_assert_cmpfloat (kld, >=, -1e-12);
+  stories_close (&s);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -531,5 +600,9 @@ main (int argc, char **argv)
   g_test_add_func ("/eval-device/streamed-quantized", test_streamed_quantized);
   g_test_add_func ("/eval-device/too-small", test_too_small);
   g_test_add_func ("/eval-device/streamed-cancel", test_streamed_cancel);
+  g_test_add_data_func ("/eval-device/family/qwen3", "qwen3", test_family);
+  g_test_add_data_func ("/eval-device/family/phi3", "phi3", test_family);
+  g_test_add_data_func ("/eval-device/family/gemma2", "gemma2", test_family);
+  g_test_add_data_func ("/eval-device/family/gemma3", "gemma3", test_family);
   return g_test_run ();
 }

@@ -89,7 +89,7 @@ typedef struct {
 
 struct _QbLlamaDevice {
   QbDevice   *device;
-  cl_kernel   rms_norm, fill_rows, rope, softmax, swiglu;
+  cl_kernel   rms_norm, fill_rows, rope, softmax, swiglu, geglu, add_rows, softcap;
   cl_kernel   score;          /* NULL: the host scores (no fp64, small groups) */
   QbDequantDevice *dequant;
   GHashTable *weights;        /* QbWeight* -> DeviceWeight*: the resident ones */
@@ -99,7 +99,7 @@ struct _QbLlamaDevice {
   cl_mem      scratch;        /* a weight's float32 values, dequantized */
   guint64     scratch_floats;
   guint       n_tokens;       /* capacity of the activations */
-  cl_mem      x, xn, q, k, v, att, gate, up, rope_cache, scores, logits, norm;
+  cl_mem      x, xn, q, k, v, att, gate, up, rope_cache, rope_local, scores, logits, norm;
   guint       logits_rows;
   gboolean    failed;         /* an error happened: stay on the CPU */
   gboolean    ran;            /* the last pass ran here */
@@ -136,7 +136,7 @@ static void
 release_activations (QbLlamaDevice *d)
 {
   cl_mem *all[] = { &d->x, &d->xn, &d->q, &d->k, &d->v, &d->att, &d->gate, &d->up,
-                    &d->rope_cache, &d->scores, &d->logits, &d->norm };
+                    &d->rope_cache, &d->rope_local, &d->scores, &d->logits, &d->norm };
 
   for (gsize i = 0; i < G_N_ELEMENTS (all); i++)
     release_mem (all[i]);
@@ -147,18 +147,18 @@ release_activations (QbLlamaDevice *d)
 void
 qb_llama_device_free (QbLlamaDevice *d)
 {
-  cl_kernel k[6];
+  cl_kernel k[] = { d ? d->rms_norm : NULL, d ? d->fill_rows : NULL, d ? d->rope : NULL,
+                    d ? d->softmax : NULL, d ? d->swiglu : NULL, d ? d->geglu : NULL,
+                    d ? d->add_rows : NULL, d ? d->softcap : NULL, d ? d->score : NULL };
 
   if (d == NULL)
     return;
-  k[0] = d->rms_norm, k[1] = d->fill_rows, k[2] = d->rope, k[3] = d->softmax, k[4] = d->swiglu;
-  k[5] = d->score;
   release_activations (d);
   release_mem (&d->slot);
   release_mem (&d->scratch);
   g_clear_pointer (&d->weights, g_hash_table_destroy);
   g_clear_pointer (&d->dequant, qb_dequant_device_free);
-  for (int i = 0; i < 6; i++)
+  for (gsize i = 0; i < G_N_ELEMENTS (k); i++)
     if (k[i] != NULL)
       clReleaseKernel (k[i]);
   qb_device_unref (d->device);
@@ -178,15 +178,15 @@ device_new (QbDevice *device, GError **error)
   program = qb_device_get_program (device, qb_llama_device_source, options, error);
   if (program == NULL)
     return NULL;
-  d->rms_norm = clCreateKernel (program, "rms_norm", &s);
-  if (s == CL_SUCCESS)
-    d->fill_rows = clCreateKernel (program, "fill_rows", &s);
-  if (s == CL_SUCCESS)
-    d->rope = clCreateKernel (program, "rope", &s);
-  if (s == CL_SUCCESS)
-    d->softmax = clCreateKernel (program, "softmax_causal", &s);
-  if (s == CL_SUCCESS)
-    d->swiglu = clCreateKernel (program, "swiglu", &s);
+  {
+    struct { cl_kernel *k; const char *name; } kernels[] = {
+      { &d->rms_norm, "rms_norm" }, { &d->fill_rows, "fill_rows" }, { &d->rope, "rope" },
+      { &d->softmax, "softmax_causal" }, { &d->swiglu, "swiglu" }, { &d->geglu, "geglu" },
+      { &d->add_rows, "add_rows" }, { &d->softcap, "softcap" },
+    };
+    for (gsize i = 0; i < G_N_ELEMENTS (kernels) && s == CL_SUCCESS; i++)
+      *kernels[i].k = clCreateKernel (program, kernels[i].name, &s);
+  }
   if (!qb_device_check (s, "creating the evaluation kernels", error))
     return NULL;
   if ((d->dequant = qb_dequant_device_new (device, error)) == NULL)
@@ -387,7 +387,7 @@ activation_bytes (QbLlama *llama, guint T, guint n_out)
   const QbLlamaParams *p = &llama->p;
   guint64 qd = (guint64) p->n_head * p->head_dim, kvd = (guint64) p->n_head_kv * p->head_dim;
   guint64 floats = (guint64) T * (p->n_embd + MAX (p->n_embd, qd) + 2 * qd + 2 * kvd +
-                                  2 * (guint64) p->n_ff + p->n_rot + T)
+                                  2 * (guint64) p->n_ff + 2 * (guint64) p->n_rot + T)
                    + p->n_embd + (guint64) n_out * p->n_vocab;
 
   return floats * sizeof (float);
@@ -506,8 +506,8 @@ reserve (QbLlama *llama, QbLlamaDevice *d, guint T, guint n_out, GError **error)
     { &d->x, (gsize) T * p->n_embd }, { &d->xn, (gsize) T * MAX (p->n_embd, qd) },
     { &d->q, T * qd }, { &d->k, T * kvd }, { &d->v, T * kvd }, { &d->att, T * qd },
     { &d->gate, (gsize) T * p->n_ff }, { &d->up, (gsize) T * p->n_ff },
-    { &d->rope_cache, (gsize) T * p->n_rot }, { &d->scores, (gsize) T * T },
-    { &d->norm, p->n_embd },
+    { &d->rope_cache, (gsize) T * p->n_rot }, { &d->rope_local, (gsize) T * p->n_rot },
+    { &d->scores, (gsize) T * T }, { &d->norm, MAX (p->n_embd, p->head_dim) },
   };
 
   if (d->n_tokens < T)
@@ -658,12 +658,14 @@ gemm_w (Run *r, const QbWeight *w, cl_mem x, guint T, cl_mem y, float beta)
     }
 }
 
+/* y = RMSNorm of n_rows rows of n values of x from row0, times weight. */
 static void
-rms_norm (Run *r, cl_mem x, guint row0, const QbVector *weight, cl_mem y, guint n_rows)
+rms_norm_rows (Run *r, cl_mem x, guint row0, const QbVector *weight, cl_mem y, guint n_rows,
+               guint n_values)
 {
   QbLlamaDevice *d = r->d;
   const QbLlamaParams *p = &r->llama->p;
-  cl_int n = (cl_int) p->n_embd, rows = (cl_int) n_rows, first = (cl_int) row0;
+  cl_int n = (cl_int) n_values, rows = (cl_int) n_rows, first = (cl_int) row0;
   float eps = p->rms_eps;
 
   if (!ok (r))
@@ -680,6 +682,30 @@ rms_norm (Run *r, cl_mem x, guint row0, const QbVector *weight, cl_mem y, guint 
   ARG (d->rms_norm, 5, eps);
   ARG (d->rms_norm, 6, first);
   launch (r, d->rms_norm, n_rows);
+}
+
+static void
+rms_norm (Run *r, cl_mem x, guint row0, const QbVector *weight, cl_mem y, guint n_rows)
+{
+  rms_norm_rows (r, x, row0, weight, y, n_rows, r->llama->p.n_embd);
+}
+
+/* An element-wise kernel over n values: k (a, [b,] n[, v]). */
+static void
+elementwise (Run *r, cl_kernel k, cl_mem a, cl_mem b, gsize n, const float *v)
+{
+  cl_long nn = (cl_long) n;
+  guint i = 0;
+
+  if (!ok (r))
+    return;
+  ARG (k, i++, a);
+  if (b != NULL)
+    ARG (k, i++, b);
+  ARG (k, i++, nn);
+  if (v != NULL)
+    ARG (k, i++, *v);
+  launch (r, k, n);
 }
 
 static void
@@ -706,7 +732,7 @@ fill_bias (Run *r, cl_mem y, const QbVector *bias, guint T, gsize n)
 }
 
 static void
-rope (Run *r, cl_mem x, guint T, guint n_heads)
+rope (Run *r, cl_mem x, cl_mem table, guint T, guint n_heads)
 {
   QbLlamaDevice *d = r->d;
   const QbLlamaParams *p = &r->llama->p;
@@ -715,7 +741,7 @@ rope (Run *r, cl_mem x, guint T, guint n_heads)
   if (!ok (r))
     return;
   ARG (d->rope, 0, x);
-  ARG (d->rope, 1, d->rope_cache);
+  ARG (d->rope, 1, table);
   ARG (d->rope, 2, t);
   ARG (d->rope, 3, h);
   ARG (d->rope, 4, hd);
@@ -724,26 +750,31 @@ rope (Run *r, cl_mem x, guint T, guint n_heads)
   launch (r, d->rope, (gsize) T * n_heads * (p->n_rot / 2));
 }
 
+/* Per head: scores · attn_scale, the causal softmax (with the layer's
+ * window and the attention soft-cap), times V. */
 static void
-attention (Run *r, guint T)
+attention (Run *r, guint T, gboolean sliding)
 {
   QbLlamaDevice *d = r->d;
   const QbLlamaParams *p = &r->llama->p;
   gsize hd = p->head_dim, qs = (gsize) p->n_head * hd, ks = (gsize) p->n_head_kv * hd;
-  cl_int rows = T, keys = T;
+  cl_int rows = T, keys = T, window = sliding ? (cl_int) p->swa_window : 0;
+  float cap = p->attn_softcap;
 
   for (guint h = 0; h < p->n_head && ok (r); h++)
     {
       guint g = h / (p->n_head / p->n_head_kv);
 
       r->blas = CLBlastSgemm (CLBlastLayoutRowMajor, CLBlastTransposeNo, CLBlastTransposeYes,
-                              T, T, hd, 1.0f / sqrtf ((float) hd), d->q, h * hd, qs,
+                              T, T, hd, p->attn_scale, d->q, h * hd, qs,
                               d->k, g * hd, ks, 0.0f, d->scores, 0, T, &r->queue, NULL);
       if (!ok (r))
         return;
       ARG (d->softmax, 0, d->scores);
       ARG (d->softmax, 1, rows);
       ARG (d->softmax, 2, keys);
+      ARG (d->softmax, 3, window);
+      ARG (d->softmax, 4, cap);
       launch (r, d->softmax, T);
       if (!ok (r))
         return;
@@ -753,36 +784,55 @@ attention (Run *r, guint T)
     }
 }
 
+/* gate = act (gate) · up, the family's gate activation. */
 static void
-swiglu (Run *r, guint T)
+gate_activation (Run *r, guint T)
 {
   QbLlamaDevice *d = r->d;
-  cl_long n = (cl_long) T * r->llama->p.n_ff;
+  const QbLlamaParams *p = &r->llama->p;
 
-  if (!ok (r))
-    return;
-  ARG (d->swiglu, 0, d->gate);
-  ARG (d->swiglu, 1, d->up);
-  ARG (d->swiglu, 2, n);
-  launch (r, d->swiglu, n);
+  elementwise (r, p->family->ffn == QB_FFN_GEGLU ? d->geglu : d->swiglu, d->gate, d->up,
+               (gsize) T * p->n_ff, NULL);
 }
 
-/* Half of a layer: the attention (ffn FALSE) or the feed-forward. */
+/* With post-norms (Gemma), a half's output in xn is normalized and then
+ * added to the residual stream. */
+static void
+post_norm (Run *r, const QbVector *norm, guint T)
+{
+  QbLlamaDevice *d = r->d;
+  const QbLlamaParams *p = &r->llama->p;
+
+  if (!p->family->post_norms)
+    return;
+  rms_norm (r, d->xn, 0, norm, d->xn, T);
+  elementwise (r, d->add_rows, d->x, d->xn, (gsize) T * p->n_embd, NULL);
+}
+
+/* Half of a layer as qb-llama-forward.c's attention_forward (ffn FALSE)
+ * or ffn_forward: the family's pieces (Q/K norms, the sliding layers'
+ * window and RoPE table, post-norms, the gate activation) read from its
+ * descriptor. */
 static void
 layer_half (Run *r, QbLayer *l, guint T, gboolean ffn)
 {
   QbLlamaDevice *d = r->d;
   const QbLlamaParams *p = &r->llama->p;
+  const QbFamily *f = p->family;
   gsize qd = (gsize) p->n_head * p->head_dim, kvd = (gsize) p->n_head_kv * p->head_dim;
-  float qkv_beta = p->qkv_bias ? 1.0f : 0.0f;
+  float qkv_beta = p->qkv_bias ? 1.0f : 0.0f, residual = f->post_norms ? 0.0f : 1.0f;
+  cl_mem table = l->sliding && r->llama->s.rope_local != NULL ? d->rope_local : d->rope_cache;
+  /* With post-norms a half's output goes through xn before the residual. */
+  cl_mem out = f->post_norms ? d->xn : d->x;
 
   if (ffn)
     {
       rms_norm (r, d->x, 0, &l->ffn_norm, d->xn, T);
       gemm_w (r, &l->gate, d->xn, T, d->gate, 0.0f);
       gemm_w (r, &l->up, d->xn, T, d->up, 0.0f);
-      swiglu (r, T);
-      gemm_w (r, &l->down, d->gate, T, d->x, 1.0f);
+      gate_activation (r, T);
+      gemm_w (r, &l->down, d->gate, T, out, residual);
+      post_norm (r, &l->ffn_post_norm, T);
       return;
     }
   rms_norm (r, d->x, 0, &l->attn_norm, d->xn, T);
@@ -795,10 +845,16 @@ layer_half (Run *r, QbLayer *l, guint T, gboolean ffn)
   gemm_w (r, &l->wq, d->xn, T, d->q, qkv_beta);
   gemm_w (r, &l->wk, d->xn, T, d->k, qkv_beta);
   gemm_w (r, &l->wv, d->xn, T, d->v, qkv_beta);
-  rope (r, d->q, T, p->n_head);
-  rope (r, d->k, T, p->n_head_kv);
-  attention (r, T);
-  gemm_w (r, &l->wo, d->att, T, d->x, 1.0f);
+  if (f->qk_norm)
+    {
+      rms_norm_rows (r, d->q, 0, &l->q_norm, d->q, T * p->n_head, p->head_dim);
+      rms_norm_rows (r, d->k, 0, &l->k_norm, d->k, T * p->n_head_kv, p->head_dim);
+    }
+  rope (r, d->q, table, T, p->n_head);
+  rope (r, d->k, table, T, p->n_head_kv);
+  attention (r, T, l->sliding);
+  gemm_w (r, &l->wo, d->att, T, out, residual);
+  post_norm (r, &l->attn_post_norm, T);
 }
 
 /* The embedding rows of the tokens and the RoPE table, from the host. */
@@ -819,11 +875,22 @@ upload_inputs (Run *r, const gint32 *tokens, const float *hidden, guint T, const
       if (row != dst)
         memcpy (dst, row, sizeof (float) * E);
     }
+  if (hidden == NULL && llama->p.family->embd_scale)
+    {
+      float scale = sqrtf ((float) E);
+      for (gsize i = 0; i < (gsize) T * E; i++)
+        x[i] *= scale;
+    }
   r->status = clEnqueueWriteBuffer (r->queue, r->d->x, CL_TRUE, 0, sizeof (float) * T * E,
                                     hidden != NULL ? hidden : x, 0, NULL, NULL);
   if (ok (r))
     r->status = clEnqueueWriteBuffer (r->queue, r->d->rope_cache, CL_TRUE, 0,
                                       sizeof (float) * T * llama->p.n_rot, rope_table, 0, NULL, NULL);
+  /* Sliding layers with a RoPE base of their own (Gemma 3). */
+  if (ok (r) && llama->s.rope_local != NULL)
+    r->status = clEnqueueWriteBuffer (r->queue, r->d->rope_local, CL_TRUE, 0,
+                                      sizeof (float) * T * llama->p.n_rot, llama->s.rope_local, 0,
+                                      NULL, NULL);
   return TRUE;
 }
 
@@ -916,30 +983,13 @@ score (Run *r, QbLlamaScoring *sc, guint n_vocab)
     }
 }
 
-/* The device pass has the LLaMA/Mistral/Qwen2 pieces only; NULL when it
- * can run this model, else what it lacks. */
+/* The device pass has every piece of the dense families' descriptor;
+ * NULL when it can run this model, else what it lacks. */
 static const char *
 device_lacks (QbLlama *llama)
 {
-  const QbLlamaParams *p = &llama->p;
-  const QbFamily *f = p->family;
-
   if (llama->ggml_activations)
     return "llama.cpp's activation rounding";
-  if (f->qk_norm)
-    return "Q/K norms";
-  if (f->post_norms)
-    return "post-norms";
-  if (f->embd_scale)
-    return "embedding scaling";
-  if (f->ffn != QB_FFN_SWIGLU)
-    return "GeGLU";
-  if (p->attn_softcap > 0 || p->final_softcap > 0)
-    return "soft-capping";
-  if (p->swa_window > 0)
-    return "sliding-window attention";
-  if (p->attn_scale != 1.0f / sqrtf ((float) p->head_dim))
-    return "its query scale";
   return NULL;
 }
 
@@ -1020,6 +1070,8 @@ qb_llama_device_forward (QbLlama *llama, QbLlamaDevice **state, const gint32 *to
   rms_norm (&r, r.d->x, first_output, &llama->output_norm, r.d->xn, n_out);
   stream_unit (&r, p->n_layer);
   gemm_w (&r, &llama->output, r.d->xn, n_out, r.d->logits, 0.0f);
+  if (p->final_softcap > 0)
+    elementwise (&r, r.d->softcap, r.d->logits, NULL, (gsize) n_out * p->n_vocab, &p->final_softcap);
   if (llama->scoring != NULL && r.d->score != NULL && llama->scoring->n_positions <= n_out)
     score (&r, llama->scoring, p->n_vocab);
   if (ok (&r) && (llama->scoring == NULL || !llama->scoring->done))

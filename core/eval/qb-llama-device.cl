@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
-/* qb-llama-device.cl — the element-wise steps of the LLaMA forward pass on
- * an OpenCL device (the products go through CLBlast): RMSNorm, RoPE,
- * causal softmax, SwiGLU, bias rows; then the scores of the positions
+/* qb-llama-device.cl — the element-wise steps of the forward pass on an
+ * OpenCL device (the products go through CLBlast): RMSNorm (of rows and of
+ * Q/K heads), RoPE, causal softmax with the sliding window and soft-cap,
+ * SwiGLU, GeGLU, bias rows, residual adds, the final soft-cap; then the scores of the positions
  * (log-softmax, NLL, KL divergence) so that the logits stay here.  The
  * same operations as qb-llama-forward.c and qb-eval.c, sums in double
  * where the device has it. */
@@ -69,27 +70,39 @@ rope (__global float *x, __global const float *rope, const int n_tokens, const i
   v[b] = x0 * c[i0 + 1] + x1 * c[i0];
 }
 
-/* Row i of s (n_keys wide, query i) over keys 0..i; later keys get 0. */
+/* Row i of s (n_keys wide, query i) over keys lo..i, lo > 0 in a sliding
+ * window of `window` keys (0: none), the scores first capped at
+ * cap · tanh (s / cap) when cap > 0; the other keys get 0. */
 __kernel void
-softmax_causal (__global float *s, const int n_rows, const int n_keys)
+softmax_causal (__global float *s, const int n_rows, const int n_keys, const int window,
+                const float cap)
 {
   int i = get_global_id (0);
   __global float *row = s + (long) i * n_keys;
+  int lo = window > 0 && i + 1 > window ? i + 1 - window : 0;
   float max = -INFINITY, inv;
   acc_t sum = 0;
 
   if (i >= n_rows)
     return;
-  for (int j = 0; j <= i; j++)
+  if (cap > 0.0f)
+    {
+      float ic = 1.0f / cap;
+      for (int j = lo; j <= i; j++)
+        row[j] = tanh (row[j] * ic) * cap;
+    }
+  for (int j = lo; j <= i; j++)
     max = row[j] > max ? row[j] : max;
-  for (int j = 0; j <= i; j++)
+  for (int j = lo; j <= i; j++)
     {
       float e = exp (row[j] - max);
       row[j] = e;
       sum += e;
     }
   inv = (float) ((acc_t) 1 / sum);
-  for (int j = 0; j <= i; j++)
+  for (int j = 0; j < lo; j++)
+    row[j] = 0.0f;
+  for (int j = lo; j <= i; j++)
     row[j] *= inv;
   for (int j = i + 1; j < n_keys; j++)
     row[j] = 0.0f;
@@ -102,6 +115,40 @@ swiglu (__global float *gate, __global const float *up, const long n)
 
   if (i < n)
     gate[i] = gate[i] / (1.0f + exp (-gate[i])) * up[i];
+}
+
+/* GELU, tanh approximation (Gemma's gelu_pytorch_tanh) of the gate, times up. */
+__kernel void
+geglu (__global float *gate, __global const float *up, const long n)
+{
+  const float sqrt_2_over_pi = 0.79788456080286535587989211986876f;
+  long i = get_global_id (0);
+  float x;
+
+  if (i >= n)
+    return;
+  x = gate[i];
+  gate[i] = 0.5f * x * (1.0f + tanh (sqrt_2_over_pi * x * (1.0f + 0.044715f * x * x))) * up[i];
+}
+
+/* x += y (the post-norms' residual add). */
+__kernel void
+add_rows (__global float *x, __global const float *y, const long n)
+{
+  long i = get_global_id (0);
+
+  if (i < n)
+    x[i] += y[i];
+}
+
+/* cap · tanh (x / cap) (the final logits' soft-cap). */
+__kernel void
+softcap (__global float *x, const long n, const float cap)
+{
+  long i = get_global_id (0);
+
+  if (i < n)
+    x[i] = tanh (x[i] * (1.0f / cap)) * cap;
 }
 
 /* ---- scoring: log-softmax, NLL, KL divergence, records -----------------------
