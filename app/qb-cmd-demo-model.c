@@ -12,6 +12,7 @@ qb_cmd_demo_model (int argc, char **argv)
   g_autofree char *params = NULL, *dtype = NULL, *out = NULL, *arch = NULL;
   gint64 seed = 1;
   int threads = 0, layers = 0, experts = 0, experts_used = 0;
+  gboolean longrope = FALSE;
   const GOptionEntry entries[] = {
     { "params", 0, 0, G_OPTION_ARG_STRING, &params, "Approximate size: 370M, 1B, 5M, ... (default: the tiny model, about 3.4M)", "SIZE" },
     { "dtype", 0, 0, G_OPTION_ARG_STRING, &dtype, "f16 (default) or f32 for the weight matrices", "TYPE" },
@@ -20,6 +21,7 @@ qb_cmd_demo_model (int argc, char **argv)
     { "layers", 0, 0, G_OPTION_ARG_INT, &layers, "Number of layers (default: from the size)", "N" },
     { "experts", 0, 0, G_OPTION_ARG_INT, &experts, "Experts per layer of a mixture (default 8)", "N" },
     { "experts-used", 0, 0, G_OPTION_ARG_INT, &experts_used, "Experts per token (default 2)", "N" },
+    { "longrope", 0, 0, G_OPTION_ARG_NONE, &longrope, "phi3: LongRoPE factors as Phi-3 128k and Phi-3.5 carry them", NULL },
     { "threads", 0, 0, G_OPTION_ARG_INT, &threads, "Threads (default: all CPUs)", "N" },
     { "out", 'o', 0, G_OPTION_ARG_FILENAME, &out, "Where to write the .gguf file", "FILE" },
     { NULL }
@@ -49,6 +51,7 @@ qb_cmd_demo_model (int argc, char **argv)
     spec.dtype = QB_DTYPE_F32;
   spec.seed = (guint64) seed;
   spec.arch = arch;
+  spec.longrope = longrope;
   spec.n_layer = (guint) layers;
   spec.n_expert = (guint) experts;
   spec.n_expert_used = (guint) experts_used;

@@ -493,10 +493,11 @@ fill_rows (float *y, const float *bias, gint64 n_rows, gint64 n)
     memcpy (y + r * n, bias, sizeof (float) * n);
 }
 
-/* cos/sin of every (position, pair) into table, as ggml_rope_cache_init. */
+/* cos/sin of every (position, pair) into table, as ggml_rope_cache_init
+ * (mscale: its attn_factor, which scales both). */
 static void
 rope_cache_fill (QbLlama *llama, float *table, guint n_tokens, float base, float freq_scale,
-                 const float *factors)
+                 const float *factors, float mscale)
 {
   const QbLlamaParams *p = &llama->p;
   float theta_scale = powf (base, -2.0f / p->n_rot);
@@ -511,24 +512,28 @@ rope_cache_fill (QbLlama *llama, float *table, guint n_tokens, float base, float
           float ff = factors ? factors[i0 / 2] : 1.0f;
           float angle = freq_scale * (theta / ff);
 
-          c[i0] = cosf (angle);
-          c[i0 + 1] = sinf (angle);
+          c[i0] = cosf (angle) * mscale;
+          c[i0 + 1] = sinf (angle) * mscale;
           theta *= theta_scale;
         }
     }
 }
 
 /* The global table, and the sliding layers' own (Gemma 3: another base,
- * no scaling) when the family has one. */
+ * no scaling) when the family has one.  LongRoPE takes its long factors
+ * for passes longer than the original context, as llama.cpp does for a
+ * context of that size and transformers for a sequence of that length. */
 static void
 rope_cache (QbLlama *llama, guint n_tokens)
 {
   const QbLlamaParams *p = &llama->p;
+  const float *factors = llama->rope_factors_long != NULL && n_tokens > p->n_ctx_orig
+                         ? llama->rope_factors_long : llama->rope_factors;
 
   rope_cache_fill (llama, llama->s.rope, n_tokens, p->rope_base, p->rope_freq_scale,
-                   llama->rope_factors);
+                   factors, p->rope_attn_factor);
   if (llama->s.rope_local != NULL)
-    rope_cache_fill (llama, llama->s.rope_local, n_tokens, p->rope_base_local, 1.0f, NULL);
+    rope_cache_fill (llama, llama->s.rope_local, n_tokens, p->rope_base_local, 1.0f, NULL, 1.0f);
 }
 
 /* Rotates every head of x (n_tokens × n_heads × head_dim). */

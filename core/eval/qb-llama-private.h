@@ -102,6 +102,7 @@ struct _QbLlama {
   QbWeight          output;     /* a copy of tok_embd's description when tied */
   QbVector          output_norm;
   float            *rope_factors;   /* n_rot / 2 frequency divisors, or NULL */
+  float            *rope_factors_long; /* LongRoPE's above p.n_ctx_orig tokens, or NULL */
   QbLayer          *layers;
 
   guint             n_threads;

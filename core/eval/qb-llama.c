@@ -389,23 +389,24 @@ unsupported_tensor (QbLlama *llama, const QbTensor *t, GError **error)
                    t->name, t->expert, llama->p.n_expert);
       return TRUE;
     }
-  if (g_str_has_prefix (t->name, "rope_factors_"))
-    {
-      g_set_error (error, QB_LLAMA_ERROR, QB_LLAMA_ERROR_UNSUPPORTED,
-                   "%s: '%s': LongRoPE frequency factors (Phi-3 128k) are not supported",
-                   qb_model_get_path (llama->model), t->name);
-      return TRUE;
-    }
   return FALSE;
 }
 
+/* GGUF's LongRoPE tensors (convert_hf_to_gguf writes Phi-3's
+ * rope_scaling long_factor/short_factor as these). */
+typedef struct {
+  guint freqs;        /* rope_freqs (LLaMA 3.1), or G_MAXUINT */
+  guint short_f;      /* rope_factors_short */
+  guint long_f;       /* rope_factors_long */
+} RopeTensors;
+
 static gboolean
-find_tensors (QbLlama *llama, guint *rope_freqs, GError **error)
+find_tensors (QbLlama *llama, RopeTensors *rope, GError **error)
 {
   QbModel *model = llama->model;
   gboolean hf = qb_model_get_file_kind (model) == QB_MODEL_FILE_SAFETENSORS;
 
-  *rope_freqs = G_MAXUINT;
+  rope->freqs = rope->short_f = rope->long_f = G_MAXUINT;
   for (guint i = 0; i < qb_model_get_n_tensors (model); i++)
     {
       const QbTensor *t = qb_model_get_tensor (model, i);
@@ -414,13 +415,23 @@ find_tensors (QbLlama *llama, guint *rope_freqs, GError **error)
 
       if (unsupported_tensor (llama, t, error))
         return FALSE;
+      if (!hf && strcmp (t->name, "rope_factors_short.weight") == 0)
+        {
+          rope->short_f = i;
+          continue;
+        }
+      if (!hf && strcmp (t->name, "rope_factors_long.weight") == 0)
+        {
+          rope->long_f = i;
+          continue;
+        }
       /* GGUF's rope_freqs holds frequency divisors; Hugging Face's per-layer
        * rotary_emb.inv_freq buffers hold the frequencies themselves, which
        * follow from rope_theta: those are left alone. */
       if (t->role == QB_ROLE_ROPE_FREQS)
         {
           if (t->layer < 0 && !hf)
-            *rope_freqs = i;
+            rope->freqs = i;
           continue;
         }
       slot = slot_for (llama, t, &is_vector);
@@ -447,6 +458,18 @@ json_number (JsonObject *o, const char *name, double fallback)
   JsonNode *n = o ? json_object_get_member (o, name) : NULL;
   return n && JSON_NODE_HOLDS_VALUE (n) && json_node_get_value_type (n) != G_TYPE_STRING
          ? json_node_get_double (n) : fallback;
+}
+
+/* config.json's language-model part (multimodal configs nest it). */
+static JsonObject *
+hf_text_config (QbLlama *llama)
+{
+  JsonObject *config = (JsonObject *) qb_model_get_hf_config (llama->model);
+  JsonNode *text = config ? json_object_get_member (config, "text_config") : NULL;
+
+  if (text != NULL && JSON_NODE_HOLDS_OBJECT (text) && !json_object_has_member (config, "num_hidden_layers"))
+    return json_node_get_object (text);
+  return config;
 }
 
 /* LLaMA 3.1's rope scaling, as convert_hf_to_gguf.py turns it into
@@ -481,6 +504,66 @@ llama3_factors (QbLlama *llama, JsonObject *rs)
     }
 }
 
+/* One of LongRoPE's factor lists (n_rot / 2 positive numbers), or NULL
+ * with error set. */
+static float *
+hf_factor_list (QbLlama *llama, JsonObject *rs, const char *name, GError **error)
+{
+  JsonNode *node = json_object_get_member (rs, name);
+  JsonArray *a = node && JSON_NODE_HOLDS_ARRAY (node) ? json_node_get_array (node) : NULL;
+  guint n = llama->p.n_rot / 2;
+  g_autofree float *f = NULL;
+
+  if (a == NULL || json_array_get_length (a) != n)
+    {
+      invalid (error, llama, "config.json rope_scaling.%s is not a list of %u numbers", name, n);
+      return NULL;
+    }
+  f = g_new (float, n);
+  for (guint i = 0; i < n; i++)
+    {
+      JsonNode *v = json_array_get_element (a, i);
+      f[i] = JSON_NODE_HOLDS_VALUE (v) && json_node_get_value_type (v) != G_TYPE_STRING
+             ? (float) json_node_get_double (v) : NAN;
+      if (!(f[i] > 0) || !isfinite (f[i]))
+        {
+          invalid (error, llama, "config.json rope_scaling.%s[%u] is not a positive number", name, i);
+          return NULL;
+        }
+    }
+  return g_steal_pointer (&f);
+}
+
+/* Phi-3's LongRoPE ("longrope", earlier "su"): factor lists for short and
+ * long contexts, and cos/sin scaled by the attention factor that
+ * transformers and convert_hf_to_gguf derive from the context extension
+ * (unless the config names it). */
+static gboolean
+hf_longrope (QbLlama *llama, JsonObject *rs, GError **error)
+{
+  JsonObject *config = hf_text_config (llama);
+  double max_pos = json_number (config, "max_position_embeddings", llama->p.n_ctx_train);
+  double orig = json_number (rs, "original_max_position_embeddings",
+                             json_number (config, "original_max_position_embeddings", max_pos));
+  double scale = orig > 0 ? max_pos / orig : 1;
+
+  if (!(orig >= 1 && orig <= G_MAXUINT32))
+    return invalid (error, llama, "config.json original_max_position_embeddings is %g", orig);
+  llama->rope_factors = hf_factor_list (llama, rs, "short_factor", error);
+  if (llama->rope_factors == NULL)
+    return FALSE;
+  llama->rope_factors_long = hf_factor_list (llama, rs, "long_factor", error);
+  if (llama->rope_factors_long == NULL)
+    return FALSE;
+  llama->p.n_ctx_orig = (guint) orig;
+  llama->p.rope_attn_factor = (float) json_number (rs, "attention_factor",
+                                                   scale > 1 ? sqrt (1 + log (scale) / log (orig)) : 1);
+  if (!(llama->p.rope_attn_factor > 0 && llama->p.rope_attn_factor < 100))
+    return invalid (error, llama, "config.json rope_scaling.attention_factor is %g",
+                    llama->p.rope_attn_factor);
+  return TRUE;
+}
+
 static gboolean
 hf_rope_scaling (QbLlama *llama, GError **error)
 {
@@ -498,6 +581,8 @@ hf_rope_scaling (QbLlama *llama, GError **error)
     llama->p.rope_freq_scale = (float) (1.0 / json_number (rs, "factor", 1.0));
   else if (g_strcmp0 (type, "llama3") == 0)
     llama3_factors (llama, rs);
+  else if (g_strcmp0 (type, "longrope") == 0 || g_strcmp0 (type, "su") == 0)
+    return hf_longrope (llama, rs, error);
   else if (g_strcmp0 (type, "default") != 0)
     {
       g_set_error (error, QB_LLAMA_ERROR, QB_LLAMA_ERROR_UNSUPPORTED,
@@ -517,14 +602,25 @@ gguf_rope (QbLlama *llama, GError **error)
   g_autofree char *k_type = g_strdup_printf ("%s.rope.scaling.type", family);
   g_autofree char *k_factor = g_strdup_printf ("%s.rope.scaling.factor", family);
   g_autofree char *k_linear = g_strdup_printf ("%s.rope.scale_linear", family);
+  g_autofree char *k_attn = g_strdup_printf ("%s.rope.scaling.attn_factor", family);
+  g_autofree char *k_orig = g_strdup_printf ("%s.rope.scaling.original_context_length", family);
   const char *type = qb_gguf_get_string (g, k_type);
-  guint64 n_rot;
+  guint64 n_rot, orig;
   double factor;
 
   if (qb_gguf_get_uint (g, k_rot, &n_rot) && n_rot > 0 && n_rot <= llama->p.head_dim)
     llama->p.n_rot = (guint) n_rot;
   if (qb_gguf_get_double (g, k_linear, &factor) && factor > 0)
     llama->p.rope_freq_scale = (float) (1.0 / factor);
+  /* LongRoPE, as llama.cpp reads it (the factors are tensors). */
+  if (qb_gguf_get_double (g, k_attn, &factor))
+    {
+      if (!(factor > 0 && factor < 100))
+        return invalid (error, llama, "%s is %g", k_attn, factor);
+      llama->p.rope_attn_factor = (float) factor;
+    }
+  if (qb_gguf_get_uint (g, k_orig, &orig) && orig > 0 && orig <= G_MAXUINT32)
+    llama->p.n_ctx_orig = (guint) orig;
   if (type != NULL && strcmp (type, "none") != 0)
     {
       if (strcmp (type, "linear") != 0)
@@ -538,18 +634,6 @@ gguf_rope (QbLlama *llama, GError **error)
         llama->p.rope_freq_scale = (float) (1.0 / factor);
     }
   return TRUE;
-}
-
-/* config.json's language-model part (multimodal configs nest it). */
-static JsonObject *
-hf_text_config (QbLlama *llama)
-{
-  JsonObject *config = (JsonObject *) qb_model_get_hf_config (llama->model);
-  JsonNode *text = config ? json_object_get_member (config, "text_config") : NULL;
-
-  if (text != NULL && JSON_NODE_HOLDS_OBJECT (text) && !json_object_has_member (config, "num_hidden_layers"))
-    return json_node_get_object (text);
-  return config;
 }
 
 static double
@@ -701,6 +785,8 @@ read_params (QbLlama *llama, GError **error)
   p->rms_eps = (float) a->rms_eps;
   p->rope_base = a->rope_freq_base > 0 ? (float) a->rope_freq_base : 10000.0f;
   p->rope_freq_scale = 1.0f;
+  p->rope_attn_factor = 1.0f;
+  p->n_ctx_orig = a->n_ctx;
   /* GGUF LLaMA/Mistral rows are permuted to interleaved pairs; the other
    * families and safetensors checkpoints are not (see the header). */
   p->rope_style = gguf ? p->family->gguf_rope : QB_ROPE_NEOX;
@@ -714,25 +800,46 @@ read_params (QbLlama *llama, GError **error)
   return read_family_params (llama, gguf, error);
 }
 
+/* n_rot / 2 frequency divisors from tensor index into *dest (left alone
+ * when index is G_MAXUINT or *dest is already set). */
 static gboolean
-read_rope_freqs (QbLlama *llama, guint index, GError **error)
+read_rope_factors (QbLlama *llama, guint index, float **dest, GError **error)
 {
+  const char *name;
+  guint n = llama->p.n_rot / 2;
   QbWeight w;
   const float *rows;
   g_autofree float *buf = NULL;
 
-  if (index == G_MAXUINT || llama->rope_factors != NULL)
+  if (index == G_MAXUINT || *dest != NULL)
     return TRUE;
   weight_init (&w, llama->model, index);
-  if (w.n_cols * w.n_rows != llama->p.n_rot / 2)
-    return invalid (error, llama, "rope_freqs has %" G_GINT64_FORMAT " values, not %u",
-                    w.n_cols * w.n_rows, llama->p.n_rot / 2);
-  buf = g_new (float, llama->p.n_rot / 2);
+  name = w.t->name;
+  if (w.n_cols * w.n_rows != n)
+    return invalid (error, llama, "%s has %" G_GINT64_FORMAT " values, not %u", name,
+                    w.n_cols * w.n_rows, n);
+  buf = g_new (float, n);
   rows = qb_weight_rows (llama, &w, 0, w.n_rows, buf, error);
   if (rows == NULL)
     return FALSE;
-  llama->rope_factors = g_memdup2 (rows, sizeof (float) * (llama->p.n_rot / 2));
+  /* Positions are divided by them. */
+  for (guint i = 0; i < n; i++)
+    if (!(rows[i] > 0) || !isfinite (rows[i]))
+      return invalid (error, llama, "%s[%u] is %g, not a positive number", name, i, rows[i]);
+  *dest = g_memdup2 (rows, sizeof (float) * n);
   return TRUE;
+}
+
+/* LLaMA 3.1's rope_freqs, or LongRoPE's short and long factors: both
+ * LongRoPE tensors or neither. */
+static gboolean
+read_rope_tensors (QbLlama *llama, const RopeTensors *rope, GError **error)
+{
+  if ((rope->short_f == G_MAXUINT) != (rope->long_f == G_MAXUINT))
+    return invalid (error, llama, "LongRoPE needs both rope_factors_short and rope_factors_long");
+  return read_rope_factors (llama, rope->freqs, &llama->rope_factors, error)
+         && read_rope_factors (llama, rope->short_f, &llama->rope_factors, error)
+         && read_rope_factors (llama, rope->long_f, &llama->rope_factors_long, error);
 }
 
 static gboolean
@@ -793,7 +900,7 @@ QbLlama *
 qb_llama_new_as (QbModel *model, const QbFamily *family, GError **error)
 {
   g_autoptr(QbLlama) llama = g_new0 (QbLlama, 1);
-  guint rope_freqs;
+  RopeTensors rope;
 
   llama->model = g_object_ref (model);
   llama->p.family = family;
@@ -802,8 +909,8 @@ qb_llama_new_as (QbModel *model, const QbFamily *family, GError **error)
   llama->act_expert = -1;
   if (!read_params (llama, error))
     return NULL;
-  if (!find_tensors (llama, &rope_freqs, error) || !check_model (llama, error)
-      || !read_rope_freqs (llama, rope_freqs, error) || !read_vectors (llama, error))
+  if (!find_tensors (llama, &rope, error) || !check_model (llama, error)
+      || !read_rope_tensors (llama, &rope, error) || !read_vectors (llama, error))
     return NULL;
   qb_llama_set_threads (llama, 0);
   return g_steal_pointer (&llama);
@@ -841,6 +948,7 @@ qb_llama_free (QbLlama *llama)
     weight_clear_override (&llama->output);
   vector_free (&llama->output_norm);
   g_free (llama->rope_factors);
+  g_free (llama->rope_factors_long);
   qb_scratch_clear (&llama->s);
   g_clear_pointer (&llama->device, qb_llama_device_free);
   g_clear_pointer (&llama->accum, qb_llama_accum_free);

@@ -76,6 +76,11 @@ typedef struct {
   float        rms_eps;
   float        rope_base;
   float        rope_freq_scale; /* positions are multiplied by this (linear scaling) */
+  /* LongRoPE (Phi-3 128k, Phi-3.5, Phi-4-mini): above n_ctx_orig tokens
+   * the long frequency divisors replace the short ones, and cos/sin are
+   * scaled by rope_attn_factor (1 otherwise). */
+  guint        n_ctx_orig;
+  float        rope_attn_factor;
   QbRopeStyle  rope_style;
   gboolean     qkv_bias;
   gboolean     tied_output;    /* output matrix is token_embd */

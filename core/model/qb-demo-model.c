@@ -345,7 +345,7 @@ heavy_tailed (guint64 *state)
 
 typedef enum { KIND_EMBD, KIND_OUTPUT, KIND_NORM, KIND_Q, KIND_K, KIND_V, KIND_O,
                KIND_GATE, KIND_UP, KIND_DOWN, KIND_BIAS, KIND_ROUTER, KIND_SHEXP_GATE,
-               KIND_QKV, KIND_GATE_UP } Kind;
+               KIND_QKV, KIND_GATE_UP, KIND_ROPE_FACTORS } Kind;
 
 typedef struct
 {
@@ -558,7 +558,16 @@ plan_model (Gen *g)
     }
   if (g->family != NULL)
     plan_dense (g, scales);
-  else
+  if (g->family != NULL && g->spec.longrope)
+    {
+      /* Divisors that grow towards the low frequencies, as real ones do:
+       * short ones near 1, long ones up to about 1 + sigma (real long ones
+       * reach the tens). */
+      guint n = d->n_embd / d->n_head / 2;
+      plan_extra (g, KIND_ROPE_FACTORS, -1, 9, "rope_factors_short", n, 0, 0.3);
+      plan_extra (g, KIND_ROPE_FACTORS, -1, 10, "rope_factors_long", n, 0, 40.0);
+    }
+  if (g->family == NULL)
     plan_add (g, KIND_EMBD, -1, "token_embd", d->n_embd, d->n_vocab, 0.02);
   for (guint l = 0; l < d->n_layer && g->family == NULL; l++)
     {
@@ -616,7 +625,7 @@ fill_chunk (Gen *g, const PlannedTensor *t, const Chunk *c, float *out)
    * hidden state (and of ffn_down, which reads the FFN's). */
   const float *col = t->kind == KIND_DOWN ? g->ffn_scale :
                      t->kind == KIND_NORM || t->kind == KIND_O || t->kind == KIND_BIAS
-                     ? NULL : g->hidden_scale;
+                     || t->kind == KIND_ROPE_FACTORS ? NULL : g->hidden_scale;
 
   splitmix64 (&state);
   for (gint64 r = 0; r < c->n_rows; r++)
@@ -630,6 +639,9 @@ fill_chunk (Gen *g, const PlannedTensor *t, const Chunk *c, float *out)
           float z = heavy_tailed (&state);
           if (t->kind == KIND_NORM)
             row[j] = (float) t->gain * MAX (0.05f, 1.0f + (float) t->sigma * z);
+          else if (t->kind == KIND_ROPE_FACTORS)
+            row[j] = (float) (1.0 + t->sigma * pow ((double) j / MAX (1, t->ne[0] - 1), 2)
+                                    * (0.9 + 0.2 * uniform01 (&state)));
           else
             row[j] = (float) (t->sigma * row_scale) * z * (col ? col[j] : 1.0f);
         }
@@ -725,6 +737,15 @@ set_metadata (Gen *g)
     qb_gguf_writer_set_float32 (w, KEY ("attn_logit_softcapping"), 4.0f);
   if (g->family != NULL && g->family->final_softcap > 0)
     qb_gguf_writer_set_float32 (w, KEY ("final_logit_softcapping"), 15.0f);
+  if (g->family != NULL && g->spec.longrope)
+    {
+      /* convert_hf_to_gguf's attention factor for a context extended
+       * 8 times: sqrt (1 + ln 8 / ln orig). */
+      guint orig = d->n_ctx / 8;
+      qb_gguf_writer_set_uint32 (w, KEY ("rope.scaling.original_context_length"), orig);
+      qb_gguf_writer_set_float32 (w, KEY ("rope.scaling.attn_factor"),
+                                  (float) sqrt (1 + log (8.0) / log ((double) orig)));
+    }
   if (d->n_expert > 0)
     {
       qb_gguf_writer_set_uint32 (w, KEY ("expert_count"), d->n_expert);
@@ -778,6 +799,12 @@ qb_demo_model_write (const QbDemoModelSpec *spec, const char *path, QbWorkers *w
   qb_demo_model_spec_dims (spec, &g.dims);
   if (!arch_is_moe (spec) && qb_family_lookup (spec->arch) != NULL && !arch_is (spec, "llama"))
     g.family = qb_family_lookup (spec->arch);
+  if (spec->longrope && !arch_is (spec, "phi3"))
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                   "demo model: LongRoPE is for the phi3 family only");
+      return FALSE;
+    }
   ffn_width = MAX (g.dims.n_ff, MAX (g.dims.n_ff_exp, g.dims.n_ff_shexp));
   g.tensors = g_array_new (FALSE, FALSE, sizeof (PlannedTensor));
   g.chunks = g_array_new (FALSE, FALSE, sizeof (Chunk));

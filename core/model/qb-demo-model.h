@@ -48,6 +48,11 @@ typedef struct {
   guint       n_layer;   /* 0: from n_params */
   guint       n_expert;  /* 0: the family's default (8) */
   guint       n_expert_used;  /* 0: the family's default (2) */
+  /* Phi-3 only: LongRoPE as Phi-3 128k / Phi-3.5 carry it after
+   * convert_hf_to_gguf — rope_factors_short/long tensors, an original
+   * context of n_ctx / 8 (so an evaluation longer than that takes the
+   * long factors) and the attention factor derived from the extension. */
+  gboolean    longrope;
 } QbDemoModelSpec;
 
 typedef struct {

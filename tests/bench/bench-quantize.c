@@ -84,15 +84,6 @@ job_time (QbModel *model, const char *format, guint threads, const char *out,
   return best;
 }
 
-static double
-children_cpu_seconds (void)
-{
-  struct rusage u;
-
-  getrusage (RUSAGE_CHILDREN, &u);
-  return u.ru_utime.tv_sec + u.ru_utime.tv_usec * 1e-6 + u.ru_stime.tv_sec + u.ru_stime.tv_usec * 1e-6;
-}
-
 /* llama-quantize --pure MODEL OUT TYPE THREADS, best of repeats; FALSE
  * when it fails. */
 static gboolean
@@ -106,16 +97,12 @@ llama_time (const char *tool, const char *model, const char *format, guint threa
   best->wall = best->cpu = G_MAXDOUBLE;
   for (guint r = 0; r < repeats; r++)
     {
-      double t0 = qb_bench_now (), c0 = children_cpu_seconds ();
-      int status;
+      QbBenchTime t;
 
-      if (!g_spawn_sync (NULL, (char **) argv, NULL,
-                         G_SPAWN_STDOUT_TO_DEV_NULL | G_SPAWN_STDERR_TO_DEV_NULL,
-                         NULL, NULL, NULL, NULL, &status, NULL)
-          || !g_spawn_check_wait_status (status, NULL))
+      if (!qb_bench_spawn_time (argv, NULL, &t))
         return FALSE;
-      best->wall = MIN (best->wall, qb_bench_now () - t0);
-      best->cpu = MIN (best->cpu, children_cpu_seconds () - c0);
+      best->wall = MIN (best->wall, t.wall);
+      best->cpu = MIN (best->cpu, t.cpu);
       g_unlink (out);
     }
   return TRUE;
@@ -129,34 +116,6 @@ load_average (void)
   if (!g_file_get_contents ("/proc/loadavg", &text, NULL, NULL))
     return NAN;
   return g_ascii_strtod (text, NULL);
-}
-
-/* Runs argv (NULL-terminated) once, in envp (NULL: ours); FALSE when it
- * fails. */
-static gboolean
-spawn_time_env (const char * const *argv, char **envp, QbBenchTime *t)
-{
-  double t0 = qb_bench_now (), c0 = children_cpu_seconds ();
-  g_autoptr(GError) error = NULL;
-  int status;
-
-  if (!g_spawn_sync (NULL, (char **) argv, envp,
-                     G_SPAWN_STDOUT_TO_DEV_NULL | G_SPAWN_STDERR_TO_DEV_NULL,
-                     NULL, NULL, NULL, NULL, &status, &error)
-      || !g_spawn_check_wait_status (status, &error))
-    {
-      fprintf (stderr, "bench-quantize: %s: %s\n", argv[0], error->message);
-      return FALSE;
-    }
-  t->wall = qb_bench_now () - t0;
-  t->cpu = children_cpu_seconds () - c0;
-  return TRUE;
-}
-
-static gboolean
-spawn_time (const char * const *argv, QbBenchTime *t)
-{
-  return spawn_time_env (argv, NULL, t);
 }
 
 /* Removes dir/quantbench/scans/KEY/N.scan, the scan cache of one run. */
@@ -243,19 +202,19 @@ whole_process (const char *quantbench, const char *llama, const char *path, char
       double load = load_average ();
 
       remove_scan_cache (warm_home);
-      ok = spawn_time_env (default_argv, warm_env, &t);   /* fills the warm cache */
+      ok = qb_bench_spawn_time (default_argv, warm_env, &t);   /* fills the warm cache */
       for (guint r = 0; r < repeats && ok; r++)
         {
-          ok = spawn_time (bare_argv, &t);
+          ok = qb_bench_spawn_time (bare_argv, NULL, &t);
           keep_best (&bare, &t);
-          ok = ok && spawn_time_env (default_argv, cold_env, &t);
+          ok = ok && qb_bench_spawn_time (default_argv, cold_env, &t);
           keep_best (&cold, &t);
           remove_scan_cache (cold_home);
-          ok = ok && spawn_time_env (default_argv, warm_env, &t);
+          ok = ok && qb_bench_spawn_time (default_argv, warm_env, &t);
           keep_best (&def, &t);
           if (ok && with_llama)
             {
-              with_llama = spawn_time (llama_argv, &t);
+              with_llama = qb_bench_spawn_time (llama_argv, NULL, &t);
               keep_best (&theirs, &t);
             }
           g_unlink (out);

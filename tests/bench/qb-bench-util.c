@@ -166,3 +166,32 @@ qb_bench_data_span (QbModel *model, const guint8 **start, gsize *size)
   *start = lo;
   *size = hi - lo;
 }
+
+double
+qb_bench_children_cpu_seconds (void)
+{
+  struct rusage u;
+
+  getrusage (RUSAGE_CHILDREN, &u);
+  return u.ru_utime.tv_sec + u.ru_utime.tv_usec * 1e-6 + u.ru_stime.tv_sec + u.ru_stime.tv_usec * 1e-6;
+}
+
+gboolean
+qb_bench_spawn_time (const char * const *argv, char **envp, QbBenchTime *t)
+{
+  double t0 = qb_bench_now (), c0 = qb_bench_children_cpu_seconds ();
+  g_autoptr(GError) error = NULL;
+  int status;
+
+  if (!g_spawn_sync (NULL, (char **) argv, envp,
+                     G_SPAWN_STDOUT_TO_DEV_NULL | G_SPAWN_STDERR_TO_DEV_NULL,
+                     NULL, NULL, NULL, NULL, &status, &error)
+      || !g_spawn_check_wait_status (status, &error))
+    {
+      fprintf (stderr, "%s: %s\n", argv[0], error->message);
+      return FALSE;
+    }
+  t->wall = qb_bench_now () - t0;
+  t->cpu = qb_bench_children_cpu_seconds () - c0;
+  return TRUE;
+}

@@ -34,6 +34,15 @@ QbBenchTime qb_bench_read_time   (gconstpointer  data,
                                   guint          n_threads,
                                   guint          repeats);
 
+/* CPU seconds used by the children this process has waited for. */
+double  qb_bench_children_cpu_seconds (void);
+/* Runs argv (NULL-terminated) once as a whole process, in envp (NULL: this
+ * process's environment), its output discarded; its wall and CPU time in
+ * t.  FALSE, with the reason on stderr, when it cannot run or fails. */
+gboolean qb_bench_spawn_time     (const char * const *argv,
+                                  char              **envp,
+                                  QbBenchTime        *t);
+
 /* "12.34 GB/s" (decimal gigabytes). */
 char   *qb_bench_format_rate     (double         bytes_per_second);
 
