@@ -59,7 +59,23 @@
  * logits of the qwen2 model with the same weights and zero biases, and a
  * gemma3 model those of the gemma2 model with the same weights; with each
  * piece switched on alone, they differ.
+ *
+ * Phi-3's LongRoPE (Phi-3 128k, Phi-3.5, Phi-4-mini): the demo model
+ *   quantbench demo-model --arch phi3 --longrope --dtype f32 -o lr.gguf
+ * (context 512, original context 64, so attention factor
+ * sqrt (1 + ln 8 / ln 64); short factors within 1.3, long ones up to 41)
+ * evaluated by the same llama-perplexity command with -c 128 (above the
+ * original context: llama.cpp takes the long factors) and -c 64 (the short
+ * ones); Quantbench measured 133512.8409 and 151719.9981 on the same file,
+ * within 0.0002 % of both.  llama.cpp also loads Quantbench's exports of
+ * it: F16, 133461.4494 (Quantbench 133480.1970, +0.014 %); Q8_0,
+ * 127766.1200 (Quantbench with --ggml-activations 127389.0173, −0.30 %,
+ * the rounding noise described above; not asserted).  With the short
+ * factors in place of the long ones, without the attention factor, or on
+ * the same model without LongRoPE, perplexity moves by more than 1 %; the
+ * safetensors form (rope_scaling in config.json) gives the GGUF logits.
  */
+
 #include <math.h>
 #include <string.h>
 
@@ -99,21 +115,29 @@ static const Reference references[] = {
                                           { "Q8_0", 100, 31231.0505, 0.0015, TRUE } } },
 };
 
+/* The demo model of spec as dir/name (F32 matrices). */
+static char *
+write_spec (const char *dir, const char *name, QbDemoModelSpec *spec)
+{
+  char *path = g_build_filename (dir, name, NULL);
+  g_autoptr(GError) error = NULL;
+
+  spec->dtype = QB_DTYPE_F32;
+  qb_demo_model_write (spec, path, NULL, NULL, &error);
+  g_assert_no_error (error);
+  return path;
+}
+
 static char *
 write_demo (const char *dir, const char *arch, guint n_layer)
 {
   g_autofree char *name = g_strdup_printf ("%s-%u.gguf", arch, n_layer);
-  char *path = g_build_filename (dir, name, NULL);
-  g_autoptr(GError) error = NULL;
   QbDemoModelSpec spec;
 
   qb_demo_model_spec_init (&spec);
   spec.arch = arch;
-  spec.dtype = QB_DTYPE_F32;
   spec.n_layer = n_layer;
-  qb_demo_model_write (&spec, path, NULL, NULL, &error);
-  g_assert_no_error (error);
-  return path;
+  return write_spec (dir, name, &spec);
 }
 
 static QbModel *
@@ -138,20 +162,26 @@ open_llama (QbModel *model, const QbFamily *family)
 }
 
 static double
-perplexity_over (QbLlama *llama, QbTokenizer *tok, const char *text, guint n_chunks)
+perplexity_at (QbLlama *llama, QbTokenizer *tok, const char *text, guint ctx, guint n_chunks)
 {
   g_autoptr(GError) error = NULL;
   QbEvalOptions o;
   QbEvalResult r;
 
   qb_eval_options_init (&o);
-  o.n_ctx = CTX;
+  o.n_ctx = ctx;
   o.n_chunks = n_chunks;
   o.no_cache = TRUE;
   qb_eval_run (llama, tok, text, &o, NULL, NULL, NULL, &r, &error);
   g_assert_no_error (error);
-  g_assert_cmpuint (r.n_scored, ==, n_chunks * (CTX / 2 - 1));
+  g_assert_cmpuint (r.n_scored, ==, n_chunks * (ctx / 2 - 1));
   return r.ppl;
+}
+
+static double
+perplexity_over (QbLlama *llama, QbTokenizer *tok, const char *text, guint n_chunks)
+{
+  return perplexity_at (llama, tok, text, CTX, n_chunks);
 }
 
 static double
@@ -176,15 +206,23 @@ test_tokens (void)
   return tokens;
 }
 
+/* The logits of the first n (≤ N_TOKENS) test tokens. */
+static float *
+logits_n (QbLlama *llama, guint n)
+{
+  float *logits = g_new (float, (gsize) n * qb_llama_get_params (llama)->n_vocab);
+  g_autoptr(GError) error = NULL;
+
+  g_assert_cmpuint (n, <=, N_TOKENS);
+  qb_llama_forward (llama, test_tokens (), n, 0, logits, NULL, NULL, NULL, &error);
+  g_assert_no_error (error);
+  return logits;
+}
+
 static float *
 logits_of (QbLlama *llama)
 {
-  float *logits = g_new (float, (gsize) N_TOKENS * qb_llama_get_params (llama)->n_vocab);
-  g_autoptr(GError) error = NULL;
-
-  qb_llama_forward (llama, test_tokens (), N_TOKENS, 0, logits, NULL, NULL, NULL, &error);
-  g_assert_no_error (error);
-  return logits;
+  return logits_n (llama, N_TOKENS);
 }
 
 static double
@@ -505,9 +543,11 @@ hf_name (const QbTensor *t, const QbFamily *f)
 }
 
 /* Writes the model's tensors as model.safetensors + config.json, Gemma's
- * norms as w − 1 the way Hugging Face stores them. */
+ * norms as w − 1 the way Hugging Face stores them; extra (or NULL):
+ * more config members, `"name":value,...`.  LongRoPE's factors are config
+ * values there, not tensors: the caller puts them in extra. */
 static char *
-write_hf (const char *parent, QbLlama *llama, const char *model_type)
+write_hf (const char *parent, QbLlama *llama, const char *model_type, const char *extra)
 {
   QbModel *model = qb_llama_get_model (llama);
   const QbLlamaParams *p = qb_llama_get_params (llama);
@@ -522,10 +562,14 @@ write_hf (const char *parent, QbLlama *llama, const char *model_type)
   for (guint i = 0; i < qb_model_get_n_tensors (model); i++)
     {
       const QbTensor *t = qb_model_get_tensor (model, i);
-      g_autofree char *name = hf_name (t, p->family);
-      g_autofree float *v = g_new (float, t->n_params);
+      g_autofree char *name = NULL;
+      g_autofree float *v = NULL;
       gboolean norm = t->n_dims == 1 && !t->is_bias;
 
+      if (g_str_has_prefix (t->name, "rope_factors_"))
+        continue;
+      name = hf_name (t, p->family);
+      v = g_new (float, t->n_params);
       qb_model_read_rows (model, i, 0, qb_tensor_n_rows (t), v, &error);
       g_assert_no_error (error);
       gint64 shape[2] = { t->n_dims == 1 ? t->ne[0] : t->ne[1], t->ne[0] };
@@ -542,11 +586,11 @@ write_hf (const char *parent, QbLlama *llama, const char *model_type)
     "\"intermediate_size\":%u,\"vocab_size\":%u,\"rms_norm_eps\":%g,\"rope_theta\":%g,"
     "\"max_position_embeddings\":512,\"tie_word_embeddings\":%s,\"sliding_window\":%u,"
     "\"attn_logit_softcapping\":%s,\"final_logit_softcapping\":%s,"
-    "\"query_pre_attn_scalar\":%u,\"rope_local_base_freq\":%g,\"sliding_window_pattern\":6}",
+    "\"query_pre_attn_scalar\":%u,\"rope_local_base_freq\":%g,\"sliding_window_pattern\":6%s%s}",
     model_type, p->n_embd, p->n_head, p->n_head_kv, p->n_layer, p->head_dim, p->n_ff, p->n_vocab,
     p->rms_eps, p->rope_base, p->tied_output ? "true" : "false", p->swa_window,
     p->attn_softcap > 0 ? "4.0" : "null", p->final_softcap > 0 ? "15.0" : "null", p->head_dim,
-    p->rope_base_local);
+    p->rope_base_local, extra ? "," : "", extra ? extra : "");
   g_file_set_contents (cfg, config, -1, &error);
   g_assert_no_error (error);
   return g_steal_pointer (&dir);
@@ -565,7 +609,7 @@ test_safetensors (void)
       g_autofree char *path = write_demo (dir, families[i][0], 6);
       g_autoptr(QbModel) model = open_model (path);
       g_autoptr(QbLlama) gguf = open_llama (model, NULL);
-      g_autofree char *hf_dir = write_hf (dir, gguf, families[i][1]);
+      g_autofree char *hf_dir = write_hf (dir, gguf, families[i][1], NULL);
       g_autoptr(QbModel) hf_model = open_model (hf_dir);
       g_autoptr(QbLlama) hf = open_llama (hf_model, NULL);
       g_autofree float *a = logits_of (gguf), *b = logits_of (hf);
@@ -652,6 +696,151 @@ test_unsupported (void)
   g_assert_nonnull (strstr (error->message, "attention output norm"));
 }
 
+/* ---- Phi-3's LongRoPE ---------------------------------------------------- */
+
+static const struct { guint ctx; double ppl; } longrope_references[] = {
+  { 128, 133512.6989 },   /* above the original context: the long factors */
+  { 64, 151720.1413 },    /* the short ones */
+};
+
+static char *
+write_longrope (const char *dir, const char *name, gboolean longrope)
+{
+  QbDemoModelSpec spec;
+
+  qb_demo_model_spec_init (&spec);
+  spec.arch = "phi3";
+  spec.longrope = longrope;
+  return write_spec (dir, name, &spec);
+}
+
+static void
+assert_moved (double ppl, double ref, const char *what)
+{
+  g_test_message ("%s: PPL %.4f (%+.2f %% from llama.cpp's)", what, ppl, 100 * (ppl / ref - 1));
+  g_assert_cmpfloat (fabs (ppl / ref - 1), >, 0.01);
+}
+
+static void
+test_longrope_llama_cpp (void)
+{
+  g_autofree char *text = qb_test_shared_path ("text/tinystories-val.txt");
+  g_autofree char *dir = NULL, *path = NULL, *plain_path = NULL;
+  g_autoptr(QbModel) model = NULL, plain_model = NULL;
+  g_autoptr(QbLlama) llama = NULL, plain = NULL;
+  g_autoptr(QbTokenizer) tok = NULL;
+  g_autoptr(GError) error = NULL;
+  float *long_factors;
+
+  if (text == NULL)
+    return;
+  dir = qb_test_tmpdir ();
+  path = write_longrope (dir, "lr.gguf", TRUE);
+  model = open_model (path);
+  tok = qb_tokenizer_new_from_gguf (qb_model_get_gguf (model), &error);
+  g_assert_no_error (error);
+  llama = open_llama (model, NULL);
+  g_assert_cmpuint (llama->p.n_ctx_orig, ==, 64);
+  g_assert_cmpfloat_with_epsilon (llama->p.rope_attn_factor, sqrt (1.5), 1e-6);
+  g_assert_nonnull (llama->rope_factors_long);
+
+  for (gsize i = 0; i < G_N_ELEMENTS (longrope_references); i++)
+    {
+      double ref = longrope_references[i].ppl;
+      double ppl = perplexity_at (llama, tok, text, longrope_references[i].ctx, CHUNKS);
+
+      g_test_message ("context %u: PPL %.4f, llama.cpp %.4f (%+.5f %%)",
+                      longrope_references[i].ctx, ppl, ref, 100 * (ppl / ref - 1));
+      g_assert_cmpfloat_with_epsilon (ppl / ref, 1.0, 0.001);
+    }
+
+  /* Each piece matters at the longer context. */
+  long_factors = llama->rope_factors_long;
+  llama->rope_factors_long = llama->rope_factors;
+  assert_moved (perplexity (llama, tok, text), longrope_references[0].ppl, "short factors at 128");
+  llama->rope_factors_long = long_factors;
+  llama->p.rope_attn_factor = 1.0f;
+  assert_moved (perplexity (llama, tok, text), longrope_references[0].ppl, "no attention factor");
+
+  plain_path = write_longrope (dir, "plain.gguf", FALSE);
+  plain_model = open_model (plain_path);
+  plain = open_llama (plain_model, NULL);
+  g_assert_null (plain->rope_factors_long);
+  g_assert_cmpfloat (plain->p.rope_attn_factor, ==, 1.0f);
+  assert_moved (perplexity (plain, tok, text), longrope_references[0].ppl, "without LongRoPE");
+}
+
+/* "[1.5,2,...]": the values of a GGUF factor tensor. */
+static char *
+factor_list (QbModel *model, const char *name)
+{
+  guint index;
+  const QbTensor *t = qb_model_find_tensor (model, name, &index);
+  g_autofree float *v = NULL;
+  g_autoptr(GString) s = g_string_new ("[");
+  g_autoptr(GError) error = NULL;
+
+  g_assert_nonnull (t);
+  v = g_new (float, t->n_params);
+  qb_model_read_rows (model, index, 0, 1, v, &error);
+  g_assert_no_error (error);
+  for (gint64 i = 0; i < t->n_params; i++)
+    g_string_append_printf (s, "%s%.9g", i ? "," : "", v[i]);
+  g_string_append_c (s, ']');
+  return g_string_free (g_steal_pointer (&s), FALSE);
+}
+
+/* config.json's rope_scaling (the attention factor derived there, as
+ * transformers does) gives the GGUF form's logits above and below the
+ * original context. */
+static void
+test_longrope_safetensors (void)
+{
+  g_autofree char *dir = qb_test_tmpdir ();
+  g_autofree char *path = write_longrope (dir, "lr.gguf", TRUE);
+  g_autoptr(QbModel) model = open_model (path);
+  g_autoptr(QbLlama) gguf = open_llama (model, NULL);
+  g_autofree char *lf = factor_list (model, "rope_factors_long.weight");
+  g_autofree char *sf = factor_list (model, "rope_factors_short.weight");
+  g_autofree char *extra = g_strdup_printf (
+    "\"original_max_position_embeddings\":64,"
+    "\"rope_scaling\":{\"type\":\"longrope\",\"long_factor\":%s,\"short_factor\":%s}", lf, sf);
+  g_autofree char *hf_dir = write_hf (dir, gguf, "phi3", extra);
+  g_autoptr(QbModel) hf_model = open_model (hf_dir);
+  g_autoptr(QbLlama) hf = open_llama (hf_model, NULL);
+  const guint lengths[] = { N_TOKENS, N_TOKENS / 2 };   /* 96 and 48 against 64 */
+
+  g_assert_cmpuint (hf->p.n_ctx_orig, ==, gguf->p.n_ctx_orig);
+  g_assert_cmpfloat_with_epsilon (hf->p.rope_attn_factor, gguf->p.rope_attn_factor, 1e-6);
+  for (gsize i = 0; i < G_N_ELEMENTS (lengths); i++)
+    {
+      g_autofree float *a = logits_n (gguf, lengths[i]), *b = logits_n (hf, lengths[i]);
+      double d = max_diff (a, b, lengths[i] * (gsize) gguf->p.n_vocab);
+
+      g_test_message ("%u tokens: safetensors against GGUF: %g", lengths[i], d);
+      g_assert_cmpfloat (d, <, 1e-4);
+    }
+}
+
+/* Factors that cannot divide positions are refused by name. */
+static void
+test_longrope_bad_factors (void)
+{
+  g_autofree char *dir = qb_test_tmpdir ();
+  g_autofree char *path = write_longrope (dir, "bad.gguf", TRUE);
+  g_autoptr(QbModel) model = NULL;
+  g_autoptr(QbLlama) llama = NULL;
+  g_autoptr(GError) error = NULL;
+
+  qb_test_poison_tensor (path, "rope_factors_long.weight", 3, 0.0f);
+  model = open_model (path);
+  llama = qb_llama_new (model, &error);
+  g_assert_null (llama);
+  g_assert_nonnull (error);
+  g_test_message ("%s", error->message);
+  g_assert_nonnull (strstr (error->message, "rope_factors_long.weight[3]"));
+}
+
 int
 main (int argc, char **argv)
 {
@@ -669,5 +858,8 @@ main (int argc, char **argv)
   g_test_add_func ("/families/unsupported", test_unsupported);
   g_test_add_func ("/families/safetensors", test_safetensors);
   g_test_add_func ("/families/activation-hook", test_activation_hook);
+  g_test_add_func ("/families/longrope/llama-cpp", test_longrope_llama_cpp);
+  g_test_add_func ("/families/longrope/safetensors", test_longrope_safetensors);
+  g_test_add_func ("/families/longrope/bad-factors", test_longrope_bad_factors);
   return g_test_run ();
 }
