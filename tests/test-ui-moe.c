@@ -7,7 +7,8 @@
  * SQNR and, selected, its own histograms, and the stored experiment
  * brings them back.  The main loop's latency while the model opens and
  * while the plan runs is reported (measured, not asserted).  A study per
- * expert shows each expert's bar on the Sensitivity page.  With
+ * expert shows each expert's bar on the Sensitivity page, and the study
+ * dialog's "Per expert" box starts one.  With
  * QB_MOE_SCREENSHOTS=DIR the window is saved there at 1024×700 and
  * 1920×1080.
  */
@@ -17,6 +18,7 @@
 #include <time.h>
 
 #include "qb-demo-model.h"
+#include "qb-study-dialog.h"
 #include "qb-test-ui.h"
 
 typedef QbTestWindow Fixture;
@@ -393,6 +395,95 @@ test_moe_study_per_expert (Fixture *f, gconstpointer data)
   g_assert_true (qb_layer_table_get_experts_expanded (qb_window_get_layer_table (f->window), row));
 }
 
+/* Widgets of a type under root, in creation order (the titlebar too). */
+static void
+collect (GtkWidget *root, GType type, GPtrArray *out)
+{
+  if (G_TYPE_CHECK_INSTANCE_TYPE (root, type))
+    g_ptr_array_add (out, root);
+  for (GtkWidget *c = gtk_widget_get_first_child (root); c; c = gtk_widget_get_next_sibling (c))
+    collect (c, type, out);
+}
+
+/* The study dialog's "Per expert" box reaches the study: started from
+ * the dialog with it checked, the study runs per expert.  With
+ * QB_SCREENSHOT_DIR the dialog is saved there. */
+static void
+test_moe_study_dialog (Fixture *f, gconstpointer data)
+{
+  g_autofree char *path = g_build_filename (f->dir, "small-moe.gguf", NULL);
+  g_autofree char *text = g_build_filename (f->dir, "eval.txt", NULL);
+  g_autoptr(GString) words = g_string_new (NULL);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GPtrArray) checks = g_ptr_array_new ();
+  g_autoptr(GPtrArray) entries = g_ptr_array_new ();
+  g_autoptr(GPtrArray) buttons = g_ptr_array_new ();
+  const char *shots = g_getenv ("QB_SCREENSHOT_DIR");
+  GtkCheckButton *per_expert = NULL;
+  GtkWidget *start = NULL, *dialog;
+  QbDemoModelSpec spec;
+  QbStudyRunner *study;
+
+  qb_demo_model_spec_init (&spec);
+  spec.arch = "mixtral";
+  spec.n_layer = 1;
+  spec.n_expert = 4;
+  g_assert_true (qb_demo_model_write (&spec, path, NULL, NULL, &error));
+  g_assert_no_error (error);
+  for (guint i = 0; i < 200; i++)
+    g_string_append_printf (words, "A small %s ran %u times. ", i % 2 ? "fox" : "hen", i % 11);
+  g_assert_true (g_file_set_contents (text, words->str, words->len, &error));
+  qb_test_window_open (f, path);
+  qb_test_window_settle (f);
+
+  dialog = qb_study_dialog_new (GTK_WINDOW (f->window), NULL);
+  gtk_window_present (GTK_WINDOW (dialog));
+  qb_test_ui_flush ();
+  collect (dialog, GTK_TYPE_CHECK_BUTTON, checks);
+  for (guint i = 0; i < checks->len; i++)
+    if (g_strcmp0 (gtk_check_button_get_label (g_ptr_array_index (checks, i)),
+                   "Per e_xpert (mixtures of experts)") == 0)
+      per_expert = g_ptr_array_index (checks, i);
+  g_assert_nonnull (per_expert);
+  g_assert_false (gtk_check_button_get_active (per_expert));   /* off by default */
+  collect (dialog, GTK_TYPE_BUTTON, buttons);
+  for (guint i = 0; i < buttons->len; i++)
+    if (g_strcmp0 (gtk_button_get_label (g_ptr_array_index (buttons, i)), "_Start") == 0)
+      start = g_ptr_array_index (buttons, i);
+  g_assert_nonnull (start);
+  /* evaluation text, calibration text (none), candidates */
+  collect (dialog, GTK_TYPE_ENTRY, entries);
+  g_assert_cmpuint (entries->len, ==, 3);
+  gtk_editable_set_text (GTK_EDITABLE (g_ptr_array_index (entries, 0)), text);
+  gtk_editable_set_text (GTK_EDITABLE (g_ptr_array_index (entries, 1)), "");
+  gtk_editable_set_text (GTK_EDITABLE (g_ptr_array_index (entries, 2)), "Q8_0");
+  gtk_check_button_set_active (per_expert, TRUE);
+  qb_test_ui_flush ();
+  if (shots != NULL)
+    {
+      g_autofree char *shot = g_build_filename (shots, "study-dialog-per-expert.png", NULL);
+
+      for (int i = 0; i < 20; i++)
+        {
+          qb_test_ui_flush ();
+          g_usleep (10000);
+        }
+      g_assert_true (qb_test_ui_save_png (dialog, shot, &error));
+      g_assert_no_error (error);
+      g_test_message ("wrote %s", shot);
+    }
+  g_assert_true (gtk_widget_get_sensitive (start));
+  g_signal_emit_by_name (start, "clicked");
+  qb_test_ui_wait_for (study_over, f->window, 300, "the study started from the dialog");
+  study = qb_window_get_study (f->window);
+  g_assert_cmpint (qb_study_runner_get_status (study), ==, QB_RUN_DONE);
+  g_assert_true (qb_study_runner_get_settings (study)->per_expert);
+  qb_test_window_settle (f);
+  /* 3 expert tensors × 4 experts × 1 candidate */
+  g_assert_nonnull (strstr (qb_sensitivity_page_get_info_text (qb_window_get_sensitivity_page (f->window)),
+                            "+ 12 per-expert measurements"));
+}
+
 int
 main (int argc, char **argv)
 {
@@ -401,5 +492,7 @@ main (int argc, char **argv)
               qb_test_window_teardown);
   g_test_add ("/ui/moe/study-per-expert", Fixture, NULL, qb_test_window_setup,
               test_moe_study_per_expert, qb_test_window_teardown);
+  g_test_add ("/ui/moe/study-dialog", Fixture, NULL, qb_test_window_setup,
+              test_moe_study_dialog, qb_test_window_teardown);
   return g_test_run ();
 }
