@@ -1023,6 +1023,48 @@ preset_format (QbModel *model, const char *preset, const char *name)
   return c->format ? c->format->name : "keep";
 }
 
+/* GPTQ on a mixture: the expert tensors are rounded instead, each a
+ * fallback that says why; the other matrices keep GPTQ. */
+static void
+test_gptq_experts_fallback (void)
+{
+  g_autofree char *dir = qb_test_tmpdir ();
+  g_autofree char *path = write_model (dir, "mixtral", 2, 4, 2);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(QbModel) model = qb_model_open (path, &error);
+  g_autoptr(QbPlan) plan = qb_plan_new ();
+  g_autoptr(QbPlanResolution) res = NULL;
+  guint n_experts = 0;
+
+  g_assert_no_error (error);
+  qb_plan_set_default_format (plan, "Q4_0");
+  qb_plan_set_default_method (plan, "gptq");
+  res = qb_plan_resolve (plan, model, &error);
+  g_assert_no_error (error);
+  for (guint i = 0; i < res->n_tensors; i++)
+    {
+      const QbTensor *t = qb_model_get_tensor (model, i);
+      const QbTensorChoice *c = &res->choices[i];
+
+      if (c->format == NULL)
+        continue;
+      if (qb_tensor_n_experts (t) > 1)
+        {
+          n_experts++;
+          g_assert_cmpstr (c->method->name, ==, "rtn");
+          g_assert_nonnull (strstr (c->fallback_reason, "per expert"));
+          g_assert_true (c->format == c->requested);
+        }
+      else
+        {
+          g_assert_cmpstr (c->method->name, ==, "gptq");
+          g_assert_null (c->fallback_reason);
+        }
+    }
+  g_assert_cmpuint (n_experts, ==, 2 * 3);
+  g_assert_cmpuint (res->n_fallbacks, ==, n_experts);
+}
+
 static void
 test_presets (void)
 {
@@ -1092,6 +1134,7 @@ main (int argc, char **argv)
   g_test_add_func ("/sensitivity-moe/experts", test_sensitivity);
   g_test_add_func ("/sensitivity-moe/per-expert", test_sensitivity_per_expert);
   g_test_add_func ("/plan-moe/presets", test_presets);
+  g_test_add_func ("/plan-moe/gptq-experts", test_gptq_experts_fallback);
   g_test_add_data_func ("/eval-moe/safetensors/mixtral", "mixtral", test_safetensors_experts);
   g_test_add_data_func ("/eval-moe/safetensors/qwen2moe", "qwen2moe", test_safetensors_experts);
   return g_test_run ();
