@@ -233,6 +233,26 @@ write_dense_twin (QbModel *moe, const char *moe_arch, const char *dense_arch, co
   g_assert_no_error (error);
 }
 
+/* The largest difference between two models' logits on the same n tokens. */
+static double
+largest_logit_difference (QbLlama *a, QbLlama *b, guint n)
+{
+  guint n_vocab = qb_llama_get_params (a)->n_vocab;
+  g_autofree gint32 *tokens = g_new (gint32, n);
+  g_autofree float *la = g_new (float, (gsize) n * n_vocab);
+  g_autofree float *lb = g_new (float, (gsize) n * n_vocab);
+  g_autoptr(GError) error = NULL;
+  double worst = 0;
+
+  for (guint i = 0; i < n; i++)
+    tokens[i] = (gint32) ((i * 37 + 1) % n_vocab);
+  g_assert_true (qb_llama_forward (a, tokens, n, 0, la, NULL, NULL, NULL, &error));
+  g_assert_true (qb_llama_forward (b, tokens, n, 0, lb, NULL, NULL, NULL, &error));
+  for (gsize i = 0; i < (gsize) n * n_vocab; i++)
+    worst = MAX (worst, fabs (la[i] - lb[i]));
+  return worst;
+}
+
 /* A mixture with one expert, which every token takes with weight 1, and
  * the dense model it is (Mixtral-style llama and llama; Qwen3-MoE and
  * Qwen3): the same logits. */
@@ -256,10 +276,7 @@ test_one_expert (gconstpointer data)
   g_autoptr(QbModel) moe = qb_model_open (moe_path, &error);
   g_autoptr(QbModel) dense = NULL;
   g_autoptr(QbLlama) a = NULL, b = NULL;
-  gint32 tokens[40];
-  guint n_vocab;
-  g_autofree float *la = NULL, *lb = NULL;
-  double worst = 0;
+  double worst;
 
   g_assert_no_error (error);
   write_dense_twin (moe, tw->moe_arch, tw->dense_arch, dense_path);
@@ -274,15 +291,7 @@ test_one_expert (gconstpointer data)
   g_assert_cmpuint (qb_llama_get_params (a)->n_expert, ==, 1);
   g_assert_cmpuint (qb_llama_get_params (b)->n_expert, ==, 0);
 
-  n_vocab = qb_llama_get_params (a)->n_vocab;
-  for (guint i = 0; i < G_N_ELEMENTS (tokens); i++)
-    tokens[i] = (gint32) ((i * 37 + 1) % n_vocab);
-  la = g_new (float, G_N_ELEMENTS (tokens) * n_vocab);
-  lb = g_new (float, G_N_ELEMENTS (tokens) * n_vocab);
-  g_assert_true (qb_llama_forward (a, tokens, G_N_ELEMENTS (tokens), 0, la, NULL, NULL, NULL, &error));
-  g_assert_true (qb_llama_forward (b, tokens, G_N_ELEMENTS (tokens), 0, lb, NULL, NULL, NULL, &error));
-  for (gsize i = 0; i < G_N_ELEMENTS (tokens) * n_vocab; i++)
-    worst = MAX (worst, fabs (la[i] - lb[i]));
+  worst = largest_logit_difference (a, b, 40);
   g_test_message ("%s with one expert vs %s: largest logit difference %.3g", tw->moe_arch,
                   tw->dense_arch, worst);
   g_assert_cmpfloat (worst, <, 1e-4);
@@ -943,10 +952,8 @@ test_safetensors_experts (gconstpointer data)
   g_autoptr(QbModel) hf = NULL;
   g_autoptr(QbLlama) a = NULL, b = NULL;
   g_autofree char *hf_dir = NULL;
-  g_autofree float *la = NULL, *lb = NULL;
-  gint32 tokens[48];
-  guint n_vocab, index;
-  double worst = 0;
+  guint index;
+  double worst, moved;
   const QbTensor *t;
 
   g_assert_no_error (error);
@@ -967,15 +974,7 @@ test_safetensors_experts (gconstpointer data)
   g_assert_cmpuint (qb_llama_get_params (b)->n_expert, ==, 4);
   g_assert_cmpint (qb_llama_get_params (b)->moe_norm_topk, ==, qb_llama_get_params (a)->moe_norm_topk);
 
-  n_vocab = qb_llama_get_params (a)->n_vocab;
-  for (guint i = 0; i < G_N_ELEMENTS (tokens); i++)
-    tokens[i] = (gint32) ((i * 37 + 1) % n_vocab);
-  la = g_new (float, G_N_ELEMENTS (tokens) * n_vocab);
-  lb = g_new (float, G_N_ELEMENTS (tokens) * n_vocab);
-  g_assert_true (qb_llama_forward (a, tokens, G_N_ELEMENTS (tokens), 0, la, NULL, NULL, NULL, &error));
-  g_assert_true (qb_llama_forward (b, tokens, G_N_ELEMENTS (tokens), 0, lb, NULL, NULL, NULL, &error));
-  for (gsize i = 0; i < G_N_ELEMENTS (tokens) * n_vocab; i++)
-    worst = MAX (worst, fabs (la[i] - lb[i]));
+  worst = largest_logit_difference (a, b, 48);
   g_test_message ("%s: one matrix per expert against 3-D tensors: largest logit difference %.3g",
                   arch, worst);
   g_assert_cmpfloat (worst, <, 1e-4);
@@ -986,16 +985,13 @@ test_safetensors_experts (gconstpointer data)
     QbQuantParams params = { qb_format_find ("F32"), NULL, FALSE, 0 };
     g_autoptr(GBytes) zeros = g_bytes_new_take (g_malloc0 (sizeof (float) * t->n_params),
                                                 sizeof (float) * t->n_params);
-    double moved = 0;
 
     g_assert_true (qb_llama_set_weight (b, index, zeros, &params, &error));
     g_assert_no_error (error);
-    g_assert_true (qb_llama_forward (b, tokens, G_N_ELEMENTS (tokens), 0, lb, NULL, NULL, NULL, &error));
-    for (gsize i = 0; i < G_N_ELEMENTS (tokens) * n_vocab; i++)
-      moved = MAX (moved, fabs (la[i] - lb[i]));
-    g_test_message ("%s: expert 3's down matrix zeroed: %.3g", arch, moved);
-    g_assert_cmpfloat (moved, >, 1e-3);
   }
+  moved = largest_logit_difference (a, b, 48);
+  g_test_message ("%s: expert 3's down matrix zeroed: %.3g", arch, moved);
+  g_assert_cmpfloat (moved, >, 1e-3);
 }
 
 /* llama.cpp's presets on mixtures of experts (llama_tensor_get_type in the
