@@ -478,6 +478,165 @@ test_scan_cache (void)
   g_setenv ("XDG_CACHE_HOME", old_home, TRUE);
 }
 
+/* ---- golden digests: the figures the measurement gave before it was made
+ * faster (issue 17) ------------------------------------------------------- */
+
+/* Every figure a run stores for its tensors, and the quantized bytes, into
+ * one SHA-256: metric values by their bits, the three histograms (edges and
+ * every count), the channel ranges, the non-finite count. */
+static void
+digest_double (GChecksum *sum, double v)
+{
+  g_checksum_update (sum, (const guchar *) &v, sizeof v);
+}
+
+static void
+digest_histogram (GChecksum *sum, const QbHistogram *h)
+{
+  if (h == NULL)
+    {
+      g_checksum_update (sum, (const guchar *) "none", 4);
+      return;
+    }
+  g_checksum_update (sum, (const guchar *) &h->n_bins, sizeof h->n_bins);
+  digest_double (sum, h->lo);
+  digest_double (sum, h->hi);
+  g_checksum_update (sum, (const guchar *) h->counts, sizeof (guint64) * h->n_bins);
+}
+
+static void
+digest_result (GChecksum *sum, const QbTensorResult *r)
+{
+  const QbTensorMetrics *m = &r->metrics;
+  const double v[] = { m->mse, m->rmse_rel, m->sqnr_db, m->cosine, m->max_abs_err, m->wmse,
+                       m->out_rel_err, m->mean, m->std, m->min, m->max, m->kurtosis,
+                       m->outlier_share };
+
+  g_checksum_update (sum, (const guchar *) r->tensor_name, -1);
+  g_checksum_update (sum, (const guchar *) r->format, -1);
+  for (guint k = 0; k < G_N_ELEMENTS (v); k++)
+    digest_double (sum, v[k]);
+  g_checksum_update (sum, (const guchar *) &r->n_nonfinite, sizeof r->n_nonfinite);
+  digest_histogram (sum, r->hist_original);
+  digest_histogram (sum, r->hist_quantized);
+  digest_histogram (sum, r->hist_error);
+  g_checksum_update (sum, (const guchar *) &r->n_channels, sizeof r->n_channels);
+  g_checksum_update (sum, (const guchar *) r->channel_min, sizeof (float) * r->n_channels);
+  g_checksum_update (sum, (const guchar *) r->channel_max, sizeof (float) * r->n_channels);
+}
+
+/* A whole job (metrics on, the bytes kept) in one default format. */
+static char *
+job_digest (QbModel *model, const char *format, guint n_threads)
+{
+  g_autoptr(QbPlan) plan = qb_plan_new ();
+  g_autoptr(QbJob) job = NULL;
+  g_autoptr(GChecksum) sum = g_checksum_new (G_CHECKSUM_SHA256);
+  g_autoptr(GError) error = NULL;
+
+  qb_plan_set_default_format (plan, format);
+  job = qb_job_new (model, plan);
+  qb_job_set_threads (job, n_threads);
+  qb_job_set_keep_data (job, TRUE);
+  g_assert_true (qb_job_run (job, NULL, &error));
+  g_assert_no_error (error);
+  for (guint i = 0; i < qb_model_get_n_tensors (model); i++)
+    {
+      g_autoptr(GBytes) bytes = qb_job_get_tensor_data (job, i, NULL);
+      gsize n = 0;
+      gconstpointer p = bytes ? g_bytes_get_data (bytes, &n) : NULL;
+
+      digest_result (sum, qb_job_get_result (job, i));
+      if (n > 0)
+        g_checksum_update (sum, p, n);
+    }
+  return g_strdup (g_checksum_get_string (sum));
+}
+
+/* want[f] is formats[f]'s digest, made by the build of main at 090b9b5
+ * (before issue 17's fourth session changed the measurement) with
+ * QB_TEST_PRINT_DIGESTS=1, which prints them instead of comparing.  Each
+ * format runs three times: on 2 threads with an empty scan cache, on 3
+ * threads from the cache the first run filled, and on 1 thread without
+ * the cache: every run must give the same figures. */
+static void
+compare_digests (const char *path, const char *what, const char * const *want)
+{
+  g_autofree char *dir = qb_test_tmpdir ();
+  g_autofree char *cache_home = g_build_filename (dir, "cache", NULL);
+  g_autofree char *old_home = g_strdup (g_getenv ("XDG_CACHE_HOME"));
+  g_autoptr(QbModel) model = NULL;
+  g_autoptr(GError) error = NULL;
+  gboolean print = g_getenv ("QB_TEST_PRINT_DIGESTS") != NULL;
+
+  g_setenv ("XDG_CACHE_HOME", cache_home, TRUE);
+  model = qb_model_open (path, &error);
+  g_assert_no_error (error);
+  for (guint f = 0; formats[f]; f++)
+    {
+      g_autofree char *first = job_digest (model, formats[f], 2);
+      g_autofree char *cached = job_digest (model, formats[f], 3);
+      g_autofree char *uncached = NULL;
+
+      g_setenv ("QB_SCAN_CACHE", "0", TRUE);
+      uncached = job_digest (model, formats[f], 1);
+      g_unsetenv ("QB_SCAN_CACHE");
+      if (print)
+        g_printerr ("%s %s: %s\n", what, formats[f], first);
+      else
+        g_assert_cmpstr (first, ==, want[f]);
+      g_assert_cmpstr (cached, ==, first);
+      g_assert_cmpstr (uncached, ==, first);
+    }
+  if (old_home)
+    g_setenv ("XDG_CACHE_HOME", old_home, TRUE);
+  else
+    g_unsetenv ("XDG_CACHE_HOME");
+}
+
+/* stories260K as stored (F32: the moments pre-pass) and in F16 (the
+ * pattern pre-pass), and the tiny demo model (F16): the same figures and
+ * bytes as before, by format. */
+static void
+test_golden (void)
+{
+  /* Q6_K needs rows of 256: stories260K's (64) fall back to Q8_0, as in
+   * llama-quantize, hence the same digest as Q8_0's. */
+  static const char * const stories_f32[] = {
+    "fe300f320475535dffdffa5b300670b1b67c3b43bc6f5f451fce82f8201a6932",
+    "278263fb0c05ce4ba77d73ba2c465c160acafa182d3168b6498da4f3ed71325f",
+    "52ff5ec9554d117fad45ace518f16a6c5afcab7403a8dbb36d52125e268414e2",
+    "fe300f320475535dffdffa5b300670b1b67c3b43bc6f5f451fce82f8201a6932" };
+  static const char * const stories_f16[] = {
+    "a62d59aec52aa990211daf5a951cfeeba94a2e821025a36448d35cf0cf87a481",
+    "4ceef01bf7bbe16d0bd4d7ab34ad60aa2297bf740eb2c7d84f8339743d2a4bd2",
+    "300c3a1ee046d8dfd9784af916ce6e0f0708af615a9208003251d28e48b6d455",
+    "a62d59aec52aa990211daf5a951cfeeba94a2e821025a36448d35cf0cf87a481" };
+  static const char * const demo[] = {
+    "96cc60157d15483d1bb8b07bbabd947c12e68132b65375e4e38425f258847e36",
+    "cd14539b1801d3d20ca572592be766e6e4f6cc96b20ea267b16dda5e169d9cd6",
+    "0e5f6f564a335ad9a0f6c10a2e5a3083ded521ebd7d4ee2b3e044efece6f9d35",
+    "1eba090343aac658a36bfaa4ad1f42d7c4e0419684836ad0cdbebb256b3271fe" };
+  g_autofree char *dir = qb_test_tmpdir ();
+  g_autofree char *stories = qb_test_shared_path ("models/stories260K.gguf");
+  g_autofree char *f16 = convert_stories (dir, "F16");
+  g_autofree char *demo_path = g_build_filename (dir, "demo.gguf", NULL);
+  g_autoptr(GError) error = NULL;
+  QbDemoModelSpec spec;
+
+  qb_demo_model_spec_init (&spec);
+  g_assert_true (qb_demo_model_write (&spec, demo_path, NULL, NULL, &error));
+  g_assert_no_error (error);
+  compare_digests (demo_path, "demo", demo);
+  if (stories == NULL)
+    {
+      g_test_skip ("no ../shared/models/stories260K.gguf: only the demo model compared");
+      return;
+    }
+  compare_digests (stories, "stories260K", stories_f32);
+  compare_digests (f16, "stories260K-F16", stories_f16);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -488,5 +647,6 @@ main (int argc, char **argv)
   g_test_add_func ("/measure-paths/non-finite", test_non_finite);
   g_test_add_func ("/measure-paths/original-histogram", test_original_histogram);
   g_test_add_func ("/measure-paths/scan-cache", test_scan_cache);
+  g_test_add_func ("/measure-paths/golden", test_golden);
   return g_test_run ();
 }
