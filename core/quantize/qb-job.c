@@ -174,6 +174,159 @@ tensor_progress (double fraction, gpointer user_data)
   job->state.bytes_done = base;
 }
 
+/* ---- the finisher ---------------------------------------------------------
+ *
+ * A tensor's bytes are written and its result handed on (tensor_done: the
+ * store, the window) on a thread of its own, in tensor order, while the
+ * workers quantize the next tensor: the writing and the saving then no
+ * longer leave the workers idle between tensors.  At most FINISH_QUEUED
+ * tensors wait, so memory stays at a few tensors' output. */
+
+#define FINISH_QUEUED 2
+
+typedef struct {
+  guint   index;
+  GBytes *bytes;       /* what the exporter writes, or NULL */
+} Finished;
+
+typedef struct {
+  QbJob      *job;
+  QbExporter *ex;
+  GThread    *thread;
+  GMutex      lock;
+  GCond       cond;
+  GQueue      queue;   /* of Finished */
+  guint       queued;  /* pushed, not yet done */
+  gboolean    closed;
+  GError     *error;   /* the first write that failed */
+} Finisher;
+
+static void
+finished_free (Finished *f)
+{
+  g_clear_pointer (&f->bytes, g_bytes_unref);
+  g_free (f);
+}
+
+static gboolean
+export_bytes (QbExporter *ex, guint index, GBytes *bytes, GError **error)
+{
+  gsize n;
+  gconstpointer p = g_bytes_get_data (bytes, &n);
+
+  return qb_exporter_write (ex, index, p, n, error);
+}
+
+/* After a failed write nothing more is written or handed on, as when the
+ * run stopped there. */
+static void
+finish_one (Finisher *fin, Finished *f)
+{
+  QbJob *job = fin->job;
+  GError *local = NULL;
+  gboolean failed;
+
+  g_mutex_lock (&fin->lock);
+  failed = fin->error != NULL;
+  g_mutex_unlock (&fin->lock);
+  if (failed)
+    return;
+  if (f->bytes != NULL && !export_bytes (fin->ex, f->index, f->bytes, &local))
+    {
+      g_mutex_lock (&fin->lock);
+      fin->error = local;
+      g_mutex_unlock (&fin->lock);
+      return;
+    }
+  if (job->tensor_done)
+    job->tensor_done (f->index, job->results[f->index], job->tensor_done_data);
+}
+
+static gpointer
+finisher_thread (gpointer data)
+{
+  Finisher *fin = data;
+
+  for (;;)
+    {
+      Finished *f;
+
+      g_mutex_lock (&fin->lock);
+      while (g_queue_is_empty (&fin->queue) && !fin->closed)
+        g_cond_wait (&fin->cond, &fin->lock);
+      f = g_queue_pop_head (&fin->queue);
+      g_mutex_unlock (&fin->lock);
+      if (f == NULL)
+        return NULL;
+      finish_one (fin, f);
+      finished_free (f);
+      g_mutex_lock (&fin->lock);
+      fin->queued--;
+      g_cond_broadcast (&fin->cond);
+      g_mutex_unlock (&fin->lock);
+    }
+}
+
+static void
+finisher_start (Finisher *fin, QbJob *job, QbExporter *ex)
+{
+  memset (fin, 0, sizeof *fin);
+  fin->job = job;
+  fin->ex = ex;
+  g_mutex_init (&fin->lock);
+  g_cond_init (&fin->cond);
+  g_queue_init (&fin->queue);
+  fin->thread = g_thread_new ("qb-finisher", finisher_thread, fin);
+}
+
+/* Hands tensor index on (bytes: taken), once fewer than FINISH_QUEUED
+ * wait.  FALSE, with the write's error, when an earlier write failed. */
+static gboolean
+finisher_push (Finisher *fin, guint index, GBytes *bytes, GError **error)
+{
+  Finished *f = g_new0 (Finished, 1);
+  gboolean ok;
+
+  f->index = index;
+  f->bytes = bytes;
+  g_mutex_lock (&fin->lock);
+  while (fin->queued >= FINISH_QUEUED && fin->error == NULL)
+    g_cond_wait (&fin->cond, &fin->lock);
+  ok = fin->error == NULL;
+  if (ok)
+    {
+      g_queue_push_tail (&fin->queue, f);
+      fin->queued++;
+      g_cond_broadcast (&fin->cond);
+    }
+  else
+    g_set_error_literal (error, fin->error->domain, fin->error->code, fin->error->message);
+  g_mutex_unlock (&fin->lock);
+  if (!ok)
+    finished_free (f);
+  return ok;
+}
+
+/* Waits until every tensor pushed is written and handed on.  FALSE, with
+ * the error, when a write failed. */
+static gboolean
+finisher_stop (Finisher *fin, GError **error)
+{
+  gboolean ok;
+
+  g_mutex_lock (&fin->lock);
+  fin->closed = TRUE;
+  g_cond_broadcast (&fin->cond);
+  g_mutex_unlock (&fin->lock);
+  g_thread_join (fin->thread);
+  ok = fin->error == NULL;
+  if (!ok)
+    g_propagate_error (error, fin->error);
+  g_mutex_clear (&fin->lock);
+  g_cond_clear (&fin->cond);
+  return ok;
+}
+
 /* ---- one tensor ------------------------------------------------------------ */
 
 /* The importance entry of a tensor: by its own name, else (a Hugging Face
@@ -251,27 +404,18 @@ kept_bytes (QbJob *job, guint index, gboolean as_f32, GError **error)
   return g_bytes_new_take (f32, sizeof (float) * t->n_params);
 }
 
-static gboolean
-export_bytes (QbExporter *ex, guint index, GBytes *bytes, GError **error)
-{
-  gsize n;
-  gconstpointer p = g_bytes_get_data (bytes, &n);
-
-  return qb_exporter_write (ex, index, p, n, error);
-}
-
 /* A kept tensor: measured, then handed on as stored (or as F32 when the
- * file cannot hold its type). */
+ * file cannot hold its type); *out: what the exporter writes. */
 static gboolean
-finish_kept (QbJob *job, QbExporter *ex, guint index, GError **error)
+finish_kept (QbJob *job, QbExporter *ex, guint index, GBytes **out, GError **error)
 {
   const QbTensor *t = qb_model_get_tensor (job->model, index);
 
   if (ex != NULL)
     {
       gboolean as_f32 = qb_exporter_tensor_kind (ex, index) == QB_EXPORT_CONVERT_F32;
-      g_autoptr(GBytes) bytes = kept_bytes (job, index, as_f32, error);
-      if (bytes == NULL || !export_bytes (ex, index, bytes, error))
+      *out = kept_bytes (job, index, as_f32, error);
+      if (*out == NULL)
         return FALSE;
     }
   if (job->keep_data)
@@ -282,8 +426,10 @@ finish_kept (QbJob *job, QbExporter *ex, guint index, GError **error)
   return TRUE;
 }
 
+/* Quantizes and measures tensor index; *out: the bytes the exporter is to
+ * write for it (NULL without an export). */
 static gboolean
-run_tensor (QbJob *job, QbWorkers *workers, QbExporter *ex, guint index,
+run_tensor (QbJob *job, QbWorkers *workers, QbExporter *ex, guint index, GBytes **out,
             GCancellable *cancellable, GError **error)
 {
   const QbTensor *t = qb_model_get_tensor (job->model, index);
@@ -341,18 +487,16 @@ run_tensor (QbJob *job, QbWorkers *workers, QbExporter *ex, guint index,
   r->fallback_reason = g_strdup (c->fallback_reason);
 
   if (c->format == NULL)
-    return finish_kept (job, ex, index, error);
+    return finish_kept (job, ex, index, out, error);
 
   if (data != NULL)
     bytes = g_bytes_new_take (g_steal_pointer (&data), c->bytes);
-  if (kind == QB_EXPORT_FAKE_F16
-      && !qb_exporter_write (ex, index, f16, sizeof (guint16) * t->n_params, error))
-    return FALSE;
-  if (kind == QB_EXPORT_FAKE_F32
-      && !qb_exporter_write (ex, index, f32, sizeof (float) * t->n_params, error))
-    return FALSE;
-  if (kind == QB_EXPORT_NATIVE && !export_bytes (ex, index, bytes, error))
-    return FALSE;
+  if (kind == QB_EXPORT_FAKE_F16)
+    *out = g_bytes_new_take (g_steal_pointer (&f16), sizeof (guint16) * t->n_params);
+  if (kind == QB_EXPORT_FAKE_F32)
+    *out = g_bytes_new_take (g_steal_pointer (&f32), sizeof (float) * t->n_params);
+  if (kind == QB_EXPORT_NATIVE)
+    *out = g_bytes_ref (bytes);
   if (job->keep_data)
     {
       job->data[index] = g_steal_pointer (&bytes);
@@ -375,6 +519,7 @@ qb_job_run (QbJob *job, GCancellable *cancellable, GError **error)
   g_autoptr(QbExporter) ex = NULL;
   guint n = job->n_tensors;
   gboolean ok = TRUE;
+  Finisher fin;
 
   g_return_val_if_fail (job != NULL, FALSE);
   clear_results (job);
@@ -399,10 +544,12 @@ qb_job_run (QbJob *job, GCancellable *cancellable, GError **error)
 
   workers = qb_workers_new (job->n_threads);
   job->n_threads_run = qb_workers_get_n_threads (workers);
+  finisher_start (&fin, job, ex);
   for (guint k = 0; k < n && ok; k++)
     {
       guint index = k;
       const QbTensor *t = qb_model_get_tensor (job->model, index);
+      GBytes *bytes = NULL;
 
       if (g_cancellable_set_error_if_cancelled (cancellable, error))
         {
@@ -415,9 +562,12 @@ qb_job_run (QbJob *job, GCancellable *cancellable, GError **error)
       job->current_bytes = t->n_bytes;
       report (job);
 
-      ok = run_tensor (job, workers, ex, index, cancellable, error);
+      ok = run_tensor (job, workers, ex, index, &bytes, cancellable, error);
       if (!ok)
-        break;
+        {
+          g_clear_pointer (&bytes, g_bytes_unref);
+          break;
+        }
       job->n_done++;
       job->original_bytes += t->n_bytes;
       job->quantized_bytes += job->results[index]->bytes;
@@ -425,9 +575,11 @@ qb_job_run (QbJob *job, GCancellable *cancellable, GError **error)
       job->state.bytes_done += t->n_bytes;
       job->state.current_fraction = 1;
       report (job);
-      if (job->tensor_done)
-        job->tensor_done (index, job->results[index], job->tensor_done_data);
+      ok = finisher_push (&fin, index, bytes, error);
     }
+  /* The run's own error first; a failed write otherwise. */
+  if (!finisher_stop (&fin, ok ? error : NULL))
+    ok = FALSE;
 
   if (ok && ex != NULL)
     ok = qb_exporter_finish (ex, error);

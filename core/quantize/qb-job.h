@@ -57,7 +57,9 @@ typedef struct {
 /* Called on a worker thread; forward to the main loop yourself. */
 typedef void (*QbJobProgressFunc)   (const QbJobProgress  *progress,
                                      gpointer              user_data);
-/* Called on a worker thread when a tensor is done; r is owned by the job. */
+/* Called when a tensor is done (its bytes written when the job exports),
+ * in tensor order, one call at a time, on a thread of the job's own (the
+ * workers go on with the next tensor meanwhile); r is owned by the job. */
 typedef void (*QbJobTensorDoneFunc) (guint                 tensor_index,
                                      const QbTensorResult *result,
                                      gpointer              user_data);
