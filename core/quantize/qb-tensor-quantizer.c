@@ -989,31 +989,64 @@ prepare_method (Pass *pass, Quant *qt, const char *name, GError **error)
   return TRUE;
 }
 
+/* The rows sampled to size the error histogram, each quantized on its
+ * own (on the workers: the largest error does not depend on the order). */
+typedef struct {
+  Pass    *pass;
+  Quant   *qt;
+  gint64   n;
+  float   *err;      /* per sample */
+  GError **errors;   /* per sample */
+} Sample;
+
+static void
+sample_row (gint64 k, guint thread, gpointer data)
+{
+  Sample *s = data;
+  Pass *pass = s->pass;
+  gint64 row = s->n == 1 ? 0 : k * (pass->n_rows - 1) / (s->n - 1);
+  g_autofree float *x = g_new (float, pass->n_cols);
+  g_autofree float *y = g_new (float, pass->n_cols);
+  g_autofree guint8 *q = g_malloc (MAX (s->qt->ctx.row_bytes, 1));
+
+  if (!qb_model_read_rows (pass->model, pass->index, row, 1, x, &s->errors[k]))
+    return;
+  method_quantize (s->qt, x, row, 1, q);
+  s->qt->spec->format->dequantize_row (&s->qt->params, q, y, pass->n_cols);
+  s->err[k] = qb_measure_max_err (x, y, pass->n_cols);
+}
+
 /* Error histogram edges: the largest error over a few rows spread through
  * the tensor, with a margin; larger errors land in the end bins
  * (max_abs_err stays exact).  Rows are independent, so quantizing them
  * here gives the same bytes as in the main pass. */
 static gboolean
-size_error_histogram (Pass *pass, Quant *qt, GError **error)
+size_error_histogram (Pass *pass, QbWorkers *workers, Quant *qt, GError **error)
 {
   gint64 n = MIN (pass->n_rows, N_SAMPLE_ROWS);
   double e = 0;
 
   if (qt->spec->format != NULL && n > 0)
     {
-      g_autofree float *x = g_new (float, pass->n_cols);
-      g_autofree float *y = g_new (float, pass->n_cols);
-      g_autofree guint8 *q = g_malloc (MAX (qt->ctx.row_bytes, 1));
+      float err[N_SAMPLE_ROWS] = { 0 };
+      GError *errors[N_SAMPLE_ROWS] = { NULL };
+      Sample s = { pass, qt, n, err, errors };
+      gboolean ok = TRUE;
 
+      qb_workers_run (workers, n, sample_row, &s);
       for (gint64 k = 0; k < n; k++)
         {
-          gint64 row = n == 1 ? 0 : k * (pass->n_rows - 1) / (n - 1);
-          if (!qb_model_read_rows (pass->model, pass->index, row, 1, x, error))
-            return FALSE;
-          method_quantize (qt, x, row, 1, q);
-          qt->spec->format->dequantize_row (&qt->params, q, y, pass->n_cols);
-          e = MAX (e, qb_measure_max_err (x, y, pass->n_cols));
+          if (errors[k] != NULL && ok)
+            {
+              g_propagate_error (error, errors[k]);
+              ok = FALSE;
+            }
+          else
+            g_clear_error (&errors[k]);
+          e = MAX (e, err[k]);
         }
+      if (!ok)
+        return FALSE;
       e *= 1.25;
     }
   if (!(e > 0) || !isfinite (e))
@@ -1448,7 +1481,7 @@ quantize_and_measure (Pass *pass, QbWorkers *workers, Quant *qt, const QbTensor 
   if (!prepare_method (pass, qt, t->name, error))
     return FALSE;
   method_chunks (pass, qt);
-  if (!size_error_histogram (pass, qt, error))
+  if (!size_error_histogram (pass, workers, qt, error))
     return FALSE;
   if (qt->hists[0] == NULL)
     qt->hists[0] = histogram_for (&qt->stats);
