@@ -323,6 +323,58 @@ test_one_expert (gconstpointer data)
   g_assert_cmpfloat (worst, <, 1e-4);
 }
 
+/* A pass resumed from any layer's stream gives the whole pass's logits bit
+ * for bit, as on a dense model (/sensitivity/forward-from): the sensitivity
+ * study's floor with nothing changed is then exactly 0. */
+static void
+test_forward_from (gconstpointer data)
+{
+  const char *arch = data;
+  g_autofree char *dir = qb_test_tmpdir ();
+  g_autofree char *path = write_model (dir, arch, 3, 8, 2);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(QbModel) model = qb_model_open (path, &error);
+  g_autoptr(QbLlama) llama = NULL;
+  const QbLlamaParams *p;
+  guint T = 64, first = 16, V, E;
+  g_autofree gint32 *tokens = g_new (gint32, T);
+  g_autofree float *logits = NULL, *again = NULL, *hidden = NULL;
+
+  g_assert_no_error (error);
+  llama = qb_llama_new (model, &error);
+  g_assert_no_error (error);
+  qb_llama_set_threads (llama, 2);
+  p = qb_llama_get_params (llama);
+  V = p->n_vocab;
+  E = p->n_embd;
+  logits = g_new (float, (gsize) (T - first) * V);
+  again = g_new (float, (gsize) (T - first) * V);
+  hidden = g_new (float, (gsize) (p->n_layer + 1) * T * E);
+  for (guint i = 0; i < T; i++)
+    tokens[i] = (gint32) ((i * 37 + 11) % V);
+
+  g_assert_true (qb_llama_forward_keep (llama, tokens, T, first, logits, hidden, NULL, &error));
+  g_assert_no_error (error);
+  for (guint layer = 0; layer <= p->n_layer; layer++)
+    {
+      gsize n = (gsize) (T - first) * V, differ = 0;
+      double worst = 0;
+
+      g_assert_true (qb_llama_forward_from (llama, layer, hidden + (gsize) layer * T * E, T,
+                                            first, again, NULL, &error));
+      g_assert_no_error (error);
+      for (gsize i = 0; i < n; i++)
+        if (memcmp (&logits[i], &again[i], sizeof (float)) != 0)
+          {
+            differ++;
+            worst = MAX (worst, fabs (logits[i] - again[i]));
+          }
+      g_test_message ("%s from layer %u: %" G_GSIZE_FORMAT " of %" G_GSIZE_FORMAT
+                      " logits differ, by up to %.3g", arch, layer, differ, n, worst);
+      g_assert_cmpuint (differ, ==, 0);
+    }
+}
+
 /* What a Qwen2-MoE GGUF says to the runtime. */
 static void
 test_params (void)
@@ -859,6 +911,143 @@ test_sensitivity_per_expert (void)
                               "_exps"));
 }
 
+/* A copy of the model with `name` (F32) replaced by its own values through
+ * `format`: quantizing that tensor again in the format changes nothing. */
+static char *
+write_requantized (QbModel *model, const char *name, const char *format, const char *dir)
+{
+  char *path = g_build_filename (dir, "requantized.gguf", NULL);
+  g_autoptr(QbGgufWriter) w = qb_gguf_writer_new ();
+  g_autoptr(QbWorkers) workers = qb_workers_new (2);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(QbTensorResult) r = NULL;
+  QbQuantizeSpec spec = { .format = qb_format_find (format) };
+  QbQuantizeOutput out = { 0 };
+  QbGguf *g = qb_model_get_gguf (model);
+  g_autofree float *values = NULL;
+  guint index;
+  const QbTensor *t = qb_model_find_tensor (model, name, &index);
+
+  g_assert_nonnull (t);
+  g_assert_cmpint (t->dtype, ==, QB_DTYPE_F32);
+  values = out.f32 = g_new (float, t->n_params);
+  r = qb_tensor_quantize (model, index, &spec, workers, &out, NULL, NULL, NULL, &error);
+  g_assert_no_error (error);
+  for (guint64 i = 0; i < qb_gguf_get_n_kv (g); i++)
+    qb_gguf_writer_copy_kv (w, qb_gguf_get_kv (g, i));
+  for (guint i = 0; i < qb_model_get_n_tensors (model); i++)
+    {
+      const QbTensor *u = qb_model_get_tensor (model, i);
+      qb_gguf_writer_add_tensor (w, u->name, u->n_dims, u->ne, u->dtype);
+    }
+  g_assert_true (qb_gguf_writer_begin (w, path, &error));
+  for (guint i = 0; i < qb_model_get_n_tensors (model); i++)
+    {
+      const QbTensor *u = qb_model_get_tensor (model, i);
+      g_assert_true (qb_gguf_writer_write_tensor (w, i, i == index ? (gconstpointer) values
+                                                                   : u->data,
+                                                  u->n_bytes, &error));
+    }
+  g_assert_true (qb_gguf_writer_finish (w, &error));
+  g_assert_no_error (error);
+  return path;
+}
+
+/* A study measures a tensor whose candidate changes nothing as exactly 0,
+ * from the tensor's layer on (a pass resumed from layer 1 of 2), on a
+ * mixture, expert by expert, as on a dense model: the resumed pass gives
+ * the float pass's logits bit for bit and the KLD compares them without a
+ * rounding of one side only (which left ~1e-7 at every position). */
+typedef struct {
+  const char *arch;
+  guint       n_expert;
+  const char *tensor;
+} FloorCase;
+
+static const FloorCase floor_cases[] = {
+  { "mixtral", 4, "blk.1.ffn_down_exps.weight" },
+  { "llama", 0, "blk.1.ffn_down.weight" },
+};
+
+static void
+test_sensitivity_floor (gconstpointer data)
+{
+  const FloorCase *fc = data;
+  g_autofree char *dir = qb_test_tmpdir ();
+  g_autofree char *first = write_model (dir, fc->arch, 2, fc->n_expert, fc->n_expert ? 2 : 0);
+  g_autofree char *text = g_build_filename (dir, "eval.txt", NULL);
+  g_autofree char *db = g_build_filename (dir, "study.db", NULL);
+  g_autofree char *path = NULL;
+  g_autoptr(GString) words = g_string_new (NULL);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(QbModel) model = NULL, original = NULL;
+  g_autoptr(QbTokenizer) tok = NULL;
+  g_autoptr(QbStore) store = NULL;
+  g_autoptr(QbSensitivityStudy) st = NULL;
+  const QbFormat *cands[] = { qb_format_find ("Q8_0") };
+  QbSensitivityOptions o;
+  gint64 id = 0;
+  guint n_zero = 0, n_positive = 0, n_expert_rows = 0;
+
+  for (guint i = 0; i < 300; i++)
+    g_string_append_printf (words, "The little %s saw %u birds by the river. ",
+                            i % 3 ? "cat" : "dog", (i * 7) % 13);
+  g_assert_true (g_file_set_contents (text, words->str, words->len, &error));
+  original = qb_model_open (first, &error);
+  g_assert_no_error (error);
+  path = write_requantized (original, fc->tensor, "Q8_0", dir);
+  model = qb_model_open (path, &error);
+  g_assert_no_error (error);
+  tok = qb_tokenizer_new_for_model (model, &error);
+  g_assert_no_error (error);
+  store = qb_store_open (db, &error);
+  g_assert_no_error (error);
+
+  qb_sensitivity_options_init (&o);
+  o.candidates = cands;
+  o.n_candidates = 1;
+  o.eval_text = text;
+  o.eval_n_ctx = 64;
+  o.eval_n_chunks = 2;
+  o.n_threads = 2;
+  o.per_expert = fc->n_expert > 0;
+  g_assert_true (qb_sensitivity_run (model, tok, store, &o, NULL, NULL, NULL, &id, &error));
+  g_assert_no_error (error);
+  st = qb_sensitivity_study_load (store, id, &error);
+  g_assert_no_error (error);
+  for (guint t = 0; t < st->n_tensors; t++)
+    {
+      const QbStudyCost *c = qb_sensitivity_study_get (st, t, 0)->cost;
+
+      g_assert_nonnull (c);
+      g_assert_false (c->skipped);
+      if (strcmp (c->tensor, fc->tensor) == 0)
+        {
+          /* Q8_0 of Q8_0 values: the same values, measured. */
+          g_assert_cmpfloat (c->mse, ==, 0.0);
+          g_assert_cmpfloat (c->kld, ==, 0.0);
+          n_zero++;
+        }
+      else if (c->kld > 0)
+        n_positive++;
+    }
+  for (guint i = 0; i < st->expert_costs->len; i++)
+    {
+      const QbStudyCost *c = g_ptr_array_index (st->expert_costs, i);
+      if (strcmp (c->tensor, fc->tensor) != 0)
+        continue;
+      g_assert_cmpfloat (c->mse, ==, 0.0);
+      g_assert_cmpfloat (c->kld, ==, 0.0);
+      n_expert_rows++;
+    }
+  g_test_message ("%s: %s kld exactly 0 (%u expert rows too); %u other tensors > 0", fc->arch,
+                  fc->tensor, n_expert_rows, n_positive);
+  g_assert_cmpuint (n_zero, ==, 1);
+  g_assert_cmpuint (n_expert_rows, ==, fc->n_expert);
+  /* The measurement itself is not blind: every other tensor moved it. */
+  g_assert_cmpuint (n_positive, ==, st->n_tensors - 1);
+}
+
 /* ---- Hugging Face checkpoints with one matrix per expert --------------- */
 
 /* The Hugging Face name of a GGUF tensor of a Mixtral-style (mixtral) or
@@ -1199,11 +1388,15 @@ main (int argc, char **argv)
     }
   g_test_add_func ("/eval-moe/params", test_params);
   g_test_add_func ("/eval-moe/deepseek2/groups", test_deepseek_groups);
+  g_test_add_data_func ("/eval-moe/forward-from/mixtral", "mixtral", test_forward_from);
+  g_test_add_data_func ("/eval-moe/forward-from/qwen2moe", "qwen2moe", test_forward_from);
   g_test_add_func ("/quantize-moe/expert-importance", test_expert_importance);
   g_test_add_func ("/quantize-moe/expert-histograms", test_expert_histograms);
   g_test_add_func ("/calib-moe/expert-imatrix", test_expert_imatrix);
   g_test_add_func ("/sensitivity-moe/experts", test_sensitivity);
   g_test_add_func ("/sensitivity-moe/per-expert", test_sensitivity_per_expert);
+  g_test_add_data_func ("/sensitivity-moe/floor/mixtral", &floor_cases[0], test_sensitivity_floor);
+  g_test_add_data_func ("/sensitivity-moe/floor/dense", &floor_cases[1], test_sensitivity_floor);
   g_test_add_func ("/plan-moe/presets", test_presets);
   g_test_add_func ("/plan-moe/gptq-experts", test_gptq_experts_fallback);
   g_test_add_data_func ("/eval-moe/safetensors/mixtral", "mixtral", test_safetensors_experts);
