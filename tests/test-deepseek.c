@@ -210,7 +210,8 @@ static const Refusal refusals[] = {
   { "groups", SET_UINT, "expert_group_count", 3, NULL, FALSE, "groups do not divide" },
   { "groups-used", SET_UINT, "expert_group_used_count", 5, NULL, FALSE, "expert groups used" },
   { "shared", SET_UINT, "expert_shared_count", 2, NULL, FALSE, "shared expert FFN gate" },
-  { "yarn", SET_STRING, "rope.scaling.type", 0, "yarn", FALSE, "YaRN" },
+  { "yarn-no-factor", SET_STRING, "rope.scaling.type", 0, "yarn", FALSE, "YaRN needs deepseek2.rope.scaling.factor" },
+  { "rope-scaling", SET_STRING, "rope.scaling.type", 0, "longrope", FALSE, "'longrope'" },
   { "kv-b-missing", DROP_TENSOR, "blk.2.attn_kv_b.weight", 0, NULL, FALSE, "KV expansion" },
   { "bias-optional", DROP_TENSOR, "blk.2.exp_probs_b.bias", 0, NULL, TRUE, NULL },
 };

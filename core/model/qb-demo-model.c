@@ -773,6 +773,12 @@ set_deepseek_metadata (Gen *g)
   qb_gguf_writer_set_uint32 (w, "deepseek2.expert_gating_func", g->spec.sigmoid ? 2 : 1);
   /* llama.cpp requires it; it acts only with YaRN. */
   qb_gguf_writer_set_float32 (w, "deepseek2.rope.scaling.yarn_log_multiplier", 0.0707f);
+  if (g->spec.yarn)
+    {
+      qb_gguf_writer_set_string (w, "deepseek2.rope.scaling.type", "yarn");
+      qb_gguf_writer_set_float32 (w, "deepseek2.rope.scaling.factor", 4.0f);
+      qb_gguf_writer_set_uint32 (w, "deepseek2.rope.scaling.original_context_length", d->n_ctx / 4);
+    }
   if (g->spec.n_group > 1)
     {
       qb_gguf_writer_set_uint32 (w, "deepseek2.expert_group_count", g->spec.n_group);
@@ -894,10 +900,10 @@ qb_demo_model_write (const QbDemoModelSpec *spec, const char *path, QbWorkers *w
   qb_demo_model_spec_dims (spec, &g.dims);
   if (!arch_is_moe (spec) && qb_family_lookup (spec->arch) != NULL && !arch_is (spec, "llama"))
     g.family = qb_family_lookup (spec->arch);
-  if ((spec->sigmoid || spec->n_group > 1) && !arch_is (spec, "deepseek2"))
+  if ((spec->sigmoid || spec->n_group > 1 || spec->yarn) && !arch_is (spec, "deepseek2"))
     {
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                   "demo model: sigmoid and grouped routing are for the deepseek2 family only");
+                   "demo model: sigmoid and grouped routing and YaRN are for the deepseek2 family only");
       return FALSE;
     }
   if (spec->longrope && !arch_is (spec, "phi3"))
