@@ -1311,6 +1311,43 @@ preset_format (QbModel *model, const char *preset, const char *name)
   return c->format ? c->format->name : "keep";
 }
 
+/* DeepSeek (8 layers, the first dense, 8 experts): llama-quantize gives
+ * the latent attention's matrices the base type (attn_kv_b only counts as
+ * an attn_v), the ffn_down bumps to the dense ffn_down and the experts'
+ * alike, and the 8-expert attn_output rule.  Checked by hand: 9 presets
+ * (Q2_K, Q3_K_S/M/L, Q4_K_S/M, Q5_K_S/M, Q6_K) of `demo-model --arch
+ * deepseek2 --layers 8` through llama-quantize and through Quantbench
+ * give every one of the 128 tensors the same type. */
+static void
+test_presets_deepseek (const char *dir, const gboolean *more_bits)
+{
+  g_autofree char *path = write_model (dir, "deepseek2", 8, 8, 2);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(QbModel) ds = qb_model_open (path, &error);
+  static const char *const latent[] = { "attn_q_a", "attn_q_b", "attn_kv_a_mqa", "attn_kv_b" };
+  char name[64];
+
+  g_assert_no_error (error);
+  g_assert_cmpstr (preset_format (ds, "Q4_K_M", "blk.0.ffn_down.weight"), ==, "Q6_K");
+  for (guint i = 1; i < 8; i++)
+    {
+      g_snprintf (name, sizeof name, "blk.%u.ffn_down_exps.weight", i);
+      g_assert_cmpstr (preset_format (ds, "Q4_K_M", name), ==, more_bits[i] ? "Q6_K" : "Q4_K");
+      g_snprintf (name, sizeof name, "blk.%u.ffn_down_shexp.weight", i);
+      g_assert_cmpstr (preset_format (ds, "Q4_K_M", name), ==, more_bits[i] ? "Q6_K" : "Q4_K");
+      g_snprintf (name, sizeof name, "blk.%u.ffn_gate_inp.weight", i);
+      g_assert_cmpstr (preset_format (ds, "Q4_K_M", name), ==, "keep");
+    }
+  for (gsize j = 0; j < G_N_ELEMENTS (latent); j++)
+    {
+      g_snprintf (name, sizeof name, "blk.2.%s.weight", latent[j]);
+      g_assert_cmpstr (preset_format (ds, "Q4_K_M", name), ==, "Q4_K");
+      g_assert_cmpstr (preset_format (ds, "Q3_K_M", name), ==, "Q3_K");
+    }
+  g_assert_cmpstr (preset_format (ds, "Q4_K_M", "blk.2.attn_kv_a_norm.weight"), ==, "keep");
+  g_assert_cmpstr (preset_format (ds, "Q4_K_M", "blk.2.attn_output.weight"), ==, "Q5_K");
+}
+
 /* GPTQ on a mixture: the expert tensors are rounded instead, each a
  * fallback that says why; the other matrices keep GPTQ. */
 static void
@@ -1399,6 +1436,7 @@ test_presets (void)
   g_assert_cmpstr (preset_format (qw, "Q4_K_M", "blk.0.attn_v.weight"), ==, "Q6_K");
   g_assert_cmpstr (preset_format (qw, "Q3_K_L", "blk.1.attn_output.weight"), ==, "Q5_K");
   g_assert_cmpstr (preset_format (qw, "Q3_K_M", "blk.0.ffn_down_shexp.weight"), ==, "Q4_K");
+  test_presets_deepseek (dir, more_bits);
 }
 
 /* A DeepSeek-V3-style model (sigmoid, bias) with its 8 experts in 4
