@@ -319,31 +319,22 @@ study_over (gpointer data)
   return study && !qb_study_runner_is_running (study);
 }
 
-/* A study per expert from the window: the Sensitivity page ranks each
- * expert alone ("blk.1.ffn_down_exps.weight #2") beside the tensors, and
- * clicking one selects that expert's row in the plan's table.  With
- * QB_SCREENSHOT_DIR the page is saved there at 1024×700. */
+/* A 2-layer Qwen2-MoE demo of n_expert experts opened in the window, a
+ * study per expert (Q8_0, one chunk of 64 tokens of a generated text)
+ * run to the end from win.start-study, and the Sensitivity page shown. */
 static void
-test_moe_study_per_expert (Fixture *f, gconstpointer data)
+run_expert_study (Fixture *f, guint n_expert)
 {
   g_autofree char *path = g_build_filename (f->dir, "small-moe.gguf", NULL);
   g_autofree char *text = g_build_filename (f->dir, "eval.txt", NULL);
   g_autoptr(GString) words = g_string_new (NULL);
   g_autoptr(GError) error = NULL;
-  const char *shots = g_getenv ("QB_SCREENSHOT_DIR");
-  const char *name = "blk.1.ffn_down_exps.weight #2";
-  QbSensitivityPage *page = qb_window_get_sensitivity_page (f->window);
-  QbSensitivityView *view = qb_sensitivity_page_get_view (page);
   QbDemoModelSpec spec;
-  QbTensorRow *row;
-  guint n_expert_bars = 0, n_bars = 0;
-  double x, y;
-  g_autofree char *tip = NULL;
 
   qb_demo_model_spec_init (&spec);
   spec.arch = "qwen2moe";
   spec.n_layer = 2;
-  spec.n_expert = 4;
+  spec.n_expert = n_expert;
   g_assert_true (qb_demo_model_write (&spec, path, NULL, NULL, &error));
   g_assert_no_error (error);
   for (guint i = 0; i < 200; i++)
@@ -356,11 +347,31 @@ test_moe_study_per_expert (Fixture *f, gconstpointer data)
   qb_test_window_activate (f, "start-study",
                            g_variant_new ("(ssssuuuxb)", "", text, "Q8_0", "rtn", 64, 1, 0,
                                           (gint64) 0, TRUE));
-  qb_test_ui_wait_for (study_over, f->window, 300, "the study per expert");
+  qb_test_ui_wait_for (study_over, f->window, 600, "the study per expert");
   g_assert_cmpint (qb_study_runner_get_status (qb_window_get_study (f->window)), ==, QB_RUN_DONE);
   qb_test_window_settle (f);
   qb_test_window_activate (f, "show-page", g_variant_new_string ("sensitivity"));
   qb_test_window_settle (f);
+}
+
+/* A study per expert from the window: the Sensitivity page ranks each
+ * expert alone ("blk.1.ffn_down_exps.weight #2") beside the tensors, and
+ * clicking one selects that expert's row in the plan's table.  With
+ * QB_SCREENSHOT_DIR the page is saved there at 1024×700. */
+static void
+test_moe_study_per_expert (Fixture *f, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  const char *shots = g_getenv ("QB_SCREENSHOT_DIR");
+  const char *name = "blk.1.ffn_down_exps.weight #2";
+  QbSensitivityPage *page = qb_window_get_sensitivity_page (f->window);
+  QbSensitivityView *view = qb_sensitivity_page_get_view (page);
+  QbTensorRow *row;
+  guint n_expert_bars = 0, n_bars = 0;
+  double x, y;
+  g_autofree char *tip = NULL;
+
+  run_expert_study (f, 4);
   g_assert_cmpint (qb_sensitivity_page_get_study_id (page), ==,
                    qb_study_runner_get_study_id (qb_window_get_study (f->window)));
 
@@ -412,36 +423,14 @@ static void
 test_moe_heatmap_experts (Fixture *f, gconstpointer data)
 {
   guint n_expert = GPOINTER_TO_UINT (data);
-  g_autofree char *path = g_build_filename (f->dir, "heat-moe.gguf", NULL);
-  g_autofree char *text = g_build_filename (f->dir, "eval.txt", NULL);
-  g_autoptr(GString) words = g_string_new (NULL);
-  g_autoptr(GError) error = NULL;
   const char *shots = g_getenv ("QB_SCREENSHOT_DIR");
   QbSensitivityPage *page = qb_window_get_sensitivity_page (f->window);
   QbSensitivityView *view = qb_sensitivity_page_get_view (page);
   GtkDropDown *show;
-  QbDemoModelSpec spec;
   QbTensorRow *row;
   double x, y, x0 = 0, y0 = 0;
 
-  qb_demo_model_spec_init (&spec);
-  spec.arch = "qwen2moe";
-  spec.n_layer = 2;
-  spec.n_expert = n_expert;
-  g_assert_true (qb_demo_model_write (&spec, path, NULL, NULL, &error));
-  g_assert_no_error (error);
-  for (guint i = 0; i < 150; i++)
-    g_string_append_printf (words, "The little %s saw %u birds by the river. ",
-                            i % 3 ? "cat" : "dog", (i * 7) % 13);
-  g_assert_true (g_file_set_contents (text, words->str, words->len, &error));
-  qb_test_window_open (f, path);
-  qb_test_window_settle (f);
-  qb_test_window_activate (f, "start-study",
-                           g_variant_new ("(ssssuuuxb)", "", text, "Q8_0", "rtn", 64, 1, 0,
-                                          (gint64) 0, TRUE));
-  qb_test_ui_wait_for (study_over, f->window, 600, "the study per expert");
-  g_assert_cmpint (qb_study_runner_get_status (qb_window_get_study (f->window)), ==, QB_RUN_DONE);
-  qb_test_window_activate (f, "show-page", g_variant_new_string ("sensitivity"));
+  run_expert_study (f, n_expert);
   qb_test_window_resize (f, 1024, 700);
   qb_test_window_settle (f);
 
