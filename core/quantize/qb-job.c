@@ -276,7 +276,9 @@ finisher_start (Finisher *fin, QbJob *job, QbExporter *ex)
   g_mutex_init (&fin->lock);
   g_cond_init (&fin->cond);
   g_queue_init (&fin->queue);
-  fin->thread = g_thread_new ("qb-finisher", finisher_thread, fin);
+  /* Under a process limit there may be no thread for it: the job's own
+   * thread then finishes each tensor itself, as it is pushed. */
+  fin->thread = g_thread_try_new ("qb-finisher", finisher_thread, fin, NULL);
 }
 
 /* Hands tensor index on (bytes: taken), once fewer than FINISH_QUEUED
@@ -289,21 +291,25 @@ finisher_push (Finisher *fin, guint index, GBytes *bytes, GError **error)
 
   f->index = index;
   f->bytes = bytes;
+  if (fin->thread == NULL)
+    {
+      finish_one (fin, f);
+      g_clear_pointer (&f, finished_free);
+    }
   g_mutex_lock (&fin->lock);
-  while (fin->queued >= FINISH_QUEUED && fin->error == NULL)
+  while (f != NULL && fin->queued >= FINISH_QUEUED && fin->error == NULL)
     g_cond_wait (&fin->cond, &fin->lock);
   ok = fin->error == NULL;
-  if (ok)
+  if (ok && f != NULL)
     {
-      g_queue_push_tail (&fin->queue, f);
+      g_queue_push_tail (&fin->queue, g_steal_pointer (&f));
       fin->queued++;
       g_cond_broadcast (&fin->cond);
     }
-  else
+  if (!ok)
     g_set_error_literal (error, fin->error->domain, fin->error->code, fin->error->message);
   g_mutex_unlock (&fin->lock);
-  if (!ok)
-    finished_free (f);
+  g_clear_pointer (&f, finished_free);
   return ok;
 }
 
@@ -318,7 +324,8 @@ finisher_stop (Finisher *fin, GError **error)
   fin->closed = TRUE;
   g_cond_broadcast (&fin->cond);
   g_mutex_unlock (&fin->lock);
-  g_thread_join (fin->thread);
+  if (fin->thread != NULL)
+    g_thread_join (fin->thread);
   ok = fin->error == NULL;
   if (!ok)
     g_propagate_error (error, fin->error);
