@@ -298,12 +298,28 @@ test_refused (gconstpointer data)
     g_error ("%s: the message '%s' does not say '%s'", r->name, error->message, r->message);
 }
 
+/* The deepseek2 demo of spec (arch set here) written to a fresh folder
+ * and opened; its dimensions into d. */
+static QbModel *
+open_demo (QbDemoModelSpec *spec, QbDemoModelDims *d)
+{
+  g_autofree char *dir = qb_test_tmpdir ();
+  g_autofree char *path = g_build_filename (dir, "ds.gguf", NULL);
+  g_autoptr(GError) error = NULL;
+  QbModel *model;
+
+  spec->arch = "deepseek2";
+  qb_demo_model_spec_dims (spec, d);
+  g_assert_true (qb_demo_model_write (spec, path, NULL, NULL, &error));
+  model = qb_model_open (path, &error);
+  g_assert_no_error (error);
+  return model;
+}
+
 /* The unedited demo models load with the sizes they were written with. */
 static void
 test_params (void)
 {
-  g_autofree char *dir = qb_test_tmpdir ();
-  g_autofree char *path = g_build_filename (dir, "v3.gguf", NULL);
   g_autoptr(QbModel) model = NULL;
   g_autoptr(GError) error = NULL;
   QbDemoModelSpec spec;
@@ -312,14 +328,10 @@ test_params (void)
   QbLlama *llama;
 
   qb_demo_model_spec_init (&spec);
-  spec.arch = "deepseek2";
   spec.sigmoid = TRUE;
   spec.n_group = 4;
   spec.topk_group = 2;
-  qb_demo_model_spec_dims (&spec, &d);
-  g_assert_true (qb_demo_model_write (&spec, path, NULL, NULL, &error));
-  model = qb_model_open (path, &error);
-  g_assert_no_error (error);
+  model = open_demo (&spec, &d);
   g_assert_cmpuint (qb_model_get_arch (model)->n_ff_shexp, ==, d.n_ff_exp);
   llama = qb_llama_new (model, &error);
   g_assert_no_error (error);
@@ -350,8 +362,6 @@ test_params (void)
 static void
 test_imatrix (void)
 {
-  g_autofree char *dir = qb_test_tmpdir ();
-  g_autofree char *path = g_build_filename (dir, "ds.gguf", NULL);
   g_autoptr(QbModel) model = NULL;
   g_autoptr(QbLlama) llama = NULL;
   g_autoptr(QbCalibration) calib = NULL;
@@ -367,12 +377,8 @@ test_imatrix (void)
   guint n_qa, n_kva, n_qb, n_kvb;
 
   qb_demo_model_spec_init (&spec);
-  spec.arch = "deepseek2";
   spec.n_layer = 2;
-  qb_demo_model_spec_dims (&spec, &d);
-  g_assert_true (qb_demo_model_write (&spec, path, NULL, NULL, &error));
-  model = qb_model_open (path, &error);
-  g_assert_no_error (error);
+  model = open_demo (&spec, &d);
   llama = qb_llama_new (model, &error);
   g_assert_no_error (error);
   qb_llama_set_threads (llama, 2);
