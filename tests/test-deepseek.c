@@ -364,15 +364,11 @@ test_imatrix (void)
 {
   g_autoptr(QbModel) model = NULL;
   g_autoptr(QbLlama) llama = NULL;
-  g_autoptr(QbCalibration) calib = NULL;
   g_autoptr(GError) error = NULL;
   QbActivationStats *stats;
   g_autoptr(QbImatrix) im = NULL;
-  QbCalibrationOptions co;
-  QbStatsOptions so;
   QbDemoModelSpec spec;
   QbDemoModelDims d;
-  gint32 tokens[64 * 2];
   const float *qa, *kva, *qb, *kvb;
   guint n_qa, n_kva, n_qb, n_kvb;
 
@@ -381,18 +377,7 @@ test_imatrix (void)
   model = open_demo (&spec, &d);
   llama = qb_llama_new (model, &error);
   g_assert_no_error (error);
-  qb_llama_set_threads (llama, 2);
-  for (guint i = 0; i < G_N_ELEMENTS (tokens); i++)
-    tokens[i] = (gint32) (3 + (i * 2654435761u) % 500);
-  qb_calibration_options_init (&co);
-  co.n_ctx = 64;
-  co.n_chunks = 2;
-  calib = qb_calibration_new_from_tokens (tokens, G_N_ELEMENTS (tokens), 1, &co, &error);
-  g_assert_no_error (error);
-  qb_stats_options_init (&so);
-  so.no_cache = TRUE;
-  stats = qb_activation_stats_compute (llama, calib, &so, NULL, NULL, NULL, &error);
-  g_assert_no_error (error);
+  stats = qb_test_activation_stats (llama, 64, 2);
   im = qb_activation_stats_get_imatrix (stats, FALSE);
   qa = qb_imatrix_get (im, "blk.1.attn_q_a.weight", &n_qa);
   kva = qb_imatrix_get (im, "blk.1.attn_kv_a_mqa.weight", &n_kva);

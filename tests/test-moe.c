@@ -759,12 +759,8 @@ test_expert_imatrix (void)
   g_autoptr(GError) error = NULL;
   g_autoptr(QbModel) model = qb_model_open (path, &error);
   g_autoptr(QbLlama) llama = NULL;
-  g_autoptr(QbCalibration) calib = NULL;
   g_autoptr(QbImatrix) im = NULL, back = NULL;
   QbActivationStats *stats;
-  QbCalibrationOptions co;
-  QbStatsOptions so;
-  gint32 tokens[64 * 4];
   const guint64 *counts;
   guint n_mat = 0, n = 0, n_back = 0;
   guint64 total = 0;
@@ -773,18 +769,7 @@ test_expert_imatrix (void)
   g_assert_no_error (error);
   llama = qb_llama_new (model, &error);
   g_assert_no_error (error);
-  qb_llama_set_threads (llama, 2);
-  for (guint i = 0; i < G_N_ELEMENTS (tokens); i++)
-    tokens[i] = (gint32) (3 + (i * 2654435761u) % 500);
-  qb_calibration_options_init (&co);
-  co.n_ctx = 64;
-  co.n_chunks = 4;
-  calib = qb_calibration_new_from_tokens (tokens, G_N_ELEMENTS (tokens), 1, &co, &error);
-  g_assert_no_error (error);
-  qb_stats_options_init (&so);
-  so.no_cache = TRUE;
-  stats = qb_activation_stats_compute (llama, calib, &so, NULL, NULL, NULL, &error);
-  g_assert_no_error (error);
+  stats = qb_test_activation_stats (llama, 64, 4);
   im = qb_activation_stats_get_imatrix (stats, FALSE);
 
   counts = qb_imatrix_get_counts (im, "blk.1.ffn_down_exps.weight", &n_mat);
