@@ -990,6 +990,8 @@ device_lacks (QbLlama *llama)
 {
   if (llama->ggml_activations)
     return "llama.cpp's activation rounding";
+  if (llama->p.kv_lora_rank > 0)
+    return "multi-head latent attention";
   return NULL;
 }
 
@@ -1016,8 +1018,8 @@ qb_llama_device_forward (QbLlama *llama, QbLlamaDevice **state, const gint32 *to
                    : device_lacks (llama));
       return QB_LLAMA_DEVICE_FAILED;
     }
-  /* Mixtures of experts run on the CPU. */
-  if (device == NULL || llama->act_func != NULL || p->n_expert > 0)
+  /* Mixtures of experts run on the CPU (DeepSeek's says why below). */
+  if (device == NULL || llama->act_func != NULL || (p->n_expert > 0 && p->kv_lora_rank == 0))
     return QB_LLAMA_DEVICE_DECLINED;
   if (device_lacks (llama) != NULL)
     {

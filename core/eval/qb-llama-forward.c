@@ -57,6 +57,10 @@ qb_scratch_clear (QbScratch *s)
   g_free (s->moe_tokens);
   g_free (s->moe_token_weight);
   g_free (s->moe_offsets);
+  g_free (s->moe_select);
+  g_free (s->mla_qa);
+  g_free (s->mla_kva);
+  g_free (s->mla_kv);
   g_free (s->rope_local);
   g_free (s->matrix);
   free_thread_buffers (s->thread_buf, s->n_threads);
@@ -147,6 +151,8 @@ scratch_reserve (QbLlama *llama, guint n_tokens)
   QbScratch *s = &llama->s;
   const QbLlamaParams *p = &llama->p;
   gsize T, qd = (gsize) p->n_head * p->head_dim, kvd = (gsize) p->n_head_kv * p->head_dim;
+  gsize vd = (gsize) p->n_head_kv * p->head_dim_v, od = (gsize) p->n_head * p->head_dim_v;
+  gsize ffw = MAX (p->n_ff, MAX (p->n_ff_exp, p->n_ff_shexp));
   gsize buf;
 
   if (s->n_tokens >= n_tokens && s->n_threads == llama->n_threads && s->x != NULL)
@@ -158,10 +164,10 @@ scratch_reserve (QbLlama *llama, guint n_tokens)
   s->xn = g_new (float, T * MAX (p->n_embd, qd));
   s->q = g_new (float, T * qd);
   s->k = g_new (float, T * kvd);
-  s->v = g_new (float, T * kvd);
-  s->att = g_new (float, T * qd);
-  s->gate = g_new (float, T * p->n_ff);
-  s->up = g_new (float, T * p->n_ff);
+  s->v = g_new (float, T * vd);
+  s->att = g_new (float, T * MAX (qd, od));
+  s->gate = g_new (float, T * ffw);
+  s->up = g_new (float, T * ffw);
   s->rope = g_new (float, T * p->n_rot);
   if (p->n_expert > 0)
     {
@@ -177,6 +183,13 @@ scratch_reserve (QbLlama *llama, guint n_tokens)
       s->moe_y = g_new (float, T * p->n_embd);
       s->moe_out = g_new (float, T * p->n_embd);
       s->moe_shgate = g_new (float, T);
+      s->moe_select = g_new (float, p->n_expert);
+    }
+  if (p->kv_lora_rank > 0)
+    {
+      s->mla_qa = g_new (float, T * MAX (p->q_lora_rank, p->kv_lora_rank));
+      s->mla_kva = g_new (float, T * (p->kv_lora_rank + p->n_rot));
+      s->mla_kv = g_new (float, T * p->n_head * (p->head_dim - p->n_rot + p->head_dim_v));
     }
   if (p->family->rope_base_local > 0)
     s->rope_local = g_new (float, T * p->n_rot);
@@ -536,9 +549,11 @@ rope_cache (QbLlama *llama, guint n_tokens)
     rope_cache_fill (llama, llama->s.rope_local, n_tokens, p->rope_base_local, 1.0f, NULL, 1.0f);
 }
 
-/* Rotates every head of x (n_tokens × n_heads × head_dim). */
+/* Rotates the first n_rot values of every head of x (n_tokens rows of
+ * row_stride values, n_heads heads head_stride apart in each). */
 static void
-rope_apply (QbLlama *llama, const float *table, float *x, guint n_tokens, guint n_heads)
+rope_apply_at (QbLlama *llama, const float *table, float *x, guint n_tokens, guint n_heads,
+               gsize head_stride, gsize row_stride)
 {
   const QbLlamaParams *p = &llama->p;
   guint half = p->n_rot / 2;
@@ -548,7 +563,7 @@ rope_apply (QbLlama *llama, const float *table, float *x, guint n_tokens, guint 
       const float *c = table + (gsize) t * p->n_rot;
       for (guint h = 0; h < n_heads; h++)
         {
-          float *v = x + ((gsize) t * n_heads + h) * p->head_dim;
+          float *v = x + (gsize) t * row_stride + h * head_stride;
 
           for (guint i0 = 0; i0 < p->n_rot; i0 += 2)
             {
@@ -561,6 +576,15 @@ rope_apply (QbLlama *llama, const float *table, float *x, guint n_tokens, guint 
             }
         }
     }
+}
+
+/* Rotates every head of x (n_tokens × n_heads × head_dim). */
+static void
+rope_apply (QbLlama *llama, const float *table, float *x, guint n_tokens, guint n_heads)
+{
+  gsize hd = llama->p.head_dim;
+
+  rope_apply_at (llama, table, x, n_tokens, n_heads, hd, n_heads * hd);
 }
 
 static void
@@ -668,8 +692,9 @@ attention_block (gint64 item, guint thread, gpointer data)
   guint h = (guint) (item / slab), qb = run->qb0 + (guint) (item % slab);
   guint g = h / (p->n_head / p->n_head_kv);
   guint a = qb * QUERY_BLOCK, b = MIN (a + QUERY_BLOCK, run->n_tokens);
-  guint hd = p->head_dim;
+  guint hd = p->head_dim, hv = p->head_dim_v;
   gsize qs = (gsize) p->n_head * hd, ks = (gsize) p->n_head_kv * hd;
+  gsize vs = (gsize) p->n_head_kv * hv, os = (gsize) p->n_head * hv;
   float *s = llama->s.thread_scores[thread];
 
   /* scores (b-a) × b = Q[a..b) · K[0..b)ᵀ · attn_scale (1/sqrt(head_dim) for most) */
@@ -679,9 +704,9 @@ attention_block (gint64 item, guint thread, gpointer data)
   for (guint i = 0; i < b - a; i++)
     softmax_causal (s + (gsize) i * b, b, a + i, run->window, p->attn_softcap);
   /* out[a..b) = P · V[0..b) */
-  cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, (int) (b - a), (int) hd, (int) b,
-               1.0f, s, (int) b, llama->s.v + (gsize) g * hd, (int) ks, 0.0f,
-               llama->s.att + a * qs + (gsize) h * hd, (int) qs);
+  cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, (int) (b - a), (int) hv, (int) b,
+               1.0f, s, (int) b, llama->s.v + (gsize) g * hv, (int) vs, 0.0f,
+               llama->s.att + a * os + (gsize) h * hv, (int) os);
 }
 
 /* ---- progress within a pass ------------------------------------------- */
@@ -760,53 +785,125 @@ attention (QbLlama *llama, guint n_tokens, gboolean sliding, PassProgress *pp, G
 
 /* ---- mixtures of experts ---------------------------------------------- */
 
-/* Each token's experts and weights from its router logits, as llama.cpp's
- * build_moe_ffn: softmax over all experts (ggml_soft_max: float exps, a
- * double sum), the n_expert_used most probable (ties to the lower index),
- * their probabilities renormalised to sum 1 where the family does. */
+/* Gating probabilities in place: softmax (ggml_soft_max: float exps, a
+ * double sum) or each expert's sigmoid (ggml_sigmoid). */
 static void
-moe_route (QbLlama *llama, guint T)
+gate_probabilities (QbMoeGating gating, float *lg, guint N)
 {
-  const QbLlamaParams *p = &llama->p;
-  QbScratch *s = &llama->s;
+  float max = -INFINITY, inv;
+  double total = 0;
+
+  if (gating == QB_MOE_GATING_SIGMOID)
+    {
+      for (guint e = 0; e < N; e++)
+        lg[e] = 1.0f / (1.0f + expf (-lg[e]));
+      return;
+    }
+  for (guint e = 0; e < N; e++)
+    max = MAX (max, lg[e]);
+  for (guint e = 0; e < N; e++)
+    {
+      lg[e] = expf (lg[e] - max);
+      total += lg[e];
+    }
+  inv = (float) (1.0 / total);
+  for (guint e = 0; e < N; e++)
+    lg[e] *= inv;
+}
+
+/* Group-limited routing (DeepSeek-V2's group_limited_greedy, V3's
+ * noaux_tc): experts outside the topk_group groups of highest score (the
+ * sum of a group's group_top best selection scores; ties to the lower
+ * group) cannot be chosen. */
+static void
+mask_groups (const QbLlamaParams *p, float *select)
+{
+  guint G = p->n_group, size = p->n_expert / G;
+  float score[QB_MOE_MAX_GROUPS];
+  gboolean keep[QB_MOE_MAX_GROUPS] = { FALSE };
+
+  for (guint g = 0; g < G; g++)
+    {
+      float m1 = -INFINITY, m2 = -INFINITY;
+
+      for (guint e = g * size; e < (g + 1) * size; e++)
+        {
+          if (select[e] > m1)
+            {
+              m2 = m1;
+              m1 = select[e];
+            }
+          else if (select[e] > m2)
+            m2 = select[e];
+        }
+      score[g] = p->group_top >= 2 ? m1 + m2 : m1;
+    }
+  for (guint k = 0; k < p->topk_group; k++)
+    {
+      gint best = -1;
+
+      for (guint g = 0; g < G; g++)
+        if (!keep[g] && (best < 0 || score[g] > score[best]))
+          best = (gint) g;
+      keep[best] = TRUE;
+    }
+  for (guint g = 0; g < G; g++)
+    for (guint e = g * size; !keep[g] && e < (g + 1) * size; e++)
+      select[e] = -INFINITY;
+}
+
+/* The K highest of select[0..N), best first, ties to the lower index. */
+static void
+top_k (const float *select, guint N, gint32 *sel, guint K)
+{
+  for (guint k = 0; k < K; k++)
+    {
+      gint32 best = -1;
+
+      for (guint e = 0; e < N; e++)
+        {
+          gboolean taken = FALSE;
+          for (guint j = 0; j < k; j++)
+            taken |= sel[j] == (gint32) e;
+          if (!taken && (best < 0 || select[e] > select[best]))
+            best = (gint32) e;
+        }
+      sel[k] = best;
+    }
+}
+
+/* As llama.cpp's llm_build_moe_ffn (and, for the groups, the published
+ * DeepSeek definitions): probabilities, the choice by probability plus
+ * bias among the allowed groups, the chosen ones' unbiased probabilities
+ * renormalised (float sum) where the model says, then scaled. */
+void
+qb_moe_route (const QbLlamaParams *p, const float *bias, float *probs, guint T,
+              gint32 *experts, float *weights, float *select)
+{
   guint N = p->n_expert, K = p->n_expert_used;
 
   for (guint t = 0; t < T; t++)
     {
-      float *lg = s->moe_logits + (gsize) t * N;
-      gint32 *sel = s->moe_expert + (gsize) t * K;
-      float *w = s->moe_weight + (gsize) t * K;
-      float max = -INFINITY, inv, sum = 0;
-      double total = 0;
+      float *pr = probs + (gsize) t * N;
+      gint32 *sel = experts + (gsize) t * K;
+      float *w = weights + (gsize) t * K;
+      float sum = 0;
 
+      gate_probabilities (p->moe_gating, pr, N);
       for (guint e = 0; e < N; e++)
-        max = MAX (max, lg[e]);
-      for (guint e = 0; e < N; e++)
-        {
-          lg[e] = expf (lg[e] - max);
-          total += lg[e];
-        }
-      inv = (float) (1.0 / total);
-      for (guint e = 0; e < N; e++)
-        lg[e] *= inv;
+        select[e] = bias != NULL ? pr[e] + bias[e] : pr[e];
+      if (p->n_group > 1)
+        mask_groups (p, select);
+      top_k (select, N, sel, K);
       for (guint k = 0; k < K; k++)
         {
-          gint32 best = -1;
-          for (guint e = 0; e < N; e++)
-            {
-              gboolean taken = FALSE;
-              for (guint j = 0; j < k; j++)
-                taken |= sel[j] == (gint32) e;
-              if (!taken && (best < 0 || lg[e] > lg[best]))
-                best = (gint32) e;
-            }
-          sel[k] = best;
-          w[k] = lg[best];
+          w[k] = pr[sel[k]];
           sum += w[k];
         }
-      if (p->moe_norm_topk)
-        for (guint k = 0; k < K; k++)
-          w[k] /= sum;
+      for (guint k = 0; p->moe_norm_topk && k < K; k++)
+        w[k] /= sum;
+      for (guint k = 0; p->expert_weights_scale != 1.0f && k < K; k++)
+        w[k] *= p->expert_weights_scale;
     }
 }
 
@@ -897,7 +994,8 @@ moe_experts (QbLlama *llama, QbLayer *l, GError **error)
   return ok;
 }
 
-/* Qwen2-MoE's shared expert: every token, scaled by sigmoid(xn · gate). */
+/* The shared expert(s): every token; Qwen2-MoE's scaled by
+ * sigmoid(xn · gate), DeepSeek's as they are. */
 static gboolean
 moe_shared (QbLlama *llama, QbLayer *l, guint T, GError **error)
 {
@@ -906,7 +1004,9 @@ moe_shared (QbLlama *llama, QbLayer *l, guint T, GError **error)
   gint64 E = p->n_embd;
   const float *gw = l->gate_inp_shexp.values;
 
-  for (guint t = 0; t < T; t++)
+  for (guint t = 0; t < T && gw == NULL; t++)
+    s->moe_shgate[t] = 1.0f;
+  for (guint t = 0; t < T && gw != NULL; t++)
     {
       const float *x = s->xn + (gsize) t * E;
       double dot = 0;
@@ -933,7 +1033,8 @@ moe_ffn (QbLlama *llama, QbLayer *l, guint T, GError **error)
 
   if (!matmul (llama, &router, 1, T, error))
     return FALSE;
-  moe_route (llama, T);
+  qb_moe_route (p, l->exp_probs_b.values, s->moe_logits, T, s->moe_expert, s->moe_weight,
+                s->moe_select);
   moe_group (llama, T);
   memset (s->moe_out, 0, sizeof (float) * n);
   if (!moe_experts (llama, l, error))
@@ -971,33 +1072,28 @@ embed (QbLlama *llama, const gint32 *tokens, guint n_tokens, GError **error)
   return TRUE;
 }
 
-/* The attention half of a layer: x += [post-norm] (attention (norm (x)) · Wo). */
+/* Q, K and V of every head from xn: three products (with Qwen2's
+ * biases), the Q/K norms, RoPE. */
 static gboolean
-attention_forward (QbLlama *llama, QbLayer *l, guint T, PassProgress *pp, GError **error)
+qkv_heads (QbLlama *llama, QbLayer *l, guint T, const float *rope, GError **error)
 {
   const QbLlamaParams *p = &llama->p;
   QbScratch *s = &llama->s;
-  gint64 E = p->n_embd;
   gsize qd = (gsize) p->n_head * p->head_dim, kvd = (gsize) p->n_head_kv * p->head_dim;
   float qkv_beta = p->qkv_bias ? 1.0f : 0.0f;
-  gboolean post = p->family->post_norms;
-  const float *rope = l->sliding && s->rope_local != NULL ? s->rope_local : s->rope;
   MatTask qkv[3] = {
     { &l->wq, s->xn, s->q, qkv_beta, 0, 0 },
     { &l->wk, s->xn, s->k, qkv_beta, 0, 0 },
     { &l->wv, s->xn, s->v, qkv_beta, 0, 0 },
   };
-  /* With a post-norm the output goes through xn before the residual. */
-  MatTask out = { &l->wo, s->att, post ? s->xn : s->x, post ? 0.0f : 1.0f, 0, 0 };
 
-  rms_norm (s->x, l->attn_norm.values, s->xn, T, E, p->rms_eps);
   if (p->qkv_bias)
     {
       fill_rows (s->q, l->bq.values, T, qd);
       fill_rows (s->k, l->bk.values, T, kvd);
       fill_rows (s->v, l->bv.values, T, kvd);
     }
-  if (!matmul (llama, qkv, 3, T, error) || !pass_step (pp, 1, error))
+  if (!matmul (llama, qkv, 3, T, error))
     return FALSE;
   if (p->family->qk_norm)
     {
@@ -1007,6 +1103,75 @@ attention_forward (QbLlama *llama, QbLayer *l, guint T, PassProgress *pp, GError
     }
   rope_apply (llama, rope, s->q, T, p->n_head);
   rope_apply (llama, rope, s->k, T, p->n_head_kv);
+  return TRUE;
+}
+
+/* Multi-head latent attention's Q, K and V (DeepSeek; llama.cpp's
+ * build_deepseek2): Q from xn directly or through the normed low-rank
+ * pair; the compressed KV (normed) expanded by attn_kv_b to each head's K
+ * without RoPE and its V; RoPE on each Q head's last n_rot values and on
+ * the one RoPE key that every head's K ends with. */
+static gboolean
+qkv_latent (QbLlama *llama, QbLayer *l, guint T, const float *rope, GError **error)
+{
+  const QbLlamaParams *p = &llama->p;
+  QbScratch *s = &llama->s;
+  guint H = p->n_head, dk = p->head_dim, dv = p->head_dim_v, r = p->n_rot, nope = dk - r;
+  guint qr = p->q_lora_rank, kvr = p->kv_lora_rank, kva = kvr + r, kvw = nope + dv;
+  MatTask first[2] = {
+    { qr > 0 ? &l->wq_a : &l->wq, s->xn, qr > 0 ? s->mla_qa : s->q, 0.0f, 0, 0 },
+    { &l->wkv_a, s->xn, s->mla_kva, 0.0f, 0, 0 },
+  };
+  MatTask q_b = { &l->wq_b, s->mla_qa, s->q, 0.0f, 0, 0 };
+  MatTask kv_b = { &l->wkv_b, s->mla_qa, s->mla_kv, 0.0f, 0, 0 };
+
+  if (!matmul (llama, first, 2, T, error))
+    return FALSE;
+  if (qr > 0)
+    {
+      rms_norm (s->mla_qa, l->q_a_norm.values, s->mla_qa, T, qr, p->rms_eps);
+      if (!matmul (llama, &q_b, 1, T, error))
+        return FALSE;
+    }
+  /* The compressed KV, normed, into mla_qa (free again). */
+  for (guint t = 0; t < T; t++)
+    rms_norm (s->mla_kva + (gsize) t * kva, l->kv_a_norm.values, s->mla_qa + (gsize) t * kvr, 1,
+              kvr, p->rms_eps);
+  if (!matmul (llama, &kv_b, 1, T, error))
+    return FALSE;
+  rope_apply_at (llama, rope, s->q + nope, T, H, dk, (gsize) H * dk);
+  rope_apply_at (llama, rope, s->mla_kva + kvr, T, 1, 0, kva);
+  for (guint t = 0; t < T; t++)
+    for (guint h = 0; h < H; h++)
+      {
+        const float *kv = s->mla_kv + ((gsize) t * H + h) * kvw;
+        float *k = s->k + ((gsize) t * H + h) * dk;
+
+        memcpy (k, kv, sizeof (float) * nope);
+        memcpy (k + nope, s->mla_kva + (gsize) t * kva + kvr, sizeof (float) * r);
+        memcpy (s->v + ((gsize) t * H + h) * dv, kv + nope, sizeof (float) * dv);
+      }
+  return TRUE;
+}
+
+/* The attention half of a layer: x += [post-norm] (attention (norm (x)) · Wo). */
+static gboolean
+attention_forward (QbLlama *llama, QbLayer *l, guint T, PassProgress *pp, GError **error)
+{
+  const QbLlamaParams *p = &llama->p;
+  QbScratch *s = &llama->s;
+  gint64 E = p->n_embd;
+  gboolean post = p->family->post_norms;
+  const float *rope = l->sliding && s->rope_local != NULL ? s->rope_local : s->rope;
+  /* With a post-norm the output goes through xn before the residual. */
+  MatTask out = { &l->wo, s->att, post ? s->xn : s->x, post ? 0.0f : 1.0f, 0, 0 };
+  gboolean ok;
+
+  rms_norm (s->x, l->attn_norm.values, s->xn, T, E, p->rms_eps);
+  ok = p->kv_lora_rank > 0 ? qkv_latent (llama, l, T, rope, error)
+                           : qkv_heads (llama, l, T, rope, error);
+  if (!ok || !pass_step (pp, 1, error))
+    return FALSE;
   if (!attention (llama, T, l->sliding, pp, error) || !matmul (llama, &out, 1, T, error))
     return FALSE;
   if (post)
@@ -1032,7 +1197,7 @@ ffn_forward (QbLlama *llama, QbLayer *l, guint T, GError **error)
   MatTask down = { &l->down, s->gate, post ? s->xn : s->x, post ? 0.0f : 1.0f, 0, 0 };
 
   rms_norm (s->x, l->ffn_norm.values, s->xn, T, E, p->rms_eps);
-  if (p->n_expert > 0)
+  if (p->n_expert > 0 && !l->dense)
     return moe_ffn (llama, l, T, error);
   if (!matmul (llama, ffn, 2, T, error))
     return FALSE;

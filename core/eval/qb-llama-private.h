@@ -47,6 +47,12 @@ typedef struct {
   QbWeight gate_inp, gate_exps, up_exps, down_exps;
   QbWeight gate_shexp, up_shexp, down_shexp;
   QbVector gate_inp_shexp;
+  QbVector exp_probs_b;       /* DeepSeek-V3's selection bias, or absent */
+  /* Multi-head latent attention (DeepSeek): wq, or wq_a → q_a_norm → wq_b;
+   * wkv_a → kv_a_norm → wkv_b; wk and wv absent. */
+  QbWeight wq_a, wq_b, wkv_a, wkv_b;
+  QbVector q_a_norm, kv_a_norm;
+  gboolean dense;             /* a leading dense layer of a mixture (DeepSeek) */
   /* A Hugging Face checkpoint's experts, one matrix each: QB_EXPERT_* ×
    * n_expert weights read where they lie (gate_exps etc. then absent);
    * NULL for GGUF's 3-D tensors. */
@@ -64,9 +70,13 @@ QbWeight qb_layer_expert (const QbLayer *l, QbExpertMat which, guint e, guint n_
  * have t NULL. */
 #define QB_LAYER_MATRICES(l) { &(l)->wq, &(l)->wk, &(l)->wv, &(l)->wo, &(l)->gate, &(l)->up, \
     &(l)->down, &(l)->gate_inp, &(l)->gate_exps, &(l)->up_exps, &(l)->down_exps, \
-    &(l)->gate_shexp, &(l)->up_shexp, &(l)->down_shexp }
+    &(l)->gate_shexp, &(l)->up_shexp, &(l)->down_shexp, &(l)->wq_a, &(l)->wq_b, &(l)->wkv_a, \
+    &(l)->wkv_b }
 #define QB_LAYER_VECTORS(l)  { &(l)->attn_norm, &(l)->ffn_norm, &(l)->bq, &(l)->bk, &(l)->bv, \
-    &(l)->q_norm, &(l)->k_norm, &(l)->attn_post_norm, &(l)->ffn_post_norm, &(l)->gate_inp_shexp }
+    &(l)->q_norm, &(l)->k_norm, &(l)->attn_post_norm, &(l)->ffn_post_norm, &(l)->gate_inp_shexp, \
+    &(l)->exp_probs_b, &(l)->q_a_norm, &(l)->kv_a_norm }
+
+#define QB_MOE_MAX_GROUPS 64   /* group-limited routing: most groups a model may have */
 
 /* Buffers of one forward pass, kept between calls and grown on demand. */
 typedef struct {
@@ -80,6 +90,8 @@ typedef struct {
   float  *moe_logits, *moe_weight, *moe_x, *moe_y, *moe_out, *moe_shgate;
   gint32 *moe_expert, *moe_tokens;
   float  *moe_token_weight;
+  float  *moe_select;          /* n_expert: one token's biased, group-masked scores */
+  float  *mla_qa, *mla_kva, *mla_kv;  /* multi-head latent attention's intermediates */
   gint32 *moe_offsets;         /* n_expert + 1: each expert's share of moe_tokens */
   float  *rope_local;          /* the same for sliding layers with their own base, or NULL */
   float **thread_buf;          /* per thread: dequantized rows */
@@ -130,6 +142,19 @@ const float *qb_weight_rows     (QbLlama        *llama,
                                  GError        **error);
 
 void         qb_scratch_clear   (QbScratch      *s);
+
+/* Routes T tokens: probs (T × n_expert router logits) become the gating
+ * probabilities; experts and weights (T × n_expert_used) receive each
+ * token's choice, best first (ties to the lower index), as
+ * QbLlamaParams describes.  bias: n_expert values or NULL; select:
+ * n_expert floats of scratch. */
+void         qb_moe_route       (const QbLlamaParams *p,
+                                 const float    *bias,
+                                 float          *probs,
+                                 guint           T,
+                                 gint32         *experts,
+                                 float          *weights,
+                                 float          *select);
 
 /* qb_llama_new running the model as another family's pass, whatever its
  * architecture says; tensors that family does not use are ignored.  For

@@ -125,6 +125,7 @@ slot_for (QbLlama *llama, const QbTensor *t, gboolean *is_vector)
         case QB_ROLE_ATTN_Q: return &l->bq;
         case QB_ROLE_ATTN_K: return &l->bk;
         case QB_ROLE_ATTN_V: return &l->bv;
+        case QB_ROLE_FFN_EXP_PROBS_B: return &l->exp_probs_b;
         default:             return NULL;
         }
     }
@@ -163,6 +164,13 @@ slot_for (QbLlama *llama, const QbTensor *t, gboolean *is_vector)
     case QB_ROLE_FFN_UP_SHEXP:   return &l->up_shexp;
     case QB_ROLE_FFN_DOWN_SHEXP: return &l->down_shexp;
     case QB_ROLE_FFN_GATE_INP_SHEXP: *is_vector = TRUE; return &l->gate_inp_shexp;
+    case QB_ROLE_FFN_EXP_PROBS_B:    *is_vector = TRUE; return &l->exp_probs_b;
+    case QB_ROLE_ATTN_Q_A_NORM:      *is_vector = TRUE; return &l->q_a_norm;
+    case QB_ROLE_ATTN_KV_A_NORM:     *is_vector = TRUE; return &l->kv_a_norm;
+    case QB_ROLE_ATTN_Q_A:     return &l->wq_a;
+    case QB_ROLE_ATTN_Q_B:     return &l->wq_b;
+    case QB_ROLE_ATTN_KV_A_MQA: return &l->wkv_a;
+    case QB_ROLE_ATTN_KV_B:    return &l->wkv_b;
     default:                  return NULL;
     }
 }
@@ -304,9 +312,18 @@ check_moe_layer (QbLlama *llama, guint i, GError **error)
            || !check_experts (llama, &l->up_exps, i, "expert FFN up", E, F, error)
            || !check_experts (llama, &l->down_exps, i, "expert FFN down", F, E, error))
     return FALSE;
+  /* DeepSeek-V3's selection bias, where the family reads one. */
+  if (!check_optional (llama, &l->exp_probs_b, p->family->moe_routing_keys && l->exp_probs_b.w.t,
+                       "expert selection bias", i, p->n_expert, error))
+    return FALSE;
   if (S == 0)
     return l->gate_shexp.t == NULL ? TRUE
            : invalid (error, llama, "layer %u has a shared expert the metadata does not announce", i);
+  if (!p->family->shexp_gated)
+    return check_optional (llama, &l->gate_inp_shexp, FALSE, "shared expert gate", i, E, error)
+           && check_shape (llama, &l->gate_shexp, n_s1, E, S, error)
+           && check_shape (llama, &l->up_shexp, n_s2, E, S, error)
+           && check_shape (llama, &l->down_shexp, n_s3, S, E, error);
   return check_shape (llama, &l->gate_inp_shexp.w, n_sg, E, 1, error)
          && check_shape (llama, &l->gate_shexp, n_s1, E, S, error)
          && check_shape (llama, &l->up_shexp, n_s2, E, S, error)
@@ -324,13 +341,82 @@ check_ffn (QbLlama *llama, guint i, GError **error)
   g_autofree char *n_u = g_strdup_printf ("layer %u FFN up", i);
   g_autofree char *n_d = g_strdup_printf ("layer %u FFN down", i);
 
-  if (p->n_expert > 0)
+  if (p->n_expert > 0 && !l->dense)
     return check_moe_layer (llama, i, error);
-  if (l->gate_inp.t != NULL || l->gate_exps.t != NULL)
-    return invalid (error, llama, "layer %u has experts but the metadata gives no expert count", i);
+  if (l->gate_inp.t != NULL || l->gate_exps.t != NULL || l->expert_mats != NULL
+      || l->gate_shexp.t != NULL || l->exp_probs_b.w.t != NULL)
+    return p->n_expert > 0
+           ? invalid (error, llama, "layer %u has experts but is one of the %u leading dense layers "
+                      "the metadata gives", i, p->n_layer_dense_lead)
+           : invalid (error, llama, "layer %u has experts but the metadata gives no expert count", i);
   return check_shape (llama, &l->gate, n_g, E, p->n_ff, error)
          && check_shape (llama, &l->up, n_u, E, p->n_ff, error)
          && check_shape (llama, &l->down, n_d, p->n_ff, E, error);
+}
+
+/* A matrix the family does not read: refused when the file has it. */
+static gboolean
+check_absent (QbLlama *llama, const QbWeight *w, const char *what, GError **error)
+{
+  if (w->t != NULL && !llama->family_override)
+    return invalid (error, llama, "tensor '%s' (%s) is not part of a %s model", w->t->name, what,
+                    llama->p.family->arch);
+  return TRUE;
+}
+
+/* Multi-head latent attention's tensors, with the sizes the metadata
+ * gives; no separate K or V. */
+static gboolean
+check_latent (QbLlama *llama, QbLayer *l, guint i, GError **error)
+{
+  const QbLlamaParams *p = &llama->p;
+  gint64 E = p->n_embd, H = p->n_head, dk = p->head_dim, dv = p->head_dim_v;
+  gint64 qr = p->q_lora_rank, kvr = p->kv_lora_rank, nope = dk - p->n_rot;
+  g_autofree char *n_q = g_strdup_printf ("layer %u Q projection", i);
+  g_autofree char *n_qa = g_strdup_printf ("layer %u Q down-projection (attn_q_a)", i);
+  g_autofree char *n_qb = g_strdup_printf ("layer %u Q up-projection (attn_q_b)", i);
+  g_autofree char *n_kva = g_strdup_printf ("layer %u compressed KV projection (attn_kv_a_mqa)", i);
+  g_autofree char *n_kvb = g_strdup_printf ("layer %u KV expansion (attn_kv_b)", i);
+  g_autofree char *n_o = g_strdup_printf ("layer %u attention output", i);
+
+  if (!check_absent (llama, &l->wk, "K projection", error)
+      || !check_absent (llama, &l->wv, "V projection", error)
+      || (qr > 0 && !check_absent (llama, &l->wq, "Q projection beside a low-rank Q", error))
+      || (qr == 0 && !check_absent (llama, &l->wq_a, "low-rank Q without a q_lora_rank", error))
+      || (qr == 0 && !check_absent (llama, &l->wq_b, "low-rank Q without a q_lora_rank", error))
+      || !check_optional (llama, &l->q_a_norm, qr > 0, "low-rank Q norm", i, qr, error)
+      || !check_optional (llama, &l->kv_a_norm, TRUE, "compressed KV norm", i, kvr, error))
+    return FALSE;
+  if (qr > 0 ? !check_shape (llama, &l->wq_a, n_qa, E, qr, error)
+               || !check_shape (llama, &l->wq_b, n_qb, qr, H * dk, error)
+             : !check_shape (llama, &l->wq, n_q, E, H * dk, error))
+    return FALSE;
+  return check_shape (llama, &l->wkv_a, n_kva, E, kvr + p->n_rot, error)
+         && check_shape (llama, &l->wkv_b, n_kvb, kvr, H * (nope + dv), error)
+         && check_shape (llama, &l->wo, n_o, H * dv, E, error);
+}
+
+/* Q, K, V and the output, one head after another. */
+static gboolean
+check_heads (QbLlama *llama, QbLayer *l, guint i, GError **error)
+{
+  const QbLlamaParams *p = &llama->p;
+  gint64 E = p->n_embd, Q = (gint64) p->n_head * p->head_dim, KV = (gint64) p->n_head_kv * p->head_dim;
+  g_autofree char *n_q = g_strdup_printf ("layer %u Q projection", i);
+  g_autofree char *n_k = g_strdup_printf ("layer %u K projection", i);
+  g_autofree char *n_v = g_strdup_printf ("layer %u V projection", i);
+  g_autofree char *n_o = g_strdup_printf ("layer %u attention output", i);
+  const char *latent = "multi-head latent attention (DeepSeek)";
+
+  return check_absent (llama, &l->wq_a, latent, error) && check_absent (llama, &l->wq_b, latent, error)
+         && check_absent (llama, &l->wkv_a, latent, error)
+         && check_absent (llama, &l->wkv_b, latent, error)
+         && check_optional (llama, &l->q_a_norm, FALSE, latent, i, 0, error)
+         && check_optional (llama, &l->kv_a_norm, FALSE, latent, i, 0, error)
+         && check_shape (llama, &l->wq, n_q, E, Q, error)
+         && check_shape (llama, &l->wk, n_k, E, KV, error)
+         && check_shape (llama, &l->wv, n_v, E, KV, error)
+         && check_shape (llama, &l->wo, n_o, Q, E, error);
 }
 
 static gboolean
@@ -342,21 +428,17 @@ check_layer (QbLlama *llama, guint i, GError **error)
   gint64 E = p->n_embd, Q = (gint64) p->n_head * p->head_dim, KV = (gint64) p->n_head_kv * p->head_dim;
   g_autofree char *n_norm = g_strdup_printf ("layer %u attention norm", i);
   g_autofree char *n_fnorm = g_strdup_printf ("layer %u FFN norm", i);
-  g_autofree char *n_q = g_strdup_printf ("layer %u Q projection", i);
-  g_autofree char *n_k = g_strdup_printf ("layer %u K projection", i);
-  g_autofree char *n_v = g_strdup_printf ("layer %u V projection", i);
-  g_autofree char *n_o = g_strdup_printf ("layer %u attention output", i);
   gboolean bias;
 
   if (!split_fused (llama, l, i, error))
     return FALSE;
   bias = l->bq.w.t || l->bk.w.t || l->bv.w.t;
+  if (bias && p->kv_lora_rank > 0)
+    return invalid (error, llama, "layer %u has Q/K/V biases, which multi-head latent attention "
+                    "does not read", i);
   if (!check_shape (llama, &l->attn_norm.w, n_norm, E, 1, error)
       || !check_shape (llama, &l->ffn_norm.w, n_fnorm, E, 1, error)
-      || !check_shape (llama, &l->wq, n_q, E, Q, error)
-      || !check_shape (llama, &l->wk, n_k, E, KV, error)
-      || !check_shape (llama, &l->wv, n_v, E, KV, error)
-      || !check_shape (llama, &l->wo, n_o, Q, E, error)
+      || !(p->kv_lora_rank > 0 ? check_latent (llama, l, i, error) : check_heads (llama, l, i, error))
       || !check_ffn (llama, i, error)
       || !check_optional (llama, &l->q_norm, f->qk_norm, "Q norm", i, p->head_dim, error)
       || !check_optional (llama, &l->k_norm, f->qk_norm, "K norm", i, p->head_dim, error)
@@ -586,8 +668,11 @@ hf_rope_scaling (QbLlama *llama, GError **error)
   else if (g_strcmp0 (type, "default") != 0)
     {
       g_set_error (error, QB_LLAMA_ERROR, QB_LLAMA_ERROR_UNSUPPORTED,
-                   "%s: config.json rope_scaling type '%s' is not supported",
-                   qb_model_get_path (llama->model), type ? type : "(none)");
+                   "%s: config.json rope_scaling type '%s' is not supported%s",
+                   qb_model_get_path (llama->model), type ? type : "(none)",
+                   g_strcmp0 (type, "yarn") == 0 ? " (the forward pass has no YaRN yet: "
+                   "DeepSeek-V2/V3 and other long-context models that use it cannot be "
+                   "evaluated)" : "");
       return FALSE;
     }
   return TRUE;
@@ -626,8 +711,11 @@ gguf_rope (QbLlama *llama, GError **error)
       if (strcmp (type, "linear") != 0)
         {
           g_set_error (error, QB_LLAMA_ERROR, QB_LLAMA_ERROR_UNSUPPORTED,
-                       "%s: RoPE scaling '%s' (%s) is not supported",
-                       qb_model_get_path (llama->model), type, k_type);
+                       "%s: RoPE scaling '%s' (%s) is not supported%s",
+                       qb_model_get_path (llama->model), type, k_type,
+                       strcmp (type, "yarn") == 0 ? " (the forward pass has no YaRN yet: "
+                       "DeepSeek-V2/V3 and other long-context models that use it cannot be "
+                       "evaluated)" : "");
           return FALSE;
         }
       if (qb_gguf_get_double (g, k_factor, &factor) && factor > 0)
@@ -752,6 +840,145 @@ read_moe_params (QbLlama *llama, const QbArchInfo *a, GError **error)
   return TRUE;
 }
 
+/* A config.json string member, or fallback. */
+static const char *
+hf_string (JsonObject *o, const char *name, const char *fallback)
+{
+  JsonNode *n = o ? json_object_get_member (o, name) : NULL;
+
+  return n && JSON_NODE_HOLDS_VALUE (n) && json_node_get_value_type (n) == G_TYPE_STRING
+         ? json_node_get_string (n) : fallback;
+}
+
+/* A whole number in [lo, hi] into *out, or FALSE with the key named. */
+static gboolean
+whole_in (QbLlama *llama, double v, double lo, double hi, const char *key, guint *out,
+          GError **error)
+{
+  if (!(v >= lo && v <= hi) || v != floor (v))
+    return invalid (error, llama, "%s is %g; it should be a whole number from %g to %g", key, v,
+                    lo, hi);
+  *out = (guint) v;
+  return TRUE;
+}
+
+/* DeepSeek's routing, from GGUF keys (llama.cpp's names; 0 or no gating
+ * function is softmax, as llama.cpp reads DeepSeek-V2 files) or
+ * config.json.  Group scores: DeepSeek-V2's group_limited_greedy takes a
+ * group's best score, V3's noaux_tc (sigmoid) the sum of its best two. */
+static gboolean
+read_routing_params (QbLlama *llama, gboolean gguf, GError **error)
+{
+  QbLlamaParams *p = &llama->p;
+  JsonObject *hf = gguf ? NULL : hf_text_config (llama);
+  double lead, shared, gating, n_group, topk_group, freq = 1;
+  const char *method = NULL, *scoring = NULL;
+  gboolean norm = FALSE;
+  guint n_shared = 0;
+
+  if (gguf)
+    {
+      g_autofree char *k_norm = g_strdup_printf ("%s.expert_weights_norm",
+                                                 qb_model_get_arch (llama->model)->family);
+      lead = gguf_value (llama, "leading_dense_block_count", 0);
+      shared = gguf_value (llama, "expert_shared_count", 0);
+      p->expert_weights_scale = (float) gguf_value (llama, "expert_weights_scale", 1);
+      gating = gguf_value (llama, "expert_gating_func", 0);
+      qb_gguf_get_bool (qb_model_get_gguf (llama->model), k_norm, &norm);
+      n_group = gguf_value (llama, "expert_group_count", 1);
+      topk_group = gguf_value (llama, "expert_group_used_count", n_group);
+    }
+  else
+    {
+      lead = hf_value (hf, "first_k_dense_replace", 0);
+      freq = hf_value (hf, "moe_layer_freq", 1);
+      shared = hf_value (hf, "n_shared_experts", 0);
+      p->expert_weights_scale = (float) hf_value (hf, "routed_scaling_factor", 1);
+      norm = json_object_get_boolean_member_with_default (hf, "norm_topk_prob", FALSE);
+      scoring = hf_string (hf, "scoring_func", "softmax");
+      gating = strcmp (scoring, "softmax") == 0 ? 1 : strcmp (scoring, "sigmoid") == 0 ? 2 : -1;
+      method = hf_string (hf, "topk_method", "greedy");
+      n_group = strcmp (method, "greedy") == 0 ? 1 : hf_value (hf, "n_group", 1);
+      topk_group = strcmp (method, "greedy") == 0 ? 1 : hf_value (hf, "topk_group", n_group);
+      if (strcmp (method, "greedy") != 0 && strcmp (method, "group_limited_greedy") != 0
+          && strcmp (method, "noaux_tc") != 0)
+        return invalid (error, llama, "config.json topk_method '%s' is not one Quantbench knows "
+                        "(greedy, group_limited_greedy, noaux_tc)", method);
+      if (freq != 1)
+        return invalid (error, llama, "config.json moe_layer_freq %g: only every layer after the "
+                        "dense ones having experts (1) is supported", freq);
+    }
+  if (scoring != NULL && gating < 0)
+    return invalid (error, llama, "config.json scoring_func '%s' is neither softmax nor sigmoid",
+                    scoring);
+  if (gating != 0 && gating != 1 && gating != 2)
+    return invalid (error, llama, "expert gating function %g is neither softmax (1) nor sigmoid (2)",
+                    gating);
+  p->moe_gating = gating == 2 ? QB_MOE_GATING_SIGMOID : QB_MOE_GATING_SOFTMAX;
+  p->moe_norm_topk = norm;
+  p->group_top = method != NULL ? (strcmp (method, "noaux_tc") == 0 ? 2 : 1)
+                                : (p->moe_gating == QB_MOE_GATING_SIGMOID ? 2 : 1);
+  if (!(p->expert_weights_scale > 0 && p->expert_weights_scale < 1e4))
+    return invalid (error, llama, "expert weight scale %g is out of range", p->expert_weights_scale);
+  if (!whole_in (llama, lead, 0, p->n_layer, "the leading dense layer count", &p->n_layer_dense_lead, error)
+      || !whole_in (llama, shared, 0, 256, "the shared expert count", &n_shared, error))
+    return FALSE;
+  if (p->n_ff_shexp == 0)
+    p->n_ff_shexp = n_shared * p->n_ff_exp;
+  if (!whole_in (llama, n_group == 0 ? 1 : n_group, 1, QB_MOE_MAX_GROUPS, "the expert group count",
+                 &p->n_group, error)
+      || !whole_in (llama, topk_group == 0 ? p->n_group : topk_group, 1, p->n_group,
+                    "the count of expert groups used", &p->topk_group, error))
+    return FALSE;
+  if (p->n_expert % p->n_group != 0 || (p->n_group > 1 && p->n_expert / p->n_group < p->group_top)
+      || p->topk_group * (p->n_expert / p->n_group) < p->n_expert_used)
+    return invalid (error, llama, "%u experts in %u groups, %u groups used, %u experts per token: "
+                    "the groups do not divide the experts or hold too few", p->n_expert,
+                    p->n_group, p->topk_group, p->n_expert_used);
+  for (guint i = 0; i < p->n_layer; i++)
+    llama->layers[i].dense = i < p->n_layer_dense_lead;
+  return TRUE;
+}
+
+/* Multi-head latent attention's sizes: GGUF's key and value lengths and
+ * RoPE dimension, or config.json's head dims. */
+static gboolean
+read_latent_params (QbLlama *llama, gboolean gguf, GError **error)
+{
+  QbLlamaParams *p = &llama->p;
+  JsonObject *hf = gguf ? NULL : hf_text_config (llama);
+  double kvr, qr, dk, dv, rot;
+
+  if (gguf)
+    {
+      kvr = gguf_value (llama, "attention.kv_lora_rank", 0);
+      qr = gguf_value (llama, "attention.q_lora_rank", 0);
+      dk = gguf_value (llama, "attention.key_length", 0);
+      dv = gguf_value (llama, "attention.value_length", 0);
+      rot = gguf_value (llama, "rope.dimension_count", 0);
+    }
+  else
+    {
+      kvr = hf_value (hf, "kv_lora_rank", 0);
+      qr = hf_value (hf, "q_lora_rank", 0);
+      rot = hf_value (hf, "qk_rope_head_dim", 0);
+      dk = hf_value (hf, "qk_nope_head_dim", 0) + rot;
+      dv = hf_value (hf, "v_head_dim", 0);
+    }
+  if (!whole_in (llama, kvr, 1, 1 << 16, "the compressed KV rank (kv_lora_rank)", &p->kv_lora_rank, error)
+      || !whole_in (llama, qr, 0, 1 << 16, "the low-rank Q rank (q_lora_rank)", &p->q_lora_rank, error)
+      || !whole_in (llama, dk, 2, 1024, "the K head size (key length)", &p->head_dim, error)
+      || !whole_in (llama, dv, 1, 1024, "the V head size (value length)", &p->head_dim_v, error)
+      || !whole_in (llama, rot, 2, p->head_dim, "the RoPE dimension of each head", &p->n_rot, error))
+    return FALSE;
+  if (p->n_rot % 2 != 0)
+    return invalid (error, llama, "the RoPE dimension %u is odd", p->n_rot);
+  if (p->n_head_kv != p->n_head)
+    return invalid (error, llama, "%u KV heads for %u heads: multi-head latent attention expands "
+                    "K and V for every head", p->n_head_kv, p->n_head);
+  return TRUE;
+}
+
 static gboolean
 read_params (QbLlama *llama, GError **error)
 {
@@ -789,13 +1016,22 @@ read_params (QbLlama *llama, GError **error)
   p->n_ctx_orig = a->n_ctx;
   /* GGUF LLaMA/Mistral rows are permuted to interleaved pairs; the other
    * families and safetensors checkpoints are not (see the header). */
-  p->rope_style = gguf ? p->family->gguf_rope : QB_ROPE_NEOX;
+  p->rope_style = gguf ? p->family->gguf_rope
+                 : p->family->hf_rope_interleaved ? QB_ROPE_NORM : QB_ROPE_NEOX;
+  p->head_dim_v = a->head_dim;
+  p->moe_gating = QB_MOE_GATING_SOFTMAX;
+  p->expert_weights_scale = 1.0f;
+  p->n_group = p->topk_group = p->group_top = 1;
   if (!gguf && json_number (hf_text_config (llama), "partial_rotary_factor", 1) < 1)
     p->n_rot = (guint) (p->head_dim * json_number (hf_text_config (llama), "partial_rotary_factor", 1)) / 2 * 2;
   llama->layers = g_new0 (QbLayer, p->n_layer);
   if (!read_moe_params (llama, a, error))
     return FALSE;
+  if (p->n_expert > 0 && p->family->moe_routing_keys && !read_routing_params (llama, gguf, error))
+    return FALSE;
   if (!(gguf ? gguf_rope (llama, error) : hf_rope_scaling (llama, error)))
+    return FALSE;
+  if (p->family->mla && !read_latent_params (llama, gguf, error))
     return FALSE;
   return read_family_params (llama, gguf, error);
 }
@@ -851,10 +1087,12 @@ check_model (QbLlama *llama, GError **error)
     return invalid (error, llama, "the model has no token embedding");
   p->n_embd = (guint) llama->tok_embd.n_cols;
   p->n_vocab = (guint) llama->tok_embd.n_rows;
-  if (p->n_expert > 0)
-    p->n_ff = MAX (p->n_ff_exp, p->n_ff_shexp);
-  else if (llama->layers[0].gate.t != NULL)
+  /* The dense FFN's width (DeepSeek's leading dense layers), else the
+   * widest expert's. */
+  if (llama->layers[0].gate.t != NULL)
     p->n_ff = (guint) llama->layers[0].gate.n_rows;
+  else if (p->n_expert > 0)
+    p->n_ff = MAX (p->n_ff_exp, p->n_ff_shexp);
   else if (llama->p.family->fused_gate_up && llama->layers[0].up.t != NULL)
     p->n_ff = (guint) (llama->layers[0].up.n_rows / 2);
   else

@@ -63,6 +63,11 @@ typedef enum {
 } QbLlamaError;
 
 
+typedef enum {
+  QB_MOE_GATING_SOFTMAX,   /* probabilities: softmax over all experts */
+  QB_MOE_GATING_SIGMOID,   /* each expert's sigmoid (DeepSeek-V3) */
+} QbMoeGating;
+
 typedef struct {
   guint        n_layer;
   guint        n_embd;
@@ -102,6 +107,27 @@ typedef struct {
   guint        n_ff_exp;
   guint        n_ff_shexp;
   gboolean     moe_norm_topk;
+  /* DeepSeek's routing (other mixtures: softmax, no bias, scale 1, one
+   * group, no dense layers): the first n_layer_dense_lead layers have a
+   * dense FFN; experts are chosen by probability plus the layer's
+   * selection bias (exp_probs_b) when it has one, among the topk_group
+   * groups (of n_expert / n_group consecutive experts) whose best
+   * group_top biased scores sum highest; weighted by their unbiased
+   * probabilities (renormalised when moe_norm_topk) times
+   * expert_weights_scale. */
+  QbMoeGating  moe_gating;
+  float        expert_weights_scale;
+  guint        n_layer_dense_lead;
+  guint        n_group;
+  guint        topk_group;
+  guint        group_top;
+  /* Multi-head latent attention (kv_lora_rank > 0, DeepSeek): head_dim
+   * is each head's K size (the n_rot RoPE values last), head_dim_v its V
+   * size (head_dim elsewhere); Q through a rank q_lora_rank pair when
+   * that is not 0. */
+  guint        head_dim_v;
+  guint        q_lora_rank;
+  guint        kv_lora_rank;
 } QbLlamaParams;
 
 typedef enum {

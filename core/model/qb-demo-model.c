@@ -54,17 +54,24 @@ gint64
 qb_demo_model_count_params (const QbDemoModelDims *d)
 {
   gint64 e = d->n_embd, kv = (gint64) d->n_embd / d->n_head * d->n_head_kv;
-  gint64 per_layer = 2 * e * e + 2 * e * kv + 2 * e;
+  gint64 per_layer = 2 * e * e + 2 * e * kv + 2 * e, moe;
+  gint64 h = d->n_head, qr = d->q_lora_rank, kvr = d->kv_lora_rank;
 
+  if (d->kv_lora_rank > 0)
+    per_layer = 2 * e + (qr > 0 ? e * qr + qr + qr * h * d->head_k : e * h * d->head_k)
+                + e * (kvr + d->n_rot) + kvr + kvr * h * (d->head_k - d->n_rot + d->head_v)
+                + h * d->head_v * e;
+  moe = e * d->n_expert + 3 * e * d->n_ff_exp * d->n_expert
+        + (d->n_ff_shexp > 0 ? 3 * e * d->n_ff_shexp + e : 0);
   if (d->n_expert == 0)
     per_layer += 3 * e * d->n_ff;
   else
-    per_layer += e * d->n_expert + 3 * e * d->n_ff_exp * d->n_expert
-                 + (d->n_ff_shexp > 0 ? 3 * e * d->n_ff_shexp + e : 0);
-  return (d->tied ? 1 : 2) * (gint64) d->n_vocab * e + e + per_layer * d->n_layer;
+    per_layer += moe;
+  return (d->tied ? 1 : 2) * (gint64) d->n_vocab * e + e + per_layer * d->n_layer
+         + (d->n_expert > 0 ? (3 * e * d->n_ff - moe) * MIN (d->n_dense_lead, d->n_layer) : 0);
 }
 
-static const char *const known_archs[] = { "llama", "mixtral", "qwen2moe", "qwen3moe" };
+static const char *const known_archs[] = { "llama", "mixtral", "qwen2moe", "qwen3moe", "deepseek2" };
 
 gboolean
 qb_demo_model_arch_known (const char *arch)
@@ -86,7 +93,8 @@ arch_is (const QbDemoModelSpec *spec, const char *arch)
 static gboolean
 arch_is_moe (const QbDemoModelSpec *spec)
 {
-  return arch_is (spec, "mixtral") || arch_is (spec, "qwen2moe") || arch_is (spec, "qwen3moe");
+  return arch_is (spec, "mixtral") || arch_is (spec, "qwen2moe") || arch_is (spec, "qwen3moe")
+         || arch_is (spec, "deepseek2");
 }
 
 /* A mixture of experts of the same width: n_expert experts of a third of
@@ -106,6 +114,26 @@ qb_demo_model_spec_dims (const QbDemoModelSpec *spec, QbDemoModelDims *d)
   d->n_ff_shexp = arch_is (spec, "qwen2moe") ? d->n_ff : 0;
   if (arch_is (spec, "mixtral"))          /* llama.feed_forward_length is the expert's */
     d->n_ff = d->n_ff_exp;
+  if (arch_is (spec, "deepseek2"))
+    {
+      /* DeepSeek-V2-Lite's proportions: K heads of 1.5 head sizes (a
+       * third of them rotated), V heads of one, a compressed KV of a
+       * quarter and a low-rank Q of three quarters of the width (at
+       * least 256, so every format fits); one dense layer first, one
+       * shared expert as wide as a routed one; every head its own KV. */
+      guint hd = d->n_embd / d->n_head;
+
+      d->n_head_kv = d->n_head;
+      d->head_k = hd + hd / 2;
+      d->head_v = hd;
+      d->n_rot = hd / 2;
+      d->kv_lora_rank = MAX (256, d->n_embd / 4 / 256 * 256);
+      /* llama.cpp takes a 27-layer deepseek2 for V2-Lite, whose Q has no
+       * low-rank pair. */
+      d->q_lora_rank = d->n_layer == 27 ? 0 : MAX (256, d->n_embd * 3 / 4 / 256 * 256);
+      d->n_dense_lead = MIN (1, d->n_layer);
+      d->n_ff_shexp = d->n_ff_exp;
+    }
 }
 
 void
@@ -426,13 +454,43 @@ plan_moe_ffn (Gen *g, guint l, double s)
   plan_add3 (g, KIND_UP, l, "ffn_up_exps", d->n_embd, d->n_ff_exp, d->n_expert, s / sqrt (e));
   plan_add3 (g, KIND_DOWN, l, "ffn_down_exps", d->n_ff_exp, d->n_embd, d->n_expert,
              0.7 * s / sqrt ((double) d->n_ff_exp));
+  if (g->spec.sigmoid)
+    plan_add (g, KIND_BIAS, l, "exp_probs_b.bias", d->n_expert, 0, 0.1);
   if (d->n_ff_shexp == 0)
     return;
-  plan_add (g, KIND_SHEXP_GATE, l, "ffn_gate_inp_shexp", d->n_embd, 0, 1.0 / sqrt (e));
+  if (!arch_is (&g->spec, "deepseek2"))   /* DeepSeek's shared experts have no gate */
+    plan_add (g, KIND_SHEXP_GATE, l, "ffn_gate_inp_shexp", d->n_embd, 0, 1.0 / sqrt (e));
   plan_add (g, KIND_GATE, l, "ffn_gate_shexp", d->n_embd, d->n_ff_shexp, s / sqrt (e));
   plan_add (g, KIND_UP, l, "ffn_up_shexp", d->n_embd, d->n_ff_shexp, s / sqrt (e));
   plan_add (g, KIND_DOWN, l, "ffn_down_shexp", d->n_ff_shexp, d->n_embd,
             0.7 * s / sqrt ((double) d->n_ff_shexp));
+}
+
+/* DeepSeek's multi-head latent attention (llama.cpp's names and shapes):
+ * a low-rank Q (or attn_q for a 27-layer model), the compressed KV with
+ * the shared RoPE key, its expansion to each head's K and V.  The
+ * products of normed ranks have no outlier columns (KIND_O's). */
+static void
+plan_latent_attention (Gen *g, guint l, double s)
+{
+  const QbDemoModelDims *d = &g->dims;
+  double e = d->n_embd;
+  gint64 h = d->n_head, qr = d->q_lora_rank, kvr = d->kv_lora_rank;
+
+  if (qr > 0)
+    {
+      plan_add (g, KIND_Q, l, "attn_q_a", d->n_embd, qr, s / sqrt (e));
+      plan_add (g, KIND_NORM, l, "attn_q_a_norm", qr, 0, 0.05);
+      plan_add (g, KIND_O, l, "attn_q_b", qr, h * d->head_k, s / sqrt ((double) qr));
+    }
+  else
+    plan_add (g, KIND_Q, l, "attn_q", d->n_embd, h * d->head_k, s / sqrt (e));
+  plan_add (g, KIND_K, l, "attn_kv_a_mqa", d->n_embd, kvr + d->n_rot, s / sqrt (e));
+  plan_add (g, KIND_NORM, l, "attn_kv_a_norm", kvr, 0, 0.05);
+  plan_add (g, KIND_O, l, "attn_kv_b", kvr, h * (d->head_k - d->n_rot + d->head_v),
+            s / sqrt ((double) kvr));
+  plan_add (g, KIND_O, l, "attn_output", h * d->head_v, d->n_embd,
+            0.7 * s / sqrt ((double) (h * d->head_v)));
 }
 
 /* A few channels of the hidden state carry much larger values in trained
@@ -573,6 +631,11 @@ plan_model (Gen *g)
     {
       double s = scales[l];
       plan_add (g, KIND_NORM, l, "attn_norm", d->n_embd, 0, 0.05);
+      if (d->kv_lora_rank > 0)
+        {
+          plan_latent_attention (g, l, s);
+          goto ffn;
+        }
       plan_add (g, KIND_Q, l, "attn_q", d->n_embd, d->n_embd, s / sqrt (e));
       plan_add (g, KIND_K, l, "attn_k", d->n_embd, (gint64) kv, s / sqrt (e));
       plan_add (g, KIND_V, l, "attn_v", d->n_embd, (gint64) kv, 0.7 * s / sqrt (e));
@@ -588,8 +651,9 @@ plan_model (Gen *g)
           plan_add (g, KIND_NORM, l, "attn_k_norm", d->n_embd / d->n_head, 0, 0.05);
         }
       plan_add (g, KIND_O, l, "attn_output", d->n_embd, d->n_embd, 0.7 * s / sqrt (e));
+    ffn:
       plan_add (g, KIND_NORM, l, "ffn_norm", d->n_embd, 0, 0.05);
-      if (d->n_expert > 0)
+      if (d->n_expert > 0 && l >= d->n_dense_lead)
         {
           plan_moe_ffn (g, l, s);
           continue;
@@ -689,6 +753,34 @@ write_chunk (gint64 item, guint thread, gpointer data)
 
 /* ---- the file --------------------------------------------------------- */
 
+/* llama.cpp's deepseek2 keys: MLA's sizes, the dense layers, the
+ * routing (V2: softmax, × 1; V3: sigmoid, renormalised, × 2.5). */
+static void
+set_deepseek_metadata (Gen *g)
+{
+  const QbDemoModelDims *d = &g->dims;
+  QbGgufWriter *w = g->writer;
+
+  if (d->q_lora_rank > 0)
+    qb_gguf_writer_set_uint32 (w, "deepseek2.attention.q_lora_rank", d->q_lora_rank);
+  qb_gguf_writer_set_uint32 (w, "deepseek2.attention.kv_lora_rank", d->kv_lora_rank);
+  qb_gguf_writer_set_uint32 (w, "deepseek2.attention.key_length", d->head_k);
+  qb_gguf_writer_set_uint32 (w, "deepseek2.attention.value_length", d->head_v);
+  qb_gguf_writer_set_uint32 (w, "deepseek2.leading_dense_block_count", d->n_dense_lead);
+  qb_gguf_writer_set_uint32 (w, "deepseek2.expert_shared_count", d->n_ff_shexp / d->n_ff_exp);
+  qb_gguf_writer_set_float32 (w, "deepseek2.expert_weights_scale", g->spec.sigmoid ? 2.5f : 1.0f);
+  qb_gguf_writer_set_bool (w, "deepseek2.expert_weights_norm", g->spec.sigmoid);
+  qb_gguf_writer_set_uint32 (w, "deepseek2.expert_gating_func", g->spec.sigmoid ? 2 : 1);
+  /* llama.cpp requires it; it acts only with YaRN. */
+  qb_gguf_writer_set_float32 (w, "deepseek2.rope.scaling.yarn_log_multiplier", 0.0707f);
+  if (g->spec.n_group > 1)
+    {
+      qb_gguf_writer_set_uint32 (w, "deepseek2.expert_group_count", g->spec.n_group);
+      qb_gguf_writer_set_uint32 (w, "deepseek2.expert_group_used_count",
+                                 g->spec.topk_group > 0 ? g->spec.topk_group : g->spec.n_group);
+    }
+}
+
 static void
 set_metadata (Gen *g)
 {
@@ -716,7 +808,8 @@ set_metadata (Gen *g)
   qb_gguf_writer_set_uint32 (w, KEY ("embedding_length"), d->n_embd);
   qb_gguf_writer_set_uint32 (w, KEY ("block_count"), d->n_layer);
   qb_gguf_writer_set_uint32 (w, KEY ("feed_forward_length"), d->n_ff);
-  qb_gguf_writer_set_uint32 (w, KEY ("rope.dimension_count"), d->n_embd / d->n_head);
+  qb_gguf_writer_set_uint32 (w, KEY ("rope.dimension_count"),
+                             d->kv_lora_rank > 0 ? d->n_rot : d->n_embd / d->n_head);
   qb_gguf_writer_set_uint32 (w, KEY ("attention.head_count"), d->n_head);
   qb_gguf_writer_set_uint32 (w, KEY ("attention.head_count_kv"), d->n_head_kv);
   /* Gemma's epsilon is 10⁻⁶; Qwen3 and Gemma 3 use a RoPE base of 10⁶
@@ -752,9 +845,11 @@ set_metadata (Gen *g)
       qb_gguf_writer_set_uint32 (w, KEY ("expert_used_count"), d->n_expert_used);
       if (strcmp (family, "llama") != 0)
         qb_gguf_writer_set_uint32 (w, KEY ("expert_feed_forward_length"), d->n_ff_exp);
-      if (d->n_ff_shexp > 0)
+      if (d->n_ff_shexp > 0 && !arch_is (&g->spec, "deepseek2"))
         qb_gguf_writer_set_uint32 (w, KEY ("expert_shared_feed_forward_length"), d->n_ff_shexp);
     }
+  if (arch_is (&g->spec, "deepseek2"))
+    set_deepseek_metadata (g);
 #undef KEY
   qb_gguf_writer_set_uint32 (w, "quantbench.demo.version", QB_DEMO_MODEL_VERSION);
   qb_gguf_writer_set_uint64 (w, "quantbench.demo.seed", g->spec.seed);
@@ -799,6 +894,12 @@ qb_demo_model_write (const QbDemoModelSpec *spec, const char *path, QbWorkers *w
   qb_demo_model_spec_dims (spec, &g.dims);
   if (!arch_is_moe (spec) && qb_family_lookup (spec->arch) != NULL && !arch_is (spec, "llama"))
     g.family = qb_family_lookup (spec->arch);
+  if ((spec->sigmoid || spec->n_group > 1) && !arch_is (spec, "deepseek2"))
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                   "demo model: sigmoid and grouped routing are for the deepseek2 family only");
+      return FALSE;
+    }
   if (spec->longrope && !arch_is (spec, "phi3"))
     {
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,

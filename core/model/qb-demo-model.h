@@ -53,6 +53,16 @@ typedef struct {
    * context of n_ctx / 8 (so an evaluation longer than that takes the
    * long factors) and the attention factor derived from the extension. */
   gboolean    longrope;
+  /* deepseek2 only (multi-head latent attention with a low-rank Q, one
+   * leading dense layer, then experts with one shared expert): V3-style
+   * routing — sigmoid gating with a selection bias (exp_probs_b), top-k
+   * renormalised, weights × 2.5 — instead of V2's softmax (not
+   * renormalised, × 1); and group-limited routing when n_group > 1
+   * (expert_group_count, expert_group_used_count: later llama.cpp's keys,
+   * which its Feb-2025 snapshot ignores). */
+  gboolean    sigmoid;
+  guint       n_group;
+  guint       topk_group;
 } QbDemoModelSpec;
 
 typedef struct {
@@ -69,6 +79,14 @@ typedef struct {
   guint n_expert_used;
   guint n_ff_exp;        /* an expert's FFN width */
   guint n_ff_shexp;      /* the shared expert's; 0: none */
+  /* DeepSeek's multi-head latent attention and leading dense layers; 0
+   * elsewhere. */
+  guint q_lora_rank;
+  guint kv_lora_rank;
+  guint head_k;          /* K head size: head_nope + n_rot */
+  guint head_v;
+  guint n_rot;
+  guint n_dense_lead;
 } QbDemoModelDims;
 
 /* The tiny default: F16, seed 1. */

@@ -26,11 +26,21 @@ static const QbFamily families[] = {
    * renormalised (norm_topk_prob false; llama.cpp's build_qwen2moe), and
    * a shared expert scaled by the sigmoid of its own gate. */
   { .arch = "qwen2moe", .hf_types = { "qwen2_moe" }, .gguf_rope = QB_ROPE_NEOX, .qkv_bias = TRUE,
-    .ffn = QB_FFN_SWIGLU, .snapshot_supported = TRUE, .moe = TRUE },
+    .ffn = QB_FFN_SWIGLU, .snapshot_supported = TRUE, .moe = TRUE, .shexp_gated = TRUE },
   /* Qwen3-MoE: Qwen3's attention (QK-norm, no biases), softmax router with
    * the top-k renormalised (norm_topk_prob true), no shared expert. */
   { .arch = "qwen3moe", .hf_types = { "qwen3_moe" }, .gguf_rope = QB_ROPE_NEOX, .qk_norm = TRUE,
     .ffn = QB_FFN_SWIGLU, .moe = TRUE, .moe_norm_topk = TRUE },
+  /* DeepSeek-V2, V2-Lite, V3, R1 (llama.cpp's deepseek2): multi-head
+   * latent attention, RoPE on interleaved pairs of each head's last n_rot
+   * values (llama.cpp's rope type NORM; Hugging Face's modeling_deepseek
+   * reorders the pairs before rotating, the same computation), leading
+   * dense layers, then routed experts with ungated shared experts; the
+   * routing (softmax for V2, sigmoid with a selection bias for V3) is read
+   * from the file (llama.cpp's build_deepseek2 and llm_build_moe_ffn). */
+  { .arch = "deepseek2", .hf_types = { "deepseek_v2", "deepseek_v3" }, .gguf_rope = QB_ROPE_NORM,
+    .ffn = QB_FFN_SWIGLU, .snapshot_supported = TRUE, .moe = TRUE, .mla = TRUE,
+    .moe_routing_keys = TRUE, .hf_rope_interleaved = TRUE },
   /* Qwen3: Qwen2 without the Q/K/V biases, with a per-head RMSNorm of Q and K. */
   { .arch = "qwen3", .hf_types = { "qwen3" }, .gguf_rope = QB_ROPE_NEOX, .qk_norm = TRUE,
     .ffn = QB_FFN_SWIGLU },

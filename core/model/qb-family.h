@@ -18,6 +18,18 @@
  * attn_logit_softcapping, final_logit_softcapping, rope_theta,
  * rope_local_base_freq, query_pre_attn_scalar, sliding_window_pattern or
  * layer_types, rms_norm_eps, partial_rotary_factor.
+ *
+ * DeepSeek (GGUF, after the prefix): attention.q_lora_rank,
+ * attention.kv_lora_rank, attention.key_length, attention.value_length,
+ * rope.dimension_count, leading_dense_block_count, expert_shared_count,
+ * expert_weights_scale, expert_weights_norm, expert_gating_func (1 softmax,
+ * 2 sigmoid), expert_group_count, expert_group_used_count (later llama.cpp's
+ * names; the Feb-2025 snapshot has no group-limited routing).  config.json:
+ * q_lora_rank, kv_lora_rank, qk_nope_head_dim, qk_rope_head_dim,
+ * v_head_dim, first_k_dense_replace, moe_layer_freq, n_shared_experts,
+ * moe_intermediate_size, n_routed_experts, num_experts_per_tok,
+ * routed_scaling_factor, norm_topk_prob, scoring_func, topk_method,
+ * n_group, topk_group.
  */
 #pragma once
 
@@ -71,6 +83,21 @@ typedef struct {
    * token's top-k router probabilities to sum 1. */
   gboolean         moe;
   gboolean         moe_norm_topk;
+  gboolean         shexp_gated;        /* the shared expert is scaled by sigmoid(x · its gate) (Qwen2-MoE) */
+  /* DeepSeek-V2/V3.  Multi-head latent attention: Q from attn_q or the
+   * low-rank pair attn_q_a → RMSNorm → attn_q_b; attn_kv_a_mqa gives a
+   * compressed KV (RMSNorm, then attn_kv_b expands it to each head's K
+   * without RoPE and its V) and one RoPE key shared by the heads; RoPE
+   * turns only the last n_rot values of each head's Q and K.  Its sizes
+   * come from the file (q/kv_lora_rank, key/value length, the RoPE
+   * dimension). */
+  gboolean         mla;
+  /* Routing read from the file rather than fixed by the family: softmax
+   * or sigmoid gating, the selection bias (exp_probs_b), top-k
+   * renormalisation, the weight scale, group-limited selection and the
+   * leading dense layers. */
+  gboolean         moe_routing_keys;
+  gboolean         hf_rope_interleaved; /* Hugging Face checkpoints rotate pairs (2i, 2i + 1) too */
 } QbFamily;
 
 /* The family of a GGUF architecture or a config.json model_type; NULL when

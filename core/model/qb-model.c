@@ -234,6 +234,9 @@ gguf_arch (QbModel *self)
   a->n_expert_used = gguf_count (g, family, "expert_used_count");
   a->n_ff_exp = gguf_count (g, family, "expert_feed_forward_length");
   a->n_ff_shexp = gguf_count (g, family, "expert_shared_feed_forward_length");
+  /* DeepSeek counts its shared experts, each as wide as a routed one. */
+  if (a->n_ff_shexp == 0 && gguf_count (g, family, "expert_shared_count") <= 256)
+    a->n_ff_shexp = gguf_count (g, family, "expert_shared_count") * a->n_ff_exp;
 }
 
 static gboolean

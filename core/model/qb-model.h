@@ -62,6 +62,18 @@ typedef enum {
   QB_ROLE_FFN_UP_SHEXP,
   QB_ROLE_FFN_DOWN_SHEXP,
   QB_ROLE_FFN_GATE_INP_SHEXP,
+  /* DeepSeek's multi-head latent attention: Q through a low-rank pair
+   * (attn_q_a, its norm, attn_q_b) or attn_q, the compressed KV with the
+   * shared RoPE key (attn_kv_a_mqa), its norm, the expansion to each
+   * head's K and V (attn_kv_b); and the router's expert-selection bias
+   * (exp_probs_b, DeepSeek-V3's e_score_correction_bias). */
+  QB_ROLE_ATTN_Q_A,
+  QB_ROLE_ATTN_Q_A_NORM,
+  QB_ROLE_ATTN_Q_B,
+  QB_ROLE_ATTN_KV_A_MQA,
+  QB_ROLE_ATTN_KV_A_NORM,
+  QB_ROLE_ATTN_KV_B,
+  QB_ROLE_FFN_EXP_PROBS_B,
   QB_ROLE_N_ROLES
 } QbTensorRole;
 

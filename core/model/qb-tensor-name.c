@@ -38,6 +38,13 @@ static const char *const role_names[QB_ROLE_N_ROLES] = {
   [QB_ROLE_FFN_UP_SHEXP]   = "ffn_up_shexp",
   [QB_ROLE_FFN_DOWN_SHEXP] = "ffn_down_shexp",
   [QB_ROLE_FFN_GATE_INP_SHEXP] = "ffn_gate_inp_shexp",
+  [QB_ROLE_ATTN_Q_A]       = "attn_q_a",
+  [QB_ROLE_ATTN_Q_A_NORM]  = "attn_q_a_norm",
+  [QB_ROLE_ATTN_Q_B]       = "attn_q_b",
+  [QB_ROLE_ATTN_KV_A_MQA]  = "attn_kv_a_mqa",
+  [QB_ROLE_ATTN_KV_A_NORM] = "attn_kv_a_norm",
+  [QB_ROLE_ATTN_KV_B]      = "attn_kv_b",
+  [QB_ROLE_FFN_EXP_PROBS_B] = "exp_probs_b",
 };
 
 typedef struct
@@ -60,6 +67,17 @@ static const RoleAlias layer_roles[] = {
   { "ffn_gate_shexp", QB_ROLE_FFN_GATE_SHEXP }, { "ffn_up_shexp", QB_ROLE_FFN_UP_SHEXP },
   { "ffn_down_shexp", QB_ROLE_FFN_DOWN_SHEXP },
   { "ffn_gate_inp_shexp", QB_ROLE_FFN_GATE_INP_SHEXP },
+  { "attn_q_a", QB_ROLE_ATTN_Q_A }, { "attn_q_a_norm", QB_ROLE_ATTN_Q_A_NORM },
+  { "attn_q_b", QB_ROLE_ATTN_Q_B }, { "attn_kv_a_mqa", QB_ROLE_ATTN_KV_A_MQA },
+  { "attn_kv_a_norm", QB_ROLE_ATTN_KV_A_NORM }, { "attn_kv_b", QB_ROLE_ATTN_KV_B },
+  { "exp_probs_b", QB_ROLE_FFN_EXP_PROBS_B },
+  /* DeepSeek-V2/V3's Hugging Face names */
+  { "self_attn.q_a_proj", QB_ROLE_ATTN_Q_A }, { "self_attn.q_a_layernorm", QB_ROLE_ATTN_Q_A_NORM },
+  { "self_attn.q_b_proj", QB_ROLE_ATTN_Q_B },
+  { "self_attn.kv_a_proj_with_mqa", QB_ROLE_ATTN_KV_A_MQA },
+  { "self_attn.kv_a_layernorm", QB_ROLE_ATTN_KV_A_NORM },
+  { "self_attn.kv_b_proj", QB_ROLE_ATTN_KV_B },
+  { "mlp.gate.e_score_correction_bias", QB_ROLE_FFN_EXP_PROBS_B },
   /* Mixtral's Hugging Face names (the expert number replaced by "*") */
   { "block_sparse_moe.gate", QB_ROLE_FFN_GATE_INP },
   { "block_sparse_moe.experts.*.w1", QB_ROLE_FFN_GATE_EXPS },

@@ -43,7 +43,8 @@ typedef struct {
   guint     n_ctx, n_chunks, first, n_scored, n_vocab, n_embd, n_layer;
   gint32   *tokens;         /* n_chunks × n_ctx, BOS first */
   float    *hidden;         /* n_chunks × (n_layer + 1) × n_ctx × n_embd */
-  float    *base_lp;        /* n_chunks × n_scored × n_vocab */
+  float    *base_logits;    /* n_chunks × n_scored × n_vocab, the float model's */
+  double   *base_lse;       /* n_chunks × n_scored: their log-sum-exp */
   float    *logits;         /* (n_ctx - first) × n_vocab */
   double   *pos_kld;        /* n_scored */
   double    base_ppl;
@@ -264,25 +265,22 @@ check_disjoint (Study *s, GError **error)
   return TRUE;
 }
 
-/* log-softmax of each scored position's logits into dst. */
-static void
-log_softmax_rows (const float *logits, guint n_rows, guint n_vocab, float *dst)
+/* log Σ exp(l) of one position's logits, in double.  The float model's
+ * log-probabilities and a measured model's come from the same function
+ * on the logits kept as they are, so identical logits give a KLD of
+ * exactly 0 (log-probabilities rounded to float on one side only left a
+ * floor of ~1e-7 at every position). */
+static double
+row_lse (const float *l, guint n_vocab)
 {
-  for (guint i = 0; i < n_rows; i++)
-    {
-      const float *l = logits + (gsize) i * n_vocab;
-      float max = l[0];
-      double sum = 0;
-      float lse;
+  float max = l[0];
+  double sum = 0;
 
-      for (guint j = 1; j < n_vocab; j++)
-        max = MAX (max, l[j]);
-      for (guint j = 0; j < n_vocab; j++)
-        sum += exp ((double) l[j] - max);
-      lse = max + (float) log (sum);
-      for (guint j = 0; j < n_vocab; j++)
-        dst[(gsize) i * n_vocab + j] = l[j] - lse;
-    }
+  for (guint j = 1; j < n_vocab; j++)
+    max = MAX (max, l[j]);
+  for (guint j = 0; j < n_vocab; j++)
+    sum += exp ((double) l[j] - max);
+  return max + log (sum);
 }
 
 static gboolean
@@ -293,8 +291,9 @@ float_pass (Study *s, GCancellable *cancellable, GError **error)
   double nll = 0;
 
   s->hidden = g_try_malloc (sizeof (float) * per_chunk * s->n_chunks);
-  s->base_lp = g_try_malloc (sizeof (float) * (gsize) s->n_chunks * s->n_scored * s->n_vocab);
-  if (s->hidden == NULL || s->base_lp == NULL)
+  s->base_logits = g_try_malloc (sizeof (float) * (gsize) s->n_chunks * s->n_scored * s->n_vocab);
+  s->base_lse = g_try_malloc (sizeof (double) * (gsize) s->n_chunks * s->n_scored);
+  if (s->hidden == NULL || s->base_logits == NULL || s->base_lse == NULL)
     {
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_NO_SPACE,
                    "not enough memory for the float model's states on %u chunks of %u tokens",
@@ -304,14 +303,18 @@ float_pass (Study *s, GCancellable *cancellable, GError **error)
   for (guint c = 0; c < s->n_chunks; c++)
     {
       const gint32 *tok = s->tokens + (gsize) c * s->n_ctx;
-      float *lp = s->base_lp + (gsize) c * s->n_scored * s->n_vocab;
+      float *l = s->base_logits + (gsize) c * s->n_scored * s->n_vocab;
+      double *lse = s->base_lse + (gsize) c * s->n_scored;
 
       if (!qb_llama_forward_keep (s->llama, tok, s->n_ctx, s->first, s->logits,
                                   s->hidden + c * per_chunk, cancellable, error))
         return FALSE;
-      log_softmax_rows (s->logits, s->n_scored, s->n_vocab, lp);
+      memcpy (l, s->logits, sizeof (float) * s->n_scored * s->n_vocab);
       for (guint i = 0; i < s->n_scored; i++)
-        nll -= lp[(gsize) i * s->n_vocab + tok[s->first + i + 1]];
+        {
+          lse[i] = row_lse (l + (gsize) i * s->n_vocab, s->n_vocab);
+          nll -= l[(gsize) i * s->n_vocab + tok[s->first + i + 1]] - lse[i];
+        }
     }
   s->base_ppl = exp (nll / ((double) s->n_chunks * s->n_scored));
   return TRUE;
@@ -320,8 +323,9 @@ float_pass (Study *s, GCancellable *cancellable, GError **error)
 /* ---- one measurement -------------------------------------------------- */
 
 typedef struct {
-  Study       *s;
-  const float *lp;   /* the chunk's float log-probabilities */
+  Study        *s;
+  const float  *base;       /* the chunk's float-model logits */
+  const double *base_lse;   /* and their log-sum-exp */
 } KldRun;
 
 /* KL(float ‖ quantized) at one position, exactly, in double. */
@@ -331,17 +335,14 @@ kld_item (gint64 i, guint thread, gpointer data)
   KldRun *run = data;
   Study *s = run->s;
   const float *l = s->logits + i * s->n_vocab;
-  const float *lp = run->lp + i * s->n_vocab;
-  float max = l[0];
-  double sum = 0, kld = 0, lse;
+  const float *b = run->base + i * s->n_vocab;
+  double lse = row_lse (l, s->n_vocab), base_lse = run->base_lse[i], kld = 0;
 
-  for (guint j = 1; j < s->n_vocab; j++)
-    max = MAX (max, l[j]);
   for (guint j = 0; j < s->n_vocab; j++)
-    sum += exp ((double) l[j] - max);
-  lse = max + log (sum);
-  for (guint j = 0; j < s->n_vocab; j++)
-    kld += exp ((double) lp[j]) * ((double) lp[j] - ((double) l[j] - lse));
+    {
+      double lp = (double) b[j] - base_lse;
+      kld += exp (lp) * (lp - ((double) l[j] - lse));
+    }
   s->pos_kld[i] = MAX (kld, 0);
 }
 
@@ -357,7 +358,8 @@ measure_kld (Study *s, int layer, double *mean, double *err, GCancellable *cance
 
   for (guint c = 0; c < s->n_chunks; c++)
     {
-      KldRun run = { s, s->base_lp + (gsize) c * s->n_scored * s->n_vocab };
+      KldRun run = { s, s->base_logits + (gsize) c * s->n_scored * s->n_vocab,
+                     s->base_lse + (gsize) c * s->n_scored };
       gboolean ok;
 
       if (layer < 0)
@@ -893,7 +895,8 @@ study_clear (Study *s)
   g_clear_pointer (&s->done, g_hash_table_unref);
   g_free (s->tokens);
   g_free (s->hidden);
-  g_free (s->base_lp);
+  g_free (s->base_logits);
+  g_free (s->base_lse);
   g_free (s->logits);
   g_free (s->pos_kld);
   g_free (s->text_hash);
