@@ -471,9 +471,10 @@ print_tensors (GPtrArray *tensors)
                    g_strdup (r->format), g_strdup (""), g_strdup (""),
                    g_strdup_printf ("%" G_GINT64_FORMAT, r->n_params / r->n_experts),
                    size_text (r->bytes / r->n_experts), qb_cli_number (r->bpw, 3, 'f'),
-                   qb_cli_number (r->expert_sqnr_db[e], 2, 'f'),
-                   qb_cli_number (r->expert_rmse_rel[e], 5, 'f'), g_strdup (""), g_strdup (""),
-                   g_strdup (""));
+                   qb_cli_number (r->expert_metrics[e].sqnr_db, 2, 'f'),
+                   qb_cli_number (r->expert_metrics[e].rmse_rel, 5, 'f'),
+                   qb_cli_number (r->expert_metrics[e].cosine, 6, 'f'),
+                   qb_cli_number (r->expert_metrics[e].max_abs_err, 4, 'g'), g_strdup (""));
     }
   table_print_free (t);
 }

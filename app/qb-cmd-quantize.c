@@ -92,11 +92,28 @@ print_table (QbModel *model, QbJob *job)
             diag ? "; ~: estimated from the importance alone (the diagonal of XᵀX)" : "");
 }
 
+/* A tensor's metrics, or an expert's (mean, std and kurtosis null). */
+static void
+add_metrics (JsonBuilder *b, const QbTensorMetrics *m)
+{
+  qb_json_builder_add_number (b, "mse", m->mse);
+  qb_json_builder_add_number (b, "rmse_rel", m->rmse_rel);
+  qb_json_builder_add_number (b, "sqnr_db", m->sqnr_db);
+  qb_json_builder_add_number (b, "cosine", m->cosine);
+  qb_json_builder_add_number (b, "max_abs_err", m->max_abs_err);
+  qb_json_builder_add_number (b, "wmse", m->wmse);
+  qb_json_builder_add_number (b, "out_rel_err", m->out_rel_err);
+  json_builder_set_member_name (b, "out_rel_err_diag");
+  json_builder_add_boolean_value (b, m->out_rel_err_diag);
+  qb_json_builder_add_number (b, "mean", m->mean);
+  qb_json_builder_add_number (b, "std", m->std);
+  qb_json_builder_add_number (b, "kurtosis", m->kurtosis);
+  qb_json_builder_add_number (b, "outlier_share", m->outlier_share);
+}
+
 static void
 add_result (JsonBuilder *b, const QbTensorResult *r)
 {
-  const QbTensorMetrics *m = &r->metrics;
-
   json_builder_begin_object (b);
   qb_json_builder_add_string (b, "name", r->tensor_name);
   qb_json_builder_add_string (b, "format", r->format);
@@ -114,19 +131,7 @@ add_result (JsonBuilder *b, const QbTensorResult *r)
   json_builder_add_int_value (b, (gint64) r->bytes);
   qb_json_builder_add_number (b, "bpw", r->bpw);
   qb_json_builder_add_number (b, "seconds", r->seconds);
-  qb_json_builder_add_number (b, "mse", m->mse);
-  qb_json_builder_add_number (b, "rmse_rel", m->rmse_rel);
-  qb_json_builder_add_number (b, "sqnr_db", m->sqnr_db);
-  qb_json_builder_add_number (b, "cosine", m->cosine);
-  qb_json_builder_add_number (b, "max_abs_err", m->max_abs_err);
-  qb_json_builder_add_number (b, "wmse", m->wmse);
-  qb_json_builder_add_number (b, "out_rel_err", m->out_rel_err);
-  json_builder_set_member_name (b, "out_rel_err_diag");
-  json_builder_add_boolean_value (b, m->out_rel_err_diag);
-  qb_json_builder_add_number (b, "mean", m->mean);
-  qb_json_builder_add_number (b, "std", m->std);
-  qb_json_builder_add_number (b, "kurtosis", m->kurtosis);
-  qb_json_builder_add_number (b, "outlier_share", m->outlier_share);
+  add_metrics (b, &r->metrics);
   if (r->n_experts > 0)
     {
       /* A 3-D expert tensor: each expert's own figures. */
@@ -135,8 +140,7 @@ add_result (JsonBuilder *b, const QbTensorResult *r)
       for (guint e = 0; e < r->n_experts; e++)
         {
           json_builder_begin_object (b);
-          qb_json_builder_add_number (b, "sqnr_db", r->expert_sqnr_db[e]);
-          qb_json_builder_add_number (b, "rmse_rel", r->expert_rmse_rel[e]);
+          add_metrics (b, &r->expert_metrics[e]);
           json_builder_end_object (b);
         }
       json_builder_end_array (b);

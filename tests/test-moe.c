@@ -450,10 +450,11 @@ test_expert_importance (void)
     double lo = INFINITY, hi = -INFINITY;
     for (guint e = 0; e < 4; e++)
       {
-        g_assert_true (isfinite (r->expert_sqnr_db[e]) && r->expert_rmse_rel[e] > 0);
-        g_assert_cmpfloat_with_epsilon (r->expert_sqnr_db[e], -20 * log10 (r->expert_rmse_rel[e]), 1e-9);
-        lo = MIN (lo, r->expert_sqnr_db[e]);
-        hi = MAX (hi, r->expert_sqnr_db[e]);
+        const QbTensorMetrics *m = &r->expert_metrics[e];
+        g_assert_true (isfinite (m->sqnr_db) && m->rmse_rel > 0);
+        g_assert_cmpfloat_with_epsilon (m->sqnr_db, -20 * log10 (m->rmse_rel), 1e-9);
+        lo = MIN (lo, m->sqnr_db);
+        hi = MAX (hi, m->sqnr_db);
       }
     g_assert_cmpfloat (r->metrics.sqnr_db, >=, lo - 1e-9);
     g_assert_cmpfloat (r->metrics.sqnr_db, <=, hi + 1e-9);
@@ -633,6 +634,103 @@ test_expert_histograms (void)
         }
       g_assert_cmpmem (counts, h->n_bins * 8, h->counts, h->n_bins * 8);
     }
+}
+
+/* Each expert's metrics are the tensor's over its own rows: recomputed
+ * here in double from the original rows and the dequantized output of
+ * the same run; the same bits with 1 and 3 threads; and the tensor's
+ * figures follow from its experts' where they must (equal row sets: the
+ * mean of the experts' MSE is the tensor's, the largest expert error and
+ * range are the tensor's). */
+static void
+test_expert_metrics (void)
+{
+  g_autofree char *dir = qb_test_tmpdir ();
+  g_autofree char *path = write_model (dir, "mixtral", 1, 4, 2);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(QbModel) model = qb_model_open (path, &error);
+  g_autoptr(QbWorkers) one = qb_workers_new (1);
+  g_autoptr(QbWorkers) three = qb_workers_new (3);
+  g_autoptr(QbTensorResult) r = NULL, r3 = NULL;
+  QbQuantizeSpec spec = { .format = qb_format_find ("Q4_K") };
+  QbQuantizeOutput out = { 0 };
+  g_autofree float *imp = NULL, *x = NULL, *y = NULL;
+  double mse_mean = 0, out_share_mean = 0, worst = 0, lo = INFINITY, hi = -INFINITY;
+  const QbTensor *t;
+  guint index;
+  gint64 n_cols, per_expert, n;
+
+  g_assert_no_error (error);
+  t = qb_model_find_tensor (model, "blk.0.ffn_down_exps.weight", &index);
+  n_cols = t->ne[0];
+  per_expert = t->ne[1];
+  n = n_cols * per_expert;
+  imp = g_new (float, n_cols * 4);
+  for (gint64 j = 0; j < n_cols * 4; j++)
+    imp[j] = 0.05f + (float) ((j * 7919 + (j / n_cols) * 104729) % 1000) / 100.0f;
+  spec.importance = imp;
+  spec.importance_sets = 4;
+  y = out.f32 = g_new (float, t->n_params);
+  r = qb_tensor_quantize (model, index, &spec, one, &out, NULL, NULL, NULL, &error);
+  g_assert_no_error (error);
+  r3 = qb_tensor_quantize (model, index, &spec, three, NULL, NULL, NULL, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (r->n_experts, ==, 4);
+  g_assert_cmpmem (r->expert_metrics, 4 * sizeof (QbTensorMetrics), r3->expert_metrics,
+                   4 * sizeof (QbTensorMetrics));
+  g_assert_true (r->metrics.out_rel_err_diag);   /* importance only: the diagonal estimate */
+
+  x = g_new (float, t->n_params);
+  g_assert_true (qb_model_read_rows (model, index, 0, qb_tensor_n_rows (t), x, &error));
+  for (guint e = 0; e < 4; e++)
+    {
+      const QbTensorMetrics *m = &r->expert_metrics[e];
+      const float *xe = x + e * n, *ye = y + e * n, *w = imp + e * n_cols;
+      double xx = 0, yy = 0, xy = 0, ee = 0, wee = 0, wsum = 0, wxx = 0;
+      float maxerr = 0, mn = INFINITY, mx = -INFINITY;
+
+      for (gint64 i = 0; i < n; i++)
+        {
+          double d = (double) xe[i] - ye[i], wj = w[i % n_cols];
+          xx += (double) xe[i] * xe[i];
+          yy += (double) ye[i] * ye[i];
+          xy += (double) xe[i] * ye[i];
+          ee += d * d;
+          wee += wj * d * d;
+          wsum += wj;
+          wxx += wj * xe[i] * xe[i];
+          maxerr = MAX (maxerr, fabsf (xe[i] - ye[i]));
+          mn = MIN (mn, xe[i]);
+          mx = MAX (mx, xe[i]);
+        }
+      g_test_message ("expert %u: mse %.6e sqnr %.3f cosine %.7f max %.4g wmse %.4e out %.4e "
+                      "range %.4g…%.4g outliers %.2e", e, m->mse, m->sqnr_db, m->cosine,
+                      m->max_abs_err, m->wmse, m->out_rel_err, m->min, m->max, m->outlier_share);
+      g_assert_cmpfloat (fabs (m->mse - ee / n), <=, 1e-5 * ee / n);
+      g_assert_cmpfloat (fabs (m->rmse_rel - sqrt (ee / xx)), <=, 1e-5 * sqrt (ee / xx));
+      g_assert_cmpfloat (fabs (m->sqnr_db - 10 * log10 (xx / ee)), <=, 1e-4);
+      g_assert_cmpfloat (fabs (m->cosine - xy / sqrt (xx * yy)), <=, 1e-6);
+      g_assert_cmpfloat (m->max_abs_err, ==, maxerr);    /* the same float differences */
+      g_assert_cmpfloat (m->min, ==, mn);
+      g_assert_cmpfloat (m->max, ==, mx);
+      g_assert_cmpfloat (fabs (m->wmse - wee / wsum), <=, 1e-5 * wee / wsum);
+      g_assert_cmpfloat (fabs (m->out_rel_err - wee / wxx), <=, 1e-5 * wee / wxx);
+      g_assert_true (m->out_rel_err_diag);
+      g_assert_true (m->outlier_share >= 0 && m->outlier_share < 0.01);
+      g_assert_true (isnan (m->mean) && isnan (m->std) && isnan (m->kurtosis));
+      mse_mean += m->mse / 4;
+      out_share_mean += m->outlier_share / 4;
+      worst = MAX (worst, m->max_abs_err);
+      lo = MIN (lo, m->min);
+      hi = MAX (hi, m->max);
+    }
+  g_assert_cmpfloat (fabs (mse_mean - r->metrics.mse), <=, 1e-12 * r->metrics.mse);
+  g_assert_cmpfloat (fabs (out_share_mean - r->metrics.outlier_share), <=, 1e-15);
+  g_assert_cmpfloat (worst, ==, r->metrics.max_abs_err);
+  g_assert_cmpfloat (lo, ==, r->metrics.min);
+  g_assert_cmpfloat (hi, ==, r->metrics.max);
+  /* The experts differ (they are not the tensor's figures copied). */
+  g_assert_cmpfloat (r->expert_metrics[0].mse, !=, r->expert_metrics[1].mse);
 }
 
 /* Calibration counts importance per expert: the entries of a 3-D expert
@@ -2128,6 +2226,7 @@ main (int argc, char **argv)
   g_test_add_data_func ("/eval-moe/forward-from/qwen2moe", "qwen2moe", test_forward_from);
   g_test_add_func ("/quantize-moe/expert-importance", test_expert_importance);
   g_test_add_func ("/quantize-moe/expert-histograms", test_expert_histograms);
+  g_test_add_func ("/quantize-moe/expert-metrics", test_expert_metrics);
   g_test_add_func ("/calib-moe/expert-imatrix", test_expert_imatrix);
   g_test_add_func ("/sensitivity-moe/experts", test_sensitivity);
   g_test_add_func ("/sensitivity-moe/per-expert", test_sensitivity_per_expert);

@@ -358,6 +358,20 @@ expert_cost (int expert, double kld)
   return c;
 }
 
+/* The experts' table as versions 7 and 8 had it (schema 9 added these). */
+static void
+drop_expert_metrics (sqlite3 *db)
+{
+  static const char *const added[] = { "mse", "cosine", "max_abs_err", "wmse", "out_rel_err",
+                                       "w_min", "w_max", "outlier_share" };
+
+  for (gsize i = 0; i < G_N_ELEMENTS (added); i++)
+    {
+      g_autofree char *sql = g_strdup_printf ("ALTER TABLE expert_result DROP COLUMN %s", added[i]);
+      exec_ok (db, sql);
+    }
+}
+
 /* Version 7 → 8: a study stored before keeps its costs and has no expert
  * rows; expert rows go in (the same expert again replaces it), a row
  * without an expert is refused, they come back after reopening, apart
@@ -391,6 +405,7 @@ test_migrate_v7_study_experts (void)
   qb_store_unref (g_steal_pointer (&store));
   /* Back to version 7 on disk, as the previous Quantbench left it. */
   db = raw_open (path);
+  drop_expert_metrics (db);
   exec_ok (db, "DROP TABLE study_expert_cost; PRAGMA user_version = 7");
   sqlite3_close (db);
 
@@ -461,8 +476,9 @@ expert_result (void)
   qb_tensor_result_set_n_experts_hists (r);
   for (guint e = 0; e < 4; e++)
     {
-      r->expert_sqnr_db[e] = 20.0 + e;
-      r->expert_rmse_rel[e] = 0.1 / (e + 1);
+      /* Every stored metric a value of its own. */
+      for (guint i = 0; i < QB_N_EXPERT_METRICS; i++)
+        *QB_EXPERT_METRIC (&r->expert_metrics[e], i) = (i + 1) * 0.125 + e / 64.0;
       for (guint k = 0; k < 3; k++)
         {
           QbHistogram *h = qb_histogram_new (QB_EXPERT_HISTOGRAM_BINS, -1.0 - k, 1.0 + e);
@@ -471,8 +487,10 @@ expert_result (void)
           r->expert_hists[3 * e + k] = h;
         }
     }
-  r->expert_sqnr_db[3] = INFINITY;     /* an expert quantized without loss */
-  r->expert_rmse_rel[2] = NAN;         /* not measured */
+  r->expert_metrics[3].sqnr_db = INFINITY;     /* an expert quantized without loss */
+  r->expert_metrics[2].rmse_rel = NAN;         /* not measured */
+  r->expert_metrics[1].wmse = NAN;
+  r->expert_metrics[0].min = -INFINITY;
   return r;
 }
 
@@ -482,8 +500,11 @@ assert_experts_equal (const QbTensorResult *a, const QbTensorResult *b, gboolean
   g_assert_cmpuint (a->n_experts, ==, b->n_experts);
   for (guint e = 0; e < a->n_experts; e++)
     {
-      g_assert_true (qb_test_same_double (a->expert_sqnr_db[e], b->expert_sqnr_db[e]));
-      g_assert_true (qb_test_same_double (a->expert_rmse_rel[e], b->expert_rmse_rel[e]));
+      for (guint i = 0; i < QB_N_EXPERT_METRICS; i++)
+        g_assert_true (qb_test_same_double (*QB_EXPERT_METRIC (&a->expert_metrics[e], i),
+                                            *QB_EXPERT_METRIC (&b->expert_metrics[e], i)));
+      /* Measured by the tensor's pre-pass only: never stored per expert. */
+      g_assert_true (isnan (b->expert_metrics[e].mean) && isnan (b->expert_metrics[e].kurtosis));
       for (guint k = 0; hists && k < 3; k++)
         {
           const QbHistogram *x = qb_tensor_result_expert_histogram (a, e, k);
@@ -583,6 +604,65 @@ test_migrate_v6_experts (void)
 
   g_assert_true (qb_store_delete_experiment (store, id, &error));
   g_assert_cmpint (qb_test_sql_int (store->db, "SELECT count(*) FROM expert_result"), ==, 0);
+}
+
+/* Version 8 → 9: the experts' table gains every metric the tensor has;
+ * experts stored before keep their SQNR and relative RMSE and read the
+ * others as not measured; new ones keep all. */
+static void
+test_migrate_v8_expert_metrics (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *path = new_path ("v8-expert-metrics.db");
+  g_autoptr(QbStore) store = NULL;
+  g_autoptr(QbModelRecord) model = qb_test_model_record ("a1b2c3d4e5f6", "moe");
+  g_autoptr(QbTensorResult) r = expert_result ();
+  g_autoptr(GPtrArray) tensors = NULL;
+  QbExperimentSpec spec = { .name = "experts", .plan_json = "{}", .threads = 1, .n_tensors = 1 };
+  QbTensorResult *old;
+  sqlite3 *db;
+  gint64 old_id, id;
+
+  store = qb_store_open (path, &error);
+  g_assert_no_error (error);
+  old_id = qb_store_begin_experiment (store, model, &spec, &error);
+  g_assert_no_error (error);
+  g_assert_true (qb_store_add_tensor_result (store, old_id, 0, 4096, r, &error));
+  g_assert_true (qb_store_finish_experiment (store, old_id, QB_EXPERIMENT_DONE, 1.0, NULL, &error));
+  qb_store_unref (g_steal_pointer (&store));
+  /* Back to version 8 on disk, as the previous Quantbench left it. */
+  db = raw_open (path);
+  drop_expert_metrics (db);
+  exec_ok (db, "PRAGMA user_version = 8");
+  sqlite3_close (db);
+
+  store = qb_store_open (path, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (qb_test_sql_int (store->db, "PRAGMA user_version"), ==, QB_STORE_SCHEMA_VERSION);
+  tensors = qb_store_get_tensors (store, old_id, &error);
+  g_assert_no_error (error);
+  old = ((QbStoredTensor *) g_ptr_array_index (tensors, 0))->result;
+  g_assert_cmpuint (old->n_experts, ==, 4);
+  for (guint e = 0; e < 4; e++)
+    {
+      g_assert_true (qb_test_same_double (old->expert_metrics[e].sqnr_db, r->expert_metrics[e].sqnr_db));
+      g_assert_true (qb_test_same_double (old->expert_metrics[e].rmse_rel, r->expert_metrics[e].rmse_rel));
+      g_assert_true (isnan (old->expert_metrics[e].mse) && isnan (old->expert_metrics[e].cosine));
+      g_assert_true (isnan (old->expert_metrics[e].max_abs_err) && isnan (old->expert_metrics[e].min));
+      g_assert_true (isnan (old->expert_metrics[e].outlier_share));
+    }
+  g_clear_pointer (&tensors, g_ptr_array_unref);
+
+  id = qb_store_begin_experiment (store, model, &spec, &error);
+  g_assert_no_error (error);
+  g_assert_true (qb_store_add_tensor_result (store, id, 0, 4096, r, &error));
+  g_assert_true (qb_store_finish_experiment (store, id, QB_EXPERIMENT_DONE, 1.0, NULL, &error));
+  qb_store_unref (g_steal_pointer (&store));
+  store = qb_store_open_readonly (path, &error);
+  g_assert_no_error (error);
+  tensors = qb_store_get_tensors (store, id, &error);
+  g_assert_no_error (error);
+  assert_experts_equal (r, ((QbStoredTensor *) g_ptr_array_index (tensors, 0))->result, FALSE);
 }
 
 /* From every older version (0: a new file, an empty file, version 1). */
@@ -967,6 +1047,7 @@ main (int argc, char **argv)
   g_test_add_func ("/store/schema/migrate-v5-studies", test_migrate_v5_studies);
   g_test_add_func ("/store/schema/migrate-v6-experts", test_migrate_v6_experts);
   g_test_add_func ("/store/schema/migrate-v7-study-experts", test_migrate_v7_study_experts);
+  g_test_add_func ("/store/schema/migrate-v8-expert-metrics", test_migrate_v8_expert_metrics);
   g_test_add_func ("/store/schema/migrate-concurrently", test_migrate_concurrently);
   g_test_add_func ("/store/schema/refuse-newer", test_refuse_newer);
   g_test_add_func ("/store/schema/refuse-not-sqlite", test_refuse_not_sqlite);

@@ -266,8 +266,13 @@ test_moe_window (Fixture *f, gconstpointer data)
   check_expert_rows (table, row);
   expert = visible_expert (table, "blk.7.ffn_down_exps.weight", 2, &at);
   g_assert_nonnull (expert);
-  g_assert_cmpfloat (qb_tensor_row_get_sqnr (expert), ==, qb_tensor_row_get_result (row)->expert_sqnr_db[2]);
-  g_assert_true (isnan (qb_tensor_row_get_cosine (expert)));      /* not measured per expert */
+  g_assert_cmpfloat (qb_tensor_row_get_sqnr (expert), ==, qb_tensor_row_get_result (row)->expert_metrics[2].sqnr_db);
+  /* Every metric of its own, as a tensor's (the cosine and output error too). */
+  g_assert_cmpfloat (qb_tensor_row_get_cosine (expert), ==,
+                     qb_tensor_row_get_result (row)->expert_metrics[2].cosine);
+  g_assert_true (qb_tensor_row_get_cosine (expert) > 0.9 && qb_tensor_row_get_cosine (expert) < 1);
+  g_assert_cmpfloat (qb_tensor_row_get_rmse_rel (expert), ==,
+                     qb_tensor_row_get_result (row)->expert_metrics[2].rmse_rel);
 
   /* Selected, it fills the details with its own histograms and figures. */
   g_assert_true (qb_layer_table_select_row (table, expert));
@@ -292,7 +297,7 @@ test_moe_window (Fixture *f, gconstpointer data)
   stored = qb_tensor_row_get_result (row);
   g_assert_nonnull (stored);
   g_assert_cmpuint (stored->n_experts, ==, 4);
-  g_assert_cmpfloat (stored->expert_sqnr_db[2], ==, expert_sqnr);
+  g_assert_cmpfloat (stored->expert_metrics[2].sqnr_db, ==, expert_sqnr);
   g_assert_nonnull (qb_tensor_result_expert_histogram (stored, 2, 2));
   g_assert_cmpmem (qb_tensor_result_expert_histogram (stored, 2, 2)->counts, saved->n_bins * 8,
                    saved->counts, saved->n_bins * 8);

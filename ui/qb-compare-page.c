@@ -369,22 +369,32 @@ bind_name (GtkSignalListItemFactory *factory,
                       gtk_string_object_get_string (gtk_list_item_get_item (item)));
 }
 
-/* A stored 3-D expert tensor's experts: "experts 41.2…42.9 dB", or NULL. */
+/* A stored 3-D expert tensor's experts: "4 experts 41.2…42.9 dB, cos ≥
+ * 0.99585" (the cosine where stored: from schema 9 on), or NULL. */
 static char *
 experts_range (const QbStoredTensor *cell)
 {
   const QbTensorResult *r = cell ? cell->result : NULL;
-  double lo = INFINITY, hi = -INFINITY;
+  double lo = INFINITY, hi = -INFINITY, cos_lo = INFINITY;
 
   if (r == NULL || r->n_experts == 0)
     return NULL;
   for (guint x = 0; x < r->n_experts; x++)
-    if (!isnan (r->expert_sqnr_db[x]))
-      {
-        lo = MIN (lo, r->expert_sqnr_db[x]);
-        hi = MAX (hi, r->expert_sqnr_db[x]);
-      }
-  return lo <= hi ? g_strdup_printf ("%u experts %.1f…%.1f dB", r->n_experts, lo, hi) : NULL;
+    {
+      const QbTensorMetrics *m = &r->expert_metrics[x];
+      if (!isnan (m->sqnr_db))
+        {
+          lo = MIN (lo, m->sqnr_db);
+          hi = MAX (hi, m->sqnr_db);
+        }
+      if (!isnan (m->cosine))
+        cos_lo = MIN (cos_lo, m->cosine);
+    }
+  if (!(lo <= hi))
+    return NULL;
+  if (isfinite (cos_lo))
+    return g_strdup_printf ("%u experts %.1f…%.1f dB, cos ≥ %.5f", r->n_experts, lo, hi, cos_lo);
+  return g_strdup_printf ("%u experts %.1f…%.1f dB", r->n_experts, lo, hi);
 }
 
 /* A cell differing from the first experiment's is marked. */

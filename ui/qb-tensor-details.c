@@ -77,11 +77,11 @@ experts_value (const QbTensorResult *result)
   guint worst = 0;
   double lo = INFINITY, hi = -INFINITY;
 
-  if (result->n_experts == 0 || result->expert_sqnr_db == NULL)
+  if (result->n_experts == 0 || result->expert_metrics == NULL)
     return NULL;
   for (guint e = 0; e < result->n_experts; e++)
     {
-      double v = result->expert_sqnr_db[e];
+      double v = result->expert_metrics[e].sqnr_db;
       if (v < lo)
         {
           lo = v;
@@ -95,9 +95,21 @@ experts_value (const QbTensorResult *result)
                           result->n_experts);
 }
 
+/* The error metrics a row shows: its tensor's, or an expert's own. */
+static const QbTensorMetrics *
+row_metrics (QbTensorRow *row, const QbTensorResult *result)
+{
+  int e = qb_tensor_row_get_expert (row);
+
+  if (e < 0)
+    return &result->metrics;
+  return result->expert_metrics && (guint) e < result->n_experts ? &result->expert_metrics[e] : NULL;
+}
+
 /* Facts an expert's row shows its own way: TRUE with *value set (NULL:
- * hidden).  The moments and the other error measures are its tensor's, so
- * not shown; the format is one for all experts. */
+ * hidden).  Its range and outlier share are measured with the run; its
+ * mean, std and kurtosis are not (the tensor's pre-pass only), nor is its
+ * time; the format is one for all experts. */
 static gboolean
 expert_fact_value (const Fact           *fact,
                    QbTensorRow          *row,
@@ -105,7 +117,7 @@ expert_fact_value (const Fact           *fact,
                    char                **value)
 {
   guint e = (guint) qb_tensor_row_get_expert (row);
-  double sqnr = qb_tensor_row_get_sqnr (row), rmse = qb_tensor_row_get_rmse_rel (row);
+  const QbTensorMetrics *m = result ? row_metrics (row, result) : NULL;
   const char *id = fact->id;
 
   *value = NULL;
@@ -114,12 +126,14 @@ expert_fact_value (const Fact           *fact,
                               qb_tensor_row_get_format_label (row), qb_tensor_row_get_n_experts (row));
   else if (fact->source == SRC_ROW)
     return FALSE;
-  else if (fact->source == SRC_STATS || result == NULL)
+  else if (m == NULL)
     return TRUE;
-  else if (g_str_equal (id, "sqnr"))
-    *value = isnan (sqnr) ? no_metric (result) : g_strdup_printf ("%.2f dB", sqnr);
-  else if (g_str_equal (id, "rmse"))
-    *value = isnan (rmse) ? no_metric (result) : g_strdup_printf ("%.5f", rmse);
+  else if (g_str_equal (id, "range") && isfinite (m->min) && isfinite (m->max))
+    *value = g_strdup_printf ("%.4g … %.4g", m->min, m->max);
+  else if (g_str_equal (id, "outliers") && !isnan (m->outlier_share))
+    *value = g_strdup_printf ("%.4f %% (beyond the tensor's 6σ)", m->outlier_share * 100);
+  else if (fact->source == SRC_STATS || g_str_equal (id, "seconds"))
+    return TRUE;
   else if (g_str_equal (id, "experts") && e < result->n_experts)
     *value = g_strdup_printf ("expert %u of %u · whole tensor %.2f dB", e, result->n_experts,
                               result->metrics.sqnr_db);
@@ -128,8 +142,8 @@ expert_fact_value (const Fact           *fact,
       g_autofree char *size = g_format_size (result->bytes / result->n_experts);
       *value = g_strdup_printf ("%.3f · %s", result->bpw, size);
     }
-  else if (g_str_equal (id, "used") || g_str_equal (id, "nonfinite"))
-    return FALSE;
+  else
+    return FALSE;   /* the run's format, and the error metrics as a tensor's */
   return TRUE;
 }
 
@@ -187,9 +201,8 @@ fact_value (const Fact           *fact,
       return NULL;
     }
 
-  if (result == NULL)
+  if (result == NULL || (m = row_metrics (row, result)) == NULL)
     return NULL;
-  m = &result->metrics;
   if (g_str_equal (fact->id, "used"))
     return g_strdup_printf ("%s%s%s", result->format ? result->format : "?",
                             result->method ? " · " : "", result->method ? result->method : "");

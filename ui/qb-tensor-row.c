@@ -374,24 +374,28 @@ qb_tensor_row_set_result (QbTensorRow    *self,
   g_object_thaw_notify (G_OBJECT (self));
 }
 
-/* An expert's own figure from its tensor's result, NAN where the result
- * has none for it. */
-static double
-expert_value (QbTensorRow *self, const double *values)
+/* The row's own metrics: its tensor's, or an expert's from its tensor's
+ * result; NULL where the result has none for it. */
+static const QbTensorMetrics *
+row_metrics (QbTensorRow *self)
 {
-  const QbTensorResult *r = self->parent->result;
+  const QbTensorResult *r = src (self)->result;
 
-  if (r == NULL || values == NULL || (guint) self->expert >= r->n_experts)
-    return NAN;
-  return values[self->expert];
+  if (r == NULL)
+    return NULL;
+  if (self->parent == NULL)
+    return &r->metrics;
+  if (r->expert_metrics == NULL || (guint) self->expert >= r->n_experts)
+    return NULL;
+  return &r->expert_metrics[self->expert];
 }
 
 double
 qb_tensor_row_get_sqnr (QbTensorRow *self)
 {
-  if (self->parent)
-    return self->parent->result ? expert_value (self, self->parent->result->expert_sqnr_db) : NAN;
-  return self->result ? self->result->metrics.sqnr_db : NAN;
+  const QbTensorMetrics *m = row_metrics (self);
+
+  return m ? m->sqnr_db : NAN;
 }
 
 gint64
@@ -405,22 +409,25 @@ qb_tensor_row_get_n_nonfinite (QbTensorRow *self)
 double
 qb_tensor_row_get_rmse_rel (QbTensorRow *self)
 {
-  if (self->parent)
-    return self->parent->result ? expert_value (self, self->parent->result->expert_rmse_rel) : NAN;
-  return self->result ? self->result->metrics.rmse_rel : NAN;
+  const QbTensorMetrics *m = row_metrics (self);
+
+  return m ? m->rmse_rel : NAN;
 }
 
-/* Not measured per expert. */
 double
 qb_tensor_row_get_cosine (QbTensorRow *self)
 {
-  return self->result && !self->parent ? self->result->metrics.cosine : NAN;
+  const QbTensorMetrics *m = row_metrics (self);
+
+  return m ? m->cosine : NAN;
 }
 
 double
 qb_tensor_row_get_out_rel_err (QbTensorRow *self)
 {
-  return self->result && !self->parent ? self->result->metrics.out_rel_err : NAN;
+  const QbTensorMetrics *m = row_metrics (self);
+
+  return m ? m->out_rel_err : NAN;
 }
 
 gboolean

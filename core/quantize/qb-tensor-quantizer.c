@@ -708,6 +708,15 @@ typedef struct {
   gint64    expert;            /* whose rows set holds; -1: none */
 } ExpertHist;
 
+/* One row of an expert tensor as measured: its error sums, its range and
+ * its share of the output error; an expert's metrics are its rows' sums
+ * added in row order (the same for any thread count). */
+typedef struct {
+  QbErrorSums sums;
+  float       min, max;
+  double      out_err[2];       /* Σ ΔwᵀGΔw and Σ wᵀGw (or their diagonal) */
+} RowSums;
+
 typedef struct {
   const QbQuantizeSpec   *spec;
   const QbQuantizeOutput *output;
@@ -720,7 +729,7 @@ typedef struct {
   const float            *row_weights; /* importance, or NULL */
   gint64                  rows_per_set; /* rows sharing one set of importance (an expert's) */
   gint64                  n_experts;    /* of a 3-D expert tensor, else 1 */
-  double                 *row_err;      /* n_experts > 1: per row, Σ (x − y)² and Σ x² */
+  RowSums                *row_sums;     /* n_experts > 1: one per row */
   ExpertHist             *expert_sets;  /* n_experts > 1: one per thread */
   QbHistogram           **expert_hists; /* n_experts × 3, the tensor's bins */
   GMutex                  expert_lock;
@@ -936,43 +945,59 @@ output_error_chunk (Pass *pass, Quant *qt, const float *x, const float *y, gint6
                     gint64 n_rows, double *sums)
 {
   gint64 n = pass->n_cols;
+  g_autofree double *q = g_new0 (double, 2 * n_rows);
 
   if (has_gram (qt))
     {
       g_autofree double *e = g_new (double, (gsize) 2 * n_rows * n);
-      g_autofree double *q = g_new (double, 2 * n_rows);
 
       /* Rows of one XᵀX at a time (an expert's rows through its own). */
       for (gint64 r0 = 0, r1; r0 < n_rows; r0 = r1)
         {
           gint64 m;
           const double *gram = row_gram (qt, row0 + r0);
+          g_autofree double *qq = NULL;
 
           for (r1 = r0 + 1; r1 < n_rows && row_gram (qt, row0 + r1) == gram; r1++)
             ;
           m = r1 - r0;
+          qq = g_new (double, 2 * m);
           for (gint64 i = 0; i < m * n; i++)
             {
               e[i] = (double) x[r0 * n + i] - y[r0 * n + i];
               e[m * n + i] = x[r0 * n + i];
             }
-          qb_quadratic_forms (gram, e, 2 * m, n, q);
+          qb_quadratic_forms (gram, e, 2 * m, n, qq);
           for (gint64 r = 0; r < m; r++)
             {
-              sums[0] += q[r];
-              sums[1] += q[m + r];
+              q[r0 + r] = qq[r];
+              q[n_rows + r0 + r] = qq[m + r];
             }
         }
     }
   else if (qt->spec->importance != NULL)
     for (gint64 r = 0; r < n_rows; r++)
-      for (gint64 j = 0; j < n; j++)
+      {
+        const float *imp = row_importance (qt, qt->spec->importance, n, row0 + r);
+        for (gint64 j = 0; j < n; j++)
+          {
+            double w = imp[j], d = (double) x[r * n + j] - y[r * n + j];
+            q[r] += w * d * d;
+            q[n_rows + r] += w * x[r * n + j] * x[r * n + j];
+          }
+      }
+  else
+    return;
+  for (gint64 r = 0; r < n_rows; r++)
+    {
+      sums[0] += q[r];
+      sums[1] += q[n_rows + r];
+      if (qt->row_sums != NULL)
         {
-          const float *imp = row_importance (qt, qt->spec->importance, n, row0 + r);
-          double w = imp[j], d = (double) x[r * n + j] - y[r * n + j];
-          sums[0] += w * d * d;
-          sums[1] += w * x[r * n + j] * x[r * n + j];
+          qt->row_sums[row0 + r].out_err[0] = q[r];
+          qt->row_sums[row0 + r].out_err[1] = q[n_rows + r];
         }
+    }
 }
 
 static void
@@ -1032,20 +1057,21 @@ main_chunk (Pass *pass, gint64 chunk, guint thread, float *x,
       guint bucket = (guint) (row / qt->rows_per_bucket);
       float mn, mx;
 
-      qb_measure_error_row (xr, yr, row_importance (qt, qt->row_weights, n_cols, row), n_cols,
-                            qt->out_lo, qt->out_hi, &sums, &mn, &mx);
-      if (qt->row_err != NULL)
+      const float *w = row_importance (qt, qt->row_weights, n_cols, row);
+
+      if (qt->row_sums != NULL)
         {
-          double ee = 0, xx = 0;
-          for (gint64 j = 0; j < n_cols; j++)
-            {
-              double d = (double) xr[j] - yr[j];
-              ee += d * d;
-              xx += (double) xr[j] * xr[j];
-            }
-          qt->row_err[2 * row] = ee;
-          qt->row_err[2 * row + 1] = xx;
+          /* The row's own sums, then the chunk's: its expert's metrics
+           * and the tensor's come from the same products. */
+          RowSums *rs = &qt->row_sums[row];
+          memset (&rs->sums, 0, sizeof rs->sums);
+          qb_measure_error_row (xr, yr, w, n_cols, qt->out_lo, qt->out_hi, &rs->sums, &mn, &mx);
+          rs->min = mn;
+          rs->max = mx;
+          qb_measure_error_merge (&sums, &rs->sums);
         }
+      else
+        qb_measure_error_row (xr, yr, w, n_cols, qt->out_lo, qt->out_hi, &sums, &mn, &mx);
       if (qt->expert_sets != NULL)
         expert_hist_add (qt, thread, row, pass->n_rows, xr, yr, n_cols);
       else
@@ -1256,28 +1282,90 @@ clear_error_metrics (QbTensorMetrics *m)
   m->wmse = m->out_rel_err = NAN;
 }
 
-/* Each expert's SQNR and relative RMSE from its rows' sums (in row order:
- * the same for any thread count). */
+/* The error metrics of n values from their sums: the tensor's and each
+ * expert's. */
+static void
+metrics_from_sums (const QbErrorSums *all, double n, QbTensorMetrics *m)
+{
+  m->mse = all->s_ee / n;
+  m->rmse_rel = all->s_xx > 0 ? sqrt (all->s_ee / all->s_xx) : (all->s_ee > 0 ? INFINITY : 0);
+  m->sqnr_db = all->s_ee > 0 ? 10.0 * log10 (all->s_xx / all->s_ee) : INFINITY;
+  if (all->s_xx > 0 && all->s_yy > 0)
+    m->cosine = all->s_xy / sqrt (all->s_xx * all->s_yy);
+  else
+    m->cosine = all->s_xx == all->s_yy ? 1.0 : 0.0;
+  m->max_abs_err = all->max_err;
+  m->outlier_share = all->n_out / n;
+}
+
+/* Σ over the rows first..first+n of their importance sums: the
+ * denominator of the weighted MSE. */
+static double
+importance_rows_sum (Quant *qt, gint64 n_cols, gint64 first, gint64 n)
+{
+  double total = 0, set_sum = 0;
+  gint64 set = -1;
+
+  for (gint64 row = first; row < first + n; row++)
+    {
+      gint64 s = qt->rows_per_set > 0 ? row / qt->rows_per_set : 0;
+      if (s != set)
+        {
+          const float *w = row_importance (qt, qt->row_weights, n_cols, row);
+          set = s;
+          set_sum = 0;
+          for (gint64 j = 0; j < n_cols; j++)
+            set_sum += w[j];
+        }
+      total += set_sum;
+    }
+  return total;
+}
+
+/* Each expert's metrics from its rows' sums (in row order: the same for
+ * any thread count), as the tensor's from all of them. */
 static void
 fill_expert_metrics (Pass *pass, Quant *qt, QbTensorResult *r)
 {
   gint64 per = pass->n_rows / qt->n_experts;
+  gboolean out_err = qt->spec->format != NULL && (has_gram (qt) || qt->spec->importance != NULL);
 
-  r->n_experts = (guint) qt->n_experts;
-  r->expert_sqnr_db = g_new (double, r->n_experts);
-  r->expert_rmse_rel = g_new (double, r->n_experts);
+  qb_tensor_result_set_n_experts (r, (guint) qt->n_experts);
   for (guint e = 0; e < r->n_experts; e++)
     {
-      double ee = 0, xx = 0;
+      QbTensorMetrics *m = &r->expert_metrics[e];
+      QbErrorSums all = { 0 };
+      double num = 0, den = 0;
+
+      m->min = INFINITY;
+      m->max = -INFINITY;
       for (gint64 row = e * per; row < (e + 1) * per; row++)
         {
-          ee += qt->row_err[2 * row];
-          xx += qt->row_err[2 * row + 1];
+          const RowSums *rs = &qt->row_sums[row];
+          qb_measure_error_merge (&all, &rs->sums);
+          m->min = MIN (m->min, rs->min);
+          m->max = MAX (m->max, rs->max);
+          num += rs->out_err[0];
+          den += rs->out_err[1];
         }
-      r->expert_sqnr_db[e] = ee > 0 ? 10.0 * log10 (xx / ee) : INFINITY;
-      r->expert_rmse_rel[e] = xx > 0 ? sqrt (ee / xx) : (ee > 0 ? INFINITY : 0);
-      if (isnan (ee) || isnan (xx))
-        r->expert_sqnr_db[e] = r->expert_rmse_rel[e] = NAN;
+      metrics_from_sums (&all, (double) per * pass->n_cols, m);
+      if (qt->row_weights != NULL)
+        {
+          double wsum = importance_rows_sum (qt, pass->n_cols, e * per, per);
+          m->wmse = wsum > 0 ? all.s_wee / wsum : NAN;
+        }
+      if (out_err)
+        {
+          m->out_rel_err = den > 0 ? num / den : (num > 0 ? INFINITY : 0);
+          m->out_rel_err_diag = !has_gram (qt);
+          /* No token reached the expert: nothing measured its output. */
+          if (qt->spec->n_expert_grams > 1 && qt->spec->expert_gram_samples[e] == 0)
+            m->out_rel_err = NAN;
+        }
+      /* A NaN or infinity among the expert's weights leaves its error
+       * metrics undefined, as the tensor's. */
+      if (!isfinite (all.s_xx) || isnan (all.s_ee) || isnan (all.s_xy))
+        clear_error_metrics (m);
     }
   if (qt->expert_hists == NULL)
     return;
@@ -1300,7 +1388,7 @@ fill_expert_metrics (Pass *pass, Quant *qt, QbTensorResult *r)
 static void
 expert_measure_init (Quant *qt, Pass *pass)
 {
-  qt->row_err = g_new0 (double, 2 * pass->n_rows);
+  qt->row_sums = g_new0 (RowSums, pass->n_rows);
   qt->expert_sets = g_new0 (ExpertHist, pass->n_threads);
   g_mutex_init (&qt->expert_lock);
 }
@@ -1321,7 +1409,7 @@ expert_hists_create (Quant *qt)
 static void
 expert_measure_clear (Quant *qt, Pass *pass)
 {
-  g_free (qt->row_err);
+  g_free (qt->row_sums);
   if (qt->expert_sets == NULL)
     return;
   for (guint t = 0; t < pass->n_threads; t++)
@@ -1345,14 +1433,7 @@ fill_result (Pass *pass, Quant *qt, QbTensorResult *r)
   for (gint64 c = 0; c < pass->n_chunks; c++)
     qb_measure_error_merge (&all, &qt->per_chunk[c]);
 
-  m->mse = all.s_ee / n;
-  m->rmse_rel = all.s_xx > 0 ? sqrt (all.s_ee / all.s_xx) : (all.s_ee > 0 ? INFINITY : 0);
-  m->sqnr_db = all.s_ee > 0 ? 10.0 * log10 (all.s_xx / all.s_ee) : INFINITY;
-  if (all.s_xx > 0 && all.s_yy > 0)
-    m->cosine = all.s_xy / sqrt (all.s_xx * all.s_yy);
-  else
-    m->cosine = all.s_xx == all.s_yy ? 1.0 : 0.0;
-  m->max_abs_err = all.max_err;
+  metrics_from_sums (&all, n, m);
   if (qt->row_weights != NULL)
     {
       /* Σ over rows of the row's importance sum. */
@@ -1378,7 +1459,6 @@ fill_result (Pass *pass, Quant *qt, QbTensorResult *r)
   m->min = st->min;
   m->max = st->max;
   m->kurtosis = st->kurtosis;
-  m->outlier_share = all.n_out / n;
   r->n_nonfinite = (gint64) st->n_nonfinite;
   if (st->n_nonfinite > 0 || isnan (all.s_ee) || isnan (all.s_xy))
     clear_error_metrics (m);
@@ -1386,7 +1466,7 @@ fill_result (Pass *pass, Quant *qt, QbTensorResult *r)
   for (guint t = 0; t < pass->n_threads; t++)
     if (pass->scratch[t].hist_ready)
       qb_hist_set_collect (&pass->scratch[t].hist, qt->hists + qt->first_hist);
-  if (qt->row_err != NULL)
+  if (qt->row_sums != NULL)
     fill_expert_metrics (pass, qt, r);
   r->hist_original = g_steal_pointer (&qt->hists[0]);
   r->hist_quantized = g_steal_pointer (&qt->hists[1]);
@@ -1491,7 +1571,7 @@ device_takes (const Quant *qt)
 
   /* Per-expert metrics are summed row by row on the CPU. */
   return qb_device_quantize_supports (spec->format) && spec->importance == NULL &&
-         !has_gram (qt) && g_str_equal (qt->ctx.method->name, "rtn") && qt->row_err == NULL;
+         !has_gram (qt) && g_str_equal (qt->ctx.method->name, "rtn") && qt->row_sums == NULL;
 }
 
 /* Adds the stripes of rows row0.. (whole chunks) as main_chunk would. */

@@ -160,8 +160,7 @@ qb_tensor_result_copy (const QbTensorResult *r)
   c->hist_error = qb_histogram_copy (r->hist_error);
   c->channel_min = g_memdup2 (r->channel_min, sizeof (float) * r->n_channels);
   c->channel_max = g_memdup2 (r->channel_max, sizeof (float) * r->n_channels);
-  c->expert_sqnr_db = g_memdup2 (r->expert_sqnr_db, sizeof (double) * r->n_experts);
-  c->expert_rmse_rel = g_memdup2 (r->expert_rmse_rel, sizeof (double) * r->n_experts);
+  c->expert_metrics = g_memdup2 (r->expert_metrics, sizeof (QbTensorMetrics) * r->n_experts);
   if (r->expert_hists != NULL)
     {
       c->expert_hists = g_new0 (QbHistogram *, 3 * (gsize) r->n_experts);
@@ -196,8 +195,7 @@ qb_tensor_result_free (QbTensorResult *r)
   qb_histogram_free (r->hist_error);
   g_free (r->channel_min);
   g_free (r->channel_max);
-  g_free (r->expert_sqnr_db);
-  g_free (r->expert_rmse_rel);
+  g_free (r->expert_metrics);
   free_expert_hists (r);
   g_free (r);
 }
@@ -214,13 +212,20 @@ void
 qb_tensor_result_set_n_experts (QbTensorResult *r, guint n)
 {
   free_expert_hists (r);
-  g_free (r->expert_sqnr_db);
-  g_free (r->expert_rmse_rel);
+  g_free (r->expert_metrics);
   r->n_experts = n;
-  r->expert_sqnr_db = n ? g_new (double, n) : NULL;
-  r->expert_rmse_rel = n ? g_new (double, n) : NULL;
+  r->expert_metrics = n ? g_new0 (QbTensorMetrics, n) : NULL;   /* padding too: comparable */
   for (guint e = 0; e < n; e++)
-    r->expert_sqnr_db[e] = r->expert_rmse_rel[e] = NAN;
+    qb_tensor_metrics_init_nan (&r->expert_metrics[e]);
+}
+
+void
+qb_tensor_metrics_init_nan (QbTensorMetrics *m)
+{
+  m->mse = m->rmse_rel = m->sqnr_db = m->cosine = m->max_abs_err = NAN;
+  m->wmse = m->out_rel_err = NAN;
+  m->out_rel_err_diag = FALSE;
+  m->mean = m->std = m->min = m->max = m->kurtosis = m->outlier_share = NAN;
 }
 
 void

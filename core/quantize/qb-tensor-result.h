@@ -70,14 +70,18 @@ typedef struct {
                                      * qb_channel_rows_per_bucket() rows */
   float           *channel_min;
   float           *channel_max;
-  /* A 3-D expert tensor's experts, each a row set of its own: their SQNR
-   * and relative RMSE (n_experts 0 otherwise, or without metrics), and
-   * their histograms: expert_hists[3 e + k], k = 0 original, 1 quantized,
-   * 2 error, over the tensor's own ranges in QB_EXPERT_HISTOGRAM_BINS
-   * bins (NULL when not measured, or not loaded from the store yet). */
+  /* A 3-D expert tensor's experts, each a row set of its own (n_experts 0
+   * otherwise, or without metrics): their metrics, measured as the
+   * tensor's over the expert's rows in the same pass (the error metrics,
+   * the importance-weighted MSE and output error with the expert's own
+   * importance, min, max and outlier share against the tensor's bounds;
+   * mean, std and kurtosis are NAN: they come from the tensor's pre-pass),
+   * and their histograms: expert_hists[3 e + k], k = 0 original,
+   * 1 quantized, 2 error, over the tensor's own ranges in
+   * QB_EXPERT_HISTOGRAM_BINS bins (NULL when not measured, or not loaded
+   * from the store yet). */
   guint            n_experts;
-  double          *expert_sqnr_db;
-  double          *expert_rmse_rel;
+  QbTensorMetrics *expert_metrics;
   QbHistogram    **expert_hists;
 } QbTensorResult;
 
@@ -87,6 +91,8 @@ typedef struct {
 
 /* The histogram k (0 original, 1 quantized, 2 error) of expert e, or NULL. */
 const QbHistogram *qb_tensor_result_expert_histogram (const QbTensorResult *r, guint e, guint k);
+/* Every metric NAN (not measured), out_rel_err_diag FALSE. */
+void            qb_tensor_metrics_init_nan     (QbTensorMetrics *m);
 /* Gives r room for n experts' metrics (NAN) and no histograms. */
 void            qb_tensor_result_set_n_experts (QbTensorResult *r, guint n);
 /* Empty histogram slots for r's experts (the old ones freed). */

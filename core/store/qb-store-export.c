@@ -15,9 +15,13 @@
  *                                       "hist_original": { "lo", "hi", "counts": [...] },
  *                                       "channels": { "n", "encoding": "f32le-base64",
  *                                                     "min": "...", "max": "..." },
- *                                       "experts": [ { "sqnr_db", "rmse_rel", "hist_original",
- *                                                      "hist_quantized", "hist_error" } ]
- *                                       (3-D expert tensors only) } ] } ] }
+ *                                       "experts": [ { "sqnr_db", "rmse_rel", "mse", "cosine",
+ *                                                      "max_abs_err", "wmse", "out_rel_err",
+ *                                                      "min", "max", "outlier_share",
+ *                                                      "hist_original", "hist_quantized",
+ *                                                      "hist_error" } ]
+ *                                       (3-D expert tensors only; exports made before
+ *                                       schema 9 have sqnr_db and rmse_rel only) } ] } ] }
  *
  * Times are ISO 8601 in UTC with microseconds.  Doubles are written in the
  * fewest digits that read back exactly; a measure not taken (NAN) is
@@ -252,8 +256,9 @@ add_experts (QbJsonWriter *w, const QbTensorResult *r)
   for (guint e = 0; e < r->n_experts; e++)
     {
       qb_json_begin_object (w, NULL);
-      qb_json_write_number (w, "sqnr_db", r->expert_sqnr_db[e]);
-      qb_json_write_number (w, "rmse_rel", r->expert_rmse_rel[e]);
+      for (guint i = 0; i < QB_N_EXPERT_METRICS; i++)
+        qb_json_write_number (w, qb_expert_metrics[i].key,
+                              *QB_EXPERT_METRIC (&r->expert_metrics[e], i));
       for (guint k = 0; k < 3; k++)
         add_histogram (w, keys[k], qb_tensor_result_expert_histogram (r, e, k));
       qb_json_end_object (w);

@@ -442,14 +442,17 @@ read_experts (Ctx *c, JsonObject *o, const char *where, QbTensorResult *r)
     {
       g_autofree char *here = g_strdup_printf ("%s.experts[%u]", where, e);
       JsonNode *node = json_array_get_element (a, e);
-      const NamedDouble values[] = { { "sqnr_db", &r->expert_sqnr_db[e] },
-                                     { "rmse_rel", &r->expert_rmse_rel[e] } };
+      NamedDouble values[QB_N_EXPERT_METRICS];
       JsonObject *x;
       gboolean ok;
 
       if (!JSON_NODE_HOLDS_OBJECT (node))
         return invalid (c, here, "must be an object");
       x = json_node_get_object (node);
+      /* A key an older export lacks reads as not measured (NAN). */
+      for (guint i = 0; i < QB_N_EXPERT_METRICS; i++)
+        values[i] = (NamedDouble) { qb_expert_metrics[i].key,
+                                    QB_EXPERT_METRIC (&r->expert_metrics[e], i) };
       if (!get_doubles (c, x, here, values, G_N_ELEMENTS (values)))
         return FALSE;
       for (guint k = 0; k < 3; k++)

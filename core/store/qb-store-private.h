@@ -117,6 +117,20 @@ gboolean  qb_store_schema_read_failed (sqlite3 *db, const char *path, const char
 /* Brings the database to `target`, one transaction per version. */
 gboolean  qb_store_schema_migrate  (sqlite3 *db, const char *path, int target, GError **error);
 
+/* An expert's metrics as expert_result stores them, in one order for its
+ * columns (QB_EXPERT_METRIC_COLUMNS), the JSON export's keys and the
+ * fields of QbTensorMetrics.  Schema 9 added all but the first two. */
+#define QB_EXPERT_METRIC_COLUMNS \
+  "sqnr_db, rmse_rel, mse, cosine, max_abs_err, wmse, out_rel_err, w_min, w_max, outlier_share"
+#define QB_N_EXPERT_METRICS 10
+typedef struct {
+  const char *key;      /* in the JSON export */
+  gsize       offset;   /* of its double in QbTensorMetrics */
+} QbExpertMetric;
+extern const QbExpertMetric qb_expert_metrics[QB_N_EXPERT_METRICS];
+/* The double of metric i in m. */
+#define QB_EXPERT_METRIC(m, i) ((double *) ((char *) (m) + qb_expert_metrics[i].offset))
+
 /* qb-store-blob.c — the compact BLOB encodings (documented there). */
 #define QB_STORE_MAX_BINS     (1u << 20)
 #define QB_STORE_MAX_CHANNELS (1u << 24)

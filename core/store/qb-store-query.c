@@ -542,6 +542,9 @@ read_tensor (QbStmt *stmt)
   return t;
 }
 
+/* An expert's row as read: its index, then its metrics. */
+#define PER_EXPERT (1 + QB_N_EXPERT_METRICS)
+
 /* A run of one tensor's expert rows, 0..n-1 in order, into its result. */
 static gboolean
 set_experts (QbStore *store, GHashTable *by_id, gint64 tensor_id, GArray *values, GError **error)
@@ -550,25 +553,27 @@ set_experts (QbStore *store, GHashTable *by_id, gint64 tensor_id, GArray *values
 
   if (t == NULL || values->len == 0)
     return TRUE;
-  if (values->len / 3 > QB_STORE_MAX_EXPERTS)
+  if (values->len / PER_EXPERT > QB_STORE_MAX_EXPERTS)
     {
       g_set_error (error, QB_STORE_ERROR, QB_STORE_ERROR_CORRUPT,
                    "%s: tensor %s: %u experts stored", store->path, t->result->tensor_name,
-                   values->len / 3);
+                   values->len / PER_EXPERT);
       return FALSE;
     }
-  qb_tensor_result_set_n_experts (t->result, values->len / 3);
-  for (guint e = 0; e < values->len / 3; e++)
+  qb_tensor_result_set_n_experts (t->result, values->len / PER_EXPERT);
+  for (guint e = 0; e < values->len / PER_EXPERT; e++)
     {
-      if (g_array_index (values, double, 3 * e) != e)
+      const double *v = &g_array_index (values, double, PER_EXPERT * e);
+
+      if (v[0] != e)
         {
           g_set_error (error, QB_STORE_ERROR, QB_STORE_ERROR_CORRUPT,
                        "%s: tensor %s: expert %u is missing", store->path,
                        t->result->tensor_name, e);
           return FALSE;
         }
-      t->result->expert_sqnr_db[e] = g_array_index (values, double, 3 * e + 1);
-      t->result->expert_rmse_rel[e] = g_array_index (values, double, 3 * e + 2);
+      for (guint i = 0; i < QB_N_EXPERT_METRICS; i++)
+        *QB_EXPERT_METRIC (&t->result->expert_metrics[e], i) = v[1 + i];
     }
   return TRUE;
 }
@@ -581,10 +586,10 @@ read_experts (QbStore *store, gint64 experiment_id, GPtrArray *tensors, GError *
   g_autoptr(GHashTable) by_id = g_hash_table_new (g_int64_hash, g_int64_equal);
   g_autoptr(GArray) values = g_array_new (FALSE, FALSE, sizeof (double));
   g_autoptr(QbStmt) stmt = qb_store_stmt (store,
-                                          "SELECT e.tensor_id, e.expert, e.sqnr_db, e.rmse_rel "
-                                          "FROM expert_result e JOIN tensor_result t "
-                                          "ON t.id = e.tensor_id WHERE t.experiment_id = ?1 "
-                                          "ORDER BY e.tensor_id, e.expert", error);
+                                          "SELECT tensor_id, expert, " QB_EXPERT_METRIC_COLUMNS
+                                          " FROM expert_result WHERE tensor_id IN (SELECT id "
+                                          "FROM tensor_result WHERE experiment_id = ?1) "
+                                          "ORDER BY tensor_id, expert", error);
   gint64 current = 0;
   int rc;
 
@@ -599,8 +604,10 @@ read_experts (QbStore *store, gint64 experiment_id, GPtrArray *tensors, GError *
   while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
     {
       gint64 id = sqlite3_column_int64 (stmt, 0);
-      double row[3] = { (double) sqlite3_column_int64 (stmt, 1), qb_column_double (stmt, 2),
-                        qb_column_double (stmt, 3) };
+      double row[PER_EXPERT] = { (double) sqlite3_column_int64 (stmt, 1) };
+
+      for (guint i = 0; i < QB_N_EXPERT_METRICS; i++)
+        row[1 + i] = qb_column_double (stmt, 2 + i);
       if (id != current)
         {
           if (!set_experts (store, by_id, current, values, error))
@@ -608,7 +615,7 @@ read_experts (QbStore *store, gint64 experiment_id, GPtrArray *tensors, GError *
           g_array_set_size (values, 0);
           current = id;
         }
-      g_array_append_vals (values, row, 3);
+      g_array_append_vals (values, row, PER_EXPERT);
     }
   if (rc != SQLITE_DONE)
     return qb_store_fail (store, error, "reading experts' results");

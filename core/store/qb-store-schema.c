@@ -271,6 +271,31 @@ static const char migration_v8[] =
   "  PRIMARY KEY (study_id, position, rung, expert)"
   ") WITHOUT ROWID;";
 
+/* Every metric the whole tensor has, per expert (mean, std and kurtosis
+ * are measured by the tensor's pre-pass only). */
+static const char migration_v9[] =
+  "ALTER TABLE expert_result ADD COLUMN mse REAL;"
+  "ALTER TABLE expert_result ADD COLUMN cosine REAL;"
+  "ALTER TABLE expert_result ADD COLUMN max_abs_err REAL;"
+  "ALTER TABLE expert_result ADD COLUMN wmse REAL;"
+  "ALTER TABLE expert_result ADD COLUMN out_rel_err REAL;"
+  "ALTER TABLE expert_result ADD COLUMN w_min REAL;"
+  "ALTER TABLE expert_result ADD COLUMN w_max REAL;"
+  "ALTER TABLE expert_result ADD COLUMN outlier_share REAL;";
+
+const QbExpertMetric qb_expert_metrics[QB_N_EXPERT_METRICS] = {
+  { "sqnr_db", G_STRUCT_OFFSET (QbTensorMetrics, sqnr_db) },
+  { "rmse_rel", G_STRUCT_OFFSET (QbTensorMetrics, rmse_rel) },
+  { "mse", G_STRUCT_OFFSET (QbTensorMetrics, mse) },
+  { "cosine", G_STRUCT_OFFSET (QbTensorMetrics, cosine) },
+  { "max_abs_err", G_STRUCT_OFFSET (QbTensorMetrics, max_abs_err) },
+  { "wmse", G_STRUCT_OFFSET (QbTensorMetrics, wmse) },
+  { "out_rel_err", G_STRUCT_OFFSET (QbTensorMetrics, out_rel_err) },
+  { "min", G_STRUCT_OFFSET (QbTensorMetrics, min) },
+  { "max", G_STRUCT_OFFSET (QbTensorMetrics, max) },
+  { "outlier_share", G_STRUCT_OFFSET (QbTensorMetrics, outlier_share) },
+};
+
 static const char * const migrations[] = {
   migration_v1,
   migration_v2,
@@ -280,6 +305,7 @@ static const char * const migrations[] = {
   migration_v6,
   migration_v7,
   migration_v8,
+  migration_v9,
 };
 
 G_STATIC_ASSERT (G_N_ELEMENTS (migrations) == QB_STORE_SCHEMA_VERSION);

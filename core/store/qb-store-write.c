@@ -379,8 +379,7 @@ result_is_valid (QbStore *store, const QbTensorResult *r, GError **error)
                      r->tensor_name, hists[i]->n_bins, QB_STORE_MAX_BINS);
         return FALSE;
       }
-  if (r->n_experts > QB_STORE_MAX_EXPERTS ||
-      (r->n_experts > 0 && (r->expert_sqnr_db == NULL || r->expert_rmse_rel == NULL)))
+  if (r->n_experts > QB_STORE_MAX_EXPERTS || (r->n_experts > 0 && r->expert_metrics == NULL))
     {
       g_set_error (error, QB_STORE_ERROR, QB_STORE_ERROR_INVALID,
                    "tensor %s: %u experts cannot be stored", r->tensor_name, r->n_experts);
@@ -437,22 +436,24 @@ write_experts (QbStore *store, gint64 tensor_id, const QbTensorResult *r, GError
   for (guint e = 0; e < r->n_experts; e++)
     {
       g_autoptr(QbStmt) stmt = qb_store_stmt (store, "INSERT INTO expert_result (tensor_id, expert, "
-                                              "sqnr_db, rmse_rel, hist_original, hist_quantized, "
-                                              "hist_error) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                                              QB_EXPERT_METRIC_COLUMNS ", hist_original, "
+                                              "hist_quantized, hist_error) VALUES (?1, ?2, ?3, ?4, "
+                                              "?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
                                               error);
+      G_STATIC_ASSERT (QB_N_EXPERT_METRICS == 10);
       if (stmt == NULL)
         return FALSE;
       sqlite3_bind_int64 (stmt, 1, tensor_id);
       sqlite3_bind_int64 (stmt, 2, e);
-      sqlite3_bind_double (stmt, 3, r->expert_sqnr_db[e]);
-      sqlite3_bind_double (stmt, 4, r->expert_rmse_rel[e]);
+      for (guint i = 0; i < QB_N_EXPERT_METRICS; i++)
+        sqlite3_bind_double (stmt, 3 + i, *QB_EXPERT_METRIC (&r->expert_metrics[e], i));
       for (guint k = 0; k < 3; k++)
         {
           const QbHistogram *h = qb_tensor_result_expert_histogram (r, e, k);
           g_byte_array_set_size (store->blob[k], 0);
           if (h != NULL)
             qb_histogram_encode (h, store->blob[k]);
-          bind_blob (stmt, 5 + k, store->blob[k]);
+          bind_blob (stmt, 3 + QB_N_EXPERT_METRICS + k, store->blob[k]);
         }
       if (!qb_store_exec_step (store, stmt, error, "storing an expert's result"))
         return FALSE;
