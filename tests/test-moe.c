@@ -1738,6 +1738,15 @@ test_gptq_per_expert (void)
   g_test_message ("%s", r0->fallback_reason);
   g_assert_nonnull (strstr (r0->fallback_reason, "gptq on 3 of 4 experts"));
   g_assert_nonnull (strstr (r0->fallback_reason, "expert 2: no calibration tokens"));
+  /* Each expert's output error through its own XᵀX; none for expert 2. */
+  for (guint e = 0; e < 4; e++)
+    {
+      g_assert_false (r0->expert_metrics[e].out_rel_err_diag);
+      if (e == 2)
+        g_assert_true (isnan (r0->expert_metrics[e].out_rel_err));
+      else
+        g_assert_cmpfloat (r0->expert_metrics[e].out_rel_err, ==, r->expert_metrics[e].out_rel_err);
+    }
   g_assert_cmpmem (data0, 2 * per * row_bytes, data, 2 * per * row_bytes);
   g_assert_cmpmem (data0 + 3 * per * row_bytes, per * row_bytes, data + 3 * per * row_bytes,
                    per * row_bytes);
