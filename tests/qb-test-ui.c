@@ -4,6 +4,8 @@
 
 #include "qb-test-util.h"
 
+#include <time.h>
+
 void
 qb_test_ui_init (int    *argc,
                  char ***argv)
@@ -81,6 +83,148 @@ qb_test_ui_save_png (GtkWidget   *widget,
       return FALSE;
     }
   return TRUE;
+}
+
+/* -- the main loop's latency ------------------------------------------------ */
+
+static struct {
+  guint         source;
+  gint64        last_tick, last_cpu;
+  GArray       *gaps, *cpu_gaps;
+  QbLayerTable *table;
+  guint         built_last, built_max;
+  GPollFunc     default_poll;
+} watch;
+
+static gint64
+thread_cpu_us (void)
+{
+  struct timespec ts;
+
+  clock_gettime (CLOCK_THREAD_CPUTIME_ID, &ts);
+  return (gint64) ts.tv_sec * G_USEC_PER_SEC + ts.tv_nsec / 1000;
+}
+
+static gboolean
+watch_tick (gpointer data)
+{
+  gint64 now = g_get_monotonic_time (), cpu = thread_cpu_us ();
+  gint64 gap = now - watch.last_tick, cpu_gap = cpu - watch.last_cpu;
+
+  g_array_append_val (watch.gaps, gap);
+  g_array_append_val (watch.cpu_gaps, cpu_gap);
+  watch.last_tick = now;
+  watch.last_cpu = cpu;
+  return G_SOURCE_CONTINUE;
+}
+
+static int
+watch_poll (GPollFD *fds,
+            guint    n,
+            int      timeout)
+{
+  guint built = qb_layer_table_get_n_rows_built (watch.table);
+
+  watch.built_max = MAX (watch.built_max, built - watch.built_last);
+  watch.built_last = built;
+  return watch.default_poll (fds, n, timeout);
+}
+
+void
+qb_test_ui_watch_start (QbLayerTable *table)
+{
+  g_assert_cmpuint (watch.source, ==, 0);
+  watch.gaps = g_array_new (FALSE, FALSE, sizeof (gint64));
+  watch.cpu_gaps = g_array_new (FALSE, FALSE, sizeof (gint64));
+  watch.source = g_timeout_add (5, watch_tick, NULL);
+  watch.last_tick = g_get_monotonic_time ();
+  watch.last_cpu = thread_cpu_us ();
+  watch.table = table;
+  watch.built_max = 0;
+  if (table)
+    {
+      watch.built_last = qb_layer_table_get_n_rows_built (table);
+      watch.default_poll = g_main_context_get_poll_func (NULL);
+      g_main_context_set_poll_func (NULL, watch_poll);
+    }
+}
+
+static int
+compare_gap (gconstpointer a,
+             gconstpointer b)
+{
+  gint64 x = *(const gint64 *) a, y = *(const gint64 *) b;
+  return x < y ? -1 : x > y;
+}
+
+static char *
+describe_gaps (GArray *a)
+{
+  guint n = a->len;
+
+  g_array_sort (a, compare_gap);
+  return g_strdup_printf ("max %.0f ms, p99 %.0f ms, median %.1f ms",
+                          g_array_index (a, gint64, n - 1) / 1e3,
+                          g_array_index (a, gint64, MIN (n - 1, (guint) (n * 0.99))) / 1e3,
+                          g_array_index (a, gint64, n / 2) / 1e3);
+}
+
+char *
+qb_test_ui_watch_stop (guint *rows_max)
+{
+  g_autofree char *wall = NULL, *cpu = NULL;
+  char *report;
+
+  g_assert_cmpuint (watch.source, !=, 0);
+  watch_tick (NULL);                  /* the gap up to now */
+  g_clear_handle_id (&watch.source, g_source_remove);
+  if (watch.table)
+    g_main_context_set_poll_func (NULL, watch.default_poll);
+  wall = describe_gaps (watch.gaps);
+  cpu = describe_gaps (watch.cpu_gaps);
+  report = g_strdup_printf ("main-loop gaps over %u ticks: wall %s; main thread's CPU in a gap %s",
+                            watch.gaps->len, wall, cpu);
+  g_clear_pointer (&watch.gaps, g_array_unref);
+  g_clear_pointer (&watch.cpu_gaps, g_array_unref);
+  if (rows_max)
+    *rows_max = watch.built_max;
+  watch.table = NULL;
+  return report;
+}
+
+static gboolean
+table_filled (gpointer data)
+{
+  return !qb_layer_table_is_filling (data);
+}
+
+void
+qb_test_ui_wait_table_filled (QbLayerTable *table)
+{
+  qb_test_ui_wait_for (table_filled, table, 60, "the table's rows");
+}
+
+static GtkColumnView *
+find_column_view (GtkWidget *root)
+{
+  if (GTK_IS_COLUMN_VIEW (root))
+    return GTK_COLUMN_VIEW (root);
+  for (GtkWidget *c = gtk_widget_get_first_child (root); c; c = gtk_widget_get_next_sibling (c))
+    {
+      GtkColumnView *view = find_column_view (c);
+      if (view)
+        return view;
+    }
+  return NULL;
+}
+
+guint
+qb_test_ui_table_n_shown (QbLayerTable *table)
+{
+  GtkColumnView *view = find_column_view (GTK_WIDGET (table));
+
+  g_assert_nonnull (view);
+  return g_list_model_get_n_items (G_LIST_MODEL (gtk_column_view_get_model (view)));
 }
 
 /* -- a window under test ---------------------------------------------------- */

@@ -27,6 +27,24 @@ gboolean  qb_test_ui_save_png   (GtkWidget    *widget,
                                  const char   *path,
                                  GError      **error);
 
+/* Watches the main loop from now (work the caller then starts on the main
+ * thread counts too): the gaps between the ticks of a 5 ms timeout (a gap
+ * over 5 ms is time the loop spent elsewhere), each with the CPU time the
+ * main thread itself spent in it (on a loaded machine the wall time also
+ * counts waiting for a core); and, given a table, the rows of cells it
+ * makes in each main-loop iteration (sampled at every poll of the default
+ * main context, once per iteration). */
+void      qb_test_ui_watch_start (QbLayerTable *table);
+/* Stops watching.  Returns "main-loop gaps over 700 ticks: wall max 49 ms,
+ * p99 …; main thread's CPU in a gap max …", and in rows_max (may be NULL)
+ * the most rows the table made in one main-loop iteration. */
+char     *qb_test_ui_watch_stop  (guint        *rows_max);
+/* Waits until the table's view has every row of its model (it fills
+ * frame by frame after a model opens). */
+void      qb_test_ui_wait_table_filled (QbLayerTable *table);
+/* The rows the table's column view has now (rows shown or scrolled to). */
+guint     qb_test_ui_table_n_shown (QbLayerTable *table);
+
 /* A workbench window of its own application, with a fresh experiment
  * database in a temporary folder. */
 typedef struct {

@@ -5,99 +5,25 @@
  * tensor's histogram is computed, and a plan runs; an expert tensor
  * expands into a row per expert under it, an expert's row shows its own
  * SQNR and, selected, its own histograms, and the stored experiment
- * brings them back.  The main loop's latency while the model opens and
- * while the plan runs is reported (measured, not asserted).  A study per
+ * brings them back.  Opening it never has GTK build more than a few
+ * rows of the table in one main-loop iteration (it built ~200 at once);
+ * the main loop's latency while the model opens and while the plan runs
+ * is reported (measured, not asserted: it depends on the machine's load).  A study per
  * expert shows each expert's bar on the Sensitivity page, and the study
- * dialog's "Per expert" box starts one.  With
+ * dialog's "Per expert" box starts one; the heatmap opens an expert
+ * kind into layers × experts (8 and 60 experts).  With
  * QB_MOE_SCREENSHOTS=DIR the window is saved there at 1024×700 and
  * 1920×1080.
  */
 #include <gtk/gtk.h>
 #include <math.h>
 #include <string.h>
-#include <time.h>
 
 #include "qb-demo-model.h"
 #include "qb-study-dialog.h"
 #include "qb-test-ui.h"
 
 typedef QbTestWindow Fixture;
-
-/* The main loop's latency: the gaps between the ticks of a 5 ms timeout
- * (a gap over 5 ms is time the loop spent elsewhere), and of each gap the
- * CPU time the main thread itself spent: on a loaded machine the wall
- * time also counts waiting for a core. */
-static gint64 last_tick, last_cpu;
-static GArray *gaps, *cpu_gaps;
-
-static gint64
-thread_cpu_us (void)
-{
-  struct timespec ts;
-
-  clock_gettime (CLOCK_THREAD_CPUTIME_ID, &ts);
-  return (gint64) ts.tv_sec * G_USEC_PER_SEC + ts.tv_nsec / 1000;
-}
-
-static gboolean
-tick (gpointer data)
-{
-  gint64 now = g_get_monotonic_time (), cpu = thread_cpu_us ();
-  gint64 gap = now - last_tick, cpu_gap = cpu - last_cpu;
-
-  g_array_append_val (gaps, gap);
-  g_array_append_val (cpu_gaps, cpu_gap);
-  last_tick = now;
-  last_cpu = cpu;
-  return G_SOURCE_CONTINUE;
-}
-
-/* From now: work the caller starts on the main thread counts too. */
-static void
-stall_reset (void)
-{
-  last_tick = g_get_monotonic_time ();
-  last_cpu = thread_cpu_us ();
-  if (gaps == NULL)
-    {
-      gaps = g_array_new (FALSE, FALSE, sizeof (gint64));
-      cpu_gaps = g_array_new (FALSE, FALSE, sizeof (gint64));
-    }
-  g_array_set_size (gaps, 0);
-  g_array_set_size (cpu_gaps, 0);
-}
-
-static int
-compare_gap (gconstpointer a, gconstpointer b)
-{
-  gint64 x = *(const gint64 *) a, y = *(const gint64 *) b;
-  return x < y ? -1 : x > y;
-}
-
-static char *
-describe_gaps (GArray *a)
-{
-  guint n = a->len;
-
-  g_array_sort (a, compare_gap);
-  return g_strdup_printf ("max %.0f ms, p99 %.0f ms, median %.1f ms",
-                          g_array_index (a, gint64, n - 1) / 1e3,
-                          g_array_index (a, gint64, MIN (n - 1, (guint) (n * 0.99))) / 1e3,
-                          g_array_index (a, gint64, n / 2) / 1e3);
-}
-
-/* "main-loop gaps over 700 ticks: wall max 496 ms, p99 …; main thread's CPU max …" */
-static char *
-stall_report (void)
-{
-  g_autofree char *wall = NULL, *cpu = NULL;
-
-  tick (NULL);                  /* the gap up to now */
-  wall = describe_gaps (gaps);
-  cpu = describe_gaps (cpu_gaps);
-  return g_strdup_printf ("main-loop gaps over %u ticks: wall %s; main thread's CPU in a gap %s",
-                          gaps->len, wall, cpu);
-}
 
 static gboolean
 has_stats (gpointer data)
@@ -156,9 +82,9 @@ check_expert_rows (QbLayerTable *table, QbTensorRow *tensor)
 }
 
 static void
-save (Fixture *f, const char *dir, int width, int height)
+save (Fixture *f, const char *dir, const char *prefix, int width, int height)
 {
-  g_autofree char *name = g_strdup_printf ("moe-%dx%d.png", width, height);
+  g_autofree char *name = g_strdup_printf ("%s-%dx%d.png", prefix, width, height);
   g_autofree char *path = g_build_filename (dir, name, NULL);
   g_autoptr(GError) error = NULL;
 
@@ -184,7 +110,7 @@ test_moe_window (Fixture *f, gconstpointer data)
   QbDemoModelSpec spec;
   QbTensorRow *row;
   const QbTensorResult *stats;
-  guint source, n, first = G_MAXUINT, last = 0, groups = 0;
+  guint n, first = G_MAXUINT, last = 0, groups = 0, rows_max;
   gint64 t0;
   double open_s, run_s;
   g_autofree char *summary = NULL;
@@ -204,14 +130,21 @@ test_moe_window (Fixture *f, gconstpointer data)
   g_assert_true (qb_demo_model_write (&spec, path, NULL, NULL, &error));
   g_assert_no_error (error);
 
-  source = g_timeout_add (5, tick, NULL);
-  stall_reset ();
+  qb_test_ui_watch_start (table);
   t0 = g_get_monotonic_time ();
   qb_test_window_open (f, path);
-  qb_test_window_settle (f);
+  qb_test_ui_wait_table_filled (table);
   open_s = (g_get_monotonic_time () - t0) / 1e6;
-  report = stall_report ();
-  g_test_message ("opened 1,023 tensors in %.2f s; %s", open_s, report);
+  report = qb_test_ui_watch_stop (&rows_max);
+  g_test_message ("opened 1,023 tensors in %.2f s, table filled; %s; GTK built %u rows of "
+                  "cells, at most %u in one main-loop iteration", open_s, report,
+                  qb_layer_table_get_n_rows_built (table), rows_max);
+  /* The view got every row, a few at a time: GTK 4.8 builds the cells of
+   * up to ~200 rows for a model it is given at once (a quarter to half a
+   * second of the main loop's time for 15 columns). */
+  g_assert_cmpuint (qb_layer_table_get_n_rows_built (table), >=, 20);
+  g_assert_cmpuint (rows_max, <=, 16);
+  g_assert_cmpuint (qb_test_ui_table_n_shown (table), ==, 1023);
 
   /* Grouped by layer: layer 7's 17 tensors together, experts among them. */
   qb_layer_table_set_group_by (table, QB_GROUP_LAYER);
@@ -250,17 +183,16 @@ test_moe_window (Fixture *f, gconstpointer data)
 
   /* A plan over every tensor. */
   qb_test_window_activate (f, "set-default-format", g_variant_new_string ("Q8_0"));
-  stall_reset ();
+  qb_test_ui_watch_start (NULL);
   t0 = g_get_monotonic_time ();
   g_assert_cmpint (qb_run_get_status (qb_test_window_run (f)), ==, QB_RUN_DONE);
   run_s = (g_get_monotonic_time () - t0) / 1e6;
   g_free (report);
-  report = stall_report ();
+  report = qb_test_ui_watch_stop (NULL);
   g_test_message ("Q8_0 run of 1,023 tensors in %.1f s; %s", run_s, report);
   row = qb_test_window_row (f, "blk.7.ffn_down_exps.weight");
   g_assert_nonnull (qb_tensor_row_get_result (row));
   g_assert_cmpfloat (qb_tensor_row_get_result (row)->metrics.sqnr_db, >, 30);
-  g_source_remove (source);
 
   /* Each expert a row under its tensor, with its own SQNR from the run. */
   check_expert_rows (table, row);
@@ -306,8 +238,8 @@ test_moe_window (Fixture *f, gconstpointer data)
   if (shots != NULL)
     {
       g_assert_true (qb_layer_table_select_row (table, expert));
-      save (f, shots, 1024, 700);
-      save (f, shots, 1920, 1080);
+      save (f, shots, "moe", 1024, 700);
+      save (f, shots, "moe", 1920, 1080);
     }
 }
 
@@ -318,31 +250,22 @@ study_over (gpointer data)
   return study && !qb_study_runner_is_running (study);
 }
 
-/* A study per expert from the window: the Sensitivity page ranks each
- * expert alone ("blk.1.ffn_down_exps.weight #2") beside the tensors, and
- * clicking one selects that expert's row in the plan's table.  With
- * QB_SCREENSHOT_DIR the page is saved there at 1024×700. */
+/* A 2-layer Qwen2-MoE demo of n_expert experts opened in the window, a
+ * study per expert (Q8_0, one chunk of 64 tokens of a generated text)
+ * run to the end from win.start-study, and the Sensitivity page shown. */
 static void
-test_moe_study_per_expert (Fixture *f, gconstpointer data)
+run_expert_study (Fixture *f, guint n_expert)
 {
   g_autofree char *path = g_build_filename (f->dir, "small-moe.gguf", NULL);
   g_autofree char *text = g_build_filename (f->dir, "eval.txt", NULL);
   g_autoptr(GString) words = g_string_new (NULL);
   g_autoptr(GError) error = NULL;
-  const char *shots = g_getenv ("QB_SCREENSHOT_DIR");
-  const char *name = "blk.1.ffn_down_exps.weight #2";
-  QbSensitivityPage *page = qb_window_get_sensitivity_page (f->window);
-  QbSensitivityView *view = qb_sensitivity_page_get_view (page);
   QbDemoModelSpec spec;
-  QbTensorRow *row;
-  guint n_expert_bars = 0, n_bars = 0;
-  double x, y;
-  g_autofree char *tip = NULL;
 
   qb_demo_model_spec_init (&spec);
   spec.arch = "qwen2moe";
   spec.n_layer = 2;
-  spec.n_expert = 4;
+  spec.n_expert = n_expert;
   g_assert_true (qb_demo_model_write (&spec, path, NULL, NULL, &error));
   g_assert_no_error (error);
   for (guint i = 0; i < 200; i++)
@@ -355,11 +278,31 @@ test_moe_study_per_expert (Fixture *f, gconstpointer data)
   qb_test_window_activate (f, "start-study",
                            g_variant_new ("(ssssuuuxb)", "", text, "Q8_0", "rtn", 64, 1, 0,
                                           (gint64) 0, TRUE));
-  qb_test_ui_wait_for (study_over, f->window, 300, "the study per expert");
+  qb_test_ui_wait_for (study_over, f->window, 600, "the study per expert");
   g_assert_cmpint (qb_study_runner_get_status (qb_window_get_study (f->window)), ==, QB_RUN_DONE);
   qb_test_window_settle (f);
   qb_test_window_activate (f, "show-page", g_variant_new_string ("sensitivity"));
   qb_test_window_settle (f);
+}
+
+/* A study per expert from the window: the Sensitivity page ranks each
+ * expert alone ("blk.1.ffn_down_exps.weight #2") beside the tensors, and
+ * clicking one selects that expert's row in the plan's table.  With
+ * QB_SCREENSHOT_DIR the page is saved there at 1024×700. */
+static void
+test_moe_study_per_expert (Fixture *f, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  const char *shots = g_getenv ("QB_SCREENSHOT_DIR");
+  const char *name = "blk.1.ffn_down_exps.weight #2";
+  QbSensitivityPage *page = qb_window_get_sensitivity_page (f->window);
+  QbSensitivityView *view = qb_sensitivity_page_get_view (page);
+  QbTensorRow *row;
+  guint n_expert_bars = 0, n_bars = 0;
+  double x, y;
+  g_autofree char *tip = NULL;
+
+  run_expert_study (f, 4);
   g_assert_cmpint (qb_sensitivity_page_get_study_id (page), ==,
                    qb_study_runner_get_study_id (qb_window_get_study (f->window)));
 
@@ -398,6 +341,108 @@ test_moe_study_per_expert (Fixture *f, gconstpointer data)
   g_assert_cmpstr (qb_tensor_row_get_name (qb_tensor_row_get_parent (row)), ==,
                    "blk.1.ffn_down_exps.weight");
   g_assert_true (qb_layer_table_get_experts_expanded (qb_window_get_layer_table (f->window), row));
+}
+
+/* A study per expert on the heatmap: the expert tensors (and the shared
+ * expert) have columns of their own; the header of an expert kind's
+ * column, or Show, turns the heatmap into layers × that kind's experts,
+ * each cell one expert alone; a click on a cell selects that expert's row
+ * in the plan.  With 8 and 60 experts, every expert's cell is where
+ * hit testing finds it at 1024×700.  With QB_SCREENSHOT_DIR the page is
+ * saved there at 1024×700 and 1920×1080. */
+static void
+test_moe_heatmap_experts (Fixture *f, gconstpointer data)
+{
+  guint n_expert = GPOINTER_TO_UINT (data);
+  const char *shots = g_getenv ("QB_SCREENSHOT_DIR");
+  QbSensitivityPage *page = qb_window_get_sensitivity_page (f->window);
+  QbSensitivityView *view = qb_sensitivity_page_get_view (page);
+  GtkDropDown *show;
+  QbTensorRow *row;
+  double x, y, x0 = 0, y0 = 0;
+
+  run_expert_study (f, n_expert);
+  qb_test_window_resize (f, 1024, 700);
+  qb_test_window_settle (f);
+
+  /* The tensors: the experts and the shared expert have columns. */
+  g_assert_cmpint (qb_sensitivity_view_get_expert_role (view), ==, QB_ROLE_OTHER);
+  for (guint k = 0; k < 2; k++)
+    {
+      const char *name = k ? "blk.1.ffn_down_shexp.weight" : "blk.1.ffn_down_exps.weight";
+      g_assert_true (qb_sensitivity_view_get_cell_point (view, name, &x, &y));
+      g_assert_cmpstr (qb_sensitivity_view_get_tensor_at (view, x, y), ==, name);
+    }
+  show = qb_sensitivity_page_get_show_dropdown (page);
+  g_assert_true (gtk_widget_get_visible (gtk_widget_get_parent (GTK_WIDGET (show))));   /* "Show" */
+  g_assert_cmpuint (g_list_model_get_n_items (gtk_drop_down_get_model (show)), ==, 4);
+  if (shots != NULL && n_expert == 8)
+    save (f, shots, "moe-heatmap-experts-tensors", 1024, 700);
+
+  /* The down column's header opens its experts, through the page's action. */
+  g_assert_true (qb_sensitivity_view_get_header_point (view, QB_ROLE_FFN_DOWN_EXPS, &x, &y));
+  qb_sensitivity_view_activate_at (view, x, y);
+  qb_test_ui_flush ();
+  g_assert_cmpint (qb_sensitivity_view_get_expert_role (view), ==, QB_ROLE_FFN_DOWN_EXPS);
+  g_assert_cmpstr (gtk_string_object_get_string (GTK_STRING_OBJECT (gtk_drop_down_get_selected_item (show))),
+                   ==, "Experts of ffn_down_exps");
+  for (guint layer = 0; layer < 2; layer++)
+    for (guint e = 0; e < n_expert; e++)
+      {
+        g_autofree char *name = g_strdup_printf ("blk.%u.ffn_down_exps.weight #%u", layer, e);
+        g_autofree char *tip = NULL;
+
+        g_assert_true (qb_sensitivity_view_get_cell_point (view, name, &x, &y));
+        g_assert_cmpstr (qb_sensitivity_view_get_tensor_at (view, x, y), ==, name);
+        /* Side by side, a cell per expert, wide enough to aim at. */
+        if (e > 0)
+          {
+            g_assert_cmpfloat (y, ==, y0);
+            g_assert_cmpfloat (x - x0, >=, 5.0);
+          }
+        x0 = x;
+        y0 = y;
+      }
+  if (shots != NULL)
+    {
+      g_autofree char *prefix = g_strdup_printf ("moe-heatmap-experts-%u", n_expert);
+      save (f, shots, prefix, 1024, 700);
+      save (f, shots, prefix, 1920, 1080);
+      qb_test_window_resize (f, 1024, 700);
+      qb_test_window_settle (f);
+    }
+
+  /* Show goes back and forth the same way; the mode line goes back. */
+  gtk_drop_down_set_selected (show, 0);
+  qb_test_ui_flush ();
+  g_assert_cmpint (qb_sensitivity_view_get_expert_role (view), ==, QB_ROLE_OTHER);
+  gtk_drop_down_set_selected (show, 1);
+  qb_test_ui_flush ();
+  g_assert_cmpint (qb_sensitivity_view_get_expert_role (view), ==, QB_ROLE_FFN_GATE_EXPS);
+  g_assert_true (qb_sensitivity_view_get_header_point (view, QB_ROLE_OTHER, &x, &y));
+  qb_sensitivity_view_activate_at (view, x, y);
+  qb_test_ui_flush ();
+  g_assert_cmpint (qb_sensitivity_view_get_expert_role (view), ==, QB_ROLE_OTHER);
+  g_assert_cmpuint (gtk_drop_down_get_selected (show), ==, 0);
+  qb_test_window_activate (f, "show-page", g_variant_new_string ("sensitivity"));
+  qb_test_ui_flush ();
+
+  /* A click on an expert's cell selects its row in the plan. */
+  gtk_widget_activate_action (GTK_WIDGET (page), "sensitivity.experts", "s", "ffn_up_exps");
+  qb_test_window_settle (f);
+  {
+    guint e = n_expert - 1;
+    g_autofree char *name = g_strdup_printf ("blk.1.ffn_up_exps.weight #%u", e);
+
+    g_assert_true (qb_sensitivity_view_get_cell_point (view, name, &x, &y));
+    qb_sensitivity_view_activate_at (view, x, y);
+    qb_test_window_settle (f);
+    row = qb_tensor_details_get_row (qb_window_get_details (f->window));
+    g_assert_nonnull (row);
+    g_assert_cmpint (qb_tensor_row_get_expert (row), ==, (int) e);
+    g_assert_cmpstr (qb_tensor_row_get_name (qb_tensor_row_get_parent (row)), ==,
+                     "blk.1.ffn_up_exps.weight");
+  }
 }
 
 /* Widgets of a type under root, in creation order (the titlebar too). */
@@ -499,5 +544,9 @@ main (int argc, char **argv)
               test_moe_study_per_expert, qb_test_window_teardown);
   g_test_add ("/ui/moe/study-dialog", Fixture, NULL, qb_test_window_setup,
               test_moe_study_dialog, qb_test_window_teardown);
+  g_test_add ("/ui/moe/heatmap-experts-8", Fixture, GUINT_TO_POINTER (8), qb_test_window_setup,
+              test_moe_heatmap_experts, qb_test_window_teardown);
+  g_test_add ("/ui/moe/heatmap-experts-60", Fixture, GUINT_TO_POINTER (60), qb_test_window_setup,
+              test_moe_heatmap_experts, qb_test_window_teardown);
   return g_test_run ();
 }

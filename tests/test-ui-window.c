@@ -38,17 +38,48 @@ open_stories (Fixture *f)
   return qb_test_window_open_shared (f, STORIES);
 }
 
+/* Opens a model (path NULL: the demo model, through its action): the
+ * table gets all its rows, GTK never building more than a few rows of
+ * cells in one main-loop iteration; the main loop's gaps meanwhile are
+ * reported. */
+static void
+open_watched (Fixture    *f,
+              const char *path,
+              const char *what)
+{
+  QbLayerTable *table = qb_window_get_layer_table (f->window);
+  g_autofree char *report = NULL;
+  guint rows_max, n;
+
+  qb_test_ui_watch_start (table);
+  if (path)
+    qb_test_window_open (f, path);
+  else
+    qb_test_window_activate (f, "open-demo", NULL);
+  qb_test_window_settle (f);
+  qb_test_ui_wait_table_filled (table);
+  report = qb_test_ui_watch_stop (&rows_max);
+  n = g_list_model_get_n_items (qb_layer_table_get_visible_rows (table));
+  g_test_message ("opened %s (%u tensors), table filled; %s; at most %u rows of cells built "
+                  "in one main-loop iteration", what, n, report, rows_max);
+  g_assert_cmpuint (rows_max, <=, 16);
+  g_assert_cmpuint (qb_test_ui_table_n_shown (table), ==, n);
+}
+
 /* -- tests ---------------------------------------------------------------- */
 
 static void
 test_open_model (Fixture       *f,
                  gconstpointer  data)
 {
+  g_autofree char *path = qb_test_shared_path (STORIES);
   QbDocument *doc;
   const char *subtitle;
 
-  if (!open_stories (f))
+  if (path == NULL)
     return;
+  open_watched (f, path, "stories260K");
+  g_assert_null (qb_window_get_error_message (f->window));
   doc = qb_window_get_document (f->window);
   g_assert_cmpuint (g_list_model_get_n_items (qb_document_get_rows (doc)), ==, 48);
   g_assert_cmpuint (g_list_model_get_n_items (qb_layer_table_get_visible_rows (qb_window_get_layer_table (f->window))),
@@ -608,8 +639,7 @@ test_first_launch (Fixture       *f,
   qb_test_ui_flush ();
 
   /* The same through the window's action. */
-  qb_test_window_activate (f, "open-demo", NULL);
-  qb_test_window_settle (f);
+  open_watched (f, NULL, "the demo model");
   g_assert_cmpstr (qb_model_get_path (qb_document_get_model (qb_window_get_document (f->window))), ==, demo_path);
 }
 
@@ -727,7 +757,7 @@ test_many_tensors (Fixture       *f,
   const QbPlanResolution *res;
   guint n;
 
-  qb_test_window_open (f, path);
+  open_watched (f, path, "a generated 400-layer model");
   doc = qb_window_get_document (f->window);
   g_assert_nonnull (doc);
   n = g_list_model_get_n_items (qb_document_get_rows (doc));

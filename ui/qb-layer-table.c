@@ -213,6 +213,7 @@ struct _QbLayerTable
   QbDocument         *document;
   GtkFilterListModel *filter_model;
   GtkSortListModel   *sort_model;
+  GtkSliceListModel  *shown;            /* the sorted rows the view has, see start_fill () */
   GtkMultiSelection  *selection;
   GtkStringFilter    *name_filter;
   GtkCustomFilter    *layer_role_filter;
@@ -233,6 +234,9 @@ struct _QbLayerTable
   GHashTable         *expanded;         /* tensor rows showing their experts */
   GtkSorter          *row_sorter;       /* group, then the clicked column, over tensors */
   GtkCustomSorter    *family_sorter;    /* keeps experts under their tensor */
+  guint               n_rows_built;     /* rows whose cells were made (name cells set up) */
+  guint               fill_tick;        /* tick callback growing `shown`; 0 when it has every row */
+  guint               built_at_tick;    /* n_rows_built at the fill's previous frame */
 };
 
 /* A group's tensors, planned size and parameters, and the row that stands
@@ -249,6 +253,7 @@ G_DEFINE_FINAL_TYPE (QbLayerTable, qb_layer_table, GTK_TYPE_WIDGET)
 enum {
   PROP_0,
   PROP_FOCUSED_ROW,
+  PROP_FILLING,
   N_PROPS
 };
 
@@ -626,7 +631,10 @@ on_setup (GtkSignalListItemFactory *factory,
           GtkListItem              *item,
           QbLayerTable             *self)
 {
-  gtk_list_item_set_child (item, make_cell (self, g_object_get_data (G_OBJECT (factory), "qb-spec")));
+  const ColumnSpec *spec = g_object_get_data (G_OBJECT (factory), "qb-spec");
+
+  gtk_list_item_set_child (item, make_cell (self, spec));
+  self->n_rows_built += g_str_equal (spec->id, "name");
 }
 
 static void refresh_group_cell (QbLayerTable *self, GtkListItem *item);
@@ -681,6 +689,81 @@ on_unbind (GtkSignalListItemFactory *factory,
   if (spec->kind == CELL_FORMAT || g_str_equal (spec->id, "name"))
     g_object_set_data (G_OBJECT (gtk_widget_get_first_child (cell)), "qb-row", NULL);
   g_signal_handlers_disconnect_by_func (item_row (item), on_row_notify, cell);
+}
+
+/* -- filling the view ------------------------------------------------------ */
+
+/* GTK 4.8's list view makes the cells of up to ~200 rows (205 here) at
+ * once when its model gets them, and lays them out in the next frame: for
+ * a model of a thousand tensors that held the main loop for 150–300 ms of
+ * CPU time in one piece.  So the view gets the sorted rows a few at a
+ * time: FILL_CHUNK more each frame (~10 ms of work) while GTK still makes
+ * rows for them, then, once a chunk made none (the view has every row it
+ * keeps), the rest at once.  Filters, sorting, counts and group totals
+ * work on every row from the start (they make no widgets). */
+#define FILL_CHUNK 8
+
+static void
+end_fill (QbLayerTable *self)
+{
+  gtk_slice_list_model_set_size (self->shown, G_MAXUINT);
+  self->fill_tick = 0;
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_FILLING]);
+}
+
+static void
+stop_fill_tick (QbLayerTable *self)
+{
+  if (self->fill_tick)
+    gtk_widget_remove_tick_callback (GTK_WIDGET (self), self->fill_tick);
+  self->fill_tick = 0;
+}
+
+/* Every row to the view now (a row far down is wanted). */
+static void
+finish_fill (QbLayerTable *self)
+{
+  if (self->fill_tick == 0)
+    return;
+  stop_fill_tick (self);
+  end_fill (self);
+}
+
+static gboolean
+fill_step (GtkWidget     *widget,
+           GdkFrameClock *clock,
+           gpointer       data)
+{
+  QbLayerTable *self = QB_LAYER_TABLE (widget);
+  guint size = gtk_slice_list_model_get_size (self->shown);
+  gboolean built = self->n_rows_built != self->built_at_tick;
+
+  if (!built || size >= g_list_model_get_n_items (G_LIST_MODEL (self->sort_model)))
+    {
+      end_fill (self);
+      return G_SOURCE_REMOVE;
+    }
+  self->built_at_tick = self->n_rows_built;
+  gtk_slice_list_model_set_size (self->shown, size + FILL_CHUNK);
+  return G_SOURCE_CONTINUE;
+}
+
+/* The first chunk now (a row can be selected at once), the rest frame by
+ * frame once the table is on screen. */
+static void
+start_fill (QbLayerTable *self)
+{
+  self->built_at_tick = self->n_rows_built;
+  gtk_slice_list_model_set_size (self->shown, FILL_CHUNK);
+  self->fill_tick = gtk_widget_add_tick_callback (GTK_WIDGET (self), fill_step, NULL, NULL);
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_FILLING]);
+}
+
+gboolean
+qb_layer_table_is_filling (QbLayerTable *self)
+{
+  g_return_val_if_fail (QB_IS_LAYER_TABLE (self), FALSE);
+  return self->fill_tick != 0;
 }
 
 /* -- sorting and grouping ------------------------------------------------- */
@@ -1001,7 +1084,11 @@ qb_layer_table_refresh_sort (QbLayerTable *self)
       if (g_hash_table_contains (wanted, row))
         gtk_bitset_add (set, i);
     }
-  mask = gtk_bitset_new_range (0, n);
+  /* A selected row sorted past the rows the view has yet: give it all. */
+  if (!gtk_bitset_is_empty (set)
+      && gtk_bitset_get_maximum (set) >= g_list_model_get_n_items (G_LIST_MODEL (self->shown)))
+    finish_fill (self);
+  mask = gtk_bitset_new_range (0, g_list_model_get_n_items (G_LIST_MODEL (self->shown)));
   gtk_selection_model_set_selection (GTK_SELECTION_MODEL (self->selection), set, mask);
   set_focused (self, focused);
 }
@@ -1244,6 +1331,7 @@ qb_layer_table_dispose (GObject *object)
     g_signal_handlers_disconnect_by_data (self->document, self);
   g_clear_object (&self->document);
   g_clear_object (&self->focused);
+  stop_fill_tick (self);
   qb_ui_dispose_template (GTK_WIDGET (self), QB_TYPE_LAYER_TABLE);
   g_clear_object (&self->selection);
   g_clear_pointer (&self->layer_choices, g_free);
@@ -1272,6 +1360,9 @@ qb_layer_table_get_property (GObject    *object,
     case PROP_FOCUSED_ROW:
       g_value_set_object (value, self->focused);
       break;
+    case PROP_FILLING:
+      g_value_set_boolean (value, self->fill_tick != 0);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
     }
@@ -1289,6 +1380,9 @@ qb_layer_table_class_init (QbLayerTableClass *klass)
   properties[PROP_FOCUSED_ROW] =
     g_param_spec_object ("focused-row", NULL, NULL, QB_TYPE_TENSOR_ROW,
                          G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
+  properties[PROP_FILLING] =
+    g_param_spec_boolean ("filling", NULL, NULL, FALSE,
+                          G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
   g_object_class_install_properties (object_class, N_PROPS, properties);
 
   qb_ui_ensure_resources ();
@@ -1452,7 +1546,8 @@ qb_layer_table_init (QbLayerTable *self)
   add_columns (self);
 
   /* tensors' rows + experts' rows → filter → sort (group key first, then
-   * the clicked column, experts under their tensor) → selection */
+   * the clicked column, experts under their tensor) → the first rows, more
+   * each frame (start_fill) → selection */
   self->name_filter = gtk_string_filter_new (gtk_property_expression_new (QB_TYPE_TENSOR_ROW, NULL, "name"));
   gtk_string_filter_set_match_mode (self->name_filter, GTK_STRING_FILTER_MATCH_MODE_SUBSTRING);
   gtk_string_filter_set_ignore_case (self->name_filter, TRUE);
@@ -1471,7 +1566,8 @@ qb_layer_table_init (QbLayerTable *self)
   self->family_sorter = gtk_custom_sorter_new (compare_family, self, NULL);
   self->sort_model = gtk_sort_list_model_new (G_LIST_MODEL (self->filter_model),
                                               GTK_SORTER (self->family_sorter));
-  self->selection = gtk_multi_selection_new (G_LIST_MODEL (self->sort_model));
+  self->shown = gtk_slice_list_model_new (G_LIST_MODEL (self->sort_model), 0, G_MAXUINT);
+  self->selection = gtk_multi_selection_new (G_LIST_MODEL (self->shown));
   gtk_column_view_set_model (self->column_view, GTK_SELECTION_MODEL (self->selection));
 
   g_signal_connect (self->selection, "selection-changed", G_CALLBACK (on_selection_changed), self);
@@ -1560,9 +1656,15 @@ qb_layer_table_set_document (QbLayerTable *self,
   g_set_object (&self->document, document);
   set_focused (self, NULL);
   g_hash_table_remove_all (self->expanded);
+  /* The view lets go of the old rows before the new ones come. */
+  stop_fill_tick (self);
+  gtk_slice_list_model_set_size (self->shown, 0);
   set_rows (self, document);
-  if (document)
+  if (document == NULL)
+    end_fill (self);
+  else
     {
+      start_fill (self);
       qb_format_button_set_format (QB_FORMAT_BUTTON (self->bulk_format),
                                    qb_plan_get_default_format (qb_document_get_plan (document)));
       fill_filter_choices (self);
@@ -1622,7 +1724,7 @@ gboolean
 qb_layer_table_select_row (QbLayerTable *self,
                            QbTensorRow  *row)
 {
-  GListModel *model = G_LIST_MODEL (self->selection);
+  GListModel *model = G_LIST_MODEL (self->sort_model);
   guint n = g_list_model_get_n_items (model);
 
   g_return_val_if_fail (QB_IS_LAYER_TABLE (self), FALSE);
@@ -1632,6 +1734,8 @@ qb_layer_table_select_row (QbLayerTable *self,
       g_autoptr(QbTensorRow) item = g_list_model_get_item (model, i);
       if (item == row)
         {
+          if (i >= g_list_model_get_n_items (G_LIST_MODEL (self->shown)))
+            finish_fill (self);
           gtk_selection_model_select_item (GTK_SELECTION_MODEL (self->selection), i, TRUE);
           scroll_to (self, i);
           return TRUE;
@@ -1667,6 +1771,7 @@ void
 qb_layer_table_select_all (QbLayerTable *self)
 {
   g_return_if_fail (QB_IS_LAYER_TABLE (self));
+  finish_fill (self);
   gtk_selection_model_select_all (GTK_SELECTION_MODEL (self->selection));
 }
 
@@ -1832,4 +1937,11 @@ qb_layer_table_get_column_visible (QbLayerTable *self,
   g_return_val_if_fail (QB_IS_LAYER_TABLE (self), FALSE);
   column = column_by_id (self, column_id);
   return column != NULL && gtk_column_view_column_get_visible (column);
+}
+
+guint
+qb_layer_table_get_n_rows_built (QbLayerTable *self)
+{
+  g_return_val_if_fail (QB_IS_LAYER_TABLE (self), 0);
+  return self->n_rows_built;
 }

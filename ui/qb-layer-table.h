@@ -94,5 +94,13 @@ void         qb_layer_table_set_experts_expanded (QbLayerTable *self,
                                                 gboolean      expanded);
 gboolean     qb_layer_table_get_experts_expanded (QbLayerTable *self,
                                                 QbTensorRow  *row);
+/* TRUE while the view is still being given the rows of a model just set
+ * (a few more each frame, see qb-layer-table.c); property "filling".  The
+ * table's models, counts and selection functions work on every row
+ * meanwhile. */
+gboolean     qb_layer_table_is_filling        (QbLayerTable *self);
+/* How many rows of cells the table has made so far (GTK keeps up to ~200
+ * around the visible ones and makes new ones as others go). */
+guint        qb_layer_table_get_n_rows_built  (QbLayerTable *self);
 
 G_END_DECLS
