@@ -10,7 +10,8 @@
  * the main loop's latency while the model opens and while the plan runs
  * is reported (measured, not asserted: it depends on the machine's load).  A study per
  * expert shows each expert's bar on the Sensitivity page, and the study
- * dialog's "Per expert" box starts one.  With
+ * dialog's "Per expert" box starts one; the heatmap opens an expert
+ * kind into layers × experts (8 and 60 experts).  With
  * QB_MOE_SCREENSHOTS=DIR the window is saved there at 1024×700 and
  * 1920×1080.
  */
@@ -81,9 +82,9 @@ check_expert_rows (QbLayerTable *table, QbTensorRow *tensor)
 }
 
 static void
-save (Fixture *f, const char *dir, int width, int height)
+save (Fixture *f, const char *dir, const char *prefix, int width, int height)
 {
-  g_autofree char *name = g_strdup_printf ("moe-%dx%d.png", width, height);
+  g_autofree char *name = g_strdup_printf ("%s-%dx%d.png", prefix, width, height);
   g_autofree char *path = g_build_filename (dir, name, NULL);
   g_autoptr(GError) error = NULL;
 
@@ -237,8 +238,8 @@ test_moe_window (Fixture *f, gconstpointer data)
   if (shots != NULL)
     {
       g_assert_true (qb_layer_table_select_row (table, expert));
-      save (f, shots, 1024, 700);
-      save (f, shots, 1920, 1080);
+      save (f, shots, "moe", 1024, 700);
+      save (f, shots, "moe", 1920, 1080);
     }
 
   /* Another model after it: GTK frees the ~200 rows of cells it had in
@@ -262,31 +263,22 @@ study_over (gpointer data)
   return study && !qb_study_runner_is_running (study);
 }
 
-/* A study per expert from the window: the Sensitivity page ranks each
- * expert alone ("blk.1.ffn_down_exps.weight #2") beside the tensors, and
- * clicking one selects that expert's row in the plan's table.  With
- * QB_SCREENSHOT_DIR the page is saved there at 1024×700. */
+/* A 2-layer Qwen2-MoE demo of n_expert experts opened in the window, a
+ * study per expert (Q8_0, one chunk of 64 tokens of a generated text)
+ * run to the end from win.start-study, and the Sensitivity page shown. */
 static void
-test_moe_study_per_expert (Fixture *f, gconstpointer data)
+run_expert_study (Fixture *f, guint n_expert)
 {
   g_autofree char *path = g_build_filename (f->dir, "small-moe.gguf", NULL);
   g_autofree char *text = g_build_filename (f->dir, "eval.txt", NULL);
   g_autoptr(GString) words = g_string_new (NULL);
   g_autoptr(GError) error = NULL;
-  const char *shots = g_getenv ("QB_SCREENSHOT_DIR");
-  const char *name = "blk.1.ffn_down_exps.weight #2";
-  QbSensitivityPage *page = qb_window_get_sensitivity_page (f->window);
-  QbSensitivityView *view = qb_sensitivity_page_get_view (page);
   QbDemoModelSpec spec;
-  QbTensorRow *row;
-  guint n_expert_bars = 0, n_bars = 0;
-  double x, y;
-  g_autofree char *tip = NULL;
 
   qb_demo_model_spec_init (&spec);
   spec.arch = "qwen2moe";
   spec.n_layer = 2;
-  spec.n_expert = 4;
+  spec.n_expert = n_expert;
   g_assert_true (qb_demo_model_write (&spec, path, NULL, NULL, &error));
   g_assert_no_error (error);
   for (guint i = 0; i < 200; i++)
@@ -299,11 +291,31 @@ test_moe_study_per_expert (Fixture *f, gconstpointer data)
   qb_test_window_activate (f, "start-study",
                            g_variant_new ("(ssssuuuxb)", "", text, "Q8_0", "rtn", 64, 1, 0,
                                           (gint64) 0, TRUE));
-  qb_test_ui_wait_for (study_over, f->window, 300, "the study per expert");
+  qb_test_ui_wait_for (study_over, f->window, 600, "the study per expert");
   g_assert_cmpint (qb_study_runner_get_status (qb_window_get_study (f->window)), ==, QB_RUN_DONE);
   qb_test_window_settle (f);
   qb_test_window_activate (f, "show-page", g_variant_new_string ("sensitivity"));
   qb_test_window_settle (f);
+}
+
+/* A study per expert from the window: the Sensitivity page ranks each
+ * expert alone ("blk.1.ffn_down_exps.weight #2") beside the tensors, and
+ * clicking one selects that expert's row in the plan's table.  With
+ * QB_SCREENSHOT_DIR the page is saved there at 1024×700. */
+static void
+test_moe_study_per_expert (Fixture *f, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  const char *shots = g_getenv ("QB_SCREENSHOT_DIR");
+  const char *name = "blk.1.ffn_down_exps.weight #2";
+  QbSensitivityPage *page = qb_window_get_sensitivity_page (f->window);
+  QbSensitivityView *view = qb_sensitivity_page_get_view (page);
+  QbTensorRow *row;
+  guint n_expert_bars = 0, n_bars = 0;
+  double x, y;
+  g_autofree char *tip = NULL;
+
+  run_expert_study (f, 4);
   g_assert_cmpint (qb_sensitivity_page_get_study_id (page), ==,
                    qb_study_runner_get_study_id (qb_window_get_study (f->window)));
 
@@ -342,6 +354,108 @@ test_moe_study_per_expert (Fixture *f, gconstpointer data)
   g_assert_cmpstr (qb_tensor_row_get_name (qb_tensor_row_get_parent (row)), ==,
                    "blk.1.ffn_down_exps.weight");
   g_assert_true (qb_layer_table_get_experts_expanded (qb_window_get_layer_table (f->window), row));
+}
+
+/* A study per expert on the heatmap: the expert tensors (and the shared
+ * expert) have columns of their own; the header of an expert kind's
+ * column, or Show, turns the heatmap into layers × that kind's experts,
+ * each cell one expert alone; a click on a cell selects that expert's row
+ * in the plan.  With 8 and 60 experts, every expert's cell is where
+ * hit testing finds it at 1024×700.  With QB_SCREENSHOT_DIR the page is
+ * saved there at 1024×700 and 1920×1080. */
+static void
+test_moe_heatmap_experts (Fixture *f, gconstpointer data)
+{
+  guint n_expert = GPOINTER_TO_UINT (data);
+  const char *shots = g_getenv ("QB_SCREENSHOT_DIR");
+  QbSensitivityPage *page = qb_window_get_sensitivity_page (f->window);
+  QbSensitivityView *view = qb_sensitivity_page_get_view (page);
+  GtkDropDown *show;
+  QbTensorRow *row;
+  double x, y, x0 = 0, y0 = 0;
+
+  run_expert_study (f, n_expert);
+  qb_test_window_resize (f, 1024, 700);
+  qb_test_window_settle (f);
+
+  /* The tensors: the experts and the shared expert have columns. */
+  g_assert_cmpint (qb_sensitivity_view_get_expert_role (view), ==, QB_ROLE_OTHER);
+  for (guint k = 0; k < 2; k++)
+    {
+      const char *name = k ? "blk.1.ffn_down_shexp.weight" : "blk.1.ffn_down_exps.weight";
+      g_assert_true (qb_sensitivity_view_get_cell_point (view, name, &x, &y));
+      g_assert_cmpstr (qb_sensitivity_view_get_tensor_at (view, x, y), ==, name);
+    }
+  show = qb_sensitivity_page_get_show_dropdown (page);
+  g_assert_true (gtk_widget_get_visible (gtk_widget_get_parent (GTK_WIDGET (show))));   /* "Show" */
+  g_assert_cmpuint (g_list_model_get_n_items (gtk_drop_down_get_model (show)), ==, 4);
+  if (shots != NULL && n_expert == 8)
+    save (f, shots, "moe-heatmap-experts-tensors", 1024, 700);
+
+  /* The down column's header opens its experts, through the page's action. */
+  g_assert_true (qb_sensitivity_view_get_header_point (view, QB_ROLE_FFN_DOWN_EXPS, &x, &y));
+  qb_sensitivity_view_activate_at (view, x, y);
+  qb_test_ui_flush ();
+  g_assert_cmpint (qb_sensitivity_view_get_expert_role (view), ==, QB_ROLE_FFN_DOWN_EXPS);
+  g_assert_cmpstr (gtk_string_object_get_string (GTK_STRING_OBJECT (gtk_drop_down_get_selected_item (show))),
+                   ==, "Experts of ffn_down_exps");
+  for (guint layer = 0; layer < 2; layer++)
+    for (guint e = 0; e < n_expert; e++)
+      {
+        g_autofree char *name = g_strdup_printf ("blk.%u.ffn_down_exps.weight #%u", layer, e);
+        g_autofree char *tip = NULL;
+
+        g_assert_true (qb_sensitivity_view_get_cell_point (view, name, &x, &y));
+        g_assert_cmpstr (qb_sensitivity_view_get_tensor_at (view, x, y), ==, name);
+        /* Side by side, a cell per expert, wide enough to aim at. */
+        if (e > 0)
+          {
+            g_assert_cmpfloat (y, ==, y0);
+            g_assert_cmpfloat (x - x0, >=, 5.0);
+          }
+        x0 = x;
+        y0 = y;
+      }
+  if (shots != NULL)
+    {
+      g_autofree char *prefix = g_strdup_printf ("moe-heatmap-experts-%u", n_expert);
+      save (f, shots, prefix, 1024, 700);
+      save (f, shots, prefix, 1920, 1080);
+      qb_test_window_resize (f, 1024, 700);
+      qb_test_window_settle (f);
+    }
+
+  /* Show goes back and forth the same way; the mode line goes back. */
+  gtk_drop_down_set_selected (show, 0);
+  qb_test_ui_flush ();
+  g_assert_cmpint (qb_sensitivity_view_get_expert_role (view), ==, QB_ROLE_OTHER);
+  gtk_drop_down_set_selected (show, 1);
+  qb_test_ui_flush ();
+  g_assert_cmpint (qb_sensitivity_view_get_expert_role (view), ==, QB_ROLE_FFN_GATE_EXPS);
+  g_assert_true (qb_sensitivity_view_get_header_point (view, QB_ROLE_OTHER, &x, &y));
+  qb_sensitivity_view_activate_at (view, x, y);
+  qb_test_ui_flush ();
+  g_assert_cmpint (qb_sensitivity_view_get_expert_role (view), ==, QB_ROLE_OTHER);
+  g_assert_cmpuint (gtk_drop_down_get_selected (show), ==, 0);
+  qb_test_window_activate (f, "show-page", g_variant_new_string ("sensitivity"));
+  qb_test_ui_flush ();
+
+  /* A click on an expert's cell selects its row in the plan. */
+  gtk_widget_activate_action (GTK_WIDGET (page), "sensitivity.experts", "s", "ffn_up_exps");
+  qb_test_window_settle (f);
+  {
+    guint e = n_expert - 1;
+    g_autofree char *name = g_strdup_printf ("blk.1.ffn_up_exps.weight #%u", e);
+
+    g_assert_true (qb_sensitivity_view_get_cell_point (view, name, &x, &y));
+    qb_sensitivity_view_activate_at (view, x, y);
+    qb_test_window_settle (f);
+    row = qb_tensor_details_get_row (qb_window_get_details (f->window));
+    g_assert_nonnull (row);
+    g_assert_cmpint (qb_tensor_row_get_expert (row), ==, (int) e);
+    g_assert_cmpstr (qb_tensor_row_get_name (qb_tensor_row_get_parent (row)), ==,
+                     "blk.1.ffn_up_exps.weight");
+  }
 }
 
 /* Widgets of a type under root, in creation order (the titlebar too). */
@@ -443,5 +557,9 @@ main (int argc, char **argv)
               test_moe_study_per_expert, qb_test_window_teardown);
   g_test_add ("/ui/moe/study-dialog", Fixture, NULL, qb_test_window_setup,
               test_moe_study_dialog, qb_test_window_teardown);
+  g_test_add ("/ui/moe/heatmap-experts-8", Fixture, GUINT_TO_POINTER (8), qb_test_window_setup,
+              test_moe_heatmap_experts, qb_test_window_teardown);
+  g_test_add ("/ui/moe/heatmap-experts-60", Fixture, GUINT_TO_POINTER (60), qb_test_window_setup,
+              test_moe_heatmap_experts, qb_test_window_teardown);
   return g_test_run ();
 }

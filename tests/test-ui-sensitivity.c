@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* test-ui-sensitivity.c — the sensitivity view: a stored study shown as a
  * heatmap and ranked bars; the candidate changes the ranking; cells read
- * out measured, predicted and "does not fit"; a PNG of it. */
+ * out measured, predicted and "does not fit"; a PNG of it; a study per
+ * expert of 60 layers × 60 experts as a grid of experts. */
 #include <math.h>
 #include <string.h>
 #include <gtk/gtk.h>
@@ -133,10 +134,144 @@ test_view (void)
   gtk_window_destroy (GTK_WINDOW (window));
 }
 
+/* A study per expert of a large mixture, written to the store as a study
+ * would (synthetic costs): 60 layers of ffn_down_exps with 60 experts, a
+ * measured KLD per expert. */
+static gint64
+fake_expert_study (QbStore *store, guint n_layer, guint n_expert)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(QbModelRecord) model = qb_model_record_new ();
+  g_autoptr(QbStudyRecord) rec = qb_study_record_new ();
+  gint64 id;
+
+  model->fingerprint = g_strdup ("99887766554433221100");
+  model->path = g_strdup ("/nowhere/moe.gguf");
+  model->name = g_strdup ("moe");
+  model->arch_json = g_strdup ("{}");
+  rec->method = g_strdup ("rtn");
+  rec->candidates = g_strdup ("Q4_K");
+  rec->proxy = g_strdup ("mse");
+  rec->eval_text_hash = g_strdup ("aa");
+  rec->eval_tokens_hash = g_strdup ("bb");
+  id = qb_store_begin_study (store, model, rec, &error);
+  g_assert_no_error (error);
+  for (guint layer = 0; layer < n_layer; layer++)
+    {
+      g_autofree char *name = g_strdup_printf ("blk.%u.ffn_down_exps.weight", layer);
+      g_autoptr(QbStudyCost) c = qb_study_cost_new ();
+
+      for (guint e = 0; e < n_expert; e++)
+        {
+          g_autoptr(QbStudyCost) x = qb_study_cost_new ();
+          x->position = layer;
+          x->expert = (int) e;
+          x->tensor = g_strdup (name);
+          x->format = g_strdup ("Q4_K");
+          x->n_weights = 65536;
+          x->bytes = 36864;
+          x->mse = 1e-5;
+          x->kld = 1e-7 * (1 + (layer * 7 + e * 13) % 97);
+          qb_store_add_study_expert_cost (store, id, x, &error);
+          g_assert_no_error (error);
+        }
+      c->position = layer;
+      c->tensor = g_strdup (name);
+      c->format = g_strdup ("Q4_K");
+      c->n_weights = 65536 * n_expert;
+      c->bytes = 36864 * n_expert;
+      c->mse = 1e-5;
+      c->kld = 1e-5 * (1 + layer % 5);
+      qb_store_add_study_cost (store, id, c, &error);
+      g_assert_no_error (error);
+    }
+  qb_store_finish_study (store, id, QB_EXPERIMENT_DONE, NAN, NAN, 3.7, 1.0, NULL, &error);
+  g_assert_no_error (error);
+  return id;
+}
+
+/* 60 layers × 60 experts in the heatmap's space at 1024×700 (the page's
+ * share of it): every expert's cell is where hit testing finds it, cells
+ * at least 5 px each way, the layer labels thinned.  How long drawing
+ * 3,600 cells takes is reported (not asserted). */
+static void
+test_view_experts_60x60 (void)
+{
+  g_autofree char *dir = qb_test_tmpdir ();
+  g_autofree char *db = g_build_filename (dir, "qb.db", NULL);
+  g_autofree char *png = g_build_filename (dir, "experts.png", NULL);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(QbStore) store = qb_store_open (db, &error);
+  g_autoptr(QbSensitivityStudy) st = NULL;
+  QbSensitivityView *view = QB_SENSITIVITY_VIEW (qb_sensitivity_view_new ());
+  GtkWidget *window = gtk_window_new ();
+  QbTensorRole roles[4];
+  double x, y, px = 0, py = 0;
+  gint64 t0;
+
+  g_assert_no_error (error);
+  st = qb_sensitivity_study_load (store, fake_expert_study (store, 60, 60), &error);
+  g_assert_no_error (error);
+  gtk_window_set_child (GTK_WINDOW (window), GTK_WIDGET (view));
+  gtk_window_set_default_size (GTK_WINDOW (window), 1000, 500);
+  gtk_window_present (GTK_WINDOW (window));
+  qb_sensitivity_view_set_study (view, st);
+  g_assert_cmpuint (qb_sensitivity_view_get_expert_roles (view, roles, 4), ==, 1);
+  g_assert_cmpint (roles[0], ==, QB_ROLE_FFN_DOWN_EXPS);
+  qb_sensitivity_view_set_expert_role (view, QB_ROLE_FFN_DOWN_EXPS);
+  qb_test_ui_flush ();
+
+  for (guint layer = 0; layer < 60; layer++)
+    for (guint e = 0; e < 60; e++)
+      {
+        g_autofree char *name = g_strdup_printf ("blk.%u.ffn_down_exps.weight #%u", layer, e);
+
+        g_assert_true (qb_sensitivity_view_get_cell_point (view, name, &x, &y));
+        g_assert_cmpstr (qb_sensitivity_view_get_tensor_at (view, x, y), ==, name);
+        if (e > 0)
+          g_assert_cmpfloat (x - px, >=, 5.0);
+        if (e == 0 && layer > 0)
+          g_assert_cmpfloat (y - py, >=, 5.0);
+        px = x;
+        if (e == 0)
+          py = y;
+      }
+  /* A frame's drawing, as the widget's snapshot does it on the main thread. */
+  {
+    cairo_surface_t *surface = cairo_image_surface_create (CAIRO_FORMAT_ARGB32, 1000, 500);
+    cairo_t *cr = cairo_create (surface);
+    QbChartPalette palette;
+
+    qb_chart_palette_init (&palette, GTK_WIDGET (view));
+    t0 = g_get_monotonic_time ();
+    for (int i = 0; i < 10; i++)
+      qb_chart_draw (QB_CHART (view), cr, 1000, 500, &palette);
+    g_test_message ("60 × 60 experts: %.1f ms a frame (mean of 10 draws at 1000×500)",
+                    (g_get_monotonic_time () - t0) / 1e4);
+    qb_chart_palette_clear (&palette);
+    cairo_destroy (cr);
+    cairo_surface_destroy (surface);
+  }
+  g_assert_true (qb_chart_export (QB_CHART (view), png, 1000, 500, &error));
+  g_assert_no_error (error);
+  if (g_getenv ("QB_SCREENSHOT_DIR") != NULL)
+    {
+      g_autofree char *shot = g_build_filename (g_getenv ("QB_SCREENSHOT_DIR"),
+                                                "moe-heatmap-experts-60x60-synthetic.png", NULL);
+      g_assert_true (qb_chart_export (QB_CHART (view), shot, 1000, 500, &error));
+    }
+  /* Back to the tensors: one column, 60 layers. */
+  qb_sensitivity_view_set_expert_role (view, QB_ROLE_OTHER);
+  g_assert_true (qb_sensitivity_view_get_cell_point (view, "blk.59.ffn_down_exps.weight", &x, &y));
+  g_assert_cmpstr (qb_sensitivity_view_get_tensor_at (view, x, y), ==, "blk.59.ffn_down_exps.weight");
+  gtk_window_destroy (GTK_WINDOW (window));
+}
+
 int
 main (int argc, char **argv)
 {
   qb_test_ui_init (&argc, &argv);
   g_test_add_func ("/ui/sensitivity/view", test_view);
+  g_test_add_func ("/ui/sensitivity/experts-60x60", test_view_experts_60x60);
   return g_test_run ();
 }

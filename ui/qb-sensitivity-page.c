@@ -15,6 +15,9 @@ struct _QbSensitivityPage
   GtkLabel          *empty_label;
   GtkDropDown       *study_dropdown;
   GtkDropDown       *candidate_dropdown;
+  GtkDropDown       *show_dropdown;   /* the tensors, or one kind's experts */
+  GtkWidget         *show_box;
+  GArray            *show_roles;      /* per show_dropdown entry: QbTensorRole (OTHER: tensors) */
   GtkWidget         *resume_button;
   GtkLabel          *info_label;
   QbSensitivityView *view;
@@ -128,7 +131,8 @@ describe_study (QbSensitivityStudy *st)
   g_string_append_printf (s, "%u tensors × %u candidates · %u measured end to end", st->n_tensors,
                           st->n_candidates, st->n_measured);
   if (st->expert_costs->len > 0)
-    g_string_append_printf (s, " + %u per-expert measurements (bars “tensor #expert”)", st->expert_costs->len);
+    g_string_append_printf (s, " + %u per-expert measurements (bars “tensor #expert”; Show: a kind's "
+                            "experts in the heatmap)", st->expert_costs->len);
   if (isfinite (st->alpha))
     g_string_append_printf (s, " · fit α %.2f", st->alpha);
   if (isfinite (st->loo_spearman))
@@ -197,6 +201,43 @@ fill_candidates (QbSensitivityPage *self, QbSensitivityStudy *study)
   qb_sensitivity_view_set_candidate (self->view, pick);
 }
 
+/* The Show selector: the tensors, then each kind with per-expert
+ * measurements; hidden for a study without them. */
+static void
+sync_show (QbSensitivityPage *self)
+{
+  QbTensorRole shown = qb_sensitivity_view_get_expert_role (self->view);
+
+  self->syncing = TRUE;
+  for (guint i = 0; i < self->show_roles->len; i++)
+    if (g_array_index (self->show_roles, QbTensorRole, i) == shown)
+      gtk_drop_down_set_selected (self->show_dropdown, i);
+  self->syncing = FALSE;
+}
+
+static void
+fill_show (QbSensitivityPage *self)
+{
+  g_autoptr(GtkStringList) list = gtk_string_list_new (NULL);
+  QbTensorRole roles[QB_ROLE_N_ROLES], none = QB_ROLE_OTHER;
+  guint n = qb_sensitivity_view_get_expert_roles (self->view, roles, G_N_ELEMENTS (roles));
+
+  g_array_set_size (self->show_roles, 0);
+  g_array_append_val (self->show_roles, none);
+  gtk_string_list_append (list, "Tensors");
+  for (guint i = 0; i < n; i++)
+    {
+      g_autofree char *label = g_strdup_printf ("Experts of %s", qb_tensor_role_name (roles[i]));
+      gtk_string_list_append (list, label);
+      g_array_append_val (self->show_roles, roles[i]);
+    }
+  self->syncing = TRUE;
+  gtk_drop_down_set_model (self->show_dropdown, G_LIST_MODEL (list));
+  self->syncing = FALSE;
+  gtk_widget_set_visible (self->show_box, n > 0);
+  sync_show (self);
+}
+
 static void
 load_done (GObject *source, GAsyncResult *result, gpointer user_data)
 {
@@ -229,6 +270,7 @@ load_done (GObject *source, GAsyncResult *result, gpointer user_data)
   fill_study_dropdown (self, load->records, self->study_id);
   qb_sensitivity_view_set_study (self->view, load->study);
   fill_candidates (self, load->study);
+  fill_show (self);
   gtk_widget_set_visible (self->resume_button, load->study && self->status != QB_EXPERIMENT_DONE
                                                && self->status != QB_EXPERIMENT_RUNNING);
   gtk_actionable_set_action_target (GTK_ACTIONABLE (self->resume_button), "x", (gint64) self->study_id);
@@ -298,6 +340,32 @@ on_candidate_selected (GtkDropDown *dropdown, GParamSpec *pspec, QbSensitivityPa
     qb_sensitivity_view_set_candidate (self->view, pos);
 }
 
+static void
+on_show_selected (GtkDropDown *dropdown, GParamSpec *pspec, QbSensitivityPage *self)
+{
+  guint pos = gtk_drop_down_get_selected (dropdown);
+  QbTensorRole role;
+
+  if (self->syncing || pos >= self->show_roles->len)
+    return;
+  role = g_array_index (self->show_roles, QbTensorRole, pos);
+  gtk_widget_activate_action (GTK_WIDGET (self), "sensitivity.experts", "s",
+                              role == QB_ROLE_OTHER ? "" : qb_tensor_role_name (role));
+}
+
+/* sensitivity.experts (s): the heatmap shows the experts of a kind
+ * ("ffn_down_exps"), or the tensors (""). */
+static void
+experts_action (GtkWidget *widget, const char *action, GVariant *param)
+{
+  QbSensitivityPage *self = QB_SENSITIVITY_PAGE (widget);
+  const char *name = g_variant_get_string (param, NULL);
+
+  qb_sensitivity_view_set_expert_role (self->view, *name ? qb_tensor_role_from_name (name)
+                                                         : QB_ROLE_OTHER);
+  sync_show (self);
+}
+
 /* A click on a tensor selects it in the plan. */
 static void
 on_tensor_activated (QbSensitivityView *view, const char *name, QbSensitivityPage *self)
@@ -359,6 +427,12 @@ build_study (QbSensitivityPage *self)
 
   self->study_dropdown = GTK_DROP_DOWN (gtk_drop_down_new_from_strings ((const char *[]) { NULL }));
   self->candidate_dropdown = GTK_DROP_DOWN (gtk_drop_down_new_from_strings ((const char *[]) { NULL }));
+  self->show_dropdown = GTK_DROP_DOWN (gtk_drop_down_new_from_strings ((const char *[]) { NULL }));
+  gtk_widget_set_tooltip_text (GTK_WIDGET (self->show_dropdown),
+                               "The heatmap's columns: the tensors' roles, or each expert of one kind "
+                               "alone (a study run per expert)");
+  self->show_box = labelled ("Sho_w", GTK_WIDGET (self->show_dropdown));
+  gtk_widget_set_visible (self->show_box, FALSE);
   gtk_widget_set_tooltip_text (GTK_WIDGET (self->study_dropdown),
                                "The study whose measured costs the budget fill and the predicted KLD use");
   gtk_widget_set_tooltip_text (GTK_WIDGET (self->candidate_dropdown),
@@ -371,6 +445,7 @@ build_study (QbSensitivityPage *self)
   gtk_widget_set_hexpand (spacer, TRUE);
   gtk_box_append (GTK_BOX (bar), labelled ("_Study", GTK_WIDGET (self->study_dropdown)));
   gtk_box_append (GTK_BOX (bar), labelled ("_Candidate", GTK_WIDGET (self->candidate_dropdown)));
+  gtk_box_append (GTK_BOX (bar), self->show_box);
   gtk_box_append (GTK_BOX (bar), spacer);
   gtk_box_append (GTK_BOX (bar), self->resume_button);
   gtk_box_append (GTK_BOX (bar), run);
@@ -390,6 +465,7 @@ build_study (QbSensitivityPage *self)
   gtk_widget_set_margin_bottom (box, 8);
   g_signal_connect (self->study_dropdown, "notify::selected", G_CALLBACK (on_study_selected), self);
   g_signal_connect (self->candidate_dropdown, "notify::selected", G_CALLBACK (on_candidate_selected), self);
+  g_signal_connect (self->show_dropdown, "notify::selected", G_CALLBACK (on_show_selected), self);
   g_signal_connect (self->view, "tensor-activated", G_CALLBACK (on_tensor_activated), self);
   return box;
 }
@@ -408,6 +484,7 @@ qb_sensitivity_page_dispose (GObject *object)
   g_clear_object (&self->document);
   g_clear_pointer (&self->store, qb_store_unref);
   g_clear_pointer (&self->ids, g_array_unref);
+  g_clear_pointer (&self->show_roles, g_array_unref);
   while ((child = gtk_widget_get_first_child (GTK_WIDGET (self))) != NULL)
     gtk_widget_unparent (child);
   G_OBJECT_CLASS (qb_sensitivity_page_parent_class)->dispose (object);
@@ -420,6 +497,7 @@ qb_sensitivity_page_class_init (QbSensitivityPageClass *klass)
 
   G_OBJECT_CLASS (klass)->dispose = qb_sensitivity_page_dispose;
   gtk_widget_class_set_layout_manager_type (widget_class, GTK_TYPE_BIN_LAYOUT);
+  gtk_widget_class_install_action (widget_class, "sensitivity.experts", "s", experts_action);
   signals[ERROR] = g_signal_new ("error", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
                                  0, NULL, NULL, NULL, G_TYPE_NONE, 1, G_TYPE_STRING);
 }
@@ -428,6 +506,7 @@ static void
 qb_sensitivity_page_init (QbSensitivityPage *self)
 {
   self->ids = g_array_new (FALSE, FALSE, sizeof (gint64));
+  self->show_roles = g_array_new (FALSE, FALSE, sizeof (QbTensorRole));
   self->stack = GTK_STACK (gtk_stack_new ());
   gtk_stack_add_named (self->stack, build_empty (self), "empty");
   gtk_stack_add_named (self->stack, build_study (self), "study");
@@ -466,6 +545,7 @@ gboolean           qb_sensitivity_page_is_loading   (QbSensitivityPage *self) { 
 QbSensitivityView *qb_sensitivity_page_get_view     (QbSensitivityPage *self) { return self->view; }
 GtkDropDown       *qb_sensitivity_page_get_candidate_dropdown (QbSensitivityPage *self) { return self->candidate_dropdown; }
 GtkDropDown       *qb_sensitivity_page_get_study_dropdown (QbSensitivityPage *self) { return self->study_dropdown; }
+GtkDropDown       *qb_sensitivity_page_get_show_dropdown (QbSensitivityPage *self) { return self->show_dropdown; }
 
 const char *
 qb_sensitivity_page_get_info_text (QbSensitivityPage *self)

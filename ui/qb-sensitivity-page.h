@@ -5,7 +5,10 @@
  * proxies (no study)", the chosen candidate format, the study's heatmap of
  * layers × roles and its ranked bars (QbSensitivityView; a click selects
  * the tensor in the plan), a line of facts (measured, fit, evaluation
- * text), and Run / Resume.  With no study it explains what a study is and
+ * text), and Run / Resume.  A study run per expert adds "Show": the
+ * heatmap's columns become the experts of one kind (action
+ * "sensitivity.experts", s: "ffn_down_exps", ... or "" for the tensors;
+ * the view's column headers use it too).  With no study it explains what a study is and
  * offers to run one.
  *
  * The chosen study's cost table becomes the document's: the budget fill
@@ -44,6 +47,7 @@ gboolean           qb_sensitivity_page_is_loading   (QbSensitivityPage *self);
 QbSensitivityView *qb_sensitivity_page_get_view     (QbSensitivityPage *self);
 GtkDropDown       *qb_sensitivity_page_get_candidate_dropdown (QbSensitivityPage *self);
 GtkDropDown       *qb_sensitivity_page_get_study_dropdown     (QbSensitivityPage *self);
+GtkDropDown       *qb_sensitivity_page_get_show_dropdown      (QbSensitivityPage *self);
 /* "37 tensors × 12 candidates · 409 measured · …", or the empty state's text. */
 const char        *qb_sensitivity_page_get_info_text (QbSensitivityPage *self);
 

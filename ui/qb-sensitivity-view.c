@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
-/* qb-sensitivity-view.c — heatmap of layers × roles and ranked bars of a
- * sensitivity study, for one candidate format. */
+/* qb-sensitivity-view.c — heatmap of layers × roles (or of layers ×
+ * experts of one expert tensor kind) and ranked bars of a sensitivity
+ * study, for one candidate format. */
 #include "qb-sensitivity-view.h"
 
 #include <math.h>
@@ -11,16 +12,38 @@
 
 #define MARGIN     12.0
 #define LABEL_W    74.0
-#define HEADER_H   40.0
+#define HEADER_H   50.0
 #define BAR_LABEL  170.0
+#define GROUP_LINE 18.0      /* the header's upper line: column groups, the mode */
+#define MIN_LABEL  13.0      /* row labels at least this far apart */
 
-/* The roles as heatmap columns; token_embd and output share the last row. */
-static const QbTensorRole columns[] = {
-  QB_ROLE_ATTN_Q, QB_ROLE_ATTN_K, QB_ROLE_ATTN_V, QB_ROLE_ATTN_OUTPUT,
-  QB_ROLE_FFN_GATE, QB_ROLE_FFN_UP, QB_ROLE_FFN_DOWN, QB_ROLE_TOKEN_EMBD, QB_ROLE_OUTPUT,
+/* The roles a heatmap column can show, in this order (those the study
+ * has become its columns); token_embd and output share the last row.
+ * Columns of one group (a mixture's experts, its shared expert) carry
+ * its name above them. */
+typedef struct {
+  QbTensorRole role;
+  const char  *label;
+  const char  *group;
+} Column;
+
+static const Column all_columns[] = {
+  { QB_ROLE_ATTN_Q, "q", NULL }, { QB_ROLE_ATTN_K, "k", NULL }, { QB_ROLE_ATTN_V, "v", NULL },
+  { QB_ROLE_ATTN_QKV, "qkv", NULL }, { QB_ROLE_ATTN_OUTPUT, "o", NULL },
+  { QB_ROLE_FFN_GATE, "gate", NULL }, { QB_ROLE_FFN_UP, "up", NULL },
+  { QB_ROLE_FFN_DOWN, "down", NULL }, { QB_ROLE_FFN_GATE_INP, "router", NULL },
+  { QB_ROLE_FFN_GATE_EXPS, "gate", "experts" }, { QB_ROLE_FFN_UP_EXPS, "up", "experts" },
+  { QB_ROLE_FFN_DOWN_EXPS, "down", "experts" }, { QB_ROLE_FFN_GATE_SHEXP, "gate", "shared" },
+  { QB_ROLE_FFN_UP_SHEXP, "up", "shared" }, { QB_ROLE_FFN_DOWN_SHEXP, "down", "shared" },
+  { QB_ROLE_FFN_GATE_INP_SHEXP, "sh.gate", NULL },
+  { QB_ROLE_TOKEN_EMBD, "embd", NULL }, { QB_ROLE_OUTPUT, "output", NULL },
 };
-static const char *column_labels[] = { "q", "k", "v", "o", "gate", "up", "down", "embd", "output" };
-G_STATIC_ASSERT (G_N_ELEMENTS (columns) == G_N_ELEMENTS (column_labels));
+
+static gboolean
+whole_model_role (QbTensorRole role)
+{
+  return role == QB_ROLE_TOKEN_EMBD || role == QB_ROLE_OUTPUT;
+}
 
 typedef struct {
   char         *name;
@@ -43,6 +66,14 @@ struct _QbSensitivityView
   guint     *order;        /* tensors by cost under the candidate, highest first */
   int        n_layers;
   char      *title;
+  /* The heatmap: columns of roles, or with expert_role set (not OTHER)
+   * the experts of that kind's tensors, one column each; cells holds the
+   * tensor of each cell (-1: none), row by row. */
+  const Column *columns[G_N_ELEMENTS (all_columns)];
+  guint      n_columns;
+  QbTensorRole expert_role;
+  guint      n_grid_rows, n_grid_cols;
+  int       *cells;
 };
 
 static void qb_sensitivity_view_chart_init (QbChartInterface *iface);
@@ -70,8 +101,10 @@ clear (QbSensitivityView *self)
   g_clear_pointer (&self->candidates, g_strfreev);
   g_clear_pointer (&self->order, g_free);
   g_clear_pointer (&self->title, g_free);
+  g_clear_pointer (&self->cells, g_free);
   self->n_tensors = self->n_candidates = 0;
   self->n_layers = 0;
+  self->n_columns = self->n_grid_rows = self->n_grid_cols = 0;
 }
 
 static double
@@ -148,6 +181,71 @@ add_experts (QbSensitivityView *self, QbSensitivityStudy *study)
     }
 }
 
+/* The roles the study has (its tensors, not their experts) as columns. */
+static void
+choose_columns (QbSensitivityView *self)
+{
+  self->n_columns = 0;
+  for (gsize c = 0; c < G_N_ELEMENTS (all_columns); c++)
+    for (guint t = 0; t < self->n_tensors; t++)
+      if (self->tensors[t].expert < 0 && self->tensors[t].role == all_columns[c].role)
+        {
+          self->columns[self->n_columns++] = &all_columns[c];
+          break;
+        }
+}
+
+/* Experts shown for a kind: one past the highest expert measured. */
+static guint
+n_experts_of (QbSensitivityView *self, QbTensorRole role)
+{
+  guint n = 0;
+
+  for (guint t = 0; t < self->n_tensors; t++)
+    if (self->tensors[t].expert >= 0 && self->tensors[t].role == role)
+      n = MAX (n, (guint) self->tensors[t].expert + 1);
+  return n;
+}
+
+/* Which tensor each heatmap cell shows, for the mode: done once per
+ * study or mode, so drawing and hit testing only index it. */
+static void
+layout_cells (QbSensitivityView *self)
+{
+  gboolean experts = self->expert_role != QB_ROLE_OTHER;
+
+  g_free (self->cells);
+  self->n_grid_rows = (guint) self->n_layers + (experts ? 0 : 1);
+  self->n_grid_cols = experts ? n_experts_of (self, self->expert_role) : self->n_columns;
+  self->cells = g_new (int, MAX (self->n_grid_rows * self->n_grid_cols, 1));
+  for (guint i = 0; i < self->n_grid_rows * self->n_grid_cols; i++)
+    self->cells[i] = -1;
+  for (guint t = 0; t < self->n_tensors; t++)
+    {
+      const Tensor *x = &self->tensors[t];
+      guint row = x->layer >= 0 ? (guint) x->layer : (guint) self->n_layers, col = 0;
+
+      if (experts)
+        {
+          if (x->expert < 0 || x->role != self->expert_role || x->layer < 0)
+            continue;
+          col = (guint) x->expert;
+        }
+      else
+        {
+          if (x->expert >= 0 || whole_model_role (x->role) != (x->layer < 0))
+            continue;
+          while (col < self->n_columns && self->columns[col]->role != x->role)
+            col++;
+          if (col == self->n_columns)
+            continue;
+        }
+      if (row < self->n_grid_rows && col < self->n_grid_cols
+          && self->cells[row * self->n_grid_cols + col] < 0)
+        self->cells[row * self->n_grid_cols + col] = (int) t;
+    }
+}
+
 void
 qb_sensitivity_view_set_study (QbSensitivityView *self, QbSensitivityStudy *study)
 {
@@ -179,13 +277,54 @@ qb_sensitivity_view_set_study (QbSensitivityView *self, QbSensitivityStudy *stud
           self->n_layers = MAX (self->n_layers, x->layer + 1);
         }
       add_experts (self, study);
+      choose_columns (self);
       self->title = g_strdup_printf ("study %" G_GINT64_FORMAT " · %s · %s", study->record->id,
                                      study->record->model_name ? study->record->model_name : "",
                                      study->record->method);
     }
   self->candidate = 0;
+  /* A kind the new study has no experts of goes back to the tensors. */
+  if (self->expert_role != QB_ROLE_OTHER && n_experts_of (self, self->expert_role) == 0)
+    self->expert_role = QB_ROLE_OTHER;
+  layout_cells (self);
   rank (self);
   gtk_widget_queue_draw (GTK_WIDGET (self));
+}
+
+void
+qb_sensitivity_view_set_expert_role (QbSensitivityView *self, QbTensorRole role)
+{
+  g_return_if_fail (QB_IS_SENSITIVITY_VIEW (self));
+  if (role != QB_ROLE_OTHER && n_experts_of (self, role) == 0)
+    role = QB_ROLE_OTHER;
+  if (role == self->expert_role)
+    return;
+  self->expert_role = role;
+  layout_cells (self);
+  gtk_widget_queue_draw (GTK_WIDGET (self));
+}
+
+QbTensorRole
+qb_sensitivity_view_get_expert_role (QbSensitivityView *self)
+{
+  g_return_val_if_fail (QB_IS_SENSITIVITY_VIEW (self), QB_ROLE_OTHER);
+  return self->expert_role;
+}
+
+guint
+qb_sensitivity_view_get_expert_roles (QbSensitivityView *self, QbTensorRole *roles, guint max)
+{
+  guint n = 0;
+
+  g_return_val_if_fail (QB_IS_SENSITIVITY_VIEW (self), 0);
+  for (gsize c = 0; c < G_N_ELEMENTS (all_columns); c++)
+    if (n_experts_of (self, all_columns[c].role) > 0)
+      {
+        if (n < max)
+          roles[n] = all_columns[c].role;
+        n++;
+      }
+  return n;
 }
 
 void
@@ -279,56 +418,157 @@ heat_color (cairo_t *cr, const QbChartPalette *palette, double f)
                          cold->blue + (hot->blue - cold->blue) * f, 0.25 + 0.75 * f);
 }
 
+/* Where the heatmap's cells lie in its rectangle: draw and hit testing
+ * share it. */
+typedef struct {
+  double x0, y0;     /* the first cell's corner */
+  double cw, ch;     /* a cell's size */
+} Grid;
+
+static gboolean
+heatmap_grid (QbSensitivityView *self, const graphene_rect_t *r, Grid *g)
+{
+  if (self->n_grid_rows == 0 || self->n_grid_cols == 0)
+    return FALSE;
+  g->x0 = r->origin.x + LABEL_W;
+  g->y0 = r->origin.y + HEADER_H;
+  g->cw = (r->size.width - LABEL_W) / self->n_grid_cols;
+  g->ch = MIN (28.0, (r->size.height - HEADER_H) / self->n_grid_rows);
+  return g->cw > 0 && g->ch > 0;
+}
+
+/* Every step-th label only, so that labels keep `room` apart. */
+static guint
+label_step (double size, double room)
+{
+  static const guint nice[] = { 1, 2, 4, 5, 10, 20, 25, 50, 100 };
+  double need = room / MAX (size, 1e-3);
+
+  for (gsize i = 0; i < G_N_ELEMENTS (nice); i++)
+    if (nice[i] >= need)
+      return nice[i];
+  return (guint) ceil (need);
+}
+
+/* Text centred at (x, y) in at most max_w: smaller type for a narrow
+ * column, left out when even that does not fit. */
+static void
+fitted_text (cairo_t *cr, const QbChartPalette *palette, const char *text, double x, double y,
+             double max_w)
+{
+  for (double scale = 0.7; scale > 0.45; scale -= 0.1)
+    if (qb_chart_text_width (cr, palette, text, scale) <= max_w)
+      {
+        qb_chart_text (cr, palette, text, x, y, 0.5, 1.0, scale);
+        return;
+      }
+}
+
+static void
+draw_header (QbSensitivityView *self, cairo_t *cr, const QbChartPalette *palette,
+             const graphene_rect_t *r, const Grid *g)
+{
+  double base = r->origin.y + HEADER_H - 4, upper = base - GROUP_LINE;
+
+  qb_chart_set_color (cr, &palette->fg, 0.8);
+  if (self->expert_role != QB_ROLE_OTHER)
+    {
+      guint step = label_step (g->cw, 22.0);
+      g_autofree char *what = g_strdup_printf ("◂ tensors · experts of %s",
+                                               qb_tensor_role_name (self->expert_role));
+
+      qb_chart_text (cr, palette, what, g->x0, upper, 0.0, 1.0, 0.7);
+      for (guint c = 0; c < self->n_grid_cols; c += step)
+        {
+          g_autofree char *label = g_strdup_printf ("%u", c);
+          qb_chart_text (cr, palette, label, g->x0 + (c + 0.5) * g->cw, base, 0.5, 1.0, 0.65);
+        }
+      return;
+    }
+  for (guint c = 0; c < self->n_columns; c++)
+    {
+      const Column *col = self->columns[c];
+      guint n = 1;
+      gboolean opens = FALSE;
+
+      fitted_text (cr, palette, col->label, g->x0 + (c + 0.5) * g->cw, base, g->cw - 2);
+      if (col->group == NULL || (c > 0 && g_strcmp0 (self->columns[c - 1]->group, col->group) == 0))
+        continue;
+      /* A group's name over its columns; ▸: they open into their experts. */
+      while (c + n < self->n_columns && g_strcmp0 (self->columns[c + n]->group, col->group) == 0)
+        n++;
+      for (guint k = c; k < c + n; k++)
+        opens |= n_experts_of (self, self->columns[k]->role) > 0;
+      {
+        g_autofree char *label = g_strdup_printf ("%s%s", col->group, opens ? " ▸" : "");
+        fitted_text (cr, palette, label, g->x0 + (c + n / 2.0) * g->cw, upper - 2, n * g->cw - 4);
+      }
+      cairo_move_to (cr, g->x0 + c * g->cw + 3, upper + 1.5);
+      cairo_line_to (cr, g->x0 + (c + n) * g->cw - 3, upper + 1.5);
+      cairo_set_line_width (cr, 1.0);
+      cairo_stroke (cr);
+    }
+}
+
+static void
+draw_cell (QbSensitivityView *self, cairo_t *cr, const QbChartPalette *palette,
+           double x, double y, const Grid *g, int t, double lo, double hi)
+{
+  double v = cost_of (self, (guint) t), gap = g->ch >= 6 && g->cw >= 6 ? 1 : 0;
+
+  if (isnan (v))
+    {
+      /* does not fit (or an expert not measured): grey, crossed */
+      qb_chart_set_color (cr, &palette->fg, 0.12);
+      cairo_rectangle (cr, x + gap, y + gap, g->cw - 2 * gap, g->ch - 2 * gap);
+      cairo_fill (cr);
+      if (g->cw >= 10 && g->ch >= 10)
+        {
+          qb_chart_set_color (cr, &palette->fg, 0.35);
+          cairo_move_to (cr, x + 4, y + g->ch - 4);
+          cairo_line_to (cr, x + g->cw - 4, y + 4);
+          cairo_stroke (cr);
+        }
+      return;
+    }
+  heat_color (cr, palette, v > 0 ? CLAMP ((log10 (v) - lo) / (hi - lo), 0, 1) : 0);
+  cairo_rectangle (cr, x + gap, y + gap, g->cw - 2 * gap, g->ch - 2 * gap);
+  cairo_fill (cr);
+  if (g->cw > 50 && g->ch >= 14)
+    {
+      g_autofree char *txt = g_strdup_printf ("%.1e", v);
+      qb_chart_set_color (cr, &palette->fg, 0.9);
+      qb_chart_text (cr, palette, txt, x + g->cw / 2, y + g->ch / 2, 0.5, 0.5, 0.65);
+    }
+}
+
 static void
 draw_heatmap (QbSensitivityView *self, cairo_t *cr, const QbChartPalette *palette,
               const graphene_rect_t *r, double lo, double hi)
 {
-  guint n_rows = (guint) self->n_layers + 1;
-  double cw = (r->size.width - LABEL_W) / G_N_ELEMENTS (columns);
-  double ch = MIN (28.0, (r->size.height - HEADER_H) / n_rows);
+  guint step;
+  Grid g;
 
-  qb_chart_set_color (cr, &palette->fg, 0.8);
-  for (gsize c = 0; c < G_N_ELEMENTS (columns); c++)
-    qb_chart_text (cr, palette, column_labels[c],
-                   r->origin.x + LABEL_W + (c + 0.5) * cw, r->origin.y + HEADER_H - 4, 0.5, 1.0, 0.7);
-  for (guint row = 0; row < n_rows; row++)
+  if (!heatmap_grid (self, r, &g))
+    return;
+  draw_header (self, cr, palette, r, &g);
+  step = label_step (g.ch, MIN_LABEL);
+  for (guint row = 0; row < self->n_grid_rows; row++)
     {
-      double y = r->origin.y + HEADER_H + row * ch;
-      g_autofree char *label = row < (guint) self->n_layers ? g_strdup_printf ("layer %u", row)
-                                                            : g_strdup ("model");
-      qb_chart_set_color (cr, &palette->fg, 0.8);
-      qb_chart_text (cr, palette, label, r->origin.x + LABEL_W - 6, y + ch / 2, 1.0, 0.5, 0.8);
-      for (gsize c = 0; c < G_N_ELEMENTS (columns); c++)
-        {
-          gboolean whole = columns[c] == QB_ROLE_TOKEN_EMBD || columns[c] == QB_ROLE_OUTPUT;
-          int t = (whole == (row == (guint) self->n_layers))
-                  ? find (self, whole ? -1 : (int) row, columns[c]) : -1;
-          double x = r->origin.x + LABEL_W + c * cw, v;
+      double y = g.y0 + row * g.ch;
 
-          if (t < 0)
-            continue;
-          v = cost_of (self, (guint) t);
-          if (isnan (v))
-            {
-              /* does not fit: grey, crossed */
-              qb_chart_set_color (cr, &palette->fg, 0.12);
-              cairo_rectangle (cr, x + 1, y + 1, cw - 2, ch - 2);
-              cairo_fill (cr);
-              qb_chart_set_color (cr, &palette->fg, 0.35);
-              cairo_move_to (cr, x + 4, y + ch - 4);
-              cairo_line_to (cr, x + cw - 4, y + 4);
-              cairo_stroke (cr);
-              continue;
-            }
-          heat_color (cr, palette, v > 0 ? CLAMP ((log10 (v) - lo) / (hi - lo), 0, 1) : 0);
-          cairo_rectangle (cr, x + 1, y + 1, cw - 2, ch - 2);
-          cairo_fill (cr);
-          if (cw > 50)
-            {
-              g_autofree char *txt = g_strdup_printf ("%.1e", v);
-              qb_chart_set_color (cr, &palette->fg, 0.9);
-              qb_chart_text (cr, palette, txt, x + cw / 2, y + ch / 2, 0.5, 0.5, 0.65);
-            }
+      if (row % step == 0 || row == (guint) self->n_layers)
+        {
+          g_autofree char *label = row < (guint) self->n_layers ? g_strdup_printf ("layer %u", row)
+                                                                : g_strdup ("model");
+          qb_chart_set_color (cr, &palette->fg, 0.8);
+          qb_chart_text (cr, palette, label, g.x0 - 6, y + g.ch / 2, 1.0, 0.5, g.ch >= 12 ? 0.8 : 0.65);
+        }
+      for (guint c = 0; c < self->n_grid_cols; c++)
+        {
+          int t = self->cells[row * self->n_grid_cols + c];
+          if (t >= 0)
+            draw_cell (self, cr, palette, g.x0 + c * g.cw, y, &g, t, lo, hi);
         }
     }
 }
@@ -379,23 +619,35 @@ split_rects (double width, double height, graphene_rect_t *left, graphene_rect_t
 static int
 heatmap_hit (QbSensitivityView *self, const graphene_rect_t *r, double x, double y)
 {
-  guint n_rows = (guint) self->n_layers + 1;
-  double cw = (r->size.width - LABEL_W) / G_N_ELEMENTS (columns);
-  double ch = MIN (28.0, (r->size.height - HEADER_H) / n_rows);
-  double cx = x - r->origin.x - LABEL_W, cy = y - r->origin.y - HEADER_H;
-  guint row, c;
-  gboolean whole;
+  Grid g;
+  double cx, cy;
 
-  if (cx < 0 || cy < 0 || cw <= 0 || ch <= 0)
+  if (!heatmap_grid (self, r, &g))
     return -1;
-  c = (guint) (cx / cw);
-  row = (guint) (cy / ch);
-  if (c >= G_N_ELEMENTS (columns) || row >= n_rows)
+  cx = (x - g.x0) / g.cw;
+  cy = (y - g.y0) / g.ch;
+  if (cx < 0 || cy < 0 || cx >= self->n_grid_cols || cy >= self->n_grid_rows)
     return -1;
-  whole = columns[c] == QB_ROLE_TOKEN_EMBD || columns[c] == QB_ROLE_OUTPUT;
-  if (whole != (row == (guint) self->n_layers))
+  return self->cells[(guint) cy * self->n_grid_cols + (guint) cx];
+}
+
+/* The header's answer to a click: an expert kind to open (its column
+ * header), QB_ROLE_OTHER to go back to the tensors (the mode line of the
+ * experts' grid), or -1: nothing there. */
+static int
+header_hit (QbSensitivityView *self, const graphene_rect_t *r, double x, double y)
+{
+  Grid g;
+  double cx;
+
+  if (!heatmap_grid (self, r, &g) || y < g.y0 - HEADER_H + 4 || y >= g.y0 || x < g.x0)
     return -1;
-  return find (self, whole ? -1 : (int) row, columns[c]);
+  if (self->expert_role != QB_ROLE_OTHER)
+    return y < g.y0 - GROUP_LINE ? QB_ROLE_OTHER : -1;
+  cx = (x - g.x0) / g.cw;
+  if (cx >= self->n_columns || n_experts_of (self, self->columns[(guint) cx]->role) == 0)
+    return -1;
+  return self->columns[(guint) cx]->role;
 }
 
 static int
@@ -456,6 +708,86 @@ qb_sensitivity_view_get_tensor_point (QbSensitivityView *self, const char *name,
   return FALSE;
 }
 
+gboolean
+qb_sensitivity_view_get_cell_point (QbSensitivityView *self, const char *name, double *x, double *y)
+{
+  graphene_rect_t left, right;
+  Grid g;
+
+  g_return_val_if_fail (QB_IS_SENSITIVITY_VIEW (self), FALSE);
+  split_rects (gtk_widget_get_width (GTK_WIDGET (self)), gtk_widget_get_height (GTK_WIDGET (self)),
+               &left, &right);
+  if (!heatmap_grid (self, &left, &g))
+    return FALSE;
+  for (guint i = 0; i < self->n_grid_rows * self->n_grid_cols; i++)
+    if (self->cells[i] >= 0 && g_strcmp0 (self->tensors[self->cells[i]].name, name) == 0)
+      {
+        *x = g.x0 + (i % self->n_grid_cols + 0.5) * g.cw;
+        *y = g.y0 + (i / self->n_grid_cols + 0.5) * g.ch;
+        return TRUE;
+      }
+  return FALSE;
+}
+
+gboolean
+qb_sensitivity_view_get_header_point (QbSensitivityView *self, QbTensorRole role, double *x,
+                                      double *y)
+{
+  graphene_rect_t left, right;
+  Grid g;
+
+  g_return_val_if_fail (QB_IS_SENSITIVITY_VIEW (self), FALSE);
+  split_rects (gtk_widget_get_width (GTK_WIDGET (self)), gtk_widget_get_height (GTK_WIDGET (self)),
+               &left, &right);
+  if (!heatmap_grid (self, &left, &g))
+    return FALSE;
+  if (self->expert_role != QB_ROLE_OTHER)
+    {
+      *x = g.x0 + 8;
+      *y = g.y0 - GROUP_LINE - 8;
+      return role == QB_ROLE_OTHER;
+    }
+  for (guint c = 0; c < self->n_columns; c++)
+    if (self->columns[c]->role == role)
+      {
+        *x = g.x0 + (c + 0.5) * g.cw;
+        *y = g.y0 - 8;
+        return TRUE;
+      }
+  return FALSE;
+}
+
+/* Opens an expert kind's grid (QB_ROLE_OTHER: back to the tensors)
+ * through the page's action when there is one, which keeps its selector
+ * in step; alone, the view changes itself. */
+static void
+open_experts (QbSensitivityView *self, QbTensorRole role)
+{
+  const char *name = role == QB_ROLE_OTHER ? "" : qb_tensor_role_name (role);
+
+  if (!gtk_widget_activate_action (GTK_WIDGET (self), "sensitivity.experts", "s", name))
+    qb_sensitivity_view_set_expert_role (self, role);
+}
+
+void
+qb_sensitivity_view_activate_at (QbSensitivityView *self, double x, double y)
+{
+  graphene_rect_t left, right;
+  int role, t;
+
+  g_return_if_fail (QB_IS_SENSITIVITY_VIEW (self));
+  split_rects (gtk_widget_get_width (GTK_WIDGET (self)), gtk_widget_get_height (GTK_WIDGET (self)),
+               &left, &right);
+  if ((role = header_hit (self, &left, x, y)) >= 0)
+    {
+      open_experts (self, (QbTensorRole) role);
+      return;
+    }
+  t = tensor_at (self, x, y);
+  if (t >= 0 && self->tensors[t].name)
+    g_signal_emit (self, signals[TENSOR_ACTIVATED], 0, self->tensors[t].name);
+}
+
 static void
 on_released (GtkGestureClick   *gesture,
              int                n_press,
@@ -463,10 +795,7 @@ on_released (GtkGestureClick   *gesture,
              double             y,
              QbSensitivityView *self)
 {
-  int t = tensor_at (self, x, y);
-
-  if (t >= 0 && self->tensors[t].name)
-    g_signal_emit (self, signals[TENSOR_ACTIVATED], 0, self->tensors[t].name);
+  qb_sensitivity_view_activate_at (self, x, y);
 }
 
 static gboolean
@@ -477,9 +806,20 @@ on_query_tooltip (GtkWidget         *widget,
                   GtkTooltip        *tooltip,
                   QbSensitivityView *self)
 {
-  int t = tensor_at (self, x, y);
+  int t = tensor_at (self, x, y), role;
   g_autofree char *text = NULL;
+  graphene_rect_t left, right;
 
+  split_rects (gtk_widget_get_width (widget), gtk_widget_get_height (widget), &left, &right);
+  if ((role = header_hit (self, &left, x, y)) >= 0)
+    {
+      g_autofree char *tip = role == QB_ROLE_OTHER
+        ? g_strdup ("Click: back to the tensors (layers × roles)")
+        : g_strdup_printf ("Click: each expert of %s alone (layers × experts)",
+                           qb_tensor_role_name ((QbTensorRole) role));
+      gtk_tooltip_set_text (tooltip, tip);
+      return TRUE;
+    }
   if (t < 0)
     return FALSE;
   text = describe_tensor (self, t);
@@ -508,8 +848,12 @@ qb_sensitivity_view_draw (QbChart *chart, cairo_t *cr, double width, double heig
       return;
     }
   cost_range (self, &lo, &hi);
-  head = g_strdup_printf ("%s — KLD when one tensor alone is %s", self->title,
-                          self->candidates[self->candidate]);
+  if (self->expert_role != QB_ROLE_OTHER)
+    head = g_strdup_printf ("%s — KLD when one expert of %s alone is %s", self->title,
+                            qb_tensor_role_name (self->expert_role), self->candidates[self->candidate]);
+  else
+    head = g_strdup_printf ("%s — KLD when one tensor alone is %s", self->title,
+                            self->candidates[self->candidate]);
   qb_chart_set_color (cr, &palette->fg, 0.9);
   qb_chart_text (cr, palette, head, MARGIN, MARGIN, 0.0, 0.0, 0.9);
   split_rects (width, height, &left, &right);
@@ -557,6 +901,7 @@ qb_sensitivity_view_init (QbSensitivityView *self)
   GtkGesture *click = gtk_gesture_click_new ();
 
   gtk_widget_set_size_request (GTK_WIDGET (self), 480, 240);
+  self->expert_role = QB_ROLE_OTHER;
   g_signal_connect (click, "released", G_CALLBACK (on_released), self);
   gtk_widget_add_controller (GTK_WIDGET (self), GTK_EVENT_CONTROLLER (click));
   gtk_widget_set_has_tooltip (GTK_WIDGET (self), TRUE);
