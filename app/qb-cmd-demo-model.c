@@ -12,7 +12,7 @@ qb_cmd_demo_model (int argc, char **argv)
   g_autofree char *params = NULL, *dtype = NULL, *out = NULL, *arch = NULL;
   gint64 seed = 1;
   int threads = 0, layers = 0, experts = 0, experts_used = 0, groups = 0, groups_used = 0;
-  gboolean longrope = FALSE, sigmoid = FALSE;
+  gboolean longrope = FALSE, sigmoid = FALSE, yarn = FALSE;
   const GOptionEntry entries[] = {
     { "params", 0, 0, G_OPTION_ARG_STRING, &params, "Approximate size: 370M, 1B, 5M, ... (default: the tiny model, about 3.4M)", "SIZE" },
     { "dtype", 0, 0, G_OPTION_ARG_STRING, &dtype, "f16 (default) or f32 for the weight matrices", "TYPE" },
@@ -25,6 +25,7 @@ qb_cmd_demo_model (int argc, char **argv)
     { "sigmoid", 0, 0, G_OPTION_ARG_NONE, &sigmoid, "deepseek2: DeepSeek-V3 routing (sigmoid gating, selection bias, top-k renormalised, × 2.5) instead of V2's softmax", NULL },
     { "groups", 0, 0, G_OPTION_ARG_INT, &groups, "deepseek2: group-limited routing over N groups of experts (llama.cpp's Feb-2025 snapshot ignores it)", "N" },
     { "groups-used", 0, 0, G_OPTION_ARG_INT, &groups_used, "deepseek2: groups a token's experts may come from (default: all)", "N" },
+    { "yarn", 0, 0, G_OPTION_ARG_NONE, &yarn, "deepseek2: YaRN RoPE scaling as DeepSeek-V2/V3 carry it (factor 4)", NULL },
     { "threads", 0, 0, G_OPTION_ARG_INT, &threads, "Threads (default: all CPUs)", "N" },
     { "out", 'o', 0, G_OPTION_ARG_FILENAME, &out, "Where to write the .gguf file", "FILE" },
     { NULL }
@@ -60,6 +61,7 @@ qb_cmd_demo_model (int argc, char **argv)
   spec.n_expert = (guint) experts;
   spec.n_expert_used = (guint) experts_used;
   spec.sigmoid = sigmoid;
+  spec.yarn = yarn;
   spec.n_group = (guint) groups;
   spec.topk_group = (guint) groups_used;
   qb_demo_model_spec_dims (&spec, &dims);

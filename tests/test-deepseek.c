@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "qb-activation-stats.h"
+#include "qb-calibration.h"
 #include "qb-demo-model.h"
 #include "qb-gguf.h"
 #include "qb-llama-private.h"
@@ -210,7 +212,8 @@ static const Refusal refusals[] = {
   { "groups", SET_UINT, "expert_group_count", 3, NULL, FALSE, "groups do not divide" },
   { "groups-used", SET_UINT, "expert_group_used_count", 5, NULL, FALSE, "expert groups used" },
   { "shared", SET_UINT, "expert_shared_count", 2, NULL, FALSE, "shared expert FFN gate" },
-  { "yarn", SET_STRING, "rope.scaling.type", 0, "yarn", FALSE, "YaRN" },
+  { "yarn-no-factor", SET_STRING, "rope.scaling.type", 0, "yarn", FALSE, "YaRN needs deepseek2.rope.scaling.factor" },
+  { "rope-scaling", SET_STRING, "rope.scaling.type", 0, "longrope", FALSE, "'longrope'" },
   { "kv-b-missing", DROP_TENSOR, "blk.2.attn_kv_b.weight", 0, NULL, FALSE, "KV expansion" },
   { "bias-optional", DROP_TENSOR, "blk.2.exp_probs_b.bias", 0, NULL, TRUE, NULL },
 };
@@ -340,6 +343,67 @@ test_params (void)
   qb_llama_free (llama);
 }
 
+/* Calibration sees every product of the latent attention: attn_q_a and
+ * attn_kv_a_mqa read the attention norm's output (one importance),
+ * attn_q_b the normed low-rank Q and attn_kv_b the normed compressed KV,
+ * each of its own width. */
+static void
+test_imatrix (void)
+{
+  g_autofree char *dir = qb_test_tmpdir ();
+  g_autofree char *path = g_build_filename (dir, "ds.gguf", NULL);
+  g_autoptr(QbModel) model = NULL;
+  g_autoptr(QbLlama) llama = NULL;
+  g_autoptr(QbCalibration) calib = NULL;
+  g_autoptr(GError) error = NULL;
+  QbActivationStats *stats;
+  g_autoptr(QbImatrix) im = NULL;
+  QbCalibrationOptions co;
+  QbStatsOptions so;
+  QbDemoModelSpec spec;
+  QbDemoModelDims d;
+  gint32 tokens[64 * 2];
+  const float *qa, *kva, *qb, *kvb;
+  guint n_qa, n_kva, n_qb, n_kvb;
+
+  qb_demo_model_spec_init (&spec);
+  spec.arch = "deepseek2";
+  spec.n_layer = 2;
+  qb_demo_model_spec_dims (&spec, &d);
+  g_assert_true (qb_demo_model_write (&spec, path, NULL, NULL, &error));
+  model = qb_model_open (path, &error);
+  g_assert_no_error (error);
+  llama = qb_llama_new (model, &error);
+  g_assert_no_error (error);
+  qb_llama_set_threads (llama, 2);
+  for (guint i = 0; i < G_N_ELEMENTS (tokens); i++)
+    tokens[i] = (gint32) (3 + (i * 2654435761u) % 500);
+  qb_calibration_options_init (&co);
+  co.n_ctx = 64;
+  co.n_chunks = 2;
+  calib = qb_calibration_new_from_tokens (tokens, G_N_ELEMENTS (tokens), 1, &co, &error);
+  g_assert_no_error (error);
+  qb_stats_options_init (&so);
+  so.no_cache = TRUE;
+  stats = qb_activation_stats_compute (llama, calib, &so, NULL, NULL, NULL, &error);
+  g_assert_no_error (error);
+  im = qb_activation_stats_get_imatrix (stats, FALSE);
+  qa = qb_imatrix_get (im, "blk.1.attn_q_a.weight", &n_qa);
+  kva = qb_imatrix_get (im, "blk.1.attn_kv_a_mqa.weight", &n_kva);
+  qb = qb_imatrix_get (im, "blk.1.attn_q_b.weight", &n_qb);
+  kvb = qb_imatrix_get (im, "blk.1.attn_kv_b.weight", &n_kvb);
+  g_assert_true (qa && kva && qb && kvb);
+  g_assert_cmpuint (n_qa, ==, d.n_embd);
+  g_assert_cmpuint (n_kva, ==, d.n_embd);
+  g_assert_cmpuint (n_qb, ==, d.q_lora_rank);
+  g_assert_cmpuint (n_kvb, ==, d.kv_lora_rank);
+  g_assert_cmpmem (qa, sizeof (float) * n_qa, kva, sizeof (float) * n_kva);
+  g_assert_true (memcmp (qb, kvb, sizeof (float) * MIN (n_qb, n_kvb)) != 0);
+  for (guint i = 0; i < n_qb; i++)
+    g_assert_cmpfloat (qb[i], >, 0);
+  qb_activation_stats_free (stats);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -358,6 +422,7 @@ main (int argc, char **argv)
       g_test_add_data_func (name, &refusals[i], test_refused);
     }
   g_test_add_func ("/deepseek/params", test_params);
+  g_test_add_func ("/deepseek/imatrix", test_imatrix);
   status = g_test_run ();
   g_free (refusal_dir);
   return status;

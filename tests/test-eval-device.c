@@ -512,6 +512,40 @@ test_too_small (void)
   stories_close (&s);
 }
 
+/* DeepSeek's latent attention has no device pass: asked for the device,
+ * the evaluation says why once and runs on the CPU, with the CPU's
+ * result (never a device result of another computation). */
+static void
+test_latent_attention_on_cpu (void)
+{
+  Stories s;
+  QbEvalOptions o;
+  QbEvalResult r;
+  g_autoptr(GError) error = NULL;
+  guint64 passes = qb_llama_device_passes ();
+  double cpu;
+
+  if (!family_open (&s, "deepseek2"))
+    return;
+  cpu = ppl (&s, "cpu");
+  g_assert_true (qb_device_set_default ("opencl:0", NULL));
+  qb_eval_options_init (&o);
+  o.n_ctx = CTX;
+  o.n_chunks = 10;
+  o.no_cache = TRUE;
+  g_string_truncate (messages, 0);
+  qb_eval_run (s.llama, s.tok, s.text, &o, NULL, NULL, NULL, &r, &error);
+  g_assert_no_error (error);
+  g_test_message ("logged: %s", messages->str);
+  g_assert_nonnull (strstr (messages->str, "no multi-head latent attention"));
+  g_assert_nonnull (strstr (messages->str, "evaluating on the CPU"));
+  g_assert_cmpstr (r.device, ==, "cpu");
+  g_assert_cmpuint (qb_llama_device_passes (), ==, passes);
+  g_assert_cmpfloat (r.ppl, ==, cpu);
+  g_assert_true (qb_device_set_default ("cpu", NULL));
+  stories_close (&s);
+}
+
 /* Progress comes after each half of a layer: 2 × (5 layers + the head)
  * steps.  Cancels after layer 1 (steps 1..4 done); no report after. */
 static void
@@ -592,6 +626,7 @@ main (int argc, char **argv)
   g_log_set_writer_func (keep_messages, NULL, NULL);
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/eval-device/ppl", test_ppl);
+  g_test_add_func ("/eval-device/deepseek2-on-cpu", test_latent_attention_on_cpu);
   g_test_add_func ("/eval-device/kld", test_kld);
   g_test_add_func ("/eval-device/swapped-weights", test_swapped_weights);
   g_test_add_func ("/eval-device/scores", test_scores);

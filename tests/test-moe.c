@@ -57,11 +57,16 @@
  * -0.22 %, Q4_K -0.13 %, and Q6_K +0.26 % by hand: both signs, so noise,
  * not a difference of method): these models route on small margins (the
  * bias moves near-ties), so a rounding that falls the other way moves a
- * token to another expert.  They are asserted within tol. */
+ * token to another expert.  They are asserted within tol.  `--arch
+ * deepseek2 --yarn` (YaRN as DeepSeek-V2/V3 carry it, factor 4 over an
+ * original context of 128): F32 to the printed digit, Q8_0 +0.056 %, Q4_K
+ * +0.141 % (YaRN moves F32 perplexity by +2.3 % against the same weights
+ * without it). */
 typedef struct {
   const char *name;
   const char *arch;
   gboolean    sigmoid;
+  gboolean    yarn;
   double      ppl_f32;
   double      ppl_q8_0;
   double      ppl_q4_k;
@@ -69,10 +74,11 @@ typedef struct {
 } Reference;
 
 static const Reference references[] = {
-  { "mixtral", "mixtral", FALSE, 635.8695, 636.7014, 647.6692, 0.001 },
-  { "qwen2moe", "qwen2moe", FALSE, 673.9397, 673.5100, 690.1206, 0.001 },
-  { "deepseek2", "deepseek2", FALSE, 578.5385, 580.7586, 595.5419, 0.002 },
-  { "deepseek2-sigmoid", "deepseek2", TRUE, 588.7367, 586.9595, 596.1020, 0.003 },
+  { "mixtral", "mixtral", FALSE, FALSE, 635.8695, 636.7014, 647.6692, 0.001 },
+  { "qwen2moe", "qwen2moe", FALSE, FALSE, 673.9397, 673.5100, 690.1206, 0.001 },
+  { "deepseek2", "deepseek2", FALSE, FALSE, 578.5385, 580.7586, 595.5419, 0.002 },
+  { "deepseek2-sigmoid", "deepseek2", TRUE, FALSE, 588.7367, 586.9595, 596.1020, 0.003 },
+  { "deepseek2-yarn", "deepseek2", FALSE, TRUE, 591.6024, 590.7646, 596.0898, 0.002 },
 };
 
 #define TEXT_BYTES 20000
@@ -89,11 +95,11 @@ parse_json (const char *text)
 }
 
 static char *
-write_model_as (const char *dir, const char *arch, gboolean sigmoid, guint n_layer,
-                guint n_expert, guint n_used)
+write_model_as (const char *dir, const char *arch, gboolean sigmoid, gboolean yarn,
+                guint n_layer, guint n_expert, guint n_used)
 {
-  char *path = g_strdup_printf ("%s/%s%s-%u-%u.gguf", dir, arch, sigmoid ? "-sigmoid" : "",
-                                n_expert, n_used);
+  char *path = g_strdup_printf ("%s/%s%s%s-%u-%u.gguf", dir, arch, sigmoid ? "-sigmoid" : "",
+                                yarn ? "-yarn" : "", n_expert, n_used);
   g_autoptr(GError) error = NULL;
   QbDemoModelSpec spec;
 
@@ -104,6 +110,7 @@ write_model_as (const char *dir, const char *arch, gboolean sigmoid, guint n_lay
   spec.n_expert = n_expert;
   spec.n_expert_used = n_used;
   spec.sigmoid = sigmoid;
+  spec.yarn = yarn;
   g_assert_true (qb_demo_model_write (&spec, path, NULL, NULL, &error));
   g_assert_no_error (error);
   return path;
@@ -112,7 +119,7 @@ write_model_as (const char *dir, const char *arch, gboolean sigmoid, guint n_lay
 static char *
 write_model (const char *dir, const char *arch, guint n_layer, guint n_expert, guint n_used)
 {
-  return write_model_as (dir, arch, FALSE, n_layer, n_expert, n_used);
+  return write_model_as (dir, arch, FALSE, FALSE, n_layer, n_expert, n_used);
 }
 
 static double
@@ -158,7 +165,7 @@ check_llama_cpp (gconstpointer data)
   g_assert_true (g_file_get_contents (whole, &contents, &len, &error));
   g_assert_cmpuint (len, >=, TEXT_BYTES);
   g_assert_true (g_file_set_contents (text, contents, TEXT_BYTES, &error));
-  model = write_model_as (dir, ref->arch, ref->sigmoid, 0, 0, 0);
+  model = write_model_as (dir, ref->arch, ref->sigmoid, ref->yarn, 0, 0, 0);
   if (qb_test_quantbench_path () == NULL)
     return;
 
@@ -1148,10 +1155,11 @@ test_sensitivity_floor (gconstpointer data)
 
 /* ---- Hugging Face checkpoints with one matrix per expert --------------- */
 
-/* The Hugging Face name of a GGUF tensor of a Mixtral-style (mixtral) or
- * Qwen2-MoE (qwen) model; expert e of a 3-D tensor. */
+/* The Hugging Face name of a GGUF tensor of a Mixtral-style (mixtral),
+ * Qwen2-MoE or DeepSeek (deepseek: latent attention, dense FFNs, plural
+ * shared experts, the selection bias) model; expert e of a 3-D tensor. */
 static char *
-hf_moe_name (const QbTensor *t, gboolean mixtral, guint e)
+hf_moe_name (const QbTensor *t, gboolean mixtral, gboolean deepseek, guint e)
 {
   static const char *const attn[][2] = {
     { "attn_norm", "input_layernorm" }, { "ffn_norm", "post_attention_layernorm" },
@@ -1159,6 +1167,10 @@ hf_moe_name (const QbTensor *t, gboolean mixtral, guint e)
     { "attn_v", "self_attn.v_proj" }, { "attn_output", "self_attn.o_proj" },
     { "ffn_gate_shexp", "mlp.shared_expert.gate_proj" }, { "ffn_up_shexp", "mlp.shared_expert.up_proj" },
     { "ffn_down_shexp", "mlp.shared_expert.down_proj" }, { "ffn_gate_inp_shexp", "mlp.shared_expert_gate" },
+    { "attn_q_a", "self_attn.q_a_proj" }, { "attn_q_a_norm", "self_attn.q_a_layernorm" },
+    { "attn_q_b", "self_attn.q_b_proj" }, { "attn_kv_a_mqa", "self_attn.kv_a_proj_with_mqa" },
+    { "attn_kv_a_norm", "self_attn.kv_a_layernorm" }, { "attn_kv_b", "self_attn.kv_b_proj" },
+    { "ffn_gate", "mlp.gate_proj" }, { "ffn_up", "mlp.up_proj" }, { "ffn_down", "mlp.down_proj" },
   };
   static const char *const experts[][3] = {   /* GGUF, Mixtral, Qwen2-MoE */
     { "ffn_gate_exps", "w1", "gate_proj" }, { "ffn_up_exps", "w3", "up_proj" },
@@ -1173,6 +1185,12 @@ hf_moe_name (const QbTensor *t, gboolean mixtral, guint e)
   if (strcmp (parts[2], "ffn_gate_inp") == 0)
     return g_strdup_printf ("model.layers.%d.%s.weight", t->layer,
                             mixtral ? "block_sparse_moe.gate" : "mlp.gate");
+  if (strcmp (parts[2], "exp_probs_b") == 0)
+    return g_strdup_printf ("model.layers.%d.mlp.gate.e_score_correction_bias", t->layer);
+  if (deepseek && g_str_has_suffix (parts[2], "_shexp"))
+    return g_strdup_printf ("model.layers.%d.mlp.shared_experts.%.*s_proj.weight", t->layer,
+                            (int) (strlen (parts[2]) - strlen ("_shexp") - strlen ("ffn_")),
+                            parts[2] + strlen ("ffn_"));
   for (gsize i = 0; i < G_N_ELEMENTS (experts); i++)
     if (strcmp (parts[2], experts[i][0]) == 0)
       return g_strdup_printf ("model.layers.%d.%s.%u.%s.weight", t->layer,
@@ -1199,13 +1217,61 @@ unpermute_rows (float *w, gint64 n_rows, gint64 n_cols, guint head_dim)
     }
 }
 
+/* config.json of a DeepSeek demo model: V2 (softmax) or V3 (sigmoid,
+ * noaux_tc) routing as its GGUF says. */
+static char *
+hf_deepseek_config (QbModel *model)
+{
+  const QbArchInfo *a = qb_model_get_arch (model);
+  QbGguf *g = qb_model_get_gguf (model);
+  guint64 qr = 0, kvr = 0, dk = 0, dv = 0, rot = 0, gating = 0, groups = 1, used = 1;
+  double scale = 1, factor = 0;
+  gboolean norm = FALSE;
+  g_autofree char *yarn = NULL;
+
+  qb_gguf_get_uint (g, "deepseek2.attention.q_lora_rank", &qr);
+  qb_gguf_get_uint (g, "deepseek2.attention.kv_lora_rank", &kvr);
+  qb_gguf_get_uint (g, "deepseek2.attention.key_length", &dk);
+  qb_gguf_get_uint (g, "deepseek2.attention.value_length", &dv);
+  qb_gguf_get_uint (g, "deepseek2.rope.dimension_count", &rot);
+  qb_gguf_get_uint (g, "deepseek2.expert_gating_func", &gating);
+  qb_gguf_get_uint (g, "deepseek2.expert_group_count", &groups);
+  qb_gguf_get_uint (g, "deepseek2.expert_group_used_count", &used);
+  qb_gguf_get_double (g, "deepseek2.expert_weights_scale", &scale);
+  qb_gguf_get_bool (g, "deepseek2.expert_weights_norm", &norm);
+  /* YaRN as DeepSeek-V2's config.json gives it (GGUF's log multiplier is
+   * 0.1 × mscale_all_dim). */
+  if (qb_gguf_get_double (g, "deepseek2.rope.scaling.factor", &factor))
+    yarn = g_strdup_printf (",\"rope_scaling\":{\"type\":\"yarn\",\"factor\":%g,"
+                            "\"original_max_position_embeddings\":%u,\"mscale\":0.707,"
+                            "\"mscale_all_dim\":0.707,\"beta_fast\":32,\"beta_slow\":1}",
+                            factor, a->n_ctx / 4);
+  return g_strdup_printf (
+    "{\"model_type\":\"%s\",\"hidden_size\":%u,\"num_attention_heads\":%u,"
+    "\"num_key_value_heads\":%u,\"num_hidden_layers\":%u,\"intermediate_size\":%u,"
+    "\"vocab_size\":%u,\"rms_norm_eps\":%g,\"rope_theta\":%g,\"max_position_embeddings\":%u,"
+    "\"tie_word_embeddings\":false,\"n_routed_experts\":%u,\"num_experts_per_tok\":%u,"
+    "\"moe_intermediate_size\":%u,\"n_shared_experts\":%u,\"first_k_dense_replace\":1,"
+    "\"moe_layer_freq\":1,\"q_lora_rank\":%u,\"kv_lora_rank\":%u,\"qk_nope_head_dim\":%u,"
+    "\"qk_rope_head_dim\":%u,\"v_head_dim\":%u,\"routed_scaling_factor\":%g,"
+    "\"norm_topk_prob\":%s,\"scoring_func\":\"%s\",\"topk_method\":\"%s\",\"n_group\":%u,"
+    "\"topk_group\":%u%s}",
+    gating == 2 ? "deepseek_v3" : "deepseek_v2", a->n_embd, a->n_head, a->n_head_kv, a->n_layer,
+    a->n_ff, a->n_vocab, a->rms_eps, a->rope_freq_base, a->n_ctx, a->n_expert, a->n_expert_used,
+    a->n_ff_exp, a->n_ff_shexp / a->n_ff_exp, (guint) qr, (guint) kvr, (guint) (dk - rot),
+    (guint) rot, (guint) dv, scale, norm ? "true" : "false", gating == 2 ? "sigmoid" : "softmax",
+    gating == 2 ? "noaux_tc" : groups > 1 ? "group_limited_greedy" : "greedy", (guint) groups,
+    (guint) used, yarn ? yarn : "");
+}
+
 /* The GGUF demo model as a Hugging Face folder: model.safetensors with
  * one matrix per expert, and config.json. */
 static char *
 write_hf_moe (const char *parent, QbModel *model, gboolean mixtral)
 {
   const QbArchInfo *a = qb_model_get_arch (model);
-  char *dir = g_build_filename (parent, mixtral ? "hf-mixtral" : "hf-qwen2moe", NULL);
+  gboolean deepseek = strcmp (a->family, "deepseek2") == 0;
+  char *dir = g_build_filename (parent, mixtral ? "hf-mixtral" : deepseek ? "hf-deepseek" : "hf-qwen2moe", NULL);
   g_autofree char *st_path = g_build_filename (dir, "model.safetensors", NULL);
   g_autofree char *cfg_path = g_build_filename (dir, "config.json", NULL);
   g_autofree char *config = NULL;
@@ -1225,7 +1291,7 @@ write_hf_moe (const char *parent, QbModel *model, gboolean mixtral)
         unpermute_rows (v, rows, t->ne[0], a->head_dim);
       for (guint e = 0; e < n_mats; e++)
         {
-          g_autofree char *name = hf_moe_name (t, mixtral, e);
+          g_autofree char *name = hf_moe_name (t, mixtral, deepseek, e);
           gint64 shape[2] = { t->n_dims == 1 && t->role != QB_ROLE_FFN_GATE_INP_SHEXP ? t->ne[0] : rows,
                               t->ne[0] };
 
@@ -1234,7 +1300,7 @@ write_hf_moe (const char *parent, QbModel *model, gboolean mixtral)
         }
     }
   qb_test_safetensors_write (st, st_path);
-  config = g_strdup_printf (
+  config = deepseek ? hf_deepseek_config (model) : g_strdup_printf (
     "{\"model_type\":\"%s\",\"hidden_size\":%u,\"num_attention_heads\":%u,"
     "\"num_key_value_heads\":%u,\"num_hidden_layers\":%u,\"intermediate_size\":%u,"
     "\"vocab_size\":%u,\"rms_norm_eps\":%g,\"rope_theta\":%g,\"max_position_embeddings\":%u,"
@@ -1259,7 +1325,10 @@ test_safetensors_experts (gconstpointer data)
   const char *arch = data;
   gboolean mixtral = strcmp (arch, "mixtral") == 0;
   g_autofree char *dir = qb_test_tmpdir ();
-  g_autofree char *path = write_model (dir, arch, 2, 4, 2);
+  gboolean sigmoid = strcmp (arch, "deepseek2-sigmoid") == 0;
+  gboolean yarn = strcmp (arch, "deepseek2-yarn") == 0;
+  gboolean deepseek = g_str_has_prefix (arch, "deepseek2");
+  g_autofree char *path = write_model_as (dir, deepseek ? "deepseek2" : arch, sigmoid, yarn, 2, 4, 2);
   g_autoptr(GError) error = NULL;
   g_autoptr(QbModel) gguf = qb_model_open (path, &error);
   g_autoptr(QbModel) hf = NULL;
@@ -1286,6 +1355,14 @@ test_safetensors_experts (gconstpointer data)
   qb_llama_set_threads (b, 2);
   g_assert_cmpuint (qb_llama_get_params (b)->n_expert, ==, 4);
   g_assert_cmpint (qb_llama_get_params (b)->moe_norm_topk, ==, qb_llama_get_params (a)->moe_norm_topk);
+  g_assert_cmpint (qb_llama_get_params (b)->moe_gating, ==, qb_llama_get_params (a)->moe_gating);
+  g_assert_cmpfloat (qb_llama_get_params (b)->expert_weights_scale, ==,
+                     qb_llama_get_params (a)->expert_weights_scale);
+  g_assert_cmpuint (qb_llama_get_params (b)->kv_lora_rank, ==, qb_llama_get_params (a)->kv_lora_rank);
+  g_assert_cmpfloat (qb_llama_get_params (b)->rope_yarn, ==, yarn ? 1 : 0);
+  g_assert_cmpfloat (qb_llama_get_params (b)->attn_scale, ==, qb_llama_get_params (a)->attn_scale);
+  g_assert_cmpuint (qb_llama_get_params (b)->n_layer_dense_lead, ==,
+                    qb_llama_get_params (a)->n_layer_dense_lead);
 
   worst = largest_logit_difference (a, b, 48);
   g_test_message ("%s: one matrix per expert against 3-D tensors: largest logit difference %.3g",
@@ -1330,6 +1407,43 @@ preset_format (QbModel *model, const char *preset, const char *name)
   g_assert_nonnull (qb_model_find_tensor (model, name, &index));
   c = &res->choices[index];
   return c->format ? c->format->name : "keep";
+}
+
+/* DeepSeek (8 layers, the first dense, 8 experts): llama-quantize gives
+ * the latent attention's matrices the base type (attn_kv_b only counts as
+ * an attn_v), the ffn_down bumps to the dense ffn_down and the experts'
+ * alike, and the 8-expert attn_output rule.  Checked by hand: 9 presets
+ * (Q2_K, Q3_K_S/M/L, Q4_K_S/M, Q5_K_S/M, Q6_K) of `demo-model --arch
+ * deepseek2 --layers 8` through llama-quantize and through Quantbench
+ * give every one of the 128 tensors the same type. */
+static void
+test_presets_deepseek (const char *dir, const gboolean *more_bits)
+{
+  g_autofree char *path = write_model (dir, "deepseek2", 8, 8, 2);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(QbModel) ds = qb_model_open (path, &error);
+  static const char *const latent[] = { "attn_q_a", "attn_q_b", "attn_kv_a_mqa", "attn_kv_b" };
+  char name[64];
+
+  g_assert_no_error (error);
+  g_assert_cmpstr (preset_format (ds, "Q4_K_M", "blk.0.ffn_down.weight"), ==, "Q6_K");
+  for (guint i = 1; i < 8; i++)
+    {
+      g_snprintf (name, sizeof name, "blk.%u.ffn_down_exps.weight", i);
+      g_assert_cmpstr (preset_format (ds, "Q4_K_M", name), ==, more_bits[i] ? "Q6_K" : "Q4_K");
+      g_snprintf (name, sizeof name, "blk.%u.ffn_down_shexp.weight", i);
+      g_assert_cmpstr (preset_format (ds, "Q4_K_M", name), ==, more_bits[i] ? "Q6_K" : "Q4_K");
+      g_snprintf (name, sizeof name, "blk.%u.ffn_gate_inp.weight", i);
+      g_assert_cmpstr (preset_format (ds, "Q4_K_M", name), ==, "keep");
+    }
+  for (gsize j = 0; j < G_N_ELEMENTS (latent); j++)
+    {
+      g_snprintf (name, sizeof name, "blk.2.%s.weight", latent[j]);
+      g_assert_cmpstr (preset_format (ds, "Q4_K_M", name), ==, "Q4_K");
+      g_assert_cmpstr (preset_format (ds, "Q3_K_M", name), ==, "Q3_K");
+    }
+  g_assert_cmpstr (preset_format (ds, "Q4_K_M", "blk.2.attn_kv_a_norm.weight"), ==, "keep");
+  g_assert_cmpstr (preset_format (ds, "Q4_K_M", "blk.2.attn_output.weight"), ==, "Q5_K");
 }
 
 /* GPTQ on a mixture: the expert tensors are rounded instead, each a
@@ -1420,6 +1534,7 @@ test_presets (void)
   g_assert_cmpstr (preset_format (qw, "Q4_K_M", "blk.0.attn_v.weight"), ==, "Q6_K");
   g_assert_cmpstr (preset_format (qw, "Q3_K_L", "blk.1.attn_output.weight"), ==, "Q5_K");
   g_assert_cmpstr (preset_format (qw, "Q3_K_M", "blk.0.ffn_down_shexp.weight"), ==, "Q4_K");
+  test_presets_deepseek (dir, more_bits);
 }
 
 /* A DeepSeek-V3-style model (sigmoid, bias) with its 8 experts in 4
@@ -1500,5 +1615,10 @@ main (int argc, char **argv)
   g_test_add_func ("/plan-moe/gptq-experts", test_gptq_experts_fallback);
   g_test_add_data_func ("/eval-moe/safetensors/mixtral", "mixtral", test_safetensors_experts);
   g_test_add_data_func ("/eval-moe/safetensors/qwen2moe", "qwen2moe", test_safetensors_experts);
+  g_test_add_data_func ("/eval-moe/safetensors/deepseek2", "deepseek2", test_safetensors_experts);
+  g_test_add_data_func ("/eval-moe/safetensors/deepseek2-sigmoid", "deepseek2-sigmoid",
+                        test_safetensors_experts);
+  g_test_add_data_func ("/eval-moe/safetensors/deepseek2-yarn", "deepseek2-yarn",
+                        test_safetensors_experts);
   return g_test_run ();
 }

@@ -92,7 +92,16 @@ input_key (const QbTensor *t, gboolean tied)
   switch (t->role)
     {
     case QB_ROLE_ATTN_Q: case QB_ROLE_ATTN_K: case QB_ROLE_ATTN_V: case QB_ROLE_ATTN_QKV:
+    case QB_ROLE_ATTN_Q_A: case QB_ROLE_ATTN_KV_A_MQA:
       kind = "attn_in";
+      break;
+    /* Multi-head latent attention's second products read the normed
+     * low-rank Q and compressed KV. */
+    case QB_ROLE_ATTN_Q_B:
+      kind = "attn_q_b_in";
+      break;
+    case QB_ROLE_ATTN_KV_B:
+      kind = "attn_kv_b_in";
       break;
     case QB_ROLE_ATTN_OUTPUT:
       kind = "attn_output_in";

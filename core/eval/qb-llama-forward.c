@@ -506,15 +506,28 @@ fill_rows (float *y, const float *bias, gint64 n_rows, gint64 n)
     memcpy (y + r * n, bias, sizeof (float) * n);
 }
 
+/* YaRN's share of the original frequency for pair i0 / 2 (ggml's
+ * rope_yarn_ramp). */
+static float
+yarn_ramp (const float corr[2], guint i0)
+{
+  float y = ((float) (i0 / 2) - corr[0]) / MAX (0.001f, corr[1] - corr[0]);
+
+  return 1 - MIN (1, MAX (0, y));
+}
+
 /* cos/sin of every (position, pair) into table, as ggml_rope_cache_init
- * (mscale: its attn_factor, which scales both). */
+ * (mscale: its attn_factor, which scales both; yarn: its ext_factor). */
 static void
 rope_cache_fill (QbLlama *llama, float *table, guint n_tokens, float base, float freq_scale,
-                 const float *factors, float mscale)
+                 const float *factors, float mscale, float yarn)
 {
   const QbLlamaParams *p = &llama->p;
   float theta_scale = powf (base, -2.0f / p->n_rot);
 
+  /* YaRN's magnitude correction (DeepSeek's mscale divides it out). */
+  if (yarn != 0)
+    mscale *= 1.0f + 0.1f * logf (1.0f / freq_scale);
   for (guint t = 0; t < n_tokens; t++)
     {
       float *c = table + (gsize) t * p->n_rot;
@@ -525,6 +538,11 @@ rope_cache_fill (QbLlama *llama, float *table, guint n_tokens, float base, float
           float ff = factors ? factors[i0 / 2] : 1.0f;
           float angle = freq_scale * (theta / ff);
 
+          if (yarn != 0)
+            {
+              float mix = yarn_ramp (p->rope_yarn_corr, i0) * yarn;
+              angle = angle * (1 - mix) + (theta / ff) * mix;
+            }
           c[i0] = cosf (angle) * mscale;
           c[i0 + 1] = sinf (angle) * mscale;
           theta *= theta_scale;
@@ -544,9 +562,9 @@ rope_cache (QbLlama *llama, guint n_tokens)
                          ? llama->rope_factors_long : llama->rope_factors;
 
   rope_cache_fill (llama, llama->s.rope, n_tokens, p->rope_base, p->rope_freq_scale,
-                   factors, p->rope_attn_factor);
+                   factors, p->rope_attn_factor, p->rope_yarn);
   if (llama->s.rope_local != NULL)
-    rope_cache_fill (llama, llama->s.rope_local, n_tokens, p->rope_base_local, 1.0f, NULL, 1.0f);
+    rope_cache_fill (llama, llama->s.rope_local, n_tokens, p->rope_base_local, 1.0f, NULL, 1.0f, 0);
 }
 
 /* Rotates the first n_rot values of every head of x (n_tokens rows of

@@ -130,6 +130,9 @@ struct _QbLlama {
   QbLlamaAccum     *accum;      /* activation statistics on the device, or NULL */
   gboolean          device_told; /* said once why the device declined this model */
   gboolean          family_override;  /* qb_llama_new_as: unused tensors are ignored */
+  /* YaRN while loading: its betas (the correction range) and DeepSeek's
+   * attention mscale, attn_factor · (1 + log_mul · ln (1 / freq_scale)). */
+  float             yarn_beta_fast, yarn_beta_slow, yarn_log_mul, yarn_attn;
 };
 
 /* Rows [row, row + n) of w as floats: a pointer into the weight when it can

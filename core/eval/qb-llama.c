@@ -646,6 +646,36 @@ hf_longrope (QbLlama *llama, JsonObject *rs, GError **error)
   return TRUE;
 }
 
+/* DeepSeek's YaRN as its modeling code and convert_hf_to_gguf read it:
+ * the attention mscale from mscale_all_dim (cos/sin scaled by
+ * mscale / mscale_all_dim, which must be 1). */
+static gboolean
+hf_yarn (QbLlama *llama, JsonObject *rs, GError **error)
+{
+  JsonObject *config = hf_text_config (llama);
+  double factor = json_number (rs, "factor", 0);
+  double orig = json_number (rs, "original_max_position_embeddings",
+                             json_number (config, "max_position_embeddings", 0));
+  double mscale = json_number (rs, "mscale", 1), all_dim = json_number (rs, "mscale_all_dim", 0);
+
+  if (!(factor >= 1 && factor <= 1e4) || !(orig >= 1 && orig <= G_MAXUINT32))
+    return invalid (error, llama, "config.json rope_scaling: YaRN factor %g or original context %g "
+                    "out of range", factor, orig);
+  if (mscale != all_dim && all_dim != 0)
+    return invalid (error, llama, "config.json rope_scaling: mscale %g differs from mscale_all_dim "
+                    "%g (cos/sin scaled by their ratio is not supported)", mscale, all_dim);
+  llama->p.rope_freq_scale = (float) (1.0 / factor);
+  llama->p.rope_yarn = 1.0f;
+  llama->p.n_ctx_orig = (guint) orig;
+  llama->yarn_beta_fast = (float) json_number (rs, "beta_fast", 32);
+  llama->yarn_beta_slow = (float) json_number (rs, "beta_slow", 1);
+  llama->yarn_log_mul = (float) (0.1 * all_dim);
+  if (!(llama->yarn_beta_fast > 0 && llama->yarn_beta_slow > 0 && llama->yarn_beta_fast < 1e6
+        && llama->yarn_beta_slow < 1e6))
+    return invalid (error, llama, "config.json rope_scaling: YaRN betas out of range");
+  return TRUE;
+}
+
 static gboolean
 hf_rope_scaling (QbLlama *llama, GError **error)
 {
@@ -665,6 +695,8 @@ hf_rope_scaling (QbLlama *llama, GError **error)
     llama3_factors (llama, rs);
   else if (g_strcmp0 (type, "longrope") == 0 || g_strcmp0 (type, "su") == 0)
     return hf_longrope (llama, rs, error);
+  else if (g_strcmp0 (type, "yarn") == 0 && llama->p.family->mla)
+    return hf_yarn (llama, rs, error);
   else if (g_strcmp0 (type, "default") != 0)
     {
       g_set_error (error, QB_LLAMA_ERROR, QB_LLAMA_ERROR_UNSUPPORTED,
@@ -677,6 +709,8 @@ hf_rope_scaling (QbLlama *llama, GError **error)
     }
   return TRUE;
 }
+
+static double gguf_value (QbLlama *llama, const char *suffix, double fallback);
 
 static gboolean
 gguf_rope (QbLlama *llama, GError **error)
@@ -706,6 +740,16 @@ gguf_rope (QbLlama *llama, GError **error)
     }
   if (qb_gguf_get_uint (g, k_orig, &orig) && orig > 0 && orig <= G_MAXUINT32)
     llama->p.n_ctx_orig = (guint) orig;
+  if (type != NULL && strcmp (type, "yarn") == 0 && llama->p.family->mla)
+    {
+      /* llama.cpp's: betas 32 and 1 (GGUF has no keys for them). */
+      if (!qb_gguf_get_double (g, k_factor, &factor) || !(factor >= 1 && factor <= 1e4))
+        return invalid (error, llama, "YaRN needs %s from 1 to 10000", k_factor);
+      llama->p.rope_freq_scale = (float) (1.0 / factor);
+      llama->p.rope_yarn = 1.0f;
+      llama->yarn_log_mul = (float) gguf_value (llama, "rope.scaling.yarn_log_multiplier", 0);
+      return TRUE;
+    }
   if (type != NULL && strcmp (type, "none") != 0)
     {
       if (strcmp (type, "linear") != 0)
@@ -809,6 +853,11 @@ read_family_params (QbLlama *llama, gboolean gguf, GError **error)
     return invalid (error, llama, "soft-capping, sliding window, query scale or RoPE out of range");
   p->swa_window = (guint) window;
   p->attn_scale = (float) (1.0 / sqrt (scalar));
+  if (p->kv_lora_rank > 0)
+    {
+      float mscale = llama->yarn_attn * (1.0f + llama->yarn_log_mul * logf (1.0f / p->rope_freq_scale));
+      p->attn_scale = 1.0f * mscale * mscale / sqrtf ((float) p->head_dim);
+    }
   choose_sliding_layers (llama, hf);
   return TRUE;
 }
@@ -940,6 +989,33 @@ read_routing_params (QbLlama *llama, gboolean gguf, GError **error)
   return TRUE;
 }
 
+/* The pair of ggml_rope_yarn_corr_dim: where a frequency turns
+ * beta times over the original context. */
+static float
+yarn_corr_dim (guint n_dims, guint n_ctx_orig, float beta, float base)
+{
+  return n_dims * logf ((float) n_ctx_orig / (beta * 2 * (float) G_PI)) / (2 * logf (base));
+}
+
+/* llama.cpp's build_deepseek2 scales: cos/sin by 1 / (1 + 0.1 ln (1 / s))
+ * (YaRN's own correction multiplies it back), Q·K by mscale² with
+ * mscale = attn_factor · (1 + log_mul · ln (1 / s)). */
+static void
+yarn_latent (QbLlama *llama)
+{
+  QbLlamaParams *p = &llama->p;
+  float start, end;
+
+  llama->yarn_attn = p->rope_attn_factor;
+  p->rope_attn_factor = 1.0f / (1.0f + 0.1f * logf (1.0f / p->rope_freq_scale));
+  if (p->rope_yarn == 0)
+    return;
+  start = floorf (yarn_corr_dim (p->n_rot, p->n_ctx_orig, llama->yarn_beta_fast, p->rope_base));
+  end = ceilf (yarn_corr_dim (p->n_rot, p->n_ctx_orig, llama->yarn_beta_slow, p->rope_base));
+  p->rope_yarn_corr[0] = MAX (0, start);
+  p->rope_yarn_corr[1] = MIN ((float) p->n_rot - 1, end);
+}
+
 /* Multi-head latent attention's sizes: GGUF's key and value lengths and
  * RoPE dimension, or config.json's head dims. */
 static gboolean
@@ -976,6 +1052,7 @@ read_latent_params (QbLlama *llama, gboolean gguf, GError **error)
   if (p->n_head_kv != p->n_head)
     return invalid (error, llama, "%u KV heads for %u heads: multi-head latent attention expands "
                     "K and V for every head", p->n_head_kv, p->n_head);
+  yarn_latent (llama);
   return TRUE;
 }
 
@@ -1145,6 +1222,8 @@ qb_llama_new_as (QbModel *model, const QbFamily *family, GError **error)
   llama->family_override = family != NULL;
   llama->mode = QB_DEQUANT_ROWS;
   llama->act_expert = -1;
+  llama->yarn_beta_fast = 32.0f;
+  llama->yarn_beta_slow = 1.0f;
   if (!read_params (llama, error))
     return NULL;
   if (!find_tensors (llama, &rope, error) || !check_model (llama, error)

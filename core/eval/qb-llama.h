@@ -86,6 +86,13 @@ typedef struct {
    * scaled by rope_attn_factor (1 otherwise). */
   guint        n_ctx_orig;
   float        rope_attn_factor;
+  /* YaRN (DeepSeek-V2/V3's long context, ggml's rope_yarn): rope_yarn 1,
+   * each pair's frequency a blend of the interpolated one (×
+   * rope_freq_scale) and the original, by a ramp between pairs
+   * rope_yarn_corr[0] and [1] (from n_ctx_orig); 0: no YaRN.  The
+   * attention scale carries YaRN's mscale², cos/sin are not scaled. */
+  float        rope_yarn;
+  float        rope_yarn_corr[2];
   QbRopeStyle  rope_style;
   gboolean     qkv_bias;
   gboolean     tied_output;    /* output matrix is token_embd */

@@ -97,6 +97,24 @@ arch_is_moe (const QbDemoModelSpec *spec)
          || arch_is (spec, "deepseek2");
 }
 
+/* The layer count whose DeepSeek model comes closest to n_params (the
+ * dense sizes' count would give about twice the parameters); never 27,
+ * which llama.cpp takes for V2-Lite (no low-rank Q). */
+static void
+deepseek_fit_layers (gint64 n_params, QbDemoModelDims *d)
+{
+  QbDemoModelDims t = *d;
+  gint64 two, three;
+
+  t.n_layer = 2;
+  two = qb_demo_model_count_params (&t);
+  t.n_layer = 3;
+  three = qb_demo_model_count_params (&t);
+  d->n_layer = (guint) CLAMP ((n_params - two + (three - two) / 2) / (three - two) + 2, 2, 1000);
+  if (d->n_layer == 27)
+    d->n_layer = 26;
+}
+
 /* A mixture of experts of the same width: n_expert experts of a third of
  * the dense FFN (at least 256, so every format fits), a shared expert as
  * wide as the dense FFN for Qwen2-MoE. */
@@ -128,11 +146,15 @@ qb_demo_model_spec_dims (const QbDemoModelSpec *spec, QbDemoModelDims *d)
       d->head_v = hd;
       d->n_rot = hd / 2;
       d->kv_lora_rank = MAX (256, d->n_embd / 4 / 256 * 256);
-      /* llama.cpp takes a 27-layer deepseek2 for V2-Lite, whose Q has no
-       * low-rank pair. */
-      d->q_lora_rank = d->n_layer == 27 ? 0 : MAX (256, d->n_embd * 3 / 4 / 256 * 256);
       d->n_dense_lead = MIN (1, d->n_layer);
       d->n_ff_shexp = d->n_ff_exp;
+      d->q_lora_rank = MAX (256, d->n_embd * 3 / 4 / 256 * 256);
+      if (spec->n_params > 0 && spec->n_layer == 0)
+        deepseek_fit_layers (spec->n_params, d);
+      /* llama.cpp takes a 27-layer deepseek2 for V2-Lite, whose Q has no
+       * low-rank pair. */
+      if (d->n_layer == 27)
+        d->q_lora_rank = 0;
     }
 }
 
@@ -773,6 +795,12 @@ set_deepseek_metadata (Gen *g)
   qb_gguf_writer_set_uint32 (w, "deepseek2.expert_gating_func", g->spec.sigmoid ? 2 : 1);
   /* llama.cpp requires it; it acts only with YaRN. */
   qb_gguf_writer_set_float32 (w, "deepseek2.rope.scaling.yarn_log_multiplier", 0.0707f);
+  if (g->spec.yarn)
+    {
+      qb_gguf_writer_set_string (w, "deepseek2.rope.scaling.type", "yarn");
+      qb_gguf_writer_set_float32 (w, "deepseek2.rope.scaling.factor", 4.0f);
+      qb_gguf_writer_set_uint32 (w, "deepseek2.rope.scaling.original_context_length", d->n_ctx / 4);
+    }
   if (g->spec.n_group > 1)
     {
       qb_gguf_writer_set_uint32 (w, "deepseek2.expert_group_count", g->spec.n_group);
@@ -894,10 +922,10 @@ qb_demo_model_write (const QbDemoModelSpec *spec, const char *path, QbWorkers *w
   qb_demo_model_spec_dims (spec, &g.dims);
   if (!arch_is_moe (spec) && qb_family_lookup (spec->arch) != NULL && !arch_is (spec, "llama"))
     g.family = qb_family_lookup (spec->arch);
-  if ((spec->sigmoid || spec->n_group > 1) && !arch_is (spec, "deepseek2"))
+  if ((spec->sigmoid || spec->n_group > 1 || spec->yarn) && !arch_is (spec, "deepseek2"))
     {
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                   "demo model: sigmoid and grouped routing are for the deepseek2 family only");
+                   "demo model: sigmoid and grouped routing and YaRN are for the deepseek2 family only");
       return FALSE;
     }
   if (spec->longrope && !arch_is (spec, "phi3"))

@@ -63,6 +63,9 @@ typedef struct {
   gboolean    sigmoid;
   guint       n_group;
   guint       topk_group;
+  /* deepseek2 only: YaRN RoPE scaling as DeepSeek-V2/V3 carry it (factor
+   * 4 over an original context of n_ctx / 4, log multiplier 0.0707). */
+  gboolean    yarn;
 } QbDemoModelSpec;
 
 typedef struct {

@@ -102,6 +102,10 @@ qb_sensitivity_is_quantizable (const QbTensor *t)
     case QB_ROLE_ATTN_K:
     case QB_ROLE_ATTN_V:
     case QB_ROLE_ATTN_OUTPUT:
+    case QB_ROLE_ATTN_Q_A:
+    case QB_ROLE_ATTN_Q_B:
+    case QB_ROLE_ATTN_KV_A_MQA:
+    case QB_ROLE_ATTN_KV_B:
     case QB_ROLE_FFN_GATE:
     case QB_ROLE_FFN_UP:
     case QB_ROLE_FFN_DOWN:
