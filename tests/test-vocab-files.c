@@ -73,7 +73,8 @@ ids_text (const GArray *ids)
 static gboolean
 same_ids (const GArray *a, const GArray *b)
 {
-  return a->len == b->len && memcmp (a->data, b->data, a->len * sizeof (gint32)) == 0;
+  /* An empty GArray may have no data at all: no memcmp on it. */
+  return a->len == b->len && (a->len == 0 || memcmp (a->data, b->data, a->len * sizeof (gint32)) == 0);
 }
 
 /* The .inp inputs against the .out ids. */
