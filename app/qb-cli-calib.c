@@ -41,6 +41,9 @@ qb_cli_calib_add_entries (GOptionContext *context, QbCliCalibOptions *o)
     { "calib-random", 0, 0, G_OPTION_ARG_CALLBACK, (gpointer) parse_seed,
       "Draw the chunks at random with this seed (default: in order)", "SEED" },
     { "calib-skip", 0, 0, G_OPTION_ARG_INT, &o->skip, "Leave out the first N chunks (e.g. kept for evaluation)", "N" },
+    { "calib-expert-gram-max", 0, 0, G_OPTION_ARG_DOUBLE, &o->expert_gram_max_gib,
+      "Most GiB of XᵀX per expert (GPTQ on expert tensors) to collect in all; above, the expert "
+      "tensors are rounded (default 16)", "GIB" },
     { "calib-gram-all", 0, 0, G_OPTION_ARG_NONE, &o->gram_all,
       "XᵀX of every layer's input, for the exact output error of every tensor", NULL },
     { "process-output", 0, 0, G_OPTION_ARG_NONE, &o->process_output,
@@ -118,7 +121,7 @@ static void
 print_calibration_set (QbCalibration *calib, const QbStatsOptions *so, gpointer data)
 {
   CalibRun *run = data;
-  guint64 largest = 0, gram_bytes;
+  guint64 largest = 0, experts = 0, gram_bytes;
 
   if (run->quiet)
     return;
@@ -127,12 +130,22 @@ print_calibration_set (QbCalibration *calib, const QbStatsOptions *so, gpointer 
            qb_calibration_get_n_ctx (calib),
            qb_calibration_get_random (calib) ? "random" : "in order",
            qb_calibration_get_from_cache (calib) ? ", tokens cached" : "");
-  gram_bytes = qb_activation_stats_gram_bytes (run->model, so->gram_tensors, &largest);
+  gram_bytes = qb_activation_stats_gram_bytes (run->model, so->gram_tensors, &largest, &experts);
   if (gram_bytes > 0)
     {
       g_autofree char *t = g_format_size_full (gram_bytes, G_FORMAT_SIZE_IEC_UNITS);
       g_autofree char *l = g_format_size_full (largest, G_FORMAT_SIZE_IEC_UNITS);
       fprintf (stderr, "calibration: XᵀX for GPTQ: %s in all, %s the largest\n", t, l);
+    }
+  if (experts > 0)
+    {
+      guint64 limit = so->max_expert_gram_bytes ? so->max_expert_gram_bytes
+                                                : QB_STATS_DEFAULT_EXPERT_GRAM_BYTES;
+      g_autofree char *e = g_format_size_full (experts, G_FORMAT_SIZE_IEC_UNITS);
+      g_autofree char *l = g_format_size_full (limit, G_FORMAT_SIZE_IEC_UNITS);
+      fprintf (stderr, "calibration: of which one XᵀX per expert: %s (limit %s, "
+               "--calib-expert-gram-max)%s\n", e, l,
+               experts > limit ? ": above it, the expert tensors are rounded" : "");
     }
 }
 
@@ -165,6 +178,7 @@ qb_cli_calib_compute (QbModel *model, QbPlan *plan, const QbCliCalibOptions *o, 
   co.expect_hash = o->expect_hash;
   qb_stats_options_init (&so);
   so.gram_all = o->gram_all;
+  so.max_expert_gram_bytes = (guint64) (MAX (o->expert_gram_max_gib, 0) * (double) (1 << 30));
 
   stats = qb_activation_stats_compute_for_plan_full (model, plan, (const char * const *) o->calib,
                                                      &co, &so, threads > 0 ? (guint) threads : 0,

@@ -18,6 +18,7 @@ typedef struct {
   gboolean   random;
   int        skip;
   gboolean   gram_all;
+  double     expert_gram_max_gib;  /* --calib-expert-gram-max; 0: the default */
   gboolean   process_output;
   gboolean   no_cache;
   char      *cache_dir;

@@ -182,6 +182,12 @@ qb_cli_plan_build (const QbCliPlanOptions *o, GError **error)
 void
 qb_cli_print_totals (const QbPlanResolution *res)
 {
+  qb_cli_print_run_totals (res, res->n_fallbacks);
+}
+
+void
+qb_cli_print_run_totals (const QbPlanResolution *res, guint n_fallbacks)
+{
   g_autofree char *orig = qb_cli_format_size (res->original_bytes);
   g_autofree char *quant = qb_cli_format_size (res->quantized_bytes);
 
@@ -189,7 +195,7 @@ qb_cli_print_totals (const QbPlanResolution *res)
           "%.2fx smaller, %u fallback%s\n",
           res->n_tensors, res->n_params, orig, quant, res->bpw,
           res->quantized_bytes ? (double) res->original_bytes / res->quantized_bytes : 0.0,
-          res->n_fallbacks, res->n_fallbacks == 1 ? "" : "s");
+          n_fallbacks, n_fallbacks == 1 ? "" : "s");
 }
 
 void

@@ -71,6 +71,10 @@ int       qb_cli_quantize_and_print (QbModel                    *model,
                                      const QbCliQuantizeOptions *options);
 
 void      qb_cli_print_totals       (const QbPlanResolution *res);
+/* The same with the run's count of fallbacks (the plan's and the ones the
+ * run itself made, such as expert tensors rounded without XᵀX per expert). */
+void      qb_cli_print_run_totals   (const QbPlanResolution *res,
+                                     guint                   n_fallbacks);
 void      qb_cli_print_fallbacks    (QbModel                *model,
                                      const QbPlanResolution *res);
 

@@ -44,10 +44,22 @@ typedef struct {
   JsonNode *fallbacks;       /* the plan's fallbacks (an array), once quantized */
 } EvalOptions;
 
+/* Why tensor i fell back: the run's result says it when there is a job
+ * (the plan's reason and the run's own, such as expert tensors rounded
+ * without XᵀX per expert), else the plan. */
+static const char *
+fallback_reason (const QbPlanResolution *res, QbJob *job, guint i)
+{
+  const QbTensorResult *r = job != NULL ? qb_job_get_result (job, i) : NULL;
+
+  return r != NULL ? r->fallback_reason : res->choices[i].fallback_reason;
+}
+
 /* What the evaluated weights really are: tensors the plan could not hold
- * in the format it asked for (a Q4_K plan on rows of 64 is a Q5_0/F16 mix). */
+ * in the format it asked for (a Q4_K plan on rows of 64 is a Q5_0/F16 mix),
+ * or that the run rounded instead of its method. */
 static JsonNode *
-fallbacks_json (QbModel *model, const QbPlanResolution *res)
+fallbacks_json (QbModel *model, const QbPlanResolution *res, QbJob *job)
 {
   g_autoptr(JsonBuilder) b = json_builder_new ();
 
@@ -55,13 +67,13 @@ fallbacks_json (QbModel *model, const QbPlanResolution *res)
   for (guint i = 0; i < res->n_tensors; i++)
     {
       const QbTensorChoice *c = &res->choices[i];
-      if (c->fallback_reason == NULL)
+      if (fallback_reason (res, job, i) == NULL)
         continue;
       json_builder_begin_object (b);
       qb_json_builder_add_string (b, "tensor", qb_model_get_tensor (model, i)->name);
       qb_json_builder_add_string (b, "requested", c->requested ? c->requested->name : NULL);
       qb_json_builder_add_string (b, "format", c->format ? c->format->name : NULL);
-      qb_json_builder_add_string (b, "reason", c->fallback_reason);
+      qb_json_builder_add_string (b, "reason", fallback_reason (res, job, i));
       json_builder_end_object (b);
     }
   json_builder_end_array (b);
@@ -163,14 +175,18 @@ quantize (QbModel *model, QbLlama *llama, QbPlan *plan, QbActivationStats *stats
   qb_cli_progress_end (&bar);
   if (job == NULL)
     return FALSE;
-  eo->fallbacks = fallbacks_json (model, qb_job_get_resolution (job));
+  eo->fallbacks = fallbacks_json (model, qb_job_get_resolution (job), job);
   if (!eo->json)
     {
       const QbPlanResolution *res = qb_job_get_resolution (job);
+      guint n = json_array_get_length (json_node_get_array (eo->fallbacks));
+
       printf ("plan:   %u tensors quantized, %.3f bits per weight, %.2f s, %u fallback%s\n",
-              n_taken, res->bpw, qb_job_get_seconds (job), res->n_fallbacks,
-              res->n_fallbacks == 1 ? "" : "s");
-      qb_cli_print_fallbacks (model, res);
+              n_taken, res->bpw, qb_job_get_seconds (job), n, n == 1 ? "" : "s");
+      for (guint i = 0; i < res->n_tensors; i++)
+        if (fallback_reason (res, job, i) != NULL)
+          printf ("  fallback: %s: %s\n", qb_model_get_tensor (model, i)->name,
+                  fallback_reason (res, job, i));
     }
   return TRUE;
 }
@@ -304,7 +320,7 @@ run_experiment (QbModel *model, EvalOptions *eo, GCancellable *cancellable)
       qb_experiment_eval_report_clear (&report);
       return qb_cli_fail_or_cancelled (error);
     }
-  fallbacks = report.resolution ? fallbacks_json (model, report.resolution) : NULL;
+  fallbacks = report.resolution ? fallbacks_json (model, report.resolution, NULL) : NULL;
   if (eo->json)
     print_json (&report.result, fallbacks);
   else

@@ -148,6 +148,18 @@ add_result (JsonBuilder *b, const QbTensorResult *r)
   json_builder_end_object (b);
 }
 
+/* The plan's fallbacks and the run's own (each result carries both). */
+static guint
+run_fallbacks (QbJob *job)
+{
+  const QbPlanResolution *res = qb_job_get_resolution (job);
+  guint n = 0;
+
+  for (guint i = 0; i < res->n_tensors; i++)
+    n += qb_job_get_result (job, i) != NULL && qb_job_get_result (job, i)->fallback_reason != NULL;
+  return n;
+}
+
 static void
 print_json (QbModel *model, QbPlan *plan, QbJob *job, guint requested)
 {
@@ -188,7 +200,7 @@ print_json (QbModel *model, QbPlan *plan, QbJob *job, guint requested)
   json_builder_add_int_value (b, res->n_params);
   qb_json_builder_add_number (b, "bpw", res->bpw);
   json_builder_set_member_name (b, "n_fallbacks");
-  json_builder_add_int_value (b, res->n_fallbacks);
+  json_builder_add_int_value (b, run_fallbacks (job));
   json_builder_end_object (b);
   qb_json_builder_add_string (b, "export", qb_job_get_export_summary (job));
   json_builder_end_object (b);
@@ -305,8 +317,13 @@ print_results (QbModel *model, QbPlan *plan, QbJob *job, guint requested, gboole
       return 0;
     }
   print_table (model, job);
-  qb_cli_print_fallbacks (model, res);
-  qb_cli_print_totals (res);
+  for (guint i = 0; i < res->n_tensors; i++)
+    {
+      const QbTensorResult *r = qb_job_get_result (job, i);
+      if (r != NULL && r->fallback_reason != NULL)
+        printf ("  fallback: %s: %s\n", r->tensor_name, r->fallback_reason);
+    }
+  qb_cli_print_run_totals (res, run_fallbacks (job));
   printf ("time: %.2f s on %u thread%s (%.2f GB/s of input weights)\n", s, threads,
           threads == 1 ? "" : "s", s > 0 ? qb_job_get_original_bytes (job) / s / 1e9 : 0.0);
   if (threads != requested)

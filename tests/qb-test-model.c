@@ -2,7 +2,10 @@
 /* qb-test-model.c — synthetic LLaMA-shaped GGUF models for tests. */
 #include "qb-test-model.h"
 #include "qb-test-util.h"
+#include "qb-activation-stats.h"
+#include "qb-calibration.h"
 #include "qb-gguf.h"
+#include "qb-llama.h"
 
 #include <math.h>
 #include <string.h>
@@ -226,4 +229,29 @@ qb_test_safetensors_write (QbTestSafetensors *st, const char *path)
   g_string_free (st->header, TRUE);
   g_byte_array_unref (st->data);
   g_free (st);
+}
+
+QbActivationStats *
+qb_test_activation_stats (QbLlama *llama, guint n_ctx, guint n_chunks)
+{
+  g_autofree gint32 *tokens = g_new (gint32, (gsize) n_ctx * n_chunks);
+  g_autoptr(QbCalibration) calib = NULL;
+  g_autoptr(GError) error = NULL;
+  QbActivationStats *stats;
+  QbCalibrationOptions co;
+  QbStatsOptions so;
+
+  qb_llama_set_threads (llama, 2);
+  for (guint i = 0; i < n_ctx * n_chunks; i++)
+    tokens[i] = (gint32) (3 + (i * 2654435761u) % 500);
+  qb_calibration_options_init (&co);
+  co.n_ctx = n_ctx;
+  co.n_chunks = n_chunks;
+  calib = qb_calibration_new_from_tokens (tokens, n_ctx * n_chunks, 1, &co, &error);
+  g_assert_no_error (error);
+  qb_stats_options_init (&so);
+  so.no_cache = TRUE;
+  stats = qb_activation_stats_compute (llama, calib, &so, NULL, NULL, NULL, &error);
+  g_assert_no_error (error);
+  return stats;
 }

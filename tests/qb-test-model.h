@@ -56,6 +56,13 @@ void               qb_test_safetensors_add   (QbTestSafetensors *st, const char 
 /* Writes path and frees st. */
 void               qb_test_safetensors_write (QbTestSafetensors *st, const char *path);
 
+/* Activation statistics of llama (2 threads) over n_chunks chunks of
+ * n_ctx deterministic tokens (3..502), without the cache. (transfer full) */
+struct _QbLlama;
+struct _QbActivationStats;
+struct _QbActivationStats *qb_test_activation_stats (struct _QbLlama *llama, guint n_ctx,
+                                                     guint n_chunks);
+
 /* Deterministic Gaussian values (Box-Muller over a 64-bit LCG). */
 void   qb_test_gaussian    (guint64 *state, float *x, gsize n, float std);
 

@@ -118,12 +118,19 @@ watch_tick (gpointer data)
   return G_SOURCE_CONTINUE;
 }
 
+/* Rows of cells made or freed so far. */
+static guint
+rows_changed (QbLayerTable *table)
+{
+  return qb_layer_table_get_n_rows_built (table) + qb_layer_table_get_n_rows_freed (table);
+}
+
 static int
 watch_poll (GPollFD *fds,
             guint    n,
             int      timeout)
 {
-  guint built = qb_layer_table_get_n_rows_built (watch.table);
+  guint built = rows_changed (watch.table);
 
   watch.built_max = MAX (watch.built_max, built - watch.built_last);
   watch.built_last = built;
@@ -143,7 +150,7 @@ qb_test_ui_watch_start (QbLayerTable *table)
   watch.built_max = 0;
   if (table)
     {
-      watch.built_last = qb_layer_table_get_n_rows_built (table);
+      watch.built_last = rows_changed (table);
       watch.default_poll = g_main_context_get_poll_func (NULL);
       g_main_context_set_poll_func (NULL, watch_poll);
     }

@@ -32,12 +32,12 @@ gboolean  qb_test_ui_save_png   (GtkWidget    *widget,
  * over 5 ms is time the loop spent elsewhere), each with the CPU time the
  * main thread itself spent in it (on a loaded machine the wall time also
  * counts waiting for a core); and, given a table, the rows of cells it
- * makes in each main-loop iteration (sampled at every poll of the default
- * main context, once per iteration). */
+ * makes or frees in each main-loop iteration (sampled at every poll of
+ * the default main context, once per iteration). */
 void      qb_test_ui_watch_start (QbLayerTable *table);
 /* Stops watching.  Returns "main-loop gaps over 700 ticks: wall max 49 ms,
  * p99 …; main thread's CPU in a gap max …", and in rows_max (may be NULL)
- * the most rows the table made in one main-loop iteration. */
+ * the most rows the table made or freed in one main-loop iteration. */
 char     *qb_test_ui_watch_stop  (guint        *rows_max);
 /* Waits until the table's view has every row of its model (it fills
  * frame by frame after a model opens). */

@@ -660,7 +660,7 @@ test_passes (Fixture *f, gconstpointer data)
   /* 4 inputs per layer and the output's: 9 passes. */
   g_assert_cmpuint (qb_activation_stats_get_n_passes (many), ==, 9);
   g_assert_cmpuint (qb_activation_stats_get_n_forward (many), ==, 9 * N_CHUNKS);
-  g_assert_cmpuint (qb_activation_stats_gram_bytes (f->model, names, NULL), ==,
+  g_assert_cmpuint (qb_activation_stats_gram_bytes (f->model, names, NULL, NULL), ==,
                     (4 * 64 * 64 + 2 * 96 * 96 + 64 * 64) * 8);
   for (gsize i = 0; names[i] != NULL; i++)
     {

@@ -298,12 +298,28 @@ test_refused (gconstpointer data)
     g_error ("%s: the message '%s' does not say '%s'", r->name, error->message, r->message);
 }
 
+/* The deepseek2 demo of spec (arch set here) written to a fresh folder
+ * and opened; its dimensions into d. */
+static QbModel *
+open_demo (QbDemoModelSpec *spec, QbDemoModelDims *d)
+{
+  g_autofree char *dir = qb_test_tmpdir ();
+  g_autofree char *path = g_build_filename (dir, "ds.gguf", NULL);
+  g_autoptr(GError) error = NULL;
+  QbModel *model;
+
+  spec->arch = "deepseek2";
+  qb_demo_model_spec_dims (spec, d);
+  g_assert_true (qb_demo_model_write (spec, path, NULL, NULL, &error));
+  model = qb_model_open (path, &error);
+  g_assert_no_error (error);
+  return model;
+}
+
 /* The unedited demo models load with the sizes they were written with. */
 static void
 test_params (void)
 {
-  g_autofree char *dir = qb_test_tmpdir ();
-  g_autofree char *path = g_build_filename (dir, "v3.gguf", NULL);
   g_autoptr(QbModel) model = NULL;
   g_autoptr(GError) error = NULL;
   QbDemoModelSpec spec;
@@ -312,14 +328,10 @@ test_params (void)
   QbLlama *llama;
 
   qb_demo_model_spec_init (&spec);
-  spec.arch = "deepseek2";
   spec.sigmoid = TRUE;
   spec.n_group = 4;
   spec.topk_group = 2;
-  qb_demo_model_spec_dims (&spec, &d);
-  g_assert_true (qb_demo_model_write (&spec, path, NULL, NULL, &error));
-  model = qb_model_open (path, &error);
-  g_assert_no_error (error);
+  model = open_demo (&spec, &d);
   g_assert_cmpuint (qb_model_get_arch (model)->n_ff_shexp, ==, d.n_ff_exp);
   llama = qb_llama_new (model, &error);
   g_assert_no_error (error);
@@ -350,43 +362,22 @@ test_params (void)
 static void
 test_imatrix (void)
 {
-  g_autofree char *dir = qb_test_tmpdir ();
-  g_autofree char *path = g_build_filename (dir, "ds.gguf", NULL);
   g_autoptr(QbModel) model = NULL;
   g_autoptr(QbLlama) llama = NULL;
-  g_autoptr(QbCalibration) calib = NULL;
   g_autoptr(GError) error = NULL;
   QbActivationStats *stats;
   g_autoptr(QbImatrix) im = NULL;
-  QbCalibrationOptions co;
-  QbStatsOptions so;
   QbDemoModelSpec spec;
   QbDemoModelDims d;
-  gint32 tokens[64 * 2];
   const float *qa, *kva, *qb, *kvb;
   guint n_qa, n_kva, n_qb, n_kvb;
 
   qb_demo_model_spec_init (&spec);
-  spec.arch = "deepseek2";
   spec.n_layer = 2;
-  qb_demo_model_spec_dims (&spec, &d);
-  g_assert_true (qb_demo_model_write (&spec, path, NULL, NULL, &error));
-  model = qb_model_open (path, &error);
-  g_assert_no_error (error);
+  model = open_demo (&spec, &d);
   llama = qb_llama_new (model, &error);
   g_assert_no_error (error);
-  qb_llama_set_threads (llama, 2);
-  for (guint i = 0; i < G_N_ELEMENTS (tokens); i++)
-    tokens[i] = (gint32) (3 + (i * 2654435761u) % 500);
-  qb_calibration_options_init (&co);
-  co.n_ctx = 64;
-  co.n_chunks = 2;
-  calib = qb_calibration_new_from_tokens (tokens, G_N_ELEMENTS (tokens), 1, &co, &error);
-  g_assert_no_error (error);
-  qb_stats_options_init (&so);
-  so.no_cache = TRUE;
-  stats = qb_activation_stats_compute (llama, calib, &so, NULL, NULL, NULL, &error);
-  g_assert_no_error (error);
+  stats = qb_test_activation_stats (llama, 64, 2);
   im = qb_activation_stats_get_imatrix (stats, FALSE);
   qa = qb_imatrix_get (im, "blk.1.attn_q_a.weight", &n_qa);
   kva = qb_imatrix_get (im, "blk.1.attn_kv_a_mqa.weight", &n_kva);

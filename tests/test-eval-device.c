@@ -478,38 +478,47 @@ keep_messages (GLogLevelFlags level, const GLogField *fields, gsize n_fields, gp
   return g_log_writer_default (level, fields, n_fields, data);
 }
 
+/* Asked for the device (its memory capped at mem_limit bytes, 0: none),
+ * the evaluation logs why it cannot run there and runs on the CPU with
+ * the CPU's result; closes s. */
+static void
+assert_cpu_fallback (Stories *s, const char *why, gsize mem_limit)
+{
+  QbEvalOptions o;
+  QbEvalResult r;
+  g_autoptr(GError) error = NULL;
+  guint64 passes = qb_llama_device_passes ();
+  double cpu = ppl (s, "cpu");
+
+  g_string_truncate (messages, 0);
+  qb_llama_device_set_mem_limit (mem_limit);
+  g_assert_true (qb_device_set_default ("opencl:0", NULL));
+  qb_eval_options_init (&o);
+  o.n_ctx = CTX;
+  o.n_chunks = 10;
+  o.no_cache = TRUE;
+  qb_eval_run (s->llama, s->tok, s->text, &o, NULL, NULL, NULL, &r, &error);
+  qb_llama_device_set_mem_limit (0);
+  g_assert_no_error (error);
+  g_test_message ("logged: %s", messages->str);
+  g_assert_nonnull (strstr (messages->str, why));
+  g_assert_nonnull (strstr (messages->str, "evaluating on the CPU"));
+  g_assert_cmpstr (r.device, ==, "cpu");
+  g_assert_cmpuint (qb_llama_device_passes (), ==, passes);
+  g_assert_cmpfloat (r.ppl, ==, cpu);
+  g_assert_true (qb_device_set_default ("cpu", NULL));
+  stories_close (s);
+}
+
 /* A cap too small for one layer: a message says so and the evaluation
  * runs on the CPU with the CPU's result. */
 static void
 test_too_small (void)
 {
   Stories s;
-  QbEvalOptions o;
-  QbEvalResult r;
-  g_autoptr(GError) error = NULL;
-  guint64 passes = qb_llama_device_passes ();
-  double cpu;
 
-  if (!stories_open (&s))
-    return;
-  cpu = ppl (&s, "cpu");
-  g_string_truncate (messages, 0);
-  qb_llama_device_set_mem_limit (64 << 10);
-  g_assert_true (qb_device_set_default ("opencl:0", NULL));
-  qb_eval_options_init (&o);
-  o.n_ctx = CTX;
-  o.n_chunks = 10;
-  o.no_cache = TRUE;
-  qb_eval_run (s.llama, s.tok, s.text, &o, NULL, NULL, NULL, &r, &error);
-  qb_llama_device_set_mem_limit (0);
-  g_assert_no_error (error);
-  g_test_message ("logged: %s", messages->str);
-  g_assert_nonnull (strstr (messages->str, "not even one layer fits"));
-  g_assert_nonnull (strstr (messages->str, "evaluating on the CPU"));
-  g_assert_cmpstr (r.device, ==, "cpu");
-  g_assert_cmpuint (qb_llama_device_passes (), ==, passes);
-  g_assert_cmpfloat (r.ppl, ==, cpu);
-  stories_close (&s);
+  if (stories_open (&s))
+    assert_cpu_fallback (&s, "not even one layer fits", 64 << 10);
 }
 
 /* DeepSeek's latent attention has no device pass: asked for the device,
@@ -519,31 +528,9 @@ static void
 test_latent_attention_on_cpu (void)
 {
   Stories s;
-  QbEvalOptions o;
-  QbEvalResult r;
-  g_autoptr(GError) error = NULL;
-  guint64 passes = qb_llama_device_passes ();
-  double cpu;
 
-  if (!family_open (&s, "deepseek2"))
-    return;
-  cpu = ppl (&s, "cpu");
-  g_assert_true (qb_device_set_default ("opencl:0", NULL));
-  qb_eval_options_init (&o);
-  o.n_ctx = CTX;
-  o.n_chunks = 10;
-  o.no_cache = TRUE;
-  g_string_truncate (messages, 0);
-  qb_eval_run (s.llama, s.tok, s.text, &o, NULL, NULL, NULL, &r, &error);
-  g_assert_no_error (error);
-  g_test_message ("logged: %s", messages->str);
-  g_assert_nonnull (strstr (messages->str, "no multi-head latent attention"));
-  g_assert_nonnull (strstr (messages->str, "evaluating on the CPU"));
-  g_assert_cmpstr (r.device, ==, "cpu");
-  g_assert_cmpuint (qb_llama_device_passes (), ==, passes);
-  g_assert_cmpfloat (r.ppl, ==, cpu);
-  g_assert_true (qb_device_set_default ("cpu", NULL));
-  stories_close (&s);
+  if (family_open (&s, "deepseek2"))
+    assert_cpu_fallback (&s, "no multi-head latent attention", 0);
 }
 
 /* Progress comes after each half of a layer: 2 × (5 layers + the head)

@@ -544,7 +544,8 @@ static const QbMethod counting_method = {
 static double gram_storage[256 * 256];
 
 static const double *
-provide_gram (const char *tensor_name, gint64 n_cols, guint64 *n_samples, gpointer user_data)
+provide_gram (const char *tensor_name, gint64 n_cols, guint expert, guint64 *n_samples,
+              gpointer user_data)
 {
   if (n_cols != 256)
     return NULL;

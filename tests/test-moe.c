@@ -12,8 +12,11 @@
 #include "qb-activation-stats.h"
 #include "qb-calibration.h"
 #include "qb-demo-model.h"
+#include "qb-device.h"
+#include "qb-gptq-device-private.h"
 #include "qb-imatrix.h"
 #include "qb-format.h"
+#include "qb-job.h"
 #include "qb-gguf.h"
 #include "qb-llama.h"
 #include "qb-model.h"
@@ -61,7 +64,9 @@
  * deepseek2 --yarn` (YaRN as DeepSeek-V2/V3 carry it, factor 4 over an
  * original context of 128): F32 to the printed digit, Q8_0 +0.056 %, Q4_K
  * +0.141 % (YaRN moves F32 perplexity by +2.3 % against the same weights
- * without it). */
+ * without it).  `--layers 27` (llama.cpp takes a 27-layer deepseek2 for
+ * V2-Lite: attn_q instead of the low-rank pair): F32 to the printed
+ * digit, Q8_0 +0.167 % (no Q4_K reference). */
 typedef struct {
   const char *name;
   const char *arch;
@@ -71,6 +76,7 @@ typedef struct {
   double      ppl_q8_0;
   double      ppl_q4_k;
   double      tol;        /* of the quantized plans */
+  guint       n_layer;    /* 0: the demo's default */
 } Reference;
 
 static const Reference references[] = {
@@ -79,6 +85,7 @@ static const Reference references[] = {
   { "deepseek2", "deepseek2", FALSE, FALSE, 578.5385, 580.7586, 595.5419, 0.002 },
   { "deepseek2-sigmoid", "deepseek2", TRUE, FALSE, 588.7367, 586.9595, 596.1020, 0.003 },
   { "deepseek2-yarn", "deepseek2", FALSE, TRUE, 591.6024, 590.7646, 596.0898, 0.002 },
+  { "deepseek2-lite", "deepseek2", FALSE, FALSE, 595.0463, 603.4912, 0, 0.002, 27 },
 };
 
 #define TEXT_BYTES 20000
@@ -165,7 +172,7 @@ check_llama_cpp (gconstpointer data)
   g_assert_true (g_file_get_contents (whole, &contents, &len, &error));
   g_assert_cmpuint (len, >=, TEXT_BYTES);
   g_assert_true (g_file_set_contents (text, contents, TEXT_BYTES, &error));
-  model = write_model_as (dir, ref->arch, ref->sigmoid, ref->yarn, 0, 0, 0);
+  model = write_model_as (dir, ref->arch, ref->sigmoid, ref->yarn, ref->n_layer, 0, 0);
   if (qb_test_quantbench_path () == NULL)
     return;
 
@@ -177,7 +184,12 @@ check_llama_cpp (gconstpointer data)
     {
       const char *format = k == 0 ? "Q8_0" : "Q4_K";
       double expect = k == 0 ? ref->ppl_q8_0 : ref->ppl_q4_k;
-      double plain = eval_ppl (model, text, format, FALSE), ggml = eval_ppl (model, text, format, TRUE);
+      double plain, ggml;
+
+      if (expect == 0)
+        continue;
+      plain = eval_ppl (model, text, format, FALSE);
+      ggml = eval_ppl (model, text, format, TRUE);
 
       g_test_message ("%s: %s PPL %.4f, with llama.cpp's activation rounding %.4f (llama.cpp %.4f, "
                       "%+.3f %%)", ref->name, format, plain, ggml, expect, 100 * (ggml / expect - 1));
@@ -750,12 +762,8 @@ test_expert_imatrix (void)
   g_autoptr(GError) error = NULL;
   g_autoptr(QbModel) model = qb_model_open (path, &error);
   g_autoptr(QbLlama) llama = NULL;
-  g_autoptr(QbCalibration) calib = NULL;
   g_autoptr(QbImatrix) im = NULL, back = NULL;
   QbActivationStats *stats;
-  QbCalibrationOptions co;
-  QbStatsOptions so;
-  gint32 tokens[64 * 4];
   const guint64 *counts;
   guint n_mat = 0, n = 0, n_back = 0;
   guint64 total = 0;
@@ -764,18 +772,7 @@ test_expert_imatrix (void)
   g_assert_no_error (error);
   llama = qb_llama_new (model, &error);
   g_assert_no_error (error);
-  qb_llama_set_threads (llama, 2);
-  for (guint i = 0; i < G_N_ELEMENTS (tokens); i++)
-    tokens[i] = (gint32) (3 + (i * 2654435761u) % 500);
-  qb_calibration_options_init (&co);
-  co.n_ctx = 64;
-  co.n_chunks = 4;
-  calib = qb_calibration_new_from_tokens (tokens, G_N_ELEMENTS (tokens), 1, &co, &error);
-  g_assert_no_error (error);
-  qb_stats_options_init (&so);
-  so.no_cache = TRUE;
-  stats = qb_activation_stats_compute (llama, calib, &so, NULL, NULL, NULL, &error);
-  g_assert_no_error (error);
+  stats = qb_test_activation_stats (llama, 64, 4);
   im = qb_activation_stats_get_imatrix (stats, FALSE);
 
   counts = qb_imatrix_get_counts (im, "blk.1.ffn_down_exps.weight", &n_mat);
@@ -1446,17 +1443,628 @@ test_presets_deepseek (const char *dir, const gboolean *more_bits)
   g_assert_cmpstr (preset_format (ds, "Q4_K_M", "blk.2.attn_output.weight"), ==, "Q5_K");
 }
 
-/* GPTQ on a mixture: the expert tensors are rounded instead, each a
- * fallback that says why; the other matrices keep GPTQ. */
+
+/* ---- GPTQ on expert tensors: one XᵀX per expert ------------------------ */
+
+/* Calibration chunks of the shared TinyStories text (the model's own
+ * tokenizer) when it is there, else fixed token ids. */
+static QbCalibration *
+moe_calibration (QbModel *model, guint n_chunks, guint n_ctx)
+{
+  g_autofree char *text = qb_test_shared_path ("text/tinystories-val.txt");
+  g_autoptr(GError) error = NULL;
+  QbCalibrationOptions co;
+  QbCalibration *calib;
+
+  qb_calibration_options_init (&co);
+  co.n_ctx = n_ctx;
+  co.n_chunks = n_chunks;
+  co.no_cache = TRUE;
+  if (text != NULL)
+    {
+      g_autoptr(QbTokenizer) tok = qb_tokenizer_new_for_model (model, &error);
+      const char *paths[] = { text, NULL };
+
+      g_assert_no_error (error);
+      calib = qb_calibration_new (model, tok, paths, &co, NULL, &error);
+    }
+  else
+    {
+      g_autofree gint32 *tokens = g_new (gint32, n_chunks * n_ctx);
+
+      g_test_message ("no shared text: calibrating on fixed token ids");
+      for (guint i = 0; i < n_chunks * n_ctx; i++)
+        tokens[i] = (gint32) (3 + (i * 2654435761u) % 500);
+      calib = qb_calibration_new_from_tokens (tokens, n_chunks * n_ctx, 1, &co, &error);
+    }
+  g_assert_no_error (error);
+  return calib;
+}
+
+static QbActivationStats *
+moe_stats (QbModel *model, QbCalibration *calib, QbStatsOptions *so)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(QbLlama) llama = qb_llama_new (model, &error);
+  QbActivationStats *stats;
+
+  g_assert_no_error (error);
+  qb_llama_set_threads (llama, 2);
+  stats = qb_activation_stats_compute (llama, calib, so, NULL, NULL, NULL, &error);
+  g_assert_no_error (error);
+  return stats;
+}
+
+/* XᵀX per expert straight from the forward pass: the rows the hook gives
+ * for each expert of two expert tensors (gate's input, down's input). */
+typedef struct {
+  QbLlama *llama;
+  const char *names[2];
+  gint64   n;
+  guint    n_expert;
+  double  *gram[2];     /* n_expert × n × n each */
+  guint64 *rows[2];     /* n_expert each */
+} DirectGram;
+
 static void
-test_gptq_experts_fallback (void)
+direct_gram_hook (const char *weight_name, guint weight_index, const float *x, gint64 n_rows,
+                  gint64 n_cols, gpointer data)
+{
+  DirectGram *d = data;
+
+  for (guint k = 0; k < 2; k++)
+    if (strcmp (weight_name, d->names[k]) == 0)
+      {
+        int e = qb_llama_get_activation_expert (d->llama);
+        double *g;
+
+        g_assert_cmpint (e, >=, 0);
+        g_assert_cmpint (n_cols, ==, d->n);
+        g = d->gram[k] + (gsize) e * d->n * d->n;
+        for (gint64 r = 0; r < n_rows; r++)
+          for (gint64 i = 0; i < d->n; i++)
+            for (gint64 j = 0; j < d->n; j++)
+              g[i * d->n + j] += (double) x[r * d->n + i] * x[r * d->n + j];
+        d->rows[k][e] += n_rows;
+      }
+}
+
+static void
+assert_same_gram (const double *a, const double *b, gint64 n, double tol)
+{
+  for (gint64 i = 0; i < n; i++)
+    for (gint64 j = 0; j < n; j++)
+      {
+        double scale = sqrt (fabs (a[i * n + i] * a[j * n + j])) + 1e-30;
+        g_assert_cmpfloat (fabs (a[i * n + j] - b[i * n + j]), <=, tol * scale);
+      }
+}
+
+/* Calibration collects one XᵀX per expert: each equals XᵀX of the rows
+ * routed to that expert (recomputed from the forward pass), counts its
+ * rows as the importance does, and over the experts gate/up's add up to
+ * k times the router's XᵀX (every token reaches k experts).  Passes cut
+ * through a group's experts, the cache and a cancelled run give the same. */
+static void
+test_expert_grams (void)
 {
   g_autofree char *dir = qb_test_tmpdir ();
   g_autofree char *path = write_model (dir, "mixtral", 2, 4, 2);
+  g_autofree char *cache = g_build_filename (dir, "cache", NULL);
+  g_autofree char *cache2 = g_build_filename (dir, "cache2", NULL);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(QbModel) model = qb_model_open (path, &error);
+  g_autoptr(QbCalibration) calib = NULL;
+  g_autoptr(QbLlama) llama = NULL;
+  g_autoptr(QbImatrix) im = NULL;
+  g_autoptr(GCancellable) cancel = g_cancellable_new ();
+  QbActivationStats *stats, *split, *again, *cancelled;
+  QbStatsOptions so;
+  DirectGram d = { 0 };
+  guint n_ctx, n_chunks, n_mat = 0;
+  const guint64 *counts;
+  const double *router;
+  guint64 router_rows = 0;
+  gint64 n;
+
+  g_assert_no_error (error);
+  calib = moe_calibration (model, 4, 64);
+  n_ctx = qb_calibration_get_n_ctx (calib);
+  n_chunks = qb_calibration_get_n_chunks (calib);
+  qb_stats_options_init (&so);
+  so.no_cache = TRUE;
+  so.gram_all = TRUE;
+  stats = moe_stats (model, calib, &so);
+
+  /* The forward pass itself, with a hook of the test's own. */
+  n = qb_model_find_tensor (model, "blk.1.ffn_gate_exps.weight", NULL)->ne[0];
+  g_assert_cmpint (qb_model_find_tensor (model, "blk.1.ffn_down_exps.weight", NULL)->ne[0], ==, n);
+  llama = qb_llama_new (model, &error);
+  g_assert_no_error (error);
+  d.llama = llama;
+  d.names[0] = "blk.1.ffn_gate_exps.weight";
+  d.names[1] = "blk.1.ffn_down_exps.weight";
+  d.n = n;
+  d.n_expert = 4;
+  for (guint k = 0; k < 2; k++)
+    {
+      d.gram[k] = g_new0 (double, 4 * n * n);
+      d.rows[k] = g_new0 (guint64, 4);
+    }
+  qb_llama_set_activation_func (llama, direct_gram_hook, &d);
+  {
+    g_autofree gint32 *tokens = g_new (gint32, n_ctx);
+    g_autofree float *logits = g_new (float, (gsize) qb_llama_get_params (llama)->n_vocab);
+    for (guint c = 0; c < n_chunks; c++)
+      {
+        qb_calibration_get_chunk (calib, c, tokens);
+        g_assert_true (qb_llama_forward (llama, tokens, n_ctx, n_ctx - 1, logits, NULL, NULL, NULL,
+                                         &error));
+      }
+  }
+  qb_llama_set_activation_func (llama, NULL, NULL);
+
+  im = qb_activation_stats_get_imatrix (stats, FALSE);
+  for (guint k = 0; k < 2; k++)
+    {
+      guint64 total = 0;
+      counts = qb_imatrix_get_counts (im, d.names[k], &n_mat);
+      g_assert_cmpuint (n_mat, ==, 4);
+      for (guint e = 0; e < 4; e++)
+        {
+          guint64 rows = 0;
+          const double *g = qb_activation_stats_get_expert_gram (stats, d.names[k], e, &rows);
+
+          g_assert_nonnull (g);
+          g_assert_cmpuint (rows, ==, d.rows[k][e]);
+          g_assert_cmpuint (rows, ==, counts[e]);
+          g_assert_cmpuint (rows, >, 0);
+          total += rows;
+          assert_same_gram (d.gram[k] + (gsize) e * n * n, g, n, 1e-12);
+        }
+      g_assert_cmpuint (total, ==, (guint64) n_chunks * n_ctx * 2);
+    }
+  /* The expert tensor has no single XᵀX. */
+  g_assert_null (qb_activation_stats_get_gram (stats, d.names[0], &router_rows));
+  g_assert_null (qb_activation_stats_get_expert_note (stats));
+
+  /* Σ over experts of gate's XᵀX = 2 × the router's (the same normed
+   * hidden state, each token in two experts). */
+  router = qb_activation_stats_get_gram (stats, "blk.1.ffn_gate_inp.weight", &router_rows);
+  g_assert_nonnull (router);
+  g_assert_cmpuint (router_rows, ==, (guint64) n_chunks * n_ctx);
+  {
+    g_autofree double *sum = g_new0 (double, n * n);
+    g_autofree double *twice = g_new (double, n * n);
+    for (guint e = 0; e < 4; e++)
+      {
+        guint64 rows;
+        const double *g = qb_activation_stats_get_expert_gram (stats, d.names[0], e, &rows);
+        for (gint64 i = 0; i < n * n; i++)
+          sum[i] += g[i];
+      }
+    for (gint64 i = 0; i < n * n; i++)
+      twice[i] = 2 * router[i];
+    assert_same_gram (twice, sum, n, 1e-9);
+  }
+
+  /* Through the cache, passes of three XᵀX (a group's experts cut across
+   * passes), then again from the cache alone: the same matrices. */
+  qb_stats_options_init (&so);
+  so.gram_all = TRUE;
+  so.cache_dir = cache;
+  so.max_gram_bytes = 3 * n * n * sizeof (double);
+  split = moe_stats (model, calib, &so);
+  g_assert_cmpuint (qb_activation_stats_get_n_passes (split), >, 3);
+  again = moe_stats (model, calib, &so);
+  g_assert_cmpuint (qb_activation_stats_get_n_forward (again), ==, 0);
+  for (guint k = 0; k < 2; k++)
+    for (guint e = 0; e < 4; e++)
+      {
+        guint64 r1, r2, r3;
+        const double *a = qb_activation_stats_get_expert_gram (stats, d.names[k], e, &r1);
+        const double *b = qb_activation_stats_get_expert_gram (split, d.names[k], e, &r2);
+        const double *c = qb_activation_stats_get_expert_gram (again, d.names[k], e, &r3);
+        g_assert_cmpuint (r1, ==, r2);
+        g_assert_cmpuint (r1, ==, r3);
+        assert_same_gram (a, b, n, 1e-12);
+        g_assert_cmpmem (b, n * n * sizeof (double), c, n * n * sizeof (double));
+      }
+
+  /* Cancelled at once: nothing; the run after it, the same matrices. */
+  so.cache_dir = cache2;
+  g_cancellable_cancel (cancel);
+  {
+    g_autoptr(QbLlama) l2 = qb_llama_new (model, &error);
+    cancelled = qb_activation_stats_compute (l2, calib, &so, NULL, NULL, cancel, &error);
+    g_assert_null (cancelled);
+    g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+    g_clear_error (&error);
+  }
+  cancelled = moe_stats (model, calib, &so);
+  for (guint e = 0; e < 4; e++)
+    {
+      guint64 r1, r2;
+      const double *a = qb_activation_stats_get_expert_gram (split, d.names[1], e, &r1);
+      const double *b = qb_activation_stats_get_expert_gram (cancelled, d.names[1], e, &r2);
+      g_assert_cmpuint (r1, ==, r2);
+      g_assert_cmpmem (a, n * n * sizeof (double), b, n * n * sizeof (double));
+    }
+
+  for (guint k = 0; k < 2; k++)
+    {
+      g_free (d.gram[k]);
+      g_free (d.rows[k]);
+    }
+  qb_activation_stats_free (cancelled);
+  qb_activation_stats_free (again);
+  qb_activation_stats_free (split);
+  qb_activation_stats_free (stats);
+}
+
+/* A model holding each expert's matrix of a 3-D tensor as a 2-D tensor of
+ * its own ("expert.E.weight"), beside the original's metadata. */
+static char *
+write_expert_matrices (QbModel *moe, const char *tensor, const char *dir)
+{
+  char *path = g_build_filename (dir, "experts-2d.gguf", NULL);
+  g_autoptr(QbGgufWriter) w = qb_gguf_writer_new ();
+  g_autoptr(GError) error = NULL;
+  const QbTensor *t = qb_model_find_tensor (moe, tensor, NULL);
+  QbGguf *g = qb_model_get_gguf (moe);
+  gint64 ne[2] = { t->ne[0], t->ne[1] };
+  gsize bytes = t->n_bytes / t->ne[2];
+
+  for (guint64 i = 0; i < qb_gguf_get_n_kv (g); i++)
+    qb_gguf_writer_copy_kv (w, qb_gguf_get_kv (g, i));
+  for (gint64 e = 0; e < t->ne[2]; e++)
+    {
+      g_autofree char *name = g_strdup_printf ("expert.%" G_GINT64_FORMAT ".weight", e);
+      qb_gguf_writer_add_tensor (w, name, 2, ne, t->dtype);
+    }
+  g_assert_true (qb_gguf_writer_begin (w, path, &error));
+  for (gint64 e = 0; e < t->ne[2]; e++)
+    g_assert_true (qb_gguf_writer_write_tensor (w, (guint) e, (const guint8 *) t->data + e * bytes,
+                                                bytes, &error));
+  g_assert_true (qb_gguf_writer_finish (w, &error));
+  g_assert_no_error (error);
+  return path;
+}
+
+/* Σ over rows of ΔwᵀGΔw: the output error ‖(W − Ŵ)X‖² through XᵀX. */
+static double
+output_error (const float *w, const float *y, gint64 rows, gint64 n, const double *gram)
+{
+  g_autofree double *d = g_new (double, n);
+  double total = 0;
+
+  for (gint64 r = 0; r < rows; r++)
+    {
+      for (gint64 j = 0; j < n; j++)
+        d[j] = (double) w[r * n + j] - y[r * n + j];
+      for (gint64 i = 0; i < n; i++)
+        {
+          double s = 0;
+          for (gint64 j = 0; j < n; j++)
+            s += gram[i * n + j] * d[j];
+          total += d[i] * s;
+        }
+    }
+  return total;
+}
+
+/* GPTQ on a 3-D expert tensor with one XᵀX per expert: each expert's
+ * bytes are exactly those of GPTQ on that expert's matrix alone (a 2-D
+ * tensor) with its own XᵀX — the layout is unchanged; an expert with no
+ * tokens is rounded, and the result says which. */
+static void
+test_gptq_per_expert (void)
+{
+  g_autofree char *dir = qb_test_tmpdir ();
+  g_autofree char *path = write_model (dir, "mixtral", 1, 4, 2);
+  g_autofree char *flat = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(QbModel) model = qb_model_open (path, &error);
+  g_autoptr(QbModel) dense = NULL;
+  g_autoptr(QbCalibration) calib = NULL;
+  g_autoptr(QbWorkers) workers = qb_workers_new (2);
+  g_autoptr(QbTensorResult) r = NULL, r0 = NULL;
+  const char *name = "blk.0.ffn_down_exps.weight";
+  const QbFormat *f = qb_format_find ("Q4_0");
+  const double *grams[4];
+  guint64 samples[4], total = 0, row_bytes = 0;
+  QbActivationStats *stats;
+  QbStatsOptions so;
+  QbQuantizeSpec spec = { 0 };
+  QbQuantizeOutput out = { 0 };
+  g_autofree guint8 *data = NULL, *data0 = NULL;
+  const QbTensor *t;
+  guint index;
+  gint64 n, per;
+  guint64 updates;
+  g_autoptr(QbDevice) device = qb_device_dup_default ();
+
+  g_assert_no_error (error);
+  calib = moe_calibration (model, 4, 64);
+  qb_stats_options_init (&so);
+  so.no_cache = TRUE;
+  so.gram_all = TRUE;
+  stats = moe_stats (model, calib, &so);
+  t = qb_model_find_tensor (model, name, &index);
+  n = t->ne[0];
+  per = t->ne[1];
+  g_assert_cmpuint (qb_activation_stats_get_expert_grams (stats, name, n, grams, samples, 4), ==, 4);
+  g_assert_true (qb_format_row_bytes (f, n, &row_bytes));
+  g_assert_true (qb_format_tensor_bytes (f, n, qb_tensor_n_rows (t), &total));
+
+  data = g_malloc (total);
+  out.data = data;
+  spec.format = f;
+  spec.method = qb_method_find ("gptq");
+  spec.expert_grams = grams;
+  spec.expert_gram_samples = samples;
+  spec.n_expert_grams = 4;
+  updates = qb_gptq_device_updates ();
+  r = qb_tensor_quantize (model, index, &spec, workers, &out, NULL, NULL, NULL, &error);
+  g_assert_no_error (error);
+  /* With a device selected (QB_DEVICE=opencl:0), each expert's batch
+   * updates ran there: rows of 256 are two batches of 128. */
+  if (device != NULL)
+    g_assert_cmpuint (qb_gptq_device_updates (), >, updates);
+  g_assert_cmpstr (r->method, ==, "gptq");
+  g_assert_null (r->fallback_reason);
+  g_assert_false (r->metrics.out_rel_err_diag);
+  g_assert_true (r->metrics.out_rel_err > 0 && r->metrics.out_rel_err < 1);
+
+  flat = write_expert_matrices (model, name, dir);
+  dense = qb_model_open (flat, &error);
+  g_assert_no_error (error);
+  for (guint e = 0; e < 4; e++)
+    {
+      g_autofree char *ename = g_strdup_printf ("expert.%u.weight", e);
+      g_autofree guint8 *one = g_malloc (per * row_bytes);
+      g_autoptr(QbTensorResult) re = NULL;
+      QbQuantizeSpec ds = { .format = f, .method = qb_method_find ("gptq"), .gram = grams[e],
+                            .gram_samples = samples[e] };
+      QbQuantizeOutput dout = { .data = one };
+      guint di;
+
+      g_assert_nonnull (qb_model_find_tensor (dense, ename, &di));
+      re = qb_tensor_quantize (dense, di, &ds, workers, &dout, NULL, NULL, NULL, &error);
+      g_assert_no_error (error);
+      g_assert_cmpmem (one, per * row_bytes, data + e * per * row_bytes, per * row_bytes);
+    }
+
+  /* Expert 2 without tokens: its rows are plain rounding, the others
+   * unchanged, and the result lists it. */
+  samples[2] = 0;
+  data0 = g_malloc (total);
+  out.data = data0;
+  r0 = qb_tensor_quantize (model, index, &spec, workers, &out, NULL, NULL, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (r0->method, ==, "gptq");
+  g_assert_nonnull (r0->fallback_reason);
+  g_test_message ("%s", r0->fallback_reason);
+  g_assert_nonnull (strstr (r0->fallback_reason, "gptq on 3 of 4 experts"));
+  g_assert_nonnull (strstr (r0->fallback_reason, "expert 2: no calibration tokens"));
+  /* Each expert's output error through its own XᵀX; none for expert 2. */
+  for (guint e = 0; e < 4; e++)
+    {
+      g_assert_false (r0->expert_metrics[e].out_rel_err_diag);
+      if (e == 2)
+        g_assert_true (isnan (r0->expert_metrics[e].out_rel_err));
+      else
+        g_assert_cmpfloat (r0->expert_metrics[e].out_rel_err, ==, r->expert_metrics[e].out_rel_err);
+    }
+  g_assert_cmpmem (data0, 2 * per * row_bytes, data, 2 * per * row_bytes);
+  g_assert_cmpmem (data0 + 3 * per * row_bytes, per * row_bytes, data + 3 * per * row_bytes,
+                   per * row_bytes);
+  {
+    g_autofree float *rows = g_new (float, per * n);
+    QbQuantParams p = { .format = f };
+    g_autofree guint8 *row = g_malloc (row_bytes);
+
+    g_assert_true (qb_model_read_rows (model, index, 2 * per, per, rows, &error));
+    for (gint64 i = 0; i < per; i++)
+      {
+        f->quantize_row (&p, rows + i * n, row, n);
+        g_assert_cmpmem (row, row_bytes, data0 + (2 * per + i) * row_bytes, row_bytes);
+      }
+  }
+  qb_activation_stats_free (stats);
+}
+
+/* GPTQ per expert against plain rounding of the same format, on the
+ * calibration text: each expert's output error ‖(W − Ŵ)X‖² over the
+ * tokens routed to it.  The guard keeps GPTQ at or below rounding; it
+ * must be strictly lower for most experts. */
+static void
+test_gptq_experts_lower_error (void)
+{
+  g_autofree char *dir = qb_test_tmpdir ();
+  g_autofree char *path = write_model (dir, "mixtral", 2, 8, 2);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(QbModel) model = qb_model_open (path, &error);
+  g_autoptr(QbCalibration) calib = NULL;
+  g_autoptr(QbWorkers) workers = qb_workers_new (2);
+  const QbFormat *f = qb_format_find ("Q4_0");
+  QbActivationStats *stats;
+  QbStatsOptions so;
+  guint n_lower = 0, n_all = 0;
+  double sum_gptq = 0, sum_rtn = 0;
+
+  g_assert_no_error (error);
+  calib = moe_calibration (model, 8, 128);
+  qb_stats_options_init (&so);
+  so.no_cache = TRUE;
+  so.gram_all = TRUE;
+  stats = moe_stats (model, calib, &so);
+  for (guint i = 0; i < qb_model_get_n_tensors (model); i++)
+    {
+      const QbTensor *t = qb_model_get_tensor (model, i);
+      const double *grams[8];
+      guint64 samples[8], total = 0, rb = 0;
+      gint64 n = t->ne[0], per;
+      QbQuantParams p = { .format = f };
+      g_autofree guint8 *gq = NULL, *rq = NULL;
+      g_autofree float *w = NULL, *y = NULL;
+      QbQuantizeSpec spec = { 0 };
+      QbQuantizeOutput out = { 0 };
+      g_autoptr(QbTensorResult) r = NULL;
+
+      if (qb_tensor_n_experts (t) != 8)
+        continue;
+      per = t->ne[1];
+      g_assert_cmpuint (qb_activation_stats_get_expert_grams (stats, t->name, n, grams, samples, 8), ==, 8);
+      g_assert_true (qb_format_tensor_bytes (f, n, qb_tensor_n_rows (t), &total));
+      g_assert_true (qb_format_row_bytes (f, n, &rb));
+      gq = g_malloc (total);
+      rq = g_malloc (total);
+      out.data = gq;
+      spec.format = f;
+      spec.method = qb_method_find ("gptq");
+      spec.expert_grams = grams;
+      spec.expert_gram_samples = samples;
+      spec.n_expert_grams = 8;
+      r = qb_tensor_quantize (model, i, &spec, workers, &out, NULL, NULL, NULL, &error);
+      g_assert_no_error (error);
+      w = g_new (float, per * n);
+      y = g_new (float, per * n);
+      for (guint e = 0; e < 8; e++)
+        {
+          double eg, er;
+
+          g_assert_true (qb_model_read_rows (model, i, e * per, per, w, &error));
+          for (gint64 k = 0; k < per; k++)
+            f->quantize_row (&p, w + k * n, rq + k * rb, n);
+          for (gint64 k = 0; k < per; k++)
+            f->dequantize_row (&p, gq + (e * per + k) * rb, y + k * n, n);
+          eg = output_error (w, y, per, n, grams[e]);
+          for (gint64 k = 0; k < per; k++)
+            f->dequantize_row (&p, rq + k * rb, y + k * n, n);
+          er = output_error (w, y, per, n, grams[e]);
+          g_assert_cmpfloat (eg, <=, er * (1 + 1e-9));
+          n_lower += eg < er;
+          n_all++;
+          sum_gptq += eg;
+          sum_rtn += er;
+        }
+    }
+  g_test_message ("Q4_0, %u expert matrices: GPTQ's output error below rounding's for %u; in all "
+                  "%.4g against %.4g (%.1f %%)", n_all, n_lower, sum_gptq, sum_rtn,
+                  100 * sum_gptq / sum_rtn);
+  g_assert_cmpuint (n_all, ==, 2 * 3 * 8);
+  g_assert_cmpuint (4 * n_lower, >=, 3 * n_all);
+  g_assert_cmpfloat (sum_gptq, <, sum_rtn);
+  qb_activation_stats_free (stats);
+}
+
+/* A one-expert mixture and the dense model it is: calibrated on the same
+ * tokens, GPTQ by a job gives the expert tensors the dense tensors'
+ * bytes.  On the CPU: with a device selected the dense model would
+ * calibrate there (DSYRK sums in another order, agreeing to ~1e-6, which
+ * test-calib-device checks) and the mixture on the CPU, and GPTQ's
+ * roundings on the edge of a tie could then go either way. */
+static void
+test_gptq_one_expert (void)
+{
+  g_autofree char *dir = qb_test_tmpdir ();
+  g_autofree char *moe_path = write_model (dir, "mixtral", 2, 1, 1);
+  g_autofree char *dense_path = g_build_filename (dir, "dense.gguf", NULL);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(QbModel) moe = qb_model_open (moe_path, &error);
+  g_autoptr(QbModel) dense = NULL;
+  QbModel *models[2];
+  QbJob *jobs[2];
+  QbActivationStats *stats[2];
+  guint n_compared = 0;
+
+  g_assert_no_error (error);
+  g_assert_true (qb_device_set_default ("cpu", &error));
+  write_dense_twin (moe, "llama", "llama", dense_path);
+  dense = qb_model_open (dense_path, &error);
+  g_assert_no_error (error);
+  models[0] = moe;
+  models[1] = dense;
+  for (guint k = 0; k < 2; k++)
+    {
+      g_autoptr(QbCalibration) calib = moe_calibration (models[k], 4, 64);
+      g_autoptr(QbPlan) plan = qb_plan_new ();
+      QbStatsOptions so;
+
+      qb_stats_options_init (&so);
+      so.no_cache = TRUE;
+      so.gram_all = TRUE;
+      stats[k] = moe_stats (models[k], calib, &so);
+      qb_plan_set_default_format (plan, "Q4_0");
+      qb_plan_set_default_method (plan, "gptq");
+      jobs[k] = qb_job_new (models[k], plan);
+      qb_job_set_threads (jobs[k], 2);
+      qb_job_set_keep_data (jobs[k], TRUE);
+      qb_activation_stats_attach (stats[k], jobs[k], FALSE);
+      g_assert_true (qb_job_run (jobs[k], NULL, &error));
+      g_assert_no_error (error);
+    }
+  for (guint i = 0; i < qb_model_get_n_tensors (moe); i++)
+    {
+      const QbTensor *t = qb_model_get_tensor (moe, i);
+      g_autoptr(GString) name = g_string_new (t->name);
+      g_autoptr(GBytes) a = NULL, b = NULL;
+      const QbTensorResult *r;
+      guint j;
+
+      if (t->role != QB_ROLE_FFN_GATE_EXPS && t->role != QB_ROLE_FFN_UP_EXPS
+          && t->role != QB_ROLE_FFN_DOWN_EXPS)
+        continue;
+      g_string_replace (name, "_exps", "", 1);
+      g_assert_nonnull (qb_model_find_tensor (dense, name->str, &j));
+      r = qb_job_get_result (jobs[0], i);
+      g_assert_cmpstr (r->method, ==, "gptq");
+      g_assert_null (r->fallback_reason);
+      a = qb_job_get_tensor_data (jobs[0], i, NULL);
+      b = qb_job_get_tensor_data (jobs[1], j, NULL);
+      g_assert_true (g_bytes_equal (a, b));
+      n_compared++;
+    }
+  g_assert_cmpuint (n_compared, ==, 2 * 3);
+  for (guint k = 0; k < 2; k++)
+    {
+      qb_job_free (jobs[k]);
+      qb_activation_stats_free (stats[k]);
+    }
+  if (g_getenv ("QB_DEVICE") != NULL)
+    g_assert_true (qb_device_set_default (g_getenv ("QB_DEVICE"), NULL));
+}
+
+/* Cancels halfway through the first expert tensor's main pass. */
+static void
+cancel_halfway (const QbJobProgress *p, gpointer data)
+{
+  if (p->current_name != NULL && strstr (p->current_name, "_exps") != NULL
+      && p->current_fraction > 0.5)
+    g_cancellable_cancel (data);
+}
+
+/* GPTQ on a mixture through a job: the plan keeps GPTQ on the expert
+ * tensors (no fallback); with XᵀX per expert every expert tensor gets it;
+ * above the limit calibration collects none, says why, and the expert
+ * tensors are rounded, each a fallback that says so; a run cancelled
+ * midway stops cleanly. */
+static void
+test_gptq_experts_job (void)
+{
+  g_autofree char *dir = qb_test_tmpdir ();
+  g_autofree char *path = write_model (dir, "qwen2moe", 2, 4, 2);
   g_autoptr(GError) error = NULL;
   g_autoptr(QbModel) model = qb_model_open (path, &error);
   g_autoptr(QbPlan) plan = qb_plan_new ();
   g_autoptr(QbPlanResolution) res = NULL;
+  g_autoptr(QbCalibration) calib = NULL;
+  g_autoptr(GCancellable) cancel = g_cancellable_new ();
+  g_auto(GStrv) grams = NULL;
+  QbActivationStats *stats, *limited;
+  QbStatsOptions so;
+  QbJob *job;
   guint n_experts = 0;
 
   g_assert_no_error (error);
@@ -1464,28 +2072,160 @@ test_gptq_experts_fallback (void)
   qb_plan_set_default_method (plan, "gptq");
   res = qb_plan_resolve (plan, model, &error);
   g_assert_no_error (error);
-  for (guint i = 0; i < res->n_tensors; i++)
-    {
-      const QbTensor *t = qb_model_get_tensor (model, i);
-      const QbTensorChoice *c = &res->choices[i];
+  g_assert_cmpuint (res->n_fallbacks, ==, 0);
+  grams = qb_activation_stats_gram_tensors (plan, model, &error);
+  g_assert_true (g_strv_contains ((const char * const *) grams, "blk.1.ffn_down_exps.weight"));
+  {
+    guint64 experts = 0, largest = 0;
+    guint64 all = qb_activation_stats_gram_bytes (model, (const char * const *) grams, &largest,
+                                                  &experts);
+    const QbTensor *t = qb_model_find_tensor (model, "blk.1.ffn_down_exps.weight", NULL);
+    const QbTensor *g = qb_model_find_tensor (model, "blk.1.ffn_gate_exps.weight", NULL);
+    guint64 per_layer = 4 * 8 * (guint64) (t->ne[0] * t->ne[0] + g->ne[0] * g->ne[0]);
+    g_assert_cmpuint (experts, ==, 2 * per_layer);
+    g_assert_cmpuint (all, >, experts);
+  }
 
-      if (c->format == NULL)
+  calib = moe_calibration (model, 4, 64);
+  qb_stats_options_init (&so);
+  so.no_cache = TRUE;
+  so.gram_tensors = (const char * const *) grams;
+  stats = moe_stats (model, calib, &so);
+  job = qb_job_new (model, plan);
+  qb_job_set_threads (job, 2);
+  qb_activation_stats_attach (stats, job, FALSE);
+  g_assert_true (qb_job_run (job, NULL, &error));
+  g_assert_no_error (error);
+  for (guint i = 0; i < qb_model_get_n_tensors (model); i++)
+    {
+      const QbTensorResult *r = qb_job_get_result (job, i);
+      if (qb_tensor_n_experts (qb_model_get_tensor (model, i)) < 2)
+        continue;
+      n_experts++;
+      g_assert_cmpstr (r->method, ==, "gptq");
+      g_assert_null (r->fallback_reason);
+      g_assert_false (r->metrics.out_rel_err_diag);
+    }
+  g_assert_cmpuint (n_experts, ==, 2 * 3);
+  qb_job_free (job);
+
+  /* Cancelled halfway through the run. */
+  job = qb_job_new (model, plan);
+  qb_job_set_threads (job, 2);
+  qb_activation_stats_attach (stats, job, FALSE);
+  qb_job_set_progress_func (job, cancel_halfway, cancel);
+  g_assert_false (qb_job_run (job, cancel, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  g_clear_error (&error);
+  g_assert_cmpuint (qb_job_get_n_results (job), <, qb_model_get_n_tensors (model));
+  qb_job_free (job);
+
+  /* Above the limit: none collected, and said why. */
+  so.max_expert_gram_bytes = 1024;
+  limited = moe_stats (model, calib, &so);
+  g_assert_nonnull (qb_activation_stats_get_expert_note (limited));
+  g_assert_nonnull (strstr (qb_activation_stats_get_expert_note (limited), "above the limit"));
+  job = qb_job_new (model, plan);
+  qb_job_set_threads (job, 2);
+  qb_activation_stats_attach (limited, job, FALSE);
+  g_assert_true (qb_job_run (job, NULL, &error));
+  g_assert_no_error (error);
+  for (guint i = 0; i < qb_model_get_n_tensors (model); i++)
+    {
+      const QbTensorResult *r = qb_job_get_result (job, i);
+      const QbTensor *t = qb_model_get_tensor (model, i);
+
+      if (r == NULL || g_strcmp0 (r->method, "keep") == 0)
         continue;
       if (qb_tensor_n_experts (t) > 1)
         {
-          n_experts++;
-          g_assert_cmpstr (c->method->name, ==, "rtn");
-          g_assert_nonnull (strstr (c->fallback_reason, "per expert"));
-          g_assert_true (c->format == c->requested);
+          g_assert_cmpstr (r->method, ==, "rtn");
+          g_assert_nonnull (strstr (r->fallback_reason, "per expert"));
         }
-      else
-        {
-          g_assert_cmpstr (c->method->name, ==, "gptq");
-          g_assert_null (c->fallback_reason);
-        }
+      else if (t->role != QB_ROLE_TOKEN_EMBD)
+        g_assert_cmpstr (r->method, ==, "gptq");
     }
-  g_assert_cmpuint (n_experts, ==, 2 * 3);
-  g_assert_cmpuint (res->n_fallbacks, ==, n_experts);
+  qb_job_free (job);
+  qb_activation_stats_free (limited);
+  qb_activation_stats_free (stats);
+}
+
+/* The command line: GPTQ on a Mixtral-style model's experts, the JSON and
+ * the stored experiment saying so per tensor. */
+static void
+test_gptq_experts_cli (void)
+{
+  g_autofree char *text = qb_test_shared_path ("text/tinystories-val.txt");
+  g_autofree char *dir = NULL, *path = NULL, *db = NULL, *out = NULL, *err = NULL;
+  g_autofree char *out2 = NULL, *err2 = NULL;
+  g_autoptr(JsonObject) o = NULL, o2 = NULL;
+  JsonArray *tensors;
+  guint n_experts = 0;
+
+  if (text == NULL)
+    {
+      g_test_skip ("no shared text");
+      return;
+    }
+  dir = qb_test_tmpdir ();
+  path = write_model (dir, "mixtral", 2, 4, 2);
+  db = g_build_filename (dir, "e.db", NULL);
+  if (qb_test_quantbench (&out, &err, "quantize", path, "--calib", text, "--calib-chunks", "4",
+                          "--calib-ctx", "64", "--default", "Q4_0", "--method", "gptq", "--json",
+                          "--db", db, "--threads", "2", "--calib-no-cache", NULL) != 0)
+    {
+      g_assert_null (qb_test_quantbench_path ());
+      return;
+    }
+  o = parse_json (out);
+  tensors = json_object_get_array_member (o, "tensors");
+  for (guint i = 0; i < json_array_get_length (tensors); i++)
+    {
+      JsonObject *t = json_array_get_object_element (tensors, i);
+      if (strstr (json_object_get_string_member (t, "name"), "_exps") == NULL)
+        continue;
+      n_experts++;
+      g_assert_cmpstr (json_object_get_string_member (t, "method"), ==, "gptq");
+      g_assert_true (json_object_get_null_member (t, "fallback_reason"));
+    }
+  g_assert_cmpuint (n_experts, ==, 6);
+  g_assert_cmpint (json_object_get_int_member (json_object_get_object_member (o, "totals"),
+                                               "n_fallbacks"), ==, 0);
+  g_assert_null (strstr (err, "per expert, which"));
+
+  /* The stored experiment: the same per tensor. */
+  g_assert_cmpint (qb_test_quantbench (&out2, &err2, "experiments", "show", "1", "--json", "--db",
+                                       db, NULL), ==, 0);
+  g_assert_nonnull (strstr (out2, "\"blk.1.ffn_down_exps.weight\""));
+  o2 = parse_json (out2);
+  {
+    g_autofree char *again = NULL, *err3 = NULL;
+    g_autoptr(JsonObject) o3 = NULL;
+    JsonArray *t3;
+    guint n_rounded = 0;
+
+    /* Above the limit: rounded, each a fallback, and the calibration says why. */
+    g_assert_cmpint (qb_test_quantbench (&again, &err3, "quantize", path, "--calib", text,
+                                         "--calib-chunks", "4", "--calib-ctx", "64", "--default",
+                                         "Q4_0", "--method", "gptq", "--json", "--no-save",
+                                         "--threads", "2", "--calib-no-cache",
+                                         "--calib-expert-gram-max", "0.000001", NULL), ==, 0);
+    g_assert_nonnull (strstr (err3, "above the limit"));
+    o3 = parse_json (again);
+    t3 = json_object_get_array_member (o3, "tensors");
+    for (guint i = 0; i < json_array_get_length (t3); i++)
+      {
+        JsonObject *t = json_array_get_object_element (t3, i);
+        if (strstr (json_object_get_string_member (t, "name"), "_exps") == NULL)
+          continue;
+        n_rounded++;
+        g_assert_cmpstr (json_object_get_string_member (t, "method"), ==, "rtn");
+        g_assert_nonnull (strstr (json_object_get_string_member (t, "fallback_reason"), "per expert"));
+      }
+    g_assert_cmpuint (n_rounded, ==, 6);
+    g_assert_cmpint (json_object_get_int_member (json_object_get_object_member (o3, "totals"),
+                                                 "n_fallbacks"), ==, 6);
+  }
 }
 
 static void
@@ -1612,7 +2352,12 @@ main (int argc, char **argv)
   g_test_add_data_func ("/sensitivity-moe/floor/mixtral", &floor_cases[0], test_sensitivity_floor);
   g_test_add_data_func ("/sensitivity-moe/floor/dense", &floor_cases[1], test_sensitivity_floor);
   g_test_add_func ("/plan-moe/presets", test_presets);
-  g_test_add_func ("/plan-moe/gptq-experts", test_gptq_experts_fallback);
+  g_test_add_func ("/calib-moe/expert-grams", test_expert_grams);
+  g_test_add_func ("/quantize-moe/gptq-per-expert", test_gptq_per_expert);
+  g_test_add_func ("/quantize-moe/gptq-lower-error", test_gptq_experts_lower_error);
+  g_test_add_func ("/quantize-moe/gptq-one-expert", test_gptq_one_expert);
+  g_test_add_func ("/quantize-moe/gptq-job", test_gptq_experts_job);
+  g_test_add_func ("/quantize-moe/gptq-cli", test_gptq_experts_cli);
   g_test_add_data_func ("/eval-moe/safetensors/mixtral", "mixtral", test_safetensors_experts);
   g_test_add_data_func ("/eval-moe/safetensors/qwen2moe", "qwen2moe", test_safetensors_experts);
   g_test_add_data_func ("/eval-moe/safetensors/deepseek2", "deepseek2", test_safetensors_experts);

@@ -38,9 +38,9 @@ open_stories (Fixture *f)
   return qb_test_window_open_shared (f, STORIES);
 }
 
-/* Opens a model (path NULL: the demo model, through its action): the
- * table gets all its rows, GTK never building more than a few rows of
- * cells in one main-loop iteration; the main loop's gaps meanwhile are
+/* Opens a model (path NULL: the demo model, through its action) in a
+ * window without one: the table gets all its rows, GTK never making (or
+ * freeing) more than a few rows of cells in one main-loop iteration; the main loop's gaps meanwhile are
  * reported. */
 static void
 open_watched (Fixture    *f,
@@ -60,8 +60,8 @@ open_watched (Fixture    *f,
   qb_test_ui_wait_table_filled (table);
   report = qb_test_ui_watch_stop (&rows_max);
   n = g_list_model_get_n_items (qb_layer_table_get_visible_rows (table));
-  g_test_message ("opened %s (%u tensors), table filled; %s; at most %u rows of cells built "
-                  "in one main-loop iteration", what, n, report, rows_max);
+  g_test_message ("opened %s (%u tensors), table filled; %s; at most %u rows of cells made "
+                  "or freed in one main-loop iteration", what, n, report, rows_max);
   g_assert_cmpuint (rows_max, <=, 16);
   g_assert_cmpuint (qb_test_ui_table_n_shown (table), ==, n);
 }

@@ -99,8 +99,10 @@ gboolean     qb_layer_table_get_experts_expanded (QbLayerTable *self,
  * table's models, counts and selection functions work on every row
  * meanwhile. */
 gboolean     qb_layer_table_is_filling        (QbLayerTable *self);
-/* How many rows of cells the table has made so far (GTK keeps up to ~200
- * around the visible ones and makes new ones as others go). */
+/* How many rows of cells the table has made and freed so far (GTK keeps
+ * up to ~200 around the visible ones, and makes and frees them as the
+ * rows shown change). */
 guint        qb_layer_table_get_n_rows_built  (QbLayerTable *self);
+guint        qb_layer_table_get_n_rows_freed  (QbLayerTable *self);
 
 G_END_DECLS

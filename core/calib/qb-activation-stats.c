@@ -13,6 +13,15 @@
 #define STATS_VERSION "quantbench-stats-1"
 #define GRAM_MAGIC    "QBGRAM01"
 
+/* One XᵀX: of a dense input, or of one expert's tokens of an expert
+ * tensor's input (each expert sees the tokens routed to it). */
+typedef struct {
+  guint8    *buf;          /* while its pass runs (after a cache header), or kept (no_cache) */
+  double    *gram;
+  guint64    rows;
+  gboolean   cached;       /* a valid file is in the cache */
+} Gram;
+
 /* One distinct input of linear layers: the weights reading it share its
  * statistics. */
 typedef struct {
@@ -23,7 +32,8 @@ typedef struct {
   GPtrArray *members;      /* tensor names reading this input, in model order */
   gboolean   is_output;    /* the output matrix's input (llama-imatrix: --process-output) */
   gboolean   want_gram;
-  gboolean   gram_cached;  /* a valid file is in the cache */
+  gboolean   in_pass;      /* some of its XᵀX accumulate in the running pass */
+  guint64    counted;      /* the forward pass that counted it as seen */
   /* Σ x² per column and rows (from this run or the cached imatrix); an
    * expert tensor's input has a set per expert (n_mat), each with the
    * rows routed to that expert, as llama-imatrix keeps them. */
@@ -31,10 +41,8 @@ typedef struct {
   double    *sum2;         /* n × n_mat */
   guint64    rows;
   guint64   *mat_rows;     /* n_mat */
-  /* XᵀX while its pass runs (after a cache header), or kept (no_cache). */
-  guint8    *gram_buf;
-  double    *gram;
-  guint64    gram_rows;
+  /* XᵀX: one, or one per expert (n_mat). */
+  Gram      *grams;
   /* The input seen last, to count an input shared by Q, K and V once. */
   guint64    last_forward;
   const float *last_x;
@@ -53,10 +61,19 @@ struct _QbActivationStats {
   gboolean       have_sums;
   guint          n_forward;
   guint          n_passes;
-  /* The XᵀX handed out last. */
-  GMappedFile   *mapped;
+  /* The XᵀX handed out last: its group's files (one per expert). */
+  GMappedFile  **mapped;
+  const double **mapped_gram;
+  guint64       *mapped_rows;
   Group         *mapped_group;
+  char          *expert_note;  /* why no XᵀX per expert was collected, or NULL */
 };
+
+/* A unit of a pass: one XᵀX of a group. */
+typedef struct {
+  Group *g;
+  guint  expert;
+} Unit;
 
 void
 qb_stats_options_init (QbStatsOptions *opts)
@@ -75,7 +92,9 @@ group_free (gpointer data)
   g_ptr_array_unref (g->members);
   g_free (g->sum2);
   g_free (g->mat_rows);
-  g_free (g->gram_buf);
+  for (guint m = 0; g->grams != NULL && m < g->n_mat; m++)
+    g_free (g->grams[m].buf);
+  g_free (g->grams);
   g_free (g);
 }
 
@@ -160,6 +179,7 @@ build_groups (QbActivationStats *s)
           g->layer = t->layer;
           g->n = t->ne[0];
           g->n_mat = (guint) qb_tensor_n_experts (t);
+          g->grams = g_new0 (Gram, g->n_mat);
           g->members = g_ptr_array_new_with_free_func (g_free);
           g->is_output = strcmp (g->key, "output_in") == 0;
           g_ptr_array_add (s->groups, g);
@@ -184,27 +204,37 @@ stats_key (QbModel *model, QbCalibration *calib)
   return g_compute_checksum_for_string (G_CHECKSUM_SHA256, text, -1);
 }
 
+/* gram-KEY.bin, and for experts gram-KEY.eN.bin (one file per expert). */
 static char *
-gram_path (QbActivationStats *s, Group *g)
+gram_name (Group *g, guint expert)
 {
-  g_autofree char *name = g_strdup_printf ("gram-%s.bin", g->key);
+  return g->n_mat > 1 ? g_strdup_printf ("%s.e%u", g->key, expert) : g_strdup (g->key);
+}
+
+static char *
+gram_path (QbActivationStats *s, Group *g, guint expert)
+{
+  g_autofree char *id = gram_name (g, expert);
+  g_autofree char *name = g_strdup_printf ("gram-%s.bin", id);
   return g_build_filename (s->dir, name, NULL);
 }
 
-/* Each file's own key: the statistics' key and the input. */
+/* Each file's own key: the statistics' key and the input (and expert). */
 static char *
-gram_key (QbActivationStats *s, Group *g)
+gram_key (QbActivationStats *s, Group *g, guint expert)
 {
-  g_autofree char *text = g_strdup_printf ("%s\n%s", s->key, g->key);
+  g_autofree char *id = gram_name (g, expert);
+  g_autofree char *text = g_strdup_printf ("%s\n%s", s->key, id);
   return g_compute_checksum_for_string (G_CHECKSUM_SHA256, text, -1);
 }
 
-/* Maps a group's XᵀX file: NULL when absent, damaged or of another shape. */
+/* Maps a group's XᵀX file: NULL when absent, damaged or of another shape.
+ * An expert no calibration token reached has a file of zeros and 0 rows. */
 static GMappedFile *
-open_gram (QbActivationStats *s, Group *g, const double **gram, guint64 *rows)
+open_gram (QbActivationStats *s, Group *g, guint expert, const double **gram, guint64 *rows)
 {
-  g_autofree char *path = gram_path (s, g);
-  g_autofree char *key = gram_key (s, g);
+  g_autofree char *path = gram_path (s, g, expert);
+  g_autofree char *key = gram_key (s, g, expert);
   g_autoptr(GMappedFile) f = NULL;
   const guint8 *p;
   guint64 n, bytes;
@@ -214,24 +244,26 @@ open_gram (QbActivationStats *s, Group *g, const double **gram, guint64 *rows)
     return NULL;
   memcpy (&n, p, 8);
   memcpy (rows, p + 8, 8);
-  if ((gint64) n != g->n || bytes != 16 + (guint64) g->n * g->n * sizeof (double) || *rows == 0)
+  if ((gint64) n != g->n || bytes != 16 + (guint64) g->n * g->n * sizeof (double)
+      || (*rows == 0 && g->n_mat == 1))
     return NULL;
   *gram = (const double *) (const void *) (p + 16);
   return g_steal_pointer (&f);
 }
 
 static gboolean
-write_gram (QbActivationStats *s, Group *g, GError **error)
+write_gram (QbActivationStats *s, Group *g, guint expert, GError **error)
 {
-  g_autofree char *path = gram_path (s, g);
-  g_autofree char *key = gram_key (s, g);
-  guint8 *payload = g->gram_buf + QB_CACHE_HEADER_BYTES;
+  g_autofree char *path = gram_path (s, g, expert);
+  g_autofree char *key = gram_key (s, g, expert);
+  Gram *u = &g->grams[expert];
+  guint8 *payload = u->buf + QB_CACHE_HEADER_BYTES;
   guint64 bytes = 16 + (guint64) g->n * g->n * sizeof (double);
 
   memcpy (payload, &g->n, 8);
-  memcpy (payload + 8, &g->gram_rows, 8);
-  qb_cache_header_fill (g->gram_buf, GRAM_MAGIC, key, payload, bytes);
-  return qb_cache_write (path, g->gram_buf, QB_CACHE_HEADER_BYTES + bytes, error);
+  memcpy (payload + 8, &u->rows, 8);
+  qb_cache_header_fill (u->buf, GRAM_MAGIC, key, payload, bytes);
+  return qb_cache_write (path, u->buf, QB_CACHE_HEADER_BYTES + bytes, error);
 }
 
 /* The cached imatrix, if it has every input of this model. */
@@ -290,7 +322,7 @@ typedef struct {
 } Collect;
 
 static void
-add_gram (Collect *c, Group *g, const float *x, gint64 rows)
+add_gram (Collect *c, Group *g, Gram *u, const float *x, gint64 rows)
 {
   gsize need = (gsize) rows * g->n;
   int saved = openblas_get_num_threads ();
@@ -306,9 +338,9 @@ add_gram (Collect *c, Group *g, const float *x, gint64 rows)
   /* The forward pass runs BLAS on one thread; this product wants them all. */
   openblas_set_num_threads (c->blas_threads);
   cblas_dsyrk (CblasRowMajor, CblasUpper, CblasTrans, (int) g->n, (int) rows, 1.0, c->xd,
-               (int) g->n, 1.0, g->gram, (int) g->n);
+               (int) g->n, 1.0, u->gram, (int) g->n);
   openblas_set_num_threads (saved);
-  g->gram_rows += rows;
+  u->rows += rows;
 }
 
 static void
@@ -364,9 +396,14 @@ on_activation (const char *weight_name, guint weight_index, const float *x, gint
     }
   if (c->sums)
     add_sums (g, x, n_rows, (guint) expert);
-  if (g->gram != NULL)
+  if (g->grams[expert].gram != NULL)
+    add_gram (c, g, &g->grams[expert], x, n_rows);
+  /* A pass that wants some layers' XᵀX stops once it has seen each of
+   * their inputs: an expert group at its first expert, since the forward
+   * pass runs a layer's experts to the end before it looks at a cancel. */
+  if (g->in_pass && g->counted != c->forward)
     {
-      add_gram (c, g, x, n_rows);
+      g->counted = c->forward;
       if (c->n_wanted > 0 && ++c->n_seen == c->n_wanted)
         {
           c->stopped = TRUE;
@@ -429,9 +466,11 @@ reset_pass (QbActivationStats *s, GPtrArray *pass, gboolean sums)
 {
   for (guint i = 0; i < pass->len; i++)
     {
-      Group *g = g_ptr_array_index (pass, i);
-      memset (g->gram, 0, sizeof (double) * g->n * g->n);
-      g->gram_rows = 0;
+      Unit *un = g_ptr_array_index (pass, i);
+      Gram *u = &un->g->grams[un->expert];
+      memset (u->gram, 0, sizeof (double) * un->g->n * un->g->n);
+      u->rows = 0;
+      un->g->counted = 0;
     }
   for (guint i = 0; sums && i < s->groups->len; i++)
     {
@@ -458,6 +497,7 @@ device_begin (QbActivationStats *s, QbLlama *llama, GPtrArray *pass, gboolean su
   g_autofree gboolean *gram = g_new0 (gboolean, MAX (n, 1));
   QbLlamaStatsSpec spec = { n, input_of, n_cols, gram, sums, 0, output };
   int last = -1;
+  gboolean experts = FALSE;
 
   for (guint t = 0; t < n_tensors; t++)
     input_of[t] = s->by_index[t] != NULL ? (gint) s->by_index[t]->index : -1;
@@ -465,12 +505,24 @@ device_begin (QbActivationStats *s, QbLlama *llama, GPtrArray *pass, gboolean su
     n_cols[i] = ((Group *) g_ptr_array_index (s->groups, i))->n;
   for (guint i = 0; i < pass->len; i++)
     {
-      Group *g = g_ptr_array_index (pass, i);
+      Group *g = ((Unit *) g_ptr_array_index (pass, i))->g;
+      experts |= g->n_mat > 1;
       gram[g->index] = TRUE;
       last = MAX (last, g->layer);
     }
   spec.last_layer = output || last < 0 ? qb_llama_get_params (llama)->n_layer - 1 : (guint) last;
-  return qb_llama_stats_begin (llama, &spec, error);
+  if (!qb_llama_stats_begin (llama, &spec, error))
+    return FALSE;
+  /* The device pass keeps one XᵀX per input (and refuses mixtures of
+   * experts today): XᵀX per expert is collected on the CPU. */
+  if (experts)
+    {
+      qb_llama_stats_end (llama);
+      g_set_error (error, QB_DEVICE_ERROR, QB_DEVICE_ERROR_UNSUPPORTED,
+                   "XᵀX per expert is collected on the CPU");
+      return FALSE;
+    }
+  return TRUE;
 }
 
 /* The device's statistics into the groups; every input the pass wants
@@ -486,11 +538,13 @@ device_collect (QbActivationStats *s, QbLlama *llama, GPtrArray *pass, gboolean 
       Group *g = g_ptr_array_index (s->groups, i);
       guint64 rows = 0, expect = (guint64) n_chunks * (g->is_output ? n_ctx - first : n_ctx);
 
-      if (!sums && g->gram == NULL)
+      Gram *u = &g->grams[0];
+
+      if (!sums && u->gram == NULL)
         continue;
-      if (!qb_llama_stats_read (llama, i, sums ? g->sum2 : NULL, g->gram, &rows, error))
+      if (!qb_llama_stats_read (llama, i, sums ? g->sum2 : NULL, u->gram, &rows, error))
         return FALSE;
-      if (g->gram != NULL)
+      if (u->gram != NULL)
         {
           if (rows != expect)
             {
@@ -499,7 +553,7 @@ device_collect (QbActivationStats *s, QbLlama *llama, GPtrArray *pass, gboolean 
                            G_GUINT64_FORMAT, rows, g->key, expect);
               return FALSE;
             }
-          g->gram_rows = rows;
+          u->rows = rows;
         }
       if (sums)
         {
@@ -543,23 +597,32 @@ run_pass (QbActivationStats *s, QbLlama *llama, GPtrArray *pass, gboolean sums, 
   Collect c = { s, sums, 0, NULL, 0, 0, NULL, 0, 0, NULL, FALSE, llama };
   g_autoptr(GError) local = NULL;
   gulong handler = 0;
-  guint first;
+  guint first, n_groups = 0;
   gboolean ok = TRUE, device;
 
   c.blas_threads = (int) MAX (qb_llama_get_threads (llama), 1);
+  for (guint i = 0; i < s->groups->len; i++)
+    ((Group *) g_ptr_array_index (s->groups, i))->in_pass = FALSE;
   for (guint i = 0; i < pass->len; i++)
     {
-      Group *g = g_ptr_array_index (pass, i);
+      Unit *un = g_ptr_array_index (pass, i);
+      Group *g = un->g;
+      Gram *u = &g->grams[un->expert];
+
       output |= g->is_output;
-      g->gram_buf = g_try_malloc0 (QB_CACHE_HEADER_BYTES + 16 + sizeof (double) * g->n * g->n);
-      if (g->gram_buf == NULL)
+      if (!g->in_pass)
+        n_groups++;
+      g->in_pass = TRUE;
+      g->counted = 0;
+      u->buf = g_try_malloc0 (QB_CACHE_HEADER_BYTES + 16 + sizeof (double) * g->n * g->n);
+      if (u->buf == NULL)
         {
           g_set_error (error, G_IO_ERROR, G_IO_ERROR_NO_SPACE,
                        "out of memory for XᵀX of %s (%" G_GINT64_FORMAT " columns)", g->key, g->n);
           return FALSE;
         }
-      g->gram = (double *) (void *) (g->gram_buf + QB_CACHE_HEADER_BYTES + 16);
-      g->gram_rows = 0;
+      u->gram = (double *) (void *) (u->buf + QB_CACHE_HEADER_BYTES + 16);
+      u->rows = 0;
     }
   for (guint i = 0; sums && i < s->groups->len; i++)
     {
@@ -596,7 +659,7 @@ run_pass (QbActivationStats *s, QbLlama *llama, GPtrArray *pass, gboolean sums, 
   if (device)
     reset_pass (s, pass, sums);
   ok = TRUE;
-  c.n_wanted = output ? 0 : pass->len;
+  c.n_wanted = output ? 0 : n_groups;
   qb_llama_set_activation_func (llama, on_activation, &c);
   for (guint k = 0; ok && k < qb_calibration_get_n_chunks (s->calib); k++)
     {
@@ -635,22 +698,47 @@ symmetrize (double *a, gint64 n)
       a[i * n + j] = a[j * n + i];
 }
 
+/* Each expert's XᵀX must hold the rows its importance counted (the
+ * tokens routed to it): anything else would mean the pass missed some. */
+static gboolean
+check_expert_rows (QbActivationStats *s, GPtrArray *pass, gboolean sums, GError **error)
+{
+  for (guint i = 0; (s->have_sums || sums) && i < pass->len; i++)
+    {
+      Unit *un = g_ptr_array_index (pass, i);
+      Group *g = un->g;
+
+      if (g->n_mat > 1 && g->mat_rows != NULL && g->grams[un->expert].rows != g->mat_rows[un->expert])
+        {
+          g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED,
+                       "%s: XᵀX of expert %u holds %" G_GUINT64_FORMAT " rows, its importance %"
+                       G_GUINT64_FORMAT, g->key, un->expert, g->grams[un->expert].rows,
+                       g->mat_rows[un->expert]);
+          return FALSE;
+        }
+    }
+  return TRUE;
+}
+
 /* After a pass: XᵀX to the cache (or kept in memory). */
 static gboolean
-finish_pass (QbActivationStats *s, GPtrArray *pass, GError **error)
+finish_pass (QbActivationStats *s, GPtrArray *pass, gboolean sums, GError **error)
 {
+  if (!check_expert_rows (s, pass, sums, error))
+    return FALSE;
   for (guint i = 0; i < pass->len; i++)
     {
-      Group *g = g_ptr_array_index (pass, i);
+      Unit *un = g_ptr_array_index (pass, i);
+      Gram *u = &un->g->grams[un->expert];
 
-      symmetrize (g->gram, g->n);
+      symmetrize (u->gram, un->g->n);
       if (s->no_cache)
         continue;
-      if (!write_gram (s, g, error))
+      if (!write_gram (s, un->g, un->expert, error))
         return FALSE;
-      g->gram_cached = TRUE;
-      g_clear_pointer (&g->gram_buf, g_free);
-      g->gram = NULL;
+      u->cached = TRUE;
+      g_clear_pointer (&u->buf, g_free);
+      u->gram = NULL;
     }
   return TRUE;
 }
@@ -660,9 +748,9 @@ drop_pass (GPtrArray *pass)
 {
   for (guint i = 0; i < pass->len; i++)
     {
-      Group *g = g_ptr_array_index (pass, i);
-      g_clear_pointer (&g->gram_buf, g_free);
-      g->gram = NULL;
+      Unit *un = g_ptr_array_index (pass, i);
+      g_clear_pointer (&un->g->grams[un->expert].buf, g_free);
+      un->g->grams[un->expert].gram = NULL;
     }
 }
 
@@ -714,26 +802,71 @@ save_sums (QbActivationStats *s, GError **error)
 
 /* ---- planning the passes -------------------------------------------------------- */
 
-static void
-mark_wanted (QbActivationStats *s, const QbStatsOptions *opts)
+static guint64
+group_gram_bytes (const Group *g)
 {
-  /* XᵀX is one matrix per input: not for experts' inputs (GPTQ on
-   * experts would need one per expert). */
+  return (guint64) g->n_mat * g->n * g->n * sizeof (double);
+}
+
+/* XᵀX per expert takes n_expert × n² doubles per input: above the limit
+ * none is collected (GPTQ then rounds the expert tensors, and says so),
+ * rather than filling the disk, or memory without a cache. */
+static void
+limit_expert_grams (QbActivationStats *s, guint64 limit)
+{
+  guint64 total = 0;
+  guint n_inputs = 0, n_experts = 0;
+
   for (guint i = 0; i < s->groups->len; i++)
     {
       Group *g = g_ptr_array_index (s->groups, i);
-      g->want_gram = opts->gram_all && g->n_mat == 1;
+      if (g->want_gram && g->n_mat > 1)
+        {
+          total += group_gram_bytes (g);
+          n_inputs++;
+          n_experts = g->n_mat;
+        }
+    }
+  if (total <= limit)
+    return;
+  for (guint i = 0; i < s->groups->len; i++)
+    {
+      Group *g = g_ptr_array_index (s->groups, i);
+      if (g->n_mat > 1)
+        g->want_gram = FALSE;
+    }
+  {
+    g_autofree char *t = g_format_size_full (total, G_FORMAT_SIZE_IEC_UNITS);
+    g_autofree char *l = g_format_size_full (limit, G_FORMAT_SIZE_IEC_UNITS);
+    s->expert_note = g_strdup_printf ("one XᵀX per expert would take %s (%u expert inputs × %u "
+                                      "experts), above the limit of %s: not collected",
+                                      t, n_inputs, n_experts, l);
+  }
+  g_message ("calibration: %s; the expert tensors are rounded instead of GPTQ", s->expert_note);
+}
+
+static void
+mark_wanted (QbActivationStats *s, const QbStatsOptions *opts)
+{
+  /* An expert tensor's input has an XᵀX per expert, each over the tokens
+   * routed to that expert. */
+  for (guint i = 0; i < s->groups->len; i++)
+    {
+      Group *g = g_ptr_array_index (s->groups, i);
+      g->want_gram = opts->gram_all;
     }
   for (guint i = 0; opts->gram_tensors != NULL && opts->gram_tensors[i] != NULL; i++)
     {
       Group *g = g_hash_table_lookup (s->by_name, opts->gram_tensors[i]);
-      if (g != NULL && g->n_mat == 1)
+      if (g != NULL)
         g->want_gram = TRUE;
     }
+  limit_expert_grams (s, opts->max_expert_gram_bytes ? opts->max_expert_gram_bytes
+                                                     : QB_STATS_DEFAULT_EXPERT_GRAM_BYTES);
 }
 
-/* Groups still to compute, cut into passes of at most max_bytes of XᵀX
- * (a group larger than that gets a pass of its own). */
+/* XᵀX still to compute (each expert's its own unit), cut into passes of
+ * at most max_bytes (a unit larger than that gets a pass of its own). */
 static GPtrArray *
 plan_passes (QbActivationStats *s, guint64 max_bytes)
 {
@@ -745,30 +878,38 @@ plan_passes (QbActivationStats *s, guint64 max_bytes)
     {
       Group *g = g_ptr_array_index (s->groups, i);
       guint64 bytes = (guint64) g->n * g->n * sizeof (double);
-      const double *gram;
-      guint64 rows;
 
-      if (!g->want_gram)
-        continue;
-      if (!s->no_cache)
+      for (guint e = 0; g->want_gram && e < g->n_mat; e++)
         {
-          g_autoptr(GMappedFile) f = open_gram (s, g, &gram, &rows);
-          if ((g->gram_cached = f != NULL))
-            continue;
+          const double *gram;
+          guint64 rows;
+          Unit *un;
+
+          if (!s->no_cache)
+            {
+              g_autoptr(GMappedFile) f = open_gram (s, g, e, &gram, &rows);
+              if ((g->grams[e].cached = f != NULL))
+                continue;
+            }
+          if (cur == NULL || (cur->len > 0 && cur_bytes + bytes > max_bytes))
+            {
+              cur = g_ptr_array_new_with_free_func (g_free);
+              g_ptr_array_add (passes, cur);
+              cur_bytes = 0;
+            }
+          un = g_new (Unit, 1);
+          un->g = g;
+          un->expert = e;
+          g_ptr_array_add (cur, un);
+          cur_bytes += bytes;
         }
-      if (cur == NULL || (cur->len > 0 && cur_bytes + bytes > max_bytes))
-        {
-          cur = g_ptr_array_new ();
-          g_ptr_array_add (passes, cur);
-          cur_bytes = 0;
-        }
-      g_ptr_array_add (cur, g);
-      cur_bytes += bytes;
     }
   return passes;
 }
 
 /* ---- the computation -------------------------------------------------------------- */
+
+static void unmap_group (QbActivationStats *s);
 
 QbActivationStats *
 qb_activation_stats_compute (QbLlama *llama, QbCalibration *calib, const QbStatsOptions *opts,
@@ -808,7 +949,7 @@ qb_activation_stats_compute (QbLlama *llama, QbCalibration *calib, const QbStats
 
       pr.p.pass = p;
       ok = run_pass (s, llama, pass, sums, &pr, cancellable, error)
-           && finish_pass (s, pass, error);
+           && finish_pass (s, pass, sums, error);
       if (!ok)
         drop_pass (pass);
       if (ok && sums)
@@ -830,7 +971,11 @@ qb_activation_stats_free (QbActivationStats *s)
 {
   if (s == NULL)
     return;
-  g_clear_pointer (&s->mapped, g_mapped_file_unref);
+  unmap_group (s);
+  g_free (s->mapped);
+  g_free (s->mapped_gram);
+  g_free (s->mapped_rows);
+  g_free (s->expert_note);
   g_ptr_array_unref (s->groups);
   g_hash_table_unref (s->by_name);
   g_free (s->by_index);
@@ -849,37 +994,86 @@ qb_activation_stats_get_imatrix (QbActivationStats *s, gboolean include_output)
   return build_imatrix (s, include_output);
 }
 
+static void
+unmap_group (QbActivationStats *s)
+{
+  for (guint m = 0; s->mapped_group != NULL && m < s->mapped_group->n_mat; m++)
+    g_clear_pointer (&s->mapped[m], g_mapped_file_unref);
+  s->mapped_group = NULL;
+}
+
+/* Maps every XᵀX file of the group at once (an expert tensor is quantized
+ * with all of its experts' at hand). */
+static gboolean
+map_group (QbActivationStats *s, Group *g)
+{
+  if (s->mapped_group == g)
+    return TRUE;
+  unmap_group (s);
+  s->mapped = g_renew (GMappedFile *, s->mapped, g->n_mat);
+  s->mapped_gram = g_renew (const double *, s->mapped_gram, g->n_mat);
+  s->mapped_rows = g_renew (guint64, s->mapped_rows, g->n_mat);
+  memset (s->mapped, 0, sizeof (GMappedFile *) * g->n_mat);
+  s->mapped_group = g;
+  for (guint m = 0; m < g->n_mat; m++)
+    if (!g->grams[m].cached
+        || (s->mapped[m] = open_gram (s, g, m, &s->mapped_gram[m], &s->mapped_rows[m])) == NULL)
+      {
+        unmap_group (s);
+        return FALSE;
+      }
+  return TRUE;
+}
+
+const double *
+qb_activation_stats_get_expert_gram (QbActivationStats *s, const char *tensor_name, guint expert,
+                                     guint64 *n_samples)
+{
+  Group *g = g_hash_table_lookup (s->by_name, tensor_name);
+
+  *n_samples = 0;
+  if (g == NULL || !g->want_gram || expert >= g->n_mat)
+    return NULL;
+  if (g->grams[expert].gram != NULL)   /* kept in memory */
+    {
+      *n_samples = g->grams[expert].rows;
+      return g->grams[expert].gram;
+    }
+  if (!map_group (s, g))
+    return NULL;
+  *n_samples = s->mapped_rows[expert];
+  return s->mapped_gram[expert];
+}
+
 const double *
 qb_activation_stats_get_gram (QbActivationStats *s, const char *tensor_name, guint64 *n_samples)
 {
   Group *g = g_hash_table_lookup (s->by_name, tensor_name);
-  const double *gram = NULL;
-  guint64 rows = 0;
 
   *n_samples = 0;
-  if (g == NULL || !g->want_gram)
+  if (g == NULL || g->n_mat != 1)
     return NULL;
-  if (g->gram != NULL)   /* kept in memory */
-    {
-      *n_samples = g->gram_rows;
-      return g->gram;
-    }
-  if (s->mapped_group != g)
-    {
-      g_clear_pointer (&s->mapped, g_mapped_file_unref);
-      s->mapped_group = NULL;
-      if (!g->gram_cached || (s->mapped = open_gram (s, g, &gram, &rows)) == NULL)
-        return NULL;
-      s->mapped_group = g;
-    }
-  else
-    {
-      const guint8 *p = (const guint8 *) g_mapped_file_get_contents (s->mapped) + QB_CACHE_HEADER_BYTES;
-      memcpy (&rows, p + 8, 8);
-      gram = (const double *) (const void *) (p + 16);
-    }
-  *n_samples = rows;
-  return gram;
+  return qb_activation_stats_get_expert_gram (s, tensor_name, 0, n_samples);
+}
+
+guint
+qb_activation_stats_get_expert_grams (QbActivationStats *s, const char *tensor_name, gint64 n_cols,
+                                      const double **grams, guint64 *n_samples, guint max)
+{
+  Group *g = g_hash_table_lookup (s->by_name, tensor_name);
+
+  if (g == NULL || g->n != n_cols || g->n_mat > max)
+    return 0;
+  for (guint m = 0; m < g->n_mat; m++)
+    if ((grams[m] = qb_activation_stats_get_expert_gram (s, tensor_name, m, &n_samples[m])) == NULL)
+      return 0;
+  return g->n_mat;
+}
+
+const char *
+qb_activation_stats_get_expert_note (QbActivationStats *s)
+{
+  return s->expert_note;
 }
 
 guint
@@ -907,9 +1101,9 @@ qb_activation_stats_get_calibration (QbActivationStats *s)
 }
 
 static const double *
-job_gram (const char *tensor_name, gint64 n_cols, guint64 *n_samples, gpointer data)
+job_gram (const char *tensor_name, gint64 n_cols, guint expert, guint64 *n_samples, gpointer data)
 {
-  const double *gram = qb_activation_stats_get_gram (data, tensor_name, n_samples);
+  const double *gram = qb_activation_stats_get_expert_gram (data, tensor_name, expert, n_samples);
   Group *g = g_hash_table_lookup (((QbActivationStats *) data)->by_name, tensor_name);
 
   return gram != NULL && g->n == n_cols ? gram : NULL;
@@ -984,12 +1178,15 @@ qb_activation_stats_gram_tensors (QbPlan *plan, QbModel *model, GError **error)
 }
 
 guint64
-qb_activation_stats_gram_bytes (QbModel *model, const char * const *tensors, guint64 *largest)
+qb_activation_stats_gram_bytes (QbModel *model, const char * const *tensors, guint64 *largest,
+                                guint64 *experts)
 {
   QbActivationStats s = { 0 };
   g_autoptr(GHashTable) seen = g_hash_table_new (NULL, NULL);
   guint64 total = 0, most = 0;
 
+  if (experts != NULL)
+    *experts = 0;
   s.model = model;
   build_groups (&s);
   for (guint i = 0; tensors != NULL && tensors[i] != NULL; i++)
@@ -1000,8 +1197,10 @@ qb_activation_stats_gram_bytes (QbModel *model, const char * const *tensors, gui
       if (g == NULL || !g_hash_table_add (seen, g))
         continue;
       bytes = (guint64) g->n * g->n * sizeof (double);
-      total += bytes;
+      total += bytes * g->n_mat;
       most = MAX (most, bytes);
+      if (experts != NULL && g->n_mat > 1)
+        *experts += bytes * g->n_mat;
     }
   g_ptr_array_unref (s.groups);
   g_hash_table_unref (s.by_name);

@@ -36,12 +36,28 @@
  * working memory.  A pass that wants no output-matrix statistics stops
  * each chunk's forward pass after its last layer.
  *
+ * Mixtures of experts: a 3-D expert tensor's input has one XᵀX per expert,
+ * over the tokens routed to that expert only (gate and up: the FFN norm's
+ * output of those tokens; down: that expert's own intermediate
+ * activations), its rows the tokens the importance counts for it.  Each
+ * expert's XᵀX is a unit of the passes (a pass still holds at most
+ * max_gram_bytes) and a cache file of its own (gram-KEY.eN.bin).  In all
+ * that is n_expert × n² doubles per expert input — Mixtral 8x7B: 8 × 128
+ * MiB for gate/up and 8 × 1.53 GiB for down per layer, 444 GiB for 32
+ * layers — so above max_expert_gram_bytes (16 GiB by default) none is
+ * collected: a message and qb_activation_stats_get_expert_note say why,
+ * and GPTQ rounds the expert tensors, each a listed fallback.  An expert
+ * no calibration token reached has an XᵀX of zeros and 0 rows: GPTQ
+ * rounds that expert's rows (as GPTQModel's fail-safe does) and the
+ * tensor's result lists it.
+ *
  * On the selected device (QB_DEVICE, --device; qb-device.h) the forward
  * pass accumulates Σ x² and XᵀX there (qb_llama_stats_begin: double
  * sums, CLBlast DSYRK on the inputs widened to double, as the CPU does
  * with OpenBLAS) and they come back once per pass, not per chunk; the
  * files and caches are the same.  A device that cannot (no fp64, not
- * enough memory, a mixture of experts, a family the device pass lacks) or
+ * enough memory, a mixture of experts — XᵀX per expert is collected on the
+ * CPU —, a family the device pass lacks) or
  * that fails midway prints why, and the pass runs on the CPU from its
  * first chunk.
  *
@@ -62,11 +78,15 @@ G_BEGIN_DECLS
 
 /* XᵀX held at once by default: passes stay within this. */
 #define QB_STATS_DEFAULT_GRAM_BYTES (G_GUINT64_CONSTANT (2) << 30)
+/* XᵀX per expert in all (on disk, or in memory without a cache) by
+ * default: above it none is collected. */
+#define QB_STATS_DEFAULT_EXPERT_GRAM_BYTES (G_GUINT64_CONSTANT (16) << 30)
 
 typedef struct {
   const char * const *gram_tensors;   /* tensors whose input XᵀX is wanted, NULL-terminated; may be NULL */
   gboolean            gram_all;       /* XᵀX of every linear layer's input */
   guint64             max_gram_bytes; /* XᵀX held at once; 0: QB_STATS_DEFAULT_GRAM_BYTES */
+  guint64             max_expert_gram_bytes; /* XᵀX per expert in all; 0: QB_STATS_DEFAULT_EXPERT_GRAM_BYTES */
   const char         *cache_dir;      /* NULL: $XDG_CACHE_HOME/quantbench/calibration */
   gboolean            no_cache;       /* compute everything, keep XᵀX in memory */
 } QbStatsOptions;
@@ -106,6 +126,27 @@ QbImatrix          *qb_activation_stats_get_imatrix  (QbActivationStats  *stats,
 const double       *qb_activation_stats_get_gram     (QbActivationStats  *stats,
                                                       const char         *tensor_name,
                                                       guint64            *n_samples);
+/* The same for one expert of a 3-D expert tensor (expert 0 of a dense
+ * one): XᵀX over the tokens routed to that expert, *n_samples of them (0
+ * for an expert no calibration token reached: a matrix of zeros).  The
+ * pointers of one tensor's experts stay valid together, until another
+ * tensor is asked for or the end of stats. */
+const double       *qb_activation_stats_get_expert_gram (QbActivationStats *stats,
+                                                      const char         *tensor_name,
+                                                      guint               expert,
+                                                      guint64            *n_samples);
+/* Every expert's XᵀX of a 3-D expert tensor with rows of n_cols into
+ * grams and n_samples (max entries each): the number of experts, or 0
+ * when any is missing (or the tensor has more than max experts). */
+guint               qb_activation_stats_get_expert_grams (QbActivationStats *stats,
+                                                      const char         *tensor_name,
+                                                      gint64              n_cols,
+                                                      const double      **grams,
+                                                      guint64            *n_samples,
+                                                      guint               max);
+/* Why no XᵀX per expert was collected (above max_expert_gram_bytes), or
+ * NULL. */
+const char         *qb_activation_stats_get_expert_note (QbActivationStats *stats);
 /* Forward passes over chunks this computation ran (0 when all came from
  * the cache) and passes over the calibration set. */
 guint               qb_activation_stats_get_n_forward (QbActivationStats *stats);
@@ -163,10 +204,13 @@ QbActivationStats  *qb_activation_stats_compute_for_plan_full (QbModel          
 GStrv               qb_activation_stats_gram_tensors (QbPlan             *plan,
                                                       QbModel            *model,
                                                       GError            **error);
-/* Bytes of XᵀX for these tensors' distinct inputs (n² · 8 each); the
- * largest one in *largest (may be NULL). */
+/* Bytes of XᵀX for these tensors' distinct inputs (n² · 8 each, times
+ * the experts for an expert tensor's input); the largest single XᵀX in
+ * *largest and the per-expert ones' share in *experts (either may be
+ * NULL). */
 guint64             qb_activation_stats_gram_bytes   (QbModel            *model,
                                                       const char * const *tensors,
-                                                      guint64            *largest);
+                                                      guint64            *largest,
+                                                      guint64            *experts);
 
 G_END_DECLS

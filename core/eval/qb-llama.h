@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* qb-llama.h — the forward pass of LLaMA-family decoders (LLaMA 1/2/3,
- * Mistral, Qwen2, Qwen3, Gemma 2/3, Phi-3, SmolLM, TinyLlama), for
- * evaluation and calibration.  What sets the families apart (Q/K norms,
+ * Mistral, Qwen2, Qwen3, Gemma 2/3, Phi-3, SmolLM, TinyLlama; mixtures of
+ * experts: Mixtral, Qwen2/3-MoE, DeepSeek-V2/V3 with its multi-head latent
+ * attention), for evaluation and calibration.  What sets the families apart (Q/K norms,
  * post-norms, soft-capping, sliding windows, GeGLU, fused projections) is
  * the data of qb-family.h; this one pass reads it.
  *

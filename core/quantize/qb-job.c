@@ -282,6 +282,20 @@ finish_kept (QbJob *job, QbExporter *ex, guint index, GError **error)
   return TRUE;
 }
 
+/* Each expert's XᵀX of a 3-D expert tensor: the number of experts, or 0
+ * when any is missing. */
+static guint
+job_expert_grams (QbJob *job, const QbTensor *t, gint64 n_experts, const double ***grams,
+                  guint64 **samples)
+{
+  *grams = g_new0 (const double *, n_experts);
+  *samples = g_new0 (guint64, n_experts);
+  for (gint64 e = 0; e < n_experts; e++)
+    if (((*grams)[e] = job->gram (t->name, t->ne[0], (guint) e, &(*samples)[e], job->gram_data)) == NULL)
+      return 0;
+  return (guint) n_experts;
+}
+
 static gboolean
 run_tensor (QbJob *job, QbWorkers *workers, QbExporter *ex, guint index,
             GCancellable *cancellable, GError **error)
@@ -296,6 +310,10 @@ run_tensor (QbJob *job, QbWorkers *workers, QbExporter *ex, guint index,
   QbQuantizeSpec spec = { 0 };
   QbQuantizeOutput output = { 0 };
   QbTensorResult *r;
+  gint64 n_experts = qb_tensor_n_experts (t);
+  g_autofree const double **expert_grams = NULL;
+  g_autofree guint64 *expert_samples = NULL;
+  g_autofree char *no_grams = NULL;
 
   spec.format = c->format;
   spec.method = c->method;
@@ -307,13 +325,25 @@ run_tensor (QbJob *job, QbWorkers *workers, QbExporter *ex, guint index,
         return FALSE;
       /* Every quantized tensor: methods that need XᵀX get it, and the
        * output error is measured through it wherever it is at hand. */
-      if (job->gram != NULL)
-        spec.gram = job->gram (t->name, t->ne[0], &spec.gram_samples, job->gram_data);
+      if (job->gram != NULL && n_experts > 1)
+        spec.n_expert_grams = job_expert_grams (job, t, n_experts, &expert_grams, &expert_samples);
+      else if (job->gram != NULL)
+        spec.gram = job->gram (t->name, t->ne[0], 0, &spec.gram_samples, job->gram_data);
+      spec.expert_grams = (const double * const *) expert_grams;
+      spec.expert_gram_samples = expert_samples;
       /* Embeddings are looked up, not multiplied: no input, nothing for a
        * calibration method to work with, so they are rounded (as
        * llama-quantize leaves them without importance). */
       if (c->method->needs_gram && spec.gram == NULL && t->role == QB_ROLE_TOKEN_EMBD)
         spec.method = qb_method_find ("rtn");
+      /* An expert tensor without an XᵀX per expert (calibration did not
+       * collect them: it said why) is rounded, and says so. */
+      if (c->method->needs_gram && n_experts > 1 && spec.n_expert_grams == 0)
+        {
+          spec.method = qb_method_find ("rtn");
+          no_grams = g_strdup_printf ("%s needs one XᵀX per expert, which calibration did not "
+                                      "collect: rounded (rtn)", c->method->name);
+        }
       /* Output buffers only when someone needs the bytes: memory stays at
        * one tensor's output. */
       if ((job->keep_data || kind == QB_EXPORT_NATIVE)
@@ -338,7 +368,21 @@ run_tensor (QbJob *job, QbWorkers *workers, QbExporter *ex, guint index,
       g_free (r->requested_format);
       r->requested_format = g_strdup (c->requested->name);
     }
-  r->fallback_reason = g_strdup (c->fallback_reason);
+  /* The plan's fallback, then what the run itself fell back on (an
+   * expert tensor without XᵀX per expert, experts rounded). */
+  {
+    g_autofree char *run = r->fallback_reason;
+    const char *parts[] = { c->fallback_reason, no_grams, run };
+    g_autoptr(GString) why = NULL;
+
+    for (gsize k = 0; k < G_N_ELEMENTS (parts); k++)
+      if (parts[k] != NULL)
+        {
+          why = why ? g_string_append (why, "; ") : g_string_new (NULL);
+          g_string_append (why, parts[k]);
+        }
+    r->fallback_reason = why ? g_string_free (g_steal_pointer (&why), FALSE) : NULL;
+  }
 
   if (c->format == NULL)
     return finish_kept (job, ex, index, error);

@@ -68,9 +68,14 @@ typedef void (*QbJobTensorDoneFunc) (guint                 tensor_index,
  * Asked for every quantized tensor: methods that need it (GPTQ) get it (and
  * fail with a clear error without it), and each tensor's output error
  * (QbTensorMetrics.out_rel_err) is measured through it when it is there,
- * else estimated from the importance. */
+ * else estimated from the importance.  A 3-D expert tensor is asked for
+ * each expert's (expert 0..n-1: over the tokens routed to it, valid
+ * together until the tensor is done); a dense one for expert 0.  An expert
+ * tensor whose method needs XᵀX and has none is rounded (rtn), its result
+ * a fallback that says why. */
 typedef const double *(*QbJobGramFunc) (const char *tensor_name,
                                         gint64      n_cols,
+                                        guint       expert,
                                         guint64    *n_samples,
                                         gpointer    user_data);
 

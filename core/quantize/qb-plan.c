@@ -1069,17 +1069,6 @@ resolve_one (QbPlan *plan, QbPresetContext *preset, QbModel *model, guint index,
       c->format = qb_format_fit (c->requested, t->ne[0]);
       if (c->format != c->requested)
         c->fallback_reason = describe_fallback (c->requested, c->format, t->ne[0]);
-      /* GPTQ works from the XᵀX of the tensor's input; an expert tensor
-       * would need one per expert, which calibration does not collect yet:
-       * rounded instead, and said so (rather than failing the run). */
-      if (c->format != NULL && c->method->needs_gram && qb_tensor_n_experts (t) > 1
-          && c->fallback_reason == NULL)
-        {
-          c->fallback_reason = g_strdup_printf ("%s needs one XᵀX per expert, which calibration "
-                                                "does not collect yet: rounded (rtn)",
-                                                c->method->name);
-          c->method = qb_method_find ("rtn");
-        }
       if (c->format != NULL && !qb_dtype_is_readable (t->dtype))
         {
           g_free (c->fallback_reason);

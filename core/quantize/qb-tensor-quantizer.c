@@ -687,6 +687,19 @@ qb_tensor_original_histogram (QbModel *model, guint index, QbWorkers *workers,
 
 /* ---- quantization ------------------------------------------------------- */
 
+/* The method for one expert's rows of a 3-D tensor with an XᵀX per expert
+ * (QbQuantizeSpec.expert_grams): prepared by the first thread that needs
+ * it, released once its last rows are done. */
+typedef struct {
+  GMutex           lock;
+  gboolean         prepared;
+  gpointer         state;
+  const QbMethod  *method;     /* the tensor's, or rtn for a rounded expert */
+  QbMethodContext  ctx;
+  gint64           rows_left;  /* under lock */
+  char            *why;        /* why it was rounded, or NULL */
+} ExpertMethod;
+
 /* A thread's counts of one expert's rows (x, y and x − y), drained into
  * that expert's histograms when its rows move on: a chunk's rows may
  * cross an expert's boundary. */
@@ -720,6 +733,8 @@ typedef struct {
   ExpertHist             *expert_sets;  /* n_experts > 1: one per thread */
   QbHistogram           **expert_hists; /* n_experts × 3, the tensor's bins */
   GMutex                  expert_lock;
+  ExpertMethod           *expert_methods; /* n_expert_grams > 1: one per expert */
+  gint64                  rows_per_gram;  /* rows of one expert's XᵀX */
   /* Main pass results. */
   QbErrorSums            *per_chunk;
   double                 *out_err;     /* per chunk: Σ ΔWᵀGΔW and Σ WᵀGW (or their diagonal) */
@@ -738,20 +753,134 @@ row_importance (const Quant *qt, const float *base, gint64 n_cols, gint64 row)
   return base + (row / qt->rows_per_set) * n_cols;
 }
 
-/* Rows row0.. through the method, split where the importance set changes
- * (each expert's rows of a 3-D tensor with its own importance). */
+/* The XᵀX of a row: its expert's, or the tensor's. */
+static const double *
+row_gram (const Quant *qt, gint64 row)
+{
+  if (qt->spec->n_expert_grams > 1)
+    return qt->spec->expert_grams[row / qt->rows_per_gram];
+  return qt->spec->gram;
+}
+
+static gboolean
+has_gram (const Quant *qt)
+{
+  return qt->spec->gram != NULL || qt->spec->n_expert_grams > 1;
+}
+
+/* Expert e's context: its XᵀX and its rows' importance. */
 static void
-method_quantize (Quant *qt, const float *x, gint64 row0, gint64 n_rows, guint8 *q)
+expert_context (Quant *qt, guint e, QbMethodContext *ctx)
+{
+  *ctx = qt->ctx;
+  ctx->gram = qt->spec->expert_grams[e];
+  ctx->gram_samples = qt->spec->expert_gram_samples[e];
+  ctx->importance = row_importance (qt, qt->ctx.importance, ctx->n_cols, e * qt->rows_per_gram);
+}
+
+/* Prepares expert e's method (under its lock): an expert no calibration
+ * token reached has nothing for GPTQ to work with and is rounded, as is
+ * one whose preparation fails (its error kept for the result). */
+static void
+expert_prepare_locked (Quant *qt, guint e, GError **error)
+{
+  ExpertMethod *em = &qt->expert_methods[e];
+  g_autoptr(GError) local = NULL;
+
+  em->prepared = TRUE;
+  expert_context (qt, e, &em->ctx);
+  em->method = qt->ctx.method;
+  if (em->ctx.gram_samples == 0)
+    em->why = g_strdup ("no calibration tokens routed to it");
+  else if (em->method->prepare != NULL)
+    em->state = em->method->prepare (&em->ctx, &local);
+  if (local != NULL)
+    {
+      em->why = g_strdup (local->message);
+      if (error != NULL)
+        g_propagate_error (error, g_steal_pointer (&local));
+    }
+  if (em->why != NULL)
+    {
+      em->method = qb_method_find ("rtn");
+      em->ctx.method = em->method;
+    }
+}
+
+static ExpertMethod *
+expert_method (Quant *qt, guint e)
+{
+  ExpertMethod *em = &qt->expert_methods[e];
+
+  g_mutex_lock (&em->lock);
+  if (!em->prepared)
+    expert_prepare_locked (qt, e, NULL);
+  g_mutex_unlock (&em->lock);
+  return em;
+}
+
+/* n of expert e's rows are done: after its last, its state goes. */
+static void
+expert_done (ExpertMethod *em, gint64 n)
+{
+  g_mutex_lock (&em->lock);
+  em->rows_left -= n;
+  if (em->rows_left <= 0 && em->state != NULL && em->method->release != NULL)
+    {
+      em->method->release (em->state);
+      em->state = NULL;
+    }
+  g_mutex_unlock (&em->lock);
+}
+
+/* Rows row0.. are done: an expert whose last rows they were lets its
+ * state go (a few experts' states are held at once, not all). */
+static void
+expert_rows_done (Quant *qt, gint64 row0, gint64 n_rows)
+{
+  for (gint64 r = row0; qt->expert_methods != NULL && r < row0 + n_rows; )
+    {
+      guint e = (guint) (r / qt->rows_per_gram);
+      gint64 n = MIN (row0 + n_rows - r, (e + 1) * qt->rows_per_gram - r);
+
+      expert_done (&qt->expert_methods[e], n);
+      r += n;
+    }
+}
+
+/* Rows row0.. through the method, split where the importance set or the
+ * expert's XᵀX changes (each expert's rows of a 3-D tensor with its own).
+ * sample: rows quantized only to size the error histogram; with an XᵀX per
+ * expert they are rounded, since preparing every expert for them would
+ * hold all the experts' states at once. */
+static void
+method_quantize (Quant *qt, const float *x, gint64 row0, gint64 n_rows, guint8 *q, gboolean sample)
 {
   QbMethodContext ctx = qt->ctx;
-  gint64 per = qt->rows_per_set > 0 ? qt->rows_per_set : n_rows;
+  gint64 per = qt->rows_per_set > 0 ? qt->rows_per_set : n_rows + row0;
+  gint64 per_gram = qt->expert_methods != NULL ? qt->rows_per_gram : n_rows + row0;
 
   for (gint64 r = 0; r < n_rows; )
     {
-      gint64 n = MIN (n_rows - r, per - (row0 + r) % per);
+      gint64 row = row0 + r;
+      gint64 n = MIN (n_rows - r, MIN (per - row % per, per_gram - row % per_gram));
+      const QbMethod *method = qt->ctx.method;
+      gpointer state = qt->state;
 
-      ctx.importance = row_importance (qt, qt->ctx.importance, ctx.n_cols, row0 + r);
-      qt->ctx.method->quantize_rows (&ctx, qt->state, x + r * ctx.n_cols, n, q + r * ctx.row_bytes);
+      ctx.importance = row_importance (qt, qt->ctx.importance, ctx.n_cols, row);
+      if (qt->expert_methods != NULL)
+        {
+          ExpertMethod *em = sample ? NULL : expert_method (qt, (guint) (row / qt->rows_per_gram));
+          method = em != NULL ? em->method : qb_method_find ("rtn");
+          if (em != NULL)
+            {
+              ctx = em->ctx;
+              state = em->state;
+            }
+          else
+            ctx.method = method;
+        }
+      method->quantize_rows (&ctx, state, x + r * ctx.n_cols, n, q + r * ctx.row_bytes);
       r += n;
     }
 }
@@ -782,7 +911,8 @@ quantize_chunk (Pass *pass, Quant *qt, guint thread, const float *x,
         s->q = qb_workers_scratch (pass->workers, thread, SLOT_Q, pass->scratch_rows * row_bytes);
       q = s->q;
     }
-  method_quantize (qt, x, row0, n_rows, q);
+  method_quantize (qt, x, row0, n_rows, q, FALSE);
+  expert_rows_done (qt, row0, n_rows);
   if (qt->spec->no_metrics && !(qt->output && (qt->output->f16 || qt->output->f32)))
     return q;
   for (gint64 r = 0; r < n_rows; r++)
@@ -817,16 +947,33 @@ output_error_chunk (Pass *pass, Quant *qt, const float *x, const float *y, gint6
   gint64 n = pass->n_cols;
   g_autofree double *q = g_new0 (double, 2 * n_rows);
 
-  if (qt->spec->gram != NULL)
+  if (has_gram (qt))
     {
       g_autofree double *e = g_new (double, (gsize) 2 * n_rows * n);
 
-      for (gint64 i = 0; i < n_rows * n; i++)
+      /* Rows of one XᵀX at a time (an expert's rows through its own). */
+      for (gint64 r0 = 0, r1; r0 < n_rows; r0 = r1)
         {
-          e[i] = (double) x[i] - y[i];
-          e[n_rows * n + i] = x[i];
+          gint64 m;
+          const double *gram = row_gram (qt, row0 + r0);
+          g_autofree double *qq = NULL;
+
+          for (r1 = r0 + 1; r1 < n_rows && row_gram (qt, row0 + r1) == gram; r1++)
+            ;
+          m = r1 - r0;
+          qq = g_new (double, 2 * m);
+          for (gint64 i = 0; i < m * n; i++)
+            {
+              e[i] = (double) x[r0 * n + i] - y[r0 * n + i];
+              e[m * n + i] = x[r0 * n + i];
+            }
+          qb_quadratic_forms (gram, e, 2 * m, n, qq);
+          for (gint64 r = 0; r < m; r++)
+            {
+              q[r0 + r] = qq[r];
+              q[n_rows + r0 + r] = qq[m + r];
+            }
         }
-      qb_quadratic_forms (qt->spec->gram, e, 2 * n_rows, n, q);
     }
   else if (qt->spec->importance != NULL)
     for (gint64 r = 0; r < n_rows; r++)
@@ -955,6 +1102,88 @@ output_chunk (Pass *pass, gint64 chunk, guint thread, float *x,
     memcpy (qt->output->f32 + row0 * n_cols, s->y, sizeof (float) * n_rows * n_cols);
 }
 
+/* An XᵀX per expert: a method per expert, prepared when its rows come up.
+ * The first expert with samples is prepared here, so that what fails for
+ * every expert (a bad option) fails the tensor; BLAS on one thread, as the
+ * workers' are when the others are prepared. */
+static gboolean
+prepare_expert_methods (Pass *pass, Quant *qt, const char *name, GError **error)
+{
+  const QbQuantizeSpec *spec = qt->spec;
+  guint n = spec->n_expert_grams;
+  g_autoptr(GError) local = NULL;
+  int blas_threads;
+
+  if (pass->n_rows % n != 0 || (gint64) n != qt->n_experts)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                   "%s: %u XᵀX for a tensor of %" G_GINT64_FORMAT " experts", name, n, qt->n_experts);
+      return FALSE;
+    }
+  qt->rows_per_gram = pass->n_rows / n;
+  if (!qt->ctx.method->needs_gram)
+    return TRUE;   /* XᵀX to measure the output error through */
+  qt->expert_methods = g_new0 (ExpertMethod, n);
+  for (guint e = 0; e < n; e++)
+    {
+      g_mutex_init (&qt->expert_methods[e].lock);
+      qt->expert_methods[e].rows_left = qt->rows_per_gram;
+    }
+  blas_threads = openblas_get_num_threads ();
+  openblas_set_num_threads (1);
+  for (guint e = 0; e < n; e++)
+    if (spec->expert_gram_samples[e] > 0)
+      {
+        expert_prepare_locked (qt, e, &local);
+        break;
+      }
+  openblas_set_num_threads (blas_threads);
+  /* What fails for the first expert fails the tensor, as for a dense
+   * one; a later expert's failure rounds that expert alone. */
+  if (local != NULL)
+    {
+      g_propagate_prefixed_error (error, g_steal_pointer (&local), "%s: ", name);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+/* The experts the method rounded, for the result: NULL when none. */
+static char *
+expert_methods_note (Quant *qt)
+{
+  g_autoptr(GString) s = NULL;
+  guint n = qt->spec->n_expert_grams, n_rounded = 0;
+
+  for (guint e = 0; qt->expert_methods != NULL && e < n; e++)
+    {
+      ExpertMethod *em = &qt->expert_methods[e];
+      if (em->why == NULL)
+        continue;
+      if (s == NULL)
+        s = g_string_new (NULL);
+      g_string_append_printf (s, "%sexpert %u: %s", n_rounded++ ? "; " : "", e, em->why);
+    }
+  if (s == NULL)
+    return NULL;
+  return g_strdup_printf ("%s on %u of %u experts; rounded (rtn): %s", qt->ctx.method->name,
+                          n - n_rounded, n, s->str);
+}
+
+static void
+expert_methods_free (Quant *qt)
+{
+  for (guint e = 0; qt->expert_methods != NULL && e < qt->spec->n_expert_grams; e++)
+    {
+      ExpertMethod *em = &qt->expert_methods[e];
+      if (em->state != NULL && em->method->release != NULL)
+        em->method->release (em->state);
+      g_free (em->why);
+      g_mutex_clear (&em->lock);
+    }
+  g_clear_pointer (&qt->expert_methods, g_free);
+}
+
 static gboolean
 prepare_method (Pass *pass, Quant *qt, const char *name, GError **error)
 {
@@ -989,6 +1218,8 @@ prepare_method (Pass *pass, Quant *qt, const char *name, GError **error)
                    "%s: method %s needs an importance matrix", name, method->name);
       return FALSE;
     }
+  if (spec->n_expert_grams > 1)
+    return prepare_expert_methods (pass, qt, name, error);
   if (method->needs_gram && spec->gram == NULL)
     {
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
@@ -1029,7 +1260,7 @@ size_error_histogram (Pass *pass, Quant *qt, GError **error)
           gint64 row = n == 1 ? 0 : k * (pass->n_rows - 1) / (n - 1);
           if (!qb_model_read_rows (pass->model, pass->index, row, 1, x, error))
             return FALSE;
-          method_quantize (qt, x, row, 1, q);
+          method_quantize (qt, x, row, 1, q, TRUE);
           qt->spec->format->dequantize_row (&qt->params, q, y, pass->n_cols);
           e = MAX (e, qb_measure_max_err (x, y, pass->n_cols));
         }
@@ -1097,8 +1328,7 @@ static void
 fill_expert_metrics (Pass *pass, Quant *qt, QbTensorResult *r)
 {
   gint64 per = pass->n_rows / qt->n_experts;
-  gboolean out_err = qt->spec->format != NULL
-                     && (qt->spec->gram != NULL || qt->spec->importance != NULL);
+  gboolean out_err = qt->spec->format != NULL && (has_gram (qt) || qt->spec->importance != NULL);
 
   qb_tensor_result_set_n_experts (r, (guint) qt->n_experts);
   for (guint e = 0; e < r->n_experts; e++)
@@ -1127,7 +1357,10 @@ fill_expert_metrics (Pass *pass, Quant *qt, QbTensorResult *r)
       if (out_err)
         {
           m->out_rel_err = den > 0 ? num / den : (num > 0 ? INFINITY : 0);
-          m->out_rel_err_diag = qt->spec->gram == NULL;
+          m->out_rel_err_diag = !has_gram (qt);
+          /* No token reached the expert: nothing measured its output. */
+          if (qt->spec->n_expert_grams > 1 && qt->spec->expert_gram_samples[e] == 0)
+            m->out_rel_err = NAN;
         }
       /* A NaN or infinity among the expert's weights leaves its error
        * metrics undefined, as the tensor's. */
@@ -1210,7 +1443,7 @@ fill_result (Pass *pass, Quant *qt, QbTensorResult *r)
         wsum += qt->row_weights[j];
       m->wmse = wsum > 0 ? all.s_wee / (wsum * (pass->n_rows / sets)) : NAN;
     }
-  if (qt->spec->format != NULL && (qt->spec->gram != NULL || qt->spec->importance != NULL))
+  if (qt->spec->format != NULL && (has_gram (qt) || qt->spec->importance != NULL))
     {
       double num = 0, den = 0;
       for (gint64 c = 0; c < pass->n_chunks; c++)
@@ -1219,7 +1452,7 @@ fill_result (Pass *pass, Quant *qt, QbTensorResult *r)
           den += qt->out_err[2 * c + 1];
         }
       m->out_rel_err = den > 0 ? num / den : (num > 0 ? INFINITY : 0);
-      m->out_rel_err_diag = qt->spec->gram == NULL;
+      m->out_rel_err_diag = !has_gram (qt);
     }
   m->mean = st->mean;
   m->std = st->std;
@@ -1338,7 +1571,7 @@ device_takes (const Quant *qt)
 
   /* Per-expert metrics are summed row by row on the CPU. */
   return qb_device_quantize_supports (spec->format) && spec->importance == NULL &&
-         spec->gram == NULL && g_str_equal (qt->ctx.method->name, "rtn") && qt->row_sums == NULL;
+         !has_gram (qt) && g_str_equal (qt->ctx.method->name, "rtn") && qt->row_sums == NULL;
 }
 
 /* Adds the stripes of rows row0.. (whole chunks) as main_chunk would. */
@@ -1638,11 +1871,13 @@ qb_tensor_quantize (QbModel *model, guint index, const QbQuantizeSpec *spec,
         fill_unmeasured (&qt, r);
       else
         fill_result (&pass, &qt, r);
+      r->fallback_reason = expert_methods_note (&qt);
       r->seconds = (g_get_monotonic_time () - start) / 1e6;
     }
 
   if (qt.state != NULL && qt.ctx.method->release != NULL)
     qt.ctx.method->release (qt.state);
+  expert_methods_free (&qt);
   for (int h = 0; h < 3; h++)
     qb_histogram_free (qt.hists[h]);
   g_free (qt.per_chunk);

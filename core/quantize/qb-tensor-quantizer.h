@@ -38,6 +38,17 @@ typedef struct {
   guint           importance_sets;
   const double   *gram;         /* ne[0] x ne[0] XᵀX for methods that need it, or NULL */
   guint64         gram_samples;
+  /* A 3-D expert tensor's XᵀX per expert, instead of gram: n_expert_grams
+   * (its experts) matrices of ne[0] x ne[0], each over the tokens routed to
+   * that expert.  Each expert's rows go through the method with their own
+   * (prepared when its first rows come up, released when its last are
+   * done, so a few experts' states are held at once); an expert with 0
+   * samples, or whose preparation fails, is rounded (rtn) instead, and
+   * the result's fallback_reason lists it.  The output error is measured
+   * through each expert's own. */
+  const double * const *expert_grams;
+  const guint64        *expert_gram_samples;
+  guint                 n_expert_grams;
   GHashTable     *options;      /* method options (char* -> char*), or NULL */
   gboolean        no_metrics;   /* only produce the output: no metrics, no
                                  * histograms (and no pre-pass unless the
@@ -100,7 +111,8 @@ QbHistogram     *qb_tensor_original_histogram   (QbModel        *model,
                                                  GError        **error);
 
 /* Quantizes and measures one tensor.  Fills everything in the result but
- * requested_format and fallback_reason (the plan's business); with
+ * requested_format and fallback_reason (the plan's business; set here
+ * only to list the experts a method with expert_grams rounded); with
  * no_metrics the metrics are NAN and the histograms and channel ranges
  * absent.  Returns NULL with G_IO_ERROR_CANCELLED when cancelled; output
  * buffers are then only partly written. (transfer full) */

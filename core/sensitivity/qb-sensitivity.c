@@ -568,6 +568,9 @@ study_candidate (Study *s, guint index, const QbFormat *format, gboolean measure
   QbQuantParams params = { 0 };
   gint64 start = g_get_monotonic_time ();
   guint n_imp = 0;
+  gint64 n_experts;
+  g_autofree const double **expert_grams = NULL;
+  g_autofree guint64 *expert_samples = NULL;
 
   spec.format = format;
   spec.method = s->method;
@@ -584,9 +587,23 @@ study_candidate (Study *s, guint index, const QbFormat *format, gboolean measure
       else if (spec.importance != NULL && n_imp != (guint) t->ne[0])
         spec.importance = NULL;
     }
-  if (s->opts->stats != NULL)
+  n_experts = qb_tensor_n_experts (t);
+  if (s->opts->stats != NULL && n_experts > 1)
+    {
+      expert_grams = g_new0 (const double *, n_experts);
+      expert_samples = g_new0 (guint64, n_experts);
+      spec.n_expert_grams = qb_activation_stats_get_expert_grams (s->opts->stats, t->name, t->ne[0],
+                                                                  expert_grams, expert_samples,
+                                                                  (guint) n_experts);
+      spec.expert_grams = (const double * const *) expert_grams;
+      spec.expert_gram_samples = expert_samples;
+    }
+  else if (s->opts->stats != NULL)
     spec.gram = qb_activation_stats_get_gram (s->opts->stats, t->name, &spec.gram_samples);
-  if (s->method->needs_gram && spec.gram == NULL && t->role == QB_ROLE_TOKEN_EMBD)
+  /* Nothing for a calibration method to work with: an embedding (looked
+   * up, not multiplied) or an expert tensor without XᵀX per expert. */
+  if (s->method->needs_gram && spec.gram == NULL && spec.n_expert_grams == 0
+      && (t->role == QB_ROLE_TOKEN_EMBD || n_experts > 1))
     spec.method = qb_method_find ("rtn");
   if (!qb_format_tensor_bytes (format, t->ne[0], qb_tensor_n_rows (t), &c->bytes))
     return FALSE;
@@ -605,7 +622,7 @@ study_candidate (Study *s, guint index, const QbFormat *format, gboolean measure
   if (r == NULL)
     return FALSE;
   c->mse = r->metrics.mse;
-  c->out_err = spec.gram != NULL ? r->metrics.out_rel_err : NAN;
+  c->out_err = spec.gram != NULL || spec.n_expert_grams > 0 ? r->metrics.out_rel_err : NAN;
   if (!weighted_mse (s, index, t, deq, &c->wmse, error))
     return FALSE;
   /* The experts first: the whole tensor's row, stored after them, marks the
