@@ -92,6 +92,91 @@ test_imatrix (void)
   setup_clear (&s);
 }
 
+/* llama-imatrix's figures for stories260K over the first 8 chunks of 128
+ * tokens of tinystories-val.txt: per entry, the sum and the largest of
+ * its values (each value divided by its call count).  Produced with the
+ * llama.cpp build of commit c392e50: `llama-imatrix -m stories260K.gguf
+ * -f tinystories-val.txt -c 128 --chunks 8 -t 2 -ctk f32 -ctv f32`.  The
+ * KV cache in F32 matters: llama-imatrix's default F16 cache rounds K
+ * and V and moves the attention outputs' entries by up to ~1e-3. */
+static const struct { const char *name; double sum, max; } llama_imatrix_ref[] = {
+    { "blk.0.attn_k.weight", 82.3346332, 4.23247099 },
+    { "blk.0.attn_output.weight", 5.56348994, 0.337839007 },
+    { "blk.0.attn_q.weight", 82.3346332, 4.23247099 },
+    { "blk.0.attn_v.weight", 82.3346332, 4.23247099 },
+    { "blk.0.ffn_down.weight", 6.97153683, 0.316665262 },
+    { "blk.0.ffn_gate.weight", 19.6015381, 0.785006225 },
+    { "blk.0.ffn_up.weight", 19.6015381, 0.785006225 },
+    { "blk.1.attn_k.weight", 112.306444, 13.7881804 },
+    { "blk.1.attn_output.weight", 6.14905021, 0.193871781 },
+    { "blk.1.attn_q.weight", 112.306444, 13.7881804 },
+    { "blk.1.attn_v.weight", 112.306444, 13.7881804 },
+    { "blk.1.ffn_down.weight", 9.85344406, 0.154932782 },
+    { "blk.1.ffn_gate.weight", 32.3290848, 1.29469991 },
+    { "blk.1.ffn_up.weight", 32.3290848, 1.29469991 },
+    { "blk.2.attn_k.weight", 101.894104, 9.30858803 },
+    { "blk.2.attn_output.weight", 5.64575595, 0.348377943 },
+    { "blk.2.attn_q.weight", 101.894104, 9.30858803 },
+    { "blk.2.attn_v.weight", 101.894104, 9.30858803 },
+    { "blk.2.ffn_down.weight", 15.3090075, 2.07981873 },
+    { "blk.2.ffn_gate.weight", 37.5119603, 1.37258208 },
+    { "blk.2.ffn_up.weight", 37.5119603, 1.37258208 },
+    { "blk.3.attn_k.weight", 104.367155, 8.41653824 },
+    { "blk.3.attn_output.weight", 8.77059156, 0.285601646 },
+    { "blk.3.attn_q.weight", 104.367155, 8.41653824 },
+    { "blk.3.attn_v.weight", 104.367155, 8.41653824 },
+    { "blk.3.ffn_down.weight", 27.7090784, 0.859841228 },
+    { "blk.3.ffn_gate.weight", 46.9640801, 1.7734381 },
+    { "blk.3.ffn_up.weight", 46.9640801, 1.7734381 },
+    { "blk.4.attn_k.weight", 93.1155748, 7.36184883 },
+    { "blk.4.attn_output.weight", 8.43128289, 0.232819542 },
+    { "blk.4.attn_q.weight", 93.1155748, 7.36184883 },
+    { "blk.4.attn_v.weight", 93.1155748, 7.36184883 },
+    { "blk.4.ffn_down.weight", 55.8536505, 1.02257395 },
+    { "blk.4.ffn_gate.weight", 59.2075004, 2.29291344 },
+    { "blk.4.ffn_up.weight", 59.2075004, 2.29291344 },
+};
+
+/* Quantbench's importance matrix is llama-imatrix's, to float rounding. */
+static void
+test_imatrix_matches_llama (void)
+{
+  Setup s = { 0 };
+  g_autofree char *dat = NULL, *out = NULL, *err = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(QbImatrix) im = NULL;
+
+  if (!setup (&s))
+    return;
+  dat = g_build_filename (s.dir, "ref.dat", NULL);
+  {
+    const char *args[] = { "imatrix", s.model, "--calib", s.text, "--calib-chunks", "8",
+                           "--calib-ctx", "128", "--calib-no-cache", "--out", dat, NULL };
+    g_assert_cmpint (run (args, &out, &err), ==, 0);
+  }
+  im = qb_imatrix_load (dat, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (qb_imatrix_get_n_entries (im), ==, G_N_ELEMENTS (llama_imatrix_ref));
+  for (guint i = 0; i < G_N_ELEMENTS (llama_imatrix_ref); i++)
+    {
+      guint n = 0;
+      const float *x = qb_imatrix_get (im, llama_imatrix_ref[i].name, &n);
+      double sum = 0, max = 0;
+
+      g_assert_nonnull (x);
+      for (guint j = 0; j < n; j++)
+        {
+          sum += x[j];
+          max = MAX (max, x[j]);
+        }
+      g_test_message ("%s: sum %.9g (llama-imatrix %.9g), max %.9g (%.9g)", llama_imatrix_ref[i].name,
+                      sum, llama_imatrix_ref[i].sum, max, llama_imatrix_ref[i].max);
+      g_assert_cmpfloat_with_epsilon (sum, llama_imatrix_ref[i].sum, 2e-5 * llama_imatrix_ref[i].sum);
+      g_assert_cmpfloat_with_epsilon (max, llama_imatrix_ref[i].max, 2e-5 * llama_imatrix_ref[i].max);
+    }
+  setup_clear (&s);
+}
+
 static JsonObject *
 tensor_named (JsonArray *tensors, const char *name)
 {
@@ -296,6 +381,7 @@ main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/cli-calib/imatrix", test_imatrix);
+  g_test_add_func ("/cli-calib/imatrix-matches-llama", test_imatrix_matches_llama);
   g_test_add_func ("/cli-calib/quantize-gptq", test_quantize_gptq);
   g_test_add_func ("/cli-calib/quantize-stores-set", test_quantize_stores_set);
   g_test_add_func ("/cli-calib/eval-experiment", test_eval_experiment);

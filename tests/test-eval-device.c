@@ -533,6 +533,16 @@ test_latent_attention_on_cpu (void)
     assert_cpu_fallback (&s, "no multi-head latent attention", 0);
 }
 
+/* Nor routing to experts: a mixture says so too, and runs on the CPU. */
+static void
+test_experts_on_cpu (gconstpointer data)
+{
+  Stories s;
+
+  if (family_open (&s, data))
+    assert_cpu_fallback (&s, "no routing to experts", 0);
+}
+
 /* Progress comes after each half of a layer: 2 × (5 layers + the head)
  * steps.  Cancels after layer 1 (steps 1..4 done); no report after. */
 static void
@@ -614,6 +624,8 @@ main (int argc, char **argv)
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/eval-device/ppl", test_ppl);
   g_test_add_func ("/eval-device/deepseek2-on-cpu", test_latent_attention_on_cpu);
+  g_test_add_data_func ("/eval-device/mixtral-on-cpu", "mixtral", test_experts_on_cpu);
+  g_test_add_data_func ("/eval-device/qwen2moe-on-cpu", "qwen2moe", test_experts_on_cpu);
   g_test_add_func ("/eval-device/kld", test_kld);
   g_test_add_func ("/eval-device/swapped-weights", test_swapped_weights);
   g_test_add_func ("/eval-device/scores", test_scores);

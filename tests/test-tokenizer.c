@@ -21,7 +21,7 @@
 
 typedef struct {
   const char *text;
-  gint32      ids[24];   /* ends with -1 */
+  gint32      ids[32];   /* ends with -1 */
 } TokCase;
 
 /* The merges, in GPT-2's byte-level characters (\xc4\xa0 is "Ġ", a space). */
@@ -78,6 +78,49 @@ static const TokCase llama3_cases[] = {
     { 322, 9, 258, 97, 98, 115, 9, 32, 10, -1 } },
   { "  leading and trailing  ",
     { 322, 32, 32, 108, 101, 97, 100, 313, 263, 258, 114, 97, 105, 108, 313, 32, 32, -1 } },
+};
+
+/* The same vocabulary under the falcon and DeepSeek pre-tokenizers (ids
+ * from llama.cpp's llama_tokenize on GGUF files like write_bpe_gguf's, with
+ * parse_special and no BOS), to pin where each one cuts words. */
+static const TokCase falcon_cases[] = {
+  { "Hello, world!! it\'s 12345 things",
+    { 290, 44, 294, 33, 33, 275, 39, 115, 32, 309, 51, 52, 53, 32, 256, 313, 115, -1 } },
+  { "a+b=c`d 3.14|x~y",
+    { 97, 43, 98, 61, 99, 96, 100, 32, 51, 46, 49, 52, 124, 120, 126, 121, -1 } },
+  { "they\'ll  go\n\nthere   now  ",
+    { 257, 121, 39, 108, 108, 32, 283, 10, 10, 257, 114, 101, 32, 32, 286, 32, 32, -1 } },
+  { "caf\xc3\xa9 na\xc3\xafve \xe4\xb8\xad\xe6\x96\x87 end",
+    { 99, 97, 102, 195, 169, 306, 32, 228, 184, 173, 230, 150, 135, 316, -1 } },
+  { "The cat\r\nin 2024 \xef\xbc\x81 \xe2\x80\x9cit\xe2\x80\x9d",
+    { 84, 104, 101, 269, 13, 10, 312, 32, 50, 48, 50, 52, 32, 239, 188, 129, 32, 226, 128, 156,
+      105, 116, 226, 128, 157, -1 } },
+};
+static const TokCase deepseek_llm_cases[] = {
+  { "Hello, world!! it\'s 12345 things",
+    { 290, 44, 294, 33, 33, 275, 39, 115, 32, 309, 311, 32, 256, 313, 115, -1 } },
+  { "a+b=c`d 3.14|x~y",
+    { 97, 43, 98, 61, 99, 96, 100, 32, 51, 46, 49, 52, 124, 120, 126, 121, -1 } },
+  { "they\'ll  go\n\nthere   now  ",
+    { 257, 121, 39, 108, 108, 32, 283, 10, 10, 257, 114, 101, 32, 32, 286, 32, 32, -1 } },
+  { "caf\xc3\xa9 na\xc3\xafve \xe4\xb8\xad\xe6\x96\x87 end",
+    { 99, 97, 102, 195, 169, 302, 195, 175, 118, 101, 32, 228, 184, 173, 230, 150, 135, 316, -1 } },
+  { "The cat\r\nin 2024 \xef\xbc\x81 \xe2\x80\x9cit\xe2\x80\x9d",
+    { 84, 104, 101, 269, 13, 10, 312, 32, 50, 48, 50, 52, 32, 239, 188, 129, 32, 226, 128, 156,
+      105, 116, 226, 128, 157, -1 } },
+};
+static const TokCase deepseek_coder_cases[] = {
+  { "Hello, world!! it\'s 12345 things",
+    { 290, 44, 294, 33, 33, 275, 39, 115, 32, 49, 50, 51, 52, 53, 32, 256, 313, 115, -1 } },
+  { "a+b=c`d 3.14|x~y",
+    { 97, 43, 98, 61, 99, 96, 100, 32, 51, 46, 49, 52, 124, 120, 126, 121, -1 } },
+  { "they\'ll  go\n\nthere   now  ",
+    { 257, 121, 39, 108, 108, 32, 283, 10, 10, 257, 114, 101, 32, 32, 286, 32, 32, -1 } },
+  { "caf\xc3\xa9 na\xc3\xafve \xe4\xb8\xad\xe6\x96\x87 end",
+    { 99, 97, 102, 195, 169, 306, 32, 228, 184, 173, 230, 150, 135, 316, -1 } },
+  { "The cat\r\nin 2024 \xef\xbc\x81 \xe2\x80\x9cit\xe2\x80\x9d",
+    { 84, 104, 101, 269, 13, 10, 312, 32, 50, 48, 50, 52, 32, 239, 188, 129, 32, 226, 128, 156,
+      105, 116, 226, 128, 157, -1 } },
 };
 
 /* ---- helpers ---------------------------------------------------------- */
@@ -368,6 +411,33 @@ test_bpe_gguf_llama3 (void)
   g_assert_true (qb_tokenizer_get_add_bos (tok));
   check_cases (tok, llama3_cases, G_N_ELEMENTS (llama3_cases), TRUE, 0, "llama3");
   check_cases (tok, llama3_cases, G_N_ELEMENTS (llama3_cases), FALSE, 1, "llama3 no BOS");
+}
+
+/* Pre-tokenizers whose patterns are not GPT-2's or LLaMA-3's. */
+static void
+test_bpe_gguf_other_pre (void)
+{
+  static const struct {
+    const char    *pre;
+    const TokCase *cases;
+    gsize          n;
+  } pres[] = {
+    { "falcon", falcon_cases, G_N_ELEMENTS (falcon_cases) },
+    { "deepseek-llm", deepseek_llm_cases, G_N_ELEMENTS (deepseek_llm_cases) },
+    { "deepseek-coder", deepseek_coder_cases, G_N_ELEMENTS (deepseek_coder_cases) },
+  };
+  g_autofree char *dir = qb_test_tmpdir ();
+
+  for (gsize i = 0; i < G_N_ELEMENTS (pres); i++)
+    {
+      g_autofree char *path = write_bpe_gguf (dir, pres[i].pre);
+      g_autoptr(GError) error = NULL;
+      g_autoptr(QbTokenizer) tok = open_gguf_tokenizer (path, &error);
+
+      g_assert_no_error (error);
+      g_assert_false (qb_tokenizer_get_add_bos (tok));
+      check_cases (tok, pres[i].cases, pres[i].n, FALSE, 0, pres[i].pre);
+    }
 }
 
 /* The building-block constructor gives what the GGUF path gives. */
@@ -823,6 +893,7 @@ main (int argc, char **argv)
   g_test_add_func ("/tokenizer/spm/perplexity-tokens", test_spm_perplexity_tokens);
   g_test_add_func ("/tokenizer/bpe/gguf-gpt2", test_bpe_gguf_gpt2);
   g_test_add_func ("/tokenizer/bpe/gguf-llama3", test_bpe_gguf_llama3);
+  g_test_add_func ("/tokenizer/bpe/gguf-other-pre", test_bpe_gguf_other_pre);
   g_test_add_func ("/tokenizer/bpe/direct", test_bpe_direct);
   g_test_add_func ("/tokenizer/hf/gpt2", test_hf_gpt2);
   g_test_add_func ("/tokenizer/hf/llama3", test_hf_llama3);

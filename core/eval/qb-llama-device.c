@@ -1018,14 +1018,18 @@ qb_llama_device_forward (QbLlama *llama, QbLlamaDevice **state, const gint32 *to
                    : device_lacks (llama));
       return QB_LLAMA_DEVICE_FAILED;
     }
-  /* Mixtures of experts run on the CPU (DeepSeek's says why below). */
-  if (device == NULL || llama->act_func != NULL || (p->n_expert > 0 && p->kv_lora_rank == 0))
+  if (device == NULL || llama->act_func != NULL)
     return QB_LLAMA_DEVICE_DECLINED;
-  if (device_lacks (llama) != NULL)
+  /* Mixtures of experts run on the CPU; the user asked for the device,
+   * so say why once. */
+  const char *lacks = device_lacks (llama);
+  if (lacks == NULL && p->n_expert > 0)
+    lacks = "routing to experts";
+  if (lacks != NULL)
     {
       if (!llama->device_told)
         g_message ("the device forward pass has no %s (for this %s model); evaluating on the CPU",
-                   device_lacks (llama), llama->p.family->arch);
+                   lacks, llama->p.family->arch);
       llama->device_told = TRUE;
       return QB_LLAMA_DEVICE_DECLINED;
     }
