@@ -109,6 +109,20 @@ static const TokCase deepseek_llm_cases[] = {
     { 84, 104, 101, 269, 13, 10, 312, 32, 50, 48, 50, 52, 32, 239, 188, 129, 32, 226, 128, 156,
       105, 116, 226, 128, 157, -1 } },
 };
+static const TokCase deepseek_v3_cases[] = {
+  { "Hello, world!! it\'s 12345 things",
+    { 290, 44, 294, 33, 33, 275, 276, 32, 309, 51, 52, 53, 32, 256, 313, 115, -1 } },
+  { "a+b=c`d 3.14|x~y",
+    { 97, 43, 98, 61, 99, 96, 100, 32, 51, 46, 49, 52, 124, 120, 126, 121, -1 } },
+  { "they\'ll  go\n\nthere   now  ",
+    { 257, 121, 278, 32, 283, 10, 10, 257, 114, 101, 32, 32, 286, 32, 32, -1 } },
+  { "caf\xc3\xa9 na\xc3\xafve \xe4\xb8\xad\xe6\x96\x87 end",
+    { 99, 97, 102, 195, 169, 306, 32, 228, 184, 173, 230, 150, 135, 316, -1 } },
+  { "The cat\r\nin 2024 \xef\xbc\x81 \xe2\x80\x9cit\xe2\x80\x9d",
+    { 84, 104, 101, 269, 13, 10, 312, 32, 50, 48, 50, 52, 32, 239, 188, 129, 32, 226, 128, 156,
+      105, 116, 226, 128, 157, -1 } },
+};
+
 static const TokCase deepseek_coder_cases[] = {
   { "Hello, world!! it\'s 12345 things",
     { 290, 44, 294, 33, 33, 275, 39, 115, 32, 49, 50, 51, 52, 53, 32, 256, 313, 115, -1 } },
@@ -425,6 +439,7 @@ test_bpe_gguf_other_pre (void)
     { "falcon", falcon_cases, G_N_ELEMENTS (falcon_cases) },
     { "deepseek-llm", deepseek_llm_cases, G_N_ELEMENTS (deepseek_llm_cases) },
     { "deepseek-coder", deepseek_coder_cases, G_N_ELEMENTS (deepseek_coder_cases) },
+    { "deepseek-v3", deepseek_v3_cases, G_N_ELEMENTS (deepseek_v3_cases) },
   };
   g_autofree char *dir = qb_test_tmpdir ();
 

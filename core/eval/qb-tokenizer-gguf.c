@@ -63,6 +63,13 @@ static const PreTokenizer pre_tokenizers[] = {
       "\\s+$",
       DEEPSEEK_CJK,
       "\\p{N}+" } },
+  /* DeepSeek-V3/R1's: digits in threes, kana and CJK runs, then words
+   * with their marks, punctuation and symbols, spaces. */
+  { { "deepseek-v3" },
+    { "\\p{N}{1,3}",
+      "[\\x{4E00}-\\x{9FA5}\\x{3040}-\\x{309F}\\x{30A0}-\\x{30FF}]+",
+      "[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\\r\\n\\p{L}\\p{P}\\p{S}]?[\\p{L}\\p{M}]+|"
+      " ?[\\p{P}\\p{S}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+" } },
   { { "deepseek-coder" },
     { "[\\r\\n]", "\\s?\\p{L}+", "\\s?\\p{P}+", DEEPSEEK_CJK, "\\p{N}" } },
   { { "starcoder", "refact", "command-r", "smollm", "codeshell", "exaone", "minerva-7b" },
