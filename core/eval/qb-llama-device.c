@@ -992,6 +992,8 @@ device_lacks (QbLlama *llama)
     return "llama.cpp's activation rounding";
   if (llama->p.kv_lora_rank > 0)
     return "multi-head latent attention";
+  if (llama->p.n_expert > 0)
+    return "routing to experts";
   return NULL;
 }
 
@@ -1020,16 +1022,13 @@ qb_llama_device_forward (QbLlama *llama, QbLlamaDevice **state, const gint32 *to
     }
   if (device == NULL || llama->act_func != NULL)
     return QB_LLAMA_DEVICE_DECLINED;
-  /* Mixtures of experts run on the CPU; the user asked for the device,
-   * so say why once. */
-  const char *lacks = device_lacks (llama);
-  if (lacks == NULL && p->n_expert > 0)
-    lacks = "routing to experts";
-  if (lacks != NULL)
+  /* The user asked for the device: say once why this model runs on the
+   * CPU. */
+  if (device_lacks (llama) != NULL)
     {
       if (!llama->device_told)
         g_message ("the device forward pass has no %s (for this %s model); evaluating on the CPU",
-                   lacks, llama->p.family->arch);
+                   device_lacks (llama), llama->p.family->arch);
       llama->device_told = TRUE;
       return QB_LLAMA_DEVICE_DECLINED;
     }
