@@ -322,14 +322,36 @@ qb_store_list_studies (QbStore *store, gint64 model_id, GError **error)
   return g_steal_pointer (&list);
 }
 
+/* The columns a study's cost and an expert's cost share, first in both
+ * queries, and their reading. */
+#define COST_COLUMNS "position, rung, tensor, format, n_weights, bytes, mse, kld, kld_err, seconds"
+#define N_COST_COLUMNS 10
+
+static QbStudyCost *
+read_cost (sqlite3_stmt *stmt)
+{
+  QbStudyCost *c = qb_study_cost_new ();
+
+  c->position = (guint) sqlite3_column_int64 (stmt, 0);
+  c->rung = (guint) sqlite3_column_int64 (stmt, 1);
+  c->tensor = qb_column_strdup (stmt, 2);
+  c->format = qb_column_strdup (stmt, 3);
+  c->n_weights = sqlite3_column_int64 (stmt, 4);
+  c->bytes = (guint64) sqlite3_column_int64 (stmt, 5);
+  c->mse = qb_column_double (stmt, 6);
+  c->kld = qb_column_double (stmt, 7);
+  c->kld_err = qb_column_double (stmt, 8);
+  c->seconds = qb_column_double (stmt, 9);
+  return c;
+}
+
 GPtrArray *
 qb_store_get_study_costs (QbStore *store, gint64 id, GError **error)
 {
   QB_STORE_LOCK (store);
   g_autoptr(QbStmt) stmt = qb_store_stmt (store,
-                                          "SELECT position, rung, tensor, format, skipped, note, "
-                                          "n_weights, bytes, mse, wmse, out_err, kld, kld_err, "
-                                          "seconds FROM study_cost WHERE study_id = ?1 "
+                                          "SELECT " COST_COLUMNS ", skipped, note, wmse, out_err "
+                                          "FROM study_cost WHERE study_id = ?1 "
                                           "ORDER BY position, rung", error);
   g_autoptr(GPtrArray) list = g_ptr_array_new_with_free_func ((GDestroyNotify) qb_study_cost_free);
   int rc;
@@ -339,22 +361,12 @@ qb_store_get_study_costs (QbStore *store, gint64 id, GError **error)
   sqlite3_bind_int64 (stmt, 1, id);
   while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
     {
-      QbStudyCost *c = qb_study_cost_new ();
+      QbStudyCost *c = read_cost (stmt);
 
-      c->position = (guint) sqlite3_column_int64 (stmt, 0);
-      c->rung = (guint) sqlite3_column_int64 (stmt, 1);
-      c->tensor = qb_column_strdup (stmt, 2);
-      c->format = qb_column_strdup (stmt, 3);
-      c->skipped = sqlite3_column_int (stmt, 4) != 0;
-      c->note = qb_column_strdup (stmt, 5);
-      c->n_weights = sqlite3_column_int64 (stmt, 6);
-      c->bytes = (guint64) sqlite3_column_int64 (stmt, 7);
-      c->mse = qb_column_double (stmt, 8);
-      c->wmse = qb_column_double (stmt, 9);
-      c->out_err = qb_column_double (stmt, 10);
-      c->kld = qb_column_double (stmt, 11);
-      c->kld_err = qb_column_double (stmt, 12);
-      c->seconds = qb_column_double (stmt, 13);
+      c->skipped = sqlite3_column_int (stmt, N_COST_COLUMNS) != 0;
+      c->note = qb_column_strdup (stmt, N_COST_COLUMNS + 1);
+      c->wmse = qb_column_double (stmt, N_COST_COLUMNS + 2);
+      c->out_err = qb_column_double (stmt, N_COST_COLUMNS + 3);
       g_ptr_array_add (list, c);
     }
   if (rc != SQLITE_DONE)
@@ -404,8 +416,7 @@ qb_store_get_study_expert_costs (QbStore *store, gint64 id, GError **error)
 {
   QB_STORE_LOCK (store);
   g_autoptr(QbStmt) stmt = qb_store_stmt (store,
-                                          "SELECT position, rung, expert, tensor, format, "
-                                          "n_weights, bytes, mse, kld, kld_err, seconds "
+                                          "SELECT " COST_COLUMNS ", expert "
                                           "FROM study_expert_cost WHERE study_id = ?1 "
                                           "ORDER BY position, rung, expert", error);
   g_autoptr(GPtrArray) list = g_ptr_array_new_with_free_func ((GDestroyNotify) qb_study_cost_free);
@@ -416,19 +427,9 @@ qb_store_get_study_expert_costs (QbStore *store, gint64 id, GError **error)
   sqlite3_bind_int64 (stmt, 1, id);
   while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
     {
-      QbStudyCost *c = qb_study_cost_new ();
+      QbStudyCost *c = read_cost (stmt);
 
-      c->position = (guint) sqlite3_column_int64 (stmt, 0);
-      c->rung = (guint) sqlite3_column_int64 (stmt, 1);
-      c->expert = (int) MIN (sqlite3_column_int64 (stmt, 2), G_MAXINT);
-      c->tensor = qb_column_strdup (stmt, 3);
-      c->format = qb_column_strdup (stmt, 4);
-      c->n_weights = sqlite3_column_int64 (stmt, 5);
-      c->bytes = (guint64) sqlite3_column_int64 (stmt, 6);
-      c->mse = qb_column_double (stmt, 7);
-      c->kld = qb_column_double (stmt, 8);
-      c->kld_err = qb_column_double (stmt, 9);
-      c->seconds = qb_column_double (stmt, 10);
+      c->expert = (int) MIN (sqlite3_column_int64 (stmt, N_COST_COLUMNS), G_MAXINT);
       g_ptr_array_add (list, c);
       if (c->tensor == NULL || c->format == NULL || c->expert < 0)
         {
