@@ -708,13 +708,15 @@ typedef struct {
   gint64    expert;            /* whose rows set holds; -1: none */
 } ExpertHist;
 
-/* One row of an expert tensor as measured: its error sums, its range and
- * its share of the output error; an expert's metrics are its rows' sums
- * added in row order (the same for any thread count). */
+/* One row of an expert tensor as measured: its error sums, its range,
+ * its share of the output error and its moments; an expert's metrics are
+ * its rows' sums added (its moments merged) in row order (the same for any
+ * thread count). */
 typedef struct {
   QbErrorSums sums;
   float       min, max;
   double      out_err[2];       /* Σ ΔwᵀGΔw and Σ wᵀGw (or their diagonal) */
+  QbMoments   moments;
 } RowSums;
 
 typedef struct {
@@ -1062,6 +1064,8 @@ measure_rows (Pass *pass, Quant *qt, guint thread, const float *x, const float *
           qb_measure_error_row (xr, yr, w, n_cols, qt->out_lo, qt->out_hi, &rs->sums, &mn, &mx);
           rs->min = mn;
           rs->max = mx;
+          /* The row is in cache: its moments cost no read of the weights. */
+          qb_measure_moments (xr, n_cols, &rs->moments);
           qb_measure_error_merge (sums, &rs->sums);
         }
       else
@@ -1367,6 +1371,21 @@ importance_rows_sum (Quant *qt, gint64 n_cols, gint64 first, gint64 n)
   return total;
 }
 
+/* An expert's mean, std and kurtosis, of its finite weights as the
+ * tensor's (NAN when it has none). */
+static void
+expert_moments (const QbMoments *moments, QbTensorMetrics *m)
+{
+  if (moments->n == 0)
+    {
+      m->mean = m->std = m->kurtosis = NAN;
+      return;
+    }
+  m->mean = moments->mean;
+  m->std = qb_moments_std (moments);
+  m->kurtosis = qb_moments_kurtosis (moments);
+}
+
 /* Each expert's metrics from its rows' sums (in row order: the same for
  * any thread count), as the tensor's from all of them. */
 static void
@@ -1380,20 +1399,24 @@ fill_expert_metrics (Pass *pass, Quant *qt, QbTensorResult *r)
     {
       QbTensorMetrics *m = &r->expert_metrics[e];
       QbErrorSums all = { 0 };
+      QbMoments moments;
       double num = 0, den = 0;
 
       m->min = INFINITY;
       m->max = -INFINITY;
+      qb_moments_init (&moments);
       for (gint64 row = e * per; row < (e + 1) * per; row++)
         {
           const RowSums *rs = &qt->row_sums[row];
           qb_measure_error_merge (&all, &rs->sums);
+          qb_moments_merge (&moments, &rs->moments);
           m->min = MIN (m->min, rs->min);
           m->max = MAX (m->max, rs->max);
           num += rs->out_err[0];
           den += rs->out_err[1];
         }
       metrics_from_sums (&all, (double) per * pass->n_cols, m);
+      expert_moments (&moments, m);
       if (qt->row_weights != NULL)
         {
           double wsum = importance_rows_sum (qt, pass->n_cols, e * per, per);
