@@ -445,36 +445,53 @@ print_summary (QbStore *store, const QbExperiment *e)
     print_field ("notes", g_strdup (e->notes));
 }
 
+/* The measured columns of a tensor's or an expert's line: SQNR, relative
+ * RMSE, cosine, max error, and the weights' mean, std and kurtosis. */
+enum { N_MEASURED = 7 };
+
+static void
+measured_cells (const QbTensorMetrics *m, char *cells[N_MEASURED])
+{
+  cells[0] = qb_cli_number (m->sqnr_db, 2, 'f');
+  cells[1] = qb_cli_number (m->rmse_rel, 5, 'f');
+  cells[2] = qb_cli_number (m->cosine, 6, 'f');
+  cells[3] = qb_cli_number (m->max_abs_err, 4, 'g');
+  cells[4] = qb_cli_number (m->mean, 4, 'g');
+  cells[5] = qb_cli_number (m->std, 4, 'g');
+  cells[6] = qb_cli_number (m->kurtosis, 2, 'f');
+}
+
 static void
 print_tensors (GPtrArray *tensors)
 {
-  Table *t = table_new ("r....rrrrrrrr", "#", "TENSOR", "FORMAT", "REQUESTED", "METHOD",
+  Table *t = table_new ("r....rrrrrrrrrrr", "#", "TENSOR", "FORMAT", "REQUESTED", "METHOD",
                         "PARAMS", "SIZE", "BPW", "SQNR dB", "REL RMSE", "COSINE", "MAX ERR",
-                        "NON-FINITE", NULL);
+                        "MEAN", "STD", "KURTOSIS", "NON-FINITE", NULL);
 
   for (guint i = 0; i < tensors->len; i++)
     {
       QbStoredTensor *s = g_ptr_array_index (tensors, i);
       QbTensorResult *r = s->result;
+      char *c[N_MEASURED];
 
+      measured_cells (&r->metrics, c);
       table_add (t, g_strdup_printf ("%u", s->position), g_strdup (r->tensor_name),
                  g_strdup (r->format), g_strdup (r->fallback_reason ? r->requested_format : ""),
                  g_strdup (r->method), g_strdup_printf ("%" G_GINT64_FORMAT, r->n_params),
-                 size_text (r->bytes), qb_cli_number (r->bpw, 3, 'f'), qb_cli_number (r->metrics.sqnr_db, 2, 'f'),
-                 qb_cli_number (r->metrics.rmse_rel, 5, 'f'), qb_cli_number (r->metrics.cosine, 6, 'f'),
-                 qb_cli_number (r->metrics.max_abs_err, 4, 'g'),
+                 size_text (r->bytes), qb_cli_number (r->bpw, 3, 'f'),
+                 c[0], c[1], c[2], c[3], c[4], c[5], c[6],
                  r->n_nonfinite >= 0 ? g_strdup_printf ("%" G_GINT64_FORMAT, r->n_nonfinite)
                                      : g_strdup ("?"));
       /* A 3-D expert tensor's experts, each on a line of its own. */
       for (guint e = 0; e < r->n_experts; e++)
-        table_add (t, g_strdup (""), g_strdup_printf ("  expert %u of %u", e, r->n_experts),
-                   g_strdup (r->format), g_strdup (""), g_strdup (""),
-                   g_strdup_printf ("%" G_GINT64_FORMAT, r->n_params / r->n_experts),
-                   size_text (r->bytes / r->n_experts), qb_cli_number (r->bpw, 3, 'f'),
-                   qb_cli_number (r->expert_metrics[e].sqnr_db, 2, 'f'),
-                   qb_cli_number (r->expert_metrics[e].rmse_rel, 5, 'f'),
-                   qb_cli_number (r->expert_metrics[e].cosine, 6, 'f'),
-                   qb_cli_number (r->expert_metrics[e].max_abs_err, 4, 'g'), g_strdup (""));
+        {
+          measured_cells (&r->expert_metrics[e], c);
+          table_add (t, g_strdup (""), g_strdup_printf ("  expert %u of %u", e, r->n_experts),
+                     g_strdup (r->format), g_strdup (""), g_strdup (""),
+                     g_strdup_printf ("%" G_GINT64_FORMAT, r->n_params / r->n_experts),
+                     size_text (r->bytes / r->n_experts), qb_cli_number (r->bpw, 3, 'f'),
+                     c[0], c[1], c[2], c[3], c[4], c[5], c[6], g_strdup (""));
+        }
     }
   table_print_free (t);
 }

@@ -92,7 +92,7 @@ print_table (QbModel *model, QbJob *job)
             diag ? "; ~: estimated from the importance alone (the diagonal of XᵀX)" : "");
 }
 
-/* A tensor's metrics, or an expert's (mean, std and kurtosis null). */
+/* A tensor's metrics, or an expert's. */
 static void
 add_metrics (JsonBuilder *b, const QbTensorMetrics *m)
 {

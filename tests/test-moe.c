@@ -733,7 +733,6 @@ test_expert_metrics (void)
       g_assert_cmpfloat (fabs (m->out_rel_err - wee / wxx), <=, 1e-5 * wee / wxx);
       g_assert_true (m->out_rel_err_diag);
       g_assert_true (m->outlier_share >= 0 && m->outlier_share < 0.01);
-      g_assert_true (isnan (m->mean) && isnan (m->std) && isnan (m->kurtosis));
       mse_mean += m->mse / 4;
       out_share_mean += m->outlier_share / 4;
       worst = MAX (worst, m->max_abs_err);
@@ -747,6 +746,173 @@ test_expert_metrics (void)
   g_assert_cmpfloat (hi, ==, r->metrics.max);
   /* The experts differ (they are not the tensor's figures copied). */
   g_assert_cmpfloat (r->expert_metrics[0].mse, !=, r->expert_metrics[1].mse);
+}
+
+/* Moments of n values, two passes in double: the reference the
+ * experts' moments are checked against. */
+static void
+exact_moments (const float *x, gint64 n, double *mean, double *std, double *kurtosis)
+{
+  double sum = 0, m2 = 0, m4 = 0;
+
+  for (gint64 i = 0; i < n; i++)
+    sum += x[i];
+  *mean = sum / n;
+  for (gint64 i = 0; i < n; i++)
+    {
+      double d = x[i] - *mean;
+      m2 += d * d;
+      m4 += d * d * d * d;
+    }
+  *std = sqrt (m2 / n);
+  *kurtosis = n * m4 / (m2 * m2) - 3.0;
+}
+
+/* The experts' mean, std and kurtosis of tensor `name`, quantized with 1
+ * and with 3 threads: each recomputed in double from the expert's rows as
+ * the model gives them (float lanes in the pass: within 1e-6), the same
+ * bits for both thread counts, and the tensor's mean and variance from
+ * its experts' as equal row sets imply (mean of means; the law of total
+ * variance). */
+static void
+check_expert_moments (QbModel *model, const char *name, const char *format)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(QbWorkers) one = qb_workers_new (1);
+  g_autoptr(QbWorkers) three = qb_workers_new (3);
+  g_autoptr(QbTensorResult) r = NULL, r3 = NULL;
+  QbQuantizeSpec spec = { .format = qb_format_find (format) };
+  g_autofree float *x = NULL;
+  double mean_of_means = 0, within = 0, between = 0, var;
+  const QbTensor *t;
+  guint index, n_experts;
+  gint64 n;
+
+  t = qb_model_find_tensor (model, name, &index);
+  g_assert_nonnull (t);
+  n_experts = (guint) qb_tensor_n_experts (t);
+  n = t->n_params / n_experts;
+  r = qb_tensor_quantize (model, index, &spec, one, NULL, NULL, NULL, NULL, &error);
+  g_assert_no_error (error);
+  r3 = qb_tensor_quantize (model, index, &spec, three, NULL, NULL, NULL, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (r->n_experts, ==, n_experts);
+  g_assert_cmpmem (r->expert_metrics, n_experts * sizeof (QbTensorMetrics), r3->expert_metrics,
+                   n_experts * sizeof (QbTensorMetrics));
+
+  x = g_new (float, t->n_params);
+  g_assert_true (qb_model_read_rows (model, index, 0, qb_tensor_n_rows (t), x, &error));
+  for (guint e = 0; e < n_experts; e++)
+    {
+      const QbTensorMetrics *m = &r->expert_metrics[e];
+      double mean, std, kurtosis;
+
+      exact_moments (x + e * n, n, &mean, &std, &kurtosis);
+      g_test_message ("%s expert %u: mean %.6e (exact %.6e) std %.6e (%.6e) kurtosis %.5f (%.5f)",
+                      name, e, m->mean, mean, m->std, std, m->kurtosis, kurtosis);
+      g_assert_cmpfloat (fabs (m->mean - mean), <=, 1e-6 * std);
+      g_assert_cmpfloat (fabs (m->std - std), <=, 1e-6 * std);
+      g_assert_cmpfloat (fabs (m->kurtosis - kurtosis), <=, 1e-5 * (kurtosis + 3));
+      mean_of_means += m->mean / n_experts;
+      within += m->std * m->std / n_experts;
+    }
+  for (guint e = 0; e < n_experts; e++)
+    between += (r->expert_metrics[e].mean - mean_of_means)
+               * (r->expert_metrics[e].mean - mean_of_means) / n_experts;
+  var = r->metrics.std * r->metrics.std;
+  g_assert_cmpfloat (fabs (mean_of_means - r->metrics.mean), <=, 1e-6 * r->metrics.std);
+  g_assert_cmpfloat (fabs (within + between - var), <=, 2e-6 * var);
+  /* The experts differ (not the tensor's figures copied). */
+  g_assert_cmpfloat (r->expert_metrics[0].kurtosis, !=, r->expert_metrics[1].kurtosis);
+}
+
+/* A generated mixture, stored in F32 (moments pre-pass) and in F16 (the
+ * tensor's moments from its pattern counts, kept in the scan cache: the
+ * second run reads them from there, the experts' come from the pass). */
+static void
+test_expert_moments_demo (void)
+{
+  g_autofree char *dir = qb_test_tmpdir ();
+  g_autofree char *path = write_model (dir, "qwen2moe", 1, 8, 2);
+  g_autofree char *path16 = g_build_filename (dir, "qwen2moe-f16.gguf", NULL);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(QbModel) model = qb_model_open (path, &error);
+  g_autoptr(QbModel) model16 = NULL;
+  QbDemoModelSpec spec;
+
+  g_assert_no_error (error);
+  check_expert_moments (model, "blk.0.ffn_down_exps.weight", "Q4_K");
+  check_expert_moments (model, "blk.0.ffn_gate_exps.weight", "Q8_0");
+
+  qb_demo_model_spec_init (&spec);
+  spec.dtype = QB_DTYPE_F16;
+  spec.arch = "qwen2moe";
+  spec.n_layer = 1;
+  spec.n_expert = 8;
+  spec.n_expert_used = 2;
+  g_assert_true (qb_demo_model_write (&spec, path16, NULL, NULL, &error));
+  model16 = qb_model_open (path16, &error);
+  g_assert_no_error (error);
+  check_expert_moments (model16, "blk.0.ffn_up_exps.weight", "Q4_K");
+  check_expert_moments (model16, "blk.0.ffn_up_exps.weight", "Q4_K");   /* scan cached */
+}
+
+/* Real weights: stories260K's five ffn_up matrices (64 × 172 each, their
+ * heavy tails and all) as the five experts of one 3-D tensor, in F32 and
+ * in F16. */
+static void
+test_expert_moments_stories (void)
+{
+  g_autofree char *stories = qb_test_shared_path ("models/stories260K.gguf");
+  g_autofree char *dir = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(QbModel) source = NULL;
+  g_autofree float *w = NULL;
+  const QbTensor *t;
+  gint64 per;
+
+  if (stories == NULL)
+    return;
+  dir = qb_test_tmpdir ();
+  source = qb_model_open (stories, &error);
+  g_assert_no_error (error);
+  t = qb_model_find_tensor (source, "blk.0.ffn_up.weight", NULL);
+  g_assert_nonnull (t);
+  per = t->n_params;
+  w = g_new (float, 5 * per);
+  for (guint l = 0; l < 5; l++)
+    {
+      g_autofree char *name = g_strdup_printf ("blk.%u.ffn_up.weight", l);
+      guint index;
+
+      g_assert_nonnull (qb_model_find_tensor (source, name, &index));
+      g_assert_true (qb_model_read_rows (source, index, 0, qb_tensor_n_rows (t), w + l * per, &error));
+    }
+  for (guint f16 = 0; f16 < 2; f16++)
+    {
+      g_autofree char *path = g_strdup_printf ("%s/stories-experts-%s.gguf", dir, f16 ? "f16" : "f32");
+      g_autoptr(QbGgufWriter) writer = qb_gguf_writer_new ();
+      g_autofree guint16 *h = NULL;
+      g_autoptr(QbModel) model = NULL;
+      gint64 ne[3] = { t->ne[0], t->ne[1], 5 };
+
+      qb_gguf_writer_set_string (writer, "general.architecture", "llama");
+      qb_gguf_writer_add_tensor (writer, "blk.0.ffn_up_exps.weight", 3, ne,
+                                 f16 ? QB_DTYPE_F16 : QB_DTYPE_F32);
+      g_assert_true (qb_gguf_writer_begin (writer, path, &error));
+      if (f16)
+        {
+          h = g_new (guint16, 5 * per);
+          for (gint64 i = 0; i < 5 * per; i++)
+            h[i] = GUINT16_TO_LE (qb_fp32_to_fp16 (w[i]));
+        }
+      g_assert_true (qb_gguf_writer_write_tensor (writer, 0, f16 ? (gpointer) h : (gpointer) w,
+                                                  5 * per * (f16 ? 2 : 4), &error));
+      g_assert_true (qb_gguf_writer_finish (writer, &error));
+      model = qb_model_open (path, &error);
+      g_assert_no_error (error);
+      check_expert_moments (model, "blk.0.ffn_up_exps.weight", "Q8_0");
+    }
 }
 
 /* Calibration counts importance per expert: the entries of a 3-D expert
@@ -2346,6 +2512,8 @@ main (int argc, char **argv)
   g_test_add_func ("/quantize-moe/expert-importance", test_expert_importance);
   g_test_add_func ("/quantize-moe/expert-histograms", test_expert_histograms);
   g_test_add_func ("/quantize-moe/expert-metrics", test_expert_metrics);
+  g_test_add_func ("/quantize-moe/expert-moments/demo", test_expert_moments_demo);
+  g_test_add_func ("/quantize-moe/expert-moments/stories", test_expert_moments_stories);
   g_test_add_func ("/calib-moe/expert-imatrix", test_expert_imatrix);
   g_test_add_func ("/sensitivity-moe/experts", test_sensitivity);
   g_test_add_func ("/sensitivity-moe/per-expert", test_sensitivity_per_expert);

@@ -360,16 +360,33 @@ expert_cost (int expert, double kld)
 
 /* The experts' table as versions 7 and 8 had it (schema 9 added these). */
 static void
+drop_columns (sqlite3 *db, const char *table, const char *const *columns)
+{
+  for (gsize i = 0; columns[i] != NULL; i++)
+    {
+      g_autofree char *sql = g_strdup_printf ("ALTER TABLE %s DROP COLUMN %s", table, columns[i]);
+      exec_ok (db, sql);
+    }
+}
+
+/* The experts' moments, as schema 10 added them. */
+static void
+drop_expert_moments (sqlite3 *db)
+{
+  static const char *const added[] = { "w_mean", "w_std", "kurtosis", NULL };
+
+  drop_columns (db, "expert_result", added);
+}
+
+/* The experts' columns schemas 9 and 10 added. */
+static void
 drop_expert_metrics (sqlite3 *db)
 {
   static const char *const added[] = { "mse", "cosine", "max_abs_err", "wmse", "out_rel_err",
-                                       "w_min", "w_max", "outlier_share" };
+                                       "w_min", "w_max", "outlier_share", NULL };
 
-  for (gsize i = 0; i < G_N_ELEMENTS (added); i++)
-    {
-      g_autofree char *sql = g_strdup_printf ("ALTER TABLE expert_result DROP COLUMN %s", added[i]);
-      exec_ok (db, sql);
-    }
+  drop_expert_moments (db);
+  drop_columns (db, "expert_result", added);
 }
 
 /* Version 7 → 8: a study stored before keeps its costs and has no expert
@@ -491,6 +508,7 @@ expert_result (void)
   r->expert_metrics[2].rmse_rel = NAN;         /* not measured */
   r->expert_metrics[1].wmse = NAN;
   r->expert_metrics[0].min = -INFINITY;
+  r->expert_metrics[1].kurtosis = NAN;         /* constant weights */
   return r;
 }
 
@@ -503,8 +521,6 @@ assert_experts_equal (const QbTensorResult *a, const QbTensorResult *b, gboolean
       for (guint i = 0; i < QB_N_EXPERT_METRICS; i++)
         g_assert_true (qb_test_same_double (*QB_EXPERT_METRIC (&a->expert_metrics[e], i),
                                             *QB_EXPERT_METRIC (&b->expert_metrics[e], i)));
-      /* Measured by the tensor's pre-pass only: never stored per expert. */
-      g_assert_true (isnan (b->expert_metrics[e].mean) && isnan (b->expert_metrics[e].kurtosis));
       for (guint k = 0; hists && k < 3; k++)
         {
           const QbHistogram *x = qb_tensor_result_expert_histogram (a, e, k);
@@ -650,6 +666,7 @@ test_migrate_v8_expert_metrics (void)
       g_assert_true (isnan (old->expert_metrics[e].mse) && isnan (old->expert_metrics[e].cosine));
       g_assert_true (isnan (old->expert_metrics[e].max_abs_err) && isnan (old->expert_metrics[e].min));
       g_assert_true (isnan (old->expert_metrics[e].outlier_share));
+      g_assert_true (isnan (old->expert_metrics[e].mean) && isnan (old->expert_metrics[e].kurtosis));
     }
   g_clear_pointer (&tensors, g_ptr_array_unref);
 
@@ -663,6 +680,103 @@ test_migrate_v8_expert_metrics (void)
   tensors = qb_store_get_tensors (store, id, &error);
   g_assert_no_error (error);
   assert_experts_equal (r, ((QbStoredTensor *) g_ptr_array_index (tensors, 0))->result, FALSE);
+}
+
+/* The JSON export of experiment id. (transfer full) */
+static char *
+export_json (QbStore *store, gint64 id)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GOutputStream) out = g_memory_output_stream_new_resizable ();
+
+  g_assert_true (qb_store_export (store, &id, 1, QB_STORE_EXPORT_JSON, out, NULL, &error));
+  g_assert_no_error (error);
+  g_assert_true (g_output_stream_write_all (out, "", 1, NULL, NULL, NULL));
+  g_output_stream_close (out, NULL, NULL);
+  return g_memory_output_stream_steal_data (G_MEMORY_OUTPUT_STREAM (out));
+}
+
+/* Version 9 → 10: the experts' table gains their weight moments; experts
+ * stored before keep every other metric and read mean, std and kurtosis
+ * as not measured (null in the JSON export); new ones keep them, through
+ * a read-only reopen and a JSON export imported into another database. */
+static void
+test_migrate_v9_expert_moments (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *path = new_path ("v9-expert-moments.db");
+  g_autofree char *other_path = new_path ("v9-expert-moments-import.db");
+  g_autoptr(QbStore) store = NULL, other = NULL;
+  g_autoptr(QbModelRecord) model = qb_test_model_record ("a1b2c3d4e5f6", "moe");
+  g_autoptr(QbTensorResult) r = expert_result ();
+  g_autoptr(GPtrArray) tensors = NULL, imported = NULL;
+  g_autoptr(GArray) new_ids = NULL;
+  g_autofree char *old_json = NULL, *json = NULL;
+  QbExperimentSpec spec = { .name = "experts", .plan_json = "{}", .threads = 1, .n_tensors = 1 };
+  QbTensorResult *old;
+  sqlite3 *db;
+  gint64 old_id, id;
+
+  store = qb_store_open (path, &error);
+  g_assert_no_error (error);
+  old_id = qb_store_begin_experiment (store, model, &spec, &error);
+  g_assert_no_error (error);
+  g_assert_true (qb_store_add_tensor_result (store, old_id, 0, 4096, r, &error));
+  g_assert_true (qb_store_finish_experiment (store, old_id, QB_EXPERIMENT_DONE, 1.0, NULL, &error));
+  qb_store_unref (g_steal_pointer (&store));
+  /* Back to version 9 on disk, as the previous Quantbench left it. */
+  db = raw_open (path);
+  drop_expert_moments (db);
+  exec_ok (db, "PRAGMA user_version = 9");
+  sqlite3_close (db);
+
+  store = qb_store_open (path, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (qb_test_sql_int (store->db, "PRAGMA user_version"), ==, 10);
+  tensors = qb_store_get_tensors (store, old_id, &error);
+  g_assert_no_error (error);
+  old = ((QbStoredTensor *) g_ptr_array_index (tensors, 0))->result;
+  g_assert_cmpuint (old->n_experts, ==, 4);
+  for (guint e = 0; e < 4; e++)
+    {
+      const QbTensorMetrics *a = &r->expert_metrics[e], *b = &old->expert_metrics[e];
+      g_assert_true (qb_test_same_double (a->sqnr_db, b->sqnr_db));
+      g_assert_true (qb_test_same_double (a->mse, b->mse));
+      g_assert_true (qb_test_same_double (a->min, b->min));
+      g_assert_true (qb_test_same_double (a->outlier_share, b->outlier_share));
+      g_assert_true (isnan (b->mean) && isnan (b->std) && isnan (b->kurtosis));
+    }
+  old_json = export_json (store, old_id);
+  g_assert_nonnull (strstr (old_json, "\"mean\":null,\"std\":null,\"kurtosis\":null"));
+  g_clear_pointer (&tensors, g_ptr_array_unref);
+
+  id = qb_store_begin_experiment (store, model, &spec, &error);
+  g_assert_no_error (error);
+  g_assert_true (qb_store_add_tensor_result (store, id, 0, 4096, r, &error));
+  g_assert_true (qb_store_finish_experiment (store, id, QB_EXPERIMENT_DONE, 1.0, NULL, &error));
+  qb_store_unref (g_steal_pointer (&store));
+
+  store = qb_store_open_readonly (path, &error);
+  g_assert_no_error (error);
+  tensors = qb_store_get_tensors (store, id, &error);
+  g_assert_no_error (error);
+  old = ((QbStoredTensor *) g_ptr_array_index (tensors, 0))->result;
+  assert_experts_equal (r, old, FALSE);
+  g_assert_cmpfloat (old->expert_metrics[2].mean, ==, 11 * 0.125 + 2 / 64.0);
+  g_assert_cmpfloat (old->expert_metrics[2].kurtosis, ==, 13 * 0.125 + 2 / 64.0);
+  g_assert_true (isnan (old->expert_metrics[1].kurtosis));
+
+  /* The export carries them: imported elsewhere, the same values. */
+  json = export_json (store, id);
+  g_assert_nonnull (strstr (json, "\"kurtosis\":1.65625,"));
+  other = qb_store_open (other_path, &error);
+  g_assert_no_error (error);
+  g_assert_true (qb_store_import_json (other, json, -1, "experts.json", &new_ids, NULL, &error));
+  g_assert_no_error (error);
+  imported = qb_store_get_tensors (other, g_array_index (new_ids, gint64, 0), &error);
+  g_assert_no_error (error);
+  g_assert_true (qb_store_load_tensor_data (other, g_ptr_array_index (imported, 0), &error));
+  assert_experts_equal (r, ((QbStoredTensor *) g_ptr_array_index (imported, 0))->result, TRUE);
 }
 
 /* From every older version (0: a new file, an empty file, version 1). */
@@ -1048,6 +1162,7 @@ main (int argc, char **argv)
   g_test_add_func ("/store/schema/migrate-v6-experts", test_migrate_v6_experts);
   g_test_add_func ("/store/schema/migrate-v7-study-experts", test_migrate_v7_study_experts);
   g_test_add_func ("/store/schema/migrate-v8-expert-metrics", test_migrate_v8_expert_metrics);
+  g_test_add_func ("/store/schema/migrate-v9-expert-moments", test_migrate_v9_expert_moments);
   g_test_add_func ("/store/schema/migrate-concurrently", test_migrate_concurrently);
   g_test_add_func ("/store/schema/refuse-newer", test_refuse_newer);
   g_test_add_func ("/store/schema/refuse-not-sqlite", test_refuse_not_sqlite);

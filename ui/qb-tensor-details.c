@@ -107,9 +107,9 @@ row_metrics (QbTensorRow *row, const QbTensorResult *result)
 }
 
 /* Facts an expert's row shows its own way: TRUE with *value set (NULL:
- * hidden).  Its range and outlier share are measured with the run; its
- * mean, std and kurtosis are not (the tensor's pre-pass only), nor is its
- * time; the format is one for all experts. */
+ * hidden).  Its range, outlier share and moments are measured with the
+ * run (moments not in runs stored before schema 10: hidden); its time is
+ * not; the format is one for all experts. */
 static gboolean
 expert_fact_value (const Fact           *fact,
                    QbTensorRow          *row,
@@ -132,6 +132,10 @@ expert_fact_value (const Fact           *fact,
     *value = g_strdup_printf ("%.4g … %.4g", m->min, m->max);
   else if (g_str_equal (id, "outliers") && !isnan (m->outlier_share))
     *value = g_strdup_printf ("%.4f %% (beyond the tensor's 6σ)", m->outlier_share * 100);
+  else if (g_str_equal (id, "mean") && !isnan (m->mean))
+    *value = g_strdup_printf ("%.4g ± %.4g", m->mean, m->std);
+  else if (g_str_equal (id, "kurtosis") && !isnan (m->kurtosis))
+    *value = g_strdup_printf ("%.2f", m->kurtosis);
   else if (fact->source == SRC_STATS || g_str_equal (id, "seconds"))
     return TRUE;
   else if (g_str_equal (id, "experts") && e < result->n_experts)

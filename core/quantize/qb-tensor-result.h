@@ -74,8 +74,9 @@ typedef struct {
    * otherwise, or without metrics): their metrics, measured as the
    * tensor's over the expert's rows in the same pass (the error metrics,
    * the importance-weighted MSE and output error with the expert's own
-   * importance, min, max and outlier share against the tensor's bounds;
-   * mean, std and kurtosis are NAN: they come from the tensor's pre-pass),
+   * importance, min, max, outlier share against the tensor's bounds, and
+   * mean, std and kurtosis from each row's moments merged in row order —
+   * the rows the pass reads anyway, so no extra read of the weights),
    * and their histograms: expert_hists[3 e + k], k = 0 original,
    * 1 quantized, 2 error, over the tensor's own ranges in
    * QB_EXPERT_HISTOGRAM_BINS bins (NULL when not measured, or not loaded

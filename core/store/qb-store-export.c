@@ -18,10 +18,12 @@
  *                                       "experts": [ { "sqnr_db", "rmse_rel", "mse", "cosine",
  *                                                      "max_abs_err", "wmse", "out_rel_err",
  *                                                      "min", "max", "outlier_share",
+ *                                                      "mean", "std", "kurtosis",
  *                                                      "hist_original", "hist_quantized",
  *                                                      "hist_error" } ]
  *                                       (3-D expert tensors only; exports made before
- *                                       schema 9 have sqnr_db and rmse_rel only) } ] } ] }
+ *                                       schema 9 have sqnr_db and rmse_rel only, before
+ *                                       schema 10 no moments) } ] } ] }
  *
  * Times are ISO 8601 in UTC with microseconds.  Doubles are written in the
  * fewest digits that read back exactly; a measure not taken (NAN) is

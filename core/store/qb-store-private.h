@@ -119,10 +119,12 @@ gboolean  qb_store_schema_migrate  (sqlite3 *db, const char *path, int target, G
 
 /* An expert's metrics as expert_result stores them, in one order for its
  * columns (QB_EXPERT_METRIC_COLUMNS), the JSON export's keys and the
- * fields of QbTensorMetrics.  Schema 9 added all but the first two. */
+ * fields of QbTensorMetrics.  Schema 9 added mse … outlier_share, schema
+ * 10 the moments (w_mean, w_std, kurtosis). */
 #define QB_EXPERT_METRIC_COLUMNS \
-  "sqnr_db, rmse_rel, mse, cosine, max_abs_err, wmse, out_rel_err, w_min, w_max, outlier_share"
-#define QB_N_EXPERT_METRICS 10
+  "sqnr_db, rmse_rel, mse, cosine, max_abs_err, wmse, out_rel_err, w_min, w_max, outlier_share, " \
+  "w_mean, w_std, kurtosis"
+#define QB_N_EXPERT_METRICS 13
 typedef struct {
   const char *key;      /* in the JSON export */
   gsize       offset;   /* of its double in QbTensorMetrics */

@@ -23,6 +23,9 @@
  * and how, and per (tensor, candidate) its proxies and measured KLD.
  * Version 7: the experts of a 3-D mixture-of-experts tensor, one row each
  * under its tensor result: SQNR, relative RMSE and the three histograms.
+ * Version 8: a sensitivity study's per-expert costs.
+ * Version 9: every other error metric per expert, its range and outliers.
+ * Version 10: each expert's weight moments (mean, std, kurtosis).
  */
 #include "qb-store-private.h"
 
@@ -271,8 +274,8 @@ static const char migration_v8[] =
   "  PRIMARY KEY (study_id, position, rung, expert)"
   ") WITHOUT ROWID;";
 
-/* Every metric the whole tensor has, per expert (mean, std and kurtosis
- * are measured by the tensor's pre-pass only). */
+/* Every error metric the whole tensor has, per expert, with its range and
+ * outlier share. */
 static const char migration_v9[] =
   "ALTER TABLE expert_result ADD COLUMN mse REAL;"
   "ALTER TABLE expert_result ADD COLUMN cosine REAL;"
@@ -282,6 +285,13 @@ static const char migration_v9[] =
   "ALTER TABLE expert_result ADD COLUMN w_min REAL;"
   "ALTER TABLE expert_result ADD COLUMN w_max REAL;"
   "ALTER TABLE expert_result ADD COLUMN outlier_share REAL;";
+
+/* Each expert's weight moments, measured in the run's pass (rows stored
+ * before read them as not measured). */
+static const char migration_v10[] =
+  "ALTER TABLE expert_result ADD COLUMN w_mean REAL;"
+  "ALTER TABLE expert_result ADD COLUMN w_std REAL;"
+  "ALTER TABLE expert_result ADD COLUMN kurtosis REAL;";
 
 const QbExpertMetric qb_expert_metrics[QB_N_EXPERT_METRICS] = {
   { "sqnr_db", G_STRUCT_OFFSET (QbTensorMetrics, sqnr_db) },
@@ -294,6 +304,9 @@ const QbExpertMetric qb_expert_metrics[QB_N_EXPERT_METRICS] = {
   { "min", G_STRUCT_OFFSET (QbTensorMetrics, min) },
   { "max", G_STRUCT_OFFSET (QbTensorMetrics, max) },
   { "outlier_share", G_STRUCT_OFFSET (QbTensorMetrics, outlier_share) },
+  { "mean", G_STRUCT_OFFSET (QbTensorMetrics, mean) },
+  { "std", G_STRUCT_OFFSET (QbTensorMetrics, std) },
+  { "kurtosis", G_STRUCT_OFFSET (QbTensorMetrics, kurtosis) },
 };
 
 static const char * const migrations[] = {
@@ -306,6 +319,7 @@ static const char * const migrations[] = {
   migration_v7,
   migration_v8,
   migration_v9,
+  migration_v10,
 };
 
 G_STATIC_ASSERT (G_N_ELEMENTS (migrations) == QB_STORE_SCHEMA_VERSION);

@@ -438,9 +438,9 @@ write_experts (QbStore *store, gint64 tensor_id, const QbTensorResult *r, GError
       g_autoptr(QbStmt) stmt = qb_store_stmt (store, "INSERT INTO expert_result (tensor_id, expert, "
                                               QB_EXPERT_METRIC_COLUMNS ", hist_original, "
                                               "hist_quantized, hist_error) VALUES (?1, ?2, ?3, ?4, "
-                                              "?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
-                                              error);
-      G_STATIC_ASSERT (QB_N_EXPERT_METRICS == 10);
+                                              "?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, "
+                                              "?18)", error);
+      G_STATIC_ASSERT (QB_N_EXPERT_METRICS == 13);
       if (stmt == NULL)
         return FALSE;
       sqlite3_bind_int64 (stmt, 1, tensor_id);

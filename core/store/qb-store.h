@@ -43,7 +43,7 @@ typedef enum {
 } QbStoreError;
 
 /* The schema this build reads and writes (PRAGMA user_version). */
-#define QB_STORE_SCHEMA_VERSION 9
+#define QB_STORE_SCHEMA_VERSION 10
 
 typedef struct _QbStore QbStore;
 
