@@ -18,11 +18,12 @@
     .quantize_row = qb_format_float_quantize_row,                             \
     .dequantize_row = qb_format_float_dequantize_row }
 
-#define GGML_ROW(dt, nbits, bs, bb, asym, fb, kernel, text)                   \
+#define GGML_ROW(dt, nbits, bs, bb, asym, fb, kernel, kernel_imp, text)       \
   { .name = #dt, .family = QB_FAMILY_GGML, .summary = text,                   \
     .dtype = QB_DTYPE_##dt, .bits = nbits, .block_size = bs,                  \
     .block_bytes = bb, .scope = QB_SCOPE_BLOCK, .asymmetric = asym,           \
     .fallback = fb, .device_kernel = kernel,                                  \
+    .device_kernel_imatrix = kernel_imp,                                      \
     .quantize_row = qb_format_ggml_quantize_row,                              \
     .dequantize_row = qb_format_ggml_dequantize_row }
 
@@ -81,19 +82,32 @@ static const QbFormat formats[] = {
   FLOAT_ROW ("F16",  F16,  16, "IEEE half, rounded to nearest even"),
   FLOAT_ROW ("BF16", BF16, 16, "bfloat16, rounded to nearest even"),
 
-  /*        type    bits block bytes asym   fallback  device kernel */
-  GGML_ROW (Q4_0,   4,   32,   18,   FALSE, NULL,     "quantize_q4_0",   "llama.cpp 4-bit, f16 scale per 32"),
-  GGML_ROW (Q4_1,   4,   32,   20,   TRUE,  NULL,     "quantize_q4_1",   "llama.cpp 4-bit, f16 scale and minimum per 32"),
-  GGML_ROW (Q5_0,   5,   32,   22,   FALSE, NULL,     "quantize_q5_0",   "llama.cpp 5-bit, f16 scale per 32"),
-  GGML_ROW (Q5_1,   5,   32,   24,   TRUE,  NULL,     "quantize_q5_1",   "llama.cpp 5-bit, f16 scale and minimum per 32"),
-  GGML_ROW (Q8_0,   8,   32,   34,   FALSE, NULL,     "quantize_q8_0",   "llama.cpp 8-bit, f16 scale per 32"),
-  GGML_ROW (Q2_K,   2,   256,  84,   TRUE,  "IQ4_NL", "quantize_q2_k",   "K-quant 2-bit, 4-bit scales and minimums per 16"),
-  GGML_ROW (Q3_K,   3,   256,  110,  FALSE, "IQ4_NL", "quantize_q3_k",   "K-quant 3-bit, 6-bit scales per 16"),
-  GGML_ROW (Q4_K,   4,   256,  144,  TRUE,  "Q5_0",   "quantize_q4_k",   "K-quant 4-bit, 6-bit scales and minimums per 32"),
-  GGML_ROW (Q5_K,   5,   256,  176,  TRUE,  "Q5_1",   "quantize_q5_k",   "K-quant 5-bit, 6-bit scales and minimums per 32"),
-  GGML_ROW (Q6_K,   6,   256,  210,  FALSE, "Q8_0",   "quantize_q6_k",   "K-quant 6-bit, 8-bit scales per 16"),
-  GGML_ROW (IQ4_NL, 4,   32,   18,   FALSE, NULL,     "quantize_iq4_nl", "non-linear 4-bit levels, f16 scale per 32"),
-  GGML_ROW (IQ4_XS, 4,   256,  136,  FALSE, "IQ4_NL", "quantize_iq4_xs", "non-linear 4-bit levels, 6-bit scales per 32"),
+  /*        type    bits block bytes asym   fallback  device kernel      its importance kernel
+   *                                                                     (Q8_0 ignores importance) */
+  GGML_ROW (Q4_0,   4,   32,   18,   FALSE, NULL,     "quantize_q4_0",   "quantize_q4_0_imatrix",
+            "llama.cpp 4-bit, f16 scale per 32"),
+  GGML_ROW (Q4_1,   4,   32,   20,   TRUE,  NULL,     "quantize_q4_1",   "quantize_q4_1_imatrix",
+            "llama.cpp 4-bit, f16 scale and minimum per 32"),
+  GGML_ROW (Q5_0,   5,   32,   22,   FALSE, NULL,     "quantize_q5_0",   "quantize_q5_0_imatrix",
+            "llama.cpp 5-bit, f16 scale per 32"),
+  GGML_ROW (Q5_1,   5,   32,   24,   TRUE,  NULL,     "quantize_q5_1",   "quantize_q5_1_imatrix",
+            "llama.cpp 5-bit, f16 scale and minimum per 32"),
+  GGML_ROW (Q8_0,   8,   32,   34,   FALSE, NULL,     "quantize_q8_0",   "quantize_q8_0",
+            "llama.cpp 8-bit, f16 scale per 32"),
+  GGML_ROW (Q2_K,   2,   256,  84,   TRUE,  "IQ4_NL", "quantize_q2_k",   NULL,
+            "K-quant 2-bit, 4-bit scales and minimums per 16"),
+  GGML_ROW (Q3_K,   3,   256,  110,  FALSE, "IQ4_NL", "quantize_q3_k",   NULL,
+            "K-quant 3-bit, 6-bit scales per 16"),
+  GGML_ROW (Q4_K,   4,   256,  144,  TRUE,  "Q5_0",   "quantize_q4_k",   "quantize_q4_k_imatrix",
+            "K-quant 4-bit, 6-bit scales and minimums per 32"),
+  GGML_ROW (Q5_K,   5,   256,  176,  TRUE,  "Q5_1",   "quantize_q5_k",   "quantize_q5_k_imatrix",
+            "K-quant 5-bit, 6-bit scales and minimums per 32"),
+  GGML_ROW (Q6_K,   6,   256,  210,  FALSE, "Q8_0",   "quantize_q6_k",   "quantize_q6_k_imatrix",
+            "K-quant 6-bit, 8-bit scales per 16"),
+  GGML_ROW (IQ4_NL, 4,   32,   18,   FALSE, NULL,     "quantize_iq4_nl", NULL,
+            "non-linear 4-bit levels, f16 scale per 32"),
+  GGML_ROW (IQ4_XS, 4,   256,  136,  FALSE, "IQ4_NL", "quantize_iq4_xs", NULL,
+            "non-linear 4-bit levels, 6-bit scales per 32"),
 
   INT_ROWS (2), INT_ROWS (3), INT_ROWS (4), INT_ROWS (5),
   INT_ROWS (6), INT_ROWS (7), INT_ROWS (8),

@@ -87,6 +87,9 @@ struct _QbFormat {
   const char          *device_kernel; /* the OpenCL kernel (core/quantize/qb-quantize-device.cl)
                                          that rounds this format on a device with the CPU's
                                          bytes, or NULL: the CPU only */
+  const char          *device_kernel_imatrix; /* the kernel that rounds it with an importance
+                                                 matrix as the CPU does (the plain kernel where the
+                                                 CPU ignores importance), or NULL: the CPU only */
 };
 
 guint            qb_format_count        (void);

@@ -5,9 +5,10 @@
  * Ported: every format whose row in the format table names a device
  * kernel (QbFormat.device_kernel: the ggml types, K-quants and IQ4 with
  * ggml's scale searches, NF4, MXFP4, FP8 and every INTn), with plain
- * rounding (method rtn, no importance: importance changes the searches'
- * weights, and those tensors stay on the CPU): the same bytes and the same
- * dequantized values as the CPU kernels.  Per
+ * rounding (method rtn), and with an importance matrix the formats whose
+ * row names an importance kernel (QbFormat.device_kernel_imatrix: Q4_0,
+ * Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K, and Q8_0, which ignores it):
+ * the same bytes and the same dequantized values as the CPU kernels.  Per
  * stripe of QB_DEVICE_STRIPE values of a row the device
  * gives the sums qb_measure_error_row adds (in double where the device
  * has it, so the host can add them in the CPU's order), and it counts the
@@ -49,6 +50,9 @@ typedef struct _QbDeviceQuantizer QbDeviceQuantizer;
 /* TRUE when the device has this format's kernel (plain rounding). */
 gboolean            qb_device_quantize_supports   (const QbFormat           *format);
 
+/* TRUE when it also has the kernel for rounding with importance. */
+gboolean            qb_device_quantize_supports_importance (const QbFormat  *format);
+
 /* Stripes per row of n_cols values. */
 gint64              qb_device_stripes_per_row     (gint64                    n_cols);
 
@@ -65,6 +69,13 @@ QbDeviceQuantizer  *qb_device_quantizer_new       (QbDevice                 *dev
                                                    GError                  **error);
 void                qb_device_quantizer_free      (QbDeviceQuantizer        *dq);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (QbDeviceQuantizer, qb_device_quantizer_free)
+
+/* Every row from now on is rounded with these n_cols importance weights
+ * (the format's importance kernel).  FALSE with a QB_DEVICE_ERROR when
+ * the format has none or the device fails. */
+gboolean            qb_device_quantizer_set_importance (QbDeviceQuantizer *dq,
+                                                        const float       *importance,
+                                                        GError           **error);
 
 /* Rows per slab. */
 gint64              qb_device_quantizer_slab_rows (QbDeviceQuantizer        *dq);

@@ -45,9 +45,12 @@ struct _QbDeviceQuantizer {
   gboolean         fp64;
   gboolean         measure;
   QbDeviceMeasure  m;
+  cl_program       program;       /* the device's, cached there */
   cl_kernel        quantize;
   cl_kernel        measure_kernel;
-  cl_mem           x, q, y, stripes, counts, flag;
+  cl_kernel        sigma2_kernel; /* with importance: each row's mean square */
+  gboolean         weighted;      /* the importance kernel, which takes imp */
+  cl_mem           x, q, y, stripes, counts, flag, imp, sigma2;
   gsize            group;         /* work-group size of the measure kernel */
 };
 
@@ -55,6 +58,12 @@ gboolean
 qb_device_quantize_supports (const QbFormat *format)
 {
   return format != NULL && format->device_kernel != NULL;
+}
+
+gboolean
+qb_device_quantize_supports_importance (const QbFormat *format)
+{
+  return format != NULL && format->device_kernel_imatrix != NULL;
 }
 
 gint64
@@ -66,7 +75,8 @@ qb_device_stripes_per_row (gint64 n_cols)
 void
 qb_device_quantizer_free (QbDeviceQuantizer *dq)
 {
-  cl_mem *mems[] = { &dq->x, &dq->q, &dq->y, &dq->stripes, &dq->counts, &dq->flag };
+  cl_mem *mems[] = { &dq->x, &dq->q, &dq->y, &dq->stripes, &dq->counts, &dq->flag, &dq->imp,
+                     &dq->sigma2 };
 
   if (dq == NULL)
     return;
@@ -77,6 +87,8 @@ qb_device_quantizer_free (QbDeviceQuantizer *dq)
     clReleaseKernel (dq->quantize);
   if (dq->measure_kernel != NULL)
     clReleaseKernel (dq->measure_kernel);
+  if (dq->sigma2_kernel != NULL)
+    clReleaseKernel (dq->sigma2_kernel);
   qb_device_unref (dq->device);
   g_free (dq);
 }
@@ -95,6 +107,7 @@ create_kernels (QbDeviceQuantizer *dq, GError **error)
                                               dq->fp64 ? " -DQB_FP64" : "");
   cl_program program;
   cl_int status = CL_SUCCESS;
+
   size_t wg = 0;
 
   if (!info->exact_float)
@@ -107,6 +120,7 @@ create_kernels (QbDeviceQuantizer *dq, GError **error)
   program = qb_device_get_program (dq->device, qb_quantize_device_source, options, error);
   if (program == NULL)
     return FALSE;
+  dq->program = program;
   dq->quantize = clCreateKernel (program, dq->format->device_kernel, &status);
   if (!qb_device_check (status, "creating the quantize kernel", error))
     return FALSE;
@@ -185,6 +199,46 @@ qb_device_quantizer_new (QbDevice *device, const QbFormat *format, gint64 n_cols
   return g_steal_pointer (&dq);
 }
 
+gboolean
+qb_device_quantizer_set_importance (QbDeviceQuantizer *dq, const float *importance,
+                                    GError **error)
+{
+  const char *name = dq->format->device_kernel_imatrix;
+  cl_command_queue queue = qb_device_get_queue (dq->device);
+  cl_int status = CL_SUCCESS;
+
+  if (!qb_device_quantize_supports_importance (dq->format) || dq->format->scope != QB_SCOPE_BLOCK)
+    {
+      g_set_error (error, QB_DEVICE_ERROR, QB_DEVICE_ERROR_UNSUPPORTED,
+                   "no device kernel for %s with importance", dq->format->name);
+      return FALSE;
+    }
+  /* Where the CPU ignores importance the plain kernel is the one. */
+  if (g_str_equal (name, dq->format->device_kernel))
+    return TRUE;
+  if (!dq->weighted)
+    {
+      clReleaseKernel (dq->quantize);
+      dq->quantize = clCreateKernel (dq->program, name, &status);
+      if (!qb_device_check (status, "creating the importance kernel", error))
+        return FALSE;
+      dq->sigma2_kernel = clCreateKernel (dq->program, "row_sigma2", &status);
+      if (!qb_device_check (status, "creating the row σ² kernel", error))
+        return FALSE;
+      dq->imp = qb_device_alloc (dq->device, CL_MEM_READ_ONLY, dq->n_cols * sizeof (float), error);
+      if (dq->imp == NULL)
+        return FALSE;
+      dq->sigma2 = qb_device_alloc (dq->device, CL_MEM_READ_WRITE, dq->slab_rows * sizeof (float),
+                                    error);
+      if (dq->sigma2 == NULL)
+        return FALSE;
+      dq->weighted = TRUE;
+    }
+  status = clEnqueueWriteBuffer (queue, dq->imp, CL_TRUE, 0, dq->n_cols * sizeof (float), importance,
+                                 0, NULL, NULL);
+  return qb_device_check (status, "uploading the importance", error);
+}
+
 gint64
 qb_device_quantizer_slab_rows (QbDeviceQuantizer *dq)
 {
@@ -240,8 +294,31 @@ fp8_args (QbDeviceQuantizer *dq)
   return s;
 }
 
+/* Each row's mean square (the legacy imatrix paths' σ²), then the
+ * importance kernel's arguments. */
 static cl_int
-run_quantize (QbDeviceQuantizer *dq, gint64 nb, cl_int want_y)
+weighted_args (QbDeviceQuantizer *dq, gint64 n_rows)
+{
+  cl_command_queue queue = qb_device_get_queue (dq->device);
+  cl_long rows = n_rows;
+  cl_int cols = (cl_int) dq->n_cols;
+  size_t global = round_up ((gsize) n_rows, GROUP_SIZE);
+  cl_int s = CL_SUCCESS;
+
+  s |= clSetKernelArg (dq->sigma2_kernel, 0, sizeof (cl_mem), &dq->x);
+  s |= clSetKernelArg (dq->sigma2_kernel, 1, sizeof rows, &rows);
+  s |= clSetKernelArg (dq->sigma2_kernel, 2, sizeof cols, &cols);
+  s |= clSetKernelArg (dq->sigma2_kernel, 3, sizeof (cl_mem), &dq->sigma2);
+  s |= clSetKernelArg (dq->quantize, 6, sizeof (cl_mem), &dq->imp);
+  s |= clSetKernelArg (dq->quantize, 7, sizeof cols, &cols);
+  s |= clSetKernelArg (dq->quantize, 8, sizeof (cl_mem), &dq->sigma2);
+  if (s != CL_SUCCESS)
+    return CL_INVALID_KERNEL_ARGS;
+  return clEnqueueNDRangeKernel (queue, dq->sigma2_kernel, 1, NULL, &global, NULL, 0, NULL, NULL);
+}
+
+static cl_int
+run_quantize (QbDeviceQuantizer *dq, gint64 nb, gint64 n_rows, cl_int want_y)
 {
   cl_command_queue queue = qb_device_get_queue (dq->device);
   cl_long n = nb;
@@ -260,6 +337,8 @@ run_quantize (QbDeviceQuantizer *dq, gint64 nb, cl_int want_y)
     s |= fp8_args (dq);
   if (s != CL_SUCCESS)
     return CL_INVALID_KERNEL_ARGS;
+  if (dq->weighted && (s = weighted_args (dq, n_rows)) != CL_SUCCESS)
+    return s;
   return clEnqueueNDRangeKernel (queue, dq->quantize, 1, NULL, &global, NULL, 0, NULL, NULL);
 }
 
@@ -330,7 +409,7 @@ enqueue_slab (QbDeviceQuantizer *dq, const float *x, gint64 n_rows, gboolean wan
     s = clEnqueueFillBuffer (queue, dq->counts, &zero, sizeof zero, 0,
                              3 * dq->m.n_bins * sizeof (cl_uint), 0, NULL, NULL);
   if (s == CL_SUCCESS)
-    s = run_quantize (dq, values / dq->unit, want_y);
+    s = run_quantize (dq, values / dq->unit, n_rows, want_y);
   if (s == CL_SUCCESS && dq->measure)
     s = run_measure (dq, n_rows);
   if (s == CL_SUCCESS)

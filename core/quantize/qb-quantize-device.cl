@@ -4,6 +4,10 @@
  * metrics and histograms, on an OpenCL device, with the CPU's bytes.  The
  * format table (core/formats/qb-format.c) names each format's kernel.
  *
+ * With an importance matrix: Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K and Q6_K
+ * have kernels of their own (*_imatrix: llama.cpp's imatrix paths);
+ * Q8_0 ignores importance on the CPU, so its plain kernel serves.
+ *
  * The same IEEE operations as core/ggml/qb-ggml-quants-legacy.c,
  * qb-ggml-quants-k.c and qb-ggml-quants-iq4.c, core/formats/qb-format-int.c,
  * qb-format-nf.c, qb-format-mx.c, qb-format-fp8.c and
@@ -251,12 +255,67 @@ asymmetric (const float *v, int nmax, int *c)
   return (uint2) (f32_to_f16 (d), f32_to_f16 (mn));
 }
 
+/* The dequantized values of a Q4_0, Q5_0, Q4_1 or Q5_1 block b into y. */
+static void
+dequant_q4_0 (__global const uchar *b, __global float *y)
+{
+  float d = f16_to_f32 ((uint) b[0] | (uint) b[1] << 8);
+
+  for (int j = 0; j < 16; j++)
+    {
+      y[j] = convert_float ((int) (b[2 + j] & 0x0f) - 8) * d;
+      y[j + 16] = convert_float ((int) (b[2 + j] >> 4) - 8) * d;
+    }
+}
+
+static void
+dequant_q5_0 (__global const uchar *b, __global float *y)
+{
+  float d = f16_to_f32 ((uint) b[0] | (uint) b[1] << 8);
+  uint qh = (uint) b[2] | (uint) b[3] << 8 | (uint) b[4] << 16 | (uint) b[5] << 24;
+
+  for (int j = 0; j < 16; j++)
+    {
+      int h0 = ((qh >> j) << 4) & 0x10, h1 = (qh >> (j + 12)) & 0x10;
+      y[j] = convert_float ((((int) b[6 + j] & 0x0f) | h0) - 16) * d;
+      y[j + 16] = convert_float ((((int) b[6 + j] >> 4) | h1) - 16) * d;
+    }
+}
+
+static void
+dequant_q4_1 (__global const uchar *b, __global float *y)
+{
+  float d = f16_to_f32 ((uint) b[0] | (uint) b[1] << 8);
+  float m = f16_to_f32 ((uint) b[2] | (uint) b[3] << 8);
+
+  for (int j = 0; j < 16; j++)
+    {
+      y[j] = convert_float ((int) (b[4 + j] & 0x0f)) * d + m;
+      y[j + 16] = convert_float ((int) (b[4 + j] >> 4)) * d + m;
+    }
+}
+
+static void
+dequant_q5_1 (__global const uchar *b, __global float *y)
+{
+  float d = f16_to_f32 ((uint) b[0] | (uint) b[1] << 8);
+  float m = f16_to_f32 ((uint) b[2] | (uint) b[3] << 8);
+  uint qh = (uint) b[4] | (uint) b[5] << 8 | (uint) b[6] << 16 | (uint) b[7] << 24;
+
+  for (int j = 0; j < 16; j++)
+    {
+      int h0 = ((qh >> j) << 4) & 0x10, h1 = (qh >> (j + 12)) & 0x10;
+      y[j] = convert_float (((int) b[8 + j] & 0x0f) | h0) * d + m;
+      y[j + 16] = convert_float (((int) b[8 + j] >> 4) | h1) * d + m;
+    }
+}
+
 __kernel void
 quantize_q4_0 (__global const float *x, __global uchar *q, __global float *y,
                const long nb, const int want_y, __global int *nonfinite)
 {
   long i = get_global_id (0);
-  float v[QK], d;
+  float v[QK];
   int c[QK];
   uint h;
   __global uchar *b;
@@ -267,14 +326,8 @@ quantize_q4_0 (__global const float *x, __global uchar *q, __global float *y,
   h = symmetric (v, 8, c);
   put_f16 (b, h);
   pack_4bit (c, b + 2);
-  if (!want_y)
-    return;
-  d = f16_to_f32 (h);
-  for (int j = 0; j < 16; j++)
-    {
-      y[i * QK + j] = convert_float ((int) (b[2 + j] & 0x0f) - 8) * d;
-      y[i * QK + j + 16] = convert_float ((int) (b[2 + j] >> 4) - 8) * d;
-    }
+  if (want_y)
+    dequant_q4_0 (b, y + i * QK);
 }
 
 __kernel void
@@ -282,9 +335,9 @@ quantize_q5_0 (__global const float *x, __global uchar *q, __global float *y,
                const long nb, const int want_y, __global int *nonfinite)
 {
   long i = get_global_id (0);
-  float v[QK], d;
+  float v[QK];
   int c[QK];
-  uint h, qh;
+  uint h;
   __global uchar *b;
 
   if (i >= nb || !load_block (x + i * QK, v, nonfinite))
@@ -293,16 +346,8 @@ quantize_q5_0 (__global const float *x, __global uchar *q, __global float *y,
   h = symmetric (v, 16, c);
   put_f16 (b, h);
   pack_5bit (c, b + 6, b + 2);
-  if (!want_y)
-    return;
-  d = f16_to_f32 (h);
-  qh = (uint) b[2] | (uint) b[3] << 8 | (uint) b[4] << 16 | (uint) b[5] << 24;
-  for (int j = 0; j < 16; j++)
-    {
-      int h0 = ((qh >> j) << 4) & 0x10, h1 = (qh >> (j + 12)) & 0x10;
-      y[i * QK + j] = convert_float ((((int) b[6 + j] & 0x0f) | h0) - 16) * d;
-      y[i * QK + j + 16] = convert_float ((((int) b[6 + j] >> 4) | h1) - 16) * d;
-    }
+  if (want_y)
+    dequant_q5_0 (b, y + i * QK);
 }
 
 __kernel void
@@ -310,7 +355,7 @@ quantize_q4_1 (__global const float *x, __global uchar *q, __global float *y,
                const long nb, const int want_y, __global int *nonfinite)
 {
   long i = get_global_id (0);
-  float v[QK], d, m;
+  float v[QK];
   int c[QK];
   uint2 h;
   __global uchar *b;
@@ -322,15 +367,8 @@ quantize_q4_1 (__global const float *x, __global uchar *q, __global float *y,
   put_f16 (b, h.x);
   put_f16 (b + 2, h.y);
   pack_4bit (c, b + 4);
-  if (!want_y)
-    return;
-  d = f16_to_f32 (h.x);
-  m = f16_to_f32 (h.y);
-  for (int j = 0; j < 16; j++)
-    {
-      y[i * QK + j] = convert_float ((int) (b[4 + j] & 0x0f)) * d + m;
-      y[i * QK + j + 16] = convert_float ((int) (b[4 + j] >> 4)) * d + m;
-    }
+  if (want_y)
+    dequant_q4_1 (b, y + i * QK);
 }
 
 __kernel void
@@ -338,10 +376,9 @@ quantize_q5_1 (__global const float *x, __global uchar *q, __global float *y,
                const long nb, const int want_y, __global int *nonfinite)
 {
   long i = get_global_id (0);
-  float v[QK], d, m;
+  float v[QK];
   int c[QK];
   uint2 h;
-  uint qh;
   __global uchar *b;
 
   if (i >= nb || !load_block (x + i * QK, v, nonfinite))
@@ -351,17 +388,8 @@ quantize_q5_1 (__global const float *x, __global uchar *q, __global float *y,
   put_f16 (b, h.x);
   put_f16 (b + 2, h.y);
   pack_5bit (c, b + 8, b + 4);
-  if (!want_y)
-    return;
-  d = f16_to_f32 (h.x);
-  m = f16_to_f32 (h.y);
-  qh = (uint) b[4] | (uint) b[5] << 8 | (uint) b[6] << 16 | (uint) b[7] << 24;
-  for (int j = 0; j < 16; j++)
-    {
-      int h0 = ((qh >> j) << 4) & 0x10, h1 = (qh >> (j + 12)) & 0x10;
-      y[i * QK + j] = convert_float (((int) b[8 + j] & 0x0f) | h0) * d + m;
-      y[i * QK + j + 16] = convert_float (((int) b[8 + j] >> 4) | h1) * d + m;
-    }
+  if (want_y)
+    dequant_q5_1 (b, y + i * QK);
 }
 
 /* ---- INTn: one group (INTn_Gg) or one row (INTn_CH, INTn_T) per work-item ---
@@ -617,19 +645,122 @@ get_f16 (__global const uchar *p)
   return (uint) p[0] | (uint) p[1] << 8;
 }
 
-/* Q4_K (nmax 15) and Q5_K (nmax 31): d, dmin, 12 bytes of scales at b;
- * the codes in L. */
-static void
-k4_superblock (__global const float *xb, int nmax, __global uchar *b, uchar *L)
+/* make_qp_quants: non-negative codes 0..nmax for n (8) group scales or
+ * minimums x with weights w; returns their scale.  iscale = (nmax + 0.1 k)
+ * / max for k = -4..4, then up to five rounds of single-code moves. */
+static float
+qp_quants (int n, int nmax, const float *x, uchar *L, const float *w)
 {
-  float scales[8], mins[8], max_scale = 0.0f, max_min = 0.0f, inv_scale, inv_min, d_all, m_all;
+  float max = 0.0f, iscale, scale, best_mse = 0.0f, sumlx = 0.0f, suml2 = 0.0f;
+
+  for (int i = 0; i < n; i++)
+    max = max > x[i] ? max : x[i];
+  if (max == 0.0f)
+    {
+      for (int i = 0; i < n; i++)
+        L[i] = 0;
+      return 0.0f;
+    }
+  iscale = convert_float (nmax) / max;
+  for (int i = 0; i < n; i++)
+    L[i] = (uchar) (nearest_int_nan (iscale * x[i]) & 0xff);
+  scale = 1.0f / iscale;
+  for (int i = 0; i < n; i++)
+    {
+      float diff = x[i] - scale * convert_float (L[i]);
+      best_mse += w[i] * diff * diff;
+    }
+  for (int is = -4; is <= 4; is++)
+    {
+      float iscale_is, scale_is, mse = 0.0f;
+      if (is == 0)
+        continue;
+      iscale_is = (0.1f * convert_float (is) + convert_float (nmax)) / max;
+      scale_is = 1.0f / iscale_is;
+      for (int i = 0; i < n; i++)
+        {
+          int l = min (nmax, nearest_int_nan (iscale_is * x[i]));
+          float diff = x[i] - scale_is * convert_float (l);
+          mse += w[i] * diff * diff;
+        }
+      if (mse < best_mse)
+        {
+          best_mse = mse;
+          iscale = iscale_is;
+        }
+    }
+  for (int i = 0; i < n; i++)
+    {
+      int l = min (nmax, nearest_int_nan (iscale * x[i]));
+      L[i] = (uchar) (l & 0xff);
+      sumlx += w[i] * x[i] * convert_float (l);
+      suml2 += w[i] * convert_float (l) * convert_float (l);
+    }
+  for (int itry = 0; itry < 5; itry++)
+    {
+      int n_changed = 0;
+      for (int i = 0; i < n; i++)
+        {
+          float li = convert_float (L[i]);
+          float slx = sumlx - w[i] * x[i] * li;
+          float sl2 = suml2 - w[i] * li * li;
+          if (slx > 0.0f && sl2 > 0.0f)
+            {
+              int new_l = min (nmax, nearest_int_nan (x[i] * sl2 / slx));
+              if (new_l != (int) L[i])
+                {
+                  slx += w[i] * x[i] * convert_float (new_l);
+                  sl2 += w[i] * convert_float (new_l) * convert_float (new_l);
+                  if (slx * slx * suml2 > sumlx * sumlx * sl2)
+                    {
+                      L[i] = (uchar) (new_l & 0xff);
+                      sumlx = slx;
+                      suml2 = sl2;
+                      n_changed++;
+                    }
+                }
+            }
+        }
+      if (n_changed == 0)
+        break;
+    }
+  return sumlx / suml2;
+}
+
+/* Q4_K (nmax 15) and Q5_K (nmax 31): d, dmin, 12 bytes of scales at b;
+ * the codes in L.  With importance qw (the super-block's 256 weights):
+ * weights qw · sqrt (σ² + x²), σ² twice the super-block's mean square,
+ * make_qkx3_quants per group, scales and minimums fitted by qp_quants. */
+static void
+k4_superblock (__global const float *xb, __global const float *qw, int nmax, __global uchar *b,
+               uchar *L)
+{
+  float scales[8], mins[8], sw[8], max_scale = 0.0f, max_min = 0.0f, inv_scale, inv_min, d_all, m_all;
+  float sigma2 = 0.0f;
   __global uchar *packed = b + 4;
 
+  if (qw)
+    {
+      for (int i = 0; i < QK_K; i++)
+        sigma2 += xb[i] * xb[i];
+      sigma2 = 2.0f * sigma2 / 256.0f;
+    }
   for (int j = 0; j < 8; j++)
     {
       float x[32], w[32], sum_x2 = 0.0f, av_x;
       for (int i = 0; i < 32; i++)
         x[i] = xb[32 * j + i];
+      if (qw)
+        {
+          sw[j] = 0.0f;
+          for (int i = 0; i < 32; i++)
+            {
+              w[i] = qw[32 * j + i] * sqrt (sigma2 + x[i] * x[i]);
+              sw[j] += w[i];
+            }
+          scales[j] = qkx_quants (x, w, 32, nmax, -0.9f, 0.05f, 36, false, L + 32 * j, &mins[j]);
+          continue;
+        }
       for (int i = 0; i < 32; i++)
         sum_x2 += x[i] * x[i];
       sum_x2 = sum_x2 / 32.0f;
@@ -642,23 +773,38 @@ k4_superblock (__global const float *xb, int nmax, __global uchar *b, uchar *L)
         scales[j] = qkx_quants (x, w, 32, 31, -0.5f, 0.1f, 15, false, L + 32 * j, &mins[j]);
     }
 
-  for (int j = 0; j < 8; j++)
-    {
-      max_scale = scales[j] > max_scale ? scales[j] : max_scale;
-      max_min = mins[j] > max_min ? mins[j] : max_min;
-    }
-  inv_scale = max_scale > 0.0f ? 63.0f / max_scale : 0.0f;
-  inv_min = max_min > 0.0f ? 63.0f / max_min : 0.0f;
   for (int j = 0; j < 12; j++)
     packed[j] = 0;
-  for (int j = 0; j < 8; j++)
+  if (qw)
     {
-      uint ls = (uint) nearest_int_nan (inv_scale * scales[j]) & 0xffu;
-      uint lm = (uint) nearest_int_nan (inv_min * mins[j]) & 0xffu;
-      put_scale_min_k4 (j, min (63u, ls), min (63u, lm), packed);
+      /* Q5_K cuts the fitted codes at 63, Q4_K does not. */
+      uchar Ls[8], Lm[8];
+      float d_block = qp_quants (8, 63, scales, Ls, sw);
+      float m_block = qp_quants (8, 63, mins, Lm, sw);
+      for (int j = 0; j < 8; j++)
+        put_scale_min_k4 (j, nmax == 31 ? min (63u, (uint) Ls[j]) : (uint) Ls[j],
+                          nmax == 31 ? min (63u, (uint) Lm[j]) : (uint) Lm[j], packed);
+      put_f16 (b, f32_to_f16 (d_block));
+      put_f16 (b + 2, f32_to_f16 (m_block));
     }
-  put_f16 (b, f32_to_f16 (max_scale / 63.0f));
-  put_f16 (b + 2, f32_to_f16 (max_min / 63.0f));
+  else
+    {
+      for (int j = 0; j < 8; j++)
+        {
+          max_scale = scales[j] > max_scale ? scales[j] : max_scale;
+          max_min = mins[j] > max_min ? mins[j] : max_min;
+        }
+      inv_scale = max_scale > 0.0f ? 63.0f / max_scale : 0.0f;
+      inv_min = max_min > 0.0f ? 63.0f / max_min : 0.0f;
+      for (int j = 0; j < 8; j++)
+        {
+          uint ls = (uint) nearest_int_nan (inv_scale * scales[j]) & 0xffu;
+          uint lm = (uint) nearest_int_nan (inv_min * mins[j]) & 0xffu;
+          put_scale_min_k4 (j, min (63u, ls), min (63u, lm), packed);
+        }
+      put_f16 (b, f32_to_f16 (max_scale / 63.0f));
+      put_f16 (b + 2, f32_to_f16 (max_min / 63.0f));
+    }
 
   d_all = f16_to_f32 (get_f16 (b));
   m_all = f16_to_f32 (get_f16 (b + 2));
@@ -701,18 +847,16 @@ superblock_finite (__global const float *xb, __global int *nonfinite)
   return finite;
 }
 
-__kernel void
-quantize_q4_k (__global const float *x, __global uchar *q, __global float *y,
-               const long nb, const int want_y, __global int *nonfinite)
+/* One super-block i (importance qw, or 0 without). */
+static void
+q4_k_superblock (__global const float *x, __global const float *qw, __global uchar *q,
+                 __global float *y, long i, int want_y)
 {
-  long i = get_global_id (0);
   __global const float *xb = x + i * QK_K;
   __global uchar *b = q + i * 144, *qs = b + 16;
   uchar L[QK_K];
 
-  if (i >= nb || !superblock_finite (xb, nonfinite))
-    return;
-  k4_superblock (xb, 15, b, L);
+  k4_superblock (xb, qw, 15, b, L);
   for (int j = 0; j < QK_K; j += 64, qs += 32)
     for (int l = 0; l < 32; l++)
       qs[l] = (uchar) (L[j + l] | L[j + l + 32] << 4);
@@ -731,17 +875,38 @@ quantize_q4_k (__global const float *x, __global uchar *q, __global float *y,
 }
 
 __kernel void
-quantize_q5_k (__global const float *x, __global uchar *q, __global float *y,
+quantize_q4_k (__global const float *x, __global uchar *q, __global float *y,
                const long nb, const int want_y, __global int *nonfinite)
 {
   long i = get_global_id (0);
+
+  if (i < nb && superblock_finite (x + i * QK_K, nonfinite))
+    q4_k_superblock (x, 0, q, y, i, want_y);
+}
+
+/* With importance: imp holds a row's n_cols weights (row_sigma2 unused). */
+__kernel void
+quantize_q4_k_imatrix (__global const float *x, __global uchar *q, __global float *y,
+                       const long nb, const int want_y, __global int *nonfinite,
+                       __global const float *imp, const int n_cols,
+                       __global const float *row_sigma2)
+{
+  long i = get_global_id (0);
+
+  if (i < nb && superblock_finite (x + i * QK_K, nonfinite))
+    q4_k_superblock (x, imp + (i * QK_K) % n_cols, q, y, i, want_y);
+}
+
+/* One super-block i (importance qw, or 0 without). */
+static void
+q5_k_superblock (__global const float *x, __global const float *qw, __global uchar *q,
+                 __global float *y, long i, int want_y)
+{
   __global const float *xb = x + i * QK_K;
   __global uchar *b = q + i * 176, *qh = b + 16, *ql = b + 48;
   uchar L[QK_K];
 
-  if (i >= nb || !superblock_finite (xb, nonfinite))
-    return;
-  k4_superblock (xb, 31, b, L);
+  k4_superblock (xb, qw, 31, b, L);
   for (int j = 0; j < 32; j++)
     qh[j] = 0;
   for (int n = 0, s = 0; n < QK_K; n += 64, s += 2, ql += 32)
@@ -774,18 +939,39 @@ quantize_q5_k (__global const float *x, __global uchar *q, __global float *y,
     }
 }
 
-/* make_qx_quants (rmse_type 1) on a group of 16 with weights x², nmax 32:
- * codes l + 32 in L, returns the scale. */
-static float
-qx_quants16 (const float *x, uchar *L)
+__kernel void
+quantize_q5_k (__global const float *x, __global uchar *q, __global float *y,
+               const long nb, const int want_y, __global int *nonfinite)
 {
-  const int nmax = 32;
-  float w[16], amax = 0.0f, max = 0.0f, iscale, sumlx, suml2, scale, best, best_iscale;
+  long i = get_global_id (0);
 
-  for (int i = 0; i < 16; i++)
+  if (i < nb && superblock_finite (x + i * QK_K, nonfinite))
+    q5_k_superblock (x, 0, q, y, i, want_y);
+}
+
+/* With importance: imp holds a row's n_cols weights (row_sigma2 unused). */
+__kernel void
+quantize_q5_k_imatrix (__global const float *x, __global uchar *q, __global float *y,
+                       const long nb, const int want_y, __global int *nonfinite,
+                       __global const float *imp, const int n_cols,
+                       __global const float *row_sigma2)
+{
+  long i = get_global_id (0);
+
+  if (i < nb && superblock_finite (x + i * QK_K, nonfinite))
+    q5_k_superblock (x, imp + (i * QK_K) % n_cols, q, y, i, want_y);
+}
+
+/* make_qx_quants (rmse_type 1) on a group of n <= 32 with weights w:
+ * codes l + nmax in L (0 for a group under 1e-15), returns the scale. */
+static float
+qx_quants (const float *x, const float *w, int n, int nmax, uchar *L)
+{
+  float amax = 0.0f, max = 0.0f, iscale, sumlx, suml2, scale, best, best_iscale;
+
+  for (int i = 0; i < n; i++)
     {
       float a = fabs (x[i]);
-      w[i] = x[i] * x[i];
       if (a > amax)
         {
           amax = a;
@@ -794,13 +980,13 @@ qx_quants16 (const float *x, uchar *L)
     }
   if (amax < 1e-15f)
     {
-      for (int i = 0; i < 16; i++)
+      for (int i = 0; i < n; i++)
         L[i] = 0;
       return 0.0f;
     }
   iscale = convert_float (-nmax) / max;
   sumlx = suml2 = 0.0f;
-  for (int i = 0; i < 16; i++)
+  for (int i = 0; i < n; i++)
     {
       float l = convert_float (clampi (nearest_int_nan (iscale * x[i]), -nmax, nmax - 1));
       sumlx += w[i] * x[i] * l;
@@ -816,7 +1002,7 @@ qx_quants16 (const float *x, uchar *L)
         continue;
       iscale = -(convert_float (nmax) + 0.1f * convert_float (is)) / max;
       sumlx = suml2 = 0.0f;
-      for (int i = 0; i < 16; i++)
+      for (int i = 0; i < n; i++)
         {
           float l = convert_float (clampi (nearest_int_nan (iscale * x[i]), -nmax, nmax - 1));
           sumlx += w[i] * x[i] * l;
@@ -830,30 +1016,32 @@ qx_quants16 (const float *x, uchar *L)
           best_iscale = iscale;
         }
     }
-  for (int i = 0; i < 16; i++)
+  for (int i = 0; i < n; i++)
     L[i] = (uchar) (clampi (nearest_int_nan (best_iscale * x[i]), -nmax, nmax - 1) + nmax);
   return scale;
 }
 
-__kernel void
-quantize_q6_k (__global const float *x, __global uchar *q, __global float *y,
-               const long nb, const int want_y, __global int *nonfinite)
+/* Q6_K's super-block xb into b (and dequantized into yb): groups of 16
+ * fitted with weights x², or the importance qw itself (ggml's Q6_K does
+ * not mix in σ²). */
+static void
+q6_k_superblock (__global const float *xb, __global const float *qw, __global uchar *b,
+                 __global float *yb, int want_y)
 {
-  long i = get_global_id (0);
-  __global const float *xb = x + i * QK_K;
-  __global uchar *b = q + i * 210, *ql = b, *qh = b + 128, *dh = b + 208;
+  __global uchar *ql = b, *qh = b + 128, *dh = b + 208;
   __global char *sc = (__global char *) (b + 192);
   uchar L[QK_K];
   float scales[16], max_scale = 0.0f, max_abs_scale = 0.0f, iscale, d_all;
 
-  if (i >= nb || !superblock_finite (xb, nonfinite))
-    return;
   for (int ib = 0; ib < 16; ib++)
     {
-      float v[16];
+      float v[16], w[16];
       for (int k = 0; k < 16; k++)
-        v[k] = xb[16 * ib + k];
-      scales[ib] = qx_quants16 (v, L + 16 * ib);
+        {
+          v[k] = xb[16 * ib + k];
+          w[k] = qw ? qw[16 * ib + k] : v[k] * v[k];
+        }
+      scales[ib] = qx_quants (v, w, 16, 32, L + 16 * ib);
     }
   for (int ib = 0; ib < 16; ib++)
     if (fabs (scales[ib]) > max_abs_scale)
@@ -894,7 +1082,6 @@ quantize_q6_k (__global const float *x, __global uchar *q, __global float *y,
     return;
   {
     float d = f16_to_f32 (get_f16 (dh));
-    __global float *yb = y + i * QK_K;
     ql = b;
     qh = b + 128;
     for (int k = 0; k < QK_K; k += 128, yb += 128, ql += 64, qh += 32, sc += 8)
@@ -911,6 +1098,162 @@ quantize_q6_k (__global const float *x, __global uchar *q, __global float *y,
           yb[l + 96] = d * convert_float ((int) sc[is + 6]) * convert_float (q4);
         }
   }
+}
+
+__kernel void
+quantize_q6_k (__global const float *x, __global uchar *q, __global float *y,
+               const long nb, const int want_y, __global int *nonfinite)
+{
+  long i = get_global_id (0);
+
+  if (i < nb && superblock_finite (x + i * QK_K, nonfinite))
+    q6_k_superblock (x + i * QK_K, 0, q + i * 210, y + i * QK_K, want_y);
+}
+
+/* With importance: imp holds a row's n_cols weights (row_sigma2 unused). */
+__kernel void
+quantize_q6_k_imatrix (__global const float *x, __global uchar *q, __global float *y,
+                       const long nb, const int want_y, __global int *nonfinite,
+                       __global const float *imp, const int n_cols,
+                       __global const float *row_sigma2)
+{
+  long i = get_global_id (0);
+
+  if (i < nb && superblock_finite (x + i * QK_K, nonfinite))
+    q6_k_superblock (x + i * QK_K, imp + (i * QK_K) % n_cols, q + i * 210, y + i * QK_K, want_y);
+}
+
+/* ---- Q4_0, Q4_1, Q5_0, Q5_1 with importance: one block per work-item ------
+ *
+ * As legacy_row_weighted in core/ggml/qb-ggml-quants-legacy.c: weights
+ * imp · sqrt (σ² + x²), σ² the mean square of the whole row (row_sigma2,
+ * summed in order by one work-item per row); symmetric formats fit with
+ * make_qx_quants (nmax 8 or 16), asymmetric ones with make_qkx3_quants
+ * (nmax 15 or 31, 37 candidates from -0.9 in steps of 0.05).  The codes
+ * are the fit's. */
+
+__kernel void
+row_sigma2 (__global const float *x, const long n_rows, const int n_cols,
+            __global float *sigma2)
+{
+  long r = get_global_id (0);
+  float s = 0.0f;
+
+  if (r >= n_rows)
+    return;
+  for (int j = 0; j < n_cols; j++)
+    s += x[r * n_cols + j] * x[r * n_cols + j];
+  sigma2[r] = s / convert_float (n_cols);
+}
+
+/* Block i's values in v and weights in w; FALSE when it is not finite. */
+static bool
+load_weighted_block (__global const float *x, long i, __global const float *imp, int n_cols,
+                     __global const float *row_sigma2, float *v, float *w,
+                     __global int *nonfinite)
+{
+  float sigma2;
+  int col = (int) ((i * QK) % n_cols);
+
+  if (!load_block (x + i * QK, v, nonfinite))
+    return false;
+  sigma2 = row_sigma2[(i * QK) / n_cols];
+  for (int j = 0; j < QK; j++)
+    w[j] = imp[col + j] * sqrt (sigma2 + v[j] * v[j]);
+  return true;
+}
+
+/* The fit's codes and scale (and minimum) of block i; FALSE when it is
+ * not finite. */
+static bool
+legacy_weighted (__global const float *x, long i, __global const float *imp, int n_cols,
+                 __global const float *row_sigma2, __global int *nonfinite, int nmax,
+                 bool asymmetric, int *c, float *d, float *m)
+{
+  float v[QK], w[QK], the_min = 0.0f;
+  uchar L[QK];
+
+  if (!load_weighted_block (x, i, imp, n_cols, row_sigma2, v, w, nonfinite))
+    return false;
+  if (asymmetric)
+    *d = qkx_quants (v, w, QK, nmax, -0.9f, 0.05f, 36, false, L, &the_min);
+  else
+    *d = qx_quants (v, w, QK, nmax, L);
+  *m = -the_min;
+  for (int j = 0; j < QK; j++)
+    c[j] = L[j];
+  return true;
+}
+
+#define LEGACY_IMATRIX_ARGS                                                   \
+  __global const float *x, __global uchar *q, __global float *y,              \
+  const long nb, const int want_y, __global int *nonfinite,                   \
+  __global const float *imp, const int n_cols, __global const float *row_sigma2
+
+__kernel void
+quantize_q4_0_imatrix (LEGACY_IMATRIX_ARGS)
+{
+  long i = get_global_id (0);
+  __global uchar *b = q + i * 18;
+  int c[QK];
+  float d, m;
+
+  if (i >= nb || !legacy_weighted (x, i, imp, n_cols, row_sigma2, nonfinite, 8, false, c, &d, &m))
+    return;
+  put_f16 (b, f32_to_f16 (d));
+  pack_4bit (c, b + 2);
+  if (want_y)
+    dequant_q4_0 (b, y + i * QK);
+}
+
+__kernel void
+quantize_q5_0_imatrix (LEGACY_IMATRIX_ARGS)
+{
+  long i = get_global_id (0);
+  __global uchar *b = q + i * 22;
+  int c[QK];
+  float d, m;
+
+  if (i >= nb || !legacy_weighted (x, i, imp, n_cols, row_sigma2, nonfinite, 16, false, c, &d, &m))
+    return;
+  put_f16 (b, f32_to_f16 (d));
+  pack_5bit (c, b + 6, b + 2);
+  if (want_y)
+    dequant_q5_0 (b, y + i * QK);
+}
+
+__kernel void
+quantize_q4_1_imatrix (LEGACY_IMATRIX_ARGS)
+{
+  long i = get_global_id (0);
+  __global uchar *b = q + i * 20;
+  int c[QK];
+  float d, m;
+
+  if (i >= nb || !legacy_weighted (x, i, imp, n_cols, row_sigma2, nonfinite, 15, true, c, &d, &m))
+    return;
+  put_f16 (b, f32_to_f16 (d));
+  put_f16 (b + 2, f32_to_f16 (m));
+  pack_4bit (c, b + 4);
+  if (want_y)
+    dequant_q4_1 (b, y + i * QK);
+}
+
+__kernel void
+quantize_q5_1_imatrix (LEGACY_IMATRIX_ARGS)
+{
+  long i = get_global_id (0);
+  __global uchar *b = q + i * 24;
+  int c[QK];
+  float d, m;
+
+  if (i >= nb || !legacy_weighted (x, i, imp, n_cols, row_sigma2, nonfinite, 31, true, c, &d, &m))
+    return;
+  put_f16 (b, f32_to_f16 (d));
+  put_f16 (b + 2, f32_to_f16 (m));
+  pack_5bit (c, b + 8, b + 4);
+  if (want_y)
+    dequant_q5_1 (b, y + i * QK);
 }
 
 /* ---- NF4: blocks of 64, plain rounding against absmax ----------------------

@@ -1036,25 +1036,19 @@ expert_hist_add (Quant *qt, guint thread, gint64 row, gint64 n_rows_total,
   qb_hist_set_add (&eh->set, xr, yr, n_cols);
 }
 
+/* Rows row0.. of a chunk, x quantized to y, measured as the CPU's thread
+ * measures them: their error sums added to *sums row by row, their
+ * histograms, channel ranges and output error. */
 static void
-main_chunk (Pass *pass, gint64 chunk, guint thread, float *x,
-            gint64 row0, gint64 n_rows)
+measure_rows (Pass *pass, Quant *qt, guint thread, const float *x, const float *y,
+              gint64 chunk, gint64 row0, gint64 n_rows, QbErrorSums *sums)
 {
-  Quant *qt = pass->data;
   Scratch *s = &pass->scratch[thread];
-  QbErrorSums sums = { 0 };
   gint64 n_cols = pass->n_cols;
-
-  scratch_prepare_main (pass, qt, s);
-  quantize_chunk (pass, qt, thread, x, row0, n_rows);
-  if (qt->output && qt->output->f16)
-    qb_measure_to_f16 (s->y, qt->output->f16 + row0 * n_cols, n_rows * n_cols);
-  if (qt->output && qt->output->f32)
-    memcpy (qt->output->f32 + row0 * n_cols, s->y, sizeof (float) * n_rows * n_cols);
 
   for (gint64 r = 0; r < n_rows; r++)
     {
-      const float *xr = x + r * n_cols, *yr = s->y + r * n_cols;
+      const float *xr = x + r * n_cols, *yr = y + r * n_cols;
       gint64 row = row0 + r;
       guint bucket = (guint) (row / qt->rows_per_bucket);
       float mn, mx;
@@ -1072,10 +1066,10 @@ main_chunk (Pass *pass, gint64 chunk, guint thread, float *x,
           rs->max = mx;
           /* The row is in cache: its moments cost no read of the weights. */
           qb_measure_moments (xr, n_cols, &rs->moments);
-          qb_measure_error_merge (&sums, &rs->sums);
+          qb_measure_error_merge (sums, &rs->sums);
         }
       else
-        qb_measure_error_row (xr, yr, w, n_cols, qt->out_lo, qt->out_hi, &sums, &mn, &mx);
+        qb_measure_error_row (xr, yr, w, n_cols, qt->out_lo, qt->out_hi, sums, &mn, &mx);
       if (qt->expert_sets != NULL)
         expert_hist_add (qt, thread, row, pass->n_rows, xr, yr, n_cols);
       else
@@ -1085,9 +1079,27 @@ main_chunk (Pass *pass, gint64 chunk, guint thread, float *x,
     }
   if (qt->expert_sets != NULL)
     expert_hist_drain (qt, &qt->expert_sets[thread]);
-  qb_measure_error_merge (&qt->per_chunk[chunk], &sums);
   if (qt->spec->format != NULL)
-    output_error_chunk (pass, qt, x, s->y, row0, n_rows, qt->out_err + 2 * chunk);
+    output_error_chunk (pass, qt, x, y, row0, n_rows, qt->out_err + 2 * chunk);
+}
+
+static void
+main_chunk (Pass *pass, gint64 chunk, guint thread, float *x,
+            gint64 row0, gint64 n_rows)
+{
+  Quant *qt = pass->data;
+  Scratch *s = &pass->scratch[thread];
+  QbErrorSums sums = { 0 };
+  gint64 n_cols = pass->n_cols;
+
+  scratch_prepare_main (pass, qt, s);
+  quantize_chunk (pass, qt, thread, x, row0, n_rows);
+  if (qt->output && qt->output->f16)
+    qb_measure_to_f16 (s->y, qt->output->f16 + row0 * n_cols, n_rows * n_cols);
+  if (qt->output && qt->output->f32)
+    memcpy (qt->output->f32 + row0 * n_cols, s->y, sizeof (float) * n_rows * n_cols);
+  measure_rows (pass, qt, thread, x, s->y, chunk, row0, n_rows, &sums);
+  qb_measure_error_merge (&qt->per_chunk[chunk], &sums);
 }
 
 /* Without metrics: the output only. */
@@ -1587,10 +1599,14 @@ method_chunks (Pass *pass, Quant *qt)
 /* ---- the main pass on the selected device ------------------------------
  *
  * Formats with a device kernel (qb-quantize-device-private.h), plain
- * rounding without importance, go through the default device in slabs of
- * whole chunks; the per-stripe sums are added in the order the CPU's
- * groups add them, the histogram counts and channel ranges go where the
- * CPU's threads put theirs, so fill_result reads the same figures.
+ * rounding, go through the default device in slabs of whole chunks; the
+ * per-stripe sums are added in the order the CPU's groups add them, the
+ * histogram counts and channel ranges go where the CPU's threads put
+ * theirs, so fill_result reads the same figures.  With an importance
+ * matrix the formats whose importance path has a kernel round on the
+ * device too, and the host measures the device's output with the CPU's
+ * own code (weighted error and output error included), chunk by chunk;
+ * the others say once that they stay on the CPU.
  * Anything the device cannot take (no kernel, not enough memory, a build
  * or run error, NaN or infinities in the tensor) sends the tensor to the
  * CPU pass, with a message when it is the device that failed. */
@@ -1598,6 +1614,8 @@ method_chunks (Pass *pass, Quant *qt)
 typedef enum { DEVICE_DECLINED, DEVICE_DONE, DEVICE_FAILED } DeviceOutcome;
 
 typedef struct {
+  gboolean     host_measure;  /* importance: measure_rows on the host */
+  QbErrorSums  pending;       /* of the chunk a slab ends inside */
   QbErrorSums *per_chunk;
   float       *ch_min;
   float       *ch_max;
@@ -1620,14 +1638,78 @@ device_slabs_clear (DeviceSlabs *d)
   g_free (d->stripes);
 }
 
+/* Once per format and process: why its tensors with importance stay on
+ * the CPU. */
+static void
+say_no_importance_kernel (const QbFormat *format)
+{
+  static GMutex lock;
+  static GHashTable *told;
+
+  g_mutex_lock (&lock);
+  if (told == NULL)
+    told = g_hash_table_new (NULL, NULL);
+  if (g_hash_table_add (told, (gpointer) format))
+    g_message ("%s has no device kernel for rounding with an importance matrix: "
+               "such tensors are quantized on the CPU", format->name);
+  g_mutex_unlock (&lock);
+}
+
 static gboolean
 device_takes (const Quant *qt)
 {
   const QbQuantizeSpec *spec = qt->spec;
 
   /* Per-expert metrics are summed row by row on the CPU. */
-  return qb_device_quantize_supports (spec->format) && spec->importance == NULL &&
-         !has_gram (qt) && g_str_equal (qt->ctx.method->name, "rtn") && qt->row_sums == NULL;
+  if (!qb_device_quantize_supports (spec->format) || has_gram (qt) ||
+      !g_str_equal (qt->ctx.method->name, "rtn") || qt->row_sums != NULL)
+    return FALSE;
+  if (spec->importance == NULL)
+    return TRUE;
+  if (qb_device_quantize_supports_importance (spec->format) && spec->importance_sets <= 1)
+    return TRUE;
+  say_no_importance_kernel (spec->format);
+  return FALSE;
+}
+
+/* With importance: rows row0.. (x read, y from the device) measured on
+ * the host as main_chunk measures a chunk; a chunk that goes on into the
+ * next slab carries its sums over. */
+static void
+device_measure_on_host (Pass *pass, Quant *qt, DeviceSlabs *d, const float *y, gint64 row0,
+                        gint64 n_rows)
+{
+  gint64 n_cols = pass->n_cols;
+
+  for (gint64 r = row0, end; r < row0 + n_rows; r = end)
+    {
+      gint64 chunk = r / pass->chunk_rows;
+      gint64 c_end = MIN ((chunk + 1) * pass->chunk_rows, pass->n_rows);
+
+      end = MIN (c_end, row0 + n_rows);
+      measure_rows (pass, qt, 0, d->x + (r - row0) * n_cols, y + (r - row0) * n_cols, chunk, r,
+                    end - r, &d->pending);
+      if (end == c_end)
+        {
+          qb_measure_error_merge (&qt->per_chunk[chunk], &d->pending);
+          memset (&d->pending, 0, sizeof d->pending);
+        }
+    }
+}
+
+/* A device pass measured on the host that gives up leaves the CPU pass a
+ * clean slate. */
+static void
+device_measure_undo (Pass *pass, Quant *qt)
+{
+  Scratch *s = &pass->scratch[0];
+
+  memset (qt->per_chunk, 0, sizeof (QbErrorSums) * MAX (pass->n_chunks, 1));
+  memset (qt->out_err, 0, sizeof (double) * 2 * MAX (pass->n_chunks, 1));
+  g_clear_pointer (&s->ch_min, g_free);
+  g_clear_pointer (&s->ch_max, g_free);
+  qb_hist_set_clear (&s->hist);
+  s->hist_ready = FALSE;
 }
 
 /* Adds the stripes of rows row0.. (whole chunks) as main_chunk would. */
@@ -1703,7 +1785,8 @@ device_slabs (Pass *pass, Quant *qt, QbDeviceQuantizer *dq, DeviceSlabs *d, gboo
       if (!qb_model_read_rows (pass->model, pass->index, row0, n, d->x, error))
         return DEVICE_FAILED;
       if (!qb_device_quantizer_run (dq, d->x, n, q, (measure || (out && (out->f32 || out->f16))) ? y : NULL,
-                                    d->stripes, d->totals, &nonfinite, &local))
+                                    d->host_measure ? NULL : d->stripes,
+                                    d->host_measure ? NULL : d->totals, &nonfinite, &local))
         {
           g_message ("%s: %s; quantizing it on the CPU", pass->tensor->name, local->message);
           return DEVICE_DECLINED;
@@ -1712,7 +1795,9 @@ device_slabs (Pass *pass, Quant *qt, QbDeviceQuantizer *dq, DeviceSlabs *d, gboo
         return DEVICE_DECLINED;   /* the CPU kernels define NaN's bytes */
       if (out && out->f16)
         qb_measure_to_f16 (y, out->f16 + row0 * n_cols, n * n_cols);
-      if (measure)
+      if (d->host_measure)
+        device_measure_on_host (pass, qt, d, y, row0, n);
+      else if (measure)
         device_merge (pass, qt, d, row0, n);
       pass_report (pass, row0 + n, pass->n_rows);
     }
@@ -1732,6 +1817,7 @@ device_run (Pass *pass, Quant *qt, gboolean measure, double base, double span, G
 
   if (dev == NULL || qt->spec->format == NULL || !device_takes (qt) || pass->n_rows == 0)
     return DEVICE_DECLINED;
+  d.host_measure = measure && qt->spec->importance != NULL;
   if (measure)
     {
       Scratch *s = &pass->scratch[0];
@@ -1743,7 +1829,10 @@ device_run (Pass *pass, Quant *qt, gboolean measure, double base, double span, G
         qb_hist_edges (qt->hists[h], &m.lo[h], &m.scale[h]);
     }
   dq = qb_device_quantizer_new (dev, qt->spec->format, pass->n_cols, pass->n_rows,
-                                qt->ctx.tensor_absmax, measure ? &m : NULL, &local);
+                                qt->ctx.tensor_absmax, measure && !d.host_measure ? &m : NULL, &local);
+  if (dq != NULL && qt->spec->importance != NULL &&
+      !qb_device_quantizer_set_importance (dq, qt->spec->importance, &local))
+    g_clear_pointer (&dq, qb_device_quantizer_free);
   if (dq == NULL)
     {
       g_message ("%s: %s; quantizing it on the CPU", pass->tensor->name, local->message);
@@ -1753,7 +1842,7 @@ device_run (Pass *pass, Quant *qt, gboolean measure, double base, double span, G
   d.x = g_new (float, slab * pass->n_cols);
   d.y = g_new (float, slab * pass->n_cols);
   d.q = g_malloc (slab * qt->ctx.row_bytes);
-  if (measure)
+  if (measure && !d.host_measure)
     {
       d.per_chunk = g_new0 (QbErrorSums, MAX (pass->n_chunks, 1));
       d.stripes = g_new (QbDeviceStripe, slab * qb_device_stripes_per_row (pass->n_cols));
@@ -1769,8 +1858,10 @@ device_run (Pass *pass, Quant *qt, gboolean measure, double base, double span, G
   pass->progress_base = base;
   pass->progress_span = span;
   outcome = device_slabs (pass, qt, dq, &d, measure, error);
-  if (outcome == DEVICE_DONE && measure)
+  if (outcome == DEVICE_DONE && measure && !d.host_measure)
     device_commit (pass, qt, &d);
+  if (outcome == DEVICE_DECLINED && d.host_measure)
+    device_measure_undo (pass, qt);
   device_slabs_clear (&d);
   return outcome;
 }
