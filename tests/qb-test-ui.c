@@ -234,6 +234,23 @@ qb_test_ui_table_n_shown (QbLayerTable *table)
   return g_list_model_get_n_items (G_LIST_MODEL (gtk_column_view_get_model (view)));
 }
 
+void
+qb_test_ui_check_table_view (QbLayerTable *table)
+{
+  GListModel *visible = qb_layer_table_get_visible_rows (table);
+  GtkColumnView *view = find_column_view (GTK_WIDGET (table));
+  GListModel *shown = G_LIST_MODEL (gtk_column_view_get_model (view));
+  guint n = g_list_model_get_n_items (visible);
+
+  g_assert_cmpuint (g_list_model_get_n_items (shown), ==, n);
+  for (guint i = 0; i < n; i++)
+    {
+      g_autoptr(GObject) a = g_list_model_get_item (visible, i);
+      g_autoptr(GObject) b = g_list_model_get_item (shown, i);
+      g_assert_true (a == b);
+    }
+}
+
 /* -- a window under test ---------------------------------------------------- */
 
 static gboolean
@@ -333,6 +350,46 @@ qb_test_window_open (QbTestWindow *f,
   qb_test_window_activate (f, "open-file", g_variant_new_string (path));
   qb_test_ui_wait_for (not_loading, f->window, 60, "the model to load");
   qb_test_window_settle (f);
+}
+
+/* The table has every row, and the row the window picked is the one
+ * selected and in the details. */
+static void
+check_table_after_open (QbTestWindow *f)
+{
+  QbLayerTable *table = qb_window_get_layer_table (f->window);
+  QbTensorRow *focused = qb_layer_table_get_focused_row (table);
+  g_autoptr(GPtrArray) selected = qb_layer_table_get_selected_rows (table);
+
+  qb_test_ui_check_table_view (table);
+  g_assert_nonnull (focused);
+  g_assert_true (qb_tensor_details_get_row (qb_window_get_details (f->window)) == focused);
+  g_assert_cmpuint (selected->len, ==, 1);
+  g_assert_true (g_ptr_array_index (selected, 0) == focused);
+}
+
+void
+qb_test_window_open_watched (QbTestWindow *f,
+                             const char   *path,
+                             const char   *what)
+{
+  QbLayerTable *table = qb_window_get_layer_table (f->window);
+  g_autofree char *report = NULL;
+  guint rows_max, n;
+
+  qb_test_ui_watch_start (table);
+  if (path)
+    qb_test_window_open (f, path);
+  else
+    qb_test_window_activate (f, "open-demo", NULL);
+  qb_test_window_settle (f);
+  qb_test_ui_wait_table_filled (table);
+  report = qb_test_ui_watch_stop (&rows_max);
+  n = g_list_model_get_n_items (qb_layer_table_get_visible_rows (table));
+  g_test_message ("opened %s (%u tensors), table filled; %s; at most %u rows of cells made "
+                  "or freed in one main-loop iteration", what, n, report, rows_max);
+  g_assert_cmpuint (rows_max, <=, 16);
+  check_table_after_open (f);
 }
 
 gboolean

@@ -213,7 +213,11 @@ struct _QbLayerTable
   QbDocument         *document;
   GtkFilterListModel *filter_model;
   GtkSortListModel   *sort_model;
-  GtkSliceListModel  *shown;            /* the sorted rows the view has, see start_fill () */
+  GListStore         *view_rows;        /* the sorted rows the view has, see "filling the view" */
+  guint               view_limit;       /* how many sorted rows it follows; G_MAXUINT: all */
+  gboolean            draining;         /* it lets go of another model's rows, see begin_switch () */
+  QbTensorRow        *pending;          /* the row to select once the view has rows again */
+  GHashTable         *name_items;       /* the bound GtkListItems of the name column */
   GtkMultiSelection  *selection;
   GtkStringFilter    *name_filter;
   GtkCustomFilter    *layer_role_filter;
@@ -236,7 +240,7 @@ struct _QbLayerTable
   GtkCustomSorter    *family_sorter;    /* keeps experts under their tensor */
   guint               n_rows_built;     /* rows whose cells were made (name cells set up) */
   guint               n_rows_freed;     /* rows whose cells were freed */
-  guint               fill_tick;        /* tick callback growing `shown`; 0 when it has every row */
+  guint               fill_tick;        /* tick callback draining or growing the view; 0 when done */
   guint               built_at_tick;    /* n_rows_built at the fill's previous frame */
 };
 
@@ -677,6 +681,8 @@ on_bind (GtkSignalListItemFactory *factory,
     }
   if (spec->kind == CELL_FORMAT || g_str_equal (spec->id, "name"))
     g_object_set_data (G_OBJECT (gtk_widget_get_first_child (cell)), "qb-row", row);
+  if (g_str_equal (spec->id, "name"))
+    g_hash_table_add (self->name_items, item);
   refresh_cell (cell, row);
   if (spec->watch[0])
     g_signal_connect_object (row, "notify", G_CALLBACK (on_row_notify), cell, 0);
@@ -699,25 +705,146 @@ on_unbind (GtkSignalListItemFactory *factory,
     }
   if (spec->kind == CELL_FORMAT || g_str_equal (spec->id, "name"))
     g_object_set_data (G_OBJECT (gtk_widget_get_first_child (cell)), "qb-row", NULL);
+  if (self->name_items && g_str_equal (spec->id, "name"))
+    g_hash_table_remove (self->name_items, item);
   g_signal_handlers_disconnect_by_func (item_row (item), on_row_notify, cell);
 }
 
 /* -- filling the view ------------------------------------------------------ */
 
 /* GTK 4.8's list view makes the cells of up to ~200 rows (205 here) at
- * once when its model gets them, and lays them out in the next frame: for
- * a model of a thousand tensors that held the main loop for 150–300 ms of
- * CPU time in one piece.  So the view gets the sorted rows a few at a
- * time: FILL_CHUNK more each frame (~10 ms of work) while GTK still makes
- * rows for them, then, once a chunk made none (the view has every row it
- * keeps), the rest at once.  Filters, sorting, counts and group totals
- * work on every row from the start (they make no widgets). */
+ * once when its model gets them, and frees them at once when its model
+ * drops them: for a model of a thousand tensors either held the main loop
+ * for 100–300 ms of CPU time in one piece.  So the view has a store of its
+ * own, view_rows, that follows the sorted rows and changes a few rows a
+ * frame: when another model opens, the view first lets go of the rows it
+ * has, DRAIN_CHUNK a frame (begin_switch), then gets the new ones,
+ * FILL_CHUNK a frame while GTK still makes rows for them, then, once a
+ * chunk made none (the view has every row it keeps), the rest at once.
+ * Filters, sorting, counts and group totals work on every sorted row from
+ * the start (they make no widgets). */
 #define FILL_CHUNK 8
+#define DRAIN_CHUNK 16
+
+static gboolean
+view_has (QbLayerTable *self,
+          guint         position,
+          gpointer      row)
+{
+  g_autoptr(GObject) item = g_list_model_get_item (G_LIST_MODEL (self->view_rows), position);
+  return item == row;
+}
+
+/* Makes the view's rows [position, position + n_old) the sorted rows
+ * [position, position + n_new).  Rows that stay where they were at either
+ * end keep their cells: a re-sort that moves nothing rebuilds nothing. */
+static void
+view_replace (QbLayerTable *self,
+              guint         position,
+              guint         n_old,
+              guint         n_new)
+{
+  g_autoptr(GPtrArray) rows = g_ptr_array_new_full (n_new, g_object_unref);
+  guint head = 0, tail = 0;
+
+  for (guint i = 0; i < n_new; i++)
+    g_ptr_array_add (rows, g_list_model_get_item (G_LIST_MODEL (self->sort_model), position + i));
+  while (head < MIN (n_old, n_new) && view_has (self, position + head, rows->pdata[head]))
+    head++;
+  while (tail < MIN (n_old, n_new) - head
+         && view_has (self, position + n_old - 1 - tail, rows->pdata[n_new - 1 - tail]))
+    tail++;
+  if (n_old > head + tail || n_new > head + tail)
+    g_list_store_splice (self->view_rows, position + head, n_old - head - tail,
+                         rows->pdata + head, n_new - head - tail);
+}
+
+/* The sorted rows changed: so does the view, up to its limit, unless it
+ * is still letting go of another model's rows. */
+static void
+on_sorted_changed (GListModel   *sorted,
+                   guint         position,
+                   guint         removed,
+                   guint         added,
+                   QbLayerTable *self)
+{
+  guint n_view = g_list_model_get_n_items (G_LIST_MODEL (self->view_rows));
+  guint from = MIN (position, n_view);
+  guint to = MIN (self->view_limit, g_list_model_get_n_items (sorted));
+
+  if (self->draining)
+    return;
+  if (self->view_limit == G_MAXUINT)
+    view_replace (self, position, removed, added);
+  else
+    view_replace (self, from, n_view - from, MAX (to, from) - from);
+}
+
+/* The view follows the first `limit` sorted rows. */
+static void
+grow_view (QbLayerTable *self,
+           guint         limit)
+{
+  guint n_view = g_list_model_get_n_items (G_LIST_MODEL (self->view_rows));
+  guint n = MIN (limit, g_list_model_get_n_items (G_LIST_MODEL (self->sort_model)));
+
+  self->view_limit = limit;
+  if (n > n_view)
+    view_replace (self, n_view, 0, n - n_view);
+}
+
+static GtkWidget *
+inner_list (QbLayerTable *self)
+{
+  for (GtkWidget *child = gtk_widget_get_first_child (GTK_WIDGET (self->column_view));
+       child; child = gtk_widget_get_next_sibling (child))
+    if (GTK_IS_LIST_VIEW (child))
+      return child;
+  return NULL;
+}
+
+/* While the view lets go of a model's rows it is blank and takes no
+ * clicks, scrolling or keys (they would act on the previous model's rows,
+ * or scroll to rows it would have to build). */
+static void
+set_view_blank (QbLayerTable *self,
+                gboolean      blank)
+{
+  GtkWidget *list = inner_list (self);
+
+  if (list)
+    gtk_widget_set_opacity (list, blank ? 0 : 1);
+  gtk_widget_set_can_target (gtk_widget_get_parent (GTK_WIDGET (self->column_view)), !blank);
+}
+
+static gboolean
+on_view_key (GtkEventControllerKey *keys,
+             guint                  keyval,
+             guint                  keycode,
+             GdkModifierType        state,
+             QbLayerTable          *self)
+{
+  return self->draining;
+}
+
+static void fit_columns (QbLayerTable *self);
+
+/* The view has let go of the previous model's rows. */
+static void
+end_drain (QbLayerTable *self)
+{
+  self->draining = FALSE;
+  set_view_blank (self, FALSE);
+  /* Widths now: changed under the old rows they relaid all of them out. */
+  if (self->document)
+    fit_columns (self);
+  qb_layer_table_update_columns (self);
+}
 
 static void
 end_fill (QbLayerTable *self)
 {
-  gtk_slice_list_model_set_size (self->shown, G_MAXUINT);
+  grow_view (self, G_MAXUINT);
   self->fill_tick = 0;
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_FILLING]);
 }
@@ -730,14 +857,30 @@ stop_fill_tick (QbLayerTable *self)
   self->fill_tick = 0;
 }
 
-/* Every row to the view now (a row far down is wanted). */
+/* Every row to the view now (a row far down is wanted, or all of them). */
 static void
 finish_fill (QbLayerTable *self)
 {
   if (self->fill_tick == 0)
     return;
   stop_fill_tick (self);
+  if (self->draining)
+    {
+      g_clear_object (&self->pending);
+      g_list_store_remove_all (self->view_rows);
+      end_drain (self);
+    }
   end_fill (self);
+}
+
+/* A row selected while the view had none of the model's rows. */
+static void
+select_pending (QbLayerTable *self)
+{
+  g_autoptr(QbTensorRow) row = g_steal_pointer (&self->pending);
+
+  if (row && !qb_layer_table_select_row (self, row))
+    set_focused (self, NULL);
 }
 
 static gboolean
@@ -746,28 +889,92 @@ fill_step (GtkWidget     *widget,
            gpointer       data)
 {
   QbLayerTable *self = QB_LAYER_TABLE (widget);
-  guint size = gtk_slice_list_model_get_size (self->shown);
+  guint n_view = g_list_model_get_n_items (G_LIST_MODEL (self->view_rows));
   gboolean built = self->n_rows_built != self->built_at_tick;
 
-  if (!built || size >= g_list_model_get_n_items (G_LIST_MODEL (self->sort_model)))
+  if (self->draining && n_view > 0)
+    {
+      guint n = MIN (n_view, DRAIN_CHUNK);
+      g_list_store_splice (self->view_rows, n_view - n, n, NULL, 0);
+      return G_SOURCE_CONTINUE;
+    }
+  if (self->draining)
+    {
+      /* The next frame, not this one: it freed rows. */
+      end_drain (self);
+      self->built_at_tick = self->n_rows_built;
+      grow_view (self, FILL_CHUNK);
+      select_pending (self);
+      return self->fill_tick ? G_SOURCE_CONTINUE : G_SOURCE_REMOVE;
+    }
+  if (!built || n_view >= g_list_model_get_n_items (G_LIST_MODEL (self->sort_model)))
     {
       end_fill (self);
       return G_SOURCE_REMOVE;
     }
   self->built_at_tick = self->n_rows_built;
-  gtk_slice_list_model_set_size (self->shown, size + FILL_CHUNK);
+  grow_view (self, n_view + FILL_CHUNK);
   return G_SOURCE_CONTINUE;
 }
 
-/* The first chunk now (a row can be selected at once), the rest frame by
- * frame once the table is on screen. */
+/* The first chunk now (a row can be selected at once) unless the view is
+ * still letting go of another model's rows, the rest frame by frame once
+ * the table is on screen. */
 static void
 start_fill (QbLayerTable *self)
 {
   self->built_at_tick = self->n_rows_built;
-  gtk_slice_list_model_set_size (self->shown, FILL_CHUNK);
-  self->fill_tick = gtk_widget_add_tick_callback (GTK_WIDGET (self), fill_step, NULL, NULL);
+  if (!self->draining)
+    grow_view (self, FILL_CHUNK);
+  if (self->fill_tick == 0)
+    self->fill_tick = gtk_widget_add_tick_callback (GTK_WIDGET (self), fill_step, NULL, NULL);
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_FILLING]);
+}
+
+/* Rows the view has no cells for go at once: they cost GTK nothing, and
+ * the view then keeps every row it has, so rows leaving make it build
+ * none in their place. */
+static void
+drop_rows_without_cells (QbLayerTable *self)
+{
+  g_autoptr(GtkBitset) cells = gtk_bitset_new_empty ();
+  GHashTableIter iter;
+  gpointer item;
+
+  g_hash_table_iter_init (&iter, self->name_items);
+  while (g_hash_table_iter_next (&iter, &item, NULL))
+    gtk_bitset_add (cells, gtk_list_item_get_position (item));
+  for (guint end = g_list_model_get_n_items (G_LIST_MODEL (self->view_rows)); end > 0;)
+    {
+      guint start = end;
+
+      while (start > 0 && !gtk_bitset_contains (cells, start - 1))
+        start--;
+      if (start < end)
+        g_list_store_splice (self->view_rows, start, end - start, NULL, 0);
+      while (start > 0 && gtk_bitset_contains (cells, start - 1))
+        start--;
+      end = start;
+    }
+}
+
+/* Before another model's rows (or none) come: the view stops following
+ * the sorted rows and, if it has rows with cells, lets go of them frame
+ * by frame, blank meanwhile (GTK 4.8 would free ~200 rows of cells in one
+ * go, ~100 ms, when the sorted rows change under it). */
+static void
+begin_switch (QbLayerTable *self)
+{
+  stop_fill_tick (self);
+  self->view_limit = 0;
+  g_clear_object (&self->pending);
+  if (self->draining)
+    return;
+  drop_rows_without_cells (self);
+  if (g_list_model_get_n_items (G_LIST_MODEL (self->view_rows)) == 0)
+    return;
+  self->draining = TRUE;
+  set_view_blank (self, TRUE);
 }
 
 gboolean
@@ -1001,7 +1208,12 @@ refresh_group_cell (QbLayerTable *self,
                     GtkListItem  *item)
 {
   GtkWidget *button = gtk_list_item_get_child (item);
-  g_autofree char *label = qb_layer_table_get_group_summary (self, gtk_list_item_get_position (item));
+  g_autofree char *label = NULL;
+
+  /* A row of the previous model, on its way out. */
+  if (self->draining)
+    return;
+  label = qb_layer_table_get_group_summary (self, gtk_list_item_get_position (item));
 
   gtk_label_set_text (GTK_LABEL (gtk_button_get_child (GTK_BUTTON (button))), label ? label : "");
   gtk_widget_set_visible (button, label != NULL);
@@ -1085,6 +1297,8 @@ qb_layer_table_refresh_sort (QbLayerTable *self)
   guint n;
 
   gtk_sorter_changed (GTK_SORTER (self->group_sorter), GTK_SORTER_CHANGE_DIFFERENT);
+  if (self->draining)
+    return;                     /* the pending row is selected later */
 
   for (guint i = 0; i < selected->len; i++)
     g_hash_table_add (wanted, g_ptr_array_index (selected, i));
@@ -1097,9 +1311,9 @@ qb_layer_table_refresh_sort (QbLayerTable *self)
     }
   /* A selected row sorted past the rows the view has yet: give it all. */
   if (!gtk_bitset_is_empty (set)
-      && gtk_bitset_get_maximum (set) >= g_list_model_get_n_items (G_LIST_MODEL (self->shown)))
+      && gtk_bitset_get_maximum (set) >= g_list_model_get_n_items (G_LIST_MODEL (self->view_rows)))
     finish_fill (self);
-  mask = gtk_bitset_new_range (0, g_list_model_get_n_items (G_LIST_MODEL (self->shown)));
+  mask = gtk_bitset_new_range (0, g_list_model_get_n_items (G_LIST_MODEL (self->view_rows)));
   gtk_selection_model_set_selection (GTK_SELECTION_MODEL (self->selection), set, mask);
   set_focused (self, focused);
 }
@@ -1166,7 +1380,7 @@ update_count (QbLayerTable *self)
   shown = count_shown_tensors (self);
   total = g_list_model_get_n_items (qb_document_get_rows (self->document));
   sel = gtk_selection_model_get_selection (GTK_SELECTION_MODEL (self->selection));
-  selected = (guint) gtk_bitset_get_size (sel);
+  selected = self->draining ? self->pending != NULL : (guint) gtk_bitset_get_size (sel);
   if (shown == total)
     text = g_strdup_printf ("%u tensors · %u selected", total, selected);
   else
@@ -1275,7 +1489,9 @@ on_selection_changed (GtkSelectionModel *model,
   g_autoptr(GtkBitset) sel = gtk_selection_model_get_selection (model);
   guint64 size = gtk_bitset_get_size (sel);
 
-  if (size == 0)
+  if (self->draining)
+    ;                           /* the previous model's rows */
+  else if (size == 0)
     set_focused (self, NULL);
   else if (size == 1 || self->focused == NULL)
     {
@@ -1338,13 +1554,19 @@ qb_layer_table_dispose (GObject *object)
   /* The model chain announces its teardown: no one is listening now. */
   if (self->selection)
     g_signal_handlers_disconnect_by_data (self->selection, self);
+  if (self->sort_model)
+    g_signal_handlers_disconnect_by_data (self->sort_model, self);
   if (self->document)
     g_signal_handlers_disconnect_by_data (self->document, self);
   g_clear_object (&self->document);
   g_clear_object (&self->focused);
+  g_clear_object (&self->pending);
   stop_fill_tick (self);
   qb_ui_dispose_template (GTK_WIDGET (self), QB_TYPE_LAYER_TABLE);
   g_clear_object (&self->selection);
+  g_clear_object (&self->view_rows);
+  g_clear_object (&self->sort_model);
+  g_clear_pointer (&self->name_items, g_hash_table_unref);
   g_clear_pointer (&self->layer_choices, g_free);
   g_clear_pointer (&self->role_choices, g_free);
   g_clear_pointer (&self->subtotals, g_hash_table_unref);
@@ -1548,6 +1770,7 @@ qb_layer_table_init (QbLayerTable *self)
   self->subtotals = g_hash_table_new_full (NULL, NULL, NULL, g_free);
   self->collapsed = g_hash_table_new (NULL, NULL);
   self->group_items = g_hash_table_new (NULL, NULL);
+  self->name_items = g_hash_table_new (NULL, NULL);
   self->expanded = g_hash_table_new_full (NULL, NULL, g_object_unref, NULL);
   self->expert_rows = g_list_store_new (QB_TYPE_TENSOR_ROW);
 
@@ -1558,8 +1781,8 @@ qb_layer_table_init (QbLayerTable *self)
   add_columns (self);
 
   /* tensors' rows + experts' rows → filter → sort (group key first, then
-   * the clicked column, experts under their tensor) → the first rows, more
-   * each frame (start_fill) → selection */
+   * the clicked column, experts under their tensor) → the view's own copy
+   * of the first rows, more each frame (start_fill) → selection */
   self->name_filter = gtk_string_filter_new (gtk_property_expression_new (QB_TYPE_TENSOR_ROW, NULL, "name"));
   gtk_string_filter_set_match_mode (self->name_filter, GTK_STRING_FILTER_MATCH_MODE_SUBSTRING);
   gtk_string_filter_set_ignore_case (self->name_filter, TRUE);
@@ -1578,9 +1801,18 @@ qb_layer_table_init (QbLayerTable *self)
   self->family_sorter = gtk_custom_sorter_new (compare_family, self, NULL);
   self->sort_model = gtk_sort_list_model_new (G_LIST_MODEL (self->filter_model),
                                               GTK_SORTER (self->family_sorter));
-  self->shown = gtk_slice_list_model_new (G_LIST_MODEL (self->sort_model), 0, G_MAXUINT);
-  self->selection = gtk_multi_selection_new (G_LIST_MODEL (self->shown));
+  self->view_rows = g_list_store_new (QB_TYPE_TENSOR_ROW);
+  self->view_limit = G_MAXUINT;
+  g_signal_connect (self->sort_model, "items-changed", G_CALLBACK (on_sorted_changed), self);
+  self->selection = gtk_multi_selection_new (G_LIST_MODEL (g_object_ref (self->view_rows)));
   gtk_column_view_set_model (self->column_view, GTK_SELECTION_MODEL (self->selection));
+  {
+    GtkEventController *keys = gtk_event_controller_key_new ();
+
+    gtk_event_controller_set_propagation_phase (keys, GTK_PHASE_CAPTURE);
+    g_signal_connect (keys, "key-pressed", G_CALLBACK (on_view_key), self);
+    gtk_widget_add_controller (GTK_WIDGET (self->column_view), keys);
+  }
 
   g_signal_connect (self->selection, "selection-changed", G_CALLBACK (on_selection_changed), self);
   g_signal_connect (self->selection, "items-changed", G_CALLBACK (on_items_changed), self);
@@ -1668,25 +1900,25 @@ qb_layer_table_set_document (QbLayerTable *self,
   g_set_object (&self->document, document);
   set_focused (self, NULL);
   g_hash_table_remove_all (self->expanded);
-  /* The view lets go of the old rows before the new ones come (freeing
-   * ~200 rows of cells costs ~100 ms; not spread over frames yet). */
-  stop_fill_tick (self);
-  gtk_slice_list_model_set_size (self->shown, 0);
+  /* The view lets go of the old rows before the new ones come. */
+  begin_switch (self);
   set_rows (self, document);
-  if (document == NULL)
-    end_fill (self);
-  else
+  if (document)
     {
-      start_fill (self);
       qb_format_button_set_format (QB_FORMAT_BUTTON (self->bulk_format),
                                    qb_plan_get_default_format (qb_document_get_plan (document)));
       fill_filter_choices (self);
-      fit_columns (self);
+      if (!self->draining)
+        fit_columns (self);
       g_hash_table_remove_all (self->collapsed);
       compute_subtotals (self);
       gtk_filter_changed (GTK_FILTER (self->layer_role_filter), GTK_FILTER_CHANGE_DIFFERENT);
       g_signal_connect (document, "totals-changed", G_CALLBACK (on_totals_changed), self);
     }
+  if (document || self->draining)
+    start_fill (self);
+  else
+    end_fill (self);
   update_count (self);
 }
 
@@ -1707,6 +1939,12 @@ qb_layer_table_get_selected_rows (QbLayerTable *self)
 
   g_return_val_if_fail (QB_IS_LAYER_TABLE (self), rows);
 
+  if (self->draining)
+    {
+      if (self->pending)
+        g_ptr_array_add (rows, g_object_ref (tensor_of (self->pending)));
+      return rows;
+    }
   sel = gtk_selection_model_get_selection (GTK_SELECTION_MODEL (self->selection));
   for (gboolean ok = gtk_bitset_iter_init_first (&iter, sel, &pos); ok;
        ok = gtk_bitset_iter_next (&iter, &pos))
@@ -1727,10 +1965,10 @@ static void
 scroll_to (QbLayerTable *self,
            guint         position)
 {
-  for (GtkWidget *child = gtk_widget_get_first_child (GTK_WIDGET (self->column_view));
-       child; child = gtk_widget_get_next_sibling (child))
-    if (GTK_IS_LIST_VIEW (child))
-      gtk_widget_activate_action (child, "list.scroll-to-item", "u", position);
+  GtkWidget *list = inner_list (self);
+
+  if (list)
+    gtk_widget_activate_action (list, "list.scroll-to-item", "u", position);
 }
 
 gboolean
@@ -1745,9 +1983,17 @@ qb_layer_table_select_row (QbLayerTable *self,
   for (guint i = 0; i < n; i++)
     {
       g_autoptr(QbTensorRow) item = g_list_model_get_item (model, i);
+      if (item == row && self->draining)
+        {
+          /* Selected when the view has the new model's rows. */
+          g_set_object (&self->pending, row);
+          set_focused (self, row);
+          update_count (self);
+          return TRUE;
+        }
       if (item == row)
         {
-          if (i >= g_list_model_get_n_items (G_LIST_MODEL (self->shown)))
+          if (i >= g_list_model_get_n_items (G_LIST_MODEL (self->view_rows)))
             finish_fill (self);
           gtk_selection_model_select_item (GTK_SELECTION_MODEL (self->selection), i, TRUE);
           scroll_to (self, i);
@@ -1933,6 +2179,8 @@ qb_layer_table_update_columns (QbLayerTable *self)
   guint n;
 
   g_return_if_fail (QB_IS_LAYER_TABLE (self));
+  if (self->draining)
+    return;                     /* once the previous model's rows are gone */
   n = self->document ? g_list_model_get_n_items (qb_document_get_rows (self->document)) : 0;
   for (guint i = 0; i < n && !any; i++)
     any = !isnan (qb_tensor_row_get_out_rel_err (qb_document_get_row (self->document, i)));
