@@ -230,8 +230,9 @@ export_kind_for (const char *path, QbExportKind *kind, GError **error)
  * temporary output left behind, the experiment saved as cancelled with
  * the tensors it finished. */
 typedef struct {
-  QbJob  *job;
-  GError *error;
+  QbJob         *job;
+  GCancellable **cancellable;   /* the run's, for whoever must stop it */
+  GError        *error;
 } JobRun;
 
 static int
@@ -239,13 +240,14 @@ run_job (gpointer data, GCancellable *cancellable)
 {
   JobRun *w = data;
 
+  *w->cancellable = cancellable;
   return qb_job_run (w->job, cancellable, &w->error) ? 0 : 1;
 }
 
 static gboolean
-run_interruptible (QbJob *job, GError **error)
+run_interruptible (QbJob *job, GCancellable **cancellable, GError **error)
 {
-  JobRun w = { job, NULL };
+  JobRun w = { job, cancellable, NULL };
 
   if (qb_cli_run_interruptible (run_job, &w) == 0)
     return TRUE;
@@ -333,14 +335,84 @@ print_results (QbModel *model, QbPlan *plan, QbJob *job, guint requested, gboole
   return 0;
 }
 
+/* The experiment store is opened, and the experiment begun, on a thread
+ * of their own while the first tensor is quantized: opening checks the
+ * whole database (PRAGMA quick_check, tens of ms per 100 MB, more as
+ * experiments accumulate).  The first finished tensor waits for it; when
+ * it failed, the run is cancelled (no output is left) and the store's
+ * error is the command's, as when it was opened before the run. */
+typedef struct {
+  const QbCliQuantizeOptions *o;
+  QbModel       *model;
+  QbPlan        *plan;        /* the job runs a copy */
+  guint          threads;
+  GThread       *thread;      /* until joined */
+  QbStore       *store;
+  QbJobRecorder *rec;
+  GError        *error;
+  GCancellable  *cancellable; /* the run's, set as it starts */
+} Saver;
+
+static gpointer
+saver_open (gpointer data)
+{
+  Saver *s = data;
+  QbExperimentSpec spec = { .name = s->o->name };
+
+  s->store = qb_store_open (s->o->db, &s->error);
+  if (s->store != NULL
+      && (s->o->stats == NULL || store_calibration_set (s->store, s->o->stats, &spec, &s->error)))
+    s->rec = qb_job_recorder_begin (s->store, s->model, s->plan, s->threads, &spec, &s->error);
+  return NULL;
+}
+
+/* TRUE once the store is open and the experiment begun. */
+static gboolean
+saver_wait (Saver *s)
+{
+  if (s->thread != NULL)
+    g_thread_join (g_steal_pointer (&s->thread));
+  return s->rec != NULL;
+}
+
+static void
+saver_clear (Saver *s)
+{
+  saver_wait (s);
+  g_clear_pointer (&s->rec, qb_job_recorder_free);
+  g_clear_pointer (&s->store, qb_store_unref);
+  g_clear_error (&s->error);
+}
+
+/* The store's error as the command's. */
+static int
+saver_fail (Saver *s)
+{
+  int status = qb_cli_fail (s->error);
+
+  saver_clear (s);
+  return status;
+}
+
+/* On the job's finishing thread, in tensor order. */
+static void
+saver_tensor_done (guint index, const QbTensorResult *result, gpointer data)
+{
+  Saver *s = data;
+
+  if (saver_wait (s))
+    qb_job_recorder_tensor_done (s->rec, index, result);
+  else
+    g_cancellable_cancel (s->cancellable);
+}
+
 int
 qb_cli_quantize_and_print (QbModel *model, QbPlan *plan, const QbCliQuantizeOptions *o)
 {
   g_autoptr(QbJob) job = qb_job_new (model, plan);
   g_autoptr(QbImatrix) imatrix = NULL;
-  g_autoptr(QbStore) store = NULL;
-  g_autoptr(QbJobRecorder) rec = NULL;
   g_autoptr(GError) error = NULL;
+  Saver saver = { o, model, plan };
   QbCliProgress bar = { 0 };
   QbExportKind kind;
   guint threads = o->threads > 0 ? (guint) o->threads : qb_cpu_count ();
@@ -366,20 +438,28 @@ qb_cli_quantize_and_print (QbModel *model, QbPlan *plan, const QbCliQuantizeOpti
     qb_job_set_progress_func (job, draw_progress, &bar);
   if (o->save)
     {
-      QbExperimentSpec spec = { .name = o->name };
-
-      store = qb_store_open (o->db, &error);
-      if (store == NULL
-          || (o->stats != NULL && !store_calibration_set (store, o->stats, &spec, &error))
-          || (rec = qb_job_recorder_begin (store, model, plan, threads, &spec, &error)) == NULL)
-        return qb_cli_fail (error);
-      qb_job_recorder_attach (rec, job);
+      saver.threads = threads;
+      /* A calibration set is recorded from the statistics the run reads:
+       * that store is opened here, as when no thread is to be had. */
+      if (o->stats == NULL)
+        saver.thread = g_thread_try_new ("qb-store-open", saver_open, &saver, NULL);
+      if (saver.thread == NULL)
+        saver_open (&saver);
+      if (saver.thread == NULL && saver.rec == NULL)
+        return saver_fail (&saver);
+      qb_job_set_tensor_func (job, saver_tensor_done, &saver);
     }
 
-  ok = run_interruptible (job, &error);
+  ok = run_interruptible (job, &saver.cancellable, &error);
   qb_cli_progress_end (&bar);
-  if (rec != NULL && !finish_record (rec, store, job, error, o->json))
-    return 1;
+  if (o->save && !saver_wait (&saver))
+    return saver_fail (&saver);
+  if (saver.rec != NULL && !finish_record (saver.rec, saver.store, job, error, o->json))
+    {
+      saver_clear (&saver);
+      return 1;
+    }
+  saver_clear (&saver);
   if (!ok)
     return g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED) ? 130 : qb_cli_fail (error);
   return print_results (model, plan, job, threads, o->json);

@@ -148,11 +148,16 @@ test_save (void)
   g_autofree char *db2 = g_build_filename (dir, "unused.db", NULL);
   g_autofree char *out = NULL, *err = NULL, *out2 = NULL, *err2 = NULL;
   g_autofree char *out3 = NULL, *err3 = NULL, *out4 = NULL, *err4 = NULL;
+  g_autofree char *out5 = NULL, *err5 = NULL, *bad_contents = NULL;
+  g_autofree char *bad_db = g_build_filename (dir, "notes.db", NULL);
+  g_autofree char *bad_out = g_build_filename (dir, "q.gguf", NULL);
   const char *make[] = { "demo-model", "--out", model_path, NULL };
   const char *save[] = { "quantize", model_path, "--default", "Q8_0", "--db", db, "--name", "mine", NULL };
   const char *no_save[] = { "quantize", model_path, "--default", "Q4_0", "--no-save", "--db", db2, NULL };
   const char *fail[] = { "quantize", model_path, "--default", "Q4_0", "--db", db,
                          "--out", "/nonexistent-dir/q.gguf", NULL };
+  const char *bad_store[] = { "quantize", model_path, "--default", "Q4_0", "--db", bad_db,
+                              "--out", bad_out, NULL };
   g_autoptr(GError) error = NULL;
   g_autoptr(QbModel) model = NULL;
   g_autoptr(QbStore) store = NULL;
@@ -170,6 +175,20 @@ test_save (void)
    * test-adversarial's full disk). */
   g_assert_cmpint (run (fail, &out4, &err4), ==, 1);
   g_assert_nonnull (strstr (err4, "nonexistent-dir"));
+  /* A --db that is not a database (opened while the first tensors are
+   * quantized): the store's error, no output, the file untouched. */
+  g_assert_true (g_file_set_contents (bad_db, "my notes, not a database\n", -1, NULL));
+  g_assert_cmpint (run (bad_store, &out5, &err5), ==, 1);
+  g_assert_nonnull (strstr (err5, "not a SQLite database"));
+  g_assert_false (g_file_test (bad_out, G_FILE_TEST_EXISTS));
+  {
+    g_autoptr(GDir) d = g_dir_open (dir, 0, NULL);
+    const char *name;
+    while ((name = g_dir_read_name (d)) != NULL)
+      g_assert_false (g_str_has_prefix (name, "q.gguf"));
+  }
+  g_assert_true (g_file_get_contents (bad_db, &bad_contents, NULL, NULL));
+  g_assert_cmpstr (bad_contents, ==, "my notes, not a database\n");
 
   model = qb_model_open (model_path, &error);
   g_assert_no_error (error);

@@ -5,9 +5,11 @@
  * run's partial results survive a crash), and the end records done,
  * cancelled or failed with the run's totals.
  *
- * Every call happens on the thread that runs the job, with a store
- * connection of that thread.  Trouble saving never stops the run: the
- * first error is kept for the caller to show afterwards.
+ * Calls may come from different threads (the command line begins the
+ * experiment on a thread of its own, the job reports tensors from its
+ * finishing thread), one at a time, with a store connection no other
+ * thread uses meanwhile.  Trouble saving never stops the run: the first
+ * error is kept for the caller to show afterwards.
  */
 #pragma once
 
