@@ -2318,6 +2318,66 @@ test_gptq_experts_job (void)
 
 /* The command line: GPTQ on a Mixtral-style model's experts, the JSON and
  * the stored experiment saying so per tensor. */
+/* Each expert's mean, std and kurtosis: measured by the run (quantize
+ * --json), stored and exported the same (experiments show --json), and
+ * listed in experiments show --tensors. */
+static void
+check_stored_expert_moments (JsonObject *run, JsonObject *shown, const char *db)
+{
+  static const char *const keys[] = { "mean", "std", "kurtosis" };
+  JsonArray *ran = json_object_get_array_member (run, "tensors");
+  JsonObject *experiment = json_array_get_object_element (json_object_get_array_member (shown, "experiments"), 0);
+  JsonArray *stored = json_object_get_array_member (experiment, "tensors");
+  g_autofree char *text = NULL, *line = NULL;
+  const char *at;
+  guint n_checked = 0;
+
+  for (guint i = 0; i < json_array_get_length (ran); i++)
+    {
+      JsonObject *t = json_array_get_object_element (ran, i);
+      const char *name = json_object_get_string_member (t, "name");
+      JsonArray *a, *b = NULL;
+
+      if (strstr (name, "_exps") == NULL)
+        continue;
+      a = json_object_get_array_member (t, "experts");
+      for (guint j = 0; j < json_array_get_length (stored) && b == NULL; j++)
+        if (g_str_equal (json_object_get_string_member (json_array_get_object_element (stored, j), "name"), name))
+          b = json_object_get_array_member (json_array_get_object_element (stored, j), "experts");
+      g_assert_nonnull (b);
+      g_assert_cmpuint (json_array_get_length (a), ==, 4);
+      g_assert_cmpuint (json_array_get_length (b), ==, 4);
+      for (guint e = 0; e < 4; e++)
+        for (guint k = 0; k < G_N_ELEMENTS (keys); k++)
+          {
+            double x = json_object_get_double_member (json_array_get_object_element (a, e), keys[k]);
+            double y = json_object_get_double_member (json_array_get_object_element (b, e), keys[k]);
+            g_assert_false (json_object_get_null_member (json_array_get_object_element (b, e), keys[k]));
+            g_assert_cmpfloat (x, ==, y);
+            n_checked++;
+          }
+    }
+  g_assert_cmpuint (n_checked, ==, 6 * 4 * 3);
+
+  g_assert_cmpint (qb_test_quantbench (&text, NULL, "experiments", "show", "1", "--tensors", "--db", db,
+                                       NULL), ==, 0);
+  g_assert_nonnull (strstr (text, "KURTOSIS"));
+  at = strstr (strstr (text, "blk.0.ffn_gate_exps.weight"), "expert 3 of 4");
+  g_assert_nonnull (at);
+  line = g_strndup (at, strcspn (at, "\n"));
+  {
+    JsonObject *t = NULL;
+    g_autofree char *kurtosis = NULL;
+    for (guint i = 0; i < json_array_get_length (ran) && t == NULL; i++)
+      if (g_str_equal (json_object_get_string_member (json_array_get_object_element (ran, i), "name"),
+                       "blk.0.ffn_gate_exps.weight"))
+        t = json_array_get_object_element (ran, i);
+    kurtosis = g_strdup_printf (" %.2f ", json_object_get_double_member (
+      json_array_get_object_element (json_object_get_array_member (t, "experts"), 3), "kurtosis"));
+    g_assert_nonnull (strstr (line, kurtosis));
+  }
+}
+
 static void
 test_gptq_experts_cli (void)
 {
@@ -2364,6 +2424,7 @@ test_gptq_experts_cli (void)
                                        db, NULL), ==, 0);
   g_assert_nonnull (strstr (out2, "\"blk.1.ffn_down_exps.weight\""));
   o2 = parse_json (out2);
+  check_stored_expert_moments (o, o2, db);
   {
     g_autofree char *again = NULL, *err3 = NULL;
     g_autoptr(JsonObject) o3 = NULL;

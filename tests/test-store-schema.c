@@ -622,6 +622,44 @@ test_migrate_v6_experts (void)
   g_assert_cmpint (qb_test_sql_int (store->db, "SELECT count(*) FROM expert_result"), ==, 0);
 }
 
+/* A finished experiment of one expert tensor's result r; its id. */
+static gint64
+store_experts (QbStore *store, const QbModelRecord *model, const QbTensorResult *r)
+{
+  g_autoptr(GError) error = NULL;
+  QbExperimentSpec spec = { .name = "experts", .plan_json = "{}", .threads = 1, .n_tensors = 1 };
+  gint64 id = qb_store_begin_experiment (store, model, &spec, &error);
+
+  g_assert_no_error (error);
+  g_assert_true (qb_store_add_tensor_result (store, id, 0, 4096, r, &error));
+  g_assert_true (qb_store_finish_experiment (store, id, QB_EXPERIMENT_DONE, 1.0, NULL, &error));
+  g_assert_no_error (error);
+  return id;
+}
+
+/* A database at path holding an experiment of r, then taken back to
+ * `version` on disk as the previous Quantbench left it (drop removes
+ * the columns added since); the experiment's id. */
+static gint64
+store_experts_as_version (const char *path, const QbModelRecord *model, const QbTensorResult *r,
+                          int version, void (*drop) (sqlite3 *db))
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(QbStore) store = qb_store_open (path, &error);
+  g_autofree char *sql = g_strdup_printf ("PRAGMA user_version = %d", version);
+  gint64 id;
+  sqlite3 *db;
+
+  g_assert_no_error (error);
+  id = store_experts (store, model, r);
+  qb_store_unref (g_steal_pointer (&store));
+  db = raw_open (path);
+  drop (db);
+  exec_ok (db, sql);
+  sqlite3_close (db);
+  return id;
+}
+
 /* Version 8 → 9: the experts' table gains every metric the tensor has;
  * experts stored before keep their SQNR and relative RMSE and read the
  * others as not measured; new ones keep all. */
@@ -634,24 +672,10 @@ test_migrate_v8_expert_metrics (void)
   g_autoptr(QbModelRecord) model = qb_test_model_record ("a1b2c3d4e5f6", "moe");
   g_autoptr(QbTensorResult) r = expert_result ();
   g_autoptr(GPtrArray) tensors = NULL;
-  QbExperimentSpec spec = { .name = "experts", .plan_json = "{}", .threads = 1, .n_tensors = 1 };
   QbTensorResult *old;
-  sqlite3 *db;
   gint64 old_id, id;
 
-  store = qb_store_open (path, &error);
-  g_assert_no_error (error);
-  old_id = qb_store_begin_experiment (store, model, &spec, &error);
-  g_assert_no_error (error);
-  g_assert_true (qb_store_add_tensor_result (store, old_id, 0, 4096, r, &error));
-  g_assert_true (qb_store_finish_experiment (store, old_id, QB_EXPERIMENT_DONE, 1.0, NULL, &error));
-  qb_store_unref (g_steal_pointer (&store));
-  /* Back to version 8 on disk, as the previous Quantbench left it. */
-  db = raw_open (path);
-  drop_expert_metrics (db);
-  exec_ok (db, "PRAGMA user_version = 8");
-  sqlite3_close (db);
-
+  old_id = store_experts_as_version (path, model, r, 8, drop_expert_metrics);
   store = qb_store_open (path, &error);
   g_assert_no_error (error);
   g_assert_cmpint (qb_test_sql_int (store->db, "PRAGMA user_version"), ==, QB_STORE_SCHEMA_VERSION);
@@ -670,10 +694,7 @@ test_migrate_v8_expert_metrics (void)
     }
   g_clear_pointer (&tensors, g_ptr_array_unref);
 
-  id = qb_store_begin_experiment (store, model, &spec, &error);
-  g_assert_no_error (error);
-  g_assert_true (qb_store_add_tensor_result (store, id, 0, 4096, r, &error));
-  g_assert_true (qb_store_finish_experiment (store, id, QB_EXPERIMENT_DONE, 1.0, NULL, &error));
+  id = store_experts (store, model, r);
   qb_store_unref (g_steal_pointer (&store));
   store = qb_store_open_readonly (path, &error);
   g_assert_no_error (error);
@@ -712,24 +733,10 @@ test_migrate_v9_expert_moments (void)
   g_autoptr(GPtrArray) tensors = NULL, imported = NULL;
   g_autoptr(GArray) new_ids = NULL;
   g_autofree char *old_json = NULL, *json = NULL;
-  QbExperimentSpec spec = { .name = "experts", .plan_json = "{}", .threads = 1, .n_tensors = 1 };
   QbTensorResult *old;
-  sqlite3 *db;
   gint64 old_id, id;
 
-  store = qb_store_open (path, &error);
-  g_assert_no_error (error);
-  old_id = qb_store_begin_experiment (store, model, &spec, &error);
-  g_assert_no_error (error);
-  g_assert_true (qb_store_add_tensor_result (store, old_id, 0, 4096, r, &error));
-  g_assert_true (qb_store_finish_experiment (store, old_id, QB_EXPERIMENT_DONE, 1.0, NULL, &error));
-  qb_store_unref (g_steal_pointer (&store));
-  /* Back to version 9 on disk, as the previous Quantbench left it. */
-  db = raw_open (path);
-  drop_expert_moments (db);
-  exec_ok (db, "PRAGMA user_version = 9");
-  sqlite3_close (db);
-
+  old_id = store_experts_as_version (path, model, r, 9, drop_expert_moments);
   store = qb_store_open (path, &error);
   g_assert_no_error (error);
   g_assert_cmpint (qb_test_sql_int (store->db, "PRAGMA user_version"), ==, 10);
@@ -750,10 +757,7 @@ test_migrate_v9_expert_moments (void)
   g_assert_nonnull (strstr (old_json, "\"mean\":null,\"std\":null,\"kurtosis\":null"));
   g_clear_pointer (&tensors, g_ptr_array_unref);
 
-  id = qb_store_begin_experiment (store, model, &spec, &error);
-  g_assert_no_error (error);
-  g_assert_true (qb_store_add_tensor_result (store, id, 0, 4096, r, &error));
-  g_assert_true (qb_store_finish_experiment (store, id, QB_EXPERIMENT_DONE, 1.0, NULL, &error));
+  id = store_experts (store, model, r);
   qb_store_unref (g_steal_pointer (&store));
 
   store = qb_store_open_readonly (path, &error);

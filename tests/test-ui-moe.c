@@ -230,6 +230,16 @@ test_moe_window (Fixture *f, gconstpointer data)
   g_assert_cmpuint (qb_histogram_total (shown), ==, qb_tensor_row_get_n_params (expert));
   g_assert_nonnull (strstr (qb_tensor_details_get_fact (details, "experts"), "expert 2 of 4"));
   g_assert_nonnull (strstr (qb_tensor_details_get_fact (details, "format"), "one format for all 4 experts"));
+  /* The weights' moments: the expert's own, not the tensor's. */
+  {
+    const QbTensorMetrics *m = &qb_tensor_row_get_result (row)->expert_metrics[2];
+    g_autofree char *mean = g_strdup_printf ("%.4g ± %.4g", m->mean, m->std);
+    g_autofree char *kurtosis = g_strdup_printf ("%.2f", m->kurtosis);
+
+    g_assert_cmpfloat (m->kurtosis, !=, qb_tensor_row_get_result (row)->metrics.kurtosis);
+    g_assert_cmpstr (qb_tensor_details_get_fact (details, "mean"), ==, mean);
+    g_assert_cmpstr (qb_tensor_details_get_fact (details, "kurtosis"), ==, kurtosis);
+  }
   saved = qb_histogram_copy (qb_tensor_result_expert_histogram (qb_tensor_row_get_result (row), 2, 2));
   expert_sqnr = qb_tensor_row_get_sqnr (expert);
 
