@@ -215,6 +215,13 @@ main (int argc, char **argv)
   save_window (&f, "plan-1024x700.png");
   qb_test_window_activate (&f, "show-page", g_variant_new_string ("experiments"));
   qb_test_window_settle (&f);
+  /* The latest run with its tensors, the overridden one's histograms. */
+  qb_experiments_page_select_id (qb_window_get_experiments_page (f.window),
+                                 qb_test_window_newest_experiment (&f), FALSE);
+  qb_test_window_settle (&f);
+  gtk_widget_activate_action (GTK_WIDGET (qb_experiments_page_get_tensors_view (qb_window_get_experiments_page (f.window))),
+                              "tensors.select", "(si)", "blk.1.attn_q.weight", -1);
+  qb_test_window_settle (&f);
   save_window (&f, "experiments-1024x700.png");
   qb_test_window_resize (&f, 1920, 1080);
   save_window (&f, "experiments-1920x1080.png");

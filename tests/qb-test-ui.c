@@ -283,6 +283,8 @@ window_idle (gpointer data)
   return !qb_window_is_loading (f->window) && !qb_window_is_busy (f->window)
          && !(run && qb_run_is_running (run))
          && !qb_experiments_page_is_busy (qb_window_get_experiments_page (f->window))
+         && !qb_stored_tensors_view_is_busy (qb_experiments_page_get_tensors_view (
+                qb_window_get_experiments_page (f->window)))
          && !qb_compare_page_is_busy (qb_window_get_compare_page (f->window));
 }
 

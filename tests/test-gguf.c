@@ -2,6 +2,8 @@
 /* test-gguf.c — the GGUF reader and writer on real and generated files. */
 #include <glib/gstdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "qb-gguf.h"
 #include "qb-test-util.h"
@@ -561,6 +563,55 @@ test_writer_atomic (void)
   }
 }
 
+/* A finished writer replaces the file at its path as rename does, although
+ * the replaced file is released on a thread of its own: another link to it
+ * keeps its bytes, and a symbolic link at the path is replaced, not the
+ * file it points to. */
+static void
+test_writer_replace_links (void)
+{
+  g_autofree char *dir = qb_test_tmpdir ();
+  g_autofree char *path = g_build_filename (dir, "out.gguf", NULL);
+  g_autofree char *keep = g_build_filename (dir, "keep.gguf", NULL);
+  g_autofree char *target = g_build_filename (dir, "target.gguf", NULL);
+  g_autofree char *slink = g_build_filename (dir, "link.gguf", NULL);
+  const char *paths[] = { path, slink };
+  gint64 ne[2] = { 4, 2 };
+  float data[8] = { 1, 2, 3, 4, 5, 6, 7, 8 };
+
+  g_assert_true (g_file_set_contents (path, "old", -1, NULL));
+  g_assert_cmpint (link (path, keep), ==, 0);
+  g_assert_true (g_file_set_contents (target, "target", -1, NULL));
+  g_assert_cmpint (symlink (target, slink), ==, 0);
+  for (guint i = 0; i < G_N_ELEMENTS (paths); i++)
+    {
+      g_autoptr(QbGgufWriter) w = qb_gguf_writer_new ();
+      g_autoptr(QbGguf) g = NULL;
+      g_autoptr(GError) error = NULL;
+      GStatBuf st;
+
+      qb_gguf_writer_add_tensor (w, "x", 2, ne, QB_DTYPE_F32);
+      g_assert_true (qb_gguf_writer_begin (w, paths[i], &error));
+      g_assert_true (qb_gguf_writer_write_tensor (w, 0, data, sizeof data, &error));
+      g_assert_true (qb_gguf_writer_finish (w, &error));
+      g_assert_no_error (error);
+      g_assert_cmpint (g_lstat (paths[i], &st), ==, 0);
+      g_assert_true (S_ISREG (st.st_mode));
+      g = qb_gguf_open (paths[i], &error);
+      g_assert_no_error (error);
+      g_assert_cmpfloat (((const float *) qb_gguf_get_tensor (g, 0)->data)[7], ==, 8.0f);
+    }
+  {
+    g_autofree char *contents = NULL;
+    g_assert_true (g_file_get_contents (keep, &contents, NULL, NULL));
+    g_assert_cmpstr (contents, ==, "old");
+    g_clear_pointer (&contents, g_free);
+    g_assert_true (g_file_get_contents (target, &contents, NULL, NULL));
+    g_assert_cmpstr (contents, ==, "target");
+  }
+  g_assert_cmpuint (count_files (dir), ==, 4);
+}
+
 static void
 test_open_errors (void)
 {
@@ -592,6 +643,7 @@ main (int argc, char **argv)
   g_test_add_func ("/gguf/stories/round-trip", test_stories_round_trip);
   g_test_add_func ("/gguf/writer/all-types-and-alignments", test_writer_all_types);
   g_test_add_func ("/gguf/writer/atomic", test_writer_atomic);
+  g_test_add_func ("/gguf/writer/replace-links", test_writer_replace_links);
   g_test_add_func ("/gguf/open-errors", test_open_errors);
   return g_test_run ();
 }

@@ -11,7 +11,9 @@
  * is reported (measured, not asserted: it depends on the machine's load).  A study per
  * expert shows each expert's bar on the Sensitivity page, and the study
  * dialog's "Per expert" box starts one; the heatmap opens an expert
- * kind into layers × experts (8 and 60 experts).  With
+ * kind into layers × experts (8 and 60 experts).  The Experiments page
+ * reviews a stored run of a mixture: its experts as rows under their
+ * tensor, with their figures and histograms.  With
  * QB_MOE_SCREENSHOTS=DIR the window is saved there at 1024×700 and
  * 1920×1080 (moe-*.png; moe-then-demo-*.png after switching to the demo
  * model, moe-switching.png while the table lets go of the big model's
@@ -103,6 +105,9 @@ save (Fixture *f, const char *dir, const char *prefix, int width, int height)
   g_test_message ("wrote %s", path);
 }
 
+static QbStoredTensorsView *show_stored (Fixture *f, gint64 id);
+static gboolean tensors_view_idle (gpointer data);
+
 static void
 test_moe_window (Fixture *f, gconstpointer data)
 {
@@ -125,6 +130,7 @@ test_moe_window (Fixture *f, gconstpointer data)
   const QbHistogram *shown;
   const QbTensorResult *stored;
   double expert_sqnr;
+  QbStoredTensorsView *stored_view;
   guint at;
 
   qb_demo_model_spec_init (&spec);
@@ -245,6 +251,29 @@ test_moe_window (Fixture *f, gconstpointer data)
       save (f, shots, "moe", 1024, 700);
       save (f, shots, "moe", 1920, 1080);
     }
+
+  /* Reviewed on the Experiments page: 1,023 tensor rows, the expert's own
+   * row under its tensor with its figures and histograms. */
+  qb_test_ui_watch_start (NULL);
+  t0 = g_get_monotonic_time ();
+  stored_view = show_stored (f, 1);
+  g_free (report);
+  report = qb_test_ui_watch_stop (NULL);
+  g_test_message ("the stored experiment's 1,023 tensors read and shown in %.2f s; %s",
+                  (g_get_monotonic_time () - t0) / 1e6, report);
+  g_assert_cmpuint (g_list_model_get_n_items (qb_stored_tensors_view_get_rows (stored_view)), ==, 1023);
+  g_assert_nonnull (strstr (qb_stored_tensors_view_get_summary (stored_view),
+                            "180 expert tensors of 4 experts"));
+  gtk_widget_activate_action (GTK_WIDGET (stored_view), "tensors.select", "(si)",
+                              "blk.7.ffn_down_exps.weight", 2);
+  qb_test_ui_wait_for (tensors_view_idle, stored_view, 60, "the expert's histograms");
+  g_assert_cmpint (qb_stored_tensor_item_get_expert (qb_stored_tensors_view_get_selected (stored_view)), ==, 2);
+  g_assert_cmpfloat (qb_stored_tensor_item_get_metrics (qb_stored_tensors_view_get_selected (stored_view))->sqnr_db,
+                     ==, expert_sqnr);
+  shown = qb_histogram_view_get_histogram (qb_stored_tensors_view_get_error_histogram (stored_view));
+  g_assert_nonnull (shown);
+  g_assert_cmpmem (shown->counts, saved->n_bins * 8, saved->counts, saved->n_bins * 8);
+  qb_test_window_activate (f, "show-page", g_variant_new_string ("plan"));
 
   /* Another model after it (the view scrolled to the expert's row): the
    * view lets go of its ~200 rows of cells a few a frame. */
@@ -393,6 +422,203 @@ test_moe_switch (Fixture *f, gconstpointer data)
   selected = qb_layer_table_get_selected_rows (table);
   g_assert_cmpuint (selected->len, ==, 1);
   g_assert_true (g_ptr_array_index (selected, 0) == pick);
+}
+
+static gboolean
+tensors_view_idle (gpointer data)
+{
+  return !qb_stored_tensors_view_is_busy (data);
+}
+
+/* The Experiments page with experiment id focused, its tensors read and
+ * given to the table. */
+static QbStoredTensorsView *
+show_stored (Fixture *f, gint64 id)
+{
+  QbExperimentsPage *page = qb_window_get_experiments_page (f->window);
+  QbStoredTensorsView *view = qb_experiments_page_get_tensors_view (page);
+
+  qb_test_window_activate (f, "show-page", g_variant_new_string ("experiments"));
+  qb_test_window_settle (f);
+  g_assert_true (qb_experiments_page_select_id (page, id, FALSE));
+  qb_test_ui_wait_for (tensors_view_idle, view, 120, "the experiment's tensors");
+  g_assert_cmpint (qb_stored_tensors_view_get_experiment (view), ==, id);
+  return view;
+}
+
+/* The position of a tensor's row among the rows the view shows. */
+static guint
+stored_row (QbStoredTensorsView *view, const char *name)
+{
+  GListModel *rows = qb_stored_tensors_view_get_rows (view);
+
+  for (guint i = 0; i < g_list_model_get_n_items (rows); i++)
+    {
+      QbStoredTensorItem *item = qb_stored_tensors_view_get_item (view, i);
+      if (qb_stored_tensor_item_get_expert (item) < 0
+          && g_str_equal (qb_stored_tensor_item_get_name (item), name))
+        return i;
+    }
+  g_error ("%s is not shown", name);
+  return 0;
+}
+
+static char *
+sqnr_text (double v)
+{
+  return g_strdup_printf ("%.2f", v);
+}
+
+/* A stored run of a mixture reviewed on the Experiments page: the tensors
+ * of the experiment, each expert tensor's 8 experts as rows under it (the
+ * action opens them), each with the run's own figures — SQNR, the
+ * weights' mean and kurtosis — and, selected, its own histograms read
+ * from the store; sorting by SQNR sorts the experts under their tensor;
+ * "Worst Expert" finds the expert of lowest SQNR of the whole run.  With
+ * QB_SCREENSHOT_DIR the page is saved there at 1024×700 and 1920×1080. */
+static void
+test_moe_experiments_page (Fixture *f, gconstpointer data)
+{
+  g_autofree char *path = g_build_filename (f->dir, "moe8.gguf", NULL);
+  g_autoptr(GError) error = NULL;
+  const char *shots = g_getenv ("QB_SCREENSHOT_DIR");
+  const char *name = "blk.1.ffn_down_exps.weight";
+  static const char *const kinds[] = { "gate", "up", "down" };
+  const QbTensorResult *live;
+  QbStoredTensorsView *view;
+  QbStoredTensorItem *item;
+  const QbHistogram *shown;
+  GListModel *rows;
+  QbDemoModelSpec spec;
+  QbRun *run;
+  gint64 id;
+  guint at, n_tensors;
+  char *worst_name = NULL;
+  int worst_expert = -1;
+  double worst = INFINITY, prev = -INFINITY;
+  g_autofree char *cell = NULL, *want = NULL, *clipped = NULL;
+
+  qb_demo_model_spec_init (&spec);
+  spec.arch = "qwen2moe";
+  spec.n_layer = 2;
+  spec.n_expert = 8;
+  g_assert_true (qb_demo_model_write (&spec, path, NULL, NULL, &error));
+  g_assert_no_error (error);
+  qb_test_window_open (f, path);
+  qb_test_window_settle (f);
+  qb_test_window_activate (f, "set-default-format", g_variant_new_string ("Q4_K"));
+  run = qb_test_window_run (f);
+  g_assert_cmpint (qb_run_get_status (run), ==, QB_RUN_DONE);
+  id = qb_test_window_newest_experiment (f);
+  live = qb_tensor_row_get_result (qb_test_window_row (f, name));
+  g_assert_cmpuint (live->n_experts, ==, 8);
+  for (guint l = 0; l < 2; l++)
+    for (guint k = 0; k < 3; k++)
+      {
+        g_autofree char *t = g_strdup_printf ("blk.%u.ffn_%s_exps.weight", l, kinds[k]);
+        const QbTensorResult *r = qb_tensor_row_get_result (qb_test_window_row (f, t));
+        for (guint e = 0; e < r->n_experts; e++)
+          if (r->expert_metrics[e].sqnr_db < worst)
+            {
+              worst = r->expert_metrics[e].sqnr_db;
+              g_free (worst_name);
+              worst_name = g_strdup (t);
+              worst_expert = (int) e;
+            }
+      }
+
+  view = show_stored (f, id);
+  rows = qb_stored_tensors_view_get_rows (view);
+  n_tensors = qb_model_get_n_tensors (qb_document_get_model (qb_window_get_document (f->window)));
+  g_assert_cmpuint (g_list_model_get_n_items (rows), ==, n_tensors);
+  g_assert_nonnull (strstr (qb_stored_tensors_view_get_summary (view),
+                            "6 expert tensors of 8 experts"));
+
+  /* One expert selected: its tensor opens, its 8 experts under it. */
+  gtk_widget_activate_action (GTK_WIDGET (view), "tensors.select", "(si)", name, 5);
+  qb_test_ui_wait_for (tensors_view_idle, view, 60, "the expert's histograms");
+  g_assert_cmpuint (g_list_model_get_n_items (rows), ==, n_tensors + 8);
+  at = stored_row (view, name);
+  for (int e = 0; e < 8; e++)
+    {
+      item = qb_stored_tensors_view_get_item (view, at + 1 + e);
+      g_assert_cmpint (qb_stored_tensor_item_get_expert (item), ==, e);
+      g_assert_cmpstr (qb_stored_tensor_item_get_tensor_name (item), ==, name);
+      cell = qb_stored_tensors_view_get_cell (view, at + 1 + e, "sqnr");
+      want = sqnr_text (live->expert_metrics[e].sqnr_db);
+      g_assert_cmpstr (cell, ==, want);
+      g_clear_pointer (&cell, g_free);
+      g_clear_pointer (&want, g_free);
+    }
+  item = qb_stored_tensors_view_get_selected (view);
+  g_assert_nonnull (item);
+  g_assert_cmpint (qb_stored_tensor_item_get_expert (item), ==, 5);
+  /* Its own moments, as the run measured them. */
+  g_assert_cmpfloat (qb_stored_tensor_item_get_metrics (item)->mean, ==, live->expert_metrics[5].mean);
+  g_assert_cmpfloat (qb_stored_tensor_item_get_metrics (item)->kurtosis, ==,
+                     live->expert_metrics[5].kurtosis);
+  g_assert_cmpfloat (live->expert_metrics[5].kurtosis, !=, live->metrics.kurtosis);
+  cell = qb_stored_tensors_view_get_cell (view, at + 6, "kurtosis");
+  want = g_strdup_printf ("%.2f", live->expert_metrics[5].kurtosis);
+  g_assert_cmpstr (cell, ==, want);
+  g_assert_nonnull (strstr (qb_stored_tensors_view_get_facts (view), "expert 5 of 8"));
+  g_assert_nonnull (strstr (qb_stored_tensors_view_get_facts (view), "kurtosis"));
+  /* Its histograms, from the store: the run's own counts. */
+  shown = qb_histogram_view_get_histogram (qb_stored_tensors_view_get_histogram (view));
+  g_assert_nonnull (shown);
+  g_assert_cmpuint (shown->n_bins, ==, QB_EXPERT_HISTOGRAM_BINS);
+  g_assert_cmpmem (shown->counts, shown->n_bins * 8,
+                   qb_tensor_result_expert_histogram (live, 5, 0)->counts, shown->n_bins * 8);
+  shown = qb_histogram_view_get_histogram (qb_stored_tensors_view_get_error_histogram (view));
+  g_assert_nonnull (shown);
+  g_assert_cmpmem (shown->counts, shown->n_bins * 8,
+                   qb_tensor_result_expert_histogram (live, 5, 2)->counts, shown->n_bins * 8);
+
+  /* Sorted by SQNR: the experts in order, still under their tensor. */
+  g_assert_true (qb_stored_tensors_view_sort_by (view, "sqnr", GTK_SORT_ASCENDING));
+  at = stored_row (view, name);
+  for (int e = 0; e < 8; e++)
+    {
+      double v;
+      item = qb_stored_tensors_view_get_item (view, at + 1 + e);
+      g_assert_cmpint (qb_stored_tensor_item_get_expert (item), >=, 0);
+      g_assert_cmpstr (qb_stored_tensor_item_get_tensor_name (item), ==, name);
+      v = qb_stored_tensor_item_get_metrics (item)->sqnr_db;
+      g_assert_cmpfloat (v, >=, prev);
+      prev = v;
+    }
+
+  /* Which expert suffers most: the run's lowest SQNR. */
+  gtk_widget_activate_action (GTK_WIDGET (view), "tensors.select-worst-expert", NULL);
+  qb_test_ui_wait_for (tensors_view_idle, view, 60, "the worst expert's histograms");
+  item = qb_stored_tensors_view_get_selected (view);
+  g_assert_nonnull (item);
+  g_assert_cmpstr (qb_stored_tensor_item_get_tensor_name (item), ==, worst_name);
+  g_assert_cmpint (qb_stored_tensor_item_get_expert (item), ==, worst_expert);
+  g_assert_nonnull (strstr (qb_stored_tensors_view_get_summary (view), worst_name));
+
+  if (shots != NULL)
+    {
+      save (f, shots, "experiments-moe", 1024, 700);
+      save (f, shots, "experiments-moe", 1920, 1080);
+    }
+  qb_test_window_resize (f, 1024, 700);
+  clipped = qb_test_window_find_clipped (f);
+  if (clipped != NULL)
+    g_error ("clipped at 1024×700:\n%s", clipped);
+
+  /* Expert tensors only, folded: the 6 of them. */
+  gtk_widget_activate_action (GTK_WIDGET (view), "tensors.collapse-experts", NULL);
+  gtk_widget_activate_action (GTK_WIDGET (view), "tensors.experts-only", NULL);
+  qb_test_ui_flush ();
+  g_assert_cmpuint (g_list_model_get_n_items (rows), ==, 6);
+  gtk_widget_activate_action (GTK_WIDGET (view), "tensors.expand-experts", NULL);
+  g_assert_cmpuint (g_list_model_get_n_items (rows), ==, 6 * 9);
+  gtk_widget_activate_action (GTK_WIDGET (view), "tensors.experts-only", NULL);
+  gtk_widget_activate_action (GTK_WIDGET (view), "tensors.collapse-experts", NULL);
+  qb_test_ui_flush ();
+  g_assert_cmpuint (g_list_model_get_n_items (rows), ==, n_tensors);
+  g_free (worst_name);
 }
 
 static gboolean
@@ -694,6 +920,8 @@ main (int argc, char **argv)
               qb_test_window_teardown);
   g_test_add ("/ui/moe/window", Fixture, NULL, qb_test_window_setup, test_moe_window,
               qb_test_window_teardown);
+  g_test_add ("/ui/moe/experiments-page", Fixture, NULL, qb_test_window_setup,
+              test_moe_experiments_page, qb_test_window_teardown);
   g_test_add ("/ui/moe/study-per-expert", Fixture, NULL, qb_test_window_setup,
               test_moe_study_per_expert, qb_test_window_teardown);
   g_test_add ("/ui/moe/study-dialog", Fixture, NULL, qb_test_window_setup,

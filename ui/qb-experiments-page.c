@@ -4,6 +4,7 @@
 
 #include <math.h>
 
+#include "qb-stored-tensors-view.h"
 #include "qb-ui.h"
 
 /* -- columns -------------------------------------------------------------- */
@@ -113,6 +114,7 @@ struct _QbExperimentsPage
   GtkWidget         *evaluation_progress;
   GtkLabel          *evaluation_status;
   GtkProgressBar    *evaluation_bar;
+  QbStoredTensorsView *tensors_view;
 
   GListStore        *rows;
   GtkFilterListModel *filtered;
@@ -388,8 +390,13 @@ static void
 set_focused (QbExperimentsPage *self,
              QbExperimentRow   *row)
 {
+  const QbExperiment *e = row ? qb_experiment_row_get_experiment (row) : NULL;
+
   g_set_object (&self->focused, row);
   show_details (self);
+  /* Read again when a run still going stored more tensors. */
+  qb_stored_tensors_view_show (self->tensors_view, e ? e->id : 0, e ? e->name : NULL,
+                               e ? e->n_tensors_done : 0);
 }
 
 static void
@@ -811,6 +818,7 @@ qb_experiments_page_class_init (QbExperimentsPageClass *klass)
                                   0, NULL, NULL, NULL, G_TYPE_NONE, 0);
 
   qb_ui_ensure_resources ();
+  g_type_ensure (QB_TYPE_STORED_TENSORS_VIEW);
   gtk_widget_class_set_template_from_resource (widget_class, "/org/quantbench/Quantbench/ui/qb-experiments-page.ui");
   gtk_widget_class_bind_template_child (widget_class, QbExperimentsPage, search_entry);
   gtk_widget_class_bind_template_child (widget_class, QbExperimentsPage, all_models_check);
@@ -829,6 +837,7 @@ qb_experiments_page_class_init (QbExperimentsPageClass *klass)
   gtk_widget_class_bind_template_child (widget_class, QbExperimentsPage, evaluation_progress);
   gtk_widget_class_bind_template_child (widget_class, QbExperimentsPage, evaluation_status);
   gtk_widget_class_bind_template_child (widget_class, QbExperimentsPage, evaluation_bar);
+  gtk_widget_class_bind_template_child (widget_class, QbExperimentsPage, tensors_view);
   gtk_widget_class_bind_template_callback (widget_class, on_search_changed);
   gtk_widget_class_bind_template_callback (widget_class, on_all_models_toggled);
   gtk_widget_class_bind_template_callback (widget_class, on_name_activate);
@@ -877,6 +886,7 @@ qb_experiments_page_set_store (QbExperimentsPage *self,
   g_clear_pointer (&self->store, qb_store_unref);
   if (store)
     self->store = qb_store_ref (store);
+  qb_stored_tensors_view_set_store (self->tensors_view, store);
   gtk_label_set_text (self->empty_label, store ? "No experiments yet. Every run of Quantize is kept here."
                                                : "The experiment database is not open.");
   qb_experiments_page_refresh (self);
@@ -1050,4 +1060,11 @@ qb_experiments_page_get_fact (QbExperimentsPage *self,
       if (g_strcmp0 (gtk_label_get_text (GTK_LABEL (k)), key) == 0)
         return g_strdup (gtk_label_get_text (GTK_LABEL (v)));
     }
+}
+
+QbStoredTensorsView *
+qb_experiments_page_get_tensors_view (QbExperimentsPage *self)
+{
+  g_return_val_if_fail (QB_IS_EXPERIMENTS_PAGE (self), NULL);
+  return self->tensors_view;
 }

@@ -12,6 +12,7 @@
 #include <gtk/gtk.h>
 
 #include "qb-evaluator.h"
+#include "qb-stored-tensors-view.h"
 #include "qb-experiment-row.h"
 #include "qb-model.h"
 #include "qb-store.h"
@@ -62,5 +63,7 @@ void             qb_experiments_page_delete           (QbExperimentsPage *self,
 /* Shows an evaluation's progress with its experiment; NULL hides it. */
 void             qb_experiments_page_set_evaluator    (QbExperimentsPage *self,
                                                        QbEvaluator       *evaluator);
+/* The focused experiment's tensors, each expert tensor's experts under it. */
+QbStoredTensorsView *qb_experiments_page_get_tensors_view (QbExperimentsPage *self);
 
 G_END_DECLS

@@ -26,6 +26,7 @@ struct _QbHistogramView
   char            *grid_label;
   char            *placeholder;
   char            *title;        /* the tensor's name, drawn in exports */
+  int              natural_height; /* asked for; 0: the default */
   gboolean         log_scale;
   gboolean         difference;   /* quantized − original counts instead of both */
   double           top;          /* the top margin as last drawn (legend lines) */
@@ -780,8 +781,20 @@ qb_histogram_view_measure (GtkWidget      *widget,
                            int            *minimum_baseline,
                            int            *natural_baseline)
 {
+  QbHistogramView *self = QB_HISTOGRAM_VIEW (widget);
+
   *minimum = orientation == GTK_ORIENTATION_HORIZONTAL ? 240 : 140;
-  *natural = orientation == GTK_ORIENTATION_HORIZONTAL ? 480 : 240;
+  *natural = orientation == GTK_ORIENTATION_HORIZONTAL ? 480
+             : self->natural_height > 0 ? MAX (self->natural_height, *minimum) : 240;
+}
+
+void
+qb_histogram_view_set_natural_height (QbHistogramView *self,
+                                      int              height)
+{
+  g_return_if_fail (QB_IS_HISTOGRAM_VIEW (self));
+  self->natural_height = height;
+  gtk_widget_queue_resize (GTK_WIDGET (self));
 }
 
 static void

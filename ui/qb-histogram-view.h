@@ -58,6 +58,12 @@ char       *qb_histogram_view_describe_value  (QbHistogramView    *self,
                                                double              value);
 gboolean    qb_histogram_view_has_data        (QbHistogramView    *self);
 
+/* The height the chart asks for when there is room (0: the default, 240
+ * pixels; never below its minimum): a chart under a table asks for less,
+ * so that the table gets the height. */
+void        qb_histogram_view_set_natural_height (QbHistogramView *self,
+                                               int              height);
+
 /* The tensor's name, drawn at the top of exported images. */
 void        qb_histogram_view_set_title       (QbHistogramView    *self,
                                                const char         *title);

@@ -417,6 +417,9 @@ change_histogram_difference (GSimpleAction *action,
   QbWindow *self = data;
 
   qb_tensor_details_set_difference (self->details, g_variant_get_boolean (value));
+  /* The Experiments page's chart of a stored tensor follows (its Diff button too). */
+  g_object_set (qb_experiments_page_get_tensors_view (self->experiments_page), "difference",
+                g_variant_get_boolean (value), NULL);
   g_simple_action_set_state (action, value);
 }
 

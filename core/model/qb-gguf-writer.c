@@ -581,7 +581,7 @@ qb_gguf_writer_finish (QbGgufWriter *w, GError **error)
   w->fd = -1;
   if (rc != 0)
     return fail_and_abort (w, error, "cannot write", errno);
-  if (g_rename (w->tmp_path, w->path) != 0)
+  if (qb_file_rename_over (w->tmp_path, w->path) != 0)
     return fail_and_abort (w, error, "cannot rename the temporary file into place", errno);
   fsync_folder (w->path);
   g_clear_pointer (&w->tmp_path, g_free);

@@ -346,7 +346,7 @@ safetensors_finish (QbExporter *ex, GError **error)
       return FALSE;
     }
   ex->fd = -1;
-  if (g_rename (ex->tmp_path, ex->path) != 0)
+  if (qb_file_rename_over (ex->tmp_path, ex->path) != 0)
     {
       int saved = errno;
       g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved), "%s: cannot rename %s: %s",

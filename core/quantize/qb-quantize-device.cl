@@ -31,6 +31,15 @@ typedef float acc_t;
 
 #define QK 32
 
+/* The arguments of every importance kernel: the plain kernel's, then a
+ * row's n_cols importance weights and each row's mean square (the legacy
+ * formats' σ²; the K-quants take σ² from their super-block). */
+#define IMATRIX_ARGS                                                          \
+  __global const float *x, __global uchar *q, __global float *y,              \
+  const long nb, const int want_y, __global int *nonfinite,                   \
+  __global const float *imp, const int n_cols, __global const float *row_sigma2
+
+
 /* cvttps2dq: truncation toward zero; NaN and values beyond int: INT_MIN. */
 static int
 cvtt (float v)
@@ -847,7 +856,30 @@ superblock_finite (__global const float *xb, __global int *nonfinite)
   return finite;
 }
 
-/* One super-block i (importance qw, or 0 without). */
+/* The plain and the importance kernel of a K-quant: one super-block per
+ * work-item through name##_superblock (its importance, or 0). */
+#define SUPERBLOCK_KERNELS(name)                                              \
+__kernel void                                                                 \
+quantize_##name (__global const float *x, __global uchar *q, __global float *y, \
+                 const long nb, const int want_y, __global int *nonfinite)   \
+{                                                                             \
+  long i = get_global_id (0);                                                 \
+                                                                              \
+  if (i < nb && superblock_finite (x + i * QK_K, nonfinite))                  \
+    name##_superblock (x, 0, q, y, i, want_y);                                \
+}                                                                             \
+                                                                              \
+__kernel void                                                                 \
+quantize_##name##_imatrix (IMATRIX_ARGS)                                      \
+{                                                                             \
+  long i = get_global_id (0);                                                 \
+                                                                              \
+  if (i < nb && superblock_finite (x + i * QK_K, nonfinite))                  \
+    name##_superblock (x, imp + (i * QK_K) % n_cols, q, y, i, want_y);        \
+}
+
+/* Super-block i of Q4_K (importance qw, or 0 without) into q, and its
+ * dequantized values into y when want_y. */
 static void
 q4_k_superblock (__global const float *x, __global const float *qw, __global uchar *q,
                  __global float *y, long i, int want_y)
@@ -874,30 +906,9 @@ q4_k_superblock (__global const float *x, __global const float *qw, __global uch
     }
 }
 
-__kernel void
-quantize_q4_k (__global const float *x, __global uchar *q, __global float *y,
-               const long nb, const int want_y, __global int *nonfinite)
-{
-  long i = get_global_id (0);
+SUPERBLOCK_KERNELS (q4_k)
 
-  if (i < nb && superblock_finite (x + i * QK_K, nonfinite))
-    q4_k_superblock (x, 0, q, y, i, want_y);
-}
-
-/* With importance: imp holds a row's n_cols weights (row_sigma2 unused). */
-__kernel void
-quantize_q4_k_imatrix (__global const float *x, __global uchar *q, __global float *y,
-                       const long nb, const int want_y, __global int *nonfinite,
-                       __global const float *imp, const int n_cols,
-                       __global const float *row_sigma2)
-{
-  long i = get_global_id (0);
-
-  if (i < nb && superblock_finite (x + i * QK_K, nonfinite))
-    q4_k_superblock (x, imp + (i * QK_K) % n_cols, q, y, i, want_y);
-}
-
-/* One super-block i (importance qw, or 0 without). */
+/* The same for Q5_K. */
 static void
 q5_k_superblock (__global const float *x, __global const float *qw, __global uchar *q,
                  __global float *y, long i, int want_y)
@@ -939,28 +950,7 @@ q5_k_superblock (__global const float *x, __global const float *qw, __global uch
     }
 }
 
-__kernel void
-quantize_q5_k (__global const float *x, __global uchar *q, __global float *y,
-               const long nb, const int want_y, __global int *nonfinite)
-{
-  long i = get_global_id (0);
-
-  if (i < nb && superblock_finite (x + i * QK_K, nonfinite))
-    q5_k_superblock (x, 0, q, y, i, want_y);
-}
-
-/* With importance: imp holds a row's n_cols weights (row_sigma2 unused). */
-__kernel void
-quantize_q5_k_imatrix (__global const float *x, __global uchar *q, __global float *y,
-                       const long nb, const int want_y, __global int *nonfinite,
-                       __global const float *imp, const int n_cols,
-                       __global const float *row_sigma2)
-{
-  long i = get_global_id (0);
-
-  if (i < nb && superblock_finite (x + i * QK_K, nonfinite))
-    q5_k_superblock (x, imp + (i * QK_K) % n_cols, q, y, i, want_y);
-}
+SUPERBLOCK_KERNELS (q5_k)
 
 /* make_qx_quants (rmse_type 1) on a group of n <= 32 with weights w:
  * codes l + nmax in L (0 for a group under 1e-15), returns the scale. */
@@ -1025,10 +1015,12 @@ qx_quants (const float *x, const float *w, int n, int nmax, uchar *L)
  * fitted with weights x², or the importance qw itself (ggml's Q6_K does
  * not mix in σ²). */
 static void
-q6_k_superblock (__global const float *xb, __global const float *qw, __global uchar *b,
-                 __global float *yb, int want_y)
+q6_k_superblock (__global const float *x, __global const float *qw, __global uchar *q,
+                 __global float *y, long i, int want_y)
 {
-  __global uchar *ql = b, *qh = b + 128, *dh = b + 208;
+  __global const float *xb = x + i * QK_K;
+  __global float *yb = y + i * QK_K;
+  __global uchar *b = q + i * 210, *ql = b, *qh = b + 128, *dh = b + 208;
   __global char *sc = (__global char *) (b + 192);
   uchar L[QK_K];
   float scales[16], max_scale = 0.0f, max_abs_scale = 0.0f, iscale, d_all;
@@ -1100,28 +1092,7 @@ q6_k_superblock (__global const float *xb, __global const float *qw, __global uc
   }
 }
 
-__kernel void
-quantize_q6_k (__global const float *x, __global uchar *q, __global float *y,
-               const long nb, const int want_y, __global int *nonfinite)
-{
-  long i = get_global_id (0);
-
-  if (i < nb && superblock_finite (x + i * QK_K, nonfinite))
-    q6_k_superblock (x + i * QK_K, 0, q + i * 210, y + i * QK_K, want_y);
-}
-
-/* With importance: imp holds a row's n_cols weights (row_sigma2 unused). */
-__kernel void
-quantize_q6_k_imatrix (__global const float *x, __global uchar *q, __global float *y,
-                       const long nb, const int want_y, __global int *nonfinite,
-                       __global const float *imp, const int n_cols,
-                       __global const float *row_sigma2)
-{
-  long i = get_global_id (0);
-
-  if (i < nb && superblock_finite (x + i * QK_K, nonfinite))
-    q6_k_superblock (x + i * QK_K, imp + (i * QK_K) % n_cols, q + i * 210, y + i * QK_K, want_y);
-}
+SUPERBLOCK_KERNELS (q6_k)
 
 /* ---- Q4_0, Q4_1, Q5_0, Q5_1 with importance: one block per work-item ------
  *
@@ -1185,13 +1156,8 @@ legacy_weighted (__global const float *x, long i, __global const float *imp, int
   return true;
 }
 
-#define LEGACY_IMATRIX_ARGS                                                   \
-  __global const float *x, __global uchar *q, __global float *y,              \
-  const long nb, const int want_y, __global int *nonfinite,                   \
-  __global const float *imp, const int n_cols, __global const float *row_sigma2
-
 __kernel void
-quantize_q4_0_imatrix (LEGACY_IMATRIX_ARGS)
+quantize_q4_0_imatrix (IMATRIX_ARGS)
 {
   long i = get_global_id (0);
   __global uchar *b = q + i * 18;
@@ -1207,7 +1173,7 @@ quantize_q4_0_imatrix (LEGACY_IMATRIX_ARGS)
 }
 
 __kernel void
-quantize_q5_0_imatrix (LEGACY_IMATRIX_ARGS)
+quantize_q5_0_imatrix (IMATRIX_ARGS)
 {
   long i = get_global_id (0);
   __global uchar *b = q + i * 22;
@@ -1223,7 +1189,7 @@ quantize_q5_0_imatrix (LEGACY_IMATRIX_ARGS)
 }
 
 __kernel void
-quantize_q4_1_imatrix (LEGACY_IMATRIX_ARGS)
+quantize_q4_1_imatrix (IMATRIX_ARGS)
 {
   long i = get_global_id (0);
   __global uchar *b = q + i * 20;
@@ -1240,7 +1206,7 @@ quantize_q4_1_imatrix (LEGACY_IMATRIX_ARGS)
 }
 
 __kernel void
-quantize_q5_1_imatrix (LEGACY_IMATRIX_ARGS)
+quantize_q5_1_imatrix (IMATRIX_ARGS)
 {
   long i = get_global_id (0);
   __global uchar *b = q + i * 24;

@@ -374,6 +374,36 @@ qb_file_clean_stale_temps (const char *path, GPtrArray **left)
   return removed;
 }
 
+static gpointer
+release_file (gpointer fd)
+{
+  close (GPOINTER_TO_INT (fd));
+  return NULL;
+}
+
+int
+qb_file_rename_over (const char *tmp_path, const char *path)
+{
+  /* Held open across the rename, the replaced file is freed at its last
+   * close, on the thread below (inline when no thread can be made).  A
+   * process that exits first closes it at exit: nothing is left behind. */
+  int old = open (path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  int rc = g_rename (tmp_path, path), saved = errno;
+  struct stat st;
+  GThread *thread = NULL;
+
+  if (old < 0)
+    return rc;
+  if (rc == 0 && fstat (old, &st) == 0 && S_ISREG (st.st_mode) && st.st_nlink == 0)
+    thread = g_thread_try_new ("qb-release", release_file, GINT_TO_POINTER (old), NULL);
+  if (thread != NULL)
+    g_thread_unref (thread);
+  else
+    close (old);
+  errno = saved;
+  return rc;
+}
+
 int
 qb_file_create_temp (const char *path, int mode, char **tmp_path, GError **error)
 {

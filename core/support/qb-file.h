@@ -51,6 +51,14 @@ int          qb_file_create_temp   (const char          *path,
                                     int                  mode,
                                     char               **tmp_path,
                                     GError             **error);
+/* rename (tmp_path, path), with rename's result and errno.  A regular file
+ * that path held is released on a thread of its own: freeing a large
+ * file's pages and blocks (tens of ms per few hundred MB) then overlaps
+ * with what the caller does next, not before it returns.  Path's other
+ * links, and the file a symbolic link at path points to, are untouched
+ * (as by rename). */
+int          qb_file_rename_over   (const char          *tmp_path,
+                                    const char          *path);
 /* Removes path's stale temporary files; returns their names (may be
  * empty), for the caller to report.  left (may be NULL) receives the
  * old-naming temporaries that were not provably stale, kept. */

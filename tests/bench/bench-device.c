@@ -3,7 +3,16 @@
  *
  *   meson test -C build --benchmark --suite bench -v device
  *   ./build/tests/bench/bench-device [--device opencl:N|gpu] [--params 370M] [--threads N]
- *                                    [--eval-only]
+ *                                    [--eval-only] [--only quantize|eval|calib]
+ *                                    [--tensors GLOB] [--formats F,F,..]
+ *                                    [--eval-ctx N --eval-chunks N --calib-ctx N --calib-chunks N]
+ *
+ * The 370M demo model on PoCL (hours at the defaults), in one run of about
+ * half an hour:
+ *   QB_BENCH_CACHE=/tmp/x bench-device --params 370M --formats Q8_0,Q4_0,Q4_K,Q6_K \
+ *     --tensors 'blk.0.*' --eval-ctx 64 --eval-chunks 1 --calib-ctx 64 --calib-chunks 1
+ * (--tensors, --formats and the sizes apply to the demo model only;
+ * stories260K always runs whole.)
  *
  * For stories260K and a generated demo model (default 25M parameters, F16;
  * --params 370M for the issue's figure, which takes long on PoCL): the
@@ -19,7 +28,9 @@
  * the weights take there; then calibration (the importance matrix and
  * XᵀX of every linear layer's input, 8 chunks of 128 tokens on
  * stories260K, 4 of 256 on the demo model) and GPTQ (Q4_0, every tensor
- * whose rows fit, with that XᵀX), seconds on both.  --only quantize|eval|
+ * whose rows fit, with that XᵀX), seconds on both; and quantization with
+ * that importance matrix (Q4_0, Q4_K, Q6_K with metrics), GB/s on both.
+ * The load average is printed at the start and the end.  --only quantize|eval|
  * calib runs one part (--eval-only: eval).  The device's kernels are
  * built once before
  * any timing (their compile time is printed).  The device counters say
@@ -38,6 +49,7 @@
 #include "qb-eval.h"
 #include "qb-format.h"
 #include "qb-gptq-device-private.h"
+#include "qb-imatrix.h"
 #include "qb-job.h"
 #include "qb-plan.h"
 #include "qb-llama.h"
@@ -46,6 +58,24 @@
 #include "qb-tensor-quantizer.h"
 #include "qb-tokenizer.h"
 #include "qb-workers.h"
+
+/* What the demo model's part runs (stories260K runs whole). */
+typedef struct {
+  GPatternSpec *tensors;     /* quantization and GPTQ only on these; NULL: all */
+  const char   *tensors_glob;
+  char        **formats;     /* NULL: the default list */
+  int           eval_ctx, eval_chunks, calib_ctx, calib_chunks;
+} Limits;
+
+static void
+print_load (const char *when)
+{
+  g_autofree char *load = NULL;
+
+  if (g_file_get_contents ("/proc/loadavg", &load, NULL, NULL))
+    printf ("load average %s: %s", when, load);
+  fflush (stdout);
+}
 
 static char *
 shared_path (const char *rel)
@@ -56,10 +86,12 @@ shared_path (const char *rel)
   return g_file_test (path, G_FILE_TEST_EXISTS) ? g_steal_pointer (&path) : NULL;
 }
 
-/* Every tensor whose rows fit the format, quantized; seconds taken. */
+/* Every tensor whose rows fit the format (and that tensors matches,
+ * and that im has the importance of when not NULL), quantized; seconds
+ * taken. */
 static double
 quantize_all (QbModel *model, const QbFormat *f, gboolean metrics, QbWorkers *workers,
-              guint64 *bytes_in)
+              GPatternSpec *tensors, QbImatrix *im, guint64 *bytes_in)
 {
   double t0 = qb_bench_now ();
 
@@ -73,9 +105,18 @@ quantize_all (QbModel *model, const QbFormat *f, gboolean metrics, QbWorkers *wo
       g_autoptr(QbTensorResult) r = NULL;
       g_autoptr(GError) error = NULL;
 
+      guint n_imp = 0;
+
       if (t->n_dims < 2 || !qb_format_fits (f, t->ne[0]) ||
-          !qb_format_tensor_bytes (f, t->ne[0], qb_tensor_n_rows (t), &size))
+          !qb_format_tensor_bytes (f, t->ne[0], qb_tensor_n_rows (t), &size) ||
+          (tensors != NULL && !g_pattern_spec_match_string (tensors, t->name)))
         continue;
+      if (im != NULL)
+        {
+          spec.importance = qb_imatrix_get (im, t->name, &n_imp);
+          if (spec.importance == NULL || n_imp != t->ne[0])
+            continue;
+        }
       out = g_malloc (size);
       r = qb_tensor_quantize (model, i, &spec, workers, &(QbQuantizeOutput) { .data = out },
                               NULL, NULL, NULL, &error);
@@ -87,28 +128,35 @@ quantize_all (QbModel *model, const QbFormat *f, gboolean metrics, QbWorkers *wo
 }
 
 static void
-bench_quantize (const char *label, const char *path, const char *device, QbWorkers *workers)
+bench_quantize (const char *label, const char *path, const char *device, QbWorkers *workers,
+                const Limits *lim)
 {
   g_autoptr(GError) error = NULL;
   g_autoptr(QbModel) model = qb_model_open (path, &error);
-  const char *formats[] = { "Q8_0", "Q4_0", "Q2_K", "Q3_K", "Q4_K", "Q6_K", "IQ4_NL", "IQ4_XS",
-                            "NF4", "MXFP4", "FP8_E4M3_CH", "FP8_E5M2_T", "INT4_CH", "INT8_T" };
+  const char *all[] = { "Q8_0", "Q4_0", "Q2_K", "Q3_K", "Q4_K", "Q6_K", "IQ4_NL", "IQ4_XS",
+                        "NF4", "MXFP4", "FP8_E4M3_CH", "FP8_E5M2_T", "INT4_CH", "INT8_T", NULL };
+  const char * const *formats = lim && lim->formats ? (const char * const *) lim->formats : all;
+  GPatternSpec *tensors = lim ? lim->tensors : NULL;
 
   if (model == NULL)
     g_error ("%s", error->message);
-  for (gsize k = 0; k < G_N_ELEMENTS (formats); k++)
+  if (tensors != NULL)
+    printf ("%-18s quantize: the tensors matching %s only\n", label, lim->tensors_glob);
+  for (gsize k = 0; formats[k] != NULL; k++)
     for (int metrics = 1; metrics >= 0; metrics--)
       {
         const QbFormat *f = qb_format_find (formats[k]);
         guint64 bytes = 0, slabs;
         double cpu, dev;
 
+        if (f == NULL)
+          g_error ("unknown format %s", formats[k]);
         qb_device_set_default ("cpu", NULL);
-        quantize_all (model, f, metrics, workers, &bytes);   /* pages in, warm */
-        cpu = quantize_all (model, f, metrics, workers, &bytes);
+        quantize_all (model, f, metrics, workers, tensors, NULL, &bytes);   /* pages in, warm */
+        cpu = quantize_all (model, f, metrics, workers, tensors, NULL, &bytes);
         qb_device_set_default (device, NULL);
         slabs = qb_device_quantize_slabs ();
-        dev = quantize_all (model, f, metrics, workers, &bytes);
+        dev = quantize_all (model, f, metrics, workers, tensors, NULL, &bytes);
         if (bytes == 0)
           {
             printf ("%-18s quantize %-11s no tensor's rows fit\n", label, f->name);
@@ -222,9 +270,11 @@ calib_time (QbLlama *llama, QbCalibration *calib, const char *device, QbActivati
   return qb_bench_now () - t0;
 }
 
-/* GPTQ to Q4_0 of every tensor whose rows fit; seconds. */
+/* GPTQ to Q4_0 of every tensor whose rows fit (that glob matches, the
+ * others kept); seconds. */
 static double
-gptq_time (QbModel *model, QbActivationStats *stats, const char *device, guint threads)
+gptq_time (QbModel *model, QbActivationStats *stats, const char *device, guint threads,
+           const char *glob)
 {
   g_autoptr(QbPlan) plan = qb_plan_new ();
   g_autoptr(QbJob) job = NULL;
@@ -232,8 +282,10 @@ gptq_time (QbModel *model, QbActivationStats *stats, const char *device, guint t
   double t0;
 
   qb_device_set_default (device, NULL);
-  qb_plan_set_default_format (plan, "Q4_0");
+  qb_plan_set_default_format (plan, glob ? QB_FORMAT_KEEP : "Q4_0");
   qb_plan_set_default_method (plan, "gptq");
+  if (glob != NULL && !qb_plan_insert_rule (plan, -1, glob, QB_RULE_GLOB, "Q4_0", "gptq", &error))
+    g_error ("%s", error->message);
   job = qb_job_new (model, plan);
   qb_job_set_threads (job, threads);
   qb_activation_stats_attach (stats, job, FALSE);
@@ -243,10 +295,44 @@ gptq_time (QbModel *model, QbActivationStats *stats, const char *device, guint t
   return qb_bench_now () - t0;
 }
 
+/* Quantization with the importance matrix of the calibration just
+ * run, CPU and device, with metrics. */
+static void
+bench_imatrix_quantize (const char *label, QbModel *model, QbActivationStats *stats,
+                        const char *device, guint threads, GPatternSpec *tensors)
+{
+  g_autoptr(QbImatrix) im = qb_activation_stats_get_imatrix (stats, FALSE);
+  g_autoptr(QbWorkers) workers = qb_workers_new (threads);
+  const char *formats[] = { "Q4_0", "Q4_K", "Q6_K" };
+
+  for (gsize k = 0; k < G_N_ELEMENTS (formats); k++)
+    {
+      const QbFormat *f = qb_format_find (formats[k]);
+      guint64 bytes = 0, slabs;
+      double cpu, dev;
+
+      qb_device_set_default ("cpu", NULL);
+      cpu = quantize_all (model, f, TRUE, workers, tensors, im, &bytes);
+      qb_device_set_default (device, NULL);
+      slabs = qb_device_quantize_slabs ();
+      dev = quantize_all (model, f, TRUE, workers, tensors, im, &bytes);
+      qb_device_set_default ("cpu", NULL);
+      if (bytes == 0)
+        {
+          printf ("%-18s quantize %-4s + imatrix: no tensor's rows fit\n", label, f->name);
+          continue;
+        }
+      printf ("%-18s quantize %-4s + imatrix + metrics %8.3f GB/s %8.3f GB/s %7.2f x   (%" G_GUINT64_FORMAT " slabs on the device)\n",
+              label, f->name, bytes / cpu / 1e9, bytes / dev / 1e9, cpu / dev,
+              qb_device_quantize_slabs () - slabs);
+      fflush (stdout);
+    }
+}
+
 /* label NULL: a silent run that builds the kernels. */
 static void
 bench_calib (const char *label, const char *path, const char *text, guint ctx, guint chunks,
-             const char *device, guint threads)
+             const char *device, guint threads, const Limits *lim)
 {
   g_autoptr(GError) error = NULL;
   g_autoptr(QbModel) model = qb_model_open (path, &error);
@@ -276,12 +362,15 @@ bench_calib (const char *label, const char *path, const char *text, guint ctx, g
     printf ("%-18s calib    ctx %-4u %2u chunks %8.2f s      %8.2f s      %7.2f x   (imatrix + XᵀX of every input, %" G_GUINT64_FORMAT " passes on the device)\n",
           label, ctx, chunks, cpu, dev, cpu / dev, qb_llama_device_passes () - passes);
   fflush (stdout);
-  cpu = gptq_time (model, sc, "cpu", threads);
-  updates = qb_gptq_device_updates ();
-  dev = gptq_time (model, sc, device, threads);
   if (label != NULL)
-    printf ("%-18s gptq     Q4_0                %8.2f s      %8.2f s      %7.2f x   (%" G_GUINT64_FORMAT " batch updates and guard products on the device)\n",
-          label, cpu, dev, cpu / dev, qb_gptq_device_updates () - updates);
+    bench_imatrix_quantize (label, model, sc, device, threads, lim ? lim->tensors : NULL);
+  cpu = gptq_time (model, sc, "cpu", threads, lim ? lim->tensors_glob : NULL);
+  updates = qb_gptq_device_updates ();
+  dev = gptq_time (model, sc, device, threads, lim ? lim->tensors_glob : NULL);
+  if (label != NULL)
+    printf ("%-18s gptq     Q4_0 %-14s %8.2f s      %8.2f s      %7.2f x   (%" G_GUINT64_FORMAT " batch updates and guard products on the device)\n",
+          label, lim && lim->tensors_glob ? lim->tensors_glob : "", cpu, dev, cpu / dev,
+          qb_gptq_device_updates () - updates);
   fflush (stdout);
   qb_device_set_default ("cpu", NULL);
   qb_activation_stats_free (sc);
@@ -292,10 +381,17 @@ bench_calib (const char *label, const char *path, const char *text, guint ctx, g
 int
 main (int argc, char **argv)
 {
-  g_autofree char *device = NULL, *params = NULL, *only = NULL;
+  g_autofree char *device = NULL, *params = NULL, *only = NULL, *glob = NULL, *formats = NULL;
   int threads = 0;
   gboolean eval_only = FALSE;
+  Limits lim = { .eval_ctx = 256, .eval_chunks = 2, .calib_ctx = 256, .calib_chunks = 4 };
   GOptionEntry entries[] = {
+    { "tensors", 0, 0, G_OPTION_ARG_STRING, &glob, "Demo model: quantize and GPTQ only these tensors", "GLOB" },
+    { "formats", 0, 0, G_OPTION_ARG_STRING, &formats, "Demo model: quantize only these formats", "F,F" },
+    { "eval-ctx", 0, 0, G_OPTION_ARG_INT, &lim.eval_ctx, "Demo model: evaluation context (256)", "N" },
+    { "eval-chunks", 0, 0, G_OPTION_ARG_INT, &lim.eval_chunks, "Demo model: evaluation chunks (2)", "N" },
+    { "calib-ctx", 0, 0, G_OPTION_ARG_INT, &lim.calib_ctx, "Demo model: calibration context (256)", "N" },
+    { "calib-chunks", 0, 0, G_OPTION_ARG_INT, &lim.calib_chunks, "Demo model: calibration chunks (4)", "N" },
     { "eval-only", 0, 0, G_OPTION_ARG_NONE, &eval_only, "Only the evaluation figures", NULL },
     { "device", 0, 0, G_OPTION_ARG_STRING, &device, "Device to compare (default opencl:0)", "SPEC" },
     { "params", 0, 0, G_OPTION_ARG_STRING, &params, "Demo model size (default 25M)", "N" },
@@ -313,11 +409,19 @@ main (int argc, char **argv)
 
   g_option_context_add_main_entries (context, entries, NULL);
   if (!g_option_context_parse (context, &argc, &argv, &error) ||
-      (params && !qb_demo_model_parse_size (params, &n_params)) || threads < 0)
+      (params && !qb_demo_model_parse_size (params, &n_params)) || threads < 0 ||
+      lim.eval_ctx < 8 || lim.eval_chunks < 1 || lim.calib_ctx < 8 || lim.calib_chunks < 1)
     {
       fprintf (stderr, "bench-device: %s\n", error ? error->message : "bad option");
       return 2;
     }
+  if (glob != NULL)
+    {
+      lim.tensors = g_pattern_spec_new (glob);
+      lim.tensors_glob = glob;
+    }
+  if (formats != NULL)
+    lim.formats = g_strsplit (formats, ",", -1);
   if (eval_only && only == NULL)
     only = g_strdup ("eval");
   if (device == NULL)
@@ -333,6 +437,7 @@ main (int argc, char **argv)
   workers = qb_workers_new ((guint) threads);
   threads = (int) qb_workers_get_n_threads (workers);
   printf ("CPU: %d threads.  Columns: CPU, device, device/CPU speed.\n", threads);
+  print_load ("at the start");
 
   stories = shared_path ("models/stories260K.gguf");
   text = shared_path ("text/tinystories-val.txt");
@@ -346,7 +451,7 @@ main (int argc, char **argv)
       double ppl;
       g_autoptr(QbModel) m = qb_model_open (stories, NULL);
       guint64 b;
-      quantize_all (m, qb_format_find ("Q4_0"), TRUE, workers, &b);
+      quantize_all (m, qb_format_find ("Q4_0"), TRUE, workers, NULL, NULL, &b);
       eval_rate (stories, text, 128, 1, device, (guint) threads, NULL, &ppl, NULL);
     }
   /* CLBlast builds its kernels per routine, precision and shape class:
@@ -354,16 +459,16 @@ main (int argc, char **argv)
   if (text != NULL && (only == NULL || g_str_equal (only, "calib")))
     {
       if (stories != NULL)
-        bench_calib (NULL, stories, text, 128, 1, device, (guint) threads);
-      bench_calib (NULL, demo, text, 256, 1, device, (guint) threads);
+        bench_calib (NULL, stories, text, 128, 1, device, (guint) threads, NULL);
+      bench_calib (NULL, demo, text, (guint) lim.calib_ctx, 1, device, (guint) threads, &lim);
     }
   printf ("kernels ready in %.1f s (built, or read from the cache)\n\n", qb_bench_now () - t0);
 
   if (only == NULL || g_str_equal (only, "quantize"))
     {
       if (stories != NULL)
-        bench_quantize ("stories260K", stories, device, workers);
-      bench_quantize (params ? params : "demo 25M", demo, device, workers);
+        bench_quantize ("stories260K", stories, device, workers, NULL);
+      bench_quantize (params ? params : "demo 25M", demo, device, workers, &lim);
     }
   if (text == NULL)
     {
@@ -377,14 +482,21 @@ main (int argc, char **argv)
           bench_eval ("stories260K", stories, text, 128, 10, device, (guint) threads, NULL);
           bench_eval ("stories260K", stories, text, 128, 10, device, (guint) threads, "Q4_K_M");
         }
-      bench_eval (params ? params : "demo 25M", demo, text, 256, 2, device, (guint) threads, NULL);
-      bench_eval (params ? params : "demo 25M", demo, text, 256, 2, device, (guint) threads, "Q4_K_M");
+      bench_eval (params ? params : "demo 25M", demo, text, (guint) lim.eval_ctx,
+                  (guint) lim.eval_chunks, device, (guint) threads, NULL);
+      bench_eval (params ? params : "demo 25M", demo, text, (guint) lim.eval_ctx,
+                  (guint) lim.eval_chunks, device, (guint) threads, "Q4_K_M");
     }
   if (only == NULL || g_str_equal (only, "calib"))
     {
       if (stories != NULL)
-        bench_calib ("stories260K", stories, text, 128, 8, device, (guint) threads);
-      bench_calib (params ? params : "demo 25M", demo, text, 256, 4, device, (guint) threads);
+        bench_calib ("stories260K", stories, text, 128, 8, device, (guint) threads, NULL);
+      bench_calib (params ? params : "demo 25M", demo, text, (guint) lim.calib_ctx,
+                   (guint) lim.calib_chunks, device, (guint) threads, &lim);
     }
+  print_load ("at the end");
+  if (lim.tensors != NULL)
+    g_pattern_spec_free (lim.tensors);
+  g_strfreev (lim.formats);
   return 0;
 }

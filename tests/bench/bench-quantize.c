@@ -25,7 +25,8 @@
  * meson built, or --quantbench PATH) on the same file, the default command
  * (`quantize --default F --out FILE`: metrics, three histograms, the
  * experiment saved to a database in a temporary folder) beside the bare
- * one (`--no-metrics --no-save`), run alternately, best of --repeats each;
+ * one (`--no-metrics --no-save`), run alternately, best of --repeats each,
+ * each writing a new file (the previous run's output is removed untimed);
  * the default as a first run of the model (an empty scan cache) and as a
  * later one (the pre-pass of the F16 tensors from the scan cache),
  * with the machine's load average beside each pair; the target is the
@@ -145,6 +146,16 @@ remove_scan_cache (const char *home)
   g_rmdir (home);
 }
 
+/* One timed command writing out, which is removed first: replacing a
+ * file costs its deletion (tens of ms for a few hundred MB), and no
+ * command should pay for the one before it. */
+static gboolean
+fresh_spawn_time (const char *out, const char * const *argv, char **envp, QbBenchTime *t)
+{
+  g_unlink (out);
+  return qb_bench_spawn_time (argv, envp, t);
+}
+
 static void
 keep_best (QbBenchTime *best, const QbBenchTime *t)
 {
@@ -205,20 +216,20 @@ whole_process (const char *quantbench, const char *llama, const char *path, char
       ok = qb_bench_spawn_time (default_argv, warm_env, &t);   /* fills the warm cache */
       for (guint r = 0; r < repeats && ok; r++)
         {
-          ok = qb_bench_spawn_time (bare_argv, NULL, &t);
+          ok = fresh_spawn_time (out, bare_argv, NULL, &t);
           keep_best (&bare, &t);
-          ok = ok && qb_bench_spawn_time (default_argv, cold_env, &t);
+          ok = ok && fresh_spawn_time (out, default_argv, cold_env, &t);
           keep_best (&cold, &t);
           remove_scan_cache (cold_home);
-          ok = ok && qb_bench_spawn_time (default_argv, warm_env, &t);
+          ok = ok && fresh_spawn_time (out, default_argv, warm_env, &t);
           keep_best (&def, &t);
           if (ok && with_llama)
             {
-              with_llama = qb_bench_spawn_time (llama_argv, NULL, &t);
+              with_llama = fresh_spawn_time (out, llama_argv, NULL, &t);
               keep_best (&theirs, &t);
             }
-          g_unlink (out);
         }
+      g_unlink (out);
       if (!ok)
         {
           printf ("  %-8s failed\n", formats[f]);
