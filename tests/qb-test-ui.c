@@ -93,6 +93,7 @@ static struct {
   GArray       *gaps, *cpu_gaps;
   QbLayerTable *table;
   guint         built_last, built_max;
+  guint         bound_last, bound_max;
   GPollFunc     default_poll;
 } watch;
 
@@ -131,9 +132,12 @@ watch_poll (GPollFD *fds,
             int      timeout)
 {
   guint built = rows_changed (watch.table);
+  guint bound = qb_layer_table_get_n_rows_bound (watch.table);
 
   watch.built_max = MAX (watch.built_max, built - watch.built_last);
   watch.built_last = built;
+  watch.bound_max = MAX (watch.bound_max, bound - watch.bound_last);
+  watch.bound_last = bound;
   return watch.default_poll (fds, n, timeout);
 }
 
@@ -148,9 +152,11 @@ qb_test_ui_watch_start (QbLayerTable *table)
   watch.last_cpu = thread_cpu_us ();
   watch.table = table;
   watch.built_max = 0;
+  watch.bound_max = 0;
   if (table)
     {
       watch.built_last = rows_changed (table);
+      watch.bound_last = qb_layer_table_get_n_rows_bound (table);
       watch.default_poll = g_main_context_get_poll_func (NULL);
       g_main_context_set_poll_func (NULL, watch_poll);
     }
@@ -199,6 +205,12 @@ qb_test_ui_watch_stop (guint *rows_max)
   return report;
 }
 
+guint
+qb_test_ui_watch_bound_max (void)
+{
+  return watch.bound_max;
+}
+
 static gboolean
 table_filled (gpointer data)
 {
@@ -223,6 +235,15 @@ find_column_view (GtkWidget *root)
         return view;
     }
   return NULL;
+}
+
+GtkColumnView *
+qb_test_ui_table_view (QbLayerTable *table)
+{
+  GtkColumnView *view = find_column_view (GTK_WIDGET (table));
+
+  g_assert_nonnull (view);
+  return view;
 }
 
 guint
@@ -389,7 +410,8 @@ qb_test_window_open_watched (QbTestWindow *f,
   report = qb_test_ui_watch_stop (&rows_max);
   n = g_list_model_get_n_items (qb_layer_table_get_visible_rows (table));
   g_test_message ("opened %s (%u tensors), table filled; %s; at most %u rows of cells made "
-                  "or freed in one main-loop iteration", what, n, report, rows_max);
+                  "or freed in one main-loop iteration (%u given a row)", what, n, report, rows_max,
+                  qb_test_ui_watch_bound_max ());
   g_assert_cmpuint (rows_max, <=, 16);
   check_table_after_open (f);
 }

@@ -39,9 +39,14 @@ void      qb_test_ui_watch_start (QbLayerTable *table);
  * p99 …; main thread's CPU in a gap max …", and in rows_max (may be NULL)
  * the most rows the table made or freed in one main-loop iteration. */
 char     *qb_test_ui_watch_stop  (guint        *rows_max);
+/* The most rows whose cells were given a row (made or reused, see
+ * qb_layer_table_get_n_rows_bound) in one iteration of the last watch. */
+guint     qb_test_ui_watch_bound_max (void);
 /* Waits until the table's view has every row of its model (it fills
  * frame by frame after a model opens). */
 void      qb_test_ui_wait_table_filled (QbLayerTable *table);
+/* The table's column view. */
+GtkColumnView *qb_test_ui_table_view (QbLayerTable *table);
 /* The rows the table's column view has now (rows shown or scrolled to). */
 guint     qb_test_ui_table_n_shown (QbLayerTable *table);
 

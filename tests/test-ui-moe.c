@@ -290,6 +290,17 @@ test_moe_window (Fixture *f, gconstpointer data)
   qb_test_window_open_watched (f, NULL, "the demo model after the 1,023-tensor one");
 }
 
+/* A third of a second of frames. */
+static void
+wait_frames (void)
+{
+  for (int i = 0; i < 30; i++)
+    {
+      g_usleep (10000);
+      qb_test_ui_flush ();
+    }
+}
+
 static guint
 rows_changed (QbLayerTable *table)
 {
@@ -329,14 +340,30 @@ test_moe_switch (Fixture *f, gconstpointer data)
   qb_test_ui_watch_start (table);
   before = rows_changed (table);
   g_assert_true (qb_layer_table_select_row (table, last));
-  for (int i = 0; i < 30; i++)
-    {
-      g_usleep (10000);
-      qb_test_ui_flush ();
-    }
+  wait_frames ();
   report = qb_test_ui_watch_stop (&rows_max);
-  g_test_message ("selected the last tensor from the top: %u rows of cells made or freed, at most "
-                  "%u in one main-loop iteration; %s", rows_changed (table) - before, rows_max, report);
+  /* GTK 4.8 reuses the cells it had for the new rows: few are made or
+   * freed, but ~200 rows get new contents at once (reported, not bounded). */
+  g_test_message ("selected the last tensor from the top: %u rows of cells made or freed (at most "
+                  "%u in one main-loop iteration), %u given a row in one iteration; %s",
+                  rows_changed (table) - before, rows_max, qb_test_ui_watch_bound_max (), report);
+
+  /* The scrollbar dragged to the middle (reported). */
+  {
+    GtkAdjustment *adj = gtk_scrollable_get_vadjustment (GTK_SCROLLABLE (qb_test_ui_table_view (table)));
+
+    qb_test_ui_watch_start (table);
+    before = rows_changed (table);
+    gtk_adjustment_set_value (adj, gtk_adjustment_get_upper (adj) / 2);
+    wait_frames ();
+    g_free (report);
+    report = qb_test_ui_watch_stop (&rows_max);
+    g_test_message ("scrolled to the middle: %u rows of cells made or freed (at most %u in one "
+                    "main-loop iteration), %u given a row in one iteration; %s",
+                    rows_changed (table) - before, rows_max, qb_test_ui_watch_bound_max (), report);
+    gtk_adjustment_set_value (adj, gtk_adjustment_get_upper (adj));
+    wait_frames ();
+  }
 
   qb_test_window_open_watched (f, path, "the 1,023-tensor model again, scrolled to its end");
   moe = g_object_ref (qb_window_get_document (f->window));

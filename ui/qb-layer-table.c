@@ -240,6 +240,7 @@ struct _QbLayerTable
   GtkCustomSorter    *family_sorter;    /* keeps experts under their tensor */
   guint               n_rows_built;     /* rows whose cells were made (name cells set up) */
   guint               n_rows_freed;     /* rows whose cells were freed */
+  guint               n_rows_bound;     /* rows whose cells were given a row (new or kept cells) */
   guint               fill_tick;        /* tick callback draining or growing the view; 0 when done */
   guint               built_at_tick;    /* n_rows_built at the fill's previous frame */
 };
@@ -682,7 +683,10 @@ on_bind (GtkSignalListItemFactory *factory,
   if (spec->kind == CELL_FORMAT || g_str_equal (spec->id, "name"))
     g_object_set_data (G_OBJECT (gtk_widget_get_first_child (cell)), "qb-row", row);
   if (g_str_equal (spec->id, "name"))
-    g_hash_table_add (self->name_items, item);
+    {
+      g_hash_table_add (self->name_items, item);
+      self->n_rows_bound++;
+    }
   refresh_cell (cell, row);
   if (spec->watch[0])
     g_signal_connect_object (row, "notify", G_CALLBACK (on_row_notify), cell, 0);
@@ -2212,4 +2216,11 @@ qb_layer_table_get_n_rows_freed (QbLayerTable *self)
 {
   g_return_val_if_fail (QB_IS_LAYER_TABLE (self), 0);
   return self->n_rows_freed;
+}
+
+guint
+qb_layer_table_get_n_rows_bound (QbLayerTable *self)
+{
+  g_return_val_if_fail (QB_IS_LAYER_TABLE (self), 0);
+  return self->n_rows_bound;
 }

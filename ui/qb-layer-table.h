@@ -94,15 +94,20 @@ void         qb_layer_table_set_experts_expanded (QbLayerTable *self,
                                                 gboolean      expanded);
 gboolean     qb_layer_table_get_experts_expanded (QbLayerTable *self,
                                                 QbTensorRow  *row);
-/* TRUE while the view is still being given the rows of a model just set
- * (a few more each frame, see qb-layer-table.c); property "filling".  The
- * table's models, counts and selection functions work on every row
- * meanwhile. */
+/* TRUE while the view is still letting go of the previous model's rows
+ * or being given the rows of a model just set (a few each frame, see
+ * qb-layer-table.c); property "filling".  The table's models, counts and
+ * selection functions work on every row meanwhile (a row selected before
+ * the view has it is the focused row at once, selected once shown). */
 gboolean     qb_layer_table_is_filling        (QbLayerTable *self);
 /* How many rows of cells the table has made and freed so far (GTK keeps
  * up to ~200 around the visible ones, and makes and frees them as the
  * rows shown change). */
 guint        qb_layer_table_get_n_rows_built  (QbLayerTable *self);
 guint        qb_layer_table_get_n_rows_freed  (QbLayerTable *self);
+/* How many times a row of cells was given a row to show, on cells made
+ * for it or kept from another row (GTK 4.8 reuses the cells of the rows
+ * it lets go of when the view jumps far). */
+guint        qb_layer_table_get_n_rows_bound  (QbLayerTable *self);
 
 G_END_DECLS
