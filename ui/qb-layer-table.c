@@ -240,7 +240,8 @@ struct _QbLayerTable
   GtkCustomSorter    *family_sorter;    /* keeps experts under their tensor */
   guint               n_rows_built;     /* rows whose cells were made (name cells set up) */
   guint               n_rows_freed;     /* rows whose cells were freed */
-  guint               n_rows_bound;     /* rows whose cells were given a row (new or kept cells) */
+  guint               n_rows_bound;     /* rows whose cells were given a row to show (new or kept cells) */
+  guint               unbind_serial;    /* counts cells unbound, see park_cell () */
   guint               fill_tick;        /* tick callback draining or growing the view; 0 when done */
   guint               built_at_tick;    /* n_rows_built at the fill's previous frame */
 };
@@ -643,13 +644,18 @@ on_setup (GtkSignalListItemFactory *factory,
   self->n_rows_built += g_str_equal (spec->id, "name");
 }
 
+static gboolean unpark_cell (QbLayerTable *self, GtkWidget *cell, QbTensorRow *row);
+
 static void
 on_teardown (GtkSignalListItemFactory *factory,
              GtkListItem              *item,
              QbLayerTable             *self)
 {
   const ColumnSpec *spec = g_object_get_data (G_OBJECT (factory), "qb-spec");
+  GtkWidget *cell = gtk_list_item_get_child (item);
 
+  if (cell != NULL)
+    unpark_cell (self, cell, NULL);
   self->n_rows_freed += g_str_equal (spec->id, "name");
 }
 
@@ -662,6 +668,40 @@ on_position_changed (GtkListItem  *item,
                      QbLayerTable *self)
 {
   refresh_group_cell (self, item);
+}
+
+/* GTK 4.8 unbinds a row's cells and binds them again whenever its
+ * position or selection changes (rows added or removed above it, as when
+ * experts are shown or the view lets go of rows): ~200 rows redrawn from
+ * scratch, ~90 ms.  So an unbound cell keeps its row, and its row's
+ * handler, until its next bind: given the row it had just now, it has
+ * nothing to redo.  "Just now": no other cell was unbound since, as when
+ * GTK unbinds and binds each cell in turn; a cell left unbound longer is
+ * filled again as any. */
+static void
+park_cell (QbLayerTable *self,
+           GtkWidget    *cell,
+           QbTensorRow  *row)
+{
+  g_object_set_data_full (G_OBJECT (cell), "qb-parked-row", g_object_ref (row), g_object_unref);
+  g_object_set_data (G_OBJECT (cell), "qb-parked-serial", GUINT_TO_POINTER (++self->unbind_serial));
+}
+
+/* TRUE when the cell was parked just now with row (it shows row and
+ * follows it); otherwise the parked row, if any, is let go of. */
+static gboolean
+unpark_cell (QbLayerTable *self,
+             GtkWidget    *cell,
+             QbTensorRow  *row)
+{
+  QbTensorRow *parked = g_object_get_data (G_OBJECT (cell), "qb-parked-row");
+  guint serial = GPOINTER_TO_UINT (g_object_get_data (G_OBJECT (cell), "qb-parked-serial"));
+  gboolean same = parked != NULL && parked == row && serial == self->unbind_serial;
+
+  if (parked != NULL && !same)
+    g_signal_handlers_disconnect_by_func (parked, on_row_notify, cell);
+  g_object_set_data (G_OBJECT (cell), "qb-parked-row", NULL);
+  return same;
 }
 
 static void
@@ -683,10 +723,10 @@ on_bind (GtkSignalListItemFactory *factory,
   if (spec->kind == CELL_FORMAT || g_str_equal (spec->id, "name"))
     g_object_set_data (G_OBJECT (gtk_widget_get_first_child (cell)), "qb-row", row);
   if (g_str_equal (spec->id, "name"))
-    {
-      g_hash_table_add (self->name_items, item);
-      self->n_rows_bound++;
-    }
+    g_hash_table_add (self->name_items, item);
+  if (unpark_cell (self, cell, row))
+    return;
+  self->n_rows_bound += g_str_equal (spec->id, "name");
   refresh_cell (cell, row);
   if (spec->watch[0])
     g_signal_connect_object (row, "notify", G_CALLBACK (on_row_notify), cell, 0);
@@ -711,7 +751,7 @@ on_unbind (GtkSignalListItemFactory *factory,
     g_object_set_data (G_OBJECT (gtk_widget_get_first_child (cell)), "qb-row", NULL);
   if (self->name_items && g_str_equal (spec->id, "name"))
     g_hash_table_remove (self->name_items, item);
-  g_signal_handlers_disconnect_by_func (item_row (item), on_row_notify, cell);
+  park_cell (self, cell, item_row (item));
 }
 
 /* -- filling the view ------------------------------------------------------ */

@@ -107,7 +107,9 @@ guint        qb_layer_table_get_n_rows_built  (QbLayerTable *self);
 guint        qb_layer_table_get_n_rows_freed  (QbLayerTable *self);
 /* How many times a row of cells was given a row to show, on cells made
  * for it or kept from another row (GTK 4.8 reuses the cells of the rows
- * it lets go of when the view jumps far). */
+ * it lets go of when the view jumps far); not when GTK binds cells again
+ * to the row they show (their position or selection changed), which
+ * costs nothing. */
 guint        qb_layer_table_get_n_rows_bound  (QbLayerTable *self);
 
 G_END_DECLS
