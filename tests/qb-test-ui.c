@@ -94,6 +94,9 @@ static struct {
   QbLayerTable *table;
   guint         built_last, built_max;
   guint         bound_last, bound_max;
+  guint       (*also) (gpointer data);
+  gpointer      also_data;
+  guint         also_last, also_max;
   GPollFunc     default_poll;
 } watch;
 
@@ -138,6 +141,13 @@ watch_poll (GPollFD *fds,
   watch.built_last = built;
   watch.bound_max = MAX (watch.bound_max, bound - watch.bound_last);
   watch.bound_last = bound;
+  if (watch.also)
+    {
+      guint also = watch.also (watch.also_data);
+
+      watch.also_max = MAX (watch.also_max, also - watch.also_last);
+      watch.also_last = also;
+    }
   return watch.default_poll (fds, n, timeout);
 }
 
@@ -153,6 +163,9 @@ qb_test_ui_watch_start (QbLayerTable *table)
   watch.table = table;
   watch.built_max = 0;
   watch.bound_max = 0;
+  watch.also_max = 0;
+  if (watch.also)
+    watch.also_last = watch.also (watch.also_data);
   if (table)
     {
       watch.built_last = rows_changed (table);
@@ -209,6 +222,20 @@ guint
 qb_test_ui_watch_bound_max (void)
 {
   return watch.bound_max;
+}
+
+void
+qb_test_ui_watch_also (guint  (*count) (gpointer data),
+                       gpointer data)
+{
+  watch.also = count;
+  watch.also_data = data;
+}
+
+guint
+qb_test_ui_watch_also_max (void)
+{
+  return watch.also_max;
 }
 
 static gboolean

@@ -42,6 +42,12 @@ char     *qb_test_ui_watch_stop  (guint        *rows_max);
 /* The most rows whose cells were given a row (made or reused, see
  * qb_layer_table_get_n_rows_bound) in one iteration of the last watch. */
 guint     qb_test_ui_watch_bound_max (void);
+/* Also samples count (data) at every iteration of the watches to come
+ * (until called with NULL); qb_test_ui_watch_also_max () is its largest
+ * growth in one iteration of the last watch. */
+void      qb_test_ui_watch_also      (guint  (*count) (gpointer data),
+                                      gpointer data);
+guint     qb_test_ui_watch_also_max  (void);
 /* Waits until the table's view has every row of its model (it fills
  * frame by frame after a model opens). */
 void      qb_test_ui_wait_table_filled (QbLayerTable *table);

@@ -108,6 +108,12 @@ save (Fixture *f, const char *dir, const char *prefix, int width, int height)
 static QbStoredTensorsView *show_stored (Fixture *f, gint64 id);
 static gboolean tensors_view_idle (gpointer data);
 
+static guint
+stored_rows_freed (gpointer view)
+{
+  return qb_stored_tensors_view_get_n_rows_freed (view);
+}
+
 static void
 test_moe_window (Fixture *f, gconstpointer data)
 {
@@ -131,7 +137,7 @@ test_moe_window (Fixture *f, gconstpointer data)
   const QbTensorResult *stored;
   double expert_sqnr;
   QbStoredTensorsView *stored_view;
-  guint at;
+  guint at, freed;
 
   qb_demo_model_spec_init (&spec);
   spec.arch = "qwen2moe";
@@ -286,8 +292,19 @@ test_moe_window (Fixture *f, gconstpointer data)
   qb_test_window_activate (f, "show-page", g_variant_new_string ("plan"));
 
   /* Another model after it (the view scrolled to the expert's row): the
-   * view lets go of its ~200 rows of cells a few a frame. */
+   * view lets go of its ~200 rows of cells a few a frame, and so does the
+   * Experiments page's table of the stored run (it freed them at once,
+   * ~70 ms, as the page showed the new model's experiments). */
+  freed = qb_stored_tensors_view_get_n_rows_freed (stored_view);
+  qb_test_ui_watch_also (stored_rows_freed, stored_view);
   qb_test_window_open_watched (f, NULL, "the demo model after the 1,023-tensor one");
+  qb_test_ui_watch_also (NULL, NULL);
+  qb_test_ui_wait_for (tensors_view_idle, stored_view, 60, "the stored view's rows let go of");
+  freed = qb_stored_tensors_view_get_n_rows_freed (stored_view) - freed;
+  g_test_message ("the Experiments page's table freed %u rows of cells, at most %u in one "
+                  "main-loop iteration", freed, qb_test_ui_watch_also_max ());
+  g_assert_cmpuint (freed, >=, 100);
+  g_assert_cmpuint (qb_test_ui_watch_also_max (), <=, 16);
 }
 
 /* A third of a second of frames. */

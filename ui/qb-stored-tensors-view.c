@@ -116,7 +116,11 @@ struct _QbStoredTensorsView
   guint                generation;    /* of the latest read of a list */
   guint                n_reading;     /* reads in flight */
   guint                fill_tick;
+  guint                drain_source;  /* idle letting go of the rows shown, see begin_drain */
+  GPtrArray           *pending;       /* items read while the view let go of the old ones */
+  GHashTable          *name_items;    /* the bound GtkListItems of the name column */
   guint                n_rows_built;
+  guint                n_rows_freed;
   guint                built_at_tick;
   gboolean             experts_only;
   QbStoredTensorItem  *worst;         /* tensor of the expert of lowest SQNR, or NULL */
@@ -159,6 +163,14 @@ setup_name (GtkSignalListItemFactory *factory,
 }
 
 static void
+teardown_name (GtkSignalListItemFactory *factory,
+               GtkListItem              *item,
+               QbStoredTensorsView      *self)
+{
+  self->n_rows_freed++;
+}
+
+static void
 bind_name (GtkSignalListItemFactory *factory,
            GtkListItem              *item,
            QbStoredTensorsView      *self)
@@ -168,6 +180,7 @@ bind_name (GtkSignalListItemFactory *factory,
   GtkWidget *label = gtk_tree_expander_get_child (GTK_TREE_EXPANDER (expander));
   g_autoptr(QbStoredTensorItem) it = row_item (row);
 
+  g_hash_table_add (self->name_items, item);
   gtk_tree_expander_set_list_row (GTK_TREE_EXPANDER (expander), row);
   gtk_label_set_text (GTK_LABEL (label), qb_stored_tensor_item_get_name (it));
   gtk_widget_set_tooltip_text (label, qb_stored_tensor_item_get_expert (it) >= 0
@@ -179,6 +192,8 @@ unbind_name (GtkSignalListItemFactory *factory,
              GtkListItem              *item,
              QbStoredTensorsView      *self)
 {
+  if (self->name_items)
+    g_hash_table_remove (self->name_items, item);
   gtk_tree_expander_set_list_row (GTK_TREE_EXPANDER (gtk_list_item_get_child (item)), NULL);
 }
 
@@ -252,6 +267,7 @@ add_columns (QbStoredTensorsView *self)
       if (i == 0)
         {
           g_signal_connect (factory, "setup", G_CALLBACK (setup_name), self);
+          g_signal_connect (factory, "teardown", G_CALLBACK (teardown_name), self);
           g_signal_connect (factory, "bind", G_CALLBACK (bind_name), self);
           g_signal_connect (factory, "unbind", G_CALLBACK (unbind_name), self);
         }
@@ -498,6 +514,89 @@ start_fill (QbStoredTensorsView *self)
   self->fill_tick = gtk_widget_add_tick_callback (GTK_WIDGET (self), fill_step, NULL, NULL);
 }
 
+/* And the other way: freeing the ~200 rows of cells of a 1,000-tensor
+ * experiment at once, when another experiment (or none) is shown, held
+ * the main loop for ~70 ms.  So the view first lets go of the rows it
+ * has, DRAIN_CHUNK an iteration from the end (rows past the last with
+ * cells at once: they cost nothing), blank meanwhile; the experiment read
+ * meanwhile is shown after (show_items).  An idle rather than a tick
+ * callback: the page may be off screen, and its cells cost the same to
+ * free there. */
+#define DRAIN_CHUNK 16
+
+static void show_items (QbStoredTensorsView *self, GPtrArray *items);
+
+/* One past the last row shown that has cells. */
+static guint
+rows_with_cells_end (QbStoredTensorsView *self)
+{
+  GHashTableIter iter;
+  gpointer item;
+  guint end = 0;
+
+  g_hash_table_iter_init (&iter, self->name_items);
+  while (g_hash_table_iter_next (&iter, &item, NULL))
+    end = MAX (end, gtk_list_item_get_position (item) + 1);
+  return end;
+}
+
+/* The view has no rows left: the old items go (unseen, so at once) and
+ * what was read meanwhile comes. */
+static void
+end_drain (QbStoredTensorsView *self)
+{
+  g_autoptr(GPtrArray) items = g_steal_pointer (&self->pending);
+
+  g_clear_handle_id (&self->drain_source, g_source_remove);
+  g_list_store_remove_all (self->root);
+  gtk_slice_list_model_set_size (self->shown, G_MAXUINT);
+  if (items)
+    show_items (self, items);
+}
+
+static gboolean
+drain_step (gpointer data)
+{
+  QbStoredTensorsView *self = data;
+  guint size = MIN (gtk_slice_list_model_get_size (self->shown),
+                    g_list_model_get_n_items (G_LIST_MODEL (self->shown)));
+
+  if (size == 0)
+    {
+      self->drain_source = 0;
+      end_drain (self);
+      return G_SOURCE_REMOVE;
+    }
+  gtk_slice_list_model_set_size (self->shown, size - MIN (size, DRAIN_CHUNK));
+  return G_SOURCE_CONTINUE;
+}
+
+/* The view lets go of the rows shown before others come (or none). */
+static void
+begin_drain (QbStoredTensorsView *self)
+{
+  guint end;
+
+  gtk_single_selection_set_selected (self->selection, GTK_INVALID_LIST_POSITION);
+  if (self->fill_tick != 0)
+    {
+      /* Not stop_fill (): that gives the view every row first. */
+      gtk_widget_remove_tick_callback (GTK_WIDGET (self), self->fill_tick);
+      self->fill_tick = 0;
+    }
+  g_clear_pointer (&self->pending, g_ptr_array_unref);
+  if (self->drain_source != 0)
+    return;
+  end = rows_with_cells_end (self);
+  gtk_slice_list_model_set_size (self->shown, end);
+  if (end == 0)
+    {
+      end_drain (self);
+      return;
+    }
+  self->drain_source = g_idle_add (drain_step, self);
+}
+
 /* -- reading an experiment's tensors --------------------------------------- */
 
 /* The expert of lowest SQNR among all, and the summary line. */
@@ -572,6 +671,8 @@ update_actions (QbStoredTensorsView *self)
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "tensors.select-worst-expert", self->worst != NULL);
 }
 
+static void show_items (QbStoredTensorsView *self, GPtrArray *items);
+
 static void
 list_load_done (GObject      *source,
                 GAsyncResult *result,
@@ -582,7 +683,6 @@ list_load_done (GObject      *source,
   g_autoptr(GError) error = NULL;
   g_autoptr(GPtrArray) tensors = g_task_propagate_pointer (G_TASK (result), &error);
   g_autoptr(GPtrArray) items = NULL;
-  g_autofree char *summary = NULL;
 
   self->n_reading--;
   if (load->generation != self->generation)
@@ -600,6 +700,23 @@ list_load_done (GObject      *source,
       g_ptr_array_add (items, qb_stored_tensor_item_new (g_ptr_array_index (tensors, i)));
       tensors->pdata[i] = NULL;
     }
+  if (self->drain_source != 0)
+    {
+      /* Shown once the view has let go of the previous rows. */
+      g_clear_pointer (&self->pending, g_ptr_array_unref);
+      self->pending = g_steal_pointer (&items);
+      return;
+    }
+  show_items (self, items);
+}
+
+/* The rows of the experiment just read, to the view. */
+static void
+show_items (QbStoredTensorsView *self,
+            GPtrArray           *items)
+{
+  g_autofree char *summary = NULL;
+
   summary = summarize (self, items);
   gtk_label_set_text (self->summary_label, summary);
   gtk_widget_set_tooltip_text (GTK_WIDGET (self->summary_label), summary);
@@ -635,6 +752,8 @@ read_list (QbStoredTensorsView *self)
 static void
 finish_fill (QbStoredTensorsView *self)
 {
+  if (self->drain_source != 0)
+    end_drain (self);
   stop_fill (self);
 }
 
@@ -998,6 +1117,9 @@ qb_stored_tensors_view_dispose (GObject *object)
   QbStoredTensorsView *self = QB_STORED_TENSORS_VIEW (object);
 
   stop_fill (self);
+  g_clear_handle_id (&self->drain_source, g_source_remove);
+  g_clear_pointer (&self->pending, g_ptr_array_unref);
+  g_clear_pointer (&self->name_items, g_hash_table_unref);
   if (self->selection)
     g_signal_handlers_disconnect_by_data (self->selection, self);
   g_clear_pointer (&self->box, gtk_widget_unparent);
@@ -1048,6 +1170,7 @@ qb_stored_tensors_view_init (QbStoredTensorsView *self)
 {
   GtkWidget *facts;
 
+  self->name_items = g_hash_table_new (NULL, NULL);
   self->box = gtk_box_new (GTK_ORIENTATION_VERTICAL, 4);
   gtk_widget_set_parent (self->box, GTK_WIDGET (self));
   gtk_box_append (GTK_BOX (self->box), build_header (self));
@@ -1105,9 +1228,8 @@ qb_stored_tensors_view_show (QbStoredTensorsView *self,
   self->id = self->store ? id : 0;
   self->n_done = n_tensors_done;
   self->generation++;
-  stop_fill (self);
   g_clear_object (&self->worst);
-  g_list_store_remove_all (self->root);
+  begin_drain (self);
   title = self->id ? g_strdup_printf ("Tensors of “%s”", name ? name : "?") : g_strdup ("Tensors");
   gtk_label_set_text (self->title_label, title);
   gtk_label_set_text (self->summary_label, "");
@@ -1126,12 +1248,20 @@ qb_stored_tensors_view_get_experiment (QbStoredTensorsView *self)
   return self->id;
 }
 
+guint
+qb_stored_tensors_view_get_n_rows_freed (QbStoredTensorsView *self)
+{
+  g_return_val_if_fail (QB_IS_STORED_TENSORS_VIEW (self), 0);
+  return self->n_rows_freed;
+}
+
 gboolean
 qb_stored_tensors_view_is_busy (QbStoredTensorsView *self)
 {
   g_return_val_if_fail (QB_IS_STORED_TENSORS_VIEW (self), FALSE);
   /* The rows are given frame by frame only while the view is on screen. */
-  return self->n_reading > 0 || (self->fill_tick != 0 && gtk_widget_get_mapped (GTK_WIDGET (self)));
+  return self->n_reading > 0 || self->drain_source != 0
+         || (self->fill_tick != 0 && gtk_widget_get_mapped (GTK_WIDGET (self)));
 }
 
 GListModel *

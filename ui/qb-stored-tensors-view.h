@@ -40,9 +40,11 @@ void                qb_stored_tensors_view_show          (QbStoredTensorsView *s
                                                           const char          *name,
                                                           guint                n_tensors_done);
 gint64              qb_stored_tensors_view_get_experiment (QbStoredTensorsView *self);
-/* TRUE while reading from the store or, on screen, still giving the table
- * its rows. */
+/* TRUE while reading from the store, letting go of the rows shown before,
+ * or, on screen, still giving the table its rows. */
 gboolean            qb_stored_tensors_view_is_busy       (QbStoredTensorsView *self);
+/* How many rows of cells the table has freed so far. */
+guint               qb_stored_tensors_view_get_n_rows_freed (QbStoredTensorsView *self);
 /* The rows as shown (GtkTreeListRow items, experts under their tensor
  * when expanded, filtered and sorted). */
 GListModel         *qb_stored_tensors_view_get_rows      (QbStoredTensorsView *self);
