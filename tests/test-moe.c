@@ -59,7 +59,7 @@
  * earlier machine failed on a newer one.  Over 300 chunks the same three
  * kernels stay within 0.03 % of llama.cpp for the Mixtral-style and
  * Qwen2-MoE models (Q8_0 658.57-658.74, Q4_K 672.54-672.66; Q8_0
- * 661.74-661.78, Q4_K 677.69-677.83), within 0.015 % for deepseek2 (V2
+ * 661.74-661.78, Q4_K 677.69-677.83), within 0.02 % for deepseek2 (V2
  * routing) and YaRN, and within 0.06 % for the sigmoid routing (Q4_K
  * 606.12-606.68): tol says how close each must be.  The V2-Lite shape
  * (27 layers, attn_q instead of the low-rank pair) is compared in F32
