@@ -122,9 +122,8 @@ watch_tick (gpointer data)
   return G_SOURCE_CONTINUE;
 }
 
-/* Rows of cells made or freed so far. */
-static guint
-rows_changed (QbLayerTable *table)
+guint
+qb_test_ui_rows_changed (QbLayerTable *table)
 {
   return qb_layer_table_get_n_rows_built (table) + qb_layer_table_get_n_rows_freed (table);
 }
@@ -134,7 +133,7 @@ watch_poll (GPollFD *fds,
             guint    n,
             int      timeout)
 {
-  guint built = rows_changed (watch.table);
+  guint built = qb_test_ui_rows_changed (watch.table);
   guint bound = qb_layer_table_get_n_rows_bound (watch.table);
 
   watch.built_max = MAX (watch.built_max, built - watch.built_last);
@@ -168,7 +167,7 @@ qb_test_ui_watch_start (QbLayerTable *table)
     watch.also_last = watch.also (watch.also_data);
   if (table)
     {
-      watch.built_last = rows_changed (table);
+      watch.built_last = qb_test_ui_rows_changed (table);
       watch.bound_last = qb_layer_table_get_n_rows_bound (table);
       watch.default_poll = g_main_context_get_poll_func (NULL);
       g_main_context_set_poll_func (NULL, watch_poll);

@@ -51,6 +51,8 @@ guint     qb_test_ui_watch_also_max  (void);
 /* Waits until the table's view has every row of its model (it fills
  * frame by frame after a model opens). */
 void      qb_test_ui_wait_table_filled (QbLayerTable *table);
+/* Rows of cells the table has made or freed so far. */
+guint     qb_test_ui_rows_changed    (QbLayerTable *table);
 /* The table's column view. */
 GtkColumnView *qb_test_ui_table_view (QbLayerTable *table);
 /* The rows the table's column view has now (rows shown or scrolled to). */

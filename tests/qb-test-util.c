@@ -154,3 +154,36 @@ qb_test_quantbench (char **out, char **err, ...)
   g_ptr_array_add (args, NULL);
   return qb_test_quantbench_argv ((const char * const *) args->pdata, NULL, out, err);
 }
+
+static GString *kept_log;
+
+static GLogWriterOutput
+keep_log (GLogLevelFlags   level,
+          const GLogField *fields,
+          gsize            n_fields,
+          gpointer         data)
+{
+  for (gsize i = 0; i < n_fields; i++)
+    if (g_str_equal (fields[i].key, "MESSAGE") && fields[i].length < 0)
+      g_string_append_printf (kept_log, "%s\n", (const char *) fields[i].value);
+  return g_log_writer_default (level, fields, n_fields, data);
+}
+
+void
+qb_test_log_keep (void)
+{
+  kept_log = g_string_new (NULL);
+  g_log_set_writer_func (keep_log, NULL, NULL);
+}
+
+void
+qb_test_log_clear (void)
+{
+  g_string_truncate (kept_log, 0);
+}
+
+const char *
+qb_test_log_text (void)
+{
+  return kept_log->str;
+}

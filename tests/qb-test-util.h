@@ -34,4 +34,12 @@ int     qb_test_quantbench      (char **out,
                                  char **err,
                                  ...) G_GNUC_NULL_TERMINATED;
 
+/* From qb_test_log_keep () on, the messages logged are also kept, one a
+ * line, for tests that expect one (they are still printed).  Call it once,
+ * from main: GLib takes one log writer per process.  qb_test_log_clear ()
+ * forgets what was kept; qb_test_log_text () is what was kept since. */
+void        qb_test_log_keep  (void);
+void        qb_test_log_clear (void);
+const char *qb_test_log_text  (void);
+
 G_END_DECLS

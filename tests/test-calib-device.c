@@ -24,18 +24,6 @@ typedef struct {
   QbCalibration *calib;
 } Stories;
 
-/* Messages seen, so a fallback can be checked; everything still printed. */
-static GString *messages;
-
-static GLogWriterOutput
-writer (GLogLevelFlags level, const GLogField *fields, gsize n_fields, gpointer data)
-{
-  for (gsize i = 0; i < n_fields; i++)
-    if (g_str_equal (fields[i].key, "MESSAGE") && messages != NULL)
-      g_string_append_printf (messages, "%s\n", (const char *) fields[i].value);
-  return g_log_writer_default (level, fields, n_fields, data);
-}
-
 static gboolean
 stories_open (Stories *s)
 {
@@ -222,17 +210,16 @@ test_fault (void)
     return;
   cpu = stats_on (&s, "cpu", NULL, &error);
   g_assert_no_error (error);
-  messages = g_string_new (NULL);
+  qb_test_log_clear ();
   qb_device_inject_fault (30);
   dev = stats_on (&s, "opencl:0", NULL, &error);
   g_assert_no_error (error);
-  g_assert_nonnull (strstr (messages->str, "injected fault"));
-  g_assert_nonnull (strstr (messages->str, "calibrating on the CPU"));
+  g_assert_nonnull (strstr (qb_test_log_text (), "injected fault"));
+  g_assert_nonnull (strstr (qb_test_log_text (), "calibrating on the CPU"));
   compare_stats (&s, cpu, dev, &imp_err, &gram_err);
   g_assert_cmpfloat (imp_err, ==, 0);
   g_assert_cmpfloat (gram_err, ==, 0);
-  g_string_free (g_steal_pointer (&messages), TRUE);
-  qb_activation_stats_free (cpu);
+    qb_activation_stats_free (cpu);
   qb_activation_stats_free (dev);
   stories_close (&s);
 }
@@ -399,15 +386,14 @@ test_gptq_fault (void)
     g_autoptr(QbJob) cpu = gptq_on (&s, stats, "cpu", FALSE);
     g_autoptr(QbJob) dev = NULL;
 
-    messages = g_string_new (NULL);
+    qb_test_log_clear ();
     qb_device_inject_fault (20);
     dev = gptq_on (&s, stats, "opencl:0", FALSE);
-    g_assert_nonnull (strstr (messages->str, "running on the CPU"));
-    g_assert_nonnull (strstr (messages->str, "GPTQ of "));
-    g_assert_nonnull (strstr (messages->str, "injected fault"));
+    g_assert_nonnull (strstr (qb_test_log_text (), "running on the CPU"));
+    g_assert_nonnull (strstr (qb_test_log_text (), "GPTQ of "));
+    g_assert_nonnull (strstr (qb_test_log_text (), "injected fault"));
     compare_jobs (&s, cpu, dev, &n_gptq);
-    g_string_free (g_steal_pointer (&messages), TRUE);
-  }
+      }
   qb_activation_stats_free (stats);
   stories_close (&s);
 }
@@ -416,7 +402,7 @@ int
 main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
-  g_log_set_writer_func (writer, NULL, NULL);
+  qb_test_log_keep ();
   g_test_add_func ("/calib-device/stats", test_stats);
   g_test_add_func ("/calib-device/cancel", test_cancel);
   g_test_add_func ("/calib-device/fault", test_fault);

@@ -466,17 +466,6 @@ test_streamed_quantized (void)
   streamed (TRUE);
 }
 
-/* Messages logged, kept for tests that expect one. */
-static GString *messages;
-
-static GLogWriterOutput
-keep_messages (GLogLevelFlags level, const GLogField *fields, gsize n_fields, gpointer data)
-{
-  for (gsize i = 0; i < n_fields; i++)
-    if (g_str_equal (fields[i].key, "MESSAGE") && fields[i].length < 0)
-      g_string_append_printf (messages, "%s\n", (const char *) fields[i].value);
-  return g_log_writer_default (level, fields, n_fields, data);
-}
 
 /* Asked for the device (its memory capped at mem_limit bytes, 0: none),
  * the evaluation logs why it cannot run there and runs on the CPU with
@@ -490,7 +479,7 @@ assert_cpu_fallback (Stories *s, const char *why, gsize mem_limit)
   guint64 passes = qb_llama_device_passes ();
   double cpu = ppl (s, "cpu");
 
-  g_string_truncate (messages, 0);
+  qb_test_log_clear ();
   qb_llama_device_set_mem_limit (mem_limit);
   g_assert_true (qb_device_set_default ("opencl:0", NULL));
   qb_eval_options_init (&o);
@@ -500,9 +489,9 @@ assert_cpu_fallback (Stories *s, const char *why, gsize mem_limit)
   qb_eval_run (s->llama, s->tok, s->text, &o, NULL, NULL, NULL, &r, &error);
   qb_llama_device_set_mem_limit (0);
   g_assert_no_error (error);
-  g_test_message ("logged: %s", messages->str);
-  g_assert_nonnull (strstr (messages->str, why));
-  g_assert_nonnull (strstr (messages->str, "evaluating on the CPU"));
+  g_test_message ("logged: %s", qb_test_log_text ());
+  g_assert_nonnull (strstr (qb_test_log_text (), why));
+  g_assert_nonnull (strstr (qb_test_log_text (), "evaluating on the CPU"));
   g_assert_cmpstr (r.device, ==, "cpu");
   g_assert_cmpuint (qb_llama_device_passes (), ==, passes);
   g_assert_cmpfloat (r.ppl, ==, cpu);
@@ -619,8 +608,7 @@ test_family (gconstpointer data)
 int
 main (int argc, char **argv)
 {
-  messages = g_string_new (NULL);
-  g_log_set_writer_func (keep_messages, NULL, NULL);
+  qb_test_log_keep ();
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/eval-device/ppl", test_ppl);
   g_test_add_func ("/eval-device/deepseek2-on-cpu", test_latent_attention_on_cpu);

@@ -71,18 +71,6 @@ test_device (void)
 static const char *const imatrix_formats[] = { "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q4_K", "Q5_K",
                                                "Q6_K", "Q8_0" };
 
-/* Messages seen, so a fallback can be checked; everything still printed. */
-static GString *messages;
-
-static GLogWriterOutput
-writer (GLogLevelFlags level, const GLogField *fields, gsize n_fields, gpointer data)
-{
-  for (gsize i = 0; i < n_fields; i++)
-    if (g_str_equal (fields[i].key, "MESSAGE") && messages != NULL)
-      g_string_append_printf (messages, "%s\n", (const char *) fields[i].value);
-  return g_log_writer_default (level, fields, n_fields, data);
-}
-
 /* The CPU's bytes for rows of x (rounded with importance imp when not
  * NULL: n_cols weights). */
 static guint8 *
@@ -558,7 +546,7 @@ test_imatrix_fallback (void)
   model = qb_model_open (path, &error);
   g_assert_no_error (error);
   im = stories_imatrix (model);
-  messages = g_string_new (NULL);
+  qb_test_log_clear ();
   for (guint i = 0; i < qb_model_get_n_tensors (model); i++)
     {
       const QbTensor *t = qb_model_get_tensor (model, i);
@@ -589,10 +577,9 @@ test_imatrix_fallback (void)
     }
   g_assert_cmpuint (n, >, 1);
   /* Said once, however many tensors. */
-  g_assert_nonnull (strstr (messages->str, "IQ4_NL has no device kernel for rounding with an importance matrix"));
-  g_assert_null (strstr (strstr (messages->str, "IQ4_NL has no") + 1, "IQ4_NL has no"));
-  g_string_free (g_steal_pointer (&messages), TRUE);
-}
+  g_assert_nonnull (strstr (qb_test_log_text (), "IQ4_NL has no device kernel for rounding with an importance matrix"));
+  g_assert_null (strstr (strstr (qb_test_log_text (), "IQ4_NL has no") + 1, "IQ4_NL has no"));
+  }
 
 /* stories260K's rows are 64 and 172 values long, shorter than a
  * K-quant super-block: its weights, each tensor read whole and cut into
@@ -680,7 +667,7 @@ int
 main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
-  g_log_set_writer_func (writer, NULL, NULL);
+  qb_test_log_keep ();
   for (gsize k = 0; k < G_N_ELEMENTS (formats); k++)
     {
       g_autofree char *p1 = g_strdup_printf ("/quantize-device/%s/golden", formats[k]);

@@ -38,6 +38,21 @@ has_stats (gpointer data)
   return row && qb_tensor_row_get_stats (row);
 }
 
+/* A generated mixture (F16, the demo's widths) at path. */
+static void
+write_moe (const char *path, const char *arch, guint n_layer, guint n_expert)
+{
+  g_autoptr(GError) error = NULL;
+  QbDemoModelSpec spec;
+
+  qb_demo_model_spec_init (&spec);
+  spec.arch = arch;
+  spec.n_layer = n_layer;
+  spec.n_expert = n_expert;
+  g_assert_true (qb_demo_model_write (&spec, path, NULL, NULL, &error));
+  g_assert_no_error (error);
+}
+
 /* The row of expert e of a tensor among the rows shown, and its position. */
 static QbTensorRow *
 visible_expert (QbLayerTable *table, const char *tensor, int e, guint *position)
@@ -118,11 +133,9 @@ static void
 test_moe_window (Fixture *f, gconstpointer data)
 {
   g_autofree char *path = g_build_filename (f->dir, "moe.gguf", NULL);
-  g_autoptr(GError) error = NULL;
   const char *shots = g_getenv ("QB_MOE_SCREENSHOTS");
   QbLayerTable *table = qb_window_get_layer_table (f->window);
   GListModel *visible;
-  QbDemoModelSpec spec;
   QbTensorRow *row;
   const QbTensorResult *stats;
   guint n, first = G_MAXUINT, last = 0, groups = 0, rows_max;
@@ -139,12 +152,7 @@ test_moe_window (Fixture *f, gconstpointer data)
   QbStoredTensorsView *stored_view;
   guint at, freed;
 
-  qb_demo_model_spec_init (&spec);
-  spec.arch = "qwen2moe";
-  spec.n_layer = 60;
-  spec.n_expert = 4;
-  g_assert_true (qb_demo_model_write (&spec, path, NULL, NULL, &error));
-  g_assert_no_error (error);
+  write_moe (path, "qwen2moe", 60, 4);
 
   qb_test_ui_watch_start (table);
   t0 = g_get_monotonic_time ();
@@ -318,11 +326,6 @@ wait_frames (void)
     }
 }
 
-static guint
-rows_changed (QbLayerTable *table)
-{
-  return qb_layer_table_get_n_rows_built (table) + qb_layer_table_get_n_rows_freed (table);
-}
 
 static void
 test_moe_switch (Fixture *f, gconstpointer data)
@@ -334,17 +337,11 @@ test_moe_switch (Fixture *f, gconstpointer data)
   g_autoptr(QbDocument) moe = NULL;
   g_autoptr(QbDocument) demo = NULL;
   g_autofree char *report = NULL;
-  QbDemoModelSpec spec;
   QbTensorRow *last, *pick;
   g_autoptr(GPtrArray) selected = NULL;
   guint rows_max, before;
 
-  qb_demo_model_spec_init (&spec);
-  spec.arch = "qwen2moe";
-  spec.n_layer = 60;
-  spec.n_expert = 4;
-  g_assert_true (qb_demo_model_write (&spec, path, NULL, NULL, &error));
-  g_assert_no_error (error);
+  write_moe (path, "qwen2moe", 60, 4);
 
   /* Small, then big, then the big one again (a new document: GTK had
    * ~200 rows of cells for the old one's rows), then small. */
@@ -355,7 +352,7 @@ test_moe_switch (Fixture *f, gconstpointer data)
   last = g_list_model_get_item (qb_layer_table_get_visible_rows (table), 1022);
   g_object_unref (last);          /* the document holds it */
   qb_test_ui_watch_start (table);
-  before = rows_changed (table);
+  before = qb_test_ui_rows_changed (table);
   g_assert_true (qb_layer_table_select_row (table, last));
   wait_frames ();
   report = qb_test_ui_watch_stop (&rows_max);
@@ -363,21 +360,21 @@ test_moe_switch (Fixture *f, gconstpointer data)
    * freed, but ~200 rows get new contents at once (reported, not bounded). */
   g_test_message ("selected the last tensor from the top: %u rows of cells made or freed (at most "
                   "%u in one main-loop iteration), %u given a row in one iteration; %s",
-                  rows_changed (table) - before, rows_max, qb_test_ui_watch_bound_max (), report);
+                  qb_test_ui_rows_changed (table) - before, rows_max, qb_test_ui_watch_bound_max (), report);
 
   /* The scrollbar dragged to the middle (reported). */
   {
     GtkAdjustment *adj = gtk_scrollable_get_vadjustment (GTK_SCROLLABLE (qb_test_ui_table_view (table)));
 
     qb_test_ui_watch_start (table);
-    before = rows_changed (table);
+    before = qb_test_ui_rows_changed (table);
     gtk_adjustment_set_value (adj, gtk_adjustment_get_upper (adj) / 2);
     wait_frames ();
     g_free (report);
     report = qb_test_ui_watch_stop (&rows_max);
     g_test_message ("scrolled to the middle: %u rows of cells made or freed (at most %u in one "
                     "main-loop iteration), %u given a row in one iteration; %s",
-                    rows_changed (table) - before, rows_max, qb_test_ui_watch_bound_max (), report);
+                    qb_test_ui_rows_changed (table) - before, rows_max, qb_test_ui_watch_bound_max (), report);
     gtk_adjustment_set_value (adj, gtk_adjustment_get_upper (adj));
     wait_frames ();
   }
@@ -507,7 +504,6 @@ static void
 test_moe_experiments_page (Fixture *f, gconstpointer data)
 {
   g_autofree char *path = g_build_filename (f->dir, "moe8.gguf", NULL);
-  g_autoptr(GError) error = NULL;
   const char *shots = g_getenv ("QB_SCREENSHOT_DIR");
   const char *name = "blk.1.ffn_down_exps.weight";
   static const char *const kinds[] = { "gate", "up", "down" };
@@ -516,7 +512,6 @@ test_moe_experiments_page (Fixture *f, gconstpointer data)
   QbStoredTensorItem *item;
   const QbHistogram *shown;
   GListModel *rows;
-  QbDemoModelSpec spec;
   QbRun *run;
   gint64 id;
   guint at, n_tensors;
@@ -525,12 +520,7 @@ test_moe_experiments_page (Fixture *f, gconstpointer data)
   double worst = INFINITY, prev = -INFINITY;
   g_autofree char *cell = NULL, *want = NULL, *clipped = NULL;
 
-  qb_demo_model_spec_init (&spec);
-  spec.arch = "qwen2moe";
-  spec.n_layer = 2;
-  spec.n_expert = 8;
-  g_assert_true (qb_demo_model_write (&spec, path, NULL, NULL, &error));
-  g_assert_no_error (error);
+  write_moe (path, "qwen2moe", 2, 8);
   qb_test_window_open (f, path);
   qb_test_window_settle (f);
   qb_test_window_activate (f, "set-default-format", g_variant_new_string ("Q4_K"));
@@ -665,14 +655,8 @@ run_expert_study (Fixture *f, guint n_expert)
   g_autofree char *text = g_build_filename (f->dir, "eval.txt", NULL);
   g_autoptr(GString) words = g_string_new (NULL);
   g_autoptr(GError) error = NULL;
-  QbDemoModelSpec spec;
 
-  qb_demo_model_spec_init (&spec);
-  spec.arch = "qwen2moe";
-  spec.n_layer = 2;
-  spec.n_expert = n_expert;
-  g_assert_true (qb_demo_model_write (&spec, path, NULL, NULL, &error));
-  g_assert_no_error (error);
+  write_moe (path, "qwen2moe", 2, n_expert);
   for (guint i = 0; i < 200; i++)
     g_string_append_printf (words, "The little %s saw %u birds by the river. ",
                             i % 3 ? "cat" : "dog", (i * 7) % 13);
@@ -876,15 +860,9 @@ test_moe_study_dialog (Fixture *f, gconstpointer data)
   const char *shots = g_getenv ("QB_SCREENSHOT_DIR");
   GtkCheckButton *per_expert = NULL;
   GtkWidget *start = NULL, *dialog;
-  QbDemoModelSpec spec;
   QbStudyRunner *study;
 
-  qb_demo_model_spec_init (&spec);
-  spec.arch = "mixtral";
-  spec.n_layer = 1;
-  spec.n_expert = 4;
-  g_assert_true (qb_demo_model_write (&spec, path, NULL, NULL, &error));
-  g_assert_no_error (error);
+  write_moe (path, "mixtral", 1, 4);
   for (guint i = 0; i < 200; i++)
     g_string_append_printf (words, "A small %s ran %u times. ", i % 2 ? "fox" : "hen", i % 11);
   g_assert_true (g_file_set_contents (text, words->str, words->len, &error));

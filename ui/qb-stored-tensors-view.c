@@ -192,7 +192,7 @@ unbind_name (GtkSignalListItemFactory *factory,
              GtkListItem              *item,
              QbStoredTensorsView      *self)
 {
-  if (self->name_items)
+  if (self->name_items)          /* NULL once disposed */
     g_hash_table_remove (self->name_items, item);
   gtk_tree_expander_set_list_row (GTK_TREE_EXPANDER (gtk_list_item_get_child (item)), NULL);
 }
@@ -476,12 +476,21 @@ end_fill (QbStoredTensorsView *self)
   self->fill_tick = 0;
 }
 
+/* The fill stops where it is (the rows not given yet stay out). */
+static void
+remove_fill_tick (QbStoredTensorsView *self)
+{
+  if (self->fill_tick != 0)
+    gtk_widget_remove_tick_callback (GTK_WIDGET (self), self->fill_tick);
+  self->fill_tick = 0;
+}
+
 static void
 stop_fill (QbStoredTensorsView *self)
 {
   if (self->fill_tick != 0)
     {
-      gtk_widget_remove_tick_callback (GTK_WIDGET (self), self->fill_tick);
+      remove_fill_tick (self);
       end_fill (self);
     }
 }
@@ -558,8 +567,7 @@ static gboolean
 drain_step (gpointer data)
 {
   QbStoredTensorsView *self = data;
-  guint size = MIN (gtk_slice_list_model_get_size (self->shown),
-                    g_list_model_get_n_items (G_LIST_MODEL (self->shown)));
+  guint size = g_list_model_get_n_items (G_LIST_MODEL (self->shown));
 
   if (size == 0)
     {
@@ -578,12 +586,8 @@ begin_drain (QbStoredTensorsView *self)
   guint end;
 
   gtk_single_selection_set_selected (self->selection, GTK_INVALID_LIST_POSITION);
-  if (self->fill_tick != 0)
-    {
-      /* Not stop_fill (): that gives the view every row first. */
-      gtk_widget_remove_tick_callback (GTK_WIDGET (self), self->fill_tick);
-      self->fill_tick = 0;
-    }
+  /* Not stop_fill (): that gives the view every row first. */
+  remove_fill_tick (self);
   g_clear_pointer (&self->pending, g_ptr_array_unref);
   if (self->drain_source != 0)
     return;
@@ -670,8 +674,6 @@ update_actions (QbStoredTensorsView *self)
   gtk_widget_set_sensitive (self->tools, self->id > 0);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "tensors.select-worst-expert", self->worst != NULL);
 }
-
-static void show_items (QbStoredTensorsView *self, GPtrArray *items);
 
 static void
 list_load_done (GObject      *source,
@@ -805,6 +807,7 @@ select_row (QbStoredTensorsView *self,
   finish_fill (self);
   if (!find_tensor (self, name, &at))
     return FALSE;
+  tensor_at = at;
   if (expert >= 0)
     {
       tensor = g_list_model_get_item (rows, at);
@@ -826,7 +829,7 @@ select_row (QbStoredTensorsView *self,
   gtk_selection_model_select_item (GTK_SELECTION_MODEL (self->selection), at, TRUE);
   /* The tensor's row in view too when the expert's is right under it (one
    * scroll: the view makes the last one asked for). */
-  if (expert >= 0 && find_tensor (self, name, &tensor_at) && at - tensor_at <= 2)
+  if (expert >= 0 && at - tensor_at <= 2)
     scroll_to (self, tensor_at);
   else
     scroll_to (self, at);
@@ -1116,13 +1119,13 @@ qb_stored_tensors_view_dispose (GObject *object)
 {
   QbStoredTensorsView *self = QB_STORED_TENSORS_VIEW (object);
 
-  stop_fill (self);
+  remove_fill_tick (self);
   g_clear_handle_id (&self->drain_source, g_source_remove);
   g_clear_pointer (&self->pending, g_ptr_array_unref);
-  g_clear_pointer (&self->name_items, g_hash_table_unref);
   if (self->selection)
     g_signal_handlers_disconnect_by_data (self->selection, self);
   g_clear_pointer (&self->box, gtk_widget_unparent);
+  g_clear_pointer (&self->name_items, g_hash_table_unref);
   g_clear_object (&self->selection);
   g_clear_object (&self->shown);
   g_clear_object (&self->sorted);
