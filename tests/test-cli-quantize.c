@@ -7,6 +7,7 @@
 
 #include "qb-model.h"
 #include "qb-store.h"
+#include "qb-test-model.h"
 #include "qb-test-util.h"
 
 #define run_env qb_test_quantbench_argv
@@ -206,6 +207,38 @@ test_save (void)
   g_clear_error (&error);
 }
 
+/* A model of one tensor and a --db that is not a database: the store is
+ * opened while that tensor is quantized and fails after the run handed it
+ * over; still no output (it was renamed into place), the file untouched. */
+static void
+test_bad_store_one_tensor (void)
+{
+  g_autofree char *dir = qb_test_tmpdir ();
+  g_autofree char *model = g_build_filename (dir, "one.safetensors", NULL);
+  g_autofree char *db = g_build_filename (dir, "notes.db", NULL);
+  g_autofree char *q = g_build_filename (dir, "q.gguf", NULL);
+  g_autofree char *out = NULL, *err = NULL, *contents = NULL;
+  const char *args[] = { "quantize", model, "--default", "Q8_0", "--db", db, "--out", q, NULL };
+  const gint64 shape[] = { 64, 256 };
+  g_autofree float *w = g_new (float, 64 * 256);
+  QbTestSafetensors *st = qb_test_safetensors_new ();
+  int status;
+
+  for (int i = 0; i < 64 * 256; i++)
+    w[i] = (float) ((i * 37) % 101 - 50) / 500.0f;
+  qb_test_safetensors_add (st, "model.layers.0.mlp.down_proj.weight", 2, shape, w);
+  qb_test_safetensors_write (st, model);
+  g_assert_true (g_file_set_contents (db, "my notes, not a database\n", -1, NULL));
+  status = run (args, &out, &err);
+  if (status < 0)
+    return;
+  g_assert_cmpint (status, ==, 1);
+  g_assert_nonnull (strstr (err, "not a SQLite database"));
+  g_assert_false (g_file_test (q, G_FILE_TEST_EXISTS));
+  g_assert_true (g_file_get_contents (db, &contents, NULL, NULL));
+  g_assert_cmpstr (contents, ==, "my notes, not a database\n");
+}
+
 /* Automatic names say what the plan is and never repeat for one model;
  * --out naming the model itself is refused before anything is written. */
 static void
@@ -370,6 +403,7 @@ main (int argc, char **argv)
   g_test_add_func ("/cli/plan-and-quantize", test_plan_and_quantize);
   g_test_add_func ("/cli/demo", test_demo);
   g_test_add_func ("/cli/save", test_save);
+  g_test_add_func ("/cli/bad-store-one-tensor", test_bad_store_one_tensor);
   g_test_add_func ("/cli/names-and-self", test_names_and_self);
   g_test_add_func ("/cli/interrupt", test_interrupt);
   g_test_add_func ("/cli/device", test_device);

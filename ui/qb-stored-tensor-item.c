@@ -10,6 +10,7 @@ struct _QbStoredTensorItem
   QbStoredTensorItem *parent;    /* an expert's item only */
   int                 expert;
   char               *name;
+  gboolean            loaded;    /* the tensor's histograms were read (there may be none) */
 };
 
 G_DEFINE_FINAL_TYPE (QbStoredTensorItem, qb_stored_tensor_item, G_TYPE_OBJECT)
@@ -164,17 +165,22 @@ qb_stored_tensor_item_get_histogram (QbStoredTensorItem *self,
 gboolean
 qb_stored_tensor_item_has_data (QbStoredTensorItem *self)
 {
-  return owner (self)->tensor->result->hist_original != NULL;
+  return owner (self)->loaded;
 }
 
 void
 qb_stored_tensor_item_set_stored (QbStoredTensorItem *self,
                                   QbStoredTensor     *tensor)
 {
-  g_return_if_fail (self->parent == NULL);
-  g_return_if_fail (tensor->result->n_experts == self->tensor->result->n_experts);
+  if (self->parent != NULL || tensor->result->n_experts != self->tensor->result->n_experts)
+    {
+      g_critical ("qb_stored_tensor_item_set_stored: not this tensor's item");
+      qb_stored_tensor_free (tensor);
+      return;
+    }
   qb_stored_tensor_free (self->tensor);
   self->tensor = tensor;
+  self->loaded = TRUE;
 }
 
 GListModel *

@@ -34,6 +34,8 @@ const QbTensorMetrics *qb_stored_tensor_item_get_metrics (QbStoredTensorItem *se
  * expert; NULL until loaded (qb_stored_tensor_item_set_stored). */
 const QbHistogram     *qb_stored_tensor_item_get_histogram (QbStoredTensorItem *self,
                                                           guint               k);
+/* TRUE once the tensor's histograms were read (a tensor stored without
+ * them has none even then). */
 gboolean               qb_stored_tensor_item_has_data    (QbStoredTensorItem *self);
 /* Replaces the tensor's stored result (taken) with one of the same tensor
  * read with its histograms; on the tensor's item. */

@@ -398,13 +398,13 @@ data_load_done (GObject      *source,
   self->n_reading--;
   if (self->loading == load->item)
     g_clear_object (&self->loading);
+  if (load->generation != self->generation)
+    return;
   if (!g_task_propagate_boolean (G_TASK (result), &error))
     {
       gtk_label_set_text (self->facts_label, error->message);
       return;
     }
-  if (load->generation != self->generation)
-    return;
   qb_stored_tensor_item_set_stored (load->item, g_steal_pointer (&load->tensor));
   update_selected (self);
 }

@@ -631,6 +631,11 @@ qb_job_run (QbJob *job, GCancellable *cancellable, GError **error)
   /* The run's own error first; a failed write otherwise. */
   if (!finisher_stop (&fin, ok ? error : NULL))
     ok = FALSE;
+  /* Cancelled from a finished tensor's callback after the last tensor
+   * was handed over (the command line's store failing to open): no
+   * output then either. */
+  if (ok && g_cancellable_set_error_if_cancelled (cancellable, error))
+    ok = FALSE;
 
   if (ok && ex != NULL)
     ok = qb_exporter_finish (ex, error);

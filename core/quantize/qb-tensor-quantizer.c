@@ -1189,6 +1189,11 @@ expert_methods_note (Quant *qt)
 static void
 expert_methods_free (Quant *qt)
 {
+  /* Each state put back the BLAS thread count it found, 1 when it was
+   * prepared inside the main pass; released after it (a run stopped
+   * midway), that would leave the process on one thread. */
+  int blas_threads = openblas_get_num_threads ();
+
   for (guint e = 0; qt->expert_methods != NULL && e < qt->spec->n_expert_grams; e++)
     {
       ExpertMethod *em = &qt->expert_methods[e];
@@ -1198,6 +1203,7 @@ expert_methods_free (Quant *qt)
       g_mutex_clear (&em->lock);
     }
   g_clear_pointer (&qt->expert_methods, g_free);
+  openblas_set_num_threads (blas_threads);
 }
 
 static gboolean
@@ -1666,7 +1672,11 @@ device_takes (const Quant *qt)
     return FALSE;
   if (spec->importance == NULL)
     return TRUE;
-  if (qb_device_quantize_supports_importance (spec->format) && spec->importance_sets <= 1)
+  /* One importance set per expert: the device kernels take one (the
+   * format has them, so no message). */
+  if (spec->importance_sets > 1)
+    return FALSE;
+  if (qb_device_quantize_supports_importance (spec->format))
     return TRUE;
   say_no_importance_kernel (spec->format);
   return FALSE;
